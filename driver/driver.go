@@ -1,0 +1,169 @@
+// Package driver defines the Driver contract: the few operations the engine
+// needs from anything that stores shards and metadata records (a local disk,
+// a peer node's disk over RPC, a remote S3-compatible backend).
+//
+// A Driver stores two kinds of things:
+//
+//   - Shard files: opaque byte streams named by a Shard (a placement group
+//     and a hex name). They are written once through a ShardWriter and become
+//     visible atomically on Commit; an aborted or crashed write leaves nothing
+//     visible under the name.
+//   - Records: small values in a sorted index keyed by opaque strings. Each
+//     record carries a Version; a Driver keeps only the newest version of a
+//     key (last-writer-wins by Version, not by arrival order), so drives that
+//     receive concurrent writes in different orders converge on the same
+//     winner.
+//
+// Driver never interprets keys, record data or shard bytes: keys never become
+// file paths. Implementations must be safe for concurrent use and honour ctx
+// on every call.
+package driver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Sentinel errors returned (possibly wrapped) by every Driver.
+var (
+	// ErrNotFound means the shard file or record does not exist.
+	ErrNotFound = errors.New("driver: not found")
+	// ErrStale means a PutRecord carried a version older than the stored one;
+	// nothing was changed.
+	ErrStale = errors.New("driver: stale version")
+	// ErrInvalidName means a Shard name or record key is not acceptable.
+	ErrInvalidName = errors.New("driver: invalid name")
+	// ErrOffline means the drive cannot serve requests (unreachable, failed,
+	// closed).
+	ErrOffline = errors.New("driver: offline")
+	// ErrCorrupt means stored bytes failed an integrity check.
+	ErrCorrupt = errors.New("driver: corrupt")
+	// ErrForeignDrive means the drive is formatted for another cluster.
+	ErrForeignDrive = errors.New("driver: drive belongs to another cluster")
+)
+
+// DriveID names one drive in the cluster map.
+type DriveID string
+
+// VersionSize is the length in bytes of a Version.
+const VersionSize = 16
+
+// Version orders writes to one record key. Versions compare as big-endian
+// byte strings; the zero Version is older than every other.
+type Version [VersionSize]byte
+
+// Compare returns -1, 0 or +1 as v is older than, equal to or newer than w.
+func (v Version) Compare(w Version) int { return bytes.Compare(v[:], w[:]) }
+
+// IsZero reports whether v is the zero Version.
+func (v Version) IsZero() bool { return v == Version{} }
+
+// String returns v in hex.
+func (v Version) String() string { return fmt.Sprintf("%x", v[:]) }
+
+// Shard names one shard file on a drive: PG is the placement group it belongs
+// to and Name is a lowercase hex string (16 to 128 characters) chosen by the
+// engine, typically a hash of the artifact identity and version.
+type Shard struct {
+	PG   uint32
+	Name string
+}
+
+// Validate reports ErrInvalidName if s.Name is not 16 to 128 lowercase hex
+// characters.
+func (s Shard) Validate() error {
+	if len(s.Name) < 16 || len(s.Name) > 128 {
+		return fmt.Errorf("%w: shard name length %d", ErrInvalidName, len(s.Name))
+	}
+	for i := 0; i < len(s.Name); i++ {
+		c := s.Name[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return fmt.Errorf("%w: shard name %q", ErrInvalidName, s.Name)
+		}
+	}
+	return nil
+}
+
+// MaxKeySize is the longest record key a Driver must accept, in bytes.
+const MaxKeySize = 4096
+
+// Record is one entry of a drive's sorted index.
+type Record struct {
+	Key     string
+	Version Version
+	Data    []byte // opaque to the Driver
+}
+
+// Usage describes a drive's capacity in bytes.
+type Usage struct {
+	Total uint64 // bytes on the file system or backend, 0 if unknown
+	Free  uint64 // bytes available, 0 if unknown
+	Used  uint64 // bytes used by this drive's shard files and index
+}
+
+// Info describes a drive.
+type Info struct {
+	ID        DriveID
+	ClusterID string
+	Class     string // "local", "remote", "peer"
+	Usage     Usage
+}
+
+// ShardWriter receives the bytes of one shard file. Nothing is visible under
+// the shard's name until Commit returns nil; after a nil Commit the bytes are
+// on stable storage. Abort discards the write and is safe to call after
+// Commit (it does nothing then) and more than once. Exactly one of Commit or
+// Abort must eventually be called.
+type ShardWriter interface {
+	io.Writer
+	Commit(ctx context.Context) error
+	Abort() error
+}
+
+// Driver stores shard files and a sorted index of records.
+// Implementations must be safe for concurrent use.
+type Driver interface {
+	// Info returns the drive's identity and usage. It is also the health
+	// check: an error means the drive cannot serve.
+	Info(ctx context.Context) (Info, error)
+
+	// CreateShard starts writing shard s. Committing replaces any existing
+	// file of the same name.
+	CreateShard(ctx context.Context, s Shard) (ShardWriter, error)
+	// ReadShard returns length bytes of shard s starting at off; length -1
+	// means to the end. Reading past the end yields io.ErrUnexpectedEOF or a
+	// short stream; the caller verifies what it reads. The returned reader
+	// must be closed.
+	ReadShard(ctx context.Context, s Shard, off, length int64) (io.ReadCloser, error)
+	// DeleteShard removes shard s. Deleting a missing shard returns
+	// ErrNotFound.
+	DeleteShard(ctx context.Context, s Shard) error
+
+	// PutRecord stores r unless the stored record under r.Key has a newer
+	// Version, in which case it returns ErrStale and changes nothing. An
+	// equal Version replaces the stored data. It returns the record it
+	// replaced (ok false if there was none). The record is on stable storage
+	// when PutRecord returns nil.
+	PutRecord(ctx context.Context, r Record) (prev Record, ok bool, err error)
+	// GetRecord returns the record under key or ErrNotFound.
+	GetRecord(ctx context.Context, key string) (Record, error)
+	// DeleteRecord removes the record under key if its Version is v (any
+	// Version when v is zero). It returns ErrNotFound if there is no such
+	// record and ErrStale if the stored Version differs.
+	DeleteRecord(ctx context.Context, key string, v Version) error
+	// ListRecords returns up to limit records whose keys start with prefix
+	// and sort strictly after after, in ascending byte order of key.
+	ListRecords(ctx context.Context, prefix, after string, limit int) ([]Record, error)
+}
+
+// ValidateKey reports ErrInvalidName if key is empty or longer than
+// MaxKeySize.
+func ValidateKey(key string) error {
+	if key == "" || len(key) > MaxKeySize {
+		return fmt.Errorf("%w: record key length %d", ErrInvalidName, len(key))
+	}
+	return nil
+}
