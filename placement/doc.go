@@ -1,0 +1,76 @@
+// Package placement defines the cluster map and the pure functions that map
+// an artifact to the drives that store it: (tenant, container, key) → placement
+// group (PG) → ordered drive set. It does no I/O and imports nothing of this
+// module; the same inputs give the same map on every node, so the Raft FSM
+// may call it.
+//
+// # Erasure-coding policy
+//
+// A [Policy] is k data shards plus m parity shards per stripe. Reads need k
+// shards ([Policy.ReadQuorum]); writes need k, or k+1 when k == m, so that two
+// write quorums always overlap ([Policy.WriteQuorum]). [DefaultPolicy] picks
+// the policy for a cluster of n drives:
+//
+//	drives    policy    set size
+//	1         1+0       1
+//	2–3       1+1       2
+//	4–5       2+2       4
+//	6–7       4+2       6
+//	8         4+4       8
+//	9         5+4       9
+//	10        6+4       10
+//	...       (n-4)+4   n
+//	16        12+4      16
+//	> 16      12+4      16
+//	< 1       error
+//
+// # Key → PG
+//
+// [PGOf] hashes the artifact's name with 64-bit XXH3 and reduces the hash
+// modulo the PG count (a power of two, so this keeps the low bits). The hash
+// input is
+//
+//	uvarint(len(tenant)) || tenant || uvarint(len(container)) || container || key
+//
+// where uvarint is [encoding/binary.AppendUvarint]. The length prefixes make the
+// encoding injective for any byte strings, so ("a", "bc", "d") and
+// ("ab", "c", "d") never share an input. The encoding and hash are part of the
+// on-disk format: changing them moves every artifact.
+//
+// # PG → drives
+//
+// [NewMap] builds the PG → drive set table with rendezvous (highest random
+// weight) hashing. Each drive gets a score per PG,
+//
+//	score(pg, drive) = XXH3-64(drive ID, seed = pg)
+//
+// and each PG walks the drives in descending score order (ties, which need a
+// 64-bit collision, go to the smaller drive ID) and takes set size k+m of
+// them, subject to failure-domain caps:
+//
+//   - with N distinct nodes, at most ceil((k+m)/N) drives of a set on one node;
+//   - with Z distinct non-empty zones, at most ceil((k+m)/Z) drives of a set in
+//     one zone. Drives with an empty zone are not counted against any zone.
+//
+// The caps are those of an even spread, so losing one node loses at most
+// ceil((k+m)/N) shards of any stripe, and losing one zone at most
+// ceil((k+m)/Z): with at least k+m nodes that is one shard, and with 3 nodes ×
+// 2 drives under 4+2 it is exactly 2 = m. When the
+// drives cannot meet the caps (for example one node holds most drives) the
+// walk is repeated with both caps raised by one until the set is full, so
+// NewMap never fails for lack of spread, only for lack of drives. When every
+// node lies in a single zone, the greedy walk is optimal and the caps are only
+// relaxed if no set at all could satisfy them.
+//
+// The chosen drives are ordered by descending score: slot i of the set holds
+// shard i of every stripe in the PG, so slots 0..k-1 hold data and k..k+m-1
+// parity. Since scores are independent per PG, every drive holds data and
+// parity shards in proportion across PGs.
+//
+// The selection depends only on the set of drives (NewMap sorts them by ID),
+// the policy and the PG count, never on input order. Adding one drive changes
+// only the sets the new drive enters (about (k+m)/(n+1) of the PGs when the
+// caps do not change), and in each of those exactly one member leaves. Slots
+// are re-ordered by score, though, so a planner that migrates from an old map
+// should keep surviving drives in their old slots.
+package placement
