@@ -1,0 +1,45 @@
+// Package local implements driver.Driver on a directory of a local file
+// system: one Driver per disk.
+//
+// # Layout
+//
+// Under Config.Dir:
+//
+//	format.json                      {"version":1,"cluster_id":...,"drive_id":...}
+//	index.db                         bbolt database: the sorted record index
+//	shards/<pg>/<nn>/<name>          committed shard files
+//	tmp/<random>                     shard writes in progress
+//
+// <pg> is the placement group as (at least) 4 lowercase hex digits, <name> is
+// the shard name (16 to 128 lowercase hex characters, checked by
+// driver.Shard.Validate before anything touches the disk) and <nn> its first
+// two characters. No other caller-provided string ever becomes part of a
+// path: record keys live only inside index.db, as bbolt keys of the bucket
+// "records", each value being the 16-byte Version followed by the data.
+//
+// format.json is written once, atomically, on the first Open; later Opens
+// refuse a drive formatted for another cluster (driver.ErrForeignDrive) or
+// carrying another drive id. bbolt's file lock on index.db keeps a second
+// process from opening the same drive.
+//
+// # Durability
+//
+// Unless Config.NoSync is set, an acknowledged write is on stable storage:
+//
+//   - ShardWriter.Commit fsyncs the temp file, renames it over the final
+//     name and fsyncs the directory holding it; directories it had to create
+//     are fsynced into their parents first. A crash before the rename leaves
+//     a file in tmp/, which the next Open removes, so nothing is visible.
+//   - PutRecord and DeleteRecord return after the bbolt transaction holding
+//     them has been committed and fsynced. Concurrent calls share one
+//     transaction and one fsync (group commit).
+//   - DeleteShard fsyncs the directory the file was removed from.
+//
+// # Usage accounting
+//
+// Info reports Usage.Used as the bytes of committed shard files, counted by
+// a walk of shards/ on Open and kept up to date by Commit and DeleteShard,
+// plus the size of index.db. The shard count is approximate: concurrent
+// commits replacing the same name, or files changed behind the Driver's back,
+// can make it drift until the next Open.
+package local

@@ -1,0 +1,411 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vaultaire/vaultaire/driver"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+)
+
+// Names of the files and directories under Config.Dir.
+const (
+	formatFile = "format.json"
+	indexFile  = "index.db"
+	shardsDir  = "shards"
+	tmpDir     = "tmp"
+)
+
+// formatVersion is the version of the on-disk layout written to format.json.
+const formatVersion = 1
+
+// lockTimeout bounds how long Open waits for another process to release the
+// lock on index.db.
+const lockTimeout = time.Second
+
+// recordsBucket is the bbolt bucket holding the record index.
+var recordsBucket = []byte("records")
+
+// Config configures a local Driver.
+type Config struct {
+	// Dir is the root directory of the drive. Open creates it if missing.
+	Dir string
+	// ID is the drive id written to format.json on the first Open; later
+	// Opens fail if the stored id differs.
+	ID driver.DriveID
+	// ClusterID is the cluster the drive belongs to. Opening a drive
+	// formatted for another cluster fails with driver.ErrForeignDrive.
+	ClusterID string
+	// Logger receives operational messages. Nil discards them.
+	Logger *slog.Logger
+	// NoSync skips every fsync (shard files, directories and the index).
+	// It is UNSAFE: a crash or power loss can lose or tear acknowledged
+	// writes. Use it only in tests and benchmarks.
+	NoSync bool
+}
+
+// Validate reports whether c can be used to Open a drive.
+func (c Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return errors.New("driver/local: config: Dir is empty")
+	case c.ID == "":
+		return errors.New("driver/local: config: ID is empty")
+	case c.ClusterID == "":
+		return errors.New("driver/local: config: ClusterID is empty")
+	}
+	return nil
+}
+
+// format is the content of format.json.
+type format struct {
+	Version   int            `json:"version"`
+	ClusterID string         `json:"cluster_id"`
+	DriveID   driver.DriveID `json:"drive_id"`
+}
+
+// Driver is a driver.Driver on a local directory. It is safe for concurrent
+// use. Create it with Open and release it with Close.
+type Driver struct {
+	dir     string
+	id      driver.DriveID
+	cluster string
+	noSync  bool
+	log     *slog.Logger
+	db      *bolt.DB
+	commit  committer // groups record mutations into shared transactions
+
+	// shardBytes approximates the bytes of committed shard files.
+	shardBytes atomic.Int64
+
+	// syncedDirs holds the shard directories known to be durably linked
+	// into their parents (string → struct{}).
+	syncedDirs sync.Map
+
+	// mu is held shared by every operation and exclusively by Close, so
+	// Close waits for operations in flight.
+	mu     sync.RWMutex
+	closed atomic.Bool // set under mu held exclusively
+
+	wmu     sync.Mutex // guards writers
+	writers map[*shardWriter]struct{}
+}
+
+var _ driver.Driver = (*Driver)(nil)
+
+// Open opens the drive in c.Dir, formatting it on first use. It removes
+// leftovers of interrupted shard writes from tmp/ and counts the bytes of
+// committed shards, which takes a walk of shards/.
+func Open(ctx context.Context, c Config) (*Driver, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("driver/local: open %s: %w", c.Dir, err)
+	}
+	log := c.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &Driver{
+		dir:     c.Dir,
+		id:      c.ID,
+		cluster: c.ClusterID,
+		noSync:  c.NoSync,
+		log:     log.With("drive", string(c.ID), "dir", c.Dir),
+		writers: make(map[*shardWriter]struct{}),
+	}
+	if err := d.open(ctx); err != nil {
+		if d.db != nil {
+			d.db.Close()
+		}
+		return nil, fmt.Errorf("driver/local: open %s: %w", c.Dir, err)
+	}
+	d.log.Info("drive opened", "shard_bytes", d.shardBytes.Load())
+	return d, nil
+}
+
+func (d *Driver) open(ctx context.Context) error {
+	created, err := d.mkdir(d.dir, true)
+	if err != nil {
+		return err
+	}
+	if created {
+		if err := d.syncDir(filepath.Dir(filepath.Clean(d.dir))); err != nil {
+			return err
+		}
+	}
+
+	// Check or write the format record before index.db exists, so a crash
+	// never leaves an index without a format record.
+	switch err := d.checkFormat(); {
+	case errors.Is(err, fs.ErrNotExist):
+		if _, err := os.Lstat(filepath.Join(d.dir, indexFile)); err == nil {
+			return fmt.Errorf("%s exists but %s is missing; refusing to format", indexFile, formatFile)
+		}
+		if err := d.writeFormat(); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	}
+
+	db, err := bolt.Open(filepath.Join(d.dir, indexFile), 0o600, &bolt.Options{
+		Timeout: lockTimeout,
+		NoSync:  d.noSync,
+	})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return fmt.Errorf("%s is locked: drive in use by another process: %w", indexFile, err)
+	}
+	if err != nil {
+		return fmt.Errorf("open index: %w", err)
+	}
+	d.db = db
+	d.commit.db = db
+	// Another process may have formatted the drive between our check and
+	// taking the lock: check again now that we own it.
+	if err := d.checkFormat(); err != nil {
+		return err
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(recordsBucket)
+		return err
+	}); err != nil {
+		return fmt.Errorf("init index: %w", err)
+	}
+
+	if err := d.cleanTmp(); err != nil {
+		return err
+	}
+	if _, err := d.mkdir(filepath.Join(d.dir, shardsDir), false); err != nil {
+		return err
+	}
+	// The shards directory must be durably linked even when it already
+	// existed: a previous run may have crashed before syncing it.
+	if err := d.syncDir(d.dir); err != nil {
+		return err
+	}
+	return d.countShards(ctx)
+}
+
+// mkdir creates dir (and its parents if all is set) and reports whether it
+// did not exist before.
+func (d *Driver) mkdir(dir string, all bool) (bool, error) {
+	if _, err := os.Stat(dir); err == nil {
+		return false, nil
+	}
+	mk := os.Mkdir
+	if all {
+		mk = os.MkdirAll
+	}
+	if err := mk(dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+// checkFormat reads format.json and compares it with the configuration. It
+// returns an error wrapping fs.ErrNotExist if the file is missing.
+func (d *Driver) checkFormat() error {
+	b, err := os.ReadFile(filepath.Join(d.dir, formatFile))
+	if err != nil {
+		return err
+	}
+	var f format
+	if err := json.Unmarshal(b, &f); err != nil {
+		return fmt.Errorf("%s: %w: %v", formatFile, driver.ErrCorrupt, err)
+	}
+	switch {
+	case f.Version != formatVersion:
+		return fmt.Errorf("%s: unsupported format version %d (want %d)", formatFile, f.Version, formatVersion)
+	case f.ClusterID != d.cluster:
+		return fmt.Errorf("%s: cluster id %q, configured %q: %w", formatFile, f.ClusterID, d.cluster, driver.ErrForeignDrive)
+	case f.DriveID != d.id:
+		return fmt.Errorf("%s: drive id mismatch: drive is %q, configured %q", formatFile, f.DriveID, d.id)
+	}
+	return nil
+}
+
+// writeFormat writes format.json atomically.
+func (d *Driver) writeFormat() error {
+	b, err := json.Marshal(format{Version: formatVersion, ClusterID: d.cluster, DriveID: d.id})
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(d.dir, formatFile+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", formatFile, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // fails harmlessly after the rename
+	_, err = f.Write(append(b, '\n'))
+	if err == nil && !d.noSync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(d.dir, formatFile))
+	}
+	if err == nil {
+		err = d.syncDir(d.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", formatFile, err)
+	}
+	return nil
+}
+
+// cleanTmp removes everything left in tmp/ by writes a crash interrupted,
+// and creates tmp/ if missing.
+func (d *Driver) cleanTmp() error {
+	dir := filepath.Join(d.dir, tmpDir)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("clean %s: %w", tmpDir, err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", tmpDir, err)
+	}
+	// Also remove format.json temp files of an interrupted first Open.
+	if tmps, err := filepath.Glob(filepath.Join(d.dir, formatFile+".tmp*")); err == nil {
+		for _, t := range tmps {
+			os.Remove(t)
+		}
+	}
+	return nil
+}
+
+// countShards initialises shardBytes by walking shards/.
+func (d *Driver) countShards(ctx context.Context) error {
+	var total int64
+	err := filepath.WalkDir(filepath.Join(d.dir, shardsDir), func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if e.Type().IsRegular() {
+			if fi, err := e.Info(); err == nil {
+				total += fi.Size()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("count shards: %w", err)
+	}
+	d.shardBytes.Store(total)
+	return nil
+}
+
+// syncDir fsyncs directory dir, unless NoSync is set.
+func (d *Driver) syncDir(dir string) error {
+	if d.noSync {
+		return nil
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Close aborts shard writes in progress, waits for other calls in flight
+// and closes the index. Afterwards every method returns driver.ErrOffline.
+// Readers returned by ReadShard stay usable until closed.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	if d.closed.Load() {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed.Store(true)
+	d.mu.Unlock()
+
+	d.wmu.Lock()
+	ws := make([]*shardWriter, 0, len(d.writers))
+	for w := range d.writers {
+		ws = append(ws, w)
+	}
+	d.wmu.Unlock()
+	var errs []error
+	for _, w := range ws {
+		if err := w.Abort(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := d.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("driver/local: close index: %w", err))
+	}
+	d.log.Info("drive closed")
+	return errors.Join(errs...)
+}
+
+// begin starts an operation: it checks ctx and that the drive is open, and
+// holds d.mu shared until the returned function is called.
+func (d *Driver) begin(ctx context.Context) (end func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d.mu.RLock()
+	if d.closed.Load() {
+		d.mu.RUnlock()
+		return nil, driver.ErrOffline
+	}
+	return d.mu.RUnlock, nil
+}
+
+// Info returns the drive's identity and usage. Usage.Used is approximate
+// (see the package documentation).
+func (d *Driver) Info(ctx context.Context) (driver.Info, error) {
+	end, err := d.begin(ctx)
+	if err != nil {
+		return driver.Info{}, fmt.Errorf("driver/local: info: %w", err)
+	}
+	defer end()
+	var st unix.Statfs_t
+	if err := unix.Statfs(d.dir, &st); err != nil {
+		return driver.Info{}, fmt.Errorf("driver/local: info: statfs %s: %w", d.dir, err)
+	}
+	var indexSize int64
+	if err := d.db.View(func(tx *bolt.Tx) error {
+		indexSize = tx.Size()
+		return nil
+	}); err != nil {
+		return driver.Info{}, fmt.Errorf("driver/local: info: %w", err)
+	}
+	used := max(d.shardBytes.Load(), 0) + indexSize
+	bsize := uint64(st.Bsize)
+	return driver.Info{
+		ID:        d.id,
+		ClusterID: d.cluster,
+		Class:     "local",
+		Usage: driver.Usage{
+			Total: st.Blocks * bsize,
+			Free:  st.Bavail * bsize,
+			Used:  uint64(used),
+		},
+	}, nil
+}

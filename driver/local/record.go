@@ -1,0 +1,187 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/vaultaire/vaultaire/driver"
+	bolt "go.etcd.io/bbolt"
+)
+
+// decode splits a stored value into a Record, copying it out of bbolt's
+// memory.
+func decode(key, val []byte) (driver.Record, error) {
+	if len(val) < driver.VersionSize {
+		return driver.Record{}, fmt.Errorf("record value of %d bytes: %w", len(val), driver.ErrCorrupt)
+	}
+	r := driver.Record{Key: string(key), Data: bytes.Clone(val[driver.VersionSize:])}
+	copy(r.Version[:], val)
+	if r.Data == nil {
+		r.Data = []byte{}
+	}
+	return r, nil
+}
+
+// PutRecord stores r unless a newer version is stored (driver.ErrStale). It
+// returns after the change is on stable storage; concurrent calls share one
+// bbolt transaction and fsync. On error prev is the zero Record.
+func (d *Driver) PutRecord(ctx context.Context, r driver.Record) (prev driver.Record, ok bool, err error) {
+	if err := driver.ValidateKey(r.Key); err != nil {
+		return driver.Record{}, false, fmt.Errorf("driver/local: put record: %w", err)
+	}
+	end, err := d.begin(ctx)
+	if err != nil {
+		return driver.Record{}, false, fmt.Errorf("driver/local: put record: %w", err)
+	}
+	defer end()
+	key := []byte(r.Key)
+	val := make([]byte, driver.VersionSize+len(r.Data))
+	copy(val, r.Version[:])
+	copy(val[driver.VersionSize:], r.Data)
+	// opErr carries the outcome of the comparison out of the batch: an
+	// error returned from the batch function would roll back the other
+	// calls sharing the transaction and make bbolt retry them.
+	var opErr error
+	err = d.update(func(b *bolt.Bucket) error {
+		prev, ok, opErr = driver.Record{}, false, nil // the function may run twice
+		if old := b.Get(key); old != nil {
+			p, err := decode(key, old)
+			if err != nil {
+				opErr = err
+				return nil
+			}
+			if p.Version.Compare(r.Version) > 0 {
+				opErr = driver.ErrStale
+				return nil
+			}
+			prev, ok = p, true
+		}
+		return b.Put(key, val)
+	})
+	if err == nil {
+		err = opErr
+	}
+	if err != nil {
+		return driver.Record{}, false, fmt.Errorf("driver/local: put record version %v: %w", r.Version, err)
+	}
+	return prev, ok, nil
+}
+
+// GetRecord returns the record under key or driver.ErrNotFound.
+func (d *Driver) GetRecord(ctx context.Context, key string) (driver.Record, error) {
+	if err := driver.ValidateKey(key); err != nil {
+		return driver.Record{}, fmt.Errorf("driver/local: get record: %w", err)
+	}
+	end, err := d.begin(ctx)
+	if err != nil {
+		return driver.Record{}, fmt.Errorf("driver/local: get record: %w", err)
+	}
+	defer end()
+	var r driver.Record
+	err = d.db.View(func(tx *bolt.Tx) error {
+		val := tx.Bucket(recordsBucket).Get([]byte(key))
+		if val == nil {
+			return driver.ErrNotFound
+		}
+		var derr error
+		r, derr = decode([]byte(key), val)
+		return derr
+	})
+	if err != nil {
+		return driver.Record{}, fmt.Errorf("driver/local: get record: %w", err)
+	}
+	return r, nil
+}
+
+// DeleteRecord removes the record under key if its version is v, or any
+// version if v is zero. It returns after the change is on stable storage.
+func (d *Driver) DeleteRecord(ctx context.Context, key string, v driver.Version) error {
+	if err := driver.ValidateKey(key); err != nil {
+		return fmt.Errorf("driver/local: delete record: %w", err)
+	}
+	end, err := d.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("driver/local: delete record: %w", err)
+	}
+	defer end()
+	k := []byte(key)
+	var opErr error
+	err = d.update(func(b *bolt.Bucket) error {
+		opErr = nil
+		old := b.Get(k)
+		switch {
+		case old == nil:
+			opErr = driver.ErrNotFound
+			return nil
+		case len(old) < driver.VersionSize:
+			// A corrupt value can still be deleted unconditionally.
+			if !v.IsZero() {
+				opErr = driver.ErrCorrupt
+				return nil
+			}
+		case !v.IsZero() && !bytes.Equal(old[:driver.VersionSize], v[:]):
+			opErr = driver.ErrStale
+			return nil
+		}
+		return b.Delete(k)
+	})
+	if err == nil {
+		err = opErr
+	}
+	if err != nil {
+		return fmt.Errorf("driver/local: delete record version %v: %w", v, err)
+	}
+	return nil
+}
+
+// ListRecords returns up to limit records whose keys start with prefix and
+// sort after after, in ascending byte order. limit must be positive.
+func (d *Driver) ListRecords(ctx context.Context, prefix, after string, limit int) ([]driver.Record, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("driver/local: list records: limit %d is not positive", limit)
+	}
+	end, err := d.begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("driver/local: list records: %w", err)
+	}
+	defer end()
+	p, a := []byte(prefix), []byte(after)
+	start := p
+	if bytes.Compare(a, p) > 0 {
+		start = a
+	}
+	var out []driver.Record
+	err = d.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(recordsBucket).Cursor()
+		var k, v []byte
+		if len(start) == 0 {
+			k, v = c.First()
+		} else {
+			k, v = c.Seek(start)
+		}
+		for ; k != nil && len(out) < limit && bytes.HasPrefix(k, p); k, v = c.Next() {
+			if bytes.Equal(k, a) {
+				continue
+			}
+			r, err := decode(k, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("driver/local: list records: %w", err)
+	}
+	return out, nil
+}
+
+// update runs fn on the records bucket in a read-write transaction, possibly
+// shared with concurrent callers, and returns once it is committed (and
+// fsynced unless NoSync). fn may run more than once and must return an error
+// only for failures that should fail the whole transaction.
+func (d *Driver) update(fn func(*bolt.Bucket) error) error {
+	return d.commit.do(fn)
+}

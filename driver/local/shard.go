@@ -1,0 +1,324 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/vaultaire/vaultaire/driver"
+)
+
+// shardDirs returns the directories holding shard s: shards/<pg> and
+// shards/<pg>/<nn>. s must be valid.
+func (d *Driver) shardDirs(s driver.Shard) (pgDir, dir string) {
+	pgDir = filepath.Join(d.dir, shardsDir, fmt.Sprintf("%04x", s.PG))
+	return pgDir, filepath.Join(pgDir, s.Name[:2])
+}
+
+// shardPath returns the path of committed shard s. s must be valid.
+func (d *Driver) shardPath(s driver.Shard) string {
+	_, dir := d.shardDirs(s)
+	return filepath.Join(dir, s.Name)
+}
+
+// CreateShard starts writing shard s into a temp file under tmp/. Write
+// checks ctx too, so cancelling it fails the write; Commit takes its own ctx.
+func (d *Driver) CreateShard(ctx context.Context, s driver.Shard) (driver.ShardWriter, error) {
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("driver/local: create shard %04x: %w", s.PG, err)
+	}
+	end, err := d.begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("driver/local: create shard %04x/%s: %w", s.PG, s.Name, err)
+	}
+	defer end()
+	f, err := os.CreateTemp(filepath.Join(d.dir, tmpDir), "shard-*")
+	if err != nil {
+		return nil, fmt.Errorf("driver/local: create shard %04x/%s: %w", s.PG, s.Name, err)
+	}
+	w := &shardWriter{d: d, ctx: ctx, s: s, f: f, tmp: f.Name()}
+	d.wmu.Lock()
+	d.writers[w] = struct{}{}
+	d.wmu.Unlock()
+	return w, nil
+}
+
+// Writer states.
+const (
+	writing = iota
+	committed
+	aborted
+)
+
+// shardWriter writes one shard to a temp file and renames it into place on
+// Commit.
+type shardWriter struct {
+	d *Driver
+	// ctx is the context given to CreateShard. io.Writer has no ctx
+	// parameter, so Write checks this one.
+	ctx context.Context
+	s   driver.Shard
+	tmp string // path of the temp file
+
+	mu    sync.Mutex // guards the following fields
+	f     *os.File
+	n     int64 // bytes written
+	state int
+	err   error // first write error; Commit fails with it
+}
+
+func (w *shardWriter) errorf(op string, err error) error {
+	return fmt.Errorf("driver/local: %s shard %04x/%s: %w", op, w.s.PG, w.s.Name, err)
+}
+
+// Write appends p to the shard. It fails once the drive is closed, the ctx
+// given to CreateShard is done, or an earlier Write failed.
+func (w *shardWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.state == committed:
+		return 0, w.errorf("write", errors.New("already committed"))
+	case w.d.closed.Load():
+		return 0, w.errorf("write", driver.ErrOffline)
+	case w.state == aborted:
+		return 0, w.errorf("write", errors.New("aborted"))
+	case w.err != nil:
+		return 0, w.err
+	}
+	if err := w.ctx.Err(); err != nil {
+		w.err = w.errorf("write", err)
+		return 0, w.err
+	}
+	n, err := w.f.Write(p)
+	w.n += int64(n)
+	if err != nil {
+		w.err = w.errorf("write", err)
+		return n, w.err
+	}
+	return n, nil
+}
+
+// Commit makes the shard visible under its name, replacing any existing
+// file, and returns once it is on stable storage (unless NoSync). On error,
+// including a done ctx, the write is aborted. If the final directory fsync
+// fails the new file may already be visible; Commit still reports the error.
+func (w *shardWriter) Commit(ctx context.Context) error {
+	end, err := w.d.begin(ctx)
+	if err != nil {
+		w.Abort()
+		return w.errorf("commit", err)
+	}
+	defer end()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.state == committed:
+		return w.errorf("commit", errors.New("already committed"))
+	case w.state == aborted:
+		return w.errorf("commit", errors.New("aborted"))
+	case w.err != nil:
+		w.abortLocked()
+		return w.err
+	}
+	err = w.commitLocked(ctx)
+	if err != nil {
+		w.abortLocked() // a no-op if the rename happened
+	}
+	w.forget()
+	if err != nil {
+		return w.errorf("commit", err)
+	}
+	return nil
+}
+
+func (w *shardWriter) commitLocked(ctx context.Context) error {
+	d := w.d
+	if !d.noSync {
+		if err := w.f.Sync(); err != nil {
+			return err
+		}
+	}
+	err := w.f.Close()
+	w.f = nil
+	if err != nil {
+		return err
+	}
+	pgDir, dir := d.shardDirs(w.s)
+	if err := d.ensureDir(filepath.Join(d.dir, shardsDir), pgDir); err != nil {
+		return err
+	}
+	if err := d.ensureDir(pgDir, dir); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err // the last moment the write can still be cancelled
+	}
+	final := filepath.Join(dir, w.s.Name)
+	var old int64
+	if fi, err := os.Lstat(final); err == nil {
+		old = fi.Size()
+	}
+	if err := os.Rename(w.tmp, final); err != nil {
+		return err
+	}
+	w.state = committed // the temp file is gone: nothing left to abort
+	d.shardBytes.Add(w.n - old)
+	return d.syncDir(dir)
+}
+
+// ensureDir creates dir inside parent if missing and makes sure its entry is
+// durable by fsyncing parent, once per directory per Driver.
+func (d *Driver) ensureDir(parent, dir string) error {
+	if _, ok := d.syncedDirs.Load(dir); ok {
+		return nil
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	// Sync even if another writer created dir: it may not have synced yet.
+	if err := d.syncDir(parent); err != nil {
+		return err
+	}
+	d.syncedDirs.Store(dir, struct{}{})
+	return nil
+}
+
+// Abort discards the write. It is a no-op after Commit or a previous Abort.
+func (w *shardWriter) Abort() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.state != writing {
+		return nil
+	}
+	if err := w.abortLocked(); err != nil {
+		return w.errorf("abort", err)
+	}
+	return nil
+}
+
+func (w *shardWriter) abortLocked() error {
+	if w.state != writing {
+		return nil
+	}
+	w.state = aborted
+	w.forget()
+	var errs []error
+	if w.f != nil {
+		w.f.Close()
+		w.f = nil
+	}
+	if err := os.Remove(w.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// forget removes w from the Driver's set of open writers.
+func (w *shardWriter) forget() {
+	w.d.wmu.Lock()
+	delete(w.d.writers, w)
+	w.d.wmu.Unlock()
+}
+
+// ReadShard returns length bytes of shard s from off (length -1: to the
+// end). The size of the file is taken when ReadShard is called. If the file
+// holds fewer than off+length bytes, the reader returns what there is and
+// then io.ErrUnexpectedEOF; with length -1 and off beyond the end it returns
+// io.ErrUnexpectedEOF at once, and with off exactly at the end an empty
+// stream. A missing shard is driver.ErrNotFound.
+func (d *Driver) ReadShard(ctx context.Context, s driver.Shard, off, length int64) (io.ReadCloser, error) {
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("driver/local: read shard %04x: %w", s.PG, err)
+	}
+	if off < 0 || length < -1 {
+		return nil, fmt.Errorf("driver/local: read shard %04x/%s: invalid range off %d length %d", s.PG, s.Name, off, length)
+	}
+	end, err := d.begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("driver/local: read shard %04x/%s: %w", s.PG, s.Name, err)
+	}
+	defer end()
+	f, err := os.Open(d.shardPath(s))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("driver/local: read shard %04x/%s: %w", s.PG, s.Name, driver.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("driver/local: read shard %04x/%s: %w", s.PG, s.Name, err)
+	}
+	r := &shardReader{f: f, off: off, end: off + length}
+	if length == -1 {
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("driver/local: read shard %04x/%s: %w", s.PG, s.Name, err)
+		}
+		r.end = fi.Size()
+		r.short = off > r.end
+	}
+	return r, nil
+}
+
+// shardReader reads bytes [off, end) of a shard file.
+type shardReader struct {
+	f        *os.File
+	off, end int64
+	short    bool // the range starts beyond the end of the file
+}
+
+func (r *shardReader) Read(p []byte) (int, error) {
+	if r.short {
+		return 0, io.ErrUnexpectedEOF
+	}
+	if r.off >= r.end {
+		return 0, io.EOF
+	}
+	if rest := r.end - r.off; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	n, err := r.f.ReadAt(p, r.off)
+	r.off += int64(n)
+	if errors.Is(err, io.EOF) {
+		if n == len(p) {
+			err = nil
+		} else {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	return n, err
+}
+
+func (r *shardReader) Close() error { return r.f.Close() }
+
+// DeleteShard removes shard s, or returns driver.ErrNotFound.
+func (d *Driver) DeleteShard(ctx context.Context, s driver.Shard) error {
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("driver/local: delete shard %04x: %w", s.PG, err)
+	}
+	end, err := d.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("driver/local: delete shard %04x/%s: %w", s.PG, s.Name, err)
+	}
+	defer end()
+	_, dir := d.shardDirs(s)
+	path := filepath.Join(dir, s.Name)
+	var size int64
+	if fi, err := os.Lstat(path); err == nil {
+		size = fi.Size()
+	}
+	if err := os.Remove(path); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("driver/local: delete shard %04x/%s: %w", s.PG, s.Name, driver.ErrNotFound)
+	} else if err != nil {
+		return fmt.Errorf("driver/local: delete shard %04x/%s: %w", s.PG, s.Name, err)
+	}
+	d.shardBytes.Add(-size)
+	if err := d.syncDir(dir); err != nil {
+		return fmt.Errorf("driver/local: delete shard %04x/%s: %w", s.PG, s.Name, err)
+	}
+	return nil
+}

@@ -1,0 +1,563 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/erasure"
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// ArtifactInfo describes one version of an Artifact.
+type ArtifactInfo struct {
+	Tenant, Container, Key string
+	Version                driver.Version
+	Size                   int64 // bytes
+	ETag                   string
+	ContentType            string
+	Modified               time.Time
+	Metadata               map[string]string // user metadata and stored standard headers
+}
+
+// PutOptions describes the artifact a Put stores.
+type PutOptions struct {
+	// Size is the body length in bytes, or -1 if unknown. A body of another
+	// length fails with ErrIncompleteBody and stores nothing.
+	Size        int64
+	ContentType string
+	Metadata    map[string]string
+	// MD5, if set, is the expected MD5 of the body; a mismatch fails with
+	// ErrBadDigest and stores nothing.
+	MD5 []byte
+}
+
+func (e *Engine) info(tenant, container, key string, r *record) ArtifactInfo {
+	return ArtifactInfo{
+		Tenant: tenant, Container: container, Key: key,
+		Version:     r.Version,
+		Size:        r.Size,
+		ETag:        r.ETag,
+		ContentType: r.ContentType,
+		Modified:    time.Unix(0, r.Modified),
+		Metadata:    r.Metadata,
+	}
+}
+
+// shardName names the shard files of one artifact version. Keys never reach
+// a file name: only this hash does.
+func shardName(tenant, container, key string, v driver.Version) string {
+	h := sha256.New()
+	h.Write([]byte(indexPrefix(tenant, container)))
+	h.Write([]byte(key))
+	h.Write([]byte{0})
+	h.Write(v[:])
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func metadataSize(m map[string]string) int {
+	n := 0
+	for k, v := range m {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+// checkContainer validates the names and that the container exists.
+func (e *Engine) checkContainer(ctx context.Context, tenant, container string) error {
+	if err := validTenant(tenant); err != nil {
+		return err
+	}
+	if err := validContainer(container); err != nil {
+		return err
+	}
+	if _, err := e.cfg.Containers.Container(ctx, tenant, container); err != nil {
+		return err
+	}
+	return nil
+}
+
+// errWriter is the shard writer of a drive that could not be opened.
+type errWriter struct{ err error }
+
+func (w errWriter) Write([]byte) (int, error) { return 0, w.err }
+
+// Put stores body as the newest version of key. It streams: memory use is a
+// few stripes whatever the size.
+func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io.Reader, opts PutOptions) (ArtifactInfo, error) {
+	if err := validKey(key); err != nil {
+		return ArtifactInfo{}, err
+	}
+	if metadataSize(opts.Metadata)+len(opts.ContentType) > MaxMetadataSize {
+		return ArtifactInfo{}, ErrMetadataTooLarge
+	}
+	if opts.Size > MaxArtifactSize {
+		return ArtifactInfo{}, fmt.Errorf("%w: %d bytes", ErrTooLarge, opts.Size)
+	}
+	if err := e.checkContainer(ctx, tenant, container); err != nil {
+		return ArtifactInfo{}, err
+	}
+	m := e.cfg.Topology.Map()
+	pol := m.Policy
+	pg := m.PGOf(tenant, container, key)
+	drives, derrs := e.pgDrives(m, pg)
+	codec, err := e.codec(pol.Data, pol.Parity, e.cfg.StripeSize)
+	if err != nil {
+		return ArtifactInfo{}, err
+	}
+	version, now := e.newVersion()
+	rec := record{
+		Version: version, ContentType: opts.ContentType, Modified: now.UnixNano(),
+		Metadata: opts.Metadata, Data: pol.Data, Parity: pol.Parity,
+		StripeSize: e.cfg.StripeSize, PG: pg,
+	}
+	wq := pol.WriteQuorum()
+	n := pol.SetSize()
+
+	// Read the head of the body: small artifacts are stored inline.
+	var head []byte
+	inline := false
+	if e.cfg.InlineMax > 0 && opts.Size <= e.cfg.InlineMax {
+		head = make([]byte, e.cfg.InlineMax+1)
+		if opts.Size >= 0 {
+			head = head[:opts.Size+1]
+		}
+		got, err := io.ReadFull(body, head)
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			inline = true
+		case err != nil:
+			return ArtifactInfo{}, fmt.Errorf("engine: put %s: read body: %w", container, err)
+		}
+		head = head[:got]
+	}
+
+	digest := md5.New()
+	var inlineShards [][]byte
+	committed := make([]bool, n)
+	shard := driver.Shard{PG: pg, Name: shardName(tenant, container, key, version)}
+	if inline {
+		bufs := make([]*bytes.Buffer, n)
+		ws := make([]io.Writer, n)
+		for j := range n {
+			bufs[j] = new(bytes.Buffer)
+			ws[j] = bufs[j]
+		}
+		res, err := codec.Encode(ctx, bytes.NewReader(head), ws, erasure.EncodeOptions{Hash: digest})
+		if err != nil {
+			return ArtifactInfo{}, fmt.Errorf("engine: put inline: %w", err)
+		}
+		rec.Size = res.Size
+		rec.IsInline = true
+		for j := range n {
+			inlineShards = append(inlineShards, bufs[j].Bytes())
+			committed[j] = drives[j] != nil
+		}
+	} else {
+		if len(head) > 0 {
+			body = io.MultiReader(bytes.NewReader(head), body)
+		}
+		limit := int64(MaxArtifactSize)
+		if opts.Size >= 0 {
+			limit = opts.Size
+		}
+		size, err := e.putShards(ctx, codec, drives, derrs, shard, io.LimitReader(body, limit+1), wq, digest, committed)
+		if err != nil {
+			return ArtifactInfo{}, fmt.Errorf("engine: put %s/%s: %w", tenant, container, err)
+		}
+		rec.Size = size
+		if size > limit {
+			e.deleteShards(ctx, drives, shard, committed)
+			if opts.Size >= 0 {
+				return ArtifactInfo{}, ErrIncompleteBody
+			}
+			return ArtifactInfo{}, ErrTooLarge
+		}
+	}
+	if opts.Size >= 0 && rec.Size != opts.Size {
+		e.deleteShards(ctx, drives, shard, committed)
+		return ArtifactInfo{}, fmt.Errorf("%w: got %d bytes, want %d", ErrIncompleteBody, rec.Size, opts.Size)
+	}
+	sum := digest.Sum(nil)
+	if opts.MD5 != nil && !bytes.Equal(sum, opts.MD5) {
+		e.deleteShards(ctx, drives, shard, committed)
+		return ArtifactInfo{}, ErrBadDigest
+	}
+	rec.ETag = hex.EncodeToString(sum)
+
+	if err := e.writeRecords(ctx, tenant, container, key, drives, &rec, inlineShards, committed, wq); err != nil {
+		return ArtifactInfo{}, err
+	}
+	return e.info(tenant, container, key, &rec), nil
+}
+
+// putShards encodes body onto new shard files on drives and commits them.
+// committed[j] reports which drives hold their shard afterwards. On error
+// nothing is left behind.
+func (e *Engine) putShards(ctx context.Context, codec *erasure.Codec, drives []driver.Driver, derrs []error, shard driver.Shard, body io.Reader, wq int, digest hash.Hash, committed []bool) (int64, error) {
+	n := len(drives)
+	sws := make([]driver.ShardWriter, n)
+	ws := make([]io.Writer, n)
+	for j, d := range drives {
+		ws[j] = errWriter{derrs[j]}
+		if d == nil {
+			continue
+		}
+		sw, err := d.CreateShard(ctx, shard)
+		if err != nil {
+			ws[j] = errWriter{err}
+			continue
+		}
+		sws[j], ws[j] = sw, sw
+	}
+	abort := func() {
+		for _, sw := range sws {
+			if sw != nil {
+				sw.Abort()
+			}
+		}
+	}
+	res, err := codec.Encode(ctx, body, ws, erasure.EncodeOptions{Quorum: wq, Hash: digest})
+	if err != nil {
+		abort()
+		if errors.Is(err, erasure.ErrWriteQuorum) {
+			return 0, fmt.Errorf("%w: %w", ErrWriteQuorum, err)
+		}
+		return 0, err
+	}
+	// Commit in parallel: each commit is an fsync and a rename.
+	var wg sync.WaitGroup
+	for j, sw := range sws {
+		if sw == nil || res.Errs[j] != nil {
+			continue
+		}
+		wg.Go(func() {
+			if err := sw.Commit(ctx); err != nil {
+				e.log.Warn("shard commit failed", "pg", shard.PG, "shard", j, "err", err)
+				return
+			}
+			committed[j] = true
+		})
+	}
+	wg.Wait()
+	abort() // no-op for committed writers
+	ok := 0
+	for _, c := range committed {
+		if c {
+			ok++
+		}
+	}
+	if ok < wq {
+		e.deleteShards(ctx, drives, shard, committed)
+		return 0, fmt.Errorf("%w: %d of %d shards committed, need %d", ErrWriteQuorum, ok, n, wq)
+	}
+	return res.Size, nil
+}
+
+// deleteShards removes the shard files named shard from the drives where
+// committed is set, in parallel, and clears committed.
+func (e *Engine) deleteShards(ctx context.Context, drives []driver.Driver, shard driver.Shard, committed []bool) {
+	ctx = context.WithoutCancel(ctx)
+	var wg sync.WaitGroup
+	for j, c := range committed {
+		if !c || drives[j] == nil {
+			continue
+		}
+		committed[j] = false
+		wg.Go(func() {
+			if err := drives[j].DeleteShard(ctx, shard); err != nil && !errors.Is(err, driver.ErrNotFound) {
+				e.log.Warn("shard delete failed", "pg", shard.PG, "shard", j, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// writeRecords writes rec (shard j's copy to drive j) to the drives where
+// ok is set, then removes the shard files that the writes made unreachable:
+// those of the version each drive replaced, or this version's own where a
+// newer version had already landed. It fails with ErrWriteQuorum when fewer
+// than wq drives took the record.
+func (e *Engine) writeRecords(ctx context.Context, tenant, container, key string, drives []driver.Driver, rec *record, inline [][]byte, ok []bool, wq int) error {
+	ikey := indexPrefix(tenant, container) + key
+	var wg sync.WaitGroup
+	errs := make([]error, len(drives))
+	for j, d := range drives {
+		if !ok[j] || d == nil {
+			errs[j] = ErrWriteQuorum
+			continue
+		}
+		r := *rec
+		r.Shard = j
+		if inline != nil {
+			r.Inline = inline[j]
+		}
+		data := r.marshal()
+		wg.Go(func() {
+			prev, replaced, err := d.PutRecord(ctx, driver.Record{Key: ikey, Version: rec.Version, Data: data})
+			errs[j] = err
+			gctx := context.WithoutCancel(ctx)
+			switch {
+			case errors.Is(err, driver.ErrStale) && !rec.IsInline && !rec.Deleted:
+				// A newer version won on this drive: our shard is garbage.
+				d.DeleteShard(gctx, driver.Shard{PG: rec.PG, Name: shardName(tenant, container, key, rec.Version)})
+			case err == nil && replaced && prev.Version != rec.Version:
+				if old, derr := unmarshalRecord(prev.Data); derr == nil && !old.IsInline && !old.Deleted {
+					d.DeleteShard(gctx, driver.Shard{PG: old.PG, Name: shardName(tenant, container, key, old.Version)})
+				}
+			}
+		})
+	}
+	wg.Wait()
+	n := 0
+	var firstErr error
+	for _, err := range errs {
+		if err == nil || errors.Is(err, driver.ErrStale) {
+			n++
+		} else if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if n < wq {
+		return fmt.Errorf("%w: %d of %d records written, need %d: %w", ErrWriteQuorum, n, len(drives), wq, firstErr)
+	}
+	return nil
+}
+
+// Artifact is an opened artifact version: its metadata, read from a quorum
+// of drives, and what is needed to read its bytes.
+type Artifact struct {
+	Info ArtifactInfo
+
+	e       *Engine
+	rec     *record   // the newest record
+	holders []*record // per shard: the drive's record if it holds this version
+	drives  []driver.Driver
+	codec   *erasure.Codec
+}
+
+// Open reads the newest version of key's metadata from its drives. It fails
+// with ErrNoSuchArtifact if the newest version is a deletion or there is
+// none, and with ErrReadQuorum if fewer than k drives answered.
+func (e *Engine) Open(ctx context.Context, tenant, container, key string) (*Artifact, error) {
+	if err := validKey(key); err != nil {
+		return nil, err
+	}
+	if err := e.checkContainer(ctx, tenant, container); err != nil {
+		return nil, err
+	}
+	m := e.cfg.Topology.Map()
+	pg := m.PGOf(tenant, container, key)
+	drives, _ := e.pgDrives(m, pg)
+	recs, answered := e.readRecords(ctx, drives, indexPrefix(tenant, container)+key)
+	if answered < m.Policy.ReadQuorum() {
+		return nil, fmt.Errorf("%w: %d of %d drives answered, need %d", ErrReadQuorum, answered, len(drives), m.Policy.ReadQuorum())
+	}
+	var newest *record
+	for _, r := range recs {
+		if r != nil && (newest == nil || r.Version.Compare(newest.Version) > 0) {
+			newest = r
+		}
+	}
+	if newest == nil || newest.Deleted {
+		return nil, ErrNoSuchArtifact
+	}
+	if newest.Data+newest.Parity != len(drives) || newest.PG != pg {
+		// The map moved this artifact; migration is the cluster's job.
+		return nil, fmt.Errorf("%w: artifact placed with %d+%d in pg %d, map has %d drives in pg %d", ErrReadQuorum, newest.Data, newest.Parity, newest.PG, len(drives), pg)
+	}
+	holders := make([]*record, len(drives))
+	for j, r := range recs {
+		if r != nil && r.Version == newest.Version && r.Shard == j {
+			holders[j] = r
+		}
+	}
+	codec, err := e.codec(newest.Data, newest.Parity, newest.StripeSize)
+	if err != nil {
+		return nil, err
+	}
+	return &Artifact{
+		Info:    e.info(tenant, container, key, newest),
+		e:       e,
+		rec:     newest,
+		holders: holders,
+		drives:  drives,
+		codec:   codec,
+	}, nil
+}
+
+// readRecords reads key's record from every drive in parallel. It returns
+// the decoded records (nil where missing or unreadable) and how many drives
+// answered (with a record or a clean "not found").
+func (e *Engine) readRecords(ctx context.Context, drives []driver.Driver, key string) ([]*record, int) {
+	recs := make([]*record, len(drives))
+	answered := make([]bool, len(drives))
+	var wg sync.WaitGroup
+	for j, d := range drives {
+		if d == nil {
+			continue
+		}
+		wg.Go(func() {
+			raw, err := d.GetRecord(ctx, key)
+			switch {
+			case errors.Is(err, driver.ErrNotFound):
+				answered[j] = true
+			case err != nil:
+				e.log.Debug("record read failed", "shard", j, "err", err)
+			default:
+				r, err := unmarshalRecord(raw.Data)
+				if err != nil {
+					e.log.Warn("corrupt record", "shard", j, "err", err)
+					return
+				}
+				recs[j], answered[j] = r, true
+			}
+		})
+	}
+	wg.Wait()
+	n := 0
+	for _, a := range answered {
+		if a {
+			n++
+		}
+	}
+	return recs, n
+}
+
+// Head returns the newest version's metadata.
+func (e *Engine) Head(ctx context.Context, tenant, container, key string) (ArtifactInfo, error) {
+	a, err := e.Open(ctx, tenant, container, key)
+	if err != nil {
+		return ArtifactInfo{}, err
+	}
+	return a.Info, nil
+}
+
+func (a *Artifact) shard() driver.Shard {
+	return driver.Shard{PG: a.rec.PG, Name: shardName(a.Info.Tenant, a.Info.Container, a.Info.Key, a.rec.Version)}
+}
+
+// open is the erasure.OpenFunc of a's shards.
+func (a *Artifact) open(ctx context.Context, j int, off, length int64) (io.ReadCloser, error) {
+	if a.rec.IsInline {
+		h := a.holders[j]
+		if h == nil {
+			return nil, errArtifactIncomplete
+		}
+		if off > int64(len(h.Inline)) {
+			return nil, io.ErrUnexpectedEOF
+		}
+		end := min(off+length, int64(len(h.Inline)))
+		return io.NopCloser(bytes.NewReader(h.Inline[off:end])), nil
+	}
+	if a.drives[j] == nil {
+		return nil, errArtifactIncomplete
+	}
+	// A drive without the record may still hold the shard: try it.
+	return a.drives[j].ReadShard(ctx, a.shard(), off, length)
+}
+
+// WriteRange writes bytes [off, off+length) of the artifact to w, verifying
+// every block. A degraded read succeeds and queues the artifact for healing.
+func (a *Artifact) WriteRange(ctx context.Context, w io.Writer, off, length int64) error {
+	if off < 0 || length < 0 || off+length > a.Info.Size {
+		return fmt.Errorf("%w: %d+%d of %d bytes", ErrInvalidRange, off, length, a.Info.Size)
+	}
+	res, err := a.codec.Decode(ctx, w, a.Info.Size, off, length, a.open)
+	degraded := len(res.Bad) > 0
+	for _, h := range a.holders {
+		degraded = degraded || h == nil
+	}
+	if degraded {
+		a.e.queueHeal(HealItem{a.Info.Tenant, a.Info.Container, a.Info.Key})
+	}
+	if errors.Is(err, erasure.ErrTooFewShards) {
+		return fmt.Errorf("%w: %w", ErrReadQuorum, err)
+	}
+	return err
+}
+
+// Reader returns bytes [off, off+length) of the artifact as a stream. The
+// caller must Close it; closing early stops the read.
+func (a *Artifact) Reader(ctx context.Context, off, length int64) io.ReadCloser {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(a.WriteRange(ctx, pw, off, length))
+	}()
+	return &pipeReader{PipeReader: pr, done: done}
+}
+
+type pipeReader struct {
+	*io.PipeReader
+	done chan struct{}
+}
+
+// Close stops the read and waits for its goroutine to end.
+func (p *pipeReader) Close() error {
+	err := p.PipeReader.Close()
+	<-p.done
+	return err
+}
+
+// Delete removes key by writing a deletion (a tombstone version) to its
+// drives. Deleting a missing key succeeds, as in S3.
+func (e *Engine) Delete(ctx context.Context, tenant, container, key string) error {
+	if err := validKey(key); err != nil {
+		return err
+	}
+	if err := e.checkContainer(ctx, tenant, container); err != nil {
+		return err
+	}
+	m := e.cfg.Topology.Map()
+	pg := m.PGOf(tenant, container, key)
+	drives, _ := e.pgDrives(m, pg)
+	version, now := e.newVersion()
+	rec := record{Version: version, Deleted: true, Modified: now.UnixNano(), Data: m.Policy.Data, Parity: m.Policy.Parity, StripeSize: e.cfg.StripeSize, PG: pg}
+	ok := make([]bool, len(drives))
+	for j := range ok {
+		ok[j] = true
+	}
+	if err := e.writeRecords(ctx, tenant, container, key, drives, &rec, nil, ok, m.Policy.WriteQuorum()); err != nil {
+		return fmt.Errorf("engine: delete: %w", err)
+	}
+	return nil
+}
+
+// CopyOptions describes how Copy treats metadata.
+type CopyOptions struct {
+	// ReplaceMetadata replaces the source's content type and metadata with
+	// the fields below; otherwise they are copied.
+	ReplaceMetadata bool
+	ContentType     string
+	Metadata        map[string]string
+}
+
+// Copy stores the newest version of srcKey in srcContainer as dstKey in
+// dstContainer, both of tenant. Copying onto itself makes a new version.
+func (e *Engine) Copy(ctx context.Context, tenant, srcContainer, srcKey, dstContainer, dstKey string, opts CopyOptions) (ArtifactInfo, error) {
+	src, err := e.Open(ctx, tenant, srcContainer, srcKey)
+	if err != nil {
+		return ArtifactInfo{}, err
+	}
+	put := PutOptions{Size: src.Info.Size, ContentType: src.Info.ContentType, Metadata: src.Info.Metadata}
+	if opts.ReplaceMetadata {
+		put.ContentType, put.Metadata = opts.ContentType, opts.Metadata
+	}
+	r := src.Reader(ctx, 0, src.Info.Size)
+	defer r.Close()
+	return e.Put(ctx, tenant, dstContainer, dstKey, r, put)
+}
+
+// mapOf is a test seam: the map the engine is using.
+func (e *Engine) mapOf() *placement.Map { return e.cfg.Topology.Map() }

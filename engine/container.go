@@ -1,0 +1,51 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+)
+
+// CreateContainer creates a container owned by tenant. It fails with
+// ErrContainerExists if tenant already owns one of that name; other tenants'
+// containers never collide.
+func (e *Engine) CreateContainer(ctx context.Context, tenant, name string) error {
+	if err := validTenant(tenant); err != nil {
+		return err
+	}
+	if err := validContainer(name); err != nil {
+		return err
+	}
+	return e.cfg.Containers.CreateContainer(ctx, ContainerInfo{Tenant: tenant, Name: name, Created: e.cfg.Now()})
+}
+
+// DeleteContainer deletes an empty container. It fails with
+// ErrContainerNotEmpty if any artifact is visible in it.
+func (e *Engine) DeleteContainer(ctx context.Context, tenant, name string) error {
+	res, err := e.List(ctx, tenant, name, ListOptions{Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(res.Artifacts) > 0 {
+		return fmt.Errorf("%w: %s", ErrContainerNotEmpty, name)
+	}
+	return e.cfg.Containers.DeleteContainer(ctx, tenant, name)
+}
+
+// Container returns a container of tenant, or ErrNoSuchContainer.
+func (e *Engine) Container(ctx context.Context, tenant, name string) (ContainerInfo, error) {
+	if err := validTenant(tenant); err != nil {
+		return ContainerInfo{}, err
+	}
+	if err := validContainer(name); err != nil {
+		return ContainerInfo{}, err
+	}
+	return e.cfg.Containers.Container(ctx, tenant, name)
+}
+
+// Containers returns tenant's containers sorted by name.
+func (e *Engine) Containers(ctx context.Context, tenant string) ([]ContainerInfo, error) {
+	if err := validTenant(tenant); err != nil {
+		return nil, err
+	}
+	return e.cfg.Containers.Containers(ctx, tenant)
+}

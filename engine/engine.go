@@ -1,0 +1,300 @@
+// Package engine is the one entry point for data operations: it stores,
+// reads, lists, copies and deletes tenant-scoped Artifacts in Containers,
+// orchestrating placement, erasure coding and drivers.
+//
+// # Data path
+//
+// Put resolves the artifact's placement group (PG) from hash(tenant,
+// container, key) and the PG's ordered drive set from the cluster map. It
+// then streams the body through erasure coding, one stripe at a time, with
+// shard i of every stripe written to drive i of the set, all drives in
+// parallel, while the MD5 for the ETag is computed alongside. Shard files are
+// committed (fsync + rename) on every drive that received them, and only then
+// is the artifact's metadata record written to those drives. The record is
+// what makes an artifact visible, so a body that fails midway, or a crash
+// before the records are written, leaves nothing visible. Artifacts of at
+// most Config.InlineLimit bytes skip shard files: each drive's shard is kept
+// inside that drive's record, so a small read is one lookup per drive.
+//
+// Get reads the records of the PG's drives in parallel and takes the newest
+// version. Deleted artifacts are tombstone records with a newer version, so
+// drives that missed a write or a delete still resolve to the right answer.
+// Shards are read from the data drives first; a missing or corrupt shard is
+// rebuilt from parity and the artifact is queued for healing.
+//
+// # Quorum
+//
+// For a policy of k data and m parity shards the write quorum is k (k+1 when
+// k == m, so two disjoint write quorums cannot both succeed) and the read
+// quorum is k. A Put that cannot commit shards and records on a write quorum
+// of drives fails with ErrWriteQuorum; its shards are removed, but records
+// that did land may make the artifact visible later, as with any distributed
+// store's ambiguous failure. A read that cannot reach k drives fails with
+// ErrReadQuorum; it never returns bytes it could not verify.
+//
+// # Listing
+//
+// Every drive keeps a sorted index of the records it holds. List merges the
+// drives' indexes, resolving each key to its newest version and hiding
+// tombstones; it reads a page at a time from each drive and never holds a
+// whole container in memory.
+//
+// Container metadata (which containers a tenant owns) lives behind the
+// ContainerStore interface; engine never decides how it is replicated.
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/erasure"
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// Errors returned by the Engine, possibly wrapped. The s3 package maps them
+// to protocol errors.
+var (
+	ErrNoSuchContainer    = errors.New("engine: no such container")
+	ErrContainerExists    = errors.New("engine: container already exists")
+	ErrContainerNotEmpty  = errors.New("engine: container not empty")
+	ErrNoSuchArtifact     = errors.New("engine: no such artifact")
+	ErrInvalidName        = errors.New("engine: invalid name")
+	ErrKeyTooLong         = errors.New("engine: key too long")
+	ErrBadDigest          = errors.New("engine: content digest mismatch")
+	ErrIncompleteBody     = errors.New("engine: body shorter or longer than declared")
+	ErrTooLarge           = errors.New("engine: artifact too large")
+	ErrInvalidRange       = errors.New("engine: invalid range")
+	ErrReadQuorum         = errors.New("engine: read quorum not reached")
+	ErrWriteQuorum        = errors.New("engine: write quorum not reached")
+	ErrMetadataTooLarge   = errors.New("engine: metadata too large")
+	ErrUnknownDrive       = errors.New("engine: drive not in topology")
+	errArtifactIncomplete = errors.New("engine: artifact shards unavailable")
+)
+
+// Limits on names and metadata.
+const (
+	MaxKeyLen        = 1024      // bytes of UTF-8, as S3
+	MaxMetadataSize  = 8 << 10   // bytes of user metadata keys and values, a little above S3's 2 KiB
+	MaxArtifactSize  = 5 << 40   // bytes (5 TiB)
+	DefaultInlineMax = 128 << 10 // bytes
+	maxContainerLen  = 255       // bytes
+	maxTenantLen     = 64        // bytes
+	listBatch        = 256       // records fetched per drive per ListRecords
+	defaultTimeout   = 30 * time.Second
+)
+
+// Topology is what the engine needs of the cluster: the current map and a
+// Driver for each drive in it. Implementations must be safe for concurrent
+// use.
+type Topology interface {
+	Map() *placement.Map
+	Drive(id placement.DriveID) (driver.Driver, error)
+}
+
+// ContainerInfo describes a Container.
+type ContainerInfo struct {
+	Tenant  string
+	Name    string
+	Created time.Time
+}
+
+// ContainerStore keeps which Containers each tenant owns. Implementations
+// must be safe for concurrent use and return ErrContainerExists and
+// ErrNoSuchContainer (possibly wrapped) as documented.
+type ContainerStore interface {
+	// CreateContainer records c, or fails with ErrContainerExists.
+	CreateContainer(ctx context.Context, c ContainerInfo) error
+	// DeleteContainer forgets a container, or fails with ErrNoSuchContainer.
+	DeleteContainer(ctx context.Context, tenant, name string) error
+	// Container returns one container, or ErrNoSuchContainer.
+	Container(ctx context.Context, tenant, name string) (ContainerInfo, error)
+	// Containers returns a tenant's containers sorted by name.
+	Containers(ctx context.Context, tenant string) ([]ContainerInfo, error)
+}
+
+// Config configures an Engine.
+type Config struct {
+	Topology   Topology
+	Containers ContainerStore
+	// StripeSize is the bytes of artifact data per stripe; 0 means
+	// erasure.DefaultStripeSize.
+	StripeSize int64
+	// InlineMax is the largest artifact stored inside its metadata records;
+	// 0 means DefaultInlineMax, negative disables inlining.
+	InlineMax int64
+	// HealQueue bounds the number of artifacts remembered for healing; 0
+	// means 10,000.
+	HealQueue int
+	Logger    *slog.Logger
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Validate checks c and fills in defaults.
+func (c *Config) Validate() error {
+	if c.Topology == nil || c.Containers == nil {
+		return errors.New("engine: config needs a Topology and a ContainerStore")
+	}
+	if c.StripeSize == 0 {
+		c.StripeSize = erasure.DefaultStripeSize
+	}
+	if c.InlineMax == 0 {
+		c.InlineMax = DefaultInlineMax
+	}
+	if c.HealQueue == 0 {
+		c.HealQueue = 10_000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.StripeSize < 4096 || c.StripeSize > 64<<20 {
+		return fmt.Errorf("engine: stripe size %d outside [4 KiB, 64 MiB]", c.StripeSize)
+	}
+	return nil
+}
+
+// Engine stores Artifacts. It is safe for concurrent use.
+type Engine struct {
+	cfg    Config
+	log    *slog.Logger
+	codecs sync.Map // codecKey → *erasure.Codec
+
+	lastVersion atomic.Int64 // unix nanos of the last version issued
+
+	healMu sync.Mutex            // guards the following fields
+	heal   map[HealItem]struct{} // artifacts seen degraded
+}
+
+// New returns an Engine for c.
+func New(c Config) (*Engine, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &Engine{cfg: c, log: c.Logger, heal: make(map[HealItem]struct{})}, nil
+}
+
+type codecKey struct {
+	k, m   int
+	stripe int64
+}
+
+func (e *Engine) codec(k, m int, stripe int64) (*erasure.Codec, error) {
+	key := codecKey{k, m, stripe}
+	if c, ok := e.codecs.Load(key); ok {
+		return c.(*erasure.Codec), nil
+	}
+	c, err := erasure.New(erasure.Config{Data: k, Parity: m, StripeSize: stripe})
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	actual, _ := e.codecs.LoadOrStore(key, c)
+	return actual.(*erasure.Codec), nil
+}
+
+// newVersion returns a version newer than every version this Engine issued
+// before: unix nanoseconds (strictly increasing) then 8 random bytes, so
+// versions from different nodes at the same instant still differ.
+func (e *Engine) newVersion() (driver.Version, time.Time) {
+	now := e.cfg.Now()
+	ns := now.UnixNano()
+	for {
+		last := e.lastVersion.Load()
+		if ns <= last {
+			ns = last + 1
+		}
+		if e.lastVersion.CompareAndSwap(last, ns) {
+			break
+		}
+	}
+	var v driver.Version
+	binary.BigEndian.PutUint64(v[:8], uint64(ns))
+	rand.Read(v[8:])
+	return v, time.Unix(0, ns)
+}
+
+// validTenant reports whether t is a usable tenant name.
+func validTenant(t string) error {
+	if t == "" || len(t) > maxTenantLen || strings.ContainsAny(t, "\x00/") || !utf8.ValidString(t) {
+		return fmt.Errorf("%w: tenant %q", ErrInvalidName, t)
+	}
+	return nil
+}
+
+func validContainer(c string) error {
+	if c == "" || len(c) > maxContainerLen || strings.ContainsAny(c, "\x00/") || !utf8.ValidString(c) {
+		return fmt.Errorf("%w: container %q", ErrInvalidName, c)
+	}
+	return nil
+}
+
+// validKey reports whether key is a usable artifact key: 1 to 1024 bytes of
+// valid UTF-8 without NUL. Valid UTF-8 never contains the byte 0xff, which
+// listing relies on.
+func validKey(key string) error {
+	switch {
+	case len(key) > MaxKeyLen:
+		return fmt.Errorf("%w: %d bytes", ErrKeyTooLong, len(key))
+	case key == "" || !utf8.ValidString(key) || strings.IndexByte(key, 0) >= 0:
+		return fmt.Errorf("%w: artifact key", ErrInvalidName)
+	}
+	return nil
+}
+
+// indexPrefix is the index key prefix of every artifact of a container.
+// Tenant and container names contain no NUL, so prefixes never overlap.
+func indexPrefix(tenant, container string) string {
+	return tenant + "\x00" + container + "\x00"
+}
+
+// HealItem names an artifact seen degraded.
+type HealItem struct {
+	Tenant, Container, Key string
+}
+
+func (e *Engine) queueHeal(it HealItem) {
+	e.healMu.Lock()
+	defer e.healMu.Unlock()
+	if len(e.heal) < e.cfg.HealQueue {
+		e.heal[it] = struct{}{}
+	}
+}
+
+// Degraded returns the artifacts that reads found degraded and that have not
+// been healed since, in no particular order.
+func (e *Engine) Degraded() []HealItem {
+	e.healMu.Lock()
+	defer e.healMu.Unlock()
+	items := make([]HealItem, 0, len(e.heal))
+	for it := range e.heal {
+		items = append(items, it)
+	}
+	return items
+}
+
+// pgDrives resolves the drives of pg in shard order. A drive the topology
+// cannot provide is nil; errs holds why.
+func (e *Engine) pgDrives(m *placement.Map, pg uint32) ([]driver.Driver, []error) {
+	set := m.Set(pg)
+	ds := make([]driver.Driver, len(set))
+	errs := make([]error, len(set))
+	for i, id := range set {
+		ds[i], errs[i] = e.cfg.Topology.Drive(id)
+		if errs[i] == nil && ds[i] == nil {
+			errs[i] = fmt.Errorf("%w: %s", ErrUnknownDrive, id)
+		}
+	}
+	return ds, errs
+}

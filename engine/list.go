@@ -1,0 +1,167 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/vaultaire/vaultaire/driver"
+)
+
+// ListOptions selects a page of a container listing.
+type ListOptions struct {
+	Prefix    string // only keys starting with Prefix
+	Delimiter string // roll keys up to the first Delimiter after Prefix into common prefixes
+	After     string // only keys (or common prefixes) sorting after After
+	Limit     int    // at most this many artifacts plus prefixes; 0 means 1000
+}
+
+// ListResult is one page of a listing, in ascending byte order of key.
+type ListResult struct {
+	Artifacts []ArtifactInfo
+	Prefixes  []string // common prefixes, each ending with the delimiter
+	Truncated bool     // more keys follow
+	Next      string   // the last key or prefix in this page: After for the next page
+}
+
+// maxKeySentinel sorts after every valid artifact key that starts with the
+// same prefix: valid UTF-8 never contains the byte 0xff.
+const maxKeySentinel = "\xff"
+
+// cursor walks one drive's index a batch at a time.
+type cursor struct {
+	d      driver.Driver
+	buf    []driver.Record
+	after  string // index key to continue after
+	done   bool
+	failed error
+}
+
+func (c *cursor) fill(ctx context.Context, prefix string) {
+	if len(c.buf) > 0 || c.done {
+		return
+	}
+	recs, err := c.d.ListRecords(ctx, prefix, c.after, listBatch)
+	if err != nil {
+		c.failed, c.done = err, true
+		return
+	}
+	c.buf = recs
+	if len(recs) < listBatch {
+		c.done = true
+	}
+	if len(recs) > 0 {
+		c.after = recs[len(recs)-1].Key
+	}
+}
+
+// skipTo drops buffered keys at or before after and continues after it.
+func (c *cursor) skipTo(after string) {
+	for len(c.buf) > 0 && c.buf[0].Key <= after {
+		c.buf = c.buf[1:]
+	}
+	if len(c.buf) == 0 && c.after < after {
+		c.after = after
+	}
+}
+
+// List returns a page of tenant's container: the artifacts and common
+// prefixes after opts.After, in key order. It merges the sorted indexes of
+// every drive, holding one batch per drive in memory.
+func (e *Engine) List(ctx context.Context, tenant, container string, opts ListOptions) (ListResult, error) {
+	if err := e.checkContainer(ctx, tenant, container); err != nil {
+		return ListResult{}, err
+	}
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	m := e.cfg.Topology.Map()
+	base := indexPrefix(tenant, container)
+	after := opts.After
+	// A marker that is itself a common prefix: everything under it was
+	// already rolled up into it.
+	if opts.Delimiter != "" && strings.HasPrefix(after, opts.Prefix) {
+		if i := strings.Index(after[len(opts.Prefix):], opts.Delimiter); i >= 0 {
+			after = after[:len(opts.Prefix)+i+len(opts.Delimiter)] + maxKeySentinel
+		}
+	}
+	var cursors []*cursor
+	unavailable := 0
+	for _, dr := range m.Drives {
+		d, err := e.cfg.Topology.Drive(dr.ID)
+		if err != nil || d == nil {
+			unavailable++
+			continue
+		}
+		cursors = append(cursors, &cursor{d: d, after: base + after})
+	}
+	prefix := base + opts.Prefix
+	var res ListResult
+	count := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return ListResult{}, fmt.Errorf("engine: list: %w", err)
+		}
+		var minKey string
+		found := false
+		for _, c := range cursors {
+			c.fill(ctx, prefix)
+			if len(c.buf) > 0 && (!found || c.buf[0].Key < minKey) {
+				minKey, found = c.buf[0].Key, true
+			}
+		}
+		if !found {
+			break
+		}
+		var newest *record
+		for _, c := range cursors {
+			if len(c.buf) == 0 || c.buf[0].Key != minKey {
+				continue
+			}
+			if r, err := unmarshalRecord(c.buf[0].Data); err == nil && (newest == nil || r.Version.Compare(newest.Version) > 0) {
+				newest = r
+			}
+			c.buf = c.buf[1:]
+		}
+		if newest == nil || newest.Deleted {
+			continue
+		}
+		key := minKey[len(base):]
+		if opts.Delimiter != "" {
+			if i := strings.Index(key[len(opts.Prefix):], opts.Delimiter); i >= 0 {
+				if count == limit {
+					res.Truncated = true
+					break
+				}
+				cp := key[:len(opts.Prefix)+i+len(opts.Delimiter)]
+				res.Prefixes = append(res.Prefixes, cp)
+				res.Next = cp
+				count++
+				for _, c := range cursors {
+					c.skipTo(base + cp + maxKeySentinel)
+				}
+				continue
+			}
+		}
+		if count == limit {
+			res.Truncated = true
+			break
+		}
+		res.Artifacts = append(res.Artifacts, e.info(tenant, container, key, newest))
+		res.Next = key
+		count++
+	}
+	var errs []error
+	for _, c := range cursors {
+		if c.failed != nil {
+			unavailable++
+			errs = append(errs, c.failed)
+		}
+	}
+	if unavailable > m.Policy.Parity {
+		return ListResult{}, fmt.Errorf("%w: list: %d drives unavailable: %w", ErrReadQuorum, unavailable, errors.Join(errs...))
+	}
+	return res, nil
+}

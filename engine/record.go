@@ -1,0 +1,180 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/zeebo/xxh3"
+
+	"github.com/vaultaire/vaultaire/driver"
+)
+
+// record is an artifact's metadata record as stored on each drive of its
+// placement group. Records of one artifact version differ between drives
+// only in Shard and Inline.
+type record struct {
+	Version     driver.Version
+	Deleted     bool // a tombstone: hides older versions until healing removes it
+	Size        int64
+	ETag        string // hex MD5 of the bytes, or "md5-of-md5s-N" for multipart
+	ContentType string
+	Modified    int64 // unix nanoseconds
+	Metadata    map[string]string
+	Data        int    // k
+	Parity      int    // m
+	StripeSize  int64  // bytes
+	PG          uint32 // placement group holding the shard files
+	Shard       int    // index of the shard this drive holds
+	Inline      []byte // this drive's whole shard file when the artifact is stored inline; nil otherwise
+	IsInline    bool
+}
+
+// Record encoding: a magic byte, a format byte, the fields in order, then an
+// xxh3-64 checksum of everything before it. Formats are append-only: a new
+// field gets a new format number and older formats keep decoding.
+const (
+	recordMagic  = 'V'
+	recordFormat = 1
+)
+
+var errBadRecord = errors.New("engine: malformed record")
+
+func (r *record) marshal() []byte {
+	b := make([]byte, 0, 128+len(r.Inline)+len(r.ETag)+len(r.ContentType))
+	b = append(b, recordMagic, recordFormat)
+	b = append(b, r.Version[:]...)
+	flags := byte(0)
+	if r.Deleted {
+		flags |= 1
+	}
+	if r.IsInline {
+		flags |= 2
+	}
+	b = append(b, flags)
+	b = binary.AppendVarint(b, r.Size)
+	b = appendString(b, r.ETag)
+	b = appendString(b, r.ContentType)
+	b = binary.AppendVarint(b, r.Modified)
+	b = binary.AppendUvarint(b, uint64(len(r.Metadata)))
+	for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
+		b = appendString(b, k)
+		b = appendString(b, r.Metadata[k])
+	}
+	b = binary.AppendUvarint(b, uint64(r.Data))
+	b = binary.AppendUvarint(b, uint64(r.Parity))
+	b = binary.AppendVarint(b, r.StripeSize)
+	b = binary.AppendUvarint(b, uint64(r.PG))
+	b = binary.AppendUvarint(b, uint64(r.Shard))
+	b = appendString(b, string(r.Inline))
+	return binary.BigEndian.AppendUint64(b, xxh3.Hash(b))
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// unmarshalRecord decodes b, verifying its checksum.
+func unmarshalRecord(b []byte) (*record, error) {
+	if len(b) < 2+driver.VersionSize+8 || b[0] != recordMagic {
+		return nil, errBadRecord
+	}
+	body, sum := b[:len(b)-8], binary.BigEndian.Uint64(b[len(b)-8:])
+	if xxh3.Hash(body) != sum {
+		return nil, fmt.Errorf("%w: checksum mismatch", errBadRecord)
+	}
+	if body[1] != recordFormat {
+		return nil, fmt.Errorf("%w: unknown format %d", errBadRecord, body[1])
+	}
+	d := decoder{b: body[2:]}
+	r := &record{}
+	copy(r.Version[:], d.bytes(driver.VersionSize))
+	flags := d.byte()
+	r.Deleted, r.IsInline = flags&1 != 0, flags&2 != 0
+	r.Size = d.varint()
+	r.ETag = d.string()
+	r.ContentType = d.string()
+	r.Modified = d.varint()
+	if n := d.uvarint(); n > 0 && n < 1<<16 {
+		r.Metadata = make(map[string]string, n)
+		for range n {
+			k := d.string()
+			r.Metadata[k] = d.string()
+		}
+	} else if n != 0 {
+		d.err = errBadRecord
+	}
+	r.Data = int(d.uvarint())
+	r.Parity = int(d.uvarint())
+	r.StripeSize = d.varint()
+	r.PG = uint32(d.uvarint())
+	r.Shard = int(d.uvarint())
+	if inline := d.string(); r.IsInline {
+		r.Inline = []byte(inline)
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return nil, errBadRecord
+	}
+	return r, nil
+}
+
+// decoder reads fields, remembering the first error.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) bytes(n int) []byte {
+	if d.err != nil || n < 0 || n > len(d.b) {
+		d.err = errBadRecord
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte() byte {
+	if v := d.bytes(1); v != nil {
+		return v[0]
+	}
+	return 0
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errBadRecord
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errBadRecord
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.err = errBadRecord
+		return ""
+	}
+	return string(d.bytes(int(n)))
+}
