@@ -1,0 +1,37 @@
+# Vaultaire — run `make help` for the targets.
+GO      ?= go
+PKGS    ?= ./...
+BENCH   ?= .
+FUZZTIME ?= 60s
+
+.PHONY: help build test test-short test-race bench fuzz lint clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
+
+build: ## compile every package
+	$(GO) build $(PKGS)
+
+test: ## what CI runs: vet, the full suite, then the race detector on the short suite
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 $(PKGS)
+	$(GO) test -count=1 -race -short $(PKGS)
+
+test-short: ## quick tests only (skips the 1 GiB and 10,000-key tests)
+	$(GO) test -short $(PKGS)
+
+test-race: ## the short suite under the race detector
+	$(GO) test -race -short $(PKGS)
+
+bench: ## Go microbenchmarks (benchstat-friendly: make bench > new.txt)
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count=1 $(PKGS)
+
+fuzz: ## fuzz the erasure decoder (FUZZTIME=60s)
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./erasure/
+
+lint: ## gofmt and go vet must be clean
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+clean: ## remove build outputs
+	rm -rf bin
