@@ -358,3 +358,39 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestVerify(t *testing.T) {
+	c, err := New(Config{Data: 2, Parity: 1, StripeSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randBytes(4, 3333)
+	s := encode(t, c, data)
+	for j := range 3 {
+		if err := c.Verify(context.Background(), int64(len(data)), j, s.open); err != nil {
+			t.Fatalf("Verify(%d) of an intact shard: %v", j, err)
+		}
+	}
+	s.files[1] = bytes.Clone(s.files[1])
+	s.files[1][700] ^= 1
+	if err := c.Verify(context.Background(), int64(len(data)), 1, s.open); err == nil {
+		t.Fatalf("Verify of a corrupt shard: no error")
+	}
+	s.files[2] = s.files[2][:len(s.files[2])-1]
+	if err := c.Verify(context.Background(), int64(len(data)), 2, s.open); err == nil {
+		t.Fatalf("Verify of a truncated shard: no error")
+	}
+}
+
+func TestVerifyLongShard(t *testing.T) {
+	c, err := New(Config{Data: 2, Parity: 1, StripeSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randBytes(4, 3333)
+	s := encode(t, c, data)
+	s.files[0] = append(bytes.Clone(s.files[0]), 0)
+	if err := c.Verify(context.Background(), int64(len(data)), 0, s.open); err == nil {
+		t.Fatalf("Verify of a shard with a trailing byte: no error")
+	}
+}
