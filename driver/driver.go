@@ -116,7 +116,8 @@ type Info struct {
 // the shard's name until Commit returns nil; after a nil Commit the bytes are
 // on stable storage. Abort discards the write and is safe to call after
 // Commit (it does nothing then) and more than once. Exactly one of Commit or
-// Abort must eventually be called.
+// Abort must eventually be called; Commit after Abort, or a second Commit,
+// fails. Write is bound to the ctx given to CreateShard.
 type ShardWriter interface {
 	io.Writer
 	Commit(ctx context.Context) error
@@ -145,8 +146,8 @@ type Driver interface {
 	// PutRecord stores r unless the stored record under r.Key has a newer
 	// Version, in which case it returns ErrStale and changes nothing. An
 	// equal Version replaces the stored data. It returns the record it
-	// replaced (ok false if there was none). The record is on stable storage
-	// when PutRecord returns nil.
+	// replaced (ok false if there was none; the zero Record with ErrStale).
+	// The record is on stable storage when PutRecord returns nil.
 	PutRecord(ctx context.Context, r Record) (prev Record, ok bool, err error)
 	// GetRecord returns the record under key or ErrNotFound.
 	GetRecord(ctx context.Context, key string) (Record, error)
@@ -155,7 +156,8 @@ type Driver interface {
 	// record and ErrStale if the stored Version differs.
 	DeleteRecord(ctx context.Context, key string, v Version) error
 	// ListRecords returns up to limit records whose keys start with prefix
-	// and sort strictly after after, in ascending byte order of key.
+	// and sort strictly after after, in ascending byte order of key. A
+	// limit below 1 is an error.
 	ListRecords(ctx context.Context, prefix, after string, limit int) ([]Record, error)
 }
 
