@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -53,15 +55,20 @@ func (e *Engine) info(tenant, container, key string, r *record) ArtifactInfo {
 	}
 }
 
-// shardName names the shard files of one artifact version. Keys never reach
-// a file name: only this hash does.
-func shardName(tenant, container, key string, v driver.Version) string {
+// shardName names the shard files of one artifact version's data. Keys
+// never reach a file name: only this hash does.
+func shardName(tenant, container, key string, dataID [16]byte) string {
 	h := sha256.New()
 	h.Write([]byte(indexPrefix(tenant, container)))
 	h.Write([]byte(key))
 	h.Write([]byte{0})
-	h.Write(v[:])
+	h.Write(dataID[:])
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// shardOf returns the shard file of r's data.
+func shardOf(tenant, container, key string, r *record) driver.Shard {
+	return driver.Shard{PG: r.PG, Name: shardName(tenant, container, key, r.DataID)}
 }
 
 func metadataSize(m map[string]string) int {
@@ -84,6 +91,24 @@ func (e *Engine) checkContainer(ctx context.Context, tenant, container string) e
 		return err
 	}
 	return nil
+}
+
+// readFull reads len(p) bytes unless r reports io.EOF first, which is not
+// an error; any other error, io.ErrUnexpectedEOF included, is returned even
+// if it came with data: a body cut short must not be stored.
+func readFull(r io.Reader, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := r.Read(p[n:])
+		n += m
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // errWriter is the shard writer of a drive that could not be opened.
@@ -120,6 +145,7 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 		Metadata: opts.Metadata, Data: pol.Data, Parity: pol.Parity,
 		StripeSize: e.cfg.StripeSize, PG: pg,
 	}
+	rand.Read(rec.DataID[:])
 	wq := pol.WriteQuorum()
 	n := pol.SetSize()
 
@@ -131,20 +157,18 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 		if opts.Size >= 0 {
 			head = head[:opts.Size+1]
 		}
-		got, err := io.ReadFull(body, head)
-		switch {
-		case err == io.EOF || err == io.ErrUnexpectedEOF:
-			inline = true
-		case err != nil:
+		got, err := readFull(body, head)
+		if err != nil {
 			return ArtifactInfo{}, fmt.Errorf("engine: put %s: read body: %w", container, err)
 		}
+		inline = got < len(head)
 		head = head[:got]
 	}
 
 	digest := md5.New()
 	var inlineShards [][]byte
 	committed := make([]bool, n)
-	shard := driver.Shard{PG: pg, Name: shardName(tenant, container, key, version)}
+	shard := shardOf(tenant, container, key, &rec)
 	if inline {
 		bufs := make([]*bytes.Buffer, n)
 		ws := make([]io.Writer, n)
@@ -195,6 +219,7 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 	rec.ETag = hex.EncodeToString(sum)
 
 	if err := e.writeRecords(ctx, tenant, container, key, drives, &rec, inlineShards, committed, wq); err != nil {
+		e.deleteShards(ctx, drives, shard, committed)
 		return ArtifactInfo{}, err
 	}
 	return e.info(tenant, container, key, &rec), nil
@@ -282,18 +307,78 @@ func (e *Engine) deleteShards(ctx context.Context, drives []driver.Driver, shard
 	wg.Wait()
 }
 
+// recordWrite is the outcome of one drive's PutRecord.
+type recordWrite struct {
+	err     error
+	prev    *record       // the record replaced, if any
+	prevRaw driver.Record // as stored, to roll back to
+}
+
 // writeRecords writes rec (shard j's copy to drive j) to the drives where
-// ok is set, then removes the shard files that the writes made unreachable:
-// those of the version each drive replaced, or this version's own where a
-// newer version had already landed. It fails with ErrWriteQuorum when fewer
-// than wq drives took the record.
+// ok is set and fails with ErrWriteQuorum unless at least wq drives took it
+// or refused it as stale (driver.ErrStale: a newer version is there, so this
+// write lost to it under last-writer-wins and the outcome is final).
+//
+// Only once the write has succeeded are the shard files it made unreachable
+// removed: those of the versions it replaced and, where a newer version had
+// already landed, its own. A failed write is rolled back and removes
+// nothing, so the version it tried to replace stays readable.
 func (e *Engine) writeRecords(ctx context.Context, tenant, container, key string, drives []driver.Driver, rec *record, inline [][]byte, ok []bool, wq int) error {
 	ikey := indexPrefix(tenant, container) + key
+	res := e.putRecords(ctx, ikey, drives, rec, inline, ok)
+	done := 0
+	for _, r := range res {
+		if r.err == nil || errors.Is(r.err, driver.ErrStale) {
+			done++
+		}
+	}
+	if done < wq {
+		e.rollback(ctx, ikey, drives, rec, res)
+		return fmt.Errorf("%w: %d of %d records written, need %d: %w", ErrWriteQuorum, done, len(drives), wq, firstError(res))
+	}
+	e.collect(ctx, tenant, container, key, drives, rec, res)
+	return nil
+}
+
+// rollback undoes a record write that did not reach quorum: each drive that
+// took rec gets back the record it replaced, so a failed overwrite leaves
+// the previous version exactly as readable as before.
+func (e *Engine) rollback(ctx context.Context, ikey string, drives []driver.Driver, rec *record, res []recordWrite) {
+	ctx = context.WithoutCancel(ctx)
 	var wg sync.WaitGroup
-	errs := make([]error, len(drives))
+	for j, r := range res {
+		if r.err != nil {
+			continue
+		}
+		wg.Go(func() {
+			err := drives[j].DeleteRecord(ctx, ikey, rec.Version)
+			if err == nil && r.prev != nil {
+				_, _, err = drives[j].PutRecord(ctx, r.prevRaw)
+			}
+			if err != nil && !errors.Is(err, driver.ErrStale) && !errors.Is(err, driver.ErrNotFound) {
+				e.log.Warn("record rollback failed", "shard", j, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func firstError(res []recordWrite) error {
+	for _, r := range res {
+		if r.err != nil {
+			return r.err
+		}
+	}
+	return nil
+}
+
+// putRecords writes rec to the drives where ok is set, in parallel.
+func (e *Engine) putRecords(ctx context.Context, ikey string, drives []driver.Driver, rec *record, inline [][]byte, ok []bool) []recordWrite {
+	res := make([]recordWrite, len(drives))
+	var wg sync.WaitGroup
 	for j, d := range drives {
 		if !ok[j] || d == nil {
-			errs[j] = ErrWriteQuorum
+			res[j].err = ErrWriteQuorum
 			continue
 		}
 		r := *rec
@@ -304,33 +389,52 @@ func (e *Engine) writeRecords(ctx context.Context, tenant, container, key string
 		data := r.marshal()
 		wg.Go(func() {
 			prev, replaced, err := d.PutRecord(ctx, driver.Record{Key: ikey, Version: rec.Version, Data: data})
-			errs[j] = err
-			gctx := context.WithoutCancel(ctx)
-			switch {
-			case errors.Is(err, driver.ErrStale) && !rec.IsInline && !rec.Deleted:
-				// A newer version won on this drive: our shard is garbage.
-				d.DeleteShard(gctx, driver.Shard{PG: rec.PG, Name: shardName(tenant, container, key, rec.Version)})
-			case err == nil && replaced && prev.Version != rec.Version:
-				if old, derr := unmarshalRecord(prev.Data); derr == nil && !old.IsInline && !old.Deleted {
-					d.DeleteShard(gctx, driver.Shard{PG: old.PG, Name: shardName(tenant, container, key, old.Version)})
+			res[j].err = err
+			if err == nil && replaced {
+				if old, derr := unmarshalRecord(prev.Data); derr == nil {
+					res[j].prev, res[j].prevRaw = old, prev
 				}
 			}
 		})
 	}
 	wg.Wait()
-	n := 0
-	var firstErr error
-	for _, err := range errs {
-		if err == nil || errors.Is(err, driver.ErrStale) {
-			n++
-		} else if firstErr == nil {
-			firstErr = err
+	return res
+}
+
+// collect removes, after a successful record write, the shard files that
+// became unreachable on each drive.
+func (e *Engine) collect(ctx context.Context, tenant, container, key string, drives []driver.Driver, rec *record, res []recordWrite) {
+	ctx = context.WithoutCancel(ctx)
+	var wg sync.WaitGroup
+	for j, r := range res {
+		var gone *record
+		switch {
+		case errors.Is(r.err, driver.ErrStale) && !rec.IsInline && !rec.Deleted:
+			gone = rec
+		case r.err == nil && r.prev != nil && r.prev.DataID != rec.DataID && !r.prev.IsInline && !r.prev.Deleted:
+			gone = r.prev
+		default:
+			continue
+		}
+		wg.Go(func() {
+			err := drives[j].DeleteShard(ctx, shardOf(tenant, container, key, gone))
+			if err != nil && !errors.Is(err, driver.ErrNotFound) {
+				e.log.Warn("shard delete failed", "pg", gone.PG, "shard", j, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// observe moves the engine's clock past v, so its next version is newer.
+func (e *Engine) observe(v driver.Version) {
+	ns := int64(binary.BigEndian.Uint64(v[:8]))
+	for {
+		last := e.lastVersion.Load()
+		if ns <= last || e.lastVersion.CompareAndSwap(last, ns) {
+			return
 		}
 	}
-	if n < wq {
-		return fmt.Errorf("%w: %d of %d records written, need %d: %w", ErrWriteQuorum, n, len(drives), wq, firstErr)
-	}
-	return nil
 }
 
 // Artifact is an opened artifact version: its metadata, read from a quorum
@@ -362,11 +466,9 @@ func (e *Engine) Open(ctx context.Context, tenant, container, key string) (*Arti
 	if answered < m.Policy.ReadQuorum() {
 		return nil, fmt.Errorf("%w: %d of %d drives answered, need %d", ErrReadQuorum, answered, len(drives), m.Policy.ReadQuorum())
 	}
-	var newest *record
-	for _, r := range recs {
-		if r != nil && (newest == nil || r.Version.Compare(newest.Version) > 0) {
-			newest = r
-		}
+	newest := chooseVersion(recs, m.Policy.ReadQuorum())
+	if newest != nil {
+		e.observe(newest.Version)
 	}
 	if newest == nil || newest.Deleted {
 		return nil, ErrNoSuchArtifact
@@ -393,6 +495,39 @@ func (e *Engine) Open(ctx context.Context, tenant, container, key string) (*Arti
 		drives:  drives,
 		codec:   codec,
 	}, nil
+}
+
+// chooseVersion picks the version a read serves: the newest one, unless
+// fewer than k drives hold it while an older version is held by k or more.
+// An acknowledged write is on a write quorum, and a write quorum plus the
+// drives that answered always leave fewer than k drives for any older
+// version, so such a newest version can only be the remains of a failed
+// write, which must not hide the version it failed to replace.
+func chooseVersion(recs []*record, k int) *record {
+	count := map[driver.Version]int{}
+	var newest *record
+	for _, r := range recs {
+		if r == nil {
+			continue
+		}
+		count[r.Version]++
+		if newest == nil || r.Version.Compare(newest.Version) > 0 {
+			newest = r
+		}
+	}
+	if newest == nil || count[newest.Version] >= k {
+		return newest
+	}
+	var held *record
+	for _, r := range recs {
+		if r != nil && count[r.Version] >= k && (held == nil || r.Version.Compare(held.Version) > 0) {
+			held = r
+		}
+	}
+	if held != nil {
+		return held
+	}
+	return newest
 }
 
 // readRecords reads key's record from every drive in parallel. It returns
@@ -443,7 +578,7 @@ func (e *Engine) Head(ctx context.Context, tenant, container, key string) (Artif
 }
 
 func (a *Artifact) shard() driver.Shard {
-	return driver.Shard{PG: a.rec.PG, Name: shardName(a.Info.Tenant, a.Info.Container, a.Info.Key, a.rec.Version)}
+	return shardOf(a.Info.Tenant, a.Info.Container, a.Info.Key, a.rec)
 }
 
 // open is the erasure.OpenFunc of a's shards.
@@ -477,7 +612,7 @@ func (a *Artifact) WriteRange(ctx context.Context, w io.Writer, off, length int6
 	for _, h := range a.holders {
 		degraded = degraded || h == nil
 	}
-	if degraded {
+	if degraded && ctx.Err() == nil {
 		a.e.queueHeal(HealItem{a.Info.Tenant, a.Info.Container, a.Info.Key})
 	}
 	if errors.Is(err, erasure.ErrTooFewShards) {
@@ -489,23 +624,27 @@ func (a *Artifact) WriteRange(ctx context.Context, w io.Writer, off, length int6
 // Reader returns bytes [off, off+length) of the artifact as a stream. The
 // caller must Close it; closing early stops the read.
 func (a *Artifact) Reader(ctx context.Context, off, length int64) io.ReadCloser {
+	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		pw.CloseWithError(a.WriteRange(ctx, pw, off, length))
 	}()
-	return &pipeReader{PipeReader: pr, done: done}
+	return &pipeReader{PipeReader: pr, cancel: cancel, done: done}
 }
 
 type pipeReader struct {
 	*io.PipeReader
-	done chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
-// Close stops the read and waits for its goroutine to end.
+// Close stops the read, also one waiting on a drive, and waits for its
+// goroutine to end.
 func (p *pipeReader) Close() error {
 	err := p.PipeReader.Close()
+	p.cancel()
 	<-p.done
 	return err
 }

@@ -6,43 +6,62 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
 )
 
-// Heal repairs key's newest version in place: every reachable drive of its
-// placement group whose record is missing or stale, or whose shard fails
-// verification, gets a rebuilt shard and a fresh record. It returns the
-// shard indexes it repaired. Healing a deleted or missing key does nothing.
+// TombstoneGrace is how long a deletion's tombstone is kept after every
+// drive of its set holds it, so that a write that started before the delete
+// and lands late is still refused as stale.
+const TombstoneGrace = 15 * time.Minute
+
+// Heal repairs key's current version in place. Every reachable drive of its
+// placement group whose shard fails verification gets a rebuilt shard and a
+// fresh record; a drive whose shard is intact but whose record is missing or
+// left over from a failed write gets the record only. Drives that cannot be
+// written are skipped. Heal returns the shard indexes it repaired. For a
+// deleted key it removes the tombstone once every drive holds it and it is
+// older than TombstoneGrace.
 func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int, error) {
 	item := HealItem{tenant, container, key}
 	a, err := e.Open(ctx, tenant, container, key)
 	if errors.Is(err, ErrNoSuchArtifact) {
 		e.unqueueHeal(item)
-		return nil, nil
+		return nil, e.purgeTombstone(ctx, tenant, container, key)
 	}
 	if err != nil {
 		return nil, err
 	}
-	var targets []int
+	ikey := indexPrefix(tenant, container) + key
+	n := len(a.drives)
+	needData := make([]bool, n)
+	needRecord := make([]bool, n)
 	for j, d := range a.drives {
 		if d == nil {
 			continue
 		}
-		if a.holders[j] == nil || a.codec.Verify(ctx, a.Info.Size, j, a.open) != nil {
-			targets = append(targets, j)
+		intact := a.codec.Verify(ctx, a.Info.Size, j, a.open) == nil
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("engine: heal: %w", err)
+		}
+		needData[j] = !intact
+		needRecord[j] = !intact || a.holders[j] == nil
+	}
+	// A record newer than the current version is the remains of a failed
+	// write: remove it so the current one can be written back.
+	for j, d := range a.drives {
+		if !needRecord[j] {
+			continue
+		}
+		if got, err := d.GetRecord(ctx, ikey); err == nil && got.Version.Compare(a.rec.Version) > 0 {
+			if err := d.DeleteRecord(ctx, ikey, got.Version); err != nil && !errors.Is(err, driver.ErrNotFound) {
+				needRecord[j], needData[j] = false, false
+			}
 		}
 	}
-	if len(targets) == 0 {
-		e.unqueueHeal(item)
-		return nil, nil
-	}
-	// Targets are rebuilt from the other shards only.
-	for _, j := range targets {
-		a.holders[j] = nil
-	}
 
-	ws := make(map[int]io.Writer, len(targets))
+	ws := make(map[int]io.Writer)
 	bufs := make(map[int]*bytes.Buffer)
 	sws := make(map[int]driver.ShardWriter)
 	defer func() {
@@ -50,7 +69,11 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 			sw.Abort()
 		}
 	}()
-	for _, j := range targets {
+	for j := range needData {
+		if !needData[j] {
+			continue
+		}
+		a.holders[j] = nil // rebuilt from the other shards only
 		if a.rec.IsInline {
 			bufs[j] = new(bytes.Buffer)
 			ws[j] = bufs[j]
@@ -58,32 +81,73 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 		}
 		sw, err := a.drives[j].CreateShard(ctx, a.shard())
 		if err != nil {
-			return nil, fmt.Errorf("engine: heal shard %d: %w", j, err)
+			e.log.Warn("heal: drive not writable", "pg", a.rec.PG, "shard", j, "err", err)
+			needData[j], needRecord[j] = false, false
+			continue
 		}
 		sws[j], ws[j] = sw, sw
 	}
-	if _, err := a.codec.Rebuild(ctx, a.Info.Size, a.open, ws); err != nil {
-		return nil, fmt.Errorf("engine: heal %s: %w", container, err)
+	if len(ws) > 0 {
+		if _, err := a.codec.Rebuild(ctx, a.Info.Size, a.open, ws); err != nil {
+			return nil, fmt.Errorf("engine: heal %s: %w", container, err)
+		}
 	}
-	ok := make([]bool, len(a.drives))
 	var inline [][]byte
 	if a.rec.IsInline {
-		inline = make([][]byte, len(a.drives))
-	}
-	for _, j := range targets {
-		if a.rec.IsInline {
-			inline[j] = bufs[j].Bytes()
-		} else if err := sws[j].Commit(ctx); err != nil {
-			return nil, fmt.Errorf("engine: heal shard %d: %w", j, err)
+		inline = make([][]byte, n)
+		for j, b := range bufs {
+			inline[j] = b.Bytes()
 		}
-		ok[j] = true
 	}
-	if err := e.writeRecords(ctx, tenant, container, key, a.drives, a.rec, inline, ok, len(targets)); err != nil {
+	for j, sw := range sws {
+		if err := sw.Commit(ctx); err != nil {
+			e.log.Warn("heal: shard commit failed", "pg", a.rec.PG, "shard", j, "err", err)
+			needRecord[j] = false
+		}
+	}
+	var repaired []int
+	for j, need := range needRecord {
+		if need {
+			repaired = append(repaired, j)
+		}
+	}
+	if len(repaired) == 0 {
+		e.unqueueHeal(item)
+		return nil, nil
+	}
+	if err := e.writeRecords(ctx, tenant, container, key, a.drives, a.rec, inline, needRecord, len(repaired)); err != nil {
 		return nil, fmt.Errorf("engine: heal: %w", err)
 	}
 	e.unqueueHeal(item)
-	e.log.Info("healed artifact", "pg", a.rec.PG, "shards", targets)
-	return targets, nil
+	e.log.Info("healed artifact", "pg", a.rec.PG, "shards", repaired)
+	return repaired, nil
+}
+
+// purgeTombstone removes key's tombstone from every drive of its set once
+// all of them hold it and it is older than TombstoneGrace.
+func (e *Engine) purgeTombstone(ctx context.Context, tenant, container, key string) error {
+	m := e.cfg.Topology.Map()
+	drives, _ := e.pgDrives(m, m.PGOf(tenant, container, key))
+	ikey := indexPrefix(tenant, container) + key
+	recs, answered := e.readRecords(ctx, drives, ikey)
+	if answered < len(drives) {
+		return nil // try again when every drive is back
+	}
+	t := recs[0]
+	for _, r := range recs {
+		if r == nil || t == nil || r.Version != t.Version || !r.Deleted {
+			return nil
+		}
+	}
+	if e.cfg.Now().Sub(time.Unix(0, t.Modified)) < TombstoneGrace {
+		return nil
+	}
+	for j, d := range drives {
+		if err := d.DeleteRecord(ctx, ikey, t.Version); err != nil && !errors.Is(err, driver.ErrNotFound) && !errors.Is(err, driver.ErrStale) {
+			return fmt.Errorf("engine: purge tombstone on shard %d: %w", j, err)
+		}
+	}
+	return nil
 }
 
 func (e *Engine) unqueueHeal(it HealItem) {

@@ -17,7 +17,8 @@ import (
 // only in Shard and Inline.
 type record struct {
 	Version     driver.Version
-	Deleted     bool // a tombstone: hides older versions until healing removes it
+	DataID      [16]byte // random; names the shard files, so a record can be rewritten with a newer Version without moving data
+	Deleted     bool     // a tombstone: hides older versions until healing removes it
 	Size        int64
 	ETag        string // hex MD5 of the bytes, or "md5-of-md5s-N" for multipart
 	ContentType string
@@ -46,6 +47,7 @@ func (r *record) marshal() []byte {
 	b := make([]byte, 0, 128+len(r.Inline)+len(r.ETag)+len(r.ContentType))
 	b = append(b, recordMagic, recordFormat)
 	b = append(b, r.Version[:]...)
+	b = append(b, r.DataID[:]...)
 	flags := byte(0)
 	if r.Deleted {
 		flags |= 1
@@ -79,7 +81,7 @@ func appendString(b []byte, s string) []byte {
 
 // unmarshalRecord decodes b, verifying its checksum.
 func unmarshalRecord(b []byte) (*record, error) {
-	if len(b) < 2+driver.VersionSize+8 || b[0] != recordMagic {
+	if len(b) < 2+driver.VersionSize+16+8 || b[0] != recordMagic {
 		return nil, errBadRecord
 	}
 	body, sum := b[:len(b)-8], binary.BigEndian.Uint64(b[len(b)-8:])
@@ -92,6 +94,7 @@ func unmarshalRecord(b []byte) (*record, error) {
 	d := decoder{b: body[2:]}
 	r := &record{}
 	copy(r.Version[:], d.bytes(driver.VersionSize))
+	copy(r.DataID[:], d.bytes(len(r.DataID)))
 	flags := d.byte()
 	r.Deleted, r.IsInline = flags&1 != 0, flags&2 != 0
 	r.Size = d.varint()

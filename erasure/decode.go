@@ -167,7 +167,11 @@ func (rd *reader) stripe(ctx context.Context, i int64, all bool) error {
 			}
 		}
 		if len(batch) == 0 {
-			return fmt.Errorf("%w: stripe %d: %d of %d needed: %w", ErrTooFewShards, i, valid, k, errors.Join(errs...))
+			err := fmt.Errorf("%w: stripe %d: %d of %d needed", ErrTooFewShards, i, valid, k)
+			if len(errs) > 0 {
+				err = fmt.Errorf("%w: %w", err, errors.Join(errs...))
+			}
+			return err
 		}
 		results := make([]error, len(batch))
 		var wg sync.WaitGroup
@@ -176,6 +180,10 @@ func (rd *reader) stripe(ctx context.Context, i int64, all bool) error {
 			wg.Go(func() { results[b] = rd.block(ctx, j, i) })
 		}
 		wg.Wait()
+		if err := ctx.Err(); err != nil {
+			// A cancelled read says nothing about the shards' health.
+			return fmt.Errorf("erasure: decode: %w", err)
+		}
 		for b, j := range batch {
 			if results[b] != nil {
 				rd.bad[j] = true

@@ -155,6 +155,7 @@ func (c *Codec) Encode(ctx context.Context, r io.Reader, w []io.Writer, opts Enc
 	}
 	res := EncodeResult{Errs: make([]error, n)}
 
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -222,6 +223,9 @@ func (c *Codec) Encode(ctx context.Context, r io.Reader, w []io.Writer, opts Enc
 		}
 	}
 
+	if err := parent.Err(); err != nil {
+		return res, fmt.Errorf("erasure: encode: %w", err)
+	}
 	if ok := n - int(failed.Load()); ok < quorum {
 		return res, fmt.Errorf("%w: %d of %d shard writers ok, need %d: %w", ErrWriteQuorum, ok, n, quorum, firstErr(res.Errs))
 	}
@@ -236,6 +240,9 @@ func (c *Codec) encodeLoop(ctx context.Context, r io.Reader, free chan *stripe, 
 	k := c.cfg.Data
 	full := blockDataSize(c.cfg.StripeSize, k)
 	for index := int64(0); ; index++ {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("erasure: encode: %w", context.Cause(ctx))
+		}
 		var s *stripe
 		select {
 		case s = <-free:
@@ -283,22 +290,41 @@ func (c *Codec) encodeLoop(ctx context.Context, r io.Reader, free chan *stripe, 
 }
 
 // readStripe fills the data blocks in order with up to stripeSize bytes of
-// r, returning how many it read. io.EOF is not an error.
+// r, returning how many it read. Only io.EOF from r ends the artifact: any
+// other error, io.ErrUnexpectedEOF included, fails the stripe even when it
+// comes with data.
 func readStripe(r io.Reader, data [][]byte, stripeSize int64) (int64, error) {
 	var total int64
 	for _, d := range data {
 		want := min(int64(len(d)), stripeSize-total)
-		got, err := io.ReadFull(r, d[:want])
+		got, err := readFull(r, d[:want])
 		total += int64(got)
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return total, nil
-		}
 		if err != nil {
 			return total, err
+		}
+		if int64(got) < want {
+			return total, nil // EOF
 		}
 		clear(d[want:]) // padding of a full stripe that k does not divide
 	}
 	return total, nil
+}
+
+// readFull reads len(p) bytes unless r reports io.EOF first, which is not
+// an error; any other error is returned even if it came with data.
+func readFull(r io.Reader, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := r.Read(p[n:])
+		n += m
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // reshape re-lays the n bytes read into full-size blocks as blocks of

@@ -394,3 +394,75 @@ func TestVerifyLongShard(t *testing.T) {
 		t.Fatalf("Verify of a shard with a trailing byte: no error")
 	}
 }
+
+// endingReader returns its data, the last bytes together with err.
+type endingReader struct {
+	data []byte
+	err  error
+}
+
+func (r *endingReader) Read(p []byte) (int, error) {
+	n := copy(p, r.data)
+	r.data = r.data[n:]
+	if len(r.data) == 0 {
+		return n, r.err
+	}
+	return n, nil
+}
+
+func TestEncodeBodyErrors(t *testing.T) {
+	c, err := New(Config{Data: 2, Parity: 1, StripeSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := []io.Writer{io.Discard, io.Discard, io.Discard}
+	for _, size := range []int{1, 999, 1000, 2000, 2500} {
+		for _, bodyErr := range []error{io.ErrUnexpectedEOF, errors.New("signature mismatch")} {
+			r := &endingReader{data: randBytes(1, size), err: bodyErr}
+			if _, err := c.Encode(context.Background(), r, ws, EncodeOptions{}); !errors.Is(err, bodyErr) {
+				t.Errorf("size %d, body ends with %v: Encode err = %v", size, bodyErr, err)
+			}
+		}
+		r := &endingReader{data: randBytes(1, size), err: io.EOF}
+		if res, err := c.Encode(context.Background(), r, ws, EncodeOptions{}); err != nil || res.Size != int64(size) {
+			t.Errorf("size %d, data with io.EOF: %d bytes, %v", size, res.Size, err)
+		}
+	}
+}
+
+func TestEncodeCancelledAlwaysFails(t *testing.T) {
+	c, err := New(Config{Data: 2, Parity: 1, StripeSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ws := []io.Writer{io.Discard, io.Discard, io.Discard}
+	for range 200 {
+		if _, err := c.Encode(ctx, bytes.NewReader(randBytes(1, 100)), ws, EncodeOptions{}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Encode with a cancelled ctx: err = %v", err)
+		}
+	}
+}
+
+func TestDecodeCancelledIsNotDamage(t *testing.T) {
+	c, err := New(Config{Data: 2, Parity: 1, StripeSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randBytes(1, 5000)
+	s := encode(t, c, data)
+	ctx, cancel := context.WithCancel(context.Background())
+	open := func(octx context.Context, j int, off, length int64) (io.ReadCloser, error) {
+		cancel()
+		return nil, octx.Err()
+	}
+	res, err := c.Decode(ctx, io.Discard, int64(len(data)), 0, int64(len(data)), open)
+	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrTooFewShards) {
+		t.Fatalf("cancelled Decode: err = %v, want context.Canceled", err)
+	}
+	if len(res.Bad) != 0 {
+		t.Fatalf("cancelled Decode blamed shards %v", res.Bad)
+	}
+	_ = s
+}

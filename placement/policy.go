@@ -50,12 +50,11 @@ func (p Policy) SetSize() int { return p.Data + p.Parity }
 
 // WriteQuorum returns the number of shards that must be committed for a
 // write to succeed: k, or k+1 when k == m (and m > 0), so that any two write
-// quorums share a drive.
+// quorums share a drive. In general it is max(k, m+1): then a write quorum
+// and a read quorum (k) of the same set always overlap, also for policies
+// with more parity than data.
 func (p Policy) WriteQuorum() int {
-	if p.Parity > 0 && p.Data == p.Parity {
-		return p.Data + 1
-	}
-	return p.Data
+	return max(p.Data, p.Parity+1)
 }
 
 // ReadQuorum returns the number of shards a read needs: k.

@@ -53,7 +53,8 @@ func TestPolicyQuorums(t *testing.T) {
 		{Policy{6, 4}, 10, 6, 6},
 		{Policy{12, 4}, 16, 12, 12},
 		{Policy{8, 8}, 16, 9, 8},
-		{Policy{0, 0}, 0, 0, 0}, // invalid, but k == m == 0 must not give k+1
+		{Policy{1, 2}, 3, 3, 1}, // more parity than data: write quorum m+1 overlaps read quorum k
+		{Policy{2, 5}, 7, 6, 2},
 	}
 	for _, tt := range tests {
 		if got := tt.p.SetSize(); got != tt.size {
