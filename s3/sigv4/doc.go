@@ -1,0 +1,41 @@
+// Package sigv4 verifies AWS Signature Version 4 on S3 requests, independent
+// of any HTTP server library.
+//
+// The S3 front end adapts each request to a [Request] (method, raw path and
+// query exactly as received, host, and a header lookup) and calls [Verify],
+// which checks the Authorization header or the presigned query parameters
+// against the secret returned by a [Credentials] implementation. On success
+// the returned [Result] says who signed the request and how the payload is
+// protected; [Result.Body] wraps the still-encoded request body in a
+// [PayloadReader] that decodes aws-chunked framing and verifies, as it
+// streams, whatever the signature covers:
+//
+//   - PayloadSignedHash: the SHA-256 of the whole body, checked at EOF.
+//     Bytes are released before the check (the body can be 5 GiB), so the
+//     caller must discard what it stored when Read returns an error.
+//   - PayloadStreamingSigned and PayloadStreamingSignedTrailer: each chunk's
+//     signature, chained from the seed signature. A chunk is buffered (at
+//     most MaxChunkSize bytes) and released only after its signature has been
+//     verified, so a PayloadReader never returns bytes it did not verify.
+//     The signed trailer's x-amz-trailer-signature is verified too.
+//   - PayloadStreamingUnsignedTrailer: aws-chunked decoding only.
+//
+// In every mode a flexible checksum (x-amz-checksum-crc32, -crc32c,
+// -crc64nvme, -sha1, -sha256) sent as a header or declared in x-amz-trailer
+// is computed over the decoded payload and checked at EOF ([ErrBadDigest]).
+//
+// A typical handler:
+//
+//	res, err := sigv4.Verify(ctx, req, creds, time.Now())
+//	if err != nil {
+//		return err // mapped to an S3 error code by the s3 package
+//	}
+//	body, err := res.Body(bodyStream)
+//	if err != nil {
+//		return err
+//	}
+//	n, err := io.Copy(dst, body) // an error here means: discard what was stored
+//
+// All errors wrap one of the exported sentinels (test with errors.Is); their
+// messages never contain secrets or signing keys.
+package sigv4

@@ -1,0 +1,724 @@
+package sigv4
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Limits and constants of the protocol.
+const (
+	// Algorithm is the only signing algorithm accepted.
+	Algorithm = "AWS4-HMAC-SHA256"
+	// Service is the only service accepted in the credential scope.
+	Service = "s3"
+	// MaxClockSkew is how far the request time may be from the server clock.
+	MaxClockSkew = 15 * time.Minute
+	// MaxPresignExpiry is the longest X-Amz-Expires accepted (7 days).
+	MaxPresignExpiry = 7 * 24 * time.Hour
+
+	timeFormat = "20060102T150405Z"
+	dateFormat = "20060102"
+	terminator = "aws4_request"
+
+	unsignedPayload          = "UNSIGNED-PAYLOAD"
+	streamingSigned          = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+	streamingSignedTrailer   = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+	streamingUnsignedTrailer = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+	emptySHA256              = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+)
+
+// Request is what verification needs of an HTTP request. The S3 front end
+// fills it from its server library's request without copying the body.
+type Request struct {
+	// Method is the HTTP method, e.g. "PUT".
+	Method string
+	// RawPath is the request path exactly as sent: still percent-encoded
+	// and never cleaned (e.g. "/bucket/a%20b/../c"). With fasthttp use
+	// URI().PathOriginal(), not Path().
+	RawPath string
+	// RawQuery is the query exactly as sent, without the '?'.
+	RawQuery string
+	// Host is the value of the Host header (or the authority of an
+	// absolute-form request target).
+	Host string
+	// Header returns the value of the named header, looked up
+	// case-insensitively, or "" if absent. If a header occurs more than
+	// once, Header must return the values, each trimmed, joined with ",".
+	Header func(name string) string
+	// HeaderNames lists the names of all headers present, each once, in
+	// any case. It is used to refuse signed-but-absent headers and
+	// unsigned x-amz-* headers, and to find x-amz-checksum-* headers.
+	HeaderNames []string
+}
+
+// Credentials looks up the secret key of an access key.
+// Implementations must be safe for concurrent use.
+type Credentials interface {
+	// Secret returns the secret key of accessKey, or an error wrapping
+	// ErrUnknownAccessKey if there is none.
+	Secret(ctx context.Context, accessKey string) (string, error)
+}
+
+// PayloadMode says how a request's payload is protected, from
+// x-amz-content-sha256. Its values are append-only.
+type PayloadMode uint8
+
+// Payload modes.
+const (
+	// PayloadUnsigned is UNSIGNED-PAYLOAD (always for presigned URLs).
+	PayloadUnsigned PayloadMode = iota + 1
+	// PayloadSignedHash is a hex SHA-256 of the whole body (Result.PayloadHash).
+	PayloadSignedHash
+	// PayloadStreamingSigned is STREAMING-AWS4-HMAC-SHA256-PAYLOAD.
+	PayloadStreamingSigned
+	// PayloadStreamingUnsignedTrailer is STREAMING-UNSIGNED-PAYLOAD-TRAILER.
+	PayloadStreamingUnsignedTrailer
+	// PayloadStreamingSignedTrailer is STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER.
+	PayloadStreamingSignedTrailer
+)
+
+// String returns the x-amz-content-sha256 spelling of m.
+func (m PayloadMode) String() string {
+	switch m {
+	case PayloadUnsigned:
+		return unsignedPayload
+	case PayloadSignedHash:
+		return "SIGNED-HASH"
+	case PayloadStreamingSigned:
+		return streamingSigned
+	case PayloadStreamingUnsignedTrailer:
+		return streamingUnsignedTrailer
+	case PayloadStreamingSignedTrailer:
+		return streamingSignedTrailer
+	}
+	return "PayloadMode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// chunked reports whether the body is aws-chunked encoded.
+func (m PayloadMode) chunked() bool {
+	return m == PayloadStreamingSigned || m == PayloadStreamingUnsignedTrailer || m == PayloadStreamingSignedTrailer
+}
+
+// Result is the outcome of a successful Verify. It holds what is needed to
+// verify chunk and trailer signatures; it never holds the secret key, and
+// its String and LogValue omit the signing key.
+type Result struct {
+	// AccessKey is the access key that signed the request.
+	AccessKey string
+	// Region is the region of the credential scope, as sent.
+	Region string
+	// Time is the signing time (X-Amz-Date, or Date).
+	Time time.Time
+	// Mode says how the payload is protected.
+	Mode PayloadMode
+	// PayloadHash is the lowercase hex SHA-256 for PayloadSignedHash, else "".
+	PayloadHash string
+	// Presigned reports query-string (presigned URL) authentication.
+	Presigned bool
+	// DecodedLength is x-amz-decoded-content-length in bytes for
+	// aws-chunked modes, else -1.
+	DecodedLength int64
+	// Checksum is the flexible checksum algorithm ("CRC32", "CRC32C",
+	// "CRC64NVME", "SHA1", "SHA256") sent in a header or declared as a
+	// trailer, or "".
+	Checksum string
+	// ChecksumValue is the base64 value of the checksum header, or "" when
+	// the checksum comes in the trailer.
+	ChecksumValue string
+	// Trailers lists the lowercase trailer names declared in x-amz-trailer.
+	Trailers []string
+
+	key     []byte // signing key; never printed
+	seed    string // seed signature (hex), chained by chunk signatures
+	amzDate string // signing time as in the string to sign
+	scope   string // date/region/s3/aws4_request
+}
+
+// String describes res without its signing key.
+func (res *Result) String() string {
+	return fmt.Sprintf("sigv4.Result{AccessKey:%s Region:%s Mode:%s Presigned:%t}", res.AccessKey, res.Region, res.Mode, res.Presigned)
+}
+
+// LogValue implements slog.LogValuer without the signing key.
+func (res *Result) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("access_key", res.AccessKey),
+		slog.String("region", res.Region),
+		slog.String("mode", res.Mode.String()),
+		slog.Bool("presigned", res.Presigned),
+	)
+}
+
+// Verify checks the SigV4 authentication of r against the secret that
+// creds returns for its access key, at time now. It returns an error
+// wrapping one of the package's sentinels; a request with neither an
+// Authorization header nor X-Amz-* query authentication gets
+// ErrAccessDenied. Verify does not read the body: use Result.Body.
+func Verify(ctx context.Context, r *Request, creds Credentials, now time.Time) (*Result, error) {
+	auth := r.Header("Authorization")
+	query, err := parseQuery(r.RawQuery)
+	if err != nil {
+		if auth != "" {
+			return nil, fmt.Errorf("%w: %v", ErrSignatureDoesNotMatch, err)
+		}
+		return nil, fmt.Errorf("%w: %v", ErrAuthQueryMalformed, err)
+	}
+	presigned := query.has("X-Amz-Algorithm") || query.has("X-Amz-Credential") || query.has("X-Amz-Signature")
+	switch {
+	case auth != "" && presigned:
+		return nil, fmt.Errorf("%w: both Authorization header and X-Amz-* query authentication", ErrAuthorizationMalformed)
+	case auth != "":
+		return verifyHeader(ctx, r, auth, query, creds, now)
+	case presigned:
+		return verifyPresigned(ctx, r, query, creds, now)
+	}
+	return nil, fmt.Errorf("%w: anonymous request", ErrAccessDenied)
+}
+
+// authParams are the parsed parts of an Authorization header or presigned query.
+type authParams struct {
+	accessKey     string
+	date, region  string // of the scope
+	scope         string
+	signedHeaders []string
+	signature     string
+}
+
+func verifyHeader(ctx context.Context, r *Request, auth string, query queryParams, creds Credentials, now time.Time) (*Result, error) {
+	p, err := parseAuthorization(auth)
+	if err != nil {
+		return nil, err
+	}
+	t, amzDate, err := headerTime(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSkew(t, now); err != nil {
+		return nil, err
+	}
+	if r.Header("X-Amz-Date") == "" {
+		if _, signed := slices.BinarySearch(p.signedHeaders, "date"); !signed {
+			return nil, fmt.Errorf("%w: Date must be signed when X-Amz-Date is absent", ErrAuthorizationMalformed)
+		}
+	}
+	if p.date != amzDate[:8] {
+		return nil, fmt.Errorf("%w: credential scope date %s differs from request date %s", ErrAuthorizationMalformed, p.date, amzDate[:8])
+	}
+	contentSHA := r.Header("X-Amz-Content-Sha256")
+	if contentSHA == "" {
+		return nil, fmt.Errorf("%w: missing x-amz-content-sha256", ErrInvalidContentSHA256)
+	}
+	res := &Result{AccessKey: p.accessKey, Region: p.region, Time: t, amzDate: amzDate, scope: p.scope, DecodedLength: -1}
+	if err := res.setMode(contentSHA); err != nil {
+		return nil, err
+	}
+	if err := res.setPayloadHeaders(r); err != nil {
+		return nil, err
+	}
+	if err := checkHeaders(r, p.signedHeaders, ErrAuthorizationMalformed); err != nil {
+		return nil, err
+	}
+	if err := res.check(ctx, r, p, query, false, contentSHA, creds); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func verifyPresigned(ctx context.Context, r *Request, query queryParams, creds Credentials, now time.Time) (*Result, error) {
+	get := func(name string) (string, error) {
+		v, n := query.get(name)
+		if n != 1 {
+			return "", fmt.Errorf("%w: want exactly one %s, got %d", ErrAuthQueryMalformed, name, n)
+		}
+		return v, nil
+	}
+	var vals [6]string
+	for i, name := range [...]string{"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature"} {
+		v, err := get(name)
+		if err != nil {
+			return nil, err
+		}
+		vals[i] = v
+	}
+	if vals[0] != Algorithm {
+		return nil, fmt.Errorf("%w: unsupported algorithm %q", ErrAuthQueryMalformed, vals[0])
+	}
+	p, err := parseAuthParts(vals[1], vals[4], vals[5], ErrAuthQueryMalformed)
+	if err != nil {
+		return nil, err
+	}
+	t, err := time.Parse(timeFormat, vals[2])
+	if err != nil {
+		return nil, fmt.Errorf("%w: invalid X-Amz-Date", ErrAuthQueryMalformed)
+	}
+	expires, err := strconv.ParseInt(vals[3], 10, 64)
+	if err != nil || expires < 1 || expires > int64(MaxPresignExpiry/time.Second) {
+		return nil, fmt.Errorf("%w: X-Amz-Expires must be 1..%d seconds", ErrAuthQueryMalformed, int64(MaxPresignExpiry/time.Second))
+	}
+	if t.Sub(now) > MaxClockSkew {
+		return nil, fmt.Errorf("%w: presigned request dated %s in the future", ErrRequestTimeTooSkewed, vals[2])
+	}
+	if now.After(t.Add(time.Duration(expires) * time.Second)) {
+		return nil, fmt.Errorf("%w: expired at %s", ErrExpiredPresign, t.Add(time.Duration(expires)*time.Second).Format(time.RFC3339))
+	}
+	if p.date != vals[2][:8] {
+		return nil, fmt.Errorf("%w: credential scope date %s differs from X-Amz-Date", ErrAuthQueryMalformed, p.date)
+	}
+	payload := unsignedPayload
+	if v, n := query.get("X-Amz-Content-Sha256"); n > 0 {
+		payload = v
+	}
+	res := &Result{AccessKey: p.accessKey, Region: p.region, Time: t, amzDate: vals[2], scope: p.scope, Presigned: true, DecodedLength: -1}
+	if err := res.setMode(payload); err != nil {
+		return nil, err
+	}
+	if res.Mode != PayloadUnsigned && res.Mode != PayloadSignedHash {
+		return nil, fmt.Errorf("%w: streaming payload with a presigned URL", ErrInvalidContentSHA256)
+	}
+	if err := res.setPayloadHeaders(r); err != nil {
+		return nil, err
+	}
+	if err := checkHeaders(r, p.signedHeaders, ErrAuthQueryMalformed); err != nil {
+		return nil, err
+	}
+	if err := res.check(ctx, r, p, query, true, payload, creds); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// check computes the signature of r and compares it with p.signature; on a
+// match it records the signing key and seed signature in res.
+func (res *Result) check(ctx context.Context, r *Request, p authParams, query queryParams, presigned bool, payload string, creds Credentials) error {
+	secret, err := creds.Secret(ctx, p.accessKey)
+	if err != nil {
+		if errors.Is(err, ErrUnknownAccessKey) {
+			return fmt.Errorf("%w: %s", ErrUnknownAccessKey, p.accessKey)
+		}
+		return fmt.Errorf("sigv4: credentials for %s: %w", p.accessKey, err)
+	}
+	creq, err := canonicalRequest(r, query, presigned, p.signedHeaders, payload)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(creq)
+	sts := make([]byte, 0, len(Algorithm)+len(res.amzDate)+len(p.scope)+3+64)
+	sts = append(sts, Algorithm...)
+	sts = append(sts, '\n')
+	sts = append(sts, res.amzDate...)
+	sts = append(sts, '\n')
+	sts = append(sts, p.scope...)
+	sts = append(sts, '\n')
+	sts = hex.AppendEncode(sts, sum[:])
+	key := signingKey(secret, p.date, p.region)
+	want := hmacSHA256(key, sts)
+	got, err := hex.DecodeString(p.signature)
+	if err != nil || !hmac.Equal(got, want) {
+		return fmt.Errorf("%w: access key %s", ErrSignatureDoesNotMatch, p.accessKey)
+	}
+	res.key = key
+	res.seed = p.signature
+	return nil
+}
+
+// setMode sets res.Mode and res.PayloadHash from an x-amz-content-sha256 value.
+func (res *Result) setMode(v string) error {
+	switch v {
+	case unsignedPayload:
+		res.Mode = PayloadUnsigned
+	case streamingSigned:
+		res.Mode = PayloadStreamingSigned
+	case streamingSignedTrailer:
+		res.Mode = PayloadStreamingSignedTrailer
+	case streamingUnsignedTrailer:
+		res.Mode = PayloadStreamingUnsignedTrailer
+	default:
+		if len(v) != 64 || !isHex(v) {
+			return fmt.Errorf("%w: unsupported value %.80q", ErrInvalidContentSHA256, v)
+		}
+		res.Mode = PayloadSignedHash
+		res.PayloadHash = strings.ToLower(v)
+	}
+	return nil
+}
+
+// setPayloadHeaders reads x-amz-decoded-content-length, x-amz-trailer and
+// x-amz-checksum-* into res.
+func (res *Result) setPayloadHeaders(r *Request) error {
+	if res.Mode.chunked() {
+		v := r.Header("X-Amz-Decoded-Content-Length")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%w: missing or invalid x-amz-decoded-content-length", ErrMalformedChunk)
+		}
+		res.DecodedLength = n
+	}
+	if v := r.Header("X-Amz-Trailer"); v != "" {
+		if res.Mode != PayloadStreamingSignedTrailer && res.Mode != PayloadStreamingUnsignedTrailer {
+			return fmt.Errorf("%w: x-amz-trailer without a trailer payload mode", ErrInvalidContentSHA256)
+		}
+		for name := range strings.SplitSeq(v, ",") {
+			name = strings.ToLower(strings.TrimSpace(name))
+			if name == "" || slices.Contains(res.Trailers, name) {
+				return fmt.Errorf("%w: invalid x-amz-trailer %.80q", ErrMalformedChunk, v)
+			}
+			res.Trailers = append(res.Trailers, name)
+			if alg, ok := strings.CutPrefix(name, "x-amz-checksum-"); ok {
+				if err := res.setChecksum(alg, ""); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, name := range r.HeaderNames {
+		lower := strings.ToLower(name)
+		alg, ok := strings.CutPrefix(lower, "x-amz-checksum-")
+		if !ok || alg == "type" || alg == "algorithm" || alg == "mode" {
+			continue
+		}
+		if err := res.setChecksum(alg, r.Header(name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (res *Result) setChecksum(alg, value string) error {
+	a, ok := checksumAlgorithm(alg)
+	if !ok {
+		return fmt.Errorf("%w: algorithm %.40q", ErrUnsupportedChecksum, alg)
+	}
+	if res.Checksum != "" {
+		return fmt.Errorf("%w: more than one checksum", ErrUnsupportedChecksum)
+	}
+	if value != "" {
+		if err := checkChecksumValue(a, value); err != nil {
+			return err
+		}
+	}
+	res.Checksum, res.ChecksumValue = a.name, value
+	return nil
+}
+
+func checkSkew(t, now time.Time) error {
+	if d := now.Sub(t); d > MaxClockSkew || d < -MaxClockSkew {
+		return fmt.Errorf("%w: request time %s, server time %s", ErrRequestTimeTooSkewed, t.UTC().Format(timeFormat), now.UTC().Format(timeFormat))
+	}
+	return nil
+}
+
+// headerTime returns the request time from X-Amz-Date, or from Date, and
+// its spelling in the string to sign.
+func headerTime(r *Request) (time.Time, string, error) {
+	if v := r.Header("X-Amz-Date"); v != "" {
+		t, err := time.Parse(timeFormat, v)
+		if err != nil {
+			return time.Time{}, "", fmt.Errorf("%w: invalid X-Amz-Date", ErrAccessDenied)
+		}
+		return t, v, nil
+	}
+	if v := r.Header("Date"); v != "" {
+		t, err := http.ParseTime(v)
+		if err != nil {
+			return time.Time{}, "", fmt.Errorf("%w: invalid Date", ErrAccessDenied)
+		}
+		t = t.UTC()
+		return t, t.Format(timeFormat), nil
+	}
+	return time.Time{}, "", fmt.Errorf("%w: missing X-Amz-Date or Date", ErrAccessDenied)
+}
+
+// parseAuthorization parses
+// "AWS4-HMAC-SHA256 Credential=AK/date/region/s3/aws4_request, SignedHeaders=a;b, Signature=hex".
+func parseAuthorization(auth string) (authParams, error) {
+	alg, rest, ok := strings.Cut(auth, " ")
+	if !ok || alg != Algorithm {
+		return authParams{}, fmt.Errorf("%w: unsupported algorithm", ErrAuthorizationMalformed)
+	}
+	var cred, signed, sig string
+	var seen int
+	for part := range strings.SplitSeq(rest, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return authParams{}, fmt.Errorf("%w: component without '='", ErrAuthorizationMalformed)
+		}
+		var dst *string
+		var bit int
+		switch k {
+		case "Credential":
+			dst, bit = &cred, 1
+		case "SignedHeaders":
+			dst, bit = &signed, 2
+		case "Signature":
+			dst, bit = &sig, 4
+		default:
+			return authParams{}, fmt.Errorf("%w: unknown component %.40q", ErrAuthorizationMalformed, k)
+		}
+		if seen&bit != 0 {
+			return authParams{}, fmt.Errorf("%w: repeated %s", ErrAuthorizationMalformed, k)
+		}
+		seen |= bit
+		*dst = v
+	}
+	if seen != 7 {
+		return authParams{}, fmt.Errorf("%w: want Credential, SignedHeaders and Signature", ErrAuthorizationMalformed)
+	}
+	return parseAuthParts(cred, signed, sig, ErrAuthorizationMalformed)
+}
+
+// parseAuthParts validates the credential, signed headers and signature
+// shared by header and query authentication; errors wrap sentinel.
+func parseAuthParts(cred, signed, sig string, sentinel error) (authParams, error) {
+	var p authParams
+	// The scope is the last four '/'-separated fields; the access key is the rest.
+	parts := strings.Split(cred, "/")
+	if len(parts) < 5 {
+		return p, fmt.Errorf("%w: credential must be key/date/region/service/aws4_request", sentinel)
+	}
+	n := len(parts)
+	p.accessKey = strings.Join(parts[:n-4], "/")
+	p.date, p.region = parts[n-4], parts[n-3]
+	if p.accessKey == "" {
+		return p, fmt.Errorf("%w: empty access key", sentinel)
+	}
+	if _, err := time.Parse(dateFormat, p.date); err != nil || len(p.date) != 8 {
+		return p, fmt.Errorf("%w: invalid credential date %.20q", sentinel, p.date)
+	}
+	if p.region == "" {
+		return p, fmt.Errorf("%w: empty region", sentinel)
+	}
+	if parts[n-2] != Service {
+		return p, fmt.Errorf("%w: service must be %q, got %.20q", sentinel, Service, parts[n-2])
+	}
+	if parts[n-1] != terminator {
+		return p, fmt.Errorf("%w: credential must end with %s", sentinel, terminator)
+	}
+	p.scope = strings.Join(parts[n-4:], "/")
+	if signed == "" {
+		return p, fmt.Errorf("%w: empty SignedHeaders", sentinel)
+	}
+	p.signedHeaders = strings.Split(signed, ";")
+	hasHost := false
+	for i, h := range p.signedHeaders {
+		if h == "" || h != strings.ToLower(h) || strings.ContainsAny(h, " \t:") {
+			return p, fmt.Errorf("%w: invalid SignedHeaders", sentinel)
+		}
+		if i > 0 && h <= p.signedHeaders[i-1] {
+			return p, fmt.Errorf("%w: SignedHeaders not sorted or repeated", sentinel)
+		}
+		hasHost = hasHost || h == "host"
+	}
+	if !hasHost {
+		return p, fmt.Errorf("%w: host must be signed", sentinel)
+	}
+	if len(sig) != 64 || !isHex(sig) {
+		return p, fmt.Errorf("%w: signature must be 64 hex digits", sentinel)
+	}
+	p.signature = strings.ToLower(sig)
+	return p, nil
+}
+
+// checkHeaders refuses signed headers that are absent and x-amz-* headers
+// that are present but not signed.
+func checkHeaders(r *Request, signed []string, sentinel error) error {
+	if r.Host == "" {
+		return fmt.Errorf("%w: missing Host", sentinel)
+	}
+	for _, h := range signed {
+		if h == "host" {
+			continue
+		}
+		if !slices.ContainsFunc(r.HeaderNames, func(n string) bool { return strings.EqualFold(n, h) }) {
+			return fmt.Errorf("%w: signed header %.80q is absent", ErrSignatureDoesNotMatch, h)
+		}
+	}
+	for _, n := range r.HeaderNames {
+		if len(n) < 6 || !strings.EqualFold(n[:6], "x-amz-") {
+			continue
+		}
+		if _, found := slices.BinarySearch(signed, strings.ToLower(n)); !found {
+			return fmt.Errorf("%w: header %.80q is present but not signed", ErrAccessDenied, n)
+		}
+	}
+	return nil
+}
+
+// canonicalRequest builds the SigV4 canonical request.
+func canonicalRequest(r *Request, query queryParams, presigned bool, signed []string, payload string) ([]byte, error) {
+	b := make([]byte, 0, 512)
+	b = append(b, r.Method...)
+	b = append(b, '\n')
+	b, err := appendCanonicalPath(b, r.RawPath)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, '\n')
+	b = query.appendCanonical(b, presigned)
+	b = append(b, '\n')
+	for _, h := range signed {
+		b = append(b, h...)
+		b = append(b, ':')
+		if h == "host" {
+			b = appendTrimmed(b, r.Host)
+		} else {
+			b = appendTrimmed(b, r.Header(h))
+		}
+		b = append(b, '\n')
+	}
+	b = append(b, '\n')
+	for i, h := range signed {
+		if i > 0 {
+			b = append(b, ';')
+		}
+		b = append(b, h...)
+	}
+	b = append(b, '\n')
+	b = append(b, payload...)
+	return b, nil
+}
+
+// appendTrimmed appends v without leading and trailing spaces and with
+// runs of spaces collapsed to one.
+func appendTrimmed(b []byte, v string) []byte {
+	v = strings.Trim(v, " \t")
+	space := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == ' ' {
+			if space {
+				continue
+			}
+			space = true
+		} else {
+			space = false
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+// appendCanonicalPath appends the S3 canonical URI of a raw path: each
+// '/'-separated segment is percent-decoded and URI-encoded once, so that
+// "%2F" stays "%2F", "(" becomes "%28" and "%7e" becomes "~". The path is
+// not cleaned: "..", "." and empty segments are kept as sent.
+func appendCanonicalPath(b []byte, raw string) ([]byte, error) {
+	if raw == "" {
+		return append(b, '/'), nil
+	}
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case c == '/':
+			b = append(b, '/')
+		case c == '%':
+			if i+2 >= len(raw) || !isHexByte(raw[i+1]) || !isHexByte(raw[i+2]) {
+				return nil, fmt.Errorf("%w: invalid percent-encoding in path", ErrSignatureDoesNotMatch)
+			}
+			b = appendEncoded(b, unhex(raw[i+1])<<4|unhex(raw[i+2]))
+			i += 2
+		default:
+			b = appendEncoded(b, c)
+		}
+	}
+	return b, nil
+}
+
+const upperHex = "0123456789ABCDEF"
+
+// appendEncoded appends c URI-encoded the SigV4 way: unreserved characters
+// as they are, everything else as %XX.
+func appendEncoded(b []byte, c byte) []byte {
+	if isUnreserved(c) {
+		return append(b, c)
+	}
+	return append(b, '%', upperHex[c>>4], upperHex[c&15])
+}
+
+func isUnreserved(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~'
+}
+
+func isHexByte(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isHexByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+// signingKey derives the SigV4 signing key.
+func signingKey(secret, date, region string) []byte {
+	var m mac
+	k := make([]byte, 0, 4+len(secret))
+	k = append(append(k, "AWS4"...), secret...)
+	k = m.sum(k[:0], k, []byte(date))
+	k = m.sum(k[:0], k, []byte(region))
+	k = m.sum(k[:0], k, []byte(Service))
+	return m.sum(k[:0], k, []byte(terminator))
+}
+
+func hmacSHA256(key, data []byte) []byte {
+	var m mac
+	return m.sum(nil, key, data)
+}
+
+// mac computes HMAC-SHA256 (RFC 2104) with one reusable digest, avoiding
+// the allocations of crypto/hmac.New for each key of the derivation chain.
+type mac struct {
+	h          hash.Hash
+	ipad, opad [sha256.BlockSize]byte
+	inner      [sha256.Size]byte
+}
+
+// sum appends HMAC-SHA256(key, data) to dst; dst may alias key.
+func (m *mac) sum(dst, key, data []byte) []byte {
+	if m.h == nil {
+		m.h = sha256.New()
+	}
+	if len(key) > sha256.BlockSize {
+		m.h.Reset()
+		m.h.Write(key)
+		key = m.h.Sum(m.inner[:0])
+	}
+	m.ipad, m.opad = [sha256.BlockSize]byte{}, [sha256.BlockSize]byte{}
+	copy(m.ipad[:], key)
+	copy(m.opad[:], key)
+	for i := range m.ipad {
+		m.ipad[i] ^= 0x36
+		m.opad[i] ^= 0x5c
+	}
+	m.h.Reset()
+	m.h.Write(m.ipad[:])
+	m.h.Write(data)
+	inner := m.h.Sum(m.inner[:0])
+	m.h.Reset()
+	m.h.Write(m.opad[:])
+	m.h.Write(inner)
+	return m.h.Sum(dst)
+}
