@@ -37,5 +37,14 @@
 //	n, err := io.Copy(dst, body) // an error here means: discard what was stored
 //
 // All errors wrap one of the exported sentinels (test with errors.Is); their
-// messages never contain secrets or signing keys.
+// messages never contain secrets or signing keys.//
+// # For the HTTP front end
+//
+// A request refused here still has its body on the connection: the caller
+// must drain it or close the connection before answering (fasthttp would
+// otherwise parse the unread body as the next request). Bytes of a
+// PayloadSignedHash body are handed out before the digest is checked at EOF,
+// so whatever was stored must be discarded when Read returns an error. Strip
+// "aws-chunked" from Content-Encoding before storing it, and take the
+// artifact's size from Result.DecodedLength, not Content-Length.
 package sigv4
