@@ -93,24 +93,6 @@ func (e *Engine) checkContainer(ctx context.Context, tenant, container string) e
 	return nil
 }
 
-// readFull reads len(p) bytes unless r reports io.EOF first, which is not
-// an error; any other error, io.ErrUnexpectedEOF included, is returned even
-// if it came with data: a body cut short must not be stored.
-func readFull(r io.Reader, p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		m, err := r.Read(p[n:])
-		n += m
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
-
 // errWriter is the shard writer of a drive that could not be opened.
 type errWriter struct{ err error }
 
@@ -157,7 +139,7 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 		if opts.Size >= 0 {
 			head = head[:opts.Size+1]
 		}
-		got, err := readFull(body, head)
+		got, err := erasure.ReadFull(body, head)
 		if err != nil {
 			return ArtifactInfo{}, fmt.Errorf("engine: put %s: read body: %w", container, err)
 		}

@@ -297,7 +297,7 @@ func readStripe(r io.Reader, data [][]byte, stripeSize int64) (int64, error) {
 	var total int64
 	for _, d := range data {
 		want := min(int64(len(d)), stripeSize-total)
-		got, err := readFull(r, d[:want])
+		got, err := ReadFull(r, d[:want])
 		total += int64(got)
 		if err != nil {
 			return total, err
@@ -310,9 +310,12 @@ func readStripe(r io.Reader, data [][]byte, stripeSize int64) (int64, error) {
 	return total, nil
 }
 
-// readFull reads len(p) bytes unless r reports io.EOF first, which is not
-// an error; any other error is returned even if it came with data.
-func readFull(r io.Reader, p []byte) (int, error) {
+// ReadFull reads len(p) bytes unless r reports io.EOF first, which is not
+// an error; any other error, io.ErrUnexpectedEOF included, is returned even
+// if it came with data, so a body cut short is never taken for a short
+// artifact. It is the read discipline Encode applies to its input; callers
+// that read an artifact's head before encoding use it too.
+func ReadFull(r io.Reader, p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
 		m, err := r.Read(p[n:])
