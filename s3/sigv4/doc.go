@@ -37,7 +37,8 @@
 //	n, err := io.Copy(dst, body) // an error here means: discard what was stored
 //
 // All errors wrap one of the exported sentinels (test with errors.Is); their
-// messages never contain secrets or signing keys.//
+// messages never contain secrets or signing keys.
+//
 // # For the HTTP front end
 //
 // A request refused here still has its body on the connection: the caller
