@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"maps"
 	"sync"
 	"time"
 
@@ -41,6 +42,11 @@ type PutOptions struct {
 	// MD5, if set, is the expected MD5 of the body; a mismatch fails with
 	// ErrBadDigest and stores nothing.
 	MD5 []byte
+	// AfterBody, if set, is called once the body has been read in full and
+	// before the artifact becomes visible. The entries it returns are added
+	// to Metadata (for values only known at the end of the body, such as a
+	// trailing checksum); an error fails the Put and stores nothing.
+	AfterBody func() (map[string]string, error)
 }
 
 func (e *Engine) info(tenant, container, key string, r *record) ArtifactInfo {
@@ -197,6 +203,22 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 	if opts.MD5 != nil && !bytes.Equal(sum, opts.MD5) {
 		e.deleteShards(ctx, drives, shard, committed)
 		return ArtifactInfo{}, ErrBadDigest
+	}
+	if opts.AfterBody != nil {
+		extra, err := opts.AfterBody()
+		if err == nil && metadataSize(extra)+metadataSize(rec.Metadata) > MaxMetadataSize {
+			err = ErrMetadataTooLarge
+		}
+		if err != nil {
+			e.deleteShards(ctx, drives, shard, committed)
+			return ArtifactInfo{}, err
+		}
+		if len(extra) > 0 {
+			merged := make(map[string]string, len(rec.Metadata)+len(extra))
+			maps.Copy(merged, rec.Metadata)
+			maps.Copy(merged, extra)
+			rec.Metadata = merged
+		}
 	}
 	rec.ETag = hex.EncodeToString(sum)
 

@@ -1,0 +1,106 @@
+package s3
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Admin manages tenants for the admin API. Implementations must be safe for
+// concurrent use and return ErrTenantExists, ErrNoSuchTenant and
+// ErrTenantNotEmpty (possibly wrapped) where they apply.
+type Admin interface {
+	CreateTenant(ctx context.Context, name string) (NewTenant, error)
+	DeleteTenant(ctx context.Context, name string) error
+	Tenants(ctx context.Context) ([]TenantInfo, error)
+}
+
+// NewTenant is a created tenant with its first key pair. It is the JSON
+// that `vaultd tenant create --json` prints.
+type NewTenant struct {
+	Name      string `json:"name"`
+	AccessKey string `json:"access_key"`
+	SecretKey string `json:"secret_key"`
+}
+
+// TenantInfo describes a tenant without its secrets.
+type TenantInfo struct {
+	Name       string    `json:"name"`
+	Created    time.Time `json:"created"`
+	AccessKeys []string  `json:"access_keys"`
+}
+
+// Admin API errors.
+var (
+	ErrTenantExists   = &Error{http.StatusConflict, "TenantAlreadyExists", "The tenant already exists."}
+	ErrNoSuchTenant   = &Error{http.StatusNotFound, "NoSuchTenant", "The tenant does not exist."}
+	ErrTenantNotEmpty = &Error{http.StatusConflict, "TenantNotEmpty", "The tenant still owns buckets."}
+	ErrInvalidTenant  = &Error{http.StatusBadRequest, "InvalidTenantName", "Tenant names are 3 to 63 characters of a-z, 0-9 and '-'."}
+)
+
+type health struct {
+	Status string `json:"status"`
+	Node   string `json:"node,omitempty"`
+}
+
+// vault serves the reserved /_vault/ paths.
+func (s *Server) vault(ctx context.Context, r *request, path string) error {
+	switch {
+	case path == "/_vault/health":
+		return writeJSON(r, http.StatusOK, health{Status: "ok", Node: s.cfg.Node})
+	case path == "/_vault/admin/tenants" || strings.HasPrefix(path, "/_vault/admin/tenants/"):
+		return s.adminTenants(ctx, r, strings.TrimPrefix(strings.TrimPrefix(path, "/_vault/admin/tenants"), "/"))
+	}
+	return &Error{http.StatusNotFound, "NotFound", "No such admin resource."}
+}
+
+func (s *Server) adminTenants(ctx context.Context, r *request, name string) error {
+	auth, tenant, err := s.authenticate(ctx, r)
+	if err != nil {
+		return err
+	}
+	if auth.AccessKey != s.cfg.Root.AccessKey || tenant != s.cfg.RootTenant {
+		return ErrAccessDenied
+	}
+	if s.cfg.Admin == nil {
+		return ErrNotImplemented
+	}
+	method := string(r.fctx.Method())
+	switch {
+	case name == "" && method == http.MethodGet:
+		ts, err := s.cfg.Admin.Tenants(ctx)
+		if err != nil {
+			return err
+		}
+		if ts == nil {
+			ts = []TenantInfo{}
+		}
+		return writeJSON(r, http.StatusOK, ts)
+	case name != "" && method == http.MethodPut:
+		t, err := s.cfg.Admin.CreateTenant(ctx, name)
+		if err != nil {
+			return err
+		}
+		return writeJSON(r, http.StatusOK, t)
+	case name != "" && method == http.MethodDelete:
+		if err := s.cfg.Admin.DeleteTenant(ctx, name); err != nil {
+			return err
+		}
+		r.fctx.SetStatusCode(http.StatusNoContent)
+		return nil
+	}
+	return ErrMethodNotAllowed
+}
+
+func writeJSON(r *request, status int, v any) error {
+	out, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	r.fctx.SetStatusCode(status)
+	r.fctx.SetContentType("application/json")
+	r.fctx.Response.SetBodyRaw(append(out, '\n'))
+	return nil
+}

@@ -1,0 +1,319 @@
+package s3
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/xml"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/s3/sigv4"
+)
+
+// operation is one authenticated S3 request being served.
+type operation struct {
+	s      *Server
+	r      *request
+	ctx    context.Context
+	cancel context.CancelFunc
+	auth   *sigv4.Result
+	tenant string
+	bucket string
+	key    string
+}
+
+// unsupported lists subresources this server does not implement: a request
+// naming one gets NotImplemented rather than a wrong answer.
+var unsupported = []string{
+	"acl", "accelerate", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
+	"legal-hold", "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls",
+	"policy", "policyStatus", "publicAccessBlock", "replication", "requestPayment", "restore",
+	"retention", "select", "tagging", "torrent", "versioning", "versions", "website", "attributes",
+	"uploads", "uploadId", "partNumber",
+}
+
+func (op *operation) query(name string) (string, bool) {
+	args := op.r.fctx.QueryArgs()
+	if !args.Has(name) {
+		return "", false
+	}
+	return string(args.Peek(name)), true
+}
+
+func (op *operation) dispatch() error {
+	method := string(op.r.fctx.Method())
+	for _, sub := range unsupported {
+		if _, ok := op.query(sub); ok {
+			return ErrNotImplemented
+		}
+	}
+	switch {
+	case op.bucket == "":
+		if method == http.MethodGet {
+			return op.listBuckets()
+		}
+		return ErrMethodNotAllowed
+	case !validBucketName(op.bucket):
+		if method == http.MethodPut && op.key == "" {
+			return ErrInvalidBucketName
+		}
+		return ErrNoSuchBucket
+	case op.key == "":
+		switch method {
+		case http.MethodPut:
+			return op.createBucket()
+		case http.MethodHead:
+			return op.headBucket()
+		case http.MethodDelete:
+			return op.deleteBucket()
+		case http.MethodGet:
+			if _, ok := op.query("location"); ok {
+				return op.bucketLocation()
+			}
+			if v, _ := op.query("list-type"); v == "2" {
+				return op.listObjects(true)
+			}
+			return op.listObjects(false)
+		case http.MethodPost:
+			if _, ok := op.query("delete"); ok {
+				return op.deleteObjects()
+			}
+		}
+		return ErrMethodNotAllowed
+	}
+	if len(op.key) > engine.MaxKeyLen {
+		return ErrKeyTooLong
+	}
+	switch method {
+	case http.MethodPut:
+		if len(op.r.fctx.Request.Header.Peek("x-amz-copy-source")) > 0 {
+			return op.copyObject()
+		}
+		return op.putObject()
+	case http.MethodGet, http.MethodHead:
+		return op.getObject()
+	case http.MethodDelete:
+		return op.deleteObject()
+	}
+	return ErrMethodNotAllowed
+}
+
+// validBucketName applies S3's bucket naming rules.
+func validBucketName(name string) bool {
+	if len(name) < 3 || len(name) > 63 || strings.Contains(name, "..") ||
+		strings.HasPrefix(name, "xn--") || strings.HasSuffix(name, "-s3alias") || net.ParseIP(name) != nil {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+		if !alnum && c != '.' && c != '-' || (i == 0 || i == len(name)-1) && !alnum {
+			return false
+		}
+	}
+	return true
+}
+
+type owner struct {
+	ID          string `xml:"ID"`
+	DisplayName string `xml:"DisplayName"`
+}
+
+func (op *operation) owner() owner { return owner{ID: op.tenant, DisplayName: op.tenant} }
+
+const s3Namespace = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+type listAllMyBucketsResult struct {
+	XMLName xml.Name `xml:"ListAllMyBucketsResult"`
+	Xmlns   string   `xml:"xmlns,attr"`
+	Owner   owner    `xml:"Owner"`
+	Buckets []bucket `xml:"Buckets>Bucket"`
+}
+
+type bucket struct {
+	Name         string `xml:"Name"`
+	CreationDate string `xml:"CreationDate"`
+}
+
+func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+func (op *operation) listBuckets() error {
+	cs, err := op.s.cfg.Engine.Containers(op.ctx, op.tenant)
+	if err != nil {
+		return err
+	}
+	res := listAllMyBucketsResult{Xmlns: s3Namespace, Owner: op.owner(), Buckets: []bucket{}}
+	for _, c := range cs {
+		res.Buckets = append(res.Buckets, bucket{Name: c.Name, CreationDate: isoTime(c.Created)})
+	}
+	writeXML(op.r.fctx, http.StatusOK, res)
+	return nil
+}
+
+func (op *operation) createBucket() error {
+	if !validBucketName(op.bucket) {
+		return ErrInvalidBucketName
+	}
+	// The optional CreateBucketConfiguration names a region; any is fine.
+	if err := op.drainBody(64 << 10); err != nil {
+		return err
+	}
+	if err := op.s.cfg.Engine.CreateContainer(op.ctx, op.tenant, op.bucket); err != nil {
+		return err
+	}
+	op.r.fctx.Response.Header.Set("Location", "/"+op.bucket)
+	op.r.fctx.SetStatusCode(http.StatusOK)
+	return nil
+}
+
+func (op *operation) headBucket() error {
+	if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
+		return err
+	}
+	op.r.fctx.Response.Header.Set("x-amz-bucket-region", op.s.cfg.Region)
+	op.r.fctx.SetStatusCode(http.StatusOK)
+	return nil
+}
+
+func (op *operation) deleteBucket() error {
+	if err := op.s.cfg.Engine.DeleteContainer(op.ctx, op.tenant, op.bucket); err != nil {
+		return err
+	}
+	op.r.fctx.SetStatusCode(http.StatusNoContent)
+	return nil
+}
+
+type locationConstraint struct {
+	XMLName xml.Name `xml:"LocationConstraint"`
+	Xmlns   string   `xml:"xmlns,attr"`
+	Region  string   `xml:",chardata"`
+}
+
+func (op *operation) bucketLocation() error {
+	if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
+		return err
+	}
+	region := op.s.cfg.Region
+	if region == "us-east-1" {
+		region = "" // as S3 reports its default region
+	}
+	writeXML(op.r.fctx, http.StatusOK, locationConstraint{Xmlns: s3Namespace, Region: region})
+	return nil
+}
+
+type listBucketResult struct {
+	XMLName               xml.Name       `xml:"ListBucketResult"`
+	Xmlns                 string         `xml:"xmlns,attr"`
+	Name                  string         `xml:"Name"`
+	Prefix                string         `xml:"Prefix"`
+	Marker                *string        `xml:"Marker,omitempty"`
+	NextMarker            string         `xml:"NextMarker,omitempty"`
+	StartAfter            string         `xml:"StartAfter,omitempty"`
+	ContinuationToken     string         `xml:"ContinuationToken,omitempty"`
+	NextContinuationToken string         `xml:"NextContinuationToken,omitempty"`
+	KeyCount              *int           `xml:"KeyCount,omitempty"`
+	MaxKeys               int            `xml:"MaxKeys"`
+	Delimiter             string         `xml:"Delimiter,omitempty"`
+	EncodingType          string         `xml:"EncodingType,omitempty"`
+	IsTruncated           bool           `xml:"IsTruncated"`
+	Contents              []objectEntry  `xml:"Contents"`
+	CommonPrefixes        []commonPrefix `xml:"CommonPrefixes"`
+}
+
+type objectEntry struct {
+	Key          string `xml:"Key"`
+	LastModified string `xml:"LastModified"`
+	ETag         string `xml:"ETag"`
+	Size         int64  `xml:"Size"`
+	StorageClass string `xml:"StorageClass"`
+	Owner        *owner `xml:"Owner,omitempty"`
+}
+
+type commonPrefix struct {
+	Prefix string `xml:"Prefix"`
+}
+
+// encodeKey applies encoding-type=url: percent-encoding with '/' kept.
+func encodeKey(s string, enabled bool) string {
+	if !enabled {
+		return s
+	}
+	return strings.ReplaceAll(url.PathEscape(s), "+", "%2B")
+}
+
+func (op *operation) listObjects(v2 bool) error {
+	q := func(name string) string { v, _ := op.query(name); return v }
+	maxKeys := 1000
+	if v, ok := op.query("max-keys"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return ErrInvalidArgument
+		}
+		maxKeys = min(n, 1000)
+	}
+	enc := q("encoding-type")
+	if enc != "" && enc != "url" {
+		return ErrInvalidArgument
+	}
+	urlEnc := enc == "url"
+	opts := engine.ListOptions{Prefix: q("prefix"), Delimiter: q("delimiter"), Limit: maxKeys}
+	res := listBucketResult{Xmlns: s3Namespace, Name: op.bucket, MaxKeys: maxKeys, EncodingType: enc,
+		Prefix: encodeKey(opts.Prefix, urlEnc), Delimiter: encodeKey(opts.Delimiter, urlEnc)}
+	fetchOwner := !v2
+	if v2 {
+		res.StartAfter = encodeKey(q("start-after"), urlEnc)
+		opts.After = q("start-after")
+		if tok, ok := op.query("continuation-token"); ok {
+			after, err := base64.RawURLEncoding.DecodeString(tok)
+			if err != nil {
+				return ErrInvalidArgument
+			}
+			res.ContinuationToken = tok
+			opts.After = max(opts.After, string(after))
+		}
+		fetchOwner = q("fetch-owner") == "true"
+	} else {
+		m := q("marker")
+		res.Marker = &m
+		opts.After = m
+	}
+	var page engine.ListResult
+	if maxKeys > 0 {
+		var err error
+		if page, err = op.s.cfg.Engine.List(op.ctx, op.tenant, op.bucket, opts); err != nil {
+			return err
+		}
+	} else if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
+		return err
+	}
+	for _, a := range page.Artifacts {
+		e := objectEntry{Key: encodeKey(a.Key, urlEnc), LastModified: isoTime(a.Modified), ETag: `"` + a.ETag + `"`, Size: a.Size, StorageClass: "STANDARD"}
+		if fetchOwner {
+			o := op.owner()
+			e.Owner = &o
+		}
+		res.Contents = append(res.Contents, e)
+	}
+	for _, p := range page.Prefixes {
+		res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{Prefix: encodeKey(p, urlEnc)})
+	}
+	res.IsTruncated = page.Truncated
+	if page.Truncated {
+		if v2 {
+			res.NextContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(page.Next))
+		} else {
+			res.NextMarker = encodeKey(page.Next, urlEnc)
+		}
+	}
+	if v2 {
+		n := len(res.Contents) + len(res.CommonPrefixes)
+		res.KeyCount = &n
+	}
+	writeXML(op.r.fctx, http.StatusOK, res)
+	return nil
+}

@@ -1,0 +1,113 @@
+package s3
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"net/http"
+
+	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/s3/sigv4"
+)
+
+// Error is an S3 error response: an HTTP status, an S3 code and a message.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return "s3: " + e.Code + ": " + e.Message }
+
+// Errors produced by the protocol layer itself.
+var (
+	ErrAccessDenied          = &Error{http.StatusForbidden, "AccessDenied", "Access Denied."}
+	ErrInvalidBucketName     = &Error{http.StatusBadRequest, "InvalidBucketName", "The specified bucket is not valid."}
+	ErrKeyTooLong            = &Error{http.StatusBadRequest, "KeyTooLongError", "Your key is too long."}
+	ErrInvalidArgument       = &Error{http.StatusBadRequest, "InvalidArgument", "Invalid argument."}
+	ErrInvalidRequest        = &Error{http.StatusBadRequest, "InvalidRequest", "Invalid request."}
+	ErrInvalidDigest         = &Error{http.StatusBadRequest, "InvalidDigest", "The Content-MD5 you specified is not valid."}
+	ErrMalformedXML          = &Error{http.StatusBadRequest, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema."}
+	ErrMethodNotAllowed      = &Error{http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed against this resource."}
+	ErrNotImplemented        = &Error{http.StatusNotImplemented, "NotImplemented", "A header or query you provided implies functionality that is not implemented."}
+	ErrEntityTooLarge        = &Error{http.StatusBadRequest, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size."}
+	ErrMissingContentLength  = &Error{http.StatusLengthRequired, "MissingContentLength", "You must provide the Content-Length HTTP header."}
+	ErrPreconditionFailed    = &Error{http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold."}
+	ErrInvalidRange          = &Error{http.StatusRequestedRangeNotSatisfiable, "InvalidRange", "The requested range is not satisfiable."}
+	ErrInternal              = &Error{http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again."}
+	ErrServiceUnavailable    = &Error{http.StatusServiceUnavailable, "ServiceUnavailable", "Please reduce your request rate or try again later."}
+	ErrRequestTimeout        = &Error{http.StatusBadRequest, "RequestTimeout", "Your socket connection to the server was not read from or written to within the timeout period."}
+	ErrIncompleteBody        = &Error{http.StatusBadRequest, "IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header."}
+	ErrNoSuchBucket          = &Error{http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist."}
+	ErrNoSuchKey             = &Error{http.StatusNotFound, "NoSuchKey", "The specified key does not exist."}
+	ErrBucketAlreadyOwned    = &Error{http.StatusConflict, "BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it."}
+	ErrBucketNotEmpty        = &Error{http.StatusConflict, "BucketNotEmpty", "The bucket you tried to delete is not empty."}
+	ErrBadDigest             = &Error{http.StatusBadRequest, "BadDigest", "The Content-MD5 or checksum you specified did not match what we received."}
+	ErrMetadataTooLarge      = &Error{http.StatusBadRequest, "MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size."}
+	ErrSignatureDoesNotMatch = &Error{http.StatusForbidden, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method."}
+	ErrInvalidAccessKeyID    = &Error{http.StatusForbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."}
+	ErrRequestTimeTooSkewed  = &Error{http.StatusForbidden, "RequestTimeTooSkewed", "The difference between the request time and the server's time is too large."}
+	ErrExpiredRequest        = &Error{http.StatusForbidden, "AccessDenied", "Request has expired."}
+	ErrAuthHeaderMalformed   = &Error{http.StatusBadRequest, "AuthorizationHeaderMalformed", "The authorization header is malformed."}
+	ErrAuthQueryMalformed    = &Error{http.StatusBadRequest, "AuthorizationQueryParametersError", "Error parsing the X-Amz-Credential parameter."}
+	ErrContentSHA256Mismatch = &Error{http.StatusBadRequest, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed."}
+	ErrMalformedChunk        = &Error{http.StatusBadRequest, "IncompleteBody", "The aws-chunked body is malformed or its signature does not match."}
+	ErrHeadersTooLarge       = &Error{http.StatusBadRequest, "RequestHeaderSectionTooLarge", "Your request header section exceeds the maximum allowed size."}
+)
+
+// errorTable maps the errors of the packages below s3 to S3 errors. It is
+// the one place where engine and sigv4 errors become protocol errors.
+var errorTable = []struct {
+	err error
+	s3  *Error
+}{
+	{engine.ErrNoSuchContainer, ErrNoSuchBucket},
+	{engine.ErrContainerExists, ErrBucketAlreadyOwned},
+	{engine.ErrContainerNotEmpty, ErrBucketNotEmpty},
+	{engine.ErrNoSuchArtifact, ErrNoSuchKey},
+	{engine.ErrKeyTooLong, ErrKeyTooLong},
+	{engine.ErrInvalidName, ErrInvalidArgument},
+	{engine.ErrBadDigest, ErrBadDigest},
+	{engine.ErrIncompleteBody, ErrIncompleteBody},
+	{engine.ErrTooLarge, ErrEntityTooLarge},
+	{engine.ErrInvalidRange, ErrInvalidRange},
+	{engine.ErrMetadataTooLarge, ErrMetadataTooLarge},
+	{engine.ErrReadQuorum, ErrServiceUnavailable},
+	{engine.ErrWriteQuorum, ErrServiceUnavailable},
+	{sigv4.ErrAccessDenied, ErrAccessDenied},
+	{sigv4.ErrSignatureDoesNotMatch, ErrSignatureDoesNotMatch},
+	{sigv4.ErrUnknownAccessKey, ErrInvalidAccessKeyID},
+	{sigv4.ErrRequestTimeTooSkewed, ErrRequestTimeTooSkewed},
+	{sigv4.ErrExpiredPresign, ErrExpiredRequest},
+	{sigv4.ErrAuthorizationMalformed, ErrAuthHeaderMalformed},
+	{sigv4.ErrAuthQueryMalformed, ErrAuthQueryMalformed},
+	{sigv4.ErrInvalidContentSHA256, ErrInvalidRequest},
+	{sigv4.ErrContentSHA256Mismatch, ErrContentSHA256Mismatch},
+	{sigv4.ErrMalformedChunk, ErrMalformedChunk},
+	{sigv4.ErrBadDigest, ErrBadDigest},
+	{sigv4.ErrUnsupportedChecksum, ErrInvalidRequest},
+	{context.DeadlineExceeded, ErrRequestTimeout},
+}
+
+// toS3 returns the S3 error for err, InternalError if it is unknown.
+func toS3(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	for _, m := range errorTable {
+		if errors.Is(err, m.err) {
+			return m.s3
+		}
+	}
+	return ErrInternal
+}
+
+// errorBody is the XML body of an error response.
+type errorBody struct {
+	XMLName   xml.Name `xml:"Error"`
+	Code      string   `xml:"Code"`
+	Message   string   `xml:"Message"`
+	Resource  string   `xml:"Resource,omitempty"`
+	RequestID string   `xml:"RequestId"`
+}

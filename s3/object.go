@@ -1,0 +1,404 @@
+package s3
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vaultaire/vaultaire/engine"
+)
+
+// storedHeaders are the standard headers kept with an object and returned
+// on GET and HEAD, by their lowercase names.
+var storedHeaders = []string{"cache-control", "content-disposition", "content-encoding", "content-language", "expires"}
+
+const (
+	metaPrefix     = "x-amz-meta-"
+	checksumPrefix = "x-amz-checksum-"
+)
+
+// objectMetadata collects the metadata a PutObject or CopyObject REPLACE
+// stores: x-amz-meta-* and the standard headers, by lowercase name.
+func (op *operation) objectMetadata() map[string]string {
+	h := &op.r.fctx.Request.Header
+	m := map[string]string{}
+	for k, v := range h.All() {
+		name := strings.ToLower(string(k))
+		if strings.HasPrefix(name, metaPrefix) {
+			m[name] = string(v)
+		}
+	}
+	for _, name := range storedHeaders {
+		if v := string(h.Peek(name)); v != "" {
+			m[name] = v
+		}
+	}
+	// aws-chunked is transfer framing, not the object's encoding.
+	if enc, ok := m["content-encoding"]; ok {
+		var kept []string
+		for _, e := range strings.Split(enc, ",") {
+			if e = strings.TrimSpace(e); e != "" && !strings.EqualFold(e, "aws-chunked") {
+				kept = append(kept, e)
+			}
+		}
+		if len(kept) == 0 {
+			delete(m, "content-encoding")
+		} else {
+			m["content-encoding"] = strings.Join(kept, ",")
+		}
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+func (op *operation) putObject() error {
+	h := &op.r.fctx.Request.Header
+	size := int64(h.ContentLength())
+	if op.auth.DecodedLength >= 0 {
+		size = op.auth.DecodedLength
+	} else if size < 0 {
+		size = -1 // chunked transfer encoding
+	}
+	if size > MaxPutSize {
+		return ErrEntityTooLarge
+	}
+	var wantMD5 []byte
+	if v := h.Peek("Content-MD5"); len(v) > 0 {
+		b, err := base64.StdEncoding.DecodeString(string(v))
+		if err != nil || len(b) != md5.Size {
+			return ErrInvalidDigest
+		}
+		wantMD5 = b
+	}
+	body := op.auth.Body(op.r.fctx.RequestBodyStream())
+	opts := engine.PutOptions{
+		Size:        size,
+		ContentType: string(h.ContentType()),
+		Metadata:    op.objectMetadata(),
+		MD5:         wantMD5,
+	}
+	if opts.ContentType == "" {
+		opts.ContentType = "binary/octet-stream"
+	}
+	var checksum, checksumValue string
+	if op.auth.Checksum != "" {
+		checksum = checksumPrefix + strings.ToLower(op.auth.Checksum)
+		opts.AfterBody = func() (map[string]string, error) {
+			checksumValue = op.auth.ChecksumValue
+			if checksumValue == "" {
+				checksumValue = body.Trailer()[checksum]
+			}
+			if checksumValue == "" {
+				return nil, ErrInvalidRequest
+			}
+			return map[string]string{checksum: checksumValue}, nil
+		}
+	}
+	var src io.Reader = body
+	if size < 0 {
+		src = io.LimitReader(body, MaxPutSize+1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), op.s.cfg.BodyTimeout)
+	defer cancel()
+	info, err := op.s.cfg.Engine.Put(ctx, op.tenant, op.bucket, op.key, src, opts)
+	if err != nil {
+		return err
+	}
+	if info.Size > MaxPutSize {
+		op.s.cfg.Engine.Delete(ctx, op.tenant, op.bucket, op.key)
+		return ErrEntityTooLarge
+	}
+	op.r.bodyDone = true
+	op.r.fctx.Response.Header.Set("ETag", `"`+info.ETag+`"`)
+	if checksum != "" {
+		op.r.fctx.Response.Header.Set(checksum, checksumValue)
+	}
+	op.r.fctx.SetStatusCode(http.StatusOK)
+	return nil
+}
+
+func (op *operation) deleteObject() error {
+	if err := op.s.cfg.Engine.Delete(op.ctx, op.tenant, op.bucket, op.key); err != nil {
+		return err
+	}
+	op.r.fctx.SetStatusCode(http.StatusNoContent)
+	return nil
+}
+
+// etagMatches reports whether an If-Match / If-None-Match list matches etag.
+func etagMatches(list, etag string) bool {
+	for _, t := range strings.Split(list, ",") {
+		t = strings.TrimSpace(t)
+		t = strings.TrimPrefix(t, "W/")
+		if t == "*" || strings.Trim(t, `"`) == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// preconditions evaluates the conditional request headers (RFC 9110 order).
+// It returns 0 to go on, or 304 / 412.
+func preconditions(get func(string) string, etag string, modified time.Time) int {
+	modified = modified.Truncate(time.Second)
+	if v := get("If-Match"); v != "" {
+		if !etagMatches(v, etag) {
+			return http.StatusPreconditionFailed
+		}
+	} else if v := get("If-Unmodified-Since"); v != "" {
+		if t, err := http.ParseTime(v); err == nil && modified.After(t) {
+			return http.StatusPreconditionFailed
+		}
+	}
+	if v := get("If-None-Match"); v != "" {
+		if etagMatches(v, etag) {
+			return http.StatusNotModified
+		}
+	} else if v := get("If-Modified-Since"); v != "" {
+		if t, err := http.ParseTime(v); err == nil && !modified.After(t) {
+			return http.StatusNotModified
+		}
+	}
+	return 0
+}
+
+// parseRange parses a single-range Range header against size. ok is false
+// when the header is absent or not a byte range (S3 then serves it all).
+func parseRange(v string, size int64) (off, length int64, ok bool, err error) {
+	spec, found := strings.CutPrefix(v, "bytes=")
+	if !found || strings.Contains(spec, ",") {
+		return 0, size, false, nil
+	}
+	first, last, found := strings.Cut(spec, "-")
+	if !found {
+		return 0, size, false, nil
+	}
+	switch {
+	case first == "": // suffix: the last N bytes
+		n, perr := strconv.ParseInt(last, 10, 64)
+		if perr != nil || n < 0 {
+			return 0, size, false, nil
+		}
+		if n == 0 || size == 0 {
+			return 0, 0, true, ErrInvalidRange
+		}
+		n = min(n, size)
+		return size - n, n, true, nil
+	default:
+		a, perr := strconv.ParseInt(first, 10, 64)
+		if perr != nil || a < 0 {
+			return 0, size, false, nil
+		}
+		b := size - 1
+		if last != "" {
+			if b, perr = strconv.ParseInt(last, 10, 64); perr != nil || b < a {
+				return 0, size, false, nil
+			}
+		}
+		if a >= size {
+			return 0, 0, true, ErrInvalidRange
+		}
+		b = min(b, size-1)
+		return a, b - a + 1, true, nil
+	}
+}
+
+// responseOverrides maps response-* query parameters to the headers they set.
+var responseOverrides = map[string]string{
+	"response-content-type":        "Content-Type",
+	"response-content-language":    "Content-Language",
+	"response-expires":             "Expires",
+	"response-cache-control":       "Cache-Control",
+	"response-content-disposition": "Content-Disposition",
+	"response-content-encoding":    "Content-Encoding",
+}
+
+func (op *operation) setObjectHeaders(info engine.ArtifactInfo) {
+	rh := &op.r.fctx.Response.Header
+	rh.Set("ETag", `"`+info.ETag+`"`)
+	rh.Set("Last-Modified", info.Modified.UTC().Format(http.TimeFormat))
+	rh.Set("Accept-Ranges", "bytes")
+	rh.SetContentType(info.ContentType)
+	withChecksum := strings.EqualFold(string(op.r.fctx.Request.Header.Peek("x-amz-checksum-mode")), "ENABLED")
+	for k, v := range info.Metadata {
+		if strings.HasPrefix(k, checksumPrefix) && !withChecksum {
+			continue
+		}
+		rh.Set(k, v)
+	}
+	for param, header := range responseOverrides {
+		if v, ok := op.query(param); ok {
+			rh.Set(header, v)
+		}
+	}
+}
+
+func (op *operation) getObject() error {
+	fctx := op.r.fctx
+	a, err := op.s.cfg.Engine.Open(op.ctx, op.tenant, op.bucket, op.key)
+	if err != nil {
+		return err
+	}
+	info := a.Info
+	get := func(name string) string { return string(fctx.Request.Header.Peek(name)) }
+	switch preconditions(get, info.ETag, info.Modified) {
+	case http.StatusNotModified:
+		fctx.Response.Header.Set("ETag", `"`+info.ETag+`"`)
+		fctx.Response.Header.Set("Last-Modified", info.Modified.UTC().Format(http.TimeFormat))
+		fctx.SetStatusCode(http.StatusNotModified)
+		fctx.Response.SkipBody = true
+		return nil
+	case http.StatusPreconditionFailed:
+		return ErrPreconditionFailed
+	}
+	off, length, partial, err := parseRange(get("Range"), info.Size)
+	if err != nil {
+		fctx.Response.Header.Set("Content-Range", fmt.Sprintf("bytes */%d", info.Size))
+		return err
+	}
+	op.setObjectHeaders(info)
+	status := http.StatusOK
+	if partial {
+		status = http.StatusPartialContent
+		fctx.Response.Header.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+length-1, info.Size))
+	}
+	fctx.SetStatusCode(status)
+	if fctx.IsHead() {
+		fctx.Response.Header.SetContentLength(int(length))
+		fctx.Response.SkipBody = true
+		return nil
+	}
+	// The body streams after the handler returns: its own context, ended
+	// when fasthttp closes the stream.
+	ctx, cancel := context.WithTimeout(context.Background(), op.s.cfg.BodyTimeout)
+	fctx.SetBodyStream(&cancelOnClose{ReadCloser: a.Reader(ctx, off, length), cancel: cancel}, int(length))
+	return nil
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+type copyObjectResult struct {
+	XMLName      xml.Name `xml:"CopyObjectResult"`
+	Xmlns        string   `xml:"xmlns,attr"`
+	LastModified string   `xml:"LastModified"`
+	ETag         string   `xml:"ETag"`
+}
+
+func (op *operation) copyObject() error {
+	h := &op.r.fctx.Request.Header
+	src := string(h.Peek("x-amz-copy-source"))
+	src, _, _ = strings.Cut(src, "?") // versionId: one version is all there is
+	src, err := unescapePath(strings.TrimPrefix(src, "/"))
+	if err != nil {
+		return err
+	}
+	srcBucket, srcKey, ok := strings.Cut(src, "/")
+	if !ok || srcKey == "" {
+		return ErrInvalidArgument
+	}
+	if err := op.drainBody(0); err != nil {
+		return err
+	}
+	opts := engine.CopyOptions{}
+	switch d := string(h.Peek("x-amz-metadata-directive")); d {
+	case "", "COPY":
+		if srcBucket == op.bucket && srcKey == op.key {
+			return &Error{http.StatusBadRequest, "InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."}
+		}
+	case "REPLACE":
+		opts.ReplaceMetadata = true
+		opts.ContentType = string(h.ContentType())
+		if opts.ContentType == "" {
+			opts.ContentType = "binary/octet-stream"
+		}
+		opts.Metadata = op.objectMetadata()
+	default:
+		return ErrInvalidArgument
+	}
+	if a, err := op.s.cfg.Engine.Open(op.ctx, op.tenant, srcBucket, srcKey); err != nil {
+		return err
+	} else {
+		get := func(name string) string { return string(h.Peek("x-amz-copy-source-" + name)) }
+		if preconditions(get, a.Info.ETag, a.Info.Modified) != 0 {
+			return ErrPreconditionFailed
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), op.s.cfg.BodyTimeout)
+	defer cancel()
+	info, err := op.s.cfg.Engine.Copy(ctx, op.tenant, srcBucket, srcKey, op.bucket, op.key, opts)
+	if err != nil {
+		return err
+	}
+	writeXML(op.r.fctx, http.StatusOK, copyObjectResult{Xmlns: s3Namespace, LastModified: isoTime(info.Modified), ETag: `"` + info.ETag + `"`})
+	return nil
+}
+
+type deleteRequest struct {
+	XMLName xml.Name `xml:"Delete"`
+	Quiet   bool     `xml:"Quiet"`
+	Objects []struct {
+		Key string `xml:"Key"`
+	} `xml:"Object"`
+}
+
+type deleteResult struct {
+	XMLName xml.Name        `xml:"DeleteResult"`
+	Xmlns   string          `xml:"xmlns,attr"`
+	Deleted []deletedObject `xml:"Deleted"`
+	Errors  []deleteError   `xml:"Error"`
+}
+
+type deletedObject struct {
+	Key string `xml:"Key"`
+}
+
+type deleteError struct {
+	Key     string `xml:"Key"`
+	Code    string `xml:"Code"`
+	Message string `xml:"Message"`
+}
+
+func (op *operation) deleteObjects() error {
+	var req deleteRequest
+	if err := op.readXMLBody(&req); err != nil {
+		return err
+	}
+	if len(req.Objects) == 0 || len(req.Objects) > maxDeleteObjects {
+		return ErrMalformedXML
+	}
+	if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
+		return err
+	}
+	res := deleteResult{Xmlns: s3Namespace}
+	for _, o := range req.Objects {
+		err := op.s.cfg.Engine.Delete(op.ctx, op.tenant, op.bucket, o.Key)
+		if err != nil {
+			e := toS3(err)
+			res.Errors = append(res.Errors, deleteError{Key: o.Key, Code: e.Code, Message: e.Message})
+			continue
+		}
+		if !req.Quiet {
+			res.Deleted = append(res.Deleted, deletedObject{Key: o.Key})
+		}
+	}
+	writeXML(op.r.fctx, http.StatusOK, res)
+	return nil
+}
