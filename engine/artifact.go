@@ -72,9 +72,9 @@ func shardName(tenant, container, key string, dataID [16]byte) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// shardOf returns the shard file of r's data.
-func shardOf(tenant, container, key string, r *record) driver.Shard {
-	return driver.Shard{PG: r.PG, Name: shardName(tenant, container, key, r.DataID)}
+// shardOf returns the shard file of one part's data.
+func shardOf(tenant, container, key string, pg uint32, dataID [16]byte) driver.Shard {
+	return driver.Shard{PG: pg, Name: shardName(tenant, container, key, dataID)}
 }
 
 func metadataSize(m map[string]string) int {
@@ -133,7 +133,8 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 		Metadata: opts.Metadata, Data: pol.Data, Parity: pol.Parity,
 		StripeSize: e.cfg.StripeSize, PG: pg,
 	}
-	rand.Read(rec.DataID[:])
+	var dataID [16]byte
+	rand.Read(dataID[:])
 	wq := pol.WriteQuorum()
 	n := pol.SetSize()
 
@@ -156,7 +157,7 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 	digest := md5.New()
 	var inlineShards [][]byte
 	committed := make([]bool, n)
-	shard := shardOf(tenant, container, key, &rec)
+	shard := shardOf(tenant, container, key, pg, dataID)
 	if inline {
 		bufs := make([]*bytes.Buffer, n)
 		ws := make([]io.Writer, n)
@@ -221,6 +222,9 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 		}
 	}
 	rec.ETag = hex.EncodeToString(sum)
+	if !rec.IsInline {
+		rec.Parts = []part{{DataID: dataID, Size: rec.Size, ETag: rec.ETag}}
+	}
 
 	if err := e.writeRecords(ctx, tenant, container, key, drives, &rec, inlineShards, committed, wq); err != nil {
 		e.deleteShards(ctx, drives, shard, committed)
@@ -328,7 +332,13 @@ type recordWrite struct {
 // already landed, its own. A failed write is rolled back and removes
 // nothing, so the version it tried to replace stays readable.
 func (e *Engine) writeRecords(ctx context.Context, tenant, container, key string, drives []driver.Driver, rec *record, inline [][]byte, ok []bool, wq int) error {
-	ikey := indexPrefix(tenant, container) + key
+	return e.writeRecordsAt(ctx, indexPrefix(tenant, container)+key, tenant, container, key, drives, rec, inline, ok, wq)
+}
+
+// writeRecordsAt is writeRecords for a record stored under index key ikey
+// (an artifact's, or a multipart upload's or part's) whose shard files are
+// named after key.
+func (e *Engine) writeRecordsAt(ctx context.Context, ikey, tenant, container, key string, drives []driver.Driver, rec *record, inline [][]byte, ok []bool, wq int) error {
 	res := e.putRecords(ctx, ikey, drives, rec, inline, ok)
 	done := 0
 	for _, r := range res {
@@ -413,19 +423,21 @@ func (e *Engine) collect(ctx context.Context, tenant, container, key string, dri
 	for j, r := range res {
 		var gone *record
 		switch {
-		case errors.Is(r.err, driver.ErrStale) && !rec.IsInline && !rec.Deleted:
+		case errors.Is(r.err, driver.ErrStale) && !rec.Deleted:
 			gone = rec
-		case r.err == nil && r.prev != nil && r.prev.DataID != rec.DataID && !r.prev.IsInline && !r.prev.Deleted:
+		case r.err == nil && r.prev != nil && r.prev.Version != rec.Version && !r.prev.Deleted:
 			gone = r.prev
 		default:
 			continue
 		}
-		wg.Go(func() {
-			err := drives[j].DeleteShard(ctx, shardOf(tenant, container, key, gone))
-			if err != nil && !errors.Is(err, driver.ErrNotFound) {
-				e.log.Warn("shard delete failed", "pg", gone.PG, "shard", j, "err", err)
-			}
-		})
+		for _, p := range gone.Parts {
+			wg.Go(func() {
+				err := drives[j].DeleteShard(ctx, shardOf(tenant, container, key, gone.PG, p.DataID))
+				if err != nil && !errors.Is(err, driver.ErrNotFound) {
+					e.log.Warn("shard delete failed", "pg", gone.PG, "shard", j, "err", err)
+				}
+			})
+		}
 	}
 	wg.Wait()
 }
@@ -581,28 +593,43 @@ func (e *Engine) Head(ctx context.Context, tenant, container, key string) (Artif
 	return a.Info, nil
 }
 
-func (a *Artifact) shard() driver.Shard {
-	return shardOf(a.Info.Tenant, a.Info.Container, a.Info.Key, a.rec)
-}
-
-// open is the erasure.OpenFunc of a's shards.
-func (a *Artifact) open(ctx context.Context, j int, off, length int64) (io.ReadCloser, error) {
-	if a.rec.IsInline {
-		h := a.holders[j]
-		if h == nil {
+// partOpen returns the erasure.OpenFunc of part p's shards.
+func (a *Artifact) partOpen(p int) erasure.OpenFunc {
+	return func(ctx context.Context, j int, off, length int64) (io.ReadCloser, error) {
+		if a.rec.IsInline {
+			h := a.holders[j]
+			if h == nil {
+				return nil, errArtifactIncomplete
+			}
+			if off > int64(len(h.Inline)) {
+				return nil, io.ErrUnexpectedEOF
+			}
+			end := min(off+length, int64(len(h.Inline)))
+			return io.NopCloser(bytes.NewReader(h.Inline[off:end])), nil
+		}
+		if a.drives[j] == nil {
 			return nil, errArtifactIncomplete
 		}
-		if off > int64(len(h.Inline)) {
-			return nil, io.ErrUnexpectedEOF
-		}
-		end := min(off+length, int64(len(h.Inline)))
-		return io.NopCloser(bytes.NewReader(h.Inline[off:end])), nil
+		// A drive without the record may still hold the shard: try it.
+		return a.drives[j].ReadShard(ctx, a.partShard(p), off, length)
 	}
-	if a.drives[j] == nil {
-		return nil, errArtifactIncomplete
+}
+
+func (a *Artifact) partShard(p int) driver.Shard {
+	return shardOf(a.Info.Tenant, a.Info.Container, a.Info.Key, a.rec.PG, a.rec.Parts[p].DataID)
+}
+
+// segments returns the sizes of the separately encoded pieces: the parts,
+// or the one inline piece.
+func (a *Artifact) segments() []int64 {
+	if a.rec.IsInline {
+		return []int64{a.Info.Size}
 	}
-	// A drive without the record may still hold the shard: try it.
-	return a.drives[j].ReadShard(ctx, a.shard(), off, length)
+	sizes := make([]int64, len(a.rec.Parts))
+	for i, p := range a.rec.Parts {
+		sizes[i] = p.Size
+	}
+	return sizes
 }
 
 // WriteRange writes bytes [off, off+length) of the artifact to w, verifying
@@ -611,10 +638,23 @@ func (a *Artifact) WriteRange(ctx context.Context, w io.Writer, off, length int6
 	if off < 0 || length < 0 || off+length > a.Info.Size {
 		return fmt.Errorf("%w: %d+%d of %d bytes", ErrInvalidRange, off, length, a.Info.Size)
 	}
-	res, err := a.codec.Decode(ctx, w, a.Info.Size, off, length, a.open)
-	degraded := len(res.Bad) > 0
+	degraded := false
 	for _, h := range a.holders {
 		degraded = degraded || h == nil
+	}
+	var err error
+	var start int64 // offset of the current part in the artifact
+	for p, size := range a.segments() {
+		lo, hi := max(off, start), min(off+length, start+size)
+		if lo < hi {
+			var res erasure.DecodeResult
+			res, err = a.codec.Decode(ctx, w, size, lo-start, hi-lo, a.partOpen(p))
+			degraded = degraded || len(res.Bad) > 0
+			if err != nil {
+				break
+			}
+		}
+		start += size
 	}
 	if degraded && ctx.Err() == nil {
 		a.e.queueHeal(HealItem{a.Info.Tenant, a.Info.Container, a.Info.Key})

@@ -227,17 +227,29 @@ func (e *Engine) newVersion() (driver.Version, time.Time) {
 
 // validTenant reports whether t is a usable tenant name.
 func validTenant(t string) error {
-	if t == "" || len(t) > maxTenantLen || strings.ContainsAny(t, "\x00/") || !utf8.ValidString(t) {
+	if t == "" || len(t) > maxTenantLen || hasControl(t) || strings.Contains(t, "/") || !utf8.ValidString(t) {
 		return fmt.Errorf("%w: tenant %q", ErrInvalidName, t)
 	}
 	return nil
 }
 
 func validContainer(c string) error {
-	if c == "" || len(c) > maxContainerLen || strings.ContainsAny(c, "\x00/") || !utf8.ValidString(c) {
+	if c == "" || len(c) > maxContainerLen || hasControl(c) || strings.Contains(c, "/") || !utf8.ValidString(c) {
 		return fmt.Errorf("%w: container %q", ErrInvalidName, c)
 	}
 	return nil
+}
+
+// hasControl reports whether s holds a byte below 0x20. Tenant and
+// container names never do, so index key spaces that start with such a
+// byte (multipart uploads) cannot collide with theirs.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 // validKey reports whether key is a usable artifact key: 1 to 1024 bytes of

@@ -647,6 +647,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		Version: driver.Version{1, 2, 3}, Deleted: true, Size: 1 << 40, ETag: "abc", ContentType: "a/b",
 		Modified: -5, Metadata: map[string]string{"x": "y", "": "z"}, Data: 12, Parity: 4,
 		StripeSize: 1 << 20, PG: 255, Shard: 15, Inline: []byte{0, 1, 2}, IsInline: true,
+		Parts: []part{{DataID: [16]byte{9}, Size: 5 << 20, ETag: "abc"}, {Size: 1, ETag: ""}},
 	}
 	b := r.marshal()
 	got, err := unmarshalRecord(b)

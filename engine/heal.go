@@ -35,18 +35,23 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 	}
 	ikey := indexPrefix(tenant, container) + key
 	n := len(a.drives)
-	needData := make([]bool, n)
+	segs := a.segments()
+	// needData[p][j]: part p's shard on drive j must be rebuilt.
+	needData := make([][]bool, len(segs))
 	needRecord := make([]bool, n)
-	for j, d := range a.drives {
-		if d == nil {
-			continue
+	for p, size := range segs {
+		needData[p] = make([]bool, n)
+		for j, d := range a.drives {
+			if d == nil {
+				continue
+			}
+			intact := a.codec.Verify(ctx, size, j, a.partOpen(p)) == nil
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("engine: heal: %w", err)
+			}
+			needData[p][j] = !intact
+			needRecord[j] = needRecord[j] || !intact || a.holders[j] == nil
 		}
-		intact := a.codec.Verify(ctx, a.Info.Size, j, a.open) == nil
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("engine: heal: %w", err)
-		}
-		needData[j] = !intact
-		needRecord[j] = !intact || a.holders[j] == nil
 	}
 	// A record newer than the current version is the remains of a failed
 	// write: remove it so the current one can be written back.
@@ -56,53 +61,61 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 		}
 		if got, err := d.GetRecord(ctx, ikey); err == nil && got.Version.Compare(a.rec.Version) > 0 {
 			if err := d.DeleteRecord(ctx, ikey, got.Version); err != nil && !errors.Is(err, driver.ErrNotFound) {
-				needRecord[j], needData[j] = false, false
+				needRecord[j] = false
 			}
 		}
 	}
-
-	ws := make(map[int]io.Writer)
-	bufs := make(map[int]*bytes.Buffer)
-	sws := make(map[int]driver.ShardWriter)
-	defer func() {
-		for _, sw := range sws {
-			sw.Abort()
-		}
-	}()
-	for j := range needData {
-		if !needData[j] {
-			continue
-		}
-		a.holders[j] = nil // rebuilt from the other shards only
-		if a.rec.IsInline {
-			bufs[j] = new(bytes.Buffer)
-			ws[j] = bufs[j]
-			continue
-		}
-		sw, err := a.drives[j].CreateShard(ctx, a.shard())
-		if err != nil {
-			e.log.Warn("heal: drive not writable", "pg", a.rec.PG, "shard", j, "err", err)
-			needData[j], needRecord[j] = false, false
-			continue
-		}
-		sws[j], ws[j] = sw, sw
-	}
-	if len(ws) > 0 {
-		if _, err := a.codec.Rebuild(ctx, a.Info.Size, a.open, ws); err != nil {
-			return nil, fmt.Errorf("engine: heal %s: %w", container, err)
+	// Rebuilt shards come from the other drives only.
+	for j := range needRecord {
+		for p := range segs {
+			if needData[p][j] {
+				a.holders[j] = nil
+			}
 		}
 	}
 	var inline [][]byte
 	if a.rec.IsInline {
 		inline = make([][]byte, n)
+	}
+	for p, size := range segs {
+		ws := make(map[int]io.Writer)
+		bufs := make(map[int]*bytes.Buffer)
+		sws := make(map[int]driver.ShardWriter)
+		for j := range n {
+			if !needData[p][j] || !needRecord[j] {
+				continue
+			}
+			if a.rec.IsInline {
+				bufs[j] = new(bytes.Buffer)
+				ws[j] = bufs[j]
+				continue
+			}
+			sw, err := a.drives[j].CreateShard(ctx, a.partShard(p))
+			if err != nil {
+				e.log.Warn("heal: drive not writable", "pg", a.rec.PG, "shard", j, "err", err)
+				needRecord[j] = false
+				continue
+			}
+			sws[j], ws[j] = sw, sw
+		}
+		if len(ws) == 0 {
+			continue
+		}
+		_, err := a.codec.Rebuild(ctx, size, a.partOpen(p), ws)
+		for j, sw := range sws {
+			if err == nil {
+				if cerr := sw.Commit(ctx); cerr != nil {
+					e.log.Warn("heal: shard commit failed", "pg", a.rec.PG, "shard", j, "err", cerr)
+					needRecord[j] = false
+				}
+			}
+			sw.Abort()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("engine: heal %s: %w", container, err)
+		}
 		for j, b := range bufs {
 			inline[j] = b.Bytes()
-		}
-	}
-	for j, sw := range sws {
-		if err := sw.Commit(ctx); err != nil {
-			e.log.Warn("heal: shard commit failed", "pg", a.rec.PG, "shard", j, "err", err)
-			needRecord[j] = false
 		}
 	}
 	var repaired []int

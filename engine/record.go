@@ -17,7 +17,6 @@ import (
 // only in Shard and Inline.
 type record struct {
 	Version     driver.Version
-	DataID      [16]byte // random; names the shard files, so a record can be rewritten with a newer Version without moving data
 	Deleted     bool     // a tombstone: hides older versions until healing removes it
 	Size        int64
 	ETag        string // hex MD5 of the bytes, or "md5-of-md5s-N" for multipart
@@ -31,6 +30,17 @@ type record struct {
 	Shard       int    // index of the shard this drive holds
 	Inline      []byte // this drive's whole shard file when the artifact is stored inline; nil otherwise
 	IsInline    bool
+	// Parts are the erasure-coded pieces of the artifact's bytes, in order:
+	// one for a plain Put, one per part for a multipart upload, none when
+	// inline. Each is encoded on its own and has its own shard files.
+	Parts []part
+}
+
+// part is one separately encoded piece of an artifact.
+type part struct {
+	DataID [16]byte // random; names the part's shard files
+	Size   int64    // bytes
+	ETag   string   // hex MD5 of the part's bytes
 }
 
 // Record encoding: a magic byte, a format byte, the fields in order, then an
@@ -47,7 +57,6 @@ func (r *record) marshal() []byte {
 	b := make([]byte, 0, 128+len(r.Inline)+len(r.ETag)+len(r.ContentType))
 	b = append(b, recordMagic, recordFormat)
 	b = append(b, r.Version[:]...)
-	b = append(b, r.DataID[:]...)
 	flags := byte(0)
 	if r.Deleted {
 		flags |= 1
@@ -71,6 +80,12 @@ func (r *record) marshal() []byte {
 	b = binary.AppendUvarint(b, uint64(r.PG))
 	b = binary.AppendUvarint(b, uint64(r.Shard))
 	b = appendString(b, string(r.Inline))
+	b = binary.AppendUvarint(b, uint64(len(r.Parts)))
+	for _, p := range r.Parts {
+		b = append(b, p.DataID[:]...)
+		b = binary.AppendVarint(b, p.Size)
+		b = appendString(b, p.ETag)
+	}
 	return binary.BigEndian.AppendUint64(b, xxh3.Hash(b))
 }
 
@@ -94,7 +109,6 @@ func unmarshalRecord(b []byte) (*record, error) {
 	d := decoder{b: body[2:]}
 	r := &record{}
 	copy(r.Version[:], d.bytes(driver.VersionSize))
-	copy(r.DataID[:], d.bytes(len(r.DataID)))
 	flags := d.byte()
 	r.Deleted, r.IsInline = flags&1 != 0, flags&2 != 0
 	r.Size = d.varint()
@@ -118,11 +132,24 @@ func unmarshalRecord(b []byte) (*record, error) {
 	if inline := d.string(); r.IsInline {
 		r.Inline = []byte(inline)
 	}
+	if n := d.uvarint(); n > 0 && n <= maxParts {
+		r.Parts = make([]part, n)
+		for i := range r.Parts {
+			copy(r.Parts[i].DataID[:], d.bytes(16))
+			r.Parts[i].Size = d.varint()
+			r.Parts[i].ETag = d.string()
+		}
+	} else if n != 0 {
+		d.err = errBadRecord
+	}
 	if d.err != nil || len(d.b) != 0 {
 		return nil, errBadRecord
 	}
 	return r, nil
 }
+
+// maxParts is the most parts a multipart upload may have, as in S3.
+const maxParts = 10_000
 
 // decoder reads fields, remembering the first error.
 type decoder struct {

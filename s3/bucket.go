@@ -34,7 +34,6 @@ var unsupported = []string{
 	"legal-hold", "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls",
 	"policy", "policyStatus", "publicAccessBlock", "replication", "requestPayment", "restore",
 	"retention", "select", "tagging", "torrent", "versioning", "versions", "website", "attributes",
-	"uploads", "uploadId", "partNumber",
 }
 
 func (op *operation) query(name string) (string, bool) {
@@ -75,6 +74,9 @@ func (op *operation) dispatch() error {
 			if _, ok := op.query("location"); ok {
 				return op.bucketLocation()
 			}
+			if _, ok := op.query("uploads"); ok {
+				return op.listUploads()
+			}
 			if v, _ := op.query("list-type"); v == "2" {
 				return op.listObjects(true)
 			}
@@ -89,15 +91,31 @@ func (op *operation) dispatch() error {
 	if len(op.key) > engine.MaxKeyLen {
 		return ErrKeyTooLong
 	}
-	switch method {
-	case http.MethodPut:
-		if len(op.r.fctx.Request.Header.Peek("x-amz-copy-source")) > 0 {
-			return op.copyObject()
+	uploadID, multipart := op.query("uploadId")
+	_, partNumber := op.query("partNumber")
+	copySource := len(op.r.fctx.Request.Header.Peek("x-amz-copy-source")) > 0
+	switch {
+	case method == http.MethodPut && multipart && partNumber:
+		return op.uploadPart(uploadID, copySource)
+	case method == http.MethodPost && multipart:
+		return op.completeUpload(uploadID)
+	case method == http.MethodDelete && multipart:
+		return op.abortUpload(uploadID)
+	case method == http.MethodGet && multipart:
+		return op.listParts(uploadID)
+	case method == http.MethodPost:
+		if _, ok := op.query("uploads"); ok {
+			return op.createUpload()
 		}
+	case multipart || partNumber:
+		return ErrInvalidRequest
+	case method == http.MethodPut && copySource:
+		return op.copyObject()
+	case method == http.MethodPut:
 		return op.putObject()
-	case http.MethodGet, http.MethodHead:
+	case method == http.MethodGet, method == http.MethodHead:
 		return op.getObject()
-	case http.MethodDelete:
+	case method == http.MethodDelete:
 		return op.deleteObject()
 	}
 	return ErrMethodNotAllowed

@@ -52,6 +52,10 @@ var (
 	ErrAuthQueryMalformed    = &Error{http.StatusBadRequest, "AuthorizationQueryParametersError", "Error parsing the X-Amz-Credential parameter."}
 	ErrContentSHA256Mismatch = &Error{http.StatusBadRequest, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed."}
 	ErrMalformedChunk        = &Error{http.StatusBadRequest, "IncompleteBody", "The aws-chunked body is malformed or its signature does not match."}
+	ErrNoSuchUpload          = &Error{http.StatusNotFound, "NoSuchUpload", "The specified multipart upload does not exist."}
+	ErrInvalidPart           = &Error{http.StatusBadRequest, "InvalidPart", "One or more of the specified parts could not be found or its entity tag did not match."}
+	ErrInvalidPartOrder      = &Error{http.StatusBadRequest, "InvalidPartOrder", "The list of parts was not in ascending order."}
+	ErrEntityTooSmall        = &Error{http.StatusBadRequest, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size."}
 	ErrHeadersTooLarge       = &Error{http.StatusBadRequest, "RequestHeaderSectionTooLarge", "Your request header section exceeds the maximum allowed size."}
 )
 
@@ -72,6 +76,10 @@ var errorTable = []struct {
 	{engine.ErrTooLarge, ErrEntityTooLarge},
 	{engine.ErrInvalidRange, ErrInvalidRange},
 	{engine.ErrMetadataTooLarge, ErrMetadataTooLarge},
+	{engine.ErrNoSuchUpload, ErrNoSuchUpload},
+	{engine.ErrInvalidPart, ErrInvalidPart},
+	{engine.ErrInvalidPartOrder, ErrInvalidPartOrder},
+	{engine.ErrEntityTooSmall, ErrEntityTooSmall},
 	{engine.ErrReadQuorum, ErrServiceUnavailable},
 	{engine.ErrWriteQuorum, ErrServiceUnavailable},
 	{sigv4.ErrAccessDenied, ErrAccessDenied},

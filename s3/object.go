@@ -60,7 +60,17 @@ func (op *operation) objectMetadata() map[string]string {
 	return m
 }
 
-func (op *operation) putObject() error {
+// upload is a request body ready to stream into the engine.
+type upload struct {
+	body     io.Reader
+	opts     engine.PutOptions
+	checksum string  // x-amz-checksum-* header name, if one was sent
+	value    *string // its value, known once the body is read
+}
+
+// uploadBody prepares the request body: its decoded length, Content-MD5,
+// and the flexible checksum that must be stored with it.
+func (op *operation) uploadBody(maxSize int64) (*upload, error) {
 	h := &op.r.fctx.Request.Header
 	size := int64(h.ContentLength())
 	if op.auth.DecodedLength >= 0 {
@@ -68,48 +78,53 @@ func (op *operation) putObject() error {
 	} else if size < 0 {
 		size = -1 // chunked transfer encoding
 	}
-	if size > MaxPutSize {
-		return ErrEntityTooLarge
+	if size > maxSize {
+		return nil, ErrEntityTooLarge
 	}
-	var wantMD5 []byte
+	u := &upload{opts: engine.PutOptions{Size: size}, value: new(string)}
 	if v := h.Peek("Content-MD5"); len(v) > 0 {
 		b, err := base64.StdEncoding.DecodeString(string(v))
 		if err != nil || len(b) != md5.Size {
-			return ErrInvalidDigest
+			return nil, ErrInvalidDigest
 		}
-		wantMD5 = b
+		u.opts.MD5 = b
 	}
 	body := op.auth.Body(op.r.fctx.RequestBodyStream())
-	opts := engine.PutOptions{
-		Size:        size,
-		ContentType: string(h.ContentType()),
-		Metadata:    op.objectMetadata(),
-		MD5:         wantMD5,
+	u.body = body
+	if size < 0 {
+		u.body = io.LimitReader(body, maxSize+1)
 	}
-	if opts.ContentType == "" {
-		opts.ContentType = "binary/octet-stream"
-	}
-	var checksum, checksumValue string
 	if op.auth.Checksum != "" {
-		checksum = checksumPrefix + strings.ToLower(op.auth.Checksum)
-		opts.AfterBody = func() (map[string]string, error) {
-			checksumValue = op.auth.ChecksumValue
-			if checksumValue == "" {
-				checksumValue = body.Trailer()[checksum]
+		u.checksum = checksumPrefix + strings.ToLower(op.auth.Checksum)
+		u.opts.AfterBody = func() (map[string]string, error) {
+			v := op.auth.ChecksumValue
+			if v == "" {
+				v = body.Trailer()[u.checksum]
 			}
-			if checksumValue == "" {
+			if v == "" {
 				return nil, ErrInvalidRequest
 			}
-			return map[string]string{checksum: checksumValue}, nil
+			*u.value = v
+			return map[string]string{u.checksum: v}, nil
 		}
 	}
-	var src io.Reader = body
-	if size < 0 {
-		src = io.LimitReader(body, MaxPutSize+1)
+	return u, nil
+}
+
+func (op *operation) putObject() error {
+	h := &op.r.fctx.Request.Header
+	u, err := op.uploadBody(MaxPutSize)
+	if err != nil {
+		return err
 	}
+	u.opts.ContentType = string(h.ContentType())
+	if u.opts.ContentType == "" {
+		u.opts.ContentType = "binary/octet-stream"
+	}
+	u.opts.Metadata = op.objectMetadata()
 	ctx, cancel := context.WithTimeout(context.Background(), op.s.cfg.BodyTimeout)
 	defer cancel()
-	info, err := op.s.cfg.Engine.Put(ctx, op.tenant, op.bucket, op.key, src, opts)
+	info, err := op.s.cfg.Engine.Put(ctx, op.tenant, op.bucket, op.key, u.body, u.opts)
 	if err != nil {
 		return err
 	}
@@ -119,8 +134,8 @@ func (op *operation) putObject() error {
 	}
 	op.r.bodyDone = true
 	op.r.fctx.Response.Header.Set("ETag", `"`+info.ETag+`"`)
-	if checksum != "" {
-		op.r.fctx.Response.Header.Set(checksum, checksumValue)
+	if u.checksum != "" {
+		op.r.fctx.Response.Header.Set(u.checksum, *u.value)
 	}
 	op.r.fctx.SetStatusCode(http.StatusOK)
 	return nil
@@ -304,15 +319,9 @@ type copyObjectResult struct {
 
 func (op *operation) copyObject() error {
 	h := &op.r.fctx.Request.Header
-	src := string(h.Peek("x-amz-copy-source"))
-	src, _, _ = strings.Cut(src, "?") // versionId: one version is all there is
-	src, err := unescapePath(strings.TrimPrefix(src, "/"))
+	srcBucket, srcKey, err := op.copySource()
 	if err != nil {
 		return err
-	}
-	srcBucket, srcKey, ok := strings.Cut(src, "/")
-	if !ok || srcKey == "" {
-		return ErrInvalidArgument
 	}
 	if err := op.drainBody(0); err != nil {
 		return err

@@ -1,0 +1,278 @@
+package s3
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/vaultaire/vaultaire/engine"
+)
+
+type initiateResult struct {
+	XMLName  xml.Name `xml:"InitiateMultipartUploadResult"`
+	Xmlns    string   `xml:"xmlns,attr"`
+	Bucket   string   `xml:"Bucket"`
+	Key      string   `xml:"Key"`
+	UploadID string   `xml:"UploadId"`
+}
+
+func (op *operation) createUpload() error {
+	h := &op.r.fctx.Request.Header
+	if err := op.drainBody(0); err != nil {
+		return err
+	}
+	opts := engine.PutOptions{ContentType: string(h.ContentType()), Metadata: op.objectMetadata()}
+	if opts.ContentType == "" {
+		opts.ContentType = "binary/octet-stream"
+	}
+	id, err := op.s.cfg.Engine.CreateUpload(op.ctx, op.tenant, op.bucket, op.key, opts)
+	if err != nil {
+		return err
+	}
+	writeXML(op.r.fctx, http.StatusOK, initiateResult{Xmlns: s3Namespace, Bucket: op.bucket, Key: op.key, UploadID: id})
+	return nil
+}
+
+func (op *operation) partNumber() (int, error) {
+	v, _ := op.query("partNumber")
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > engine.MaxPartNum {
+		return 0, &Error{http.StatusBadRequest, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive."}
+	}
+	return n, nil
+}
+
+type copyPartResult struct {
+	XMLName      xml.Name `xml:"CopyPartResult"`
+	Xmlns        string   `xml:"xmlns,attr"`
+	LastModified string   `xml:"LastModified"`
+	ETag         string   `xml:"ETag"`
+}
+
+func (op *operation) uploadPart(uploadID string, copySource bool) error {
+	n, err := op.partNumber()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), op.s.cfg.BodyTimeout)
+	defer cancel()
+	if copySource {
+		return op.uploadPartCopy(ctx, uploadID, n)
+	}
+	u, err := op.uploadBody(engine.MaxPartSize)
+	if err != nil {
+		return err
+	}
+	info, err := op.s.cfg.Engine.PutPart(ctx, op.tenant, op.bucket, op.key, uploadID, n, u.body, u.opts)
+	if err != nil {
+		return err
+	}
+	op.r.bodyDone = true
+	op.r.fctx.Response.Header.Set("ETag", `"`+info.ETag+`"`)
+	if u.checksum != "" {
+		op.r.fctx.Response.Header.Set(u.checksum, *u.value)
+	}
+	op.r.fctx.SetStatusCode(http.StatusOK)
+	return nil
+}
+
+// copySource parses x-amz-copy-source into a bucket and key.
+func (op *operation) copySource() (bucket, key string, err error) {
+	src := string(op.r.fctx.Request.Header.Peek("x-amz-copy-source"))
+	src, _, _ = strings.Cut(src, "?") // versionId: one version is all there is
+	src, err = unescapePath(strings.TrimPrefix(src, "/"))
+	if err != nil {
+		return "", "", err
+	}
+	bucket, key, ok := strings.Cut(src, "/")
+	if !ok || key == "" || bucket == "" {
+		return "", "", ErrInvalidArgument
+	}
+	return bucket, key, nil
+}
+
+func (op *operation) uploadPartCopy(ctx context.Context, uploadID string, n int) error {
+	srcBucket, srcKey, err := op.copySource()
+	if err != nil {
+		return err
+	}
+	if err := op.drainBody(0); err != nil {
+		return err
+	}
+	src, err := op.s.cfg.Engine.Open(ctx, op.tenant, srcBucket, srcKey)
+	if err != nil {
+		return err
+	}
+	get := func(name string) string { return string(op.r.fctx.Request.Header.Peek("x-amz-copy-source-" + name)) }
+	if preconditions(get, src.Info.ETag, src.Info.Modified) != 0 {
+		return ErrPreconditionFailed
+	}
+	off, length := int64(0), src.Info.Size
+	if v := string(op.r.fctx.Request.Header.Peek("x-amz-copy-source-range")); v != "" {
+		var ok bool
+		off, length, ok, err = parseRange(v, src.Info.Size)
+		if err != nil || !ok || strings.HasPrefix(v, "bytes=-") {
+			return ErrInvalidRange
+		}
+	}
+	r := src.Reader(ctx, off, length)
+	defer r.Close()
+	info, err := op.s.cfg.Engine.PutPart(ctx, op.tenant, op.bucket, op.key, uploadID, n, r, engine.PutOptions{Size: length})
+	if err != nil {
+		return err
+	}
+	writeXML(op.r.fctx, http.StatusOK, copyPartResult{Xmlns: s3Namespace, LastModified: isoTime(info.Modified), ETag: `"` + info.ETag + `"`})
+	return nil
+}
+
+type completeRequest struct {
+	XMLName xml.Name `xml:"CompleteMultipartUpload"`
+	Parts   []struct {
+		PartNumber int    `xml:"PartNumber"`
+		ETag       string `xml:"ETag"`
+	} `xml:"Part"`
+}
+
+type completeResult struct {
+	XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
+	Xmlns    string   `xml:"xmlns,attr"`
+	Location string   `xml:"Location"`
+	Bucket   string   `xml:"Bucket"`
+	Key      string   `xml:"Key"`
+	ETag     string   `xml:"ETag"`
+}
+
+func (op *operation) completeUpload(uploadID string) error {
+	var req completeRequest
+	if err := op.readXMLBody(&req); err != nil {
+		return err
+	}
+	parts := make([]engine.CompletePart, len(req.Parts))
+	for i, p := range req.Parts {
+		parts[i] = engine.CompletePart{Number: p.PartNumber, ETag: p.ETag}
+	}
+	info, err := op.s.cfg.Engine.CompleteUpload(op.ctx, op.tenant, op.bucket, op.key, uploadID, parts)
+	if err != nil {
+		return err
+	}
+	writeXML(op.r.fctx, http.StatusOK, completeResult{
+		Xmlns: s3Namespace, Location: fmt.Sprintf("/%s/%s", op.bucket, op.key),
+		Bucket: op.bucket, Key: op.key, ETag: `"` + info.ETag + `"`,
+	})
+	return nil
+}
+
+func (op *operation) abortUpload(uploadID string) error {
+	if err := op.s.cfg.Engine.AbortUpload(op.ctx, op.tenant, op.bucket, op.key, uploadID); err != nil {
+		return err
+	}
+	op.r.fctx.SetStatusCode(http.StatusNoContent)
+	return nil
+}
+
+type listPartsResult struct {
+	XMLName              xml.Name    `xml:"ListPartsResult"`
+	Xmlns                string      `xml:"xmlns,attr"`
+	Bucket               string      `xml:"Bucket"`
+	Key                  string      `xml:"Key"`
+	UploadID             string      `xml:"UploadId"`
+	Initiator            owner       `xml:"Initiator"`
+	Owner                owner       `xml:"Owner"`
+	StorageClass         string      `xml:"StorageClass"`
+	PartNumberMarker     int         `xml:"PartNumberMarker"`
+	NextPartNumberMarker int         `xml:"NextPartNumberMarker"`
+	MaxParts             int         `xml:"MaxParts"`
+	IsTruncated          bool        `xml:"IsTruncated"`
+	Parts                []partEntry `xml:"Part"`
+}
+
+type partEntry struct {
+	PartNumber   int    `xml:"PartNumber"`
+	LastModified string `xml:"LastModified"`
+	ETag         string `xml:"ETag"`
+	Size         int64  `xml:"Size"`
+}
+
+func (op *operation) intQuery(name string, def, maxVal int) (int, error) {
+	v, ok := op.query(name)
+	if !ok {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, ErrInvalidArgument
+	}
+	return min(n, maxVal), nil
+}
+
+func (op *operation) listParts(uploadID string) error {
+	maxParts, err := op.intQuery("max-parts", 1000, 1000)
+	if err != nil {
+		return err
+	}
+	marker, err := op.intQuery("part-number-marker", 0, engine.MaxPartNum)
+	if err != nil {
+		return err
+	}
+	parts, truncated, err := op.s.cfg.Engine.ListParts(op.ctx, op.tenant, op.bucket, op.key, uploadID, marker, max(maxParts, 1))
+	if err != nil {
+		return err
+	}
+	res := listPartsResult{Xmlns: s3Namespace, Bucket: op.bucket, Key: op.key, UploadID: uploadID,
+		Initiator: op.owner(), Owner: op.owner(), StorageClass: "STANDARD",
+		PartNumberMarker: marker, MaxParts: maxParts, IsTruncated: truncated}
+	for _, p := range parts {
+		res.Parts = append(res.Parts, partEntry{PartNumber: p.Number, LastModified: isoTime(p.Modified), ETag: `"` + p.ETag + `"`, Size: p.Size})
+		res.NextPartNumberMarker = p.Number
+	}
+	writeXML(op.r.fctx, http.StatusOK, res)
+	return nil
+}
+
+type listUploadsResult struct {
+	XMLName            xml.Name      `xml:"ListMultipartUploadsResult"`
+	Xmlns              string        `xml:"xmlns,attr"`
+	Bucket             string        `xml:"Bucket"`
+	KeyMarker          string        `xml:"KeyMarker"`
+	UploadIDMarker     string        `xml:"UploadIdMarker"`
+	NextKeyMarker      string        `xml:"NextKeyMarker,omitempty"`
+	NextUploadIDMarker string        `xml:"NextUploadIdMarker,omitempty"`
+	Prefix             string        `xml:"Prefix"`
+	MaxUploads         int           `xml:"MaxUploads"`
+	IsTruncated        bool          `xml:"IsTruncated"`
+	Uploads            []uploadEntry `xml:"Upload"`
+}
+
+type uploadEntry struct {
+	Key          string `xml:"Key"`
+	UploadID     string `xml:"UploadId"`
+	Initiator    owner  `xml:"Initiator"`
+	Owner        owner  `xml:"Owner"`
+	StorageClass string `xml:"StorageClass"`
+	Initiated    string `xml:"Initiated"`
+}
+
+func (op *operation) listUploads() error {
+	maxUploads, err := op.intQuery("max-uploads", 1000, 1000)
+	if err != nil {
+		return err
+	}
+	prefix, _ := op.query("prefix")
+	keyMarker, _ := op.query("key-marker")
+	idMarker, _ := op.query("upload-id-marker")
+	ups, truncated, err := op.s.cfg.Engine.ListUploads(op.ctx, op.tenant, op.bucket, prefix, keyMarker, idMarker, max(maxUploads, 1))
+	if err != nil {
+		return err
+	}
+	res := listUploadsResult{Xmlns: s3Namespace, Bucket: op.bucket, KeyMarker: keyMarker, UploadIDMarker: idMarker,
+		Prefix: prefix, MaxUploads: maxUploads, IsTruncated: truncated}
+	for _, u := range ups {
+		res.Uploads = append(res.Uploads, uploadEntry{Key: u.Key, UploadID: u.ID, Initiator: op.owner(), Owner: op.owner(), StorageClass: "STANDARD", Initiated: isoTime(u.Initiated)})
+		res.NextKeyMarker, res.NextUploadIDMarker = u.Key, u.ID
+	}
+	writeXML(op.r.fctx, http.StatusOK, res)
+	return nil
+}

@@ -1,0 +1,96 @@
+package s3_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+func TestMultipart(t *testing.T) {
+	e := startServer(t)
+	ctx := context.Background()
+	c := e.client("ALICEKEY", "alicesecret")
+	b := aws.String("mpu")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: b}); err != nil {
+		t.Fatal(err)
+	}
+	src := randBytes(5, 3<<20)
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String("src"), Body: bytes.NewReader(src)}); err != nil {
+		t.Fatal(err)
+	}
+	up, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: b, Key: aws.String("big"), ContentType: aws.String("application/zip"), Metadata: map[string]string{"k": "v"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1 := randBytes(1, 5<<20)
+	r1, err := c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: b, Key: aws.String("big"), UploadId: up.UploadId, PartNumber: aws.Int32(1), Body: bytes.NewReader(p1)})
+	if err != nil {
+		t.Fatalf("UploadPart 1: %v", err)
+	}
+	r2, err := c.UploadPartCopy(ctx, &awss3.UploadPartCopyInput{Bucket: b, Key: aws.String("big"), UploadId: up.UploadId, PartNumber: aws.Int32(2), CopySource: aws.String("mpu/src"), CopySourceRange: aws.String("bytes=100-1099")})
+	if err != nil {
+		t.Fatalf("UploadPartCopy: %v", err)
+	}
+	ups, err := c.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: b})
+	if err != nil || len(ups.Uploads) != 1 || aws.ToString(ups.Uploads[0].UploadId) != aws.ToString(up.UploadId) {
+		t.Fatalf("ListMultipartUploads = %+v, %v", ups, err)
+	}
+	lp, err := c.ListParts(ctx, &awss3.ListPartsInput{Bucket: b, Key: aws.String("big"), UploadId: up.UploadId})
+	if err != nil || len(lp.Parts) != 2 || aws.ToInt64(lp.Parts[1].Size) != 1000 {
+		t.Fatalf("ListParts = %+v, %v", lp, err)
+	}
+	complete := func(parts ...types.CompletedPart) (*awss3.CompleteMultipartUploadOutput, error) {
+		return c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String("big"), UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
+	}
+	part := func(n int32, etag *string) types.CompletedPart { return types.CompletedPart{PartNumber: aws.Int32(n), ETag: etag} }
+	_, err = complete(part(2, r2.CopyPartResult.ETag), part(1, r1.ETag))
+	wantCode(t, "out of order", err, "InvalidPartOrder")
+	_, err = complete(part(1, r1.ETag), part(2, aws.String(`"0000"`)))
+	wantCode(t, "wrong etag", err, "InvalidPart")
+	_, err = complete(part(2, r2.CopyPartResult.ETag), part(3, r2.CopyPartResult.ETag))
+	wantCode(t, "missing part", err, "InvalidPart")
+	done, err := complete(part(1, r1.ETag), part(2, r2.CopyPartResult.ETag))
+	if err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	if etag := aws.ToString(done.ETag); len(etag) < 4 || etag[len(etag)-3:] != `-2"` {
+		t.Fatalf("multipart ETag = %s", etag)
+	}
+	out, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: b, Key: aws.String("big")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+	if want := append(bytes.Clone(p1), src[100:1100]...); !bytes.Equal(got, want) || aws.ToString(out.ContentType) != "application/zip" || out.Metadata["k"] != "v" {
+		t.Fatalf("assembled object: %d bytes (want %d), %s %v", len(got), len(want), aws.ToString(out.ContentType), out.Metadata)
+	}
+	_, err = c.ListParts(ctx, &awss3.ListPartsInput{Bucket: b, Key: aws.String("big"), UploadId: up.UploadId})
+	wantCode(t, "ListParts after complete", err, "NoSuchUpload")
+
+	// Too-small parts and abort.
+	up2, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: b, Key: aws.String("small")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []types.CompletedPart
+	for n := int32(1); n <= 2; n++ {
+		r, err := c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: b, Key: aws.String("small"), UploadId: up2.UploadId, PartNumber: aws.Int32(n), Body: bytes.NewReader([]byte("tiny"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, part(n, r.ETag))
+	}
+	_, err = c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String("small"), UploadId: up2.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
+	wantCode(t, "small parts", err, "EntityTooSmall")
+	if _, err := c.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: b, Key: aws.String("small"), UploadId: up2.UploadId}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: b, Key: aws.String("small"), UploadId: up2.UploadId})
+	wantCode(t, "second abort", err, "NoSuchUpload")
+}
