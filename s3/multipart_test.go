@@ -47,7 +47,9 @@ func TestMultipart(t *testing.T) {
 	complete := func(parts ...types.CompletedPart) (*awss3.CompleteMultipartUploadOutput, error) {
 		return c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String("big"), UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
 	}
-	part := func(n int32, etag *string) types.CompletedPart { return types.CompletedPart{PartNumber: aws.Int32(n), ETag: etag} }
+	part := func(n int32, etag *string) types.CompletedPart {
+		return types.CompletedPart{PartNumber: aws.Int32(n), ETag: etag}
+	}
 	_, err = complete(part(2, r2.CopyPartResult.ETag), part(1, r1.ETag))
 	wantCode(t, "out of order", err, "InvalidPartOrder")
 	_, err = complete(part(1, r1.ETag), part(2, aws.String(`"0000"`)))

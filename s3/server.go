@@ -24,6 +24,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 
@@ -185,6 +186,8 @@ func newRequestID() string {
 
 func (s *Server) handle(fctx *fasthttp.RequestCtx) {
 	r := &request{fctx: fctx, id: newRequestID()}
+	// S3 clients read x-amz-meta-* names as sent: keep our spelling.
+	fctx.Response.Header.DisableNormalizing()
 	fctx.Response.Header.Set("x-amz-request-id", r.id)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	start := time.Now()
@@ -245,6 +248,13 @@ func (s *Server) authenticate(ctx context.Context, r *request) (*sigv4.Result, s
 		tenant = t
 		return secret, err
 	})
+	if q, err := url.ParseQuery(req.RawQuery); err == nil && isPresignV2(q) && len(h.Peek("Authorization")) == 0 {
+		res, err := verifyPresignV2(ctx, r, q, creds, s.cfg.Now())
+		if err != nil {
+			return nil, "", err
+		}
+		return res, tenant, nil
+	}
 	res, err := sigv4.Verify(ctx, &req, creds, s.cfg.Now())
 	if err != nil {
 		return nil, "", err
