@@ -4,18 +4,26 @@ PKGS    ?= ./...
 BENCH   ?= .
 FUZZTIME ?= 60s
 
-.PHONY: help build test test-short test-race bench fuzz lint clean
+.PHONY: help build run test test-short test-race test-e2e bench fuzz lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
 
-build: ## compile every package
+build: ## compile every package and bin/vaultd
 	$(GO) build $(PKGS)
+	$(GO) build -o bin/vaultd ./cmd/vaultd
 
-test: ## what CI runs: vet, the full suite, then the race detector on the short suite
+run: build ## start one node on :9000 with data under ./data
+	./bin/vaultd server
+
+test: ## what CI runs: vet, the full suite, the race detector on the short suite, then aws cli + boto3 end to end
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 $(PKGS)
 	$(GO) test -count=1 -race -short $(PKGS)
+	bash scripts/e2e.sh
+
+test-e2e: ## a real vaultd driven by the aws cli and boto3
+	bash scripts/e2e.sh
 
 test-short: ## quick tests only (skips the 1 GiB and 10,000-key tests)
 	$(GO) test -short $(PKGS)

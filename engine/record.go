@@ -17,7 +17,7 @@ import (
 // only in Shard and Inline.
 type record struct {
 	Version     driver.Version
-	Deleted     bool     // a tombstone: hides older versions until healing removes it
+	Deleted     bool // a tombstone: hides older versions until healing removes it
 	Size        int64
 	ETag        string // hex MD5 of the bytes, or "md5-of-md5s-N" for multipart
 	ContentType string

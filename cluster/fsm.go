@@ -1,0 +1,411 @@
+package cluster
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/vaultaire/vaultaire/engine"
+)
+
+// cmdType is the first byte of every raft log entry written by this
+// package. Its values reach disk: append only, never renumber or reuse.
+type cmdType uint8
+
+const (
+	cmdCreateTenant    cmdType = 1
+	cmdDeleteTenant    cmdType = 2
+	cmdCreateKey       cmdType = 3
+	cmdDeleteKey       cmdType = 4
+	cmdCreateContainer cmdType = 5
+	cmdDeleteContainer cmdType = 6
+)
+
+// errAccessKeyExists is returned by Apply when a proposed access key is
+// already in use by any tenant. Proposers draw a new key and retry.
+var errAccessKeyExists = errors.New("cluster: access key already in use")
+
+// keyRecord is a key pair as replicated: the secret in plaintext.
+type keyRecord struct {
+	AccessKey string    `json:"access_key"`
+	Secret    string    `json:"secret"`
+	Created   time.Time `json:"created"`
+}
+
+// The command payloads, JSON encoded after the type byte. Every value the
+// FSM stores (names, keys, times) is chosen by the proposer.
+type (
+	createTenantCmd struct {
+		Name    string    `json:"name"`
+		Created time.Time `json:"created"`
+		Key     keyRecord `json:"key"`
+	}
+	deleteTenantCmd struct {
+		Name string `json:"name"`
+	}
+	createKeyCmd struct {
+		Tenant string    `json:"tenant"`
+		Key    keyRecord `json:"key"`
+	}
+	deleteKeyCmd struct {
+		Tenant    string `json:"tenant"`
+		AccessKey string `json:"access_key"`
+	}
+	createContainerCmd struct {
+		Tenant  string    `json:"tenant"`
+		Name    string    `json:"name"`
+		Created time.Time `json:"created"`
+	}
+	deleteContainerCmd struct {
+		Tenant string `json:"tenant"`
+		Name   string `json:"name"`
+	}
+)
+
+// encodeCmd returns the log entry for a command: its type byte, then JSON.
+func encodeCmd(t cmdType, payload any) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte(byte(t))
+	if err := json.NewEncoder(&b).Encode(payload); err != nil {
+		return nil, fmt.Errorf("cluster: encode command %d: %w", t, err)
+	}
+	return b.Bytes(), nil
+}
+
+// tenantState is a tenant inside the FSM.
+type tenantState struct {
+	Name    string      `json:"name"`
+	Created time.Time   `json:"created"`
+	Keys    []keyRecord `json:"keys"` // in creation order
+}
+
+// fsm is the replicated state machine: tenants, their keys and their
+// containers. Apply is deterministic: it reads only the log entry and the
+// current state, never the clock, the disk or map iteration order.
+type fsm struct {
+	restores atomic.Int64 // Restore calls, for tests
+
+	mu         sync.RWMutex                               // guards the following fields
+	tenants    map[string]*tenantState                    // name → tenant
+	keys       map[string]string                          // access key → tenant name (index of tenants[*].Keys)
+	containers map[string]map[string]engine.ContainerInfo // tenant → name → container
+}
+
+func newFSM() *fsm {
+	return &fsm{
+		tenants:    make(map[string]*tenantState),
+		keys:       make(map[string]string),
+		containers: make(map[string]map[string]engine.ContainerInfo),
+	}
+}
+
+var _ raft.FSM = (*fsm)(nil)
+
+// Apply applies one committed log entry and returns nil or an error that
+// the proposer gets back from Store.apply. A malformed entry yields an
+// error, not a panic, on every node alike.
+func (f *fsm) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	if len(l.Data) == 0 {
+		return errors.New("cluster: empty command")
+	}
+	t, body := cmdType(l.Data[0]), l.Data[1:]
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch t {
+	case cmdCreateTenant:
+		var c createTenantCmd
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.createTenant(c)
+	case cmdDeleteTenant:
+		var c deleteTenantCmd
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.deleteTenant(c)
+	case cmdCreateKey:
+		var c createKeyCmd
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.createKey(c)
+	case cmdDeleteKey:
+		var c deleteKeyCmd
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.deleteKey(c)
+	case cmdCreateContainer:
+		var c createContainerCmd
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.createContainer(c)
+	case cmdDeleteContainer:
+		var c deleteContainerCmd
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.deleteContainer(c)
+	default:
+		return fmt.Errorf("cluster: unknown command type %d", t)
+	}
+}
+
+func decodeErr(t cmdType, err error) error {
+	return fmt.Errorf("cluster: decode command %d: %w", t, err)
+}
+
+func (f *fsm) createTenant(c createTenantCmd) error {
+	if _, ok := f.tenants[c.Name]; ok {
+		return fmt.Errorf("%w: %s", ErrTenantExists, c.Name)
+	}
+	if _, ok := f.keys[c.Key.AccessKey]; ok {
+		return errAccessKeyExists
+	}
+	f.tenants[c.Name] = &tenantState{Name: c.Name, Created: c.Created, Keys: []keyRecord{c.Key}}
+	f.keys[c.Key.AccessKey] = c.Name
+	return nil
+}
+
+func (f *fsm) deleteTenant(c deleteTenantCmd) error {
+	t, ok := f.tenants[c.Name]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNoSuchTenant, c.Name)
+	}
+	if len(f.containers[c.Name]) > 0 {
+		return fmt.Errorf("%w: %s owns %d containers", ErrTenantNotEmpty, c.Name, len(f.containers[c.Name]))
+	}
+	for _, k := range t.Keys {
+		delete(f.keys, k.AccessKey)
+	}
+	delete(f.tenants, c.Name)
+	delete(f.containers, c.Name)
+	return nil
+}
+
+func (f *fsm) createKey(c createKeyCmd) error {
+	t, ok := f.tenants[c.Tenant]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNoSuchTenant, c.Tenant)
+	}
+	if _, ok := f.keys[c.Key.AccessKey]; ok {
+		return errAccessKeyExists
+	}
+	t.Keys = append(t.Keys, c.Key)
+	f.keys[c.Key.AccessKey] = c.Tenant
+	return nil
+}
+
+func (f *fsm) deleteKey(c deleteKeyCmd) error {
+	t, ok := f.tenants[c.Tenant]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNoSuchTenant, c.Tenant)
+	}
+	i := slices.IndexFunc(t.Keys, func(k keyRecord) bool { return k.AccessKey == c.AccessKey })
+	if i < 0 {
+		return ErrUnknownAccessKey
+	}
+	t.Keys = slices.Delete(t.Keys, i, i+1)
+	delete(f.keys, c.AccessKey)
+	return nil
+}
+
+func (f *fsm) createContainer(c createContainerCmd) error {
+	if _, ok := f.tenants[c.Tenant]; !ok {
+		return fmt.Errorf("%w: %s", ErrNoSuchTenant, c.Tenant)
+	}
+	cs := f.containers[c.Tenant]
+	if cs == nil {
+		cs = make(map[string]engine.ContainerInfo)
+		f.containers[c.Tenant] = cs
+	}
+	if _, ok := cs[c.Name]; ok {
+		return fmt.Errorf("%w: %s/%s", engine.ErrContainerExists, c.Tenant, c.Name)
+	}
+	cs[c.Name] = engine.ContainerInfo{Tenant: c.Tenant, Name: c.Name, Created: c.Created}
+	return nil
+}
+
+func (f *fsm) deleteContainer(c deleteContainerCmd) error {
+	cs := f.containers[c.Tenant]
+	if _, ok := cs[c.Name]; !ok {
+		return fmt.Errorf("%w: %s/%s", engine.ErrNoSuchContainer, c.Tenant, c.Name)
+	}
+	delete(cs, c.Name)
+	if len(cs) == 0 {
+		delete(f.containers, c.Tenant)
+	}
+	return nil
+}
+
+// snapshotVersion is the format version of snapshotData; bump it, and keep
+// reading the old one, when the layout changes.
+const snapshotVersion = 1
+
+// snapshotData is the whole FSM state as written to a snapshot. Slices are
+// sorted so that equal states give byte-identical snapshots.
+type snapshotData struct {
+	Version    int                    `json:"version"`
+	Tenants    []tenantState          `json:"tenants"`    // sorted by name
+	Containers []engine.ContainerInfo `json:"containers"` // sorted by tenant, then name
+}
+
+// Snapshot captures the state. It runs on raft's FSM goroutine, never
+// concurrently with Apply; the encoding is done here so that Persist does
+// not race with later Applies.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	d := snapshotData{
+		Version:    snapshotVersion,
+		Tenants:    make([]tenantState, 0, len(f.tenants)),
+		Containers: []engine.ContainerInfo{},
+	}
+	for _, t := range f.tenants {
+		d.Tenants = append(d.Tenants, tenantState{Name: t.Name, Created: t.Created, Keys: slices.Clone(t.Keys)})
+	}
+	slices.SortFunc(d.Tenants, func(a, b tenantState) int { return strings.Compare(a.Name, b.Name) })
+	for _, cs := range f.containers {
+		for _, c := range cs {
+			d.Containers = append(d.Containers, c)
+		}
+	}
+	slices.SortFunc(d.Containers, compareContainers)
+	b, err := json.Marshal(d)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: encode snapshot: %w", err)
+	}
+	return fsmSnapshot(b), nil
+}
+
+func compareContainers(a, b engine.ContainerInfo) int {
+	if c := strings.Compare(a.Tenant, b.Tenant); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Name, b.Name)
+}
+
+// Restore replaces the whole state with a snapshot's.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var d snapshotData
+	if err := json.NewDecoder(rc).Decode(&d); err != nil {
+		return fmt.Errorf("cluster: decode snapshot: %w", err)
+	}
+	if d.Version != snapshotVersion {
+		return fmt.Errorf("cluster: snapshot version %d not supported", d.Version)
+	}
+	n := newFSM()
+	for _, t := range d.Tenants {
+		n.tenants[t.Name] = &tenantState{Name: t.Name, Created: t.Created, Keys: t.Keys}
+		for _, k := range t.Keys {
+			n.keys[k.AccessKey] = t.Name
+		}
+	}
+	for _, c := range d.Containers {
+		cs := n.containers[c.Tenant]
+		if cs == nil {
+			cs = make(map[string]engine.ContainerInfo)
+			n.containers[c.Tenant] = cs
+		}
+		cs[c.Name] = c
+	}
+	f.mu.Lock()
+	f.tenants, f.keys, f.containers = n.tenants, n.keys, n.containers
+	f.mu.Unlock()
+	f.restores.Add(1)
+	return nil
+}
+
+// fsmSnapshot is an encoded snapshot waiting to be persisted.
+type fsmSnapshot []byte
+
+func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("cluster: write snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (fsmSnapshot) Release() {}
+
+// Read accessors used by Store; each returns copies.
+
+func (f *fsm) tenant(name string) (Tenant, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	t, ok := f.tenants[name]
+	if !ok {
+		return Tenant{}, false
+	}
+	return t.public(), true
+}
+
+func (f *fsm) tenantList() []Tenant {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]Tenant, 0, len(f.tenants))
+	for _, t := range f.tenants {
+		out = append(out, t.public())
+	}
+	slices.SortFunc(out, func(a, b Tenant) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+func (t *tenantState) public() Tenant {
+	p := Tenant{Name: t.Name, Created: t.Created, AccessKeys: make([]string, len(t.Keys))}
+	for i, k := range t.Keys {
+		p.AccessKeys[i] = k.AccessKey
+	}
+	return p
+}
+
+// lookupKey returns the tenant and secret of an access key.
+func (f *fsm) lookupKey(accessKey string) (tenant, secret string, ok bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	tenant, ok = f.keys[accessKey]
+	if !ok {
+		return "", "", false
+	}
+	for _, k := range f.tenants[tenant].Keys {
+		if k.AccessKey == accessKey {
+			return tenant, k.Secret, true
+		}
+	}
+	return "", "", false // unreachable while keys indexes tenants
+}
+
+func (f *fsm) container(tenant, name string) (engine.ContainerInfo, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	c, ok := f.containers[tenant][name]
+	return c, ok
+}
+
+func (f *fsm) containerList(tenant string) []engine.ContainerInfo {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	cs := f.containers[tenant]
+	out := make([]engine.ContainerInfo, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, compareContainers)
+	return out
+}

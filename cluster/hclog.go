@@ -1,0 +1,135 @@
+package cluster
+
+import (
+	"context"
+	"io"
+	"log"
+	"log/slog"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// levelTrace is the slog level of hclog's Trace, below slog.LevelDebug.
+const levelTrace = slog.LevelDebug - 4
+
+// hclogAdapter lets raft and raft-wal log through a *slog.Logger. It is
+// the only hclog.Logger in the program; nothing outside cluster sees it.
+type hclogAdapter struct {
+	root    *slog.Logger // the configured logger
+	name    string
+	implied []any
+	log     *slog.Logger // root with component=name and the implied args
+}
+
+func newHCLog(l *slog.Logger) hclog.Logger { return derive(l, "", nil) }
+
+func derive(root *slog.Logger, name string, implied []any) *hclogAdapter {
+	l := root
+	if name != "" {
+		l = l.With("component", name)
+	}
+	if len(implied) > 0 {
+		l = l.With(implied...)
+	}
+	return &hclogAdapter{root: root, name: name, implied: implied, log: l}
+}
+
+var _ hclog.Logger = (*hclogAdapter)(nil)
+
+func toSlogLevel(l hclog.Level) slog.Level {
+	switch l {
+	case hclog.Trace:
+		return levelTrace
+	case hclog.Debug:
+		return slog.LevelDebug
+	case hclog.Warn:
+		return slog.LevelWarn
+	case hclog.Error:
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
+	if level == hclog.Off {
+		return
+	}
+	a.log.Log(context.Background(), toSlogLevel(level), msg, args...)
+}
+
+func (a *hclogAdapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }
+func (a *hclogAdapter) Debug(msg string, args ...any) { a.Log(hclog.Debug, msg, args...) }
+func (a *hclogAdapter) Info(msg string, args ...any)  { a.Log(hclog.Info, msg, args...) }
+func (a *hclogAdapter) Warn(msg string, args ...any)  { a.Log(hclog.Warn, msg, args...) }
+func (a *hclogAdapter) Error(msg string, args ...any) { a.Log(hclog.Error, msg, args...) }
+
+func (a *hclogAdapter) enabled(l slog.Level) bool {
+	return a.log.Enabled(context.Background(), l)
+}
+
+func (a *hclogAdapter) IsTrace() bool { return a.enabled(levelTrace) }
+func (a *hclogAdapter) IsDebug() bool { return a.enabled(slog.LevelDebug) }
+func (a *hclogAdapter) IsInfo() bool  { return a.enabled(slog.LevelInfo) }
+func (a *hclogAdapter) IsWarn() bool  { return a.enabled(slog.LevelWarn) }
+func (a *hclogAdapter) IsError() bool { return a.enabled(slog.LevelError) }
+
+func (a *hclogAdapter) ImpliedArgs() []any { return a.implied }
+
+func (a *hclogAdapter) With(args ...any) hclog.Logger {
+	return derive(a.root, a.name, append(a.implied[:len(a.implied):len(a.implied)], args...))
+}
+
+func (a *hclogAdapter) Name() string { return a.name }
+
+func (a *hclogAdapter) Named(name string) hclog.Logger {
+	if a.name != "" {
+		name = a.name + "." + name
+	}
+	return a.ResetNamed(name)
+}
+
+// ResetNamed returns a logger whose records carry component=name.
+func (a *hclogAdapter) ResetNamed(name string) hclog.Logger {
+	return derive(a.root, name, a.implied)
+}
+
+// SetLevel does nothing: the slog handler decides levels.
+func (a *hclogAdapter) SetLevel(hclog.Level) {}
+
+func (a *hclogAdapter) GetLevel() hclog.Level {
+	for _, l := range []hclog.Level{hclog.Trace, hclog.Debug, hclog.Info, hclog.Warn, hclog.Error} {
+		if a.enabled(toSlogLevel(l)) {
+			return l
+		}
+	}
+	return hclog.Off
+}
+
+func (a *hclogAdapter) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Logger {
+	return log.New(a.StandardWriter(opts), "", 0)
+}
+
+func (a *hclogAdapter) StandardWriter(opts *hclog.StandardLoggerOptions) io.Writer {
+	level := slog.LevelInfo
+	if opts != nil && opts.ForceLevel != hclog.NoLevel {
+		level = toSlogLevel(opts.ForceLevel)
+	}
+	return stdWriter{a: a, level: level}
+}
+
+// stdWriter logs each line written to it as one record.
+type stdWriter struct {
+	a     *hclogAdapter
+	level slog.Level
+}
+
+func (w stdWriter) Write(p []byte) (int, error) {
+	for line := range strings.Lines(string(p)) {
+		if line = strings.TrimRight(line, "\r\n"); line != "" {
+			w.a.log.Log(context.Background(), w.level, line)
+		}
+	}
+	return len(p), nil
+}

@@ -1,0 +1,417 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+
+	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/s3/sigv4"
+)
+
+// Errors returned by Store, possibly wrapped; test them with errors.Is.
+var (
+	ErrNoSuchTenant   = errors.New("cluster: no such tenant")
+	ErrTenantExists   = errors.New("cluster: tenant already exists")
+	ErrTenantNotEmpty = errors.New("cluster: tenant still owns containers")
+	ErrInvalidName    = errors.New("cluster: invalid tenant name")
+	// ErrNotLeader means a write reached a node that is not the Raft
+	// leader. It goes away when writes are forwarded to the leader.
+	ErrNotLeader = errors.New("cluster: not the leader")
+	// ErrUnknownAccessKey means no tenant has the access key. It matches
+	// sigv4.ErrUnknownAccessKey too, so Store is a sigv4.Credentials.
+	ErrUnknownAccessKey error = unknownAccessKey{}
+)
+
+type unknownAccessKey struct{}
+
+func (unknownAccessKey) Error() string { return "cluster: unknown access key" }
+func (unknownAccessKey) Unwrap() error { return sigv4.ErrUnknownAccessKey }
+
+// Defaults.
+const (
+	DefaultApplyTimeout      = 10 * time.Second
+	DefaultSnapshotThreshold = 1024 // log entries between snapshots
+	snapshotsRetained        = 2
+	transportPool            = 3
+	transportTimeout         = 10 * time.Second
+)
+
+// Config configures a Store.
+type Config struct {
+	// Dir holds the raft log and stable store (Dir/wal) and the snapshots
+	// (Dir/snapshots). It is created if missing.
+	Dir string
+	// NodeID is this node's raft server ID, stable across restarts.
+	NodeID string
+	// RaftAddr is the host:port the raft transport binds to and advertises
+	// to peers, such as "127.0.0.1:9001". It must be an address peers can
+	// dial (not 0.0.0.0).
+	RaftAddr string
+	// Bootstrap makes a node with no raft state a one-voter cluster of
+	// itself (a node started without --join). A node that has state
+	// ignores it, so it is safe to pass on every start.
+	Bootstrap bool
+	// Logger receives the store's and raft's logs; nil discards them.
+	Logger *slog.Logger
+	// ApplyTimeout bounds each write when the context has no earlier
+	// deadline; 0 means DefaultApplyTimeout.
+	ApplyTimeout time.Duration
+
+	// tune, if set, adjusts the raft configuration (tests shorten timeouts
+	// and trailing logs with it).
+	tune func(*raft.Config)
+}
+
+// Validate checks c and fills in defaults.
+func (c *Config) Validate() error {
+	if c.Dir == "" {
+		return errors.New("cluster: config needs a Dir")
+	}
+	if c.NodeID == "" {
+		return errors.New("cluster: config needs a NodeID")
+	}
+	if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
+		return fmt.Errorf("cluster: raft address %q: %w", c.RaftAddr, err)
+	}
+	if c.ApplyTimeout < 0 {
+		return fmt.Errorf("cluster: negative apply timeout %v", c.ApplyTimeout)
+	}
+	if c.ApplyTimeout == 0 {
+		c.ApplyTimeout = DefaultApplyTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Store is the replicated metadata store: tenants, their access keys and
+// their containers. It is safe for concurrent use.
+type Store struct {
+	cfg   Config
+	log   *slog.Logger
+	fsm   *fsm
+	raft  *raft.Raft
+	trans *raft.NetworkTransport
+	wal   *wal.WAL
+	meta  *metadb.BoltMetaDB // the WAL's meta store; WAL.Close leaves it open
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var (
+	_ engine.ContainerStore = (*Store)(nil)
+	_ sigv4.Credentials     = (*Store)(nil)
+)
+
+// Open starts the raft node described by c. With c.Bootstrap and no
+// existing state it bootstraps a cluster whose only voter is this node.
+// If the node has (or has just been given) a configuration, Open waits
+// until a leader is known or ctx ends; a node that has neither state nor
+// Bootstrap returns at once and waits to be added to a cluster.
+func Open(ctx context.Context, c Config) (_ *Store, err error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	log := c.Logger.With("node", c.NodeID)
+	s := &Store{cfg: c, log: log, fsm: newFSM()}
+	defer func() {
+		if err != nil {
+			s.Close() // releases whatever was opened before the failure
+		}
+	}()
+	hlog := newHCLog(log)
+
+	walDir := filepath.Join(c.Dir, "wal")
+	if err := os.MkdirAll(walDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cluster: open: %w", err)
+	}
+	s.meta = &metadb.BoltMetaDB{}
+	s.wal, err = wal.Open(walDir, wal.WithLogger(hlog.Named("wal")), wal.WithMetaStore(s.meta))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open log %s: %w", walDir, err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(c.Dir, snapshotsRetained, hlog.Named("snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open snapshots: %w", err)
+	}
+	advertise, err := net.ResolveTCPAddr("tcp", c.RaftAddr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft address %q: %w", c.RaftAddr, err)
+	}
+	s.trans, err = raft.NewTCPTransportWithLogger(c.RaftAddr, advertise, transportPool, transportTimeout, hlog.Named("transport"))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft transport %s: %w", c.RaftAddr, err)
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(c.NodeID)
+	rc.Logger = hlog.Named("raft")
+	rc.SnapshotThreshold = DefaultSnapshotThreshold
+	if c.tune != nil {
+		c.tune(rc)
+	}
+	hasState, err := raft.HasExistingState(s.wal, s.wal, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: read raft state: %w", err)
+	}
+	s.raft, err = raft.NewRaft(rc, s.fsm, s.wal, s.wal, snaps, s.trans)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: start raft: %w", err)
+	}
+	switch {
+	case hasState:
+		log.Info("cluster: recovered raft state", "dir", c.Dir)
+	case c.Bootstrap:
+		log.Info("cluster: bootstrapping single-voter cluster", "dir", c.Dir, "raft", c.RaftAddr)
+		boot := raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter,
+			ID:       rc.LocalID,
+			Address:  s.trans.LocalAddr(),
+		}}}
+		if err := s.raft.BootstrapCluster(boot).Error(); err != nil {
+			return nil, fmt.Errorf("cluster: bootstrap: %w", err)
+		}
+	default:
+		log.Info("cluster: no raft state; waiting to join a cluster", "raft", c.RaftAddr)
+		return s, nil
+	}
+	if err := s.waitLeader(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// waitLeader returns once a leader is known, or with ctx's error.
+func (s *Store) waitLeader(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if id, _ := s.Leader(); id != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: waiting for a leader: %w", context.Cause(ctx))
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops raft and closes the log and the transport. Later calls
+// return the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.raft != nil {
+			errs = append(errs, s.raft.Shutdown().Error())
+		}
+		if s.trans != nil {
+			errs = append(errs, s.trans.Close())
+		}
+		if s.wal != nil {
+			errs = append(errs, s.wal.Close())
+		}
+		if s.meta != nil {
+			// raft-wal v0.4.0's WAL.Close does not close its meta store,
+			// whose file lock would make the next Open hang.
+			errs = append(errs, s.meta.Close())
+		}
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("cluster: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// Leader returns the ID and raft address of the current leader, or empty
+// strings if none is known.
+func (s *Store) Leader() (id, addr string) {
+	a, i := s.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// apply replicates one encoded command and returns the FSM's answer. It
+// is bounded by ctx and by Config.ApplyTimeout, whichever ends first. If
+// ctx ends before the entry commits, the command may still be applied
+// later; the caller sees ctx's error.
+func (s *Store) apply(ctx context.Context, cmd []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
+	defer cancel()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("cluster: apply: %w", context.Cause(ctx))
+	}
+	if s.raft.State() != raft.Leader {
+		return s.forward(ctx, cmd)
+	}
+	deadline, _ := ctx.Deadline()
+	f := s.raft.Apply(cmd, time.Until(deadline))
+	// f.Error blocks until the entry is applied, leadership is lost or
+	// raft shuts down; raft resolves every future, so this goroutine ends.
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("cluster: apply: %w", context.Cause(ctx))
+	case err := <-done:
+		switch {
+		case errors.Is(err, raft.ErrNotLeader):
+			// Not yet appended anywhere: safe to send to the leader.
+			return s.forward(ctx, cmd)
+		case errors.Is(err, raft.ErrEnqueueTimeout):
+			return fmt.Errorf("cluster: apply: %w", context.DeadlineExceeded)
+		case err != nil:
+			return fmt.Errorf("cluster: apply: %w", err)
+		}
+	}
+	if err, ok := f.Response().(error); ok {
+		return err
+	}
+	return nil
+}
+
+// forward sends a command to the leader. Until nodes can join a cluster
+// there is no leader to forward to; this is the one place forwarding
+// (and waiting for the local FSM to reach the committed index) goes.
+func (s *Store) forward(ctx context.Context, cmd []byte) error {
+	return ErrNotLeader
+}
+
+// CreateTenant creates a tenant and its first key pair. The name must
+// satisfy ValidTenantName. It fails with ErrTenantExists if the name is
+// taken.
+func (s *Store) CreateTenant(ctx context.Context, name string) (Tenant, Key, error) {
+	if !ValidTenantName(name) {
+		return Tenant{}, Key{}, fmt.Errorf("%w: %q", ErrInvalidName, name)
+	}
+	now := time.Now().UTC().Round(0)
+	c := createTenantCmd{Name: name, Created: now, Key: newKey(now)}
+	err := s.applyCmd(ctx, cmdCreateTenant, c)
+	for try := 1; errors.Is(err, errAccessKeyExists) && try < keyDraws; try++ {
+		c.Key = newKey(now) // a 1 in 36^20 collision: draw again
+		err = s.applyCmd(ctx, cmdCreateTenant, c)
+	}
+	if err != nil {
+		return Tenant{}, Key{}, err
+	}
+	return Tenant{Name: name, Created: now, AccessKeys: []string{c.Key.AccessKey}}, c.Key.public(), nil
+}
+
+// keyDraws is how many key pairs a proposer draws before giving up on
+// access-key collisions.
+const keyDraws = 3
+
+// DeleteTenant deletes a tenant and its keys. It fails with
+// ErrTenantNotEmpty while the tenant owns containers and with
+// ErrNoSuchTenant if there is no such tenant.
+func (s *Store) DeleteTenant(ctx context.Context, name string) error {
+	return s.applyCmd(ctx, cmdDeleteTenant, deleteTenantCmd{Name: name})
+}
+
+// Tenants returns all tenants sorted by name.
+func (s *Store) Tenants(ctx context.Context) ([]Tenant, error) {
+	return s.fsm.tenantList(), nil
+}
+
+// Tenant returns one tenant, or ErrNoSuchTenant.
+func (s *Store) Tenant(ctx context.Context, name string) (Tenant, error) {
+	t, ok := s.fsm.tenant(name)
+	if !ok {
+		return Tenant{}, fmt.Errorf("%w: %s", ErrNoSuchTenant, name)
+	}
+	return t, nil
+}
+
+// CreateKey adds a new key pair to an existing tenant.
+func (s *Store) CreateKey(ctx context.Context, tenant string) (Key, error) {
+	c := createKeyCmd{Tenant: tenant, Key: newKey(time.Now().UTC().Round(0))}
+	err := s.applyCmd(ctx, cmdCreateKey, c)
+	for try := 1; errors.Is(err, errAccessKeyExists) && try < keyDraws; try++ {
+		c.Key = newKey(c.Key.Created)
+		err = s.applyCmd(ctx, cmdCreateKey, c)
+	}
+	if err != nil {
+		return Key{}, err
+	}
+	return c.Key.public(), nil
+}
+
+// DeleteKey removes one of a tenant's keys. It fails with
+// ErrUnknownAccessKey if the tenant has no such key. A tenant may be left
+// without keys.
+func (s *Store) DeleteKey(ctx context.Context, tenant, accessKey string) error {
+	return s.applyCmd(ctx, cmdDeleteKey, deleteKeyCmd{Tenant: tenant, AccessKey: accessKey})
+}
+
+// LookupKey returns the tenant and secret of an access key, or
+// ErrUnknownAccessKey.
+func (s *Store) LookupKey(ctx context.Context, accessKey string) (tenant, secret string, err error) {
+	tenant, secret, ok := s.fsm.lookupKey(accessKey)
+	if !ok {
+		return "", "", ErrUnknownAccessKey
+	}
+	return tenant, secret, nil
+}
+
+// Secret returns the secret of an access key, or ErrUnknownAccessKey
+// (which matches sigv4.ErrUnknownAccessKey).
+func (s *Store) Secret(ctx context.Context, accessKey string) (string, error) {
+	_, secret, err := s.LookupKey(ctx, accessKey)
+	return secret, err
+}
+
+// CreateContainer records c. It fails with engine.ErrContainerExists if
+// the tenant already has a container of that name and with
+// ErrNoSuchTenant if the tenant does not exist. A zero c.Created is set to
+// the current time.
+func (s *Store) CreateContainer(ctx context.Context, c engine.ContainerInfo) error {
+	created := c.Created
+	if created.IsZero() {
+		created = time.Now()
+	}
+	return s.applyCmd(ctx, cmdCreateContainer, createContainerCmd{
+		Tenant: c.Tenant, Name: c.Name, Created: created.UTC().Round(0),
+	})
+}
+
+// DeleteContainer forgets a container, or fails with
+// engine.ErrNoSuchContainer. Whether it is empty is the engine's concern.
+func (s *Store) DeleteContainer(ctx context.Context, tenant, name string) error {
+	return s.applyCmd(ctx, cmdDeleteContainer, deleteContainerCmd{Tenant: tenant, Name: name})
+}
+
+// Container returns one container, or engine.ErrNoSuchContainer.
+func (s *Store) Container(ctx context.Context, tenant, name string) (engine.ContainerInfo, error) {
+	c, ok := s.fsm.container(tenant, name)
+	if !ok {
+		return engine.ContainerInfo{}, fmt.Errorf("%w: %s/%s", engine.ErrNoSuchContainer, tenant, name)
+	}
+	return c, nil
+}
+
+// Containers returns a tenant's containers sorted by name; an unknown
+// tenant has none.
+func (s *Store) Containers(ctx context.Context, tenant string) ([]engine.ContainerInfo, error) {
+	return s.fsm.containerList(tenant), nil
+}
+
+// applyCmd encodes and applies one command.
+func (s *Store) applyCmd(ctx context.Context, t cmdType, payload any) error {
+	b, err := encodeCmd(t, payload)
+	if err != nil {
+		return err
+	}
+	return s.apply(ctx, b)
+}

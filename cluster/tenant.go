@@ -1,0 +1,110 @@
+package cluster
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Tenant is a tenant as listed. It never carries secrets.
+type Tenant struct {
+	Name    string
+	Created time.Time
+	// AccessKeys are the tenant's access keys in creation order.
+	AccessKeys []string
+}
+
+// Key is an access key pair. Its Secret redacts itself when printed or
+// logged; string(k.Secret) is the value.
+type Key struct {
+	AccessKey string
+	Secret    Secret
+	Created   time.Time
+}
+
+// LogValue logs a Key as its access key and creation time only.
+func (k Key) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("access_key", k.AccessKey), slog.Time("created", k.Created))
+}
+
+// Secret is a secret access key. It prints, logs and marshals as
+// "REDACTED" whatever the verb or encoder; convert it with string(s) where
+// the value is really meant to leave the process (for example the admin
+// API's answer to tenant creation).
+type Secret string
+
+const redacted = "REDACTED"
+
+// String returns "REDACTED".
+func (Secret) String() string { return redacted }
+
+// GoString returns "REDACTED", for %#v.
+func (Secret) GoString() string { return redacted }
+
+// Format writes "REDACTED" for every fmt verb, so that not even %x or a
+// bad verb such as %d shows the value.
+func (Secret) Format(f fmt.State, _ rune) { io.WriteString(f, redacted) }
+
+// LogValue returns "REDACTED".
+func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalText returns "REDACTED", so that encoding/json (including slog's
+// JSONHandler on a struct holding a Secret) never writes the value.
+func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// Lengths of generated keys.
+const (
+	AccessKeyLen = 20 // characters of [A-Z0-9]
+	SecretLen    = 40 // characters of base64url (30 random bytes)
+)
+
+const accessKeyAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+// newKey draws a key pair from crypto/rand, created at now.
+func newKey(now time.Time) keyRecord {
+	ak := make([]byte, 0, AccessKeyLen)
+	var buf [32]byte
+	for len(ak) < AccessKeyLen {
+		rand.Read(buf[:]) // never fails (crypto/rand, Go ≥ 1.24)
+		for _, b := range buf {
+			// 252 = 7*36: rejecting larger bytes keeps the draw uniform.
+			if b < 252 && len(ak) < AccessKeyLen {
+				ak = append(ak, accessKeyAlphabet[b%36])
+			}
+		}
+	}
+	var sec [SecretLen * 3 / 4]byte
+	rand.Read(sec[:])
+	return keyRecord{
+		AccessKey: string(ak),
+		Secret:    base64.RawURLEncoding.EncodeToString(sec[:]),
+		Created:   now,
+	}
+}
+
+func (k keyRecord) public() Key {
+	return Key{AccessKey: k.AccessKey, Secret: Secret(k.Secret), Created: k.Created}
+}
+
+// ValidTenantName reports whether name is a valid tenant name: 3 to 63
+// characters of lower-case letters, digits and '-', starting and ending
+// with a letter or digit (as S3 bucket names, so a tenant name can appear
+// in a host name).
+func ValidTenantName(name string) bool {
+	if len(name) < 3 || len(name) > 63 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case c == '-' && i > 0 && i < len(name)-1:
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,64 @@
+// Command vaultd runs a Vaultaire node and talks to running nodes.
+//
+//	vaultd server [flags]            run a node (see vaultd server -h)
+//	vaultd tenant create NAME        create a tenant and print its key pair
+//	vaultd tenant list | delete NAME manage tenants through a node's admin API
+//	vaultd version
+//
+// main only wires: flags and environment are read here and handed to the
+// packages that do the work.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "vaultd:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage:
+  vaultd server [--data DIR[,DIR...]] [--s3 ADDR] [--raft ADDR] [--name NAME] [--domain DOMAIN]
+  vaultd tenant create NAME [--json] [--endpoint URL]
+  vaultd tenant list [--json] [--endpoint URL]
+  vaultd tenant delete NAME [--endpoint URL]
+  vaultd version
+
+Environment: VAULT_ROOT_ACCESS_KEY, VAULT_ROOT_SECRET_KEY (root credentials),
+VAULT_CLUSTER_SECRET (internode authentication, used once nodes cluster).
+`
+
+// run is main without the process: tests call it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("missing command")
+	}
+	switch args[0] {
+	case "server":
+		return runServer(ctx, args[1:], getenv, stdout, stderr)
+	case "tenant":
+		return runTenant(ctx, args[1:], getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "vaultd", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

@@ -1,0 +1,383 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vaultaire/vaultaire/cluster"
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/driver/local"
+	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/placement"
+	"github.com/vaultaire/vaultaire/s3"
+)
+
+// serverFlags are the flags of `vaultd server`.
+type serverFlags struct {
+	name, data, s3Addr, raftAddr, gossip, rpc, join, domain, region, logLevel string
+	remotes                                                                   []string
+}
+
+func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
+	host, _ := os.Hostname()
+	f := &serverFlags{}
+	fs := flag.NewFlagSet("vaultd server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.name, "name", host, "node name")
+	fs.StringVar(&f.data, "data", "./data", "comma-separated data directories, one drive each")
+	fs.StringVar(&f.s3Addr, "s3", ":9000", "S3 API listen address")
+	fs.StringVar(&f.raftAddr, "raft", "127.0.0.1:9001", "Raft listen and advertise address")
+	fs.StringVar(&f.gossip, "gossip", "", "gossip address (cluster mode, not yet available)")
+	fs.StringVar(&f.rpc, "rpc", "", "internode RPC address (cluster mode, not yet available)")
+	fs.StringVar(&f.join, "join", "", "join the cluster of these nodes (not yet available)")
+	fs.StringVar(&f.domain, "domain", "", "enable virtual-host-style requests: BUCKET.DOMAIN")
+	fs.StringVar(&f.region, "region", "us-east-1", "region reported to clients")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Func("remote", "remote S3 backend NAME=URL (not yet available)", func(v string) error {
+		f.remotes = append(f.remotes, v)
+		return nil
+	})
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	switch {
+	case f.join != "" || f.gossip != "" || f.rpc != "":
+		return nil, errors.New("--join, --gossip and --rpc arrive with clustering; this build runs single nodes")
+	case len(f.remotes) > 0:
+		return nil, errors.New("--remote drives are not yet available")
+	}
+	return f, nil
+}
+
+// nodeState is what a node remembers about itself in its first data
+// directory, so that a restart with other flags cannot silently re-place
+// data.
+type nodeState struct {
+	ClusterID string   `json:"cluster_id"`
+	Node      string   `json:"node"`
+	Drives    []string `json:"drives"` // drive ids in --data order
+	Dirs      []string `json:"dirs"`   // absolute data directories
+	Policy    string   `json:"policy"`
+	PGs       int      `json:"pgs"`
+}
+
+// rootFile holds generated root credentials when none come from the
+// environment. It is readable by the owner only.
+type rootFile struct {
+	AccessKey string `json:"access_key"`
+	SecretKey string `json:"secret_key"`
+}
+
+func randomString(n int, alphabet string) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+const (
+	upperAlnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	secretSet  = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+)
+
+// writeFileAtomic writes data to path via a temp file, fsync and rename.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// loadJSON reads path into v; ok is false if it does not exist.
+func loadJSON(path string, v any) (bool, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, json.Unmarshal(b, v)
+}
+
+// rootCredentials returns the root credentials from the environment, or
+// those kept in dir, generating them there if create is set.
+func rootCredentials(getenv func(string) string, dir string, create bool) (cred s3.Credential, generated bool, err error) {
+	ak, sk := getenv("VAULT_ROOT_ACCESS_KEY"), getenv("VAULT_ROOT_SECRET_KEY")
+	switch {
+	case ak != "" && sk != "":
+		if len(sk) < 8 {
+			return cred, false, errors.New("VAULT_ROOT_SECRET_KEY must be at least 8 characters")
+		}
+		return s3.Credential{AccessKey: ak, Secret: sk}, false, nil
+	case ak != "" || sk != "":
+		return cred, false, errors.New("set both VAULT_ROOT_ACCESS_KEY and VAULT_ROOT_SECRET_KEY, or neither")
+	}
+	path := filepath.Join(dir, "root.json")
+	var rf rootFile
+	ok, err := loadJSON(path, &rf)
+	if err != nil {
+		return cred, false, fmt.Errorf("read %s: %w", path, err)
+	}
+	if !ok && !create {
+		return cred, false, fmt.Errorf("no root credentials: set VAULT_ROOT_ACCESS_KEY and VAULT_ROOT_SECRET_KEY (or run where %s exists)", path)
+	}
+	if !ok {
+		rf = rootFile{AccessKey: randomString(20, upperAlnum), SecretKey: randomString(40, secretSet)}
+		b, _ := json.MarshalIndent(rf, "", "  ")
+		if err := writeFileAtomic(path, b, 0o600); err != nil {
+			return cred, false, fmt.Errorf("write %s: %w", path, err)
+		}
+		generated = true
+	}
+	return s3.Credential{AccessKey: rf.AccessKey, Secret: rf.SecretKey}, generated, nil
+}
+
+// openDrives opens one local drive per data directory and returns the
+// placement map over them. The first start records the layout; later
+// starts must present the same directories in the same order.
+func openDrives(ctx context.Context, f *serverFlags, log *slog.Logger) (map[placement.DriveID]driver.Driver, *placement.Map, *nodeState, func(), error) {
+	var dirs []string
+	for _, d := range strings.Split(f.data, ",") {
+		if d = strings.TrimSpace(d); d == "" {
+			continue
+		}
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		dirs = append(dirs, abs)
+	}
+	if len(dirs) == 0 {
+		return nil, nil, nil, nil, errors.New("--data names no directory")
+	}
+	if err := os.MkdirAll(dirs[0], 0o755); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	statePath := filepath.Join(dirs[0], "node.json")
+	var st nodeState
+	exists, err := loadJSON(statePath, &st)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("read %s: %w", statePath, err)
+	}
+	if !exists {
+		pol, err := placement.DefaultPolicy(len(dirs))
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		st = nodeState{ClusterID: randomString(16, "abcdef0123456789"), Node: f.name, Dirs: dirs, Policy: pol.String(), PGs: placement.DefaultPGCount}
+		for i := range dirs {
+			st.Drives = append(st.Drives, fmt.Sprintf("%s-d%d", st.Node, i))
+		}
+	} else if !slices.Equal(st.Dirs, dirs) {
+		return nil, nil, nil, nil, fmt.Errorf("this node was created with --data %s; start it with the same directories in the same order", strings.Join(st.Dirs, ","))
+	}
+	var pol placement.Policy
+	if _, err := fmt.Sscanf(st.Policy, "%d+%d", &pol.Data, &pol.Parity); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("node.json: policy %q: %w", st.Policy, err)
+	}
+	drives := map[placement.DriveID]driver.Driver{}
+	var closers []func() error
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	var pdrives []placement.Drive
+	for i, dir := range dirs {
+		id := placement.DriveID(st.Drives[i])
+		d, err := local.Open(ctx, local.Config{Dir: filepath.Join(dir, "drive"), ID: driver.DriveID(id), ClusterID: st.ClusterID, Logger: log.With("drive", id)})
+		if err != nil {
+			closeAll()
+			return nil, nil, nil, nil, fmt.Errorf("open drive %s: %w", dir, err)
+		}
+		closers = append(closers, d.Close)
+		drives[id] = d
+		pdrives = append(pdrives, placement.Drive{ID: id, Node: placement.NodeID(st.Node), Class: placement.ClassLocal})
+	}
+	m, err := placement.NewMap(pdrives, pol, st.PGs, 1)
+	if err != nil {
+		closeAll()
+		return nil, nil, nil, nil, err
+	}
+	if !exists {
+		b, _ := json.MarshalIndent(st, "", "  ")
+		if err := writeFileAtomic(statePath, b, 0o644); err != nil {
+			closeAll()
+			return nil, nil, nil, nil, err
+		}
+	}
+	return drives, m, &st, closeAll, nil
+}
+
+func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func runServer(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	f, err := parseServerFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(f.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	drives, m, st, closeDrives, err := openDrives(ctx, f, log)
+	if err != nil {
+		return err
+	}
+	defer closeDrives()
+	root, generated, err := rootCredentials(getenv, st.Dirs[0], true)
+	if err != nil {
+		return err
+	}
+
+	store, err := cluster.Open(ctx, cluster.Config{
+		Dir: filepath.Join(st.Dirs[0], "raft"), NodeID: st.Node, RaftAddr: f.raftAddr,
+		Bootstrap: true, Logger: log.With("component", "raft"),
+	})
+	if err != nil {
+		return fmt.Errorf("metadata store: %w", err)
+	}
+	defer store.Close()
+	rootTenant := "root"
+	if _, _, err := store.CreateTenant(ctx, rootTenant); err != nil && !errors.Is(err, cluster.ErrTenantExists) {
+		return fmt.Errorf("create root tenant: %w", err)
+	}
+
+	topo, err := engine.NewStatic(m, drives)
+	if err != nil {
+		return err
+	}
+	eng, err := engine.New(engine.Config{Topology: topo, Containers: store, Logger: log.With("component", "engine")})
+	if err != nil {
+		return err
+	}
+	srv, err := s3.New(s3.Config{
+		Engine: eng, Keys: store, Root: root, RootTenant: rootTenant, Admin: adminAdapter{store},
+		Domain: f.domain, Region: f.region, Node: st.Node, Logger: log.With("component", "s3"),
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", f.s3Addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Vaultaire %s: node %s serving S3 on %s\n", version, st.Node, displayAddr(ln.Addr()))
+	fmt.Fprintf(stdout, "  data: %d drive(s) under %s, erasure coding %s\n", len(st.Dirs), strings.Join(st.Dirs, ","), st.Policy)
+	fmt.Fprintf(stdout, "  root access key: %s\n", root.AccessKey)
+	if generated {
+		fmt.Fprintf(stdout, "  root secret key: %s   (generated; kept in %s)\n", root.Secret, filepath.Join(st.Dirs[0], "root.json"))
+	} else {
+		fmt.Fprintf(stdout, "  root secret key: (from VAULT_ROOT_SECRET_KEY or %s)\n", filepath.Join(st.Dirs[0], "root.json"))
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining requests")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// displayAddr turns ":9000" into something a user can paste.
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// adminAdapter exposes the cluster store as the s3 admin backend.
+type adminAdapter struct{ store *cluster.Store }
+
+func adminErr(err error) error {
+	switch {
+	case errors.Is(err, cluster.ErrTenantExists):
+		return s3.ErrTenantExists
+	case errors.Is(err, cluster.ErrNoSuchTenant):
+		return s3.ErrNoSuchTenant
+	case errors.Is(err, cluster.ErrTenantNotEmpty):
+		return s3.ErrTenantNotEmpty
+	case errors.Is(err, cluster.ErrInvalidName):
+		return s3.ErrInvalidTenant
+	}
+	return err
+}
+
+func (a adminAdapter) CreateTenant(ctx context.Context, name string) (s3.NewTenant, error) {
+	if name == "root" {
+		return s3.NewTenant{}, s3.ErrTenantExists
+	}
+	t, k, err := a.store.CreateTenant(ctx, name)
+	if err != nil {
+		return s3.NewTenant{}, adminErr(err)
+	}
+	return s3.NewTenant{Name: t.Name, AccessKey: k.AccessKey, SecretKey: string(k.Secret)}, nil
+}
+
+func (a adminAdapter) DeleteTenant(ctx context.Context, name string) error {
+	if name == "root" {
+		return s3.ErrAccessDenied
+	}
+	return adminErr(a.store.DeleteTenant(ctx, name))
+}
+
+func (a adminAdapter) Tenants(ctx context.Context) ([]s3.TenantInfo, error) {
+	ts, err := a.store.Tenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []s3.TenantInfo
+	for _, t := range ts {
+		out = append(out, s3.TenantInfo{Name: t.Name, Created: t.Created, AccessKeys: t.AccessKeys})
+	}
+	return out, nil
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/vaultaire/vaultaire/s3"
+)
+
+// adminClient calls a node's /_vault/admin API with root credentials.
+type adminClient struct {
+	endpoint string
+	creds    aws.Credentials
+	http     *http.Client
+}
+
+func (c *adminClient) do(ctx context.Context, method, path string, out any) error {
+	u, err := url.JoinPath(c.endpoint, path)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return err
+	}
+	empty := sha256.Sum256(nil)
+	hash := hex.EncodeToString(empty[:])
+	req.Header.Set("x-amz-content-sha256", hash)
+	if err := v4.NewSigner().SignHTTP(ctx, c.creds, req, hash, "s3", "us-east-1", time.Now()); err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Code    string `xml:"Code"`
+			Message string `xml:"Message"`
+		}
+		if xmlErr := xml.Unmarshal(body, &e); xmlErr == nil && e.Code != "" {
+			return fmt.Errorf("%s: %s", e.Code, e.Message)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if out != nil {
+		return json.Unmarshal(body, out)
+	}
+	return nil
+}
+
+func runTenant(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("tenant: want create, list or delete")
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("vaultd tenant "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	endpoint := fs.String("endpoint", envOr(getenv, "VAULT_ENDPOINT", "http://127.0.0.1:9000"), "a node's S3 endpoint")
+	data := fs.String("data", "./data", "data directory to read generated root credentials from when the environment has none")
+	asJSON := fs.Bool("json", false, "print JSON")
+	// Accept flags before and after the tenant name.
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	root, _, err := rootCredentials(getenv, filepath.Clean(strings.Split(*data, ",")[0]), false)
+	if err != nil {
+		return err
+	}
+	c := &adminClient{
+		endpoint: *endpoint,
+		creds:    aws.Credentials{AccessKeyID: root.AccessKey, SecretAccessKey: root.Secret},
+		http:     &http.Client{Timeout: 30 * time.Second},
+	}
+	name := func() (string, error) {
+		if len(positional) != 1 {
+			return "", fmt.Errorf("tenant %s: want exactly one tenant name", sub)
+		}
+		return positional[0], nil
+	}
+	switch sub {
+	case "create":
+		n, err := name()
+		if err != nil {
+			return err
+		}
+		var t s3.NewTenant
+		if err := c.do(ctx, http.MethodPut, "/_vault/admin/tenants/"+url.PathEscape(n), &t); err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(t)
+		}
+		fmt.Fprintf(stdout, "tenant:     %s\naccess key: %s\nsecret key: %s\n", t.Name, t.AccessKey, t.SecretKey)
+		return nil
+	case "list":
+		var ts []s3.TenantInfo
+		if err := c.do(ctx, http.MethodGet, "/_vault/admin/tenants", &ts); err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(ts)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tCREATED\tACCESS KEYS")
+		for _, t := range ts {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, t.Created.UTC().Format(time.RFC3339), strings.Join(t.AccessKeys, ","))
+		}
+		return tw.Flush()
+	case "delete":
+		n, err := name()
+		if err != nil {
+			return err
+		}
+		return c.do(ctx, http.MethodDelete, "/_vault/admin/tenants/"+url.PathEscape(n), nil)
+	}
+	return fmt.Errorf("tenant: unknown subcommand %q", sub)
+}
+
+func envOr(getenv func(string) string, name, def string) string {
+	if v := getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,108 @@
+"""boto3 half of the end-to-end test: S3 error codes and tenant isolation.
+
+Usage: e2e_boto3.py ENDPOINT TENANT_A.json TENANT_B.json
+Each check prints a FAIL line when it does not hold; exit status 1 if any failed.
+"""
+import hashlib
+import base64
+import json
+import sys
+import urllib.request
+import urllib.error
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+endpoint, a_file, b_file = sys.argv[1:4]
+failures = []
+
+
+def client(creds_file=None, access=None, secret=None):
+    if creds_file:
+        creds = json.load(open(creds_file))
+        access, secret = creds["access_key"], creds["secret_key"]
+    return boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id=access, aws_secret_access_key=secret,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+
+
+def expect_code(name, code, fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+    except ClientError as e:
+        got = e.response["Error"]["Code"]
+        if got != code:
+            failures.append(f"{name}: got {got}, want {code}")
+        return
+    failures.append(f"{name}: succeeded, want {code}")
+
+
+def check(name, cond):
+    if not cond:
+        failures.append(name)
+
+
+a, b = client(a_file), client(b_file)
+a.create_bucket(Bucket="boto-a")
+b.create_bucket(Bucket="boto-a")  # same name, other tenant: allowed
+expect_code("create twice", "BucketAlreadyOwnedByYou", a.create_bucket, Bucket="boto-a")
+expect_code("bad bucket name", "InvalidBucketName", a.create_bucket, Bucket="Bad_Name")
+expect_code("missing bucket", "NoSuchBucket", a.list_objects_v2, Bucket="never-made")
+expect_code("missing key", "NoSuchKey", a.get_object, Bucket="boto-a", Key="nope")
+a.put_object(Bucket="boto-a", Key="k", Body=b"hello world")
+check("put/get round trip", a.get_object(Bucket="boto-a", Key="k")["Body"].read() == b"hello world")
+expect_code("bucket not empty", "BucketNotEmpty", a.delete_bucket, Bucket="boto-a")
+expect_code("key too long", "KeyTooLongError", a.put_object, Bucket="boto-a", Key="x" * 1025, Body=b"x")
+expect_code("range past end", "InvalidRange", a.get_object, Bucket="boto-a", Key="k", Range="bytes=100-200")
+wrong_md5 = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+expect_code("bad Content-MD5", "BadDigest", a.put_object, Bucket="boto-a", Key="md5", Body=b"data", ContentMD5=wrong_md5)
+expect_code("not implemented", "NotImplemented", a.put_bucket_versioning, Bucket="boto-a",
+            VersioningConfiguration={"Status": "Enabled"})
+expect_code("wrong secret", "SignatureDoesNotMatch", client(access=json.load(open(a_file))["access_key"], secret="wrong").list_buckets)
+expect_code("unknown key", "InvalidAccessKeyId", client(access="NOSUCHKEY", secret="x").list_buckets)
+
+# Checksums: boto3 sends a CRC32 trailer (or header) by default; ask for it back.
+a.put_object(Bucket="boto-a", Key="sum", Body=b"checksummed", ChecksumAlgorithm="SHA256")
+head = a.head_object(Bucket="boto-a", Key="sum", ChecksumMode="ENABLED")
+want = base64.b64encode(hashlib.sha256(b"checksummed").digest()).decode()
+check(f"checksum returned on HEAD ({head.get('ChecksumSHA256')})", head.get("ChecksumSHA256") == want)
+
+# Multipart errors.
+up = a.create_multipart_upload(Bucket="boto-a", Key="mp")["UploadId"]
+e1 = a.upload_part(Bucket="boto-a", Key="mp", UploadId=up, PartNumber=1, Body=b"a" * 10)["ETag"]
+e2 = a.upload_part(Bucket="boto-a", Key="mp", UploadId=up, PartNumber=2, Body=b"b" * 10)["ETag"]
+expect_code("parts out of order", "InvalidPartOrder", a.complete_multipart_upload, Bucket="boto-a", Key="mp", UploadId=up,
+            MultipartUpload={"Parts": [{"PartNumber": 2, "ETag": e2}, {"PartNumber": 1, "ETag": e1}]})
+expect_code("unknown part", "InvalidPart", a.complete_multipart_upload, Bucket="boto-a", Key="mp", UploadId=up,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 3, "ETag": e2}]})
+expect_code("small part", "EntityTooSmall", a.complete_multipart_upload, Bucket="boto-a", Key="mp", UploadId=up,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+a.abort_multipart_upload(Bucket="boto-a", Key="mp", UploadId=up)
+expect_code("no such upload", "NoSuchUpload", a.list_parts, Bucket="boto-a", Key="mp", UploadId=up)
+
+# Multi-delete, quiet.
+for i in range(5):
+    a.put_object(Bucket="boto-a", Key=f"del/{i}", Body=b"x")
+res = a.delete_objects(Bucket="boto-a", Delete={"Objects": [{"Key": f"del/{i}"} for i in range(5)], "Quiet": True})
+check("quiet multi-delete lists nothing", not res.get("Deleted") and not res.get("Errors"))
+check("multi-delete removed them", a.list_objects_v2(Bucket="boto-a", Prefix="del/")["KeyCount"] == 0)
+
+# Tenant isolation: b sees its own empty boto-a, never a's objects.
+check("tenant b sees no objects of a", b.list_objects_v2(Bucket="boto-a")["KeyCount"] == 0)
+expect_code("tenant b reads a's key", "NoSuchKey", b.get_object, Bucket="boto-a", Key="k")
+b.put_object(Bucket="boto-a", Key="k", Body=b"b's data")
+check("tenant b's write does not touch a", a.get_object(Bucket="boto-a", Key="k")["Body"].read() == b"hello world")
+
+# Anonymous access is refused.
+try:
+    urllib.request.urlopen(f"{endpoint}/boto-a/k")
+    failures.append("anonymous GET succeeded")
+except urllib.error.HTTPError as e:
+    check("anonymous GET is 403 AccessDenied", e.code == 403 and b"AccessDenied" in e.read())
+
+for f in failures:
+    print("FAIL:", f)
+sys.exit(1 if failures else 0)
