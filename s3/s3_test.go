@@ -55,7 +55,13 @@ type env struct {
 var root = s3.Credential{AccessKey: "ROOTACCESSKEY", Secret: "rootsecretrootsecretrootsecret"}
 
 // startServer runs a node on 4 local drives (2+2) on a loopback port.
-func startServer(t *testing.T) *env {
+func startServer(t testing.TB) *env {
+	t.Helper()
+	return startServerWith(t, nil)
+}
+
+// startServerWith is startServer with a hook to adjust the config.
+func startServerWith(t testing.TB, tweak func(*s3.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	var pdrives []placement.Drive
@@ -87,7 +93,11 @@ func startServer(t *testing.T) *env {
 		"ALICEKEY": {"alice", "alicesecret"},
 		"BOBKEY":   {"bob", "bobsecret"},
 	}}
-	srv, err := s3.New(s3.Config{Engine: eng, Keys: keys, Root: root})
+	cfg := s3.Config{Engine: eng, Keys: keys, Root: root}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	srv, err := s3.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

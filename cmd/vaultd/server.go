@@ -269,7 +269,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 
 	store, err := cluster.Open(ctx, cluster.Config{
 		Dir: filepath.Join(st.Dirs[0], "raft"), NodeID: st.Node, RaftAddr: f.raftAddr,
-		Bootstrap: true, Logger: log.With("component", "raft"),
+		Bootstrap: true, Logger: log,
 	})
 	if err != nil {
 		return fmt.Errorf("metadata store: %w", err)

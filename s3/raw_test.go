@@ -1,0 +1,105 @@
+package s3_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/vaultaire/vaultaire/s3"
+)
+
+// signed sends a request signed by the AWS SDK's SigV4 signer at time at.
+func signed(t *testing.T, method, url, body string, at time.Time) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(body))
+	hash := hex.EncodeToString(sum[:])
+	req.Header.Set("x-amz-content-sha256", hash)
+	creds := aws.Credentials{AccessKeyID: "ALICEKEY", SecretAccessKey: "alicesecret"}
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hash, "s3", "us-east-1", at); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestProtocolErrors(t *testing.T) {
+	e := startServer(t)
+	now := time.Now()
+	if code, body := signed(t, "PUT", e.endpoint+"/raw", "", now); code != 200 {
+		t.Fatalf("create bucket: %d %s", code, body)
+	}
+	for _, tc := range []struct {
+		name, method, path, body string
+		at                       time.Time
+		status                   int
+		code                     string
+	}{
+		{"skewed clock", "GET", "/raw", "", now.Add(-20 * time.Minute), 403, "RequestTimeTooSkewed"},
+		{"malformed multi-delete", "POST", "/raw?delete", "<Delete><Object>", now, 400, "MalformedXML"},
+		{"method not allowed", "PATCH", "/raw", "", now, 405, "MethodNotAllowed"},
+		{"post to service", "POST", "/", "", now, 405, "MethodNotAllowed"},
+		{"unknown upload", "GET", "/raw/k?uploadId=0123456789abcdef0123456789abcdef", "", now, 404, "NoSuchUpload"},
+		{"bad part number", "PUT", "/raw/k?uploadId=x&partNumber=0", "x", now, 400, "InvalidArgument"},
+	} {
+		code, body := signed(t, tc.method, e.endpoint+tc.path, tc.body, tc.at)
+		if code != tc.status || !strings.Contains(body, "<Code>"+tc.code+"</Code>") {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, code, body, tc.status, tc.code)
+		}
+	}
+}
+
+// TestVirtualHostStyle addresses buckets as BUCKET.DOMAIN.
+func TestVirtualHostStyle(t *testing.T) {
+	e := startServerWith(t, func(c *s3.Config) { c.Domain = "s3.test" })
+	addr := strings.TrimPrefix(e.endpoint, "http://")
+	_, port, _ := net.SplitHostPort(addr)
+	dialer := &net.Dialer{}
+	httpc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return dialer.DialContext(ctx, network, addr) // every *.s3.test is this node
+	}}}
+	c := awss3.New(awss3.Options{
+		BaseEndpoint: aws.String("http://s3.test:" + port), Region: "us-east-1", HTTPClient: httpc,
+		Credentials: credentials.NewStaticCredentialsProvider("ALICEKEY", "alicesecret", ""),
+	})
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("vhost")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("vhost"), Key: aws.String("a/b.txt"), Body: strings.NewReader("vhosted")}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("vhost"), Key: aws.String("a/b.txt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+	if string(got) != "vhosted" {
+		t.Fatalf("virtual-host GET = %q", got)
+	}
+	// The same object through path style.
+	p := e.client("ALICEKEY", "alicesecret")
+	if _, err := p.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("vhost"), Key: aws.String("a/b.txt")}); err != nil {
+		t.Fatalf("path-style HEAD of a vhost-written object: %v", err)
+	}
+}
