@@ -260,6 +260,32 @@ func TestObjectsRoundTrip(t *testing.T) {
 	}
 	_, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("data"), Key: aws.String("dir/obj 1+ü"), Range: aws.String("bytes=5-9")})
 	wantCode(t, "range past end", err, "InvalidRange")
+	ov, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("data"), Key: aws.String("dir/obj 1+ü"),
+		ResponseContentType: aws.String("text/x-override"), ResponseContentDisposition: aws.String("attachment")})
+	if err != nil || aws.ToString(ov.ContentType) != "text/x-override" || aws.ToString(ov.ContentDisposition) != "attachment" {
+		t.Fatalf("response-* overrides: %v %v, %v", aws.ToString(ov.ContentType), aws.ToString(ov.ContentDisposition), err)
+	}
+	ov.Body.Close()
+
+	// Flexible checksums: sent by the SDK, verified, returned on request.
+	for _, alg := range []types.ChecksumAlgorithm{types.ChecksumAlgorithmCrc32, types.ChecksumAlgorithmCrc32c, types.ChecksumAlgorithmSha256, types.ChecksumAlgorithmCrc64nvme} {
+		key := "sum-" + string(alg)
+		put, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("data"), Key: aws.String(key), Body: bytes.NewReader(randBytes(2, 70_000)), ChecksumAlgorithm: alg})
+		if err != nil {
+			t.Fatalf("PutObject with %s: %v", alg, err)
+		}
+		h, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("data"), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[types.ChecksumAlgorithm]*string{types.ChecksumAlgorithmCrc32: h.ChecksumCRC32, types.ChecksumAlgorithmCrc32c: h.ChecksumCRC32C,
+			types.ChecksumAlgorithmSha256: h.ChecksumSHA256, types.ChecksumAlgorithmCrc64nvme: h.ChecksumCRC64NVME}[alg]
+		want := map[types.ChecksumAlgorithm]*string{types.ChecksumAlgorithmCrc32: put.ChecksumCRC32, types.ChecksumAlgorithmCrc32c: put.ChecksumCRC32C,
+			types.ChecksumAlgorithmSha256: put.ChecksumSHA256, types.ChecksumAlgorithmCrc64nvme: put.ChecksumCRC64NVME}[alg]
+		if aws.ToString(got) == "" || aws.ToString(got) != aws.ToString(want) {
+			t.Fatalf("%s checksum on HEAD = %q, PUT said %q", alg, aws.ToString(got), aws.ToString(want))
+		}
+	}
 
 	head, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("data"), Key: aws.String("dir/obj 1+ü")})
 	if err != nil {
