@@ -87,14 +87,28 @@ func (s Shard) Validate() error {
 	return nil
 }
 
+// ListDataMax is the most bytes of a record's Data that ListRecords
+// returns.
+const ListDataMax = 1024
+
 // MaxKeySize is the longest record key a Driver must accept, in bytes.
 const MaxKeySize = 4096
 
 // Record is one entry of a drive's sorted index.
 type Record struct {
-	Key     string
-	Version Version
-	Data    []byte // opaque to the Driver
+	Key       string
+	Version   Version
+	Data      []byte // opaque to the Driver
+	Truncated bool   // set by ListRecords when Data was cut to ListDataMax bytes
+}
+
+// CutForList returns r as ListRecords returns it: Data cut to ListDataMax
+// bytes, Truncated set if it was longer.
+func (r Record) CutForList() Record {
+	if len(r.Data) > ListDataMax {
+		r.Data, r.Truncated = r.Data[:ListDataMax:ListDataMax], true
+	}
+	return r
 }
 
 // Usage describes a drive's capacity in bytes.
@@ -157,7 +171,10 @@ type Driver interface {
 	DeleteRecord(ctx context.Context, key string, v Version) error
 	// ListRecords returns up to limit records whose keys start with prefix
 	// and sort strictly after after, in ascending byte order of key. A
-	// limit below 1 is an error.
+	// limit below 1 is an error. The Data of a listed record holds at most
+	// its first ListDataMax bytes (Truncated says when it was cut), so a
+	// listing's memory never depends on record size; GetRecord returns it
+	// whole.
 	ListRecords(ctx context.Context, prefix, after string, limit int) ([]Record, error)
 }
 

@@ -120,7 +120,7 @@ func (e *Engine) List(ctx context.Context, tenant, container string, opts ListOp
 			if len(c.buf) == 0 || c.buf[0].Key != minKey {
 				continue
 			}
-			if r, err := unmarshalRecord(c.buf[0].Data); err == nil && (newest == nil || r.Version.Compare(newest.Version) > 0) {
+			if r, err := unmarshalHead(c.buf[0].Data); err == nil && (newest == nil || r.Version.Compare(newest.Version) > 0) {
 				newest = r
 			}
 			c.buf = c.buf[1:]

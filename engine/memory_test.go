@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"runtime"
 	"runtime/metrics"
@@ -109,5 +110,30 @@ func TestPutGet1GiBMemory(t *testing.T) {
 	const limit = 32 << 20 // a few stripes plus uncollected garbage
 	if putPeak > limit || getPeak > limit {
 		t.Fatalf("heap grew by %d (put) / %d (get) bytes, want under %d", putPeak, getPeak, limit)
+	}
+}
+
+// TestListMemory lists a container of inline artifacts: listings read only
+// record heads, so memory does not grow with the artifacts' size.
+func TestListMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 300 artifacts of 120 KiB")
+	}
+	r := newRig(t, rigOptions{drives: 4})
+	data := randBytes(1, 120<<10) // inline: up to 128 KiB
+	for i := range 300 {
+		r.put(t, fmt.Sprintf("k%03d", i), data, int64(len(data)))
+	}
+	for _, limit := range []int{1, 1000} {
+		stop := heapPeak()
+		res, err := r.e.List(context.Background(), "t", "c", ListOptions{Limit: limit})
+		peak := stop()
+		if err != nil || len(res.Artifacts) != min(limit, 300) || res.Artifacts[0].Size != int64(len(data)) {
+			t.Fatalf("List(limit %d) = %d artifacts, %v", limit, len(res.Artifacts), err)
+		}
+		t.Logf("List(limit %d) over 300 × 120 KiB inline artifacts on 4 drives: peak heap growth %.1f MiB", limit, float64(peak)/(1<<20))
+		if peak > 8<<20 {
+			t.Fatalf("List(limit %d) grew the heap by %d bytes", limit, peak)
+		}
 	}
 }

@@ -253,7 +253,11 @@ func (e *Engine) listNewest(ctx context.Context, drives []driver.Driver, prefix,
 			}
 			answered++
 			for _, raw := range recs {
+				// Listed data may be cut after the record's head.
 				r, err := unmarshalRecord(raw.Data)
+				if raw.Truncated {
+					r, err = unmarshalHead(raw.Data)
+				}
 				if err != nil {
 					continue
 				}
@@ -319,7 +323,14 @@ func (e *Engine) allParts(ctx context.Context, tenant, container, uploadID strin
 		for i, raw := range page {
 			var n int
 			fmt.Sscanf(raw.Key[len(prefix):], "%d", &n)
-			raws[n], recs[n] = raw, precs[i]
+			rec := precs[i]
+			if raw.Truncated {
+				// Only the head was listed: read the whole record.
+				if rec, err = e.readNewest(ctx, drives, raw.Key, k); err != nil {
+					return nil, nil, err
+				}
+			}
+			raws[n], recs[n] = raw, rec
 			after = raw.Key
 		}
 		if !truncated {

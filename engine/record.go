@@ -43,9 +43,13 @@ type part struct {
 	ETag   string   // hex MD5 of the part's bytes
 }
 
-// Record encoding: a magic byte, a format byte, the fields in order, then an
-// xxh3-64 checksum of everything before it. Formats are append-only: a new
-// field gets a new format number and older formats keep decoding.
+// Record encoding: a magic byte, a format byte, then a short head (version,
+// flags, size, ETag, modification time) with its own xxh3-64 checksum, then
+// the other fields, then an xxh3-64 checksum of everything before it. The
+// head is all a listing needs and fits in the first bytes that
+// driver.ListRecords returns (driver.ListDataMax), so a listing never reads
+// inline data. Formats are append-only: a new field gets a new format number
+// and older formats keep decoding.
 const (
 	recordMagic  = 'V'
 	recordFormat = 1
@@ -54,9 +58,9 @@ const (
 var errBadRecord = errors.New("engine: malformed record")
 
 func (r *record) marshal() []byte {
-	b := make([]byte, 0, 128+len(r.Inline)+len(r.ETag)+len(r.ContentType))
-	b = append(b, recordMagic, recordFormat)
-	b = append(b, r.Version[:]...)
+	b := make([]byte, 0, 160+len(r.Inline)+len(r.ETag)+len(r.ContentType)+40*len(r.Parts))
+	head := make([]byte, 0, 64+len(r.ETag))
+	head = append(head, r.Version[:]...)
 	flags := byte(0)
 	if r.Deleted {
 		flags |= 1
@@ -64,11 +68,15 @@ func (r *record) marshal() []byte {
 	if r.IsInline {
 		flags |= 2
 	}
-	b = append(b, flags)
-	b = binary.AppendVarint(b, r.Size)
-	b = appendString(b, r.ETag)
+	head = append(head, flags)
+	head = binary.AppendVarint(head, r.Size)
+	head = appendString(head, r.ETag)
+	head = binary.AppendVarint(head, r.Modified)
+	b = append(b, recordMagic, recordFormat)
+	b = binary.AppendUvarint(b, uint64(len(head)))
+	b = append(b, head...)
+	b = binary.BigEndian.AppendUint64(b, xxh3.Hash(b))
 	b = appendString(b, r.ContentType)
-	b = binary.AppendVarint(b, r.Modified)
 	b = binary.AppendUvarint(b, uint64(len(r.Metadata)))
 	for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
 		b = appendString(b, k)
@@ -89,32 +97,61 @@ func (r *record) marshal() []byte {
 	return binary.BigEndian.AppendUint64(b, xxh3.Hash(b))
 }
 
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
+// splitHead checks the magic, format and head checksum of b and returns a
+// decoder positioned after the head checksum, with the head fields in r.
+func splitHead(b []byte, r *record) (decoder, error) {
+	if len(b) < 3 || b[0] != recordMagic {
+		return decoder{}, errBadRecord
+	}
+	if b[1] != recordFormat {
+		return decoder{}, fmt.Errorf("%w: unknown format %d", errBadRecord, b[1])
+	}
+	n, w := binary.Uvarint(b[2:])
+	if w <= 0 || n > uint64(len(b)) || 2+w+int(n)+8 > len(b) {
+		return decoder{}, errBadRecord
+	}
+	end := 2 + w + int(n)
+	if xxh3.Hash(b[:end]) != binary.BigEndian.Uint64(b[end:]) {
+		return decoder{}, fmt.Errorf("%w: head checksum mismatch", errBadRecord)
+	}
+	h := decoder{b: b[2+w : end]}
+	copy(r.Version[:], h.bytes(driver.VersionSize))
+	flags := h.byte()
+	r.Deleted, r.IsInline = flags&1 != 0, flags&2 != 0
+	r.Size = h.varint()
+	r.ETag = h.string()
+	r.Modified = h.varint()
+	if h.err != nil || len(h.b) != 0 {
+		return decoder{}, errBadRecord
+	}
+	return decoder{b: b[end+8:]}, nil
 }
 
-// unmarshalRecord decodes b, verifying its checksum.
+// unmarshalHead decodes only the head of a record, as a listing returns it
+// (possibly cut after the head).
+func unmarshalHead(b []byte) (*record, error) {
+	r := &record{}
+	if _, err := splitHead(b, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// unmarshalRecord decodes b, verifying its checksums.
 func unmarshalRecord(b []byte) (*record, error) {
-	if len(b) < 2+driver.VersionSize+16+8 || b[0] != recordMagic {
+	if len(b) < 8 {
 		return nil, errBadRecord
 	}
 	body, sum := b[:len(b)-8], binary.BigEndian.Uint64(b[len(b)-8:])
 	if xxh3.Hash(body) != sum {
 		return nil, fmt.Errorf("%w: checksum mismatch", errBadRecord)
 	}
-	if body[1] != recordFormat {
-		return nil, fmt.Errorf("%w: unknown format %d", errBadRecord, body[1])
-	}
-	d := decoder{b: body[2:]}
 	r := &record{}
-	copy(r.Version[:], d.bytes(driver.VersionSize))
-	flags := d.byte()
-	r.Deleted, r.IsInline = flags&1 != 0, flags&2 != 0
-	r.Size = d.varint()
-	r.ETag = d.string()
+	d, err := splitHead(body, r)
+	if err != nil {
+		return nil, err
+	}
 	r.ContentType = d.string()
-	r.Modified = d.varint()
 	if n := d.uvarint(); n > 0 && n < 1<<16 {
 		r.Metadata = make(map[string]string, n)
 		for range n {
@@ -146,6 +183,11 @@ func unmarshalRecord(b []byte) (*record, error) {
 		return nil, errBadRecord
 	}
 	return r, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
 }
 
 // maxParts is the most parts a multipart upload may have, as in S3.

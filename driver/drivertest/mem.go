@@ -283,7 +283,7 @@ func (m *Mem) ListRecords(ctx context.Context, prefix, after string, limit int) 
 	slices.Sort(keys)
 	var out []driver.Record
 	for _, k := range keys[:min(limit, len(keys))] {
-		out = append(out, cloneRecord(m.records[k]))
+		out = append(out, cloneRecord(m.records[k]).CutForList())
 	}
 	return out, nil
 }

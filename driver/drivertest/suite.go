@@ -47,6 +47,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) driver.Driver) {
 		{"ListOrder", testListOrder},
 		{"ListPrefixAfter", testListPrefixAfter},
 		{"ListPagination", testListPagination},
+		{"ListCutsLargeData", testListCutsLargeData},
 		{"ContextCancelled", testContextCancelled},
 	}
 	for _, tt := range tests {
@@ -927,5 +928,31 @@ func testContextCancelled(t *testing.T, d driver.Driver) {
 	}
 	if r.Version != version(1) {
 		t.Errorf("record changed by cancelled calls: version %v", r.Version)
+	}
+}
+
+// testListCutsLargeData: listings return at most ListDataMax bytes of each
+// record's data, flagged Truncated; GetRecord returns it whole.
+func testListCutsLargeData(t *testing.T, d driver.Driver) {
+	ctx := context.Background()
+	big, small := payload(driver.ListDataMax+1000, 1), payload(driver.ListDataMax, 2)
+	for key, data := range map[string][]byte{"big": big, "small": small} {
+		if _, _, err := d.PutRecord(ctx, driver.Record{Key: key, Version: version(1), Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, err := d.ListRecords(ctx, "", "", 10)
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("ListRecords = %d records, %v", len(recs), err)
+	}
+	if got := recs[0]; got.Key != "big" || !got.Truncated || !bytes.Equal(got.Data, big[:driver.ListDataMax]) {
+		t.Fatalf("listed big record: truncated %v, %d bytes", got.Truncated, len(got.Data))
+	}
+	if got := recs[1]; got.Key != "small" || got.Truncated || !bytes.Equal(got.Data, small) {
+		t.Fatalf("listed small record: truncated %v, %d bytes", got.Truncated, len(got.Data))
+	}
+	full, err := d.GetRecord(ctx, "big")
+	if err != nil || full.Truncated || !bytes.Equal(full.Data, big) {
+		t.Fatalf("GetRecord of big: %d bytes, truncated %v, %v", len(full.Data), full.Truncated, err)
 	}
 }

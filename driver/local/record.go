@@ -12,10 +12,20 @@ import (
 // decode splits a stored value into a Record, copying it out of bbolt's
 // memory.
 func decode(key, val []byte) (driver.Record, error) {
+	return decodeCut(key, val, -1)
+}
+
+// decodeCut is decode keeping at most max bytes of data (all if max < 0).
+func decodeCut(key, val []byte, max int) (driver.Record, error) {
 	if len(val) < driver.VersionSize {
 		return driver.Record{}, fmt.Errorf("record value of %d bytes: %w", len(val), driver.ErrCorrupt)
 	}
-	r := driver.Record{Key: string(key), Data: bytes.Clone(val[driver.VersionSize:])}
+	data := val[driver.VersionSize:]
+	truncated := max >= 0 && len(data) > max
+	if truncated {
+		data = data[:max]
+	}
+	r := driver.Record{Key: string(key), Data: bytes.Clone(data), Truncated: truncated}
 	copy(r.Version[:], val)
 	if r.Data == nil {
 		r.Data = []byte{}
@@ -164,7 +174,7 @@ func (d *Driver) ListRecords(ctx context.Context, prefix, after string, limit in
 			if bytes.Equal(k, a) {
 				continue
 			}
-			r, err := decode(k, v)
+			r, err := decodeCut(k, v, driver.ListDataMax)
 			if err != nil {
 				return err
 			}
