@@ -79,6 +79,7 @@ type PartInfo struct {
 	Size     int64 // bytes
 	ETag     string
 	Modified time.Time
+	Metadata map[string]string // what the part's PutOptions.AfterBody returned
 }
 
 // CompletePart names a part to assemble, with the ETag its upload returned.
@@ -206,8 +207,12 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 	case opts.MD5 != nil && !bytes.Equal(sum, opts.MD5):
 		err = ErrBadDigest
 	}
+	var meta map[string]string
 	if err == nil && opts.AfterBody != nil {
-		_, err = opts.AfterBody()
+		meta, err = opts.AfterBody()
+		if err == nil && metadataSize(meta) > MaxMetadataSize {
+			err = ErrMetadataTooLarge
+		}
 	}
 	if err != nil {
 		e.deleteShards(ctx, drives, shard, committed)
@@ -218,13 +223,13 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 	rec := record{
 		Version: version, Size: size, ETag: etag, Modified: now.UnixNano(),
 		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
-		Parts: []part{{DataID: dataID, Size: size, ETag: etag}},
+		Parts: []part{{DataID: dataID, Size: size, ETag: etag}}, Metadata: meta,
 	}
 	if err := e.writeRecordsAt(ctx, partKey(tenant, container, uploadID, n), tenant, container, key, drives, &rec, nil, committed, wq); err != nil {
 		e.deleteShards(ctx, drives, shard, committed)
 		return PartInfo{}, err
 	}
-	return PartInfo{Number: n, Size: size, ETag: etag, Modified: time.Unix(0, rec.Modified)}, nil
+	return PartInfo{Number: n, Size: size, ETag: etag, Modified: time.Unix(0, rec.Modified), Metadata: meta}, nil
 }
 
 // listNewest returns up to limit records under prefix sorting after after,
@@ -342,8 +347,11 @@ func (e *Engine) allParts(ctx context.Context, tenant, container, uploadID strin
 // CompleteUpload assembles the listed parts, in ascending part order, into
 // key's newest version. Every part but the last must be at least
 // MinPartSize bytes. The ETag is S3's: the MD5 of the parts' binary MD5s,
-// then "-" and the part count.
-func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, uploadID string, parts []CompletePart) (ArtifactInfo, error) {
+// then "-" and the part count. finish, if set, sees the upload and the parts chosen (with
+// the metadata their uploads stored) before the artifact becomes visible;
+// the entries it returns are added to the artifact's metadata, and an error
+// fails the completion, leaving the upload as it was.
+func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, uploadID string, parts []CompletePart, finish func(Upload, []PartInfo) (map[string]string, error)) (ArtifactInfo, error) {
 	if len(parts) == 0 || len(parts) > MaxPartNum {
 		return ArtifactInfo{}, fmt.Errorf("%w: %d parts", ErrInvalidPart, len(parts))
 	}
@@ -385,6 +393,29 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 		used[cp.Number] = true
 	}
 	rec.ETag = fmt.Sprintf("%x-%d", etags.Sum(nil), len(parts))
+	if finish != nil {
+		chosen := make([]PartInfo, len(parts))
+		for i, cp := range parts {
+			p := recs[cp.Number]
+			chosen[i] = PartInfo{Number: cp.Number, Size: p.Size, ETag: p.ETag, Modified: time.Unix(0, p.Modified), Metadata: p.Metadata}
+		}
+		u := Upload{Key: key, ID: uploadID, Initiated: time.Unix(0, up.Modified), ContentType: up.ContentType, Metadata: up.Metadata}
+		extra, err := finish(u, chosen)
+		if err == nil && metadataSize(extra)+metadataSize(rec.Metadata) > MaxMetadataSize {
+			err = ErrMetadataTooLarge
+		}
+		if err != nil {
+			return ArtifactInfo{}, err
+		}
+		if len(extra) > 0 {
+			merged := maps.Clone(rec.Metadata)
+			if merged == nil {
+				merged = map[string]string{}
+			}
+			maps.Copy(merged, extra)
+			rec.Metadata = merged
+		}
+	}
 	ok := make([]bool, len(drives))
 	for j := range ok {
 		ok[j] = true

@@ -64,11 +64,11 @@ func TestMultipartUpload(t *testing.T) {
 		{[]CompletePart{{1, i1.ETag}, {4, i3.ETag}}, ErrInvalidPart},
 		{[]CompletePart{{1, i1.ETag}, {3, i3.ETag}, {5, i3.ETag}}, ErrInvalidPart},
 	} {
-		if _, err := r.e.CompleteUpload(ctx, "t", "c", "big", id, tc.parts); !errors.Is(err, tc.want) {
+		if _, err := r.e.CompleteUpload(ctx, "t", "c", "big", id, tc.parts, nil); !errors.Is(err, tc.want) {
 			t.Fatalf("Complete(%v): err = %v, want %v", tc.parts, err, tc.want)
 		}
 	}
-	info, err := r.e.CompleteUpload(ctx, "t", "c", "big", id, []CompletePart{{1, `"` + i1.ETag + `"`}, {2, i2.ETag}, {3, i3.ETag}})
+	info, err := r.e.CompleteUpload(ctx, "t", "c", "big", id, []CompletePart{{1, `"` + i1.ETag + `"`}, {2, i2.ETag}, {3, i3.ETag}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestMultipartAbortAndTooSmall(t *testing.T) {
 	}
 	a, _ := r.e.PutPart(ctx, "t", "c", "k", id, 1, bytes.NewReader(randBytes(1, 1000)), PutOptions{Size: 1000})
 	b, _ := r.e.PutPart(ctx, "t", "c", "k", id, 2, bytes.NewReader(randBytes(2, 1000)), PutOptions{Size: 1000})
-	if _, err := r.e.CompleteUpload(ctx, "t", "c", "k", id, []CompletePart{{1, a.ETag}, {2, b.ETag}}); !errors.Is(err, ErrEntityTooSmall) {
+	if _, err := r.e.CompleteUpload(ctx, "t", "c", "k", id, []CompletePart{{1, a.ETag}, {2, b.ETag}}, nil); !errors.Is(err, ErrEntityTooSmall) {
 		t.Fatalf("Complete with a small first part: %v", err)
 	}
 	if _, err := r.e.PutPart(ctx, "t", "c", "k", "0123456789abcdef0123456789abcdef", 1, bytes.NewReader(nil), PutOptions{Size: 0}); !errors.Is(err, ErrNoSuchUpload) {

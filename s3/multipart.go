@@ -28,6 +28,19 @@ func (op *operation) createUpload() error {
 	if opts.ContentType == "" {
 		opts.ContentType = "binary/octet-stream"
 	}
+	decl, err := checksumDeclaration(func(name string) string { return string(h.Peek(name)) })
+	if err != nil {
+		return err
+	}
+	if decl != nil {
+		if opts.Metadata == nil {
+			opts.Metadata = map[string]string{}
+		}
+		for k, v := range decl {
+			opts.Metadata[k] = v
+			op.r.fctx.Response.Header.Set(k, strings.ToUpper(v))
+		}
+	}
 	id, err := op.s.cfg.Engine.CreateUpload(op.ctx, op.tenant, op.bucket, op.key, opts)
 	if err != nil {
 		return err
@@ -131,18 +144,29 @@ func (op *operation) uploadPartCopy(ctx context.Context, uploadID string, n int)
 type completeRequest struct {
 	XMLName xml.Name `xml:"CompleteMultipartUpload"`
 	Parts   []struct {
-		PartNumber int    `xml:"PartNumber"`
-		ETag       string `xml:"ETag"`
+		PartNumber        int    `xml:"PartNumber"`
+		ETag              string `xml:"ETag"`
+		ChecksumCRC32     string `xml:"ChecksumCRC32"`
+		ChecksumCRC32C    string `xml:"ChecksumCRC32C"`
+		ChecksumCRC64NVME string `xml:"ChecksumCRC64NVME"`
+		ChecksumSHA1      string `xml:"ChecksumSHA1"`
+		ChecksumSHA256    string `xml:"ChecksumSHA256"`
 	} `xml:"Part"`
 }
 
 type completeResult struct {
-	XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
-	Xmlns    string   `xml:"xmlns,attr"`
-	Location string   `xml:"Location"`
-	Bucket   string   `xml:"Bucket"`
-	Key      string   `xml:"Key"`
-	ETag     string   `xml:"ETag"`
+	XMLName           xml.Name `xml:"CompleteMultipartUploadResult"`
+	Xmlns             string   `xml:"xmlns,attr"`
+	Location          string   `xml:"Location"`
+	Bucket            string   `xml:"Bucket"`
+	Key               string   `xml:"Key"`
+	ETag              string   `xml:"ETag"`
+	ChecksumCRC32     string   `xml:"ChecksumCRC32,omitempty"`
+	ChecksumCRC32C    string   `xml:"ChecksumCRC32C,omitempty"`
+	ChecksumCRC64NVME string   `xml:"ChecksumCRC64NVME,omitempty"`
+	ChecksumSHA1      string   `xml:"ChecksumSHA1,omitempty"`
+	ChecksumSHA256    string   `xml:"ChecksumSHA256,omitempty"`
+	ChecksumType      string   `xml:"ChecksumType,omitempty"`
 }
 
 func (op *operation) completeUpload(uploadID string) error {
@@ -151,17 +175,45 @@ func (op *operation) completeUpload(uploadID string) error {
 		return err
 	}
 	parts := make([]engine.CompletePart, len(req.Parts))
+	listed := make([]map[string]string, len(req.Parts))
 	for i, p := range req.Parts {
 		parts[i] = engine.CompletePart{Number: p.PartNumber, ETag: p.ETag}
+		listed[i] = map[string]string{
+			checksumPrefix + "crc32": p.ChecksumCRC32, checksumPrefix + "crc32c": p.ChecksumCRC32C,
+			checksumPrefix + "crc64nvme": p.ChecksumCRC64NVME, checksumPrefix + "sha1": p.ChecksumSHA1,
+			checksumPrefix + "sha256": p.ChecksumSHA256,
+		}
 	}
-	info, err := op.s.cfg.Engine.CompleteUpload(op.ctx, op.tenant, op.bucket, op.key, uploadID, parts)
+	var sum map[string]string
+	finish := func(up engine.Upload, chosen []engine.PartInfo) (map[string]string, error) {
+		var err error
+		sum, err = completeChecksum(up, chosen, listed)
+		return sum, err
+	}
+	info, err := op.s.cfg.Engine.CompleteUpload(op.ctx, op.tenant, op.bucket, op.key, uploadID, parts, finish)
 	if err != nil {
 		return err
 	}
-	writeXML(op.r.fctx, http.StatusOK, completeResult{
+	res := completeResult{
 		Xmlns: s3Namespace, Location: fmt.Sprintf("/%s/%s", op.bucket, op.key),
 		Bucket: op.bucket, Key: op.key, ETag: `"` + info.ETag + `"`,
-	})
+	}
+	for k, v := range sum {
+		switch k {
+		case checksumPrefix + "crc32":
+			res.ChecksumCRC32 = v
+		case checksumPrefix + "crc32c":
+			res.ChecksumCRC32C = v
+		case checksumPrefix + "crc64nvme":
+			res.ChecksumCRC64NVME = v
+		case checksumPrefix + "sha1":
+			res.ChecksumSHA1 = v
+		case checksumPrefix + "sha256":
+			res.ChecksumSHA256 = v
+		}
+		res.ChecksumType = info.Metadata[checksumTypeHeader]
+	}
+	writeXML(op.r.fctx, http.StatusOK, res)
 	return nil
 }
 

@@ -96,3 +96,67 @@ func TestMultipart(t *testing.T) {
 	_, err = c.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: b, Key: aws.String("small"), UploadId: up2.UploadId})
 	wantCode(t, "second abort", err, "NoSuchUpload")
 }
+
+func TestMultipartChecksums(t *testing.T) {
+	e := startServer(t)
+	ctx := context.Background()
+	c := e.client("ALICEKEY", "alicesecret")
+	b := aws.String("sums")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: b}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		alg types.ChecksumAlgorithm
+		typ types.ChecksumType
+	}{
+		{types.ChecksumAlgorithmCrc32, types.ChecksumTypeFullObject},
+		{types.ChecksumAlgorithmCrc32c, types.ChecksumTypeComposite},
+		{types.ChecksumAlgorithmCrc64nvme, types.ChecksumTypeFullObject},
+		{types.ChecksumAlgorithmSha256, types.ChecksumTypeComposite},
+	} {
+		key := aws.String("obj-" + string(tc.alg))
+		up, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: b, Key: key, ChecksumAlgorithm: tc.alg, ChecksumType: tc.typ})
+		if err != nil {
+			t.Fatalf("%s: create: %v", tc.alg, err)
+		}
+		var parts []types.CompletedPart
+		var whole []byte
+		for n, size := range []int{5 << 20, 123_457} {
+			data := randBytes(uint64(n+7), size)
+			whole = append(whole, data...)
+			out, err := c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: b, Key: key, UploadId: up.UploadId, PartNumber: aws.Int32(int32(n + 1)), Body: bytes.NewReader(data), ChecksumAlgorithm: tc.alg})
+			if err != nil {
+				t.Fatalf("%s: part %d: %v", tc.alg, n+1, err)
+			}
+			parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(int32(n + 1)), ETag: out.ETag,
+				ChecksumCRC32: out.ChecksumCRC32, ChecksumCRC32C: out.ChecksumCRC32C, ChecksumCRC64NVME: out.ChecksumCRC64NVME, ChecksumSHA256: out.ChecksumSHA256})
+		}
+		done, err := c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: b, Key: key, UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
+		if err != nil {
+			t.Fatalf("%s: complete: %v", tc.alg, err)
+		}
+		// The SDK validates a full-object checksum against the body it reads.
+		get, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: b, Key: key, ChecksumMode: types.ChecksumModeEnabled})
+		if err != nil {
+			t.Fatalf("%s: get: %v", tc.alg, err)
+		}
+		got, err := io.ReadAll(get.Body)
+		get.Body.Close()
+		if err != nil || !bytes.Equal(got, whole) {
+			t.Fatalf("%s: body: %d bytes, %v", tc.alg, len(got), err)
+		}
+		sent := map[types.ChecksumAlgorithm][2]*string{
+			types.ChecksumAlgorithmCrc32:     {done.ChecksumCRC32, get.ChecksumCRC32},
+			types.ChecksumAlgorithmCrc32c:    {done.ChecksumCRC32C, get.ChecksumCRC32C},
+			types.ChecksumAlgorithmCrc64nvme: {done.ChecksumCRC64NVME, get.ChecksumCRC64NVME},
+			types.ChecksumAlgorithmSha256:    {done.ChecksumSHA256, get.ChecksumSHA256},
+		}[tc.alg]
+		if aws.ToString(sent[0]) == "" || aws.ToString(sent[0]) != aws.ToString(sent[1]) {
+			t.Fatalf("%s: complete said %q, GET says %q", tc.alg, aws.ToString(sent[0]), aws.ToString(sent[1]))
+		}
+		composite := bytes.HasSuffix([]byte(aws.ToString(sent[0])), []byte("-2"))
+		if composite != (tc.typ == types.ChecksumTypeComposite) {
+			t.Fatalf("%s %s: checksum %q", tc.alg, tc.typ, aws.ToString(sent[0]))
+		}
+	}
+}

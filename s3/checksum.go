@@ -1,0 +1,185 @@
+package s3
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/s3/sigv4"
+)
+
+// Checksums of multipart uploads.
+//
+// A client that declares x-amz-checksum-algorithm when it creates an upload
+// sends that checksum with every part; each part's value is verified as it
+// streams and stored with the part. On completion the object's checksum is
+// computed from the parts' values without reading any data:
+//
+//   - COMPOSITE (the default for CRC32, CRC32C, SHA1, SHA256): the checksum
+//     of the concatenated binary part checksums, then "-" and the part count;
+//   - FULL_OBJECT (the only type for CRC64NVME, optional for CRC32/CRC32C):
+//     the CRC of the whole object, combined from the part CRCs and sizes.
+
+const (
+	checksumAlgorithmHeader = "x-amz-checksum-algorithm"
+	checksumTypeHeader      = "x-amz-checksum-type"
+)
+
+// crcPolynomials are the reflected polynomials of the CRC checksums.
+var crcPolynomials = map[string]struct {
+	poly  uint64
+	width int
+}{
+	"crc32":     {0xedb88320, 32},
+	"crc32c":    {0x82f63b78, 32},
+	"crc64nvme": {sigv4.CRC64NVMEPolynomial, 64},
+}
+
+func gf2Times(mat []uint64, vec uint64) uint64 {
+	var sum uint64
+	for i := 0; vec != 0; i, vec = i+1, vec>>1 {
+		if vec&1 != 0 {
+			sum ^= mat[i]
+		}
+	}
+	return sum
+}
+
+func gf2Square(square, mat []uint64) {
+	for n := range mat {
+		square[n] = gf2Times(mat, mat[n])
+	}
+}
+
+// crcCombine returns the CRC of A||B from crc1 = CRC(A), crc2 = CRC(B) and
+// len2 = len(B), for a reflected CRC with all-ones init and final xor (zlib's
+// crc32_combine, generalised to any width).
+func crcCombine(crc1, crc2 uint64, len2 int64, poly uint64, width int) uint64 {
+	if len2 <= 0 {
+		return crc1
+	}
+	even, odd := make([]uint64, width), make([]uint64, width)
+	odd[0] = poly // the operator for one zero bit
+	row := uint64(1)
+	for n := 1; n < width; n++ {
+		odd[n] = row
+		row <<= 1
+	}
+	gf2Square(even, odd) // two zero bits
+	gf2Square(odd, even) // four zero bits
+	for {
+		gf2Square(even, odd)
+		if len2&1 != 0 {
+			crc1 = gf2Times(even, crc1)
+		}
+		if len2 >>= 1; len2 == 0 {
+			break
+		}
+		gf2Square(odd, even)
+		if len2&1 != 0 {
+			crc1 = gf2Times(odd, crc1)
+		}
+		if len2 >>= 1; len2 == 0 {
+			break
+		}
+	}
+	return crc1 ^ crc2
+}
+
+func decodeCRC(v string, width int) (uint64, error) {
+	b, err := base64.StdEncoding.DecodeString(v)
+	if err != nil || len(b) != width/8 {
+		return 0, ErrInvalidPart
+	}
+	if width == 32 {
+		return uint64(binary.BigEndian.Uint32(b)), nil
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+func encodeCRC(c uint64, width int) string {
+	if width == 32 {
+		return base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, uint32(c)))
+	}
+	return base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, c))
+}
+
+// checksumDeclaration reads and checks the checksum headers of
+// CreateMultipartUpload: the metadata entries to keep with the upload.
+func checksumDeclaration(h func(string) string) (map[string]string, error) {
+	alg := strings.ToLower(h(checksumAlgorithmHeader))
+	typ := strings.ToUpper(h(checksumTypeHeader))
+	if alg == "" {
+		if typ != "" {
+			return nil, ErrInvalidRequest
+		}
+		return nil, nil
+	}
+	if _, err := sigv4.NewChecksum(alg); err != nil {
+		return nil, ErrInvalidRequest
+	}
+	_, isCRC := crcPolynomials[alg]
+	switch {
+	case typ == "" && alg == "crc64nvme":
+		typ = "FULL_OBJECT"
+	case typ == "":
+		typ = "COMPOSITE"
+	case typ == "FULL_OBJECT" && !isCRC, typ == "COMPOSITE" && alg == "crc64nvme":
+		return nil, &Error{http.StatusBadRequest, "InvalidRequest", fmt.Sprintf("The %s checksum type cannot be used with %s.", typ, strings.ToUpper(alg))}
+	case typ != "FULL_OBJECT" && typ != "COMPOSITE":
+		return nil, ErrInvalidRequest
+	}
+	return map[string]string{checksumAlgorithmHeader: alg, checksumTypeHeader: typ}, nil
+}
+
+// completeChecksum checks the part checksums a CompleteMultipartUpload
+// lists against those stored with the parts and computes the object's.
+func completeChecksum(up engine.Upload, parts []engine.PartInfo, listed []map[string]string) (map[string]string, error) {
+	alg := up.Metadata[checksumAlgorithmHeader]
+	if alg == "" {
+		return nil, nil
+	}
+	name := checksumPrefix + alg
+	var values []string
+	for i, p := range parts {
+		v := p.Metadata[name]
+		if v == "" {
+			return nil, &Error{http.StatusBadRequest, "InvalidRequest", fmt.Sprintf("Part %d was uploaded without the upload's %s checksum.", p.Number, strings.ToUpper(alg))}
+		}
+		if want := listed[i][name]; want != "" && want != v {
+			return nil, ErrInvalidPart
+		}
+		values = append(values, v)
+	}
+	if up.Metadata[checksumTypeHeader] == "FULL_OBJECT" {
+		c := crcPolynomials[alg]
+		var crc uint64
+		for i, v := range values {
+			pc, err := decodeCRC(v, c.width)
+			if err != nil {
+				return nil, err
+			}
+			if i == 0 {
+				crc = pc
+				continue
+			}
+			crc = crcCombine(crc, pc, parts[i].Size, c.poly, c.width)
+		}
+		return map[string]string{name: encodeCRC(crc, c.width)}, nil
+	}
+	h, err := sigv4.NewChecksum(alg)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range values {
+		b, err := base64.StdEncoding.DecodeString(v)
+		if err != nil {
+			return nil, ErrInvalidPart
+		}
+		h.Write(b)
+	}
+	return map[string]string{name: fmt.Sprintf("%s-%d", base64.StdEncoding.EncodeToString(h.Sum(nil)), len(parts))}, nil
+}
