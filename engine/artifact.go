@@ -13,6 +13,7 @@ import (
 	"hash"
 	"io"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +43,9 @@ type PutOptions struct {
 	// MD5, if set, is the expected MD5 of the body; a mismatch fails with
 	// ErrBadDigest and stores nothing.
 	MD5 []byte
+	// MaxSize, if positive, is the largest body accepted; a longer one fails
+	// with ErrTooLarge and stores nothing.
+	MaxSize int64
 	// AfterBody, if set, is called once the body has been read in full and
 	// before the artifact becomes visible. The entries it returns are added
 	// to Metadata (for values only known at the end of the body, such as a
@@ -113,7 +117,11 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 	if metadataSize(opts.Metadata)+len(opts.ContentType) > MaxMetadataSize {
 		return ArtifactInfo{}, ErrMetadataTooLarge
 	}
-	if opts.Size > MaxArtifactSize {
+	maxSize := int64(MaxArtifactSize)
+	if opts.MaxSize > 0 {
+		maxSize = min(maxSize, opts.MaxSize)
+	}
+	if opts.Size > maxSize {
 		return ArtifactInfo{}, fmt.Errorf("%w: %d bytes", ErrTooLarge, opts.Size)
 	}
 	if err := e.checkContainer(ctx, tenant, container); err != nil {
@@ -152,6 +160,9 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 		}
 		inline = got < len(head)
 		head = head[:got]
+		if int64(got) > maxSize {
+			return ArtifactInfo{}, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, maxSize)
+		}
 	}
 
 	digest := md5.New()
@@ -179,7 +190,7 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 		if len(head) > 0 {
 			body = io.MultiReader(bytes.NewReader(head), body)
 		}
-		limit := int64(MaxArtifactSize)
+		limit := maxSize
 		if opts.Size >= 0 {
 			limit = opts.Size
 		}
@@ -617,6 +628,30 @@ func (a *Artifact) partOpen(p int) erasure.OpenFunc {
 
 func (a *Artifact) partShard(p int) driver.Shard {
 	return shardOf(a.Info.Tenant, a.Info.Container, a.Info.Key, a.rec.PG, a.rec.Parts[p].DataID)
+}
+
+// PartCount returns how many parts a multipart artifact was assembled
+// from, or 0 for an artifact stored by a single Put.
+func (a *Artifact) PartCount() int {
+	if strings.Contains(a.Info.ETag, "-") {
+		return len(a.rec.Parts)
+	}
+	return 0
+}
+
+// PartRange returns the byte range of part n (from 1) of a multipart
+// artifact; an artifact stored by a single Put is one part.
+func (a *Artifact) PartRange(n int) (off, length int64, ok bool) {
+	if a.PartCount() == 0 {
+		return 0, a.Info.Size, n == 1
+	}
+	if n < 1 || n > len(a.rec.Parts) {
+		return 0, 0, false
+	}
+	for _, p := range a.rec.Parts[:n-1] {
+		off += p.Size
+	}
+	return off, a.rec.Parts[n-1].Size, true
 }
 
 // segments returns the sizes of the separately encoded pieces: the parts,

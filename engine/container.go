@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -27,6 +28,28 @@ func (e *Engine) DeleteContainer(ctx context.Context, tenant, name string) error
 	}
 	if len(res.Artifacts) > 0 {
 		return fmt.Errorf("%w: %s", ErrContainerNotEmpty, name)
+	}
+	// Uploads in progress die with the container: a container later made
+	// with the same name must not inherit them.
+	for {
+		ups, _, err := e.ListUploads(ctx, tenant, name, "", "", "", 1000)
+		if err != nil {
+			return err
+		}
+		if len(ups) == 0 {
+			break
+		}
+		progress := false
+		for _, u := range ups {
+			err := e.AbortUpload(ctx, tenant, name, u.Key, u.ID)
+			if err != nil && !errors.Is(err, ErrNoSuchUpload) {
+				return fmt.Errorf("engine: delete container %s: abort upload: %w", name, err)
+			}
+			progress = progress || err == nil
+		}
+		if !progress {
+			return fmt.Errorf("%w: delete container %s: uploads listed but not readable", ErrReadQuorum, name)
+		}
 	}
 	return e.cfg.Containers.DeleteContainer(ctx, tenant, name)
 }

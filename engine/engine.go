@@ -176,6 +176,37 @@ type Engine struct {
 
 	healMu sync.Mutex            // guards the following fields
 	heal   map[HealItem]struct{} // artifacts seen degraded
+
+	uploadMu    sync.Mutex             // guards uploadLocks
+	uploadLocks map[string]*uploadLock // by upload id: serialises part commits, completion and abort
+}
+
+// uploadLock serialises the record changes of one multipart upload on this
+// node. (Across nodes the cluster issue must give uploads an owner.)
+type uploadLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lockUpload locks upload id and returns its unlock.
+func (e *Engine) lockUpload(id string) func() {
+	e.uploadMu.Lock()
+	l := e.uploadLocks[id]
+	if l == nil {
+		l = &uploadLock{}
+		e.uploadLocks[id] = l
+	}
+	l.refs++
+	e.uploadMu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		e.uploadMu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(e.uploadLocks, id)
+		}
+		e.uploadMu.Unlock()
+	}
 }
 
 // New returns an Engine for c.
@@ -183,7 +214,7 @@ func New(c Config) (*Engine, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: c, log: c.Logger, heal: make(map[HealItem]struct{})}, nil
+	return &Engine{cfg: c, log: c.Logger, heal: make(map[HealItem]struct{}), uploadLocks: make(map[string]*uploadLock)}, nil
 }
 
 type codecKey struct {

@@ -668,3 +668,20 @@ func TestRecordRoundTrip(t *testing.T) {
 		t.Fatalf("truncated record: no error")
 	}
 }
+
+// TestMaxSizeKeepsOldVersion: a body over PutOptions.MaxSize fails before
+// any record is written, so the version it would replace stays.
+func TestMaxSizeKeepsOldVersion(t *testing.T) {
+	r := newRig(t, rigOptions{drives: 4, stripeSize: 64 << 10})
+	old := randBytes(1, 300_000)
+	r.put(t, "k", old, -1)
+	for _, size := range []int{1000, 500_000} {
+		_, err := r.e.Put(context.Background(), "t", "c", "k", bytes.NewReader(randBytes(2, size)), PutOptions{Size: -1, MaxSize: 999})
+		if !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("Put of %d bytes with MaxSize 999: err = %v, want ErrTooLarge", size, err)
+		}
+		if got, err := r.get("k", 0, -1); err != nil || !bytes.Equal(got, old) {
+			t.Fatalf("old version after a refused Put of %d bytes: %v", size, err)
+		}
+	}
+}

@@ -190,6 +190,9 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 	wq := max(up.Data, up.Parity+1)
 	committed := make([]bool, len(drives))
 	limit := int64(MaxPartSize)
+	if opts.MaxSize > 0 {
+		limit = min(limit, opts.MaxSize)
+	}
 	if opts.Size >= 0 {
 		limit = opts.Size
 	}
@@ -215,6 +218,14 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 		}
 	}
 	if err != nil {
+		e.deleteShards(ctx, drives, shard, committed)
+		return PartInfo{}, err
+	}
+	// The upload may have completed or been aborted while the data
+	// streamed: check again under its lock, and commit the part under it.
+	unlock := e.lockUpload(uploadID)
+	defer unlock()
+	if _, _, err := e.upload(ctx, tenant, container, key, uploadID); err != nil {
 		e.deleteShards(ctx, drives, shard, committed)
 		return PartInfo{}, err
 	}
@@ -360,6 +371,8 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 			return ArtifactInfo{}, ErrInvalidPartOrder
 		}
 	}
+	unlock := e.lockUpload(uploadID)
+	defer unlock()
 	up, drives, err := e.upload(ctx, tenant, container, key, uploadID)
 	if err != nil {
 		return ArtifactInfo{}, err
@@ -437,6 +450,8 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 
 // AbortUpload discards an upload and all its parts.
 func (e *Engine) AbortUpload(ctx context.Context, tenant, container, key, uploadID string) error {
+	unlock := e.lockUpload(uploadID)
+	defer unlock()
 	up, drives, err := e.upload(ctx, tenant, container, key, uploadID)
 	if err != nil {
 		return err

@@ -57,7 +57,7 @@ func (s *Server) vault(ctx context.Context, r *request, path string) error {
 }
 
 func (s *Server) adminTenants(ctx context.Context, r *request, name string) error {
-	auth, tenant, err := s.authenticate(ctx, r)
+	auth, tenant, err := s.authenticate(ctx, r, string(r.fctx.URI().PathOriginal()))
 	if err != nil {
 		return err
 	}

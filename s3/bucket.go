@@ -107,6 +107,8 @@ func (op *operation) dispatch() error {
 		if _, ok := op.query("uploads"); ok {
 			return op.createUpload()
 		}
+	case (method == http.MethodGet || method == http.MethodHead) && partNumber && !multipart:
+		return op.getObject()
 	case multipart || partNumber:
 		return ErrInvalidRequest
 	case method == http.MethodPut && copySource:
@@ -297,7 +299,8 @@ func (op *operation) listObjects(v2 bool) error {
 		fetchOwner = q("fetch-owner") == "true"
 	} else {
 		m := q("marker")
-		res.Marker = &m
+		em := encodeKey(m, urlEnc)
+		res.Marker = &em
 		opts.After = m
 	}
 	var page engine.ListResult

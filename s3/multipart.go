@@ -127,8 +127,14 @@ func (op *operation) uploadPartCopy(ctx context.Context, uploadID string, n int)
 	if v := string(op.r.fctx.Request.Header.Peek("x-amz-copy-source-range")); v != "" {
 		var ok bool
 		off, length, ok, err = parseRange(v, src.Info.Size)
-		if err != nil || !ok || strings.HasPrefix(v, "bytes=-") {
+		if err != nil || !ok || strings.HasPrefix(v, "bytes=-") || strings.HasSuffix(v, "-") {
 			return ErrInvalidRange
+		}
+		// A copy range must lie within the source: no clamping.
+		if _, last, _ := strings.Cut(strings.TrimPrefix(v, "bytes="), "-"); last != "" {
+			if b, perr := strconv.ParseInt(last, 10, 64); perr != nil || b >= src.Info.Size {
+				return ErrInvalidRange
+			}
 		}
 	}
 	r := src.Reader(ctx, off, length)
@@ -170,6 +176,9 @@ type completeResult struct {
 }
 
 func (op *operation) completeUpload(uploadID string) error {
+	if op.conditionalWrite() {
+		return ErrNotImplemented
+	}
 	var req completeRequest
 	if err := op.readXMLBody(&req); err != nil {
 		return err
@@ -272,6 +281,9 @@ func (op *operation) listParts(uploadID string) error {
 	parts, truncated, err := op.s.cfg.Engine.ListParts(op.ctx, op.tenant, op.bucket, op.key, uploadID, marker, max(maxParts, 1))
 	if err != nil {
 		return err
+	}
+	if maxParts == 0 {
+		parts, truncated = nil, len(parts) > 0
 	}
 	res := listPartsResult{Xmlns: s3Namespace, Bucket: op.bucket, Key: op.key, UploadID: uploadID,
 		Initiator: op.owner(), Owner: op.owner(), StorageClass: "STANDARD",

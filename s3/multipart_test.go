@@ -3,6 +3,7 @@ package s3_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"testing"
 
@@ -158,5 +159,59 @@ func TestMultipartChecksums(t *testing.T) {
 		if composite != (tc.typ == types.ChecksumTypeComposite) {
 			t.Fatalf("%s %s: checksum %q", tc.alg, tc.typ, aws.ToString(sent[0]))
 		}
+	}
+}
+
+func TestGetByPartNumber(t *testing.T) {
+	e := startServer(t)
+	ctx := context.Background()
+	c := e.client("ALICEKEY", "alicesecret")
+	b := aws.String("parts")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: b}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String("single"), Body: bytes.NewReader([]byte("0123456789"))}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: b, Key: aws.String("single"), PartNumber: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+	if string(got) != "0123456789" || out.PartsCount != nil {
+		t.Fatalf("part 1 of a single-part object: %q, parts count %v", got, out.PartsCount)
+	}
+	_, err = c.GetObject(ctx, &awss3.GetObjectInput{Bucket: b, Key: aws.String("single"), PartNumber: aws.Int32(2)})
+	wantCode(t, "part 2 of a single-part object", err, "InvalidPartNumber")
+
+	up, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: b, Key: aws.String("multi")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, p2 := randBytes(1, 5<<20), randBytes(2, 777)
+	var parts []types.CompletedPart
+	for n, data := range [][]byte{p1, p2} {
+		r, err := c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: b, Key: aws.String("multi"), UploadId: up.UploadId, PartNumber: aws.Int32(int32(n + 1)), Body: bytes.NewReader(data)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(int32(n + 1)), ETag: r.ETag})
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String("multi"), UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err = c.GetObject(ctx, &awss3.GetObjectInput{Bucket: b, Key: aws.String("multi"), PartNumber: aws.Int32(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(out.Body)
+	out.Body.Close()
+	if !bytes.Equal(got, p2) || aws.ToInt32(out.PartsCount) != 2 || aws.ToString(out.ContentRange) != fmt.Sprintf("bytes %d-%d/%d", len(p1), len(p1)+len(p2)-1, len(p1)+len(p2)) {
+		t.Fatalf("part 2: %d bytes, parts count %v, range %v", len(got), aws.ToInt32(out.PartsCount), aws.ToString(out.ContentRange))
+	}
+	h, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: b, Key: aws.String("multi"), PartNumber: aws.Int32(1)})
+	if err != nil || aws.ToInt64(h.ContentLength) != int64(len(p1)) {
+		t.Fatalf("HEAD part 1: %v, %v", h, err)
 	}
 }

@@ -81,7 +81,7 @@ func (op *operation) uploadBody(maxSize int64) (*upload, error) {
 	if size > maxSize {
 		return nil, ErrEntityTooLarge
 	}
-	u := &upload{opts: engine.PutOptions{Size: size}, value: new(string)}
+	u := &upload{opts: engine.PutOptions{Size: size, MaxSize: maxSize}, value: new(string)}
 	if v := h.Peek("Content-MD5"); len(v) > 0 {
 		b, err := base64.StdEncoding.DecodeString(string(v))
 		if err != nil || len(b) != md5.Size {
@@ -91,9 +91,6 @@ func (op *operation) uploadBody(maxSize int64) (*upload, error) {
 	}
 	body := op.auth.Body(op.r.fctx.RequestBodyStream())
 	u.body = body
-	if size < 0 {
-		u.body = io.LimitReader(body, maxSize+1)
-	}
 	if op.auth.Checksum != "" {
 		u.checksum = checksumPrefix + strings.ToLower(op.auth.Checksum)
 		u.opts.AfterBody = func() (map[string]string, error) {
@@ -111,8 +108,19 @@ func (op *operation) uploadBody(maxSize int64) (*upload, error) {
 	return u, nil
 }
 
+// conditionalWrite reports a conditional PutObject or
+// CompleteMultipartUpload, which is not implemented: silently ignoring the
+// condition could overwrite what the client meant to protect.
+func (op *operation) conditionalWrite() bool {
+	h := &op.r.fctx.Request.Header
+	return len(h.Peek("If-None-Match")) > 0 || len(h.Peek("If-Match")) > 0
+}
+
 func (op *operation) putObject() error {
 	h := &op.r.fctx.Request.Header
+	if op.conditionalWrite() {
+		return ErrNotImplemented
+	}
 	u, err := op.uploadBody(MaxPutSize)
 	if err != nil {
 		return err
@@ -127,10 +135,6 @@ func (op *operation) putObject() error {
 	info, err := op.s.cfg.Engine.Put(ctx, op.tenant, op.bucket, op.key, u.body, u.opts)
 	if err != nil {
 		return err
-	}
-	if info.Size > MaxPutSize {
-		op.s.cfg.Engine.Delete(ctx, op.tenant, op.bucket, op.key)
-		return ErrEntityTooLarge
 	}
 	op.r.bodyDone = true
 	op.r.fctx.Response.Header.Set("ETag", `"`+info.ETag+`"`)
@@ -237,13 +241,15 @@ var responseOverrides = map[string]string{
 	"response-content-encoding":    "Content-Encoding",
 }
 
-func (op *operation) setObjectHeaders(info engine.ArtifactInfo) {
+// setObjectHeaders sets the headers of a GET or HEAD response. Checksums
+// cover the whole object, so a partial response carries none.
+func (op *operation) setObjectHeaders(info engine.ArtifactInfo, partial bool) {
 	rh := &op.r.fctx.Response.Header
 	rh.Set("ETag", `"`+info.ETag+`"`)
 	rh.Set("Last-Modified", info.Modified.UTC().Format(http.TimeFormat))
 	rh.Set("Accept-Ranges", "bytes")
 	rh.SetContentType(info.ContentType)
-	withChecksum := strings.EqualFold(string(op.r.fctx.Request.Header.Peek("x-amz-checksum-mode")), "ENABLED")
+	withChecksum := !partial && strings.EqualFold(string(op.r.fctx.Request.Header.Peek("x-amz-checksum-mode")), "ENABLED")
 	for k, v := range info.Metadata {
 		if strings.HasPrefix(k, checksumPrefix) && !withChecksum {
 			continue
@@ -280,7 +286,20 @@ func (op *operation) getObject() error {
 		fctx.Response.Header.Set("Content-Range", fmt.Sprintf("bytes */%d", info.Size))
 		return err
 	}
-	op.setObjectHeaders(info)
+	if v, ok := op.query("partNumber"); ok {
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < 1 || n > engine.MaxPartNum || partial {
+			return ErrInvalidArgument
+		}
+		if off, length, ok = a.PartRange(n); !ok {
+			return &Error{http.StatusRequestedRangeNotSatisfiable, "InvalidPartNumber", "The requested partnumber is not satisfiable."}
+		}
+		partial = a.PartCount() > 0
+		if c := a.PartCount(); c > 0 {
+			fctx.Response.Header.Set("x-amz-mp-parts-count", strconv.Itoa(c))
+		}
+	}
+	op.setObjectHeaders(info, partial)
 	status := http.StatusOK
 	if partial {
 		status = http.StatusPartialContent
@@ -348,6 +367,9 @@ func (op *operation) copyObject() error {
 		get := func(name string) string { return string(h.Peek("x-amz-copy-source-" + name)) }
 		if preconditions(get, a.Info.ETag, a.Info.Modified) != 0 {
 			return ErrPreconditionFailed
+		}
+		if a.Info.Size > MaxPutSize {
+			return &Error{http.StatusBadRequest, "InvalidRequest", "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120. Use UploadPartCopy."}
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), op.s.cfg.BodyTimeout)

@@ -210,11 +210,16 @@ func (s *Server) serve(ctx context.Context, r *request, cancel context.CancelFun
 	if path == "/_vault" || strings.HasPrefix(path, "/_vault/") {
 		return s.vault(ctx, r, path)
 	}
-	auth, tenant, err := s.authenticate(ctx, r)
+	bucket, key, vhost, err := s.route(r, path)
 	if err != nil {
 		return err
 	}
-	bucket, key, err := s.route(r, path)
+	// SigV2 signs the bucket in the resource, not the Host header.
+	resource := path
+	if vhost {
+		resource = "/" + bucket + path
+	}
+	auth, tenant, err := s.authenticate(ctx, r, resource)
 	if err != nil {
 		return err
 	}
@@ -224,7 +229,8 @@ func (s *Server) serve(ctx context.Context, r *request, cancel context.CancelFun
 
 // authenticate verifies the request's signature and returns the tenant it
 // acts for.
-func (s *Server) authenticate(ctx context.Context, r *request) (*sigv4.Result, string, error) {
+// resource is the request's /bucket/key path as SigV2 presigned URLs sign it.
+func (s *Server) authenticate(ctx context.Context, r *request, resource string) (*sigv4.Result, string, error) {
 	h := &r.fctx.Request.Header
 	var names []string
 	for k := range h.All() {
@@ -249,7 +255,7 @@ func (s *Server) authenticate(ctx context.Context, r *request) (*sigv4.Result, s
 		return secret, err
 	})
 	if q, err := url.ParseQuery(req.RawQuery); err == nil && isPresignV2(q) && len(h.Peek("Authorization")) == 0 {
-		res, err := verifyPresignV2(ctx, r, q, creds, s.cfg.Now())
+		res, err := verifyPresignV2(ctx, r, resource, q, creds, s.cfg.Now())
 		if err != nil {
 			return nil, "", err
 		}
@@ -270,9 +276,9 @@ func (c credentials) Secret(ctx context.Context, accessKey string) (string, erro
 
 // route splits the request into bucket and key, from the Host header for
 // virtual-host-style requests and from the path otherwise.
-func (s *Server) route(r *request, rawPath string) (bucket, key string, err error) {
+func (s *Server) route(r *request, rawPath string) (bucket, key string, vhost bool, err error) {
 	if !strings.HasPrefix(rawPath, "/") {
-		return "", "", ErrInvalidRequest
+		return "", "", false, ErrInvalidRequest
 	}
 	host := string(r.fctx.Host())
 	if h, _, err := net.SplitHostPort(host); err == nil {
@@ -280,17 +286,17 @@ func (s *Server) route(r *request, rawPath string) (bucket, key string, err erro
 	}
 	rest := rawPath[1:]
 	if d := s.cfg.Domain; d != "" && strings.HasSuffix(host, "."+d) {
-		bucket = strings.TrimSuffix(host, "."+d)
+		bucket, vhost = strings.TrimSuffix(host, "."+d), true
 	} else {
 		bucket, rest, _ = strings.Cut(rest, "/")
 		if bucket, err = unescapePath(bucket); err != nil {
-			return "", "", err
+			return "", "", false, err
 		}
 	}
 	if key, err = unescapePath(rest); err != nil {
-		return "", "", err
+		return "", "", false, err
 	}
-	return bucket, key, nil
+	return bucket, key, vhost, nil
 }
 
 // unescapePath decodes %XX escapes; '+' stays a plus, as S3 does in paths.
@@ -361,10 +367,10 @@ func (op *operation) readXMLBody(v any) error {
 	if err != nil {
 		return err
 	}
-	op.r.bodyDone = true
 	if len(data) > maxXMLBody {
-		return ErrMalformedXML
+		return ErrMalformedXML // the rest is unread: the connection closes
 	}
+	op.r.bodyDone = true
 	if err := xml.Unmarshal(data, v); err != nil {
 		return ErrMalformedXML
 	}

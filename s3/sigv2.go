@@ -33,8 +33,10 @@ func isPresignV2(q url.Values) bool {
 	return q.Has("AWSAccessKeyId") && q.Has("Signature") && q.Has("Expires")
 }
 
-// verifyPresignV2 checks a V2 presigned request; lookup returns the secret.
-func verifyPresignV2(ctx context.Context, r *request, q url.Values, lookup credentials, now time.Time) (*sigv4.Result, error) {
+// verifyPresignV2 checks a V2 presigned request; resource is its /bucket/key
+// path (the bucket taken from the Host header in virtual-host style) and
+// lookup returns the secret.
+func verifyPresignV2(ctx context.Context, r *request, resource string, q url.Values, lookup credentials, now time.Time) (*sigv4.Result, error) {
 	expires, err := strconv.ParseInt(q.Get("Expires"), 10, 64)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Expires", sigv4.ErrAuthQueryMalformed)
@@ -66,7 +68,7 @@ func verifyPresignV2(ctx context.Context, r *request, q url.Values, lookup crede
 	for _, a := range amz {
 		sb.WriteString(a + "\n")
 	}
-	sb.WriteString(string(r.fctx.URI().PathOriginal()))
+	sb.WriteString(resource)
 	var subs []string
 	for _, name := range v2Subresources {
 		if q.Has(name) {

@@ -61,6 +61,12 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	case len(f.remotes) > 0:
 		return nil, errors.New("--remote drives are not yet available")
 	}
+	// Raft traffic is not authenticated yet: keep it on loopback.
+	if host, _, err := net.SplitHostPort(f.raftAddr); err != nil {
+		return nil, fmt.Errorf("--raft %q: %w", f.raftAddr, err)
+	} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("--raft %s: Raft traffic is not authenticated yet, so it must use a loopback address", f.raftAddr)
+	}
 	return f, nil
 }
 

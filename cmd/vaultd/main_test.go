@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func TestRunErrors(t *testing.T) {
+	getenv := func(string) string { return "" }
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "missing command"},
+		{[]string{"frobnicate"}, "unknown command"},
+		{[]string{"server", "--join", "a:1"}, "clustering"},
+		{[]string{"server", "--raft", "10.0.0.1:9001"}, "loopback"},
+		{[]string{"tenant"}, "want create"},
+	} {
+		var out, errb bytes.Buffer
+		err := run(context.Background(), tc.args, getenv, &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("run(%q) = %v, want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestServerStartsAndStops runs a node in-process, checks it answers, then
+// cancels its context and expects a clean shutdown; a restart with other
+// data directories is refused.
+func TestServerStartsAndStops(t *testing.T) {
+	dir := t.TempDir()
+	s3addr, raftaddr := freePort(t), freePort(t)
+	getenv := func(k string) string {
+		return map[string]string{"VAULT_ROOT_ACCESS_KEY": "ROOTKEY", "VAULT_ROOT_SECRET_KEY": "rootsecret1"}[k]
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"server", "--data", dir + "/a," + dir + "/b", "--s3", s3addr, "--raft", raftaddr, "--log-level", "error"}, getenv, &out, &errb)
+	}()
+	var resp *http.Response
+	var err error
+	for range 100 {
+		if resp, err = http.Get("http://" + s3addr + "/_vault/health"); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("health: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("server exit: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not stop")
+	}
+	if !strings.Contains(out.String(), "erasure coding 1+1") {
+		t.Fatalf("startup banner: %s", out.String())
+	}
+	err = run(context.Background(), []string{"server", "--data", dir + "/a", "--s3", s3addr, "--raft", raftaddr}, getenv, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "same directories") {
+		t.Fatalf("restart with other --data: %v", err)
+	}
+}
