@@ -150,10 +150,11 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 	var head []byte
 	inline := false
 	if e.cfg.InlineMax > 0 && opts.Size <= e.cfg.InlineMax {
-		head = make([]byte, e.cfg.InlineMax+1)
+		n := e.cfg.InlineMax + 1
 		if opts.Size >= 0 {
-			head = head[:opts.Size+1]
+			n = opts.Size + 1
 		}
+		head = make([]byte, n)
 		got, err := erasure.ReadFull(body, head)
 		if err != nil {
 			return ArtifactInfo{}, fmt.Errorf("engine: put %s: read body: %w", container, err)
