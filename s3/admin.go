@@ -13,6 +13,8 @@ import (
 // ErrTenantNotEmpty (possibly wrapped) where they apply.
 type Admin interface {
 	CreateTenant(ctx context.Context, name string) (NewTenant, error)
+	// AddKey gives an existing tenant another key pair.
+	AddKey(ctx context.Context, name string) (NewTenant, error)
 	DeleteTenant(ctx context.Context, name string) error
 	Tenants(ctx context.Context) ([]TenantInfo, error)
 }
@@ -78,6 +80,14 @@ func (s *Server) adminTenants(ctx context.Context, r *request, name string) erro
 			ts = []TenantInfo{}
 		}
 		return writeJSON(r, http.StatusOK, ts)
+	case strings.HasSuffix(name, "/keys") && method == http.MethodPost:
+		t, err := s.cfg.Admin.AddKey(ctx, strings.TrimSuffix(name, "/keys"))
+		if err != nil {
+			return err
+		}
+		return writeJSON(r, http.StatusOK, t)
+	case strings.Contains(name, "/"):
+		return ErrMethodNotAllowed
 	case name != "" && method == http.MethodPut:
 		t, err := s.cfg.Admin.CreateTenant(ctx, name)
 		if err != nil {

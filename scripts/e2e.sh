@@ -70,6 +70,10 @@ check "s3api head-object returns metadata" bash -c "aws --endpoint-url '$endpoin
 check "s3api get-object range" bash -c "aws --endpoint-url '$endpoint' s3api get-object --bucket photos --key big/f100m --range bytes=1000-1999 '$work/range' >/dev/null && cmp '$work/range' <(tail -c +1001 '$work/f100m' | head -c 1000)"
 check "presigned URL works with curl" bash -c "curl -fs \"\$(aws --endpoint-url '$endpoint' s3 presign s3://photos/meta.txt --expires-in 60)\" | cmp - '$work/tree/a/f2'"
 check "tampered presigned URL is refused" bash -c "! curl -fs \"\$(aws --endpoint-url '$endpoint' s3 presign s3://photos/meta.txt --expires-in 60 | sed 's/meta.txt/meta.tx2/')\""
+check "tenant add-key: the second key works" bash -c "'$work/vaultd' tenant add-key acme --json --endpoint '$endpoint' >'$work/acme2.json' &&
+	AWS_ACCESS_KEY_ID=\$(python3 -c 'import json;print(json.load(open(\"$work/acme2.json\"))[\"access_key\"])') \
+	AWS_SECRET_ACCESS_KEY=\$(python3 -c 'import json;print(json.load(open(\"$work/acme2.json\"))[\"secret_key\"])') \
+	aws --endpoint-url '$endpoint' s3 ls s3://photos/meta.txt | grep -q meta.txt"
 check "aws s3 rm --recursive" awss3 s3 rm s3://photos/tree --recursive --only-show-errors
 check "anonymous request is AccessDenied" bash -c "curl -s '$endpoint/photos/meta.txt' | grep -q '<Code>AccessDenied</Code>'"
 

@@ -33,6 +33,7 @@ func main() {
 const usage = `usage:
   vaultd server [--data DIR[,DIR...]] [--s3 ADDR] [--raft ADDR] [--name NAME] [--domain DOMAIN]
   vaultd tenant create NAME [--json] [--endpoint URL]
+  vaultd tenant add-key NAME [--json] [--endpoint URL]
   vaultd tenant list [--json] [--endpoint URL]
   vaultd tenant delete NAME [--endpoint URL]
   vaultd version

@@ -369,6 +369,14 @@ func (a adminAdapter) CreateTenant(ctx context.Context, name string) (s3.NewTena
 	return s3.NewTenant{Name: t.Name, AccessKey: k.AccessKey, SecretKey: string(k.Secret)}, nil
 }
 
+func (a adminAdapter) AddKey(ctx context.Context, name string) (s3.NewTenant, error) {
+	k, err := a.store.CreateKey(ctx, name)
+	if err != nil {
+		return s3.NewTenant{}, adminErr(err)
+	}
+	return s3.NewTenant{Name: name, AccessKey: k.AccessKey, SecretKey: string(k.Secret)}, nil
+}
+
 func (a adminAdapter) DeleteTenant(ctx context.Context, name string) error {
 	if name == "root" {
 		return s3.ErrAccessDenied

@@ -72,7 +72,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, out any) erro
 
 func runTenant(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("tenant: want create, list or delete")
+		return errors.New("tenant: want create, add-key, list or delete")
 	}
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("vaultd tenant "+sub, flag.ContinueOnError)
@@ -115,6 +115,20 @@ func runTenant(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		var t s3.NewTenant
 		if err := c.do(ctx, http.MethodPut, "/_vault/admin/tenants/"+url.PathEscape(n), &t); err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(t)
+		}
+		fmt.Fprintf(stdout, "tenant:     %s\naccess key: %s\nsecret key: %s\n", t.Name, t.AccessKey, t.SecretKey)
+		return nil
+	case "add-key":
+		n, err := name()
+		if err != nil {
+			return err
+		}
+		var t s3.NewTenant
+		if err := c.do(ctx, http.MethodPost, "/_vault/admin/tenants/"+url.PathEscape(n)+"/keys", &t); err != nil {
 			return err
 		}
 		if *asJSON {
