@@ -1,0 +1,568 @@
+package peer
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/zeebo/xxh3"
+
+	"github.com/vaultaire/vaultaire/driver"
+)
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	// Addr is the peer's RPC listener, "host:port".
+	Addr string
+	// Drive is the drive of the peer this Client reaches.
+	Drive driver.DriveID
+	// Secret is the cluster secret, at least MinSecretSize bytes.
+	Secret []byte
+	// HTTP carries the requests. Nil means a client with a 5s dial timeout,
+	// a 30s response header timeout and kept-alive idle connections; it must
+	// not set an overall Timeout, which would cut long shard streams.
+	HTTP *http.Client
+	// Logger receives operational messages. Nil discards them.
+	Logger *slog.Logger
+	// Now is the clock used to sign requests. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Validate reports a missing address or drive or a short secret.
+func (c ClientConfig) Validate() error {
+	switch {
+	case c.Addr == "":
+		return errors.New("driver/peer: client config: Addr is empty")
+	case c.Drive == "":
+		return errors.New("driver/peer: client config: Drive is empty")
+	case len(c.Secret) < MinSecretSize:
+		return fmt.Errorf("driver/peer: client config: secret shorter than %d bytes", MinSecretSize)
+	}
+	return nil
+}
+
+// Client is a driver.Driver for one drive of a peer node, reached through
+// the peer's Server. It is safe for concurrent use. Info reports the peer
+// drive's identity and usage with Class "peer".
+type Client struct {
+	base   string // "http://" + Addr
+	prefix string // escaped "/v1/drives/{id}"
+	where  string // Addr/Drive, for error messages
+	secret []byte
+	http   *http.Client
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+var _ driver.Driver = (*Client)(nil)
+
+// NewClient returns a Client for c. It does not contact the peer.
+func NewClient(c ClientConfig) (*Client, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if c.HTTP == nil {
+		c.HTTP = defaultHTTPClient()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Client{
+		base:   "http://" + c.Addr,
+		prefix: "/v1/drives/" + url.PathEscape(string(c.Drive)),
+		where:  c.Addr + "/" + string(c.Drive),
+		secret: append([]byte(nil), c.Secret...),
+		http:   c.HTTP,
+		log:    c.Logger.With("peer", c.Addr, "drive", string(c.Drive)),
+		now:    c.Now,
+	}, nil
+}
+
+func defaultHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ResponseHeaderTimeout: 30 * time.Second,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		DisableCompression:    true,
+	}}
+}
+
+// CloseIdleConnections closes the Client's idle connections to the peer.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
+// newRequest returns a signed request for path (below the drive's prefix)
+// and query.
+func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, body io.Reader) (*http.Request, error) {
+	u := c.base + c.prefix + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	ts := strconv.FormatInt(c.now().UnixNano(), 10)
+	nonce := rand.Text()
+	req.Header.Set(hdrTime, ts)
+	req.Header.Set(hdrNonce, nonce)
+	req.Header.Set(hdrAuth, sign(c.secret, method, req.URL.EscapedPath(), req.URL.RawQuery, ts, nonce))
+	return req, nil
+}
+
+// errorf wraps err with the operation and the drive.
+func (c *Client) errorf(op string, err error) error {
+	return fmt.Errorf("driver/peer: %s %s: %w", op, c.where, err)
+}
+
+// transportError returns the error for a failed round trip: the ctx error
+// if ctx is done, otherwise err wrapped with driver.ErrOffline.
+func (c *Client) transportError(ctx context.Context, op string, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return c.errorf(op, cerr)
+	}
+	return fmt.Errorf("driver/peer: %s %s: %w: %w", op, c.where, driver.ErrOffline, err)
+}
+
+// do sends req and returns a 2xx response, whose body the caller closes.
+func (c *Client) do(ctx context.Context, op string, req *http.Request) (*http.Response, error) {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, c.transportError(ctx, op, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		err := responseError(resp)
+		resp.Body.Close()
+		return nil, c.errorf(op, err)
+	}
+	return resp, nil
+}
+
+// roundTrip sends a request whose response body is small and returns it.
+func (c *Client) roundTrip(ctx context.Context, op, method, path string, q url.Values, body []byte) (*http.Response, []byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, c.errorf(op, err)
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := c.newRequest(ctx, method, path, q, rd)
+	if err != nil {
+		return nil, nil, c.errorf(op, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	return c.finish(ctx, op, req)
+}
+
+func (c *Client) finish(ctx context.Context, op string, req *http.Request) (*http.Response, []byte, error) {
+	resp, err := c.do(ctx, op, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, nil, c.transportError(ctx, op, err)
+	}
+	return resp, b, nil
+}
+
+// Info returns the peer drive's Info with Class "peer".
+func (c *Client) Info(ctx context.Context) (driver.Info, error) {
+	_, body, err := c.roundTrip(ctx, "info", http.MethodGet, "/info", nil, nil)
+	if err != nil {
+		return driver.Info{}, err
+	}
+	var info driver.Info
+	if err := json.Unmarshal(body, &info); err != nil {
+		return driver.Info{}, c.errorf("info", fmt.Errorf("decoding response: %w", err))
+	}
+	info.Class = "peer"
+	return info, nil
+}
+
+func shardPath(s driver.Shard) string {
+	return "/shards/" + strconv.FormatUint(uint64(s.PG), 10) + "/" + s.Name
+}
+
+// CreateShard starts one streaming upload of shard s to the peer (see the
+// package documentation). Errors the peer reports before Commit, such as a
+// missing drive, surface from Write or Commit.
+func (c *Client) CreateShard(ctx context.Context, s driver.Shard) (driver.ShardWriter, error) {
+	const op = "create shard"
+	if err := s.Validate(); err != nil {
+		return nil, c.errorf(op, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, c.errorf(op, err)
+	}
+	reqCtx, cancel := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	body := &startReader{r: pr, started: make(chan struct{})}
+	req, err := c.newRequest(reqCtx, http.MethodPost, shardPath(s), nil, body)
+	if err != nil {
+		cancel()
+		return nil, c.errorf(op, err)
+	}
+	req.ContentLength = -1
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Trailer = http.Header{hdrLength: nil, hdrSum: nil}
+	w := &shardWriter{
+		c:       c,
+		ctx:     ctx,
+		op:      fmt.Sprintf("write shard %d/%s", s.PG, s.Name),
+		req:     req,
+		pw:      pw,
+		cancel:  cancel,
+		hash:    xxh3.New(),
+		started: body.started,
+		done:    make(chan struct{}),
+	}
+	go func() {
+		defer close(w.done)
+		_, _, w.err = c.finish(reqCtx, w.op, req)
+		// Writes still blocked in the pipe fail now.
+		pr.CloseWithError(errResponded)
+	}()
+	return w, nil
+}
+
+// startReader closes started on the first Read.
+type startReader struct {
+	r       io.Reader
+	once    sync.Once
+	started chan struct{}
+}
+
+func (s *startReader) Read(p []byte) (int, error) {
+	s.once.Do(func() { close(s.started) })
+	return s.r.Read(p)
+}
+
+// errResponded fails pipe writes once the peer has answered.
+var errResponded = errors.New("peer answered before the shard was committed")
+
+// errAborted fails the upload when the writer is aborted.
+var errAborted = errors.New("shard write aborted")
+
+// Writer states.
+const (
+	writing = iota
+	committed
+	aborted
+)
+
+// shardWriter streams one shard into a POST request body.
+type shardWriter struct {
+	c *Client
+	// ctx is the ctx given to CreateShard, which the request also uses;
+	// io.Writer has no ctx parameter.
+	ctx    context.Context
+	op     string
+	req    *http.Request
+	pw     *io.PipeWriter
+	cancel context.CancelFunc // cancels the request
+	// started is closed when the transport first reads the body; only then
+	// may Commit fill in req.Trailer, which the transport inspects before.
+	started <-chan struct{}
+
+	// done is closed when the request has finished; err is its outcome and
+	// may be read only after done is closed.
+	done chan struct{}
+	err  error
+
+	mu    sync.Mutex // guards the following fields and Commit/Abort
+	state int
+	hash  *xxh3.Hasher
+	n     int64
+	werr  error // first Write error
+}
+
+// Write sends p to the peer. It blocks while the peer is slower than the
+// writer (TCP flow control).
+func (w *shardWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	switch {
+	case w.state == committed:
+		w.mu.Unlock()
+		return 0, w.c.errorf(w.op, errors.New("already committed"))
+	case w.state == aborted:
+		w.mu.Unlock()
+		return 0, w.c.errorf(w.op, errAborted)
+	case w.werr != nil:
+		err := w.werr
+		w.mu.Unlock()
+		return 0, err
+	}
+	if err := w.ctx.Err(); err != nil {
+		w.werr = w.c.errorf(w.op, err)
+		w.mu.Unlock()
+		return 0, w.werr
+	}
+	// Hash under the lock so the trailer matches the bytes in pipe order;
+	// the pipe write itself happens outside it so Abort can interrupt.
+	w.hash.Write(p)
+	w.n += int64(len(p))
+	w.mu.Unlock()
+	n, err := w.pw.Write(p)
+	if err != nil {
+		err = w.failure(err)
+		w.mu.Lock()
+		if w.werr == nil {
+			w.werr = err
+		}
+		w.mu.Unlock()
+		return n, err
+	}
+	return n, nil
+}
+
+// failure explains a failed pipe write: the peer's answer if it came, the
+// ctx error, or err.
+func (w *shardWriter) failure(err error) error {
+	if errors.Is(err, errAborted) {
+		return w.c.errorf(w.op, errAborted)
+	}
+	select {
+	case <-w.done:
+		if w.err != nil {
+			return w.err
+		}
+	case <-w.ctx.Done():
+		return w.c.errorf(w.op, w.ctx.Err())
+	}
+	return w.c.errorf(w.op, fmt.Errorf("%w: %w", driver.ErrOffline, err))
+}
+
+// Commit finishes the upload and returns once the peer committed the shard.
+// If ctx ends first the upload is cancelled and the ctx error returned; the
+// peer may have committed the shard already.
+func (w *shardWriter) Commit(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.state == committed:
+		return w.c.errorf("commit", errors.New("already committed"))
+	case w.state == aborted:
+		return w.c.errorf("commit", errAborted)
+	case w.werr != nil:
+		w.abortLocked()
+		return w.werr
+	}
+	if err := ctx.Err(); err != nil {
+		w.abortLocked()
+		return w.c.errorf("commit", err)
+	}
+	stop := context.AfterFunc(ctx, w.cancel)
+	sent := false
+	select {
+	case <-w.started:
+		w.req.Trailer.Set(hdrLength, strconv.FormatInt(w.n, 10))
+		w.req.Trailer.Set(hdrSum, fmt.Sprintf("%016x", w.hash.Sum64()))
+		w.pw.Close()
+		sent = true
+	case <-w.done:
+	}
+	<-w.done
+	stop()
+	w.cancel()
+	if w.err == nil && !sent {
+		// The peer answered success before the upload ended: never
+		// trust that as a commit.
+		w.err = w.c.errorf(w.op, fmt.Errorf("%w: %w", driver.ErrOffline, errResponded))
+	}
+	if w.err != nil {
+		w.state = aborted
+		if cerr := ctx.Err(); cerr != nil {
+			return w.c.errorf("commit", cerr)
+		}
+		return w.err
+	}
+	w.state = committed
+	return nil
+}
+
+// Abort cancels the upload; the peer discards what it received. It does
+// nothing after Commit or a previous Abort.
+func (w *shardWriter) Abort() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.abortLocked()
+	return nil
+}
+
+func (w *shardWriter) abortLocked() {
+	if w.state != writing {
+		return
+	}
+	w.state = aborted
+	w.pw.CloseWithError(errAborted)
+	w.cancel()
+	<-w.done
+}
+
+// ReadShard streams a range of shard s from the peer.
+func (c *Client) ReadShard(ctx context.Context, s driver.Shard, off, length int64) (io.ReadCloser, error) {
+	op := "read shard"
+	if err := s.Validate(); err != nil {
+		return nil, c.errorf(op, err)
+	}
+	op = fmt.Sprintf("read shard %d/%s", s.PG, s.Name)
+	if off < 0 || length < -1 {
+		return nil, c.errorf(op, fmt.Errorf("invalid range off %d length %d", off, length))
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, c.errorf(op, err)
+	}
+	q := url.Values{"off": {strconv.FormatInt(off, 10)}, "len": {strconv.FormatInt(length, 10)}}
+	req, err := c.newRequest(ctx, http.MethodGet, shardPath(s), q, nil)
+	if err != nil {
+		return nil, c.errorf(op, err)
+	}
+	resp, err := c.do(ctx, op, req)
+	if err != nil {
+		return nil, err
+	}
+	return &shardReader{c: c, ctx: ctx, op: op, resp: resp}, nil
+}
+
+// shardReader reads a shard stream and turns an error trailer into an
+// error.
+type shardReader struct {
+	c    *Client
+	ctx  context.Context
+	op   string
+	resp *http.Response
+}
+
+func (r *shardReader) Read(p []byte) (int, error) {
+	n, err := r.resp.Body.Read(p)
+	switch {
+	case err == nil:
+	case err == io.EOF:
+		if code := r.resp.Trailer.Get(hdrError); code != "" {
+			err = r.c.errorf(r.op, newRemoteError(code, r.resp.Trailer.Get(hdrMessage)))
+		}
+	case r.ctx.Err() != nil:
+		err = r.c.errorf(r.op, r.ctx.Err())
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		err = r.c.errorf(r.op, fmt.Errorf("%w: %w", driver.ErrOffline, err))
+	default:
+		err = r.c.transportError(r.ctx, r.op, err)
+	}
+	return n, err
+}
+
+func (r *shardReader) Close() error { return r.resp.Body.Close() }
+
+// DeleteShard removes shard s on the peer.
+func (c *Client) DeleteShard(ctx context.Context, s driver.Shard) error {
+	if err := s.Validate(); err != nil {
+		return c.errorf("delete shard", err)
+	}
+	_, _, err := c.roundTrip(ctx, fmt.Sprintf("delete shard %d/%s", s.PG, s.Name), http.MethodDelete, shardPath(s), nil, nil)
+	return err
+}
+
+// PutRecord stores r on the peer.
+func (c *Client) PutRecord(ctx context.Context, r driver.Record) (driver.Record, bool, error) {
+	const op = "put record"
+	if err := driver.ValidateKey(r.Key); err != nil {
+		return driver.Record{}, false, c.errorf(op, err)
+	}
+	data := r.Data
+	if data == nil {
+		data = []byte{}
+	}
+	resp, body, err := c.roundTrip(ctx, op, http.MethodPut, "/records", url.Values{"key": {encodeKey(r.Key)}, "version": {r.Version.String()}}, data)
+	if err != nil {
+		return driver.Record{}, false, err
+	}
+	if resp.Header.Get(hdrPrev) != "1" {
+		return driver.Record{}, false, nil
+	}
+	v, err := parseVersion(resp.Header.Get(hdrPrevVersion))
+	if err != nil {
+		return driver.Record{}, false, c.errorf(op, err)
+	}
+	return driver.Record{Key: r.Key, Version: v, Data: body}, true, nil
+}
+
+// GetRecord returns the record under key from the peer.
+func (c *Client) GetRecord(ctx context.Context, key string) (driver.Record, error) {
+	const op = "get record"
+	if err := driver.ValidateKey(key); err != nil {
+		return driver.Record{}, c.errorf(op, err)
+	}
+	resp, body, err := c.roundTrip(ctx, op, http.MethodGet, "/records", url.Values{"key": {encodeKey(key)}}, nil)
+	if err != nil {
+		return driver.Record{}, err
+	}
+	v, err := parseVersion(resp.Header.Get(hdrVersion))
+	if err != nil {
+		return driver.Record{}, c.errorf(op, err)
+	}
+	return driver.Record{Key: key, Version: v, Data: body}, nil
+}
+
+// DeleteRecord removes the record under key on the peer if its Version is v
+// (any when v is zero).
+func (c *Client) DeleteRecord(ctx context.Context, key string, v driver.Version) error {
+	const op = "delete record"
+	if err := driver.ValidateKey(key); err != nil {
+		return c.errorf(op, err)
+	}
+	q := url.Values{"key": {encodeKey(key)}, "version": {v.String()}}
+	_, _, err := c.roundTrip(ctx, op, http.MethodDelete, "/records", q, nil)
+	return err
+}
+
+// ListRecords lists records of the peer drive. A page holds at most
+// MaxListLimit records whatever limit says.
+func (c *Client) ListRecords(ctx context.Context, prefix, after string, limit int) ([]driver.Record, error) {
+	const op = "list records"
+	if limit < 1 {
+		return nil, c.errorf(op, fmt.Errorf("limit %d below 1", limit))
+	}
+	q := url.Values{
+		"prefix": {encodeKey(prefix)},
+		"after":  {encodeKey(after)},
+		"limit":  {strconv.Itoa(limit)},
+	}
+	_, body, err := c.roundTrip(ctx, op, http.MethodGet, "/records", q, nil)
+	if err != nil {
+		return nil, err
+	}
+	var list wireList
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, c.errorf(op, fmt.Errorf("decoding response: %w", err))
+	}
+	recs := make([]driver.Record, len(list.Records))
+	for i, wr := range list.Records {
+		v, err := parseVersion(wr.Version)
+		if err != nil {
+			return nil, c.errorf(op, err)
+		}
+		recs[i] = driver.Record{Key: string(wr.Key), Version: v, Data: wr.Data, Truncated: wr.Truncated}
+	}
+	return recs, nil
+}
