@@ -83,12 +83,7 @@ func (op *operation) uploadPart(uploadID string, copySource bool) error {
 	if err != nil {
 		return err
 	}
-	op.r.bodyDone = true
-	op.r.fctx.Response.Header.Set("ETag", `"`+info.ETag+`"`)
-	if u.checksum != "" {
-		op.r.fctx.Response.Header.Set(u.checksum, *u.value)
-	}
-	op.r.fctx.SetStatusCode(http.StatusOK)
+	op.uploaded(info.ETag, u)
 	return nil
 }
 

@@ -116,6 +116,16 @@ func (op *operation) conditionalWrite() bool {
 	return len(h.Peek("If-None-Match")) > 0 || len(h.Peek("If-Match")) > 0
 }
 
+// uploaded answers a stored PutObject or UploadPart.
+func (op *operation) uploaded(etag string, u *upload) {
+	op.r.bodyDone = true
+	op.r.fctx.Response.Header.Set("ETag", `"`+etag+`"`)
+	if u.checksum != "" {
+		op.r.fctx.Response.Header.Set(u.checksum, *u.value)
+	}
+	op.r.fctx.SetStatusCode(http.StatusOK)
+}
+
 func (op *operation) putObject() error {
 	h := &op.r.fctx.Request.Header
 	if op.conditionalWrite() {
@@ -136,12 +146,7 @@ func (op *operation) putObject() error {
 	if err != nil {
 		return err
 	}
-	op.r.bodyDone = true
-	op.r.fctx.Response.Header.Set("ETag", `"`+info.ETag+`"`)
-	if u.checksum != "" {
-		op.r.fctx.Response.Header.Set(u.checksum, *u.value)
-	}
-	op.r.fctx.SetStatusCode(http.StatusOK)
+	op.uploaded(info.ETag, u)
 	return nil
 }
 
