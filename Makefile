@@ -4,7 +4,7 @@ PKGS    ?= ./...
 BENCH   ?= .
 FUZZTIME ?= 60s
 
-.PHONY: help build run test test-short test-race test-e2e bench fuzz lint clean
+.PHONY: help build run test test-short test-race test-e2e bench bench-compare fuzz lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ test-race: ## the short suite under the race detector
 
 bench: ## Go microbenchmarks (benchstat-friendly: make bench > new.txt)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count=1 $(PKGS)
+
+bench-compare: ## Vaultaire vs MinIO side by side on this machine (builds MinIO; writes bench/RESULTS-compare.md)
+	bash bench/compare.sh
 
 fuzz: ## fuzz the erasure decoder (FUZZTIME=60s)
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./erasure/

@@ -94,7 +94,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	res, runErr := bench.Run(ctx, cfg)
-	if res == nil {
+	if res == nil || res.Started.IsZero() { // nothing was measured
 		return runErr
 	}
 	if *jsonOut {

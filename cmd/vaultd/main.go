@@ -3,6 +3,7 @@
 //	vaultd server [flags]            run a node (see vaultd server -h)
 //	vaultd tenant create NAME        create a tenant and print its key pair
 //	vaultd tenant list | delete NAME manage tenants through a node's admin API
+//	vaultd bench WORKLOAD            load-test any S3 endpoint (see vaultd bench -h)
 //	vaultd version
 //
 // main only wires: flags and environment are read here and handed to the
@@ -36,6 +37,7 @@ const usage = `usage:
   vaultd tenant add-key NAME [--json] [--endpoint URL]
   vaultd tenant list [--json] [--endpoint URL]
   vaultd tenant delete NAME [--endpoint URL]
+  vaultd bench put|get|mixed|list|multipart --endpoint URL [--size 4KiB] [--concurrency 16] [--duration 10s] [--json]
   vaultd version
 
 Environment: VAULT_ROOT_ACCESS_KEY, VAULT_ROOT_SECRET_KEY (root credentials),
@@ -53,6 +55,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServer(ctx, args[1:], getenv, stdout, stderr)
 	case "tenant":
 		return runTenant(ctx, args[1:], getenv, stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "vaultd", version)
 		return nil
