@@ -1,0 +1,717 @@
+package cluster
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// DefaultGossipPort is the gossip port used when MembershipConfig.BindAddr
+// has none.
+const DefaultGossipPort = 7946
+
+// MinSecretLen is the shortest cluster secret accepted, in bytes.
+const MinSecretLen = 16
+
+// DefaultBroadcastTimeout bounds how long Update and Leave wait for their
+// announcement to be gossiped when the context has no earlier deadline.
+const DefaultBroadcastTimeout = 5 * time.Second
+
+var (
+	// ErrMetaTooLarge means a Member's advertised fields do not fit in
+	// memberlist's node metadata (memberlist.MetaMaxSize bytes), even
+	// with drives encoded compactly.
+	ErrMetaTooLarge = errors.New("cluster: member metadata too large")
+
+	// ErrMembershipClosed is returned by a Membership after Close or
+	// Leave.
+	ErrMembershipClosed = errors.New("cluster: membership closed")
+)
+
+// MemberState is a member's state as this node sees it. Values are
+// append-only.
+type MemberState int
+
+const (
+	// MemberAlive means the member answers gossip.
+	MemberAlive MemberState = iota + 1
+	// MemberSuspect means the member missed probes and may be failing.
+	MemberSuspect
+	// MemberDead means the member stopped answering without leaving.
+	MemberDead
+	// MemberLeft means the member left gracefully.
+	MemberLeft
+)
+
+var memberStateNames = [...]string{
+	MemberAlive:   "alive",
+	MemberSuspect: "suspect",
+	MemberDead:    "dead",
+	MemberLeft:    "left",
+}
+
+// String returns "alive", "suspect", "dead" or "left".
+func (s MemberState) String() string {
+	if s > 0 && int(s) < len(memberStateNames) {
+		return memberStateNames[s]
+	}
+	return "MemberState(" + strconv.Itoa(int(s)) + ")"
+}
+
+// MarshalText returns the String form, so that states print by name in
+// JSON.
+func (s MemberState) MarshalText() ([]byte, error) {
+	if s <= 0 || int(s) >= len(memberStateNames) {
+		return nil, fmt.Errorf("cluster: invalid member state %d", int(s))
+	}
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText parses the String form.
+func (s *MemberState) UnmarshalText(b []byte) error {
+	for i, n := range memberStateNames {
+		if n != "" && n == string(b) {
+			*s = MemberState(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("cluster: unknown member state %q", b)
+}
+
+// MemberDrive is a drive a member advertises.
+type MemberDrive struct {
+	ID    string // unique in the cluster
+	Class string // "local" or "remote", as placement.Drive.Class
+	Zone  string // failure domain; may be empty
+}
+
+// Member is what a node advertises by gossip, plus its state as seen by
+// this node.
+type Member struct {
+	Name     string // node name, unique in the cluster
+	S3Addr   string
+	RaftAddr string
+	RPCAddr  string
+	Drives   []MemberDrive // sorted by Class, Zone, ID
+	State    MemberState   // filled in by Membership
+	Addr     string        // gossip host:port, filled in by Membership
+}
+
+func (m Member) clone() Member {
+	m.Drives = slices.Clone(m.Drives)
+	return m
+}
+
+// MembershipConfig configures StartMembership.
+type MembershipConfig struct {
+	// Name is this node's name, unique in the cluster. Required.
+	Name string
+	// BindAddr is the gossip listen address, host:port with an IP host
+	// (UDP and TCP). Port 0 picks a free port; see Membership.Addr.
+	// Empty means 0.0.0.0:DefaultGossipPort.
+	BindAddr string
+	// AdvertiseAddr, if set, is the ip:port other nodes use to reach
+	// this node, for when BindAddr is not reachable as is.
+	AdvertiseAddr string
+	// Self is what this node advertises. Its Name, State and Addr are
+	// ignored and filled in. Its encoding must fit in
+	// memberlist.MetaMaxSize bytes (ErrMetaTooLarge).
+	Self Member
+	// Secret is the cluster secret (VAULT_CLUSTER_SECRET), at least
+	// MinSecretLen bytes. Gossip is encrypted and authenticated with
+	// AES-256-GCM under SHA-256(Secret). Required.
+	Secret []byte
+	// Logger receives this package's and memberlist's logs; nil
+	// discards them.
+	Logger *slog.Logger
+	// Events, if set, is called with a member's new view whenever one
+	// joins, updates its metadata, leaves or fails, this node included.
+	// Calls are serial, from one goroutine owned by the Membership, in
+	// the order the changes happened; changes to one member that happen
+	// while an earlier call is running may be coalesced into one call
+	// with the latest view. Events must not call Update, Leave or Close,
+	// which wait for the running call to return. After Leave or Close returns
+	// it is not called again.
+	Events func(Member)
+	// Local selects memberlist.DefaultLocalConfig timings (loopback,
+	// tests); otherwise memberlist.DefaultLANConfig.
+	Local bool
+}
+
+// Validate checks c and fills in defaults.
+func (c *MembershipConfig) Validate() error {
+	if c.Name == "" {
+		return errors.New("cluster: membership config needs a Name")
+	}
+	if c.BindAddr == "" {
+		c.BindAddr = net.JoinHostPort("0.0.0.0", strconv.Itoa(DefaultGossipPort))
+	}
+	if _, _, err := splitIPPort(c.BindAddr); err != nil {
+		return fmt.Errorf("cluster: membership BindAddr: %w", err)
+	}
+	if c.AdvertiseAddr != "" {
+		if _, port, err := splitIPPort(c.AdvertiseAddr); err != nil {
+			return fmt.Errorf("cluster: membership AdvertiseAddr: %w", err)
+		} else if port == 0 {
+			return fmt.Errorf("cluster: membership AdvertiseAddr %q needs a port", c.AdvertiseAddr)
+		}
+	}
+	if len(c.Secret) < MinSecretLen {
+		return fmt.Errorf("cluster: membership needs a cluster secret of at least %d bytes", MinSecretLen)
+	}
+	if c.Self.Name != "" && c.Self.Name != c.Name {
+		return fmt.Errorf("cluster: membership Self.Name %q is not Name %q", c.Self.Name, c.Name)
+	}
+	if _, err := encodeMeta(c.Self, false); err != nil {
+		return err
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// splitIPPort parses "ip:port". An empty host means 0.0.0.0.
+func splitIPPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	if net.ParseIP(host) == nil {
+		return "", 0, fmt.Errorf("%q: host must be an IP address", addr)
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q: bad port", addr)
+	}
+	return host, int(port), nil
+}
+
+// Membership is this node's membership in the gossip cluster. Its
+// methods are safe for concurrent use.
+//
+// It is this node's view of which nodes exist and whether they are up,
+// kept by hashicorp/memberlist (SWIM gossip with failure detection).
+// Each node advertises its addresses and drives as memberlist node
+// metadata (compact JSON, at most memberlist.MetaMaxSize bytes). Gossip
+// is encrypted and authenticated with AES-256-GCM under a key derived
+// from the cluster secret, so a node with another secret can neither
+// join nor be seen.
+//
+// memberlist reports joins, metadata updates and departures, but not
+// whether a departure was graceful: in v0.7.0 the State of the Node
+// handed to NotifyLeave is always StateAlive, because the field
+// memberlist updates shadows it (hashicorp/memberlist#293). So Leave
+// first re-advertises this node's metadata with a leaving flag, and an
+// observer that saw the flag before the departure records the member as
+// Left, otherwise as Dead. memberlist does not report suspicion either,
+// so MemberSuspect is not reported yet.
+type Membership struct {
+	ml     *memberlist.Memberlist
+	log    *slog.Logger
+	name   string
+	events func(Member)
+
+	// opMu serializes Update, Leave and Close, so that memberlist is
+	// never used after Shutdown (its Leave panics then) and Update does
+	// not undo Leave's announcement.
+	opMu sync.Mutex
+
+	mu      sync.Mutex // guards the following fields
+	self    Member     // advertised fields, drives sorted
+	leaving bool       // Leave has begun; advertised in meta
+	meta    []byte     // encoded self and leaving, returned by NodeMeta
+	members map[string]*Member
+	pending []string        // names whose Events call is due, oldest first
+	queued  map[string]bool // names in pending
+	closed  bool
+
+	// The events goroutine, started only when Events is set, is owned by
+	// the Membership: kick wakes it, closing stop ends it, and it closes
+	// done when it returns. Close waits for done.
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+// StartMembership starts gossiping as c.Name on c.BindAddr, alone until
+// Join. ctx is only checked: starting does not wait for other nodes.
+func StartMembership(ctx context.Context, c MembershipConfig) (*Membership, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	self := c.Self.clone()
+	self.Name, self.State, self.Addr = c.Name, 0, ""
+	sortDrives(self.Drives)
+	meta, err := encodeMeta(self, false)
+	if err != nil {
+		return nil, err
+	}
+	m := &Membership{
+		log:     c.Logger.With("node", c.Name),
+		name:    c.Name,
+		events:  c.Events,
+		self:    self,
+		meta:    meta,
+		members: map[string]*Member{},
+		queued:  map[string]bool{},
+		kick:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+
+	mc := memberlist.DefaultLANConfig()
+	if c.Local {
+		mc = memberlist.DefaultLocalConfig()
+	}
+	mc.Name = c.Name
+	mc.BindAddr, mc.BindPort, _ = splitIPPort(c.BindAddr)
+	mc.AdvertisePort = mc.BindPort
+	if c.AdvertiseAddr != "" {
+		mc.AdvertiseAddr, mc.AdvertisePort, _ = splitIPPort(c.AdvertiseAddr)
+	}
+	key := sha256.Sum256(c.Secret)
+	mc.SecretKey = key[:]
+	mc.GossipVerifyIncoming = true
+	mc.GossipVerifyOutgoing = true
+	d := gossipDelegate{m}
+	mc.Delegate = d
+	mc.Events = d
+	mc.Logger = newGossipLog(c.Logger.With("node", c.Name))
+
+	m.ml, err = memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: start membership on %s: %w", c.BindAddr, err)
+	}
+	if m.events != nil {
+		go m.deliver()
+	} else {
+		close(m.done)
+	}
+	m.log.Info("gossip started", "addr", m.Addr())
+	return m, nil
+}
+
+// Addr returns the host:port other nodes reach this node's gossip at:
+// AdvertiseAddr if set, else the bound address with the real port (also
+// when BindAddr's port was 0). When bound to 0.0.0.0, memberlist
+// advertises one of the host's private addresses.
+func (m *Membership) Addr() string {
+	return m.ml.LocalNode().Address()
+}
+
+// Join contacts the gossip nodes at addrs (host:port) and merges state
+// with every one that answers, which makes this node known to the whole
+// cluster. It returns how many answered, and an error if none did.
+// Addresses are tried in order; ctx is checked between them and each
+// attempt is bounded by memberlist's TCP timeout.
+func (m *Membership) Join(ctx context.Context, addrs []string) (int, error) {
+	if len(addrs) == 0 {
+		return 0, errors.New("cluster: join: no addresses")
+	}
+	var errs []error
+	n := 0
+	for _, a := range addrs {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		if m.isClosed() {
+			return n, ErrMembershipClosed
+		}
+		k, err := m.ml.Join([]string{a})
+		n += k
+		if err != nil {
+			// memberlist returns a go-multierror; keep its one error.
+			var me interface{ WrappedErrors() []error }
+			if errors.As(err, &me) && len(me.WrappedErrors()) == 1 {
+				err = me.WrappedErrors()[0]
+			}
+			errs = append(errs, err)
+			m.log.Debug("gossip join failed", "addr", a, "err", err)
+		}
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("cluster: join %v: %w", addrs, errors.Join(errs...))
+	}
+	return n, nil
+}
+
+// Members returns every member this node knows, itself included, sorted
+// by name. Members that failed or left stay listed, with their last
+// advertised fields, until they rejoin.
+func (m *Membership) Members() []Member {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Member, 0, len(m.members))
+	for _, mem := range m.members {
+		out = append(out, mem.clone())
+	}
+	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Update re-advertises this node as self (for example after its drives
+// changed); self's Name, State and Addr are ignored. It fails with
+// ErrMetaTooLarge, leaving the advertised fields unchanged, if self does
+// not fit. It waits up to DefaultBroadcastTimeout for the update to be
+// gossiped; if that times out the update still spreads, and Update only
+// logs it.
+func (m *Membership) Update(self Member) error {
+	if self.Name != "" && self.Name != m.name {
+		return fmt.Errorf("cluster: update: member name %q is not %q", self.Name, m.name)
+	}
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	self = self.clone()
+	self.Name, self.State, self.Addr = m.name, 0, ""
+	sortDrives(self.Drives)
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrMembershipClosed
+	}
+	meta, err := encodeMeta(self, m.leaving)
+	if err == nil {
+		m.self, m.meta = self, meta
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("cluster: update: %w", err)
+	}
+	// UpdateNode calls NodeMeta and NotifyUpdate, which take m.mu.
+	if err := m.ml.UpdateNode(DefaultBroadcastTimeout); err != nil {
+		m.log.Warn("gossip update not yet broadcast", "err", err)
+	}
+	return nil
+}
+
+// Leave announces that this node is leaving, so others record it as
+// Left rather than Dead, then shuts down as Close does. It waits for the
+// announcements to be gossiped until ctx's deadline, or at most
+// DefaultBroadcastTimeout each; it shuts down even if that fails and
+// returns the error.
+func (m *Membership) Leave(ctx context.Context) error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrMembershipClosed
+	}
+	m.leaving = true
+	meta, err := encodeMeta(m.self, true)
+	if err == nil {
+		m.meta = meta
+	}
+	m.mu.Unlock()
+	if err == nil {
+		err = m.ml.UpdateNode(broadcastTimeout(ctx))
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err == nil {
+		err = m.ml.Leave(broadcastTimeout(ctx))
+	}
+	if err != nil {
+		err = fmt.Errorf("cluster: leave: %w", err)
+	}
+	return errors.Join(err, m.close())
+}
+
+func broadcastTimeout(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return min(max(time.Until(dl), time.Millisecond), DefaultBroadcastTimeout)
+	}
+	return DefaultBroadcastTimeout
+}
+
+// Close stops gossiping without leaving: other nodes will find this node
+// Dead. It waits for a running Events call to return. Calling it again
+// does nothing.
+func (m *Membership) Close() error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	return m.close()
+}
+
+// close does Close's work; opMu must be held.
+func (m *Membership) close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	m.pending, m.queued = nil, nil
+	m.mu.Unlock()
+	err := m.ml.Shutdown()
+	close(m.stop)
+	<-m.done
+	m.log.Info("gossip stopped")
+	if err != nil {
+		return fmt.Errorf("cluster: close membership: %w", err)
+	}
+	return nil
+}
+
+func (m *Membership) isClosed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
+}
+
+// observe records a member's new view and queues an Events call. It is
+// called by memberlist with its node lock held, so it must not block or
+// call into memberlist.
+func (m *Membership) observe(n *memberlist.Node, state MemberState) {
+	mem, leaving, err := decodeMeta(n.Meta)
+	if err != nil {
+		m.log.Warn("gossip: bad member metadata", "member", n.Name, "err", err)
+	}
+	mem.Name, mem.Addr = n.Name, n.Address()
+	// A later memberlist may report StateLeft itself (hashicorp/memberlist#321).
+	if state == MemberDead && (leaving || n.State == memberlist.StateLeft) {
+		state = MemberLeft
+	}
+	mem.State = state
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old := m.members[n.Name]; err != nil && old != nil {
+		// Keep the last good advertised fields.
+		mem.S3Addr, mem.RaftAddr, mem.RPCAddr, mem.Drives = old.S3Addr, old.RaftAddr, old.RPCAddr, old.Drives
+	}
+	if old := m.members[n.Name]; old == nil || old.State != state {
+		m.log.Info("gossip member "+state.String(), "member", n.Name, "addr", mem.Addr)
+	}
+	m.members[n.Name] = &mem
+	if m.events == nil || m.closed {
+		return
+	}
+	if !m.queued[n.Name] {
+		m.queued[n.Name] = true
+		m.pending = append(m.pending, n.Name)
+	}
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// deliver is the events goroutine: it calls m.events for each pending
+// member, one at a time, until stop is closed.
+func (m *Membership) deliver() {
+	defer close(m.done)
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-m.kick:
+		}
+		for {
+			select {
+			case <-m.stop:
+				return
+			default:
+			}
+			mem, ok := m.nextEvent()
+			if !ok {
+				break
+			}
+			m.events(mem)
+		}
+	}
+}
+
+// nextEvent pops the oldest pending member and returns its current view.
+func (m *Membership) nextEvent() (Member, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for len(m.pending) > 0 {
+		name := m.pending[0]
+		m.pending = m.pending[1:]
+		delete(m.queued, name)
+		if mem := m.members[name]; mem != nil {
+			return mem.clone(), true
+		}
+	}
+	return Member{}, false
+}
+
+// gossipDelegate is memberlist's Delegate and EventDelegate for a
+// Membership. It is a separate type so that its methods stay out of
+// Membership's API.
+type gossipDelegate struct{ m *Membership }
+
+var (
+	_ memberlist.Delegate      = gossipDelegate{}
+	_ memberlist.EventDelegate = gossipDelegate{}
+)
+
+// NodeMeta returns the encoded advertised fields, which encodeMeta kept
+// within memberlist.MetaMaxSize (memberlist panics beyond it).
+func (d gossipDelegate) NodeMeta(limit int) []byte {
+	d.m.mu.Lock()
+	defer d.m.mu.Unlock()
+	if len(d.m.meta) > limit {
+		d.m.log.Error("gossip: member metadata over limit", "size", len(d.m.meta), "limit", limit)
+		return nil
+	}
+	return slices.Clone(d.m.meta)
+}
+
+func (gossipDelegate) NotifyMsg([]byte)                  {}
+func (gossipDelegate) GetBroadcasts(_, _ int) [][]byte   { return nil }
+func (gossipDelegate) LocalState(bool) []byte            { return nil }
+func (gossipDelegate) MergeRemoteState([]byte, bool)     {}
+func (d gossipDelegate) NotifyJoin(n *memberlist.Node)   { d.m.observe(n, MemberAlive) }
+func (d gossipDelegate) NotifyUpdate(n *memberlist.Node) { d.m.observe(n, MemberAlive) }
+
+// NotifyLeave is called when a member failed or left; observe tells
+// which from the leaving flag in its metadata.
+func (d gossipDelegate) NotifyLeave(n *memberlist.Node) { d.m.observe(n, MemberDead) }
+
+// memberMeta is the node metadata a member gossips: its advertised
+// fields as compact JSON. Drives are in Drives, or, when that would not
+// fit, in Groups.
+type memberMeta struct {
+	S3      string       `json:"s3,omitempty"`
+	Raft    string       `json:"raft,omitempty"`
+	RPC     string       `json:"rpc,omitempty"`
+	Drives  []metaDrive  `json:"d,omitempty"`
+	Groups  []driveGroup `json:"g,omitempty"`
+	Leaving bool         `json:"leaving,omitempty"`
+}
+
+type metaDrive struct {
+	ID    string `json:"i"`
+	Class string `json:"c,omitempty"`
+	Zone  string `json:"z,omitempty"`
+}
+
+// driveGroup is the compact form of the drives sharing a class and zone:
+// each ID is Prefix followed by one of IDs.
+type driveGroup struct {
+	Class  string   `json:"c,omitempty"`
+	Zone   string   `json:"z,omitempty"`
+	Prefix string   `json:"p,omitempty"`
+	IDs    []string `json:"i"`
+}
+
+func sortDrives(ds []MemberDrive) {
+	slices.SortFunc(ds, func(a, b MemberDrive) int {
+		return cmp.Or(cmp.Compare(a.Class, b.Class), cmp.Compare(a.Zone, b.Zone), cmp.Compare(a.ID, b.ID))
+	})
+}
+
+// encodeMeta encodes m's advertised fields, drives sorted. It uses the
+// compact drive form only if the plain one might not fit, judging both
+// with the leaving flag set so that Leave can always add it.
+func encodeMeta(m Member, leaving bool) ([]byte, error) {
+	drives := slices.Clone(m.Drives)
+	sortDrives(drives)
+	seen := map[string]bool{}
+	for _, d := range drives {
+		if d.ID == "" || !utf8.ValidString(d.ID) || !utf8.ValidString(d.Class) || !utf8.ValidString(d.Zone) {
+			return nil, fmt.Errorf("cluster: member drive %q: ID must be non-empty and names valid UTF-8", d.ID)
+		}
+		if seen[d.ID] {
+			return nil, fmt.Errorf("cluster: member drive %q listed twice", d.ID)
+		}
+		seen[d.ID] = true
+	}
+	mm := memberMeta{S3: m.S3Addr, Raft: m.RaftAddr, RPC: m.RPCAddr}
+	for _, d := range drives {
+		mm.Drives = append(mm.Drives, metaDrive{ID: d.ID, Class: d.Class, Zone: d.Zone})
+	}
+	size := func() int {
+		mm.Leaving = true
+		b, _ := json.Marshal(mm)
+		return len(b)
+	}
+	if size() > memberlist.MetaMaxSize {
+		mm.Drives, mm.Groups = nil, groupDrives(drives)
+		if n := size(); n > memberlist.MetaMaxSize {
+			return nil, fmt.Errorf("%w: %d bytes with %d drives, limit %d", ErrMetaTooLarge, n, len(drives), memberlist.MetaMaxSize)
+		}
+	}
+	mm.Leaving = leaving
+	return json.Marshal(mm)
+}
+
+// groupDrives groups sorted drives by class and zone, factoring out the
+// IDs' common prefix.
+func groupDrives(drives []MemberDrive) []driveGroup {
+	var gs []driveGroup
+	for i := 0; i < len(drives); {
+		j := i + 1
+		for j < len(drives) && drives[j].Class == drives[i].Class && drives[j].Zone == drives[i].Zone {
+			j++
+		}
+		g := driveGroup{Class: drives[i].Class, Zone: drives[i].Zone}
+		if j-i > 1 {
+			g.Prefix = commonPrefix(drives[i].ID, drives[j-1].ID) // sorted: first and last bound it
+		}
+		for _, d := range drives[i:j] {
+			g.IDs = append(g.IDs, d.ID[len(g.Prefix):])
+		}
+		gs = append(gs, g)
+		i = j
+	}
+	return gs
+}
+
+// commonPrefix returns the longest common prefix of a and b that ends on
+// a rune boundary.
+func commonPrefix(a, b string) string {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	for n > 0 && n < len(a) && !utf8.RuneStart(a[n]) {
+		n--
+	}
+	return a[:n]
+}
+
+// decodeMeta decodes metadata made by encodeMeta.
+func decodeMeta(b []byte) (Member, bool, error) {
+	var mm memberMeta
+	if len(b) == 0 {
+		return Member{}, false, errors.New("no metadata")
+	}
+	if err := json.Unmarshal(b, &mm); err != nil {
+		return Member{}, false, err
+	}
+	m := Member{S3Addr: mm.S3, RaftAddr: mm.Raft, RPCAddr: mm.RPC}
+	for _, d := range mm.Drives {
+		m.Drives = append(m.Drives, MemberDrive{ID: d.ID, Class: d.Class, Zone: d.Zone})
+	}
+	for _, g := range mm.Groups {
+		for _, id := range g.IDs {
+			m.Drives = append(m.Drives, MemberDrive{ID: g.Prefix + id, Class: g.Class, Zone: g.Zone})
+		}
+	}
+	sortDrives(m.Drives)
+	return m, mm.Leaving, nil
+}
