@@ -172,7 +172,7 @@ func TestMembershipForms(t *testing.T) {
 	})
 	t.Logf("update propagated in %v", took)
 
-	waitFor(t, 2*time.Second, func() string {
+	waitFor(t, 10*time.Second, func() string {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, m := range all {
