@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -166,7 +165,8 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 		}
 	}
 
-	digest := md5.New()
+	digest, release := newETagHash(!inline)
+	defer release()
 	var inlineShards [][]byte
 	committed := make([]bool, n)
 	shard := shardOf(tenant, container, key, pg, dataID)

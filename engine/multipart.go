@@ -196,7 +196,8 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 	if opts.Size >= 0 {
 		limit = opts.Size
 	}
-	digest := md5.New()
+	digest, release := newETagHash(true)
+	defer release()
 	size, err := e.putShards(ctx, codec, drives, derrs, shard, io.LimitReader(body, limit+1), wq, digest, committed)
 	if err != nil {
 		return PartInfo{}, fmt.Errorf("engine: put part %d: %w", n, err)

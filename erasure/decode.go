@@ -154,7 +154,7 @@ func (rd *reader) stripe(ctx context.Context, i int64, all bool) error {
 		return fmt.Errorf("erasure: decode: %w", err)
 	}
 	k, n := rd.l.Data, rd.l.Shards()
-	rd.s.shape(rd.l.BlockDataSize(i))
+	rd.s.shape(rd.l.BlockDataSize(i), -1)
 	clear(rd.ok)
 	clear(rd.tried)
 	valid := 0
@@ -291,7 +291,7 @@ func (c *Codec) Verify(ctx context.Context, size int64, j int, open OpenFunc) er
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		s.shape(l.BlockDataSize(i))
+		s.shape(l.BlockDataSize(i), -1)
 		blk := s.blocks[0]
 		if _, err := io.ReadFull(rc, blk); err != nil {
 			return fmt.Errorf("erasure: verify shard %d stripe %d: %w", j, i, err)

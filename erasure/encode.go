@@ -32,6 +32,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/klauspost/reedsolomon"
 )
@@ -108,18 +109,34 @@ func (c *Codec) newStripe() *stripe {
 	bs := blockDataSize(c.cfg.StripeSize, c.cfg.Data)
 	n := c.cfg.Data + c.cfg.Parity
 	return &stripe{
-		buf:    make([]byte, int64(n)*(ChecksumSize+bs)),
+		buf:    make([]byte, int64(n)*(ChecksumSize+bs+BlockAlign)),
 		blocks: make([][]byte, n),
 		data:   make([][]byte, n),
 	}
 }
 
-// shape cuts s.buf into blocks whose data parts are bs bytes long.
-func (s *stripe) shape(bs int64) {
+// BlockAlign is the alignment, in bytes, that Encode gives the blocks it
+// writes: every block passed to a shard writer starts at a memory address
+// congruent, modulo BlockAlign, to its offset in the shard. A writer that
+// bypasses the page cache (O_DIRECT needs buffers, lengths and offsets
+// aligned to the disk's block size) can then write all but the first and
+// last few bytes of each block from where it lies, without copying it.
+const BlockAlign = 4096
+
+// shape cuts s.buf into blocks whose data parts are bs bytes long. If off
+// is not negative, every block starts at an address congruent to off
+// modulo BlockAlign (off is where the blocks go in their shards); else the
+// blocks are packed.
+func (s *stripe) shape(bs, off int64) {
+	base := int64(uintptr(unsafe.Pointer(unsafe.SliceData(s.buf))) % BlockAlign)
+	var start int64
 	for j := range s.blocks {
-		start := int64(j) * (ChecksumSize + bs)
-		s.blocks[j] = s.buf[start : start+ChecksumSize+bs]
+		if off >= 0 {
+			start += ((off-base-start)%BlockAlign + BlockAlign) % BlockAlign
+		}
+		s.blocks[j] = s.buf[start : start+ChecksumSize+bs : start+ChecksumSize+bs]
 		s.data[j] = s.blocks[j][ChecksumSize:]
+		start += ChecksumSize + bs
 	}
 }
 
@@ -252,7 +269,8 @@ func (c *Codec) encodeLoop(ctx context.Context, r io.Reader, free chan *stripe, 
 		if s == nil {
 			s = c.pool.Get().(*stripe)
 		}
-		s.shape(full)
+		off := index * (ChecksumSize + full) // of the stripe's blocks in their shards
+		s.shape(full, off)
 		nread, err := readStripe(r, s.data[:k], c.cfg.StripeSize)
 		if err != nil {
 			free <- s
@@ -263,7 +281,7 @@ func (c *Codec) encodeLoop(ctx context.Context, r io.Reader, free chan *stripe, 
 			return nil
 		}
 		if nread < c.cfg.StripeSize {
-			s.reshape(nread, k)
+			s.reshape(nread, k, off)
 		}
 		s.index, s.n = index, nread
 		if err := c.rs.Encode(s.data); err != nil {
@@ -331,8 +349,9 @@ func ReadFull(r io.Reader, p []byte) (int, error) {
 }
 
 // reshape re-lays the n bytes read into full-size blocks as blocks of
-// ceil(n/k) bytes, zero-padding the tail of the last data block.
-func (s *stripe) reshape(n int64, k int) {
+// ceil(n/k) bytes, zero-padding the tail of the last data block, aligned
+// for shard offset shardOff as shape does.
+func (s *stripe) reshape(n int64, k int, shardOff int64) {
 	full := int64(len(s.data[0]))
 	tmp := make([]byte, n)
 	var off int64
@@ -340,7 +359,7 @@ func (s *stripe) reshape(n int64, k int) {
 		off += int64(copy(tmp[off:], s.data[j][:min(full, n-off)]))
 	}
 	bs := blockDataSize(n, k)
-	s.shape(bs)
+	s.shape(bs, shardOff)
 	off = 0
 	for j := range k {
 		c := copy(s.data[j], tmp[off:])
