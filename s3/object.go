@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"bufio"
 	"context"
 	"crypto/md5"
 	"encoding/base64"
@@ -319,7 +320,23 @@ func (op *operation) getObject() error {
 	// The body streams after the handler returns: its own context, ended
 	// when fasthttp closes the stream.
 	ctx, cancel := context.WithTimeout(context.Background(), op.s.cfg.BodyTimeout)
-	fctx.SetBodyStream(&cancelOnClose{ReadCloser: a.Reader(ctx, off, length), cancel: cancel}, int(length))
+	body := &cancelOnClose{ReadCloser: a.Reader(ctx, off, length), cancel: cancel}
+	// Decode the first bytes before committing to a 200: a read that
+	// cannot start gets a proper error response, not a dropped connection.
+	br := bufio.NewReaderSize(body, 64<<10)
+	if length > 0 {
+		if _, err := br.Peek(1); err != nil {
+			body.Close()
+			fctx.Response.Header.Reset()
+			fctx.Response.Header.DisableNormalizing()
+			fctx.Response.Header.Set("x-amz-request-id", op.r.id)
+			return err
+		}
+	}
+	fctx.SetBodyStream(struct {
+		io.Reader
+		io.Closer
+	}{br, body}, int(length))
 	return nil
 }
 

@@ -1,12 +1,15 @@
 package s3_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -102,4 +105,26 @@ func TestVirtualHostStyle(t *testing.T) {
 	if _, err := p.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("vhost"), Key: aws.String("a/b.txt")}); err != nil {
 		t.Fatalf("path-style HEAD of a vhost-written object: %v", err)
 	}
+}
+
+// TestGetUnreadableIs503: when too many shards are gone to read an object,
+// GET answers 503 ServiceUnavailable instead of dropping the connection.
+func TestGetUnreadableIs503(t *testing.T) {
+	e := startServer(t)
+	ctx := context.Background()
+	c := e.client("ALICEKEY", "alicesecret")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("lost")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("lost"), Key: aws.String("k"), Body: bytes.NewReader(randBytes(1, 1<<20))}); err != nil {
+		t.Fatal(err)
+	}
+	// 2+2: remove the shard files of three drives.
+	for _, dir := range e.dirs[:3] {
+		if err := os.RemoveAll(filepath.Join(dir, "shards")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("lost"), Key: aws.String("k")})
+	wantCode(t, "GET with 3 of 4 shards gone", err, "ServiceUnavailable")
 }

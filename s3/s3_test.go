@@ -50,6 +50,7 @@ func (k *keyTable) LookupKey(ctx context.Context, accessKey string) (string, str
 type env struct {
 	endpoint string
 	eng      *engine.Engine
+	dirs     []string // drive directories
 }
 
 var root = s3.Credential{AccessKey: "ROOTACCESSKEY", Secret: "rootsecretrootsecretrootsecret"}
@@ -65,10 +66,13 @@ func startServerWith(t testing.TB, tweak func(*s3.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	var pdrives []placement.Drive
+	var dirs []string
 	drives := map[placement.DriveID]driver.Driver{}
 	for i := range 4 {
 		id := placement.DriveID(fmt.Sprintf("d%d", i))
-		d, err := local.Open(ctx, local.Config{Dir: t.TempDir(), ID: driver.DriveID(id), ClusterID: "test"})
+		dir := t.TempDir()
+		dirs = append(dirs, dir)
+		d, err := local.Open(ctx, local.Config{Dir: dir, ID: driver.DriveID(id), ClusterID: "test"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +115,7 @@ func startServerWith(t testing.TB, tweak func(*s3.Config)) *env {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return &env{endpoint: "http://" + ln.Addr().String(), eng: eng}
+	return &env{endpoint: "http://" + ln.Addr().String(), eng: eng, dirs: dirs}
 }
 
 func (e *env) client(access, secret string) *awss3.Client {
