@@ -51,6 +51,10 @@ func (op *operation) dispatch() error {
 			return ErrNotImplemented
 		}
 	}
+	// Buckets are unversioned: "null" is the only version there is.
+	if v, ok := op.query("versionId"); ok && v != "null" {
+		return ErrInvalidVersion
+	}
 	switch {
 	case op.bucket == "":
 		if method == http.MethodGet {

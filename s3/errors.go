@@ -56,6 +56,7 @@ var (
 	ErrInvalidPart           = &Error{http.StatusBadRequest, "InvalidPart", "One or more of the specified parts could not be found or its entity tag did not match."}
 	ErrInvalidPartOrder      = &Error{http.StatusBadRequest, "InvalidPartOrder", "The list of parts was not in ascending order."}
 	ErrEntityTooSmall        = &Error{http.StatusBadRequest, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size."}
+	ErrInvalidVersion        = &Error{http.StatusBadRequest, "InvalidArgument", "Invalid version id specified"}
 	ErrHeadersTooLarge       = &Error{http.StatusBadRequest, "RequestHeaderSectionTooLarge", "Your request header section exceeds the maximum allowed size."}
 )
 

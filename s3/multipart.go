@@ -90,7 +90,10 @@ func (op *operation) uploadPart(uploadID string, copySource bool) error {
 // copySource parses x-amz-copy-source into a bucket and key.
 func (op *operation) copySource() (bucket, key string, err error) {
 	src := string(op.r.fctx.Request.Header.Peek("x-amz-copy-source"))
-	src, _, _ = strings.Cut(src, "?") // versionId: one version is all there is
+	src, query, _ := strings.Cut(src, "?")
+	if v, ok := strings.CutPrefix(query, "versionId="); ok && v != "null" {
+		return "", "", ErrInvalidVersion
+	}
 	src, err = unescapePath(strings.TrimPrefix(src, "/"))
 	if err != nil {
 		return "", "", err
