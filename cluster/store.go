@@ -191,7 +191,28 @@ func Open(ctx context.Context, c Config) (_ *Store, err error) {
 	if err := s.waitLeader(ctx); err != nil {
 		return nil, err
 	}
+	// Raft replays the recovered log into the FSM in the background:
+	// serve nothing until it has caught up, or a restarted node would
+	// briefly answer with an older state (unknown keys, missing containers).
+	if err := s.waitApplied(ctx, s.raft.LastIndex()); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// waitApplied returns once the FSM has applied the log up to index, or
+// with ctx's error.
+func (s *Store) waitApplied(ctx context.Context, index uint64) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for s.raft.AppliedIndex() < index {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: waiting for the log to be applied: %w", context.Cause(ctx))
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 // waitLeader returns once a leader is known, or with ctx's error.
