@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,29 +17,8 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/vaultaire/vaultaire/bench"
-	"github.com/vaultaire/vaultaire/driver"
-	"github.com/vaultaire/vaultaire/driver/local"
-	"github.com/vaultaire/vaultaire/engine"
-	"github.com/vaultaire/vaultaire/placement"
-	"github.com/vaultaire/vaultaire/s3"
-	"github.com/vaultaire/vaultaire/s3/sigv4"
+	"github.com/vaultaire/vaultaire/internal/testnode"
 )
-
-// keyTable is an in-memory s3.Keys.
-type keyTable struct {
-	mu   sync.Mutex
-	keys map[string][2]string // access key → tenant, secret
-}
-
-func (k *keyTable) LookupKey(ctx context.Context, accessKey string) (string, string, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	v, ok := k.keys[accessKey]
-	if !ok {
-		return "", "", sigv4.ErrUnknownAccessKey
-	}
-	return v[0], v[1], nil
-}
 
 const (
 	accessKey = "ALICEKEY"
@@ -50,52 +26,10 @@ const (
 )
 
 // startServer runs a Vaultaire node on 4 local drives (2+2) on a loopback
-// port, as s3's tests do, and returns its endpoint.
+// port and returns its endpoint.
 func startServer(t testing.TB) string {
 	t.Helper()
-	ctx := context.Background()
-	var pdrives []placement.Drive
-	drives := map[placement.DriveID]driver.Driver{}
-	for i := range 4 {
-		id := placement.DriveID(fmt.Sprintf("d%d", i))
-		d, err := local.Open(ctx, local.Config{Dir: t.TempDir(), ID: driver.DriveID(id), ClusterID: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		drives[id] = d
-		pdrives = append(pdrives, placement.Drive{ID: id, Node: "n1"})
-	}
-	pol, _ := placement.DefaultPolicy(4)
-	m, err := placement.NewMap(pdrives, pol, placement.DefaultPGCount, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo, err := engine.NewStatic(m, drives)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.New(engine.Config{Topology: topo, Containers: &engine.MemContainers{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := &keyTable{keys: map[string][2]string{accessKey: {"alice", secretKey}}}
-	srv, err := s3.New(s3.Config{Engine: eng, Keys: keys,
-		Root: s3.Credential{AccessKey: "ROOTACCESSKEY", Secret: "rootsecretrootsecretrootsecret"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return "http://" + ln.Addr().String()
+	return testnode.Start(t, nil).Endpoint
 }
 
 func client(endpoint string) *awss3.Client {

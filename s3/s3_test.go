@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,29 +22,10 @@ import (
 	"github.com/minio/minio-go/v7"
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/vaultaire/vaultaire/driver"
-	"github.com/vaultaire/vaultaire/driver/local"
 	"github.com/vaultaire/vaultaire/engine"
-	"github.com/vaultaire/vaultaire/placement"
+	"github.com/vaultaire/vaultaire/internal/testnode"
 	"github.com/vaultaire/vaultaire/s3"
-	"github.com/vaultaire/vaultaire/s3/sigv4"
 )
-
-// keyTable is an in-memory s3.Keys.
-type keyTable struct {
-	mu   sync.Mutex
-	keys map[string][2]string // access key → tenant, secret
-}
-
-func (k *keyTable) LookupKey(ctx context.Context, accessKey string) (string, string, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	v, ok := k.keys[accessKey]
-	if !ok {
-		return "", "", sigv4.ErrUnknownAccessKey
-	}
-	return v[0], v[1], nil
-}
 
 type env struct {
 	endpoint string
@@ -53,7 +33,7 @@ type env struct {
 	dirs     []string // drive directories
 }
 
-var root = s3.Credential{AccessKey: "ROOTACCESSKEY", Secret: "rootsecretrootsecretrootsecret"}
+var root = testnode.Root
 
 // startServer runs a node on 4 local drives (2+2) on a loopback port.
 func startServer(t testing.TB) *env {
@@ -64,58 +44,8 @@ func startServer(t testing.TB) *env {
 // startServerWith is startServer with a hook to adjust the config.
 func startServerWith(t testing.TB, tweak func(*s3.Config)) *env {
 	t.Helper()
-	ctx := context.Background()
-	var pdrives []placement.Drive
-	var dirs []string
-	drives := map[placement.DriveID]driver.Driver{}
-	for i := range 4 {
-		id := placement.DriveID(fmt.Sprintf("d%d", i))
-		dir := t.TempDir()
-		dirs = append(dirs, dir)
-		d, err := local.Open(ctx, local.Config{Dir: dir, ID: driver.DriveID(id), ClusterID: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		drives[id] = d
-		pdrives = append(pdrives, placement.Drive{ID: id, Node: "n1"})
-	}
-	pol, _ := placement.DefaultPolicy(4)
-	m, err := placement.NewMap(pdrives, pol, placement.DefaultPGCount, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo, err := engine.NewStatic(m, drives)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.New(engine.Config{Topology: topo, Containers: &engine.MemContainers{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := &keyTable{keys: map[string][2]string{
-		"ALICEKEY": {"alice", "alicesecret"},
-		"BOBKEY":   {"bob", "bobsecret"},
-	}}
-	cfg := s3.Config{Engine: eng, Keys: keys, Root: root}
-	if tweak != nil {
-		tweak(&cfg)
-	}
-	srv, err := s3.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return &env{endpoint: "http://" + ln.Addr().String(), eng: eng, dirs: dirs}
+	n := testnode.Start(t, tweak)
+	return &env{endpoint: n.Endpoint, eng: n.Engine, dirs: n.Dirs}
 }
 
 func (e *env) client(access, secret string) *awss3.Client {
