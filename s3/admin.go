@@ -19,6 +19,14 @@ type Admin interface {
 	Tenants(ctx context.Context) ([]TenantInfo, error)
 }
 
+// ClusterAdmin is an optional interface of an Admin whose node runs in a
+// cluster: GET /_vault/admin/cluster answers with ClusterStatus as JSON.
+// Implementations must be safe for concurrent use; the value returned must
+// marshal to JSON (cmd/vaultd returns a cluster.Status).
+type ClusterAdmin interface {
+	ClusterStatus(ctx context.Context) (any, error)
+}
+
 // NewTenant is a created tenant with its first key pair. It is the JSON
 // that `vaultd tenant create --json` prints.
 type NewTenant struct {
@@ -40,6 +48,7 @@ var (
 	ErrNoSuchTenant   = &Error{http.StatusNotFound, "NoSuchTenant", "The tenant does not exist."}
 	ErrTenantNotEmpty = &Error{http.StatusConflict, "TenantNotEmpty", "The tenant still owns buckets."}
 	ErrInvalidTenant  = &Error{http.StatusBadRequest, "InvalidTenantName", "Tenant names are 3 to 63 characters of a-z, 0-9 and '-'."}
+	ErrNotClustered   = &Error{http.StatusNotFound, "NotFound", "This node is not in cluster mode."}
 )
 
 type health struct {
@@ -54,17 +63,15 @@ func (s *Server) vault(ctx context.Context, r *request, path string) error {
 		return writeJSON(r, http.StatusOK, health{Status: "ok", Node: s.cfg.Node})
 	case path == "/_vault/admin/tenants" || strings.HasPrefix(path, "/_vault/admin/tenants/"):
 		return s.adminTenants(ctx, r, strings.TrimPrefix(strings.TrimPrefix(path, "/_vault/admin/tenants"), "/"))
+	case path == "/_vault/admin/cluster":
+		return s.adminCluster(ctx, r)
 	}
 	return &Error{http.StatusNotFound, "NotFound", "No such admin resource."}
 }
 
 func (s *Server) adminTenants(ctx context.Context, r *request, name string) error {
-	auth, tenant, err := s.authenticate(ctx, r, string(r.fctx.URI().PathOriginal()))
-	if err != nil {
+	if err := s.authorizeRoot(ctx, r); err != nil {
 		return err
-	}
-	if auth.AccessKey != s.cfg.Root.AccessKey || tenant != s.cfg.RootTenant {
-		return ErrAccessDenied
 	}
 	if s.cfg.Admin == nil {
 		return ErrNotImplemented
@@ -102,6 +109,38 @@ func (s *Server) adminTenants(ctx context.Context, r *request, name string) erro
 		return nil
 	}
 	return ErrMethodNotAllowed
+}
+
+// authorizeRoot verifies r's signature and refuses any caller but root.
+func (s *Server) authorizeRoot(ctx context.Context, r *request) error {
+	auth, tenant, err := s.authenticate(ctx, r, string(r.fctx.URI().PathOriginal()))
+	if err != nil {
+		return err
+	}
+	if auth.AccessKey != s.cfg.Root.AccessKey || tenant != s.cfg.RootTenant {
+		return ErrAccessDenied
+	}
+	return nil
+}
+
+// adminCluster serves GET /_vault/admin/cluster from the Admin's
+// ClusterAdmin side, if it has one.
+func (s *Server) adminCluster(ctx context.Context, r *request) error {
+	if err := s.authorizeRoot(ctx, r); err != nil {
+		return err
+	}
+	if string(r.fctx.Method()) != http.MethodGet {
+		return ErrMethodNotAllowed
+	}
+	ca, ok := s.cfg.Admin.(ClusterAdmin)
+	if !ok {
+		return ErrNotClustered
+	}
+	st, err := ca.ClusterStatus(ctx)
+	if err != nil {
+		return err
+	}
+	return writeJSON(r, http.StatusOK, st)
 }
 
 func writeJSON(r *request, status int, v any) error {
