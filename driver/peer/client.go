@@ -3,7 +3,6 @@ package peer
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"github.com/zeebo/xxh3"
 
 	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/internal/rpcauth"
 )
 
 // ClientConfig configures a Client.
@@ -118,11 +118,7 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 	if err != nil {
 		return nil, err
 	}
-	ts := strconv.FormatInt(c.now().UnixNano(), 10)
-	nonce := rand.Text()
-	req.Header.Set(hdrTime, ts)
-	req.Header.Set(hdrNonce, nonce)
-	req.Header.Set(hdrAuth, sign(c.secret, method, req.URL.EscapedPath(), req.URL.RawQuery, ts, nonce))
+	rpcauth.Sign(req, c.secret, c.now())
 	return req, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/zeebo/xxh3"
 
 	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/internal/rpcauth"
 )
 
 // MaxListLimit is the most records one ListRecords call returns over the
@@ -73,7 +74,7 @@ func DriveMap(m map[driver.DriveID]driver.Driver) func(driver.DriveID) (driver.D
 // be mounted on the node's RPC listener, and is safe for concurrent use.
 type Server struct {
 	drives func(driver.DriveID) (driver.Driver, bool)
-	auth   *verifier
+	auth   *rpcauth.Verifier
 	log    *slog.Logger
 	mux    *http.ServeMux
 }
@@ -94,14 +95,9 @@ func NewServer(c ServerConfig) (*Server, error) {
 	}
 	s := &Server{
 		drives: c.Drives,
-		auth: &verifier{
-			secret:  append([]byte(nil), c.Secret...),
-			maxSkew: c.MaxSkew,
-			now:     c.Now,
-			seen:    make(map[string]time.Time),
-		},
-		log: c.Logger,
-		mux: http.NewServeMux(),
+		auth:   rpcauth.NewVerifier(c.Secret, c.MaxSkew, c.Now),
+		log:    c.Logger,
+		mux:    http.NewServeMux(),
 	}
 	s.mux.HandleFunc("GET /v1/drives/{id}/info", s.withDrive(s.info))
 	s.mux.HandleFunc("POST /v1/drives/{id}/shards/{pg}/{name}", s.withDrive(s.putShard))
@@ -115,8 +111,8 @@ func NewServer(c ServerConfig) (*Server, error) {
 
 // ServeHTTP authenticates r and serves it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if err := s.auth.check(r); err != nil {
-		if errors.Is(err, errReplayFull) {
+	if err := s.auth.Check(r); err != nil {
+		if errors.Is(err, rpcauth.ErrReplayFull) {
 			s.log.Warn("peer: replay cache full, refusing request", "remote", r.RemoteAddr)
 			writeError(w, codeOffline, http.StatusServiceUnavailable, "replay cache full")
 			return

@@ -1,0 +1,573 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/vaultaire/vaultaire/internal/rpcauth"
+)
+
+var (
+	transportSecret      = []byte("transport-test-secret-0123456789")
+	otherTransportSecret = []byte("another-cluster-secret-987654321")
+)
+
+// transportLogs is a log sink safe for concurrent use.
+type transportLogs struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+}
+
+func (b *transportLogs) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *transportLogs) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// testLayer is an authStreamLayer on a loopback port with its log and a
+// channel of what Accept returns.
+type testLayer struct {
+	*authStreamLayer
+	logs     *transportLogs
+	accepted chan net.Conn
+}
+
+// newTestLayer starts a layer with secret; cleanup is registered with t.
+// Unless noAccept, a goroutine calls Accept until Close and sends the
+// connections to accepted.
+func newTestLayer(t *testing.T, secret []byte, noAccept bool) *testLayer {
+	t.Helper()
+	logs := &transportLogs{}
+	l, err := newAuthStreamLayer("127.0.0.1:0", nil, secret, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := &testLayer{authStreamLayer: l, logs: logs, accepted: make(chan net.Conn, 16)}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		for {
+			select {
+			case c := <-tl.accepted:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+	if !noAccept {
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				tl.accepted <- c
+			}
+		}()
+	}
+	return tl
+}
+
+// addr is the layer's address for Dial.
+func (l *testLayer) addr() raft.ServerAddress { return raft.ServerAddress(l.Addr().String()) }
+
+// expectAccept returns the next accepted connection or fails after within.
+func (l *testLayer) expectAccept(t *testing.T, within time.Duration) net.Conn {
+	t.Helper()
+	select {
+	case c := <-l.accepted:
+		t.Cleanup(func() { c.Close() })
+		return c
+	case <-time.After(within):
+		t.Fatalf("Accept returned nothing within %v; log:\n%s", within, l.logs)
+		return nil
+	}
+}
+
+// expectNoAccept fails if a connection is accepted within d.
+func (l *testLayer) expectNoAccept(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case c := <-l.accepted:
+		c.Close()
+		t.Errorf("Accept returned a connection from %v, want none", c.RemoteAddr())
+	case <-time.After(d):
+	}
+}
+
+// waitLog waits until the layer's log contains all of want.
+func (l *testLayer) waitLog(t *testing.T, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		logs := l.logs.String()
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(logs, w) {
+				missing = w
+				break
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log lacks %q:\n%s", missing, logs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// expectClosedByPeer fails unless the peer closes (or resets) c within d,
+// sending nothing.
+func expectClosedByPeer(t *testing.T, c net.Conn, d time.Duration) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(d))
+	n, err := io.Copy(io.Discard, c)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("connection not closed by the layer within %v", d)
+	}
+	if n != 0 {
+		t.Errorf("the layer sent %d bytes before closing", n)
+	}
+}
+
+// rawDial opens a plain TCP connection to l.
+func rawDial(t *testing.T, l *testLayer) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// exchange checks that bytes flow both ways between a dialed and an
+// accepted connection.
+func exchange(t *testing.T, dialed, accepted net.Conn) {
+	t.Helper()
+	for _, dir := range []struct {
+		from, to net.Conn
+		msg      string
+	}{{dialed, accepted, "ping from the client"}, {accepted, dialed, "pong from the server"}} {
+		if _, err := dir.from.Write([]byte(dir.msg)); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(dir.msg))
+		dir.to.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := io.ReadFull(dir.to, got); err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != dir.msg {
+			t.Errorf("got %q, want %q", got, dir.msg)
+		}
+	}
+}
+
+func TestTransportRoundTrip(t *testing.T) {
+	srv := newTestLayer(t, transportSecret, false)
+	cli := newTestLayer(t, transportSecret, false)
+	c, err := cli.Dial(srv.addr(), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	exchange(t, c, srv.expectAccept(t, 2*time.Second))
+	if got, want := srv.Addr().String(), srv.ln.Addr().String(); got != want {
+		t.Errorf("Addr() = %s, want the listener's %s", got, want)
+	}
+	if logs := srv.logs.String(); strings.Contains(logs, "refused") {
+		t.Errorf("server refused something:\n%s", logs)
+	}
+}
+
+func TestTransportWrongSecret(t *testing.T) {
+	tests := []struct {
+		name       string
+		server     []byte
+		client     []byte
+		wantClient string // in Dial's error
+	}{
+		{"client with another secret", transportSecret, otherTransportSecret, "server closed the connection"},
+		{"server with another secret", otherTransportSecret, transportSecret, "server closed the connection"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newTestLayer(t, tt.server, false)
+			cli := newTestLayer(t, tt.client, false)
+			c, err := cli.Dial(srv.addr(), 2*time.Second)
+			if err == nil {
+				c.Close()
+				t.Fatal("Dial succeeded across secrets")
+			}
+			if !strings.Contains(err.Error(), tt.wantClient) {
+				t.Errorf("Dial: got err %v, want it to say %q", err, tt.wantClient)
+			}
+			srv.expectNoAccept(t, 100*time.Millisecond)
+			srv.waitLog(t, "level=WARN", "refused raft connection", "remote=127.0.0.1:", "bad hello MAC")
+			for _, l := range []*testLayer{srv, cli} {
+				if logs := l.logs.String(); strings.Contains(logs, string(tt.server)) || strings.Contains(logs, string(tt.client)) {
+					t.Errorf("log shows a secret:\n%s", logs)
+				}
+			}
+		})
+	}
+}
+
+// TestTransportImpostorServer checks Dial refuses a server that answers the
+// hello without holding the secret.
+func TestTransportImpostorServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				hello := make([]byte, 60)
+				if _, err := io.ReadFull(c, hello); err != nil {
+					return
+				}
+				c.Write(hello[len(hello)-32:]) // its own MAC, reflected
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	cli := newTestLayer(t, transportSecret, true)
+	c, err := cli.Dial(raft.ServerAddress(ln.Addr().String()), 2*time.Second)
+	if err == nil {
+		c.Close()
+		t.Fatal("Dial accepted an impostor server")
+	}
+	if !strings.Contains(err.Error(), "did not prove the cluster secret") {
+		t.Errorf("Dial: got err %v, want a failed proof", err)
+	}
+}
+
+func TestTransportHostileClientsDoNotBlockAccept(t *testing.T) {
+	tests := []struct {
+		name      string
+		send      []byte
+		closedNow bool // the layer closes it at once rather than at the handshake timeout
+	}{
+		{"silent", nil, false},
+		{"partial hello", []byte("VAH\x01\x00\x00"), false},
+		{"garbage", bytes.Repeat([]byte{'x'}, 60), true},
+		{"HTTP", []byte("GET /v1/drives HTTP/1.1\r\nHost: raft\r\n\r\n" + strings.Repeat(" ", 30)), true},
+		{"hello under another secret", nil, true}, // sent with rpcauth below
+	}
+	srv := newTestLayer(t, transportSecret, false)
+	cli := newTestLayer(t, transportSecret, false)
+	var hostile []net.Conn
+	for _, tt := range tests {
+		for range 3 {
+			c := rawDial(t, srv)
+			if tt.name == "hello under another secret" {
+				go rpcauth.ClientHandshake(c, otherTransportSecret, raftPurpose, time.Now())
+			} else if _, err := c.Write(tt.send); err != nil {
+				t.Fatal(err)
+			}
+			hostile = append(hostile, c)
+		}
+	}
+	start := time.Now()
+	c, err := cli.Dial(srv.addr(), 2*time.Second)
+	if err != nil {
+		t.Fatalf("good client refused behind hostile ones: %v", err)
+	}
+	defer c.Close()
+	exchange(t, c, srv.expectAccept(t, time.Second))
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("good client took %v, want well under the handshake timeout %v", d, rpcauth.HandshakeTimeout)
+	}
+	srv.expectNoAccept(t, 50*time.Millisecond)
+	for i, tt := range tests {
+		if tt.closedNow && tt.name != "hello under another secret" {
+			for _, h := range hostile[3*i : 3*i+3] {
+				expectClosedByPeer(t, h, time.Second)
+			}
+		}
+	}
+	srv.waitLog(t, "not an rpcauth hello", "bad hello MAC")
+}
+
+func TestTransportHandshakeCap(t *testing.T) {
+	srv := newTestLayer(t, transportSecret, false)
+	cli := newTestLayer(t, transportSecret, false)
+	silent := make([]net.Conn, maxHandshakes)
+	for i := range silent {
+		silent[i] = rawDial(t, srv)
+	}
+	waitSlots := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for len(srv.slots) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d handshakes in flight, want %d", len(srv.slots), want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitSlots(maxHandshakes)
+	over := rawDial(t, srv)
+	expectClosedByPeer(t, over, time.Second)
+	srv.waitLog(t, "too many raft handshakes in progress")
+	for _, c := range silent {
+		c.Close()
+	}
+	waitSlots(0)
+	c, err := cli.Dial(srv.addr(), 2*time.Second)
+	if err != nil {
+		t.Fatalf("Dial once the silent clients left: %v", err)
+	}
+	defer c.Close()
+	srv.expectAccept(t, time.Second)
+}
+
+// recordingConn records what is written to it.
+type recordingConn struct {
+	net.Conn
+	written bytes.Buffer
+}
+
+func (c *recordingConn) Write(p []byte) (int, error) {
+	c.written.Write(p)
+	return c.Conn.Write(p)
+}
+
+func TestTransportReplayedHello(t *testing.T) {
+	srv := newTestLayer(t, transportSecret, false)
+	rec := &recordingConn{Conn: rawDial(t, srv)}
+	if err := rpcauth.ClientHandshake(rec, transportSecret, raftPurpose, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	srv.expectAccept(t, time.Second)
+	replay := rawDial(t, srv)
+	if _, err := replay.Write(rec.written.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	expectClosedByPeer(t, replay, time.Second)
+	srv.expectNoAccept(t, 50*time.Millisecond)
+	srv.waitLog(t, "refused raft connection", "replayed nonce")
+}
+
+func TestTransportClose(t *testing.T) {
+	srv := newTestLayer(t, transportSecret, true)
+	silent := rawDial(t, srv)
+	deadline := time.Now().Add(2 * time.Second)
+	for len(srv.slots) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	acceptErr := make(chan error, 1)
+	go func() {
+		c, err := srv.Accept()
+		if err == nil {
+			c.Close()
+		}
+		acceptErr <- err
+	}()
+	start := time.Now()
+	if err := srv.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close took %v with a handshake pending", d)
+	}
+	select {
+	case err := <-acceptErr:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Accept after Close: got err %v, want net.ErrClosed", err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("Close did not unblock Accept")
+	}
+	if _, err := srv.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("second Accept after Close: got err %v, want net.ErrClosed", err)
+	}
+	expectClosedByPeer(t, silent, time.Second)
+	if strings.Contains(srv.logs.String(), "refused") {
+		t.Errorf("Close logged its own handshakes as refused:\n%s", srv.logs)
+	}
+	if err := srv.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	cli := newTestLayer(t, transportSecret, true)
+	if c, err := cli.Dial(srv.addr(), time.Second); err == nil {
+		c.Close()
+		t.Errorf("Dial to a closed layer succeeded")
+	}
+}
+
+func TestTransportDialTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // accepts (in the backlog), never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cli := newTestLayer(t, transportSecret, true)
+	start := time.Now()
+	c, err := cli.Dial(raft.ServerAddress(ln.Addr().String()), 200*time.Millisecond)
+	if err == nil {
+		c.Close()
+		t.Fatal("Dial to a silent server succeeded")
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("Dial: got err %v, want os.ErrDeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Dial took %v, want about its 200ms timeout", d)
+	}
+}
+
+func TestTransportAdvertiseAddr(t *testing.T) {
+	listen := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 7001}
+	tests := []struct {
+		name      string
+		advertise net.Addr
+		want      string // "" means an error
+	}{
+		{"nil means the listener", nil, "127.0.0.1:7001"},
+		{"given", &net.TCPAddr{IP: net.IPv4(10, 0, 0, 2), Port: 9001}, "10.0.0.2:9001"},
+		{"port 0 means the listener's", &net.TCPAddr{IP: net.IPv4(10, 0, 0, 2)}, "10.0.0.2:7001"},
+		{"unspecified IP", &net.TCPAddr{IP: net.IPv4zero, Port: 9001}, ""},
+		{"no IP", &net.TCPAddr{Port: 9001}, ""},
+		{"not TCP", &net.UDPAddr{IP: net.IPv4(10, 0, 0, 2), Port: 9001}, ""},
+	}
+	for _, tt := range tests {
+		got, err := advertiseAddr(tt.advertise, listen)
+		switch {
+		case tt.want == "" && err == nil:
+			t.Errorf("%s: got %v, want an error", tt.name, got)
+		case tt.want != "" && (err != nil || got.String() != tt.want):
+			t.Errorf("%s: got %v, %v; want %s", tt.name, got, err, tt.want)
+		}
+	}
+	if _, err := newAuthStreamLayer("127.0.0.1:0", nil, transportSecret[:rpcauth.MinSecretSize-1], nil); err == nil {
+		t.Errorf("newAuthStreamLayer accepted a short secret")
+	}
+}
+
+// countFSM is a raft.FSM that records the commands applied.
+type countFSM struct {
+	mu   sync.Mutex // guards cmds
+	cmds []string
+}
+
+func (f *countFSM) Apply(l *raft.Log) any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cmds = append(f.cmds, string(l.Data))
+	return nil
+}
+
+func (f *countFSM) has(cmd string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.cmds {
+		if c == cmd {
+			return true
+		}
+	}
+	return false
+}
+
+func (*countFSM) Snapshot() (raft.FSMSnapshot, error) { return nil, errors.New("no snapshots") }
+func (*countFSM) Restore(io.ReadCloser) error         { return errors.New("no snapshots") }
+
+func TestTransportRaftReplicates(t *testing.T) {
+	type node struct {
+		id    raft.ServerID
+		layer *testLayer
+		fsm   *countFSM
+		raft  *raft.Raft
+	}
+	nodes := make([]*node, 2)
+	var servers []raft.Server
+	for i := range nodes {
+		l := newTestLayer(t, transportSecret, true) // raft's transport accepts
+		nodes[i] = &node{id: raft.ServerID([]string{"n1", "n2"}[i]), layer: l, fsm: &countFSM{}}
+		servers = append(servers, raft.Server{ID: nodes[i].id, Address: l.addr()})
+	}
+	for _, n := range nodes {
+		trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream: n.layer.authStreamLayer, MaxPool: 2, Timeout: 2 * time.Second, Logger: hclog.NewNullLogger(),
+		})
+		c := raft.DefaultConfig()
+		c.LocalID = n.id
+		c.Logger = hclog.NewNullLogger()
+		c.HeartbeatTimeout = 200 * time.Millisecond
+		c.ElectionTimeout = 200 * time.Millisecond
+		c.LeaderLeaseTimeout = 100 * time.Millisecond
+		c.CommitTimeout = 5 * time.Millisecond
+		store := raft.NewInmemStore()
+		r, err := raft.NewRaft(c, n.fsm, store, store, raft.NewInmemSnapshotStore(), trans)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.raft = r
+		t.Cleanup(func() {
+			if err := r.Shutdown().Error(); err != nil {
+				t.Errorf("shutdown %s: %v", n.id, err)
+			}
+		})
+	}
+	if err := nodes[0].raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+		t.Fatal(err)
+	}
+	var leader atomic.Pointer[node]
+	deadline := time.Now().Add(10 * time.Second)
+	for leader.Load() == nil {
+		for _, n := range nodes {
+			if n.raft.State() == raft.Leader {
+				leader.Store(n)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no leader elected; logs:\n%s\n%s", nodes[0].layer.logs, nodes[1].layer.logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := leader.Load().raft.Apply([]byte("hello over rpcauth"), 5*time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		for !n.fsm.has("hello over rpcauth") {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never applied the entry", n.id)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for _, n := range nodes {
+		if logs := n.layer.logs.String(); strings.Contains(logs, "refused") {
+			t.Errorf("%s refused a connection:\n%s", n.id, logs)
+		}
+	}
+}
