@@ -473,13 +473,19 @@ type Artifact struct {
 	e       *Engine
 	rec     *record   // the newest record
 	holders []*record // per shard: the drive's record if it holds this version
-	drives  []driver.Driver
-	codec   *erasure.Codec
+	// stray marks the drives whose record is of this version but placed
+	// for another slot or map: their shard file of this name holds another
+	// shard's bytes, whose checksums would pass, so it is never read.
+	stray  []bool
+	drives []driver.Driver
+	codec  *erasure.Codec
 }
 
 // Open reads the newest version of key's metadata from its drives. It fails
 // with ErrNoSuchArtifact if the newest version is a deletion or there is
-// none, and with ErrReadQuorum if fewer than k drives answered.
+// none, and with ErrReadQuorum if fewer than k drives answered. With a
+// MapHistory topology, an artifact the current map's set holds no record
+// of is read from the older map whose set holds it (see locate).
 func (e *Engine) Open(ctx context.Context, tenant, container, key string) (*Artifact, error) {
 	if err := validKey(key); err != nil {
 		return nil, err
@@ -487,29 +493,29 @@ func (e *Engine) Open(ctx context.Context, tenant, container, key string) (*Arti
 	if err := e.checkContainer(ctx, tenant, container); err != nil {
 		return nil, err
 	}
-	m := e.cfg.Topology.Map()
-	pg := m.PGOf(tenant, container, key)
-	drives, _ := e.pgDrives(m, pg)
-	recs, answered := e.readRecords(ctx, drives, indexPrefix(tenant, container)+key)
-	if answered < m.Policy.ReadQuorum() {
-		return nil, fmt.Errorf("%w: %d of %d drives answered, need %d", ErrReadQuorum, answered, len(drives), m.Policy.ReadQuorum())
+	loc, newest, err := e.locate(ctx, tenant, container, key)
+	if err != nil {
+		return nil, err
 	}
-	newest := chooseVersion(recs, m.Policy.ReadQuorum())
 	if newest != nil {
 		e.observe(newest.Version)
 	}
 	if newest == nil || newest.Deleted {
 		return nil, ErrNoSuchArtifact
 	}
-	if newest.Data+newest.Parity != len(drives) || newest.PG != pg {
-		// The map moved this artifact; migration is the cluster's job.
-		return nil, fmt.Errorf("%w: artifact placed with %d+%d in pg %d, map has %d drives in pg %d", ErrReadQuorum, newest.Data, newest.Parity, newest.PG, len(drives), pg)
+	if newest.Data+newest.Parity != len(loc.drives) || newest.PG != loc.pg {
+		// locate only serves records placed in the set it read; a record
+		// of another placement here would be read from the wrong drives.
+		return nil, fmt.Errorf("%w: artifact placed with %d+%d in pg %d, map epoch %d has %d drives in pg %d", ErrReadQuorum, newest.Data, newest.Parity, newest.PG, loc.m.Epoch, len(loc.drives), loc.pg)
 	}
-	holders := make([]*record, len(drives))
-	for j, r := range recs {
+	holders := make([]*record, len(loc.drives))
+	stray := make([]bool, len(loc.drives))
+	for j, r := range loc.recs {
 		if r != nil && r.Version == newest.Version && r.Shard == j {
 			holders[j] = r
 		}
+		raw := loc.raw[j]
+		stray[j] = holders[j] == nil && raw != nil && raw.Version == newest.Version
 	}
 	codec, err := e.codec(newest.Data, newest.Parity, newest.StripeSize)
 	if err != nil {
@@ -520,7 +526,8 @@ func (e *Engine) Open(ctx context.Context, tenant, container, key string) (*Arti
 		e:       e,
 		rec:     newest,
 		holders: holders,
-		drives:  drives,
+		stray:   stray,
+		drives:  loc.drives,
 		codec:   codec,
 	}, nil
 }
@@ -619,7 +626,7 @@ func (a *Artifact) partOpen(p int) erasure.OpenFunc {
 			end := min(off+length, int64(len(h.Inline)))
 			return io.NopCloser(bytes.NewReader(h.Inline[off:end])), nil
 		}
-		if a.drives[j] == nil {
+		if a.drives[j] == nil || a.stray[j] {
 			return nil, errArtifactIncomplete
 		}
 		// A drive without the record may still hold the shard: try it.

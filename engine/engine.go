@@ -22,6 +22,23 @@
 // Shards are read from the data drives first; a missing or corrupt shard is
 // rebuilt from parity and the artifact is queued for healing.
 //
+// # Map changes
+//
+// The cluster map (Topology) grows when nodes join: drives are added, the
+// epoch increases, and the policy and PG → drive sets may change. Writes
+// always go to the current map. Until data migration moves them, artifacts
+// written under an older map stay readable if the Topology implements
+// MapHistory: a read by key whose current set reached read quorum and holds
+// no record of the key reads it from the newest older map whose set does,
+// with that map's drives and policy. A tombstone or a newer version in the
+// current set always wins, so deleting or overwriting such an artifact
+// needs nothing special; the shard files left on the older set are
+// migration's to collect. Heal keeps a tombstone while an older set still
+// holds a version it hides. Listing merges every drive of the current map,
+// which includes every drive of the older maps. Multipart uploads do not
+// fall back: one started under an older map whose set moved fails after
+// the change, as completing it into the older set could leave it hidden.
+//
 // # Quorum
 //
 // For a policy of k data and m parity shards the write quorum is k (k+1 when
@@ -96,9 +113,45 @@ const (
 // Topology is what the engine needs of the cluster: the current map and a
 // Driver for each drive in it. Implementations must be safe for concurrent
 // use.
+//
+// Every write (Put, Delete, Copy's destination, multipart uploads) goes to
+// the drive set of the current map. When the map changes (a node joins:
+// drives are added, the epoch grows, the policy and PG → drive sets may
+// change), artifacts written under an older map stay on that map's sets
+// until data migration moves them. A Topology that also implements
+// MapHistory lets reads by key (Open, Head, Copy's source, Heal) fall back
+// to those older maps; without it, an artifact whose set the map moved
+// fails with ErrReadQuorum. Drives are never removed from the map, so Drive
+// must serve every drive of an older map too.
 type Topology interface {
+	// Map returns the current map. It must not be modified.
 	Map() *placement.Map
+	// Drive returns the Driver of drive id, or an error wrapping
+	// ErrUnknownDrive.
 	Drive(id placement.DriveID) (driver.Driver, error)
+}
+
+// MapHistory is an optional interface of a Topology that remembers the maps
+// that preceded its current one, for reads until data migration exists.
+//
+// OlderMaps returns them newest first, excluding Map; maps with an epoch not
+// below Map's are ignored, so a map change between the two calls is
+// harmless. The maps must not be modified. A map may be dropped from the
+// history once migration has moved every artifact off its sets.
+//
+// A read by key takes the current map's set first. Only if that set
+// answered with a read quorum and holds no record of the key (no version,
+// no tombstone) does it try the older maps' sets in turn, each at its own
+// PG with its own policy, and read the artifact from the first that holds
+// one. A record counts for a set only if it was written for it (the map's
+// k+m, the PG and the drive's slot): a drive in both sets may still hold
+// the older map's record. One more case falls back: the current set holds
+// a live version on fewer than k drives (drives that kept their slot) and
+// an older set holds that same version on k. A current set that does not
+// reach read quorum fails the read rather than fall back, which could
+// resurrect deleted data.
+type MapHistory interface {
+	OlderMaps() []*placement.Map
 }
 
 // ContainerInfo describes a Container.

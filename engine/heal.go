@@ -22,7 +22,8 @@ const TombstoneGrace = 15 * time.Minute
 // left over from a failed write gets the record only. Drives that cannot be
 // written are skipped. Heal returns the shard indexes it repaired. For a
 // deleted key it removes the tombstone once every drive holds it and it is
-// older than TombstoneGrace.
+// older than TombstoneGrace. An artifact that reads find in an older map's
+// set (MapHistory) is repaired in that set; moving it is migration's job.
 func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int, error) {
 	item := HealItem{tenant, container, key}
 	a, err := e.Open(ctx, tenant, container, key)
@@ -54,12 +55,19 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 		}
 	}
 	// A record newer than the current version is the remains of a failed
-	// write: remove it so the current one can be written back.
+	// write: remove it so the current one can be written back. One written
+	// for another placement (the drive is also in the current map's set and
+	// the artifact was found in an older map's) is not this set's to
+	// remove: leave that drive alone.
 	for j, d := range a.drives {
 		if !needRecord[j] {
 			continue
 		}
 		if got, err := d.GetRecord(ctx, ikey); err == nil && got.Version.Compare(a.rec.Version) > 0 {
+			if r, err := unmarshalRecord(got.Data); err == nil && (r.Data != a.rec.Data || r.Parity != a.rec.Parity || r.PG != a.rec.PG || r.Shard != j) {
+				needRecord[j] = false
+				continue
+			}
 			if err := d.DeleteRecord(ctx, ikey, got.Version); err != nil && !errors.Is(err, driver.ErrNotFound) {
 				needRecord[j] = false
 			}
@@ -137,7 +145,8 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 }
 
 // purgeTombstone removes key's tombstone from every drive of its set once
-// all of them hold it and it is older than TombstoneGrace.
+// all of them hold it, it is older than TombstoneGrace and no older map's
+// set (MapHistory) may still hold a version it hides.
 func (e *Engine) purgeTombstone(ctx context.Context, tenant, container, key string) error {
 	m := e.cfg.Topology.Map()
 	drives, _ := e.pgDrives(m, m.PGOf(tenant, container, key))
@@ -154,6 +163,9 @@ func (e *Engine) purgeTombstone(ctx context.Context, tenant, container, key stri
 	}
 	if e.cfg.Now().Sub(time.Unix(0, t.Modified)) < TombstoneGrace {
 		return nil
+	}
+	if e.olderSetsHold(ctx, m, tenant, container, key) {
+		return nil // until migration has moved or removed that version
 	}
 	for j, d := range drives {
 		if err := d.DeleteRecord(ctx, ikey, t.Version); err != nil && !errors.Is(err, driver.ErrNotFound) && !errors.Is(err, driver.ErrStale) {

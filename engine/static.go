@@ -12,7 +12,8 @@ import (
 )
 
 // Static is a Topology that never changes: one map and a Driver for each of
-// its drives. It suits a single node with local drives.
+// its drives. It suits a single node with local drives. It has no older
+// maps and does not implement MapHistory.
 type Static struct {
 	m      *placement.Map
 	drives map[placement.DriveID]driver.Driver

@@ -1,0 +1,165 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// location is one map's drive set for a key: the map, the key's PG in it,
+// the PG's drives in shard order and the key's records placed there.
+type location struct {
+	m      *placement.Map
+	pg     uint32
+	drives []driver.Driver
+	// recs holds per shard the drive's record if it was written for this
+	// set (the map's k+m, this PG and this shard index), nil otherwise. A
+	// drive shared with another map's set may hold a record placed for
+	// that set; it is not this set's.
+	recs []*record
+	raw  []*record // per shard: every record read, placed here or not
+}
+
+// placedIn reports whether r, read from slot j of pg's set in m, was
+// written for that slot.
+func placedIn(r *record, m *placement.Map, pg uint32, j int) bool {
+	return r.Data == m.Policy.Data && r.Parity == m.Policy.Parity && r.PG == pg && r.Shard == j
+}
+
+// holding counts the drives of l holding version v.
+func (l location) holding(v driver.Version) int {
+	n := 0
+	for _, r := range l.recs {
+		if r != nil && r.Version == v {
+			n++
+		}
+	}
+	return n
+}
+
+// sameSet reports whether l reads exactly what m's set for pg would: same
+// policy, PG and drives in the same order.
+func (l location) sameSet(m *placement.Map, pg uint32) bool {
+	return l.m.Policy == m.Policy && l.pg == pg && slices.Equal(l.m.Set(l.pg), m.Set(pg))
+}
+
+// readSet reads key's records from the drive set of key's PG in m. It
+// fails with ErrReadQuorum if fewer than k drives answered.
+func (e *Engine) readSet(ctx context.Context, m *placement.Map, tenant, container, key string) (location, error) {
+	pg := m.PGOf(tenant, container, key)
+	drives, _ := e.pgDrives(m, pg)
+	all, answered := e.readRecords(ctx, drives, indexPrefix(tenant, container)+key)
+	if k := m.Policy.ReadQuorum(); answered < k {
+		return location{}, fmt.Errorf("%w: map epoch %d pg %d: %d of %d drives answered, need %d", ErrReadQuorum, m.Epoch, pg, answered, len(drives), k)
+	}
+	placed := make([]*record, len(all))
+	for j, r := range all {
+		if r != nil && placedIn(r, m, pg, j) {
+			placed[j] = r
+		}
+	}
+	return location{m: m, pg: pg, drives: drives, recs: placed, raw: all}, nil
+}
+
+// olderMaps returns the Topology's older maps (MapHistory) that precede
+// cur, newest first; none if it keeps no history.
+func (e *Engine) olderMaps(cur *placement.Map) []*placement.Map {
+	h, ok := e.cfg.Topology.(MapHistory)
+	if !ok {
+		return nil
+	}
+	var ms []*placement.Map
+	for _, m := range h.OlderMaps() {
+		if m != nil && m.Epoch < cur.Epoch {
+			ms = append(ms, m)
+		}
+	}
+	return ms
+}
+
+// locate finds the set that serves key and the version it serves (nil if
+// none: the key does not exist).
+//
+// The current map's set is read first and must answer with a read quorum,
+// or locate fails with ErrReadQuorum. Its newest version (chooseVersion)
+// wins if it is a tombstone or is held by k of its drives: deletes and
+// overwrites only ever write to the current set. Otherwise the older maps
+// of a MapHistory are tried, newest first, each needing a read quorum of
+// its own set:
+//
+//   - if the current set holds none of the key's records, the first older
+//     set holding any (a version or a tombstone) serves it;
+//   - if the current set holds a live version on fewer than k drives (a
+//     set that kept some of the old drives in the same slots, so their
+//     records are placed in both), the first older set holding that same
+//     version on k drives serves it; failing that the current set does, as
+//     without history.
+//
+// A current set holding no record of its own but another placement's live
+// record (a map with no history, or history that no longer reaches the
+// artifact's map) fails with ErrReadQuorum: the map moved the artifact.
+func (e *Engine) locate(ctx context.Context, tenant, container, key string) (location, *record, error) {
+	cur := e.cfg.Topology.Map()
+	loc, err := e.readSet(ctx, cur, tenant, container, key)
+	if err != nil {
+		return location{}, nil, err
+	}
+	newest := chooseVersion(loc.recs, cur.Policy.ReadQuorum())
+	if newest != nil && (newest.Deleted || loc.holding(newest.Version) >= cur.Policy.ReadQuorum()) {
+		return loc, newest, nil
+	}
+	read := []location{loc}
+	for _, m := range e.olderMaps(cur) {
+		pg := m.PGOf(tenant, container, key)
+		if slices.ContainsFunc(read, func(l location) bool { return l.sameSet(m, pg) }) {
+			continue // read already, with the same placement
+		}
+		old, err := e.readSet(ctx, m, tenant, container, key)
+		if err != nil {
+			if newest != nil {
+				break // the current set can still try
+			}
+			return location{}, nil, err
+		}
+		read = append(read, old)
+		v := chooseVersion(old.recs, m.Policy.ReadQuorum())
+		switch {
+		case v == nil:
+		case newest == nil:
+			return old, v, nil
+		case v.Version == newest.Version && old.holding(v.Version) >= m.Policy.ReadQuorum():
+			return old, v, nil
+		}
+	}
+	if newest != nil {
+		return loc, newest, nil
+	}
+	if r := chooseVersion(loc.raw, cur.Policy.ReadQuorum()); r != nil && !r.Deleted {
+		return location{}, nil, fmt.Errorf("%w: the map moved this artifact: placed with %d+%d in pg %d, map epoch %d has %s in pg %d", ErrReadQuorum, r.Data, r.Parity, r.PG, cur.Epoch, cur.Policy, loc.pg)
+	}
+	return loc, nil, nil
+}
+
+// olderSetsHold reports whether the set of an older map (MapHistory) may
+// still hold a live version of key: one of its drives holds one placed
+// there, or did not answer. A tombstone in the current set must stay while
+// this holds, or purging it would bring the older version back.
+func (e *Engine) olderSetsHold(ctx context.Context, cur *placement.Map, tenant, container, key string) bool {
+	for _, m := range e.olderMaps(cur) {
+		pg := m.PGOf(tenant, container, key)
+		drives, _ := e.pgDrives(m, pg)
+		recs, answered := e.readRecords(ctx, drives, indexPrefix(tenant, container)+key)
+		if answered < len(drives) {
+			return true
+		}
+		for j, r := range recs {
+			if r != nil && !r.Deleted && placedIn(r, m, pg, j) {
+				return true
+			}
+		}
+	}
+	return false
+}
