@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/placement"
 )
 
 // cmdType is the first byte of every raft log entry written by this
@@ -28,6 +29,8 @@ const (
 	cmdDeleteKey       cmdType = 4
 	cmdCreateContainer cmdType = 5
 	cmdDeleteContainer cmdType = 6
+	cmdPutNode         cmdType = 7
+	cmdSetMap          cmdType = 8
 )
 
 // errAccessKeyExists is returned by Apply when a proposed access key is
@@ -98,6 +101,8 @@ type fsm struct {
 	tenants    map[string]*tenantState                    // name → tenant
 	keys       map[string]string                          // access key → tenant name (index of tenants[*].Keys)
 	containers map[string]map[string]engine.ContainerInfo // tenant → name → container
+	nodes      map[string]NodeInfo                        // name → registered node
+	maps       []*placement.Map                           // every map in epoch order; the last is current
 }
 
 func newFSM() *fsm {
@@ -105,6 +110,7 @@ func newFSM() *fsm {
 		tenants:    make(map[string]*tenantState),
 		keys:       make(map[string]string),
 		containers: make(map[string]map[string]engine.ContainerInfo),
+		nodes:      make(map[string]NodeInfo),
 	}
 }
 
@@ -160,6 +166,18 @@ func (f *fsm) Apply(l *raft.Log) any {
 			return decodeErr(t, err)
 		}
 		return f.deleteContainer(c)
+	case cmdPutNode:
+		var c NodeInfo
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.putNode(c)
+	case cmdSetMap:
+		var c setMapCmd
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.setMap(c)
 	default:
 		return fmt.Errorf("cluster: unknown command type %d", t)
 	}
@@ -254,7 +272,7 @@ func (f *fsm) deleteContainer(c deleteContainerCmd) error {
 
 // snapshotVersion is the format version of snapshotData; bump it, and keep
 // reading the old one, when the layout changes.
-const snapshotVersion = 1
+const snapshotVersion = 2
 
 // snapshotData is the whole FSM state as written to a snapshot. Slices are
 // sorted so that equal states give byte-identical snapshots.
@@ -262,6 +280,8 @@ type snapshotData struct {
 	Version    int                    `json:"version"`
 	Tenants    []tenantState          `json:"tenants"`    // sorted by name
 	Containers []engine.ContainerInfo `json:"containers"` // sorted by tenant, then name
+	Nodes      []NodeInfo             `json:"nodes"`      // sorted by name (version 2)
+	Maps       []*placement.Map       `json:"maps"`       // in epoch order (version 2)
 }
 
 // Snapshot captures the state. It runs on raft's FSM goroutine, never
@@ -285,6 +305,11 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 		}
 	}
 	slices.SortFunc(d.Containers, compareContainers)
+	for _, n := range f.nodes {
+		d.Nodes = append(d.Nodes, n)
+	}
+	slices.SortFunc(d.Nodes, func(a, b NodeInfo) int { return strings.Compare(a.Name, b.Name) })
+	d.Maps = slices.Clone(f.maps) // maps are immutable values
 	b, err := json.Marshal(d)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: encode snapshot: %w", err)
@@ -306,7 +331,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := json.NewDecoder(rc).Decode(&d); err != nil {
 		return fmt.Errorf("cluster: decode snapshot: %w", err)
 	}
-	if d.Version != snapshotVersion {
+	if d.Version != 1 && d.Version != snapshotVersion {
 		return fmt.Errorf("cluster: snapshot version %d not supported", d.Version)
 	}
 	n := newFSM()
@@ -324,8 +349,17 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		}
 		cs[c.Name] = c
 	}
+	for _, nd := range d.Nodes {
+		n.nodes[nd.Name] = nd
+	}
+	for _, m := range d.Maps {
+		if err := m.Validate(); err != nil {
+			return fmt.Errorf("cluster: snapshot map epoch %d: %w", m.Epoch, err)
+		}
+	}
+	n.maps = d.Maps
 	f.mu.Lock()
-	f.tenants, f.keys, f.containers = n.tenants, n.keys, n.containers
+	f.tenants, f.keys, f.containers, f.nodes, f.maps = n.tenants, n.keys, n.containers, n.nodes, n.maps
 	f.mu.Unlock()
 	f.restores.Add(1)
 	return nil

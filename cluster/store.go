@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/hashicorp/raft-wal/metadb"
 
 	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/internal/rpcauth"
 	"github.com/vaultaire/vaultaire/s3/sigv4"
 )
 
@@ -68,6 +70,13 @@ type Config struct {
 	// deadline; 0 means DefaultApplyTimeout.
 	ApplyTimeout time.Duration
 
+	// Secret is the cluster secret (VAULT_CLUSTER_SECRET). With it, Raft
+	// connections are authenticated (a handshake under the secret), writes
+	// on followers are forwarded to the leader and the store serves
+	// RPCHandler. Without it the store is a single node's: Raft must stay
+	// on loopback and writes on a non-leader fail with ErrNotLeader.
+	Secret []byte
+
 	// tune, if set, adjusts the raft configuration (tests shorten timeouts
 	// and trailing logs with it).
 	tune func(*raft.Config)
@@ -106,6 +115,9 @@ type Store struct {
 	trans *raft.NetworkTransport
 	wal   *wal.WAL
 	meta  *metadb.BoltMetaDB // the WAL's meta store; WAL.Close leaves it open
+
+	verifier *rpcauth.Verifier // checks forwarded writes; nil without a secret
+	httpc    *http.Client      // forwards writes to the leader
 
 	closeOnce sync.Once
 	closeErr  error
@@ -151,9 +163,24 @@ func Open(ctx context.Context, c Config) (_ *Store, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: raft address %q: %w", c.RaftAddr, err)
 	}
-	s.trans, err = raft.NewTCPTransportWithLogger(c.RaftAddr, advertise, transportPool, transportTimeout, hlog.Named("transport"))
-	if err != nil {
-		return nil, fmt.Errorf("cluster: raft transport %s: %w", c.RaftAddr, err)
+	if c.Secret != nil {
+		if len(c.Secret) < MinSecretLen {
+			return nil, fmt.Errorf("cluster: the cluster secret must be at least %d bytes", MinSecretLen)
+		}
+		s.verifier = rpcauth.NewVerifier(c.Secret, rpcauth.DefaultMaxSkew, time.Now)
+		s.httpc = newForwardClient()
+		stream, err := newAuthStreamLayer(c.RaftAddr, advertise, c.Secret, log)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: raft transport %s: %w", c.RaftAddr, err)
+		}
+		s.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream: stream, MaxPool: transportPool, Timeout: transportTimeout, Logger: hlog.Named("transport"),
+		})
+	} else {
+		s.trans, err = raft.NewTCPTransportWithLogger(c.RaftAddr, advertise, transportPool, transportTimeout, hlog.Named("transport"))
+		if err != nil {
+			return nil, fmt.Errorf("cluster: raft transport %s: %w", c.RaftAddr, err)
+		}
 	}
 
 	rc := raft.DefaultConfig()
@@ -264,10 +291,12 @@ func (s *Store) Leader() (id, addr string) {
 	return string(i), string(a)
 }
 
-// apply replicates one encoded command and returns the FSM's answer. It
-// is bounded by ctx and by Config.ApplyTimeout, whichever ends first. If
-// ctx ends before the entry commits, the command may still be applied
-// later; the caller sees ctx's error.
+// apply replicates one encoded command and returns the FSM's answer. On a
+// follower the command is forwarded to the leader, and apply returns only
+// once the local FSM has applied it, so a client sees its own writes on
+// every node. It is bounded by ctx and by Config.ApplyTimeout, whichever
+// ends first. If ctx ends before the entry commits, the command may still
+// be applied later; the caller sees ctx's error.
 func (s *Store) apply(ctx context.Context, cmd []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 	defer cancel()
@@ -277,7 +306,23 @@ func (s *Store) apply(ctx context.Context, cmd []byte) error {
 	if s.raft.State() != raft.Leader {
 		return s.forward(ctx, cmd)
 	}
-	deadline, _ := ctx.Deadline()
+	_, err := s.applyLocal(ctx, cmd)
+	if errors.Is(err, ErrNotLeader) {
+		// Not appended anywhere: safe to send to the leader.
+		return s.forward(ctx, cmd)
+	}
+	return err
+}
+
+// applyLocal appends cmd to the log of this node, which must be the
+// leader, and waits until it is applied here. It returns the entry's index
+// and the FSM's answer, or ErrNotLeader if this node is not the leader (in
+// which case nothing was appended).
+func (s *Store) applyLocal(ctx context.Context, cmd []byte) (uint64, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(s.cfg.ApplyTimeout)
+	}
 	f := s.raft.Apply(cmd, time.Until(deadline))
 	// f.Error blocks until the entry is applied, leadership is lost or
 	// raft shuts down; raft resolves every future, so this goroutine ends.
@@ -285,29 +330,21 @@ func (s *Store) apply(ctx context.Context, cmd []byte) error {
 	go func() { done <- f.Error() }()
 	select {
 	case <-ctx.Done():
-		return fmt.Errorf("cluster: apply: %w", context.Cause(ctx))
+		return 0, fmt.Errorf("cluster: apply: %w", context.Cause(ctx))
 	case err := <-done:
 		switch {
 		case errors.Is(err, raft.ErrNotLeader):
-			// Not yet appended anywhere: safe to send to the leader.
-			return s.forward(ctx, cmd)
+			return 0, ErrNotLeader
 		case errors.Is(err, raft.ErrEnqueueTimeout):
-			return fmt.Errorf("cluster: apply: %w", context.DeadlineExceeded)
+			return 0, fmt.Errorf("cluster: apply: %w", context.DeadlineExceeded)
 		case err != nil:
-			return fmt.Errorf("cluster: apply: %w", err)
+			return 0, fmt.Errorf("cluster: apply: %w", err)
 		}
 	}
 	if err, ok := f.Response().(error); ok {
-		return err
+		return f.Index(), err
 	}
-	return nil
-}
-
-// forward sends a command to the leader. Until nodes can join a cluster
-// there is no leader to forward to; this is the one place forwarding
-// (and waiting for the local FSM to reach the committed index) goes.
-func (s *Store) forward(ctx context.Context, cmd []byte) error {
-	return ErrNotLeader
+	return f.Index(), nil
 }
 
 // CreateTenant creates a tenant and its first key pair. The name must

@@ -10,15 +10,18 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/vaultaire/vaultaire/cluster"
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/driver/local"
+	"github.com/vaultaire/vaultaire/driver/peer"
 	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/placement"
 	"github.com/vaultaire/vaultaire/s3"
@@ -39,9 +42,9 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.data, "data", "./data", "comma-separated data directories, one drive each")
 	fs.StringVar(&f.s3Addr, "s3", ":9000", "S3 API listen address")
 	fs.StringVar(&f.raftAddr, "raft", "127.0.0.1:9001", "Raft listen and advertise address")
-	fs.StringVar(&f.gossip, "gossip", "", "gossip address (cluster mode, not yet available)")
-	fs.StringVar(&f.rpc, "rpc", "", "internode RPC address (cluster mode, not yet available)")
-	fs.StringVar(&f.join, "join", "", "join the cluster of these nodes (not yet available)")
+	fs.StringVar(&f.gossip, "gossip", "", "cluster mode: gossip listen and advertise address, ip:port")
+	fs.StringVar(&f.rpc, "rpc", "", "cluster mode: internode RPC listen and advertise address, host:port")
+	fs.StringVar(&f.join, "join", "", "cluster mode: join the cluster through these nodes' gossip addresses (comma-separated)")
 	fs.StringVar(&f.domain, "domain", "", "enable virtual-host-style requests: BUCKET.DOMAIN")
 	fs.StringVar(&f.region, "region", "us-east-1", "region reported to clients")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -55,20 +58,36 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	switch {
-	case f.join != "" || f.gossip != "" || f.rpc != "":
-		return nil, errors.New("--join, --gossip and --rpc arrive with clustering; this build runs single nodes")
-	case len(f.remotes) > 0:
+	if len(f.remotes) > 0 {
 		return nil, errors.New("--remote drives are not yet available")
 	}
-	// Raft traffic is not authenticated yet: keep it on loopback.
-	if host, _, err := net.SplitHostPort(f.raftAddr); err != nil {
+	host, _, err := net.SplitHostPort(f.raftAddr)
+	if err != nil {
 		return nil, fmt.Errorf("--raft %q: %w", f.raftAddr, err)
-	} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("--raft %s: Raft traffic is not authenticated yet, so it must use a loopback address", f.raftAddr)
+	}
+	if f.clustered() {
+		if f.gossip == "" || f.rpc == "" {
+			return nil, errors.New("cluster mode (--join, --gossip or --rpc) needs both --gossip and --rpc")
+		}
+		for flag, addr := range map[string]string{"--rpc": f.rpc, "--raft": f.raftAddr} {
+			if h, _, err := net.SplitHostPort(addr); err != nil {
+				return nil, fmt.Errorf("%s %q: %w", flag, addr, err)
+			} else if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+				return nil, fmt.Errorf("%s %s: other nodes dial this address, so it needs a reachable host, not %q", flag, addr, h)
+			}
+		}
+		return f, nil
+	}
+	// Without a cluster secret Raft traffic is not authenticated: keep it
+	// on loopback.
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("--raft %s: a single node keeps Raft on loopback (its traffic is authenticated only in cluster mode)", f.raftAddr)
 	}
 	return f, nil
 }
+
+// clustered reports whether the flags ask for cluster mode.
+func (f *serverFlags) clustered() bool { return f.join != "" || f.gossip != "" || f.rpc != "" }
 
 // nodeState is what a node remembers about itself in its first data
 // directory, so that a restart with other flags cannot silently re-place
@@ -263,6 +282,16 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
+	var secret []byte
+	if f.clustered() {
+		secret = []byte(getenv("VAULT_CLUSTER_SECRET"))
+		if len(secret) < cluster.MinSecretLen {
+			return fmt.Errorf("cluster mode needs VAULT_CLUSTER_SECRET, the same on every node, of at least %d bytes", cluster.MinSecretLen)
+		}
+		if getenv("VAULT_ROOT_ACCESS_KEY") == "" || getenv("VAULT_ROOT_SECRET_KEY") == "" {
+			return errors.New("cluster mode needs VAULT_ROOT_ACCESS_KEY and VAULT_ROOT_SECRET_KEY, the same on every node")
+		}
+	}
 	drives, m, st, closeDrives, err := openDrives(ctx, f, log)
 	if err != nil {
 		return err
@@ -273,29 +302,85 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 
+	// In cluster mode the RPC listener comes up first, so that peers can
+	// reach this node's drives while its metadata store catches up.
+	var (
+		rpcSrv   *http.Server
+		storeRPC atomic.Pointer[http.Handler]
+		rpcLn    net.Listener
+	)
+	if f.clustered() {
+		peerSrv, err := peer.NewServer(peer.ServerConfig{Drives: localDrives(drives), Secret: secret, Logger: log.With("component", "rpc")})
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/v1/drives/", peerSrv)
+		mux.HandleFunc("/v1/cluster/", func(w http.ResponseWriter, r *http.Request) {
+			if h := storeRPC.Load(); h != nil {
+				(*h).ServeHTTP(w, r)
+				return
+			}
+			http.Error(w, "metadata store starting", http.StatusServiceUnavailable)
+		})
+		if rpcLn, err = net.Listen("tcp", f.rpc); err != nil {
+			return fmt.Errorf("--rpc: %w", err)
+		}
+		rpcSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+		go rpcSrv.Serve(rpcLn)
+		defer rpcSrv.Close()
+	}
+
 	store, err := cluster.Open(ctx, cluster.Config{
 		Dir: filepath.Join(st.Dirs[0], "raft"), NodeID: st.Node, RaftAddr: f.raftAddr,
-		Bootstrap: true, Logger: log,
+		Bootstrap: f.join == "", Logger: log, Secret: secret,
 	})
 	if err != nil {
 		return fmt.Errorf("metadata store: %w", err)
 	}
 	defer store.Close()
+
+	var (
+		topo  engine.Topology
+		admin s3.Admin = adminAdapter{store}
+	)
+	if f.clustered() {
+		h := store.RPCHandler()
+		storeRPC.Store(&h)
+		ms, err := startGossip(ctx, f, st, secret, log)
+		if err != nil {
+			return err
+		}
+		defer ms.Close()
+		rctx, stopReconcile := context.WithCancel(ctx)
+		defer stopReconcile()
+		go store.Reconcile(rctx, ms.Members)
+		log.Info("waiting until this node is part of a cluster with a map")
+		if err := store.WaitReady(ctx); err != nil {
+			return err
+		}
+		ct := cluster.NewTopology(store, drives, secret, log.With("component", "topology"))
+		topo = ct
+		admin = clusterAdmin{adminAdapter{store}, ct, ms}
+		defer func() {
+			lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			ms.Leave(lctx)
+		}()
+	} else if topo, err = engine.NewStatic(m, drives); err != nil {
+		return err
+	}
 	rootTenant := "root"
 	if _, _, err := store.CreateTenant(ctx, rootTenant); err != nil && !errors.Is(err, cluster.ErrTenantExists) {
 		return fmt.Errorf("create root tenant: %w", err)
 	}
 
-	topo, err := engine.NewStatic(m, drives)
-	if err != nil {
-		return err
-	}
 	eng, err := engine.New(engine.Config{Topology: topo, Containers: store, Logger: log.With("component", "engine")})
 	if err != nil {
 		return err
 	}
 	srv, err := s3.New(s3.Config{
-		Engine: eng, Keys: store, Root: root, RootTenant: rootTenant, Admin: adminAdapter{store},
+		Engine: eng, Keys: store, Root: root, RootTenant: rootTenant, Admin: admin,
 		Domain: f.domain, Region: f.region, Node: st.Node, Logger: log.With("component", "s3"),
 	})
 	if err != nil {
@@ -306,7 +391,13 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	fmt.Fprintf(stdout, "Vaultaire %s: node %s serving S3 on %s\n", version, st.Node, displayAddr(ln.Addr()))
-	fmt.Fprintf(stdout, "  data: %d drive(s) under %s, erasure coding %s\n", len(st.Dirs), strings.Join(st.Dirs, ","), st.Policy)
+	if f.clustered() {
+		cm := store.Map()
+		fmt.Fprintf(stdout, "  cluster: gossip %s, rpc %s, raft %s; map epoch %d, %d drive(s), erasure coding %s\n", f.gossip, f.rpc, f.raftAddr, cm.Epoch, len(cm.Drives), cm.Policy)
+		fmt.Fprintf(stdout, "  data: %d drive(s) under %s\n", len(st.Dirs), strings.Join(st.Dirs, ","))
+	} else {
+		fmt.Fprintf(stdout, "  data: %d drive(s) under %s, erasure coding %s\n", len(st.Dirs), strings.Join(st.Dirs, ","), st.Policy)
+	}
 	fmt.Fprintf(stdout, "  root access key: %s\n", root.AccessKey)
 	if generated {
 		fmt.Fprintf(stdout, "  root secret key: %s   (generated; kept in %s)\n", root.Secret, filepath.Join(st.Dirs[0], "root.json"))
@@ -327,6 +418,66 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// localDrives adapts the node's drives for the RPC server.
+func localDrives(m map[placement.DriveID]driver.Driver) func(driver.DriveID) (driver.Driver, bool) {
+	return func(id driver.DriveID) (driver.Driver, bool) {
+		d, ok := m[placement.DriveID(id)]
+		return d, ok
+	}
+}
+
+// startGossip starts this node's gossip membership and, with --join, joins
+// through the given nodes, retrying in the background until one answers.
+func startGossip(ctx context.Context, f *serverFlags, st *nodeState, secret []byte, log *slog.Logger) (*cluster.Membership, error) {
+	self := cluster.Member{Name: st.Node, S3Addr: f.s3Addr, RaftAddr: f.raftAddr, RPCAddr: f.rpc}
+	for _, id := range st.Drives {
+		self.Drives = append(self.Drives, cluster.MemberDrive{ID: id, Class: placement.ClassLocal})
+	}
+	ms, err := cluster.StartMembership(ctx, cluster.MembershipConfig{
+		Name: st.Node, BindAddr: f.gossip, Self: self, Secret: secret, Logger: log.With("component", "gossip"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gossip: %w", err)
+	}
+	var seeds []string
+	for _, a := range strings.Split(f.join, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			seeds = append(seeds, a)
+		}
+	}
+	if len(seeds) == 0 {
+		return ms, nil
+	}
+	join := func() bool {
+		jctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		n, err := ms.Join(jctx, seeds)
+		if err != nil || n == 0 {
+			log.Warn("gossip: join failed; retrying", "seeds", f.join, "err", err)
+			return false
+		}
+		log.Info("gossip: joined", "contacted", n)
+		return true
+	}
+	if !join() {
+		go func() {
+			t := time.NewTicker(2 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if join() {
+						return
+					}
+				}
+			}
+		}()
+	}
+	return ms, nil
 }
 
 // displayAddr turns ":9000" into something a user can paste.
@@ -394,4 +545,16 @@ func (a adminAdapter) Tenants(ctx context.Context) ([]s3.TenantInfo, error) {
 		out = append(out, s3.TenantInfo{Name: t.Name, Created: t.Created, AccessKeys: t.AccessKeys})
 	}
 	return out, nil
+}
+
+// clusterAdmin adds the cluster status to the admin API in cluster mode.
+type clusterAdmin struct {
+	adminAdapter
+	topo *cluster.Topology
+	ms   *cluster.Membership
+}
+
+// ClusterStatus returns this node's view of the cluster.
+func (a clusterAdmin) ClusterStatus(ctx context.Context) (any, error) {
+	return a.topo.Status(ctx, a.ms.Members()), nil
 }

@@ -1,0 +1,216 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/internal/rpcauth"
+)
+
+// Forwarding: a follower sends each write to the leader's RPC listener
+//
+//	POST /v1/cluster/apply   body: the encoded command
+//	-> 200 {"index": N, "code": "", "message": ""}
+//
+// signed with the cluster secret (internal/rpcauth). The leader appends the
+// command, waits until it is applied, and answers with the entry's index
+// and the FSM's answer as a code (wireErrors) so that errors.Is works on
+// the follower as on the leader. The follower then waits until its own
+// FSM has applied that index before returning to its caller.
+
+const (
+	applyPath      = "/v1/cluster/apply"
+	maxCommandSize = 4 << 20 // bytes; a map of 4096 PGs × 16 drives fits
+	forwardRetry   = 50 * time.Millisecond
+)
+
+// wireErrors are the errors that cross the wire by code. Append only.
+var wireErrors = []struct {
+	code string
+	err  error
+}{
+	{"NotLeader", ErrNotLeader},
+	{"TenantExists", ErrTenantExists},
+	{"NoSuchTenant", ErrNoSuchTenant},
+	{"TenantNotEmpty", ErrTenantNotEmpty},
+	{"InvalidName", ErrInvalidName},
+	{"UnknownAccessKey", ErrUnknownAccessKey},
+	{"AccessKeyExists", errAccessKeyExists},
+	{"StaleMap", errStaleMap},
+	{"ContainerExists", engine.ErrContainerExists},
+	{"NoSuchContainer", engine.ErrNoSuchContainer},
+}
+
+type applyAnswer struct {
+	Index   uint64 `json:"index"`
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+func encodeErr(err error) (code, msg string) {
+	if err == nil {
+		return "", ""
+	}
+	for _, w := range wireErrors {
+		if errors.Is(err, w.err) {
+			return w.code, err.Error()
+		}
+	}
+	return "Internal", err.Error()
+}
+
+func decodeWireErr(code, msg string) error {
+	if code == "" {
+		return nil
+	}
+	for _, w := range wireErrors {
+		if w.code == code {
+			return &remoteErr{msg: msg, is: w.err}
+		}
+	}
+	return &remoteErr{msg: msg}
+}
+
+// remoteErr is an error the leader answered; it matches its sentinel with
+// errors.Is.
+type remoteErr struct {
+	msg string
+	is  error
+}
+
+func (e *remoteErr) Error() string { return "leader: " + e.msg }
+func (e *remoteErr) Unwrap() error { return e.is }
+
+// RPCHandler returns the handler of the store's internode endpoints, to be
+// mounted on the node's RPC listener under /v1/cluster/. Every request must
+// be signed with the cluster secret; others get 401 and are logged.
+func (s *Store) RPCHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+applyPath, s.serveApply)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.verifier == nil {
+			http.Error(w, "cluster mode is off", http.StatusNotFound)
+			return
+		}
+		if err := s.verifier.Check(r); err != nil {
+			s.log.Warn("cluster: refused unauthenticated request", "remote", r.RemoteAddr, "path", r.URL.Path, "reason", err.Error())
+			http.Error(w, "not authenticated", http.StatusUnauthorized)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func (s *Store) serveApply(w http.ResponseWriter, r *http.Request) {
+	cmd, err := io.ReadAll(io.LimitReader(r.Body, maxCommandSize+1))
+	if err != nil {
+		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if len(cmd) > maxCommandSize || len(cmd) == 0 {
+		http.Error(w, "command empty or too large", http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ApplyTimeout)
+	defer cancel()
+	var idx uint64
+	if s.raft.State() != raft.Leader {
+		err = ErrNotLeader
+	} else {
+		idx, err = s.applyLocal(ctx, cmd)
+	}
+	var a applyAnswer
+	a.Index = idx
+	a.Code, a.Message = encodeErr(err)
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(a)
+}
+
+// forward sends cmd to the leader and waits until this node has applied
+// it. It retries while there is no leader or the leader moved before the
+// command was appended; once the command may have been appended it does
+// not retry, so a command is never applied twice by this path.
+func (s *Store) forward(ctx context.Context, cmd []byte) error {
+	if s.verifier == nil {
+		return ErrNotLeader // a single node without cluster secret
+	}
+	for {
+		if s.raft.State() == raft.Leader {
+			_, err := s.applyLocal(ctx, cmd)
+			if !errors.Is(err, ErrNotLeader) {
+				return err
+			}
+		} else if id, _ := s.Leader(); id != "" {
+			n, ok := s.fsm.node(id)
+			if ok && n.RPCAddr != "" {
+				idx, err := s.sendApply(ctx, n.RPCAddr, cmd)
+				if idx > 0 {
+					if werr := s.waitApplied(ctx, idx); werr != nil {
+						return werr
+					}
+				}
+				if !errors.Is(err, ErrNotLeader) && !errors.Is(err, errNotSent) {
+					return err
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: no leader reachable: %w (%w)", ErrNotLeader, context.Cause(ctx))
+		case <-time.After(forwardRetry):
+		}
+	}
+}
+
+// errNotSent marks a forwarding failure that happened before the request
+// could reach the leader (a refused dial), which is safe to retry.
+var errNotSent = errors.New("cluster: leader unreachable")
+
+func (s *Store) sendApply(ctx context.Context, addr string, cmd []byte) (uint64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+applyPath, bytes.NewReader(cmd))
+	if err != nil {
+		return 0, err
+	}
+	rpcauth.Sign(req, s.cfg.Secret, time.Now())
+	resp, err := s.httpc.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return 0, fmt.Errorf("%w: %s: %w", errNotSent, addr, err)
+		}
+		return 0, fmt.Errorf("cluster: forward to leader %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("cluster: forward to leader %s: %s: %s", addr, resp.Status, bytes.TrimSpace(body))
+	}
+	var a applyAnswer
+	if err := json.Unmarshal(body, &a); err != nil {
+		return 0, fmt.Errorf("cluster: forward to leader %s: bad answer: %w", addr, err)
+	}
+	return a.Index, decodeWireErr(a.Code, a.Message)
+}
+
+// newForwardClient is the HTTP client followers forward writes with.
+func newForwardClient() *http.Client {
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 4,
+			IdleConnTimeout:     60 * time.Second,
+		},
+	}
+}

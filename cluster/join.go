@@ -1,0 +1,173 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// MaxVoters is how many Raft voters a cluster has at most; later nodes
+// join as non-voters and are promoted when a voter has been dead for
+// DeadVoterAfter.
+const MaxVoters = 5
+
+// DeadVoterAfter is how long a voter must be dead in gossip before the
+// leader replaces it with a live non-voter.
+const DeadVoterAfter = 30 * time.Second
+
+// reconcileEvery is how often the leader compares gossip with Raft and the
+// cluster map.
+const reconcileEvery = time.Second
+
+// Reconcile makes Raft and the cluster map agree with gossip. It runs on
+// every node but acts only on the leader: every alive member is added to
+// the Raft configuration (as a voter while there are fewer than MaxVoters,
+// else as a non-voter) and registered in the cluster map with its drives;
+// a voter dead for longer than DeadVoterAfter is replaced by a live
+// non-voter, if there is one. It returns when ctx ends.
+func (s *Store) Reconcile(ctx context.Context, members func() []Member) {
+	t := time.NewTicker(reconcileEvery)
+	defer t.Stop()
+	deadSince := map[string]time.Time{}
+	for {
+		if s.raft.State() == raft.Leader {
+			if err := s.reconcileOnce(ctx, members(), deadSince); err != nil && ctx.Err() == nil {
+				s.log.Warn("cluster: reconcile", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Store) reconcileOnce(ctx context.Context, members []Member, deadSince map[string]time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
+	defer cancel()
+	cf := s.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return err
+	}
+	servers := map[string]raft.Server{}
+	voters := 0
+	for _, sv := range cf.Configuration().Servers {
+		servers[string(sv.ID)] = sv
+		if sv.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	var errs []error
+	now := time.Now()
+	alive := map[string]Member{}
+	for _, m := range members {
+		if m.State != MemberAlive {
+			if _, ok := deadSince[m.Name]; !ok {
+				deadSince[m.Name] = now
+			}
+			continue
+		}
+		delete(deadSince, m.Name)
+		alive[m.Name] = m
+		sv, inRaft := servers[m.Name]
+		if m.RaftAddr != "" && m.Name != s.cfg.NodeID && (!inRaft || string(sv.Address) != m.RaftAddr) {
+			if err := s.addServer(m, voters < MaxVoters || sv.Suffrage == raft.Voter); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if !inRaft && voters < MaxVoters {
+				voters++
+			}
+		}
+		if err := s.RegisterNode(ctx, nodeOf(m)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Promote a live non-voter in place of a voter dead for long.
+	for id, sv := range servers {
+		if sv.Suffrage != raft.Voter || string(id) == s.cfg.NodeID {
+			continue
+		}
+		since, dead := deadSince[id]
+		if _, ok := alive[id]; ok || !dead || now.Sub(since) < DeadVoterAfter {
+			continue
+		}
+		for nid, nsv := range servers {
+			if _, ok := alive[nid]; !ok || nsv.Suffrage == raft.Voter {
+				continue
+			}
+			s.log.Info("cluster: promoting non-voter in place of dead voter", "dead", id, "promoted", nid)
+			if err := s.raft.AddVoter(nsv.ID, nsv.Address, 0, 10*time.Second).Error(); err != nil {
+				errs = append(errs, fmt.Errorf("promote %s: %w", nid, err))
+				break
+			}
+			if err := s.raft.DemoteVoter(sv.ID, 0, 10*time.Second).Error(); err != nil {
+				errs = append(errs, fmt.Errorf("demote %s: %w", id, err))
+			}
+			servers[nid] = raft.Server{ID: nsv.ID, Address: nsv.Address, Suffrage: raft.Voter}
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// addServer adds m to the Raft configuration, or updates its address.
+func (s *Store) addServer(m Member, voter bool) error {
+	id, addr := raft.ServerID(m.Name), raft.ServerAddress(m.RaftAddr)
+	var f raft.IndexFuture
+	if voter {
+		s.log.Info("cluster: adding voter", "node", m.Name, "raft", m.RaftAddr)
+		f = s.raft.AddVoter(id, addr, 0, 10*time.Second)
+	} else {
+		s.log.Info("cluster: adding non-voter", "node", m.Name, "raft", m.RaftAddr)
+		f = s.raft.AddNonvoter(id, addr, 0, 10*time.Second)
+	}
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("cluster: add %s to raft: %w", m.Name, err)
+	}
+	return nil
+}
+
+// WaitReady returns once this node can serve: a leader is known, the
+// cluster map exists, and the local FSM has applied everything this node
+// knows to be committed. A joining node waits here until the leader has
+// added it. It returns ctx's error if ctx ends first.
+func (s *Store) WaitReady(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if id, _ := s.Leader(); id != "" && s.fsm.currentMap() != nil && s.raft.AppliedIndex() >= s.raft.CommitIndex() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: waiting to be part of a cluster with a map: %w", context.Cause(ctx))
+		case <-t.C:
+		}
+	}
+}
+
+// raftStatus fills the Raft part of a Status.
+func (s *Store) raftStatus(st *Status) {
+	st.Node = s.cfg.NodeID
+	st.Leader, _ = s.Leader()
+	st.Term = s.raft.CurrentTerm()
+	st.CommitIndex = s.raft.CommitIndex()
+	st.AppliedIndex = s.raft.AppliedIndex()
+	if cf := s.raft.GetConfiguration(); cf.Error() == nil {
+		for _, sv := range cf.Configuration().Servers {
+			suf := "voter"
+			switch sv.Suffrage {
+			case raft.Nonvoter:
+				suf = "nonvoter"
+			case raft.Staging:
+				suf = "staging"
+			}
+			st.Servers = append(st.Servers, RaftServer{ID: string(sv.ID), Address: string(sv.Address), Suffrage: suf, Leader: string(sv.ID) == st.Leader})
+		}
+	}
+}

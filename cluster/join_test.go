@@ -1,0 +1,176 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vaultaire/vaultaire/engine"
+)
+
+// storeNode is a Store with its RPC listener, as vaultd runs it.
+type storeNode struct {
+	store  *Store
+	member Member
+}
+
+// startCluster starts n stores sharing a secret: the first bootstraps,
+// the others wait to be added. members is what gossip would report;
+// every store reconciles against it.
+func startStores(t *testing.T, n int) ([]*storeNode, *fakeMembers) {
+	t.Helper()
+	secret := []byte("join-test-secret-0123456789")
+	view := &fakeMembers{}
+	var nodes []*storeNode
+	for i := range n {
+		c := testConfig(t, t.TempDir())
+		c.NodeID = fmt.Sprintf("n%d", i+1)
+		c.Bootstrap = i == 0
+		c.Secret = secret
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h atomic.Pointer[http.Handler]
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if p := h.Load(); p != nil {
+				(*p).ServeHTTP(w, r)
+				return
+			}
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+		})}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		s := open(t, c)
+		rh := s.RPCHandler()
+		h.Store(&rh)
+		m := Member{Name: c.NodeID, RaftAddr: c.RaftAddr, RPCAddr: ln.Addr().String(), State: MemberAlive,
+			Drives: []MemberDrive{{ID: c.NodeID + "-d0", Class: "local"}, {ID: c.NodeID + "-d1", Class: "local"}}}
+		view.set(m)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); s.Reconcile(ctx, view.get) }()
+		t.Cleanup(func() { cancel(); <-done })
+		nodes = append(nodes, &storeNode{store: s, member: m})
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for _, nd := range nodes {
+		if err := nd.store.WaitReady(ctx); err != nil {
+			t.Fatalf("%s: %v", nd.member.Name, err)
+		}
+	}
+	// Wait for the map over every node's drives.
+	for _, nd := range nodes {
+		for {
+			if m := nd.store.Map(); m != nil && len(m.Drives) == 2*n {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("%s: map never held all %d drives", nd.member.Name, 2*n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return nodes, view
+}
+
+type fakeMembers struct {
+	mu sync.Mutex
+	m  []Member
+}
+
+func (v *fakeMembers) set(m Member) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for i := range v.m {
+		if v.m[i].Name == m.Name {
+			v.m[i] = m
+			return
+		}
+	}
+	v.m = append(v.m, m)
+}
+
+func (v *fakeMembers) get() []Member {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]Member(nil), v.m...)
+}
+
+func TestJoinAndForward(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a 3-node raft cluster")
+	}
+	nodes, _ := startStores(t, 3)
+	m := nodes[0].store.Map()
+	if m.Policy.String() != "4+2" || m.Epoch != 3 {
+		t.Errorf("map epoch %d policy %s; want epoch 3 (one per node) and 4+2", m.Epoch, m.Policy)
+	}
+	if len(nodes[2].store.OlderMaps()) != 2 {
+		t.Errorf("older maps on n3: %d, want 2", len(nodes[2].store.OlderMaps()))
+	}
+	var st Status
+	nodes[1].store.raftStatus(&st)
+	voters := 0
+	for _, sv := range st.Servers {
+		if sv.Suffrage == "voter" {
+			voters++
+		}
+	}
+	if voters != 3 || st.Leader == "" {
+		t.Errorf("raft status %+v; want 3 voters and a leader", st)
+	}
+	// Writes through every node; each node reads its own write at once.
+	ctx := t.Context()
+	for i, nd := range nodes {
+		name := fmt.Sprintf("tenant-%d", i)
+		if _, _, err := nd.store.CreateTenant(ctx, name); err != nil {
+			t.Fatalf("CreateTenant on %s: %v", nd.member.Name, err)
+		}
+		if _, err := nd.store.Tenant(ctx, name); err != nil {
+			t.Errorf("%s does not see its own write: %v", nd.member.Name, err)
+		}
+		if err := nd.store.CreateContainer(ctx, engine.ContainerInfo{Tenant: name, Name: "box"}); err != nil {
+			t.Fatalf("CreateContainer on %s: %v", nd.member.Name, err)
+		}
+		if _, err := nd.store.Container(ctx, name, "box"); err != nil {
+			t.Errorf("%s does not see its own container: %v", nd.member.Name, err)
+		}
+	}
+	// Errors cross the wire as themselves.
+	for _, nd := range nodes {
+		if _, _, err := nd.store.CreateTenant(ctx, "tenant-0"); !errors.Is(err, ErrTenantExists) {
+			t.Errorf("duplicate tenant on %s: %v, want ErrTenantExists", nd.member.Name, err)
+		}
+		if err := nd.store.CreateContainer(ctx, engine.ContainerInfo{Tenant: "tenant-1", Name: "box"}); !errors.Is(err, engine.ErrContainerExists) {
+			t.Errorf("duplicate container on %s: %v", nd.member.Name, err)
+		}
+	}
+}
+
+func TestForwardRefusesWrongSecret(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a raft cluster")
+	}
+	nodes, _ := startStores(t, 1)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+nodes[0].member.RPCAddr+applyPath, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("unsigned apply: %s, want 401", resp.Status)
+	}
+	other := &Store{cfg: Config{Secret: []byte("another-secret-0123456789")}, httpc: newForwardClient()}
+	if _, err := other.sendApply(t.Context(), nodes[0].member.RPCAddr, []byte{1}); err == nil {
+		t.Error("apply signed with another secret was accepted")
+	}
+}

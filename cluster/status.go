@@ -1,0 +1,59 @@
+package cluster
+
+// Status is one node's view of the cluster, as `vaultd cluster status`
+// prints it and the admin API (GET /_vault/admin/cluster) returns it.
+type Status struct {
+	Node         string         `json:"node"`   // the node that answered
+	Leader       string         `json:"leader"` // Raft leader's node name, "" if none known
+	Term         uint64         `json:"term"`
+	CommitIndex  uint64         `json:"commit_index"`
+	AppliedIndex uint64         `json:"applied_index"`
+	Servers      []RaftServer   `json:"raft_servers"` // sorted by ID
+	Members      []MemberStatus `json:"members"`      // sorted by name
+	Map          MapStatus      `json:"map"`
+	Drives       []DriveStatus  `json:"drives"` // sorted by ID
+}
+
+// RaftServer is one server of the Raft configuration.
+type RaftServer struct {
+	ID       string `json:"id"`
+	Address  string `json:"address"`
+	Suffrage string `json:"suffrage"` // "voter", "nonvoter" or "staging"
+	Leader   bool   `json:"leader"`
+}
+
+// MemberStatus is a gossip member as the answering node sees it.
+type MemberStatus struct {
+	Name     string `json:"name"`
+	State    string `json:"state"` // "alive", "suspect", "dead" or "left"
+	Gossip   string `json:"gossip"`
+	S3Addr   string `json:"s3"`
+	RaftAddr string `json:"raft"`
+	RPCAddr  string `json:"rpc"`
+	Drives   int    `json:"drives"`
+}
+
+// MapStatus summarises the cluster map.
+type MapStatus struct {
+	Epoch  uint64 `json:"epoch"`
+	Policy string `json:"policy"` // "k+m"
+	PGs    int    `json:"pgs"`
+	Drives int    `json:"drives"`
+	// Older lists the epochs of earlier maps still consulted by reads,
+	// newest first (their data has not been migrated).
+	Older []uint64 `json:"older_epochs,omitempty"`
+}
+
+// DriveStatus is a drive of the map with its health as probed by the
+// answering node.
+type DriveStatus struct {
+	ID    string `json:"id"`
+	Node  string `json:"node"`
+	Zone  string `json:"zone,omitempty"`
+	Class string `json:"class"`
+	State string `json:"state"` // "ok" or "offline"
+	Error string `json:"error,omitempty"`
+	Used  uint64 `json:"used_bytes"`
+	Free  uint64 `json:"free_bytes"`
+	Total uint64 `json:"total_bytes"`
+}

@@ -1,0 +1,143 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/driver/peer"
+	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// Topology is the engine's view of a cluster: the replicated cluster map
+// and a Driver for every drive in it — this node's own drives directly,
+// other nodes' through their RPC listener (driver/peer), addressed by the
+// RPC address the node registered. It is safe for concurrent use.
+type Topology struct {
+	store  *Store
+	local  map[placement.DriveID]driver.Driver
+	secret []byte
+	http   *http.Client
+	log    *slog.Logger
+
+	mu    sync.Mutex
+	peers map[placement.DriveID]*peer.Client // by drive; replaced when the node's address changes
+	addrs map[placement.DriveID]string
+}
+
+var (
+	_ engine.Topology   = (*Topology)(nil)
+	_ engine.MapHistory = (*Topology)(nil)
+)
+
+// NewTopology returns the topology of s's cluster map, serving local
+// drives from local and reaching the others with secret.
+func NewTopology(s *Store, local map[placement.DriveID]driver.Driver, secret []byte, log *slog.Logger) *Topology {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Topology{
+		store: s, local: local, secret: secret, log: log,
+		http: &http.Client{Transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			ResponseHeaderTimeout: 30 * time.Second,
+			MaxIdleConns:          512,
+			MaxIdleConnsPerHost:   128,
+			IdleConnTimeout:       90 * time.Second,
+			DisableCompression:    true,
+		}},
+		peers: map[placement.DriveID]*peer.Client{},
+		addrs: map[placement.DriveID]string{},
+	}
+}
+
+// Map returns the current cluster map (nil until the first node
+// registered; vaultd waits for it with Store.WaitReady before serving).
+func (t *Topology) Map() *placement.Map { return t.store.Map() }
+
+// OlderMaps returns earlier maps, newest first.
+func (t *Topology) OlderMaps() []*placement.Map { return t.store.OlderMaps() }
+
+// Drive returns the Driver of drive id.
+func (t *Topology) Drive(id placement.DriveID) (driver.Driver, error) {
+	if d, ok := t.local[id]; ok {
+		return d, nil
+	}
+	m := t.store.Map()
+	if m == nil {
+		return nil, fmt.Errorf("%w: %s (no cluster map yet)", engine.ErrUnknownDrive, id)
+	}
+	dr, ok := m.Drive(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", engine.ErrUnknownDrive, id)
+	}
+	n, ok := t.store.Node(string(dr.Node))
+	if !ok || n.RPCAddr == "" {
+		return nil, fmt.Errorf("%w: %s: node %s has no RPC address", engine.ErrUnknownDrive, id, dr.Node)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if c, ok := t.peers[id]; ok && t.addrs[id] == n.RPCAddr {
+		return c, nil
+	}
+	c, err := peer.NewClient(peer.ClientConfig{Addr: n.RPCAddr, Drive: driver.DriveID(id), Secret: t.secret, HTTP: t.http, Logger: t.log})
+	if err != nil {
+		return nil, err
+	}
+	t.peers[id], t.addrs[id] = c, n.RPCAddr
+	return c, nil
+}
+
+// Status returns this node's view of the cluster: Raft, gossip members
+// (from members, which may be nil) and the map's drives, each probed with
+// Info within ctx.
+func (t *Topology) Status(ctx context.Context, members []Member) Status {
+	var st Status
+	t.store.raftStatus(&st)
+	for _, m := range members {
+		st.Members = append(st.Members, MemberStatus{
+			Name: m.Name, State: m.State.String(), Gossip: m.Addr,
+			S3Addr: m.S3Addr, RaftAddr: m.RaftAddr, RPCAddr: m.RPCAddr, Drives: len(m.Drives),
+		})
+	}
+	m := t.store.Map()
+	if m == nil {
+		return st
+	}
+	st.Map = MapStatus{Epoch: uint64(m.Epoch), Policy: m.Policy.String(), PGs: m.PGCount(), Drives: len(m.Drives)}
+	for _, o := range t.store.OlderMaps() {
+		st.Map.Older = append(st.Map.Older, uint64(o.Epoch))
+	}
+	st.Drives = make([]DriveStatus, len(m.Drives))
+	var wg sync.WaitGroup
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for i, dr := range m.Drives {
+		st.Drives[i] = DriveStatus{ID: string(dr.ID), Node: string(dr.Node), Zone: dr.Zone, Class: dr.Class, State: "ok"}
+		wg.Go(func() {
+			ds := &st.Drives[i]
+			d, err := t.Drive(dr.ID)
+			if err == nil {
+				var info driver.Info
+				if info, err = d.Info(pctx); err == nil {
+					ds.Used, ds.Free, ds.Total = info.Usage.Used, info.Usage.Free, info.Usage.Total
+				}
+			}
+			if err != nil {
+				ds.State, ds.Error = "offline", err.Error()
+			}
+		})
+	}
+	wg.Wait()
+	slices.SortFunc(st.Drives, func(a, b DriveStatus) int { return strings.Compare(a.ID, b.ID) })
+	return st
+}
