@@ -3,6 +3,7 @@
 //	vaultd server [flags]            run a node (see vaultd server -h)
 //	vaultd tenant create NAME        create a tenant and print its key pair
 //	vaultd tenant list | delete NAME manage tenants through a node's admin API
+//	vaultd cluster status            show a cluster node's view of the cluster
 //	vaultd bench WORKLOAD            load-test any S3 endpoint (see vaultd bench -h)
 //	vaultd version
 //
@@ -37,6 +38,7 @@ const usage = `usage:
   vaultd tenant add-key NAME [--json] [--endpoint URL]
   vaultd tenant list [--json] [--endpoint URL]
   vaultd tenant delete NAME [--endpoint URL]
+  vaultd cluster status [--json] [--endpoint URL]
   vaultd bench put|get|mixed|list|multipart --endpoint URL [--size 4KiB] [--concurrency 16] [--duration 10s] [--json]
   vaultd version
 
@@ -55,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServer(ctx, args[1:], getenv, stdout, stderr)
 	case "tenant":
 		return runTenant(ctx, args[1:], getenv, stdout, stderr)
+	case "cluster":
+		return runCluster(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
 	case "version":

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vaultaire/vaultaire/cluster"
+	"github.com/vaultaire/vaultaire/s3/sigv4"
+)
+
+// testStatus is a three-node cluster seen from n1, with n3 down.
+var testStatus = cluster.Status{
+	Node:         "n1",
+	Leader:       "n2",
+	Term:         4,
+	CommitIndex:  120,
+	AppliedIndex: 118,
+	Servers: []cluster.RaftServer{
+		{ID: "n1", Address: "127.0.0.1:9101", Suffrage: "voter"},
+		{ID: "n2", Address: "127.0.0.1:9201", Suffrage: "voter", Leader: true},
+		{ID: "n3", Address: "127.0.0.1:9301", Suffrage: "nonvoter"},
+	},
+	Members: []cluster.MemberStatus{
+		{Name: "n1", State: "alive", Gossip: "127.0.0.1:9103", S3Addr: "127.0.0.1:9100", RaftAddr: "127.0.0.1:9101", RPCAddr: "127.0.0.1:9102", Drives: 2},
+		{Name: "n2", State: "alive", Gossip: "127.0.0.1:9203", S3Addr: "127.0.0.1:9200", RaftAddr: "127.0.0.1:9201", RPCAddr: "127.0.0.1:9202", Drives: 2},
+		{Name: "n3", State: "dead", Gossip: "127.0.0.1:9303", Drives: 2},
+	},
+	Map: cluster.MapStatus{Epoch: 3, Policy: "4+2", PGs: 256, Drives: 6, Older: []uint64{2, 1}},
+	Drives: []cluster.DriveStatus{
+		{ID: "n1-d0", Node: "n1", Class: "hdd", State: "ok", Used: 1536, Free: 3 << 30, Total: 3<<30 + 1536},
+		{ID: "n3-d1", Node: "n3", Zone: "z2", Class: "ssd", State: "offline", Error: "dial tcp 127.0.0.1:9302: connection refused", Used: 512, Free: 5 << 40},
+	},
+}
+
+const testStatusText = `node:    n1
+leader:  n2
+raft:    term 4, commit index 120, applied index 118
+
+MEMBERS (3, 2 alive)
+NAME  STATE  S3              RAFT            RPC             DRIVES
+n1    alive  127.0.0.1:9100  127.0.0.1:9101  127.0.0.1:9102  2
+n2    alive  127.0.0.1:9200  127.0.0.1:9201  127.0.0.1:9202  2
+n3    dead   -               -               -               2
+
+RAFT SERVERS (3)
+ID  ADDRESS         SUFFRAGE  LEADER
+n1  127.0.0.1:9101  voter
+n2  127.0.0.1:9201  voter     *
+n3  127.0.0.1:9301  nonvoter
+
+MAP
+epoch:         3
+policy:        4+2
+PGs:           256 over 6 drives
+older epochs:  2, 1 (still read, not yet migrated)
+
+DRIVES (2)
+ID     NODE  ZONE  CLASS  STATE    USED     FREE     ERROR
+n1-d0  n1    -     hdd    ok       1.5 KiB  3.0 GiB
+n3-d1  n3    z2    ssd    offline  512 B    5.0 TiB  dial tcp 127.0.0.1:9302: connection refused
+`
+
+const emptyStatusText = `node:    n1
+leader:  (none known)
+raft:    term 0, commit index 0, applied index 0
+
+MEMBERS (0, 0 alive)
+NAME  STATE  S3  RAFT  RPC  DRIVES
+
+RAFT SERVERS (0)
+ID  ADDRESS  SUFFRAGE  LEADER
+
+MAP
+epoch:         0
+policy:        -
+PGs:           0 over 0 drives
+older epochs:  none
+
+DRIVES (0)
+ID  NODE  ZONE  CLASS  STATE  USED  FREE  ERROR
+`
+
+func TestWriteClusterStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		st   cluster.Status
+		want string
+	}{
+		{"three nodes, one dead", testStatus, testStatusText},
+		{"nothing known", cluster.Status{Node: "n1"}, emptyStatusText},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := writeClusterStatus(&b, &tc.st); err != nil {
+				t.Fatal(err)
+			}
+			if got := b.String(); got != tc.want {
+				t.Errorf("got:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestHumanBytes(t *testing.T) {
+	for _, tc := range []struct {
+		n    uint64
+		want string
+	}{
+		{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {1536, "1.5 KiB"},
+		{1<<20 - 1, "1.0 MiB"}, {10 << 30, "10.0 GiB"}, {1 << 62, "4.0 EiB"}, {^uint64(0), "16.0 EiB"},
+	} {
+		if got := humanBytes(tc.n); got != tc.want {
+			t.Errorf("humanBytes(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}
+
+// credTable is sigv4.Credentials over one key pair.
+type credTable map[string]string
+
+func (c credTable) Secret(ctx context.Context, accessKey string) (string, error) {
+	if s, ok := c[accessKey]; ok {
+		return s, nil
+	}
+	return "", sigv4.ErrUnknownAccessKey
+}
+
+// fakeClusterNode serves GET /_vault/admin/cluster as a node would, but
+// only to requests that SigV4 verifies with root's key; anything else
+// gets the S3 error XML the real node sends.
+func fakeClusterNode(t *testing.T, st any, code int) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var names []string
+		for k := range r.Header {
+			names = append(names, k)
+		}
+		req := sigv4.Request{
+			Method:      r.Method,
+			RawPath:     r.URL.EscapedPath(),
+			RawQuery:    r.URL.RawQuery,
+			Host:        r.Host,
+			Header:      func(name string) string { return strings.Join(r.Header.Values(name), ",") },
+			HeaderNames: names,
+		}
+		res, err := sigv4.Verify(r.Context(), &req, credTable{"ROOTKEY": "rootsecret1"}, time.Now())
+		switch {
+		case err != nil || res.AccessKey != "ROOTKEY":
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte("<Error><Code>AccessDenied</Code><Message>Access Denied.</Message></Error>"))
+		case r.Method != http.MethodGet || r.URL.Path != "/_vault/admin/cluster":
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			w.Write([]byte("<Error><Code>MethodNotAllowed</Code><Message>no</Message></Error>"))
+		case code != http.StatusOK:
+			w.WriteHeader(code)
+			w.Write([]byte("<Error><Code>NotFound</Code><Message>This node is not in cluster mode.</Message></Error>"))
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(st)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestClusterStatusCommand(t *testing.T) {
+	node := fakeClusterNode(t, testStatus, http.StatusOK)
+	single := fakeClusterNode(t, nil, http.StatusNotFound)
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	rootEnv := env(map[string]string{"VAULT_ROOT_ACCESS_KEY": "ROOTKEY", "VAULT_ROOT_SECRET_KEY": "rootsecret1"})
+
+	t.Run("text", func(t *testing.T) {
+		var out, errb bytes.Buffer
+		if err := run(t.Context(), []string{"cluster", "status", "--endpoint", node.URL}, rootEnv, &out, &errb); err != nil {
+			t.Fatalf("cluster status: %v (%s)", err, errb.String())
+		}
+		if got := out.String(); got != testStatusText {
+			t.Errorf("got:\n%s\nwant:\n%s", got, testStatusText)
+		}
+	})
+	t.Run("json", func(t *testing.T) {
+		var out, errb bytes.Buffer
+		// The endpoint may also come from VAULT_ENDPOINT.
+		getenv := env(map[string]string{"VAULT_ROOT_ACCESS_KEY": "ROOTKEY", "VAULT_ROOT_SECRET_KEY": "rootsecret1", "VAULT_ENDPOINT": node.URL})
+		if err := run(t.Context(), []string{"cluster", "status", "--json"}, getenv, &out, &errb); err != nil {
+			t.Fatalf("cluster status --json: %v (%s)", err, errb.String())
+		}
+		var got cluster.Status
+		if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+			t.Fatalf("output %q: %v", out.String(), err)
+		}
+		if !reflect.DeepEqual(got, testStatus) {
+			t.Errorf("got %+v, want %+v", got, testStatus)
+		}
+		if !strings.Contains(out.String(), "\n  \"leader\": \"n2\",\n") {
+			t.Errorf("JSON not indented:\n%s", out.String())
+		}
+	})
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		getenv func(string) string
+		want   string
+	}{
+		{"wrong secret", []string{"cluster", "status", "--endpoint", node.URL},
+			env(map[string]string{"VAULT_ROOT_ACCESS_KEY": "ROOTKEY", "VAULT_ROOT_SECRET_KEY": "not-the-secret"}), "AccessDenied"},
+		{"single node", []string{"cluster", "status", "--endpoint", single.URL}, rootEnv, "not in cluster mode"},
+		{"no credentials", []string{"cluster", "status", "--endpoint", node.URL, "--data", t.TempDir()}, env(nil), "no root credentials"},
+		{"no subcommand", []string{"cluster"}, rootEnv, "want status"},
+		{"unknown subcommand", []string{"cluster", "join"}, rootEnv, `unknown subcommand "join"`},
+		{"stray argument", []string{"cluster", "status", "n1"}, rootEnv, `unexpected argument "n1"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := run(t.Context(), tc.args, tc.getenv, &out, &errb)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("run(%q) = %v, want an error containing %q", tc.args, err, tc.want)
+			}
+		})
+	}
+}
