@@ -4,7 +4,7 @@ PKGS    ?= ./...
 BENCH   ?= .
 FUZZTIME ?= 60s
 
-.PHONY: help build run test test-short test-race test-e2e bench bench-compare fuzz lint clean
+.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e bench bench-compare fuzz lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -15,6 +15,15 @@ build: ## compile every package and bin/vaultd
 
 run: build ## start one node on :9000 with data under ./data
 	./bin/vaultd server
+
+cluster: ## start 3 nodes on loopback (S3 on :9100, :9200, :9300) with data under ./cluster-data
+	bash scripts/cluster.sh start 3
+
+cluster-stop: ## stop the nodes started by make cluster
+	bash scripts/cluster.sh stop
+
+cluster-clean: ## stop the cluster and remove ./cluster-data
+	bash scripts/cluster.sh clean
 
 test: ## what CI runs: vet, the full suite, the race detector on the short suite, then aws cli + boto3 end to end
 	$(GO) vet $(PKGS)
