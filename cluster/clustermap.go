@@ -19,17 +19,18 @@ type NodeInfo struct {
 	S3Addr   string        `json:"s3"`
 	RaftAddr string        `json:"raft"`
 	RPCAddr  string        `json:"rpc"`
+	Gossip   string        `json:"gossip"` // gossip ip:port, a seed for rejoining after a restart
 	Drives   []MemberDrive `json:"drives"` // sorted by Class, Zone, ID
 }
 
 func (n NodeInfo) equal(o NodeInfo) bool {
 	return n.Name == o.Name && n.S3Addr == o.S3Addr && n.RaftAddr == o.RaftAddr &&
-		n.RPCAddr == o.RPCAddr && slices.Equal(n.Drives, o.Drives)
+		n.RPCAddr == o.RPCAddr && n.Gossip == o.Gossip && slices.Equal(n.Drives, o.Drives)
 }
 
 // nodeOf turns a gossip member into the NodeInfo it advertises.
 func nodeOf(m Member) NodeInfo {
-	return NodeInfo{Name: m.Name, S3Addr: m.S3Addr, RaftAddr: m.RaftAddr, RPCAddr: m.RPCAddr, Drives: slices.Clone(m.Drives)}
+	return NodeInfo{Name: m.Name, S3Addr: m.S3Addr, RaftAddr: m.RaftAddr, RPCAddr: m.RPCAddr, Gossip: m.Addr, Drives: slices.Clone(m.Drives)}
 }
 
 // setMapCmd installs the next cluster map. Its epoch must be the current

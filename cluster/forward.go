@@ -32,6 +32,9 @@ const (
 	applyPath      = "/v1/cluster/apply"
 	maxCommandSize = 4 << 20 // bytes; a map of 4096 PGs × 16 drives fits
 	forwardRetry   = 50 * time.Millisecond
+	// noLeaderWait bounds how long a write waits for a reachable leader
+	// (an election takes a few seconds) before failing as unavailable.
+	noLeaderWait = 5 * time.Second
 )
 
 // wireErrors are the errors that cross the wire by code. Append only.
@@ -144,6 +147,7 @@ func (s *Store) forward(ctx context.Context, cmd []byte) error {
 	if s.verifier == nil {
 		return ErrNotLeader // a single node without cluster secret
 	}
+	giveUp := time.Now().Add(noLeaderWait)
 	for {
 		if s.raft.State() == raft.Leader {
 			_, err := s.applyLocal(ctx, cmd)
@@ -164,9 +168,12 @@ func (s *Store) forward(ctx context.Context, cmd []byte) error {
 				}
 			}
 		}
+		if time.Now().After(giveUp) {
+			return fmt.Errorf("%w: %w: no leader reachable for %v", engine.ErrMetadataUnavailable, ErrNotLeader, noLeaderWait)
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cluster: no leader reachable: %w (%w)", ErrNotLeader, context.Cause(ctx))
+			return fmt.Errorf("%w: %w: no leader reachable (%v)", engine.ErrMetadataUnavailable, ErrNotLeader, context.Cause(ctx))
 		case <-time.After(forwardRetry):
 		}
 	}

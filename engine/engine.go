@@ -81,21 +81,24 @@ import (
 // Errors returned by the Engine, possibly wrapped. The s3 package maps them
 // to protocol errors.
 var (
-	ErrNoSuchContainer    = errors.New("engine: no such container")
-	ErrContainerExists    = errors.New("engine: container already exists")
-	ErrContainerNotEmpty  = errors.New("engine: container not empty")
-	ErrNoSuchArtifact     = errors.New("engine: no such artifact")
-	ErrInvalidName        = errors.New("engine: invalid name")
-	ErrKeyTooLong         = errors.New("engine: key too long")
-	ErrBadDigest          = errors.New("engine: content digest mismatch")
-	ErrIncompleteBody     = errors.New("engine: body shorter or longer than declared")
-	ErrTooLarge           = errors.New("engine: artifact too large")
-	ErrInvalidRange       = errors.New("engine: invalid range")
-	ErrReadQuorum         = errors.New("engine: read quorum not reached")
-	ErrWriteQuorum        = errors.New("engine: write quorum not reached")
-	ErrMetadataTooLarge   = errors.New("engine: metadata too large")
-	ErrUnknownDrive       = errors.New("engine: drive not in topology")
-	errArtifactIncomplete = errors.New("engine: artifact shards unavailable")
+	ErrNoSuchContainer   = errors.New("engine: no such container")
+	ErrContainerExists   = errors.New("engine: container already exists")
+	ErrContainerNotEmpty = errors.New("engine: container not empty")
+	ErrNoSuchArtifact    = errors.New("engine: no such artifact")
+	ErrInvalidName       = errors.New("engine: invalid name")
+	ErrKeyTooLong        = errors.New("engine: key too long")
+	ErrBadDigest         = errors.New("engine: content digest mismatch")
+	ErrIncompleteBody    = errors.New("engine: body shorter or longer than declared")
+	ErrTooLarge          = errors.New("engine: artifact too large")
+	ErrInvalidRange      = errors.New("engine: invalid range")
+	ErrReadQuorum        = errors.New("engine: read quorum not reached")
+	ErrWriteQuorum       = errors.New("engine: write quorum not reached")
+	ErrMetadataTooLarge  = errors.New("engine: metadata too large")
+	ErrUnknownDrive      = errors.New("engine: drive not in topology")
+	// ErrMetadataUnavailable is returned (wrapped) by a ContainerStore that
+	// cannot commit a change now, such as a cluster without a Raft quorum.
+	ErrMetadataUnavailable = errors.New("engine: metadata store unavailable")
+	errArtifactIncomplete  = errors.New("engine: artifact shards unavailable")
 )
 
 // Limits on names and metadata.

@@ -83,6 +83,7 @@ var errorTable = []struct {
 	{engine.ErrEntityTooSmall, ErrEntityTooSmall},
 	{engine.ErrReadQuorum, ErrServiceUnavailable},
 	{engine.ErrWriteQuorum, ErrServiceUnavailable},
+	{engine.ErrMetadataUnavailable, ErrServiceUnavailable},
 	{sigv4.ErrAccessDenied, ErrAccessDenied},
 	{sigv4.ErrSignatureDoesNotMatch, ErrSignatureDoesNotMatch},
 	{sigv4.ErrUnknownAccessKey, ErrInvalidAccessKeyID},

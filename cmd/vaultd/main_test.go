@@ -28,7 +28,9 @@ func TestRunErrors(t *testing.T) {
 	}{
 		{nil, "missing command"},
 		{[]string{"frobnicate"}, "unknown command"},
-		{[]string{"server", "--join", "a:1"}, "clustering"},
+		{[]string{"server", "--join", "a:1"}, "needs both --gossip and --rpc"},
+		{[]string{"server", "--gossip", "127.0.0.1:1", "--rpc", "0.0.0.0:2"}, "reachable host"},
+		{[]string{"server", "--gossip", "127.0.0.1:1", "--rpc", "127.0.0.1:2", "--data", t.TempDir()}, "VAULT_CLUSTER_SECRET"},
 		{[]string{"server", "--raft", "10.0.0.1:9001"}, "loopback"},
 		{[]string{"tenant"}, "want create"},
 	} {

@@ -347,7 +347,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	if f.clustered() {
 		h := store.RPCHandler()
 		storeRPC.Store(&h)
-		ms, err := startGossip(ctx, f, st, secret, log)
+		ms, err := startGossip(ctx, f, st, store.Nodes(), secret, log)
 		if err != nil {
 			return err
 		}
@@ -428,9 +428,11 @@ func localDrives(m map[placement.DriveID]driver.Driver) func(driver.DriveID) (dr
 	}
 }
 
-// startGossip starts this node's gossip membership and, with --join, joins
-// through the given nodes, retrying in the background until one answers.
-func startGossip(ctx context.Context, f *serverFlags, st *nodeState, secret []byte, log *slog.Logger) (*cluster.Membership, error) {
+// startGossip starts this node's gossip membership and joins through the
+// --join nodes and the nodes the cluster map knows (so that a restarted
+// node finds its peers without --join), retrying in the background until
+// one answers.
+func startGossip(ctx context.Context, f *serverFlags, st *nodeState, known []cluster.NodeInfo, secret []byte, log *slog.Logger) (*cluster.Membership, error) {
 	self := cluster.Member{Name: st.Node, S3Addr: f.s3Addr, RaftAddr: f.raftAddr, RPCAddr: f.rpc}
 	for _, id := range st.Drives {
 		self.Drives = append(self.Drives, cluster.MemberDrive{ID: id, Class: placement.ClassLocal})
@@ -447,6 +449,11 @@ func startGossip(ctx context.Context, f *serverFlags, st *nodeState, secret []by
 			seeds = append(seeds, a)
 		}
 	}
+	for _, n := range known {
+		if n.Name != st.Node && n.Gossip != "" && !slices.Contains(seeds, n.Gossip) {
+			seeds = append(seeds, n.Gossip)
+		}
+	}
 	if len(seeds) == 0 {
 		return ms, nil
 	}
@@ -455,7 +462,7 @@ func startGossip(ctx context.Context, f *serverFlags, st *nodeState, secret []by
 		defer cancel()
 		n, err := ms.Join(jctx, seeds)
 		if err != nil || n == 0 {
-			log.Warn("gossip: join failed; retrying", "seeds", f.join, "err", err)
+			log.Warn("gossip: join failed; retrying", "seeds", strings.Join(seeds, ","), "err", err)
 			return false
 		}
 		log.Info("gossip: joined", "contacted", n)
@@ -505,6 +512,8 @@ func adminErr(err error) error {
 		return s3.ErrTenantNotEmpty
 	case errors.Is(err, cluster.ErrInvalidName):
 		return s3.ErrInvalidTenant
+	case errors.Is(err, engine.ErrMetadataUnavailable):
+		return s3.ErrServiceUnavailable
 	}
 	return err
 }
