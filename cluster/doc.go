@@ -1,7 +1,22 @@
-// Package cluster is Vaultaire's replicated metadata store: tenants, their
-// access keys and their containers, kept consistent across nodes by Raft
-// (hashicorp/raft). Nothing per-artifact goes through it. A Store
-// satisfies engine.ContainerStore and sigv4.Credentials.
+// Package cluster turns nodes into a cluster: gossip membership
+// (Membership, hashicorp/memberlist), the replicated metadata store (Store,
+// hashicorp/raft: tenants, their access keys, their containers, the
+// registered nodes and the cluster map), and the engine's Topology over
+// that map. Nothing per-artifact goes through Raft. A Store satisfies
+// engine.ContainerStore and sigv4.Credentials.
+//
+// # Joining
+//
+// Every node runs Store.Reconcile against its gossip view; only the leader
+// acts. An alive member missing from the Raft configuration is added (as a
+// voter while there are fewer than MaxVoters, else as a non-voter), and
+// registered (NodeInfo: addresses and drives). Registering drives makes the
+// leader plan a new map over all registered drives (placement.NewMap,
+// policy from placement.DefaultPolicy) and propose it with the next epoch;
+// Apply refuses any epoch but current+1, so racing proposals cannot both
+// win. Older maps are kept and offered to the engine (engine.MapHistory)
+// until data migration exists. A voter dead in gossip for DeadVoterAfter is
+// replaced by a live non-voter. Nodes are never removed from the map.
 //
 // # Writes and reads
 //
@@ -18,12 +33,15 @@
 // done by the proposer, so tightening a rule never changes how an old log
 // replays.
 //
-// Reads are served from the local FSM. On a single node that is
-// linearizable once the write returned; when followers exist a read may
-// lag the leader briefly. Writes on a node that is not the leader fail
-// with ErrNotLeader for now; forwarding to the leader (and waiting for the
-// local FSM to reach the committed index, so a client sees its own writes)
-// will be added in Store.forward, the single place writes leave a node.
+// Reads are served from the local FSM. A write on a follower is forwarded
+// (Store.forward, the single place writes leave a node) to the leader's
+// RPC listener, signed with the cluster secret (internal/rpcauth); the
+// leader answers with the entry's index and the FSM's error as a code, and
+// the follower returns only after its own FSM applied that index, so a
+// client sees its own writes on every node. Another client's write may be
+// seen on another node a moment later. Without a reachable leader a write
+// fails after a few seconds with engine.ErrMetadataUnavailable. Without a
+// cluster secret (a single node) there is no forwarding.
 //
 // # Starting a node
 //
@@ -31,8 +49,10 @@
 // only voter is this node, then waits for it to elect itself. A node that
 // already has state ignores Bootstrap and recovers (restore the newest
 // snapshot, replay the log after it), so passing Bootstrap on every start
-// is safe. A node without state or Bootstrap waits to be added to an
-// existing cluster (a later change).
+// is safe. A node without state or Bootstrap returns at once and waits to
+// be added by the leader (Store.WaitReady). With Config.Secret, Raft
+// connections start with a mutual handshake under the cluster secret
+// (transport.go).
 //
 // # Files
 //
