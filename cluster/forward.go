@@ -30,6 +30,9 @@ import (
 
 const (
 	applyPath      = "/v1/cluster/apply"
+	indexPath      = "/v1/cluster/index"
+	syncTimeout    = 2 * time.Second
+	maxSyncs       = 32      // concurrent syncWithLeader calls; more answer from local state
 	maxCommandSize = 4 << 20 // bytes; a map of 4096 PGs × 16 drives fits
 	forwardRetry   = 50 * time.Millisecond
 	// noLeaderWait bounds how long a write waits for a reachable leader
@@ -100,6 +103,7 @@ func (e *remoteErr) Unwrap() error { return e.is }
 func (s *Store) RPCHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+applyPath, s.serveApply)
+	mux.HandleFunc("GET "+indexPath, s.serveIndex)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.verifier == nil {
 			http.Error(w, "cluster mode is off", http.StatusNotFound)
@@ -220,4 +224,64 @@ func newForwardClient() *http.Client {
 			IdleConnTimeout:     60 * time.Second,
 		},
 	}
+}
+
+// serveIndex answers a follower's syncWithLeader: once this node has
+// confirmed it is still the leader, its applied index covers every write
+// acknowledged to any client.
+func (s *Store) serveIndex(w http.ResponseWriter, r *http.Request) {
+	var a applyAnswer
+	if s.raft.State() != raft.Leader {
+		a.Code, a.Message = encodeErr(ErrNotLeader)
+	} else if err := s.raft.VerifyLeader().Error(); err != nil {
+		a.Code, a.Message = encodeErr(fmt.Errorf("%w: %w", ErrNotLeader, err))
+	} else {
+		a.Index = s.raft.AppliedIndex()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(a)
+}
+
+// syncWithLeader brings this follower's FSM up to what the leader has
+// applied, so that a tenant, key or container created through any node is
+// seen here once its creation returned. It is called on lookup misses and
+// on listings, not on hits. It reports whether it waited for anything; on
+// any failure (no leader, leader unreachable, too many concurrent syncs)
+// it gives up and the caller answers from local state.
+func (s *Store) syncWithLeader(ctx context.Context) bool {
+	if s.verifier == nil || s.raft.State() == raft.Leader {
+		return false
+	}
+	select {
+	case s.syncs <- struct{}{}:
+		defer func() { <-s.syncs }()
+	default:
+		return false
+	}
+	id, _ := s.Leader()
+	n, ok := s.fsm.node(id)
+	if id == "" || !ok || n.RPCAddr == "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.RPCAddr+indexPath, nil)
+	if err != nil {
+		return false
+	}
+	rpcauth.Sign(req, s.cfg.Secret, time.Now())
+	resp, err := s.httpc.Do(req)
+	if err != nil {
+		s.log.Debug("cluster: sync with leader", "leader", id, "err", err)
+		return false
+	}
+	defer resp.Body.Close()
+	var a applyAnswer
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&a) != nil || a.Code != "" {
+		return false
+	}
+	if s.raft.AppliedIndex() >= a.Index {
+		return false
+	}
+	return s.waitApplied(ctx, a.Index) == nil
 }

@@ -174,3 +174,39 @@ func TestForwardRefusesWrongSecret(t *testing.T) {
 		t.Error("apply signed with another secret was accepted")
 	}
 }
+
+// TestVisibleEverywhere: a tenant, key or container created through one
+// node is seen by every node as soon as the creation returned.
+func TestVisibleEverywhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a 3-node raft cluster")
+	}
+	nodes, _ := startStores(t, 3)
+	ctx := t.Context()
+	for i := range 30 {
+		via := nodes[i%3].store
+		name := fmt.Sprintf("vis-%02d", i)
+		_, k, err := via.CreateTenant(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := via.CreateContainer(ctx, engine.ContainerInfo{Tenant: name, Name: "box"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, nd := range nodes {
+			if tn, _, err := nd.store.LookupKey(ctx, k.AccessKey); err != nil || tn != name {
+				t.Errorf("round %d: %s: LookupKey = %q, %v", i, nd.member.Name, tn, err)
+			}
+			if _, err := nd.store.Container(ctx, name, "box"); err != nil {
+				t.Errorf("round %d: %s: Container: %v", i, nd.member.Name, err)
+			}
+			if cs, _ := nd.store.Containers(ctx, name); len(cs) != 1 {
+				t.Errorf("round %d: %s: Containers = %v", i, nd.member.Name, cs)
+			}
+		}
+	}
+	// A miss that stays a miss is answered, not hung.
+	if _, _, err := nodes[1].store.LookupKey(ctx, "NOSUCHKEY"); !errors.Is(err, ErrUnknownAccessKey) {
+		t.Errorf("unknown key: %v", err)
+	}
+}

@@ -118,6 +118,7 @@ type Store struct {
 
 	verifier *rpcauth.Verifier // checks forwarded writes; nil without a secret
 	httpc    *http.Client      // forwards writes to the leader
+	syncs    chan struct{}     // bounds concurrent syncWithLeader calls
 
 	closeOnce sync.Once
 	closeErr  error
@@ -138,7 +139,7 @@ func Open(ctx context.Context, c Config) (_ *Store, err error) {
 		return nil, err
 	}
 	log := c.Logger.With("node", c.NodeID)
-	s := &Store{cfg: c, log: log, fsm: newFSM()}
+	s := &Store{cfg: c, log: log, fsm: newFSM(), syncs: make(chan struct{}, maxSyncs)}
 	defer func() {
 		if err != nil {
 			s.Close() // releases whatever was opened before the failure
@@ -337,6 +338,10 @@ func (s *Store) applyLocal(ctx context.Context, cmd []byte) (uint64, error) {
 			return 0, ErrNotLeader
 		case errors.Is(err, raft.ErrEnqueueTimeout):
 			return 0, fmt.Errorf("cluster: apply: %w", context.DeadlineExceeded)
+		case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown):
+			// The outcome is unknown: the entry may still commit under
+			// the next leader. The client is told to retry.
+			return 0, fmt.Errorf("%w: %w", engine.ErrMetadataUnavailable, err)
 		case err != nil:
 			return 0, fmt.Errorf("cluster: apply: %w", err)
 		}
@@ -380,12 +385,16 @@ func (s *Store) DeleteTenant(ctx context.Context, name string) error {
 
 // Tenants returns all tenants sorted by name.
 func (s *Store) Tenants(ctx context.Context) ([]Tenant, error) {
+	s.syncWithLeader(ctx)
 	return s.fsm.tenantList(), nil
 }
 
 // Tenant returns one tenant, or ErrNoSuchTenant.
 func (s *Store) Tenant(ctx context.Context, name string) (Tenant, error) {
 	t, ok := s.fsm.tenant(name)
+	if !ok && s.syncWithLeader(ctx) {
+		t, ok = s.fsm.tenant(name)
+	}
 	if !ok {
 		return Tenant{}, fmt.Errorf("%w: %s", ErrNoSuchTenant, name)
 	}
@@ -417,6 +426,9 @@ func (s *Store) DeleteKey(ctx context.Context, tenant, accessKey string) error {
 // ErrUnknownAccessKey.
 func (s *Store) LookupKey(ctx context.Context, accessKey string) (tenant, secret string, err error) {
 	tenant, secret, ok := s.fsm.lookupKey(accessKey)
+	if !ok && s.syncWithLeader(ctx) {
+		tenant, secret, ok = s.fsm.lookupKey(accessKey)
+	}
 	if !ok {
 		return "", "", ErrUnknownAccessKey
 	}
@@ -453,6 +465,9 @@ func (s *Store) DeleteContainer(ctx context.Context, tenant, name string) error 
 // Container returns one container, or engine.ErrNoSuchContainer.
 func (s *Store) Container(ctx context.Context, tenant, name string) (engine.ContainerInfo, error) {
 	c, ok := s.fsm.container(tenant, name)
+	if !ok && s.syncWithLeader(ctx) {
+		c, ok = s.fsm.container(tenant, name)
+	}
 	if !ok {
 		return engine.ContainerInfo{}, fmt.Errorf("%w: %s/%s", engine.ErrNoSuchContainer, tenant, name)
 	}
@@ -462,6 +477,7 @@ func (s *Store) Container(ctx context.Context, tenant, name string) (engine.Cont
 // Containers returns a tenant's containers sorted by name; an unknown
 // tenant has none.
 func (s *Store) Containers(ctx context.Context, tenant string) ([]engine.ContainerInfo, error) {
+	s.syncWithLeader(ctx)
 	return s.fsm.containerList(tenant), nil
 }
 

@@ -241,7 +241,7 @@ func openDrives(ctx context.Context, f *serverFlags, log *slog.Logger) (map[plac
 	var pdrives []placement.Drive
 	for i, dir := range dirs {
 		id := placement.DriveID(st.Drives[i])
-		d, err := local.Open(ctx, local.Config{Dir: filepath.Join(dir, "drive"), ID: driver.DriveID(id), ClusterID: st.ClusterID, Logger: log.With("drive", id)})
+		d, err := local.Open(ctx, local.Config{Dir: filepath.Join(dir, "drive"), ID: driver.DriveID(id), ClusterID: st.ClusterID, Logger: log})
 		if err != nil {
 			closeAll()
 			return nil, nil, nil, nil, fmt.Errorf("open drive %s: %w", dir, err)
