@@ -228,7 +228,9 @@ func newForwardClient() *http.Client {
 
 // serveIndex answers a follower's syncWithLeader: once this node has
 // confirmed it is still the leader, its applied index covers every write
-// acknowledged to any client.
+// acknowledged to any client. (raft's AppliedIndex is updated after the
+// FSM goroutine may already have answered a write, so the FSM's own index
+// counts too.)
 func (s *Store) serveIndex(w http.ResponseWriter, r *http.Request) {
 	var a applyAnswer
 	if s.raft.State() != raft.Leader {
@@ -236,7 +238,7 @@ func (s *Store) serveIndex(w http.ResponseWriter, r *http.Request) {
 	} else if err := s.raft.VerifyLeader().Error(); err != nil {
 		a.Code, a.Message = encodeErr(fmt.Errorf("%w: %w", ErrNotLeader, err))
 	} else {
-		a.Index = s.raft.AppliedIndex()
+		a.Index = max(s.raft.AppliedIndex(), s.fsm.applied.Load())
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(a)
@@ -245,7 +247,8 @@ func (s *Store) serveIndex(w http.ResponseWriter, r *http.Request) {
 // syncWithLeader brings this follower's FSM up to what the leader has
 // applied, so that a tenant, key or container created through any node is
 // seen here once its creation returned. It is called on lookup misses and
-// on listings, not on hits. It reports whether it waited for anything; on
+// on listings, not on hits. It reports whether this node is now at least
+// as current as the leader was (so a miss should be looked up again); on
 // any failure (no leader, leader unreachable, too many concurrent syncs)
 // it gives up and the caller answers from local state.
 func (s *Store) syncWithLeader(ctx context.Context) bool {
@@ -278,9 +281,6 @@ func (s *Store) syncWithLeader(ctx context.Context) bool {
 	defer resp.Body.Close()
 	var a applyAnswer
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&a) != nil || a.Code != "" {
-		return false
-	}
-	if s.raft.AppliedIndex() >= a.Index {
 		return false
 	}
 	return s.waitApplied(ctx, a.Index) == nil

@@ -96,6 +96,10 @@ type tenantState struct {
 // current state, never the clock, the disk or map iteration order.
 type fsm struct {
 	restores atomic.Int64 // Restore calls, for tests
+	// applied is the index of the last command applied to this state
+	// (raft's AppliedIndex runs ahead: it counts entries handed to the
+	// FSM goroutine, not applied ones). Snapshots carry it.
+	applied atomic.Uint64
 
 	mu         sync.RWMutex                               // guards the following fields
 	tenants    map[string]*tenantState                    // name → tenant
@@ -129,6 +133,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 	t, body := cmdType(l.Data[0]), l.Data[1:]
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	defer f.applied.Store(l.Index)
 	switch t {
 	case cmdCreateTenant:
 		var c createTenantCmd
@@ -282,6 +287,7 @@ type snapshotData struct {
 	Containers []engine.ContainerInfo `json:"containers"` // sorted by tenant, then name
 	Nodes      []NodeInfo             `json:"nodes"`      // sorted by name (version 2)
 	Maps       []*placement.Map       `json:"maps"`       // in epoch order (version 2)
+	Applied    uint64                 `json:"applied"`    // fsm.applied when taken (version 2)
 }
 
 // Snapshot captures the state. It runs on raft's FSM goroutine, never
@@ -310,6 +316,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	}
 	slices.SortFunc(d.Nodes, func(a, b NodeInfo) int { return strings.Compare(a.Name, b.Name) })
 	d.Maps = slices.Clone(f.maps) // maps are immutable values
+	d.Applied = f.applied.Load()
 	b, err := json.Marshal(d)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: encode snapshot: %w", err)
@@ -360,6 +367,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	n.maps = d.Maps
 	f.mu.Lock()
 	f.tenants, f.keys, f.containers, f.nodes, f.maps = n.tenants, n.keys, n.containers, n.nodes, n.maps
+	f.applied.Store(d.Applied)
 	f.mu.Unlock()
 	f.restores.Add(1)
 	return nil

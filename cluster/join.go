@@ -140,7 +140,7 @@ func (s *Store) WaitReady(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if id, _ := s.Leader(); id != "" && s.fsm.currentMap() != nil && s.raft.AppliedIndex() >= s.raft.CommitIndex() {
+		if id, _ := s.Leader(); id != "" && s.fsm.currentMap() != nil && s.caughtUp(s.raft.CommitIndex()) {
 			return nil
 		}
 		select {

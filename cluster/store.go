@@ -231,9 +231,9 @@ func Open(ctx context.Context, c Config) (_ *Store, err error) {
 // waitApplied returns once the FSM has applied the log up to index, or
 // with ctx's error.
 func (s *Store) waitApplied(ctx context.Context, index uint64) error {
-	t := time.NewTicker(5 * time.Millisecond)
+	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
-	for s.raft.AppliedIndex() < index {
+	for !s.caughtUp(index) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("cluster: waiting for the log to be applied: %w", context.Cause(ctx))
@@ -241,6 +241,35 @@ func (s *Store) waitApplied(ctx context.Context, index uint64) error {
 		}
 	}
 	return nil
+}
+
+// maxGapScan bounds how many log entries caughtUp inspects.
+const maxGapScan = 1024
+
+// caughtUp reports whether the FSM reflects every log entry up to index.
+// raft's AppliedIndex counts entries handed to the FSM goroutine, which
+// may not have applied them yet, so it is not enough alone: the FSM's own
+// applied index must have reached index, or every entry between it and
+// index must be one the FSM never sees (no-ops, configuration changes).
+func (s *Store) caughtUp(index uint64) bool {
+	a := s.fsm.applied.Load()
+	if a >= index {
+		return true
+	}
+	if s.raft.AppliedIndex() < index || index-a > maxGapScan {
+		return false
+	}
+	first, err := s.wal.FirstIndex()
+	if err != nil {
+		return false
+	}
+	for i := max(a+1, first); i <= index; i++ {
+		var l raft.Log
+		if err := s.wal.GetLog(i, &l); err != nil || l.Type == raft.LogCommand {
+			return false
+		}
+	}
+	return true
 }
 
 // waitLeader returns once a leader is known, or with ctx's error.
