@@ -12,6 +12,7 @@ import (
 	"hash"
 	"io"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -238,7 +239,7 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 		rec.Parts = []part{{DataID: dataID, Size: rec.Size, ETag: rec.ETag}}
 	}
 
-	if err := e.writeRecords(ctx, tenant, container, key, drives, &rec, inlineShards, committed, wq); err != nil {
+	if err := e.writeLatest(ctx, tenant, container, key, drives, &rec, inlineShards, committed, wq); err != nil {
 		e.deleteShards(ctx, drives, shard, committed)
 		return ArtifactInfo{}, err
 	}
@@ -351,7 +352,65 @@ func (e *Engine) writeRecords(ctx context.Context, tenant, container, key string
 // (an artifact's, or a multipart upload's or part's) whose shard files are
 // named after key.
 func (e *Engine) writeRecordsAt(ctx context.Context, ikey, tenant, container, key string, drives []driver.Driver, rec *record, inline [][]byte, ok []bool, wq int) error {
+	return e.writeRecordsRes(ctx, ikey, tenant, container, key, drives, rec, e.putRecords(ctx, ikey, drives, rec, inline, ok), wq)
+}
+
+// maxStaleRetries bounds how often writeLatest re-versions a write that
+// met a newer version.
+const maxStaleRetries = 3
+
+// writeLatest is writeRecords for a new version of an artifact (a put, a
+// delete, a completed multipart upload). Versions are wall-clock time, and
+// another node's clock may run ahead of this one's: if a drive already
+// holds a newer version of key than rec, the engine's clock is moved past
+// it and rec is written again with a newer version, so the write that
+// returns last is the one readers see, whatever the clocks say. rec's
+// Version and Modified change accordingly.
+func (e *Engine) writeLatest(ctx context.Context, tenant, container, key string, drives []driver.Driver, rec *record, inline [][]byte, ok []bool, wq int) error {
+	ikey := indexPrefix(tenant, container) + key
 	res := e.putRecords(ctx, ikey, drives, rec, inline, ok)
+	for try := 0; try < maxStaleRetries; try++ {
+		newest, stale := e.newestAbove(ctx, ikey, drives, res, rec.Version)
+		if !stale {
+			break
+		}
+		e.observe(newest)
+		first := rec.Version
+		v, now := e.newVersion()
+		rec.Version, rec.Modified = v, now.UnixNano()
+		again := e.putRecords(ctx, ikey, drives, rec, inline, ok)
+		for j := range again {
+			// A drive that took the first attempt now reports that
+			// attempt as replaced: what it really replaced is what the
+			// first attempt did (for rollback and garbage collection).
+			if again[j].prev != nil && again[j].prev.Version == first {
+				again[j].prev, again[j].prevRaw = res[j].prev, res[j].prevRaw
+			}
+		}
+		res = again
+	}
+	return e.writeRecordsRes(ctx, ikey, tenant, container, key, drives, rec, res, wq)
+}
+
+// newestAbove reports whether any drive refused rec as stale and, if so,
+// the newest version those drives hold.
+func (e *Engine) newestAbove(ctx context.Context, ikey string, drives []driver.Driver, res []recordWrite, v driver.Version) (driver.Version, bool) {
+	newest, stale := v, false
+	for j, r := range res {
+		if !errors.Is(r.err, driver.ErrStale) {
+			continue
+		}
+		got, err := drives[j].GetRecord(ctx, ikey)
+		if err == nil && got.Version.Compare(newest) > 0 {
+			newest, stale = got.Version, true
+		}
+	}
+	return newest, stale
+}
+
+// writeRecordsRes finishes a record write whose results are res: it rolls
+// back if fewer than wq drives took it, else collects replaced shards.
+func (e *Engine) writeRecordsRes(ctx context.Context, ikey, tenant, container, key string, drives []driver.Driver, rec *record, res []recordWrite, wq int) error {
 	done := 0
 	for _, r := range res {
 		if r.err == nil || errors.Is(r.err, driver.ErrStale) {
@@ -443,6 +502,9 @@ func (e *Engine) collect(ctx context.Context, tenant, container, key string, dri
 			continue
 		}
 		for _, p := range gone.Parts {
+			if gone != rec && slices.ContainsFunc(rec.Parts, func(q part) bool { return q.DataID == p.DataID }) {
+				continue // still rec's data (a re-versioned write)
+			}
 			wg.Go(func() {
 				err := drives[j].DeleteShard(ctx, shardOf(tenant, container, key, gone.PG, p.DataID))
 				if err != nil && !errors.Is(err, driver.ErrNotFound) {
@@ -754,7 +816,7 @@ func (e *Engine) Delete(ctx context.Context, tenant, container, key string) erro
 	for j := range ok {
 		ok[j] = true
 	}
-	if err := e.writeRecords(ctx, tenant, container, key, drives, &rec, nil, ok, m.Policy.WriteQuorum()); err != nil {
+	if err := e.writeLatest(ctx, tenant, container, key, drives, &rec, nil, ok, m.Policy.WriteQuorum()); err != nil {
 		return fmt.Errorf("engine: delete: %w", err)
 	}
 	return nil

@@ -434,7 +434,7 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 	for j := range ok {
 		ok[j] = true
 	}
-	if err := e.writeRecords(ctx, tenant, container, key, drives, &rec, nil, ok, max(up.Data, up.Parity+1)); err != nil {
+	if err := e.writeLatest(ctx, tenant, container, key, drives, &rec, nil, ok, max(up.Data, up.Parity+1)); err != nil {
 		return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
 	}
 	// The upload is done: forget its records, and the data of unused parts.
