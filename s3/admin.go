@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 )
 
 // Admin manages tenants for the admin API. Implementations must be safe for
@@ -58,9 +60,18 @@ type health struct {
 
 // vault serves the reserved /_vault/ paths.
 func (s *Server) vault(ctx context.Context, r *request, path string) error {
+	r.ev.Operation = "Admin"
 	switch {
 	case path == "/_vault/health":
+		r.ev.Operation = "Health"
 		return writeJSON(r, http.StatusOK, health{Status: "ok", Node: s.cfg.Node})
+	case path == "/_vault/metrics" && s.cfg.Metrics != nil:
+		r.ev.Operation = "Metrics"
+		if m := string(r.fctx.Method()); m != http.MethodGet && m != http.MethodHead {
+			return ErrMethodNotAllowed
+		}
+		fasthttpadaptor.NewFastHTTPHandler(s.cfg.Metrics)(r.fctx)
+		return nil
 	case path == "/_vault/admin/tenants" || strings.HasPrefix(path, "/_vault/admin/tenants/"):
 		return s.adminTenants(ctx, r, strings.TrimPrefix(strings.TrimPrefix(path, "/_vault/admin/tenants"), "/"))
 	case path == "/_vault/admin/cluster":
@@ -88,6 +99,7 @@ func (s *Server) adminTenants(ctx context.Context, r *request, name string) erro
 		}
 		return writeJSON(r, http.StatusOK, ts)
 	case strings.HasSuffix(name, "/keys") && method == http.MethodPost:
+		r.ev.Operation = "AdminAddKey"
 		t, err := s.cfg.Admin.AddKey(ctx, strings.TrimSuffix(name, "/keys"))
 		if err != nil {
 			return err
@@ -96,12 +108,14 @@ func (s *Server) adminTenants(ctx context.Context, r *request, name string) erro
 	case strings.Contains(name, "/"):
 		return ErrMethodNotAllowed
 	case name != "" && method == http.MethodPut:
+		r.ev.Operation = "AdminCreateTenant"
 		t, err := s.cfg.Admin.CreateTenant(ctx, name)
 		if err != nil {
 			return err
 		}
 		return writeJSON(r, http.StatusOK, t)
 	case name != "" && method == http.MethodDelete:
+		r.ev.Operation = "AdminDeleteTenant"
 		if err := s.cfg.Admin.DeleteTenant(ctx, name); err != nil {
 			return err
 		}
@@ -117,6 +131,7 @@ func (s *Server) authorizeRoot(ctx context.Context, r *request) error {
 	if err != nil {
 		return err
 	}
+	r.ev.Tenant = tenant
 	if auth.AccessKey != s.cfg.Root.AccessKey || tenant != s.cfg.RootTenant {
 		return ErrAccessDenied
 	}

@@ -36,6 +36,7 @@ var (
 	ErrInvalidRange          = &Error{http.StatusRequestedRangeNotSatisfiable, "InvalidRange", "The requested range is not satisfiable."}
 	ErrInternal              = &Error{http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again."}
 	ErrServiceUnavailable    = &Error{http.StatusServiceUnavailable, "ServiceUnavailable", "Please reduce your request rate or try again later."}
+	ErrSlowDown              = &Error{http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate."}
 	ErrRequestTimeout        = &Error{http.StatusBadRequest, "RequestTimeout", "Your socket connection to the server was not read from or written to within the timeout period."}
 	ErrIncompleteBody        = &Error{http.StatusBadRequest, "IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header."}
 	ErrNoSuchBucket          = &Error{http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist."}

@@ -75,13 +75,13 @@ func (op *operation) uploadPart(uploadID string, copySource bool) error {
 	if copySource {
 		return op.uploadPartCopy(ctx, uploadID, n)
 	}
-	u, err := op.uploadBody(engine.MaxPartSize)
+	u, err := op.uploadBody(engine.MaxPartSize, 0)
 	if err != nil {
 		return err
 	}
 	info, err := op.s.cfg.Engine.PutPart(ctx, op.tenant, op.bucket, op.key, uploadID, n, u.body, u.opts)
 	if err != nil {
-		return err
+		return u.quotaErr(err)
 	}
 	op.uploaded(info.ETag, u)
 	return nil
@@ -201,6 +201,7 @@ func (op *operation) completeUpload(uploadID string) error {
 	if err != nil {
 		return err
 	}
+	op.wrote(info)
 	res := completeResult{
 		Xmlns: s3Namespace, Location: fmt.Sprintf("/%s/%s", op.bucket, op.key),
 		Bucket: op.bucket, Key: op.key, ETag: `"` + info.ETag + `"`,

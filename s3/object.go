@@ -3,8 +3,10 @@ package s3
 import (
 	"bufio"
 	"context"
+	"errors"
 	"crypto/md5"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -63,6 +65,7 @@ func (op *operation) objectMetadata() map[string]string {
 
 // upload is a request body ready to stream into the engine.
 type upload struct {
+	quotaCap bool // opts.MaxSize is the tenant's remaining quota
 	body     io.Reader
 	opts     engine.PutOptions
 	checksum string  // x-amz-checksum-* header name, if one was sent
@@ -71,7 +74,7 @@ type upload struct {
 
 // uploadBody prepares the request body: its decoded length, Content-MD5,
 // and the flexible checksum that must be stored with it.
-func (op *operation) uploadBody(maxSize int64) (*upload, error) {
+func (op *operation) uploadBody(maxSize, artifacts int64) (*upload, error) {
 	h := &op.r.fctx.Request.Header
 	size := int64(h.ContentLength())
 	if op.auth.DecodedLength >= 0 {
@@ -82,7 +85,14 @@ func (op *operation) uploadBody(maxSize int64) (*upload, error) {
 	if size > maxSize {
 		return nil, ErrEntityTooLarge
 	}
+	limit, err := op.admit(size, artifacts)
+	if err != nil {
+		return nil, err
+	}
 	u := &upload{opts: engine.PutOptions{Size: size, MaxSize: maxSize}, value: new(string)}
+	if limit >= 0 && limit < maxSize {
+		u.opts.MaxSize, u.quotaCap = limit, true
+	}
 	if v := h.Peek("Content-MD5"); len(v) > 0 {
 		b, err := base64.StdEncoding.DecodeString(string(v))
 		if err != nil || len(b) != md5.Size {
@@ -132,7 +142,7 @@ func (op *operation) putObject() error {
 	if op.conditionalWrite() {
 		return ErrNotImplemented
 	}
-	u, err := op.uploadBody(MaxPutSize)
+	u, err := op.uploadBody(MaxPutSize, 1)
 	if err != nil {
 		return err
 	}
@@ -145,8 +155,9 @@ func (op *operation) putObject() error {
 	defer cancel()
 	info, err := op.s.cfg.Engine.Put(ctx, op.tenant, op.bucket, op.key, u.body, u.opts)
 	if err != nil {
-		return err
+		return u.quotaErr(err)
 	}
+	op.wrote(info)
 	op.uploaded(info.ETag, u)
 	return nil
 }
@@ -155,8 +166,23 @@ func (op *operation) deleteObject() error {
 	if err := op.s.cfg.Engine.Delete(op.ctx, op.tenant, op.bucket, op.key); err != nil {
 		return err
 	}
+	op.r.ev.ObjectSize = 0
 	op.r.fctx.SetStatusCode(http.StatusNoContent)
 	return nil
+}
+
+// wrote records the artifact a request stored in its event.
+func (op *operation) wrote(info engine.ArtifactInfo) {
+	op.r.ev.ObjectSize, op.r.ev.ETag, op.r.ev.VersionID = info.Size, info.ETag, hex.EncodeToString(info.Version[:])
+}
+
+// quotaErr turns a body cut off at the tenant's remaining quota into
+// QuotaExceeded.
+func (u *upload) quotaErr(err error) error {
+	if u.quotaCap && errors.Is(err, engine.ErrTooLarge) {
+		return quotaError(fmt.Errorf("%w: the upload would exceed the tenant's storage quota", ErrQuotaExceeded))
+	}
+	return err
 }
 
 // etagMatches reports whether an If-Match / If-None-Match list matches etag.
@@ -276,6 +302,7 @@ func (op *operation) getObject() error {
 		return err
 	}
 	info := a.Info
+	op.r.ev.ObjectSize = info.Size
 	get := func(name string) string { return string(fctx.Request.Header.Peek(name)) }
 	switch preconditions(get, info.ETag, info.Modified) {
 	case http.StatusNotModified:
@@ -393,6 +420,9 @@ func (op *operation) copyObject() error {
 		if a.Info.Size > MaxPutSize {
 			return &Error{http.StatusBadRequest, "InvalidRequest", "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120. Use UploadPartCopy."}
 		}
+		if _, err := op.admit(a.Info.Size, 1); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), op.s.cfg.BodyTimeout)
 	defer cancel()
@@ -400,6 +430,7 @@ func (op *operation) copyObject() error {
 	if err != nil {
 		return err
 	}
+	op.wrote(info)
 	writeXML(op.r.fctx, http.StatusOK, copyObjectResult{Xmlns: s3Namespace, LastModified: isoTime(info.Modified), ETag: `"` + info.ETag + `"`})
 	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -84,6 +85,17 @@ type Config struct {
 	BodyTimeout    time.Duration
 	HeaderTimeout  time.Duration
 	Now            func() time.Time
+
+	// Observer, if set, receives every request's RequestEvent.
+	Observer Observer
+	// Limiter, if set, rate-limits authenticated requests per tenant
+	// (503 SlowDown with Retry-After).
+	Limiter Limiter
+	// Quota, if set, admits uploads per tenant (403 QuotaExceeded).
+	Quota Quota
+	// Metrics, if set, serves GET /_vault/metrics (unauthenticated, as
+	// Prometheus scrapes; it carries no secrets).
+	Metrics http.Handler
 }
 
 // Validate checks c and fills in defaults.
@@ -176,6 +188,7 @@ type request struct {
 	id       string
 	bodyDone bool // the request body was read to its end
 	keepCtx  bool // a response body stream owns the context
+	ev       RequestEvent
 }
 
 func newRequestID() string {
@@ -191,6 +204,8 @@ func (s *Server) handle(fctx *fasthttp.RequestCtx) {
 	fctx.Response.Header.Set("x-amz-request-id", r.id)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	start := time.Now()
+	r.ev = RequestEvent{Time: start, Node: s.cfg.Node, RequestID: r.id, Operation: "Unknown", ObjectSize: -1,
+		RemoteAddr: fctx.RemoteAddr().String(), UserAgent: string(fctx.UserAgent()), BytesIn: max(0, declaredBodySize(r))}
 	err := s.serve(ctx, r, cancel)
 	if err != nil {
 		s.writeError(r, err)
@@ -203,6 +218,17 @@ func (s *Server) handle(fctx *fasthttp.RequestCtx) {
 		fctx.SetConnectionClose()
 	}
 	s.log.Debug("request", "id", r.id, "method", string(fctx.Method()), "status", fctx.Response.StatusCode(), "took", time.Since(start))
+	if s.cfg.Observer != nil {
+		r.ev.Status = fctx.Response.StatusCode()
+		r.ev.Latency = time.Since(start)
+		if n := fctx.Response.Header.ContentLength(); n >= 0 {
+			r.ev.BytesOut = int64(n)
+		}
+		if fctx.IsHead() {
+			r.ev.BytesOut = 0
+		}
+		s.cfg.Observer.ObserveRequest(&r.ev)
+	}
 }
 
 func (s *Server) serve(ctx context.Context, r *request, cancel context.CancelFunc) error {
@@ -214,6 +240,7 @@ func (s *Server) serve(ctx context.Context, r *request, cancel context.CancelFun
 	if err != nil {
 		return err
 	}
+	r.ev.Bucket, r.ev.Key = bucket, key
 	// SigV2 signs the bucket in the resource, not the Host header.
 	resource := path
 	if vhost {
@@ -222,6 +249,13 @@ func (s *Server) serve(ctx context.Context, r *request, cancel context.CancelFun
 	auth, tenant, err := s.authenticate(ctx, r, resource)
 	if err != nil {
 		return err
+	}
+	r.ev.Tenant = tenant
+	r.ev.Operation = operationName(r, bucket, key)
+	if s.cfg.Limiter != nil {
+		if wait, ok := s.cfg.Limiter.Allow(tenant); !ok {
+			return slowDown(r, wait)
+		}
 	}
 	op := operation{s: s, r: r, ctx: ctx, cancel: cancel, auth: auth, tenant: tenant, bucket: bucket, key: key}
 	return op.dispatch()
@@ -335,6 +369,7 @@ func unhex(c byte) byte {
 // writeError writes err as an S3 XML error response.
 func (s *Server) writeError(r *request, err error) {
 	e := toS3(err)
+	r.ev.ErrorCode = e.Code
 	if e == ErrInternal || e == ErrServiceUnavailable {
 		s.log.Warn("request failed", "id", r.id, "method", string(r.fctx.Method()), "err", err)
 	}

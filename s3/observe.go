@@ -1,0 +1,190 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// RequestEvent describes one served request. The server hands it to the
+// configured Observer once the handler has returned: metrics and the
+// access-event log are built from it. Byte counts are what the request
+// and response declared (Content-Length, or the decoded length of an
+// aws-chunked upload); for a streamed download Latency is the time to the
+// response headers.
+type RequestEvent struct {
+	Time       time.Time     `json:"time"` // when the request arrived
+	Node       string        `json:"node"`
+	RequestID  string        `json:"request_id"`
+	Tenant     string        `json:"tenant,omitempty"`    // "" when not authenticated
+	Operation  string        `json:"operation"`           // S3 operation, such as "PutObject"; "Unknown" before routing, "Admin" and "Health" for /_vault
+	Bucket     string        `json:"bucket,omitempty"`    // container
+	Key        string        `json:"key,omitempty"`       // artifact key
+	BytesIn    int64         `json:"bytes_in"`            // request body bytes
+	BytesOut   int64         `json:"bytes_out"`           // response body bytes
+	ObjectSize int64         `json:"object_size"`         // size of the artifact read or written; -1 if none
+	Status     int           `json:"status"`              // HTTP status
+	ErrorCode  string        `json:"error_code,omitempty"` // S3 error code, "" on success
+	Latency    time.Duration `json:"latency_ns"`
+	RemoteAddr string        `json:"client"`
+	UserAgent  string        `json:"user_agent,omitempty"`
+	ETag       string        `json:"etag,omitempty"`       // of an artifact written
+	VersionID  string        `json:"version_id,omitempty"` // version written or deleted (hex)
+}
+
+// Mutation reports whether the event changed stored state: a successful
+// put, copy, delete, completed multipart upload or bucket change.
+func (e *RequestEvent) Mutation() bool {
+	if e.Status >= 300 {
+		return false
+	}
+	switch e.Operation {
+	case "PutObject", "CopyObject", "DeleteObject", "DeleteObjects", "CompleteMultipartUpload",
+		"CreateBucket", "DeleteBucket", "AdminCreateTenant", "AdminDeleteTenant", "AdminAddKey":
+		return true
+	}
+	return false
+}
+
+// Observer receives the event of every request. ObserveRequest is called
+// on the request's goroutine and must not block; it must not keep ev.
+type Observer interface {
+	ObserveRequest(ev *RequestEvent)
+}
+
+// Observers fans events out to several observers in order.
+type Observers []Observer
+
+// ObserveRequest calls every observer.
+func (os Observers) ObserveRequest(ev *RequestEvent) {
+	for _, o := range os {
+		o.ObserveRequest(ev)
+	}
+}
+
+// Limiter decides whether a tenant may make another request now. Allow
+// is called once per authenticated request before its body is read; when
+// it refuses, retryAfter says when to try again.
+type Limiter interface {
+	Allow(tenant string) (retryAfter time.Duration, ok bool)
+}
+
+// Quota admits new bytes and artifacts for a tenant. Admit is called
+// before an upload's body is read with its declared size (-1 if unknown)
+// and the number of artifacts it may add (1 for a put or copy, 0 for a
+// part). It returns an error wrapping ErrQuotaExceeded to refuse, or the
+// most bytes the upload may store (-1: no limit), which caps a body whose
+// size was not declared.
+type Quota interface {
+	Admit(ctx context.Context, tenant string, bytes, artifacts int64) (maxBytes int64, err error)
+}
+
+// ErrQuotaExceeded is returned by Quota implementations (wrapped, with a
+// message for the client) to refuse an upload.
+var ErrQuotaExceeded = errors.New("quota exceeded")
+
+// quotaError carries the Quota's message to the client.
+func quotaError(err error) *Error {
+	return &Error{http.StatusForbidden, "QuotaExceeded", err.Error()}
+}
+
+// slowDown is the answer to a rate-limited request.
+func slowDown(r *request, retryAfter time.Duration) error {
+	secs := max(1, int((retryAfter+time.Second-1)/time.Second))
+	r.fctx.Response.Header.Set("Retry-After", strconv.Itoa(secs))
+	return ErrSlowDown
+}
+
+// declaredBodySize returns the request body's length as declared, or -1.
+func declaredBodySize(r *request) int64 {
+	h := &r.fctx.Request.Header
+	if v := h.Peek("x-amz-decoded-content-length"); len(v) > 0 {
+		if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+			return n
+		}
+	}
+	if n := h.ContentLength(); n >= 0 {
+		return int64(n)
+	}
+	return -1
+}
+
+// operationName names the S3 operation a routed request asks for, as
+// dispatch will serve it (for metrics and the access log).
+func operationName(r *request, bucket, key string) string {
+	args := r.fctx.QueryArgs()
+	has := func(name string) bool { return args.Has(name) }
+	method := string(r.fctx.Method())
+	switch {
+	case bucket == "":
+		return "ListBuckets"
+	case key == "":
+		switch method {
+		case http.MethodPut:
+			return "CreateBucket"
+		case http.MethodHead:
+			return "HeadBucket"
+		case http.MethodDelete:
+			return "DeleteBucket"
+		case http.MethodPost:
+			return "DeleteObjects"
+		case http.MethodGet:
+			switch {
+			case has("location"):
+				return "GetBucketLocation"
+			case has("uploads"):
+				return "ListMultipartUploads"
+			case string(args.Peek("list-type")) == "2":
+				return "ListObjectsV2"
+			}
+			return "ListObjects"
+		}
+		return "Unknown"
+	}
+	multipart, part := has("uploadId"), has("partNumber")
+	copySource := len(r.fctx.Request.Header.Peek("x-amz-copy-source")) > 0
+	switch {
+	case method == http.MethodPut && multipart && part && copySource:
+		return "UploadPartCopy"
+	case method == http.MethodPut && multipart && part:
+		return "UploadPart"
+	case method == http.MethodPost && multipart:
+		return "CompleteMultipartUpload"
+	case method == http.MethodDelete && multipart:
+		return "AbortMultipartUpload"
+	case method == http.MethodGet && multipart:
+		return "ListParts"
+	case method == http.MethodPost && has("uploads"):
+		return "CreateMultipartUpload"
+	case method == http.MethodPut && copySource:
+		return "CopyObject"
+	case method == http.MethodPut:
+		return "PutObject"
+	case method == http.MethodGet:
+		return "GetObject"
+	case method == http.MethodHead:
+		return "HeadObject"
+	case method == http.MethodDelete:
+		return "DeleteObject"
+	}
+	return "Unknown"
+}
+
+// admit asks the Quota whether the tenant may add bytes and artifacts,
+// and returns how many bytes the upload may add at most (-1: no limit).
+func (op *operation) admit(bytes, artifacts int64) (int64, error) {
+	q := op.s.cfg.Quota
+	if q == nil {
+		return -1, nil
+	}
+	limit, err := q.Admit(op.ctx, op.tenant, bytes, artifacts)
+	if err != nil {
+		if errors.Is(err, ErrQuotaExceeded) {
+			return 0, quotaError(err)
+		}
+		return 0, err
+	}
+	return limit, nil
+}

@@ -1,0 +1,111 @@
+package s3_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/vaultaire/vaultaire/s3"
+)
+
+type recorder struct {
+	mu  sync.Mutex
+	evs []s3.RequestEvent
+}
+
+func (r *recorder) ObserveRequest(ev *s3.RequestEvent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.evs = append(r.evs, *ev)
+}
+
+func (r *recorder) last(t *testing.T) s3.RequestEvent {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.evs) == 0 {
+		t.Fatal("no event")
+	}
+	return r.evs[len(r.evs)-1]
+}
+
+// denyAfter admits n requests per tenant, then refuses.
+type denyAfter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (d *denyAfter) Allow(tenant string) (time.Duration, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.n[tenant]--
+	return 1500 * time.Millisecond, d.n[tenant] >= 0
+}
+
+type capQuota struct{ left int64 }
+
+func (q capQuota) Admit(ctx context.Context, tenant string, bytes, artifacts int64) (int64, error) {
+	if bytes > q.left {
+		return 0, fmt.Errorf("%w: %d bytes over", s3.ErrQuotaExceeded, bytes-q.left)
+	}
+	return q.left, nil
+}
+
+func TestObserverLimiterQuota(t *testing.T) {
+	rec := &recorder{}
+	lim := &denyAfter{n: map[string]int{"alice": 4, "bob": 100}}
+	e := startServerWith(t, func(c *s3.Config) {
+		c.Observer = rec
+		c.Limiter = lim
+		c.Quota = capQuota{left: 1000}
+		c.Node = "n7"
+	})
+	ctx := context.Background()
+	c := e.client("ALICEKEY", "alicesecret")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("obs")}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := rec.last(t); ev.Operation != "CreateBucket" || ev.Tenant != "alice" || ev.Status != 200 || ev.Bucket != "obs" || ev.Node != "n7" || ev.RequestID == "" || !ev.Mutation() {
+		t.Errorf("create bucket event %+v", ev)
+	}
+	body := bytes.Repeat([]byte("x"), 600)
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("obs"), Key: aws.String("k"), Body: bytes.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
+	ev := rec.last(t)
+	if ev.Operation != "PutObject" || ev.Key != "k" || ev.BytesIn != 600 || ev.ObjectSize != 600 || ev.ETag == "" || len(ev.VersionID) != 32 || ev.UserAgent == "" || ev.RemoteAddr == "" {
+		t.Errorf("put event %+v", ev)
+	}
+	// Over the quota: refused up front, nothing stored.
+	_, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("obs"), Key: aws.String("big"), Body: bytes.NewReader(make([]byte, 2000))})
+	wantCode(t, "put over quota", err, "QuotaExceeded")
+	if ev := rec.last(t); ev.Status != http.StatusForbidden || ev.ErrorCode != "QuotaExceeded" || ev.Mutation() {
+		t.Errorf("quota event %+v", ev)
+	}
+	if _, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("obs"), Key: aws.String("big")}); err == nil {
+		t.Error("refused upload was stored")
+	}
+	// alice has used her 4 requests: SlowDown with Retry-After; bob is not affected.
+	_, err = c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("obs"), Key: aws.String("k")})
+	wantCode(t, "rate limited get", err, "SlowDown")
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) && (re.HTTPStatusCode() != 503 || re.Response.Header.Get("Retry-After") != "2") {
+		t.Errorf("slow down: status %d Retry-After %q", re.HTTPStatusCode(), re.Response.Header.Get("Retry-After"))
+	}
+	if ev := rec.last(t); ev.Operation != "GetObject" || ev.ErrorCode != "SlowDown" || ev.Status != 503 {
+		t.Errorf("slow down event %+v", ev)
+	}
+	b := e.client("BOBKEY", "bobsecret")
+	if _, err := b.ListBuckets(ctx, &awss3.ListBucketsInput{}); err != nil {
+		t.Errorf("bob was limited: %v", err)
+	}
+}
