@@ -3,11 +3,11 @@ package s3
 import (
 	"bufio"
 	"context"
-	"errors"
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"

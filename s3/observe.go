@@ -18,14 +18,14 @@ type RequestEvent struct {
 	Time       time.Time     `json:"time"` // when the request arrived
 	Node       string        `json:"node"`
 	RequestID  string        `json:"request_id"`
-	Tenant     string        `json:"tenant,omitempty"`    // "" when not authenticated
-	Operation  string        `json:"operation"`           // S3 operation, such as "PutObject"; "Unknown" before routing, "Admin" and "Health" for /_vault
-	Bucket     string        `json:"bucket,omitempty"`    // container
-	Key        string        `json:"key,omitempty"`       // artifact key
-	BytesIn    int64         `json:"bytes_in"`            // request body bytes
-	BytesOut   int64         `json:"bytes_out"`           // response body bytes
-	ObjectSize int64         `json:"object_size"`         // size of the artifact read or written; -1 if none
-	Status     int           `json:"status"`              // HTTP status
+	Tenant     string        `json:"tenant,omitempty"`     // "" when not authenticated
+	Operation  string        `json:"operation"`            // S3 operation, such as "PutObject"; "Unknown" before routing, "Admin" and "Health" for /_vault
+	Bucket     string        `json:"bucket,omitempty"`     // container
+	Key        string        `json:"key,omitempty"`        // artifact key
+	BytesIn    int64         `json:"bytes_in"`             // request body bytes
+	BytesOut   int64         `json:"bytes_out"`            // response body bytes
+	ObjectSize int64         `json:"object_size"`          // size of the artifact read or written; -1 if none
+	Status     int           `json:"status"`               // HTTP status
 	ErrorCode  string        `json:"error_code,omitempty"` // S3 error code, "" on success
 	Latency    time.Duration `json:"latency_ns"`
 	RemoteAddr string        `json:"client"`
