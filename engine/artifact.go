@@ -239,10 +239,13 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 		rec.Parts = []part{{DataID: dataID, Size: rec.Size, ETag: rec.ETag}}
 	}
 
-	if err := e.writeLatest(ctx, tenant, container, key, drives, &rec, inlineShards, committed, wq); err != nil {
+	replaced, err := e.writeLatest(ctx, tenant, container, key, drives, &rec, inlineShards, committed, wq)
+	if err != nil {
 		e.deleteShards(ctx, drives, shard, committed)
 		return ArtifactInfo{}, err
 	}
+	rb, ra := liveSize(replaced)
+	e.usage(tenant, rec.Size-rb, 1-ra)
 	return e.info(tenant, container, key, &rec), nil
 }
 
@@ -272,7 +275,9 @@ func (e *Engine) putShards(ctx context.Context, codec *erasure.Codec, drives []d
 			}
 		}
 	}
+	began := time.Now()
 	res, err := codec.Encode(ctx, body, ws, erasure.EncodeOptions{Quorum: wq, Hash: digest})
+	e.st.encoded(time.Since(began))
 	if err != nil {
 		abort()
 		if errors.Is(err, erasure.ErrWriteQuorum) {
@@ -366,7 +371,7 @@ const maxStaleRetries = 3
 // it and rec is written again with a newer version, so the write that
 // returns last is the one readers see, whatever the clocks say. rec's
 // Version and Modified change accordingly.
-func (e *Engine) writeLatest(ctx context.Context, tenant, container, key string, drives []driver.Driver, rec *record, inline [][]byte, ok []bool, wq int) error {
+func (e *Engine) writeLatest(ctx context.Context, tenant, container, key string, drives []driver.Driver, rec *record, inline [][]byte, ok []bool, wq int) (replaced *record, err error) {
 	ikey := indexPrefix(tenant, container) + key
 	res := e.putRecords(ctx, ikey, drives, rec, inline, ok)
 	for try := 0; try < maxStaleRetries; try++ {
@@ -389,7 +394,29 @@ func (e *Engine) writeLatest(ctx context.Context, tenant, container, key string,
 		}
 		res = again
 	}
-	return e.writeRecordsRes(ctx, ikey, tenant, container, key, drives, rec, res, wq)
+	replaced = replacedOf(res)
+	return replaced, e.writeRecordsRes(ctx, ikey, tenant, container, key, drives, rec, res, wq)
+}
+
+// replacedOf returns the newest record a write replaced on any drive, or
+// nil: the version the write superseded, as far as the drives know.
+func replacedOf(res []recordWrite) *record {
+	var newest *record
+	for _, r := range res {
+		if r.err == nil && r.prev != nil && (newest == nil || r.prev.Version.Compare(newest.Version) > 0) {
+			newest = r.prev
+		}
+	}
+	return newest
+}
+
+// liveSize returns the bytes and artifact count a replaced record held:
+// nothing for none or a deletion.
+func liveSize(r *record) (bytes, artifacts int64) {
+	if r == nil || r.Deleted {
+		return 0, 0
+	}
+	return r.Size, 1
 }
 
 // newestAbove reports whether any drive refused rec as stale and, if so,
@@ -753,7 +780,9 @@ func (a *Artifact) WriteRange(ctx context.Context, w io.Writer, off, length int6
 		lo, hi := max(off, start), min(off+length, start+size)
 		if lo < hi {
 			var res erasure.DecodeResult
+			began := time.Now()
 			res, err = a.codec.Decode(ctx, w, size, lo-start, hi-lo, a.partOpen(p))
+			a.e.st.decoded(time.Since(began))
 			degraded = degraded || len(res.Bad) > 0
 			if err != nil {
 				break
@@ -816,9 +845,12 @@ func (e *Engine) Delete(ctx context.Context, tenant, container, key string) erro
 	for j := range ok {
 		ok[j] = true
 	}
-	if err := e.writeLatest(ctx, tenant, container, key, drives, &rec, nil, ok, m.Policy.WriteQuorum()); err != nil {
+	replaced, err := e.writeLatest(ctx, tenant, container, key, drives, &rec, nil, ok, m.Policy.WriteQuorum())
+	if err != nil {
 		return fmt.Errorf("engine: delete: %w", err)
 	}
+	rb, ra := liveSize(replaced)
+	e.usage(tenant, -rb, -ra)
 	return nil
 }
 

@@ -194,6 +194,14 @@ type Config struct {
 	Logger    *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// OnUsage, if set, is told how each successful write changed a
+	// tenant's stored bytes and artifact count: a put adds its size minus
+	// the version it replaced, a delete subtracts the deleted version,
+	// multipart parts count as they arrive and leave on abort or complete
+	// (the completed artifact takes their place). Sizes are of the data
+	// before erasure coding. It is called on the request's goroutine and
+	// must not block.
+	OnUsage func(tenant string, bytes, artifacts int64)
 }
 
 // Validate checks c and fills in defaults.
@@ -229,6 +237,7 @@ type Engine struct {
 	codecs sync.Map // codecKey → *erasure.Codec
 
 	lastVersion atomic.Int64 // unix nanos of the last version issued
+	st          stats
 
 	healMu sync.Mutex            // guards the following fields
 	heal   map[HealItem]struct{} // artifacts seen degraded
@@ -366,6 +375,7 @@ type HealItem struct {
 func (e *Engine) queueHeal(it HealItem) {
 	e.healMu.Lock()
 	defer e.healMu.Unlock()
+	e.st.degraded.Add(1)
 	if len(e.heal) < e.cfg.HealQueue {
 		e.heal[it] = struct{}{}
 	}

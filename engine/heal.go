@@ -140,6 +140,8 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 		return nil, fmt.Errorf("engine: heal: %w", err)
 	}
 	e.unqueueHeal(item)
+	e.st.repairs.Add(1)
+	e.st.shards.Add(uint64(len(repaired)))
 	e.log.Info("healed artifact", "pg", a.rec.PG, "shards", repaired)
 	return repaired, nil
 }

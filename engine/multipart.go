@@ -237,10 +237,15 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
 		Parts: []part{{DataID: dataID, Size: size, ETag: etag}}, Metadata: meta,
 	}
-	if err := e.writeRecordsAt(ctx, partKey(tenant, container, uploadID, n), tenant, container, key, drives, &rec, nil, committed, wq); err != nil {
+	pkey := partKey(tenant, container, uploadID, n)
+	res := e.putRecords(ctx, pkey, drives, &rec, nil, committed)
+	replaced := replacedOf(res)
+	if err := e.writeRecordsRes(ctx, pkey, tenant, container, key, drives, &rec, res, wq); err != nil {
 		e.deleteShards(ctx, drives, shard, committed)
 		return PartInfo{}, err
 	}
+	rb, _ := liveSize(replaced)
+	e.usage(tenant, size-rb, 0)
 	return PartInfo{Number: n, Size: size, ETag: etag, Modified: time.Unix(0, rec.Modified), Metadata: meta}, nil
 }
 
@@ -434,9 +439,18 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 	for j := range ok {
 		ok[j] = true
 	}
-	if err := e.writeLatest(ctx, tenant, container, key, drives, &rec, nil, ok, max(up.Data, up.Parity+1)); err != nil {
+	replaced, err := e.writeLatest(ctx, tenant, container, key, drives, &rec, nil, ok, max(up.Data, up.Parity+1))
+	if err != nil {
 		return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
 	}
+	// The parts were counted as they arrived; the artifact takes their
+	// place (unused parts are dropped below).
+	var inParts int64
+	for _, p := range recs {
+		inParts += p.Size
+	}
+	rb, ra := liveSize(replaced)
+	e.usage(tenant, rec.Size-inParts-rb, 1-ra)
 	// The upload is done: forget its records, and the data of unused parts.
 	gctx := context.WithoutCancel(ctx)
 	for n, raw := range raws {
@@ -463,10 +477,13 @@ func (e *Engine) AbortUpload(ctx context.Context, tenant, container, key, upload
 	}
 	// Forget the upload first, so no new part can be added.
 	e.deleteRecord(ctx, drives, uploadKey(tenant, container, key, uploadID), up.Version)
+	var inParts int64
 	for n, raw := range raws {
+		inParts += recs[n].Size
 		e.dropPart(ctx, tenant, container, key, drives, recs[n])
 		e.deleteRecord(ctx, drives, raw.Key, raw.Version)
 	}
+	e.usage(tenant, -inParts, 0)
 	return nil
 }
 

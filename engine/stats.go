@@ -1,0 +1,61 @@
+package engine
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Stats are the engine's running totals since it started, for metrics.
+type Stats struct {
+	EncodeSeconds  float64 // time spent streaming bodies through erasure encoding
+	Encodes        uint64  // bodies encoded (puts and parts)
+	DecodeSeconds  float64 // time spent decoding reads
+	Decodes        uint64  // ranges decoded
+	DegradedReads  uint64  // reads that needed parity or met a bad shard
+	Repairs        uint64  // artifacts healed by Heal
+	RepairedShards uint64  // shards rewritten by Heal
+	HealQueue      int     // artifacts waiting to be healed
+}
+
+// stats are the counters behind Stats.
+type stats struct {
+	encodeNanos, encodes atomic.Uint64
+	decodeNanos, decodes atomic.Uint64
+	degraded             atomic.Uint64
+	repairs, shards      atomic.Uint64
+}
+
+func (s *stats) encoded(d time.Duration) {
+	s.encodeNanos.Add(uint64(d))
+	s.encodes.Add(1)
+}
+
+func (s *stats) decoded(d time.Duration) {
+	s.decodeNanos.Add(uint64(d))
+	s.decodes.Add(1)
+}
+
+// Stats returns the engine's running totals.
+func (e *Engine) Stats() Stats {
+	e.healMu.Lock()
+	queued := len(e.heal)
+	e.healMu.Unlock()
+	return Stats{
+		EncodeSeconds:  time.Duration(e.st.encodeNanos.Load()).Seconds(),
+		Encodes:        e.st.encodes.Load(),
+		DecodeSeconds:  time.Duration(e.st.decodeNanos.Load()).Seconds(),
+		Decodes:        e.st.decodes.Load(),
+		DegradedReads:  e.st.degraded.Load(),
+		Repairs:        e.st.repairs.Load(),
+		RepairedShards: e.st.shards.Load(),
+		HealQueue:      queued,
+	}
+}
+
+// usage reports a change of a tenant's stored bytes and artifact count to
+// Config.OnUsage.
+func (e *Engine) usage(tenant string, bytes, artifacts int64) {
+	if e.cfg.OnUsage != nil && (bytes != 0 || artifacts != 0) {
+		e.cfg.OnUsage(tenant, bytes, artifacts)
+	}
+}
