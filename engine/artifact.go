@@ -370,13 +370,17 @@ const maxStaleRetries = 3
 // holds a newer version of key than rec, the engine's clock is moved past
 // it and rec is written again with a newer version, so the write that
 // returns last is the one readers see, whatever the clocks say. rec's
-// Version and Modified change accordingly.
+// Version and Modified change accordingly. Only a version from the
+// future (by this node's clock) causes this; concurrent writes keep
+// last-started-wins.
 func (e *Engine) writeLatest(ctx context.Context, tenant, container, key string, drives []driver.Driver, rec *record, inline [][]byte, ok []bool, wq int) (replaced *record, err error) {
 	ikey := indexPrefix(tenant, container) + key
 	res := e.putRecords(ctx, ikey, drives, rec, inline, ok)
 	for try := 0; try < maxStaleRetries; try++ {
 		newest, stale := e.newestAbove(ctx, ikey, drives, res, rec.Version)
-		if !stale {
+		if !stale || int64(binary.BigEndian.Uint64(newest[:8])) <= e.cfg.Now().UnixNano() {
+			// Nothing newer, or a version from the past: a concurrent
+			// write that started later, which may win.
 			break
 		}
 		e.observe(newest)

@@ -44,7 +44,7 @@ func TestUsage(t *testing.T) {
 		bytes, artifacts int64
 	}{
 		{"put inline", func() { put("a", 100) }, 100, 1},
-		{"put sharded", func() { put("b", 300 << 10) }, 100 + 300<<10, 2},
+		{"put sharded", func() { put("b", 300<<10) }, 100 + 300<<10, 2},
 		{"overwrite smaller", func() { put("b", 1000) }, 1100, 2},
 		{"delete", func() {
 			if err := r.e.Delete(ctx, "t", "c", "a"); err != nil {
