@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -115,5 +116,36 @@ func TestWireErrors(t *testing.T) {
 	}
 	if decodeWireErr("", "") != nil {
 		t.Error("empty code is an error")
+	}
+}
+
+func TestFSMLimitsAndUsage(t *testing.T) {
+	f := newFSM()
+	apply := func(ct cmdType, p any) any {
+		return f.Apply(&raft.Log{Type: raft.LogCommand, Data: mustEncode(t, ct, p)})
+	}
+	apply(cmdCreateTenant, createTenantCmd{Name: "acme", Key: newKey(time.Time{})})
+	if r := apply(cmdSetLimits, setLimitsCmd{Tenant: "acme", Limits: Limits{RPS: 20, Burst: 40, MaxBytes: 9}, Set: []string{"rate"}}); r != nil {
+		t.Fatal(r)
+	}
+	if r := apply(cmdSetLimits, setLimitsCmd{Tenant: "acme", Limits: Limits{MaxBytes: 1 << 20, MaxArtifacts: 5}, Set: []string{"quota"}}); r != nil {
+		t.Fatal(r)
+	}
+	if r, _ := apply(cmdSetLimits, setLimitsCmd{Tenant: "nobody", Set: []string{"rate"}}).(error); !errors.Is(r, ErrNoSuchTenant) {
+		t.Errorf("limits of a missing tenant: %v", r)
+	}
+	apply(cmdUsage, usageCmd{Deltas: []UsageDelta{{Tenant: "acme", Bytes: 100, Artifacts: 2}, {Tenant: "gone", Bytes: 5}}})
+	apply(cmdUsage, usageCmd{Deltas: []UsageDelta{{Tenant: "acme", Bytes: -40, Artifacts: -1}}})
+	tn, _ := f.tenant("acme")
+	want := Limits{RPS: 20, Burst: 40, MaxBytes: 1 << 20, MaxArtifacts: 5}
+	if tn.Limits != want || tn.Usage != (Usage{Bytes: 60, Artifacts: 1}) {
+		t.Errorf("tenant %+v; want limits %+v and usage 60 bytes, 1 artifact", tn, want)
+	}
+	g := newFSM()
+	if err := g.Restore(io.NopCloser(bytes.NewReader(snapshotBytes(t, f)))); err != nil {
+		t.Fatal(err)
+	}
+	if tg, _ := g.tenant("acme"); tg.Limits != want || tg.Usage != tn.Usage {
+		t.Errorf("after restore %+v", tg)
 	}
 }

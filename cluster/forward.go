@@ -55,6 +55,7 @@ var wireErrors = []struct {
 	{"StaleMap", errStaleMap},
 	{"ContainerExists", engine.ErrContainerExists},
 	{"NoSuchContainer", engine.ErrNoSuchContainer},
+	{"InvalidLimits", ErrInvalidLimits},
 }
 
 type applyAnswer struct {

@@ -31,6 +31,8 @@ const (
 	cmdDeleteContainer cmdType = 6
 	cmdPutNode         cmdType = 7
 	cmdSetMap          cmdType = 8
+	cmdSetLimits       cmdType = 9
+	cmdUsage           cmdType = 10
 )
 
 // errAccessKeyExists is returned by Apply when a proposed access key is
@@ -89,6 +91,8 @@ type tenantState struct {
 	Name    string      `json:"name"`
 	Created time.Time   `json:"created"`
 	Keys    []keyRecord `json:"keys"` // in creation order
+	Limits  Limits      `json:"limits"`
+	Usage   Usage       `json:"usage"`
 }
 
 // fsm is the replicated state machine: tenants, their keys and their
@@ -183,6 +187,18 @@ func (f *fsm) Apply(l *raft.Log) any {
 			return decodeErr(t, err)
 		}
 		return f.setMap(c)
+	case cmdSetLimits:
+		var c setLimitsCmd
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.setLimits(c)
+	case cmdUsage:
+		var c usageCmd
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.addUsage(c)
 	default:
 		return fmt.Errorf("cluster: unknown command type %d", t)
 	}
@@ -302,7 +318,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 		Containers: []engine.ContainerInfo{},
 	}
 	for _, t := range f.tenants {
-		d.Tenants = append(d.Tenants, tenantState{Name: t.Name, Created: t.Created, Keys: slices.Clone(t.Keys)})
+		d.Tenants = append(d.Tenants, tenantState{Name: t.Name, Created: t.Created, Keys: slices.Clone(t.Keys), Limits: t.Limits, Usage: t.Usage})
 	}
 	slices.SortFunc(d.Tenants, func(a, b tenantState) int { return strings.Compare(a.Name, b.Name) })
 	for _, cs := range f.containers {
@@ -343,7 +359,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	n := newFSM()
 	for _, t := range d.Tenants {
-		n.tenants[t.Name] = &tenantState{Name: t.Name, Created: t.Created, Keys: t.Keys}
+		n.tenants[t.Name] = &tenantState{Name: t.Name, Created: t.Created, Keys: t.Keys, Limits: t.Limits, Usage: t.Usage}
 		for _, k := range t.Keys {
 			n.keys[k.AccessKey] = t.Name
 		}
@@ -410,7 +426,7 @@ func (f *fsm) tenantList() []Tenant {
 }
 
 func (t *tenantState) public() Tenant {
-	p := Tenant{Name: t.Name, Created: t.Created, AccessKeys: make([]string, len(t.Keys))}
+	p := Tenant{Name: t.Name, Created: t.Created, AccessKeys: make([]string, len(t.Keys)), Limits: t.Limits, Usage: t.Usage}
 	for i, k := range t.Keys {
 		p.AccessKeys[i] = k.AccessKey
 	}

@@ -15,6 +15,8 @@ type Tenant struct {
 	Created time.Time
 	// AccessKeys are the tenant's access keys in creation order.
 	AccessKeys []string
+	Limits     Limits
+	Usage      Usage // as committed; see Usage
 }
 
 // Key is an access key pair. Its Secret redacts itself when printed or

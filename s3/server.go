@@ -213,7 +213,7 @@ func (s *Server) handle(fctx *fasthttp.RequestCtx) {
 	if !r.keepCtx {
 		cancel()
 	}
-	if fctx.Request.Header.ContentLength() != 0 && !r.bodyDone {
+	if fctx.Request.Header.ContentLength() != 0 && !r.bodyDone && !drain(fctx) {
 		// Never let an unread body be parsed as the next request.
 		fctx.SetConnectionClose()
 	}
@@ -229,6 +229,23 @@ func (s *Server) handle(fctx *fasthttp.RequestCtx) {
 		}
 		s.cfg.Observer.ObserveRequest(&r.ev)
 	}
+}
+
+// maxDrain is the largest unread request body the server reads and
+// discards after an early answer (a refused upload), so that the client
+// gets the answer on a connection it can keep; larger bodies close the
+// connection instead.
+const maxDrain = 8 << 20
+
+// drain reads and discards what is left of a request body of at most
+// maxDrain bytes, and reports whether it reached the end.
+func drain(fctx *fasthttp.RequestCtx) bool {
+	n := fctx.Request.Header.ContentLength()
+	if n < 0 || n > maxDrain {
+		return false
+	}
+	_, err := io.Copy(io.Discard, io.LimitReader(fctx.RequestBodyStream(), maxDrain+1))
+	return err == nil
 }
 
 func (s *Server) serve(ctx context.Context, r *request, cancel context.CancelFunc) error {

@@ -52,6 +52,13 @@ type Node struct {
 // server's configuration first.
 func Start(t testing.TB, tweak func(*s3.Config)) *Node {
 	t.Helper()
+	return StartWith(t, nil, tweak)
+}
+
+// StartWith is Start with a hook that adjusts the engine's configuration
+// too.
+func StartWith(t testing.TB, engineTweak func(*engine.Config), tweak func(*s3.Config)) *Node {
+	t.Helper()
 	ctx := context.Background()
 	n := &Node{}
 	var pdrives []placement.Drive
@@ -77,7 +84,11 @@ func Start(t testing.TB, tweak func(*s3.Config)) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.Engine, err = engine.New(engine.Config{Topology: topo, Containers: &engine.MemContainers{}}); err != nil {
+	ecfg := engine.Config{Topology: topo, Containers: &engine.MemContainers{}}
+	if engineTweak != nil {
+		engineTweak(&ecfg)
+	}
+	if n.Engine, err = engine.New(ecfg); err != nil {
 		t.Fatal(err)
 	}
 	cfg := s3.Config{Engine: n.Engine, Keys: &keyTable{}, Root: Root}

@@ -1,0 +1,26 @@
+// Package limits enforces per-tenant rate limits and quotas at the S3 front
+// end.
+//
+// RateLimiter is an s3.Limiter: one token bucket (golang.org/x/time/rate)
+// per tenant, DefaultRPS requests per second with bursts of DefaultBurst
+// unless the tenant's replicated Limits say otherwise. At most MaxLimiters
+// buckets are kept (least recently used evicted; an evicted tenant starts
+// again with a full bucket). A refused request gets 503 SlowDown with
+// Retry-After before its body is read.
+//
+// Usage is both the engine's OnUsage sink and an s3.Quota. Each node adds
+// the changes its own writes make to a pending batch and commits the batch
+// through Raft (cluster.Store.AddUsage) every FlushInterval; the committed
+// totals are replicated to every node. Admit checks committed totals plus
+// this node's pending changes against the tenant's quota, refusing an
+// upload up front when its declared size does not fit, and capping a
+// streamed body at what is left.
+//
+// Worst-case overshoot: a node sees its own writes at once, but another
+// node's only after that node's next flush commits (FlushInterval plus a
+// Raft round trip). Uploads admitted at the same moment are not reserved
+// against each other. So with N nodes a tenant can exceed its quota by at
+// most the bytes the other N-1 nodes accepted in the last FlushInterval
+// (plus a commit), plus the sizes of uploads in flight when the quota was
+// reached. An overwrite is admitted as if it added its full size.
+package limits

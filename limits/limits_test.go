@@ -1,0 +1,252 @@
+package limits
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/vaultaire/vaultaire/cluster"
+	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/internal/testnode"
+	"github.com/vaultaire/vaultaire/s3"
+)
+
+func TestLimiterTableBounded(t *testing.T) {
+	l := NewRateLimiter(nil, 10_000)
+	for i := range 20_000 {
+		if _, ok := l.Allow(fmt.Sprintf("tenant-%d", i)); !ok {
+			t.Fatalf("tenant-%d refused its first request", i)
+		}
+		if l.Len() > 10_000 {
+			t.Fatalf("%d limiters after %d tenants, cap 10000", l.Len(), i+1)
+		}
+	}
+	if l.Len() != 10_000 {
+		t.Errorf("%d limiters, want the cap", l.Len())
+	}
+}
+
+func TestLimiterBuckets(t *testing.T) {
+	now := time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)
+	settings := func(tenant string) (float64, int) {
+		if tenant == "slow" {
+			return 20, 20
+		}
+		return 0, 0
+	}
+	l := NewRateLimiter(settings, 0, "root")
+	l.now = func() time.Time { return now }
+	count := func(tenant string, n int) (ok int, wait time.Duration) {
+		for range n {
+			if d, allowed := l.Allow(tenant); allowed {
+				ok++
+			} else {
+				wait = d
+			}
+		}
+		return ok, wait
+	}
+	tests := []struct {
+		tenant string
+		calls  int
+		want   int
+	}{
+		{"slow", 200, 20},            // its burst
+		{"other", 300, DefaultBurst}, // defaults
+		{"root", 1000, 1000},         // exempt
+	}
+	for _, tc := range tests {
+		got, wait := count(tc.tenant, tc.calls)
+		if got != tc.want {
+			t.Errorf("%s: %d of %d allowed, want %d", tc.tenant, got, tc.calls, tc.want)
+		}
+		if got < tc.calls && (wait <= 0 || wait > time.Second) {
+			t.Errorf("%s: retry after %v", tc.tenant, wait)
+		}
+	}
+	now = now.Add(500 * time.Millisecond) // 10 tokens back at 20/s
+	if got, _ := count("slow", 50); got != 10 {
+		t.Errorf("after 0.5 s: %d allowed, want 10", got)
+	}
+}
+
+// fakeStore is a UsageStore in memory.
+type fakeStore struct {
+	mu     sync.Mutex
+	limits map[string]cluster.Limits
+	used   map[string]cluster.Usage
+}
+
+func (f *fakeStore) TenantLimits(tenant string) (cluster.Limits, cluster.Usage, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.limits[tenant], f.used[tenant], true
+}
+
+func (f *fakeStore) AddUsage(ctx context.Context, ds []cluster.UsageDelta) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range ds {
+		u := f.used[d.Tenant]
+		u.Bytes += d.Bytes
+		u.Artifacts += d.Artifacts
+		f.used[d.Tenant] = u
+	}
+	return nil
+}
+
+func client(endpoint, access, secret string) *awss3.Client {
+	return awss3.New(awss3.Options{
+		BaseEndpoint: aws.String(endpoint), Region: "us-east-1", UsePathStyle: true, RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider(access, secret, ""),
+	})
+}
+
+func code(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// TestRateLimitEndToEnd: alice, limited to 20 requests/s, fires 200
+// requests within a second; the excess gets 503 SlowDown, the rest
+// succeed, and bob is unaffected at the same time.
+func TestRateLimitEndToEnd(t *testing.T) {
+	lim := NewRateLimiter(func(tenant string) (float64, int) {
+		if tenant == "alice" {
+			return 20, 20
+		}
+		return 0, 0
+	}, 0)
+	n := testnode.Start(t, func(c *s3.Config) { c.Limiter = lim })
+	ctx := context.Background()
+	alice, bob := client(n.Endpoint, "ALICEKEY", "alicesecret"), client(n.Endpoint, "BOBKEY", "bobsecret")
+	var ok, slow, other, bobFailed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range 10 {
+		wg.Go(func() {
+			for range 20 {
+				_, err := alice.ListBuckets(ctx, &awss3.ListBucketsInput{})
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case code(err) == "SlowDown":
+					slow.Add(1)
+				default:
+					other.Add(1)
+					t.Logf("alice: %v", err)
+				}
+			}
+			if w < 5 {
+				for range 10 {
+					if _, err := bob.ListBuckets(ctx, &awss3.ListBucketsInput{}); err != nil {
+						bobFailed.Add(1)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	if took > time.Second {
+		t.Logf("200 requests took %v; the bound below allows for it", took)
+	}
+	maxOK := int64(20 + 20*took.Seconds() + 1)
+	if ok.Load() < 20 || ok.Load() > maxOK || slow.Load() != 200-ok.Load() || other.Load() != 0 {
+		t.Errorf("alice: %d ok, %d SlowDown, %d other in %v; want 20..%d ok and the rest SlowDown", ok.Load(), slow.Load(), other.Load(), took, maxOK)
+	}
+	if bobFailed.Load() != 0 {
+		t.Errorf("bob had %d failures while alice was limited", bobFailed.Load())
+	}
+}
+
+// TestQuotaEndToEnd: a tenant with a 1 MiB quota.
+func TestQuotaEndToEnd(t *testing.T) {
+	store := &fakeStore{limits: map[string]cluster.Limits{"alice": {MaxBytes: 1 << 20}}, used: map[string]cluster.Usage{}}
+	u := NewUsage(store, nil)
+	n := testnode.StartWith(t, func(c *engine.Config) { c.OnUsage = u.Record }, func(c *s3.Config) { c.Quota = u })
+	ctx := context.Background()
+	c := client(n.Endpoint, "ALICEKEY", "alicesecret")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("quota")}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(key string, size int) error {
+		_, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("quota"), Key: aws.String(key), Body: bytes.NewReader(make([]byte, size))})
+		return err
+	}
+	exists := func(key string) bool {
+		_, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("quota"), Key: aws.String(key)})
+		return err == nil
+	}
+	if err := put("two-mib", 2<<20); code(err) != "QuotaExceeded" {
+		t.Fatalf("2 MiB put: %v, want QuotaExceeded", err)
+	}
+	if exists("two-mib") {
+		t.Error("the refused upload was stored")
+	}
+	if err := put("a", 600<<10); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Flush(ctx); err != nil { // committed or pending, the same answer
+		t.Fatal(err)
+	}
+	if err := put("b", 600<<10); code(err) != "QuotaExceeded" {
+		t.Fatalf("second 600 KiB put: %v, want QuotaExceeded", err)
+	}
+	if _, err := c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("quota"), Key: aws.String("a")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("b", 600<<10); err != nil {
+		t.Fatalf("after the delete the upload should fit: %v", err)
+	}
+	if got := u.Current("alice"); got.Bytes != 600<<10 || got.Artifacts != 1 {
+		t.Errorf("usage %+v, want 600 KiB in 1 artifact", got)
+	}
+	// Overwriting with a smaller body gives space back.
+	if err := put("b", 100); err != nil {
+		t.Fatal(err)
+	}
+	u.Flush(ctx)
+	if _, used, _ := store.TenantLimits("alice"); used.Bytes != 100 || used.Artifacts != 1 {
+		t.Errorf("committed usage %+v, want 100 bytes in 1 artifact", used)
+	}
+	// Artifact quota.
+	store.mu.Lock()
+	store.limits["alice"] = cluster.Limits{MaxArtifacts: 2}
+	store.mu.Unlock()
+	if err := put("c", 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("d", 10); code(err) != "QuotaExceeded" {
+		t.Errorf("third artifact: %v, want QuotaExceeded", err)
+	}
+}
+
+func TestAdmitCapsUnknownSize(t *testing.T) {
+	store := &fakeStore{limits: map[string]cluster.Limits{"t": {MaxBytes: 1000}}, used: map[string]cluster.Usage{"t": {Bytes: 400}}}
+	u := NewUsage(store, nil)
+	u.Record("t", 100, 1)
+	left, err := u.Admit(context.Background(), "t", -1, 1)
+	if err != nil || left != 500 {
+		t.Errorf("Admit(-1) = %d, %v; want 500 left", left, err)
+	}
+	if _, err := u.Admit(context.Background(), "t", 501, 1); !errors.Is(err, s3.ErrQuotaExceeded) {
+		t.Errorf("Admit(501) = %v", err)
+	}
+	if left, err := u.Admit(context.Background(), "none", 1<<40, 1); err != nil || left != -1 {
+		t.Errorf("unlimited tenant: %d, %v", left, err)
+	}
+}
