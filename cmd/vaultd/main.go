@@ -5,6 +5,7 @@
 //	vaultd tenant list | delete NAME manage tenants through a node's admin API
 //	vaultd cluster status            show a cluster node's view of the cluster
 //	vaultd bench WORKLOAD            load-test any S3 endpoint (see vaultd bench -h)
+//	vaultd events tail [-f] [--txn]  show a node's access or transaction log
 //	vaultd version
 //
 // main only wires: flags and environment are read here and handed to the
@@ -40,6 +41,7 @@ const usage = `usage:
   vaultd tenant delete NAME [--endpoint URL]
   vaultd cluster status [--json] [--endpoint URL]
   vaultd bench put|get|mixed|list|multipart --endpoint URL [--size 4KiB] [--concurrency 16] [--duration 10s] [--json]
+  vaultd events tail [--data DIR] [--dir DIR] [--txn] [-n 20] [-f]
   vaultd version
 
 Environment: VAULT_ROOT_ACCESS_KEY, VAULT_ROOT_SECRET_KEY (root credentials),
@@ -61,6 +63,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runCluster(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], getenv, stdout, stderr)
+	case "events":
+		return runEvents(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "vaultd", version)
 		return nil

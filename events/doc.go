@@ -1,0 +1,127 @@
+// Package events records what a node served: an access log with one line
+// per request and a transaction log with one line per state change. Both
+// are fed by the S3 server through s3.Observer (a *Log is one) and never
+// slow the request path: ObserveRequest copies the event into a bounded
+// queue and returns; a full queue drops the event and counts the drop.
+//
+//	log, err := events.Open(events.Config{Dir: "/data/d0/events"})
+//	...
+//	srv, err := s3.New(s3.Config{..., Observer: log})
+//	...
+//	defer log.Close() // drains both queues, flushes and fsyncs
+//
+// # Files
+//
+// Everything lives in Config.Dir:
+//
+//	access.log                                     the access log being written
+//	access-20260102T150405.123456789Z.log          rotated access logs (UTC, oldest first by name)
+//	txn.log                                        the transaction log being written
+//	txn-20260102T150405.123456789Z.log             rotated transaction logs
+//
+// A file is rotated before a line would take it past Config.MaxFileBytes:
+// it is flushed, fsynced, closed and renamed with the UTC time of the
+// rotation (fixed width, so names sort in time order), and a new file is
+// started. The newest MaxFiles (access) and MaxTxnFiles (txn) rotated files
+// are kept and older ones deleted. Files whose names do not match are
+// never touched.
+//
+// Both files are JSON Lines: UTF-8, one JSON object per line, each line
+// ended by "\n". Strings are escaped so that no line ever holds a raw
+// newline or control character: bytes that are not valid UTF-8 become
+// U+FFFD, and when a key is not valid UTF-8 its exact bytes are also given
+// in key_base64 (standard base64). Every field listed below is present, in
+// the order listed (key_base64 only when needed); readers must ignore fields they do not know (fields may be
+// added, never renamed or removed) and should skip a line that does not
+// parse, such as the partial last line a crash can leave (the next line
+// written after a restart starts on a fresh line).
+//
+// # Access log
+//
+// One line per request served, written by one goroutine through a buffer
+// flushed at least every second (Config.FlushInterval) and on Close:
+//
+//	time         string  when the request arrived, RFC 3339 with nanoseconds, UTC
+//	node         string  node that served it
+//	request_id   string  as returned to the client in x-amz-request-id
+//	tenant       string  authenticated tenant, "" if none
+//	operation    string  S3 operation ("PutObject", "GetObject", ...); "Unknown"
+//	                     before routing; "Admin", "Health", "Metrics" and
+//	                     "Admin*" for /_vault
+//	bucket       string  container, "" if none
+//	key          string  artifact key, "" if none
+//	key_base64   string  only when key is not valid UTF-8: its exact bytes
+//	bytes_in     number  request body bytes
+//	bytes_out    number  response body bytes
+//	object_size  number  size of the artifact read or written, -1 if none
+//	status       number  HTTP status
+//	error_code   string  S3 error code, "" on success
+//	latency_ms   number  time to serve, in milliseconds (fractional); for a
+//	                     streamed download, the time to the response headers
+//	client       string  client address, host:port
+//	user_agent   string  User-Agent header
+//
+// Example:
+//
+//	{"time":"2026-01-02T15:04:05.123456789Z","node":"n1","request_id":"4F1A...","tenant":"alice","operation":"GetObject","bucket":"photos","key":"2026/cat.jpg","bytes_in":0,"bytes_out":48213,"object_size":48213,"status":200,"error_code":"","latency_ms":1.734,"client":"10.0.0.7:51234","user_agent":"aws-sdk-go-v2/1.47.7"}
+//
+// Access lines are best effort: when Config.Buffer events are already
+// queued the next one is dropped and counted (Stats), and a warning is
+// logged at most once a minute.
+//
+// # Transaction log
+//
+// One line per request that changed stored state, as
+// s3.RequestEvent.Mutation decides: a successful PutObject, CopyObject,
+// DeleteObject, DeleteObjects, CompleteMultipartUpload, CreateBucket,
+// DeleteBucket, or an Admin* operation that changes tenants, keys or
+// limits. It is written by its own goroutine with group commit: it takes
+// everything queued, writes it, fsyncs, and repeats.
+//
+//	time         string  when the request arrived, RFC 3339 with nanoseconds, UTC
+//	node         string  node that served it
+//	request_id   string  as returned to the client
+//	tenant       string  tenant that made the change
+//	operation    string  one of the operations above, or "Dropped"
+//	bucket       string  container
+//	key          string  artifact key, "" for bucket and admin operations
+//	key_base64   string  only when key is not valid UTF-8: its exact bytes
+//	version_id   string  version written or deleted (hex), "" if none
+//	etag         string  ETag of the artifact written, "" if none
+//	object_size  number  size of the artifact written, -1 if none
+//
+// Mutations are queued separately from access events, in a larger queue
+// (Config.TxnBuffer). If that queue ever fills, the mutation is dropped,
+// counted (TxnStats) and a warning is logged at most every ten seconds; the
+// gap is also recorded in the file itself, before the next batch, as
+//
+//	{"time":"...","node":"n1","operation":"Dropped","dropped":12}
+//
+// meaning that 12 mutations served before this point (the time is when the
+// gap was written) are missing from the log. A reader
+// auditing the history must treat such a line as a hole.
+//
+// # Using the transaction log
+//
+// The transaction log is the node's history of changes: who (tenant,
+// client request id) changed what (bucket, key, version_id, etag, size)
+// and when. Replaying it in order rebuilds the namespace: which artifact
+// versions were created and deleted in which buckets, and which buckets
+// and tenants existed. It holds no object data: a replay that rebuilds
+// content reads each version_id from the store (or another copy). Lines
+// are in the order the node finished the requests, which for
+// concurrent requests can differ from their start times; order by time
+// within a key only after accounting for that. Each node writes its own
+// log: a cluster's history is the merge of its nodes' logs by time.
+//
+// What s3.RequestEvent does not yet carry limits a replay: a DeleteObjects
+// line does not list the keys it deleted, a DeleteObject line carries no
+// version_id, a CopyObject line does not name its source, and the Admin*
+// lines name the root tenant that called, not the tenant acted upon.
+//
+// The log is written asynchronously, after the change is made and usually
+// after the client has been answered, so it is not a write-ahead log: a crash can lose the batch that was not yet fsynced
+// (the mutations of the last few milliseconds), and a node that stops
+// without Close loses what was still queued. A "Dropped" line marks every
+// other loss.
+package events
