@@ -3,6 +3,7 @@ package s3
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -39,9 +40,34 @@ type NewTenant struct {
 
 // TenantInfo describes a tenant without its secrets.
 type TenantInfo struct {
-	Name       string    `json:"name"`
-	Created    time.Time `json:"created"`
-	AccessKeys []string  `json:"access_keys"`
+	Name       string       `json:"name"`
+	Created    time.Time    `json:"created"`
+	AccessKeys []string     `json:"access_keys"`
+	Limits     TenantLimits `json:"limits"`
+	Usage      TenantUsage  `json:"usage"`
+}
+
+// TenantLimits are a tenant's rate limit (0: the default) and quota (0:
+// unlimited).
+type TenantLimits struct {
+	RPS          float64 `json:"rps"`
+	Burst        int     `json:"burst"`
+	MaxBytes     int64   `json:"max_bytes"`
+	MaxArtifacts int64   `json:"max_artifacts"`
+}
+
+// TenantUsage is what a tenant stores, as committed cluster-wide.
+type TenantUsage struct {
+	Bytes     int64 `json:"bytes"`
+	Artifacts int64 `json:"artifacts"`
+}
+
+// LimitsAdmin is implemented by an Admin that can set tenants' limits:
+// PUT /_vault/admin/tenants/NAME/rate {"rps","burst"} and
+// PUT /_vault/admin/tenants/NAME/quota {"max_bytes","max_artifacts"}.
+type LimitsAdmin interface {
+	SetRate(ctx context.Context, name string, rps float64, burst int) error
+	SetQuota(ctx context.Context, name string, maxBytes, maxArtifacts int64) error
 }
 
 // Admin API errors.
@@ -105,6 +131,8 @@ func (s *Server) adminTenants(ctx context.Context, r *request, name string) erro
 			return err
 		}
 		return writeJSON(r, http.StatusOK, t)
+	case (strings.HasSuffix(name, "/rate") || strings.HasSuffix(name, "/quota")) && method == http.MethodPut:
+		return s.adminLimits(ctx, r, name)
 	case strings.Contains(name, "/"):
 		return ErrMethodNotAllowed
 	case name != "" && method == http.MethodPut:
@@ -132,6 +160,7 @@ func (s *Server) authorizeRoot(ctx context.Context, r *request) error {
 		return err
 	}
 	r.ev.Tenant = tenant
+	r.auth = auth
 	if auth.AccessKey != s.cfg.Root.AccessKey || tenant != s.cfg.RootTenant {
 		return ErrAccessDenied
 	}
@@ -166,5 +195,32 @@ func writeJSON(r *request, status int, v any) error {
 	r.fctx.SetStatusCode(status)
 	r.fctx.SetContentType("application/json")
 	r.fctx.Response.SetBodyRaw(append(out, '\n'))
+	return nil
+}
+
+// adminLimits serves PUT /_vault/admin/tenants/NAME/rate and /quota.
+func (s *Server) adminLimits(ctx context.Context, r *request, path string) error {
+	la, ok := s.cfg.Admin.(LimitsAdmin)
+	if !ok {
+		return ErrNotImplemented
+	}
+	name, what, _ := strings.Cut(path, "/")
+	var l TenantLimits
+	body, err := io.ReadAll(io.LimitReader(r.auth.Body(r.fctx.RequestBodyStream()), 4<<10))
+	r.bodyDone = true
+	if err != nil || json.Unmarshal(body, &l) != nil || l.RPS < 0 || l.Burst < 0 || l.MaxBytes < 0 || l.MaxArtifacts < 0 {
+		return &Error{http.StatusBadRequest, "InvalidArgument", "Want a JSON object of non-negative limits."}
+	}
+	if what == "rate" {
+		r.ev.Operation = "AdminSetRate"
+		err = la.SetRate(ctx, name, l.RPS, l.Burst)
+	} else {
+		r.ev.Operation = "AdminSetQuota"
+		err = la.SetQuota(ctx, name, l.MaxBytes, l.MaxArtifacts)
+	}
+	if err != nil {
+		return err
+	}
+	r.fctx.SetStatusCode(http.StatusNoContent)
 	return nil
 }

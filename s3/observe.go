@@ -42,7 +42,8 @@ func (e *RequestEvent) Mutation() bool {
 	}
 	switch e.Operation {
 	case "PutObject", "CopyObject", "DeleteObject", "DeleteObjects", "CompleteMultipartUpload",
-		"CreateBucket", "DeleteBucket", "AdminCreateTenant", "AdminDeleteTenant", "AdminAddKey":
+		"CreateBucket", "DeleteBucket", "AdminCreateTenant", "AdminDeleteTenant", "AdminAddKey",
+		"AdminSetRate", "AdminSetQuota":
 		return true
 	}
 	return false

@@ -189,6 +189,7 @@ type request struct {
 	bodyDone bool // the request body was read to its end
 	keepCtx  bool // a response body stream owns the context
 	ev       RequestEvent
+	auth     *sigv4.Result // set by authorizeRoot for admin requests
 }
 
 func newRequestID() string {

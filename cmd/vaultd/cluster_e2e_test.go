@@ -735,6 +735,10 @@ func TestClusterThreeNodes(t *testing.T) {
 		if err := c.admin(0).do(t.Context(), http.MethodPut, "/_vault/admin/tenants/e2e-tenant", &tenant); err != nil {
 			t.Fatalf("create tenant through n1: %v", err)
 		}
+		// The load below runs far above the default 100 requests/s.
+		if err := c.admin(1).send(t.Context(), http.MethodPut, "/_vault/admin/tenants/e2e-tenant/rate", []byte(`{"rps":100000,"burst":100000}`), nil); err != nil {
+			t.Fatalf("set the tenant's rate through n2: %v", err)
+		}
 		for i := range c.nodes {
 			cl = append(cl, c.s3Client(i, tenant))
 		}
@@ -762,6 +766,77 @@ func TestClusterThreeNodes(t *testing.T) {
 		for i := range c.nodes {
 			checkListing(t, c.nodes[i].name, cl[i], bucket, want)
 		}
+	})
+
+	// A tenant with a 1 MiB quota, used through every node. Usage is
+	// committed through Raft every limits.FlushInterval (1 s): every node
+	// must agree within a few seconds.
+	step("Quota", func(t *testing.T) {
+		ctx := t.Context()
+		var qt s3.NewTenant
+		if err := c.admin(0).do(ctx, http.MethodPut, "/_vault/admin/tenants/quota-tenant", &qt); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.admin(2).send(ctx, http.MethodPut, "/_vault/admin/tenants/quota-tenant/quota", []byte(`{"max_bytes":1048576}`), nil); err != nil {
+			t.Fatal(err)
+		}
+		var qc []*awss3.Client
+		for i := range c.nodes {
+			qc = append(qc, c.s3Client(i, qt))
+		}
+		if _, err := qc[1].CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("quota-bucket")}); err != nil {
+			t.Fatal(err)
+		}
+		two, a, b := newArtifact("two-mib", 2<<20), newArtifact("a", 600<<10), newArtifact("b", 600<<10)
+		if err := two.put(ctx, qc[0], "quota-bucket"); errorCode(err) != "QuotaExceeded" || httpStatus(err) != http.StatusForbidden {
+			t.Fatalf("2 MiB put into a 1 MiB quota: %v, want 403 QuotaExceeded", err)
+		}
+		if _, err := qc[2].HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("quota-bucket"), Key: aws.String("two-mib")}); httpStatus(err) != http.StatusNotFound {
+			t.Errorf("the refused upload is visible: %v", err)
+		}
+		if err := a.put(ctx, qc[1], "quota-bucket"); err != nil {
+			t.Fatal(err)
+		}
+		usageOn := func(i int) (s3.TenantUsage, error) {
+			var ts []s3.TenantInfo
+			if err := c.admin(i).do(ctx, http.MethodGet, "/_vault/admin/tenants", &ts); err != nil {
+				return s3.TenantUsage{}, err
+			}
+			for _, tn := range ts {
+				if tn.Name == "quota-tenant" {
+					return tn.Usage, nil
+				}
+			}
+			return s3.TenantUsage{}, errors.New("quota-tenant not listed")
+		}
+		agree := func(want s3.TenantUsage) {
+			t.Helper()
+			start := time.Now()
+			for i := range c.nodes {
+				if _, err := retry(ctx, 5*time.Second, func(context.Context) error {
+					got, err := usageOn(i)
+					if err == nil && got != want {
+						err = fmt.Errorf("usage %+v, want %+v", got, want)
+					}
+					return err
+				}); err != nil {
+					t.Fatalf("%s: %v", c.nodes[i].name, err)
+				}
+			}
+			t.Logf("usage %+v on every node within %v", want, time.Since(start).Round(time.Millisecond))
+		}
+		agree(s3.TenantUsage{Bytes: 600 << 10, Artifacts: 1})
+		if err := b.put(ctx, qc[2], "quota-bucket"); errorCode(err) != "QuotaExceeded" {
+			t.Fatalf("second 600 KiB put through another node: %v, want QuotaExceeded", err)
+		}
+		if _, err := qc[1].DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("quota-bucket"), Key: aws.String("a")}); err != nil {
+			t.Fatal(err)
+		}
+		agree(s3.TenantUsage{})
+		if err := b.put(ctx, qc[2], "quota-bucket"); err != nil {
+			t.Fatalf("after the delete the upload should fit: %v", err)
+		}
+		agree(s3.TenantUsage{Bytes: 600 << 10, Artifacts: 1})
 	})
 
 	step("LeaderDown", func(t *testing.T) {

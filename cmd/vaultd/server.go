@@ -23,6 +23,7 @@ import (
 	"github.com/vaultaire/vaultaire/driver/local"
 	"github.com/vaultaire/vaultaire/driver/peer"
 	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/limits"
 	"github.com/vaultaire/vaultaire/placement"
 	"github.com/vaultaire/vaultaire/s3"
 )
@@ -375,13 +376,25 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("create root tenant: %w", err)
 	}
 
-	eng, err := engine.New(engine.Config{Topology: topo, Containers: store, Logger: log.With("component", "engine")})
+	// Tenant limits: the root tenant (the operator) is never rate-limited.
+	limiter := limits.NewRateLimiter(func(tenant string) (float64, int) {
+		l, _, _ := store.TenantLimits(tenant)
+		return l.RPS, l.Burst
+	}, 0, rootTenant)
+	usage := limits.NewUsage(store, log.With("component", "usage"))
+	uctx, stopUsage := context.WithCancel(context.Background())
+	usageDone := make(chan struct{})
+	go func() { defer close(usageDone); usage.Run(uctx) }()
+	defer func() { stopUsage(); <-usageDone }() // a final flush before the store closes
+
+	eng, err := engine.New(engine.Config{Topology: topo, Containers: store, Logger: log.With("component", "engine"), OnUsage: usage.Record})
 	if err != nil {
 		return err
 	}
 	srv, err := s3.New(s3.Config{
 		Engine: eng, Keys: store, Root: root, RootTenant: rootTenant, Admin: admin,
 		Domain: f.domain, Region: f.region, Node: st.Node, Logger: log.With("component", "s3"),
+		Limiter: limiter, Quota: usage,
 	})
 	if err != nil {
 		return err
@@ -514,6 +527,8 @@ func adminErr(err error) error {
 		return s3.ErrInvalidTenant
 	case errors.Is(err, engine.ErrMetadataUnavailable):
 		return s3.ErrServiceUnavailable
+	case errors.Is(err, cluster.ErrInvalidLimits):
+		return s3.ErrInvalidArgument
 	}
 	return err
 }
@@ -551,7 +566,11 @@ func (a adminAdapter) Tenants(ctx context.Context) ([]s3.TenantInfo, error) {
 	}
 	var out []s3.TenantInfo
 	for _, t := range ts {
-		out = append(out, s3.TenantInfo{Name: t.Name, Created: t.Created, AccessKeys: t.AccessKeys})
+		out = append(out, s3.TenantInfo{
+			Name: t.Name, Created: t.Created, AccessKeys: t.AccessKeys,
+			Limits: s3.TenantLimits{RPS: t.Limits.RPS, Burst: t.Limits.Burst, MaxBytes: t.Limits.MaxBytes, MaxArtifacts: t.Limits.MaxArtifacts},
+			Usage:  s3.TenantUsage{Bytes: t.Usage.Bytes, Artifacts: t.Usage.Artifacts},
+		})
 	}
 	return out, nil
 }
@@ -566,4 +585,14 @@ type clusterAdmin struct {
 // ClusterStatus returns this node's view of the cluster.
 func (a clusterAdmin) ClusterStatus(ctx context.Context) (any, error) {
 	return a.topo.Status(ctx, a.ms.Members()), nil
+}
+
+// SetRate sets a tenant's request rate limit.
+func (a adminAdapter) SetRate(ctx context.Context, name string, rps float64, burst int) error {
+	return adminErr(a.store.SetRate(ctx, name, rps, burst))
+}
+
+// SetQuota sets a tenant's quota.
+func (a adminAdapter) SetQuota(ctx context.Context, name string, maxBytes, maxArtifacts int64) error {
+	return adminErr(a.store.SetQuota(ctx, name, maxBytes, maxArtifacts))
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
+	"github.com/vaultaire/vaultaire/bench"
 	"github.com/vaultaire/vaultaire/s3"
 )
 
@@ -31,16 +33,21 @@ type adminClient struct {
 }
 
 func (c *adminClient) do(ctx context.Context, method, path string, out any) error {
+	return c.send(ctx, method, path, nil, out)
+}
+
+// send is do with a request body.
+func (c *adminClient) send(ctx context.Context, method, path string, body []byte, out any) error {
 	u, err := url.JoinPath(c.endpoint, path)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	empty := sha256.Sum256(nil)
-	hash := hex.EncodeToString(empty[:])
+	sum := sha256.Sum256(body)
+	hash := hex.EncodeToString(sum[:])
 	req.Header.Set("x-amz-content-sha256", hash)
 	if err := v4.NewSigner().SignHTTP(ctx, c.creds, req, hash, "s3", "us-east-1", time.Now()); err != nil {
 		return err
@@ -50,7 +57,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, out any) erro
 		return err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
 		return err
 	}
@@ -59,20 +66,20 @@ func (c *adminClient) do(ctx context.Context, method, path string, out any) erro
 			Code    string `xml:"Code"`
 			Message string `xml:"Message"`
 		}
-		if xmlErr := xml.Unmarshal(body, &e); xmlErr == nil && e.Code != "" {
+		if xmlErr := xml.Unmarshal(answer, &e); xmlErr == nil && e.Code != "" {
 			return fmt.Errorf("%s: %s", e.Code, e.Message)
 		}
 		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
 	}
 	if out != nil {
-		return json.Unmarshal(body, out)
+		return json.Unmarshal(answer, out)
 	}
 	return nil
 }
 
 func runTenant(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("tenant: want create, add-key, list or delete")
+		return errors.New("tenant: want create, add-key, list, delete, set-rate or set-quota")
 	}
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("vaultd tenant "+sub, flag.ContinueOnError)
@@ -80,6 +87,10 @@ func runTenant(ctx context.Context, args []string, getenv func(string) string, s
 	endpoint := fs.String("endpoint", envOr(getenv, "VAULT_ENDPOINT", "http://127.0.0.1:9000"), "a node's S3 endpoint")
 	data := fs.String("data", "./data", "data directory to read generated root credentials from when the environment has none")
 	asJSON := fs.Bool("json", false, "print JSON")
+	rps := fs.Float64("rps", 0, "set-rate: requests per second (0: the default, 100)")
+	burst := fs.Int("burst", 0, "set-rate: burst size (0: the default, 200, or the rate)")
+	quotaBytes := fs.String("bytes", "0", "set-quota: most bytes stored, such as 10GiB (0: unlimited)")
+	quotaArtifacts := fs.Int64("artifacts", 0, "set-quota: most artifacts stored (0: unlimited)")
 	// Accept flags before and after the tenant name.
 	var positional []string
 	for {
@@ -145,11 +156,32 @@ func runTenant(ctx context.Context, args []string, getenv func(string) string, s
 			return json.NewEncoder(stdout).Encode(ts)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tCREATED\tACCESS KEYS")
+		fmt.Fprintln(tw, "NAME\tCREATED\tSTORED\tARTIFACTS\tQUOTA\tRATE\tACCESS KEYS")
 		for _, t := range ts {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, t.Created.UTC().Format(time.RFC3339), strings.Join(t.AccessKeys, ","))
+			quota := "-"
+			if t.Limits.MaxBytes > 0 || t.Limits.MaxArtifacts > 0 {
+				quota = fmt.Sprintf("%s/%d", humanLimit(t.Limits.MaxBytes), t.Limits.MaxArtifacts)
+			}
+			rate := "default"
+			if t.Limits.RPS > 0 {
+				rate = fmt.Sprintf("%g/s burst %d", t.Limits.RPS, t.Limits.Burst)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", t.Name, t.Created.UTC().Format(time.RFC3339),
+				humanBytes(uint64(max(0, t.Usage.Bytes))), t.Usage.Artifacts, quota, rate, strings.Join(t.AccessKeys, ","))
 		}
 		return tw.Flush()
+	case "set-rate", "set-quota":
+		n, err := name()
+		if err != nil {
+			return err
+		}
+		l := s3.TenantLimits{RPS: *rps, Burst: *burst, MaxArtifacts: *quotaArtifacts}
+		if l.MaxBytes, err = bench.ParseSize(*quotaBytes); err != nil {
+			return fmt.Errorf("--bytes: %w", err)
+		}
+		body, _ := json.Marshal(l)
+		what := strings.TrimPrefix(sub, "set-")
+		return c.send(ctx, http.MethodPut, "/_vault/admin/tenants/"+url.PathEscape(n)+"/"+what, body, nil)
 	case "delete":
 		n, err := name()
 		if err != nil {
@@ -158,6 +190,14 @@ func runTenant(ctx context.Context, args []string, getenv func(string) string, s
 		return c.do(ctx, http.MethodDelete, "/_vault/admin/tenants/"+url.PathEscape(n), nil)
 	}
 	return fmt.Errorf("tenant: unknown subcommand %q", sub)
+}
+
+// humanLimit prints a byte limit, "-" for none.
+func humanLimit(n int64) string {
+	if n <= 0 {
+		return "-"
+	}
+	return humanBytes(uint64(n))
 }
 
 func envOr(getenv func(string) string, name, def string) string {
