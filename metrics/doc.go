@@ -1,0 +1,73 @@
+// Package metrics exports a Vaultaire node's Prometheus metrics from its own
+// registry (never the global one), served by Handler at /_vault/metrics.
+//
+// Request series are pushed: Metrics implements s3.Observer and counts every
+// RequestEvent on the request's goroutine without blocking. Everything else
+// is pulled: each optional provider function in Config is called when
+// Prometheus scrapes, and a nil provider leaves its series out.
+//
+// Cardinality is bounded. No label carries a bucket or a key; operation
+// values come from a fixed list (anything else is "Unknown"); status_class
+// is one of "2xx", "3xx", "4xx", "5xx"; tenant is "" for unauthenticated
+// requests and at most Config.MaxTenants distinct names, after which further
+// tenants share tenant="_other" (a name no real tenant can have). Drive,
+// node, Raft state and gossip state values are bounded by the cluster.
+//
+// Series, all prefixed vaultaire_:
+//
+// From ObserveRequest:
+//
+//	s3_requests_total{operation,status_class,tenant}   counter
+//	s3_request_duration_seconds{operation}             histogram, 1 ms .. 60 s
+//	s3_received_bytes_total{tenant}                    counter, request bodies
+//	s3_sent_bytes_total{tenant}                        counter, response bodies
+//	s3_rate_limited_total{tenant}                      counter, 503 SlowDown answers
+//	s3_quota_refused_total{tenant}                     counter, 403 QuotaExceeded answers
+//
+// From Config.Engine (engine.Stats):
+//
+//	erasure_encode_seconds_total     counter, time streaming bodies through the encoder
+//	erasure_encodes_total            counter, bodies encoded (puts and parts)
+//	erasure_decode_seconds_total     counter, time decoding reads
+//	erasure_decodes_total            counter, ranges decoded
+//	degraded_reads_total             counter, reads that needed parity or met a bad shard
+//	repairs_total                    counter, artifacts healed
+//	repaired_shards_total            counter, shards rewritten by healing
+//	heal_queue                       gauge, artifacts waiting to be healed
+//
+// From Config.Drives (DriveSample):
+//
+//	drive_info{drive,node,class}     gauge, always 1 (joins a drive to its class)
+//	drive_online{drive,node}         gauge, 1 online, 0 offline
+//	drive_used_bytes{drive,node}     gauge
+//	drive_free_bytes{drive,node}     gauge
+//	drive_total_bytes{drive,node}    gauge
+//
+// From Config.Raft (RaftSample):
+//
+//	raft_state{state}                gauge, 1 for the current state of leader, follower, candidate, shutdown; 0 for the others
+//	raft_term                        gauge
+//	raft_commit_index                gauge
+//	raft_applied_index               gauge
+//	raft_last_contact_seconds        gauge, since the leader was last heard from (0 on the leader)
+//	raft_voters                      gauge
+//	raft_nonvoters                   gauge
+//
+// From Config.Members (gossip state → count):
+//
+//	gossip_members{state}            gauge
+//
+// From Config.Usage (TenantUsage):
+//
+//	tenant_stored_bytes{tenant}      gauge
+//	tenant_artifacts{tenant}         gauge
+//
+// The registry also holds the standard go_* and process_* series of the
+// Go and process collectors.
+//
+// A node wires it like this:
+//
+//	m := metrics.New(metrics.Config{Engine: eng.Stats, Raft: raftSample})
+//	s3cfg.Observer = m
+//	s3cfg.Metrics = m.Handler()
+package metrics
