@@ -107,6 +107,8 @@ func (s *Server) vault(ctx context.Context, r *request, path string) error {
 }
 
 func (s *Server) adminTenants(ctx context.Context, r *request, name string) error {
+	// The tenant acted on is the event's key (its tenant is root's).
+	r.ev.Key, _, _ = strings.Cut(name, "/")
 	if err := s.authorizeRoot(ctx, r); err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ type RequestEvent struct {
 	Tenant     string        `json:"tenant,omitempty"`     // "" when not authenticated
 	Operation  string        `json:"operation"`            // S3 operation, such as "PutObject"; "Unknown" before routing, "Admin" and "Health" for /_vault
 	Bucket     string        `json:"bucket,omitempty"`     // container
-	Key        string        `json:"key,omitempty"`        // artifact key
+	Key        string        `json:"key,omitempty"`        // artifact key; for Admin* operations, the tenant acted on
 	BytesIn    int64         `json:"bytes_in"`             // request body bytes
 	BytesOut   int64         `json:"bytes_out"`            // response body bytes
 	ObjectSize int64         `json:"object_size"`          // size of the artifact read or written; -1 if none

@@ -222,7 +222,9 @@ func (s *Server) handle(fctx *fasthttp.RequestCtx) {
 	if s.cfg.Observer != nil {
 		r.ev.Status = fctx.Response.StatusCode()
 		r.ev.Latency = time.Since(start)
-		if n := fctx.Response.Header.ContentLength(); n >= 0 {
+		if !fctx.Response.IsBodyStream() {
+			r.ev.BytesOut = int64(len(fctx.Response.Body()))
+		} else if n := fctx.Response.Header.ContentLength(); n >= 0 {
 			r.ev.BytesOut = int64(n)
 		}
 		if fctx.IsHead() {
