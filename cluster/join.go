@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -170,4 +171,35 @@ func (s *Store) raftStatus(st *Status) {
 			st.Servers = append(st.Servers, RaftServer{ID: string(sv.ID), Address: string(sv.Address), Suffrage: suf, Leader: string(sv.ID) == st.Leader})
 		}
 	}
+}
+
+// RaftInfo is this node's Raft state for metrics.
+type RaftInfo struct {
+	State                 string // "leader", "follower", "candidate" or "shutdown"
+	Term, Commit, Applied uint64
+	LastContact           time.Duration // since the leader was last heard from; 0 on the leader
+	Voters, NonVoters     int
+}
+
+// RaftInfo returns this node's Raft state.
+func (s *Store) RaftInfo() RaftInfo {
+	ri := RaftInfo{
+		State: strings.ToLower(s.raft.State().String()), Term: s.raft.CurrentTerm(),
+		Commit: s.raft.CommitIndex(), Applied: max(s.raft.AppliedIndex(), s.fsm.applied.Load()),
+	}
+	if s.raft.State() != raft.Leader {
+		if lc := s.raft.LastContact(); !lc.IsZero() {
+			ri.LastContact = time.Since(lc)
+		}
+	}
+	if cf := s.raft.GetConfiguration(); cf.Error() == nil {
+		for _, sv := range cf.Configuration().Servers {
+			if sv.Suffrage == raft.Voter {
+				ri.Voters++
+			} else {
+				ri.NonVoters++
+			}
+		}
+	}
+	return ri
 }

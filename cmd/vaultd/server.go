@@ -23,15 +23,17 @@ import (
 	"github.com/vaultaire/vaultaire/driver/local"
 	"github.com/vaultaire/vaultaire/driver/peer"
 	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/events"
 	"github.com/vaultaire/vaultaire/limits"
+	"github.com/vaultaire/vaultaire/metrics"
 	"github.com/vaultaire/vaultaire/placement"
 	"github.com/vaultaire/vaultaire/s3"
 )
 
 // serverFlags are the flags of `vaultd server`.
 type serverFlags struct {
-	name, data, s3Addr, raftAddr, gossip, rpc, join, domain, region, logLevel string
-	remotes                                                                   []string
+	name, data, s3Addr, raftAddr, gossip, rpc, join, domain, region, logLevel, events string
+	remotes                                                                           []string
 }
 
 func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
@@ -49,6 +51,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.domain, "domain", "", "enable virtual-host-style requests: BUCKET.DOMAIN")
 	fs.StringVar(&f.region, "region", "us-east-1", "region reported to clients")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.events, "events", "", "directory of the access-event and transaction logs (default: events/ under the first data directory)")
 	fs.Func("remote", "remote S3 backend NAME=URL (not yet available)", func(v string) error {
 		f.remotes = append(f.remotes, v)
 		return nil
@@ -342,8 +345,10 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	defer store.Close()
 
 	var (
-		topo  engine.Topology
-		admin s3.Admin = adminAdapter{store}
+		topo    engine.Topology
+		admin   s3.Admin = adminAdapter{store}
+		drivesM func(context.Context) []metrics.DriveSample
+		members func() map[string]int
 	)
 	if f.clustered() {
 		h := store.RPCHandler()
@@ -363,13 +368,24 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		ct := cluster.NewTopology(store, drives, secret, log.With("component", "topology"))
 		topo = ct
 		admin = clusterAdmin{adminAdapter{store}, ct, ms}
+		drivesM = func(ctx context.Context) []metrics.DriveSample { return driveSamples(ct.Status(ctx, nil).Drives) }
+		members = func() map[string]int {
+			by := map[string]int{}
+			for _, m := range ms.Members() {
+				by[m.State.String()]++
+			}
+			return by
+		}
 		defer func() {
 			lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			ms.Leave(lctx)
 		}()
-	} else if topo, err = engine.NewStatic(m, drives); err != nil {
-		return err
+	} else {
+		if topo, err = engine.NewStatic(m, drives); err != nil {
+			return err
+		}
+		drivesM = func(ctx context.Context) []metrics.DriveSample { return localDriveSamples(ctx, st.Node, m, drives) }
 	}
 	rootTenant := "root"
 	if _, _, err := store.CreateTenant(ctx, rootTenant); err != nil && !errors.Is(err, cluster.ErrTenantExists) {
@@ -391,10 +407,36 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
+	evDir := f.events
+	if evDir == "" {
+		evDir = filepath.Join(st.Dirs[0], "events")
+	}
+	evlog, err := events.Open(events.Config{Dir: evDir, Logger: log.With("component", "events")})
+	if err != nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	defer evlog.Close() // after the S3 server drained, so the last requests are logged
+	mx := metrics.New(metrics.Config{
+		Logger: log.With("component", "metrics"),
+		Engine: eng.Stats, Drives: drivesM, Members: members,
+		Raft: func() metrics.RaftSample {
+			ri := store.RaftInfo()
+			return metrics.RaftSample{State: ri.State, Term: ri.Term, CommitIndex: ri.Commit, AppliedIndex: ri.Applied,
+				LastContact: ri.LastContact, Voters: ri.Voters, NonVoters: ri.NonVoters}
+		},
+		Usage: func() []metrics.TenantUsage {
+			ts, _ := store.Tenants(context.Background())
+			out := make([]metrics.TenantUsage, 0, len(ts))
+			for _, t := range ts {
+				out = append(out, metrics.TenantUsage{Tenant: t.Name, Bytes: t.Usage.Bytes, Artifacts: t.Usage.Artifacts})
+			}
+			return out
+		},
+	})
 	srv, err := s3.New(s3.Config{
 		Engine: eng, Keys: store, Root: root, RootTenant: rootTenant, Admin: admin,
 		Domain: f.domain, Region: f.region, Node: st.Node, Logger: log.With("component", "s3"),
-		Limiter: limiter, Quota: usage,
+		Limiter: limiter, Quota: usage, Observer: s3.Observers{mx, evlog}, Metrics: mx.Handler(),
 	})
 	if err != nil {
 		return err
@@ -595,4 +637,28 @@ func (a adminAdapter) SetRate(ctx context.Context, name string, rps float64, bur
 // SetQuota sets a tenant's quota.
 func (a adminAdapter) SetQuota(ctx context.Context, name string, maxBytes, maxArtifacts int64) error {
 	return adminErr(a.store.SetQuota(ctx, name, maxBytes, maxArtifacts))
+}
+
+// driveSamples turns the cluster's drive status into metrics samples.
+func driveSamples(ds []cluster.DriveStatus) []metrics.DriveSample {
+	out := make([]metrics.DriveSample, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, metrics.DriveSample{ID: d.ID, Node: d.Node, Class: d.Class, Online: d.State == "ok", Used: d.Used, Free: d.Free, Total: d.Total})
+	}
+	return out
+}
+
+// localDriveSamples probes a single node's drives.
+func localDriveSamples(ctx context.Context, node string, m *placement.Map, drives map[placement.DriveID]driver.Driver) []metrics.DriveSample {
+	var out []metrics.DriveSample
+	for _, dr := range m.Drives {
+		s := metrics.DriveSample{ID: string(dr.ID), Node: node, Class: dr.Class}
+		if d, ok := drives[dr.ID]; ok {
+			if info, err := d.Info(ctx); err == nil {
+				s.Online, s.Used, s.Free, s.Total = true, info.Usage.Used, info.Usage.Free, info.Usage.Total
+			}
+		}
+		out = append(out, s)
+	}
+	return out
 }
