@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -56,7 +58,27 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	if level == hclog.Off {
 		return
 	}
-	a.log.Log(context.Background(), toSlogLevel(level), msg, args...)
+	a.log.Log(context.Background(), toSlogLevel(level), msg, formatArgs(args)...)
+}
+
+// formatArgs renders hclog's deferred formats (hclog.Fmt), which slog
+// would print as their raw format string and arguments.
+func formatArgs(args []any) []any {
+	var out []any
+	for i, v := range args {
+		f, ok := v.(hclog.Format)
+		if !ok || len(f) == 0 {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(args)
+		}
+		out[i] = fmt.Sprintf(fmt.Sprint(f[0]), f[1:]...)
+	}
+	if out == nil {
+		return args
+	}
+	return out
 }
 
 func (a *hclogAdapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }
