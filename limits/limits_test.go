@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -248,5 +250,46 @@ func TestAdmitCapsUnknownSize(t *testing.T) {
 	}
 	if left, err := u.Admit(context.Background(), "none", 1<<40, 1); err != nil || left != -1 {
 		t.Errorf("unlimited tenant: %d, %v", left, err)
+	}
+}
+
+// TestQuotaStreamedUpload: a body of undeclared length (chunked transfer
+// encoding) that crosses the quota is cut off and nothing is stored.
+func TestQuotaStreamedUpload(t *testing.T) {
+	store := &fakeStore{limits: map[string]cluster.Limits{"alice": {MaxBytes: 1 << 20}}, used: map[string]cluster.Usage{}}
+	u := NewUsage(store, nil)
+	n := testnode.StartWith(t, func(c *engine.Config) { c.OnUsage = u.Record }, func(c *s3.Config) { c.Quota = u })
+	ctx := context.Background()
+	c := client(n.Endpoint, "ALICEKEY", "alicesecret")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("stream")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		key  string
+		size int
+		want int
+	}{{"small", 100 << 10, http.StatusOK}, {"big", 2 << 20, http.StatusForbidden}} {
+		req, err := awss3.NewPresignClient(c).PresignPutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("stream"), Key: aws.String(tc.key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// An io.Reader of unknown length makes net/http send chunks.
+		hreq, _ := http.NewRequest(http.MethodPut, req.URL, io.MultiReader(bytes.NewReader(make([]byte, tc.size))))
+		resp, err := http.DefaultClient.Do(hreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		// The size was not declared, so the cut-off path answers.
+		if resp.StatusCode != tc.want || (tc.want == http.StatusForbidden && !bytes.Contains(body, []byte("would exceed"))) {
+			t.Errorf("%s: status %d %s, want %d", tc.key, resp.StatusCode, body, tc.want)
+		}
+	}
+	if _, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("stream"), Key: aws.String("big")}); err == nil {
+		t.Error("the cut-off upload was stored")
+	}
+	if got := u.Current("alice"); got.Bytes != 100<<10 || got.Artifacts != 1 {
+		t.Errorf("usage %+v, want only the small upload", got)
 	}
 }
