@@ -80,6 +80,31 @@ func (f *fsm) setMap(c setMapCmd) error {
 	return nil
 }
 
+// dropMapCmd forgets an older map once no data lives only there.
+type dropMapCmd struct {
+	Epoch placement.Epoch `json:"epoch"`
+}
+
+func (f *fsm) dropMap(c dropMapCmd) error {
+	for i, m := range f.maps {
+		if m.Epoch != c.Epoch {
+			continue
+		}
+		if i == len(f.maps)-1 {
+			return fmt.Errorf("cluster: map epoch %d is the current map", c.Epoch)
+		}
+		f.maps = slices.Delete(slices.Clone(f.maps), i, i+1)
+		return nil
+	}
+	return nil // already dropped
+}
+
+// DropMap forgets an older map: reads stop falling back to it. The caller
+// must know that no artifact lives only in it (the migrator checks).
+func (s *Store) DropMap(ctx context.Context, epoch placement.Epoch) error {
+	return s.applyCmd(ctx, cmdDropMap, dropMapCmd{Epoch: epoch})
+}
+
 func (f *fsm) node(name string) (NodeInfo, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()

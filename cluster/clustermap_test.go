@@ -149,3 +149,31 @@ func TestFSMLimitsAndUsage(t *testing.T) {
 		t.Errorf("after restore %+v", tg)
 	}
 }
+
+func TestFSMDropMap(t *testing.T) {
+	f := newFSM()
+	for e := placement.Epoch(1); e <= 3; e++ {
+		if r := f.Apply(&raft.Log{Type: raft.LogCommand, Data: mustEncode(t, cmdSetMap, setMapCmd{Map: testMap(t, int(e), 2, e)})}); r != nil {
+			t.Fatal(r)
+		}
+	}
+	drop := func(e placement.Epoch) any {
+		return f.Apply(&raft.Log{Type: raft.LogCommand, Data: mustEncode(t, cmdDropMap, dropMapCmd{Epoch: e})})
+	}
+	if r := drop(3); r == nil {
+		t.Error("dropped the current map")
+	}
+	if r := drop(1); r != nil {
+		t.Fatal(r)
+	}
+	if r := drop(1); r != nil {
+		t.Errorf("dropping twice: %v", r)
+	}
+	if old := f.olderMaps(); len(old) != 1 || old[0].Epoch != 2 || f.currentMap().Epoch != 3 {
+		t.Errorf("older maps %d, current %d; want [2] and 3", len(old), f.currentMap().Epoch)
+	}
+	// The next map still follows the current epoch.
+	if r := f.Apply(&raft.Log{Type: raft.LogCommand, Data: mustEncode(t, cmdSetMap, setMapCmd{Map: testMap(t, 4, 2, 4)})}); r != nil {
+		t.Errorf("map after a drop: %v", r)
+	}
+}

@@ -33,6 +33,7 @@ const (
 	cmdSetMap          cmdType = 8
 	cmdSetLimits       cmdType = 9
 	cmdUsage           cmdType = 10
+	cmdDropMap         cmdType = 11
 )
 
 // errAccessKeyExists is returned by Apply when a proposed access key is
@@ -199,6 +200,12 @@ func (f *fsm) Apply(l *raft.Log) any {
 			return decodeErr(t, err)
 		}
 		return f.addUsage(c)
+	case cmdDropMap:
+		var c dropMapCmd
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.dropMap(c)
 	default:
 		return fmt.Errorf("cluster: unknown command type %d", t)
 	}
