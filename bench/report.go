@@ -82,12 +82,14 @@ func WritePlot(w io.Writer, name string, res *Result) error {
 
 	ops, mib, mean, mx := make(plotter.XYs, len(res.Series)), make(plotter.XYs, len(res.Series)),
 		make(plotter.XYs, len(res.Series)), make(plotter.XYs, len(res.Series))
+	p99 := make(plotter.XYs, len(res.Series))
 	for i, s := range res.Series {
 		x := float64(s.T) + 1
 		ops[i] = plotter.XY{X: x, Y: float64(s.Ops)}
 		mib[i] = plotter.XY{X: x, Y: s.MiB}
 		mean[i] = plotter.XY{X: x, Y: s.MeanLatMS}
 		mx[i] = plotter.XY{X: x, Y: s.MaxLatMS}
+		p99[i] = plotter.XY{X: x, Y: s.P99LatMS}
 	}
 	if res.Bytes > 0 {
 		thr.Y.Label.Text = "MiB/s"
@@ -101,6 +103,9 @@ func WritePlot(w io.Writer, name string, res *Result) error {
 		}
 	}
 	if err := addLine(lat, "mean", mean, 1); err != nil {
+		return err
+	}
+	if err := addLine(lat, "p99", p99, 3); err != nil {
 		return err
 	}
 	if err := addLine(lat, "max", mx, 2); err != nil {

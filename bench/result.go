@@ -13,6 +13,7 @@ type Result struct {
 	Endpoint    string   `json:"endpoint"`
 	Bucket      string   `json:"bucket"`
 	Size        int64    `json:"size_bytes"`
+	Sizes       string   `json:"sizes,omitempty"` // the size distribution, if one was used (Size is its mean)
 	Concurrency int      `json:"concurrency"`
 	Objects     int      `json:"objects,omitempty"` // prepared objects (get, mixed, list)
 	Mix         string   `json:"mix,omitempty"`     // mixed only
@@ -59,6 +60,8 @@ type Second struct {
 	MiB       float64 `json:"mib"`
 	Errors    int64   `json:"errors"`
 	MeanLatMS float64 `json:"mean_latency_ms"`
+	P50LatMS  float64 `json:"p50_latency_ms"`
+	P99LatMS  float64 `json:"p99_latency_ms"`
 	MaxLatMS  float64 `json:"max_latency_ms"`
 }
 
@@ -87,6 +90,7 @@ type opStat struct {
 type secStat struct {
 	ops, bytes, errors int64
 	latSum, latMax     time.Duration
+	hist               *histogram // allocated on the second's first success (about 30 KB)
 }
 
 func newRecorder(start time.Time) *recorder {
@@ -122,6 +126,10 @@ func (r *recorder) ok(op string, end time.Time, lat time.Duration, bytes, keys i
 	sec.bytes += bytes
 	sec.latSum += lat
 	sec.latMax = max(sec.latMax, lat)
+	if sec.hist == nil {
+		sec.hist = new(histogram)
+	}
+	sec.hist.record(lat)
 }
 
 // fail records a failed operation under its error code.
@@ -198,6 +206,10 @@ func (r *recorder) result(res *Result, d time.Duration) {
 			MaxLatMS: float64(s.latMax.Microseconds()) / 1000}
 		if s.ops > 0 {
 			res.Series[i].MeanLatMS = float64((s.latSum / time.Duration(s.ops)).Microseconds()) / 1000
+		}
+		if s.hist != nil {
+			res.Series[i].P50LatMS = float64(s.hist.quantile(0.50).Microseconds()) / 1000
+			res.Series[i].P99LatMS = float64(s.hist.quantile(0.99).Microseconds()) / 1000
 		}
 	}
 }

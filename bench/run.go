@@ -62,7 +62,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		r.bucket = "vbench-" + id
 	}
 	res := &Result{
-		Workload: cfg.Workload, Endpoint: cfg.Endpoint, Bucket: r.bucket, Size: cfg.Size,
+		Workload: cfg.Workload, Endpoint: cfg.Endpoint, Bucket: r.bucket, Size: cfg.Size, Sizes: FormatSizes(cfg.Sizes),
 		Concurrency: cfg.Concurrency, Verify: cfg.Verify, Errors: map[string]int64{},
 	}
 	switch cfg.Workload {
@@ -201,7 +201,7 @@ func (r *runner) prepare(ctx context.Context) error {
 	for i := range r.cfg.Objects {
 		g.Go(func() error {
 			key := r.objKey(i)
-			err := r.putObject(gctx, key, 1, r.cfg.Size)
+			err := r.putObject(gctx, key, 1, r.cfg.sizeOf(key))
 			if err != nil {
 				return fmt.Errorf("bench: prepare %s: %w", key, err)
 			}

@@ -77,7 +77,8 @@ func (w *worker) op(ctx context.Context) (name string, bytes, keys int64, err er
 	switch r.cfg.Workload {
 	case Put:
 		key := fmt.Sprintf("%sput-%d", r.prefix, r.seq.Add(1))
-		return "put", r.cfg.Size, 0, r.putObject(ctx, key, 1, r.cfg.Size)
+		n := r.cfg.sizeOf(key)
+		return "put", n, 0, r.putObject(ctx, key, 1, n)
 	case Get:
 		i := w.rng.IntN(len(r.keys.gen))
 		n, err := w.get(ctx, r.objKey(i), r.keys.gen[i])
@@ -104,7 +105,7 @@ func (w *worker) get(ctx context.Context, key string, gen uint32) (int64, error)
 	}
 	defer out.Body.Close()
 	if r.cfg.Verify {
-		return verify(out.Body, r.pool.reader(key, gen, 0, r.cfg.Size), w.buf)
+		return verify(out.Body, r.pool.reader(key, gen, 0, r.cfg.sizeOf(key)), w.buf)
 	}
 	return io.CopyBuffer(io.Discard, out.Body, w.buf)
 }
@@ -145,7 +146,7 @@ func (w *worker) mixed(ctx context.Context) (string, int64, int64, error) {
 		err = w.delete(ctx, key)
 	case "put":
 		gen++
-		n = r.cfg.Size
+		n = r.cfg.sizeOf(key)
 		err = r.putObject(ctx, key, gen, n)
 	}
 	if err != nil && (op == "put" || op == "delete") {
@@ -161,8 +162,8 @@ func (w *worker) head(ctx context.Context, key string) error {
 	ctx, cancel := w.r.opCtx(ctx)
 	defer cancel()
 	out, err := w.r.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &w.r.bucket, Key: &key})
-	if err == nil && w.r.cfg.Verify && aws.ToInt64(out.ContentLength) != w.r.cfg.Size {
-		return fmt.Errorf("%w: HEAD %s: size %d, want %d", errVerify, key, aws.ToInt64(out.ContentLength), w.r.cfg.Size)
+	if want := w.r.cfg.sizeOf(key); err == nil && w.r.cfg.Verify && aws.ToInt64(out.ContentLength) != want {
+		return fmt.Errorf("%w: HEAD %s: size %d, want %d", errVerify, key, aws.ToInt64(out.ContentLength), want)
 	}
 	return err
 }

@@ -42,7 +42,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&cfg.AccessKey, "access-key", "", "access key (default $AWS_ACCESS_KEY_ID)")
 	secret := fs.String("secret-key", "", "secret key (default $AWS_SECRET_ACCESS_KEY)")
 	fs.StringVar(&cfg.Region, "region", "us-east-1", "region to sign for")
-	size := fs.String("size", "", "object size: 4KiB, 1MiB, 64MiB (default 1MiB; list 4KiB; multipart 64MiB)")
+	size := fs.String("size", "", "object size: 4KiB, 1MiB, 64MiB (default 1MiB; list 4KiB; multipart 64MiB), or a distribution such as 4KiB:70,1MiB:25,16MiB:5")
 	partSize := fs.String("part-size", "8MiB", "multipart part size")
 	fs.IntVar(&cfg.PartConcurrency, "part-concurrency", 4, "multipart parts in flight per upload")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 16, "operations in flight")
@@ -76,7 +76,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	var err error
 	if *size != "" {
-		if cfg.Size, err = bench.ParseSize(*size); err != nil {
+		if cfg.Size, cfg.Sizes, err = bench.ParseSizes(*size); err != nil {
 			return err
 		}
 	}
