@@ -78,12 +78,12 @@ type Config struct {
 	SecretKey string
 	Region    string // default us-east-1
 
-	Workload    Workload
-	Size        int64         // object size, bytes; default 1 MiB (4 KiB for list, 64 MiB for multipart)
+	Workload Workload
+	Size     int64 // object size, bytes; default 1 MiB (4 KiB for list, 64 MiB for multipart)
 	// Sizes, if set, is a distribution of object sizes for put, get and
 	// mixed: each key's size is drawn from it by a hash of the key. Size
 	// is then its weighted mean, for reports.
-	Sizes []SizeWeight
+	Sizes       []SizeWeight
 	Concurrency int           // workers, each with one operation in flight; default 16
 	Duration    time.Duration // measured time after Warmup; default 10s unless Ops is set
 	Ops         int64         // stop after this many measured operations; 0 = no limit
