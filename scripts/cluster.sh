@@ -112,6 +112,8 @@ start_node() { # start_node K [JOIN]
 	[ $# -gt 1 ] && join=(--join "$2")
 	mkdir -p "$dir/d0" "$dir/d1"
 	echo "==== $(date '+%F %T') scripts/cluster.sh starts n$k" >>"$dir/log"
+	# PPROF=1 serves net/http/pprof on 127.0.0.1:9K09.
+	[ "${PPROF:-}" = 1 ] && export VAULT_PPROF=127.0.0.1:9${k}09
 	nohup "$bin" server --name "n$k" --data "$dir/d0,$dir/d1" \
 		--s3 "127.0.0.1:9${k}00" --raft "127.0.0.1:9${k}01" --rpc "127.0.0.1:9${k}02" --gossip "127.0.0.1:9${k}03" \
 		"${join[@]}" >>"$dir/log" 2>&1 </dev/null &

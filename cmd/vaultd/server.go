@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"slices"
@@ -294,6 +295,11 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		if getenv("VAULT_ROOT_ACCESS_KEY") == "" || getenv("VAULT_ROOT_SECRET_KEY") == "" {
 			return errors.New("cluster mode needs VAULT_ROOT_ACCESS_KEY and VAULT_ROOT_SECRET_KEY, the same on every node")
+		}
+	}
+	if addr := getenv("VAULT_PPROF"); addr != "" {
+		if err := startPprof(addr, log); err != nil {
+			return err
 		}
 	}
 	drives, m, st, closeDrives, err := openDrives(ctx, f, log)
@@ -661,4 +667,25 @@ func localDriveSamples(ctx context.Context, node string, m *placement.Map, drive
 		out = append(out, s)
 	}
 	return out
+}
+
+// startPprof serves net/http/pprof on addr (VAULT_PPROF), which must be a
+// loopback address: profiles are not authenticated.
+func startPprof(addr string, log *slog.Logger) error {
+	host, _, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("VAULT_PPROF=%s: want a loopback ip:port", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("VAULT_PPROF: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	log.Info("pprof listening", "addr", ln.Addr().String())
+	go (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
+	return nil
 }
