@@ -518,7 +518,12 @@ func (e *Engine) putRecords(ctx context.Context, ikey string, drives []driver.Dr
 }
 
 // collect removes, after a successful record write, the shard files that
-// became unreachable on each drive.
+// became unreachable on each drive: rec's own where a newer version
+// refused it, else those of the record it replaced that rec does not
+// share. A replaced record may be of rec's own version: Heal rewriting
+// it (the same shard files, kept), or migration replacing an older map's
+// placement of the version with the current map's (other shard files,
+// removed).
 func (e *Engine) collect(ctx context.Context, tenant, container, key string, drives []driver.Driver, rec *record, res []recordWrite) {
 	ctx = context.WithoutCancel(ctx)
 	var wg sync.WaitGroup
@@ -527,14 +532,14 @@ func (e *Engine) collect(ctx context.Context, tenant, container, key string, dri
 		switch {
 		case errors.Is(r.err, driver.ErrStale) && !rec.Deleted:
 			gone = rec
-		case r.err == nil && r.prev != nil && r.prev.Version != rec.Version && !r.prev.Deleted:
+		case r.err == nil && r.prev != nil && !r.prev.Deleted:
 			gone = r.prev
 		default:
 			continue
 		}
 		for _, p := range gone.Parts {
-			if gone != rec && slices.ContainsFunc(rec.Parts, func(q part) bool { return q.DataID == p.DataID }) {
-				continue // still rec's data (a re-versioned write)
+			if gone != rec && gone.PG == rec.PG && slices.ContainsFunc(rec.Parts, func(q part) bool { return q.DataID == p.DataID }) {
+				continue // still rec's data (a rewrite, or a re-versioned write)
 			}
 			wg.Go(func() {
 				err := drives[j].DeleteShard(ctx, shardOf(tenant, container, key, gone.PG, p.DataID))
@@ -567,11 +572,15 @@ type Artifact struct {
 	rec     *record   // the newest record
 	holders []*record // per shard: the drive's record if it holds this version
 	// stray marks the drives whose record is of this version but placed
-	// for another slot or map: their shard file of this name holds another
-	// shard's bytes, whose checksums would pass, so it is never read.
+	// for another slot or map, or names other data (a migration in
+	// progress): their shard file of this name may hold another shard's
+	// bytes, whose checksums would pass, so it is never read.
 	stray  []bool
 	drives []driver.Driver
 	codec  *erasure.Codec
+	// older reports that the artifact was found in an older map's set
+	// (MapHistory), not the current one's.
+	older bool
 }
 
 // Open reads the newest version of key's metadata from its drives. It fails
@@ -596,6 +605,12 @@ func (e *Engine) Open(ctx context.Context, tenant, container, key string) (*Arti
 	if newest == nil || newest.Deleted {
 		return nil, ErrNoSuchArtifact
 	}
+	return e.artifactAt(tenant, container, key, loc, newest)
+}
+
+// artifactAt returns the artifact of version newest, a live record placed
+// in loc (as locate found it).
+func (e *Engine) artifactAt(tenant, container, key string, loc location, newest *record) (*Artifact, error) {
 	if newest.Data+newest.Parity != len(loc.drives) || newest.PG != loc.pg {
 		// locate only serves records placed in the set it read; a record
 		// of another placement here would be read from the wrong drives.
@@ -604,7 +619,7 @@ func (e *Engine) Open(ctx context.Context, tenant, container, key string) (*Arti
 	holders := make([]*record, len(loc.drives))
 	stray := make([]bool, len(loc.drives))
 	for j, r := range loc.recs {
-		if r != nil && r.Version == newest.Version && r.Shard == j {
+		if r != nil && r.Version == newest.Version && r.Shard == j && sameData(r, newest) {
 			holders[j] = r
 		}
 		raw := loc.raw[j]
@@ -622,6 +637,7 @@ func (e *Engine) Open(ctx context.Context, tenant, container, key string) (*Arti
 		stray:   stray,
 		drives:  loc.drives,
 		codec:   codec,
+		older:   loc.m.Epoch < e.cfg.Topology.Map().Epoch,
 	}, nil
 }
 
@@ -662,6 +678,18 @@ func chooseVersion(recs []*record, k int) *record {
 // the decoded records (nil where missing or unreadable) and how many drives
 // answered (with a record or a clean "not found").
 func (e *Engine) readRecords(ctx context.Context, drives []driver.Driver, key string) ([]*record, int) {
+	recs, answered := e.readRecordsEach(ctx, drives, key)
+	n := 0
+	for _, a := range answered {
+		if a {
+			n++
+		}
+	}
+	return recs, n
+}
+
+// readRecordsEach is readRecords reporting which drives answered.
+func (e *Engine) readRecordsEach(ctx context.Context, drives []driver.Driver, key string) ([]*record, []bool) {
 	recs := make([]*record, len(drives))
 	answered := make([]bool, len(drives))
 	var wg sync.WaitGroup
@@ -687,13 +715,7 @@ func (e *Engine) readRecords(ctx context.Context, drives []driver.Driver, key st
 		})
 	}
 	wg.Wait()
-	n := 0
-	for _, a := range answered {
-		if a {
-			n++
-		}
-	}
-	return recs, n
+	return recs, answered
 }
 
 // Head returns the newest version's metadata.

@@ -39,6 +39,32 @@
 // fall back: one started under an older map whose set moved fails after
 // the change, as completing it into the older set could leave it hidden.
 //
+// Migration moves the artifacts and lets the older maps go. Migrate takes
+// one key: if an older set serves its newest version, it copies it into
+// the current set, decoded and re-encoded with the current policy onto new
+// shard files (a multipart artifact part by part, an inline one inline),
+// keeping its version, modification time, size, ETag, content type and
+// metadata, and writes the records with that same version by a plain
+// record write, so a version written meanwhile stays the newer one and
+// wins. Drives in both sets have their older record replaced, and the
+// shard files it named collected. Drives that held nothing of the older
+// set's are written first and the shared ones in an order that keeps one
+// of the two sets at read quorum throughout, so a crash leaves the
+// artifact readable; a copy short of write quorum is rolled back. Once
+// the current set serves the key (also a deletion, copied as a tombstone
+// if an older set held it), Migrate removes the key's records and shard
+// files from the older sets' drives outside the current set, whatever
+// their versions, and gives current drives that missed the version what
+// they lack. MigrateAll (or MigrateContainer) walks, a bounded page at a
+// time, every key with a record on an older map's drive, which also finds
+// the leftovers of keys deleted or overwritten under the current map, and
+// Residue counts the records a map's drives hold that are not placed for
+// the current map. The cluster's leader calls MigrateAll until a pass ends
+// with nothing failed, then drops from the history (through Raft) each
+// older map whose Residue is 0: no read needs it any more. Multipart
+// uploads in progress keep their placement and are not migrated; Residue
+// does not count them.
+//
 // # Quorum
 //
 // For a policy of k data and m parity shards the write quorum is k (k+1 when
@@ -135,12 +161,14 @@ type Topology interface {
 }
 
 // MapHistory is an optional interface of a Topology that remembers the maps
-// that preceded its current one, for reads until data migration exists.
+// that preceded its current one, for reads until migration (Migrate) has
+// moved the artifacts written under them.
 //
 // OlderMaps returns them newest first, excluding Map; maps with an epoch not
 // below Map's are ignored, so a map change between the two calls is
 // harmless. The maps must not be modified. A map may be dropped from the
-// history once migration has moved every artifact off its sets.
+// history once migration has moved every artifact off its sets: when
+// Residue reports 0 for it.
 //
 // A read by key takes the current map's set first. Only if that set
 // answered with a read quorum and holds no record of the key (no version,

@@ -23,7 +23,7 @@ const TombstoneGrace = 15 * time.Minute
 // written are skipped. Heal returns the shard indexes it repaired. For a
 // deleted key it removes the tombstone once every drive holds it and it is
 // older than TombstoneGrace. An artifact that reads find in an older map's
-// set (MapHistory) is repaired in that set; moving it is migration's job.
+// set (MapHistory) is repaired in that set; moving it is Migrate's job.
 func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int, error) {
 	item := HealItem{tenant, container, key}
 	a, err := e.Open(ctx, tenant, container, key)
@@ -58,19 +58,31 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 	// write: remove it so the current one can be written back. One written
 	// for another placement (the drive is also in the current map's set and
 	// the artifact was found in an older map's) is not this set's to
-	// remove: leave that drive alone.
+	// remove: leave that drive alone. So is, when healing in an older map's
+	// set, this very version placed for another set: migration moved it
+	// there.
 	for j, d := range a.drives {
 		if !needRecord[j] {
 			continue
 		}
-		if got, err := d.GetRecord(ctx, ikey); err == nil && got.Version.Compare(a.rec.Version) > 0 {
-			if r, err := unmarshalRecord(got.Data); err == nil && (r.Data != a.rec.Data || r.Parity != a.rec.Parity || r.PG != a.rec.PG || r.Shard != j) {
+		got, err := d.GetRecord(ctx, ikey)
+		if err != nil || got.Version.Compare(a.rec.Version) < 0 {
+			continue
+		}
+		r, err := unmarshalRecord(got.Data)
+		other := err == nil && (r.Data != a.rec.Data || r.Parity != a.rec.Parity || r.PG != a.rec.PG || r.Shard != j)
+		if got.Version == a.rec.Version {
+			if a.older && err == nil && (other || !sameData(r, a.rec)) {
 				needRecord[j] = false
-				continue
 			}
-			if err := d.DeleteRecord(ctx, ikey, got.Version); err != nil && !errors.Is(err, driver.ErrNotFound) {
-				needRecord[j] = false
-			}
+			continue
+		}
+		if other {
+			needRecord[j] = false
+			continue
+		}
+		if err := d.DeleteRecord(ctx, ikey, got.Version); err != nil && !errors.Is(err, driver.ErrNotFound) {
+			needRecord[j] = false
 		}
 	}
 	// Rebuilt shards come from the other drives only.

@@ -19,8 +19,9 @@ type location struct {
 	// set (the map's k+m, this PG and this shard index), nil otherwise. A
 	// drive shared with another map's set may hold a record placed for
 	// that set; it is not this set's.
-	recs []*record
-	raw  []*record // per shard: every record read, placed here or not
+	recs     []*record
+	raw      []*record // per shard: every record read, placed here or not
+	answered []bool    // per shard: the drive answered (with a record or "not found")
 }
 
 // placedIn reports whether r, read from slot j of pg's set in m, was
@@ -29,15 +30,37 @@ func placedIn(r *record, m *placement.Map, pg uint32, j int) bool {
 	return r.Data == m.Policy.Data && r.Parity == m.Policy.Parity && r.PG == pg && r.Shard == j
 }
 
-// holding counts the drives of l holding version v.
-func (l location) holding(v driver.Version) int {
-	n := 0
-	for _, r := range l.recs {
-		if r != nil && r.Version == v {
-			n++
+// holding returns the record of l that serves version v and how many of
+// its drives hold it: of the records of v, one of the largest group that
+// names the same data (sameData), first in shard order on a tie, or nil.
+// Records of one version name different data only while migration moves
+// it: a drive whose slot the map kept holds a record placed in both sets,
+// the older map's data until migration replaces it with the current's.
+func (l location) holding(v driver.Version) (*record, int) {
+	var best *record
+	most := 0
+	for i, r := range l.recs {
+		if r == nil || r.Version != v || (best != nil && sameData(r, best)) {
+			continue
+		}
+		n := 0
+		for _, q := range l.recs[i:] {
+			if q != nil && q.Version == v && sameData(q, r) {
+				n++
+			}
+		}
+		if n > most {
+			best, most = r, n
 		}
 	}
-	return n
+	return best, most
+}
+
+// sameData reports whether records a and b of one version name the same
+// data: the same shard files, or inline shards encoded alike.
+func sameData(a, b *record) bool {
+	return a.Deleted == b.Deleted && a.IsInline == b.IsInline && a.StripeSize == b.StripeSize &&
+		slices.EqualFunc(a.Parts, b.Parts, func(p, q part) bool { return p.DataID == q.DataID })
 }
 
 // sameSet reports whether l reads exactly what m's set for pg would: same
@@ -51,7 +74,13 @@ func (l location) sameSet(m *placement.Map, pg uint32) bool {
 func (e *Engine) readSet(ctx context.Context, m *placement.Map, tenant, container, key string) (location, error) {
 	pg := m.PGOf(tenant, container, key)
 	drives, _ := e.pgDrives(m, pg)
-	all, answered := e.readRecords(ctx, drives, indexPrefix(tenant, container)+key)
+	all, each := e.readRecordsEach(ctx, drives, indexPrefix(tenant, container)+key)
+	answered := 0
+	for _, a := range each {
+		if a {
+			answered++
+		}
+	}
 	if k := m.Policy.ReadQuorum(); answered < k {
 		return location{}, fmt.Errorf("%w: map epoch %d pg %d: %d of %d drives answered, need %d", ErrReadQuorum, m.Epoch, pg, answered, len(drives), k)
 	}
@@ -61,7 +90,7 @@ func (e *Engine) readSet(ctx context.Context, m *placement.Map, tenant, containe
 			placed[j] = r
 		}
 	}
-	return location{m: m, pg: pg, drives: drives, recs: placed, raw: all}, nil
+	return location{m: m, pg: pg, drives: drives, recs: placed, raw: all, answered: each}, nil
 }
 
 // olderMaps returns the Topology's older maps (MapHistory) that precede
@@ -98,9 +127,15 @@ func (e *Engine) olderMaps(cur *placement.Map) []*placement.Map {
 //     version on k drives serves it; failing that the current set does, as
 //     without history.
 //
+// A version counts as held by the drives whose records of it name the
+// same data (holding), so a set that migration is part way through is
+// never read as a mix of two copies.
+//
 // A current set holding no record of its own but another placement's live
 // record (a map with no history, or history that no longer reaches the
-// artifact's map) fails with ErrReadQuorum: the map moved the artifact.
+// artifact's map) fails with ErrReadQuorum: the map moved the artifact,
+// unless the current set, read once more, now holds a record (a write that
+// landed meanwhile).
 func (e *Engine) locate(ctx context.Context, tenant, container, key string) (location, *record, error) {
 	cur := e.cfg.Topology.Map()
 	loc, err := e.readSet(ctx, cur, tenant, container, key)
@@ -108,7 +143,11 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 		return location{}, nil, err
 	}
 	newest := chooseVersion(loc.recs, cur.Policy.ReadQuorum())
-	if newest != nil && (newest.Deleted || loc.holding(newest.Version) >= cur.Policy.ReadQuorum()) {
+	held := 0
+	if newest != nil && !newest.Deleted {
+		newest, held = loc.holding(newest.Version)
+	}
+	if newest != nil && (newest.Deleted || held >= cur.Policy.ReadQuorum()) {
 		return loc, newest, nil
 	}
 	read := []location{loc}
@@ -126,11 +165,15 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 		}
 		read = append(read, old)
 		v := chooseVersion(old.recs, m.Policy.ReadQuorum())
+		held := 0
+		if v != nil && !v.Deleted {
+			v, held = old.holding(v.Version)
+		}
 		switch {
 		case v == nil:
 		case newest == nil:
 			return old, v, nil
-		case v.Version == newest.Version && old.holding(v.Version) >= m.Policy.ReadQuorum():
+		case v.Version == newest.Version && held >= m.Policy.ReadQuorum():
 			return old, v, nil
 		}
 	}
@@ -138,6 +181,17 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 		return loc, newest, nil
 	}
 	if r := chooseVersion(loc.raw, cur.Policy.ReadQuorum()); r != nil && !r.Deleted {
+		// A write under the current map may have landed since its set
+		// was read, replacing the older set's records on drives of both:
+		// read the current set again.
+		if again, err := e.readSet(ctx, cur, tenant, container, key); err == nil {
+			if v := chooseVersion(again.recs, cur.Policy.ReadQuorum()); v != nil {
+				if !v.Deleted {
+					v, _ = again.holding(v.Version)
+				}
+				return again, v, nil
+			}
+		}
 		return location{}, nil, fmt.Errorf("%w: the map moved this artifact: placed with %d+%d in pg %d, map epoch %d has %s in pg %d", ErrReadQuorum, r.Data, r.Parity, r.PG, cur.Epoch, cur.Policy, loc.pg)
 	}
 	return loc, nil, nil

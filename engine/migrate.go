@@ -1,0 +1,796 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/erasure"
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// Migration moves artifacts written under older maps (MapHistory) into
+// the current map's sets, so that those maps can be dropped from the
+// history. See the package comment, "Map changes", for how a cluster
+// drives it.
+
+// MigrateResult says what Migrate did with one key.
+type MigrateResult struct {
+	// Version is the key's newest version as reads serve it, zero if no
+	// set holds a record of the key; Deleted reports that it is a
+	// deletion.
+	Version driver.Version
+	Deleted bool
+	// AtHome reports that the current map's set already served the key,
+	// so nothing was copied. Older sets may still have been cleaned
+	// (Removed) and the current set completed (Healed).
+	AtHome bool
+	// Moved reports that the version was copied into the current map's
+	// set from the set of the older map of epoch From.
+	Moved bool
+	From  placement.Epoch
+	// Removed counts the records of the key removed, with their shard
+	// files, from drives of older maps' sets that are not in the current
+	// set.
+	Removed int
+	// Healed lists the shards of the current set rewritten because their
+	// drive lacked the version or held an older one or an older map's
+	// placement of it.
+	Healed []int
+}
+
+// MigrateStats sums what one call of MigrateAll or MigrateContainer did.
+type MigrateStats struct {
+	Keys    int // keys examined
+	Moved   int // keys copied into the current map's set
+	Removed int // records removed from drives of older maps' sets
+	Healed  int // keys whose current set was completed
+	Failed  int // keys Migrate failed on: left where they were, readable as before
+	// Next is the after of the call that continues the walk; "" once it
+	// has covered every key.
+	Next string
+}
+
+// errNotWritten marks a drive a record write skipped.
+var errNotWritten = errors.New("engine: record not written")
+
+// Migrate makes the current map's set of key hold its newest version and
+// the older maps' sets (MapHistory) hold nothing of it.
+//
+// If reads find the newest version in an older map's set, Migrate copies
+// it into the current set keeping its version, modification time, size,
+// ETag, content type and metadata: the bytes are decoded from the older
+// set (rebuilt from parity if need be, and checked against the ETag's
+// MD5) and encoded with the current policy onto new shard files, part by
+// part, so a multipart artifact keeps its parts' boundaries and ETags; an
+// inline artifact stays inline. The records are written with the same
+// version by a plain record write: a version written meanwhile is newer
+// and wins, and the copy's shard files are collected. A deletion is
+// copied as a tombstone of the same version.
+//
+// Then, once the current set serves the key (a tombstone, a live version
+// on a read quorum of its drives, or nothing), Migrate removes the key's
+// records and their shard files from the drives of older maps' sets that
+// are not in the current set (whatever their version: reads no longer
+// consult them), and completes the current set: drives that answered
+// without the version (or with an older map's placement of it) get it,
+// by Heal for a live version.
+//
+// Migrate is idempotent, and safe against concurrent puts and deletes of
+// key (last writer wins by version). At every step one of the sets serves
+// the artifact: the current set's drives that held nothing of it are
+// written first, and a drive that holds the older set's record is only
+// replaced while the older set keeps a read quorum without it or the
+// current set reaches one with it; a write that cannot keep to this, or
+// that misses the write quorum, is rolled back, leaving the older set as
+// it was. A crash can leave shard files no record names, as a crashed Put
+// does.
+//
+// Migrate fails with ErrReadQuorum if a set cannot be read, or the current
+// set, amid a write, serves no version yet, and with ErrWriteQuorum if the
+// copy cannot be written; the key stays readable as before, for a later
+// call to finish. A drive of an older set it cannot clean is an error
+// too, after the rest is done.
+//
+// Runs of Migrate for one key are serialised within an Engine; the
+// cluster must not run them for one key on two nodes at once, and must
+// run them with the newest map (the Raft leader's). Multipart uploads in
+// progress are not migrated: an upload keeps its placement, and
+// completing it under a map that moved its set fails.
+func (e *Engine) Migrate(ctx context.Context, tenant, container, key string) (MigrateResult, error) {
+	if err := validKey(key); err != nil {
+		return MigrateResult{}, err
+	}
+	if err := e.checkContainer(ctx, tenant, container); err != nil {
+		return MigrateResult{}, err
+	}
+	return e.migrate(ctx, tenant, container, key, nil)
+}
+
+// migrate is Migrate, also removing key's records from the drives extra
+// when they are not in key's current set.
+func (e *Engine) migrate(ctx context.Context, tenant, container, key string, extra []placement.DriveID) (MigrateResult, error) {
+	ikey := indexPrefix(tenant, container) + key
+	unlock := e.lockUpload("migrate\x00" + ikey) // upload ids are hex: no collision
+	defer unlock()
+	var res MigrateResult
+	cur := e.cfg.Topology.Map()
+	pg := cur.PGOf(tenant, container, key)
+	loc, newest, err := e.locate(ctx, tenant, container, key)
+	if err != nil {
+		return res, fmt.Errorf("engine: migrate %s/%s: %w", tenant, container, err)
+	}
+	if newest != nil {
+		res.Version, res.Deleted = newest.Version, newest.Deleted
+	}
+	res.AtHome = newest == nil || loc.sameSet(cur, pg)
+	if !res.AtHome {
+		from, moving := loc.m.Epoch, newest.Version
+		merr := e.move(ctx, tenant, container, key, cur, pg, loc, newest)
+		if loc, newest, err = e.locate(ctx, tenant, container, key); err != nil {
+			return res, fmt.Errorf("engine: migrate %s/%s: %w", tenant, container, errors.Join(merr, err))
+		}
+		// A failed move that a newer write superseded (it may have
+		// removed what the move was reading) is moot.
+		superseded := newest != nil && newest.Version.Compare(moving) > 0 && loc.sameSet(cur, pg)
+		switch {
+		case merr != nil && !superseded:
+			return res, fmt.Errorf("engine: migrate %s/%s from map epoch %d: %w", tenant, container, from, merr)
+		case merr == nil:
+			res.Moved, res.From = true, from
+			e.log.Debug("migrated artifact", "from", from, "to", cur.Epoch, "pg", pg)
+		}
+		if newest != nil && !loc.sameSet(cur, pg) {
+			return res, fmt.Errorf("engine: migrate %s/%s: map epoch %d still serves the artifact after the move", tenant, container, loc.m.Epoch)
+		}
+	}
+	if newest == nil {
+		// No set serves the key. Older drives may still hold records
+		// placed for no set in the history (or deletions): remove those.
+		// A live one placed for an older set stays: its drive may only
+		// have missed the read.
+		res.Removed, err = e.cleanOlder(ctx, tenant, container, key, cur, pg, extra, true)
+		return res, err
+	}
+	res.Version, res.Deleted = newest.Version, newest.Deleted
+	if !newest.Deleted {
+		if _, held := loc.holding(newest.Version); held < cur.Policy.ReadQuorum() {
+			return res, fmt.Errorf("%w: migrate %s/%s: the current set holds the version on %d drives, need %d; left as it is", ErrReadQuorum, tenant, container, held, cur.Policy.ReadQuorum())
+		}
+	}
+	res.Removed, err = e.cleanOlder(ctx, tenant, container, key, cur, pg, extra, false)
+	var herr error
+	res.Healed, herr = e.completeSet(ctx, tenant, container, key, loc, newest)
+	return res, errors.Join(err, herr)
+}
+
+// move copies rec, the newest version of key as the older set src holds
+// it, into pg's set of the current map cur.
+func (e *Engine) move(ctx context.Context, tenant, container, key string, cur *placement.Map, pg uint32, src location, rec *record) error {
+	pol := cur.Policy
+	drives, derrs := e.pgDrives(cur, pg)
+	n, wq := pol.SetSize(), pol.WriteQuorum()
+	moved := record{
+		Version: rec.Version, Deleted: rec.Deleted, Size: rec.Size, ETag: rec.ETag,
+		ContentType: rec.ContentType, Modified: rec.Modified, Metadata: rec.Metadata,
+		Data: pol.Data, Parity: pol.Parity, StripeSize: e.cfg.StripeSize, PG: pg, IsInline: rec.IsInline,
+	}
+	ok := make([]bool, n)
+	for j := range ok {
+		ok[j] = drives[j] != nil
+	}
+	if rec.Deleted {
+		return e.writeMoved(ctx, tenant, container, key, cur, pg, drives, &moved, nil, ok, src)
+	}
+	a, err := e.artifactAt(tenant, container, key, src, rec)
+	if err != nil {
+		return err
+	}
+	codec, err := e.codec(pol.Data, pol.Parity, e.cfg.StripeSize)
+	if err != nil {
+		return err
+	}
+	var inline [][]byte
+	var shards []driver.Shard // the new shard files, per part
+	var commits [][]bool      // per part, the drives holding its new shard file
+	drop := func() {
+		for i, s := range shards {
+			e.deleteShards(ctx, drives, s, commits[i])
+		}
+	}
+	if rec.IsInline {
+		var body bytes.Buffer
+		if err := a.WriteRange(ctx, &body, 0, rec.Size); err != nil {
+			return err
+		}
+		bufs := make([]bytes.Buffer, n)
+		ws := make([]io.Writer, n)
+		for j := range ws {
+			ws[j] = &bufs[j]
+		}
+		digest, release := newETagHash(false)
+		defer release()
+		if _, err := codec.Encode(ctx, bytes.NewReader(body.Bytes()), ws, erasure.EncodeOptions{Hash: digest}); err != nil {
+			return err
+		}
+		if !etagMatches(rec.ETag, digest.Sum(nil)) {
+			return fmt.Errorf("%w: the bytes read do not match the ETag", ErrBadDigest)
+		}
+		for j := range bufs {
+			inline = append(inline, bufs[j].Bytes())
+		}
+	} else {
+		var off int64
+		for _, pt := range rec.Parts {
+			var dataID [16]byte
+			rand.Read(dataID[:])
+			shard := shardOf(tenant, container, key, pg, dataID)
+			committed := make([]bool, n)
+			digest, release := newETagHash(true)
+			body := a.Reader(ctx, off, pt.Size)
+			size, err := e.putShards(ctx, codec, drives, derrs, shard, body, wq, digest, committed)
+			body.Close()
+			sum := digest.Sum(nil)
+			release()
+			if err != nil {
+				drop()
+				return err
+			}
+			shards, commits = append(shards, shard), append(commits, committed)
+			if size != pt.Size || !etagMatches(pt.ETag, sum) {
+				drop()
+				return fmt.Errorf("%w: a part's bytes read do not match its size or ETag", ErrBadDigest)
+			}
+			for j := range ok {
+				ok[j] = ok[j] && committed[j]
+			}
+			moved.Parts = append(moved.Parts, part{DataID: dataID, Size: pt.Size, ETag: pt.ETag})
+			off += pt.Size
+		}
+	}
+	if err := e.writeMoved(ctx, tenant, container, key, cur, pg, drives, &moved, inline, ok, src); err != nil {
+		drop()
+		return err
+	}
+	// Drives that missed a part got no record: their other parts' shard
+	// files are of no use.
+	for i, s := range shards {
+		unused := make([]bool, n)
+		for j := range unused {
+			unused[j] = commits[i][j] && !ok[j]
+		}
+		e.deleteShards(ctx, drives, s, unused)
+	}
+	return nil
+}
+
+// etagMatches reports whether sum is the MD5 an ETag names; an ETag that
+// is not a hex MD5 matches anything.
+func etagMatches(etag string, sum []byte) bool {
+	if len(etag) != 32 {
+		return true
+	}
+	return etag == hex.EncodeToString(sum)
+}
+
+// writeMoved writes rec, a version moved from the older set src, to the
+// drives of pg's set in cur where ok is set, and fails with
+// ErrWriteQuorum, rolled back, unless a write quorum took it (or refused
+// it as stale). See writeRecords.
+//
+// A drive of the current set may hold src's record of the version (the
+// drive is in both sets): replacing it takes it from src. Drives holding
+// nothing of src's are written first; the others one at a time while the
+// current set is below read quorum, each only if afterwards src keeps a
+// read quorum or the current set reaches one. So the artifact stays
+// readable from one of the sets, whatever point the write stops at.
+func (e *Engine) writeMoved(ctx context.Context, tenant, container, key string, cur *placement.Map, pg uint32, drives []driver.Driver, rec *record, inline [][]byte, ok []bool, src location) error {
+	ikey := indexPrefix(tenant, container) + key
+	n := len(drives)
+	served, oldHeld := src.holding(rec.Version)
+	oldSet := src.m.Set(src.pg)
+	shared := make([]bool, n)
+	for j, id := range cur.Set(pg) {
+		if i := slices.Index(oldSet, id); i >= 0 && served != nil {
+			r := src.recs[i]
+			shared[j] = r != nil && r.Version == rec.Version && sameData(r, served)
+		}
+	}
+	kOld, kNew := src.m.Policy.ReadQuorum(), cur.Policy.ReadQuorum()
+	res := make([]recordWrite, n)
+	for j := range res {
+		res[j].err = errNotWritten
+	}
+	write := func(mask []bool) (took, replaced int) {
+		got := e.putRecords(ctx, ikey, drives, rec, inline, mask)
+		for j, m := range mask {
+			if !m {
+				continue
+			}
+			res[j] = got[j]
+			if got[j].err == nil || errors.Is(got[j].err, driver.ErrStale) {
+				took++
+			}
+			if got[j].err == nil && shared[j] {
+				replaced++
+			}
+		}
+		return took, replaced
+	}
+	fresh := make([]bool, n)
+	var rest []int // shared drives to write, in shard order
+	for j := range ok {
+		fresh[j] = ok[j] && !shared[j]
+		if ok[j] && shared[j] {
+			rest = append(rest, j)
+		}
+	}
+	newHeld, _ := write(fresh)
+	for i, j := range rest {
+		if rec.Deleted || newHeld >= kNew {
+			// A tombstone anywhere in the current set hides the key, and
+			// a current set at read quorum serves it: the rest at once.
+			mask := make([]bool, n)
+			for _, j := range rest[i:] {
+				mask[j] = true
+			}
+			write(mask)
+			break
+		}
+		if oldHeld-1 < kOld && newHeld+1 < kNew {
+			break // neither set would serve the artifact
+		}
+		mask := make([]bool, n)
+		mask[j] = true
+		took, replaced := write(mask)
+		newHeld += took
+		oldHeld -= replaced
+	}
+	done := 0
+	for _, r := range res {
+		if r.err == nil || errors.Is(r.err, driver.ErrStale) {
+			done++
+		}
+	}
+	if wq := cur.Policy.WriteQuorum(); done < wq {
+		// Give src its records back first: it serves the artifact again.
+		only := func(keep bool) []recordWrite {
+			part := slices.Clone(res)
+			for j := range part {
+				if shared[j] != keep {
+					part[j].err = errNotWritten
+				}
+			}
+			return part
+		}
+		e.rollback(ctx, ikey, drives, rec, only(true))
+		e.rollback(ctx, ikey, drives, rec, only(false))
+		return fmt.Errorf("%w: %d of %d records written, need %d: %w", ErrWriteQuorum, done, n, wq, firstError(res))
+	}
+	e.collect(ctx, tenant, container, key, drives, rec, res)
+	return nil
+}
+
+// cleanOlder removes key's records, and the shard files they name, from
+// the drives of its sets in the older maps and from extra, all but those
+// of its set in cur; if keepPlaced, live records placed for the older
+// set a drive is in stay. It returns how many it removed; a drive it
+// could not clean is an error.
+func (e *Engine) cleanOlder(ctx context.Context, tenant, container, key string, cur *placement.Map, pg uint32, extra []placement.DriveID, keepPlaced bool) (int, error) {
+	home := cur.Set(pg)
+	var ids []placement.DriveID
+	placements := map[placement.DriveID][]func(*record) bool{} // per drive: is r placed for an older set of it
+	add := func(id placement.DriveID) {
+		if !slices.Contains(home, id) && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	for _, m := range e.olderMaps(cur) {
+		opg := m.PGOf(tenant, container, key)
+		for j, id := range m.Set(opg) {
+			add(id)
+			placements[id] = append(placements[id], func(r *record) bool { return placedIn(r, m, opg, j) })
+		}
+	}
+	for _, id := range extra {
+		add(id)
+	}
+	keep := func(id placement.DriveID, r *record) bool {
+		return keepPlaced && !r.Deleted && slices.ContainsFunc(placements[id], func(placed func(*record) bool) bool { return placed(r) })
+	}
+	ikey := indexPrefix(tenant, container) + key
+	var mu sync.Mutex // guards removed and errs
+	removed := 0
+	var errs []error
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Go(func() {
+			ok, err := e.removeRecord(ctx, id, tenant, container, key, ikey, func(r *record) bool { return keep(id, r) })
+			mu.Lock()
+			defer mu.Unlock()
+			if ok {
+				removed++
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("drive %s: %w", id, err))
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return removed, fmt.Errorf("engine: migrate %s/%s: clean older sets: %w", tenant, container, errors.Join(errs...))
+	}
+	return removed, nil
+}
+
+// removeRecord removes key's record from drive id, after the shard files
+// it names, unless keep says to keep it, and reports whether it did.
+func (e *Engine) removeRecord(ctx context.Context, id placement.DriveID, tenant, container, key, ikey string, keep func(*record) bool) (bool, error) {
+	d, err := e.cfg.Topology.Drive(id)
+	if err != nil {
+		return false, err
+	}
+	raw, err := d.GetRecord(ctx, ikey)
+	if errors.Is(err, driver.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	// The shard files first: a record left by a failure still names them
+	// for the next attempt. (A corrupt record names nothing readable.)
+	if r, err := unmarshalRecord(raw.Data); err == nil {
+		if keep(r) {
+			return false, nil
+		}
+		for _, p := range r.Parts {
+			if err := d.DeleteShard(ctx, shardOf(tenant, container, key, r.PG, p.DataID)); err != nil && !errors.Is(err, driver.ErrNotFound) {
+				return false, err
+			}
+		}
+	}
+	err = d.DeleteRecord(ctx, ikey, raw.Version)
+	switch {
+	case errors.Is(err, driver.ErrNotFound), errors.Is(err, driver.ErrStale):
+		return false, nil // changed meanwhile: the next pass looks again
+	case err != nil:
+		return false, err
+	}
+	return true, nil
+}
+
+// completeSet gives the drives of loc, the current set serving newest,
+// that answered without it the version: Heal rebuilds a live one; a
+// tombstone is written (so that Heal can purge it once every drive holds
+// it). It returns the shards written.
+func (e *Engine) completeSet(ctx context.Context, tenant, container, key string, loc location, newest *record) ([]int, error) {
+	lacking := make([]bool, len(loc.drives))
+	some := false
+	for j, r := range loc.recs {
+		has := r != nil && (r.Version.Compare(newest.Version) > 0 || r.Version == newest.Version && sameData(r, newest))
+		lacking[j] = loc.answered[j] && !has
+		some = some || lacking[j]
+	}
+	if !some {
+		return nil, nil
+	}
+	if !newest.Deleted {
+		healed, err := e.Heal(ctx, tenant, container, key)
+		if err != nil {
+			e.queueHeal(HealItem{tenant, container, key})
+			return nil, fmt.Errorf("engine: migrate %s/%s: complete the current set: %w", tenant, container, err)
+		}
+		return healed, nil
+	}
+	t := *newest
+	t.Inline = nil
+	ikey := indexPrefix(tenant, container) + key
+	res := e.putRecords(ctx, ikey, loc.drives, &t, nil, lacking)
+	e.collect(ctx, tenant, container, key, loc.drives, &t, res)
+	var written []int
+	var errs []error
+	for j, r := range res {
+		switch {
+		case !lacking[j]:
+		case r.err == nil:
+			written = append(written, j)
+		case !errors.Is(r.err, driver.ErrStale):
+			errs = append(errs, r.err)
+		}
+	}
+	if len(errs) > 0 {
+		return written, fmt.Errorf("engine: migrate %s/%s: complete the current set: %w", tenant, container, errors.Join(errs...))
+	}
+	return written, nil
+}
+
+// MigrateContainer migrates (Migrate) the keys of tenant's container
+// that older maps' drives hold records of, in key order after after, at
+// most limit keys per call (0 means 1,000); the call with after set to
+// the returned Next continues the walk. It finds the keys in the indexes
+// of every drive of the maps in the history, so also keys only deletions
+// remain of (which List hides) and keys of a container since deleted; a
+// key whose records there are all placed for the current map is skipped.
+// A key that fails counts in Failed and the walk goes on: the next pass
+// retries it. A drive of an older map that cannot be listed is left out
+// of the walk, which goes on without its keys and ends with an error
+// wrapping ErrReadQuorum. Whatever the error, the stats say how far the
+// walk got and their Next continues it. Without MapHistory there is
+// nothing to walk.
+func (e *Engine) MigrateContainer(ctx context.Context, tenant, container, after string, limit int) (MigrateStats, error) {
+	if err := validTenant(tenant); err != nil {
+		return MigrateStats{}, err
+	}
+	if err := validContainer(container); err != nil {
+		return MigrateStats{}, err
+	}
+	prefix := indexPrefix(tenant, container)
+	st, err := e.walkOlder(ctx, prefix, prefix+after, limit)
+	if st.Next != "" {
+		st.Next = st.Next[len(prefix):]
+	}
+	return st, err
+}
+
+// firstArtifactKey sorts before every artifact's index key and after the
+// multipart key spaces: tenant names start with no control byte.
+const firstArtifactKey = "\x1f"
+
+// MigrateAll is MigrateContainer for every tenant's every container. Its
+// cursor (after, Next) is opaque; "" starts the walk.
+//
+// A cluster migrates after a map change by walking with MigrateAll until
+// a pass (from "" until Next comes back "") has no error, then drops
+// from the history each older map whose Residue is 0:
+//
+//	after, clean := "", true
+//	for {
+//		st, err := e.MigrateAll(ctx, after, 1000)
+//		clean = clean && err == nil // log err; on ctx's end, return
+//		if after = st.Next; after == "" {
+//			break // a pass done: if clean, check Residue; else walk again later
+//		}
+//	}
+func (e *Engine) MigrateAll(ctx context.Context, after string, limit int) (MigrateStats, error) {
+	return e.walkOlder(ctx, "", max(after, firstArtifactKey), limit)
+}
+
+// walkOlder migrates the keys under index prefix after index key after
+// that the older maps' drives hold records of; Next is an index key.
+func (e *Engine) walkOlder(ctx context.Context, prefix, after string, limit int) (MigrateStats, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	var st MigrateStats
+	cur := e.cfg.Topology.Map()
+	type source struct {
+		id placement.DriveID
+		c  *cursor
+	}
+	var srcs []source
+	var unlisted []error // drives whose keys this walk misses
+	for _, id := range olderDrives(e.olderMaps(cur)) {
+		d, err := e.cfg.Topology.Drive(id)
+		if err != nil {
+			unlisted = append(unlisted, err)
+			continue
+		}
+		srcs = append(srcs, source{id, &cursor{d: d, after: after}})
+	}
+	var failed error
+	done := func() (MigrateStats, error) {
+		var errs []error
+		if failed != nil {
+			errs = append(errs, fmt.Errorf("engine: migrate: %d keys failed, the first: %w", st.Failed, failed))
+		}
+		if len(unlisted) > 0 {
+			errs = append(errs, fmt.Errorf("%w: migrate: %d drives of older maps not listed, their keys are left for another pass: %w", ErrReadQuorum, len(unlisted), errors.Join(unlisted...)))
+		}
+		return st, errors.Join(errs...)
+	}
+	for st.Keys < limit {
+		if err := ctx.Err(); err != nil {
+			return st, fmt.Errorf("engine: migrate: %w", err)
+		}
+		var minKey string
+		found := false
+		for i := 0; i < len(srcs); i++ {
+			s := srcs[i]
+			s.c.fill(ctx, prefix)
+			if s.c.failed != nil {
+				if err := ctx.Err(); err != nil {
+					return st, fmt.Errorf("engine: migrate: %w", err)
+				}
+				unlisted = append(unlisted, fmt.Errorf("drive %s: %w", s.id, s.c.failed))
+				srcs = slices.Delete(srcs, i, i+1)
+				i--
+				continue
+			}
+			if len(s.c.buf) > 0 && (!found || s.c.buf[0].Key < minKey) {
+				minKey, found = s.c.buf[0].Key, true
+			}
+		}
+		if !found {
+			st.Next = ""
+			return done()
+		}
+		tenant, container, key, isArtifact := splitIndexKey(minKey)
+		var holders []placement.DriveID
+		home := true
+		for _, s := range srcs {
+			if len(s.c.buf) == 0 || s.c.buf[0].Key != minKey {
+				continue
+			}
+			raw := s.c.buf[0]
+			s.c.buf = s.c.buf[1:]
+			holders = append(holders, s.id)
+			if isArtifact && home {
+				ok, err := e.recordHome(ctx, cur, s.id, s.c.d, raw)
+				home = ok && err == nil
+			}
+		}
+		st.Next = minKey
+		if !isArtifact {
+			continue
+		}
+		st.Keys++
+		if home {
+			continue
+		}
+		res, err := e.migrate(ctx, tenant, container, key, holders)
+		if res.Moved {
+			st.Moved++
+		}
+		st.Removed += res.Removed
+		if len(res.Healed) > 0 {
+			st.Healed++
+		}
+		if err != nil {
+			st.Failed++
+			if failed == nil {
+				failed = err
+			}
+			e.log.Warn("migrate failed", "tenant", tenant, "container", container, "err", err)
+		}
+	}
+	return done()
+}
+
+// olderDrives returns the drives of maps, each once, sorted.
+func olderDrives(maps []*placement.Map) []placement.DriveID {
+	var ids []placement.DriveID
+	for _, m := range maps {
+		for _, d := range m.Drives {
+			ids = append(ids, d.ID)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// splitIndexKey splits an artifact's index key; ok is false for other
+// index keys (multipart uploads and parts).
+func splitIndexKey(ikey string) (tenant, container, key string, ok bool) {
+	if ikey < firstArtifactKey {
+		return "", "", "", false
+	}
+	tenant, rest, ok1 := strings.Cut(ikey, "\x00")
+	container, key, ok2 := strings.Cut(rest, "\x00")
+	if !ok1 || !ok2 || key == "" {
+		return "", "", "", false
+	}
+	return tenant, container, key, true
+}
+
+// recordHome reports whether raw, an artifact's record as drive id (d)
+// lists it, is placed for the key's set in cur. A record the listing cut
+// is read whole; one gone meanwhile is at home (it is nowhere). Only a
+// failed read is an error; an undecodable record is not at home.
+func (e *Engine) recordHome(ctx context.Context, cur *placement.Map, id placement.DriveID, d driver.Driver, raw driver.Record) (bool, error) {
+	tenant, container, key, _ := splitIndexKey(raw.Key)
+	data := raw.Data
+	if raw.Truncated {
+		whole, err := d.GetRecord(ctx, raw.Key)
+		if errors.Is(err, driver.ErrNotFound) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		data = whole.Data
+	}
+	r, err := unmarshalRecord(data)
+	if err != nil {
+		return false, nil
+	}
+	pg := cur.PGOf(tenant, container, key)
+	j := slices.Index(cur.Set(pg), id)
+	return j >= 0 && placedIn(r, cur, pg, j), nil
+}
+
+// Residue counts the artifact records on the drives of map m that are not
+// placed for the current map's set of their key: what migration has yet
+// to move or remove. Once it is 0 for an older map, and no node writes
+// with that map any more, the map can be dropped from the history: no
+// read needs it. It fails if a drive of m cannot be listed. It reads the
+// whole index of every drive of m (and the records the listing cut, such
+// as inline ones, whole). Multipart uploads in progress are not counted
+// (see Migrate).
+func (e *Engine) Residue(ctx context.Context, m *placement.Map) (int, error) {
+	return e.residue(ctx, m, "", firstArtifactKey)
+}
+
+// ContainerResidue is Residue for one container of tenant.
+func (e *Engine) ContainerResidue(ctx context.Context, m *placement.Map, tenant, container string) (int, error) {
+	if err := validTenant(tenant); err != nil {
+		return 0, err
+	}
+	if err := validContainer(container); err != nil {
+		return 0, err
+	}
+	return e.residue(ctx, m, indexPrefix(tenant, container), "")
+}
+
+func (e *Engine) residue(ctx context.Context, m *placement.Map, prefix, after string) (int, error) {
+	cur := e.cfg.Topology.Map()
+	var mu sync.Mutex // guards n and errs
+	n := 0
+	var errs []error
+	var wg sync.WaitGroup
+	for _, dr := range m.Drives {
+		wg.Go(func() {
+			c, err := e.driveResidue(ctx, cur, dr.ID, prefix, after)
+			mu.Lock()
+			defer mu.Unlock()
+			n += c
+			if err != nil {
+				errs = append(errs, fmt.Errorf("drive %s: %w", dr.ID, err))
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return n, fmt.Errorf("%w: residue of map epoch %d: %w", ErrReadQuorum, m.Epoch, errors.Join(errs...))
+	}
+	return n, nil
+}
+
+// driveResidue counts the records under prefix after after on drive id
+// that are not placed for cur.
+func (e *Engine) driveResidue(ctx context.Context, cur *placement.Map, id placement.DriveID, prefix, after string) (int, error) {
+	d, err := e.cfg.Topology.Drive(id)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for {
+		recs, err := d.ListRecords(ctx, prefix, after, listBatch)
+		if err != nil {
+			return n, err
+		}
+		for _, raw := range recs {
+			if _, _, _, ok := splitIndexKey(raw.Key); !ok {
+				continue
+			}
+			home, err := e.recordHome(ctx, cur, id, d, raw)
+			if err != nil {
+				return n, err
+			}
+			if !home {
+				n++
+			}
+		}
+		if len(recs) < listBatch {
+			return n, nil
+		}
+		after = recs[len(recs)-1].Key
+	}
+}
