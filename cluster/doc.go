@@ -14,8 +14,11 @@
 // leader plan a new map over all registered drives (placement.NewMap,
 // policy from placement.DefaultPolicy) and propose it with the next epoch;
 // Apply refuses any epoch but current+1, so racing proposals cannot both
-// win. Older maps are kept and offered to the engine (engine.MapHistory)
-// until data migration exists. A voter dead in gossip for DeadVoterAfter is
+// win. Older maps are kept and offered to the engine (engine.MapHistory),
+// so reads find data written under them; Store.RunMigrator, on the leader,
+// moves that data into the current map (engine.MigrateAll) and drops an
+// older map (DropMap) once its Residue is 0 and the current map has been
+// current for MapSettle. A voter dead in gossip for DeadVoterAfter is
 // replaced by a live non-voter. Nodes are never removed from the map.
 //
 // # Writes and reads

@@ -271,6 +271,22 @@ func e2eAddrs(t *testing.T, n int, udp bool) []string {
 // is logged if it failed or VAULT_E2E_LOGS is set.
 func startCluster(t *testing.T, n int) *e2eCluster {
 	t.Helper()
+	c := prepareCluster(t, n)
+	c.nodes[0].start(t)
+	c.nodes[0].waitHealthy(t, 60*time.Second)
+	for _, node := range c.nodes[1:] {
+		node.start(t)
+	}
+	for _, node := range c.nodes[1:] {
+		node.waitHealthy(t, 60*time.Second)
+	}
+	return c
+}
+
+// prepareCluster sets up n nodes (n1 bootstraps, the others join n1)
+// without starting them.
+func prepareCluster(t *testing.T, n int) *e2eCluster {
+	t.Helper()
 	bin := e2eBinary(t)
 	c := &e2eCluster{
 		secret: []byte(rand.Text()), // 26 characters
@@ -309,14 +325,6 @@ func startCluster(t *testing.T, n int) *e2eCluster {
 			}
 		}
 	})
-	c.nodes[0].start(t)
-	c.nodes[0].waitHealthy(t, 60*time.Second)
-	for _, node := range c.nodes[1:] {
-		node.start(t)
-	}
-	for _, node := range c.nodes[1:] {
-		node.waitHealthy(t, 60*time.Second)
-	}
 	return c
 }
 
@@ -1086,4 +1094,84 @@ func TestClusterRPCRequiresSecret(t *testing.T) {
 	if s := n.stderr.String(); strings.Contains(s, string(c.secret)) || strings.Contains(s, string(wrong)) {
 		t.Error("stderr contains a secret")
 	}
+}
+
+// TestClusterGrow: a node alone (1+1), then a second (2+2), then a third
+// (4+2), with writes at every stage. The leader migrates everything into
+// the newest map and drops the older ones; all data stays readable
+// throughout and ends up spread over all six drives.
+func TestClusterGrow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts vaultd processes")
+	}
+	c := prepareCluster(t, 3)
+	ctx := t.Context()
+	bucket := "grow"
+	var written []e2eArtifact
+	var cl *awss3.Client
+	root := s3.NewTenant{Name: "root", AccessKey: c.root.AccessKeyID, SecretKey: c.root.SecretAccessKey}
+	for stage, drives := range []int{2, 4, 6} {
+		node := c.nodes[stage]
+		node.start(t)
+		node.waitHealthy(t, 60*time.Second)
+		if _, err := waitStatus(t, c, stage, 60*time.Second, func(st cluster.Status) string {
+			if st.Map.Drives != drives {
+				return fmt.Sprintf("map has %d drives, want %d", st.Map.Drives, drives)
+			}
+			return ""
+		}); err != nil {
+			t.Fatalf("stage %d: %v", stage+1, err)
+		}
+		if stage == 0 {
+			cl = c.s3Client(0, root)
+			if _, err := cl.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		arts := newArtifacts(fmt.Sprintf("stage%d/", stage+1), 24)
+		putAll(t, c.s3Client(stage, root), bucket, arts)
+		written = append(written, arts...)
+		// Everything written so far reads back through the newest node.
+		checkAll(t, c.s3Client(stage, root), bucket, written)
+	}
+	// The leader migrates and drops the older maps.
+	start := time.Now()
+	st, err := waitStatus(t, c, 0, 120*time.Second, func(st cluster.Status) string {
+		if len(st.Map.Older) > 0 {
+			return fmt.Sprintf("older maps %v still in use", st.Map.Older)
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("older maps dropped %v after the third node joined; map epoch %d, %s", time.Since(start).Round(time.Second), st.Map.Epoch, st.Map.Policy)
+	want := wantListing(written)
+	for i := range c.nodes {
+		checkAll(t, c.s3Client(i, root), bucket, written)
+		checkListing(t, c.nodes[i].name, c.s3Client(i, root), bucket, want)
+	}
+	// Data moved onto the new nodes' drives.
+	for _, d := range st.Drives {
+		if d.State != "ok" || d.Used < 1<<20 {
+			t.Errorf("drive %s on %s: %s, %d bytes used; want data on every drive", d.ID, d.Node, d.State, d.Used)
+		}
+	}
+}
+
+// waitStatus polls node i's cluster status until ready returns "".
+func waitStatus(t *testing.T, c *e2eCluster, i int, timeout time.Duration, ready func(cluster.Status) string) (cluster.Status, error) {
+	t.Helper()
+	var st cluster.Status
+	_, err := retry(t.Context(), timeout, func(ctx context.Context) error {
+		var err error
+		if st, err = c.status(ctx, i); err != nil {
+			return err
+		}
+		if why := ready(st); why != "" {
+			return errors.New(why)
+		}
+		return nil
+	})
+	return st, err
 }

@@ -413,6 +413,11 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
+	if f.clustered() {
+		mctx, stopMigrator := context.WithCancel(ctx)
+		defer stopMigrator()
+		go store.RunMigrator(mctx, eng, log.With("component", "migrate"))
+	}
 	evDir := f.events
 	if evDir == "" {
 		evDir = filepath.Join(st.Dirs[0], "events")
