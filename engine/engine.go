@@ -219,7 +219,10 @@ type Config struct {
 	// HealQueue bounds the number of artifacts remembered for healing; 0
 	// means 10,000.
 	HealQueue int
-	Logger    *slog.Logger
+	// HealInterval is how often RunHealer works through the heal queue;
+	// 0 means DefaultHealInterval.
+	HealInterval time.Duration
+	Logger       *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// OnUsage, if set, is told how each successful write changed a
@@ -245,6 +248,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HealQueue == 0 {
 		c.HealQueue = 10_000
+	}
+	if c.HealInterval <= 0 {
+		c.HealInterval = DefaultHealInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

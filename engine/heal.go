@@ -194,3 +194,36 @@ func (e *Engine) unqueueHeal(it HealItem) {
 	defer e.healMu.Unlock()
 	delete(e.heal, it)
 }
+
+// DefaultHealInterval is the default Config.HealInterval.
+const DefaultHealInterval = 10 * time.Second
+
+// RunHealer repairs, every Config.HealInterval, the artifacts that reads found
+// degraded (Degraded), until ctx ends. An artifact that cannot be healed
+// yet (its drives are still down) stays queued for the next round.
+// Artifacts nobody reads are not found this way; a scrubber that walks
+// every key is not built yet.
+func (e *Engine) RunHealer(ctx context.Context) {
+	t := time.NewTicker(e.cfg.HealInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, it := range e.Degraded() {
+			if ctx.Err() != nil {
+				return
+			}
+			hctx, cancel := context.WithTimeout(ctx, time.Minute)
+			shards, err := e.Heal(hctx, it.Tenant, it.Container, it.Key)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				e.log.Debug("heal failed; will retry", "container", it.Container, "err", err)
+			} else if len(shards) > 0 {
+				e.log.Debug("healed", "container", it.Container, "shards", shards)
+			}
+		}
+	}
+}

@@ -413,6 +413,9 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
+	hctx, stopHealer := context.WithCancel(ctx)
+	defer stopHealer()
+	go eng.RunHealer(hctx)
 	if f.clustered() {
 		mctx, stopMigrator := context.WithCancel(ctx)
 		defer stopMigrator()
