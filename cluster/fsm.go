@@ -43,7 +43,8 @@ var errAccessKeyExists = errors.New("cluster: access key already in use")
 // keyRecord is a key pair as replicated: the secret in plaintext.
 type keyRecord struct {
 	AccessKey string    `json:"access_key"`
-	Secret    string    `json:"secret"`
+	Secret    string    `json:"secret,omitempty"` // plaintext (a store without cluster secret)
+	Sealed    string    `json:"sealed,omitempty"` // or sealed under the cluster secret (seal.go)
 	Created   time.Time `json:"created"`
 }
 
@@ -440,20 +441,20 @@ func (t *tenantState) public() Tenant {
 	return p
 }
 
-// lookupKey returns the tenant and secret of an access key.
-func (f *fsm) lookupKey(accessKey string) (tenant, secret string, ok bool) {
+// lookupKey returns the tenant and key record of an access key.
+func (f *fsm) lookupKey(accessKey string) (tenant string, key keyRecord, ok bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	tenant, ok = f.keys[accessKey]
 	if !ok {
-		return "", "", false
+		return "", keyRecord{}, false
 	}
 	for _, k := range f.tenants[tenant].Keys {
 		if k.AccessKey == accessKey {
-			return tenant, k.Secret, true
+			return tenant, k, true
 		}
 	}
-	return "", "", false // unreachable while keys indexes tenants
+	return "", keyRecord{}, false // unreachable while keys indexes tenants
 }
 
 func (f *fsm) container(tenant, name string) (engine.ContainerInfo, bool) {

@@ -1,11 +1,15 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -208,5 +212,61 @@ func TestVisibleEverywhere(t *testing.T) {
 	// A miss that stays a miss is answered, not hung.
 	if _, _, err := nodes[1].store.LookupKey(ctx, "NOSUCHKEY"); !errors.Is(err, ErrUnknownAccessKey) {
 		t.Errorf("unknown key: %v", err)
+	}
+}
+
+// TestSecretsSealed: with a cluster secret, key secrets never enter the
+// Raft log or snapshots in the clear, and every node reads them back.
+func TestSecretsSealed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a raft cluster")
+	}
+	nodes, _ := startStores(t, 2)
+	ctx := t.Context()
+	_, k, err := nodes[1].store.CreateTenant(ctx, "sealed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := nodes[0].store.CreateKey(ctx, "sealed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range nodes {
+		for _, key := range []Key{k, k2} {
+			if tn, secret, err := nd.store.LookupKey(ctx, key.AccessKey); err != nil || tn != "sealed" || secret != string(key.Secret) {
+				t.Errorf("%s: LookupKey(%s) = %q, %v", nd.member.Name, key.AccessKey, tn, err)
+			}
+		}
+		snap := snapshotBytes(t, nd.store.fsm)
+		for _, key := range []Key{k, k2} {
+			if bytes.Contains(snap, []byte(key.Secret)) {
+				t.Errorf("%s: snapshot holds a secret in the clear", nd.member.Name)
+			}
+		}
+		// The raft log on disk.
+		filepath.WalkDir(nd.store.cfg.Dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return nil
+			}
+			b, _ := os.ReadFile(path)
+			for _, key := range []Key{k, k2} {
+				if bytes.Contains(b, []byte(key.Secret)) {
+					t.Errorf("%s: %s holds a secret in the clear", nd.member.Name, path)
+				}
+			}
+			return nil
+		})
+	}
+	// A sealed record cannot be opened under another secret.
+	other := &Store{}
+	other.sealer, _ = newSealer([]byte("some-other-cluster-secret"))
+	_, rec, _ := nodes[0].store.fsm.lookupKey(k.AccessKey)
+	if _, err := other.unseal(rec); !errors.Is(err, errUnseal) {
+		t.Errorf("unseal under another secret: %v", err)
+	}
+	// Moved to another access key, it does not open either.
+	rec.AccessKey = k2.AccessKey
+	if _, err := nodes[0].store.unseal(rec); !errors.Is(err, errUnseal) {
+		t.Errorf("unseal under another access key: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/cipher"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -117,6 +118,7 @@ type Store struct {
 	meta  *metadb.BoltMetaDB // the WAL's meta store; WAL.Close leaves it open
 
 	verifier *rpcauth.Verifier // checks forwarded writes; nil without a secret
+	sealer   cipher.AEAD       // seals key secrets in the log; nil without a secret
 	httpc    *http.Client      // forwards writes to the leader
 	syncs    chan struct{}     // bounds concurrent syncWithLeader calls
 
@@ -169,6 +171,9 @@ func Open(ctx context.Context, c Config) (_ *Store, err error) {
 			return nil, fmt.Errorf("cluster: the cluster secret must be at least %d bytes", MinSecretLen)
 		}
 		s.verifier = rpcauth.NewVerifier(c.Secret, rpcauth.DefaultMaxSkew, time.Now)
+		if s.sealer, err = newSealer(c.Secret); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
 		s.httpc = newForwardClient()
 		stream, err := newAuthStreamLayer(c.RaftAddr, advertise, c.Secret, log)
 		if err != nil {
@@ -389,16 +394,16 @@ func (s *Store) CreateTenant(ctx context.Context, name string) (Tenant, Key, err
 		return Tenant{}, Key{}, fmt.Errorf("%w: %q", ErrInvalidName, name)
 	}
 	now := time.Now().UTC().Round(0)
-	c := createTenantCmd{Name: name, Created: now, Key: newKey(now)}
-	err := s.applyCmd(ctx, cmdCreateTenant, c)
+	key := newKey(now)
+	err := s.applyCmd(ctx, cmdCreateTenant, createTenantCmd{Name: name, Created: now, Key: s.seal(key)})
 	for try := 1; errors.Is(err, errAccessKeyExists) && try < keyDraws; try++ {
-		c.Key = newKey(now) // a 1 in 36^20 collision: draw again
-		err = s.applyCmd(ctx, cmdCreateTenant, c)
+		key = newKey(now) // a 1 in 36^20 collision: draw again
+		err = s.applyCmd(ctx, cmdCreateTenant, createTenantCmd{Name: name, Created: now, Key: s.seal(key)})
 	}
 	if err != nil {
 		return Tenant{}, Key{}, err
 	}
-	return Tenant{Name: name, Created: now, AccessKeys: []string{c.Key.AccessKey}}, c.Key.public(), nil
+	return Tenant{Name: name, Created: now, AccessKeys: []string{key.AccessKey}}, key.public(), nil
 }
 
 // keyDraws is how many key pairs a proposer draws before giving up on
@@ -432,16 +437,16 @@ func (s *Store) Tenant(ctx context.Context, name string) (Tenant, error) {
 
 // CreateKey adds a new key pair to an existing tenant.
 func (s *Store) CreateKey(ctx context.Context, tenant string) (Key, error) {
-	c := createKeyCmd{Tenant: tenant, Key: newKey(time.Now().UTC().Round(0))}
-	err := s.applyCmd(ctx, cmdCreateKey, c)
+	key := newKey(time.Now().UTC().Round(0))
+	err := s.applyCmd(ctx, cmdCreateKey, createKeyCmd{Tenant: tenant, Key: s.seal(key)})
 	for try := 1; errors.Is(err, errAccessKeyExists) && try < keyDraws; try++ {
-		c.Key = newKey(c.Key.Created)
-		err = s.applyCmd(ctx, cmdCreateKey, c)
+		key = newKey(key.Created)
+		err = s.applyCmd(ctx, cmdCreateKey, createKeyCmd{Tenant: tenant, Key: s.seal(key)})
 	}
 	if err != nil {
 		return Key{}, err
 	}
-	return c.Key.public(), nil
+	return key.public(), nil
 }
 
 // DeleteKey removes one of a tenant's keys. It fails with
@@ -454,12 +459,16 @@ func (s *Store) DeleteKey(ctx context.Context, tenant, accessKey string) error {
 // LookupKey returns the tenant and secret of an access key, or
 // ErrUnknownAccessKey.
 func (s *Store) LookupKey(ctx context.Context, accessKey string) (tenant, secret string, err error) {
-	tenant, secret, ok := s.fsm.lookupKey(accessKey)
+	tenant, key, ok := s.fsm.lookupKey(accessKey)
 	if !ok && s.syncWithLeader(ctx) {
-		tenant, secret, ok = s.fsm.lookupKey(accessKey)
+		tenant, key, ok = s.fsm.lookupKey(accessKey)
 	}
 	if !ok {
 		return "", "", ErrUnknownAccessKey
+	}
+	secret, err = s.unseal(key)
+	if err != nil {
+		return "", "", err
 	}
 	return tenant, secret, nil
 }
