@@ -108,3 +108,59 @@ func (s *Store) migratePass(ctx context.Context, e *engine.Engine, log *slog.Log
 	}
 	return clean && total.Failed == 0
 }
+
+// Scanning: ScanEvery is how often the leader walks every container for
+// artifacts missing from a drive of their set; scanPause spaces its pages
+// so that a large cluster is scanned steadily rather than in a burst.
+const (
+	ScanEvery = time.Minute
+	scanPage  = 1000
+	scanPause = 100 * time.Millisecond
+)
+
+// RunScanner walks every tenant's containers every ScanEvery on the
+// leader (engine.Scan) and queues what a drive missed for the engine's
+// healer (engine.RunHealer), so that shards lost while a node was down are
+// rebuilt even if nobody reads them. It returns when ctx ends.
+func (s *Store) RunScanner(ctx context.Context, e *engine.Engine, log *slog.Logger) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := time.NewTicker(ScanEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if s.raft.State() != raft.Leader || s.Map() == nil {
+			continue
+		}
+		var keys, queued int
+		for _, tn := range s.fsm.tenantList() {
+			for _, c := range s.fsm.containerList(tn.Name) {
+				after := ""
+				for {
+					st, err := e.Scan(ctx, tn.Name, c.Name, after, scanPage)
+					keys, queued = keys+st.Keys, queued+st.Queued
+					if err != nil || st.Next == "" {
+						if err != nil && ctx.Err() == nil {
+							log.Warn("scan", "tenant", tn.Name, "container", c.Name, "err", err)
+						}
+						break
+					}
+					after = st.Next
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(scanPause):
+					}
+				}
+			}
+		}
+		if queued > 0 {
+			log.Info("scan: queued artifacts for healing", "keys", keys, "queued", queued)
+		}
+	}
+}

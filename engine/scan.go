@@ -1,0 +1,97 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// ScanStats reports one Scan call.
+type ScanStats struct {
+	Keys   int    // keys looked at
+	Queued int    // keys queued for healing
+	Next   string // where the next call continues; "" when the container is done
+}
+
+// Scan walks a container's keys in the current map, up to limit keys after
+// after, and queues for healing every key whose newest version is missing
+// from a drive of its set that answered (a drive that was down or
+// unreachable when the version was written, or lost its record). It
+// compares only the record indexes, which the drives list cheaply; Heal,
+// run by RunHealer, then rebuilds what is missing. Drives that cannot be
+// listed are left out of the comparison, so an unreachable node does not
+// flood the heal queue. Keys found only in older maps are the migrator's.
+func (e *Engine) Scan(ctx context.Context, tenant, container, after string, limit int) (ScanStats, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	m := e.cfg.Topology.Map()
+	base := indexPrefix(tenant, container)
+	type dcur struct {
+		id placement.DriveID
+		c  *cursor
+	}
+	var curs []dcur
+	for _, dr := range m.Drives {
+		d, err := e.cfg.Topology.Drive(dr.ID)
+		if err != nil || d == nil {
+			continue
+		}
+		curs = append(curs, dcur{dr.ID, &cursor{d: d, after: base + after}})
+	}
+	var st ScanStats
+	for st.Keys < limit {
+		if err := ctx.Err(); err != nil {
+			return st, fmt.Errorf("engine: scan: %w", err)
+		}
+		var minKey string
+		found := false
+		for _, c := range curs {
+			c.c.fill(ctx, base)
+			if len(c.c.buf) > 0 && (!found || c.c.buf[0].Key < minKey) {
+				minKey, found = c.c.buf[0].Key, true
+			}
+		}
+		if !found {
+			st.Next = ""
+			return st, nil
+		}
+		key := minKey[len(base):]
+		set := m.Set(m.PGOf(tenant, container, key))
+		have := map[placement.DriveID]driver.Version{}
+		listed := map[placement.DriveID]bool{}
+		var newest driver.Version
+		for _, c := range curs {
+			listed[c.id] = c.c.failed == nil
+			if len(c.c.buf) == 0 || c.c.buf[0].Key != minKey {
+				continue
+			}
+			// Only the key's set counts: records elsewhere are older
+			// placements, the migrator's to move.
+			if slices.Contains(set, c.id) {
+				v := c.c.buf[0].Version
+				have[c.id] = v
+				if v.Compare(newest) > 0 {
+					newest = v
+				}
+			}
+			c.c.buf = c.c.buf[1:]
+		}
+		st.Keys++
+		st.Next = key
+		if len(have) == 0 {
+			continue
+		}
+		for _, id := range set {
+			if v, ok := have[id]; listed[id] && (!ok || v.Compare(newest) < 0) {
+				e.queueHeal(HealItem{tenant, container, key})
+				st.Queued++
+				break
+			}
+		}
+	}
+	return st, nil
+}
