@@ -15,8 +15,9 @@ import (
 // DeadVoterAfter.
 const MaxVoters = 5
 
-// DeadVoterAfter is how long a voter must be dead in gossip before the
-// leader replaces it with a live non-voter.
+// DeadVoterAfter is the default Config.DeadVoterAfter: how long a voter
+// must be dead in gossip before the leader replaces it with a live
+// non-voter.
 const DeadVoterAfter = 30 * time.Second
 
 // reconcileEvery is how often the leader compares gossip with Raft and the
@@ -76,7 +77,7 @@ func (s *Store) reconcileOnce(ctx context.Context, members []Member, deadSince m
 		alive[m.Name] = m
 		sv, inRaft := servers[m.Name]
 		if m.RaftAddr != "" && m.Name != s.cfg.NodeID && (!inRaft || string(sv.Address) != m.RaftAddr) {
-			if err := s.addServer(m, voters < MaxVoters || sv.Suffrage == raft.Voter); err != nil {
+			if err := s.addServer(m, voters < MaxVoters || (inRaft && sv.Suffrage == raft.Voter)); err != nil {
 				errs = append(errs, err)
 				continue
 			}
@@ -94,7 +95,7 @@ func (s *Store) reconcileOnce(ctx context.Context, members []Member, deadSince m
 			continue
 		}
 		since, dead := deadSince[id]
-		if _, ok := alive[id]; ok || !dead || now.Sub(since) < DeadVoterAfter {
+		if _, ok := alive[id]; ok || !dead || now.Sub(since) < s.cfg.DeadVoterAfter {
 			continue
 		}
 		for nid, nsv := range servers {

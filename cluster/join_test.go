@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/vaultaire/vaultaire/engine"
 )
 
@@ -36,6 +38,7 @@ func startStores(t *testing.T, n int) ([]*storeNode, *fakeMembers) {
 		c := testConfig(t, t.TempDir())
 		c.NodeID = fmt.Sprintf("n%d", i+1)
 		c.Bootstrap = i == 0
+		c.DeadVoterAfter = 500 * time.Millisecond
 		c.Secret = secret
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -268,5 +271,61 @@ func TestSecretsSealed(t *testing.T) {
 	rec.AccessKey = k2.AccessKey
 	if _, err := nodes[0].store.unseal(rec); !errors.Is(err, errUnseal) {
 		t.Errorf("unseal under another access key: %v", err)
+	}
+}
+
+// TestVotersAndPromotion: the first five nodes are voters, the sixth a
+// non-voter; when a voter has been dead a while, the non-voter takes its
+// place and the cluster keeps committing.
+func TestVotersAndPromotion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a 6-node raft cluster")
+	}
+	nodes, view := startStores(t, 6)
+	suffrage := func(s *Store) map[string]string {
+		var st Status
+		s.raftStatus(&st)
+		out := map[string]string{}
+		for _, sv := range st.Servers {
+			out[sv.ID] = sv.Suffrage
+		}
+		return out
+	}
+	got := suffrage(nodes[0].store)
+	voters := 0
+	for _, v := range got {
+		if v == "voter" {
+			voters++
+		}
+	}
+	if voters != MaxVoters || got["n6"] != "nonvoter" {
+		t.Fatalf("suffrage %v; want %d voters and n6 a non-voter", got, MaxVoters)
+	}
+	// n5, a voter, dies.
+	dead := nodes[4]
+	dead.store.Close()
+	m := dead.member
+	m.State = MemberDead
+	view.set(m)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var leader *Store
+		for _, nd := range nodes[:4] {
+			if nd.store.raft.State() == raft.Leader {
+				leader = nd.store
+			}
+		}
+		if leader != nil {
+			if s := suffrage(leader); s["n6"] == "voter" && s["n5"] != "voter" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n6 not promoted in place of dead n5: %v", suffrage(nodes[0].store))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, _, err := nodes[5].store.CreateTenant(t.Context(), "after-promotion"); err != nil {
+		t.Errorf("write through the promoted node: %v", err)
 	}
 }

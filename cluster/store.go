@@ -71,6 +71,10 @@ type Config struct {
 	// deadline; 0 means DefaultApplyTimeout.
 	ApplyTimeout time.Duration
 
+	// DeadVoterAfter is how long a voter must be dead in gossip before
+	// the leader promotes a live non-voter in its place; 0 means
+	// DeadVoterAfter.
+	DeadVoterAfter time.Duration
 	// Secret is the cluster secret (VAULT_CLUSTER_SECRET). With it, Raft
 	// connections are authenticated (a handshake under the secret), writes
 	// on followers are forwarded to the leader and the store serves
@@ -99,6 +103,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ApplyTimeout == 0 {
 		c.ApplyTimeout = DefaultApplyTimeout
+	}
+	if c.DeadVoterAfter <= 0 {
+		c.DeadVoterAfter = DeadVoterAfter
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
