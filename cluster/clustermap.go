@@ -52,7 +52,7 @@ func (f *fsm) putNode(n NodeInfo) error {
 		// A node keeps the drives it registered: a restart that
 		// advertised fewer drives must not drop shards from the map.
 		for _, d := range old.Drives {
-			if !slices.Contains(n.Drives, d) {
+			if !slices.ContainsFunc(n.Drives, func(nd MemberDrive) bool { return nd.ID == d.ID }) {
 				n.Drives = append(n.Drives, d)
 			}
 		}

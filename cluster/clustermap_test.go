@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -51,6 +52,16 @@ func TestFSMClusterMap(t *testing.T) {
 	if got, _ := f.node("n1"); len(got.Drives) != 2 || got.RPCAddr != "127.0.0.1:2" {
 		t.Errorf("node after re-register = %+v; want 2 drives and the new address", got)
 	}
+	// A drive whose zone changed is the same drive, not a second one.
+	zoned := less
+	zoned.Drives = []MemberDrive{{ID: "n1-d0", Class: "local", Zone: "rack-a"}}
+	if r := apply(cmdPutNode, zoned); r != nil {
+		t.Fatal(r)
+	}
+	if got, _ := f.node("n1"); len(got.Drives) != 2 || !slices.Contains(got.Drives, zoned.Drives[0]) {
+		t.Errorf("node after a zone change = %+v; want n1-d0 in rack-a and n1-d1", got)
+	}
+	apply(cmdPutNode, less) // back as it was for the rest of the test
 	tests := []struct {
 		name  string
 		m     *placement.Map

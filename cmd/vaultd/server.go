@@ -33,7 +33,7 @@ import (
 
 // serverFlags are the flags of `vaultd server`.
 type serverFlags struct {
-	name, data, s3Addr, raftAddr, gossip, rpc, join, domain, region, logLevel, events string
+	name, data, s3Addr, raftAddr, gossip, rpc, join, domain, region, logLevel, events, zone string
 	remotes                                                                           []string
 }
 
@@ -49,6 +49,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.gossip, "gossip", "", "cluster mode: gossip listen and advertise address, ip:port")
 	fs.StringVar(&f.rpc, "rpc", "", "cluster mode: internode RPC listen and advertise address, host:port")
 	fs.StringVar(&f.join, "join", "", "cluster mode: join the cluster through these nodes' gossip addresses (comma-separated)")
+	fs.StringVar(&f.zone, "zone", "", "cluster mode: failure domain of this node's drives (rack or zone); placement spreads each stripe across zones")
 	fs.StringVar(&f.domain, "domain", "", "enable virtual-host-style requests: BUCKET.DOMAIN")
 	fs.StringVar(&f.region, "region", "us-east-1", "region reported to clients")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -505,7 +506,7 @@ func localDrives(m map[placement.DriveID]driver.Driver) func(driver.DriveID) (dr
 func startGossip(ctx context.Context, f *serverFlags, st *nodeState, known []cluster.NodeInfo, secret []byte, log *slog.Logger) (*cluster.Membership, error) {
 	self := cluster.Member{Name: st.Node, S3Addr: f.s3Addr, RaftAddr: f.raftAddr, RPCAddr: f.rpc}
 	for _, id := range st.Drives {
-		self.Drives = append(self.Drives, cluster.MemberDrive{ID: id, Class: placement.ClassLocal})
+		self.Drives = append(self.Drives, cluster.MemberDrive{ID: id, Class: placement.ClassLocal, Zone: f.zone})
 	}
 	ms, err := cluster.StartMembership(ctx, cluster.MembershipConfig{
 		Name: st.Node, BindAddr: f.gossip, Self: self, Secret: secret, Logger: log.With("component", "gossip"),
