@@ -34,7 +34,7 @@ import (
 // serverFlags are the flags of `vaultd server`.
 type serverFlags struct {
 	name, data, s3Addr, raftAddr, gossip, rpc, join, domain, region, logLevel, events, zone string
-	remotes                                                                           []string
+	remotes                                                                                 []string
 }
 
 func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
