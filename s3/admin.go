@@ -2,6 +2,7 @@ package s3
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -95,6 +96,12 @@ func (s *Server) vault(ctx context.Context, r *request, path string) error {
 		r.ev.Operation = "Metrics"
 		if m := string(r.fctx.Method()); m != http.MethodGet && m != http.MethodHead {
 			return ErrMethodNotAllowed
+		}
+		if tok := s.cfg.MetricsToken; tok != "" {
+			got := r.fctx.Request.Header.Peek("Authorization")
+			if subtle.ConstantTimeCompare(got, []byte("Bearer "+tok)) != 1 {
+				return ErrAccessDenied
+			}
 		}
 		fasthttpadaptor.NewFastHTTPHandler(s.cfg.Metrics)(r.fctx)
 		return nil

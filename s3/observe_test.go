@@ -109,3 +109,30 @@ func TestObserverLimiterQuota(t *testing.T) {
 		t.Errorf("bob was limited: %v", err)
 	}
 }
+
+func TestMetricsToken(t *testing.T) {
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("vaultaire_up 1\n")) })
+	for _, tc := range []struct {
+		token, auth string
+		want        int
+	}{
+		{"", "", http.StatusOK},
+		{"s3cr3t", "", http.StatusForbidden},
+		{"s3cr3t", "Bearer wrong", http.StatusForbidden},
+		{"s3cr3t", "Bearer s3cr3t", http.StatusOK},
+	} {
+		e := startServerWith(t, func(c *s3.Config) { c.Metrics, c.MetricsToken = metrics, tc.token })
+		req, _ := http.NewRequest(http.MethodGet, e.endpoint+"/_vault/metrics", nil)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("token %q, Authorization %q: %d, want %d", tc.token, tc.auth, resp.StatusCode, tc.want)
+		}
+	}
+}

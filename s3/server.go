@@ -93,9 +93,12 @@ type Config struct {
 	Limiter Limiter
 	// Quota, if set, admits uploads per tenant (403 QuotaExceeded).
 	Quota Quota
-	// Metrics, if set, serves GET /_vault/metrics (unauthenticated, as
-	// Prometheus scrapes; it carries no secrets).
-	Metrics http.Handler
+	// Metrics, if set, serves GET /_vault/metrics. It carries no secrets
+	// but does name tenants; with MetricsToken set, scrapes must send
+	// "Authorization: Bearer <MetricsToken>" (Prometheus'
+	// authorization.credentials), otherwise they are unauthenticated.
+	Metrics      http.Handler
+	MetricsToken string
 }
 
 // Validate checks c and fills in defaults.
