@@ -89,6 +89,8 @@
 //	version_id   string  version written or deleted (hex), "" if none
 //	etag         string  ETag of the artifact written, "" if none
 //	object_size  number  size of the artifact written, -1 if none
+//	source       string  CopyObject only: "bucket/key" it copied
+//	keys         array   DeleteObjects only: the keys it deleted
 //
 // Mutations are queued separately from access events, in a larger queue
 // (Config.TxnBuffer). If that queue ever fills, the mutation is dropped,
@@ -114,10 +116,11 @@
 // within a key only after accounting for that. Each node writes its own
 // log: a cluster's history is the merge of its nodes' logs by time.
 //
-// What s3.RequestEvent does not yet carry limits a replay: a DeleteObjects
-// line does not list the keys it deleted, a DeleteObject line carries no
-// version_id, a CopyObject line does not name its source, and the Admin*
-// lines name the root tenant that called, not the tenant acted upon.
+// What s3.RequestEvent does not yet carry limits a replay: a DeleteObject
+// line carries no version_id (the tombstone's), and keys listed in a
+// DeleteObjects line that did not exist are listed all the same (S3
+// reports them deleted). Admin* lines name the root tenant that called as
+// tenant and the tenant acted upon as key.
 //
 // The log is written asynchronously, after the change is made and usually
 // after the client has been answered, so it is not a write-ahead log: a crash can lose the batch that was not yet fsynced

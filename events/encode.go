@@ -2,6 +2,7 @@ package events
 
 import (
 	"encoding/base64"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -21,6 +22,8 @@ type txnRecord struct {
 	VersionID  string
 	ETag       string
 	ObjectSize int64
+	Source     string
+	Keys       []string
 }
 
 func newTxnRecord(ev *s3.RequestEvent) *txnRecord {
@@ -28,6 +31,7 @@ func newTxnRecord(ev *s3.RequestEvent) *txnRecord {
 		Time: ev.Time, Node: ev.Node, RequestID: ev.RequestID, Tenant: ev.Tenant,
 		Operation: ev.Operation, Bucket: ev.Bucket, Key: ev.Key,
 		VersionID: ev.VersionID, ETag: ev.ETag, ObjectSize: ev.ObjectSize,
+		Source: ev.Source, Keys: slices.Clone(ev.Keys),
 	}
 }
 
@@ -63,6 +67,19 @@ func appendTxn(b []byte, r *txnRecord) []byte {
 	b = appendString(append(b, `,"version_id":`...), r.VersionID)
 	b = appendString(append(b, `,"etag":`...), r.ETag)
 	b = strconv.AppendInt(append(b, `,"object_size":`...), r.ObjectSize, 10)
+	if r.Source != "" {
+		b = appendString(append(b, `,"source":`...), r.Source)
+	}
+	if len(r.Keys) > 0 {
+		b = append(b, `,"keys":[`...)
+		for i, k := range r.Keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+		}
+		b = append(b, ']')
+	}
 	return append(b, "}\n"...)
 }
 

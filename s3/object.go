@@ -430,6 +430,7 @@ func (op *operation) copyObject() error {
 	if err != nil {
 		return err
 	}
+	op.r.ev.Source = srcBucket + "/" + srcKey
 	op.wrote(info)
 	writeXML(op.r.fctx, http.StatusOK, copyObjectResult{Xmlns: s3Namespace, LastModified: isoTime(info.Modified), ETag: `"` + info.ETag + `"`})
 	return nil
@@ -480,6 +481,7 @@ func (op *operation) deleteObjects() error {
 			continue
 		}
 		if !req.Quiet {
+			op.r.ev.Keys = append(op.r.ev.Keys, o.Key)
 			res.Deleted = append(res.Deleted, deletedObject{Key: o.Key})
 		}
 	}

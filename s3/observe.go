@@ -32,6 +32,8 @@ type RequestEvent struct {
 	UserAgent  string        `json:"user_agent,omitempty"`
 	ETag       string        `json:"etag,omitempty"`       // of an artifact written
 	VersionID  string        `json:"version_id,omitempty"` // version written or deleted (hex)
+	Source     string        `json:"source,omitempty"`     // CopyObject, UploadPartCopy: "bucket/key" copied from
+	Keys       []string      `json:"keys,omitempty"`       // DeleteObjects: the keys deleted
 }
 
 // Mutation reports whether the event changed stored state: a successful
