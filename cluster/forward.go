@@ -214,17 +214,12 @@ func (s *Store) sendApply(ctx context.Context, addr string, cmd []byte) (uint64,
 	return a.Index, decodeWireErr(a.Code, a.Message)
 }
 
-// newForwardClient is the HTTP client followers forward writes with.
-func newForwardClient() *http.Client {
-	return &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConnsPerHost: 4,
-			IdleConnTimeout:     60 * time.Second,
-		},
-	}
+// newForwardClient is the HTTP client followers forward writes with, over
+// connections that pass the RPC handshake.
+func newForwardClient(secret []byte) *http.Client {
+	t := RPCTransport(secret)
+	t.MaxIdleConnsPerHost = 4
+	return &http.Client{Timeout: 30 * time.Second, Transport: t}
 }
 
 // serveIndex answers a follower's syncWithLeader: once this node has

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -40,7 +39,7 @@ func startStores(t *testing.T, n int) ([]*storeNode, *fakeMembers) {
 		c.Bootstrap = i == 0
 		c.DeadVoterAfter = 500 * time.Millisecond
 		c.Secret = secret
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := ListenRPC("127.0.0.1:0", secret, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,18 +166,26 @@ func TestForwardRefusesWrongSecret(t *testing.T) {
 		t.Skip("forms a raft cluster")
 	}
 	nodes, _ := startStores(t, 1)
+	// A plain connection (no handshake) is closed before any HTTP.
 	req, _ := http.NewRequest(http.MethodPost, "http://"+nodes[0].member.RPCAddr+applyPath, nil)
-	resp, err := http.DefaultClient.Do(req)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Errorf("apply over a plain connection: %s, want the connection refused", resp.Status)
+	}
+	other := &Store{cfg: Config{Secret: []byte("another-secret-0123456789")}, httpc: newForwardClient([]byte("another-secret-0123456789"))}
+	if _, err := other.sendApply(t.Context(), nodes[0].member.RPCAddr, []byte{1}); err == nil {
+		t.Error("apply from a node with another secret was accepted")
+	}
+	// An authenticated connection still needs signed requests.
+	secret := []byte("join-test-secret-0123456789")
+	c := &http.Client{Transport: RPCTransport(secret)}
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("unsigned apply: %s, want 401", resp.Status)
-	}
-	other := &Store{cfg: Config{Secret: []byte("another-secret-0123456789")}, httpc: newForwardClient()}
-	if _, err := other.sendApply(t.Context(), nodes[0].member.RPCAddr, []byte{1}); err == nil {
-		t.Error("apply signed with another secret was accepted")
+		t.Errorf("unsigned apply on an authenticated connection: %s, want 401", resp.Status)
 	}
 }
 

@@ -177,11 +177,12 @@ func Open(ctx context.Context, c Config) (_ *Store, err error) {
 		if len(c.Secret) < MinSecretLen {
 			return nil, fmt.Errorf("cluster: the cluster secret must be at least %d bytes", MinSecretLen)
 		}
-		s.verifier = rpcauth.NewVerifier(c.Secret, rpcauth.DefaultMaxSkew, time.Now)
+		// RPCHandler is served on ListenRPC's authenticated connections.
+		s.verifier = rpcauth.NewConnVerifier(c.Secret, rpcauth.DefaultMaxSkew, time.Now)
 		if s.sealer, err = newSealer(c.Secret); err != nil {
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
-		s.httpc = newForwardClient()
+		s.httpc = newForwardClient(c.Secret)
 		stream, err := newAuthStreamLayer(c.RaftAddr, advertise, c.Secret, log)
 		if err != nil {
 			return nil, fmt.Errorf("cluster: raft transport %s: %w", c.RaftAddr, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -46,15 +45,7 @@ func NewTopology(s *Store, local map[placement.DriveID]driver.Driver, secret []b
 	}
 	return &Topology{
 		store: s, local: local, secret: secret, log: log,
-		http: &http.Client{Transport: &http.Transport{
-			Proxy:                 nil,
-			DialContext:           (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			ResponseHeaderTimeout: 30 * time.Second,
-			MaxIdleConns:          512,
-			MaxIdleConnsPerHost:   128,
-			IdleConnTimeout:       90 * time.Second,
-			DisableCompression:    true,
-		}},
+		http:  &http.Client{Transport: RPCTransport(secret)},
 		peers: map[placement.DriveID]*peer.Client{},
 		addrs: map[placement.DriveID]string{},
 	}

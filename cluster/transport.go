@@ -36,6 +36,7 @@ type authStreamLayer struct {
 	ln        net.Listener
 	advertise net.Addr
 	secret    []byte
+	purpose   string // the handshake purpose: raftPurpose or rpcPurpose
 	verifier  *rpcauth.Verifier
 	log       *slog.Logger
 
@@ -59,6 +60,11 @@ var _ raft.StreamLayer = (*authStreamLayer)(nil)
 // it refuses an advertise address that is not TCP or has an unspecified IP,
 // which peers could not dial. Close stops it.
 func newAuthStreamLayer(bind string, advertise net.Addr, secret []byte, log *slog.Logger) (*authStreamLayer, error) {
+	return newAuthListener(bind, advertise, secret, raftPurpose, log)
+}
+
+// newAuthListener is newAuthStreamLayer for connections of any purpose.
+func newAuthListener(bind string, advertise net.Addr, secret []byte, purpose string, log *slog.Logger) (*authStreamLayer, error) {
 	if len(secret) < rpcauth.MinSecretSize {
 		return nil, fmt.Errorf("cluster: raft transport needs a cluster secret of at least %d bytes", rpcauth.MinSecretSize)
 	}
@@ -78,6 +84,7 @@ func newAuthStreamLayer(bind string, advertise net.Addr, secret []byte, log *slo
 		ln:        ln,
 		advertise: adv,
 		secret:    append([]byte(nil), secret...),
+		purpose:   purpose,
 		verifier:  rpcauth.NewVerifier(secret, rpcauth.DefaultMaxSkew, time.Now),
 		log:       log,
 		conns:     make(chan net.Conn),
@@ -155,7 +162,7 @@ func (l *authStreamLayer) acceptLoop() {
 func (l *authStreamLayer) handshake(c net.Conn) {
 	defer l.wg.Done()
 	defer func() { <-l.slots }()
-	err := l.verifier.ServerHandshake(c, raftPurpose)
+	err := l.verifier.ServerHandshake(c, l.purpose)
 	l.untrack(c)
 	if err != nil {
 		select {
@@ -174,7 +181,7 @@ func (l *authStreamLayer) handshake(c net.Conn) {
 }
 
 func (l *authStreamLayer) refused(c net.Conn, reason string) {
-	l.log.Warn("cluster: refused raft connection", "remote", c.RemoteAddr().String(), "reason", reason)
+	l.log.Warn("cluster: refused "+l.purpose+" connection", "remote", c.RemoteAddr().String(), "reason", reason)
 }
 
 // track records c as in its handshake, unless the layer is closed.
@@ -240,7 +247,7 @@ func (l *authStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration
 	if timeout > 0 {
 		timer = time.AfterFunc(timeout-time.Since(start), func() { c.Close() })
 	}
-	err = rpcauth.ClientHandshake(c, l.secret, raftPurpose, time.Now())
+	err = rpcauth.ClientHandshake(c, l.secret, l.purpose, time.Now())
 	if timer != nil && !timer.Stop() {
 		c.Close()
 		return nil, fmt.Errorf("cluster: raft handshake with %s: not done within %v: %w", address, timeout, os.ErrDeadlineExceeded)

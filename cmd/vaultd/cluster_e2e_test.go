@@ -247,20 +247,27 @@ func e2eAddrs(t *testing.T, n int, udp bool) []string {
 			c.Close()
 		}
 	}()
-	for len(addrs) < n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// Ports below Linux's ephemeral range (32768 and up), so that the
+	// nodes' own outgoing connections cannot take a port before the node
+	// that owns it starts.
+	for tries := 0; len(addrs) < n; tries++ {
+		if tries > 10_000 {
+			t.Fatal("no free ports")
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", 20_000+mrand.IntN(12_000))
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
 		closers = append(closers, ln)
 		if udp {
-			pc, err := net.ListenPacket("udp", ln.Addr().String())
+			pc, err := net.ListenPacket("udp", addr)
 			if err != nil {
 				continue // port taken for UDP: pick another
 			}
 			closers = append(closers, pc)
 		}
-		addrs = append(addrs, ln.Addr().String())
+		addrs = append(addrs, addr)
 	}
 	return addrs
 }
@@ -1030,8 +1037,10 @@ func TestClusterRPCRequiresSecret(t *testing.T) {
 	}
 	info := "/v1/drives/" + st.Drives[0] + "/info"
 	wrong := []byte("not-the-cluster-secret-" + rand.Text())
-	hc := &http.Client{Timeout: 10 * time.Second}
-	send := func(method, path string, sign func(*http.Request)) int {
+	plain := &http.Client{Timeout: 10 * time.Second}
+	authed := &http.Client{Timeout: 10 * time.Second, Transport: cluster.RPCTransport(c.secret)}
+	other := &http.Client{Timeout: 10 * time.Second, Transport: cluster.RPCTransport(wrong)}
+	send := func(hc *http.Client, method, path string, sign func(*http.Request)) (int, error) {
 		t.Helper()
 		req, err := http.NewRequestWithContext(t.Context(), method, "http://"+n.rpc+path, strings.NewReader("x"))
 		if err != nil {
@@ -1042,46 +1051,49 @@ func TestClusterRPCRequiresSecret(t *testing.T) {
 		}
 		resp, err := hc.Do(req)
 		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
+			return 0, err
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		return resp.StatusCode
+		return resp.StatusCode, nil
 	}
 	signWith := func(secret []byte, at time.Time) func(*http.Request) {
 		return func(r *http.Request) { rpcauth.Sign(r, secret, at) }
 	}
+	var captured http.Header
+	capture := func(r *http.Request) {
+		rpcauth.Sign(r, c.secret, time.Now())
+		captured = r.Header.Clone()
+	}
 	for _, tc := range []struct {
 		name         string
+		hc           *http.Client
 		method, path string
 		sign         func(*http.Request)
-		want         int
+		want         int // 0: the connection is refused
 	}{
-		{"info unsigned", http.MethodGet, info, nil, http.StatusUnauthorized},
-		{"apply unsigned", http.MethodPost, "/v1/cluster/apply", nil, http.StatusUnauthorized},
-		{"info wrong secret", http.MethodGet, info, signWith(wrong, time.Now()), http.StatusUnauthorized},
-		{"apply wrong secret", http.MethodPost, "/v1/cluster/apply", signWith(wrong, time.Now()), http.StatusUnauthorized},
-		{"info an hour old", http.MethodGet, info, signWith(c.secret, time.Now().Add(-time.Hour)), http.StatusUnauthorized},
-		{"info signed", http.MethodGet, info, signWith(c.secret, time.Now()), http.StatusOK},
+		// Every connection must first pass the handshake under the secret.
+		{"info, plain connection", plain, http.MethodGet, info, nil, 0},
+		{"apply, plain connection", plain, http.MethodPost, "/v1/cluster/apply", nil, 0},
+		{"info, plain connection, signed", plain, http.MethodGet, info, signWith(c.secret, time.Now()), 0},
+		{"info, handshake with another secret", other, http.MethodGet, info, signWith(wrong, time.Now()), 0},
+		// On an authenticated connection, requests are signed too.
+		{"info unsigned", authed, http.MethodGet, info, nil, http.StatusUnauthorized},
+		{"apply unsigned", authed, http.MethodPost, "/v1/cluster/apply", nil, http.StatusUnauthorized},
+		{"info wrong secret", authed, http.MethodGet, info, signWith(wrong, time.Now()), http.StatusUnauthorized},
+		{"apply wrong secret", authed, http.MethodPost, "/v1/cluster/apply", signWith(wrong, time.Now()), http.StatusUnauthorized},
+		{"info an hour old", authed, http.MethodGet, info, signWith(c.secret, time.Now().Add(-time.Hour)), http.StatusUnauthorized},
+		{"info signed", authed, http.MethodGet, info, capture, http.StatusOK},
+		// A captured request replayed on a connection of one's own fails.
+		{"info replayed", plain, http.MethodGet, info, func(r *http.Request) { r.Header = captured }, 0},
 	} {
-		if got := send(tc.method, tc.path, tc.sign); got != tc.want {
-			t.Errorf("%s: %s %s: status %d, want %d", tc.name, tc.method, tc.path, got, tc.want)
+		got, err := send(tc.hc, tc.method, tc.path, tc.sign)
+		if got != tc.want || (tc.want != 0 && err != nil) {
+			t.Errorf("%s: %s %s: status %d, err %v; want %d", tc.name, tc.method, tc.path, got, err, tc.want)
 		}
 	}
 
-	// A correctly signed request replayed verbatim is refused.
-	var headers http.Header
-	if got := send(http.MethodGet, info, func(r *http.Request) {
-		rpcauth.Sign(r, c.secret, time.Now())
-		headers = r.Header.Clone()
-	}); got != http.StatusOK {
-		t.Errorf("signed info: status %d, want 200", got)
-	}
-	if got := send(http.MethodGet, info, func(r *http.Request) { r.Header = headers }); got != http.StatusUnauthorized {
-		t.Errorf("replayed info: status %d, want 401", got)
-	}
-
-	for _, want := range []string{"peer: refused unauthenticated request", "cluster: refused unauthenticated request"} {
+	for _, want := range []string{"cluster: refused rpc connection", "peer: refused unauthenticated request", "cluster: refused unauthenticated request"} {
 		deadline := time.Now().Add(10 * time.Second)
 		for !strings.Contains(n.stderr.String(), want) {
 			if time.Now().After(deadline) {

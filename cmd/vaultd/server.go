@@ -321,7 +321,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		rpcLn    net.Listener
 	)
 	if f.clustered() {
-		peerSrv, err := peer.NewServer(peer.ServerConfig{Drives: localDrives(drives), Secret: secret, Logger: log.With("component", "rpc")})
+		peerSrv, err := peer.NewServer(peer.ServerConfig{Drives: localDrives(drives), Secret: secret, Logger: log.With("component", "rpc"), AuthenticatedConns: true})
 		if err != nil {
 			return err
 		}
@@ -334,7 +334,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 			}
 			http.Error(w, "metadata store starting", http.StatusServiceUnavailable)
 		})
-		if rpcLn, err = net.Listen("tcp", f.rpc); err != nil {
+		if rpcLn, err = cluster.ListenRPC(f.rpc, secret, log.With("component", "rpc")); err != nil {
 			return fmt.Errorf("--rpc: %w", err)
 		}
 		rpcSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}

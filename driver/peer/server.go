@@ -46,6 +46,11 @@ type ServerConfig struct {
 	MaxSkew time.Duration
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// AuthenticatedConns says the listener authenticates every connection
+	// first (cluster.ListenRPC): requests are then checked for signature
+	// and time but their nonces are not remembered, so sustained load
+	// cannot fill a replay cache.
+	AuthenticatedConns bool
 }
 
 // Validate reports a missing Drives or a short Secret.
@@ -95,7 +100,7 @@ func NewServer(c ServerConfig) (*Server, error) {
 	}
 	s := &Server{
 		drives: c.Drives,
-		auth:   rpcauth.NewVerifier(c.Secret, c.MaxSkew, c.Now),
+		auth:   newVerifier(c),
 		log:    c.Logger,
 		mux:    http.NewServeMux(),
 	}
@@ -436,4 +441,11 @@ func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request, d driver.D
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func newVerifier(c ServerConfig) *rpcauth.Verifier {
+	if c.AuthenticatedConns {
+		return rpcauth.NewConnVerifier(c.Secret, c.MaxSkew, c.Now)
+	}
+	return rpcauth.NewVerifier(c.Secret, c.MaxSkew, c.Now)
 }
