@@ -9,13 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/vaultaire/vaultaire/cluster"
 )
@@ -41,14 +37,9 @@ func runCluster(ctx context.Context, args []string, getenv func(string) string, 
 	if fs.NArg() != 0 {
 		return fmt.Errorf("cluster %s: unexpected argument %q", sub, fs.Arg(0))
 	}
-	root, _, err := rootCredentials(getenv, filepath.Clean(strings.Split(*data, ",")[0]), false)
+	c, err := newAdminClient(getenv, *endpoint, *data)
 	if err != nil {
 		return err
-	}
-	c := &adminClient{
-		endpoint: *endpoint,
-		creds:    aws.Credentials{AccessKeyID: root.AccessKey, SecretAccessKey: root.Secret},
-		http:     &http.Client{Timeout: 30 * time.Second},
 	}
 	var st cluster.Status
 	if err := c.do(ctx, http.MethodGet, "/_vault/admin/cluster", &st); err != nil {

@@ -32,6 +32,21 @@ type adminClient struct {
 	http     *http.Client
 }
 
+// newAdminClient returns a client of endpoint's admin API with the root
+// credentials from the environment, or from the first of the data
+// directories.
+func newAdminClient(getenv func(string) string, endpoint, data string) (*adminClient, error) {
+	root, _, err := rootCredentials(getenv, filepath.Clean(strings.Split(data, ",")[0]), false)
+	if err != nil {
+		return nil, err
+	}
+	return &adminClient{
+		endpoint: endpoint,
+		creds:    aws.Credentials{AccessKeyID: root.AccessKey, SecretAccessKey: root.Secret},
+		http:     &http.Client{Timeout: 30 * time.Second},
+	}, nil
+}
+
 func (c *adminClient) do(ctx context.Context, method, path string, out any) error {
 	return c.send(ctx, method, path, nil, out)
 }
@@ -103,14 +118,9 @@ func runTenant(ctx context.Context, args []string, getenv func(string) string, s
 		positional = append(positional, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	root, _, err := rootCredentials(getenv, filepath.Clean(strings.Split(*data, ",")[0]), false)
+	c, err := newAdminClient(getenv, *endpoint, *data)
 	if err != nil {
 		return err
-	}
-	c := &adminClient{
-		endpoint: *endpoint,
-		creds:    aws.Credentials{AccessKeyID: root.AccessKey, SecretAccessKey: root.Secret},
-		http:     &http.Client{Timeout: 30 * time.Second},
 	}
 	name := func() (string, error) {
 		if len(positional) != 1 {
