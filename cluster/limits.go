@@ -101,6 +101,11 @@ func (s *Store) AddUsage(ctx context.Context, deltas []UsageDelta) error {
 	return s.applyCmd(ctx, cmdUsage, usageCmd{Deltas: deltas})
 }
 
+// LocalTenants returns all tenants, with limits and committed usage, from
+// this node's state without a leader round trip (for metrics scrapes;
+// Tenants syncs with the leader first).
+func (s *Store) LocalTenants() []Tenant { return s.fsm.tenantList() }
+
 // TenantLimits returns a tenant's limits and committed usage from the
 // local state (no leader round trip: it is on every request's path).
 func (s *Store) TenantLimits(tenant string) (Limits, Usage, bool) {

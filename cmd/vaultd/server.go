@@ -441,7 +441,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 				LastContact: ri.LastContact, Voters: ri.Voters, NonVoters: ri.NonVoters}
 		},
 		Usage: func() []metrics.TenantUsage {
-			ts, _ := store.Tenants(context.Background())
+			ts := store.LocalTenants()
 			out := make([]metrics.TenantUsage, 0, len(ts))
 			for _, t := range ts {
 				out = append(out, metrics.TenantUsage{Tenant: t.Name, Bytes: t.Usage.Bytes, Artifacts: t.Usage.Artifacts})
