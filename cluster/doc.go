@@ -55,7 +55,11 @@
 // is safe. A node without state or Bootstrap returns at once and waits to
 // be added by the leader (Store.WaitReady). With Config.Secret, Raft
 // connections start with a mutual handshake under the cluster secret
-// (transport.go).
+// (transport.go). Without it (a single node) the store has no Raft
+// listener at all: its only voter is itself, and an in-process transport
+// leaves nothing for another process to connect to. Such a node can later
+// be restarted with the secret to found a cluster; a node whose Raft
+// state names other servers refuses to start without it.
 //
 // # Files
 //

@@ -59,7 +59,9 @@ type Config struct {
 	NodeID string
 	// RaftAddr is the host:port the raft transport binds to and advertises
 	// to peers, such as "127.0.0.1:9001". It must be an address peers can
-	// dial (not 0.0.0.0).
+	// dial (not 0.0.0.0). Without Secret nothing listens on it: it is only
+	// the address the Raft configuration records for this node (used once
+	// the node is restarted in a cluster).
 	RaftAddr string
 	// Bootstrap makes a node with no raft state a one-voter cluster of
 	// itself (a node started without --join). A node that has state
@@ -78,8 +80,11 @@ type Config struct {
 	// Secret is the cluster secret (VAULT_CLUSTER_SECRET). With it, Raft
 	// connections are authenticated (a handshake under the secret), writes
 	// on followers are forwarded to the leader and the store serves
-	// RPCHandler. Without it the store is a single node's: Raft must stay
-	// on loopback and writes on a non-leader fail with ErrNotLeader.
+	// RPCHandler. Without it the store is a single node's and has no
+	// peers: Raft runs on an in-process transport that listens on nothing,
+	// so no other process can talk Raft to it, and writes on a non-leader
+	// fail with ErrNotLeader. A node whose recovered Raft configuration
+	// names other servers needs the secret.
 	Secret []byte
 
 	// tune, if set, adjusts the raft configuration (tests shorten timeouts
@@ -120,7 +125,7 @@ type Store struct {
 	log   *slog.Logger
 	fsm   *fsm
 	raft  *raft.Raft
-	trans *raft.NetworkTransport
+	trans transport
 	wal   *wal.WAL
 	meta  *metadb.BoltMetaDB // the WAL's meta store; WAL.Close leaves it open
 
@@ -131,6 +136,12 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// transport is a raft transport the store closes.
+type transport interface {
+	raft.Transport
+	Close() error
 }
 
 var (
@@ -191,10 +202,12 @@ func Open(ctx context.Context, c Config) (_ *Store, err error) {
 			Stream: stream, MaxPool: transportPool, Timeout: transportTimeout, Logger: hlog.Named("transport"),
 		})
 	} else {
-		s.trans, err = raft.NewTCPTransportWithLogger(c.RaftAddr, advertise, transportPool, transportTimeout, hlog.Named("transport"))
-		if err != nil {
-			return nil, fmt.Errorf("cluster: raft transport %s: %w", c.RaftAddr, err)
-		}
+		// A single node: its only voter is itself, which raft never dials,
+		// so it needs no listener. Loopback is not a trust boundary: an
+		// unauthenticated one let any local process pose as a leader of a
+		// newer term and append entries. The in-memory transport is
+		// reachable only through Connect, which nothing calls.
+		_, s.trans = raft.NewInmemTransportWithTimeout(raft.ServerAddress(advertise.String()), transportTimeout)
 	}
 
 	rc := raft.DefaultConfig()
@@ -215,6 +228,11 @@ func Open(ctx context.Context, c Config) (_ *Store, err error) {
 	switch {
 	case hasState:
 		log.Info("cluster: recovered raft state", "dir", c.Dir)
+		if c.Secret == nil {
+			if err := s.checkAlone(); err != nil {
+				return nil, err
+			}
+		}
 	case c.Bootstrap:
 		log.Info("cluster: bootstrapping single-voter cluster", "dir", c.Dir, "raft", c.RaftAddr)
 		boot := raft.Configuration{Servers: []raft.Server{{
@@ -239,6 +257,22 @@ func Open(ctx context.Context, c Config) (_ *Store, err error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// checkAlone fails if the recovered Raft configuration names a server
+// other than this node: without a cluster secret it could never reach it,
+// and would wait for a leader forever.
+func (s *Store) checkAlone() error {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("cluster: read raft configuration: %w", err)
+	}
+	for _, sv := range f.Configuration().Servers {
+		if sv.ID != raft.ServerID(s.cfg.NodeID) {
+			return fmt.Errorf("cluster: this node's raft state (%s) is a cluster's (it names node %s): start it in cluster mode, with the cluster secret", s.cfg.Dir, sv.ID)
+		}
+	}
+	return nil
 }
 
 // waitApplied returns once the FSM has applied the log up to index, or

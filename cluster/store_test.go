@@ -116,7 +116,9 @@ func TestDefaultTimeoutsBootstrap(t *testing.T) {
 }
 
 func TestOpenFails(t *testing.T) {
+	// Only a store with a cluster secret listens for Raft.
 	c := testConfig(t, t.TempDir())
+	c.Secret = []byte("open-fails-secret-0123456789")
 	l, err := net.Listen("tcp", c.RaftAddr)
 	if err != nil {
 		t.Fatal(err)

@@ -45,7 +45,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.name, "name", host, "node name")
 	fs.StringVar(&f.data, "data", "./data", "comma-separated data directories, one drive each")
 	fs.StringVar(&f.s3Addr, "s3", ":9000", "S3 API listen address")
-	fs.StringVar(&f.raftAddr, "raft", "127.0.0.1:9001", "Raft listen and advertise address")
+	fs.StringVar(&f.raftAddr, "raft", "127.0.0.1:9001", "Raft listen and advertise address (a single node does not listen: it only records the address for when it becomes a cluster)")
 	fs.StringVar(&f.gossip, "gossip", "", "cluster mode: gossip listen and advertise address, ip:port")
 	fs.StringVar(&f.rpc, "rpc", "", "cluster mode: internode RPC listen and advertise address, host:port")
 	fs.StringVar(&f.join, "join", "", "cluster mode: join the cluster through these nodes' gossip addresses (comma-separated)")
@@ -84,10 +84,11 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 		}
 		return f, nil
 	}
-	// Without a cluster secret Raft traffic is not authenticated: keep it
-	// on loopback.
+	// A single node does not listen for Raft (cluster.Config without a
+	// Secret); --raft is only recorded in its Raft configuration, on
+	// loopback as before.
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("--raft %s: a single node keeps Raft on loopback (its traffic is authenticated only in cluster mode)", f.raftAddr)
+		return nil, fmt.Errorf("--raft %s: a single node keeps its Raft address on loopback (it listens for Raft only in cluster mode)", f.raftAddr)
 	}
 	return f, nil
 }
