@@ -17,7 +17,9 @@ const rpcPurpose = "rpc"
 
 // ListenRPC listens on addr for internode RPC. Every connection must
 // first pass the rpcauth handshake under secret (refused ones are closed
-// and logged); the HTTP requests on it are then signed and checked for
+// and logged, rate-limited), within the bounds on handshakes in progress
+// per source and in all that the Raft listener has (authStreamLayer);
+// the HTTP requests on it are then signed and checked for
 // time, but their nonces are not remembered: replaying a request needs an
 // authenticated connection, which a captured request does not give. This
 // keeps the check free of a replay cache, which a busy cluster (tens of
@@ -25,7 +27,7 @@ const rpcPurpose = "rpc"
 func ListenRPC(addr string, secret []byte, log *slog.Logger) (net.Listener, error) {
 	ln, err := newAuthListener(addr, nil, secret, rpcPurpose, log)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: rpc: %w", err)
+		return nil, err // says "rpc"
 	}
 	return ln, nil
 }

@@ -6,9 +6,11 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"golang.org/x/time/rate"
 
 	"github.com/vaultaire/vaultaire/internal/rpcauth"
 )
@@ -17,39 +19,74 @@ import (
 // handshake made for another internode stream never opens a raft one.
 const raftPurpose = "raft"
 
-// maxHandshakes bounds the inbound raft connections being authenticated or
-// waiting for Accept at once; connections beyond it are closed on arrival.
-const maxHandshakes = 64
+// Bounds on inbound connections in their handshake, per listener.
+const (
+	// maxHandshakes bounds the connections being authenticated at once.
+	maxHandshakes = 256
+	// maxHandshakesPerSource bounds them per source address (an IPv4
+	// address or an IPv6 /64), so that one source cannot take them all.
+	maxHandshakesPerSource = 32
+	// handshakeGoroutines bounds the handshake goroutines, which outlive
+	// their connection's eviction by a moment and also hand authenticated
+	// connections to Accept; connections beyond it are closed on arrival.
+	handshakeGoroutines = 2 * maxHandshakes
+)
+
+// Refusals are logged at most refusalLogRate a second after a burst of
+// refusalLogBurst; the others are counted and the count is logged with
+// the next refusal that is.
+const (
+	refusalLogRate  = 1
+	refusalLogBurst = 16
+)
 
 // authStreamLayer is a raft.StreamLayer over TCP whose connections start
 // with an rpcauth handshake under the cluster secret: Dial returns only
 // connections to a server that proved the secret, Accept only connections
 // from a client that proved it, with a fresh time and nonce. After the
 // handshake the stream is plain raft (see rpcauth on what that does not
-// protect).
+// protect). ListenRPC uses it as the listener of internode RPC.
 //
-// Inbound handshakes run in goroutines of their own, at most maxHandshakes
-// at once, each bounded by rpcauth.HandshakeTimeout, so a slow or hostile
-// peer never holds up Accept. Refused connections are logged at Warn with
-// the remote address and the reason. It is safe for concurrent use.
+// Inbound handshakes run in goroutines of their own, each bounded by
+// rpcauth.ServerHandshakeTimeout, so a slow or hostile peer never holds up
+// Accept. At most maxHandshakes are in progress, at most
+// maxHandshakesPerSource from one source address: when a new connection
+// would exceed either, the oldest handshake in progress (of that source,
+// or of all) is cut short. An honest handshake takes one round trip, so
+// the oldest is almost always an idle connection: idle connections from
+// one address (or many) keep an honest peer out, even one on the same
+// address, only if they keep arriving faster than the cap's worth per
+// round trip. Refused connections are logged at Warn with the remote
+// address and the reason, rate-limited. It is safe for concurrent use.
 type authStreamLayer struct {
 	ln        net.Listener
 	advertise net.Addr
 	secret    []byte
-	purpose   string // the handshake purpose: raftPurpose or rpcPurpose
+	purpose   string // the handshake purpose and log label: raftPurpose or rpcPurpose
 	verifier  *rpcauth.Verifier
 	log       *slog.Logger
+	logLimit  *rate.Limiter // refusals logged
+	muted     atomic.Int64  // refusals not logged since the last one logged
 
 	conns  chan net.Conn  // authenticated inbound connections, to Accept
-	slots  chan struct{}  // a token per inbound connection not yet delivered
+	slots  chan struct{}  // a token per handshake goroutine
 	closed chan struct{}  // closed by Close
 	wg     sync.WaitGroup // the accept loop and the handshake goroutines
 
-	mu      sync.Mutex            // guards pending; Close closes closed under it
-	pending map[net.Conn]struct{} // inbound connections in their handshake
+	mu       sync.Mutex               // guards the four fields below; Close closes closed under it
+	pending  map[net.Conn]pendingConn // inbound connections in their handshake
+	bySource map[string]int           // len(pending) by source
+	evicted  map[net.Conn]struct{}    // pending connections cut short, not yet untracked
+	seq      uint64                   // arrival counter, orders pending
 
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// pendingConn is a connection in its handshake.
+type pendingConn struct {
+	source string
+	seq    uint64 // arrival order
 }
 
 var _ raft.StreamLayer = (*authStreamLayer)(nil)
@@ -66,16 +103,16 @@ func newAuthStreamLayer(bind string, advertise net.Addr, secret []byte, log *slo
 // newAuthListener is newAuthStreamLayer for connections of any purpose.
 func newAuthListener(bind string, advertise net.Addr, secret []byte, purpose string, log *slog.Logger) (*authStreamLayer, error) {
 	if len(secret) < rpcauth.MinSecretSize {
-		return nil, fmt.Errorf("cluster: raft transport needs a cluster secret of at least %d bytes", rpcauth.MinSecretSize)
+		return nil, fmt.Errorf("cluster: %s listener needs a cluster secret of at least %d bytes", purpose, rpcauth.MinSecretSize)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: raft listen: %w", err)
+		return nil, fmt.Errorf("cluster: %s listen: %w", purpose, err)
 	}
-	adv, err := advertiseAddr(advertise, ln.Addr())
+	adv, err := advertiseAddr(purpose, advertise, ln.Addr())
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -87,10 +124,13 @@ func newAuthListener(bind string, advertise net.Addr, secret []byte, purpose str
 		purpose:   purpose,
 		verifier:  rpcauth.NewVerifier(secret, rpcauth.DefaultMaxSkew, time.Now),
 		log:       log,
+		logLimit:  rate.NewLimiter(refusalLogRate, refusalLogBurst),
 		conns:     make(chan net.Conn),
-		slots:     make(chan struct{}, maxHandshakes),
+		slots:     make(chan struct{}, handshakeGoroutines),
 		closed:    make(chan struct{}),
-		pending:   make(map[net.Conn]struct{}),
+		pending:   make(map[net.Conn]pendingConn),
+		bySource:  make(map[string]int),
+		evicted:   make(map[net.Conn]struct{}),
 	}
 	l.wg.Add(1)
 	go l.acceptLoop()
@@ -98,16 +138,16 @@ func newAuthListener(bind string, advertise net.Addr, secret []byte, purpose str
 }
 
 // advertiseAddr returns the address to advertise for a listener on listen.
-func advertiseAddr(advertise, listen net.Addr) (net.Addr, error) {
+func advertiseAddr(purpose string, advertise, listen net.Addr) (net.Addr, error) {
 	if advertise == nil {
 		advertise = listen
 	}
 	a, ok := advertise.(*net.TCPAddr)
 	if !ok {
-		return nil, fmt.Errorf("cluster: raft advertise address %v is not TCP", advertise)
+		return nil, fmt.Errorf("cluster: %s advertise address %v is not TCP", purpose, advertise)
 	}
 	if a.IP == nil || a.IP.IsUnspecified() {
-		return nil, fmt.Errorf("cluster: raft advertise address %v has no IP peers can dial", advertise)
+		return nil, fmt.Errorf("cluster: %s advertise address %v has no IP peers can dial", purpose, advertise)
 	}
 	if a.Port == 0 {
 		b := *a
@@ -132,7 +172,7 @@ func (l *authStreamLayer) acceptLoop() {
 			}
 			// Out of file descriptors and the like: back off as net/http does.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			l.log.Warn("cluster: raft accept failed", "err", err, "retry_in", delay)
+			l.log.Warn("cluster: "+l.purpose+" accept failed", "err", err, "retry_in", delay)
 			select {
 			case <-l.closed:
 				return
@@ -144,7 +184,7 @@ func (l *authStreamLayer) acceptLoop() {
 		select {
 		case l.slots <- struct{}{}:
 		default:
-			l.refused(c, "too many raft handshakes in progress")
+			l.refused(c, "too many "+l.purpose+" handshakes in progress")
 			c.Close()
 			continue
 		}
@@ -163,12 +203,16 @@ func (l *authStreamLayer) handshake(c net.Conn) {
 	defer l.wg.Done()
 	defer func() { <-l.slots }()
 	err := l.verifier.ServerHandshake(c, l.purpose)
-	l.untrack(c)
-	if err != nil {
+	evicted := l.untrack(c)
+	if err != nil || evicted {
 		select {
 		case <-l.closed: // Close cut the handshake short; not the peer's doing
 		default:
-			l.refused(c, err.Error())
+			if evicted {
+				l.refused(c, "handshake cut short for a newer connection (too many in progress from its source, or in all)")
+			} else {
+				l.refused(c, err.Error())
+			}
 		}
 		c.Close()
 		return
@@ -180,12 +224,40 @@ func (l *authStreamLayer) handshake(c net.Conn) {
 	}
 }
 
+// refused logs a refused connection, unless refusals are being logged too
+// often: those are only counted, and the count goes with the next one
+// logged.
 func (l *authStreamLayer) refused(c net.Conn, reason string) {
-	l.log.Warn("cluster: refused "+l.purpose+" connection", "remote", c.RemoteAddr().String(), "reason", reason)
+	if !l.logLimit.Allow() {
+		l.muted.Add(1)
+		return
+	}
+	attrs := []any{"remote", c.RemoteAddr().String(), "reason", reason}
+	if n := l.muted.Swap(0); n > 0 {
+		attrs = append(attrs, "not_logged", n)
+	}
+	l.log.Warn("cluster: refused "+l.purpose+" connection", attrs...)
 }
 
-// track records c as in its handshake, unless the layer is closed.
+// sourceOf returns the source a connection is counted under: its IP, or
+// its /64 for IPv6, where one host commonly has a whole /64.
+func sourceOf(c net.Conn) string {
+	a, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return c.RemoteAddr().String()
+	}
+	if ip4 := a.IP.To4(); ip4 != nil {
+		return ip4.String()
+	}
+	return a.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
+}
+
+// track records c as in its handshake, unless the layer is closed. If
+// that makes too many from c's source, or in all, it cuts the oldest
+// short (of the source, else of all): closing it ends its handshake,
+// whose goroutine then refuses it.
 func (l *authStreamLayer) track(c net.Conn) bool {
+	src := sourceOf(c)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	select {
@@ -193,14 +265,59 @@ func (l *authStreamLayer) track(c net.Conn) bool {
 		return false
 	default:
 	}
-	l.pending[c] = struct{}{}
+	switch {
+	case l.bySource[src] >= maxHandshakesPerSource:
+		l.evictOldest(src)
+	case len(l.pending) >= maxHandshakes:
+		l.evictOldest("")
+	}
+	l.seq++
+	l.pending[c] = pendingConn{source: src, seq: l.seq}
+	l.bySource[src]++
 	return true
 }
 
-func (l *authStreamLayer) untrack(c net.Conn) {
-	l.mu.Lock()
+// evictOldest closes the oldest pending connection of source ("" for
+// any) and stops counting it. l.mu must be held.
+func (l *authStreamLayer) evictOldest(source string) {
+	var (
+		oldest net.Conn
+		seq    uint64
+	)
+	for c, p := range l.pending {
+		if (source == "" || p.source == source) && (oldest == nil || p.seq < seq) {
+			oldest, seq = c, p.seq
+		}
+	}
+	if oldest == nil {
+		return
+	}
+	l.forget(oldest)
+	l.evicted[oldest] = struct{}{}
+	oldest.Close()
+}
+
+// forget stops counting c as pending. l.mu must be held.
+func (l *authStreamLayer) forget(c net.Conn) {
+	p, ok := l.pending[c]
+	if !ok {
+		return
+	}
 	delete(l.pending, c)
-	l.mu.Unlock()
+	if l.bySource[p.source]--; l.bySource[p.source] <= 0 {
+		delete(l.bySource, p.source)
+	}
+}
+
+// untrack ends c's handshake and reports whether it was cut short.
+func (l *authStreamLayer) untrack(c net.Conn) (evicted bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.forget(c)
+	if _, evicted = l.evicted[c]; evicted {
+		delete(l.evicted, c)
+	}
+	return evicted
 }
 
 // Accept waits for the next authenticated inbound connection. After Close
@@ -241,7 +358,7 @@ func (l *authStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration
 	start := time.Now()
 	c, err := (&net.Dialer{Timeout: timeout}).Dial("tcp", string(address))
 	if err != nil {
-		return nil, fmt.Errorf("cluster: raft dial %s: %w", address, err)
+		return nil, fmt.Errorf("cluster: %s dial %s: %w", l.purpose, address, err)
 	}
 	var timer *time.Timer // cuts the handshake short at timeout
 	if timeout > 0 {
@@ -250,11 +367,11 @@ func (l *authStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration
 	err = rpcauth.ClientHandshake(c, l.secret, l.purpose, time.Now())
 	if timer != nil && !timer.Stop() {
 		c.Close()
-		return nil, fmt.Errorf("cluster: raft handshake with %s: not done within %v: %w", address, timeout, os.ErrDeadlineExceeded)
+		return nil, fmt.Errorf("cluster: %s handshake with %s: not done within %v: %w", l.purpose, address, timeout, os.ErrDeadlineExceeded)
 	}
 	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("cluster: raft handshake with %s: %w", address, err)
+		return nil, fmt.Errorf("cluster: %s handshake with %s: %w", l.purpose, address, err)
 	}
 	return c, nil
 }

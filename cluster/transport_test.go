@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -55,8 +56,15 @@ type testLayer struct {
 // connections to accepted.
 func newTestLayer(t *testing.T, secret []byte, noAccept bool) *testLayer {
 	t.Helper()
+	return newTestListener(t, raftPurpose, secret, noAccept)
+}
+
+// newTestListener is newTestLayer for a listener of any purpose (ListenRPC
+// is newAuthListener for rpcPurpose).
+func newTestListener(t *testing.T, purpose string, secret []byte, noAccept bool) *testLayer {
+	t.Helper()
 	logs := &transportLogs{}
-	l, err := newAuthStreamLayer("127.0.0.1:0", nil, secret, slog.New(slog.NewTextHandler(logs, nil)))
+	l, err := newAuthListener("127.0.0.1:0", nil, secret, purpose, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,37 +326,126 @@ func TestTransportHostileClientsDoNotBlockAccept(t *testing.T) {
 	srv.waitLog(t, "not an rpcauth hello", "bad hello MAC")
 }
 
-func TestTransportHandshakeCap(t *testing.T) {
-	srv := newTestLayer(t, transportSecret, false)
-	cli := newTestLayer(t, transportSecret, false)
-	silent := make([]net.Conn, maxHandshakes)
-	for i := range silent {
-		silent[i] = rawDial(t, srv)
+// dialFrom opens a plain TCP connection to l from the loopback address
+// src (any of 127.0.0.0/8), closed at the end of the test.
+func dialFrom(t *testing.T, l *testLayer, src string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatalf("dial from %s: %v", src, err)
 	}
-	waitSlots := func(want int) {
-		t.Helper()
-		deadline := time.Now().Add(2 * time.Second)
-		for len(srv.slots) != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d handshakes in flight, want %d", len(srv.slots), want)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// authFrom runs an honest peer's handshake from src and checks that Accept
+// delivers the connection, all within d.
+func authFrom(t *testing.T, l *testLayer, purpose, src string, d time.Duration) {
+	t.Helper()
+	start := time.Now()
+	c := dialFrom(t, l, src)
+	if err := rpcauth.ClientHandshake(c, transportSecret, purpose, time.Now()); err != nil {
+		t.Fatalf("honest peer from %s refused: %v; log:\n%s", src, err, l.logs)
+	}
+	exchange(t, c, l.expectAccept(t, d))
+	if took := time.Since(start); took > d {
+		t.Errorf("honest peer from %s took %v, want under %v", src, took, d)
+	}
+}
+
+// waitPending waits until the layer counts want handshakes in progress
+// from src.
+func waitPending(t *testing.T, l *testLayer, src string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l.mu.Lock()
+		got, total := l.bySource[src], len(l.pending)
+		l.mu.Unlock()
+		if got == want && total <= maxHandshakes {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d handshakes in progress from %s (%d in all), want %d", got, src, total, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestTransportHandshakeLimits: idle connections from one source cannot
+// keep an honest peer out, neither one from another source nor one from
+// the same (a local attacker and the nodes of a one-host cluster all come
+// from 127.0.0.1); the idle ones are cut short, the rest closed at the
+// handshake deadline; refusals are logged under the listener's purpose and
+// rate-limited.
+func TestTransportHandshakeLimits(t *testing.T) {
+	for _, purpose := range []string{raftPurpose, rpcPurpose} {
+		t.Run(purpose, func(t *testing.T) {
+			srv := newTestListener(t, purpose, transportSecret, false)
+			start := time.Now()
+			const idle = 2 * maxHandshakesPerSource
+			conns := make([]net.Conn, idle)
+			for i := range conns {
+				conns[i] = dialFrom(t, srv, "127.0.0.1")
 			}
-			time.Sleep(5 * time.Millisecond)
+			waitPending(t, srv, "127.0.0.1", maxHandshakesPerSource)
+			// The oldest were cut short at once.
+			for _, c := range conns[:maxHandshakesPerSource] {
+				expectClosedByPeer(t, c, time.Second)
+			}
+			authFrom(t, srv, purpose, "127.0.0.2", time.Second)
+			authFrom(t, srv, purpose, "127.0.0.1", time.Second)
+			// The newest idle ones are closed at the handshake deadline.
+			for _, c := range conns[maxHandshakesPerSource+1:] {
+				expectClosedByPeer(t, c, rpcauth.ServerHandshakeTimeout+3*time.Second)
+			}
+			if d := time.Since(start); d < rpcauth.ServerHandshakeTimeout-100*time.Millisecond {
+				t.Errorf("idle connections closed after %v, before the handshake deadline %v", d, rpcauth.ServerHandshakeTimeout)
+			}
+			waitPending(t, srv, "127.0.0.1", 0)
+			srv.waitLog(t, "refused "+purpose+" connection", "cut short", "i/o timeout", "not_logged=")
+			logs := srv.logs.String()
+			other := map[string]string{raftPurpose: rpcPurpose, rpcPurpose: raftPurpose}[purpose]
+			for _, wrong := range []string{"refused " + other, other + " handshakes", "cluster: " + other} {
+				if strings.Contains(logs, wrong) {
+					t.Errorf("the %s listener's log says %q:\n%s", purpose, wrong, logs)
+				}
+			}
+			lines := strings.Count(logs, "refused "+purpose+" connection")
+			if max := refusalLogBurst + int(time.Since(start).Seconds()*refusalLogRate) + 1; lines > max {
+				t.Errorf("%d refusals logged for %d refused connections, want at most %d (rate-limited)", lines, idle, max)
+			}
+		})
+	}
+}
+
+// TestTransportHandshakeLimitAll: idle connections from many sources fill
+// no more than maxHandshakes slots, and an honest peer still gets in.
+func TestTransportHandshakeLimitAll(t *testing.T) {
+	srv := newTestListener(t, rpcPurpose, transportSecret, false)
+	sources := maxHandshakes/maxHandshakesPerSource + 2
+	for i := range sources {
+		src := fmt.Sprintf("127.0.1.%d", i+1)
+		for range maxHandshakesPerSource {
+			dialFrom(t, srv, src)
 		}
 	}
-	waitSlots(maxHandshakes)
-	over := rawDial(t, srv)
-	expectClosedByPeer(t, over, time.Second)
-	srv.waitLog(t, "too many raft handshakes in progress")
-	for _, c := range silent {
-		c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		srv.mu.Lock()
+		n := len(srv.pending)
+		srv.mu.Unlock()
+		if n == maxHandshakes {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d handshakes in progress, want the cap %d", n, maxHandshakes)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	waitSlots(0)
-	c, err := cli.Dial(srv.addr(), 2*time.Second)
-	if err != nil {
-		t.Fatalf("Dial once the silent clients left: %v", err)
-	}
-	defer c.Close()
-	srv.expectAccept(t, time.Second)
+	authFrom(t, srv, rpcPurpose, "127.0.2.1", time.Second)
+	authFrom(t, srv, rpcPurpose, "127.0.1.1", time.Second)
 }
 
 // recordingConn records what is written to it.
@@ -461,7 +558,7 @@ func TestTransportAdvertiseAddr(t *testing.T) {
 		{"not TCP", &net.UDPAddr{IP: net.IPv4(10, 0, 0, 2), Port: 9001}, ""},
 	}
 	for _, tt := range tests {
-		got, err := advertiseAddr(tt.advertise, listen)
+		got, err := advertiseAddr(raftPurpose, tt.advertise, listen)
 		switch {
 		case tt.want == "" && err == nil:
 			t.Errorf("%s: got %v, want an error", tt.name, got)

@@ -12,9 +12,15 @@ import (
 	"time"
 )
 
-// HandshakeTimeout bounds each side of a stream handshake: both set it as
-// the connection's deadline and clear the deadline when done.
+// HandshakeTimeout bounds the client's side of a stream handshake: it
+// sets it as the connection's deadline and clears the deadline when done.
 const HandshakeTimeout = 5 * time.Second
+
+// ServerHandshakeTimeout bounds the server's side the same way. It is
+// shorter: an honest client sends its hello as soon as it is connected,
+// so only a slow or hostile one needs long, and a listener's handshake
+// slots are held for no longer than this.
+const ServerHandshakeTimeout = 2 * time.Second
 
 // Stream handshake wire format (all integers big-endian).
 const (
@@ -102,14 +108,15 @@ func ClientHandshake(conn net.Conn, secret []byte, purpose string, now time.Time
 // ServerHandshake authenticates a freshly accepted stream conn for purpose:
 // it reads the client's hello (see ClientHandshake), checks its MAC, time
 // and nonce like Check does for requests, and answers with proof that it
-// holds the secret too. It waits at most HandshakeTimeout for the client.
+// holds the secret too. It waits at most ServerHandshakeTimeout for the
+// client.
 // On error, a reason fit for logging, the caller must close conn (the
 // client then sees its hello refused).
 func (v *Verifier) ServerHandshake(conn net.Conn, purpose string) error {
 	if len(v.secret) < MinSecretSize {
 		return errShortSecret
 	}
-	if err := conn.SetDeadline(time.Now().Add(HandshakeTimeout)); err != nil {
+	if err := conn.SetDeadline(time.Now().Add(ServerHandshakeTimeout)); err != nil {
 		return fmt.Errorf("rpcauth: set handshake deadline: %w", err)
 	}
 	var hello [helloSize]byte

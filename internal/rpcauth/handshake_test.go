@@ -32,17 +32,17 @@ func (c *recConn) SetDeadline(t time.Time) error {
 	return c.Conn.SetDeadline(t)
 }
 
-// checkDeadlines reports unless c's deadline was set about HandshakeTimeout
+// checkDeadlines reports unless c's deadline was set at most timeout
 // ahead and then cleared.
-func (c *recConn) checkDeadlines(t *testing.T, side string) {
+func (c *recConn) checkDeadlines(t *testing.T, side string, timeout time.Duration) {
 	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.deadlines) != 2 {
 		t.Fatalf("%s set %d deadlines %v, want 2 (set, clear)", side, len(c.deadlines), c.deadlines)
 	}
-	if d := time.Until(c.deadlines[0]); d <= 0 || d > HandshakeTimeout {
-		t.Errorf("%s deadline %v ahead, want within (0, %v]", side, d, HandshakeTimeout)
+	if d := time.Until(c.deadlines[0]); d <= 0 || d > timeout {
+		t.Errorf("%s deadline %v ahead, want within (0, %v]", side, d, timeout)
 	}
 	if !c.deadlines[1].IsZero() {
 		t.Errorf("%s left the deadline at %v, want it cleared", side, c.deadlines[1])
@@ -106,8 +106,8 @@ func TestHandshake(t *testing.T) {
 				if cerr != nil || serr != nil {
 					t.Fatalf("got client err %v, server err %v; want both nil", cerr, serr)
 				}
-				crec.checkDeadlines(t, "client")
-				srec.checkDeadlines(t, "server")
+				crec.checkDeadlines(t, "client", HandshakeTimeout)
+				srec.checkDeadlines(t, "server", ServerHandshakeTimeout)
 				if got, want := crec.written.Len(), helloSize; got != want {
 					t.Errorf("client wrote %d bytes, want %d", got, want)
 				}
@@ -308,7 +308,7 @@ func TestHandshakeMalformedHello(t *testing.T) {
 
 func TestHandshakeSilentClientTimesOut(t *testing.T) {
 	if testing.Short() {
-		t.Skip("waits HandshakeTimeout")
+		t.Skip("waits ServerHandshakeTimeout")
 	}
 	t.Parallel()
 	v := NewVerifier(testSecret, 0, nil)
@@ -321,8 +321,8 @@ func TestHandshakeSilentClientTimesOut(t *testing.T) {
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Errorf("got err %v, want a timeout", err)
 	}
-	if d := time.Since(start); d < HandshakeTimeout-100*time.Millisecond || d > HandshakeTimeout+2*time.Second {
-		t.Errorf("server waited %v, want about %v", d, HandshakeTimeout)
+	if d := time.Since(start); d < ServerHandshakeTimeout-100*time.Millisecond || d > ServerHandshakeTimeout+2*time.Second {
+		t.Errorf("server waited %v, want about %v", d, ServerHandshakeTimeout)
 	}
 }
 
