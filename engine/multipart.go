@@ -659,6 +659,7 @@ const (
 type settled struct {
 	state completion
 	cur   *record // the artifact's version served, if any
+	all   bool    // every drive answered
 }
 
 // settle looks at whether the completion marker mk made it into the
@@ -674,7 +675,7 @@ func (e *Engine) settle(ctx context.Context, tenant, container, key, id string, 
 		return settled{}, fmt.Errorf("%w: settle upload: %d of %d drives answered", ErrReadQuorum, answered, len(drives))
 	}
 	cur := chooseVersion(arecs, mk.Data)
-	s := settled{cur: cur}
+	s := settled{cur: cur, all: answered == len(drives)}
 	switch {
 	case cur != nil && !cur.Deleted && cur.PG == mk.PG && slices.EqualFunc(cur.Parts, mk.Parts, func(p, q part) bool { return p.DataID == q.DataID }):
 		s.state = completionDone
@@ -717,11 +718,16 @@ func (e *Engine) rollForward(ctx context.Context, tenant, container, key string,
 // revert turns a pending completion marker back into an upload in
 // progress: it removes the stray artifact records of the marker's version
 // and writes the upload's record anew. A completion that turns out done
-// or gone is settled instead.
+// or gone is settled instead. It needs every drive to answer: drives that
+// did not could hold enough of the artifact's record to serve it once
+// back, and an upload in progress may replace (and delete) parts.
 func (e *Engine) revert(ctx context.Context, tenant, container, key, id string, mk *record, drives []driver.Driver) error {
 	s, err := e.settle(ctx, tenant, container, key, id, mk, drives)
 	if err != nil || s.state != completionPending {
 		return err
+	}
+	if !s.all {
+		return fmt.Errorf("%w: revert upload: not every drive answered", ErrReadQuorum)
 	}
 	e.removeStrays(ctx, indexPrefix(tenant, container)+key, drives, mk.Version)
 	u := uploadOf(key, id, mk)

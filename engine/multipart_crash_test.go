@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -110,14 +111,19 @@ func newMemCluster(t *testing.T, n int) *memCluster {
 }
 
 // start returns a new Engine on the drives, each wrapped in a crashDriver
-// of cp if cp is set.
-func (c *memCluster) start(t *testing.T, cp *crashPoint) *Engine {
+// of cp if cp is set; the drives numbered in offline are offline.
+func (c *memCluster) start(t *testing.T, cp *crashPoint, offline ...int) *Engine {
 	t.Helper()
 	drives := map[placement.DriveID]driver.Driver{}
 	for i, d := range c.m.Drives {
 		drives[d.ID] = c.mems[i]
 		if cp != nil {
 			drives[d.ID] = crashDriver{c.mems[i], cp}
+		}
+		if slices.Contains(offline, i) {
+			f := drivertest.NewFaulty(c.mems[i])
+			f.SetOffline(true)
+			drives[d.ID] = f
 		}
 	}
 	topo, err := NewStatic(c.m, drives)
@@ -436,6 +442,14 @@ func TestSweepRevertsPendingCompletion(t *testing.T) {
 		t.Fatalf("the sweeper reverted a completion within its grace: %+v", ups)
 	}
 	c.now.Store(int64(UploadCompletionGrace + time.Minute))
+	// With a drive down the sweeper cannot rule out an artifact record
+	// there, and leaves the marker.
+	if _, err := c.start(t, nil, 1).SweepUploads(ctx); !errors.Is(err, ErrReadQuorum) {
+		t.Fatalf("SweepUploads with a drive offline: %v, want ErrReadQuorum", err)
+	}
+	if ups, _, _ := e2.ListUploads(ctx, "t", "c", "", "", "", 10); len(ups) != 0 {
+		t.Fatalf("the sweeper reverted a completion with a drive offline: %+v", ups)
+	}
 	if n, err := e2.SweepUploads(ctx); err != nil || n != 1 {
 		t.Fatalf("SweepUploads = %d, %v", n, err)
 	}
