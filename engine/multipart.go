@@ -52,7 +52,9 @@ import (
 //     part it replaced only once the new record is on a write quorum. A
 //     crash before the record leaves unreferenced shard files (garbage,
 //     never read); during it, the listing of parts takes the newest record
-//     of each part, whose shards are committed.
+//     of each part, whose shards are committed. A part whose data an
+//     artifact record names (an upload completed by an older engine that
+//     crashed before forgetting it) is not replaced: ErrNoSuchUpload.
 //   - CompleteUpload first turns the upload record into a completion
 //     marker: a newer version of the same record holding the final ETag,
 //     size and the chosen parts' data ids (and their numbers). From then
@@ -300,6 +302,11 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 		e.deleteShards(ctx, drives, shard, committed)
 		return PartInfo{}, err
 	}
+	pkey := partKey(tenant, container, uploadID, n)
+	if err := e.checkReplaceable(ctx, tenant, container, key, pkey, drives, up.Data); err != nil {
+		e.deleteShards(ctx, drives, shard, committed)
+		return PartInfo{}, err
+	}
 	version, now := e.newVersion()
 	etag := hex.EncodeToString(sum)
 	rec := record{
@@ -307,7 +314,6 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
 		Parts: []part{{DataID: dataID, Size: size, ETag: etag}}, Metadata: meta,
 	}
-	pkey := partKey(tenant, container, uploadID, n)
 	res := e.putRecords(ctx, pkey, drives, &rec, nil, committed)
 	replaced := replacedOf(res)
 	if err := e.writeRecordsRes(ctx, pkey, tenant, container, key, drives, &rec, res, wq); err != nil {
@@ -317,6 +323,29 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 	rb, _ := liveSize(replaced)
 	e.usage(tenant, size-rb, 0)
 	return PartInfo{Number: n, Size: size, ETag: etag, Modified: time.Unix(0, rec.Modified), Metadata: meta}, nil
+}
+
+// checkReplaceable fails with ErrNoSuchUpload if part record pkey, which a
+// PutPart is about to replace (and whose shard files it then deletes),
+// names data that an artifact record of key names: the upload was
+// completed by an engine that wrote no completion marker and crashed
+// before forgetting the upload.
+func (e *Engine) checkReplaceable(ctx context.Context, tenant, container, key, pkey string, drives []driver.Driver, k int) error {
+	olds, _ := e.readRecords(ctx, drives, pkey)
+	if !slices.ContainsFunc(olds, func(r *record) bool { return r != nil }) {
+		return nil
+	}
+	arecs, answered := e.readRecords(ctx, drives, indexPrefix(tenant, container)+key)
+	if answered < k {
+		return fmt.Errorf("%w: put part: %d of %d drives answered", ErrReadQuorum, answered, len(drives))
+	}
+	refs := partRefs(arecs)
+	for _, r := range olds {
+		if r != nil && slices.ContainsFunc(r.Parts, func(p part) bool { return refs[p.DataID] }) {
+			return fmt.Errorf("%w: the upload was completed", ErrNoSuchUpload)
+		}
+	}
+	return nil
 }
 
 // listNewest returns up to limit records under prefix sorting after after,

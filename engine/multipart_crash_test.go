@@ -365,7 +365,8 @@ func TestCompleteUploadRetry(t *testing.T) {
 // TestAbortKeepsLegacyCompletion: an upload whose completion crashed
 // under a version of the engine that wrote no marker (the artifact is
 // visible, the upload record and part records are still there) is aborted
-// without deleting the shard files the artifact names (issue 11.1).
+// without deleting the shard files the artifact names, and none of those
+// parts can be replaced (issue 11.1).
 func TestAbortKeepsLegacyCompletion(t *testing.T) {
 	ctx := t.Context()
 	c := newMemCluster(t, 4)
@@ -398,6 +399,13 @@ func TestAbortKeepsLegacyCompletion(t *testing.T) {
 	}
 	if ups, _, err := e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 1 {
 		t.Fatalf("ListUploads = %+v, %v, want the restored upload", ups, err)
+	}
+	// Replacing a part the artifact holds would delete its shard files.
+	if _, err := e.PutPart(ctx, "t", "c", "k", u.id, 1, bytes.NewReader([]byte("x")), PutOptions{Size: 1}); !errors.Is(err, ErrNoSuchUpload) {
+		t.Fatalf("PutPart replacing a part the artifact holds: %v, want ErrNoSuchUpload", err)
+	}
+	if _, err := e.PutPart(ctx, "t", "c", "k", u.id, 3, bytes.NewReader([]byte("y")), PutOptions{Size: 1}); err != nil {
+		t.Fatalf("PutPart replacing the part the artifact left out: %v", err)
 	}
 	if err := e.AbortUpload(ctx, "t", "c", "k", u.id); err != nil {
 		t.Fatalf("Abort: %v", err)
