@@ -73,7 +73,7 @@ import (
 //     (AbortUpload answers ErrNoSuchUpload and deletes nothing the
 //     artifact holds). If a newer version (or a deletion) is served, the
 //     completion happened and was overwritten, or lost to a later write
-//     ("superseded"): its parts are dropped and the marker removed. Else
+//     ("gone"): its parts are dropped and the marker removed. Else
 //     the crash or failure came before the artifact's record reached a
 //     read quorum ("pending"): a retried Complete completes again, an
 //     Abort removes the stray artifact records of the marker's version
@@ -85,6 +85,13 @@ import (
 //     artifact record of the key on any drive that answered names: that
 //     also covers uploads whose completion crashed under an older version
 //     of this code, which wrote no marker.
+//
+// SweepUploads (run hourly by RunUploadSweeper) settles the markers
+// nobody touches again: it finishes crashed clean-ups, removes markers of
+// completions overwritten since or older than CompletedUploadRetention
+// (24 h), and reverts pending ones after UploadCompletionGrace. Reverting
+// needs every drive to answer, so that no drive that was away can hold
+// enough of the artifact's record to serve it later.
 //
 // Usage accounting (Config.OnUsage) is approximate across crashes: the
 // clean-up a settle finishes after a crash is not counted again.
@@ -543,7 +550,19 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 		case completionGone:
 			return ArtifactInfo{}, ErrNoSuchUpload
 		}
-		// Pending: the completion never became visible. Complete again.
+		// Pending: the completion never became visible, or it did and its
+		// artifact was deleted since (which deleted the parts' data) and
+		// the tombstone purged. Complete again only in the first case.
+		lost, err := e.partsLost(ctx, tenant, container, key, up, drives)
+		if err != nil {
+			return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
+		}
+		if lost {
+			if _, err := e.abort(ctx, tenant, container, key, uploadID, up, drives); err != nil {
+				return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
+			}
+			return ArtifactInfo{}, ErrNoSuchUpload
+		}
 	}
 	raws, recs, err := e.allParts(ctx, tenant, container, uploadID, drives, up.Data)
 	if err != nil {
@@ -747,7 +766,8 @@ func (e *Engine) rollForward(ctx context.Context, tenant, container, key string,
 // revert turns a pending completion marker back into an upload in
 // progress: it removes the stray artifact records of the marker's version
 // and writes the upload's record anew. A completion that turns out done
-// or gone is settled instead. It needs every drive to answer: drives that
+// or gone is settled instead, and one whose parts lost their data (see
+// partsLost) is aborted. It needs every drive to answer: drives that
 // did not could hold enough of the artifact's record to serve it once
 // back, and an upload in progress may replace (and delete) parts.
 func (e *Engine) revert(ctx context.Context, tenant, container, key, id string, mk *record, drives []driver.Driver) error {
@@ -758,6 +778,12 @@ func (e *Engine) revert(ctx context.Context, tenant, container, key, id string, 
 	if !s.all {
 		return fmt.Errorf("%w: revert upload: not every drive answered", ErrReadQuorum)
 	}
+	if lost, err := e.partsLost(ctx, tenant, container, key, mk, drives); err != nil || lost {
+		if lost {
+			_, err = e.abort(ctx, tenant, container, key, id, mk, drives)
+		}
+		return err
+	}
 	e.removeStrays(ctx, indexPrefix(tenant, container)+key, drives, mk.Version)
 	u := uploadOf(key, id, mk)
 	e.observe(mk.Version)
@@ -767,6 +793,35 @@ func (e *Engine) revert(ctx context.Context, tenant, container, key, id string, 
 		Data: mk.Data, Parity: mk.Parity, StripeSize: mk.StripeSize, PG: mk.PG,
 	}
 	return e.putQuorum(ctx, uploadKey(tenant, container, key, id), drives, &up, max(mk.Data, mk.Parity+1))
+}
+
+// partsLost reports whether some part of completion marker mk has its
+// shard files on fewer than k drives: the completion happened, and the
+// artifact was deleted or overwritten since, deleting them. A completion
+// that did not happen leaves them on a write quorum.
+func (e *Engine) partsLost(ctx context.Context, tenant, container, key string, mk *record, drives []driver.Driver) (bool, error) {
+	for _, p := range mk.Parts {
+		shard := shardOf(tenant, container, key, mk.PG, p.DataID)
+		missing := 0
+		for _, d := range drives {
+			if d == nil {
+				continue
+			}
+			rc, err := d.ReadShard(ctx, shard, 0, 0)
+			switch {
+			case err == nil:
+				rc.Close()
+			case errors.Is(err, driver.ErrNotFound):
+				missing++
+			default:
+				return false, fmt.Errorf("engine: look for part data: %w", err)
+			}
+		}
+		if missing > len(drives)-mk.Data {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // removeStrays deletes ikey's records of version v, the remains of a

@@ -482,3 +482,47 @@ func TestSweepRevertsPendingCompletion(t *testing.T) {
 		t.Fatalf("read: %d bytes, %v", len(got), err)
 	}
 }
+
+// TestCompleteRetryAfterDeletePurged: a completion killed after its
+// artifact's record but before its clean-up, whose artifact is then
+// deleted and the tombstone purged, looks pending; completing it again
+// would name the parts' data the deletion removed, so a retry answers
+// ErrNoSuchUpload instead of making a broken artifact.
+func TestCompleteRetryAfterDeletePurged(t *testing.T) {
+	ctx := t.Context()
+	c := newMemCluster(t, 4)
+	cp := &crashPoint{}
+	cp.arm(1 << 40)
+	e1 := c.start(t, cp)
+	if err := e1.CreateContainer(ctx, "t", "c"); err != nil {
+		t.Fatal(err)
+	}
+	u := startUpload(t, e1, "k", 4)
+	cp.arm(8) // the marker and the artifact's record on all four drives
+	if _, err := e1.CompleteUpload(ctx, "t", "c", "k", u.id, u.parts, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !cp.crashed() {
+		t.Fatal("the completion's clean-up was not cut off")
+	}
+	e2 := c.start(t, nil)
+	if err := e2.Delete(ctx, "t", "c", "k"); err != nil {
+		t.Fatal(err)
+	}
+	c.now.Store(int64(TombstoneGrace + time.Minute))
+	if _, err := e2.Heal(ctx, "t", "c", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if recs := c.records(t, indexPrefix("t", "c")); len(recs) != 0 {
+		t.Fatalf("tombstone not purged: %d records", len(recs))
+	}
+	if _, err := e2.CompleteUpload(ctx, "t", "c", "k", u.id, u.parts, nil); !errors.Is(err, ErrNoSuchUpload) {
+		t.Fatalf("Complete retried after the artifact was deleted: %v, want ErrNoSuchUpload", err)
+	}
+	if _, err := e2.Open(ctx, "t", "c", "k"); !errors.Is(err, ErrNoSuchArtifact) {
+		t.Fatalf("Open: %v, want ErrNoSuchArtifact", err)
+	}
+	if recs := c.records(t, "\x01"); len(recs) != 0 {
+		t.Fatalf("%d upload and part records left", len(recs))
+	}
+}
