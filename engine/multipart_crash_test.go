@@ -526,3 +526,33 @@ func TestCompleteRetryAfterDeletePurged(t *testing.T) {
 		t.Fatalf("%d upload and part records left", len(recs))
 	}
 }
+
+// TestAbortUploadCrash kills AbortUpload after every possible number of
+// durable changes: after a restart the upload is either still there, and
+// a second Abort removes it, or gone with every part record.
+func TestAbortUploadCrash(t *testing.T) {
+	ctx := t.Context()
+	for n := int64(0); ; n++ {
+		c := newMemCluster(t, 4)
+		cp := &crashPoint{}
+		cp.arm(1 << 40)
+		e1 := c.start(t, cp)
+		if err := e1.CreateContainer(ctx, "t", "c"); err != nil {
+			t.Fatal(err)
+		}
+		u := startUpload(t, e1, "k", uint64(n))
+		cp.arm(n)
+		e1.AbortUpload(ctx, "t", "c", "k", u.id)
+		finished := !cp.crashed()
+		e2 := c.start(t, nil)
+		if err := e2.AbortUpload(ctx, "t", "c", "k", u.id); err != nil && !errors.Is(err, ErrNoSuchUpload) {
+			t.Fatalf("n=%d: Abort after restart: %v", n, err)
+		}
+		if recs := c.records(t, "\x01"); len(recs) != 0 {
+			t.Fatalf("n=%d: %d upload and part records left after the second Abort, first %q", n, len(recs), recs[0].Key)
+		}
+		if finished {
+			return
+		}
+	}
+}
