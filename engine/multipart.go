@@ -5,17 +5,20 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/placement"
 )
 
 // Multipart uploads.
@@ -32,6 +35,66 @@ import (
 // writes the artifact's record listing the parts' data ids: no byte is
 // copied. Parts left out of the completed upload, and all parts of an
 // aborted one, have their shard files deleted.
+//
+// # Crashes
+//
+// Every record write below goes to the k+m drives of the placement group
+// and needs the write quorum max(k, m+1); a failed write is rolled back.
+// A crash may stop any step after any single drive's write, so each step
+// is safe to find half done, and the next one only starts once the one
+// before is durable on a write quorum.
+//
+//   - CreateUpload writes the upload record. A crash leaves at most an
+//     upload record nobody knows the id of (a few bytes, never listed as
+//     an artifact).
+//   - PutPart commits the part's shard files on a write quorum, then
+//     writes the part record; replacing part n collects the shards of the
+//     part it replaced only once the new record is on a write quorum. A
+//     crash before the record leaves unreferenced shard files (garbage,
+//     never read); during it, the listing of parts takes the newest record
+//     of each part, whose shards are committed. A part whose data an
+//     artifact record names (an upload completed by an older engine that
+//     crashed before forgetting it) is not replaced: ErrNoSuchUpload.
+//   - CompleteUpload first turns the upload record into a completion
+//     marker: a newer version of the same record holding the final ETag,
+//     size and the chosen parts' data ids (and their numbers). From then
+//     on the upload takes no parts, is not listed, and every later
+//     operation on it settles the completion before anything else. Then
+//     it writes the artifact's record (the completion proper), then
+//     deletes each part record and, for parts not in the artifact, their
+//     shard files (record first: a crash in between leaks shard files,
+//     never leaves a record naming deleted ones). The marker is kept as
+//     the completed upload's tombstone, so a retried Complete answers with
+//     the same result (see CompletedUploadRetention).
+//   - Settling a marker reads the artifact's records as a read does
+//     (chooseVersion). If the version served holds the marker's parts, the
+//     completion happened ("done"): what clean-up is left is finished, and
+//     a retried Complete with the same parts answers the artifact
+//     (AbortUpload answers ErrNoSuchUpload and deletes nothing the
+//     artifact holds). If a newer version (or a deletion) is served, the
+//     completion happened and was overwritten, or lost to a later write
+//     ("gone"): its parts are dropped and the marker removed. Else
+//     the crash or failure came before the artifact's record reached a
+//     read quorum ("pending"): a retried Complete completes again, an
+//     Abort removes the stray artifact records of the marker's version
+//     and aborts, and SweepUploads turns a marker pending for longer than
+//     UploadCompletionGrace back into an ordinary upload.
+//   - AbortUpload deletes the part records and their shards, then the
+//     upload record, so a retried Abort after a crash finishes the job.
+//     Whatever the upload's state, it never deletes a shard file that an
+//     artifact record of the key on any drive that answered names: that
+//     also covers uploads whose completion crashed under an older version
+//     of this code, which wrote no marker.
+//
+// SweepUploads (run hourly by RunUploadSweeper) settles the markers
+// nobody touches again: it finishes crashed clean-ups, removes markers of
+// completions overwritten since or older than CompletedUploadRetention
+// (24 h), and reverts pending ones after UploadCompletionGrace. Reverting
+// needs every drive to answer, so that no drive that was away can hold
+// enough of the artifact's record to serve it later.
+//
+// Usage accounting (Config.OnUsage) is approximate across crashes: the
+// clean-up a settle finishes after a crash is not counted again.
 
 // Multipart errors.
 var (
@@ -121,7 +184,8 @@ func (e *Engine) CreateUpload(ctx context.Context, tenant, container, key string
 	return uploadID, nil
 }
 
-// upload reads an upload's record from its placement group.
+// upload reads an upload's record from its placement group: an upload in
+// progress or the marker of a completion (isMarker).
 func (e *Engine) upload(ctx context.Context, tenant, container, key, id string) (*record, []driver.Driver, error) {
 	if err := validKey(key); err != nil {
 		return nil, nil, err
@@ -132,6 +196,11 @@ func (e *Engine) upload(ctx context.Context, tenant, container, key, id string) 
 	if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
 		return nil, nil, ErrNoSuchUpload
 	}
+	return e.uploadRecord(ctx, tenant, container, key, id)
+}
+
+// uploadRecord is upload without the name and container checks.
+func (e *Engine) uploadRecord(ctx context.Context, tenant, container, key, id string) (*record, []driver.Driver, error) {
 	m := e.cfg.Topology.Map()
 	drives, _ := e.pgDrives(m, m.PGOf(tenant, container, key))
 	rec, err := e.readNewest(ctx, drives, uploadKey(tenant, container, key, id), m.Policy.ReadQuorum())
@@ -145,6 +214,16 @@ func (e *Engine) upload(ctx context.Context, tenant, container, key, id string) 
 		return nil, nil, fmt.Errorf("%w: upload placed with %d+%d, map has %d drives", ErrReadQuorum, rec.Data, rec.Parity, len(drives))
 	}
 	return rec, drives, nil
+}
+
+// activeUpload is upload for operations on an upload in progress: a
+// completed one (or one being completed) is ErrNoSuchUpload.
+func (e *Engine) activeUpload(ctx context.Context, tenant, container, key, id string) (*record, []driver.Driver, error) {
+	up, drives, err := e.upload(ctx, tenant, container, key, id)
+	if err == nil && isMarker(up) {
+		err = ErrNoSuchUpload
+	}
+	return up, drives, err
 }
 
 // readNewest reads the newest record under ikey from drives, needing k
@@ -170,7 +249,7 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 	if opts.Size > MaxPartSize {
 		return PartInfo{}, fmt.Errorf("%w: %d bytes", ErrTooLarge, opts.Size)
 	}
-	up, drives, err := e.upload(ctx, tenant, container, key, uploadID)
+	up, drives, err := e.activeUpload(ctx, tenant, container, key, uploadID)
 	if err != nil {
 		return PartInfo{}, err
 	}
@@ -226,7 +305,12 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 	// streamed: check again under its lock, and commit the part under it.
 	unlock := e.lockUpload(uploadID)
 	defer unlock()
-	if _, _, err := e.upload(ctx, tenant, container, key, uploadID); err != nil {
+	if _, _, err := e.activeUpload(ctx, tenant, container, key, uploadID); err != nil {
+		e.deleteShards(ctx, drives, shard, committed)
+		return PartInfo{}, err
+	}
+	pkey := partKey(tenant, container, uploadID, n)
+	if err := e.checkReplaceable(ctx, tenant, container, key, pkey, drives, up.Data); err != nil {
 		e.deleteShards(ctx, drives, shard, committed)
 		return PartInfo{}, err
 	}
@@ -237,7 +321,6 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
 		Parts: []part{{DataID: dataID, Size: size, ETag: etag}}, Metadata: meta,
 	}
-	pkey := partKey(tenant, container, uploadID, n)
 	res := e.putRecords(ctx, pkey, drives, &rec, nil, committed)
 	replaced := replacedOf(res)
 	if err := e.writeRecordsRes(ctx, pkey, tenant, container, key, drives, &rec, res, wq); err != nil {
@@ -247,6 +330,29 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 	rb, _ := liveSize(replaced)
 	e.usage(tenant, size-rb, 0)
 	return PartInfo{Number: n, Size: size, ETag: etag, Modified: time.Unix(0, rec.Modified), Metadata: meta}, nil
+}
+
+// checkReplaceable fails with ErrNoSuchUpload if part record pkey, which a
+// PutPart is about to replace (and whose shard files it then deletes),
+// names data that an artifact record of key names: the upload was
+// completed by an engine that wrote no completion marker and crashed
+// before forgetting the upload.
+func (e *Engine) checkReplaceable(ctx context.Context, tenant, container, key, pkey string, drives []driver.Driver, k int) error {
+	olds, _ := e.readRecords(ctx, drives, pkey)
+	if !slices.ContainsFunc(olds, func(r *record) bool { return r != nil }) {
+		return nil
+	}
+	arecs, answered := e.readRecords(ctx, drives, indexPrefix(tenant, container)+key)
+	if answered < k {
+		return fmt.Errorf("%w: put part: %d of %d drives answered", ErrReadQuorum, answered, len(drives))
+	}
+	refs := partRefs(arecs)
+	for _, r := range olds {
+		if r != nil && slices.ContainsFunc(r.Parts, func(p part) bool { return refs[p.DataID] }) {
+			return fmt.Errorf("%w: the upload was completed", ErrNoSuchUpload)
+		}
+	}
+	return nil
 }
 
 // listNewest returns up to limit records under prefix sorting after after,
@@ -306,7 +412,7 @@ func (e *Engine) listNewest(ctx context.Context, drives []driver.Driver, prefix,
 
 // ListParts returns up to limit parts of an upload numbered above after.
 func (e *Engine) ListParts(ctx context.Context, tenant, container, key, uploadID string, after, limit int) ([]PartInfo, bool, error) {
-	up, drives, err := e.upload(ctx, tenant, container, key, uploadID)
+	up, drives, err := e.activeUpload(ctx, tenant, container, key, uploadID)
 	if err != nil {
 		return nil, false, err
 	}
@@ -361,6 +467,48 @@ func (e *Engine) allParts(ctx context.Context, tenant, container, uploadID strin
 	}
 }
 
+// CompletedUploadRetention is how long the marker of a completed upload is
+// kept, so that a retried CompleteUpload with the same parts answers with
+// the completed artifact, as S3 allows, rather than ErrNoSuchUpload. It
+// ends earlier when the artifact is overwritten or deleted: a retry then
+// answers ErrNoSuchUpload (the completion is no longer what readers see).
+// The marker is one small record per drive; SweepUploads removes expired
+// ones.
+const CompletedUploadRetention = 24 * time.Hour
+
+// UploadCompletionGrace is how long SweepUploads leaves a completion marker
+// whose artifact record never reached a read quorum (CompleteUpload
+// crashed, or failed and could not undo its marker) before turning it
+// back into an upload in progress. A retried CompleteUpload or an
+// AbortUpload settles such a marker at once.
+const UploadCompletionGrace = 15 * time.Minute
+
+// partNumbersKey is the metadata entry of a completion marker listing the
+// part numbers completed, comma-separated. No header name holds a NUL, so
+// it cannot collide with the upload's own metadata.
+const partNumbersKey = "\x00parts"
+
+// isMarker reports whether an upload record is a completion marker.
+func isMarker(up *record) bool { return up.ETag != "" }
+
+// uploadOf describes an upload record, or a marker as the upload it was.
+func uploadOf(key, id string, up *record) Upload {
+	meta := up.Metadata
+	if _, ok := meta[partNumbersKey]; ok {
+		meta = maps.Clone(meta)
+		delete(meta, partNumbersKey)
+		if len(meta) == 0 {
+			meta = nil
+		}
+	}
+	return Upload{Key: key, ID: id, Initiated: time.Unix(0, up.Modified), ContentType: up.ContentType, Metadata: meta}
+}
+
+// versionTime returns the time a version was issued at.
+func versionTime(v driver.Version) time.Time {
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v[:8])))
+}
+
 // CompleteUpload assembles the listed parts, in ascending part order, into
 // key's newest version. Every part but the last must be at least
 // MinPartSize bytes. The ETag is S3's: the MD5 of the parts' binary MD5s,
@@ -368,6 +516,11 @@ func (e *Engine) allParts(ctx context.Context, tenant, container, uploadID strin
 // the metadata their uploads stored) before the artifact becomes visible;
 // the entries it returns are added to the artifact's metadata, and an error
 // fails the completion, leaving the upload as it was.
+//
+// Completing an upload again with the same parts (a client's retry)
+// returns the artifact the first completion made, for
+// CompletedUploadRetention or until the artifact is overwritten; other
+// parts fail with ErrInvalidPart. finish is not called then.
 func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, uploadID string, parts []CompletePart, finish func(Upload, []PartInfo) (map[string]string, error)) (ArtifactInfo, error) {
 	if len(parts) == 0 || len(parts) > MaxPartNum {
 		return ArtifactInfo{}, fmt.Errorf("%w: %d parts", ErrInvalidPart, len(parts))
@@ -383,23 +536,53 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 	if err != nil {
 		return ArtifactInfo{}, err
 	}
+	if isMarker(up) {
+		s, err := e.settle(ctx, tenant, container, key, uploadID, up, drives)
+		if err != nil {
+			return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
+		}
+		switch s.state {
+		case completionDone:
+			if !markerHas(up, parts) {
+				return ArtifactInfo{}, fmt.Errorf("%w: upload already completed with other parts", ErrInvalidPart)
+			}
+			return e.info(tenant, container, key, s.cur), nil
+		case completionGone:
+			return ArtifactInfo{}, ErrNoSuchUpload
+		}
+		// Pending: the completion never became visible, or it did and its
+		// artifact was deleted since (which deleted the parts' data) and
+		// the tombstone purged. Complete again only in the first case.
+		lost, err := e.partsLost(ctx, tenant, container, key, up, drives)
+		if err != nil {
+			return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
+		}
+		if lost {
+			if _, err := e.abort(ctx, tenant, container, key, uploadID, up, drives); err != nil {
+				return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
+			}
+			return ArtifactInfo{}, ErrNoSuchUpload
+		}
+	}
 	raws, recs, err := e.allParts(ctx, tenant, container, uploadID, drives, up.Data)
 	if err != nil {
 		return ArtifactInfo{}, err
 	}
+	u := uploadOf(key, uploadID, up)
+	e.observe(up.Version) // the marker must be newer than the upload record
 	version, now := e.newVersion()
 	rec := record{
-		Version: version, ContentType: up.ContentType, Metadata: up.Metadata, Modified: now.UnixNano(),
+		Version: version, ContentType: u.ContentType, Metadata: u.Metadata, Modified: now.UnixNano(),
 		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
 	}
 	etags := md5.New()
-	used := map[int]bool{}
 	for _, cp := range parts {
 		p, ok := recs[cp.Number]
 		if !ok || strings.Trim(cp.ETag, `"`) != p.ETag || len(p.Parts) != 1 {
 			return ArtifactInfo{}, fmt.Errorf("%w: part %d", ErrInvalidPart, cp.Number)
 		}
 	}
+	numbers := make([]string, len(parts))
 	for i, cp := range parts {
 		p := recs[cp.Number]
 		if p.Size < MinPartSize && i != len(parts)-1 {
@@ -409,7 +592,7 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 		etags.Write(sum)
 		rec.Size += p.Size
 		rec.Parts = append(rec.Parts, p.Parts[0])
-		used[cp.Number] = true
+		numbers[i] = strconv.Itoa(cp.Number)
 	}
 	rec.ETag = fmt.Sprintf("%x-%d", etags.Sum(nil), len(parts))
 	if finish != nil {
@@ -418,7 +601,6 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 			p := recs[cp.Number]
 			chosen[i] = PartInfo{Number: cp.Number, Size: p.Size, ETag: p.ETag, Modified: time.Unix(0, p.Modified), Metadata: p.Metadata}
 		}
-		u := Upload{Key: key, ID: uploadID, Initiated: time.Unix(0, up.Modified), ContentType: up.ContentType, Metadata: up.Metadata}
 		extra, err := finish(u, chosen)
 		if err == nil && metadataSize(extra)+metadataSize(rec.Metadata) > MaxMetadataSize {
 			err = ErrMetadataTooLarge
@@ -435,12 +617,37 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 			rec.Metadata = merged
 		}
 	}
+	wq := max(up.Data, up.Parity+1)
+	// Step 1: the marker. From here on the upload takes no part, and a
+	// crash is settled by whoever touches the upload next.
+	meta := maps.Clone(u.Metadata)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta[partNumbersKey] = strings.Join(numbers, ",")
+	mk := record{
+		Version: version, ETag: rec.ETag, Size: rec.Size, Parts: rec.Parts,
+		ContentType: u.ContentType, Metadata: meta, Modified: up.Modified,
+		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
+	}
+	ukey := uploadKey(tenant, container, key, uploadID)
+	if err := e.putQuorum(ctx, ukey, drives, &mk, wq); err != nil {
+		return ArtifactInfo{}, fmt.Errorf("engine: complete upload: marker: %w", err)
+	}
+	// Step 2: the artifact.
 	ok := make([]bool, len(drives))
 	for j := range ok {
 		ok[j] = true
 	}
-	replaced, err := e.writeLatest(ctx, tenant, container, key, drives, &rec, nil, ok, max(up.Data, up.Parity+1))
+	gctx := context.WithoutCancel(ctx)
+	replaced, err := e.writeLatest(ctx, tenant, container, key, drives, &rec, nil, ok, wq)
 	if err != nil {
+		// The write was rolled back: make the upload an upload in progress
+		// again, unless a crash-like failure left the artifact visible
+		// after all, which the settle then finishes.
+		if rerr := e.revert(gctx, tenant, container, key, uploadID, &mk, drives); rerr != nil {
+			e.log.Warn("complete upload: marker left for the sweeper", "err", rerr)
+		}
 		return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
 	}
 	// The parts were counted as they arrived; the artifact takes their
@@ -451,19 +658,238 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 	}
 	rb, ra := liveSize(replaced)
 	e.usage(tenant, rec.Size-inParts-rb, 1-ra)
-	// The upload is done: forget its records, and the data of unused parts.
-	gctx := context.WithoutCancel(ctx)
-	for n, raw := range raws {
-		if !used[n] {
-			e.dropPart(gctx, tenant, container, key, drives, recs[n])
-		}
-		e.deleteRecord(gctx, drives, raw.Key, raw.Version)
+	// Step 3: forget the part records, and the data of unused parts. The
+	// marker stays, for retries (CompletedUploadRetention).
+	keep := map[[16]byte]bool{}
+	for _, p := range rec.Parts {
+		keep[p.DataID] = true
 	}
-	e.deleteRecord(gctx, drives, uploadKey(tenant, container, key, uploadID), up.Version)
+	for n, raw := range raws {
+		e.deleteRecord(gctx, drives, raw.Key, raw.Version)
+		e.dropPart(gctx, tenant, container, key, drives, recs[n], keep)
+	}
 	return e.info(tenant, container, key, &rec), nil
 }
 
-// AbortUpload discards an upload and all its parts.
+// markerHas reports whether a completion marker completed exactly parts.
+func markerHas(mk *record, parts []CompletePart) bool {
+	if len(parts) != len(mk.Parts) {
+		return false
+	}
+	numbers := strings.Split(mk.Metadata[partNumbersKey], ",")
+	for i, cp := range parts {
+		if strings.Trim(cp.ETag, `"`) != mk.Parts[i].ETag {
+			return false
+		}
+		if len(numbers) == len(parts) && numbers[i] != strconv.Itoa(cp.Number) {
+			return false
+		}
+	}
+	return true
+}
+
+// completion is what a completion marker's completion came to.
+type completion int
+
+const (
+	// completionPending: the artifact's record of the completion did not
+	// reach a read quorum and nothing newer is served.
+	completionPending completion = iota
+	// completionDone: the version of the artifact served is the
+	// completion's; the marker is kept for retries.
+	completionDone
+	// completionGone: the completion happened but is no longer what is
+	// served, or its marker expired; the marker was removed.
+	completionGone
+)
+
+// settled is the outcome of settle.
+type settled struct {
+	state completion
+	cur   *record // the artifact's version served, if any
+	all   bool    // every drive answered
+}
+
+// settle looks at whether the completion marker mk made it into the
+// artifact and finishes what the completion left: for a completion done,
+// the artifact's record on the drives that lack it, the part records and
+// the unused parts' shard files; for one overwritten since, also the
+// marker. A pending completion is left as it is, for the caller to
+// complete again, abort or revert.
+func (e *Engine) settle(ctx context.Context, tenant, container, key, id string, mk *record, drives []driver.Driver) (settled, error) {
+	ikey := indexPrefix(tenant, container) + key
+	arecs, answered := e.readRecords(ctx, drives, ikey)
+	if answered < mk.Data {
+		return settled{}, fmt.Errorf("%w: settle upload: %d of %d drives answered", ErrReadQuorum, answered, len(drives))
+	}
+	cur := chooseVersion(arecs, mk.Data)
+	s := settled{cur: cur, all: answered == len(drives)}
+	switch {
+	case cur != nil && !cur.Deleted && cur.PG == mk.PG && slices.EqualFunc(cur.Parts, mk.Parts, func(p, q part) bool { return p.DataID == q.DataID }):
+		s.state = completionDone
+		e.rollForward(ctx, tenant, container, key, drives, cur, arecs)
+	case cur != nil && cur.Version.Compare(mk.Version) > 0:
+		s.state = completionGone
+	default:
+		return s, nil
+	}
+	ctx = context.WithoutCancel(ctx)
+	if _, err := e.dropParts(ctx, tenant, container, key, id, drives, mk.Data, partRefs(arecs)); err != nil {
+		return settled{}, err
+	}
+	if s.state == completionGone || e.cfg.Now().Sub(versionTime(mk.Version)) > CompletedUploadRetention {
+		e.deleteRecord(ctx, drives, uploadKey(tenant, container, key, id), driver.Version{})
+		s.state = completionGone
+	}
+	return s, nil
+}
+
+// rollForward writes cur, the artifact's version served, to the drives
+// whose record is missing or older: a completion that crashed while its
+// artifact record was being written reached some drives only.
+func (e *Engine) rollForward(ctx context.Context, tenant, container, key string, drives []driver.Driver, cur *record, recs []*record) {
+	ok := make([]bool, len(drives))
+	need := false
+	for j, r := range recs {
+		if drives[j] != nil && (r == nil || r.Version.Compare(cur.Version) < 0) {
+			ok[j], need = true, true
+		}
+	}
+	if !need || cur.IsInline {
+		return
+	}
+	if err := e.writeRecords(context.WithoutCancel(ctx), tenant, container, key, drives, cur, nil, ok, 1); err != nil {
+		e.log.Debug("complete upload: artifact record not rolled forward; healing will", "err", err)
+	}
+}
+
+// revert turns a pending completion marker back into an upload in
+// progress: it removes the stray artifact records of the marker's version
+// and writes the upload's record anew. A completion that turns out done
+// or gone is settled instead, and one whose parts lost their data (see
+// partsLost) is aborted. It needs every drive to answer: drives that
+// did not could hold enough of the artifact's record to serve it once
+// back, and an upload in progress may replace (and delete) parts.
+func (e *Engine) revert(ctx context.Context, tenant, container, key, id string, mk *record, drives []driver.Driver) error {
+	s, err := e.settle(ctx, tenant, container, key, id, mk, drives)
+	if err != nil || s.state != completionPending {
+		return err
+	}
+	if !s.all {
+		return fmt.Errorf("%w: revert upload: not every drive answered", ErrReadQuorum)
+	}
+	if lost, err := e.partsLost(ctx, tenant, container, key, mk, drives); err != nil || lost {
+		if lost {
+			_, err = e.abort(ctx, tenant, container, key, id, mk, drives)
+		}
+		return err
+	}
+	e.removeStrays(ctx, indexPrefix(tenant, container)+key, drives, mk.Version)
+	u := uploadOf(key, id, mk)
+	e.observe(mk.Version)
+	version, _ := e.newVersion()
+	up := record{
+		Version: version, ContentType: u.ContentType, Metadata: u.Metadata, Modified: mk.Modified,
+		Data: mk.Data, Parity: mk.Parity, StripeSize: mk.StripeSize, PG: mk.PG,
+	}
+	return e.putQuorum(ctx, uploadKey(tenant, container, key, id), drives, &up, max(mk.Data, mk.Parity+1))
+}
+
+// partsLost reports whether some part of completion marker mk has its
+// shard files on fewer than k drives: the completion happened, and the
+// artifact was deleted or overwritten since, deleting them. A completion
+// that did not happen leaves them on a write quorum.
+func (e *Engine) partsLost(ctx context.Context, tenant, container, key string, mk *record, drives []driver.Driver) (bool, error) {
+	for _, p := range mk.Parts {
+		shard := shardOf(tenant, container, key, mk.PG, p.DataID)
+		missing := 0
+		for _, d := range drives {
+			if d == nil {
+				continue
+			}
+			rc, err := d.ReadShard(ctx, shard, 0, 0)
+			switch {
+			case err == nil:
+				rc.Close()
+			case errors.Is(err, driver.ErrNotFound):
+				missing++
+			default:
+				return false, fmt.Errorf("engine: look for part data: %w", err)
+			}
+		}
+		if missing > len(drives)-mk.Data {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// removeStrays deletes ikey's records of version v, the remains of a
+// completion's artifact write that never reached a read quorum.
+func (e *Engine) removeStrays(ctx context.Context, ikey string, drives []driver.Driver, v driver.Version) {
+	e.deleteRecord(ctx, drives, ikey, v)
+}
+
+// putQuorum writes an upload record (an upload's or its marker) to every
+// drive and fails, rolled back, unless wq drives took it. Unlike
+// writeRecords it collects no shard files: a marker names the parts'
+// data, which the record it replaces must not lose.
+func (e *Engine) putQuorum(ctx context.Context, ikey string, drives []driver.Driver, rec *record, wq int) error {
+	ok := make([]bool, len(drives))
+	for j := range ok {
+		ok[j] = true
+	}
+	res := e.putRecords(ctx, ikey, drives, rec, nil, ok)
+	done := 0
+	for _, r := range res {
+		if r.err == nil {
+			done++
+		}
+	}
+	if done < wq {
+		e.rollback(ctx, ikey, drives, rec, res)
+		return fmt.Errorf("%w: %d of %d records written, need %d: %w", ErrWriteQuorum, done, len(drives), wq, firstError(res))
+	}
+	return nil
+}
+
+// partRefs returns the data ids that the live artifact records in recs
+// name: shard files no upload clean-up may delete.
+func partRefs(recs []*record) map[[16]byte]bool {
+	keep := map[[16]byte]bool{}
+	for _, r := range recs {
+		if r == nil || r.Deleted {
+			continue
+		}
+		for _, p := range r.Parts {
+			keep[p.DataID] = true
+		}
+	}
+	return keep
+}
+
+// dropParts deletes every part record of an upload and the shard files of
+// the parts whose data ids keep does not hold, and returns the bytes the
+// parts held. Each record goes before its shard files: a crash in between
+// leaves unreferenced files, never a record naming deleted ones.
+func (e *Engine) dropParts(ctx context.Context, tenant, container, key, id string, drives []driver.Driver, k int, keep map[[16]byte]bool) (int64, error) {
+	raws, recs, err := e.allParts(ctx, tenant, container, id, drives, k)
+	if err != nil {
+		return 0, err
+	}
+	var size int64
+	for n, raw := range raws {
+		size += recs[n].Size
+		e.deleteRecord(ctx, drives, raw.Key, raw.Version)
+		e.dropPart(ctx, tenant, container, key, drives, recs[n], keep)
+	}
+	return size, nil
+}
+
+// AbortUpload discards an upload and all its parts. An upload already
+// completed is ErrNoSuchUpload, and its artifact is left alone; one whose
+// completion crashed before its artifact became visible is aborted. No
+// shard file an artifact record of key names is deleted.
 func (e *Engine) AbortUpload(ctx context.Context, tenant, container, key, uploadID string) error {
 	unlock := e.lockUpload(uploadID)
 	defer unlock()
@@ -471,24 +897,52 @@ func (e *Engine) AbortUpload(ctx context.Context, tenant, container, key, upload
 	if err != nil {
 		return err
 	}
-	raws, recs, err := e.allParts(ctx, tenant, container, uploadID, drives, up.Data)
-	if err != nil {
-		return err
+	if isMarker(up) {
+		s, err := e.settle(ctx, tenant, container, key, uploadID, up, drives)
+		if err != nil {
+			return fmt.Errorf("engine: abort upload: %w", err)
+		}
+		if s.state != completionPending {
+			return ErrNoSuchUpload
+		}
 	}
-	// Forget the upload first, so no new part can be added.
-	e.deleteRecord(ctx, drives, uploadKey(tenant, container, key, uploadID), up.Version)
-	var inParts int64
-	for n, raw := range raws {
-		inParts += recs[n].Size
-		e.dropPart(ctx, tenant, container, key, drives, recs[n])
-		e.deleteRecord(ctx, drives, raw.Key, raw.Version)
+	inParts, err := e.abort(ctx, tenant, container, key, uploadID, up, drives)
+	if err != nil {
+		return fmt.Errorf("engine: abort upload: %w", err)
 	}
 	e.usage(tenant, -inParts, 0)
 	return nil
 }
 
-func (e *Engine) dropPart(ctx context.Context, tenant, container, key string, drives []driver.Driver, p *record) {
+// abort removes an upload in progress, or one with a pending completion
+// marker (and that completion's stray artifact records): the part records
+// and the shard files no artifact record of key names, then the upload's
+// record, so that a crash leaves an upload to abort again.
+func (e *Engine) abort(ctx context.Context, tenant, container, key, id string, up *record, drives []driver.Driver) (int64, error) {
+	ctx = context.WithoutCancel(ctx)
+	ikey := indexPrefix(tenant, container) + key
+	if isMarker(up) {
+		e.removeStrays(ctx, ikey, drives, up.Version)
+	}
+	arecs, answered := e.readRecords(ctx, drives, ikey)
+	if answered < up.Data {
+		return 0, fmt.Errorf("%w: %d of %d drives answered", ErrReadQuorum, answered, len(drives))
+	}
+	size, err := e.dropParts(ctx, tenant, container, key, id, drives, up.Data, partRefs(arecs))
+	if err != nil {
+		return 0, err
+	}
+	e.deleteRecord(ctx, drives, uploadKey(tenant, container, key, id), driver.Version{})
+	return size, nil
+}
+
+// dropPart deletes the shard files of part record p whose data ids keep
+// does not hold.
+func (e *Engine) dropPart(ctx context.Context, tenant, container, key string, drives []driver.Driver, p *record, keep map[[16]byte]bool) {
 	for _, pt := range p.Parts {
+		if keep[pt.DataID] {
+			continue
+		}
 		committed := make([]bool, len(drives))
 		for j, d := range drives {
 			committed[j] = d != nil
@@ -497,7 +951,8 @@ func (e *Engine) dropPart(ctx context.Context, tenant, container, key string, dr
 	}
 }
 
-// deleteRecord removes ikey's record of version v from every drive.
+// deleteRecord removes ikey's record of version v (of any version if v is
+// zero) from every drive.
 func (e *Engine) deleteRecord(ctx context.Context, drives []driver.Driver, ikey string, v driver.Version) {
 	var wg sync.WaitGroup
 	for j, d := range drives {
@@ -516,7 +971,8 @@ func (e *Engine) deleteRecord(ctx context.Context, drives []driver.Driver, ikey 
 
 // ListUploads returns up to limit uploads in progress in a container whose
 // keys start with prefix and sort after after (or equal after with an
-// upload id above afterID), in key then id order.
+// upload id above afterID), in key then id order. Completed uploads (see
+// CompletedUploadRetention) are not listed.
 func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, after, afterID string, limit int) ([]Upload, bool, error) {
 	if err := e.checkContainer(ctx, tenant, container); err != nil {
 		return nil, false, err
@@ -525,12 +981,7 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 		limit = 1000
 	}
 	m := e.cfg.Topology.Map()
-	var drives []driver.Driver
-	for _, dr := range m.Drives {
-		if d, err := e.cfg.Topology.Drive(dr.ID); err == nil {
-			drives = append(drives, d)
-		}
-	}
+	drives := e.allDrives(m)
 	base := uploadPrefix(tenant, container)
 	start := ""
 	if after != "" {
@@ -539,14 +990,134 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 			start = base + after + "\x00\xff"
 		}
 	}
-	raws, recs, truncated, err := e.listNewest(ctx, drives, base+prefix, start, limit, len(drives)-m.Policy.Parity)
+	var ups []Upload
+	for {
+		raws, recs, truncated, err := e.listNewest(ctx, drives, base+prefix, start, limit, len(drives)-m.Policy.Parity)
+		if err != nil {
+			return nil, false, err
+		}
+		for i, raw := range raws {
+			if len(ups) == limit {
+				return ups, true, nil
+			}
+			start = raw.Key
+			if isMarker(recs[i]) || recs[i].Deleted {
+				continue
+			}
+			key, id, _ := strings.Cut(raw.Key[len(base):], "\x00")
+			ups = append(ups, uploadOf(key, id, recs[i]))
+		}
+		if !truncated {
+			return ups, false, nil
+		}
+	}
+}
+
+// allDrives returns the drives of m the topology provides.
+func (e *Engine) allDrives(m *placement.Map) []driver.Driver {
+	var drives []driver.Driver
+	for _, dr := range m.Drives {
+		if d, err := e.cfg.Topology.Drive(dr.ID); err == nil && d != nil {
+			drives = append(drives, d)
+		}
+	}
+	return drives
+}
+
+// DefaultUploadSweepInterval is how often RunUploadSweeper runs
+// SweepUploads.
+const DefaultUploadSweepInterval = time.Hour
+
+// SweepUploads walks the multipart upload records of every container and
+// settles the completion markers: it finishes the clean-up of completions
+// that crashed, removes the markers of completions overwritten since or
+// older than CompletedUploadRetention, and turns a marker whose completion
+// never became visible back into an upload in progress once it is older
+// than UploadCompletionGrace (or aborts it if its container is gone). It
+// returns how many markers it looked at and the first error; a marker it
+// could not settle is tried again on the next call.
+func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
+	m := e.cfg.Topology.Map()
+	drives := e.allDrives(m)
+	const base = "\x01U\x00"
+	after := ""
+	seen := 0
+	var first error
+	for {
+		raws, recs, truncated, err := e.listNewest(ctx, drives, base, after, 1000, len(drives)-m.Policy.Parity)
+		if err != nil {
+			return seen, fmt.Errorf("engine: sweep uploads: %w", err)
+		}
+		for i, raw := range raws {
+			after = raw.Key
+			if !isMarker(recs[i]) {
+				continue
+			}
+			f := strings.SplitN(raw.Key[len(base):], "\x00", 4)
+			if len(f) != 4 {
+				continue
+			}
+			seen++
+			if err := e.sweepUpload(ctx, f[0], f[1], f[2], f[3]); err != nil && first == nil {
+				first = fmt.Errorf("engine: sweep upload %s: %w", f[3], err)
+			}
+		}
+		if !truncated || ctx.Err() != nil {
+			return seen, first
+		}
+	}
+}
+
+func (e *Engine) sweepUpload(ctx context.Context, tenant, container, key, id string) error {
+	unlock := e.lockUpload(id)
+	defer unlock()
+	mk, drives, err := e.uploadRecord(ctx, tenant, container, key, id)
+	if errors.Is(err, ErrNoSuchUpload) {
+		return nil
+	}
 	if err != nil {
-		return nil, false, err
+		return err
 	}
-	ups := make([]Upload, 0, len(raws))
-	for i, raw := range raws {
-		key, id, _ := strings.Cut(raw.Key[len(base):], "\x00")
-		ups = append(ups, Upload{Key: key, ID: id, Initiated: time.Unix(0, recs[i].Modified), ContentType: recs[i].ContentType, Metadata: recs[i].Metadata})
+	if !isMarker(mk) {
+		return nil
 	}
-	return ups, truncated, nil
+	s, err := e.settle(ctx, tenant, container, key, id, mk, drives)
+	if err != nil || s.state != completionPending || e.cfg.Now().Sub(versionTime(mk.Version)) < UploadCompletionGrace {
+		return err
+	}
+	_, err = e.cfg.Containers.Container(ctx, tenant, container)
+	if errors.Is(err, ErrNoSuchContainer) {
+		_, err = e.abort(ctx, tenant, container, key, id, mk, drives)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	return e.revert(ctx, tenant, container, key, id, mk, drives)
+}
+
+// RunUploadSweeper calls SweepUploads every interval (0 means
+// DefaultUploadSweepInterval), and once a minute after it starts, until
+// ctx ends.
+func (e *Engine) RunUploadSweeper(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = DefaultUploadSweepInterval
+	}
+	wait := min(interval, time.Minute)
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = interval
+		sctx, cancel := context.WithTimeout(ctx, interval)
+		n, err := e.SweepUploads(sctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			e.log.Warn("upload sweep incomplete; will retry", "markers", n, "err", err)
+		}
+	}
 }

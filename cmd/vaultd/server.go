@@ -418,6 +418,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	hctx, stopHealer := context.WithCancel(ctx)
 	defer stopHealer()
 	go eng.RunHealer(hctx)
+	go eng.RunUploadSweeper(hctx, 0)
 	go store.RunScanner(hctx, eng, log.With("component", "scan"))
 	if f.clustered() {
 		mctx, stopMigrator := context.WithCancel(ctx)
