@@ -40,7 +40,7 @@ func TestMultipartCompleteCrash(t *testing.T) {
 		}
 		trials = n
 	}
-	node, cl := startSingleNode(t)
+	node, cl := startMultipartNode(t)
 	ctx := t.Context()
 	bucket := aws.String("mpcrash")
 	if _, err := cl.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: bucket}); err != nil {
@@ -138,10 +138,10 @@ func TestMultipartCompleteCrash(t *testing.T) {
 	t.Logf("%d trials: %d objects completed, %d aborted", trials, kept, trials-kept)
 }
 
-// startSingleNode starts a single-node vaultd with four drives (2+2) and
+// startMultipartNode starts a single-node vaultd with four drives (2+2) and
 // returns it with a root S3 client that does not retry. The node is
 // killed when the test ends.
-func startSingleNode(t *testing.T) (*e2eNode, *awss3.Client) {
+func startMultipartNode(t *testing.T) (*e2eNode, *awss3.Client) {
 	t.Helper()
 	bin := e2eBinary(t)
 	root := aws.Credentials{AccessKeyID: "MPROOTACCESSKEY", SecretAccessKey: "mp-root-secret-" + rand.Text()}
@@ -179,7 +179,7 @@ func startSingleNode(t *testing.T) (*e2eNode, *awss3.Client) {
 // NoSuchUpload and deletes nothing; once the object is overwritten, a
 // retry is 404 NoSuchUpload.
 func TestMultipartCompleteRetry(t *testing.T) {
-	_, cl := startSingleNode(t)
+	_, cl := startMultipartNode(t)
 	ctx := t.Context()
 	bucket := aws.String("mpretry")
 	if _, err := cl.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: bucket}); err != nil {
