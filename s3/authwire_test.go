@@ -1,0 +1,315 @@
+package s3_test
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Tests of what the SigV4 layer sees of requests sent over a raw socket:
+// repeated and empty headers, presign validation, malformed bodies.
+
+var aliceCreds = aws.Credentials{AccessKeyID: "ALICEKEY", SecretAccessKey: "alicesecret"}
+
+// wireRequest is a request as written on the socket: header lines in
+// order (repeats allowed) and a body already framed as the headers say.
+type wireRequest struct {
+	method, target, host string
+	header               [][2]string
+	body                 string
+}
+
+// bytes returns the request's wire form.
+func (w wireRequest) bytes() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\n", w.method, w.target, w.host)
+	for _, h := range w.header {
+		fmt.Fprintf(&b, "%s: %s\r\n", h[0], h[1])
+	}
+	b.WriteString("\r\n")
+	b.WriteString(w.body)
+	return b.String()
+}
+
+// headerLines returns the headers of h as wire lines, sorted by name,
+// each value on its own line.
+func headerLines(h http.Header) [][2]string {
+	var out [][2]string
+	for _, k := range slices.Sorted(func(yield func(string) bool) {
+		for k := range h {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		for _, v := range h[k] {
+			out = append(out, [2]string{k, v})
+		}
+	}
+	return out
+}
+
+// sdkSigned signs method endpoint+path with the AWS SDK's SigV4 header
+// signer (all of hdr's values signed, repeated values joined as the SDK
+// does) and returns its wire form without a body or framing headers.
+func sdkSigned(t *testing.T, endpoint, method, path, payloadHash string, hdr http.Header) wireRequest {
+	t.Helper()
+	req, err := http.NewRequest(method, endpoint+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range hdr {
+		req.Header[k] = slices.Clone(vs)
+	}
+	req.Header.Set("X-Amz-Content-Sha256", payloadHash)
+	if err := v4.NewSigner().SignHTTP(t.Context(), aliceCreds, req, payloadHash, "s3", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return wireRequest{method: method, target: req.URL.RequestURI(), host: req.URL.Host, header: headerLines(req.Header)}
+}
+
+// sdkPresigned presigns method endpoint+path with the AWS SDK, signing the
+// headers in hdr, with the given X-Amz-Expires, dated at.
+func sdkPresigned(t *testing.T, endpoint, method, path string, hdr http.Header, expires string, at time.Time) wireRequest {
+	t.Helper()
+	req, err := http.NewRequest(method, endpoint+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range hdr {
+		req.Header[k] = slices.Clone(vs)
+	}
+	q := req.URL.Query()
+	q.Set("X-Amz-Expires", expires)
+	req.URL.RawQuery = q.Encode()
+	signed, sh, err := v4.NewSigner().PresignHTTP(t.Context(), aliceCreds, req, "UNSIGNED-PAYLOAD", "s3", "us-east-1", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh.Del("Host")
+	return wireRequest{method: method, target: u.RequestURI(), host: u.Host, header: headerLines(sh)}
+}
+
+// roundTrip sends raw on a new connection and returns the status and body
+// of the answer.
+func roundTrip(t *testing.T, endpoint, raw string) (int, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(endpoint, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Write concurrently: the server may answer before reading the body.
+	go io.WriteString(conn, raw)
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: strings.Fields(raw)[0]})
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read response body: %v", err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// withBody appends framing and body to w: Content-Length framing.
+func (w wireRequest) withBody(body string, extra ...[2]string) wireRequest {
+	w.header = append(slices.Clone(w.header), extra...)
+	w.header = append(w.header, [2]string{"Content-Length", fmt.Sprint(len(body))})
+	w.body = body
+	return w
+}
+
+func createBucket(t *testing.T, e *env, name string) *awss3.Client {
+	t.Helper()
+	c := e.client("ALICEKEY", "alicesecret")
+	if _, err := c.CreateBucket(t.Context(), &awss3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// headMeta returns the metadata of bucket/key, or nil if it is absent.
+func headMeta(t *testing.T, c *awss3.Client, bucket, key string) map[string]string {
+	t.Helper()
+	out, err := c.HeadObject(t.Context(), &awss3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		if apiCode(err) == "NotFound" {
+			return nil
+		}
+		t.Fatalf("head %s/%s: %v", bucket, key, err)
+	}
+	if out.Metadata == nil {
+		return map[string]string{}
+	}
+	return out.Metadata
+}
+
+// TestRepeatedSignedHeader sends a signed x-amz-meta header twice. The
+// signature covers all values joined with commas, as SigV4 specifies, and
+// the object stores that joined value; a value added to a signed header is
+// refused, never stored.
+func TestRepeatedSignedHeader(t *testing.T) {
+	e := startServer(t)
+	c := createBucket(t, e, "dup")
+	alice := http.Header{"X-Amz-Meta-Owner": {"alice"}}
+	both := http.Header{"X-Amz-Meta-Owner": {"alice", "mallory"}}
+	for _, tc := range []struct {
+		name   string
+		req    wireRequest
+		extra  [][2]string // header lines added after signing
+		status int
+		code   string
+		stored string // x-amz-meta-owner afterwards, "" for no object
+	}{
+		{"header-signed alice, mallory added", sdkSigned(t, e.endpoint, "PUT", "/dup/h1", "UNSIGNED-PAYLOAD", alice),
+			[][2]string{{"X-Amz-Meta-Owner", "mallory"}}, 403, "SignatureDoesNotMatch", ""},
+		{"header-signed alice, mallory added first", sdkSigned(t, e.endpoint, "PUT", "/dup/h2", "UNSIGNED-PAYLOAD", alice),
+			nil, 403, "SignatureDoesNotMatch", ""},
+		{"header-signed both", sdkSigned(t, e.endpoint, "PUT", "/dup/h3", "UNSIGNED-PAYLOAD", both),
+			nil, 200, "", "alice,mallory"},
+		{"presigned alice, mallory added", sdkPresigned(t, e.endpoint, "PUT", "/dup/p1", alice, "300", time.Now()),
+			[][2]string{{"X-Amz-Meta-Owner", "mallory"}}, 403, "SignatureDoesNotMatch", ""},
+		{"presigned both", sdkPresigned(t, e.endpoint, "PUT", "/dup/p2", both, "300", time.Now()),
+			nil, 200, "", "alice,mallory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := tc.req
+			if strings.HasSuffix(tc.name, "added first") {
+				req.header = append([][2]string{{"x-amz-meta-owner", "mallory"}}, req.header...)
+			}
+			req = req.withBody("payload", tc.extra...)
+			status, body := roundTrip(t, e.endpoint, req.bytes())
+			if status != tc.status || tc.code != "" && !strings.Contains(body, "<Code>"+tc.code+"</Code>") {
+				t.Fatalf("got %d %s, want %d %s", status, body, tc.status, tc.code)
+			}
+			key := strings.TrimPrefix(strings.SplitN(req.target, "?", 2)[0], "/dup/")
+			meta := headMeta(t, c, "dup", key)
+			if tc.stored == "" {
+				if meta != nil {
+					t.Fatalf("refused PUT stored an object with metadata %v", meta)
+				}
+				return
+			}
+			if got := meta["owner"]; got != tc.stored {
+				t.Fatalf("stored x-amz-meta-owner %q, want %q (metadata %v)", got, tc.stored, meta)
+			}
+		})
+	}
+}
+
+// TestEmptyContentTypeSigned signs a PUT carrying "Content-Type:" with an
+// empty value: the header is part of the canonical request (content-type:
+// with nothing after the colon), as AWS accepts.
+func TestEmptyContentTypeSigned(t *testing.T) {
+	e := startServer(t)
+	c := createBucket(t, e, "ctype")
+	const data = "empty content type"
+	sum := sha256.Sum256([]byte(data))
+	hash := hex.EncodeToString(sum[:])
+
+	// net/http with the SDK signer.
+	req, err := http.NewRequestWithContext(t.Context(), "PUT", e.endpoint+"/ctype/nethttp", strings.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header["Content-Type"] = []string{""}
+	req.Header.Set("X-Amz-Content-Sha256", hash)
+	if err := v4.NewSigner().SignHTTP(t.Context(), aliceCreds, req, hash, "s3", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if auth := req.Header.Get("Authorization"); !strings.Contains(auth, "content-type") {
+		t.Fatalf("the signer did not sign Content-Type: %s", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("net/http PUT with empty Content-Type: %d %s", resp.StatusCode, body)
+	}
+
+	// The same over a raw socket, with and without a space after the colon.
+	w := sdkSigned(t, e.endpoint, "PUT", "/ctype/raw", hash, http.Header{"Content-Type": {""}})
+	for i, h := range w.header {
+		if h[0] == "Content-Type" {
+			w.header[i][1] = ""
+		}
+	}
+	raw := strings.Replace(w.withBody(data).bytes(), "Content-Type: \r\n", "Content-Type:\r\n", 1)
+	if !strings.Contains(raw, "Content-Type:\r\n") {
+		t.Fatalf("request has no empty Content-Type line:\n%s", raw)
+	}
+	if status, body := roundTrip(t, e.endpoint, raw); status != 200 {
+		t.Fatalf("raw PUT with empty Content-Type: %d %s", status, body)
+	}
+
+	for _, key := range []string{"nethttp", "raw"} {
+		out, err := c.GetObject(t.Context(), &awss3.GetObjectInput{Bucket: aws.String("ctype"), Key: aws.String(key)})
+		if err != nil {
+			t.Fatalf("get %s: %v", key, err)
+		}
+		got, err := io.ReadAll(out.Body)
+		out.Body.Close()
+		if err != nil || string(got) != data {
+			t.Fatalf("get %s: %q, %v; want %q", key, got, err, data)
+		}
+	}
+}
+
+// TestPresignExpiresValidation checks the answers to presigned URLs by
+// their X-Amz-Expires, as AWS gives them.
+func TestPresignExpiresValidation(t *testing.T) {
+	e := startServer(t)
+	c := createBucket(t, e, "exp")
+	if _, err := c.PutObject(t.Context(), &awss3.PutObjectInput{Bucket: aws.String("exp"), Key: aws.String("k"), Body: strings.NewReader("v")}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, tc := range []struct {
+		name    string
+		expires string
+		at      time.Time
+		status  int
+		code    string
+	}{
+		{"valid", "300", now, 200, ""},
+		{"zero", "0", now, 403, "AccessDenied"},
+		{"expired", "60", now.Add(-time.Hour), 403, "AccessDenied"},
+		{"over a week", "604801", now, 400, "AuthorizationQueryParametersError"},
+		{"not a number", "soon", now, 400, "AuthorizationQueryParametersError"},
+		{"negative", "-1", now, 400, "AuthorizationQueryParametersError"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := sdkPresigned(t, e.endpoint, "GET", "/exp/k", nil, tc.expires, tc.at)
+			status, body := roundTrip(t, e.endpoint, w.bytes())
+			if status != tc.status || tc.code != "" && !strings.Contains(body, "<Code>"+tc.code+"</Code>") {
+				t.Fatalf("X-Amz-Expires=%s: %d %s, want %d %s", tc.expires, status, body, tc.status, tc.code)
+			}
+			if status == 200 && body != "v" {
+				t.Fatalf("body %q, want %q", body, "v")
+			}
+		})
+	}
+}
