@@ -313,3 +313,94 @@ func TestPresignExpiresValidation(t *testing.T) {
 		})
 	}
 }
+
+// malformedBody is a request with a malformed body, for
+// TestMalformedBodies and the fuzz corpus replay.
+type malformedBody struct {
+	name   string
+	raw    string
+	status int
+	code   string
+}
+
+// malformedBodies returns PUTs of bucket/key (and a part of its multipart
+// upload uploadID, and a DeleteObjects) whose bodies are broken in their
+// HTTP chunked framing, their aws-chunked framing, or both.
+func malformedBodies(t *testing.T, endpoint, bucket, key, uploadID string) []malformedBody {
+	t.Helper()
+	path := "/" + bucket + "/" + key
+	sig := "chunk-signature=" + strings.Repeat("0", 64)
+	httpChunked := func(method, target, payloadHash, body string) string {
+		w := sdkSigned(t, endpoint, method, target, payloadHash, nil)
+		w.header = append(w.header, [2]string{"Transfer-Encoding", "chunked"})
+		w.body = body
+		return w.bytes()
+	}
+	awsChunked := func(mode, body string, te bool) string {
+		w := sdkSigned(t, endpoint, "PUT", path, mode, http.Header{"X-Amz-Decoded-Content-Length": {"3"}, "Content-Encoding": {"aws-chunked"}})
+		if te {
+			w.header = append(w.header, [2]string{"Transfer-Encoding", "chunked"})
+			w.body = body
+			return w.bytes()
+		}
+		return w.withBody(body).bytes()
+	}
+	const (
+		unsigned = "UNSIGNED-PAYLOAD"
+		ut       = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+		ss       = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+	)
+	sum := sha256.Sum256([]byte("abc"))
+	abcHash := hex.EncodeToString(sum[:])
+	return []malformedBody{
+		{"http: bad hex size", httpChunked("PUT", path, unsigned, "zz\r\nabc\r\n0\r\n\r\n"), 400, "IncompleteBody"},
+		{"http: negative size", httpChunked("PUT", path, unsigned, "-3\r\nabc\r\n0\r\n\r\n"), 400, "IncompleteBody"},
+		{"http: missing CRLF", httpChunked("PUT", path, unsigned, "3\r\nabcXX0\r\n\r\n"), 400, "IncompleteBody"},
+		{"http: size overflows", httpChunked("PUT", path, unsigned, "ffffffffffffffffff\r\nabc\r\n0\r\n\r\n"), 400, "IncompleteBody"},
+		{"http: size larger than body", httpChunked("PUT", path, unsigned, "7fffffffffffffff\r\nabc\r\n0\r\n\r\n"), 400, "IncompleteBody"},
+		{"http: bad trailer", httpChunked("PUT", path, unsigned, "3\r\nabc\r\n0\r\nbad trailer\r\n\r\n"), 400, "IncompleteBody"},
+		{"http: signed payload, bad framing", httpChunked("PUT", path, abcHash, "3\r\nabcXX0\r\n\r\n"), 400, "IncompleteBody"},
+		{"http: upload part", httpChunked("PUT", path+"?partNumber=1&uploadId="+uploadID, unsigned, "zz\r\n"), 400, "IncompleteBody"},
+		{"http: delete objects", httpChunked("POST", "/"+bucket+"?delete", unsigned, "zz\r\n"), 400, "IncompleteBody"},
+		{"aws: bad hex size", awsChunked(ut, "zz\r\nabc\r\n0\r\n\r\n", false), 400, "IncompleteBody"},
+		{"aws: missing CRLF", awsChunked(ut, "3\r\nabcXX0\r\n\r\n", false), 400, "IncompleteBody"},
+		{"aws: chunk header too long", awsChunked(ut, strings.Repeat("3", 5000), false), 400, "IncompleteBody"},
+		{"aws: bad trailer line", awsChunked(ut, "3\r\nabc\r\n0\r\nbad\r\n\r\n", false), 400, "IncompleteBody"},
+		{"aws: shorter than decoded length", awsChunked(ut, "2\r\nab\r\n0\r\n\r\n", false), 400, "IncompleteBody"},
+		{"aws: truncated", awsChunked(ut, "3\r\nab", false), 400, "IncompleteBody"},
+		{"aws: missing chunk signature", awsChunked(ss, "3\r\nabc\r\n0\r\n\r\n", false), 400, "IncompleteBody"},
+		{"aws: bad chunk signature", awsChunked(ss, "3;"+sig+"\r\nabc\r\n0;"+sig+"\r\n\r\n", false), 403, "SignatureDoesNotMatch"},
+		{"aws in http: bad aws framing", awsChunked(ut, "5\r\nzz\r\na\r\n0\r\n\r\n", true), 400, "IncompleteBody"},
+		{"aws in http: bad http framing", awsChunked(ut, "5\r\n3\r\nabcXX\r\n0\r\n\r\n", true), 400, "IncompleteBody"},
+	}
+}
+
+// TestMalformedBodies sends PUTs with broken HTTP chunked and aws-chunked
+// bodies over a raw socket: each is a client error, never a 500, and
+// stores nothing.
+func TestMalformedBodies(t *testing.T) {
+	e := startServer(t)
+	c := createBucket(t, e, "mal")
+	up, err := c.CreateMultipartUpload(t.Context(), &awss3.CreateMultipartUploadInput{Bucket: aws.String("mal"), Key: aws.String("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range malformedBodies(t, e.endpoint, "mal", "k", *up.UploadId) {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := roundTrip(t, e.endpoint, tc.raw)
+			if status != tc.status || !strings.Contains(body, "<Code>"+tc.code+"</Code>") {
+				t.Fatalf("got %d %s, want %d %s", status, body, tc.status, tc.code)
+			}
+			if meta := headMeta(t, c, "mal", "k"); meta != nil {
+				t.Fatalf("a malformed body stored an object")
+			}
+		})
+	}
+	parts, err := c.ListParts(t.Context(), &awss3.ListPartsInput{Bucket: aws.String("mal"), Key: aws.String("k"), UploadId: up.UploadId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parts.Parts) != 0 {
+		t.Fatalf("a malformed body stored %d parts", len(parts.Parts))
+	}
+}
