@@ -9,7 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -402,5 +405,156 @@ func TestMalformedBodies(t *testing.T) {
 	}
 	if len(parts.Parts) != 0 {
 		t.Fatalf("a malformed body stored %d parts", len(parts.Parts))
+	}
+}
+
+// fuzzCorpus reads the entries of a go fuzz corpus directory of s3/sigv4:
+// each entry's values, as their Go literals decode.
+func fuzzCorpus(t *testing.T, target string) map[string][]any {
+	t.Helper()
+	dir := filepath.Join("sigv4", "testdata", "fuzz", target)
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]any{}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) == 0 || lines[0] != "go test fuzz v1" {
+			t.Fatalf("%s: not a fuzz corpus entry", f.Name())
+		}
+		var vals []any
+		for _, l := range lines[1:] {
+			typ, lit, ok := strings.Cut(strings.TrimSuffix(l, ")"), "(")
+			if !ok {
+				t.Fatalf("%s: bad line %q", f.Name(), l)
+			}
+			switch typ {
+			case "uint8":
+				n, err := strconv.ParseUint(lit, 0, 8)
+				if err != nil {
+					t.Fatalf("%s: %v", f.Name(), err)
+				}
+				vals = append(vals, uint8(n))
+			case "string", "[]byte":
+				s, err := strconv.Unquote(lit)
+				if err != nil {
+					t.Fatalf("%s: %v", f.Name(), err)
+				}
+				vals = append(vals, s)
+			default:
+				t.Fatalf("%s: unsupported type %s", f.Name(), typ)
+			}
+		}
+		out[f.Name()] = vals
+	}
+	if len(out) == 0 {
+		t.Fatalf("empty corpus %s", dir)
+	}
+	return out
+}
+
+// roundTripHalfClose is roundTrip that closes the sending side after the
+// request, so that a server waiting for more body sees its end.
+func roundTripHalfClose(t *testing.T, endpoint, raw string) (int, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(endpoint, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	go func() {
+		io.WriteString(conn, raw) // the server may answer and close first
+		conn.(*net.TCPConn).CloseWrite()
+	}()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: strings.Fields(raw)[0]})
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// escapeTarget percent-encodes what may not appear in a request target.
+func escapeTarget(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '#' {
+			fmt.Fprintf(&b, "%%%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// TestFuzzCorpusNo5xx replays the fuzz corpora of s3/sigv4 against a
+// server: malformed aws-chunked bodies (in each payload mode, and as HTTP
+// chunked bodies), Authorization headers and presigned queries. No answer
+// may be a server error, and nothing is stored.
+func TestFuzzCorpusNo5xx(t *testing.T) {
+	e := startServer(t)
+	c := createBucket(t, e, "fuzz")
+	check := func(t *testing.T, what string, status int, body string) {
+		t.Helper()
+		if status >= 500 || status < 400 {
+			t.Errorf("%s: %d %.300s, want a 4xx", what, status, body)
+		}
+	}
+	modes := []struct {
+		content string
+		decoded int
+		trailer bool
+	}{
+		{"STREAMING-AWS4-HMAC-SHA256-PAYLOAD", 0, false}, {"STREAMING-AWS4-HMAC-SHA256-PAYLOAD", 100, false},
+		{"STREAMING-AWS4-HMAC-SHA256-PAYLOAD", 65537, false}, {"STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER", 100, true},
+		{"STREAMING-UNSIGNED-PAYLOAD-TRAILER", 0, true}, {"STREAMING-UNSIGNED-PAYLOAD-TRAILER", 100, true},
+	}
+	for name, vals := range fuzzCorpus(t, "FuzzBodyChunked") {
+		m := modes[int(vals[0].(uint8))%len(modes)]
+		enc := vals[1].(string)
+		hdr := http.Header{"X-Amz-Decoded-Content-Length": {fmt.Sprint(m.decoded)}, "Content-Encoding": {"aws-chunked"}}
+		if m.trailer {
+			hdr.Set("X-Amz-Trailer", "x-amz-checksum-crc32c")
+		}
+		w := sdkSigned(t, e.endpoint, "PUT", "/fuzz/k", m.content, hdr).withBody(enc)
+		status, body := roundTripHalfClose(t, e.endpoint, w.bytes())
+		check(t, name+" as aws-chunked", status, body)
+		w = sdkSigned(t, e.endpoint, "PUT", "/fuzz/k", "UNSIGNED-PAYLOAD", nil)
+		w.header = append(w.header, [2]string{"Transfer-Encoding", "chunked"})
+		w.body = enc
+		status, body = roundTripHalfClose(t, e.endpoint, w.bytes())
+		// A body that happens to be well-formed HTTP chunking is stored.
+		if status != 200 {
+			check(t, name+" as HTTP chunked", status, body)
+		}
+		c.DeleteObject(t.Context(), &awss3.DeleteObjectInput{Bucket: aws.String("fuzz"), Key: aws.String("k")})
+	}
+	oneLine := strings.NewReplacer("\r", " ", "\n", " ")
+	for name, vals := range fuzzCorpus(t, "FuzzVerifyHeader") {
+		w := wireRequest{method: "GET", target: "/fuzz/k", host: strings.TrimPrefix(e.endpoint, "http://")}
+		for i, h := range []string{"Authorization", "X-Amz-Date", "X-Amz-Content-Sha256"} {
+			if v := vals[i].(string); v != "" {
+				w.header = append(w.header, [2]string{h, oneLine.Replace(v)})
+			}
+		}
+		status, body := roundTripHalfClose(t, e.endpoint, w.bytes())
+		check(t, name, status, body)
+	}
+	for name, vals := range fuzzCorpus(t, "FuzzVerifyPresigned") {
+		for _, method := range []string{"GET", "PUT"} {
+			w := wireRequest{method: method, target: "/fuzz/k?" + escapeTarget(vals[0].(string)), host: strings.TrimPrefix(e.endpoint, "http://")}
+			status, body := roundTripHalfClose(t, e.endpoint, w.withBody("data").bytes())
+			check(t, name+" "+method, status, body)
+		}
+	}
+	if meta := headMeta(t, c, "fuzz", "k"); meta != nil {
+		t.Fatalf("the corpus stored an object")
 	}
 }
