@@ -48,11 +48,15 @@ func joinedHeader(h *fasthttp.RequestHeader, name string) string {
 func (op *operation) objectMetadata() map[string]string {
 	h := &op.r.fctx.Request.Header
 	m := map[string]string{}
-	for k := range h.All() {
-		name := strings.ToLower(string(k))
-		if strings.HasPrefix(name, metaPrefix) {
-			m[name] = joinedHeader(h, name)
+	vals := map[string][]string{}
+	for k, v := range h.All() {
+		if name := strings.ToLower(string(k)); strings.HasPrefix(name, metaPrefix) {
+			vals[name] = append(vals[name], strings.Trim(string(v), " \t"))
 		}
+	}
+	for name, vs := range vals {
+		// All values of a repeated header, as SigV4 signed them and AWS stores them.
+		m[name] = strings.Join(vs, ",")
 	}
 	for _, name := range storedHeaders {
 		if v := joinedHeader(h, name); v != "" {

@@ -291,9 +291,9 @@ func (s *Server) authenticate(ctx context.Context, r *request, resource string) 
 	h := &r.fctx.Request.Header
 	// The header lines as received: repeated headers are signed with all
 	// their values, and headers sent empty (Content-Type:) are present.
-	hl := make(sigv4.HeaderList, 0, 16)
+	var hl sigv4.HeaderList
 	for k, v := range h.AllInOrder() {
-		hl = append(hl, sigv4.HeaderField{Name: string(k), Value: string(v)})
+		hl.Add(string(k), string(v))
 	}
 	req := sigv4.Request{
 		Method:      string(r.fctx.Method()),

@@ -46,7 +46,7 @@ func checkSentinel(t *testing.T, err error) {
 
 // requestFromHeaderList adapts a client request to a sigv4.Request through
 // a HeaderList built from hl, the header lines as the server receives them.
-func requestFromHeaderList(req *http.Request, hl sigv4.HeaderList) *sigv4.Request {
+func requestFromHeaderList(req *http.Request, hl *sigv4.HeaderList) *sigv4.Request {
 	return &sigv4.Request{Method: req.Method, RawPath: req.URL.EscapedPath(), RawQuery: req.URL.RawQuery,
 		Host: req.URL.Host, Header: hl.Get, HeaderNames: hl.Names()}
 }
@@ -94,8 +94,8 @@ func FuzzVerifyHeader(f *testing.F) {
 	f.Add(good, date, "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
 	f.Add(good, date, strings.ToUpper(hash))
 	f.Fuzz(func(t *testing.T, auth, amzDate, contentSHA string) {
-		var hl sigv4.HeaderList
-		hl = append(hl, sigv4.HeaderField{Name: "Host", Value: req.URL.Host})
+		hl := &sigv4.HeaderList{}
+		hl.Add("Host", req.URL.Host)
 		for k, vs := range req.Header {
 			v := vs[0]
 			switch http.CanonicalHeaderKey(k) {
@@ -107,7 +107,7 @@ func FuzzVerifyHeader(f *testing.F) {
 				v = contentSHA
 			}
 			if v != "" {
-				hl = append(hl, sigv4.HeaderField{Name: k, Value: v})
+				hl.Add(k, v)
 			}
 		}
 		res, err := sigv4.Verify(t.Context(), requestFromHeaderList(req, hl), creds, signTime)
@@ -180,14 +180,11 @@ func FuzzCanonicalRequest(f *testing.F) {
 		req := newRequest(t, method, s3Path(path), query, nil)
 		req.Header.Set("X-Amz-Meta-Fuzz", hval)
 		awsSign(t, req, testSecret, sha256Hex(nil), signTime)
-		hl := sigv4.HeaderList{{Name: "Host", Value: req.URL.Host}}
-		for k, vs := range req.Header {
-			hl = append(hl, sigv4.HeaderField{Name: k, Value: vs[0]})
-		}
+		hl := headerList(req)
 		if _, err := sigv4.Verify(t.Context(), requestFromHeaderList(req, hl), creds, signTime); err != nil {
 			t.Fatalf("Verify of an SDK-signed %s %q ?%q meta %q: %v", method, req.URL.EscapedPath(), query, hval, err)
 		}
-		hl = append(hl, sigv4.HeaderField{Name: "x-amz-meta-fuzz", Value: "mallory"})
+		hl.Add("x-amz-meta-fuzz", "mallory")
 		_, err := sigv4.Verify(t.Context(), requestFromHeaderList(req, hl), creds, signTime)
 		if !errors.Is(err, sigv4.ErrSignatureDoesNotMatch) {
 			t.Fatalf("a value added to a signed header: got %v, want ErrSignatureDoesNotMatch", err)
@@ -295,10 +292,7 @@ func FuzzChunkedRoundTrip(f *testing.F) {
 			trailer = []string{"x-amz-checksum-crc32c:" + checksumB64(t, "crc32c", data)}
 		}
 		awsSign(t, req, testSecret, content, signTime)
-		hl := sigv4.HeaderList{{Name: "Host", Value: req.URL.Host}}
-		for k, vs := range req.Header {
-			hl = append(hl, sigv4.HeaderField{Name: k, Value: vs[0]})
-		}
+		hl := headerList(req)
 		res, err := sigv4.Verify(t.Context(), requestFromHeaderList(req, hl), creds, signTime)
 		if err != nil {
 			t.Fatalf("Verify: %v", err)
