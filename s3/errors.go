@@ -52,7 +52,7 @@ var (
 	ErrAuthHeaderMalformed   = &Error{http.StatusBadRequest, "AuthorizationHeaderMalformed", "The authorization header is malformed."}
 	ErrAuthQueryMalformed    = &Error{http.StatusBadRequest, "AuthorizationQueryParametersError", "Error parsing the X-Amz-Credential parameter."}
 	ErrContentSHA256Mismatch = &Error{http.StatusBadRequest, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed."}
-	ErrMalformedChunk        = &Error{http.StatusBadRequest, "IncompleteBody", "The aws-chunked body is malformed or its signature does not match."}
+	ErrMalformedChunk        = &Error{http.StatusBadRequest, "IncompleteBody", "The aws-chunked body is malformed or truncated."}
 	ErrNoSuchUpload          = &Error{http.StatusNotFound, "NoSuchUpload", "The specified multipart upload does not exist."}
 	ErrInvalidPart           = &Error{http.StatusBadRequest, "InvalidPart", "One or more of the specified parts could not be found or its entity tag did not match."}
 	ErrInvalidPartOrder      = &Error{http.StatusBadRequest, "InvalidPartOrder", "The list of parts was not in ascending order."}
@@ -94,7 +94,9 @@ var errorTable = []struct {
 	{sigv4.ErrAuthQueryMalformed, ErrAuthQueryMalformed},
 	{sigv4.ErrInvalidContentSHA256, ErrInvalidRequest},
 	{sigv4.ErrContentSHA256Mismatch, ErrContentSHA256Mismatch},
+	{sigv4.ErrChunkSignature, ErrSignatureDoesNotMatch},
 	{sigv4.ErrMalformedChunk, ErrMalformedChunk},
+	{sigv4.ErrIncompleteBody, ErrIncompleteBody},
 	{sigv4.ErrBadDigest, ErrBadDigest},
 	{sigv4.ErrUnsupportedChecksum, ErrInvalidRequest},
 	{context.DeadlineExceeded, ErrRequestTimeout},

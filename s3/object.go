@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/vaultaire/vaultaire/engine"
 )
 
@@ -27,19 +29,37 @@ const (
 	checksumPrefix = "x-amz-checksum-"
 )
 
+// joinedHeader returns the values of a repeated header joined with ",", as
+// SigV4 signs them (sigv4.HeaderList.Get) and AWS stores them.
+func joinedHeader(h *fasthttp.RequestHeader, name string) string {
+	vs := h.PeekAll(name)
+	if len(vs) == 1 {
+		return string(vs[0])
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = strings.Trim(string(v), " \t")
+	}
+	return strings.Join(out, ",")
+}
+
 // objectMetadata collects the metadata a PutObject or CopyObject REPLACE
 // stores: x-amz-meta-* and the standard headers, by lowercase name.
 func (op *operation) objectMetadata() map[string]string {
 	h := &op.r.fctx.Request.Header
 	m := map[string]string{}
+	vals := map[string][]string{}
 	for k, v := range h.All() {
-		name := strings.ToLower(string(k))
-		if strings.HasPrefix(name, metaPrefix) {
-			m[name] = string(v)
+		if name := strings.ToLower(string(k)); strings.HasPrefix(name, metaPrefix) {
+			vals[name] = append(vals[name], strings.Trim(string(v), " \t"))
 		}
 	}
+	for name, vs := range vals {
+		// All values of a repeated header, as SigV4 signed them and AWS stores them.
+		m[name] = strings.Join(vs, ",")
+	}
 	for _, name := range storedHeaders {
-		if v := string(h.Peek(name)); v != "" {
+		if v := joinedHeader(h, name); v != "" {
 			m[name] = v
 		}
 	}

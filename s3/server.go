@@ -289,17 +289,19 @@ func (s *Server) serve(ctx context.Context, r *request, cancel context.CancelFun
 // resource is the request's /bucket/key path as SigV2 presigned URLs sign it.
 func (s *Server) authenticate(ctx context.Context, r *request, resource string) (*sigv4.Result, string, error) {
 	h := &r.fctx.Request.Header
-	var names []string
-	for k := range h.All() {
-		names = append(names, string(k))
+	// The header lines as received: repeated headers are signed with all
+	// their values, and headers sent empty (Content-Type:) are present.
+	var hl sigv4.HeaderList
+	for k, v := range h.AllInOrder() {
+		hl.Add(string(k), string(v))
 	}
 	req := sigv4.Request{
 		Method:      string(r.fctx.Method()),
 		RawPath:     string(r.fctx.URI().PathOriginal()),
 		RawQuery:    string(r.fctx.URI().QueryString()),
 		Host:        string(r.fctx.Host()),
-		Header:      func(name string) string { return string(h.Peek(name)) },
-		HeaderNames: names,
+		Header:      hl.Get,
+		HeaderNames: hl.Names(),
 	}
 	var tenant string
 	creds := credentials(func(ctx context.Context, accessKey string) (string, error) {

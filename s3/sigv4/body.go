@@ -114,6 +114,10 @@ func (p *PayloadReader) readPlain(b []byte) (int, error) {
 	}
 	p.total += int64(n)
 	if err != io.EOF {
+		if err != nil {
+			// The connection, not the server, failed: a client error.
+			err = fmt.Errorf("%w: %w", ErrIncompleteBody, err)
+		}
 		return n, err
 	}
 	if p.sha != nil {
@@ -272,7 +276,7 @@ func (p *PayloadReader) verifyChunk(data, sig []byte) error {
 	sum := sha256.Sum256(data)
 	want := p.sign("AWS4-HMAC-SHA256-PAYLOAD", emptySHA256, sum[:])
 	if !hmac.Equal(sig, want) {
-		return fmt.Errorf("%w: chunk signature does not match at decoded offset %d", ErrMalformedChunk, p.total)
+		return fmt.Errorf("%w at decoded offset %d", ErrChunkSignature, p.total)
 	}
 	p.prevSig = want
 	return nil
@@ -413,7 +417,7 @@ func (p *PayloadReader) readTrailer() error {
 		}
 		sum := sha256.Sum256(canon)
 		if !hmac.Equal(sig, p.sign("AWS4-HMAC-SHA256-TRAILER", "", sum[:])) {
-			return fmt.Errorf("%w: trailer signature does not match", ErrMalformedChunk)
+			return fmt.Errorf("%w: trailer", ErrChunkSignature)
 		}
 	}
 	return nil

@@ -11,7 +11,9 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/minio/minio-go/v7/pkg/signer"
@@ -220,6 +222,11 @@ func TestBodyChunkedTampered(t *testing.T) {
 				if !errors.Is(err, sigv4.ErrMalformedChunk) {
 					t.Errorf("%s: got %v, want ErrMalformedChunk", tt.name, err)
 				}
+				// Well-formed chunks whose signatures do not match (a
+				// flipped signature digit may no longer be hex: framing).
+				if !strings.HasPrefix(tt.name, "signature") && !strings.HasPrefix(tt.name, "final") && !errors.Is(err, sigv4.ErrChunkSignature) {
+					t.Errorf("%s: got %v, want ErrChunkSignature", tt.name, err)
+				}
 				if !bytes.Equal(got, data[:tt.wantData]) {
 					t.Errorf("%s: released %d bytes, want the first %d", tt.name, len(got), tt.wantData)
 				}
@@ -322,5 +329,39 @@ func TestChecksumVectors(t *testing.T) {
 	h.Write(check)
 	if err := sigv4.CheckChecksum(h, base64.StdEncoding.EncodeToString(crc32.NewIEEE().Sum(nil))); !errors.Is(err, sigv4.ErrBadDigest) {
 		t.Errorf("CheckChecksum mismatch: got %v, want ErrBadDigest", err)
+	}
+}
+
+// TestBodyReadError checks that a body that cannot be read to its end
+// (broken HTTP framing, closed connection) is ErrIncompleteBody in the
+// plain modes and ErrMalformedChunk in the aws-chunked ones.
+func TestBodyReadError(t *testing.T) {
+	broken := errors.New("broken chunked framing")
+	data := payload(100)
+	plain := newRequest(t, "PUT", "/bucket/key", "", data)
+	awsSign(t, plain, testSecret, sha256Hex(data), signTime)
+	pr, _ := wire(t, plain)
+	r, enc, at := streamRequest(t, signedStream, data, nil)
+	for _, tt := range []struct {
+		name    string
+		req     *sigv4.Request
+		enc     []byte
+		at      time.Time
+		wantErr error
+	}{
+		{"signed hash", pr, data, signTime, sigv4.ErrIncompleteBody},
+		{"aws-chunked", r, enc, at, sigv4.ErrMalformedChunk},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := sigv4.Verify(t.Context(), tt.req, creds, tt.at)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			body := io.MultiReader(bytes.NewReader(tt.enc[:len(tt.enc)/2]), iotest.ErrReader(broken))
+			_, err = io.ReadAll(res.Body(body))
+			if !errors.Is(err, tt.wantErr) || !errors.Is(err, broken) && tt.wantErr == sigv4.ErrIncompleteBody {
+				t.Fatalf("got %v, want %v wrapping %v", err, tt.wantErr, broken)
+			}
+		})
 	}
 }

@@ -37,9 +37,18 @@
 //	n, err := io.Copy(dst, body) // an error here means: discard what was stored
 //
 // All errors wrap one of the exported sentinels (test with errors.Is); their
-// messages never contain secrets or signing keys.
+// messages never contain secrets or signing keys. A body that cannot be
+// read to its end (broken HTTP chunked framing, closed connection) is
+// [ErrIncompleteBody], a malformed aws-chunked body [ErrMalformedChunk],
+// and a chunk or trailer signature that does not match [ErrChunkSignature].
 //
 // # For the HTTP front end
+//
+// Fill Request.Header and Request.HeaderNames from the header lines as
+// received, with [HeaderList]: a repeated header is signed with all its
+// values joined with commas (store that joined value, as AWS does, so that
+// what is stored is what was signed), and a header sent with an empty
+// value is present in the canonical request.
 //
 // A request refused here still has its body on the connection: the caller
 // must drain it or close the connection before answering (fasthttp would

@@ -1,9 +1,13 @@
 package sigv4
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Errors returned by this package wrap exactly one of them
-// with detail; the s3 package maps each to an S3 error code.
+// with detail (ErrChunkSignature itself wraps ErrMalformedChunk); the s3
+// package maps each to an S3 error code.
 var (
 	// ErrAccessDenied means the request carries no SigV4 authentication
 	// (anonymous), or x-amz-* headers were sent without being signed.
@@ -33,11 +37,20 @@ var (
 	// ErrContentSHA256Mismatch means the payload's SHA-256 differs from
 	// x-amz-content-sha256 (S3 XAmzContentSHA256Mismatch).
 	ErrContentSHA256Mismatch = errors.New("sigv4: payload sha256 does not match x-amz-content-sha256")
-	// ErrMalformedChunk means the aws-chunked body is malformed, truncated,
-	// has a bad chunk or trailer signature, or its decoded length differs
-	// from x-amz-decoded-content-length (S3 IncompleteBody or
-	// InvalidRequest).
+	// ErrMalformedChunk means the aws-chunked body is malformed (chunk
+	// size, CRLF, chunk header or trailer syntax, sizes over the limits),
+	// truncated, has a bad chunk or trailer signature, or its decoded
+	// length differs from x-amz-decoded-content-length (S3 IncompleteBody).
 	ErrMalformedChunk = errors.New("sigv4: malformed aws-chunked body")
+	// ErrChunkSignature means a well-formed chunk or trailer signature of
+	// an aws-chunked body differs from the one computed (S3
+	// SignatureDoesNotMatch). It wraps ErrMalformedChunk.
+	ErrChunkSignature = fmt.Errorf("%w: chunk signature does not match", ErrMalformedChunk)
+	// ErrIncompleteBody means the request body could not be read to its
+	// end: the connection closed or timed out, or its HTTP framing
+	// (Transfer-Encoding: chunked) is broken (S3 IncompleteBody). Read
+	// errors of an aws-chunked body are ErrMalformedChunk instead.
+	ErrIncompleteBody = errors.New("sigv4: request body incomplete")
 	// ErrBadDigest means a flexible checksum (x-amz-checksum-*) does not
 	// match the payload (S3 BadDigest).
 	ErrBadDigest = errors.New("sigv4: checksum does not match payload")

@@ -12,7 +12,8 @@ import (
 // FuzzBodyChunked feeds arbitrary aws-chunked bodies to PayloadReaders
 // made from real minio-go signed requests. The decoder must never panic,
 // and in signed modes must never release bytes other than a prefix of the
-// payload that was signed, nor succeed with anything but all of it.
+// payload that was signed, nor succeed with anything but all of it, and
+// its errors wrap the package's sentinels.
 func FuzzBodyChunked(f *testing.F) {
 	type seed struct {
 		mode streamMode
@@ -40,6 +41,7 @@ func FuzzBodyChunked(f *testing.F) {
 	f.Fuzz(func(t *testing.T, which uint8, enc []byte) {
 		s := seeds[int(which)%len(seeds)]
 		got, err := io.ReadAll(s.res.Body(bytes.NewReader(enc)))
+		checkSentinel(t, err)
 		if s.mode == unsignedTrailerStream {
 			if err == nil && len(got) != len(s.data) {
 				t.Fatalf("decoded %d bytes without error, want %d", len(got), len(s.data))

@@ -54,11 +54,15 @@ type Request struct {
 	Host string
 	// Header returns the value of the named header, looked up
 	// case-insensitively, or "" if absent. If a header occurs more than
-	// once, Header must return the values, each trimmed, joined with ",".
+	// once, Header must return the values, each trimmed, joined with ","
+	// in the order received, and the front end must store that joined
+	// value too: the signature covers it. HeaderList.Get does this.
 	Header func(name string) string
 	// HeaderNames lists the names of all headers present, each once, in
-	// any case. It is used to refuse signed-but-absent headers and
-	// unsigned x-amz-* headers, and to find x-amz-checksum-* headers.
+	// any case, including headers present with an empty value (a signed
+	// "Content-Type:" is part of the canonical request). It is used to
+	// refuse signed-but-absent headers and unsigned x-amz-* headers, and
+	// to find x-amz-checksum-* headers. HeaderList.Names returns it.
 	HeaderNames []string
 }
 
@@ -262,14 +266,21 @@ func verifyPresigned(ctx context.Context, r *Request, query queryParams, creds C
 	if err != nil {
 		return nil, fmt.Errorf("%w: invalid X-Amz-Date", ErrAuthQueryMalformed)
 	}
+	// As AWS: a malformed or too long X-Amz-Expires is a malformed query
+	// (400); 0 is valid and already expired (403 AccessDenied).
 	expires, err := strconv.ParseInt(vals[3], 10, 64)
-	if err != nil || expires < 1 || expires > int64(MaxPresignExpiry/time.Second) {
-		return nil, fmt.Errorf("%w: X-Amz-Expires must be 1..%d seconds", ErrAuthQueryMalformed, int64(MaxPresignExpiry/time.Second))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%w: X-Amz-Expires should be a number", ErrAuthQueryMalformed)
+	case expires < 0:
+		return nil, fmt.Errorf("%w: X-Amz-Expires must be non-negative", ErrAuthQueryMalformed)
+	case expires > int64(MaxPresignExpiry/time.Second):
+		return nil, fmt.Errorf("%w: X-Amz-Expires must be less than a week (in seconds) that is %d", ErrAuthQueryMalformed, int64(MaxPresignExpiry/time.Second))
 	}
 	if t.Sub(now) > MaxClockSkew {
 		return nil, fmt.Errorf("%w: presigned request dated %s in the future", ErrRequestTimeTooSkewed, vals[2])
 	}
-	if now.After(t.Add(time.Duration(expires) * time.Second)) {
+	if expires == 0 || now.After(t.Add(time.Duration(expires)*time.Second)) {
 		return nil, fmt.Errorf("%w: expired at %s", ErrExpiredPresign, t.Add(time.Duration(expires)*time.Second).Format(time.RFC3339))
 	}
 	if p.date != vals[2][:8] {
@@ -535,11 +546,20 @@ func checkHeaders(r *Request, signed []string, sentinel error) error {
 	if r.Host == "" {
 		return fmt.Errorf("%w: missing Host", sentinel)
 	}
-	for _, h := range signed {
-		if h == "host" {
-			continue
+	present := func(h string) bool {
+		return slices.ContainsFunc(r.HeaderNames, func(n string) bool { return strings.EqualFold(n, h) })
+	}
+	if len(signed)*len(r.HeaderNames) > 256 {
+		// Thousands of signed headers and header lines fit in 64 KiB of
+		// headers: no quadratic scan before the signature is checked.
+		set := make(map[string]bool, len(r.HeaderNames))
+		for _, n := range r.HeaderNames {
+			set[strings.ToLower(n)] = true
 		}
-		if !slices.ContainsFunc(r.HeaderNames, func(n string) bool { return strings.EqualFold(n, h) }) {
+		present = func(h string) bool { return set[h] }
+	}
+	for _, h := range signed {
+		if h != "host" && !present(h) {
 			return fmt.Errorf("%w: signed header %.80q is absent", ErrSignatureDoesNotMatch, h)
 		}
 	}

@@ -249,7 +249,14 @@ func TestVerifyPresigned(t *testing.T) {
 		{name: "expired", path: "/bucket/key", expires: 900, now: signTime.Add(901 * time.Second), wantErr: sigv4.ErrExpiredPresign},
 		{name: "valid 7 days", path: "/bucket/key", expires: 604800, now: signTime.Add(6 * 24 * time.Hour)},
 		{name: "expires too long", path: "/bucket/key", expires: 604801, now: signTime, wantErr: sigv4.ErrAuthQueryMalformed},
-		{name: "expires zero", path: "/bucket/key", expires: 0, now: signTime, wantErr: sigv4.ErrAuthQueryMalformed},
+		{name: "expires zero", path: "/bucket/key", expires: 0, now: signTime, wantErr: sigv4.ErrExpiredPresign},
+		{name: "expires negative", path: "/bucket/key", expires: -1, now: signTime, wantErr: sigv4.ErrAuthQueryMalformed},
+		{name: "expires not a number", path: "/bucket/key", expires: 900, now: signTime, mutate: func(r *sigv4.Request) {
+			r.RawQuery = strings.Replace(r.RawQuery, "X-Amz-Expires=900", "X-Amz-Expires=9x", 1)
+		}, wantErr: sigv4.ErrAuthQueryMalformed},
+		{name: "expires empty", path: "/bucket/key", expires: 900, now: signTime, mutate: func(r *sigv4.Request) {
+			r.RawQuery = strings.Replace(r.RawQuery, "X-Amz-Expires=900", "X-Amz-Expires=", 1)
+		}, wantErr: sigv4.ErrAuthQueryMalformed},
 		{name: "future 14m", path: "/bucket/key", expires: 900, now: signTime.Add(-14 * time.Minute)},
 		{name: "future 16m", path: "/bucket/key", expires: 900, now: signTime.Add(-16 * time.Minute), wantErr: sigv4.ErrRequestTimeTooSkewed},
 		{name: "tampered path", path: "/bucket/key", expires: 900, now: signTime, mutate: func(r *sigv4.Request) { r.RawPath = "/bucket/other" }, wantErr: sigv4.ErrSignatureDoesNotMatch},
