@@ -100,7 +100,7 @@ func (op *operation) uploadBody(maxSize, artifacts int64) (*upload, error) {
 		}
 		u.opts.MD5 = b
 	}
-	body := op.auth.Body(op.r.fctx.RequestBodyStream())
+	body := op.auth.Body(op.r.bodyStream(op.s))
 	u.body = body
 	if op.auth.Checksum != "" {
 		u.checksum = checksumPrefix + strings.ToLower(op.auth.Checksum)
@@ -362,10 +362,8 @@ func (op *operation) getObject() error {
 			return err
 		}
 	}
-	fctx.SetBodyStream(struct {
-		io.Reader
-		io.Closer
-	}{br, body}, int(length))
+	op.r.sent = &sentCounter{Reader: br, Closer: body}
+	fctx.SetBodyStream(op.r.sent, int(length))
 	return nil
 }
 
