@@ -28,6 +28,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -188,6 +189,9 @@ func New(c Config) (*Server, error) {
 		Logger:                        fasthttpLogger{c.Logger},
 		HeaderReceived:                s.headerReceived,
 		ExpectHandler:                 s.expect,
+		ErrorHandler:                  s.parseError,
+		// fasthttp's errors quote the request otherwise, credentials too.
+		SecureErrorLogMessage: true,
 	}
 	return s, nil
 }
@@ -202,7 +206,35 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.http.ShutdownWit
 type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Debug("fasthttp", "msg", fmt.Sprintf(format, args...))
+	l.log.Debug("fasthttp", "msg", redact(fmt.Sprintf(format, args...)))
+}
+
+// secrets matches what must never be logged of a request: the
+// Authorization header's value and presigned URLs' signatures.
+var secrets = regexp.MustCompile(`(?i)(authorization\s*:\s*)[^\r\n]*|((?:x-amz-)?signature=)[^&\s"]*`)
+
+// redact removes request credentials from a log message.
+func redact(msg string) string {
+	return secrets.ReplaceAllString(msg, "${1}${2}REDACTED")
+}
+
+// parseError answers a request fasthttp could not read (malformed, too
+// large a header, or a body that stopped arriving before the handler)
+// with an S3 error; fasthttp closes the connection.
+func (s *Server) parseError(fctx *fasthttp.RequestCtx, err error) {
+	e := ErrInvalidRequest
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		e = ErrRequestTimeout
+	case errors.As(err, new(*fasthttp.ErrSmallBuffer)):
+		e = ErrHeadersTooLarge
+	}
+	id := newRequestID()
+	s.log.Debug("unreadable request", "id", id, "err", redact(err.Error()))
+	fctx.Response.Header.DisableNormalizing()
+	fctx.Response.Header.Set("x-amz-request-id", id)
+	writeXML(fctx, e.Status, errorBody{Code: e.Code, Message: e.Message, RequestID: id})
 }
 
 // request is one request in flight. It must not outlive the handler, but
@@ -315,10 +347,11 @@ func (c *sentCounter) Close() error {
 
 // lingerTimeout is how long a connection closed with its request body
 // unread keeps reading (and discarding) after the answer was sent, so
-// that the client reads the answer instead of a reset. maxDrain caps the
-// bytes read meanwhile.
+// that the client reads the answer instead of a reset; lingerIdle ends it
+// sooner when nothing more arrives, and maxDrain caps the bytes read.
 const (
 	lingerTimeout = 2 * time.Second
+	lingerIdle    = 500 * time.Millisecond
 	maxDrain      = 8 << 20
 )
 
@@ -352,8 +385,21 @@ func (s *Server) closeAfter(r *request) {
 		if cw, ok := raw.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
-		c.SetReadDeadline(time.Now().Add(lingerTimeout))
-		io.Copy(io.Discard, io.LimitReader(c, maxDrain))
+		end := time.Now().Add(lingerTimeout)
+		buf := make([]byte, 16<<10)
+		for n := 0; n < maxDrain; {
+			// A client that sends nothing more has read the answer by now.
+			d := time.Now().Add(lingerIdle)
+			if d.After(end) {
+				d = end
+			}
+			c.SetReadDeadline(d)
+			m, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			n += m
+		}
 	})
 }
 
@@ -379,9 +425,7 @@ func (b *rateReader) Read(p []byte) (int, error) {
 	b.got += int64(n)
 	if b.got >= b.min {
 		b.got = 0
-		if time.Until(b.deadline) < b.window-time.Second {
-			b.restart()
-		}
+		b.restart() // a timer update, no system call
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -445,7 +489,14 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 		h.Set(fasthttp.HeaderExpect, "100-continue")
 		return fasthttp.RequestConfig{}
 	}
-	return fasthttp.RequestConfig{ReadTimeout: s.cfg.BodyRateWindow}
+	// fasthttp reads the first min(size, 8 KiB) before the handler: give
+	// them the windows the minimum rate allows for them.
+	first := int64(8 << 10)
+	if n := h.ContentLength(); n > 0 {
+		first = min(first, int64(n))
+	}
+	windows := max(1, (first+s.cfg.BodyRateMin-1)/s.cfg.BodyRateMin)
+	return fasthttp.RequestConfig{ReadTimeout: time.Duration(windows) * s.cfg.BodyRateWindow}
 }
 
 // takePreflight returns the preflight of the request with header h,
