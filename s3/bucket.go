@@ -51,6 +51,9 @@ func (op *operation) dispatch() error {
 			return ErrNotImplemented
 		}
 	}
+	if _, err := contentMD5(&op.r.fctx.Request.Header); err != nil {
+		return err
+	}
 	// Buckets are unversioned: "null" is the only version there is.
 	if v, ok := op.query("versionId"); ok && v != "null" {
 		return ErrInvalidVersion

@@ -18,7 +18,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
@@ -770,8 +772,14 @@ func writeXML(fctx *fasthttp.RequestCtx, status int, v any) {
 	fctx.Response.SetBodyRaw(append([]byte(xml.Header), out...))
 }
 
-// readXMLBody reads and verifies a small XML request body into v.
+// readXMLBody reads and verifies a small XML request body into v: its
+// signature or x-amz-checksum-* as the request declared, and its
+// Content-MD5 if one was sent.
 func (op *operation) readXMLBody(v any) error {
+	want, err := contentMD5(&op.r.fctx.Request.Header)
+	if err != nil {
+		return err
+	}
 	body := op.auth.Body(op.r.bodyStream(op.s))
 	data, err := io.ReadAll(io.LimitReader(body, maxXMLBody+1))
 	if err != nil {
@@ -781,10 +789,41 @@ func (op *operation) readXMLBody(v any) error {
 		return ErrMalformedXML // the rest is unread: the connection closes
 	}
 	op.r.bodyDone = true
+	if sum := md5.Sum(data); want != nil && !bytes.Equal(sum[:], want) {
+		return ErrBadDigest
+	}
 	if err := xml.Unmarshal(data, v); err != nil {
 		return ErrMalformedXML
 	}
 	return nil
+}
+
+// contentMD5 returns the request's Content-MD5, nil if it has none, or
+// ErrInvalidDigest if it is not the base64 of 16 bytes (an empty header
+// included).
+func contentMD5(h *fasthttp.RequestHeader) ([]byte, error) {
+	v := h.Peek("Content-MD5")
+	if len(v) == 0 {
+		if hasHeader(h, "Content-MD5") {
+			return nil, ErrInvalidDigest
+		}
+		return nil, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(string(v))
+	if err != nil || len(b) != md5.Size {
+		return nil, ErrInvalidDigest
+	}
+	return b, nil
+}
+
+// hasHeader reports whether the request has the header name, even empty.
+func hasHeader(h *fasthttp.RequestHeader, name string) bool {
+	for k := range h.All() {
+		if strings.EqualFold(string(k), name) {
+			return true
+		}
+	}
+	return false
 }
 
 // drainBody reads and verifies a body the operation ignores, up to limit.
