@@ -396,3 +396,49 @@ func TestAnonymousFloodDoesNotStarveTenants(t *testing.T) {
 
 // lingerWait outlasts the server's lingering close (2 s).
 const lingerWait = 3 * time.Second
+
+// TestBytesInCountsWhatWasRead: the event of a refused request counts no
+// body bytes, whatever its headers declare; an upload's counts the bytes
+// read; a client's own "Expect: 100-continue" gets 100 only once it is
+// authenticated.
+func TestBytesInCountsWhatWasRead(t *testing.T) {
+	rec := &recorder{}
+	e := startServerWith(t, func(c *s3.Config) { c.Observer = rec })
+	ctx := t.Context()
+	c := e.client("ALICEKEY", "alicesecret")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("bytes")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, head := range []string{
+		"PUT /bytes/k HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nx-amz-decoded-content-length: 5000000000\r\n\r\n",
+		"PUT /bytes/k HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nx-amz-decoded-content-length: 5000000000\r\nExpect: 100-continue\r\n\r\n",
+	} {
+		conn := dial(t, e.endpoint)
+		io.WriteString(conn, head+strings.Repeat("x", 1000))
+		if got, _ := readAnswer(t, conn, 3*time.Second); !strings.HasPrefix(got, "HTTP/1.1 403 ") {
+			t.Fatalf("anonymous PUT: %q", got)
+		}
+		if ev := rec.last(t); ev.Status != 403 || ev.BytesIn != 0 || ev.Tenant != "" {
+			t.Errorf("anonymous PUT event: status %d, bytes_in %d, tenant %q; want 403, 0, none", ev.Status, ev.BytesIn, ev.Tenant)
+		}
+	}
+
+	// An authenticated upload with Expect: 100-continue.
+	conn := dial(t, e.endpoint)
+	br := bufio.NewReader(conn)
+	io.WriteString(conn, rawSigned(t, e.endpoint, "PUT", "/bytes/k", 3000, map[string]string{"Expect": "100-continue"}))
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		t.Fatalf("authenticated Expect: %q %v, want 100 Continue", line, err)
+	}
+	br.ReadString('\n') // the empty line ending the 100 response
+	io.WriteString(conn, strings.Repeat("y", 3000))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("authenticated PUT after 100: %v %v", resp, err)
+	}
+	if ev := rec.last(t); ev.Operation != "PutObject" || ev.BytesIn != 3000 || ev.Tenant != "alice" {
+		t.Errorf("PUT event: %s bytes_in %d tenant %q; want PutObject, 3000, alice", ev.Operation, ev.BytesIn, ev.Tenant)
+	}
+}
