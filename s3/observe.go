@@ -128,6 +128,8 @@ func operationName(r *request, bucket, key string) string {
 				return "GetBucketLocation"
 			case has("uploads"):
 				return "ListMultipartUploads"
+			case has("versions"):
+				return "ListObjectVersions"
 			case string(args.Peek("list-type")) == "2":
 				return "ListObjectsV2"
 			}
