@@ -30,7 +30,7 @@ type operation struct {
 // unsupported lists subresources this server does not implement: a request
 // naming one gets NotImplemented rather than a wrong answer.
 var unsupported = []string{
-	"acl", "accelerate", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
+	"accelerate", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
 	"legal-hold", "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls",
 	"policy", "policyStatus", "publicAccessBlock", "replication", "requestPayment", "restore",
 	"retention", "select", "tagging", "torrent", "versioning", "versions", "website", "attributes",
@@ -52,6 +52,18 @@ func (op *operation) dispatch() error {
 		}
 	}
 	if _, err := contentMD5(&op.r.fctx.Request.Header); err != nil {
+		return err
+	}
+	if _, ok := op.query("acl"); ok && op.bucket != "" && validBucketName(op.bucket) && len(op.key) <= engine.MaxKeyLen {
+		switch method {
+		case http.MethodGet:
+			return op.getACL()
+		case http.MethodPut:
+			return op.putACL()
+		}
+		return ErrMethodNotAllowed
+	}
+	if err := op.checkACLHeaders(); err != nil {
 		return err
 	}
 	// Buckets are unversioned: "null" is the only version there is.

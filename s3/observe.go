@@ -112,6 +112,14 @@ func operationName(r *request, bucket, key string) string {
 	switch {
 	case bucket == "":
 		return "ListBuckets"
+	case has("acl") && method == http.MethodGet && key == "":
+		return "GetBucketAcl"
+	case has("acl") && method == http.MethodGet:
+		return "GetObjectAcl"
+	case has("acl") && method == http.MethodPut && key == "":
+		return "PutBucketAcl"
+	case has("acl") && method == http.MethodPut:
+		return "PutObjectAcl"
 	case key == "":
 		switch method {
 		case http.MethodPut:
