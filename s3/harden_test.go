@@ -2,6 +2,7 @@ package s3_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -27,7 +28,7 @@ func readAnswer(t *testing.T, conn net.Conn, deadline time.Duration) (string, bo
 	t.Helper()
 	conn.SetReadDeadline(time.Now().Add(deadline))
 	b, err := io.ReadAll(conn)
-	return string(b), err == nil
+	return string(b), err == nil || errors.Is(err, syscall.ECONNRESET)
 }
 
 // badSignature changes the first hex digit of a request head's signature.
@@ -440,5 +441,29 @@ func TestBytesInCountsWhatWasRead(t *testing.T) {
 	}
 	if ev := rec.last(t); ev.Operation != "PutObject" || ev.BytesIn != 3000 || ev.Tenant != "alice" {
 		t.Errorf("PUT event: %s bytes_in %d tenant %q; want PutObject, 3000, alice", ev.Operation, ev.BytesIn, ev.Tenant)
+	}
+}
+
+// TestSlowHeadersCutOff: a client that never finishes its headers, even
+// sending a byte now and then, is cut off after HeaderTimeout.
+func TestSlowHeadersCutOff(t *testing.T) {
+	e := startServerWith(t, func(c *s3.Config) { c.HeaderTimeout = 500 * time.Millisecond })
+	conn := dial(t, e.endpoint)
+	start := time.Now()
+	io.WriteString(conn, "GET /b/k HTTP/1.1\r\nHost: x\r\n")
+	go func() {
+		for range 20 {
+			time.Sleep(100 * time.Millisecond)
+			if _, err := io.WriteString(conn, "X"); err != nil {
+				return
+			}
+		}
+	}()
+	got, closed := readAnswer(t, conn, 5*time.Second)
+	if took := time.Since(start); !closed || took > 2*time.Second {
+		t.Fatalf("closed %v after %v, want closed within about 500 ms", closed, took)
+	}
+	if got != "" && !strings.Contains(got, "<Code>RequestTimeout</Code>") {
+		t.Errorf("answer %q, want none or RequestTimeout", got)
 	}
 }

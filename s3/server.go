@@ -7,8 +7,21 @@
 //
 // Request bodies are streamed (fasthttp StreamRequestBody) straight into the
 // engine and responses are streamed out of it; no object is ever held in
-// memory. A request refused before its body was read closes the connection,
-// so unread body bytes can never be parsed as a next request.
+// memory.
+//
+// No body is read before its request is authenticated. A request with a
+// body is routed, authenticated and rate-limited from its headers alone,
+// as soon as they arrive (headerReceived), before fasthttp reads any of
+// the body; a client's "Expect: 100-continue" is answered only then. A
+// request refused there, or later before its body was read to the end, is
+// answered at once and its connection closed: the server sends the answer,
+// shuts its side down and discards what the client still sends for at
+// most two seconds (a lingering close), so unread body bytes are never
+// parsed as a next request and no connection waits on a body nobody will
+// read. An admitted body must keep arriving at Config.BodyRateMin bytes
+// per Config.BodyRateWindow; headers must arrive within
+// Config.HeaderTimeout. A request with both Content-Length and
+// Transfer-Encoding is refused (RFC 9112 §6.1).
 //
 // Paths under /_vault/ are reserved for the node itself: /_vault/health
 // (unauthenticated) and /_vault/admin/... (root credentials only).
