@@ -467,3 +467,31 @@ func TestSlowHeadersCutOff(t *testing.T) {
 		t.Errorf("answer %q, want none or RequestTimeout", got)
 	}
 }
+
+// TestBrokenBodyIs400: an upload whose HTTP framing breaks mid-body (bad
+// chunk size, connection closed early) is the client's error, not a 500.
+func TestBrokenBodyIs400(t *testing.T) {
+	e := startServer(t)
+	ctx := t.Context()
+	c := e.client("ALICEKEY", "alicesecret")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("broken")}); err != nil {
+		t.Fatal(err)
+	}
+	chunked := strings.Replace(rawSigned(t, e.endpoint, "PUT", "/broken/k", 0, nil), "Content-Length: 0\r\n", "Transfer-Encoding: chunked\r\n", 1)
+	for _, tc := range []struct{ name, request string }{
+		{"bad chunk size", chunked + "zz\r\nabc\r\n"},
+		{"chunked, cut short", chunked + "5\r\nabc"},
+		{"Content-Length, cut short", rawSigned(t, e.endpoint, "PUT", "/broken/k", 100, nil) + "abc"},
+	} {
+		conn := dial(t, e.endpoint)
+		io.WriteString(conn, tc.request)
+		conn.(interface{ CloseWrite() error }).CloseWrite()
+		got, _ := readAnswer(t, conn, 5*time.Second)
+		if !strings.HasPrefix(got, "HTTP/1.1 400 ") || !strings.Contains(got, "<Code>IncompleteBody</Code>") {
+			t.Errorf("%s: %q, want 400 IncompleteBody", tc.name, got)
+		}
+	}
+	if _, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("broken"), Key: aws.String("k")}); apiCode(err) != "NotFound" {
+		t.Errorf("a broken upload was stored: %v", err)
+	}
+}

@@ -244,6 +244,8 @@ func (s *Server) parseError(fctx *fasthttp.RequestCtx, err error) {
 		e = ErrRequestTimeout
 	case errors.As(err, new(*fasthttp.ErrSmallBuffer)):
 		e = ErrHeadersTooLarge
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		e = ErrIncompleteBody // the connection ended inside the first body bytes
 	}
 	id := newRequestID()
 	s.log.Debug("unreadable request", "id", id, "err", redact(err.Error()))
@@ -419,8 +421,9 @@ func (s *Server) closeAfter(r *request) {
 }
 
 // rateReader reads a request body from the connection, failing with
-// RequestTimeout when fewer than min bytes arrive in a window. It counts
-// the bytes read.
+// RequestTimeout when fewer than min bytes arrive in a window, and with
+// IncompleteBody when the connection fails otherwise (closed early, broken
+// HTTP chunked framing). It counts the bytes read.
 type rateReader struct {
 	r        io.Reader
 	conn     net.Conn // its read deadline is the end of the window
@@ -443,8 +446,14 @@ func (b *rateReader) Read(p []byte) (int, error) {
 		b.restart() // a timer update, no system call
 	}
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return n, fmt.Errorf("s3: request body: fewer than %d bytes in %v: %w", b.min, b.window, ErrRequestTimeout)
+	switch {
+	case err == nil, err == io.EOF:
+	case errors.As(err, &ne) && ne.Timeout():
+		err = fmt.Errorf("s3: request body: fewer than %d bytes in %v: %w", b.min, b.window, ErrRequestTimeout)
+	default:
+		// The connection ended early or its chunked framing is broken:
+		// the client's doing, not a server error.
+		err = fmt.Errorf("s3: request body: %w: %w", ErrIncompleteBody, err)
 	}
 	return n, err
 }
