@@ -501,7 +501,7 @@ type preflight struct {
 // answers it; if it is admitted, the body's first bytes must arrive within
 // the body rate window.
 func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	if !hasBody(h) && !framingConflict(h) {
+	if !hasBody(h) {
 		s.preflights.Delete(h) // a leftover of a request that failed to parse
 		return fasthttp.RequestConfig{}
 	}
@@ -582,22 +582,47 @@ func framingConflict(h *fasthttp.RequestHeader) bool {
 	return false
 }
 
-// requestTarget returns the host, raw path and raw query of a request,
-// from its request line (origin or absolute form) and Host header.
+// requestTarget returns the host, raw path and raw query of a request
+// exactly as fasthttp's URI parsing finds them (URI().Host(),
+// PathOriginal(), QueryString()), which is what the request is routed and
+// its query read by: from the request line (origin or absolute form) and
+// the Host header, the host lowercased.
 func requestTarget(h *fasthttp.RequestHeader) (host, path, query string) {
 	uri := string(h.RequestURI())
 	host = string(h.Host())
-	if !strings.HasPrefix(uri, "/") {
-		if _, rest, ok := strings.Cut(uri, "://"); ok {
-			authority, p, found := strings.Cut(rest, "/")
-			host, uri = authority, "/"+p
-			if !found {
-				uri = "/"
+	if host == "" || strings.Contains(uri, "://") {
+		// fasthttp's splitHostURI.
+		if n := strings.Index(uri, "//"); n >= 0 && !strings.Contains(uri[:n], "/") {
+			rest := uri[n+2:]
+			end := -1
+			for _, c := range "/?#" {
+				if i := strings.IndexRune(rest, c); i >= 0 && (end < 0 || i < end) {
+					end = i
+				}
+			}
+			if end < 0 {
+				host, uri = rest, "/"
+			} else {
+				host, uri = rest[:end], rest[end:]
 			}
 		}
 	}
-	uri, _, _ = strings.Cut(uri, "#")
-	path, query, _ = strings.Cut(uri, "?")
+	if i := strings.LastIndexByte(host, '@'); i >= 0 {
+		host = host[i+1:]
+	}
+	host = strings.ToLower(host)
+	q, f := strings.IndexByte(uri, '?'), strings.IndexByte(uri, '#')
+	switch {
+	case q >= 0 && (f < 0 || q < f):
+		path, query = uri[:q], uri[q+1:]
+		if f >= 0 {
+			query = uri[q+1 : f]
+		}
+	case f >= 0:
+		path = uri[:f]
+	default:
+		path = uri
+	}
 	return host, path, query
 }
 
