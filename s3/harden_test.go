@@ -2,6 +2,7 @@ package s3_test
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/driver/drivertest"
+	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/internal/testnode"
+	"github.com/vaultaire/vaultaire/placement"
 	"github.com/vaultaire/vaultaire/s3"
 )
 
@@ -498,5 +504,72 @@ func TestBrokenBodyIs400(t *testing.T) {
 	}
 	if _, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("broken"), Key: aws.String("k")}); apiCode(err) != "NotFound" {
 		t.Errorf("a broken upload was stored: %v", err)
+	}
+}
+
+// slowTopology serves the drives of a Topology through drivertest.Faulty.
+type slowTopology struct {
+	engine.Topology
+	mu      sync.Mutex
+	latency time.Duration
+	faulty  map[placement.DriveID]*drivertest.Faulty
+}
+
+func (s *slowTopology) Drive(id placement.DriveID) (driver.Driver, error) {
+	d, err := s.Topology.Drive(id)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.faulty[id]
+	if !ok {
+		f = drivertest.NewFaulty(d)
+		f.SetLatency(s.latency)
+		s.faulty[id] = f
+	}
+	return f, nil
+}
+
+func (s *slowTopology) setLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+	for _, f := range s.faulty {
+		f.SetLatency(d)
+	}
+}
+
+// TestSlowServerDoesNotFailClient: the minimum body rate counts only the
+// time the server waits for the client: a server slow to take the body
+// (slow drives) does not cut off a client that sent it all at once.
+func TestSlowServerDoesNotFailClient(t *testing.T) {
+	topo := &slowTopology{faulty: map[placement.DriveID]*drivertest.Faulty{}}
+	n := testnode.StartWith(t, func(c *engine.Config) {
+		topo.Topology = c.Topology
+		c.Topology = topo
+	}, func(c *s3.Config) {
+		c.BodyRateWindow = 300 * time.Millisecond
+		c.BodyRateMin = 4096
+	})
+	e := &env{endpoint: n.Endpoint, eng: n.Engine}
+	ctx := t.Context()
+	c := e.client("ALICEKEY", "alicesecret")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("slowdisk")}); err != nil {
+		t.Fatal(err)
+	}
+	topo.setLatency(400 * time.Millisecond)
+	data := randBytes(9, 6<<20)
+	start := time.Now()
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("slowdisk"), Key: aws.String("k"), Body: bytes.NewReader(data)}); err != nil {
+		t.Fatalf("PutObject through slow drives: %v", err)
+	}
+	if took := time.Since(start); took < time.Second {
+		t.Fatalf("PutObject took %v: the drives were not slow", took)
+	}
+	topo.setLatency(0)
+	head, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("slowdisk"), Key: aws.String("k")})
+	if err != nil || aws.ToInt64(head.ContentLength) != int64(len(data)) {
+		t.Fatalf("HeadObject: %v %v", head, err)
 	}
 }

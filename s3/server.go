@@ -421,29 +421,31 @@ func (s *Server) closeAfter(r *request) {
 }
 
 // rateReader reads a request body from the connection, failing with
-// RequestTimeout when fewer than min bytes arrive in a window, and with
-// IncompleteBody when the connection fails otherwise (closed early, broken
-// HTTP chunked framing). It counts the bytes read.
+// RequestTimeout when fewer than min bytes arrive in a window of time spent
+// waiting for them, and with IncompleteBody when the connection fails
+// otherwise (closed early, broken HTTP chunked framing). Only time blocked
+// in Read counts: a server slow to consume the body (a busy disk) never
+// fails its client. It counts the bytes read.
 type rateReader struct {
-	r        io.Reader
-	conn     net.Conn // its read deadline is the end of the window
-	window   time.Duration
-	min      int64
-	got      int64     // bytes in the current window
-	deadline time.Time // the read deadline set on conn
-	total    int64     // bytes read, in bytes
+	r      io.Reader
+	conn   net.Conn // its read deadline ends the window
+	window time.Duration
+	min    int64
+	got    int64         // bytes in the current window
+	waited time.Duration // time spent in Read in the current window
+	total  int64         // bytes read, in bytes
 }
 
 func (b *rateReader) Read(p []byte) (int, error) {
-	if b.deadline.IsZero() {
-		b.restart()
+	start := time.Now()
+	if b.conn != nil {
+		b.conn.SetReadDeadline(start.Add(b.window - b.waited)) // a timer update, no system call
 	}
 	n, err := b.r.Read(p)
+	b.waited += time.Since(start)
 	b.total += int64(n)
-	b.got += int64(n)
-	if b.got >= b.min {
-		b.got = 0
-		b.restart() // a timer update, no system call
+	if b.got += int64(n); b.got >= b.min {
+		b.got, b.waited = 0, 0
 	}
 	var ne net.Error
 	switch {
@@ -456,13 +458,6 @@ func (b *rateReader) Read(p []byte) (int, error) {
 		err = fmt.Errorf("s3: request body: %w: %w", ErrIncompleteBody, err)
 	}
 	return n, err
-}
-
-func (b *rateReader) restart() {
-	b.deadline = time.Now().Add(b.window)
-	if b.conn != nil {
-		b.conn.SetReadDeadline(b.deadline)
-	}
 }
 
 // bodyStream returns the request body as received, read under the
