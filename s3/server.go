@@ -46,7 +46,9 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 
@@ -159,6 +161,9 @@ func (c *Config) Validate() error {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 30 * time.Second
 	}
+	if c.BodyRateWindow < 0 || c.BodyRateMin < 0 {
+		return errors.New("s3: BodyRateWindow and BodyRateMin must not be negative")
+	}
 	if c.BodyRateWindow == 0 {
 		c.BodyRateWindow = 30 * time.Second
 	}
@@ -173,14 +178,59 @@ func (c *Config) Validate() error {
 
 // Server serves the S3 API.
 type Server struct {
-	cfg  Config
-	log  *slog.Logger
-	http *fasthttp.Server
-	// preflights holds the preflight of each request with a body, decided
-	// when its headers arrived, until its handler takes it: keyed by the
-	// request's header, which is unique per connection in flight.
-	preflights sync.Map // *fasthttp.RequestHeader → *preflight
+	cfg        Config
+	log        *slog.Logger
+	http       *fasthttp.Server
+	preflights preflights
 }
+
+// preflights holds the preflight of each request with a body, decided when
+// its headers arrived, until its handler takes it. It is keyed by the
+// address of the request's header, unique among connections in flight; an
+// address does not keep the request alive, and every request with a body
+// stores its own entry before anything reads one, so an entry left behind
+// by a request fasthttp dropped (a broken body) is never taken by another:
+// such entries are deleted by the ErrorHandler, or swept once old.
+type preflights struct {
+	m      sync.Map // uintptr → *preflight
+	stores atomic.Int64
+}
+
+// preflightMaxAge is the age past which an entry is a leftover: far longer
+// than fasthttp takes from a request's headers to its handler.
+const preflightMaxAge = 10 * time.Minute
+
+func headerKey(h *fasthttp.RequestHeader) uintptr { return uintptr(unsafe.Pointer(h)) }
+
+func (p *preflights) store(h *fasthttp.RequestHeader, pf *preflight) {
+	p.m.Store(headerKey(h), pf)
+	if p.stores.Add(1)%4096 == 0 {
+		p.m.Range(func(k, v any) bool {
+			if time.Since(v.(*preflight).at) > preflightMaxAge {
+				p.m.Delete(k)
+			}
+			return true
+		})
+	}
+}
+
+func (p *preflights) load(h *fasthttp.RequestHeader) (*preflight, bool) {
+	v, ok := p.m.Load(headerKey(h))
+	if !ok {
+		return nil, false
+	}
+	return v.(*preflight), true
+}
+
+func (p *preflights) take(h *fasthttp.RequestHeader) (*preflight, bool) {
+	v, ok := p.m.LoadAndDelete(headerKey(h))
+	if !ok {
+		return nil, false
+	}
+	return v.(*preflight), true
+}
+
+func (p *preflights) delete(h *fasthttp.RequestHeader) { p.m.Delete(headerKey(h)) }
 
 // New returns a Server for c.
 func New(c Config) (*Server, error) {
@@ -247,6 +297,7 @@ func (s *Server) parseError(fctx *fasthttp.RequestCtx, err error) {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		e = ErrIncompleteBody // the connection ended inside the first body bytes
 	}
+	s.preflights.delete(&fctx.Request.Header)
 	id := newRequestID()
 	s.log.Debug("unreadable request", "id", id, "err", redact(err.Error()))
 	fctx.Response.Header.DisableNormalizing()
@@ -487,6 +538,7 @@ type preflight struct {
 	tenant      string
 	retryAfter  time.Duration // refused by the Limiter
 	err         error
+	at          time.Time // when it was decided
 }
 
 // headerReceived runs when a request's headers have arrived, before
@@ -497,13 +549,13 @@ type preflight struct {
 // the body rate window.
 func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	if !hasBody(h) {
-		s.preflights.Delete(h) // a leftover of a request that failed to parse
+		s.preflights.delete(h) // a leftover of a request fasthttp dropped
 		return fasthttp.RequestConfig{}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
 	pf := s.preflight(ctx, h)
-	s.preflights.Store(h, pf)
+	s.preflights.store(h, pf)
 	if pf.err != nil || pf.retryAfter > 0 {
 		h.Set(fasthttp.HeaderExpect, "100-continue")
 		return fasthttp.RequestConfig{}
@@ -521,8 +573,8 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 // takePreflight returns the preflight of the request with header h,
 // deciding it now if headerReceived did not.
 func (s *Server) takePreflight(ctx context.Context, h *fasthttp.RequestHeader) *preflight {
-	if v, ok := s.preflights.LoadAndDelete(h); ok {
-		return v.(*preflight)
+	if pf, ok := s.preflights.take(h); ok {
+		return pf
 	}
 	return s.preflight(ctx, h)
 }
@@ -532,18 +584,17 @@ func (s *Server) takePreflight(ctx context.Context, h *fasthttp.RequestHeader) *
 // else the refusal, at once, closing the connection.
 func (s *Server) expect(fctx *fasthttp.RequestCtx) int {
 	h := &fctx.Request.Header
-	v, ok := s.preflights.Load(h)
+	pf, ok := s.preflights.load(h)
 	if !ok {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
-		v = s.preflight(ctx, h)
+		pf = s.preflight(ctx, h)
 		cancel()
-		s.preflights.Store(h, v)
+		s.preflights.store(h, pf)
 	}
-	pf := v.(*preflight)
 	if pf.err == nil && pf.retryAfter == 0 {
 		return fasthttp.StatusContinue
 	}
-	s.preflights.Delete(h)
+	s.preflights.delete(h)
 	r := s.begin(fctx)
 	r.ev.Bucket, r.ev.Key, r.ev.Tenant = pf.bucket, pf.key, pf.tenant
 	err := pf.err
@@ -625,7 +676,7 @@ func requestTarget(h *fasthttp.RequestHeader) (host, path, query string) {
 // the Limiter whether it may proceed.
 func (s *Server) preflight(ctx context.Context, h *fasthttp.RequestHeader) *preflight {
 	host, path, query := requestTarget(h)
-	pf := &preflight{path: path}
+	pf := &preflight{path: path, at: time.Now()}
 	if framingConflict(h) {
 		pf.err = errFraming
 		return pf
