@@ -51,8 +51,8 @@
 //	bucket       string  container, "" if none
 //	key          string  artifact key, "" if none
 //	key_base64   string  only when key is not valid UTF-8: its exact bytes
-//	bytes_in     number  request body bytes
-//	bytes_out    number  response body bytes
+//	bytes_in     number  request body bytes read (as received; 0 when refused unread)
+//	bytes_out    number  response body bytes sent (less than the object for a cut-off GET)
 //	object_size  number  size of the artifact read or written, -1 if none
 //	status       number  HTTP status
 //	error_code   string  S3 error code, "" on success

@@ -164,7 +164,9 @@ func (s *Server) adminTenants(ctx context.Context, r *request, name string) erro
 
 // authorizeRoot verifies r's signature and refuses any caller but root.
 func (s *Server) authorizeRoot(ctx context.Context, r *request) error {
-	auth, tenant, err := s.authenticate(ctx, r, string(r.fctx.URI().PathOriginal()))
+	h := &r.fctx.Request.Header
+	host, path, query := requestTarget(h)
+	auth, tenant, err := s.authenticate(ctx, h, host, path, query, path)
 	if err != nil {
 		return err
 	}
@@ -215,9 +217,9 @@ func (s *Server) adminLimits(ctx context.Context, r *request, path string) error
 	}
 	name, what, _ := strings.Cut(path, "/")
 	var l TenantLimits
-	body, err := io.ReadAll(io.LimitReader(r.auth.Body(r.fctx.RequestBodyStream()), 4<<10))
-	r.bodyDone = true
-	if err != nil || json.Unmarshal(body, &l) != nil || l.RPS < 0 || l.Burst < 0 || l.MaxBytes < 0 || l.MaxArtifacts < 0 {
+	body, err := io.ReadAll(io.LimitReader(r.auth.Body(r.bodyStream(s)), 4<<10+1))
+	r.bodyDone = err == nil && len(body) <= 4<<10 // else the connection closes
+	if err != nil || len(body) > 4<<10 || json.Unmarshal(body, &l) != nil || l.RPS < 0 || l.Burst < 0 || l.MaxBytes < 0 || l.MaxArtifacts < 0 {
 		return &Error{http.StatusBadRequest, "InvalidArgument", "Want a JSON object of non-negative limits."}
 	}
 	if what == "rate" {

@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/xml"
+	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -30,7 +30,7 @@ type operation struct {
 // unsupported lists subresources this server does not implement: a request
 // naming one gets NotImplemented rather than a wrong answer.
 var unsupported = []string{
-	"acl", "accelerate", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
+	"accelerate", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
 	"legal-hold", "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls",
 	"policy", "policyStatus", "publicAccessBlock", "replication", "requestPayment", "restore",
 	"retention", "select", "tagging", "torrent", "versioning", "versions", "website", "attributes",
@@ -47,9 +47,24 @@ func (op *operation) query(name string) (string, bool) {
 func (op *operation) dispatch() error {
 	method := string(op.r.fctx.Method())
 	for _, sub := range unsupported {
-		if _, ok := op.query(sub); ok {
+		if _, ok := op.query(sub); ok && !(sub == "versions" && op.key == "" && method == http.MethodGet) {
 			return ErrNotImplemented
 		}
+	}
+	if _, err := contentMD5(&op.r.fctx.Request.Header); err != nil {
+		return err
+	}
+	if _, ok := op.query("acl"); ok && op.bucket != "" && validBucketName(op.bucket) && len(op.key) <= engine.MaxKeyLen {
+		switch method {
+		case http.MethodGet:
+			return op.getACL()
+		case http.MethodPut:
+			return op.putACL()
+		}
+		return ErrMethodNotAllowed
+	}
+	if err := op.checkACLHeaders(); err != nil {
+		return err
 	}
 	// Buckets are unversioned: "null" is the only version there is.
 	if v, ok := op.query("versionId"); ok && v != "null" {
@@ -80,6 +95,9 @@ func (op *operation) dispatch() error {
 			}
 			if _, ok := op.query("uploads"); ok {
 				return op.listUploads()
+			}
+			if _, ok := op.query("versions"); ok {
+				return op.listVersions()
 			}
 			if v, _ := op.query("list-type"); v == "2" {
 				return op.listObjects(true)
@@ -262,58 +280,167 @@ type commonPrefix struct {
 	Prefix string `xml:"Prefix"`
 }
 
-// encodeKey applies encoding-type=url: percent-encoding with '/' kept.
+// encodeKey applies encoding-type=url as S3 does, the same for every
+// listing: url.QueryEscape (a space becomes '+', '+' becomes %2B) but for
+// '/' and '*', which stay as they are, and '~', which is escaped.
+// Clients decode it with a query unescape.
 func encodeKey(s string, enabled bool) string {
 	if !enabled {
 		return s
 	}
-	return strings.ReplaceAll(url.PathEscape(s), "+", "%2B")
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '-', c == '_', c == '.', c == '/', c == '*':
+			b.WriteByte(c)
+		case c == ' ':
+			b.WriteByte('+')
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// listParams are the parameters common to the object listings.
+type listParams struct {
+	maxKeys   int
+	urlEnc    bool
+	enc       string
+	prefix    string
+	delimiter string
+}
+
+func (op *operation) listParams() (listParams, error) {
+	p := listParams{maxKeys: 1000}
+	if v, ok := op.query("max-keys"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return p, ErrInvalidArgument
+		}
+		p.maxKeys = min(n, 1000)
+	}
+	p.enc, _ = op.query("encoding-type")
+	if p.enc != "" && p.enc != "url" {
+		return p, ErrInvalidArgument
+	}
+	p.urlEnc = p.enc == "url"
+	p.prefix, _ = op.query("prefix")
+	p.delimiter, _ = op.query("delimiter")
+	return p, nil
+}
+
+// list returns a page of the listing after after, or an empty page of an
+// existing container for max-keys=0.
+func (op *operation) list(p listParams, after string) (engine.ListResult, error) {
+	if p.maxKeys == 0 {
+		_, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket)
+		return engine.ListResult{}, err
+	}
+	return op.s.cfg.Engine.List(op.ctx, op.tenant, op.bucket, engine.ListOptions{Prefix: p.prefix, Delimiter: p.delimiter, After: after, Limit: p.maxKeys})
+}
+
+type listVersionsResult struct {
+	XMLName             xml.Name       `xml:"ListVersionsResult"`
+	Xmlns               string         `xml:"xmlns,attr"`
+	Name                string         `xml:"Name"`
+	Prefix              string         `xml:"Prefix"`
+	KeyMarker           string         `xml:"KeyMarker"`
+	VersionIDMarker     string         `xml:"VersionIdMarker"`
+	NextKeyMarker       string         `xml:"NextKeyMarker,omitempty"`
+	NextVersionIDMarker string         `xml:"NextVersionIdMarker,omitempty"`
+	MaxKeys             int            `xml:"MaxKeys"`
+	Delimiter           string         `xml:"Delimiter,omitempty"`
+	EncodingType        string         `xml:"EncodingType,omitempty"`
+	IsTruncated         bool           `xml:"IsTruncated"`
+	Versions            []versionEntry `xml:"Version"`
+	CommonPrefixes      []commonPrefix `xml:"CommonPrefixes"`
+}
+
+type versionEntry struct {
+	Key          string `xml:"Key"`
+	VersionID    string `xml:"VersionId"`
+	IsLatest     bool   `xml:"IsLatest"`
+	LastModified string `xml:"LastModified"`
+	ETag         string `xml:"ETag"`
+	Size         int64  `xml:"Size"`
+	Owner        owner  `xml:"Owner"`
+	StorageClass string `xml:"StorageClass"`
+}
+
+// listVersions serves ListObjectVersions. Buckets are unversioned: every
+// object is its only version, "null", and the latest. A version-id-marker
+// can only be "null", so paging resumes after the key marker.
+func (op *operation) listVersions() error {
+	p, err := op.listParams()
+	if err != nil {
+		return err
+	}
+	keyMarker, _ := op.query("key-marker")
+	idMarker, _ := op.query("version-id-marker")
+	switch {
+	case idMarker != "" && keyMarker == "":
+		return &Error{http.StatusBadRequest, "InvalidArgument", "A version-id marker cannot be specified without a key marker."}
+	case idMarker != "" && idMarker != "null":
+		return &Error{http.StatusBadRequest, "InvalidArgument", "Invalid version id specified"}
+	}
+	page, err := op.list(p, keyMarker)
+	if err != nil {
+		return err
+	}
+	res := listVersionsResult{Xmlns: s3Namespace, Name: op.bucket, MaxKeys: p.maxKeys, EncodingType: p.enc,
+		Prefix: encodeKey(p.prefix, p.urlEnc), Delimiter: encodeKey(p.delimiter, p.urlEnc),
+		KeyMarker: encodeKey(keyMarker, p.urlEnc), VersionIDMarker: idMarker, IsTruncated: page.Truncated}
+	for _, a := range page.Artifacts {
+		res.Versions = append(res.Versions, versionEntry{Key: encodeKey(a.Key, p.urlEnc), VersionID: "null", IsLatest: true,
+			LastModified: isoTime(a.Modified), ETag: `"` + a.ETag + `"`, Size: a.Size, Owner: op.owner(), StorageClass: "STANDARD"})
+	}
+	for _, pre := range page.Prefixes {
+		res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{Prefix: encodeKey(pre, p.urlEnc)})
+	}
+	if page.Truncated {
+		res.NextKeyMarker = encodeKey(page.Next, p.urlEnc)
+		// After a common prefix, the key marker alone resumes.
+		if n := len(page.Prefixes); n == 0 || page.Prefixes[n-1] != page.Next {
+			res.NextVersionIDMarker = "null"
+		}
+	}
+	writeXML(op.r.fctx, http.StatusOK, res)
+	return nil
 }
 
 func (op *operation) listObjects(v2 bool) error {
 	q := func(name string) string { v, _ := op.query(name); return v }
-	maxKeys := 1000
-	if v, ok := op.query("max-keys"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return ErrInvalidArgument
-		}
-		maxKeys = min(n, 1000)
+	p, err := op.listParams()
+	if err != nil {
+		return err
 	}
-	enc := q("encoding-type")
-	if enc != "" && enc != "url" {
-		return ErrInvalidArgument
-	}
-	urlEnc := enc == "url"
-	opts := engine.ListOptions{Prefix: q("prefix"), Delimiter: q("delimiter"), Limit: maxKeys}
-	res := listBucketResult{Xmlns: s3Namespace, Name: op.bucket, MaxKeys: maxKeys, EncodingType: enc,
-		Prefix: encodeKey(opts.Prefix, urlEnc), Delimiter: encodeKey(opts.Delimiter, urlEnc)}
+	urlEnc := p.urlEnc
+	res := listBucketResult{Xmlns: s3Namespace, Name: op.bucket, MaxKeys: p.maxKeys, EncodingType: p.enc,
+		Prefix: encodeKey(p.prefix, urlEnc), Delimiter: encodeKey(p.delimiter, urlEnc)}
 	fetchOwner := !v2
+	var after string
 	if v2 {
 		res.StartAfter = encodeKey(q("start-after"), urlEnc)
-		opts.After = q("start-after")
+		after = q("start-after")
 		if tok, ok := op.query("continuation-token"); ok {
-			after, err := base64.RawURLEncoding.DecodeString(tok)
+			a, err := base64.RawURLEncoding.DecodeString(tok)
 			if err != nil {
 				return ErrInvalidArgument
 			}
 			res.ContinuationToken = tok
-			opts.After = max(opts.After, string(after))
+			after = max(after, string(a))
 		}
 		fetchOwner = q("fetch-owner") == "true"
 	} else {
 		m := q("marker")
 		em := encodeKey(m, urlEnc)
 		res.Marker = &em
-		opts.After = m
+		after = m
 	}
-	var page engine.ListResult
-	if maxKeys > 0 {
-		var err error
-		if page, err = op.s.cfg.Engine.List(op.ctx, op.tenant, op.bucket, opts); err != nil {
-			return err
-		}
-	} else if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
+	page, err := op.list(p, after)
+	if err != nil {
 		return err
 	}
 	for _, a := range page.Artifacts {

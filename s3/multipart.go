@@ -135,6 +135,10 @@ func (op *operation) uploadPartCopy(ctx context.Context, uploadID string, n int)
 			}
 		}
 	}
+	// The copied bytes are new bytes of the tenant's, as an upload's are.
+	if _, err := op.admit(length, 0); err != nil {
+		return err
+	}
 	r := src.Reader(ctx, off, length)
 	defer r.Close()
 	info, err := op.s.cfg.Engine.PutPart(ctx, op.tenant, op.bucket, op.key, uploadID, n, r, engine.PutOptions{Size: length})
@@ -179,6 +183,11 @@ func (op *operation) completeUpload(uploadID string) error {
 	}
 	var req completeRequest
 	if err := op.readXMLBody(&req); err != nil {
+		return err
+	}
+	// The parts' bytes were admitted as they were uploaded; the artifact
+	// they become is new.
+	if _, err := op.admit(0, 1); err != nil {
 		return err
 	}
 	parts := make([]engine.CompletePart, len(req.Parts))

@@ -3,8 +3,6 @@ package s3
 import (
 	"bufio"
 	"context"
-	"crypto/md5"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
@@ -113,14 +111,10 @@ func (op *operation) uploadBody(maxSize, artifacts int64) (*upload, error) {
 	if limit >= 0 && limit < maxSize {
 		u.opts.MaxSize, u.quotaCap = limit, true
 	}
-	if v := h.Peek("Content-MD5"); len(v) > 0 {
-		b, err := base64.StdEncoding.DecodeString(string(v))
-		if err != nil || len(b) != md5.Size {
-			return nil, ErrInvalidDigest
-		}
-		u.opts.MD5 = b
+	if u.opts.MD5, err = contentMD5(h); err != nil {
+		return nil, err
 	}
-	body := op.auth.Body(op.r.fctx.RequestBodyStream())
+	body := op.auth.Body(op.r.bodyStream(op.s))
 	u.body = body
 	if op.auth.Checksum != "" {
 		u.checksum = checksumPrefix + strings.ToLower(op.auth.Checksum)
@@ -382,10 +376,8 @@ func (op *operation) getObject() error {
 			return err
 		}
 	}
-	fctx.SetBodyStream(struct {
-		io.Reader
-		io.Closer
-	}{br, body}, int(length))
+	op.r.sent = &sentCounter{Reader: br, Closer: body}
+	fctx.SetBodyStream(op.r.sent, int(length))
 	return nil
 }
 
@@ -483,7 +475,16 @@ type deleteError struct {
 	Message string `xml:"Message"`
 }
 
+// errMissingMD5 is AWS's answer to a DeleteObjects with neither
+// Content-MD5 nor a flexible checksum.
+var errMissingMD5 = &Error{http.StatusBadRequest, "InvalidRequest", "Missing required header for this request: Content-MD5"}
+
 func (op *operation) deleteObjects() error {
+	// S3 requires the body's integrity be checked: Content-MD5 or an
+	// x-amz-checksum-* (checked by the body reader).
+	if len(op.r.fctx.Request.Header.Peek("Content-MD5")) == 0 && op.auth.Checksum == "" {
+		return errMissingMD5
+	}
 	var req deleteRequest
 	if err := op.readXMLBody(&req); err != nil {
 		return err

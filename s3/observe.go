@@ -10,10 +10,13 @@ import (
 
 // RequestEvent describes one served request. The server hands it to the
 // configured Observer once the handler has returned: metrics and the
-// access-event log are built from it. Byte counts are what the request
-// and response declared (Content-Length, or the decoded length of an
-// aws-chunked upload); for a streamed download Latency is the time to the
-// response headers.
+// access-event log are built from it. Byte counts are what was actually
+// read and sent: BytesIn counts the request body bytes the server read
+// (as received, aws-chunked framing included; none for a request refused
+// before its body), BytesOut the response body bytes it sent (for a
+// download cut off mid-body, what was taken to send, never the declared
+// length). For a streamed download Latency is the time to the response
+// headers, and the event is handed over when the body ends.
 type RequestEvent struct {
 	Time       time.Time     `json:"time"` // when the request arrived
 	Node       string        `json:"node"`
@@ -22,8 +25,8 @@ type RequestEvent struct {
 	Operation  string        `json:"operation"`            // S3 operation, such as "PutObject"; "Unknown" before routing, "Admin" and "Health" for /_vault
 	Bucket     string        `json:"bucket,omitempty"`     // container
 	Key        string        `json:"key,omitempty"`        // artifact key; for Admin* operations, the tenant acted on
-	BytesIn    int64         `json:"bytes_in"`             // request body bytes
-	BytesOut   int64         `json:"bytes_out"`            // response body bytes
+	BytesIn    int64         `json:"bytes_in"`             // request body bytes read
+	BytesOut   int64         `json:"bytes_out"`            // response body bytes sent
 	ObjectSize int64         `json:"object_size"`          // size of the artifact read or written; -1 if none
 	Status     int           `json:"status"`               // HTTP status
 	ErrorCode  string        `json:"error_code,omitempty"` // S3 error code, "" on success
@@ -100,20 +103,6 @@ func slowDown(r *request, retryAfter time.Duration) error {
 	return ErrSlowDown
 }
 
-// declaredBodySize returns the request body's length as declared, or -1.
-func declaredBodySize(r *request) int64 {
-	h := &r.fctx.Request.Header
-	if v := h.Peek("x-amz-decoded-content-length"); len(v) > 0 {
-		if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
-			return n
-		}
-	}
-	if n := h.ContentLength(); n >= 0 {
-		return int64(n)
-	}
-	return -1
-}
-
 // operationName names the S3 operation a routed request asks for, as
 // dispatch will serve it (for metrics and the access log).
 func operationName(r *request, bucket, key string) string {
@@ -123,6 +112,14 @@ func operationName(r *request, bucket, key string) string {
 	switch {
 	case bucket == "":
 		return "ListBuckets"
+	case has("acl") && method == http.MethodGet && key == "":
+		return "GetBucketAcl"
+	case has("acl") && method == http.MethodGet:
+		return "GetObjectAcl"
+	case has("acl") && method == http.MethodPut && key == "":
+		return "PutBucketAcl"
+	case has("acl") && method == http.MethodPut:
+		return "PutObjectAcl"
 	case key == "":
 		switch method {
 		case http.MethodPut:
@@ -139,6 +136,8 @@ func operationName(r *request, bucket, key string) string {
 				return "GetBucketLocation"
 			case has("uploads"):
 				return "ListMultipartUploads"
+			case has("versions"):
+				return "ListObjectVersions"
 			case string(args.Peek("list-type")) == "2":
 				return "ListObjectsV2"
 			}

@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,5 +137,57 @@ func TestMetricsToken(t *testing.T) {
 		if resp.StatusCode != tc.want {
 			t.Errorf("token %q, Authorization %q: %d, want %d", tc.token, tc.auth, resp.StatusCode, tc.want)
 		}
+	}
+}
+
+// TestBytesOutOfCutOffGet: a GET whose client goes away mid-body is
+// logged with the bytes sent, not the object's size.
+func TestBytesOutOfCutOffGet(t *testing.T) {
+	rec := &recorder{}
+	e := startServerWith(t, func(c *s3.Config) { c.Observer = rec })
+	ctx := t.Context()
+	c := e.client("ALICEKEY", "alicesecret")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("cut")}); err != nil {
+		t.Fatal(err)
+	}
+	const size = 48 << 20
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("cut"), Key: aws.String("big"), Body: bytes.NewReader(make([]byte, size))}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.endpoint, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(conn, rawSigned(t, e.endpoint, "GET", "/cut/big", 0, nil))
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := io.CopyN(io.Discard, conn, 1<<20); err != nil {
+		t.Fatalf("read %d bytes: %v", n, err)
+	}
+	conn.Close()
+	// The event comes when the server's write fails.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if ev := rec.last(t); ev.Operation == "GetObject" {
+			if ev.BytesOut >= size || ev.BytesOut < 1<<20 || ev.ObjectSize != size {
+				t.Errorf("cut-off GET: bytes_out %d, object_size %d; want at least 1 MiB and less than %d", ev.BytesOut, ev.ObjectSize, size)
+			}
+			t.Logf("cut-off GET after 1 MiB read: bytes_out %d of %d", ev.BytesOut, size)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no GetObject event")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A GET read to its end counts every byte.
+	out, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("cut"), Key: aws.String("big"), Range: aws.String("bytes=0-999")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, out.Body)
+	out.Body.Close()
+	time.Sleep(50 * time.Millisecond)
+	if ev := rec.last(t); ev.Operation != "GetObject" || ev.BytesOut != 1000 {
+		t.Errorf("ranged GET: %s bytes_out %d, want 1000", ev.Operation, ev.BytesOut)
 	}
 }

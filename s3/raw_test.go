@@ -3,7 +3,9 @@ package s3_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"io"
 	"net"
@@ -32,6 +34,10 @@ func signed(t *testing.T, method, url, body string, at time.Time) (int, string) 
 	sum := sha256.Sum256([]byte(body))
 	hash := hex.EncodeToString(sum[:])
 	req.Header.Set("x-amz-content-sha256", hash)
+	if body != "" {
+		sum := md5.Sum([]byte(body))
+		req.Header.Set("Content-MD5", base64.StdEncoding.EncodeToString(sum[:]))
+	}
 	creds := aws.Credentials{AccessKeyID: "ALICEKEY", SecretAccessKey: "alicesecret"}
 	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hash, "s3", "us-east-1", at); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/vaultaire/vaultaire/s3/sigv4"
 )
 
@@ -36,7 +38,7 @@ func isPresignV2(q url.Values) bool {
 // verifyPresignV2 checks a V2 presigned request; resource is its /bucket/key
 // path (the bucket taken from the Host header in virtual-host style) and
 // lookup returns the secret.
-func verifyPresignV2(ctx context.Context, r *request, resource string, q url.Values, lookup credentials, now time.Time) (*sigv4.Result, error) {
+func verifyPresignV2(ctx context.Context, h *fasthttp.RequestHeader, resource string, q url.Values, lookup credentials, now time.Time) (*sigv4.Result, error) {
 	expires, err := strconv.ParseInt(q.Get("Expires"), 10, 64)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Expires", sigv4.ErrAuthQueryMalformed)
@@ -52,7 +54,6 @@ func verifyPresignV2(ctx context.Context, r *request, resource string, q url.Val
 	if err != nil {
 		return nil, err
 	}
-	h := &r.fctx.Request.Header
 	var amz []string
 	for k, v := range h.All() {
 		if name := strings.ToLower(string(k)); strings.HasPrefix(name, "x-amz-") {
@@ -61,7 +62,7 @@ func verifyPresignV2(ctx context.Context, r *request, resource string, q url.Val
 	}
 	slices.Sort(amz)
 	var sb strings.Builder
-	sb.WriteString(string(r.fctx.Method()) + "\n")
+	sb.WriteString(string(h.Method()) + "\n")
 	sb.WriteString(string(h.Peek("Content-MD5")) + "\n")
 	sb.WriteString(string(h.Peek("Content-Type")) + "\n")
 	sb.WriteString(q.Get("Expires") + "\n")
