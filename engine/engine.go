@@ -220,9 +220,14 @@ type Config struct {
 	// means 10,000.
 	HealQueue int
 	// HealInterval is how often RunHealer works through the heal queue;
-	// 0 means DefaultHealInterval.
+	// 0 means DefaultHealInterval. It is also the first retry delay of an
+	// artifact that could not be healed, doubled at each failure up to
+	// HealBackoffMax.
 	HealInterval time.Duration
-	Logger       *slog.Logger
+	// HealBackoffMax caps the retry delay of an artifact that keeps
+	// failing to heal; 0 means DefaultHealBackoffMax.
+	HealBackoffMax time.Duration
+	Logger         *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// OnUsage, if set, is told how each successful write changed a
@@ -252,6 +257,12 @@ func (c *Config) Validate() error {
 	if c.HealInterval <= 0 {
 		c.HealInterval = DefaultHealInterval
 	}
+	if c.HealBackoffMax <= 0 {
+		c.HealBackoffMax = DefaultHealBackoffMax
+	}
+	if c.HealBackoffMax < c.HealInterval {
+		c.HealBackoffMax = c.HealInterval
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -273,8 +284,8 @@ type Engine struct {
 	lastVersion atomic.Int64 // unix nanos of the last version issued
 	st          stats
 
-	healMu sync.Mutex            // guards the following fields
-	heal   map[HealItem]struct{} // artifacts seen degraded
+	healMu sync.Mutex              // guards the following fields
+	heal   map[HealItem]*healEntry // artifacts seen degraded, waiting to be healed
 
 	uploadMu    sync.Mutex             // guards uploadLocks
 	uploadLocks map[string]*uploadLock // by upload id: serialises part commits, completion and abort
@@ -313,7 +324,7 @@ func New(c Config) (*Engine, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: c, log: c.Logger, heal: make(map[HealItem]struct{}), uploadLocks: make(map[string]*uploadLock)}, nil
+	return &Engine{cfg: c, log: c.Logger, heal: make(map[HealItem]*healEntry), uploadLocks: make(map[string]*uploadLock)}, nil
 }
 
 type codecKey struct {
@@ -406,17 +417,15 @@ type HealItem struct {
 	Tenant, Container, Key string
 }
 
+// queueHeal queues it for healing: a read or scan found it degraded.
 func (e *Engine) queueHeal(it HealItem) {
-	e.healMu.Lock()
-	defer e.healMu.Unlock()
 	e.st.degraded.Add(1)
-	if len(e.heal) < e.cfg.HealQueue {
-		e.heal[it] = struct{}{}
-	}
+	e.enqueueHeal(it)
 }
 
 // Degraded returns the artifacts that reads found degraded and that have not
-// been healed since, in no particular order.
+// been healed since, in no particular order, including those waiting out a
+// retry delay.
 func (e *Engine) Degraded() []HealItem {
 	e.healMu.Lock()
 	defer e.healMu.Unlock()

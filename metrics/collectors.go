@@ -28,6 +28,8 @@ var (
 	repairsDesc        = desc("repairs_total", "Artifacts healed.")
 	repairedShardsDesc = desc("repaired_shards_total", "Shards rewritten by healing.")
 	healQueueDesc      = desc("heal_queue", "Artifacts waiting to be healed.")
+	healFailuresDesc   = desc("heal_failures_total", "Heal attempts that failed; the artifact stays queued and is retried with backoff.")
+	healDroppedDesc    = desc("heal_queue_dropped_total", "Artifacts not queued for healing because the queue was full (the next scan finds them again).")
 )
 
 // engineCollector reports engine.Stats.
@@ -35,7 +37,7 @@ type engineCollector struct{ stats func() engine.Stats }
 
 func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{encodeSecondsDesc, encodesDesc, decodeSecondsDesc, decodesDesc,
-		degradedReadsDesc, repairsDesc, repairedShardsDesc, healQueueDesc} {
+		degradedReadsDesc, repairsDesc, repairedShardsDesc, healQueueDesc, healFailuresDesc, healDroppedDesc} {
 		ch <- d
 	}
 }
@@ -52,6 +54,8 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(degradedReadsDesc, float64(s.DegradedReads))
 	counter(repairsDesc, float64(s.Repairs))
 	counter(repairedShardsDesc, float64(s.RepairedShards))
+	counter(healFailuresDesc, float64(s.HealFailures))
+	counter(healDroppedDesc, float64(s.HealDropped))
 	ch <- prometheus.MustNewConstMetric(healQueueDesc, prometheus.GaugeValue, float64(s.HealQueue))
 }
 

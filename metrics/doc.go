@@ -34,6 +34,8 @@
 //	repairs_total                    counter, artifacts healed
 //	repaired_shards_total            counter, shards rewritten by healing
 //	heal_queue                       gauge, artifacts waiting to be healed
+//	heal_failures_total              counter, heal attempts that failed (the artifact stays queued, retried with backoff)
+//	heal_queue_dropped_total         counter, artifacts not queued because the heal queue was full
 //
 // From Config.Drives (DriveSample):
 //
