@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,12 @@ import (
 type serverFlags struct {
 	name, data, s3Addr, raftAddr, gossip, rpc, join, domain, region, logLevel, events, zone string
 	remotes                                                                                 []string
+	// Background loops.
+	scanInterval  time.Duration // how often the leader scans for missing records
+	healInterval  time.Duration // how often the healer works through its queue
+	probeInterval time.Duration // how often each local drive is health-checked
+	scrubPeriod   time.Duration // a full scrub pass over each local drive
+	scrubRate     byteSize      // at most this many bytes/s scrubbed per drive
 }
 
 func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
@@ -54,6 +61,12 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.region, "region", "us-east-1", "region reported to clients")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.events, "events", "", "directory of the access-event and transaction logs (default: events/ under the first data directory)")
+	fs.DurationVar(&f.scanInterval, "scan-interval", cluster.ScanEvery, "how often the leader (a single node: the node) scans every container for artifacts a drive misses and queues them for healing")
+	fs.DurationVar(&f.healInterval, "heal-interval", engine.DefaultHealInterval, "how often the healer repairs the queued artifacts (failed repairs are retried with backoff)")
+	fs.DurationVar(&f.probeInterval, "probe-interval", defaultProbeInterval, "how often each local drive is health-checked; a failed drive goes offline, a recovered or replaced (empty) one comes back")
+	fs.DurationVar(&f.scrubPeriod, "scrub-period", engine.DefaultScrubPeriod, "time for one scrub pass, which verifies the checksums of every shard on this node's drives and repairs what fails")
+	f.scrubRate = engine.DefaultScrubRate
+	fs.Var(&f.scrubRate, "scrub-rate", "most bytes per second the scrubber reads from each drive (e.g. 8MiB)")
 	fs.Func("remote", "remote S3 backend NAME=URL (not yet available)", func(v string) error {
 		f.remotes = append(f.remotes, v)
 		return nil
@@ -66,6 +79,14 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	}
 	if len(f.remotes) > 0 {
 		return nil, errors.New("--remote drives are not yet available")
+	}
+	for flag, d := range map[string]time.Duration{"--scan-interval": f.scanInterval, "--heal-interval": f.healInterval, "--probe-interval": f.probeInterval, "--scrub-period": f.scrubPeriod} {
+		if d <= 0 {
+			return nil, fmt.Errorf("%s %v: want a positive duration", flag, d)
+		}
+	}
+	if f.scrubRate <= 0 {
+		return nil, fmt.Errorf("--scrub-rate %d: want a positive number of bytes per second", f.scrubRate)
 	}
 	host, _, err := net.SplitHostPort(f.raftAddr)
 	if err != nil {
@@ -196,7 +217,9 @@ func rootCredentials(getenv func(string) string, dir string, create bool) (cred 
 
 // openDrives opens one local drive per data directory and returns the
 // placement map over them. The first start records the layout; later
-// starts must present the same directories in the same order.
+// starts must present the same directories in the same order. A drive
+// that cannot be opened is returned offline (local.Attach) rather than
+// keeping the node from starting; runProbes brings it in when it recovers.
 func openDrives(ctx context.Context, f *serverFlags, log *slog.Logger) (map[placement.DriveID]driver.Driver, *placement.Map, *nodeState, func(), error) {
 	var dirs []string
 	for _, d := range strings.Split(f.data, ",") {
@@ -247,10 +270,16 @@ func openDrives(ctx context.Context, f *serverFlags, log *slog.Logger) (map[plac
 	var pdrives []placement.Drive
 	for i, dir := range dirs {
 		id := placement.DriveID(st.Drives[i])
-		d, err := local.Open(ctx, local.Config{Dir: filepath.Join(dir, "drive"), ID: driver.DriveID(id), ClusterID: st.ClusterID, Logger: log})
+		// A drive that cannot be opened (failed, read-only, foreign)
+		// starts offline: the erasure sets may tolerate it, and the
+		// probe loop takes it in when it recovers.
+		d, err := local.Attach(ctx, local.Config{Dir: filepath.Join(dir, "drive"), ID: driver.DriveID(id), ClusterID: st.ClusterID, Logger: log})
 		if err != nil {
 			closeAll()
 			return nil, nil, nil, nil, fmt.Errorf("open drive %s: %w", dir, err)
+		}
+		if err := d.Err(); err != nil {
+			log.Error("starting with a drive offline", "drive", id, "dir", dir, "err", err)
 		}
 		closers = append(closers, d.Close)
 		drives[id] = d
@@ -410,14 +439,15 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	go func() { defer close(usageDone); usage.Run(uctx) }()
 	defer func() { stopUsage(); <-usageDone }() // a final flush before the store closes
 
-	eng, err := engine.New(engine.Config{Topology: topo, Containers: store, Logger: log.With("component", "engine"), OnUsage: usage.Record})
+	eng, err := engine.New(engine.Config{Topology: topo, Containers: store, Logger: log.With("component", "engine"), OnUsage: usage.Record, HealInterval: f.healInterval})
 	if err != nil {
 		return err
 	}
 	hctx, stopHealer := context.WithCancel(ctx)
 	defer stopHealer()
 	go eng.RunHealer(hctx)
-	go store.RunScanner(hctx, eng, log.With("component", "scan"))
+	go store.RunScanner(hctx, eng, f.scanInterval, log.With("component", "scan"))
+	go runProbes(hctx, drives, f.probeInterval, log.With("component", "probe"))
 	if f.clustered() {
 		mctx, stopMigrator := context.WithCancel(ctx)
 		defer stopMigrator()
@@ -678,6 +708,76 @@ func localDriveSamples(ctx context.Context, node string, m *placement.Map, drive
 		out = append(out, s)
 	}
 	return out
+}
+
+// defaultProbeInterval is the default --probe-interval.
+const defaultProbeInterval = 10 * time.Second
+
+// prober is a drive that can check its own health (*local.Driver).
+type prober interface {
+	Probe(ctx context.Context) error
+}
+
+// runProbes health-checks every local drive every interval until ctx
+// ends: a drive that stopped serving goes offline (drive_online 0), an
+// offline one that recovered, or came back empty as a replaced disk,
+// comes back online, to be refilled by the scanner and healer.
+func runProbes(ctx context.Context, drives map[placement.DriveID]driver.Driver, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	failing := map[placement.DriveID]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for id, d := range drives {
+			p, ok := d.(prober)
+			if !ok {
+				continue
+			}
+			pctx, cancel := context.WithTimeout(ctx, max(interval, 30*time.Second))
+			err := p.Probe(pctx)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			switch {
+			case err != nil && !failing[id]:
+				log.Warn("drive offline", "drive", id, "err", err)
+			case err == nil && failing[id]:
+				log.Info("drive back online", "drive", id)
+			}
+			failing[id] = err != nil
+		}
+	}
+}
+
+// byteSize is a flag value in bytes, written as a number with an optional
+// unit: 1048576, 512KiB, 8MiB, 1GiB (or K, M, G, KB, MB, GB, all powers of
+// 1024).
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+func (b *byteSize) Set(v string) error {
+	v = strings.TrimSpace(v)
+	i := strings.IndexFunc(v, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := v, ""
+	if i >= 0 {
+		num, unit = v[:i], strings.ToLower(strings.TrimSpace(v[i:]))
+	}
+	n, err := strconv.ParseFloat(num, 64)
+	if err != nil {
+		return fmt.Errorf("byte size %q: %w", v, err)
+	}
+	mult := map[string]float64{"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}[unit]
+	if mult == 0 {
+		return fmt.Errorf("byte size %q: unknown unit %q", v, unit)
+	}
+	*b = byteSize(n * mult)
+	return nil
 }
 
 // startPprof serves net/http/pprof on addr (VAULT_PPROF), which must be a
