@@ -154,6 +154,39 @@ func (c membersCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 var (
+	scrubBytesDesc    = desc("scrub_bytes_total", "Bytes of shards the scrubber verified on a drive.", "drive")
+	scrubShardsDesc   = desc("scrub_shards_total", "Shards the scrubber verified on a drive.", "drive")
+	scrubCorruptDesc  = desc("scrub_corrupt_total", "Shards the scrubber found corrupt or missing on a drive.", "drive")
+	scrubRepairedDesc = desc("scrub_repaired_total", "Corrupt shards the scrubber had rebuilt at once (the rest wait in the heal queue).", "drive")
+	scrubPassesDesc   = desc("scrub_passes_total", "Full scrub passes completed over a drive.", "drive")
+	scrubProgressDesc = desc("scrub_pass_progress", "How far the scrub pass in progress over a drive is, 0 to 1.", "drive")
+)
+
+// scrubCollector reports the scrubber's engine.ScrubStatus per drive.
+type scrubCollector struct{ scrub func() []engine.ScrubStatus }
+
+func (c scrubCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{scrubBytesDesc, scrubShardsDesc, scrubCorruptDesc, scrubRepairedDesc, scrubPassesDesc, scrubProgressDesc} {
+		ch <- d
+	}
+}
+
+func (c scrubCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.scrub() {
+		id := string(s.Drive)
+		counter := func(d *prometheus.Desc, v uint64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), id)
+		}
+		counter(scrubBytesDesc, s.Bytes)
+		counter(scrubShardsDesc, s.Shards)
+		counter(scrubCorruptDesc, s.Corrupt)
+		counter(scrubRepairedDesc, s.Repaired)
+		counter(scrubPassesDesc, s.Passes)
+		ch <- prometheus.MustNewConstMetric(scrubProgressDesc, prometheus.GaugeValue, s.Progress(), id)
+	}
+}
+
+var (
 	tenantStoredDesc    = desc("tenant_stored_bytes", "Bytes a tenant stores.", "tenant")
 	tenantArtifactsDesc = desc("tenant_artifacts", "Artifacts a tenant stores.", "tenant")
 )

@@ -59,6 +59,15 @@
 //
 //	gossip_members{state}            gauge
 //
+// From Config.Scrub (engine.ScrubStatus), for this node's own drives:
+//
+//	scrub_bytes_total{drive}         counter, shard bytes verified
+//	scrub_shards_total{drive}        counter, shards verified
+//	scrub_corrupt_total{drive}       counter, shards found corrupt or missing
+//	scrub_repaired_total{drive}      counter, of those, rebuilt at once (the rest wait in the heal queue)
+//	scrub_passes_total{drive}        counter, full passes completed
+//	scrub_pass_progress{drive}       gauge, 0 to 1, of the pass in progress
+//
 // From Config.Usage (TenantUsage):
 //
 //	tenant_stored_bytes{tenant}      gauge

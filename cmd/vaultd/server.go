@@ -382,7 +382,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 
 	var (
 		topo    engine.Topology
-		admin   s3.Admin = adminAdapter{store}
+		status  func(context.Context) cluster.Status // this node's view, for `vaultd cluster status`
 		drivesM func(context.Context) []metrics.DriveSample
 		members func() map[string]int
 	)
@@ -403,7 +403,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		ct := cluster.NewTopology(store, drives, secret, log.With("component", "topology"))
 		topo = ct
-		admin = clusterAdmin{adminAdapter{store}, ct, ms}
+		status = func(ctx context.Context) cluster.Status { return ct.Status(ctx, ms.Members()) }
 		drivesM = func(ctx context.Context) []metrics.DriveSample { return driveSamples(ct.Status(ctx, nil).Drives) }
 		members = func() map[string]int {
 			by := map[string]int{}
@@ -422,6 +422,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 		drivesM = func(ctx context.Context) []metrics.DriveSample { return localDriveSamples(ctx, st.Node, m, drives) }
+		status = func(ctx context.Context) cluster.Status { return singleStatus(ctx, st.Node, store, m, drives) }
 	}
 	rootTenant := "root"
 	if _, _, err := store.CreateTenant(ctx, rootTenant); err != nil && !errors.Is(err, cluster.ErrTenantExists) {
@@ -448,6 +449,19 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	go eng.RunHealer(hctx)
 	go store.RunScanner(hctx, eng, f.scanInterval, log.With("component", "scan"))
 	go runProbes(hctx, drives, f.probeInterval, log.With("component", "probe"))
+	// Each node scrubs its own drives, in every mode.
+	scrub, err := eng.NewScrubber(engine.ScrubConfig{Drives: drives, Period: f.scrubPeriod, Rate: int64(f.scrubRate), Logger: log.With("component", "scrub")})
+	if err != nil {
+		return err
+	}
+	scrubDone := make(chan struct{})
+	go func() { defer close(scrubDone); scrub.Run(hctx) }()
+	defer func() { stopHealer(); <-scrubDone }() // before the drives close
+	admin := statusAdmin{adminAdapter{store}, func(ctx context.Context) cluster.Status {
+		st := status(ctx)
+		st.Scrub = scrubStatus(scrub.Status())
+		return st
+	}}
 	if f.clustered() {
 		mctx, stopMigrator := context.WithCancel(ctx)
 		defer stopMigrator()
@@ -464,7 +478,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	defer evlog.Close() // after the S3 server drained, so the last requests are logged
 	mx := metrics.New(metrics.Config{
 		Logger: log.With("component", "metrics"),
-		Engine: eng.Stats, Drives: drivesM, Members: members,
+		Engine: eng.Stats, Drives: drivesM, Members: members, Scrub: scrub.Status,
 		Raft: func() metrics.RaftSample {
 			ri := store.RaftInfo()
 			return metrics.RaftSample{State: ri.State, Term: ri.Term, CommitIndex: ri.Commit, AppliedIndex: ri.Applied,
@@ -664,16 +678,54 @@ func (a adminAdapter) Tenants(ctx context.Context) ([]s3.TenantInfo, error) {
 	return out, nil
 }
 
-// clusterAdmin adds the cluster status to the admin API in cluster mode.
-type clusterAdmin struct {
+// statusAdmin adds the cluster status to the admin API.
+type statusAdmin struct {
 	adminAdapter
-	topo *cluster.Topology
-	ms   *cluster.Membership
+	status func(context.Context) cluster.Status
 }
 
 // ClusterStatus returns this node's view of the cluster.
-func (a clusterAdmin) ClusterStatus(ctx context.Context) (any, error) {
-	return a.topo.Status(ctx, a.ms.Members()), nil
+func (a statusAdmin) ClusterStatus(ctx context.Context) (any, error) {
+	return a.status(ctx), nil
+}
+
+// singleStatus is a single node's status: its Raft state, its static map
+// and its drives.
+func singleStatus(ctx context.Context, node string, store *cluster.Store, m *placement.Map, drives map[placement.DriveID]driver.Driver) cluster.Status {
+	ri := store.RaftInfo()
+	st := cluster.Status{
+		Node: node, Term: ri.Term, CommitIndex: ri.Commit, AppliedIndex: ri.Applied,
+		Map: cluster.MapStatus{Epoch: uint64(m.Epoch), Policy: m.Policy.String(), PGs: m.PGCount(), Drives: len(m.Drives)},
+	}
+	if ri.State == "leader" {
+		st.Leader = node
+	}
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for _, dr := range m.Drives {
+		ds := cluster.DriveStatus{ID: string(dr.ID), Node: string(dr.Node), Zone: dr.Zone, Class: dr.Class, State: "ok"}
+		info, err := drives[dr.ID].Info(pctx)
+		if err != nil {
+			ds.State, ds.Error = "offline", err.Error()
+		} else {
+			ds.Used, ds.Free, ds.Total = info.Usage.Used, info.Usage.Free, info.Usage.Total
+		}
+		st.Drives = append(st.Drives, ds)
+	}
+	slices.SortFunc(st.Drives, func(a, b cluster.DriveStatus) int { return strings.Compare(a.ID, b.ID) })
+	return st
+}
+
+// scrubStatus converts the scrubber's status for the admin API.
+func scrubStatus(ss []engine.ScrubStatus) []cluster.ScrubStatus {
+	out := make([]cluster.ScrubStatus, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, cluster.ScrubStatus{
+			Drive: string(s.Drive), Passes: s.Passes, Progress: s.Progress(), PassStarted: s.PassStarted, LastPass: s.LastPass,
+			Bytes: s.Bytes, Shards: s.Shards, Corrupt: s.Corrupt, Repaired: s.Repaired, Error: s.Err,
+		})
+	}
+	return out
 }
 
 // SetRate sets a tenant's request rate limit.
