@@ -1,0 +1,445 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/vaultaire/vaultaire/cluster"
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/driver/local"
+)
+
+// healNode is a single node run in-process by run(), on 4 data
+// directories (erasure coding 2+2, every set spans all four drives), with
+// its background loops set short.
+type healNode struct {
+	dirs   []string
+	s3     string
+	raft   string
+	flags  []string // extra server flags
+	stderr syncBuffer
+	stop   func() // cancels run and waits for it
+}
+
+const (
+	healRootKey    = "HEALROOTKEY"
+	healRootSecret = "healrootsecret1"
+)
+
+func newHealNode(t *testing.T, flags ...string) *healNode {
+	t.Helper()
+	base := t.TempDir()
+	n := &healNode{s3: freePort(t), raft: freePort(t), flags: flags}
+	for i := range 4 {
+		n.dirs = append(n.dirs, filepath.Join(base, fmt.Sprintf("d%d", i)))
+	}
+	return n
+}
+
+// start runs the node and waits until it serves.
+func (n *healNode) start(t *testing.T) {
+	t.Helper()
+	getenv := func(k string) string {
+		return map[string]string{"VAULT_ROOT_ACCESS_KEY": healRootKey, "VAULT_ROOT_SECRET_KEY": healRootSecret}[k]
+	}
+	args := append([]string{"server", "--name", "n1", "--data", strings.Join(n.dirs, ","), "--s3", n.s3, "--raft", n.raft,
+		"--log-level", "info"}, n.flags...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var out syncBuffer
+	go func() { done <- run(ctx, args, getenv, &out, &n.stderr) }()
+	n.stop = func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("server exit: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Error("server did not stop")
+		}
+		n.stop = func() {}
+	}
+	t.Cleanup(func() { n.stop() })
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("server exited: %v\n%s", err, tail(n.stderr.String(), 4000))
+		default:
+		}
+		resp, err := http.Get("http://" + n.s3 + "/_vault/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server not healthy: %v\n%s", err, tail(n.stderr.String(), 4000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (n *healNode) client() *awss3.Client {
+	return awss3.New(awss3.Options{
+		BaseEndpoint:     aws.String("http://" + n.s3),
+		Region:           "us-east-1",
+		Credentials:      credentials.NewStaticCredentialsProvider(healRootKey, healRootSecret, ""),
+		UsePathStyle:     true,
+		RetryMaxAttempts: 1,
+	})
+}
+
+// driveDir is the local drive directory of data directory i.
+func (n *healNode) driveDir(i int) string { return filepath.Join(n.dirs[i], "drive") }
+
+// records returns the records of drive i (the node must be stopped).
+func (n *healNode) records(t *testing.T, i int) map[string]driver.Record {
+	t.Helper()
+	var st nodeState
+	if ok, err := loadJSON(filepath.Join(n.dirs[0], "node.json"), &st); !ok || err != nil {
+		t.Fatalf("node.json: %v %v", ok, err)
+	}
+	d, err := local.Open(t.Context(), local.Config{Dir: n.driveDir(i), ID: driver.DriveID(st.Drives[i]), ClusterID: st.ClusterID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	recs := map[string]driver.Record{}
+	after := ""
+	for {
+		page, err := d.ListRecords(t.Context(), "", after, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			return recs
+		}
+		for _, r := range page {
+			full, err := d.GetRecord(t.Context(), r.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs[r.Key] = full
+			after = r.Key
+		}
+	}
+}
+
+// shardFiles returns the committed shard files of drive i, by path
+// relative to the drive, with their bytes.
+func (n *healNode) shardFiles(t *testing.T, i int) map[string][]byte {
+	t.Helper()
+	root := filepath.Join(n.driveDir(i), "shards")
+	files := map[string][]byte{}
+	filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || !e.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err == nil {
+			rel, _ := filepath.Rel(root, p)
+			files[rel] = b
+		}
+		return nil
+	})
+	return files
+}
+
+// metric returns the value of the series name{drive="n1-d<i>"} (or name
+// without labels for i < 0) from the node's /_vault/metrics, or -1.
+func (n *healNode) metric(t *testing.T, name string, i int) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + n.s3 + "/_vault/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	want := name + " "
+	if i >= 0 {
+		want = fmt.Sprintf(`drive="n1-d%d"`, i)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if !strings.HasPrefix(l, "vaultaire_"+name) || !strings.Contains(l, want) {
+			continue
+		}
+		if i >= 0 && !strings.HasPrefix(l, "vaultaire_"+name+"{") {
+			continue
+		}
+		v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+		if err == nil {
+			return v
+		}
+	}
+	return -1
+}
+
+// putHealArtifacts creates bucket (unless it exists) and puts n artifacts
+// under prefix, inline (4 KiB) and with shard files (200 KiB, 1 MiB).
+func putHealArtifacts(t *testing.T, cl *awss3.Client, bucket, prefix string, n int) []e2eArtifact {
+	t.Helper()
+	if _, err := cl.CreateBucket(t.Context(), &awss3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil && errorCode(err) != "BucketAlreadyOwnedByYou" {
+		t.Fatal(err)
+	}
+	sizes := []int{4 << 10, 200 << 10, 1 << 20}
+	arts := make([]e2eArtifact, n)
+	for i := range arts {
+		arts[i] = newArtifact(fmt.Sprintf("%s%03d", prefix, i), sizes[i%len(sizes)])
+	}
+	putAll(t, cl, bucket, arts)
+	return arts
+}
+
+// waitFor polls cond every 100 ms until it returns "" or timeout passes,
+// then fails with its last answer.
+func waitFor(t *testing.T, timeout time.Duration, cond func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		why := cond()
+		if why == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", timeout, why)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// sameShards reports how got differs from want, or "".
+func sameShards(got, want map[string][]byte) string {
+	missing, differ := 0, 0
+	for p, b := range want {
+		g, ok := got[p]
+		switch {
+		case !ok:
+			missing++
+		case !bytes.Equal(g, b):
+			differ++
+		}
+	}
+	if missing > 0 || differ > 0 || len(got) != len(want) {
+		return fmt.Sprintf("%d shard files of %d missing, %d differ, %d present", missing, len(want), differ, len(got))
+	}
+	return ""
+}
+
+// sameRecords fails t unless got holds exactly want's records, with the
+// same versions, and the same data if data is set (records of one version
+// differ between drives in the shard they describe).
+func sameRecords(t *testing.T, who string, got, want map[string]driver.Record, data bool) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: %d records, want %d", who, len(got), len(want))
+	}
+	for k, w := range want {
+		g, ok := got[k]
+		if !ok || g.Version != w.Version || data && !bytes.Equal(g.Data, w.Data) {
+			t.Errorf("%s: record %q = %v (present %v), want version %v and the same data", who, k, g.Version, ok, w.Version)
+		}
+	}
+}
+
+// TestSingleNodeHealsWipedDriveWithoutReads: one drive of a single node is
+// wiped while it runs (a replaced disk: empty directory where the old one
+// was). Without any read, the probe reformats it, the scanner finds what
+// it lacks and the healer rebuilds it: every shard file comes back byte
+// for byte and every record with its version, within a few scan periods.
+func TestSingleNodeHealsWipedDriveWithoutReads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a node and waits for its background loops")
+	}
+	n := newHealNode(t, "--scan-interval", "1s", "--heal-interval", "200ms", "--probe-interval", "300ms")
+	n.start(t)
+	cl := n.client()
+	arts := putHealArtifacts(t, cl, "wipe", "a", 30)
+	n.stop()
+	const wiped = 2
+	wantShards := n.shardFiles(t, wiped)
+	wantRecs := n.records(t, wiped)
+	if len(wantShards) != 20 || len(wantRecs) != 30 {
+		t.Fatalf("drive %d holds %d shard files and %d records, want 20 and 30", wiped, len(wantShards), len(wantRecs))
+	}
+
+	n.start(t)
+	ents, err := os.ReadDir(n.driveDir(wiped))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(n.driveDir(wiped), e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 60*time.Second, func() string {
+		if d := sameShards(n.shardFiles(t, wiped), wantShards); d != "" {
+			return "wiped drive not refilled: " + d
+		}
+		return ""
+	})
+	// The heal queue drains (the records are written after the shards).
+	waitFor(t, 30*time.Second, func() string {
+		if q := n.metric(t, "heal_queue", -1); q != 0 {
+			return fmt.Sprintf("heal queue %v", q)
+		}
+		return ""
+	})
+	if r := n.metric(t, "repairs_total", -1); r < 30 {
+		t.Errorf("repairs_total %v, want the 30 artifacts", r)
+	}
+	n.stop()
+	sameRecords(t, "wiped drive", n.records(t, wiped), wantRecs, true)
+	if f, err := os.ReadFile(filepath.Join(n.driveDir(wiped), "format.json")); err != nil || !bytes.Contains(f, []byte(`"n1-d2"`)) {
+		t.Errorf("format record of the replaced drive: %s, %v", f, err)
+	}
+	// And the data reads back with two other drives gone.
+	for _, i := range []int{0, 3} {
+		if err := os.Rename(n.driveDir(i), n.driveDir(i)+".away"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(n.driveDir(i), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.start(t)
+	checkAll(t, cl, "wipe", arts)
+}
+
+// TestNodeStartsWithBadDrive: a node whose drive is read-only (a read-only
+// bind mount of its data directory, which stops root too) or unusable (its
+// drive path is a regular file, as when a disk failed to mount) still
+// starts, serves reads and writes and reports the drive offline; once the
+// drive is fixed it comes online within the probe period and is healed.
+func TestNodeStartsWithBadDrive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a node and waits for its background loops")
+	}
+	const bad = 3
+	for _, tc := range []struct {
+		name  string
+		break_ func(t *testing.T, n *healNode) (fix func())
+	}{
+		{"read-only mount", func(t *testing.T, n *healNode) func() {
+			dir := n.dirs[bad]
+			if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
+				t.Skipf("bind mount not permitted here: %v", err)
+			}
+			mounted := true
+			unmount := func() {
+				if mounted {
+					if err := syscall.Unmount(dir, 0); err != nil {
+						t.Errorf("unmount: %v", err)
+					}
+					mounted = false
+				}
+			}
+			t.Cleanup(unmount)
+			if err := syscall.Mount("", dir, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+				t.Skipf("read-only remount not permitted here: %v", err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "probe"), nil, 0o600); err == nil {
+				t.Fatal("the read-only mount takes writes")
+			}
+			return unmount
+		}},
+		{"drive path is a file", func(t *testing.T, n *healNode) func() {
+			dir := n.driveDir(bad)
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(dir, []byte("not a drive"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			// Fixed by an empty directory: a replaced disk.
+			return func() {
+				if err := os.Remove(dir); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Mkdir(dir, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newHealNode(t, "--scan-interval", "1s", "--heal-interval", "200ms", "--probe-interval", "300ms")
+			n.start(t)
+			cl := n.client()
+			before := putHealArtifacts(t, cl, "bad", "before", 9)
+			n.stop()
+			fix := tc.break_(t, n)
+
+			n.start(t)
+			if v := n.metric(t, "drive_online", bad); v != 0 {
+				t.Fatalf("drive_online of the bad drive = %v, want 0\n%s", v, tail(n.stderr.String(), 3000))
+			}
+			for i := range bad {
+				if v := n.metric(t, "drive_online", i); v != 1 {
+					t.Errorf("drive_online of drive %d = %v, want 1", i, v)
+				}
+			}
+			var st cluster.Status
+			if err := newHealAdmin(n).do(t.Context(), http.MethodGet, "/_vault/admin/cluster", &st); err != nil {
+				t.Fatal(err)
+			}
+			if len(st.Drives) != 4 || st.Drives[bad].State != "offline" || st.Drives[0].State != "ok" {
+				t.Errorf("cluster status drives: %+v", st.Drives)
+			}
+			after := putHealArtifacts(t, cl, "bad", "after", 9)
+			checkAll(t, cl, "bad", append(before, after...))
+
+			fix()
+			waitFor(t, 15*time.Second, func() string {
+				if v := n.metric(t, "drive_online", bad); v != 1 {
+					return fmt.Sprintf("drive_online of the fixed drive = %v", v)
+				}
+				return ""
+			})
+			// Healed: a shard file of every artifact with shard files
+			// (6 of the 18), the queue drained.
+			waitFor(t, 60*time.Second, func() string {
+				if got := len(n.shardFiles(t, bad)); got != 12 {
+					return fmt.Sprintf("%d shard files on the fixed drive, want 12", got)
+				}
+				if q := n.metric(t, "heal_queue", -1); q != 0 {
+					return fmt.Sprintf("heal queue %v", q)
+				}
+				return ""
+			})
+			n.stop()
+			sameRecords(t, "fixed drive", n.records(t, bad), n.records(t, 0), false)
+		})
+	}
+}
+
+// newHealAdmin is an admin API client of n with the root credentials.
+func newHealAdmin(n *healNode) *adminClient {
+	c, err := newAdminClient(func(k string) string {
+		return map[string]string{"VAULT_ROOT_ACCESS_KEY": healRootKey, "VAULT_ROOT_SECRET_KEY": healRootSecret}[k]
+	}, "http://"+n.s3, n.dirs[0])
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
