@@ -337,7 +337,7 @@ func TestNodeStartsWithBadDrive(t *testing.T) {
 	}
 	const bad = 3
 	for _, tc := range []struct {
-		name  string
+		name   string
 		break_ func(t *testing.T, n *healNode) (fix func())
 	}{
 		{"read-only mount", func(t *testing.T, n *healNode) func() {
