@@ -22,6 +22,20 @@
 // Shards are read from the data drives first; a missing or corrupt shard is
 // rebuilt from parity and the artifact is queued for healing.
 //
+// # Healing
+//
+// Three things find what needs repair, and Heal repairs it: reads queue an
+// artifact they found degraded; Scan, run periodically by the leader (on a
+// single node, the node), compares the drives' record indexes and queues
+// what a drive misses, such as everything on a replaced disk; a Scrubber on
+// every node verifies the block checksums of every shard on the node's own
+// drives, spread over a period (a month by default) and capped in bytes per
+// second, and repairs what fails at once. RunHealer works through the
+// queue; an artifact it cannot repair yet (a drive that needs it is offline
+// or refuses writes: ErrHealIncomplete) stays queued and is retried with an
+// exponential backoff. The queue is bounded: what does not fit is found
+// again by the next scan or scrub pass.
+//
 // # Map changes
 //
 // The cluster map (Topology) grows when nodes join: drives are added, the

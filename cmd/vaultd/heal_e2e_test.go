@@ -553,3 +553,20 @@ func TestScrubRepairsBitrotEndToEnd(t *testing.T) {
 	}
 	checkAll(t, cl, "rot", arts)
 }
+
+func TestByteSizeFlag(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"1048576", 1 << 20, true}, {"512KiB", 512 << 10, true}, {"8MiB", 8 << 20, true}, {"8M", 8 << 20, true},
+		{"1.5GiB", 3 << 29, true}, {"2 gb", 2 << 30, true}, {"", 0, false}, {"MiB", 0, false}, {"3 parsecs", 0, false},
+	} {
+		var b byteSize
+		err := b.Set(tc.in)
+		if (err == nil) != tc.ok || tc.ok && int64(b) != tc.want {
+			t.Errorf("Set(%q) = %d, %v; want %d (ok %v)", tc.in, b, err, tc.want, tc.ok)
+		}
+	}
+}
