@@ -22,14 +22,14 @@ type Status struct {
 // ScrubStatus is the scrubber's progress and findings on one drive.
 type ScrubStatus struct {
 	Drive       string    `json:"drive"`
-	Passes      uint64    `json:"passes"`       // full passes completed
-	Progress    float64   `json:"progress"`     // of the pass in progress (or the last one), 0 to 1
-	PassStarted time.Time `json:"pass_started"` // zero before the first pass
-	LastPass    time.Time `json:"last_pass"`    // end of the last full pass; zero before
-	Bytes       uint64    `json:"bytes"`        // verified since the node started
-	Shards      uint64    `json:"shards"`       // verified since the node started
-	Corrupt     uint64    `json:"corrupt"`      // shards found corrupt or missing
-	Repaired    uint64    `json:"repaired"`     // of those, repaired at once (the rest wait in the heal queue)
+	Passes      uint64    `json:"passes"`                // full passes completed
+	Progress    float64   `json:"progress"`              // of the pass in progress (or the last one), 0 to 1
+	PassStarted time.Time `json:"pass_started,omitzero"` // zero before the first pass
+	LastPass    time.Time `json:"last_pass,omitzero"`    // end of the last full pass; zero before
+	Bytes       uint64    `json:"bytes"`                 // verified since the node started
+	Shards      uint64    `json:"shards"`                // verified since the node started
+	Corrupt     uint64    `json:"corrupt"`               // shards found corrupt or missing
+	Repaired    uint64    `json:"repaired"`              // of those, repaired at once (the rest wait in the heal queue)
 	Error       string    `json:"error,omitempty"`
 }
 
