@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vaultaire/vaultaire/bench"
 	"github.com/vaultaire/vaultaire/cluster"
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/driver/local"
@@ -806,30 +807,16 @@ func runProbes(ctx context.Context, drives map[placement.DriveID]driver.Driver, 
 	}
 }
 
-// byteSize is a flag value in bytes, written as a number with an optional
-// unit: 1048576, 512KiB, 8MiB, 1GiB (or K, M, G, KB, MB, GB, all powers of
-// 1024).
+// byteSize is a flag value in bytes, written as bench.ParseSize reads it:
+// 1048576, 512KiB, 8MiB, 1GiB.
 type byteSize int64
 
 func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
 
 func (b *byteSize) Set(v string) error {
-	v = strings.TrimSpace(v)
-	i := strings.IndexFunc(v, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
-	num, unit := v, ""
-	if i >= 0 {
-		num, unit = v[:i], strings.ToLower(strings.TrimSpace(v[i:]))
-	}
-	n, err := strconv.ParseFloat(num, 64)
-	if err != nil {
-		return fmt.Errorf("byte size %q: %w", v, err)
-	}
-	mult := map[string]float64{"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}[unit]
-	if mult == 0 {
-		return fmt.Errorf("byte size %q: unknown unit %q", v, unit)
-	}
-	*b = byteSize(n * mult)
-	return nil
+	n, err := bench.ParseSize(v)
+	*b = byteSize(n)
+	return err
 }
 
 // startPprof serves net/http/pprof on addr (VAULT_PPROF), which must be a
