@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/vaultaire/vaultaire/cluster"
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/driver/local"
+	"github.com/vaultaire/vaultaire/s3"
 )
 
 // healNode is a single node run in-process by run(), on 4 data
@@ -569,4 +571,145 @@ func TestByteSizeFlag(t *testing.T) {
 			t.Errorf("Set(%q) = %d, %v; want %d (ok %v)", tc.in, b, err, tc.want, tc.ok)
 		}
 	}
+}
+
+// startWith runs node n's process with its flags and extra ones.
+func startWith(t *testing.T, n *e2eNode, extra ...string) {
+	t.Helper()
+	args := append(n.args(), extra...)
+	n.stdoutMark = n.stdout.Len()
+	cmd := exec.Command(n.bin, args...)
+	cmd.Env = n.env
+	cmd.Stdout, cmd.Stderr = &n.stdout, &n.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: start: %v", n.name, err)
+	}
+	p := &e2eProc{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	n.proc = p
+}
+
+// scrapeSum sums the values of the series of family name (all labels) that
+// addr's /_vault/metrics reports, and returns their drive labels.
+func scrapeSum(addr, name string) (float64, []string) {
+	resp, err := http.Get("http://" + addr + "/_vault/metrics")
+	if err != nil {
+		return -1, nil
+	}
+	defer resp.Body.Close()
+	var sum float64
+	var drives []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if !strings.HasPrefix(l, "vaultaire_"+name+"{") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64); err == nil {
+			sum += v
+		}
+		if _, rest, ok := strings.Cut(l, `drive="`); ok {
+			drives = append(drives, rest[:strings.IndexByte(rest, '"')])
+		}
+	}
+	return sum, drives
+}
+
+// TestClusterScrubEachNodeItsDrives: in a three-node cluster every node
+// scrubs its own drives: a byte flipped in one shard file on each node is
+// found and repaired by that node, whose metrics name only its drives.
+func TestClusterScrubEachNodeItsDrives(t *testing.T) {
+	c := prepareCluster(t, 3)
+	flags := []string{"--scrub-period", "3s", "--scrub-rate", "64MiB"}
+	startWith(t, c.nodes[0], flags...)
+	c.nodes[0].waitHealthy(t, 60*time.Second)
+	for _, n := range c.nodes[1:] {
+		startWith(t, n, flags...)
+	}
+	for _, n := range c.nodes[1:] {
+		n.waitHealthy(t, 60*time.Second)
+	}
+	c.waitFormed(t, 90*time.Second)
+	cl := c.s3Client(0, s3.NewTenant{Name: "root", AccessKey: c.root.AccessKeyID, SecretKey: c.root.SecretAccessKey})
+	if _, err := retry(t.Context(), 30*time.Second, func(ctx context.Context) error {
+		_, err := cl.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("rot")})
+		if errorCode(err) == "BucketAlreadyOwnedByYou" {
+			return nil
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	arts := make([]e2eArtifact, 12)
+	for i := range arts {
+		arts[i] = newArtifact(fmt.Sprintf("r%02d", i), 300<<10)
+	}
+	putAll(t, cl, "rot", arts)
+	// Each node's drives as they stood before anything was found.
+	base := make([]float64, len(c.nodes))
+	for i, n := range c.nodes {
+		base[i], _ = scrapeSum(n.s3, "scrub_corrupt_total")
+	}
+	type victim struct {
+		path string
+		orig []byte
+	}
+	// A different artifact on each node: a shard file has the same name
+	// on every drive of its set, and three bad shards of one 4+2 artifact
+	// could not be rebuilt.
+	var victims []victim
+	for i, n := range c.nodes {
+		var found string
+		k := 0
+		filepath.WalkDir(filepath.Join(n.dirs[0], "drive", "shards"), func(p string, e fs.DirEntry, err error) error {
+			if err == nil && e.Type().IsRegular() {
+				if k == i {
+					found = p
+				}
+				k++
+			}
+			return nil
+		})
+		if found == "" {
+			t.Fatalf("%s: no shard file on its first drive", n.name)
+		}
+		b, err := os.ReadFile(found)
+		if err != nil {
+			t.Fatal(err)
+		}
+		victims = append(victims, victim{found, b})
+		bad := bytes.Clone(b)
+		bad[len(bad)/2] ^= 0x08
+		if err := os.WriteFile(found, bad, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, n := range c.nodes {
+		waitFor(t, 90*time.Second, func() string {
+			corrupt, drives := scrapeSum(n.s3, "scrub_corrupt_total")
+			repaired, _ := scrapeSum(n.s3, "scrub_repaired_total")
+			if corrupt-base[i] < 1 || repaired < 1 {
+				return fmt.Sprintf("%s: scrub_corrupt_total %v (before %v), scrub_repaired_total %v", n.name, corrupt, base[i], repaired)
+			}
+			for _, d := range drives {
+				if !strings.HasPrefix(d, n.name+"-") {
+					return fmt.Sprintf("%s reports scrubbing drive %s of another node", n.name, d)
+				}
+			}
+			if len(drives) != 2 {
+				return fmt.Sprintf("%s scrubs drives %v, want its 2", n.name, drives)
+			}
+			return ""
+		})
+	}
+	for _, v := range victims {
+		if got, err := os.ReadFile(v.path); err != nil || !bytes.Equal(got, v.orig) {
+			t.Errorf("%s after the scrub: %d bytes, %v; want the original", v.path, len(got), err)
+		}
+	}
+	checkAll(t, cl, "rot", arts)
 }
