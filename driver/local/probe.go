@@ -132,6 +132,12 @@ func (d *Driver) check() error {
 func (d *Driver) writeProbe() error {
 	path := filepath.Join(d.dir, tmpDir, probeFile)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		// tmp/ alone was removed (shard writes recreate it too).
+		if merr := os.Mkdir(filepath.Join(d.dir, tmpDir), 0o700); merr == nil || errors.Is(merr, fs.ErrExist) {
+			f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("write probe: %w", err)
 	}
