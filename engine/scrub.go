@@ -157,8 +157,17 @@ func (s *Scrubber) runDrive(ctx context.Context, id placement.DriveID, d driver.
 	log := s.log.With("drive", id)
 	for ctx.Err() == nil {
 		start := time.Now()
-		if err := s.pass(ctx, id, d, log); err != nil {
+		done, err := s.pass(ctx, id, d, log)
+		if err != nil {
 			return // ctx ended
+		}
+		if !done {
+			// The drive could not be listed (offline): try a new pass
+			// later, sized to what the drive then holds.
+			if !sleep(ctx, min(s.cfg.Period, scrubRetry)) {
+				return
+			}
+			continue
 		}
 		s.update(id, func(st *ScrubStatus) {
 			st.Passes++
@@ -186,9 +195,10 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// pass walks drive d's records once. It returns an error only when ctx
-// ends; a drive that cannot be listed is retried until it can.
-func (s *Scrubber) pass(ctx context.Context, id placement.DriveID, d driver.Driver, log *slog.Logger) error {
+// pass walks drive d's records once and reports whether it got to the
+// end; it stops early if the drive cannot be listed. It returns an error
+// only when ctx ends.
+func (s *Scrubber) pass(ctx context.Context, id placement.DriveID, d driver.Driver, log *slog.Logger) (bool, error) {
 	var total int64
 	if info, err := d.Info(ctx); err == nil {
 		total = int64(info.Usage.Used)
@@ -202,23 +212,20 @@ func (s *Scrubber) pass(ctx context.Context, id placement.DriveID, d driver.Driv
 		recs, err := d.ListRecords(ctx, "", after, scrubPage)
 		if err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return false, ctx.Err()
 			}
 			log.Warn("scrub: cannot list the drive; will retry", "err", err)
 			s.update(id, func(st *ScrubStatus) { st.Err = err.Error() })
-			if !sleep(ctx, min(s.cfg.Period, scrubRetry)) {
-				return ctx.Err()
-			}
-			continue
+			return false, nil
 		}
 		s.update(id, func(st *ScrubStatus) { st.Err = "" })
 		if len(recs) == 0 {
-			return nil
+			return true, nil
 		}
 		for _, r := range recs {
 			after = r.Key
 			if err := s.scrubRecord(ctx, id, d, r, lim, log); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}

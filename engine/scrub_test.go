@@ -134,3 +134,46 @@ func TestScrubberPacesToRate(t *testing.T) {
 		t.Fatalf("%d bytes verified in 1 s at %d bytes/s", st.Bytes, rateBps)
 	}
 }
+
+// TestScrubberWaitsForOfflineDrive: a drive offline when its pass starts
+// is reported (Err) and scrubbed once it is back, at the usual pace.
+func TestScrubberWaitsForOfflineDrive(t *testing.T) {
+	r := newRig(t, rigOptions{drives: 4, stripeSize: 64 << 10})
+	for i := range 5 {
+		r.put(t, fmt.Sprintf("k%d", i), randBytes(uint64(i), 200_000), -1)
+	}
+	files := shardFiles(t, r.dirs[0])
+	orig, err := os.ReadFile(files[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := slices.Clone(orig)
+	bad[len(bad)/2] ^= 1
+	if err := os.WriteFile(files[2], bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.faulty[0].SetOffline(true)
+	s, err := r.e.NewScrubber(ScrubConfig{Drives: map[placement.DriveID]driver.Driver{r.ids[0]: r.faulty[0]}, Period: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(1500 * time.Millisecond)
+	if st := s.Status()[0]; st.Err == "" || st.Passes != 0 || st.Corrupt != 0 {
+		t.Fatalf("status with the drive offline: %+v", st)
+	}
+	r.faulty[0].SetOffline(false)
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Status()[0].Repaired == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := s.Status()[0]; st.Corrupt != 1 || st.Repaired != 1 || st.Err != "" {
+		t.Fatalf("status after the drive came back: %+v", st)
+	}
+	if got, err := os.ReadFile(files[2]); err != nil || !bytes.Equal(got, orig) {
+		t.Fatalf("shard file after the scrub: %v", err)
+	}
+}
