@@ -713,3 +713,64 @@ func TestClusterScrubEachNodeItsDrives(t *testing.T) {
 	}
 	checkAll(t, cl, "rot", arts)
 }
+
+// TestDriveGoesReadOnlyWhileRunning: a drive remounted read-only under a
+// running node (as a file system does after I/O errors) is reported offline
+// within the probe period while the node keeps serving; remounted
+// read-write, it comes back and gets what it missed.
+func TestDriveGoesReadOnlyWhileRunning(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a node and waits for its background loops")
+	}
+	const bad = 1
+	n := newHealNode(t, "--scan-interval", "1s", "--heal-interval", "200ms", "--probe-interval", "300ms")
+	n.start(t)
+	cl := n.client()
+	before := putHealArtifacts(t, cl, "rodrive", "before", 9)
+	dir := n.dirs[bad]
+	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
+		t.Skipf("bind mount not permitted here: %v", err)
+	}
+	mounted := true
+	t.Cleanup(func() {
+		if mounted {
+			syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+	})
+	if err := syscall.Mount("", dir, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+		t.Skipf("read-only remount not permitted here: %v", err)
+	}
+	waitFor(t, 15*time.Second, func() string {
+		if v := n.metric(t, "drive_online", bad); v != 0 {
+			return fmt.Sprintf("drive_online of the read-only drive = %v", v)
+		}
+		return ""
+	})
+	after := putHealArtifacts(t, cl, "rodrive", "after", 9)
+	checkAll(t, cl, "rodrive", append(before, after...))
+	// Remounted read-write (the bind mount shows the same files).
+	if err := syscall.Mount("", dir, "", syscall.MS_BIND|syscall.MS_REMOUNT, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, func() string {
+		if v := n.metric(t, "drive_online", bad); v != 1 {
+			return fmt.Sprintf("drive_online of the remounted drive = %v", v)
+		}
+		return ""
+	})
+	waitFor(t, 60*time.Second, func() string {
+		if got := len(n.shardFiles(t, bad)); got != 12 {
+			return fmt.Sprintf("%d shard files on the remounted drive, want 12", got)
+		}
+		if q := n.metric(t, "heal_queue", -1); q != 0 {
+			return fmt.Sprintf("heal queue %v", q)
+		}
+		return ""
+	})
+	n.stop()
+	if err := syscall.Unmount(dir, 0); err != nil {
+		t.Fatal(err)
+	}
+	mounted = false
+	sameRecords(t, "remounted drive", n.records(t, bad), n.records(t, 0), false)
+}
