@@ -101,16 +101,24 @@ type Scrubber struct {
 	status map[placement.DriveID]*ScrubStatus
 }
 
-// NewScrubber returns a Scrubber of the drives in c.
-func (e *Engine) NewScrubber(c ScrubConfig) (*Scrubber, error) {
+// Validate checks c and fills in defaults (but the Logger).
+func (c *ScrubConfig) Validate() error {
 	if c.Period < 0 || c.Rate < 0 {
-		return nil, errors.New("engine: scrub: negative period or rate")
+		return fmt.Errorf("engine: scrub: negative period %v or rate %d", c.Period, c.Rate)
 	}
 	if c.Period == 0 {
 		c.Period = DefaultScrubPeriod
 	}
 	if c.Rate == 0 {
 		c.Rate = DefaultScrubRate
+	}
+	return nil
+}
+
+// NewScrubber returns a Scrubber of the drives in c.
+func (e *Engine) NewScrubber(c ScrubConfig) (*Scrubber, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
 	}
 	if c.Logger == nil {
 		c.Logger = e.log
