@@ -109,24 +109,30 @@ func (s *Store) migratePass(ctx context.Context, e *engine.Engine, log *slog.Log
 	return clean && total.Failed == 0
 }
 
-// Scanning: ScanEvery is how often the leader walks every container for
-// artifacts missing from a drive of their set; scanPause spaces its pages
-// so that a large cluster is scanned steadily rather than in a burst.
+// Scanning: ScanEvery is the default interval at which the leader walks
+// every container for artifacts missing from a drive of their set;
+// scanPause spaces its pages so that a large cluster is scanned steadily
+// rather than in a burst.
 const (
 	ScanEvery = time.Minute
 	scanPage  = 1000
 	scanPause = 100 * time.Millisecond
 )
 
-// RunScanner walks every tenant's containers every ScanEvery on the
-// leader (engine.Scan) and queues what a drive missed for the engine's
-// healer (engine.RunHealer), so that shards lost while a node was down are
-// rebuilt even if nobody reads them. It returns when ctx ends.
-func (s *Store) RunScanner(ctx context.Context, e *engine.Engine, log *slog.Logger) {
+// RunScanner walks every tenant's containers every interval (ScanEvery if
+// 0) on the Raft leader (engine.Scan) and queues what a drive missed for
+// the engine's healer (engine.RunHealer), so that shards lost while a
+// drive was down or replaced are rebuilt even if nobody reads them. It runs
+// in every mode: a single node is always its own leader. It returns when
+// ctx ends.
+func (s *Store) RunScanner(ctx context.Context, e *engine.Engine, interval time.Duration, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	t := time.NewTicker(ScanEvery)
+	if interval <= 0 {
+		interval = ScanEvery
+	}
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -134,7 +140,9 @@ func (s *Store) RunScanner(ctx context.Context, e *engine.Engine, log *slog.Logg
 			return
 		case <-t.C:
 		}
-		if s.raft.State() != raft.Leader || s.Map() == nil {
+		// A single node has no cluster map in the store (its engine
+		// has a static one) but leads its own Raft: it scans too.
+		if s.raft.State() != raft.Leader {
 			continue
 		}
 		var keys, queued int

@@ -1,5 +1,7 @@
 package cluster
 
+import "time"
+
 // Status is one node's view of the cluster, as `vaultd cluster status`
 // prints it and the admin API (GET /_vault/admin/cluster) returns it.
 type Status struct {
@@ -12,6 +14,23 @@ type Status struct {
 	Members      []MemberStatus `json:"members"`      // sorted by name
 	Map          MapStatus      `json:"map"`
 	Drives       []DriveStatus  `json:"drives"` // sorted by ID
+	// Scrub is the scrubber's progress on the answering node's own
+	// drives (each node scrubs its local drives), sorted by drive.
+	Scrub []ScrubStatus `json:"scrub,omitempty"`
+}
+
+// ScrubStatus is the scrubber's progress and findings on one drive.
+type ScrubStatus struct {
+	Drive       string    `json:"drive"`
+	Passes      uint64    `json:"passes"`                // full passes completed
+	Progress    float64   `json:"progress"`              // of the pass in progress (or the last one), 0 to 1
+	PassStarted time.Time `json:"pass_started,omitzero"` // zero before the first pass
+	LastPass    time.Time `json:"last_pass,omitzero"`    // end of the last full pass; zero before
+	Bytes       uint64    `json:"bytes"`                 // verified since the node started
+	Shards      uint64    `json:"shards"`                // verified since the node started
+	Corrupt     uint64    `json:"corrupt"`               // shards found corrupt or missing
+	Repaired    uint64    `json:"repaired"`              // of those, repaired at once (the rest wait in the heal queue)
+	Error       string    `json:"error,omitempty"`
 }
 
 // RaftServer is one server of the Raft configuration.

@@ -22,6 +22,20 @@
 // Shards are read from the data drives first; a missing or corrupt shard is
 // rebuilt from parity and the artifact is queued for healing.
 //
+// # Healing
+//
+// Three things find what needs repair, and Heal repairs it: reads queue an
+// artifact they found degraded; Scan, run periodically by the leader (on a
+// single node, the node), compares the drives' record indexes and queues
+// what a drive misses, such as everything on a replaced disk; a Scrubber on
+// every node verifies the block checksums of every shard on the node's own
+// drives, spread over a period (a month by default) and capped in bytes per
+// second, and repairs what fails at once. RunHealer works through the
+// queue; an artifact it cannot repair yet (a drive that needs it is offline
+// or refuses writes: ErrHealIncomplete) stays queued and is retried with an
+// exponential backoff. The queue is bounded: what does not fit is found
+// again by the next scan or scrub pass.
+//
 // # Map changes
 //
 // The cluster map (Topology) grows when nodes join: drives are added, the
@@ -220,9 +234,14 @@ type Config struct {
 	// means 10,000.
 	HealQueue int
 	// HealInterval is how often RunHealer works through the heal queue;
-	// 0 means DefaultHealInterval.
+	// 0 means DefaultHealInterval. It is also the first retry delay of an
+	// artifact that could not be healed, doubled at each failure up to
+	// HealBackoffMax.
 	HealInterval time.Duration
-	Logger       *slog.Logger
+	// HealBackoffMax caps the retry delay of an artifact that keeps
+	// failing to heal; 0 means DefaultHealBackoffMax.
+	HealBackoffMax time.Duration
+	Logger         *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// OnUsage, if set, is told how each successful write changed a
@@ -252,6 +271,12 @@ func (c *Config) Validate() error {
 	if c.HealInterval <= 0 {
 		c.HealInterval = DefaultHealInterval
 	}
+	if c.HealBackoffMax <= 0 {
+		c.HealBackoffMax = DefaultHealBackoffMax
+	}
+	if c.HealBackoffMax < c.HealInterval {
+		c.HealBackoffMax = c.HealInterval
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -273,8 +298,8 @@ type Engine struct {
 	lastVersion atomic.Int64 // unix nanos of the last version issued
 	st          stats
 
-	healMu sync.Mutex            // guards the following fields
-	heal   map[HealItem]struct{} // artifacts seen degraded
+	healMu sync.Mutex              // guards the following fields
+	heal   map[HealItem]*healEntry // artifacts seen degraded, waiting to be healed
 
 	uploadMu    sync.Mutex             // guards uploadLocks
 	uploadLocks map[string]*uploadLock // by upload id: serialises part commits, completion and abort
@@ -313,7 +338,7 @@ func New(c Config) (*Engine, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: c, log: c.Logger, heal: make(map[HealItem]struct{}), uploadLocks: make(map[string]*uploadLock)}, nil
+	return &Engine{cfg: c, log: c.Logger, heal: make(map[HealItem]*healEntry), uploadLocks: make(map[string]*uploadLock)}, nil
 }
 
 type codecKey struct {
@@ -406,17 +431,15 @@ type HealItem struct {
 	Tenant, Container, Key string
 }
 
+// queueHeal queues it for healing: a read or scan found it degraded.
 func (e *Engine) queueHeal(it HealItem) {
-	e.healMu.Lock()
-	defer e.healMu.Unlock()
 	e.st.degraded.Add(1)
-	if len(e.heal) < e.cfg.HealQueue {
-		e.heal[it] = struct{}{}
-	}
+	e.enqueueHeal(it)
 }
 
 // Degraded returns the artifacts that reads found degraded and that have not
-// been healed since, in no particular order.
+// been healed since, in no particular order, including those waiting out a
+// retry delay.
 func (e *Engine) Degraded() []HealItem {
 	e.healMu.Lock()
 	defer e.healMu.Unlock()

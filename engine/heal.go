@@ -16,11 +16,18 @@ import (
 // and lands late is still refused as stale.
 const TombstoneGrace = 15 * time.Minute
 
+// ErrHealIncomplete is returned (wrapped) by Heal when a drive of the set
+// that needs repair could not be checked or written (it is offline or
+// fails writes); the artifact stays in the heal queue for a retry.
+var ErrHealIncomplete = errors.New("engine: heal incomplete: a drive could not be repaired")
+
 // Heal repairs key's current version in place. Every reachable drive of its
 // placement group whose shard fails verification gets a rebuilt shard and a
 // fresh record; a drive whose shard is intact but whose record is missing or
 // left over from a failed write gets the record only. Drives that cannot be
-// written are skipped. Heal returns the shard indexes it repaired. For a
+// written are skipped and make Heal fail with ErrHealIncomplete once the
+// others are repaired; the artifact then stays queued (Degraded) for
+// RunHealer to retry. Heal returns the shard indexes it repaired. For a
 // deleted key it removes the tombstone once every drive holds it and it is
 // older than TombstoneGrace. An artifact that reads find in an older map's
 // set (MapHistory) is repaired in that set; moving it is Migrate's job.
@@ -40,6 +47,10 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 	// needData[p][j]: part p's shard on drive j must be rebuilt.
 	needData := make([][]bool, len(segs))
 	needRecord := make([]bool, n)
+	unwritable := make([]bool, n) // drives that needed repair and did not get it
+	for j, d := range a.drives {
+		unwritable[j] = d == nil
+	}
 	for p, size := range segs {
 		needData[p] = make([]bool, n)
 		for j, d := range a.drives {
@@ -82,7 +93,7 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 			continue
 		}
 		if err := d.DeleteRecord(ctx, ikey, got.Version); err != nil && !errors.Is(err, driver.ErrNotFound) {
-			needRecord[j] = false
+			needRecord[j], unwritable[j] = false, true
 		}
 	}
 	// Rebuilt shards come from the other drives only.
@@ -113,7 +124,7 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 			sw, err := a.drives[j].CreateShard(ctx, a.partShard(p))
 			if err != nil {
 				e.log.Warn("heal: drive not writable", "pg", a.rec.PG, "shard", j, "err", err)
-				needRecord[j] = false
+				needRecord[j], unwritable[j] = false, true
 				continue
 			}
 			sws[j], ws[j] = sw, sw
@@ -126,7 +137,7 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 			if err == nil {
 				if cerr := sw.Commit(ctx); cerr != nil {
 					e.log.Warn("heal: shard commit failed", "pg", a.rec.PG, "shard", j, "err", cerr)
-					needRecord[j] = false
+					needRecord[j], unwritable[j] = false, true
 				}
 			}
 			sw.Abort()
@@ -138,23 +149,29 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 			inline[j] = b.Bytes()
 		}
 	}
-	var repaired []int
+	var repaired, failed []int
 	for j, need := range needRecord {
 		if need {
 			repaired = append(repaired, j)
 		}
+		if unwritable[j] {
+			failed = append(failed, j)
+		}
 	}
-	if len(repaired) == 0 {
-		e.unqueueHeal(item)
-		return nil, nil
+	if len(repaired) > 0 {
+		if err := e.writeRecords(ctx, tenant, container, key, a.drives, a.rec, inline, needRecord, len(repaired)); err != nil {
+			return nil, fmt.Errorf("engine: heal: %w", err)
+		}
+		e.st.repairs.Add(1)
+		e.st.shards.Add(uint64(len(repaired)))
+		e.log.Info("healed artifact", "pg", a.rec.PG, "shards", repaired)
 	}
-	if err := e.writeRecords(ctx, tenant, container, key, a.drives, a.rec, inline, needRecord, len(repaired)); err != nil {
-		return nil, fmt.Errorf("engine: heal: %w", err)
+	if len(failed) > 0 {
+		// Keep it for a retry, even if a scrub or migration called Heal.
+		e.enqueueHeal(item)
+		return repaired, fmt.Errorf("engine: heal %s: pg %d shards %v: %w", container, a.rec.PG, failed, ErrHealIncomplete)
 	}
 	e.unqueueHeal(item)
-	e.st.repairs.Add(1)
-	e.st.shards.Add(uint64(len(repaired)))
-	e.log.Info("healed artifact", "pg", a.rec.PG, "shards", repaired)
 	return repaired, nil
 }
 
@@ -189,20 +206,88 @@ func (e *Engine) purgeTombstone(ctx context.Context, tenant, container, key stri
 	return nil
 }
 
+// healEntry is the retry state of a queued artifact.
+type healEntry struct {
+	failures int       // failed heals in a row
+	next     time.Time // not retried before
+}
+
+// enqueueHeal adds it to the heal queue unless it is there already (then
+// its retry delay stands) or the queue is full (Config.HealQueue; the
+// scanner finds it again later).
+func (e *Engine) enqueueHeal(it HealItem) {
+	e.healMu.Lock()
+	defer e.healMu.Unlock()
+	if _, ok := e.heal[it]; ok {
+		return
+	}
+	if len(e.heal) >= e.cfg.HealQueue {
+		e.st.healDropped.Add(1)
+		return
+	}
+	e.heal[it] = &healEntry{}
+}
+
 func (e *Engine) unqueueHeal(it HealItem) {
 	e.healMu.Lock()
 	defer e.healMu.Unlock()
 	delete(e.heal, it)
 }
 
-// DefaultHealInterval is the default Config.HealInterval.
-const DefaultHealInterval = 10 * time.Second
+// dueHeals returns the queued artifacts whose retry delay has passed.
+func (e *Engine) dueHeals(now time.Time) []HealItem {
+	e.healMu.Lock()
+	defer e.healMu.Unlock()
+	var items []HealItem
+	for it, h := range e.heal {
+		if !now.Before(h.next) {
+			items = append(items, it)
+		}
+	}
+	return items
+}
 
-// RunHealer repairs, every Config.HealInterval, the artifacts that reads found
-// degraded (Degraded), until ctx ends. An artifact that cannot be healed
-// yet (its drives are still down) stays queued for the next round.
-// Artifacts nobody reads are not found this way; a scrubber that walks
-// every key is not built yet.
+// healFailed delays the next attempt at it: HealInterval after the first
+// failure, doubling at each further one up to HealBackoffMax.
+func (e *Engine) healFailed(it HealItem, now time.Time) {
+	e.st.healFailures.Add(1)
+	e.healMu.Lock()
+	defer e.healMu.Unlock()
+	h, ok := e.heal[it]
+	if !ok {
+		return
+	}
+	h.failures++
+	h.next = now.Add(healBackoff(e.cfg.HealInterval, e.cfg.HealBackoffMax, h.failures))
+}
+
+// healBackoff is the retry delay after n failures in a row: base, 2·base,
+// 4·base, … capped at limit.
+func healBackoff(base, limit time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+// Healer defaults.
+const (
+	// DefaultHealInterval is the default Config.HealInterval.
+	DefaultHealInterval = 10 * time.Second
+	// DefaultHealBackoffMax is the default Config.HealBackoffMax.
+	DefaultHealBackoffMax = 10 * time.Minute
+)
+
+// RunHealer repairs, every Config.HealInterval, the artifacts queued for
+// healing (Degraded: found degraded by reads, by the scanner (Scan) or by
+// the scrubber), until ctx ends. An artifact that cannot be healed yet
+// (Heal fails, for example with ErrHealIncomplete because a drive that
+// needs it is offline or refuses writes) stays queued and is retried after
+// an exponential backoff (Config.HealInterval doubling up to
+// Config.HealBackoffMax); Stats counts the failures. The queue is bounded
+// (Config.HealQueue): what does not fit is found again by the next scan or
+// scrub pass.
 func (e *Engine) RunHealer(ctx context.Context) {
 	t := time.NewTicker(e.cfg.HealInterval)
 	defer t.Stop()
@@ -212,16 +297,18 @@ func (e *Engine) RunHealer(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, it := range e.Degraded() {
+		for _, it := range e.dueHeals(time.Now()) {
 			if ctx.Err() != nil {
 				return
 			}
 			hctx, cancel := context.WithTimeout(ctx, time.Minute)
 			shards, err := e.Heal(hctx, it.Tenant, it.Container, it.Key)
 			cancel()
-			if err != nil && ctx.Err() == nil {
+			switch {
+			case err != nil && ctx.Err() == nil:
+				e.healFailed(it, time.Now())
 				e.log.Debug("heal failed; will retry", "container", it.Container, "err", err)
-			} else if len(shards) > 0 {
+			case len(shards) > 0:
 				e.log.Debug("healed", "container", it.Container, "shards", shards)
 			}
 		}

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"os"
 	"testing"
 	"time"
 )
@@ -40,5 +42,68 @@ func TestRunHealer(t *testing.T) {
 	r.faultyOf("k", 2).SetOffline(true)
 	if got, err := r.get("k", 0, 2); err != nil || string(got) != "v2" {
 		t.Fatalf("read through the healed drive: %q, %v", got, err)
+	}
+}
+
+// TestHealerKeepsUnwritableWork: an artifact whose repair target cannot be
+// written stays queued, retried with a growing delay, and is repaired once
+// the drive is back. (The healer used to drop it as if healed.)
+func TestHealerKeepsUnwritableWork(t *testing.T) {
+	r := newRig(t, rigOptions{drives: 4, stripeSize: 64 << 10})
+	r.e.cfg.HealInterval = 20 * time.Millisecond
+	r.e.cfg.HealBackoffMax = 200 * time.Millisecond
+	data := randBytes(11, 300_000)
+	r.put(t, "k", data, -1)
+	files := shardFiles(t, r.dirOf("k", 1))
+	if len(files) != 1 {
+		t.Fatalf("shard files of shard 1: %v", files)
+	}
+	want, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(files[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.get("k", 0, -1); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("degraded read: %d bytes, %v", len(got), err)
+	}
+	r.faultyOf("k", 1).SetOffline(true) // the drive fails before the healer gets to it
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); r.e.RunHealer(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	time.Sleep(1500 * time.Millisecond)
+	st := r.e.Stats()
+	if q := r.e.Degraded(); len(q) != 1 || st.Repairs != 0 {
+		t.Fatalf("with the target unwritable: queue %v, %d repairs; want the artifact still queued, none repaired", q, st.Repairs)
+	}
+	// Retried, but backing off: at a fixed 20 ms there would be ~75 tries.
+	if st.HealFailures < 2 || st.HealFailures > 30 {
+		t.Fatalf("%d failed heal attempts in 1.5 s, want a few (retried with backoff)", st.HealFailures)
+	}
+
+	r.faultyOf("k", 1).SetOffline(false)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(r.e.Degraded()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if q, st := r.e.Degraded(), r.e.Stats(); len(q) != 0 || st.Repairs != 1 {
+		t.Fatalf("after the drive recovered: queue %v, %d repairs; want it healed once", q, st.Repairs)
+	}
+	if got, err := os.ReadFile(files[0]); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("rebuilt shard file: %d bytes, %v; want the original %d bytes", len(got), err, len(want))
+	}
+}
+
+func TestHealBackoff(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want time.Duration
+	}{{1, time.Second}, {2, 2 * time.Second}, {3, 4 * time.Second}, {6, 32 * time.Second}, {7, time.Minute}, {1000, time.Minute}} {
+		if got := healBackoff(time.Second, time.Minute, tc.n); got != tc.want {
+			t.Errorf("healBackoff(1s, 1m, %d) = %v, want %v", tc.n, got, tc.want)
+		}
 	}
 }

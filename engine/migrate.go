@@ -484,7 +484,9 @@ func (e *Engine) completeSet(ctx context.Context, tenant, container, key string,
 	}
 	if !newest.Deleted {
 		healed, err := e.Heal(ctx, tenant, container, key)
-		if err != nil {
+		// A drive it could not reach stays queued for the healer; the
+		// set is as complete as migration can make it.
+		if err != nil && !errors.Is(err, ErrHealIncomplete) {
 			e.queueHeal(HealItem{tenant, container, key})
 			return nil, fmt.Errorf("engine: migrate %s/%s: complete the current set: %w", tenant, container, err)
 		}

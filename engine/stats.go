@@ -15,6 +15,8 @@ type Stats struct {
 	Repairs        uint64  // artifacts healed by Heal
 	RepairedShards uint64  // shards rewritten by Heal
 	HealQueue      int     // artifacts waiting to be healed
+	HealFailures   uint64  // heal attempts by RunHealer that failed (the artifact stays queued)
+	HealDropped    uint64  // artifacts not queued because the heal queue was full
 }
 
 // stats are the counters behind Stats.
@@ -23,6 +25,8 @@ type stats struct {
 	decodeNanos, decodes atomic.Uint64
 	degraded             atomic.Uint64
 	repairs, shards      atomic.Uint64
+	healFailures         atomic.Uint64
+	healDropped          atomic.Uint64
 }
 
 func (s *stats) encoded(d time.Duration) {
@@ -49,6 +53,8 @@ func (e *Engine) Stats() Stats {
 		Repairs:        e.st.repairs.Load(),
 		RepairedShards: e.st.shards.Load(),
 		HealQueue:      queued,
+		HealFailures:   e.st.healFailures.Load(),
+		HealDropped:    e.st.healDropped.Load(),
 	}
 }
 

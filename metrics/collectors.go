@@ -28,6 +28,8 @@ var (
 	repairsDesc        = desc("repairs_total", "Artifacts healed.")
 	repairedShardsDesc = desc("repaired_shards_total", "Shards rewritten by healing.")
 	healQueueDesc      = desc("heal_queue", "Artifacts waiting to be healed.")
+	healFailuresDesc   = desc("heal_failures_total", "Heal attempts that failed; the artifact stays queued and is retried with backoff.")
+	healDroppedDesc    = desc("heal_queue_dropped_total", "Artifacts not queued for healing because the queue was full (the next scan finds them again).")
 )
 
 // engineCollector reports engine.Stats.
@@ -35,7 +37,7 @@ type engineCollector struct{ stats func() engine.Stats }
 
 func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{encodeSecondsDesc, encodesDesc, decodeSecondsDesc, decodesDesc,
-		degradedReadsDesc, repairsDesc, repairedShardsDesc, healQueueDesc} {
+		degradedReadsDesc, repairsDesc, repairedShardsDesc, healQueueDesc, healFailuresDesc, healDroppedDesc} {
 		ch <- d
 	}
 }
@@ -52,6 +54,8 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(degradedReadsDesc, float64(s.DegradedReads))
 	counter(repairsDesc, float64(s.Repairs))
 	counter(repairedShardsDesc, float64(s.RepairedShards))
+	counter(healFailuresDesc, float64(s.HealFailures))
+	counter(healDroppedDesc, float64(s.HealDropped))
 	ch <- prometheus.MustNewConstMetric(healQueueDesc, prometheus.GaugeValue, float64(s.HealQueue))
 }
 
@@ -146,6 +150,39 @@ func (c membersCollector) Describe(ch chan<- *prometheus.Desc) { ch <- membersDe
 func (c membersCollector) Collect(ch chan<- prometheus.Metric) {
 	for state, n := range c.members() {
 		ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(n), state)
+	}
+}
+
+var (
+	scrubBytesDesc    = desc("scrub_bytes_total", "Bytes of shards the scrubber verified on a drive.", "drive")
+	scrubShardsDesc   = desc("scrub_shards_total", "Shards the scrubber verified on a drive.", "drive")
+	scrubCorruptDesc  = desc("scrub_corrupt_total", "Shards the scrubber found corrupt or missing on a drive.", "drive")
+	scrubRepairedDesc = desc("scrub_repaired_total", "Corrupt shards the scrubber had rebuilt at once (the rest wait in the heal queue).", "drive")
+	scrubPassesDesc   = desc("scrub_passes_total", "Full scrub passes completed over a drive.", "drive")
+	scrubProgressDesc = desc("scrub_pass_progress", "How far the scrub pass in progress over a drive is, 0 to 1.", "drive")
+)
+
+// scrubCollector reports the scrubber's engine.ScrubStatus per drive.
+type scrubCollector struct{ scrub func() []engine.ScrubStatus }
+
+func (c scrubCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{scrubBytesDesc, scrubShardsDesc, scrubCorruptDesc, scrubRepairedDesc, scrubPassesDesc, scrubProgressDesc} {
+		ch <- d
+	}
+}
+
+func (c scrubCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.scrub() {
+		id := string(s.Drive)
+		counter := func(d *prometheus.Desc, v uint64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), id)
+		}
+		counter(scrubBytesDesc, s.Bytes)
+		counter(scrubShardsDesc, s.Shards)
+		counter(scrubCorruptDesc, s.Corrupt)
+		counter(scrubRepairedDesc, s.Repaired)
+		counter(scrubPassesDesc, s.Passes)
+		ch <- prometheus.MustNewConstMetric(scrubProgressDesc, prometheus.GaugeValue, s.Progress(), id)
 	}
 }
 

@@ -31,6 +31,7 @@ func exported(t *testing.T) map[string]bool {
 		Raft:    func() metrics.RaftSample { return metrics.RaftSample{State: "leader"} },
 		Members: func() map[string]int { return map[string]int{"alive": 1} },
 		Usage:   func() []metrics.TenantUsage { return []metrics.TenantUsage{{Tenant: "alice"}} },
+		Scrub:   func() []engine.ScrubStatus { return []engine.ScrubStatus{{Drive: "d0"}} },
 	})
 	for _, code := range []string{"", "SlowDown", "QuotaExceeded"} {
 		m.ObserveRequest(&s3.RequestEvent{Operation: "PutObject", Status: 200, Tenant: "alice", ErrorCode: code, Latency: time.Millisecond})

@@ -34,6 +34,8 @@
 //	repairs_total                    counter, artifacts healed
 //	repaired_shards_total            counter, shards rewritten by healing
 //	heal_queue                       gauge, artifacts waiting to be healed
+//	heal_failures_total              counter, heal attempts that failed (the artifact stays queued, retried with backoff)
+//	heal_queue_dropped_total         counter, artifacts not queued because the heal queue was full
 //
 // From Config.Drives (DriveSample):
 //
@@ -56,6 +58,15 @@
 // From Config.Members (gossip state → count):
 //
 //	gossip_members{state}            gauge
+//
+// From Config.Scrub (engine.ScrubStatus), for this node's own drives:
+//
+//	scrub_bytes_total{drive}         counter, shard bytes verified
+//	scrub_shards_total{drive}        counter, shards verified
+//	scrub_corrupt_total{drive}       counter, shards found corrupt or missing
+//	scrub_repaired_total{drive}      counter, of those, rebuilt at once (the rest wait in the heal queue)
+//	scrub_passes_total{drive}        counter, full passes completed
+//	scrub_pass_progress{drive}       gauge, 0 to 1, of the pass in progress
 //
 // From Config.Usage (TenantUsage):
 //

@@ -63,6 +63,9 @@ type Config struct {
 	Members func() map[string]int
 	// Usage returns the stored bytes and artifacts of every tenant.
 	Usage func() []TenantUsage
+	// Scrub returns the scrubber's progress on this node's drives
+	// (*engine.Scrubber.Status).
+	Scrub func() []engine.ScrubStatus
 }
 
 // DriveSample describes one drive at scrape time.
@@ -149,6 +152,9 @@ func New(cfg Config) *Metrics {
 	}
 	if cfg.Members != nil {
 		m.reg.MustRegister(membersCollector{cfg.Members})
+	}
+	if cfg.Scrub != nil {
+		m.reg.MustRegister(scrubCollector{cfg.Scrub})
 	}
 	if cfg.Usage != nil {
 		m.reg.MustRegister(usageCollector{cfg.Usage, m.tenants})

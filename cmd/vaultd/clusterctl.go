@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/vaultaire/vaultaire/cluster"
 )
@@ -103,6 +104,18 @@ func writeClusterStatus(w io.Writer, st *cluster.Status) error {
 	for _, d := range st.Drives {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Node, dash(d.Zone), dash(d.Class), d.State,
 			humanBytes(d.Used), humanBytes(d.Free), d.Error)
+	}
+	if len(st.Scrub) > 0 {
+		fmt.Fprintf(tw, "\nSCRUB (drives of %s)\n", st.Node)
+		fmt.Fprintln(tw, "DRIVE\tPASSES\tPROGRESS\tVERIFIED\tSHARDS\tCORRUPT\tREPAIRED\tLAST PASS\tERROR")
+		for _, s := range st.Scrub {
+			last := "-"
+			if !s.LastPass.IsZero() {
+				last = s.LastPass.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%.1f%%\t%s\t%d\t%d\t%d\t%s\t%s\n", s.Drive, s.Passes, 100*s.Progress,
+				humanBytes(s.Bytes), s.Shards, s.Corrupt, s.Repaired, last, s.Error)
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err

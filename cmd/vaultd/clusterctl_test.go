@@ -37,6 +37,10 @@ var testStatus = cluster.Status{
 		{ID: "n1-d0", Node: "n1", Class: "hdd", State: "ok", Used: 1536, Free: 3 << 30, Total: 3<<30 + 1536},
 		{ID: "n3-d1", Node: "n3", Zone: "z2", Class: "ssd", State: "offline", Error: "dial tcp 127.0.0.1:9302: connection refused", Used: 512, Free: 5 << 40},
 	},
+	Scrub: []cluster.ScrubStatus{
+		{Drive: "n1-d0", Passes: 2, Progress: 0.375, LastPass: time.Date(2026, 11, 3, 4, 5, 6, 0, time.UTC), Bytes: 3 << 30, Shards: 4000, Corrupt: 3, Repaired: 2},
+		{Drive: "n1-d1", Error: "driver: offline"},
+	},
 }
 
 const testStatusText = `node:    n1
@@ -65,6 +69,11 @@ DRIVES (2)
 ID     NODE  ZONE  CLASS  STATE    USED     FREE     ERROR
 n1-d0  n1    -     hdd    ok       1.5 KiB  3.0 GiB
 n3-d1  n3    z2    ssd    offline  512 B    5.0 TiB  dial tcp 127.0.0.1:9302: connection refused
+
+SCRUB (drives of n1)
+DRIVE  PASSES  PROGRESS  VERIFIED  SHARDS  CORRUPT  REPAIRED  LAST PASS             ERROR
+n1-d0  2       37.5%     3.0 GiB   4000    3        2         2026-11-03T04:05:06Z
+n1-d1  0       0.0%      0 B       0       0        0         -                     driver: offline
 `
 
 const emptyStatusText = `node:    n1

@@ -15,10 +15,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/vaultaire/vaultaire/bench"
 	"github.com/vaultaire/vaultaire/cluster"
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/driver/local"
@@ -35,6 +37,12 @@ import (
 type serverFlags struct {
 	name, data, s3Addr, raftAddr, gossip, rpc, join, domain, region, logLevel, events, zone string
 	remotes                                                                                 []string
+	// Background loops.
+	scanInterval  time.Duration // how often the leader scans for missing records
+	healInterval  time.Duration // how often the healer works through its queue
+	probeInterval time.Duration // how often each local drive is health-checked
+	scrubPeriod   time.Duration // a full scrub pass over each local drive
+	scrubRate     byteSize      // at most this many bytes/s scrubbed per drive
 }
 
 func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
@@ -54,6 +62,12 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.region, "region", "us-east-1", "region reported to clients")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.events, "events", "", "directory of the access-event and transaction logs (default: events/ under the first data directory)")
+	fs.DurationVar(&f.scanInterval, "scan-interval", cluster.ScanEvery, "how often the leader (a single node: the node) scans every container for artifacts a drive misses and queues them for healing")
+	fs.DurationVar(&f.healInterval, "heal-interval", engine.DefaultHealInterval, "how often the healer repairs the queued artifacts (failed repairs are retried with backoff)")
+	fs.DurationVar(&f.probeInterval, "probe-interval", defaultProbeInterval, "how often each local drive is health-checked; a failed drive goes offline, a recovered or replaced (empty) one comes back")
+	fs.DurationVar(&f.scrubPeriod, "scrub-period", engine.DefaultScrubPeriod, "time for one scrub pass, which verifies the checksums of every shard on this node's drives and repairs what fails")
+	f.scrubRate = engine.DefaultScrubRate
+	fs.Var(&f.scrubRate, "scrub-rate", "most bytes per second the scrubber reads from each drive (e.g. 8MiB)")
 	fs.Func("remote", "remote S3 backend NAME=URL (not yet available)", func(v string) error {
 		f.remotes = append(f.remotes, v)
 		return nil
@@ -66,6 +80,14 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	}
 	if len(f.remotes) > 0 {
 		return nil, errors.New("--remote drives are not yet available")
+	}
+	for flag, d := range map[string]time.Duration{"--scan-interval": f.scanInterval, "--heal-interval": f.healInterval, "--probe-interval": f.probeInterval, "--scrub-period": f.scrubPeriod} {
+		if d <= 0 {
+			return nil, fmt.Errorf("%s %v: want a positive duration", flag, d)
+		}
+	}
+	if f.scrubRate <= 0 {
+		return nil, fmt.Errorf("--scrub-rate %d: want a positive number of bytes per second", f.scrubRate)
 	}
 	host, _, err := net.SplitHostPort(f.raftAddr)
 	if err != nil {
@@ -197,7 +219,9 @@ func rootCredentials(getenv func(string) string, dir string, create bool) (cred 
 
 // openDrives opens one local drive per data directory and returns the
 // placement map over them. The first start records the layout; later
-// starts must present the same directories in the same order.
+// starts must present the same directories in the same order. A drive
+// that cannot be opened is returned offline (local.Attach) rather than
+// keeping the node from starting; runProbes brings it in when it recovers.
 func openDrives(ctx context.Context, f *serverFlags, log *slog.Logger) (map[placement.DriveID]driver.Driver, *placement.Map, *nodeState, func(), error) {
 	var dirs []string
 	for _, d := range strings.Split(f.data, ",") {
@@ -248,10 +272,16 @@ func openDrives(ctx context.Context, f *serverFlags, log *slog.Logger) (map[plac
 	var pdrives []placement.Drive
 	for i, dir := range dirs {
 		id := placement.DriveID(st.Drives[i])
-		d, err := local.Open(ctx, local.Config{Dir: filepath.Join(dir, "drive"), ID: driver.DriveID(id), ClusterID: st.ClusterID, Logger: log})
+		// A drive that cannot be opened (failed, read-only, foreign)
+		// starts offline: the erasure sets may tolerate it, and the
+		// probe loop takes it in when it recovers.
+		d, err := local.Attach(ctx, local.Config{Dir: filepath.Join(dir, "drive"), ID: driver.DriveID(id), ClusterID: st.ClusterID, Logger: log})
 		if err != nil {
 			closeAll()
 			return nil, nil, nil, nil, fmt.Errorf("open drive %s: %w", dir, err)
+		}
+		if err := d.Err(); err != nil {
+			log.Error("starting with a drive offline", "drive", id, "dir", dir, "err", err)
 		}
 		closers = append(closers, d.Close)
 		drives[id] = d
@@ -354,7 +384,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 
 	var (
 		topo    engine.Topology
-		admin   s3.Admin = adminAdapter{store}
+		status  func(context.Context) cluster.Status // this node's view, for `vaultd cluster status`
 		drivesM func(context.Context) []metrics.DriveSample
 		members func() map[string]int
 	)
@@ -375,7 +405,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		ct := cluster.NewTopology(store, drives, secret, log.With("component", "topology"))
 		topo = ct
-		admin = clusterAdmin{adminAdapter{store}, ct, ms}
+		status = func(ctx context.Context) cluster.Status { return ct.Status(ctx, ms.Members()) }
 		drivesM = func(ctx context.Context) []metrics.DriveSample { return driveSamples(ct.Status(ctx, nil).Drives) }
 		members = func() map[string]int {
 			by := map[string]int{}
@@ -394,6 +424,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 		drivesM = func(ctx context.Context) []metrics.DriveSample { return localDriveSamples(ctx, st.Node, m, drives) }
+		status = func(ctx context.Context) cluster.Status { return singleStatus(ctx, st.Node, store, m, drives) }
 	}
 	rootTenant := "root"
 	if _, _, err := store.CreateTenant(ctx, rootTenant); err != nil && !errors.Is(err, cluster.ErrTenantExists) {
@@ -411,7 +442,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	go func() { defer close(usageDone); usage.Run(uctx) }()
 	defer func() { stopUsage(); <-usageDone }() // a final flush before the store closes
 
-	eng, err := engine.New(engine.Config{Topology: topo, Containers: store, Logger: log.With("component", "engine"), OnUsage: usage.Record})
+	eng, err := engine.New(engine.Config{Topology: topo, Containers: store, Logger: log.With("component", "engine"), OnUsage: usage.Record, HealInterval: f.healInterval})
 	if err != nil {
 		return err
 	}
@@ -419,7 +450,21 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	defer stopHealer()
 	go eng.RunHealer(hctx)
 	go eng.RunUploadSweeper(hctx, 0)
-	go store.RunScanner(hctx, eng, log.With("component", "scan"))
+	go store.RunScanner(hctx, eng, f.scanInterval, log.With("component", "scan"))
+	go runProbes(hctx, drives, f.probeInterval, log.With("component", "probe"))
+	// Each node scrubs its own drives, in every mode.
+	scrub, err := eng.NewScrubber(engine.ScrubConfig{Drives: drives, Period: f.scrubPeriod, Rate: int64(f.scrubRate), Logger: log.With("component", "scrub")})
+	if err != nil {
+		return err
+	}
+	scrubDone := make(chan struct{})
+	go func() { defer close(scrubDone); scrub.Run(hctx) }()
+	defer func() { stopHealer(); <-scrubDone }() // before the drives close
+	admin := statusAdmin{adminAdapter{store}, func(ctx context.Context) cluster.Status {
+		st := status(ctx)
+		st.Scrub = scrubStatus(scrub.Status())
+		return st
+	}}
 	if f.clustered() {
 		mctx, stopMigrator := context.WithCancel(ctx)
 		defer stopMigrator()
@@ -436,7 +481,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	defer evlog.Close() // after the S3 server drained, so the last requests are logged
 	mx := metrics.New(metrics.Config{
 		Logger: log.With("component", "metrics"),
-		Engine: eng.Stats, Drives: drivesM, Members: members,
+		Engine: eng.Stats, Drives: drivesM, Members: members, Scrub: scrub.Status,
 		Raft: func() metrics.RaftSample {
 			ri := store.RaftInfo()
 			return metrics.RaftSample{State: ri.State, Term: ri.Term, CommitIndex: ri.Commit, AppliedIndex: ri.Applied,
@@ -636,16 +681,54 @@ func (a adminAdapter) Tenants(ctx context.Context) ([]s3.TenantInfo, error) {
 	return out, nil
 }
 
-// clusterAdmin adds the cluster status to the admin API in cluster mode.
-type clusterAdmin struct {
+// statusAdmin adds the cluster status to the admin API.
+type statusAdmin struct {
 	adminAdapter
-	topo *cluster.Topology
-	ms   *cluster.Membership
+	status func(context.Context) cluster.Status
 }
 
 // ClusterStatus returns this node's view of the cluster.
-func (a clusterAdmin) ClusterStatus(ctx context.Context) (any, error) {
-	return a.topo.Status(ctx, a.ms.Members()), nil
+func (a statusAdmin) ClusterStatus(ctx context.Context) (any, error) {
+	return a.status(ctx), nil
+}
+
+// singleStatus is a single node's status: its Raft state, its static map
+// and its drives.
+func singleStatus(ctx context.Context, node string, store *cluster.Store, m *placement.Map, drives map[placement.DriveID]driver.Driver) cluster.Status {
+	ri := store.RaftInfo()
+	st := cluster.Status{
+		Node: node, Term: ri.Term, CommitIndex: ri.Commit, AppliedIndex: ri.Applied,
+		Map: cluster.MapStatus{Epoch: uint64(m.Epoch), Policy: m.Policy.String(), PGs: m.PGCount(), Drives: len(m.Drives)},
+	}
+	if ri.State == "leader" {
+		st.Leader = node
+	}
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for _, dr := range m.Drives {
+		ds := cluster.DriveStatus{ID: string(dr.ID), Node: string(dr.Node), Zone: dr.Zone, Class: dr.Class, State: "ok"}
+		info, err := drives[dr.ID].Info(pctx)
+		if err != nil {
+			ds.State, ds.Error = "offline", err.Error()
+		} else {
+			ds.Used, ds.Free, ds.Total = info.Usage.Used, info.Usage.Free, info.Usage.Total
+		}
+		st.Drives = append(st.Drives, ds)
+	}
+	slices.SortFunc(st.Drives, func(a, b cluster.DriveStatus) int { return strings.Compare(a.ID, b.ID) })
+	return st
+}
+
+// scrubStatus converts the scrubber's status for the admin API.
+func scrubStatus(ss []engine.ScrubStatus) []cluster.ScrubStatus {
+	out := make([]cluster.ScrubStatus, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, cluster.ScrubStatus{
+			Drive: string(s.Drive), Passes: s.Passes, Progress: s.Progress(), PassStarted: s.PassStarted, LastPass: s.LastPass,
+			Bytes: s.Bytes, Shards: s.Shards, Corrupt: s.Corrupt, Repaired: s.Repaired, Error: s.Err,
+		})
+	}
+	return out
 }
 
 // SetRate sets a tenant's request rate limit.
@@ -680,6 +763,62 @@ func localDriveSamples(ctx context.Context, node string, m *placement.Map, drive
 		out = append(out, s)
 	}
 	return out
+}
+
+// defaultProbeInterval is the default --probe-interval.
+const defaultProbeInterval = 10 * time.Second
+
+// prober is a drive that can check its own health (*local.Driver).
+type prober interface {
+	Probe(ctx context.Context) error
+}
+
+// runProbes health-checks every local drive every interval until ctx
+// ends: a drive that stopped serving goes offline (drive_online 0), an
+// offline one that recovered, or came back empty as a replaced disk,
+// comes back online, to be refilled by the scanner and healer.
+func runProbes(ctx context.Context, drives map[placement.DriveID]driver.Driver, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	failing := map[placement.DriveID]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for id, d := range drives {
+			p, ok := d.(prober)
+			if !ok {
+				continue
+			}
+			pctx, cancel := context.WithTimeout(ctx, max(interval, 30*time.Second))
+			err := p.Probe(pctx)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			switch {
+			case err != nil && !failing[id]:
+				log.Warn("drive offline", "drive", id, "err", err)
+			case err == nil && failing[id]:
+				log.Info("drive back online", "drive", id)
+			}
+			failing[id] = err != nil
+		}
+	}
+}
+
+// byteSize is a flag value in bytes, written as bench.ParseSize reads it:
+// 1048576, 512KiB, 8MiB, 1GiB.
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+func (b *byteSize) Set(v string) error {
+	n, err := bench.ParseSize(v)
+	*b = byteSize(n)
+	return err
 }
 
 // startPprof serves net/http/pprof on addr (VAULT_PPROF), which must be a

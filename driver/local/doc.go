@@ -22,6 +22,20 @@
 // carrying another drive id. bbolt's file lock on index.db keeps a second
 // process from opening the same drive.
 //
+// # Failed and replaced drives
+//
+// Attach is Open for a server: a drive that cannot be opened (a failed or
+// read-only disk, a path that is not a directory, a foreign drive) comes
+// back offline rather than as an error, every call failing with
+// driver.ErrOffline. Probe, called periodically, takes a drive offline when
+// it stops serving (format.json gone or foreign, index.db replaced, a test
+// write under tmp/ failing, as on a disk remounted read-only) and opens an
+// offline one again. A directory that has come back empty (a replaced disk)
+// is formatted afresh with the configured cluster and drive ids, so healing
+// can refill it; a drive whose format.json names another cluster or drive,
+// or an index.db without format.json, is never formatted over. shards/ or
+// tmp/ removed under a running Driver are recreated by the next write.
+//
 // # Durability
 //
 // Unless Config.NoSync is set, an acknowledged write is on stable storage:

@@ -83,7 +83,8 @@ type Driver struct {
 	noSync  bool
 	log     *slog.Logger
 	db      *bolt.DB
-	commit  committer // groups record mutations into shared transactions
+	index   os.FileInfo // index.db as opened, to notice it being replaced
+	commit  committer   // groups record mutations into shared transactions
 
 	// shardBytes approximates the bytes of committed shard files.
 	shardBytes atomic.Int64
@@ -92,10 +93,16 @@ type Driver struct {
 	// into their parents (string → struct{}).
 	syncedDirs sync.Map
 
-	// mu is held shared by every operation and exclusively by Close, so
-	// Close waits for operations in flight.
+	// mu is held shared by every operation and exclusively by Close and
+	// by the state changes of Probe, so both wait for operations in
+	// flight.
 	mu     sync.RWMutex
 	closed atomic.Bool // set under mu held exclusively
+	// offline, set and cleared under mu held exclusively, is why the
+	// drive cannot serve (db is nil then); nil while it is online.
+	offline error
+	// probeMu serialises Probe calls.
+	probeMu sync.Mutex
 
 	wmu     sync.Mutex // guards writers
 	writers map[*shardWriter]struct{}
@@ -113,18 +120,7 @@ func Open(ctx context.Context, c Config) (*Driver, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("driver/local: open %s: %w", c.Dir, err)
 	}
-	log := c.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	d := &Driver{
-		dir:     c.Dir,
-		id:      c.ID,
-		cluster: c.ClusterID,
-		noSync:  c.NoSync,
-		log:     log.With("drive", string(c.ID), "dir", c.Dir),
-		writers: make(map[*shardWriter]struct{}),
-	}
+	d := newDriver(c)
 	if err := d.open(ctx); err != nil {
 		if d.db != nil {
 			d.db.Close()
@@ -172,6 +168,9 @@ func (d *Driver) open(ctx context.Context) error {
 	}
 	d.db = db
 	d.commit.db = db
+	if d.index, err = os.Stat(filepath.Join(d.dir, indexFile)); err != nil {
+		return fmt.Errorf("open index: %w", err)
+	}
 	// Another process may have formatted the drive between our check and
 	// taking the lock: check again now that we own it.
 	if err := d.checkFormat(); err != nil {
@@ -344,6 +343,18 @@ func (d *Driver) Close() error {
 	d.closed.Store(true)
 	d.mu.Unlock()
 
+	errs := d.abortWriters()
+	if d.db != nil {
+		if err := d.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("driver/local: close index: %w", err))
+		}
+	}
+	d.log.Info("drive closed")
+	return errors.Join(errs...)
+}
+
+// abortWriters aborts the shard writes in progress.
+func (d *Driver) abortWriters() []error {
 	d.wmu.Lock()
 	ws := make([]*shardWriter, 0, len(d.writers))
 	for w := range d.writers {
@@ -356,11 +367,7 @@ func (d *Driver) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := d.db.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("driver/local: close index: %w", err))
-	}
-	d.log.Info("drive closed")
-	return errors.Join(errs...)
+	return errs
 }
 
 // begin starts an operation: it checks ctx and that the drive is open, and
@@ -373,6 +380,11 @@ func (d *Driver) begin(ctx context.Context) (end func(), err error) {
 	if d.closed.Load() {
 		d.mu.RUnlock()
 		return nil, driver.ErrOffline
+	}
+	if d.offline != nil {
+		err := d.offline
+		d.mu.RUnlock()
+		return nil, fmt.Errorf("%w: %w", driver.ErrOffline, err)
 	}
 	return d.mu.RUnlock, nil
 }

@@ -42,10 +42,18 @@ func (d *Driver) CreateShard(ctx context.Context, s driver.Shard) (driver.ShardW
 	}
 	defer end()
 	direct := !d.noSync && oDirect != 0
-	f, err := createTemp(filepath.Join(d.dir, tmpDir), direct)
+	tmp := filepath.Join(d.dir, tmpDir)
+	f, err := createTemp(tmp, direct)
+	if errors.Is(err, fs.ErrNotExist) {
+		// tmp/ was removed behind our back: recreate it. (A drive that
+		// lost more than that is taken offline and reformatted by Probe.)
+		if merr := os.Mkdir(tmp, 0o700); merr == nil || errors.Is(merr, fs.ErrExist) {
+			f, err = createTemp(tmp, direct)
+		}
+	}
 	if errors.Is(err, syscall.EINVAL) && direct {
 		direct = false // the file system has no O_DIRECT
-		f, err = createTemp(filepath.Join(d.dir, tmpDir), false)
+		f, err = createTemp(tmp, false)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("driver/local: create shard %04x/%s: %w", s.PG, s.Name, err)
@@ -342,22 +350,36 @@ func (w *shardWriter) commitLocked(ctx context.Context) error {
 		return err
 	}
 	pgDir, dir := d.shardDirs(w.s)
-	if err := d.ensureDir(filepath.Join(d.dir, shardsDir), pgDir); err != nil {
-		return err
-	}
-	if err := d.ensureDir(pgDir, dir); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err // the last moment the write can still be cancelled
-	}
 	final := filepath.Join(dir, w.s.Name)
 	var old int64
-	if fi, err := os.Lstat(final); err == nil {
-		old = fi.Size()
-	}
-	if err := os.Rename(w.tmp, final); err != nil {
-		return err
+	for try := 0; ; try++ {
+		if err := d.ensureDir(filepath.Join(d.dir, shardsDir), pgDir); err != nil {
+			return err
+		}
+		if err := d.ensureDir(pgDir, dir); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err // the last moment the write can still be cancelled
+		}
+		old = 0
+		if fi, err := os.Lstat(final); err == nil {
+			old = fi.Size()
+		}
+		err := os.Rename(w.tmp, final)
+		if err == nil {
+			break
+		}
+		if try > 0 || !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if _, serr := os.Lstat(w.tmp); serr != nil {
+			return err
+		}
+		// The shard directories were removed behind our back (the
+		// temp file is still there): forget them and create them again.
+		d.syncedDirs.Delete(pgDir)
+		d.syncedDirs.Delete(dir)
 	}
 	w.state = committed // the temp file is gone: nothing left to abort
 	d.shardBytes.Add(w.n - old)
@@ -370,7 +392,14 @@ func (d *Driver) ensureDir(parent, dir string) error {
 	if _, ok := d.syncedDirs.Load(dir); ok {
 		return nil
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+	err := os.Mkdir(dir, 0o700)
+	if errors.Is(err, fs.ErrNotExist) && parent == filepath.Join(d.dir, shardsDir) {
+		// shards/ itself was removed behind our back.
+		if err = os.Mkdir(parent, 0o700); err == nil || errors.Is(err, fs.ErrExist) {
+			err = os.Mkdir(dir, 0o700)
+		}
+	}
+	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	// Sync even if another writer created dir: it may not have synced yet.
