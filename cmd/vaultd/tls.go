@@ -61,7 +61,16 @@ func newCertReloader(certFile, keyFile string, log *slog.Logger) (*certReloader,
 	}
 	r.cert.Store(c)
 	r.log.Info("tls: certificate loaded", certAttrs(c)...)
+	warnExpired(r.log, c)
 	return r, nil
+}
+
+// warnExpired logs a certificate that clients will refuse: crypto/tls
+// serves it all the same, and the operator may be about to reload.
+func warnExpired(log *slog.Logger, c *tls.Certificate) {
+	if now := time.Now(); now.After(c.Leaf.NotAfter) || now.Before(c.Leaf.NotBefore) {
+		log.Warn("tls: the certificate is not valid now; clients will refuse it", "not_before", c.Leaf.NotBefore, "not_after", c.Leaf.NotAfter)
+	}
 }
 
 // loadKeyPair reads and checks a PEM certificate chain and its private key.
@@ -104,9 +113,7 @@ func (r *certReloader) Reload() error {
 	}
 	r.cert.Store(c)
 	r.log.Info("tls: certificate reloaded", certAttrs(c)...)
-	if time.Now().After(c.Leaf.NotAfter) {
-		r.log.Warn("tls: the reloaded certificate has expired", "not_after", c.Leaf.NotAfter)
-	}
+	warnExpired(r.log, c)
 	return nil
 }
 
@@ -128,7 +135,9 @@ func (r *certReloader) Config() *tls.Config {
 
 // Listen wraps ln so that it accepts TLS connections. The handshake runs
 // on the connection's first read, in the goroutine serving it, not in
-// Accept.
+// Accept, under the read deadline fasthttp sets for the first request
+// (the s3 header timeout), so a client that stalls the handshake holds
+// one connection for that long at most.
 func (r *certReloader) Listen(ln net.Listener) net.Listener {
 	return tls.NewListener(ln, r.Config())
 }
