@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end test of a real vaultd process with the aws cli and boto3.
+# End-to-end test of a real vaultd process with the aws cli and boto3, then
+# the HTTPS suite (scripts/e2e-tls.sh, which needs openssl).
 # Builds vaultd, starts one node (4 drives) on free loopback ports, creates
 # two tenants with `vaultd tenant create --json` and drives the node with
 # the clients a user would use. Prints "N passed, M failed" and exits non-zero
@@ -8,6 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 command -v aws >/dev/null || { echo "e2e: aws cli not found"; exit 1; }
+command -v openssl >/dev/null || { echo "e2e: openssl not found (the HTTPS suite makes its certificates with it)"; exit 1; }
 python3 -c 'import boto3' 2>/dev/null || { echo "e2e: boto3 not found"; exit 1; }
 
 work=$(mktemp -d)
@@ -82,6 +84,9 @@ check "boto3 suite" python3 scripts/e2e_boto3.py "$endpoint" "$work/acme.json" "
 kill -TERM "$pid"
 check "SIGTERM stops the node cleanly" wait "$pid"
 pid=""
+
+# The same clients over HTTPS against a node with --tls-cert/--tls-key.
+check "HTTPS suite (scripts/e2e-tls.sh)" bash scripts/e2e-tls.sh "$work/vaultd"
 
 echo "e2e: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -36,6 +36,7 @@ func main() {
 const usage = `usage:
   vaultd server [--data DIR[,DIR...]] [--s3 ADDR] [--raft ADDR] [--name NAME] [--domain DOMAIN]
                 [--scrub-period 720h] [--scrub-rate 32MiB] [--scan-interval 1m] [--probe-interval 10s]
+                [--tls-cert FILE --tls-key FILE [--s3-http ADDR]]   (HTTPS; SIGHUP reloads the certificate)
   vaultd tenant create NAME [--json] [--endpoint URL]
   vaultd tenant add-key NAME [--json] [--endpoint URL]
   vaultd tenant list [--json] [--endpoint URL]

@@ -37,6 +37,7 @@ import (
 type serverFlags struct {
 	name, data, s3Addr, raftAddr, gossip, rpc, join, domain, region, logLevel, events, zone string
 	remotes                                                                                 []string
+	tlsCert, tlsKey, s3HTTP                                                                 string // HTTPS on --s3 (tls.go)
 	// Background loops.
 	scanInterval  time.Duration // how often the leader scans for missing records
 	healInterval  time.Duration // how often the healer works through its queue
@@ -68,6 +69,9 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.DurationVar(&f.scrubPeriod, "scrub-period", engine.DefaultScrubPeriod, "time for one scrub pass, which verifies the checksums of every shard on this node's drives and repairs what fails")
 	f.scrubRate = engine.DefaultScrubRate
 	fs.Var(&f.scrubRate, "scrub-rate", "most bytes per second the scrubber reads from each drive (e.g. 8MiB)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve S3 over HTTPS on --s3 with this PEM certificate (chain); reloaded on SIGHUP")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert; reloaded on SIGHUP")
+	fs.StringVar(&f.s3HTTP, "s3-http", "", "with --tls-cert: also serve S3 over plain HTTP on this address (for health checks; it serves every request, so bind it where only trusted clients reach)")
 	fs.Func("remote", "remote S3 backend NAME=URL (not yet available)", func(v string) error {
 		f.remotes = append(f.remotes, v)
 		return nil
@@ -88,6 +92,9 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	}
 	if f.scrubRate <= 0 {
 		return nil, fmt.Errorf("--scrub-rate %d: want a positive number of bytes per second", f.scrubRate)
+	}
+	if err := tlsFlagsError(f.tlsCert, f.tlsKey, f.s3HTTP); err != nil {
+		return nil, err
 	}
 	host, _, err := net.SplitHostPort(f.raftAddr)
 	if err != nil {
@@ -319,6 +326,13 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
+	var certs *certReloader // nil: plain HTTP
+	if f.tlsCert != "" {
+		if certs, err = newCertReloader(f.tlsCert, f.tlsKey, log.With("component", "tls")); err != nil {
+			return err
+		}
+		certs.ReloadOnSIGHUP(ctx)
+	}
 	var secret []byte
 	if f.clustered() {
 		secret = []byte(getenv("VAULT_CLUSTER_SECRET"))
@@ -509,7 +523,20 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Vaultaire %s: node %s serving S3 on %s\n", version, st.Node, displayAddr(ln.Addr()))
+	scheme, plainLn := "http", net.Listener(nil)
+	if certs != nil {
+		scheme, ln = "https", certs.Listen(ln)
+		if f.s3HTTP != "" {
+			if plainLn, err = net.Listen("tcp", f.s3HTTP); err != nil {
+				ln.Close()
+				return fmt.Errorf("--s3-http: %w", err)
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "Vaultaire %s: node %s serving S3 on %s\n", version, st.Node, displayAddr(scheme, ln.Addr()))
+	if plainLn != nil {
+		fmt.Fprintf(stdout, "  also plain HTTP (all requests) on %s\n", displayAddr("http", plainLn.Addr()))
+	}
 	if f.clustered() {
 		cm := store.Map()
 		fmt.Fprintf(stdout, "  cluster: gossip %s, rpc %s, raft %s; map epoch %d, %d drive(s), erasure coding %s\n", f.gossip, f.rpc, f.raftAddr, cm.Epoch, len(cm.Drives), cm.Policy)
@@ -523,8 +550,11 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	} else {
 		fmt.Fprintf(stdout, "  root secret key: (from VAULT_ROOT_SECRET_KEY or %s)\n", filepath.Join(st.Dirs[0], "root.json"))
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if plainLn != nil {
+		go func() { errc <- srv.Serve(plainLn) }()
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -607,7 +637,7 @@ func startGossip(ctx context.Context, f *serverFlags, st *nodeState, known []clu
 }
 
 // displayAddr turns ":9000" into something a user can paste.
-func displayAddr(a net.Addr) string {
+func displayAddr(scheme string, a net.Addr) string {
 	host, port, err := net.SplitHostPort(a.String())
 	if err != nil {
 		return a.String()
@@ -615,7 +645,7 @@ func displayAddr(a net.Addr) string {
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // adminAdapter exposes the cluster store as the s3 admin backend.
