@@ -94,7 +94,7 @@ func accessFixture(t *testing.T) exportFixture[AccessRow] {
 			BytesIn: ptr(ev.BytesIn), BytesOut: ptr(ev.BytesOut), ObjectSize: ptr(ev.ObjectSize),
 			Status: ptr(int64(ev.Status)), ErrorCode: ptr(ev.ErrorCode),
 			LatencyMS: ptr(float64(ev.Latency) / float64(time.Millisecond)),
-			Client: ptr(ev.RemoteAddr), UserAgent: ptr(ev.UserAgent),
+			Client:    ptr(ev.RemoteAddr), UserAgent: ptr(ev.UserAgent),
 		}
 		if i == 12 {
 			row.KeyBase64 = ptr(base64.StdEncoding.EncodeToString([]byte(ev.Key)))
