@@ -144,6 +144,11 @@ func exportToFile(ctx context.Context, dir, out string, opt events.ExportOptions
 		return events.ExportStats{}, err
 	}
 	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
+	// As private as the logs themselves (CreateTemp makes it 0600).
+	if err := tmp.Chmod(0o640); err != nil {
+		tmp.Close()
+		return events.ExportStats{}, err
+	}
 	stats, err := events.Export(ctx, dir, tmp, opt)
 	if err == nil {
 		err = tmp.Sync()
