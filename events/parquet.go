@@ -26,14 +26,14 @@ type ExportOptions struct {
 	Since        time.Time // first time exported (inclusive); zero: from the oldest line kept
 	Until        time.Time // end of the times exported (exclusive); zero: to the newest line
 	Compression  string    // "zstd" (default) or "snappy"
-	RowGroupRows int       // rows per row group at most (default 65536)
-	RowGroupSize int64     // bytes of log lines per row group at most (default 64 MiB)
+	RowGroupRows int       // rows per row group at most (default 32768)
+	RowGroupSize int64     // bytes of log lines per row group at most (default 32 MiB)
 }
 
 // Export defaults.
 const (
-	DefaultRowGroupRows = 65536
-	DefaultRowGroupSize = 64 << 20
+	DefaultRowGroupRows = 32768
+	DefaultRowGroupSize = 32 << 20
 )
 
 // maxExportLine is the longest log line Export reads; a longer one is
@@ -167,10 +167,10 @@ func Export(ctx context.Context, dir string, w io.Writer, opt ExportOptions) (Ex
 	switch opt.Log {
 	case "", "access":
 		e := &exporter[AccessRow, accessJSON]{opt: opt, kind: "access", convert: accessRow}
-		return e.run(ctx, dir, parquet.NewGenericWriter[AccessRow](w, options...))
+		return e.run(func() error { return e.readAll(ctx, dir) }, parquet.NewGenericWriter[AccessRow](w, options...))
 	case "txn":
 		e := &exporter[TxnRow, txnJSON]{opt: opt, kind: "txn", convert: txnRow}
-		return e.run(ctx, dir, parquet.NewGenericWriter[TxnRow](w, options...))
+		return e.run(func() error { return e.readAll(ctx, dir) }, parquet.NewGenericWriter[TxnRow](w, options...))
 	}
 	return ExportStats{}, fmt.Errorf("events: export: unknown log %q (want access or txn)", opt.Log)
 }
@@ -190,10 +190,11 @@ type exporter[R, L any] struct {
 // exportBatch is how many rows are handed to the Parquet writer at once.
 const exportBatch = 256
 
-func (e *exporter[R, L]) run(ctx context.Context, dir string, pw *parquet.GenericWriter[R]) (ExportStats, error) {
+// run writes the rows of the lines read by read to pw, and closes pw.
+func (e *exporter[R, L]) run(read func() error, pw *parquet.GenericWriter[R]) (ExportStats, error) {
 	e.pw = pw
 	e.batch = make([]R, 0, exportBatch)
-	if err := e.readAll(ctx, dir); err != nil {
+	if err := read(); err != nil {
 		return e.stats, err
 	}
 	if err := e.flushBatch(); err != nil {

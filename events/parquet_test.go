@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/parquet-go/parquet-go/format"
 )
 
@@ -441,6 +444,69 @@ func TestExportBadOptions(t *testing.T) {
 		}
 		if buf.Len() != 0 {
 			t.Errorf("%+v: wrote %d bytes", opt, buf.Len())
+		}
+	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// progressWriter notes, at each write, how much of the input had been
+// read.
+type progressWriter struct {
+	in      *countingReader
+	written int64
+	at      []int64 // input bytes read when output byte written[i] was reached
+	outs    []int64
+}
+
+func (w *progressWriter) Write(p []byte) (int, error) {
+	w.written += int64(len(p))
+	w.outs = append(w.outs, w.written)
+	w.at = append(w.at, w.in.n)
+	return len(p), nil
+}
+
+// TestExportStreams checks that Export writes each row group out while
+// it reads the log, rather than holding the log: when half the output
+// has been written, well under the whole input has been read.
+func TestExportStreams(t *testing.T) {
+	var log bytes.Buffer
+	const n = 20000
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := range n {
+		ev := sampleEvent(i)
+		ev.Time = exportTime(i)
+		// Keys that do not compress away, so the output is large.
+		ev.Key = fmt.Sprintf("k/%016x%016x%016x", rnd.Uint64(), rnd.Uint64(), rnd.Uint64())
+		log.Write(appendAccess(nil, &ev))
+	}
+	in := &countingReader{r: bytes.NewReader(log.Bytes())}
+	out := &progressWriter{in: in}
+	e := &exporter[AccessRow, accessJSON]{opt: ExportOptions{RowGroupRows: 1000, RowGroupSize: DefaultRowGroupSize}, kind: "access", convert: accessRow}
+	st, err := e.run(func() error { return e.readFile(t.Context(), in) },
+		parquet.NewGenericWriter[AccessRow](out, parquet.Compression(&zstd.Codec{}), parquet.MaxRowsPerRowGroup(1000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Rows != n || st.RowGroups != n/1000 {
+		t.Fatalf("stats %+v", st)
+	}
+	for i, o := range out.outs {
+		if o >= out.written/2 {
+			if read := out.at[i]; read > int64(log.Len())*3/4 {
+				t.Errorf("half the output written only after reading %d of %d input bytes", read, log.Len())
+			}
+			return
 		}
 	}
 }
