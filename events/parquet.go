@@ -386,10 +386,7 @@ func txnRow(l *txnJSON) (TxnRow, time.Time, bool) {
 		VersionID: l.VersionID, ETag: l.ETag, ObjectSize: l.ObjectSize, Source: l.Source, Dropped: l.Dropped,
 	}
 	if l.Keys != nil {
-		r.Keys = *l.Keys
-		if r.Keys == nil {
-			r.Keys = []string{} // "keys":[] is an empty list, not null
-		}
+		r.Keys = *l.Keys // "keys":[] decodes to an empty list, written as one (not null)
 	}
 	return r, *l.Time, true
 }
