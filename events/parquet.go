@@ -141,6 +141,31 @@ type txnJSON struct {
 // ignored. Rows keep the order of the lines, which is the order the node
 // wrote them, not strictly time order.
 func Export(ctx context.Context, dir string, w io.Writer, opt ExportOptions) (ExportStats, error) {
+	return export(w, opt, func(r lineReader) error { return r.readAll(ctx, dir) })
+}
+
+// exportOne writes one log file, of kind opt.Log, as Parquet to w.
+func exportOne(ctx context.Context, path string, w io.Writer, opt ExportOptions) (ExportStats, error) {
+	return export(w, opt, func(r lineReader) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("events: export: %w", err)
+		}
+		defer f.Close()
+		if err := r.readFile(ctx, f); err != nil {
+			return fmt.Errorf("events: export %s: %w", filepath.Base(path), err)
+		}
+		return nil
+	})
+}
+
+// lineReader is an exporter, whatever its row type.
+type lineReader interface {
+	readAll(ctx context.Context, dir string) error
+	readFile(ctx context.Context, r io.Reader) error
+}
+
+func export(w io.Writer, opt ExportOptions, read func(lineReader) error) (ExportStats, error) {
 	var codec compress.Codec
 	switch opt.Compression {
 	case "", "zstd":
@@ -167,10 +192,10 @@ func Export(ctx context.Context, dir string, w io.Writer, opt ExportOptions) (Ex
 	switch opt.Log {
 	case "", "access":
 		e := &exporter[AccessRow, accessJSON]{opt: opt, kind: "access", convert: accessRow}
-		return e.run(func() error { return e.readAll(ctx, dir) }, parquet.NewGenericWriter[AccessRow](w, options...))
+		return e.run(func() error { return read(e) }, parquet.NewGenericWriter[AccessRow](w, options...))
 	case "txn":
 		e := &exporter[TxnRow, txnJSON]{opt: opt, kind: "txn", convert: txnRow}
-		return e.run(func() error { return e.readAll(ctx, dir) }, parquet.NewGenericWriter[TxnRow](w, options...))
+		return e.run(func() error { return read(e) }, parquet.NewGenericWriter[TxnRow](w, options...))
 	}
 	return ExportStats{}, fmt.Errorf("events: export: unknown log %q (want access or txn)", opt.Log)
 }
