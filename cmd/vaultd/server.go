@@ -35,6 +35,7 @@ import (
 type serverFlags struct {
 	name, data, s3Addr, raftAddr, gossip, rpc, join, domain, region, logLevel, events, zone string
 	remotes                                                                                 []string
+	eventsParquet                                                                           bool
 }
 
 func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
@@ -54,6 +55,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.region, "region", "us-east-1", "region reported to clients")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.events, "events", "", "directory of the access-event and transaction logs (default: events/ under the first data directory)")
+	fs.BoolVar(&f.eventsParquet, "events-parquet", false, "also convert each rotated access and transaction log file into a Parquet file beside it")
 	fs.Func("remote", "remote S3 backend NAME=URL (not yet available)", func(v string) error {
 		f.remotes = append(f.remotes, v)
 		return nil
@@ -429,7 +431,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	if evDir == "" {
 		evDir = filepath.Join(st.Dirs[0], "events")
 	}
-	evlog, err := events.Open(events.Config{Dir: evDir, Logger: log.With("component", "events")})
+	evlog, err := events.Open(events.Config{Dir: evDir, Parquet: f.eventsParquet, Logger: log.With("component", "events")})
 	if err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
