@@ -150,4 +150,15 @@
 // unterminated last line, are skipped and counted; unknown fields are
 // ignored. Rows are in file order, which is roughly but not strictly time
 // order.
+//
+// With Config.Parquet (vaultd server --events-parquet; off by default)
+// each rotated file is also converted, in the background, into a Parquet
+// file beside it with the same name and the suffix .parquet
+// (access-20260102T150405.123456789Z.parquet), written to a temporary
+// file and renamed, so a .parquet file is always complete. The newest
+// MaxFiles (access) and MaxTxnFiles (txn) Parquet files are kept. Files
+// rotated while the option was off, or whose conversion was cut short by
+// Close or a crash, are converted at the next Open. The JSON files are
+// kept and rotated as before. A query engine can read the whole history
+// at once, e.g. read_parquet('events/access-*.parquet') in DuckDB.
 package events
