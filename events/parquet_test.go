@@ -147,6 +147,11 @@ func txnFixture(t *testing.T) exportFixture[TxnRow] {
 		case 2:
 			ev.Operation, ev.Key, ev.VersionID, ev.ETag, ev.ObjectSize = "DeleteObjects", "", "", "", -1
 			ev.Keys = []string{"a", fmt.Sprintf("b/%d", i), "c\xff"}
+			if i == 10 { // a line longer than the reader's buffer
+				for k := range 1000 {
+					ev.Keys = append(ev.Keys, fmt.Sprintf("%04d/%s", k, strings.Repeat("long", 100)))
+				}
+			}
 		case 3:
 			ev.Operation, ev.Key, ev.VersionID, ev.ETag, ev.ObjectSize = "DeleteBucket", "", "", "", -1
 		}
