@@ -127,4 +127,38 @@
 // (the mutations of the last few milliseconds), and a node that stops
 // without Close loses what was still queued. A "Dropped" line marks every
 // other loss.
+//
+// # Parquet export
+//
+// Export (vaultd events export) writes either log as one Parquet file for
+// analytics tools (DuckDB, pandas/pyarrow, Spark): one row per line, one
+// column per field above (AccessRow, TxnRow), with the same names.
+// time is TIMESTAMP(MICROS, UTC), required (nanoseconds are truncated);
+// numbers are INT64 (latency_ms DOUBLE); strings are UTF-8 BYTE_ARRAY;
+// keys is a LIST of strings; dropped is the count of a "Dropped" line.
+// Every column but time is optional and null when the line lacks the
+// field, so lines of older or newer writers fit. Columns are compressed
+// with zstd (or snappy).
+//
+// Export streams: it reads the rotated files oldest first, then the
+// current file up to where it ended when the export began, one line at a
+// time, and writes a row group every RowGroupRows rows or RowGroupSize
+// bytes of lines, so memory is bounded by one row group whatever the size
+// of the log. --since is inclusive and --until exclusive, compared with
+// the line's full-precision time; rotated files renamed before --since
+// are not read at all. Lines that do not parse or have no time, and an
+// unterminated last line, are skipped and counted; unknown fields are
+// ignored. Rows are in file order, which is roughly but not strictly time
+// order.
+//
+// With Config.Parquet (vaultd server --events-parquet; off by default)
+// each rotated file is also converted, in the background, into a Parquet
+// file beside it with the same name and the suffix .parquet
+// (access-20260102T150405.123456789Z.parquet), written to a temporary
+// file and renamed, so a .parquet file is always complete. The newest
+// MaxFiles (access) and MaxTxnFiles (txn) Parquet files are kept. Files
+// rotated while the option was off, or whose conversion was cut short by
+// Close or a crash, are converted at the next Open. The JSON files are
+// kept and rotated as before. A query engine can read the whole history
+// at once, e.g. read_parquet('events/access-*.parquet') in DuckDB.
 package events

@@ -60,8 +60,9 @@ type rotFile struct {
 	dir      string
 	kind     string // "access" or "txn": the file is kind.log
 	maxBytes int64
-	keep     int  // rotated files kept
-	syncDir  bool // fsync the directory after creating or renaming the file
+	keep     int    // rotated files kept
+	syncDir  bool   // fsync the directory after creating or renaming the file
+	rotated  func() // called after each rotation, if set
 	now      func() time.Time
 	log      *slog.Logger
 
@@ -208,6 +209,9 @@ func (r *rotFile) rotate() error {
 		if err := os.Remove(filepath.Join(r.dir, old)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			r.log.Warn("events: cannot delete an old log", "file", old, "err", err)
 		}
+	}
+	if r.rotated != nil {
+		r.rotated()
 	}
 	return r.open()
 }

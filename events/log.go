@@ -1,6 +1,7 @@
 package events
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ type Config struct {
 	Buffer        int           // access events queued before new ones are dropped (default 8192)
 	TxnBuffer     int           // mutations queued before new ones are dropped (default 65536)
 	FlushInterval time.Duration // longest an access line waits in memory (default 1s)
+	Parquet       bool          // also convert each rotated file to Parquet beside it (see doc)
 	Logger        *slog.Logger  // warnings and write errors (default: discarded)
 }
 
@@ -98,6 +100,10 @@ type Log struct {
 
 	wg                sync.WaitGroup // the two writer goroutines
 	accessErr, txnErr error          // set by the writers when they stop
+
+	roller     *roller            // nil unless Config.Parquet
+	stopRoller context.CancelFunc // stops the roller
+	rollerWG   sync.WaitGroup
 }
 
 var _ s3.Observer = (*Log)(nil)
@@ -131,6 +137,16 @@ func open(cfg Config, h hooks) (*Log, error) {
 	}
 	af := &rotFile{dir: cfg.Dir, kind: "access", maxBytes: cfg.MaxFileBytes, keep: cfg.MaxFiles, now: time.Now, log: l.log}
 	tf := &rotFile{dir: cfg.Dir, kind: "txn", maxBytes: cfg.MaxFileBytes, keep: cfg.MaxTxnFiles, syncDir: true, now: time.Now, log: l.log}
+	if cfg.Parquet {
+		l.roller = &roller{
+			dir:   cfg.Dir,
+			keep:  map[string]int{"access": cfg.MaxFiles, "txn": cfg.MaxTxnFiles},
+			kick:  make(chan struct{}, 1),
+			fails: map[string]int{},
+			warn:  l.log.Warn,
+		}
+		af.rotated, tf.rotated = l.roller.notify, l.roller.notify
+	}
 	if err := af.open(); err != nil {
 		return nil, err
 	}
@@ -141,6 +157,11 @@ func open(cfg Config, h hooks) (*Log, error) {
 	l.wg.Add(2)
 	go l.writeAccess(af)
 	go l.writeTxn(tf)
+	if l.roller != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		l.stopRoller = cancel
+		l.rollerWG.Go(func() { l.roller.run(ctx) })
+	}
 	return l, nil
 }
 
@@ -206,6 +227,10 @@ func (l *Log) Close() error {
 	close(l.txn)
 	l.mu.Unlock()
 	l.wg.Wait()
+	if l.roller != nil {
+		l.stopRoller() // a conversion under way is abandoned, and redone at the next Open
+		l.rollerWG.Wait()
+	}
 	return errors.Join(l.accessErr, l.txnErr)
 }
 

@@ -6,6 +6,7 @@
 //	vaultd cluster status            show a cluster node's view of the cluster
 //	vaultd bench WORKLOAD            load-test any S3 endpoint (see vaultd bench -h)
 //	vaultd events tail [-f] [--txn]  show a node's access or transaction log
+//	vaultd events export OUT         write a node's access or transaction log as Parquet
 //	vaultd version
 //
 // main only wires: flags and environment are read here and handed to the
@@ -44,6 +45,7 @@ const usage = `usage:
   vaultd cluster status [--json] [--endpoint URL]
   vaultd bench put|get|mixed|list|multipart --endpoint URL [--size 4KiB] [--concurrency 16] [--duration 10s] [--json]
   vaultd events tail [--data DIR] [--dir DIR] [--txn] [-n 20] [-f]
+  vaultd events export --format parquet [--data DIR] [--dir DIR] [--txn] [--since T] [--until T] [--compression zstd|snappy] OUT
   vaultd version
 
 Environment: VAULT_ROOT_ACCESS_KEY, VAULT_ROOT_SECRET_KEY (root credentials),

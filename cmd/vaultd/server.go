@@ -44,6 +44,7 @@ type serverFlags struct {
 	probeInterval time.Duration // how often each local drive is health-checked
 	scrubPeriod   time.Duration // a full scrub pass over each local drive
 	scrubRate     byteSize      // at most this many bytes/s scrubbed per drive
+	eventsParquet bool
 }
 
 func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
@@ -72,6 +73,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve S3 over HTTPS on --s3 with this PEM certificate (chain); reloaded on SIGHUP")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert; reloaded on SIGHUP")
 	fs.StringVar(&f.s3HTTP, "s3-http", "", "with --tls-cert: also serve S3 over plain HTTP on this address (for health checks; it serves every request, so bind it where only trusted clients reach)")
+	fs.BoolVar(&f.eventsParquet, "events-parquet", false, "also convert each rotated access and transaction log file into a Parquet file beside it")
 	fs.Func("remote", "remote S3 backend NAME=URL (not yet available)", func(v string) error {
 		f.remotes = append(f.remotes, v)
 		return nil
@@ -488,7 +490,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	if evDir == "" {
 		evDir = filepath.Join(st.Dirs[0], "events")
 	}
-	evlog, err := events.Open(events.Config{Dir: evDir, Logger: log.With("component", "events")})
+	evlog, err := events.Open(events.Config{Dir: evDir, Parquet: f.eventsParquet, Logger: log.With("component", "events")})
 	if err != nil {
 		return fmt.Errorf("events: %w", err)
 	}
