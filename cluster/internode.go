@@ -44,12 +44,15 @@ func UseInternodeTLS(secret []byte, id *clustertls.Identity) {
 	if internode.operator == nil {
 		internode.operator = map[[32]byte]*clustertls.Identity{}
 	}
-	internode.operator[sha256.Sum256(secret)] = id
+	internode.operator[internodeKey(secret)] = id
 }
+
+// internodeKey is the key of secret's entries in internode.
+func internodeKey(secret []byte) [32]byte { return sha256.Sum256(secret) }
 
 // internodeIdentity returns the internode TLS identity for secret.
 func internodeIdentity(secret []byte) (*clustertls.Identity, error) {
-	k := sha256.Sum256(secret)
+	k := internodeKey(secret)
 	internode.mu.Lock()
 	defer internode.mu.Unlock()
 	if id := internode.operator[k]; id != nil {
