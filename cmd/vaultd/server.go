@@ -25,6 +25,7 @@ import (
 	"github.com/vaultaire/vaultaire/driver/peer"
 	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/events"
+	"github.com/vaultaire/vaultaire/internal/clustertls"
 	"github.com/vaultaire/vaultaire/limits"
 	"github.com/vaultaire/vaultaire/metrics"
 	"github.com/vaultaire/vaultaire/placement"
@@ -35,6 +36,9 @@ import (
 type serverFlags struct {
 	name, data, s3Addr, raftAddr, gossip, rpc, join, domain, region, logLevel, events, zone string
 	remotes                                                                                 []string
+	// internodeCA, internodeCert and internodeKey: an operator's CA for
+	// internode TLS instead of the one derived from the cluster secret.
+	internodeCA, internodeCert, internodeKey string
 }
 
 func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
@@ -54,6 +58,9 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.region, "region", "us-east-1", "region reported to clients")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.events, "events", "", "directory of the access-event and transaction logs (default: events/ under the first data directory)")
+	fs.StringVar(&f.internodeCA, "internode-ca", "", "cluster mode: PEM CA bundle to verify peers' internode TLS certificates against, instead of the CA derived from VAULT_CLUSTER_SECRET (needs --internode-cert and --internode-key; the secret is still required)")
+	fs.StringVar(&f.internodeCert, "internode-cert", "", "cluster mode: PEM certificate this node presents on internode TLS, issued by --internode-ca for both server and client auth")
+	fs.StringVar(&f.internodeKey, "internode-key", "", "cluster mode: PEM private key of --internode-cert")
 	fs.Func("remote", "remote S3 backend NAME=URL (not yet available)", func(v string) error {
 		f.remotes = append(f.remotes, v)
 		return nil
@@ -70,6 +77,9 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	host, _, err := net.SplitHostPort(f.raftAddr)
 	if err != nil {
 		return nil, fmt.Errorf("--raft %q: %w", f.raftAddr, err)
+	}
+	if n := countSet(f.internodeCA, f.internodeCert, f.internodeKey); n != 0 && (n != 3 || !f.clustered()) {
+		return nil, errors.New("--internode-ca, --internode-cert and --internode-key go together, in cluster mode")
 	}
 	if f.clustered() {
 		if f.gossip == "" || f.rpc == "" {
@@ -94,6 +104,17 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 }
 
 // clustered reports whether the flags ask for cluster mode.
+// countSet counts the non-empty strings.
+func countSet(s ...string) int {
+	n := 0
+	for _, v := range s {
+		if v != "" {
+			n++
+		}
+	}
+	return n
+}
+
 func (f *serverFlags) clustered() bool { return f.join != "" || f.gossip != "" || f.rpc != "" }
 
 // nodeState is what a node remembers about itself in its first data
@@ -297,6 +318,16 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		if getenv("VAULT_ROOT_ACCESS_KEY") == "" || getenv("VAULT_ROOT_SECRET_KEY") == "" {
 			return errors.New("cluster mode needs VAULT_ROOT_ACCESS_KEY and VAULT_ROOT_SECRET_KEY, the same on every node")
+		}
+		// Internode Raft and RPC are TLS 1.3 tunnels; by default their CA
+		// is derived from the secret (internal/clustertls).
+		if f.internodeCA != "" {
+			id, err := clustertls.FromFiles(f.internodeCA, f.internodeCert, f.internodeKey)
+			if err != nil {
+				return fmt.Errorf("--internode-ca: %w", err)
+			}
+			cluster.UseInternodeTLS(secret, id)
+			log.Info("internode TLS with the operator's CA", "ca", f.internodeCA)
 		}
 	}
 	if addr := getenv("VAULT_PPROF"); addr != "" {
