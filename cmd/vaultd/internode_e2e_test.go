@@ -4,9 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/vaultaire/vaultaire/cluster"
 	"github.com/vaultaire/vaultaire/s3"
 )
 
@@ -189,5 +196,112 @@ func TestClusterInternodeEncrypted(t *testing.T) {
 		if bytes.Contains(internode, b) {
 			t.Errorf("%s crossed between nodes in the clear", what)
 		}
+	}
+}
+
+// writeInternodeCA writes an operator's CA and, for each name, a
+// certificate it issued for that host, as PEM files in dir.
+func writeInternodeCA(t *testing.T, dir string, names []string) (caFile string, certs, keys []string) {
+	t.Helper()
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	write := func(name, typ string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	caKey := newKey()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e operator CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile = write("ca.pem", "CERTIFICATE", caDER)
+	for i, name := range names {
+		k := newKey()
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(int64(10 + i)), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, k.Public(), caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kDER, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs = append(certs, write(name+".pem", "CERTIFICATE", der))
+		keys = append(keys, write(name+".key", "PRIVATE KEY", kDER))
+	}
+	return caFile, certs, keys
+}
+
+// TestClusterOperatorCA: three nodes started with --internode-ca,
+// --internode-cert and --internode-key form a cluster and serve an object
+// written through one node from another; an RPC client with the CA
+// derived from the same secret is refused, so the operator's CA, not the
+// derived one, guards the RPC port.
+func TestClusterOperatorCA(t *testing.T) {
+	c := prepareCluster(t, 3)
+	var names []string
+	for _, n := range c.nodes {
+		names = append(names, n.name+".example")
+	}
+	caFile, certs, keys := writeInternodeCA(t, t.TempDir(), names)
+	for i, n := range c.nodes {
+		n.extra = []string{"--internode-ca", caFile, "--internode-cert", certs[i], "--internode-key", keys[i]}
+	}
+	c.nodes[0].start(t)
+	c.nodes[0].waitHealthy(t, 60*time.Second)
+	for _, n := range c.nodes[1:] {
+		n.start(t)
+	}
+	for _, n := range c.nodes[1:] {
+		n.waitHealthy(t, 60*time.Second)
+	}
+	c.waitFormed(t, 60*time.Second)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	var tenant s3.NewTenant
+	if err := c.admin(1).do(ctx, http.MethodPut, "/_vault/admin/tenants/operator-ca", &tenant); err != nil {
+		t.Fatalf("create tenant through n2: %v", err)
+	}
+	cl1, cl2 := c.s3Client(1, tenant), c.s3Client(2, tenant)
+	if _, err := retry(ctx, 30*time.Second, func(ctx context.Context) error {
+		_, err := cl1.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("opca")})
+		return err
+	}); err != nil {
+		t.Fatalf("create bucket: %v", err)
+	}
+	a := newArtifact("operator-ca/object", 1<<20)
+	if err := a.put(ctx, cl1, "opca"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.check(ctx, cl2, "opca"); err != nil {
+		t.Fatal(err)
+	}
+
+	derived := &http.Client{Timeout: 10 * time.Second, Transport: cluster.RPCTransport(c.secret)}
+	_, err := derived.Get("http://" + c.nodes[0].rpc + "/v1/cluster/index")
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("an RPC client with the derived CA: err %v, want a refused certificate", err)
 	}
 }
