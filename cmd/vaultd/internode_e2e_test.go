@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -34,7 +35,7 @@ import (
 // the clear.
 const e2eCanary = "VAULTAIRE-E2E-CANARY-"
 
-// startCapture starts tcpdump on loopback for TCP traffic on ports,
+// startCapture starts tcpdump on loopback for TCP and UDP traffic on ports,
 // writing a pcap file, and returns a function that stops it and returns
 // the file's bytes. It skips the test without tcpdump or the privilege to
 // capture.
@@ -45,7 +46,7 @@ func startCapture(t *testing.T, name string, ports []string) (stop func() []byte
 		t.Skip("tcpdump not installed (apt-get install tcpdump): cannot capture loopback traffic")
 	}
 	file := filepath.Join(t.TempDir(), name+".pcap")
-	filter := "tcp and (port " + strings.Join(ports, " or port ") + ")"
+	filter := "(tcp or udp) and (port " + strings.Join(ports, " or port ") + ")"
 	cmd := exec.Command(bin, "-i", "lo", "-U", "-n", "-s", "0", "-w", file, filter)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -125,24 +126,45 @@ func port(t *testing.T, addr string) string {
 }
 
 // TestClusterInternodeEncrypted captures, with tcpdump on loopback, all
-// traffic on three nodes' RPC and Raft ports while a tenant is created
-// and an object carrying a recognisable pattern is written through one
-// node and read through another: the pattern, the cluster secret and the
-// tenant's secret key are nowhere in the capture. The same capture on the
-// S3 port (plain HTTP to the client) does show the pattern, which proves
-// the capture sees payloads.
+// traffic on three nodes' RPC, Raft and gossip ports from before they
+// start, through the cluster's formation, the creation of a tenant and an
+// object carrying a recognisable pattern written through one node and
+// read through another: the pattern, the cluster secret, the tenant's
+// secret key, RPC requests and the metadata nodes gossip (RPC addresses,
+// drive ids) are nowhere in the capture. The same capture on the S3 port
+// (plain HTTP to the client) does show the pattern, which proves the
+// capture sees payloads.
 func TestClusterInternodeEncrypted(t *testing.T) {
 	if _, err := exec.LookPath("tcpdump"); err != nil {
 		t.Skip("tcpdump not installed (apt-get install tcpdump): cannot capture loopback traffic")
 	}
-	c := startCluster(t, 3)
-	c.waitFormed(t, 60*time.Second)
+	c := prepareCluster(t, 3)
 	var ports []string
 	for _, n := range c.nodes {
-		ports = append(ports, port(t, n.rpc), port(t, n.raft))
+		ports = append(ports, port(t, n.rpc), port(t, n.raft), port(t, n.gossip))
 	}
 	stopInternode := startCapture(t, "internode", ports)
 	stopS3 := startCapture(t, "s3", []string{port(t, c.nodes[1].s3)})
+	c.nodes[0].start(t)
+	c.nodes[0].waitHealthy(t, 60*time.Second)
+	for _, n := range c.nodes[1:] {
+		n.start(t)
+	}
+	for _, n := range c.nodes[1:] {
+		n.waitHealthy(t, 60*time.Second)
+	}
+	c.waitFormed(t, 60*time.Second)
+	gossiped := map[string][]byte{}
+	for _, n := range c.nodes {
+		gossiped[n.name+"'s RPC address"] = []byte(n.rpc)
+		var st nodeState
+		if ok, err := loadJSON(filepath.Join(n.dirs[0], "node.json"), &st); !ok || err != nil || len(st.Drives) == 0 {
+			t.Fatalf("%s node.json: %v %v %+v", n.name, ok, err, st)
+		}
+		for _, d := range st.Drives {
+			gossiped["drive id "+d] = []byte(d)
+		}
+	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -187,12 +209,14 @@ func TestClusterInternodeEncrypted(t *testing.T) {
 	if len(internode) < 256<<10 {
 		t.Fatalf("only %d bytes of internode traffic captured; shards did not cross the captured ports", len(internode))
 	}
-	for what, b := range map[string][]byte{
+	clear := map[string][]byte{
 		"object bytes":       []byte(e2eCanary),
 		"the cluster secret": c.secret,
 		"the tenant's key":   []byte(tenant.SecretKey),
 		"an RPC request":     []byte("/v1/drives/"),
-	} {
+	}
+	maps.Copy(clear, gossiped)
+	for what, b := range clear {
 		if bytes.Contains(internode, b) {
 			t.Errorf("%s crossed between nodes in the clear", what)
 		}
