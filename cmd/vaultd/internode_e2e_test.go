@@ -130,10 +130,16 @@ func port(t *testing.T, addr string) string {
 // start, through the cluster's formation, the creation of a tenant and an
 // object carrying a recognisable pattern written through one node and
 // read through another: the pattern, the cluster secret, the tenant's
-// secret key, RPC requests and the metadata nodes gossip (RPC addresses,
-// drive ids) are nowhere in the capture. The same capture on the S3 port
-// (plain HTTP to the client) does show the pattern, which proves the
-// capture sees payloads.
+// secret key, RPC requests and cluster metadata (RPC addresses, drive ids,
+// in Raft entries and RPC paths) are nowhere in the capture. The same
+// capture on the S3 port (plain HTTP to the client) does show the
+// pattern, which proves the capture sees payloads.
+//
+// Gossip is captured too, but proves little here: memberlist compresses
+// its messages before encrypting them, so its metadata would not show as
+// text even unencrypted. Its encryption is memberlist's AES-256-GCM under
+// a key derived from the secret (cluster/membership.go), and
+// TestMembershipWrongSecret shows a node with another secret kept out.
 func TestClusterInternodeEncrypted(t *testing.T) {
 	if _, err := exec.LookPath("tcpdump"); err != nil {
 		t.Skip("tcpdump not installed (apt-get install tcpdump): cannot capture loopback traffic")
@@ -154,15 +160,15 @@ func TestClusterInternodeEncrypted(t *testing.T) {
 		n.waitHealthy(t, 60*time.Second)
 	}
 	c.waitFormed(t, 60*time.Second)
-	gossiped := map[string][]byte{}
+	metadata := map[string][]byte{}
 	for _, n := range c.nodes {
-		gossiped[n.name+"'s RPC address"] = []byte(n.rpc)
+		metadata[n.name+"'s RPC address"] = []byte(n.rpc)
 		var st nodeState
 		if ok, err := loadJSON(filepath.Join(n.dirs[0], "node.json"), &st); !ok || err != nil || len(st.Drives) == 0 {
 			t.Fatalf("%s node.json: %v %v %+v", n.name, ok, err, st)
 		}
 		for _, d := range st.Drives {
-			gossiped["drive id "+d] = []byte(d)
+			metadata["drive id "+d] = []byte(d)
 		}
 	}
 
@@ -215,7 +221,7 @@ func TestClusterInternodeEncrypted(t *testing.T) {
 		"the tenant's key":   []byte(tenant.SecretKey),
 		"an RPC request":     []byte("/v1/drives/"),
 	}
-	maps.Copy(clear, gossiped)
+	maps.Copy(clear, metadata)
 	for what, b := range clear {
 		if bytes.Contains(internode, b) {
 			t.Errorf("%s crossed between nodes in the clear", what)
