@@ -52,9 +52,9 @@ const (
 // is raft's, encrypted. ListenRPC uses it as the listener of internode
 // RPC.
 //
-// Inbound handshakes (TLS and rpcauth, together) run in goroutines of their own, each bounded by
-// rpcauth.ServerHandshakeTimeout, so a slow or hostile peer never holds up
-// Accept. At most maxHandshakes are in progress, at most
+// Inbound handshakes (TLS and rpcauth together) run in goroutines of
+// their own, each bounded by rpcauth.ServerHandshakeTimeout in all, so a
+// slow or hostile peer never holds up Accept. At most maxHandshakes are in progress, at most
 // maxHandshakesPerSource from one source address: when a new connection
 // would exceed either, the oldest handshake in progress (of that source,
 // or of all) is cut short. An honest handshake takes one round trip, so
