@@ -34,11 +34,12 @@ import (
 
 // serverFlags are the flags of `vaultd server`.
 type serverFlags struct {
-	name, data, s3Addr, raftAddr, gossip, rpc, join, domain, region, logLevel, events, zone string
-	remotes                                                                                 []string
 	// internodeCA, internodeCert and internodeKey: an operator's CA for
 	// internode TLS instead of the one derived from the cluster secret.
 	internodeCA, internodeCert, internodeKey string
+
+	name, data, s3Addr, raftAddr, gossip, rpc, join, domain, region, logLevel, events, zone string
+	remotes                                                                                 []string
 }
 
 func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
@@ -51,6 +52,9 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.s3Addr, "s3", ":9000", "S3 API listen address")
 	fs.StringVar(&f.raftAddr, "raft", "127.0.0.1:9001", "Raft listen and advertise address (a single node does not listen: it only records the address for when it becomes a cluster)")
 	fs.StringVar(&f.gossip, "gossip", "", "cluster mode: gossip listen and advertise address, ip:port")
+	fs.StringVar(&f.internodeCA, "internode-ca", "", "cluster mode: PEM CA bundle to verify peers' internode TLS certificates against, instead of the CA derived from VAULT_CLUSTER_SECRET (needs --internode-cert and --internode-key; the secret is still required)")
+	fs.StringVar(&f.internodeCert, "internode-cert", "", "cluster mode: PEM certificate this node presents on internode TLS, issued by --internode-ca for both server and client auth")
+	fs.StringVar(&f.internodeKey, "internode-key", "", "cluster mode: PEM private key of --internode-cert")
 	fs.StringVar(&f.rpc, "rpc", "", "cluster mode: internode RPC listen and advertise address, host:port")
 	fs.StringVar(&f.join, "join", "", "cluster mode: join the cluster through these nodes' gossip addresses (comma-separated)")
 	fs.StringVar(&f.zone, "zone", "", "cluster mode: failure domain of this node's drives (rack or zone); placement spreads each stripe across zones")
@@ -58,9 +62,6 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.region, "region", "us-east-1", "region reported to clients")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.events, "events", "", "directory of the access-event and transaction logs (default: events/ under the first data directory)")
-	fs.StringVar(&f.internodeCA, "internode-ca", "", "cluster mode: PEM CA bundle to verify peers' internode TLS certificates against, instead of the CA derived from VAULT_CLUSTER_SECRET (needs --internode-cert and --internode-key; the secret is still required)")
-	fs.StringVar(&f.internodeCert, "internode-cert", "", "cluster mode: PEM certificate this node presents on internode TLS, issued by --internode-ca for both server and client auth")
-	fs.StringVar(&f.internodeKey, "internode-key", "", "cluster mode: PEM private key of --internode-cert")
 	fs.Func("remote", "remote S3 backend NAME=URL (not yet available)", func(v string) error {
 		f.remotes = append(f.remotes, v)
 		return nil
