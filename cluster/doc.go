@@ -54,8 +54,10 @@
 // snapshot, replay the log after it), so passing Bootstrap on every start
 // is safe. A node without state or Bootstrap returns at once and waits to
 // be added by the leader (Store.WaitReady). With Config.Secret, Raft
-// connections start with a mutual handshake under the cluster secret
-// (transport.go). Without it (a single node) the store has no Raft
+// connections are TLS 1.3 tunnels mutually authenticated with
+// certificates of a CA derived from the cluster secret (or an operator's,
+// UseInternodeTLS), with a handshake under the secret inside
+// (transport.go, internode.go, internal/clustertls). Without it (a single node) the store has no Raft
 // listener at all: its only voter is itself, and an in-process transport
 // leaves nothing for another process to connect to. Such a node can later
 // be restarted with the secret to found a cluster; a node whose Raft
@@ -69,6 +71,15 @@
 // A snapshot is taken every DefaultSnapshotThreshold log entries (checked
 // at raft's snapshot interval), after which older log entries are
 // truncated.
+//
+// # Internode encryption
+//
+// Every internode connection is encrypted and mutually authenticated by
+// default, from the cluster secret alone: Raft and RPC (drive access,
+// forwarded writes) by TLS 1.3 (internode.go), gossip by memberlist's
+// AES-256-GCM under a key derived from the secret (membership.go). Object
+// shards, records, Raft entries and request signatures never cross the
+// network in the clear.
 //
 // # Secrets
 //

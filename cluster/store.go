@@ -78,7 +78,8 @@ type Config struct {
 	// DeadVoterAfter.
 	DeadVoterAfter time.Duration
 	// Secret is the cluster secret (VAULT_CLUSTER_SECRET). With it, Raft
-	// connections are authenticated (a handshake under the secret), writes
+	// connections are encrypted and authenticated (TLS with the CA derived
+	// from the secret, then a handshake under the secret), writes
 	// on followers are forwarded to the leader and the store serves
 	// RPCHandler. Without it the store is a single node's and has no
 	// peers: Raft runs on an in-process transport that listens on nothing,

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 	"golang.org/x/time/rate"
 
+	"github.com/vaultaire/vaultaire/internal/clustertls"
 	"github.com/vaultaire/vaultaire/internal/rpcauth"
 )
 
@@ -40,16 +43,18 @@ const (
 	refusalLogBurst = 16
 )
 
-// authStreamLayer is a raft.StreamLayer over TCP whose connections start
-// with an rpcauth handshake under the cluster secret: Dial returns only
-// connections to a server that proved the secret, Accept only connections
-// from a client that proved it, with a fresh time and nonce. After the
-// handshake the stream is plain raft (see rpcauth on what that does not
-// protect). ListenRPC uses it as the listener of internode RPC.
+// authStreamLayer is a raft.StreamLayer over TCP whose connections are
+// TLS 1.3 tunnels with certificates of the cluster's CA on both sides
+// (internode.go, internal/clustertls), inside which an rpcauth handshake
+// under the cluster secret runs first: Dial returns only connections to a
+// server that proved both, Accept only connections from a client that
+// proved both, with a fresh time and nonce. After the handshake the stream
+// is raft's, encrypted. ListenRPC uses it as the listener of internode
+// RPC.
 //
-// Inbound handshakes run in goroutines of their own, each bounded by
-// rpcauth.ServerHandshakeTimeout, so a slow or hostile peer never holds up
-// Accept. At most maxHandshakes are in progress, at most
+// Inbound handshakes (TLS and rpcauth together) run in goroutines of
+// their own, each bounded by rpcauth.ServerHandshakeTimeout in all, so a
+// slow or hostile peer never holds up Accept. At most maxHandshakes are in progress, at most
 // maxHandshakesPerSource from one source address: when a new connection
 // would exceed either, the oldest handshake in progress (of that source,
 // or of all) is cut short. An honest handshake takes one round trip, so
@@ -62,7 +67,9 @@ type authStreamLayer struct {
 	ln        net.Listener
 	advertise net.Addr
 	secret    []byte
-	purpose   string // the handshake purpose and log label: raftPurpose or rpcPurpose
+	purpose   string      // the handshake purpose and log label: raftPurpose or rpcPurpose
+	tls       *tls.Config // the server side of the tunnel; nil (benchmarks only) for none
+	dialTLS   *tls.Config // the client side, for Dial
 	verifier  *rpcauth.Verifier
 	log       *slog.Logger
 	logLimit  *rate.Limiter // refusals logged
@@ -105,6 +112,19 @@ func newAuthListener(bind string, advertise net.Addr, secret []byte, purpose str
 	if len(secret) < rpcauth.MinSecretSize {
 		return nil, fmt.Errorf("cluster: %s listener needs a cluster secret of at least %d bytes", purpose, rpcauth.MinSecretSize)
 	}
+	id, err := internodeIdentity(secret)
+	if err != nil {
+		return nil, err
+	}
+	return newAuthListenerTLS(bind, advertise, secret, purpose, id, log)
+}
+
+// newAuthListenerTLS is newAuthListener with the TLS identity id; nil
+// means no TLS, which only benchmarks use, to measure TLS's cost.
+func newAuthListenerTLS(bind string, advertise net.Addr, secret []byte, purpose string, id *clustertls.Identity, log *slog.Logger) (*authStreamLayer, error) {
+	if len(secret) < rpcauth.MinSecretSize {
+		return nil, fmt.Errorf("cluster: %s listener needs a cluster secret of at least %d bytes", purpose, rpcauth.MinSecretSize)
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -131,6 +151,9 @@ func newAuthListener(bind string, advertise net.Addr, secret []byte, purpose str
 		pending:   make(map[net.Conn]pendingConn),
 		bySource:  make(map[string]int),
 		evicted:   make(map[net.Conn]struct{}),
+	}
+	if id != nil {
+		l.tls, l.dialTLS = id.ServerConfig(), id.ClientConfig()
 	}
 	l.wg.Add(1)
 	go l.acceptLoop()
@@ -198,11 +221,11 @@ func (l *authStreamLayer) acceptLoop() {
 	}
 }
 
-// handshake authenticates c and hands it to Accept, or closes it.
+// handshake authenticates c and hands its tunnel to Accept, or closes it.
 func (l *authStreamLayer) handshake(c net.Conn) {
 	defer l.wg.Done()
 	defer func() { <-l.slots }()
-	err := l.verifier.ServerHandshake(c, l.purpose)
+	tc, err := l.serverHandshake(c)
 	evicted := l.untrack(c)
 	if err != nil || evicted {
 		select {
@@ -218,9 +241,9 @@ func (l *authStreamLayer) handshake(c net.Conn) {
 		return
 	}
 	select {
-	case l.conns <- c:
+	case l.conns <- tc:
 	case <-l.closed:
-		c.Close()
+		tc.Close()
 	}
 }
 
@@ -351,9 +374,10 @@ func (l *authStreamLayer) Close() error {
 // Addr returns the advertised address.
 func (l *authStreamLayer) Addr() net.Addr { return l.advertise }
 
-// Dial connects to a raft peer and runs the client handshake, all within
-// timeout (zero means only rpcauth.HandshakeTimeout bounds the handshake).
-// It fails if the peer refuses us or does not prove the cluster secret.
+// Dial connects to a raft peer and opens the tunnel (TLS, then the
+// rpcauth client handshake), all within timeout (zero means only
+// rpcauth.HandshakeTimeout bounds the handshake). It fails if the peer
+// refuses us or does not prove the cluster's CA and secret.
 func (l *authStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	start := time.Now()
 	c, err := (&net.Dialer{Timeout: timeout}).Dial("tcp", string(address))
@@ -364,7 +388,7 @@ func (l *authStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration
 	if timeout > 0 {
 		timer = time.AfterFunc(timeout-time.Since(start), func() { c.Close() })
 	}
-	err = rpcauth.ClientHandshake(c, l.secret, l.purpose, time.Now())
+	tc, err := clientHandshake(context.Background(), c, l.dialTLS, l.secret, l.purpose)
 	if timer != nil && !timer.Stop() {
 		c.Close()
 		return nil, fmt.Errorf("cluster: %s handshake with %s: not done within %v: %w", l.purpose, address, timeout, os.ErrDeadlineExceeded)
@@ -373,5 +397,5 @@ func (l *authStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration
 		c.Close()
 		return nil, fmt.Errorf("cluster: %s handshake with %s: %w", l.purpose, address, err)
 	}
-	return c, nil
+	return tc, nil
 }

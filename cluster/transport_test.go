@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	"github.com/vaultaire/vaultaire/internal/clustertls"
 	"github.com/vaultaire/vaultaire/internal/rpcauth"
 )
 
@@ -63,8 +65,25 @@ func newTestLayer(t *testing.T, secret []byte, noAccept bool) *testLayer {
 // is newAuthListener for rpcPurpose).
 func newTestListener(t *testing.T, purpose string, secret []byte, noAccept bool) *testLayer {
 	t.Helper()
+	return newTestListenerTLS(t, purpose, secret, testIdentity(t, secret), noAccept)
+}
+
+// testIdentity is the internode TLS identity derived from secret.
+func testIdentity(t testing.TB, secret []byte) *clustertls.Identity {
+	t.Helper()
+	id, err := internodeIdentity(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// newTestListenerTLS is newTestListener with the TLS identity id (nil:
+// no TLS), which may be another secret's.
+func newTestListenerTLS(t *testing.T, purpose string, secret []byte, id *clustertls.Identity, noAccept bool) *testLayer {
+	t.Helper()
 	logs := &transportLogs{}
-	l, err := newAuthListener("127.0.0.1:0", nil, secret, purpose, slog.New(slog.NewTextHandler(logs, nil)))
+	l, err := newAuthListenerTLS("127.0.0.1:0", nil, secret, purpose, id, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,20 +229,30 @@ func TestTransportRoundTrip(t *testing.T) {
 	}
 }
 
+// TestTransportWrongSecret: a node of another cluster (another secret,
+// hence another derived CA) can neither connect nor be connected to, and
+// under a shared CA (an operator's) the secret handshake inside the tunnel
+// still keeps it out.
 func TestTransportWrongSecret(t *testing.T) {
 	tests := []struct {
-		name       string
-		server     []byte
-		client     []byte
-		wantClient string // in Dial's error
+		name           string
+		server, client []byte // secrets
+		sharedCA       bool   // both use the server secret's CA
+		wantClient     string // in Dial's error
+		wantServer     string // in the server's refusal log
 	}{
-		{"client with another secret", transportSecret, otherTransportSecret, "server closed the connection"},
-		{"server with another secret", otherTransportSecret, transportSecret, "server closed the connection"},
+		{"client with another secret", transportSecret, otherTransportSecret, false, "certificate signed by unknown authority", "tls handshake: remote error: tls: bad certificate"},
+		{"server with another secret", otherTransportSecret, transportSecret, false, "certificate signed by unknown authority", "tls handshake: remote error: tls: bad certificate"},
+		{"shared CA, another secret", transportSecret, otherTransportSecret, true, "server closed the connection", "bad hello MAC"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newTestLayer(t, tt.server, false)
-			cli := newTestLayer(t, tt.client, false)
+			cliID := testIdentity(t, tt.client)
+			if tt.sharedCA {
+				cliID = testIdentity(t, tt.server)
+			}
+			cli := newTestListenerTLS(t, raftPurpose, tt.client, cliID, false)
 			c, err := cli.Dial(srv.addr(), 2*time.Second)
 			if err == nil {
 				c.Close()
@@ -233,7 +262,7 @@ func TestTransportWrongSecret(t *testing.T) {
 				t.Errorf("Dial: got err %v, want it to say %q", err, tt.wantClient)
 			}
 			srv.expectNoAccept(t, 100*time.Millisecond)
-			srv.waitLog(t, "level=WARN", "refused raft connection", "remote=127.0.0.1:", "bad hello MAC")
+			srv.waitLog(t, "level=WARN", "refused raft connection", "remote=127.0.0.1:", tt.wantServer)
 			for _, l := range []*testLayer{srv, cli} {
 				if logs := l.logs.String(); strings.Contains(logs, string(tt.server)) || strings.Contains(logs, string(tt.client)) {
 					t.Errorf("log shows a secret:\n%s", logs)
@@ -243,39 +272,57 @@ func TestTransportWrongSecret(t *testing.T) {
 	}
 }
 
-// TestTransportImpostorServer checks Dial refuses a server that answers the
-// hello without holding the secret.
+// TestTransportImpostorServer checks Dial refuses a server that answers
+// without holding the cluster's CA or secret: one without TLS, one with a
+// certificate of another CA, and one with the right CA (an operator's,
+// shared) that reflects the hello instead of proving the secret.
 func TestTransportImpostorServer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		tls  *tls.Config // nil: no TLS
+		want string
+	}{
+		{"no TLS", nil, "first record does not look like a TLS handshake"},
+		{"another CA", testIdentity(t, otherTransportSecret).ServerConfig(), "certificate signed by unknown authority"},
+		{"right CA, no secret", testIdentity(t, transportSecret).ServerConfig(), "did not prove the cluster secret"},
 	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
-				return
+				t.Fatal(err)
 			}
+			defer ln.Close()
 			go func() {
-				defer c.Close()
-				hello := make([]byte, 60)
-				if _, err := io.ReadFull(c, hello); err != nil {
-					return
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					if tt.tls != nil {
+						c = tls.Server(c, tt.tls)
+					}
+					go func() {
+						defer c.Close()
+						hello := make([]byte, 60)
+						if _, err := io.ReadFull(c, hello); err != nil {
+							return
+						}
+						c.Write(hello[len(hello)-32:]) // its own MAC, reflected
+						io.Copy(io.Discard, c)
+					}()
 				}
-				c.Write(hello[len(hello)-32:]) // its own MAC, reflected
-				io.Copy(io.Discard, c)
 			}()
-		}
-	}()
-	cli := newTestLayer(t, transportSecret, true)
-	c, err := cli.Dial(raft.ServerAddress(ln.Addr().String()), 2*time.Second)
-	if err == nil {
-		c.Close()
-		t.Fatal("Dial accepted an impostor server")
-	}
-	if !strings.Contains(err.Error(), "did not prove the cluster secret") {
-		t.Errorf("Dial: got err %v, want a failed proof", err)
+			cli := newTestLayer(t, transportSecret, true)
+			c, err := cli.Dial(raft.ServerAddress(ln.Addr().String()), 2*time.Second)
+			if err == nil {
+				c.Close()
+				t.Fatal("Dial accepted an impostor server")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Dial: got err %v, want it to say %q", err, tt.want)
+			}
+		})
 	}
 }
 
@@ -286,10 +333,11 @@ func TestTransportHostileClientsDoNotBlockAccept(t *testing.T) {
 		closedNow bool // the layer closes it at once rather than at the handshake timeout
 	}{
 		{"silent", nil, false},
-		{"partial hello", []byte("VAH\x01\x00\x00"), false},
+		{"partial TLS record", []byte("\x16\x03\x01\x02"), false},
+		{"rpcauth hello without TLS", nil, true}, // sent with rpcauth below
 		{"garbage", bytes.Repeat([]byte{'x'}, 60), true},
 		{"HTTP", []byte("GET /v1/drives HTTP/1.1\r\nHost: raft\r\n\r\n" + strings.Repeat(" ", 30)), true},
-		{"hello under another secret", nil, true}, // sent with rpcauth below
+		{"TLS under another CA", nil, true}, // a TLS client of another cluster, below
 	}
 	srv := newTestLayer(t, transportSecret, false)
 	cli := newTestLayer(t, transportSecret, false)
@@ -297,10 +345,15 @@ func TestTransportHostileClientsDoNotBlockAccept(t *testing.T) {
 	for _, tt := range tests {
 		for range 3 {
 			c := rawDial(t, srv)
-			if tt.name == "hello under another secret" {
-				go rpcauth.ClientHandshake(c, otherTransportSecret, raftPurpose, time.Now())
-			} else if _, err := c.Write(tt.send); err != nil {
-				t.Fatal(err)
+			switch {
+			case tt.name == "rpcauth hello without TLS":
+				go rpcauth.ClientHandshake(c, transportSecret, raftPurpose, time.Now())
+			case tt.name == "TLS under another CA":
+				go tls.Client(c, testIdentity(t, otherTransportSecret).ClientConfig()).Handshake()
+			default:
+				if _, err := c.Write(tt.send); err != nil {
+					t.Fatal(err)
+				}
 			}
 			hostile = append(hostile, c)
 		}
@@ -317,13 +370,13 @@ func TestTransportHostileClientsDoNotBlockAccept(t *testing.T) {
 	}
 	srv.expectNoAccept(t, 50*time.Millisecond)
 	for i, tt := range tests {
-		if tt.closedNow && tt.name != "hello under another secret" {
+		if tt.closedNow && tt.name != "TLS under another CA" && tt.name != "rpcauth hello without TLS" {
 			for _, h := range hostile[3*i : 3*i+3] {
 				expectClosedByPeer(t, h, time.Second)
 			}
 		}
 	}
-	srv.waitLog(t, "not an rpcauth hello", "bad hello MAC")
+	srv.waitLog(t, "first record does not look like a TLS handshake", "certificate")
 }
 
 // dialFrom opens a plain TCP connection to l from the loopback address
@@ -344,8 +397,8 @@ func dialFrom(t *testing.T, l *testLayer, src string) net.Conn {
 func authFrom(t *testing.T, l *testLayer, purpose, src string, d time.Duration) {
 	t.Helper()
 	start := time.Now()
-	c := dialFrom(t, l, src)
-	if err := rpcauth.ClientHandshake(c, transportSecret, purpose, time.Now()); err != nil {
+	c, err := clientHandshake(t.Context(), dialFrom(t, l, src), l.dialTLS, transportSecret, purpose)
+	if err != nil {
 		t.Fatalf("honest peer from %s refused: %v; log:\n%s", src, err, l.logs)
 	}
 	exchange(t, c, l.expectAccept(t, d))
@@ -459,18 +512,40 @@ func (c *recordingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// TestTransportReplayedHello: the bytes of an honest client's whole
+// handshake, replayed on a new connection, fail TLS (the server's
+// handshake is fresh); the rpcauth hello replayed inside a new tunnel is
+// refused as a replay.
 func TestTransportReplayedHello(t *testing.T) {
 	srv := newTestLayer(t, transportSecret, false)
-	rec := &recordingConn{Conn: rawDial(t, srv)}
-	if err := rpcauth.ClientHandshake(rec, transportSecret, raftPurpose, time.Now()); err != nil {
+	raw := &recordingConn{Conn: rawDial(t, srv)}
+	tc := tls.Client(raw, srv.dialTLS)
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	inner := &recordingConn{Conn: tc}
+	if err := rpcauth.ClientHandshake(inner, transportSecret, raftPurpose, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	srv.expectAccept(t, time.Second)
+
 	replay := rawDial(t, srv)
-	if _, err := replay.Write(rec.written.Bytes()); err != nil {
+	if _, err := replay.Write(raw.written.Bytes()); err != nil {
 		t.Fatal(err)
 	}
-	expectClosedByPeer(t, replay, time.Second)
+	replay.SetReadDeadline(time.Now().Add(2 * time.Second))
+	io.Copy(io.Discard, replay) // the server's handshake, then its close
+	srv.expectNoAccept(t, 50*time.Millisecond)
+	srv.waitLog(t, "refused raft connection", "tls handshake")
+
+	fresh := tls.Client(rawDial(t, srv), srv.dialTLS)
+	if err := fresh.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fresh.Write(inner.written.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	expectClosedByPeer(t, fresh, time.Second)
 	srv.expectNoAccept(t, 50*time.Millisecond)
 	srv.waitLog(t, "refused raft connection", "replayed nonce")
 }

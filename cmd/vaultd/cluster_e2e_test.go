@@ -123,6 +123,7 @@ type e2eNode struct {
 	stdout, stderr              syncBuffer
 	proc                        *e2eProc // the latest run
 	stdoutMark                  int      // stdout length when the latest run started
+	extra                       []string // more flags
 }
 
 func (n *e2eNode) args() []string {
@@ -131,7 +132,7 @@ func (n *e2eNode) args() []string {
 	if n.join != "" {
 		a = append(a, "--join", n.join)
 	}
-	return a
+	return append(a, n.extra...)
 }
 
 // start runs the node's process with its flags; it does not wait for it

@@ -32,6 +32,8 @@ func TestRunErrors(t *testing.T) {
 		{[]string{"server", "--gossip", "127.0.0.1:1", "--rpc", "0.0.0.0:2"}, "reachable host"},
 		{[]string{"server", "--gossip", "127.0.0.1:1", "--rpc", "127.0.0.1:2", "--data", t.TempDir()}, "VAULT_CLUSTER_SECRET"},
 		{[]string{"server", "--raft", "10.0.0.1:9001"}, "loopback"},
+		{[]string{"server", "--gossip", "127.0.0.1:1", "--rpc", "127.0.0.1:2", "--internode-ca", "ca.pem"}, "go together"},
+		{[]string{"server", "--internode-ca", "ca.pem", "--internode-cert", "n.pem", "--internode-key", "n.key"}, "in cluster mode"},
 		{[]string{"tenant"}, "want create"},
 	} {
 		var out, errb bytes.Buffer

@@ -27,6 +27,7 @@ import (
 	"github.com/vaultaire/vaultaire/driver/peer"
 	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/events"
+	"github.com/vaultaire/vaultaire/internal/clustertls"
 	"github.com/vaultaire/vaultaire/limits"
 	"github.com/vaultaire/vaultaire/metrics"
 	"github.com/vaultaire/vaultaire/placement"
@@ -35,6 +36,10 @@ import (
 
 // serverFlags are the flags of `vaultd server`.
 type serverFlags struct {
+	// internodeCA, internodeCert and internodeKey: an operator's CA for
+	// internode TLS instead of the one derived from the cluster secret.
+	internodeCA, internodeCert, internodeKey string
+
 	name, data, s3Addr, raftAddr, gossip, rpc, join, domain, region, logLevel, events, zone string
 	remotes                                                                                 []string
 	tlsCert, tlsKey, s3HTTP                                                                 string // HTTPS on --s3 (tls.go)
@@ -57,6 +62,9 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.s3Addr, "s3", ":9000", "S3 API listen address")
 	fs.StringVar(&f.raftAddr, "raft", "127.0.0.1:9001", "Raft listen and advertise address (a single node does not listen: it only records the address for when it becomes a cluster)")
 	fs.StringVar(&f.gossip, "gossip", "", "cluster mode: gossip listen and advertise address, ip:port")
+	fs.StringVar(&f.internodeCA, "internode-ca", "", "cluster mode: PEM CA bundle to verify peers' internode TLS certificates against, instead of the CA derived from VAULT_CLUSTER_SECRET (needs --internode-cert and --internode-key; the secret is still required)")
+	fs.StringVar(&f.internodeCert, "internode-cert", "", "cluster mode: PEM certificate this node presents on internode TLS, issued by --internode-ca for both server and client auth")
+	fs.StringVar(&f.internodeKey, "internode-key", "", "cluster mode: PEM private key of --internode-cert")
 	fs.StringVar(&f.rpc, "rpc", "", "cluster mode: internode RPC listen and advertise address, host:port")
 	fs.StringVar(&f.join, "join", "", "cluster mode: join the cluster through these nodes' gossip addresses (comma-separated)")
 	fs.StringVar(&f.zone, "zone", "", "cluster mode: failure domain of this node's drives (rack or zone); placement spreads each stripe across zones")
@@ -102,6 +110,9 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--raft %q: %w", f.raftAddr, err)
 	}
+	if n := countSet(f.internodeCA, f.internodeCert, f.internodeKey); n != 0 && (n != 3 || !f.clustered()) {
+		return nil, errors.New("--internode-ca, --internode-cert and --internode-key go together, in cluster mode")
+	}
 	if f.clustered() {
 		if f.gossip == "" || f.rpc == "" {
 			return nil, errors.New("cluster mode (--join, --gossip or --rpc) needs both --gossip and --rpc")
@@ -125,6 +136,17 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 }
 
 // clustered reports whether the flags ask for cluster mode.
+// countSet counts the non-empty strings.
+func countSet(s ...string) int {
+	n := 0
+	for _, v := range s {
+		if v != "" {
+			n++
+		}
+	}
+	return n
+}
+
 func (f *serverFlags) clustered() bool { return f.join != "" || f.gossip != "" || f.rpc != "" }
 
 // nodeState is what a node remembers about itself in its first data
@@ -343,6 +365,16 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		if getenv("VAULT_ROOT_ACCESS_KEY") == "" || getenv("VAULT_ROOT_SECRET_KEY") == "" {
 			return errors.New("cluster mode needs VAULT_ROOT_ACCESS_KEY and VAULT_ROOT_SECRET_KEY, the same on every node")
+		}
+		// Internode Raft and RPC are TLS 1.3 tunnels; by default their CA
+		// is derived from the secret (internal/clustertls).
+		if f.internodeCA != "" {
+			id, err := clustertls.FromFiles(f.internodeCA, f.internodeCert, f.internodeKey)
+			if err != nil {
+				return fmt.Errorf("--internode-ca: %w", err)
+			}
+			cluster.UseInternodeTLS(secret, id)
+			log.Info("internode TLS with the operator's CA", "ca", f.internodeCA)
 		}
 	}
 	if addr := getenv("VAULT_PPROF"); addr != "" {
