@@ -471,7 +471,8 @@ type deleteRequest struct {
 	XMLName xml.Name `xml:"Delete"`
 	Quiet   bool     `xml:"Quiet"`
 	Objects []struct {
-		Key string `xml:"Key"`
+		Key       string `xml:"Key"`
+		VersionID string `xml:"VersionId"`
 	} `xml:"Object"`
 }
 
@@ -505,6 +506,12 @@ func (op *operation) deleteObjects() error {
 	}
 	res := deleteResult{Xmlns: s3Namespace}
 	for _, o := range req.Objects {
+		if o.VersionID != "" && o.VersionID != "null" {
+			// Buckets are unversioned: deleting another version must not
+			// delete the current one.
+			res.Errors = append(res.Errors, deleteError{Key: o.Key, Code: ErrInvalidVersion.Code, Message: ErrInvalidVersion.Message})
+			continue
+		}
 		err := op.s.cfg.Engine.Delete(op.ctx, op.tenant, op.bucket, o.Key)
 		if err != nil {
 			e := toS3(err)
