@@ -103,7 +103,9 @@ func FuzzServerRequest(f *testing.F) {
 			t.Fatalf("%s %s: %d %s %s", o.method, u, status, w.Header().Get(hdrError), w.Body.String())
 		}
 		if status >= 300 {
-			if w.Header().Get(hdrError) == "" && status != http.StatusNotFound && status != http.StatusMethodNotAllowed {
+			// The mux itself redirects unclean paths and answers unknown
+			// routes; every answer of the server's own has a code.
+			if status >= 400 && w.Header().Get(hdrError) == "" && status != http.StatusNotFound && status != http.StatusMethodNotAllowed {
 				t.Fatalf("%s %s: %d without an error code", o.method, u, status)
 			}
 			return
