@@ -152,7 +152,10 @@ func unmarshalRecord(b []byte) (*record, error) {
 		return nil, err
 	}
 	r.ContentType = d.string()
-	if n := d.uvarint(); n > 0 && n < 1<<16 {
+	// Counts are checked against the bytes left (an entry takes at least
+	// two, a part at least 18), so a hostile count cannot make the decoder
+	// allocate for entries the record does not hold.
+	if n := d.uvarint(); n > 0 && n < 1<<16 && n <= uint64(len(d.b))/2 {
 		r.Metadata = make(map[string]string, n)
 		for range n {
 			k := d.string()
@@ -169,7 +172,7 @@ func unmarshalRecord(b []byte) (*record, error) {
 	if inline := d.string(); r.IsInline {
 		r.Inline = []byte(inline)
 	}
-	if n := d.uvarint(); n > 0 && n <= maxParts {
+	if n := d.uvarint(); n > 0 && n <= maxParts && n <= uint64(len(d.b))/(16+2) {
 		r.Parts = make([]part, n)
 		for i := range r.Parts {
 			copy(r.Parts[i].DataID[:], d.bytes(16))

@@ -217,9 +217,12 @@ func (s *Server) adminLimits(ctx context.Context, r *request, path string) error
 	}
 	name, what, _ := strings.Cut(path, "/")
 	var l TenantLimits
-	body, err := io.ReadAll(io.LimitReader(r.auth.Body(r.bodyStream(s)), 4<<10+1))
-	r.bodyDone = err == nil && len(body) <= 4<<10 // else the connection closes
-	if err != nil || len(body) > 4<<10 || json.Unmarshal(body, &l) != nil || l.RPS < 0 || l.Burst < 0 || l.MaxBytes < 0 || l.MaxArtifacts < 0 {
+	const maxBody = 4 << 10
+	body, err := io.ReadAll(io.LimitReader(r.auth.Body(r.bodyStream(s)), maxBody+1))
+	// A longer body is not read to its end: it is drained or the
+	// connection closed, never parsed as the next request.
+	r.bodyDone = err == nil && len(body) <= maxBody
+	if !r.bodyDone || json.Unmarshal(body, &l) != nil || l.RPS < 0 || l.Burst < 0 || l.MaxBytes < 0 || l.MaxArtifacts < 0 {
 		return &Error{http.StatusBadRequest, "InvalidArgument", "Want a JSON object of non-negative limits."}
 	}
 	if what == "rate" {

@@ -91,8 +91,10 @@ func (op *operation) uploadPart(uploadID string, copySource bool) error {
 func (op *operation) copySource() (bucket, key string, err error) {
 	src := string(op.r.fctx.Request.Header.Peek("x-amz-copy-source"))
 	src, query, _ := strings.Cut(src, "?")
-	if v, ok := strings.CutPrefix(query, "versionId="); ok && v != "null" {
-		return "", "", ErrInvalidVersion
+	for _, p := range strings.Split(query, "&") {
+		if v, ok := strings.CutPrefix(p, "versionId="); ok && v != "null" {
+			return "", "", ErrInvalidVersion // wherever it is in the query
+		}
 	}
 	src, err = unescapePath(strings.TrimPrefix(src, "/"))
 	if err != nil {

@@ -238,6 +238,8 @@ func preconditions(get func(string) string, etag string, modified time.Time) int
 
 // parseRange parses a single-range Range header against size. ok is false
 // when the header is absent or not a byte range (S3 then serves it all).
+// Positions are digits only, of any length (RFC 9110 section 14.1.2): one
+// past what int64 holds is past the end of every object.
 func parseRange(v string, size int64) (off, length int64, ok bool, err error) {
 	spec, found := strings.CutPrefix(v, "bytes=")
 	if !found || strings.Contains(spec, ",") {
@@ -247,10 +249,17 @@ func parseRange(v string, size int64) (off, length int64, ok bool, err error) {
 	if !found {
 		return 0, size, false, nil
 	}
+	pos := func(s string) (int64, bool) {
+		if s == "" || strings.Trim(s, "0123456789") != "" {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		return n, err == nil || errors.Is(err, strconv.ErrRange) // ErrRange: n is MaxInt64
+	}
 	switch {
 	case first == "": // suffix: the last N bytes
-		n, perr := strconv.ParseInt(last, 10, 64)
-		if perr != nil || n < 0 {
+		n, valid := pos(last)
+		if !valid {
 			return 0, size, false, nil
 		}
 		if n == 0 || size == 0 {
@@ -259,13 +268,13 @@ func parseRange(v string, size int64) (off, length int64, ok bool, err error) {
 		n = min(n, size)
 		return size - n, n, true, nil
 	default:
-		a, perr := strconv.ParseInt(first, 10, 64)
-		if perr != nil || a < 0 {
+		a, valid := pos(first)
+		if !valid {
 			return 0, size, false, nil
 		}
 		b := size - 1
 		if last != "" {
-			if b, perr = strconv.ParseInt(last, 10, 64); perr != nil || b < a {
+			if b, valid = pos(last); !valid || b < a {
 				return 0, size, false, nil
 			}
 		}
@@ -454,7 +463,8 @@ type deleteRequest struct {
 	XMLName xml.Name `xml:"Delete"`
 	Quiet   bool     `xml:"Quiet"`
 	Objects []struct {
-		Key string `xml:"Key"`
+		Key       string `xml:"Key"`
+		VersionID string `xml:"VersionId"`
 	} `xml:"Object"`
 }
 
@@ -497,6 +507,12 @@ func (op *operation) deleteObjects() error {
 	}
 	res := deleteResult{Xmlns: s3Namespace}
 	for _, o := range req.Objects {
+		if o.VersionID != "" && o.VersionID != "null" {
+			// Buckets are unversioned: deleting another version must not
+			// delete the current one.
+			res.Errors = append(res.Errors, deleteError{Key: o.Key, Code: ErrInvalidVersion.Code, Message: ErrInvalidVersion.Message})
+			continue
+		}
 		err := op.s.cfg.Engine.Delete(op.ctx, op.tenant, op.bucket, o.Key)
 		if err != nil {
 			e := toS3(err)

@@ -1,0 +1,77 @@
+package s3_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// TestRangeRFC9110 sends Range headers whose positions have a sign or do
+// not fit in int64 (found by FuzzParseRange). Positions are digits only,
+// of any length: a signed position makes the header invalid, so the whole
+// object is served; a huge last position is cut to the end; a huge first
+// or suffix position is past the end or the whole object.
+func TestRangeRFC9110(t *testing.T) {
+	e := startServer(t)
+	c := createBucket(t, e, "rng")
+	data := []byte("0123456789")
+	if _, err := c.PutObject(t.Context(), &awss3.PutObjectInput{Bucket: aws.String("rng"), Key: aws.String("k"), Body: bytes.NewReader(data)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		rng    string
+		status int
+		body   string
+		crange string
+		code   string
+	}{
+		{"bytes=0-99999999999999999999", 206, "0123456789", "bytes 0-9/10", ""},
+		{"bytes=3-18446744073709551615", 206, "3456789", "bytes 3-9/10", ""},
+		{"bytes=-99999999999999999999", 206, "0123456789", "bytes 0-9/10", ""},
+		{"bytes=99999999999999999999-", 416, "", "", "InvalidRange"},
+		{"bytes=+1-2", 200, "0123456789", "", ""},
+		{"bytes=-+3", 200, "0123456789", "", ""},
+		{"bytes=1-+2", 200, "0123456789", "", ""},
+		{"bytes=1-2", 206, "12", "bytes 1-2/10", ""},
+	} {
+		t.Run(tc.rng, func(t *testing.T) {
+			out, err := c.GetObject(t.Context(), &awss3.GetObjectInput{Bucket: aws.String("rng"), Key: aws.String("k"), Range: aws.String(tc.rng)},
+				func(o *awss3.Options) { o.APIOptions = append(o.APIOptions, captureStatus) })
+			if tc.code != "" {
+				wantCode(t, tc.rng, err, tc.code)
+				return
+			}
+			if err != nil {
+				t.Fatalf("GetObject: %v", err)
+			}
+			defer out.Body.Close()
+			got, err := io.ReadAll(out.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			status := out.ResultMetadata.Get(statusKey{}).(int)
+			if status != tc.status || string(got) != tc.body || aws.ToString(out.ContentRange) != tc.crange {
+				t.Fatalf("got %d %q Content-Range %q, want %d %q %q", status, got, aws.ToString(out.ContentRange), tc.status, tc.body, tc.crange)
+			}
+		})
+	}
+}
+
+type statusKey struct{}
+
+// captureStatus records the HTTP status in the output's ResultMetadata.
+func captureStatus(stack *middleware.Stack) error {
+	return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("captureStatus", func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+		out, md, err := next.HandleDeserialize(ctx, in)
+		if resp, ok := out.RawResponse.(*smithyhttp.Response); ok {
+			md.Set(statusKey{}, resp.StatusCode)
+		}
+		return out, md, err
+	}), middleware.After)
+}
