@@ -46,8 +46,11 @@ bench: ## Go microbenchmarks (benchstat-friendly: make bench > new.txt)
 bench-compare: ## Vaultaire vs MinIO side by side on this machine (builds MinIO; writes bench/RESULTS-compare.md)
 	bash bench/compare.sh
 
-fuzz: ## fuzz the erasure decoder (FUZZTIME=60s)
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./erasure/
+fuzz: ## run every fuzz target for FUZZTIME each (FUZZTIME=60s); plain go test replays their seeds
+	@set -e; for d in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$d/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "== $$d $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s -parallel 1 $$d/; \
+	  done; done
 
 lint: ## gofmt and go vet must be clean
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
