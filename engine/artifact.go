@@ -135,11 +135,11 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 	if err != nil {
 		return ArtifactInfo{}, err
 	}
-	version, now := e.newVersion()
+	// The version is taken once the body is in (below): of concurrent
+	// puts of one key, the one that completes last wins, as in S3.
 	rec := record{
-		Version: version, ContentType: opts.ContentType, Modified: now.UnixNano(),
-		Metadata: opts.Metadata, Data: pol.Data, Parity: pol.Parity,
-		StripeSize: e.cfg.StripeSize, PG: pg,
+		ContentType: opts.ContentType, Metadata: opts.Metadata,
+		Data: pol.Data, Parity: pol.Parity, StripeSize: e.cfg.StripeSize, PG: pg,
 	}
 	var dataID [16]byte
 	rand.Read(dataID[:])
@@ -239,6 +239,8 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 		rec.Parts = []part{{DataID: dataID, Size: rec.Size, ETag: rec.ETag}}
 	}
 
+	version, now := e.newVersion()
+	rec.Version, rec.Modified = version, now.UnixNano()
 	replaced, err := e.writeLatest(ctx, tenant, container, key, drives, &rec, inlineShards, committed, wq)
 	if err != nil {
 		e.deleteShards(ctx, drives, shard, committed)
@@ -371,8 +373,10 @@ const maxStaleRetries = 3
 // it and rec is written again with a newer version, so the write that
 // returns last is the one readers see, whatever the clocks say. rec's
 // Version and Modified change accordingly. Only a version from the
-// future (by this node's clock) causes this; concurrent writes keep
-// last-started-wins.
+// future (by this node's clock) causes this. Callers take rec's version
+// right before calling, once the body is stored, so of concurrent writes
+// the one that completes last wins (as in S3), not the one that started
+// last.
 func (e *Engine) writeLatest(ctx context.Context, tenant, container, key string, drives []driver.Driver, rec *record, inline [][]byte, ok []bool, wq int) (replaced *record, err error) {
 	ikey := indexPrefix(tenant, container) + key
 	res := e.putRecords(ctx, ikey, drives, rec, inline, ok)
