@@ -58,7 +58,15 @@ type Config struct {
 	Parity     int   // m, parity shards per stripe (>= 0)
 	StripeSize int64 // bytes of artifact data per stripe; 0 means DefaultStripeSize
 	Inflight   int   // stripes buffered per Encode; 0 means DefaultInflight
+	// ReadStall is how long Decode, Rebuild and their like wait for a
+	// shard's block before also reading another shard in its place; the
+	// first k intact blocks serve the stripe and the slow shard is given
+	// up for the rest of the read. 0 means DefaultReadStall.
+	ReadStall time.Duration
 }
+
+// DefaultReadStall is the default Config.ReadStall.
+const DefaultReadStall = 500 * time.Millisecond
 
 // Codec encodes and decodes artifacts for one shard count and stripe size.
 // It is safe for concurrent use.
@@ -75,6 +83,9 @@ func New(c Config) (*Codec, error) {
 	}
 	if c.Inflight == 0 {
 		c.Inflight = DefaultInflight
+	}
+	if c.ReadStall <= 0 {
+		c.ReadStall = DefaultReadStall
 	}
 	if err := (Layout{Data: c.Data, Parity: c.Parity, StripeSize: c.StripeSize}).Validate(); err != nil {
 		return nil, err

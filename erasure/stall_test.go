@@ -92,3 +92,69 @@ func TestEncodeDropsStalledWriter(t *testing.T) {
 		})
 	}
 }
+
+// stallReader blocks every Read until its ctx ends.
+type stallReader struct{ ctx context.Context }
+
+func (r stallReader) Read([]byte) (int, error) { <-r.ctx.Done(); return 0, r.ctx.Err() }
+func (r stallReader) Close() error             { return nil }
+
+// TestDecodeSkipsStalledShard: a data shard whose stream hangs (from the
+// first block or mid-read) is replaced by parity after ReadStall, its
+// stream's ctx is cancelled, and the read returns the right bytes.
+func TestDecodeSkipsStalledShard(t *testing.T) {
+	const k, m = 4, 2
+	c, err := New(Config{Data: k, Parity: m, StripeSize: 64 << 10, ReadStall: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("fedcba9876543210"), 40<<10)
+	bufs := make([]*bytes.Buffer, k+m)
+	ws := make([]io.Writer, k+m)
+	for j := range ws {
+		bufs[j] = new(bytes.Buffer)
+		ws[j] = bufs[j]
+	}
+	if _, err := c.Encode(t.Context(), bytes.NewReader(data), ws, EncodeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		after int64 // bytes of shard 2 served before it hangs
+	}{{"hangs at once", 0}, {"hangs mid-read", int64(bufs[2].Len() / 2)}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var stalled []context.Context
+			open := func(ctx context.Context, j int, off, length int64) (io.ReadCloser, error) {
+				b := bufs[j].Bytes()
+				rd := io.Reader(bytes.NewReader(b[off:min(off+length, int64(len(b)))]))
+				if j == 2 {
+					mu.Lock()
+					stalled = append(stalled, ctx)
+					mu.Unlock()
+					rd = io.MultiReader(io.LimitReader(rd, max(tc.after-off, 0)), stallReader{ctx})
+				}
+				return io.NopCloser(rd), nil
+			}
+			began := time.Now()
+			var out bytes.Buffer
+			res, err := c.Decode(t.Context(), &out, int64(len(data)), 0, int64(len(data)), open)
+			if err != nil || !bytes.Equal(out.Bytes(), data) {
+				t.Fatalf("decode: %d bytes, %v", out.Len(), err)
+			}
+			if took := time.Since(began); took > 3*time.Second {
+				t.Errorf("decode took %v with a stalled shard, want about ReadStall", took)
+			}
+			if len(res.Bad) != 1 || res.Bad[0] != 2 {
+				t.Errorf("Bad = %v, want [2]", res.Bad)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, ctx := range stalled {
+				if ctx.Err() == nil {
+					t.Error("the stalled stream's ctx was not cancelled")
+				}
+			}
+		})
+	}
+}
