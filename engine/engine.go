@@ -75,6 +75,18 @@
 // store's ambiguous failure. A read that cannot reach k drives fails with
 // ErrReadQuorum; it never returns bytes it could not verify.
 //
+// Requests wait for a quorum, not for the slowest drive. Record reads and
+// writes and shard commits return once a quorum answered and the other
+// drives had a short grace (as long again as the quorum took, 150 ms to
+// 1 s); a shard writer that falls a few stripes behind a write quorum for
+// a second is dropped mid-stream, and a read whose shard block is late
+// reads parity in its place. Work still running on the slow drives is
+// owned by the Engine (WaitBackground), stops when the request's ctx ends
+// or the driver's deadline passes, and cleans up after itself: an
+// uncommitted shard is aborted, a late one deleted, a late record rolled
+// back or its replaced shards collected. What the slow drive missed is the
+// healer's to restore.
+//
 // # Listing
 //
 // Every drive keeps a sorted index of the records it holds. List merges the
@@ -270,7 +282,8 @@ type Engine struct {
 	log    *slog.Logger
 	codecs sync.Map // codecKey → *erasure.Codec
 
-	lastVersion atomic.Int64 // unix nanos of the last version issued
+	lastVersion atomic.Int64   // unix nanos of the last version issued
+	bg          sync.WaitGroup // background work: stragglers and their cleanups (quorum.go)
 	st          stats
 
 	healMu sync.Mutex            // guards the following fields
