@@ -168,7 +168,9 @@ type Topology interface {
 	// Map returns the current map. It must not be modified.
 	Map() *placement.Map
 	// Drive returns the Driver of drive id, or an error wrapping
-	// ErrUnknownDrive.
+	// ErrUnknownDrive, or driver.ErrOffline for a drive known to be
+	// unreachable (its node is down): either way the engine treats the
+	// drive as offline and does not wait for it.
 	Drive(id placement.DriveID) (driver.Driver, error)
 }
 
