@@ -112,8 +112,9 @@ type reader struct {
 	s           *stripe
 	streams     []*shardStream
 	exclude     []bool // shards never to read (being rebuilt)
-	dead        []bool // shards whose stream broke or stalled: not tried again
-	bad         []bool // shards that failed at least once
+	dead        []bool // shards whose stream broke: not tried again
+	slow        []bool // shards given up on for slowness: tried last
+	bad         []bool // shards that failed or stalled at least once
 	ok          []bool // shards with an intact block in the current stripe
 	tried       []bool // shards tried for the current stripe
 }
@@ -129,6 +130,7 @@ func (c *Codec) newReader(l Layout, first, last int64, open OpenFunc, exclude []
 		streams: make([]*shardStream, n),
 		exclude: exclude,
 		dead:    make([]bool, n),
+		slow:    make([]bool, n),
 		bad:     make([]bool, n),
 		ok:      make([]bool, n),
 		tried:   make([]bool, n),
@@ -192,39 +194,41 @@ func (rd *reader) stripe(ctx context.Context, i int64, all bool) error {
 	results := make(chan *blockRead, n)
 	inflight := map[int]*blockRead{}
 	launch := func() bool {
-		for j := range n {
-			if !rd.tried[j] && !rd.dead[j] && !rd.exclude[j] {
-				rd.tried[j] = true
-				st := rd.streams[j]
-				rd.streams[j] = nil // the read's goroutine owns it now
-				if st != nil && st.next != i {
-					st.close()
-					st = nil
-				}
-				var sctx context.Context
-				if st == nil {
-					sctx, st = rd.newStream(ctx)
-				}
-				br := &blockRead{j: j, cancel: st.cancel}
-				inflight[j] = br
-				blk := rd.s.blocks[j]
-				go func() {
-					st, err := rd.block(sctx, st, j, i, blk)
-					br.mu.Lock()
-					defer br.mu.Unlock()
-					if br.gaveUp {
-						if st != nil {
-							st.close()
-						}
-						return
-					}
-					br.st, br.err, br.done = st, err, true
-					results <- br
-				}()
-				return true
-			}
+		j := rd.next(false)
+		if j < 0 {
+			j = rd.next(true)
 		}
-		return false
+		if j < 0 {
+			return false
+		}
+		rd.tried[j] = true
+		st := rd.streams[j]
+		rd.streams[j] = nil // the read's goroutine owns it now
+		if st != nil && st.next != i {
+			st.close()
+			st = nil
+		}
+		var sctx context.Context
+		if st == nil {
+			sctx, st = rd.newStream(ctx)
+		}
+		br := &blockRead{j: j, cancel: st.cancel}
+		inflight[j] = br
+		blk := rd.s.blocks[j]
+		go func() {
+			st, err := rd.block(sctx, st, j, i, blk)
+			br.mu.Lock()
+			defer br.mu.Unlock()
+			if br.gaveUp {
+				if st != nil {
+					st.close()
+				}
+				return
+			}
+			br.st, br.err, br.done = st, err, true
+			results <- br
+		}()
+		return true
 	}
 	for range k {
 		launch()
@@ -297,9 +301,20 @@ func (rd *reader) stripe(ctx context.Context, i int64, all bool) error {
 	return nil
 }
 
+// next returns the first shard the current stripe may still read, among
+// those given up on for slowness or the others, or -1.
+func (rd *reader) next(slow bool) int {
+	for j := range rd.l.Shards() {
+		if !rd.tried[j] && !rd.dead[j] && !rd.exclude[j] && rd.slow[j] == slow {
+			return j
+		}
+	}
+	return -1
+}
+
 // giveUp stops waiting for the reads in flight. A read still running has
-// its stream cancelled, is not tried again in this decode and, if bad is
-// set, its shard is marked bad; it owns buffer memory of rd.s, so rd.s is
+// its stream cancelled, its shard is read only when no other will do for
+// the rest of this decode and, if bad is set, is marked bad; it owns buffer memory of rd.s, so rd.s is
 // replaced by a copy and left to it. A read that finished meanwhile (its
 // outcome queued, unused) only gives its stream back.
 func (rd *reader) giveUp(inflight map[int]*blockRead, bad bool) {
@@ -315,7 +330,7 @@ func (rd *reader) giveUp(inflight map[int]*blockRead, bad bool) {
 		switch {
 		case !done:
 			running = true
-			rd.dead[j] = true
+			rd.slow[j] = true
 			rd.bad[j] = rd.bad[j] || bad
 		case br.err == nil:
 			rd.streams[j] = br.st

@@ -326,7 +326,7 @@ func (c *Codec) Encode(ctx context.Context, r io.Reader, w []io.Writer, opts Enc
 	var hashWG sync.WaitGroup
 	var hashQ chan *stripe
 	if opts.Hash != nil {
-		hashQ = make(chan *stripe, c.cfg.Inflight)
+		hashQ = make(chan *stripe, st.most)
 		hashWG.Go(func() {
 			for s := range hashQ {
 				left := s.n

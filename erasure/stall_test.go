@@ -57,7 +57,7 @@ func TestEncodeDropsStalledWriter(t *testing.T) {
 			var dropped []int
 			began := time.Now()
 			res, err := c.Encode(t.Context(), bytes.NewReader(data), ws, EncodeOptions{
-				Quorum: k, Stall: 100 * time.Millisecond,
+				Quorum: k, Stall: 500 * time.Millisecond,
 				Drop: func(j int) { dropped = append(dropped, j) },
 			})
 			if err != nil {
