@@ -339,7 +339,10 @@ func (e *Engine) putShards(ctx context.Context, codec *erasure.Codec, drives []d
 	began := time.Now()
 	res, err := codec.Encode(ctx, body, ws, erasure.EncodeOptions{
 		Quorum: wq, Hash: digest, Stall: maxStraggle,
-		Drop: func(j int) { lanes[j].cancel() },
+		Drop: func(j int) {
+			e.log.Warn("shard writer dropped: drive too slow", "pg", shard.PG, "shard", j)
+			lanes[j].cancel()
+		},
 	})
 	e.st.encoded(time.Since(began))
 	if err != nil {

@@ -77,8 +77,8 @@
 //
 // Requests wait for a quorum, not for the slowest drive. Record reads and
 // writes and shard commits return once a quorum answered and the other
-// drives had a short grace (as long again as the quorum took, 150 ms to
-// 1 s); a shard writer that falls a few stripes behind a write quorum for
+// drives had a short grace (twice as long as the quorum took, 300 ms
+// to 1 s); a shard writer that falls a few stripes behind a write quorum for
 // a second is dropped mid-stream, and a read whose shard block is late
 // reads parity in its place. Work still running on the slow drives is
 // owned by the Engine (WaitBackground), stops when the request's ctx ends

@@ -17,12 +17,12 @@ import (
 // the shards it replaced collected.
 
 // Straggler grace bounds: once a quorum succeeded, a fan-out waits for
-// the rest as long again as the quorum took, but at least minStraggle and
+// the rest twice as long as the quorum took, but at least minStraggle and
 // at most maxStraggle. A healthy drive a little slower than the others
 // thus still gets its shard or record (no needless healing), and a hung
 // one holds the request up by at most maxStraggle.
 const (
-	minStraggle = 150 * time.Millisecond
+	minStraggle = 300 * time.Millisecond
 	maxStraggle = time.Second
 	// cleanupTimeout bounds a background cleanup (deleting a straggler's
 	// shard, rolling back or collecting after a late record write).
@@ -32,7 +32,7 @@ const (
 // straggle returns how long to wait for the remaining calls of a fan-out
 // whose quorum took took.
 func straggle(took time.Duration) time.Duration {
-	return min(max(took, minStraggle), maxStraggle)
+	return min(max(2*took, minStraggle), maxStraggle)
 }
 
 // goBackground runs f on a goroutine owned by the Engine.

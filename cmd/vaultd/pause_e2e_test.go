@@ -39,6 +39,15 @@ type pauseOp struct {
 // with another node killed, every artifact written during the pause still
 // reads, so the resumed node's drives hold their shards again.
 func TestClusterPausedNode(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		leader bool // pause the Raft leader, else a follower
+	}{{"follower", false}, {"leader", true}} {
+		t.Run(tc.name, func(t *testing.T) { testPausedNode(t, tc.leader) })
+	}
+}
+
+func testPausedNode(t *testing.T, pauseLeader bool) {
 	const (
 		pause   = 30 * time.Second
 		settle  = 5 * time.Second // from the pause: latencies count after this
@@ -66,9 +75,8 @@ func TestClusterPausedNode(t *testing.T) {
 	before := newArtifacts("before/", 24)
 	putAll(t, cl[0], bucket, before)
 
-	// Pause a node that is not the Raft leader: this test is about the
-	// data path, not a leader election.
-	victim := slices.IndexFunc(c.nodes, func(n *e2eNode) bool { return n.name != st.Leader })
+	// Pausing the leader adds an election to the data path's troubles.
+	victim := slices.IndexFunc(c.nodes, func(n *e2eNode) bool { return (n.name == st.Leader) == pauseLeader })
 	var serving []int
 	for i := range c.nodes {
 		if i != victim {
@@ -179,9 +187,6 @@ func TestClusterPausedNode(t *testing.T) {
 	// artifact written during the pause still reads through the resumed
 	// node (4+2 needs the resumed node's two drives).
 	other := serving[0]
-	if c.nodes[other].name == st.Leader {
-		other = serving[1]
-	}
 	c.nodes[other].kill(t)
 	var g sync.WaitGroup
 	var errMu sync.Mutex
