@@ -9,8 +9,11 @@
 // then streams the body through erasure coding, one stripe at a time, with
 // shard i of every stripe written to drive i of the set, all drives in
 // parallel, while the MD5 for the ETag is computed alongside. Shard files are
-// committed (fsync + rename) on every drive that received them, and only then
-// is the artifact's metadata record written to those drives. The record is
+// committed (fsync + rename) on every drive that received them (a drive
+// that falls behind is dropped, see Quorum), and only then is the
+// artifact's metadata record written to those drives. The record's version
+// is taken then, once the body is stored, so of concurrent puts of one key
+// the one that completes last wins, as in S3. The record is
 // what makes an artifact visible, so a body that fails midway, or a crash
 // before the records are written, leaves nothing visible. Artifacts of at
 // most Config.InlineLimit bytes skip shard files: each drive's shard is kept

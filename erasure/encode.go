@@ -19,9 +19,12 @@
 // goroutine per writer, with a small fixed number of stripes in flight, so
 // memory stays at a few stripes whatever the artifact size. A failing writer
 // is dropped and encoding goes on while at least the write quorum of writers
-// remain. Decode reads any k healthy shards, verifies every block it reads,
-// reconstructs missing or corrupt blocks from parity and reads only the
-// stripes that a byte range covers.
+// remain, and so is one that falls behind a quorum of the others for
+// EncodeOptions.Stall (its Write is not waited for). Decode reads any k
+// healthy shards, preferring the data shards and reading parity in place
+// of one that fails or whose block is late by Config.ReadStall; it
+// verifies every block it reads, reconstructs missing or corrupt blocks
+// from parity and reads only the stripes that a byte range covers.
 package erasure
 
 import (
