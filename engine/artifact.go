@@ -353,7 +353,9 @@ func (e *Engine) putShards(ctx context.Context, codec *erasure.Codec, drives []d
 		return 0, err
 	}
 	// Commit in parallel: each commit is an fsync and a rename.
-	run := func(j int) bool { return lanes[j].err == nil && res.Errs[j] == nil }
+	// (A lane's own fields belong to its calls, which a dropped lane may
+	// still be in: Encode's result says which lanes kept up.)
+	run := func(j int) bool { return res.Errs[j] == nil }
 	errs, done := fanOut(ctx, e, n, run, wq,
 		func(_ context.Context, j int) error { return lanes[j].commit(lanes[j].ctx) },
 		func(err error) bool { return err == nil },
