@@ -2,7 +2,8 @@
 // (Membership, hashicorp/memberlist), the replicated metadata store (Store,
 // hashicorp/raft: tenants, their access keys, their containers, the
 // registered nodes and the cluster map), and the engine's Topology over
-// that map. Nothing per-artifact goes through Raft. A Store satisfies
+// that map (which hands the engine the drives of a node gossip reports
+// down as offline, so no request waits on them: Topology.WatchMembers). Nothing per-artifact goes through Raft. A Store satisfies
 // engine.ContainerStore and sigv4.Credentials.
 //
 // # Joining

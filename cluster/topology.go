@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
@@ -30,6 +31,50 @@ type Topology struct {
 	mu    sync.Mutex
 	peers map[placement.DriveID]*peer.Client // by drive; replaced when the node's address changes
 	addrs map[placement.DriveID]string
+
+	members atomic.Pointer[func() []Member] // gossip's view, set by WatchMembers
+	down    atomic.Pointer[downNodes]       // cached from members
+}
+
+// downNodes is the set of nodes gossip reports not alive, as of at.
+type downNodes struct {
+	at    time.Time
+	nodes map[string]MemberState
+}
+
+// downRefresh is how long Drive trusts its cached view of which nodes are
+// down before asking gossip again.
+const downRefresh = 200 * time.Millisecond
+
+// WatchMembers makes the Topology treat the drives of every node that
+// members (gossip: Membership.Members) reports suspect, dead or left as
+// offline: Drive fails for them with driver.ErrOffline, so requests do not
+// wait on a node that is paused, partitioned or gone; what such drives
+// miss is the healer's to restore once the node is back. A node gossip
+// does not know (yet) is taken as up. Call it before serving.
+func (t *Topology) WatchMembers(members func() []Member) {
+	t.members.Store(&members)
+	t.down.Store(nil)
+}
+
+// nodeDown reports whether gossip reports node not alive, and its state.
+func (t *Topology) nodeDown(node string) (MemberState, bool) {
+	mf := t.members.Load()
+	if mf == nil {
+		return 0, false
+	}
+	d := t.down.Load()
+	if d == nil || time.Since(d.at) > downRefresh {
+		d = &downNodes{at: time.Now(), nodes: map[string]MemberState{}}
+		for _, m := range (*mf)() {
+			if m.State != MemberAlive {
+				d.nodes[m.Name] = m.State
+			}
+		}
+		t.down.Store(d)
+	}
+	st, ok := d.nodes[node]
+	return st, ok
 }
 
 var (
@@ -70,6 +115,9 @@ func (t *Topology) Drive(id placement.DriveID) (driver.Driver, error) {
 	dr, ok := m.Drive(id)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", engine.ErrUnknownDrive, id)
+	}
+	if st, down := t.nodeDown(string(dr.Node)); down {
+		return nil, fmt.Errorf("cluster: drive %s: %w: node %s is %s by gossip", id, driver.ErrOffline, dr.Node, st)
 	}
 	n, ok := t.store.Node(string(dr.Node))
 	if !ok || n.RPCAddr == "" {

@@ -103,10 +103,68 @@ func (e *Engine) checkContainer(ctx context.Context, tenant, container string) e
 	return nil
 }
 
-// errWriter is the shard writer of a drive that could not be opened.
-type errWriter struct{ err error }
+// lane is one drive's shard writer in a put. It creates the shard on
+// first use, so a drive that hangs there holds up only its own lane, and
+// it serialises the writer's calls, so a lane Encode dropped as stalled is
+// aborted only once its last Write returned. Its ctx ends when the lane is
+// given up, which interrupts a Write or Commit waiting on the drive.
+type lane struct {
+	d      driver.Driver // nil: the drive is unavailable, err says why
+	shard  driver.Shard
+	ctx    context.Context
+	cancel context.CancelFunc
 
-func (w errWriter) Write([]byte) (int, error) { return 0, w.err }
+	mu  sync.Mutex // guards the following fields and serialises the writer's calls
+	sw  driver.ShardWriter
+	err error // why the shard could not be created
+}
+
+func (l *lane) openLocked() error {
+	if l.sw == nil && l.err == nil {
+		l.sw, l.err = l.d.CreateShard(l.ctx, l.shard)
+	}
+	return l.err
+}
+
+func (l *lane) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.openLocked(); err != nil {
+		return 0, err
+	}
+	return l.sw.Write(p)
+}
+
+func (l *lane) commit(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.openLocked(); err != nil {
+		return err
+	}
+	return l.sw.Commit(ctx)
+}
+
+// abort gives the lane up: it ends the lane's ctx and aborts the shard
+// write (a no-op after a successful commit), at once if no call is in
+// flight, else on a background goroutine once that call returned.
+func (l *lane) abort(e *Engine) {
+	l.cancel()
+	if l.mu.TryLock() {
+		l.abortLocked()
+		return
+	}
+	e.goBackground(func() {
+		l.mu.Lock()
+		l.abortLocked()
+	})
+}
+
+func (l *lane) abortLocked() {
+	defer l.mu.Unlock()
+	if l.sw != nil {
+		l.sw.Abort()
+	}
+}
 
 // Put stores body as the newest version of key. It streams: memory use is a
 // few stripes whatever the size.
@@ -135,11 +193,11 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 	if err != nil {
 		return ArtifactInfo{}, err
 	}
-	version, now := e.newVersion()
+	// The version is taken once the body is in (below): of concurrent
+	// puts of one key, the one that completes last wins, as in S3.
 	rec := record{
-		Version: version, ContentType: opts.ContentType, Modified: now.UnixNano(),
-		Metadata: opts.Metadata, Data: pol.Data, Parity: pol.Parity,
-		StripeSize: e.cfg.StripeSize, PG: pg,
+		ContentType: opts.ContentType, Metadata: opts.Metadata,
+		Data: pol.Data, Parity: pol.Parity, StripeSize: e.cfg.StripeSize, PG: pg,
 	}
 	var dataID [16]byte
 	rand.Read(dataID[:])
@@ -239,6 +297,8 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 		rec.Parts = []part{{DataID: dataID, Size: rec.Size, ETag: rec.ETag}}
 	}
 
+	version, now := e.newVersion()
+	rec.Version, rec.Modified = version, now.UnixNano()
 	replaced, err := e.writeLatest(ctx, tenant, container, key, drives, &rec, inlineShards, committed, wq)
 	if err != nil {
 		e.deleteShards(ctx, drives, shard, committed)
@@ -252,61 +312,78 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 // putShards encodes body onto new shard files on drives and commits them.
 // committed[j] reports which drives hold their shard afterwards. On error
 // nothing is left behind.
+//
+// It waits for a write quorum, not for every drive: a drive that stalls
+// mid-stream is dropped once the others are ahead (erasure
+// EncodeOptions.Stall), and commits still running a straggler grace after
+// a quorum committed are given up (see fanOut); what they leave is
+// aborted or deleted in the background. Their shards are missing from the
+// artifact, for the healer to restore.
 func (e *Engine) putShards(ctx context.Context, codec *erasure.Codec, drives []driver.Driver, derrs []error, shard driver.Shard, body io.Reader, wq int, digest hash.Hash, committed []bool) (int64, error) {
 	n := len(drives)
-	sws := make([]driver.ShardWriter, n)
+	lanes := make([]*lane, n)
 	ws := make([]io.Writer, n)
 	for j, d := range drives {
-		ws[j] = errWriter{derrs[j]}
-		if d == nil {
-			continue
+		lctx, cancel := context.WithCancel(ctx)
+		lanes[j] = &lane{d: d, shard: shard, ctx: lctx, cancel: cancel, err: derrs[j]}
+		if d == nil && lanes[j].err == nil {
+			lanes[j].err = driver.ErrOffline
 		}
-		sw, err := d.CreateShard(ctx, shard)
-		if err != nil {
-			ws[j] = errWriter{err}
-			continue
-		}
-		sws[j], ws[j] = sw, sw
+		ws[j] = lanes[j]
 	}
-	abort := func() {
-		for _, sw := range sws {
-			if sw != nil {
-				sw.Abort()
-			}
+	abortAll := func() {
+		for _, l := range lanes {
+			l.abort(e)
 		}
 	}
 	began := time.Now()
-	res, err := codec.Encode(ctx, body, ws, erasure.EncodeOptions{Quorum: wq, Hash: digest})
+	res, err := codec.Encode(ctx, body, ws, erasure.EncodeOptions{
+		Quorum: wq, Hash: digest, Stall: maxStraggle,
+		Drop: func(j int) {
+			e.log.Warn("shard writer dropped: drive too slow", "pg", shard.PG, "shard", j)
+			lanes[j].cancel()
+		},
+	})
 	e.st.encoded(time.Since(began))
 	if err != nil {
-		abort()
+		abortAll()
 		if errors.Is(err, erasure.ErrWriteQuorum) {
 			return 0, fmt.Errorf("%w: %w", ErrWriteQuorum, err)
 		}
 		return 0, err
 	}
 	// Commit in parallel: each commit is an fsync and a rename.
-	var wg sync.WaitGroup
-	for j, sw := range sws {
-		if sw == nil || res.Errs[j] != nil {
-			continue
-		}
-		wg.Go(func() {
-			if err := sw.Commit(ctx); err != nil {
-				e.log.Warn("shard commit failed", "pg", shard.PG, "shard", j, "err", err)
-				return
+	// (A lane's own fields belong to its calls, which a dropped lane may
+	// still be in: Encode's result says which lanes kept up.)
+	run := func(j int) bool { return res.Errs[j] == nil }
+	errs, done := fanOut(ctx, e, n, run, wq,
+		func(_ context.Context, j int) error { return lanes[j].commit(lanes[j].ctx) },
+		func(err error) bool { return err == nil },
+		func(j int, err error) {
+			// A commit that returned after the put went on: its shard
+			// is referenced by no record.
+			if err == nil {
+				cctx, cancel := cleanupCtx(ctx)
+				defer cancel()
+				if derr := drives[j].DeleteShard(cctx, shard); derr != nil && !errors.Is(derr, driver.ErrNotFound) {
+					e.log.Warn("straggler shard delete failed", "pg", shard.PG, "shard", j, "err", derr)
+				}
 			}
-			committed[j] = true
 		})
-	}
-	wg.Wait()
-	abort() // no-op for committed writers
 	ok := 0
-	for _, c := range committed {
-		if c {
+	for j := range n {
+		switch {
+		case !run(j):
+		case !done[j]:
+			e.log.Warn("shard commit given up: drive too slow", "pg", shard.PG, "shard", j)
+		case errs[j] != nil:
+			e.log.Warn("shard commit failed", "pg", shard.PG, "shard", j, "err", errs[j])
+		default:
+			committed[j] = true
 			ok++
 		}
 	}
+	abortAll() // no-op for committed writers; interrupts stragglers
 	if ok < wq {
 		e.deleteShards(ctx, drives, shard, committed)
 		return 0, fmt.Errorf("%w: %d of %d shards committed, need %d", ErrWriteQuorum, ok, n, wq)
@@ -357,7 +434,11 @@ func (e *Engine) writeRecords(ctx context.Context, tenant, container, key string
 // (an artifact's, or a multipart upload's or part's) whose shard files are
 // named after key.
 func (e *Engine) writeRecordsAt(ctx context.Context, ikey, tenant, container, key string, drives []driver.Driver, rec *record, inline [][]byte, ok []bool, wq int) error {
-	return e.writeRecordsRes(ctx, ikey, tenant, container, key, drives, rec, e.putRecords(ctx, ikey, drives, rec, inline, ok), wq)
+	t := recordTarget{ikey: ikey, tenant: tenant, container: container, key: key, drives: drives}
+	res, settle := e.putRecordsQuorum(ctx, t, rec, inline, ok, wq)
+	err := e.writeRecordsRes(ctx, ikey, tenant, container, key, drives, rec, res, wq)
+	settle(err == nil)
+	return err
 }
 
 // maxStaleRetries bounds how often writeLatest re-versions a write that
@@ -371,23 +452,30 @@ const maxStaleRetries = 3
 // it and rec is written again with a newer version, so the write that
 // returns last is the one readers see, whatever the clocks say. rec's
 // Version and Modified change accordingly. Only a version from the
-// future (by this node's clock) causes this; concurrent writes keep
-// last-started-wins.
+// future (by this node's clock) causes this. Callers take rec's version
+// right before calling, once the body is stored, so of concurrent writes
+// the one that completes last wins (as in S3), not the one that started
+// last.
 func (e *Engine) writeLatest(ctx context.Context, tenant, container, key string, drives []driver.Driver, rec *record, inline [][]byte, ok []bool, wq int) (replaced *record, err error) {
 	ikey := indexPrefix(tenant, container) + key
-	res := e.putRecords(ctx, ikey, drives, rec, inline, ok)
+	t := recordTarget{ikey: ikey, tenant: tenant, container: container, key: key, drives: drives}
+	res, settle := e.putRecordsQuorum(ctx, t, rec, inline, ok, wq)
+	defer func() { settle(err == nil) }()
 	for try := 0; try < maxStaleRetries; try++ {
 		newest, stale := e.newestAbove(ctx, ikey, drives, res, rec.Version)
 		if !stale || int64(binary.BigEndian.Uint64(newest[:8])) <= e.cfg.Now().UnixNano() {
 			// Nothing newer, or a version from the past: a concurrent
-			// write that started later, which may win.
+			// write that completed later, which may win.
 			break
 		}
 		e.observe(newest)
 		first := rec.Version
 		v, now := e.newVersion()
 		rec.Version, rec.Modified = v, now.UnixNano()
-		again := e.putRecords(ctx, ikey, drives, rec, inline, ok)
+		// Records of the first attempt that land late are rolled back.
+		settle(false)
+		again, settleAgain := e.putRecordsQuorum(ctx, t, rec, inline, ok, wq)
+		settle = settleAgain
 		for j := range again {
 			// A drive that took the first attempt now reports that
 			// attempt as replaced: what it really replaced is what the
@@ -399,7 +487,8 @@ func (e *Engine) writeLatest(ctx context.Context, tenant, container, key string,
 		res = again
 	}
 	replaced = replacedOf(res)
-	return replaced, e.writeRecordsRes(ctx, ikey, tenant, container, key, drives, rec, res, wq)
+	err = e.writeRecordsRes(ctx, ikey, tenant, container, key, drives, rec, res, wq)
+	return replaced, err
 }
 
 // replacedOf returns the newest record a write replaced on any drive, or
@@ -488,7 +577,8 @@ func firstError(res []recordWrite) error {
 	return nil
 }
 
-// putRecords writes rec to the drives where ok is set, in parallel.
+// putRecords writes rec to the drives where ok is set, in parallel, and
+// waits for every one of them.
 func (e *Engine) putRecords(ctx context.Context, ikey string, drives []driver.Driver, rec *record, inline [][]byte, ok []bool) []recordWrite {
 	res := make([]recordWrite, len(drives))
 	var wg sync.WaitGroup
@@ -497,24 +587,80 @@ func (e *Engine) putRecords(ctx context.Context, ikey string, drives []driver.Dr
 			res[j].err = ErrWriteQuorum
 			continue
 		}
-		r := *rec
-		r.Shard = j
-		if inline != nil {
-			r.Inline = inline[j]
-		}
-		data := r.marshal()
-		wg.Go(func() {
-			prev, replaced, err := d.PutRecord(ctx, driver.Record{Key: ikey, Version: rec.Version, Data: data})
-			res[j].err = err
-			if err == nil && replaced {
-				if old, derr := unmarshalRecord(prev.Data); derr == nil {
-					res[j].prev, res[j].prevRaw = old, prev
-				}
-			}
-		})
+		wg.Go(func() { res[j] = e.putRecordOne(ctx, ikey, d, rec, j, inline) })
 	}
 	wg.Wait()
 	return res
+}
+
+// recordTarget is where a record write goes: the index key, the
+// artifact whose shard files the record names, and the drives.
+type recordTarget struct {
+	ikey                   string
+	tenant, container, key string
+	drives                 []driver.Driver
+}
+
+// recordOK reports whether a drive took a record write or refused it as
+// stale: either way its outcome is final.
+func recordOK(w recordWrite) bool { return w.err == nil || errors.Is(w.err, driver.ErrStale) }
+
+// putRecordsQuorum is putRecords returning once need drives took rec (or
+// refused it as stale) and the others had the straggler grace (fanOut);
+// those that did not answer by then count as failed (ErrWriteQuorum).
+// The caller must call settle exactly once, telling whether the write was
+// kept: a straggler that lands afterwards then has the shards it made
+// unreachable collected if kept, else it is rolled back.
+func (e *Engine) putRecordsQuorum(ctx context.Context, t recordTarget, rec *record, inline [][]byte, ok []bool, need int) (res []recordWrite, settle func(kept bool)) {
+	n := len(t.drives)
+	attempt := *rec // as written: the caller may re-version rec
+	settled := make(chan struct{})
+	var kept bool
+	var once sync.Once
+	settle = func(k bool) { once.Do(func() { kept = k; close(settled) }) }
+	late := func(j int, w recordWrite) {
+		<-settled
+		one := make([]recordWrite, n)
+		for i := range one {
+			one[i].err = ErrWriteQuorum
+		}
+		one[j] = w
+		cctx, cancel := cleanupCtx(ctx)
+		defer cancel()
+		if kept {
+			e.collect(cctx, t.tenant, t.container, t.key, t.drives, &attempt, one)
+		} else {
+			e.rollback(cctx, t.ikey, t.drives, &attempt, one)
+		}
+	}
+	res, done := fanOut(ctx, e, n, func(j int) bool { return ok[j] && t.drives[j] != nil }, need,
+		func(ctx context.Context, j int) recordWrite {
+			return e.putRecordOne(ctx, t.ikey, t.drives[j], &attempt, j, inline)
+		},
+		recordOK, late)
+	for j := range res {
+		if !done[j] {
+			res[j] = recordWrite{err: fmt.Errorf("%w: drive did not answer in time", ErrWriteQuorum)}
+		}
+	}
+	return res, settle
+}
+
+// putRecordOne writes shard j's copy of rec to d.
+func (e *Engine) putRecordOne(ctx context.Context, ikey string, d driver.Driver, rec *record, j int, inline [][]byte) recordWrite {
+	r := *rec
+	r.Shard = j
+	if inline != nil {
+		r.Inline = inline[j]
+	}
+	prev, replaced, err := d.PutRecord(ctx, driver.Record{Key: ikey, Version: rec.Version, Data: r.marshal()})
+	w := recordWrite{err: err}
+	if err == nil && replaced {
+		if old, derr := unmarshalRecord(prev.Data); derr == nil {
+			w.prev, w.prevRaw = old, prev
+		}
+	}
+	return w
 }
 
 // collect removes, after a successful record write, the shard files that
@@ -690,31 +836,43 @@ func (e *Engine) readRecords(ctx context.Context, drives []driver.Driver, key st
 
 // readRecordsEach is readRecords reporting which drives answered.
 func (e *Engine) readRecordsEach(ctx context.Context, drives []driver.Driver, key string) ([]*record, []bool) {
-	recs := make([]*record, len(drives))
-	answered := make([]bool, len(drives))
-	var wg sync.WaitGroup
-	for j, d := range drives {
-		if d == nil {
-			continue
-		}
-		wg.Go(func() {
-			raw, err := d.GetRecord(ctx, key)
+	return e.readRecordsQuorum(ctx, drives, key, len(drives)+1)
+}
+
+// recordRead is the outcome of one drive's GetRecord.
+type recordRead struct {
+	rec      *record
+	answered bool
+}
+
+// readRecordsQuorum is readRecordsEach returning once need drives answered
+// and the others had the straggler grace (fanOut); those that did not
+// answer by then count as not answering. A need above len(drives) waits
+// for every drive.
+func (e *Engine) readRecordsQuorum(ctx context.Context, drives []driver.Driver, key string, need int) ([]*record, []bool) {
+	res, _ := fanOut(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, need,
+		func(ctx context.Context, j int) recordRead {
+			raw, err := drives[j].GetRecord(ctx, key)
 			switch {
 			case errors.Is(err, driver.ErrNotFound):
-				answered[j] = true
+				return recordRead{answered: true}
 			case err != nil:
 				e.log.Debug("record read failed", "shard", j, "err", err)
-			default:
-				r, err := unmarshalRecord(raw.Data)
-				if err != nil {
-					e.log.Warn("corrupt record", "shard", j, "err", err)
-					return
-				}
-				recs[j], answered[j] = r, true
+				return recordRead{}
 			}
-		})
+			r, err := unmarshalRecord(raw.Data)
+			if err != nil {
+				e.log.Warn("corrupt record", "shard", j, "err", err)
+				return recordRead{}
+			}
+			return recordRead{rec: r, answered: true}
+		},
+		func(r recordRead) bool { return r.answered }, nil)
+	recs := make([]*record, len(drives))
+	answered := make([]bool, len(drives))
+	for j, r := range res {
+		recs[j], answered[j] = r.rec, r.answered
 	}
-	wg.Wait()
 	return recs, answered
 }
 

@@ -9,8 +9,11 @@
 // then streams the body through erasure coding, one stripe at a time, with
 // shard i of every stripe written to drive i of the set, all drives in
 // parallel, while the MD5 for the ETag is computed alongside. Shard files are
-// committed (fsync + rename) on every drive that received them, and only then
-// is the artifact's metadata record written to those drives. The record is
+// committed (fsync + rename) on every drive that received them (a drive
+// that falls behind is dropped, see Quorum), and only then is the
+// artifact's metadata record written to those drives. The record's version
+// is taken then, once the body is stored, so of concurrent puts of one key
+// the one that completes last wins, as in S3. The record is
 // what makes an artifact visible, so a body that fails midway, or a crash
 // before the records are written, leaves nothing visible. Artifacts of at
 // most Config.InlineLimit bytes skip shard files: each drive's shard is kept
@@ -88,6 +91,18 @@
 // that did land may make the artifact visible later, as with any distributed
 // store's ambiguous failure. A read that cannot reach k drives fails with
 // ErrReadQuorum; it never returns bytes it could not verify.
+//
+// Requests wait for a quorum, not for the slowest drive. Record reads and
+// writes and shard commits return once a quorum answered and the other
+// drives had a short grace (twice as long as the quorum took, 300 ms
+// to 1 s); a shard writer that falls a few stripes behind a write quorum for
+// a second is dropped mid-stream, and a read whose shard block is late
+// reads parity in its place. Work still running on the slow drives is
+// owned by the Engine (WaitBackground), stops when the request's ctx ends
+// or the driver's deadline passes, and cleans up after itself: an
+// uncommitted shard is aborted, a late one deleted, a late record rolled
+// back or its replaced shards collected. What the slow drive missed is the
+// healer's to restore.
 //
 // # Listing
 //
@@ -170,7 +185,9 @@ type Topology interface {
 	// Map returns the current map. It must not be modified.
 	Map() *placement.Map
 	// Drive returns the Driver of drive id, or an error wrapping
-	// ErrUnknownDrive.
+	// ErrUnknownDrive, or driver.ErrOffline for a drive known to be
+	// unreachable (its node is down): either way the engine treats the
+	// drive as offline and does not wait for it.
 	Drive(id placement.DriveID) (driver.Driver, error)
 }
 
@@ -295,7 +312,8 @@ type Engine struct {
 	log    *slog.Logger
 	codecs sync.Map // codecKey → *erasure.Codec
 
-	lastVersion atomic.Int64 // unix nanos of the last version issued
+	lastVersion atomic.Int64   // unix nanos of the last version issued
+	bg          sync.WaitGroup // background work: stragglers and their cleanups (quorum.go)
 	st          stats
 
 	healMu sync.Mutex              // guards the following fields

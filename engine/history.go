@@ -70,11 +70,14 @@ func (l location) sameSet(m *placement.Map, pg uint32) bool {
 }
 
 // readSet reads key's records from the drive set of key's PG in m. It
-// fails with ErrReadQuorum if fewer than k drives answered.
+// fails with ErrReadQuorum if fewer than k drives answered. It does not
+// wait for slow drives once k answered (readRecordsQuorum): any k drives
+// overlap every write quorum, so they hold the newest acknowledged
+// version.
 func (e *Engine) readSet(ctx context.Context, m *placement.Map, tenant, container, key string) (location, error) {
 	pg := m.PGOf(tenant, container, key)
 	drives, _ := e.pgDrives(m, pg)
-	all, each := e.readRecordsEach(ctx, drives, indexPrefix(tenant, container)+key)
+	all, each := e.readRecordsQuorum(ctx, drives, indexPrefix(tenant, container)+key, m.Policy.ReadQuorum())
 	answered := 0
 	for _, a := range each {
 		if a {

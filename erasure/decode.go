@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 )
 
 // errBadChecksum marks a block whose data does not match its checksum.
@@ -90,8 +91,16 @@ func (c *Codec) Rebuild(ctx context.Context, size int64, open OpenFunc, w map[in
 
 // shardStream is an open read of one shard file, positioned at a block.
 type shardStream struct {
-	rc   io.ReadCloser
-	next int64 // stripe whose block the stream reads next
+	rc     io.ReadCloser
+	cancel context.CancelFunc // ends the stream's ctx
+	next   int64              // stripe whose block the stream reads next
+}
+
+func (st *shardStream) close() {
+	if st.rc != nil {
+		st.rc.Close()
+	}
+	st.cancel()
 }
 
 // reader decodes consecutive stripes, keeping one stream per shard open.
@@ -104,7 +113,8 @@ type reader struct {
 	streams     []*shardStream
 	exclude     []bool // shards never to read (being rebuilt)
 	dead        []bool // shards whose stream broke: not tried again
-	bad         []bool // shards that failed at least once
+	slow        []bool // shards given up on for slowness: tried last
+	bad         []bool // shards that failed or stalled at least once
 	ok          []bool // shards with an intact block in the current stripe
 	tried       []bool // shards tried for the current stripe
 }
@@ -120,6 +130,7 @@ func (c *Codec) newReader(l Layout, first, last int64, open OpenFunc, exclude []
 		streams: make([]*shardStream, n),
 		exclude: exclude,
 		dead:    make([]bool, n),
+		slow:    make([]bool, n),
 		bad:     make([]bool, n),
 		ok:      make([]bool, n),
 		tried:   make([]bool, n),
@@ -129,7 +140,7 @@ func (c *Codec) newReader(l Layout, first, last int64, open OpenFunc, exclude []
 func (rd *reader) close() {
 	for j, st := range rd.streams {
 		if st != nil {
-			st.rc.Close()
+			st.close()
 			rd.streams[j] = nil
 		}
 	}
@@ -147,53 +158,125 @@ func (rd *reader) result() DecodeResult {
 	return res
 }
 
+// blockRead is one shard's block read in flight. Its goroutine owns the
+// stream it reads until it hands the outcome over on the reader's channel,
+// or, if the reader gave the read up meanwhile, closes the stream itself.
+type blockRead struct {
+	j      int
+	cancel context.CancelFunc // ends the ctx of the stream it reads
+	mu     sync.Mutex         // guards the following fields
+	st     *shardStream
+	err    error
+	done   bool // the outcome was sent
+	gaveUp bool // the reader no longer waits for it
+}
+
 // stripe loads stripe i into rd.s: at least k intact blocks, then the
 // missing data blocks (all missing blocks if all is set) reconstructed.
+//
+// It reads k shards at once, preferring data shards, and another shard in
+// place of each one that fails. A shard whose block has not arrived within
+// the codec's ReadStall while fewer than k are intact gets a replacement
+// read too; once k blocks are intact the reads still outstanding are given
+// up (their shards count as bad and are not read again), so one stalled
+// drive delays a read by about ReadStall, not by as long as it hangs.
 func (rd *reader) stripe(ctx context.Context, i int64, all bool) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("erasure: decode: %w", err)
 	}
 	k, n := rd.l.Data, rd.l.Shards()
-	rd.s.shape(rd.l.BlockDataSize(i), -1)
+	bs := rd.l.BlockDataSize(i)
+	rd.s.shape(bs, -1)
 	clear(rd.ok)
 	clear(rd.tried)
 	valid := 0
 	var errs []error
-	for valid < k {
-		batch := make([]int, 0, k)
-		for j := 0; j < n && len(batch) < k-valid; j++ {
-			if !rd.tried[j] && !rd.dead[j] && !rd.exclude[j] {
-				batch = append(batch, j)
-			}
+	results := make(chan *blockRead, n)
+	inflight := map[int]*blockRead{}
+	launch := func() bool {
+		j := rd.next(false)
+		if j < 0 {
+			j = rd.next(true)
 		}
-		if len(batch) == 0 {
+		if j < 0 {
+			return false
+		}
+		rd.tried[j] = true
+		st := rd.streams[j]
+		rd.streams[j] = nil // the read's goroutine owns it now
+		if st != nil && st.next != i {
+			st.close()
+			st = nil
+		}
+		var sctx context.Context
+		if st == nil {
+			sctx, st = rd.newStream(ctx)
+		}
+		br := &blockRead{j: j, cancel: st.cancel}
+		inflight[j] = br
+		blk := rd.s.blocks[j]
+		go func() {
+			st, err := rd.block(sctx, st, j, i, blk)
+			br.mu.Lock()
+			defer br.mu.Unlock()
+			if br.gaveUp {
+				if st != nil {
+					st.close()
+				}
+				return
+			}
+			br.st, br.err, br.done = st, err, true
+			results <- br
+		}()
+		return true
+	}
+	for range k {
+		launch()
+	}
+	stall := time.NewTimer(rd.c.cfg.ReadStall)
+	defer stall.Stop()
+	for valid < k {
+		if len(inflight) == 0 {
 			err := fmt.Errorf("%w: stripe %d: %d of %d needed", ErrTooFewShards, i, valid, k)
 			if len(errs) > 0 {
 				err = fmt.Errorf("%w: %w", err, errors.Join(errs...))
 			}
 			return err
 		}
-		results := make([]error, len(batch))
-		var wg sync.WaitGroup
-		for b, j := range batch {
-			rd.tried[j] = true
-			wg.Go(func() { results[b] = rd.block(ctx, j, i) })
-		}
-		wg.Wait()
-		if err := ctx.Err(); err != nil {
-			// A cancelled read says nothing about the shards' health.
-			return fmt.Errorf("erasure: decode: %w", err)
-		}
-		for b, j := range batch {
-			if results[b] != nil {
-				rd.bad[j] = true
-				errs = append(errs, results[b])
+		select {
+		case br := <-results:
+			delete(inflight, br.j)
+			rd.streams[br.j] = br.st
+			if br.err != nil {
+				if ctx.Err() != nil {
+					// A cancelled read says nothing about the shards' health.
+					rd.giveUp(inflight, false)
+					return fmt.Errorf("erasure: decode: %w", ctx.Err())
+				}
+				rd.bad[br.j] = true
+				errs = append(errs, br.err)
+				if br.st == nil {
+					rd.dead[br.j] = true
+				}
+				launch()
 				continue
 			}
-			rd.ok[j] = true
+			rd.ok[br.j] = true
 			valid++
+		case <-stall.C:
+			// Each read still outstanding gets a replacement.
+			for range len(inflight) {
+				if !launch() {
+					break
+				}
+			}
+			stall.Reset(rd.c.cfg.ReadStall)
+		case <-ctx.Done():
+			rd.giveUp(inflight, false)
+			return fmt.Errorf("erasure: decode: %w", ctx.Err())
 		}
 	}
+	rd.giveUp(inflight, true)
 	missingData := false
 	for j := range n {
 		if !rd.ok[j] {
@@ -218,36 +301,87 @@ func (rd *reader) stripe(ctx context.Context, i int64, all bool) error {
 	return nil
 }
 
-// block reads and verifies shard j's block of stripe i into rd.s.blocks[j].
-func (rd *reader) block(ctx context.Context, j int, i int64) error {
-	st := rd.streams[j]
-	if st != nil && st.next != i {
-		st.rc.Close()
-		st, rd.streams[j] = nil, nil
+// next returns the first shard the current stripe may still read, among
+// those given up on for slowness or the others, or -1.
+func (rd *reader) next(slow bool) int {
+	for j := range rd.l.Shards() {
+		if !rd.tried[j] && !rd.dead[j] && !rd.exclude[j] && rd.slow[j] == slow {
+			return j
+		}
 	}
-	if st == nil {
+	return -1
+}
+
+// giveUp stops waiting for the reads in flight. A read still running has
+// its stream cancelled, its shard is read only when no other will do for
+// the rest of this decode and, if bad is set, is marked bad; it owns buffer memory of rd.s, so rd.s is
+// replaced by a copy and left to it. A read that finished meanwhile (its
+// outcome queued, unused) only gives its stream back.
+func (rd *reader) giveUp(inflight map[int]*blockRead, bad bool) {
+	running := false
+	for j, br := range inflight {
+		br.mu.Lock()
+		done := br.done
+		if !done {
+			br.gaveUp = true
+			br.cancel()
+		}
+		br.mu.Unlock()
+		switch {
+		case !done:
+			running = true
+			rd.slow[j] = true
+			rd.bad[j] = rd.bad[j] || bad
+		case br.err == nil:
+			rd.streams[j] = br.st
+		case br.st != nil:
+			br.st.close()
+		}
+		delete(inflight, j)
+	}
+	if !running {
+		return
+	}
+	s := rd.c.pool.Get().(*stripe)
+	s.shape(int64(len(rd.s.data[0])), -1)
+	for j, ok := range rd.ok {
+		if ok {
+			copy(s.blocks[j], rd.s.blocks[j])
+		}
+	}
+	rd.s = s // the old one stays with the reads given up
+}
+
+// newStream returns a stream of a shard not opened yet (rc nil) and the
+// ctx to open it with, which its cancel ends.
+func (rd *reader) newStream(ctx context.Context) (context.Context, *shardStream) {
+	sctx, cancel := context.WithCancel(ctx)
+	return sctx, &shardStream{cancel: cancel}
+}
+
+// block reads and verifies shard j's block of stripe i into blk from st,
+// which is positioned there or, if not opened yet, is opened with sctx.
+// It returns the stream to keep reading from, nil if it broke.
+func (rd *reader) block(sctx context.Context, st *shardStream, j int, i int64, blk []byte) (*shardStream, error) {
+	if st.rc == nil {
 		start := rd.l.ShardOffset(i)
 		end := rd.l.ShardOffset(rd.last) + rd.l.BlockSize(rd.last)
-		rc, err := rd.open(ctx, j, start, end-start)
+		rc, err := rd.open(sctx, j, start, end-start)
 		if err != nil {
-			rd.dead[j] = true
-			return fmt.Errorf("erasure: open shard %d: %w", j, err)
+			st.cancel()
+			return nil, fmt.Errorf("erasure: open shard %d: %w", j, err)
 		}
-		st = &shardStream{rc: rc, next: i}
-		rd.streams[j] = st
+		st.rc, st.next = rc, i
 	}
-	blk := rd.s.blocks[j]
 	if _, err := io.ReadFull(st.rc, blk); err != nil {
-		st.rc.Close()
-		rd.streams[j] = nil
-		rd.dead[j] = true
-		return fmt.Errorf("erasure: read shard %d stripe %d: %w", j, i, err)
+		st.close()
+		return nil, fmt.Errorf("erasure: read shard %d stripe %d: %w", j, i, err)
 	}
 	st.next = i + 1
 	if sum := checksum(blk[ChecksumSize:]); !bytes.Equal(sum[:], blk[:ChecksumSize]) {
-		return fmt.Errorf("erasure: shard %d stripe %d: %w", j, i, errBadChecksum)
+		return st, fmt.Errorf("erasure: shard %d stripe %d: %w", j, i, errBadChecksum)
 	}
-	return nil
+	return st, nil
 }
 
 // emit writes the part of stripe i's data that falls in [from, to).

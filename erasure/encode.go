@@ -19,9 +19,12 @@
 // goroutine per writer, with a small fixed number of stripes in flight, so
 // memory stays at a few stripes whatever the artifact size. A failing writer
 // is dropped and encoding goes on while at least the write quorum of writers
-// remain. Decode reads any k healthy shards, verifies every block it reads,
-// reconstructs missing or corrupt blocks from parity and reads only the
-// stripes that a byte range covers.
+// remain, and so is one that falls behind a quorum of the others for
+// EncodeOptions.Stall (its Write is not waited for). Decode reads any k
+// healthy shards, preferring the data shards and reading parity in place
+// of one that fails or whose block is late by Config.ReadStall; it
+// verifies every block it reads, reconstructs missing or corrupt blocks
+// from parity and reads only the stripes that a byte range covers.
 package erasure
 
 import (
@@ -30,8 +33,10 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/klauspost/reedsolomon"
@@ -56,7 +61,15 @@ type Config struct {
 	Parity     int   // m, parity shards per stripe (>= 0)
 	StripeSize int64 // bytes of artifact data per stripe; 0 means DefaultStripeSize
 	Inflight   int   // stripes buffered per Encode; 0 means DefaultInflight
+	// ReadStall is how long Decode, Rebuild and their like wait for a
+	// shard's block before also reading another shard in its place; the
+	// first k intact blocks serve the stripe and the slow shard is given
+	// up for the rest of the read. 0 means DefaultReadStall.
+	ReadStall time.Duration
 }
+
+// DefaultReadStall is the default Config.ReadStall.
+const DefaultReadStall = 500 * time.Millisecond
 
 // Codec encodes and decodes artifacts for one shard count and stripe size.
 // It is safe for concurrent use.
@@ -73,6 +86,9 @@ func New(c Config) (*Codec, error) {
 	}
 	if c.Inflight == 0 {
 		c.Inflight = DefaultInflight
+	}
+	if c.ReadStall <= 0 {
+		c.ReadStall = DefaultReadStall
 	}
 	if err := (Layout{Data: c.Data, Parity: c.Parity, StripeSize: c.StripeSize}).Validate(); err != nil {
 		return nil, err
@@ -147,7 +163,26 @@ type EncodeOptions struct {
 	// Hash, if set, is fed every artifact byte in order (an ETag digest),
 	// concurrently with encoding and writing.
 	Hash hash.Hash
+	// Stall, if positive, lets Encode drop a writer that holds it up while
+	// a quorum of writers keeps pace. Each writer has Inflight stripes of
+	// buffering; once the encoder has waited Stall for a stripe buffer
+	// that writers behind the quorum's pace still hold, or, at the end,
+	// Stall past the moment a quorum finished, the writers still behind
+	// are dropped: their error wraps ErrStalled, Drop is called for each,
+	// and Encode goes on (or returns) without waiting for their Write to
+	// return. Zero waits for every writer.
+	Stall time.Duration
+	// Drop, if set, is called (on Encode's goroutine) with the index of
+	// each writer Encode dropped as stalled, so the caller can interrupt
+	// the writer's blocked Write (cancel its ctx, abort it). Until that
+	// Write returns, Encode's goroutine for the writer and the stripe
+	// buffers it holds stay alive; it touches nothing else of the caller.
+	Drop func(j int)
 }
+
+// ErrStalled marks a writer Encode dropped because it fell behind a
+// quorum of the others (EncodeOptions.Stall).
+var ErrStalled = errors.New("erasure: shard writer stalled")
 
 // EncodeResult reports what Encode did.
 type EncodeResult struct {
@@ -155,12 +190,83 @@ type EncodeResult struct {
 	Errs []error // per writer: nil if every block was written
 }
 
+// encodeState is the bookkeeping of one Encode shared by the encoder and
+// the writer goroutines.
+type encodeState struct {
+	n, quorum int
+	stall     time.Duration
+	drop      func(j int)
+	cancel    context.CancelFunc
+
+	mu   sync.Mutex // guards errs
+	errs []error
+
+	failed  atomic.Int32   // writers failed or dropped
+	out     []atomic.Bool  // per writer: failed or dropped, its stripes are skipped
+	dropped []atomic.Bool  // per writer: dropped as stalled
+	written []atomic.Int64 // per writer: stripes done (written or skipped)
+	queued  []int64        // per writer: stripes handed to it (encoder goroutine only)
+	made    int            // stripe buffers of this call (encoder goroutine only)
+	most    int            // bound on made
+}
+
+// fail records err as writer j's outcome unless it has one; it cancels
+// the encode when fewer than quorum writers remain.
+func (st *encodeState) fail(j int, err error) {
+	if !st.out[j].CompareAndSwap(false, true) {
+		return
+	}
+	st.mu.Lock()
+	st.errs[j] = err
+	st.mu.Unlock()
+	if st.n-int(st.failed.Add(1)) < st.quorum {
+		st.cancel()
+	}
+}
+
+// dropBehind drops the live writers that lag the quorum's pace: more
+// stripes handed to them are unfinished than for the quorum-th fastest
+// live writer (all of them when final, if a quorum finished). It returns
+// how many stripe buffers the dropped writers hold.
+func (st *encodeState) dropBehind(final bool) int {
+	lag := make([]int64, 0, st.n)
+	for j := range st.n {
+		if !st.out[j].Load() {
+			lag = append(lag, st.queued[j]-st.written[j].Load())
+		}
+	}
+	if len(lag) < st.quorum {
+		return 0
+	}
+	slices.Sort(lag)
+	pace := lag[st.quorum-1]
+	if final && pace != 0 {
+		return 0
+	}
+	held := 0
+	for j := range st.n {
+		if st.out[j].Load() {
+			continue
+		}
+		if l := st.queued[j] - st.written[j].Load(); l > pace {
+			st.dropped[j].Store(true)
+			st.fail(j, fmt.Errorf("erasure: shard %d: %w: %d stripes behind", j, ErrStalled, l-pace))
+			if st.drop != nil {
+				st.drop(j)
+			}
+			held += int(l)
+		}
+	}
+	return held
+}
+
 // Encode reads r to EOF, writing block j of every stripe to w[j] (len(w)
 // must be k+m). Writers run in parallel; a writer that fails is dropped and
-// its error recorded in the result. Encode fails with ErrWriteQuorum as soon
-// as fewer than opts.Quorum writers remain, with r's error if r fails, and
-// with ctx's error if ctx ends. On error the caller must discard everything
-// written. Every call to a w[j] carries exactly one whole block.
+// its error recorded in the result, and so is one that stalls
+// (opts.Stall). Encode fails with ErrWriteQuorum as soon as fewer than
+// opts.Quorum writers remain, with r's error if r fails, and with ctx's
+// error if ctx ends. On error the caller must discard everything written.
+// Every call to a w[j] carries exactly one whole block.
 func (c *Codec) Encode(ctx context.Context, r io.Reader, w []io.Writer, opts EncodeOptions) (EncodeResult, error) {
 	k, n := c.cfg.Data, c.cfg.Data+c.cfg.Parity
 	if len(w) != n {
@@ -170,48 +276,61 @@ func (c *Codec) Encode(ctx context.Context, r io.Reader, w []io.Writer, opts Enc
 	if quorum <= 0 || quorum > n {
 		quorum = n
 	}
-	res := EncodeResult{Errs: make([]error, n)}
+	res := EncodeResult{}
 
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	st := &encodeState{
+		n: n, quorum: quorum, stall: opts.Stall, drop: opts.Drop, cancel: cancel,
+		errs:    make([]error, n),
+		out:     make([]atomic.Bool, n),
+		dropped: make([]atomic.Bool, n),
+		written: make([]atomic.Int64, n),
+		queued:  make([]int64, n),
+	}
 
-	// free holds the stripe buffers of this call: at most Inflight exist.
-	free := make(chan *stripe, c.cfg.Inflight)
+	// free holds the stripe buffers of this call: Inflight of them, plus
+	// a replacement for each buffer a dropped writer still holds, up to
+	// st.most in all. Its room, and every writer's queue's, covers every
+	// buffer that can exist, so neither a release (also one after Encode
+	// returned) nor handing a stripe to a writer ever blocks.
+	st.most = c.cfg.Inflight * (n + 1)
+	free := make(chan *stripe, st.most)
 	for range c.cfg.Inflight {
 		free <- nil // allocated lazily from the pool
 	}
+	st.made = c.cfg.Inflight
 	release := func(s *stripe) {
 		if s.refs.Add(-1) == 0 {
 			free <- s
 		}
 	}
 
-	var failed atomic.Int32
 	queues := make([]chan *stripe, n)
-	var wg sync.WaitGroup
+	exited := make(chan int, n)
 	for j := range n {
-		queues[j] = make(chan *stripe, c.cfg.Inflight)
-		wg.Go(func() {
+		queues[j] = make(chan *stripe, st.most)
+		go func() {
+			defer func() { exited <- j }()
 			for s := range queues[j] {
-				if res.Errs[j] == nil {
+				if !st.out[j].Load() {
 					sum := checksum(s.data[j])
 					copy(s.blocks[j], sum[:])
-					if _, err := w[j].Write(s.blocks[j]); err != nil {
-						res.Errs[j] = fmt.Errorf("erasure: shard %d stripe %d: %w", j, s.index, err)
-						if n-int(failed.Add(1)) < quorum {
-							cancel()
-						}
+					if _, err := w[j].Write(s.blocks[j]); err != nil && !st.dropped[j].Load() {
+						st.fail(j, fmt.Errorf("erasure: shard %d stripe %d: %w", j, s.index, err))
 					}
 				}
+				st.written[j].Add(1)
 				release(s)
 			}
-		})
+		}()
 	}
+	var hashWG sync.WaitGroup
 	var hashQ chan *stripe
 	if opts.Hash != nil {
-		hashQ = make(chan *stripe, c.cfg.Inflight)
-		wg.Go(func() {
+		hashQ = make(chan *stripe, st.most)
+		hashWG.Go(func() {
 			for s := range hashQ {
 				left := s.n
 				for j := 0; j < k && left > 0; j++ {
@@ -224,26 +343,36 @@ func (c *Codec) Encode(ctx context.Context, r io.Reader, w []io.Writer, opts Enc
 		})
 	}
 
-	err := c.encodeLoop(ctx, r, free, queues, hashQ, &res)
+	err := c.encodeLoop(ctx, r, free, queues, hashQ, st, &res)
 	for _, q := range queues {
 		close(q)
 	}
 	if hashQ != nil {
 		close(hashQ)
 	}
-	wg.Wait()
-	// Return the buffers to the shared pool.
-	close(free)
-	for s := range free {
-		if s != nil {
-			c.pool.Put(s)
+	hashWG.Wait()
+	st.waitWriters(ctx, exited)
+	// Return the buffers at hand to the shared pool; those a dropped
+	// writer still holds go to free when it lets go, and from there to
+	// the garbage collector.
+	for done := false; !done; {
+		select {
+		case s := <-free:
+			if s != nil {
+				c.pool.Put(s)
+			}
+		default:
+			done = true
 		}
 	}
+	st.mu.Lock()
+	res.Errs = slices.Clone(st.errs)
+	st.mu.Unlock()
 
 	if err := parent.Err(); err != nil {
 		return res, fmt.Errorf("erasure: encode: %w", err)
 	}
-	if ok := n - int(failed.Load()); ok < quorum {
+	if ok := n - int(st.failed.Load()); ok < quorum {
 		return res, fmt.Errorf("%w: %d of %d shard writers ok, need %d: %w", ErrWriteQuorum, ok, n, quorum, firstErr(res.Errs))
 	}
 	if err != nil {
@@ -252,19 +381,69 @@ func (c *Codec) Encode(ctx context.Context, r io.Reader, w []io.Writer, opts Enc
 	return res, nil
 }
 
+// waitWriters waits until every writer goroutine that was not dropped has
+// exited. With a stall timeout, once a quorum of writers finished it
+// waits at most that long for the others and then drops them.
+func (st *encodeState) waitWriters(ctx context.Context, exited <-chan int) {
+	gone := make([]bool, st.n)
+	var grace, cancelled <-chan time.Time
+	for {
+		left, ok := 0, 0
+		for j := range st.n {
+			switch {
+			case gone[j] && !st.out[j].Load():
+				ok++
+			case !gone[j] && !st.dropped[j].Load():
+				left++
+			}
+		}
+		if left == 0 {
+			return
+		}
+		if grace == nil && st.stall > 0 && ok >= st.quorum {
+			t := time.NewTimer(st.stall)
+			defer t.Stop()
+			grace = t.C
+		}
+		select {
+		case j := <-exited:
+			gone[j] = true
+		case <-grace:
+			st.dropBehind(true)
+		case <-ctx.Done():
+			// Writers see ctx too; a stall timeout bounds the wait for
+			// those that do not honour it.
+			ctx = context.Background()
+			if st.stall > 0 {
+				t := time.NewTimer(st.stall)
+				defer t.Stop()
+				cancelled = t.C
+			}
+		case <-cancelled:
+			for j := range st.n {
+				if !gone[j] && !st.dropped[j].Load() {
+					st.dropped[j].Store(true)
+					st.fail(j, fmt.Errorf("erasure: shard %d: %w after the encode ended", j, ErrStalled))
+					if st.drop != nil {
+						st.drop(j)
+					}
+				}
+			}
+		}
+	}
+}
+
 // encodeLoop reads stripes from r and hands them to the queues until EOF.
-func (c *Codec) encodeLoop(ctx context.Context, r io.Reader, free chan *stripe, queues []chan *stripe, hashQ chan *stripe, res *EncodeResult) error {
+func (c *Codec) encodeLoop(ctx context.Context, r io.Reader, free chan *stripe, queues []chan *stripe, hashQ chan *stripe, st *encodeState, res *EncodeResult) error {
 	k := c.cfg.Data
 	full := blockDataSize(c.cfg.StripeSize, k)
 	for index := int64(0); ; index++ {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("erasure: encode: %w", context.Cause(ctx))
 		}
-		var s *stripe
-		select {
-		case s = <-free:
-		case <-ctx.Done():
-			return fmt.Errorf("erasure: encode: %w", context.Cause(ctx))
+		s, err := st.buffer(ctx, free)
+		if err != nil {
+			return err
 		}
 		if s == nil {
 			s = c.pool.Get().(*stripe)
@@ -289,13 +468,21 @@ func (c *Codec) encodeLoop(ctx context.Context, r io.Reader, free chan *stripe, 
 			return fmt.Errorf("erasure: encode stripe %d: %w", index, err)
 		}
 		res.Size += nread
-		refs := int32(len(queues))
+		var to []int
+		for j := range queues {
+			if !st.dropped[j].Load() {
+				to = append(to, j)
+			}
+		}
+		refs := int32(len(to))
 		if hashQ != nil {
 			refs++
 		}
 		s.refs.Store(refs)
-		for _, q := range queues {
-			q <- s
+		for _, j := range to {
+			// Never blocks: the queue has room for every buffer.
+			st.queued[j]++
+			queues[j] <- s
 		}
 		if hashQ != nil {
 			hashQ <- s
@@ -303,6 +490,37 @@ func (c *Codec) encodeLoop(ctx context.Context, r io.Reader, free chan *stripe, 
 		if nread < c.cfg.StripeSize {
 			// A short stripe is the last one; make sure r has nothing more.
 			return nil
+		}
+	}
+}
+
+// buffer returns a free stripe buffer (nil: allocate one), waiting for
+// the writers to release one. With a stall timeout, each time it has
+// waited that long it drops the writers behind the quorum's pace and
+// replaces the buffers they hold.
+func (st *encodeState) buffer(ctx context.Context, free chan *stripe) (*stripe, error) {
+	select {
+	case s := <-free:
+		return s, nil
+	default:
+	}
+	var stall <-chan time.Time
+	if st.stall > 0 {
+		t := time.NewTicker(st.stall)
+		defer t.Stop()
+		stall = t.C
+	}
+	for {
+		select {
+		case s := <-free:
+			return s, nil
+		case <-ctx.Done():
+			return nil, fmt.Errorf("erasure: encode: %w", context.Cause(ctx))
+		case <-stall:
+			for range min(st.dropBehind(false), st.most-st.made) {
+				st.made++
+				free <- nil
+			}
 		}
 	}
 }

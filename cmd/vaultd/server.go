@@ -452,6 +452,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 		ct := cluster.NewTopology(store, drives, secret, log.With("component", "topology"))
+		ct.WatchMembers(ms.Members) // a node gossip reports down is not waited on
 		topo = ct
 		status = func(ctx context.Context) cluster.Status { return ct.Status(ctx, ms.Members()) }
 		drivesM = func(ctx context.Context) []metrics.DriveSample { return driveSamples(ct.Status(ctx, nil).Drives) }

@@ -31,6 +31,7 @@ type Faulty struct {
 	corrupt   atomic.Bool
 	failAfter atomic.Int64 // n+1 of SetFailWritesAfter(n); 0 disables
 	latency   atomic.Int64 // nanoseconds
+	hang      atomic.Bool
 }
 
 var _ driver.Driver = (*Faulty)(nil)
@@ -67,8 +68,36 @@ func (f *Faulty) SetFailWritesAfter(n int64) {
 // d first, returning early with the context's error if it is done.
 func (f *Faulty) SetLatency(d time.Duration) { f.latency.Store(int64(d)) }
 
-// before injects latency and the offline fault ahead of a call.
+// SetHang makes every call, including ShardWriter.Write and Commit and
+// reads from open ReadShard streams, block until its ctx is done and then
+// fail with the ctx's error, like a hung disk or a paused peer. (Write and
+// stream reads are bound to the ctx given to CreateShard and ReadShard.)
+// Calls already waiting return once it is turned off. ShardWriter.Abort
+// still reaches the wrapped Driver at once.
+func (f *Faulty) SetHang(on bool) { f.hang.Store(on) }
+
+// hung blocks while the hang fault is on and ctx is not done.
+func (f *Faulty) hung(ctx context.Context) error {
+	if !f.hang.Load() {
+		return nil
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for f.hang.Load() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// before injects latency, the hang and the offline fault ahead of a call.
 func (f *Faulty) before(ctx context.Context) error {
+	if err := f.hung(ctx); err != nil {
+		return err
+	}
 	if d := time.Duration(f.latency.Load()); d > 0 {
 		t := time.NewTimer(d)
 		select {
@@ -159,18 +188,22 @@ func (f *Faulty) ReadShard(ctx context.Context, s driver.Shard, off, length int6
 	if err != nil {
 		return nil, err
 	}
-	return &faultyReader{f: f, r: r, corrupt: f.corrupt.Load()}, nil
+	return &faultyReader{f: f, r: r, ctx: ctx, corrupt: f.corrupt.Load()}, nil
 }
 
 // faultyReader injects faults into a ReadShard stream.
 type faultyReader struct {
 	f       *Faulty
 	r       io.ReadCloser
+	ctx     context.Context // from ReadShard, for the hang
 	corrupt bool
 	off     int64 // stream offset of the next byte
 }
 
 func (r *faultyReader) Read(p []byte) (int, error) {
+	if err := r.f.hung(r.ctx); err != nil {
+		return 0, fmt.Errorf("drivertest: faulty: read shard: %w", err)
+	}
 	if r.f.offline.Load() {
 		return 0, fmt.Errorf("drivertest: faulty: read shard: %w", driver.ErrOffline)
 	}

@@ -220,3 +220,41 @@ func TestFaultyLatency(t *testing.T) {
 		t.Errorf("GetRecord without latency: got err %v, want driver.ErrNotFound", err)
 	}
 }
+
+func TestFaultyHang(t *testing.T) {
+	f := NewFaulty(&Mem{})
+	s := driver.Shard{PG: 1, Name: shardName(1)}
+	writeShard(t, f, s, payload(100, 1))
+	rc, err := f.ReadShard(t.Context(), s, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	f.SetHang(true)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"GetRecord", func() error { _, err := f.GetRecord(ctx, "k"); return err }},
+		{"PutRecord", func() error { _, _, err := f.PutRecord(ctx, driver.Record{Key: "k", Version: version(1)}); return err }},
+		{"CreateShard", func() error { _, err := f.CreateShard(ctx, driver.Shard{PG: 1, Name: shardName(2)}); return err }},
+	} {
+		if err := tc.call(); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s while hung: %v, want the ctx's deadline error", tc.name, err)
+		}
+	}
+	// A stream opened before hangs until its ctx ends or the hang is off.
+	done := make(chan error, 1)
+	go func() { _, err := rc.Read(make([]byte, 10)); done <- err }()
+	select {
+	case err := <-done:
+		t.Fatalf("read from a hung stream returned %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	f.SetHang(false)
+	if err := <-done; err != nil {
+		t.Errorf("read after the hang ended: %v", err)
+	}
+}

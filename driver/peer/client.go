@@ -29,15 +29,34 @@ type ClientConfig struct {
 	Drive driver.DriveID
 	// Secret is the cluster secret, at least MinSecretSize bytes.
 	Secret []byte
-	// HTTP carries the requests. Nil means a client with a 5s dial timeout,
-	// a 30s response header timeout and kept-alive idle connections; it must
-	// not set an overall Timeout, which would cut long shard streams.
+	// HTTP carries the requests. Nil means a client with a 5s dial timeout
+	// and kept-alive idle connections; it must not set an overall Timeout,
+	// which would cut long shard streams (the deadlines below bound every
+	// call instead).
 	HTTP *http.Client
+	// CallTimeout bounds a call with a small answer (Info, records,
+	// DeleteShard, a listing page) from sending to the answer's last byte,
+	// and the wait for a shard upload's answer in Commit (the peer's fsync
+	// and rename). Zero means DefaultCallTimeout.
+	CallTimeout time.Duration
+	// ProgressTimeout bounds each step of a shard stream: the wait for a
+	// download's first byte, and every Write of an upload and Read of a
+	// download. A stream stays open as long as it keeps moving, however
+	// long the shard. Zero means DefaultProgressTimeout.
+	ProgressTimeout time.Duration
 	// Logger receives operational messages. Nil discards them.
 	Logger *slog.Logger
 	// Now is the clock used to sign requests. Nil means time.Now.
 	Now func() time.Time
 }
+
+// Default deadlines of a Client: a paused or partitioned peer is given up
+// within seconds, so the engine's quorum logic can go on without it, while
+// a merely busy peer on a loaded machine has ample time.
+const (
+	DefaultCallTimeout     = 5 * time.Second
+	DefaultProgressTimeout = 5 * time.Second
+)
 
 // Validate reports a missing address or drive or a short secret.
 func (c ClientConfig) Validate() error {
@@ -63,9 +82,15 @@ type Client struct {
 	http   *http.Client
 	log    *slog.Logger
 	now    func() time.Time
+
+	callTimeout, progressTimeout time.Duration
 }
 
 var _ driver.Driver = (*Client)(nil)
+
+// errNoProgress is the cause of a request cancelled by a deadline of the
+// Client's (CallTimeout, ProgressTimeout).
+var errNoProgress = errors.New("peer did not answer in time")
 
 // NewClient returns a Client for c. It does not contact the peer.
 func NewClient(c ClientConfig) (*Client, error) {
@@ -81,26 +106,33 @@ func NewClient(c ClientConfig) (*Client, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = DefaultCallTimeout
+	}
+	if c.ProgressTimeout <= 0 {
+		c.ProgressTimeout = DefaultProgressTimeout
+	}
 	return &Client{
-		base:   "http://" + c.Addr,
-		prefix: "/v1/drives/" + url.PathEscape(string(c.Drive)),
-		where:  c.Addr + "/" + string(c.Drive),
-		secret: append([]byte(nil), c.Secret...),
-		http:   c.HTTP,
-		log:    c.Logger.With("peer", c.Addr, "drive", string(c.Drive)),
-		now:    c.Now,
+		callTimeout:     c.CallTimeout,
+		progressTimeout: c.ProgressTimeout,
+		base:            "http://" + c.Addr,
+		prefix:          "/v1/drives/" + url.PathEscape(string(c.Drive)),
+		where:           c.Addr + "/" + string(c.Drive),
+		secret:          append([]byte(nil), c.Secret...),
+		http:            c.HTTP,
+		log:             c.Logger.With("peer", c.Addr, "drive", string(c.Drive)),
+		now:             c.Now,
 	}, nil
 }
 
 func defaultHTTPClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{
-		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ResponseHeaderTimeout: 30 * time.Second,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		DisableCompression:    true,
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
 	}}
 }
 
@@ -136,6 +168,24 @@ func (c *Client) transportError(ctx context.Context, op string, err error) error
 	return fmt.Errorf("driver/peer: %s %s: %w: %w", op, c.where, driver.ErrOffline, err)
 }
 
+// deadline returns a ctx for one request below ctx, a timer that cancels
+// it with errNoProgress when it fires (stopped; Reset arms it), and its
+// cancel.
+func deadline(ctx context.Context) (context.Context, *time.Timer, context.CancelFunc) {
+	rctx, cancel := context.WithCancelCause(ctx)
+	t := time.AfterFunc(time.Hour, func() { cancel(errNoProgress) })
+	t.Stop()
+	return rctx, t, func() { t.Stop(); cancel(context.Canceled) }
+}
+
+// stalled wraps err when rctx was cancelled by a Client deadline.
+func stalled(rctx context.Context, err error) error {
+	if err != nil && errors.Is(context.Cause(rctx), errNoProgress) {
+		return fmt.Errorf("%w: %w", errNoProgress, err)
+	}
+	return err
+}
+
 // do sends req and returns a 2xx response, whose body the caller closes.
 func (c *Client) do(ctx context.Context, op string, req *http.Request) (*http.Response, error) {
 	resp, err := c.http.Do(req)
@@ -159,14 +209,18 @@ func (c *Client) roundTrip(ctx context.Context, op, method, path string, q url.V
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := c.newRequest(ctx, method, path, q, rd)
+	rctx, t, cancel := deadline(ctx)
+	defer cancel()
+	t.Reset(c.callTimeout)
+	req, err := c.newRequest(rctx, method, path, q, rd)
 	if err != nil {
 		return nil, nil, c.errorf(op, err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/octet-stream")
 	}
-	return c.finish(ctx, op, req)
+	resp, b, err := c.finish(ctx, op, req)
+	return resp, b, stalled(rctx, err)
 }
 
 func (c *Client) finish(ctx context.Context, op string, req *http.Request) (*http.Response, []byte, error) {
@@ -211,7 +265,7 @@ func (c *Client) CreateShard(ctx context.Context, s driver.Shard) (driver.ShardW
 	if err := ctx.Err(); err != nil {
 		return nil, c.errorf(op, err)
 	}
-	reqCtx, cancel := context.WithCancel(ctx)
+	reqCtx, wd, cancel := deadline(ctx)
 	pr, pw := io.Pipe()
 	body := &startReader{r: pr, started: make(chan struct{})}
 	req, err := c.newRequest(reqCtx, http.MethodPost, shardPath(s), nil, body)
@@ -229,13 +283,16 @@ func (c *Client) CreateShard(ctx context.Context, s driver.Shard) (driver.ShardW
 		req:     req,
 		pw:      pw,
 		cancel:  cancel,
+		reqCtx:  reqCtx,
+		wd:      wd,
 		hash:    xxh3.New(),
 		started: body.started,
 		done:    make(chan struct{}),
 	}
 	go func() {
 		defer close(w.done)
-		_, _, w.err = c.finish(reqCtx, w.op, req)
+		_, _, err := c.finish(ctx, w.op, req)
+		w.err = stalled(reqCtx, err)
 		// Writes still blocked in the pipe fail now.
 		pr.CloseWithError(errResponded)
 	}()
@@ -277,6 +334,10 @@ type shardWriter struct {
 	req    *http.Request
 	pw     *io.PipeWriter
 	cancel context.CancelFunc // cancels the request
+	reqCtx context.Context    // the request's
+	// wd cancels the request when a Write or Commit waits longer than the
+	// Client's ProgressTimeout or CallTimeout.
+	wd *time.Timer
 	// started is closed when the transport first reads the body; only then
 	// may Commit fill in req.Trailer, which the transport inspects before.
 	started <-chan struct{}
@@ -319,7 +380,9 @@ func (w *shardWriter) Write(p []byte) (int, error) {
 	w.hash.Write(p)
 	w.n += int64(len(p))
 	w.mu.Unlock()
+	w.wd.Reset(w.c.progressTimeout)
 	n, err := w.pw.Write(p)
+	w.wd.Stop()
 	if err != nil {
 		err = w.failure(err)
 		w.mu.Lock()
@@ -346,7 +409,7 @@ func (w *shardWriter) failure(err error) error {
 	case <-w.ctx.Done():
 		return w.c.errorf(w.op, w.ctx.Err())
 	}
-	return w.c.errorf(w.op, fmt.Errorf("%w: %w", driver.ErrOffline, err))
+	return w.c.errorf(w.op, fmt.Errorf("%w: %w", driver.ErrOffline, stalled(w.reqCtx, err)))
 }
 
 // Commit finishes the upload and returns once the peer committed the shard.
@@ -369,6 +432,7 @@ func (w *shardWriter) Commit(ctx context.Context) error {
 		return w.c.errorf("commit", err)
 	}
 	stop := context.AfterFunc(ctx, w.cancel)
+	w.wd.Reset(w.c.callTimeout)
 	sent := false
 	select {
 	case <-w.started:
@@ -430,28 +494,38 @@ func (c *Client) ReadShard(ctx context.Context, s driver.Shard, off, length int6
 		return nil, c.errorf(op, err)
 	}
 	q := url.Values{"off": {strconv.FormatInt(off, 10)}, "len": {strconv.FormatInt(length, 10)}}
-	req, err := c.newRequest(ctx, http.MethodGet, shardPath(s), q, nil)
+	rctx, wd, cancel := deadline(ctx)
+	wd.Reset(c.progressTimeout) // until the answer's headers
+	req, err := c.newRequest(rctx, http.MethodGet, shardPath(s), q, nil)
 	if err != nil {
+		cancel()
 		return nil, c.errorf(op, err)
 	}
 	resp, err := c.do(ctx, op, req)
+	wd.Stop()
 	if err != nil {
-		return nil, err
+		cancel()
+		return nil, stalled(rctx, err)
 	}
-	return &shardReader{c: c, ctx: ctx, op: op, resp: resp}, nil
+	return &shardReader{c: c, ctx: ctx, rctx: rctx, wd: wd, cancel: cancel, op: op, resp: resp}, nil
 }
 
 // shardReader reads a shard stream and turns an error trailer into an
 // error.
 type shardReader struct {
-	c    *Client
-	ctx  context.Context
-	op   string
-	resp *http.Response
+	c      *Client
+	ctx    context.Context // ReadShard's
+	rctx   context.Context // the request's
+	wd     *time.Timer     // cancels the request when a Read waits too long
+	cancel func()          // ends the request
+	op     string
+	resp   *http.Response
 }
 
 func (r *shardReader) Read(p []byte) (int, error) {
+	r.wd.Reset(r.c.progressTimeout)
 	n, err := r.resp.Body.Read(p)
+	r.wd.Stop()
 	switch {
 	case err == nil:
 	case err == io.EOF:
@@ -463,12 +537,16 @@ func (r *shardReader) Read(p []byte) (int, error) {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		err = r.c.errorf(r.op, fmt.Errorf("%w: %w", driver.ErrOffline, err))
 	default:
-		err = r.c.transportError(r.ctx, r.op, err)
+		err = r.c.transportError(r.ctx, r.op, stalled(r.rctx, err))
 	}
 	return n, err
 }
 
-func (r *shardReader) Close() error { return r.resp.Body.Close() }
+func (r *shardReader) Close() error {
+	err := r.resp.Body.Close()
+	r.cancel()
+	return err
+}
 
 // DeleteShard removes shard s on the peer.
 func (c *Client) DeleteShard(ctx context.Context, s driver.Shard) error {

@@ -46,6 +46,18 @@
 // end of the file) is sent in the X-Vault-Error trailer, so the client
 // reader never mistakes a cut stream for a complete one.
 //
+// # Deadlines
+//
+// Every call is bounded by deadlines sized to the request, not by one long
+// header timeout: a call with a small answer (Info, records, DeleteShard,
+// a listing page) and the wait for a shard upload's answer by
+// ClientConfig.CallTimeout (default 5 s); a shard stream by
+// ClientConfig.ProgressTimeout (default 5 s) for each step: the first
+// byte of a download, every Write of an upload and every Read of a
+// download. A long shard streams as long as it keeps moving. A peer that
+// misses a deadline (paused, partitioned, its drive hung) fails the call
+// with driver.ErrOffline, so the engine's quorum logic goes on without it.
+//
 // # Errors
 //
 // Failures come back with an HTTP status and an X-Vault-Error code header

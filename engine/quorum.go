@@ -1,0 +1,111 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// Quorum fan-out: a write or read returns as soon as a quorum of drives
+// has answered and the others had a short while more, rather than wait
+// for the slowest drive (a hung disk, a paused node). The calls still
+// running then are stragglers: they go on in the background, owned by
+// the Engine (WaitBackground waits for them), and are stopped by their
+// ctx (the request's, which ends with it, or a per-call deadline of the
+// driver). What a straggler did is cleaned up or kept once it returns:
+// an uncommitted shard is aborted and deleted, a record landing after a
+// failed write is rolled back, one landing after a successful write has
+// the shards it replaced collected.
+
+// Straggler grace bounds: once a quorum succeeded, a fan-out waits for
+// the rest twice as long as the quorum took, but at least minStraggle and
+// at most maxStraggle. A healthy drive a little slower than the others
+// thus still gets its shard or record (no needless healing), and a hung
+// one holds the request up by at most maxStraggle.
+const (
+	minStraggle = 300 * time.Millisecond
+	maxStraggle = time.Second
+	// cleanupTimeout bounds a background cleanup (deleting a straggler's
+	// shard, rolling back or collecting after a late record write).
+	cleanupTimeout = 30 * time.Second
+)
+
+// straggle returns how long to wait for the remaining calls of a fan-out
+// whose quorum took took.
+func straggle(took time.Duration) time.Duration {
+	return min(max(2*took, minStraggle), maxStraggle)
+}
+
+// goBackground runs f on a goroutine owned by the Engine.
+func (e *Engine) goBackground(f func()) {
+	e.bg.Go(f)
+}
+
+// WaitBackground waits until the Engine's background work (stragglers of
+// returned requests and their cleanups) has finished. Every piece of it is
+// bounded by its ctx or cleanupTimeout.
+func (e *Engine) WaitBackground() { e.bg.Wait() }
+
+// cleanupCtx returns a ctx for background cleanup after a request: not
+// cancelled with ctx, bounded by cleanupTimeout.
+func cleanupCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+}
+
+type fanResult[T any] struct {
+	j int
+	v T
+}
+
+// fanOut calls call(ctx, j) in parallel for every j < n with run(j), and
+// returns the results in shard order and which calls returned. It returns
+// once every call returned, or once need calls returned a value good
+// accepts and the straggler grace (straggle) has passed since, or once ctx
+// is done. Each call still running then is a straggler: when it returns,
+// late (if not nil) is called with its result on a goroutine the Engine
+// owns. call must honour ctx.
+func fanOut[T any](ctx context.Context, e *Engine, n int, run func(j int) bool, need int, call func(ctx context.Context, j int) T, good func(T) bool, late func(j int, v T)) ([]T, []bool) {
+	res := make([]T, n)
+	done := make([]bool, n)
+	ch := make(chan fanResult[T], n) // never blocks a sender
+	started := 0
+	for j := range n {
+		if !run(j) {
+			continue
+		}
+		started++
+		e.goBackground(func() { ch <- fanResult[T]{j, call(ctx, j)} })
+	}
+	began := time.Now()
+	var grace <-chan time.Time
+	got, ok := 0, 0
+wait:
+	for got < started {
+		select {
+		case r := <-ch:
+			got++
+			res[r.j], done[r.j] = r.v, true
+			if good(r.v) {
+				if ok++; ok == need && got < started {
+					t := time.NewTimer(straggle(time.Since(began)))
+					defer t.Stop()
+					grace = t.C
+				}
+			}
+		case <-grace:
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	if left := started - got; left > 0 {
+		e.goBackground(func() {
+			for range left {
+				r := <-ch
+				if late != nil {
+					late(r.j, r.v)
+				}
+			}
+		})
+	}
+	return res, done
+}
