@@ -339,7 +339,7 @@ func (op *operation) getObject() error {
 			return ErrInvalidArgument
 		}
 		if off, length, ok = a.PartRange(n); !ok {
-			return &Error{http.StatusRequestedRangeNotSatisfiable, "InvalidPartNumber", "The requested partnumber is not satisfiable."}
+			return errInvalidPartNumber
 		}
 		partial = a.PartCount() > 0
 		if c := a.PartCount(); c > 0 {
@@ -412,7 +412,7 @@ func (op *operation) copyObject() error {
 	switch d := string(h.Peek("x-amz-metadata-directive")); d {
 	case "", "COPY":
 		if srcBucket == op.bucket && srcKey == op.key {
-			return &Error{http.StatusBadRequest, "InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."}
+			return errCopyToItself
 		}
 	case "REPLACE":
 		opts.ReplaceMetadata = true
@@ -432,7 +432,7 @@ func (op *operation) copyObject() error {
 			return ErrPreconditionFailed
 		}
 		if a.Info.Size > MaxPutSize {
-			return &Error{http.StatusBadRequest, "InvalidRequest", "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120. Use UploadPartCopy."}
+			return errCopyTooLarge
 		}
 		if _, err := op.admit(a.Info.Size, 1); err != nil {
 			return err
@@ -474,10 +474,6 @@ type deleteError struct {
 	Code    string `xml:"Code"`
 	Message string `xml:"Message"`
 }
-
-// errMissingMD5 is AWS's answer to a DeleteObjects with neither
-// Content-MD5 nor a flexible checksum.
-var errMissingMD5 = &Error{http.StatusBadRequest, "InvalidRequest", "Missing required header for this request: Content-MD5"}
 
 func (op *operation) deleteObjects() error {
 	// S3 requires the body's integrity be checked: Content-MD5 or an
