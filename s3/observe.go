@@ -21,7 +21,7 @@ type RequestEvent struct {
 	Node       string        `json:"node"`
 	RequestID  string        `json:"request_id"`
 	Tenant     string        `json:"tenant,omitempty"`     // "" when not authenticated
-	Operation  string        `json:"operation"`            // S3 operation, such as "PutObject"; "Unknown" before routing, "Admin" and "Health" for /_vault
+	Operation  string        `json:"operation"`            // its route (routes.go), such as "PutObject"; "Unknown" if no route serves it
 	Bucket     string        `json:"bucket,omitempty"`     // container
 	Key        string        `json:"key,omitempty"`        // artifact key; for Admin* operations, the tenant acted on
 	BytesIn    int64         `json:"bytes_in"`             // request body bytes read

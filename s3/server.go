@@ -23,6 +23,12 @@
 // Config.HeaderTimeout. A request with both Content-Length and
 // Transfer-Encoding is refused (RFC 9112 §6.1).
 //
+// Every request is routed once, from its headers, by the route table
+// (routes.go), before the rate limiter: the route names the operation for
+// metrics and the event logs, says whether it is a mutation (the
+// transaction log) and serves it. Errors become S3 errors in one table
+// (errors.go).
+//
 // Paths under /_vault/ are reserved for the node itself: /_vault/health
 // (unauthenticated) and /_vault/admin/... (root credentials only).
 package s3
