@@ -99,64 +99,40 @@ func (op *operation) metrics() error {
 	return nil
 }
 
-// tenantAdmin starts a request of the tenants API: it authorizes root and
-// returns the path after /_vault/admin/tenants/. The tenant acted on is
-// the event's key (its tenant is root's).
-func (op *operation) tenantAdmin() (string, error) {
-	name, _ := tenantName(op.path)
-	op.r.ev.Key, _, _ = strings.Cut(name, "/")
-	if err := op.s.authorizeRoot(op.ctx, op.r); err != nil {
-		return "", err
+// asRoot serves a request of the tenants API for root only, with the
+// path after /_vault/admin/tenants/; the tenant acted on is the event's
+// key (its tenant is root's).
+func asRoot(serve func(op *operation, name string) error) func(*operation) error {
+	return func(op *operation) error {
+		name, _ := tenantName(op.path)
+		op.r.ev.Key, _, _ = strings.Cut(name, "/")
+		if err := op.s.authorizeRoot(op.ctx, op.r); err != nil {
+			return err
+		}
+		if op.s.cfg.Admin == nil {
+			return ErrNotImplemented
+		}
+		return serve(op, name)
 	}
-	if op.s.cfg.Admin == nil {
-		return "", ErrNotImplemented
-	}
-	return name, nil
 }
 
-func (op *operation) listTenants() error {
-	if _, err := op.tenantAdmin(); err != nil {
-		return err
-	}
+func listTenants(op *operation, _ string) error {
 	ts, err := op.s.cfg.Admin.Tenants(op.ctx)
 	if err != nil {
 		return err
 	}
-	if ts == nil {
-		ts = []TenantInfo{}
-	}
-	return writeJSON(op.r, http.StatusOK, ts)
+	return writeJSON(op.r, http.StatusOK, append([]TenantInfo{}, ts...))
 }
 
-func (op *operation) addKey() error {
-	name, err := op.tenantAdmin()
-	if err != nil {
-		return err
-	}
-	t, err := op.s.cfg.Admin.AddKey(op.ctx, strings.TrimSuffix(name, "/keys"))
+// sendTenant answers with a created tenant or key.
+func (op *operation) sendTenant(t NewTenant, err error) error {
 	if err != nil {
 		return err
 	}
 	return writeJSON(op.r, http.StatusOK, t)
 }
 
-func (op *operation) createTenant() error {
-	name, err := op.tenantAdmin()
-	if err != nil {
-		return err
-	}
-	t, err := op.s.cfg.Admin.CreateTenant(op.ctx, name)
-	if err != nil {
-		return err
-	}
-	return writeJSON(op.r, http.StatusOK, t)
-}
-
-func (op *operation) deleteTenant() error {
-	name, err := op.tenantAdmin()
-	if err != nil {
-		return err
-	}
+func deleteTenant(op *operation, name string) error {
 	if err := op.s.cfg.Admin.DeleteTenant(op.ctx, name); err != nil {
 		return err
 	}
@@ -212,11 +188,7 @@ func writeJSON(r *request, status int, v any) error {
 }
 
 // setLimits serves PUT /_vault/admin/tenants/NAME/rate and /quota.
-func (op *operation) setLimits() error {
-	path, err := op.tenantAdmin()
-	if err != nil {
-		return err
-	}
+func setLimits(op *operation, path string) error {
 	la, ok := op.s.cfg.Admin.(LimitsAdmin)
 	if !ok {
 		return ErrNotImplemented

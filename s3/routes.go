@@ -192,28 +192,25 @@ func (op *operation) dispatch(rt *route) error {
 
 // vaultRoutes are the operations on the node's reserved /_vault/ paths.
 var vaultRoutes = []route{
-	{name: "Health", match: path("/_vault/health", ""), serve: (*operation).health},
-	{name: "Metrics", match: path("/_vault/metrics", ""), serve: (*operation).metrics},
-	{name: "Admin", match: tenants(http.MethodGet, func(n string) bool { return n == "" }), serve: (*operation).listTenants},
-	{name: "AdminAddKey", mutation: true, match: tenants(http.MethodPost, suffix("/keys")), serve: (*operation).addKey},
-	{name: "AdminSetRate", mutation: true, match: tenants(http.MethodPut, suffix("/rate")), serve: (*operation).setLimits},
-	{name: "AdminSetQuota", mutation: true, match: tenants(http.MethodPut, suffix("/quota")), serve: (*operation).setLimits},
-	{name: "AdminCreateTenant", mutation: true, match: tenants(http.MethodPut, oneName), serve: (*operation).createTenant},
-	{name: "AdminDeleteTenant", mutation: true, match: tenants(http.MethodDelete, oneName), serve: (*operation).deleteTenant},
-	{name: "Admin", match: tenants("", func(string) bool { return true }), serve: func(op *operation) error {
-		if _, err := op.tenantAdmin(); err != nil {
-			return err
-		}
-		return ErrMethodNotAllowed
-	}},
-	{name: "Admin", match: path("/_vault/admin/cluster", ""), serve: (*operation).clusterStatus},
+	{name: "Health", match: path("/_vault/health"), serve: (*operation).health},
+	{name: "Metrics", match: path("/_vault/metrics"), serve: (*operation).metrics},
+	{name: "Admin", match: tenants(http.MethodGet, func(n string) bool { return n == "" }), serve: asRoot(listTenants)},
+	{name: "AdminAddKey", mutation: true, match: tenants(http.MethodPost, suffix("/keys")), serve: asRoot(func(op *operation, name string) error {
+		return op.sendTenant(op.s.cfg.Admin.AddKey(op.ctx, strings.TrimSuffix(name, "/keys")))
+	})},
+	{name: "AdminSetRate", mutation: true, match: tenants(http.MethodPut, suffix("/rate")), serve: asRoot(setLimits)},
+	{name: "AdminSetQuota", mutation: true, match: tenants(http.MethodPut, suffix("/quota")), serve: asRoot(setLimits)},
+	{name: "AdminCreateTenant", mutation: true, match: tenants(http.MethodPut, oneName), serve: asRoot(func(op *operation, name string) error {
+		return op.sendTenant(op.s.cfg.Admin.CreateTenant(op.ctx, name))
+	})},
+	{name: "AdminDeleteTenant", mutation: true, match: tenants(http.MethodDelete, oneName), serve: asRoot(deleteTenant)},
+	{name: "Admin", match: tenants("", func(string) bool { return true }), serve: asRoot(func(*operation, string) error { return ErrMethodNotAllowed })},
+	{name: "Admin", match: path("/_vault/admin/cluster"), serve: (*operation).clusterStatus},
 	{name: "Admin", match: func(*target) bool { return true }, serve: fails(errNoAdminResource)},
 }
 
-// path matches a /_vault/ path and a method ("" for any).
-func path(p, method string) func(*target) bool {
-	return func(t *target) bool { return t.path == p && (method == "" || t.method == method) }
-}
+// path matches a /_vault/ path.
+func path(p string) func(*target) bool { return func(t *target) bool { return t.path == p } }
 
 const tenantsPath = "/_vault/admin/tenants"
 
@@ -242,12 +239,10 @@ func oneName(n string) bool { return n != "" && !strings.Contains(n, "/") }
 // Operations returns the names of every route (the operation label
 // values of metrics), "Unknown" included, each once.
 func Operations() []string {
-	var names []string
-	for _, rs := range [][]route{routes, vaultRoutes, {*methodNotAllowed}} {
-		for _, r := range rs {
-			if !slices.Contains(names, r.name) {
-				names = append(names, r.name)
-			}
+	names := []string{unknownOperation}
+	for _, r := range slices.Concat(routes, vaultRoutes) {
+		if !slices.Contains(names, r.name) {
+			names = append(names, r.name)
 		}
 	}
 	return names
@@ -256,12 +251,8 @@ func Operations() []string {
 // mutations are the names of the routes that change stored state.
 var mutations = func() map[string]bool {
 	m := make(map[string]bool)
-	for _, rs := range [][]route{routes, vaultRoutes} {
-		for _, r := range rs {
-			if r.mutation {
-				m[r.name] = true
-			}
-		}
+	for _, r := range slices.Concat(routes, vaultRoutes) {
+		m[r.name] = m[r.name] || r.mutation
 	}
 	return m
 }()
