@@ -73,7 +73,11 @@ type bucket struct {
 	CreationDate string `xml:"CreationDate"`
 }
 
-func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+// isoTime formats a time for an XML body in whole seconds, as AWS does
+// (".000Z") and as HEAD and GET report Last-Modified: a client comparing
+// a listing with a download (aws s3 sync --exact-timestamps) sees the same
+// time.
+func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05") + ".000Z" }
 
 func (op *operation) listBuckets() error {
 	cs, err := op.s.cfg.Engine.Containers(op.ctx, op.tenant)
