@@ -380,10 +380,10 @@ func (s *Server) end(r *request) {
 	case fctx.IsHead():
 		r.ev.BytesOut = 0
 	case r.sent != nil:
-		ev := r.ev
+		// The stream may still add to the event (DeleteObjects' keys).
 		r.sent.done = func(n int64) {
-			ev.BytesOut = n
-			s.cfg.Observer.ObserveRequest(&ev)
+			r.ev.BytesOut = n
+			s.cfg.Observer.ObserveRequest(&r.ev)
 		}
 		return
 	case !fctx.Response.IsBodyStream():
