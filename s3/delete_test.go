@@ -6,10 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -155,5 +158,47 @@ func TestDeleteObjectsThousandSlow(t *testing.T) {
 	}
 	if ev := rec.last(t); ev.Operation != "DeleteObjects" || strings.Join(ev.Keys, ",") != "q1,q2" {
 		t.Errorf("quiet DeleteObjects event: %s keys %q, want q1,q2", ev.Operation, ev.Keys)
+	}
+
+	// The aws cli's delete-objects reads the slow, space-led answer as
+	// AWS's.
+	if _, err := exec.LookPath("aws"); err != nil {
+		t.Skip("no aws cli")
+	}
+	var del struct{ Objects []map[string]string }
+	for i := range 300 {
+		key := fmt.Sprintf("cli/%03d", i)
+		del.Objects = append(del.Objects, map[string]string{"Key": key})
+		if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("many"), Key: aws.String(key), Body: strings.NewReader("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec, err := json.Marshal(del)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo.setLatency(200 * time.Millisecond)
+	cmd := exec.CommandContext(ctx, "aws", "--endpoint-url", e.endpoint, "s3api", "delete-objects", "--bucket", "many",
+		"--delete", string(spec), "--query", "length(Deleted)", "--output", "text")
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=ALICEKEY", "AWS_SECRET_ACCESS_KEY=alicesecret", "AWS_DEFAULT_REGION=us-east-1",
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+	start = time.Now()
+	cliOut, err := cmd.CombinedOutput()
+	took = time.Since(start)
+	topo.setLatency(0)
+	if err != nil {
+		t.Fatalf("aws s3api delete-objects: %v\n%s", err, cliOut)
+	}
+	if strings.TrimSpace(string(cliOut)) != "300" {
+		t.Errorf("aws s3api delete-objects: deleted %s, want 300", cliOut)
+	}
+	ev = rec.last(t)
+	if ev.Operation != "DeleteObjects" || len(ev.Keys) != 300 || ev.BytesOut <= int64(len(xml.Header)) {
+		t.Errorf("aws s3api delete-objects event: %s, %d keys, %d bytes out", ev.Operation, len(ev.Keys), ev.BytesOut)
+	}
+	t.Logf("aws s3api delete-objects of 300 keys at 200ms a drive call: %v", took)
+	list, err = c.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String("many")})
+	if err != nil || len(list.Contents) != 0 {
+		t.Fatalf("after aws s3api delete-objects: %v listed, %v", len(list.Contents), err)
 	}
 }
