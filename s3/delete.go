@@ -15,10 +15,8 @@ import (
 const (
 	deleteParallelism = 16
 	keepAliveAfter    = time.Second
+	keepAliveEvery    = time.Second
 )
-
-// keepAliveEvery is how often a slow DeleteObjects answer sends a space.
-var keepAliveEvery = time.Second
 
 type deleteRequest struct {
 	XMLName xml.Name `xml:"Delete"`
