@@ -114,8 +114,9 @@ var routes = []route{
 	{name: "GetObject", match: on(objectLevel, http.MethodGet), serve: (*operation).getObject},
 	{name: "HeadObject", match: on(objectLevel, http.MethodHead, noQ("uploadId")), serve: (*operation).getObject},
 	// Any other use of uploadId or partNumber.
-	{name: unknownOperation, match: func(t *target) bool { return t.level() == objectLevel && (t.has("uploadId") || t.has("partNumber")) },
-		serve: fails(ErrInvalidRequest)},
+	{name: unknownOperation, serve: fails(ErrInvalidRequest), match: func(t *target) bool {
+		return t.level() == objectLevel && !t.has("acl") && (t.has("uploadId") || t.has("partNumber"))
+	}},
 	{name: "CopyObject", mutation: true, match: on(objectLevel, http.MethodPut, copySource), serve: (*operation).copyObject},
 	{name: "PutObject", mutation: true, match: on(objectLevel, http.MethodPut), serve: (*operation).putObject},
 	{name: "DeleteObject", mutation: true, match: on(objectLevel, http.MethodDelete), serve: (*operation).deleteObject},

@@ -33,6 +33,7 @@ var routeCases = []struct {
 	{"GET", "/b/k", "acl", false, "GetObjectAcl", false},
 	{"PUT", "/b/k", "acl", false, "PutObjectAcl", false},
 	{"DELETE", "/b/k", "acl", false, "Unknown", false},
+	{"DELETE", "/b/k", "acl&uploadId=u", false, "Unknown", false},
 	{"PUT", "/b", "", false, "CreateBucket", true},
 	{"HEAD", "/b", "", false, "HeadBucket", false},
 	{"DELETE", "/b", "", false, "DeleteBucket", true},
