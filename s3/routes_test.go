@@ -238,3 +238,76 @@ func statusOf(name string) int {
 	}
 	return 0
 }
+
+// internalErrors are the sentinels of the packages below s3 that are
+// meant to answer InternalError: a fault of the server, not the request.
+var internalErrors = []string{"engine.ErrUnknownDrive"}
+
+// TestErrorTableCoversSentinels checks that every exported error sentinel
+// of engine and sigv4 has a row in errorTable, or is listed in
+// internalErrors: a new engine or sigv4 error cannot reach a client as
+// an unexplained InternalError.
+func TestErrorTableCoversSentinels(t *testing.T) {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "errors.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapped := map[string]bool{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		if v, ok := n.(*ast.ValueSpec); ok && len(v.Names) == 1 && v.Names[0].Name == "errorTable" {
+			ast.Inspect(v, func(n ast.Node) bool {
+				if s := types(nodeExpr(n)); s != "" {
+					mapped[s] = true
+				}
+				return true
+			})
+			return false
+		}
+		return true
+	})
+	if len(mapped) < len(errorTable) {
+		t.Fatalf("found %d sentinels in errorTable's source, want at least %d", len(mapped), len(errorTable))
+	}
+	for pkg, dir := range map[string]string{"engine": "../engine", "sigv4": "sigv4"} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := 0
+		for _, name := range files {
+			if strings.HasSuffix(name, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, name, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range f.Decls {
+				g, ok := d.(*ast.GenDecl)
+				if !ok || g.Tok != token.VAR {
+					continue
+				}
+				for _, s := range g.Specs {
+					for _, id := range s.(*ast.ValueSpec).Names {
+						if !strings.HasPrefix(id.Name, "Err") || !id.IsExported() {
+							continue
+						}
+						found++
+						if full := pkg + "." + id.Name; !mapped[full] && !slices.Contains(internalErrors, full) {
+							t.Errorf("%s (%s) has no row in errorTable: map it, or list it in internalErrors", full, fset.Position(id.Pos()))
+						}
+					}
+				}
+			}
+		}
+		if found == 0 {
+			t.Errorf("no Err* sentinels found in %s", dir)
+		}
+	}
+}
+
+func nodeExpr(n ast.Node) ast.Expr {
+	e, _ := n.(ast.Expr)
+	return e
+}
