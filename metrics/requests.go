@@ -8,19 +8,10 @@ import (
 	"github.com/vaultaire/vaultaire/s3"
 )
 
-// Operations are the operation label values; any other
-// RequestEvent.Operation is counted as "Unknown".
-var Operations = []string{
-	// S3
-	"ListBuckets", "CreateBucket", "HeadBucket", "DeleteBucket", "GetBucketLocation",
-	"ListObjects", "ListObjectsV2", "ListMultipartUploads", "DeleteObjects",
-	"PutObject", "CopyObject", "GetObject", "HeadObject", "DeleteObject",
-	"CreateMultipartUpload", "UploadPart", "UploadPartCopy", "CompleteMultipartUpload",
-	"AbortMultipartUpload", "ListParts",
-	// /_vault
-	"Health", "Metrics", "Admin", "AdminCreateTenant", "AdminDeleteTenant", "AdminAddKey",
-	"Unknown",
-}
+// Operations are the operation label values: the names of the s3
+// server's routes; any other RequestEvent.Operation is counted as
+// "Unknown".
+var Operations = s3.Operations()
 
 // DurationBuckets are the upper bounds, in seconds, of
 // s3_request_duration_seconds.
@@ -81,10 +72,10 @@ func (m *Metrics) ObserveRequest(ev *s3.RequestEvent) {
 	dur.Observe(ev.Latency.Seconds())
 	m.req.received.WithLabelValues(tenant).Add(float64(max(0, ev.BytesIn)))
 	m.req.sent.WithLabelValues(tenant).Add(float64(max(0, ev.BytesOut)))
-	switch ev.ErrorCode {
-	case "SlowDown":
+	switch {
+	case ev.RateLimited():
 		m.req.rateLimited.WithLabelValues(tenant).Inc()
-	case "QuotaExceeded":
+	case ev.QuotaRefused():
 		m.req.quota.WithLabelValues(tenant).Inc()
 	}
 }

@@ -43,8 +43,6 @@ func ownerOnlyACL(v string) bool {
 	return false
 }
 
-var errACLNotImplemented = &Error{http.StatusNotImplemented, "NotImplemented", "Only an ACL granting the owner FULL_CONTROL, and nothing else, is supported."}
-
 const xsiNamespace = "http://www.w3.org/2001/XMLSchema-instance"
 
 type accessControlPolicy struct {
@@ -112,7 +110,7 @@ func (op *operation) putACL() error {
 	canned := len(h.Peek("x-amz-acl")) > 0
 	if canned {
 		if err := op.drainBody(0); err != nil {
-			return &Error{http.StatusBadRequest, "UnexpectedContent", "This request does not support content."}
+			return errUnexpectedContent
 		}
 	} else {
 		var req aclRequest

@@ -13,8 +13,9 @@ import (
 )
 
 // Admin manages tenants for the admin API. Implementations must be safe for
-// concurrent use and return ErrTenantExists, ErrNoSuchTenant and
-// ErrTenantNotEmpty (possibly wrapped) where they apply.
+// concurrent use and fail with errors the error table maps (errors.go):
+// cluster's tenant errors, possibly wrapped, or this package's *Error
+// values such as ErrTenantExists.
 type Admin interface {
 	CreateTenant(ctx context.Context, name string) (NewTenant, error)
 	// AddKey gives an existing tenant another key pair.
@@ -71,95 +72,72 @@ type LimitsAdmin interface {
 	SetQuota(ctx context.Context, name string, maxBytes, maxArtifacts int64) error
 }
 
-// Admin API errors.
-var (
-	ErrTenantExists   = &Error{http.StatusConflict, "TenantAlreadyExists", "The tenant already exists."}
-	ErrNoSuchTenant   = &Error{http.StatusNotFound, "NoSuchTenant", "The tenant does not exist."}
-	ErrTenantNotEmpty = &Error{http.StatusConflict, "TenantNotEmpty", "The tenant still owns buckets."}
-	ErrInvalidTenant  = &Error{http.StatusBadRequest, "InvalidTenantName", "Tenant names are 3 to 63 characters of a-z, 0-9 and '-'."}
-	ErrNotClustered   = &Error{http.StatusNotFound, "NotFound", "This node is not in cluster mode."}
-)
-
 type health struct {
 	Status string `json:"status"`
 	Node   string `json:"node,omitempty"`
 }
 
-// vault serves the reserved /_vault/ paths.
-func (s *Server) vault(ctx context.Context, r *request, path string) error {
-	r.ev.Operation = "Admin"
-	switch {
-	case path == "/_vault/health":
-		r.ev.Operation = "Health"
-		return writeJSON(r, http.StatusOK, health{Status: "ok", Node: s.cfg.Node})
-	case path == "/_vault/metrics" && s.cfg.Metrics != nil:
-		r.ev.Operation = "Metrics"
-		if m := string(r.fctx.Method()); m != http.MethodGet && m != http.MethodHead {
-			return ErrMethodNotAllowed
-		}
-		if tok := s.cfg.MetricsToken; tok != "" {
-			got := r.fctx.Request.Header.Peek("Authorization")
-			if subtle.ConstantTimeCompare(got, []byte("Bearer "+tok)) != 1 {
-				return ErrAccessDenied
-			}
-		}
-		fasthttpadaptor.NewFastHTTPHandler(s.cfg.Metrics)(r.fctx)
-		return nil
-	case path == "/_vault/admin/tenants" || strings.HasPrefix(path, "/_vault/admin/tenants/"):
-		return s.adminTenants(ctx, r, strings.TrimPrefix(strings.TrimPrefix(path, "/_vault/admin/tenants"), "/"))
-	case path == "/_vault/admin/cluster":
-		return s.adminCluster(ctx, r)
-	}
-	return &Error{http.StatusNotFound, "NotFound", "No such admin resource."}
+func (op *operation) health() error {
+	return writeJSON(op.r, http.StatusOK, health{Status: "ok", Node: op.s.cfg.Node})
 }
 
-func (s *Server) adminTenants(ctx context.Context, r *request, name string) error {
-	// The tenant acted on is the event's key (its tenant is root's).
-	r.ev.Key, _, _ = strings.Cut(name, "/")
-	if err := s.authorizeRoot(ctx, r); err != nil {
+func (op *operation) metrics() error {
+	s, r := op.s, op.r
+	if s.cfg.Metrics == nil {
+		return errNoAdminResource
+	}
+	if m := string(r.fctx.Method()); m != http.MethodGet && m != http.MethodHead {
+		return ErrMethodNotAllowed
+	}
+	if tok := s.cfg.MetricsToken; tok != "" {
+		got := r.fctx.Request.Header.Peek("Authorization")
+		if subtle.ConstantTimeCompare(got, []byte("Bearer "+tok)) != 1 {
+			return ErrAccessDenied
+		}
+	}
+	fasthttpadaptor.NewFastHTTPHandler(s.cfg.Metrics)(r.fctx)
+	return nil
+}
+
+// asRoot serves a request of the tenants API for root only, with the
+// path after /_vault/admin/tenants/; the tenant acted on is the event's
+// key (its tenant is root's).
+func asRoot(serve func(op *operation, name string) error) func(*operation) error {
+	return func(op *operation) error {
+		name, _ := tenantName(op.path)
+		op.r.ev.Key, _, _ = strings.Cut(name, "/")
+		if err := op.s.authorizeRoot(op.ctx, op.r); err != nil {
+			return err
+		}
+		if op.s.cfg.Admin == nil {
+			return ErrNotImplemented
+		}
+		return serve(op, name)
+	}
+}
+
+func listTenants(op *operation, _ string) error {
+	ts, err := op.s.cfg.Admin.Tenants(op.ctx)
+	if err != nil {
 		return err
 	}
-	if s.cfg.Admin == nil {
-		return ErrNotImplemented
+	return writeJSON(op.r, http.StatusOK, append([]TenantInfo{}, ts...))
+}
+
+// sendTenant answers with a created tenant or key.
+func (op *operation) sendTenant(t NewTenant, err error) error {
+	if err != nil {
+		return err
 	}
-	method := string(r.fctx.Method())
-	switch {
-	case name == "" && method == http.MethodGet:
-		ts, err := s.cfg.Admin.Tenants(ctx)
-		if err != nil {
-			return err
-		}
-		if ts == nil {
-			ts = []TenantInfo{}
-		}
-		return writeJSON(r, http.StatusOK, ts)
-	case strings.HasSuffix(name, "/keys") && method == http.MethodPost:
-		r.ev.Operation = "AdminAddKey"
-		t, err := s.cfg.Admin.AddKey(ctx, strings.TrimSuffix(name, "/keys"))
-		if err != nil {
-			return err
-		}
-		return writeJSON(r, http.StatusOK, t)
-	case (strings.HasSuffix(name, "/rate") || strings.HasSuffix(name, "/quota")) && method == http.MethodPut:
-		return s.adminLimits(ctx, r, name)
-	case strings.Contains(name, "/"):
-		return ErrMethodNotAllowed
-	case name != "" && method == http.MethodPut:
-		r.ev.Operation = "AdminCreateTenant"
-		t, err := s.cfg.Admin.CreateTenant(ctx, name)
-		if err != nil {
-			return err
-		}
-		return writeJSON(r, http.StatusOK, t)
-	case name != "" && method == http.MethodDelete:
-		r.ev.Operation = "AdminDeleteTenant"
-		if err := s.cfg.Admin.DeleteTenant(ctx, name); err != nil {
-			return err
-		}
-		r.fctx.SetStatusCode(http.StatusNoContent)
-		return nil
+	return writeJSON(op.r, http.StatusOK, t)
+}
+
+func deleteTenant(op *operation, name string) error {
+	if err := op.s.cfg.Admin.DeleteTenant(op.ctx, name); err != nil {
+		return err
 	}
-	return ErrMethodNotAllowed
+	op.r.fctx.SetStatusCode(http.StatusNoContent)
+	return nil
 }
 
 // authorizeRoot verifies r's signature and refuses any caller but root.
@@ -178,24 +156,24 @@ func (s *Server) authorizeRoot(ctx context.Context, r *request) error {
 	return nil
 }
 
-// adminCluster serves GET /_vault/admin/cluster from the Admin's
+// clusterStatus serves GET /_vault/admin/cluster from the Admin's
 // ClusterAdmin side, if it has one.
-func (s *Server) adminCluster(ctx context.Context, r *request) error {
-	if err := s.authorizeRoot(ctx, r); err != nil {
+func (op *operation) clusterStatus() error {
+	if err := op.s.authorizeRoot(op.ctx, op.r); err != nil {
 		return err
 	}
-	if string(r.fctx.Method()) != http.MethodGet {
+	if string(op.r.fctx.Method()) != http.MethodGet {
 		return ErrMethodNotAllowed
 	}
-	ca, ok := s.cfg.Admin.(ClusterAdmin)
+	ca, ok := op.s.cfg.Admin.(ClusterAdmin)
 	if !ok {
 		return ErrNotClustered
 	}
-	st, err := ca.ClusterStatus(ctx)
+	st, err := ca.ClusterStatus(op.ctx)
 	if err != nil {
 		return err
 	}
-	return writeJSON(r, http.StatusOK, st)
+	return writeJSON(op.r, http.StatusOK, st)
 }
 
 func writeJSON(r *request, status int, v any) error {
@@ -209,28 +187,27 @@ func writeJSON(r *request, status int, v any) error {
 	return nil
 }
 
-// adminLimits serves PUT /_vault/admin/tenants/NAME/rate and /quota.
-func (s *Server) adminLimits(ctx context.Context, r *request, path string) error {
-	la, ok := s.cfg.Admin.(LimitsAdmin)
+// setLimits serves PUT /_vault/admin/tenants/NAME/rate and /quota.
+func setLimits(op *operation, path string) error {
+	la, ok := op.s.cfg.Admin.(LimitsAdmin)
 	if !ok {
 		return ErrNotImplemented
 	}
+	r := op.r
 	name, what, _ := strings.Cut(path, "/")
 	var l TenantLimits
 	const maxBody = 4 << 10
-	body, err := io.ReadAll(io.LimitReader(r.auth.Body(r.bodyStream(s)), maxBody+1))
+	body, err := io.ReadAll(io.LimitReader(r.auth.Body(r.bodyStream(op.s)), maxBody+1))
 	// A longer body is not read to its end: it is drained or the
 	// connection closed, never parsed as the next request.
 	r.bodyDone = err == nil && len(body) <= maxBody
 	if !r.bodyDone || json.Unmarshal(body, &l) != nil || l.RPS < 0 || l.Burst < 0 || l.MaxBytes < 0 || l.MaxArtifacts < 0 {
-		return &Error{http.StatusBadRequest, "InvalidArgument", "Want a JSON object of non-negative limits."}
+		return errInvalidLimits
 	}
 	if what == "rate" {
-		r.ev.Operation = "AdminSetRate"
-		err = la.SetRate(ctx, name, l.RPS, l.Burst)
+		err = la.SetRate(op.ctx, name, l.RPS, l.Burst)
 	} else {
-		r.ev.Operation = "AdminSetQuota"
-		err = la.SetQuota(ctx, name, l.MaxBytes, l.MaxArtifacts)
+		err = la.SetQuota(op.ctx, name, l.MaxBytes, l.MaxArtifacts)
 	}
 	if err != nil {
 		return err

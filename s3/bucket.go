@@ -25,15 +25,7 @@ type operation struct {
 	tenant string
 	bucket string
 	key    string
-}
-
-// unsupported lists subresources this server does not implement: a request
-// naming one gets NotImplemented rather than a wrong answer.
-var unsupported = []string{
-	"accelerate", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
-	"legal-hold", "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls",
-	"policy", "policyStatus", "publicAccessBlock", "replication", "requestPayment", "restore",
-	"retention", "select", "tagging", "torrent", "versioning", "versions", "website", "attributes",
+	path   string // the raw path
 }
 
 func (op *operation) query(name string) (string, bool) {
@@ -42,107 +34,6 @@ func (op *operation) query(name string) (string, bool) {
 		return "", false
 	}
 	return string(args.Peek(name)), true
-}
-
-func (op *operation) dispatch() error {
-	method := string(op.r.fctx.Method())
-	for _, sub := range unsupported {
-		if _, ok := op.query(sub); ok && !(sub == "versions" && op.key == "" && method == http.MethodGet) {
-			return ErrNotImplemented
-		}
-	}
-	if _, err := contentMD5(&op.r.fctx.Request.Header); err != nil {
-		return err
-	}
-	if _, ok := op.query("acl"); ok && op.bucket != "" && validBucketName(op.bucket) && len(op.key) <= engine.MaxKeyLen {
-		switch method {
-		case http.MethodGet:
-			return op.getACL()
-		case http.MethodPut:
-			return op.putACL()
-		}
-		return ErrMethodNotAllowed
-	}
-	if err := op.checkACLHeaders(); err != nil {
-		return err
-	}
-	// Buckets are unversioned: "null" is the only version there is.
-	if v, ok := op.query("versionId"); ok && v != "null" {
-		return ErrInvalidVersion
-	}
-	switch {
-	case op.bucket == "":
-		if method == http.MethodGet {
-			return op.listBuckets()
-		}
-		return ErrMethodNotAllowed
-	case !validBucketName(op.bucket):
-		if method == http.MethodPut && op.key == "" {
-			return ErrInvalidBucketName
-		}
-		return ErrNoSuchBucket
-	case op.key == "":
-		switch method {
-		case http.MethodPut:
-			return op.createBucket()
-		case http.MethodHead:
-			return op.headBucket()
-		case http.MethodDelete:
-			return op.deleteBucket()
-		case http.MethodGet:
-			if _, ok := op.query("location"); ok {
-				return op.bucketLocation()
-			}
-			if _, ok := op.query("uploads"); ok {
-				return op.listUploads()
-			}
-			if _, ok := op.query("versions"); ok {
-				return op.listVersions()
-			}
-			if v, _ := op.query("list-type"); v == "2" {
-				return op.listObjects(true)
-			}
-			return op.listObjects(false)
-		case http.MethodPost:
-			if _, ok := op.query("delete"); ok {
-				return op.deleteObjects()
-			}
-		}
-		return ErrMethodNotAllowed
-	}
-	if len(op.key) > engine.MaxKeyLen {
-		return ErrKeyTooLong
-	}
-	uploadID, multipart := op.query("uploadId")
-	_, partNumber := op.query("partNumber")
-	copySource := len(op.r.fctx.Request.Header.Peek("x-amz-copy-source")) > 0
-	switch {
-	case method == http.MethodPut && multipart && partNumber:
-		return op.uploadPart(uploadID, copySource)
-	case method == http.MethodPost && multipart:
-		return op.completeUpload(uploadID)
-	case method == http.MethodDelete && multipart:
-		return op.abortUpload(uploadID)
-	case method == http.MethodGet && multipart:
-		return op.listParts(uploadID)
-	case method == http.MethodPost:
-		if _, ok := op.query("uploads"); ok {
-			return op.createUpload()
-		}
-	case (method == http.MethodGet || method == http.MethodHead) && partNumber && !multipart:
-		return op.getObject()
-	case multipart || partNumber:
-		return ErrInvalidRequest
-	case method == http.MethodPut && copySource:
-		return op.copyObject()
-	case method == http.MethodPut:
-		return op.putObject()
-	case method == http.MethodGet, method == http.MethodHead:
-		return op.getObject()
-	case method == http.MethodDelete:
-		return op.deleteObject()
-	}
-	return ErrMethodNotAllowed
 }
 
 // validBucketName applies S3's bucket naming rules.
@@ -182,7 +73,11 @@ type bucket struct {
 	CreationDate string `xml:"CreationDate"`
 }
 
-func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+// isoTime formats a time for an XML body in whole seconds, as AWS does
+// (".000Z") and as HEAD and GET report Last-Modified: a client comparing
+// a listing with a download (aws s3 sync --exact-timestamps) sees the same
+// time.
+func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05") + ".000Z" }
 
 func (op *operation) listBuckets() error {
 	cs, err := op.s.cfg.Engine.Containers(op.ctx, op.tenant)
@@ -381,9 +276,9 @@ func (op *operation) listVersions() error {
 	idMarker, _ := op.query("version-id-marker")
 	switch {
 	case idMarker != "" && keyMarker == "":
-		return &Error{http.StatusBadRequest, "InvalidArgument", "A version-id marker cannot be specified without a key marker."}
+		return errVersionIDMarker
 	case idMarker != "" && idMarker != "null":
-		return &Error{http.StatusBadRequest, "InvalidArgument", "Invalid version id specified"}
+		return ErrInvalidVersion
 	}
 	page, err := op.list(p, keyMarker)
 	if err != nil {

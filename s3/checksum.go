@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/vaultaire/vaultaire/engine"
@@ -128,7 +127,7 @@ func checksumDeclaration(h func(string) string) (map[string]string, error) {
 	case typ == "":
 		typ = "COMPOSITE"
 	case typ == "FULL_OBJECT" && !isCRC, typ == "COMPOSITE" && alg == "crc64nvme":
-		return nil, &Error{http.StatusBadRequest, "InvalidRequest", fmt.Sprintf("The %s checksum type cannot be used with %s.", typ, strings.ToUpper(alg))}
+		return nil, withMessage(errChecksumType, fmt.Sprintf("The %s checksum type cannot be used with %s.", typ, strings.ToUpper(alg)))
 	case typ != "FULL_OBJECT" && typ != "COMPOSITE":
 		return nil, ErrInvalidRequest
 	}
@@ -147,7 +146,7 @@ func completeChecksum(up engine.Upload, parts []engine.PartInfo, listed []map[st
 	for i, p := range parts {
 		v := p.Metadata[name]
 		if v == "" {
-			return nil, &Error{http.StatusBadRequest, "InvalidRequest", fmt.Sprintf("Part %d was uploaded without the upload's %s checksum.", p.Number, strings.ToUpper(alg))}
+			return nil, withMessage(errPartChecksum, fmt.Sprintf("Part %d was uploaded without the upload's %s checksum.", p.Number, strings.ToUpper(alg)))
 		}
 		if want := listed[i][name]; want != "" && want != v {
 			return nil, ErrInvalidPart

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/vaultaire/vaultaire/cluster"
 	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/s3/sigv4"
 )
@@ -59,10 +60,38 @@ var (
 	ErrEntityTooSmall        = &Error{http.StatusBadRequest, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object size."}
 	ErrInvalidVersion        = &Error{http.StatusBadRequest, "InvalidArgument", "Invalid version id specified"}
 	ErrHeadersTooLarge       = &Error{http.StatusBadRequest, "RequestHeaderSectionTooLarge", "Your request header section exceeds the maximum allowed size."}
+
+	errQuota             = &Error{http.StatusForbidden, "QuotaExceeded", "The tenant's quota is exceeded."} // with the Quota's message
+	errFraming           = &Error{http.StatusBadRequest, "InvalidRequest", "A request may not have both Content-Length and Transfer-Encoding."}
+	errMissingMD5        = &Error{http.StatusBadRequest, "InvalidRequest", "Missing required header for this request: Content-MD5"}
+	errCopyToItself      = &Error{http.StatusBadRequest, "InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."}
+	errCopyTooLarge      = &Error{http.StatusBadRequest, "InvalidRequest", "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120. Use UploadPartCopy."}
+	errChecksumType      = &Error{http.StatusBadRequest, "InvalidRequest", "The checksum type cannot be used with this algorithm."}
+	errPartChecksum      = &Error{http.StatusBadRequest, "InvalidRequest", "A part was uploaded without the upload's checksum."}
+	errInvalidPartNumber = &Error{http.StatusRequestedRangeNotSatisfiable, "InvalidPartNumber", "The requested partnumber is not satisfiable."}
+	errPartNumberRange   = &Error{http.StatusBadRequest, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive."}
+	errVersionIDMarker   = &Error{http.StatusBadRequest, "InvalidArgument", "A version-id marker cannot be specified without a key marker."}
+	errACLNotImplemented = &Error{http.StatusNotImplemented, "NotImplemented", "Only an ACL granting the owner FULL_CONTROL, and nothing else, is supported."}
+	errUnexpectedContent = &Error{http.StatusBadRequest, "UnexpectedContent", "This request does not support content."}
 )
 
+// Admin API errors.
+var (
+	ErrTenantExists    = &Error{http.StatusConflict, "TenantAlreadyExists", "The tenant already exists."}
+	ErrNoSuchTenant    = &Error{http.StatusNotFound, "NoSuchTenant", "The tenant does not exist."}
+	ErrTenantNotEmpty  = &Error{http.StatusConflict, "TenantNotEmpty", "The tenant still owns buckets."}
+	ErrInvalidTenant   = &Error{http.StatusBadRequest, "InvalidTenantName", "Tenant names are 3 to 63 characters of a-z, 0-9 and '-'."}
+	ErrNotClustered    = &Error{http.StatusNotFound, "NotFound", "This node is not in cluster mode."}
+	errNoAdminResource = &Error{http.StatusNotFound, "NotFound", "No such admin resource."}
+	errInvalidLimits   = &Error{http.StatusBadRequest, "InvalidArgument", "Want a JSON object of non-negative limits."}
+)
+
+// withMessage returns e with a message saying more than its own.
+func withMessage(e *Error, msg string) *Error { return &Error{e.Status, e.Code, msg} }
+
 // errorTable maps the errors of the packages below s3 to S3 errors. It is
-// the one place where engine and sigv4 errors become protocol errors.
+// the one place where engine, sigv4 and cluster (admin) errors become
+// protocol errors.
 var errorTable = []struct {
 	err error
 	s3  *Error
@@ -99,6 +128,11 @@ var errorTable = []struct {
 	{sigv4.ErrIncompleteBody, ErrIncompleteBody},
 	{sigv4.ErrBadDigest, ErrBadDigest},
 	{sigv4.ErrUnsupportedChecksum, ErrInvalidRequest},
+	{cluster.ErrTenantExists, ErrTenantExists},
+	{cluster.ErrNoSuchTenant, ErrNoSuchTenant},
+	{cluster.ErrTenantNotEmpty, ErrTenantNotEmpty},
+	{cluster.ErrInvalidName, ErrInvalidTenant},
+	{cluster.ErrInvalidLimits, ErrInvalidArgument},
 	{context.DeadlineExceeded, ErrRequestTimeout},
 }
 

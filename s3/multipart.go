@@ -53,7 +53,7 @@ func (op *operation) partNumber() (int, error) {
 	v, _ := op.query("partNumber")
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > engine.MaxPartNum {
-		return 0, &Error{http.StatusBadRequest, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive."}
+		return 0, errPartNumberRange
 	}
 	return n, nil
 }

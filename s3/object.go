@@ -348,7 +348,7 @@ func (op *operation) getObject() error {
 			return ErrInvalidArgument
 		}
 		if off, length, ok = a.PartRange(n); !ok {
-			return &Error{http.StatusRequestedRangeNotSatisfiable, "InvalidPartNumber", "The requested partnumber is not satisfiable."}
+			return errInvalidPartNumber
 		}
 		partial = a.PartCount() > 0
 		if c := a.PartCount(); c > 0 {
@@ -421,7 +421,7 @@ func (op *operation) copyObject() error {
 	switch d := string(h.Peek("x-amz-metadata-directive")); d {
 	case "", "COPY":
 		if srcBucket == op.bucket && srcKey == op.key {
-			return &Error{http.StatusBadRequest, "InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."}
+			return errCopyToItself
 		}
 	case "REPLACE":
 		opts.ReplaceMetadata = true
@@ -441,7 +441,7 @@ func (op *operation) copyObject() error {
 			return ErrPreconditionFailed
 		}
 		if a.Info.Size > MaxPutSize {
-			return &Error{http.StatusBadRequest, "InvalidRequest", "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120. Use UploadPartCopy."}
+			return errCopyTooLarge
 		}
 		if _, err := op.admit(a.Info.Size, 1); err != nil {
 			return err
@@ -456,74 +456,5 @@ func (op *operation) copyObject() error {
 	op.r.ev.Source = srcBucket + "/" + srcKey
 	op.wrote(info)
 	writeXML(op.r.fctx, http.StatusOK, copyObjectResult{Xmlns: s3Namespace, LastModified: isoTime(info.Modified), ETag: `"` + info.ETag + `"`})
-	return nil
-}
-
-type deleteRequest struct {
-	XMLName xml.Name `xml:"Delete"`
-	Quiet   bool     `xml:"Quiet"`
-	Objects []struct {
-		Key       string `xml:"Key"`
-		VersionID string `xml:"VersionId"`
-	} `xml:"Object"`
-}
-
-type deleteResult struct {
-	XMLName xml.Name        `xml:"DeleteResult"`
-	Xmlns   string          `xml:"xmlns,attr"`
-	Deleted []deletedObject `xml:"Deleted"`
-	Errors  []deleteError   `xml:"Error"`
-}
-
-type deletedObject struct {
-	Key string `xml:"Key"`
-}
-
-type deleteError struct {
-	Key     string `xml:"Key"`
-	Code    string `xml:"Code"`
-	Message string `xml:"Message"`
-}
-
-// errMissingMD5 is AWS's answer to a DeleteObjects with neither
-// Content-MD5 nor a flexible checksum.
-var errMissingMD5 = &Error{http.StatusBadRequest, "InvalidRequest", "Missing required header for this request: Content-MD5"}
-
-func (op *operation) deleteObjects() error {
-	// S3 requires the body's integrity be checked: Content-MD5 or an
-	// x-amz-checksum-* (checked by the body reader).
-	if len(op.r.fctx.Request.Header.Peek("Content-MD5")) == 0 && op.auth.Checksum == "" {
-		return errMissingMD5
-	}
-	var req deleteRequest
-	if err := op.readXMLBody(&req); err != nil {
-		return err
-	}
-	if len(req.Objects) == 0 || len(req.Objects) > maxDeleteObjects {
-		return ErrMalformedXML
-	}
-	if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
-		return err
-	}
-	res := deleteResult{Xmlns: s3Namespace}
-	for _, o := range req.Objects {
-		if o.VersionID != "" && o.VersionID != "null" {
-			// Buckets are unversioned: deleting another version must not
-			// delete the current one.
-			res.Errors = append(res.Errors, deleteError{Key: o.Key, Code: ErrInvalidVersion.Code, Message: ErrInvalidVersion.Message})
-			continue
-		}
-		err := op.s.cfg.Engine.Delete(op.ctx, op.tenant, op.bucket, o.Key)
-		if err != nil {
-			e := toS3(err)
-			res.Errors = append(res.Errors, deleteError{Key: o.Key, Code: e.Code, Message: e.Message})
-			continue
-		}
-		if !req.Quiet {
-			op.r.ev.Keys = append(op.r.ev.Keys, o.Key)
-			res.Deleted = append(res.Deleted, deletedObject{Key: o.Key})
-		}
-	}
-	writeXML(op.r.fctx, http.StatusOK, res)
 	return nil
 }

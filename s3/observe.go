@@ -3,7 +3,6 @@ package s3
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strconv"
 	"time"
 )
@@ -22,7 +21,7 @@ type RequestEvent struct {
 	Node       string        `json:"node"`
 	RequestID  string        `json:"request_id"`
 	Tenant     string        `json:"tenant,omitempty"`     // "" when not authenticated
-	Operation  string        `json:"operation"`            // S3 operation, such as "PutObject"; "Unknown" before routing, "Admin" and "Health" for /_vault
+	Operation  string        `json:"operation"`            // its route (routes.go), such as "PutObject"; "Unknown" if no route serves it
 	Bucket     string        `json:"bucket,omitempty"`     // container
 	Key        string        `json:"key,omitempty"`        // artifact key; for Admin* operations, the tenant acted on
 	BytesIn    int64         `json:"bytes_in"`             // request body bytes read
@@ -40,19 +39,15 @@ type RequestEvent struct {
 }
 
 // Mutation reports whether the event changed stored state: a successful
-// put, copy, delete, completed multipart upload or bucket change.
-func (e *RequestEvent) Mutation() bool {
-	if e.Status >= 300 {
-		return false
-	}
-	switch e.Operation {
-	case "PutObject", "CopyObject", "DeleteObject", "DeleteObjects", "CompleteMultipartUpload",
-		"CreateBucket", "DeleteBucket", "AdminCreateTenant", "AdminDeleteTenant", "AdminAddKey",
-		"AdminSetRate", "AdminSetQuota":
-		return true
-	}
-	return false
-}
+// operation whose route says it changes state (put, copy, delete,
+// completed multipart upload, bucket and tenant changes).
+func (e *RequestEvent) Mutation() bool { return e.Status < 300 && mutations[e.Operation] }
+
+// RateLimited reports whether the request was refused by the Limiter.
+func (e *RequestEvent) RateLimited() bool { return e.ErrorCode == ErrSlowDown.Code }
+
+// QuotaRefused reports whether the request was refused by the Quota.
+func (e *RequestEvent) QuotaRefused() bool { return e.ErrorCode == errQuota.Code }
 
 // Observer receives the event of every request. ObserveRequest is called
 // on the request's goroutine and must not block; it must not keep ev.
@@ -93,7 +88,7 @@ var ErrQuotaExceeded = errors.New("quota exceeded")
 
 // quotaError carries the Quota's message to the client.
 func quotaError(err error) *Error {
-	return &Error{http.StatusForbidden, "QuotaExceeded", err.Error()}
+	return withMessage(errQuota, err.Error())
 }
 
 // slowDown is the answer to a rate-limited request.
@@ -101,77 +96,6 @@ func slowDown(r *request, retryAfter time.Duration) error {
 	secs := max(1, int((retryAfter+time.Second-1)/time.Second))
 	r.fctx.Response.Header.Set("Retry-After", strconv.Itoa(secs))
 	return ErrSlowDown
-}
-
-// operationName names the S3 operation a routed request asks for, as
-// dispatch will serve it (for metrics and the access log).
-func operationName(r *request, bucket, key string) string {
-	args := r.fctx.QueryArgs()
-	has := func(name string) bool { return args.Has(name) }
-	method := string(r.fctx.Method())
-	switch {
-	case bucket == "":
-		return "ListBuckets"
-	case has("acl") && method == http.MethodGet && key == "":
-		return "GetBucketAcl"
-	case has("acl") && method == http.MethodGet:
-		return "GetObjectAcl"
-	case has("acl") && method == http.MethodPut && key == "":
-		return "PutBucketAcl"
-	case has("acl") && method == http.MethodPut:
-		return "PutObjectAcl"
-	case key == "":
-		switch method {
-		case http.MethodPut:
-			return "CreateBucket"
-		case http.MethodHead:
-			return "HeadBucket"
-		case http.MethodDelete:
-			return "DeleteBucket"
-		case http.MethodPost:
-			return "DeleteObjects"
-		case http.MethodGet:
-			switch {
-			case has("location"):
-				return "GetBucketLocation"
-			case has("uploads"):
-				return "ListMultipartUploads"
-			case has("versions"):
-				return "ListObjectVersions"
-			case string(args.Peek("list-type")) == "2":
-				return "ListObjectsV2"
-			}
-			return "ListObjects"
-		}
-		return "Unknown"
-	}
-	multipart, part := has("uploadId"), has("partNumber")
-	copySource := len(r.fctx.Request.Header.Peek("x-amz-copy-source")) > 0
-	switch {
-	case method == http.MethodPut && multipart && part && copySource:
-		return "UploadPartCopy"
-	case method == http.MethodPut && multipart && part:
-		return "UploadPart"
-	case method == http.MethodPost && multipart:
-		return "CompleteMultipartUpload"
-	case method == http.MethodDelete && multipart:
-		return "AbortMultipartUpload"
-	case method == http.MethodGet && multipart:
-		return "ListParts"
-	case method == http.MethodPost && has("uploads"):
-		return "CreateMultipartUpload"
-	case method == http.MethodPut && copySource:
-		return "CopyObject"
-	case method == http.MethodPut:
-		return "PutObject"
-	case method == http.MethodGet:
-		return "GetObject"
-	case method == http.MethodHead:
-		return "HeadObject"
-	case method == http.MethodDelete:
-		return "DeleteObject"
-	}
-	return "Unknown"
 }
 
 // admit asks the Quota whether the tenant may add bytes and artifacts,

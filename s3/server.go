@@ -23,6 +23,12 @@
 // Config.HeaderTimeout. A request with both Content-Length and
 // Transfer-Encoding is refused (RFC 9112 §6.1).
 //
+// Every request is routed once, from its headers, by the route table
+// (routes.go), before the rate limiter: the route names the operation for
+// metrics and the event logs, says whether it is a mutation (the
+// transaction log) and serves it. Errors become S3 errors in one table
+// (errors.go).
+//
 // Paths under /_vault/ are reserved for the node itself: /_vault/health
 // (unauthenticated) and /_vault/admin/... (root credentials only).
 package s3
@@ -331,7 +337,7 @@ func (s *Server) begin(fctx *fasthttp.RequestCtx) *request {
 	// S3 clients read x-amz-meta-* names as sent: keep our spelling.
 	fctx.Response.Header.DisableNormalizing()
 	fctx.Response.Header.Set("x-amz-request-id", r.id)
-	r.ev = RequestEvent{Time: r.start, Node: s.cfg.Node, RequestID: r.id, Operation: "Unknown", ObjectSize: -1,
+	r.ev = RequestEvent{Time: r.start, Node: s.cfg.Node, RequestID: r.id, Operation: unknownOperation, ObjectSize: -1,
 		RemoteAddr: fctx.RemoteAddr().String(), UserAgent: string(fctx.UserAgent())}
 	return r
 }
@@ -374,10 +380,10 @@ func (s *Server) end(r *request) {
 	case fctx.IsHead():
 		r.ev.BytesOut = 0
 	case r.sent != nil:
-		ev := r.ev
+		// The stream may still add to the event (DeleteObjects' keys).
 		r.sent.done = func(n int64) {
-			ev.BytesOut = n
-			s.cfg.Observer.ObserveRequest(&ev)
+			r.ev.BytesOut = n
+			s.cfg.Observer.ObserveRequest(&r.ev)
 		}
 		return
 	case !fctx.Response.IsBodyStream():
@@ -531,7 +537,8 @@ func hasBody(h *fasthttp.RequestHeader) bool {
 // whether the rate limiter admits it.
 type preflight struct {
 	path        string // the raw path
-	vault       bool   // a /_vault/ path: served by vault
+	vault       bool   // a /_vault/ path: served by vaultRoutes
+	route       *route
 	bucket, key string
 	vhost       bool
 	auth        *sigv4.Result
@@ -597,20 +604,15 @@ func (s *Server) expect(fctx *fasthttp.RequestCtx) int {
 	s.preflights.delete(h)
 	r := s.begin(fctx)
 	r.ev.Bucket, r.ev.Key, r.ev.Tenant = pf.bucket, pf.key, pf.tenant
+	r.ev.Operation = pf.route.name
 	err := pf.err
 	if err == nil {
-		r.ev.Operation = operationName(r, pf.bucket, pf.key)
 		err = slowDown(r, pf.retryAfter)
 	}
 	s.writeError(r, err)
 	s.end(r)
 	return fctx.Response.StatusCode()
 }
-
-// errFraming refuses a request with both Content-Length and
-// Transfer-Encoding (RFC 9112 §6.1: the framing is ambiguous, so the
-// connection must close after the answer).
-var errFraming = &Error{http.StatusBadRequest, "InvalidRequest", "A request may not have both Content-Length and Transfer-Encoding."}
 
 // framingConflict reports a request with both Content-Length and
 // Transfer-Encoding. fasthttp keeps only the chunked framing, so it is
@@ -676,13 +678,18 @@ func requestTarget(h *fasthttp.RequestHeader) (host, path, query string) {
 // the Limiter whether it may proceed.
 func (s *Server) preflight(ctx context.Context, h *fasthttp.RequestHeader) *preflight {
 	host, path, query := requestTarget(h)
-	pf := &preflight{path: path, at: time.Now()}
+	pf := &preflight{path: path, at: time.Now(), route: methodNotAllowed}
 	if framingConflict(h) {
 		pf.err = errFraming
 		return pf
 	}
+	args := fasthttp.AcquireArgs()
+	defer fasthttp.ReleaseArgs(args)
+	args.Parse(query)
+	t := target{method: string(h.Method()), path: path, query: args, copySource: len(h.Peek("x-amz-copy-source")) > 0}
 	if path == "/_vault" || strings.HasPrefix(path, "/_vault/") {
 		pf.vault = true
+		pf.route = first(vaultRoutes, &t)
 		if hasBody(h) {
 			// Only the admin API takes bodies, and only from root.
 			auth, tenant, err := s.authenticate(ctx, h, host, path, query, path)
@@ -698,6 +705,8 @@ func (s *Server) preflight(ctx context.Context, h *fasthttp.RequestHeader) *pref
 	if pf.bucket, pf.key, pf.vhost, pf.err = s.route(host, path); pf.err != nil {
 		return pf
 	}
+	t.bucket, t.key = pf.bucket, pf.key
+	pf.route = resolve(&t)
 	// SigV2 signs the bucket in the resource, not the Host header.
 	resource := path
 	if pf.vhost {
@@ -715,22 +724,23 @@ func (s *Server) preflight(ctx context.Context, h *fasthttp.RequestHeader) *pref
 }
 
 func (s *Server) serve(ctx context.Context, r *request, cancel context.CancelFunc, pf *preflight) error {
+	r.ev.Operation = pf.route.name
+	op := operation{s: s, r: r, ctx: ctx, cancel: cancel, path: pf.path}
 	if pf.vault {
 		if pf.err != nil {
 			return pf.err
 		}
-		return s.vault(ctx, r, pf.path)
+		return pf.route.serve(&op)
 	}
 	r.ev.Bucket, r.ev.Key, r.ev.Tenant = pf.bucket, pf.key, pf.tenant
 	if pf.err != nil {
 		return pf.err
 	}
-	r.ev.Operation = operationName(r, pf.bucket, pf.key)
 	if pf.retryAfter > 0 {
 		return slowDown(r, pf.retryAfter)
 	}
-	op := operation{s: s, r: r, ctx: ctx, cancel: cancel, auth: pf.auth, tenant: pf.tenant, bucket: pf.bucket, key: pf.key}
-	return op.dispatch()
+	op.auth, op.tenant, op.bucket, op.key = pf.auth, pf.tenant, pf.bucket, pf.key
+	return op.dispatch(pf.route)
 }
 
 // authenticate verifies a request's signature from its headers and

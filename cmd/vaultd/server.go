@@ -686,31 +686,13 @@ func displayAddr(scheme string, a net.Addr) string {
 // adminAdapter exposes the cluster store as the s3 admin backend.
 type adminAdapter struct{ store *cluster.Store }
 
-func adminErr(err error) error {
-	switch {
-	case errors.Is(err, cluster.ErrTenantExists):
-		return s3.ErrTenantExists
-	case errors.Is(err, cluster.ErrNoSuchTenant):
-		return s3.ErrNoSuchTenant
-	case errors.Is(err, cluster.ErrTenantNotEmpty):
-		return s3.ErrTenantNotEmpty
-	case errors.Is(err, cluster.ErrInvalidName):
-		return s3.ErrInvalidTenant
-	case errors.Is(err, engine.ErrMetadataUnavailable):
-		return s3.ErrServiceUnavailable
-	case errors.Is(err, cluster.ErrInvalidLimits):
-		return s3.ErrInvalidArgument
-	}
-	return err
-}
-
 func (a adminAdapter) CreateTenant(ctx context.Context, name string) (s3.NewTenant, error) {
 	if name == "root" {
 		return s3.NewTenant{}, s3.ErrTenantExists
 	}
 	t, k, err := a.store.CreateTenant(ctx, name)
 	if err != nil {
-		return s3.NewTenant{}, adminErr(err)
+		return s3.NewTenant{}, err
 	}
 	return s3.NewTenant{Name: t.Name, AccessKey: k.AccessKey, SecretKey: string(k.Secret)}, nil
 }
@@ -718,7 +700,7 @@ func (a adminAdapter) CreateTenant(ctx context.Context, name string) (s3.NewTena
 func (a adminAdapter) AddKey(ctx context.Context, name string) (s3.NewTenant, error) {
 	k, err := a.store.CreateKey(ctx, name)
 	if err != nil {
-		return s3.NewTenant{}, adminErr(err)
+		return s3.NewTenant{}, err
 	}
 	return s3.NewTenant{Name: name, AccessKey: k.AccessKey, SecretKey: string(k.Secret)}, nil
 }
@@ -727,7 +709,7 @@ func (a adminAdapter) DeleteTenant(ctx context.Context, name string) error {
 	if name == "root" {
 		return s3.ErrAccessDenied
 	}
-	return adminErr(a.store.DeleteTenant(ctx, name))
+	return a.store.DeleteTenant(ctx, name)
 }
 
 func (a adminAdapter) Tenants(ctx context.Context) ([]s3.TenantInfo, error) {
@@ -798,12 +780,12 @@ func scrubStatus(ss []engine.ScrubStatus) []cluster.ScrubStatus {
 
 // SetRate sets a tenant's request rate limit.
 func (a adminAdapter) SetRate(ctx context.Context, name string, rps float64, burst int) error {
-	return adminErr(a.store.SetRate(ctx, name, rps, burst))
+	return a.store.SetRate(ctx, name, rps, burst)
 }
 
 // SetQuota sets a tenant's quota.
 func (a adminAdapter) SetQuota(ctx context.Context, name string, maxBytes, maxArtifacts int64) error {
-	return adminErr(a.store.SetQuota(ctx, name, maxBytes, maxArtifacts))
+	return a.store.SetQuota(ctx, name, maxBytes, maxArtifacts)
 }
 
 // driveSamples turns the cluster's drive status into metrics samples.

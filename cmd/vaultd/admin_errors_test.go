@@ -1,0 +1,51 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vaultaire/vaultaire/s3"
+)
+
+// TestAdminErrors checks the S3 error codes the admin API answers for the
+// cluster store's tenant errors, on a real node.
+func TestAdminErrors(t *testing.T) {
+	s3Addr, _, root := startSingleNode(t)
+	ctx := t.Context()
+	admin := &adminClient{endpoint: "http://" + s3Addr, creds: root, http: &http.Client{Timeout: 30 * time.Second}}
+	var created s3.NewTenant
+	if err := admin.do(ctx, http.MethodPut, "/_vault/admin/tenants/errs", &created); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		method, path, body string
+		want               string // error code
+	}{
+		{http.MethodPut, "/_vault/admin/tenants/errs", "", "TenantAlreadyExists"},
+		{http.MethodPut, "/_vault/admin/tenants/root", "", "TenantAlreadyExists"},
+		{http.MethodPut, "/_vault/admin/tenants/No_Such-Name", "", "InvalidTenantName"},
+		{http.MethodDelete, "/_vault/admin/tenants/nobody", "", "NoSuchTenant"},
+		{http.MethodDelete, "/_vault/admin/tenants/root", "", "AccessDenied"},
+		{http.MethodPost, "/_vault/admin/tenants/nobody/keys", "", "NoSuchTenant"},
+		{http.MethodPut, "/_vault/admin/tenants/nobody/rate", `{"rps":1}`, "NoSuchTenant"},
+		{http.MethodPut, "/_vault/admin/tenants/nobody/quota", `{"max_bytes":1}`, "NoSuchTenant"},
+		{http.MethodPut, "/_vault/admin/tenants/errs/rate", `{"rps":-1}`, "InvalidArgument"},
+		{http.MethodGet, "/_vault/admin/nothing", "", "NotFound"},
+	} {
+		err := admin.send(ctx, c.method, c.path, []byte(c.body), nil)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want+":") {
+			t.Errorf("%s %s: %v, want %s", c.method, c.path, err, c.want)
+		}
+	}
+	var ts []s3.TenantInfo
+	if err := admin.do(ctx, http.MethodGet, "/_vault/admin/tenants", &ts); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range ts {
+		if tn.Name == "errs" && len(tn.AccessKeys) != 1 {
+			t.Errorf("tenant errs has keys %q, want only its first", tn.AccessKeys)
+		}
+	}
+}

@@ -1,0 +1,161 @@
+package s3
+
+import (
+	"encoding/xml"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// DeleteObjects deletes up to deleteParallelism keys at once. When the
+// deletes take longer than keepAliveAfter, the answer starts at once
+// with its XML declaration and a space every keepAliveEvery, as AWS does,
+// so that clients with a read timeout (the aws cli's is 60 s) wait.
+const (
+	deleteParallelism = 16
+	keepAliveAfter    = time.Second
+	keepAliveEvery    = time.Second
+)
+
+type deleteRequest struct {
+	XMLName xml.Name `xml:"Delete"`
+	Quiet   bool     `xml:"Quiet"`
+	Objects []struct {
+		Key       string `xml:"Key"`
+		VersionID string `xml:"VersionId"`
+	} `xml:"Object"`
+}
+
+type deleteResult struct {
+	XMLName xml.Name        `xml:"DeleteResult"`
+	Xmlns   string          `xml:"xmlns,attr"`
+	Deleted []deletedObject `xml:"Deleted"`
+	Errors  []deleteError   `xml:"Error"`
+}
+
+type deletedObject struct {
+	Key string `xml:"Key"`
+}
+
+type deleteError struct {
+	Key     string `xml:"Key"`
+	Code    string `xml:"Code"`
+	Message string `xml:"Message"`
+}
+
+func (op *operation) deleteObjects() error {
+	// S3 requires the body's integrity be checked: Content-MD5 or an
+	// x-amz-checksum-* (checked by the body reader).
+	if len(op.r.fctx.Request.Header.Peek("Content-MD5")) == 0 && op.auth.Checksum == "" {
+		return errMissingMD5
+	}
+	var req deleteRequest
+	if err := op.readXMLBody(&req); err != nil {
+		return err
+	}
+	if len(req.Objects) == 0 || len(req.Objects) > maxDeleteObjects {
+		return ErrMalformedXML
+	}
+	if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
+		return err
+	}
+	errs := make([]error, len(req.Objects))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, deleteParallelism)
+		for i, o := range req.Objects {
+			if o.VersionID != "" && o.VersionID != "null" {
+				// Buckets are unversioned: deleting another version must
+				// not delete the current one.
+				errs[i] = ErrInvalidVersion
+				continue
+			}
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				errs[i] = op.s.cfg.Engine.Delete(op.ctx, op.tenant, op.bucket, o.Key)
+			})
+		}
+		wg.Wait()
+	}()
+	// result records the keys deleted in the event and returns the answer.
+	result := func() deleteResult {
+		res := deleteResult{Xmlns: s3Namespace}
+		for i, o := range req.Objects {
+			if errs[i] != nil {
+				e := toS3(errs[i])
+				res.Errors = append(res.Errors, deleteError{Key: o.Key, Code: e.Code, Message: e.Message})
+				continue
+			}
+			op.r.ev.Keys = append(op.r.ev.Keys, o.Key)
+			if !req.Quiet {
+				res.Deleted = append(res.Deleted, deletedObject{Key: o.Key})
+			}
+		}
+		return res
+	}
+	select {
+	case <-done:
+		writeXML(op.r.fctx, http.StatusOK, result())
+		return nil
+	case <-time.After(keepAliveAfter):
+	}
+	// The deletes own the request's context until the answer is sent.
+	op.r.keepCtx = true
+	ks := &keepAliveStream{pending: []byte(xml.Header), done: done, cancel: op.cancel}
+	ks.result = func() []byte {
+		out, err := xml.Marshal(result())
+		if err != nil {
+			return nil // unreachable: the result marshals
+		}
+		return out
+	}
+	op.r.sent = &sentCounter{Reader: ks, Closer: ks}
+	op.r.fctx.SetStatusCode(http.StatusOK)
+	op.r.fctx.SetContentType("application/xml")
+	op.r.fctx.SetBodyStream(op.r.sent, -1)
+	return nil
+}
+
+// keepAliveStream is the body of an answer whose work is still running:
+// what is pending (the XML declaration), then a space every
+// keepAliveEvery until done, then the result. Closing it ends the work's
+// context and waits for the work, so the result, and the event, always
+// say what was done.
+type keepAliveStream struct {
+	pending  []byte
+	done     <-chan struct{}
+	result   func() []byte // called once, when done
+	finished bool
+	cancel   func()
+}
+
+func (k *keepAliveStream) Read(p []byte) (int, error) {
+	if len(k.pending) == 0 && !k.finished {
+		select {
+		case <-k.done:
+			k.pending, k.finished = k.result(), true
+		case <-time.After(keepAliveEvery):
+			k.pending = []byte(" ")
+		}
+	}
+	if len(k.pending) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, k.pending)
+	k.pending = k.pending[n:]
+	return n, nil
+}
+
+func (k *keepAliveStream) Close() error {
+	k.cancel()
+	<-k.done
+	if !k.finished {
+		k.finished = true
+		k.result()
+	}
+	return nil
+}

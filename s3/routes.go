@@ -1,0 +1,259 @@
+package s3
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/vaultaire/vaultaire/engine"
+)
+
+// A route is one operation the server answers: its name (the operation
+// label of metrics and the event logs), whether it changes stored state
+// when it succeeds (the transaction log records those), which requests
+// it serves and its handler. Requests are routed once, from their
+// headers, before the rate limiter; the first route that matches serves.
+// Adding an operation is one entry here plus its handler.
+type route struct {
+	name     string
+	mutation bool
+	match    func(t *target) bool
+	serve    func(op *operation) error
+}
+
+// target is what a request is routed by: its method, raw path, bucket and
+// key, query and whether it names a copy source.
+type target struct {
+	method      string
+	path        string
+	bucket, key string
+	query       *fasthttp.Args
+	copySource  bool
+}
+
+func (t *target) has(name string) bool { return t.query.Has(name) }
+
+// Levels of an S3 request: the service, a bucket or an object.
+const (
+	service = iota
+	bucketLevel
+	objectLevel
+)
+
+func (t *target) level() int {
+	switch {
+	case t.bucket == "":
+		return service
+	case t.key == "":
+		return bucketLevel
+	}
+	return objectLevel
+}
+
+// on matches a method at a level, on requests without ?acl (which only
+// the ACL routes serve) that meet every condition.
+func on(level int, method string, conds ...func(*target) bool) func(*target) bool {
+	return func(t *target) bool {
+		if t.level() != level || t.method != method || level != service && t.has("acl") {
+			return false
+		}
+		for _, c := range conds {
+			if !c(t) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// acl matches ACL requests of a method at a level.
+func acl(level int, method string) func(*target) bool {
+	return func(t *target) bool { return t.level() == level && t.method == method && t.has("acl") }
+}
+
+func q(name string) func(*target) bool       { return func(t *target) bool { return t.has(name) } }
+func noQ(name string) func(*target) bool     { return func(t *target) bool { return !t.has(name) } }
+func copySource(t *target) bool              { return t.copySource }
+func listV2(t *target) bool                  { return string(t.query.Peek("list-type")) == "2" }
+func fails(err error) func(*operation) error { return func(*operation) error { return err } }
+
+// uploadID is the uploadId query parameter of a multipart request.
+func (op *operation) uploadID() string { v, _ := op.query("uploadId"); return v }
+
+// routes are the S3 operations, in the order they are matched.
+var routes = []route{
+	{name: "ListBuckets", match: on(service, http.MethodGet), serve: (*operation).listBuckets},
+	{name: "GetBucketAcl", match: acl(bucketLevel, http.MethodGet), serve: (*operation).getACL},
+	{name: "PutBucketAcl", match: acl(bucketLevel, http.MethodPut), serve: (*operation).putACL},
+	{name: "GetObjectAcl", match: acl(objectLevel, http.MethodGet), serve: (*operation).getACL},
+	{name: "PutObjectAcl", match: acl(objectLevel, http.MethodPut), serve: (*operation).putACL},
+
+	{name: "CreateBucket", mutation: true, match: on(bucketLevel, http.MethodPut), serve: (*operation).createBucket},
+	{name: "HeadBucket", match: on(bucketLevel, http.MethodHead), serve: (*operation).headBucket},
+	{name: "DeleteBucket", mutation: true, match: on(bucketLevel, http.MethodDelete), serve: (*operation).deleteBucket},
+	{name: "GetBucketLocation", match: on(bucketLevel, http.MethodGet, q("location")), serve: (*operation).bucketLocation},
+	{name: "ListMultipartUploads", match: on(bucketLevel, http.MethodGet, q("uploads")), serve: (*operation).listUploads},
+	{name: "ListObjectVersions", match: on(bucketLevel, http.MethodGet, q("versions")), serve: (*operation).listVersions},
+	{name: "ListObjectsV2", match: on(bucketLevel, http.MethodGet, listV2), serve: func(op *operation) error { return op.listObjects(true) }},
+	{name: "ListObjects", match: on(bucketLevel, http.MethodGet), serve: func(op *operation) error { return op.listObjects(false) }},
+	{name: "DeleteObjects", mutation: true, match: on(bucketLevel, http.MethodPost, q("delete")), serve: (*operation).deleteObjects},
+
+	{name: "UploadPartCopy", match: on(objectLevel, http.MethodPut, q("uploadId"), q("partNumber"), copySource),
+		serve: func(op *operation) error { return op.uploadPart(op.uploadID(), true) }},
+	{name: "UploadPart", match: on(objectLevel, http.MethodPut, q("uploadId"), q("partNumber")),
+		serve: func(op *operation) error { return op.uploadPart(op.uploadID(), false) }},
+	{name: "CompleteMultipartUpload", mutation: true, match: on(objectLevel, http.MethodPost, q("uploadId")),
+		serve: func(op *operation) error { return op.completeUpload(op.uploadID()) }},
+	{name: "AbortMultipartUpload", match: on(objectLevel, http.MethodDelete, q("uploadId")),
+		serve: func(op *operation) error { return op.abortUpload(op.uploadID()) }},
+	{name: "ListParts", match: on(objectLevel, http.MethodGet, q("uploadId")),
+		serve: func(op *operation) error { return op.listParts(op.uploadID()) }},
+	{name: "CreateMultipartUpload", match: on(objectLevel, http.MethodPost, q("uploads")), serve: (*operation).createUpload},
+	{name: "GetObject", match: on(objectLevel, http.MethodGet), serve: (*operation).getObject},
+	{name: "HeadObject", match: on(objectLevel, http.MethodHead, noQ("uploadId")), serve: (*operation).getObject},
+	// Any other use of uploadId or partNumber.
+	{name: unknownOperation, serve: fails(ErrInvalidRequest), match: func(t *target) bool {
+		return t.level() == objectLevel && !t.has("acl") && (t.has("uploadId") || t.has("partNumber"))
+	}},
+	{name: "CopyObject", mutation: true, match: on(objectLevel, http.MethodPut, copySource), serve: (*operation).copyObject},
+	{name: "PutObject", mutation: true, match: on(objectLevel, http.MethodPut), serve: (*operation).putObject},
+	{name: "DeleteObject", mutation: true, match: on(objectLevel, http.MethodDelete), serve: (*operation).deleteObject},
+}
+
+// unknownOperation names a request no route serves.
+const unknownOperation = "Unknown"
+
+var (
+	methodNotAllowed = &route{name: unknownOperation, serve: fails(ErrMethodNotAllowed)}
+	notImplemented   = &route{name: unknownOperation, serve: fails(ErrNotImplemented)}
+)
+
+// unsupported lists subresources this server does not implement: a request
+// naming one gets NotImplemented rather than a wrong answer.
+var unsupported = []string{
+	"accelerate", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
+	"legal-hold", "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls",
+	"policy", "policyStatus", "publicAccessBlock", "replication", "requestPayment", "restore",
+	"retention", "select", "tagging", "torrent", "versioning", "versions", "website", "attributes",
+}
+
+// resolve returns the route of an S3 request.
+func resolve(t *target) *route {
+	for _, sub := range unsupported {
+		if t.has(sub) && !(sub == "versions" && t.key == "" && t.method == http.MethodGet) {
+			return notImplemented
+		}
+	}
+	return first(routes, t)
+}
+
+func first(rs []route, t *target) *route {
+	for i := range rs {
+		if rs[i].match(t) {
+			return &rs[i]
+		}
+	}
+	return methodNotAllowed
+}
+
+// dispatch checks what every S3 request must satisfy and serves it by its
+// route.
+func (op *operation) dispatch(rt *route) error {
+	if rt == notImplemented {
+		return ErrNotImplemented
+	}
+	if _, err := contentMD5(&op.r.fctx.Request.Header); err != nil {
+		return err
+	}
+	_, isACL := op.query("acl")
+	if isACL && op.bucket != "" && validBucketName(op.bucket) && len(op.key) <= engine.MaxKeyLen {
+		return rt.serve(op)
+	}
+	if err := op.checkACLHeaders(); err != nil {
+		return err
+	}
+	// Buckets are unversioned: "null" is the only version there is.
+	if v, ok := op.query("versionId"); ok && v != "null" {
+		return ErrInvalidVersion
+	}
+	switch {
+	case op.bucket == "":
+	case !validBucketName(op.bucket):
+		if string(op.r.fctx.Method()) == http.MethodPut && op.key == "" {
+			return ErrInvalidBucketName
+		}
+		return ErrNoSuchBucket
+	case len(op.key) > engine.MaxKeyLen:
+		return ErrKeyTooLong
+	}
+	return rt.serve(op)
+}
+
+// vaultRoutes are the operations on the node's reserved /_vault/ paths.
+var vaultRoutes = []route{
+	{name: "Health", match: path("/_vault/health"), serve: (*operation).health},
+	{name: "Metrics", match: path("/_vault/metrics"), serve: (*operation).metrics},
+	{name: "Admin", match: tenants(http.MethodGet, func(n string) bool { return n == "" }), serve: asRoot(listTenants)},
+	{name: "AdminAddKey", mutation: true, match: tenants(http.MethodPost, suffix("/keys")), serve: asRoot(func(op *operation, name string) error {
+		return op.sendTenant(op.s.cfg.Admin.AddKey(op.ctx, strings.TrimSuffix(name, "/keys")))
+	})},
+	{name: "AdminSetRate", mutation: true, match: tenants(http.MethodPut, suffix("/rate")), serve: asRoot(setLimits)},
+	{name: "AdminSetQuota", mutation: true, match: tenants(http.MethodPut, suffix("/quota")), serve: asRoot(setLimits)},
+	{name: "AdminCreateTenant", mutation: true, match: tenants(http.MethodPut, oneName), serve: asRoot(func(op *operation, name string) error {
+		return op.sendTenant(op.s.cfg.Admin.CreateTenant(op.ctx, name))
+	})},
+	{name: "AdminDeleteTenant", mutation: true, match: tenants(http.MethodDelete, oneName), serve: asRoot(deleteTenant)},
+	{name: "Admin", match: tenants("", func(string) bool { return true }), serve: asRoot(func(*operation, string) error { return ErrMethodNotAllowed })},
+	{name: "Admin", match: path("/_vault/admin/cluster"), serve: (*operation).clusterStatus},
+	{name: "Admin", match: func(*target) bool { return true }, serve: fails(errNoAdminResource)},
+}
+
+// path matches a /_vault/ path.
+func path(p string) func(*target) bool { return func(t *target) bool { return t.path == p } }
+
+const tenantsPath = "/_vault/admin/tenants"
+
+// tenantName is the rest of a /_vault/admin/tenants/... path.
+func tenantName(p string) (string, bool) {
+	if p == tenantsPath {
+		return "", true
+	}
+	return strings.CutPrefix(p, tenantsPath+"/")
+}
+
+// tenants matches a method ("" for any) on the tenants API whose path,
+// after /_vault/admin/tenants/, meets cond.
+func tenants(method string, cond func(name string) bool) func(*target) bool {
+	return func(t *target) bool {
+		name, ok := tenantName(t.path)
+		return ok && (method == "" || t.method == method) && cond(name)
+	}
+}
+
+func suffix(s string) func(string) bool {
+	return func(n string) bool { return strings.HasSuffix(n, s) }
+}
+func oneName(n string) bool { return n != "" && !strings.Contains(n, "/") }
+
+// Operations returns the names of every route (the operation label
+// values of metrics), "Unknown" included, each once.
+func Operations() []string {
+	names := []string{unknownOperation}
+	for _, r := range slices.Concat(routes, vaultRoutes) {
+		if !slices.Contains(names, r.name) {
+			names = append(names, r.name)
+		}
+	}
+	return names
+}
+
+// mutations are the names of the routes that change stored state.
+var mutations = func() map[string]bool {
+	m := make(map[string]bool)
+	for _, r := range slices.Concat(routes, vaultRoutes) {
+		m[r.name] = m[r.name] || r.mutation
+	}
+	return m
+}()
