@@ -245,7 +245,11 @@ nothing_after() { # nothing_after PATTERN COMMAND...: the command's output has n
 	if grep -E "$1" <<<"$out"; then return 1; fi
 	return 0
 }
-tree_eq() { diff -r "$work/tree" "$1"; }
+transfers() { # transfers PATTERN COMMAND...: the command's output has a PATTERN line (so the pattern does see transfers)
+	local out
+	out=$("${@:2}" 2>&1) || { echo "$out"; return 1; }
+	grep -qE "$1" <<<"$out" || { echo "no line matching $1 in:"; echo "$out"; return 1; }
+}
 
 run_aws() {
 	local a=(aws --endpoint-url "$ep") a2=(aws --endpoint-url "$ep2")
@@ -265,13 +269,13 @@ run_aws() {
 	check "aws: moved, source gone" bash -c "$(declare -f absent awsq); ep=$ep b=$b; absent small-copy.txt && ! absent moved.txt"
 	check "aws s3api list-objects-v2 (pages of 500): $listcount keys" bash -c 'n=$("${@:2}" | tr "\t" "\n" | grep -c .); echo "$n keys"; [ "$n" = "$1" ]' - "$listcount" "${a2[@]}" s3api list-objects-v2 --bucket "$lb" --page-size 500 --query 'Contents[].Key' --output text
 	check "aws s3 ls --recursive: $listcount keys" count_lines "$listcount" "${a[@]}" s3 ls "s3://$lb" --recursive
-	check "aws s3 sync up" "${a[@]}" s3 sync "$work/tree" "s3://$b/tree" --only-show-errors
-	check "aws s3 sync up again transfers nothing" nothing_after 'upload' "${a[@]}" s3 sync "$work/tree" "s3://$b/tree"
+	check "aws s3 sync up" transfers '^upload:' "${a[@]}" s3 sync "$work/tree" "s3://$b/tree" --no-progress
+	check "aws s3 sync up again transfers nothing" nothing_after '^upload:' "${a[@]}" s3 sync "$work/tree" "s3://$b/tree" --no-progress
 	check "aws s3 sync down" bash -c "$(printf '%q ' "${a2[@]}") s3 sync s3://$b/tree $d/down --only-show-errors && diff -r $work/tree $d/down"
-	check "aws s3 sync down again transfers nothing" nothing_after 'download' "${a2[@]}" s3 sync "s3://$b/tree" "$d/down"
-	check "aws s3 sync --exact-timestamps down" "${a[@]}" s3 sync "s3://$b/tree" "$d/exact" --exact-timestamps --only-show-errors
+	check "aws s3 sync down again transfers nothing" nothing_after '^download:' "${a2[@]}" s3 sync "s3://$b/tree" "$d/down" --no-progress
+	check "aws s3 sync --exact-timestamps down" transfers '^download:' "${a[@]}" s3 sync "s3://$b/tree" "$d/exact" --exact-timestamps --no-progress
 	xcheck "aws s3 sync --exact-timestamps down again transfers nothing" "listings report LastModified with milliseconds, HEAD whole seconds (issue 17 item 3)" \
-		nothing_after 'download' "${a[@]}" s3 sync "s3://$b/tree" "$d/exact" --exact-timestamps
+		nothing_after '^download:' "${a[@]}" s3 sync "s3://$b/tree" "$d/exact" --exact-timestamps --no-progress
 	check "aws s3api delete-objects (multi-delete)" bash -c "$(printf '%q ' "${a[@]}") s3api delete-objects --bucket $b --delete 'Objects=[{Key=moved.txt},{Key=big-copy.bin},{Key=no-such-key}]' --query 'length(Deleted)' --output text | grep -qx 3"
 	check "aws: deleted keys are gone" bash -c "$(declare -f absent awsq); ep=$ep b=$b; absent moved.txt && absent big-copy.bin"
 	check "aws s3 presign GET fetched with curl" bash -c "curl -fsS \"\$($(printf '%q ' "${a[@]}") s3 presign s3://$b/small.txt --expires-in 300)\" | cmp - $work/small.txt"
@@ -302,7 +306,7 @@ run_rclone() {
 	check "rclone moveto" "${r1[@]}" moveto ":s3:$b/small-copy.txt" ":s3:$b/moved.txt"
 	check "rclone: moved, source gone" bash -c "$(declare -f absent awsq); ep=$ep b=$b; absent small-copy.txt && ! absent moved.txt"
 	check "rclone lsf: $listcount keys" count_lines "$listcount" "${r2[@]}" lsf ":s3:$lb"
-	check "rclone sync up" "${r1[@]}" sync "$work/tree" ":s3:$b/tree"
+	check "rclone sync up" transfers ': Copied' "${r1[@]}" sync -v "$work/tree" ":s3:$b/tree"
 	check "rclone sync up again transfers nothing" nothing_after ': Copied' "${r1[@]}" sync -v "$work/tree" ":s3:$b/tree"
 	check "rclone sync down" bash -c "$(printf '%q ' "${r2[@]}") sync :s3:$b/tree $d/down && diff -r $work/tree $d/down"
 	check "rclone sync down again transfers nothing" nothing_after ': Copied' "${r2[@]}" sync -v ":s3:$b/tree" "$d/down"
@@ -343,7 +347,7 @@ EOF
 	check "s3cmd mv" "${s[@]}" mv "s3://$b/small-copy.txt" "s3://$b/moved.txt"
 	check "s3cmd: moved, source gone" bash -c "$(declare -f absent awsq); ep=$ep b=$b; absent small-copy.txt && ! absent moved.txt"
 	check "s3cmd ls: $listcount keys" count_lines "$listcount" "${s2[@]}" ls "s3://$lb/"
-	check "s3cmd sync up" "${s[@]}" sync "$work/tree/" "s3://$b/tree/"
+	check "s3cmd sync up" transfers '^upload:' "${s[@]}" sync "$work/tree/" "s3://$b/tree/"
 	check "s3cmd sync up again transfers nothing" nothing_after '^upload:' "${s[@]}" sync "$work/tree/" "s3://$b/tree/"
 	check "s3cmd sync down" bash -c "mkdir -p $d/down && $(printf '%q ' "${s2[@]}") sync s3://$b/tree/ $d/down/ && diff -r $work/tree $d/down"
 	check "s3cmd sync down again transfers nothing" nothing_after '^download:' "${s2[@]}" sync "s3://$b/tree/" "$d/down/"
@@ -400,7 +404,7 @@ run_mc() {
 	check "mc mv" "${m[@]}" mv "v1/$b/small-copy.txt" "v1/$b/moved.txt"
 	check "mc: moved, source gone" bash -c "$(declare -f absent awsq); ep=$ep b=$b; absent small-copy.txt && ! absent moved.txt"
 	check "mc ls --recursive: $listcount keys" count_lines "$listcount" "${m[@]}" ls --recursive "v2/$lb"
-	check "mc mirror up" "${m[@]}" mirror "$work/tree" "v1/$b/tree"
+	check "mc mirror up" transfers '"status": *"success".*"source"' "${m[@]}" mirror --json "$work/tree" "v1/$b/tree"
 	check "mc mirror up again transfers nothing" nothing_after '"status": *"success".*"source"' "${m[@]}" mirror --json "$work/tree" "v1/$b/tree"
 	check "mc mirror down" bash -c "$(printf '%q ' "${m[@]}") mirror v2/$b/tree $d/down && diff -r $work/tree $d/down"
 	check "mc mirror down again transfers nothing" nothing_after '"status": *"success".*"source"' "${m[@]}" mirror --json "v2/$b/tree" "$d/down"
