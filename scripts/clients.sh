@@ -433,7 +433,7 @@ run_topology() { # run_topology single|cluster
 	lb=list-$topo
 	ep=${endpoints[0]}
 	start=$SECONDS
-	check "$topo: aws s3 cp --recursive $listcount keys (shaped by the rate limit, none refused)" \
+	check "$topo: aws s3 cp --recursive $listcount keys into the listing bucket" \
 		bash -c "aws --endpoint-url $ep s3 mb s3://$lb && aws --endpoint-url $ep s3 cp --recursive $work/list s3://$lb --only-show-errors"
 	echo "    ($((SECONDS - start))s)"
 	for c in $clients; do
