@@ -5,8 +5,16 @@
 // per tenant, DefaultRPS requests per second with bursts of DefaultBurst
 // unless the tenant's replicated Limits say otherwise. At most MaxLimiters
 // buckets are kept (least recently used evicted; an evicted tenant starts
-// again with a full bucket). A refused request gets 503 SlowDown with
+// again with a full bucket). The limiter shapes before it refuses: a
+// request whose token comes within MaxWait (DefaultMaxWait, 1 s) waits for
+// it, so a sequential client over its rate is slowed down, never failed;
+// at most MaxWaiters (DefaultMaxWaiters) of a tenant's requests wait at
+// once per node, since each holds a connection. A request that would wait
+// longer, or finds the waiters full, is refused with 503 SlowDown and
 // Retry-After before its body is read.
+//
+// The rate is per node: a tenant spreading requests over N nodes gets up
+// to N times its rate.
 //
 // Usage is both the engine's OnUsage sink and an s3.Quota. Each node adds
 // the changes its own writes make to a pending batch and commits the batch

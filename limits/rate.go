@@ -1,7 +1,9 @@
 package limits
 
 import (
+	"context"
 	"math"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -13,25 +15,47 @@ const (
 	DefaultRPS         = 100
 	DefaultBurst       = 200
 	DefaultMaxLimiters = 10_000
+
+	// DefaultMaxWait is how long a request may wait for a token before
+	// it is refused instead.
+	DefaultMaxWait = time.Second
+	// DefaultMaxWaiters is how many of a tenant's requests may wait for
+	// a token at once on a node; more are refused at once.
+	DefaultMaxWaiters = 64
 )
 
 // RateSettings returns a tenant's configured rate; zero values mean the
 // defaults.
 type RateSettings func(tenant string) (rps float64, burst int)
 
-// RateLimiter is a per-tenant token bucket limiter. It is safe for
-// concurrent use.
+// RateLimiter is a per-tenant token bucket limiter that shapes before it
+// refuses: a request whose token comes within MaxWait waits for it, so a
+// client slightly over its rate (a sequential one especially) is slowed
+// down rather than failed; a request that would wait longer, or that finds
+// MaxWaiters of its tenant's requests already waiting, is refused with the
+// time until its token. A waiting request holds its connection, hence the
+// bound on waiters. It is safe for concurrent use; set MaxWait and
+// MaxWaiters before the first request.
 type RateLimiter struct {
+	// MaxWait is the longest a request waits for a token (default
+	// DefaultMaxWait); zero refuses at once whenever the bucket is empty.
+	MaxWait time.Duration
+	// MaxWaiters bounds the requests per tenant waiting at once (default
+	// DefaultMaxWaiters).
+	MaxWaiters int
+
 	settings RateSettings
 	exempt   map[string]bool
 	now      func() time.Time
+	sleep    func(ctx context.Context, d time.Duration) error
 	buckets  *lru.Cache[string, *bucket]
 }
 
 type bucket struct {
-	lim   *rate.Limiter
-	rps   float64
-	burst int
+	lim     *rate.Limiter
+	rps     float64
+	burst   int
+	waiters atomic.Int64 // requests waiting for a token
 }
 
 // NewRateLimiter returns a limiter keeping at most max buckets (0 means
@@ -41,16 +65,29 @@ func NewRateLimiter(settings RateSettings, max int, exempt ...string) *RateLimit
 		max = DefaultMaxLimiters
 	}
 	c, _ := lru.New[string, *bucket](max) // max > 0: never fails
-	l := &RateLimiter{settings: settings, exempt: map[string]bool{}, now: time.Now, buckets: c}
+	l := &RateLimiter{
+		MaxWait: DefaultMaxWait, MaxWaiters: DefaultMaxWaiters,
+		settings: settings, exempt: map[string]bool{}, now: time.Now, sleep: sleep, buckets: c,
+	}
 	for _, t := range exempt {
 		l.exempt[t] = true
 	}
 	return l
 }
 
-// Allow takes a token from tenant's bucket, or says how long until one is
-// there.
+// Allow takes a token from tenant's bucket, waiting up to MaxWait for
+// it, or says how long until one is there. It is AllowContext without a
+// way to stop waiting early; the wait is bounded by MaxWait.
 func (l *RateLimiter) Allow(tenant string) (time.Duration, bool) {
+	return l.AllowContext(context.Background(), tenant)
+}
+
+// AllowContext takes a token from tenant's bucket. When the bucket is
+// empty it waits for the token if it comes within MaxWait and fewer than
+// MaxWaiters of the tenant's requests are waiting already; otherwise, or
+// if ctx ends while waiting, it gives the token back and returns how long
+// until one is there, and false.
+func (l *RateLimiter) AllowContext(ctx context.Context, tenant string) (time.Duration, bool) {
 	if l.exempt[tenant] {
 		return 0, true
 	}
@@ -73,11 +110,37 @@ func (l *RateLimiter) Allow(tenant string) (time.Duration, bool) {
 	if !r.OK() {
 		return time.Second, false
 	}
-	if d := r.DelayFrom(now); d > 0 {
+	d := r.DelayFrom(now)
+	if d <= 0 {
+		return 0, true
+	}
+	if d > l.MaxWait {
 		r.CancelAt(now)
 		return d, false
 	}
+	if n := b.waiters.Add(1); n > int64(l.MaxWaiters) {
+		b.waiters.Add(-1)
+		r.CancelAt(now)
+		return d, false
+	}
+	defer b.waiters.Add(-1)
+	if err := l.sleep(ctx, d); err != nil {
+		r.CancelAt(l.now())
+		return d, false
+	}
 	return 0, true
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Len returns how many buckets are kept.
