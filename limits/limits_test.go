@@ -26,7 +26,7 @@ import (
 func TestLimiterTableBounded(t *testing.T) {
 	l := NewRateLimiter(nil, 10_000)
 	for i := range 20_000 {
-		if _, ok := l.Allow(fmt.Sprintf("tenant-%d", i)); !ok {
+		if _, ok := l.Allow(context.Background(), fmt.Sprintf("tenant-%d", i)); !ok {
 			t.Fatalf("tenant-%d refused its first request", i)
 		}
 		if l.Len() > 10_000 {
@@ -51,7 +51,7 @@ func TestLimiterBuckets(t *testing.T) {
 	l.now = func() time.Time { return now }
 	count := func(tenant string, n int) (ok int, wait time.Duration) {
 		for range n {
-			if d, allowed := l.Allow(tenant); allowed {
+			if d, allowed := l.Allow(context.Background(), tenant); allowed {
 				ok++
 			} else {
 				wait = d

@@ -75,19 +75,12 @@ func NewRateLimiter(settings RateSettings, max int, exempt ...string) *RateLimit
 	return l
 }
 
-// Allow takes a token from tenant's bucket, waiting up to MaxWait for
-// it, or says how long until one is there. It is AllowContext without a
-// way to stop waiting early; the wait is bounded by MaxWait.
-func (l *RateLimiter) Allow(tenant string) (time.Duration, bool) {
-	return l.AllowContext(context.Background(), tenant)
-}
-
-// AllowContext takes a token from tenant's bucket. When the bucket is
+// Allow takes a token from tenant's bucket. When the bucket is
 // empty it waits for the token if it comes within MaxWait and fewer than
 // MaxWaiters of the tenant's requests are waiting already; otherwise, or
 // if ctx ends while waiting, it gives the token back and returns how long
 // until one is there, and false.
-func (l *RateLimiter) AllowContext(ctx context.Context, tenant string) (time.Duration, bool) {
+func (l *RateLimiter) Allow(ctx context.Context, tenant string) (time.Duration, bool) {
 	if l.exempt[tenant] {
 		return 0, true
 	}

@@ -44,7 +44,7 @@ func TestLimiterShapes(t *testing.T) {
 		l.sleep = func(_ context.Context, d time.Duration) error { slept += d; clk.Advance(d); return nil }
 		start := clk.Now()
 		for i := range 200 {
-			if wait, ok := l.Allow("alice"); !ok {
+			if wait, ok := l.Allow(context.Background(), "alice"); !ok {
 				t.Fatalf("request %d refused (retry after %v)", i, wait)
 			}
 			clk.Advance(25 * time.Millisecond) // 40/s
@@ -62,7 +62,7 @@ func TestLimiterShapes(t *testing.T) {
 		ok, refused := 0, 0
 		var lastWait time.Duration
 		for range 100 {
-			if wait, allowed := l.Allow("alice"); allowed {
+			if wait, allowed := l.Allow(context.Background(), "alice"); allowed {
 				ok++
 			} else {
 				refused++
@@ -81,7 +81,7 @@ func TestLimiterShapes(t *testing.T) {
 		var waiting atomic.Int64
 		l.sleep = func(ctx context.Context, d time.Duration) error { waiting.Add(1); <-release; return nil }
 		for range 20 { // empty the bucket
-			if _, ok := l.Allow("alice"); !ok {
+			if _, ok := l.Allow(context.Background(), "alice"); !ok {
 				t.Fatal("burst refused")
 			}
 		}
@@ -89,7 +89,7 @@ func TestLimiterShapes(t *testing.T) {
 		var allowed atomic.Int64
 		for range 3 {
 			wg.Go(func() {
-				if _, ok := l.Allow("alice"); ok {
+				if _, ok := l.Allow(context.Background(), "alice"); ok {
 					allowed.Add(1)
 				}
 			})
@@ -100,7 +100,7 @@ func TestLimiterShapes(t *testing.T) {
 				t.Fatalf("%d of 3 requests waiting for a token", waiting.Load())
 			}
 		}
-		if wait, ok := l.Allow("alice"); ok || wait <= 0 {
+		if wait, ok := l.Allow(context.Background(), "alice"); ok || wait <= 0 {
 			t.Errorf("fourth waiter: %v, %v; want refused with a wait", wait, ok)
 		}
 		close(release)
@@ -115,11 +115,11 @@ func TestLimiterShapes(t *testing.T) {
 		l.now = clk.Now
 		l.sleep = sleep
 		for range 20 {
-			l.Allow("alice")
+			l.Allow(context.Background(), "alice")
 		}
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		wait, ok := l.AllowContext(ctx, "alice")
+		wait, ok := l.Allow(ctx, "alice")
 		if ok || wait != 50*time.Millisecond {
 			t.Errorf("cancelled: %v, %v; want refused after 50ms", wait, ok)
 		}
@@ -129,7 +129,7 @@ func TestLimiterShapes(t *testing.T) {
 			}
 			return nil
 		}
-		if _, ok := l.Allow("alice"); !ok {
+		if _, ok := l.Allow(context.Background(), "alice"); !ok {
 			t.Error("next request refused")
 		}
 	})

@@ -40,7 +40,9 @@ func wantCode(t *testing.T, what string, err error, code string) {
 // denyBob is an s3.Limiter that refuses every request of tenant bob.
 type denyBob struct{}
 
-func (denyBob) Allow(tenant string) (time.Duration, bool) { return time.Second, tenant != "bob" }
+func (denyBob) Allow(_ context.Context, tenant string) (time.Duration, bool) {
+	return time.Second, tenant != "bob"
+}
 
 // smallQuota is an s3.Quota that refuses uploads over 512 KiB.
 type smallQuota struct{}

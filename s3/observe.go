@@ -66,10 +66,11 @@ func (os Observers) ObserveRequest(ev *RequestEvent) {
 }
 
 // Limiter decides whether a tenant may make another request now. Allow
-// is called once per authenticated request before its body is read; when
-// it refuses, retryAfter says when to try again.
+// is called once per authenticated request before its body is read; it
+// may wait a little (a shaping limiter) but must return when ctx ends.
+// When it refuses, retryAfter says when to try again.
 type Limiter interface {
-	Allow(tenant string) (retryAfter time.Duration, ok bool)
+	Allow(ctx context.Context, tenant string) (retryAfter time.Duration, ok bool)
 }
 
 // Quota admits new bytes and artifacts for a tenant. Admit is called

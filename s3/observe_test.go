@@ -47,7 +47,7 @@ type denyAfter struct {
 	n  map[string]int
 }
 
-func (d *denyAfter) Allow(tenant string) (time.Duration, bool) {
+func (d *denyAfter) Allow(_ context.Context, tenant string) (time.Duration, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.n[tenant]--

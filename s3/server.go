@@ -716,7 +716,7 @@ func (s *Server) preflight(ctx context.Context, h *fasthttp.RequestHeader) *pref
 		return pf
 	}
 	if s.cfg.Limiter != nil {
-		if wait, ok := s.cfg.Limiter.Allow(pf.tenant); !ok {
+		if wait, ok := s.cfg.Limiter.Allow(ctx, pf.tenant); !ok {
 			pf.retryAfter = max(wait, time.Nanosecond)
 		}
 	}
