@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -10,8 +11,8 @@ import (
 
 // TestHungDriveMultipartAndList: one drive of a 4+2 set hangs (every call
 // blocks until its ctx ends). Each multipart step, container listings
-// (with and without prefix and delimiter) and the listing of uploads
-// return within a bound and answer correctly, and the work left on the
+// (with and without prefix and delimiter), the listing of uploads and
+// Heal of another artifact return within a bound and answer correctly, and the work left on the
 // hung drive stops once the requests are over.
 func TestHungDriveMultipartAndList(t *testing.T) {
 	const bound = 8 * time.Second // PutPart waits out up to six straggler graces, on a loaded machine
@@ -22,6 +23,18 @@ func TestHungDriveMultipartAndList(t *testing.T) {
 	}
 	r.put(t, "list/gone", randBytes(9, 100), 100)
 	if err := r.e.Delete(t.Context(), "t", "c", "list/gone"); err != nil {
+		t.Fatal(err)
+	}
+	// An artifact that lost a shard, for Heal to repair around the hung
+	// drive.
+	healData := randBytes(20, 300<<10)
+	r.put(t, "heal-me", healData, int64(len(healData)))
+	lost := r.faultyOf("heal-me", 1)
+	ha, err := r.e.Open(t.Context(), "t", "c", "heal-me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lost.DeleteShard(t.Context(), ha.partShard(0)); err != nil {
 		t.Fatal(err)
 	}
 	const key = "mp"
@@ -110,7 +123,7 @@ func TestHungDriveMultipartAndList(t *testing.T) {
 		want     []string
 		prefixes []string
 	}{
-		{"all", ListOptions{}, []string{"list/a/1", "list/a/2", "list/b", "list/c", key, "other"}, nil},
+		{"all", ListOptions{}, []string{"heal-me", "list/a/1", "list/a/2", "list/b", "list/c", key, "other"}, nil},
 		{"prefix", ListOptions{Prefix: "list/"}, []string{"list/a/1", "list/a/2", "list/b", "list/c"}, nil},
 		{"delimiter", ListOptions{Prefix: "list/", Delimiter: "/"}, []string{"list/b", "list/c"}, []string{"list/a/"}},
 		{"paged", ListOptions{Prefix: "list/", Delimiter: "/", After: "list/a/", Limit: 1}, []string{"list/b"}, nil},
@@ -130,6 +143,18 @@ func TestHungDriveMultipartAndList(t *testing.T) {
 			return nil
 		})
 	}
+	timed(t, "Heal", func(ctx context.Context) error {
+		repaired, err := r.e.Heal(ctx, "t", "c", "heal-me")
+		if !errors.Is(err, ErrHealIncomplete) || !slices.Equal(repaired, []int{1}) {
+			t.Errorf("Heal = %v, %v; want shard 1 repaired and ErrHealIncomplete for the hung drive", repaired, err)
+		}
+		if rc, err := lost.ReadShard(ctx, ha.partShard(0), 0, -1); err != nil {
+			t.Errorf("shard 1 not rebuilt: %v", err)
+		} else {
+			rc.Close()
+		}
+		return nil
+	})
 	timed(t, "ListUploads after complete", func(ctx context.Context) error {
 		ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 100)
 		if err == nil && len(ups) != 0 {
@@ -151,5 +176,11 @@ func TestHungDriveMultipartAndList(t *testing.T) {
 	}
 	if b, err := r.get(key, 0, -1); err != nil || !bytes.Equal(b, append(slices.Clone(p1), p2...)) {
 		t.Errorf("read after the drive came back: %d bytes, %v", len(b), err)
+	}
+	if _, err := r.e.Heal(t.Context(), "t", "c", "heal-me"); err != nil {
+		t.Errorf("Heal after the drive came back: %v", err)
+	}
+	if b, err := r.get("heal-me", 0, -1); err != nil || !bytes.Equal(b, healData) {
+		t.Errorf("healed artifact reads %d bytes, %v", len(b), err)
 	}
 }
