@@ -11,8 +11,8 @@ import (
 
 // TestHungDriveMultipartAndList: one drive of a 4+2 set hangs (every call
 // blocks until its ctx ends). Each multipart step, container listings
-// (with and without prefix and delimiter), the listing of uploads and
-// Heal of another artifact return within a bound and answer correctly, and the work left on the
+// (with and without prefix and delimiter), the listing of uploads, a
+// scan and Heal of another artifact return within a bound and answer correctly, and the work left on the
 // hung drive stops once the requests are over.
 func TestHungDriveMultipartAndList(t *testing.T) {
 	const bound = 8 * time.Second // PutPart waits out up to six straggler graces, on a loaded machine
@@ -154,6 +154,13 @@ func TestHungDriveMultipartAndList(t *testing.T) {
 			rc.Close()
 		}
 		return nil
+	})
+	timed(t, "Scan", func(ctx context.Context) error {
+		st, err := r.e.Scan(ctx, "t", "c", "", 1000)
+		if err == nil && (st.Keys != 8 || st.Next != "") { // the 7 listed and the tombstone
+			t.Errorf("Scan = %+v, want 8 keys and done", st)
+		}
+		return err
 	})
 	timed(t, "ListUploads after complete", func(ctx context.Context) error {
 		ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 100)
