@@ -7,6 +7,10 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/driver/drivertest"
+	"github.com/vaultaire/vaultaire/placement"
 )
 
 // TestHungDriveMultipartAndList: one drive of a 4+2 set hangs (every call
@@ -189,5 +193,73 @@ func TestHungDriveMultipartAndList(t *testing.T) {
 	}
 	if b, err := r.get("heal-me", 0, -1); err != nil || !bytes.Equal(b, healData) {
 		t.Errorf("healed artifact reads %d bytes, %v", len(b), err)
+	}
+}
+
+// TestHungDrivePendingCompletion: completions cut off after their marker
+// (pending) are completed again by a retry, or aborted, with one drive of
+// the 2+2 set hung: the settle and the look for the parts' data do not
+// wait for it.
+func TestHungDrivePendingCompletion(t *testing.T) {
+	const bound = 8 * time.Second
+	ctx := t.Context()
+	c := newMemCluster(t, 4)
+	cp := &crashPoint{}
+	cp.arm(1 << 40)
+	e1 := c.start(t, cp)
+	if err := e1.CreateContainer(ctx, "t", "c"); err != nil {
+		t.Fatal(err)
+	}
+	ups := []mpUpload{startUpload(t, e1, "retry", 1), startUpload(t, e1, "abort", 2)}
+	for _, u := range ups {
+		cp.arm(4) // the marker on all four drives, then nothing
+		if _, err := e1.CompleteUpload(ctx, "t", "c", u.key, u.id, u.parts, nil); err == nil {
+			t.Fatal("a completion cut off after its marker succeeded")
+		}
+	}
+	e1.WaitBackground()
+	drives := map[placement.DriveID]driver.Driver{}
+	hung := drivertest.NewFaulty(c.mems[0])
+	for i, d := range c.m.Drives {
+		drives[d.ID] = c.mems[i]
+	}
+	drives[c.m.Drives[0].ID] = hung
+	topo, err := NewStatic(c.m, drives)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, err := New(Config{Topology: topo, Containers: c.containers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hung.SetHang(true)
+	defer hung.SetHang(false)
+	rctx, cancel := context.WithTimeout(ctx, 4*bound)
+	defer cancel()
+
+	began := time.Now()
+	info, err := e2.CompleteUpload(rctx, "t", "c", "retry", ups[0].id, ups[0].parts, nil)
+	if took := time.Since(began); took > bound {
+		t.Errorf("retried Complete took %v with a hung drive, want under %v", took, bound)
+	}
+	if err != nil || info.ETag != ups[0].etag {
+		t.Fatalf("retried Complete with a hung drive = %+v, %v", info, err)
+	}
+	began = time.Now()
+	err = e2.AbortUpload(rctx, "t", "c", "abort", ups[1].id)
+	if took := time.Since(began); took > bound {
+		t.Errorf("Abort took %v with a hung drive, want under %v", took, bound)
+	}
+	if err != nil {
+		t.Fatalf("Abort of a pending completion with a hung drive: %v", err)
+	}
+	cancel()
+	hung.SetHang(false)
+	e2.WaitBackground()
+	if b, err := readAll(ctx, e2, "retry"); err != nil || !bytes.Equal(b, ups[0].want) {
+		t.Errorf("completed artifact reads %d bytes, %v", len(b), err)
+	}
+	if _, err := readAll(ctx, e2, "abort"); !errors.Is(err, ErrNoSuchArtifact) {
+		t.Errorf("aborted upload's key: %v, want ErrNoSuchArtifact", err)
 	}
 }

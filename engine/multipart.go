@@ -807,27 +807,53 @@ func (e *Engine) revert(ctx context.Context, tenant, container, key, id string, 
 // partsLost reports whether some part of completion marker mk has its
 // shard files on fewer than k drives: the completion happened, and the
 // artifact was deleted or overwritten since, deleting them. A completion
-// that did not happen leaves them on a write quorum.
+// that did not happen leaves them on a write quorum. The drives are asked
+// in parallel, and those that miss the straggler grace once all but
+// Parity answered are not waited for (fanOut); it fails with
+// ErrReadQuorum if the drives that answered cannot tell.
 func (e *Engine) partsLost(ctx context.Context, tenant, container, key string, mk *record, drives []driver.Driver) (bool, error) {
+	live := 0
+	for _, d := range drives {
+		if d != nil {
+			live++
+		}
+	}
+	type probe struct {
+		found bool
+		err   error
+	}
 	for _, p := range mk.Parts {
 		shard := shardOf(tenant, container, key, mk.PG, p.DataID)
-		missing := 0
-		for _, d := range drives {
-			if d == nil {
-				continue
-			}
-			rc, err := d.ReadShard(ctx, shard, 0, 0)
+		res, done := fanOut(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, max(1, live-mk.Parity),
+			func(ctx context.Context, j int) probe {
+				rc, err := drives[j].ReadShard(ctx, shard, 0, 0)
+				if err == nil {
+					rc.Close()
+				}
+				return probe{found: err == nil, err: err}
+			},
+			func(probe) bool { return true }, nil)
+		missing, present := 0, 0
+		var first error
+		for j, r := range res {
 			switch {
-			case err == nil:
-				rc.Close()
-			case errors.Is(err, driver.ErrNotFound):
+			case !done[j]:
+			case r.found:
+				present++
+			case errors.Is(r.err, driver.ErrNotFound):
 				missing++
-			default:
-				return false, fmt.Errorf("engine: look for part data: %w", err)
+			case first == nil:
+				first = r.err
 			}
 		}
 		if missing > len(drives)-mk.Data {
 			return true, nil
+		}
+		if present+missing < live && present < mk.Data {
+			if first == nil {
+				first = fmt.Errorf("%w: %d of %d drives answered", ErrReadQuorum, present+missing, len(drives))
+			}
+			return false, fmt.Errorf("engine: look for part data: %w", first)
 		}
 	}
 	return false, nil
