@@ -392,22 +392,24 @@ func (e *Engine) putShards(ctx context.Context, codec *erasure.Codec, drives []d
 }
 
 // deleteShards removes the shard files named shard from the drives where
-// committed is set, in parallel, and clears committed.
+// committed is set, in parallel, and clears committed. It returns once a
+// majority of them answered and the others had the straggler grace
+// (fanCleanup); the deletes still running go on in the background.
 func (e *Engine) deleteShards(ctx context.Context, drives []driver.Driver, shard driver.Shard, committed []bool) {
-	ctx = context.WithoutCancel(ctx)
-	var wg sync.WaitGroup
+	mask := make([]bool, len(committed))
 	for j, c := range committed {
-		if !c || drives[j] == nil {
-			continue
+		mask[j] = c && drives[j] != nil
+		if mask[j] {
+			committed[j] = false
 		}
-		committed[j] = false
-		wg.Go(func() {
-			if err := drives[j].DeleteShard(ctx, shard); err != nil && !errors.Is(err, driver.ErrNotFound) {
-				e.log.Warn("shard delete failed", "pg", shard.PG, "shard", j, "err", err)
-			}
-		})
 	}
-	wg.Wait()
+	e.fanCleanup(ctx, mask, func(ctx context.Context, j int) error {
+		err := drives[j].DeleteShard(ctx, shard)
+		if err != nil && !errors.Is(err, driver.ErrNotFound) {
+			e.log.Warn("shard delete failed", "pg", shard.PG, "shard", j, "err", err)
+		}
+		return err
+	})
 }
 
 // recordWrite is the outcome of one drive's PutRecord.
@@ -599,6 +601,10 @@ type recordTarget struct {
 	ikey                   string
 	tenant, container, key string
 	drives                 []driver.Driver
+	// keepShards: a straggler landing after a kept write collects no
+	// shard files (an upload record or completion marker, whose
+	// replaced record may name part data still in use).
+	keepShards bool
 }
 
 // recordOK reports whether a drive took a record write or refused it as
@@ -628,7 +634,9 @@ func (e *Engine) putRecordsQuorum(ctx context.Context, t recordTarget, rec *reco
 		cctx, cancel := cleanupCtx(ctx)
 		defer cancel()
 		if kept {
-			e.collect(cctx, t.tenant, t.container, t.key, t.drives, &attempt, one)
+			if !t.keepShards {
+				e.collect(cctx, t.tenant, t.container, t.key, t.drives, &attempt, one)
+			}
 		} else {
 			e.rollback(cctx, t.ikey, t.drives, &attempt, one)
 		}
@@ -825,6 +833,20 @@ func chooseVersion(recs []*record, k int) *record {
 // answered (with a record or a clean "not found").
 func (e *Engine) readRecords(ctx context.Context, drives []driver.Driver, key string) ([]*record, int) {
 	recs, answered := e.readRecordsEach(ctx, drives, key)
+	n := 0
+	for _, a := range answered {
+		if a {
+			n++
+		}
+	}
+	return recs, n
+}
+
+// readRecordsK is readRecords returning once k drives answered and the
+// others had the straggler grace (readRecordsQuorum): what a read that
+// needs k answers (a read quorum) uses, so a hung drive does not hold it.
+func (e *Engine) readRecordsK(ctx context.Context, drives []driver.Driver, key string, k int) ([]*record, int) {
+	recs, answered := e.readRecordsQuorum(ctx, drives, key, k)
 	n := 0
 	for _, a := range answered {
 		if a {

@@ -51,18 +51,47 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 	for j, d := range a.drives {
 		unwritable[j] = d == nil
 	}
-	for p, size := range segs {
+	for p := range segs {
 		needData[p] = make([]bool, n)
-		for j, d := range a.drives {
-			if d == nil {
-				continue
+	}
+	// The drives' shards are verified in parallel (fanOut). Once all but
+	// Parity drives are done, the others get the straggler grace; one
+	// still verifying then (a hung or very slow drive) is left alone like
+	// an unwritable one: Heal fails with ErrHealIncomplete after repairing
+	// the rest, and the artifact stays queued for a retry. Its verify is
+	// stopped when Heal returns.
+	vctx, stopVerify := context.WithCancel(ctx)
+	defer stopVerify()
+	live := 0
+	for _, d := range a.drives {
+		if d != nil {
+			live++
+		}
+	}
+	intact, verified := fanOut(vctx, e, n, func(j int) bool { return a.drives[j] != nil }, max(1, live-a.rec.Parity),
+		func(ctx context.Context, j int) []bool {
+			ok := make([]bool, len(segs))
+			for p, size := range segs {
+				ok[p] = a.codec.Verify(ctx, size, j, a.partOpen(p)) == nil
 			}
-			intact := a.codec.Verify(ctx, size, j, a.partOpen(p)) == nil
-			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("engine: heal: %w", err)
-			}
-			needData[p][j] = !intact
-			needRecord[j] = needRecord[j] || !intact || a.holders[j] == nil
+			return ok
+		},
+		func([]bool) bool { return true }, nil)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("engine: heal: %w", err)
+	}
+	for j, d := range a.drives {
+		if d == nil {
+			continue
+		}
+		if !verified[j] {
+			e.log.Warn("heal: drive did not answer in time", "pg", a.rec.PG, "shard", j)
+			unwritable[j] = true
+			continue
+		}
+		for p := range segs {
+			needData[p][j] = !intact[j][p]
+			needRecord[j] = needRecord[j] || !intact[j][p] || a.holders[j] == nil
 		}
 	}
 	// A record newer than the current version is the remains of a failed
@@ -132,7 +161,13 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 		if len(ws) == 0 {
 			continue
 		}
-		_, err := a.codec.Rebuild(ctx, size, a.partOpen(p), ws)
+		open := a.partOpen(p)
+		_, err := a.codec.Rebuild(ctx, size, func(ctx context.Context, j int, off, length int64) (io.ReadCloser, error) {
+			if !verified[j] {
+				return nil, errArtifactIncomplete // not waited for again
+			}
+			return open(ctx, j, off, length)
+		}, ws)
 		for j, sw := range sws {
 			if err == nil {
 				if cerr := sw.Commit(ctx); cerr != nil {

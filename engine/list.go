@@ -38,11 +38,33 @@ type cursor struct {
 	failed error
 }
 
-func (c *cursor) fill(ctx context.Context, prefix string) {
-	if len(c.buf) > 0 || c.done {
-		return
-	}
+// needsFill reports whether the cursor's buffer is empty and its drive
+// may hold more.
+func (c *cursor) needsFill() bool { return len(c.buf) == 0 && !c.done }
+
+// batch is the outcome of one drive's ListRecords.
+type batch struct {
+	recs []driver.Record
+	err  error
+}
+
+// next reads the cursor's next batch. It does not change the cursor (it
+// may still run, as a straggler, once the listing moved on).
+func (c *cursor) next(ctx context.Context, prefix string) batch {
 	recs, err := c.d.ListRecords(ctx, prefix, c.after, listBatch)
+	return batch{recs, err}
+}
+
+// fill refills the cursor's buffer if it ran dry, waiting for its drive.
+func (c *cursor) fill(ctx context.Context, prefix string) {
+	if c.needsFill() {
+		c.apply(c.next(ctx, prefix))
+	}
+}
+
+// apply takes the batch next read into the cursor.
+func (c *cursor) apply(b batch) {
+	recs, err := b.recs, b.err
 	if err != nil {
 		c.failed, c.done = err, true
 		return
@@ -66,9 +88,52 @@ func (c *cursor) skipTo(after string) {
 	}
 }
 
+// fill refills the buffers of the cursors that ran dry, in parallel
+// (fanOut). With up to spare more drives allowed to be left out, it
+// returns once all but spare of them answered and the others had the
+// straggler grace; a cursor whose drive did not answer by then is dropped
+// from the listing (failed), and its late answer ignored.
+func (e *Engine) fill(ctx context.Context, cursors []*cursor, prefix string, spare int) {
+	need := 0
+	for _, c := range cursors {
+		if c.needsFill() {
+			need++
+		}
+	}
+	if need == 0 {
+		return
+	}
+	res, done := fanOut(ctx, e, len(cursors), func(j int) bool { return cursors[j].needsFill() }, max(1, need-max(spare, 0)),
+		func(ctx context.Context, j int) batch { return cursors[j].next(ctx, prefix) },
+		func(b batch) bool { return b.err == nil }, nil)
+	for j, c := range cursors {
+		if !c.needsFill() {
+			continue
+		}
+		if !done[j] {
+			c.apply(batch{err: fmt.Errorf("%w: list: drive did not answer in time", ErrReadQuorum)})
+			continue
+		}
+		c.apply(res[j])
+	}
+}
+
 // List returns a page of tenant's container: the artifacts and common
 // prefixes after opts.After, in key order. It merges the sorted indexes of
 // every drive, holding one batch per drive in memory.
+//
+// It does not wait for every drive: each batch is read from all drives in
+// parallel, and once all but Parity of them (counting those unavailable
+// or dropped before) answered, the others get the straggler grace and are
+// then dropped from this listing. That stays correct: a key lives in one
+// set of k+m drives, and its newest version (or tombstone) was written to
+// a write quorum of at least max(k, m+1) of them; with at most m drives
+// left out, at least k of its set answered, and k + max(k, m+1) > k+m, so
+// some drive that answered holds the newest version, which the merge
+// picks by version. This holds for every policy: max(k, m+1) >= m+1, so
+// k + max(k, m+1) >= k+m+1 (for placement.DefaultPolicy: 1+0: 1+1 > 1,
+// 1+1: 1+2 > 2, 2+2: 2+3 > 4, 4+2: 4+4 > 6, 4+4: 4+5 > 8, k+4 with k >= 5:
+// 2k > k+4).
 func (e *Engine) List(ctx context.Context, tenant, container string, opts ListOptions) (ListResult, error) {
 	if err := e.checkContainer(ctx, tenant, container); err != nil {
 		return ListResult{}, err
@@ -106,8 +171,14 @@ func (e *Engine) List(ctx context.Context, tenant, container string, opts ListOp
 		}
 		var minKey string
 		found := false
+		dropped := 0
 		for _, c := range cursors {
-			c.fill(ctx, prefix)
+			if c.failed != nil {
+				dropped++
+			}
+		}
+		e.fill(ctx, cursors, prefix, m.Policy.Parity-unavailable-dropped)
+		for _, c := range cursors {
 			if len(c.buf) > 0 && (!found || c.buf[0].Key < minKey) {
 				minKey, found = c.buf[0].Key, true
 			}

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
@@ -227,9 +226,10 @@ func (e *Engine) activeUpload(ctx context.Context, tenant, container, key, id st
 }
 
 // readNewest reads the newest record under ikey from drives, needing k
-// answers; driver.ErrNotFound if none holds one.
+// answers; driver.ErrNotFound if none holds one. It does not wait for
+// drives slower than the straggler grace once k answered (readRecordsK).
 func (e *Engine) readNewest(ctx context.Context, drives []driver.Driver, ikey string, k int) (*record, error) {
-	recs, answered := e.readRecords(ctx, drives, ikey)
+	recs, answered := e.readRecordsK(ctx, drives, ikey, k)
 	if answered < k {
 		return nil, fmt.Errorf("%w: %d of %d drives answered, need %d", ErrReadQuorum, answered, len(drives), k)
 	}
@@ -321,9 +321,12 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
 		Parts: []part{{DataID: dataID, Size: size, ETag: etag}}, Metadata: meta,
 	}
-	res := e.putRecords(ctx, pkey, drives, &rec, nil, committed)
+	t := recordTarget{ikey: pkey, tenant: tenant, container: container, key: key, drives: drives}
+	res, settle := e.putRecordsQuorum(ctx, t, &rec, nil, committed, wq)
 	replaced := replacedOf(res)
-	if err := e.writeRecordsRes(ctx, pkey, tenant, container, key, drives, &rec, res, wq); err != nil {
+	err = e.writeRecordsRes(ctx, pkey, tenant, container, key, drives, &rec, res, wq)
+	settle(err == nil)
+	if err != nil {
 		e.deleteShards(ctx, drives, shard, committed)
 		return PartInfo{}, err
 	}
@@ -338,11 +341,11 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 // completed by an engine that wrote no completion marker and crashed
 // before forgetting the upload.
 func (e *Engine) checkReplaceable(ctx context.Context, tenant, container, key, pkey string, drives []driver.Driver, k int) error {
-	olds, _ := e.readRecords(ctx, drives, pkey)
+	olds, _ := e.readRecordsK(ctx, drives, pkey, k)
 	if !slices.ContainsFunc(olds, func(r *record) bool { return r != nil }) {
 		return nil
 	}
-	arecs, answered := e.readRecords(ctx, drives, indexPrefix(tenant, container)+key)
+	arecs, answered := e.readRecordsK(ctx, drives, indexPrefix(tenant, container)+key, k)
 	if answered < k {
 		return fmt.Errorf("%w: put part: %d of %d drives answered", ErrReadQuorum, answered, len(drives))
 	}
@@ -359,43 +362,45 @@ func (e *Engine) checkReplaceable(ctx context.Context, tenant, container, key, p
 // merged across drives (newest version per key), in key order. Each drive
 // is asked for limit+1 records, which is enough: a key among the first
 // limit of the union is among the first limit of every drive holding it.
+// It needs k drives to answer and does not wait for those slower than the
+// straggler grace once k did (fanOut); see List for why the merge of any
+// read quorum holds every key's newest version.
 func (e *Engine) listNewest(ctx context.Context, drives []driver.Driver, prefix, after string, limit int, k int) ([]driver.Record, []*record, bool, error) {
+	type listed struct {
+		recs []driver.Record
+		err  error
+	}
+	res, done := fanOut(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, k,
+		func(ctx context.Context, j int) listed {
+			recs, err := drives[j].ListRecords(ctx, prefix, after, limit+1)
+			return listed{recs, err}
+		},
+		func(l listed) bool { return l.err == nil }, nil)
 	type entry struct {
 		raw driver.Record
 		rec *record
 	}
 	newest := map[string]entry{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
 	answered := 0
-	for _, d := range drives {
-		if d == nil {
+	for j, l := range res {
+		if !done[j] || l.err != nil {
 			continue
 		}
-		wg.Go(func() {
-			recs, err := d.ListRecords(ctx, prefix, after, limit+1)
-			mu.Lock()
-			defer mu.Unlock()
+		answered++
+		for _, raw := range l.recs {
+			// Listed data may be cut after the record's head.
+			r, err := unmarshalRecord(raw.Data)
+			if raw.Truncated {
+				r, err = unmarshalHead(raw.Data)
+			}
 			if err != nil {
-				return
+				continue
 			}
-			answered++
-			for _, raw := range recs {
-				// Listed data may be cut after the record's head.
-				r, err := unmarshalRecord(raw.Data)
-				if raw.Truncated {
-					r, err = unmarshalHead(raw.Data)
-				}
-				if err != nil {
-					continue
-				}
-				if cur, ok := newest[raw.Key]; !ok || r.Version.Compare(cur.rec.Version) > 0 {
-					newest[raw.Key] = entry{raw, r}
-				}
+			if cur, ok := newest[raw.Key]; !ok || r.Version.Compare(cur.rec.Version) > 0 {
+				newest[raw.Key] = entry{raw, r}
 			}
-		})
+		}
 	}
-	wg.Wait()
 	if answered < k {
 		return nil, nil, false, fmt.Errorf("%w: list: %d of %d drives answered", ErrReadQuorum, answered, len(drives))
 	}
@@ -639,7 +644,8 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 	for j := range ok {
 		ok[j] = true
 	}
-	gctx := context.WithoutCancel(ctx)
+	gctx, gcancel := cleanupCtx(ctx)
+	defer gcancel()
 	replaced, err := e.writeLatest(ctx, tenant, container, key, drives, &rec, nil, ok, wq)
 	if err != nil {
 		// The write was rolled back: make the upload an upload in progress
@@ -718,7 +724,7 @@ type settled struct {
 // complete again, abort or revert.
 func (e *Engine) settle(ctx context.Context, tenant, container, key, id string, mk *record, drives []driver.Driver) (settled, error) {
 	ikey := indexPrefix(tenant, container) + key
-	arecs, answered := e.readRecords(ctx, drives, ikey)
+	arecs, answered := e.readRecordsK(ctx, drives, ikey, mk.Data)
 	if answered < mk.Data {
 		return settled{}, fmt.Errorf("%w: settle upload: %d of %d drives answered", ErrReadQuorum, answered, len(drives))
 	}
@@ -733,7 +739,8 @@ func (e *Engine) settle(ctx context.Context, tenant, container, key, id string, 
 	default:
 		return s, nil
 	}
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
 	if _, err := e.dropParts(ctx, tenant, container, key, id, drives, mk.Data, partRefs(arecs)); err != nil {
 		return settled{}, err
 	}
@@ -758,7 +765,9 @@ func (e *Engine) rollForward(ctx context.Context, tenant, container, key string,
 	if !need || cur.IsInline {
 		return
 	}
-	if err := e.writeRecords(context.WithoutCancel(ctx), tenant, container, key, drives, cur, nil, ok, 1); err != nil {
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	if err := e.writeRecords(ctx, tenant, container, key, drives, cur, nil, ok, 1); err != nil {
 		e.log.Debug("complete upload: artifact record not rolled forward; healing will", "err", err)
 	}
 }
@@ -798,27 +807,53 @@ func (e *Engine) revert(ctx context.Context, tenant, container, key, id string, 
 // partsLost reports whether some part of completion marker mk has its
 // shard files on fewer than k drives: the completion happened, and the
 // artifact was deleted or overwritten since, deleting them. A completion
-// that did not happen leaves them on a write quorum.
+// that did not happen leaves them on a write quorum. The drives are asked
+// in parallel, and those that miss the straggler grace once all but
+// Parity answered are not waited for (fanOut); it fails with
+// ErrReadQuorum if the drives that answered cannot tell.
 func (e *Engine) partsLost(ctx context.Context, tenant, container, key string, mk *record, drives []driver.Driver) (bool, error) {
+	live := 0
+	for _, d := range drives {
+		if d != nil {
+			live++
+		}
+	}
+	type probe struct {
+		found bool
+		err   error
+	}
 	for _, p := range mk.Parts {
 		shard := shardOf(tenant, container, key, mk.PG, p.DataID)
-		missing := 0
-		for _, d := range drives {
-			if d == nil {
-				continue
-			}
-			rc, err := d.ReadShard(ctx, shard, 0, 0)
+		res, done := fanOut(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, max(1, live-mk.Parity),
+			func(ctx context.Context, j int) probe {
+				rc, err := drives[j].ReadShard(ctx, shard, 0, 0)
+				if err == nil {
+					rc.Close()
+				}
+				return probe{found: err == nil, err: err}
+			},
+			func(probe) bool { return true }, nil)
+		missing, present := 0, 0
+		var first error
+		for j, r := range res {
 			switch {
-			case err == nil:
-				rc.Close()
-			case errors.Is(err, driver.ErrNotFound):
+			case !done[j]:
+			case r.found:
+				present++
+			case errors.Is(r.err, driver.ErrNotFound):
 				missing++
-			default:
-				return false, fmt.Errorf("engine: look for part data: %w", err)
+			case first == nil:
+				first = r.err
 			}
 		}
 		if missing > len(drives)-mk.Data {
 			return true, nil
+		}
+		if present+missing < live && present < mk.Data {
+			if first == nil {
+				first = fmt.Errorf("%w: %d of %d drives answered", ErrReadQuorum, present+missing, len(drives))
+			}
+			return false, fmt.Errorf("engine: look for part data: %w", first)
 		}
 	}
 	return false, nil
@@ -831,7 +866,9 @@ func (e *Engine) removeStrays(ctx context.Context, ikey string, drives []driver.
 }
 
 // putQuorum writes an upload record (an upload's or its marker) to every
-// drive and fails, rolled back, unless wq drives took it. Unlike
+// drive and fails, rolled back, unless wq drives took it. It returns once
+// wq drives took it and the others had the straggler grace
+// (putRecordsQuorum). Unlike
 // writeRecords it collects no shard files: a marker names the parts'
 // data, which the record it replaces must not lose.
 func (e *Engine) putQuorum(ctx context.Context, ikey string, drives []driver.Driver, rec *record, wq int) error {
@@ -839,7 +876,7 @@ func (e *Engine) putQuorum(ctx context.Context, ikey string, drives []driver.Dri
 	for j := range ok {
 		ok[j] = true
 	}
-	res := e.putRecords(ctx, ikey, drives, rec, nil, ok)
+	res, settle := e.putRecordsQuorum(ctx, recordTarget{ikey: ikey, drives: drives, keepShards: true}, rec, nil, ok, wq)
 	done := 0
 	for _, r := range res {
 		if r.err == nil {
@@ -848,8 +885,10 @@ func (e *Engine) putQuorum(ctx context.Context, ikey string, drives []driver.Dri
 	}
 	if done < wq {
 		e.rollback(ctx, ikey, drives, rec, res)
+		settle(false)
 		return fmt.Errorf("%w: %d of %d records written, need %d: %w", ErrWriteQuorum, done, len(drives), wq, firstError(res))
 	}
+	settle(true)
 	return nil
 }
 
@@ -919,12 +958,13 @@ func (e *Engine) AbortUpload(ctx context.Context, tenant, container, key, upload
 // and the shard files no artifact record of key names, then the upload's
 // record, so that a crash leaves an upload to abort again.
 func (e *Engine) abort(ctx context.Context, tenant, container, key, id string, up *record, drives []driver.Driver) (int64, error) {
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
 	ikey := indexPrefix(tenant, container) + key
 	if isMarker(up) {
 		e.removeStrays(ctx, ikey, drives, up.Version)
 	}
-	arecs, answered := e.readRecords(ctx, drives, ikey)
+	arecs, answered := e.readRecordsK(ctx, drives, ikey, up.Data)
 	if answered < up.Data {
 		return 0, fmt.Errorf("%w: %d of %d drives answered", ErrReadQuorum, answered, len(drives))
 	}
@@ -952,21 +992,21 @@ func (e *Engine) dropPart(ctx context.Context, tenant, container, key string, dr
 }
 
 // deleteRecord removes ikey's record of version v (of any version if v is
-// zero) from every drive.
+// zero) from every drive. It returns once a majority answered and the
+// others had the straggler grace (fanCleanup); the rest go on in the
+// background.
 func (e *Engine) deleteRecord(ctx context.Context, drives []driver.Driver, ikey string, v driver.Version) {
-	var wg sync.WaitGroup
+	mask := make([]bool, len(drives))
 	for j, d := range drives {
-		if d == nil {
-			continue
-		}
-		wg.Go(func() {
-			err := d.DeleteRecord(ctx, ikey, v)
-			if err != nil && !errors.Is(err, driver.ErrNotFound) && !errors.Is(err, driver.ErrStale) {
-				e.log.Warn("record delete failed", "shard", j, "err", err)
-			}
-		})
+		mask[j] = d != nil
 	}
-	wg.Wait()
+	e.fanCleanup(ctx, mask, func(ctx context.Context, j int) error {
+		err := drives[j].DeleteRecord(ctx, ikey, v)
+		if err != nil && !errors.Is(err, driver.ErrNotFound) && !errors.Is(err, driver.ErrStale) {
+			e.log.Warn("record delete failed", "shard", j, "err", err)
+		}
+		return err
+	})
 }
 
 // ListUploads returns up to limit uploads in progress in a container whose

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
@@ -108,4 +109,41 @@ wait:
 		})
 	}
 	return res, done
+}
+
+// cleanupNeed is how many of n drives a clean-up (deleting records or
+// shard files) waits for before giving the others the straggler grace: a
+// majority. Nothing a reader relies on depends on a delete reaching any
+// drive (what one leaves is garbage, never read), so a clean-up need not
+// wait for a hung drive; the delete goes on there in the background.
+func cleanupNeed(n int) int { return n/2 + 1 }
+
+// fanCleanup calls call(ctx, j) for every j < n with mask[j] as fanOut does
+// and returns once a majority answered (cleanupNeed) and the rest had the
+// grace. The calls run under a ctx detached from ctx's cancellation and
+// bounded by cleanupTimeout (cleanupCtx), released once the last call
+// returned: a clean-up a request started finishes after the request.
+func (e *Engine) fanCleanup(ctx context.Context, mask []bool, call func(ctx context.Context, j int) error) {
+	started := 0
+	for _, m := range mask {
+		if m {
+			started++
+		}
+	}
+	if started == 0 {
+		return
+	}
+	cctx, cancel := cleanupCtx(ctx)
+	var left atomic.Int64
+	left.Store(int64(started))
+	fanOut(cctx, e, len(mask), func(j int) bool { return mask[j] }, cleanupNeed(started),
+		func(ctx context.Context, j int) error {
+			defer func() {
+				if left.Add(-1) == 0 {
+					cancel()
+				}
+			}()
+			return call(ctx, j)
+		},
+		func(error) bool { return true }, nil)
 }

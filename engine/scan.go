@@ -49,8 +49,19 @@ func (e *Engine) Scan(ctx context.Context, tenant, container, after string, limi
 		}
 		var minKey string
 		found := false
+		// Each batch is read from every drive in parallel; a drive that
+		// misses the straggler grace (up to Parity of them) is dropped from
+		// this scan as not listed, rather than hold it (see Engine.fill).
+		cursors := make([]*cursor, len(curs))
+		dropped := 0
+		for i, c := range curs {
+			cursors[i] = c.c
+			if c.c.failed != nil {
+				dropped++
+			}
+		}
+		e.fill(ctx, cursors, base, m.Policy.Parity-dropped)
 		for _, c := range curs {
-			c.c.fill(ctx, base)
 			if len(c.c.buf) > 0 && (!found || c.c.buf[0].Key < minKey) {
 				minKey, found = c.c.buf[0].Key, true
 			}

@@ -200,8 +200,26 @@ func (c *Client) do(ctx context.Context, op string, req *http.Request) (*http.Re
 	return resp, nil
 }
 
-// roundTrip sends a request whose response body is small and returns it.
-func (c *Client) roundTrip(ctx context.Context, op, method, path string, q url.Values, body []byte) (*http.Response, []byte, error) {
+// Response body bounds: a peer answering more than the largest legitimate
+// response of a call is broken (or not a peer), and is not allowed to make
+// the Client buffer without end. The answer is then driver.ErrCorrupt.
+const (
+	// smallResponse bounds the responses holding no record: Info's JSON,
+	// a delete's or a shard upload's answer.
+	smallResponse = 64 << 10
+	// recordResponse bounds a record's Data (GetRecord, the record
+	// PutRecord replaced): the largest record the Server accepts.
+	recordResponse = MaxRecordSize
+	// listResponse bounds a ListRecords page: MaxListLimit records, each
+	// a JSON object of its key and head of Data (at most MaxKeySize and
+	// driver.ListDataMax bytes, base64-encoded) and its version (hex),
+	// plus the punctuation.
+	listResponse = MaxListLimit*((driver.MaxKeySize+2)/3*4+(driver.ListDataMax+2)/3*4+256) + 64
+)
+
+// roundTrip sends a request whose response body is at most limit bytes
+// and returns it.
+func (c *Client) roundTrip(ctx context.Context, op, method, path string, q url.Values, body []byte, limit int64) (*http.Response, []byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, c.errorf(op, err)
 	}
@@ -219,26 +237,34 @@ func (c *Client) roundTrip(ctx context.Context, op, method, path string, q url.V
 	if body != nil {
 		req.Header.Set("Content-Type", "application/octet-stream")
 	}
-	resp, b, err := c.finish(ctx, op, req)
+	resp, b, err := c.finish(ctx, op, req, limit)
 	return resp, b, stalled(rctx, err)
 }
 
-func (c *Client) finish(ctx context.Context, op string, req *http.Request) (*http.Response, []byte, error) {
+// finish sends req and reads its response body, failing with
+// driver.ErrCorrupt if it is longer than limit bytes.
+func (c *Client) finish(ctx context.Context, op string, req *http.Request, limit int64) (*http.Response, []byte, error) {
 	resp, err := c.do(ctx, op, req)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	if resp.ContentLength > limit {
+		return nil, nil, c.errorf(op, fmt.Errorf("%w: response of %d bytes, at most %d expected", driver.ErrCorrupt, resp.ContentLength, limit))
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, nil, c.transportError(ctx, op, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, nil, c.errorf(op, fmt.Errorf("%w: response longer than %d bytes", driver.ErrCorrupt, limit))
 	}
 	return resp, b, nil
 }
 
 // Info returns the peer drive's Info with Class "peer".
 func (c *Client) Info(ctx context.Context) (driver.Info, error) {
-	_, body, err := c.roundTrip(ctx, "info", http.MethodGet, "/info", nil, nil)
+	_, body, err := c.roundTrip(ctx, "info", http.MethodGet, "/info", nil, nil, smallResponse)
 	if err != nil {
 		return driver.Info{}, err
 	}
@@ -291,7 +317,7 @@ func (c *Client) CreateShard(ctx context.Context, s driver.Shard) (driver.ShardW
 	}
 	go func() {
 		defer close(w.done)
-		_, _, err := c.finish(ctx, w.op, req)
+		_, _, err := c.finish(ctx, w.op, req, smallResponse)
 		w.err = stalled(reqCtx, err)
 		// Writes still blocked in the pipe fail now.
 		pr.CloseWithError(errResponded)
@@ -553,7 +579,7 @@ func (c *Client) DeleteShard(ctx context.Context, s driver.Shard) error {
 	if err := s.Validate(); err != nil {
 		return c.errorf("delete shard", err)
 	}
-	_, _, err := c.roundTrip(ctx, fmt.Sprintf("delete shard %d/%s", s.PG, s.Name), http.MethodDelete, shardPath(s), nil, nil)
+	_, _, err := c.roundTrip(ctx, fmt.Sprintf("delete shard %d/%s", s.PG, s.Name), http.MethodDelete, shardPath(s), nil, nil, smallResponse)
 	return err
 }
 
@@ -567,7 +593,7 @@ func (c *Client) PutRecord(ctx context.Context, r driver.Record) (driver.Record,
 	if data == nil {
 		data = []byte{}
 	}
-	resp, body, err := c.roundTrip(ctx, op, http.MethodPut, "/records", url.Values{"key": {encodeKey(r.Key)}, "version": {r.Version.String()}}, data)
+	resp, body, err := c.roundTrip(ctx, op, http.MethodPut, "/records", url.Values{"key": {encodeKey(r.Key)}, "version": {r.Version.String()}}, data, recordResponse)
 	if err != nil {
 		return driver.Record{}, false, err
 	}
@@ -587,7 +613,7 @@ func (c *Client) GetRecord(ctx context.Context, key string) (driver.Record, erro
 	if err := driver.ValidateKey(key); err != nil {
 		return driver.Record{}, c.errorf(op, err)
 	}
-	resp, body, err := c.roundTrip(ctx, op, http.MethodGet, "/records", url.Values{"key": {encodeKey(key)}}, nil)
+	resp, body, err := c.roundTrip(ctx, op, http.MethodGet, "/records", url.Values{"key": {encodeKey(key)}}, nil, recordResponse)
 	if err != nil {
 		return driver.Record{}, err
 	}
@@ -606,7 +632,7 @@ func (c *Client) DeleteRecord(ctx context.Context, key string, v driver.Version)
 		return c.errorf(op, err)
 	}
 	q := url.Values{"key": {encodeKey(key)}, "version": {v.String()}}
-	_, _, err := c.roundTrip(ctx, op, http.MethodDelete, "/records", q, nil)
+	_, _, err := c.roundTrip(ctx, op, http.MethodDelete, "/records", q, nil, smallResponse)
 	return err
 }
 
@@ -622,7 +648,7 @@ func (c *Client) ListRecords(ctx context.Context, prefix, after string, limit in
 		"after":  {encodeKey(after)},
 		"limit":  {strconv.Itoa(limit)},
 	}
-	_, body, err := c.roundTrip(ctx, op, http.MethodGet, "/records", q, nil)
+	_, body, err := c.roundTrip(ctx, op, http.MethodGet, "/records", q, nil, listResponse)
 	if err != nil {
 		return nil, err
 	}
