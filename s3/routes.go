@@ -117,6 +117,11 @@ var routes = []route{
 	{name: unknownOperation, serve: fails(ErrInvalidRequest), match: func(t *target) bool {
 		return t.level() == objectLevel && !t.has("acl") && (t.has("uploadId") || t.has("partNumber"))
 	}},
+	// ?uploads names the multipart collection: a PUT or DELETE with it must
+	// not overwrite or delete the object.
+	{name: unknownOperation, serve: fails(ErrInvalidRequest), match: func(t *target) bool {
+		return t.level() == objectLevel && t.has("uploads") && (t.method == http.MethodPut || t.method == http.MethodDelete)
+	}},
 	{name: "CopyObject", mutation: true, match: on(objectLevel, http.MethodPut, copySource), serve: (*operation).copyObject},
 	{name: "PutObject", mutation: true, match: on(objectLevel, http.MethodPut), serve: (*operation).putObject},
 	{name: "DeleteObject", mutation: true, match: on(objectLevel, http.MethodDelete), serve: (*operation).deleteObject},

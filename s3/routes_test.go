@@ -57,6 +57,8 @@ var routeCases = []struct {
 	{"HEAD", "/b/k", "partNumber=1", false, "HeadObject", false},
 	{"HEAD", "/b/k", "uploadId=u", false, "Unknown", false},
 	{"PUT", "/b/k", "partNumber=1", false, "Unknown", false},
+	{"PUT", "/b/k", "uploads", false, "Unknown", false},
+	{"DELETE", "/b/k", "uploads", false, "Unknown", false},
 	{"PUT", "/b/k", "", true, "CopyObject", true},
 	{"PUT", "/b/k", "", false, "PutObject", true},
 	{"GET", "/b/k", "", false, "GetObject", false},
