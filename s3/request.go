@@ -1,0 +1,183 @@
+package s3
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/vaultaire/vaultaire/s3/sigv4"
+)
+
+// request is one request in flight. It must not outlive the handler, but
+// for the response body stream.
+type request struct {
+	fctx     *fasthttp.RequestCtx
+	id       string
+	start    time.Time
+	bodyDone bool // the request body was read to its end
+	keepCtx  bool // a response body stream owns the context
+	ev       RequestEvent
+	auth     *sigv4.Result // set by authorizeRoot for admin requests
+	body     *rateReader   // the request body as read, once asked for
+	sent     *sentCounter  // the response body stream, if any
+}
+
+func newRequestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return strings.ToUpper(hex.EncodeToString(b[:]))
+}
+
+// begin starts serving fctx's request.
+func (s *Server) begin(fctx *fasthttp.RequestCtx) *request {
+	r := &request{fctx: fctx, id: newRequestID(), start: time.Now()}
+	// S3 clients read x-amz-meta-* names as sent: keep our spelling.
+	fctx.Response.Header.DisableNormalizing()
+	fctx.Response.Header.Set("x-amz-request-id", r.id)
+	r.ev = RequestEvent{Time: r.start, Node: s.cfg.Node, RequestID: r.id, Operation: unknownOperation, ObjectSize: -1,
+		RemoteAddr: fctx.RemoteAddr().String(), UserAgent: string(fctx.UserAgent())}
+	return r
+}
+
+func (s *Server) handle(fctx *fasthttp.RequestCtx) {
+	r := s.begin(fctx)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	pf := s.takePreflight(ctx, &fctx.Request.Header)
+	err := s.serve(ctx, r, cancel, pf)
+	if err != nil {
+		s.writeError(r, err)
+	}
+	if !r.keepCtx {
+		cancel()
+	}
+	s.end(r)
+}
+
+// end finishes a request whose response is set: it closes the connection
+// if the request body was not read to its end, and hands the request's
+// event to the Observer (for a streamed response, once the stream is
+// closed, with the bytes actually sent).
+func (s *Server) end(r *request) {
+	fctx := r.fctx
+	if hasBody(&fctx.Request.Header) && !r.bodyDone {
+		// Never let an unread body be parsed as the next request, and
+		// never wait for it: answer, then close.
+		s.closeAfter(r)
+	}
+	if r.body != nil {
+		r.ev.BytesIn = r.body.total
+	}
+	s.log.Debug("request", "id", r.id, "method", string(fctx.Method()), "status", fctx.Response.StatusCode(), "took", time.Since(r.start))
+	if s.cfg.Observer == nil {
+		return
+	}
+	r.ev.Status = fctx.Response.StatusCode()
+	r.ev.Latency = time.Since(r.start)
+	switch {
+	case fctx.IsHead():
+		r.ev.BytesOut = 0
+	case r.sent != nil:
+		// The stream may still add to the event (DeleteObjects' keys).
+		r.sent.done = func(n int64) {
+			r.ev.BytesOut = n
+			s.cfg.Observer.ObserveRequest(&r.ev)
+		}
+		return
+	case !fctx.Response.IsBodyStream():
+		r.ev.BytesOut = int64(len(fctx.Response.Body()))
+	}
+	s.cfg.Observer.ObserveRequest(&r.ev)
+}
+
+// sentCounter counts the bytes of a response body stream that the server
+// took to send, and reports them when the stream is closed (fasthttp
+// closes it when the response is written or the write failed). A client
+// that goes away mid-body is charged what was taken, at most the server's
+// write buffer (64 KiB) more than what reached the socket.
+type sentCounter struct {
+	io.Reader
+	io.Closer
+	n    int64
+	done func(n int64) // set by end; called once on Close
+}
+
+func (c *sentCounter) Read(p []byte) (int, error) {
+	n, err := c.Reader.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *sentCounter) Close() error {
+	err := c.Closer.Close()
+	if c.done != nil {
+		c.done(c.n)
+		c.done = nil
+	}
+	return err
+}
+
+// lingerTimeout is how long a connection closed with its request body
+// unread keeps reading (and discarding) after the answer was sent, so
+// that the client reads the answer instead of a reset; lingerIdle ends it
+// sooner when nothing more arrives, and maxDrain caps the bytes read.
+const (
+	lingerTimeout = 2 * time.Second
+	lingerIdle    = 500 * time.Millisecond
+	maxDrain      = 8 << 20
+)
+
+// closeAfter makes the request's connection close after its answer
+// without reading the rest of its body first. The answer is written at
+// once; then the server shuts its side down and discards what the client
+// still sends for at most lingerTimeout (a "lingering close": closing a
+// socket with unread input makes the kernel send a reset, which can
+// destroy the answer before the client read it).
+func (s *Server) closeAfter(r *request) {
+	fctx := r.fctx
+	fctx.Response.SetConnectionClose()
+	if fctx.Response.IsBodyStream() {
+		return // rare (a GET with a body): fasthttp writes it, then closes
+	}
+	if fctx.IsHead() {
+		fctx.Response.SkipBody = true
+	}
+	var answer bytes.Buffer
+	w := bufio.NewWriter(&answer)
+	if err := fctx.Response.Write(w); err != nil || w.Flush() != nil {
+		return
+	}
+	raw := fctx.Conn()
+	fctx.HijackSetNoResponse(true)
+	fctx.Hijack(func(c net.Conn) {
+		c.SetWriteDeadline(time.Now().Add(s.cfg.HeaderTimeout))
+		if _, err := c.Write(answer.Bytes()); err != nil {
+			return
+		}
+		if cw, ok := raw.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		end := time.Now().Add(lingerTimeout)
+		buf := make([]byte, 16<<10)
+		for n := 0; n < maxDrain; {
+			// A client that sends nothing more has read the answer by now.
+			d := time.Now().Add(lingerIdle)
+			if d.After(end) {
+				d = end
+			}
+			c.SetReadDeadline(d)
+			m, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			n += m
+		}
+	})
+}
