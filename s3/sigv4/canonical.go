@@ -1,0 +1,177 @@
+package sigv4
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"hash"
+	"strings"
+)
+
+// canonicalRequest builds the SigV4 canonical request.
+func canonicalRequest(r *Request, query queryParams, presigned bool, signed []string, payload string) ([]byte, error) {
+	b := make([]byte, 0, 512)
+	b = append(b, r.Method...)
+	b = append(b, '\n')
+	b, err := appendCanonicalPath(b, r.RawPath)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, '\n')
+	b = query.appendCanonical(b, presigned)
+	b = append(b, '\n')
+	for _, h := range signed {
+		b = append(b, h...)
+		b = append(b, ':')
+		if h == "host" {
+			b = appendTrimmed(b, r.Host)
+		} else {
+			b = appendTrimmed(b, r.Header(h))
+		}
+		b = append(b, '\n')
+	}
+	b = append(b, '\n')
+	for i, h := range signed {
+		if i > 0 {
+			b = append(b, ';')
+		}
+		b = append(b, h...)
+	}
+	b = append(b, '\n')
+	b = append(b, payload...)
+	return b, nil
+}
+
+// appendTrimmed appends v without leading and trailing spaces and with
+// runs of spaces collapsed to one.
+func appendTrimmed(b []byte, v string) []byte {
+	v = strings.Trim(v, " \t")
+	space := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == ' ' {
+			if space {
+				continue
+			}
+			space = true
+		} else {
+			space = false
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+// appendCanonicalPath appends the S3 canonical URI of a raw path: each
+// '/'-separated segment is percent-decoded and URI-encoded once, so that
+// "%2F" stays "%2F", "(" becomes "%28" and "%7e" becomes "~". The path is
+// not cleaned: "..", "." and empty segments are kept as sent.
+func appendCanonicalPath(b []byte, raw string) ([]byte, error) {
+	if raw == "" {
+		return append(b, '/'), nil
+	}
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case c == '/':
+			b = append(b, '/')
+		case c == '%':
+			if i+2 >= len(raw) || !isHexByte(raw[i+1]) || !isHexByte(raw[i+2]) {
+				return nil, fmt.Errorf("%w: invalid percent-encoding in path", ErrSignatureDoesNotMatch)
+			}
+			b = appendEncoded(b, unhex(raw[i+1])<<4|unhex(raw[i+2]))
+			i += 2
+		default:
+			b = appendEncoded(b, c)
+		}
+	}
+	return b, nil
+}
+
+const upperHex = "0123456789ABCDEF"
+
+// appendEncoded appends c URI-encoded the SigV4 way: unreserved characters
+// as they are, everything else as %XX.
+func appendEncoded(b []byte, c byte) []byte {
+	if isUnreserved(c) {
+		return append(b, c)
+	}
+	return append(b, '%', upperHex[c>>4], upperHex[c&15])
+}
+
+func isUnreserved(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~'
+}
+
+func isHexByte(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isHexByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+// signingKey derives the SigV4 signing key.
+func signingKey(secret, date, region string) []byte {
+	var m mac
+	k := make([]byte, 0, 4+len(secret))
+	k = append(append(k, "AWS4"...), secret...)
+	k = m.sum(k[:0], k, []byte(date))
+	k = m.sum(k[:0], k, []byte(region))
+	k = m.sum(k[:0], k, []byte(Service))
+	return m.sum(k[:0], k, []byte(terminator))
+}
+
+func hmacSHA256(key, data []byte) []byte {
+	var m mac
+	return m.sum(nil, key, data)
+}
+
+// mac computes HMAC-SHA256 (RFC 2104) with one reusable digest, avoiding
+// the allocations of crypto/hmac.New for each key of the derivation chain.
+type mac struct {
+	h          hash.Hash
+	ipad, opad [sha256.BlockSize]byte
+	inner      [sha256.Size]byte
+}
+
+// sum appends HMAC-SHA256(key, data) to dst; dst may alias key.
+func (m *mac) sum(dst, key, data []byte) []byte {
+	if m.h == nil {
+		m.h = sha256.New()
+	}
+	if len(key) > sha256.BlockSize {
+		m.h.Reset()
+		m.h.Write(key)
+		key = m.h.Sum(m.inner[:0])
+	}
+	m.ipad, m.opad = [sha256.BlockSize]byte{}, [sha256.BlockSize]byte{}
+	copy(m.ipad[:], key)
+	copy(m.opad[:], key)
+	for i := range m.ipad {
+		m.ipad[i] ^= 0x36
+		m.opad[i] ^= 0x5c
+	}
+	m.h.Reset()
+	m.h.Write(m.ipad[:])
+	m.h.Write(data)
+	inner := m.h.Sum(m.inner[:0])
+	m.h.Reset()
+	m.h.Write(m.opad[:])
+	m.h.Write(inner)
+	return m.h.Sum(dst)
+}
