@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/driver/local"
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// openDrives opens one local drive per data directory and returns the
+// placement map over them. The first start records the layout; later
+// starts must present the same directories in the same order. A drive
+// that cannot be opened is returned offline (local.Attach) rather than
+// keeping the node from starting; runProbes brings it in when it recovers.
+func openDrives(ctx context.Context, f *serverFlags, log *slog.Logger) (map[placement.DriveID]driver.Driver, *placement.Map, *nodeState, func(), error) {
+	var dirs []string
+	for _, d := range strings.Split(f.data, ",") {
+		if d = strings.TrimSpace(d); d == "" {
+			continue
+		}
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		dirs = append(dirs, abs)
+	}
+	if len(dirs) == 0 {
+		return nil, nil, nil, nil, errors.New("--data names no directory")
+	}
+	if err := os.MkdirAll(dirs[0], 0o755); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	statePath := filepath.Join(dirs[0], "node.json")
+	var st nodeState
+	exists, err := loadJSON(statePath, &st)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("read %s: %w", statePath, err)
+	}
+	if !exists {
+		pol, err := placement.DefaultPolicy(len(dirs))
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		st = nodeState{ClusterID: randomString(16, "abcdef0123456789"), Node: f.name, Dirs: dirs, Policy: pol.String(), PGs: placement.DefaultPGCount}
+		for i := range dirs {
+			st.Drives = append(st.Drives, fmt.Sprintf("%s-d%d", st.Node, i))
+		}
+	} else if !slices.Equal(st.Dirs, dirs) {
+		return nil, nil, nil, nil, fmt.Errorf("this node was created with --data %s; start it with the same directories in the same order", strings.Join(st.Dirs, ","))
+	}
+	var pol placement.Policy
+	if _, err := fmt.Sscanf(st.Policy, "%d+%d", &pol.Data, &pol.Parity); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("node.json: policy %q: %w", st.Policy, err)
+	}
+	drives := map[placement.DriveID]driver.Driver{}
+	var closers []func() error
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	var pdrives []placement.Drive
+	for i, dir := range dirs {
+		id := placement.DriveID(st.Drives[i])
+		// A drive that cannot be opened (failed, read-only, foreign)
+		// starts offline: the erasure sets may tolerate it, and the
+		// probe loop takes it in when it recovers.
+		d, err := local.Attach(ctx, local.Config{Dir: filepath.Join(dir, "drive"), ID: driver.DriveID(id), ClusterID: st.ClusterID, Logger: log})
+		if err != nil {
+			closeAll()
+			return nil, nil, nil, nil, fmt.Errorf("open drive %s: %w", dir, err)
+		}
+		if err := d.Err(); err != nil {
+			log.Error("starting with a drive offline", "drive", id, "dir", dir, "err", err)
+		}
+		closers = append(closers, d.Close)
+		drives[id] = d
+		pdrives = append(pdrives, placement.Drive{ID: id, Node: placement.NodeID(st.Node), Class: placement.ClassLocal})
+	}
+	m, err := placement.NewMap(pdrives, pol, st.PGs, 1)
+	if err != nil {
+		closeAll()
+		return nil, nil, nil, nil, err
+	}
+	if !exists {
+		b, _ := json.MarshalIndent(st, "", "  ")
+		if err := writeFileAtomic(statePath, b, 0o644); err != nil {
+			closeAll()
+			return nil, nil, nil, nil, err
+		}
+	}
+	return drives, m, &st, closeAll, nil
+}
+
+// localDrives adapts the node's drives for the RPC server.
+func localDrives(m map[placement.DriveID]driver.Driver) func(driver.DriveID) (driver.Driver, bool) {
+	return func(id driver.DriveID) (driver.Driver, bool) {
+		d, ok := m[placement.DriveID(id)]
+		return d, ok
+	}
+}
+
+// defaultProbeInterval is the default --probe-interval.
+const defaultProbeInterval = 10 * time.Second
+
+// prober is a drive that can check its own health (*local.Driver).
+type prober interface {
+	Probe(ctx context.Context) error
+}
+
+// runProbes health-checks every local drive every interval until ctx
+// ends: a drive that stopped serving goes offline (drive_online 0), an
+// offline one that recovered, or came back empty as a replaced disk,
+// comes back online, to be refilled by the scanner and healer.
+func runProbes(ctx context.Context, drives map[placement.DriveID]driver.Driver, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	failing := map[placement.DriveID]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for id, d := range drives {
+			p, ok := d.(prober)
+			if !ok {
+				continue
+			}
+			pctx, cancel := context.WithTimeout(ctx, max(interval, 30*time.Second))
+			err := p.Probe(pctx)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			switch {
+			case err != nil && !failing[id]:
+				log.Warn("drive offline", "drive", id, "err", err)
+			case err == nil && failing[id]:
+				log.Info("drive back online", "drive", id)
+			}
+			failing[id] = err != nil
+		}
+	}
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/vaultaire/vaultaire/bench"
+	"github.com/vaultaire/vaultaire/cluster"
+	"github.com/vaultaire/vaultaire/engine"
+)
+
+// serverFlags are the flags of `vaultd server`.
+type serverFlags struct {
+	// internodeCA, internodeCert and internodeKey: an operator's CA for
+	// internode TLS instead of the one derived from the cluster secret.
+	internodeCA, internodeCert, internodeKey string
+
+	name, data, s3Addr, raftAddr, gossip, rpc, join, domain, region, logLevel, events, zone string
+	remotes                                                                                 []string
+	tlsCert, tlsKey, s3HTTP                                                                 string // HTTPS on --s3 (tls.go)
+	// Background loops.
+	scanInterval  time.Duration // how often the leader scans for missing records
+	healInterval  time.Duration // how often the healer works through its queue
+	probeInterval time.Duration // how often each local drive is health-checked
+	scrubPeriod   time.Duration // a full scrub pass over each local drive
+	scrubRate     byteSize      // at most this many bytes/s scrubbed per drive
+	eventsParquet bool
+}
+
+func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
+	host, _ := os.Hostname()
+	f := &serverFlags{}
+	fs := flag.NewFlagSet("vaultd server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.name, "name", host, "node name")
+	fs.StringVar(&f.data, "data", "./data", "comma-separated data directories, one drive each")
+	fs.StringVar(&f.s3Addr, "s3", ":9000", "S3 API listen address")
+	fs.StringVar(&f.raftAddr, "raft", "127.0.0.1:9001", "Raft listen and advertise address (a single node does not listen: it only records the address for when it becomes a cluster)")
+	fs.StringVar(&f.gossip, "gossip", "", "cluster mode: gossip listen and advertise address, ip:port")
+	fs.StringVar(&f.internodeCA, "internode-ca", "", "cluster mode: PEM CA bundle to verify peers' internode TLS certificates against, instead of the CA derived from VAULT_CLUSTER_SECRET (needs --internode-cert and --internode-key; the secret is still required)")
+	fs.StringVar(&f.internodeCert, "internode-cert", "", "cluster mode: PEM certificate this node presents on internode TLS, issued by --internode-ca for both server and client auth")
+	fs.StringVar(&f.internodeKey, "internode-key", "", "cluster mode: PEM private key of --internode-cert")
+	fs.StringVar(&f.rpc, "rpc", "", "cluster mode: internode RPC listen and advertise address, host:port")
+	fs.StringVar(&f.join, "join", "", "cluster mode: join the cluster through these nodes' gossip addresses (comma-separated)")
+	fs.StringVar(&f.zone, "zone", "", "cluster mode: failure domain of this node's drives (rack or zone); placement spreads each stripe across zones")
+	fs.StringVar(&f.domain, "domain", "", "enable virtual-host-style requests: BUCKET.DOMAIN")
+	fs.StringVar(&f.region, "region", "us-east-1", "region reported to clients")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.events, "events", "", "directory of the access-event and transaction logs (default: events/ under the first data directory)")
+	fs.DurationVar(&f.scanInterval, "scan-interval", cluster.ScanEvery, "how often the leader (a single node: the node) scans every container for artifacts a drive misses and queues them for healing")
+	fs.DurationVar(&f.healInterval, "heal-interval", engine.DefaultHealInterval, "how often the healer repairs the queued artifacts (failed repairs are retried with backoff)")
+	fs.DurationVar(&f.probeInterval, "probe-interval", defaultProbeInterval, "how often each local drive is health-checked; a failed drive goes offline, a recovered or replaced (empty) one comes back")
+	fs.DurationVar(&f.scrubPeriod, "scrub-period", engine.DefaultScrubPeriod, "time for one scrub pass, which verifies the checksums of every shard on this node's drives and repairs what fails")
+	f.scrubRate = engine.DefaultScrubRate
+	fs.Var(&f.scrubRate, "scrub-rate", "most bytes per second the scrubber reads from each drive (e.g. 8MiB)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve S3 over HTTPS on --s3 with this PEM certificate (chain); reloaded on SIGHUP")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert; reloaded on SIGHUP")
+	fs.StringVar(&f.s3HTTP, "s3-http", "", "with --tls-cert: also serve S3 over plain HTTP on this address (for health checks; it serves every request, so bind it where only trusted clients reach)")
+	fs.BoolVar(&f.eventsParquet, "events-parquet", false, "also convert each rotated access and transaction log file into a Parquet file beside it")
+	fs.Func("remote", "remote S3 backend NAME=URL (not yet available)", func(v string) error {
+		f.remotes = append(f.remotes, v)
+		return nil
+	})
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if len(f.remotes) > 0 {
+		return nil, errors.New("--remote drives are not yet available")
+	}
+	for flag, d := range map[string]time.Duration{"--scan-interval": f.scanInterval, "--heal-interval": f.healInterval, "--probe-interval": f.probeInterval, "--scrub-period": f.scrubPeriod} {
+		if d <= 0 {
+			return nil, fmt.Errorf("%s %v: want a positive duration", flag, d)
+		}
+	}
+	if f.scrubRate <= 0 {
+		return nil, fmt.Errorf("--scrub-rate %d: want a positive number of bytes per second", f.scrubRate)
+	}
+	if err := tlsFlagsError(f.tlsCert, f.tlsKey, f.s3HTTP); err != nil {
+		return nil, err
+	}
+	host, _, err := net.SplitHostPort(f.raftAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--raft %q: %w", f.raftAddr, err)
+	}
+	if n := countSet(f.internodeCA, f.internodeCert, f.internodeKey); n != 0 && (n != 3 || !f.clustered()) {
+		return nil, errors.New("--internode-ca, --internode-cert and --internode-key go together, in cluster mode")
+	}
+	if f.clustered() {
+		if f.gossip == "" || f.rpc == "" {
+			return nil, errors.New("cluster mode (--join, --gossip or --rpc) needs both --gossip and --rpc")
+		}
+		for flag, addr := range map[string]string{"--rpc": f.rpc, "--raft": f.raftAddr} {
+			if h, _, err := net.SplitHostPort(addr); err != nil {
+				return nil, fmt.Errorf("%s %q: %w", flag, addr, err)
+			} else if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+				return nil, fmt.Errorf("%s %s: other nodes dial this address, so it needs a reachable host, not %q", flag, addr, h)
+			}
+		}
+		return f, nil
+	}
+	// A single node does not listen for Raft (cluster.Config without a
+	// Secret); --raft is only recorded in its Raft configuration, on
+	// loopback as before.
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("--raft %s: a single node keeps its Raft address on loopback (it listens for Raft only in cluster mode)", f.raftAddr)
+	}
+	return f, nil
+}
+
+// clustered reports whether the flags ask for cluster mode.
+// countSet counts the non-empty strings.
+func countSet(s ...string) int {
+	n := 0
+	for _, v := range s {
+		if v != "" {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *serverFlags) clustered() bool { return f.join != "" || f.gossip != "" || f.rpc != "" }
+
+// byteSize is a flag value in bytes, written as bench.ParseSize reads it:
+// 1048576, 512KiB, 8MiB, 1GiB.
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+func (b *byteSize) Set(v string) error {
+	n, err := bench.ParseSize(v)
+	*b = byteSize(n)
+	return err
+}
