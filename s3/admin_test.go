@@ -1,14 +1,17 @@
 package s3_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,4 +127,96 @@ func TestAdminCluster(t *testing.T) {
 	if got, body := adminDo(t, clustered.endpoint, http.MethodGet, path+"/x", root.AccessKey, root.Secret); got != 404 {
 		t.Fatalf("GET %s/x = %d %s, want 404", path, got, body)
 	}
+}
+
+// TestAdminLimitsBodyOverLimit sends an admin limits PUT whose body runs
+// far past the 4 KiB the handler reads (found by FuzzXMLBody), then a
+// second request on the same connection. The PUT is refused and sets
+// nothing, and the unread rest of its body is never parsed as a request:
+// the second request gets its own answer (or the connection is closed).
+func TestAdminLimitsBodyOverLimit(t *testing.T) {
+	admin := &limitsAdmin{}
+	e := startServerWith(t, func(c *s3.Config) { c.Admin = admin })
+	body := `{"rps": 1, "pad": "` + strings.Repeat("x", 64<<10) + `"}`
+	sum := sha256.Sum256([]byte(body))
+	put := sdkSignedAs(t, e.endpoint, "PUT", "/_vault/admin/tenants/alice/rate", hex.EncodeToString(sum[:]), root.AccessKey, root.Secret).withBody(body)
+	health := wireRequest{method: "GET", target: "/_vault/health", host: strings.TrimPrefix(e.endpoint, "http://")}
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.endpoint, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(conn)
+	read := func(method string) (int, string, error) {
+		resp, err := http.ReadResponse(br, &http.Request{Method: method})
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		got, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(got), err
+	}
+	if _, err := io.WriteString(conn, put.bytes()); err != nil {
+		t.Fatal(err)
+	}
+	status, got, err := read("PUT")
+	if err != nil || status != 400 || !strings.Contains(got, "<Code>InvalidArgument</Code>") {
+		t.Fatalf("oversize limits body: %d %s %v, want 400 InvalidArgument", status, got, err)
+	}
+	if calls := admin.take(); len(calls) != 0 {
+		t.Fatalf("oversize limits body set %+v", calls)
+	}
+	if _, err := io.WriteString(conn, health.bytes()); err != nil {
+		return // closed: fine
+	}
+	if status, got, err := read("GET"); err == nil && (status != 200 || !strings.Contains(got, `"status":"ok"`)) {
+		t.Fatalf("the request after the oversize body got %d %s: its unread body was parsed as a request", status, got)
+	}
+}
+
+// sdkSignedAs is sdkSigned with the given credentials.
+func sdkSignedAs(t *testing.T, endpoint, method, path, payloadHash, access, secret string) wireRequest {
+	t.Helper()
+	req, err := http.NewRequest(method, endpoint+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Amz-Content-Sha256", payloadHash)
+	creds := aws.Credentials{AccessKeyID: access, SecretAccessKey: secret}
+	if err := v4.NewSigner().SignHTTP(t.Context(), creds, req, payloadHash, "s3", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return wireRequest{method: method, target: req.URL.RequestURI(), host: req.URL.Host, header: headerLines(req.Header)}
+}
+
+// limitsAdmin is an s3.LimitsAdmin that records the limits it is given.
+type limitsAdmin struct {
+	tenantAdmin
+	mu    sync.Mutex // guards calls
+	calls []s3.TenantLimits
+}
+
+func (a *limitsAdmin) SetRate(ctx context.Context, name string, rps float64, burst int) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.calls = append(a.calls, s3.TenantLimits{RPS: rps, Burst: burst})
+	return nil
+}
+
+func (a *limitsAdmin) SetQuota(ctx context.Context, name string, maxBytes, maxArtifacts int64) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.calls = append(a.calls, s3.TenantLimits{MaxBytes: maxBytes, MaxArtifacts: maxArtifacts})
+	return nil
+}
+
+// take returns and forgets the recorded calls.
+func (a *limitsAdmin) take() []s3.TenantLimits {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := a.calls
+	a.calls = nil
+	return c
 }

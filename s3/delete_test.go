@@ -202,3 +202,36 @@ func TestDeleteObjectsThousandSlow(t *testing.T) {
 		t.Fatalf("after aws s3api delete-objects: %v listed, %v", len(list.Contents), err)
 	}
 }
+
+// TestDeleteObjectsVersionID deletes with DeleteObjects naming a version
+// of an object that is not its current one (found by FuzzXMLBody): buckets
+// are unversioned, so any version but "null" is refused for that key, as
+// DeleteObject refuses it, and the object stays.
+func TestDeleteObjectsVersionID(t *testing.T) {
+	e := startServer(t)
+	c := createBucket(t, e, "dov")
+	for _, k := range []string{"keep", "gone"} {
+		if _, err := c.PutObject(t.Context(), &awss3.PutObjectInput{Bucket: aws.String("dov"), Key: aws.String(k), Body: strings.NewReader(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := c.DeleteObjects(t.Context(), &awss3.DeleteObjectsInput{Bucket: aws.String("dov"), Delete: &types.Delete{Objects: []types.ObjectIdentifier{
+		{Key: aws.String("keep"), VersionId: aws.String("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY")},
+		{Key: aws.String("gone"), VersionId: aws.String("null")},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Errors) != 1 || aws.ToString(out.Errors[0].Key) != "keep" || aws.ToString(out.Errors[0].Code) != "InvalidArgument" {
+		t.Fatalf("errors %+v, want InvalidArgument for keep", out.Errors)
+	}
+	if len(out.Deleted) != 1 || aws.ToString(out.Deleted[0].Key) != "gone" {
+		t.Fatalf("deleted %+v, want gone", out.Deleted)
+	}
+	if headMeta(t, c, "dov", "keep") == nil {
+		t.Fatal("keep was deleted by a request for another version")
+	}
+	if headMeta(t, c, "dov", "gone") != nil {
+		t.Fatal("gone (version null) was not deleted")
+	}
+}

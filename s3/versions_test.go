@@ -199,3 +199,24 @@ func TestListEncodingTypeURL(t *testing.T) {
 		t.Errorf("ListObjectVersions prefixes: %+v, %v", top, err)
 	}
 }
+
+// TestCopySourceVersionAnywhere copies from a source naming a version
+// after another query parameter (found by FuzzCopySource): any version
+// but "null" is refused wherever it stands, never read as the current one.
+func TestCopySourceVersionAnywhere(t *testing.T) {
+	e := startServer(t)
+	c := createBucket(t, e, "cpv")
+	if _, err := c.PutObject(t.Context(), &awss3.PutObjectInput{Bucket: aws.String("cpv"), Key: aws.String("src"), Body: strings.NewReader("v1")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []string{"cpv/src?x=1&versionId=3HL4kqtJlcpXroDTDmJ", "cpv/src?versionId=3HL4kqtJlcpXroDTDmJ"} {
+		_, err := c.CopyObject(t.Context(), &awss3.CopyObjectInput{Bucket: aws.String("cpv"), Key: aws.String("dst"), CopySource: aws.String(src)})
+		wantCode(t, src, err, "InvalidArgument")
+		if headMeta(t, c, "cpv", "dst") != nil {
+			t.Fatalf("copy from %s stored dst", src)
+		}
+	}
+	if _, err := c.CopyObject(t.Context(), &awss3.CopyObjectInput{Bucket: aws.String("cpv"), Key: aws.String("dst"), CopySource: aws.String("cpv/src?x=1&versionId=null")}); err != nil {
+		t.Fatalf("copy of version null: %v", err)
+	}
+}
