@@ -3,6 +3,9 @@ package s3_test
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +21,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/vaultaire/vaultaire/driver"
@@ -571,5 +575,60 @@ func TestSlowServerDoesNotFailClient(t *testing.T) {
 	head, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("slowdisk"), Key: aws.String("k")})
 	if err != nil || aws.ToInt64(head.ContentLength) != int64(len(data)) {
 		t.Fatalf("HeadObject: %v %v", head, err)
+	}
+}
+
+// rawSigned returns the bytes of a SigV4 (UNSIGNED-PAYLOAD) request head for
+// method/path with the given Content-Length, ready to be followed by a body.
+func rawSigned(t *testing.T, endpoint, method, path string, contentLength int, extra map[string]string) string {
+	t.Helper()
+	req, err := http.NewRequest(method, endpoint+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+	for k, v := range extra {
+		req.Header.Set(k, v)
+	}
+	creds := aws.Credentials{AccessKeyID: "ALICEKEY", SecretAccessKey: "alicesecret"}
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, "UNSIGNED-PAYLOAD", "s3", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, req.URL.RequestURI(), req.URL.Host)
+	for k, vs := range req.Header {
+		for _, v := range vs {
+			fmt.Fprintf(&b, "%s: %s\r\n", k, v)
+		}
+	}
+	fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n", contentLength)
+	return b.String()
+}
+
+// TestOversizedXMLBodyNotSmuggled: an authenticated XML body past the
+// 2 MiB limit (DeleteObjects here) is refused after the limit is read,
+// and the rest of it, unread, is never parsed as a next request: one
+// answer, 400 MalformedXML, and the connection closes; nothing is deleted.
+func TestOversizedXMLBodyNotSmuggled(t *testing.T) {
+	e := startServer(t)
+	c := createBucket(t, e, "smug")
+	if _, err := c.PutObject(t.Context(), &awss3.PutObjectInput{Bucket: aws.String("smug"), Key: aws.String("k"), Body: strings.NewReader("kept")}); err != nil {
+		t.Fatal(err)
+	}
+	smuggled := "DELETE /smug/k HTTP/1.1\r\nHost: x\r\n\r\n"
+	body := "<Delete><Object><Key>k</Key></Object></Delete>" + strings.Repeat(" ", 2<<20) + smuggled
+	sum := md5.Sum([]byte(body))
+	head := rawSigned(t, e.endpoint, "POST", "/smug?delete", len(body), map[string]string{"Content-MD5": base64.StdEncoding.EncodeToString(sum[:])})
+	conn := dial(t, e.endpoint)
+	go io.WriteString(conn, head+body)
+	got, closed := readAnswer(t, conn, 5*time.Second)
+	if !strings.HasPrefix(got, "HTTP/1.1 400 ") || !strings.Contains(got, "<Code>MalformedXML</Code>") {
+		t.Fatalf("answer %q, want 400 MalformedXML", got)
+	}
+	if n := strings.Count(got, "HTTP/1.1 "); n != 1 || !closed {
+		t.Fatalf("%d responses, closed %v, want one and closed:\n%s", n, closed, got)
+	}
+	if got := getString(t, c, "smug", "k"); got != "kept" {
+		t.Fatalf("k = %q, want kept", got)
 	}
 }

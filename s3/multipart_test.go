@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -214,4 +216,101 @@ func TestGetByPartNumber(t *testing.T) {
 	if err != nil || aws.ToInt64(h.ContentLength) != int64(len(p1)) {
 		t.Fatalf("HEAD part 1: %v, %v", h, err)
 	}
+}
+
+// TestDeleteBucketEndsItsUploads: deleting a bucket ends its multipart
+// uploads, so a later bucket of the same name (the same tenant's, or a
+// new tenant's reusing the name) neither lists nor completes them.
+func TestDeleteBucketEndsItsUploads(t *testing.T) {
+	e := startServer(t)
+	ctx := t.Context()
+	c := createBucket(t, e, "mpu")
+	b, key := aws.String("mpu"), aws.String("secret")
+	up, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: b, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: b, Key: key, UploadId: up.UploadId, PartNumber: aws.Int32(1), Body: strings.NewReader("old owner's data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: b}); err != nil {
+		t.Fatalf("delete a bucket with an upload in progress: %v", err)
+	}
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: b}); err != nil {
+		t.Fatal(err)
+	}
+	lu, err := c.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lu.Uploads) != 0 {
+		t.Fatalf("the new bucket lists %d uploads of the deleted one", len(lu.Uploads))
+	}
+	_, err = c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: b, Key: key, UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: pr.ETag}}}})
+	wantCode(t, "complete an upload of the deleted bucket", err, "NoSuchUpload")
+	if headMeta(t, c, "mpu", "secret") != nil {
+		t.Fatal("the deleted bucket's upload became an object of the new one")
+	}
+}
+
+// TestCompleteAbortRace completes and aborts the same upload at once, as
+// an SDK upload manager does when its complete times out: whichever wins,
+// an acknowledged complete leaves the whole object readable, and a
+// refused one leaves no object.
+func TestCompleteAbortRace(t *testing.T) {
+	e := startServer(t)
+	ctx := t.Context()
+	c := createBucket(t, e, "race")
+	b, key := aws.String("race"), aws.String("k")
+	data := randBytes(1, 300<<10) // not inline
+	rounds := 60
+	if testing.Short() {
+		rounds = 15
+	}
+	completed := 0
+	for i := range rounds {
+		up, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: b, Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr, err := c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: b, Key: key, UploadId: up.UploadId, PartNumber: aws.Int32(1), Body: bytes.NewReader(data)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var cerr, aerr error
+		wg.Go(func() {
+			_, cerr = c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: b, Key: key, UploadId: up.UploadId,
+				MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: pr.ETag}}}})
+		})
+		wg.Go(func() {
+			_, aerr = c.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: b, Key: key, UploadId: up.UploadId})
+		})
+		wg.Wait()
+		if cerr != nil {
+			if code := apiCode(cerr); code != "NoSuchUpload" {
+				t.Fatalf("round %d: complete lost to abort (%v) with %v, want NoSuchUpload", i, aerr, cerr)
+			}
+			if aerr != nil {
+				t.Fatalf("round %d: both complete (%v) and abort (%v) failed", i, cerr, aerr)
+			}
+			if headMeta(t, c, "race", "k") != nil {
+				t.Fatalf("round %d: refused complete left an object", i)
+			}
+			continue
+		}
+		completed++
+		if aerr != nil && apiCode(aerr) != "NoSuchUpload" {
+			t.Fatalf("round %d: abort after complete: %v, want success or NoSuchUpload", i, aerr)
+		}
+		if got := getString(t, c, "race", "k"); got != string(data) {
+			t.Fatalf("round %d: acknowledged multipart object reads %d bytes, want %d", i, len(got), len(data))
+		}
+		if _, err := c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: b, Key: key}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d of %d completes won the race", completed, rounds)
 }

@@ -416,3 +416,63 @@ func TestRefusedBodyNotSmuggled(t *testing.T) {
 		t.Fatalf("bucket gone: %v", err)
 	}
 }
+
+// TestConditionalWriteNotImplemented: a conditional PutObject or
+// CompleteMultipartUpload (If-None-Match, If-Match) is refused with
+// NotImplemented and writes nothing, never stored as if unconditional,
+// which would overwrite what the client meant to protect.
+func TestConditionalWriteNotImplemented(t *testing.T) {
+	e := startServer(t)
+	c := createBucket(t, e, "cond")
+	ctx := t.Context()
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("cond"), Key: aws.String("lock"), Body: strings.NewReader("first")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, key       string
+		ifNone, ifMatch *string
+	}{
+		{"If-None-Match * over an object", "lock", aws.String("*"), nil},
+		{"If-None-Match * on a new key", "new", aws.String("*"), nil},
+		{"If-Match", "lock", nil, aws.String(`"0123456789abcdef0123456789abcdef"`)},
+	} {
+		_, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("cond"), Key: aws.String(tc.key), Body: strings.NewReader("second"), IfNoneMatch: tc.ifNone, IfMatch: tc.ifMatch})
+		wantCode(t, "PutObject "+tc.name, err, "NotImplemented")
+	}
+	if got := getString(t, c, "cond", "lock"); got != "first" {
+		t.Fatalf("lock = %q after refused conditional PUTs, want %q", got, "first")
+	}
+	if headMeta(t, c, "cond", "new") != nil {
+		t.Fatal("a refused conditional PUT created new")
+	}
+
+	up, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String("cond"), Key: aws.String("lock")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: aws.String("cond"), Key: aws.String("lock"), UploadId: up.UploadId, PartNumber: aws.Int32(1), Body: strings.NewReader("multipart")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: pr.ETag}}}
+	_, err = c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: aws.String("cond"), Key: aws.String("lock"), UploadId: up.UploadId, MultipartUpload: parts, IfNoneMatch: aws.String("*")})
+	wantCode(t, "CompleteMultipartUpload If-None-Match *", err, "NotImplemented")
+	if got := getString(t, c, "cond", "lock"); got != "first" {
+		t.Fatalf("lock = %q after a refused conditional complete, want %q", got, "first")
+	}
+}
+
+// getString returns the bytes of bucket/key.
+func getString(t *testing.T, c *awss3.Client, bucket, key string) string {
+	t.Helper()
+	out, err := c.GetObject(t.Context(), &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("get %s/%s: %v", bucket, key, err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatalf("get %s/%s: %v", bucket, key, err)
+	}
+	return string(b)
+}
