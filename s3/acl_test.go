@@ -35,7 +35,9 @@ func TestOwnerOnlyACLs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateMultipartUpload with private: %v", err)
 	}
-	c.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: b, Key: aws.String("mp"), UploadId: up.UploadId})
+	if _, err := c.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: b, Key: aws.String("mp"), UploadId: up.UploadId}); err != nil {
+		t.Fatalf("abort the upload: %v", err)
+	}
 
 	notImplemented := func(what string, err error) {
 		t.Helper()

@@ -543,7 +543,9 @@ func TestFuzzCorpusNo5xx(t *testing.T) {
 		if status != 200 {
 			check(t, name+" as HTTP chunked", status, body)
 		}
-		c.DeleteObject(t.Context(), &awss3.DeleteObjectInput{Bucket: aws.String("fuzz"), Key: aws.String("k")})
+		if _, err := c.DeleteObject(t.Context(), &awss3.DeleteObjectInput{Bucket: aws.String("fuzz"), Key: aws.String("k")}); err != nil {
+			t.Fatalf("%s: delete k: %v", name, err)
+		}
 	}
 	oneLine := strings.NewReplacer("\r", " ", "\n", " ")
 	for name, vals := range fuzzCorpus(t, "FuzzVerifyHeader") {
