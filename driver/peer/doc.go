@@ -4,8 +4,10 @@
 //
 // # Protocol
 //
-// Plain HTTP/1.1 (mount the Server on the node's RPC listener), one endpoint
-// per Driver method. {id} is the path-escaped DriveID, {pg} the placement
+// HTTP/1.1 on the node's RPC listener (in vaultd, cluster.ListenRPC: every
+// connection is a TLS 1.3 tunnel that passes the rpcauth handshake before
+// its first request; cluster gives each Client, as ClientConfig.HTTP, an
+// http.Client that dials the same way), one endpoint per Driver method. {id} is the path-escaped DriveID, {pg} the placement
 // group in decimal, {name} the shard name. Record keys, prefixes and "after"
 // bounds may be any bytes, so they travel base64url-encoded (unpadded) in the
 // query, never in the path. Versions travel as 32 hex digits.
@@ -89,15 +91,26 @@
 //	method + "\n" + escaped path + "\n" + raw query + "\n" + time + "\n" + nonce
 //
 // The server refuses (401, logged at Warn with the remote address) a missing
-// or wrong signature, a time more than ServerConfig.MaxSkew away from its
-// clock, and a nonce it has already accepted within the window. Accepted
-// nonces are remembered for 2×MaxSkew in a cache bounded at 100,000 entries;
-// when it is full of live nonces the server answers 503 (driver.ErrOffline)
-// rather than forget one early.
+// or wrong signature and a time more than ServerConfig.MaxSkew away from its
+// clock. On a listener that authenticates every connection first
+// (ServerConfig.AuthenticatedConns, as vaultd runs it behind
+// cluster.ListenRPC) that is all: a replayed request would need an
+// authenticated connection, so no nonce is remembered and no replay cache
+// can fill under load. Otherwise the server also refuses a nonce it has
+// already accepted within the window: accepted nonces are remembered for
+// 2×MaxSkew in a cache bounded at 100,000 entries, and when it is full of
+// live nonces the server answers 503 (driver.ErrOffline) rather than forget
+// one early.
 //
-// Bodies (shard bytes, record data, listings) are NOT covered by the HMAC:
-// the RPC network is assumed isolated or wrapped in TLS for confidentiality
-// and integrity of bodies. Shard uploads carry a length and XXH3 trailer
-// against truncation and accidents, and the engine's shard blocks carry
-// their own checksums.
+// Bodies (shard bytes, record data, listings) are not covered by the HMAC:
+// their confidentiality and integrity come from the internode TLS 1.3
+// tunnel. Shard uploads also carry a length and XXH3 trailer against
+// truncation and accidents, and the engine's shard blocks carry their own
+// checksums.
+//
+// # Dependencies
+//
+// Of this module, peer imports only driver (the contract it serves and
+// implements) and internal/rpcauth (the request signature). It knows nothing
+// of placement, the engine or the cluster; cmd/vaultd wires it.
 package peer
