@@ -25,4 +25,8 @@
 //	if res != nil {
 //		bench.WriteTable(os.Stdout, res)
 //	}
+//
+// bench speaks to its endpoint only through the AWS SDK and imports
+// nothing of this module outside its tests: it measures any S3 server,
+// not Vaultaire's internals. cmd/vaultd wraps it as `vaultd bench`.
 package bench

@@ -161,4 +161,7 @@
 // Close or a crash, are converted at the next Open. The JSON files are
 // kept and rotated as before. A query engine can read the whole history
 // at once, e.g. read_parquet('events/access-*.parquet') in DuckDB.
+//
+// Of this module, events imports only s3 (s3.RequestEvent and the
+// s3.Observer it implements); nothing but cmd/vaultd imports it.
 package events

@@ -81,4 +81,9 @@
 //	m := metrics.New(metrics.Config{Engine: eng.Stats, Raft: raftSample})
 //	s3cfg.Observer = m
 //	s3cfg.Metrics = m.Handler()
+//
+// Of this module, metrics imports only s3 (the request events it counts
+// and the route table's operation names) and engine (its Stats); it is
+// fed through interfaces and functions, never reaches into the cluster,
+// and nothing but cmd/vaultd imports it.
 package metrics

@@ -1,36 +1,3 @@
-// Package s3 is the S3 front end: it serves the S3 REST API over fasthttp
-// as a thin adapter over the engine. It parses requests (path-style and
-// virtual-host-style), authenticates them with AWS Signature V4 (s3/sigv4),
-// resolves the access key to a tenant, calls the engine and writes S3 XML
-// responses. It is the only package that speaks of buckets and objects, and
-// the only one that knows S3 error codes (see errors.go).
-//
-// Request bodies are streamed (fasthttp StreamRequestBody) straight into the
-// engine and responses are streamed out of it; no object is ever held in
-// memory.
-//
-// No body is read before its request is authenticated. A request with a
-// body is routed, authenticated and rate-limited from its headers alone,
-// as soon as they arrive (headerReceived), before fasthttp reads any of
-// the body; a client's "Expect: 100-continue" is answered only then. A
-// request refused there, or later before its body was read to the end, is
-// answered at once and its connection closed: the server sends the answer,
-// shuts its side down and discards what the client still sends for at
-// most two seconds (a lingering close), so unread body bytes are never
-// parsed as a next request and no connection waits on a body nobody will
-// read. An admitted body must keep arriving at Config.BodyRateMin bytes
-// per Config.BodyRateWindow; headers must arrive within
-// Config.HeaderTimeout. A request with both Content-Length and
-// Transfer-Encoding is refused (RFC 9112 §6.1).
-//
-// Every request is routed once, from its headers, by the route table
-// (routes.go), before the rate limiter: the route names the operation for
-// metrics and the event logs, says whether it is a mutation (the
-// transaction log) and serves it. Errors become S3 errors in one table
-// (errors.go).
-//
-// Paths under /_vault/ are reserved for the node itself: /_vault/health
-// (unauthenticated) and /_vault/admin/... (root credentials only).
 package s3
 
 import (

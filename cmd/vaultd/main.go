@@ -10,7 +10,9 @@
 //	vaultd version
 //
 // main only wires: flags and environment are read here and handed to the
-// packages that do the work.
+// packages that do the work. It is the one package that imports all the
+// others (s3, engine, cluster, the drivers, metrics, events, bench); none
+// imports it.
 package main
 
 import (

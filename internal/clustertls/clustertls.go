@@ -45,6 +45,9 @@
 // not the name), and the certificate is served as loaded; replacing it
 // needs a restart. The cluster secret is still required for the rpcauth
 // handshake inside the tunnel.
+//
+// clustertls imports nothing of this module; cluster dials and listens
+// with it, cmd/vaultd loads an operator's files (FromFiles).
 package clustertls
 
 import (

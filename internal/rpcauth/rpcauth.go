@@ -3,8 +3,7 @@
 // Raft conversation.
 //
 // Two forms share one scheme (HMAC-SHA256 under the secret, a timestamp
-// within a clock skew window, and a random nonce a Verifier refuses to see
-// twice):
+// within a clock skew window, and a random nonce against replays):
 //
 //   - HTTP requests (the drive RPC of driver/peer): Sign sets the headers
 //     X-Vault-Time (unix nanoseconds), X-Vault-Nonce (random text) and
@@ -14,20 +13,29 @@
 //
 //     and Verifier.Check verifies them on the server.
 //
-//   - Long-lived TCP streams (Raft): ClientHandshake and
-//     Verifier.ServerHandshake run a mutual handshake once, right after the
-//     connection is established; see ClientHandshake for the wire format.
+//   - Connections (Raft streams and the internode RPC's HTTP connections):
+//     ClientHandshake and Verifier.ServerHandshake run a mutual handshake
+//     once, right after the connection is established; see ClientHandshake
+//     for the wire format.
 //
 // Only the opening of an exchange is authenticated: request bodies and the
 // bytes after a handshake are neither signed nor encrypted by this
-// package. cluster runs every stream handshake inside a TLS 1.3 tunnel
+// package. cluster runs every handshake inside a TLS 1.3 tunnel
 // (internal/clustertls), which gives the data confidentiality and
 // integrity and makes replays within a connection impossible.
 //
-// A Verifier remembers every nonce it accepted for 2×maxSkew, in a cache
-// bounded at 100,000 entries; when the cache is full of live nonces it
-// refuses with ErrReplayFull rather than forget one early. One Verifier may
-// serve both forms: their nonces never collide.
+// A Verifier remembers every handshake nonce it accepted for 2×maxSkew, in
+// a cache bounded at 100,000 entries; when the cache is full of live nonces
+// it refuses with ErrReplayFull rather than forget one early. A Verifier
+// from NewVerifier remembers request nonces the same way; one from
+// NewConnVerifier, for requests on connections that each passed a
+// handshake (as the internode RPC runs), checks their signature and time
+// only, so sustained load fills no cache. One Verifier may serve both
+// forms: their nonces never collide.
+//
+// rpcauth imports nothing of this module. driver/peer (the drive RPC) and
+// cluster (forwarded writes) sign and check requests with it; cluster runs
+// the handshakes.
 package rpcauth
 
 import (

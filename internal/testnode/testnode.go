@@ -1,6 +1,10 @@
 // Package testnode runs a Vaultaire node in-process on a loopback port for
 // tests: four durable local drives (2+2) in temporary directories, an
 // in-memory container store and a fixed key table. It is for tests only.
+//
+// It imports what a node is built of (driver, driver/local, placement,
+// engine, s3, s3/sigv4) and nothing that imports it back: only _test.go
+// files of other packages import testnode.
 package testnode
 
 import (

@@ -57,4 +57,7 @@
 // so whatever was stored must be discarded when Read returns an error. Strip
 // "aws-chunked" from Content-Encoding before storing it, and take the
 // artifact's size from Result.DecodedLength, not Content-Length.
+//
+// sigv4 imports nothing of this module and no HTTP server library; s3 is
+// its only user outside tests.
 package sigv4
