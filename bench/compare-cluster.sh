@@ -4,11 +4,13 @@
 # drives, one erasure set of 6, MINIO_STORAGE_CLASS_STANDARD=EC:2 so it is
 # 4+2 too), same disk, same `vaultd bench` workloads, one side at a time,
 # every request entering through node 1. Both sides are started afresh on
-# empty drives for every workload: vaultd's peer RPC replay cache (100,000
-# nonces kept 10 min, internal/rpcauth) fills after a few workloads on one
-# cluster and then every peer request is refused with 503. Prints one JSON result per line
-# (side, workload, size, the bench JSON, peak RSS per process in MiB) to
-# stdout; progress to stderr. Cleans up after itself (also on error).
+# empty drives for every workload, so that no workload runs on what an
+# earlier one left behind and both sides start each one from the same state.
+# Internode traffic is what a deployment runs: vaultd's peers talk over
+# internode TLS 1.3, every RPC connection passing the rpcauth handshake.
+# Prints one JSON result per line (side, workload, size, the bench JSON, peak
+# RSS per process in MiB) to stdout; progress to stderr. Cleans up after
+# itself (also on error).
 #
 # MinIO on loopback: the three processes use 127.0.0.1 ports 9701-9703 and
 # the same explicit list of 6 endpoints (no ellipses: they expand as a
