@@ -3,6 +3,8 @@ package s3_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"strings"
@@ -313,4 +315,31 @@ func TestCompleteAbortRace(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d completes won the race", completed, rounds)
+}
+
+// TestUploadsQueryNeverTouchesTheObject: ?uploads names an object's
+// multipart collection, so a PUT or DELETE of key?uploads is refused with
+// InvalidRequest and leaves the object as it was (found by a hostile
+// probe: it overwrote or deleted the object).
+func TestUploadsQueryNeverTouchesTheObject(t *testing.T) {
+	e := startServer(t)
+	c := createBucket(t, e, "upq")
+	if _, err := c.PutObject(t.Context(), &awss3.PutObjectInput{Bucket: aws.String("upq"), Key: aws.String("k"), Body: strings.NewReader("original")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{"PUT", "DELETE"} {
+		body := ""
+		if method == "PUT" {
+			body = "overwritten"
+		}
+		sum := sha256.Sum256([]byte(body))
+		w := sdkSigned(t, e.endpoint, method, "/upq/k?uploads", hex.EncodeToString(sum[:]), nil).withBody(body)
+		status, got := roundTrip(t, e.endpoint, w.bytes())
+		if status != 400 || !strings.Contains(got, "<Code>InvalidRequest</Code>") {
+			t.Errorf("%s /upq/k?uploads: %d %s, want 400 InvalidRequest", method, status, got)
+		}
+		if got := getString(t, c, "upq", "k"); got != "original" {
+			t.Fatalf("after %s /upq/k?uploads the object reads %q, want %q", method, got, "original")
+		}
+	}
 }
