@@ -33,8 +33,9 @@
 // (unauthenticated) and /_vault/admin/... (root credentials only).
 //
 // Of this module, s3 imports only engine (the data path), s3/sigv4
-// (signature verification) and, for the admin API's error table, the
-// tenant store's error sentinels. The node's other parts reach it through
-// interfaces declared here (Keys, Admin, Limiter, Observer); metrics and
-// events import s3 for its RequestEvent, never the other way round.
+// (signature verification) and the package that declares the tenant
+// store's errors (for the error table: the admin API's and the quota's).
+// The node's other parts reach it through interfaces declared here (Keys,
+// Admin, Limiter, Quota, Observer); metrics and events import s3 for its
+// RequestEvent and route names, never the other way round.
 package s3
