@@ -59,5 +59,6 @@
 // artifact's size from Result.DecodedLength, not Content-Length.
 //
 // sigv4 imports nothing of this module and no HTTP server library; s3 is
-// its only user outside tests.
+// its user (and internal/testnode, for tests). Other packages take their
+// access keys through s3's Keys interface and need not import it.
 package sigv4
