@@ -20,15 +20,23 @@
 // the changes its own writes make to a pending batch and commits the batch
 // through Raft (cluster.Store.AddUsage) every FlushInterval; the committed
 // totals are replicated to every node. Admit checks committed totals plus
-// this node's pending changes against the tenant's quota, refusing an
-// upload up front when its declared size does not fit, and capping a
-// streamed body at what is left.
+// this node's pending changes plus the reservations of this node's uploads
+// in flight against the tenant's quota, refusing an upload up front when
+// its declared size does not fit, and capping a streamed body at what is
+// left. An admitted upload reserves its declared size (Content-Length, the
+// decoded length of an aws-chunked body, a part's size, a copy's source
+// size) and its artifact until the request ends, by which time a stored
+// upload's usage is in the pending batch; so uploads admitted at the same
+// moment on one node cannot together exceed the quota.
 //
-// Worst-case overshoot: a node sees its own writes at once, but another
-// node's only after that node's next flush commits (FlushInterval plus a
-// Raft round trip). Uploads admitted at the same moment are not reserved
-// against each other. So with N nodes a tenant can exceed its quota by at
-// most the bytes the other N-1 nodes accepted in the last FlushInterval
-// (plus a commit), plus the sizes of uploads in flight when the quota was
-// reached. An overwrite is admitted as if it added its full size.
+// Worst-case overshoot: a node sees its own writes and reservations at
+// once, but another node's writes only after that node's next flush
+// commits (FlushInterval plus a Raft round trip), and never its
+// reservations. So with N nodes a tenant can exceed its quota by at most
+// the bytes the other N-1 nodes accepted in the last FlushInterval (plus a
+// commit), plus, on each node, the bodies of undeclared size (chunked
+// transfer encoding) in flight, which reserve nothing and are each capped
+// at what was left when they were admitted. An overwrite is admitted as if
+// it added its full size, so an overwrite of the same size near the quota
+// is refused.
 package limits

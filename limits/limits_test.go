@@ -242,14 +242,14 @@ func TestAdmitCapsUnknownSize(t *testing.T) {
 	store := &fakeStore{limits: map[string]cluster.Limits{"t": {MaxBytes: 1000}}, used: map[string]cluster.Usage{"t": {Bytes: 400}}}
 	u := NewUsage(store, nil)
 	u.Record("t", 100, 1)
-	left, err := u.Admit(context.Background(), "t", -1, 1)
+	left, _, err := u.Admit(context.Background(), "t", -1, 1)
 	if err != nil || left != 500 {
 		t.Errorf("Admit(-1) = %d, %v; want 500 left", left, err)
 	}
-	if _, err := u.Admit(context.Background(), "t", 501, 1); !errors.Is(err, s3.ErrQuotaExceeded) {
+	if _, _, err := u.Admit(context.Background(), "t", 501, 1); !errors.Is(err, s3.ErrQuotaExceeded) {
 		t.Errorf("Admit(501) = %v", err)
 	}
-	if left, err := u.Admit(context.Background(), "none", 1<<40, 1); err != nil || left != -1 {
+	if left, _, err := u.Admit(context.Background(), "none", 1<<40, 1); err != nil || left != -1 {
 		t.Errorf("unlimited tenant: %d, %v", left, err)
 	}
 }

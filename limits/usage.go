@@ -26,8 +26,9 @@ type Usage struct {
 	store UsageStore
 	log   *slog.Logger
 
-	mu      sync.Mutex
-	pending map[string]cluster.Usage // this node's changes not yet committed
+	mu       sync.Mutex               // guards the following fields
+	pending  map[string]cluster.Usage // this node's changes not yet committed
+	reserved map[string]cluster.Usage // admitted uploads in flight on this node
 }
 
 // NewUsage returns a Usage over store.
@@ -35,7 +36,7 @@ func NewUsage(store UsageStore, log *slog.Logger) *Usage {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Usage{store: store, log: log, pending: map[string]cluster.Usage{}}
+	return &Usage{store: store, log: log, pending: map[string]cluster.Usage{}, reserved: map[string]cluster.Usage{}}
 }
 
 // Record adds a change of a tenant's usage (engine.Config.OnUsage).
@@ -58,24 +59,54 @@ func (u *Usage) Current(tenant string) cluster.Usage {
 	return cluster.Usage{Bytes: used.Bytes + p.Bytes, Artifacts: used.Artifacts + p.Artifacts}
 }
 
-// Admit implements s3.Quota.
-func (u *Usage) Admit(ctx context.Context, tenant string, bytes, artifacts int64) (int64, error) {
-	lim, _, ok := u.store.TenantLimits(tenant)
+// Admit implements s3.Quota. It checks the committed usage plus this
+// node's pending changes plus the reservations of uploads in flight on
+// this node against the quota and, when the upload fits, reserves its
+// declared bytes (none if unknown) and its artifacts until release is
+// called. The caller calls release once the upload has ended, stored (its
+// usage recorded by then) or failed.
+func (u *Usage) Admit(ctx context.Context, tenant string, bytes, artifacts int64) (int64, func(), error) {
+	lim, used, ok := u.store.TenantLimits(tenant)
 	if !ok || (lim.MaxBytes == 0 && lim.MaxArtifacts == 0) {
-		return -1, nil
+		return -1, func() {}, nil
 	}
-	cur := u.Current(tenant)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	p, r := u.pending[tenant], u.reserved[tenant]
+	cur := cluster.Usage{Bytes: used.Bytes + p.Bytes + r.Bytes, Artifacts: used.Artifacts + p.Artifacts + r.Artifacts}
 	if lim.MaxArtifacts > 0 && artifacts > 0 && cur.Artifacts+artifacts > lim.MaxArtifacts {
-		return 0, fmt.Errorf("%w: tenant %s stores %d of its %d artifacts", s3.ErrQuotaExceeded, tenant, cur.Artifacts, lim.MaxArtifacts)
+		return 0, nil, fmt.Errorf("%w: tenant %s stores %d of its %d artifacts", s3.ErrQuotaExceeded, tenant, cur.Artifacts, lim.MaxArtifacts)
 	}
-	if lim.MaxBytes == 0 {
-		return -1, nil
+	left := int64(-1)
+	if lim.MaxBytes > 0 {
+		left = max(0, lim.MaxBytes-cur.Bytes)
+		if bytes > left || (bytes < 0 && left == 0) {
+			return 0, nil, fmt.Errorf("%w: tenant %s stores %d of its %d bytes; %d more do not fit", s3.ErrQuotaExceeded, tenant, cur.Bytes, lim.MaxBytes, max(bytes, 1))
+		}
 	}
-	left := max(0, lim.MaxBytes-cur.Bytes)
-	if bytes > left || (bytes < 0 && left == 0) {
-		return 0, fmt.Errorf("%w: tenant %s stores %d of its %d bytes; %d more do not fit", s3.ErrQuotaExceeded, tenant, cur.Bytes, lim.MaxBytes, max(bytes, 1))
+	res := cluster.Usage{Bytes: max(bytes, 0), Artifacts: max(artifacts, 0)}
+	if res == (cluster.Usage{}) {
+		return left, func() {}, nil
 	}
-	return left, nil
+	r.Bytes += res.Bytes
+	r.Artifacts += res.Artifacts
+	u.reserved[tenant] = r
+	var once sync.Once
+	return left, func() { once.Do(func() { u.unreserve(tenant, res) }) }, nil
+}
+
+// unreserve gives back a reservation of Admit.
+func (u *Usage) unreserve(tenant string, res cluster.Usage) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	r := u.reserved[tenant]
+	r.Bytes -= res.Bytes
+	r.Artifacts -= res.Artifacts
+	if r == (cluster.Usage{}) {
+		delete(u.reserved, tenant)
+	} else {
+		u.reserved[tenant] = r
+	}
 }
 
 // Flush commits the pending changes. On failure they stay pending, to be

@@ -78,9 +78,12 @@ type Limiter interface {
 // and the number of artifacts it may add (1 for a put or copy, 0 for a
 // part). It returns an error wrapping ErrQuotaExceeded to refuse, or the
 // most bytes the upload may store (-1: no limit), which caps a body whose
-// size was not declared.
+// size was not declared, and a release function that the server calls
+// once when the request has ended (the upload stored or failed), so that
+// the Quota can hold what it admitted against concurrent uploads until
+// the write's usage is recorded.
 type Quota interface {
-	Admit(ctx context.Context, tenant string, bytes, artifacts int64) (maxBytes int64, err error)
+	Admit(ctx context.Context, tenant string, bytes, artifacts int64) (maxBytes int64, release func(), err error)
 }
 
 // ErrQuotaExceeded is returned by Quota implementations (wrapped, with a
@@ -92,6 +95,14 @@ func quotaError(err error) *Error {
 	return withMessage(errQuota, err.Error())
 }
 
+// releaseQuota releases what admit reserved.
+func (op *operation) releaseQuota() {
+	for _, release := range op.release {
+		release()
+	}
+	op.release = nil
+}
+
 // slowDown is the answer to a rate-limited request.
 func slowDown(r *request, retryAfter time.Duration) error {
 	secs := max(1, int((retryAfter+time.Second-1)/time.Second))
@@ -101,12 +112,16 @@ func slowDown(r *request, retryAfter time.Duration) error {
 
 // admit asks the Quota whether the tenant may add bytes and artifacts,
 // and returns how many bytes the upload may add at most (-1: no limit).
+// What it admits stays reserved until dispatch returns (releaseQuota).
 func (op *operation) admit(bytes, artifacts int64) (int64, error) {
 	q := op.s.cfg.Quota
 	if q == nil {
 		return -1, nil
 	}
-	limit, err := q.Admit(op.ctx, op.tenant, bytes, artifacts)
+	limit, release, err := q.Admit(op.ctx, op.tenant, bytes, artifacts)
+	if release != nil {
+		op.release = append(op.release, release)
+	}
 	if err != nil {
 		if errors.Is(err, ErrQuotaExceeded) {
 			return 0, quotaError(err)

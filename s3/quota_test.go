@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -124,5 +125,76 @@ func TestMultipartQuota(t *testing.T) {
 	got.ReadFrom(out.Body)
 	if !bytes.Equal(got.Bytes(), src[:1<<20]) {
 		t.Errorf("completed object: %d bytes, want the first MiB of src", got.Len())
+	}
+}
+
+// TestQuotaConcurrentPuts: uploads admitted at the same moment are held
+// against each other, so 16 parallel 1 MiB PUTs against a 2 MiB quota
+// store at most 2 MiB; the others are refused with 403 QuotaExceeded.
+// (Before admission reserved the declared bytes, all 16 could pass
+// admission before the first one's usage was recorded.)
+func TestQuotaConcurrentPuts(t *testing.T) {
+	const (
+		quota = 2 << 20
+		size  = 1 << 20
+		puts  = 16
+	)
+	store := &usageStore{limits: map[string]cluster.Limits{"alice": {MaxBytes: quota}}, used: map[string]cluster.Usage{}}
+	u := limits.NewUsage(store, nil)
+	n := testnode.StartWith(t, func(c *engine.Config) { c.OnUsage = u.Record }, func(c *s3.Config) { c.Quota = u })
+	e := &env{endpoint: n.Endpoint, eng: n.Engine}
+	ctx := t.Context()
+	c := e.client("ALICEKEY", "alicesecret")
+	b := aws.String("conc")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: b}); err != nil {
+		t.Fatal(err)
+	}
+	body := randBytes(11, size)
+	errs := make([]error, puts)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range puts {
+		wg.Go(func() {
+			<-start
+			_, errs[i] = c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String(fmt.Sprintf("o%02d", i)), Body: bytes.NewReader(body)})
+		})
+	}
+	close(start)
+	wg.Wait()
+	ok := 0
+	for i, err := range errs {
+		if err == nil {
+			ok++
+			continue
+		}
+		wantStatus(t, fmt.Sprintf("PUT %d", i), err, 403, "QuotaExceeded")
+	}
+	if ok < 1 || ok > quota/size {
+		t.Errorf("%d of %d PUTs stored, want 1 to %d", ok, puts, quota/size)
+	}
+	var stored int64
+	objs := 0
+	p := awss3.NewListObjectsV2Paginator(c, &awss3.ListObjectsV2Input{Bucket: b})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			stored += aws.ToInt64(o.Size)
+			objs++
+		}
+	}
+	if stored > quota || objs != ok {
+		t.Errorf("stored %d bytes in %d objects (%d PUTs succeeded), want at most %d bytes", stored, objs, ok, quota)
+	}
+	if got := u.Current("alice"); got.Bytes != stored {
+		t.Errorf("usage %+v, want %d bytes", got, stored)
+	}
+	// Nothing stays reserved: with the quota raised, a PUT of what is
+	// left fits exactly.
+	store.set("alice", cluster.Limits{MaxBytes: stored + size})
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String("last"), Body: bytes.NewReader(body)}); err != nil {
+		t.Errorf("PUT into the rest of the quota: %v", err)
 	}
 }
