@@ -15,6 +15,7 @@ import (
 
 	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/internal/rpcauth"
+	"github.com/vaultaire/vaultaire/tenant"
 )
 
 // Forwarding: a follower sends each write to the leader's RPC listener
@@ -46,16 +47,16 @@ var wireErrors = []struct {
 	err  error
 }{
 	{"NotLeader", ErrNotLeader},
-	{"TenantExists", ErrTenantExists},
-	{"NoSuchTenant", ErrNoSuchTenant},
-	{"TenantNotEmpty", ErrTenantNotEmpty},
-	{"InvalidName", ErrInvalidName},
-	{"UnknownAccessKey", ErrUnknownAccessKey},
+	{"TenantExists", tenant.ErrTenantExists},
+	{"NoSuchTenant", tenant.ErrNoSuchTenant},
+	{"TenantNotEmpty", tenant.ErrTenantNotEmpty},
+	{"InvalidName", tenant.ErrInvalidName},
+	{"UnknownAccessKey", tenant.ErrUnknownAccessKey},
 	{"AccessKeyExists", errAccessKeyExists},
 	{"StaleMap", errStaleMap},
 	{"ContainerExists", engine.ErrContainerExists},
 	{"NoSuchContainer", engine.ErrNoSuchContainer},
-	{"InvalidLimits", ErrInvalidLimits},
+	{"InvalidLimits", tenant.ErrInvalidLimits},
 }
 
 type applyAnswer struct {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/placement"
+	"github.com/vaultaire/vaultaire/tenant"
 )
 
 // cmdType is the first byte of every raft log entry written by this
@@ -46,6 +47,17 @@ type keyRecord struct {
 	Secret    string    `json:"secret,omitempty"` // plaintext (a store without cluster secret)
 	Sealed    string    `json:"sealed,omitempty"` // or sealed under the cluster secret (seal.go)
 	Created   time.Time `json:"created"`
+}
+
+// newKey draws a key pair (tenant.NewKey), created at now.
+func newKey(now time.Time) keyRecord {
+	k := tenant.NewKey(now)
+	return keyRecord{AccessKey: k.AccessKey, Secret: string(k.Secret), Created: k.Created}
+}
+
+// public returns k without its sealed form.
+func (k keyRecord) public() tenant.Key {
+	return tenant.Key{AccessKey: k.AccessKey, Secret: tenant.Secret(k.Secret), Created: k.Created}
 }
 
 // The command payloads, JSON encoded after the type byte. Every value the
@@ -90,11 +102,11 @@ func encodeCmd(t cmdType, payload any) ([]byte, error) {
 
 // tenantState is a tenant inside the FSM.
 type tenantState struct {
-	Name    string      `json:"name"`
-	Created time.Time   `json:"created"`
-	Keys    []keyRecord `json:"keys"` // in creation order
-	Limits  Limits      `json:"limits"`
-	Usage   Usage       `json:"usage"`
+	Name    string        `json:"name"`
+	Created time.Time     `json:"created"`
+	Keys    []keyRecord   `json:"keys"` // in creation order
+	Limits  tenant.Limits `json:"limits"`
+	Usage   tenant.Usage  `json:"usage"`
 }
 
 // fsm is the replicated state machine: tenants, their keys and their
@@ -218,7 +230,7 @@ func decodeErr(t cmdType, err error) error {
 
 func (f *fsm) createTenant(c createTenantCmd) error {
 	if _, ok := f.tenants[c.Name]; ok {
-		return fmt.Errorf("%w: %s", ErrTenantExists, c.Name)
+		return fmt.Errorf("%w: %s", tenant.ErrTenantExists, c.Name)
 	}
 	if _, ok := f.keys[c.Key.AccessKey]; ok {
 		return errAccessKeyExists
@@ -231,10 +243,10 @@ func (f *fsm) createTenant(c createTenantCmd) error {
 func (f *fsm) deleteTenant(c deleteTenantCmd) error {
 	t, ok := f.tenants[c.Name]
 	if !ok {
-		return fmt.Errorf("%w: %s", ErrNoSuchTenant, c.Name)
+		return fmt.Errorf("%w: %s", tenant.ErrNoSuchTenant, c.Name)
 	}
 	if len(f.containers[c.Name]) > 0 {
-		return fmt.Errorf("%w: %s owns %d containers", ErrTenantNotEmpty, c.Name, len(f.containers[c.Name]))
+		return fmt.Errorf("%w: %s owns %d containers", tenant.ErrTenantNotEmpty, c.Name, len(f.containers[c.Name]))
 	}
 	for _, k := range t.Keys {
 		delete(f.keys, k.AccessKey)
@@ -247,7 +259,7 @@ func (f *fsm) deleteTenant(c deleteTenantCmd) error {
 func (f *fsm) createKey(c createKeyCmd) error {
 	t, ok := f.tenants[c.Tenant]
 	if !ok {
-		return fmt.Errorf("%w: %s", ErrNoSuchTenant, c.Tenant)
+		return fmt.Errorf("%w: %s", tenant.ErrNoSuchTenant, c.Tenant)
 	}
 	if _, ok := f.keys[c.Key.AccessKey]; ok {
 		return errAccessKeyExists
@@ -260,11 +272,11 @@ func (f *fsm) createKey(c createKeyCmd) error {
 func (f *fsm) deleteKey(c deleteKeyCmd) error {
 	t, ok := f.tenants[c.Tenant]
 	if !ok {
-		return fmt.Errorf("%w: %s", ErrNoSuchTenant, c.Tenant)
+		return fmt.Errorf("%w: %s", tenant.ErrNoSuchTenant, c.Tenant)
 	}
 	i := slices.IndexFunc(t.Keys, func(k keyRecord) bool { return k.AccessKey == c.AccessKey })
 	if i < 0 {
-		return ErrUnknownAccessKey
+		return tenant.ErrUnknownAccessKey
 	}
 	t.Keys = slices.Delete(t.Keys, i, i+1)
 	delete(f.keys, c.AccessKey)
@@ -273,7 +285,7 @@ func (f *fsm) deleteKey(c deleteKeyCmd) error {
 
 func (f *fsm) createContainer(c createContainerCmd) error {
 	if _, ok := f.tenants[c.Tenant]; !ok {
-		return fmt.Errorf("%w: %s", ErrNoSuchTenant, c.Tenant)
+		return fmt.Errorf("%w: %s", tenant.ErrNoSuchTenant, c.Tenant)
 	}
 	cs := f.containers[c.Tenant]
 	if cs == nil {
@@ -412,29 +424,29 @@ func (fsmSnapshot) Release() {}
 
 // Read accessors used by Store; each returns copies.
 
-func (f *fsm) tenant(name string) (Tenant, bool) {
+func (f *fsm) tenant(name string) (tenant.Tenant, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	t, ok := f.tenants[name]
 	if !ok {
-		return Tenant{}, false
+		return tenant.Tenant{}, false
 	}
 	return t.public(), true
 }
 
-func (f *fsm) tenantList() []Tenant {
+func (f *fsm) tenantList() []tenant.Tenant {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	out := make([]Tenant, 0, len(f.tenants))
+	out := make([]tenant.Tenant, 0, len(f.tenants))
 	for _, t := range f.tenants {
 		out = append(out, t.public())
 	}
-	slices.SortFunc(out, func(a, b Tenant) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b tenant.Tenant) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
-func (t *tenantState) public() Tenant {
-	p := Tenant{Name: t.Name, Created: t.Created, AccessKeys: make([]string, len(t.Keys)), Limits: t.Limits, Usage: t.Usage}
+func (t *tenantState) public() tenant.Tenant {
+	p := tenant.Tenant{Name: t.Name, Created: t.Created, AccessKeys: make([]string, len(t.Keys)), Limits: t.Limits, Usage: t.Usage}
 	for i, k := range t.Keys {
 		p.AccessKeys[i] = k.AccessKey
 	}

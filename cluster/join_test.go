@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/tenant"
 )
 
 // storeNode is a Store with its RPC listener, as vaultd runs it.
@@ -152,8 +153,8 @@ func TestJoinAndForward(t *testing.T) {
 	}
 	// Errors cross the wire as themselves.
 	for _, nd := range nodes {
-		if _, _, err := nd.store.CreateTenant(ctx, "tenant-0"); !errors.Is(err, ErrTenantExists) {
-			t.Errorf("duplicate tenant on %s: %v, want ErrTenantExists", nd.member.Name, err)
+		if _, _, err := nd.store.CreateTenant(ctx, "tenant-0"); !errors.Is(err, tenant.ErrTenantExists) {
+			t.Errorf("duplicate tenant on %s: %v, want tenant.ErrTenantExists", nd.member.Name, err)
 		}
 		if err := nd.store.CreateContainer(ctx, engine.ContainerInfo{Tenant: "tenant-1", Name: "box"}); !errors.Is(err, engine.ErrContainerExists) {
 			t.Errorf("duplicate container on %s: %v", nd.member.Name, err)
@@ -220,7 +221,7 @@ func TestVisibleEverywhere(t *testing.T) {
 		}
 	}
 	// A miss that stays a miss is answered, not hung.
-	if _, _, err := nodes[1].store.LookupKey(ctx, "NOSUCHKEY"); !errors.Is(err, ErrUnknownAccessKey) {
+	if _, _, err := nodes[1].store.LookupKey(ctx, "NOSUCHKEY"); !errors.Is(err, tenant.ErrUnknownAccessKey) {
 		t.Errorf("unknown key: %v", err)
 	}
 }
@@ -242,13 +243,13 @@ func TestSecretsSealed(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, nd := range nodes {
-		for _, key := range []Key{k, k2} {
+		for _, key := range []tenant.Key{k, k2} {
 			if tn, secret, err := nd.store.LookupKey(ctx, key.AccessKey); err != nil || tn != "sealed" || secret != string(key.Secret) {
 				t.Errorf("%s: LookupKey(%s) = %q, %v", nd.member.Name, key.AccessKey, tn, err)
 			}
 		}
 		snap := snapshotBytes(t, nd.store.fsm)
-		for _, key := range []Key{k, k2} {
+		for _, key := range []tenant.Key{k, k2} {
 			if bytes.Contains(snap, []byte(key.Secret)) {
 				t.Errorf("%s: snapshot holds a secret in the clear", nd.member.Name)
 			}
@@ -259,7 +260,7 @@ func TestSecretsSealed(t *testing.T) {
 				return nil
 			}
 			b, _ := os.ReadFile(path)
-			for _, key := range []Key{k, k2} {
+			for _, key := range []tenant.Key{k, k2} {
 				if bytes.Contains(b, []byte(key.Secret)) {
 					t.Errorf("%s: %s holds a secret in the clear", nd.member.Name, path)
 				}

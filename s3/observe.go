@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strconv"
 	"time"
+
+	"github.com/vaultaire/vaultaire/tenant"
 )
 
 // RequestEvent describes one served request. The server hands it to the
@@ -87,8 +89,9 @@ type Quota interface {
 }
 
 // ErrQuotaExceeded is returned by Quota implementations (wrapped, with a
-// message for the client) to refuse an upload.
-var ErrQuotaExceeded = errors.New("quota exceeded")
+// message for the client) to refuse an upload. It is
+// tenant.ErrQuotaExceeded, which tenant.Meter returns.
+var ErrQuotaExceeded = tenant.ErrQuotaExceeded
 
 // quotaError carries the Quota's message to the client.
 func quotaError(err error) *Error {

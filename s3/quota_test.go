@@ -13,27 +13,26 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/vaultaire/vaultaire/cluster"
 	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/internal/testnode"
-	"github.com/vaultaire/vaultaire/limits"
 	"github.com/vaultaire/vaultaire/s3"
+	"github.com/vaultaire/vaultaire/tenant"
 )
 
-// usageStore is a limits.UsageStore in memory.
+// usageStore is a tenant.Store in memory.
 type usageStore struct {
 	mu     sync.Mutex
-	limits map[string]cluster.Limits
-	used   map[string]cluster.Usage
+	limits map[string]tenant.Limits
+	used   map[string]tenant.Usage
 }
 
-func (f *usageStore) TenantLimits(tenant string) (cluster.Limits, cluster.Usage, bool) {
+func (f *usageStore) TenantLimits(tenant string) (tenant.Limits, tenant.Usage, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.limits[tenant], f.used[tenant], true
 }
 
-func (f *usageStore) AddUsage(ctx context.Context, ds []cluster.UsageDelta) error {
+func (f *usageStore) AddUsage(ctx context.Context, ds []tenant.UsageDelta) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, d := range ds {
@@ -45,7 +44,7 @@ func (f *usageStore) AddUsage(ctx context.Context, ds []cluster.UsageDelta) erro
 	return nil
 }
 
-func (f *usageStore) set(tenant string, l cluster.Limits) {
+func (f *usageStore) set(tenant string, l tenant.Limits) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.limits[tenant] = l
@@ -64,8 +63,8 @@ func wantStatus(t *testing.T, what string, err error, status int, code string) {
 // the tenant's quota, as PutObject and CopyObject do, and
 // CompleteMultipartUpload admits the artifact it creates.
 func TestMultipartQuota(t *testing.T) {
-	store := &usageStore{limits: map[string]cluster.Limits{"alice": {MaxBytes: 10 << 20}}, used: map[string]cluster.Usage{}}
-	u := limits.NewUsage(store, nil)
+	store := &usageStore{limits: map[string]tenant.Limits{"alice": {MaxBytes: 10 << 20}}, used: map[string]tenant.Usage{}}
+	u := tenant.NewMeter(store, nil)
 	n := testnode.StartWith(t, func(c *engine.Config) { c.OnUsage = u.Record }, func(c *s3.Config) { c.Quota = u })
 	e := &env{endpoint: n.Endpoint, eng: n.Engine}
 	ctx := t.Context()
@@ -103,7 +102,7 @@ func TestMultipartQuota(t *testing.T) {
 	}
 
 	// The artifact quota: alice stores 1 artifact of at most 1.
-	store.set("alice", cluster.Limits{MaxArtifacts: 1})
+	store.set("alice", tenant.Limits{MaxArtifacts: 1})
 	_, err = c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String("dst"), UploadId: up.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: pc.CopyPartResult.ETag}}}})
 	wantStatus(t, "CompleteMultipartUpload over the artifact quota", err, 403, "QuotaExceeded")
@@ -111,7 +110,7 @@ func TestMultipartQuota(t *testing.T) {
 		t.Errorf("refused Complete stored the object: %v", err)
 	}
 	// The upload is as it was: with room, it completes.
-	store.set("alice", cluster.Limits{MaxArtifacts: 2})
+	store.set("alice", tenant.Limits{MaxArtifacts: 2})
 	if _, err := c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String("dst"), UploadId: up.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: pc.CopyPartResult.ETag}}}}); err != nil {
 		t.Fatalf("Complete within the quota: %v", err)
@@ -139,8 +138,8 @@ func TestQuotaConcurrentPuts(t *testing.T) {
 		size  = 1 << 20
 		puts  = 16
 	)
-	store := &usageStore{limits: map[string]cluster.Limits{"alice": {MaxBytes: quota}}, used: map[string]cluster.Usage{}}
-	u := limits.NewUsage(store, nil)
+	store := &usageStore{limits: map[string]tenant.Limits{"alice": {MaxBytes: quota}}, used: map[string]tenant.Usage{}}
+	u := tenant.NewMeter(store, nil)
 	n := testnode.StartWith(t, func(c *engine.Config) { c.OnUsage = u.Record }, func(c *s3.Config) { c.Quota = u })
 	e := &env{endpoint: n.Endpoint, eng: n.Engine}
 	ctx := t.Context()
@@ -193,7 +192,7 @@ func TestQuotaConcurrentPuts(t *testing.T) {
 	}
 	// Nothing stays reserved: with the quota raised, a PUT of what is
 	// left fits exactly.
-	store.set("alice", cluster.Limits{MaxBytes: stored + size})
+	store.set("alice", tenant.Limits{MaxBytes: stored + size})
 	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String("last"), Body: bytes.NewReader(body)}); err != nil {
 		t.Errorf("PUT into the rest of the quota: %v", err)
 	}

@@ -1,5 +1,16 @@
-// Package limits enforces per-tenant rate limits and quotas at the S3 front
-// end.
+// Package tenant holds what a tenant is and the rules that apply to one:
+// its name, its access keys and their secrets (which never print), its
+// rate limit and its quota, and the decisions taken on them at the S3
+// front end (RateLimiter, Meter). It declares the store it needs (Store:
+// limits and committed usage, and committing usage changes); cluster.Store
+// implements it, and its tenant operations return this package's errors.
+//
+// It imports nothing of this module: cluster and s3 import it, never the
+// reverse (it knows neither Raft nor S3; cmd/vaultd wires a Meter and a
+// RateLimiter into the s3 server, whose Quota and Limiter interfaces they
+// satisfy).
+//
+// # Rate limits
 //
 // RateLimiter is an s3.Limiter: one token bucket (golang.org/x/time/rate)
 // per tenant, DefaultRPS requests per second with bursts of DefaultBurst
@@ -16,18 +27,21 @@
 // The rate is per node: a tenant spreading requests over N nodes gets up
 // to N times its rate.
 //
-// Usage is both the engine's OnUsage sink and an s3.Quota. Each node adds
+// # Quotas
+//
+// Meter is both the engine's OnUsage sink and an s3.Quota. Each node adds
 // the changes its own writes make to a pending batch and commits the batch
-// through Raft (cluster.Store.AddUsage) every FlushInterval; the committed
-// totals are replicated to every node. Admit checks committed totals plus
-// this node's pending changes plus the reservations of this node's uploads
-// in flight against the tenant's quota, refusing an upload up front when
-// its declared size does not fit, and capping a streamed body at what is
-// left. An admitted upload reserves its declared size (Content-Length, the
-// decoded length of an aws-chunked body, a part's size, a copy's source
-// size) and its artifact until the request ends, by which time a stored
-// upload's usage is in the pending batch; so uploads admitted at the same
-// moment on one node cannot together exceed the quota.
+// through the Store (Raft) every FlushInterval; the committed totals are
+// replicated to every node. Admit checks committed totals plus this node's
+// pending changes plus the reservations of this node's uploads in flight
+// against the tenant's quota, refusing an upload up front (403
+// QuotaExceeded) when its declared size does not fit, and capping a
+// streamed body at what is left. An admitted upload reserves its declared
+// size (Content-Length, the decoded length of an aws-chunked body, a
+// part's size, a copy's source size) and its artifact until the request
+// ends, by which time a stored upload's usage is in the pending batch; so
+// uploads admitted at the same moment on one node cannot together exceed
+// the quota.
 //
 // Worst-case overshoot: a node sees its own writes and reservations at
 // once, but another node's writes only after that node's next flush
@@ -39,4 +53,4 @@
 // at what was left when they were admitted. An overwrite is admitted as if
 // it added its full size, so an overwrite of the same size near the quota
 // is refused.
-package limits
+package tenant
