@@ -44,7 +44,7 @@
 // the follower returns only after its own FSM applied that index, so a
 // client sees its own writes on every node. Another client's write may be
 // seen on another node a moment later. Without a reachable leader a write
-// fails after a few seconds with engine.ErrMetadataUnavailable. Without a
+// fails after a few seconds with meta.ErrUnavailable. Without a
 // cluster secret (a single node) there is no forwarding.
 //
 // # Starting a node

@@ -13,8 +13,8 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/internal/rpcauth"
+	"github.com/vaultaire/vaultaire/meta"
 	"github.com/vaultaire/vaultaire/tenant"
 )
 
@@ -54,8 +54,8 @@ var wireErrors = []struct {
 	{"UnknownAccessKey", tenant.ErrUnknownAccessKey},
 	{"AccessKeyExists", errAccessKeyExists},
 	{"StaleMap", errStaleMap},
-	{"ContainerExists", engine.ErrContainerExists},
-	{"NoSuchContainer", engine.ErrNoSuchContainer},
+	{"ContainerExists", meta.ErrContainerExists},
+	{"NoSuchContainer", meta.ErrNoSuchContainer},
 	{"InvalidLimits", tenant.ErrInvalidLimits},
 }
 
@@ -175,11 +175,11 @@ func (s *Store) forward(ctx context.Context, cmd []byte) error {
 			}
 		}
 		if time.Now().After(giveUp) {
-			return fmt.Errorf("%w: %w: no leader reachable for %v", engine.ErrMetadataUnavailable, ErrNotLeader, noLeaderWait)
+			return fmt.Errorf("%w: %w: no leader reachable for %v", meta.ErrUnavailable, ErrNotLeader, noLeaderWait)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w: %w: no leader reachable (%v)", engine.ErrMetadataUnavailable, ErrNotLeader, context.Cause(ctx))
+			return fmt.Errorf("%w: %w: no leader reachable (%v)", meta.ErrUnavailable, ErrNotLeader, context.Cause(ctx))
 		case <-time.After(forwardRetry):
 		}
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/meta"
 	"github.com/vaultaire/vaultaire/placement"
 	"github.com/vaultaire/vaultaire/tenant"
 )
@@ -119,19 +119,19 @@ type fsm struct {
 	// FSM goroutine, not applied ones). Snapshots carry it.
 	applied atomic.Uint64
 
-	mu         sync.RWMutex                               // guards the following fields
-	tenants    map[string]*tenantState                    // name → tenant
-	keys       map[string]string                          // access key → tenant name (index of tenants[*].Keys)
-	containers map[string]map[string]engine.ContainerInfo // tenant → name → container
-	nodes      map[string]NodeInfo                        // name → registered node
-	maps       []*placement.Map                           // every map in epoch order; the last is current
+	mu         sync.RWMutex                             // guards the following fields
+	tenants    map[string]*tenantState                  // name → tenant
+	keys       map[string]string                        // access key → tenant name (index of tenants[*].Keys)
+	containers map[string]map[string]meta.ContainerInfo // tenant → name → container
+	nodes      map[string]NodeInfo                      // name → registered node
+	maps       []*placement.Map                         // every map in epoch order; the last is current
 }
 
 func newFSM() *fsm {
 	return &fsm{
 		tenants:    make(map[string]*tenantState),
 		keys:       make(map[string]string),
-		containers: make(map[string]map[string]engine.ContainerInfo),
+		containers: make(map[string]map[string]meta.ContainerInfo),
 		nodes:      make(map[string]NodeInfo),
 	}
 }
@@ -289,20 +289,20 @@ func (f *fsm) createContainer(c createContainerCmd) error {
 	}
 	cs := f.containers[c.Tenant]
 	if cs == nil {
-		cs = make(map[string]engine.ContainerInfo)
+		cs = make(map[string]meta.ContainerInfo)
 		f.containers[c.Tenant] = cs
 	}
 	if _, ok := cs[c.Name]; ok {
-		return fmt.Errorf("%w: %s/%s", engine.ErrContainerExists, c.Tenant, c.Name)
+		return fmt.Errorf("%w: %s/%s", meta.ErrContainerExists, c.Tenant, c.Name)
 	}
-	cs[c.Name] = engine.ContainerInfo{Tenant: c.Tenant, Name: c.Name, Created: c.Created}
+	cs[c.Name] = meta.ContainerInfo{Tenant: c.Tenant, Name: c.Name, Created: c.Created}
 	return nil
 }
 
 func (f *fsm) deleteContainer(c deleteContainerCmd) error {
 	cs := f.containers[c.Tenant]
 	if _, ok := cs[c.Name]; !ok {
-		return fmt.Errorf("%w: %s/%s", engine.ErrNoSuchContainer, c.Tenant, c.Name)
+		return fmt.Errorf("%w: %s/%s", meta.ErrNoSuchContainer, c.Tenant, c.Name)
 	}
 	delete(cs, c.Name)
 	if len(cs) == 0 {
@@ -318,12 +318,12 @@ const snapshotVersion = 2
 // snapshotData is the whole FSM state as written to a snapshot. Slices are
 // sorted so that equal states give byte-identical snapshots.
 type snapshotData struct {
-	Version    int                    `json:"version"`
-	Tenants    []tenantState          `json:"tenants"`    // sorted by name
-	Containers []engine.ContainerInfo `json:"containers"` // sorted by tenant, then name
-	Nodes      []NodeInfo             `json:"nodes"`      // sorted by name (version 2)
-	Maps       []*placement.Map       `json:"maps"`       // in epoch order (version 2)
-	Applied    uint64                 `json:"applied"`    // fsm.applied when taken (version 2)
+	Version    int                  `json:"version"`
+	Tenants    []tenantState        `json:"tenants"`    // sorted by name
+	Containers []meta.ContainerInfo `json:"containers"` // sorted by tenant, then name
+	Nodes      []NodeInfo           `json:"nodes"`      // sorted by name (version 2)
+	Maps       []*placement.Map     `json:"maps"`       // in epoch order (version 2)
+	Applied    uint64               `json:"applied"`    // fsm.applied when taken (version 2)
 }
 
 // Snapshot captures the state. It runs on raft's FSM goroutine, never
@@ -335,7 +335,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	d := snapshotData{
 		Version:    snapshotVersion,
 		Tenants:    make([]tenantState, 0, len(f.tenants)),
-		Containers: []engine.ContainerInfo{},
+		Containers: []meta.ContainerInfo{},
 	}
 	for _, t := range f.tenants {
 		d.Tenants = append(d.Tenants, tenantState{Name: t.Name, Created: t.Created, Keys: slices.Clone(t.Keys), Limits: t.Limits, Usage: t.Usage})
@@ -360,7 +360,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	return fsmSnapshot(b), nil
 }
 
-func compareContainers(a, b engine.ContainerInfo) int {
+func compareContainers(a, b meta.ContainerInfo) int {
 	if c := strings.Compare(a.Tenant, b.Tenant); c != 0 {
 		return c
 	}
@@ -387,7 +387,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	for _, c := range d.Containers {
 		cs := n.containers[c.Tenant]
 		if cs == nil {
-			cs = make(map[string]engine.ContainerInfo)
+			cs = make(map[string]meta.ContainerInfo)
 			n.containers[c.Tenant] = cs
 		}
 		cs[c.Name] = c
@@ -469,18 +469,18 @@ func (f *fsm) lookupKey(accessKey string) (tenant string, key keyRecord, ok bool
 	return "", keyRecord{}, false // unreachable while keys indexes tenants
 }
 
-func (f *fsm) container(tenant, name string) (engine.ContainerInfo, bool) {
+func (f *fsm) container(tenant, name string) (meta.ContainerInfo, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	c, ok := f.containers[tenant][name]
 	return c, ok
 }
 
-func (f *fsm) containerList(tenant string) []engine.ContainerInfo {
+func (f *fsm) containerList(tenant string) []meta.ContainerInfo {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	cs := f.containers[tenant]
-	out := make([]engine.ContainerInfo, 0, len(cs))
+	out := make([]meta.ContainerInfo, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, c)
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/meta"
 	"github.com/vaultaire/vaultaire/tenant"
 )
 
@@ -144,7 +144,7 @@ func TestJoinAndForward(t *testing.T) {
 		if _, err := nd.store.Tenant(ctx, name); err != nil {
 			t.Errorf("%s does not see its own write: %v", nd.member.Name, err)
 		}
-		if err := nd.store.CreateContainer(ctx, engine.ContainerInfo{Tenant: name, Name: "box"}); err != nil {
+		if err := nd.store.CreateContainer(ctx, meta.ContainerInfo{Tenant: name, Name: "box"}); err != nil {
 			t.Fatalf("CreateContainer on %s: %v", nd.member.Name, err)
 		}
 		if _, err := nd.store.Container(ctx, name, "box"); err != nil {
@@ -156,7 +156,7 @@ func TestJoinAndForward(t *testing.T) {
 		if _, _, err := nd.store.CreateTenant(ctx, "tenant-0"); !errors.Is(err, tenant.ErrTenantExists) {
 			t.Errorf("duplicate tenant on %s: %v, want tenant.ErrTenantExists", nd.member.Name, err)
 		}
-		if err := nd.store.CreateContainer(ctx, engine.ContainerInfo{Tenant: "tenant-1", Name: "box"}); !errors.Is(err, engine.ErrContainerExists) {
+		if err := nd.store.CreateContainer(ctx, meta.ContainerInfo{Tenant: "tenant-1", Name: "box"}); !errors.Is(err, meta.ErrContainerExists) {
 			t.Errorf("duplicate container on %s: %v", nd.member.Name, err)
 		}
 	}
@@ -205,7 +205,7 @@ func TestVisibleEverywhere(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := via.CreateContainer(ctx, engine.ContainerInfo{Tenant: name, Name: "box"}); err != nil {
+		if err := via.CreateContainer(ctx, meta.ContainerInfo{Tenant: name, Name: "box"}); err != nil {
 			t.Fatal(err)
 		}
 		for _, nd := range nodes {

@@ -17,8 +17,8 @@ import (
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 
-	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/internal/rpcauth"
+	"github.com/vaultaire/vaultaire/meta"
 	"github.com/vaultaire/vaultaire/tenant"
 )
 
@@ -135,10 +135,9 @@ type transport interface {
 	Close() error
 }
 
-var (
-	_ engine.ContainerStore = (*Store)(nil)
-	_ tenant.Store          = (*Store)(nil)
-)
+// Store implements tenant.Store, and (checked where cmd/vaultd wires it)
+// engine.ContainerStore and engine.Coordinator, without importing engine.
+var _ tenant.Store = (*Store)(nil)
 
 // Open starts the raft node described by c. With c.Bootstrap and no
 // existing state it bootstraps a cluster whose only voter is this node.
@@ -408,7 +407,7 @@ func (s *Store) applyLocal(ctx context.Context, cmd []byte) (uint64, error) {
 		case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown):
 			// The outcome is unknown: the entry may still commit under
 			// the next leader. The client is told to retry.
-			return 0, fmt.Errorf("%w: %w", engine.ErrMetadataUnavailable, err)
+			return 0, fmt.Errorf("%w: %w", meta.ErrUnavailable, err)
 		case err != nil:
 			return 0, fmt.Errorf("cluster: apply: %w", err)
 		}
@@ -506,11 +505,11 @@ func (s *Store) LookupKey(ctx context.Context, accessKey string) (name, secret s
 	return name, secret, nil
 }
 
-// CreateContainer records c. It fails with engine.ErrContainerExists if
+// CreateContainer records c. It fails with meta.ErrContainerExists if
 // the tenant already has a container of that name and with
 // tenant.ErrNoSuchTenant if the tenant does not exist. A zero c.Created is set to
 // the current time.
-func (s *Store) CreateContainer(ctx context.Context, c engine.ContainerInfo) error {
+func (s *Store) CreateContainer(ctx context.Context, c meta.ContainerInfo) error {
 	created := c.Created
 	if created.IsZero() {
 		created = time.Now()
@@ -521,26 +520,26 @@ func (s *Store) CreateContainer(ctx context.Context, c engine.ContainerInfo) err
 }
 
 // DeleteContainer forgets a container, or fails with
-// engine.ErrNoSuchContainer. Whether it is empty is the engine's concern.
+// meta.ErrNoSuchContainer. Whether it is empty is the engine's concern.
 func (s *Store) DeleteContainer(ctx context.Context, tenant, name string) error {
 	return s.applyCmd(ctx, cmdDeleteContainer, deleteContainerCmd{Tenant: tenant, Name: name})
 }
 
-// Container returns one container, or engine.ErrNoSuchContainer.
-func (s *Store) Container(ctx context.Context, tenant, name string) (engine.ContainerInfo, error) {
+// Container returns one container, or meta.ErrNoSuchContainer.
+func (s *Store) Container(ctx context.Context, tenant, name string) (meta.ContainerInfo, error) {
 	c, ok := s.fsm.container(tenant, name)
 	if !ok && s.syncWithLeader(ctx) {
 		c, ok = s.fsm.container(tenant, name)
 	}
 	if !ok {
-		return engine.ContainerInfo{}, fmt.Errorf("%w: %s/%s", engine.ErrNoSuchContainer, tenant, name)
+		return meta.ContainerInfo{}, fmt.Errorf("%w: %s/%s", meta.ErrNoSuchContainer, tenant, name)
 	}
 	return c, nil
 }
 
 // Containers returns a tenant's containers sorted by name; an unknown
 // tenant has none.
-func (s *Store) Containers(ctx context.Context, tenant string) ([]engine.ContainerInfo, error) {
+func (s *Store) Containers(ctx context.Context, tenant string) ([]meta.ContainerInfo, error) {
 	s.syncWithLeader(ctx)
 	return s.fsm.containerList(tenant), nil
 }

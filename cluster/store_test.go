@@ -14,7 +14,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/meta"
 	"github.com/vaultaire/vaultaire/tenant"
 )
 
@@ -308,7 +308,7 @@ func TestContainers(t *testing.T) {
 		}
 	}
 	created := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-	for _, c := range []engine.ContainerInfo{
+	for _, c := range []meta.ContainerInfo{
 		{Tenant: "alice", Name: "photos", Created: created},
 		{Tenant: "bob", Name: "photos", Created: created.Add(time.Hour)},
 		{Tenant: "alice", Name: "docs", Created: created},
@@ -325,14 +325,14 @@ func TestContainers(t *testing.T) {
 		wantErr error
 	}{
 		{op: "duplicate", call: func() error {
-			return s.CreateContainer(ctx, engine.ContainerInfo{Tenant: "alice", Name: "photos", Created: created})
-		}, wantErr: engine.ErrContainerExists},
+			return s.CreateContainer(ctx, meta.ContainerInfo{Tenant: "alice", Name: "photos", Created: created})
+		}, wantErr: meta.ErrContainerExists},
 		{op: "unknown tenant", call: func() error {
-			return s.CreateContainer(ctx, engine.ContainerInfo{Tenant: "carol", Name: "photos", Created: created})
+			return s.CreateContainer(ctx, meta.ContainerInfo{Tenant: "carol", Name: "photos", Created: created})
 		}, wantErr: tenant.ErrNoSuchTenant},
-		{op: "delete missing", call: func() error { return s.DeleteContainer(ctx, "alice", "nope") }, wantErr: engine.ErrNoSuchContainer},
-		{op: "delete unknown tenant", call: func() error { return s.DeleteContainer(ctx, "carol", "photos") }, wantErr: engine.ErrNoSuchContainer},
-		{op: "get missing", call: func() error { _, err := s.Container(ctx, "alice", "zz"); return err }, wantErr: engine.ErrNoSuchContainer},
+		{op: "delete missing", call: func() error { return s.DeleteContainer(ctx, "alice", "nope") }, wantErr: meta.ErrNoSuchContainer},
+		{op: "delete unknown tenant", call: func() error { return s.DeleteContainer(ctx, "carol", "photos") }, wantErr: meta.ErrNoSuchContainer},
+		{op: "get missing", call: func() error { _, err := s.Container(ctx, "alice", "zz"); return err }, wantErr: meta.ErrNoSuchContainer},
 		{op: "delete tenant with containers", call: func() error { return s.DeleteTenant(ctx, "alice") }, wantErr: tenant.ErrTenantNotEmpty},
 	}
 	for _, tt := range tests {
@@ -366,7 +366,7 @@ func TestContainers(t *testing.T) {
 		t.Errorf("unknown tenant's containers = %v, want none", got)
 	}
 	c, err := s.Container(ctx, "bob", "photos")
-	if want := (engine.ContainerInfo{Tenant: "bob", Name: "photos", Created: created.Add(time.Hour)}); err != nil || c != want {
+	if want := (meta.ContainerInfo{Tenant: "bob", Name: "photos", Created: created.Add(time.Hour)}); err != nil || c != want {
 		t.Errorf("Container(bob, photos) = %+v, %v; want %+v", c, err, want)
 	}
 	if c, _ := s.Container(ctx, "bob", "zz"); c.Created.IsZero() {
@@ -398,7 +398,7 @@ func TestConcurrentCreateContainer(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			errs[i] = s.CreateContainer(ctx, engine.ContainerInfo{Tenant: "acme", Name: "photos", Created: time.Now()})
+			errs[i] = s.CreateContainer(ctx, meta.ContainerInfo{Tenant: "acme", Name: "photos", Created: time.Now()})
 		})
 	}
 	wg.Wait()
@@ -407,7 +407,7 @@ func TestConcurrentCreateContainer(t *testing.T) {
 		switch {
 		case err == nil:
 			ok++
-		case errors.Is(err, engine.ErrContainerExists):
+		case errors.Is(err, meta.ErrContainerExists):
 			exists++
 		default:
 			t.Errorf("unexpected error: %v", err)
@@ -435,7 +435,7 @@ func TestApplyContext(t *testing.T) {
 type state struct {
 	Tenants    []tenant.Tenant
 	Secrets    map[string]string // access key → secret
-	Containers []engine.ContainerInfo
+	Containers []meta.ContainerInfo
 }
 
 func dump(t *testing.T, s *Store) state {
@@ -496,7 +496,7 @@ func populate(t *testing.T, s *Store, tenants, containers int) {
 			t.Fatal(err)
 		}
 		for j := range containers {
-			c := engine.ContainerInfo{Tenant: name, Name: fmt.Sprintf("c%03d", j), Created: time.Now()}
+			c := meta.ContainerInfo{Tenant: name, Name: fmt.Sprintf("c%03d", j), Created: time.Now()}
 			if err := s.CreateContainer(ctx, c); err != nil {
 				t.Fatal(err)
 			}
@@ -591,7 +591,7 @@ func TestSnapshotThreshold(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range per {
-				c := engine.ContainerInfo{Tenant: "acme", Name: fmt.Sprintf("c-%d-%d", w, i), Created: time.Now()}
+				c := meta.ContainerInfo{Tenant: "acme", Name: fmt.Sprintf("c-%d-%d", w, i), Created: time.Now()}
 				if err := s.CreateContainer(ctx, c); err != nil {
 					t.Error(err)
 					return

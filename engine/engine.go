@@ -130,14 +130,15 @@ import (
 
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/erasure"
+	"github.com/vaultaire/vaultaire/meta"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
 // Errors returned by the Engine, possibly wrapped. The s3 package maps them
 // to protocol errors.
 var (
-	ErrNoSuchContainer   = errors.New("engine: no such container")
-	ErrContainerExists   = errors.New("engine: container already exists")
+	ErrNoSuchContainer   = meta.ErrNoSuchContainer
+	ErrContainerExists   = meta.ErrContainerExists
 	ErrContainerNotEmpty = errors.New("engine: container not empty")
 	ErrNoSuchArtifact    = errors.New("engine: no such artifact")
 	ErrInvalidName       = errors.New("engine: invalid name")
@@ -152,7 +153,7 @@ var (
 	ErrUnknownDrive      = errors.New("engine: drive not in topology")
 	// ErrMetadataUnavailable is returned (wrapped) by a ContainerStore that
 	// cannot commit a change now, such as a cluster without a Raft quorum.
-	ErrMetadataUnavailable = errors.New("engine: metadata store unavailable")
+	ErrMetadataUnavailable = meta.ErrUnavailable
 	errArtifactIncomplete  = errors.New("engine: artifact shards unavailable")
 )
 
@@ -216,12 +217,9 @@ type MapHistory interface {
 	OlderMaps() []*placement.Map
 }
 
-// ContainerInfo describes a Container.
-type ContainerInfo struct {
-	Tenant  string
-	Name    string
-	Created time.Time
-}
+// ContainerInfo describes a Container. It is meta's, so that a
+// ContainerStore (cluster) need not import engine.
+type ContainerInfo = meta.ContainerInfo
 
 // ContainerStore keeps which Containers each tenant owns. Implementations
 // must be safe for concurrent use and return ErrContainerExists and

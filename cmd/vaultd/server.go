@@ -72,7 +72,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.region, "region", "us-east-1", "region reported to clients")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.events, "events", "", "directory of the access-event and transaction logs (default: events/ under the first data directory)")
-	fs.DurationVar(&f.scanInterval, "scan-interval", cluster.ScanEvery, "how often the leader (a single node: the node) scans every container for artifacts a drive misses and queues them for healing")
+	fs.DurationVar(&f.scanInterval, "scan-interval", engine.ScanEvery, "how often the leader (a single node: the node) scans every container for artifacts a drive misses and queues them for healing")
 	fs.DurationVar(&f.healInterval, "heal-interval", engine.DefaultHealInterval, "how often the healer repairs the queued artifacts (failed repairs are retried with backoff)")
 	fs.DurationVar(&f.probeInterval, "probe-interval", defaultProbeInterval, "how often each local drive is health-checked; a failed drive goes offline, a recovered or replaced (empty) one comes back")
 	fs.DurationVar(&f.scrubPeriod, "scrub-period", engine.DefaultScrubPeriod, "time for one scrub pass, which verifies the checksums of every shard on this node's drives and repairs what fails")
@@ -499,7 +499,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	defer stopHealer()
 	go eng.RunHealer(hctx)
 	go eng.RunUploadSweeper(hctx, 0)
-	go store.RunScanner(hctx, eng, f.scanInterval, log.With("component", "scan"))
+	go eng.RunScanner(hctx, store, f.scanInterval, log.With("component", "scan"))
 	go runProbes(hctx, drives, f.probeInterval, log.With("component", "probe"))
 	// Each node scrubs its own drives, in every mode.
 	scrub, err := eng.NewScrubber(engine.ScrubConfig{Drives: drives, Period: f.scrubPeriod, Rate: int64(f.scrubRate), Logger: log.With("component", "scrub")})
@@ -517,7 +517,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	if f.clustered() {
 		mctx, stopMigrator := context.WithCancel(ctx)
 		defer stopMigrator()
-		go store.RunMigrator(mctx, eng, log.With("component", "migrate"))
+		go eng.RunMigrator(mctx, store, log.With("component", "migrate"))
 	}
 	evDir := f.events
 	if evDir == "" {
