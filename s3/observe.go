@@ -98,6 +98,32 @@ func quotaError(err error) *Error {
 	return withMessage(errQuota, err.Error())
 }
 
+// admitUpload is admit for an upload of size bytes (-1: unknown) adding
+// artifacts. When the Quota refuses a whole object (artifacts 1) of known
+// size and op.key already holds one, it admits the difference instead:
+// an overwrite replaces what the key stores (a delete racing with it can
+// make the tenant overshoot by the replaced size). The limit returned then
+// counts the replaced bytes back in.
+func (op *operation) admitUpload(size, artifacts int64) (int64, error) {
+	limit, err := op.admit(size, artifacts)
+	var e *Error
+	if err == nil || artifacts != 1 || size < 0 || !errors.As(err, &e) || e.Code != errQuota.Code {
+		return limit, err
+	}
+	old, herr := op.s.cfg.Engine.Head(op.ctx, op.tenant, op.bucket, op.key)
+	if herr != nil {
+		return limit, err
+	}
+	limit, nerr := op.admit(max(0, size-old.Size), 0)
+	if nerr != nil {
+		return 0, err
+	}
+	if limit >= 0 {
+		limit += old.Size
+	}
+	return limit, nil
+}
+
 // releaseQuota releases what admit reserved.
 func (op *operation) releaseQuota() {
 	for _, release := range op.release {

@@ -197,3 +197,79 @@ func TestQuotaConcurrentPuts(t *testing.T) {
 		t.Errorf("PUT into the rest of the quota: %v", err)
 	}
 }
+
+// TestQuotaOverwrite: an overwrite replaces what its key stores, so near
+// the quota an overwrite that does not grow the tenant is admitted, by
+// PutObject and CopyObject alike, while one that grows it past the quota
+// and a new object are refused.
+func TestQuotaOverwrite(t *testing.T) {
+	const size = 1 << 20
+	store := &usageStore{limits: map[string]tenant.Limits{"alice": {MaxBytes: 2 * size, MaxArtifacts: 2}}, used: map[string]tenant.Usage{}}
+	m := tenant.NewMeter(store, nil)
+	n := testnode.StartWith(t, func(c *engine.Config) { c.OnUsage = m.Record }, func(c *s3.Config) { c.Quota = m })
+	e := &env{endpoint: n.Endpoint, eng: n.Engine}
+	ctx := t.Context()
+	c := e.client("ALICEKEY", "alicesecret")
+	b := aws.String("over")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: b}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(key string, data []byte) error {
+		_, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String(key), Body: bytes.NewReader(data)})
+		return err
+	}
+	for _, key := range []string{"a", "b"} {
+		if err := put(key, randBytes(1, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The quota is full, in bytes and in artifacts.
+	newer := randBytes(2, size)
+	tests := []struct {
+		name string
+		call func() error
+		ok   bool
+	}{
+		{"overwrite at the same size", func() error { return put("a", newer) }, true},
+		{"overwrite with a smaller object", func() error { return put("b", randBytes(3, size/2)) }, true},
+		{"overwrite growing past the quota", func() error { return put("a", randBytes(4, size+size/2+1)) }, false},
+		{"new object", func() error { return put("c", []byte("x")) }, false},
+		{"copy over an existing key", func() error {
+			_, err := c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: b, Key: aws.String("b"), CopySource: aws.String("over/a")})
+			return err
+		}, true},
+		{"copy to a new key", func() error {
+			_, err := c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: b, Key: aws.String("d"), CopySource: aws.String("over/a")})
+			return err
+		}, false},
+	}
+	for _, tc := range tests {
+		err := tc.call()
+		if tc.ok && err != nil {
+			t.Errorf("%s: %v, want it stored", tc.name, err)
+		}
+		if !tc.ok {
+			wantStatus(t, tc.name, err, 403, "QuotaExceeded")
+		}
+	}
+	for _, key := range []string{"a", "b"} {
+		out, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: b, Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		got.ReadFrom(out.Body)
+		out.Body.Close()
+		if !bytes.Equal(got.Bytes(), newer) {
+			t.Errorf("%s: %d bytes, want the overwrite's %d", key, got.Len(), len(newer))
+		}
+	}
+	for _, key := range []string{"c", "d"} {
+		if _, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: b, Key: aws.String(key)}); apiCode(err) != "NotFound" {
+			t.Errorf("refused %s was stored: %v", key, err)
+		}
+	}
+	if got := m.Current("alice"); got.Bytes != 2*size || got.Artifacts != 2 {
+		t.Errorf("usage %+v, want 2 MiB in 2 artifacts", got)
+	}
+}

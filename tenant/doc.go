@@ -50,7 +50,9 @@
 // the bytes the other N-1 nodes accepted in the last FlushInterval (plus a
 // commit), plus, on each node, the bodies of undeclared size (chunked
 // transfer encoding) in flight, which reserve nothing and are each capped
-// at what was left when they were admitted. An overwrite is admitted as if
-// it added its full size, so an overwrite of the same size near the quota
-// is refused.
+// at what was left when they were admitted. An overwrite whose full size
+// does not fit is admitted for what it adds beyond what its key stores
+// (the s3 server asks again with the difference and no new artifact); a
+// delete of that key racing with it can let the tenant overshoot by the
+// replaced size.
 package tenant
