@@ -25,6 +25,12 @@ import (
 // These tests run the limiter and the meter in a real node (testnode:
 // engine and s3 server) against real S3 clients.
 
+// The s3 server's interfaces, which tenant satisfies without importing s3.
+var (
+	_ s3.Quota   = (*tenant.Meter)(nil)
+	_ s3.Limiter = (*tenant.RateLimiter)(nil)
+)
+
 // memStore is a tenant.Store in memory.
 type memStore struct {
 	mu     sync.Mutex
