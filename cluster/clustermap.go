@@ -7,6 +7,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/hashicorp/raft"
+
+	"github.com/vaultaire/vaultaire/meta"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
@@ -160,6 +163,19 @@ func (s *Store) Map() *placement.Map { return s.fsm.currentMap() }
 // artifacts written before the map last changed (data is not migrated
 // yet).
 func (s *Store) OlderMaps() []*placement.Map { return s.fsm.olderMaps() }
+
+// IsLeader reports whether this node is the Raft leader now.
+func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// AllContainers returns every tenant's containers, sorted by tenant and
+// name, from this node's state (on the leader, the committed state).
+func (s *Store) AllContainers(ctx context.Context) ([]meta.ContainerInfo, error) {
+	var out []meta.ContainerInfo
+	for _, tn := range s.fsm.tenantList() {
+		out = append(out, s.fsm.containerList(tn.Name)...)
+	}
+	return out, nil
+}
 
 // RegisterNode records n in the cluster map (replacing its addresses;
 // drives are only ever added) and, if that adds drives, installs a new map

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/vaultaire/vaultaire/placement"
+	"github.com/vaultaire/vaultaire/tenant"
 )
 
 func testMap(t *testing.T, nodes, drivesPer int, epoch placement.Epoch) *placement.Map {
@@ -136,20 +137,20 @@ func TestFSMLimitsAndUsage(t *testing.T) {
 		return f.Apply(&raft.Log{Type: raft.LogCommand, Data: mustEncode(t, ct, p)})
 	}
 	apply(cmdCreateTenant, createTenantCmd{Name: "acme", Key: newKey(time.Time{})})
-	if r := apply(cmdSetLimits, setLimitsCmd{Tenant: "acme", Limits: Limits{RPS: 20, Burst: 40, MaxBytes: 9}, Set: []string{"rate"}}); r != nil {
+	if r := apply(cmdSetLimits, setLimitsCmd{Tenant: "acme", Limits: tenant.Limits{RPS: 20, Burst: 40, MaxBytes: 9}, Set: []string{"rate"}}); r != nil {
 		t.Fatal(r)
 	}
-	if r := apply(cmdSetLimits, setLimitsCmd{Tenant: "acme", Limits: Limits{MaxBytes: 1 << 20, MaxArtifacts: 5}, Set: []string{"quota"}}); r != nil {
+	if r := apply(cmdSetLimits, setLimitsCmd{Tenant: "acme", Limits: tenant.Limits{MaxBytes: 1 << 20, MaxArtifacts: 5}, Set: []string{"quota"}}); r != nil {
 		t.Fatal(r)
 	}
-	if r, _ := apply(cmdSetLimits, setLimitsCmd{Tenant: "nobody", Set: []string{"rate"}}).(error); !errors.Is(r, ErrNoSuchTenant) {
+	if r, _ := apply(cmdSetLimits, setLimitsCmd{Tenant: "nobody", Set: []string{"rate"}}).(error); !errors.Is(r, tenant.ErrNoSuchTenant) {
 		t.Errorf("limits of a missing tenant: %v", r)
 	}
-	apply(cmdUsage, usageCmd{Deltas: []UsageDelta{{Tenant: "acme", Bytes: 100, Artifacts: 2}, {Tenant: "gone", Bytes: 5}}})
-	apply(cmdUsage, usageCmd{Deltas: []UsageDelta{{Tenant: "acme", Bytes: -40, Artifacts: -1}}})
+	apply(cmdUsage, usageCmd{Deltas: []tenant.UsageDelta{{Tenant: "acme", Bytes: 100, Artifacts: 2}, {Tenant: "gone", Bytes: 5}}})
+	apply(cmdUsage, usageCmd{Deltas: []tenant.UsageDelta{{Tenant: "acme", Bytes: -40, Artifacts: -1}}})
 	tn, _ := f.tenant("acme")
-	want := Limits{RPS: 20, Burst: 40, MaxBytes: 1 << 20, MaxArtifacts: 5}
-	if tn.Limits != want || tn.Usage != (Usage{Bytes: 60, Artifacts: 1}) {
+	want := tenant.Limits{RPS: 20, Burst: 40, MaxBytes: 1 << 20, MaxArtifacts: 5}
+	if tn.Limits != want || tn.Usage != (tenant.Usage{Bytes: 60, Artifacts: 1}) {
 		t.Errorf("tenant %+v; want limits %+v and usage 60 bytes, 1 artifact", tn, want)
 	}
 	g := newFSM()

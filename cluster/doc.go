@@ -1,10 +1,23 @@
 // Package cluster turns nodes into a cluster: gossip membership
 // (Membership, hashicorp/memberlist), the replicated metadata store (Store,
-// hashicorp/raft: tenants, their access keys, their containers, the
-// registered nodes and the cluster map), and the engine's Topology over
-// that map (which hands the engine the drives of a node gossip reports
-// down as offline, so no request waits on them: Topology.WatchMembers). Nothing per-artifact goes through Raft. A Store satisfies
-// engine.ContainerStore and sigv4.Credentials.
+// hashicorp/raft: tenants, their access keys, limits and usage, their
+// containers, the registered nodes and the cluster map), and the engine's
+// Topology over that map (which hands the engine the drives of a node
+// gossip reports down as offline, so no request waits on them:
+// Topology.WatchMembers). Nothing per-artifact goes through Raft.
+//
+// # What it may import
+//
+// cluster implements the interfaces its consumers declare and imports
+// none of them: a Store is a tenant.Store (limits and usage), an s3.Keys
+// (LookupKey), an engine.ContainerStore and an engine.Coordinator (the
+// leader-only migrator and scanner loops, engine.RunMigrator and
+// engine.RunScanner); a Topology is an engine.Topology and
+// engine.MapHistory. cmd/vaultd wires them; contract_test.go checks at
+// compile time that they still fit. It imports tenant (the tenant types and errors its Store returns),
+// meta (ContainerInfo and the container store errors it shares with
+// engine), placement, driver, driver/peer and internal packages; never
+// engine, s3 or s3/sigv4.
 //
 // # Joining
 //
@@ -16,10 +29,11 @@
 // policy from placement.DefaultPolicy) and propose it with the next epoch;
 // Apply refuses any epoch but current+1, so racing proposals cannot both
 // win. Older maps are kept and offered to the engine (engine.MapHistory),
-// so reads find data written under them; Store.RunMigrator, on the leader,
-// moves that data into the current map (engine.MigrateAll) and drops an
-// older map (DropMap) once its Residue is 0 and the current map has been
-// current for MapSettle. A voter dead in gossip for DeadVoterAfter is
+// so reads find data written under them; the engine's migrator
+// (engine.RunMigrator, acting on the leader: Store.IsLeader) moves that
+// data into the current map and drops an older map (Store.DropMap) once
+// nothing lives only there and the current map has been current for
+// engine.MapSettle. A voter dead in gossip for DeadVoterAfter is
 // replaced by a live non-voter. Nodes are never removed from the map.
 //
 // # Writes and reads
@@ -44,7 +58,7 @@
 // the follower returns only after its own FSM applied that index, so a
 // client sees its own writes on every node. Another client's write may be
 // seen on another node a moment later. Without a reachable leader a write
-// fails after a few seconds with engine.ErrMetadataUnavailable. Without a
+// fails after a few seconds with meta.ErrUnavailable. Without a
 // cluster secret (a single node) there is no forwarding.
 //
 // # Starting a node

@@ -13,8 +13,9 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/internal/rpcauth"
+	"github.com/vaultaire/vaultaire/meta"
+	"github.com/vaultaire/vaultaire/tenant"
 )
 
 // Forwarding: a follower sends each write to the leader's RPC listener
@@ -46,16 +47,16 @@ var wireErrors = []struct {
 	err  error
 }{
 	{"NotLeader", ErrNotLeader},
-	{"TenantExists", ErrTenantExists},
-	{"NoSuchTenant", ErrNoSuchTenant},
-	{"TenantNotEmpty", ErrTenantNotEmpty},
-	{"InvalidName", ErrInvalidName},
-	{"UnknownAccessKey", ErrUnknownAccessKey},
+	{"TenantExists", tenant.ErrTenantExists},
+	{"NoSuchTenant", tenant.ErrNoSuchTenant},
+	{"TenantNotEmpty", tenant.ErrTenantNotEmpty},
+	{"InvalidName", tenant.ErrInvalidName},
+	{"UnknownAccessKey", tenant.ErrUnknownAccessKey},
 	{"AccessKeyExists", errAccessKeyExists},
 	{"StaleMap", errStaleMap},
-	{"ContainerExists", engine.ErrContainerExists},
-	{"NoSuchContainer", engine.ErrNoSuchContainer},
-	{"InvalidLimits", ErrInvalidLimits},
+	{"ContainerExists", meta.ErrContainerExists},
+	{"NoSuchContainer", meta.ErrNoSuchContainer},
+	{"InvalidLimits", tenant.ErrInvalidLimits},
 }
 
 type applyAnswer struct {
@@ -174,11 +175,11 @@ func (s *Store) forward(ctx context.Context, cmd []byte) error {
 			}
 		}
 		if time.Now().After(giveUp) {
-			return fmt.Errorf("%w: %w: no leader reachable for %v", engine.ErrMetadataUnavailable, ErrNotLeader, noLeaderWait)
+			return fmt.Errorf("%w: %w: no leader reachable for %v", meta.ErrUnavailable, ErrNotLeader, noLeaderWait)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w: %w: no leader reachable (%v)", engine.ErrMetadataUnavailable, ErrNotLeader, context.Cause(ctx))
+			return fmt.Errorf("%w: %w: no leader reachable (%v)", meta.ErrUnavailable, ErrNotLeader, context.Cause(ctx))
 		case <-time.After(forwardRetry):
 		}
 	}

@@ -14,8 +14,9 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/meta"
 	"github.com/vaultaire/vaultaire/placement"
+	"github.com/vaultaire/vaultaire/tenant"
 )
 
 // cmdType is the first byte of every raft log entry written by this
@@ -46,6 +47,17 @@ type keyRecord struct {
 	Secret    string    `json:"secret,omitempty"` // plaintext (a store without cluster secret)
 	Sealed    string    `json:"sealed,omitempty"` // or sealed under the cluster secret (seal.go)
 	Created   time.Time `json:"created"`
+}
+
+// newKey draws a key pair (tenant.NewKey), created at now.
+func newKey(now time.Time) keyRecord {
+	k := tenant.NewKey(now)
+	return keyRecord{AccessKey: k.AccessKey, Secret: string(k.Secret), Created: k.Created}
+}
+
+// public returns k without its sealed form.
+func (k keyRecord) public() tenant.Key {
+	return tenant.Key{AccessKey: k.AccessKey, Secret: tenant.Secret(k.Secret), Created: k.Created}
 }
 
 // The command payloads, JSON encoded after the type byte. Every value the
@@ -90,11 +102,11 @@ func encodeCmd(t cmdType, payload any) ([]byte, error) {
 
 // tenantState is a tenant inside the FSM.
 type tenantState struct {
-	Name    string      `json:"name"`
-	Created time.Time   `json:"created"`
-	Keys    []keyRecord `json:"keys"` // in creation order
-	Limits  Limits      `json:"limits"`
-	Usage   Usage       `json:"usage"`
+	Name    string        `json:"name"`
+	Created time.Time     `json:"created"`
+	Keys    []keyRecord   `json:"keys"` // in creation order
+	Limits  tenant.Limits `json:"limits"`
+	Usage   tenant.Usage  `json:"usage"`
 }
 
 // fsm is the replicated state machine: tenants, their keys and their
@@ -107,19 +119,19 @@ type fsm struct {
 	// FSM goroutine, not applied ones). Snapshots carry it.
 	applied atomic.Uint64
 
-	mu         sync.RWMutex                               // guards the following fields
-	tenants    map[string]*tenantState                    // name → tenant
-	keys       map[string]string                          // access key → tenant name (index of tenants[*].Keys)
-	containers map[string]map[string]engine.ContainerInfo // tenant → name → container
-	nodes      map[string]NodeInfo                        // name → registered node
-	maps       []*placement.Map                           // every map in epoch order; the last is current
+	mu         sync.RWMutex                             // guards the following fields
+	tenants    map[string]*tenantState                  // name → tenant
+	keys       map[string]string                        // access key → tenant name (index of tenants[*].Keys)
+	containers map[string]map[string]meta.ContainerInfo // tenant → name → container
+	nodes      map[string]NodeInfo                      // name → registered node
+	maps       []*placement.Map                         // every map in epoch order; the last is current
 }
 
 func newFSM() *fsm {
 	return &fsm{
 		tenants:    make(map[string]*tenantState),
 		keys:       make(map[string]string),
-		containers: make(map[string]map[string]engine.ContainerInfo),
+		containers: make(map[string]map[string]meta.ContainerInfo),
 		nodes:      make(map[string]NodeInfo),
 	}
 }
@@ -218,7 +230,7 @@ func decodeErr(t cmdType, err error) error {
 
 func (f *fsm) createTenant(c createTenantCmd) error {
 	if _, ok := f.tenants[c.Name]; ok {
-		return fmt.Errorf("%w: %s", ErrTenantExists, c.Name)
+		return fmt.Errorf("%w: %s", tenant.ErrTenantExists, c.Name)
 	}
 	if _, ok := f.keys[c.Key.AccessKey]; ok {
 		return errAccessKeyExists
@@ -231,10 +243,10 @@ func (f *fsm) createTenant(c createTenantCmd) error {
 func (f *fsm) deleteTenant(c deleteTenantCmd) error {
 	t, ok := f.tenants[c.Name]
 	if !ok {
-		return fmt.Errorf("%w: %s", ErrNoSuchTenant, c.Name)
+		return fmt.Errorf("%w: %s", tenant.ErrNoSuchTenant, c.Name)
 	}
 	if len(f.containers[c.Name]) > 0 {
-		return fmt.Errorf("%w: %s owns %d containers", ErrTenantNotEmpty, c.Name, len(f.containers[c.Name]))
+		return fmt.Errorf("%w: %s owns %d containers", tenant.ErrTenantNotEmpty, c.Name, len(f.containers[c.Name]))
 	}
 	for _, k := range t.Keys {
 		delete(f.keys, k.AccessKey)
@@ -247,7 +259,7 @@ func (f *fsm) deleteTenant(c deleteTenantCmd) error {
 func (f *fsm) createKey(c createKeyCmd) error {
 	t, ok := f.tenants[c.Tenant]
 	if !ok {
-		return fmt.Errorf("%w: %s", ErrNoSuchTenant, c.Tenant)
+		return fmt.Errorf("%w: %s", tenant.ErrNoSuchTenant, c.Tenant)
 	}
 	if _, ok := f.keys[c.Key.AccessKey]; ok {
 		return errAccessKeyExists
@@ -260,11 +272,11 @@ func (f *fsm) createKey(c createKeyCmd) error {
 func (f *fsm) deleteKey(c deleteKeyCmd) error {
 	t, ok := f.tenants[c.Tenant]
 	if !ok {
-		return fmt.Errorf("%w: %s", ErrNoSuchTenant, c.Tenant)
+		return fmt.Errorf("%w: %s", tenant.ErrNoSuchTenant, c.Tenant)
 	}
 	i := slices.IndexFunc(t.Keys, func(k keyRecord) bool { return k.AccessKey == c.AccessKey })
 	if i < 0 {
-		return ErrUnknownAccessKey
+		return tenant.ErrUnknownAccessKey
 	}
 	t.Keys = slices.Delete(t.Keys, i, i+1)
 	delete(f.keys, c.AccessKey)
@@ -273,24 +285,24 @@ func (f *fsm) deleteKey(c deleteKeyCmd) error {
 
 func (f *fsm) createContainer(c createContainerCmd) error {
 	if _, ok := f.tenants[c.Tenant]; !ok {
-		return fmt.Errorf("%w: %s", ErrNoSuchTenant, c.Tenant)
+		return fmt.Errorf("%w: %s", tenant.ErrNoSuchTenant, c.Tenant)
 	}
 	cs := f.containers[c.Tenant]
 	if cs == nil {
-		cs = make(map[string]engine.ContainerInfo)
+		cs = make(map[string]meta.ContainerInfo)
 		f.containers[c.Tenant] = cs
 	}
 	if _, ok := cs[c.Name]; ok {
-		return fmt.Errorf("%w: %s/%s", engine.ErrContainerExists, c.Tenant, c.Name)
+		return fmt.Errorf("%w: %s/%s", meta.ErrContainerExists, c.Tenant, c.Name)
 	}
-	cs[c.Name] = engine.ContainerInfo{Tenant: c.Tenant, Name: c.Name, Created: c.Created}
+	cs[c.Name] = meta.ContainerInfo{Tenant: c.Tenant, Name: c.Name, Created: c.Created}
 	return nil
 }
 
 func (f *fsm) deleteContainer(c deleteContainerCmd) error {
 	cs := f.containers[c.Tenant]
 	if _, ok := cs[c.Name]; !ok {
-		return fmt.Errorf("%w: %s/%s", engine.ErrNoSuchContainer, c.Tenant, c.Name)
+		return fmt.Errorf("%w: %s/%s", meta.ErrNoSuchContainer, c.Tenant, c.Name)
 	}
 	delete(cs, c.Name)
 	if len(cs) == 0 {
@@ -306,12 +318,12 @@ const snapshotVersion = 2
 // snapshotData is the whole FSM state as written to a snapshot. Slices are
 // sorted so that equal states give byte-identical snapshots.
 type snapshotData struct {
-	Version    int                    `json:"version"`
-	Tenants    []tenantState          `json:"tenants"`    // sorted by name
-	Containers []engine.ContainerInfo `json:"containers"` // sorted by tenant, then name
-	Nodes      []NodeInfo             `json:"nodes"`      // sorted by name (version 2)
-	Maps       []*placement.Map       `json:"maps"`       // in epoch order (version 2)
-	Applied    uint64                 `json:"applied"`    // fsm.applied when taken (version 2)
+	Version    int                  `json:"version"`
+	Tenants    []tenantState        `json:"tenants"`    // sorted by name
+	Containers []meta.ContainerInfo `json:"containers"` // sorted by tenant, then name
+	Nodes      []NodeInfo           `json:"nodes"`      // sorted by name (version 2)
+	Maps       []*placement.Map     `json:"maps"`       // in epoch order (version 2)
+	Applied    uint64               `json:"applied"`    // fsm.applied when taken (version 2)
 }
 
 // Snapshot captures the state. It runs on raft's FSM goroutine, never
@@ -323,7 +335,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	d := snapshotData{
 		Version:    snapshotVersion,
 		Tenants:    make([]tenantState, 0, len(f.tenants)),
-		Containers: []engine.ContainerInfo{},
+		Containers: []meta.ContainerInfo{},
 	}
 	for _, t := range f.tenants {
 		d.Tenants = append(d.Tenants, tenantState{Name: t.Name, Created: t.Created, Keys: slices.Clone(t.Keys), Limits: t.Limits, Usage: t.Usage})
@@ -348,7 +360,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	return fsmSnapshot(b), nil
 }
 
-func compareContainers(a, b engine.ContainerInfo) int {
+func compareContainers(a, b meta.ContainerInfo) int {
 	if c := strings.Compare(a.Tenant, b.Tenant); c != 0 {
 		return c
 	}
@@ -375,7 +387,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	for _, c := range d.Containers {
 		cs := n.containers[c.Tenant]
 		if cs == nil {
-			cs = make(map[string]engine.ContainerInfo)
+			cs = make(map[string]meta.ContainerInfo)
 			n.containers[c.Tenant] = cs
 		}
 		cs[c.Name] = c
@@ -412,29 +424,29 @@ func (fsmSnapshot) Release() {}
 
 // Read accessors used by Store; each returns copies.
 
-func (f *fsm) tenant(name string) (Tenant, bool) {
+func (f *fsm) tenant(name string) (tenant.Tenant, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	t, ok := f.tenants[name]
 	if !ok {
-		return Tenant{}, false
+		return tenant.Tenant{}, false
 	}
 	return t.public(), true
 }
 
-func (f *fsm) tenantList() []Tenant {
+func (f *fsm) tenantList() []tenant.Tenant {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	out := make([]Tenant, 0, len(f.tenants))
+	out := make([]tenant.Tenant, 0, len(f.tenants))
 	for _, t := range f.tenants {
 		out = append(out, t.public())
 	}
-	slices.SortFunc(out, func(a, b Tenant) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b tenant.Tenant) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
-func (t *tenantState) public() Tenant {
-	p := Tenant{Name: t.Name, Created: t.Created, AccessKeys: make([]string, len(t.Keys)), Limits: t.Limits, Usage: t.Usage}
+func (t *tenantState) public() tenant.Tenant {
+	p := tenant.Tenant{Name: t.Name, Created: t.Created, AccessKeys: make([]string, len(t.Keys)), Limits: t.Limits, Usage: t.Usage}
 	for i, k := range t.Keys {
 		p.AccessKeys[i] = k.AccessKey
 	}
@@ -457,18 +469,18 @@ func (f *fsm) lookupKey(accessKey string) (tenant string, key keyRecord, ok bool
 	return "", keyRecord{}, false // unreachable while keys indexes tenants
 }
 
-func (f *fsm) container(tenant, name string) (engine.ContainerInfo, bool) {
+func (f *fsm) container(tenant, name string) (meta.ContainerInfo, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	c, ok := f.containers[tenant][name]
 	return c, ok
 }
 
-func (f *fsm) containerList(tenant string) []engine.ContainerInfo {
+func (f *fsm) containerList(tenant string) []meta.ContainerInfo {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	cs := f.containers[tenant]
-	out := make([]engine.ContainerInfo, 0, len(cs))
+	out := make([]meta.ContainerInfo, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, c)
 	}

@@ -16,7 +16,8 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/meta"
+	"github.com/vaultaire/vaultaire/tenant"
 )
 
 // storeNode is a Store with its RPC listener, as vaultd runs it.
@@ -143,7 +144,7 @@ func TestJoinAndForward(t *testing.T) {
 		if _, err := nd.store.Tenant(ctx, name); err != nil {
 			t.Errorf("%s does not see its own write: %v", nd.member.Name, err)
 		}
-		if err := nd.store.CreateContainer(ctx, engine.ContainerInfo{Tenant: name, Name: "box"}); err != nil {
+		if err := nd.store.CreateContainer(ctx, meta.ContainerInfo{Tenant: name, Name: "box"}); err != nil {
 			t.Fatalf("CreateContainer on %s: %v", nd.member.Name, err)
 		}
 		if _, err := nd.store.Container(ctx, name, "box"); err != nil {
@@ -152,10 +153,10 @@ func TestJoinAndForward(t *testing.T) {
 	}
 	// Errors cross the wire as themselves.
 	for _, nd := range nodes {
-		if _, _, err := nd.store.CreateTenant(ctx, "tenant-0"); !errors.Is(err, ErrTenantExists) {
-			t.Errorf("duplicate tenant on %s: %v, want ErrTenantExists", nd.member.Name, err)
+		if _, _, err := nd.store.CreateTenant(ctx, "tenant-0"); !errors.Is(err, tenant.ErrTenantExists) {
+			t.Errorf("duplicate tenant on %s: %v, want tenant.ErrTenantExists", nd.member.Name, err)
 		}
-		if err := nd.store.CreateContainer(ctx, engine.ContainerInfo{Tenant: "tenant-1", Name: "box"}); !errors.Is(err, engine.ErrContainerExists) {
+		if err := nd.store.CreateContainer(ctx, meta.ContainerInfo{Tenant: "tenant-1", Name: "box"}); !errors.Is(err, meta.ErrContainerExists) {
 			t.Errorf("duplicate container on %s: %v", nd.member.Name, err)
 		}
 	}
@@ -204,7 +205,7 @@ func TestVisibleEverywhere(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := via.CreateContainer(ctx, engine.ContainerInfo{Tenant: name, Name: "box"}); err != nil {
+		if err := via.CreateContainer(ctx, meta.ContainerInfo{Tenant: name, Name: "box"}); err != nil {
 			t.Fatal(err)
 		}
 		for _, nd := range nodes {
@@ -220,7 +221,7 @@ func TestVisibleEverywhere(t *testing.T) {
 		}
 	}
 	// A miss that stays a miss is answered, not hung.
-	if _, _, err := nodes[1].store.LookupKey(ctx, "NOSUCHKEY"); !errors.Is(err, ErrUnknownAccessKey) {
+	if _, _, err := nodes[1].store.LookupKey(ctx, "NOSUCHKEY"); !errors.Is(err, tenant.ErrUnknownAccessKey) {
 		t.Errorf("unknown key: %v", err)
 	}
 }
@@ -242,13 +243,13 @@ func TestSecretsSealed(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, nd := range nodes {
-		for _, key := range []Key{k, k2} {
+		for _, key := range []tenant.Key{k, k2} {
 			if tn, secret, err := nd.store.LookupKey(ctx, key.AccessKey); err != nil || tn != "sealed" || secret != string(key.Secret) {
 				t.Errorf("%s: LookupKey(%s) = %q, %v", nd.member.Name, key.AccessKey, tn, err)
 			}
 		}
 		snap := snapshotBytes(t, nd.store.fsm)
-		for _, key := range []Key{k, k2} {
+		for _, key := range []tenant.Key{k, k2} {
 			if bytes.Contains(snap, []byte(key.Secret)) {
 				t.Errorf("%s: snapshot holds a secret in the clear", nd.member.Name)
 			}
@@ -259,7 +260,7 @@ func TestSecretsSealed(t *testing.T) {
 				return nil
 			}
 			b, _ := os.ReadFile(path)
-			for _, key := range []Key{k, k2} {
+			for _, key := range []tenant.Key{k, k2} {
 				if bytes.Contains(b, []byte(key.Secret)) {
 					t.Errorf("%s: %s holds a secret in the clear", nd.member.Name, path)
 				}

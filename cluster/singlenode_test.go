@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/vaultaire/vaultaire/tenant"
 )
 
 // TestSingleNodeRaftRefusesStrangers is the probe's attack on a single
@@ -94,8 +96,8 @@ func TestSingleNodeRaftRefusesStrangers(t *testing.T) {
 	if st := s.raft.State(); st != raft.Leader {
 		t.Errorf("state = %v after the attack, want Leader", st)
 	}
-	if _, _, err := s.LookupKey(ctx, injected); !errors.Is(err, ErrUnknownAccessKey) {
-		t.Errorf("LookupKey(injected key) = %v, want ErrUnknownAccessKey", err)
+	if _, _, err := s.LookupKey(ctx, injected); !errors.Is(err, tenant.ErrUnknownAccessKey) {
+		t.Errorf("LookupKey(injected key) = %v, want tenant.ErrUnknownAccessKey", err)
 	}
 	after, err := s.Tenant(ctx, "victim")
 	if err != nil {

@@ -17,29 +17,19 @@ import (
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 
-	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/internal/rpcauth"
-	"github.com/vaultaire/vaultaire/s3/sigv4"
+	"github.com/vaultaire/vaultaire/meta"
+	"github.com/vaultaire/vaultaire/tenant"
 )
 
 // Errors returned by Store, possibly wrapped; test them with errors.Is.
+// Its tenant operations return the errors of package tenant
+// (tenant.ErrNoSuchTenant, tenant.ErrUnknownAccessKey, ...).
 var (
-	ErrNoSuchTenant   = errors.New("cluster: no such tenant")
-	ErrTenantExists   = errors.New("cluster: tenant already exists")
-	ErrTenantNotEmpty = errors.New("cluster: tenant still owns containers")
-	ErrInvalidName    = errors.New("cluster: invalid tenant name")
 	// ErrNotLeader means a write reached a node that is not the Raft
 	// leader. It goes away when writes are forwarded to the leader.
 	ErrNotLeader = errors.New("cluster: not the leader")
-	// ErrUnknownAccessKey means no tenant has the access key. It matches
-	// sigv4.ErrUnknownAccessKey too, so Store is a sigv4.Credentials.
-	ErrUnknownAccessKey error = unknownAccessKey{}
 )
-
-type unknownAccessKey struct{}
-
-func (unknownAccessKey) Error() string { return "cluster: unknown access key" }
-func (unknownAccessKey) Unwrap() error { return sigv4.ErrUnknownAccessKey }
 
 // Defaults.
 const (
@@ -145,10 +135,9 @@ type transport interface {
 	Close() error
 }
 
-var (
-	_ engine.ContainerStore = (*Store)(nil)
-	_ sigv4.Credentials     = (*Store)(nil)
-)
+// Store implements tenant.Store, and (checked where cmd/vaultd wires it)
+// engine.ContainerStore and engine.Coordinator, without importing engine.
+var _ tenant.Store = (*Store)(nil)
 
 // Open starts the raft node described by c. With c.Bootstrap and no
 // existing state it bootstraps a cluster whose only voter is this node.
@@ -418,7 +407,7 @@ func (s *Store) applyLocal(ctx context.Context, cmd []byte) (uint64, error) {
 		case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown):
 			// The outcome is unknown: the entry may still commit under
 			// the next leader. The client is told to retry.
-			return 0, fmt.Errorf("%w: %w", engine.ErrMetadataUnavailable, err)
+			return 0, fmt.Errorf("%w: %w", meta.ErrUnavailable, err)
 		case err != nil:
 			return 0, fmt.Errorf("cluster: apply: %w", err)
 		}
@@ -430,11 +419,11 @@ func (s *Store) applyLocal(ctx context.Context, cmd []byte) (uint64, error) {
 }
 
 // CreateTenant creates a tenant and its first key pair. The name must
-// satisfy ValidTenantName. It fails with ErrTenantExists if the name is
+// satisfy tenant.ValidName. It fails with tenant.ErrTenantExists if the name is
 // taken.
-func (s *Store) CreateTenant(ctx context.Context, name string) (Tenant, Key, error) {
-	if !ValidTenantName(name) {
-		return Tenant{}, Key{}, fmt.Errorf("%w: %q", ErrInvalidName, name)
+func (s *Store) CreateTenant(ctx context.Context, name string) (tenant.Tenant, tenant.Key, error) {
+	if !tenant.ValidName(name) {
+		return tenant.Tenant{}, tenant.Key{}, fmt.Errorf("%w: %q", tenant.ErrInvalidName, name)
 	}
 	now := time.Now().UTC().Round(0)
 	key := newKey(now)
@@ -444,9 +433,9 @@ func (s *Store) CreateTenant(ctx context.Context, name string) (Tenant, Key, err
 		err = s.applyCmd(ctx, cmdCreateTenant, createTenantCmd{Name: name, Created: now, Key: s.seal(key)})
 	}
 	if err != nil {
-		return Tenant{}, Key{}, err
+		return tenant.Tenant{}, tenant.Key{}, err
 	}
-	return Tenant{Name: name, Created: now, AccessKeys: []string{key.AccessKey}}, key.public(), nil
+	return tenant.Tenant{Name: name, Created: now, AccessKeys: []string{key.AccessKey}}, key.public(), nil
 }
 
 // keyDraws is how many key pairs a proposer draws before giving up on
@@ -454,80 +443,73 @@ func (s *Store) CreateTenant(ctx context.Context, name string) (Tenant, Key, err
 const keyDraws = 3
 
 // DeleteTenant deletes a tenant and its keys. It fails with
-// ErrTenantNotEmpty while the tenant owns containers and with
-// ErrNoSuchTenant if there is no such tenant.
+// tenant.ErrTenantNotEmpty while the tenant owns containers and with
+// tenant.ErrNoSuchTenant if there is no such tenant.
 func (s *Store) DeleteTenant(ctx context.Context, name string) error {
 	return s.applyCmd(ctx, cmdDeleteTenant, deleteTenantCmd{Name: name})
 }
 
 // Tenants returns all tenants sorted by name.
-func (s *Store) Tenants(ctx context.Context) ([]Tenant, error) {
+func (s *Store) Tenants(ctx context.Context) ([]tenant.Tenant, error) {
 	s.syncWithLeader(ctx)
 	return s.fsm.tenantList(), nil
 }
 
-// Tenant returns one tenant, or ErrNoSuchTenant.
-func (s *Store) Tenant(ctx context.Context, name string) (Tenant, error) {
+// Tenant returns one tenant, or tenant.ErrNoSuchTenant.
+func (s *Store) Tenant(ctx context.Context, name string) (tenant.Tenant, error) {
 	t, ok := s.fsm.tenant(name)
 	if !ok && s.syncWithLeader(ctx) {
 		t, ok = s.fsm.tenant(name)
 	}
 	if !ok {
-		return Tenant{}, fmt.Errorf("%w: %s", ErrNoSuchTenant, name)
+		return tenant.Tenant{}, fmt.Errorf("%w: %s", tenant.ErrNoSuchTenant, name)
 	}
 	return t, nil
 }
 
 // CreateKey adds a new key pair to an existing tenant.
-func (s *Store) CreateKey(ctx context.Context, tenant string) (Key, error) {
+func (s *Store) CreateKey(ctx context.Context, name string) (tenant.Key, error) {
 	key := newKey(time.Now().UTC().Round(0))
-	err := s.applyCmd(ctx, cmdCreateKey, createKeyCmd{Tenant: tenant, Key: s.seal(key)})
+	err := s.applyCmd(ctx, cmdCreateKey, createKeyCmd{Tenant: name, Key: s.seal(key)})
 	for try := 1; errors.Is(err, errAccessKeyExists) && try < keyDraws; try++ {
 		key = newKey(key.Created)
-		err = s.applyCmd(ctx, cmdCreateKey, createKeyCmd{Tenant: tenant, Key: s.seal(key)})
+		err = s.applyCmd(ctx, cmdCreateKey, createKeyCmd{Tenant: name, Key: s.seal(key)})
 	}
 	if err != nil {
-		return Key{}, err
+		return tenant.Key{}, err
 	}
 	return key.public(), nil
 }
 
 // DeleteKey removes one of a tenant's keys. It fails with
-// ErrUnknownAccessKey if the tenant has no such key. A tenant may be left
-// without keys.
+// tenant.ErrUnknownAccessKey if the tenant has no such key. A tenant may be
+// left without keys.
 func (s *Store) DeleteKey(ctx context.Context, tenant, accessKey string) error {
 	return s.applyCmd(ctx, cmdDeleteKey, deleteKeyCmd{Tenant: tenant, AccessKey: accessKey})
 }
 
 // LookupKey returns the tenant and secret of an access key, or
-// ErrUnknownAccessKey.
-func (s *Store) LookupKey(ctx context.Context, accessKey string) (tenant, secret string, err error) {
-	tenant, key, ok := s.fsm.lookupKey(accessKey)
+// tenant.ErrUnknownAccessKey.
+func (s *Store) LookupKey(ctx context.Context, accessKey string) (name, secret string, err error) {
+	name, key, ok := s.fsm.lookupKey(accessKey)
 	if !ok && s.syncWithLeader(ctx) {
-		tenant, key, ok = s.fsm.lookupKey(accessKey)
+		name, key, ok = s.fsm.lookupKey(accessKey)
 	}
 	if !ok {
-		return "", "", ErrUnknownAccessKey
+		return "", "", tenant.ErrUnknownAccessKey
 	}
 	secret, err = s.unseal(key)
 	if err != nil {
 		return "", "", err
 	}
-	return tenant, secret, nil
+	return name, secret, nil
 }
 
-// Secret returns the secret of an access key, or ErrUnknownAccessKey
-// (which matches sigv4.ErrUnknownAccessKey).
-func (s *Store) Secret(ctx context.Context, accessKey string) (string, error) {
-	_, secret, err := s.LookupKey(ctx, accessKey)
-	return secret, err
-}
-
-// CreateContainer records c. It fails with engine.ErrContainerExists if
+// CreateContainer records c. It fails with meta.ErrContainerExists if
 // the tenant already has a container of that name and with
-// ErrNoSuchTenant if the tenant does not exist. A zero c.Created is set to
+// tenant.ErrNoSuchTenant if the tenant does not exist. A zero c.Created is set to
 // the current time.
-func (s *Store) CreateContainer(ctx context.Context, c engine.ContainerInfo) error {
+func (s *Store) CreateContainer(ctx context.Context, c meta.ContainerInfo) error {
 	created := c.Created
 	if created.IsZero() {
 		created = time.Now()
@@ -538,26 +520,26 @@ func (s *Store) CreateContainer(ctx context.Context, c engine.ContainerInfo) err
 }
 
 // DeleteContainer forgets a container, or fails with
-// engine.ErrNoSuchContainer. Whether it is empty is the engine's concern.
+// meta.ErrNoSuchContainer. Whether it is empty is the engine's concern.
 func (s *Store) DeleteContainer(ctx context.Context, tenant, name string) error {
 	return s.applyCmd(ctx, cmdDeleteContainer, deleteContainerCmd{Tenant: tenant, Name: name})
 }
 
-// Container returns one container, or engine.ErrNoSuchContainer.
-func (s *Store) Container(ctx context.Context, tenant, name string) (engine.ContainerInfo, error) {
+// Container returns one container, or meta.ErrNoSuchContainer.
+func (s *Store) Container(ctx context.Context, tenant, name string) (meta.ContainerInfo, error) {
 	c, ok := s.fsm.container(tenant, name)
 	if !ok && s.syncWithLeader(ctx) {
 		c, ok = s.fsm.container(tenant, name)
 	}
 	if !ok {
-		return engine.ContainerInfo{}, fmt.Errorf("%w: %s/%s", engine.ErrNoSuchContainer, tenant, name)
+		return meta.ContainerInfo{}, fmt.Errorf("%w: %s/%s", meta.ErrNoSuchContainer, tenant, name)
 	}
 	return c, nil
 }
 
 // Containers returns a tenant's containers sorted by name; an unknown
 // tenant has none.
-func (s *Store) Containers(ctx context.Context, tenant string) ([]engine.ContainerInfo, error) {
+func (s *Store) Containers(ctx context.Context, tenant string) ([]meta.ContainerInfo, error) {
 	s.syncWithLeader(ctx)
 	return s.fsm.containerList(tenant), nil
 }

@@ -14,8 +14,8 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/vaultaire/vaultaire/engine"
-	"github.com/vaultaire/vaultaire/s3/sigv4"
+	"github.com/vaultaire/vaultaire/meta"
+	"github.com/vaultaire/vaultaire/tenant"
 )
 
 // freeAddr returns a loopback address whose port was free a moment ago.
@@ -173,8 +173,8 @@ func TestTenants(t *testing.T) {
 			t.Errorf("Tenant(%q) = %+v, %v; want %+v", name, got, err, tn)
 		}
 	}
-	if _, _, err := s.CreateTenant(ctx, "acme"); !errors.Is(err, ErrTenantExists) {
-		t.Errorf("duplicate CreateTenant: %v, want ErrTenantExists", err)
+	if _, _, err := s.CreateTenant(ctx, "acme"); !errors.Is(err, tenant.ErrTenantExists) {
+		t.Errorf("duplicate CreateTenant: %v, want tenant.ErrTenantExists", err)
 	}
 	list, err := s.Tenants(ctx)
 	if err != nil {
@@ -190,11 +190,11 @@ func TestTenants(t *testing.T) {
 	if err := s.DeleteTenant(ctx, "zeta"); err != nil {
 		t.Fatalf("DeleteTenant: %v", err)
 	}
-	if _, err := s.Tenant(ctx, "zeta"); !errors.Is(err, ErrNoSuchTenant) {
-		t.Errorf("Tenant after delete: %v, want ErrNoSuchTenant", err)
+	if _, err := s.Tenant(ctx, "zeta"); !errors.Is(err, tenant.ErrNoSuchTenant) {
+		t.Errorf("Tenant after delete: %v, want tenant.ErrNoSuchTenant", err)
 	}
-	if err := s.DeleteTenant(ctx, "zeta"); !errors.Is(err, ErrNoSuchTenant) {
-		t.Errorf("second DeleteTenant: %v, want ErrNoSuchTenant", err)
+	if err := s.DeleteTenant(ctx, "zeta"); !errors.Is(err, tenant.ErrNoSuchTenant) {
+		t.Errorf("second DeleteTenant: %v, want tenant.ErrNoSuchTenant", err)
 	}
 	// The name is free again.
 	if _, _, err := s.CreateTenant(ctx, "zeta"); err != nil {
@@ -222,15 +222,15 @@ func TestTenantNames(t *testing.T) {
 	}
 	s := newStore(t)
 	for _, tt := range tests {
-		if got := ValidTenantName(tt.name); got != tt.ok {
-			t.Errorf("ValidTenantName(%q) = %v, want %v", tt.name, got, tt.ok)
+		if got := tenant.ValidName(tt.name); got != tt.ok {
+			t.Errorf("tenant.ValidName(%q) = %v, want %v", tt.name, got, tt.ok)
 		}
 		_, _, err := s.CreateTenant(t.Context(), tt.name)
 		if got := err == nil; got != tt.ok {
 			t.Errorf("CreateTenant(%q) = %v, want ok=%v", tt.name, err, tt.ok)
 		}
-		if !tt.ok && !errors.Is(err, ErrInvalidName) {
-			t.Errorf("CreateTenant(%q) = %v, want ErrInvalidName", tt.name, err)
+		if !tt.ok && !errors.Is(err, tenant.ErrInvalidName) {
+			t.Errorf("CreateTenant(%q) = %v, want tenant.ErrInvalidName", tt.name, err)
 		}
 	}
 }
@@ -249,19 +249,16 @@ func TestKeys(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateKey: %v", err)
 	}
-	for _, k := range []Key{k1, k2} {
-		if len(k.AccessKey) != AccessKeyLen || strings.Trim(k.AccessKey, accessKeyAlphabet) != "" {
-			t.Errorf("access key %q: want %d chars of [A-Z0-9]", k.AccessKey, AccessKeyLen)
+	for _, k := range []tenant.Key{k1, k2} {
+		if len(k.AccessKey) != tenant.AccessKeyLen || strings.Trim(k.AccessKey, tenant.AccessKeyAlphabet) != "" {
+			t.Errorf("access key %q: want %d chars of [A-Z0-9]", k.AccessKey, tenant.AccessKeyLen)
 		}
-		if sec := string(k.Secret); len(sec) != SecretLen || strings.Trim(sec, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
-			t.Errorf("secret has %d chars or bad ones, want %d of base64url", len(sec), SecretLen)
+		if sec := string(k.Secret); len(sec) != tenant.SecretLen || strings.Trim(sec, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			t.Errorf("secret has %d chars or bad ones, want %d of base64url", len(sec), tenant.SecretLen)
 		}
 		tenant, secret, err := s.LookupKey(ctx, k.AccessKey)
 		if err != nil || tenant != "acme" || secret != string(k.Secret) {
 			t.Errorf("LookupKey(%s) = %q, (secret match %v), %v", k.AccessKey, tenant, secret == string(k.Secret), err)
-		}
-		if secret, err := s.Secret(ctx, k.AccessKey); err != nil || secret != string(k.Secret) {
-			t.Errorf("Secret(%s): match %v, %v", k.AccessKey, secret == string(k.Secret), err)
 		}
 	}
 	if k1.AccessKey == k2.AccessKey || k1.Secret == k2.Secret {
@@ -272,23 +269,22 @@ func TestKeys(t *testing.T) {
 		t.Errorf("AccessKeys = %v, want %v", tn.AccessKeys, want)
 	}
 
-	if _, err := s.CreateKey(ctx, "nobody"); !errors.Is(err, ErrNoSuchTenant) {
-		t.Errorf("CreateKey for unknown tenant: %v, want ErrNoSuchTenant", err)
+	if _, err := s.CreateKey(ctx, "nobody"); !errors.Is(err, tenant.ErrNoSuchTenant) {
+		t.Errorf("CreateKey for unknown tenant: %v, want tenant.ErrNoSuchTenant", err)
 	}
-	if err := s.DeleteKey(ctx, "other", k1.AccessKey); !errors.Is(err, ErrUnknownAccessKey) {
-		t.Errorf("DeleteKey of another tenant's key: %v, want ErrUnknownAccessKey", err)
+	if err := s.DeleteKey(ctx, "other", k1.AccessKey); !errors.Is(err, tenant.ErrUnknownAccessKey) {
+		t.Errorf("DeleteKey of another tenant's key: %v, want tenant.ErrUnknownAccessKey", err)
 	}
 	if err := s.DeleteKey(ctx, "acme", k1.AccessKey); err != nil {
 		t.Fatalf("DeleteKey: %v", err)
 	}
 	for _, fn := range []func() error{
 		func() error { _, _, err := s.LookupKey(ctx, k1.AccessKey); return err },
-		func() error { _, err := s.Secret(ctx, k1.AccessKey); return err },
 		func() error { return s.DeleteKey(ctx, "acme", k1.AccessKey) },
 	} {
 		err := fn()
-		if !errors.Is(err, ErrUnknownAccessKey) || !errors.Is(err, sigv4.ErrUnknownAccessKey) {
-			t.Errorf("deleted key: %v, want ErrUnknownAccessKey and sigv4.ErrUnknownAccessKey", err)
+		if !errors.Is(err, tenant.ErrUnknownAccessKey) {
+			t.Errorf("deleted key: %v, want tenant.ErrUnknownAccessKey", err)
 		}
 	}
 	if _, _, err := s.LookupKey(ctx, k2.AccessKey); err != nil {
@@ -298,7 +294,7 @@ func TestKeys(t *testing.T) {
 	if err := s.DeleteTenant(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Secret(ctx, k2.AccessKey); !errors.Is(err, sigv4.ErrUnknownAccessKey) {
+	if _, _, err := s.LookupKey(ctx, k2.AccessKey); !errors.Is(err, tenant.ErrUnknownAccessKey) {
 		t.Errorf("key of deleted tenant: %v, want unknown", err)
 	}
 }
@@ -312,7 +308,7 @@ func TestContainers(t *testing.T) {
 		}
 	}
 	created := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-	for _, c := range []engine.ContainerInfo{
+	for _, c := range []meta.ContainerInfo{
 		{Tenant: "alice", Name: "photos", Created: created},
 		{Tenant: "bob", Name: "photos", Created: created.Add(time.Hour)},
 		{Tenant: "alice", Name: "docs", Created: created},
@@ -329,15 +325,15 @@ func TestContainers(t *testing.T) {
 		wantErr error
 	}{
 		{op: "duplicate", call: func() error {
-			return s.CreateContainer(ctx, engine.ContainerInfo{Tenant: "alice", Name: "photos", Created: created})
-		}, wantErr: engine.ErrContainerExists},
+			return s.CreateContainer(ctx, meta.ContainerInfo{Tenant: "alice", Name: "photos", Created: created})
+		}, wantErr: meta.ErrContainerExists},
 		{op: "unknown tenant", call: func() error {
-			return s.CreateContainer(ctx, engine.ContainerInfo{Tenant: "carol", Name: "photos", Created: created})
-		}, wantErr: ErrNoSuchTenant},
-		{op: "delete missing", call: func() error { return s.DeleteContainer(ctx, "alice", "nope") }, wantErr: engine.ErrNoSuchContainer},
-		{op: "delete unknown tenant", call: func() error { return s.DeleteContainer(ctx, "carol", "photos") }, wantErr: engine.ErrNoSuchContainer},
-		{op: "get missing", call: func() error { _, err := s.Container(ctx, "alice", "zz"); return err }, wantErr: engine.ErrNoSuchContainer},
-		{op: "delete tenant with containers", call: func() error { return s.DeleteTenant(ctx, "alice") }, wantErr: ErrTenantNotEmpty},
+			return s.CreateContainer(ctx, meta.ContainerInfo{Tenant: "carol", Name: "photos", Created: created})
+		}, wantErr: tenant.ErrNoSuchTenant},
+		{op: "delete missing", call: func() error { return s.DeleteContainer(ctx, "alice", "nope") }, wantErr: meta.ErrNoSuchContainer},
+		{op: "delete unknown tenant", call: func() error { return s.DeleteContainer(ctx, "carol", "photos") }, wantErr: meta.ErrNoSuchContainer},
+		{op: "get missing", call: func() error { _, err := s.Container(ctx, "alice", "zz"); return err }, wantErr: meta.ErrNoSuchContainer},
+		{op: "delete tenant with containers", call: func() error { return s.DeleteTenant(ctx, "alice") }, wantErr: tenant.ErrTenantNotEmpty},
 	}
 	for _, tt := range tests {
 		if err := tt.call(); !errors.Is(err, tt.wantErr) {
@@ -370,7 +366,7 @@ func TestContainers(t *testing.T) {
 		t.Errorf("unknown tenant's containers = %v, want none", got)
 	}
 	c, err := s.Container(ctx, "bob", "photos")
-	if want := (engine.ContainerInfo{Tenant: "bob", Name: "photos", Created: created.Add(time.Hour)}); err != nil || c != want {
+	if want := (meta.ContainerInfo{Tenant: "bob", Name: "photos", Created: created.Add(time.Hour)}); err != nil || c != want {
 		t.Errorf("Container(bob, photos) = %+v, %v; want %+v", c, err, want)
 	}
 	if c, _ := s.Container(ctx, "bob", "zz"); c.Created.IsZero() {
@@ -402,7 +398,7 @@ func TestConcurrentCreateContainer(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			errs[i] = s.CreateContainer(ctx, engine.ContainerInfo{Tenant: "acme", Name: "photos", Created: time.Now()})
+			errs[i] = s.CreateContainer(ctx, meta.ContainerInfo{Tenant: "acme", Name: "photos", Created: time.Now()})
 		})
 	}
 	wg.Wait()
@@ -411,7 +407,7 @@ func TestConcurrentCreateContainer(t *testing.T) {
 		switch {
 		case err == nil:
 			ok++
-		case errors.Is(err, engine.ErrContainerExists):
+		case errors.Is(err, meta.ErrContainerExists):
 			exists++
 		default:
 			t.Errorf("unexpected error: %v", err)
@@ -429,7 +425,7 @@ func TestApplyContext(t *testing.T) {
 	if _, _, err := s.CreateTenant(ctx, "acme"); !errors.Is(err, context.Canceled) {
 		t.Errorf("CreateTenant with canceled ctx: %v, want context.Canceled", err)
 	}
-	if _, err := s.Tenant(t.Context(), "acme"); !errors.Is(err, ErrNoSuchTenant) {
+	if _, err := s.Tenant(t.Context(), "acme"); !errors.Is(err, tenant.ErrNoSuchTenant) {
 		t.Errorf("tenant created despite canceled ctx: %v", err)
 	}
 }
@@ -437,9 +433,9 @@ func TestApplyContext(t *testing.T) {
 // state is everything a Store holds, for comparing before and after a
 // restart.
 type state struct {
-	Tenants    []Tenant
+	Tenants    []tenant.Tenant
 	Secrets    map[string]string // access key → secret
-	Containers []engine.ContainerInfo
+	Containers []meta.ContainerInfo
 }
 
 func dump(t *testing.T, s *Store) state {
@@ -500,7 +496,7 @@ func populate(t *testing.T, s *Store, tenants, containers int) {
 			t.Fatal(err)
 		}
 		for j := range containers {
-			c := engine.ContainerInfo{Tenant: name, Name: fmt.Sprintf("c%03d", j), Created: time.Now()}
+			c := meta.ContainerInfo{Tenant: name, Name: fmt.Sprintf("c%03d", j), Created: time.Now()}
 			if err := s.CreateContainer(ctx, c); err != nil {
 				t.Fatal(err)
 			}
@@ -530,8 +526,8 @@ func TestRestart(t *testing.T) {
 		t.Errorf("%d snapshot restores, want 0 (log replay only)", got)
 	}
 	// Still writable, and the old tenants still conflict.
-	if _, _, err := s2.CreateTenant(t.Context(), "tenant-000"); !errors.Is(err, ErrTenantExists) {
-		t.Errorf("CreateTenant of recovered tenant: %v, want ErrTenantExists", err)
+	if _, _, err := s2.CreateTenant(t.Context(), "tenant-000"); !errors.Is(err, tenant.ErrTenantExists) {
+		t.Errorf("CreateTenant of recovered tenant: %v, want tenant.ErrTenantExists", err)
 	}
 	if _, _, err := s2.CreateTenant(t.Context(), "after-restart"); err != nil {
 		t.Errorf("write after restart: %v", err)
@@ -595,7 +591,7 @@ func TestSnapshotThreshold(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range per {
-				c := engine.ContainerInfo{Tenant: "acme", Name: fmt.Sprintf("c-%d-%d", w, i), Created: time.Now()}
+				c := meta.ContainerInfo{Tenant: "acme", Name: fmt.Sprintf("c-%d-%d", w, i), Created: time.Now()}
 				if err := s.CreateContainer(ctx, c); err != nil {
 					t.Error(err)
 					return

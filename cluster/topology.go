@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/driver/peer"
-	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
@@ -77,10 +77,9 @@ func (t *Topology) nodeDown(node string) (MemberState, bool) {
 	return st, ok
 }
 
-var (
-	_ engine.Topology   = (*Topology)(nil)
-	_ engine.MapHistory = (*Topology)(nil)
-)
+// ErrUnknownDrive means a drive is not in the cluster map, or its node
+// cannot be reached (no RPC address). The engine treats it as offline.
+var ErrUnknownDrive = errors.New("cluster: drive not in the cluster map")
 
 // NewTopology returns the topology of s's cluster map, serving local
 // drives from local and reaching the others with secret.
@@ -110,18 +109,18 @@ func (t *Topology) Drive(id placement.DriveID) (driver.Driver, error) {
 	}
 	m := t.store.Map()
 	if m == nil {
-		return nil, fmt.Errorf("%w: %s (no cluster map yet)", engine.ErrUnknownDrive, id)
+		return nil, fmt.Errorf("%w: %s (no cluster map yet)", ErrUnknownDrive, id)
 	}
 	dr, ok := m.Drive(id)
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", engine.ErrUnknownDrive, id)
+		return nil, fmt.Errorf("%w: %s", ErrUnknownDrive, id)
 	}
 	if st, down := t.nodeDown(string(dr.Node)); down {
 		return nil, fmt.Errorf("cluster: drive %s: %w: node %s is %s by gossip", id, driver.ErrOffline, dr.Node, st)
 	}
 	n, ok := t.store.Node(string(dr.Node))
 	if !ok || n.RPCAddr == "" {
-		return nil, fmt.Errorf("%w: %s: node %s has no RPC address", engine.ErrUnknownDrive, id, dr.Node)
+		return nil, fmt.Errorf("%w: %s: node %s has no RPC address", ErrUnknownDrive, id, dr.Node)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

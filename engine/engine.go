@@ -28,8 +28,8 @@
 // # Healing
 //
 // Three things find what needs repair, and Heal repairs it: reads queue an
-// artifact they found degraded; Scan, run periodically by the leader (on a
-// single node, the node), compares the drives' record indexes and queues
+// artifact they found degraded; Scan, run periodically by the leader
+// (RunScanner; on a single node, the node), compares the drives' record indexes and queues
 // what a drive misses, such as everything on a replaced disk; a Scrubber on
 // every node verifies the block checksums of every shard on the node's own
 // drives, spread over a period (a month by default) and capped in bytes per
@@ -76,7 +76,8 @@
 // time, every key with a record on an older map's drive, which also finds
 // the leftovers of keys deleted or overwritten under the current map, and
 // Residue counts the records a map's drives hold that are not placed for
-// the current map. The cluster's leader calls MigrateAll until a pass ends
+// the current map. RunMigrator (rebalance.go), acting on the metadata
+// store's leader only (Coordinator), calls MigrateAll until a pass ends
 // with nothing failed, then drops from the history (through Raft) each
 // older map whose Residue is 0: no read needs it any more. Multipart
 // uploads in progress keep their placement and are not migrated; Residue
@@ -113,6 +114,11 @@
 //
 // Container metadata (which containers a tenant owns) lives behind the
 // ContainerStore interface; engine never decides how it is replicated.
+//
+// Of this module, engine imports driver, erasure, placement and meta (the
+// ContainerInfo and errors it shares with the metadata store); never
+// cluster, s3 or tenant, which reach it through the interfaces declared
+// here (Topology, MapHistory, ContainerStore, Coordinator) or call it.
 package engine
 
 import (
@@ -130,14 +136,15 @@ import (
 
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/erasure"
+	"github.com/vaultaire/vaultaire/meta"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
 // Errors returned by the Engine, possibly wrapped. The s3 package maps them
 // to protocol errors.
 var (
-	ErrNoSuchContainer   = errors.New("engine: no such container")
-	ErrContainerExists   = errors.New("engine: container already exists")
+	ErrNoSuchContainer   = meta.ErrNoSuchContainer
+	ErrContainerExists   = meta.ErrContainerExists
 	ErrContainerNotEmpty = errors.New("engine: container not empty")
 	ErrNoSuchArtifact    = errors.New("engine: no such artifact")
 	ErrInvalidName       = errors.New("engine: invalid name")
@@ -152,7 +159,7 @@ var (
 	ErrUnknownDrive      = errors.New("engine: drive not in topology")
 	// ErrMetadataUnavailable is returned (wrapped) by a ContainerStore that
 	// cannot commit a change now, such as a cluster without a Raft quorum.
-	ErrMetadataUnavailable = errors.New("engine: metadata store unavailable")
+	ErrMetadataUnavailable = meta.ErrUnavailable
 	errArtifactIncomplete  = errors.New("engine: artifact shards unavailable")
 )
 
@@ -216,12 +223,9 @@ type MapHistory interface {
 	OlderMaps() []*placement.Map
 }
 
-// ContainerInfo describes a Container.
-type ContainerInfo struct {
-	Tenant  string
-	Name    string
-	Created time.Time
-}
+// ContainerInfo describes a Container. It is meta's, so that a
+// ContainerStore (cluster) need not import engine.
+type ContainerInfo = meta.ContainerInfo
 
 // ContainerStore keeps which Containers each tenant owns. Implementations
 // must be safe for concurrent use and return ErrContainerExists and

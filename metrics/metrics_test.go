@@ -47,11 +47,11 @@ func (denyBob) Allow(_ context.Context, tenant string) (time.Duration, bool) {
 // smallQuota is an s3.Quota that refuses uploads over 512 KiB.
 type smallQuota struct{}
 
-func (smallQuota) Admit(ctx context.Context, tenant string, n, artifacts int64) (int64, error) {
+func (smallQuota) Admit(ctx context.Context, tenant string, n, artifacts int64) (int64, func(), error) {
 	if n > 512<<10 {
-		return 0, fmt.Errorf("%w: uploads are limited to 512 KiB", s3.ErrQuotaExceeded)
+		return 0, nil, fmt.Errorf("%w: uploads are limited to 512 KiB", s3.ErrQuotaExceeded)
 	}
-	return -1, nil
+	return -1, func() {}, nil
 }
 
 // TestServer drives a real S3 server and checks the series it exports

@@ -14,7 +14,7 @@ import (
 
 // Admin manages tenants for the admin API. Implementations must be safe for
 // concurrent use and fail with errors the error table maps (errors.go):
-// cluster's tenant errors, possibly wrapped, or this package's *Error
+// package tenant's errors, possibly wrapped, or this package's *Error
 // values such as ErrTenantExists.
 type Admin interface {
 	CreateTenant(ctx context.Context, name string) (NewTenant, error)

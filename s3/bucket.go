@@ -26,6 +26,8 @@ type operation struct {
 	bucket string
 	key    string
 	path   string // the raw path
+
+	release []func() // of the Quota's admissions, called when dispatch returns
 }
 
 func (op *operation) query(name string) (string, bool) {

@@ -6,9 +6,9 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/vaultaire/vaultaire/cluster"
 	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/s3/sigv4"
+	"github.com/vaultaire/vaultaire/tenant"
 )
 
 // Error is an S3 error response: an HTTP status, an S3 code and a message.
@@ -128,11 +128,12 @@ var errorTable = []struct {
 	{sigv4.ErrIncompleteBody, ErrIncompleteBody},
 	{sigv4.ErrBadDigest, ErrBadDigest},
 	{sigv4.ErrUnsupportedChecksum, ErrInvalidRequest},
-	{cluster.ErrTenantExists, ErrTenantExists},
-	{cluster.ErrNoSuchTenant, ErrNoSuchTenant},
-	{cluster.ErrTenantNotEmpty, ErrTenantNotEmpty},
-	{cluster.ErrInvalidName, ErrInvalidTenant},
-	{cluster.ErrInvalidLimits, ErrInvalidArgument},
+	{tenant.ErrUnknownAccessKey, ErrInvalidAccessKeyID},
+	{tenant.ErrTenantExists, ErrTenantExists},
+	{tenant.ErrNoSuchTenant, ErrNoSuchTenant},
+	{tenant.ErrTenantNotEmpty, ErrTenantNotEmpty},
+	{tenant.ErrInvalidName, ErrInvalidTenant},
+	{tenant.ErrInvalidLimits, ErrInvalidArgument},
 	{context.DeadlineExceeded, ErrRequestTimeout},
 }
 

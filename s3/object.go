@@ -103,7 +103,7 @@ func (op *operation) uploadBody(maxSize, artifacts int64) (*upload, error) {
 	if size > maxSize {
 		return nil, ErrEntityTooLarge
 	}
-	limit, err := op.admit(size, artifacts)
+	limit, err := op.admitUpload(size, artifacts)
 	if err != nil {
 		return nil, err
 	}
@@ -443,7 +443,7 @@ func (op *operation) copyObject() error {
 		if a.Info.Size > MaxPutSize {
 			return errCopyTooLarge
 		}
-		if _, err := op.admit(a.Info.Size, 1); err != nil {
+		if _, err := op.admitUpload(a.Info.Size, 1); err != nil {
 			return err
 		}
 	}

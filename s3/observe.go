@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strconv"
 	"time"
+
+	"github.com/vaultaire/vaultaire/tenant"
 )
 
 // RequestEvent describes one served request. The server hands it to the
@@ -78,18 +80,56 @@ type Limiter interface {
 // and the number of artifacts it may add (1 for a put or copy, 0 for a
 // part). It returns an error wrapping ErrQuotaExceeded to refuse, or the
 // most bytes the upload may store (-1: no limit), which caps a body whose
-// size was not declared.
+// size was not declared, and a release function that the server calls
+// once when the request has ended (the upload stored or failed), so that
+// the Quota can hold what it admitted against concurrent uploads until
+// the write's usage is recorded.
 type Quota interface {
-	Admit(ctx context.Context, tenant string, bytes, artifacts int64) (maxBytes int64, err error)
+	Admit(ctx context.Context, tenant string, bytes, artifacts int64) (maxBytes int64, release func(), err error)
 }
 
 // ErrQuotaExceeded is returned by Quota implementations (wrapped, with a
-// message for the client) to refuse an upload.
-var ErrQuotaExceeded = errors.New("quota exceeded")
+// message for the client) to refuse an upload. It is
+// tenant.ErrQuotaExceeded, which tenant.Meter returns.
+var ErrQuotaExceeded = tenant.ErrQuotaExceeded
 
 // quotaError carries the Quota's message to the client.
 func quotaError(err error) *Error {
 	return withMessage(errQuota, err.Error())
+}
+
+// admitUpload is admit for an upload of size bytes (-1: unknown) adding
+// artifacts. When the Quota refuses a whole object (artifacts 1) of known
+// size and op.key already holds one, it admits the difference instead:
+// an overwrite replaces what the key stores (a delete racing with it can
+// make the tenant overshoot by the replaced size). The limit returned then
+// counts the replaced bytes back in.
+func (op *operation) admitUpload(size, artifacts int64) (int64, error) {
+	limit, err := op.admit(size, artifacts)
+	var e *Error
+	if err == nil || artifacts != 1 || size < 0 || !errors.As(err, &e) || e.Code != errQuota.Code {
+		return limit, err
+	}
+	old, herr := op.s.cfg.Engine.Head(op.ctx, op.tenant, op.bucket, op.key)
+	if herr != nil {
+		return limit, err
+	}
+	limit, nerr := op.admit(max(0, size-old.Size), 0)
+	if nerr != nil {
+		return 0, err
+	}
+	if limit >= 0 {
+		limit += old.Size
+	}
+	return limit, nil
+}
+
+// releaseQuota releases what admit reserved.
+func (op *operation) releaseQuota() {
+	for _, release := range op.release {
+		release()
+	}
+	op.release = nil
 }
 
 // slowDown is the answer to a rate-limited request.
@@ -101,12 +141,16 @@ func slowDown(r *request, retryAfter time.Duration) error {
 
 // admit asks the Quota whether the tenant may add bytes and artifacts,
 // and returns how many bytes the upload may add at most (-1: no limit).
+// What it admits stays reserved until dispatch returns (releaseQuota).
 func (op *operation) admit(bytes, artifacts int64) (int64, error) {
 	q := op.s.cfg.Quota
 	if q == nil {
 		return -1, nil
 	}
-	limit, err := q.Admit(op.ctx, op.tenant, bytes, artifacts)
+	limit, release, err := q.Admit(op.ctx, op.tenant, bytes, artifacts)
+	if release != nil {
+		op.release = append(op.release, release)
+	}
 	if err != nil {
 		if errors.Is(err, ErrQuotaExceeded) {
 			return 0, quotaError(err)

@@ -56,11 +56,11 @@ func (d *denyAfter) Allow(_ context.Context, tenant string) (time.Duration, bool
 
 type capQuota struct{ left int64 }
 
-func (q capQuota) Admit(ctx context.Context, tenant string, bytes, artifacts int64) (int64, error) {
+func (q capQuota) Admit(ctx context.Context, tenant string, bytes, artifacts int64) (int64, func(), error) {
 	if bytes > q.left {
-		return 0, fmt.Errorf("%w: %d bytes over", s3.ErrQuotaExceeded, bytes-q.left)
+		return 0, nil, fmt.Errorf("%w: %d bytes over", s3.ErrQuotaExceeded, bytes-q.left)
 	}
-	return q.left, nil
+	return q.left, func() {}, nil
 }
 
 func TestObserverLimiterQuota(t *testing.T) {

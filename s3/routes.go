@@ -166,6 +166,7 @@ func first(rs []route, t *target) *route {
 // dispatch checks what every S3 request must satisfy and serves it by its
 // route.
 func (op *operation) dispatch(rt *route) error {
+	defer op.releaseQuota()
 	if rt == notImplemented {
 		return ErrNotImplemented
 	}

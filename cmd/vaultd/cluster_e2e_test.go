@@ -785,7 +785,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	})
 
 	// A tenant with a 1 MiB quota, used through every node. Usage is
-	// committed through Raft every limits.FlushInterval (1 s): every node
+	// committed through Raft every tenant.FlushInterval (1 s): every node
 	// must agree within a few seconds.
 	step("Quota", func(t *testing.T) {
 		ctx := t.Context()

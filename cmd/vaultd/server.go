@@ -20,10 +20,10 @@ import (
 	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/events"
 	"github.com/vaultaire/vaultaire/internal/clustertls"
-	"github.com/vaultaire/vaultaire/limits"
 	"github.com/vaultaire/vaultaire/metrics"
 	"github.com/vaultaire/vaultaire/placement"
 	"github.com/vaultaire/vaultaire/s3"
+	"github.com/vaultaire/vaultaire/tenant"
 )
 
 func newLogger(level string, w io.Writer) (*slog.Logger, error) {
@@ -169,16 +169,16 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		status = func(ctx context.Context) cluster.Status { return singleStatus(ctx, st.Node, store, m, drives) }
 	}
 	rootTenant := "root"
-	if _, _, err := store.CreateTenant(ctx, rootTenant); err != nil && !errors.Is(err, cluster.ErrTenantExists) {
+	if _, _, err := store.CreateTenant(ctx, rootTenant); err != nil && !errors.Is(err, tenant.ErrTenantExists) {
 		return fmt.Errorf("create root tenant: %w", err)
 	}
 
 	// Tenant limits: the root tenant (the operator) is never rate-limited.
-	limiter := limits.NewRateLimiter(func(tenant string) (float64, int) {
-		l, _, _ := store.TenantLimits(tenant)
+	limiter := tenant.NewRateLimiter(func(name string) (float64, int) {
+		l, _, _ := store.TenantLimits(name)
 		return l.RPS, l.Burst
 	}, 0, rootTenant)
-	usage := limits.NewUsage(store, log.With("component", "usage"))
+	usage := tenant.NewMeter(store, log.With("component", "usage"))
 	uctx, stopUsage := context.WithCancel(context.Background())
 	usageDone := make(chan struct{})
 	go func() { defer close(usageDone); usage.Run(uctx) }()
@@ -192,7 +192,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	defer stopHealer()
 	go eng.RunHealer(hctx)
 	go eng.RunUploadSweeper(hctx, 0)
-	go store.RunScanner(hctx, eng, f.scanInterval, log.With("component", "scan"))
+	go eng.RunScanner(hctx, store, f.scanInterval, log.With("component", "scan"))
 	go runProbes(hctx, drives, f.probeInterval, log.With("component", "probe"))
 	// Each node scrubs its own drives, in every mode.
 	scrub, err := eng.NewScrubber(engine.ScrubConfig{Drives: drives, Period: f.scrubPeriod, Rate: int64(f.scrubRate), Logger: log.With("component", "scrub")})
@@ -210,7 +210,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	if f.clustered() {
 		mctx, stopMigrator := context.WithCancel(ctx)
 		defer stopMigrator()
-		go store.RunMigrator(mctx, eng, log.With("component", "migrate"))
+		go eng.RunMigrator(mctx, store, log.With("component", "migrate"))
 	}
 	evDir := f.events
 	if evDir == "" {

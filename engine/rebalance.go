@@ -1,20 +1,35 @@
-package cluster
+package engine
 
 import (
 	"context"
 	"log/slog"
 	"time"
 
-	"github.com/hashicorp/raft"
-
-	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
+// Coordinator is what the rebalancing loops (RunMigrator, RunScanner)
+// need of the replicated metadata store; cluster.Store implements it.
+// Implementations must be safe for concurrent use.
+type Coordinator interface {
+	// IsLeader reports whether this node leads the metadata store now.
+	// The loops act only on the leader, so that no key is migrated by
+	// two nodes at once.
+	IsLeader() bool
+	// Map returns the current cluster map, nil before the first.
+	Map() *placement.Map
+	// OlderMaps returns the maps that preceded the current one, newest
+	// first (as MapHistory).
+	OlderMaps() []*placement.Map
+	// DropMap forgets the older map of epoch.
+	DropMap(ctx context.Context, epoch placement.Epoch) error
+	// AllContainers returns every tenant's containers, sorted by tenant
+	// and name.
+	AllContainers(ctx context.Context) ([]ContainerInfo, error)
+}
+
 // Migration timing.
 const (
-	// migrateEvery is how often the leader looks for older maps to empty.
-	migrateEvery = 2 * time.Second
 	// MapSettle is how long a map must have been current on the leader
 	// before an older map may be dropped: every node must have applied it
 	// (and stopped writing with the older one) by then.
@@ -22,12 +37,20 @@ const (
 	migrateBatch = 1000 // keys per MigrateAll call
 )
 
+// The migrator's timing; tests shorten it.
+var (
+	// migrateEvery is how often the leader looks for older maps to empty.
+	migrateEvery = 2 * time.Second
+	mapSettle    = MapSettle
+)
+
 // RunMigrator moves data written under older maps into the current map
-// and drops each older map from the history once nothing lives only
-// there. It runs on every node and acts only on the leader, so that no
-// key is migrated by two nodes at once; a new leader starts a new pass.
-// It returns when ctx ends.
-func (s *Store) RunMigrator(ctx context.Context, e *engine.Engine, log *slog.Logger) {
+// (MigrateAll) and drops each older map from c's history once nothing
+// lives only there (Residue is 0) and the current map has been current
+// for MapSettle. It runs on every node and acts only on the leader, so
+// that no key is migrated by two nodes at once; a new leader starts a new
+// pass. It returns when ctx ends.
+func (e *Engine) RunMigrator(ctx context.Context, c Coordinator, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -43,26 +66,26 @@ func (s *Store) RunMigrator(ctx context.Context, e *engine.Engine, log *slog.Log
 			return
 		case <-t.C:
 		}
-		cur := s.Map()
+		cur := c.Map()
 		if cur == nil {
 			continue
 		}
 		if cur.Epoch != epoch {
 			epoch, since = cur.Epoch, time.Now()
 		}
-		if s.raft.State() != raft.Leader || len(s.OlderMaps()) == 0 {
+		if !c.IsLeader() || len(c.OlderMaps()) == 0 {
 			continue
 		}
 		passStart := time.Now()
-		if !s.migratePass(ctx, e, log) || s.Map().Epoch != epoch {
+		if !e.migratePass(ctx, c, log) || c.Map().Epoch != epoch {
 			continue
 		}
 		// Only a pass that began after every node had the map for a
 		// while proves that nothing new went to an older map.
-		if passStart.Sub(since) < MapSettle {
+		if passStart.Sub(since) < mapSettle {
 			continue
 		}
-		for _, m := range s.OlderMaps() {
+		for _, m := range c.OlderMaps() {
 			n, err := e.Residue(ctx, m)
 			if err != nil || n > 0 {
 				if err != nil && ctx.Err() == nil {
@@ -70,7 +93,7 @@ func (s *Store) RunMigrator(ctx context.Context, e *engine.Engine, log *slog.Log
 				}
 				continue
 			}
-			if err := s.DropMap(ctx, m.Epoch); err != nil {
+			if err := c.DropMap(ctx, m.Epoch); err != nil {
 				log.Warn("migrate: drop map", "epoch", m.Epoch, "err", err)
 				continue
 			}
@@ -81,11 +104,11 @@ func (s *Store) RunMigrator(ctx context.Context, e *engine.Engine, log *slog.Log
 
 // migratePass walks every key of the older maps once. It reports whether
 // the pass completed without errors.
-func (s *Store) migratePass(ctx context.Context, e *engine.Engine, log *slog.Logger) bool {
+func (e *Engine) migratePass(ctx context.Context, c Coordinator, log *slog.Logger) bool {
 	after, clean := "", true
-	var total engine.MigrateStats
+	var total MigrateStats
 	for {
-		if ctx.Err() != nil || s.raft.State() != raft.Leader {
+		if ctx.Err() != nil || !c.IsLeader() {
 			return false
 		}
 		st, err := e.MigrateAll(ctx, after, migrateBatch)
@@ -119,13 +142,12 @@ const (
 	scanPause = 100 * time.Millisecond
 )
 
-// RunScanner walks every tenant's containers every interval (ScanEvery if
-// 0) on the Raft leader (engine.Scan) and queues what a drive missed for
-// the engine's healer (engine.RunHealer), so that shards lost while a
-// drive was down or replaced are rebuilt even if nobody reads them. It runs
-// in every mode: a single node is always its own leader. It returns when
-// ctx ends.
-func (s *Store) RunScanner(ctx context.Context, e *engine.Engine, interval time.Duration, log *slog.Logger) {
+// RunScanner walks every tenant's containers (c.AllContainers) every
+// interval (ScanEvery if 0) on the leader (Scan) and queues what a drive
+// missed for the healer (RunHealer), so that shards lost while a drive was
+// down or replaced are rebuilt even if nobody reads them. It runs in every
+// mode: a single node is always its own leader. It returns when ctx ends.
+func (e *Engine) RunScanner(ctx context.Context, c Coordinator, interval time.Duration, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -142,28 +164,33 @@ func (s *Store) RunScanner(ctx context.Context, e *engine.Engine, interval time.
 		}
 		// A single node has no cluster map in the store (its engine
 		// has a static one) but leads its own Raft: it scans too.
-		if s.raft.State() != raft.Leader {
+		if !c.IsLeader() {
+			continue
+		}
+		cs, err := c.AllContainers(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("scan: list containers", "err", err)
+			}
 			continue
 		}
 		var keys, queued int
-		for _, tn := range s.fsm.tenantList() {
-			for _, c := range s.fsm.containerList(tn.Name) {
-				after := ""
-				for {
-					st, err := e.Scan(ctx, tn.Name, c.Name, after, scanPage)
-					keys, queued = keys+st.Keys, queued+st.Queued
-					if err != nil || st.Next == "" {
-						if err != nil && ctx.Err() == nil {
-							log.Warn("scan", "tenant", tn.Name, "container", c.Name, "err", err)
-						}
-						break
+		for _, ci := range cs {
+			after := ""
+			for {
+				st, err := e.Scan(ctx, ci.Tenant, ci.Name, after, scanPage)
+				keys, queued = keys+st.Keys, queued+st.Queued
+				if err != nil || st.Next == "" {
+					if err != nil && ctx.Err() == nil {
+						log.Warn("scan", "tenant", ci.Tenant, "container", ci.Name, "err", err)
 					}
-					after = st.Next
-					select {
-					case <-ctx.Done():
-						return
-					case <-time.After(scanPause):
-					}
+					break
+				}
+				after = st.Next
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(scanPause):
 				}
 			}
 		}

@@ -1,4 +1,4 @@
-package limits
+package tenant
 
 import (
 	"context"
@@ -6,11 +6,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"github.com/vaultaire/vaultaire/internal/testnode"
-	"github.com/vaultaire/vaultaire/s3"
 )
 
 // fakeClock is a clock whose sleeps advance it.
@@ -133,36 +128,4 @@ func TestLimiterShapes(t *testing.T) {
 			t.Error("next request refused")
 		}
 	})
-}
-
-// TestRateLimitShapesSequentialClient: a real node, alice limited to 20
-// requests/s (burst 20) and a client sending one request at a time at
-// twice that rate: every request succeeds, and the run takes as long as
-// the rate says rather than as long as the client asked.
-func TestRateLimitShapesSequentialClient(t *testing.T) {
-	if testing.Short() {
-		t.Skip("takes about 4 s")
-	}
-	lim := NewRateLimiter(func(tenant string) (float64, int) {
-		if tenant == "alice" {
-			return 20, 20
-		}
-		return 0, 0
-	}, 0)
-	n := testnode.Start(t, func(c *s3.Config) { c.Limiter = lim })
-	alice := client(n.Endpoint, "ALICEKEY", "alicesecret")
-	const requests = 100
-	tick := time.NewTicker(25 * time.Millisecond) // 40/s
-	defer tick.Stop()
-	start := time.Now()
-	for i := range requests {
-		if _, err := alice.ListBuckets(t.Context(), &awss3.ListBucketsInput{}); err != nil {
-			t.Fatalf("request %d: %v (code %q); a sequential client must be slowed, not refused", i, err, code(err))
-		}
-		<-tick.C
-	}
-	// Unthrottled: 100 × 25 ms = 2.5 s. At 20/s after a burst of 20: 4 s.
-	if took := time.Since(start); took < 3800*time.Millisecond {
-		t.Errorf("%d requests took %v; want at least 4 s at 20/s", requests, took)
-	}
 }

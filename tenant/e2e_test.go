@@ -1,10 +1,9 @@
-package limits
+package tenant_test
 
 import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -17,86 +16,35 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
-	"github.com/vaultaire/vaultaire/cluster"
 	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/internal/testnode"
 	"github.com/vaultaire/vaultaire/s3"
+	"github.com/vaultaire/vaultaire/tenant"
 )
 
-func TestLimiterTableBounded(t *testing.T) {
-	l := NewRateLimiter(nil, 10_000)
-	for i := range 20_000 {
-		if _, ok := l.Allow(context.Background(), fmt.Sprintf("tenant-%d", i)); !ok {
-			t.Fatalf("tenant-%d refused its first request", i)
-		}
-		if l.Len() > 10_000 {
-			t.Fatalf("%d limiters after %d tenants, cap 10000", l.Len(), i+1)
-		}
-	}
-	if l.Len() != 10_000 {
-		t.Errorf("%d limiters, want the cap", l.Len())
-	}
-}
+// These tests run the limiter and the meter in a real node (testnode:
+// engine and s3 server) against real S3 clients.
 
-func TestLimiterBuckets(t *testing.T) {
-	now := time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)
-	settings := func(tenant string) (float64, int) {
-		if tenant == "slow" {
-			return 20, 20
-		}
-		return 0, 0
-	}
-	l := NewRateLimiter(settings, 0, "root")
-	l.MaxWait = 0 // refuse at once: count the bucket's tokens
-	l.now = func() time.Time { return now }
-	count := func(tenant string, n int) (ok int, wait time.Duration) {
-		for range n {
-			if d, allowed := l.Allow(context.Background(), tenant); allowed {
-				ok++
-			} else {
-				wait = d
-			}
-		}
-		return ok, wait
-	}
-	tests := []struct {
-		tenant string
-		calls  int
-		want   int
-	}{
-		{"slow", 200, 20},            // its burst
-		{"other", 300, DefaultBurst}, // defaults
-		{"root", 1000, 1000},         // exempt
-	}
-	for _, tc := range tests {
-		got, wait := count(tc.tenant, tc.calls)
-		if got != tc.want {
-			t.Errorf("%s: %d of %d allowed, want %d", tc.tenant, got, tc.calls, tc.want)
-		}
-		if got < tc.calls && (wait <= 0 || wait > time.Second) {
-			t.Errorf("%s: retry after %v", tc.tenant, wait)
-		}
-	}
-	now = now.Add(500 * time.Millisecond) // 10 tokens back at 20/s
-	if got, _ := count("slow", 50); got != 10 {
-		t.Errorf("after 0.5 s: %d allowed, want 10", got)
-	}
-}
+// The s3 server's interfaces, which tenant satisfies without importing s3.
+var (
+	_ s3.Quota   = (*tenant.Meter)(nil)
+	_ s3.Limiter = (*tenant.RateLimiter)(nil)
+)
 
-// fakeStore is a UsageStore in memory.
-type fakeStore struct {
+// memStore is a tenant.Store in memory.
+type memStore struct {
 	mu     sync.Mutex
-	limits map[string]cluster.Limits
-	used   map[string]cluster.Usage
+	limits map[string]tenant.Limits
+	used   map[string]tenant.Usage
 }
 
-func (f *fakeStore) TenantLimits(tenant string) (cluster.Limits, cluster.Usage, bool) {
+func (f *memStore) TenantLimits(name string) (tenant.Limits, tenant.Usage, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.limits[tenant], f.used[tenant], true
+	return f.limits[name], f.used[name], true
 }
 
-func (f *fakeStore) AddUsage(ctx context.Context, ds []cluster.UsageDelta) error {
+func (f *memStore) AddUsage(ctx context.Context, ds []tenant.UsageDelta) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, d := range ds {
@@ -129,7 +77,7 @@ func code(err error) string {
 // (after waiting up to a second for a token), and bob is unaffected at the
 // same time.
 func TestRateLimitEndToEnd(t *testing.T) {
-	lim := NewRateLimiter(func(tenant string) (float64, int) {
+	lim := tenant.NewRateLimiter(func(tenant string) (float64, int) {
 		if tenant == "alice" {
 			return 20, 20
 		}
@@ -178,8 +126,8 @@ func TestRateLimitEndToEnd(t *testing.T) {
 
 // TestQuotaEndToEnd: a tenant with a 1 MiB quota.
 func TestQuotaEndToEnd(t *testing.T) {
-	store := &fakeStore{limits: map[string]cluster.Limits{"alice": {MaxBytes: 1 << 20}}, used: map[string]cluster.Usage{}}
-	u := NewUsage(store, nil)
+	store := &memStore{limits: map[string]tenant.Limits{"alice": {MaxBytes: 1 << 20}}, used: map[string]tenant.Usage{}}
+	u := tenant.NewMeter(store, nil)
 	n := testnode.StartWith(t, func(c *engine.Config) { c.OnUsage = u.Record }, func(c *s3.Config) { c.Quota = u })
 	ctx := context.Background()
 	c := client(n.Endpoint, "ALICEKEY", "alicesecret")
@@ -228,7 +176,7 @@ func TestQuotaEndToEnd(t *testing.T) {
 	}
 	// Artifact quota.
 	store.mu.Lock()
-	store.limits["alice"] = cluster.Limits{MaxArtifacts: 2}
+	store.limits["alice"] = tenant.Limits{MaxArtifacts: 2}
 	store.mu.Unlock()
 	if err := put("c", 10); err != nil {
 		t.Fatal(err)
@@ -238,27 +186,11 @@ func TestQuotaEndToEnd(t *testing.T) {
 	}
 }
 
-func TestAdmitCapsUnknownSize(t *testing.T) {
-	store := &fakeStore{limits: map[string]cluster.Limits{"t": {MaxBytes: 1000}}, used: map[string]cluster.Usage{"t": {Bytes: 400}}}
-	u := NewUsage(store, nil)
-	u.Record("t", 100, 1)
-	left, err := u.Admit(context.Background(), "t", -1, 1)
-	if err != nil || left != 500 {
-		t.Errorf("Admit(-1) = %d, %v; want 500 left", left, err)
-	}
-	if _, err := u.Admit(context.Background(), "t", 501, 1); !errors.Is(err, s3.ErrQuotaExceeded) {
-		t.Errorf("Admit(501) = %v", err)
-	}
-	if left, err := u.Admit(context.Background(), "none", 1<<40, 1); err != nil || left != -1 {
-		t.Errorf("unlimited tenant: %d, %v", left, err)
-	}
-}
-
 // TestQuotaStreamedUpload: a body of undeclared length (chunked transfer
 // encoding) that crosses the quota is cut off and nothing is stored.
 func TestQuotaStreamedUpload(t *testing.T) {
-	store := &fakeStore{limits: map[string]cluster.Limits{"alice": {MaxBytes: 1 << 20}}, used: map[string]cluster.Usage{}}
-	u := NewUsage(store, nil)
+	store := &memStore{limits: map[string]tenant.Limits{"alice": {MaxBytes: 1 << 20}}, used: map[string]tenant.Usage{}}
+	u := tenant.NewMeter(store, nil)
 	n := testnode.StartWith(t, func(c *engine.Config) { c.OnUsage = u.Record }, func(c *s3.Config) { c.Quota = u })
 	ctx := context.Background()
 	c := client(n.Endpoint, "ALICEKEY", "alicesecret")
@@ -292,5 +224,37 @@ func TestQuotaStreamedUpload(t *testing.T) {
 	}
 	if got := u.Current("alice"); got.Bytes != 100<<10 || got.Artifacts != 1 {
 		t.Errorf("usage %+v, want only the small upload", got)
+	}
+}
+
+// TestRateLimitShapesSequentialClient: a real node, alice limited to 20
+// requests/s (burst 20) and a client sending one request at a time at
+// twice that rate: every request succeeds, and the run takes as long as
+// the rate says rather than as long as the client asked.
+func TestRateLimitShapesSequentialClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes about 4 s")
+	}
+	lim := tenant.NewRateLimiter(func(tenant string) (float64, int) {
+		if tenant == "alice" {
+			return 20, 20
+		}
+		return 0, 0
+	}, 0)
+	n := testnode.Start(t, func(c *s3.Config) { c.Limiter = lim })
+	alice := client(n.Endpoint, "ALICEKEY", "alicesecret")
+	const requests = 100
+	tick := time.NewTicker(25 * time.Millisecond) // 40/s
+	defer tick.Stop()
+	start := time.Now()
+	for i := range requests {
+		if _, err := alice.ListBuckets(t.Context(), &awss3.ListBucketsInput{}); err != nil {
+			t.Fatalf("request %d: %v (code %q); a sequential client must be slowed, not refused", i, err, code(err))
+		}
+		<-tick.C
+	}
+	// Unthrottled: 100 × 25 ms = 2.5 s. At 20/s after a burst of 20: 4 s.
+	if took := time.Since(start); took < 3800*time.Millisecond {
+		t.Errorf("%d requests took %v; want at least 4 s at 20/s", requests, took)
 	}
 }

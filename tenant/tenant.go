@@ -1,12 +1,29 @@
-package cluster
+package tenant
 
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
+)
+
+// Errors of tenant operations, returned (possibly wrapped) by the Store
+// behind them (cluster.Store); test them with errors.Is.
+var (
+	ErrNoSuchTenant   = errors.New("tenant: no such tenant")
+	ErrTenantExists   = errors.New("tenant: tenant already exists")
+	ErrTenantNotEmpty = errors.New("tenant: tenant still owns containers")
+	ErrInvalidName    = errors.New("tenant: invalid tenant name")
+	// ErrInvalidLimits reports negative limits.
+	ErrInvalidLimits = errors.New("tenant: invalid limits")
+	// ErrUnknownAccessKey means no tenant has the access key.
+	ErrUnknownAccessKey = errors.New("tenant: unknown access key")
+	// ErrQuotaExceeded refuses an upload that does not fit in the
+	// tenant's quota (Meter.Admit).
+	ErrQuotaExceeded = errors.New("quota exceeded")
 )
 
 // Tenant is a tenant as listed. It never carries secrets.
@@ -17,6 +34,39 @@ type Tenant struct {
 	AccessKeys []string
 	Limits     Limits
 	Usage      Usage // as committed; see Usage
+}
+
+// Limits are a tenant's rate limit and quota, replicated with the tenant.
+// Zero values mean "the default" for the rate (DefaultRPS, DefaultBurst)
+// and "unlimited" for the quota.
+type Limits struct {
+	RPS          float64 `json:"rps,omitempty"`           // requests per second
+	Burst        int     `json:"burst,omitempty"`         // token bucket size
+	MaxBytes     int64   `json:"max_bytes,omitempty"`     // stored bytes (before erasure coding)
+	MaxArtifacts int64   `json:"max_artifacts,omitempty"` // stored artifacts
+}
+
+// Validate reports negative limits (ErrInvalidLimits).
+func (l Limits) Validate() error {
+	if l.RPS < 0 || l.Burst < 0 || l.MaxBytes < 0 || l.MaxArtifacts < 0 {
+		return fmt.Errorf("%w: rps %v, burst %d, bytes %d, artifacts %d", ErrInvalidLimits, l.RPS, l.Burst, l.MaxBytes, l.MaxArtifacts)
+	}
+	return nil
+}
+
+// Usage is what a tenant stores, as committed to the Store. Each node
+// batches its changes and commits them every FlushInterval, so the
+// committed totals lag the truth by about that much.
+type Usage struct {
+	Bytes     int64 `json:"bytes"`
+	Artifacts int64 `json:"artifacts"`
+}
+
+// UsageDelta is one tenant's change of usage.
+type UsageDelta struct {
+	Tenant    string `json:"tenant"`
+	Bytes     int64  `json:"bytes"`
+	Artifacts int64  `json:"artifacts"`
 }
 
 // Key is an access key pair. Its Secret redacts itself when printed or
@@ -63,10 +113,11 @@ const (
 	SecretLen    = 40 // characters of base64url (30 random bytes)
 )
 
-const accessKeyAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+// AccessKeyAlphabet is the characters of generated access keys.
+const AccessKeyAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
-// newKey draws a key pair from crypto/rand, created at now.
-func newKey(now time.Time) keyRecord {
+// NewKey draws a key pair from crypto/rand, created at now.
+func NewKey(now time.Time) Key {
 	ak := make([]byte, 0, AccessKeyLen)
 	var buf [32]byte
 	for len(ak) < AccessKeyLen {
@@ -74,28 +125,24 @@ func newKey(now time.Time) keyRecord {
 		for _, b := range buf {
 			// 252 = 7*36: rejecting larger bytes keeps the draw uniform.
 			if b < 252 && len(ak) < AccessKeyLen {
-				ak = append(ak, accessKeyAlphabet[b%36])
+				ak = append(ak, AccessKeyAlphabet[b%36])
 			}
 		}
 	}
 	var sec [SecretLen * 3 / 4]byte
 	rand.Read(sec[:])
-	return keyRecord{
+	return Key{
 		AccessKey: string(ak),
-		Secret:    base64.RawURLEncoding.EncodeToString(sec[:]),
+		Secret:    Secret(base64.RawURLEncoding.EncodeToString(sec[:])),
 		Created:   now,
 	}
 }
 
-func (k keyRecord) public() Key {
-	return Key{AccessKey: k.AccessKey, Secret: Secret(k.Secret), Created: k.Created}
-}
-
-// ValidTenantName reports whether name is a valid tenant name: 3 to 63
+// ValidName reports whether name is a valid tenant name: 3 to 63
 // characters of lower-case letters, digits and '-', starting and ending
 // with a letter or digit (as S3 bucket names, so a tenant name can appear
 // in a host name).
-func ValidTenantName(name string) bool {
+func ValidName(name string) bool {
 	if len(name) < 3 || len(name) > 63 {
 		return false
 	}

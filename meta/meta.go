@@ -1,0 +1,34 @@
+// Package meta names what the engine and the replicated metadata store
+// say to each other: the record of a Container (ContainerInfo) and the
+// errors a store of them returns. The engine declares what it needs of
+// such a store (engine.ContainerStore, in these terms, with aliases so
+// that engine.ContainerInfo and engine.ErrNoSuchContainer keep working);
+// package cluster implements it without importing engine, and s3 maps the
+// errors to S3 codes through engine's names.
+//
+// It imports nothing of this module, and holds nothing but these shared
+// names: behaviour belongs to engine (containers' contents) and cluster
+// (their replicated records).
+package meta
+
+import (
+	"errors"
+	"time"
+)
+
+// ContainerInfo describes a Container: a named collection of artifacts,
+// unique per tenant.
+type ContainerInfo struct {
+	Tenant  string
+	Name    string
+	Created time.Time
+}
+
+// Errors of a metadata store, possibly wrapped; test them with errors.Is.
+var (
+	ErrNoSuchContainer = errors.New("meta: no such container")
+	ErrContainerExists = errors.New("meta: container already exists")
+	// ErrUnavailable is returned (wrapped) by a store that cannot commit
+	// a change now, such as a cluster without a Raft quorum.
+	ErrUnavailable = errors.New("meta: metadata store unavailable")
+)

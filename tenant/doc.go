@@ -1,0 +1,58 @@
+// Package tenant holds what a tenant is and the rules that apply to one:
+// its name, its access keys and their secrets (which never print), its
+// rate limit and its quota, and the decisions taken on them at the S3
+// front end (RateLimiter, Meter). It declares the store it needs (Store:
+// limits and committed usage, and committing usage changes); cluster.Store
+// implements it, and its tenant operations return this package's errors.
+//
+// It imports nothing of this module: cluster and s3 import it, never the
+// reverse (it knows neither Raft nor S3; cmd/vaultd wires a Meter and a
+// RateLimiter into the s3 server, whose Quota and Limiter interfaces they
+// satisfy).
+//
+// # Rate limits
+//
+// RateLimiter is an s3.Limiter: one token bucket (golang.org/x/time/rate)
+// per tenant, DefaultRPS requests per second with bursts of DefaultBurst
+// unless the tenant's replicated Limits say otherwise. At most MaxLimiters
+// buckets are kept (least recently used evicted; an evicted tenant starts
+// again with a full bucket). The limiter shapes before it refuses: a
+// request whose token comes within MaxWait (DefaultMaxWait, 1 s) waits for
+// it, so a sequential client over its rate is slowed down, never failed;
+// at most MaxWaiters (DefaultMaxWaiters) of a tenant's requests wait at
+// once per node, since each holds a connection. A request that would wait
+// longer, or finds the waiters full, is refused with 503 SlowDown and
+// Retry-After before its body is read.
+//
+// The rate is per node: a tenant spreading requests over N nodes gets up
+// to N times its rate.
+//
+// # Quotas
+//
+// Meter is both the engine's OnUsage sink and an s3.Quota. Each node adds
+// the changes its own writes make to a pending batch and commits the batch
+// through the Store (Raft) every FlushInterval; the committed totals are
+// replicated to every node. Admit checks committed totals plus this node's
+// pending changes plus the reservations of this node's uploads in flight
+// against the tenant's quota, refusing an upload up front (403
+// QuotaExceeded) when its declared size does not fit, and capping a
+// streamed body at what is left. An admitted upload reserves its declared
+// size (Content-Length, the decoded length of an aws-chunked body, a
+// part's size, a copy's source size) and its artifact until the request
+// ends, by which time a stored upload's usage is in the pending batch; so
+// uploads admitted at the same moment on one node cannot together exceed
+// the quota.
+//
+// Worst-case overshoot: a node sees its own writes and reservations at
+// once, but another node's writes only after that node's next flush
+// commits (FlushInterval plus a Raft round trip), and never its
+// reservations. So with N nodes a tenant can exceed its quota by at most
+// the bytes the other N-1 nodes accepted in the last FlushInterval (plus a
+// commit), plus, on each node, the bodies of undeclared size (chunked
+// transfer encoding) in flight, which reserve nothing and are each capped
+// at what was left when they were admitted. An overwrite whose full size
+// does not fit is admitted for what it adds beyond what its key stores
+// (the s3 server asks again with the difference and no new artifact); a
+// delete of that key racing with it can let the tenant overshoot by the
+// replaced size.
+package tenant
