@@ -180,9 +180,6 @@ type completeResult struct {
 }
 
 func (op *operation) completeUpload(uploadID string) error {
-	if op.conditionalWrite() {
-		return ErrNotImplemented
-	}
 	var req completeRequest
 	if err := op.readXMLBody(&req); err != nil {
 		return err

@@ -133,14 +133,6 @@ func (op *operation) uploadBody(maxSize, artifacts int64) (*upload, error) {
 	return u, nil
 }
 
-// conditionalWrite reports a conditional PutObject or
-// CompleteMultipartUpload, which is not implemented: silently ignoring the
-// condition could overwrite what the client meant to protect.
-func (op *operation) conditionalWrite() bool {
-	h := &op.r.fctx.Request.Header
-	return len(h.Peek("If-None-Match")) > 0 || len(h.Peek("If-Match")) > 0
-}
-
 // uploaded answers a stored PutObject or UploadPart.
 func (op *operation) uploaded(etag string, u *upload) {
 	op.r.bodyDone = true
@@ -153,9 +145,6 @@ func (op *operation) uploaded(etag string, u *upload) {
 
 func (op *operation) putObject() error {
 	h := &op.r.fctx.Request.Header
-	if op.conditionalWrite() {
-		return ErrNotImplemented
-	}
 	u, err := op.uploadBody(MaxPutSize, 1)
 	if err != nil {
 		return err

@@ -144,6 +144,69 @@ var unsupported = []string{
 	"retention", "select", "tagging", "torrent", "versioning", "versions", "website", "attributes",
 }
 
+// A headerRule refuses requests of some operations that carry a header
+// asking for something this server does not do (encryption, object lock,
+// tags, conditional writes): silently ignoring it would leave the client
+// believing its object is protected, encrypted or tagged when it is not.
+type headerRule struct {
+	header string   // lower case; a name ending in "-" matches as a prefix
+	ops    []string // route names it applies to; none means every route
+	// allowed reports a value that asks for nothing (e.g. an empty tag
+	// set); nil means any value is refused.
+	allowed func(v string) bool
+	err     *Error
+}
+
+var (
+	objectWrites = []string{"PutObject", "CopyObject", "CreateMultipartUpload"}
+	emptyOK      = func(v string) bool { return v == "" }
+)
+
+// headerRules are the headers no route implements yet.
+var headerRules = []headerRule{
+	{header: "x-amz-server-side-encryption", err: errSSENotImplemented},
+	{header: "x-amz-server-side-encryption-", err: errSSENotImplemented},
+	{header: "x-amz-copy-source-server-side-encryption-", err: errSSENotImplemented},
+	{header: "x-amz-object-lock-", ops: objectWrites, err: errObjectLockNotImplemented},
+	{header: "x-amz-bucket-object-lock-enabled", ops: []string{"CreateBucket"}, err: errObjectLockNotImplemented,
+		allowed: func(v string) bool { return v == "" || strings.EqualFold(v, "false") }},
+	{header: "x-amz-tagging", ops: objectWrites, err: errTaggingNotImplemented, allowed: emptyOK},
+	{header: "x-amz-tagging-directive", ops: []string{"CopyObject"}, err: errTaggingNotImplemented,
+		allowed: func(v string) bool { return v == "" || v == "COPY" }},
+	{header: "x-amz-website-redirect-location", ops: objectWrites, err: ErrNotImplemented, allowed: emptyOK},
+	// GetObject and HeadObject answer If-Match and If-None-Match; a write
+	// or delete that depends on them is not implemented.
+	{header: "if-match", ops: conditionalWrites, err: errConditionalWrite},
+	{header: "if-none-match", ops: conditionalWrites, err: errConditionalWrite},
+}
+
+var conditionalWrites = []string{"PutObject", "CopyObject", "CompleteMultipartUpload", "DeleteObject"}
+
+// refusedHeader returns the error of the first header rule a request of
+// route rt breaks, or nil.
+func refusedHeader(rt *route, h *fasthttp.RequestHeader) error {
+	for k, v := range h.All() {
+		name := strings.ToLower(string(k))
+		if !strings.HasPrefix(name, "x-amz-") && !strings.HasPrefix(name, "if-") {
+			continue
+		}
+		for i := range headerRules {
+			r := &headerRules[i]
+			if !(name == r.header || strings.HasSuffix(r.header, "-") && strings.HasPrefix(name, r.header)) {
+				continue
+			}
+			if len(r.ops) > 0 && !slices.Contains(r.ops, rt.name) {
+				continue
+			}
+			if r.allowed != nil && r.allowed(string(v)) {
+				continue
+			}
+			return r.err
+		}
+	}
+	return nil
+}
+
 // resolve returns the route of an S3 request.
 func resolve(t *target) *route {
 	for _, sub := range unsupported {
@@ -178,6 +241,9 @@ func (op *operation) dispatch(rt *route) error {
 		return rt.serve(op)
 	}
 	if err := op.checkACLHeaders(); err != nil {
+		return err
+	}
+	if err := refusedHeader(rt, &op.r.fctx.Request.Header); err != nil {
 		return err
 	}
 	// Buckets are unversioned: "null" is the only version there is.

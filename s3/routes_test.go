@@ -313,3 +313,22 @@ func nodeExpr(n ast.Node) ast.Expr {
 	e, _ := n.(ast.Expr)
 	return e
 }
+
+// TestHeaderRulesNameRoutes: every operation a header rule names is a
+// route, so a misspelt name cannot silently switch a rule off.
+func TestHeaderRulesNameRoutes(t *testing.T) {
+	names := map[string]bool{}
+	for _, rt := range routes {
+		names[rt.name] = true
+	}
+	for _, r := range headerRules {
+		for _, op := range r.ops {
+			if !names[op] {
+				t.Errorf("header rule %q names %q, which is no route", r.header, op)
+			}
+		}
+		if r.err == nil {
+			t.Errorf("header rule %q has no error", r.header)
+		}
+	}
+}

@@ -462,6 +462,112 @@ func TestConditionalWriteNotImplemented(t *testing.T) {
 	}
 }
 
+// TestUnsupportedHeadersRefused: a write or delete asking for what the
+// server does not do (a condition, encryption, object lock, tags) is
+// refused with NotImplemented and changes nothing; silently ignoring the
+// header would leave the client believing its object is protected.
+// Headers that ask for nothing (tagging directive COPY, object lock
+// "false") are served.
+func TestUnsupportedHeadersRefused(t *testing.T) {
+	e := startServer(t)
+	c := createBucket(t, e, "hdrs")
+	ctx := t.Context()
+	b, k := aws.String("hdrs"), aws.String("keep")
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: k, Body: strings.NewReader("first")}); err != nil {
+		t.Fatal(err)
+	}
+	src := aws.String("hdrs/keep")
+	until := time.Now().Add(24 * time.Hour)
+	refused := []struct {
+		name string
+		call func() error
+	}{
+		{"CopyObject If-None-Match *", func() error {
+			_, err := c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: b, Key: k, CopySource: src, MetadataDirective: types.MetadataDirectiveReplace, IfNoneMatch: aws.String("*")})
+			return err
+		}},
+		{"CopyObject If-Match", func() error {
+			_, err := c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: b, Key: aws.String("copy"), CopySource: src, IfMatch: aws.String(`"nope"`)})
+			return err
+		}},
+		{"DeleteObject If-Match", func() error {
+			_, err := c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: b, Key: k, IfMatch: aws.String(`"nope"`)})
+			return err
+		}},
+		{"PutObject SSE-S3", func() error {
+			_, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: k, Body: strings.NewReader("sse"), ServerSideEncryption: types.ServerSideEncryptionAes256})
+			return err
+		}},
+		{"PutObject SSE-KMS", func() error {
+			_, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String("kms"), Body: strings.NewReader("sse"), ServerSideEncryption: types.ServerSideEncryptionAwsKms})
+			return err
+		}},
+		{"PutObject SSE-C", func() error {
+			_, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: k, Body: strings.NewReader("ssec"),
+				SSECustomerAlgorithm: aws.String("AES256"), SSECustomerKey: aws.String("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="), SSECustomerKeyMD5: aws.String("tN8yOlthBxl0JFdzwM5Z/w==")})
+			return err
+		}},
+		{"GetObject SSE-C", func() error {
+			_, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: b, Key: k,
+				SSECustomerAlgorithm: aws.String("AES256"), SSECustomerKey: aws.String("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="), SSECustomerKeyMD5: aws.String("tN8yOlthBxl0JFdzwM5Z/w==")})
+			return err
+		}},
+		{"PutObject object lock", func() error {
+			_, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: k, Body: strings.NewReader("lock"), ObjectLockMode: types.ObjectLockModeCompliance, ObjectLockRetainUntilDate: &until})
+			return err
+		}},
+		{"PutObject legal hold", func() error {
+			_, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String("hold"), Body: strings.NewReader("lock"), ObjectLockLegalHoldStatus: types.ObjectLockLegalHoldStatusOn})
+			return err
+		}},
+		{"CreateBucket object lock", func() error {
+			_, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("locked"), ObjectLockEnabledForBucket: aws.Bool(true)})
+			return err
+		}},
+		{"PutObject tagging", func() error {
+			_, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: k, Body: strings.NewReader("tags"), Tagging: aws.String("a=b")})
+			return err
+		}},
+		{"CreateMultipartUpload tagging", func() error {
+			_, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: b, Key: aws.String("mp"), Tagging: aws.String("a=b")})
+			return err
+		}},
+		{"CopyObject tagging REPLACE", func() error {
+			_, err := c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: b, Key: aws.String("copy"), CopySource: src, TaggingDirective: types.TaggingDirectiveReplace, Tagging: aws.String("a=b")})
+			return err
+		}},
+	}
+	for _, tc := range refused {
+		wantCode(t, tc.name, tc.call(), "NotImplemented")
+	}
+	if got := getString(t, c, "hdrs", "keep"); got != "first" {
+		t.Fatalf("keep = %q after refused writes, want %q", got, "first")
+	}
+	for _, key := range []string{"copy", "kms", "hold"} {
+		if headMeta(t, c, "hdrs", key) != nil {
+			t.Fatalf("a refused write created %s", key)
+		}
+	}
+	if _, err := c.HeadBucket(ctx, &awss3.HeadBucketInput{Bucket: aws.String("locked")}); apiCode(err) != "NotFound" {
+		t.Fatalf("HeadBucket locked: %v, want NotFound (a refused CreateBucket created it)", err)
+	}
+	ups, err := c.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: b})
+	if err != nil || len(ups.Uploads) != 0 {
+		t.Fatalf("uploads after a refused create: %v, %v", ups, err)
+	}
+
+	// Asking for nothing is served.
+	if _, err := c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: b, Key: aws.String("copy"), CopySource: src, TaggingDirective: types.TaggingDirectiveCopy}); err != nil {
+		t.Fatalf("CopyObject tagging COPY: %v", err)
+	}
+	if got := getString(t, c, "hdrs", "copy"); got != "first" {
+		t.Fatalf("copy = %q, want %q", got, "first")
+	}
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("unlocked"), ObjectLockEnabledForBucket: aws.Bool(false)}); err != nil {
+		t.Fatalf("CreateBucket object lock false: %v", err)
+	}
+}
+
 // getString returns the bytes of bucket/key.
 func getString(t *testing.T, c *awss3.Client, bucket, key string) string {
 	t.Helper()
