@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -30,8 +32,13 @@ import (
 // FSM has applied that index before returning to its caller.
 
 const (
-	applyPath      = "/v1/cluster/apply"
-	indexPath      = "/v1/cluster/index"
+	applyPath = "/v1/cluster/apply"
+	indexPath = "/v1/cluster/index"
+	awaitPath = "/v1/cluster/await" // ?index=N
+	// spreadWait bounds how long a removal waits for the other nodes to
+	// apply it; a node that has not answered by then is down, partitioned
+	// or paused (see spread).
+	spreadWait     = 2 * time.Second
 	syncTimeout    = 2 * time.Second
 	maxSyncs       = 32      // concurrent syncWithLeader calls; more answer from local state
 	maxCommandSize = 4 << 20 // bytes; a map of 4096 PGs × 16 drives fits
@@ -106,6 +113,7 @@ func (s *Store) RPCHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+applyPath, s.serveApply)
 	mux.HandleFunc("GET "+indexPath, s.serveIndex)
+	mux.HandleFunc("GET "+awaitPath, s.serveAwait)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.verifier == nil {
 			http.Error(w, "cluster mode is off", http.StatusNotFound)
@@ -149,16 +157,16 @@ func (s *Store) serveApply(w http.ResponseWriter, r *http.Request) {
 // it. It retries while there is no leader or the leader moved before the
 // command was appended; once the command may have been appended it does
 // not retry, so a command is never applied twice by this path.
-func (s *Store) forward(ctx context.Context, cmd []byte) error {
+func (s *Store) forward(ctx context.Context, cmd []byte) (uint64, error) {
 	if s.verifier == nil {
-		return ErrNotLeader // a single node without cluster secret
+		return 0, ErrNotLeader // a single node without cluster secret
 	}
 	giveUp := time.Now().Add(noLeaderWait)
 	for {
 		if s.raft.State() == raft.Leader {
-			_, err := s.applyLocal(ctx, cmd)
+			idx, err := s.applyLocal(ctx, cmd)
 			if !errors.Is(err, ErrNotLeader) {
-				return err
+				return idx, err
 			}
 		} else if id, _ := s.Leader(); id != "" {
 			n, ok := s.fsm.node(id)
@@ -166,20 +174,20 @@ func (s *Store) forward(ctx context.Context, cmd []byte) error {
 				idx, err := s.sendApply(ctx, n.RPCAddr, cmd)
 				if idx > 0 {
 					if werr := s.waitApplied(ctx, idx); werr != nil {
-						return werr
+						return 0, werr
 					}
 				}
 				if !errors.Is(err, ErrNotLeader) && !errors.Is(err, errNotSent) {
-					return err
+					return idx, err
 				}
 			}
 		}
 		if time.Now().After(giveUp) {
-			return fmt.Errorf("%w: %w: no leader reachable for %v", meta.ErrUnavailable, ErrNotLeader, noLeaderWait)
+			return 0, fmt.Errorf("%w: %w: no leader reachable for %v", meta.ErrUnavailable, ErrNotLeader, noLeaderWait)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w: %w: no leader reachable (%v)", meta.ErrUnavailable, ErrNotLeader, context.Cause(ctx))
+			return 0, fmt.Errorf("%w: %w: no leader reachable (%v)", meta.ErrUnavailable, ErrNotLeader, context.Cause(ctx))
 		case <-time.After(forwardRetry):
 		}
 	}
@@ -281,4 +289,73 @@ func (s *Store) syncWithLeader(ctx context.Context) bool {
 		return false
 	}
 	return s.waitApplied(ctx, a.Index) == nil
+}
+
+// serveAwait answers once this node has applied the log up to ?index
+// (at most spreadWait), with its applied index; a removal's spread calls
+// it on every node.
+func (s *Store) serveAwait(w http.ResponseWriter, r *http.Request) {
+	idx, err := strconv.ParseUint(r.URL.Query().Get("index"), 10, 64)
+	if err != nil {
+		http.Error(w, "index: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), spreadWait)
+	defer cancel()
+	var a applyAnswer
+	if err := s.waitApplied(ctx, idx); err != nil {
+		a.Code, a.Message = encodeErr(err)
+	}
+	a.Index = s.fsm.applied.Load()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(a)
+}
+
+// spread waits, at most spreadWait, until every other node of the cluster
+// has applied the log up to index. It is best effort by design: a node
+// that is down or cut off cannot be waited for without making a deletion
+// impossible while any node is away. Such a node is behind by at most
+// what it missed while away, and syncs on its next lookup miss.
+func (s *Store) spread(ctx context.Context, index uint64) {
+	if s.verifier == nil {
+		return // a single node: nothing to wait for
+	}
+	ctx, cancel := context.WithTimeout(ctx, spreadWait+time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, n := range s.fsm.nodeList() {
+		if n.Name == s.cfg.NodeID || n.RPCAddr == "" {
+			continue
+		}
+		wg.Go(func() {
+			if err := s.awaitNode(ctx, n.RPCAddr, index); err != nil {
+				s.log.Warn("cluster: a node did not confirm a removal", "node", n.Name, "index", index, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (s *Store) awaitNode(ctx context.Context, addr string, index uint64) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+awaitPath+"?index="+strconv.FormatUint(index, 10), nil)
+	if err != nil {
+		return err
+	}
+	rpcauth.Sign(req, s.cfg.Secret, time.Now())
+	resp, err := s.httpc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var a applyAnswer
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("await: %s", resp.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&a); err != nil {
+		return fmt.Errorf("await: bad answer: %w", err)
+	}
+	if a.Index < index {
+		return fmt.Errorf("await: applied %d < %d: %s", a.Index, index, a.Message)
+	}
+	return nil
 }

@@ -226,6 +226,99 @@ func TestVisibleEverywhere(t *testing.T) {
 	}
 }
 
+// TestRemovalsVisibleEverywhere: once a deletion of a container, key or
+// tenant returned through any node, no node answers from the state before
+// it. Lookups that hit answer from a node's own state (no sync), so
+// without the removal's spread a follower a few milliseconds behind still
+// served a deleted bucket (a PUT into it was acknowledged) or a deleted
+// key (found by a hostile probe).
+func TestRemovalsVisibleEverywhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a 3-node raft cluster")
+	}
+	nodes, _ := startStores(t, 3)
+	ctx := t.Context()
+	stale, rounds := 0, 0
+	// churn reports an election under load (the outcome of the call is
+	// unknown): the round is skipped, not failed.
+	churn := func(err error) bool { return errors.Is(err, meta.ErrUnavailable) }
+	for i := range 30 {
+		name := fmt.Sprintf("rm-%02d", i)
+		create, remove := nodes[i%3].store, nodes[(i+1)%3].store
+		_, k, err := create.CreateTenant(ctx, name)
+		if err != nil {
+			if churn(err) {
+				continue
+			}
+			t.Fatal(err)
+		}
+		k2, err := create.CreateKey(ctx, name)
+		if err != nil {
+			if churn(err) {
+				continue
+			}
+			t.Fatal(err)
+		}
+		if err := create.CreateContainer(ctx, meta.ContainerInfo{Tenant: name, Name: "box"}); err != nil {
+			if churn(err) {
+				continue
+			}
+			t.Fatal(err)
+		}
+		for _, nd := range nodes { // every node has seen them (a hit from now on)
+			if _, err := nd.store.Container(ctx, name, "box"); err != nil {
+				t.Fatalf("round %d: %s: Container: %v", i, nd.member.Name, err)
+			}
+			if _, _, err := nd.store.LookupKey(ctx, k2.AccessKey); err != nil {
+				t.Fatalf("round %d: %s: LookupKey: %v", i, nd.member.Name, err)
+			}
+		}
+		if err := remove.DeleteContainer(ctx, name, "box"); err != nil {
+			if churn(err) {
+				continue
+			}
+			t.Fatal(err)
+		}
+		for _, nd := range nodes {
+			if _, err := nd.store.Container(ctx, name, "box"); !errors.Is(err, meta.ErrNoSuchContainer) {
+				stale++
+				t.Errorf("round %d: %s still serves the deleted container (err %v)", i, nd.member.Name, err)
+			}
+		}
+		if err := remove.DeleteKey(ctx, name, k2.AccessKey); err != nil {
+			if churn(err) {
+				continue
+			}
+			t.Fatal(err)
+		}
+		for _, nd := range nodes {
+			if _, _, err := nd.store.LookupKey(ctx, k2.AccessKey); !errors.Is(err, tenant.ErrUnknownAccessKey) {
+				stale++
+				t.Errorf("round %d: %s still authenticates a deleted key (err %v)", i, nd.member.Name, err)
+			}
+		}
+		if err := remove.DeleteTenant(ctx, name); err != nil {
+			if churn(err) {
+				continue
+			}
+			t.Fatal(err)
+		}
+		for _, nd := range nodes {
+			if _, _, err := nd.store.LookupKey(ctx, k.AccessKey); !errors.Is(err, tenant.ErrUnknownAccessKey) {
+				stale++
+				t.Errorf("round %d: %s still authenticates a deleted tenant's key (err %v)", i, nd.member.Name, err)
+			}
+		}
+		rounds++
+	}
+	if rounds < 10 {
+		t.Fatalf("only %d of 30 rounds ran without an election", rounds)
+	}
+	if stale > 0 {
+		t.Fatalf("%d stale answers after removals returned", stale)
+	}
+}
+
 // TestSecretsSealed: with a cluster secret, key secrets never enter the
 // Raft log or snapshots in the clear, and every node reads them back.
 func TestSecretsSealed(t *testing.T) {

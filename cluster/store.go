@@ -364,21 +364,21 @@ func (s *Store) Leader() (id, addr string) {
 // every node. It is bounded by ctx and by Config.ApplyTimeout, whichever
 // ends first. If ctx ends before the entry commits, the command may still
 // be applied later; the caller sees ctx's error.
-func (s *Store) apply(ctx context.Context, cmd []byte) error {
+func (s *Store) apply(ctx context.Context, cmd []byte) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 	defer cancel()
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("cluster: apply: %w", context.Cause(ctx))
+		return 0, fmt.Errorf("cluster: apply: %w", context.Cause(ctx))
 	}
 	if s.raft.State() != raft.Leader {
 		return s.forward(ctx, cmd)
 	}
-	_, err := s.applyLocal(ctx, cmd)
+	idx, err := s.applyLocal(ctx, cmd)
 	if errors.Is(err, ErrNotLeader) {
 		// Not appended anywhere: safe to send to the leader.
 		return s.forward(ctx, cmd)
 	}
-	return err
+	return idx, err
 }
 
 // applyLocal appends cmd to the log of this node, which must be the
@@ -544,11 +544,23 @@ func (s *Store) Containers(ctx context.Context, tenant string) ([]meta.Container
 	return s.fsm.containerList(tenant), nil
 }
 
-// applyCmd encodes and applies one command.
+// applyCmd encodes and applies one command. A removal (of a container,
+// tenant or key) returns only once every node that answers has applied it
+// too (spread): lookups that hit answer from a node's own state, so
+// without the wait a node a few milliseconds behind would still accept a
+// PUT into a bucket whose deletion had returned, or a deleted key.
 func (s *Store) applyCmd(ctx context.Context, t cmdType, payload any) error {
 	b, err := encodeCmd(t, payload)
 	if err != nil {
 		return err
 	}
-	return s.apply(ctx, b)
+	idx, err := s.apply(ctx, b)
+	if err == nil && idx > 0 && removals[t] {
+		s.spread(ctx, idx)
+	}
+	return err
 }
+
+// removals are the commands whose effect every node must have applied
+// before the call returns.
+var removals = map[cmdType]bool{cmdDeleteContainer: true, cmdDeleteTenant: true, cmdDeleteKey: true}
