@@ -1,7 +1,7 @@
 // Package placement defines the cluster map and the pure functions that map
 // an artifact to the drives that store it: (tenant, container, key) → placement
 // group (PG) → ordered drive set. It does no I/O and imports nothing of this
-// module; the same inputs give the same map on every node, so the Raft FSM
+// module but the types of driver (DriveID, Class); the same inputs give the same map on every node, so the Raft FSM
 // may call it.
 //
 // # Erasure-coding policy

@@ -306,7 +306,7 @@ func openDrives(ctx context.Context, f *serverFlags, log *slog.Logger) (map[plac
 		// A drive that cannot be opened (failed, read-only, foreign)
 		// starts offline: the erasure sets may tolerate it, and the
 		// probe loop takes it in when it recovers.
-		d, err := local.Attach(ctx, local.Config{Dir: filepath.Join(dir, "drive"), ID: driver.DriveID(id), ClusterID: st.ClusterID, Logger: log})
+		d, err := local.Attach(ctx, local.Config{Dir: filepath.Join(dir, "drive"), ID: id, ClusterID: st.ClusterID, Logger: log})
 		if err != nil {
 			closeAll()
 			return nil, nil, nil, nil, fmt.Errorf("open drive %s: %w", dir, err)
@@ -316,7 +316,7 @@ func openDrives(ctx context.Context, f *serverFlags, log *slog.Logger) (map[plac
 		}
 		closers = append(closers, d.Close)
 		drives[id] = d
-		pdrives = append(pdrives, placement.Drive{ID: id, Node: placement.NodeID(st.Node), Class: placement.ClassLocal})
+		pdrives = append(pdrives, placement.Drive{ID: id, Node: placement.NodeID(st.Node), Class: driver.ClassLocal})
 	}
 	m, err := placement.NewMap(pdrives, pol, st.PGs, 1)
 	if err != nil {
@@ -605,9 +605,9 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 }
 
 // localDrives adapts the node's drives for the RPC server.
-func localDrives(m map[placement.DriveID]driver.Driver) func(driver.DriveID) (driver.Driver, bool) {
+func localDrives(m map[driver.DriveID]driver.Driver) func(driver.DriveID) (driver.Driver, bool) {
 	return func(id driver.DriveID) (driver.Driver, bool) {
-		d, ok := m[placement.DriveID(id)]
+		d, ok := m[id]
 		return d, ok
 	}
 }
@@ -619,7 +619,7 @@ func localDrives(m map[placement.DriveID]driver.Driver) func(driver.DriveID) (dr
 func startGossip(ctx context.Context, f *serverFlags, st *nodeState, known []cluster.NodeInfo, secret []byte, log *slog.Logger) (*cluster.Membership, error) {
 	self := cluster.Member{Name: st.Node, S3Addr: f.s3Addr, RaftAddr: f.raftAddr, RPCAddr: f.rpc}
 	for _, id := range st.Drives {
-		self.Drives = append(self.Drives, cluster.MemberDrive{ID: id, Class: placement.ClassLocal, Zone: f.zone})
+		self.Drives = append(self.Drives, cluster.MemberDrive{ID: id, Class: string(driver.ClassLocal), Zone: f.zone})
 	}
 	ms, err := cluster.StartMembership(ctx, cluster.MembershipConfig{
 		Name: st.Node, BindAddr: f.gossip, Self: self, Secret: secret, Logger: log.With("component", "gossip"),
@@ -753,7 +753,7 @@ func singleStatus(ctx context.Context, node string, store *cluster.Store, m *pla
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	for _, dr := range m.Drives {
-		ds := cluster.DriveStatus{ID: string(dr.ID), Node: string(dr.Node), Zone: dr.Zone, Class: dr.Class, State: "ok"}
+		ds := cluster.DriveStatus{ID: string(dr.ID), Node: string(dr.Node), Zone: dr.Zone, Class: string(dr.Class), State: "ok"}
 		info, err := drives[dr.ID].Info(pctx)
 		if err != nil {
 			ds.State, ds.Error = "offline", err.Error()
@@ -801,7 +801,7 @@ func driveSamples(ds []cluster.DriveStatus) []metrics.DriveSample {
 func localDriveSamples(ctx context.Context, node string, m *placement.Map, drives map[placement.DriveID]driver.Driver) []metrics.DriveSample {
 	var out []metrics.DriveSample
 	for _, dr := range m.Drives {
-		s := metrics.DriveSample{ID: string(dr.ID), Node: node, Class: dr.Class}
+		s := metrics.DriveSample{ID: string(dr.ID), Node: node, Class: string(dr.Class)}
 		if d, ok := drives[dr.ID]; ok {
 			if info, err := d.Info(ctx); err == nil {
 				s.Online, s.Used, s.Free, s.Total = true, info.Usage.Used, info.Usage.Free, info.Usage.Total
