@@ -3,6 +3,7 @@ package placement
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -19,8 +20,7 @@ import (
 //     in the package comment: a zone or node added, say), the excess
 //     entries move to another drive if one meets the caps.
 //  3. Each hole is filled with the least-loaded drive that keeps the set
-//     within the caps (raised by one at a time only when no drive can),
-//     ties broken by rendezvous score.
+//     within the caps (raised by one at a time only when no drive can).
 //  4. While some drive holds more than ceil(mean) entries, or less than
 //     floor(mean), entries move one at a time from a fuller drive to an
 //     emptier one (at least two entries apart) that keeps the set within
@@ -105,6 +105,9 @@ type planner struct {
 	// byLoad[l] lists the drives with load l; at[d] is d's index in it.
 	byLoad [][]int
 	at     []int
+	// Each drive's target load and the range around it balance aims for.
+	target []float64
+	lo, hi []int
 }
 
 func newPlanner(cur *Map, drives []Drive) *planner {
@@ -189,23 +192,24 @@ func (p *planner) fits(pg, slot, d, relax int) bool {
 	return onNode < s.nodeCap+relax && (zone < 0 || inZone < s.zoneCap+relax)
 }
 
-// receiver returns the least-loaded drive with load below limit that fits
-// (pg, slot) under relax, ties broken by the highest score(pg, drive), or
-// -1 if there is none.
-func (p *planner) receiver(pg, slot, limit, relax int) int {
+// receiver returns a least-loaded drive with load below limit that fits
+// (pg, slot) under relax and that want accepts (nil: any), or -1 if there
+// is none. Among drives of equal load it takes the first that fits from a
+// position in the load's list drawn from (pg, slot), so that equal drives
+// share the entries without the cost of scoring them all.
+func (p *planner) receiver(pg, slot, limit, relax int, want func(r int) bool) int {
+	h := mix64(uint64(pg)<<16 | uint64(slot))
 	for l := 0; l < limit && l < len(p.byLoad); l++ {
-		best, bestScore := -1, uint64(0)
-		for _, d := range p.byLoad[l] {
-			if !p.fits(pg, slot, d, relax) {
-				continue
-			}
-			sc := score(uint32(pg), p.sel.drives[d].ID)
-			if best < 0 || sc > bestScore || sc == bestScore && d < best {
-				best, bestScore = d, sc
-			}
+		b := p.byLoad[l]
+		if len(b) == 0 {
+			continue
 		}
-		if best >= 0 {
-			return best
+		off := int(h % uint64(len(b)))
+		for i := range b {
+			d := b[(off+i)%len(b)]
+			if (want == nil || want(d)) && p.fits(pg, slot, d, relax) {
+				return d
+			}
 		}
 	}
 	return -1
@@ -237,7 +241,7 @@ func (p *planner) repairCaps() {
 			if set[slot] < 0 || !p.overCap(pg, slot) {
 				continue
 			}
-			if r := p.receiver(pg, slot, len(p.byLoad)+1, 0); r >= 0 {
+			if r := p.receiver(pg, slot, len(p.byLoad)+1, 0, nil); r >= 0 {
 				p.put(pg, slot, r)
 			}
 		}
@@ -253,7 +257,7 @@ func (p *planner) fillHoles() {
 			// Once relax reaches the set size every drive outside the set
 			// fits, and there are at least set size drives.
 			for relax := 0; ; relax++ {
-				if r := p.receiver(pg, slot, len(p.byLoad)+1, relax); r >= 0 {
+				if r := p.receiver(pg, slot, len(p.byLoad)+1, relax, nil); r >= 0 {
 					p.put(pg, slot, r)
 					break
 				}
@@ -262,21 +266,92 @@ func (p *planner) fillHoles() {
 	}
 }
 
-// balance moves entries from drives above ceil(mean) load, and (while a
-// drive is below floor(mean)) from drives above floor(mean), to emptier
-// drives. When the caps keep that from reaching
-// [floor(mean), ceil(mean)] (a zone with fewer drives than its share of
-// every set needs, say), a second phase moves entries from any drive to
-// one at least two entries emptier that the caps allow. PGs are visited in
-// an order drawn from the epoch, so that the entries a joining drive takes
-// come from PGs all over the map. Every move lowers the sum of squared
-// loads, so the loops end; a bound on the sweeps keeps them short.
-func (p *planner) balance(epoch Epoch) {
-	total := 0
-	for _, l := range p.load {
-		total += l
+// targets sets each drive's target load: the entries of its zone spread
+// evenly over the zone's drives. A zone's entries are in proportion to its
+// drives, except that the caps bound them: a zone holds at most zoneCap
+// and at least setSize - (zones-1)*zoneCap entries of every set (with 4
+// zones and 12+4 sets exactly 4, however many drives each zone has).
+// Drives without a zone form one group without bounds.
+func (p *planner) targets() {
+	s := p.sel
+	total := float64(len(p.sets) * s.size)
+	type group struct {
+		drives  int
+		lo, hi  float64 // bounds on the group's entries
+		entries float64
+		bounded bool
 	}
-	lo, hi := total/len(p.load), ceilDiv(total, len(p.load))
+	zones := len(s.zoneUsed)
+	groups := make([]group, zones+1) // the last: drives without a zone
+	for d := range p.load {
+		g := s.zone[d]
+		if g < 0 {
+			g = zones
+		}
+		groups[g].drives++
+	}
+	zmin := 0
+	if groups[zones].drives == 0 {
+		zmin = max(0, s.size-(zones-1)*s.zoneCap)
+	}
+	for g := range groups {
+		groups[g].lo, groups[g].hi = float64(len(p.sets)*zmin), float64(len(p.sets)*s.zoneCap)
+		if g == zones {
+			groups[g].lo, groups[g].hi = 0, total
+		}
+	}
+	// Water-fill: share the entries in proportion to drives, fix the
+	// groups that leave their bounds at the bound, and share the rest again.
+	for {
+		rest, weight := total, 0
+		for _, g := range groups {
+			if g.bounded {
+				rest -= g.entries
+			} else {
+				weight += g.drives
+			}
+		}
+		changed := false
+		for i := range groups {
+			g := &groups[i]
+			if g.bounded || g.drives == 0 {
+				continue
+			}
+			g.entries = rest * float64(g.drives) / float64(weight)
+			if g.entries > g.hi || g.entries < g.lo {
+				g.entries, g.bounded, changed = min(max(g.entries, g.lo), g.hi), true, true
+			}
+		}
+		if !changed {
+			break
+		}
+	}
+	p.lo, p.hi = make([]int, len(p.load)), make([]int, len(p.load))
+	p.target = make([]float64, len(p.load))
+	for d := range p.load {
+		g := s.zone[d]
+		if g < 0 {
+			g = zones
+		}
+		t := groups[g].entries / float64(groups[g].drives)
+		p.target[d], p.lo[d], p.hi[d] = t, int(t), int(t)
+		if float64(int(t)) < t {
+			p.hi[d]++
+		}
+	}
+}
+
+// balance moves entries from drives above their target range (see
+// targets) to drives below it, then from drives above their target's floor
+// to drives still below theirs. PGs are visited in an order drawn from the
+// epoch, so that the entries a joining drive takes come from PGs all over
+// the map. When the node caps keep that from balancing (fewer nodes than a
+// set needs, say), a last phase moves entries from any drive to one at
+// least two entries emptier relative to its target that the caps allow.
+// Every move lowers the drives' total distance from their targets, so the
+// loops end; a bound on the sweeps keeps them short.
+func (p *planner) balance(epoch Epoch) {
+	p.targets()
 	order := make([]int, len(p.sets))
 	keys := make([]uint64, len(p.sets))
 	for pg := range order {
@@ -284,54 +359,74 @@ func (p *planner) balance(epoch Epoch) {
 		keys[pg] = mix64(uint64(pg) ^ uint64(epoch)<<32)
 	}
 	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(keys[a], keys[b]) })
-	balanced := func() bool { return p.maxLoad() <= hi && p.minLoad() >= lo }
-	// Entries above ceil(mean) go first to drives below floor(mean) (a
-	// joining drive), then to any drive two entries emptier; only then do
-	// drives at ceil(mean) give to drives still below floor(mean). In that
-	// order a drive's surplus fills a joining drive's deficit before
-	// anything else moves, so the moves are about max(surplus, deficit).
-	for _, limit := range []func(l int) int{
-		func(l int) int { return cond(l > hi, min(l-1, lo), 0) },
-		func(l int) int { return cond(l > hi, l-1, 0) },
-		func(l int) int { return cond(l > lo && p.minLoad() < lo, lo, 0) },
-	} {
-		if balanced() {
-			return
-		}
-		p.sweep(order, balanced, limit)
+	maxLo, maxHi, maxTarget := 0, 0, 0.0
+	for d := range p.load {
+		maxLo, maxHi, maxTarget = max(maxLo, p.lo[d]), max(maxHi, p.hi[d]), max(maxTarget, p.target[d])
 	}
+	below := func(r int) bool { return p.load[r] < p.lo[r] }
+	room := func(r int) bool { return p.load[r] < p.hi[r] }
+	balanced := func() bool {
+		for d, l := range p.load {
+			if l < p.lo[d] || l > p.hi[d] {
+				return false
+			}
+		}
+		return true
+	}
+	// Surplus entries go first to drives below their range (a joining
+	// drive), then to any drive with room; only then do drives within
+	// their range give to drives still below theirs. In that order a
+	// drive's surplus fills a joining drive's deficit before anything else
+	// moves, so the moves are about max(surplus, deficit).
+	p.sweep(order, func(d int) (func(int) bool, int) { return cond(p.load[d] > p.hi[d], below), maxLo })
+	p.sweep(order, func(d int) (func(int) bool, int) { return cond(p.load[d] > p.hi[d], room), maxHi })
+	p.sweep(order, func(d int) (func(int) bool, int) { return cond(p.load[d] > p.lo[d], below), maxLo })
 	if balanced() {
 		return
 	}
-	p.sweep(order, func() bool { return p.maxLoad()-p.minLoad() <= 1 }, func(l int) int { return l - 1 })
+	minExcess := math.Inf(1)
+	for d, l := range p.load {
+		minExcess = min(minExcess, float64(l)-p.target[d])
+	}
+	// minExcess only grows: receivers gain, and a donor stays above it.
+	p.sweep(order, func(d int) (func(int) bool, int) {
+		excess := float64(p.load[d]) - p.target[d]
+		if excess < minExcess+2 {
+			return nil, 0
+		}
+		return func(r int) bool { return float64(p.load[r])-p.target[r] <= excess-2 }, int(excess+maxTarget) - 1
+	})
 }
 
-func cond(c bool, a, b int) int {
+// cond returns f if c holds, else nil.
+func cond(c bool, f func(int) bool) func(int) bool {
 	if c {
-		return a
+		return f
 	}
-	return b
+	return nil
 }
 
 // sweep visits every entry in order and moves it to the least-loaded drive
-// with a load below limit(its drive's load) that fits, until done or a
-// sweep moves nothing.
-func (p *planner) sweep(order []int, done func() bool, limit func(l int) int) {
+// with a load below limit that fits and that accept accepts, where accept
+// and limit are want(the entry's drive), until a sweep moves nothing. A nil
+// accept leaves the entry where it is; so does a limit no larger than the
+// smallest load.
+func (p *planner) sweep(order []int, want func(d int) (accept func(r int) bool, limit int)) {
 	for range 64 {
 		moved := 0
 		for _, pg := range order {
 			for slot, d := range p.sets[pg] {
-				lim := limit(p.load[d])
-				if lim <= p.minLoad() {
+				accept, limit := want(d)
+				if accept == nil || limit <= p.minLoad() {
 					continue
 				}
-				if r := p.receiver(pg, slot, lim, 0); r >= 0 {
+				if r := p.receiver(pg, slot, limit, 0, accept); r >= 0 {
 					p.put(pg, slot, r)
 					moved++
 				}
 			}
 		}
-		if moved == 0 || done() {
+		if moved == 0 {
 			return
 		}
 	}
@@ -340,15 +435,6 @@ func (p *planner) sweep(order []int, done func() bool, limit func(l int) int) {
 func (p *planner) minLoad() int {
 	for l, b := range p.byLoad {
 		if len(b) > 0 {
-			return l
-		}
-	}
-	return 0
-}
-
-func (p *planner) maxLoad() int {
-	for l := len(p.byLoad) - 1; l >= 0; l-- {
-		if len(p.byLoad[l]) > 0 {
 			return l
 		}
 	}

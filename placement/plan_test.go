@@ -322,3 +322,36 @@ func TestNewMapPrefixWalk(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanTightZones covers caps that forbid a global balance: with 4
+// zones and 12+4 sets every set holds exactly 4 drives of each zone, so a
+// zone's drives share a quarter of the entries however many there are. A
+// node joining one zone takes entries only from that zone, leaves every
+// zone balanced within itself, and moves no more than the ideal share.
+func TestPlanTightZones(t *testing.T) {
+	drives := cluster(4, 4, 2)
+	base := mustPlan(t, mustNewMap(t, drives, Policy{12, 4}, DefaultPGCount), drives, 2)
+	checkBalanced(t, base)
+	joined := append(slices.Clone(drives), nodeDrives("z1", "new", 2)...)
+	m := mustPlan(t, base, joined, 3)
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if n := capViolations(m); n > 0 {
+		t.Errorf("%d sets break the caps", n)
+	}
+	got := movedFraction(t, base, m, func(mv Move) bool { return m.drive(mv.To).Node == "new" })
+	if ideal := 2.0 / float64(len(joined)); got > 1.1*ideal || got == 0 {
+		t.Errorf("join moved %.4f of entries, want (0, 1.1 x %.4f]", got, ideal)
+	}
+	perZone := map[string][]int{}
+	for id, l := range loads(m) {
+		z := m.drive(id).Zone
+		perZone[z] = append(perZone[z], l)
+	}
+	for z, ls := range perZone {
+		if slices.Max(ls)-slices.Min(ls) > 1 {
+			t.Errorf("zone %s: loads %v, want within one of each other", z, ls)
+		}
+	}
+}
