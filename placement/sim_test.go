@@ -166,3 +166,66 @@ func objectSpread(m *Map, n int) float64 {
 }
 
 func mb(n int) float64 { return float64(n) / (1 << 20) }
+
+// BenchmarkPlacementGrowth grows a cluster from 20 to 1,000 nodes (10
+// zones, 12 drives each, 12+4) by 20 nodes at a time, splitting PGs
+// whenever PGCountFor asks for more. It reports the entries moved over the
+// whole growth against the ideal (each step's new drives' share) and the
+// balance at the end, and fails if a split moves anything or the growth
+// moves more than 1.1x the ideal.
+//
+//	go test -run '^$' -bench PlacementGrowth -benchtime 1x -timeout 30m ./placement
+func BenchmarkPlacementGrowth(b *testing.B) {
+	for b.Loop() {
+		p := Policy{12, 4}
+		const zones, step, final, perNode = 10, 20, 1000, 12
+		grow := func(n int) []Drive {
+			var ds []Drive
+			for i := range n {
+				ds = append(ds, nodeDrives(fmt.Sprintf("z%d", i%zones), NodeID(fmt.Sprintf("n%04d", i)), perNode)...)
+			}
+			return ds
+		}
+		drives := grow(step)
+		m, err := NewMap(drives, p, PGCountFor(len(drives), p.SetSize()), 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if m, err = Plan(m, drives, 2); err != nil {
+			b.Fatal(err)
+		}
+		var moved, ideal float64
+		splits := 0
+		start := time.Now()
+		for n := 2 * step; n <= final; n += step {
+			drives = grow(n)
+			epoch := m.Epoch + 1
+			if want := PGCountFor(len(drives), p.SetSize()); want > m.PGCount() {
+				s, err := m.Split(want, epoch)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if mv, _ := Diff(m, s); len(mv) != 0 {
+					b.Fatalf("split to %d PGs moved %d entries", want, len(mv))
+				}
+				m, epoch, splits = s, epoch+1, splits+1
+			}
+			next, err := Plan(m, drives, epoch)
+			if err != nil {
+				b.Fatal(err)
+			}
+			mv, _ := Diff(m, next)
+			moved += float64(len(mv)) / float64(next.PGCount()*p.SetSize())
+			ideal += float64(step) / float64(n)
+			m = next
+		}
+		_, _, dev := spread(m)
+		b.Logf("grew 20 → %d nodes by %d: %d splits to %d PGs in %v; moved %.3f of the data in total, ideal %.3f → %.2fx; max drive deviation at the end %.1f%%, %d sets over the caps",
+			final, step, splits, m.PGCount(), time.Since(start).Round(time.Millisecond), moved, ideal, moved/ideal, 100*dev, capViolations(m))
+		b.ReportMetric(moved/ideal, "moved-x-ideal")
+		b.ReportMetric(100*dev, "dev-%")
+		if moved/ideal > 1.1 || dev > 0.10 {
+			b.Errorf("growth moved %.2fx the ideal with a final deviation of %.1f%%, want <= 1.1x and <= 10%%", moved/ideal, 100*dev)
+		}
+	}
+}
