@@ -25,8 +25,8 @@ func (*scaleSink) Close() error  { return nil }
 // scaleState is what fillFSM loaded, to check a restored FSM against.
 type scaleState struct {
 	tenants, containers, nodes int
-	applyTime               time.Duration
-	commands                int
+	applyTime                  time.Duration
+	commands                   int
 }
 
 // fillFSM applies, through fsm.Apply as raft would, tenants tenants (one
