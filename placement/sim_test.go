@@ -220,6 +220,7 @@ func BenchmarkPlacementGrowth(b *testing.B) {
 			m = next
 		}
 		_, _, dev := spread(m)
+		b.Logf("rebuild peers per drive: grown map %.0f, a fresh map of the same drives %.0f", peers(m), peers(mustPlanB(b, drives, p, m.PGCount())))
 		b.Logf("grew 20 → %d nodes by %d: %d splits to %d PGs in %v; moved %.3f of the data in total, ideal %.3f → %.2fx; max drive deviation at the end %.1f%%, %d sets over the caps",
 			final, step, splits, m.PGCount(), time.Since(start).Round(time.Millisecond), moved, ideal, moved/ideal, 100*dev, capViolations(m))
 		b.ReportMetric(moved/ideal, "moved-x-ideal")
@@ -228,4 +229,42 @@ func BenchmarkPlacementGrowth(b *testing.B) {
 			b.Errorf("growth moved %.2fx the ideal with a final deviation of %.1f%%, want <= 1.1x and <= 10%%", moved/ideal, 100*dev)
 		}
 	}
+}
+
+// peers returns the mean number of distinct other drives each drive shares
+// a set with: the drives that help rebuild it when it fails.
+func peers(m *Map) float64 {
+	index := make(map[DriveID]int, len(m.Drives))
+	for i, d := range m.Drives {
+		index[d.ID] = i
+	}
+	seen := make([]map[int]bool, len(m.Drives))
+	for i := range seen {
+		seen[i] = map[int]bool{}
+	}
+	for _, set := range m.PGs {
+		for _, a := range set {
+			for _, b := range set {
+				if a != b {
+					seen[index[a]][index[b]] = true
+				}
+			}
+		}
+	}
+	total := 0
+	for _, s := range seen {
+		total += len(s)
+	}
+	return float64(total) / float64(len(m.Drives))
+}
+
+func mustPlanB(b *testing.B, drives []Drive, p Policy, pgs int) *Map {
+	m, err := NewMap(drives, p, pgs, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if m, err = Plan(m, drives, 2); err != nil {
+		b.Fatal(err)
+	}
+	return m
 }
