@@ -91,8 +91,19 @@ func simulate(b *testing.B, zones, nodesPerZone, drivesPerNode int) {
 		}
 		got := float64(len(moves)) / entries
 		_, _, dev := spread(next)
-		b.Logf("%s: Plan %v, moved %.4f%% of entries (%d moves, ~%d KB as a delta), ideal %.4f%% → %.2fx; max deviation after %.1f%%; %d sets over the caps",
-			what, took.Round(time.Millisecond), 100*got, len(moves), len(moves)*16/1024, 100*ideal, got/ideal, 100*dev, capViolations(next))
+		delta, err := base.Delta(next)
+		if err != nil {
+			b.Fatal(err)
+		}
+		js, err := json.Marshal(delta)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if again, err := base.Apply(delta); err != nil || !slices.EqualFunc(again.PGs, next.PGs, slices.Equal) {
+			b.Fatalf("Apply(Delta) does not give the planned map: %v", err)
+		}
+		b.Logf("%s: Plan %v, moved %.4f%% of entries (%d moves; the Delta is %.0f KB as JSON), ideal %.4f%% → %.2fx; max deviation after %.1f%%; %d sets over the caps",
+			what, took.Round(time.Millisecond), 100*got, len(moves), float64(len(js))/1024, 100*ideal, got/ideal, 100*dev, capViolations(next))
 		return got / ideal
 	}
 
