@@ -90,7 +90,8 @@
 // whose share the caps fix, the zone's share spread over its drives). A join
 // or leave moves about the ideal share of entries (1/N for N equal nodes).
 // Plan's result depends on the map it starts from, so the Raft leader
-// computes it once and ships it (or the [Diff] of it).
+// computes it once and ships it, or ships the [Delta] between the two maps
+// (KBs where the map is MBs) for every node to [Map.Apply].
 //
 // The PG count grows by splitting, never by rehashing: [PGOf] keeps the low
 // bits of the key's hash, so when the count doubles every key of PG p lands
