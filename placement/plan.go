@@ -21,14 +21,19 @@ import (
 //     entries move to another drive if one meets the caps.
 //  3. Each hole is filled with the least-loaded drive that keeps the set
 //     within the caps (raised by one at a time only when no drive can).
-//  4. While some drive holds more than ceil(mean) entries, or less than
-//     floor(mean), entries move one at a time from a fuller drive to an
-//     emptier one (at least two entries apart) that keeps the set within
-//     the caps.
+//  4. Every drive gets a target load: the mean, or where the zone caps
+//     fix a zone's share of every set (4 zones under 12+4 hold exactly 4
+//     entries of each set), the zone's share over its drives. Entries then
+//     move one at a time, within the caps, from drives above the ceiling of
+//     their target to drives below its floor (surplus first, so that it
+//     fills a joining drive's deficit), and, if the node caps still keep a
+//     drive out of range, from any drive to one at least two entries
+//     emptier relative to its target.
 //
-// A joining drive therefore takes about its fair share of entries, all from
+// A joining drive therefore takes about its fair share of entries, from
 // the fullest drives, and a leaving drive's entries spread over the
-// emptiest; nothing else moves. The load of a drive is its number of
+// emptiest; little else moves (BenchmarkPlacementSim: 0.96x to 1.01x the
+// ideal at 1,000 nodes, every drive within 4% of the mean). The load of a drive is its number of
 // entries: every entry of a PG holds the same bytes, and PGs hold about the
 // same bytes once they hold many artifacts. Drives of different capacity
 // are not weighted yet.
@@ -69,9 +74,10 @@ func Plan(cur *Map, drives []Drive, epoch Epoch) (*Map, error) {
 
 // Move is one (PG, slot) entry that changed drive between two maps.
 type Move struct {
-	PG       uint32
-	Slot     int
-	From, To DriveID
+	PG   uint32  `json:"pg"`
+	Slot int     `json:"slot"`
+	From DriveID `json:"from"`
+	To   DriveID `json:"to"`
 }
 
 // Diff returns the entries of next whose drive differs from old's, in PG
