@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/meta"
 	"github.com/vaultaire/vaultaire/placement"
 )
@@ -234,9 +235,9 @@ func (s *Store) updateMap(ctx context.Context) error {
 }
 
 // driveClass maps an advertised class to the map's; unknown means local.
-func driveClass(c string) string {
-	if c == placement.ClassRemote {
-		return placement.ClassRemote
+func driveClass(c string) driver.Class {
+	if driver.Class(c) == driver.ClassRemote {
+		return driver.ClassRemote
 	}
-	return placement.ClassLocal
+	return driver.ClassLocal
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/placement"
 	"github.com/vaultaire/vaultaire/tenant"
 )
@@ -20,7 +21,7 @@ func testMap(t *testing.T, nodes, drivesPer int, epoch placement.Epoch) *placeme
 	var ds []placement.Drive
 	for n := range nodes {
 		for d := range drivesPer {
-			ds = append(ds, placement.Drive{ID: placement.DriveID(fmt.Sprintf("n%d-d%d", n, d)), Node: placement.NodeID(fmt.Sprintf("n%d", n)), Class: placement.ClassLocal})
+			ds = append(ds, placement.Drive{ID: placement.DriveID(fmt.Sprintf("n%d-d%d", n, d)), Node: placement.NodeID(fmt.Sprintf("n%d", n)), Class: driver.ClassLocal})
 		}
 	}
 	pol, err := placement.DefaultPolicy(len(ds))

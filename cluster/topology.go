@@ -127,7 +127,7 @@ func (t *Topology) Drive(id placement.DriveID) (driver.Driver, error) {
 	if c, ok := t.peers[id]; ok && t.addrs[id] == n.RPCAddr {
 		return c, nil
 	}
-	c, err := peer.NewClient(peer.ClientConfig{Addr: n.RPCAddr, Drive: driver.DriveID(id), Secret: t.secret, HTTP: t.http, Logger: t.log})
+	c, err := peer.NewClient(peer.ClientConfig{Addr: n.RPCAddr, Drive: id, Secret: t.secret, HTTP: t.http, Logger: t.log})
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +160,7 @@ func (t *Topology) Status(ctx context.Context, members []Member) Status {
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	for i, dr := range m.Drives {
-		st.Drives[i] = DriveStatus{ID: string(dr.ID), Node: string(dr.Node), Zone: dr.Zone, Class: dr.Class, State: "ok"}
+		st.Drives[i] = DriveStatus{ID: string(dr.ID), Node: string(dr.Node), Zone: dr.Zone, Class: string(dr.Class), State: "ok"}
 		wg.Go(func() {
 			ds := &st.Drives[i]
 			d, err := t.Drive(dr.ID)

@@ -45,8 +45,21 @@ var (
 	ErrForeignDrive = errors.New("driver: drive belongs to another cluster")
 )
 
-// DriveID names one drive in the cluster map.
+// DriveID names one drive in the cluster map. It is the only drive ID type
+// of the module: placement.DriveID is an alias of it.
 type DriveID string
+
+// Class says what kind of device backs a drive. The cluster map records it
+// per drive (placement.Drive.Class) and Info reports it.
+type Class string
+
+// Drive classes.
+const (
+	ClassLocal  Class = "local"  // a disk attached to a node of the cluster
+	ClassRemote Class = "remote" // an S3-compatible backend outside the cluster
+	ClassPeer   Class = "peer"   // another node's drive reached over the internode RPC
+	ClassMem    Class = "mem"    // an in-memory drive (tests)
+)
 
 // VersionSize is the length in bytes of a Version.
 const VersionSize = 16
@@ -122,7 +135,7 @@ type Usage struct {
 type Info struct {
 	ID        DriveID
 	ClusterID string
-	Class     string // "local", "remote", "peer"
+	Class     Class
 	Usage     Usage
 }
 

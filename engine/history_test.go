@@ -80,7 +80,7 @@ func newHistRig(t *testing.T) *histRig {
 	for i := range 6 {
 		id := placement.DriveID(fmt.Sprintf("d%02d", i))
 		r.ids = append(r.ids, id)
-		r.pdrives = append(r.pdrives, placement.Drive{ID: id, Node: placement.NodeID(fmt.Sprintf("n%d", i)), Class: placement.ClassLocal})
+		r.pdrives = append(r.pdrives, placement.Drive{ID: id, Node: placement.NodeID(fmt.Sprintf("n%d", i)), Class: driver.ClassLocal})
 		r.topo.drives[id] = drivertest.NewFaulty(&drivertest.Mem{MemID: driver.DriveID(id)})
 	}
 	now := func() time.Time { return time.Now().Add(time.Duration(r.skew.Load())) }

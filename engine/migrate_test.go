@@ -69,7 +69,7 @@ func newMigRig(t *testing.T) *migRig {
 		t.Cleanup(func() { d.Close() })
 		h := &hooked{Driver: d, rig: r}
 		r.ids = append(r.ids, id)
-		r.pdrives = append(r.pdrives, placement.Drive{ID: id, Node: placement.NodeID(fmt.Sprintf("n%d", i)), Class: placement.ClassLocal})
+		r.pdrives = append(r.pdrives, placement.Drive{ID: id, Node: placement.NodeID(fmt.Sprintf("n%d", i)), Class: driver.ClassLocal})
 		r.topo.drives[id] = drivertest.NewFaulty(h)
 		r.dirs[id], r.hooked[id] = dir, h
 	}

@@ -1,7 +1,7 @@
 // Package placement defines the cluster map and the pure functions that map
 // an artifact to the drives that store it: (tenant, container, key) → placement
 // group (PG) → ordered drive set. It does no I/O and imports nothing of this
-// module; the same inputs give the same map on every node, so the Raft FSM
+// module but the types of driver (DriveID, Class); the same inputs give the same map on every node, so the Raft FSM
 // may call it.
 //
 // # Erasure-coding policy
@@ -73,4 +73,32 @@
 // caps do not change), and in each of those exactly one member leaves. Slots
 // are re-ordered by score, though, so a planner that migrates from an old map
 // should keep surviving drives in their old slots.
+//
+// NewMap's sets are as random as the scores: with few (PG, slot) entries per
+// drive some drives hold twice the mean and others half (at 12,000 drives and
+// 16,384 PGs the fullest holds twice the mean). That is fine for the
+// 256-PG maps of clusters up to a few hundred drives; larger clusters use
+// Plan.
+//
+// # Growing: Plan, Split, PGCountFor
+//
+// [Plan] computes the next map from the current one when drives join or
+// leave, keeping every surviving drive in its slot: a leaving drive's
+// entries go to the least-loaded drives that keep each set within the caps,
+// a joining drive takes entries from the fullest drives, and the drives are
+// then balanced to within one entry of their target (the mean, or for zones
+// whose share the caps fix, the zone's share spread over its drives). A join
+// or leave moves about the ideal share of entries (1/N for N equal nodes).
+// Plan's result depends on the map it starts from, so the Raft leader
+// computes it once and ships it, or ships the [Delta] between the two maps
+// (KBs where the map is MBs) for every node to [Map.Apply].
+//
+// The PG count grows by splitting, never by rehashing: [PGOf] keeps the low
+// bits of the key's hash, so when the count doubles every key of PG p lands
+// in p or p + n. [Map.Split] gives each child PG its ancestor's set
+// ([AncestorPG]), so a split moves no data; the children then move away
+// one entry at a time as Plan balances later joins and leaves.
+// [PGCountFor] says how many PGs a cluster should have: DefaultPGCount up to
+// a few hundred drives, then enough for SlotsPerDrive entries per drive
+// (16,384 PGs for 12,000 drives under 12+4).
 package placement

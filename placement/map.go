@@ -151,6 +151,8 @@ type selector struct {
 
 	cand     []candidate
 	chosen   []bool
+	n        int // drives chosen so far
+	top      []candidate
 	nodeUsed []int
 	zoneUsed []int
 }
@@ -198,48 +200,139 @@ func newSelector(drives []Drive, size int) *selector {
 	return s
 }
 
+// before orders candidates by descending score; on a tie the smaller ID
+// (drives are sorted by ID) comes first.
+func before(a, b candidate) int {
+	if c := cmp.Compare(b.score, a.score); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.i, b.i)
+}
+
 // pick appends the drive set of pg to dst and returns it. It requires
 // len(s.drives) >= s.size.
+//
+// With many drives it first walks only the best topFactor*size candidates
+// (found without sorting the rest) under the unrelaxed caps. The walk is
+// greedy in score order, so when that prefix fills the set the result is
+// the one the full walk would give; otherwise it falls back to the full
+// walk below.
 func (s *selector) pick(pg uint32, dst []DriveID) []DriveID {
+	if t := topFactor * s.size; len(s.drives) > 2*t {
+		if s.pickTop(pg, t) {
+			return s.emit(s.top, dst)
+		}
+	}
+	return s.pickAll(pg, dst)
+}
+
+// pickAll is pick without the prefix: it scores and sorts every drive.
+func (s *selector) pickAll(pg uint32, dst []DriveID) []DriveID {
 	for i, d := range s.drives {
 		s.cand[i] = candidate{score(pg, d.ID), i}
 	}
-	// Descending score; on a tie the smaller ID (drives are sorted by ID).
-	slices.SortFunc(s.cand, func(a, b candidate) int {
-		if c := cmp.Compare(b.score, a.score); c != 0 {
-			return c
+	slices.SortFunc(s.cand, before)
+	s.walk(s.cand)
+	return s.emit(s.cand, dst)
+}
+
+// topFactor sizes the prefix pick walks first: topFactor candidates per slot.
+const topFactor = 4
+
+// pickTop collects the best t candidates of pg in s.top, sorted, and walks
+// them under the unrelaxed caps. It reports whether that filled the set.
+func (s *selector) pickTop(pg uint32, t int) bool {
+	// s.top is a min-heap (worst candidate at the root) of at most t.
+	h := s.top[:0]
+	for i, d := range s.drives {
+		c := candidate{score(pg, d.ID), i}
+		if len(h) < t {
+			h = append(h, c)
+			for j := len(h) - 1; j > 0; {
+				p := (j - 1) / 2
+				if before(h[j], h[p]) <= 0 {
+					break
+				}
+				h[j], h[p] = h[p], h[j]
+				j = p
+			}
+			continue
 		}
-		return cmp.Compare(a.i, b.i)
-	})
+		if before(c, h[0]) >= 0 {
+			continue
+		}
+		h[0] = c
+		for j := 0; ; {
+			w, l, r := j, 2*j+1, 2*j+2
+			if l < len(h) && before(h[l], h[w]) > 0 {
+				w = l
+			}
+			if r < len(h) && before(h[r], h[w]) > 0 {
+				w = r
+			}
+			if w == j {
+				break
+			}
+			h[j], h[w] = h[w], h[j]
+			j = w
+		}
+	}
+	slices.SortFunc(h, before)
+	s.top = h
+	s.reset()
+	return s.pass(h, 0) == s.size
+}
+
+func (s *selector) reset() {
+	s.n = 0
 	clear(s.chosen)
 	clear(s.nodeUsed)
 	clear(s.zoneUsed)
+}
+
+// walk fills the set from cand, sorted by before, relaxing the caps when
+// the drives cannot meet them.
+func (s *selector) walk(cand []candidate) {
+	s.reset()
 	n := 0
 	// The first pass (relax == 0) enforces the caps; later passes only run
 	// when the drives cannot satisfy them, and loosen both by one each time.
 	// Once both caps reach s.size every drive qualifies, so the loop ends.
 	for relax := 0; n < s.size; relax++ {
-		for _, c := range s.cand {
-			if n == s.size {
-				break
-			}
-			if s.chosen[c.i] || s.nodeUsed[s.node[c.i]] >= s.nodeCap+relax {
-				continue
-			}
-			z := s.zone[c.i]
-			if z >= 0 && s.zoneUsed[z] >= s.zoneCap+relax {
-				continue
-			}
-			s.chosen[c.i] = true
-			s.nodeUsed[s.node[c.i]]++
-			if z >= 0 {
-				s.zoneUsed[z]++
-			}
-			n++
-		}
+		n = s.pass(cand, relax)
 	}
-	// Slots follow score order, whichever pass chose the drive.
-	for _, c := range s.cand {
+}
+
+// pass adds candidates in order while the set is not full and the caps,
+// raised by relax, allow; it returns the set's size after.
+func (s *selector) pass(cand []candidate, relax int) int {
+	n := s.n
+	for _, c := range cand {
+		if n == s.size {
+			break
+		}
+		if s.chosen[c.i] || s.nodeUsed[s.node[c.i]] >= s.nodeCap+relax {
+			continue
+		}
+		z := s.zone[c.i]
+		if z >= 0 && s.zoneUsed[z] >= s.zoneCap+relax {
+			continue
+		}
+		s.chosen[c.i] = true
+		s.nodeUsed[s.node[c.i]]++
+		if z >= 0 {
+			s.zoneUsed[z]++
+		}
+		n++
+	}
+	s.n = n
+	return n
+}
+
+// emit appends the chosen drives to dst in cand's (score) order, whichever
+// pass chose them.
+func (s *selector) emit(cand []candidate, dst []DriveID) []DriveID {
+	for _, c := range cand {
 		if s.chosen[c.i] {
 			dst = append(dst, s.drives[c.i].ID)
 		}

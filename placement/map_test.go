@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vaultaire/vaultaire/driver"
 )
 
 // cluster returns zones × nodes × drives drives. With zones == 0 the nodes
@@ -24,7 +26,7 @@ func cluster(zones, nodes, drives int) []Drive {
 		for n := range nodes {
 			node := NodeID(fmt.Sprintf("z%d-n%d", z, n))
 			for d := range drives {
-				ds = append(ds, Drive{ID: DriveID(fmt.Sprintf("%s-d%d", node, d)), Node: node, Zone: zone, Class: ClassLocal})
+				ds = append(ds, Drive{ID: DriveID(fmt.Sprintf("%s-d%d", node, d)), Node: node, Zone: zone, Class: driver.ClassLocal})
 			}
 		}
 	}
@@ -185,8 +187,8 @@ func TestNewMapSingleNode(t *testing.T) {
 
 func TestNewMapFailureDomains(t *testing.T) {
 	remote := []Drive{
-		{ID: "r0", Node: "r", Class: ClassRemote}, {ID: "r1", Node: "r", Class: ClassRemote},
-		{ID: "r2", Node: "r", Class: ClassRemote}, {ID: "r3", Node: "r", Class: ClassRemote},
+		{ID: "r0", Node: "r", Class: driver.ClassRemote}, {ID: "r1", Node: "r", Class: driver.ClassRemote},
+		{ID: "r2", Node: "r", Class: driver.ClassRemote}, {ID: "r3", Node: "r", Class: driver.ClassRemote},
 	}
 	tests := []struct {
 		name       string

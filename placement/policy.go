@@ -3,29 +3,27 @@ package placement
 import (
 	"errors"
 	"fmt"
+
+	"github.com/vaultaire/vaultaire/driver"
 )
 
 // NodeID names a node of the cluster.
 type NodeID string
 
-// DriveID names a drive; it is unique across the cluster.
-type DriveID string
+// DriveID names a drive; it is unique across the cluster. It is
+// driver.DriveID under a second name, so IDs pass between the map and the
+// drivers without conversion.
+type DriveID = driver.DriveID
 
 // Epoch numbers versions of the cluster map; a newer map has a larger epoch.
 type Epoch uint64
-
-// Drive classes.
-const (
-	ClassLocal  = "local"  // a disk attached to a node of the cluster
-	ClassRemote = "remote" // an S3-compatible backend outside the cluster
-)
 
 // Drive is one storage device in the cluster map.
 type Drive struct {
 	ID    DriveID
 	Node  NodeID
-	Zone  string // optional failure domain above the node ("" = none)
-	Class string // ClassLocal or ClassRemote
+	Zone  string       // optional failure domain above the node ("" = none)
+	Class driver.Class // driver.ClassLocal or driver.ClassRemote
 }
 
 // MaxSetSize is the largest number of shards per stripe (k+m) a Policy may have.

@@ -84,7 +84,7 @@ func singleStatus(ctx context.Context, node string, store *cluster.Store, m *pla
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	for _, dr := range m.Drives {
-		ds := cluster.DriveStatus{ID: string(dr.ID), Node: string(dr.Node), Zone: dr.Zone, Class: dr.Class, State: "ok"}
+		ds := cluster.DriveStatus{ID: string(dr.ID), Node: string(dr.Node), Zone: dr.Zone, Class: string(dr.Class), State: "ok"}
 		info, err := drives[dr.ID].Info(pctx)
 		if err != nil {
 			ds.State, ds.Error = "offline", err.Error()
@@ -132,7 +132,7 @@ func driveSamples(ds []cluster.DriveStatus) []metrics.DriveSample {
 func localDriveSamples(ctx context.Context, node string, m *placement.Map, drives map[placement.DriveID]driver.Driver) []metrics.DriveSample {
 	var out []metrics.DriveSample
 	for _, dr := range m.Drives {
-		s := metrics.DriveSample{ID: string(dr.ID), Node: node, Class: dr.Class}
+		s := metrics.DriveSample{ID: string(dr.ID), Node: node, Class: string(dr.Class)}
 		if d, ok := drives[dr.ID]; ok {
 			if info, err := d.Info(ctx); err == nil {
 				s.Online, s.Used, s.Free, s.Total = true, info.Usage.Used, info.Usage.Free, info.Usage.Total

@@ -75,7 +75,7 @@ func openDrives(ctx context.Context, f *serverFlags, log *slog.Logger) (map[plac
 		// A drive that cannot be opened (failed, read-only, foreign)
 		// starts offline: the erasure sets may tolerate it, and the
 		// probe loop takes it in when it recovers.
-		d, err := local.Attach(ctx, local.Config{Dir: filepath.Join(dir, "drive"), ID: driver.DriveID(id), ClusterID: st.ClusterID, Logger: log})
+		d, err := local.Attach(ctx, local.Config{Dir: filepath.Join(dir, "drive"), ID: id, ClusterID: st.ClusterID, Logger: log})
 		if err != nil {
 			closeAll()
 			return nil, nil, nil, nil, fmt.Errorf("open drive %s: %w", dir, err)
@@ -85,7 +85,7 @@ func openDrives(ctx context.Context, f *serverFlags, log *slog.Logger) (map[plac
 		}
 		closers = append(closers, d.Close)
 		drives[id] = d
-		pdrives = append(pdrives, placement.Drive{ID: id, Node: placement.NodeID(st.Node), Class: placement.ClassLocal})
+		pdrives = append(pdrives, placement.Drive{ID: id, Node: placement.NodeID(st.Node), Class: driver.ClassLocal})
 	}
 	m, err := placement.NewMap(pdrives, pol, st.PGs, 1)
 	if err != nil {
@@ -103,9 +103,9 @@ func openDrives(ctx context.Context, f *serverFlags, log *slog.Logger) (map[plac
 }
 
 // localDrives adapts the node's drives for the RPC server.
-func localDrives(m map[placement.DriveID]driver.Driver) func(driver.DriveID) (driver.Driver, bool) {
+func localDrives(m map[driver.DriveID]driver.Driver) func(driver.DriveID) (driver.Driver, bool) {
 	return func(id driver.DriveID) (driver.Driver, bool) {
-		d, ok := m[placement.DriveID(id)]
+		d, ok := m[id]
 		return d, ok
 	}
 }

@@ -16,12 +16,12 @@ import (
 	"time"
 
 	"github.com/vaultaire/vaultaire/cluster"
+	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/driver/peer"
 	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/events"
 	"github.com/vaultaire/vaultaire/internal/clustertls"
 	"github.com/vaultaire/vaultaire/metrics"
-	"github.com/vaultaire/vaultaire/placement"
 	"github.com/vaultaire/vaultaire/s3"
 	"github.com/vaultaire/vaultaire/tenant"
 )
@@ -304,7 +304,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 func startGossip(ctx context.Context, f *serverFlags, st *nodeState, known []cluster.NodeInfo, secret []byte, log *slog.Logger) (*cluster.Membership, error) {
 	self := cluster.Member{Name: st.Node, S3Addr: f.s3Addr, RaftAddr: f.raftAddr, RPCAddr: f.rpc}
 	for _, id := range st.Drives {
-		self.Drives = append(self.Drives, cluster.MemberDrive{ID: id, Class: placement.ClassLocal, Zone: f.zone})
+		self.Drives = append(self.Drives, cluster.MemberDrive{ID: id, Class: string(driver.ClassLocal), Zone: f.zone})
 	}
 	ms, err := cluster.StartMembership(ctx, cluster.MembershipConfig{
 		Name: st.Node, BindAddr: f.gossip, Self: self, Secret: secret, Logger: log.With("component", "gossip"),

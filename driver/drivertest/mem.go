@@ -71,7 +71,7 @@ func (m *Mem) Info(ctx context.Context) (driver.Info, error) {
 	for _, r := range m.records {
 		used += uint64(len(r.Key) + driver.VersionSize + len(r.Data))
 	}
-	return driver.Info{ID: id, ClusterID: m.ClusterID, Class: "mem", Usage: driver.Usage{Used: used}}, nil
+	return driver.Info{ID: id, ClusterID: m.ClusterID, Class: driver.ClassMem, Usage: driver.Usage{Used: used}}, nil
 }
 
 // CreateShard starts writing shard s into a buffer. Write checks ctx too.

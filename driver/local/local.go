@@ -413,7 +413,7 @@ func (d *Driver) Info(ctx context.Context) (driver.Info, error) {
 	return driver.Info{
 		ID:        d.id,
 		ClusterID: d.cluster,
-		Class:     "local",
+		Class:     driver.ClassLocal,
 		Usage: driver.Usage{
 			Total: st.Blocks * bsize,
 			Free:  st.Bavail * bsize,

@@ -269,7 +269,7 @@ func (c *Client) Info(ctx context.Context) (driver.Info, error) {
 	if err := json.Unmarshal(body, &info); err != nil {
 		return driver.Info{}, c.errorf("info", fmt.Errorf("decoding response: %w", err))
 	}
-	info.Class = "peer"
+	info.Class = driver.ClassPeer
 	return info, nil
 }
 

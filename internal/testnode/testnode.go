@@ -71,7 +71,7 @@ func StartWith(t testing.TB, engineTweak func(*engine.Config), tweak func(*s3.Co
 		id := placement.DriveID(fmt.Sprintf("d%d", i))
 		dir := t.TempDir()
 		n.Dirs = append(n.Dirs, dir)
-		d, err := local.Open(ctx, local.Config{Dir: dir, ID: driver.DriveID(id), ClusterID: "test"})
+		d, err := local.Open(ctx, local.Config{Dir: dir, ID: id, ClusterID: "test"})
 		if err != nil {
 			t.Fatal(err)
 		}
