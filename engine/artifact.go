@@ -5,14 +5,12 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -299,7 +297,7 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 
 	version, now := e.newVersion()
 	rec.Version, rec.Modified = version, now.UnixNano()
-	replaced, err := e.writeLatest(ctx, tenant, container, key, drives, &rec, inlineShards, committed, wq)
+	replaced, err := e.artifactWrite(tenant, container, key, drives, wq).latest(ctx, &rec, inlineShards, committed)
 	if err != nil {
 		e.deleteShards(ctx, drives, shard, committed)
 		return ArtifactInfo{}, err
@@ -410,311 +408,6 @@ func (e *Engine) deleteShards(ctx context.Context, drives []driver.Driver, shard
 		}
 		return err
 	})
-}
-
-// recordWrite is the outcome of one drive's PutRecord.
-type recordWrite struct {
-	err     error
-	prev    *record       // the record replaced, if any
-	prevRaw driver.Record // as stored, to roll back to
-}
-
-// writeRecords writes rec (shard j's copy to drive j) to the drives where
-// ok is set and fails with ErrWriteQuorum unless at least wq drives took it
-// or refused it as stale (driver.ErrStale: a newer version is there, so this
-// write lost to it under last-writer-wins and the outcome is final).
-//
-// Only once the write has succeeded are the shard files it made unreachable
-// removed: those of the versions it replaced and, where a newer version had
-// already landed, its own. A failed write is rolled back and removes
-// nothing, so the version it tried to replace stays readable.
-func (e *Engine) writeRecords(ctx context.Context, tenant, container, key string, drives []driver.Driver, rec *record, inline [][]byte, ok []bool, wq int) error {
-	return e.writeRecordsAt(ctx, indexPrefix(tenant, container)+key, tenant, container, key, drives, rec, inline, ok, wq)
-}
-
-// writeRecordsAt is writeRecords for a record stored under index key ikey
-// (an artifact's, or a multipart upload's or part's) whose shard files are
-// named after key.
-func (e *Engine) writeRecordsAt(ctx context.Context, ikey, tenant, container, key string, drives []driver.Driver, rec *record, inline [][]byte, ok []bool, wq int) error {
-	t := recordTarget{ikey: ikey, tenant: tenant, container: container, key: key, drives: drives}
-	res, settle := e.putRecordsQuorum(ctx, t, rec, inline, ok, wq)
-	err := e.writeRecordsRes(ctx, ikey, tenant, container, key, drives, rec, res, wq)
-	settle(err == nil)
-	return err
-}
-
-// maxStaleRetries bounds how often writeLatest re-versions a write that
-// met a newer version.
-const maxStaleRetries = 3
-
-// writeLatest is writeRecords for a new version of an artifact (a put, a
-// delete, a completed multipart upload). Versions are wall-clock time, and
-// another node's clock may run ahead of this one's: if a drive already
-// holds a newer version of key than rec, the engine's clock is moved past
-// it and rec is written again with a newer version, so the write that
-// returns last is the one readers see, whatever the clocks say. rec's
-// Version and Modified change accordingly. Only a version from the
-// future (by this node's clock) causes this. Callers take rec's version
-// right before calling, once the body is stored, so of concurrent writes
-// the one that completes last wins (as in S3), not the one that started
-// last.
-func (e *Engine) writeLatest(ctx context.Context, tenant, container, key string, drives []driver.Driver, rec *record, inline [][]byte, ok []bool, wq int) (replaced *record, err error) {
-	ikey := indexPrefix(tenant, container) + key
-	t := recordTarget{ikey: ikey, tenant: tenant, container: container, key: key, drives: drives}
-	res, settle := e.putRecordsQuorum(ctx, t, rec, inline, ok, wq)
-	defer func() { settle(err == nil) }()
-	for try := 0; try < maxStaleRetries; try++ {
-		newest, stale := e.newestAbove(ctx, ikey, drives, res, rec.Version)
-		if !stale || int64(binary.BigEndian.Uint64(newest[:8])) <= e.cfg.Now().UnixNano() {
-			// Nothing newer, or a version from the past: a concurrent
-			// write that completed later, which may win.
-			break
-		}
-		e.observe(newest)
-		first := rec.Version
-		v, now := e.newVersion()
-		rec.Version, rec.Modified = v, now.UnixNano()
-		// Records of the first attempt that land late are rolled back.
-		settle(false)
-		again, settleAgain := e.putRecordsQuorum(ctx, t, rec, inline, ok, wq)
-		settle = settleAgain
-		for j := range again {
-			// A drive that took the first attempt now reports that
-			// attempt as replaced: what it really replaced is what the
-			// first attempt did (for rollback and garbage collection).
-			if again[j].prev != nil && again[j].prev.Version == first {
-				again[j].prev, again[j].prevRaw = res[j].prev, res[j].prevRaw
-			}
-		}
-		res = again
-	}
-	replaced = replacedOf(res)
-	err = e.writeRecordsRes(ctx, ikey, tenant, container, key, drives, rec, res, wq)
-	return replaced, err
-}
-
-// replacedOf returns the newest record a write replaced on any drive, or
-// nil: the version the write superseded, as far as the drives know.
-func replacedOf(res []recordWrite) *record {
-	var newest *record
-	for _, r := range res {
-		if r.err == nil && r.prev != nil && (newest == nil || r.prev.Version.Compare(newest.Version) > 0) {
-			newest = r.prev
-		}
-	}
-	return newest
-}
-
-// liveSize returns the bytes and artifact count a replaced record held:
-// nothing for none or a deletion.
-func liveSize(r *record) (bytes, artifacts int64) {
-	if r == nil || r.Deleted {
-		return 0, 0
-	}
-	return r.Size, 1
-}
-
-// newestAbove reports whether any drive refused rec as stale and, if so,
-// the newest version those drives hold.
-func (e *Engine) newestAbove(ctx context.Context, ikey string, drives []driver.Driver, res []recordWrite, v driver.Version) (driver.Version, bool) {
-	newest, stale := v, false
-	for j, r := range res {
-		if !errors.Is(r.err, driver.ErrStale) {
-			continue
-		}
-		got, err := drives[j].GetRecord(ctx, ikey)
-		if err == nil && got.Version.Compare(newest) > 0 {
-			newest, stale = got.Version, true
-		}
-	}
-	return newest, stale
-}
-
-// writeRecordsRes finishes a record write whose results are res: it rolls
-// back if fewer than wq drives took it, else collects replaced shards.
-func (e *Engine) writeRecordsRes(ctx context.Context, ikey, tenant, container, key string, drives []driver.Driver, rec *record, res []recordWrite, wq int) error {
-	done := 0
-	for _, r := range res {
-		if r.err == nil || errors.Is(r.err, driver.ErrStale) {
-			done++
-		}
-	}
-	if done < wq {
-		e.rollback(ctx, ikey, drives, rec, res)
-		return fmt.Errorf("%w: %d of %d records written, need %d: %w", ErrWriteQuorum, done, len(drives), wq, firstError(res))
-	}
-	e.collect(ctx, tenant, container, key, drives, rec, res)
-	return nil
-}
-
-// rollback undoes a record write that did not reach quorum: each drive that
-// took rec gets back the record it replaced, so a failed overwrite leaves
-// the previous version exactly as readable as before.
-func (e *Engine) rollback(ctx context.Context, ikey string, drives []driver.Driver, rec *record, res []recordWrite) {
-	ctx = context.WithoutCancel(ctx)
-	var wg sync.WaitGroup
-	for j, r := range res {
-		if r.err != nil {
-			continue
-		}
-		wg.Go(func() {
-			err := drives[j].DeleteRecord(ctx, ikey, rec.Version)
-			if err == nil && r.prev != nil {
-				_, _, err = drives[j].PutRecord(ctx, r.prevRaw)
-			}
-			if err != nil && !errors.Is(err, driver.ErrStale) && !errors.Is(err, driver.ErrNotFound) {
-				e.log.Warn("record rollback failed", "shard", j, "err", err)
-			}
-		})
-	}
-	wg.Wait()
-}
-
-func firstError(res []recordWrite) error {
-	for _, r := range res {
-		if r.err != nil {
-			return r.err
-		}
-	}
-	return nil
-}
-
-// putRecords writes rec to the drives where ok is set, in parallel, and
-// waits for every one of them.
-func (e *Engine) putRecords(ctx context.Context, ikey string, drives []driver.Driver, rec *record, inline [][]byte, ok []bool) []recordWrite {
-	res := make([]recordWrite, len(drives))
-	var wg sync.WaitGroup
-	for j, d := range drives {
-		if !ok[j] || d == nil {
-			res[j].err = ErrWriteQuorum
-			continue
-		}
-		wg.Go(func() { res[j] = e.putRecordOne(ctx, ikey, d, rec, j, inline) })
-	}
-	wg.Wait()
-	return res
-}
-
-// recordTarget is where a record write goes: the index key, the
-// artifact whose shard files the record names, and the drives.
-type recordTarget struct {
-	ikey                   string
-	tenant, container, key string
-	drives                 []driver.Driver
-	// keepShards: a straggler landing after a kept write collects no
-	// shard files (an upload record or completion marker, whose
-	// replaced record may name part data still in use).
-	keepShards bool
-}
-
-// recordOK reports whether a drive took a record write or refused it as
-// stale: either way its outcome is final.
-func recordOK(w recordWrite) bool { return w.err == nil || errors.Is(w.err, driver.ErrStale) }
-
-// putRecordsQuorum is putRecords returning once need drives took rec (or
-// refused it as stale) and the others had the straggler grace (fanOut);
-// those that did not answer by then count as failed (ErrWriteQuorum).
-// The caller must call settle exactly once, telling whether the write was
-// kept: a straggler that lands afterwards then has the shards it made
-// unreachable collected if kept, else it is rolled back.
-func (e *Engine) putRecordsQuorum(ctx context.Context, t recordTarget, rec *record, inline [][]byte, ok []bool, need int) (res []recordWrite, settle func(kept bool)) {
-	n := len(t.drives)
-	attempt := *rec // as written: the caller may re-version rec
-	settled := make(chan struct{})
-	var kept bool
-	var once sync.Once
-	settle = func(k bool) { once.Do(func() { kept = k; close(settled) }) }
-	late := func(j int, w recordWrite) {
-		<-settled
-		one := make([]recordWrite, n)
-		for i := range one {
-			one[i].err = ErrWriteQuorum
-		}
-		one[j] = w
-		cctx, cancel := cleanupCtx(ctx)
-		defer cancel()
-		if kept {
-			if !t.keepShards {
-				e.collect(cctx, t.tenant, t.container, t.key, t.drives, &attempt, one)
-			}
-		} else {
-			e.rollback(cctx, t.ikey, t.drives, &attempt, one)
-		}
-	}
-	res, done := fanOut(ctx, e, n, func(j int) bool { return ok[j] && t.drives[j] != nil }, need,
-		func(ctx context.Context, j int) recordWrite {
-			return e.putRecordOne(ctx, t.ikey, t.drives[j], &attempt, j, inline)
-		},
-		recordOK, late)
-	for j := range res {
-		if !done[j] {
-			res[j] = recordWrite{err: fmt.Errorf("%w: drive did not answer in time", ErrWriteQuorum)}
-		}
-	}
-	return res, settle
-}
-
-// putRecordOne writes shard j's copy of rec to d.
-func (e *Engine) putRecordOne(ctx context.Context, ikey string, d driver.Driver, rec *record, j int, inline [][]byte) recordWrite {
-	r := *rec
-	r.Shard = j
-	if inline != nil {
-		r.Inline = inline[j]
-	}
-	prev, replaced, err := d.PutRecord(ctx, driver.Record{Key: ikey, Version: rec.Version, Data: r.marshal()})
-	w := recordWrite{err: err}
-	if err == nil && replaced {
-		if old, derr := unmarshalRecord(prev.Data); derr == nil {
-			w.prev, w.prevRaw = old, prev
-		}
-	}
-	return w
-}
-
-// collect removes, after a successful record write, the shard files that
-// became unreachable on each drive: rec's own where a newer version
-// refused it, else those of the record it replaced that rec does not
-// share. A replaced record may be of rec's own version: Heal rewriting
-// it (the same shard files, kept), or migration replacing an older map's
-// placement of the version with the current map's (other shard files,
-// removed).
-func (e *Engine) collect(ctx context.Context, tenant, container, key string, drives []driver.Driver, rec *record, res []recordWrite) {
-	ctx = context.WithoutCancel(ctx)
-	var wg sync.WaitGroup
-	for j, r := range res {
-		var gone *record
-		switch {
-		case errors.Is(r.err, driver.ErrStale) && !rec.Deleted:
-			gone = rec
-		case r.err == nil && r.prev != nil && !r.prev.Deleted:
-			gone = r.prev
-		default:
-			continue
-		}
-		for _, p := range gone.Parts {
-			if gone != rec && gone.PG == rec.PG && slices.ContainsFunc(rec.Parts, func(q part) bool { return q.DataID == p.DataID }) {
-				continue // still rec's data (a rewrite, or a re-versioned write)
-			}
-			wg.Go(func() {
-				err := drives[j].DeleteShard(ctx, shardOf(tenant, container, key, gone.PG, p.DataID))
-				if err != nil && !errors.Is(err, driver.ErrNotFound) {
-					e.log.Warn("shard delete failed", "pg", gone.PG, "shard", j, "err", err)
-				}
-			})
-		}
-	}
-	wg.Wait()
-}
-
-// observe moves the engine's clock past v, so its next version is newer.
-func (e *Engine) observe(v driver.Version) {
-	ns := int64(binary.BigEndian.Uint64(v[:8]))
-	for {
-		last := e.lastVersion.Load()
-		if ns <= last || e.lastVersion.CompareAndSwap(last, ns) {
-			return
-		}
-	}
 }
 
 // Artifact is an opened artifact version: its metadata, read from a quorum
@@ -1051,7 +744,7 @@ func (e *Engine) Delete(ctx context.Context, tenant, container, key string) erro
 	for j := range ok {
 		ok[j] = true
 	}
-	replaced, err := e.writeLatest(ctx, tenant, container, key, drives, &rec, nil, ok, m.Policy.WriteQuorum())
+	replaced, err := e.artifactWrite(tenant, container, key, drives, m.Policy.WriteQuorum()).latest(ctx, &rec, nil, ok)
 	if err != nil {
 		return fmt.Errorf("engine: delete: %w", err)
 	}

@@ -284,7 +284,7 @@ func etagMatches(etag string, sum []byte) bool {
 // writeMoved writes rec, a version moved from the older set src, to the
 // drives of pg's set in cur where ok is set, and fails with
 // ErrWriteQuorum, rolled back, unless a write quorum took it (or refused
-// it as stale). See writeRecords.
+// it as stale). See recordWrite.
 //
 // A drive of the current set may hold src's record of the version (the
 // drive is in both sets): replacing it takes it from src. Drives holding
@@ -293,7 +293,7 @@ func etagMatches(etag string, sum []byte) bool {
 // read quorum or the current set reaches one. So the artifact stays
 // readable from one of the sets, whatever point the write stops at.
 func (e *Engine) writeMoved(ctx context.Context, tenant, container, key string, cur *placement.Map, pg uint32, drives []driver.Driver, rec *record, inline [][]byte, ok []bool, src location) error {
-	ikey := indexPrefix(tenant, container) + key
+	w := e.artifactWrite(tenant, container, key, drives, cur.Policy.WriteQuorum())
 	n := len(drives)
 	served, oldHeld := src.holding(rec.Version)
 	oldSet := src.m.Set(src.pg)
@@ -305,18 +305,18 @@ func (e *Engine) writeMoved(ctx context.Context, tenant, container, key string, 
 		}
 	}
 	kOld, kNew := src.m.Policy.ReadQuorum(), cur.Policy.ReadQuorum()
-	res := make([]recordWrite, n)
+	res := make([]recordPut, n)
 	for j := range res {
 		res[j].err = errNotWritten
 	}
 	write := func(mask []bool) (took, replaced int) {
-		got := e.putRecords(ctx, ikey, drives, rec, inline, mask)
+		got := w.putAll(ctx, rec, inline, mask)
 		for j, m := range mask {
 			if !m {
 				continue
 			}
 			res[j] = got[j]
-			if got[j].err == nil || errors.Is(got[j].err, driver.ErrStale) {
+			if w.took(got[j]) {
 				took++
 			}
 			if got[j].err == nil && shared[j] {
@@ -354,15 +354,9 @@ func (e *Engine) writeMoved(ctx context.Context, tenant, container, key string, 
 		newHeld += took
 		oldHeld -= replaced
 	}
-	done := 0
-	for _, r := range res {
-		if r.err == nil || errors.Is(r.err, driver.ErrStale) {
-			done++
-		}
-	}
-	if wq := cur.Policy.WriteQuorum(); done < wq {
+	if err := w.tally(res); err != nil {
 		// Give src its records back first: it serves the artifact again.
-		only := func(keep bool) []recordWrite {
+		only := func(keep bool) []recordPut {
 			part := slices.Clone(res)
 			for j := range part {
 				if shared[j] != keep {
@@ -371,11 +365,11 @@ func (e *Engine) writeMoved(ctx context.Context, tenant, container, key string, 
 			}
 			return part
 		}
-		e.rollback(ctx, ikey, drives, rec, only(true))
-		e.rollback(ctx, ikey, drives, rec, only(false))
-		return fmt.Errorf("%w: %d of %d records written, need %d: %w", ErrWriteQuorum, done, n, wq, firstError(res))
+		w.rollback(ctx, rec, only(true))
+		w.rollback(ctx, rec, only(false))
+		return err
 	}
-	e.collect(ctx, tenant, container, key, drives, rec, res)
+	w.collect(ctx, rec, res)
 	return nil
 }
 
@@ -494,9 +488,9 @@ func (e *Engine) completeSet(ctx context.Context, tenant, container, key string,
 	}
 	t := *newest
 	t.Inline = nil
-	ikey := indexPrefix(tenant, container) + key
-	res := e.putRecords(ctx, ikey, loc.drives, &t, nil, lacking)
-	e.collect(ctx, tenant, container, key, loc.drives, &t, res)
+	w := e.artifactWrite(tenant, container, key, loc.drives, 0)
+	res := w.putAll(ctx, &t, nil, lacking)
+	w.collect(ctx, &t, res)
 	var written []int
 	var errs []error
 	for j, r := range res {

@@ -177,7 +177,7 @@ func (e *Engine) CreateUpload(ctx context.Context, tenant, container, key string
 	for j := range ok {
 		ok[j] = true
 	}
-	if err := e.writeRecordsAt(ctx, uploadKey(tenant, container, key, uploadID), tenant, container, key, drives, &rec, nil, ok, m.Policy.WriteQuorum()); err != nil {
+	if err := e.recordWriteAt(uploadKey(tenant, container, key, uploadID), tenant, container, key, drives, m.Policy.WriteQuorum()).write(ctx, &rec, nil, ok); err != nil {
 		return "", fmt.Errorf("engine: create upload: %w", err)
 	}
 	return uploadID, nil
@@ -321,10 +321,10 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
 		Parts: []part{{DataID: dataID, Size: size, ETag: etag}}, Metadata: meta,
 	}
-	t := recordTarget{ikey: pkey, tenant: tenant, container: container, key: key, drives: drives}
-	res, settle := e.putRecordsQuorum(ctx, t, &rec, nil, committed, wq)
+	w := e.recordWriteAt(pkey, tenant, container, key, drives, wq)
+	res, settle := w.put(ctx, &rec, nil, committed)
 	replaced := replacedOf(res)
-	err = e.writeRecordsRes(ctx, pkey, tenant, container, key, drives, &rec, res, wq)
+	err = w.finish(ctx, &rec, res)
 	settle(err == nil)
 	if err != nil {
 		e.deleteShards(ctx, drives, shard, committed)
@@ -646,7 +646,7 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 	}
 	gctx, gcancel := cleanupCtx(ctx)
 	defer gcancel()
-	replaced, err := e.writeLatest(ctx, tenant, container, key, drives, &rec, nil, ok, wq)
+	replaced, err := e.artifactWrite(tenant, container, key, drives, wq).latest(ctx, &rec, nil, ok)
 	if err != nil {
 		// The write was rolled back: make the upload an upload in progress
 		// again, unless a crash-like failure left the artifact visible
@@ -767,7 +767,7 @@ func (e *Engine) rollForward(ctx context.Context, tenant, container, key string,
 	}
 	ctx, cancel := cleanupCtx(ctx)
 	defer cancel()
-	if err := e.writeRecords(ctx, tenant, container, key, drives, cur, nil, ok, 1); err != nil {
+	if err := e.artifactWrite(tenant, container, key, drives, 1).write(ctx, cur, nil, ok); err != nil {
 		e.log.Debug("complete upload: artifact record not rolled forward; healing will", "err", err)
 	}
 }
@@ -866,30 +866,16 @@ func (e *Engine) removeStrays(ctx context.Context, ikey string, drives []driver.
 }
 
 // putQuorum writes an upload record (an upload's or its marker) to every
-// drive and fails, rolled back, unless wq drives took it. It returns once
-// wq drives took it and the others had the straggler grace
-// (putRecordsQuorum). Unlike
-// writeRecords it collects no shard files: a marker names the parts'
-// data, which the record it replaces must not lose.
+// drive and fails, rolled back, unless wq drives took it (keepShards: it
+// collects no shard files, as a marker names the parts' data, which the
+// record it replaces must not lose).
 func (e *Engine) putQuorum(ctx context.Context, ikey string, drives []driver.Driver, rec *record, wq int) error {
 	ok := make([]bool, len(drives))
 	for j := range ok {
 		ok[j] = true
 	}
-	res, settle := e.putRecordsQuorum(ctx, recordTarget{ikey: ikey, drives: drives, keepShards: true}, rec, nil, ok, wq)
-	done := 0
-	for _, r := range res {
-		if r.err == nil {
-			done++
-		}
-	}
-	if done < wq {
-		e.rollback(ctx, ikey, drives, rec, res)
-		settle(false)
-		return fmt.Errorf("%w: %d of %d records written, need %d: %w", ErrWriteQuorum, done, len(drives), wq, firstError(res))
-	}
-	settle(true)
-	return nil
+	w := &recordWrite{e: e, ikey: ikey, drives: drives, wq: wq, keepShards: true}
+	return w.write(ctx, rec, nil, ok)
 }
 
 // partRefs returns the data ids that the live artifact records in recs
