@@ -744,10 +744,24 @@ func TestFailedOverwriteKeepsOldVersion(t *testing.T) {
 					t.Fatalf("%s: Get = %d bytes (old %v, new %v), %v; want the old version", when, len(got), bytes.Equal(got, tc.old), bytes.Equal(got, tc.new), err)
 				}
 				if h, err := r.e.Head(t.Context(), "t", "c", key); err != nil || h.ETag != info.ETag || h.Version != info.Version {
-					t.Fatalf("%s: Head = %+v, %v; want version %x ETag %s", when, h, err, info.Version, info.ETag)
+					t.Fatalf("%s: Head = %+v, %v; want version %v ETag %s", when, h, err, info.Version, info.ETag)
 				}
 			}
 			check("after the failed overwrite")
+			// The one drive that took the new record has the old one back
+			// (rollback), so it serves the old version with any other.
+			raw, err := r.faultyOf(key, 0).GetRecord(t.Context(), indexPrefix("t", "c")+key)
+			if err != nil || raw.Version != info.Version {
+				t.Fatalf("record on the drive that took the failed overwrite: version %v, %v; want %v rolled back", raw.Version, err, info.Version)
+			}
+			r.faultyOf(key, 1).SetOffline(true)
+			r.faultyOf(key, 2).SetOffline(true)
+			got, err := r.get(key, 0, -1)
+			r.faultyOf(key, 1).SetOffline(false)
+			r.faultyOf(key, 2).SetOffline(false)
+			if err != nil || !bytes.Equal(got, tc.old) {
+				t.Fatalf("read from drives 0 and 3: equal old %v, %v; want the old version", bytes.Equal(got, tc.old), err)
+			}
 			if _, err := r.e.Heal(t.Context(), "t", "c", key); err != nil {
 				t.Fatalf("Heal: %v", err)
 			}
