@@ -20,8 +20,11 @@ func TestReaderCloseStopsSlowRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.faultyOf(key, 0).SetLatency(latency)
-	defer r.faultyOf(key, 0).SetLatency(0)
+	// Every drive slow: the read cannot go on from parity instead.
+	for j := range 4 {
+		r.faultyOf(key, j).SetLatency(latency)
+		defer r.faultyOf(key, j).SetLatency(0)
+	}
 	rc := a.Reader(t.Context(), 0, a.Info.Size)
 	time.Sleep(50 * time.Millisecond)
 	start := time.Now()
@@ -36,16 +39,19 @@ func TestReaderCloseStopsSlowRead(t *testing.T) {
 
 // TestCancelledReadIsNotQuorumLoss: a read whose ctx ends while the drives
 // are slow fails with the ctx's error, not ErrReadQuorum, and queues no
-// heal: nothing is wrong with the artifact.
+// heal, even when the artifact was opened degraded (a parity drive
+// offline): the read found nothing to repair.
 func TestCancelledReadIsNotQuorumLoss(t *testing.T) {
 	r := newRig(t, rigOptions{drives: 4, stripeSize: 64 << 10})
 	key := "cancel"
 	r.put(t, key, randBytes(5, 500_000), -1)
+	r.faultyOf(key, 3).SetOffline(true)
+	defer r.faultyOf(key, 3).SetOffline(false)
 	a, err := r.e.Open(t.Context(), "t", "c", key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for j := range 4 {
+	for j := range 3 {
 		r.faultyOf(key, j).SetLatency(200 * time.Millisecond)
 		defer r.faultyOf(key, j).SetLatency(0)
 	}
