@@ -355,6 +355,16 @@ func (e *Engine) Degraded() []HealItem {
 	return items
 }
 
+// present returns which of drives the topology provides (are not nil):
+// the mask of a write to every drive of a set.
+func present(drives []driver.Driver) []bool {
+	ok := make([]bool, len(drives))
+	for j, d := range drives {
+		ok[j] = d != nil
+	}
+	return ok
+}
+
 // pgDrives resolves the drives of pg in shard order. A drive the topology
 // cannot provide is nil; errs holds why.
 func (e *Engine) pgDrives(m *placement.Map, pg uint32) ([]driver.Driver, []error) {

@@ -170,10 +170,7 @@ func (e *Engine) move(ctx context.Context, tenant, container, key string, cur *p
 		ContentType: rec.ContentType, Modified: rec.Modified, Metadata: rec.Metadata,
 		Data: pol.Data, Parity: pol.Parity, StripeSize: e.cfg.StripeSize, PG: pg, IsInline: rec.IsInline,
 	}
-	ok := make([]bool, n)
-	for j := range ok {
-		ok[j] = drives[j] != nil
-	}
+	ok := present(drives)
 	if rec.Deleted {
 		return e.writeMoved(ctx, tenant, container, key, cur, pg, drives, &moved, nil, ok, src)
 	}

@@ -168,11 +168,7 @@ func (e *Engine) CreateUpload(ctx context.Context, tenant, container, key string
 		Version: version, ContentType: opts.ContentType, Metadata: opts.Metadata, Modified: now.UnixNano(),
 		Data: m.Policy.Data, Parity: m.Policy.Parity, StripeSize: e.cfg.StripeSize, PG: pg,
 	}
-	ok := make([]bool, len(drives))
-	for j := range ok {
-		ok[j] = true
-	}
-	if err := e.recordWriteAt(uploadKey(tenant, container, key, uploadID), tenant, container, key, drives, m.Policy.WriteQuorum()).write(ctx, &rec, nil, ok); err != nil {
+	if err := e.recordWriteAt(uploadKey(tenant, container, key, uploadID), tenant, container, key, drives, m.Policy.WriteQuorum()).write(ctx, &rec, nil, present(drives)); err != nil {
 		return "", fmt.Errorf("engine: create upload: %w", err)
 	}
 	return uploadID, nil

@@ -101,11 +101,7 @@ func (e *Engine) dropPart(ctx context.Context, tenant, container, key string, dr
 		if keep[pt.DataID] {
 			continue
 		}
-		committed := make([]bool, len(drives))
-		for j, d := range drives {
-			committed[j] = d != nil
-		}
-		e.deleteShards(ctx, drives, shardOf(tenant, container, key, p.PG, pt.DataID), committed)
+		e.deleteShards(ctx, drives, shardOf(tenant, container, key, p.PG, pt.DataID), present(drives))
 	}
 }
 
@@ -114,11 +110,7 @@ func (e *Engine) dropPart(ctx context.Context, tenant, container, key string, dr
 // others had the straggler grace (fanCleanup); the rest go on in the
 // background.
 func (e *Engine) deleteRecord(ctx context.Context, drives []driver.Driver, ikey string, v driver.Version) {
-	mask := make([]bool, len(drives))
-	for j, d := range drives {
-		mask[j] = d != nil
-	}
-	e.fanCleanup(ctx, mask, func(ctx context.Context, j int) error {
+	e.fanCleanup(ctx, present(drives), func(ctx context.Context, j int) error {
 		err := drives[j].DeleteRecord(ctx, ikey, v)
 		if err != nil && !errors.Is(err, driver.ErrNotFound) && !errors.Is(err, driver.ErrStale) {
 			e.log.Warn("record delete failed", "shard", j, "err", err)

@@ -184,13 +184,9 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 		return ArtifactInfo{}, fmt.Errorf("engine: complete upload: marker: %w", err)
 	}
 	// Step 2: the artifact.
-	ok := make([]bool, len(drives))
-	for j := range ok {
-		ok[j] = true
-	}
 	gctx, gcancel := cleanupCtx(ctx)
 	defer gcancel()
-	replaced, err := e.artifactWrite(tenant, container, key, drives, wq).latest(ctx, &rec, nil, ok)
+	replaced, err := e.artifactWrite(tenant, container, key, drives, wq).latest(ctx, &rec, nil, present(drives))
 	if err != nil {
 		// The write was rolled back: make the upload an upload in progress
 		// again, unless a crash-like failure left the artifact visible
@@ -414,10 +410,6 @@ func (e *Engine) removeStrays(ctx context.Context, ikey string, drives []driver.
 // collects no shard files, as a marker names the parts' data, which the
 // record it replaces must not lose).
 func (e *Engine) putQuorum(ctx context.Context, ikey string, drives []driver.Driver, rec *record, wq int) error {
-	ok := make([]bool, len(drives))
-	for j := range ok {
-		ok[j] = true
-	}
 	w := &recordWrite{e: e, ikey: ikey, drives: drives, wq: wq, keepShards: true}
-	return w.write(ctx, rec, nil, ok)
+	return w.write(ctx, rec, nil, present(drives))
 }

@@ -174,10 +174,7 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 	if inline {
 		inlineShards, rec.Size, err = e.putInline(ctx, codec, len(drives), head, digest)
 		rec.IsInline = true
-		ok = make([]bool, len(drives))
-		for j, d := range drives {
-			ok[j] = d != nil
-		}
+		ok = present(drives)
 	} else {
 		rec.Size, err = e.putStreamed(ctx, codec, drives, derrs, shard, io.MultiReader(bytes.NewReader(head), body), opts.Size, maxSize, wq, digest, committed)
 		if err == nil {
@@ -383,11 +380,7 @@ func (e *Engine) Delete(ctx context.Context, tenant, container, key string) erro
 	drives, _ := e.pgDrives(m, pg)
 	version, now := e.newVersion()
 	rec := record{Version: version, Deleted: true, Modified: now.UnixNano(), Data: m.Policy.Data, Parity: m.Policy.Parity, StripeSize: e.cfg.StripeSize, PG: pg}
-	ok := make([]bool, len(drives))
-	for j := range ok {
-		ok[j] = true
-	}
-	replaced, err := e.artifactWrite(tenant, container, key, drives, m.Policy.WriteQuorum()).latest(ctx, &rec, nil, ok)
+	replaced, err := e.artifactWrite(tenant, container, key, drives, m.Policy.WriteQuorum()).latest(ctx, &rec, nil, present(drives))
 	if err != nil {
 		return fmt.Errorf("engine: delete: %w", err)
 	}

@@ -151,19 +151,13 @@ func chooseVersion(recs []*record, k int) *record {
 // the decoded records (nil where missing or unreadable) and how many drives
 // answered (with a record or a clean "not found").
 func (e *Engine) readRecords(ctx context.Context, drives []driver.Driver, key string) ([]*record, int) {
-	recs, answered := e.readRecordsEach(ctx, drives, key)
-	n := 0
-	for _, a := range answered {
-		if a {
-			n++
-		}
-	}
-	return recs, n
+	return e.readRecordsK(ctx, drives, key, len(drives)+1)
 }
 
 // readRecordsK is readRecords returning once k drives answered and the
 // others had the straggler grace (readRecordsQuorum): what a read that
 // needs k answers (a read quorum) uses, so a hung drive does not hold it.
+// A k above len(drives) waits for every drive.
 func (e *Engine) readRecordsK(ctx context.Context, drives []driver.Driver, key string, k int) ([]*record, int) {
 	recs, answered := e.readRecordsQuorum(ctx, drives, key, k)
 	n := 0
