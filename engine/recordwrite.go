@@ -24,8 +24,11 @@ import (
 //
 // Every record write of the engine goes through recordWrite: a put, a
 // delete, a completed multipart upload (latest), an upload's or part's
-// record, a heal, a migration's copy (which orders its own puts, then
-// tallies, rolls back or collects).
+// record, a heal, a migration's copy. put returns at the write quorum
+// plus the straggler grace (fanOut, quorum.go) and settles the
+// stragglers later; putAll waits for every drive, for a caller that
+// orders its writes (a migration's copy, which then tallies, rolls back
+// or collects itself).
 
 // recordWrite is one quorum write of records under one index key: where
 // they go and how many drives must take them.
