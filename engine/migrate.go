@@ -171,8 +171,9 @@ func (e *Engine) move(ctx context.Context, tenant, container, key string, cur *p
 		Data: pol.Data, Parity: pol.Parity, StripeSize: e.cfg.StripeSize, PG: pg, IsInline: rec.IsInline,
 	}
 	ok := present(drives)
+	w := e.artifactWrite(tenant, container, key, drives, wq)
 	if rec.Deleted {
-		return e.writeMoved(ctx, tenant, container, key, cur, pg, drives, &moved, nil, ok, src)
+		return e.writeMoved(ctx, w, cur.Set(pg), cur.Policy.ReadQuorum(), &moved, nil, ok, src)
 	}
 	a, err := e.artifactAt(tenant, container, key, src, rec)
 	if err != nil {
@@ -240,7 +241,7 @@ func (e *Engine) move(ctx context.Context, tenant, container, key string, cur *p
 			off += pt.Size
 		}
 	}
-	if err := e.writeMoved(ctx, tenant, container, key, cur, pg, drives, &moved, inline, ok, src); err != nil {
+	if err := e.writeMoved(ctx, w, cur.Set(pg), cur.Policy.ReadQuorum(), &moved, inline, ok, src); err != nil {
 		drop()
 		return err
 	}
@@ -265,10 +266,10 @@ func etagMatches(etag string, sum []byte) bool {
 	return etag == hex.EncodeToString(sum)
 }
 
-// writeMoved writes rec, a version moved from the older set src, to the
-// drives of pg's set in cur where ok is set, and fails with
-// ErrWriteQuorum, rolled back, unless a write quorum took it (or refused
-// it as stale). See recordWrite.
+// writeMoved writes rec, a version moved from the older set src, by w to
+// the drives of the current set (set, read quorum kNew) where ok is set,
+// and fails with ErrWriteQuorum, rolled back, unless w's write quorum took
+// it (or refused it as stale).
 //
 // A drive of the current set may hold src's record of the version (the
 // drive is in both sets): replacing it takes it from src. Drives holding
@@ -276,19 +277,18 @@ func etagMatches(etag string, sum []byte) bool {
 // current set is below read quorum, each only if afterwards src keeps a
 // read quorum or the current set reaches one. So the artifact stays
 // readable from one of the sets, whatever point the write stops at.
-func (e *Engine) writeMoved(ctx context.Context, tenant, container, key string, cur *placement.Map, pg uint32, drives []driver.Driver, rec *record, inline [][]byte, ok []bool, src location) error {
-	w := e.artifactWrite(tenant, container, key, drives, cur.Policy.WriteQuorum())
-	n := len(drives)
+func (e *Engine) writeMoved(ctx context.Context, w *recordWrite, set []placement.DriveID, kNew int, rec *record, inline [][]byte, ok []bool, src location) error {
+	n := len(w.drives)
 	served, oldHeld := src.holding(rec.Version)
 	oldSet := src.m.Set(src.pg)
 	shared := make([]bool, n)
-	for j, id := range cur.Set(pg) {
+	for j, id := range set {
 		if i := slices.Index(oldSet, id); i >= 0 && served != nil {
 			r := src.recs[i]
 			shared[j] = r != nil && r.Version == rec.Version && sameData(r, served)
 		}
 	}
-	kOld, kNew := src.m.Policy.ReadQuorum(), cur.Policy.ReadQuorum()
+	kOld := src.m.Policy.ReadQuorum()
 	res := make([]recordPut, n)
 	for j := range res {
 		res[j].err = errNotWritten
