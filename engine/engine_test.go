@@ -186,13 +186,8 @@ func TestLostDrives(t *testing.T) {
 			r.put(t, k, v, int64(len(v)))
 		}
 		for mask := 1; mask < 1<<drives; mask++ {
-			lost := 0
 			for j := range drives {
-				on := mask&(1<<j) != 0
-				r.faulty[j].SetOffline(on)
-				if on {
-					lost++
-				}
+				r.faulty[j].SetOffline(mask&(1<<j) != 0)
 			}
 			for k, v := range objs {
 				got, err := r.get(k, 0, -1)
@@ -215,7 +210,6 @@ func TestLostDrives(t *testing.T) {
 				case !errors.Is(err, ErrReadQuorum):
 					t.Fatalf("%d drives, %s, lost mask %b: err = %v, want ErrReadQuorum", drives, k, mask, err)
 				}
-				_ = lost
 			}
 		}
 		for _, f := range r.faulty {
@@ -337,26 +331,66 @@ func (f *failingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// truncatedBody ends with io.ErrUnexpectedEOF, net/http's error for a
+// body cut short, instead of io.EOF.
+type truncatedBody struct{ data []byte }
+
+func (b *truncatedBody) Read(p []byte) (int, error) {
+	if len(b.data) == 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	n := copy(p, b.data)
+	b.data = b.data[n:]
+	return n, nil
+}
+
+// lastBytesWithError returns its last bytes together with an error (as a
+// chunked-signature check does), then io.EOF.
+type lastBytesWithError struct {
+	data []byte
+	sent bool
+}
+
+func (b *lastBytesWithError) Read(p []byte) (int, error) {
+	n := copy(p, b.data)
+	b.data = b.data[n:]
+	if len(b.data) == 0 && !b.sent {
+		b.sent = true
+		return n, errors.New("signature mismatch")
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
 func TestPutReaderFailsLeavesNothing(t *testing.T) {
 	r := newRig(t, rigOptions{drives: 4, stripeSize: 64 << 10})
 	old := randBytes(7, 300_000)
 	r.put(t, "kept", old, -1)
+	failAfter := func(n int) func() io.Reader {
+		return func() io.Reader { return &failingReader{r: bytes.NewReader(randBytes(8, 2_000_000)), after: n} }
+	}
 	for _, tc := range []struct {
-		name  string
-		key   string
-		size  int64
-		after int
+		name string
+		key  string
+		size int64
+		body func() io.Reader
 	}{
-		{"inline/unknown", "new-small", -1, 50_000},
-		{"inline/known", "new-small2", 100_000, 50_000},
-		{"large/unknown", "new-large", -1, 1_500_000},
-		{"large/known", "new-large2", 3_000_000, 1_500_000},
-		{"overwrite", "kept", 3_000_000, 1_000_000},
-		{"short body", "short", 3_000_000, 1 << 30},
+		{"inline/unknown", "new-small", -1, failAfter(50_000)},
+		{"inline/known", "new-small2", 100_000, failAfter(50_000)},
+		{"large/unknown", "new-large", -1, failAfter(1_500_000)},
+		{"large/known", "new-large2", 3_000_000, failAfter(1_500_000)},
+		{"overwrite", "kept", 3_000_000, failAfter(1_000_000)},
+		{"short body", "short", 3_000_000, failAfter(1 << 30)},
+		{"inline/unexpected EOF", "trunc-small", -1, func() io.Reader { return &truncatedBody{randBytes(2, 1000)} }},
+		{"large/unexpected EOF", "trunc-large", -1, func() io.Reader { return &truncatedBody{randBytes(2, 700_000)} }},
+		{"overwrite/unexpected EOF", "kept", -1, func() io.Reader { return &truncatedBody{randBytes(2, 700_000)} }},
+		{"stripes/error with last bytes", "dwe-stripes", -1, func() io.Reader { return &lastBytesWithError{data: randBytes(6, 32768*10)} }},
+		{"large/error with last bytes", "dwe-large", -1, func() io.Reader { return &lastBytesWithError{data: randBytes(6, 1<<20)} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			body := &failingReader{r: bytes.NewReader(randBytes(8, 2_000_000)), after: tc.after}
-			if _, err := r.e.Put(context.Background(), "t", "c", tc.key, body, PutOptions{Size: tc.size}); err == nil {
+			if _, err := r.e.Put(context.Background(), "t", "c", tc.key, tc.body(), PutOptions{Size: tc.size}); err == nil {
 				t.Fatalf("Put with a failing body succeeded")
 			}
 			if tc.key == "kept" {
@@ -376,8 +410,8 @@ func TestPutReaderFailsLeavesNothing(t *testing.T) {
 		if files := shardFiles(t, dir); len(files) != 1 {
 			t.Fatalf("%s holds shard files %v, want only kept's", dir, files)
 		}
-		tmp, _ := os.ReadDir(filepath.Join(dir, "tmp"))
-		if len(tmp) != 0 {
+		tmp, err := os.ReadDir(filepath.Join(dir, "tmp"))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) || len(tmp) != 0 {
 			t.Fatalf("%s/tmp holds %d files", dir, len(tmp))
 		}
 	}
@@ -618,8 +652,8 @@ func TestContainers(t *testing.T) {
 	if err := a.WriteRange(ctx, &buf, 0, a.Info.Size); err != nil || buf.String() != "tenant u" {
 		t.Fatalf("tenant u reads %q, %v", buf.String(), err)
 	}
-	if got, _ := r.get("k", 0, -1); string(got) != "tenant t" {
-		t.Fatalf("tenant t reads %q", got)
+	if got, err := r.get("k", 0, -1); err != nil || string(got) != "tenant t" {
+		t.Fatalf("tenant t reads %q, %v", got, err)
 	}
 	if _, err := r.e.Open(ctx, "v", "c", "k"); !errors.Is(err, ErrNoSuchContainer) {
 		t.Fatalf("tenant v opens t's container: %v", err)
@@ -671,6 +705,65 @@ func TestRecordRoundTrip(t *testing.T) {
 
 // TestMaxSizeKeepsOldVersion: a body over PutOptions.MaxSize fails before
 // any record is written, so the version it would replace stays.
+// TestFailedOverwriteKeepsOldVersion: an overwrite that reaches one drive
+// of four fails with ErrWriteQuorum and is rolled back: the acknowledged
+// version reads back byte for byte, before and after Heal.
+func TestFailedOverwriteKeepsOldVersion(t *testing.T) {
+	r := newRig(t, rigOptions{drives: 4, stripeSize: 64 << 10}) // 2+2
+	for _, tc := range []struct {
+		name     string
+		old, new []byte
+	}{
+		{"large by inline", randBytes(1, 500_000), []byte("new small")},
+		{"large by large", randBytes(2, 500_000), randBytes(3, 400_000)},
+		{"inline by inline", randBytes(4, 1000), randBytes(5, 2000)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := "victim-" + tc.name
+			info := r.put(t, key, tc.old, -1)
+			for j := 1; j < 4; j++ {
+				r.faultyOf(key, j).SetOffline(true)
+			}
+			_, err := r.e.Put(t.Context(), "t", "c", key, bytes.NewReader(tc.new), PutOptions{Size: -1})
+			for j := 1; j < 4; j++ {
+				r.faultyOf(key, j).SetOffline(false)
+			}
+			if !errors.Is(err, ErrWriteQuorum) {
+				t.Fatalf("overwrite with 3 of 4 drives offline: err = %v, want ErrWriteQuorum", err)
+			}
+			check := func(when string) {
+				t.Helper()
+				got, err := r.get(key, 0, -1)
+				if err != nil || !bytes.Equal(got, tc.old) {
+					t.Fatalf("%s: Get = %d bytes (old %v, new %v), %v; want the old version", when, len(got), bytes.Equal(got, tc.old), bytes.Equal(got, tc.new), err)
+				}
+				if h, err := r.e.Head(t.Context(), "t", "c", key); err != nil || h.ETag != info.ETag || h.Version != info.Version {
+					t.Fatalf("%s: Head = %+v, %v; want version %v ETag %s", when, h, err, info.Version, info.ETag)
+				}
+			}
+			check("after the failed overwrite")
+			// The one drive that took the new record has the old one back
+			// (rollback), so it serves the old version with any other.
+			raw, err := r.faultyOf(key, 0).GetRecord(t.Context(), indexPrefix("t", "c")+key)
+			if err != nil || raw.Version != info.Version {
+				t.Fatalf("record on the drive that took the failed overwrite: version %v, %v; want %v rolled back", raw.Version, err, info.Version)
+			}
+			r.faultyOf(key, 1).SetOffline(true)
+			r.faultyOf(key, 2).SetOffline(true)
+			got, err := r.get(key, 0, -1)
+			r.faultyOf(key, 1).SetOffline(false)
+			r.faultyOf(key, 2).SetOffline(false)
+			if err != nil || !bytes.Equal(got, tc.old) {
+				t.Fatalf("read from drives 0 and 3: equal old %v, %v; want the old version", bytes.Equal(got, tc.old), err)
+			}
+			if _, err := r.e.Heal(t.Context(), "t", "c", key); err != nil {
+				t.Fatalf("Heal: %v", err)
+			}
+			check("after Heal")
+		})
+	}
+}
+
 func TestMaxSizeKeepsOldVersion(t *testing.T) {
 	r := newRig(t, rigOptions{drives: 4, stripeSize: 64 << 10})
 	old := randBytes(1, 300_000)

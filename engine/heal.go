@@ -194,7 +194,7 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 		}
 	}
 	if len(repaired) > 0 {
-		if err := e.writeRecords(ctx, tenant, container, key, a.drives, a.rec, inline, needRecord, len(repaired)); err != nil {
+		if err := e.artifactWrite(tenant, container, key, a.drives, len(repaired)).write(ctx, a.rec, inline, needRecord); err != nil {
 			return nil, fmt.Errorf("engine: heal: %w", err)
 		}
 		e.st.repairs.Add(1)

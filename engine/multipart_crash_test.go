@@ -446,8 +446,8 @@ func TestSweepRevertsPendingCompletion(t *testing.T) {
 	if _, err := e2.SweepUploads(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if ups, _, _ := e2.ListUploads(ctx, "t", "c", "", "", "", 10); len(ups) != 0 {
-		t.Fatalf("the sweeper reverted a completion within its grace: %+v", ups)
+	if ups, _, err := e2.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 0 {
+		t.Fatalf("the sweeper reverted a completion within its grace: %+v, %v", ups, err)
 	}
 	c.now.Store(int64(UploadCompletionGrace + time.Minute))
 	// With a drive down the sweeper cannot rule out an artifact record
@@ -455,8 +455,8 @@ func TestSweepRevertsPendingCompletion(t *testing.T) {
 	if _, err := c.start(t, nil, 1).SweepUploads(ctx); !errors.Is(err, ErrReadQuorum) {
 		t.Fatalf("SweepUploads with a drive offline: %v, want ErrReadQuorum", err)
 	}
-	if ups, _, _ := e2.ListUploads(ctx, "t", "c", "", "", "", 10); len(ups) != 0 {
-		t.Fatalf("the sweeper reverted a completion with a drive offline: %+v", ups)
+	if ups, _, err := e2.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 0 {
+		t.Fatalf("the sweeper reverted a completion with a drive offline: %+v, %v", ups, err)
 	}
 	if n, err := e2.SweepUploads(ctx); err != nil || n != 1 {
 		t.Fatalf("SweepUploads = %d, %v", n, err)

@@ -51,8 +51,8 @@ func TestMultipartUpload(t *testing.T) {
 	if err != nil || len(ups) != 1 || ups[0].Key != "big" || ups[0].ID != id {
 		t.Fatalf("ListUploads = %+v, %v", ups, err)
 	}
-	if res, _ := r.e.List(ctx, "t", "c", ListOptions{}); len(res.Artifacts) != 0 {
-		t.Fatalf("an upload in progress is listed as an artifact: %+v", res.Artifacts)
+	if res, err := r.e.List(ctx, "t", "c", ListOptions{}); err != nil || len(res.Artifacts) != 0 {
+		t.Fatalf("an upload in progress is listed as an artifact: %+v, %v", res.Artifacts, err)
 	}
 
 	for _, tc := range []struct {
@@ -100,9 +100,14 @@ func TestMultipartUpload(t *testing.T) {
 	}
 	// Corrupt one part's shard on one drive: reads repair, Heal rewrites it.
 	files := shardFiles(t, r.dirOf("big", 0))
-	raw, _ := os.ReadFile(files[1])
+	raw, err := os.ReadFile(files[1])
+	if err != nil {
+		t.Fatal(err)
+	}
 	raw[100] ^= 1
-	os.WriteFile(files[1], raw, 0o644)
+	if err := os.WriteFile(files[1], raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if got, err := r.get("big", 0, -1); err != nil || !bytes.Equal(got, whole) {
 		t.Fatalf("Get with a corrupt part shard: %v", err)
 	}
@@ -125,8 +130,14 @@ func TestMultipartAbortAndTooSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, _ := r.e.PutPart(ctx, "t", "c", "k", id, 1, bytes.NewReader(randBytes(1, 1000)), PutOptions{Size: 1000})
-	b, _ := r.e.PutPart(ctx, "t", "c", "k", id, 2, bytes.NewReader(randBytes(2, 1000)), PutOptions{Size: 1000})
+	a, err := r.e.PutPart(ctx, "t", "c", "k", id, 1, bytes.NewReader(randBytes(1, 1000)), PutOptions{Size: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.e.PutPart(ctx, "t", "c", "k", id, 2, bytes.NewReader(randBytes(2, 1000)), PutOptions{Size: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := r.e.CompleteUpload(ctx, "t", "c", "k", id, []CompletePart{{1, a.ETag}, {2, b.ETag}}, nil); !errors.Is(err, ErrEntityTooSmall) {
 		t.Fatalf("Complete with a small first part: %v", err)
 	}
@@ -144,7 +155,7 @@ func TestMultipartAbortAndTooSmall(t *testing.T) {
 			t.Fatalf("%s holds %d shard files after abort", dir, len(files))
 		}
 	}
-	if ups, _, _ := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); len(ups) != 0 {
-		t.Fatalf("ListUploads after abort = %+v", ups)
+	if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 0 {
+		t.Fatalf("ListUploads after abort = %+v, %v", ups, err)
 	}
 }

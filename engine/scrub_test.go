@@ -98,7 +98,9 @@ func TestScrubberRepairsBitrot(t *testing.T) {
 	var shards uint64
 	for _, st := range s.Status() {
 		shards += st.Shards
-		if st.Bytes == 0 || st.Progress() != 1 {
+		// With a 2 s period the next pass may have begun on a loaded
+		// machine: its progress then starts again from 0.
+		if st.Bytes == 0 || st.Passes == 0 || st.Progress() != 1 && !st.PassStarted.After(st.LastPass) {
 			t.Errorf("drive %s: %+v, progress %v; want bytes verified and the pass done", st.Drive, st, st.Progress())
 		}
 	}

@@ -1,0 +1,155 @@
+// Package engine is the one entry point for data operations: it stores,
+// reads, lists, copies and deletes tenant-scoped Artifacts in Containers,
+// orchestrating placement, erasure coding and drivers.
+//
+// # Data path
+//
+// Put resolves the artifact's placement group (PG) from hash(tenant,
+// container, key) and the PG's ordered drive set from the cluster map. It
+// then streams the body through erasure coding, one stripe at a time, with
+// shard i of every stripe written to drive i of the set, all drives in
+// parallel, while the MD5 for the ETag is computed alongside. Shard files are
+// committed (fsync + rename) on every drive that received them (a drive
+// that falls behind is dropped, see Quorum), and only then is the
+// artifact's metadata record written to those drives. The record's version
+// is taken then, once the body is stored, so of concurrent puts of one key
+// the one that completes last wins, as in S3. The record is
+// what makes an artifact visible, so a body that fails midway, or a crash
+// before the records are written, leaves nothing visible. Artifacts of at
+// most Config.InlineMax bytes skip shard files: each drive's shard is kept
+// inside that drive's record, so a small read is one lookup per drive.
+//
+// Get reads the records of the PG's drives in parallel and takes the newest
+// version. Deleted artifacts are tombstone records with a newer version, so
+// drives that missed a write or a delete still resolve to the right answer.
+// Shards are read from the data drives first; a missing or corrupt shard is
+// rebuilt from parity and the artifact is queued for healing.
+//
+// # Healing
+//
+// Three things find what needs repair, and Heal repairs it: reads queue an
+// artifact they found degraded; Scan, run periodically by the leader (on a
+// single node, the node), compares the drives' record indexes and queues
+// what a drive misses, such as everything on a replaced disk; a Scrubber on
+// every node verifies the block checksums of every shard on the node's own
+// drives, spread over a period (a month by default) and capped in bytes per
+// second, and repairs what fails at once. RunHealer works through the
+// queue; an artifact it cannot repair yet (a drive that needs it is offline
+// or refuses writes: ErrHealIncomplete) stays queued and is retried with an
+// exponential backoff. The queue is bounded: what does not fit is found
+// again by the next scan or scrub pass.
+//
+// # Map changes
+//
+// The cluster map (Topology) grows when nodes join: drives are added, the
+// epoch increases, and the policy and PG → drive sets may change. Writes
+// always go to the current map. Until data migration moves them, artifacts
+// written under an older map stay readable if the Topology implements
+// MapHistory: a read by key whose current set reached read quorum and holds
+// no record of the key reads it from the newest older map whose set does,
+// with that map's drives and policy. A tombstone or a newer version in the
+// current set always wins, so deleting or overwriting such an artifact
+// needs nothing special; the shard files left on the older set are
+// migration's to collect. Heal keeps a tombstone while an older set still
+// holds a version it hides. Listing merges every drive of the current map,
+// which includes every drive of the older maps. Multipart uploads do not
+// fall back: one started under an older map whose set moved fails after
+// the change, as completing it into the older set could leave it hidden.
+//
+// Migration moves the artifacts and lets the older maps go. Migrate takes
+// one key: if an older set serves its newest version, it copies it into
+// the current set, decoded and re-encoded with the current policy onto new
+// shard files (a multipart artifact part by part, an inline one inline),
+// keeping its version, modification time, size, ETag, content type and
+// metadata, and writes the records with that same version by a plain
+// record write, so a version written meanwhile stays the newer one and
+// wins. Drives in both sets have their older record replaced, and the
+// shard files it named collected. Drives that held nothing of the older
+// set's are written first and the shared ones in an order that keeps one
+// of the two sets at read quorum throughout, so a crash leaves the
+// artifact readable; a copy short of write quorum is rolled back. Once
+// the current set serves the key (also a deletion, copied as a tombstone
+// if an older set held it), Migrate removes the key's records and shard
+// files from the older sets' drives outside the current set, whatever
+// their versions, and gives current drives that missed the version what
+// they lack. MigrateAll (or MigrateContainer) walks, a bounded page at a
+// time, every key with a record on an older map's drive, which also finds
+// the leftovers of keys deleted or overwritten under the current map, and
+// Residue counts the records a map's drives hold that are not placed for
+// the current map. RunMigrator (rebalance.go), acting on the metadata
+// store's leader only (Coordinator), calls MigrateAll until a pass ends
+// with nothing failed, then drops from the history (through Raft) each
+// older map whose Residue is 0: no read needs it any more. Multipart
+// uploads in progress keep their placement and are not migrated; Residue
+// does not count them.
+//
+// # Quorum
+//
+// For a policy of k data and m parity shards the write quorum is k (k+1 when
+// k == m, so two disjoint write quorums cannot both succeed) and the read
+// quorum is k. A Put that cannot commit shards and records on a write quorum
+// of drives fails with ErrWriteQuorum; its shards are removed, but records
+// that did land may make the artifact visible later, as with any distributed
+// store's ambiguous failure. A read that cannot reach k drives fails with
+// ErrReadQuorum; it never returns bytes it could not verify.
+//
+// Requests wait for a quorum, not for the slowest drive. Record reads and
+// writes and shard commits return once a quorum answered and the other
+// drives had a short grace (twice as long as the quorum took, 300 ms
+// to 1 s); a shard writer that falls a few stripes behind a write quorum for
+// a second is dropped mid-stream, and a read whose shard block is late
+// reads parity in its place. Work still running on the slow drives is
+// owned by the Engine (WaitBackground), stops when the request's ctx ends
+// or the driver's deadline passes, and cleans up after itself: an
+// uncommitted shard is aborted, a late one deleted, a late record rolled
+// back or its replaced shards collected. What the slow drive missed is the
+// healer's to restore.
+//
+// # Listing
+//
+// Every drive keeps a sorted index of the records it holds. List merges the
+// drives' indexes, resolving each key to its newest version and hiding
+// tombstones; it reads a page at a time from each drive and never holds a
+// whole container in memory.
+//
+// Container metadata (which containers a tenant owns) lives behind the
+// ContainerStore interface; engine never decides how it is replicated.
+//
+// # Files
+//
+// Each file has one job:
+//
+//   - engine.go: Config, the Topology, MapHistory and ContainerStore
+//     interfaces engine needs, New, names and versions.
+//   - put.go: Put (inline and streamed), shard writing (putShards, lanes),
+//     Delete and Copy.
+//   - read.go: Open, the choice of the version a read serves
+//     (chooseVersion), quorum record reads, and reading an Artifact's bytes.
+//   - history.go: where a key's records are (locate) across the current
+//     and older maps.
+//   - recordwrite.go: recordWrite, the one quorum write of metadata
+//     records: put, finish (tally, then roll back or collect), the
+//     last-writer-wins retry for new versions (latest).
+//   - quorum.go: fanOut, returning at a quorum plus the straggler grace,
+//     and the background clean-ups of stragglers.
+//   - record.go: the on-drive record format.
+//   - list.go, container.go: listings and containers.
+//   - multipart.go (create, parts), multipart_list.go, multipart_complete.go
+//     (completion markers, settle, revert), multipart_abort.go (abort and
+//     the upload sweeper).
+//   - heal.go, scan.go, scrub.go: repair, and finding what needs it.
+//   - migrate.go (moving one key), migrate_walk.go (walking the older maps'
+//     keys, Residue).
+//   - rebalance.go: the leader's loops, RunMigrator and RunScanner, over
+//     the Coordinator interface the metadata store satisfies.
+//   - static.go (a fixed Topology), stats.go, etag.go.
+//
+// # Imports
+//
+// engine imports, of this module, only driver, erasure, placement and meta
+// (the container description and errors it shares with the metadata
+// store). It knows nothing of S3, HTTP, tenants' keys and quotas, or Raft:
+// cluster satisfies its interfaces (Topology, MapHistory, ContainerStore,
+// Coordinator) without either importing the other, and s3 maps its errors
+// to protocol errors.
+package engine

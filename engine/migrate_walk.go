@@ -1,0 +1,308 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// MigrateStats sums what one call of MigrateAll or MigrateContainer did.
+type MigrateStats struct {
+	Keys    int // keys examined
+	Moved   int // keys copied into the current map's set
+	Removed int // records removed from drives of older maps' sets
+	Healed  int // keys whose current set was completed
+	Failed  int // keys Migrate failed on: left where they were, readable as before
+	// Next is the after of the call that continues the walk; "" once it
+	// has covered every key.
+	Next string
+}
+
+// MigrateContainer migrates (Migrate) the keys of tenant's container
+// that older maps' drives hold records of, in key order after after, at
+// most limit keys per call (0 means 1,000); the call with after set to
+// the returned Next continues the walk. It finds the keys in the indexes
+// of every drive of the maps in the history, so also keys only deletions
+// remain of (which List hides) and keys of a container since deleted; a
+// key whose records there are all placed for the current map is skipped.
+// A key that fails counts in Failed and the walk goes on: the next pass
+// retries it. A drive of an older map that cannot be listed is left out
+// of the walk, which goes on without its keys and ends with an error
+// wrapping ErrReadQuorum. Whatever the error, the stats say how far the
+// walk got and their Next continues it. Without MapHistory there is
+// nothing to walk.
+func (e *Engine) MigrateContainer(ctx context.Context, tenant, container, after string, limit int) (MigrateStats, error) {
+	if err := validTenant(tenant); err != nil {
+		return MigrateStats{}, err
+	}
+	if err := validContainer(container); err != nil {
+		return MigrateStats{}, err
+	}
+	prefix := indexPrefix(tenant, container)
+	st, err := e.walkOlder(ctx, prefix, prefix+after, limit)
+	if st.Next != "" {
+		st.Next = st.Next[len(prefix):]
+	}
+	return st, err
+}
+
+// firstArtifactKey sorts before every artifact's index key and after the
+// multipart key spaces: tenant names start with no control byte.
+const firstArtifactKey = "\x1f"
+
+// MigrateAll is MigrateContainer for every tenant's every container. Its
+// cursor (after, Next) is opaque; "" starts the walk.
+//
+// A cluster migrates after a map change by walking with MigrateAll until
+// a pass (from "" until Next comes back "") has no error, then drops
+// from the history each older map whose Residue is 0:
+//
+//	after, clean := "", true
+//	for {
+//		st, err := e.MigrateAll(ctx, after, 1000)
+//		clean = clean && err == nil // log err; on ctx's end, return
+//		if after = st.Next; after == "" {
+//			break // a pass done: if clean, check Residue; else walk again later
+//		}
+//	}
+func (e *Engine) MigrateAll(ctx context.Context, after string, limit int) (MigrateStats, error) {
+	return e.walkOlder(ctx, "", max(after, firstArtifactKey), limit)
+}
+
+// walkOlder migrates the keys under index prefix after index key after
+// that the older maps' drives hold records of; Next is an index key.
+func (e *Engine) walkOlder(ctx context.Context, prefix, after string, limit int) (MigrateStats, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	var st MigrateStats
+	cur := e.cfg.Topology.Map()
+	type source struct {
+		id placement.DriveID
+		c  *cursor
+	}
+	var srcs []source
+	var unlisted []error // drives whose keys this walk misses
+	for _, id := range olderDrives(e.olderMaps(cur)) {
+		d, err := e.cfg.Topology.Drive(id)
+		if err != nil {
+			unlisted = append(unlisted, err)
+			continue
+		}
+		srcs = append(srcs, source{id, &cursor{d: d, after: after}})
+	}
+	var failed error
+	done := func() (MigrateStats, error) {
+		var errs []error
+		if failed != nil {
+			errs = append(errs, fmt.Errorf("engine: migrate: %d keys failed, the first: %w", st.Failed, failed))
+		}
+		if len(unlisted) > 0 {
+			errs = append(errs, fmt.Errorf("%w: migrate: %d drives of older maps not listed, their keys are left for another pass: %w", ErrReadQuorum, len(unlisted), errors.Join(unlisted...)))
+		}
+		return st, errors.Join(errs...)
+	}
+	for st.Keys < limit {
+		if err := ctx.Err(); err != nil {
+			return st, fmt.Errorf("engine: migrate: %w", err)
+		}
+		var minKey string
+		found := false
+		for i := 0; i < len(srcs); i++ {
+			s := srcs[i]
+			s.c.fill(ctx, prefix)
+			if s.c.failed != nil {
+				if err := ctx.Err(); err != nil {
+					return st, fmt.Errorf("engine: migrate: %w", err)
+				}
+				unlisted = append(unlisted, fmt.Errorf("drive %s: %w", s.id, s.c.failed))
+				srcs = slices.Delete(srcs, i, i+1)
+				i--
+				continue
+			}
+			if len(s.c.buf) > 0 && (!found || s.c.buf[0].Key < minKey) {
+				minKey, found = s.c.buf[0].Key, true
+			}
+		}
+		if !found {
+			st.Next = ""
+			return done()
+		}
+		tenant, container, key, isArtifact := splitIndexKey(minKey)
+		var holders []placement.DriveID
+		home := true
+		for _, s := range srcs {
+			if len(s.c.buf) == 0 || s.c.buf[0].Key != minKey {
+				continue
+			}
+			raw := s.c.buf[0]
+			s.c.buf = s.c.buf[1:]
+			holders = append(holders, s.id)
+			if isArtifact && home {
+				ok, err := e.recordHome(ctx, cur, s.id, s.c.d, raw)
+				home = ok && err == nil
+			}
+		}
+		st.Next = minKey
+		if !isArtifact {
+			continue
+		}
+		st.Keys++
+		if home {
+			continue
+		}
+		res, err := e.migrate(ctx, tenant, container, key, holders)
+		if res.Moved {
+			st.Moved++
+		}
+		st.Removed += res.Removed
+		if len(res.Healed) > 0 {
+			st.Healed++
+		}
+		if err != nil {
+			st.Failed++
+			if failed == nil {
+				failed = err
+			}
+			e.log.Warn("migrate failed", "tenant", tenant, "container", container, "err", err)
+		}
+	}
+	return done()
+}
+
+// olderDrives returns the drives of maps, each once, sorted.
+func olderDrives(maps []*placement.Map) []placement.DriveID {
+	var ids []placement.DriveID
+	for _, m := range maps {
+		for _, d := range m.Drives {
+			ids = append(ids, d.ID)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// splitIndexKey splits an artifact's index key; ok is false for other
+// index keys (multipart uploads and parts).
+func splitIndexKey(ikey string) (tenant, container, key string, ok bool) {
+	if ikey < firstArtifactKey {
+		return "", "", "", false
+	}
+	tenant, rest, ok1 := strings.Cut(ikey, "\x00")
+	container, key, ok2 := strings.Cut(rest, "\x00")
+	if !ok1 || !ok2 || key == "" {
+		return "", "", "", false
+	}
+	return tenant, container, key, true
+}
+
+// recordHome reports whether raw, an artifact's record as drive id (d)
+// lists it, is placed for the key's set in cur. A record the listing cut
+// is read whole; one gone meanwhile is at home (it is nowhere). Only a
+// failed read is an error; an undecodable record is not at home.
+func (e *Engine) recordHome(ctx context.Context, cur *placement.Map, id placement.DriveID, d driver.Driver, raw driver.Record) (bool, error) {
+	tenant, container, key, _ := splitIndexKey(raw.Key)
+	data := raw.Data
+	if raw.Truncated {
+		whole, err := d.GetRecord(ctx, raw.Key)
+		if errors.Is(err, driver.ErrNotFound) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		data = whole.Data
+	}
+	r, err := unmarshalRecord(data)
+	if err != nil {
+		return false, nil
+	}
+	pg := cur.PGOf(tenant, container, key)
+	j := slices.Index(cur.Set(pg), id)
+	return j >= 0 && placedIn(r, cur, pg, j), nil
+}
+
+// Residue counts the artifact records on the drives of map m that are not
+// placed for the current map's set of their key: what migration has yet
+// to move or remove. Once it is 0 for an older map, and no node writes
+// with that map any more, the map can be dropped from the history: no
+// read needs it. It fails if a drive of m cannot be listed. It reads the
+// whole index of every drive of m (and the records the listing cut, such
+// as inline ones, whole). Multipart uploads in progress are not counted
+// (see Migrate).
+func (e *Engine) Residue(ctx context.Context, m *placement.Map) (int, error) {
+	return e.residue(ctx, m, "", firstArtifactKey)
+}
+
+// ContainerResidue is Residue for one container of tenant.
+func (e *Engine) ContainerResidue(ctx context.Context, m *placement.Map, tenant, container string) (int, error) {
+	if err := validTenant(tenant); err != nil {
+		return 0, err
+	}
+	if err := validContainer(container); err != nil {
+		return 0, err
+	}
+	return e.residue(ctx, m, indexPrefix(tenant, container), "")
+}
+
+func (e *Engine) residue(ctx context.Context, m *placement.Map, prefix, after string) (int, error) {
+	cur := e.cfg.Topology.Map()
+	var mu sync.Mutex // guards n and errs
+	n := 0
+	var errs []error
+	var wg sync.WaitGroup
+	for _, dr := range m.Drives {
+		wg.Go(func() {
+			c, err := e.driveResidue(ctx, cur, dr.ID, prefix, after)
+			mu.Lock()
+			defer mu.Unlock()
+			n += c
+			if err != nil {
+				errs = append(errs, fmt.Errorf("drive %s: %w", dr.ID, err))
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return n, fmt.Errorf("%w: residue of map epoch %d: %w", ErrReadQuorum, m.Epoch, errors.Join(errs...))
+	}
+	return n, nil
+}
+
+// driveResidue counts the records under prefix after after on drive id
+// that are not placed for cur.
+func (e *Engine) driveResidue(ctx context.Context, cur *placement.Map, id placement.DriveID, prefix, after string) (int, error) {
+	d, err := e.cfg.Topology.Drive(id)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for {
+		recs, err := d.ListRecords(ctx, prefix, after, listBatch)
+		if err != nil {
+			return n, err
+		}
+		for _, raw := range recs {
+			if _, _, _, ok := splitIndexKey(raw.Key); !ok {
+				continue
+			}
+			home, err := e.recordHome(ctx, cur, id, d, raw)
+			if err != nil {
+				return n, err
+			}
+			if !home {
+				n++
+			}
+		}
+		if len(recs) < listBatch {
+			return n, nil
+		}
+		after = recs[len(recs)-1].Key
+	}
+}

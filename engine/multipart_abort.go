@@ -1,0 +1,218 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/vaultaire/vaultaire/driver"
+)
+
+// partRefs returns the data ids that the live artifact records in recs
+// name: shard files no upload clean-up may delete.
+func partRefs(recs []*record) map[[16]byte]bool {
+	keep := map[[16]byte]bool{}
+	for _, r := range recs {
+		if r == nil || r.Deleted {
+			continue
+		}
+		for _, p := range r.Parts {
+			keep[p.DataID] = true
+		}
+	}
+	return keep
+}
+
+// dropParts deletes every part record of an upload and the shard files of
+// the parts whose data ids keep does not hold, and returns the bytes the
+// parts held. Each record goes before its shard files: a crash in between
+// leaves unreferenced files, never a record naming deleted ones.
+func (e *Engine) dropParts(ctx context.Context, tenant, container, key, id string, drives []driver.Driver, k int, keep map[[16]byte]bool) (int64, error) {
+	raws, recs, err := e.allParts(ctx, tenant, container, id, drives, k)
+	if err != nil {
+		return 0, err
+	}
+	var size int64
+	for n, raw := range raws {
+		size += recs[n].Size
+		e.deleteRecord(ctx, drives, raw.Key, raw.Version)
+		e.dropPart(ctx, tenant, container, key, drives, recs[n], keep)
+	}
+	return size, nil
+}
+
+// AbortUpload discards an upload and all its parts. An upload already
+// completed is ErrNoSuchUpload, and its artifact is left alone; one whose
+// completion crashed before its artifact became visible is aborted. No
+// shard file an artifact record of key names is deleted.
+func (e *Engine) AbortUpload(ctx context.Context, tenant, container, key, uploadID string) error {
+	unlock := e.lockUpload(uploadID)
+	defer unlock()
+	up, drives, err := e.upload(ctx, tenant, container, key, uploadID)
+	if err != nil {
+		return err
+	}
+	if isMarker(up) {
+		s, err := e.settle(ctx, tenant, container, key, uploadID, up, drives)
+		if err != nil {
+			return fmt.Errorf("engine: abort upload: %w", err)
+		}
+		if s.state != completionPending {
+			return ErrNoSuchUpload
+		}
+	}
+	inParts, err := e.abort(ctx, tenant, container, key, uploadID, up, drives)
+	if err != nil {
+		return fmt.Errorf("engine: abort upload: %w", err)
+	}
+	e.usage(tenant, -inParts, 0)
+	return nil
+}
+
+// abort removes an upload in progress, or one with a pending completion
+// marker (and that completion's stray artifact records): the part records
+// and the shard files no artifact record of key names, then the upload's
+// record, so that a crash leaves an upload to abort again.
+func (e *Engine) abort(ctx context.Context, tenant, container, key, id string, up *record, drives []driver.Driver) (int64, error) {
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	ikey := indexPrefix(tenant, container) + key
+	if isMarker(up) {
+		e.removeStrays(ctx, ikey, drives, up.Version)
+	}
+	arecs, answered := e.readRecordsK(ctx, drives, ikey, up.Data)
+	if answered < up.Data {
+		return 0, fmt.Errorf("%w: %d of %d drives answered", ErrReadQuorum, answered, len(drives))
+	}
+	size, err := e.dropParts(ctx, tenant, container, key, id, drives, up.Data, partRefs(arecs))
+	if err != nil {
+		return 0, err
+	}
+	e.deleteRecord(ctx, drives, uploadKey(tenant, container, key, id), driver.Version{})
+	return size, nil
+}
+
+// dropPart deletes the shard files of part record p whose data ids keep
+// does not hold.
+func (e *Engine) dropPart(ctx context.Context, tenant, container, key string, drives []driver.Driver, p *record, keep map[[16]byte]bool) {
+	for _, pt := range p.Parts {
+		if keep[pt.DataID] {
+			continue
+		}
+		e.deleteShards(ctx, drives, shardOf(tenant, container, key, p.PG, pt.DataID), present(drives))
+	}
+}
+
+// deleteRecord removes ikey's record of version v (of any version if v is
+// zero) from every drive. It returns once a majority answered and the
+// others had the straggler grace (fanCleanup); the rest go on in the
+// background.
+func (e *Engine) deleteRecord(ctx context.Context, drives []driver.Driver, ikey string, v driver.Version) {
+	e.fanCleanup(ctx, present(drives), func(ctx context.Context, j int) error {
+		err := drives[j].DeleteRecord(ctx, ikey, v)
+		if err != nil && !errors.Is(err, driver.ErrNotFound) && !errors.Is(err, driver.ErrStale) {
+			e.log.Warn("record delete failed", "shard", j, "err", err)
+		}
+		return err
+	})
+}
+
+// DefaultUploadSweepInterval is how often RunUploadSweeper runs
+// SweepUploads.
+const DefaultUploadSweepInterval = time.Hour
+
+// SweepUploads walks the multipart upload records of every container and
+// settles the completion markers: it finishes the clean-up of completions
+// that crashed, removes the markers of completions overwritten since or
+// older than CompletedUploadRetention, and turns a marker whose completion
+// never became visible back into an upload in progress once it is older
+// than UploadCompletionGrace (or aborts it if its container is gone). It
+// returns how many markers it looked at and the first error; a marker it
+// could not settle is tried again on the next call.
+func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
+	m := e.cfg.Topology.Map()
+	drives := e.allDrives(m)
+	const base = "\x01U\x00"
+	after := ""
+	seen := 0
+	var first error
+	for {
+		raws, recs, truncated, err := e.listNewest(ctx, drives, base, after, 1000, len(drives)-m.Policy.Parity)
+		if err != nil {
+			return seen, fmt.Errorf("engine: sweep uploads: %w", err)
+		}
+		for i, raw := range raws {
+			after = raw.Key
+			if !isMarker(recs[i]) {
+				continue
+			}
+			f := strings.SplitN(raw.Key[len(base):], "\x00", 4)
+			if len(f) != 4 {
+				continue
+			}
+			seen++
+			if err := e.sweepUpload(ctx, f[0], f[1], f[2], f[3]); err != nil && first == nil {
+				first = fmt.Errorf("engine: sweep upload %s: %w", f[3], err)
+			}
+		}
+		if !truncated || ctx.Err() != nil {
+			return seen, first
+		}
+	}
+}
+
+func (e *Engine) sweepUpload(ctx context.Context, tenant, container, key, id string) error {
+	unlock := e.lockUpload(id)
+	defer unlock()
+	mk, drives, err := e.uploadRecord(ctx, tenant, container, key, id)
+	if errors.Is(err, ErrNoSuchUpload) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !isMarker(mk) {
+		return nil
+	}
+	s, err := e.settle(ctx, tenant, container, key, id, mk, drives)
+	if err != nil || s.state != completionPending || e.cfg.Now().Sub(versionTime(mk.Version)) < UploadCompletionGrace {
+		return err
+	}
+	_, err = e.cfg.Containers.Container(ctx, tenant, container)
+	if errors.Is(err, ErrNoSuchContainer) {
+		_, err = e.abort(ctx, tenant, container, key, id, mk, drives)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	return e.revert(ctx, tenant, container, key, id, mk, drives)
+}
+
+// RunUploadSweeper calls SweepUploads every interval (0 means
+// DefaultUploadSweepInterval), and once a minute after it starts, until
+// ctx ends.
+func (e *Engine) RunUploadSweeper(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = DefaultUploadSweepInterval
+	}
+	wait := min(interval, time.Minute)
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = interval
+		sctx, cancel := context.WithTimeout(ctx, interval)
+		n, err := e.SweepUploads(sctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			e.log.Warn("upload sweep incomplete; will retry", "markers", n, "err", err)
+		}
+	}
+}

@@ -1,0 +1,415 @@
+package engine
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vaultaire/vaultaire/driver"
+)
+
+// CompletedUploadRetention is how long the marker of a completed upload is
+// kept, so that a retried CompleteUpload with the same parts answers with
+// the completed artifact, as S3 allows, rather than ErrNoSuchUpload. It
+// ends earlier when the artifact is overwritten or deleted: a retry then
+// answers ErrNoSuchUpload (the completion is no longer what readers see).
+// The marker is one small record per drive; SweepUploads removes expired
+// ones.
+const CompletedUploadRetention = 24 * time.Hour
+
+// UploadCompletionGrace is how long SweepUploads leaves a completion marker
+// whose artifact record never reached a read quorum (CompleteUpload
+// crashed, or failed and could not undo its marker) before turning it
+// back into an upload in progress. A retried CompleteUpload or an
+// AbortUpload settles such a marker at once.
+const UploadCompletionGrace = 15 * time.Minute
+
+// partNumbersKey is the metadata entry of a completion marker listing the
+// part numbers completed, comma-separated. No header name holds a NUL, so
+// it cannot collide with the upload's own metadata.
+const partNumbersKey = "\x00parts"
+
+// isMarker reports whether an upload record is a completion marker.
+func isMarker(up *record) bool { return up.ETag != "" }
+
+// uploadOf describes an upload record, or a marker as the upload it was.
+func uploadOf(key, id string, up *record) Upload {
+	meta := up.Metadata
+	if _, ok := meta[partNumbersKey]; ok {
+		meta = maps.Clone(meta)
+		delete(meta, partNumbersKey)
+		if len(meta) == 0 {
+			meta = nil
+		}
+	}
+	return Upload{Key: key, ID: id, Initiated: time.Unix(0, up.Modified), ContentType: up.ContentType, Metadata: meta}
+}
+
+// versionTime returns the time a version was issued at.
+func versionTime(v driver.Version) time.Time {
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v[:8])))
+}
+
+// CompleteUpload assembles the listed parts, in ascending part order, into
+// key's newest version. Every part but the last must be at least
+// MinPartSize bytes. The ETag is S3's: the MD5 of the parts' binary MD5s,
+// then "-" and the part count. finish, if set, sees the upload and the parts chosen (with
+// the metadata their uploads stored) before the artifact becomes visible;
+// the entries it returns are added to the artifact's metadata, and an error
+// fails the completion, leaving the upload as it was.
+//
+// Completing an upload again with the same parts (a client's retry)
+// returns the artifact the first completion made, for
+// CompletedUploadRetention or until the artifact is overwritten; other
+// parts fail with ErrInvalidPart. finish is not called then.
+func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, uploadID string, parts []CompletePart, finish func(Upload, []PartInfo) (map[string]string, error)) (ArtifactInfo, error) {
+	if len(parts) == 0 || len(parts) > MaxPartNum {
+		return ArtifactInfo{}, fmt.Errorf("%w: %d parts", ErrInvalidPart, len(parts))
+	}
+	for i := 1; i < len(parts); i++ {
+		if parts[i].Number <= parts[i-1].Number {
+			return ArtifactInfo{}, ErrInvalidPartOrder
+		}
+	}
+	unlock := e.lockUpload(uploadID)
+	defer unlock()
+	up, drives, err := e.upload(ctx, tenant, container, key, uploadID)
+	if err != nil {
+		return ArtifactInfo{}, err
+	}
+	if isMarker(up) {
+		s, err := e.settle(ctx, tenant, container, key, uploadID, up, drives)
+		if err != nil {
+			return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
+		}
+		switch s.state {
+		case completionDone:
+			if !markerHas(up, parts) {
+				return ArtifactInfo{}, fmt.Errorf("%w: upload already completed with other parts", ErrInvalidPart)
+			}
+			return e.info(tenant, container, key, s.cur), nil
+		case completionGone:
+			return ArtifactInfo{}, ErrNoSuchUpload
+		}
+		// Pending: the completion never became visible, or it did and its
+		// artifact was deleted since (which deleted the parts' data) and
+		// the tombstone purged. Complete again only in the first case.
+		lost, err := e.partsLost(ctx, tenant, container, key, up, drives)
+		if err != nil {
+			return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
+		}
+		if lost {
+			if _, err := e.abort(ctx, tenant, container, key, uploadID, up, drives); err != nil {
+				return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
+			}
+			return ArtifactInfo{}, ErrNoSuchUpload
+		}
+	}
+	raws, recs, err := e.allParts(ctx, tenant, container, uploadID, drives, up.Data)
+	if err != nil {
+		return ArtifactInfo{}, err
+	}
+	u := uploadOf(key, uploadID, up)
+	e.observe(up.Version) // the marker must be newer than the upload record
+	version, now := e.newVersion()
+	rec := record{
+		Version: version, ContentType: u.ContentType, Metadata: u.Metadata, Modified: now.UnixNano(),
+		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
+	}
+	etags := md5.New()
+	for _, cp := range parts {
+		p, ok := recs[cp.Number]
+		if !ok || strings.Trim(cp.ETag, `"`) != p.ETag || len(p.Parts) != 1 {
+			return ArtifactInfo{}, fmt.Errorf("%w: part %d", ErrInvalidPart, cp.Number)
+		}
+	}
+	numbers := make([]string, len(parts))
+	for i, cp := range parts {
+		p := recs[cp.Number]
+		if p.Size < MinPartSize && i != len(parts)-1 {
+			return ArtifactInfo{}, fmt.Errorf("%w: part %d is %d bytes", ErrEntityTooSmall, cp.Number, p.Size)
+		}
+		sum, _ := hex.DecodeString(p.ETag)
+		etags.Write(sum)
+		rec.Size += p.Size
+		rec.Parts = append(rec.Parts, p.Parts[0])
+		numbers[i] = strconv.Itoa(cp.Number)
+	}
+	rec.ETag = fmt.Sprintf("%x-%d", etags.Sum(nil), len(parts))
+	if finish != nil {
+		chosen := make([]PartInfo, len(parts))
+		for i, cp := range parts {
+			p := recs[cp.Number]
+			chosen[i] = PartInfo{Number: cp.Number, Size: p.Size, ETag: p.ETag, Modified: time.Unix(0, p.Modified), Metadata: p.Metadata}
+		}
+		extra, err := finish(u, chosen)
+		if err == nil && metadataSize(extra)+metadataSize(rec.Metadata) > MaxMetadataSize {
+			err = ErrMetadataTooLarge
+		}
+		if err != nil {
+			return ArtifactInfo{}, err
+		}
+		if len(extra) > 0 {
+			merged := maps.Clone(rec.Metadata)
+			if merged == nil {
+				merged = map[string]string{}
+			}
+			maps.Copy(merged, extra)
+			rec.Metadata = merged
+		}
+	}
+	wq := max(up.Data, up.Parity+1)
+	// Step 1: the marker. From here on the upload takes no part, and a
+	// crash is settled by whoever touches the upload next.
+	meta := maps.Clone(u.Metadata)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta[partNumbersKey] = strings.Join(numbers, ",")
+	mk := record{
+		Version: version, ETag: rec.ETag, Size: rec.Size, Parts: rec.Parts,
+		ContentType: u.ContentType, Metadata: meta, Modified: up.Modified,
+		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
+	}
+	ukey := uploadKey(tenant, container, key, uploadID)
+	if err := e.putQuorum(ctx, ukey, drives, &mk, wq); err != nil {
+		return ArtifactInfo{}, fmt.Errorf("engine: complete upload: marker: %w", err)
+	}
+	// Step 2: the artifact.
+	gctx, gcancel := cleanupCtx(ctx)
+	defer gcancel()
+	replaced, err := e.artifactWrite(tenant, container, key, drives, wq).latest(ctx, &rec, nil, present(drives))
+	if err != nil {
+		// The write was rolled back: make the upload an upload in progress
+		// again, unless a crash-like failure left the artifact visible
+		// after all, which the settle then finishes.
+		if rerr := e.revert(gctx, tenant, container, key, uploadID, &mk, drives); rerr != nil {
+			e.log.Warn("complete upload: marker left for the sweeper", "err", rerr)
+		}
+		return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
+	}
+	// The parts were counted as they arrived; the artifact takes their
+	// place (unused parts are dropped below).
+	var inParts int64
+	for _, p := range recs {
+		inParts += p.Size
+	}
+	rb, ra := liveSize(replaced)
+	e.usage(tenant, rec.Size-inParts-rb, 1-ra)
+	// Step 3: forget the part records, and the data of unused parts. The
+	// marker stays, for retries (CompletedUploadRetention).
+	keep := map[[16]byte]bool{}
+	for _, p := range rec.Parts {
+		keep[p.DataID] = true
+	}
+	for n, raw := range raws {
+		e.deleteRecord(gctx, drives, raw.Key, raw.Version)
+		e.dropPart(gctx, tenant, container, key, drives, recs[n], keep)
+	}
+	return e.info(tenant, container, key, &rec), nil
+}
+
+// markerHas reports whether a completion marker completed exactly parts.
+func markerHas(mk *record, parts []CompletePart) bool {
+	if len(parts) != len(mk.Parts) {
+		return false
+	}
+	numbers := strings.Split(mk.Metadata[partNumbersKey], ",")
+	for i, cp := range parts {
+		if strings.Trim(cp.ETag, `"`) != mk.Parts[i].ETag {
+			return false
+		}
+		if len(numbers) == len(parts) && numbers[i] != strconv.Itoa(cp.Number) {
+			return false
+		}
+	}
+	return true
+}
+
+// completion is what a completion marker's completion came to.
+type completion int
+
+const (
+	// completionPending: the artifact's record of the completion did not
+	// reach a read quorum and nothing newer is served.
+	completionPending completion = iota
+	// completionDone: the version of the artifact served is the
+	// completion's; the marker is kept for retries.
+	completionDone
+	// completionGone: the completion happened but is no longer what is
+	// served, or its marker expired; the marker was removed.
+	completionGone
+)
+
+// settled is the outcome of settle.
+type settled struct {
+	state completion
+	cur   *record // the artifact's version served, if any
+	all   bool    // every drive answered
+}
+
+// settle looks at whether the completion marker mk made it into the
+// artifact and finishes what the completion left: for a completion done,
+// the artifact's record on the drives that lack it, the part records and
+// the unused parts' shard files; for one overwritten since, also the
+// marker. A pending completion is left as it is, for the caller to
+// complete again, abort or revert.
+func (e *Engine) settle(ctx context.Context, tenant, container, key, id string, mk *record, drives []driver.Driver) (settled, error) {
+	ikey := indexPrefix(tenant, container) + key
+	arecs, answered := e.readRecordsK(ctx, drives, ikey, mk.Data)
+	if answered < mk.Data {
+		return settled{}, fmt.Errorf("%w: settle upload: %d of %d drives answered", ErrReadQuorum, answered, len(drives))
+	}
+	cur := chooseVersion(arecs, mk.Data)
+	s := settled{cur: cur, all: answered == len(drives)}
+	switch {
+	case cur != nil && !cur.Deleted && cur.PG == mk.PG && slices.EqualFunc(cur.Parts, mk.Parts, func(p, q part) bool { return p.DataID == q.DataID }):
+		s.state = completionDone
+		e.rollForward(ctx, tenant, container, key, drives, cur, arecs)
+	case cur != nil && cur.Version.Compare(mk.Version) > 0:
+		s.state = completionGone
+	default:
+		return s, nil
+	}
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	if _, err := e.dropParts(ctx, tenant, container, key, id, drives, mk.Data, partRefs(arecs)); err != nil {
+		return settled{}, err
+	}
+	if s.state == completionGone || e.cfg.Now().Sub(versionTime(mk.Version)) > CompletedUploadRetention {
+		e.deleteRecord(ctx, drives, uploadKey(tenant, container, key, id), driver.Version{})
+		s.state = completionGone
+	}
+	return s, nil
+}
+
+// rollForward writes cur, the artifact's version served, to the drives
+// whose record is missing or older: a completion that crashed while its
+// artifact record was being written reached some drives only.
+func (e *Engine) rollForward(ctx context.Context, tenant, container, key string, drives []driver.Driver, cur *record, recs []*record) {
+	ok := make([]bool, len(drives))
+	need := false
+	for j, r := range recs {
+		if drives[j] != nil && (r == nil || r.Version.Compare(cur.Version) < 0) {
+			ok[j], need = true, true
+		}
+	}
+	if !need || cur.IsInline {
+		return
+	}
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	if err := e.artifactWrite(tenant, container, key, drives, 1).write(ctx, cur, nil, ok); err != nil {
+		e.log.Debug("complete upload: artifact record not rolled forward; healing will", "err", err)
+	}
+}
+
+// revert turns a pending completion marker back into an upload in
+// progress: it removes the stray artifact records of the marker's version
+// and writes the upload's record anew. A completion that turns out done
+// or gone is settled instead, and one whose parts lost their data (see
+// partsLost) is aborted. It needs every drive to answer: drives that
+// did not could hold enough of the artifact's record to serve it once
+// back, and an upload in progress may replace (and delete) parts.
+func (e *Engine) revert(ctx context.Context, tenant, container, key, id string, mk *record, drives []driver.Driver) error {
+	s, err := e.settle(ctx, tenant, container, key, id, mk, drives)
+	if err != nil || s.state != completionPending {
+		return err
+	}
+	if !s.all {
+		return fmt.Errorf("%w: revert upload: not every drive answered", ErrReadQuorum)
+	}
+	if lost, err := e.partsLost(ctx, tenant, container, key, mk, drives); err != nil || lost {
+		if lost {
+			_, err = e.abort(ctx, tenant, container, key, id, mk, drives)
+		}
+		return err
+	}
+	e.removeStrays(ctx, indexPrefix(tenant, container)+key, drives, mk.Version)
+	u := uploadOf(key, id, mk)
+	e.observe(mk.Version)
+	version, _ := e.newVersion()
+	up := record{
+		Version: version, ContentType: u.ContentType, Metadata: u.Metadata, Modified: mk.Modified,
+		Data: mk.Data, Parity: mk.Parity, StripeSize: mk.StripeSize, PG: mk.PG,
+	}
+	return e.putQuorum(ctx, uploadKey(tenant, container, key, id), drives, &up, max(mk.Data, mk.Parity+1))
+}
+
+// partsLost reports whether some part of completion marker mk has its
+// shard files on fewer than k drives: the completion happened, and the
+// artifact was deleted or overwritten since, deleting them. A completion
+// that did not happen leaves them on a write quorum. The drives are asked
+// in parallel, and those that miss the straggler grace once all but
+// Parity answered are not waited for (fanOut); it fails with
+// ErrReadQuorum if the drives that answered cannot tell.
+func (e *Engine) partsLost(ctx context.Context, tenant, container, key string, mk *record, drives []driver.Driver) (bool, error) {
+	live := 0
+	for _, d := range drives {
+		if d != nil {
+			live++
+		}
+	}
+	type probe struct {
+		found bool
+		err   error
+	}
+	for _, p := range mk.Parts {
+		shard := shardOf(tenant, container, key, mk.PG, p.DataID)
+		res, done := fanOut(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, max(1, live-mk.Parity),
+			func(ctx context.Context, j int) probe {
+				rc, err := drives[j].ReadShard(ctx, shard, 0, 0)
+				if err == nil {
+					rc.Close()
+				}
+				return probe{found: err == nil, err: err}
+			},
+			func(probe) bool { return true }, nil)
+		missing, present := 0, 0
+		var first error
+		for j, r := range res {
+			switch {
+			case !done[j]:
+			case r.found:
+				present++
+			case errors.Is(r.err, driver.ErrNotFound):
+				missing++
+			case first == nil:
+				first = r.err
+			}
+		}
+		if missing > len(drives)-mk.Data {
+			return true, nil
+		}
+		if present+missing < live && present < mk.Data {
+			if first == nil {
+				first = fmt.Errorf("%w: %d of %d drives answered", ErrReadQuorum, present+missing, len(drives))
+			}
+			return false, fmt.Errorf("engine: look for part data: %w", first)
+		}
+	}
+	return false, nil
+}
+
+// removeStrays deletes ikey's records of version v, the remains of a
+// completion's artifact write that never reached a read quorum.
+func (e *Engine) removeStrays(ctx context.Context, ikey string, drives []driver.Driver, v driver.Version) {
+	e.deleteRecord(ctx, drives, ikey, v)
+}
+
+// putQuorum writes an upload record (an upload's or its marker) to every
+// drive and fails, rolled back, unless wq drives took it (keepShards: it
+// collects no shard files, as a marker names the parts' data, which the
+// record it replaces must not lose).
+func (e *Engine) putQuorum(ctx context.Context, ikey string, drives []driver.Driver, rec *record, wq int) error {
+	w := &recordWrite{e: e, ikey: ikey, drives: drives, wq: wq, keepShards: true}
+	return w.write(ctx, rec, nil, present(drives))
+}

@@ -1,0 +1,182 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// listNewest returns up to limit records under prefix sorting after after,
+// merged across drives (newest version per key), in key order. Each drive
+// is asked for limit+1 records, which is enough: a key among the first
+// limit of the union is among the first limit of every drive holding it.
+// It needs k drives to answer and does not wait for those slower than the
+// straggler grace once k did (fanOut); see List for why the merge of any
+// read quorum holds every key's newest version.
+func (e *Engine) listNewest(ctx context.Context, drives []driver.Driver, prefix, after string, limit int, k int) ([]driver.Record, []*record, bool, error) {
+	type listed struct {
+		recs []driver.Record
+		err  error
+	}
+	res, done := fanOut(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, k,
+		func(ctx context.Context, j int) listed {
+			recs, err := drives[j].ListRecords(ctx, prefix, after, limit+1)
+			return listed{recs, err}
+		},
+		func(l listed) bool { return l.err == nil }, nil)
+	type entry struct {
+		raw driver.Record
+		rec *record
+	}
+	newest := map[string]entry{}
+	answered := 0
+	for j, l := range res {
+		if !done[j] || l.err != nil {
+			continue
+		}
+		answered++
+		for _, raw := range l.recs {
+			// Listed data may be cut after the record's head.
+			r, err := unmarshalRecord(raw.Data)
+			if raw.Truncated {
+				r, err = unmarshalHead(raw.Data)
+			}
+			if err != nil {
+				continue
+			}
+			if cur, ok := newest[raw.Key]; !ok || r.Version.Compare(cur.rec.Version) > 0 {
+				newest[raw.Key] = entry{raw, r}
+			}
+		}
+	}
+	if answered < k {
+		return nil, nil, false, fmt.Errorf("%w: list: %d of %d drives answered", ErrReadQuorum, answered, len(drives))
+	}
+	keys := slices.Sorted(maps.Keys(newest))
+	truncated := len(keys) > limit
+	keys = keys[:min(len(keys), limit)]
+	raws := make([]driver.Record, len(keys))
+	recs := make([]*record, len(keys))
+	for i, key := range keys {
+		raws[i], recs[i] = newest[key].raw, newest[key].rec
+	}
+	return raws, recs, truncated, nil
+}
+
+// ListParts returns up to limit parts of an upload numbered above after.
+func (e *Engine) ListParts(ctx context.Context, tenant, container, key, uploadID string, after, limit int) ([]PartInfo, bool, error) {
+	up, drives, err := e.activeUpload(ctx, tenant, container, key, uploadID)
+	if err != nil {
+		return nil, false, err
+	}
+	if limit <= 0 || limit > MaxPartNum {
+		limit = 1000
+	}
+	start := ""
+	if after > 0 {
+		start = partKey(tenant, container, uploadID, after)
+	}
+	prefix := partPrefix(tenant, container, uploadID)
+	raws, recs, truncated, err := e.listNewest(ctx, drives, prefix, start, limit, up.Data)
+	if err != nil {
+		return nil, false, err
+	}
+	parts := make([]PartInfo, 0, len(raws))
+	for i, raw := range raws {
+		var n int
+		fmt.Sscanf(raw.Key[len(prefix):], "%d", &n)
+		parts = append(parts, PartInfo{Number: n, Size: recs[i].Size, ETag: recs[i].ETag, Modified: time.Unix(0, recs[i].Modified)})
+	}
+	return parts, truncated, nil
+}
+
+// allParts returns every part record of an upload, by part number.
+func (e *Engine) allParts(ctx context.Context, tenant, container, uploadID string, drives []driver.Driver, k int) (map[int]driver.Record, map[int]*record, error) {
+	raws := map[int]driver.Record{}
+	recs := map[int]*record{}
+	prefix := partPrefix(tenant, container, uploadID)
+	after := ""
+	for {
+		page, precs, truncated, err := e.listNewest(ctx, drives, prefix, after, 1000, k)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i, raw := range page {
+			var n int
+			fmt.Sscanf(raw.Key[len(prefix):], "%d", &n)
+			rec := precs[i]
+			if raw.Truncated {
+				// Only the head was listed: read the whole record.
+				if rec, err = e.readNewest(ctx, drives, raw.Key, k); err != nil {
+					return nil, nil, err
+				}
+			}
+			raws[n], recs[n] = raw, rec
+			after = raw.Key
+		}
+		if !truncated {
+			return raws, recs, nil
+		}
+	}
+}
+
+// ListUploads returns up to limit uploads in progress in a container whose
+// keys start with prefix and sort after after (or equal after with an
+// upload id above afterID), in key then id order. Completed uploads (see
+// CompletedUploadRetention) are not listed.
+func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, after, afterID string, limit int) ([]Upload, bool, error) {
+	if err := e.checkContainer(ctx, tenant, container); err != nil {
+		return nil, false, err
+	}
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	m := e.cfg.Topology.Map()
+	drives := e.allDrives(m)
+	base := uploadPrefix(tenant, container)
+	start := ""
+	if after != "" {
+		start = base + after + "\x00" + afterID
+		if afterID == "" {
+			start = base + after + "\x00\xff"
+		}
+	}
+	var ups []Upload
+	for {
+		raws, recs, truncated, err := e.listNewest(ctx, drives, base+prefix, start, limit, len(drives)-m.Policy.Parity)
+		if err != nil {
+			return nil, false, err
+		}
+		for i, raw := range raws {
+			if len(ups) == limit {
+				return ups, true, nil
+			}
+			start = raw.Key
+			if isMarker(recs[i]) || recs[i].Deleted {
+				continue
+			}
+			key, id, _ := strings.Cut(raw.Key[len(base):], "\x00")
+			ups = append(ups, uploadOf(key, id, recs[i]))
+		}
+		if !truncated {
+			return ups, false, nil
+		}
+	}
+}
+
+// allDrives returns the drives of m the topology provides.
+func (e *Engine) allDrives(m *placement.Map) []driver.Driver {
+	var drives []driver.Driver
+	for _, dr := range m.Drives {
+		if d, err := e.cfg.Topology.Drive(dr.ID); err == nil && d != nil {
+			drives = append(drives, d)
+		}
+	}
+	return drives
+}

@@ -1,0 +1,415 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/erasure"
+)
+
+// PutOptions describes the artifact a Put stores.
+type PutOptions struct {
+	// Size is the body length in bytes, or -1 if unknown. A body of another
+	// length fails with ErrIncompleteBody and stores nothing.
+	Size        int64
+	ContentType string
+	Metadata    map[string]string
+	// MD5, if set, is the expected MD5 of the body; a mismatch fails with
+	// ErrBadDigest and stores nothing.
+	MD5 []byte
+	// MaxSize, if positive, is the largest body accepted; a longer one fails
+	// with ErrTooLarge and stores nothing.
+	MaxSize int64
+	// AfterBody, if set, is called once the body has been read in full and
+	// before the artifact becomes visible. The entries it returns are added
+	// to Metadata (for values only known at the end of the body, such as a
+	// trailing checksum); an error fails the Put and stores nothing.
+	AfterBody func() (map[string]string, error)
+}
+
+// lane is one drive's shard writer in a put. It creates the shard on
+// first use, so a drive that hangs there holds up only its own lane, and
+// it serialises the writer's calls, so a lane Encode dropped as stalled is
+// aborted only once its last Write returned. Its ctx ends when the lane is
+// given up, which interrupts a Write or Commit waiting on the drive.
+type lane struct {
+	d      driver.Driver // nil: the drive is unavailable, err says why
+	shard  driver.Shard
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu  sync.Mutex // guards the following fields and serialises the writer's calls
+	sw  driver.ShardWriter
+	err error // why the shard could not be created
+}
+
+func (l *lane) openLocked() error {
+	if l.sw == nil && l.err == nil {
+		l.sw, l.err = l.d.CreateShard(l.ctx, l.shard)
+	}
+	return l.err
+}
+
+func (l *lane) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.openLocked(); err != nil {
+		return 0, err
+	}
+	return l.sw.Write(p)
+}
+
+func (l *lane) commit(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.openLocked(); err != nil {
+		return err
+	}
+	return l.sw.Commit(ctx)
+}
+
+// abort gives the lane up: it ends the lane's ctx and aborts the shard
+// write (a no-op after a successful commit), at once if no call is in
+// flight, else on a background goroutine once that call returned.
+func (l *lane) abort(e *Engine) {
+	l.cancel()
+	if l.mu.TryLock() {
+		l.abortLocked()
+		return
+	}
+	e.goBackground(func() {
+		l.mu.Lock()
+		l.abortLocked()
+	})
+}
+
+func (l *lane) abortLocked() {
+	defer l.mu.Unlock()
+	if l.sw != nil {
+		l.sw.Abort()
+	}
+}
+
+// Put stores body as the newest version of key. It streams: memory use is a
+// few stripes whatever the size. A body of at most Config.InlineMax bytes
+// is stored inline (putInline), a longer one in shard files (putStreamed);
+// whatever stops the put after that removes the shard files it committed.
+func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io.Reader, opts PutOptions) (ArtifactInfo, error) {
+	if err := validKey(key); err != nil {
+		return ArtifactInfo{}, err
+	}
+	if metadataSize(opts.Metadata)+len(opts.ContentType) > MaxMetadataSize {
+		return ArtifactInfo{}, ErrMetadataTooLarge
+	}
+	maxSize := int64(MaxArtifactSize)
+	if opts.MaxSize > 0 {
+		maxSize = min(maxSize, opts.MaxSize)
+	}
+	if opts.Size > maxSize {
+		return ArtifactInfo{}, fmt.Errorf("%w: %d bytes", ErrTooLarge, opts.Size)
+	}
+	if err := e.checkContainer(ctx, tenant, container); err != nil {
+		return ArtifactInfo{}, err
+	}
+	m := e.cfg.Topology.Map()
+	pol := m.Policy
+	pg := m.PGOf(tenant, container, key)
+	drives, derrs := e.pgDrives(m, pg)
+	codec, err := e.codec(pol.Data, pol.Parity, e.cfg.StripeSize)
+	if err != nil {
+		return ArtifactInfo{}, err
+	}
+	// The version is taken once the body is in (below): of concurrent
+	// puts of one key, the one that completes last wins, as in S3.
+	rec := record{
+		ContentType: opts.ContentType, Metadata: opts.Metadata,
+		Data: pol.Data, Parity: pol.Parity, StripeSize: e.cfg.StripeSize, PG: pg,
+	}
+	wq := pol.WriteQuorum()
+
+	// Read the head of the body: small artifacts are stored inline.
+	var head []byte
+	inline := false
+	if e.cfg.InlineMax > 0 && opts.Size <= e.cfg.InlineMax {
+		n := e.cfg.InlineMax + 1
+		if opts.Size >= 0 {
+			n = opts.Size + 1
+		}
+		head = make([]byte, n)
+		got, err := erasure.ReadFull(body, head)
+		if err != nil {
+			return ArtifactInfo{}, fmt.Errorf("engine: put %s: read body: %w", container, err)
+		}
+		inline = got < len(head)
+		head = head[:got]
+		if int64(got) > maxSize {
+			return ArtifactInfo{}, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, maxSize)
+		}
+	}
+
+	var dataID [16]byte
+	rand.Read(dataID[:])
+	shard := shardOf(tenant, container, key, pg, dataID)
+	committed := make([]bool, pol.SetSize()) // the drives holding the put's shard file
+	stored := false
+	defer func() {
+		if !stored {
+			e.deleteShards(ctx, drives, shard, committed)
+		}
+	}()
+	digest, release := newETagHash(!inline)
+	defer release()
+	var inlineShards [][]byte
+	ok := committed // the drives the record goes to
+	if inline {
+		inlineShards, rec.Size, err = e.putInline(ctx, codec, len(drives), head, digest)
+		rec.IsInline = true
+		ok = present(drives)
+	} else {
+		rec.Size, err = e.putStreamed(ctx, codec, drives, derrs, shard, io.MultiReader(bytes.NewReader(head), body), opts.Size, maxSize, wq, digest, committed)
+		if err == nil {
+			rec.Parts = []part{{DataID: dataID, Size: rec.Size}}
+		}
+	}
+	if err != nil {
+		return ArtifactInfo{}, err
+	}
+	if opts.Size >= 0 && rec.Size != opts.Size {
+		return ArtifactInfo{}, fmt.Errorf("%w: got %d bytes, want %d", ErrIncompleteBody, rec.Size, opts.Size)
+	}
+	sum := digest.Sum(nil)
+	if opts.MD5 != nil && !bytes.Equal(sum, opts.MD5) {
+		return ArtifactInfo{}, ErrBadDigest
+	}
+	if opts.AfterBody != nil {
+		extra, err := opts.AfterBody()
+		if err == nil && metadataSize(extra)+metadataSize(rec.Metadata) > MaxMetadataSize {
+			err = ErrMetadataTooLarge
+		}
+		if err != nil {
+			return ArtifactInfo{}, err
+		}
+		if len(extra) > 0 {
+			merged := make(map[string]string, len(rec.Metadata)+len(extra))
+			maps.Copy(merged, rec.Metadata)
+			maps.Copy(merged, extra)
+			rec.Metadata = merged
+		}
+	}
+	rec.ETag = hex.EncodeToString(sum)
+	if len(rec.Parts) == 1 {
+		rec.Parts[0].ETag = rec.ETag
+	}
+
+	version, now := e.newVersion()
+	rec.Version, rec.Modified = version, now.UnixNano()
+	replaced, err := e.artifactWrite(tenant, container, key, drives, wq).latest(ctx, &rec, inlineShards, ok)
+	if err != nil {
+		return ArtifactInfo{}, err
+	}
+	stored = true
+	rb, ra := liveSize(replaced)
+	e.usage(tenant, rec.Size-rb, 1-ra)
+	return e.info(tenant, container, key, &rec), nil
+}
+
+// putInline encodes head, a whole small body, into n shards, one per drive
+// of the set, kept in memory for the drives' records.
+func (e *Engine) putInline(ctx context.Context, codec *erasure.Codec, n int, head []byte, digest hash.Hash) ([][]byte, int64, error) {
+	bufs := make([]bytes.Buffer, n)
+	ws := make([]io.Writer, n)
+	for j := range ws {
+		ws[j] = &bufs[j]
+	}
+	res, err := codec.Encode(ctx, bytes.NewReader(head), ws, erasure.EncodeOptions{Hash: digest})
+	if err != nil {
+		return nil, 0, fmt.Errorf("engine: put inline: %w", err)
+	}
+	shards := make([][]byte, n)
+	for j := range bufs {
+		shards[j] = bufs[j].Bytes()
+	}
+	return shards, res.Size, nil
+}
+
+// putStreamed stores body in shard files (putShards) and returns its size.
+// A body longer than size (if known, else than maxSize) fails with
+// ErrIncompleteBody (ErrTooLarge); the caller then removes the shard files
+// committed reports.
+func (e *Engine) putStreamed(ctx context.Context, codec *erasure.Codec, drives []driver.Driver, derrs []error, shard driver.Shard, body io.Reader, size, maxSize int64, wq int, digest hash.Hash, committed []bool) (int64, error) {
+	limit := maxSize
+	if size >= 0 {
+		limit = size
+	}
+	got, err := e.putShards(ctx, codec, drives, derrs, shard, io.LimitReader(body, limit+1), wq, digest, committed)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("engine: put pg %d: %w", shard.PG, err)
+	case got > limit && size >= 0:
+		return 0, ErrIncompleteBody
+	case got > limit:
+		return 0, ErrTooLarge
+	}
+	return got, nil
+}
+
+// putShards encodes body onto new shard files on drives and commits them.
+// committed[j] reports which drives hold their shard afterwards. On error
+// nothing is left behind.
+//
+// It waits for a write quorum, not for every drive: a drive that stalls
+// mid-stream is dropped once the others are ahead (erasure
+// EncodeOptions.Stall), and commits still running a straggler grace after
+// a quorum committed are given up (see fanOut); what they leave is
+// aborted or deleted in the background. Their shards are missing from the
+// artifact, for the healer to restore.
+func (e *Engine) putShards(ctx context.Context, codec *erasure.Codec, drives []driver.Driver, derrs []error, shard driver.Shard, body io.Reader, wq int, digest hash.Hash, committed []bool) (int64, error) {
+	n := len(drives)
+	lanes := make([]*lane, n)
+	ws := make([]io.Writer, n)
+	for j, d := range drives {
+		lctx, cancel := context.WithCancel(ctx)
+		lanes[j] = &lane{d: d, shard: shard, ctx: lctx, cancel: cancel, err: derrs[j]}
+		if d == nil && lanes[j].err == nil {
+			lanes[j].err = driver.ErrOffline
+		}
+		ws[j] = lanes[j]
+	}
+	abortAll := func() {
+		for _, l := range lanes {
+			l.abort(e)
+		}
+	}
+	began := time.Now()
+	res, err := codec.Encode(ctx, body, ws, erasure.EncodeOptions{
+		Quorum: wq, Hash: digest, Stall: maxStraggle,
+		Drop: func(j int) {
+			e.log.Warn("shard writer dropped: drive too slow", "pg", shard.PG, "shard", j)
+			lanes[j].cancel()
+		},
+	})
+	e.st.encoded(time.Since(began))
+	if err != nil {
+		abortAll()
+		if errors.Is(err, erasure.ErrWriteQuorum) {
+			return 0, fmt.Errorf("%w: %w", ErrWriteQuorum, err)
+		}
+		return 0, err
+	}
+	// Commit in parallel: each commit is an fsync and a rename.
+	// (A lane's own fields belong to its calls, which a dropped lane may
+	// still be in: Encode's result says which lanes kept up.)
+	run := func(j int) bool { return res.Errs[j] == nil }
+	errs, done := fanOut(ctx, e, n, run, wq,
+		func(_ context.Context, j int) error { return lanes[j].commit(lanes[j].ctx) },
+		func(err error) bool { return err == nil },
+		func(j int, err error) {
+			// A commit that returned after the put went on: its shard
+			// is referenced by no record.
+			if err == nil {
+				cctx, cancel := cleanupCtx(ctx)
+				defer cancel()
+				if derr := drives[j].DeleteShard(cctx, shard); derr != nil && !errors.Is(derr, driver.ErrNotFound) {
+					e.log.Warn("straggler shard delete failed", "pg", shard.PG, "shard", j, "err", derr)
+				}
+			}
+		})
+	ok := 0
+	for j := range n {
+		switch {
+		case !run(j):
+		case !done[j]:
+			e.log.Warn("shard commit given up: drive too slow", "pg", shard.PG, "shard", j)
+		case errs[j] != nil:
+			e.log.Warn("shard commit failed", "pg", shard.PG, "shard", j, "err", errs[j])
+		default:
+			committed[j] = true
+			ok++
+		}
+	}
+	abortAll() // no-op for committed writers; interrupts stragglers
+	if ok < wq {
+		e.deleteShards(ctx, drives, shard, committed)
+		return 0, fmt.Errorf("%w: %d of %d shards committed, need %d", ErrWriteQuorum, ok, n, wq)
+	}
+	return res.Size, nil
+}
+
+// deleteShards removes the shard files named shard from the drives where
+// committed is set, in parallel, and clears committed. It returns once a
+// majority of them answered and the others had the straggler grace
+// (fanCleanup); the deletes still running go on in the background.
+func (e *Engine) deleteShards(ctx context.Context, drives []driver.Driver, shard driver.Shard, committed []bool) {
+	mask := make([]bool, len(committed))
+	for j, c := range committed {
+		mask[j] = c && drives[j] != nil
+		if mask[j] {
+			committed[j] = false
+		}
+	}
+	e.fanCleanup(ctx, mask, func(ctx context.Context, j int) error {
+		err := drives[j].DeleteShard(ctx, shard)
+		if err != nil && !errors.Is(err, driver.ErrNotFound) {
+			e.log.Warn("shard delete failed", "pg", shard.PG, "shard", j, "err", err)
+		}
+		return err
+	})
+}
+
+// Delete removes key by writing a deletion (a tombstone version) to its
+// drives. Deleting a missing key succeeds, as in S3.
+func (e *Engine) Delete(ctx context.Context, tenant, container, key string) error {
+	if err := validKey(key); err != nil {
+		return err
+	}
+	if err := e.checkContainer(ctx, tenant, container); err != nil {
+		return err
+	}
+	m := e.cfg.Topology.Map()
+	pg := m.PGOf(tenant, container, key)
+	drives, _ := e.pgDrives(m, pg)
+	version, now := e.newVersion()
+	rec := record{Version: version, Deleted: true, Modified: now.UnixNano(), Data: m.Policy.Data, Parity: m.Policy.Parity, StripeSize: e.cfg.StripeSize, PG: pg}
+	replaced, err := e.artifactWrite(tenant, container, key, drives, m.Policy.WriteQuorum()).latest(ctx, &rec, nil, present(drives))
+	if err != nil {
+		return fmt.Errorf("engine: delete: %w", err)
+	}
+	rb, ra := liveSize(replaced)
+	e.usage(tenant, -rb, -ra)
+	return nil
+}
+
+// CopyOptions describes how Copy treats metadata.
+type CopyOptions struct {
+	// ReplaceMetadata replaces the source's content type and metadata with
+	// the fields below; otherwise they are copied.
+	ReplaceMetadata bool
+	ContentType     string
+	Metadata        map[string]string
+}
+
+// Copy stores the newest version of srcKey in srcContainer as dstKey in
+// dstContainer, both of tenant. Copying onto itself makes a new version.
+func (e *Engine) Copy(ctx context.Context, tenant, srcContainer, srcKey, dstContainer, dstKey string, opts CopyOptions) (ArtifactInfo, error) {
+	src, err := e.Open(ctx, tenant, srcContainer, srcKey)
+	if err != nil {
+		return ArtifactInfo{}, err
+	}
+	put := PutOptions{Size: src.Info.Size, ContentType: src.Info.ContentType, Metadata: src.Info.Metadata}
+	if opts.ReplaceMetadata {
+		put.ContentType, put.Metadata = opts.ContentType, opts.Metadata
+	}
+	r := src.Reader(ctx, 0, src.Info.Size)
+	defer r.Close()
+	return e.Put(ctx, tenant, dstContainer, dstKey, r, put)
+}

@@ -1,0 +1,347 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/erasure"
+)
+
+// ArtifactInfo describes one version of an Artifact.
+type ArtifactInfo struct {
+	Tenant, Container, Key string
+	Version                driver.Version
+	Size                   int64 // bytes
+	ETag                   string
+	ContentType            string
+	Modified               time.Time
+	Metadata               map[string]string // user metadata and stored standard headers
+}
+
+func (e *Engine) info(tenant, container, key string, r *record) ArtifactInfo {
+	return ArtifactInfo{
+		Tenant: tenant, Container: container, Key: key,
+		Version:     r.Version,
+		Size:        r.Size,
+		ETag:        r.ETag,
+		ContentType: r.ContentType,
+		Modified:    time.Unix(0, r.Modified),
+		Metadata:    r.Metadata,
+	}
+}
+
+// Artifact is an opened artifact version: its metadata, read from a quorum
+// of drives, and what is needed to read its bytes.
+type Artifact struct {
+	Info ArtifactInfo
+
+	e       *Engine
+	rec     *record   // the newest record
+	holders []*record // per shard: the drive's record if it holds this version
+	// stray marks the drives whose record is of this version but placed
+	// for another slot or map, or names other data (a migration in
+	// progress): their shard file of this name may hold another shard's
+	// bytes, whose checksums would pass, so it is never read.
+	stray  []bool
+	drives []driver.Driver
+	codec  *erasure.Codec
+	// older reports that the artifact was found in an older map's set
+	// (MapHistory), not the current one's.
+	older bool
+}
+
+// Open reads the newest version of key's metadata from its drives. It fails
+// with ErrNoSuchArtifact if the newest version is a deletion or there is
+// none, and with ErrReadQuorum if fewer than k drives answered. With a
+// MapHistory topology, an artifact the current map's set holds no record
+// of is read from the older map whose set holds it (see locate).
+func (e *Engine) Open(ctx context.Context, tenant, container, key string) (*Artifact, error) {
+	if err := validKey(key); err != nil {
+		return nil, err
+	}
+	if err := e.checkContainer(ctx, tenant, container); err != nil {
+		return nil, err
+	}
+	loc, newest, err := e.locate(ctx, tenant, container, key)
+	if err != nil {
+		return nil, err
+	}
+	if newest != nil {
+		e.observe(newest.Version)
+	}
+	if newest == nil || newest.Deleted {
+		return nil, ErrNoSuchArtifact
+	}
+	return e.artifactAt(tenant, container, key, loc, newest)
+}
+
+// artifactAt returns the artifact of version newest, a live record placed
+// in loc (as locate found it).
+func (e *Engine) artifactAt(tenant, container, key string, loc location, newest *record) (*Artifact, error) {
+	if newest.Data+newest.Parity != len(loc.drives) || newest.PG != loc.pg {
+		// locate only serves records placed in the set it read; a record
+		// of another placement here would be read from the wrong drives.
+		return nil, fmt.Errorf("%w: artifact placed with %d+%d in pg %d, map epoch %d has %d drives in pg %d", ErrReadQuorum, newest.Data, newest.Parity, newest.PG, loc.m.Epoch, len(loc.drives), loc.pg)
+	}
+	holders := make([]*record, len(loc.drives))
+	stray := make([]bool, len(loc.drives))
+	for j, r := range loc.recs {
+		if r != nil && r.Version == newest.Version && r.Shard == j && sameData(r, newest) {
+			holders[j] = r
+		}
+		raw := loc.raw[j]
+		stray[j] = holders[j] == nil && raw != nil && raw.Version == newest.Version
+	}
+	codec, err := e.codec(newest.Data, newest.Parity, newest.StripeSize)
+	if err != nil {
+		return nil, err
+	}
+	return &Artifact{
+		Info:    e.info(tenant, container, key, newest),
+		e:       e,
+		rec:     newest,
+		holders: holders,
+		stray:   stray,
+		drives:  loc.drives,
+		codec:   codec,
+		older:   loc.m.Epoch < e.cfg.Topology.Map().Epoch,
+	}, nil
+}
+
+// chooseVersion picks the version a read serves: the newest one, unless
+// fewer than k drives hold it while an older version is held by k or more.
+// An acknowledged write is on a write quorum, and a write quorum plus the
+// drives that answered always leave fewer than k drives for any older
+// version, so such a newest version can only be the remains of a failed
+// write, which must not hide the version it failed to replace.
+func chooseVersion(recs []*record, k int) *record {
+	count := map[driver.Version]int{}
+	var newest *record
+	for _, r := range recs {
+		if r == nil {
+			continue
+		}
+		count[r.Version]++
+		if newest == nil || r.Version.Compare(newest.Version) > 0 {
+			newest = r
+		}
+	}
+	if newest == nil || count[newest.Version] >= k {
+		return newest
+	}
+	var held *record
+	for _, r := range recs {
+		if r != nil && count[r.Version] >= k && (held == nil || r.Version.Compare(held.Version) > 0) {
+			held = r
+		}
+	}
+	if held != nil {
+		return held
+	}
+	return newest
+}
+
+// readRecords reads key's record from every drive in parallel. It returns
+// the decoded records (nil where missing or unreadable) and how many drives
+// answered (with a record or a clean "not found").
+func (e *Engine) readRecords(ctx context.Context, drives []driver.Driver, key string) ([]*record, int) {
+	return e.readRecordsK(ctx, drives, key, len(drives)+1)
+}
+
+// readRecordsK is readRecords returning once k drives answered and the
+// others had the straggler grace (readRecordsQuorum): what a read that
+// needs k answers (a read quorum) uses, so a hung drive does not hold it.
+// A k above len(drives) waits for every drive.
+func (e *Engine) readRecordsK(ctx context.Context, drives []driver.Driver, key string, k int) ([]*record, int) {
+	recs, answered := e.readRecordsQuorum(ctx, drives, key, k)
+	n := 0
+	for _, a := range answered {
+		if a {
+			n++
+		}
+	}
+	return recs, n
+}
+
+// readRecordsEach is readRecords reporting which drives answered.
+func (e *Engine) readRecordsEach(ctx context.Context, drives []driver.Driver, key string) ([]*record, []bool) {
+	return e.readRecordsQuorum(ctx, drives, key, len(drives)+1)
+}
+
+// recordRead is the outcome of one drive's GetRecord.
+type recordRead struct {
+	rec      *record
+	answered bool
+}
+
+// readRecordsQuorum is readRecordsEach returning once need drives answered
+// and the others had the straggler grace (fanOut); those that did not
+// answer by then count as not answering. A need above len(drives) waits
+// for every drive.
+func (e *Engine) readRecordsQuorum(ctx context.Context, drives []driver.Driver, key string, need int) ([]*record, []bool) {
+	res, _ := fanOut(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, need,
+		func(ctx context.Context, j int) recordRead {
+			raw, err := drives[j].GetRecord(ctx, key)
+			switch {
+			case errors.Is(err, driver.ErrNotFound):
+				return recordRead{answered: true}
+			case err != nil:
+				e.log.Debug("record read failed", "shard", j, "err", err)
+				return recordRead{}
+			}
+			r, err := unmarshalRecord(raw.Data)
+			if err != nil {
+				e.log.Warn("corrupt record", "shard", j, "err", err)
+				return recordRead{}
+			}
+			return recordRead{rec: r, answered: true}
+		},
+		func(r recordRead) bool { return r.answered }, nil)
+	recs := make([]*record, len(drives))
+	answered := make([]bool, len(drives))
+	for j, r := range res {
+		recs[j], answered[j] = r.rec, r.answered
+	}
+	return recs, answered
+}
+
+// Head returns the newest version's metadata.
+func (e *Engine) Head(ctx context.Context, tenant, container, key string) (ArtifactInfo, error) {
+	a, err := e.Open(ctx, tenant, container, key)
+	if err != nil {
+		return ArtifactInfo{}, err
+	}
+	return a.Info, nil
+}
+
+// partOpen returns the erasure.OpenFunc of part p's shards.
+func (a *Artifact) partOpen(p int) erasure.OpenFunc {
+	return func(ctx context.Context, j int, off, length int64) (io.ReadCloser, error) {
+		if a.rec.IsInline {
+			h := a.holders[j]
+			if h == nil {
+				return nil, errArtifactIncomplete
+			}
+			if off > int64(len(h.Inline)) {
+				return nil, io.ErrUnexpectedEOF
+			}
+			end := min(off+length, int64(len(h.Inline)))
+			return io.NopCloser(bytes.NewReader(h.Inline[off:end])), nil
+		}
+		if a.drives[j] == nil || a.stray[j] {
+			return nil, errArtifactIncomplete
+		}
+		// A drive without the record may still hold the shard: try it.
+		return a.drives[j].ReadShard(ctx, a.partShard(p), off, length)
+	}
+}
+
+func (a *Artifact) partShard(p int) driver.Shard {
+	return shardOf(a.Info.Tenant, a.Info.Container, a.Info.Key, a.rec.PG, a.rec.Parts[p].DataID)
+}
+
+// PartCount returns how many parts a multipart artifact was assembled
+// from, or 0 for an artifact stored by a single Put.
+func (a *Artifact) PartCount() int {
+	if strings.Contains(a.Info.ETag, "-") {
+		return len(a.rec.Parts)
+	}
+	return 0
+}
+
+// PartRange returns the byte range of part n (from 1) of a multipart
+// artifact; an artifact stored by a single Put is one part.
+func (a *Artifact) PartRange(n int) (off, length int64, ok bool) {
+	if a.PartCount() == 0 {
+		return 0, a.Info.Size, n == 1
+	}
+	if n < 1 || n > len(a.rec.Parts) {
+		return 0, 0, false
+	}
+	for _, p := range a.rec.Parts[:n-1] {
+		off += p.Size
+	}
+	return off, a.rec.Parts[n-1].Size, true
+}
+
+// segments returns the sizes of the separately encoded pieces: the parts,
+// or the one inline piece.
+func (a *Artifact) segments() []int64 {
+	if a.rec.IsInline {
+		return []int64{a.Info.Size}
+	}
+	sizes := make([]int64, len(a.rec.Parts))
+	for i, p := range a.rec.Parts {
+		sizes[i] = p.Size
+	}
+	return sizes
+}
+
+// WriteRange writes bytes [off, off+length) of the artifact to w, verifying
+// every block. A degraded read succeeds and queues the artifact for healing.
+func (a *Artifact) WriteRange(ctx context.Context, w io.Writer, off, length int64) error {
+	if off < 0 || length < 0 || off+length > a.Info.Size {
+		return fmt.Errorf("%w: %d+%d of %d bytes", ErrInvalidRange, off, length, a.Info.Size)
+	}
+	degraded := false
+	for _, h := range a.holders {
+		degraded = degraded || h == nil
+	}
+	var err error
+	var start int64 // offset of the current part in the artifact
+	for p, size := range a.segments() {
+		lo, hi := max(off, start), min(off+length, start+size)
+		if lo < hi {
+			var res erasure.DecodeResult
+			began := time.Now()
+			res, err = a.codec.Decode(ctx, w, size, lo-start, hi-lo, a.partOpen(p))
+			a.e.st.decoded(time.Since(began))
+			degraded = degraded || len(res.Bad) > 0
+			if err != nil {
+				break
+			}
+		}
+		start += size
+	}
+	if degraded && ctx.Err() == nil {
+		a.e.queueHeal(HealItem{a.Info.Tenant, a.Info.Container, a.Info.Key})
+	}
+	if errors.Is(err, erasure.ErrTooFewShards) {
+		return fmt.Errorf("%w: %w", ErrReadQuorum, err)
+	}
+	return err
+}
+
+// Reader returns bytes [off, off+length) of the artifact as a stream. The
+// caller must Close it; closing early stops the read.
+func (a *Artifact) Reader(ctx context.Context, off, length int64) io.ReadCloser {
+	ctx, cancel := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(a.WriteRange(ctx, pw, off, length))
+	}()
+	return &pipeReader{PipeReader: pr, cancel: cancel, done: done}
+}
+
+type pipeReader struct {
+	*io.PipeReader
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Close stops the read, also one waiting on a drive, and waits for its
+// goroutine to end.
+func (p *pipeReader) Close() error {
+	err := p.PipeReader.Close()
+	p.cancel()
+	<-p.done
+	return err
+}

@@ -1,0 +1,341 @@
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/vaultaire/vaultaire/driver"
+)
+
+// The quorum write of metadata records.
+//
+// A record write puts one record (shard j's copy to drive j) on the drives
+// of a set and succeeds once a write quorum took it or refused it as stale
+// (driver.ErrStale: a newer version is there, so the write lost to it
+// under last-writer-wins and the outcome is final). Then, and only then,
+// the shard files it made unreachable are removed (collect): those of the
+// versions it replaced and, where a newer version had already landed, its
+// own. A write short of its quorum is rolled back and removes nothing, so
+// the version it tried to replace stays readable.
+//
+// Every record write of the engine goes through recordWrite: a put, a
+// delete, a completed multipart upload (latest), an upload's or part's
+// record, a heal, a migration's copy. put returns at the write quorum
+// plus the straggler grace (fanOut, quorum.go) and settles the
+// stragglers later; putAll waits for every drive, for a caller that
+// orders its writes (a migration's copy, which then tallies, rolls back
+// or collects itself).
+
+// recordWrite is one quorum write of records under one index key: where
+// they go and how many drives must take them.
+type recordWrite struct {
+	e                      *Engine
+	ikey                   string // the index key the records are stored under
+	tenant, container, key string // the artifact whose shard files the records name
+	drives                 []driver.Driver
+	wq                     int // the write quorum
+	// keepShards marks the records of an upload or its completion marker:
+	// what they replace may name part data still in use, so no shard file
+	// is collected, and a drive that refused the record as stale holds
+	// another record and does not count towards the quorum.
+	keepShards bool
+}
+
+// artifactWrite returns the record write of key's artifact records.
+func (e *Engine) artifactWrite(tenant, container, key string, drives []driver.Driver, wq int) *recordWrite {
+	return e.recordWriteAt(indexPrefix(tenant, container)+key, tenant, container, key, drives, wq)
+}
+
+// recordWriteAt returns the write of records stored under index key ikey
+// (a multipart upload's or part's) whose shard files are named after key.
+func (e *Engine) recordWriteAt(ikey, tenant, container, key string, drives []driver.Driver, wq int) *recordWrite {
+	return &recordWrite{e: e, ikey: ikey, tenant: tenant, container: container, key: key, drives: drives, wq: wq}
+}
+
+// recordPut is the outcome of one drive's PutRecord.
+type recordPut struct {
+	err     error
+	prev    *record       // the record replaced, if any
+	prevRaw driver.Record // as stored, to roll back to
+}
+
+// took reports whether a drive took a record write or (unless keepShards)
+// refused it as stale: either way its outcome is final.
+func (w *recordWrite) took(p recordPut) bool {
+	return p.err == nil || !w.keepShards && errors.Is(p.err, driver.ErrStale)
+}
+
+// write puts rec on the drives where ok is set and finishes the write:
+// it fails with ErrWriteQuorum, rolled back, unless w.wq drives took it.
+func (w *recordWrite) write(ctx context.Context, rec *record, inline [][]byte, ok []bool) error {
+	res, settle := w.put(ctx, rec, inline, ok)
+	err := w.finish(ctx, rec, res)
+	settle(err == nil)
+	return err
+}
+
+// maxStaleRetries bounds how often latest re-versions a write that met a
+// newer version.
+const maxStaleRetries = 3
+
+// latest is write for a new version of an artifact (a put, a delete, a
+// completed multipart upload). Versions are wall-clock time, and another
+// node's clock may run ahead of this one's: if a drive already holds a
+// newer version of key than rec, the engine's clock is moved past it and
+// rec is written again with a newer version, so the write that returns
+// last is the one readers see, whatever the clocks say. rec's Version and
+// Modified change accordingly. Only a version from the future (by this
+// node's clock) causes this. Callers take rec's version right before
+// calling, once the body is stored, so of concurrent writes the one that
+// completes last wins (as in S3), not the one that started last.
+func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, ok []bool) (replaced *record, err error) {
+	e := w.e
+	res, settle := w.put(ctx, rec, inline, ok)
+	defer func() { settle(err == nil) }()
+	for try := 0; try < maxStaleRetries; try++ {
+		newest, stale := w.newestAbove(ctx, res, rec.Version)
+		if !stale || int64(binary.BigEndian.Uint64(newest[:8])) <= e.cfg.Now().UnixNano() {
+			// Nothing newer, or a version from the past: a concurrent
+			// write that completed later, which may win.
+			break
+		}
+		e.observe(newest)
+		first := rec.Version
+		v, now := e.newVersion()
+		rec.Version, rec.Modified = v, now.UnixNano()
+		// Records of the first attempt that land late are rolled back.
+		settle(false)
+		again, settleAgain := w.put(ctx, rec, inline, ok)
+		settle = settleAgain
+		for j := range again {
+			// A drive that took the first attempt now reports that
+			// attempt as replaced: what it really replaced is what the
+			// first attempt did (for rollback and garbage collection).
+			if again[j].prev != nil && again[j].prev.Version == first {
+				again[j].prev, again[j].prevRaw = res[j].prev, res[j].prevRaw
+			}
+		}
+		res = again
+	}
+	replaced = replacedOf(res)
+	return replaced, w.finish(ctx, rec, res)
+}
+
+// replacedOf returns the newest record a write replaced on any drive, or
+// nil: the version the write superseded, as far as the drives know.
+func replacedOf(res []recordPut) *record {
+	var newest *record
+	for _, r := range res {
+		if r.err == nil && r.prev != nil && (newest == nil || r.prev.Version.Compare(newest.Version) > 0) {
+			newest = r.prev
+		}
+	}
+	return newest
+}
+
+// liveSize returns the bytes and artifact count a replaced record held:
+// nothing for none or a deletion.
+func liveSize(r *record) (bytes, artifacts int64) {
+	if r == nil || r.Deleted {
+		return 0, 0
+	}
+	return r.Size, 1
+}
+
+// newestAbove reports whether any drive refused a write of version v as
+// stale and, if so, the newest version those drives hold.
+func (w *recordWrite) newestAbove(ctx context.Context, res []recordPut, v driver.Version) (driver.Version, bool) {
+	newest, stale := v, false
+	for j, r := range res {
+		if !errors.Is(r.err, driver.ErrStale) {
+			continue
+		}
+		got, err := w.drives[j].GetRecord(ctx, w.ikey)
+		if err == nil && got.Version.Compare(newest) > 0 {
+			newest, stale = got.Version, true
+		}
+	}
+	return newest, stale
+}
+
+// tally fails with ErrWriteQuorum unless w.wq drives took the write whose
+// results are res.
+func (w *recordWrite) tally(res []recordPut) error {
+	done := 0
+	for _, r := range res {
+		if w.took(r) {
+			done++
+		}
+	}
+	if done < w.wq {
+		var first error
+		for _, r := range res {
+			if r.err != nil {
+				first = r.err
+				break
+			}
+		}
+		return fmt.Errorf("%w: %d of %d records written, need %d: %w", ErrWriteQuorum, done, len(w.drives), w.wq, first)
+	}
+	return nil
+}
+
+// finish ends a record write whose results are res: it rolls back if
+// fewer than w.wq drives took it, else collects the shard files it made
+// unreachable (none for keepShards).
+func (w *recordWrite) finish(ctx context.Context, rec *record, res []recordPut) error {
+	if err := w.tally(res); err != nil {
+		w.rollback(ctx, rec, res)
+		return err
+	}
+	if !w.keepShards {
+		w.collect(ctx, rec, res)
+	}
+	return nil
+}
+
+// rollback undoes a record write that did not reach quorum: each drive that
+// took rec gets back the record it replaced, so a failed overwrite leaves
+// the previous version exactly as readable as before.
+func (w *recordWrite) rollback(ctx context.Context, rec *record, res []recordPut) {
+	ctx = context.WithoutCancel(ctx)
+	var wg sync.WaitGroup
+	for j, r := range res {
+		if r.err != nil {
+			continue
+		}
+		wg.Go(func() {
+			err := w.drives[j].DeleteRecord(ctx, w.ikey, rec.Version)
+			if err == nil && r.prev != nil {
+				_, _, err = w.drives[j].PutRecord(ctx, r.prevRaw)
+			}
+			if err != nil && !errors.Is(err, driver.ErrStale) && !errors.Is(err, driver.ErrNotFound) {
+				w.e.log.Warn("record rollback failed", "shard", j, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// collect removes, after a successful record write, the shard files that
+// became unreachable on each drive: rec's own where a newer version
+// refused it, else those of the record it replaced that rec does not
+// share. A replaced record may be of rec's own version: Heal rewriting
+// it (the same shard files, kept), or migration replacing an older map's
+// placement of the version with the current map's (other shard files,
+// removed).
+func (w *recordWrite) collect(ctx context.Context, rec *record, res []recordPut) {
+	ctx = context.WithoutCancel(ctx)
+	var wg sync.WaitGroup
+	for j, r := range res {
+		var gone *record
+		switch {
+		case errors.Is(r.err, driver.ErrStale) && !rec.Deleted:
+			gone = rec
+		case r.err == nil && r.prev != nil && !r.prev.Deleted:
+			gone = r.prev
+		default:
+			continue
+		}
+		for _, p := range gone.Parts {
+			if gone != rec && gone.PG == rec.PG && slices.ContainsFunc(rec.Parts, func(q part) bool { return q.DataID == p.DataID }) {
+				continue // still rec's data (a rewrite, or a re-versioned write)
+			}
+			wg.Go(func() {
+				err := w.drives[j].DeleteShard(ctx, shardOf(w.tenant, w.container, w.key, gone.PG, p.DataID))
+				if err != nil && !errors.Is(err, driver.ErrNotFound) {
+					w.e.log.Warn("shard delete failed", "pg", gone.PG, "shard", j, "err", err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+}
+
+// putAll writes rec to the drives where ok is set, in parallel, and waits
+// for every one of them; the others report ErrWriteQuorum.
+func (w *recordWrite) putAll(ctx context.Context, rec *record, inline [][]byte, ok []bool) []recordPut {
+	res := make([]recordPut, len(w.drives))
+	var wg sync.WaitGroup
+	for j, d := range w.drives {
+		if !ok[j] || d == nil {
+			res[j].err = ErrWriteQuorum
+			continue
+		}
+		wg.Go(func() { res[j] = w.putOne(ctx, rec, j, inline) })
+	}
+	wg.Wait()
+	return res
+}
+
+// put is putAll returning once w.wq drives took rec (or refused it as
+// stale) and the others had the straggler grace (fanOut); those that did
+// not answer by then count as failed (ErrWriteQuorum). The caller must
+// call settle exactly once, telling whether the write was kept: a
+// straggler that lands afterwards then has the shards it made unreachable
+// collected if kept, else it is rolled back.
+func (w *recordWrite) put(ctx context.Context, rec *record, inline [][]byte, ok []bool) (res []recordPut, settle func(kept bool)) {
+	e, n := w.e, len(w.drives)
+	attempt := *rec // as written: the caller may re-version rec
+	settled := make(chan struct{})
+	var kept bool
+	var once sync.Once
+	settle = func(k bool) { once.Do(func() { kept = k; close(settled) }) }
+	late := func(j int, p recordPut) {
+		<-settled
+		one := make([]recordPut, n)
+		for i := range one {
+			one[i].err = ErrWriteQuorum
+		}
+		one[j] = p
+		cctx, cancel := cleanupCtx(ctx)
+		defer cancel()
+		switch {
+		case !kept:
+			w.rollback(cctx, &attempt, one)
+		case !w.keepShards:
+			w.collect(cctx, &attempt, one)
+		}
+	}
+	res, done := fanOut(ctx, e, n, func(j int) bool { return ok[j] && w.drives[j] != nil }, w.wq,
+		func(ctx context.Context, j int) recordPut { return w.putOne(ctx, &attempt, j, inline) },
+		func(p recordPut) bool { return p.err == nil || errors.Is(p.err, driver.ErrStale) }, late)
+	for j := range res {
+		if !done[j] {
+			res[j] = recordPut{err: fmt.Errorf("%w: drive did not answer in time", ErrWriteQuorum)}
+		}
+	}
+	return res, settle
+}
+
+// putOne writes shard j's copy of rec to drive j.
+func (w *recordWrite) putOne(ctx context.Context, rec *record, j int, inline [][]byte) recordPut {
+	r := *rec
+	r.Shard = j
+	if inline != nil {
+		r.Inline = inline[j]
+	}
+	prev, replaced, err := w.drives[j].PutRecord(ctx, driver.Record{Key: w.ikey, Version: rec.Version, Data: r.marshal()})
+	p := recordPut{err: err}
+	if err == nil && replaced {
+		if old, derr := unmarshalRecord(prev.Data); derr == nil {
+			p.prev, p.prevRaw = old, prev
+		}
+	}
+	return p
+}
+
+// observe moves the engine's clock past v, so its next version is newer.
+func (e *Engine) observe(v driver.Version) {
+	ns := int64(binary.BigEndian.Uint64(v[:8]))
+	for {
+		last := e.lastVersion.Load()
+		if ns <= last || e.lastVersion.CompareAndSwap(last, ns) {
+			return
+		}
+	}
+}
