@@ -21,7 +21,7 @@ type summary struct {
 	iterations, faults, checked int
 	ops                         map[string]int64
 	acked, failed, unknown      int64
-	broken                      int64
+	broken, relaxed             int64
 	anomalies                   []string
 }
 
@@ -37,6 +37,7 @@ func (s *summary) add(w *workload) {
 	s.failed += w.h.failed.Load()
 	s.unknown += w.h.unknown.Load()
 	s.broken += w.broken.Load()
+	s.relaxed += w.h.relaxed.Load()
 }
 
 func (s *summary) String() string {
@@ -45,8 +46,8 @@ func (s *summary) String() string {
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, v))
 	}
 	sort.Strings(kinds)
-	return fmt.Sprintf("%d iterations, %d faults injected, %d operations checked (%d acknowledged, %d failed, %d unknown; %s; %d reads broke off), %d anomalies",
-		s.iterations, s.faults, s.checked, s.acked, s.failed, s.unknown, strings.Join(kinds, ", "), s.broken, len(s.anomalies))
+	return fmt.Sprintf("%d iterations, %d faults injected, %d operations checked (%d acknowledged, %d failed, %d unknown; %s; %d reads broke off; %d metadata reads on a cut-off node checked as possibly stale), %d anomalies",
+		s.iterations, s.faults, s.checked, s.acked, s.failed, s.unknown, strings.Join(kinds, ", "), s.broken, s.relaxed, len(s.anomalies))
 }
 
 // setupData creates the data bucket and the immutable copy sources.

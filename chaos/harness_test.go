@@ -605,14 +605,15 @@ func errorCode(err error) string {
 
 // netns is a set of network namespaces, one per node, each with a veth
 // pair onto a bridge in the test's namespace, on a private 10.x subnet.
-// Partitions are blackhole routes inside a namespace: a route to a peer's
-// address drops what this node sends to it.
+// Partitions are routes inside a namespace: a route to a peer's address
+// through a gateway that does not exist drops what this node sends to it.
 type netns struct {
 	prefix string // namespace and interface name prefix
 	subnet string // "10.a.b."
 	n      int
 	mu     sync.Mutex
 	cut    map[[2]int]bool // [from, to]: packets from node from to node to are dropped
+	faults *faultWindows   // if set, cut nodes are recorded
 }
 
 func (nn *netns) ns(i int) string   { return fmt.Sprintf("%sn%d", nn.prefix, i+1) }
@@ -670,6 +671,7 @@ func newNetns(t *testing.T, n int) *netns {
 			[]string{"ip", "-n", nn.ns(i), "addr", "add", nn.ip(i) + "/24", "dev", "eth0"},
 			[]string{"ip", "-n", nn.ns(i), "link", "set", "eth0", "up"},
 			[]string{"ip", "-n", nn.ns(i), "link", "set", "lo", "up"},
+			[]string{"ip", "-n", nn.ns(i), "neigh", "replace", nn.subnet + "250", "lladdr", "02:00:00:00:de:ad", "nud", "permanent", "dev", "eth0"},
 		)
 	}
 	for _, s := range steps {
@@ -683,7 +685,37 @@ func newNetns(t *testing.T, n int) *netns {
 			t.Fatal(err)
 		}
 	}
+	// A cut drops packets silently, and healing it restores the path.
+	if n > 1 {
+		if err := nn.drop(0, 1); err != nil {
+			t.Fatal(err)
+		}
+		if got := nn.probe(0, 1); got != "timeout" {
+			t.Fatalf("n1 cut off from n2: connecting %s→%s: %s, want a timeout", nn.ip(0), nn.ip(1), got)
+		}
+		if err := nn.heal(); err != nil {
+			t.Fatal(err)
+		}
+		if got := nn.probe(0, 1); got != "refused" {
+			t.Fatalf("cut healed: connecting %s→%s: %s, want refused (nothing listens on port 9)", nn.ip(0), nn.ip(1), got)
+		}
+	}
 	return nn
+}
+
+// probe connects from node from's namespace to port 9 of node to and
+// says how it went: "refused", "timeout" or the error.
+func (nn *netns) probe(from, to int) string {
+	cmd := exec.Command("ip", "netns", "exec", nn.ns(from), "timeout", "2", "bash", "-c", "exec 3<>/dev/tcp/"+nn.ip(to)+"/9")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee) && ee.ExitCode() == 124:
+		return "timeout"
+	case strings.Contains(string(out), "refused"):
+		return "refused"
+	}
+	return fmt.Sprintf("%v: %s", err, bytes.TrimSpace(out))
 }
 
 // waitReachable waits until a TCP connect to ip:9 is refused (the
@@ -707,14 +739,17 @@ func waitReachable(t *testing.T, ip string) error {
 	}
 }
 
-// drop makes node from drop what it sends to node to (one direction).
+// drop makes node from drop what it sends to node to (one direction):
+// a route to the peer through a gateway whose permanent neighbour entry
+// is a MAC address nobody has, so packets vanish silently, as in a real
+// partition (a blackhole route would fail sends at once with EINVAL).
 func (nn *netns) drop(from, to int) error {
 	nn.mu.Lock()
 	defer nn.mu.Unlock()
 	if nn.cut[[2]int{from, to}] {
 		return nil
 	}
-	if err := run("ip", "-n", nn.ns(from), "route", "add", "blackhole", nn.ip(to)+"/32"); err != nil {
+	if err := run("ip", "-n", nn.ns(from), "route", "add", nn.ip(to)+"/32", "via", nn.subnet+"250", "dev", "eth0"); err != nil {
 		return err
 	}
 	nn.cut[[2]int{from, to}] = true
@@ -724,6 +759,9 @@ func (nn *netns) drop(from, to int) error {
 // isolate cuts node i off from every other node, both ways; the test
 // still reaches it.
 func (nn *netns) isolate(i int) error {
+	if nn.faults != nil {
+		nn.faults.begin(i)
+	}
 	for j := range nn.n {
 		if j == i {
 			continue
@@ -741,11 +779,16 @@ func (nn *netns) heal() error {
 	defer nn.mu.Unlock()
 	var errs []error
 	for k := range nn.cut {
-		if err := run("ip", "-n", nn.ns(k[0]), "route", "del", "blackhole", nn.ip(k[1])+"/32"); err != nil {
+		if err := run("ip", "-n", nn.ns(k[0]), "route", "del", nn.ip(k[1])+"/32"); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		delete(nn.cut, k)
+	}
+	if nn.faults != nil && len(nn.cut) == 0 {
+		for i := range nn.n {
+			nn.faults.end(i)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -759,4 +802,50 @@ func (nn *netns) describe() string {
 		s = append(s, fmt.Sprintf("n%d->n%d", k[0]+1, k[1]+1))
 	}
 	return strings.Join(s, " ")
+}
+
+// faultWindows records when each node was cut off or paused.
+type faultWindows struct {
+	mu     sync.Mutex
+	open   map[int]time.Time
+	closed map[int][][2]time.Time
+}
+
+func newFaultWindows() *faultWindows {
+	return &faultWindows{open: map[int]time.Time{}, closed: map[int][][2]time.Time{}}
+}
+
+func (f *faultWindows) begin(i int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.open[i]; !ok {
+		f.open[i] = time.Now()
+	}
+}
+
+func (f *faultWindows) end(i int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s, ok := f.open[i]; ok {
+		f.closed[i] = append(f.closed[i], [2]time.Time{s, time.Now()})
+		delete(f.open, i)
+	}
+}
+
+// since returns the start of the earliest fault window of node i that
+// overlaps [from, to] once extended by grace at its end, and whether
+// there is one.
+func (f *faultWindows) since(i int, from, to time.Time, grace time.Duration) (time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var first time.Time
+	for _, w := range f.closed[i] {
+		if w[0].Before(to) && w[1].Add(grace).After(from) && (first.IsZero() || w[0].Before(first)) {
+			first = w[0]
+		}
+	}
+	if s, ok := f.open[i]; ok && s.Before(to) && (first.IsZero() || s.Before(first)) {
+		first = s
+	}
+	return first, !first.IsZero()
 }

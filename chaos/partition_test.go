@@ -3,6 +3,7 @@ package chaos
 import (
 	"fmt"
 	mrand "math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -12,9 +13,13 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
+// staleGrace is how long after a node is reconnected or resumed its
+// metadata reads may still be stale.
+const staleGrace = 5 * time.Second
+
 // TestPartitions is issue 16.4: three nodes, each in its own network
-// namespace on a bridge, under the crash suite's workload (without
-// multipart uploads). Each iteration injects one fault, in turn: a random
+// namespace on a bridge, under the crash suite's workload (six
+// clients, without multipart uploads, 4 s per request). Each iteration injects one fault, in turn: a random
 // node cut off from the others both ways; the leader cut off; a one-way
 // cut (a node's packets to one peer are dropped, the peer's still
 // arrive); flapping (a random node cut off and reconnected five times,
@@ -31,11 +36,12 @@ func TestPartitions(t *testing.T) {
 	iters := iterations(t, 10, 150)
 	rng := mrand.New(mrand.NewPCG(seed(t), 4))
 	nn := newNetns(t, 3)
+	nn.faults = newFaultWindows()
 	c := newCluster(t, 3, nn, "--scan-interval", "1s", "--heal-interval", "1s")
 	c.start(t)
 	var clients []*awss3.Client
 	for i := range c.nodes {
-		clients = append(clients, c.s3Client(i, 8*time.Second))
+		clients = append(clients, c.s3Client(i, 4*time.Second))
 	}
 	const bucket = "chaos-part"
 	sources := setupData(t, clients[0], bucket)
@@ -44,10 +50,14 @@ func TestPartitions(t *testing.T) {
 	began := time.Now()
 	for it := range iters {
 		h := newHistory()
+		h.staleSince = func(name string, call, ret time.Time) (time.Time, bool) {
+			i := slices.IndexFunc(c.nodes, func(n *node) bool { return n.name == name })
+			return nn.faults.since(i, call, ret, staleGrace)
+		}
 		w := newWorkload(c, h, bucket, it, sources, nil)
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
-		for k := range 3 {
+		for k := range 6 {
 			wrng := mrand.New(mrand.NewPCG(rng.Uint64(), uint64(k)))
 			wg.Go(func() {
 				for {
@@ -94,6 +104,8 @@ func TestPartitions(t *testing.T) {
 			a := rng.IntN(3)
 			b := (a + 1 + rng.IntN(2)) % 3
 			fault = fmt.Sprintf("one-way: %s's packets to %s dropped", c.nodes[a].name, c.nodes[b].name)
+			nn.faults.begin(a)
+			nn.faults.begin(b)
 			must(nn.drop(a, b))
 			time.Sleep(hold())
 			sum.faults++
@@ -111,9 +123,11 @@ func TestPartitions(t *testing.T) {
 			fault = "flapping: " + strings.Join(cuts, ", ")
 		case 4:
 			fault = fmt.Sprintf("SIGSTOP leader %s", c.nodes[leader].name)
+			nn.faults.begin(leader)
 			c.nodes[leader].signal(t, syscall.SIGSTOP)
 			time.Sleep(hold())
 			c.nodes[leader].signal(t, syscall.SIGCONT)
+			nn.faults.end(leader)
 			sum.faults++
 		}
 		must(nn.heal())
