@@ -150,11 +150,11 @@ type history struct {
 
 	acked, failed, unknown atomic.Int64
 
-	// staleSince, if set, returns the start of a fault that cut off or
-	// paused the named node around a metadata read: such a read may
-	// answer from the node's state as of that moment (see
-	// TestPartitions), so its call is moved back there.
-	staleSince func(node string, call, ret time.Time) (time.Time, bool)
+	// staleSince, if set, says from when a metadata answer that reports
+	// what the node believed (a read, or a create or delete answered
+	// "exists" or "missing", which changed nothing) may be stale; its
+	// call is moved back there. See staleMetadata.
+	staleSince func(in input, out output, call, ret time.Time) (time.Time, bool)
 	relaxed    atomic.Int64 // metadata reads so moved
 }
 
@@ -198,8 +198,11 @@ func (h *history) add(in input, out output, call int64) {
 	default:
 		h.acked.Add(1)
 	}
-	if in.kind == opExists && h.staleSince != nil {
-		if s, ok := h.staleSince(in.node, h.start.Add(time.Duration(call)), h.start.Add(time.Duration(ret))); ok {
+	// Reads, and creates and deletes that found the name there or not
+	// (and so changed nothing), say what the node believed.
+	believed := in.kind == opExists || in.kind == opCreate && out.outcome == outExists || in.kind == opRemove && out.outcome == outMissing
+	if believed && h.staleSince != nil {
+		if s, ok := h.staleSince(in, out, h.start.Add(time.Duration(call)), h.start.Add(time.Duration(ret))); ok {
 			if c := s.Sub(h.start).Nanoseconds(); c < call {
 				call = c
 				h.relaxed.Add(1)
@@ -265,4 +268,32 @@ func describe(ops []porcupine.Operation) string {
 		fmt.Fprintf(&b, "  [%.3fs, %s] %s\n", float64(op.Call)/1e9, ret, registerModel.DescribeOperation(op.Input, op.Output))
 	}
 	return b.String()
+}
+
+// staleGrace bounds how stale a node's metadata answers may be: how long
+// after a deletion was acknowledged another node may still report the
+// name (replication lag; a lookup that finds a name does not ask the
+// leader), and how long after a node is reconnected or resumed it may
+// still answer from its state as of being cut off.
+const staleGrace = 5 * time.Second
+
+// staleMetadata is the allowance the suites check metadata answers with
+// (what the README documents): an answer that a name exists may be up
+// to staleGrace old on any node; any answer of a node that was cut off
+// or paused (faults, may be nil) may be as old as the start of the cut,
+// until staleGrace after it ended.
+func staleMetadata(c *testCluster, faults *faultWindows) func(in input, out output, call, ret time.Time) (time.Time, bool) {
+	return func(in input, out output, call, ret time.Time) (time.Time, bool) {
+		from, ok := time.Time{}, false
+		if out.outcome == outExists {
+			from, ok = call.Add(-staleGrace), true
+		}
+		if faults != nil {
+			i := slices.IndexFunc(c.nodes, func(n *node) bool { return n.name == in.node })
+			if s, cut := faults.since(i, call, ret, staleGrace); cut && (!ok || s.Before(from)) {
+				from, ok = s, true
+			}
+		}
+		return from, ok
+	}
 }
