@@ -46,7 +46,7 @@ func (s *summary) String() string {
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, v))
 	}
 	sort.Strings(kinds)
-	return fmt.Sprintf("%d iterations, %d faults injected, %d operations checked (%d acknowledged, %d failed, %d unknown; %s; %d reads broke off; %d metadata reads on a cut-off node checked as possibly stale), %d anomalies",
+	return fmt.Sprintf("%d iterations, %d faults injected, %d operations checked (%d acknowledged, %d failed, %d unknown; %s; %d reads broke off; %d metadata answers checked with the staleness allowance), %d anomalies",
 		s.iterations, s.faults, s.checked, s.acked, s.failed, s.unknown, strings.Join(kinds, ", "), s.broken, s.relaxed, len(s.anomalies))
 }
 
