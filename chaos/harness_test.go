@@ -7,6 +7,7 @@ package chaos
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -381,7 +382,17 @@ func newCluster(t *testing.T, n int, nn *netns, extra ...string) *testCluster {
 		}
 		if t.Failed() || os.Getenv("VAULT_CHAOS_LOGS") != "" {
 			for _, nd := range c.nodes {
-				t.Logf("==== %s output ====\n%s", nd.name, nd.logTail(64<<10))
+				t.Logf("==== %s output ====\n%s", nd.name, nd.logTail(16<<10))
+			}
+			// Keep the whole logs: the temporary directory goes away.
+			keep := filepath.Join(cmp.Or(os.Getenv("VAULT_CHAOS_OUT"), os.TempDir()), fmt.Sprintf("chaos-logs-%s-%d", t.Name(), time.Now().Unix()))
+			if err := os.MkdirAll(keep, 0o755); err == nil {
+				for _, nd := range c.nodes {
+					if b, err := os.ReadFile(nd.logPath); err == nil {
+						os.WriteFile(filepath.Join(keep, nd.name+".log"), b, 0o644)
+					}
+				}
+				t.Logf("node logs kept in %s", keep)
 			}
 		}
 	})
