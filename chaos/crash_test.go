@@ -114,6 +114,12 @@ func TestCrashConsistency(t *testing.T) {
 	var done []*workload
 	migrateAt := iters / 2
 	began := time.Now()
+	final := 0
+	// The figures are printed however the test ends (a node that cannot
+	// restart ends it early).
+	defer func() {
+		t.Logf("crash-consistency summary (%v, %d final reads): %s", time.Since(began).Round(time.Second), final, &sum)
+	}()
 	for it := range iters {
 		h := newHistory()
 		h.staleSince = staleMetadata(c, nil)
@@ -198,7 +204,6 @@ func TestCrashConsistency(t *testing.T) {
 	if err := c.waitFormed(t.Context(), len(c.nodes), 2*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	final := 0
 	for it, w := range done {
 		before := w.h.len()
 		w.anomalies = nil
@@ -211,5 +216,4 @@ func TestCrashConsistency(t *testing.T) {
 		final += w.h.len() - before
 	}
 	sum.checked += final
-	t.Logf("crash-consistency summary (%v, %d final reads): %s", time.Since(began).Round(time.Second), final, &sum)
 }

@@ -55,6 +55,7 @@ func TestPartitions(t *testing.T) {
 
 	var sum summary
 	began := time.Now()
+	defer func() { t.Logf("partition summary (%v): %s", time.Since(began).Round(time.Second), &sum) }()
 	for it := range iters {
 		h := newHistory()
 		h.staleSince = staleMetadata(c, nn.faults)
@@ -157,7 +158,6 @@ func TestPartitions(t *testing.T) {
 			t.Logf("iteration %d: %s; %d operations", it, fault, h.len())
 		}
 	}
-	t.Logf("partition summary (%v): %s", time.Since(began).Round(time.Second), &sum)
 }
 
 // TestStaleMetadataOnCutOffNode is the partition suite's metadata finding
