@@ -85,7 +85,10 @@ func setupData(t *testing.T, cl *awss3.Client, bucket string) []source {
 // up to staleGrace after its deletion was acknowledged through another
 // node (a follower that has not applied the deletion yet answers from its
 // own state; lookups that miss ask the leader, so creations are seen at
-// once). At the end every iteration's keys are read again
+// once), and while a killed node was the leader (until it is back) any
+// node may answer from its state as of the kill (a new leader applies
+// what the old one committed only once it commits in its own term). At
+// the end every iteration's keys are read again
 // (after all healing), and must still hold what the iteration left.
 //
 // 12 iterations by default, 300 with VAULT_CHAOS_LONG=1 (make chaos),
@@ -110,6 +113,9 @@ func TestCrashConsistency(t *testing.T) {
 		bigPart[j] = byte(rng.Uint32())
 	}
 
+	// While a killed node was the Raft leader, until it is back, every
+	// node may answer metadata from its own state (see staleMetadata).
+	faults := newFaultWindows()
 	var sum summary
 	var done []*workload
 	migrateAt := iters / 2
@@ -122,7 +128,7 @@ func TestCrashConsistency(t *testing.T) {
 	}()
 	for it := range iters {
 		h := newHistory()
-		h.staleSince = staleMetadata(c, nil)
+		h.staleSince = staleMetadata(c, faults)
 		w := newWorkload(c, h, bucket, it, sources, bigPart)
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
@@ -144,15 +150,29 @@ func TestCrashConsistency(t *testing.T) {
 				}
 			})
 		}
-		var faults []string
+		var faultNames []string
+		var leaderDown bool
 		kill := func(i int) {
+			what := "kill "
+			if c.leader(t.Context()) == i {
+				what, leaderDown = "kill leader ", true
+				for j := range c.nodes {
+					faults.begin(j)
+				}
+			}
 			c.nodes[i].kill(t)
 			sum.faults++
-			faults = append(faults, "kill "+c.nodes[i].name)
+			faultNames = append(faultNames, what+c.nodes[i].name)
 		}
 		restart := func(i int) {
 			c.nodes[i].start(t)
 			c.nodes[i].waitHealthy(t, 90*time.Second)
+			if leaderDown {
+				for j := range c.nodes {
+					faults.end(j)
+				}
+				leaderDown = false
+			}
 		}
 		time.Sleep(time.Duration(100+rng.IntN(1200)) * time.Millisecond)
 		if it == migrateAt && len(c.nodes) == 3 {
@@ -162,7 +182,7 @@ func TestCrashConsistency(t *testing.T) {
 			clients = clientsFor()
 			nd.start(t)
 			nd.waitHealthy(t, 90*time.Second)
-			faults = append(faults, "join n4")
+			faultNames = append(faultNames, "join n4")
 			time.Sleep(time.Duration(200+rng.IntN(1500)) * time.Millisecond)
 		}
 		victim := rng.IntN(len(c.nodes))
@@ -189,14 +209,14 @@ func TestCrashConsistency(t *testing.T) {
 		label := fmt.Sprintf("crash/it%04d", it)
 		w.anomalies = append(w.anomalies, h.check(t, label)...)
 		for _, a := range w.anomalies {
-			t.Errorf("iteration %d (faults: %s): %s", it, strings.Join(faults, ", "), a)
+			t.Errorf("iteration %d (faults: %s): %s", it, strings.Join(faultNames, ", "), a)
 		}
 		sum.anomalies = append(sum.anomalies, w.anomalies...)
 		sum.iterations++
 		sum.add(w)
 		done = append(done, w)
 		if testing.Verbose() {
-			t.Logf("iteration %d: %s; %d operations", it, strings.Join(faults, ", "), h.len())
+			t.Logf("iteration %d: %s; %d operations", it, strings.Join(faultNames, ", "), h.len())
 		}
 	}
 	// Everything healed: every iteration's keys read the same through
