@@ -260,7 +260,7 @@ func (n *node) healthy(ctx context.Context, timeout time.Duration) error {
 		n.mu.Unlock()
 		select {
 		case <-p.exited:
-			return fmt.Errorf("%s exited before serving: %v", n.name, p.err)
+			return fmt.Errorf("%s exited before serving: %v%s", n.name, p.err, n.panicLine())
 		default:
 		}
 		resp, err := hc.Get("http://" + n.s3 + "/_vault/health")
@@ -283,6 +283,21 @@ func (n *node) healthy(ctx context.Context, timeout time.Duration) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// panicLine returns ": " and the last "panic:" line of the node's
+// output, or "".
+func (n *node) panicLine() string {
+	b, err := os.ReadFile(n.logPath)
+	if err != nil {
+		return ""
+	}
+	i := bytes.LastIndex(b, []byte("\npanic: "))
+	if i < 0 {
+		return ""
+	}
+	line, _, _ := bytes.Cut(b[i+1:], []byte("\n"))
+	return ": " + string(line)
 }
 
 // logTail returns at most the last max bytes of the node's output.
