@@ -15,6 +15,9 @@
 //     both, flapping, or pauses the leader (SIGSTOP), under the same
 //     workload and checks.
 //
+//   - TestStaleMetadataOnCutOffNode and TestRaftWALTailTruncationRestart
+//     are the minimal repros of two findings (see their comments).
+//
 // Metadata answers are checked with one allowance (staleMetadata), which
 // is what the cluster provides: a node answers metadata reads from its own
 // Raft state, asking the leader only when a name is missing, so a name
