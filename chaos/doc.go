@@ -10,6 +10,7 @@
 //     values are content hashes (an acknowledged write reads back whole,
 //     nothing unacknowledged is half-visible), that listings agree with
 //     reads, and that bucket and tenant metadata in Raft is linearizable.
+//
 //   - TestPartitions runs each node in its own network namespace (veth
 //     pairs on a bridge) and cuts nodes off from each other, one way or
 //     both, flapping, or pauses the leader (SIGSTOP), under the same
