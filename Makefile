@@ -4,7 +4,7 @@ PKGS    ?= ./...
 BENCH   ?= .
 FUZZTIME ?= 60s
 
-.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients bench bench-compare fuzz lint clean
+.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients bench bench-compare fuzz chaos lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ fuzz: ## run every fuzz target for FUZZTIME each (FUZZTIME=60s); plain go test r
 	  for f in $$(grep -h '^func Fuzz' $$d/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
 	    echo "== $$d $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s -parallel 1 $$d/; \
 	  done; done
+
+chaos: ## the long fault campaign: crash-consistency (300 iterations) and partition (150) suites; VAULT_CHAOS_ITERS=N to choose, VAULT_CHAOS_SEED to replay
+	VAULT_CHAOS_LONG=1 $(GO) test -count=1 -timeout 8h -v -run '^(TestCrashConsistency|TestPartitions)$$' ./chaos/
 
 lint: ## gofmt and go vet must be clean
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
