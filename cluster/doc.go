@@ -80,8 +80,10 @@
 //
 // # Files
 //
-// Under Config.Dir: wal/ holds the raft log and the stable store (term,
-// vote) in raft-wal segment files plus its bbolt meta database; snapshots/
+// Under Config.Dir: raft.db holds the raft log and the stable store (term,
+// vote) in one bbolt file (raft-boltdb; a log left in wal/ by raft-wal,
+// which could not restart after a tail truncation, is migrated once, see
+// logstore.go); snapshots/
 // holds the newest two raft snapshots, each the whole FSM state as JSON.
 // A snapshot is taken every DefaultSnapshotThreshold log entries (checked
 // at raft's snapshot interval), after which older log entries are

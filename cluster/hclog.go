@@ -15,7 +15,7 @@ import (
 // levelTrace is the slog level of hclog's Trace, below slog.LevelDebug.
 const levelTrace = slog.LevelDebug - 4
 
-// hclogAdapter lets raft and raft-wal log through a *slog.Logger. It is
+// hclogAdapter lets raft log through a *slog.Logger. It is
 // the only hclog.Logger in the program; nothing outside cluster sees it.
 type hclogAdapter struct {
 	root    *slog.Logger // the configured logger

@@ -32,7 +32,7 @@ func TestSingleNodeRaftRefusesStrangers(t *testing.T) {
 	}
 	term, last := s.raft.CurrentTerm(), s.raft.LastIndex()
 	var lastLog raft.Log
-	if err := s.wal.GetLog(last, &lastLog); err != nil {
+	if err := s.logs.GetLog(last, &lastLog); err != nil {
 		t.Fatal(err)
 	}
 	const injected = "INJECTEDACCESSKEY000"

@@ -9,13 +9,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
-	wal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
 
 	"github.com/vaultaire/vaultaire/internal/rpcauth"
 	"github.com/vaultaire/vaultaire/meta"
@@ -42,7 +39,7 @@ const (
 
 // Config configures a Store.
 type Config struct {
-	// Dir holds the raft log and stable store (Dir/wal) and the snapshots
+	// Dir holds the raft log and stable store (Dir/raft.db) and the snapshots
 	// (Dir/snapshots). It is created if missing.
 	Dir string
 	// NodeID is this node's raft server ID, stable across restarts.
@@ -117,8 +114,7 @@ type Store struct {
 	fsm   *fsm
 	raft  *raft.Raft
 	trans transport
-	wal   *wal.WAL
-	meta  *metadb.BoltMetaDB // the WAL's meta store; WAL.Close leaves it open
+	logs  logStore // the raft log and stable store (logstore.go)
 
 	verifier *rpcauth.Verifier // checks forwarded writes; nil without a secret
 	sealer   cipher.AEAD       // seals key secrets in the log; nil without a secret
@@ -157,14 +153,11 @@ func Open(ctx context.Context, c Config) (_ *Store, err error) {
 	}()
 	hlog := newHCLog(log)
 
-	walDir := filepath.Join(c.Dir, "wal")
-	if err := os.MkdirAll(walDir, 0o700); err != nil {
+	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cluster: open: %w", err)
 	}
-	s.meta = &metadb.BoltMetaDB{}
-	s.wal, err = wal.Open(walDir, wal.WithLogger(hlog.Named("wal")), wal.WithMetaStore(s.meta))
-	if err != nil {
-		return nil, fmt.Errorf("cluster: open log %s: %w", walDir, err)
+	if s.logs, err = openLogStore(c.Dir); err != nil {
+		return nil, err
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(c.Dir, snapshotsRetained, hlog.Named("snapshots"))
 	if err != nil {
@@ -207,11 +200,11 @@ func Open(ctx context.Context, c Config) (_ *Store, err error) {
 	if c.tune != nil {
 		c.tune(rc)
 	}
-	hasState, err := raft.HasExistingState(s.wal, s.wal, snaps)
+	hasState, err := raft.HasExistingState(s.logs, s.logs, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: read raft state: %w", err)
 	}
-	s.raft, err = raft.NewRaft(rc, s.fsm, s.wal, s.wal, snaps, s.trans)
+	s.raft, err = raft.NewRaft(rc, s.fsm, s.logs, s.logs, snaps, s.trans)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
@@ -296,13 +289,13 @@ func (s *Store) caughtUp(index uint64) bool {
 	if s.raft.AppliedIndex() < index || index-a > maxGapScan {
 		return false
 	}
-	first, err := s.wal.FirstIndex()
+	first, err := s.logs.FirstIndex()
 	if err != nil {
 		return false
 	}
 	for i := max(a+1, first); i <= index; i++ {
 		var l raft.Log
-		if err := s.wal.GetLog(i, &l); err != nil || l.Type == raft.LogCommand {
+		if err := s.logs.GetLog(i, &l); err != nil || l.Type == raft.LogCommand {
 			return false
 		}
 	}
@@ -336,13 +329,8 @@ func (s *Store) Close() error {
 		if s.trans != nil {
 			errs = append(errs, s.trans.Close())
 		}
-		if s.wal != nil {
-			errs = append(errs, s.wal.Close())
-		}
-		if s.meta != nil {
-			// raft-wal v0.4.0's WAL.Close does not close its meta store,
-			// whose file lock would make the next Open hang.
-			errs = append(errs, s.meta.Close())
+		if s.logs != nil {
+			errs = append(errs, s.logs.Close())
 		}
 		if err := errors.Join(errs...); err != nil {
 			s.closeErr = fmt.Errorf("cluster: close: %w", err)

@@ -546,11 +546,11 @@ func TestSnapshotRestore(t *testing.T) {
 	if err := s.raft.Snapshot().Error(); err != nil {
 		t.Fatalf("Snapshot: %v", err)
 	}
-	first, err := s.wal.FirstIndex()
+	first, err := s.logs.FirstIndex()
 	if err != nil {
 		t.Fatal(err)
 	}
-	last, _ := s.wal.LastIndex()
+	last, _ := s.logs.LastIndex()
 	if last-first+1 > 8+1 || first <= 1 {
 		t.Errorf("log after snapshot holds [%d, %d], want it truncated to about 8 entries", first, last)
 	}
