@@ -386,7 +386,7 @@ func (e *Engine) putShards(ctx context.Context, codec *erasure.Codec, drives []d
 	abortAll() // no-op for committed writers; interrupts stragglers
 	if ok < wq {
 		e.deleteShards(ctx, drives, shard, committed)
-		return 0, fmt.Errorf("%w: %d of %d shards committed, need %d", ErrWriteQuorum, ok, n, wq)
+		return 0, fmt.Errorf("%w: %d of %d shards committed, need %d: %w", ErrWriteQuorum, ok, n, wq, errors.Join(errs...))
 	}
 	return res.Size, nil
 }
