@@ -55,6 +55,15 @@ fuzz: ## run every fuzz target for FUZZTIME each (FUZZTIME=60s); plain go test r
 	    echo "== $$d $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s -parallel 1 $$d/; \
 	  done; done
 
+.PHONY: chaos-disk
+DISK_ROUNDS ?= 300
+chaos-disk: ## long disk-fault campaign: DISK_ROUNDS random fault rounds on the engine (random seed; VAULT_DISK_SEED replays), then every disk-fault test
+	VAULT_DISK_ROUNDS=$(DISK_ROUNDS) $(GO) test -count=1 -timeout 120m -v -run '^TestDiskFaultsRandom$$' ./engine/
+	$(GO) test -count=1 -timeout 30m -run '^TestDiskFaults$$' ./engine/
+	$(GO) test -count=1 -timeout 30m ./driver/faulty/
+	$(GO) test -count=1 -timeout 30m -run '^TestFullDisk$$' ./driver/local/
+	$(GO) test -count=1 -timeout 30m -v -run '^(TestFaultsHookRefused|TestDiskFullEndToEnd|TestDriveGoneEndToEnd|TestFsyncEIOEndToEnd|TestRealFullDiskEndToEnd)$$' ./cmd/vaultd/
+
 lint: ## gofmt and go vet must be clean
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)

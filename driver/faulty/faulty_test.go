@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/bits"
 	"syscall"
@@ -280,6 +281,23 @@ func TestBandwidthAndSlow(t *testing.T) {
 	// The cap may never be exceeded; the upper margin is for a loaded machine.
 	if took < want-want/50 || took > want*3 {
 		t.Errorf("8 MiB through a 16 MiB/s cap took %v, want %v", took, want)
+	}
+
+	// Four writers at once share the cap.
+	began = time.Now()
+	errs := make(chan error, 4)
+	for i := range 4 {
+		go func() {
+			errs <- writeShard(t, f, driver.Shard{PG: 2, Name: fmt.Sprintf("%020x", i)}, data[:size/4], data[size/4:size/2])
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took, want := time.Since(began), time.Duration(2*size*float64(time.Second)/rate); took < want-want/50 || took > want*3 {
+		t.Errorf("4 concurrent writers of 2 MiB through a 16 MiB/s cap took %v, want %v", took, want)
 	}
 
 	f.SetBandwidth(0)
