@@ -62,7 +62,7 @@ chaos-disk: ## long disk-fault campaign: DISK_ROUNDS random fault rounds on the 
 	$(GO) test -count=1 -timeout 30m -run '^TestDiskFaults$$' ./engine/
 	$(GO) test -count=1 -timeout 30m ./driver/faulty/
 	$(GO) test -count=1 -timeout 30m -run '^TestFullDisk$$' ./driver/local/
-	$(GO) test -count=1 -timeout 30m -v -run '^(TestFaultsHookRefused|TestDiskFullEndToEnd|TestDriveGoneEndToEnd|TestFsyncEIOEndToEnd|TestRealFullDiskEndToEnd)$$' ./cmd/vaultd/
+	$(GO) test -count=1 -timeout 30m -v -run '^(TestFaultsHookRefused|TestDiskFullEndToEnd|TestDriveGoneEndToEnd|TestFsyncEIOEndToEnd|TestRealFullDiskEndToEnd|TestBandwidthCapEndToEnd)$$' ./cmd/vaultd/
 
 lint: ## gofmt and go vet must be clean
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -419,3 +419,40 @@ func fillFS(t *testing.T, dir string) string {
 		}
 	}
 }
+
+// TestBandwidthCapEndToEnd caps every drive of a running node through the
+// hook (as issue 14's "every drive at 40 MiB/s" will) and times a PUT and a
+// GET: each of the 2+2 drives moves half the object, so neither can beat
+// half the object's size over the cap.
+func TestBandwidthCapEndToEnd(t *testing.T) {
+	n := newDiskNode(t)
+	n.start(t)
+	cl := n.client()
+	ctx := t.Context()
+	if _, err := cl.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("bwcap")}); err != nil {
+		t.Fatal(err)
+	}
+	const rate = 4 << 20 // bytes per second per drive
+	n.setFaults(t, map[string]faulty.Plan{"*": {Bandwidth: rate}})
+	a := newArtifact("big", 8<<20)
+	want := time.Duration(float64(a.size/2) / rate * float64(time.Second)) // 1s
+	began := time.Now()
+	if err := a.put(ctx, cl, "bwcap"); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(began)
+	t.Logf("PUT of 8 MiB: %v (the cap alone: %v)", took, want)
+	if took < want*95/100 || took > 10*want {
+		t.Errorf("PUT of 8 MiB over drives capped at 4 MiB/s took %v, want about %v", took, want)
+	}
+	began = time.Now()
+	if err := a.check(ctx, cl, "bwcap"); err != nil {
+		t.Fatal(err)
+	}
+	took = time.Since(began)
+	t.Logf("GET of 8 MiB: %v (the cap alone: %v)", took, want)
+	if took < want*95/100 || took > 10*want {
+		t.Errorf("GET of 8 MiB over drives capped at 4 MiB/s took %v, want about %v", took, want)
+	}
+	n.setFaults(t, nil)
+}
