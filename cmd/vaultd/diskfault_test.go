@@ -288,7 +288,7 @@ func TestDriveGoneEndToEnd(t *testing.T) {
 func TestFsyncEIOEndToEnd(t *testing.T) {
 	n := newDiskNode(t, "--scan-interval", "1h", "--heal-interval", "1h")
 	n.start(t)
-	cl := n.client()
+	cl := n.healNode.client() // no retries: each PUT is one attempt
 	ctx := t.Context()
 	if _, err := cl.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("fsync")}); err != nil {
 		t.Fatal(err)

@@ -278,8 +278,9 @@ func TestBandwidthAndSlow(t *testing.T) {
 	}
 	took := time.Since(began)
 	want := time.Duration(2 * size * float64(time.Second) / rate) // 500ms
-	// The cap may never be exceeded; the upper margin is for a loaded machine.
-	if took < want-want/50 || took > want*3 {
+	// The cap may never be exceeded; the upper margin is for a loaded
+	// machine and the race detector.
+	if took < want-want/50 || took > want*10 {
 		t.Errorf("8 MiB through a 16 MiB/s cap took %v, want %v", took, want)
 	}
 
@@ -296,7 +297,7 @@ func TestBandwidthAndSlow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if took, want := time.Since(began), time.Duration(2*size*float64(time.Second)/rate); took < want-want/50 || took > want*3 {
+	if took, want := time.Since(began), time.Duration(2*size*float64(time.Second)/rate); took < want-want/50 || took > want*10 {
 		t.Errorf("4 concurrent writers of 2 MiB through a 16 MiB/s cap took %v, want %v", took, want)
 	}
 
