@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -455,4 +457,177 @@ func TestBandwidthCapEndToEnd(t *testing.T) {
 		t.Errorf("GET of 8 MiB over drives capped at 4 MiB/s took %v, want about %v", took, want)
 	}
 	n.setFaults(t, nil)
+}
+
+// objState is what an object may read as: any of its bodies, nil meaning
+// absent.
+type objState [][]byte
+
+// TestDiskChaosEndToEnd runs a random workload against a real node while
+// random disk faults come and go: each round one drive with one to three
+// random fault classes, or two drives failing writes (ENOSPC, EIO, torn
+// commits). Every PUT and DELETE must succeed or fail with 503 or 507;
+// every GET must succeed (one faulty drive of 2+2, or two failing only
+// writes, leave a read quorum) with bytes the acknowledgements allow. After
+// each round the faults are cleared, the scanner, healer and scrubber run,
+// and every object must read from two drives alone, all pairs tried in
+// turn. VAULT_DISK_E2E_ROUNDS sets the rounds (2 by default) and
+// VAULT_DISK_SEED the seed.
+func TestDiskChaosEndToEnd(t *testing.T) {
+	rounds := 2
+	if s := os.Getenv("VAULT_DISK_E2E_ROUNDS"); s != "" {
+		var err error
+		if rounds, err = strconv.Atoi(s); err != nil {
+			t.Fatalf("VAULT_DISK_E2E_ROUNDS=%q: %v", s, err)
+		}
+	}
+	seed := uint64(1)
+	if s := os.Getenv("VAULT_DISK_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("VAULT_DISK_SEED=%q: %v", s, err)
+		}
+	} else if os.Getenv("VAULT_DISK_E2E_ROUNDS") != "" {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d, %d rounds", seed, rounds)
+	rng := mrand.New(mrand.NewPCG(seed, 2))
+	n := newDiskNode(t, "--scan-interval", "1s", "--heal-interval", "200ms", "--probe-interval", "300ms",
+		"--scrub-period", "2s", "--scrub-rate", "512MiB")
+	n.start(t)
+	cl := n.healNode.client() // one attempt per request
+	ctx := t.Context()
+	if _, err := cl.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("chaos")}); err != nil {
+		t.Fatal(err)
+	}
+	classes := []faulty.Rule{
+		{Op: faulty.OpWrite, Fault: faulty.EIO},
+		{Op: faulty.OpCommit, Fault: faulty.EIO},
+		{Op: faulty.OpPutRecord, Fault: faulty.EIO},
+		{Op: faulty.OpShardWrite | faulty.OpPutRecord, Fault: faulty.NoSpace, MinSize: 512},
+		{Op: faulty.OpCommit, Fault: faulty.Torn},
+		{Op: faulty.OpCommit, Fault: faulty.Lost},
+		{Op: faulty.OpWrite, Fault: faulty.Flip},
+		{Op: faulty.OpReads, Fault: faulty.Flip},
+		{Op: faulty.OpReads, Fault: faulty.EIO},
+		{Op: faulty.OpAll, Fault: faulty.Offline},
+		{Op: faulty.OpAll, Fault: faulty.Slow, Delay: 20 * time.Millisecond},
+	}
+	writeOnly := classes[:5]
+	model := map[string]objState{}
+	get := func(key string) ([]byte, bool, error) {
+		out, err := cl.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("chaos"), Key: aws.String(key)})
+		if errorCode(err) == "NoSuchKey" {
+			return nil, true, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		defer out.Body.Close()
+		b, err := io.ReadAll(out.Body)
+		return b, false, err
+	}
+	allowed := func(st objState, b []byte, absent bool) bool {
+		for _, v := range st {
+			if v == nil && absent || v != nil && !absent && bytes.Equal(v, b) {
+				return true
+			}
+		}
+		return false
+	}
+	checkKey := func(what, key string) {
+		t.Helper()
+		b, absent, err := get(key)
+		if err != nil {
+			t.Fatalf("%s: GET %s: %v (status %d)", what, key, err, httpStatus(err))
+		}
+		if !allowed(model[key], b, absent) {
+			t.Fatalf("%s: GET %s: %d bytes (absent %v), not one of its %d allowed states", what, key, len(b), absent, len(model[key]))
+		}
+	}
+	var acked, refused int
+	for round := range rounds {
+		plans := map[string]faulty.Plan{}
+		bad, pick := rng.Perm(4)[:1], classes
+		if rng.IntN(3) == 0 {
+			bad, pick = rng.Perm(4)[:2], writeOnly
+		}
+		for _, i := range bad {
+			var p faulty.Plan
+			for range 1 + rng.IntN(3) {
+				r := pick[rng.IntN(len(pick))]
+				r.Prob = []float64{0.3, 1}[rng.IntN(2)]
+				p.Rules = append(p.Rules, r)
+			}
+			plans[fmt.Sprintf("n1-d%d", i)] = p
+		}
+		pj, _ := json.Marshal(plans)
+		t.Logf("round %d: %s", round, pj)
+		n.setFaults(t, plans)
+		for op := range 12 {
+			what := fmt.Sprintf("round %d op %d", round, op)
+			key := fmt.Sprintf("k%d", rng.IntN(10))
+			var err error
+			var body []byte
+			if rng.IntN(5) == 0 {
+				_, err = cl.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("chaos"), Key: aws.String(key)})
+			} else {
+				body = make([]byte, []int{0, 4 << 10, 200 << 10, 1 << 20}[rng.IntN(4)])
+				mrand.NewChaCha8([32]byte{byte(round), byte(op), byte(seed)}).Read(body)
+				err = putBytes(ctx, cl, "chaos", key, body)
+			}
+			switch code := errorCode(err); {
+			case err == nil:
+				model[key] = objState{body} // nil body: deleted
+				if body == nil {
+					model[key] = objState{nil}
+				}
+				acked++
+			case code == "ServiceUnavailable" || code == "InsufficientStorage":
+				if model[key] == nil {
+					model[key] = objState{nil}
+				}
+				model[key] = append(model[key], body)
+				refused++
+			default:
+				t.Fatalf("%s: write %s: %v (status %d), want success, 503 or 507", what, key, err, httpStatus(err))
+			}
+			checkKey(what, key)
+		}
+		// Heal: faults off, a scan, the queue drained, two scrub passes.
+		passes := make([]float64, 4)
+		for i := range passes {
+			passes[i] = n.metric(t, "scrub_passes_total", i)
+		}
+		n.setFaults(t, nil)
+		waitFor(t, 60*time.Second, func() string {
+			for i, p := range passes {
+				if got := n.metric(t, "scrub_passes_total", i); got < p+2 {
+					return fmt.Sprintf("drive %d: %v scrub passes, want %v", i, got, p+2)
+				}
+			}
+			if q := n.metric(t, "heal_queue", -1); q != 0 {
+				return fmt.Sprintf("heal queue %v", q)
+			}
+			return ""
+		})
+		for key := range model {
+			checkKey(fmt.Sprintf("round %d healed", round), key)
+			b, absent, _ := get(key)
+			if absent {
+				model[key] = objState{nil}
+			} else {
+				model[key] = objState{b}
+			}
+		}
+		off := faulty.Plan{Rules: []faulty.Rule{{Op: faulty.OpAll, Fault: faulty.Offline}}}
+		for _, pair := range [][2]int{{0, 1}, {2, 3}, {0, 2}, {1, 3}, {0, 3}, {1, 2}} {
+			n.setFaults(t, map[string]faulty.Plan{fmt.Sprintf("n1-d%d", pair[0]): off, fmt.Sprintf("n1-d%d", pair[1]): off})
+			for key := range model {
+				checkKey(fmt.Sprintf("round %d healed, drives %v offline", round, pair), key)
+			}
+		}
+		n.setFaults(t, nil)
+	}
+	t.Logf("%d rounds: %d writes acknowledged, %d refused with 503/507, 0 anomalies", rounds, acked, refused)
 }
