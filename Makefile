@@ -57,11 +57,13 @@ fuzz: ## run every fuzz target for FUZZTIME each (FUZZTIME=60s); plain go test r
 
 .PHONY: chaos-disk
 DISK_ROUNDS ?= 300
-chaos-disk: ## long disk-fault campaign: DISK_ROUNDS random fault rounds on the engine (random seed; VAULT_DISK_SEED replays), then every disk-fault test
+DISK_E2E_ROUNDS ?= 30
+chaos-disk: ## long disk-fault campaign: DISK_ROUNDS random rounds on the engine, DISK_E2E_ROUNDS on a real node (random seeds; VAULT_DISK_SEED replays), then every disk-fault test
 	VAULT_DISK_ROUNDS=$(DISK_ROUNDS) $(GO) test -count=1 -timeout 120m -v -run '^TestDiskFaultsRandom$$' ./engine/
 	$(GO) test -count=1 -timeout 30m -run '^TestDiskFaults$$' ./engine/
 	$(GO) test -count=1 -timeout 30m ./driver/faulty/
 	$(GO) test -count=1 -timeout 30m -run '^TestFullDisk$$' ./driver/local/
+	VAULT_DISK_E2E_ROUNDS=$(DISK_E2E_ROUNDS) $(GO) test -count=1 -timeout 120m -v -run '^TestDiskChaosEndToEnd$$' ./cmd/vaultd/
 	$(GO) test -count=1 -timeout 30m -v -run '^(TestFaultsHookRefused|TestDiskFullEndToEnd|TestDriveGoneEndToEnd|TestFsyncEIOEndToEnd|TestRealFullDiskEndToEnd|TestBandwidthCapEndToEnd)$$' ./cmd/vaultd/
 
 lint: ## gofmt and go vet must be clean

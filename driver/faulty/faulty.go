@@ -155,6 +155,10 @@ const (
 
 // Rule says which calls fail and how. The zero values of Prob, Count,
 // After and MinSize mean always, unlimited, none skipped and any size.
+// A call goes through the rules in order: Slow rules that fire add their
+// delays, and the first other rule that fires decides the call's fault;
+// the rules after it do not see the call (their After and Count do not
+// count it).
 type Rule struct {
 	Op    Op      `json:"op"`
 	Fault Fault   `json:"fault"`
