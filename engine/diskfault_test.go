@@ -338,7 +338,42 @@ func TestDiskFaultsRandom(t *testing.T) {
 		for op := range 12 {
 			key := "k" + strconv.Itoa(rng.IntN(8))
 			what := fmt.Sprintf("round %d op %d", round, op)
-			if rng.IntN(5) == 0 && model[key] != nil {
+			if dice := rng.IntN(10); dice == 0 {
+				// Multipart: a full-size part and a short last one.
+				data := randBytes(rng.Uint64(), MinPartSize+1000)
+				ok, err := r.multipart(ctx, key, data[:MinPartSize], data[MinPartSize:])
+				switch {
+				case ok && err == nil:
+					model[key] = state{data}
+					acked++
+				case !ok && err == nil:
+					// Refused before Complete: nothing changed.
+				case errors.Is(err, ErrWriteQuorum) || errors.Is(err, driver.ErrNoSpace):
+					if model[key] == nil {
+						model[key] = state{nil}
+					}
+					model[key] = append(model[key], data)
+					failed++
+				default:
+					t.Fatalf("%s: multipart %s: %v", what, key, err)
+				}
+			} else if src := "k" + strconv.Itoa(rng.IntN(8)); dice == 1 && len(model[src]) == 1 && model[src][0] != nil {
+				_, err := r.e.Copy(ctx, "t", "c", src, "c", key, CopyOptions{})
+				data := model[src][0]
+				switch {
+				case err == nil:
+					model[key] = state{data}
+					acked++
+				case errors.Is(err, ErrWriteQuorum) || errors.Is(err, driver.ErrNoSpace):
+					if model[key] == nil {
+						model[key] = state{nil}
+					}
+					model[key] = append(model[key], data)
+					failed++
+				default:
+					t.Fatalf("%s: copy %s to %s: %v", what, src, key, err)
+				}
+			} else if rng.IntN(5) == 0 && model[key] != nil {
 				err := r.e.Delete(ctx, "t", "c", key)
 				switch {
 				case err == nil || errors.Is(err, ErrNoSuchArtifact):
@@ -401,6 +436,36 @@ func TestDiskFaultsRandom(t *testing.T) {
 		}
 	}
 	t.Logf("%d rounds: %d writes acknowledged, %d failed cleanly, %d faults injected, 0 anomalies", rounds, acked, failed, injected)
+}
+
+// multipart uploads parts as key and completes them. ok reports whether
+// Complete was called: an error before it leaves key as it was (the
+// upload is aborted).
+func (r *dfRig) multipart(ctx context.Context, key string, parts ...[]byte) (ok bool, err error) {
+	id, err := r.e.CreateUpload(ctx, "t", "c", key, PutOptions{Size: -1})
+	if err != nil {
+		return false, refused(err)
+	}
+	var cps []CompletePart
+	for i, p := range parts {
+		info, err := r.e.PutPart(ctx, "t", "c", key, id, i+1, bytes.NewReader(p), PutOptions{Size: int64(len(p))})
+		if err != nil {
+			r.e.AbortUpload(ctx, "t", "c", key, id)
+			return false, refused(err)
+		}
+		cps = append(cps, CompletePart{i + 1, info.ETag})
+	}
+	_, err = r.e.CompleteUpload(ctx, "t", "c", key, id, cps, nil)
+	return true, err
+}
+
+// refused returns nil for the errors a write refused under disk faults
+// may fail with before it changed anything, and err otherwise.
+func refused(err error) error {
+	if errors.Is(err, ErrWriteQuorum) || errors.Is(err, driver.ErrNoSpace) {
+		return nil
+	}
+	return err
 }
 
 func contains(s []int, v int) bool {
