@@ -385,6 +385,11 @@ func (e *Engine) putShards(ctx context.Context, codec *erasure.Codec, drives []d
 	}
 	abortAll() // no-op for committed writers; interrupts stragglers
 	if ok < wq {
+		// A failed commit may still have left its file under the name (a
+		// directory fsync failing after the rename): delete those too.
+		for j := range n {
+			committed[j] = committed[j] || run(j) && done[j] && errs[j] != nil
+		}
 		e.deleteShards(ctx, drives, shard, committed)
 		return 0, fmt.Errorf("%w: %d of %d shards committed, need %d: %w", ErrWriteQuorum, ok, n, wq, errors.Join(errs...))
 	}

@@ -27,6 +27,7 @@ const dfDrives = 6
 type dfRig struct {
 	e      *Engine
 	drives []*faulty.Driver
+	dirs   []string
 }
 
 func newDFRig(t testing.TB, seed uint64) *dfRig {
@@ -36,7 +37,9 @@ func newDFRig(t testing.TB, seed uint64) *dfRig {
 	drives := make(map[placement.DriveID]driver.Driver)
 	for i := range dfDrives {
 		id := placement.DriveID(fmt.Sprintf("d%02d", i))
-		d, err := local.Open(context.Background(), local.Config{Dir: t.TempDir(), ID: driver.DriveID(id), ClusterID: "test", NoSync: true})
+		dir := t.TempDir()
+		r.dirs = append(r.dirs, dir)
+		d, err := local.Open(context.Background(), local.Config{Dir: dir, ID: driver.DriveID(id), ClusterID: "test", NoSync: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -475,4 +478,23 @@ func contains(s []int, v int) bool {
 		}
 	}
 	return false
+}
+
+// TestFailedCommitLeavesNoShards: a shard commit can fail after its file
+// became visible (a torn write; or driver/local when the directory fsync
+// after the rename fails). A put that then misses its write quorum must
+// not leave such files behind on any drive.
+func TestFailedCommitLeavesNoShards(t *testing.T) {
+	r := newDFRig(t, 1)
+	ctx := t.Context()
+	r.set([]int{0, 1, 2}, faulty.Rule{Op: faulty.OpCommit, Fault: faulty.Torn})
+	if err := r.putBytes(ctx, "k", randBytes(1, 300_000)); !errors.Is(err, ErrWriteQuorum) {
+		t.Fatalf("put with torn commits on three drives: %v, want ErrWriteQuorum", err)
+	}
+	r.e.WaitBackground()
+	for i, dir := range r.dirs {
+		if files := shardFiles(t, dir); len(files) != 0 {
+			t.Errorf("drive %d keeps %d shard files of a failed put: %v", i, len(files), files)
+		}
+	}
 }
