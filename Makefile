@@ -64,7 +64,7 @@ chaos-disk: ## long disk-fault campaign: DISK_ROUNDS random rounds on the engine
 	$(GO) test -count=1 -timeout 30m ./driver/faulty/
 	$(GO) test -count=1 -timeout 30m -run '^TestFullDisk$$' ./driver/local/
 	VAULT_DISK_E2E_ROUNDS=$(DISK_E2E_ROUNDS) $(GO) test -count=1 -timeout 120m -v -run '^TestDiskChaosEndToEnd$$' ./cmd/vaultd/
-	$(GO) test -count=1 -timeout 30m -v -run '^(TestFaultsHookRefused|TestDiskFullEndToEnd|TestDriveGoneEndToEnd|TestFsyncEIOEndToEnd|TestRealFullDiskEndToEnd|TestBandwidthCapEndToEnd)$$' ./cmd/vaultd/
+	$(GO) test -count=1 -timeout 30m -v -run '^(TestFaultsHookRefused|TestDiskFullEndToEnd|TestDriveGoneEndToEnd|TestFsyncEIOEndToEnd|TestRealFullDiskEndToEnd|TestBandwidthCapEndToEnd|TestClusterDiskFullEndToEnd)$$' ./cmd/vaultd/
 
 lint: ## gofmt and go vet must be clean
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -24,6 +25,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/vaultaire/vaultaire/driver/faulty"
+	"github.com/vaultaire/vaultaire/s3"
 )
 
 // diskNode is a real vaultd process on 4 data directories (2+2, every set
@@ -630,4 +632,82 @@ func TestDiskChaosEndToEnd(t *testing.T) {
 		n.setFaults(t, nil)
 	}
 	t.Logf("%d rounds: %d writes acknowledged, %d refused with 503/507, 0 anomalies", rounds, acked, refused)
+}
+
+// TestClusterDiskFullEndToEnd fills every drive of a three-node cluster
+// (six drives, 4+2, four of them behind peers): a PUT to any node fails
+// with 507 InsufficientStorage, as on a single node, because a full peer
+// drive crosses the wire as driver.ErrNoSpace; existing objects still read
+// from every node; writes work again once space is back.
+func TestClusterDiskFullEndToEnd(t *testing.T) {
+	c := prepareCluster(t, 3)
+	rules := filepath.Join(t.TempDir(), "faults.json")
+	if err := os.WriteFile(rules, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.nodes {
+		n.env = append(slices.Clone(n.env), faultsEnv+"="+rules, faultsEnableEnv+"="+faultsEnableVal)
+	}
+	c.nodes[0].start(t)
+	c.nodes[0].waitHealthy(t, 60*time.Second)
+	for _, n := range c.nodes[1:] {
+		n.start(t)
+	}
+	for _, n := range c.nodes[1:] {
+		n.waitHealthy(t, 60*time.Second)
+	}
+	c.waitFormed(t, 90*time.Second)
+	root := s3.NewTenant{Name: "root", AccessKey: c.root.AccessKeyID, SecretKey: c.root.SecretAccessKey}
+	cl := c.s3Client(0, root)
+	if _, err := retry(t.Context(), 30*time.Second, func(ctx context.Context) error {
+		_, err := cl.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("cfull")})
+		if errorCode(err) == "BucketAlreadyOwnedByYou" {
+			return nil
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	arts := []e2eArtifact{newArtifact("a0", 4<<10), newArtifact("a1", 300<<10), newArtifact("a2", 1<<20)}
+	putAll(t, cl, "cfull", arts)
+
+	// Every node's drives full; each node logs that it applied the rules.
+	const applied = "TEST-ONLY disk-fault rules applied"
+	before := make([]int, len(c.nodes))
+	for i, n := range c.nodes {
+		before[i] = strings.Count(n.stderr.String(), applied)
+	}
+	b, _ := json.Marshal(faultsFile{Drives: map[string]faulty.Plan{"*": full}})
+	if err := os.WriteFile(rules+".tmp", b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(rules+".tmp", rules); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, func() string {
+		for i, n := range c.nodes {
+			if strings.Count(n.stderr.String(), applied) == before[i] {
+				return n.name + " has not applied the faults"
+			}
+		}
+		return ""
+	})
+	for i := range c.nodes {
+		cli := c.s3Client(i, root)
+		err := putBytes(t.Context(), cli, "cfull", fmt.Sprintf("new%d", i), make([]byte, 1<<20))
+		if errorCode(err) != "InsufficientStorage" || httpStatus(err) != http.StatusInsufficientStorage {
+			t.Errorf("PUT through %s on full drives: %v, want 507 InsufficientStorage", c.nodes[i].name, err)
+		}
+		checkAll(t, cli, "cfull", arts)
+	}
+	if err := os.WriteFile(rules, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	extra := []e2eArtifact{newArtifact("b0", 1<<20)}
+	if _, err := retry(t.Context(), 15*time.Second, func(ctx context.Context) error {
+		return extra[0].put(ctx, cl, "cfull")
+	}); err != nil {
+		t.Fatalf("PUT once space is back: %v", err)
+	}
+	checkAll(t, c.s3Client(2, root), "cfull", append(arts, extra...))
 }
