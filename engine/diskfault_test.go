@@ -498,3 +498,29 @@ func TestFailedCommitLeavesNoShards(t *testing.T) {
 		}
 	}
 }
+
+// TestTornShardOfAckedPutCollected: a put acknowledged by the other drives
+// while one drive's commit failed after its file became visible; the key
+// is then overwritten and deleted before any heal. No drive may keep a
+// shard file of it.
+func TestTornShardOfAckedPutCollected(t *testing.T) {
+	r := newDFRig(t, 1)
+	ctx := t.Context()
+	r.set([]int{0}, faulty.Rule{Op: faulty.OpCommit, Fault: faulty.Torn})
+	if err := r.putBytes(ctx, "k", randBytes(1, 300_000)); err != nil {
+		t.Fatal(err)
+	}
+	r.set(nil)
+	if err := r.putBytes(ctx, "k", randBytes(2, 300_000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.e.Delete(ctx, "t", "c", "k"); err != nil {
+		t.Fatal(err)
+	}
+	r.e.WaitBackground()
+	for i, dir := range r.dirs {
+		if files := shardFiles(t, dir); len(files) != 0 {
+			t.Errorf("drive %d keeps %d shard files of a deleted key: %v", i, len(files), files)
+		}
+	}
+}
