@@ -524,3 +524,55 @@ func TestTornShardOfAckedPutCollected(t *testing.T) {
 		}
 	}
 }
+
+// TestListUnderDiskFaults: a listing is complete and exact (keys, sizes,
+// ETags) while one drive fails its index reads (EIO) or returns flipped
+// bits in them, or is gone.
+func TestListUnderDiskFaults(t *testing.T) {
+	for i, rule := range []faulty.Rule{
+		{Op: faulty.OpList, Fault: faulty.EIO},
+		{Op: faulty.OpList | faulty.OpGetRecord, Fault: faulty.Flip},
+		{Op: faulty.OpAll, Fault: faulty.Offline},
+		{Op: faulty.OpList, Fault: faulty.Slow, Delay: 50 * time.Millisecond},
+	} {
+		t.Run(string(rule.Fault), func(t *testing.T) {
+			r := newDFRig(t, uint64(i))
+			ctx := t.Context()
+			want := map[string]ArtifactInfo{}
+			for k := range 20 {
+				key := fmt.Sprintf("k%02d", k)
+				data := randBytes(uint64(k), []int{0, 100, 3000, 200_000}[k%4])
+				if err := r.putBytes(ctx, key, data); err != nil {
+					t.Fatal(err)
+				}
+				want[key] = ArtifactInfo{Key: key, Size: int64(len(data)), ETag: md5hex(data)}
+			}
+			for j := range dfDrives {
+				r.set([]int{j}, rule)
+				got := map[string]ArtifactInfo{}
+				after := ""
+				for {
+					res, err := r.e.List(ctx, "t", "c", ListOptions{After: after, Limit: 7})
+					if err != nil {
+						t.Fatalf("drive %d faulty: List: %v", j, err)
+					}
+					for _, a := range res.Artifacts {
+						got[a.Key] = ArtifactInfo{Key: a.Key, Size: a.Size, ETag: a.ETag}
+					}
+					if !res.Truncated {
+						break
+					}
+					after = res.Next
+				}
+				if len(got) != len(want) {
+					t.Errorf("drive %d faulty: listed %d keys, want %d", j, len(got), len(want))
+				}
+				for k, w := range want {
+					if g := got[k]; g.Key != w.Key || g.Size != w.Size || g.ETag != w.ETag {
+						t.Errorf("drive %d faulty: listed %+v, want %+v", j, got[k], w)
+					}
+				}
+			}
+		})
+	}
+}
