@@ -195,7 +195,7 @@ var full = faulty.Plan{Rules: []faulty.Rule{{Op: faulty.OpShardWrite | faulty.Op
 // can be deleted; an overwrite that failed leaves the old bytes. Once space
 // is back, writes work again.
 func TestDiskFullEndToEnd(t *testing.T) {
-	n := newDiskNode(t, "--probe-interval", "200ms")
+	n := newDiskNode(t, "--probe-interval", "200ms", "--scan-interval", "1s", "--heal-interval", "200ms")
 	n.start(t)
 	cl := n.client()
 	ctx := t.Context()
@@ -248,9 +248,22 @@ func TestDiskFullEndToEnd(t *testing.T) {
 	n.setFaults(t, map[string]faulty.Plan{"n1-d0": full})
 	more := []e2eArtifact{newArtifact("b0", 200<<10), newArtifact("b1", 4<<10)}
 	putAll(t, cl, "full", more)
-	// Space back: everything works.
+	// Space back: everything works, and the drive that was full gets
+	// what it missed: it then serves with two others gone.
 	n.setFaults(t, nil)
 	putAll(t, cl, "full", arts[:1])
+	checkAll(t, cl, "full", append(arts, more...))
+	waitFor(t, 60*time.Second, func() string {
+		if r := n.metric(t, "repairs_total", -1); r < float64(len(more)) {
+			return fmt.Sprintf("repairs_total %v, want at least %d", r, len(more))
+		}
+		if q := n.metric(t, "heal_queue", -1); q != 0 {
+			return fmt.Sprintf("heal queue %v", q)
+		}
+		return ""
+	})
+	off := faulty.Plan{Rules: []faulty.Rule{{Op: faulty.OpAll, Fault: faulty.Offline}}}
+	n.setFaults(t, map[string]faulty.Plan{"n1-d1": off, "n1-d2": off})
 	checkAll(t, cl, "full", append(arts, more...))
 }
 
