@@ -55,8 +55,19 @@ fuzz: ## run every fuzz target for FUZZTIME each (FUZZTIME=60s); plain go test r
 	    echo "== $$d $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s -parallel 1 $$d/; \
 	  done; done
 
-chaos: ## the long fault campaign: crash-consistency (300 iterations) and partition (150) suites; VAULT_CHAOS_ITERS=N to choose, VAULT_CHAOS_SEED to replay
+chaos: chaos-disk ## the long fault campaign: crash-consistency (300 iterations) and partition (150) suites, after chaos-disk; VAULT_CHAOS_ITERS=N to choose, VAULT_CHAOS_SEED to replay
 	VAULT_CHAOS_LONG=1 $(GO) test -count=1 -timeout 8h -v -run '^(TestCrashConsistency|TestPartitions)$$' ./chaos/
+
+.PHONY: chaos-disk
+DISK_ROUNDS ?= 300
+DISK_E2E_ROUNDS ?= 30
+chaos-disk: ## long disk-fault campaign: DISK_ROUNDS random rounds on the engine, DISK_E2E_ROUNDS on a real node (random seeds; VAULT_DISK_SEED replays), then every disk-fault test
+	VAULT_DISK_ROUNDS=$(DISK_ROUNDS) $(GO) test -count=1 -timeout 120m -v -run '^TestDiskFaultsRandom$$' ./engine/
+	$(GO) test -count=1 -timeout 30m -run '^TestDiskFaults$$' ./engine/
+	$(GO) test -count=1 -timeout 30m ./driver/faulty/
+	$(GO) test -count=1 -timeout 30m -run '^TestFullDisk$$' ./driver/local/
+	VAULT_DISK_E2E_ROUNDS=$(DISK_E2E_ROUNDS) $(GO) test -count=1 -timeout 120m -v -run '^TestDiskChaosEndToEnd$$' ./cmd/vaultd/
+	$(GO) test -count=1 -timeout 30m -v -run '^(TestFaultsHookRefused|TestDiskFullEndToEnd|TestDriveGoneEndToEnd|TestFsyncEIOEndToEnd|TestRealFullDiskEndToEnd|TestBandwidthCapEndToEnd|TestClusterDiskFullEndToEnd)$$' ./cmd/vaultd/
 
 lint: ## gofmt and go vet must be clean
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

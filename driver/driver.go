@@ -43,6 +43,10 @@ var (
 	ErrCorrupt = errors.New("driver: corrupt")
 	// ErrForeignDrive means the drive is formatted for another cluster.
 	ErrForeignDrive = errors.New("driver: drive belongs to another cluster")
+	// ErrNoSpace means the drive has no room for the write (a full file
+	// system or an exhausted quota). Nothing was changed; reads and
+	// deletes may still succeed.
+	ErrNoSpace = errors.New("driver: no space left on drive")
 )
 
 // DriveID names one drive in the cluster map. It is the only drive ID type

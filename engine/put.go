@@ -338,9 +338,24 @@ func (e *Engine) putShards(ctx context.Context, codec *erasure.Codec, drives []d
 		}
 	}
 	abortAll() // no-op for committed writers; interrupts stragglers
+	// A failed commit may still have left its file under the name (a
+	// directory fsync failing after the rename, a torn write). No record
+	// will name it on that drive: delete it, with the others if the put
+	// fails.
+	torn, anyTorn := make([]bool, n), false
+	for j := range n {
+		torn[j] = run(j) && done[j] && errs[j] != nil
+		anyTorn = anyTorn || torn[j]
+	}
 	if ok < wq {
+		for j := range n {
+			committed[j] = committed[j] || torn[j]
+		}
 		e.deleteShards(ctx, drives, shard, committed)
-		return 0, fmt.Errorf("%w: %d of %d shards committed, need %d", ErrWriteQuorum, ok, n, wq)
+		return 0, fmt.Errorf("%w: %d of %d shards committed, need %d: %w", ErrWriteQuorum, ok, n, wq, errors.Join(errs...))
+	}
+	if anyTorn {
+		e.deleteShards(ctx, drives, shard, torn)
 	}
 	return res.Size, nil
 }

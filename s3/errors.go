@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/s3/sigv4"
 	"github.com/vaultaire/vaultaire/tenant"
@@ -38,6 +39,7 @@ var (
 	ErrInternal              = &Error{http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again."}
 	ErrServiceUnavailable    = &Error{http.StatusServiceUnavailable, "ServiceUnavailable", "Please reduce your request rate or try again later."}
 	ErrSlowDown              = &Error{http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate."}
+	ErrInsufficientStorage   = &Error{http.StatusInsufficientStorage, "InsufficientStorage", "There is not enough storage space left to store the object. Delete objects or add capacity."}
 	ErrRequestTimeout        = &Error{http.StatusBadRequest, "RequestTimeout", "Your socket connection to the server was not read from or written to within the timeout period."}
 	ErrIncompleteBody        = &Error{http.StatusBadRequest, "IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header."}
 	ErrNoSuchBucket          = &Error{http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist."}
@@ -115,6 +117,12 @@ var errorTable = []struct {
 	{engine.ErrInvalidPart, ErrInvalidPart},
 	{engine.ErrInvalidPartOrder, ErrInvalidPartOrder},
 	{engine.ErrEntityTooSmall, ErrEntityTooSmall},
+	// A full drive is 507, not 503: SDKs (aws-sdk-go-v2, boto3, minio-go)
+	// retry 503 and SlowDown with backoff, resending the whole body to
+	// disks that refuse it again; they do not retry 507, so the client
+	// learns at once (MinIO answers a full backend with 507 too). Before
+	// ErrWriteQuorum, which wraps it.
+	{driver.ErrNoSpace, ErrInsufficientStorage},
 	{engine.ErrReadQuorum, ErrServiceUnavailable},
 	{engine.ErrWriteQuorum, ErrServiceUnavailable},
 	{engine.ErrMetadataUnavailable, ErrServiceUnavailable},

@@ -142,6 +142,8 @@ var awsCodes = map[string][]int{
 	"XAmzContentSHA256Mismatch": {400}, "NoSuchUpload": {404}, "InvalidPart": {400}, "InvalidPartOrder": {400},
 	"EntityTooSmall": {400}, "RequestHeaderSectionTooLarge": {400}, "InvalidPartNumber": {416},
 	"UnexpectedContent": {400}, "QuotaExceeded": {403},
+	// Not AWS's: drives too full to take the write (HTTP's 507, as MinIO).
+	"InsufficientStorage": {507},
 	// The admin API.
 	"TenantAlreadyExists": {409}, "NoSuchTenant": {404}, "TenantNotEmpty": {409}, "InvalidTenantName": {400},
 	"NotFound": {404},

@@ -80,6 +80,9 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer closeDrives()
+	if drives, err = wrapFaults(ctx, getenv, drives, log); err != nil { // test-only, see faults.go
+		return err
+	}
 	root, generated, err := rootCredentials(getenv, st.Dirs[0], true)
 	if err != nil {
 		return err

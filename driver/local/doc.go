@@ -36,6 +36,15 @@
 // or an index.db without format.json, is never formatted over. shards/ or
 // tmp/ removed under a running Driver are recreated by the next write.
 //
+// # Full drives
+//
+// ENOSPC and EDQUOT from shard writes, commits and record writes come back
+// wrapping driver.ErrNoSpace (and the errno), so the engine and the S3
+// layer can tell a full drive from a failing one. A full drive stays
+// online: Probe does not count a write probe that fails for want of space,
+// so the drive keeps serving reads and deletes (which free space) and its
+// writes succeed again as soon as there is room.
+//
 // # Durability
 //
 // Unless Config.NoSync is set, an acknowledged write is on stable storage:

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
@@ -420,4 +421,18 @@ func (d *Driver) Info(ctx context.Context) (driver.Info, error) {
 			Used:  uint64(used),
 		},
 	}, nil
+}
+
+// noSpace returns err marked with driver.ErrNoSpace if it is ENOSPC or
+// EDQUOT (a full file system or an exhausted quota), and err otherwise.
+func noSpace(err error) error {
+	if isNoSpace(err) && !errors.Is(err, driver.ErrNoSpace) {
+		return fmt.Errorf("%w: %w", driver.ErrNoSpace, err)
+	}
+	return err
+}
+
+// isNoSpace reports whether err is ENOSPC or EDQUOT.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }

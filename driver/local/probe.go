@@ -138,6 +138,10 @@ func (d *Driver) writeProbe() error {
 			f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		}
 	}
+	if isNoSpace(err) {
+		d.log.Warn("drive full", "err", err)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("write probe: %w", err)
 	}
@@ -150,6 +154,13 @@ func (d *Driver) writeProbe() error {
 	}
 	if rerr := os.Remove(path); err == nil && !errors.Is(rerr, fs.ErrNotExist) {
 		err = rerr
+	}
+	if isNoSpace(err) {
+		// A full drive still serves reads and deletes (which free
+		// space): it stays online and its writes fail with
+		// driver.ErrNoSpace.
+		d.log.Warn("drive full", "err", err)
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("write probe: %w", err)

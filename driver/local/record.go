@@ -73,7 +73,7 @@ func (d *Driver) PutRecord(ctx context.Context, r driver.Record) (prev driver.Re
 		err = opErr
 	}
 	if err != nil {
-		return driver.Record{}, false, fmt.Errorf("driver/local: put record version %v: %w", r.Version, err)
+		return driver.Record{}, false, fmt.Errorf("driver/local: put record version %v: %w", r.Version, noSpace(err))
 	}
 	return prev, ok, nil
 }
@@ -140,7 +140,7 @@ func (d *Driver) DeleteRecord(ctx context.Context, key string, v driver.Version)
 		err = opErr
 	}
 	if err != nil {
-		return fmt.Errorf("driver/local: delete record version %v: %w", v, err)
+		return fmt.Errorf("driver/local: delete record version %v: %w", v, noSpace(err))
 	}
 	return nil
 }

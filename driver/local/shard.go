@@ -56,7 +56,7 @@ func (d *Driver) CreateShard(ctx context.Context, s driver.Shard) (driver.ShardW
 		f, err = createTemp(tmp, false)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("driver/local: create shard %04x/%s: %w", s.PG, s.Name, err)
+		return nil, fmt.Errorf("driver/local: create shard %04x/%s: %w", s.PG, s.Name, noSpace(err))
 	}
 	w := &shardWriter{d: d, ctx: ctx, s: s, f: f, tmp: f.Name()}
 	w.odirect = direct
@@ -157,7 +157,7 @@ type shardWriter struct {
 }
 
 func (w *shardWriter) errorf(op string, err error) error {
-	return fmt.Errorf("driver/local: %s shard %04x/%s: %w", op, w.s.PG, w.s.Name, err)
+	return fmt.Errorf("driver/local: %s shard %04x/%s: %w", op, w.s.PG, w.s.Name, noSpace(err))
 }
 
 // Write appends p to the shard. It fails once the drive is closed, the ctx

@@ -73,6 +73,7 @@
 //	corrupt        422  driver.ErrCorrupt (also: shard upload trailer mismatch)
 //	foreign_drive  500  driver.ErrForeignDrive
 //	unexpected_eof 502  io.ErrUnexpectedEOF (shard read trailer only)
+//	no_space       507  driver.ErrNoSpace (the drive is full)
 //	no_drive       404  driver.ErrOffline: the peer does not serve that drive
 //	unauthorized   401  ErrUnauthorized and driver.ErrOffline
 //	bad_request    400  plain error

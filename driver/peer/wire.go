@@ -37,6 +37,7 @@ const (
 	codeUnauthorized  = "unauthorized"
 	codeBadRequest    = "bad_request"
 	codeInternal      = "internal"
+	codeNoSpace       = "no_space"
 )
 
 // errorCodes maps sentinel errors to codes and statuses, in the order they
@@ -53,6 +54,7 @@ var errorCodes = []struct {
 	{driver.ErrCorrupt, codeCorrupt, http.StatusUnprocessableEntity},
 	{driver.ErrForeignDrive, codeForeignDrive, http.StatusInternalServerError},
 	{io.ErrUnexpectedEOF, codeUnexpectedEOF, http.StatusBadGateway},
+	{driver.ErrNoSpace, codeNoSpace, http.StatusInsufficientStorage},
 	{context.Canceled, codeOffline, http.StatusServiceUnavailable},
 	{context.DeadlineExceeded, codeOffline, http.StatusServiceUnavailable},
 }
