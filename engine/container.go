@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // CreateContainer creates a container owned by tenant. It fails with
@@ -16,7 +17,54 @@ func (e *Engine) CreateContainer(ctx context.Context, tenant, name string) error
 	if err := validContainer(name); err != nil {
 		return err
 	}
+	start := e.cfg.Now()
+	if _, err := e.cfg.Containers.Container(ctx, tenant, name); err == nil {
+		return fmt.Errorf("%w: %s", ErrContainerExists, name)
+	}
+	// A new container starts empty, whatever an earlier one of the same
+	// name (of this tenant, or of a deleted tenant of the same name) left.
+	if err := e.sweepContainer(ctx, tenant, name, start); err != nil {
+		return err
+	}
 	return e.cfg.Containers.CreateContainer(ctx, ContainerInfo{Tenant: tenant, Name: name, Created: e.cfg.Now()})
+}
+
+// sweepContainer deletes the artifacts modified before cutoff that are
+// listed under a container that does not exist (any more, or yet). A
+// deleted container can leave some: a PUT that had checked the container
+// before its deletion and committed after the emptiness check, on any
+// node. DeleteContainer sweeps once the deletion has reached every node
+// (so no later PUT can pass that check), and CreateContainer sweeps before
+// it creates, for what a crash or a node cut off during the deletion
+// left. The sweep stops as soon as the container exists again (a create
+// elsewhere won; it swept for itself), and the cutoff spares what was
+// written into such a new container meanwhile.
+func (e *Engine) sweepContainer(ctx context.Context, tenant, name string, cutoff time.Time) error {
+	if e.cfg.Topology.Map() == nil {
+		return nil // no map yet: nothing can have been stored
+	}
+	after := ""
+	for {
+		if _, err := e.cfg.Containers.Container(ctx, tenant, name); err == nil {
+			return nil
+		}
+		res, err := e.list(ctx, tenant, name, ListOptions{After: after, Limit: 1000})
+		if err != nil {
+			return fmt.Errorf("engine: sweep container %s: %w", name, err)
+		}
+		for _, a := range res.Artifacts {
+			if !a.Modified.Before(cutoff) {
+				continue
+			}
+			if err := e.tombstone(ctx, tenant, name, a.Key); err != nil {
+				return fmt.Errorf("engine: sweep container %s: %w", name, err)
+			}
+		}
+		if len(res.Artifacts) == 0 || !res.Truncated {
+			return nil
+		}
+		after = res.Artifacts[len(res.Artifacts)-1].Key
+	}
 }
 
 // DeleteContainer deletes an empty container. It fails with
@@ -51,7 +99,15 @@ func (e *Engine) DeleteContainer(ctx context.Context, tenant, name string) error
 			return fmt.Errorf("%w: delete container %s: uploads listed but not readable", ErrReadQuorum, name)
 		}
 	}
-	return e.cfg.Containers.DeleteContainer(ctx, tenant, name)
+	if err := e.cfg.Containers.DeleteContainer(ctx, tenant, name); err != nil {
+		return err
+	}
+	// Best effort: a failure leaves the rest to the next CreateContainer of
+	// the name.
+	if err := e.sweepContainer(ctx, tenant, name, e.cfg.Now()); err != nil {
+		e.log.Warn("engine: sweep a deleted container", "tenant", tenant, "container", name, "err", err)
+	}
+	return nil
 }
 
 // Container returns a container of tenant, or ErrNoSuchContainer.

@@ -33,6 +33,9 @@ var (
 func (h *histTopo) Map() *placement.Map {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if len(h.maps) == 0 {
+		return nil // before the first map, as cluster's Topology
+	}
 	return h.maps[0]
 }
 

@@ -138,6 +138,11 @@ func (e *Engine) List(ctx context.Context, tenant, container string, opts ListOp
 	if err := e.checkContainer(ctx, tenant, container); err != nil {
 		return ListResult{}, err
 	}
+	return e.list(ctx, tenant, container, opts)
+}
+
+// list is List without the check that the container exists.
+func (e *Engine) list(ctx context.Context, tenant, container string, opts ListOptions) (ListResult, error) {
 	limit := opts.Limit
 	if limit <= 0 {
 		limit = 1000

@@ -390,6 +390,12 @@ func (e *Engine) Delete(ctx context.Context, tenant, container, key string) erro
 	if err := e.checkContainer(ctx, tenant, container); err != nil {
 		return err
 	}
+	return e.tombstone(ctx, tenant, container, key)
+}
+
+// tombstone writes the deletion of key, whether or not its container
+// exists (sweepContainer removes what a deleted container left).
+func (e *Engine) tombstone(ctx context.Context, tenant, container, key string) error {
 	m := e.cfg.Topology.Map()
 	pg := m.PGOf(tenant, container, key)
 	drives, _ := e.pgDrives(m, pg)
