@@ -1,0 +1,82 @@
+// Package remote implements driver.Driver on one bucket (or bucket and key
+// prefix) of an S3-compatible service (Quotaless, Lyve Cloud, B2, Wasabi,
+// MinIO, another Vaultaire), through aws-sdk-go-v2. It may import driver and
+// the AWS SDK, nothing else of this module.
+//
+// # Layout
+//
+// Under the prefix P, everything the driver needs lives in the bucket, so a
+// new Driver on an existing bucket and prefix (another node adopting the
+// drive) sees every committed shard and record:
+//
+//	P/format.json                          {"version":1,"cluster_id":...,"drive_id":...}
+//	P/log/<seq>-<instance>                 group-commit objects: an index of mutations + small shard bytes
+//	P/obj/<pg>/<name>-<seq>-<instance>     large shards, one object each (multipart above PartSize)
+//
+// <seq> is 16 hex digits, increasing within an instance and, since an
+// instance starts past every sequence it found in the bucket, across
+// instances; <instance> is random per Open, so two instances never
+// overwrite each other's objects. Record keys and shard names never become
+// anything but bytes inside log objects, except the validated hex shard name
+// in a large shard's object key.
+//
+// A log object is
+//
+//	"VLTLOG01" | uint32 index length | uint64 XXH3 of the index | index | data
+//
+// The index lists mutations in order: record puts (key, version, data),
+// record deletes (key, the version deleted), shard puts (inline: offset and
+// length in the data section; or the key and size of a large shard's
+// object) and shard deletes. Open lists P/log/, reads each object's index
+// with one ranged GET (two if it is large) and replays them in sequence
+// order, last-writer-wins by Version for records, so the in-memory index is
+// what was acknowledged. Shard bytes are not read at Open.
+//
+// # Group commit and request economy
+//
+// Every mutation (PutRecord, DeleteRecord, a small shard's Commit, the
+// pointer to a large shard's object, DeleteShard) is queued; one flusher
+// writes all queued mutations as one log object with one PUT, then applies
+// them to the in-memory index and acknowledges them. So concurrent calls
+// share a request, and a shard of at most SmallShardMax bytes costs no
+// request of its own: its bytes ride in the log object. Reads of records
+// (GetRecord, ListRecords) and Info are answered from memory and cost no
+// request; a shard read is one ranged GET. Large shards are streamed: each
+// writer buffers at most PartSize bytes, sent with one PUT when the shard
+// ends there and as multipart parts otherwise. Replaced and deleted large
+// shard objects are removed with a DELETE; objects under P/obj/ that the
+// index does not reference (a crash between upload and commit) are removed
+// at Open. Every HTTP attempt is counted in Stats (requests by method,
+// bytes sent and received).
+//
+// Not yet done: compaction of log objects that hold mostly dead shard
+// bytes, and a snapshot of the index to shorten Open's replay; incomplete
+// multipart uploads of a crashed writer are left to the bucket's lifecycle
+// rule (AbortIncompleteMultipartUpload).
+//
+// # A bad provider
+//
+// Each call is bounded by Config.OpTimeout (all attempts), each attempt's
+// wait for response headers by Config.AttemptTimeout, and each Read of a
+// shard stream by Config.ProgressTimeout. Failed attempts on 5xx, 429,
+// SlowDown, throttling and connection errors are retried by the SDK's
+// standard retryer with exponential backoff and full jitter (no client-side
+// retry quota); a shard stream cut mid-body resumes with a ranged GET from
+// where it stopped. At most Config.MaxConcurrent requests are in flight.
+// A circuit breaker counts calls that failed after their retries: after
+// Config.BreakerThreshold in a row it opens and every call that needs the
+// backend fails at once with driver.ErrOffline (as does Info, the health
+// check); after a cooldown (doubling up to Config.BreakerMaxCooldown) one
+// call or a background probe (a HEAD of format.json) is let through, and
+// its success closes the breaker. Record reads keep being served from
+// memory while the breaker is open.
+//
+// # Durability
+//
+// A mutation is acknowledged only after the PUT of its log object
+// succeeded (and a large shard's object before that). A call that failed
+// may still have reached the bucket (a PUT whose answer was lost), so after
+// a restart an unacknowledged mutation can appear, as with a local drive's
+// interrupted write; the engine treats such writes as failed and cleans up.
+// Only one Driver instance may write a bucket prefix at a time.
+package remote
