@@ -205,7 +205,7 @@ type Driver struct {
 	closing     chan struct{}
 	closeCtx    context.Context // cancelled by Close
 	closeCancel context.CancelFunc
-	bg        sync.WaitGroup
+	bg          sync.WaitGroup
 
 	// loaded is set once the index has been read from the bucket;
 	// until then every call is driver.ErrOffline (loadErr says why).
@@ -220,9 +220,9 @@ type Driver struct {
 	recBytes int64
 	shBytes  int64
 
-	cmu     sync.Mutex // guards queue and flushing
-	queue   []*op
-	qbytes  int64
+	cmu      sync.Mutex // guards queue and flushing
+	queue    []*op
+	qbytes   int64
 	flushing bool
 }
 
