@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,9 @@ type Faults struct {
 	// LostAnswerRate: the request is forwarded and takes effect, then the
 	// connection is reset instead of answering.
 	LostAnswerRate float64
+	// CutRate: the request is forwarded and the answer's body is cut
+	// after about half of it (the connection is dropped).
+	CutRate float64
 	// Outage: every connection is reset as soon as it is accepted.
 	Outage bool
 	// TrickleBPS, if positive, sends response bodies at about this many
@@ -52,7 +56,7 @@ type Faults struct {
 
 // Counts are what the proxy has done.
 type Counts struct {
-	Requests, Forwarded, Resets, Errors, Throttled, LostAnswers, Refused int64
+	Requests, Forwarded, Resets, Errors, Throttled, LostAnswers, Cuts, Refused int64
 }
 
 // Proxy is a running fault-injecting proxy.
@@ -68,7 +72,7 @@ type Proxy struct {
 	rng     *rand.Rand
 	changed chan struct{} // closed and replaced on every Set
 
-	requests, forwarded, resets, errs, throttled, lost, refused atomic.Int64
+	requests, forwarded, resets, errs, throttled, lost, cuts, refused atomic.Int64
 }
 
 // Start starts a proxy to target ("http://host:port") on a free loopback
@@ -121,7 +125,7 @@ func (p *Proxy) Faults() Faults {
 
 // Counts returns what the proxy has done so far.
 func (p *Proxy) Counts() Counts {
-	return Counts{p.requests.Load(), p.forwarded.Load(), p.resets.Load(), p.errs.Load(), p.throttled.Load(), p.lost.Load(), p.refused.Load()}
+	return Counts{p.requests.Load(), p.forwarded.Load(), p.resets.Load(), p.errs.Load(), p.throttled.Load(), p.lost.Load(), p.cuts.Load(), p.refused.Load()}
 }
 
 // Close stops the proxy and closes its connections.
@@ -135,7 +139,7 @@ func (p *Proxy) Close() error {
 
 // draw returns the faults and which of the rate-based faults hit this
 // request.
-func (p *Proxy) draw() (f Faults, reset, fail, throttle, lose bool, coin bool) {
+func (p *Proxy) draw() (f Faults, reset, fail, throttle, lose, cut, coin bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	f = p.faults
@@ -143,6 +147,7 @@ func (p *Proxy) draw() (f Faults, reset, fail, throttle, lose bool, coin bool) {
 	fail = p.rng.Float64() < f.ErrorRate
 	throttle = p.rng.Float64() < f.ThrottleRate
 	lose = p.rng.Float64() < f.LostAnswerRate
+	cut = p.rng.Float64() < f.CutRate
 	coin = p.rng.IntN(2) == 0
 	return
 }
@@ -162,7 +167,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	f, reset, fail, throttle, lose, coin := p.draw()
+	f, reset, fail, throttle, lose, cut, coin := p.draw()
 	if f.Latency > 0 {
 		t := time.NewTimer(f.Latency)
 		select {
@@ -207,6 +212,11 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		p.rp.ServeHTTP(rec, r)
 		resetConn(w)
 		return
+	case cut:
+		p.cuts.Add(1)
+		p.forwarded.Add(1)
+		p.rp.ServeHTTP(&cutter{ResponseWriter: w}, r)
+		return
 	}
 	p.forwarded.Add(1)
 	p.rp.ServeHTTP(w, r)
@@ -237,6 +247,35 @@ func resetConn(w http.ResponseWriter) {
 		tc.SetLinger(0)
 	}
 	c.Close()
+}
+
+// cutter passes on about half of a response body, then drops the
+// connection.
+type cutter struct {
+	http.ResponseWriter
+	left int64 // bytes still passed on; -1 until the headers are written
+	set  bool
+}
+
+func (c *cutter) WriteHeader(status int) {
+	n, _ := strconv.ParseInt(c.Header().Get("Content-Length"), 10, 64)
+	c.left, c.set = n/2, true
+	c.ResponseWriter.WriteHeader(status)
+}
+
+func (c *cutter) Write(b []byte) (int, error) {
+	if !c.set {
+		c.WriteHeader(http.StatusOK)
+	}
+	if int64(len(b)) > c.left {
+		c.ResponseWriter.Write(b[:c.left])
+		if f, ok := c.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+		panic(http.ErrAbortHandler)
+	}
+	c.left -= int64(len(b))
+	return c.ResponseWriter.Write(b)
 }
 
 // discard is a ResponseWriter that drops the answer.

@@ -49,6 +49,7 @@ func TestFaults(t *testing.T) {
 		{"reset", Faults{ResetRate: 1}, 0, "", false, 0},
 		{"lost answer", Faults{LostAnswerRate: 1}, 0, "", true, 0},
 		{"outage", Faults{Outage: true}, 0, "", false, 0},
+		{"cut", Faults{CutRate: 1}, 0, "", true, 0},
 		{"trickle", Faults{TrickleBPS: 4000}, 200, "xxxx", true, 300 * time.Millisecond},
 	}
 	for _, tt := range tests {
@@ -98,7 +99,7 @@ func TestFaults(t *testing.T) {
 	if s := <-done; s != 200 {
 		t.Errorf("after the hang ended: status %d", s)
 	}
-	if c := p.Counts(); c.Resets != 1 || c.LostAnswers != 1 || c.Errors != 2 || c.Throttled != 20 {
+	if c := p.Counts(); c.Resets != 1 || c.LostAnswers != 1 || c.Errors != 2 || c.Throttled != 20 || c.Cuts != 1 {
 		t.Errorf("counts %+v", c)
 	}
 }
