@@ -33,7 +33,9 @@ func version(n uint64) driver.Version {
 	return v
 }
 
-func shard(i int) driver.Shard { return driver.Shard{PG: uint32(i % 7), Name: fmt.Sprintf("%016x", 0xb0000000+i)} }
+func shard(i int) driver.Shard {
+	return driver.Shard{PG: uint32(i % 7), Name: fmt.Sprintf("%016x", 0xb0000000+i)}
+}
 
 func writeShard(ctx context.Context, d driver.Driver, s driver.Shard, data []byte) error {
 	w, err := d.CreateShard(ctx, s)
