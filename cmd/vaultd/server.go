@@ -50,6 +50,8 @@ type serverFlags struct {
 	scrubPeriod   time.Duration // a full scrub pass over each local drive
 	scrubRate     byteSize      // at most this many bytes/s scrubbed per drive
 	eventsParquet bool
+
+	remoteSpecs []remoteSpec // parsed --remote (remote.go)
 }
 
 func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
@@ -82,7 +84,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert; reloaded on SIGHUP")
 	fs.StringVar(&f.s3HTTP, "s3-http", "", "with --tls-cert: also serve S3 over plain HTTP on this address (for health checks; it serves every request, so bind it where only trusted clients reach)")
 	fs.BoolVar(&f.eventsParquet, "events-parquet", false, "also convert each rotated access and transaction log file into a Parquet file beside it")
-	fs.Func("remote", "remote S3 backend NAME=URL (not yet available)", func(v string) error {
+	fs.Func("remote", "remote S3 drive NAME=https://host[:port]/bucket[/prefix]?region=R (repeatable; single node; keys from VAULT_REMOTE_<NAME>_ACCESS_KEY/_SECRET_KEY or the mode-0600 JSON file VAULT_REMOTE_<NAME>_CREDENTIALS)", func(v string) error {
 		f.remotes = append(f.remotes, v)
 		return nil
 	})
@@ -92,8 +94,8 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if len(f.remotes) > 0 {
-		return nil, errors.New("--remote drives are not yet available")
+	if err := f.parseRemotes(); err != nil {
+		return nil, err
 	}
 	for flag, d := range map[string]time.Duration{"--scan-interval": f.scanInterval, "--heal-interval": f.healInterval, "--probe-interval": f.probeInterval, "--scrub-period": f.scrubPeriod} {
 		if d <= 0 {
@@ -159,6 +161,8 @@ type nodeState struct {
 	Dirs      []string `json:"dirs"`   // absolute data directories
 	Policy    string   `json:"policy"`
 	PGs       int      `json:"pgs"`
+
+	Remotes []string `json:"remotes,omitempty"` // --remote names, in flag order (remote.go)
 }
 
 // rootFile holds generated root credentials when none come from the
@@ -278,16 +282,19 @@ func openDrives(ctx context.Context, f *serverFlags, log *slog.Logger) (map[plac
 		return nil, nil, nil, nil, fmt.Errorf("read %s: %w", statePath, err)
 	}
 	if !exists {
-		pol, err := placement.DefaultPolicy(len(dirs))
+		pol, err := placement.DefaultPolicy(len(dirs) + len(f.remoteSpecs))
 		if err != nil {
 			return nil, nil, nil, nil, err
 		}
-		st = nodeState{ClusterID: randomString(16, "abcdef0123456789"), Node: f.name, Dirs: dirs, Policy: pol.String(), PGs: placement.DefaultPGCount}
+		st = nodeState{ClusterID: randomString(16, "abcdef0123456789"), Node: f.name, Dirs: dirs, Policy: pol.String(), PGs: placement.DefaultPGCount, Remotes: remoteNames(f.remoteSpecs)}
 		for i := range dirs {
 			st.Drives = append(st.Drives, fmt.Sprintf("%s-d%d", st.Node, i))
 		}
 	} else if !slices.Equal(st.Dirs, dirs) {
 		return nil, nil, nil, nil, fmt.Errorf("this node was created with --data %s; start it with the same directories in the same order", strings.Join(st.Dirs, ","))
+	}
+	if err := checkRemotes(&st, f.remoteSpecs); err != nil {
+		return nil, nil, nil, nil, err
 	}
 	var pol placement.Policy
 	if _, err := fmt.Sscanf(st.Policy, "%d+%d", &pol.Data, &pol.Parity); err != nil {
@@ -317,6 +324,10 @@ func openDrives(ctx context.Context, f *serverFlags, log *slog.Logger) (map[plac
 		closers = append(closers, d.Close)
 		drives[id] = d
 		pdrives = append(pdrives, placement.Drive{ID: id, Node: placement.NodeID(st.Node), Class: placement.ClassLocal})
+	}
+	if pdrives, err = attachRemotes(ctx, f.remoteSpecs, &st, drives, pdrives, &closers, log); err != nil {
+		closeAll()
+		return nil, nil, nil, nil, err
 	}
 	m, err := placement.NewMap(pdrives, pol, st.PGs, 1)
 	if err != nil {
@@ -348,6 +359,9 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	log, err := newLogger(f.logLevel, stderr)
 	if err != nil {
+		return err
+	}
+	if err := loadRemoteCredentials(f.remoteSpecs, getenv); err != nil {
 		return err
 	}
 	var certs *certReloader // nil: plain HTTP
@@ -502,7 +516,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	go store.RunScanner(hctx, eng, f.scanInterval, log.With("component", "scan"))
 	go runProbes(hctx, drives, f.probeInterval, log.With("component", "probe"))
 	// Each node scrubs its own drives, in every mode.
-	scrub, err := eng.NewScrubber(engine.ScrubConfig{Drives: drives, Period: f.scrubPeriod, Rate: int64(f.scrubRate), Logger: log.With("component", "scrub")})
+	scrub, err := eng.NewScrubber(engine.ScrubConfig{Drives: scrubbed(drives, m), Period: f.scrubPeriod, Rate: int64(f.scrubRate), Logger: log.With("component", "scrub")})
 	if err != nil {
 		return err
 	}

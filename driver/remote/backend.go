@@ -143,6 +143,7 @@ type backend struct {
 	timeout time.Duration
 	cnt     *counters
 	closed  <-chan struct{}
+	lastOK  atomic.Int64 // unix nanoseconds of the last answered call
 }
 
 // errBreakerOpen is the cause of calls refused while the breaker is open.
@@ -189,10 +190,10 @@ func (b *backend) acquire(ctx context.Context, what string) (release func(), tri
 func (b *backend) outcome(ctx context.Context, what string, trial bool, err error) error {
 	switch {
 	case err == nil:
-		b.br.success(trial)
+		b.answered(trial)
 		return nil
 	case isNotFound(err):
-		b.br.success(trial)
+		b.answered(trial)
 		return fmt.Errorf("%s: %w", what, driver.ErrNotFound)
 	case ctx.Err() != nil:
 		b.br.release(trial)
@@ -201,6 +202,12 @@ func (b *backend) outcome(ctx context.Context, what string, trial bool, err erro
 	b.cnt.failures.Add(1)
 	b.br.failure(trial)
 	return fmt.Errorf("%w: %s: %w", driver.ErrOffline, what, err)
+}
+
+// answered records a call the backend answered.
+func (b *backend) answered(trial bool) {
+	b.lastOK.Store(time.Now().UnixNano())
+	b.br.success(trial)
 }
 
 // isNotFound reports a missing object or upload.
@@ -341,7 +348,7 @@ func (r *rangeReader) open() error {
 		release()
 		return r.b.outcome(r.ctx, "get "+r.key, trial, err)
 	}
-	r.b.br.success(trial)
+	r.b.answered(trial)
 	r.body, r.cancel, r.release = resp.Body, cancel, release
 	return nil
 }

@@ -552,7 +552,9 @@ func (d *Driver) Info(ctx context.Context) (driver.Info, error) {
 
 // Probe checks the backend with a HEAD of format.json (loading the index
 // first if Attach could not) and closes the circuit breaker when it
-// answers.
+// answers. While the breaker is closed and the backend answered a call in
+// the last ProbeQuiet, it sends nothing: a periodic health check costs no
+// requests on a busy drive.
 func (d *Driver) Probe(ctx context.Context) error {
 	select {
 	case <-d.closing:
@@ -561,6 +563,9 @@ func (d *Driver) Probe(ctx context.Context) error {
 	}
 	if !d.loaded.Load() {
 		return d.load(ctx)
+	}
+	if !d.be.br.isOpen() && time.Since(time.Unix(0, d.be.lastOK.Load())) < ProbeQuiet {
+		return nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout)
 	defer cancel()
@@ -574,9 +579,12 @@ func (d *Driver) Probe(ctx context.Context) error {
 	if d.be.br.isOpen() {
 		d.log.Info("remote drive: backend answers again; circuit breaker closed")
 	}
-	d.be.br.success(true)
+	d.be.answered(true)
 	return nil
 }
+
+// ProbeQuiet is how recent an answered call makes Probe skip its HEAD.
+const ProbeQuiet = 30 * time.Second
 
 // probeLoop loads an offline drive and probes an open breaker, at the
 // breaker's cooldown, until Close.
