@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/vaultaire/vaultaire/internal/faultproxy"
+	"github.com/vaultaire/vaultaire/internal/testnode"
+)
+
+// remoteNode is a single node started in-process with --remote drives.
+type remoteNode struct {
+	s3Addr   string
+	out, err *syncBuffer
+	stop     func() error
+}
+
+// startRemoteNode runs `vaultd server` with args until stop is called (or
+// the test ends), and waits until it serves.
+func startRemoteNode(t *testing.T, args []string, env map[string]string) (*remoteNode, error) {
+	t.Helper()
+	n := &remoteNode{s3Addr: freePort(t), out: &syncBuffer{}, err: &syncBuffer{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	full := append([]string{"server", "--name", "solo", "--s3", n.s3Addr, "--raft", freePort(t), "--log-level", "info", "--probe-interval", "200ms"}, args...)
+	go func() { done <- run(ctx, full, func(k string) string { return env[k] }, n.out, n.err) }()
+	stopped := false
+	var exitErr error
+	n.stop = func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			select {
+			case exitErr = <-done:
+			case <-time.After(30 * time.Second):
+				exitErr = errors.New("server did not stop within 30s")
+			}
+		}
+		return exitErr
+	}
+	t.Cleanup(func() {
+		if err := n.stop(); err != nil {
+			t.Errorf("server exit: %v", err)
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			stopped = true // the caller gets the error
+			return nil, fmt.Errorf("server exited: %v\n%s", err, tail(n.err.String(), 4<<10))
+		default:
+		}
+		if resp, err := http.Get("http://" + n.s3Addr + "/_vault/health"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return n, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, errors.New("node not healthy after 60s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func remoteTestClient(endpoint, ak, sk string) *awss3.Client {
+	return awss3.New(awss3.Options{
+		BaseEndpoint: aws.String(endpoint), Region: "us-east-1", UsePathStyle: true,
+		Credentials:                credentials.NewStaticCredentialsProvider(ak, sk, ""),
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+	})
+}
+
+// TestRemoteDrives: a single node with 4 local drives and 2 remote drives
+// (two buckets of a second Vaultaire, behind a fault proxy) stores
+// artifacts byte-identical, puts shards in the remote buckets, and still
+// serves every artifact with the remote backend down (4+2: the two remote
+// shards of a stripe are its parity budget). The secret keys never show in
+// the node's output.
+func TestRemoteDrives(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two servers")
+	}
+	backend := testnode.Start(t, nil)
+	const rak, rsk = "ALICEKEY", "alicesecret"
+	bc := remoteTestClient(backend.Endpoint, rak, rsk)
+	ctx := t.Context()
+	for _, b := range []string{"cold1", "cold2"} {
+		if _, err := bc.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := faultproxy.Start(backend.Endpoint, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+
+	dir := t.TempDir()
+	credFile := filepath.Join(dir, "cold2.json")
+	if err := os.WriteFile(credFile, []byte(`{"access_key":"ALICEKEY","secret_key":"alicesecret"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := map[string]string{"VAULT_ROOT_ACCESS_KEY": "REMOTEROOTKEY", "VAULT_ROOT_SECRET_KEY": "remote-root-secret-1"}
+	env := map[string]string{
+		"VAULT_REMOTE_COLD1_ACCESS_KEY": rak, "VAULT_REMOTE_COLD1_SECRET_KEY": rsk,
+		"VAULT_REMOTE_COLD2_CREDENTIALS": credFile,
+	}
+	for k, v := range root {
+		env[k] = v
+	}
+	data := strings.Join([]string{dir + "/a", dir + "/b", dir + "/c", dir + "/d"}, ",")
+	args := []string{"--data", data,
+		"--remote", "cold1=" + p.URL + "/cold1?region=us-east-1",
+		"--remote", "COLD2=" + p.URL + "/cold2/some/prefix"}
+
+	// A world-readable credentials file is refused.
+	if _, err := startRemoteNode(t, args, env); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("start with a 0644 credentials file: %v, want a refusal", err)
+	}
+	if err := os.Chmod(credFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, err := startRemoteNode(t, args, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(n.out.String(), "erasure coding 4+2") {
+		t.Errorf("node banner does not show 4+2 over 6 drives:\n%s", n.out.String())
+	}
+	cl := remoteTestClient("http://"+n.s3Addr, root["VAULT_ROOT_ACCESS_KEY"], root["VAULT_ROOT_SECRET_KEY"])
+	if _, err := cl.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("hot")}); err != nil {
+		t.Fatal(err)
+	}
+	sizes := []int{0, 1000, 100 << 10, 300 << 10, 3<<20 + 7, 20 << 20}
+	bodies := map[string][]byte{}
+	for i, size := range sizes {
+		key := fmt.Sprintf("art-%d", i)
+		bodies[key] = bytes.Repeat([]byte{byte(i + 1), byte(i * 7), 3}, size/3+1)[:size]
+		if _, err := cl.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("hot"), Key: aws.String(key), Body: bytes.NewReader(bodies[key])}); err != nil {
+			t.Fatalf("PUT %s: %v", key, err)
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		for key, want := range bodies {
+			start := time.Now()
+			out, err := cl.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("hot"), Key: aws.String(key)})
+			if err != nil {
+				t.Errorf("%s: GET %s: %v", when, key, err)
+				continue
+			}
+			got, err := io.ReadAll(out.Body)
+			out.Body.Close()
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s: GET %s: %d bytes (want %d), %v", when, key, len(got), len(want), err)
+			}
+			t.Logf("%s: GET %s (%d bytes) took %v", when, key, len(want), time.Since(start))
+		}
+	}
+	check("remote up")
+	// The remote buckets received their shards (log objects; large shards
+	// as objects of their own) under their prefixes.
+	for b, prefix := range map[string]string{"cold1": "", "cold2": "some/prefix/"} {
+		out, err := bc.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String(b)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs, objs int
+		for _, o := range out.Contents {
+			k := aws.ToString(o.Key)
+			if !strings.HasPrefix(k, prefix) {
+				t.Errorf("bucket %s: object %s outside the prefix %q", b, k, prefix)
+			}
+			switch {
+			case strings.HasPrefix(k, prefix+"log/"):
+				logs++
+			case strings.HasPrefix(k, prefix+"obj/"):
+				objs++
+			}
+		}
+		t.Logf("bucket %s: %d log objects, %d shard objects", b, logs, objs)
+		if logs == 0 {
+			t.Errorf("bucket %s: no log objects", b)
+		}
+	}
+	resp, err := http.Get("http://" + n.s3Addr + "/_vault/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `drive="remote-cold1",node="solo"`) && !bytes.Contains(metrics, []byte(`class="remote",drive="remote-cold1"`)) {
+		t.Errorf("metrics do not show remote-cold1 as a remote drive")
+	}
+
+	// The remote backend goes away: every artifact is still served.
+	p.Set(faultproxy.Faults{Outage: true})
+	check("remote down")
+	p.Set(faultproxy.Faults{})
+	check("remote back")
+
+	// A restart with another set of remotes is refused: it would re-place
+	// every artifact.
+	if err := n.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := startRemoteNode(t, args[:4], env); err == nil || !strings.Contains(err.Error(), "--remote") {
+		t.Errorf("restart without one of the remotes: %v, want a refusal", err)
+	}
+	// The same flags start again and serve everything (the remote
+	// drives' indexes come back from their buckets).
+	n2, err := startRemoteNode(t, args, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl = remoteTestClient("http://"+n2.s3Addr, root["VAULT_ROOT_ACCESS_KEY"], root["VAULT_ROOT_SECRET_KEY"])
+	check("restarted")
+	for _, out := range []string{n.out.String(), n.err.String(), n2.out.String(), n2.err.String()} {
+		if strings.Contains(out, rsk) {
+			t.Errorf("a remote secret key appears in the node's output")
+		}
+	}
+}
