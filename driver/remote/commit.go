@@ -10,11 +10,14 @@ import (
 
 // op is one queued mutation and, once done is closed, its outcome.
 type op struct {
-	e    entry // recDel: version is the one asked for (zero: any)
-	prev driver.Record
-	ok   bool
-	err  error
-	done chan struct{}
+	e entry // recDel: version is the one asked for (zero: any)
+	// onlyIf, for a shard put by compaction, is where the shard must
+	// still be for the put to apply (errMoved otherwise).
+	onlyIf *shardLoc
+	prev   driver.Record
+	ok     bool
+	err    error
+	done   chan struct{}
 }
 
 func (o *op) cost() int64 { return int64(len(o.e.key) + len(o.e.data) + 64) }
@@ -22,21 +25,42 @@ func (o *op) cost() int64 { return int64(len(o.e.key) + len(o.e.data) + 64) }
 // submit queues o for the next log object and waits for its outcome or
 // ctx. A caller that gives up on ctx may still see its mutation applied.
 func (d *Driver) submit(ctx context.Context, o *op) error {
-	o.done = make(chan struct{})
-	d.cmu.Lock()
-	d.queue = append(d.queue, o)
-	d.qbytes += o.cost()
-	if !d.flushing {
-		d.flushing = true
-		d.bg.Go(d.flushLoop)
-	}
-	d.cmu.Unlock()
+	d.enqueue(o)
 	select {
 	case <-o.done:
 		return o.err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// submitAll queues ops together, so that they share log objects, and
+// waits for all of them (or ctx); each op's outcome is in its err.
+func (d *Driver) submitAll(ctx context.Context, ops []*op) error {
+	d.enqueue(ops...)
+	for _, o := range ops {
+		select {
+		case <-o.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// enqueue appends ops to the queue and starts a flusher if none runs.
+func (d *Driver) enqueue(ops ...*op) {
+	d.cmu.Lock()
+	for _, o := range ops {
+		o.done = make(chan struct{})
+		d.queue = append(d.queue, o)
+		d.qbytes += o.cost()
+	}
+	if !d.flushing {
+		d.flushing = true
+		d.bg.Go(d.flushLoop)
+	}
+	d.cmu.Unlock()
 }
 
 // flushLoop writes the queue as log objects, one at a time, until it is
@@ -133,6 +157,13 @@ func (d *Driver) flush(ops []*op) {
 			}
 			shards[e.shard] = false
 		default:
+			if o.onlyIf != nil {
+				_, seen := shards[e.shard]
+				if cur, ok := d.shards[e.shard]; seen || !ok || cur != *o.onlyIf {
+					o.err = errMoved
+					continue
+				}
+			}
 			shards[e.shard] = true
 		}
 		entries = append(entries, e)
@@ -143,7 +174,8 @@ func (d *Driver) flush(ops []*op) {
 		return
 	}
 
-	key := d.logKey(d.seq.Add(1))
+	seq := d.seq.Add(1)
+	key := d.logKey(seq)
 	body := encodeLog(entries)
 	base := int64(len(body))
 	for _, e := range entries {
@@ -162,6 +194,9 @@ func (d *Driver) flush(ops []*op) {
 		return
 	}
 	d.mu.Lock()
+	d.segs[key] = &segment{seq: seq, size: int64(len(body))}
+	d.applied = max(d.applied, seq)
+	d.since++
 	for _, e := range entries {
 		if obj := d.apply(e, key, base); obj != "" {
 			orphans = append(orphans, obj)

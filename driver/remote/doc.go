@@ -11,6 +11,7 @@
 //
 //	P/format.json                          {"version":1,"cluster_id":...,"drive_id":...}
 //	P/log/<seq>-<instance>                 group-commit objects: an index of mutations + small shard bytes
+//	P/snap/<seq>-<instance>                the whole index as of log object <seq> (written by Compact)
 //	P/obj/<pg>/<name>-<seq>-<instance>     large shards, one object each (multipart above PartSize)
 //
 // <seq> is 16 hex digits, increasing within an instance and, since an
@@ -27,10 +28,13 @@
 // The index lists mutations in order: record puts (key, version, data),
 // record deletes (key, the version deleted), shard puts (inline: offset and
 // length in the data section; or the key and size of a large shard's
-// object) and shard deletes. Open lists P/log/, reads each object's index
-// with one ranged GET (two if it is large) and replays them in sequence
-// order, last-writer-wins by Version for records, so the in-memory index is
-// what was acknowledged. Shard bytes are not read at Open.
+// object) and shard deletes. A snapshot has the same format, with record
+// puts and shard locations (object, offset, size) and no data section. Open
+// lists P/snap/ and P/log/, loads the newest snapshot, reads the index of
+// each log object after it with one ranged GET (two if it is large) and
+// replays them in sequence order, last-writer-wins by Version for records,
+// so the in-memory index is what was acknowledged. Shard bytes are not read
+// at Open.
 //
 // # Group commit and request economy
 //
@@ -49,10 +53,18 @@
 // at Open. Every HTTP attempt is counted in Stats (requests by method,
 // bytes sent and received).
 //
-// Not yet done: compaction of log objects that hold mostly dead shard
-// bytes, and a snapshot of the index to shorten Open's replay; incomplete
-// multipart uploads of a crashed writer are left to the bucket's lifecycle
-// rule (AbortIncompleteMultipartUpload).
+// # Compaction
+//
+// Deletes and replacements leave dead bytes in log objects. Compact (run
+// in the background every CompactInterval when SnapshotEvery log objects
+// were written, or CompactMinReclaim bytes are dead) writes a snapshot,
+// deletes the log objects it covers that hold no live shard, and moves the
+// live shards of those below CompactRatio into new log objects of up to
+// MaxBatchBytes (tens of MiB), deleting the old ones on its next run. So
+// small shards end up packed in segments of tens of MiB, and Open reads a
+// snapshot plus the log objects written since. Incomplete multipart
+// uploads of a crashed writer are left to the bucket's lifecycle rule
+// (AbortIncompleteMultipartUpload).
 //
 // # A bad provider
 //

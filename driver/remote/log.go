@@ -23,6 +23,7 @@ const (
 	opShardInline byte = 3 // pg, name, offset and length in the data section
 	opShardObject byte = 4 // pg, name, size, object key (relative to the prefix)
 	opShardDel    byte = 5 // pg, name
+	opShardRef    byte = 6 // snapshots: pg, name, size, offset, inline flag, object key
 )
 
 // entry is one mutation in a log object.
@@ -34,6 +35,7 @@ type entry struct {
 	shard   driver.Shard
 	off     int64 // opShardInline: offset in the data section (set by encode / decode)
 	size    int64 // shard size
+	inline  bool  // opShardRef: the shard's bytes are inside a log object
 }
 
 // encodeLog builds a log object from entries; it sets off of inline shard
@@ -63,6 +65,12 @@ func encodeLog(entries []*entry) []byte {
 			idx = appendBytes(idx, []byte(e.key))
 		case opShardDel:
 			idx = appendShard(idx, e.shard)
+		case opShardRef:
+			idx = appendShard(idx, e.shard)
+			idx = binary.AppendUvarint(idx, uint64(e.size))
+			idx = binary.AppendUvarint(idx, uint64(e.off))
+			idx = append(idx, boolByte(e.inline))
+			idx = appendBytes(idx, []byte(e.key))
 		}
 	}
 	out := make([]byte, 0, logHeader+len(idx)+int(dataLen))
@@ -76,6 +84,13 @@ func encodeLog(entries []*entry) []byte {
 		}
 	}
 	return out
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func appendBytes(b, s []byte) []byte {
@@ -130,6 +145,11 @@ func decodeIndex(idx []byte, sum uint64) ([]entry, error) {
 			e.key = string(d.bytes())
 		case opShardDel:
 			e.shard = d.shard()
+		case opShardRef:
+			e.shard = d.shard()
+			e.size, e.off = int64(d.uvarint()), int64(d.uvarint())
+			e.inline = d.byte() == 1
+			e.key = string(d.bytes())
 		default:
 			d.err = fmt.Errorf("log index: unknown entry kind %d", e.op)
 		}

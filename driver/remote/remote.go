@@ -34,6 +34,10 @@ const (
 	DefaultBreakerThreshold   = 3
 	DefaultBreakerCooldown    = time.Second
 	DefaultBreakerMaxCooldown = 30 * time.Second
+	DefaultCompactInterval    = 5 * time.Minute
+	DefaultSnapshotEvery      = 1000
+	DefaultCompactRatio       = 0.5
+	DefaultCompactMinReclaim  = 256 << 20
 )
 
 // Config configures a remote Driver.
@@ -90,6 +94,20 @@ type Config struct {
 	// BreakerCooldown is the first wait before a trial call; it doubles
 	// while trials fail, up to BreakerMaxCooldown. 0: the defaults.
 	BreakerCooldown, BreakerMaxCooldown time.Duration
+
+	// CompactInterval is how often the background compaction looks at the
+	// log objects (see Compact). 0: DefaultCompactInterval; negative: never.
+	CompactInterval time.Duration
+	// SnapshotEvery log objects written since the last snapshot make the
+	// background compaction write one. 0: DefaultSnapshotEvery.
+	SnapshotEvery int
+	// CompactRatio: a log object whose live shard bytes are below this
+	// fraction of its size is rewritten. 0: DefaultCompactRatio.
+	CompactRatio float64
+	// CompactMinReclaim: the background compaction runs before
+	// SnapshotEvery when dead or sparse log objects hold at least this
+	// many bytes. 0: DefaultCompactMinReclaim.
+	CompactMinReclaim int64
 }
 
 // ParseURL parses "https://host[:port]/bucket[/prefix]?region=R" into the
@@ -170,6 +188,16 @@ func (c *Config) setDefaults() error {
 	dur(&c.MaxBackoff, DefaultMaxBackoff)
 	dur(&c.BreakerCooldown, DefaultBreakerCooldown)
 	dur(&c.BreakerMaxCooldown, DefaultBreakerMaxCooldown)
+	if c.CompactInterval == 0 {
+		c.CompactInterval = DefaultCompactInterval
+	}
+	if c.SnapshotEvery <= 0 {
+		c.SnapshotEvery = DefaultSnapshotEvery
+	}
+	if c.CompactRatio <= 0 || c.CompactRatio > 1 {
+		c.CompactRatio = DefaultCompactRatio
+	}
+	def(&c.CompactMinReclaim, DefaultCompactMinReclaim)
 	return nil
 }
 
@@ -216,9 +244,16 @@ type Driver struct {
 	mu       sync.RWMutex // guards the index below
 	records  *btree.BTreeG[recItem]
 	shards   map[driver.Shard]shardLoc
-	segLive  map[string]int64 // live inline shard bytes per log object
+	segs     map[string]*segment // every log object in the bucket, by key
+	applied  uint64              // sequence of the last log object applied
+	snapSeq  uint64              // sequence the current snapshot covers (0: none)
+	snapKey  string
+	since    int // log objects written or replayed past the snapshot
 	recBytes int64
 	shBytes  int64
+
+	compactMu  sync.Mutex // serialises compactions
+	pendingDel []string   // log objects to delete on the next compaction (under compactMu)
 
 	cmu      sync.Mutex // guards queue and flushing
 	queue    []*op
@@ -271,7 +306,7 @@ func newDriver(c Config) (*Driver, error) {
 		closing:  make(chan struct{}),
 		records:  btree.NewG(32, recLess),
 		shards:   map[driver.Shard]shardLoc{},
-		segLive:  map[string]int64{},
+		segs:     map[string]*segment{},
 		loadErr:  errors.New("not loaded yet"),
 	}
 	d.closeCtx, d.closeCancel = context.WithCancel(context.Background())
@@ -281,6 +316,7 @@ func newDriver(c Config) (*Driver, error) {
 		cnt: &d.cnt, closed: d.closing,
 	}
 	d.bg.Go(d.probeLoop)
+	d.bg.Go(d.compactLoop)
 	return d, nil
 }
 
@@ -336,17 +372,43 @@ func (d *Driver) load(ctx context.Context) (err error) {
 	if err := d.checkFormat(ctx); err != nil {
 		return err
 	}
+	snaps, err := d.be.list(ctx, d.key("snap/"))
+	if err != nil {
+		return err
+	}
 	logs, err := d.be.list(ctx, d.key("log/"))
 	if err != nil {
 		return err
 	}
 	var maxSeq uint64
 	for _, o := range logs {
-		seq, err := d.replay(ctx, o)
-		if err != nil {
+		if seq, ok := seqOf(o.Key); ok {
+			d.segs[o.Key] = &segment{seq: seq, size: o.Size}
+			maxSeq = max(maxSeq, seq)
+		}
+	}
+	// The newest snapshot holds the index as of its sequence: only the
+	// log objects after it are replayed.
+	for i := len(snaps) - 1; i >= 0; i-- {
+		seq, ok := seqOf(snaps[i].Key)
+		if !ok {
+			continue
+		}
+		if err := d.loadSnapshot(ctx, snaps[i]); err != nil {
 			return err
 		}
+		d.snapSeq, d.snapKey = seq, snaps[i].Key
 		maxSeq = max(maxSeq, seq)
+		break
+	}
+	for _, o := range logs {
+		if seq, ok := seqOf(o.Key); !ok || seq <= d.snapSeq {
+			continue
+		}
+		if _, err := d.replay(ctx, o); err != nil {
+			return err
+		}
+		d.since++
 	}
 	objs, err := d.be.list(ctx, d.key("obj/"))
 	if err != nil {
@@ -370,6 +432,7 @@ func (d *Driver) load(ctx context.Context) (err error) {
 		}
 	}
 	d.seq.Store(maxSeq)
+	d.applied = maxSeq
 	d.loadErr = nil
 	d.loaded.Store(true)
 	d.log.Info("remote drive opened", "log_objects", len(logs), "records", d.records.Len(), "shards", len(d.shards), "shard_bytes", d.shBytes)
@@ -438,27 +501,9 @@ func (d *Driver) replay(ctx context.Context, o object) (uint64, error) {
 		d.log.Warn("remote drive: ignoring a foreign object under log/", "object", o.Key)
 		return 0, nil
 	}
-	head, err := d.be.getBytes(ctx, o.Key, 0, min(int64(indexPeek), o.Size))
+	entries, n, err := d.readIndex(ctx, o)
 	if err != nil {
 		return 0, err
-	}
-	n, sum, err := parseHeader(head)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", o.Key, err)
-	}
-	if logHeader+n > len(head) {
-		rest, err := d.be.getBytes(ctx, o.Key, int64(len(head)), int64(logHeader+n-len(head)))
-		if err != nil {
-			return 0, err
-		}
-		head = append(head, rest...)
-	}
-	if logHeader+n > len(head) {
-		return 0, fmt.Errorf("%s: %w", o.Key, errShort)
-	}
-	entries, err := decodeIndex(head[logHeader:logHeader+n], sum)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", o.Key, err)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -466,6 +511,48 @@ func (d *Driver) replay(ctx context.Context, o object) (uint64, error) {
 		d.apply(&entries[i], o.Key, int64(logHeader+n))
 	}
 	return seq, nil
+}
+
+// loadSnapshot applies snapshot object o.
+func (d *Driver) loadSnapshot(ctx context.Context, o object) error {
+	entries, _, err := d.readIndex(ctx, o)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range entries {
+		d.apply(&entries[i], o.Key, 0)
+	}
+	return nil
+}
+
+// readIndex reads and decodes the index of log or snapshot object o; n is
+// its length.
+func (d *Driver) readIndex(ctx context.Context, o object) ([]entry, int, error) {
+	head, err := d.be.getBytes(ctx, o.Key, 0, min(int64(indexPeek), o.Size))
+	if err != nil {
+		return nil, 0, err
+	}
+	n, sum, err := parseHeader(head)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", o.Key, err)
+	}
+	if logHeader+n > len(head) {
+		rest, err := d.be.getBytes(ctx, o.Key, int64(len(head)), int64(logHeader+n-len(head)))
+		if err != nil {
+			return nil, 0, err
+		}
+		head = append(head, rest...)
+	}
+	if logHeader+n > len(head) {
+		return nil, 0, fmt.Errorf("%s: %w", o.Key, errShort)
+	}
+	entries, err := decodeIndex(head[logHeader:logHeader+n], sum)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", o.Key, err)
+	}
+	return entries, n, nil
 }
 
 // apply applies one committed entry of log object logKey (whose data
@@ -488,12 +575,12 @@ func (d *Driver) apply(e *entry, logKey string, base int64) (orphan string) {
 			d.records.Delete(cur)
 			d.recBytes -= int64(len(cur.key) + driver.VersionSize + len(cur.data))
 		}
-	case opShardInline, opShardObject, opShardDel:
+	case opShardInline, opShardObject, opShardDel, opShardRef:
 		if old, ok := d.shards[e.shard]; ok {
 			d.shBytes -= old.size
 			if old.inline {
-				if d.segLive[old.obj] -= old.size; d.segLive[old.obj] <= 0 {
-					delete(d.segLive, old.obj)
+				if sg := d.segs[old.obj]; sg != nil {
+					sg.live -= old.size
 				}
 			} else {
 				orphan = old.obj
@@ -501,9 +588,17 @@ func (d *Driver) apply(e *entry, logKey string, base int64) (orphan string) {
 			delete(d.shards, e.shard)
 		}
 		switch e.op {
+		case opShardRef:
+			obj := d.key(e.key)
+			d.shards[e.shard] = shardLoc{obj: obj, off: e.off, size: e.size, inline: e.inline}
+			if sg := d.segs[obj]; e.inline && sg != nil {
+				sg.live += e.size
+			}
 		case opShardInline:
 			d.shards[e.shard] = shardLoc{obj: logKey, off: base + e.off, size: e.size, inline: true}
-			d.segLive[logKey] += e.size
+			if sg := d.segs[logKey]; sg != nil {
+				sg.live += e.size
+			}
 		case opShardObject:
 			obj := d.key(e.key)
 			d.shards[e.shard] = shardLoc{obj: obj, size: e.size}
