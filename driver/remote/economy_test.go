@@ -19,8 +19,11 @@ import (
 // adopting the drive) sees every committed record and shard, small and
 // large, replaced and deleted ones as they ended; shard objects nothing
 // references are removed; another cluster's Open is refused.
-func TestReopen(t *testing.T) {
-	s := startVaultd(t)
+func TestReopen(t *testing.T) { reopen(t, startVaultd(t)) }
+
+func TestReopenMinIO(t *testing.T) { reopen(t, startMinIO(t)) }
+
+func reopen(t *testing.T, s server) {
 	b := s.bucket(t)
 	c := s.config("", b, "adopt/me")
 	c.PartSize = remote.MinPartSize

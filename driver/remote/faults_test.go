@@ -77,8 +77,11 @@ func proxy(t *testing.T, target string) *faultproxy.Proxy {
 // workload of records, small and large shards, replacements and deletes
 // ends with every acknowledged write intact, seen by this driver and by a
 // new one opened directly on the bucket.
-func TestFlakyBackend(t *testing.T) {
-	s := startVaultd(t)
+func TestFlakyBackend(t *testing.T) { flaky(t, startVaultd(t)) }
+
+func TestFlakyBackendMinIO(t *testing.T) { flaky(t, startMinIO(t)) }
+
+func flaky(t *testing.T, s server) {
 	b := s.bucket(t)
 	p := proxy(t, s.endpoint)
 	c := s.config(p.URL, b, "flaky")
@@ -300,4 +303,45 @@ func TestTimeoutBounds(t *testing.T) {
 		t.Errorf("trickled read: %v after %v, want an error within a few progress timeouts", err, took)
 	}
 	p.Set(faultproxy.Faults{})
+}
+
+// TestAttachOffline: a drive whose backend is down at start is attached
+// offline (calls fail with driver.ErrOffline, Err says why) and loads its
+// index by itself once the backend answers.
+func TestAttachOffline(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	c := s.config("", b, "attach")
+	d := open(t, c)
+	if _, _, err := d.PutRecord(t.Context(), driver.Record{Key: "k", Version: version(1), Data: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+
+	p := proxy(t, s.endpoint)
+	p.Set(faultproxy.Faults{Outage: true})
+	c.Endpoint = p.URL
+	c.OpTimeout, c.MaxAttempts, c.BreakerCooldown = time.Second, 2, 200*time.Millisecond
+	d2, err := remote.Attach(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	if d2.Err() == nil {
+		t.Fatal("Attach with the backend down: Err() is nil")
+	}
+	if _, err := d2.GetRecord(t.Context(), "k"); !errors.Is(err, driver.ErrOffline) {
+		t.Fatalf("GetRecord before the index is loaded: %v, want driver.ErrOffline", err)
+	}
+	p.Set(faultproxy.Faults{})
+	deadline := time.Now().Add(15 * time.Second)
+	for d2.Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("not loaded 15s after the backend came back: %v", d2.Err())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r, err := d2.GetRecord(t.Context(), "k"); err != nil || string(r.Data) != "v" {
+		t.Fatalf("GetRecord after loading: %v", err)
+	}
 }
