@@ -167,6 +167,9 @@ func TestGroupCommit(t *testing.T) {
 // (create, complete, its share of a log object), a
 // small one at most one shared PUT.
 func TestRequestEconomy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 128 MiB and 2,000 small shards")
+	}
 	s := startVaultd(t)
 	b := s.bucket(t)
 	ctx := t.Context()

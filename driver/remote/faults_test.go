@@ -79,7 +79,12 @@ func proxy(t *testing.T, target string) *faultproxy.Proxy {
 // new one opened directly on the bucket.
 func TestFlakyBackend(t *testing.T) { flaky(t, startVaultd(t)) }
 
-func TestFlakyBackendMinIO(t *testing.T) { flaky(t, startMinIO(t)) }
+func TestFlakyBackendMinIO(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the short suite runs it against vaultd only")
+	}
+	flaky(t, startMinIO(t))
+}
 
 func flaky(t *testing.T, s server) {
 	b := s.bucket(t)
