@@ -66,6 +66,14 @@
 // uploads of a crashed writer are left to the bucket's lifecycle rule
 // (AbortIncompleteMultipartUpload).
 //
+// # Memory
+//
+// The index lives in memory: every record with its data (the engine's
+// metadata records, and the data of artifacts small enough to be inlined
+// in them), and a location (about 100 bytes) per shard. Shard bytes are
+// never held beyond one writer's PartSize buffer and the queued small
+// shards of one group commit (at most MaxBatchBytes).
+//
 // # A bad provider
 //
 // Each call is bounded by Config.OpTimeout (all attempts), each attempt's

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,8 +112,10 @@ type Config struct {
 }
 
 // ParseURL parses "https://host[:port]/bucket[/prefix]?region=R" into the
-// endpoint, region, bucket and prefix of a Config. Credentials are never
-// part of the URL: one with user information is refused.
+// endpoint, region, bucket and prefix of a Config. Optional parameters:
+// timeout (Config.OpTimeout, a Go duration such as 10s) and concurrency
+// (Config.MaxConcurrent). Credentials are never part of the URL: one with
+// user information is refused.
 func ParseURL(raw string) (Config, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -130,12 +133,23 @@ func ParseURL(raw string) (Config, error) {
 		return Config{}, fmt.Errorf("remote URL %q: no bucket", u.Redacted())
 	}
 	q := u.Query()
+	c := Config{Endpoint: u.Scheme + "://" + u.Host, Region: q.Get("region"), Bucket: bucket, Prefix: prefix}
 	for k := range q {
-		if k != "region" {
-			return Config{}, fmt.Errorf("remote URL: unknown parameter %q (only region)", k)
+		switch k {
+		case "region":
+		case "timeout":
+			if c.OpTimeout, err = time.ParseDuration(q.Get(k)); err != nil || c.OpTimeout <= 0 {
+				return Config{}, fmt.Errorf("remote URL: timeout %q: want a positive duration such as 10s", q.Get(k))
+			}
+		case "concurrency":
+			if c.MaxConcurrent, err = strconv.Atoi(q.Get(k)); err != nil || c.MaxConcurrent <= 0 {
+				return Config{}, fmt.Errorf("remote URL: concurrency %q: want a positive integer", q.Get(k))
+			}
+		default:
+			return Config{}, fmt.Errorf("remote URL: unknown parameter %q (region, timeout, concurrency)", k)
 		}
 	}
-	return Config{Endpoint: u.Scheme + "://" + u.Host, Region: q.Get("region"), Bucket: bucket, Prefix: prefix}, nil
+	return c, nil
 }
 
 func (c *Config) setDefaults() error {
