@@ -237,3 +237,52 @@ func TestRemoteDrives(t *testing.T) {
 		}
 	}
 }
+
+func TestRemoteFlags(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.json")
+	os.WriteFile(good, []byte(`{"access_key":"AK","secret_key":"SK"}`), 0o600)
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"access_key":"AK"}`), 0o600)
+	group := filepath.Join(dir, "group.json")
+	os.WriteFile(group, []byte(`{"access_key":"AK","secret_key":"SK"}`), 0o640)
+	tests := []struct {
+		name      string
+		flags     []string
+		clustered bool
+		env       map[string]string
+		wantErr   string // "" = ok
+		wantAK    string
+	}{
+		{"env", []string{"b2=https://s3.example.com/bkt?region=x"}, false, map[string]string{"VAULT_REMOTE_B2_ACCESS_KEY": "AK", "VAULT_REMOTE_B2_SECRET_KEY": "SK"}, "", "AK"},
+		{"file", []string{"Lyve=https://h/b"}, false, map[string]string{"VAULT_REMOTE_LYVE_CREDENTIALS": good}, "", "AK"},
+		{"no credentials", []string{"b2=https://h/b"}, false, nil, "no credentials", ""},
+		{"half credentials", []string{"b2=https://h/b"}, false, map[string]string{"VAULT_REMOTE_B2_ACCESS_KEY": "AK"}, "set both", ""},
+		{"file readable by group", []string{"b2=https://h/b"}, false, map[string]string{"VAULT_REMOTE_B2_CREDENTIALS": group}, "chmod 600", ""},
+		{"file without secret", []string{"b2=https://h/b"}, false, map[string]string{"VAULT_REMOTE_B2_CREDENTIALS": bad}, "want {", ""},
+		{"missing file", []string{"b2=https://h/b"}, false, map[string]string{"VAULT_REMOTE_B2_CREDENTIALS": dir + "/nope"}, "no such file", ""},
+		{"no name", []string{"https://h/b"}, false, nil, "want NAME=", ""},
+		{"bad name", []string{"a.b=https://h/b"}, false, nil, "want NAME=", ""},
+		{"twice", []string{"a=https://h/b", "A=https://h/c"}, false, nil, "given twice", ""},
+		{"secret in URL", []string{"a=https://AK:SECRETKEY@h/b"}, false, nil, "credentials do not belong", ""},
+		{"cluster mode", []string{"a=https://h/b"}, true, nil, "cluster mode", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			specs, err := parseRemoteFlags(tt.flags, tt.clustered)
+			if err == nil {
+				err = loadRemoteCredentials(specs, func(k string) string { return tt.env[k] })
+			}
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("error %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+			case err != nil && (strings.Contains(err.Error(), "SECRETKEY") || strings.Contains(err.Error(), "SK")):
+				t.Fatalf("error %q shows a secret", err)
+			case tt.wantErr == "" && specs[0].cfg.AccessKey != tt.wantAK:
+				t.Fatalf("access key %q, want %q", specs[0].cfg.AccessKey, tt.wantAK)
+			}
+		})
+	}
+}

@@ -115,6 +115,24 @@ func TestEngineEconomy(t *testing.T) {
 	// a few requests per shard.
 	run("256 MiB artifacts", 2, 256<<20, 1, 2, "GiB", 200)
 
+	// Reads with the remote drives up: what do they cost the backend?
+	before := stats()
+	for key, want := range bodies {
+		a, err := eng.Open(ctx, "t", "c", key)
+		if err != nil {
+			t.Fatalf("Open %s: %v", key, err)
+		}
+		rc := a.Reader(ctx, 0, int64(len(want)))
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s: %d bytes, %v", key, len(got), err)
+		}
+	}
+	rd := stats().Sub(before)
+	t.Logf("reading back all %d artifacts with the remotes up: %d requests to the backend (%d GET), %.2f MiB received",
+		len(bodies), rd.Requests(), rd.Gets, float64(rd.BytesRecv)/(1<<20))
+
 	// Both remote drives gone: every artifact is rebuilt from the local
 	// shards.
 	for _, d := range remotes {
