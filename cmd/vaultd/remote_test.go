@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -97,23 +100,39 @@ func TestRemoteDrives(t *testing.T) {
 		t.Skip("starts two servers")
 	}
 	backend := testnode.Start(t, nil)
-	const rak, rsk = "ALICEKEY", "alicesecret"
-	bc := remoteTestClient(backend.Endpoint, rak, rsk)
+	p, err := faultproxy.Start(backend.Endpoint, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	remoteDrives(t, p.URL, backend.Endpoint, "ALICEKEY", "alicesecret",
+		func() { p.Set(faultproxy.Faults{Outage: true}) }, func() { p.Set(faultproxy.Faults{}) })
+}
+
+// TestRemoteDrivesMinIO is TestRemoteDrives with two buckets of a real
+// MinIO as the remote drives, killed and restarted.
+func TestRemoteDrivesMinIO(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two servers")
+	}
+	m := startMinIO(t)
+	remoteDrives(t, m.endpoint, m.endpoint, m.ak, m.sk, m.kill, m.start)
+}
+
+// remoteDrives runs the single node against the remote S3 server reached
+// at url (direct is its own address, for checks); down and up stop and
+// restart it.
+func remoteDrives(t *testing.T, url, direct, rak, rsk string, down, up func()) {
+	bc := remoteTestClient(direct, rak, rsk)
 	ctx := t.Context()
 	for _, b := range []string{"cold1", "cold2"} {
 		if _, err := bc.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	p, err := faultproxy.Start(backend.Endpoint, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-
 	dir := t.TempDir()
 	credFile := filepath.Join(dir, "cold2.json")
-	if err := os.WriteFile(credFile, []byte(`{"access_key":"ALICEKEY","secret_key":"alicesecret"}`), 0o644); err != nil {
+	if err := os.WriteFile(credFile, []byte(`{"access_key":"`+rak+`","secret_key":"`+rsk+`"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	root := map[string]string{"VAULT_ROOT_ACCESS_KEY": "REMOTEROOTKEY", "VAULT_ROOT_SECRET_KEY": "remote-root-secret-1"}
@@ -126,8 +145,8 @@ func TestRemoteDrives(t *testing.T) {
 	}
 	data := strings.Join([]string{dir + "/a", dir + "/b", dir + "/c", dir + "/d"}, ",")
 	args := []string{"--data", data,
-		"--remote", "cold1=" + p.URL + "/cold1?region=us-east-1",
-		"--remote", "COLD2=" + p.URL + "/cold2/some/prefix"}
+		"--remote", "cold1=" + url + "/cold1?region=us-east-1",
+		"--remote", "COLD2=" + url + "/cold2/some/prefix"}
 
 	// A world-readable credentials file is refused.
 	if _, err := startRemoteNode(t, args, env); err == nil || !strings.Contains(err.Error(), "chmod 600") {
@@ -210,9 +229,9 @@ func TestRemoteDrives(t *testing.T) {
 	}
 
 	// The remote backend goes away: every artifact is still served.
-	p.Set(faultproxy.Faults{Outage: true})
+	down()
 	check("remote down")
-	p.Set(faultproxy.Faults{})
+	up()
 	check("remote back")
 
 	// A restart with another set of remotes is refused: it would re-place
@@ -284,5 +303,65 @@ func TestRemoteFlags(t *testing.T) {
 				t.Fatalf("access key %q, want %q", specs[0].cfg.AccessKey, tt.wantAK)
 			}
 		})
+	}
+}
+
+// minioServer is a MinIO process for the tests, restartable on its port
+// and directory.
+type minioServer struct {
+	t                *testing.T
+	bin, dir, port   string
+	endpoint, ak, sk string
+	cmd              *exec.Cmd
+}
+
+// startMinIO runs the MinIO built by scripts/minio.sh (or VAULT_MINIO_BIN)
+// until the test ends, or skips the test when there is none.
+func startMinIO(t *testing.T) *minioServer {
+	t.Helper()
+	bin := os.Getenv("VAULT_MINIO_BIN")
+	if bin == "" {
+		home, _ := os.UserCacheDir()
+		bins, _ := filepath.Glob(filepath.Join(home, "vaultaire", "minio", "minio-*"))
+		if len(bins) == 0 {
+			t.Skip("no MinIO binary: run `make minio` (scripts/minio.sh builds it into ~/.cache/vaultaire/minio, several minutes) or set VAULT_MINIO_BIN")
+		}
+		slices.Sort(bins)
+		bin = bins[len(bins)-1]
+	}
+	_, port, _ := net.SplitHostPort(freePort(t))
+	m := &minioServer{t: t, bin: bin, dir: t.TempDir(), port: port, endpoint: "http://127.0.0.1:" + port, ak: "minio-test-root", sk: "minio-test-root-secret"}
+	m.start()
+	t.Cleanup(m.kill)
+	return m
+}
+
+func (m *minioServer) start() {
+	m.t.Helper()
+	m.cmd = exec.Command(m.bin, "server", "--quiet", "--address", "127.0.0.1:"+m.port, m.dir)
+	m.cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+m.ak, "MINIO_ROOT_PASSWORD="+m.sk, "MINIO_BROWSER=off", "MINIO_CI_CD=1")
+	if err := m.cmd.Start(); err != nil {
+		m.t.Fatalf("start minio: %v", err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if resp, err := http.Get(m.endpoint + "/minio/health/live"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatal("minio not live after 60s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (m *minioServer) kill() {
+	if m.cmd != nil && m.cmd.Process != nil {
+		m.cmd.Process.Kill()
+		m.cmd.Wait()
+		m.cmd = nil
 	}
 }
