@@ -350,3 +350,26 @@ func TestAttachOffline(t *testing.T) {
 		t.Fatalf("GetRecord after loading: %v", err)
 	}
 }
+
+// TestUnreadStreamsDoNotStarve: shard streams opened and left unread (a
+// slow client downstream) hold no request slot, so writes go on.
+func TestUnreadStreamsDoNotStarve(t *testing.T) {
+	s := startVaultd(t)
+	c := s.config("", s.bucket(t), "starve")
+	c.MaxConcurrent, c.OpTimeout = 2, 3*time.Second
+	d := open(t, c)
+	ctx := t.Context()
+	if err := writeShard(ctx, d, shard(1), payload(6<<20, 1)); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		rc, err := d.ReadShard(ctx, shard(1), 0, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+	}
+	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "k", Version: version(1)}); err != nil {
+		t.Fatalf("PutRecord with 4 unread streams open and 2 request slots: %v", err)
+	}
+}
