@@ -95,8 +95,13 @@ func (d *Driver) flush(ops []*op) {
 		for _, o := range ops {
 			close(o.done)
 		}
-		for _, obj := range orphans {
-			d.removeObject(obj)
+		if len(orphans) > 0 {
+			// Off the flusher: the next group commit need not wait.
+			d.bg.Go(func() {
+				for _, obj := range orphans {
+					d.removeObject(obj)
+				}
+			})
 		}
 	}()
 	select {

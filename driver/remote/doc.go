@@ -82,7 +82,10 @@
 // SlowDown, throttling and connection errors are retried by the SDK's
 // standard retryer with exponential backoff and full jitter (no client-side
 // retry quota); a shard stream cut mid-body resumes with a ranged GET from
-// where it stopped. At most Config.MaxConcurrent requests are in flight.
+// where it stopped. At most Config.MaxConcurrent requests wait for an
+// answer at once (a shard stream stops counting once its headers arrived,
+// so streams a slow client leaves unread never starve other calls); the
+// wait for a slot counts against the call timeout.
 // A circuit breaker counts calls that failed after their retries: after
 // Config.BreakerThreshold in a row it opens and every call that needs the
 // backend fails at once with driver.ErrOffline (as does Info, the health

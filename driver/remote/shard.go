@@ -148,9 +148,9 @@ func (w *shardWriter) Commit(ctx context.Context) error {
 	w.buf = nil
 	w.finished = true
 	if err := d.submit(ctx, o); err != nil {
-		if w.obj != "" && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-			d.removeObject(w.obj)
-		}
+		// The log object may have reached the bucket all the same (a lost
+		// answer), so the shard's object stays: if nothing references it,
+		// the next Open removes it.
 		return fmt.Errorf("driver/remote: commit shard %04x/%s: %w", w.s.PG, w.s.Name, err)
 	}
 	return nil
