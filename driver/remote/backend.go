@@ -154,13 +154,17 @@ var errBreakerOpen = errors.New("backend unavailable (circuit breaker open)")
 // a missing object; driver.ErrOffline for everything else (breaker open,
 // timeout, failures after retries).
 func (b *backend) call(ctx context.Context, what string, fn func(ctx context.Context) error) error {
-	release, trial, err := b.acquire(ctx, what)
+	// The call timeout covers the wait for a concurrency slot too.
+	cctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	release, trial, err := b.acquire(cctx, what)
 	if err != nil {
+		if ctx.Err() == nil && cctx.Err() != nil {
+			return fmt.Errorf("%w: %s: no free request slot within %v", driver.ErrOffline, what, b.timeout)
+		}
 		return err
 	}
 	defer release()
-	cctx, cancel := context.WithTimeout(ctx, b.timeout)
-	defer cancel()
 	err = fn(cctx)
 	return b.outcome(ctx, what, trial, err)
 }
@@ -322,7 +326,6 @@ type rangeReader struct {
 
 	body    io.ReadCloser
 	cancel  context.CancelFunc
-	release func()
 	timer   *time.Timer
 	stalled atomic.Bool
 }
@@ -330,26 +333,33 @@ type rangeReader struct {
 const maxResumes = 5
 
 func (r *rangeReader) open() error {
-	release, trial, err := r.b.acquire(r.ctx, "get "+r.key)
-	if err != nil {
-		return err
-	}
-	// The call timeout bounds the wait for the answer's headers only: the
-	// body is bounded per Read by the progress timeout.
+	// The call timeout bounds the wait for a request slot and the answer's
+	// headers: the body is bounded per Read by the progress timeout. The
+	// slot is held until the headers arrive only, so streams that a slow
+	// consumer leaves unread never starve other calls.
 	rctx, cancel := context.WithCancel(r.ctx)
 	t := time.AfterFunc(r.b.timeout, cancel)
+	release, trial, err := r.b.acquire(rctx, "get "+r.key)
+	if err != nil {
+		t.Stop()
+		cancel()
+		if r.ctx.Err() == nil && rctx.Err() != nil {
+			return fmt.Errorf("%w: get %s: no free request slot within %v", driver.ErrOffline, r.key, r.b.timeout)
+		}
+		return err
+	}
 	resp, err := r.b.s3.GetObject(rctx, &s3.GetObjectInput{Bucket: &r.b.bucket, Key: &r.key, Range: aws.String(fmt.Sprintf("bytes=%d-%d", r.off, r.off+r.left-1))})
+	release()
 	if !t.Stop() && err == nil {
 		resp.Body.Close()
 		err = errNoAnswer
 	}
 	if err != nil {
 		cancel()
-		release()
 		return r.b.outcome(r.ctx, "get "+r.key, trial, err)
 	}
 	r.b.answered(trial)
-	r.body, r.cancel, r.release = resp.Body, cancel, release
+	r.body, r.cancel = resp.Body, cancel
 	return nil
 }
 
@@ -405,7 +415,6 @@ func (r *rangeReader) closeBody() {
 	if r.body != nil {
 		r.body.Close()
 		r.cancel()
-		r.release()
 		r.body = nil
 	}
 }
