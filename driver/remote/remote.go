@@ -701,7 +701,9 @@ func (d *Driver) probeLoop() {
 	t := time.NewTicker(min(d.cfg.BreakerCooldown, time.Second))
 	defer t.Stop()
 	ctx := d.closeCtx
-	lastLoad := time.Now()
+	// Load attempts back off like the breaker: a backend that stays down
+	// (or a foreign bucket) costs a few requests a minute, not a second.
+	lastLoad, wait := time.Now(), d.cfg.BreakerCooldown
 	for {
 		select {
 		case <-d.closing:
@@ -710,10 +712,12 @@ func (d *Driver) probeLoop() {
 		}
 		switch {
 		case !d.loaded.Load():
-			if time.Since(lastLoad) >= d.cfg.BreakerCooldown {
+			if time.Since(lastLoad) >= wait {
 				lastLoad = time.Now()
 				if err := d.load(ctx); err == nil {
 					d.log.Info("remote drive: backend reachable; index loaded")
+				} else {
+					wait = min(2*wait, d.cfg.BreakerMaxCooldown)
 				}
 			}
 		case d.be.br.due():
