@@ -50,6 +50,16 @@ func (d *Driver) submitAll(ctx context.Context, ops []*op) error {
 
 // enqueue appends ops to the queue and starts a flusher if none runs.
 func (d *Driver) enqueue(ops ...*op) {
+	select {
+	case <-d.closing:
+		for _, o := range ops {
+			o.done = make(chan struct{})
+			o.err = fmt.Errorf("%w: closed", driver.ErrOffline)
+			close(o.done)
+		}
+		return
+	default:
+	}
 	d.cmu.Lock()
 	for _, o := range ops {
 		o.done = make(chan struct{})

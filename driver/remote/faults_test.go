@@ -373,3 +373,26 @@ func TestUnreadStreamsDoNotStarve(t *testing.T) {
 		t.Fatalf("PutRecord with 4 unread streams open and 2 request slots: %v", err)
 	}
 }
+
+// TestClose: after Close every call fails with driver.ErrOffline, a
+// commit in progress included.
+func TestClose(t *testing.T) {
+	s := startVaultd(t)
+	d := open(t, s.config("", s.bucket(t), "close"))
+	ctx := t.Context()
+	w, err := d.CreateShard(ctx, shard(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(payload(100, 1))
+	d.Close()
+	if err := w.Commit(ctx); !errors.Is(err, driver.ErrOffline) {
+		t.Errorf("Commit after Close: %v", err)
+	}
+	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "k"}); !errors.Is(err, driver.ErrOffline) {
+		t.Errorf("PutRecord after Close: %v", err)
+	}
+	if _, err := d.Info(ctx); !errors.Is(err, driver.ErrOffline) {
+		t.Errorf("Info after Close: %v", err)
+	}
+}
