@@ -4,7 +4,7 @@ PKGS    ?= ./...
 BENCH   ?= .
 FUZZTIME ?= 60s
 
-.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients bench bench-compare fuzz chaos lint clean
+.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients bench bench-compare fuzz chaos lint clean minio
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ test-short: ## quick tests only (skips the 1 GiB and 10,000-key tests)
 
 test-race: ## the short suite under the race detector
 	$(GO) test -race -short $(PKGS)
+
+minio: ## build the pinned MinIO that driver/remote's tests run against (cached in ~/.cache/vaultaire/minio; 5-6 min the first time)
+	bash scripts/minio.sh
 
 bench: ## Go microbenchmarks (benchstat-friendly: make bench > new.txt)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count=1 $(PKGS)

@@ -47,16 +47,19 @@ func openDrives(ctx context.Context, f *serverFlags, log *slog.Logger) (map[plac
 		return nil, nil, nil, nil, fmt.Errorf("read %s: %w", statePath, err)
 	}
 	if !exists {
-		pol, err := placement.DefaultPolicy(len(dirs))
+		pol, err := placement.DefaultPolicy(len(dirs) + len(f.remoteSpecs))
 		if err != nil {
 			return nil, nil, nil, nil, err
 		}
-		st = nodeState{ClusterID: randomString(16, "abcdef0123456789"), Node: f.name, Dirs: dirs, Policy: pol.String(), PGs: placement.DefaultPGCount}
+		st = nodeState{ClusterID: randomString(16, "abcdef0123456789"), Node: f.name, Dirs: dirs, Policy: pol.String(), PGs: placement.DefaultPGCount, Remotes: remoteNames(f.remoteSpecs)}
 		for i := range dirs {
 			st.Drives = append(st.Drives, fmt.Sprintf("%s-d%d", st.Node, i))
 		}
 	} else if !slices.Equal(st.Dirs, dirs) {
 		return nil, nil, nil, nil, fmt.Errorf("this node was created with --data %s; start it with the same directories in the same order", strings.Join(st.Dirs, ","))
+	}
+	if err := checkRemotes(&st, f.remoteSpecs); err != nil {
+		return nil, nil, nil, nil, err
 	}
 	var pol placement.Policy
 	if _, err := fmt.Sscanf(st.Policy, "%d+%d", &pol.Data, &pol.Parity); err != nil {
@@ -86,6 +89,10 @@ func openDrives(ctx context.Context, f *serverFlags, log *slog.Logger) (map[plac
 		closers = append(closers, d.Close)
 		drives[id] = d
 		pdrives = append(pdrives, placement.Drive{ID: id, Node: placement.NodeID(st.Node), Class: driver.ClassLocal})
+	}
+	if pdrives, err = attachRemotes(ctx, f.remoteSpecs, &st, drives, pdrives, &closers, log); err != nil {
+		closeAll()
+		return nil, nil, nil, nil, err
 	}
 	m, err := placement.NewMap(pdrives, pol, st.PGs, 1)
 	if err != nil {

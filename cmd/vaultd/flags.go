@@ -30,6 +30,8 @@ type serverFlags struct {
 	scrubPeriod   time.Duration // a full scrub pass over each local drive
 	scrubRate     byteSize      // at most this many bytes/s scrubbed per drive
 	eventsParquet bool
+
+	remoteSpecs []remoteSpec // parsed --remote (remote.go)
 }
 
 func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
@@ -62,7 +64,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert; reloaded on SIGHUP")
 	fs.StringVar(&f.s3HTTP, "s3-http", "", "with --tls-cert: also serve S3 over plain HTTP on this address (for health checks; it serves every request, so bind it where only trusted clients reach)")
 	fs.BoolVar(&f.eventsParquet, "events-parquet", false, "also convert each rotated access and transaction log file into a Parquet file beside it")
-	fs.Func("remote", "remote S3 backend NAME=URL (not yet available)", func(v string) error {
+	fs.Func("remote", "remote S3 drive NAME=https://host[:port]/bucket[/prefix]?region=R (repeatable; single node; keys from VAULT_REMOTE_<NAME>_ACCESS_KEY/_SECRET_KEY or the mode-0600 JSON file VAULT_REMOTE_<NAME>_CREDENTIALS)", func(v string) error {
 		f.remotes = append(f.remotes, v)
 		return nil
 	})
@@ -72,8 +74,8 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if len(f.remotes) > 0 {
-		return nil, errors.New("--remote drives are not yet available")
+	if err := f.parseRemotes(); err != nil {
+		return nil, err
 	}
 	for flag, d := range map[string]time.Duration{"--scan-interval": f.scanInterval, "--heal-interval": f.healInterval, "--probe-interval": f.probeInterval, "--scrub-period": f.scrubPeriod} {
 		if d <= 0 {

@@ -43,6 +43,9 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
+	if err := loadRemoteCredentials(f.remoteSpecs, getenv); err != nil {
+		return err
+	}
 	var certs *certReloader // nil: plain HTTP
 	if f.tlsCert != "" {
 		if certs, err = newCertReloader(f.tlsCert, f.tlsKey, log.With("component", "tls")); err != nil {
@@ -198,7 +201,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	go eng.RunScanner(hctx, store, f.scanInterval, log.With("component", "scan"))
 	go runProbes(hctx, drives, f.probeInterval, log.With("component", "probe"))
 	// Each node scrubs its own drives, in every mode.
-	scrub, err := eng.NewScrubber(engine.ScrubConfig{Drives: drives, Period: f.scrubPeriod, Rate: int64(f.scrubRate), Logger: log.With("component", "scrub")})
+	scrub, err := eng.NewScrubber(engine.ScrubConfig{Drives: scrubbed(drives, m), Period: f.scrubPeriod, Rate: int64(f.scrubRate), Logger: log.With("component", "scrub")})
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,8 @@ type nodeState struct {
 	Dirs      []string `json:"dirs"`   // absolute data directories
 	Policy    string   `json:"policy"`
 	PGs       int      `json:"pgs"`
+
+	Remotes []string `json:"remotes,omitempty"` // --remote names, in flag order (remote.go)
 }
 
 // rootFile holds generated root credentials when none come from the

@@ -1,0 +1,367 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/vaultaire/vaultaire/internal/faultproxy"
+	"github.com/vaultaire/vaultaire/internal/testnode"
+)
+
+// remoteNode is a single node started in-process with --remote drives.
+type remoteNode struct {
+	s3Addr   string
+	out, err *syncBuffer
+	stop     func() error
+}
+
+// startRemoteNode runs `vaultd server` with args until stop is called (or
+// the test ends), and waits until it serves.
+func startRemoteNode(t *testing.T, args []string, env map[string]string) (*remoteNode, error) {
+	t.Helper()
+	n := &remoteNode{s3Addr: freePort(t), out: &syncBuffer{}, err: &syncBuffer{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	full := append([]string{"server", "--name", "solo", "--s3", n.s3Addr, "--raft", freePort(t), "--log-level", "info", "--probe-interval", "200ms"}, args...)
+	go func() { done <- run(ctx, full, func(k string) string { return env[k] }, n.out, n.err) }()
+	stopped := false
+	var exitErr error
+	n.stop = func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			select {
+			case exitErr = <-done:
+			case <-time.After(30 * time.Second):
+				exitErr = errors.New("server did not stop within 30s")
+			}
+		}
+		return exitErr
+	}
+	t.Cleanup(func() {
+		if err := n.stop(); err != nil {
+			t.Errorf("server exit: %v", err)
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			stopped = true // the caller gets the error
+			return nil, fmt.Errorf("server exited: %v\n%s", err, tail(n.err.String(), 4<<10))
+		default:
+		}
+		if resp, err := http.Get("http://" + n.s3Addr + "/_vault/health"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return n, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, errors.New("node not healthy after 60s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func remoteTestClient(endpoint, ak, sk string) *awss3.Client {
+	return awss3.New(awss3.Options{
+		BaseEndpoint: aws.String(endpoint), Region: "us-east-1", UsePathStyle: true,
+		Credentials:                credentials.NewStaticCredentialsProvider(ak, sk, ""),
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+	})
+}
+
+// TestRemoteDrives: a single node with 4 local drives and 2 remote drives
+// (two buckets of a second Vaultaire, behind a fault proxy) stores
+// artifacts byte-identical, puts shards in the remote buckets, and still
+// serves every artifact with the remote backend down (4+2: the two remote
+// shards of a stripe are its parity budget). The secret keys never show in
+// the node's output.
+func TestRemoteDrives(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two servers")
+	}
+	backend := testnode.Start(t, nil)
+	p, err := faultproxy.Start(backend.Endpoint, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	remoteDrives(t, p.URL, backend.Endpoint, "ALICEKEY", "alicesecret",
+		func() { p.Set(faultproxy.Faults{Outage: true}) }, func() { p.Set(faultproxy.Faults{}) })
+}
+
+// TestRemoteDrivesMinIO is TestRemoteDrives with two buckets of a real
+// MinIO as the remote drives, killed and restarted.
+func TestRemoteDrivesMinIO(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two servers")
+	}
+	m := startMinIO(t)
+	remoteDrives(t, m.endpoint, m.endpoint, m.ak, m.sk, m.kill, m.start)
+}
+
+// remoteDrives runs the single node against the remote S3 server reached
+// at url (direct is its own address, for checks); down and up stop and
+// restart it.
+func remoteDrives(t *testing.T, url, direct, rak, rsk string, down, up func()) {
+	bc := remoteTestClient(direct, rak, rsk)
+	ctx := t.Context()
+	for _, b := range []string{"cold1", "cold2"} {
+		if _, err := bc.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	credFile := filepath.Join(dir, "cold2.json")
+	if err := os.WriteFile(credFile, []byte(`{"access_key":"`+rak+`","secret_key":"`+rsk+`"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := map[string]string{"VAULT_ROOT_ACCESS_KEY": "REMOTEROOTKEY", "VAULT_ROOT_SECRET_KEY": "remote-root-secret-1"}
+	env := map[string]string{
+		"VAULT_REMOTE_COLD1_ACCESS_KEY": rak, "VAULT_REMOTE_COLD1_SECRET_KEY": rsk,
+		"VAULT_REMOTE_COLD2_CREDENTIALS": credFile,
+	}
+	for k, v := range root {
+		env[k] = v
+	}
+	data := strings.Join([]string{dir + "/a", dir + "/b", dir + "/c", dir + "/d"}, ",")
+	args := []string{"--data", data,
+		"--remote", "cold1=" + url + "/cold1?region=us-east-1",
+		"--remote", "COLD2=" + url + "/cold2/some/prefix"}
+
+	// A world-readable credentials file is refused.
+	if _, err := startRemoteNode(t, args, env); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("start with a 0644 credentials file: %v, want a refusal", err)
+	}
+	if err := os.Chmod(credFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, err := startRemoteNode(t, args, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(n.out.String(), "erasure coding 4+2") {
+		t.Errorf("node banner does not show 4+2 over 6 drives:\n%s", n.out.String())
+	}
+	cl := remoteTestClient("http://"+n.s3Addr, root["VAULT_ROOT_ACCESS_KEY"], root["VAULT_ROOT_SECRET_KEY"])
+	if _, err := cl.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("hot")}); err != nil {
+		t.Fatal(err)
+	}
+	sizes := []int{0, 1000, 100 << 10, 300 << 10, 3<<20 + 7, 20 << 20}
+	bodies := map[string][]byte{}
+	for i, size := range sizes {
+		key := fmt.Sprintf("art-%d", i)
+		bodies[key] = bytes.Repeat([]byte{byte(i + 1), byte(i * 7), 3}, size/3+1)[:size]
+		if _, err := cl.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("hot"), Key: aws.String(key), Body: bytes.NewReader(bodies[key])}); err != nil {
+			t.Fatalf("PUT %s: %v", key, err)
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		for key, want := range bodies {
+			start := time.Now()
+			out, err := cl.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("hot"), Key: aws.String(key)})
+			if err != nil {
+				t.Errorf("%s: GET %s: %v", when, key, err)
+				continue
+			}
+			got, err := io.ReadAll(out.Body)
+			out.Body.Close()
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s: GET %s: %d bytes (want %d), %v", when, key, len(got), len(want), err)
+			}
+			t.Logf("%s: GET %s (%d bytes) took %v", when, key, len(want), time.Since(start))
+		}
+	}
+	check("remote up")
+	// The remote buckets received their shards (log objects; large shards
+	// as objects of their own) under their prefixes.
+	for b, prefix := range map[string]string{"cold1": "", "cold2": "some/prefix/"} {
+		out, err := bc.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String(b)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs, objs int
+		for _, o := range out.Contents {
+			k := aws.ToString(o.Key)
+			if !strings.HasPrefix(k, prefix) {
+				t.Errorf("bucket %s: object %s outside the prefix %q", b, k, prefix)
+			}
+			switch {
+			case strings.HasPrefix(k, prefix+"log/"):
+				logs++
+			case strings.HasPrefix(k, prefix+"obj/"):
+				objs++
+			}
+		}
+		t.Logf("bucket %s: %d log objects, %d shard objects", b, logs, objs)
+		if logs == 0 {
+			t.Errorf("bucket %s: no log objects", b)
+		}
+	}
+	resp, err := http.Get("http://" + n.s3Addr + "/_vault/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `drive="remote-cold1",node="solo"`) && !bytes.Contains(metrics, []byte(`class="remote",drive="remote-cold1"`)) {
+		t.Errorf("metrics do not show remote-cold1 as a remote drive")
+	}
+
+	// The remote backend goes away: every artifact is still served.
+	down()
+	check("remote down")
+	up()
+	check("remote back")
+
+	// A restart with another set of remotes is refused: it would re-place
+	// every artifact.
+	if err := n.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := startRemoteNode(t, args[:4], env); err == nil || !strings.Contains(err.Error(), "--remote") {
+		t.Errorf("restart without one of the remotes: %v, want a refusal", err)
+	}
+	// The same flags start again and serve everything (the remote
+	// drives' indexes come back from their buckets).
+	n2, err := startRemoteNode(t, args, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl = remoteTestClient("http://"+n2.s3Addr, root["VAULT_ROOT_ACCESS_KEY"], root["VAULT_ROOT_SECRET_KEY"])
+	check("restarted")
+	for _, out := range []string{n.out.String(), n.err.String(), n2.out.String(), n2.err.String()} {
+		if strings.Contains(out, rsk) {
+			t.Errorf("a remote secret key appears in the node's output")
+		}
+	}
+}
+
+func TestRemoteFlags(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.json")
+	os.WriteFile(good, []byte(`{"access_key":"AK","secret_key":"SK"}`), 0o600)
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"access_key":"AK"}`), 0o600)
+	group := filepath.Join(dir, "group.json")
+	os.WriteFile(group, []byte(`{"access_key":"AK","secret_key":"SK"}`), 0o640)
+	tests := []struct {
+		name      string
+		flags     []string
+		clustered bool
+		env       map[string]string
+		wantErr   string // "" = ok
+		wantAK    string
+	}{
+		{"env", []string{"b2=https://s3.example.com/bkt?region=x"}, false, map[string]string{"VAULT_REMOTE_B2_ACCESS_KEY": "AK", "VAULT_REMOTE_B2_SECRET_KEY": "SK"}, "", "AK"},
+		{"file", []string{"Lyve=https://h/b"}, false, map[string]string{"VAULT_REMOTE_LYVE_CREDENTIALS": good}, "", "AK"},
+		{"no credentials", []string{"b2=https://h/b"}, false, nil, "no credentials", ""},
+		{"half credentials", []string{"b2=https://h/b"}, false, map[string]string{"VAULT_REMOTE_B2_ACCESS_KEY": "AK"}, "set both", ""},
+		{"file readable by group", []string{"b2=https://h/b"}, false, map[string]string{"VAULT_REMOTE_B2_CREDENTIALS": group}, "chmod 600", ""},
+		{"file without secret", []string{"b2=https://h/b"}, false, map[string]string{"VAULT_REMOTE_B2_CREDENTIALS": bad}, "want {", ""},
+		{"missing file", []string{"b2=https://h/b"}, false, map[string]string{"VAULT_REMOTE_B2_CREDENTIALS": dir + "/nope"}, "no such file", ""},
+		{"no name", []string{"https://h/b"}, false, nil, "want NAME=", ""},
+		{"bad name", []string{"a.b=https://h/b"}, false, nil, "want NAME=", ""},
+		{"twice", []string{"a=https://h/b", "A=https://h/c"}, false, nil, "given twice", ""},
+		{"secret in URL", []string{"a=https://AK:SECRETKEY@h/b"}, false, nil, "credentials do not belong", ""},
+		{"cluster mode", []string{"a=https://h/b"}, true, nil, "cluster mode", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			specs, err := parseRemoteFlags(tt.flags, tt.clustered)
+			if err == nil {
+				err = loadRemoteCredentials(specs, func(k string) string { return tt.env[k] })
+			}
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("error %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+			case err != nil && (strings.Contains(err.Error(), "SECRETKEY") || strings.Contains(err.Error(), "SK")):
+				t.Fatalf("error %q shows a secret", err)
+			case tt.wantErr == "" && specs[0].cfg.AccessKey != tt.wantAK:
+				t.Fatalf("access key %q, want %q", specs[0].cfg.AccessKey, tt.wantAK)
+			}
+		})
+	}
+}
+
+// minioServer is a MinIO process for the tests, restartable on its port
+// and directory.
+type minioServer struct {
+	t                *testing.T
+	bin, dir, port   string
+	endpoint, ak, sk string
+	cmd              *exec.Cmd
+}
+
+// startMinIO runs the MinIO built by scripts/minio.sh (or VAULT_MINIO_BIN)
+// until the test ends, or skips the test when there is none.
+func startMinIO(t *testing.T) *minioServer {
+	t.Helper()
+	bin := os.Getenv("VAULT_MINIO_BIN")
+	if bin == "" {
+		home, _ := os.UserCacheDir()
+		bins, _ := filepath.Glob(filepath.Join(home, "vaultaire", "minio", "minio-*"))
+		if len(bins) == 0 {
+			t.Skip("no MinIO binary: run `make minio` (scripts/minio.sh builds it into ~/.cache/vaultaire/minio, several minutes) or set VAULT_MINIO_BIN")
+		}
+		slices.Sort(bins)
+		bin = bins[len(bins)-1]
+	}
+	_, port, _ := net.SplitHostPort(freePort(t))
+	m := &minioServer{t: t, bin: bin, dir: t.TempDir(), port: port, endpoint: "http://127.0.0.1:" + port, ak: "minio-test-root", sk: "minio-test-root-secret"}
+	m.start()
+	t.Cleanup(m.kill)
+	return m
+}
+
+func (m *minioServer) start() {
+	m.t.Helper()
+	m.cmd = exec.Command(m.bin, "server", "--quiet", "--address", "127.0.0.1:"+m.port, m.dir)
+	m.cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+m.ak, "MINIO_ROOT_PASSWORD="+m.sk, "MINIO_BROWSER=off", "MINIO_CI_CD=1")
+	if err := m.cmd.Start(); err != nil {
+		m.t.Fatalf("start minio: %v", err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if resp, err := http.Get(m.endpoint + "/minio/health/live"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatal("minio not live after 60s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (m *minioServer) kill() {
+	if m.cmd != nil && m.cmd.Process != nil {
+		m.cmd.Process.Kill()
+		m.cmd.Wait()
+		m.cmd = nil
+	}
+}

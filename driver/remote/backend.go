@@ -1,0 +1,436 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/vaultaire/vaultaire/driver"
+)
+
+// Stats counts what the driver sent to its backend: every HTTP attempt
+// (retries included), as providers bill them.
+type Stats struct {
+	Puts      uint64 // PUT requests: log objects, single-PUT shards, multipart parts, format.json
+	Posts     uint64 // POST requests: multipart create and complete
+	Gets      uint64 // GET requests of objects (shard ranges, log indexes)
+	Lists     uint64 // GET requests listing the bucket
+	Heads     uint64 // HEAD requests
+	Deletes   uint64 // DELETE requests (objects, aborted uploads)
+	BytesSent uint64 // request bodies
+	BytesRecv uint64 // response bodies
+	Retries   uint64 // attempts after the first of a call
+	Failures  uint64 // calls that failed after their retries
+	Opens     uint64 // times the circuit breaker opened
+}
+
+// Requests returns the total number of requests.
+func (s Stats) Requests() uint64 { return s.Puts + s.Posts + s.Gets + s.Lists + s.Heads + s.Deletes }
+
+// Sub returns s - o, field by field.
+func (s Stats) Sub(o Stats) Stats {
+	return Stats{s.Puts - o.Puts, s.Posts - o.Posts, s.Gets - o.Gets, s.Lists - o.Lists, s.Heads - o.Heads,
+		s.Deletes - o.Deletes, s.BytesSent - o.BytesSent, s.BytesRecv - o.BytesRecv, s.Retries - o.Retries,
+		s.Failures - o.Failures, s.Opens - o.Opens}
+}
+
+type counters struct {
+	puts, posts, gets, lists, heads, deletes, sent, recv, retries, failures atomic.Uint64
+}
+
+// countingTransport counts requests and body bytes of every attempt.
+type countingTransport struct {
+	next http.RoundTripper
+	c    *counters
+}
+
+func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	switch r.Method {
+	case http.MethodPut:
+		t.c.puts.Add(1)
+	case http.MethodPost:
+		t.c.posts.Add(1)
+	case http.MethodHead:
+		t.c.heads.Add(1)
+	case http.MethodDelete:
+		t.c.deletes.Add(1)
+	case http.MethodGet:
+		// Path style: /bucket is a listing, /bucket/key an object.
+		if q := r.URL.Query(); q.Has("list-type") || q.Has("uploads") || !strings.Contains(strings.Trim(r.URL.Path, "/"), "/") {
+			t.c.lists.Add(1)
+		} else {
+			t.c.gets.Add(1)
+		}
+	}
+	// The SDK numbers its attempts in amz-sdk-request: "attempt=2; max=5".
+	if a := r.Header.Get("amz-sdk-request"); a != "" && !strings.HasPrefix(a, "attempt=1;") {
+		t.c.retries.Add(1)
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &countingBody{ReadCloser: r.Body, n: &t.c.sent}
+	}
+	resp, err := t.next.RoundTrip(r)
+	if err == nil && resp.Body != nil {
+		resp.Body = &countingBody{ReadCloser: resp.Body, n: &t.c.recv}
+	}
+	return resp, err
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n *atomic.Uint64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(uint64(n))
+	return n, err
+}
+
+// newClient builds the S3 client for c.
+func newClient(c *Config, cnt *counters) *s3.Client {
+	tr := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: c.AttemptTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          2 * c.MaxConcurrent,
+		MaxIdleConnsPerHost:   2 * c.MaxConcurrent,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: c.AttemptTimeout,
+		TLSHandshakeTimeout:   c.AttemptTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
+	hc := &http.Client{Transport: &countingTransport{next: tr, c: cnt}}
+	return s3.New(s3.Options{
+		BaseEndpoint:               aws.String(c.Endpoint),
+		Region:                     c.Region,
+		Credentials:                credentials.NewStaticCredentialsProvider(c.AccessKey, c.SecretKey, ""),
+		UsePathStyle:               true,
+		HTTPClient:                 hc,
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = c.MaxAttempts
+			o.MaxBackoff = c.MaxBackoff
+			o.RateLimiter = ratelimit.None
+		}),
+		APIOptions: nil,
+	})
+}
+
+// backend wraps the S3 client with the driver's limits: the concurrency
+// cap, the call timeout and the circuit breaker.
+type backend struct {
+	s3      *s3.Client
+	bucket  string
+	sem     chan struct{}
+	br      *breaker
+	timeout time.Duration
+	cnt     *counters
+	closed  <-chan struct{}
+	lastOK  atomic.Int64 // unix nanoseconds of the last answered call
+}
+
+// errBreakerOpen is the cause of calls refused while the breaker is open.
+var errBreakerOpen = errors.New("backend unavailable (circuit breaker open)")
+
+// call runs fn against the backend with the call timeout, holding a
+// concurrency slot. Errors: the caller's ctx error; driver.ErrNotFound for
+// a missing object; driver.ErrOffline for everything else (breaker open,
+// timeout, failures after retries).
+func (b *backend) call(ctx context.Context, what string, fn func(ctx context.Context) error) error {
+	// The call timeout covers the wait for a concurrency slot too.
+	cctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	release, trial, err := b.acquire(cctx, what)
+	if err != nil {
+		if ctx.Err() == nil && cctx.Err() != nil {
+			return fmt.Errorf("%w: %s: no free request slot within %v", driver.ErrOffline, what, b.timeout)
+		}
+		return err
+	}
+	defer release()
+	err = fn(cctx)
+	return b.outcome(ctx, what, trial, err)
+}
+
+// acquire checks the breaker and takes a concurrency slot.
+func (b *backend) acquire(ctx context.Context, what string) (release func(), trial bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	ok, trial := b.br.allow()
+	if !ok {
+		return nil, false, fmt.Errorf("%w: %s: %w", driver.ErrOffline, what, errBreakerOpen)
+	}
+	select {
+	case b.sem <- struct{}{}:
+	case <-ctx.Done():
+		b.br.release(trial)
+		return nil, false, ctx.Err()
+	case <-b.closed:
+		b.br.release(trial)
+		return nil, false, fmt.Errorf("%w: %s: driver closed", driver.ErrOffline, what)
+	}
+	return func() { <-b.sem }, trial, nil
+}
+
+// outcome classifies err of a call and feeds the breaker.
+func (b *backend) outcome(ctx context.Context, what string, trial bool, err error) error {
+	switch {
+	case err == nil:
+		b.answered(trial)
+		return nil
+	case isNotFound(err):
+		b.answered(trial)
+		return fmt.Errorf("%s: %w", what, driver.ErrNotFound)
+	case ctx.Err() != nil:
+		b.br.release(trial)
+		return fmt.Errorf("%s: %w", what, ctx.Err())
+	}
+	b.cnt.failures.Add(1)
+	b.br.failure(trial)
+	return fmt.Errorf("%w: %s: %w", driver.ErrOffline, what, err)
+}
+
+// answered records a call the backend answered.
+func (b *backend) answered(trial bool) {
+	b.lastOK.Store(time.Now().UnixNano())
+	b.br.success(trial)
+}
+
+// isNotFound reports a missing object or upload.
+func isNotFound(err error) bool {
+	var nsk *types.NoSuchKey
+	var nf *types.NotFound
+	if errors.As(err, &nsk) || errors.As(err, &nf) {
+		return true
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "NoSuchKey", "NotFound", "NoSuchUpload":
+			return true
+		}
+	}
+	return false
+}
+
+func (b *backend) put(ctx context.Context, key string, body []byte) error {
+	return b.call(ctx, "put "+key, func(ctx context.Context) error {
+		_, err := b.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.bucket, Key: &key, Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body)))})
+		return err
+	})
+}
+
+// getBytes reads n bytes of key from off (n > 0) into memory.
+func (b *backend) getBytes(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	var out []byte
+	err := b.call(ctx, "get "+key, func(ctx context.Context) error {
+		resp, err := b.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &key, Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1))})
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		out, err = io.ReadAll(io.LimitReader(resp.Body, n))
+		return err
+	})
+	return out, err
+}
+
+func (b *backend) head(ctx context.Context, key string) (int64, error) {
+	var size int64
+	err := b.call(ctx, "head "+key, func(ctx context.Context) error {
+		resp, err := b.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &key})
+		if err != nil {
+			return err
+		}
+		size = aws.ToInt64(resp.ContentLength)
+		return nil
+	})
+	return size, err
+}
+
+func (b *backend) delete(ctx context.Context, key string) error {
+	return b.call(ctx, "delete "+key, func(ctx context.Context) error {
+		_, err := b.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.bucket, Key: &key})
+		return err
+	})
+}
+
+// object is a listed object.
+type object struct {
+	Key  string
+	Size int64
+}
+
+// list returns every object under prefix, in key order.
+func (b *backend) list(ctx context.Context, prefix string) ([]object, error) {
+	var out []object
+	var token *string
+	for {
+		var resp *s3.ListObjectsV2Output
+		err := b.call(ctx, "list "+prefix, func(ctx context.Context) error {
+			var err error
+			resp, err = b.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b.bucket, Prefix: &prefix, ContinuationToken: token})
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range resp.Contents {
+			out = append(out, object{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size)})
+		}
+		if !aws.ToBool(resp.IsTruncated) || resp.NextContinuationToken == nil {
+			return out, nil
+		}
+		token = resp.NextContinuationToken
+	}
+}
+
+// getRange opens a stream of n bytes of key from off; see rangeReader.
+func (b *backend) getRange(ctx context.Context, key string, off, n int64, progress time.Duration) (io.ReadCloser, error) {
+	r := &rangeReader{b: b, ctx: ctx, key: key, off: off, left: n, progress: progress}
+	if err := r.open(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// rangeReader streams a byte range of an object. Each Read must make
+// progress within the progress timeout; a stream that fails or ends early
+// is resumed with a ranged GET from where it stopped, a few times.
+type rangeReader struct {
+	b        *backend
+	ctx      context.Context
+	key      string
+	off      int64 // next byte to read
+	left     int64 // bytes still to read
+	progress time.Duration
+	resumes  int
+
+	body    io.ReadCloser
+	cancel  context.CancelFunc
+	timer   *time.Timer
+	stalled atomic.Bool
+}
+
+const maxResumes = 5
+
+func (r *rangeReader) open() error {
+	// The call timeout bounds the wait for a request slot and the answer's
+	// headers: the body is bounded per Read by the progress timeout. The
+	// slot is held until the headers arrive only, so streams that a slow
+	// consumer leaves unread never starve other calls.
+	rctx, cancel := context.WithCancel(r.ctx)
+	t := time.AfterFunc(r.b.timeout, cancel)
+	release, trial, err := r.b.acquire(rctx, "get "+r.key)
+	if err != nil {
+		t.Stop()
+		cancel()
+		if r.ctx.Err() == nil && rctx.Err() != nil {
+			return fmt.Errorf("%w: get %s: no free request slot within %v", driver.ErrOffline, r.key, r.b.timeout)
+		}
+		return err
+	}
+	resp, err := r.b.s3.GetObject(rctx, &s3.GetObjectInput{Bucket: &r.b.bucket, Key: &r.key, Range: aws.String(fmt.Sprintf("bytes=%d-%d", r.off, r.off+r.left-1))})
+	release()
+	if !t.Stop() && err == nil {
+		resp.Body.Close()
+		err = errNoAnswer
+	}
+	if err != nil {
+		cancel()
+		return r.b.outcome(r.ctx, "get "+r.key, trial, err)
+	}
+	r.b.answered(trial)
+	r.body, r.cancel = resp.Body, cancel
+	return nil
+}
+
+// errNoAnswer is the cause of a call cut by the call timeout.
+var errNoAnswer = errors.New("no answer within the call timeout")
+
+func (r *rangeReader) Read(p []byte) (int, error) {
+	for {
+		if r.left <= 0 {
+			return 0, io.EOF
+		}
+		if r.body == nil {
+			if err := r.ctx.Err(); err != nil {
+				return 0, err
+			}
+			if err := r.open(); err != nil {
+				return 0, err
+			}
+		}
+		if int64(len(p)) > r.left {
+			p = p[:r.left]
+		}
+		t := time.AfterFunc(r.progress, func() { r.stalled.Store(true); r.cancel() })
+		n, err := r.body.Read(p)
+		t.Stop()
+		r.off += int64(n)
+		r.left -= int64(n)
+		if n > 0 && (err == nil || r.left == 0) {
+			return n, nil
+		}
+		if err == nil {
+			continue
+		}
+		if r.left == 0 {
+			return n, io.EOF
+		}
+		// Cut short (EOF before the range ended, reset, stall): resume.
+		r.closeBody()
+		if r.ctx.Err() != nil {
+			return n, r.ctx.Err()
+		}
+		r.b.cnt.retries.Add(1)
+		if r.resumes++; r.resumes > maxResumes {
+			return n, fmt.Errorf("%w: get %s: stream failed %d times: %w", driver.ErrOffline, r.key, r.resumes, err)
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+func (r *rangeReader) closeBody() {
+	if r.body != nil {
+		r.body.Close()
+		r.cancel()
+		r.body = nil
+	}
+}
+
+func (r *rangeReader) Close() error {
+	r.closeBody()
+	r.left = 0
+	return nil
+}
+
+// s3HeadDirect is a HEAD that bypasses the breaker and the concurrency
+// cap: the probe of an open breaker.
+func (b *backend) s3HeadDirect(ctx context.Context, key string) (int64, error) {
+	resp, err := b.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &key})
+	if err != nil {
+		return 0, err
+	}
+	return aws.ToInt64(resp.ContentLength), nil
+}

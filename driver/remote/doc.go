@@ -1,0 +1,105 @@
+// Package remote implements driver.Driver on one bucket (or bucket and key
+// prefix) of an S3-compatible service (Quotaless, Lyve Cloud, B2, Wasabi,
+// MinIO, another Vaultaire), through aws-sdk-go-v2. It may import driver and
+// the AWS SDK, nothing else of this module.
+//
+// # Layout
+//
+// Under the prefix P, everything the driver needs lives in the bucket, so a
+// new Driver on an existing bucket and prefix (another node adopting the
+// drive) sees every committed shard and record:
+//
+//	P/format.json                          {"version":1,"cluster_id":...,"drive_id":...}
+//	P/log/<seq>-<instance>                 group-commit objects: an index of mutations + small shard bytes
+//	P/snap/<seq>-<instance>                the whole index as of log object <seq> (written by Compact)
+//	P/obj/<pg>/<name>-<seq>-<instance>     large shards, one object each (multipart above PartSize)
+//
+// <seq> is 16 hex digits, increasing within an instance and, since an
+// instance starts past every sequence it found in the bucket, across
+// instances; <instance> is random per Open, so two instances never
+// overwrite each other's objects. Record keys and shard names never become
+// anything but bytes inside log objects, except the validated hex shard name
+// in a large shard's object key.
+//
+// A log object is
+//
+//	"VLTLOG01" | uint32 index length | uint64 XXH3 of the index | index | data
+//
+// The index lists mutations in order: record puts (key, version, data),
+// record deletes (key, the version deleted), shard puts (inline: offset and
+// length in the data section; or the key and size of a large shard's
+// object) and shard deletes. A snapshot has the same format, with record
+// puts and shard locations (object, offset, size) and no data section. Open
+// lists P/snap/ and P/log/, loads the newest snapshot, reads the index of
+// each log object after it with one ranged GET (two if it is large) and
+// replays them in sequence order, last-writer-wins by Version for records,
+// so the in-memory index is what was acknowledged. Shard bytes are not read
+// at Open.
+//
+// # Group commit and request economy
+//
+// Every mutation (PutRecord, DeleteRecord, a small shard's Commit, the
+// pointer to a large shard's object, DeleteShard) is queued; one flusher
+// writes all queued mutations as one log object with one PUT, then applies
+// them to the in-memory index and acknowledges them. So concurrent calls
+// share a request, and a shard of at most SmallShardMax bytes costs no
+// request of its own: its bytes ride in the log object. Reads of records
+// (GetRecord, ListRecords) and Info are answered from memory and cost no
+// request; a shard read is one ranged GET. Large shards are streamed: each
+// writer buffers at most PartSize bytes, sent with one PUT when the shard
+// ends there and as multipart parts otherwise. Replaced and deleted large
+// shard objects are removed with a DELETE; objects under P/obj/ that the
+// index does not reference (a crash between upload and commit) are removed
+// at Open. Every HTTP attempt is counted in Stats (requests by method,
+// bytes sent and received).
+//
+// # Compaction
+//
+// Deletes and replacements leave dead bytes in log objects. Compact (run
+// in the background every CompactInterval when SnapshotEvery log objects
+// were written, or CompactMinReclaim bytes are dead) writes a snapshot,
+// deletes the log objects it covers that hold no live shard, and moves the
+// live shards of those below CompactRatio into new log objects of up to
+// MaxBatchBytes (tens of MiB), deleting the old ones on its next run. So
+// small shards end up packed in segments of tens of MiB, and Open reads a
+// snapshot plus the log objects written since. Incomplete multipart
+// uploads of a crashed writer are left to the bucket's lifecycle rule
+// (AbortIncompleteMultipartUpload).
+//
+// # Memory
+//
+// The index lives in memory: every record with its data (the engine's
+// metadata records, and the data of artifacts small enough to be inlined
+// in them), and a location (about 100 bytes) per shard. Shard bytes are
+// never held beyond one writer's PartSize buffer and the queued small
+// shards of one group commit (at most MaxBatchBytes).
+//
+// # A bad provider
+//
+// Each call is bounded by Config.OpTimeout (all attempts), each attempt's
+// wait for response headers by Config.AttemptTimeout, and each Read of a
+// shard stream by Config.ProgressTimeout. Failed attempts on 5xx, 429,
+// SlowDown, throttling and connection errors are retried by the SDK's
+// standard retryer with exponential backoff and full jitter (no client-side
+// retry quota); a shard stream cut mid-body resumes with a ranged GET from
+// where it stopped. At most Config.MaxConcurrent requests wait for an
+// answer at once (a shard stream stops counting once its headers arrived,
+// so streams a slow client leaves unread never starve other calls); the
+// wait for a slot counts against the call timeout.
+// A circuit breaker counts calls that failed after their retries: after
+// Config.BreakerThreshold in a row it opens and every call that needs the
+// backend fails at once with driver.ErrOffline (as does Info, the health
+// check); after a cooldown (doubling up to Config.BreakerMaxCooldown) one
+// call or a background probe (a HEAD of format.json) is let through, and
+// its success closes the breaker. Record reads keep being served from
+// memory while the breaker is open.
+//
+// # Durability
+//
+// A mutation is acknowledged only after the PUT of its log object
+// succeeded (and a large shard's object before that). A call that failed
+// may still have reached the bucket (a PUT whose answer was lost), so after
+// a restart an unacknowledged mutation can appear, as with a local drive's
+// interrupted write; the engine treats such writes as failed and cleans up.
+// Only one Driver instance may write a bucket prefix at a time.
+package remote

@@ -1,0 +1,740 @@
+package remote
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/btree"
+
+	"github.com/vaultaire/vaultaire/driver"
+)
+
+// Defaults of Config.
+const (
+	DefaultSmallShardMax      = 1 << 20
+	DefaultPartSize           = 8 << 20
+	MinPartSize               = 5 << 20 // the S3 minimum for all parts but the last
+	DefaultMaxBatchBytes      = 32 << 20
+	DefaultMaxConcurrent      = 16
+	DefaultOpTimeout          = 30 * time.Second
+	DefaultAttemptTimeout     = 10 * time.Second
+	DefaultProgressTimeout    = 10 * time.Second
+	DefaultMaxAttempts        = 5
+	DefaultMaxBackoff         = 2 * time.Second
+	DefaultBreakerThreshold   = 3
+	DefaultBreakerCooldown    = time.Second
+	DefaultBreakerMaxCooldown = 30 * time.Second
+	DefaultCompactInterval    = 5 * time.Minute
+	DefaultSnapshotEvery      = 1000
+	DefaultCompactRatio       = 0.5
+	DefaultCompactMinReclaim  = 256 << 20
+)
+
+// Config configures a remote Driver.
+type Config struct {
+	// Endpoint is the service's base URL, "https://host[:port]".
+	Endpoint string
+	// Region is the signing region; "us-east-1" if empty.
+	Region string
+	// Bucket holds the drive; it must exist.
+	Bucket string
+	// Prefix, if set, is the key prefix under which the drive lives in
+	// the bucket ("a/b/"; a missing trailing slash is added).
+	Prefix string
+	// AccessKey and SecretKey sign the requests. They are never logged.
+	AccessKey, SecretKey string
+
+	// ID and ClusterID are written to format.json in the bucket on first
+	// use; later Opens refuse another cluster (driver.ErrForeignDrive) or
+	// another drive id.
+	ID        driver.DriveID
+	ClusterID string
+	// Logger receives operational messages. Nil discards them.
+	Logger *slog.Logger
+
+	// SmallShardMax: shards of at most this many bytes ride in log objects
+	// (no request of their own). 0 means DefaultSmallShardMax.
+	SmallShardMax int64
+	// PartSize is the most bytes a shard writer buffers: a larger shard is
+	// a multipart upload of PartSize parts. 0 means DefaultPartSize; at
+	// least MinPartSize.
+	PartSize int64
+	// MaxBatchBytes caps one log object. 0 means DefaultMaxBatchBytes.
+	MaxBatchBytes int64
+	// MaxConcurrent caps the requests in flight. 0: DefaultMaxConcurrent.
+	MaxConcurrent int
+	// OpTimeout bounds a call, all its attempts included (for a shard
+	// stream: the wait for its first byte). 0: DefaultOpTimeout.
+	OpTimeout time.Duration
+	// AttemptTimeout bounds one attempt's wait for the answer's headers
+	// (and its dial). 0: DefaultAttemptTimeout.
+	AttemptTimeout time.Duration
+	// ProgressTimeout bounds each Read of a shard stream. 0:
+	// DefaultProgressTimeout.
+	ProgressTimeout time.Duration
+	// MaxAttempts is the attempts per request (retries + 1). 0:
+	// DefaultMaxAttempts.
+	MaxAttempts int
+	// MaxBackoff caps the jittered exponential backoff between attempts.
+	// 0: DefaultMaxBackoff.
+	MaxBackoff time.Duration
+	// BreakerThreshold failed calls in a row open the circuit breaker.
+	// 0: DefaultBreakerThreshold.
+	BreakerThreshold int
+	// BreakerCooldown is the first wait before a trial call; it doubles
+	// while trials fail, up to BreakerMaxCooldown. 0: the defaults.
+	BreakerCooldown, BreakerMaxCooldown time.Duration
+
+	// CompactInterval is how often the background compaction looks at the
+	// log objects (see Compact). 0: DefaultCompactInterval; negative: never.
+	CompactInterval time.Duration
+	// SnapshotEvery log objects written since the last snapshot make the
+	// background compaction write one. 0: DefaultSnapshotEvery.
+	SnapshotEvery int
+	// CompactRatio: a log object whose live shard bytes are below this
+	// fraction of its size is rewritten. 0: DefaultCompactRatio.
+	CompactRatio float64
+	// CompactMinReclaim: the background compaction runs before
+	// SnapshotEvery when dead or sparse log objects hold at least this
+	// many bytes. 0: DefaultCompactMinReclaim.
+	CompactMinReclaim int64
+}
+
+// ParseURL parses "https://host[:port]/bucket[/prefix]?region=R" into the
+// endpoint, region, bucket and prefix of a Config. Optional parameters:
+// timeout (Config.OpTimeout, a Go duration such as 10s) and concurrency
+// (Config.MaxConcurrent). Credentials are never part of the URL: one with
+// user information is refused.
+func ParseURL(raw string) (Config, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Config{}, fmt.Errorf("remote URL: %w", err)
+	}
+	if u.User != nil {
+		return Config{}, errors.New("remote URL: credentials do not belong in the URL; use the environment or a key file")
+	}
+	if u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+		return Config{}, fmt.Errorf("remote URL %q: want https://host[:port]/bucket[/prefix]", u.Redacted())
+	}
+	path := strings.Trim(u.Path, "/")
+	bucket, prefix, _ := strings.Cut(path, "/")
+	if bucket == "" {
+		return Config{}, fmt.Errorf("remote URL %q: no bucket", u.Redacted())
+	}
+	q := u.Query()
+	c := Config{Endpoint: u.Scheme + "://" + u.Host, Region: q.Get("region"), Bucket: bucket, Prefix: prefix}
+	for k := range q {
+		switch k {
+		case "region":
+		case "timeout":
+			if c.OpTimeout, err = time.ParseDuration(q.Get(k)); err != nil || c.OpTimeout <= 0 {
+				return Config{}, fmt.Errorf("remote URL: timeout %q: want a positive duration such as 10s", q.Get(k))
+			}
+		case "concurrency":
+			if c.MaxConcurrent, err = strconv.Atoi(q.Get(k)); err != nil || c.MaxConcurrent <= 0 {
+				return Config{}, fmt.Errorf("remote URL: concurrency %q: want a positive integer", q.Get(k))
+			}
+		default:
+			return Config{}, fmt.Errorf("remote URL: unknown parameter %q (region, timeout, concurrency)", k)
+		}
+	}
+	return c, nil
+}
+
+func (c *Config) setDefaults() error {
+	switch {
+	case c.Endpoint == "" || c.Bucket == "":
+		return errors.New("driver/remote: config: Endpoint and Bucket are required")
+	case c.AccessKey == "" || c.SecretKey == "":
+		return errors.New("driver/remote: config: AccessKey and SecretKey are required")
+	case c.ID == "" || c.ClusterID == "":
+		return errors.New("driver/remote: config: ID and ClusterID are required")
+	}
+	if c.Prefix = strings.Trim(c.Prefix, "/"); c.Prefix != "" {
+		c.Prefix += "/"
+	}
+	if c.Region == "" {
+		c.Region = "us-east-1"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	def := func(v *int64, d int64) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.SmallShardMax, DefaultSmallShardMax)
+	def(&c.PartSize, DefaultPartSize)
+	def(&c.MaxBatchBytes, DefaultMaxBatchBytes)
+	if c.PartSize < MinPartSize {
+		return fmt.Errorf("driver/remote: config: PartSize %d below %d", c.PartSize, MinPartSize)
+	}
+	c.SmallShardMax = min(c.SmallShardMax, c.PartSize)
+	if c.MaxConcurrent <= 0 {
+		c.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.BreakerThreshold <= 0 {
+		c.BreakerThreshold = DefaultBreakerThreshold
+	}
+	dur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	dur(&c.OpTimeout, DefaultOpTimeout)
+	dur(&c.AttemptTimeout, DefaultAttemptTimeout)
+	dur(&c.ProgressTimeout, DefaultProgressTimeout)
+	dur(&c.MaxBackoff, DefaultMaxBackoff)
+	dur(&c.BreakerCooldown, DefaultBreakerCooldown)
+	dur(&c.BreakerMaxCooldown, DefaultBreakerMaxCooldown)
+	if c.CompactInterval == 0 {
+		c.CompactInterval = DefaultCompactInterval
+	}
+	if c.SnapshotEvery <= 0 {
+		c.SnapshotEvery = DefaultSnapshotEvery
+	}
+	if c.CompactRatio <= 0 || c.CompactRatio > 1 {
+		c.CompactRatio = DefaultCompactRatio
+	}
+	def(&c.CompactMinReclaim, DefaultCompactMinReclaim)
+	return nil
+}
+
+// recItem is one record of the in-memory index. Data is never modified
+// once stored.
+type recItem struct {
+	key     string
+	version driver.Version
+	data    []byte
+}
+
+func recLess(a, b recItem) bool { return a.key < b.key }
+
+// shardLoc says where a committed shard's bytes are.
+type shardLoc struct {
+	obj    string // full object key: a log object (inline) or the shard's own object
+	off    int64  // offset in obj
+	size   int64
+	inline bool
+}
+
+// Driver is a driver.Driver on a bucket prefix of an S3-compatible
+// service. Create it with Open or Attach and release it with Close.
+type Driver struct {
+	cfg      Config
+	log      *slog.Logger
+	be       *backend
+	cnt      counters
+	instance string
+	seq      atomic.Uint64
+
+	closeOnce   sync.Once
+	closing     chan struct{}
+	closeCtx    context.Context // cancelled by Close
+	closeCancel context.CancelFunc
+	bg          sync.WaitGroup
+
+	// loaded is set once the index has been read from the bucket;
+	// until then every call is driver.ErrOffline (loadErr says why).
+	loaded  atomic.Bool
+	loadMu  sync.Mutex
+	loadErr error
+
+	mu       sync.RWMutex // guards the index below
+	records  *btree.BTreeG[recItem]
+	shards   map[driver.Shard]shardLoc
+	segs     map[string]*segment // every log object in the bucket, by key
+	applied  uint64              // sequence of the last log object applied
+	snapSeq  uint64              // sequence the current snapshot covers (0: none)
+	snapKey  string
+	since    int // log objects written or replayed past the snapshot
+	recBytes int64
+	shBytes  int64
+
+	compactMu  sync.Mutex // serialises compactions
+	pendingDel []string   // log objects to delete on the next compaction (under compactMu)
+
+	cmu      sync.Mutex // guards queue and flushing
+	queue    []*op
+	qbytes   int64
+	flushing bool
+}
+
+var _ driver.Driver = (*Driver)(nil)
+
+// Open opens the drive on c's bucket prefix, formatting it on first use,
+// and reads its index from the bucket. It fails if the backend cannot be
+// reached.
+func Open(ctx context.Context, c Config) (*Driver, error) {
+	d, err := newDriver(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.load(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Attach is Open for a server: if the backend cannot be reached, or its
+// format.json is foreign, the Driver is returned offline (every call
+// failing with driver.ErrOffline, Err saying why) and loads in the
+// background once the backend answers. Only a bad Config is an error.
+func Attach(ctx context.Context, c Config) (*Driver, error) {
+	d, err := newDriver(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.load(ctx); err != nil {
+		d.log.Error("remote drive offline: cannot load its index", "err", err)
+	}
+	return d, nil
+}
+
+func newDriver(c Config) (*Driver, error) {
+	if err := c.setDefaults(); err != nil {
+		return nil, err
+	}
+	var inst [4]byte
+	rand.Read(inst[:])
+	d := &Driver{
+		cfg:      c,
+		log:      c.Logger.With("drive", string(c.ID), "bucket", c.Bucket, "prefix", c.Prefix),
+		instance: hex.EncodeToString(inst[:]),
+		closing:  make(chan struct{}),
+		records:  btree.NewG(32, recLess),
+		shards:   map[driver.Shard]shardLoc{},
+		segs:     map[string]*segment{},
+		loadErr:  errors.New("not loaded yet"),
+	}
+	d.closeCtx, d.closeCancel = context.WithCancel(context.Background())
+	d.be = &backend{
+		s3: newClient(&d.cfg, &d.cnt), bucket: c.Bucket, sem: make(chan struct{}, c.MaxConcurrent),
+		br: newBreaker(c.BreakerThreshold, c.BreakerCooldown, c.BreakerMaxCooldown), timeout: c.OpTimeout,
+		cnt: &d.cnt, closed: d.closing,
+	}
+	d.bg.Go(d.probeLoop)
+	d.bg.Go(d.compactLoop)
+	return d, nil
+}
+
+// Err returns why the drive is offline, or nil.
+func (d *Driver) Err() error {
+	if d.loaded.Load() {
+		if d.be.br.isOpen() {
+			return errBreakerOpen
+		}
+		return nil
+	}
+	d.loadMu.Lock()
+	defer d.loadMu.Unlock()
+	return d.loadErr
+}
+
+// Stats returns the requests and bytes sent to the backend so far.
+func (d *Driver) Stats() Stats {
+	c := &d.cnt
+	d.be.br.mu.Lock()
+	opens := d.be.br.opens
+	d.be.br.mu.Unlock()
+	return Stats{Puts: c.puts.Load(), Posts: c.posts.Load(), Gets: c.gets.Load(), Lists: c.lists.Load(), Heads: c.heads.Load(),
+		Deletes: c.deletes.Load(), BytesSent: c.sent.Load(), BytesRecv: c.recv.Load(), Retries: c.retries.Load(),
+		Failures: c.failures.Load(), Opens: opens}
+}
+
+// format is the content of format.json.
+type format struct {
+	Version   int            `json:"version"`
+	ClusterID string         `json:"cluster_id"`
+	DriveID   driver.DriveID `json:"drive_id"`
+}
+
+const formatVersion = 1
+
+func (d *Driver) key(rel string) string { return d.cfg.Prefix + rel }
+
+// load checks or writes format.json and replays the log objects into the
+// index. It does nothing once loaded.
+func (d *Driver) load(ctx context.Context) (err error) {
+	d.loadMu.Lock()
+	defer d.loadMu.Unlock()
+	if d.loaded.Load() {
+		return nil
+	}
+	defer func() {
+		if err != nil {
+			d.loadErr = fmt.Errorf("driver/remote: open %s/%s: %w", d.cfg.Bucket, d.cfg.Prefix, err)
+			err = d.loadErr
+		}
+	}()
+	if err := d.checkFormat(ctx); err != nil {
+		return err
+	}
+	snaps, err := d.be.list(ctx, d.key("snap/"))
+	if err != nil {
+		return err
+	}
+	logs, err := d.be.list(ctx, d.key("log/"))
+	if err != nil {
+		return err
+	}
+	var maxSeq uint64
+	for _, o := range logs {
+		if seq, ok := seqOf(o.Key); ok {
+			d.segs[o.Key] = &segment{seq: seq, size: o.Size}
+			maxSeq = max(maxSeq, seq)
+		}
+	}
+	// The newest snapshot holds the index as of its sequence: only the
+	// log objects after it are replayed.
+	for i := len(snaps) - 1; i >= 0; i-- {
+		seq, ok := seqOf(snaps[i].Key)
+		if !ok {
+			continue
+		}
+		if err := d.loadSnapshot(ctx, snaps[i]); err != nil {
+			return err
+		}
+		d.snapSeq, d.snapKey = seq, snaps[i].Key
+		maxSeq = max(maxSeq, seq)
+		break
+	}
+	for _, o := range logs {
+		if seq, ok := seqOf(o.Key); !ok || seq <= d.snapSeq {
+			continue
+		}
+		if _, err := d.replay(ctx, o); err != nil {
+			return err
+		}
+		d.since++
+	}
+	objs, err := d.be.list(ctx, d.key("obj/"))
+	if err != nil {
+		return err
+	}
+	referenced := map[string]bool{}
+	for _, l := range d.shards {
+		if !l.inline {
+			referenced[l.obj] = true
+		}
+	}
+	for _, o := range objs {
+		if seq, ok := seqOf(o.Key); ok {
+			maxSeq = max(maxSeq, seq)
+		}
+		if !referenced[o.Key] {
+			// A crash between upload and commit, or a lost delete.
+			if err := d.be.delete(ctx, o.Key); err != nil && !errors.Is(err, driver.ErrNotFound) {
+				d.log.Warn("remote drive: cannot remove an orphan shard object", "object", o.Key, "err", err)
+			}
+		}
+	}
+	d.seq.Store(maxSeq)
+	d.applied = maxSeq
+	d.loadErr = nil
+	d.loaded.Store(true)
+	d.log.Info("remote drive opened", "log_objects", len(logs), "records", d.records.Len(), "shards", len(d.shards), "shard_bytes", d.shBytes)
+	return nil
+}
+
+// seqOf extracts the sequence number of a log or shard object key
+// (".../<16 hex>-<instance>").
+func seqOf(key string) (uint64, bool) {
+	i := strings.LastIndexByte(key, '-')
+	if i < 16 {
+		return 0, false
+	}
+	var v uint64
+	if _, err := fmt.Sscanf(key[i-16:i], "%016x", &v); err != nil {
+		return 0, false
+	}
+	return v, true
+}
+
+func (d *Driver) checkFormat(ctx context.Context) error {
+	fkey := d.key("format.json")
+	size, err := d.be.head(ctx, fkey)
+	switch {
+	case errors.Is(err, driver.ErrNotFound):
+		// A prefix holding anything else is not ours to format.
+		if objs, err := d.be.list(ctx, d.cfg.Prefix); err != nil {
+			return err
+		} else if len(objs) > 0 {
+			return fmt.Errorf("%s is missing but the prefix holds %d objects (%s...); refusing to format", fkey, len(objs), objs[0].Key)
+		}
+		b, _ := json.Marshal(format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID})
+		return d.be.put(ctx, fkey, b)
+	case err != nil:
+		return err
+	case size <= 0 || size > 1<<16:
+		return fmt.Errorf("%s: %d bytes: %w", fkey, size, driver.ErrCorrupt)
+	}
+	b, err := d.be.getBytes(ctx, fkey, 0, size)
+	if err != nil {
+		return err
+	}
+	var f format
+	if err := json.Unmarshal(b, &f); err != nil {
+		return fmt.Errorf("%s: %w: %v", fkey, driver.ErrCorrupt, err)
+	}
+	switch {
+	case f.Version != formatVersion:
+		return fmt.Errorf("%s: unsupported format version %d", fkey, f.Version)
+	case f.ClusterID != d.cfg.ClusterID:
+		return fmt.Errorf("%s: cluster id %q, configured %q: %w", fkey, f.ClusterID, d.cfg.ClusterID, driver.ErrForeignDrive)
+	case f.DriveID != d.cfg.ID:
+		return fmt.Errorf("%s: drive id %q, configured %q", fkey, f.DriveID, d.cfg.ID)
+	}
+	return nil
+}
+
+// indexPeek is how much of a log object Open reads first: most indexes
+// fit, so one GET reads each.
+const indexPeek = 64 << 10
+
+// replay reads log object o's index and applies it.
+func (d *Driver) replay(ctx context.Context, o object) (uint64, error) {
+	seq, ok := seqOf(o.Key)
+	if !ok {
+		d.log.Warn("remote drive: ignoring a foreign object under log/", "object", o.Key)
+		return 0, nil
+	}
+	entries, n, err := d.readIndex(ctx, o)
+	if err != nil {
+		return 0, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range entries {
+		d.apply(&entries[i], o.Key, int64(logHeader+n))
+	}
+	return seq, nil
+}
+
+// loadSnapshot applies snapshot object o.
+func (d *Driver) loadSnapshot(ctx context.Context, o object) error {
+	entries, _, err := d.readIndex(ctx, o)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range entries {
+		d.apply(&entries[i], o.Key, 0)
+	}
+	return nil
+}
+
+// readIndex reads and decodes the index of log or snapshot object o; n is
+// its length.
+func (d *Driver) readIndex(ctx context.Context, o object) ([]entry, int, error) {
+	head, err := d.be.getBytes(ctx, o.Key, 0, min(int64(indexPeek), o.Size))
+	if err != nil {
+		return nil, 0, err
+	}
+	n, sum, err := parseHeader(head)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", o.Key, err)
+	}
+	if logHeader+n > len(head) {
+		rest, err := d.be.getBytes(ctx, o.Key, int64(len(head)), int64(logHeader+n-len(head)))
+		if err != nil {
+			return nil, 0, err
+		}
+		head = append(head, rest...)
+	}
+	if logHeader+n > len(head) {
+		return nil, 0, fmt.Errorf("%s: %w", o.Key, errShort)
+	}
+	entries, err := decodeIndex(head[logHeader:logHeader+n], sum)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", o.Key, err)
+	}
+	return entries, n, nil
+}
+
+// apply applies one committed entry of log object logKey (whose data
+// section starts at base) to the index, under d.mu. It returns the object
+// of a large shard it replaced or deleted, to be removed.
+func (d *Driver) apply(e *entry, logKey string, base int64) (orphan string) {
+	switch e.op {
+	case opRecPut:
+		cur, ok := d.records.Get(recItem{key: e.key})
+		if ok && cur.version.Compare(e.version) > 0 {
+			return "" // only in replay of an unacknowledged write
+		}
+		if ok {
+			d.recBytes -= int64(len(cur.key) + driver.VersionSize + len(cur.data))
+		}
+		d.records.ReplaceOrInsert(recItem{key: e.key, version: e.version, data: e.data})
+		d.recBytes += int64(len(e.key) + driver.VersionSize + len(e.data))
+	case opRecDel:
+		if cur, ok := d.records.Get(recItem{key: e.key}); ok && cur.version == e.version {
+			d.records.Delete(cur)
+			d.recBytes -= int64(len(cur.key) + driver.VersionSize + len(cur.data))
+		}
+	case opShardInline, opShardObject, opShardDel, opShardRef:
+		if old, ok := d.shards[e.shard]; ok {
+			d.shBytes -= old.size
+			if old.inline {
+				if sg := d.segs[old.obj]; sg != nil {
+					sg.live -= old.size
+				}
+			} else {
+				orphan = old.obj
+			}
+			delete(d.shards, e.shard)
+		}
+		switch e.op {
+		case opShardRef:
+			obj := d.key(e.key)
+			d.shards[e.shard] = shardLoc{obj: obj, off: e.off, size: e.size, inline: e.inline}
+			if sg := d.segs[obj]; e.inline && sg != nil {
+				sg.live += e.size
+			}
+		case opShardInline:
+			d.shards[e.shard] = shardLoc{obj: logKey, off: base + e.off, size: e.size, inline: true}
+			if sg := d.segs[logKey]; sg != nil {
+				sg.live += e.size
+			}
+		case opShardObject:
+			obj := d.key(e.key)
+			d.shards[e.shard] = shardLoc{obj: obj, size: e.size}
+			if obj == orphan {
+				orphan = ""
+			}
+		default:
+			return orphan
+		}
+		d.shBytes += e.size
+	}
+	return orphan
+}
+
+// begin checks ctx and that the drive is loaded and open.
+func (d *Driver) begin(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case <-d.closing:
+		return fmt.Errorf("%w: closed", driver.ErrOffline)
+	default:
+	}
+	if !d.loaded.Load() {
+		return fmt.Errorf("%w: %w", driver.ErrOffline, d.Err())
+	}
+	return nil
+}
+
+// Info returns the drive's identity and usage from memory: it costs no
+// request. It fails with driver.ErrOffline while the index is not loaded
+// or the circuit breaker is open. Total and Free are 0 (unknown).
+func (d *Driver) Info(ctx context.Context) (driver.Info, error) {
+	if err := d.begin(ctx); err != nil {
+		return driver.Info{}, fmt.Errorf("driver/remote: info: %w", err)
+	}
+	if d.be.br.isOpen() {
+		return driver.Info{}, fmt.Errorf("driver/remote: info: %w: %w", driver.ErrOffline, errBreakerOpen)
+	}
+	d.mu.RLock()
+	used := d.recBytes + d.shBytes
+	d.mu.RUnlock()
+	return driver.Info{ID: d.cfg.ID, ClusterID: d.cfg.ClusterID, Class: "remote", Usage: driver.Usage{Used: uint64(max(used, 0))}}, nil
+}
+
+// Probe checks the backend with a HEAD of format.json (loading the index
+// first if Attach could not) and closes the circuit breaker when it
+// answers. While the breaker is closed and the backend answered a call in
+// the last ProbeQuiet, it sends nothing: a periodic health check costs no
+// requests on a busy drive.
+func (d *Driver) Probe(ctx context.Context) error {
+	select {
+	case <-d.closing:
+		return fmt.Errorf("driver/remote: probe: %w: closed", driver.ErrOffline)
+	default:
+	}
+	if !d.loaded.Load() {
+		return d.load(ctx)
+	}
+	if !d.be.br.isOpen() && time.Since(time.Unix(0, d.be.lastOK.Load())) < ProbeQuiet {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout)
+	defer cancel()
+	_, err := d.be.s3HeadDirect(cctx, d.key("format.json"))
+	if err != nil {
+		if ctx.Err() == nil {
+			d.cnt.failures.Add(1)
+		}
+		return fmt.Errorf("driver/remote: probe: %w: %w", driver.ErrOffline, err)
+	}
+	if d.be.br.isOpen() {
+		d.log.Info("remote drive: backend answers again; circuit breaker closed")
+	}
+	d.be.answered(true)
+	return nil
+}
+
+// ProbeQuiet is how recent an answered call makes Probe skip its HEAD.
+const ProbeQuiet = 30 * time.Second
+
+// probeLoop loads an offline drive and probes an open breaker, at the
+// breaker's cooldown, until Close.
+func (d *Driver) probeLoop() {
+	t := time.NewTicker(min(d.cfg.BreakerCooldown, time.Second))
+	defer t.Stop()
+	ctx := d.closeCtx
+	// Load attempts back off like the breaker: a backend that stays down
+	// (or a foreign bucket) costs a few requests a minute, not a second.
+	lastLoad, wait := time.Now(), d.cfg.BreakerCooldown
+	for {
+		select {
+		case <-d.closing:
+			return
+		case <-t.C:
+		}
+		switch {
+		case !d.loaded.Load():
+			if time.Since(lastLoad) >= wait {
+				lastLoad = time.Now()
+				if err := d.load(ctx); err == nil {
+					d.log.Info("remote drive: backend reachable; index loaded")
+				} else {
+					wait = min(2*wait, d.cfg.BreakerMaxCooldown)
+				}
+			}
+		case d.be.br.due():
+			d.Probe(ctx)
+		}
+	}
+}
+
+// Close stops the background work. Calls afterwards fail with
+// driver.ErrOffline; writes in progress are aborted by their callers.
+func (d *Driver) Close() error {
+	d.closeOnce.Do(func() { close(d.closing); d.closeCancel() })
+	d.bg.Wait()
+	return nil
+}
+
+// cloneData returns a copy of b that is never nil.
+func cloneData(b []byte) []byte {
+	return append([]byte{}, b...)
+}
