@@ -563,4 +563,4 @@ func (s *Store) applyCmd(ctx context.Context, t cmdType, payload any) error {
 
 // removals are the commands whose effect every node must have applied
 // before the call returns.
-var removals = map[cmdType]bool{cmdDeleteContainer: true, cmdDeleteTenant: true, cmdDeleteKey: true}
+var removals = map[cmdType]bool{cmdDeleteContainer: true, cmdDeleteTenant: true, cmdDeleteKey: true, cmdSetConfig: true}
