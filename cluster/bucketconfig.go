@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,9 +16,6 @@ import (
 
 // MaxConfigSize bounds one configuration document.
 const MaxConfigSize = 64 << 10
-
-// ErrNoSuchConfig is returned when a container has no document of a kind.
-var ErrNoSuchConfig = errors.New("cluster: no such bucket configuration")
 
 // configKinds are the kinds of configuration documents the FSM accepts.
 // Append only: the names reach the log.
@@ -114,16 +110,36 @@ func (s *Store) DeleteBucketConfig(ctx context.Context, tenant, container, kind 
 	return s.applyCmd(ctx, cmdSetConfig, setConfigCmd{Tenant: tenant, Container: container, Kind: kind, Delete: true})
 }
 
-// BucketConfig returns a container's document of a kind, or
-// ErrNoSuchConfig. A follower that misses syncs with the leader first, so
-// a document set through any node is seen once its Put returned.
-func (s *Store) BucketConfig(ctx context.Context, tenant, container, kind string) ([]byte, error) {
+// BucketConfig returns a container's document of a kind and whether it
+// has one. A follower that misses syncs with the leader first, so a
+// document set through any node is seen once its Put returned.
+func (s *Store) BucketConfig(ctx context.Context, tenant, container, kind string) ([]byte, bool, error) {
 	d, ok := s.fsm.config(tenant, container, kind)
 	if !ok && s.syncWithLeader(ctx) {
 		d, ok = s.fsm.config(tenant, container, kind)
 	}
-	if !ok {
-		return nil, fmt.Errorf("%w: %s of %s/%s", ErrNoSuchConfig, kind, tenant, container)
+	return d, ok, nil
+}
+
+// LocalBucketConfig is BucketConfig from this node's state alone, never
+// asking the leader: for lookups unauthenticated requests cause (CORS
+// preflights) and per-request ones. Set and delete return only once every
+// answering node has applied them, so it is current for those nodes.
+func (s *Store) LocalBucketConfig(tenant, container, kind string) ([]byte, bool) {
+	return s.fsm.config(tenant, container, kind)
+}
+
+// ContainerTenants returns, from this node's state alone, the tenants
+// owning a container of the name, sorted.
+func (s *Store) ContainerTenants(name string) []string {
+	s.fsm.mu.RLock()
+	defer s.fsm.mu.RUnlock()
+	var out []string
+	for t, cs := range s.fsm.containers {
+		if _, ok := cs[name]; ok {
+			out = append(out, t)
+		}
 	}
-	return d, nil
+	slices.Sort(out)
+	return out
 }

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,16 +14,19 @@ import (
 
 func mustConfig(t *testing.T, s *Store, tn, c, want string) {
 	t.Helper()
-	got, err := s.BucketConfig(t.Context(), tn, c, "cors")
-	if err != nil || string(got) != want {
-		t.Fatalf("BucketConfig(%s/%s) = %q, %v; want %q", tn, c, got, err, want)
+	got, ok, err := s.BucketConfig(t.Context(), tn, c, "cors")
+	if err != nil || !ok || string(got) != want {
+		t.Fatalf("BucketConfig(%s/%s) = %q, %v, %v; want %q", tn, c, got, ok, err, want)
 	}
 }
 
 func noConfig(t *testing.T, s *Store, tn, c string) {
 	t.Helper()
-	if got, err := s.BucketConfig(t.Context(), tn, c, "cors"); !errors.Is(err, ErrNoSuchConfig) {
-		t.Fatalf("BucketConfig(%s/%s) = %q, %v; want ErrNoSuchConfig", tn, c, got, err)
+	if got, ok, err := s.BucketConfig(t.Context(), tn, c, "cors"); ok || err != nil {
+		t.Fatalf("BucketConfig(%s/%s) = %q, %v, %v; want none", tn, c, got, ok, err)
+	}
+	if _, ok := s.LocalBucketConfig(tn, c, "cors"); ok {
+		t.Fatalf("LocalBucketConfig(%s/%s) found one", tn, c)
 	}
 }
 
@@ -39,6 +43,9 @@ func TestBucketConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	noConfig(t, s, "acme", "box")
+	if got := s.ContainerTenants("box"); !slices.Equal(got, []string{"acme"}) {
+		t.Errorf("ContainerTenants = %v", got)
+	}
 	for _, tc := range []struct {
 		name, kind string
 		doc        []byte
