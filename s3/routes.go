@@ -90,6 +90,13 @@ var routes = []route{
 	{name: "GetObjectAcl", match: acl(objectLevel, http.MethodGet), serve: (*operation).getACL},
 	{name: "PutObjectAcl", match: acl(objectLevel, http.MethodPut), serve: (*operation).putACL},
 
+	{name: "PutBucketCors", mutation: true, match: on(bucketLevel, http.MethodPut, q("cors")), serve: (*operation).putBucketCors},
+	{name: "GetBucketCors", match: on(bucketLevel, http.MethodGet, q("cors")), serve: (*operation).getBucketCors},
+	{name: "DeleteBucketCors", mutation: true, match: on(bucketLevel, http.MethodDelete, q("cors")), serve: (*operation).deleteBucketCors},
+	// CORS preflights are unauthenticated (browsers send no credentials).
+	{name: preflightRoute, match: func(t *target) bool { return t.level() != service && t.method == http.MethodOptions },
+		serve: (*operation).preflightCors},
+
 	{name: "CreateBucket", mutation: true, match: on(bucketLevel, http.MethodPut), serve: (*operation).createBucket},
 	{name: "HeadBucket", match: on(bucketLevel, http.MethodHead), serve: (*operation).headBucket},
 	{name: "DeleteBucket", mutation: true, match: on(bucketLevel, http.MethodDelete), serve: (*operation).deleteBucket},
@@ -127,6 +134,10 @@ var routes = []route{
 	{name: "DeleteObject", mutation: true, match: on(objectLevel, http.MethodDelete), serve: (*operation).deleteObject},
 }
 
+// preflightRoute names the CORS preflight, the one S3 route served without
+// authentication.
+const preflightRoute = "PreflightCors"
+
 // unknownOperation names a request no route serves.
 const unknownOperation = "Unknown"
 
@@ -138,7 +149,7 @@ var (
 // unsupported lists subresources this server does not implement: a request
 // naming one gets NotImplemented rather than a wrong answer.
 var unsupported = []string{
-	"accelerate", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
+	"accelerate", "analytics", "encryption", "intelligent-tiering", "inventory",
 	"legal-hold", "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls",
 	"policy", "policyStatus", "publicAccessBlock", "replication", "requestPayment", "restore",
 	"retention", "select", "tagging", "torrent", "versioning", "versions", "website", "attributes",
@@ -232,6 +243,9 @@ func (op *operation) dispatch(rt *route) error {
 	defer op.releaseQuota()
 	if rt == notImplemented {
 		return ErrNotImplemented
+	}
+	if rt.name != preflightRoute {
+		op.corsResponse()
 	}
 	if _, err := contentMD5(&op.r.fctx.Request.Header); err != nil {
 		return err

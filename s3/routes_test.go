@@ -142,6 +142,9 @@ var awsCodes = map[string][]int{
 	"XAmzContentSHA256Mismatch": {400}, "NoSuchUpload": {404}, "InvalidPart": {400}, "InvalidPartOrder": {400},
 	"EntityTooSmall": {400}, "RequestHeaderSectionTooLarge": {400}, "InvalidPartNumber": {416},
 	"UnexpectedContent": {400}, "QuotaExceeded": {403},
+	"NoSuchCORSConfiguration": {404},
+	// What AWS answers a CORS preflight it refuses (not in the error list).
+	"AccessForbidden": {403}, "BadRequest": {400},
 	// The admin API.
 	"TenantAlreadyExists": {409}, "NoSuchTenant": {404}, "TenantNotEmpty": {409}, "InvalidTenantName": {400},
 	"NotFound": {404},
