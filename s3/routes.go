@@ -146,10 +146,11 @@ var (
 	notImplemented   = &route{name: unknownOperation, serve: fails(ErrNotImplemented)}
 )
 
-// unsupported lists subresources this server does not implement: a request
-// naming one gets NotImplemented rather than a wrong answer.
+// unsupported lists subresources this server does not implement (or
+// implements only where served says): a request naming one gets
+// NotImplemented rather than a wrong answer.
 var unsupported = []string{
-	"accelerate", "analytics", "encryption", "intelligent-tiering", "inventory",
+	"accelerate", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
 	"legal-hold", "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls",
 	"policy", "policyStatus", "publicAccessBlock", "replication", "requestPayment", "restore",
 	"retention", "select", "tagging", "torrent", "versioning", "versions", "website", "attributes",
@@ -221,11 +222,24 @@ func refusedHeader(rt *route, h *fasthttp.RequestHeader) error {
 // resolve returns the route of an S3 request.
 func resolve(t *target) *route {
 	for _, sub := range unsupported {
-		if t.has(sub) && !(sub == "versions" && t.key == "" && t.method == http.MethodGet) {
+		if t.has(sub) && !served(sub, t) {
 			return notImplemented
 		}
 	}
 	return first(routes, t)
+}
+
+// served reports the uses of an unsupported subresource that routes do
+// serve: ListObjectVersions, and bucket CORS (and preflights, whatever
+// their query).
+func served(sub string, t *target) bool {
+	switch sub {
+	case "versions":
+		return t.key == "" && t.method == http.MethodGet
+	case "cors":
+		return t.key == "" || t.method == http.MethodOptions
+	}
+	return false
 }
 
 func first(rs []route, t *target) *route {
