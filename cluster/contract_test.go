@@ -15,5 +15,6 @@ var (
 	_ engine.Topology       = (*cluster.Topology)(nil)
 	_ engine.MapHistory     = (*cluster.Topology)(nil)
 	_ s3.Keys               = (*cluster.Store)(nil)
+	_ s3.BucketConfigs      = (*cluster.Store)(nil)
 	_ tenant.Store          = (*cluster.Store)(nil)
 )

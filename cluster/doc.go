@@ -1,7 +1,8 @@
 // Package cluster turns nodes into a cluster: gossip membership
 // (Membership, hashicorp/memberlist), the replicated metadata store (Store,
 // hashicorp/raft: tenants, their access keys, limits and usage, their
-// containers, the registered nodes and the cluster map), and the engine's
+// containers and their configuration documents (bucketconfig.go: CORS
+// now), the registered nodes and the cluster map), and the engine's
 // Topology over that map (which hands the engine the drives of a node
 // gossip reports down as offline, so no request waits on them:
 // Topology.WatchMembers). Nothing per-artifact goes through Raft.
@@ -10,7 +11,8 @@
 //
 // cluster implements the interfaces its consumers declare and imports
 // none of them: a Store is a tenant.Store (limits and usage), an s3.Keys
-// (LookupKey), an engine.ContainerStore and an engine.Coordinator (the
+// (LookupKey), an s3.BucketConfigs (bucket configuration documents), an
+// engine.ContainerStore and an engine.Coordinator (the
 // leader-only migrator and scanner loops, engine.RunMigrator and
 // engine.RunScanner); a Topology is an engine.Topology and
 // engine.MapHistory. cmd/vaultd wires them; contract_test.go checks at

@@ -35,6 +35,7 @@ const (
 	cmdSetLimits       cmdType = 9
 	cmdUsage           cmdType = 10
 	cmdDropMap         cmdType = 11
+	cmdSetConfig       cmdType = 12 // bucketconfig.go
 )
 
 // errAccessKeyExists is returned by Apply when a proposed access key is
@@ -125,6 +126,7 @@ type fsm struct {
 	containers map[string]map[string]meta.ContainerInfo // tenant → name → container
 	nodes      map[string]NodeInfo                      // name → registered node
 	maps       []*placement.Map                         // every map in epoch order; the last is current
+	configs    map[configKey]map[string][]byte          // container → kind → document (bucketconfig.go)
 }
 
 func newFSM() *fsm {
@@ -133,6 +135,7 @@ func newFSM() *fsm {
 		keys:       make(map[string]string),
 		containers: make(map[string]map[string]meta.ContainerInfo),
 		nodes:      make(map[string]NodeInfo),
+		configs:    make(map[configKey]map[string][]byte),
 	}
 }
 
@@ -219,6 +222,12 @@ func (f *fsm) Apply(l *raft.Log) any {
 			return decodeErr(t, err)
 		}
 		return f.dropMap(c)
+	case cmdSetConfig:
+		var c setConfigCmd
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.setConfig(c)
 	default:
 		return fmt.Errorf("cluster: unknown command type %d", t)
 	}
@@ -305,6 +314,7 @@ func (f *fsm) deleteContainer(c deleteContainerCmd) error {
 		return fmt.Errorf("%w: %s/%s", meta.ErrNoSuchContainer, c.Tenant, c.Name)
 	}
 	delete(cs, c.Name)
+	delete(f.configs, configKey{c.Tenant, c.Name})
 	if len(cs) == 0 {
 		delete(f.containers, c.Tenant)
 	}
@@ -313,7 +323,7 @@ func (f *fsm) deleteContainer(c deleteContainerCmd) error {
 
 // snapshotVersion is the format version of snapshotData; bump it, and keep
 // reading the old one, when the layout changes.
-const snapshotVersion = 2
+const snapshotVersion = 3
 
 // snapshotData is the whole FSM state as written to a snapshot. Slices are
 // sorted so that equal states give byte-identical snapshots.
@@ -324,6 +334,7 @@ type snapshotData struct {
 	Nodes      []NodeInfo           `json:"nodes"`      // sorted by name (version 2)
 	Maps       []*placement.Map     `json:"maps"`       // in epoch order (version 2)
 	Applied    uint64               `json:"applied"`    // fsm.applied when taken (version 2)
+	Configs    []bucketConfig       `json:"configs"`    // sorted by tenant, container, kind (version 3)
 }
 
 // Snapshot captures the state. It runs on raft's FSM goroutine, never
@@ -353,6 +364,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	slices.SortFunc(d.Nodes, func(a, b NodeInfo) int { return strings.Compare(a.Name, b.Name) })
 	d.Maps = slices.Clone(f.maps) // maps are immutable values
 	d.Applied = f.applied.Load()
+	d.Configs = f.configList()
 	b, err := json.Marshal(d)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: encode snapshot: %w", err)
@@ -374,7 +386,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := json.NewDecoder(rc).Decode(&d); err != nil {
 		return fmt.Errorf("cluster: decode snapshot: %w", err)
 	}
-	if d.Version != 1 && d.Version != snapshotVersion {
+	if d.Version < 1 || d.Version > snapshotVersion {
 		return fmt.Errorf("cluster: snapshot version %d not supported", d.Version)
 	}
 	n := newFSM()
@@ -401,8 +413,15 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		}
 	}
 	n.maps = d.Maps
+	for _, c := range d.Configs {
+		k := configKey{c.Tenant, c.Container}
+		if n.configs[k] == nil {
+			n.configs[k] = make(map[string][]byte)
+		}
+		n.configs[k][c.Kind] = c.Doc
+	}
 	f.mu.Lock()
-	f.tenants, f.keys, f.containers, f.nodes, f.maps = n.tenants, n.keys, n.containers, n.nodes, n.maps
+	f.tenants, f.keys, f.containers, f.nodes, f.maps, f.configs = n.tenants, n.keys, n.containers, n.nodes, n.maps, n.configs
 	f.applied.Store(d.Applied)
 	f.mu.Unlock()
 	f.restores.Add(1)

@@ -550,5 +550,7 @@ func (s *Store) applyCmd(ctx context.Context, t cmdType, payload any) error {
 }
 
 // removals are the commands whose effect every node must have applied
-// before the call returns.
-var removals = map[cmdType]bool{cmdDeleteContainer: true, cmdDeleteTenant: true, cmdDeleteKey: true}
+// before the call returns. Setting a bucket configuration is one too: it
+// may replace a document nodes read from their own state (CORS preflights
+// answer from it without asking the leader).
+var removals = map[cmdType]bool{cmdDeleteContainer: true, cmdDeleteTenant: true, cmdDeleteKey: true, cmdSetConfig: true}

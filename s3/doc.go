@@ -32,10 +32,19 @@
 // Paths under /_vault/ are reserved for the node itself: /_vault/health
 // (unauthenticated) and /_vault/admin/... (root credentials only).
 //
+// The one unauthenticated S3 route is the CORS preflight (OPTIONS on a
+// bucket or object, cors.go), which browsers send without credentials: it
+// takes no body, is not rate-limited (it has no tenant) and is answered
+// from this node's replicated state alone. Bucket names are unique per
+// tenant only, so a preflight is answered from the rules of the one tenant
+// owning a bucket of that name, and refused (403 AccessForbidden) when
+// none or several do. Bucket configuration (CORS) is stored through
+// BucketConfigs, which cluster.Store implements.
+//
 // Of this module, s3 imports only engine (the data path), s3/sigv4
 // (signature verification) and the package that declares the tenant
 // store's errors (for the error table: the admin API's and the quota's).
 // The node's other parts reach it through interfaces declared here (Keys,
-// Admin, Limiter, Quota, Observer); metrics and events import s3 for its
+// BucketConfigs, Admin, Limiter, Quota, Observer); metrics and events import s3 for its
 // RequestEvent and route names, never the other way round.
 package s3

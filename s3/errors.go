@@ -81,6 +81,16 @@ var (
 	errUnexpectedContent        = &Error{http.StatusBadRequest, "UnexpectedContent", "This request does not support content."}
 )
 
+// CORS errors, as AWS answers them.
+var (
+	errNoSuchCORS       = &Error{http.StatusNotFound, "NoSuchCORSConfiguration", "The CORS configuration does not exist"}
+	errCORSNotAllowed   = &Error{http.StatusForbidden, "AccessForbidden", "CORSResponse: This CORS request is not allowed. This is usually because the evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not whitelisted by the resource's CORS spec."}
+	errCORSNotEnabled   = &Error{http.StatusForbidden, "AccessForbidden", "CORSResponse: CORS is not enabled for this bucket."}
+	errCORSNoOrigin     = &Error{http.StatusBadRequest, "BadRequest", "Insufficient information. Origin request header needed."}
+	errCORSNoMethod     = &Error{http.StatusBadRequest, "BadRequest", "Invalid Access-Control-Request-Method: null"}
+	errCORSNotSupported = &Error{http.StatusNotImplemented, "NotImplemented", "Bucket configuration is not available on this server."}
+)
+
 // Admin API errors.
 var (
 	ErrTenantExists    = &Error{http.StatusConflict, "TenantAlreadyExists", "The tenant already exists."}

@@ -3,6 +3,7 @@ package s3_test
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -22,7 +23,7 @@ import (
 // between them are labelled with every S3 operation of the route table.
 func TestMutationMeansStateChanged(t *testing.T) {
 	rec := &recorder{}
-	e := startServerWith(t, func(c *s3.Config) { c.Observer = rec })
+	e, st := startConfigServerWith(t, func(c *s3.Config) { c.Observer = rec })
 	ctx := t.Context()
 	c := e.client("ALICEKEY", "alicesecret")
 	state := func() string {
@@ -37,7 +38,8 @@ func TestMutationMeansStateChanged(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fmt.Fprintf(&b, "%s:", cn.Name)
+			cors, _ := st.LocalBucketConfig("alice", cn.Name, "cors")
+			fmt.Fprintf(&b, "%s (cors %q):", cn.Name, cors)
 			for _, a := range res.Artifacts {
 				fmt.Fprintf(&b, " %s=%s", a.Key, a.ETag)
 			}
@@ -96,6 +98,27 @@ func TestMutationMeansStateChanged(t *testing.T) {
 			_, err := c.PutObjectAcl(ctx, &awss3.PutObjectAclInput{Bucket: bk, Key: aws.String("a"), ACL: types.ObjectCannedACLPrivate})
 			return err
 		}},
+		{"PutBucketCors", func() error {
+			_, err := c.PutBucketCors(ctx, &awss3.PutBucketCorsInput{Bucket: bk, CORSConfiguration: &types.CORSConfiguration{
+				CORSRules: []types.CORSRule{{AllowedOrigins: []string{"*"}, AllowedMethods: []string{"GET"}}}}})
+			return err
+		}},
+		{"GetBucketCors", func() error { _, err := c.GetBucketCors(ctx, &awss3.GetBucketCorsInput{Bucket: bk}); return err }},
+		{"PreflightCors", func() error {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodOptions, e.endpoint+"/state/a", nil)
+			req.Header.Set("Origin", "https://x.test")
+			req.Header.Set("Access-Control-Request-Method", "GET")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("preflight: %s", resp.Status)
+			}
+			return nil
+		}},
+		{"DeleteBucketCors", func() error { _, err := c.DeleteBucketCors(ctx, &awss3.DeleteBucketCorsInput{Bucket: bk}); return err }},
 		{"ListObjects", func() error { _, err := c.ListObjects(ctx, &awss3.ListObjectsInput{Bucket: bk}); return err }},
 		{"ListObjectsV2", func() error { _, err := c.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: bk}); return err }},
 		{"ListObjectVersions", func() error {

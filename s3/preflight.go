@@ -194,6 +194,13 @@ func (s *Server) preflight(ctx context.Context, h *fasthttp.RequestHeader) *pref
 	}
 	t.bucket, t.key = pf.bucket, pf.key
 	pf.route = resolve(&t)
+	if pf.route.name == preflightRoute {
+		// Anonymous: no signature, no tenant to rate-limit, and no body.
+		if hasBody(h) {
+			pf.err = errUnexpectedContent
+		}
+		return pf
+	}
 	// SigV2 signs the bucket in the resource, not the Host header.
 	resource := path
 	if pf.vhost {

@@ -90,6 +90,13 @@ var routes = []route{
 	{name: "GetObjectAcl", match: acl(objectLevel, http.MethodGet), serve: (*operation).getACL},
 	{name: "PutObjectAcl", match: acl(objectLevel, http.MethodPut), serve: (*operation).putACL},
 
+	{name: "PutBucketCors", mutation: true, match: on(bucketLevel, http.MethodPut, q("cors")), serve: (*operation).putBucketCors},
+	{name: "GetBucketCors", match: on(bucketLevel, http.MethodGet, q("cors")), serve: (*operation).getBucketCors},
+	{name: "DeleteBucketCors", mutation: true, match: on(bucketLevel, http.MethodDelete, q("cors")), serve: (*operation).deleteBucketCors},
+	// CORS preflights are unauthenticated (browsers send no credentials).
+	{name: preflightRoute, match: func(t *target) bool { return t.level() != service && t.method == http.MethodOptions },
+		serve: (*operation).preflightCors},
+
 	{name: "CreateBucket", mutation: true, match: on(bucketLevel, http.MethodPut), serve: (*operation).createBucket},
 	{name: "HeadBucket", match: on(bucketLevel, http.MethodHead), serve: (*operation).headBucket},
 	{name: "DeleteBucket", mutation: true, match: on(bucketLevel, http.MethodDelete), serve: (*operation).deleteBucket},
@@ -127,6 +134,10 @@ var routes = []route{
 	{name: "DeleteObject", mutation: true, match: on(objectLevel, http.MethodDelete), serve: (*operation).deleteObject},
 }
 
+// preflightRoute names the CORS preflight, the one S3 route served without
+// authentication.
+const preflightRoute = "PreflightCors"
+
 // unknownOperation names a request no route serves.
 const unknownOperation = "Unknown"
 
@@ -135,8 +146,9 @@ var (
 	notImplemented   = &route{name: unknownOperation, serve: fails(ErrNotImplemented)}
 )
 
-// unsupported lists subresources this server does not implement: a request
-// naming one gets NotImplemented rather than a wrong answer.
+// unsupported lists subresources this server does not implement (or
+// implements only where served says): a request naming one gets
+// NotImplemented rather than a wrong answer.
 var unsupported = []string{
 	"accelerate", "analytics", "cors", "encryption", "intelligent-tiering", "inventory",
 	"legal-hold", "lifecycle", "logging", "metrics", "notification", "object-lock", "ownershipControls",
@@ -210,11 +222,24 @@ func refusedHeader(rt *route, h *fasthttp.RequestHeader) error {
 // resolve returns the route of an S3 request.
 func resolve(t *target) *route {
 	for _, sub := range unsupported {
-		if t.has(sub) && !(sub == "versions" && t.key == "" && t.method == http.MethodGet) {
+		if t.has(sub) && !served(sub, t) {
 			return notImplemented
 		}
 	}
 	return first(routes, t)
+}
+
+// served reports the uses of an unsupported subresource that routes do
+// serve: ListObjectVersions, and bucket CORS (and preflights, whatever
+// their query).
+func served(sub string, t *target) bool {
+	switch sub {
+	case "versions":
+		return t.key == "" && t.method == http.MethodGet
+	case "cors":
+		return t.key == "" || t.method == http.MethodOptions
+	}
+	return false
 }
 
 func first(rs []route, t *target) *route {
@@ -232,6 +257,9 @@ func (op *operation) dispatch(rt *route) error {
 	defer op.releaseQuota()
 	if rt == notImplemented {
 		return ErrNotImplemented
+	}
+	if rt.name != preflightRoute {
+		op.corsResponse()
 	}
 	if _, err := contentMD5(&op.r.fctx.Request.Header); err != nil {
 		return err

@@ -44,6 +44,14 @@ var routeCases = []struct {
 	{"GET", "/b", "", false, "ListObjects", false},
 	{"GET", "/b", "list-type=1", false, "ListObjects", false},
 	{"POST", "/b", "delete", false, "DeleteObjects", true},
+	{"PUT", "/b", "cors", false, "PutBucketCors", true},
+	{"GET", "/b", "cors", false, "GetBucketCors", false},
+	{"DELETE", "/b", "cors", false, "DeleteBucketCors", true},
+	{"PUT", "/b/k", "cors", false, "Unknown", false},
+	{"POST", "/b", "cors", false, "Unknown", false},
+	{"OPTIONS", "/b", "", false, "PreflightCors", false},
+	{"OPTIONS", "/b/k", "cors", false, "PreflightCors", false},
+	{"OPTIONS", "/", "", false, "Unknown", false},
 	{"POST", "/b", "", false, "Unknown", false},
 	{"GET", "/b", "tagging", false, "Unknown", false},
 	{"PUT", "/b/k", "uploadId=u&partNumber=1", true, "UploadPartCopy", false},
@@ -144,6 +152,9 @@ var awsCodes = map[string][]int{
 	"UnexpectedContent": {400}, "QuotaExceeded": {403},
 	// Not AWS's: drives too full to take the write (HTTP's 507, as MinIO).
 	"InsufficientStorage": {507},
+	"NoSuchCORSConfiguration": {404},
+	// What AWS answers a CORS preflight it refuses (not in the error list).
+	"AccessForbidden": {403}, "BadRequest": {400},
 	// The admin API.
 	"TenantAlreadyExists": {409}, "NoSuchTenant": {404}, "TenantNotEmpty": {409}, "InvalidTenantName": {400},
 	"NotFound": {404},

@@ -54,6 +54,9 @@ type Config struct {
 	Root       Credential
 	RootTenant string // default "root"
 	Admin      Admin  // tenant administration; nil disables /_vault/admin
+	// Configs stores bucket configuration (CORS); nil makes the bucket
+	// CORS calls answer NotImplemented and preflights 403.
+	Configs BucketConfigs
 	// Domain enables virtual-host-style requests: bucket.Domain.
 	Domain string
 	Region string // reported by GetBucketLocation; default "us-east-1"

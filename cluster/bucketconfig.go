@@ -1,0 +1,145 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/vaultaire/vaultaire/meta"
+)
+
+// Bucket configuration documents (CORS today; versioning, lifecycle,
+// policy and tagging later) are replicated through Raft: one document of
+// each kind per tenant and container, set and deleted by one generic
+// command, removed with its container and carried in snapshots.
+
+// MaxConfigSize bounds one configuration document.
+const MaxConfigSize = 64 << 10
+
+// configKinds are the kinds of configuration documents the FSM accepts.
+// Append only: the names reach the log.
+var configKinds = []string{"cors"}
+
+// setConfigCmd sets (Doc non-nil) or deletes (Doc nil) one document.
+type setConfigCmd struct {
+	Tenant    string `json:"tenant"`
+	Container string `json:"container"`
+	Kind      string `json:"kind"`
+	Doc       []byte `json:"doc,omitempty"`
+	Delete    bool   `json:"delete,omitempty"`
+}
+
+// bucketConfig is one stored document, as in a snapshot.
+type bucketConfig struct {
+	Tenant    string `json:"tenant"`
+	Container string `json:"container"`
+	Kind      string `json:"kind"`
+	Doc       []byte `json:"doc"`
+}
+
+// configKey locates a container's documents inside the FSM.
+type configKey struct{ tenant, container string }
+
+func (f *fsm) setConfig(c setConfigCmd) error {
+	if !slices.Contains(configKinds, c.Kind) {
+		return fmt.Errorf("cluster: unknown configuration kind %q", c.Kind)
+	}
+	if len(c.Doc) > MaxConfigSize {
+		return fmt.Errorf("cluster: %s configuration of %d bytes exceeds %d", c.Kind, len(c.Doc), MaxConfigSize)
+	}
+	if _, ok := f.containers[c.Tenant][c.Container]; !ok {
+		return fmt.Errorf("%w: %s/%s", meta.ErrNoSuchContainer, c.Tenant, c.Container)
+	}
+	k := configKey{c.Tenant, c.Container}
+	if c.Delete {
+		delete(f.configs[k], c.Kind)
+		if len(f.configs[k]) == 0 {
+			delete(f.configs, k)
+		}
+		return nil
+	}
+	if f.configs[k] == nil {
+		f.configs[k] = make(map[string][]byte)
+	}
+	f.configs[k][c.Kind] = slices.Clone(c.Doc)
+	return nil
+}
+
+func (f *fsm) config(tenant, container, kind string) ([]byte, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	d, ok := f.configs[configKey{tenant, container}][kind]
+	return slices.Clone(d), ok
+}
+
+// configList returns every document sorted by tenant, container and kind.
+// The caller holds f.mu.
+func (f *fsm) configList() []bucketConfig {
+	out := []bucketConfig{}
+	for k, kinds := range f.configs {
+		for kind, doc := range kinds {
+			out = append(out, bucketConfig{Tenant: k.tenant, Container: k.container, Kind: kind, Doc: doc})
+		}
+	}
+	slices.SortFunc(out, func(a, b bucketConfig) int {
+		if c := strings.Compare(a.Tenant, b.Tenant); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Container, b.Container); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Kind, b.Kind)
+	})
+	return out
+}
+
+// PutBucketConfig sets a container's document of a kind. It fails with
+// meta.ErrNoSuchContainer if the container does not exist.
+func (s *Store) PutBucketConfig(ctx context.Context, tenant, container, kind string, doc []byte) error {
+	if doc == nil {
+		doc = []byte{}
+	}
+	return s.applyCmd(ctx, cmdSetConfig, setConfigCmd{Tenant: tenant, Container: container, Kind: kind, Doc: doc})
+}
+
+// DeleteBucketConfig removes a container's document of a kind; removing
+// one that is not there succeeds. It returns once every answering node
+// has applied it.
+func (s *Store) DeleteBucketConfig(ctx context.Context, tenant, container, kind string) error {
+	return s.applyCmd(ctx, cmdSetConfig, setConfigCmd{Tenant: tenant, Container: container, Kind: kind, Delete: true})
+}
+
+// BucketConfig returns a container's document of a kind and whether it
+// has one. A follower that misses syncs with the leader first, so a
+// document set through any node is seen once its Put returned.
+func (s *Store) BucketConfig(ctx context.Context, tenant, container, kind string) ([]byte, bool, error) {
+	d, ok := s.fsm.config(tenant, container, kind)
+	if !ok && s.syncWithLeader(ctx) {
+		d, ok = s.fsm.config(tenant, container, kind)
+	}
+	return d, ok, nil
+}
+
+// LocalBucketConfig is BucketConfig from this node's state alone, never
+// asking the leader: for lookups unauthenticated requests cause (CORS
+// preflights) and per-request ones. Set and delete return only once every
+// answering node has applied them, so it is current for those nodes.
+func (s *Store) LocalBucketConfig(tenant, container, kind string) ([]byte, bool) {
+	return s.fsm.config(tenant, container, kind)
+}
+
+// ContainerTenants returns, from this node's state alone, the tenants
+// owning a container of the name, sorted.
+func (s *Store) ContainerTenants(name string) []string {
+	s.fsm.mu.RLock()
+	defer s.fsm.mu.RUnlock()
+	var out []string
+	for t, cs := range s.fsm.containers {
+		if _, ok := cs[name]; ok {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

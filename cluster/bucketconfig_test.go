@@ -1,0 +1,174 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/vaultaire/vaultaire/meta"
+)
+
+func mustConfig(t *testing.T, s *Store, tn, c, want string) {
+	t.Helper()
+	got, ok, err := s.BucketConfig(t.Context(), tn, c, "cors")
+	if err != nil || !ok || string(got) != want {
+		t.Fatalf("BucketConfig(%s/%s) = %q, %v, %v; want %q", tn, c, got, ok, err, want)
+	}
+}
+
+func noConfig(t *testing.T, s *Store, tn, c string) {
+	t.Helper()
+	if got, ok, err := s.BucketConfig(t.Context(), tn, c, "cors"); ok || err != nil {
+		t.Fatalf("BucketConfig(%s/%s) = %q, %v, %v; want none", tn, c, got, ok, err)
+	}
+	if _, ok := s.LocalBucketConfig(tn, c, "cors"); ok {
+		t.Fatalf("LocalBucketConfig(%s/%s) found one", tn, c)
+	}
+}
+
+func TestBucketConfig(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	if _, _, err := s.CreateTenant(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutBucketConfig(ctx, "acme", "box", "cors", []byte("x")); !errors.Is(err, meta.ErrNoSuchContainer) {
+		t.Fatalf("put on a missing container: %v", err)
+	}
+	if err := s.CreateContainer(ctx, meta.ContainerInfo{Tenant: "acme", Name: "box"}); err != nil {
+		t.Fatal(err)
+	}
+	noConfig(t, s, "acme", "box")
+	if got := s.ContainerTenants("box"); !slices.Equal(got, []string{"acme"}) {
+		t.Errorf("ContainerTenants = %v", got)
+	}
+	for _, tc := range []struct {
+		name, kind string
+		doc        []byte
+		ok         bool
+	}{
+		{"unknown kind", "nosuch", []byte("x"), false},
+		{"too large", "cors", bytes.Repeat([]byte("x"), MaxConfigSize+1), false},
+		{"set", "cors", []byte("<CORSConfiguration/>"), true},
+	} {
+		err := s.PutBucketConfig(ctx, "acme", "box", tc.kind, tc.doc)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: err = %v", tc.name, err)
+		}
+	}
+	mustConfig(t, s, "acme", "box", "<CORSConfiguration/>")
+	noConfig(t, s, "other", "box")
+	if err := s.DeleteBucketConfig(ctx, "acme", "box", "cors"); err != nil {
+		t.Fatal(err)
+	}
+	noConfig(t, s, "acme", "box")
+	// Removed with its container: a new container of the name starts bare.
+	if err := s.PutBucketConfig(ctx, "acme", "box", "cors", []byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteContainer(ctx, "acme", "box"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateContainer(ctx, meta.ContainerInfo{Tenant: "acme", Name: "box"}); err != nil {
+		t.Fatal(err)
+	}
+	noConfig(t, s, "acme", "box")
+}
+
+func TestBucketConfigSnapshot(t *testing.T) {
+	c := testConfig(t, t.TempDir())
+	tune := c.tune
+	c.tune = func(rc *raft.Config) { tune(rc); rc.TrailingLogs = 2 }
+	s := open(t, c)
+	ctx := t.Context()
+	if _, _, err := s.CreateTenant(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"a", "b", "c"} {
+		if err := s.CreateContainer(ctx, meta.ContainerInfo{Tenant: "acme", Name: n}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutBucketConfig(ctx, "acme", n, "cors", []byte("doc-"+n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	// After the snapshot, from the log.
+	if err := s.DeleteBucketConfig(ctx, "acme", "b", "cors"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := open(t, c)
+	if s2.fsm.restores.Load() != 1 {
+		t.Fatalf("restores = %d, want 1", s2.fsm.restores.Load())
+	}
+	mustConfig(t, s2, "acme", "a", "doc-a")
+	noConfig(t, s2, "acme", "b")
+	mustConfig(t, s2, "acme", "c", "doc-c")
+}
+
+// A version 2 snapshot (before configuration documents) still restores.
+func TestBucketConfigOldSnapshot(t *testing.T) {
+	f := newFSM()
+	old := `{"version":2,"tenants":[{"name":"acme","keys":[]}],"containers":[{"Tenant":"acme","Name":"box"}],"applied":7}`
+	if err := f.Restore(nopCloser{strings.NewReader(old)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.container("acme", "box"); !ok {
+		t.Fatal("container lost")
+	}
+	if _, ok := f.config("acme", "box", "cors"); ok {
+		t.Fatal("config from nowhere")
+	}
+}
+
+type nopCloser struct{ *strings.Reader }
+
+func (nopCloser) Close() error { return nil }
+
+// TestBucketConfigEverywhere: set through one node, read on every other;
+// an update and a delete are seen everywhere once they return.
+func TestBucketConfigEverywhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a 3-node raft cluster")
+	}
+	nodes, _ := startStores(t, 3)
+	ctx := t.Context()
+	if _, _, err := nodes[1].store.CreateTenant(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[2].store.CreateContainer(ctx, meta.ContainerInfo{Tenant: "acme", Name: "box"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, doc := range []string{"one", "two", "three"} {
+		if err := nodes[i%3].store.PutBucketConfig(ctx, "acme", "box", "cors", []byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+		for _, nd := range nodes {
+			mustConfig(t, nd.store, "acme", "box", doc)
+		}
+	}
+	if err := nodes[1].store.DeleteBucketConfig(ctx, "acme", "box", "cors"); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range nodes {
+		noConfig(t, nd.store, "acme", "box")
+	}
+	if err := nodes[2].store.PutBucketConfig(ctx, "acme", "box", "cors", []byte("four")); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[0].store.DeleteContainer(ctx, "acme", "box"); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range nodes {
+		noConfig(t, nd.store, "acme", "box")
+	}
+}
