@@ -151,7 +151,7 @@ var awsCodes = map[string][]int{
 	"EntityTooSmall": {400}, "RequestHeaderSectionTooLarge": {400}, "InvalidPartNumber": {416},
 	"UnexpectedContent": {400}, "QuotaExceeded": {403},
 	// Not AWS's: drives too full to take the write (HTTP's 507, as MinIO).
-	"InsufficientStorage": {507},
+	"InsufficientStorage":     {507},
 	"NoSuchCORSConfiguration": {404},
 	// What AWS answers a CORS preflight it refuses (not in the error list).
 	"AccessForbidden": {403}, "BadRequest": {400},
