@@ -83,7 +83,9 @@ func (w *recordWrite) write(ctx context.Context, rec *record, inline [][]byte, o
 const maxStaleRetries = 3
 
 // latest is write for a new version of an artifact (a put, a delete, a
-// completed multipart upload). Versions are wall-clock time, and another
+// completed multipart upload). The record it reports replaced is the one
+// replaced on a strict majority of the drives (replacedByMajority), for
+// usage accounting. Versions are wall-clock time, and another
 // node's clock may run ahead of this one's: if a drive already holds a
 // newer version of key than rec, the engine's clock is moved past it and
 // rec is written again with a newer version, so the write that returns
@@ -121,8 +123,32 @@ func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, 
 		}
 		res = again
 	}
-	replaced = replacedOf(res)
+	replaced = replacedByMajority(res)
 	return replaced, w.finish(ctx, rec, res)
+}
+
+// replacedByMajority returns the version a write replaced on a strict
+// majority of its drives (the placement group's k+m), or nil: the version
+// whose size the write may take out of the tenant's usage. Two writes
+// racing to replace the same version (the same DELETE through two nodes)
+// each replace it on the drives they reach first; those sets are disjoint,
+// so at most one of them has a majority and the version's size leaves
+// usage once. A write that replaced the version on no majority (drives
+// failed or were offline) leaves usage high: the safe direction for a
+// quota; usage never drops below what is stored because of a race.
+func replacedByMajority(res []recordPut) *record {
+	count := map[driver.Version]int{}
+	var best *record
+	for _, r := range res {
+		if r.err != nil || r.prev == nil {
+			continue
+		}
+		count[r.prev.Version]++
+		if 2*count[r.prev.Version] > len(res) {
+			best = r.prev
+		}
+	}
+	return best
 }
 
 // replacedOf returns the newest record a write replaced on any drive, or
