@@ -35,6 +35,8 @@ const (
 	cmdSetLimits       cmdType = 9
 	cmdUsage           cmdType = 10
 	cmdDropMap         cmdType = 11
+	cmdAcquireLease    cmdType = 12 // uploadlease.go
+	cmdReleaseLease    cmdType = 13
 )
 
 // errAccessKeyExists is returned by Apply when a proposed access key is
@@ -125,6 +127,7 @@ type fsm struct {
 	containers map[string]map[string]meta.ContainerInfo // tenant → name → container
 	nodes      map[string]NodeInfo                      // name → registered node
 	maps       []*placement.Map                         // every map in epoch order; the last is current
+	leases     map[string]uploadLease                   // upload id → its lease (uploadlease.go)
 }
 
 func newFSM() *fsm {
@@ -219,6 +222,18 @@ func (f *fsm) Apply(l *raft.Log) any {
 			return decodeErr(t, err)
 		}
 		return f.dropMap(c)
+	case cmdAcquireLease:
+		var c acquireLeaseCmd
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.acquireLease(c)
+	case cmdReleaseLease:
+		var c releaseLeaseCmd
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.releaseLease(c)
 	default:
 		return fmt.Errorf("cluster: unknown command type %d", t)
 	}
@@ -324,6 +339,7 @@ type snapshotData struct {
 	Nodes      []NodeInfo           `json:"nodes"`      // sorted by name (version 2)
 	Maps       []*placement.Map     `json:"maps"`       // in epoch order (version 2)
 	Applied    uint64               `json:"applied"`    // fsm.applied when taken (version 2)
+	Leases     []uploadLease        `json:"leases"`     // sorted by upload (absent in older snapshots)
 }
 
 // Snapshot captures the state. It runs on raft's FSM goroutine, never
@@ -353,6 +369,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	slices.SortFunc(d.Nodes, func(a, b NodeInfo) int { return strings.Compare(a.Name, b.Name) })
 	d.Maps = slices.Clone(f.maps) // maps are immutable values
 	d.Applied = f.applied.Load()
+	d.Leases = f.leaseList()
 	b, err := json.Marshal(d)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: encode snapshot: %w", err)
@@ -403,6 +420,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	n.maps = d.Maps
 	f.mu.Lock()
 	f.tenants, f.keys, f.containers, f.nodes, f.maps = n.tenants, n.keys, n.containers, n.nodes, n.maps
+	f.leases = leaseMap(d.Leases)
 	f.applied.Store(d.Applied)
 	f.mu.Unlock()
 	f.restores.Add(1)
