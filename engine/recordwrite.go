@@ -128,27 +128,32 @@ func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, 
 }
 
 // replacedByMajority returns the version a write replaced on a strict
-// majority of its drives (the placement group's k+m), or nil: the version
-// whose size the write may take out of the tenant's usage. Two writes
-// racing to replace the same version (the same DELETE through two nodes)
-// each replace it on the drives they reach first; those sets are disjoint,
-// so at most one of them has a majority and the version's size leaves
-// usage once. A write that replaced the version on no majority (drives
-// failed or were offline) leaves usage high: the safe direction for a
-// quota; usage never drops below what is stored because of a race.
+// majority of its drives (the placement group's k+m), or on exactly half
+// of them including the first drive (slot 0), or nil: the version whose
+// size the write may take out of the tenant's usage. Two writes racing to
+// replace the same version (the same DELETE through two nodes) each
+// replace it on the drives they reach first; those sets are disjoint, so
+// at most one of them has a majority, and of two halves only one holds
+// slot 0: the version's size leaves usage once. A write that replaced the
+// version on fewer drives (drives failed or were offline, or three or
+// more writes split the drives) leaves usage high: the safe direction for
+// a quota; a race never takes usage below what is stored.
 func replacedByMajority(res []recordPut) *record {
 	count := map[driver.Version]int{}
-	var best *record
 	for _, r := range res {
+		if r.err == nil && r.prev != nil {
+			count[r.prev.Version]++
+		}
+	}
+	for j, r := range res {
 		if r.err != nil || r.prev == nil {
 			continue
 		}
-		count[r.prev.Version]++
-		if 2*count[r.prev.Version] > len(res) {
-			best = r.prev
+		if c := count[r.prev.Version]; 2*c > len(res) || 2*c == len(res) && j == 0 {
+			return r.prev
 		}
 	}
-	return best
+	return nil
 }
 
 // replacedOf returns the newest record a write replaced on any drive, or
