@@ -12,6 +12,7 @@ import (
 var (
 	_ engine.ContainerStore = (*cluster.Store)(nil)
 	_ engine.Coordinator    = (*cluster.Store)(nil)
+	_ engine.UploadLocker   = (*cluster.Store)(nil)
 	_ engine.Topology       = (*cluster.Topology)(nil)
 	_ engine.MapHistory     = (*cluster.Topology)(nil)
 	_ s3.Keys               = (*cluster.Store)(nil)

@@ -5,14 +5,17 @@
 // now), the registered nodes and the cluster map), and the engine's
 // Topology over that map (which hands the engine the drives of a node
 // gossip reports down as offline, so no request waits on them:
-// Topology.WatchMembers). Nothing per-artifact goes through Raft.
+// Topology.WatchMembers). Nothing per-artifact goes through Raft (an
+// open multipart upload's short-lived lease aside).
 //
 // # What it may import
 //
 // cluster implements the interfaces its consumers declare and imports
 // none of them: a Store is a tenant.Store (limits and usage), an s3.Keys
 // (LookupKey), an s3.BucketConfigs (bucket configuration documents), an
-// engine.ContainerStore and an engine.Coordinator (the
+// engine.ContainerStore, an engine.UploadLocker (LockUpload: the
+// per-upload leases of uploadlease.go, which serialise a multipart
+// upload's operations across nodes) and an engine.Coordinator (the
 // leader-only migrator and scanner loops, engine.RunMigrator and
 // engine.RunScanner); a Topology is an engine.Topology and
 // engine.MapHistory. cmd/vaultd wires them; contract_test.go checks at

@@ -36,6 +36,8 @@ const (
 	cmdUsage           cmdType = 10
 	cmdDropMap         cmdType = 11
 	cmdSetConfig       cmdType = 12 // bucketconfig.go
+	cmdAcquireLease    cmdType = 13 // uploadlease.go
+	cmdReleaseLease    cmdType = 14
 )
 
 // errAccessKeyExists is returned by Apply when a proposed access key is
@@ -127,6 +129,7 @@ type fsm struct {
 	nodes      map[string]NodeInfo                      // name → registered node
 	maps       []*placement.Map                         // every map in epoch order; the last is current
 	configs    map[configKey]map[string][]byte          // container → kind → document (bucketconfig.go)
+	leases     map[string]uploadLease                   // upload id → its lease (uploadlease.go)
 }
 
 func newFSM() *fsm {
@@ -228,6 +231,18 @@ func (f *fsm) Apply(l *raft.Log) any {
 			return decodeErr(t, err)
 		}
 		return f.setConfig(c)
+	case cmdAcquireLease:
+		var c acquireLeaseCmd
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.acquireLease(c)
+	case cmdReleaseLease:
+		var c releaseLeaseCmd
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.releaseLease(c)
 	default:
 		return fmt.Errorf("cluster: unknown command type %d", t)
 	}
@@ -335,6 +350,7 @@ type snapshotData struct {
 	Maps       []*placement.Map     `json:"maps"`       // in epoch order (version 2)
 	Applied    uint64               `json:"applied"`    // fsm.applied when taken (version 2)
 	Configs    []bucketConfig       `json:"configs"`    // sorted by tenant, container, kind (version 3)
+	Leases     []uploadLease        `json:"leases"`     // sorted by upload (absent before version 3)
 }
 
 // Snapshot captures the state. It runs on raft's FSM goroutine, never
@@ -365,6 +381,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	d.Maps = slices.Clone(f.maps) // maps are immutable values
 	d.Applied = f.applied.Load()
 	d.Configs = f.configList()
+	d.Leases = f.leaseList()
 	b, err := json.Marshal(d)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: encode snapshot: %w", err)
@@ -422,6 +439,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.tenants, f.keys, f.containers, f.nodes, f.maps, f.configs = n.tenants, n.keys, n.containers, n.nodes, n.maps, n.configs
+	f.leases = leaseMap(d.Leases)
 	f.applied.Store(d.Applied)
 	f.mu.Unlock()
 	f.restores.Add(1)

@@ -39,6 +39,29 @@
 // exponential backoff. The queue is bounded: what does not fit is found
 // again by the next scan or scrub pass.
 //
+// # Multipart uploads across nodes and usage
+//
+// The operations that change one multipart upload (a part's commit,
+// CompleteUpload, AbortUpload, the upload sweeper) are serialised by a
+// lock per upload: an in-process mutex, plus, with Config.UploadLocker (a
+// cluster: the Raft-replicated leases of cluster.Store), a lease held by
+// one node at a time. A node that cannot get the lease in a bounded wait
+// fails the operation with ErrMetadataUnavailable (503, the client
+// retries); it never proceeds unlocked. The lease is checked again before
+// each destructive step (the part record, the completion marker, the
+// artifact record, an abort); a node paused for longer than the lease's
+// safety margin between that check and the step's end can still overlap
+// with the next holder (fenced epochs will close that). Migration keeps
+// the local lock only: only the Raft leader migrates.
+//
+// Usage (Config.OnUsage) takes a replaced version's size out only when the
+// write replaced it on a strict majority of the set's k+m drives, or on
+// exactly half of them including slot 0 (replacedByMajority): two writes
+// racing to replace one version (the same DELETE through two nodes, a put
+// racing a delete) cannot both claim it. When no write claims it (drives
+// failed, or three or more racing writes split the drives) usage stays
+// too high: the safe direction for a quota.
+//
 // # Map changes
 //
 // The cluster map (Topology) grows when nodes join: drives are added, the

@@ -154,6 +154,10 @@ type Config struct {
 	// before erasure coding. It is called on the request's goroutine and
 	// must not block.
 	OnUsage func(tenant string, bytes, artifacts int64)
+	// UploadLocker, if set, serialises each multipart upload's part
+	// commits, completion, abort and sweep across nodes; nil (a single
+	// node) serialises them in this process only.
+	UploadLocker UploadLocker
 }
 
 // Validate checks c and fills in defaults.
@@ -208,15 +212,58 @@ type Engine struct {
 	uploadLocks map[string]*uploadLock // by upload id: serialises part commits, completion and abort
 }
 
+// UploadLocker serialises the operations on one multipart upload across
+// the nodes of a cluster (cluster.Store implements it with a
+// Raft-replicated lease). LockUpload blocks until this node holds id's
+// lock, or fails, wrapping ErrMetadataUnavailable when the lock could not
+// be had in a bounded wait; the engine then fails the operation (the
+// client retries) and never proceeds without the lock. Held reports
+// whether the lock is certainly still held (judged by the local monotonic
+// clock with a margin); the engine checks it before each destructive step
+// (writing records, deleting parts' shard files). unlock releases it.
+type UploadLocker interface {
+	LockUpload(ctx context.Context, id string) (held func() bool, unlock func(), err error)
+}
+
 // uploadLock serialises the record changes of one multipart upload on this
-// node. (Across nodes the cluster issue must give uploads an owner.)
+// node. Across nodes Config.UploadLocker serialises them.
 type uploadLock struct {
 	mu   sync.Mutex
 	refs int
 }
 
-// lockUpload locks upload id and returns its unlock.
-func (e *Engine) lockUpload(id string) func() {
+// uploadHold is a held upload lock.
+type uploadHold struct {
+	held   func() bool // nil: the local lock only, held until unlock
+	unlock func()
+}
+
+// check fails, wrapping ErrMetadataUnavailable, if the cluster lock may
+// have expired: another node may now work on the upload.
+func (h *uploadHold) check() error {
+	if h.held != nil && !h.held() {
+		return fmt.Errorf("%w: upload lock expired", ErrMetadataUnavailable)
+	}
+	return nil
+}
+
+// lockUpload locks upload id on this node and, with an UploadLocker, in
+// the cluster, and returns the hold; the caller must call its unlock.
+func (e *Engine) lockUpload(ctx context.Context, id string) (*uploadHold, error) {
+	unlockLocal := e.lockLocal(id)
+	if e.cfg.UploadLocker == nil {
+		return &uploadHold{unlock: unlockLocal}, nil
+	}
+	held, unlock, err := e.cfg.UploadLocker.LockUpload(ctx, id)
+	if err != nil {
+		unlockLocal()
+		return nil, fmt.Errorf("engine: lock upload: %w", err)
+	}
+	return &uploadHold{held: held, unlock: func() { unlock(); unlockLocal() }}, nil
+}
+
+// lockLocal locks id on this node and returns its unlock.
+func (e *Engine) lockLocal(id string) func() {
 	e.uploadMu.Lock()
 	l := e.uploadLocks[id]
 	if l == nil {

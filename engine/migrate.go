@@ -106,7 +106,10 @@ func (e *Engine) Migrate(ctx context.Context, tenant, container, key string) (Mi
 // when they are not in key's current set.
 func (e *Engine) migrate(ctx context.Context, tenant, container, key string, extra []placement.DriveID) (MigrateResult, error) {
 	ikey := indexPrefix(tenant, container) + key
-	unlock := e.lockUpload("migrate\x00" + ikey) // upload ids are hex: no collision
+	// Only the Raft leader migrates (RunMigrator), so a key is not
+	// migrated by two nodes at once and the local lock suffices (a
+	// leadership change mid-pass is the remaining window).
+	unlock := e.lockLocal("migrate\x00" + ikey) // upload ids are hex: no collision
 	defer unlock()
 	var res MigrateResult
 	cur := e.cfg.Topology.Map()

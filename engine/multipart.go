@@ -294,14 +294,22 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 	}
 	// The upload may have completed or been aborted while the data
 	// streamed: check again under its lock, and commit the part under it.
-	unlock := e.lockUpload(uploadID)
-	defer unlock()
+	hold, err := e.lockUpload(ctx, uploadID)
+	if err != nil {
+		e.deleteShards(ctx, drives, shard, committed)
+		return PartInfo{}, err
+	}
+	defer hold.unlock()
 	if _, _, err := e.activeUpload(ctx, tenant, container, key, uploadID); err != nil {
 		e.deleteShards(ctx, drives, shard, committed)
 		return PartInfo{}, err
 	}
 	pkey := partKey(tenant, container, uploadID, n)
 	if err := e.checkReplaceable(ctx, tenant, container, key, pkey, drives, up.Data); err != nil {
+		e.deleteShards(ctx, drives, shard, committed)
+		return PartInfo{}, err
+	}
+	if err := hold.check(); err != nil {
 		e.deleteShards(ctx, drives, shard, committed)
 		return PartInfo{}, err
 	}

@@ -48,8 +48,11 @@ func (e *Engine) dropParts(ctx context.Context, tenant, container, key, id strin
 // completion crashed before its artifact became visible is aborted. No
 // shard file an artifact record of key names is deleted.
 func (e *Engine) AbortUpload(ctx context.Context, tenant, container, key, uploadID string) error {
-	unlock := e.lockUpload(uploadID)
-	defer unlock()
+	hold, err := e.lockUpload(ctx, uploadID)
+	if err != nil {
+		return err
+	}
+	defer hold.unlock()
 	up, drives, err := e.upload(ctx, tenant, container, key, uploadID)
 	if err != nil {
 		return err
@@ -62,6 +65,9 @@ func (e *Engine) AbortUpload(ctx context.Context, tenant, container, key, upload
 		if s.state != completionPending {
 			return ErrNoSuchUpload
 		}
+	}
+	if err := hold.check(); err != nil {
+		return err
 	}
 	inParts, err := e.abort(ctx, tenant, container, key, uploadID, up, drives)
 	if err != nil {
@@ -164,8 +170,11 @@ func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
 }
 
 func (e *Engine) sweepUpload(ctx context.Context, tenant, container, key, id string) error {
-	unlock := e.lockUpload(id)
-	defer unlock()
+	hold, err := e.lockUpload(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer hold.unlock()
 	mk, drives, err := e.uploadRecord(ctx, tenant, container, key, id)
 	if errors.Is(err, ErrNoSuchUpload) {
 		return nil
@@ -181,6 +190,11 @@ func (e *Engine) sweepUpload(ctx context.Context, tenant, container, key, id str
 		return err
 	}
 	_, err = e.cfg.Containers.Container(ctx, tenant, container)
+	if err == nil || errors.Is(err, ErrNoSuchContainer) {
+		if cerr := hold.check(); cerr != nil {
+			return cerr
+		}
+	}
 	if errors.Is(err, ErrNoSuchContainer) {
 		_, err = e.abort(ctx, tenant, container, key, id, mk, drives)
 		return err

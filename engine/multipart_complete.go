@@ -79,8 +79,11 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 			return ArtifactInfo{}, ErrInvalidPartOrder
 		}
 	}
-	unlock := e.lockUpload(uploadID)
-	defer unlock()
+	hold, err := e.lockUpload(ctx, uploadID)
+	if err != nil {
+		return ArtifactInfo{}, err
+	}
+	defer hold.unlock()
 	up, drives, err := e.upload(ctx, tenant, container, key, uploadID)
 	if err != nil {
 		return ArtifactInfo{}, err
@@ -107,6 +110,9 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 			return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
 		}
 		if lost {
+			if err := hold.check(); err != nil {
+				return ArtifactInfo{}, err
+			}
 			if _, err := e.abort(ctx, tenant, container, key, uploadID, up, drives); err != nil {
 				return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
 			}
@@ -180,12 +186,20 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
 	}
 	ukey := uploadKey(tenant, container, key, uploadID)
+	if err := hold.check(); err != nil {
+		return ArtifactInfo{}, err
+	}
 	if err := e.putQuorum(ctx, ukey, drives, &mk, wq); err != nil {
 		return ArtifactInfo{}, fmt.Errorf("engine: complete upload: marker: %w", err)
 	}
 	// Step 2: the artifact.
 	gctx, gcancel := cleanupCtx(ctx)
 	defer gcancel()
+	if err := hold.check(); err != nil {
+		// The marker is written: whoever touches the upload next settles
+		// it (a pending completion is completed again or reverted).
+		return ArtifactInfo{}, err
+	}
 	replaced, err := e.artifactWrite(tenant, container, key, drives, wq).latest(ctx, &rec, nil, present(drives))
 	if err != nil {
 		// The write was rolled back: make the upload an upload in progress

@@ -83,7 +83,9 @@ func (w *recordWrite) write(ctx context.Context, rec *record, inline [][]byte, o
 const maxStaleRetries = 3
 
 // latest is write for a new version of an artifact (a put, a delete, a
-// completed multipart upload). Versions are wall-clock time, and another
+// completed multipart upload). The record it reports replaced is the one
+// replaced on a strict majority of the drives (replacedByMajority), for
+// usage accounting. Versions are wall-clock time, and another
 // node's clock may run ahead of this one's: if a drive already holds a
 // newer version of key than rec, the engine's clock is moved past it and
 // rec is written again with a newer version, so the write that returns
@@ -121,8 +123,37 @@ func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, 
 		}
 		res = again
 	}
-	replaced = replacedOf(res)
+	replaced = replacedByMajority(res)
 	return replaced, w.finish(ctx, rec, res)
+}
+
+// replacedByMajority returns the version a write replaced on a strict
+// majority of its drives (the placement group's k+m), or on exactly half
+// of them including the first drive (slot 0), or nil: the version whose
+// size the write may take out of the tenant's usage. Two writes racing to
+// replace the same version (the same DELETE through two nodes) each
+// replace it on the drives they reach first; those sets are disjoint, so
+// at most one of them has a majority, and of two halves only one holds
+// slot 0: the version's size leaves usage once. A write that replaced the
+// version on fewer drives (drives failed or were offline, or three or
+// more writes split the drives) leaves usage high: the safe direction for
+// a quota; a race never takes usage below what is stored.
+func replacedByMajority(res []recordPut) *record {
+	count := map[driver.Version]int{}
+	for _, r := range res {
+		if r.err == nil && r.prev != nil {
+			count[r.prev.Version]++
+		}
+	}
+	for j, r := range res {
+		if r.err != nil || r.prev == nil {
+			continue
+		}
+		if c := count[r.prev.Version]; 2*c > len(res) || 2*c == len(res) && j == 0 {
+			return r.prev
+		}
+	}
+	return nil
 }
 
 // replacedOf returns the newest record a write replaced on any drive, or

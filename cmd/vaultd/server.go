@@ -190,7 +190,11 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	go func() { defer close(usageDone); usage.Run(uctx) }()
 	defer func() { stopUsage(); <-usageDone }() // a final flush before the store closes
 
-	eng, err := engine.New(engine.Config{Topology: topo, Containers: store, Logger: log.With("component", "engine"), OnUsage: usage.Record, HealInterval: f.healInterval})
+	ecfg := engine.Config{Topology: topo, Containers: store, Logger: log.With("component", "engine"), OnUsage: usage.Record, HealInterval: f.healInterval}
+	if f.clustered() {
+		ecfg.UploadLocker = store // multipart uploads are serialised cluster-wide
+	}
+	eng, err := engine.New(ecfg)
 	if err != nil {
 		return err
 	}
