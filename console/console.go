@@ -52,15 +52,18 @@ const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
 // GET and HEAD of an embedded asset, with strict security headers.
 func Serve(ctx *fasthttp.RequestCtx, p string) {
 	h := &ctx.Response.Header
-	h.Set("Content-Security-Policy", csp)
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	// Set last: fasthttp's Error resets the headers.
+	defer func() {
+		h.Set("Content-Security-Policy", csp)
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	}()
 	m := string(ctx.Method())
 	if m != http.MethodGet && m != http.MethodHead {
-		h.Set("Allow", "GET, HEAD")
 		ctx.Error("method not allowed\n", http.StatusMethodNotAllowed)
+		h.Set("Allow", "GET, HEAD")
 		return
 	}
 	if p+"/" == Prefix {
@@ -73,8 +76,8 @@ func Serve(ctx *fasthttp.RequestCtx, p string) {
 	}
 	b, ok := files[name]
 	if !ok {
-		h.Set("Cache-Control", "no-store")
 		ctx.Error("not found\n", http.StatusNotFound)
+		h.Set("Cache-Control", "no-store")
 		return
 	}
 	ct := mime.TypeByExtension(path.Ext(name))

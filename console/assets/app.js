@@ -314,9 +314,9 @@ function drawLine(canvas, title, points) {
   c.clearRect(0, 0, w, h); c.fillStyle = "#1d2433"; c.font = "13px sans-serif";
   const max = Math.max(1, ...points);
   c.fillText(`${title} (max ${max.toFixed(1)}/s)`, 8, 16);
-  c.strokeStyle = "#3a6fd8"; c.lineWidth = 2; c.beginPath();
-  points.forEach((v, i) => { const x = 8 + (i * (w - 16)) / 59, y = h - 8 - ((h - 34) * v) / max; i ? c.lineTo(x, y) : c.moveTo(x, y); });
-  c.stroke();
+  const bw = (w - 16) / 60;
+  c.fillStyle = "#3a6fd8";
+  points.forEach((v, i) => { const bh = Math.max(1, ((h - 34) * v) / max); c.fillRect(8 + i * bw, h - 8 - bh, bw - 2, bh); });
 }
 views.Metrics = async (main) => {
   const usage = el("canvas", { id: "usage", width: 640, height: 180 }), rate = el("canvas", { id: "rate", width: 640, height: 180 });
