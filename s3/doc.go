@@ -30,9 +30,11 @@
 // (errors.go).
 //
 // Paths under /_vault/ are reserved for the node itself: /_vault/health
-// (unauthenticated) and /_vault/admin/... (root credentials only).
+// and the web console's static files under /_vault/console/ (package
+// console; unauthenticated) and /_vault/admin/... (root credentials only).
 //
-// Of this module, s3 imports only engine (the data path), s3/sigv4
+// Of this module, s3 imports only engine (the data path), console (the
+// web console's embedded files, which imports nothing of the module), s3/sigv4
 // (signature verification) and the package that declares the tenant
 // store's errors (for the error table: the admin API's and the quota's).
 // The node's other parts reach it through interfaces declared here (Keys,
