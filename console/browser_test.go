@@ -147,22 +147,30 @@ func TestConsoleBrowser(t *testing.T) {
 	if err := chromedp.Do(bctx); err != nil {
 		t.Fatalf("start %s: %v", exe, err)
 	}
-	ctx, cancelT := context.WithTimeout(bctx, 150*time.Second)
+	ctx, cancelT := context.WithTimeout(bctx, 110*time.Second)
 	defer cancelT()
 
+	// Each step gets 60 s (the multipart upload is the longest); the page's
+	// error line is reported when one fails.
 	consoleError := func() string {
-		msg, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("error").textContent`))
+		ectx, cancel := context.WithTimeout(bctx, 5*time.Second)
+		defer cancel()
+		msg, _ := chromedp.Run(ectx, chromedp.Evaluate[string](`document.getElementById("error").textContent`))
 		return msg
 	}
 	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
+		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, actions...); err != nil {
 			t.Fatalf("%s: %v (console error: %q)", name, err, consoleError())
 		}
 	}
 	get := func(name string, a chromedp.Action[string]) string {
 		t.Helper()
-		v, err := chromedp.Run(ctx, a)
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		v, err := chromedp.Run(sctx, a)
 		if err != nil {
 			t.Fatalf("%s: %v (console error: %q)", name, err, consoleError())
 		}
@@ -189,7 +197,15 @@ func TestConsoleBrowser(t *testing.T) {
 	login := func(ak, sk string) {
 		t.Helper()
 		step("login "+ak, chromedp.Navigate(base), chromedp.WaitVisible(css("#login")),
-			chromedp.SendKeys(css("#ak"), ak), chromedp.SendKeys(css("#sk"), sk), chromedp.Click(css("#signin")))
+			chromedp.SendKeys(css("#ak"), ak), chromedp.SendKeys(css("#sk"), sk), chromedp.Click(css("#signin")),
+			truthy(`!document.getElementById("tabs").hidden || !document.getElementById("error").hidden`))
+	}
+	loginOK := func(ak, sk string) {
+		t.Helper()
+		login(ak, sk)
+		if msg := consoleError(); msg != "" {
+			t.Fatalf("login %s: %s", ak, msg)
+		}
 	}
 
 	// A wrong secret: an error, no tabs, no data.
@@ -203,7 +219,7 @@ func TestConsoleBrowser(t *testing.T) {
 	shot("login")
 
 	// Root: cluster health, then a tenant with keys, rate and quota.
-	login(rootAK, rootSK)
+	loginOK(rootAK, rootSK)
 	step("root cluster", chromedp.WaitVisible(css("#tab-cluster")), chromedp.WaitVisible(css("#health")))
 	shot("cluster")
 	step("create tenant", chromedp.Click(css("#tab-tenants")), chromedp.WaitVisible(css("#create-tenant")),
@@ -229,7 +245,7 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 
 	// The tenant: bucket, uploads (one multipart), a folder.
-	login(tenantAK, tenantSK)
+	loginOK(tenantAK, tenantSK)
 	step("create bucket", chromedp.WaitVisible(css("#create-bucket")),
 		chromedp.SendKeys(css("#bname"), "photos"), chromedp.Click(css(`#create-bucket button[type=submit]`)),
 		chromedp.WaitVisible(css(`tr[data-bucket="photos"]`)))
