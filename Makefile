@@ -4,7 +4,7 @@ PKGS    ?= ./...
 BENCH   ?= .
 FUZZTIME ?= 60s
 
-.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients bench bench-compare fuzz chaos lint clean minio
+.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients console-test bench bench-compare fuzz chaos lint clean minio
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ test-e2e: ## a real vaultd driven by the aws cli and boto3
 
 test-clients: ## the client matrix: aws cli, boto3, rclone, s3cmd, JS SDK v3, mc on one node and a 3-node cluster (CLIENTS_LONG=1: 200 MB objects)
 	bash scripts/clients.sh
+
+console-test: ## the web console in headless Chromium against a real vaultd; refreshes docs/console-*.png
+	CONSOLE_SCREENSHOTS=$(CURDIR)/docs $(GO) test -count=1 -run 'TestConsoleBrowser|TestServe|TestServedByNode|TestAssetsSmall' -v ./console/
 
 test-short: ## quick tests only (skips the 1 GiB and 10,000-key tests)
 	$(GO) test -short $(PKGS)

@@ -30,7 +30,8 @@
 // (errors.go).
 //
 // Paths under /_vault/ are reserved for the node itself: /_vault/health
-// (unauthenticated) and /_vault/admin/... (root credentials only).
+// and the web console's static files under /_vault/console/ (package
+// console; unauthenticated) and /_vault/admin/... (root credentials only).
 //
 // The one unauthenticated S3 route is the CORS preflight (OPTIONS on a
 // bucket or object, cors.go), which browsers send without credentials: it
@@ -41,7 +42,8 @@
 // none or several do. Bucket configuration (CORS) is stored through
 // BucketConfigs, which cluster.Store implements.
 //
-// Of this module, s3 imports only engine (the data path), s3/sigv4
+// Of this module, s3 imports only engine (the data path), console (the
+// web console's embedded files, which imports nothing of the module), s3/sigv4
 // (signature verification) and the package that declares the tenant
 // store's errors (for the error table: the admin API's and the quota's).
 // The node's other parts reach it through interfaces declared here (Keys,

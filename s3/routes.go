@@ -7,6 +7,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/vaultaire/vaultaire/console"
 	"github.com/vaultaire/vaultaire/engine"
 )
 
@@ -295,6 +296,8 @@ func (op *operation) dispatch(rt *route) error {
 var vaultRoutes = []route{
 	{name: "Health", match: path("/_vault/health"), serve: (*operation).health},
 	{name: "Metrics", match: path("/_vault/metrics"), serve: (*operation).metrics},
+	{name: "Console", match: func(t *target) bool { return t.path+"/" == console.Prefix || strings.HasPrefix(t.path, console.Prefix) },
+		serve: func(op *operation) error { console.Serve(op.r.fctx, op.path); return nil }},
 	{name: "Admin", match: tenants(http.MethodGet, func(n string) bool { return n == "" }), serve: asRoot(listTenants)},
 	{name: "AdminAddKey", mutation: true, match: tenants(http.MethodPost, suffix("/keys")), serve: asRoot(func(op *operation, name string) error {
 		return op.sendTenant(op.s.cfg.Admin.AddKey(op.ctx, strings.TrimSuffix(name, "/keys")))

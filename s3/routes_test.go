@@ -77,6 +77,10 @@ var routeCases = []struct {
 
 	{"GET", "/_vault/health", "", false, "Health", false},
 	{"GET", "/_vault/metrics", "", false, "Metrics", false},
+	{"GET", "/_vault/console/", "", false, "Console", false},
+	{"GET", "/_vault/console", "", false, "Console", false},
+	{"GET", "/_vault/console/app.js", "", false, "Console", false},
+	{"GET", "/_vault/consolex", "", false, "Admin", false},
 	{"GET", "/_vault/admin/tenants", "", false, "Admin", false},
 	{"POST", "/_vault/admin/tenants/t/keys", "", false, "AdminAddKey", true},
 	{"PUT", "/_vault/admin/tenants/t/rate", "", false, "AdminSetRate", true},
