@@ -307,8 +307,24 @@ func (op *operation) setObjectHeaders(info engine.ArtifactInfo, partial bool) {
 	}
 }
 
+// checkOverrides refuses a response-* override holding a control
+// character: it would be copied into a response header (a NUL or line
+// break there breaks, or splits, the response for proxies).
+func (op *operation) checkOverrides() error {
+	for param := range responseOverrides {
+		v, _ := op.query(param)
+		if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
+			return ErrInvalidArgument
+		}
+	}
+	return nil
+}
+
 func (op *operation) getObject() error {
 	fctx := op.r.fctx
+	if err := op.checkOverrides(); err != nil {
+		return err
+	}
 	a, err := op.s.cfg.Engine.Open(op.ctx, op.tenant, op.bucket, op.key)
 	if err != nil {
 		return err

@@ -174,7 +174,9 @@ func (s *Server) preflight(ctx context.Context, h *fasthttp.RequestHeader) *pref
 	defer fasthttp.ReleaseArgs(args)
 	args.Parse(query)
 	t := target{method: string(h.Method()), path: path, query: args, copySource: len(h.Peek("x-amz-copy-source")) > 0}
-	if path == "/_vault" || strings.HasPrefix(path, "/_vault/") {
+	// The node's reserved paths; on a virtual-host bucket's host the path
+	// is a key, even one that starts with _vault/.
+	if _, vhost := s.vhostBucket(host); !vhost && (path == "/_vault" || strings.HasPrefix(path, "/_vault/")) {
 		pf.vault = true
 		pf.route = first(vaultRoutes, &t)
 		if hasBody(h) {

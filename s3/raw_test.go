@@ -112,6 +112,39 @@ func TestVirtualHostStyle(t *testing.T) {
 	if _, err := p.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("vhost"), Key: aws.String("a/b.txt")}); err != nil {
 		t.Fatalf("path-style HEAD of a vhost-written object: %v", err)
 	}
+
+	// On a bucket's host a path under /_vault/ is a key, never one of the
+	// node's reserved routes (it was: GET answered the health JSON, DELETE
+	// claimed success and deleted nothing; found by a hostile probe).
+	for _, key := range []string{"_vault/health", "_vault/admin/tenants/x"} {
+		if _, err := p.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("vhost"), Key: aws.String(key), Body: strings.NewReader("key " + key)}); err != nil {
+			t.Fatal(err)
+		}
+		out, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("vhost"), Key: aws.String(key)})
+		if err != nil {
+			t.Fatalf("virtual-host GET %s: %v", key, err)
+		}
+		got, _ := io.ReadAll(out.Body)
+		out.Body.Close()
+		if string(got) != "key "+key {
+			t.Fatalf("virtual-host GET %s = %q, want the object's bytes", key, got)
+		}
+		if _, err := c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("vhost"), Key: aws.String(key)}); err != nil {
+			t.Fatalf("virtual-host DELETE %s: %v", key, err)
+		}
+		if _, err := p.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("vhost"), Key: aws.String(key)}); apiCode(err) != "NotFound" {
+			t.Fatalf("after a virtual-host DELETE, %s: %v, want NotFound", key, err)
+		}
+	}
+	// The reserved paths still answer on the node's own host.
+	resp, err := http.Get(e.endpoint + "/_vault/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/_vault/health: %s", resp.Status)
+	}
 }
 
 // TestGetUnreadableIs503: when too many shards are gone to read an object,

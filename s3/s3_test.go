@@ -200,6 +200,16 @@ func TestObjectsRoundTrip(t *testing.T) {
 		t.Fatalf("response-* overrides: %v %v, %v", aws.ToString(ov.ContentType), aws.ToString(ov.ContentDisposition), err)
 	}
 	ov.Body.Close()
+	// An override with a control character would be copied into a
+	// response header (found by a hostile probe: a NUL was).
+	for _, bad := range []string{"a\x00b", "text/plain\r\nX-Injected: 1", "a\x7fb"} {
+		_, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("data"), Key: aws.String("dir/obj 1+ü"), ResponseContentType: aws.String(bad)})
+		wantCode(t, fmt.Sprintf("response-content-type %q", bad), err, "InvalidArgument")
+		_, err = c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("data"), Key: aws.String("dir/obj 1+ü"), ResponseContentDisposition: aws.String(bad)})
+		if err == nil {
+			t.Fatalf("HEAD with response-content-disposition %q answered", bad)
+		}
+	}
 
 	// Flexible checksums: sent by the SDK, verified, returned on request.
 	for _, alg := range []types.ChecksumAlgorithm{types.ChecksumAlgorithmCrc32, types.ChecksumAlgorithmCrc32c, types.ChecksumAlgorithmSha256, types.ChecksumAlgorithmCrc64nvme} {

@@ -57,13 +57,8 @@ func (s *Server) route(host, rawPath string) (bucket, key string, vhost bool, er
 	if !strings.HasPrefix(rawPath, "/") {
 		return "", "", false, ErrInvalidRequest
 	}
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
 	rest := rawPath[1:]
-	if d := s.cfg.Domain; d != "" && strings.HasSuffix(host, "."+d) {
-		bucket, vhost = strings.TrimSuffix(host, "."+d), true
-	} else {
+	if bucket, vhost = s.vhostBucket(host); !vhost {
 		bucket, rest, _ = strings.Cut(rest, "/")
 		if bucket, err = unescapePath(bucket); err != nil {
 			return "", "", false, err
@@ -106,4 +101,16 @@ func unhex(c byte) byte {
 		return c - 'A' + 10
 	}
 	return c - '0'
+}
+
+// vhostBucket returns the bucket a virtual-host-style Host header names
+// (BUCKET.DOMAIN, with --domain), and whether it names one.
+func (s *Server) vhostBucket(host string) (string, bool) {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if d := s.cfg.Domain; d != "" && strings.HasSuffix(host, "."+d) {
+		return strings.TrimSuffix(host, "."+d), true
+	}
+	return "", false
 }
