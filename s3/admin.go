@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -201,7 +202,11 @@ func setLimits(op *operation, path string) error {
 	// A longer body is not read to its end: it is drained or the
 	// connection closed, never parsed as the next request.
 	r.bodyDone = err == nil && len(body) <= maxBody
-	if !r.bodyDone || json.Unmarshal(body, &l) != nil || l.RPS < 0 || l.Burst < 0 || l.MaxBytes < 0 || l.MaxArtifacts < 0 {
+	// Strict: a misspelt field ({"bytes": -1}) must not read as "no
+	// limit".
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if !r.bodyDone || dec.Decode(&l) != nil || dec.More() || l.RPS < 0 || l.Burst < 0 || l.MaxBytes < 0 || l.MaxArtifacts < 0 {
 		return errInvalidLimits
 	}
 	if what == "rate" {

@@ -32,6 +32,12 @@ func TestAdminErrors(t *testing.T) {
 		{http.MethodPut, "/_vault/admin/tenants/nobody/rate", `{"rps":1}`, "NoSuchTenant"},
 		{http.MethodPut, "/_vault/admin/tenants/nobody/quota", `{"max_bytes":1}`, "NoSuchTenant"},
 		{http.MethodPut, "/_vault/admin/tenants/errs/rate", `{"rps":-1}`, "InvalidArgument"},
+		{http.MethodPut, "/_vault/admin/tenants/errs/quota", `{"max_bytes":-1}`, "InvalidArgument"},
+		// Misspelt fields are refused, not read as "no limit" (found by a
+		// hostile probe).
+		{http.MethodPut, "/_vault/admin/tenants/errs/quota", `{"bytes":-1,"artifacts":-5}`, "InvalidArgument"},
+		{http.MethodPut, "/_vault/admin/tenants/errs/rate", `{"rps":5,"bursts":10}`, "InvalidArgument"},
+		{http.MethodPut, "/_vault/admin/tenants/errs/quota", `{"max_bytes":1}{"max_bytes":2}`, "InvalidArgument"},
 		{http.MethodGet, "/_vault/admin/nothing", "", "NotFound"},
 	} {
 		err := admin.send(ctx, c.method, c.path, []byte(c.body), nil)
