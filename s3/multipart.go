@@ -304,17 +304,20 @@ func (op *operation) listParts(uploadID string) error {
 }
 
 type listUploadsResult struct {
-	XMLName            xml.Name      `xml:"ListMultipartUploadsResult"`
-	Xmlns              string        `xml:"xmlns,attr"`
-	Bucket             string        `xml:"Bucket"`
-	KeyMarker          string        `xml:"KeyMarker"`
-	UploadIDMarker     string        `xml:"UploadIdMarker"`
-	NextKeyMarker      string        `xml:"NextKeyMarker,omitempty"`
-	NextUploadIDMarker string        `xml:"NextUploadIdMarker,omitempty"`
-	Prefix             string        `xml:"Prefix"`
-	MaxUploads         int           `xml:"MaxUploads"`
-	IsTruncated        bool          `xml:"IsTruncated"`
-	Uploads            []uploadEntry `xml:"Upload"`
+	XMLName            xml.Name       `xml:"ListMultipartUploadsResult"`
+	Xmlns              string         `xml:"xmlns,attr"`
+	Bucket             string         `xml:"Bucket"`
+	KeyMarker          string         `xml:"KeyMarker"`
+	UploadIDMarker     string         `xml:"UploadIdMarker"`
+	NextKeyMarker      string         `xml:"NextKeyMarker,omitempty"`
+	NextUploadIDMarker string         `xml:"NextUploadIdMarker,omitempty"`
+	EncodingType       string         `xml:"EncodingType,omitempty"`
+	Delimiter          string         `xml:"Delimiter,omitempty"`
+	Prefix             string         `xml:"Prefix"`
+	MaxUploads         int            `xml:"MaxUploads"`
+	IsTruncated        bool           `xml:"IsTruncated"`
+	Uploads            []uploadEntry  `xml:"Upload"`
+	CommonPrefixes     []commonPrefix `xml:"CommonPrefixes"`
 }
 
 type uploadEntry struct {
@@ -331,19 +334,90 @@ func (op *operation) listUploads() error {
 	if err != nil {
 		return err
 	}
-	prefix, _ := op.query("prefix")
-	keyMarker, _ := op.query("key-marker")
-	idMarker, _ := op.query("upload-id-marker")
-	ups, truncated, err := op.s.cfg.Engine.ListUploads(op.ctx, op.tenant, op.bucket, prefix, keyMarker, idMarker, max(maxUploads, 1))
+	p, err := op.listParams()
 	if err != nil {
 		return err
 	}
-	res := listUploadsResult{Xmlns: s3Namespace, Bucket: op.bucket, KeyMarker: keyMarker, UploadIDMarker: idMarker,
-		Prefix: prefix, MaxUploads: maxUploads, IsTruncated: truncated}
-	for _, u := range ups {
-		res.Uploads = append(res.Uploads, uploadEntry{Key: u.Key, UploadID: u.ID, Initiator: op.owner(), Owner: op.owner(), StorageClass: "STANDARD", Initiated: isoTime(u.Initiated)})
-		res.NextKeyMarker, res.NextUploadIDMarker = u.Key, u.ID
+	keyMarker, _ := op.query("key-marker")
+	idMarker, _ := op.query("upload-id-marker")
+	page, err := op.uploadPage(p.prefix, p.delimiter, keyMarker, idMarker, maxUploads)
+	if err != nil {
+		return err
+	}
+	res := listUploadsResult{Xmlns: s3Namespace, Bucket: op.bucket, KeyMarker: encodeKey(keyMarker, p.urlEnc), UploadIDMarker: idMarker,
+		EncodingType: p.enc, Delimiter: encodeKey(p.delimiter, p.urlEnc), Prefix: encodeKey(p.prefix, p.urlEnc),
+		MaxUploads: maxUploads, IsTruncated: page.truncated}
+	for _, u := range page.uploads {
+		res.Uploads = append(res.Uploads, uploadEntry{Key: encodeKey(u.Key, p.urlEnc), UploadID: u.ID, Initiator: op.owner(), Owner: op.owner(), StorageClass: "STANDARD", Initiated: isoTime(u.Initiated)})
+	}
+	for _, pre := range page.prefixes {
+		res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{Prefix: encodeKey(pre, p.urlEnc)})
+	}
+	if page.truncated {
+		res.NextKeyMarker, res.NextUploadIDMarker = encodeKey(page.nextKey, p.urlEnc), page.nextID
 	}
 	writeXML(op.r.fctx, http.StatusOK, res)
 	return nil
+}
+
+// uploadPage is one page of ListMultipartUploads: up to max entries, each
+// an upload or a common prefix (the key up to and including the first
+// delimiter after prefix), in key order. A key marker that is itself a
+// common prefix (it ends with the delimiter) skips every upload under it,
+// which is how the next page after a common prefix starts.
+type uploadPage struct {
+	uploads   []engine.Upload
+	prefixes  []string
+	truncated bool
+	nextKey   string
+	nextID    string
+}
+
+// maxUploadScan bounds the engine pages one ListMultipartUploads request
+// reads while folding uploads into common prefixes; a page cut there is
+// truncated and resumes at its markers.
+const maxUploadScan = 20
+
+func (op *operation) uploadPage(prefix, delim, keyMarker, idMarker string, max int) (uploadPage, error) {
+	var page uploadPage
+	skip := ""
+	if delim != "" && strings.HasPrefix(keyMarker, prefix) && strings.HasSuffix(keyMarker, delim) && idMarker == "" {
+		skip = keyMarker
+	}
+	after, afterID := keyMarker, idMarker
+	for range maxUploadScan {
+		ups, more, err := op.s.cfg.Engine.ListUploads(op.ctx, op.tenant, op.bucket, prefix, after, afterID, 1000)
+		if err != nil {
+			return page, err
+		}
+		for _, u := range ups {
+			after, afterID = u.Key, u.ID
+			if skip != "" && strings.HasPrefix(u.Key, skip) {
+				continue
+			}
+			if len(page.uploads)+len(page.prefixes) == max {
+				page.truncated = true
+				return page, nil
+			}
+			if i := strings.Index(u.Key[len(prefix):], delim); delim != "" && i >= 0 {
+				skip = u.Key[:len(prefix)+i+len(delim)]
+				page.prefixes = append(page.prefixes, skip)
+				page.nextKey, page.nextID = skip, ""
+				continue
+			}
+			page.uploads = append(page.uploads, u)
+			page.nextKey, page.nextID = u.Key, u.ID
+		}
+		if !more {
+			return page, nil
+		}
+	}
+	// Scanned the bound: resume where the scan stopped.
+	page.truncated = true
+	if skip != "" && strings.HasPrefix(after, skip) {
+		page.nextKey, page.nextID = skip, ""
+	} else {
+		page.nextKey, page.nextID = after, afterID
+	}
+	return page, nil
 }

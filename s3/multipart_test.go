@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -341,5 +342,70 @@ func TestUploadsQueryNeverTouchesTheObject(t *testing.T) {
 		if got := getString(t, c, "upq", "k"); got != "original" {
 			t.Fatalf("after %s /upq/k?uploads the object reads %q, want %q", method, got, "original")
 		}
+	}
+}
+
+// TestListMultipartUploadsDelimiter: with a delimiter, uploads whose key
+// has the delimiter after the prefix fold into one common prefix each, and
+// paging one entry at a time visits every upload and prefix once, in key
+// order, resuming after a common prefix without listing its uploads again.
+func TestListMultipartUploadsDelimiter(t *testing.T) {
+	e := startServer(t)
+	ctx := t.Context()
+	c := e.client("ALICEKEY", "alicesecret")
+	b := aws.String("mpudelim")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: b}); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"a/1", "a/2", "a/2", "b", "c/x/y", "c/z", "d"} {
+		if _, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: b, Key: aws.String(key)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name, prefix string
+		max          int32
+		want         []string // uploads by key, common prefixes ending in "/"
+	}{
+		{"whole page", "", 1000, []string{"a/", "b", "c/", "d"}},
+		{"one at a time", "", 1, []string{"a/", "b", "c/", "d"}},
+		{"two at a time", "", 2, []string{"a/", "b", "c/", "d"}},
+		{"under a prefix", "c/", 1, []string{"c/x/", "c/z"}},
+		{"prefix without delimiter after it", "a/", 1, []string{"a/1", "a/2", "a/2"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			in := &awss3.ListMultipartUploadsInput{Bucket: b, Delimiter: aws.String("/"), Prefix: aws.String(tc.prefix), MaxUploads: aws.Int32(tc.max)}
+			for page := 0; ; page++ {
+				if page > 20 {
+					t.Fatalf("listing does not end: %v", got)
+				}
+				out, err := c.ListMultipartUploads(ctx, in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n := len(out.Uploads) + len(out.CommonPrefixes); n > int(tc.max) {
+					t.Fatalf("page of %d entries, max %d", n, tc.max)
+				}
+				// Entries of one page come back in two lists; merge them in key order.
+				var entries []string
+				for _, u := range out.Uploads {
+					entries = append(entries, aws.ToString(u.Key))
+				}
+				for _, p := range out.CommonPrefixes {
+					entries = append(entries, aws.ToString(p.Prefix))
+				}
+				slices.Sort(entries)
+				got = append(got, entries...)
+				if !aws.ToBool(out.IsTruncated) {
+					break
+				}
+				in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("listed %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
