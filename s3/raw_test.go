@@ -70,6 +70,8 @@ func TestProtocolErrors(t *testing.T) {
 		{"unknown upload", "GET", "/raw/k?uploadId=0123456789abcdef0123456789abcdef", "", now, 404, "NoSuchUpload"},
 		{"bad part number", "PUT", "/raw/k?uploadId=x&partNumber=0", "x", now, 400, "InvalidArgument"},
 		{"unknown version id", "GET", "/raw/k?versionId=3HL4kqtJlcpXroDTDmJ", "", now, 400, "InvalidArgument"},
+		{"empty bucket segment", "GET", "//raw/k", "", now, 400, "InvalidBucketName"},
+		{"empty bucket segment, put", "PUT", "//raw/k", "x", now, 400, "InvalidBucketName"},
 	} {
 		code, body := signed(t, tc.method, e.endpoint+tc.path, tc.body, tc.at)
 		if code != tc.status || !strings.Contains(body, "<Code>"+tc.code+"</Code>") {

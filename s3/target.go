@@ -59,9 +59,14 @@ func (s *Server) route(host, rawPath string) (bucket, key string, vhost bool, er
 	}
 	rest := rawPath[1:]
 	if bucket, vhost = s.vhostBucket(host); !vhost {
-		bucket, rest, _ = strings.Cut(rest, "/")
+		var slash bool
+		bucket, rest, slash = strings.Cut(rest, "/")
 		if bucket, err = unescapePath(bucket); err != nil {
 			return "", "", false, err
+		}
+		if bucket == "" && slash {
+			// "//b/k" names no bucket; it is not the service's root.
+			return "", "", false, ErrInvalidBucketName
 		}
 	}
 	if key, err = unescapePath(rest); err != nil {
