@@ -122,7 +122,7 @@ func rfcPreconditions(h map[string]string, etag string, modified time.Time) int 
 	modified = modified.Truncate(time.Second)
 	switch {
 	case h["If-Match"] != "":
-		if !etagMatches(h["If-Match"], etag) {
+		if !etagMatches(h["If-Match"], etag, true) {
 			return http.StatusPreconditionFailed
 		}
 	default:
@@ -132,7 +132,7 @@ func rfcPreconditions(h map[string]string, etag string, modified time.Time) int 
 	}
 	switch {
 	case h["If-None-Match"] != "":
-		if etagMatches(h["If-None-Match"], etag) {
+		if etagMatches(h["If-None-Match"], etag, false) {
 			return http.StatusNotModified
 		}
 	default:
@@ -145,7 +145,7 @@ func rfcPreconditions(h map[string]string, etag string, modified time.Time) int 
 
 // FuzzPreconditions checks the conditional headers: no panic, the RFC
 // order, and an entity tag list matches exactly when it names the ETag
-// (quoted, unquoted or weak) or is "*".
+// (quoted, unquoted, or weak for If-None-Match only) or is "*".
 func FuzzPreconditions(f *testing.F) {
 	const etag = "5d41402abc4b2a76b9719d911017c592"
 	mod := time.Date(2026, 11, 29, 12, 0, 0, 500, time.UTC)
@@ -165,19 +165,27 @@ func FuzzPreconditions(f *testing.F) {
 			t.Fatalf("preconditions(%q) = %d, want %d", h, got, want)
 		}
 		for _, list := range []string{ifMatch, ifNoneMatch} {
-			named := false
+			named, strong := false, false
 			for _, t := range strings.Split(list, ",") {
 				t = strings.TrimSpace(t)
 				switch t {
-				case "*", etag, `"` + etag + `"`, `W/"` + etag + `"`:
+				case "*", etag, `"` + etag + `"`:
+					named, strong = true, true
+				case `W/"` + etag + `"`:
 					named = true
 				}
 			}
-			if named && !etagMatches(list, etag) {
-				t.Fatalf("etagMatches(%q) = false, but the list names the ETag", list)
+			if named && !etagMatches(list, etag, false) {
+				t.Fatalf("weak etagMatches(%q) = false, but the list names the ETag", list)
 			}
-			if !named && etagMatches(list, etag) && !strings.Contains(list, etag) && !strings.Contains(list, "*") {
-				t.Fatalf("etagMatches(%q) = true for a list without the ETag", list)
+			if !named && etagMatches(list, etag, false) && !strings.Contains(list, etag) && !strings.Contains(list, "*") {
+				t.Fatalf("weak etagMatches(%q) = true for a list without the ETag", list)
+			}
+			if strong && !etagMatches(list, etag, true) {
+				t.Fatalf("strong etagMatches(%q) = false, but the list names the ETag strongly", list)
+			}
+			if !strong && etagMatches(list, etag, true) && !strings.Contains(list, etag) && !strings.Contains(list, "*") {
+				t.Fatalf("strong etagMatches(%q) = true for a list without the ETag", list)
 			}
 		}
 	})

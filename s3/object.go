@@ -189,10 +189,17 @@ func (u *upload) quotaErr(err error) error {
 }
 
 // etagMatches reports whether an If-Match / If-None-Match list matches etag.
-func etagMatches(list, etag string) bool {
+// If-Match compares strongly (RFC 9110 section 13.1.1: a weak tag never
+// matches); If-None-Match weakly (section 13.1.2).
+func etagMatches(list, etag string, strong bool) bool {
 	for _, t := range strings.Split(list, ",") {
 		t = strings.TrimSpace(t)
-		t = strings.TrimPrefix(t, "W/")
+		if w, ok := strings.CutPrefix(t, "W/"); ok {
+			if strong {
+				continue
+			}
+			t = w
+		}
 		if t == "*" || strings.Trim(t, `"`) == etag {
 			return true
 		}
@@ -200,12 +207,24 @@ func etagMatches(list, etag string) bool {
 	return false
 }
 
+// ifRange reports whether an If-Range validator still holds (RFC 9110
+// section 13.1.5): a strong ETag equal to etag, or an HTTP date equal to
+// the last modification. When it does not, a Range is ignored and the
+// whole object served, so a resumed download never splices two versions.
+func ifRange(v, etag string, modified time.Time) bool {
+	if strings.HasPrefix(v, `"`) || strings.HasPrefix(v, "W/") {
+		return v == `"`+etag+`"`
+	}
+	t, err := http.ParseTime(v)
+	return err == nil && t.Equal(modified.Truncate(time.Second))
+}
+
 // preconditions evaluates the conditional request headers (RFC 9110 order).
 // It returns 0 to go on, or 304 / 412.
 func preconditions(get func(string) string, etag string, modified time.Time) int {
 	modified = modified.Truncate(time.Second)
 	if v := get("If-Match"); v != "" {
-		if !etagMatches(v, etag) {
+		if !etagMatches(v, etag, true) {
 			return http.StatusPreconditionFailed
 		}
 	} else if v := get("If-Unmodified-Since"); v != "" {
@@ -214,7 +233,7 @@ func preconditions(get func(string) string, etag string, modified time.Time) int
 		}
 	}
 	if v := get("If-None-Match"); v != "" {
-		if etagMatches(v, etag) {
+		if etagMatches(v, etag, false) {
 			return http.StatusNotModified
 		}
 	} else if v := get("If-Modified-Since"); v != "" {
@@ -342,7 +361,11 @@ func (op *operation) getObject() error {
 	case http.StatusPreconditionFailed:
 		return ErrPreconditionFailed
 	}
-	off, length, partial, err := parseRange(get("Range"), info.Size)
+	rng := get("Range")
+	if v := get("If-Range"); v != "" && !ifRange(v, info.ETag, info.Modified) {
+		rng = ""
+	}
+	off, length, partial, err := parseRange(rng, info.Size)
 	if err != nil {
 		fctx.Response.Header.Set("Content-Range", fmt.Sprintf("bytes */%d", info.Size))
 		return err

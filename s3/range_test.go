@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -113,4 +115,55 @@ func TestRangedGetChecksumMode(t *testing.T) {
 			t.Fatalf("GET %q: x-amz-checksum-crc32 %q, want %q", tc.rng, crc, tc.crc32)
 		}
 	}
+}
+
+// TestIfRange: a Range is honoured only while its If-Range validator holds
+// (the object's strong ETag or its Last-Modified date); otherwise the whole
+// object is served with 200, so a resumed download never splices versions.
+// A weak ETag fails If-Match, which compares strongly.
+func TestIfRange(t *testing.T) {
+	e := startServer(t)
+	c := createBucket(t, e, "ifrange")
+	put, err := c.PutObject(t.Context(), &awss3.PutObjectInput{Bucket: aws.String("ifrange"), Key: aws.String("k"), Body: bytes.NewReader([]byte("0123456789"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := c.HeadObject(t.Context(), &awss3.HeadObjectInput{Bucket: aws.String("ifrange"), Key: aws.String("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	etag := aws.ToString(put.ETag)
+	date := head.LastModified.UTC().Format(http.TimeFormat)
+	for _, tc := range []struct {
+		name, ifRange string
+		status        int
+		body          string
+	}{
+		{"matching etag", etag, 206, "12"},
+		{"other etag", `"0123"`, 200, "0123456789"},
+		{"weak etag", "W/" + etag, 200, "0123456789"},
+		{"matching date", date, 206, "12"},
+		{"earlier date", head.LastModified.Add(-time.Hour).UTC().Format(http.TimeFormat), 200, "0123456789"},
+		{"garbage", "yesterday", 200, "0123456789"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := c.GetObject(t.Context(), &awss3.GetObjectInput{Bucket: aws.String("ifrange"), Key: aws.String("k"), Range: aws.String("bytes=1-2")},
+				func(o *awss3.Options) {
+					o.APIOptions = append(o.APIOptions, captureStatus, smithyhttp.AddHeaderValue("If-Range", tc.ifRange))
+				})
+			if err != nil {
+				t.Fatalf("GetObject: %v", err)
+			}
+			defer out.Body.Close()
+			got, err := io.ReadAll(out.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if status := out.ResultMetadata.Get(statusKey{}).(int); status != tc.status || string(got) != tc.body {
+				t.Fatalf("got %d %q, want %d %q", status, got, tc.status, tc.body)
+			}
+		})
+	}
+	_, err = c.GetObject(t.Context(), &awss3.GetObjectInput{Bucket: aws.String("ifrange"), Key: aws.String("k"), IfMatch: aws.String("W/" + etag)})
+	wantCode(t, "weak If-Match", err, "PreconditionFailed")
 }
