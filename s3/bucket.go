@@ -98,9 +98,16 @@ func (op *operation) createBucket() error {
 	if !validBucketName(op.bucket) {
 		return ErrInvalidBucketName
 	}
-	// The optional CreateBucketConfiguration names a region; any is fine.
-	if err := op.drainBody(64 << 10); err != nil {
-		return err
+	// The optional CreateBucketConfiguration names a region; any is fine
+	// (a signature's scope may name any region too), but it must parse.
+	if op.r.fctx.Request.Header.ContentLength() != 0 {
+		var conf struct {
+			XMLName            xml.Name `xml:"CreateBucketConfiguration"`
+			LocationConstraint string   `xml:"LocationConstraint"`
+		}
+		if err := op.readXMLBody(&conf); err != nil {
+			return err
+		}
 	}
 	if err := op.s.cfg.Engine.CreateContainer(op.ctx, op.tenant, op.bucket); err != nil {
 		return err

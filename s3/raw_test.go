@@ -71,12 +71,19 @@ func TestProtocolErrors(t *testing.T) {
 		{"bad part number", "PUT", "/raw/k?uploadId=x&partNumber=0", "x", now, 400, "InvalidArgument"},
 		{"unknown version id", "GET", "/raw/k?versionId=3HL4kqtJlcpXroDTDmJ", "", now, 400, "InvalidArgument"},
 		{"empty bucket segment", "GET", "//raw/k", "", now, 400, "InvalidBucketName"},
+		{"truncated bucket configuration", "PUT", "/raw2", "<CreateBucketConfiguration><Loc", now, 400, "MalformedXML"},
+		{"bucket configuration of another name", "PUT", "/raw2", "<Delete><Object/></Delete>", now, 400, "MalformedXML"},
+		{"refused configuration creates nothing", "GET", "/raw2", "", now, 404, "NoSuchBucket"},
 		{"empty bucket segment, put", "PUT", "//raw/k", "x", now, 400, "InvalidBucketName"},
 	} {
 		code, body := signed(t, tc.method, e.endpoint+tc.path, tc.body, tc.at)
 		if code != tc.status || !strings.Contains(body, "<Code>"+tc.code+"</Code>") {
 			t.Errorf("%s: %d %s, want %d %s", tc.name, code, body, tc.status, tc.code)
 		}
+	}
+	conf := `<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><LocationConstraint>eu-west-1</LocationConstraint></CreateBucketConfiguration>`
+	if code, body := signed(t, "PUT", e.endpoint+"/raw3", conf, now); code != 200 {
+		t.Fatalf("create bucket with a configuration: %d %s", code, body)
 	}
 }
 
