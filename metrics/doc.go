@@ -68,6 +68,17 @@
 //	scrub_passes_total{drive}        counter, full passes completed
 //	scrub_pass_progress{drive}       gauge, 0 to 1, of the pass in progress
 //
+// From Config.Remotes (RemoteSample), for this node's remote drives (what a
+// provider bills: every HTTP attempt, retries included):
+//
+//	remote_requests_total{drive,method}  counter, method PUT, POST, GET, LIST, HEAD or DELETE
+//	remote_sent_bytes_total{drive}       counter, request body bytes
+//	remote_received_bytes_total{drive}   counter, response body bytes
+//	remote_retries_total{drive}          counter, attempts after the first of a call
+//	remote_failures_total{drive}         counter, calls given up after their retries
+//	remote_breaker_opens_total{drive}    counter, times the circuit breaker opened
+//	remote_online{drive}                 gauge, 1 when the backend is usable
+//
 // From Config.Usage (TenantUsage):
 //
 //	tenant_stored_bytes{tenant}      gauge

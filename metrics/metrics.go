@@ -66,6 +66,9 @@ type Config struct {
 	// Scrub returns the scrubber's progress on this node's drives
 	// (*engine.Scrubber.Status).
 	Scrub func() []engine.ScrubStatus
+	// Remotes returns what this node's remote drives sent to their
+	// backends.
+	Remotes func() []RemoteSample
 }
 
 // DriveSample describes one drive at scrape time.
@@ -152,6 +155,9 @@ func New(cfg Config) *Metrics {
 	}
 	if cfg.Members != nil {
 		m.reg.MustRegister(membersCollector{cfg.Members})
+	}
+	if cfg.Remotes != nil {
+		m.reg.MustRegister(remoteCollector{cfg.Remotes})
 	}
 	if cfg.Scrub != nil {
 		m.reg.MustRegister(scrubCollector{cfg.Scrub})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/driver/remote"
+	"github.com/vaultaire/vaultaire/metrics"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
@@ -177,4 +178,35 @@ func scrubbed(drives map[placement.DriveID]driver.Driver, m *placement.Map) map[
 		out[id] = d
 	}
 	return out
+}
+
+// remoteSamples returns the metrics provider of the remote drives among
+// drives (nil when there are none, which leaves the series out).
+func remoteSamples(drives map[placement.DriveID]driver.Driver) func() []metrics.RemoteSample {
+	type named struct {
+		id string
+		d  *remote.Driver
+	}
+	var rs []named
+	for id, d := range drives {
+		if r, ok := d.(*remote.Driver); ok {
+			rs = append(rs, named{string(id), r})
+		}
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	slices.SortFunc(rs, func(a, b named) int { return strings.Compare(a.id, b.id) })
+	return func() []metrics.RemoteSample {
+		out := make([]metrics.RemoteSample, 0, len(rs))
+		for _, r := range rs {
+			s := r.d.Stats()
+			out = append(out, metrics.RemoteSample{
+				Drive: r.id, Online: r.d.Err() == nil,
+				Requests: map[string]uint64{"PUT": s.Puts, "POST": s.Posts, "GET": s.Gets, "LIST": s.Lists, "HEAD": s.Heads, "DELETE": s.Deletes},
+				Sent:     s.BytesSent, Received: s.BytesRecv, Retries: s.Retries, Failures: s.Failures, Opens: s.Opens,
+			})
+		}
+		return out
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -227,6 +228,20 @@ func remoteDrives(t *testing.T, url, direct, rak, rsk string, down, up func()) {
 	if !strings.Contains(string(metrics), `drive="remote-cold1",node="solo"`) && !bytes.Contains(metrics, []byte(`class="remote",drive="remote-cold1"`)) {
 		t.Errorf("metrics do not show remote-cold1 as a remote drive")
 	}
+	// What the remote drives sent to their backends is counted per drive.
+	for _, series := range []string{
+		`vaultaire_remote_requests_total{drive="remote-cold1",method="PUT"}`,
+		`vaultaire_remote_requests_total{drive="remote-cold2",method="PUT"}`,
+		`vaultaire_remote_sent_bytes_total{drive="remote-cold1"}`,
+		`vaultaire_remote_online{drive="remote-cold2"}`,
+	} {
+		if v, ok := metricValue(string(metrics), series); !ok || v < 1 {
+			t.Errorf("metric %s = %v (present %v), want at least 1", series, v, ok)
+		}
+	}
+	if bytes.Contains(metrics, []byte(rsk)) {
+		t.Errorf("a remote secret key appears in the metrics")
+	}
 
 	// The remote backend goes away: every artifact is still served.
 	down()
@@ -364,4 +379,16 @@ func (m *minioServer) kill() {
 		m.cmd.Wait()
 		m.cmd = nil
 	}
+}
+
+// metricValue returns the value of series (name and labels exactly as
+// exposed) in a Prometheus text exposition.
+func metricValue(exposition, series string) (float64, bool) {
+	for line := range strings.SplitSeq(exposition, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }

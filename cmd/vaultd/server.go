@@ -233,7 +233,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	defer evlog.Close() // after the S3 server drained, so the last requests are logged
 	mx := metrics.New(metrics.Config{
 		Logger: log.With("component", "metrics"),
-		Engine: eng.Stats, Drives: drivesM, Members: members, Scrub: scrub.Status,
+		Engine: eng.Stats, Drives: drivesM, Members: members, Scrub: scrub.Status, Remotes: remoteSamples(drives),
 		Raft: func() metrics.RaftSample {
 			ri := store.RaftInfo()
 			return metrics.RaftSample{State: ri.State, Term: ri.Term, CommitIndex: ri.Commit, AppliedIndex: ri.Applied,
