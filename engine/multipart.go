@@ -87,8 +87,10 @@ import (
 // needs every drive to answer, so that no drive that was away can hold
 // enough of the artifact's record to serve it later.
 //
-// Usage accounting (Config.OnUsage) is approximate across crashes: the
-// clean-up a settle finishes after a crash is not counted again.
+// Usage accounting (Config.OnUsage) counts an upload in progress as one
+// artifact and its parts' bytes as they arrive. It is approximate across
+// crashes: the clean-up a settle finishes after a crash is not counted
+// again.
 
 // Multipart errors.
 var (
@@ -171,6 +173,10 @@ func (e *Engine) CreateUpload(ctx context.Context, tenant, container, key string
 	if err := e.recordWriteAt(uploadKey(tenant, container, key, uploadID), tenant, container, key, drives, m.Policy.WriteQuorum()).write(ctx, &rec, nil, present(drives)); err != nil {
 		return "", fmt.Errorf("engine: create upload: %w", err)
 	}
+	// An upload in progress counts as an artifact, so that a tenant's
+	// artifact quota bounds its open uploads too; Complete turns it into
+	// the artifact, Abort removes it.
+	e.usage(tenant, 0, 1)
 	return uploadID, nil
 }
 

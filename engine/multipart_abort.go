@@ -73,7 +73,7 @@ func (e *Engine) AbortUpload(ctx context.Context, tenant, container, key, upload
 	if err != nil {
 		return fmt.Errorf("engine: abort upload: %w", err)
 	}
-	e.usage(tenant, -inParts, 0)
+	e.usage(tenant, -inParts, -1)
 	return nil
 }
 

@@ -113,9 +113,11 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 			if err := hold.check(); err != nil {
 				return ArtifactInfo{}, err
 			}
-			if _, err := e.abort(ctx, tenant, container, key, uploadID, up, drives); err != nil {
+			inParts, err := e.abort(ctx, tenant, container, key, uploadID, up, drives)
+			if err != nil {
 				return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
 			}
+			e.usage(tenant, -inParts, -1)
 			return ArtifactInfo{}, ErrNoSuchUpload
 		}
 	}
@@ -210,14 +212,15 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 		}
 		return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
 	}
-	// The parts were counted as they arrived; the artifact takes their
-	// place (unused parts are dropped below).
+	// The parts were counted as they arrived, and the upload as an
+	// artifact; the artifact takes their place (unused parts are dropped
+	// below).
 	var inParts int64
 	for _, p := range recs {
 		inParts += p.Size
 	}
 	rb, ra := liveSize(replaced)
-	e.usage(tenant, rec.Size-inParts-rb, 1-ra)
+	e.usage(tenant, rec.Size-inParts-rb, -ra)
 	// Step 3: forget the part records, and the data of unused parts. The
 	// marker stays, for retries (CompletedUploadRetention).
 	keep := map[[16]byte]bool{}

@@ -71,8 +71,8 @@ func TestUsage(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if b, a := u.get(); b != 2400 || a != 2 {
-				t.Errorf("with a part in flight: %d bytes, %d artifacts; want 2400, 2", b, a)
+			if b, a := u.get(); b != 2400 || a != 3 {
+				t.Errorf("with a part in flight: %d bytes, %d artifacts; want 2400, 3 (the upload is one)", b, a)
 			}
 			p, _, err := r.e.ListParts(ctx, "t", "c", "mp", id, 0, 10)
 			if err != nil || len(p) != 1 {
@@ -89,6 +89,9 @@ func TestUsage(t *testing.T) {
 			}
 			if _, err := r.e.PutPart(ctx, "t", "c", "mp2", id, 1, bytes.NewReader(make([]byte, 300)), PutOptions{Size: 300}); err != nil {
 				t.Fatal(err)
+			}
+			if b, a := u.get(); b != 2700 || a != 4 {
+				t.Errorf("with an upload open: %d bytes, %d artifacts; want 2700, 4", b, a)
 			}
 			if err := r.e.AbortUpload(ctx, "t", "c", "mp2", id); err != nil {
 				t.Fatal(err)

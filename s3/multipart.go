@@ -41,6 +41,10 @@ func (op *operation) createUpload() error {
 			op.r.fctx.Response.Header.Set(k, strings.ToUpper(v))
 		}
 	}
+	// An upload in progress counts as an artifact (engine.CreateUpload).
+	if _, err := op.admit(0, 1); err != nil {
+		return err
+	}
 	id, err := op.s.cfg.Engine.CreateUpload(op.ctx, op.tenant, op.bucket, op.key, opts)
 	if err != nil {
 		return err
@@ -184,11 +188,8 @@ func (op *operation) completeUpload(uploadID string) error {
 	if err := op.readXMLBody(&req); err != nil {
 		return err
 	}
-	// The parts' bytes were admitted as they were uploaded; the artifact
-	// they become is new.
-	if _, err := op.admit(0, 1); err != nil {
-		return err
-	}
+	// The parts' bytes were admitted as they were uploaded, and the
+	// artifact they become when the upload began.
 	parts := make([]engine.CompletePart, len(req.Parts))
 	listed := make([]map[string]string, len(req.Parts))
 	for i, p := range req.Parts {

@@ -60,8 +60,8 @@ func wantStatus(t *testing.T, what string, err error, status int, code string) {
 }
 
 // TestMultipartQuota: UploadPartCopy admits the bytes it copies through
-// the tenant's quota, as PutObject and CopyObject do, and
-// CompleteMultipartUpload admits the artifact it creates.
+// the tenant's quota, as PutObject and CopyObject do, and an upload in
+// progress counts as an artifact from CreateMultipartUpload on.
 func TestMultipartQuota(t *testing.T) {
 	store := &usageStore{limits: map[string]tenant.Limits{"alice": {MaxBytes: 10 << 20}}, used: map[string]tenant.Usage{}}
 	u := tenant.NewMeter(store, nil)
@@ -101,19 +101,37 @@ func TestMultipartQuota(t *testing.T) {
 		t.Fatalf("UploadPartCopy of 1 MiB within the quota: %v", err)
 	}
 
-	// The artifact quota: alice stores 1 artifact of at most 1.
-	store.set("alice", tenant.Limits{MaxArtifacts: 1})
-	_, err = c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String("dst"), UploadId: up.UploadId,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: pc.CopyPartResult.ETag}}}})
-	wantStatus(t, "CompleteMultipartUpload over the artifact quota", err, 403, "QuotaExceeded")
-	if _, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: b, Key: aws.String("dst")}); apiCode(err) != "NotFound" {
-		t.Errorf("refused Complete stored the object: %v", err)
+	// The artifact quota: an upload in progress is an artifact, so alice
+	// (src and the open upload) stores 2 of at most 2 and cannot open
+	// another upload, while the open one completes: its artifact was
+	// counted when it began.
+	if got := u.Current("alice"); got.Artifacts != 2 {
+		t.Errorf("usage %+v with one object and one open upload, want 2 artifacts", got)
 	}
-	// The upload is as it was: with room, it completes.
 	store.set("alice", tenant.Limits{MaxArtifacts: 2})
+	_, err = c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: b, Key: aws.String("more")})
+	wantStatus(t, "CreateMultipartUpload over the artifact quota", err, 403, "QuotaExceeded")
+	if lu, err := c.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: b}); err != nil || len(lu.Uploads) != 1 {
+		t.Fatalf("uploads after a refused CreateMultipartUpload: %+v, %v", lu, err)
+	}
 	if _, err := c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String("dst"), UploadId: up.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: pc.CopyPartResult.ETag}}}}); err != nil {
 		t.Fatalf("Complete within the quota: %v", err)
+	}
+	if got := u.Current("alice"); got.Artifacts != 2 || got.Bytes != 7<<20 {
+		t.Errorf("usage %+v after Complete, want 2 artifacts, 7 MiB", got)
+	}
+	// An aborted upload gives its artifact back.
+	store.set("alice", tenant.Limits{MaxArtifacts: 3})
+	ab, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: b, Key: aws.String("gone")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: b, Key: aws.String("gone"), UploadId: ab.UploadId}); err != nil {
+		t.Fatal(err)
+	}
+	if got := u.Current("alice"); got.Artifacts != 2 {
+		t.Errorf("usage %+v after an aborted upload, want 2 artifacts", got)
 	}
 	out, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: b, Key: aws.String("dst")})
 	if err != nil {
