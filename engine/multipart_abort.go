@@ -207,8 +207,10 @@ func (e *Engine) sweepUpload(ctx context.Context, tenant, container, key, id str
 
 // RunUploadSweeper calls SweepUploads every interval (0 means
 // DefaultUploadSweepInterval), and once a minute after it starts, until
-// ctx ends.
-func (e *Engine) RunUploadSweeper(ctx context.Context, interval time.Duration) {
+// ctx ends; on each tick only if active reports true (nil: always). A
+// cluster passes "this node leads Raft", so that one node, not all of
+// them, walks the markers and takes their leases.
+func (e *Engine) RunUploadSweeper(ctx context.Context, interval time.Duration, active func() bool) {
 	if interval <= 0 {
 		interval = DefaultUploadSweepInterval
 	}
@@ -222,6 +224,9 @@ func (e *Engine) RunUploadSweeper(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 		wait = interval
+		if active != nil && !active() {
+			continue
+		}
 		sctx, cancel := context.WithTimeout(ctx, interval)
 		n, err := e.SweepUploads(sctx)
 		cancel()

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
 )
@@ -92,6 +94,50 @@ func TestUploadLockerRefused(t *testing.T) {
 		}
 		if _, err := r.e.Head(ctx, "t", "c", "k"); !errors.Is(err, ErrNoSuchArtifact) {
 			t.Fatalf("expired %v: artifact visible: %v", expired, err)
+		}
+	}
+}
+
+// countingLocker grants every lock and counts the grants.
+type countingLocker struct{ n atomic.Int64 }
+
+func (l *countingLocker) LockUpload(ctx context.Context, id string) (func() bool, func(), error) {
+	l.n.Add(1)
+	return func() bool { return true }, func() {}, nil
+}
+
+// TestUploadSweeperOnlyWhenActive: RunUploadSweeper sweeps (and takes
+// upload locks) only on ticks where active reports true, so that in a
+// cluster only the Raft leader walks the completion markers.
+func TestUploadSweeperOnlyWhenActive(t *testing.T) {
+	r := newRig(t, rigOptions{drives: 4})
+	ctx := t.Context()
+	id, err := r.e.CreateUpload(ctx, "t", "c", "k", PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.e.PutPart(ctx, "t", "c", "k", id, 1, bytes.NewReader([]byte("part")), PutOptions{Size: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.e.CompleteUpload(ctx, "t", "c", "k", id, []CompletePart{{1, p.ETag}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	locks := &countingLocker{}
+	r.e.cfg.UploadLocker = locks // the completion's marker stays: one lock per sweep
+	var active atomic.Bool
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); r.e.RunUploadSweeper(sctx, 5*time.Millisecond, active.Load) }()
+	defer func() { stop(); <-done }()
+	time.Sleep(200 * time.Millisecond)
+	if n := locks.n.Load(); n != 0 {
+		t.Fatalf("an inactive sweeper took %d upload locks", n)
+	}
+	active.Store(true)
+	for deadline := time.Now().Add(10 * time.Second); locks.n.Load() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("an active sweeper took no upload lock in 10 s")
 		}
 	}
 }

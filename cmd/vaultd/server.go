@@ -201,7 +201,11 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	hctx, stopHealer := context.WithCancel(ctx)
 	defer stopHealer()
 	go eng.RunHealer(hctx)
-	go eng.RunUploadSweeper(hctx, 0)
+	var sweeps func() bool // every node alone; the Raft leader in a cluster
+	if f.clustered() {
+		sweeps = store.IsLeader
+	}
+	go eng.RunUploadSweeper(hctx, 0, sweeps)
 	go eng.RunScanner(hctx, store, f.scanInterval, log.With("component", "scan"))
 	go runProbes(hctx, drives, f.probeInterval, log.With("component", "probe"))
 	// Each node scrubs its own drives, in every mode.
