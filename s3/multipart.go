@@ -211,6 +211,16 @@ func (op *operation) completeUpload(uploadID string) error {
 		return err
 	}
 	op.wrote(info)
+	if sum == nil {
+		// A retried Complete (the upload was completed before) did not
+		// compute the checksum again: answer the stored one.
+		sum = map[string]string{}
+		for k, v := range info.Metadata {
+			if strings.HasPrefix(k, checksumPrefix) {
+				sum[k] = v
+			}
+		}
+	}
 	res := completeResult{
 		Xmlns: s3Namespace, Location: fmt.Sprintf("/%s/%s", op.bucket, op.key),
 		Bucket: op.bucket, Key: op.key, ETag: `"` + info.ETag + `"`,

@@ -141,6 +141,20 @@ func TestMultipartChecksums(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: complete: %v", tc.alg, err)
 		}
+		// A retried Complete answers the same checksum.
+		again, err := c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: b, Key: key, UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
+		if err != nil {
+			t.Fatalf("%s: retried complete: %v", tc.alg, err)
+		}
+		for _, pair := range [][2]*string{{done.ChecksumCRC32, again.ChecksumCRC32}, {done.ChecksumCRC32C, again.ChecksumCRC32C},
+			{done.ChecksumCRC64NVME, again.ChecksumCRC64NVME}, {done.ChecksumSHA256, again.ChecksumSHA256}} {
+			if aws.ToString(pair[0]) != aws.ToString(pair[1]) {
+				t.Fatalf("%s: complete said checksum %q, its retry %q", tc.alg, aws.ToString(pair[0]), aws.ToString(pair[1]))
+			}
+		}
+		if done.ChecksumType != again.ChecksumType || aws.ToString(done.ETag) != aws.ToString(again.ETag) {
+			t.Fatalf("%s: complete said %s %s, its retry %s %s", tc.alg, done.ChecksumType, aws.ToString(done.ETag), again.ChecksumType, aws.ToString(again.ETag))
+		}
 		// The SDK validates a full-object checksum against the body it reads.
 		get, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: b, Key: key, ChecksumMode: types.ChecksumModeEnabled})
 		if err != nil {
