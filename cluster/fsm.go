@@ -86,6 +86,10 @@ type (
 		Tenant  string    `json:"tenant"`
 		Name    string    `json:"name"`
 		Created time.Time `json:"created"`
+		// Max caps the tenant's containers (0: no cap, as in entries
+		// written before the cap existed). The proposer sets it, so that
+		// every node applies the same cap to the same entry.
+		Max int `json:"max,omitempty"`
 	}
 	deleteContainerCmd struct {
 		Tenant string `json:"tenant"`
@@ -318,6 +322,9 @@ func (f *fsm) createContainer(c createContainerCmd) error {
 	}
 	if _, ok := cs[c.Name]; ok {
 		return fmt.Errorf("%w: %s/%s", meta.ErrContainerExists, c.Tenant, c.Name)
+	}
+	if c.Max > 0 && len(cs) >= c.Max {
+		return fmt.Errorf("%w: %s has %d (the cap)", meta.ErrTooManyContainers, c.Tenant, len(cs))
 	}
 	cs[c.Name] = meta.ContainerInfo{Tenant: c.Tenant, Name: c.Name, Created: c.Created}
 	return nil

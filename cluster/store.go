@@ -31,7 +31,8 @@ var (
 // Defaults.
 const (
 	DefaultApplyTimeout      = 10 * time.Second
-	DefaultSnapshotThreshold = 1024 // log entries between snapshots
+	DefaultMaxContainers     = 10_000 // per tenant, AWS's default bucket quota per account
+	DefaultSnapshotThreshold = 1024   // log entries between snapshots
 	snapshotsRetained        = 2
 	transportPool            = 3
 	transportTimeout         = 10 * time.Second
@@ -59,6 +60,10 @@ type Config struct {
 	// ApplyTimeout bounds each write when the context has no earlier
 	// deadline; 0 means DefaultApplyTimeout.
 	ApplyTimeout time.Duration
+	// MaxContainers caps the containers of one tenant (AWS caps buckets
+	// per account too): each is an entry every node's state machine and
+	// snapshot holds. 0 means DefaultMaxContainers; negative, no cap.
+	MaxContainers int
 
 	// DeadVoterAfter is how long a voter must be dead in gossip before
 	// the leader promotes a live non-voter in its place; 0 means
@@ -96,6 +101,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ApplyTimeout == 0 {
 		c.ApplyTimeout = DefaultApplyTimeout
+	}
+	if c.MaxContainers == 0 {
+		c.MaxContainers = DefaultMaxContainers
 	}
 	if c.DeadVoterAfter <= 0 {
 		c.DeadVoterAfter = DeadVoterAfter
@@ -503,7 +511,7 @@ func (s *Store) CreateContainer(ctx context.Context, c meta.ContainerInfo) error
 		created = time.Now()
 	}
 	return s.applyCmd(ctx, cmdCreateContainer, createContainerCmd{
-		Tenant: c.Tenant, Name: c.Name, Created: created.UTC().Round(0),
+		Tenant: c.Tenant, Name: c.Name, Created: created.UTC().Round(0), Max: s.cfg.MaxContainers,
 	})
 }
 

@@ -387,6 +387,51 @@ func TestContainers(t *testing.T) {
 	}
 }
 
+// TestContainerCap: a tenant holds at most Config.MaxContainers
+// containers; the cap is per tenant, a deleted container frees its slot,
+// and entries proposed without a cap (Max 0, as before it existed) apply
+// uncapped.
+func TestContainerCap(t *testing.T) {
+	c := testConfig(t, t.TempDir())
+	c.MaxContainers = 2
+	s := open(t, c)
+	ctx := t.Context()
+	for _, name := range []string{"alice", "bob"} {
+		if _, _, err := s.CreateTenant(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create := func(tenant, name string) error {
+		return s.CreateContainer(ctx, meta.ContainerInfo{Tenant: tenant, Name: name})
+	}
+	for _, step := range []struct {
+		tenant, name string
+		want         error
+	}{
+		{"alice", "a1", nil},
+		{"alice", "a2", nil},
+		{"alice", "a3", meta.ErrTooManyContainers},
+		{"alice", "a1", meta.ErrContainerExists},
+		{"bob", "b1", nil},
+	} {
+		if err := create(step.tenant, step.name); !errors.Is(err, step.want) || (step.want == nil && err != nil) {
+			t.Fatalf("create %s/%s: %v, want %v", step.tenant, step.name, err, step.want)
+		}
+	}
+	if err := s.DeleteContainer(ctx, "alice", "a2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := create("alice", "a3"); err != nil {
+		t.Fatalf("create after a delete freed a slot: %v", err)
+	}
+	if err := s.applyCmd(ctx, cmdCreateContainer, createContainerCmd{Tenant: "alice", Name: "old", Created: time.Now().UTC()}); err != nil {
+		t.Fatalf("an entry without a cap: %v", err)
+	}
+	if cs, err := s.Containers(ctx, "alice"); err != nil || len(cs) != 3 {
+		t.Fatalf("alice's containers: %v, %v; want 3", cs, err)
+	}
+}
+
 func TestConcurrentCreateContainer(t *testing.T) {
 	s := newStore(t)
 	ctx := t.Context()

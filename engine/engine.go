@@ -26,6 +26,7 @@ import (
 var (
 	ErrNoSuchContainer   = meta.ErrNoSuchContainer
 	ErrContainerExists   = meta.ErrContainerExists
+	ErrTooManyContainers = meta.ErrTooManyContainers
 	ErrContainerNotEmpty = errors.New("engine: container not empty")
 	ErrNoSuchArtifact    = errors.New("engine: no such artifact")
 	ErrInvalidName       = errors.New("engine: invalid name")

@@ -28,6 +28,9 @@ type ContainerInfo struct {
 var (
 	ErrNoSuchContainer = errors.New("meta: no such container")
 	ErrContainerExists = errors.New("meta: container already exists")
+	// ErrTooManyContainers refuses a container beyond the store's cap on
+	// containers per tenant.
+	ErrTooManyContainers = errors.New("meta: too many containers for one tenant")
 	// ErrUnavailable is returned (wrapped) by a store that cannot commit
 	// a change now, such as a cluster without a Raft quorum.
 	ErrUnavailable = errors.New("meta: metadata store unavailable")

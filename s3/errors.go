@@ -48,6 +48,7 @@ var (
 	ErrBucketNotEmpty        = &Error{http.StatusConflict, "BucketNotEmpty", "The bucket you tried to delete is not empty."}
 	ErrBadDigest             = &Error{http.StatusBadRequest, "BadDigest", "The Content-MD5 or checksum you specified did not match what we received."}
 	ErrMetadataTooLarge      = &Error{http.StatusBadRequest, "MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size."}
+	ErrTooManyBuckets        = &Error{http.StatusBadRequest, "TooManyBuckets", "You have attempted to create more buckets than allowed."}
 	ErrSignatureDoesNotMatch = &Error{http.StatusForbidden, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method."}
 	ErrInvalidAccessKeyID    = &Error{http.StatusForbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."}
 	ErrRequestTimeTooSkewed  = &Error{http.StatusForbidden, "RequestTimeTooSkewed", "The difference between the request time and the server's time is too large."}
@@ -114,6 +115,7 @@ var errorTable = []struct {
 }{
 	{engine.ErrNoSuchContainer, ErrNoSuchBucket},
 	{engine.ErrContainerExists, ErrBucketAlreadyOwned},
+	{engine.ErrTooManyContainers, ErrTooManyBuckets},
 	{engine.ErrContainerNotEmpty, ErrBucketNotEmpty},
 	{engine.ErrNoSuchArtifact, ErrNoSuchKey},
 	{engine.ErrKeyTooLong, ErrKeyTooLong},

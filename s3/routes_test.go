@@ -148,7 +148,7 @@ var awsCodes = map[string][]int{
 	"NotImplemented": {501}, "EntityTooLarge": {400}, "MissingContentLength": {411}, "PreconditionFailed": {412},
 	"InvalidRange": {416}, "InternalError": {500}, "ServiceUnavailable": {503}, "SlowDown": {503},
 	"RequestTimeout": {400}, "IncompleteBody": {400}, "NoSuchBucket": {404}, "NoSuchKey": {404},
-	"BucketAlreadyOwnedByYou": {409}, "BucketNotEmpty": {409}, "BadDigest": {400}, "MetadataTooLarge": {400},
+	"BucketAlreadyOwnedByYou": {409}, "BucketNotEmpty": {409}, "BadDigest": {400}, "MetadataTooLarge": {400}, "TooManyBuckets": {400},
 	"SignatureDoesNotMatch": {403}, "InvalidAccessKeyId": {403}, "RequestTimeTooSkewed": {403},
 	"AuthorizationHeaderMalformed": {400}, "AuthorizationQueryParametersError": {400},
 	"XAmzContentSHA256Mismatch": {400}, "NoSuchUpload": {404}, "InvalidPart": {400}, "InvalidPartOrder": {400},

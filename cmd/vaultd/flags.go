@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vaultaire/vaultaire/bench"
+	"github.com/vaultaire/vaultaire/cluster"
 	"github.com/vaultaire/vaultaire/engine"
 )
 
@@ -30,6 +31,7 @@ type serverFlags struct {
 	scrubPeriod   time.Duration // a full scrub pass over each local drive
 	scrubRate     byteSize      // at most this many bytes/s scrubbed per drive
 	eventsParquet bool
+	maxBuckets    int // per tenant; negative: no cap
 
 	remoteSpecs []remoteSpec // parsed --remote (remote.go)
 }
@@ -55,6 +57,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.events, "events", "", "directory of the access-event and transaction logs (default: events/ under the first data directory)")
 	fs.DurationVar(&f.scanInterval, "scan-interval", engine.ScanEvery, "how often the leader (a single node: the node) scans every container for artifacts a drive misses and queues them for healing")
+	fs.IntVar(&f.maxBuckets, "max-buckets", cluster.DefaultMaxContainers, "most buckets one tenant may hold (-1: no cap); in a cluster, the cap of the node a CreateBucket reaches applies")
 	fs.DurationVar(&f.healInterval, "heal-interval", engine.DefaultHealInterval, "how often the healer repairs the queued artifacts (failed repairs are retried with backoff)")
 	fs.DurationVar(&f.probeInterval, "probe-interval", defaultProbeInterval, "how often each local drive is health-checked; a failed drive goes offline, a recovered or replaced (empty) one comes back")
 	fs.DurationVar(&f.scrubPeriod, "scrub-period", engine.DefaultScrubPeriod, "time for one scrub pass, which verifies the checksums of every shard on this node's drives and repairs what fails")

@@ -122,7 +122,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 
 	store, err := cluster.Open(ctx, cluster.Config{
 		Dir: filepath.Join(st.Dirs[0], "raft"), NodeID: st.Node, RaftAddr: f.raftAddr,
-		Bootstrap: f.join == "", Logger: log, Secret: secret,
+		Bootstrap: f.join == "", Logger: log, Secret: secret, MaxContainers: f.maxBuckets,
 	})
 	if err != nil {
 		return fmt.Errorf("metadata store: %w", err)
