@@ -70,8 +70,7 @@ func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	case http.MethodDelete:
 		t.c.deletes.Add(1)
 	case http.MethodGet:
-		// Path style: /bucket is a listing, /bucket/key an object.
-		if q := r.URL.Query(); q.Has("list-type") || q.Has("uploads") || !strings.Contains(strings.Trim(r.URL.Path, "/"), "/") {
+		if isListing(r) {
 			t.c.lists.Add(1)
 		} else {
 			t.c.gets.Add(1)
@@ -86,9 +85,69 @@ func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	resp, err := t.next.RoundTrip(r)
 	if err == nil && resp.Body != nil {
-		resp.Body = &countingBody{ReadCloser: resp.Body, n: &t.c.recv}
+		var body io.ReadCloser = &countingBody{ReadCloser: resp.Body, n: &t.c.recv}
+		if limit := responseLimit(r, resp.StatusCode); limit >= 0 {
+			body = &cappedBody{ReadCloser: body, left: limit}
+		}
+		resp.Body = body
 	}
 	return resp, err
+}
+
+// Response bodies the SDK reads whole (XML answers and errors) are capped,
+// so that a broken or hostile backend cannot grow the node's memory by
+// answering with an endless body; object bodies are read by the driver
+// in the ranges it asked for.
+const (
+	maxErrorBody   = 64 << 10 // an S3 error document
+	maxListingBody = 16 << 20 // a page of 1,000 keys of up to 1 KiB each, and more
+	maxAnswerBody  = 1 << 20  // PUT, POST, DELETE, HEAD answers: empty or a short XML document
+)
+
+// errBodyTooLarge fails a capped response body read past its cap.
+var errBodyTooLarge = errors.New("driver/remote: backend response body too large")
+
+// responseLimit returns the cap on the body of the answer to r with
+// status, or -1 for none (a successful object GET).
+func responseLimit(r *http.Request, status int) int64 {
+	switch {
+	case status >= 300:
+		return maxErrorBody
+	case r.Method == http.MethodGet && isListing(r):
+		return maxListingBody
+	case r.Method == http.MethodGet:
+		return -1
+	default:
+		return maxAnswerBody
+	}
+}
+
+// isListing reports whether GET r lists (path style: /bucket is a
+// listing, /bucket/key an object).
+func isListing(r *http.Request) bool {
+	q := r.URL.Query()
+	return q.Has("list-type") || q.Has("uploads") || !strings.Contains(strings.Trim(r.URL.Path, "/"), "/")
+}
+
+// cappedBody fails with errBodyTooLarge once more than left bytes came.
+type cappedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, errBodyTooLarge
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return 0, errBodyTooLarge
+	}
+	return n, err
 }
 
 type countingBody struct {
