@@ -237,24 +237,38 @@ func (op *operation) preflightCors() error {
 	if op.s.cfg.Configs == nil {
 		return errCORSNotEnabled
 	}
-	owners := op.s.cfg.Configs.ContainerTenants(op.bucket)
-	if len(owners) != 1 {
-		return errCORSNotAllowed
-	}
-	op.tenant = owners[0]
-	op.r.ev.Tenant = op.tenant
-	c := op.s.localCORS(op.tenant, op.bucket)
-	if c == nil {
-		return errCORSNotEnabled
-	}
 	var headers []string
 	for f := range strings.SplitSeq(string(h.Peek("Access-Control-Request-Headers")), ",") {
 		if f = strings.ToLower(strings.TrimSpace(f)); f != "" {
 			headers = append(headers, f)
 		}
 	}
-	r := c.match(origin, method, headers)
-	if r == nil {
+	// A preflight names no tenant, and tenants name buckets each in their
+	// own namespace: the rules of every tenant owning this name are
+	// consulted, and the first that allows the request answers. So one
+	// tenant's bucket of the same name can neither switch another's CORS
+	// off nor read anything through it (the request itself is signed,
+	// and its response carries its own tenant's CORS headers). A name
+	// nobody owns answers as a bucket without CORS, so preflights are no
+	// oracle of other tenants' bucket names.
+	var r *corsRule
+	enabled := false
+	for _, owner := range op.s.cfg.Configs.ContainerTenants(op.bucket) {
+		c := op.s.localCORS(owner, op.bucket)
+		if c == nil {
+			continue
+		}
+		enabled = true
+		if r = c.match(origin, method, headers); r != nil {
+			op.tenant = owner
+			op.r.ev.Tenant = owner
+			break
+		}
+	}
+	switch {
+	case !enabled:
+		return errCORSNotEnabled
+	case r == nil:
 		return errCORSNotAllowed
 	}
 	rh := &op.r.fctx.Response.Header

@@ -124,15 +124,27 @@ func TestBucketCors(t *testing.T) {
 	wantCode(t, "GetBucketCors after delete", err, "NoSuchCORSConfiguration")
 	wantPreflight(t, e.endpoint, "/site/index.html", map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "GET"}, 403, "CORS is not enabled", nil)
 
-	// A second tenant's bucket of the same name makes the name ambiguous:
-	// anonymous preflights are refused.
+	// A second tenant's bucket of the same name, with or without rules of
+	// its own, cannot switch alice's CORS off: each owner's rules are
+	// consulted and the first that allows the preflight answers it.
 	if _, err := c.PutBucketCors(ctx, &awss3.PutBucketCorsInput{Bucket: b, CORSConfiguration: corsRules()}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := bob.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: b}); err != nil {
 		t.Fatal(err)
 	}
-	wantPreflight(t, e.endpoint, "/site/index.html", map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "GET"}, 403, "This CORS request is not allowed", nil)
+	appGet := map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "PUT"}
+	wantPreflight(t, e.endpoint, "/site/index.html", appGet, 200, "", map[string]string{"Access-Control-Allow-Origin": "https://app.example.com"})
+	bobRules := &types.CORSConfiguration{CORSRules: []types.CORSRule{{AllowedOrigins: []string{"https://bob.example"}, AllowedMethods: []string{"GET"}}}}
+	if _, err := bob.PutBucketCors(ctx, &awss3.PutBucketCorsInput{Bucket: b, CORSConfiguration: bobRules}); err != nil {
+		t.Fatal(err)
+	}
+	wantPreflight(t, e.endpoint, "/site/index.html", appGet, 200, "", map[string]string{"Access-Control-Allow-Origin": "https://app.example.com"})
+	wantPreflight(t, e.endpoint, "/site/index.html", map[string]string{"Origin": "https://bob.example", "Access-Control-Request-Method": "GET"},
+		200, "", map[string]string{"Access-Control-Allow-Origin": "https://bob.example", "Access-Control-Allow-Methods": "GET"})
+	wantPreflight(t, e.endpoint, "/site/index.html", map[string]string{"Origin": "https://evil.test", "Access-Control-Request-Method": "GET"}, 403, "This CORS request is not allowed", nil)
+	// Alice's reads still carry only her own rules' headers.
+	wantActual(t, e, "https://bob.example", "")
 }
 
 // wantActual sends a GET with Origin signed by alice (aws-sdk via a raw
@@ -186,7 +198,8 @@ func preflightCases(t *testing.T, endpoint string) {
 		{"header not allowed", "/site/index.html", map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"}, 403, "This CORS request is not allowed", nil},
 		{"no origin", "/site/index.html", map[string]string{"Access-Control-Request-Method": "GET"}, 400, "Origin request header needed", nil},
 		{"no method", "/site/index.html", map[string]string{"Origin": "https://app.example.com"}, 400, "Access-Control-Request-Method", nil},
-		{"unknown bucket", "/nosuch/x", map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "GET"}, 403, "This CORS request is not allowed", nil},
+		// As a bucket without rules: a preflight tells nothing of which names exist.
+		{"unknown bucket", "/nosuch/x", map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "GET"}, 403, "CORS is not enabled", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantPreflight(t, endpoint, tc.path, tc.h, tc.status, tc.msg, tc.want) })
 	}
