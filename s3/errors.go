@@ -76,9 +76,15 @@ var (
 	errACLNotImplemented        = &Error{http.StatusNotImplemented, "NotImplemented", "Only an ACL granting the owner FULL_CONTROL, and nothing else, is supported."}
 	errSSENotImplemented        = &Error{http.StatusNotImplemented, "NotImplemented", "Server-side encryption headers are not supported: objects are stored as sent."}
 	errObjectLockNotImplemented = &Error{http.StatusNotImplemented, "NotImplemented", "Object lock is not supported yet: the object would not be protected."}
-	errTaggingNotImplemented    = &Error{http.StatusNotImplemented, "NotImplemented", "Object tagging is not supported yet."}
-	errConditionalWrite         = &Error{http.StatusNotImplemented, "NotImplemented", "Conditional writes and deletes (If-Match, If-None-Match) are not supported yet."}
+	errConditionalWrite         = &Error{http.StatusNotImplemented, "NotImplemented", "DeleteObject is conditional on If-Match only."}
 	errUnexpectedContent        = &Error{http.StatusBadRequest, "UnexpectedContent", "This request does not support content."}
+	errInvalidTag               = &Error{http.StatusBadRequest, "InvalidTag", "The tag provided was not a valid tag."}
+	errTaggingHeader            = &Error{http.StatusBadRequest, "InvalidArgument", "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates."}
+	errNoSuchTagSet             = &Error{http.StatusNotFound, "NoSuchTagSet", "The TagSet does not exist"}
+	errTaggingDirective         = &Error{http.StatusBadRequest, "InvalidArgument", "Unknown tagging directive."}
+	errIfNoneMatchValue         = &Error{http.StatusNotImplemented, "NotImplemented", "If-None-Match on a write takes only the value *."}
+	errConditionConflict        = &Error{http.StatusConflict, "ConditionalRequestConflict", "A conflicting operation occurred. If using PutObject you can retry the request. If using multipart upload you should initiate another CreateMultipartUpload request and re-upload each part."}
+	errInvalidAttribute         = &Error{http.StatusBadRequest, "InvalidArgument", "Invalid attribute name specified."}
 )
 
 // CORS errors, as AWS answers them.
@@ -112,6 +118,8 @@ var errorTable = []struct {
 	err error
 	s3  *Error
 }{
+	// Before ErrMetadataUnavailable, which it may wrap.
+	{engine.ErrConditionConflict, errConditionConflict},
 	{engine.ErrNoSuchContainer, ErrNoSuchBucket},
 	{engine.ErrContainerExists, ErrBucketAlreadyOwned},
 	{engine.ErrContainerNotEmpty, ErrBucketNotEmpty},
