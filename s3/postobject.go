@@ -60,9 +60,9 @@ var (
 	errPostRedirect    = &Error{http.StatusBadRequest, "InvalidArgument", "success_action_redirect must be an absolute http or https URL."}
 )
 
-// postForm matches browser form uploads: a POST on a bucket that is not a
-// multi-object delete.
-func postForm(t *target) bool { return !t.has("delete") }
+// postForm matches browser form uploads: a POST on a bucket without a
+// query (a subresource).
+func postForm(t *target) bool { return t.query.Len() == 0 }
 
 func policyDenied(msg string) error {
 	return &Error{http.StatusForbidden, "AccessDenied", "Invalid according to Policy: " + msg}
