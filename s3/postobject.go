@@ -228,6 +228,9 @@ func (op *operation) authenticatePost(fields map[string]string) (string, error) 
 	if policy == "" && sig == "" {
 		return "", errPostAnonymous
 	}
+	if fields["awsaccesskeyid"] != "" {
+		return "", withMessage(ErrNotImplemented, "POST policies signed with Signature Version 2 are not supported: sign with AWS4-HMAC-SHA256.")
+	}
 	cred, date := fields["x-amz-credential"], fields["x-amz-date"]
 	if policy == "" || sig == "" || cred == "" || date == "" || fields["x-amz-algorithm"] == "" {
 		return "", errPostFieldAbsent

@@ -24,7 +24,7 @@ const breadthScript = `
 import sys, uuid, urllib.request, urllib.error, boto3, botocore
 ep, ak, sk, bucket = sys.argv[1:5]
 c = boto3.client("s3", endpoint_url=ep, aws_access_key_id=ak, aws_secret_access_key=sk, region_name="us-east-1",
-    config=botocore.config.Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}))
+    config=botocore.config.Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}, signature_version="s3v4"))
 def code(f):
     try:
         f()
