@@ -8,6 +8,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -139,6 +140,51 @@ func parsePolicy(b64 string, now time.Time) ([]policyCondition, error) {
 		}
 	}
 	return out, nil
+}
+
+// refusedField returns the error of a form field asking for what this
+// server does not do, as headerRules and checkACLHeaders refuse the same
+// as headers: silently ignoring it would mislead the uploader.
+func refusedField(fields map[string]string) error {
+	for name, v := range fields {
+		switch {
+		case strings.HasPrefix(name, "x-amz-server-side-encryption"):
+			return errSSENotImplemented
+		case strings.HasPrefix(name, "x-amz-object-lock-"):
+			return errObjectLockNotImplemented
+		case name == "x-amz-website-redirect-location" && v != "":
+			return ErrNotImplemented
+		case name == "acl" && !ownerOnlyACL(v), strings.HasPrefix(name, "x-amz-grant-"):
+			return errACLNotImplemented
+		}
+	}
+	return nil
+}
+
+// postChecksum returns the flexible checksum a form declares (its
+// x-amz-checksum-ALG field, the algorithm possibly named by
+// x-amz-checksum-algorithm): the metadata name, the value and a hash to
+// compute over the file. name is "" if the form declares none.
+func postChecksum(fields map[string]string) (name, want string, h hash.Hash, err error) {
+	alg := strings.ToLower(fields[checksumAlgorithmHeader])
+	for f, v := range fields {
+		if a, ok := strings.CutPrefix(f, checksumPrefix); ok && f != checksumAlgorithmHeader && f != checksumTypeHeader {
+			if name != "" || alg != "" && a != alg {
+				return "", "", nil, ErrInvalidRequest
+			}
+			name, want = f, v
+		}
+	}
+	if name == "" {
+		if alg != "" {
+			return "", "", nil, withMessage(ErrInvalidRequest, "x-amz-checksum-algorithm names no x-amz-checksum-"+alg+" field.")
+		}
+		return "", "", nil, nil
+	}
+	if h, err = sigv4.NewChecksum(name); err != nil {
+		return "", "", nil, ErrInvalidRequest
+	}
+	return name, want, h, nil
 }
 
 // exempt reports form fields no condition needs to name.
@@ -302,6 +348,9 @@ func (op *operation) postObject() error {
 		}
 	}
 	op.corsResponse()
+	if err := refusedField(fields); err != nil {
+		return err
+	}
 	conds, err := parsePolicy(fields["policy"], op.s.cfg.Now())
 	if err != nil {
 		return err
@@ -385,7 +434,15 @@ func (op *operation) postObject() error {
 		}
 		opts.MaxSize = 1 // the engine takes 0 as no limit; AfterBody refuses the byte
 	}
+	sumName, sumWant, sum, err := postChecksum(fields)
+	if err != nil {
+		return err
+	}
 	in := &countingReader{r: file}
+	var src io.Reader = in
+	if sum != nil {
+		src = io.TeeReader(in, sum)
+	}
 	opts.AfterBody = func() (map[string]string, error) {
 		if in.n > hi {
 			return nil, ErrEntityTooLarge
@@ -393,11 +450,17 @@ func (op *operation) postObject() error {
 		if in.n < lo {
 			return nil, withMessage(ErrEntityTooSmall, fmt.Sprintf("Your proposed upload is smaller than the minimum allowed size: %d bytes, the policy's minimum is %d.", in.n, lo))
 		}
-		return nil, nil
+		if sum == nil {
+			return nil, nil
+		}
+		if err := sigv4.CheckChecksum(sum, sumWant); err != nil {
+			return nil, err
+		}
+		return map[string]string{sumName: sumWant}, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), op.s.cfg.BodyTimeout)
 	defer cancel()
-	info, err := op.s.cfg.Engine.Put(ctx, op.tenant, op.bucket, key, in, opts)
+	info, err := op.s.cfg.Engine.Put(ctx, op.tenant, op.bucket, key, src, opts)
 	if err != nil {
 		if quotaCap && errors.Is(err, engine.ErrTooLarge) {
 			return (&upload{quotaCap: true}).quotaErr(err)

@@ -5,7 +5,9 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
+	"hash/crc32"
 	"io"
 	"maps"
 	"mime/multipart"
@@ -160,6 +162,35 @@ func TestPostObject(t *testing.T) {
 		t.Fatal("redirected upload not stored")
 	}
 
+	// A checksum declared in the form is verified and stored.
+	content := []byte("checked content")
+	crc := crc32.Checksum(content, crc32.MakeTable(crc32.Castagnoli))
+	good := minio.NewChecksum(minio.ChecksumCRC32C, binary.BigEndian.AppendUint32(nil, crc))
+	bad := minio.NewChecksum(minio.ChecksumCRC32C, binary.BigEndian.AppendUint32(nil, crc+1))
+	for _, tc := range []struct {
+		name   string
+		sum    minio.Checksum
+		status int
+	}{{"good", good, http.StatusNoContent}, {"bad", bad, http.StatusBadRequest}} {
+		u, f := presignedPost(t, mc, time.Now().Add(time.Hour), func(p *minio.PostPolicy) {
+			if err := p.SetChecksum(tc.sum); err != nil {
+				t.Fatal(err)
+			}
+		})
+		f["key"] = "uploads/sum-" + tc.name
+		status, _, body := postForm(t, u, f, "s", bytes.NewReader(content))
+		if status != tc.status || tc.status == http.StatusBadRequest && !strings.Contains(body, "<Code>BadDigest</Code>") {
+			t.Fatalf("checksum %s: %d %s", tc.name, status, body)
+		}
+	}
+	if headMeta(t, c, "forms", "uploads/sum-bad") != nil {
+		t.Fatal("a form with a wrong checksum was stored")
+	}
+	h, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("forms"), Key: aws.String("uploads/sum-good"), ChecksumMode: "ENABLED"})
+	if err != nil || aws.ToString(h.ChecksumCRC32C) != good.Encoded() {
+		t.Fatalf("stored checksum %v, %v; want %s", h.ChecksumCRC32C, err, good.Encoded())
+	}
+
 	expiredURL, expired := presignedPost(t, mc, time.Now().Add(-time.Minute), nil)
 	badSig := form("key", "uploads/badsig")
 	badSig["x-amz-signature"] = strings.Repeat("0", 64)
@@ -195,6 +226,8 @@ func TestPostObject(t *testing.T) {
 		{"no key", url, form("key", ""), "nokey", 10, 400, "InvalidArgument", "nokey"},
 		{"malformed policy", url, badPolicy, "f", 10, 400, "InvalidPolicyDocument", "uploads/badpolicy"},
 		{"fields too large", url, form("key", "uploads/huge", "x-ignore-pad", strings.Repeat("p", 70<<10)), "f", 10, 400, "MaxPostPreDataLengthExceededError", "uploads/huge"},
+		{"encryption asked", url, form("key", "uploads/sse", "x-amz-server-side-encryption", "AES256"), "f", 10, 501, "NotImplemented", "uploads/sse"},
+		{"public ACL asked", url, form("key", "uploads/acl", "acl", "public-read"), "f", 10, 501, "NotImplemented", "uploads/acl"},
 		{"bad success_action_status", url, form("key", "uploads/status", "success_action_status", "302"), "f", 10, 403, "AccessDenied", "uploads/status"},
 	} {
 		status, _, body := postForm(t, tc.url, tc.fields, tc.file, bytes.NewReader(randBytes(5, tc.size)))
