@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/minio/minio-go/v7"
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 )
@@ -25,6 +26,12 @@ import (
 // postForm sends a browser-style form upload, streamed: the fields, then
 // the file.
 func postForm(t *testing.T, url string, fields map[string]string, filename string, file io.Reader) (int, http.Header, string) {
+	t.Helper()
+	return postFormWith(t, url, nil, fields, filename, file)
+}
+
+// postFormWith is postForm with extra request headers.
+func postFormWith(t *testing.T, url string, hdr map[string]string, fields map[string]string, filename string, file io.Reader) (int, http.Header, string) {
 	t.Helper()
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
@@ -51,6 +58,9 @@ func postForm(t *testing.T, url string, fields map[string]string, filename strin
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -260,5 +270,30 @@ func TestPostObject(t *testing.T) {
 	status, _, body = postForm(t, bobURL, form("key", "uploads/x"), "f", strings.NewReader("x"))
 	if status != http.StatusForbidden {
 		t.Fatalf("POST to another tenant's bucket: %d %s", status, body)
+	}
+}
+
+// TestPostObjectCORS: a browser's form upload from an origin the bucket's
+// CORS rules allow gets Access-Control-Allow-Origin (it could not read the
+// answer otherwise); another origin gets none.
+func TestPostObjectCORS(t *testing.T) {
+	e := startConfigServer(t)
+	c := createBucket(t, e, "forms")
+	ctx := t.Context()
+	if _, err := c.PutBucketCors(ctx, &awss3.PutBucketCorsInput{Bucket: aws.String("forms"), CORSConfiguration: &types.CORSConfiguration{
+		CORSRules: []types.CORSRule{{AllowedOrigins: []string{"https://app.example"}, AllowedMethods: []string{"POST"}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	mc, err := minio.New(strings.TrimPrefix(e.endpoint, "http://"), &minio.Options{Creds: miniocreds.NewStaticV4("ALICEKEY", "alicesecret", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ origin, allow string }{{"https://app.example", "https://app.example"}, {"https://evil.example", ""}} {
+		url, fields := presignedPost(t, mc, time.Now().Add(time.Hour), nil)
+		fields["key"] = "uploads/cors"
+		status, hdr, body := postFormWith(t, url, map[string]string{"Origin": tc.origin}, fields, "c", strings.NewReader("cors"))
+		if status != http.StatusNoContent || hdr.Get("Access-Control-Allow-Origin") != tc.allow {
+			t.Fatalf("origin %s: %d, Access-Control-Allow-Origin %q (want %q) %s", tc.origin, status, hdr.Get("Access-Control-Allow-Origin"), tc.allow, body)
+		}
 	}
 }
