@@ -87,6 +87,22 @@ var (
 	errInvalidAttribute         = &Error{http.StatusBadRequest, "InvalidArgument", "Invalid attribute name specified."}
 )
 
+// POST Object (browser form upload) errors, as AWS answers them.
+var (
+	errPostNotForm     = &Error{http.StatusPreconditionFailed, "PreconditionFailed", "Bucket POST must be of the enclosure-type multipart/form-data"}
+	errPostNoFile      = &Error{http.StatusBadRequest, "InvalidArgument", "POST requires exactly one file upload per request."}
+	errPostNoKey       = &Error{http.StatusBadRequest, "InvalidArgument", "Bucket POST must contain a field named 'key'.  If it is specified, please check the order of the fields."}
+	errPostFields      = &Error{http.StatusBadRequest, "MaxPostPreDataLengthExceededError", "Your POST request fields preceding the upload file were too large."}
+	errPostPolicy      = &Error{http.StatusBadRequest, "InvalidPolicyDocument", "Invalid Policy: Invalid JSON."}
+	errPostAnonymous   = &Error{http.StatusForbidden, "AccessDenied", "Bucket POST must contain a policy and its signature: anonymous uploads are not allowed."}
+	errPostExpired     = &Error{http.StatusForbidden, "AccessDenied", "Invalid according to Policy: Policy expired."}
+	errPostAlgorithm   = &Error{http.StatusBadRequest, "InvalidArgument", "Only the AWS4-HMAC-SHA256 algorithm is supported for POST policies."}
+	errPostFieldAbsent = &Error{http.StatusBadRequest, "InvalidArgument", "Bucket POST must contain the fields x-amz-credential, x-amz-algorithm, x-amz-date and x-amz-signature with a policy."}
+	errPostStatus      = &Error{http.StatusBadRequest, "InvalidArgument", "success_action_status must be 200, 201 or 204."}
+	errPostRedirect    = &Error{http.StatusBadRequest, "InvalidArgument", "success_action_redirect must be an absolute http or https URL."}
+	errMalformedPOST   = &Error{http.StatusBadRequest, "MalformedPOSTRequest", "The body of your POST request is not well-formed multipart/form-data."}
+)
+
 // CORS errors, as AWS answers them.
 var (
 	errNoSuchCORS       = &Error{http.StatusNotFound, "NoSuchCORSConfiguration", "The CORS configuration does not exist"}

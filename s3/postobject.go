@@ -47,26 +47,12 @@ const (
 	maxPostTrail  = 64 << 10 // bytes read after the file to reuse the connection
 )
 
-var (
-	errPostNotForm     = &Error{http.StatusPreconditionFailed, "PreconditionFailed", "Bucket POST must be of the enclosure-type multipart/form-data"}
-	errPostNoFile      = &Error{http.StatusBadRequest, "InvalidArgument", "POST requires exactly one file upload per request."}
-	errPostNoKey       = &Error{http.StatusBadRequest, "InvalidArgument", "Bucket POST must contain a field named 'key'.  If it is specified, please check the order of the fields."}
-	errPostFields      = &Error{http.StatusBadRequest, "MaxPostPreDataLengthExceededError", "Your POST request fields preceding the upload file were too large."}
-	errPostPolicy      = &Error{http.StatusBadRequest, "InvalidPolicyDocument", "Invalid Policy: Invalid JSON."}
-	errPostAnonymous   = &Error{http.StatusForbidden, "AccessDenied", "Bucket POST must contain a policy and its signature: anonymous uploads are not allowed."}
-	errPostExpired     = &Error{http.StatusForbidden, "AccessDenied", "Invalid according to Policy: Policy expired."}
-	errPostAlgorithm   = &Error{http.StatusBadRequest, "InvalidArgument", "Only the AWS4-HMAC-SHA256 algorithm is supported for POST policies."}
-	errPostFieldAbsent = &Error{http.StatusBadRequest, "InvalidArgument", "Bucket POST must contain the fields x-amz-credential, x-amz-algorithm, x-amz-date and x-amz-signature with a policy."}
-	errPostStatus      = &Error{http.StatusBadRequest, "InvalidArgument", "success_action_status must be 200, 201 or 204."}
-	errPostRedirect    = &Error{http.StatusBadRequest, "InvalidArgument", "success_action_redirect must be an absolute http or https URL."}
-)
-
 // postForm matches browser form uploads: a POST on a bucket without a
 // query (a subresource).
 func postForm(t *target) bool { return t.query.Len() == 0 }
 
 func policyDenied(msg string) error {
-	return &Error{http.StatusForbidden, "AccessDenied", "Invalid according to Policy: " + msg}
+	return withMessage(ErrAccessDenied, "Invalid according to Policy: "+msg)
 }
 
 // postPolicy is a decoded policy document.
@@ -264,9 +250,6 @@ func readPostFields(mr *multipart.Reader) (map[string]string, *multipart.Part, e
 		fields[name] = string(v)
 	}
 }
-
-// errMalformedPOST is a form that is not valid multipart/form-data.
-var errMalformedPOST = &Error{http.StatusBadRequest, "MalformedPOSTRequest", "The body of your POST request is not well-formed multipart/form-data."}
 
 // authenticatePost checks the form's signature and returns the tenant.
 func (op *operation) authenticatePost(fields map[string]string) (string, error) {

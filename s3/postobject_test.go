@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"maps"
@@ -85,6 +86,19 @@ func signPolicy(secret, credential, policy string) string {
 	k = mac(k, "s3")
 	k = mac(k, "aws4_request")
 	return hex.EncodeToString(mac(k, policy))
+}
+
+// signedForm returns the fields of a form uploading to bucket/key, with
+// a policy signed by alice at now, valid for an hour.
+func signedForm(t *testing.T, bucket, key string, now time.Time) map[string]string {
+	t.Helper()
+	cred := "ALICEKEY/" + now.UTC().Format("20060102") + "/us-east-1/s3/aws4_request"
+	date := now.UTC().Format("20060102T150405Z")
+	policy := fmt.Sprintf(`{"expiration": %q, "conditions": [{"bucket": %q}, ["eq", "$key", %q], {"x-amz-algorithm": "AWS4-HMAC-SHA256"}, {"x-amz-credential": %q}, {"x-amz-date": %q}]}`,
+		now.Add(time.Hour).UTC().Format("2006-01-02T15:04:05.000Z"), bucket, key, cred, date)
+	b64 := base64.StdEncoding.EncodeToString([]byte(policy))
+	return map[string]string{"key": key, "policy": b64, "x-amz-algorithm": "AWS4-HMAC-SHA256", "x-amz-credential": cred,
+		"x-amz-date": date, "x-amz-signature": signPolicy("alicesecret", cred, b64)}
 }
 
 // presignedPost returns the URL and fields of a minio-go POST policy for

@@ -165,6 +165,8 @@ var awsCodes = map[string][]int{
 	"XAmzContentSHA256Mismatch": {400}, "NoSuchUpload": {404}, "InvalidPart": {400}, "InvalidPartOrder": {400},
 	"EntityTooSmall": {400}, "RequestHeaderSectionTooLarge": {400}, "InvalidPartNumber": {416},
 	"UnexpectedContent": {400}, "QuotaExceeded": {403},
+	"InvalidTag": {400}, "NoSuchTagSet": {404}, "ConditionalRequestConflict": {409}, "InvalidPolicyDocument": {400},
+	"MaxPostPreDataLengthExceededError": {400}, "MalformedPOSTRequest": {400},
 	// Not AWS's: drives too full to take the write (HTTP's 507, as MinIO).
 	"InsufficientStorage":     {507},
 	"NoSuchCORSConfiguration": {404},
