@@ -45,7 +45,34 @@ const (
 	maxPostFields = 64 << 10 // bytes of every field before the file
 	maxPostField  = 20 << 10 // bytes of one field
 	maxPostTrail  = 64 << 10 // bytes read after the file to reuse the connection
+	// maxPostHead bounds the bytes read before the file part, part
+	// headers and boundaries included (a part's header could otherwise
+	// be megabytes).
+	maxPostHead = 2 * maxPostFields
 )
+
+// headLimit fails the read of a form's body with errPostFields once more
+// than maxPostHead bytes were read before the file part (file unset).
+type headLimit struct {
+	r    io.Reader
+	left int64
+	file bool // the file part was reached: no limit
+}
+
+func (l *headLimit) Read(p []byte) (int, error) {
+	if l.file {
+		return l.r.Read(p)
+	}
+	if l.left <= 0 {
+		return 0, errPostFields
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
 
 // postForm matches browser form uploads: a POST on a bucket without a
 // query (a subresource).
@@ -230,6 +257,9 @@ func readPostFields(mr *multipart.Reader) (map[string]string, *multipart.Part, e
 		if errors.Is(err, io.EOF) {
 			return nil, nil, errPostNoFile
 		}
+		if errors.Is(err, errPostFields) {
+			return nil, nil, errPostFields
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: %w", errMalformedPOST, err)
 		}
@@ -238,6 +268,9 @@ func readPostFields(mr *multipart.Reader) (map[string]string, *multipart.Part, e
 			return fields, p, nil
 		}
 		v, err := io.ReadAll(io.LimitReader(p, maxPostField+1))
+		if errors.Is(err, errPostFields) {
+			return nil, nil, errPostFields
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: %w", errMalformedPOST, err)
 		}
@@ -314,11 +347,13 @@ func (op *operation) postObject() error {
 		return errPostNotForm
 	}
 	body := op.r.bodyStream(op.s)
-	mr := multipart.NewReader(body, params["boundary"])
+	head := &headLimit{r: body, left: maxPostHead}
+	mr := multipart.NewReader(head, params["boundary"])
 	fields, file, err := readPostFields(mr)
 	if err != nil {
 		return err
 	}
+	head.file = true
 	tenant, err := op.authenticatePost(fields)
 	if err != nil {
 		return err

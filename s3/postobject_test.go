@@ -263,14 +263,34 @@ func TestPostObject(t *testing.T) {
 		}
 	}
 
-	// Not a form.
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader("key=x"))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	// A part header of 1 MiB before the file: refused before it is read
+	// whole.
+	var huge bytes.Buffer
+	mw := multipart.NewWriter(&huge)
+	if _, err := mw.CreatePart(map[string][]string{"Content-Disposition": {`form-data; name="x-ignore-a"`}, "X-Pad": {strings.Repeat("p", 1<<20)}}); err != nil {
+		t.Fatal(err)
+	}
+	mw.Close()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, &huge)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "MaxPostPreDataLengthExceededError") {
+		t.Fatalf("1 MiB part header: %d %s", resp.StatusCode, b)
+	}
+
+	// Not a form.
+	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader("key=x"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusPreconditionFailed || !strings.Contains(string(b), "PreconditionFailed") {
 		t.Fatalf("urlencoded POST: %d %s", resp.StatusCode, b)
