@@ -37,7 +37,7 @@ func (op *operation) writeCondition(deleting bool) (engine.Condition, error) {
 			case cur == nil && deleting:
 			case cur == nil:
 				return ErrNoSuchKey
-			case !etagMatches(match, cur.ETag):
+			case !strongMatch(match, cur.ETag):
 				return ErrPreconditionFailed
 			}
 		}
@@ -46,4 +46,17 @@ func (op *operation) writeCondition(deleting bool) (engine.Condition, error) {
 		}
 		return nil
 	}, nil
+}
+
+// strongMatch reports whether an If-Match list names etag (or is *),
+// comparing strongly: a weak tag (W/"...") never matches (RFC 9110
+// section 13.1.1).
+func strongMatch(list, etag string) bool {
+	for t := range strings.SplitSeq(list, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || !strings.HasPrefix(t, "W/") && strings.Trim(t, `"`) == etag {
+			return true
+		}
+	}
+	return false
 }

@@ -36,6 +36,8 @@ func TestConditionalWrites(t *testing.T) {
 	}
 	_, err = putIf("k", "second", nil, aws.String(`"0123456789abcdef0123456789abcdef"`))
 	wantCode(t, "If-Match with another ETag", err, "PreconditionFailed")
+	_, err = putIf("k", "second", nil, aws.String("W/"+aws.ToString(first.ETag)))
+	wantCode(t, "If-Match with the weak ETag", err, "PreconditionFailed")
 	if got := getString(t, c, "cond", "k"); got != "first" {
 		t.Fatalf("k = %q after refused conditional PUTs, want first", got)
 	}
