@@ -54,6 +54,24 @@
 // with the next holder (fenced epochs will close that). Migration keeps
 // the local lock only: only the Raft leader migrates.
 //
+// # Conditional writes and metadata updates
+//
+// A Put with PutOptions.Condition, DeleteIf and CompleteUploadIf check
+// their condition against the key's newest version under a per-key lock
+// and write under it (keylock.go): the upload lock (and, in a cluster,
+// its Raft lease) under a name derived from the key. A conditional put
+// stores its body before taking the lock, so the lock covers a record
+// read and a record write. Of two conditional writes of a key through any
+// nodes, the second sees the first; a lock not had in the bounded wait
+// fails with ErrConditionConflict. UpdateMetadata (object tags) rewrites
+// only a version's metadata records, under the same lock, with the
+// version's successor (the version plus one): newer than what it replaces,
+// so reads of a read quorum, heals and migration need nothing special,
+// older than any later write, so a racing put still wins. Metadata entries
+// named with ReservedMetadataPrefix belong to the engine's users (the
+// object's tags), are not user metadata (not counted in MaxMetadataSize,
+// not copied by Copy) and are never shown as such by s3.
+//
 // Usage (Config.OnUsage) takes a replaced version's size out only when the
 // write replaced it on a strict majority of the set's k+m drives, or on
 // exactly half of them including slot 0 (replacedByMajority): two writes

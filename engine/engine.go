@@ -445,7 +445,9 @@ func shardOf(tenant, container, key string, pg uint32, dataID [16]byte) driver.S
 func metadataSize(m map[string]string) int {
 	n := 0
 	for k, v := range m {
-		n += len(k) + len(v)
+		if !IsReservedMetadata(k) { // bounded by their owners
+			n += len(k) + len(v)
+		}
 	}
 	return n
 }

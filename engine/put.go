@@ -35,6 +35,9 @@ type PutOptions struct {
 	// to Metadata (for values only known at the end of the body, such as a
 	// trailing checksum); an error fails the Put and stores nothing.
 	AfterBody func() (map[string]string, error)
+	// Condition, if set, is checked under the key's lock once the body is
+	// stored, and the artifact is written under that lock (keylock.go).
+	Condition Condition
 }
 
 // lane is one drive's shard writer in a put. It creates the shard on
@@ -211,6 +214,13 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 		rec.Parts[0].ETag = rec.ETag
 	}
 
+	if opts.Condition != nil {
+		unlock, err := e.checkCondition(ctx, tenant, container, key, opts.Condition)
+		if err != nil {
+			return ArtifactInfo{}, err
+		}
+		defer unlock()
+	}
 	version, now := e.newVersion()
 	rec.Version, rec.Modified = version, now.UnixNano()
 	replaced, err := e.artifactWrite(tenant, container, key, drives, wq).latest(ctx, &rec, inlineShards, ok)
@@ -417,6 +427,10 @@ type CopyOptions struct {
 	ReplaceMetadata bool
 	ContentType     string
 	Metadata        map[string]string
+	// Reserved are the reserved metadata entries the copy gets (none of
+	// the source's are copied); Condition is PutOptions.Condition.
+	Reserved  map[string]string
+	Condition Condition
 }
 
 // Copy stores the newest version of srcKey in srcContainer as dstKey in
@@ -426,10 +440,11 @@ func (e *Engine) Copy(ctx context.Context, tenant, srcContainer, srcKey, dstCont
 	if err != nil {
 		return ArtifactInfo{}, err
 	}
-	put := PutOptions{Size: src.Info.Size, ContentType: src.Info.ContentType, Metadata: src.Info.Metadata}
+	put := PutOptions{Size: src.Info.Size, ContentType: src.Info.ContentType, Metadata: withoutReserved(src.Info.Metadata), Condition: opts.Condition}
 	if opts.ReplaceMetadata {
 		put.ContentType, put.Metadata = opts.ContentType, opts.Metadata
 	}
+	put.Metadata = withEntries(put.Metadata, opts.Reserved)
 	r := src.Reader(ctx, 0, src.Info.Size)
 	defer r.Close()
 	return e.Put(ctx, tenant, dstContainer, dstKey, r, put)

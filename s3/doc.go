@@ -42,6 +42,18 @@
 // none or several do. Bucket configuration (CORS) is stored through
 // BucketConfigs, which cluster.Store implements.
 //
+// Browser form uploads (POST Object on a bucket, postobject.go) are routed
+// from their headers like any request but authenticated from their form:
+// the fields before the file (bounded in size) carry a SigV4-signed policy
+// whose signature, expiry and conditions are checked before the file part
+// streams into the engine. They are the one route whose body is read
+// before its request is authenticated, and only those bounded fields.
+//
+// Object tags live in a reserved entry of the object's metadata record
+// (tagging.go); bucket tags are a bucket configuration document. Writes
+// with If-Match / If-None-Match are checked and written atomically by the
+// engine under a cluster-wide per-key lock (conditional.go).
+//
 // Of this module, s3 imports only engine (the data path), console (the
 // web console's embedded files, which imports nothing of the module), s3/sigv4
 // (signature verification) and the package that declares the tenant

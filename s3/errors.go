@@ -77,9 +77,31 @@ var (
 	errACLNotImplemented        = &Error{http.StatusNotImplemented, "NotImplemented", "Only an ACL granting the owner FULL_CONTROL, and nothing else, is supported."}
 	errSSENotImplemented        = &Error{http.StatusNotImplemented, "NotImplemented", "Server-side encryption headers are not supported: objects are stored as sent."}
 	errObjectLockNotImplemented = &Error{http.StatusNotImplemented, "NotImplemented", "Object lock is not supported yet: the object would not be protected."}
-	errTaggingNotImplemented    = &Error{http.StatusNotImplemented, "NotImplemented", "Object tagging is not supported yet."}
-	errConditionalWrite         = &Error{http.StatusNotImplemented, "NotImplemented", "Conditional writes and deletes (If-Match, If-None-Match) are not supported yet."}
+	errConditionalWrite         = &Error{http.StatusNotImplemented, "NotImplemented", "DeleteObject is conditional on If-Match only."}
 	errUnexpectedContent        = &Error{http.StatusBadRequest, "UnexpectedContent", "This request does not support content."}
+	errInvalidTag               = &Error{http.StatusBadRequest, "InvalidTag", "The tag provided was not a valid tag."}
+	errTaggingHeader            = &Error{http.StatusBadRequest, "InvalidArgument", "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates."}
+	errNoSuchTagSet             = &Error{http.StatusNotFound, "NoSuchTagSet", "The TagSet does not exist"}
+	errTaggingDirective         = &Error{http.StatusBadRequest, "InvalidArgument", "Unknown tagging directive."}
+	errIfNoneMatchValue         = &Error{http.StatusNotImplemented, "NotImplemented", "If-None-Match on a write takes only the value *."}
+	errConditionConflict        = &Error{http.StatusConflict, "ConditionalRequestConflict", "A conflicting operation occurred. If using PutObject you can retry the request. If using multipart upload you should initiate another CreateMultipartUpload request and re-upload each part."}
+	errInvalidAttribute         = &Error{http.StatusBadRequest, "InvalidArgument", "Invalid attribute name specified."}
+)
+
+// POST Object (browser form upload) errors, as AWS answers them.
+var (
+	errPostNotForm     = &Error{http.StatusPreconditionFailed, "PreconditionFailed", "Bucket POST must be of the enclosure-type multipart/form-data"}
+	errPostNoFile      = &Error{http.StatusBadRequest, "InvalidArgument", "POST requires exactly one file upload per request."}
+	errPostNoKey       = &Error{http.StatusBadRequest, "InvalidArgument", "Bucket POST must contain a field named 'key'.  If it is specified, please check the order of the fields."}
+	errPostFields      = &Error{http.StatusBadRequest, "MaxPostPreDataLengthExceededError", "Your POST request fields preceding the upload file were too large."}
+	errPostPolicy      = &Error{http.StatusBadRequest, "InvalidPolicyDocument", "Invalid Policy: Invalid JSON."}
+	errPostAnonymous   = &Error{http.StatusForbidden, "AccessDenied", "Bucket POST must contain a policy and its signature: anonymous uploads are not allowed."}
+	errPostExpired     = &Error{http.StatusForbidden, "AccessDenied", "Invalid according to Policy: Policy expired."}
+	errPostAlgorithm   = &Error{http.StatusBadRequest, "InvalidArgument", "Only the AWS4-HMAC-SHA256 algorithm is supported for POST policies."}
+	errPostFieldAbsent = &Error{http.StatusBadRequest, "InvalidArgument", "Bucket POST must contain the fields x-amz-credential, x-amz-algorithm, x-amz-date and x-amz-signature with a policy."}
+	errPostStatus      = &Error{http.StatusBadRequest, "InvalidArgument", "success_action_status must be 200, 201 or 204."}
+	errPostRedirect    = &Error{http.StatusBadRequest, "InvalidArgument", "success_action_redirect must be an absolute http or https URL."}
+	errMalformedPOST   = &Error{http.StatusBadRequest, "MalformedPOSTRequest", "The body of your POST request is not well-formed multipart/form-data."}
 )
 
 // CORS errors, as AWS answers them.
@@ -113,6 +135,8 @@ var errorTable = []struct {
 	err error
 	s3  *Error
 }{
+	// Before ErrMetadataUnavailable, which it may wrap.
+	{engine.ErrConditionConflict, errConditionConflict},
 	{engine.ErrNoSuchContainer, ErrNoSuchBucket},
 	{engine.ErrContainerExists, ErrBucketAlreadyOwned},
 	{engine.ErrTooManyContainers, ErrTooManyBuckets},

@@ -24,7 +24,11 @@ func (op *operation) createUpload() error {
 	if err := op.drainBody(0); err != nil {
 		return err
 	}
-	opts := engine.PutOptions{ContentType: string(h.ContentType()), Metadata: op.objectMetadata()}
+	tags, err := op.headerTags()
+	if err != nil {
+		return err
+	}
+	opts := engine.PutOptions{ContentType: string(h.ContentType()), Metadata: withTags(op.objectMetadata(), tags)}
 	if opts.ContentType == "" {
 		opts.ContentType = "binary/octet-stream"
 	}
@@ -206,7 +210,16 @@ func (op *operation) completeUpload(uploadID string) error {
 		sum, err = completeChecksum(up, chosen, listed)
 		return sum, err
 	}
-	info, err := op.s.cfg.Engine.CompleteUpload(op.ctx, op.tenant, op.bucket, op.key, uploadID, parts, finish)
+	cond, err := op.writeCondition(false)
+	if err != nil {
+		return err
+	}
+	var info engine.ArtifactInfo
+	if cond != nil {
+		info, err = op.s.cfg.Engine.CompleteUploadIf(op.ctx, op.tenant, op.bucket, op.key, uploadID, parts, finish, cond)
+	} else {
+		info, err = op.s.cfg.Engine.CompleteUpload(op.ctx, op.tenant, op.bucket, op.key, uploadID, parts, finish)
+	}
 	if err != nil {
 		return err
 	}

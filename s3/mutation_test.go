@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -39,9 +40,14 @@ func TestMutationMeansStateChanged(t *testing.T) {
 				t.Fatal(err)
 			}
 			cors, _ := st.LocalBucketConfig("alice", cn.Name, "cors")
-			fmt.Fprintf(&b, "%s (cors %q):", cn.Name, cors)
+			tags, _ := st.LocalBucketConfig("alice", cn.Name, "tagging")
+			fmt.Fprintf(&b, "%s (cors %q, tags %q):", cn.Name, cors, tags)
 			for _, a := range res.Artifacts {
-				fmt.Fprintf(&b, " %s=%s", a.Key, a.ETag)
+				info, err := e.eng.Head(ctx, "alice", cn.Name, a.Key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(&b, " %s=%s (tags %q)", a.Key, a.ETag, info.Metadata[engine.ReservedMetadataPrefix+"tags"])
 			}
 			b.WriteString("\n")
 		}
@@ -119,6 +125,38 @@ func TestMutationMeansStateChanged(t *testing.T) {
 			return nil
 		}},
 		{"DeleteBucketCors", func() error { _, err := c.DeleteBucketCors(ctx, &awss3.DeleteBucketCorsInput{Bucket: bk}); return err }},
+		{"PutBucketTagging", func() error {
+			_, err := c.PutBucketTagging(ctx, &awss3.PutBucketTaggingInput{Bucket: bk, Tagging: tagSet("k", "v")})
+			return err
+		}},
+		{"GetBucketTagging", func() error { _, err := c.GetBucketTagging(ctx, &awss3.GetBucketTaggingInput{Bucket: bk}); return err }},
+		{"DeleteBucketTagging", func() error {
+			_, err := c.DeleteBucketTagging(ctx, &awss3.DeleteBucketTaggingInput{Bucket: bk})
+			return err
+		}},
+		{"PutObjectTagging", func() error {
+			_, err := c.PutObjectTagging(ctx, &awss3.PutObjectTaggingInput{Bucket: bk, Key: aws.String("a"), Tagging: tagSet("k", "v")})
+			return err
+		}},
+		{"GetObjectTagging", func() error {
+			_, err := c.GetObjectTagging(ctx, &awss3.GetObjectTaggingInput{Bucket: bk, Key: aws.String("a")})
+			return err
+		}},
+		{"DeleteObjectTagging", func() error {
+			_, err := c.DeleteObjectTagging(ctx, &awss3.DeleteObjectTaggingInput{Bucket: bk, Key: aws.String("a")})
+			return err
+		}},
+		{"GetObjectAttributes", func() error {
+			_, err := c.GetObjectAttributes(ctx, &awss3.GetObjectAttributesInput{Bucket: bk, Key: aws.String("a"), ObjectAttributes: []types.ObjectAttributes{types.ObjectAttributesEtag}})
+			return err
+		}},
+		{"PostObject", func() error {
+			status, _, body := postForm(t, e.endpoint+"/state", signedForm(t, "state", "posted", time.Now()), "p", strings.NewReader("posted"))
+			if status != http.StatusNoContent {
+				return fmt.Errorf("POST: %d %s", status, body)
+			}
+			return nil
+		}},
 		{"ListObjects", func() error { _, err := c.ListObjects(ctx, &awss3.ListObjectsInput{Bucket: bk}); return err }},
 		{"ListObjectsV2", func() error { _, err := c.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: bk}); return err }},
 		{"ListObjectVersions", func() error {
@@ -171,7 +209,7 @@ func TestMutationMeansStateChanged(t *testing.T) {
 			return err
 		}},
 		{"DeleteObjects", func() error {
-			_, err := c.DeleteObjects(ctx, &awss3.DeleteObjectsInput{Bucket: bk, Delete: &types.Delete{Objects: []types.ObjectIdentifier{{Key: aws.String("b")}, {Key: aws.String("m")}}}})
+			_, err := c.DeleteObjects(ctx, &awss3.DeleteObjectsInput{Bucket: bk, Delete: &types.Delete{Objects: []types.ObjectIdentifier{{Key: aws.String("b")}, {Key: aws.String("m")}, {Key: aws.String("posted")}}}})
 			return err
 		}},
 		{"DeleteBucket", func() error { _, err := c.DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: bk}); return err }},

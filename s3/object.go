@@ -153,7 +153,14 @@ func (op *operation) putObject() error {
 	if u.opts.ContentType == "" {
 		u.opts.ContentType = "binary/octet-stream"
 	}
-	u.opts.Metadata = op.objectMetadata()
+	tags, err := op.headerTags()
+	if err != nil {
+		return err
+	}
+	u.opts.Metadata = withTags(op.objectMetadata(), tags)
+	if u.opts.Condition, err = op.writeCondition(false); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), op.s.cfg.BodyTimeout)
 	defer cancel()
 	info, err := op.s.cfg.Engine.Put(ctx, op.tenant, op.bucket, op.key, u.body, u.opts)
@@ -166,7 +173,16 @@ func (op *operation) putObject() error {
 }
 
 func (op *operation) deleteObject() error {
-	if err := op.s.cfg.Engine.Delete(op.ctx, op.tenant, op.bucket, op.key); err != nil {
+	cond, err := op.writeCondition(true)
+	if err != nil {
+		return err
+	}
+	if cond != nil {
+		err = op.s.cfg.Engine.DeleteIf(op.ctx, op.tenant, op.bucket, op.key, cond)
+	} else {
+		err = op.s.cfg.Engine.Delete(op.ctx, op.tenant, op.bucket, op.key)
+	}
+	if err != nil {
 		return err
 	}
 	op.r.ev.ObjectSize = 0
@@ -314,11 +330,12 @@ func (op *operation) setObjectHeaders(info engine.ArtifactInfo, partial bool) {
 	rh.SetContentType(info.ContentType)
 	withChecksum := !partial && strings.EqualFold(string(op.r.fctx.Request.Header.Peek("x-amz-checksum-mode")), "ENABLED")
 	for k, v := range info.Metadata {
-		if strings.HasPrefix(k, checksumPrefix) && !withChecksum {
+		if strings.HasPrefix(k, checksumPrefix) && !withChecksum || engine.IsReservedMetadata(k) {
 			continue
 		}
 		rh.Set(k, v)
 	}
+	setTaggingCount(rh, info.Metadata)
 	for param, header := range responseOverrides {
 		if v, ok := op.query(param); ok {
 			rh.Set(header, v)
@@ -446,9 +463,25 @@ func (op *operation) copyObject() error {
 		return err
 	}
 	opts := engine.CopyOptions{}
+	if opts.Condition, err = op.writeCondition(false); err != nil {
+		return err
+	}
+	tagDirective := string(h.Peek("x-amz-tagging-directive"))
+	switch tagDirective {
+	case "", "COPY":
+		if len(h.Peek("x-amz-tagging")) > 0 {
+			return errTaggingDirective
+		}
+	case "REPLACE":
+		if opts.Reserved, err = op.headerTags(); err != nil {
+			return err
+		}
+	default:
+		return errTaggingDirective
+	}
 	switch d := string(h.Peek("x-amz-metadata-directive")); d {
 	case "", "COPY":
-		if srcBucket == op.bucket && srcKey == op.key {
+		if srcBucket == op.bucket && srcKey == op.key && tagDirective != "REPLACE" {
 			return errCopyToItself
 		}
 	case "REPLACE":
@@ -473,6 +506,12 @@ func (op *operation) copyObject() error {
 		}
 		if _, err := op.admitUpload(a.Info.Size, 1); err != nil {
 			return err
+		}
+		if tagDirective != "REPLACE" {
+			// The source's tags, as AWS copies them.
+			if v, ok := a.Info.Metadata[tagsEntry]; ok {
+				opts.Reserved = map[string]string{tagsEntry: v}
+			}
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), op.s.cfg.BodyTimeout)

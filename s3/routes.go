@@ -98,6 +98,14 @@ var routes = []route{
 	{name: preflightRoute, match: func(t *target) bool { return t.level() != service && t.method == http.MethodOptions },
 		serve: (*operation).preflightCors},
 
+	{name: "PutBucketTagging", mutation: true, match: on(bucketLevel, http.MethodPut, q("tagging")), serve: (*operation).putBucketTagging},
+	{name: "GetBucketTagging", match: on(bucketLevel, http.MethodGet, q("tagging")), serve: (*operation).getBucketTagging},
+	{name: "DeleteBucketTagging", mutation: true, match: on(bucketLevel, http.MethodDelete, q("tagging")), serve: (*operation).deleteBucketTagging},
+	{name: "PutObjectTagging", mutation: true, match: on(objectLevel, http.MethodPut, q("tagging")), serve: (*operation).putObjectTagging},
+	{name: "GetObjectTagging", match: on(objectLevel, http.MethodGet, q("tagging")), serve: (*operation).getObjectTagging},
+	{name: "DeleteObjectTagging", mutation: true, match: on(objectLevel, http.MethodDelete, q("tagging")), serve: (*operation).deleteObjectTagging},
+	{name: "GetObjectAttributes", match: on(objectLevel, http.MethodGet, q("attributes")), serve: (*operation).getObjectAttributes},
+
 	{name: "CreateBucket", mutation: true, match: on(bucketLevel, http.MethodPut), serve: (*operation).createBucket},
 	{name: "HeadBucket", match: on(bucketLevel, http.MethodHead), serve: (*operation).headBucket},
 	{name: "DeleteBucket", mutation: true, match: on(bucketLevel, http.MethodDelete), serve: (*operation).deleteBucket},
@@ -107,6 +115,9 @@ var routes = []route{
 	{name: "ListObjectsV2", match: on(bucketLevel, http.MethodGet, listV2), serve: func(op *operation) error { return op.listObjects(true) }},
 	{name: "ListObjects", match: on(bucketLevel, http.MethodGet), serve: func(op *operation) error { return op.listObjects(false) }},
 	{name: "DeleteObjects", mutation: true, match: on(bucketLevel, http.MethodPost, q("delete")), serve: (*operation).deleteObjects},
+	// Browser form uploads authenticate with their form's signed policy,
+	// not their headers (postobject.go).
+	{name: postObjectRoute, mutation: true, match: on(bucketLevel, http.MethodPost, postForm), serve: (*operation).postObject},
 
 	{name: "UploadPartCopy", match: on(objectLevel, http.MethodPut, q("uploadId"), q("partNumber"), copySource),
 		serve: func(op *operation) error { return op.uploadPart(op.uploadID(), true) }},
@@ -183,17 +194,14 @@ var headerRules = []headerRule{
 	{header: "x-amz-object-lock-", ops: objectWrites, err: errObjectLockNotImplemented},
 	{header: "x-amz-bucket-object-lock-enabled", ops: []string{"CreateBucket"}, err: errObjectLockNotImplemented,
 		allowed: func(v string) bool { return v == "" || strings.EqualFold(v, "false") }},
-	{header: "x-amz-tagging", ops: objectWrites, err: errTaggingNotImplemented, allowed: emptyOK},
-	{header: "x-amz-tagging-directive", ops: []string{"CopyObject"}, err: errTaggingNotImplemented,
-		allowed: func(v string) bool { return v == "" || v == "COPY" }},
 	{header: "x-amz-website-redirect-location", ops: objectWrites, err: ErrNotImplemented, allowed: emptyOK},
-	// GetObject and HeadObject answer If-Match and If-None-Match; a write
-	// or delete that depends on them is not implemented.
-	{header: "if-match", ops: conditionalWrites, err: errConditionalWrite},
-	{header: "if-none-match", ops: conditionalWrites, err: errConditionalWrite},
+	// If-Match and If-None-Match are answered by GetObject and HeadObject
+	// and, as conditional writes, by PutObject, CopyObject,
+	// CompleteMultipartUpload and (If-Match) DeleteObject (conditional.go).
+	{header: "if-none-match", ops: []string{"DeleteObject"}, err: errConditionalWrite},
+	{header: "x-amz-if-match-last-modified-time", ops: []string{"DeleteObject"}, err: errConditionalWrite},
+	{header: "x-amz-if-match-size", ops: []string{"DeleteObject"}, err: errConditionalWrite},
 }
-
-var conditionalWrites = []string{"PutObject", "CopyObject", "CompleteMultipartUpload", "DeleteObject"}
 
 // refusedHeader returns the error of the first header rule a request of
 // route rt breaks, or nil.
@@ -239,6 +247,10 @@ func served(sub string, t *target) bool {
 		return t.key == "" && t.method == http.MethodGet
 	case "cors":
 		return t.key == "" || t.method == http.MethodOptions
+	case "tagging":
+		return t.method == http.MethodGet || t.method == http.MethodPut || t.method == http.MethodDelete
+	case "attributes":
+		return t.key != "" && t.method == http.MethodGet
 	}
 	return false
 }

@@ -36,6 +36,11 @@
 //	}
 //	n, err := io.Copy(dst, body) // an error here means: discard what was stored
 //
+// Browser form uploads (S3 POST Object) are signed differently: the
+// signature covers the form's base64 policy document, not the request.
+// [VerifyPolicy] checks it with the same key derivation; the policy's
+// expiration and conditions are the caller's to check.
+//
 // All errors wrap one of the exported sentinels (test with errors.Is); their
 // messages never contain secrets or signing keys. A body that cannot be
 // read to its end (broken HTTP chunked framing, closed connection) is
