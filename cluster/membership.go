@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -150,6 +151,7 @@ type Membership struct {
 	log    *slog.Logger
 	name   string
 	events func(Member)
+	onMsg  atomic.Pointer[msgHandler] // user messages' receiver (ratecount.go)
 
 	// opMu serializes Update, Leave and Close, so that memberlist is
 	// never used after Shutdown (its Leave panics then) and Update does
@@ -504,7 +506,7 @@ func (d gossipDelegate) NodeMeta(limit int) []byte {
 	return slices.Clone(d.m.meta)
 }
 
-func (gossipDelegate) NotifyMsg([]byte)                  {}
+func (d gossipDelegate) NotifyMsg(b []byte)              { d.m.notifyMsg(b) }
 func (gossipDelegate) GetBroadcasts(_, _ int) [][]byte   { return nil }
 func (gossipDelegate) LocalState(bool) []byte            { return nil }
 func (gossipDelegate) MergeRemoteState([]byte, bool)     {}

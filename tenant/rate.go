@@ -3,6 +3,7 @@ package tenant
 import (
 	"context"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,10 @@ type RateLimiter struct {
 	// MaxWaiters bounds the requests per tenant waiting at once (default
 	// DefaultMaxWaiters).
 	MaxWaiters int
+	// Traffic, if set, makes the rate cluster-wide: each request is
+	// counted in it, and this node allows a tenant its rate and burst
+	// times Traffic.Share. Set it before the first request.
+	Traffic *Traffic
 
 	settings RateSettings
 	exempt   map[string]bool
@@ -52,9 +57,12 @@ type RateLimiter struct {
 }
 
 type bucket struct {
-	lim     *rate.Limiter
-	rps     float64
-	burst   int
+	lim *rate.Limiter
+
+	mu    sync.Mutex // guards rps and burst, the settings of lim
+	rps   float64
+	burst int
+
 	waiters atomic.Int64 // requests waiting for a token
 }
 
@@ -93,12 +101,31 @@ func (l *RateLimiter) Allow(ctx context.Context, tenant string) (time.Duration, 
 	if burst <= 0 {
 		burst = max(1, int(math.Ceil(rps)))
 	}
-	b, ok := l.buckets.Get(tenant)
-	if !ok || b.rps != rps || b.burst != burst {
-		b = &bucket{lim: rate.NewLimiter(rate.Limit(rps), burst), rps: rps, burst: burst}
-		l.buckets.Add(tenant, b)
+	if l.Traffic != nil {
+		l.Traffic.Observe(tenant)
+		if f := l.Traffic.Share(tenant); f < 1 {
+			rps, burst = rps*f, max(1, int(math.Ceil(float64(burst)*f)))
+		}
 	}
 	now := l.now()
+	b, ok := l.buckets.Get(tenant)
+	if !ok {
+		b = &bucket{lim: rate.NewLimiter(rate.Limit(rps), burst), rps: rps, burst: burst}
+		l.buckets.Add(tenant, b)
+	} else {
+		// A new rate or share keeps the tokens the bucket holds: a
+		// fresh, full bucket at every rebalance would add a burst.
+		b.mu.Lock()
+		if b.rps != rps {
+			b.lim.SetLimitAt(now, rate.Limit(rps))
+			b.rps = rps
+		}
+		if b.burst != burst {
+			b.lim.SetBurstAt(now, burst)
+			b.burst = burst
+		}
+		b.mu.Unlock()
+	}
 	r := b.lim.ReserveN(now, 1)
 	if !r.OK() {
 		return time.Second, false

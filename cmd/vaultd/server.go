@@ -134,6 +134,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		status  func(context.Context) cluster.Status // this node's view, for `vaultd cluster status`
 		drivesM func(context.Context) []metrics.DriveSample
 		members func() map[string]int
+		gossip  *cluster.Membership // cluster mode
 	)
 	if f.clustered() {
 		h := store.RPCHandler()
@@ -143,6 +144,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 		defer ms.Close()
+		gossip = ms
 		rctx, stopReconcile := context.WithCancel(ctx)
 		defer stopReconcile()
 		go store.Reconcile(rctx, ms.Members)
@@ -184,6 +186,14 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		l, _, _ := store.TenantLimits(name)
 		return l.RPS, l.Burst
 	}, 0, rootTenant)
+	if gossip != nil {
+		// A tenant's rate is cluster-wide: each node allows its share
+		// (tenant.Traffic), exchanged by gossip every second.
+		limiter.Traffic = tenant.NewTraffic(0)
+		tctx, stopTraffic := context.WithCancel(ctx)
+		defer stopTraffic()
+		go gossip.ShareTraffic(tctx, limiter.Traffic)
+	}
 	usage := tenant.NewMeter(store, log.With("component", "usage"))
 	uctx, stopUsage := context.WithCancel(context.Background())
 	usageDone := make(chan struct{})
