@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // lockedBuffer is a bytes.Buffer safe for concurrent use.
@@ -99,6 +101,32 @@ func TestGossipLogLimit(t *testing.T) {
 	} {
 		if got := strings.Count(out, want.text); got != want.n {
 			t.Errorf("%d records of %q, want %d:\n%s", got, want.text, want.n, out)
+		}
+	}
+}
+
+// TestRaftLevel: raft's commentary goes to Debug, its warnings and errors
+// stay, except the two every start gives.
+func TestRaftLevel(t *testing.T) {
+	type serverID string // as raft.ServerID
+	tests := []struct {
+		level hclog.Level
+		msg   string
+		args  []any
+		want  slog.Level
+	}{
+		{hclog.Info, "entering leader state", nil, slog.LevelDebug},
+		{hclog.Info, "election won", []any{"term", 2}, slog.LevelDebug},
+		{hclog.Debug, "appending entries", nil, slog.LevelDebug},
+		{hclog.Warn, "failed to get previous log", []any{"previous-index", 6}, slog.LevelDebug},
+		{hclog.Warn, "heartbeat timeout reached, starting election", []any{"last-leader-addr", "", "last-leader-id", serverID("")}, slog.LevelDebug},
+		{hclog.Warn, "heartbeat timeout reached, starting election", []any{"last-leader-addr", "127.0.0.1:1", "last-leader-id", serverID("n1")}, slog.LevelWarn},
+		{hclog.Warn, "failed to contact", []any{"server-id", "n2"}, slog.LevelWarn},
+		{hclog.Error, "failed to appendEntries to", nil, slog.LevelError},
+	}
+	for _, tc := range tests {
+		if got := raftLevel(tc.level, tc.msg, tc.args); got != tc.want {
+			t.Errorf("raftLevel(%v, %q, %v) = %v, want %v", tc.level, tc.msg, tc.args, got, tc.want)
 		}
 	}
 }

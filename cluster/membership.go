@@ -232,7 +232,7 @@ func StartMembership(ctx context.Context, c MembershipConfig) (*Membership, erro
 	} else {
 		close(m.done)
 	}
-	m.log.Info("gossip started", "addr", m.Addr())
+	m.log.Debug("gossip started", "addr", m.Addr())
 	return m, nil
 }
 
@@ -428,7 +428,9 @@ func (m *Membership) observe(n *memberlist.Node, state MemberState) {
 		mem.S3Addr, mem.RaftAddr, mem.RPCAddr, mem.Drives = old.S3Addr, old.RaftAddr, old.RPCAddr, old.Drives
 	}
 	if old := m.members[n.Name]; old == nil || old.State != state {
-		m.log.Info("gossip member "+state.String(), "member", n.Name, "addr", mem.Addr)
+		// A member found alive is start-up chatter; one lost is news.
+		level := map[MemberState]slog.Level{MemberAlive: slog.LevelDebug, MemberDead: slog.LevelWarn}[state]
+		m.log.Log(context.Background(), level, "gossip member "+state.String(), "member", n.Name, "addr", mem.Addr)
 	}
 	m.members[n.Name] = &mem
 	if m.events == nil || m.closed {

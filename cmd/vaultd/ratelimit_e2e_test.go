@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -114,4 +115,13 @@ func TestClusterRateLimit(t *testing.T) {
 	// The same tenant now talks to one node only: within two windows
 	// that node's share is all of it.
 	check(t, "one node", hammer(t, clients[:1], "rated", 12, 3*time.Second, 6*time.Second))
+
+	// Raft's and gossip's start-up chatter is at debug level (issue 17.3).
+	for _, n := range c.nodes {
+		for line := range strings.Lines(n.stderr.String()) {
+			if strings.Contains(line, "level=INFO") && (strings.Contains(line, "component=raft") || strings.Contains(line, "gossip member alive")) {
+				t.Errorf("%s: chatter at info level: %s", n.name, line)
+			}
+		}
+	}
 }

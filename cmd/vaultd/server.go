@@ -281,28 +281,35 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 			}
 		}
 	}
-	fmt.Fprintf(stdout, "Vaultaire %s: node %s serving S3 on %s\n", version, st.Node, displayAddr(scheme, ln.Addr()))
-	if plainLn != nil {
-		fmt.Fprintf(stdout, "  also plain HTTP (all requests) on %s\n", displayAddr("http", plainLn.Addr()))
-	}
-	if f.clustered() {
-		cm := store.Map()
-		fmt.Fprintf(stdout, "  cluster: gossip %s, rpc %s, raft %s; map epoch %d, %d drive(s), erasure coding %s\n", f.gossip, f.rpc, f.raftAddr, cm.Epoch, len(cm.Drives), cm.Policy)
-		fmt.Fprintf(stdout, "  data: %d drive(s) under %s\n", len(st.Dirs), strings.Join(st.Dirs, ","))
-	} else {
-		fmt.Fprintf(stdout, "  data: %d drive(s) under %s, erasure coding %s\n", len(st.Dirs), strings.Join(st.Dirs, ","), st.Policy)
-	}
-	fmt.Fprintf(stdout, "  root access key: %s\n", root.AccessKey)
-	if generated {
-		fmt.Fprintf(stdout, "  root secret key: %s   (generated; kept in %s)\n", root.Secret, filepath.Join(st.Dirs[0], "root.json"))
-	} else {
-		fmt.Fprintf(stdout, "  root secret key: (from VAULT_ROOT_SECRET_KEY or %s)\n", filepath.Join(st.Dirs[0], "root.json"))
-	}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	if plainLn != nil {
 		go func() { errc <- srv.Serve(plainLn) }()
 	}
+	// The banner comes last, once the node serves (its listeners take
+	// connections, Raft has a map, the engine runs), in one write set
+	// apart by blank lines, so that it stands out from the log on a
+	// terminal; startup chatter is at debug level.
+	var banner strings.Builder
+	fmt.Fprintf(&banner, "\nVaultaire %s: node %s serving S3 on %s\n", version, st.Node, displayAddr(scheme, ln.Addr()))
+	if plainLn != nil {
+		fmt.Fprintf(&banner, "  also plain HTTP (all requests) on %s\n", displayAddr("http", plainLn.Addr()))
+	}
+	if f.clustered() {
+		cm := store.Map()
+		fmt.Fprintf(&banner, "  cluster: gossip %s, rpc %s, raft %s; map epoch %d, %d drive(s), erasure coding %s\n", f.gossip, f.rpc, f.raftAddr, cm.Epoch, len(cm.Drives), cm.Policy)
+		fmt.Fprintf(&banner, "  data: %d drive(s) under %s\n", len(st.Dirs), strings.Join(st.Dirs, ","))
+	} else {
+		fmt.Fprintf(&banner, "  data: %d drive(s) under %s, erasure coding %s\n", len(st.Dirs), strings.Join(st.Dirs, ","), st.Policy)
+	}
+	fmt.Fprintf(&banner, "  root access key: %s\n", root.AccessKey)
+	if generated {
+		fmt.Fprintf(&banner, "  root secret key: %s   (generated; kept in %s)\n", root.Secret, filepath.Join(st.Dirs[0], "root.json"))
+	} else {
+		fmt.Fprintf(&banner, "  root secret key: (from VAULT_ROOT_SECRET_KEY or %s)\n", filepath.Join(st.Dirs[0], "root.json"))
+	}
+	banner.WriteString("\n")
+	io.WriteString(stdout, banner.String())
 	select {
 	case err := <-errc:
 		return err
@@ -354,7 +361,7 @@ func startGossip(ctx context.Context, f *serverFlags, st *nodeState, known []clu
 			log.Warn("gossip: join failed; retrying", "seeds", strings.Join(seeds, ","), "err", err)
 			return false
 		}
-		log.Info("gossip: joined", "contacted", n)
+		log.Debug("gossip: joined", "contacted", n)
 		return true
 	}
 	if !join() {
