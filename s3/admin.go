@@ -68,6 +68,8 @@ type TenantUsage struct {
 // LimitsAdmin is implemented by an Admin that can set tenants' limits:
 // PUT /_vault/admin/tenants/NAME/rate {"rps","burst"} and
 // PUT /_vault/admin/tenants/NAME/quota {"max_bytes","max_artifacts"}.
+// A rate for the root tenant, which is never rate-limited, is refused
+// (400 InvalidArgument) before it reaches SetRate.
 type LimitsAdmin interface {
 	SetRate(ctx context.Context, name string, rps float64, burst int) error
 	SetQuota(ctx context.Context, name string, maxBytes, maxArtifacts int64) error
@@ -210,6 +212,12 @@ func setLimits(op *operation, path string) error {
 		return errInvalidLimits
 	}
 	if what == "rate" {
+		// Root is exempt from rate limits (an operator must not be
+		// able to throttle the API that lifts them), so a rate for it
+		// would be stored and ignored: refused instead.
+		if name == op.s.cfg.RootTenant && (l.RPS != 0 || l.Burst != 0) {
+			return errRootRate
+		}
 		err = la.SetRate(op.ctx, name, l.RPS, l.Burst)
 	} else {
 		err = la.SetQuota(op.ctx, name, l.MaxBytes, l.MaxArtifacts)
