@@ -236,6 +236,9 @@ func (s *Server) serve(ctx context.Context, r *request, cancel context.CancelFun
 		return slowDown(r, pf.retryAfter)
 	}
 	op.auth, op.tenant, op.bucket, op.key = pf.auth, pf.tenant, pf.bucket, pf.key
+	if bw, ok := s.cfg.Limiter.(Bandwidth); ok && op.tenant != "" {
+		r.shapeIn = func(n int) error { return bw.WaitIn(ctx, op.tenant, n) }
+	}
 	return op.dispatch(pf.route)
 }
 

@@ -1,6 +1,6 @@
 // Package tenant holds what a tenant is and the rules that apply to one:
 // its name, its access keys and their secrets (which never print), its
-// rate limit and its quota, and the decisions taken on them at the S3
+// rate limit, bandwidth and quota, and the decisions taken on them at the S3
 // front end (RateLimiter, Meter). It declares the store it needs (Store:
 // limits and committed usage, and committing usage changes); cluster.Store
 // implements it, and its tenant operations return this package's errors.
@@ -37,6 +37,16 @@
 // follow within about two windows, and a tenant new everywhere gets its
 // full rate on every node for the first window. A node counts at most
 // DefaultMaxTraffic active tenants; reports expire after 3 windows.
+//
+// # Bandwidth
+//
+// A tenant may also have a bandwidth (Limits.BytesIn, Limits.BytesOut:
+// bytes per second of request and response bodies). RateLimiter.WaitIn
+// and WaitOut (s3.Bandwidth) shape it with a token bucket per tenant and
+// direction, a quarter second of the rate deep (at least MinBytesBurst):
+// a stream in progress is slowed to the rate, never refused. Bandwidth is
+// enforced per node: a tenant streaming through N nodes at once gets up
+// to N times it.
 //
 // # Quotas
 //

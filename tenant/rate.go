@@ -48,12 +48,16 @@ type RateLimiter struct {
 	// counted in it, and this node allows a tenant its rate and burst
 	// times Traffic.Share. Set it before the first request.
 	Traffic *Traffic
+	// Bytes, if set, gives tenants' bandwidths, which WaitIn and WaitOut
+	// shape (per node). Set it before the first request.
+	Bytes BytesSettings
 
 	settings RateSettings
 	exempt   map[string]bool
 	now      func() time.Time
 	sleep    func(ctx context.Context, d time.Duration) error
 	buckets  *lru.Cache[string, *bucket]
+	bytes    *lru.Cache[string, *byteBuckets]
 }
 
 type bucket struct {
@@ -73,9 +77,10 @@ func NewRateLimiter(settings RateSettings, max int, exempt ...string) *RateLimit
 		max = DefaultMaxLimiters
 	}
 	c, _ := lru.New[string, *bucket](max) // max > 0: never fails
+	bc, _ := lru.New[string, *byteBuckets](max)
 	l := &RateLimiter{
 		MaxWait: DefaultMaxWait, MaxWaiters: DefaultMaxWaiters,
-		settings: settings, exempt: map[string]bool{}, now: time.Now, sleep: sleep, buckets: c,
+		settings: settings, exempt: map[string]bool{}, now: time.Now, sleep: sleep, buckets: c, bytes: bc,
 	}
 	for _, t := range exempt {
 		l.exempt[t] = true

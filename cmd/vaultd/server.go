@@ -186,6 +186,10 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		l, _, _ := store.TenantLimits(name)
 		return l.RPS, l.Burst
 	}, 0, rootTenant)
+	limiter.Bytes = func(name string) (int64, int64) {
+		l, _, _ := store.TenantLimits(name)
+		return l.BytesIn, l.BytesOut
+	}
 	if gossip != nil {
 		// A tenant's rate is cluster-wide: each node allows its share
 		// (tenant.Traffic), exchanged by gossip every second.
