@@ -29,6 +29,7 @@ type request struct {
 	body     *rateReader       // the request body as read, once asked for
 	sent     *sentCounter      // the response body stream, if any
 	shapeIn  func(n int) error // waits for the tenant's inbound bandwidth (Bandwidth), if any
+	stopIn   func()            // ends shapeIn's context; called by end
 }
 
 func newRequestID() string {
@@ -75,6 +76,9 @@ func (s *Server) end(r *request) {
 	}
 	if r.body != nil {
 		r.ev.BytesIn = r.body.total
+	}
+	if r.stopIn != nil {
+		r.stopIn()
 	}
 	if bw, ok := s.cfg.Limiter.(Bandwidth); ok && r.sent != nil && r.ev.Tenant != "" {
 		// The body streams after the handler returned: the waits get
