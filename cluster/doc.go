@@ -113,4 +113,15 @@
 // (under its data directory, mode 0700), and those records stay readable
 // after it joins a cluster. In the API they are of type Secret, which
 // prints, logs and marshals as "REDACTED".
+//
+// # Tenants' request rates
+//
+// Membership.ShareTraffic gossips, every second, the rate at which this
+// node served each active tenant (memberlist user messages: tenant names
+// and rates, nothing secret), so that each node's tenant.Traffic knows its
+// share of a tenant's traffic and the tenant's rate limit holds
+// cluster-wide (ratecount.go; the bound is in tenant's doc). memberlist's
+// complaints about datagrams another host sent are warnings, each kind
+// logged at most every 10 s (gossiplog.go); Raft's commentary is at debug
+// level (hclog.go).
 package cluster

@@ -58,7 +58,32 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	if level == hclog.Off {
 		return
 	}
-	a.log.Log(context.Background(), toSlogLevel(level), msg, formatArgs(args)...)
+	a.log.Log(context.Background(), raftLevel(level, msg, args), msg, formatArgs(args)...)
+}
+
+// raftLevel is the level a raft record is logged at. raft's Info records
+// are its running commentary (states entered, elections won, snapshots
+// taken, peers added) and go to Debug, so that a node's start shows what
+// the operator needs rather than a screen of Raft lines. So do two
+// warnings every start gives: a node that has never heard of a leader
+// starting the first election, and a new follower being caught up
+// ("failed to get previous log").
+func raftLevel(l hclog.Level, msg string, args []any) slog.Level {
+	switch {
+	case l == hclog.Info:
+		return slog.LevelDebug
+	case l == hclog.Warn && msg == "failed to get previous log":
+		return slog.LevelDebug
+	case l == hclog.Warn && msg == "heartbeat timeout reached, starting election":
+		for i := 0; i+1 < len(args); i += 2 {
+			if k, _ := args[i].(string); k == "last-leader-id" {
+				if fmt.Sprint(args[i+1]) == "" { // a raft.ServerID
+					return slog.LevelDebug
+				}
+			}
+		}
+	}
+	return toSlogLevel(l)
 }
 
 // formatArgs renders hclog's deferred formats (hclog.Fmt), which slog

@@ -13,7 +13,7 @@ import (
 type setLimitsCmd struct {
 	Tenant string        `json:"tenant"`
 	Limits tenant.Limits `json:"limits"`
-	Set    []string      `json:"set"` // "rate" (RPS and Burst), "quota" (MaxBytes and MaxArtifacts)
+	Set    []string      `json:"set"` // "rate" (RPS and Burst), "bandwidth" (BytesIn and BytesOut), "quota" (MaxBytes and MaxArtifacts)
 }
 
 // usageCmd adds usage deltas. Deltas of tenants that no longer exist are
@@ -31,6 +31,8 @@ func (f *fsm) setLimits(c setLimitsCmd) error {
 		switch s {
 		case "rate":
 			t.Limits.RPS, t.Limits.Burst = c.Limits.RPS, c.Limits.Burst
+		case "bandwidth":
+			t.Limits.BytesIn, t.Limits.BytesOut = c.Limits.BytesIn, c.Limits.BytesOut
 		case "quota":
 			t.Limits.MaxBytes, t.Limits.MaxArtifacts = c.Limits.MaxBytes, c.Limits.MaxArtifacts
 		}
@@ -55,6 +57,17 @@ func (s *Store) SetRate(ctx context.Context, name string, rps float64, burst int
 		return err
 	}
 	return s.applyCmd(ctx, cmdSetLimits, setLimitsCmd{Tenant: name, Limits: l, Set: []string{"rate"}})
+}
+
+// SetBandwidth sets a tenant's bandwidth in bytes per second, of request
+// bodies (in) and response bodies (out), each enforced per node (0 for
+// unlimited).
+func (s *Store) SetBandwidth(ctx context.Context, name string, in, out int64) error {
+	l := tenant.Limits{BytesIn: in, BytesOut: out}
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	return s.applyCmd(ctx, cmdSetLimits, setLimitsCmd{Tenant: name, Limits: l, Set: []string{"bandwidth"}})
 }
 
 // SetQuota sets a tenant's quota (0 for unlimited).

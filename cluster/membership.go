@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -150,6 +151,7 @@ type Membership struct {
 	log    *slog.Logger
 	name   string
 	events func(Member)
+	onMsg  atomic.Pointer[msgHandler] // user messages' receiver (ratecount.go)
 
 	// opMu serializes Update, Leave and Close, so that memberlist is
 	// never used after Shutdown (its Leave panics then) and Update does
@@ -230,7 +232,7 @@ func StartMembership(ctx context.Context, c MembershipConfig) (*Membership, erro
 	} else {
 		close(m.done)
 	}
-	m.log.Info("gossip started", "addr", m.Addr())
+	m.log.Debug("gossip started", "addr", m.Addr())
 	return m, nil
 }
 
@@ -426,7 +428,9 @@ func (m *Membership) observe(n *memberlist.Node, state MemberState) {
 		mem.S3Addr, mem.RaftAddr, mem.RPCAddr, mem.Drives = old.S3Addr, old.RaftAddr, old.RPCAddr, old.Drives
 	}
 	if old := m.members[n.Name]; old == nil || old.State != state {
-		m.log.Info("gossip member "+state.String(), "member", n.Name, "addr", mem.Addr)
+		// A member found alive is start-up chatter; one lost is news.
+		level := map[MemberState]slog.Level{MemberAlive: slog.LevelDebug, MemberDead: slog.LevelWarn}[state]
+		m.log.Log(context.Background(), level, "gossip member "+state.String(), "member", n.Name, "addr", mem.Addr)
 	}
 	m.members[n.Name] = &mem
 	if m.events == nil || m.closed {
@@ -504,7 +508,7 @@ func (d gossipDelegate) NodeMeta(limit int) []byte {
 	return slices.Clone(d.m.meta)
 }
 
-func (gossipDelegate) NotifyMsg([]byte)                  {}
+func (d gossipDelegate) NotifyMsg(b []byte)              { d.m.notifyMsg(b) }
 func (gossipDelegate) GetBroadcasts(_, _ int) [][]byte   { return nil }
 func (gossipDelegate) LocalState(bool) []byte            { return nil }
 func (gossipDelegate) MergeRemoteState([]byte, bool)     {}

@@ -746,7 +746,7 @@ func TestTransportRaftReplicates(t *testing.T) {
 
 func TestHCLogFormats(t *testing.T) {
 	var buf bytes.Buffer
-	l := newHCLog(slog.New(slog.NewTextHandler(&buf, nil)))
+	l := newHCLog(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	l.Info("initial configuration", "index", 3, "servers", hclog.Fmt("%+v", []string{"n1", "n2"}))
 	if got := buf.String(); !strings.Contains(got, "servers=\"[n1 n2]\"") || strings.Contains(got, "%+v") {
 		t.Errorf("log line %q: want the format rendered", got)

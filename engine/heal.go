@@ -29,7 +29,8 @@ var ErrHealIncomplete = errors.New("engine: heal incomplete: a drive could not b
 // others are repaired; the artifact then stays queued (Degraded) for
 // RunHealer to retry. Heal returns the shard indexes it repaired. For a
 // deleted key it removes the tombstone once every drive holds it and it is
-// older than TombstoneGrace. An artifact that reads find in an older map's
+// older than TombstoneGrace; a key whose container is gone only leaves the
+// heal queue. An artifact that reads find in an older map's
 // set (MapHistory) is repaired in that set; moving it is Migrate's job.
 func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int, error) {
 	item := HealItem{tenant, container, key}
@@ -37,6 +38,13 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 	if errors.Is(err, ErrNoSuchArtifact) {
 		e.unqueueHeal(item)
 		return nil, e.purgeTombstone(ctx, tenant, container, key)
+	}
+	if errors.Is(err, ErrNoSuchContainer) {
+		// Its container was removed (and is swept): nothing to heal,
+		// and a queued item would stay for ever (the heal_queue gauge
+		// with it).
+		e.unqueueHeal(item)
+		return nil, nil
 	}
 	if err != nil {
 		return nil, err

@@ -50,11 +50,13 @@ type TenantInfo struct {
 	Usage      TenantUsage  `json:"usage"`
 }
 
-// TenantLimits are a tenant's rate limit (0: the default) and quota (0:
-// unlimited).
+// TenantLimits are a tenant's rate limit (0: the default), bandwidth and
+// quota (0: unlimited).
 type TenantLimits struct {
 	RPS          float64 `json:"rps"`
 	Burst        int     `json:"burst"`
+	BytesIn      int64   `json:"bytes_in"`  // request body bytes per second, per node (0: unlimited)
+	BytesOut     int64   `json:"bytes_out"` // response body bytes per second, per node (0: unlimited)
 	MaxBytes     int64   `json:"max_bytes"`
 	MaxArtifacts int64   `json:"max_artifacts"`
 }
@@ -68,9 +70,19 @@ type TenantUsage struct {
 // LimitsAdmin is implemented by an Admin that can set tenants' limits:
 // PUT /_vault/admin/tenants/NAME/rate {"rps","burst"} and
 // PUT /_vault/admin/tenants/NAME/quota {"max_bytes","max_artifacts"}.
+// A rate for the root tenant, which is never rate-limited, is refused
+// (400 InvalidArgument) before it reaches SetRate.
 type LimitsAdmin interface {
 	SetRate(ctx context.Context, name string, rps float64, burst int) error
 	SetQuota(ctx context.Context, name string, maxBytes, maxArtifacts int64) error
+}
+
+// BandwidthAdmin is implemented by a LimitsAdmin that can also set
+// tenants' bandwidth: PUT /_vault/admin/tenants/NAME/rate sets
+// {"bytes_in","bytes_out"} (bytes per second; absent or 0: unlimited)
+// with the rate. Without it, a bandwidth is refused (501).
+type BandwidthAdmin interface {
+	SetBandwidth(ctx context.Context, name string, bytesIn, bytesOut int64) error
 }
 
 type health struct {
@@ -206,11 +218,24 @@ func setLimits(op *operation, path string) error {
 	// limit".
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if !r.bodyDone || dec.Decode(&l) != nil || dec.More() || l.RPS < 0 || l.Burst < 0 || l.MaxBytes < 0 || l.MaxArtifacts < 0 {
+	if !r.bodyDone || dec.Decode(&l) != nil || dec.More() || l.RPS < 0 || l.Burst < 0 || l.BytesIn < 0 || l.BytesOut < 0 || l.MaxBytes < 0 || l.MaxArtifacts < 0 {
 		return errInvalidLimits
 	}
 	if what == "rate" {
+		// Root is exempt from rate limits (an operator must not be
+		// able to throttle the API that lifts them), so a rate for it
+		// would be stored and ignored: refused instead.
+		if name == op.s.cfg.RootTenant && (l.RPS != 0 || l.Burst != 0 || l.BytesIn != 0 || l.BytesOut != 0) {
+			return errRootRate
+		}
+		ba, ok := la.(BandwidthAdmin)
+		if !ok && (l.BytesIn != 0 || l.BytesOut != 0) {
+			return ErrNotImplemented
+		}
 		err = la.SetRate(op.ctx, name, l.RPS, l.Burst)
+		if err == nil && ok {
+			err = ba.SetBandwidth(op.ctx, name, l.BytesIn, l.BytesOut)
+		}
 	} else {
 		err = la.SetQuota(op.ctx, name, l.MaxBytes, l.MaxArtifacts)
 	}

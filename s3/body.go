@@ -29,6 +29,10 @@ type rateReader struct {
 	got    int64         // bytes in the current window
 	waited time.Duration // time spent in Read in the current window
 	total  int64         // bytes read, in bytes
+	// shape, if set, waits after each read for the tenant's inbound
+	// bandwidth (Bandwidth); that wait is the server's, not counted
+	// against the client's minimum rate.
+	shape func(n int) error
 }
 
 func (b *rateReader) Read(p []byte) (int, error) {
@@ -39,6 +43,11 @@ func (b *rateReader) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.waited += time.Since(start)
 	b.total += int64(n)
+	if n > 0 && b.shape != nil {
+		if serr := b.shape(n); serr != nil && (err == nil || err == io.EOF) {
+			return n, fmt.Errorf("s3: request body: bandwidth: %w", serr)
+		}
+	}
 	if b.got += int64(n); b.got >= b.min {
 		b.got, b.waited = 0, 0
 	}
@@ -59,7 +68,7 @@ func (b *rateReader) Read(p []byte) (int, error) {
 // minimum rate. Only authenticated requests read their bodies.
 func (r *request) bodyStream(s *Server) io.Reader {
 	if r.body == nil {
-		r.body = &rateReader{r: r.fctx.RequestBodyStream(), conn: r.fctx.Conn(), window: s.cfg.BodyRateWindow, min: s.cfg.BodyRateMin}
+		r.body = &rateReader{r: r.fctx.RequestBodyStream(), conn: r.fctx.Conn(), window: s.cfg.BodyRateWindow, min: s.cfg.BodyRateMin, shape: r.shapeIn}
 	}
 	return r.body
 }

@@ -123,6 +123,7 @@ var (
 	ErrNotClustered    = &Error{http.StatusNotFound, "NotFound", "This node is not in cluster mode."}
 	errNoAdminResource = &Error{http.StatusNotFound, "NotFound", "No such admin resource."}
 	errInvalidLimits   = &Error{http.StatusBadRequest, "InvalidArgument", "Want a JSON object of non-negative limits."}
+	errRootRate        = &Error{http.StatusBadRequest, "InvalidArgument", "The root tenant is never rate-limited: it is the operator's, and runs this admin API."}
 )
 
 // withMessage returns e with a message saying more than its own.

@@ -75,6 +75,16 @@ type Limiter interface {
 	Allow(ctx context.Context, tenant string) (retryAfter time.Duration, ok bool)
 }
 
+// Bandwidth is implemented by a Limiter that also shapes tenants' bytes
+// per second. The server calls WaitIn with the size of each piece of an
+// authenticated request body it has read, and WaitOut with each piece of
+// a response body it is about to send; they delay (never refuse) until
+// the bytes fit the tenant's bandwidth, and return early with ctx's error.
+type Bandwidth interface {
+	WaitIn(ctx context.Context, tenant string, n int) error
+	WaitOut(ctx context.Context, tenant string, n int) error
+}
+
 // Quota admits new bytes and artifacts for a tenant. Admit is called
 // before an upload's body is read with its declared size (-1 if unknown)
 // and the number of artifacts it may add (1 for a put or copy, 0 for a

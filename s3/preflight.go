@@ -239,6 +239,12 @@ func (s *Server) serve(ctx context.Context, r *request, cancel context.CancelFun
 		return slowDown(r, pf.retryAfter)
 	}
 	op.auth, op.tenant, op.bucket, op.key = pf.auth, pf.tenant, pf.bucket, pf.key
+	if bw, ok := s.cfg.Limiter.(Bandwidth); ok && op.tenant != "" {
+		// Bounded as an upload is (BodyTimeout), not as the request's
+		// other work; end stops it.
+		bctx, stop := context.WithTimeout(context.Background(), s.cfg.BodyTimeout)
+		r.shapeIn, r.stopIn = func(n int) error { return bw.WaitIn(bctx, op.tenant, n) }, stop
+	}
 	return op.dispatch(pf.route)
 }
 

@@ -25,9 +25,11 @@ type request struct {
 	bodyDone bool // the request body was read to its end
 	keepCtx  bool // a response body stream owns the context
 	ev       RequestEvent
-	auth     *sigv4.Result // set by authorizeRoot for admin requests
-	body     *rateReader   // the request body as read, once asked for
-	sent     *sentCounter  // the response body stream, if any
+	auth     *sigv4.Result     // set by authorizeRoot for admin requests
+	body     *rateReader       // the request body as read, once asked for
+	sent     *sentCounter      // the response body stream, if any
+	shapeIn  func(n int) error // waits for the tenant's inbound bandwidth (Bandwidth), if any
+	stopIn   func()            // ends shapeIn's context; called by end
 }
 
 func newRequestID() string {
@@ -75,6 +77,17 @@ func (s *Server) end(r *request) {
 	if r.body != nil {
 		r.ev.BytesIn = r.body.total
 	}
+	if r.stopIn != nil {
+		r.stopIn()
+	}
+	if bw, ok := s.cfg.Limiter.(Bandwidth); ok && r.sent != nil && r.ev.Tenant != "" {
+		// The body streams after the handler returned: the waits get
+		// a context of their own, bounded as the stream is.
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.BodyTimeout)
+		tenant := r.ev.Tenant
+		r.sent.shape = func(n int) error { return bw.WaitOut(ctx, tenant, n) }
+		r.sent.stop = cancel
+	}
 	s.log.Debug("request", "id", r.id, "method", string(fctx.Method()), "status", fctx.Response.StatusCode(), "took", time.Since(r.start))
 	if s.cfg.Observer == nil {
 		return
@@ -105,17 +118,27 @@ func (s *Server) end(r *request) {
 type sentCounter struct {
 	io.Reader
 	io.Closer
-	n    int64
-	done func(n int64) // set by end; called once on Close
+	n     int64
+	done  func(n int64)     // set by end; called once on Close
+	shape func(n int) error // set by end: waits for the tenant's outbound bandwidth (Bandwidth)
+	stop  func()            // ends shape's context; called on Close
 }
 
 func (c *sentCounter) Read(p []byte) (int, error) {
 	n, err := c.Reader.Read(p)
 	c.n += int64(n)
+	if n > 0 && c.shape != nil {
+		if serr := c.shape(n); serr != nil {
+			return n, serr
+		}
+	}
 	return n, err
 }
 
 func (c *sentCounter) Close() error {
+	if c.stop != nil {
+		c.stop()
+	}
 	err := c.Closer.Close()
 	if c.done != nil {
 		c.done(c.n)

@@ -1,6 +1,6 @@
 // Package tenant holds what a tenant is and the rules that apply to one:
 // its name, its access keys and their secrets (which never print), its
-// rate limit and its quota, and the decisions taken on them at the S3
+// rate limit, bandwidth and quota, and the decisions taken on them at the S3
 // front end (RateLimiter, Meter). It declares the store it needs (Store:
 // limits and committed usage, and committing usage changes); cluster.Store
 // implements it, and its tenant operations return this package's errors.
@@ -24,8 +24,29 @@
 // longer, or finds the waiters full, is refused with 503 SlowDown and
 // Retry-After before its body is read.
 //
-// The rate is per node: a tenant spreading requests over N nodes gets up
-// to N times its rate.
+// In a cluster the rate is cluster-wide (Traffic): every second
+// (DefaultShareWindow) each node rolls its per-tenant request counts into
+// rates and gossips them (cluster.Membership.ShareTraffic), and it allows
+// a tenant rate × max(s, 1/(2N)) (the burst likewise), where s is its
+// share of the tenant's requests cluster-wide in the last window and N
+// the live nodes. A tenant sending round robin to N nodes gets rate/N on
+// each, rate in all; one talking to a single node gets all of its rate
+// there. In a steady state the cluster allows at most
+// rate × (1 + (N-1)/(2N)) < 1.5 × rate (reached only when a tenant sends
+// a trickle to every node but one); when the traffic moves, the shares
+// follow within about two windows, and a tenant new everywhere gets its
+// full rate on every node for the first window. A node counts at most
+// DefaultMaxTraffic active tenants; reports expire after 3 windows.
+//
+// # Bandwidth
+//
+// A tenant may also have a bandwidth (Limits.BytesIn, Limits.BytesOut:
+// bytes per second of request and response bodies). RateLimiter.WaitIn
+// and WaitOut (s3.Bandwidth) shape it with a token bucket per tenant and
+// direction, a quarter second of the rate deep (at least MinBytesBurst):
+// a stream in progress is slowed to the rate, never refused. Bandwidth is
+// enforced per node: a tenant streaming through N nodes at once gets up
+// to N times it.
 //
 // # Quotas
 //

@@ -3,6 +3,7 @@ package tenant
 import (
 	"context"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,18 +44,29 @@ type RateLimiter struct {
 	// MaxWaiters bounds the requests per tenant waiting at once (default
 	// DefaultMaxWaiters).
 	MaxWaiters int
+	// Traffic, if set, makes the rate cluster-wide: each request is
+	// counted in it, and this node allows a tenant its rate and burst
+	// times Traffic.Share. Set it before the first request.
+	Traffic *Traffic
+	// Bytes, if set, gives tenants' bandwidths, which WaitIn and WaitOut
+	// shape (per node). Set it before the first request.
+	Bytes BytesSettings
 
 	settings RateSettings
 	exempt   map[string]bool
 	now      func() time.Time
 	sleep    func(ctx context.Context, d time.Duration) error
 	buckets  *lru.Cache[string, *bucket]
+	bytes    *lru.Cache[string, *byteBuckets]
 }
 
 type bucket struct {
-	lim     *rate.Limiter
-	rps     float64
-	burst   int
+	lim *rate.Limiter
+
+	mu    sync.Mutex // guards rps and burst, the settings of lim
+	rps   float64
+	burst int
+
 	waiters atomic.Int64 // requests waiting for a token
 }
 
@@ -65,9 +77,10 @@ func NewRateLimiter(settings RateSettings, max int, exempt ...string) *RateLimit
 		max = DefaultMaxLimiters
 	}
 	c, _ := lru.New[string, *bucket](max) // max > 0: never fails
+	bc, _ := lru.New[string, *byteBuckets](max)
 	l := &RateLimiter{
 		MaxWait: DefaultMaxWait, MaxWaiters: DefaultMaxWaiters,
-		settings: settings, exempt: map[string]bool{}, now: time.Now, sleep: sleep, buckets: c,
+		settings: settings, exempt: map[string]bool{}, now: time.Now, sleep: sleep, buckets: c, bytes: bc,
 	}
 	for _, t := range exempt {
 		l.exempt[t] = true
@@ -93,12 +106,31 @@ func (l *RateLimiter) Allow(ctx context.Context, tenant string) (time.Duration, 
 	if burst <= 0 {
 		burst = max(1, int(math.Ceil(rps)))
 	}
-	b, ok := l.buckets.Get(tenant)
-	if !ok || b.rps != rps || b.burst != burst {
-		b = &bucket{lim: rate.NewLimiter(rate.Limit(rps), burst), rps: rps, burst: burst}
-		l.buckets.Add(tenant, b)
+	if l.Traffic != nil {
+		l.Traffic.Observe(tenant)
+		if f := l.Traffic.Share(tenant); f < 1 {
+			rps, burst = rps*f, max(1, int(math.Ceil(float64(burst)*f)))
+		}
 	}
 	now := l.now()
+	b, ok := l.buckets.Get(tenant)
+	if !ok {
+		b = &bucket{lim: rate.NewLimiter(rate.Limit(rps), burst), rps: rps, burst: burst}
+		l.buckets.Add(tenant, b)
+	} else {
+		// A new rate or share keeps the tokens the bucket holds: a
+		// fresh, full bucket at every rebalance would add a burst.
+		b.mu.Lock()
+		if b.rps != rps {
+			b.lim.SetLimitAt(now, rate.Limit(rps))
+			b.rps = rps
+		}
+		if b.burst != burst {
+			b.lim.SetBurstAt(now, burst)
+			b.burst = burst
+		}
+		b.mu.Unlock()
+	}
 	r := b.lim.ReserveN(now, 1)
 	if !r.OK() {
 		return time.Second, false

@@ -36,20 +36,22 @@ type Tenant struct {
 	Usage      Usage // as committed; see Usage
 }
 
-// Limits are a tenant's rate limit and quota, replicated with the tenant.
-// Zero values mean "the default" for the rate (DefaultRPS, DefaultBurst)
-// and "unlimited" for the quota.
+// Limits are a tenant's rate limit, bandwidth and quota, replicated with
+// the tenant. Zero values mean "the default" for the rate (DefaultRPS,
+// DefaultBurst) and "unlimited" for the bandwidth and the quota.
 type Limits struct {
 	RPS          float64 `json:"rps,omitempty"`           // requests per second
 	Burst        int     `json:"burst,omitempty"`         // token bucket size
+	BytesIn      int64   `json:"bytes_in,omitempty"`      // request body bytes per second, per node
+	BytesOut     int64   `json:"bytes_out,omitempty"`     // response body bytes per second, per node
 	MaxBytes     int64   `json:"max_bytes,omitempty"`     // stored bytes (before erasure coding)
 	MaxArtifacts int64   `json:"max_artifacts,omitempty"` // stored artifacts
 }
 
 // Validate reports negative limits (ErrInvalidLimits).
 func (l Limits) Validate() error {
-	if l.RPS < 0 || l.Burst < 0 || l.MaxBytes < 0 || l.MaxArtifacts < 0 {
-		return fmt.Errorf("%w: rps %v, burst %d, bytes %d, artifacts %d", ErrInvalidLimits, l.RPS, l.Burst, l.MaxBytes, l.MaxArtifacts)
+	if l.RPS < 0 || l.Burst < 0 || l.BytesIn < 0 || l.BytesOut < 0 || l.MaxBytes < 0 || l.MaxArtifacts < 0 {
+		return fmt.Errorf("%w: rps %v, burst %d, bytes in %d/s, out %d/s, bytes %d, artifacts %d", ErrInvalidLimits, l.RPS, l.Burst, l.BytesIn, l.BytesOut, l.MaxBytes, l.MaxArtifacts)
 	}
 	return nil
 }

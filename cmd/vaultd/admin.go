@@ -52,8 +52,9 @@ func (a adminAdapter) Tenants(ctx context.Context) ([]s3.TenantInfo, error) {
 	for _, t := range ts {
 		out = append(out, s3.TenantInfo{
 			Name: t.Name, Created: t.Created, AccessKeys: t.AccessKeys,
-			Limits: s3.TenantLimits{RPS: t.Limits.RPS, Burst: t.Limits.Burst, MaxBytes: t.Limits.MaxBytes, MaxArtifacts: t.Limits.MaxArtifacts},
-			Usage:  s3.TenantUsage{Bytes: t.Usage.Bytes, Artifacts: t.Usage.Artifacts},
+			Limits: s3.TenantLimits{RPS: t.Limits.RPS, Burst: t.Limits.Burst, BytesIn: t.Limits.BytesIn, BytesOut: t.Limits.BytesOut,
+				MaxBytes: t.Limits.MaxBytes, MaxArtifacts: t.Limits.MaxArtifacts},
+			Usage: s3.TenantUsage{Bytes: t.Usage.Bytes, Artifacts: t.Usage.Artifacts},
 		})
 	}
 	return out, nil
@@ -112,6 +113,11 @@ func scrubStatus(ss []engine.ScrubStatus) []cluster.ScrubStatus {
 // SetRate sets a tenant's request rate limit.
 func (a adminAdapter) SetRate(ctx context.Context, name string, rps float64, burst int) error {
 	return a.store.SetRate(ctx, name, rps, burst)
+}
+
+// SetBandwidth sets a tenant's bandwidth.
+func (a adminAdapter) SetBandwidth(ctx context.Context, name string, in, out int64) error {
+	return a.store.SetBandwidth(ctx, name, in, out)
 }
 
 // SetQuota sets a tenant's quota.

@@ -39,6 +39,9 @@ func TestAdminErrors(t *testing.T) {
 		{http.MethodPut, "/_vault/admin/tenants/errs/rate", `{"rps":5,"bursts":10}`, "InvalidArgument"},
 		{http.MethodPut, "/_vault/admin/tenants/errs/quota", `{"max_bytes":1}{"max_bytes":2}`, "InvalidArgument"},
 		{http.MethodGet, "/_vault/admin/nothing", "", "NotFound"},
+		// Root is never rate-limited: a rate for it is refused, not
+		// stored and ignored (issue 17.3).
+		{http.MethodPut, "/_vault/admin/tenants/root/rate", `{"rps":5,"burst":5}`, "InvalidArgument"},
 	} {
 		err := admin.send(ctx, c.method, c.path, []byte(c.body), nil)
 		if err == nil || !strings.HasPrefix(err.Error(), c.want+":") {
@@ -52,6 +55,9 @@ func TestAdminErrors(t *testing.T) {
 	for _, tn := range ts {
 		if tn.Name == "errs" && len(tn.AccessKeys) != 1 {
 			t.Errorf("tenant errs has keys %q, want only its first", tn.AccessKeys)
+		}
+		if tn.Name == "root" && (tn.Limits.RPS != 0 || tn.Limits.Burst != 0) {
+			t.Errorf("root's rate %v burst %d stored, want none", tn.Limits.RPS, tn.Limits.Burst)
 		}
 	}
 }

@@ -134,6 +134,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		status  func(context.Context) cluster.Status // this node's view, for `vaultd cluster status`
 		drivesM func(context.Context) []metrics.DriveSample
 		members func() map[string]int
+		gossip  *cluster.Membership // cluster mode
 	)
 	if f.clustered() {
 		h := store.RPCHandler()
@@ -143,6 +144,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 		defer ms.Close()
+		gossip = ms
 		rctx, stopReconcile := context.WithCancel(ctx)
 		defer stopReconcile()
 		go store.Reconcile(rctx, ms.Members)
@@ -184,6 +186,18 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		l, _, _ := store.TenantLimits(name)
 		return l.RPS, l.Burst
 	}, 0, rootTenant)
+	limiter.Bytes = func(name string) (int64, int64) {
+		l, _, _ := store.TenantLimits(name)
+		return l.BytesIn, l.BytesOut
+	}
+	if gossip != nil {
+		// A tenant's rate is cluster-wide: each node allows its share
+		// (tenant.Traffic), exchanged by gossip every second.
+		limiter.Traffic = tenant.NewTraffic(0)
+		tctx, stopTraffic := context.WithCancel(ctx)
+		defer stopTraffic()
+		go gossip.ShareTraffic(tctx, limiter.Traffic)
+	}
 	usage := tenant.NewMeter(store, log.With("component", "usage"))
 	uctx, stopUsage := context.WithCancel(context.Background())
 	usageDone := make(chan struct{})
@@ -275,28 +289,35 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 			}
 		}
 	}
-	fmt.Fprintf(stdout, "Vaultaire %s: node %s serving S3 on %s\n", version, st.Node, displayAddr(scheme, ln.Addr()))
-	if plainLn != nil {
-		fmt.Fprintf(stdout, "  also plain HTTP (all requests) on %s\n", displayAddr("http", plainLn.Addr()))
-	}
-	if f.clustered() {
-		cm := store.Map()
-		fmt.Fprintf(stdout, "  cluster: gossip %s, rpc %s, raft %s; map epoch %d, %d drive(s), erasure coding %s\n", f.gossip, f.rpc, f.raftAddr, cm.Epoch, len(cm.Drives), cm.Policy)
-		fmt.Fprintf(stdout, "  data: %d drive(s) under %s\n", len(st.Dirs), strings.Join(st.Dirs, ","))
-	} else {
-		fmt.Fprintf(stdout, "  data: %d drive(s) under %s, erasure coding %s\n", len(st.Dirs), strings.Join(st.Dirs, ","), st.Policy)
-	}
-	fmt.Fprintf(stdout, "  root access key: %s\n", root.AccessKey)
-	if generated {
-		fmt.Fprintf(stdout, "  root secret key: %s   (generated; kept in %s)\n", root.Secret, filepath.Join(st.Dirs[0], "root.json"))
-	} else {
-		fmt.Fprintf(stdout, "  root secret key: (from VAULT_ROOT_SECRET_KEY or %s)\n", filepath.Join(st.Dirs[0], "root.json"))
-	}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	if plainLn != nil {
 		go func() { errc <- srv.Serve(plainLn) }()
 	}
+	// The banner comes last, once the node serves (its listeners take
+	// connections, Raft has a map, the engine runs), in one write set
+	// apart by blank lines, so that it stands out from the log on a
+	// terminal; startup chatter is at debug level.
+	var banner strings.Builder
+	fmt.Fprintf(&banner, "\nVaultaire %s: node %s serving S3 on %s\n", version, st.Node, displayAddr(scheme, ln.Addr()))
+	if plainLn != nil {
+		fmt.Fprintf(&banner, "  also plain HTTP (all requests) on %s\n", displayAddr("http", plainLn.Addr()))
+	}
+	if f.clustered() {
+		cm := store.Map()
+		fmt.Fprintf(&banner, "  cluster: gossip %s, rpc %s, raft %s; map epoch %d, %d drive(s), erasure coding %s\n", f.gossip, f.rpc, f.raftAddr, cm.Epoch, len(cm.Drives), cm.Policy)
+		fmt.Fprintf(&banner, "  data: %d drive(s) under %s\n", len(st.Dirs), strings.Join(st.Dirs, ","))
+	} else {
+		fmt.Fprintf(&banner, "  data: %d drive(s) under %s, erasure coding %s\n", len(st.Dirs), strings.Join(st.Dirs, ","), st.Policy)
+	}
+	fmt.Fprintf(&banner, "  root access key: %s\n", root.AccessKey)
+	if generated {
+		fmt.Fprintf(&banner, "  root secret key: %s   (generated; kept in %s)\n", root.Secret, filepath.Join(st.Dirs[0], "root.json"))
+	} else {
+		fmt.Fprintf(&banner, "  root secret key: (from VAULT_ROOT_SECRET_KEY or %s)\n", filepath.Join(st.Dirs[0], "root.json"))
+	}
+	banner.WriteString("\n")
+	io.WriteString(stdout, banner.String())
 	select {
 	case err := <-errc:
 		return err
@@ -348,7 +369,7 @@ func startGossip(ctx context.Context, f *serverFlags, st *nodeState, known []clu
 			log.Warn("gossip: join failed; retrying", "seeds", strings.Join(seeds, ","), "err", err)
 			return false
 		}
-		log.Info("gossip: joined", "contacted", n)
+		log.Debug("gossip: joined", "contacted", n)
 		return true
 	}
 	if !join() {

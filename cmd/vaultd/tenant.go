@@ -104,6 +104,8 @@ func runTenant(ctx context.Context, args []string, getenv func(string) string, s
 	asJSON := fs.Bool("json", false, "print JSON")
 	rps := fs.Float64("rps", 0, "set-rate: requests per second (0: the default, 100)")
 	burst := fs.Int("burst", 0, "set-rate: burst size (0: the default, 200, or the rate)")
+	bytesIn := fs.String("bytes-in", "0", "set-rate: most request body bytes per second per node, such as 10MiB (0: unlimited)")
+	bytesOut := fs.String("bytes-out", "0", "set-rate: most response body bytes per second per node, such as 10MiB (0: unlimited)")
 	quotaBytes := fs.String("bytes", "0", "set-quota: most bytes stored, such as 10GiB (0: unlimited)")
 	quotaArtifacts := fs.Int64("artifacts", 0, "set-quota: most artifacts stored (0: unlimited)")
 	// Accept flags before and after the tenant name.
@@ -176,6 +178,9 @@ func runTenant(ctx context.Context, args []string, getenv func(string) string, s
 			if t.Limits.RPS > 0 {
 				rate = fmt.Sprintf("%g/s burst %d", t.Limits.RPS, t.Limits.Burst)
 			}
+			if t.Limits.BytesIn > 0 || t.Limits.BytesOut > 0 {
+				rate += fmt.Sprintf(", in %s/s, out %s/s", humanLimit(t.Limits.BytesIn), humanLimit(t.Limits.BytesOut))
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", t.Name, t.Created.UTC().Format(time.RFC3339),
 				humanBytes(uint64(max(0, t.Usage.Bytes))), t.Usage.Artifacts, quota, rate, strings.Join(t.AccessKeys, ","))
 		}
@@ -188,6 +193,12 @@ func runTenant(ctx context.Context, args []string, getenv func(string) string, s
 		l := s3.TenantLimits{RPS: *rps, Burst: *burst, MaxArtifacts: *quotaArtifacts}
 		if l.MaxBytes, err = bench.ParseSize(*quotaBytes); err != nil {
 			return fmt.Errorf("--bytes: %w", err)
+		}
+		if l.BytesIn, err = bench.ParseSize(*bytesIn); err != nil {
+			return fmt.Errorf("--bytes-in: %w", err)
+		}
+		if l.BytesOut, err = bench.ParseSize(*bytesOut); err != nil {
+			return fmt.Errorf("--bytes-out: %w", err)
 		}
 		body, _ := json.Marshal(l)
 		what := strings.TrimPrefix(sub, "set-")
