@@ -32,6 +32,7 @@ func exported(t *testing.T) map[string]bool {
 		Members: func() map[string]int { return map[string]int{"alive": 1} },
 		Usage:   func() []metrics.TenantUsage { return []metrics.TenantUsage{{Tenant: "alice"}} },
 		Scrub:   func() []engine.ScrubStatus { return []engine.ScrubStatus{{Drive: "d0"}} },
+		Remotes: func() []metrics.RemoteSample { return []metrics.RemoteSample{{Drive: "remote-cold", Online: true}} },
 	})
 	for _, code := range []string{"", "SlowDown", "QuotaExceeded"} {
 		m.ObserveRequest(&s3.RequestEvent{Operation: "PutObject", Status: 200, Tenant: "alice", ErrorCode: code, Latency: time.Millisecond})
