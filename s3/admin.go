@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -214,11 +215,10 @@ func setLimits(op *operation, path string) error {
 	// A longer body is not read to its end: it is drained or the
 	// connection closed, never parsed as the next request.
 	r.bodyDone = err == nil && len(body) <= maxBody
-	// Strict: a misspelt field ({"bytes": -1}) must not read as "no
-	// limit".
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if !r.bodyDone || dec.Decode(&l) != nil || dec.More() || l.RPS < 0 || l.Burst < 0 || l.BytesIn < 0 || l.BytesOut < 0 || l.MaxBytes < 0 || l.MaxArtifacts < 0 {
+	// Strict: a misspelt field ({"bytes": -1}), the other route's field
+	// ({"rps": 5} sent to /quota) or an empty object must not read as
+	// "no limit"; a field named twice is refused, not "last one wins".
+	if !r.bodyDone || decodeLimits(body, what, &l) != nil || l.RPS < 0 || l.Burst < 0 || l.BytesIn < 0 || l.BytesOut < 0 || l.MaxBytes < 0 || l.MaxArtifacts < 0 {
 		return errInvalidLimits
 	}
 	if what == "rate" {
@@ -244,4 +244,46 @@ func setLimits(op *operation, path string) error {
 	}
 	r.fctx.SetStatusCode(http.StatusNoContent)
 	return nil
+}
+
+// limitFields are the JSON fields each limits route takes: a PUT sets all
+// of its route's limits, a field left out meaning no limit, and must name
+// at least one of them.
+var limitFields = map[string][]string{
+	"rate":  {"rps", "burst", "bytes_in", "bytes_out"},
+	"quota": {"max_bytes", "max_artifacts"},
+}
+
+// decodeLimits decodes body, one JSON object of route what's fields, into l.
+func decodeLimits(body []byte, what string, l *TenantLimits) error {
+	allowed := limitFields[what]
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return errInvalidLimits
+	}
+	fields := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		name, ok := tok.(string)
+		if err != nil || !ok || !slices.Contains(allowed, name) {
+			return errInvalidLimits
+		}
+		if _, dup := fields[name]; dup {
+			return errInvalidLimits
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil || string(v) == "null" {
+			return errInvalidLimits
+		}
+		fields[name] = v
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') || dec.More() || len(fields) == 0 {
+		return errInvalidLimits
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errInvalidLimits // trailing data after the object
+	}
+	strict := json.NewDecoder(bytes.NewReader(body))
+	strict.DisallowUnknownFields()
+	return strict.Decode(l)
 }

@@ -19,6 +19,11 @@ func TestAdminErrors(t *testing.T) {
 	if err := admin.do(ctx, http.MethodPut, "/_vault/admin/tenants/errs", &created); err != nil {
 		t.Fatal(err)
 	}
+	for path, body := range map[string]string{"quota": `{"max_bytes":1000,"max_artifacts":10}`, "rate": `{"rps":50,"burst":60}`} {
+		if err := admin.send(ctx, http.MethodPut, "/_vault/admin/tenants/errs/"+path, []byte(body), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, c := range []struct {
 		method, path, body string
 		want               string // error code
@@ -38,6 +43,16 @@ func TestAdminErrors(t *testing.T) {
 		{http.MethodPut, "/_vault/admin/tenants/errs/quota", `{"bytes":-1,"artifacts":-5}`, "InvalidArgument"},
 		{http.MethodPut, "/_vault/admin/tenants/errs/rate", `{"rps":5,"bursts":10}`, "InvalidArgument"},
 		{http.MethodPut, "/_vault/admin/tenants/errs/quota", `{"max_bytes":1}{"max_bytes":2}`, "InvalidArgument"},
+		// Each route takes its own fields, at least one, each once, none
+		// null: nothing else may clear a limit (hostile probe A1).
+		{http.MethodPut, "/_vault/admin/tenants/errs/quota", `{"rps":5}`, "InvalidArgument"},
+		{http.MethodPut, "/_vault/admin/tenants/errs/quota", `{"burst":7}`, "InvalidArgument"},
+		{http.MethodPut, "/_vault/admin/tenants/errs/quota", `{}`, "InvalidArgument"},
+		{http.MethodPut, "/_vault/admin/tenants/errs/quota", `null`, "InvalidArgument"},
+		{http.MethodPut, "/_vault/admin/tenants/errs/quota", `{"max_bytes":null}`, "InvalidArgument"},
+		{http.MethodPut, "/_vault/admin/tenants/errs/quota", `{"max_bytes":1,"max_artifacts":1,"max_bytes":0}`, "InvalidArgument"},
+		{http.MethodPut, "/_vault/admin/tenants/errs/rate", `{"max_bytes":5}`, "InvalidArgument"},
+		{http.MethodPut, "/_vault/admin/tenants/errs/rate", `[]`, "InvalidArgument"},
 		{http.MethodGet, "/_vault/admin/nothing", "", "NotFound"},
 		// Root is never rate-limited: a rate for it is refused, not
 		// stored and ignored (issue 17.3).
@@ -55,6 +70,9 @@ func TestAdminErrors(t *testing.T) {
 	for _, tn := range ts {
 		if tn.Name == "errs" && len(tn.AccessKeys) != 1 {
 			t.Errorf("tenant errs has keys %q, want only its first", tn.AccessKeys)
+		}
+		if l := tn.Limits; tn.Name == "errs" && (l.MaxBytes != 1000 || l.MaxArtifacts != 10 || l.RPS != 50 || l.Burst != 60) {
+			t.Errorf("tenant errs has limits %+v after refused changes, want its first", l)
 		}
 		if tn.Name == "root" && (tn.Limits.RPS != 0 || tn.Limits.Burst != 0) {
 			t.Errorf("root's rate %v burst %d stored, want none", tn.Limits.RPS, tn.Limits.Burst)
