@@ -218,7 +218,11 @@ func setLimits(op *operation, path string) error {
 	// Strict: a misspelt field ({"bytes": -1}), the other route's field
 	// ({"rps": 5} sent to /quota) or an empty object must not read as
 	// "no limit"; a field named twice is refused, not "last one wins".
-	if !r.bodyDone || decodeLimits(body, what, &l) != nil || l.RPS < 0 || l.Burst < 0 || l.BytesIn < 0 || l.BytesOut < 0 || l.MaxBytes < 0 || l.MaxArtifacts < 0 {
+	var named map[string]bool
+	if !r.bodyDone {
+		return errInvalidLimits
+	}
+	if named, err = decodeLimits(body, what, &l); err != nil || l.RPS < 0 || l.Burst < 0 || l.BytesIn < 0 || l.BytesOut < 0 || l.MaxBytes < 0 || l.MaxArtifacts < 0 {
 		return errInvalidLimits
 	}
 	if what == "rate" {
@@ -228,12 +232,18 @@ func setLimits(op *operation, path string) error {
 		if name == op.s.cfg.RootTenant && (l.RPS != 0 || l.Burst != 0 || l.BytesIn != 0 || l.BytesOut != 0) {
 			return errRootRate
 		}
+		// A PUT sets the limits it names, in pairs: rps with burst,
+		// bytes_in with bytes_out (the other of a pair left out is 0,
+		// the default); a pair it does not name is left as it is.
 		ba, ok := la.(BandwidthAdmin)
-		if !ok && (l.BytesIn != 0 || l.BytesOut != 0) {
+		bandwidth := named["bytes_in"] || named["bytes_out"]
+		if !ok && bandwidth {
 			return ErrNotImplemented
 		}
-		err = la.SetRate(op.ctx, name, l.RPS, l.Burst)
-		if err == nil && ok {
+		if named["rps"] || named["burst"] {
+			err = la.SetRate(op.ctx, name, l.RPS, l.Burst)
+		}
+		if err == nil && bandwidth {
 			err = ba.SetBandwidth(op.ctx, name, l.BytesIn, l.BytesOut)
 		}
 	} else {
@@ -246,44 +256,41 @@ func setLimits(op *operation, path string) error {
 	return nil
 }
 
-// limitFields are the JSON fields each limits route takes: a PUT sets all
-// of its route's limits, a field left out meaning no limit, and must name
-// at least one of them.
+// limitFields are the JSON fields each limits route takes; a PUT must
+// name at least one of them (see setLimits for which limits it sets).
 var limitFields = map[string][]string{
 	"rate":  {"rps", "burst", "bytes_in", "bytes_out"},
 	"quota": {"max_bytes", "max_artifacts"},
 }
 
-// decodeLimits decodes body, one JSON object of route what's fields, into l.
-func decodeLimits(body []byte, what string, l *TenantLimits) error {
+// decodeLimits decodes body, one JSON object of route what's fields, into
+// l, and returns the fields it names.
+func decodeLimits(body []byte, what string, l *TenantLimits) (map[string]bool, error) {
 	allowed := limitFields[what]
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return errInvalidLimits
+		return nil, errInvalidLimits
 	}
-	fields := map[string]json.RawMessage{}
+	named := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
 		name, ok := tok.(string)
-		if err != nil || !ok || !slices.Contains(allowed, name) {
-			return errInvalidLimits
-		}
-		if _, dup := fields[name]; dup {
-			return errInvalidLimits
+		if err != nil || !ok || !slices.Contains(allowed, name) || named[name] {
+			return nil, errInvalidLimits
 		}
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil || string(v) == "null" {
-			return errInvalidLimits
+			return nil, errInvalidLimits
 		}
-		fields[name] = v
+		named[name] = true
 	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') || dec.More() || len(fields) == 0 {
-		return errInvalidLimits
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') || len(named) == 0 {
+		return nil, errInvalidLimits
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return errInvalidLimits // trailing data after the object
+		return nil, errInvalidLimits // trailing data after the object
 	}
 	strict := json.NewDecoder(bytes.NewReader(body))
 	strict.DisallowUnknownFields()
-	return strict.Decode(l)
+	return named, strict.Decode(l)
 }

@@ -200,8 +200,13 @@ func runTenant(ctx context.Context, args []string, getenv func(string) string, s
 		if l.BytesOut, err = bench.ParseSize(*bytesOut); err != nil {
 			return fmt.Errorf("--bytes-out: %w", err)
 		}
-		body, _ := json.Marshal(l)
+		// Each route takes its own fields; this sets all of them.
 		what := strings.TrimPrefix(sub, "set-")
+		fields := map[string]any{"max_bytes": l.MaxBytes, "max_artifacts": l.MaxArtifacts}
+		if what == "rate" {
+			fields = map[string]any{"rps": l.RPS, "burst": l.Burst, "bytes_in": l.BytesIn, "bytes_out": l.BytesOut}
+		}
+		body, _ := json.Marshal(fields)
 		return c.send(ctx, http.MethodPut, "/_vault/admin/tenants/"+url.PathEscape(n)+"/"+what, body, nil)
 	case "delete":
 		n, err := name()
