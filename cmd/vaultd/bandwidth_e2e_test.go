@@ -106,8 +106,21 @@ func TestTenantBandwidth(t *testing.T) {
 			t.Errorf("PUT rate %s: %v, want InvalidArgument", body, err)
 		}
 	}
-	// A PUT of the rate sets all of it: without bandwidth, unlimited.
+	// A PUT of the rate sets the pairs it names: the request rate alone
+	// leaves the bandwidth as it was; zero bandwidth lifts it.
 	if err := admin.send(ctx, http.MethodPut, "/_vault/admin/tenants/slow/rate", []byte(`{"rps":1000}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	var ts []s3.TenantInfo
+	if err := admin.do(ctx, http.MethodGet, "/_vault/admin/tenants", &ts); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range ts {
+		if l := tn.Limits; tn.Name == "slow" && (l.RPS != 1000 || l.BytesIn != 1<<20 || l.BytesOut != 2<<20) {
+			t.Errorf("after setting the request rate alone: limits %+v, want rps 1000 and the bandwidth kept", l)
+		}
+	}
+	if err := admin.send(ctx, http.MethodPut, "/_vault/admin/tenants/slow/rate", []byte(`{"bytes_in":0,"bytes_out":0}`), nil); err != nil {
 		t.Fatal(err)
 	}
 	if up, down := transfer("slow"); up > 2*time.Second || down > time.Second {
