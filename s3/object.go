@@ -327,6 +327,13 @@ func (op *operation) setObjectHeaders(info engine.ArtifactInfo, partial bool) {
 	rh.Set("ETag", `"`+info.ETag+`"`)
 	rh.Set("Last-Modified", info.Modified.UTC().Format(http.TimeFormat))
 	rh.Set("Accept-Ranges", "bytes")
+	// Objects share the node's origin with the web console: one opened
+	// in a browser renders in a sandbox (no script, no form, an opaque
+	// origin), so a tenant's HTML can neither act as the console nor
+	// read what the browser keeps for it. Fetching it (XHR, SDKs,
+	// downloads) is unaffected.
+	rh.Set("Content-Security-Policy", "sandbox")
+	rh.Set("X-Content-Type-Options", "nosniff")
 	rh.SetContentType(info.ContentType)
 	withChecksum := !partial && strings.EqualFold(string(op.r.fctx.Request.Header.Peek("x-amz-checksum-mode")), "ENABLED")
 	for k, v := range info.Metadata {

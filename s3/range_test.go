@@ -167,3 +167,43 @@ func TestIfRange(t *testing.T) {
 	_, err = c.GetObject(t.Context(), &awss3.GetObjectInput{Bucket: aws.String("ifrange"), Key: aws.String("k"), IfMatch: aws.String("W/" + etag)})
 	wantCode(t, "weak If-Match", err, "PreconditionFailed")
 }
+
+// TestObjectsSandboxed: an object opened in a browser cannot act on the
+// node's origin, which the web console shares: GET and HEAD answers carry
+// Content-Security-Policy: sandbox and nosniff, even for text/html.
+func TestObjectsSandboxed(t *testing.T) {
+	e := startServer(t)
+	c := createBucket(t, e, "sandbox")
+	if _, err := c.PutObject(t.Context(), &awss3.PutObjectInput{Bucket: aws.String("sandbox"), Key: aws.String("page.html"),
+		ContentType: aws.String("text/html"), Body: bytes.NewReader([]byte("<script>alert(1)</script>"))}); err != nil {
+		t.Fatal(err)
+	}
+	ps := awss3.NewPresignClient(c)
+	get, err := ps.PresignGetObject(t.Context(), &awss3.GetObjectInput{Bucket: aws.String("sandbox"), Key: aws.String("page.html"), ResponseContentType: aws.String("text/html")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := ps.PresignHeadObject(t.Context(), &awss3.HeadObjectInput{Bucket: aws.String("sandbox"), Key: aws.String("page.html")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []struct{ method, url string }{{http.MethodGet, get.URL}, {http.MethodHead, head.URL}} {
+		resp, err := http.DefaultClient.Do(must(http.NewRequestWithContext(t.Context(), req.method, req.url, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Security-Policy") != "sandbox" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: %d, Content-Security-Policy %q, X-Content-Type-Options %q; want 200, sandbox, nosniff", req.method, resp.StatusCode,
+				resp.Header.Get("Content-Security-Policy"), resp.Header.Get("X-Content-Type-Options"))
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

@@ -119,6 +119,10 @@ type Config struct {
 func ParseURL(raw string) (Config, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
+		// url.Error quotes the whole URL, which may hold a secret.
+		if ue, ok := err.(*url.Error); ok {
+			err = ue.Err
+		}
 		return Config{}, fmt.Errorf("remote URL: %w", err)
 	}
 	if u.User != nil {

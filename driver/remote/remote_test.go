@@ -36,6 +36,8 @@ func TestParseURL(t *testing.T) {
 		{in: "http://127.0.0.1:9000/bkt/a/b/?region=eu-1", want: remote.Config{Endpoint: "http://127.0.0.1:9000", Bucket: "bkt", Prefix: "a/b", Region: "eu-1"}},
 		{in: "https://h/b?timeout=5s&concurrency=4", want: remote.Config{Endpoint: "https://h", Bucket: "b", OpTimeout: 5 * time.Second, MaxConcurrent: 4}},
 		{in: "https://key:secret@h/b", bad: true},
+		{in: "https://key:secret%zz@h/b", bad: true}, // unparsable: url.Error quotes the URL
+		{in: "https://key:top secret@h/b", bad: true},
 		{in: "ftp://h/b", bad: true},
 		{in: "https://h/", bad: true},
 		{in: "https://h/b?sig=x", bad: true},
