@@ -113,7 +113,7 @@ func (e *Engine) migrate(ctx context.Context, tenant, container, key string, ext
 	defer unlock()
 	var res MigrateResult
 	cur := e.cfg.Topology.Map()
-	pg := cur.PGOf(tenant, container, key)
+	pg := pgOf(cur, tenant, container, key)
 	loc, newest, err := e.locate(ctx, tenant, container, key)
 	if err != nil {
 		return res, fmt.Errorf("engine: migrate %s/%s: %w", tenant, container, err)
@@ -375,7 +375,7 @@ func (e *Engine) cleanOlder(ctx context.Context, tenant, container, key string, 
 		}
 	}
 	for _, m := range e.olderMaps(cur) {
-		opg := m.PGOf(tenant, container, key)
+		opg := pgOf(m, tenant, container, key)
 		for j, id := range m.Set(opg) {
 			add(id)
 			placements[id] = append(placements[id], func(r *record) bool { return placedIn(r, m, opg, j) })

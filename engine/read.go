@@ -22,6 +22,7 @@ type ArtifactInfo struct {
 	ContentType            string
 	Modified               time.Time
 	Metadata               map[string]string // user metadata and stored standard headers
+	VersionID              string            // "" unversioned, "null", or a version id (version.go)
 }
 
 func (e *Engine) info(tenant, container, key string, r *record) ArtifactInfo {
@@ -76,7 +77,10 @@ func (e *Engine) Open(ctx context.Context, tenant, container, key string) (*Arti
 		e.observe(newest.Version)
 	}
 	if newest == nil || newest.Deleted {
-		return nil, ErrNoSuchArtifact
+		return nil, deletedErr(newest)
+	}
+	if newest.Pointer {
+		return e.openVersion(ctx, tenant, container, key, pointerTarget(newest), true)
 	}
 	return e.artifactAt(tenant, container, key, loc, newest)
 }
