@@ -79,6 +79,9 @@ var (
 	errTaggingNotImplemented    = &Error{http.StatusNotImplemented, "NotImplemented", "Object tagging is not supported yet."}
 	errConditionalWrite         = &Error{http.StatusNotImplemented, "NotImplemented", "Conditional writes and deletes (If-Match, If-None-Match) are not supported yet."}
 	errUnexpectedContent        = &Error{http.StatusBadRequest, "UnexpectedContent", "This request does not support content."}
+	errNoSuchVersion            = &Error{http.StatusNotFound, "NoSuchVersion", "The specified version does not exist."}
+	errIllegalVersioning        = &Error{http.StatusBadRequest, "IllegalVersioningConfigurationException", "The Versioning element must be specified: Status Enabled or Suspended."}
+	errMFADeleteNotImplemented  = &Error{http.StatusNotImplemented, "NotImplemented", "MFA delete is not supported."}
 )
 
 // CORS errors, as AWS answers them.
@@ -127,6 +130,8 @@ var errorTable = []struct {
 	{engine.ErrInvalidPart, ErrInvalidPart},
 	{engine.ErrInvalidPartOrder, ErrInvalidPartOrder},
 	{engine.ErrEntityTooSmall, ErrEntityTooSmall},
+	{engine.ErrNoSuchVersion, errNoSuchVersion},
+	{engine.ErrInvalidVersion, ErrInvalidVersion},
 	// A full drive is 507, not 503: SDKs (aws-sdk-go-v2, boto3, minio-go)
 	// retry 503 and SlowDown with backoff, resending the whole body to
 	// disks that refuse it again; they do not retry 507, so the client

@@ -92,7 +92,7 @@ func (op *operation) copySource() (bucket, key string, err error) {
 	src := string(op.r.fctx.Request.Header.Peek("x-amz-copy-source"))
 	src, query, _ := strings.Cut(src, "?")
 	for _, p := range strings.Split(query, "&") {
-		if v, ok := strings.CutPrefix(p, "versionId="); ok && v != "null" {
+		if v, ok := strings.CutPrefix(p, "versionId="); ok && !engine.ValidVersionID(v) {
 			return "", "", ErrInvalidVersion // wherever it is in the query
 		}
 	}
@@ -115,7 +115,7 @@ func (op *operation) uploadPartCopy(ctx context.Context, uploadID string, n int)
 	if err := op.drainBody(0); err != nil {
 		return err
 	}
-	src, err := op.s.cfg.Engine.Open(ctx, op.tenant, srcBucket, srcKey)
+	src, err := op.s.cfg.Engine.OpenVersion(ctx, op.tenant, srcBucket, srcKey, op.copySourceVersion())
 	if err != nil {
 		return err
 	}
@@ -205,11 +205,12 @@ func (op *operation) completeUpload(uploadID string) error {
 		sum, err = completeChecksum(up, chosen, listed)
 		return sum, err
 	}
-	info, err := op.s.cfg.Engine.CompleteUpload(op.ctx, op.tenant, op.bucket, op.key, uploadID, parts, finish)
+	info, err := op.s.cfg.Engine.CompleteUploadVersion(op.ctx, op.tenant, op.bucket, op.key, uploadID, parts, finish, op.versioning())
 	if err != nil {
 		return err
 	}
 	op.wrote(info)
+	op.versionHeader(info.VersionID)
 	res := completeResult{
 		Xmlns: s3Namespace, Location: fmt.Sprintf("/%s/%s", op.bucket, op.key),
 		Bucket: op.bucket, Key: op.key, ETag: `"` + info.ETag + `"`,

@@ -154,6 +154,7 @@ func (op *operation) putObject() error {
 		u.opts.ContentType = "binary/octet-stream"
 	}
 	u.opts.Metadata = op.objectMetadata()
+	u.opts.Versioning = op.versioning()
 	ctx, cancel := context.WithTimeout(context.Background(), op.s.cfg.BodyTimeout)
 	defer cancel()
 	info, err := op.s.cfg.Engine.Put(ctx, op.tenant, op.bucket, op.key, u.body, u.opts)
@@ -161,12 +162,13 @@ func (op *operation) putObject() error {
 		return u.quotaErr(err)
 	}
 	op.wrote(info)
+	op.versionHeader(info.VersionID)
 	op.uploaded(info.ETag, u)
 	return nil
 }
 
 func (op *operation) deleteObject() error {
-	if err := op.s.cfg.Engine.Delete(op.ctx, op.tenant, op.bucket, op.key); err != nil {
+	if err := op.deleteVersioned(); err != nil {
 		return err
 	}
 	op.r.ev.ObjectSize = 0
@@ -325,7 +327,7 @@ func (op *operation) getObject() error {
 	if err := op.checkOverrides(); err != nil {
 		return err
 	}
-	a, err := op.s.cfg.Engine.Open(op.ctx, op.tenant, op.bucket, op.key)
+	a, err := op.openObject()
 	if err != nil {
 		return err
 	}
@@ -422,10 +424,10 @@ func (op *operation) copyObject() error {
 	if err := op.drainBody(0); err != nil {
 		return err
 	}
-	opts := engine.CopyOptions{}
+	opts := engine.CopyOptions{SourceVersionID: op.copySourceVersion(), Versioning: op.versioning()}
 	switch d := string(h.Peek("x-amz-metadata-directive")); d {
 	case "", "COPY":
-		if srcBucket == op.bucket && srcKey == op.key {
+		if srcBucket == op.bucket && srcKey == op.key && opts.SourceVersionID == "" {
 			return errCopyToItself
 		}
 	case "REPLACE":
@@ -438,7 +440,7 @@ func (op *operation) copyObject() error {
 	default:
 		return ErrInvalidArgument
 	}
-	if a, err := op.s.cfg.Engine.Open(op.ctx, op.tenant, srcBucket, srcKey); err != nil {
+	if a, err := op.s.cfg.Engine.OpenVersion(op.ctx, op.tenant, srcBucket, srcKey, opts.SourceVersionID); err != nil {
 		return err
 	} else {
 		get := func(name string) string { return string(h.Peek("x-amz-copy-source-" + name)) }
@@ -460,6 +462,10 @@ func (op *operation) copyObject() error {
 	}
 	op.r.ev.Source = srcBucket + "/" + srcKey
 	op.wrote(info)
+	op.versionHeader(info.VersionID)
+	if opts.SourceVersionID != "" {
+		op.r.fctx.Response.Header.Set("x-amz-copy-source-version-id", opts.SourceVersionID)
+	}
 	writeXML(op.r.fctx, http.StatusOK, copyObjectResult{Xmlns: s3Namespace, LastModified: isoTime(info.Modified), ETag: `"` + info.ETag + `"`})
 	return nil
 }

@@ -94,6 +94,8 @@ var routes = []route{
 	{name: "PutBucketCors", mutation: true, match: on(bucketLevel, http.MethodPut, q("cors")), serve: (*operation).putBucketCors},
 	{name: "GetBucketCors", match: on(bucketLevel, http.MethodGet, q("cors")), serve: (*operation).getBucketCors},
 	{name: "DeleteBucketCors", mutation: true, match: on(bucketLevel, http.MethodDelete, q("cors")), serve: (*operation).deleteBucketCors},
+	{name: "PutBucketVersioning", mutation: true, match: on(bucketLevel, http.MethodPut, q("versioning")), serve: (*operation).putBucketVersioning},
+	{name: "GetBucketVersioning", match: on(bucketLevel, http.MethodGet, q("versioning")), serve: (*operation).getBucketVersioning},
 	// CORS preflights are unauthenticated (browsers send no credentials).
 	{name: preflightRoute, match: func(t *target) bool { return t.level() != service && t.method == http.MethodOptions },
 		serve: (*operation).preflightCors},
@@ -231,12 +233,14 @@ func resolve(t *target) *route {
 }
 
 // served reports the uses of an unsupported subresource that routes do
-// serve: ListObjectVersions, and bucket CORS (and preflights, whatever
+// serve: ListObjectVersions, bucket versioning, and bucket CORS (and preflights, whatever
 // their query).
 func served(sub string, t *target) bool {
 	switch sub {
 	case "versions":
 		return t.key == "" && t.method == http.MethodGet
+	case "versioning":
+		return t.key == "" && (t.method == http.MethodGet || t.method == http.MethodPut)
 	case "cors":
 		return t.key == "" || t.method == http.MethodOptions
 	}
@@ -275,8 +279,7 @@ func (op *operation) dispatch(rt *route) error {
 	if err := refusedHeader(rt, &op.r.fctx.Request.Header); err != nil {
 		return err
 	}
-	// Buckets are unversioned: "null" is the only version there is.
-	if v, ok := op.query("versionId"); ok && v != "null" {
+	if v, ok := op.query("versionId"); ok && !engine.ValidVersionID(v) {
 		return ErrInvalidVersion
 	}
 	switch {
