@@ -34,14 +34,15 @@ func TestMutationMeansStateChanged(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, cn := range cs {
-			res, err := e.eng.List(ctx, "alice", cn.Name, engine.ListOptions{})
+			res, err := e.eng.ListVersions(ctx, "alice", cn.Name, engine.VersionListOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			cors, _ := st.LocalBucketConfig("alice", cn.Name, "cors")
-			fmt.Fprintf(&b, "%s (cors %q):", cn.Name, cors)
-			for _, a := range res.Artifacts {
-				fmt.Fprintf(&b, " %s=%s", a.Key, a.ETag)
+			vers, _ := st.LocalBucketConfig("alice", cn.Name, "versioning")
+			fmt.Fprintf(&b, "%s (cors %q, versioning %q):", cn.Name, cors, vers)
+			for _, a := range res.Versions {
+				fmt.Fprintf(&b, " %s@%s=%s/%v", a.Key, a.VersionID, a.ETag, a.IsLatest)
 			}
 			b.WriteString("\n")
 		}
@@ -104,6 +105,18 @@ func TestMutationMeansStateChanged(t *testing.T) {
 			return err
 		}},
 		{"GetBucketCors", func() error { _, err := c.GetBucketCors(ctx, &awss3.GetBucketCorsInput{Bucket: bk}); return err }},
+		{"PutBucketVersioning", func() error {
+			_, err := c.PutBucketVersioning(ctx, &awss3.PutBucketVersioningInput{Bucket: bk,
+				VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})
+			return err
+		}},
+		{"GetBucketVersioning", func() error {
+			out, err := c.GetBucketVersioning(ctx, &awss3.GetBucketVersioningInput{Bucket: bk})
+			if err == nil && out.Status != types.BucketVersioningStatusEnabled {
+				return fmt.Errorf("versioning %q", out.Status)
+			}
+			return err
+		}},
 		{"PreflightCors", func() error {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodOptions, e.endpoint+"/state/a", nil)
 			req.Header.Set("Origin", "https://x.test")
@@ -172,6 +185,21 @@ func TestMutationMeansStateChanged(t *testing.T) {
 		}},
 		{"DeleteObjects", func() error {
 			_, err := c.DeleteObjects(ctx, &awss3.DeleteObjectsInput{Bucket: bk, Delete: &types.Delete{Objects: []types.ObjectIdentifier{{Key: aws.String("b")}, {Key: aws.String("m")}}}})
+			return err
+		}},
+		{"DeleteObjects", func() error { // every version left
+			out, err := c.ListObjectVersions(ctx, &awss3.ListObjectVersionsInput{Bucket: bk})
+			if err != nil {
+				return err
+			}
+			var ids []types.ObjectIdentifier
+			for _, v := range out.Versions {
+				ids = append(ids, types.ObjectIdentifier{Key: v.Key, VersionId: v.VersionId})
+			}
+			for _, v := range out.DeleteMarkers {
+				ids = append(ids, types.ObjectIdentifier{Key: v.Key, VersionId: v.VersionId})
+			}
+			_, err = c.DeleteObjects(ctx, &awss3.DeleteObjectsInput{Bucket: bk, Delete: &types.Delete{Objects: ids}})
 			return err
 		}},
 		{"DeleteBucket", func() error { _, err := c.DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: bk}); return err }},

@@ -47,6 +47,10 @@ var routeCases = []struct {
 	{"PUT", "/b", "cors", false, "PutBucketCors", true},
 	{"GET", "/b", "cors", false, "GetBucketCors", false},
 	{"DELETE", "/b", "cors", false, "DeleteBucketCors", true},
+	{"PUT", "/b", "versioning", false, "PutBucketVersioning", true},
+	{"GET", "/b", "versioning", false, "GetBucketVersioning", false},
+	{"DELETE", "/b", "versioning", false, "Unknown", false},
+	{"GET", "/b/k", "versioning", false, "Unknown", false},
 	{"PUT", "/b/k", "cors", false, "Unknown", false},
 	{"POST", "/b", "cors", false, "Unknown", false},
 	{"OPTIONS", "/b", "", false, "PreflightCors", false},
@@ -154,6 +158,7 @@ var awsCodes = map[string][]int{
 	"XAmzContentSHA256Mismatch": {400}, "NoSuchUpload": {404}, "InvalidPart": {400}, "InvalidPartOrder": {400},
 	"EntityTooSmall": {400}, "RequestHeaderSectionTooLarge": {400}, "InvalidPartNumber": {416},
 	"UnexpectedContent": {400}, "QuotaExceeded": {403},
+	"NoSuchVersion": {404}, "IllegalVersioningConfigurationException": {400},
 	// Not AWS's: drives too full to take the write (HTTP's 507, as MinIO).
 	"InsufficientStorage":     {507},
 	"NoSuchCORSConfiguration": {404},
