@@ -42,7 +42,11 @@ import (
 // the ordinary last-writer-wins record write. A crash between the two
 // leaves the version listed as noncurrent and the previous one current.
 // Deleting the current version by id re-points the key at the newest one
-// left; a write racing it may be hidden until the next write of the key.
+// left. The decisions about a key's pointer (which version is current,
+// and its write) are serialised per key on a node (lockPointer); writes
+// of one key through two nodes at once can still leave the pointer on a
+// version other than the newest, or on one just deleted (the key then
+// reads as missing), until the key's next write or delete.
 //
 // Version ids are the hex of the version's first record version (time
 // then random bytes), or "null". ListVersions reads every version of one
@@ -231,6 +235,7 @@ func (e *Engine) putVersioned(ctx context.Context, tenant, container, key string
 	}
 	// Suspended, a plain record replaced is the null version superseded:
 	// its shard files go.
+	defer e.lockPointer(tenant, container, key)()
 	if err := e.point(ctx, tenant, container, key, info.VersionID, info.Size, info.ETag, info.Modified, false, vid == NullVersion); err != nil {
 		return ArtifactInfo{}, err
 	}
@@ -277,6 +282,7 @@ func (e *Engine) adopt(ctx context.Context, tenant, container, key, vid string) 
 			return false, fmt.Errorf("engine: version %s: %w", container, err)
 		}
 	}
+	defer e.lockPointer(tenant, container, key)()
 	if err := e.point(ctx, tenant, container, key, vid, cur.Size, cur.ETag, time.Unix(0, cur.Modified), false, false); err != nil {
 		return false, err
 	}
@@ -351,29 +357,41 @@ func (e *Engine) DeleteVersion(ctx context.Context, tenant, container, key strin
 	if err != nil {
 		return DeleteResult{}, fmt.Errorf("engine: delete version: %w", err)
 	}
+	target := versionKey(key, vid)
 	if vid == NullVersion && cur != nil && !cur.Deleted && !cur.Pointer {
-		// The null version is the key's own plain record.
-		if err := e.tombstone(ctx, tenant, container, key); err != nil {
-			return DeleteResult{}, err
+		target = key // the null version is the key's own plain record
+	} else {
+		_, v, err := e.locate(ctx, tenant, container, target)
+		if err != nil {
+			return DeleteResult{}, fmt.Errorf("engine: delete version: %w", err)
 		}
-		return res, e.repoint(ctx, tenant, container, key)
+		if v == nil || v.Deleted {
+			return res, nil
+		}
+		res.DeleteMarker = v.Marker
 	}
-	vk := versionKey(key, vid)
-	_, v, err := e.locate(ctx, tenant, container, vk)
+	if err := e.tombstone(ctx, tenant, container, target); err != nil {
+		return DeleteResult{}, err
+	}
+	// Whether the version was current is decided after it is gone and
+	// under the key's pointer lock, so that of two deletes racing on this
+	// node the last to decide sees the other's deletion.
+	defer e.lockPointer(tenant, container, key)()
+	_, cur, err = e.locate(ctx, tenant, container, key)
 	if err != nil {
 		return DeleteResult{}, fmt.Errorf("engine: delete version: %w", err)
 	}
-	if v == nil || v.Deleted {
-		return res, nil
-	}
-	res.DeleteMarker = v.Marker
-	if err := e.tombstone(ctx, tenant, container, vk); err != nil {
-		return DeleteResult{}, err
-	}
-	if cur == nil || cur.Pointer && pointerTarget(cur) == vid {
+	if cur == nil || cur.Pointer && pointerTarget(cur) == vid || target == key {
 		return res, e.repoint(ctx, tenant, container, key)
 	}
 	return res, nil
+}
+
+// lockPointer serialises, on this node, the decisions about key's
+// pointer: which version is current and the pointer's write. Across nodes
+// the pointer's last writer wins (see the package doc on versioned keys).
+func (e *Engine) lockPointer(tenant, container, key string) (unlock func()) {
+	return e.lockLocal("pointer\x00" + indexPrefix(tenant, container) + key) // upload ids are hex: no collision
 }
 
 // deleteMarker adds a delete marker as key's newest version.
@@ -389,6 +407,7 @@ func (e *Engine) deleteMarker(ctx context.Context, tenant, container, key string
 	if err != nil {
 		return DeleteResult{}, err
 	}
+	defer e.lockPointer(tenant, container, key)()
 	if err := e.point(ctx, tenant, container, key, info.VersionID, 0, "", info.Modified, true, vid == NullVersion); err != nil {
 		return DeleteResult{}, err
 	}
