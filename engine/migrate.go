@@ -172,6 +172,7 @@ func (e *Engine) move(ctx context.Context, tenant, container, key string, cur *p
 		Version: rec.Version, Deleted: rec.Deleted, Size: rec.Size, ETag: rec.ETag,
 		ContentType: rec.ContentType, Modified: rec.Modified, Metadata: rec.Metadata,
 		Data: pol.Data, Parity: pol.Parity, StripeSize: e.cfg.StripeSize, PG: pg, IsInline: rec.IsInline,
+		Marker: rec.Marker, Pointer: rec.Pointer, // versioned keys (version.go)
 	}
 	ok := present(drives)
 	w := e.artifactWrite(tenant, container, key, drives, wq)

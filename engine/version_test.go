@@ -34,9 +34,11 @@ func (r *rig) vput(t testing.TB, key string, data []byte, v Versioning) Artifact
 
 // versionsOf lists key's versions as "id:size" (a marker as "id:marker"),
 // newest first, the latest starred.
-func (r *rig) versionsOf(t testing.TB, key string) []string {
+func (r *rig) versionsOf(t testing.TB, key string) []string { return versionsOf(t, r.e, key) }
+
+func versionsOf(t testing.TB, e *Engine, key string) []string {
 	t.Helper()
-	res, err := r.e.ListVersions(t.Context(), "t", "c", VersionListOptions{Prefix: key})
+	res, err := e.ListVersions(t.Context(), "t", "c", VersionListOptions{Prefix: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,5 +260,67 @@ func TestVersionHealedAndMultipart(t *testing.T) {
 	got, err := io.ReadAll(a.Reader(ctx, 0, a.Info.Size))
 	if err != nil || !bytes.Equal(got, part) || a.Info.ETag != info.ETag || a.PartCount() != 1 {
 		t.Fatalf("multipart version: %d bytes %v, etag %s", len(got), err, a.Info.ETag)
+	}
+}
+
+// TestMigrateVersions: versions, delete markers and pointers written
+// under older maps move with MigrateAll like any artifact, and read the
+// same once the older maps are dropped.
+func TestMigrateVersions(t *testing.T) {
+	for _, tc := range migrateMaps {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			r := newMigRig(t)
+			ms := tc.maps(t, r)
+			r.useChain(ms[:1])
+			put := func(key string, data []byte) string {
+				t.Helper()
+				info, err := r.e.Put(ctx, "t", "c", key, bytes.NewReader(data), PutOptions{Size: int64(len(data)), Versioning: VersioningEnabled})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return info.VersionID
+			}
+			want := map[[2]string][]byte{}
+			for i, data := range [][]byte{randBytes(1, 300<<10), randBytes(2, 1000), randBytes(3, 200<<10)} {
+				want[[2]string{"a", put("a", data)}] = data
+				want[[2]string{"b", put("b", data[:len(data)/(i+1)])}] = data[:len(data)/(i+1)]
+			}
+			del, err := r.e.DeleteVersion(ctx, "t", "c", "b", DeleteOptions{Versioning: VersioningEnabled})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i < len(ms); i++ {
+				r.useChain(ms[:i+1])
+			}
+			check := func(e *Engine, what string) {
+				t.Helper()
+				for kv, data := range want {
+					a, err := e.OpenVersion(ctx, "t", "c", kv[0], kv[1])
+					if err != nil {
+						t.Fatalf("%s: %s@%s: %v", what, kv[0], kv[1], err)
+					}
+					got, err := io.ReadAll(a.Reader(ctx, 0, a.Info.Size))
+					if err != nil || !bytes.Equal(got, data) {
+						t.Fatalf("%s: %s@%s: %d bytes, %v", what, kv[0], kv[1], len(got), err)
+					}
+				}
+				var dm *DeleteMarkerError
+				if _, err := e.Open(ctx, "t", "c", "b"); !errors.As(err, &dm) || dm.VersionID != del.VersionID {
+					t.Fatalf("%s: b: %v, want its delete marker", what, err)
+				}
+				if got := versionsOf(t, e, "a"); len(got) != 3 || !strings.HasSuffix(got[0], "*") {
+					t.Fatalf("%s: versions of a: %v", what, got)
+				}
+			}
+			check(r.e, "before migration")
+			if sum := migrateAll(t, r.e, 3); sum.Failed != 0 {
+				t.Fatalf("MigrateAll: %+v", sum)
+			}
+			checkResidue(t, r.e, ms)
+			r.topo.use(ms[len(ms)-1])
+			check(r.e, "after migration")
+			check(r.plain, "without history")
+		})
 	}
 }
