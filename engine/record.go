@@ -56,7 +56,9 @@ type part struct {
 // head is all a listing needs and fits in the first bytes that
 // driver.ListRecords returns (driver.ListDataMax), so a listing never reads
 // inline data. Formats are append-only: a new field gets a new format number
-// and older formats keep decoding.
+// and older formats keep decoding. The flags byte's bits 4 (Marker) and 8
+// (Pointer) came later within format 1: records without them read as
+// before.
 const (
 	recordMagic  = 'V'
 	recordFormat = 1

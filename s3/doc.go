@@ -39,8 +39,17 @@
 // from this node's replicated state alone. Bucket names are unique per
 // tenant only, so a preflight is answered from the rules of the one tenant
 // owning a bucket of that name, and refused (403 AccessForbidden) when
-// none or several do. Bucket configuration (CORS) is stored through
-// BucketConfigs, which cluster.Store implements.
+// none or several do. Bucket configuration (CORS, versioning) is stored
+// through BucketConfigs, which cluster.Store implements.
+//
+// Versioning (versioning.go): a bucket's state (Enabled, Suspended, or
+// never set) is read from this node's replicated configuration on every
+// write and passed to the engine, which stores each version as its own
+// artifact (engine/version.go). Objects carry x-amz-version-id once their
+// bucket is versioned ("null" for those written before or while
+// suspended); GET, HEAD, DELETE and copy sources take versionId; a delete
+// marker answers 404 NoSuchKey as the newest version and 405
+// MethodNotAllowed by id, with x-amz-delete-marker: true.
 //
 // Of this module, s3 imports only engine (the data path), console (the
 // web console's embedded files, which imports nothing of the module), s3/sigv4

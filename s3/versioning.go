@@ -12,12 +12,11 @@ import (
 
 // Bucket versioning. The state (Enabled or Suspended; never set means
 // unversioned) is a bucket configuration document of kind "versioning",
-// replicated through Raft like CORS. GetBucketVersioning reads it as of
-// every write that returned; object requests read this node's copy
-// (LocalBucketConfig, no round trip), so a change made through another
-// node reaches them once this node applied it (milliseconds; AWS itself
-// asks clients to allow for propagation). The engine stores the versions
-// (engine/version.go).
+// replicated through Raft like CORS. Object requests read this node's
+// copy (LocalBucketConfig, no round trip), which a change that returned
+// has reached on every node that answered; a node that was cut off
+// catches up when it rejoins. The engine stores the versions
+// (engine/version.go), told the state with each write.
 
 const versioningKind = "versioning"
 
