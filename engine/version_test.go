@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // vget reads version vid of key ("" the newest) in full.
@@ -141,6 +142,15 @@ func TestVersioningLifecycle(t *testing.T) {
 			}
 			if err := r.e.DeleteContainer(ctx, "t", "c"); !errors.Is(err, ErrContainerNotEmpty) {
 				t.Fatalf("DeleteContainer with versions left: %v", err)
+			}
+			// Healing long after keeps the deleted pointer: it is the key's state.
+			r.e.cfg.Now = func() time.Time { return time.Now().Add(2 * TombstoneGrace) }
+			if _, err := r.e.Heal(ctx, "t", "c", "k"); err != nil {
+				t.Fatal(err)
+			}
+			r.e.cfg.Now = time.Now
+			if _, err := r.e.Open(ctx, "t", "c", "k"); !errors.As(err, &dm) || dm.VersionID != del.VersionID {
+				t.Fatalf("Open after a heal past the tombstone grace: %v", err)
 			}
 
 			// Deleting the marker brings v2 back; deleting v2 makes v1 current.
