@@ -698,7 +698,7 @@ func (r *groupReader) skipTo(key string) {
 // CompleteUploadVersion is CompleteUpload into a container whose
 // versioning state is v: the artifact becomes a new version (the null
 // version when suspended). A retry of a completion already made a
-// version answers ErrNoSuchUpload.
+// version answers ErrNoSuchUpload: the completion marker is removed.
 func (e *Engine) CompleteUploadVersion(ctx context.Context, tenant, container, key, uploadID string, parts []CompletePart, finish func(Upload, []PartInfo) (map[string]string, error), v Versioning) (ArtifactInfo, error) {
 	if v == Unversioned {
 		return e.CompleteUpload(ctx, tenant, container, key, uploadID, parts, finish)
@@ -721,6 +721,12 @@ func (e *Engine) CompleteUploadVersion(ctx context.Context, tenant, container, k
 	if _, err := e.adopt(ctx, tenant, container, key, vid); err != nil {
 		return ArtifactInfo{}, err
 	}
+	// The completion marker goes: settling it later would see the key's
+	// pointer, not the artifact, and drop what part records a failed
+	// cleanup left together with their data, which the version now uses.
+	m := e.cfg.Topology.Map()
+	drives, _ := e.pgDrives(m, pgOf(m, tenant, container, key))
+	e.deleteRecord(ctx, drives, uploadKey(tenant, container, key, uploadID), driver.Version{})
 	info.VersionID = vid
 	return info, nil
 }

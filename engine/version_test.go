@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vaultaire/vaultaire/driver"
 )
 
 // vget reads version vid of key ("" the newest) in full.
@@ -257,9 +259,30 @@ func TestVersionHealedAndMultipart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The part's records, put back after the completion as if its cleanup
+	// had failed: a later settle of the upload must not drop their data.
+	pk := partKey("t", "c", id, 1)
+	var partRecs []driver.Record
+	for _, d := range r.faulty {
+		if rec, err := d.GetRecord(ctx, pk); err == nil {
+			partRecs = append(partRecs, rec)
+		}
+	}
 	info, err := r.e.CompleteUploadVersion(ctx, "t", "c", "m", id, []CompletePart{{1, pi.ETag}}, nil, VersioningEnabled)
 	if err != nil || !ValidVersionID(info.VersionID) || !strings.HasSuffix(info.ETag, "-1") {
 		t.Fatalf("complete: %+v %v", info, err)
+	}
+	r.e.WaitBackground()
+	for _, rec := range partRecs {
+		for _, d := range r.faulty {
+			d.PutRecord(ctx, rec)
+		}
+	}
+	if err := r.e.AbortUpload(ctx, "t", "c", "m", id); !errors.Is(err, ErrNoSuchUpload) {
+		t.Fatalf("abort of a completed upload: %v", err)
+	}
+	if _, err := r.e.CompleteUploadVersion(ctx, "t", "c", "m", id, []CompletePart{{1, pi.ETag}}, nil, VersioningEnabled); !errors.Is(err, ErrNoSuchUpload) {
+		t.Fatalf("retried completion: %v", err)
 	}
 	r.vput(t, "m", []byte("newer"), VersioningEnabled)
 	r.e.WaitBackground()
