@@ -179,6 +179,9 @@ func (op *operation) deleteObject() error {
 // wrote records the artifact a request stored in its event.
 func (op *operation) wrote(info engine.ArtifactInfo) {
 	op.r.ev.ObjectSize, op.r.ev.ETag, op.r.ev.VersionID = info.Size, info.ETag, hex.EncodeToString(info.Version[:])
+	if info.VersionID != "" {
+		op.r.ev.VersionID = info.VersionID // the S3 version id of a versioned bucket's object
+	}
 }
 
 // quotaErr turns a body cut off at the tenant's remaining quota into

@@ -203,6 +203,16 @@ func TestBucketVersioning(t *testing.T) {
 		t.Fatalf("versions when suspended: %+v, %v", lv.Versions, err)
 	}
 
+	// Suspended, a delete makes the null version a delete marker.
+	del, err = c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: b, Key: aws.String("k")})
+	if err != nil || !aws.ToBool(del.DeleteMarker) || aws.ToString(del.VersionId) != "null" {
+		t.Fatalf("suspended delete: %+v, %v", del, err)
+	}
+	lv, err = c.ListObjectVersions(ctx, &awss3.ListObjectVersionsInput{Bucket: b, Prefix: aws.String("k")})
+	if err != nil || len(lv.Versions) != 3 || len(lv.DeleteMarkers) != 1 || aws.ToString(lv.DeleteMarkers[0].VersionId) != "null" || !aws.ToBool(lv.DeleteMarkers[0].IsLatest) {
+		t.Fatalf("versions after a suspended delete: %+v %+v, %v", lv.Versions, lv.DeleteMarkers, err)
+	}
+
 	// A bucket with versions is not empty; deleting them all empties it.
 	_, err = c.DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: b})
 	wantCode(t, "DeleteBucket with versions", err, "BucketNotEmpty")
