@@ -39,6 +39,8 @@ type PutOptions struct {
 	// Enabled or Suspended the body becomes a new version, or the null
 	// version, of key (version.go).
 	Versioning Versioning
+	// Retention, if set, is the new version's object lock (lock.go).
+	Retention *Retention
 
 	modified int64  // unix nanoseconds kept from a version copied (adopt), else 0
 	etag     string // the ETag kept from a version copied, else ""
@@ -231,6 +233,12 @@ func (e *Engine) put(ctx context.Context, tenant, container, key, vid string, bo
 		rec.ETag = opts.etag
 	}
 	rec.Marker = opts.marker
+	if opts.Retention != nil {
+		meta := make(map[string]string, len(rec.Metadata)+3)
+		maps.Copy(meta, rec.Metadata)
+		opts.Retention.setIn(meta)
+		rec.Metadata = meta
+	}
 
 	version, now := e.newVersion()
 	rec.Version, rec.Modified = version, now.UnixNano()
@@ -455,6 +463,8 @@ type CopyOptions struct {
 	SourceVersionID string
 	// Versioning is the destination container's versioning state.
 	Versioning Versioning
+	// Retention, if set, is the copy's object lock (lock.go).
+	Retention *Retention
 }
 
 // Copy stores the newest version of srcKey in srcContainer as dstKey in
@@ -464,7 +474,7 @@ func (e *Engine) Copy(ctx context.Context, tenant, srcContainer, srcKey, dstCont
 	if err != nil {
 		return ArtifactInfo{}, err
 	}
-	put := PutOptions{Size: src.Info.Size, ContentType: src.Info.ContentType, Metadata: src.Info.Metadata, Versioning: opts.Versioning}
+	put := PutOptions{Size: src.Info.Size, ContentType: src.Info.ContentType, Metadata: withoutLock(src.Info.Metadata), Versioning: opts.Versioning, Retention: opts.Retention}
 	if opts.ReplaceMetadata {
 		put.ContentType, put.Metadata = opts.ContentType, opts.Metadata
 	}

@@ -322,6 +322,9 @@ type DeleteOptions struct {
 	// VersionID, if set, deletes that version for good; otherwise a
 	// versioned container gets a delete marker.
 	VersionID string
+	// BypassGovernance lets a version under a Governance retention be
+	// deleted (lock.go).
+	BypassGovernance bool
 }
 
 // DeleteResult is what a DeleteVersion did.
@@ -353,30 +356,32 @@ func (e *Engine) DeleteVersion(ctx context.Context, tenant, container, key strin
 	}
 	vid := opts.VersionID
 	res := DeleteResult{VersionID: vid}
+	// The key's pointer lock covers the version's deletion too: a
+	// retention change (lock.go) cannot rewrite a version being deleted.
+	defer e.lockPointer(tenant, container, key)()
 	_, cur, err := e.locate(ctx, tenant, container, key)
 	if err != nil {
 		return DeleteResult{}, fmt.Errorf("engine: delete version: %w", err)
 	}
-	target := versionKey(key, vid)
+	target, v := versionKey(key, vid), cur
 	if vid == NullVersion && cur != nil && !cur.Deleted && !cur.Pointer {
 		target = key // the null version is the key's own plain record
-	} else {
-		_, v, err := e.locate(ctx, tenant, container, target)
-		if err != nil {
-			return DeleteResult{}, fmt.Errorf("engine: delete version: %w", err)
-		}
-		if v == nil || v.Deleted {
-			return res, nil
-		}
-		res.DeleteMarker = v.Marker
+	} else if _, v, err = e.locate(ctx, tenant, container, target); err != nil {
+		return DeleteResult{}, fmt.Errorf("engine: delete version: %w", err)
+	}
+	if v == nil || v.Deleted {
+		return res, nil
+	}
+	res.DeleteMarker = v.Marker
+	if retentionOf(v.Metadata).protects(e.cfg.Now(), opts.BypassGovernance) {
+		return DeleteResult{}, fmt.Errorf("%w: %s version %s", ErrLocked, key, vid)
 	}
 	if err := e.tombstone(ctx, tenant, container, target); err != nil {
 		return DeleteResult{}, err
 	}
 	// Whether the version was current is decided after it is gone and
 	// under the key's pointer lock, so that of two deletes racing on this
-	// node the last to decide sees the other's deletion.
-	defer e.lockPointer(tenant, container, key)()
+	// node the second sees the first's deletion.
 	_, cur, err = e.locate(ctx, tenant, container, key)
 	if err != nil {
 		return DeleteResult{}, fmt.Errorf("engine: delete version: %w", err)

@@ -102,7 +102,14 @@ func (op *operation) createBucket() error {
 	if err := op.drainBody(64 << 10); err != nil {
 		return err
 	}
+	locked, err := op.lockOnCreate()
+	if err != nil {
+		return err
+	}
 	if err := op.s.cfg.Engine.CreateContainer(op.ctx, op.tenant, op.bucket); err != nil {
+		return err
+	}
+	if err := locked(); err != nil {
 		return err
 	}
 	op.r.fctx.Response.Header.Set("Location", "/"+op.bucket)

@@ -67,7 +67,7 @@ func (op *operation) deleteObjects() error {
 	}
 	errs := make([]error, len(req.Objects))
 	dels := make([]engine.DeleteResult, len(req.Objects))
-	versioning := op.versioning()
+	versioning, bypass := op.versioning(), op.bypassGovernance()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -78,7 +78,7 @@ func (op *operation) deleteObjects() error {
 			wg.Go(func() {
 				defer func() { <-sem }()
 				dels[i], errs[i] = op.s.cfg.Engine.DeleteVersion(op.ctx, op.tenant, op.bucket, o.Key,
-					engine.DeleteOptions{Versioning: versioning, VersionID: o.VersionID})
+					engine.DeleteOptions{Versioning: versioning, VersionID: o.VersionID, BypassGovernance: bypass})
 			})
 		}
 		wg.Wait()

@@ -211,6 +211,9 @@ func (op *operation) completeUpload(uploadID string) error {
 	}
 	op.wrote(info)
 	op.versionHeader(info.VersionID)
+	if err := op.defaultRetention(info); err != nil {
+		return err
+	}
 	res := completeResult{
 		Xmlns: s3Namespace, Location: fmt.Sprintf("/%s/%s", op.bucket, op.key),
 		Bucket: op.bucket, Key: op.key, ETag: `"` + info.ETag + `"`,

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -40,9 +41,13 @@ func TestMutationMeansStateChanged(t *testing.T) {
 			}
 			cors, _ := st.LocalBucketConfig("alice", cn.Name, "cors")
 			vers, _ := st.LocalBucketConfig("alice", cn.Name, "versioning")
-			fmt.Fprintf(&b, "%s (cors %q, versioning %q):", cn.Name, cors, vers)
+			lock, _ := st.LocalBucketConfig("alice", cn.Name, "objectlock")
+			fmt.Fprintf(&b, "%s (cors %q, versioning %q, lock %q):", cn.Name, cors, vers, lock)
 			for _, a := range res.Versions {
 				fmt.Fprintf(&b, " %s@%s=%s/%v", a.Key, a.VersionID, a.ETag, a.IsLatest)
+				if o, err := e.eng.OpenVersion(ctx, "alice", cn.Name, a.Key, a.VersionID); err == nil {
+					fmt.Fprintf(&b, "/%+v", o.RetentionOf())
+				}
 			}
 			b.WriteString("\n")
 		}
@@ -108,6 +113,15 @@ func TestMutationMeansStateChanged(t *testing.T) {
 		{"PutBucketVersioning", func() error {
 			_, err := c.PutBucketVersioning(ctx, &awss3.PutBucketVersioningInput{Bucket: bk,
 				VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})
+			return err
+		}},
+		{"PutObjectLockConfiguration", func() error {
+			_, err := c.PutObjectLockConfiguration(ctx, &awss3.PutObjectLockConfigurationInput{Bucket: bk,
+				ObjectLockConfiguration: &types.ObjectLockConfiguration{ObjectLockEnabled: types.ObjectLockEnabledEnabled}})
+			return err
+		}},
+		{"GetObjectLockConfiguration", func() error {
+			_, err := c.GetObjectLockConfiguration(ctx, &awss3.GetObjectLockConfigurationInput{Bucket: bk})
 			return err
 		}},
 		{"GetBucketVersioning", func() error {
@@ -179,6 +193,32 @@ func TestMutationMeansStateChanged(t *testing.T) {
 			_, err := c.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: bk, Key: aws.String("n"), UploadId: copyUploadID})
 			return err
 		}},
+		{"PutObjectRetention", func() error {
+			_, err := c.PutObjectRetention(ctx, &awss3.PutObjectRetentionInput{Bucket: bk, Key: aws.String("a"),
+				Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionModeGovernance, RetainUntilDate: aws.Time(time.Now().Add(time.Hour))}})
+			return err
+		}},
+		{"GetObjectRetention", func() error {
+			_, err := c.GetObjectRetention(ctx, &awss3.GetObjectRetentionInput{Bucket: bk, Key: aws.String("a")})
+			return err
+		}},
+		{"PutObjectLegalHold", func() error {
+			_, err := c.PutObjectLegalHold(ctx, &awss3.PutObjectLegalHoldInput{Bucket: bk, Key: aws.String("a"),
+				LegalHold: &types.ObjectLockLegalHold{Status: types.ObjectLockLegalHoldStatusOn}})
+			return err
+		}},
+		{"GetObjectLegalHold", func() error {
+			out, err := c.GetObjectLegalHold(ctx, &awss3.GetObjectLegalHoldInput{Bucket: bk, Key: aws.String("a")})
+			if err == nil && out.LegalHold.Status != types.ObjectLockLegalHoldStatusOn {
+				return fmt.Errorf("legal hold %q", out.LegalHold.Status)
+			}
+			return err
+		}},
+		{"PutObjectLegalHold", func() error { // released, so that the bucket can be emptied
+			_, err := c.PutObjectLegalHold(ctx, &awss3.PutObjectLegalHoldInput{Bucket: bk, Key: aws.String("a"),
+				LegalHold: &types.ObjectLockLegalHold{Status: types.ObjectLockLegalHoldStatusOff}})
+			return err
+		}},
 		{"DeleteObject", func() error {
 			_, err := c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: bk, Key: aws.String("a")})
 			return err
@@ -199,7 +239,7 @@ func TestMutationMeansStateChanged(t *testing.T) {
 			for _, v := range out.DeleteMarkers {
 				ids = append(ids, types.ObjectIdentifier{Key: v.Key, VersionId: v.VersionId})
 			}
-			_, err = c.DeleteObjects(ctx, &awss3.DeleteObjectsInput{Bucket: bk, Delete: &types.Delete{Objects: ids}})
+			_, err = c.DeleteObjects(ctx, &awss3.DeleteObjectsInput{Bucket: bk, Delete: &types.Delete{Objects: ids}, BypassGovernanceRetention: aws.Bool(true)})
 			return err
 		}},
 		{"DeleteBucket", func() error { _, err := c.DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: bk}); return err }},

@@ -145,6 +145,10 @@ func (op *operation) uploaded(etag string, u *upload) {
 
 func (op *operation) putObject() error {
 	h := &op.r.fctx.Request.Header
+	retention, err := op.writeRetention()
+	if err != nil {
+		return err
+	}
 	u, err := op.uploadBody(MaxPutSize, 1)
 	if err != nil {
 		return err
@@ -154,7 +158,7 @@ func (op *operation) putObject() error {
 		u.opts.ContentType = "binary/octet-stream"
 	}
 	u.opts.Metadata = op.objectMetadata()
-	u.opts.Versioning = op.versioning()
+	u.opts.Versioning, u.opts.Retention = op.versioning(), retention
 	ctx, cancel := context.WithTimeout(context.Background(), op.s.cfg.BodyTimeout)
 	defer cancel()
 	info, err := op.s.cfg.Engine.Put(ctx, op.tenant, op.bucket, op.key, u.body, u.opts)
@@ -300,7 +304,7 @@ func (op *operation) setObjectHeaders(info engine.ArtifactInfo, partial bool) {
 	rh.SetContentType(info.ContentType)
 	withChecksum := !partial && strings.EqualFold(string(op.r.fctx.Request.Header.Peek("x-amz-checksum-mode")), "ENABLED")
 	for k, v := range info.Metadata {
-		if strings.HasPrefix(k, checksumPrefix) && !withChecksum {
+		if strings.HasPrefix(k, "\x00") || strings.HasPrefix(k, checksumPrefix) && !withChecksum {
 			continue
 		}
 		rh.Set(k, v)
@@ -428,6 +432,9 @@ func (op *operation) copyObject() error {
 		return err
 	}
 	opts := engine.CopyOptions{SourceVersionID: op.copySourceVersion(), Versioning: op.versioning()}
+	if opts.Retention, err = op.writeRetention(); err != nil {
+		return err
+	}
 	switch d := string(h.Peek("x-amz-metadata-directive")); d {
 	case "", "COPY":
 		if srcBucket == op.bucket && srcKey == op.key && opts.SourceVersionID == "" {

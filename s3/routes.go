@@ -94,6 +94,12 @@ var routes = []route{
 	{name: "PutBucketCors", mutation: true, match: on(bucketLevel, http.MethodPut, q("cors")), serve: (*operation).putBucketCors},
 	{name: "GetBucketCors", match: on(bucketLevel, http.MethodGet, q("cors")), serve: (*operation).getBucketCors},
 	{name: "DeleteBucketCors", mutation: true, match: on(bucketLevel, http.MethodDelete, q("cors")), serve: (*operation).deleteBucketCors},
+	{name: "PutObjectLockConfiguration", mutation: true, match: on(bucketLevel, http.MethodPut, q("object-lock")), serve: (*operation).putObjectLockConfiguration},
+	{name: "GetObjectLockConfiguration", match: on(bucketLevel, http.MethodGet, q("object-lock")), serve: (*operation).getObjectLockConfiguration},
+	{name: "PutObjectRetention", mutation: true, match: on(objectLevel, http.MethodPut, q("retention")), serve: (*operation).putObjectRetention},
+	{name: "GetObjectRetention", match: on(objectLevel, http.MethodGet, q("retention")), serve: (*operation).getObjectRetention},
+	{name: "PutObjectLegalHold", mutation: true, match: on(objectLevel, http.MethodPut, q("legal-hold")), serve: (*operation).putObjectLegalHold},
+	{name: "GetObjectLegalHold", match: on(objectLevel, http.MethodGet, q("legal-hold")), serve: (*operation).getObjectLegalHold},
 	{name: "PutBucketVersioning", mutation: true, match: on(bucketLevel, http.MethodPut, q("versioning")), serve: (*operation).putBucketVersioning},
 	{name: "GetBucketVersioning", match: on(bucketLevel, http.MethodGet, q("versioning")), serve: (*operation).getBucketVersioning},
 	// CORS preflights are unauthenticated (browsers send no credentials).
@@ -182,9 +188,8 @@ var headerRules = []headerRule{
 	{header: "x-amz-server-side-encryption", err: errSSENotImplemented},
 	{header: "x-amz-server-side-encryption-", err: errSSENotImplemented},
 	{header: "x-amz-copy-source-server-side-encryption-", err: errSSENotImplemented},
-	{header: "x-amz-object-lock-", ops: objectWrites, err: errObjectLockNotImplemented},
-	{header: "x-amz-bucket-object-lock-enabled", ops: []string{"CreateBucket"}, err: errObjectLockNotImplemented,
-		allowed: func(v string) bool { return v == "" || strings.EqualFold(v, "false") }},
+	// PutObject and CopyObject take object lock headers (objectlock.go).
+	{header: "x-amz-object-lock-", ops: []string{"CreateMultipartUpload"}, err: errObjectLockNotImplemented},
 	{header: "x-amz-tagging", ops: objectWrites, err: errTaggingNotImplemented, allowed: emptyOK},
 	{header: "x-amz-tagging-directive", ops: []string{"CopyObject"}, err: errTaggingNotImplemented,
 		allowed: func(v string) bool { return v == "" || v == "COPY" }},
@@ -239,8 +244,10 @@ func served(sub string, t *target) bool {
 	switch sub {
 	case "versions":
 		return t.key == "" && t.method == http.MethodGet
-	case "versioning":
+	case "versioning", "object-lock":
 		return t.key == "" && (t.method == http.MethodGet || t.method == http.MethodPut)
+	case "retention", "legal-hold":
+		return t.key != "" && (t.method == http.MethodGet || t.method == http.MethodPut)
 	case "cors":
 		return t.key == "" || t.method == http.MethodOptions
 	}

@@ -48,6 +48,9 @@ func (op *operation) putBucketVersioning() error {
 	if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
 		return err
 	}
+	if c.Status != "Enabled" && op.s.objectLock(op.tenant, op.bucket) != nil {
+		return errInvalidBucketState
+	}
 	doc, err := xml.Marshal(versioningConfiguration{Xmlns: s3Namespace, Status: c.Status})
 	if err != nil {
 		return err
@@ -133,6 +136,7 @@ func (op *operation) openObject() (*engine.Artifact, error) {
 		return nil, err
 	}
 	op.versionHeader(a.Info.VersionID)
+	op.retentionHeaders(a)
 	return a, nil
 }
 
@@ -140,7 +144,7 @@ func (op *operation) openObject() (*engine.Artifact, error) {
 // bucket.
 func (op *operation) deleteVersioned() error {
 	vid, _ := op.query("versionId")
-	res, err := op.s.cfg.Engine.DeleteVersion(op.ctx, op.tenant, op.bucket, op.key, engine.DeleteOptions{Versioning: op.versioning(), VersionID: vid})
+	res, err := op.s.cfg.Engine.DeleteVersion(op.ctx, op.tenant, op.bucket, op.key, engine.DeleteOptions{Versioning: op.versioning(), VersionID: vid, BypassGovernance: op.bypassGovernance()})
 	if err != nil {
 		return err
 	}
