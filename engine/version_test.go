@@ -357,3 +357,81 @@ func TestMigrateVersions(t *testing.T) {
 		})
 	}
 }
+
+// TestRetention: a retention or legal hold rewrites the version's record
+// and keeps its data (inline or in shard files); DeleteVersion refuses a
+// protected version until the retention ends or with the bypass
+// (GOVERNANCE only); a COMPLIANCE retention can only be extended.
+func TestRetention(t *testing.T) {
+	for _, size := range []int{100, 300 << 10} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			r := newRig(t, rigOptions{drives: 6})
+			ctx := t.Context()
+			data := randBytes(9, size)
+			now := time.Now()
+			r.e.cfg.Now = func() time.Time { return now }
+			until := now.Add(time.Hour)
+			info, err := r.e.Put(ctx, "t", "c", "k", bytes.NewReader(data), PutOptions{Size: int64(size), Versioning: VersioningEnabled,
+				Retention: &Retention{Mode: RetentionCompliance, Until: until}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.vput(t, "k", []byte("newer"), VersioningEnabled)
+			del := func(bypass bool) error {
+				_, err := r.e.DeleteVersion(ctx, "t", "c", "k", DeleteOptions{Versioning: VersioningEnabled, VersionID: info.VersionID, BypassGovernance: bypass})
+				return err
+			}
+			if err := del(true); !errors.Is(err, ErrLocked) {
+				t.Fatalf("delete of a COMPLIANCE version: %v", err)
+			}
+			for _, tc := range []struct {
+				r    Retention
+				want error
+			}{
+				{Retention{Mode: RetentionCompliance, Until: until.Add(-time.Second)}, ErrLocked},
+				{Retention{Mode: RetentionGovernance, Until: until.Add(time.Hour)}, ErrLocked},
+				{Retention{}, ErrLocked},
+				{Retention{Mode: RetentionCompliance, Until: until.Add(time.Hour)}, nil},
+			} {
+				if err := r.e.SetRetention(ctx, "t", "c", "k", info.VersionID, tc.r, true); !errors.Is(err, tc.want) {
+					t.Fatalf("SetRetention(%+v): %v, want %v", tc.r, err, tc.want)
+				}
+			}
+			if err := r.e.SetLegalHold(ctx, "t", "c", "k", info.VersionID, true); err != nil {
+				t.Fatal(err)
+			}
+			r.e.WaitBackground()
+			got, err := r.vget(t, "k", info.VersionID)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("version after retention changes: %d bytes, %v", len(got), err)
+			}
+			a, err := r.e.OpenVersion(ctx, "t", "c", "k", info.VersionID)
+			if err != nil || a.RetentionOf() != (Retention{Mode: RetentionCompliance, Until: time.Unix(0, until.Add(time.Hour).UnixNano()), LegalHold: true}) {
+				t.Fatalf("retention %+v, %v", a.RetentionOf(), err)
+			}
+			// Past the retention the legal hold still holds; released, the version goes.
+			now = now.Add(3 * time.Hour)
+			if err := del(false); !errors.Is(err, ErrLocked) {
+				t.Fatalf("delete under legal hold: %v", err)
+			}
+			if err := r.e.SetLegalHold(ctx, "t", "c", "k", info.VersionID, false); err != nil {
+				t.Fatal(err)
+			}
+			if err := del(false); err != nil {
+				t.Fatalf("delete once free: %v", err)
+			}
+			// GOVERNANCE yields to the bypass.
+			g, err := r.e.Put(ctx, "t", "c", "g", bytes.NewReader(data), PutOptions{Size: int64(size), Versioning: VersioningEnabled,
+				Retention: &Retention{Mode: RetentionGovernance, Until: now.Add(time.Hour)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.e.DeleteVersion(ctx, "t", "c", "g", DeleteOptions{VersionID: g.VersionID}); !errors.Is(err, ErrLocked) {
+				t.Fatalf("delete of a GOVERNANCE version: %v", err)
+			}
+			if _, err := r.e.DeleteVersion(ctx, "t", "c", "g", DeleteOptions{VersionID: g.VersionID, BypassGovernance: true}); err != nil {
+				t.Fatalf("delete of a GOVERNANCE version with the bypass: %v", err)
+			}
+		})
+	}
+}
