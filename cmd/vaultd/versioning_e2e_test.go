@@ -62,6 +62,30 @@ print(ids[0])
 print("ok")
 `
 
+// lockScript writes a COMPLIANCE-locked version with boto3 and checks
+// that no one can delete it, with or without the governance bypass.
+// argv: endpoint access secret bucket. It prints the version id and "ok".
+const lockScript = `
+import sys, datetime, boto3, botocore
+ep, ak, sk, bucket = sys.argv[1:5]
+c = boto3.client("s3", endpoint_url=ep, aws_access_key_id=ak, aws_secret_access_key=sk, region_name="us-east-1",
+    config=botocore.config.Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}))
+assert c.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]["ObjectLockEnabled"] == "Enabled"
+until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+v = c.put_object(Bucket=bucket, Key="ledger", Body=b"immutable", ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=until)["VersionId"]
+assert c.get_object_retention(Bucket=bucket, Key="ledger", VersionId=v)["Retention"]["Mode"] == "COMPLIANCE"
+for bypass in (False, True):
+    try:
+        c.delete_object(Bucket=bucket, Key="ledger", VersionId=v, BypassGovernanceRetention=bypass)
+        raise SystemExit("a COMPLIANCE version was deleted")
+    except botocore.exceptions.ClientError as e:
+        assert e.response["Error"]["Code"] == "AccessDenied", e.response
+out = c.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "ledger", "VersionId": v}]})
+assert out["Errors"][0]["Code"] == "AccessDenied", out
+print(v)
+print("ok")
+`
+
 // TestClusterVersioning sets bucket versioning through one node of a
 // 3-node cluster and checks that the others see it at once: boto3 writes
 // versions through another node and empties the bucket with the "delete
@@ -140,5 +164,27 @@ func TestClusterVersioning(t *testing.T) {
 	p, err := c.s3Client(1, tn).PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String("s"), Body: strings.NewReader("suspended")})
 	if err != nil || aws.ToString(p.VersionId) != "null" {
 		t.Fatalf("put through n2 when suspended: %+v, %v", p, err)
+	}
+
+	// Object lock: a bucket made with it through n1, a COMPLIANCE version
+	// written through n3 (boto3), refused deletion through n1 and n2.
+	lb := aws.String("vault")
+	if _, err := c.s3Client(0, tn).CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: lb, ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.CommandContext(ctx, "python3", "-c", lockScript, "http://"+c.nodes[2].s3, tn.AccessKey, tn.SecretKey, "vault").CombinedOutput()
+	lines = strings.Fields(string(out))
+	if err != nil || len(lines) != 2 || lines[1] != "ok" {
+		t.Fatalf("boto3 object lock: %v\n%s", err, out)
+	}
+	_, err = c.s3Client(0, tn).DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: lb, Key: aws.String("ledger"), VersionId: aws.String(lines[0]), BypassGovernanceRetention: aws.Bool(true)})
+	if err == nil || !strings.Contains(err.Error(), "AccessDenied") {
+		t.Fatalf("delete of the locked version through n1: %v", err)
+	}
+	if o, err := cli(1, "put-bucket-versioning", "--bucket", "vault", "--versioning-configuration", "Status=Suspended"); err == nil || !strings.Contains(o, "InvalidBucketState") {
+		t.Fatalf("aws suspend a locked bucket through n2: %v\n%s", err, o)
+	}
+	if o, err := cli(1, "delete-bucket", "--bucket", "vault"); err == nil || !strings.Contains(o, "BucketNotEmpty") {
+		t.Fatalf("aws delete-bucket of a locked bucket through n2: %v\n%s", err, o)
 	}
 }
