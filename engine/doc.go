@@ -145,7 +145,9 @@
 // marker). Healing, scans, scrubbing, migration, usage and container
 // emptiness count versions like any artifact; List hides version keys and
 // keys whose current version is a delete marker; ListVersions lists them.
-// See version.go.
+// See version.go. A version may carry a retention and a legal hold (object
+// lock, lock.go) in its record's reserved metadata; DeleteVersion refuses
+// a protected version (ErrLocked).
 //
 // Container metadata (which containers a tenant owns) lives behind the
 // ContainerStore interface; engine never decides how it is replicated.
@@ -171,6 +173,7 @@
 //   - list.go, container.go: listings and containers.
 //   - version.go: versioned keys (version keys, pointers, delete markers,
 //     ListVersions, DeleteVersion, CompleteUploadVersion).
+//   - lock.go: versions' retention and legal hold (object lock).
 //   - multipart.go (create, parts), multipart_list.go, multipart_complete.go
 //     (completion markers, settle, revert), multipart_abort.go (abort and
 //     the upload sweeper).

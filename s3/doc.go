@@ -49,7 +49,10 @@
 // bucket is versioned ("null" for those written before or while
 // suspended); GET, HEAD, DELETE and copy sources take versionId; a delete
 // marker answers 404 NoSuchKey as the newest version and 405
-// MethodNotAllowed by id, with x-amz-delete-marker: true.
+// MethodNotAllowed by id, with x-amz-delete-marker: true. Object lock
+// (objectlock.go) keeps a bucket's default retention in its configuration
+// and a version's retention in the engine, which refuses to delete a
+// protected version (AccessDenied, whoever asks).
 //
 // Of this module, s3 imports only engine (the data path), console (the
 // web console's embedded files, which imports nothing of the module), s3/sigv4
