@@ -63,29 +63,29 @@ var (
 	ErrInvalidVersion        = &Error{http.StatusBadRequest, "InvalidArgument", "Invalid version id specified"}
 	ErrHeadersTooLarge       = &Error{http.StatusBadRequest, "RequestHeaderSectionTooLarge", "Your request header section exceeds the maximum allowed size."}
 
-	errQuota                     = &Error{http.StatusForbidden, "QuotaExceeded", "The tenant's quota is exceeded."} // with the Quota's message
-	errFraming                   = &Error{http.StatusBadRequest, "InvalidRequest", "A request may not have both Content-Length and Transfer-Encoding."}
-	errMissingMD5                = &Error{http.StatusBadRequest, "InvalidRequest", "Missing required header for this request: Content-MD5"}
-	errCopyToItself              = &Error{http.StatusBadRequest, "InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."}
-	errCopyTooLarge              = &Error{http.StatusBadRequest, "InvalidRequest", "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120. Use UploadPartCopy."}
-	errChecksumType              = &Error{http.StatusBadRequest, "InvalidRequest", "The checksum type cannot be used with this algorithm."}
-	errPartChecksum              = &Error{http.StatusBadRequest, "InvalidRequest", "A part was uploaded without the upload's checksum."}
-	errInvalidPartNumber         = &Error{http.StatusRequestedRangeNotSatisfiable, "InvalidPartNumber", "The requested partnumber is not satisfiable."}
-	errPartNumberRange           = &Error{http.StatusBadRequest, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive."}
-	errVersionIDMarker           = &Error{http.StatusBadRequest, "InvalidArgument", "A version-id marker cannot be specified without a key marker."}
-	errACLNotImplemented         = &Error{http.StatusNotImplemented, "NotImplemented", "Only an ACL granting the owner FULL_CONTROL, and nothing else, is supported."}
-	errSSENotImplemented         = &Error{http.StatusNotImplemented, "NotImplemented", "Server-side encryption headers are not supported: objects are stored as sent."}
-	errObjectLockNotImplemented  = &Error{http.StatusNotImplemented, "NotImplemented", "Object lock is not supported yet: the object would not be protected."}
-	errTaggingNotImplemented     = &Error{http.StatusNotImplemented, "NotImplemented", "Object tagging is not supported yet."}
-	errConditionalWrite          = &Error{http.StatusNotImplemented, "NotImplemented", "Conditional writes and deletes (If-Match, If-None-Match) are not supported yet."}
-	errUnexpectedContent         = &Error{http.StatusBadRequest, "UnexpectedContent", "This request does not support content."}
-	errNoSuchVersion             = &Error{http.StatusNotFound, "NoSuchVersion", "The specified version does not exist."}
-	errIllegalVersioning         = &Error{http.StatusBadRequest, "IllegalVersioningConfigurationException", "The Versioning element must be specified: Status Enabled or Suspended."}
-	errMFADeleteNotImplemented   = &Error{http.StatusNotImplemented, "NotImplemented", "MFA delete is not supported."}
-	errInvalidBucketState        = &Error{http.StatusConflict, "InvalidBucketState", "Object lock needs versioning enabled, for good."}
-	errNoObjectLockConfiguration = &Error{http.StatusNotFound, "ObjectLockConfigurationNotFoundError", "Object Lock configuration does not exist for this bucket or object."}
-	errNoBucketLock              = &Error{http.StatusBadRequest, "InvalidRequest", "Bucket is missing Object Lock Configuration"}
-	errLocked                    = &Error{http.StatusForbidden, "AccessDenied", "Access Denied because object protected by object lock."}
+	errQuota                    = &Error{http.StatusForbidden, "QuotaExceeded", "The tenant's quota is exceeded."} // with the Quota's message
+	errFraming                  = &Error{http.StatusBadRequest, "InvalidRequest", "A request may not have both Content-Length and Transfer-Encoding."}
+	errMissingMD5               = &Error{http.StatusBadRequest, "InvalidRequest", "Missing required header for this request: Content-MD5"}
+	errCopyToItself             = &Error{http.StatusBadRequest, "InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."}
+	errCopyTooLarge             = &Error{http.StatusBadRequest, "InvalidRequest", "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120. Use UploadPartCopy."}
+	errChecksumType             = &Error{http.StatusBadRequest, "InvalidRequest", "The checksum type cannot be used with this algorithm."}
+	errPartChecksum             = &Error{http.StatusBadRequest, "InvalidRequest", "A part was uploaded without the upload's checksum."}
+	errInvalidPartNumber        = &Error{http.StatusRequestedRangeNotSatisfiable, "InvalidPartNumber", "The requested partnumber is not satisfiable."}
+	errPartNumberRange          = &Error{http.StatusBadRequest, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive."}
+	errVersionIDMarker          = &Error{http.StatusBadRequest, "InvalidArgument", "A version-id marker cannot be specified without a key marker."}
+	errACLNotImplemented        = &Error{http.StatusNotImplemented, "NotImplemented", "Only an ACL granting the owner FULL_CONTROL, and nothing else, is supported."}
+	errSSENotImplemented        = &Error{http.StatusNotImplemented, "NotImplemented", "Server-side encryption headers are not supported: objects are stored as sent."}
+	errObjectLockNotImplemented = &Error{http.StatusNotImplemented, "NotImplemented", "Object lock is not supported yet: the object would not be protected."}
+	errTaggingNotImplemented    = &Error{http.StatusNotImplemented, "NotImplemented", "Object tagging is not supported yet."}
+	errConditionalWrite         = &Error{http.StatusNotImplemented, "NotImplemented", "Conditional writes and deletes (If-Match, If-None-Match) are not supported yet."}
+	errUnexpectedContent        = &Error{http.StatusBadRequest, "UnexpectedContent", "This request does not support content."}
+	errNoSuchVersion            = &Error{http.StatusNotFound, "NoSuchVersion", "The specified version does not exist."}
+	errIllegalVersioning        = &Error{http.StatusBadRequest, "IllegalVersioningConfigurationException", "The Versioning element must be specified: Status Enabled or Suspended."}
+	errMFADeleteNotImplemented  = &Error{http.StatusNotImplemented, "NotImplemented", "MFA delete is not supported."}
+	errInvalidBucketState       = &Error{http.StatusConflict, "InvalidBucketState", "Object lock needs versioning enabled, for good."}
+	errNoLockConfig             = &Error{http.StatusNotFound, "ObjectLockConfigurationNotFoundError", "Object Lock configuration does not exist for this bucket or object."}
+	errNoBucketLock             = &Error{http.StatusBadRequest, "InvalidRequest", "Bucket is missing Object Lock Configuration"}
+	errLocked                   = &Error{http.StatusForbidden, "AccessDenied", "Access Denied because object protected by object lock."}
 )
 
 // CORS errors, as AWS answers them.

@@ -154,7 +154,7 @@ func (op *operation) getObjectLockConfiguration() error {
 		return err
 	}
 	if !ok {
-		return errNoObjectLockConfiguration
+		return errNoLockConfig
 	}
 	op.r.fctx.SetStatusCode(http.StatusOK)
 	op.r.fctx.SetContentType("application/xml")
@@ -253,7 +253,7 @@ func (op *operation) getObjectRetention() error {
 	}
 	r := a.RetentionOf()
 	if r.Mode == engine.RetentionNone {
-		return errNoObjectLockConfiguration
+		return errNoLockConfig
 	}
 	writeXML(op.r.fctx, http.StatusOK, retentionDoc{Xmlns: s3Namespace, Mode: modeName(r.Mode), RetainUntilDate: r.Until.UTC().Format(time.RFC3339)})
 	return nil
