@@ -48,7 +48,7 @@ func (e *Engine) sweepContainer(ctx context.Context, tenant, name string, cutoff
 		if _, err := e.cfg.Containers.Container(ctx, tenant, name); err == nil {
 			return nil
 		}
-		res, err := e.list(ctx, tenant, name, ListOptions{After: after, Limit: 1000})
+		res, err := e.list(ctx, tenant, name, ListOptions{After: after, Limit: 1000, all: true})
 		if err != nil {
 			return fmt.Errorf("engine: sweep container %s: %w", name, err)
 		}
@@ -70,7 +70,7 @@ func (e *Engine) sweepContainer(ctx context.Context, tenant, name string, cutoff
 // DeleteContainer deletes an empty container. It fails with
 // ErrContainerNotEmpty if any artifact is visible in it.
 func (e *Engine) DeleteContainer(ctx context.Context, tenant, name string) error {
-	res, err := e.List(ctx, tenant, name, ListOptions{Limit: 1})
+	res, err := e.List(ctx, tenant, name, ListOptions{Limit: 1, all: true})
 	if err != nil {
 		return err
 	}

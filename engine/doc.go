@@ -153,6 +153,20 @@
 // tombstones; it reads a page at a time from each drive and never holds a
 // whole container in memory.
 //
+// # Versions
+//
+// With versioning (the container's state comes with each write), every
+// version of a key is an artifact of its own under a version key, key +
+// NUL + version id, placed and named as the key so that its records and
+// shard files live on the key's drives. The key's own record is then a
+// pointer naming its current version (deleted when that is a delete
+// marker). Healing, scans, scrubbing, migration, usage and container
+// emptiness count versions like any artifact; List hides version keys and
+// keys whose current version is a delete marker; ListVersions lists them.
+// See version.go. A version may carry a retention and a legal hold (object
+// lock, lock.go) in its record's reserved metadata; DeleteVersion refuses
+// a protected version (ErrLocked).
+//
 // Container metadata (which containers a tenant owns) lives behind the
 // ContainerStore interface; engine never decides how it is replicated.
 //
@@ -175,6 +189,9 @@
 //     and the background clean-ups of stragglers.
 //   - record.go: the on-drive record format.
 //   - list.go, container.go: listings and containers.
+//   - version.go: versioned keys (version keys, pointers, delete markers,
+//     ListVersions, DeleteVersion, CompleteUploadVersion).
+//   - lock.go: versions' retention and legal hold (object lock).
 //   - multipart.go (create, parts), multipart_list.go, multipart_complete.go
 //     (completion markers, settle, revert), multipart_abort.go (abort and
 //     the upload sweeper).

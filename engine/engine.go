@@ -429,6 +429,7 @@ func (e *Engine) pgDrives(m *placement.Map, pg uint32) ([]driver.Driver, []error
 // shardName names the shard files of one artifact version's data. Keys
 // never reach a file name: only this hash does.
 func shardName(tenant, container, key string, dataID [16]byte) string {
+	key = baseKey(key) // a version's data keeps its key's names (version.go)
 	h := sha256.New()
 	h.Write([]byte(indexPrefix(tenant, container)))
 	h.Write([]byte(key))

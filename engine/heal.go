@@ -34,7 +34,7 @@ var ErrHealIncomplete = errors.New("engine: heal incomplete: a drive could not b
 // set (MapHistory) is repaired in that set; moving it is Migrate's job.
 func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int, error) {
 	item := HealItem{tenant, container, key}
-	a, err := e.Open(ctx, tenant, container, key)
+	a, err := e.openRecord(ctx, tenant, container, key) // a version pointer itself, not its target
 	if errors.Is(err, ErrNoSuchArtifact) {
 		e.unqueueHeal(item)
 		return nil, e.purgeTombstone(ctx, tenant, container, key)
@@ -223,7 +223,7 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 // set (MapHistory) may still hold a version it hides.
 func (e *Engine) purgeTombstone(ctx context.Context, tenant, container, key string) error {
 	m := e.cfg.Topology.Map()
-	drives, _ := e.pgDrives(m, m.PGOf(tenant, container, key))
+	drives, _ := e.pgDrives(m, pgOf(m, tenant, container, key))
 	ikey := indexPrefix(tenant, container) + key
 	recs, answered := e.readRecords(ctx, drives, ikey)
 	if answered < len(drives) {
@@ -231,8 +231,8 @@ func (e *Engine) purgeTombstone(ctx context.Context, tenant, container, key stri
 	}
 	t := recs[0]
 	for _, r := range recs {
-		if r == nil || t == nil || r.Version != t.Version || !r.Deleted {
-			return nil
+		if r == nil || t == nil || r.Version != t.Version || !r.Deleted || r.Pointer {
+			return nil // a deleted pointer is a versioned key's state: kept
 		}
 	}
 	if e.cfg.Now().Sub(time.Unix(0, t.Modified)) < TombstoneGrace {

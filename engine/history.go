@@ -75,7 +75,7 @@ func (l location) sameSet(m *placement.Map, pg uint32) bool {
 // overlap every write quorum, so they hold the newest acknowledged
 // version.
 func (e *Engine) readSet(ctx context.Context, m *placement.Map, tenant, container, key string) (location, error) {
-	pg := m.PGOf(tenant, container, key)
+	pg := pgOf(m, tenant, container, key)
 	drives, _ := e.pgDrives(m, pg)
 	all, each := e.readRecordsQuorum(ctx, drives, indexPrefix(tenant, container)+key, m.Policy.ReadQuorum())
 	answered := 0
@@ -155,7 +155,7 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 	}
 	read := []location{loc}
 	for _, m := range e.olderMaps(cur) {
-		pg := m.PGOf(tenant, container, key)
+		pg := pgOf(m, tenant, container, key)
 		if slices.ContainsFunc(read, func(l location) bool { return l.sameSet(m, pg) }) {
 			continue // read already, with the same placement
 		}
@@ -206,7 +206,7 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 // this holds, or purging it would bring the older version back.
 func (e *Engine) olderSetsHold(ctx context.Context, cur *placement.Map, tenant, container, key string) bool {
 	for _, m := range e.olderMaps(cur) {
-		pg := m.PGOf(tenant, container, key)
+		pg := pgOf(m, tenant, container, key)
 		drives, _ := e.pgDrives(m, pg)
 		recs, answered := e.readRecords(ctx, drives, indexPrefix(tenant, container)+key)
 		if answered < len(drives) {

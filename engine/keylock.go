@@ -136,13 +136,13 @@ func (e *Engine) DeleteIf(ctx context.Context, tenant, container, key string, co
 // key's newest version when the completion is about to store the artifact
 // (a retried completion that already stored it returns it without
 // evaluating cond).
-func (e *Engine) CompleteUploadIf(ctx context.Context, tenant, container, key, uploadID string, parts []CompletePart, finish func(Upload, []PartInfo) (map[string]string, error), cond Condition) (ArtifactInfo, error) {
+func (e *Engine) CompleteUploadIf(ctx context.Context, tenant, container, key, uploadID string, parts []CompletePart, finish func(Upload, []PartInfo) (map[string]string, error), cond Condition, v Versioning) (ArtifactInfo, error) {
 	hold, err := e.lockKey(ctx, tenant, container, key)
 	if err != nil {
 		return ArtifactInfo{}, fmt.Errorf("%w: %w", ErrConditionConflict, err)
 	}
 	defer hold.unlock()
-	return e.CompleteUpload(ctx, tenant, container, key, uploadID, parts, func(u Upload, ps []PartInfo) (map[string]string, error) {
+	return e.CompleteUploadVersion(ctx, tenant, container, key, uploadID, parts, func(u Upload, ps []PartInfo) (map[string]string, error) {
 		cur, err := e.current(ctx, tenant, container, key)
 		if err == nil {
 			err = cond(cur)
@@ -157,7 +157,7 @@ func (e *Engine) CompleteUploadIf(ctx context.Context, tenant, container, key, u
 			return nil, nil
 		}
 		return finish(u, ps)
-	})
+	}, v)
 }
 
 // UpdateMetadata replaces the metadata of key's newest version with what
@@ -170,7 +170,7 @@ func (e *Engine) CompleteUploadIf(ctx context.Context, tenant, container, key, u
 // wins). They go to the drives holding the version and must reach a write
 // quorum (else ErrWriteQuorum, rolled back). Updates of one key are
 // serialised with each other and with conditional writes by the key lock.
-func (e *Engine) UpdateMetadata(ctx context.Context, tenant, container, key string, update func(ArtifactInfo) (map[string]string, error)) (ArtifactInfo, error) {
+func (e *Engine) UpdateMetadata(ctx context.Context, tenant, container, key, vid string, update func(ArtifactInfo) (map[string]string, error)) (ArtifactInfo, error) {
 	if err := validKey(key); err != nil {
 		return ArtifactInfo{}, err
 	}
@@ -182,7 +182,7 @@ func (e *Engine) UpdateMetadata(ctx context.Context, tenant, container, key stri
 		return ArtifactInfo{}, err
 	}
 	defer hold.unlock()
-	a, err := e.Open(ctx, tenant, container, key)
+	a, err := e.OpenVersion(ctx, tenant, container, key, vid)
 	if err != nil {
 		return ArtifactInfo{}, err
 	}
@@ -211,10 +211,15 @@ func (e *Engine) UpdateMetadata(ctx context.Context, tenant, container, key stri
 		return ArtifactInfo{}, err
 	}
 	wq := max(rec.Data, rec.Parity+1)
-	if err := e.artifactWrite(tenant, container, key, a.drives, wq).write(ctx, &rec, inline, ok); err != nil {
+	// The record the artifact was read from: the key's own, or in a
+	// versioned container the version's (the key's pointer names the
+	// version by id, which the successor version keeps).
+	if err := e.artifactWrite(tenant, container, a.rkey, a.drives, wq).write(ctx, &rec, inline, ok); err != nil {
 		return ArtifactInfo{}, fmt.Errorf("engine: update metadata: %w", err)
 	}
-	return e.info(tenant, container, key, &rec), nil
+	info := e.info(tenant, container, key, &rec)
+	info.VersionID = a.Info.VersionID
+	return info, nil
 }
 
 // successor returns v plus one, as a 128-bit big-endian number.

@@ -25,7 +25,7 @@ func TestUpdateMetadata(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.faultyOf("k", 0).SetOffline(true)
-		got, err := r.e.UpdateMetadata(ctx, "t", "c", "k", func(cur ArtifactInfo) (map[string]string, error) {
+		got, err := r.e.UpdateMetadata(ctx, "t", "c", "k", "", func(cur ArtifactInfo) (map[string]string, error) {
 			m := maps.Clone(cur.Metadata)
 			m[ReservedMetadataPrefix+"tags"] = "a=b"
 			return m, nil
@@ -68,7 +68,7 @@ func TestUpdateMetadata(t *testing.T) {
 		if err := r.e.Delete(ctx, "t", "c", "k"); err != nil {
 			t.Fatal(err)
 		}
-		_, err = r.e.UpdateMetadata(ctx, "t", "c", "k", func(cur ArtifactInfo) (map[string]string, error) { return cur.Metadata, nil })
+		_, err = r.e.UpdateMetadata(ctx, "t", "c", "k", "", func(cur ArtifactInfo) (map[string]string, error) { return cur.Metadata, nil })
 		if !errors.Is(err, ErrNoSuchArtifact) {
 			t.Fatalf("inline %v: update of a deleted key: %v", inline, err)
 		}

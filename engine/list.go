@@ -15,6 +15,9 @@ type ListOptions struct {
 	Delimiter string // roll keys up to the first Delimiter after Prefix into common prefixes
 	After     string // only keys (or common prefixes) sorting after After
 	Limit     int    // at most this many artifacts plus prefixes; 0 means 1000
+	// all lists version keys and deleted version pointers too (a
+	// container's sweep and emptiness check).
+	all bool
 }
 
 // ListResult is one page of a listing, in ascending byte order of key.
@@ -141,14 +144,14 @@ func (e *Engine) List(ctx context.Context, tenant, container string, opts ListOp
 	return e.list(ctx, tenant, container, opts)
 }
 
-// list is List without the check that the container exists.
+// list is List without the check that the container exists. Version
+// keys (version.go) are skipped unless opts.all, and so are deleted
+// version pointers (a key whose current version is a delete marker).
 func (e *Engine) list(ctx context.Context, tenant, container string, opts ListOptions) (ListResult, error) {
 	limit := opts.Limit
 	if limit <= 0 {
 		limit = 1000
 	}
-	m := e.cfg.Topology.Map()
-	base := indexPrefix(tenant, container)
 	after := opts.After
 	// A marker that is itself a common prefix: everything under it was
 	// already rolled up into it.
@@ -157,54 +160,24 @@ func (e *Engine) list(ctx context.Context, tenant, container string, opts ListOp
 			after = after[:len(opts.Prefix)+i+len(opts.Delimiter)] + maxKeySentinel
 		}
 	}
-	var cursors []*cursor
-	unavailable := 0
-	for _, dr := range m.Drives {
-		d, err := e.cfg.Topology.Drive(dr.ID)
-		if err != nil || d == nil {
-			unavailable++
-			continue
-		}
-		cursors = append(cursors, &cursor{d: d, after: base + after})
-	}
-	prefix := base + opts.Prefix
+	g := e.newMerger(tenant, container, opts.Prefix, after)
 	var res ListResult
 	count := 0
 	for {
-		if err := ctx.Err(); err != nil {
-			return ListResult{}, fmt.Errorf("engine: list: %w", err)
+		key, newest, ok, err := g.next(ctx)
+		if err != nil {
+			return ListResult{}, err
 		}
-		var minKey string
-		found := false
-		dropped := 0
-		for _, c := range cursors {
-			if c.failed != nil {
-				dropped++
-			}
-		}
-		e.fill(ctx, cursors, prefix, m.Policy.Parity-unavailable-dropped)
-		for _, c := range cursors {
-			if len(c.buf) > 0 && (!found || c.buf[0].Key < minKey) {
-				minKey, found = c.buf[0].Key, true
-			}
-		}
-		if !found {
+		if !ok {
 			break
 		}
-		var newest *record
-		for _, c := range cursors {
-			if len(c.buf) == 0 || c.buf[0].Key != minKey {
-				continue
-			}
-			if r, err := unmarshalHead(c.buf[0].Data); err == nil && (newest == nil || r.Version.Compare(newest.Version) > 0) {
-				newest = r
-			}
-			c.buf = c.buf[1:]
-		}
-		if newest == nil || newest.Deleted {
+		if i := strings.IndexByte(key, 0); i >= 0 && !opts.all {
+			g.skipTo(key[:i+1] + maxKeySentinel) // the rest of this key's versions
 			continue
 		}
-		key := minKey[len(base):]
+		if newest.Deleted && !(opts.all && newest.Pointer) {
+			continue
+		}
 		if opts.Delimiter != "" {
 			if i := strings.Index(key[len(opts.Prefix):], opts.Delimiter); i >= 0 {
 				if count == limit {
@@ -215,9 +188,7 @@ func (e *Engine) list(ctx context.Context, tenant, container string, opts ListOp
 				res.Prefixes = append(res.Prefixes, cp)
 				res.Next = cp
 				count++
-				for _, c := range cursors {
-					c.skipTo(base + cp + maxKeySentinel)
-				}
+				g.skipTo(cp + maxKeySentinel)
 				continue
 			}
 		}
@@ -229,15 +200,100 @@ func (e *Engine) list(ctx context.Context, tenant, container string, opts ListOp
 		res.Next = key
 		count++
 	}
+	if err := g.finish(); err != nil {
+		return ListResult{}, err
+	}
+	return res, nil
+}
+
+// merger walks the index keys of a container under a prefix, in order,
+// merging every drive's index (see List for the quorum argument) and
+// resolving each index key to its newest record, tombstones included.
+type merger struct {
+	e           *Engine
+	parity      int
+	base        string // the container's index prefix
+	prefix      string // base + the listing's prefix
+	cursors     []*cursor
+	unavailable int // drives the topology could not provide
+}
+
+// newMerger starts a walk of the keys under prefix sorting after after.
+func (e *Engine) newMerger(tenant, container, prefix, after string) *merger {
+	m := e.cfg.Topology.Map()
+	base := indexPrefix(tenant, container)
+	g := &merger{e: e, parity: m.Policy.Parity, base: base, prefix: base + prefix}
+	for _, dr := range m.Drives {
+		d, err := e.cfg.Topology.Drive(dr.ID)
+		if err != nil || d == nil {
+			g.unavailable++
+			continue
+		}
+		g.cursors = append(g.cursors, &cursor{d: d, after: base + after})
+	}
+	return g
+}
+
+// next returns the next key (without the container's prefix) and its
+// newest record, or ok false at the end.
+func (g *merger) next(ctx context.Context) (key string, newest *record, ok bool, err error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", nil, false, fmt.Errorf("engine: list: %w", err)
+		}
+		var minKey string
+		found := false
+		dropped := 0
+		for _, c := range g.cursors {
+			if c.failed != nil {
+				dropped++
+			}
+		}
+		g.e.fill(ctx, g.cursors, g.prefix, g.parity-g.unavailable-dropped)
+		for _, c := range g.cursors {
+			if len(c.buf) > 0 && (!found || c.buf[0].Key < minKey) {
+				minKey, found = c.buf[0].Key, true
+			}
+		}
+		if !found {
+			return "", nil, false, nil
+		}
+		newest = nil
+		for _, c := range g.cursors {
+			if len(c.buf) == 0 || c.buf[0].Key != minKey {
+				continue
+			}
+			if r, err := unmarshalHead(c.buf[0].Data); err == nil && (newest == nil || r.Version.Compare(newest.Version) > 0) {
+				newest = r
+			}
+			c.buf = c.buf[1:]
+		}
+		if newest != nil {
+			return minKey[len(g.base):], newest, true, nil
+		}
+	}
+}
+
+// skipTo continues the walk after key.
+func (g *merger) skipTo(key string) {
+	for _, c := range g.cursors {
+		c.skipTo(g.base + key)
+	}
+}
+
+// finish fails with ErrReadQuorum if more drives than the policy's
+// parity were left out of the walk.
+func (g *merger) finish() error {
+	unavailable := g.unavailable
 	var errs []error
-	for _, c := range cursors {
+	for _, c := range g.cursors {
 		if c.failed != nil {
 			unavailable++
 			errs = append(errs, c.failed)
 		}
 	}
-	if unavailable > m.Policy.Parity {
-		return ListResult{}, fmt.Errorf("%w: list: %d drives unavailable: %w", ErrReadQuorum, unavailable, errors.Join(errs...))
+	if unavailable > g.parity {
+		return fmt.Errorf("%w: list: %d drives unavailable: %w", ErrReadQuorum, unavailable, errors.Join(errs...))
 	}
-	return res, nil
+	return nil
 }

@@ -113,7 +113,7 @@ func (e *Engine) migrate(ctx context.Context, tenant, container, key string, ext
 	defer unlock()
 	var res MigrateResult
 	cur := e.cfg.Topology.Map()
-	pg := cur.PGOf(tenant, container, key)
+	pg := pgOf(cur, tenant, container, key)
 	loc, newest, err := e.locate(ctx, tenant, container, key)
 	if err != nil {
 		return res, fmt.Errorf("engine: migrate %s/%s: %w", tenant, container, err)
@@ -172,6 +172,7 @@ func (e *Engine) move(ctx context.Context, tenant, container, key string, cur *p
 		Version: rec.Version, Deleted: rec.Deleted, Size: rec.Size, ETag: rec.ETag,
 		ContentType: rec.ContentType, Modified: rec.Modified, Metadata: rec.Metadata,
 		Data: pol.Data, Parity: pol.Parity, StripeSize: e.cfg.StripeSize, PG: pg, IsInline: rec.IsInline,
+		Marker: rec.Marker, Pointer: rec.Pointer, // versioned keys (version.go)
 	}
 	ok := present(drives)
 	w := e.artifactWrite(tenant, container, key, drives, wq)
@@ -375,7 +376,7 @@ func (e *Engine) cleanOlder(ctx context.Context, tenant, container, key string, 
 		}
 	}
 	for _, m := range e.olderMaps(cur) {
-		opg := m.PGOf(tenant, container, key)
+		opg := pgOf(m, tenant, container, key)
 		for j, id := range m.Set(opg) {
 			add(id)
 			placements[id] = append(placements[id], func(r *record) bool { return placedIn(r, m, opg, j) })

@@ -38,6 +38,16 @@ type PutOptions struct {
 	// Condition, if set, is checked under the key's lock once the body is
 	// stored, and the artifact is written under that lock (keylock.go).
 	Condition Condition
+	// Versioning is the container's versioning state: with versioning
+	// Enabled or Suspended the body becomes a new version, or the null
+	// version, of key (version.go).
+	Versioning Versioning
+	// Retention, if set, is the new version's object lock (lock.go).
+	Retention *Retention
+
+	modified int64  // unix nanoseconds kept from a version copied (adopt), else 0
+	etag     string // the ETag kept from a version copied, else ""
+	marker   bool   // store a delete marker (an empty body)
 }
 
 // lane is one drive's shard writer in a put. It creates the shard on
@@ -111,6 +121,15 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 	if err := validKey(key); err != nil {
 		return ArtifactInfo{}, err
 	}
+	if opts.Versioning != Unversioned {
+		return e.putVersioned(ctx, tenant, container, key, body, opts)
+	}
+	return e.put(ctx, tenant, container, key, "", body, opts)
+}
+
+// put is Put of a valid key, stored under key's own index key (vid "")
+// or as its version vid (newVersionSlot: a new version id).
+func (e *Engine) put(ctx context.Context, tenant, container, key, vid string, body io.Reader, opts PutOptions) (ArtifactInfo, error) {
 	if metadataSize(opts.Metadata)+len(opts.ContentType) > MaxMetadataSize {
 		return ArtifactInfo{}, ErrMetadataTooLarge
 	}
@@ -126,7 +145,7 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 	}
 	m := e.cfg.Topology.Map()
 	pol := m.Policy
-	pg := m.PGOf(tenant, container, key)
+	pg := pgOf(m, tenant, container, key)
 	drives, derrs := e.pgDrives(m, pg)
 	codec, err := e.codec(pol.Data, pol.Parity, e.cfg.StripeSize)
 	if err != nil {
@@ -213,6 +232,16 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 	if len(rec.Parts) == 1 {
 		rec.Parts[0].ETag = rec.ETag
 	}
+	if opts.etag != "" {
+		rec.ETag = opts.etag
+	}
+	rec.Marker = opts.marker
+	if opts.Retention != nil {
+		meta := make(map[string]string, len(rec.Metadata)+3)
+		maps.Copy(meta, rec.Metadata)
+		opts.Retention.setIn(meta)
+		rec.Metadata = meta
+	}
 
 	if opts.Condition != nil {
 		unlock, err := e.checkCondition(ctx, tenant, container, key, opts.Condition)
@@ -223,14 +252,26 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 	}
 	version, now := e.newVersion()
 	rec.Version, rec.Modified = version, now.UnixNano()
-	replaced, err := e.artifactWrite(tenant, container, key, drives, wq).latest(ctx, &rec, inlineShards, ok)
+	if opts.modified != 0 {
+		rec.Modified = opts.modified
+	}
+	ikey := key
+	if vid == newVersionSlot {
+		vid = versionIDOf(version)
+	}
+	if vid != "" {
+		ikey = versionKey(key, vid)
+	}
+	replaced, err := e.artifactWrite(tenant, container, ikey, drives, wq).latest(ctx, &rec, inlineShards, ok)
 	if err != nil {
 		return ArtifactInfo{}, err
 	}
 	stored = true
 	rb, ra := liveSize(replaced)
 	e.usage(tenant, rec.Size-rb, 1-ra)
-	return e.info(tenant, container, key, &rec), nil
+	info := e.info(tenant, container, key, &rec)
+	info.VersionID = vid
+	return info, nil
 }
 
 // putInline encodes head, a whole small body, into n shards, one per drive
@@ -407,7 +448,7 @@ func (e *Engine) Delete(ctx context.Context, tenant, container, key string) erro
 // exists (sweepContainer removes what a deleted container left).
 func (e *Engine) tombstone(ctx context.Context, tenant, container, key string) error {
 	m := e.cfg.Topology.Map()
-	pg := m.PGOf(tenant, container, key)
+	pg := pgOf(m, tenant, container, key)
 	drives, _ := e.pgDrives(m, pg)
 	version, now := e.newVersion()
 	rec := record{Version: version, Deleted: true, Modified: now.UnixNano(), Data: m.Policy.Data, Parity: m.Policy.Parity, StripeSize: e.cfg.StripeSize, PG: pg}
@@ -431,16 +472,24 @@ type CopyOptions struct {
 	// the source's are copied); Condition is PutOptions.Condition.
 	Reserved  map[string]string
 	Condition Condition
+	// SourceVersionID, if set, copies that version of the source
+	// ("null" included) instead of its newest.
+	SourceVersionID string
+	// Versioning is the destination container's versioning state.
+	Versioning Versioning
+	// Retention, if set, is the copy's object lock (lock.go).
+	Retention *Retention
 }
 
 // Copy stores the newest version of srcKey in srcContainer as dstKey in
 // dstContainer, both of tenant. Copying onto itself makes a new version.
 func (e *Engine) Copy(ctx context.Context, tenant, srcContainer, srcKey, dstContainer, dstKey string, opts CopyOptions) (ArtifactInfo, error) {
-	src, err := e.Open(ctx, tenant, srcContainer, srcKey)
+	src, err := e.OpenVersion(ctx, tenant, srcContainer, srcKey, opts.SourceVersionID)
 	if err != nil {
 		return ArtifactInfo{}, err
 	}
-	put := PutOptions{Size: src.Info.Size, ContentType: src.Info.ContentType, Metadata: withoutReserved(src.Info.Metadata), Condition: opts.Condition}
+	put := PutOptions{Size: src.Info.Size, ContentType: src.Info.ContentType, Metadata: withoutReserved(src.Info.Metadata),
+		Condition: opts.Condition, Versioning: opts.Versioning, Retention: opts.Retention}
 	if opts.ReplaceMetadata {
 		put.ContentType, put.Metadata = opts.ContentType, opts.Metadata
 	}

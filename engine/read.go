@@ -22,6 +22,7 @@ type ArtifactInfo struct {
 	ContentType            string
 	Modified               time.Time
 	Metadata               map[string]string // user metadata and stored standard headers
+	VersionID              string            // "" unversioned, "null", or a version id (version.go)
 }
 
 func (e *Engine) info(tenant, container, key string, r *record) ArtifactInfo {
@@ -54,6 +55,9 @@ type Artifact struct {
 	// older reports that the artifact was found in an older map's set
 	// (MapHistory), not the current one's.
 	older bool
+	// rkey is the record key it was read from: the key, or a version key
+	// of it (version.go).
+	rkey string
 }
 
 // Open reads the newest version of key's metadata from its drives. It fails
@@ -76,7 +80,10 @@ func (e *Engine) Open(ctx context.Context, tenant, container, key string) (*Arti
 		e.observe(newest.Version)
 	}
 	if newest == nil || newest.Deleted {
-		return nil, ErrNoSuchArtifact
+		return nil, deletedErr(newest)
+	}
+	if newest.Pointer {
+		return e.openVersion(ctx, tenant, container, key, pointerTarget(newest), true)
 	}
 	return e.artifactAt(tenant, container, key, loc, newest)
 }
@@ -111,6 +118,7 @@ func (e *Engine) artifactAt(tenant, container, key string, loc location, newest 
 		drives:  loc.drives,
 		codec:   codec,
 		older:   loc.m.Epoch < e.cfg.Topology.Map().Epoch,
+		rkey:    key,
 	}, nil
 }
 

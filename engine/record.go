@@ -30,6 +30,13 @@ type record struct {
 	Shard       int    // index of the shard this drive holds
 	Inline      []byte // this drive's whole shard file when the artifact is stored inline; nil otherwise
 	IsInline    bool
+	// Marker makes a live record a delete marker: a version of a
+	// versioned key that says the key was deleted (version.go).
+	Marker bool
+	// Pointer makes the record at a versioned key's own index key name
+	// its current version (Metadata[pointerTarget]) instead of holding
+	// data; a deleted Pointer says the current version is a delete marker.
+	Pointer bool
 	// Parts are the erasure-coded pieces of the artifact's bytes, in order:
 	// one for a plain Put, one per part for a multipart upload, none when
 	// inline. Each is encoded on its own and has its own shard files.
@@ -49,7 +56,9 @@ type part struct {
 // head is all a listing needs and fits in the first bytes that
 // driver.ListRecords returns (driver.ListDataMax), so a listing never reads
 // inline data. Formats are append-only: a new field gets a new format number
-// and older formats keep decoding.
+// and older formats keep decoding. The flags byte's bits 4 (Marker) and 8
+// (Pointer) came later within format 1: records without them read as
+// before.
 const (
 	recordMagic  = 'V'
 	recordFormat = 1
@@ -67,6 +76,12 @@ func (r *record) marshal() []byte {
 	}
 	if r.IsInline {
 		flags |= 2
+	}
+	if r.Marker {
+		flags |= 4
+	}
+	if r.Pointer {
+		flags |= 8
 	}
 	head = append(head, flags)
 	head = binary.AppendVarint(head, r.Size)
@@ -118,6 +133,7 @@ func splitHead(b []byte, r *record) (decoder, error) {
 	copy(r.Version[:], h.bytes(driver.VersionSize))
 	flags := h.byte()
 	r.Deleted, r.IsInline = flags&1 != 0, flags&2 != 0
+	r.Marker, r.Pointer = flags&4 != 0, flags&8 != 0
 	r.Size = h.varint()
 	r.ETag = h.string()
 	r.Modified = h.varint()

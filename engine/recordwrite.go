@@ -43,6 +43,10 @@ type recordWrite struct {
 	// is collected, and a drive that refused the record as stale holds
 	// another record and does not count towards the quorum.
 	keepShards bool
+	// keepReplaced marks a version pointer's write (version.go): the
+	// record it replaces may have been moved under a version key, whose
+	// record now names its shard files, so none is collected.
+	keepReplaced bool
 }
 
 // artifactWrite returns the record write of key's artifact records.
@@ -171,8 +175,8 @@ func replacedOf(res []recordPut) *record {
 // liveSize returns the bytes and artifact count a replaced record held:
 // nothing for none or a deletion.
 func liveSize(r *record) (bytes, artifacts int64) {
-	if r == nil || r.Deleted {
-		return 0, 0
+	if r == nil || r.Deleted || r.Pointer {
+		return 0, 0 // a pointer's size is its target's, counted there
 	}
 	return r.Size, 1
 }
@@ -223,7 +227,7 @@ func (w *recordWrite) finish(ctx context.Context, rec *record, res []recordPut) 
 		w.rollback(ctx, rec, res)
 		return err
 	}
-	if !w.keepShards {
+	if !w.keepShards && !w.keepReplaced {
 		w.collect(ctx, rec, res)
 	}
 	return nil
@@ -328,7 +332,7 @@ func (w *recordWrite) put(ctx context.Context, rec *record, inline [][]byte, ok 
 		switch {
 		case !kept:
 			w.rollback(cctx, &attempt, one)
-		case !w.keepShards:
+		case !w.keepShards && !w.keepReplaced:
 			w.collect(cctx, &attempt, one)
 		}
 	}

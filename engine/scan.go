@@ -71,7 +71,7 @@ func (e *Engine) Scan(ctx context.Context, tenant, container, after string, limi
 			return st, nil
 		}
 		key := minKey[len(base):]
-		set := m.Set(m.PGOf(tenant, container, key))
+		set := m.Set(pgOf(m, tenant, container, key))
 		have := map[placement.DriveID]driver.Version{}
 		listed := map[placement.DriveID]bool{}
 		var newest driver.Version

@@ -109,7 +109,14 @@ func (op *operation) createBucket() error {
 			return err
 		}
 	}
+	locked, err := op.lockOnCreate()
+	if err != nil {
+		return err
+	}
 	if err := op.s.cfg.Engine.CreateContainer(op.ctx, op.tenant, op.bucket); err != nil {
+		return err
+	}
+	if err := locked(); err != nil {
 		return err
 	}
 	op.r.fctx.Response.Header.Set("Location", "/"+op.bucket)
@@ -243,75 +250,6 @@ func (op *operation) list(p listParams, after string) (engine.ListResult, error)
 		return engine.ListResult{}, err
 	}
 	return op.s.cfg.Engine.List(op.ctx, op.tenant, op.bucket, engine.ListOptions{Prefix: p.prefix, Delimiter: p.delimiter, After: after, Limit: p.maxKeys})
-}
-
-type listVersionsResult struct {
-	XMLName             xml.Name       `xml:"ListVersionsResult"`
-	Xmlns               string         `xml:"xmlns,attr"`
-	Name                string         `xml:"Name"`
-	Prefix              string         `xml:"Prefix"`
-	KeyMarker           string         `xml:"KeyMarker"`
-	VersionIDMarker     string         `xml:"VersionIdMarker"`
-	NextKeyMarker       string         `xml:"NextKeyMarker,omitempty"`
-	NextVersionIDMarker string         `xml:"NextVersionIdMarker,omitempty"`
-	MaxKeys             int            `xml:"MaxKeys"`
-	Delimiter           string         `xml:"Delimiter,omitempty"`
-	EncodingType        string         `xml:"EncodingType,omitempty"`
-	IsTruncated         bool           `xml:"IsTruncated"`
-	Versions            []versionEntry `xml:"Version"`
-	CommonPrefixes      []commonPrefix `xml:"CommonPrefixes"`
-}
-
-type versionEntry struct {
-	Key          string `xml:"Key"`
-	VersionID    string `xml:"VersionId"`
-	IsLatest     bool   `xml:"IsLatest"`
-	LastModified string `xml:"LastModified"`
-	ETag         string `xml:"ETag"`
-	Size         int64  `xml:"Size"`
-	Owner        owner  `xml:"Owner"`
-	StorageClass string `xml:"StorageClass"`
-}
-
-// listVersions serves ListObjectVersions. Buckets are unversioned: every
-// object is its only version, "null", and the latest. A version-id-marker
-// can only be "null", so paging resumes after the key marker.
-func (op *operation) listVersions() error {
-	p, err := op.listParams()
-	if err != nil {
-		return err
-	}
-	keyMarker, _ := op.query("key-marker")
-	idMarker, _ := op.query("version-id-marker")
-	switch {
-	case idMarker != "" && keyMarker == "":
-		return errVersionIDMarker
-	case idMarker != "" && idMarker != "null":
-		return ErrInvalidVersion
-	}
-	page, err := op.list(p, keyMarker)
-	if err != nil {
-		return err
-	}
-	res := listVersionsResult{Xmlns: s3Namespace, Name: op.bucket, MaxKeys: p.maxKeys, EncodingType: p.enc,
-		Prefix: encodeKey(p.prefix, p.urlEnc), Delimiter: encodeKey(p.delimiter, p.urlEnc),
-		KeyMarker: encodeKey(keyMarker, p.urlEnc), VersionIDMarker: idMarker, IsTruncated: page.Truncated}
-	for _, a := range page.Artifacts {
-		res.Versions = append(res.Versions, versionEntry{Key: encodeKey(a.Key, p.urlEnc), VersionID: "null", IsLatest: true,
-			LastModified: isoTime(a.Modified), ETag: `"` + a.ETag + `"`, Size: a.Size, Owner: op.owner(), StorageClass: "STANDARD"})
-	}
-	for _, pre := range page.Prefixes {
-		res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{Prefix: encodeKey(pre, p.urlEnc)})
-	}
-	if page.Truncated {
-		res.NextKeyMarker = encodeKey(page.Next, p.urlEnc)
-		// After a common prefix, the key marker alone resumes.
-		if n := len(page.Prefixes); n == 0 || page.Prefixes[n-1] != page.Next {
-			res.NextVersionIDMarker = "null"
-		}
-	}
-	writeXML(op.r.fctx, http.StatusOK, res)
-	return nil
 }
 
 func (op *operation) listObjects(v2 bool) error {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/vaultaire/vaultaire/engine"
 )
 
 // DeleteObjects deletes up to deleteParallelism keys at once. When the
@@ -35,7 +37,10 @@ type deleteResult struct {
 }
 
 type deletedObject struct {
-	Key string `xml:"Key"`
+	Key                   string `xml:"Key"`
+	VersionID             string `xml:"VersionId,omitempty"`
+	DeleteMarker          bool   `xml:"DeleteMarker,omitempty"`
+	DeleteMarkerVersionID string `xml:"DeleteMarkerVersionId,omitempty"`
 }
 
 type deleteError struct {
@@ -61,22 +66,19 @@ func (op *operation) deleteObjects() error {
 		return err
 	}
 	errs := make([]error, len(req.Objects))
+	dels := make([]engine.DeleteResult, len(req.Objects))
+	versioning, bypass := op.versioning(), op.bypassGovernance()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, deleteParallelism)
 		for i, o := range req.Objects {
-			if o.VersionID != "" && o.VersionID != "null" {
-				// Buckets are unversioned: deleting another version must
-				// not delete the current one.
-				errs[i] = ErrInvalidVersion
-				continue
-			}
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				errs[i] = op.s.cfg.Engine.Delete(op.ctx, op.tenant, op.bucket, o.Key)
+				dels[i], errs[i] = op.s.cfg.Engine.DeleteVersion(op.ctx, op.tenant, op.bucket, o.Key,
+					engine.DeleteOptions{Versioning: versioning, VersionID: o.VersionID, BypassGovernance: bypass})
 			})
 		}
 		wg.Wait()
@@ -92,7 +94,11 @@ func (op *operation) deleteObjects() error {
 			}
 			op.r.ev.Keys = append(op.r.ev.Keys, o.Key)
 			if !req.Quiet {
-				res.Deleted = append(res.Deleted, deletedObject{Key: o.Key})
+				d := deletedObject{Key: o.Key, VersionID: o.VersionID, DeleteMarker: dels[i].DeleteMarker}
+				if o.VersionID == "" && dels[i].DeleteMarker {
+					d.DeleteMarkerVersionID = dels[i].VersionID
+				}
+				res.Deleted = append(res.Deleted, d)
 			}
 		}
 		return res

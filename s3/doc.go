@@ -39,8 +39,20 @@
 // from this node's replicated state alone. Bucket names are unique per
 // tenant only, so a preflight is answered from the rules of the one tenant
 // owning a bucket of that name, and refused (403 AccessForbidden) when
-// none or several do. Bucket configuration (CORS) is stored through
-// BucketConfigs, which cluster.Store implements.
+// none or several do. Bucket configuration (CORS, versioning) is stored
+// through BucketConfigs, which cluster.Store implements.
+//
+// Versioning (versioning.go): a bucket's state (Enabled, Suspended, or
+// never set) is read from this node's replicated configuration on every
+// write and passed to the engine, which stores each version as its own
+// artifact (engine/version.go). Objects carry x-amz-version-id once their
+// bucket is versioned ("null" for those written before or while
+// suspended); GET, HEAD, DELETE and copy sources take versionId; a delete
+// marker answers 404 NoSuchKey as the newest version and 405
+// MethodNotAllowed by id, with x-amz-delete-marker: true. Object lock
+// (objectlock.go) keeps a bucket's default retention in its configuration
+// and a version's retention in the engine, which refuses to delete a
+// protected version (AccessDenied, whoever asks).
 //
 // Browser form uploads (POST Object on a bucket, postobject.go) are routed
 // from their headers like any request but authenticated from their form:

@@ -86,6 +86,13 @@ var (
 	errIfNoneMatchValue         = &Error{http.StatusNotImplemented, "NotImplemented", "If-None-Match on a write takes only the value *."}
 	errConditionConflict        = &Error{http.StatusConflict, "ConditionalRequestConflict", "A conflicting operation occurred. If using PutObject you can retry the request. If using multipart upload you should initiate another CreateMultipartUpload request and re-upload each part."}
 	errInvalidAttribute         = &Error{http.StatusBadRequest, "InvalidArgument", "Invalid attribute name specified."}
+	errNoSuchVersion            = &Error{http.StatusNotFound, "NoSuchVersion", "The specified version does not exist."}
+	errIllegalVersioning        = &Error{http.StatusBadRequest, "IllegalVersioningConfigurationException", "The Versioning element must be specified: Status Enabled or Suspended."}
+	errMFADeleteNotImplemented  = &Error{http.StatusNotImplemented, "NotImplemented", "MFA delete is not supported."}
+	errInvalidBucketState       = &Error{http.StatusConflict, "InvalidBucketState", "Object lock needs versioning enabled, for good."}
+	errNoLockConfig             = &Error{http.StatusNotFound, "ObjectLockConfigurationNotFoundError", "Object Lock configuration does not exist for this bucket or object."}
+	errNoBucketLock             = &Error{http.StatusBadRequest, "InvalidRequest", "Bucket is missing Object Lock Configuration"}
+	errLocked                   = &Error{http.StatusForbidden, "AccessDenied", "Access Denied because object protected by object lock."}
 )
 
 // POST Object (browser form upload) errors, as AWS answers them.
@@ -154,6 +161,9 @@ var errorTable = []struct {
 	{engine.ErrInvalidPart, ErrInvalidPart},
 	{engine.ErrInvalidPartOrder, ErrInvalidPartOrder},
 	{engine.ErrEntityTooSmall, ErrEntityTooSmall},
+	{engine.ErrNoSuchVersion, errNoSuchVersion},
+	{engine.ErrInvalidVersion, ErrInvalidVersion},
+	{engine.ErrLocked, errLocked},
 	// A full drive is 507, not 503: SDKs (aws-sdk-go-v2, boto3, minio-go)
 	// retry 503 and SlowDown with backoff, resending the whole body to
 	// disks that refuse it again; they do not retry 507, so the client

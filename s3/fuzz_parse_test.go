@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"github.com/vaultaire/vaultaire/engine"
 	"math"
 	"net"
 	"net/http"
@@ -224,7 +225,7 @@ func FuzzCopySource(f *testing.F) {
 			return
 		}
 		for _, p := range strings.Split(query, "&") {
-			if v, ok := strings.CutPrefix(p, "versionId="); ok && v != "null" {
+			if v, ok := strings.CutPrefix(p, "versionId="); ok && !engine.ValidVersionID(v) {
 				t.Fatalf("copySource(%q) accepted versionId %q", got, v)
 			}
 		}

@@ -100,7 +100,7 @@ func (op *operation) copySource() (bucket, key string, err error) {
 	src := string(op.r.fctx.Request.Header.Peek("x-amz-copy-source"))
 	src, query, _ := strings.Cut(src, "?")
 	for _, p := range strings.Split(query, "&") {
-		if v, ok := strings.CutPrefix(p, "versionId="); ok && v != "null" {
+		if v, ok := strings.CutPrefix(p, "versionId="); ok && !engine.ValidVersionID(v) {
 			return "", "", ErrInvalidVersion // wherever it is in the query
 		}
 	}
@@ -123,7 +123,7 @@ func (op *operation) uploadPartCopy(ctx context.Context, uploadID string, n int)
 	if err := op.drainBody(0); err != nil {
 		return err
 	}
-	src, err := op.s.cfg.Engine.Open(ctx, op.tenant, srcBucket, srcKey)
+	src, err := op.s.cfg.Engine.OpenVersion(ctx, op.tenant, srcBucket, srcKey, op.copySourceVersion())
 	if err != nil {
 		return err
 	}
@@ -216,9 +216,9 @@ func (op *operation) completeUpload(uploadID string) error {
 	}
 	var info engine.ArtifactInfo
 	if cond != nil {
-		info, err = op.s.cfg.Engine.CompleteUploadIf(op.ctx, op.tenant, op.bucket, op.key, uploadID, parts, finish, cond)
+		info, err = op.s.cfg.Engine.CompleteUploadIf(op.ctx, op.tenant, op.bucket, op.key, uploadID, parts, finish, cond, op.versioning())
 	} else {
-		info, err = op.s.cfg.Engine.CompleteUpload(op.ctx, op.tenant, op.bucket, op.key, uploadID, parts, finish)
+		info, err = op.s.cfg.Engine.CompleteUploadVersion(op.ctx, op.tenant, op.bucket, op.key, uploadID, parts, finish, op.versioning())
 	}
 	if err != nil {
 		return err
@@ -233,6 +233,10 @@ func (op *operation) completeUpload(uploadID string) error {
 				sum[k] = v
 			}
 		}
+	}
+	op.versionHeader(info.VersionID)
+	if err := op.defaultRetention(info); err != nil {
+		return err
 	}
 	res := completeResult{
 		Xmlns: s3Namespace, Location: fmt.Sprintf("/%s/%s", op.bucket, op.key),

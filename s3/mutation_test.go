@@ -35,19 +35,20 @@ func TestMutationMeansStateChanged(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, cn := range cs {
-			res, err := e.eng.List(ctx, "alice", cn.Name, engine.ListOptions{})
+			res, err := e.eng.ListVersions(ctx, "alice", cn.Name, engine.VersionListOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			cors, _ := st.LocalBucketConfig("alice", cn.Name, "cors")
 			tags, _ := st.LocalBucketConfig("alice", cn.Name, "tagging")
-			fmt.Fprintf(&b, "%s (cors %q, tags %q):", cn.Name, cors, tags)
-			for _, a := range res.Artifacts {
-				info, err := e.eng.Head(ctx, "alice", cn.Name, a.Key)
-				if err != nil {
-					t.Fatal(err)
+			vers, _ := st.LocalBucketConfig("alice", cn.Name, "versioning")
+			lock, _ := st.LocalBucketConfig("alice", cn.Name, "objectlock")
+			fmt.Fprintf(&b, "%s (cors %q, tags %q, versioning %q, lock %q):", cn.Name, cors, tags, vers, lock)
+			for _, a := range res.Versions {
+				fmt.Fprintf(&b, " %s@%s=%s/%v", a.Key, a.VersionID, a.ETag, a.IsLatest)
+				if o, err := e.eng.OpenVersion(ctx, "alice", cn.Name, a.Key, a.VersionID); err == nil {
+					fmt.Fprintf(&b, "/%+v (tags %q)", o.RetentionOf(), o.Info.Metadata[engine.ReservedMetadataPrefix+"tags"])
 				}
-				fmt.Fprintf(&b, " %s=%s (tags %q)", a.Key, a.ETag, info.Metadata[engine.ReservedMetadataPrefix+"tags"])
 			}
 			b.WriteString("\n")
 		}
@@ -110,6 +111,27 @@ func TestMutationMeansStateChanged(t *testing.T) {
 			return err
 		}},
 		{"GetBucketCors", func() error { _, err := c.GetBucketCors(ctx, &awss3.GetBucketCorsInput{Bucket: bk}); return err }},
+		{"PutBucketVersioning", func() error {
+			_, err := c.PutBucketVersioning(ctx, &awss3.PutBucketVersioningInput{Bucket: bk,
+				VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}})
+			return err
+		}},
+		{"PutObjectLockConfiguration", func() error {
+			_, err := c.PutObjectLockConfiguration(ctx, &awss3.PutObjectLockConfigurationInput{Bucket: bk,
+				ObjectLockConfiguration: &types.ObjectLockConfiguration{ObjectLockEnabled: types.ObjectLockEnabledEnabled}})
+			return err
+		}},
+		{"GetObjectLockConfiguration", func() error {
+			_, err := c.GetObjectLockConfiguration(ctx, &awss3.GetObjectLockConfigurationInput{Bucket: bk})
+			return err
+		}},
+		{"GetBucketVersioning", func() error {
+			out, err := c.GetBucketVersioning(ctx, &awss3.GetBucketVersioningInput{Bucket: bk})
+			if err == nil && out.Status != types.BucketVersioningStatusEnabled {
+				return fmt.Errorf("versioning %q", out.Status)
+			}
+			return err
+		}},
 		{"PreflightCors", func() error {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodOptions, e.endpoint+"/state/a", nil)
 			req.Header.Set("Origin", "https://x.test")
@@ -204,12 +226,53 @@ func TestMutationMeansStateChanged(t *testing.T) {
 			_, err := c.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: bk, Key: aws.String("n"), UploadId: copyUploadID})
 			return err
 		}},
+		{"PutObjectRetention", func() error {
+			_, err := c.PutObjectRetention(ctx, &awss3.PutObjectRetentionInput{Bucket: bk, Key: aws.String("a"),
+				Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionModeGovernance, RetainUntilDate: aws.Time(time.Now().Add(time.Hour))}})
+			return err
+		}},
+		{"GetObjectRetention", func() error {
+			_, err := c.GetObjectRetention(ctx, &awss3.GetObjectRetentionInput{Bucket: bk, Key: aws.String("a")})
+			return err
+		}},
+		{"PutObjectLegalHold", func() error {
+			_, err := c.PutObjectLegalHold(ctx, &awss3.PutObjectLegalHoldInput{Bucket: bk, Key: aws.String("a"),
+				LegalHold: &types.ObjectLockLegalHold{Status: types.ObjectLockLegalHoldStatusOn}})
+			return err
+		}},
+		{"GetObjectLegalHold", func() error {
+			out, err := c.GetObjectLegalHold(ctx, &awss3.GetObjectLegalHoldInput{Bucket: bk, Key: aws.String("a")})
+			if err == nil && out.LegalHold.Status != types.ObjectLockLegalHoldStatusOn {
+				return fmt.Errorf("legal hold %q", out.LegalHold.Status)
+			}
+			return err
+		}},
+		{"PutObjectLegalHold", func() error { // released, so that the bucket can be emptied
+			_, err := c.PutObjectLegalHold(ctx, &awss3.PutObjectLegalHoldInput{Bucket: bk, Key: aws.String("a"),
+				LegalHold: &types.ObjectLockLegalHold{Status: types.ObjectLockLegalHoldStatusOff}})
+			return err
+		}},
 		{"DeleteObject", func() error {
 			_, err := c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: bk, Key: aws.String("a")})
 			return err
 		}},
 		{"DeleteObjects", func() error {
 			_, err := c.DeleteObjects(ctx, &awss3.DeleteObjectsInput{Bucket: bk, Delete: &types.Delete{Objects: []types.ObjectIdentifier{{Key: aws.String("b")}, {Key: aws.String("m")}, {Key: aws.String("posted")}}}})
+			return err
+		}},
+		{"DeleteObjects", func() error { // every version left
+			out, err := c.ListObjectVersions(ctx, &awss3.ListObjectVersionsInput{Bucket: bk})
+			if err != nil {
+				return err
+			}
+			var ids []types.ObjectIdentifier
+			for _, v := range out.Versions {
+				ids = append(ids, types.ObjectIdentifier{Key: v.Key, VersionId: v.VersionId})
+			}
+			for _, v := range out.DeleteMarkers {
+				ids = append(ids, types.ObjectIdentifier{Key: v.Key, VersionId: v.VersionId})
+			}
+			_, err = c.DeleteObjects(ctx, &awss3.DeleteObjectsInput{Bucket: bk, Delete: &types.Delete{Objects: ids}, BypassGovernanceRetention: aws.Bool(true)})
 			return err
 		}},
 		{"DeleteBucket", func() error { _, err := c.DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: bk}); return err }},

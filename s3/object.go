@@ -145,6 +145,10 @@ func (op *operation) uploaded(etag string, u *upload) {
 
 func (op *operation) putObject() error {
 	h := &op.r.fctx.Request.Header
+	retention, err := op.writeRetention()
+	if err != nil {
+		return err
+	}
 	u, err := op.uploadBody(MaxPutSize, 1)
 	if err != nil {
 		return err
@@ -161,6 +165,7 @@ func (op *operation) putObject() error {
 	if u.opts.Condition, err = op.writeCondition(false); err != nil {
 		return err
 	}
+	u.opts.Versioning, u.opts.Retention = op.versioning(), retention
 	ctx, cancel := context.WithTimeout(context.Background(), op.s.cfg.BodyTimeout)
 	defer cancel()
 	info, err := op.s.cfg.Engine.Put(ctx, op.tenant, op.bucket, op.key, u.body, u.opts)
@@ -168,21 +173,13 @@ func (op *operation) putObject() error {
 		return u.quotaErr(err)
 	}
 	op.wrote(info)
+	op.versionHeader(info.VersionID)
 	op.uploaded(info.ETag, u)
 	return nil
 }
 
 func (op *operation) deleteObject() error {
-	cond, err := op.writeCondition(true)
-	if err != nil {
-		return err
-	}
-	if cond != nil {
-		err = op.s.cfg.Engine.DeleteIf(op.ctx, op.tenant, op.bucket, op.key, cond)
-	} else {
-		err = op.s.cfg.Engine.Delete(op.ctx, op.tenant, op.bucket, op.key)
-	}
-	if err != nil {
+	if err := op.deleteVersioned(); err != nil {
 		return err
 	}
 	op.r.ev.ObjectSize = 0
@@ -193,6 +190,9 @@ func (op *operation) deleteObject() error {
 // wrote records the artifact a request stored in its event.
 func (op *operation) wrote(info engine.ArtifactInfo) {
 	op.r.ev.ObjectSize, op.r.ev.ETag, op.r.ev.VersionID = info.Size, info.ETag, hex.EncodeToString(info.Version[:])
+	if info.VersionID != "" {
+		op.r.ev.VersionID = info.VersionID // the S3 version id of a versioned bucket's object
+	}
 }
 
 // quotaErr turns a body cut off at the tenant's remaining quota into
@@ -368,7 +368,7 @@ func (op *operation) getObject() error {
 	if err := op.checkOverrides(); err != nil {
 		return err
 	}
-	a, err := op.s.cfg.Engine.Open(op.ctx, op.tenant, op.bucket, op.key)
+	a, err := op.openObject()
 	if err != nil {
 		return err
 	}
@@ -469,7 +469,10 @@ func (op *operation) copyObject() error {
 	if err := op.drainBody(0); err != nil {
 		return err
 	}
-	opts := engine.CopyOptions{}
+	opts := engine.CopyOptions{SourceVersionID: op.copySourceVersion(), Versioning: op.versioning()}
+	if opts.Retention, err = op.writeRetention(); err != nil {
+		return err
+	}
 	if opts.Condition, err = op.writeCondition(false); err != nil {
 		return err
 	}
@@ -488,7 +491,7 @@ func (op *operation) copyObject() error {
 	}
 	switch d := string(h.Peek("x-amz-metadata-directive")); d {
 	case "", "COPY":
-		if srcBucket == op.bucket && srcKey == op.key && tagDirective != "REPLACE" {
+		if srcBucket == op.bucket && srcKey == op.key && tagDirective != "REPLACE" && opts.SourceVersionID == "" {
 			return errCopyToItself
 		}
 	case "REPLACE":
@@ -501,7 +504,7 @@ func (op *operation) copyObject() error {
 	default:
 		return ErrInvalidArgument
 	}
-	if a, err := op.s.cfg.Engine.Open(op.ctx, op.tenant, srcBucket, srcKey); err != nil {
+	if a, err := op.s.cfg.Engine.OpenVersion(op.ctx, op.tenant, srcBucket, srcKey, opts.SourceVersionID); err != nil {
 		return err
 	} else {
 		get := func(name string) string { return string(h.Peek("x-amz-copy-source-" + name)) }
@@ -529,6 +532,10 @@ func (op *operation) copyObject() error {
 	}
 	op.r.ev.Source = srcBucket + "/" + srcKey
 	op.wrote(info)
+	op.versionHeader(info.VersionID)
+	if opts.SourceVersionID != "" {
+		op.r.fctx.Response.Header.Set("x-amz-copy-source-version-id", opts.SourceVersionID)
+	}
 	writeXML(op.r.fctx, http.StatusOK, copyObjectResult{Xmlns: s3Namespace, LastModified: isoTime(info.Modified), ETag: `"` + info.ETag + `"`})
 	return nil
 }

@@ -94,6 +94,14 @@ var routes = []route{
 	{name: "PutBucketCors", mutation: true, match: on(bucketLevel, http.MethodPut, q("cors")), serve: (*operation).putBucketCors},
 	{name: "GetBucketCors", match: on(bucketLevel, http.MethodGet, q("cors")), serve: (*operation).getBucketCors},
 	{name: "DeleteBucketCors", mutation: true, match: on(bucketLevel, http.MethodDelete, q("cors")), serve: (*operation).deleteBucketCors},
+	{name: "PutObjectLockConfiguration", mutation: true, match: on(bucketLevel, http.MethodPut, q("object-lock")), serve: (*operation).putObjectLockConfiguration},
+	{name: "GetObjectLockConfiguration", match: on(bucketLevel, http.MethodGet, q("object-lock")), serve: (*operation).getObjectLockConfiguration},
+	{name: "PutObjectRetention", mutation: true, match: on(objectLevel, http.MethodPut, q("retention")), serve: (*operation).putObjectRetention},
+	{name: "GetObjectRetention", match: on(objectLevel, http.MethodGet, q("retention")), serve: (*operation).getObjectRetention},
+	{name: "PutObjectLegalHold", mutation: true, match: on(objectLevel, http.MethodPut, q("legal-hold")), serve: (*operation).putObjectLegalHold},
+	{name: "GetObjectLegalHold", match: on(objectLevel, http.MethodGet, q("legal-hold")), serve: (*operation).getObjectLegalHold},
+	{name: "PutBucketVersioning", mutation: true, match: on(bucketLevel, http.MethodPut, q("versioning")), serve: (*operation).putBucketVersioning},
+	{name: "GetBucketVersioning", match: on(bucketLevel, http.MethodGet, q("versioning")), serve: (*operation).getBucketVersioning},
 	// CORS preflights are unauthenticated (browsers send no credentials).
 	{name: preflightRoute, match: func(t *target) bool { return t.level() != service && t.method == http.MethodOptions },
 		serve: (*operation).preflightCors},
@@ -191,9 +199,8 @@ var headerRules = []headerRule{
 	{header: "x-amz-server-side-encryption", err: errSSENotImplemented},
 	{header: "x-amz-server-side-encryption-", err: errSSENotImplemented},
 	{header: "x-amz-copy-source-server-side-encryption-", err: errSSENotImplemented},
-	{header: "x-amz-object-lock-", ops: objectWrites, err: errObjectLockNotImplemented},
-	{header: "x-amz-bucket-object-lock-enabled", ops: []string{"CreateBucket"}, err: errObjectLockNotImplemented,
-		allowed: func(v string) bool { return v == "" || strings.EqualFold(v, "false") }},
+	// PutObject and CopyObject take object lock headers (objectlock.go).
+	{header: "x-amz-object-lock-", ops: []string{"CreateMultipartUpload"}, err: errObjectLockNotImplemented},
 	{header: "x-amz-website-redirect-location", ops: objectWrites, err: ErrNotImplemented, allowed: emptyOK},
 	// If-Match and If-None-Match are answered by GetObject and HeadObject
 	// and, as conditional writes, by PutObject, CopyObject,
@@ -239,12 +246,16 @@ func resolve(t *target) *route {
 }
 
 // served reports the uses of an unsupported subresource that routes do
-// serve: ListObjectVersions, and bucket CORS (and preflights, whatever
+// serve: ListObjectVersions, bucket versioning, and bucket CORS (and preflights, whatever
 // their query).
 func served(sub string, t *target) bool {
 	switch sub {
 	case "versions":
 		return t.key == "" && t.method == http.MethodGet
+	case "versioning", "object-lock":
+		return t.key == "" && (t.method == http.MethodGet || t.method == http.MethodPut)
+	case "retention", "legal-hold":
+		return t.key != "" && (t.method == http.MethodGet || t.method == http.MethodPut)
 	case "cors":
 		return t.key == "" || t.method == http.MethodOptions
 	case "tagging":
@@ -287,8 +298,7 @@ func (op *operation) dispatch(rt *route) error {
 	if err := refusedHeader(rt, &op.r.fctx.Request.Header); err != nil {
 		return err
 	}
-	// Buckets are unversioned: "null" is the only version there is.
-	if v, ok := op.query("versionId"); ok && v != "null" {
+	if v, ok := op.query("versionId"); ok && !engine.ValidVersionID(v) {
 		return ErrInvalidVersion
 	}
 	switch {

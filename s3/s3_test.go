@@ -474,14 +474,6 @@ func TestUnsupportedHeadersRefused(t *testing.T) {
 				SSECustomerAlgorithm: aws.String("AES256"), SSECustomerKey: aws.String("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="), SSECustomerKeyMD5: aws.String("tN8yOlthBxl0JFdzwM5Z/w==")})
 			return err
 		}},
-		{"PutObject object lock", func() error {
-			_, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: k, Body: strings.NewReader("lock"), ObjectLockMode: types.ObjectLockModeCompliance, ObjectLockRetainUntilDate: &until})
-			return err
-		}},
-		{"PutObject legal hold", func() error {
-			_, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String("hold"), Body: strings.NewReader("lock"), ObjectLockLegalHoldStatus: types.ObjectLockLegalHoldStatusOn})
-			return err
-		}},
 		{"CreateBucket object lock", func() error {
 			_, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("locked"), ObjectLockEnabledForBucket: aws.Bool(true)})
 			return err
@@ -490,6 +482,11 @@ func TestUnsupportedHeadersRefused(t *testing.T) {
 	for _, tc := range refused {
 		wantCode(t, tc.name, tc.call(), "NotImplemented")
 	}
+	// Object lock headers on a bucket without object lock (objectlock_test.go).
+	_, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: k, Body: strings.NewReader("lock"), ObjectLockMode: types.ObjectLockModeCompliance, ObjectLockRetainUntilDate: &until})
+	wantCode(t, "PutObject object lock", err, "InvalidRequest")
+	_, err = c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String("hold"), Body: strings.NewReader("lock"), ObjectLockLegalHoldStatus: types.ObjectLockLegalHoldStatusOn})
+	wantCode(t, "PutObject legal hold", err, "InvalidRequest")
 	if got := getString(t, c, "hdrs", "keep"); got != "first" {
 		t.Fatalf("keep = %q after refused writes, want %q", got, "first")
 	}

@@ -201,7 +201,8 @@ func writeTagging(op *operation, tags []tag) {
 
 // setObjectTags replaces an object's tags (none: removes them).
 func (op *operation) setObjectTags(tags []tag) error {
-	info, err := op.s.cfg.Engine.UpdateMetadata(op.ctx, op.tenant, op.bucket, op.key, func(cur engine.ArtifactInfo) (map[string]string, error) {
+	vid, _ := op.query("versionId")
+	info, err := op.s.cfg.Engine.UpdateMetadata(op.ctx, op.tenant, op.bucket, op.key, vid, func(cur engine.ArtifactInfo) (map[string]string, error) {
 		meta := maps.Clone(cur.Metadata)
 		if meta == nil {
 			meta = map[string]string{}
@@ -216,6 +217,7 @@ func (op *operation) setObjectTags(tags []tag) error {
 		return err
 	}
 	op.r.ev.ObjectSize = info.Size
+	op.versionHeader(info.VersionID)
 	return nil
 }
 
@@ -232,11 +234,13 @@ func (op *operation) putObjectTagging() error {
 }
 
 func (op *operation) getObjectTagging() error {
-	info, err := op.s.cfg.Engine.Head(op.ctx, op.tenant, op.bucket, op.key)
+	vid, _ := op.query("versionId")
+	a, err := op.s.cfg.Engine.OpenVersion(op.ctx, op.tenant, op.bucket, op.key, vid)
 	if err != nil {
 		return err
 	}
-	writeTagging(op, objectTags(info.Metadata))
+	op.versionHeader(a.Info.VersionID)
+	writeTagging(op, objectTags(a.Info.Metadata))
 	return nil
 }
 

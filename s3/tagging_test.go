@@ -313,3 +313,73 @@ func TestBucketTagging(t *testing.T) {
 	_, err = c.PutBucketTagging(ctx, &awss3.PutBucketTaggingInput{Bucket: aws.String("nope"), Tagging: tagSet("k", "v")})
 	wantCode(t, "PutBucketTagging missing bucket", err, "NoSuchBucket")
 }
+
+// TestTaggingVersions: in a versioned bucket a tag change rewrites the
+// version it names (the newest without versionId) and nothing else: the
+// other versions keep their tags, the key still lists its versions with
+// the same ids, and the bytes read back.
+func TestTaggingVersions(t *testing.T) {
+	e := startConfigServer(t)
+	ctx := t.Context()
+	c := e.client("ALICEKEY", "alicesecret")
+	b := aws.String("tagvers")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: b}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutBucketVersioning(ctx, &awss3.PutBucketVersioningInput{Bucket: b,
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, body := range []string{"first", "second"} {
+		out, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String("k"), Body: strings.NewReader(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, aws.ToString(out.VersionId))
+	}
+	tagSet := func(k, v string) *types.Tagging {
+		return &types.Tagging{TagSet: []types.Tag{{Key: aws.String(k), Value: aws.String(v)}}}
+	}
+	out, err := c.PutObjectTagging(ctx, &awss3.PutObjectTaggingInput{Bucket: b, Key: aws.String("k"), Tagging: tagSet("which", "newest")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(out.VersionId) != ids[1] {
+		t.Errorf("PutObjectTagging tagged version %q, want the newest %q", aws.ToString(out.VersionId), ids[1])
+	}
+	if _, err := c.PutObjectTagging(ctx, &awss3.PutObjectTaggingInput{Bucket: b, Key: aws.String("k"), VersionId: aws.String(ids[0]), Tagging: tagSet("which", "oldest")}); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"oldest", "newest"} {
+		got, err := c.GetObjectTagging(ctx, &awss3.GetObjectTaggingInput{Bucket: b, Key: aws.String("k"), VersionId: aws.String(ids[i])})
+		if err != nil || len(got.TagSet) != 1 || aws.ToString(got.TagSet[0].Value) != want {
+			t.Fatalf("tags of version %d: %+v, %v; want which=%s", i, got, err, want)
+		}
+		obj, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: b, Key: aws.String("k"), VersionId: aws.String(ids[i])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(obj.Body)
+		obj.Body.Close()
+		if string(body) != []string{"first", "second"}[i] || aws.ToInt32(obj.TagCount) != 1 {
+			t.Fatalf("version %d: %q with %d tags", i, body, aws.ToInt32(obj.TagCount))
+		}
+	}
+	lv, err := c.ListObjectVersions(ctx, &awss3.ListObjectVersionsInput{Bucket: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lv.Versions) != 2 || aws.ToString(lv.Versions[0].VersionId) != ids[1] || !aws.ToBool(lv.Versions[0].IsLatest) || aws.ToString(lv.Versions[1].VersionId) != ids[0] {
+		t.Fatalf("versions after tagging: %+v", lv.Versions)
+	}
+	cur, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: b, Key: aws.String("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(cur.Body)
+	cur.Body.Close()
+	if string(body) != "second" || aws.ToString(cur.VersionId) != ids[1] {
+		t.Fatalf("the key reads %q version %q, want second %s", body, aws.ToString(cur.VersionId), ids[1])
+	}
+}

@@ -77,6 +77,11 @@ check "tenant add-key: the second key works" bash -c "'$work/vaultd' tenant add-
 	AWS_SECRET_ACCESS_KEY=\$(python3 -c 'import json;print(json.load(open(\"$work/acme2.json\"))[\"secret_key\"])') \
 	aws --endpoint-url '$endpoint' s3 ls s3://photos/meta.txt | grep -q meta.txt"
 check "aws s3 rm --recursive" awss3 s3 rm s3://photos/tree --recursive --only-show-errors
+check "s3api put-bucket-versioning" awss3 s3api put-bucket-versioning --bucket photos --versioning-configuration Status=Enabled
+check "s3api two puts make two versions" bash -c "for i in 1 2; do aws --endpoint-url '$endpoint' s3api put-object --bucket photos --key ver.txt --body '$work/tree/a/f2' >/dev/null || exit 1; done
+	[ \$(aws --endpoint-url '$endpoint' s3api list-object-versions --bucket photos --prefix ver.txt --query 'length(Versions)' --output text) -eq 2 ]"
+check "s3api delete-object adds a delete marker" bash -c "aws --endpoint-url '$endpoint' s3api delete-object --bucket photos --key ver.txt | grep -q '\"DeleteMarker\": true'"
+check "s3api head-object of a deleted key fails" bash -c "! aws --endpoint-url '$endpoint' s3api head-object --bucket photos --key ver.txt"
 check "anonymous request is AccessDenied" bash -c "curl -s '$endpoint/photos/meta.txt' | grep -q '<Code>AccessDenied</Code>'"
 
 check "boto3 suite" python3 scripts/e2e_boto3.py "$endpoint" "$work/acme.json" "$work/globex.json"

@@ -70,8 +70,24 @@ expect_code("key too long", "KeyTooLongError", a.put_object, Bucket="boto-a", Ke
 expect_code("range past end", "InvalidRange", a.get_object, Bucket="boto-a", Key="k", Range="bytes=100-200")
 wrong_md5 = base64.b64encode(hashlib.md5(b"other").digest()).decode()
 expect_code("bad Content-MD5", "BadDigest", a.put_object, Bucket="boto-a", Key="md5", Body=b"data", ContentMD5=wrong_md5)
-expect_code("not implemented", "NotImplemented", a.put_bucket_versioning, Bucket="boto-a",
-            VersioningConfiguration={"Status": "Enabled"})
+expect_code("bad versioning status", "IllegalVersioningConfigurationException", a.put_bucket_versioning, Bucket="boto-a",
+            VersioningConfiguration={"Status": "On"})
+
+# Versioning: versions, a delete marker, then the "delete all versions" loop empties the bucket.
+a.create_bucket(Bucket="boto-v")
+a.put_bucket_versioning(Bucket="boto-v", VersioningConfiguration={"Status": "Enabled"})
+check("versioning enabled", a.get_bucket_versioning(Bucket="boto-v").get("Status") == "Enabled")
+vids = [a.put_object(Bucket="boto-v", Key="doc", Body=b"v%d" % i)["VersionId"] for i in range(3)]
+check("first version by id", a.get_object(Bucket="boto-v", Key="doc", VersionId=vids[0])["Body"].read() == b"v0")
+check("delete adds a marker", a.delete_object(Bucket="boto-v", Key="doc").get("DeleteMarker") is True)
+expect_code("get of a deleted key", "NoSuchKey", a.get_object, Bucket="boto-v", Key="doc")
+vers = a.list_object_versions(Bucket="boto-v")
+check("three versions and a marker", [v["VersionId"] for v in vers["Versions"]] == vids[::-1] and len(vers["DeleteMarkers"]) == 1)
+for page in a.get_paginator("list_object_versions").paginate(Bucket="boto-v"):
+    objs = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+    if objs:
+        a.delete_objects(Bucket="boto-v", Delete={"Objects": objs})
+a.delete_bucket(Bucket="boto-v")
 expect_code("wrong secret", "SignatureDoesNotMatch", client(access=json.load(open(a_file))["access_key"], secret="wrong").list_buckets)
 expect_code("unknown key", "InvalidAccessKeyId", client(access="NOSUCHKEY", secret="x").list_buckets)
 

@@ -1,0 +1,747 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// Versioned keys.
+//
+// A container's versioning state is the caller's (s3 keeps it in the
+// replicated bucket configuration) and comes with each write (PutOptions,
+// CopyOptions, DeleteOptions, CompleteUploadVersion). Every version of a
+// versioned key is an artifact of its own, stored under the version key
+// key + "\x00" + version id. Keys hold no NUL, so a key's versions sort
+// right after it in every drive's index and before any other key. A
+// version key is placed, and its shard files are named, as its key
+// (pgOf, shardName): the same drives, and a record can move from the key
+// to a version key without copying data. Healing, scanning, scrubbing,
+// migration, usage and listing treat version keys as the artifacts they
+// are.
+//
+// The key's own index key then holds a pointer (record.Pointer): a record
+// without data naming the current version (Metadata[pointerTargetKey])
+// and carrying its size, ETag and time for plain listings; a deleted
+// pointer says the current version is a delete marker. A delete marker
+// is a live, empty version with record.Marker set. A key written before
+// versioning was enabled keeps its plain record, the "null" version,
+// until a versioned write moves it to the version key "null" (adopt).
+//
+// A versioned write stores the version first, then the pointer, each with
+// the ordinary last-writer-wins record write. A crash between the two
+// leaves the version listed as noncurrent and the previous one current.
+// Deleting the current version by id re-points the key at the newest one
+// left. The decisions about a key's pointer (which version is current,
+// and its write) are serialised per key on a node (lockPointer); writes
+// of one key through two nodes at once can still leave the pointer on a
+// version other than the newest, or on one just deleted (the key then
+// reads as missing), until the key's next write or delete.
+//
+// Version ids are the hex of the version's first record version (time
+// then random bytes), or "null". ListVersions reads every version of one
+// key into memory at a time.
+
+// Versioning is a container's versioning state.
+type Versioning uint8
+
+// The versioning states of a container, as S3's.
+const (
+	Unversioned Versioning = iota
+	VersioningEnabled
+	VersioningSuspended
+)
+
+// NullVersion is the version id of a key's version written while its
+// container was unversioned or versioning was suspended.
+const NullVersion = "null"
+
+// Errors of versioned operations.
+var (
+	ErrNoSuchVersion  = errors.New("engine: no such version")
+	ErrInvalidVersion = errors.New("engine: invalid version id")
+)
+
+// DeleteMarkerError is returned when the version read is a delete marker:
+// the key's newest (ByVersion false: the key reads as missing) or the one
+// asked for by id. It wraps ErrNoSuchArtifact.
+type DeleteMarkerError struct {
+	VersionID string
+	Modified  time.Time
+	ByVersion bool
+}
+
+func (e *DeleteMarkerError) Error() string {
+	return fmt.Sprintf("engine: version %s is a delete marker", e.VersionID)
+}
+
+func (e *DeleteMarkerError) Unwrap() error { return ErrNoSuchArtifact }
+
+// pointerTargetKey is the metadata entry of a pointer naming its version.
+// No header name holds a NUL, so it cannot collide with user metadata.
+const pointerTargetKey = "\x00v"
+
+// newVersionSlot asks put for a new version id.
+const newVersionSlot = "\x00new"
+
+// versionKey is the key a version is stored under.
+func versionKey(key, vid string) string { return key + "\x00" + vid }
+
+// baseKey is the key of a version key (or key itself).
+func baseKey(k string) string {
+	if i := strings.IndexByte(k, 0); i >= 0 {
+		return k[:i]
+	}
+	return k
+}
+
+// pgOf is the PG of key, or of a version key's key.
+func pgOf(m *placement.Map, tenant, container, key string) uint32 {
+	return m.PGOf(tenant, container, baseKey(key))
+}
+
+// versionIDOf is the id of a version first written as v.
+func versionIDOf(v driver.Version) string { return hex.EncodeToString(v[:]) }
+
+// ValidVersionID reports whether vid is a version id this engine issues.
+func ValidVersionID(vid string) bool {
+	if vid == NullVersion {
+		return true
+	}
+	if len(vid) != 2*driver.VersionSize {
+		return false
+	}
+	_, err := hex.DecodeString(vid)
+	return err == nil && strings.ToLower(vid) == vid
+}
+
+func pointerTarget(r *record) string { return r.Metadata[pointerTargetKey] }
+
+// deletedErr is Open's error for a key whose newest record is r, deleted.
+func deletedErr(r *record) error {
+	if r != nil && r.Pointer {
+		return &DeleteMarkerError{VersionID: pointerTarget(r), Modified: time.Unix(0, r.Modified)}
+	}
+	return ErrNoSuchArtifact
+}
+
+// openRecord is Open of the record under key (a version key included)
+// itself: a pointer is not followed. Heal uses it.
+func (e *Engine) openRecord(ctx context.Context, tenant, container, key string) (*Artifact, error) {
+	if err := validKey(baseKey(key)); err != nil {
+		return nil, err
+	}
+	if err := e.checkContainer(ctx, tenant, container); err != nil {
+		return nil, err
+	}
+	loc, newest, err := e.locate(ctx, tenant, container, key)
+	if err != nil {
+		return nil, err
+	}
+	if newest != nil {
+		e.observe(newest.Version)
+	}
+	if newest == nil || newest.Deleted {
+		return nil, ErrNoSuchArtifact
+	}
+	return e.artifactAt(tenant, container, key, loc, newest)
+}
+
+// OpenVersion is Open of version vid of key; vid "" is the newest.
+// A missing version fails with ErrNoSuchVersion, a delete marker with
+// *DeleteMarkerError.
+func (e *Engine) OpenVersion(ctx context.Context, tenant, container, key, vid string) (*Artifact, error) {
+	if vid == "" {
+		return e.Open(ctx, tenant, container, key)
+	}
+	if err := validKey(key); err != nil {
+		return nil, err
+	}
+	if !ValidVersionID(vid) {
+		return nil, ErrInvalidVersion
+	}
+	if err := e.checkContainer(ctx, tenant, container); err != nil {
+		return nil, err
+	}
+	return e.openVersion(ctx, tenant, container, key, vid, false)
+}
+
+// openVersion opens version vid of key; latest tells that a pointer named
+// it (errors then say the key, not the version, is missing).
+func (e *Engine) openVersion(ctx context.Context, tenant, container, key, vid string, latest bool) (*Artifact, error) {
+	if vid == NullVersion {
+		// The null version may still be the key's own plain record.
+		loc, cur, err := e.locate(ctx, tenant, container, key)
+		if err != nil {
+			return nil, err
+		}
+		if cur != nil && !cur.Deleted && !cur.Pointer {
+			a, err := e.artifactAt(tenant, container, key, loc, cur)
+			if err == nil {
+				a.Info.VersionID = NullVersion
+			}
+			return a, err
+		}
+	}
+	vk := versionKey(key, vid)
+	loc, v, err := e.locate(ctx, tenant, container, vk)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case v == nil || v.Deleted:
+		if latest {
+			return nil, ErrNoSuchArtifact
+		}
+		return nil, ErrNoSuchVersion
+	case v.Marker:
+		return nil, &DeleteMarkerError{VersionID: vid, Modified: time.Unix(0, v.Modified), ByVersion: !latest}
+	}
+	a, err := e.artifactAt(tenant, container, vk, loc, v)
+	if err != nil {
+		return nil, err
+	}
+	a.Info.VersionID = vid
+	return a, nil
+}
+
+// putVersioned is Put into a versioned container: a new version (the null
+// version when suspended), then the pointer to it.
+func (e *Engine) putVersioned(ctx context.Context, tenant, container, key string, body io.Reader, opts PutOptions) (ArtifactInfo, error) {
+	if err := e.checkContainer(ctx, tenant, container); err != nil {
+		return ArtifactInfo{}, err
+	}
+	vid := NullVersion
+	if opts.Versioning == VersioningEnabled {
+		// A version written before versioning stays, as "null".
+		if _, err := e.adopt(ctx, tenant, container, key, NullVersion); err != nil {
+			return ArtifactInfo{}, err
+		}
+		vid = newVersionSlot
+	}
+	info, err := e.put(ctx, tenant, container, key, vid, body, opts)
+	if err != nil {
+		return ArtifactInfo{}, err
+	}
+	// Suspended, a plain record replaced is the null version superseded:
+	// its shard files go.
+	defer e.lockPointer(tenant, container, key)()
+	if err := e.point(ctx, tenant, container, key, info.VersionID, info.Size, info.ETag, info.Modified, false, vid == NullVersion); err != nil {
+		return ArtifactInfo{}, err
+	}
+	return info, nil
+}
+
+// adopt makes key's plain record, if it has one (written unversioned, or
+// by a multipart completion), its version vid: the record moves to the
+// version key, sharing its shard files (copied instead when inline or
+// placed under an older map), and the key gets a pointer to it. It
+// reports whether there was one.
+func (e *Engine) adopt(ctx context.Context, tenant, container, key, vid string) (bool, error) {
+	loc, cur, err := e.locate(ctx, tenant, container, key)
+	if err != nil {
+		return false, fmt.Errorf("engine: version %s: %w", container, err)
+	}
+	if cur == nil || cur.Deleted || cur.Pointer {
+		return false, nil
+	}
+	m := e.cfg.Topology.Map()
+	pg := pgOf(m, tenant, container, key)
+	if !cur.IsInline && cur.PG == pg && loc.sameSet(m, pg) {
+		drives, _ := e.pgDrives(m, pg)
+		rec := *cur
+		rec.Inline = nil
+		rec.Version, _ = e.newVersion()
+		replaced, err := e.artifactWrite(tenant, container, versionKey(key, vid), drives, m.Policy.WriteQuorum()).latest(ctx, &rec, nil, present(drives))
+		if err != nil {
+			return false, fmt.Errorf("engine: version %s: %w", container, err)
+		}
+		rb, ra := liveSize(replaced)
+		e.usage(tenant, rec.Size-rb, 1-ra)
+	} else {
+		a, err := e.artifactAt(tenant, container, key, loc, cur)
+		if err != nil {
+			return false, err
+		}
+		r := a.Reader(ctx, 0, a.Info.Size)
+		_, err = e.put(ctx, tenant, container, key, vid, r, PutOptions{
+			Size: cur.Size, ContentType: cur.ContentType, Metadata: cur.Metadata, modified: cur.Modified, etag: cur.ETag,
+		})
+		r.Close()
+		if err != nil {
+			return false, fmt.Errorf("engine: version %s: %w", container, err)
+		}
+	}
+	defer e.lockPointer(tenant, container, key)()
+	if err := e.point(ctx, tenant, container, key, vid, cur.Size, cur.ETag, time.Unix(0, cur.Modified), false, false); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// point writes key's pointer to version vid (a deleted one for a delete
+// marker). collect removes the shard files of a plain record it replaces
+// (a null version superseded); otherwise they are kept (adopt moved them).
+func (e *Engine) point(ctx context.Context, tenant, container, key, vid string, size int64, etag string, modified time.Time, marker, collect bool) error {
+	m := e.cfg.Topology.Map()
+	pg := pgOf(m, tenant, container, key)
+	drives, _ := e.pgDrives(m, pg)
+	v, _ := e.newVersion()
+	rec := record{
+		Version: v, Pointer: true, Deleted: marker, Modified: modified.UnixNano(),
+		Metadata: map[string]string{pointerTargetKey: vid},
+		Data:     m.Policy.Data, Parity: m.Policy.Parity, StripeSize: e.cfg.StripeSize, PG: pg,
+	}
+	if !marker {
+		rec.Size, rec.ETag = size, etag
+	}
+	w := e.artifactWrite(tenant, container, key, drives, m.Policy.WriteQuorum())
+	w.keepReplaced = !collect
+	replaced, err := w.latest(ctx, &rec, nil, present(drives))
+	if err != nil {
+		return fmt.Errorf("engine: version pointer: %w", err)
+	}
+	rb, ra := liveSize(replaced)
+	e.usage(tenant, -rb, -ra)
+	return nil
+}
+
+// DeleteOptions describes a DeleteVersion.
+type DeleteOptions struct {
+	Versioning Versioning // the container's state
+	// VersionID, if set, deletes that version for good; otherwise a
+	// versioned container gets a delete marker.
+	VersionID string
+	// BypassGovernance lets a version under a Governance retention be
+	// deleted (lock.go).
+	BypassGovernance bool
+	// Condition, if set, is checked against key's newest version under
+	// the key's lock, which the deletion holds (keylock.go).
+	Condition Condition
+}
+
+// DeleteResult is what a DeleteVersion did.
+type DeleteResult struct {
+	VersionID    string // the marker written, or the version deleted
+	DeleteMarker bool   // a marker was written, or the version deleted was one
+}
+
+// DeleteVersion deletes key as S3's DeleteObject: unversioned and without
+// a version id it is Delete; with versioning it adds a delete marker (the
+// null version when suspended); with a version id it removes that version
+// (a missing one succeeds) and, if it was current, makes the newest one
+// left current.
+func (e *Engine) DeleteVersion(ctx context.Context, tenant, container, key string, opts DeleteOptions) (DeleteResult, error) {
+	if err := validKey(key); err != nil {
+		return DeleteResult{}, err
+	}
+	if opts.VersionID != "" && !ValidVersionID(opts.VersionID) {
+		return DeleteResult{}, ErrInvalidVersion
+	}
+	if err := e.checkContainer(ctx, tenant, container); err != nil {
+		return DeleteResult{}, err
+	}
+	if opts.Condition != nil {
+		unlock, err := e.checkCondition(ctx, tenant, container, key, opts.Condition)
+		if err != nil {
+			return DeleteResult{}, err
+		}
+		defer unlock()
+	}
+	if opts.VersionID == "" {
+		if opts.Versioning == Unversioned {
+			return DeleteResult{}, e.tombstone(ctx, tenant, container, key)
+		}
+		return e.deleteMarker(ctx, tenant, container, key, opts.Versioning)
+	}
+	vid := opts.VersionID
+	res := DeleteResult{VersionID: vid}
+	// The key's pointer lock covers the version's deletion too: a
+	// retention change (lock.go) cannot rewrite a version being deleted.
+	defer e.lockPointer(tenant, container, key)()
+	_, cur, err := e.locate(ctx, tenant, container, key)
+	if err != nil {
+		return DeleteResult{}, fmt.Errorf("engine: delete version: %w", err)
+	}
+	target, v := versionKey(key, vid), cur
+	if vid == NullVersion && cur != nil && !cur.Deleted && !cur.Pointer {
+		target = key // the null version is the key's own plain record
+	} else if _, v, err = e.locate(ctx, tenant, container, target); err != nil {
+		return DeleteResult{}, fmt.Errorf("engine: delete version: %w", err)
+	}
+	if v == nil || v.Deleted {
+		return res, nil
+	}
+	res.DeleteMarker = v.Marker
+	if retentionOf(v.Metadata).protects(e.cfg.Now(), opts.BypassGovernance) {
+		return DeleteResult{}, fmt.Errorf("%w: %s version %s", ErrLocked, key, vid)
+	}
+	if err := e.tombstone(ctx, tenant, container, target); err != nil {
+		return DeleteResult{}, err
+	}
+	// Whether the version was current is decided after it is gone and
+	// under the key's pointer lock, so that of two deletes racing on this
+	// node the second sees the first's deletion.
+	_, cur, err = e.locate(ctx, tenant, container, key)
+	if err != nil {
+		return DeleteResult{}, fmt.Errorf("engine: delete version: %w", err)
+	}
+	if cur == nil || cur.Pointer && pointerTarget(cur) == vid || target == key {
+		return res, e.repoint(ctx, tenant, container, key)
+	}
+	return res, nil
+}
+
+// lockPointer serialises, on this node, the decisions about key's
+// pointer: which version is current and the pointer's write. Across nodes
+// the pointer's last writer wins (see the package doc on versioned keys).
+func (e *Engine) lockPointer(tenant, container, key string) (unlock func()) {
+	return e.lockLocal("pointer\x00" + indexPrefix(tenant, container) + key) // upload ids are hex: no collision
+}
+
+// deleteMarker adds a delete marker as key's newest version.
+func (e *Engine) deleteMarker(ctx context.Context, tenant, container, key string, v Versioning) (DeleteResult, error) {
+	vid := NullVersion
+	if v == VersioningEnabled {
+		if _, err := e.adopt(ctx, tenant, container, key, NullVersion); err != nil {
+			return DeleteResult{}, err
+		}
+		vid = newVersionSlot
+	}
+	info, err := e.put(ctx, tenant, container, key, vid, bytes.NewReader(nil), PutOptions{Size: 0, marker: true})
+	if err != nil {
+		return DeleteResult{}, err
+	}
+	defer e.lockPointer(tenant, container, key)()
+	if err := e.point(ctx, tenant, container, key, info.VersionID, 0, "", info.Modified, true, vid == NullVersion); err != nil {
+		return DeleteResult{}, err
+	}
+	return DeleteResult{VersionID: info.VersionID, DeleteMarker: true}, nil
+}
+
+// repoint makes key's newest version left current, or deletes key when
+// none is left.
+func (e *Engine) repoint(ctx context.Context, tenant, container, key string) error {
+	vs, err := e.keyVersions(ctx, tenant, container, key)
+	if err != nil {
+		return err
+	}
+	if len(vs) == 0 {
+		_, cur, err := e.locate(ctx, tenant, container, key)
+		if err != nil || cur == nil || cur.Deleted && !cur.Pointer {
+			return err
+		}
+		return e.tombstone(ctx, tenant, container, key)
+	}
+	if vs[0].VersionID == NullVersion && !vs[0].stored {
+		return nil // the key's own plain record is current
+	}
+	top := vs[0]
+	return e.point(ctx, tenant, container, key, top.VersionID, top.Size, top.ETag, top.Modified, top.DeleteMarker, false)
+}
+
+// VersionInfo describes one version of a key in a listing.
+type VersionInfo struct {
+	Key, VersionID string
+	Size           int64 // bytes
+	ETag           string
+	Modified       time.Time
+	IsLatest       bool
+	DeleteMarker   bool
+
+	stored bool // under a version key (not the key's plain record)
+}
+
+// VersionListOptions selects a page of ListVersions, as S3's
+// ListObjectVersions.
+type VersionListOptions struct {
+	Prefix, Delimiter string
+	// KeyMarker alone resumes after that key; with VersionIDMarker,
+	// after that version of it.
+	KeyMarker, VersionIDMarker string
+	Limit                      int // versions plus prefixes; 0 means 1000
+}
+
+// VersionListResult is a page of ListVersions: keys in byte order, each
+// key's versions newest first.
+type VersionListResult struct {
+	Versions             []VersionInfo
+	Prefixes             []string
+	Truncated            bool
+	NextKey, NextVersion string // the markers of the next page when Truncated
+}
+
+// ListVersions lists the versions and delete markers of a container's
+// keys. A key of an unversioned container is its one version, "null".
+func (e *Engine) ListVersions(ctx context.Context, tenant, container string, opts VersionListOptions) (VersionListResult, error) {
+	if err := e.checkContainer(ctx, tenant, container); err != nil {
+		return VersionListResult{}, err
+	}
+	if opts.VersionIDMarker != "" && !ValidVersionID(opts.VersionIDMarker) {
+		return VersionListResult{}, ErrInvalidVersion
+	}
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	after, resumeKey := "", ""
+	switch {
+	case opts.KeyMarker == "":
+	case opts.VersionIDMarker == "":
+		after = opts.KeyMarker + "\x00" + maxKeySentinel
+		if opts.Delimiter != "" && strings.HasPrefix(opts.KeyMarker, opts.Prefix) {
+			if i := strings.Index(opts.KeyMarker[len(opts.Prefix):], opts.Delimiter); i >= 0 {
+				after = opts.KeyMarker[:len(opts.Prefix)+i+len(opts.Delimiter)] + maxKeySentinel
+			}
+		}
+	default:
+		after, resumeKey = justBefore(opts.KeyMarker), opts.KeyMarker
+	}
+	gr := &groupReader{g: e.newMerger(tenant, container, opts.Prefix, after)}
+	var res VersionListResult
+	count := 0
+walk:
+	for {
+		key, ok, err := gr.peekKey(ctx)
+		if err != nil {
+			return VersionListResult{}, err
+		}
+		if !ok {
+			break
+		}
+		if opts.Delimiter != "" {
+			if i := strings.Index(key[len(opts.Prefix):], opts.Delimiter); i >= 0 {
+				cp := key[:len(opts.Prefix)+i+len(opts.Delimiter)]
+				if count == limit {
+					res.Truncated = true
+					break
+				}
+				res.Prefixes = append(res.Prefixes, cp)
+				res.NextKey, res.NextVersion = cp, ""
+				count++
+				gr.skipTo(cp + maxKeySentinel)
+				continue
+			}
+		}
+		own, vers, err := gr.group(ctx, key)
+		if err != nil {
+			return VersionListResult{}, err
+		}
+		vs := groupVersions(key, own, vers)
+		if key == resumeKey {
+			vs = resumeAfter(vs, opts.VersionIDMarker)
+		}
+		for _, v := range vs {
+			if count == limit {
+				res.Truncated = true
+				break walk
+			}
+			res.Versions = append(res.Versions, v)
+			res.NextKey, res.NextVersion = v.Key, v.VersionID
+			count++
+		}
+	}
+	if err := gr.g.finish(); err != nil {
+		return VersionListResult{}, err
+	}
+	if !res.Truncated {
+		res.NextKey, res.NextVersion = "", ""
+	}
+	return res, nil
+}
+
+// keyVersions returns key's live versions, newest first.
+func (e *Engine) keyVersions(ctx context.Context, tenant, container, key string) ([]VersionInfo, error) {
+	gr := &groupReader{g: e.newMerger(tenant, container, key, justBefore(key))}
+	k, ok, err := gr.peekKey(ctx)
+	if err != nil || !ok || k != key {
+		return nil, err
+	}
+	own, vers, err := gr.group(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if err := gr.g.finish(); err != nil {
+		return nil, err
+	}
+	return groupVersions(key, own, vers), nil
+}
+
+// justBefore returns an index key sorting right before s: no valid key
+// lies between the two (valid UTF-8 holds no 0xff byte).
+func justBefore(s string) string {
+	if s == "" {
+		return ""
+	}
+	return s[:len(s)-1] + string([]byte{s[len(s)-1] - 1}) + maxKeySentinel
+}
+
+// resumeAfter drops the versions up to and including vid. A vid no longer
+// listed is placed by its time (a "null" one: the whole key is done).
+func resumeAfter(vs []VersionInfo, vid string) []VersionInfo {
+	if i := slices.IndexFunc(vs, func(v VersionInfo) bool { return v.VersionID == vid }); i >= 0 {
+		return vs[i+1:]
+	}
+	b, err := hex.DecodeString(vid)
+	if err != nil || len(b) < 8 {
+		return nil
+	}
+	t := time.Unix(0, int64(binary.BigEndian.Uint64(b[:8])))
+	for i, v := range vs {
+		if v.Modified.Before(t) || v.Modified.Equal(t) && v.VersionID < vid {
+			return vs[i:]
+		}
+	}
+	return nil
+}
+
+// rawVersion is one version key's newest record in a walk.
+type rawVersion struct {
+	vid string
+	rec *record
+}
+
+// groupVersions returns the live versions of key, newest first, the
+// latest marked: key's own record own (a plain record is the null
+// version; a pointer names the latest) and its version keys' records.
+func groupVersions(key string, own *record, vers []rawVersion) []VersionInfo {
+	var out []VersionInfo
+	latest := ""
+	plain := own != nil && !own.Deleted && !own.Pointer
+	switch {
+	case own != nil && own.Pointer:
+		latest = pointerTarget(own)
+	case plain:
+		latest = NullVersion
+		out = append(out, VersionInfo{Key: key, VersionID: NullVersion, Size: own.Size, ETag: own.ETag, Modified: time.Unix(0, own.Modified)})
+	}
+	for _, v := range vers {
+		if v.rec.Deleted || plain && v.vid == NullVersion {
+			continue
+		}
+		out = append(out, VersionInfo{Key: key, VersionID: v.vid, Size: v.rec.Size, ETag: v.rec.ETag,
+			Modified: time.Unix(0, v.rec.Modified), DeleteMarker: v.rec.Marker, stored: true})
+	}
+	slices.SortStableFunc(out, func(a, b VersionInfo) int {
+		if c := b.Modified.Compare(a.Modified); c != 0 {
+			return c
+		}
+		return strings.Compare(b.VersionID, a.VersionID)
+	})
+	i := slices.IndexFunc(out, func(v VersionInfo) bool { return v.VersionID == latest })
+	if i < 0 && len(out) > 0 {
+		i = 0
+	}
+	if i >= 0 {
+		out[i].IsLatest = true
+	}
+	return out
+}
+
+// groupReader reads a merger's walk a key at a time: the key's own
+// record and its version keys'.
+type groupReader struct {
+	g    *merger
+	peek *rawEntry // read, not yet consumed
+}
+
+type rawEntry struct {
+	key string
+	rec *record
+}
+
+func (r *groupReader) read(ctx context.Context) (*rawEntry, error) {
+	if r.peek != nil {
+		p := r.peek
+		r.peek = nil
+		return p, nil
+	}
+	k, rec, ok, err := r.g.next(ctx)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &rawEntry{k, rec}, nil
+}
+
+// peekKey returns the key of the next group.
+func (r *groupReader) peekKey(ctx context.Context) (string, bool, error) {
+	p, err := r.read(ctx)
+	if err != nil || p == nil {
+		return "", false, err
+	}
+	r.peek = p
+	return baseKey(p.key), true, nil
+}
+
+// group reads the group of key, the next one.
+func (r *groupReader) group(ctx context.Context, key string) (own *record, vers []rawVersion, err error) {
+	for {
+		p, err := r.read(ctx)
+		if err != nil || p == nil {
+			return own, vers, err
+		}
+		if baseKey(p.key) != key {
+			r.peek = p
+			return own, vers, nil
+		}
+		if p.key == key {
+			own = p.rec
+		} else {
+			vers = append(vers, rawVersion{vid: p.key[len(key)+1:], rec: p.rec})
+		}
+	}
+}
+
+// skipTo continues after key.
+func (r *groupReader) skipTo(key string) {
+	if r.peek != nil && r.peek.key <= key {
+		r.peek = nil
+	}
+	r.g.skipTo(key)
+}
+
+// CompleteUploadVersion is CompleteUpload into a container whose
+// versioning state is v: the artifact becomes a new version (the null
+// version when suspended). A retry of a completion already made a
+// version answers ErrNoSuchUpload: the completion marker is removed.
+func (e *Engine) CompleteUploadVersion(ctx context.Context, tenant, container, key, uploadID string, parts []CompletePart, finish func(Upload, []PartInfo) (map[string]string, error), v Versioning) (ArtifactInfo, error) {
+	if v == Unversioned {
+		return e.CompleteUpload(ctx, tenant, container, key, uploadID, parts, finish)
+	}
+	if err := validKey(key); err != nil {
+		return ArtifactInfo{}, err
+	}
+	vid := NullVersion
+	if v == VersioningEnabled {
+		if _, err := e.adopt(ctx, tenant, container, key, NullVersion); err != nil {
+			return ArtifactInfo{}, err
+		}
+		nv, _ := e.newVersion()
+		vid = versionIDOf(nv)
+	}
+	info, err := e.CompleteUpload(ctx, tenant, container, key, uploadID, parts, finish)
+	if err != nil {
+		return ArtifactInfo{}, err
+	}
+	if _, err := e.adopt(ctx, tenant, container, key, vid); err != nil {
+		return ArtifactInfo{}, err
+	}
+	// The completion marker goes: settling it later would see the key's
+	// pointer, not the artifact, and drop what part records a failed
+	// cleanup left together with their data, which the version now uses.
+	m := e.cfg.Topology.Map()
+	drives, _ := e.pgDrives(m, pgOf(m, tenant, container, key))
+	e.deleteRecord(ctx, drives, uploadKey(tenant, container, key, uploadID), driver.Version{})
+	info.VersionID = vid
+	return info, nil
+}

@@ -1,0 +1,437 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vaultaire/vaultaire/driver"
+)
+
+// vget reads version vid of key ("" the newest) in full.
+func (r *rig) vget(t testing.TB, key, vid string) ([]byte, error) {
+	t.Helper()
+	a, err := r.e.OpenVersion(t.Context(), "t", "c", key, vid)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	err = a.WriteRange(t.Context(), &buf, 0, a.Info.Size)
+	return buf.Bytes(), err
+}
+
+func (r *rig) vput(t testing.TB, key string, data []byte, v Versioning) ArtifactInfo {
+	t.Helper()
+	info, err := r.e.Put(t.Context(), "t", "c", key, bytes.NewReader(data), PutOptions{Size: int64(len(data)), Versioning: v})
+	if err != nil {
+		t.Fatalf("Put(%q): %v", key, err)
+	}
+	return info
+}
+
+// versionsOf lists key's versions as "id:size" (a marker as "id:marker"),
+// newest first, the latest starred.
+func (r *rig) versionsOf(t testing.TB, key string) []string { return versionsOf(t, r.e, key) }
+
+func versionsOf(t testing.TB, e *Engine, key string) []string {
+	t.Helper()
+	res, err := e.ListVersions(t.Context(), "t", "c", VersionListOptions{Prefix: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, v := range res.Versions {
+		if v.Key != key {
+			continue
+		}
+		s := fmt.Sprintf("%s:%d", v.VersionID, v.Size)
+		if v.DeleteMarker {
+			s = v.VersionID + ":marker"
+		}
+		if v.IsLatest {
+			s += "*"
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func (r *rig) listKeys(t testing.TB) []string {
+	t.Helper()
+	res, err := r.e.List(t.Context(), "t", "c", ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, a := range res.Artifacts {
+		keys = append(keys, fmt.Sprintf("%s:%d", a.Key, a.Size))
+	}
+	return keys
+}
+
+// TestVersioningLifecycle walks one key through an unversioned write,
+// versioned writes, delete markers, deletes by version id and a
+// suspended write, for an inline and a sharded body, checking reads,
+// listings and usage at each step.
+func TestVersioningLifecycle(t *testing.T) {
+	for _, size := range []int{100, 300 << 10} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			r := newRig(t, rigOptions{drives: 6})
+			u := &usageTotals{}
+			r.e.cfg.OnUsage = u.add
+			ctx := t.Context()
+			body := func(i int) []byte { return randBytes(uint64(i), size+i) }
+			must := func(got []byte, err error, want []byte, what string) {
+				t.Helper()
+				if err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("%s: %d bytes, %v; want %d bytes", what, len(got), err, len(want))
+				}
+			}
+			usage := func(wantBytes, wantN int64) {
+				t.Helper()
+				if b, n := u.get(); b != wantBytes || n != wantN {
+					t.Fatalf("usage %d bytes %d artifacts, want %d, %d", b, n, wantBytes, wantN)
+				}
+			}
+			sz := func(i int) int64 { return int64(size + i) }
+			var got []byte
+			var err error
+
+			r.vput(t, "k", body(0), Unversioned)
+			v1 := r.vput(t, "k", body(1), VersioningEnabled)
+			v2 := r.vput(t, "k", body(2), VersioningEnabled)
+			if !ValidVersionID(v1.VersionID) || v1.VersionID == v2.VersionID || v1.VersionID == NullVersion {
+				t.Fatalf("version ids %q %q", v1.VersionID, v2.VersionID)
+			}
+			got, err = r.vget(t, "k", "")
+			must(got, err, body(2), "latest")
+			got, err = r.vget(t, "k", NullVersion)
+			must(got, err, body(0), "null version kept from before versioning")
+			got, err = r.vget(t, "k", v1.VersionID)
+			must(got, err, body(1), "v1")
+			want := []string{fmt.Sprintf("%s:%d*", v2.VersionID, sz(2)), fmt.Sprintf("%s:%d", v1.VersionID, sz(1)), fmt.Sprintf("null:%d", sz(0))}
+			if got := r.versionsOf(t, "k"); !slices.Equal(got, want) {
+				t.Fatalf("versions %v, want %v", got, want)
+			}
+			if got := r.listKeys(t); !slices.Equal(got, []string{fmt.Sprintf("k:%d", sz(2))}) {
+				t.Fatalf("List %v: want the key once, at its latest", got)
+			}
+			usage(sz(0)+sz(1)+sz(2), 3)
+
+			// A delete marker hides the key; its versions stay.
+			del, err := r.e.DeleteVersion(ctx, "t", "c", "k", DeleteOptions{Versioning: VersioningEnabled})
+			if err != nil || !del.DeleteMarker || !ValidVersionID(del.VersionID) {
+				t.Fatalf("delete: %+v, %v", del, err)
+			}
+			var dm *DeleteMarkerError
+			if _, err := r.e.Open(ctx, "t", "c", "k"); !errors.As(err, &dm) || dm.ByVersion || dm.VersionID != del.VersionID || !errors.Is(err, ErrNoSuchArtifact) {
+				t.Fatalf("Open after delete: %v", err)
+			}
+			if _, err := r.e.OpenVersion(ctx, "t", "c", "k", del.VersionID); !errors.As(err, &dm) || !dm.ByVersion {
+				t.Fatalf("OpenVersion(marker): %v", err)
+			}
+			if got := r.listKeys(t); len(got) != 0 {
+				t.Fatalf("List after delete marker: %v", got)
+			}
+			if got := r.versionsOf(t, "k"); len(got) != 4 || got[0] != del.VersionID+":marker*" {
+				t.Fatalf("versions after delete marker %v", got)
+			}
+			if err := r.e.DeleteContainer(ctx, "t", "c"); !errors.Is(err, ErrContainerNotEmpty) {
+				t.Fatalf("DeleteContainer with versions left: %v", err)
+			}
+			// Healing long after keeps the deleted pointer: it is the key's state.
+			r.e.cfg.Now = func() time.Time { return time.Now().Add(2 * TombstoneGrace) }
+			if _, err := r.e.Heal(ctx, "t", "c", "k"); err != nil {
+				t.Fatal(err)
+			}
+			r.e.cfg.Now = time.Now
+			if _, err := r.e.Open(ctx, "t", "c", "k"); !errors.As(err, &dm) || dm.VersionID != del.VersionID {
+				t.Fatalf("Open after a heal past the tombstone grace: %v", err)
+			}
+
+			// Deleting the marker brings v2 back; deleting v2 makes v1 current.
+			if res, err := r.e.DeleteVersion(ctx, "t", "c", "k", DeleteOptions{Versioning: VersioningEnabled, VersionID: del.VersionID}); err != nil || !res.DeleteMarker {
+				t.Fatalf("delete marker by id: %+v %v", res, err)
+			}
+			got, err = r.vget(t, "k", "")
+			must(got, err, body(2), "latest after marker removed")
+			if _, err := r.e.DeleteVersion(ctx, "t", "c", "k", DeleteOptions{Versioning: VersioningEnabled, VersionID: v2.VersionID}); err != nil {
+				t.Fatal(err)
+			}
+			got, err = r.vget(t, "k", "")
+			must(got, err, body(1), "latest after v2 removed")
+			if _, err := r.vget(t, "k", v2.VersionID); !errors.Is(err, ErrNoSuchVersion) {
+				t.Fatalf("deleted version: %v", err)
+			}
+			if got := r.listKeys(t); !slices.Equal(got, []string{fmt.Sprintf("k:%d", sz(1))}) {
+				t.Fatalf("List %v", got)
+			}
+			usage(sz(0)+sz(1), 2)
+
+			// Suspended: a put replaces the null version only.
+			r.vput(t, "k", body(3), VersioningSuspended)
+			got, err = r.vget(t, "k", "")
+			must(got, err, body(3), "suspended latest")
+			got, err = r.vget(t, "k", NullVersion)
+			must(got, err, body(3), "null version replaced")
+			want = []string{fmt.Sprintf("null:%d*", sz(3)), fmt.Sprintf("%s:%d", v1.VersionID, sz(1))}
+			if got := r.versionsOf(t, "k"); !slices.Equal(got, want) {
+				t.Fatalf("versions %v, want %v", got, want)
+			}
+			usage(sz(1)+sz(3), 2)
+
+			// Deleting every version empties the container.
+			for _, vid := range []string{NullVersion, v1.VersionID} {
+				if _, err := r.e.DeleteVersion(ctx, "t", "c", "k", DeleteOptions{VersionID: vid}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := r.e.Open(ctx, "t", "c", "k"); !errors.Is(err, ErrNoSuchArtifact) {
+				t.Fatalf("Open of an emptied key: %v", err)
+			}
+			usage(0, 0)
+			r.e.WaitBackground()
+			if size > DefaultInlineMax {
+				for _, dir := range r.dirs {
+					if files := shardFiles(t, dir); len(files) != 0 {
+						t.Fatalf("shard files left in %s: %v", dir, files)
+					}
+				}
+			}
+			if err := r.e.DeleteContainer(ctx, "t", "c"); err != nil {
+				t.Fatalf("DeleteContainer once every version is gone: %v", err)
+			}
+		})
+	}
+}
+
+// TestVersionHealedAndMultipart: a noncurrent version is an artifact of
+// its own that Scan finds and Heal repairs; a completed multipart upload
+// becomes a version and keeps its data when overwritten.
+func TestVersionHealedAndMultipart(t *testing.T) {
+	r := newRig(t, rigOptions{drives: 6})
+	ctx := t.Context()
+	old := randBytes(1, 300<<10)
+	v1 := r.vput(t, "h", old, VersioningEnabled)
+	r.vput(t, "h", randBytes(2, 10), VersioningEnabled)
+	// Lose the old version's shard file and record on one drive.
+	ikey := indexPrefix("t", "c") + versionKey("h", v1.VersionID)
+	d := r.faultyOf("h", 0)
+	if err := d.DeleteRecord(ctx, ikey, [16]byte{}); err != nil {
+		t.Fatal(err)
+	}
+	files := shardFiles(t, r.dirOf("h", 0))
+	for _, f := range files {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := r.e.Scan(ctx, "t", "c", "", 1000)
+	if err != nil || st.Queued != 1 {
+		t.Fatalf("scan: %+v, %v: want the version queued", st, err)
+	}
+	if !slices.Contains(r.e.Degraded(), HealItem{"t", "c", versionKey("h", v1.VersionID)}) {
+		t.Fatalf("degraded %q", r.e.Degraded())
+	}
+	if fixed, err := r.e.Heal(ctx, "t", "c", versionKey("h", v1.VersionID)); err != nil || len(fixed) != 1 {
+		t.Fatalf("heal: %v, %v", fixed, err)
+	}
+	if got := shardFiles(t, r.dirOf("h", 0)); len(got) != len(files) {
+		t.Fatalf("shard files after heal %v, want %d", got, len(files))
+	}
+	if got, err := r.vget(t, "h", v1.VersionID); err != nil || !bytes.Equal(got, old) {
+		t.Fatalf("healed version: %v", err)
+	}
+
+	// Multipart.
+	id, err := r.e.CreateUpload(ctx, "t", "c", "m", PutOptions{ContentType: "a/b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := randBytes(3, 200<<10)
+	pi, err := r.e.PutPart(ctx, "t", "c", "m", id, 1, bytes.NewReader(part), PutOptions{Size: int64(len(part))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The part's records, put back after the completion as if its cleanup
+	// had failed: a later settle of the upload must not drop their data.
+	pk := partKey("t", "c", id, 1)
+	var partRecs []driver.Record
+	for _, d := range r.faulty {
+		if rec, err := d.GetRecord(ctx, pk); err == nil {
+			partRecs = append(partRecs, rec)
+		}
+	}
+	info, err := r.e.CompleteUploadVersion(ctx, "t", "c", "m", id, []CompletePart{{1, pi.ETag}}, nil, VersioningEnabled)
+	if err != nil || !ValidVersionID(info.VersionID) || !strings.HasSuffix(info.ETag, "-1") {
+		t.Fatalf("complete: %+v %v", info, err)
+	}
+	r.e.WaitBackground()
+	for _, rec := range partRecs {
+		for _, d := range r.faulty {
+			d.PutRecord(ctx, rec)
+		}
+	}
+	if err := r.e.AbortUpload(ctx, "t", "c", "m", id); !errors.Is(err, ErrNoSuchUpload) {
+		t.Fatalf("abort of a completed upload: %v", err)
+	}
+	if _, err := r.e.CompleteUploadVersion(ctx, "t", "c", "m", id, []CompletePart{{1, pi.ETag}}, nil, VersioningEnabled); !errors.Is(err, ErrNoSuchUpload) {
+		t.Fatalf("retried completion: %v", err)
+	}
+	r.vput(t, "m", []byte("newer"), VersioningEnabled)
+	r.e.WaitBackground()
+	a, err := r.e.OpenVersion(ctx, "t", "c", "m", info.VersionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(a.Reader(ctx, 0, a.Info.Size))
+	if err != nil || !bytes.Equal(got, part) || a.Info.ETag != info.ETag || a.PartCount() != 1 {
+		t.Fatalf("multipart version: %d bytes %v, etag %s", len(got), err, a.Info.ETag)
+	}
+}
+
+// TestMigrateVersions: versions, delete markers and pointers written
+// under older maps move with MigrateAll like any artifact, and read the
+// same once the older maps are dropped.
+func TestMigrateVersions(t *testing.T) {
+	for _, tc := range migrateMaps {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			r := newMigRig(t)
+			ms := tc.maps(t, r)
+			r.useChain(ms[:1])
+			put := func(key string, data []byte) string {
+				t.Helper()
+				info, err := r.e.Put(ctx, "t", "c", key, bytes.NewReader(data), PutOptions{Size: int64(len(data)), Versioning: VersioningEnabled})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return info.VersionID
+			}
+			want := map[[2]string][]byte{}
+			for i, data := range [][]byte{randBytes(1, 300<<10), randBytes(2, 1000), randBytes(3, 200<<10)} {
+				want[[2]string{"a", put("a", data)}] = data
+				want[[2]string{"b", put("b", data[:len(data)/(i+1)])}] = data[:len(data)/(i+1)]
+			}
+			del, err := r.e.DeleteVersion(ctx, "t", "c", "b", DeleteOptions{Versioning: VersioningEnabled})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i < len(ms); i++ {
+				r.useChain(ms[:i+1])
+			}
+			check := func(e *Engine, what string) {
+				t.Helper()
+				for kv, data := range want {
+					a, err := e.OpenVersion(ctx, "t", "c", kv[0], kv[1])
+					if err != nil {
+						t.Fatalf("%s: %s@%s: %v", what, kv[0], kv[1], err)
+					}
+					got, err := io.ReadAll(a.Reader(ctx, 0, a.Info.Size))
+					if err != nil || !bytes.Equal(got, data) {
+						t.Fatalf("%s: %s@%s: %d bytes, %v", what, kv[0], kv[1], len(got), err)
+					}
+				}
+				var dm *DeleteMarkerError
+				if _, err := e.Open(ctx, "t", "c", "b"); !errors.As(err, &dm) || dm.VersionID != del.VersionID {
+					t.Fatalf("%s: b: %v, want its delete marker", what, err)
+				}
+				if got := versionsOf(t, e, "a"); len(got) != 3 || !strings.HasSuffix(got[0], "*") {
+					t.Fatalf("%s: versions of a: %v", what, got)
+				}
+			}
+			check(r.e, "before migration")
+			if sum := migrateAll(t, r.e, 3); sum.Failed != 0 {
+				t.Fatalf("MigrateAll: %+v", sum)
+			}
+			checkResidue(t, r.e, ms)
+			r.topo.use(ms[len(ms)-1])
+			check(r.e, "after migration")
+			check(r.plain, "without history")
+		})
+	}
+}
+
+// TestRetention: a retention or legal hold rewrites the version's record
+// and keeps its data (inline or in shard files); DeleteVersion refuses a
+// protected version until the retention ends or with the bypass
+// (GOVERNANCE only); a COMPLIANCE retention can only be extended.
+func TestRetention(t *testing.T) {
+	for _, size := range []int{100, 300 << 10} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			r := newRig(t, rigOptions{drives: 6})
+			ctx := t.Context()
+			data := randBytes(9, size)
+			now := time.Now()
+			r.e.cfg.Now = func() time.Time { return now }
+			until := now.Add(time.Hour)
+			info, err := r.e.Put(ctx, "t", "c", "k", bytes.NewReader(data), PutOptions{Size: int64(size), Versioning: VersioningEnabled,
+				Retention: &Retention{Mode: RetentionCompliance, Until: until}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.vput(t, "k", []byte("newer"), VersioningEnabled)
+			del := func(bypass bool) error {
+				_, err := r.e.DeleteVersion(ctx, "t", "c", "k", DeleteOptions{Versioning: VersioningEnabled, VersionID: info.VersionID, BypassGovernance: bypass})
+				return err
+			}
+			if err := del(true); !errors.Is(err, ErrLocked) {
+				t.Fatalf("delete of a COMPLIANCE version: %v", err)
+			}
+			for _, tc := range []struct {
+				r    Retention
+				want error
+			}{
+				{Retention{Mode: RetentionCompliance, Until: until.Add(-time.Second)}, ErrLocked},
+				{Retention{Mode: RetentionGovernance, Until: until.Add(time.Hour)}, ErrLocked},
+				{Retention{}, ErrLocked},
+				{Retention{Mode: RetentionCompliance, Until: until.Add(time.Hour)}, nil},
+			} {
+				if err := r.e.SetRetention(ctx, "t", "c", "k", info.VersionID, tc.r, true); !errors.Is(err, tc.want) {
+					t.Fatalf("SetRetention(%+v): %v, want %v", tc.r, err, tc.want)
+				}
+			}
+			if err := r.e.SetLegalHold(ctx, "t", "c", "k", info.VersionID, true); err != nil {
+				t.Fatal(err)
+			}
+			r.e.WaitBackground()
+			got, err := r.vget(t, "k", info.VersionID)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("version after retention changes: %d bytes, %v", len(got), err)
+			}
+			a, err := r.e.OpenVersion(ctx, "t", "c", "k", info.VersionID)
+			if err != nil || a.RetentionOf() != (Retention{Mode: RetentionCompliance, Until: time.Unix(0, until.Add(time.Hour).UnixNano()), LegalHold: true}) {
+				t.Fatalf("retention %+v, %v", a.RetentionOf(), err)
+			}
+			// Past the retention the legal hold still holds; released, the version goes.
+			now = now.Add(3 * time.Hour)
+			if err := del(false); !errors.Is(err, ErrLocked) {
+				t.Fatalf("delete under legal hold: %v", err)
+			}
+			if err := r.e.SetLegalHold(ctx, "t", "c", "k", info.VersionID, false); err != nil {
+				t.Fatal(err)
+			}
+			if err := del(false); err != nil {
+				t.Fatalf("delete once free: %v", err)
+			}
+			// GOVERNANCE yields to the bypass.
+			g, err := r.e.Put(ctx, "t", "c", "g", bytes.NewReader(data), PutOptions{Size: int64(size), Versioning: VersioningEnabled,
+				Retention: &Retention{Mode: RetentionGovernance, Until: now.Add(time.Hour)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.e.DeleteVersion(ctx, "t", "c", "g", DeleteOptions{VersionID: g.VersionID}); !errors.Is(err, ErrLocked) {
+				t.Fatalf("delete of a GOVERNANCE version: %v", err)
+			}
+			if _, err := r.e.DeleteVersion(ctx, "t", "c", "g", DeleteOptions{VersionID: g.VersionID, BypassGovernance: true}); err != nil {
+				t.Fatalf("delete of a GOVERNANCE version with the bypass: %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,320 @@
+package s3
+
+import (
+	"encoding/xml"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/vaultaire/vaultaire/engine"
+)
+
+// Object lock. A bucket created with x-amz-bucket-object-lock-enabled
+// (or given an ObjectLockConfiguration while versioning is enabled) has
+// versioning on for good and an "objectlock" configuration document,
+// replicated like the others, holding its default retention. Versions
+// carry their retention and legal hold in the engine (engine/lock.go),
+// which refuses to delete a protected version: AccessDenied, for the root
+// tenant too. Governance yields to x-amz-bypass-governance-retention:
+// true (a tenant's keys hold every permission on its buckets).
+
+const objectLockKind = "objectlock"
+
+type objectLockConfiguration struct {
+	XMLName           xml.Name        `xml:"ObjectLockConfiguration"`
+	Xmlns             string          `xml:"xmlns,attr,omitempty"`
+	ObjectLockEnabled string          `xml:"ObjectLockEnabled,omitempty"`
+	Rule              *objectLockRule `xml:"Rule,omitempty"`
+}
+
+type objectLockRule struct {
+	DefaultRetention struct {
+		Mode  string `xml:"Mode"`
+		Days  int    `xml:"Days,omitempty"`
+		Years int    `xml:"Years,omitempty"`
+	} `xml:"DefaultRetention"`
+}
+
+type retentionDoc struct {
+	XMLName         xml.Name `xml:"Retention"`
+	Xmlns           string   `xml:"xmlns,attr,omitempty"`
+	Mode            string   `xml:"Mode,omitempty"`
+	RetainUntilDate string   `xml:"RetainUntilDate,omitempty"`
+}
+
+type legalHoldDoc struct {
+	XMLName xml.Name `xml:"LegalHold"`
+	Xmlns   string   `xml:"xmlns,attr,omitempty"`
+	Status  string   `xml:"Status"`
+}
+
+func modeOf(s string) (engine.RetentionMode, bool) {
+	switch s {
+	case "GOVERNANCE":
+		return engine.RetentionGovernance, true
+	case "COMPLIANCE":
+		return engine.RetentionCompliance, true
+	}
+	return engine.RetentionNone, false
+}
+
+func modeName(m engine.RetentionMode) string {
+	switch m {
+	case engine.RetentionGovernance:
+		return "GOVERNANCE"
+	case engine.RetentionCompliance:
+		return "COMPLIANCE"
+	}
+	return ""
+}
+
+// objectLock returns a bucket's object lock configuration from this
+// node's state, or nil.
+func (s *Server) objectLock(tenant, bucket string) *objectLockConfiguration {
+	if s.cfg.Configs == nil {
+		return nil
+	}
+	doc, ok := s.cfg.Configs.LocalBucketConfig(tenant, bucket, objectLockKind)
+	if !ok {
+		return nil
+	}
+	var c objectLockConfiguration
+	if xml.Unmarshal(doc, &c) != nil {
+		return nil
+	}
+	return &c
+}
+
+// lockOnCreate checks a CreateBucket asking for object lock before the
+// bucket is made and returns what to do once it is.
+func (op *operation) lockOnCreate() (after func() error, err error) {
+	if !strings.EqualFold(string(op.r.fctx.Request.Header.Peek("x-amz-bucket-object-lock-enabled")), "true") {
+		return func() error { return nil }, nil
+	}
+	cs, err := op.configs()
+	if err != nil {
+		return nil, errObjectLockNotImplemented
+	}
+	return func() error {
+		doc, _ := xml.Marshal(versioningConfiguration{Xmlns: s3Namespace, Status: "Enabled"})
+		if err := cs.PutBucketConfig(op.ctx, op.tenant, op.bucket, versioningKind, doc); err != nil {
+			return err
+		}
+		doc, _ = xml.Marshal(objectLockConfiguration{Xmlns: s3Namespace, ObjectLockEnabled: "Enabled"})
+		return cs.PutBucketConfig(op.ctx, op.tenant, op.bucket, objectLockKind, doc)
+	}, nil
+}
+
+func (op *operation) putObjectLockConfiguration() error {
+	cs, err := op.configs()
+	if err != nil {
+		return err
+	}
+	var c objectLockConfiguration
+	if err := op.readXMLBody(&c); err != nil {
+		return err
+	}
+	if c.ObjectLockEnabled != "Enabled" {
+		return ErrMalformedXML
+	}
+	if r := c.Rule; r != nil {
+		d := r.DefaultRetention
+		if _, ok := modeOf(d.Mode); !ok || (d.Days > 0) == (d.Years > 0) || d.Days < 0 || d.Years < 0 || d.Days > 36500 || d.Years > 100 {
+			return ErrMalformedXML
+		}
+	}
+	if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
+		return err
+	}
+	if op.versioning() != engine.VersioningEnabled {
+		return errInvalidBucketState
+	}
+	c.Xmlns = s3Namespace
+	doc, err := xml.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if err := cs.PutBucketConfig(op.ctx, op.tenant, op.bucket, objectLockKind, doc); err != nil {
+		return err
+	}
+	op.r.fctx.SetStatusCode(http.StatusOK)
+	return nil
+}
+
+func (op *operation) getObjectLockConfiguration() error {
+	cs, err := op.configs()
+	if err != nil {
+		return err
+	}
+	if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
+		return err
+	}
+	doc, ok, err := cs.BucketConfig(op.ctx, op.tenant, op.bucket, objectLockKind)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errNoLockConfig
+	}
+	op.r.fctx.SetStatusCode(http.StatusOK)
+	op.r.fctx.SetContentType("application/xml")
+	op.r.fctx.Response.SetBodyRaw(append([]byte(xml.Header), doc...))
+	return nil
+}
+
+// writeRetention returns the retention a PutObject or CopyObject asks for
+// with x-amz-object-lock-* headers, or the bucket's default, or nil.
+func (op *operation) writeRetention() (*engine.Retention, error) {
+	h := &op.r.fctx.Request.Header
+	mode, until, hold := string(h.Peek("x-amz-object-lock-mode")), string(h.Peek("x-amz-object-lock-retain-until-date")), string(h.Peek("x-amz-object-lock-legal-hold"))
+	lock := op.s.objectLock(op.tenant, op.bucket)
+	if lock == nil {
+		if mode != "" || until != "" || hold != "" {
+			return nil, errNoBucketLock
+		}
+		return nil, nil
+	}
+	var r engine.Retention
+	switch hold {
+	case "", "OFF":
+	case "ON":
+		r.LegalHold = true
+	default:
+		return nil, ErrInvalidArgument
+	}
+	switch {
+	case mode != "" || until != "":
+		m, ok := modeOf(mode)
+		t, err := time.Parse(time.RFC3339, until)
+		if !ok || err != nil || !t.After(time.Now()) {
+			return nil, ErrInvalidArgument
+		}
+		r.Mode, r.Until = m, t
+	case lock.Rule != nil:
+		d := lock.Rule.DefaultRetention
+		r.Mode, _ = modeOf(d.Mode)
+		r.Until = time.Now().AddDate(d.Years, 0, d.Days)
+	}
+	if r == (engine.Retention{}) {
+		return nil, nil
+	}
+	return &r, nil
+}
+
+// retentionHeaders sets the object lock headers of a GET or HEAD.
+func (op *operation) retentionHeaders(a *engine.Artifact) {
+	r := a.RetentionOf()
+	rh := &op.r.fctx.Response.Header
+	if r.Mode != engine.RetentionNone {
+		rh.Set("x-amz-object-lock-mode", modeName(r.Mode))
+		rh.Set("x-amz-object-lock-retain-until-date", r.Until.UTC().Format(time.RFC3339))
+	}
+	if r.LegalHold {
+		rh.Set("x-amz-object-lock-legal-hold", "ON")
+	}
+}
+
+func (op *operation) bypassGovernance() bool {
+	return strings.EqualFold(string(op.r.fctx.Request.Header.Peek("x-amz-bypass-governance-retention")), "true")
+}
+
+func (op *operation) putObjectRetention() error {
+	var d retentionDoc
+	if err := op.readXMLBody(&d); err != nil {
+		return err
+	}
+	if op.s.objectLock(op.tenant, op.bucket) == nil {
+		if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
+			return err
+		}
+		return errNoBucketLock
+	}
+	var r engine.Retention
+	if d.Mode != "" || d.RetainUntilDate != "" {
+		m, ok := modeOf(d.Mode)
+		t, err := time.Parse(time.RFC3339, d.RetainUntilDate)
+		if !ok || err != nil || !t.After(time.Now()) {
+			return ErrMalformedXML
+		}
+		r.Mode, r.Until = m, t
+	}
+	vid, _ := op.query("versionId")
+	if err := op.s.cfg.Engine.SetRetention(op.ctx, op.tenant, op.bucket, op.key, vid, r, op.bypassGovernance()); err != nil {
+		return err
+	}
+	op.r.fctx.SetStatusCode(http.StatusOK)
+	return nil
+}
+
+func (op *operation) getObjectRetention() error {
+	a, err := op.lockedObject()
+	if err != nil {
+		return err
+	}
+	r := a.RetentionOf()
+	if r.Mode == engine.RetentionNone {
+		return errNoLockConfig
+	}
+	writeXML(op.r.fctx, http.StatusOK, retentionDoc{Xmlns: s3Namespace, Mode: modeName(r.Mode), RetainUntilDate: r.Until.UTC().Format(time.RFC3339)})
+	return nil
+}
+
+func (op *operation) putObjectLegalHold() error {
+	var d legalHoldDoc
+	if err := op.readXMLBody(&d); err != nil {
+		return err
+	}
+	if d.Status != "ON" && d.Status != "OFF" {
+		return ErrMalformedXML
+	}
+	if op.s.objectLock(op.tenant, op.bucket) == nil {
+		if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
+			return err
+		}
+		return errNoBucketLock
+	}
+	vid, _ := op.query("versionId")
+	if err := op.s.cfg.Engine.SetLegalHold(op.ctx, op.tenant, op.bucket, op.key, vid, d.Status == "ON"); err != nil {
+		return err
+	}
+	op.r.fctx.SetStatusCode(http.StatusOK)
+	return nil
+}
+
+func (op *operation) getObjectLegalHold() error {
+	a, err := op.lockedObject()
+	if err != nil {
+		return err
+	}
+	status := "OFF"
+	if a.RetentionOf().LegalHold {
+		status = "ON"
+	}
+	writeXML(op.r.fctx, http.StatusOK, legalHoldDoc{Xmlns: s3Namespace, Status: status})
+	return nil
+}
+
+// lockedObject opens the version a Get{Retention,LegalHold} names in a
+// bucket with object lock.
+func (op *operation) lockedObject() (*engine.Artifact, error) {
+	if op.s.objectLock(op.tenant, op.bucket) == nil {
+		if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
+			return nil, err
+		}
+		return nil, errNoBucketLock
+	}
+	return op.openObject()
+}
+
+// defaultRetention gives a version a multipart completion made the
+// bucket's default retention.
+func (op *operation) defaultRetention(info engine.ArtifactInfo) error {
+	lock := op.s.objectLock(op.tenant, op.bucket)
+	if lock == nil || lock.Rule == nil || info.VersionID == "" {
+		return nil
+	}
+	d := lock.Rule.DefaultRetention
+	m, _ := modeOf(d.Mode)
+	return op.s.cfg.Engine.SetRetention(op.ctx, op.tenant, op.bucket, op.key, info.VersionID,
+		engine.Retention{Mode: m, Until: time.Now().AddDate(d.Years, 0, d.Days)}, false)
+}

@@ -1,0 +1,253 @@
+package s3
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/vaultaire/vaultaire/engine"
+)
+
+// Bucket versioning. The state (Enabled or Suspended; never set means
+// unversioned) is a bucket configuration document of kind "versioning",
+// replicated through Raft like CORS. Object requests read this node's
+// copy (LocalBucketConfig, no round trip), which a change that returned
+// has reached on every node that answered; a node that was cut off
+// catches up when it rejoins. The engine stores the versions
+// (engine/version.go), told the state with each write.
+
+const versioningKind = "versioning"
+
+// versioningConfiguration is the VersioningConfiguration document.
+type versioningConfiguration struct {
+	XMLName   xml.Name `xml:"VersioningConfiguration"`
+	Xmlns     string   `xml:"xmlns,attr,omitempty"`
+	Status    string   `xml:"Status,omitempty"`
+	MFADelete string   `xml:"MfaDelete,omitempty"`
+}
+
+func (op *operation) putBucketVersioning() error {
+	cs, err := op.configs()
+	if err != nil {
+		return err
+	}
+	var c versioningConfiguration
+	if err := op.readXMLBody(&c); err != nil {
+		return err
+	}
+	switch {
+	case c.Status != "Enabled" && c.Status != "Suspended":
+		return errIllegalVersioning
+	case c.MFADelete == "Enabled":
+		return errMFADeleteNotImplemented
+	case c.MFADelete != "" && c.MFADelete != "Disabled":
+		return errIllegalVersioning
+	}
+	if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
+		return err
+	}
+	if c.Status != "Enabled" && op.s.objectLock(op.tenant, op.bucket) != nil {
+		return errInvalidBucketState
+	}
+	doc, err := xml.Marshal(versioningConfiguration{Xmlns: s3Namespace, Status: c.Status})
+	if err != nil {
+		return err
+	}
+	if err := cs.PutBucketConfig(op.ctx, op.tenant, op.bucket, versioningKind, doc); err != nil {
+		return err
+	}
+	op.r.fctx.SetStatusCode(http.StatusOK)
+	return nil
+}
+
+func (op *operation) getBucketVersioning() error {
+	cs, err := op.configs()
+	if err != nil {
+		return err
+	}
+	if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
+		return err
+	}
+	doc, ok, err := cs.BucketConfig(op.ctx, op.tenant, op.bucket, versioningKind)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		doc, _ = xml.Marshal(versioningConfiguration{Xmlns: s3Namespace})
+	}
+	op.r.fctx.SetStatusCode(http.StatusOK)
+	op.r.fctx.SetContentType("application/xml")
+	op.r.fctx.Response.SetBodyRaw(append([]byte(xml.Header), doc...))
+	return nil
+}
+
+// versioningOf returns a bucket's versioning state from this node's copy
+// of the bucket configuration.
+func (s *Server) versioningOf(tenant, bucket string) engine.Versioning {
+	if s.cfg.Configs == nil {
+		return engine.Unversioned
+	}
+	doc, ok := s.cfg.Configs.LocalBucketConfig(tenant, bucket, versioningKind)
+	switch {
+	case !ok:
+		return engine.Unversioned
+	case bytes.Contains(doc, []byte("<Status>Enabled</Status>")):
+		return engine.VersioningEnabled
+	case bytes.Contains(doc, []byte("<Status>Suspended</Status>")):
+		return engine.VersioningSuspended
+	}
+	return engine.Unversioned
+}
+
+// versioning is the request bucket's versioning state.
+func (op *operation) versioning() engine.Versioning { return op.s.versioningOf(op.tenant, op.bucket) }
+
+// versionHeader sets x-amz-version-id for a version written or read; an
+// object of a versioned bucket stored before versioning is "null".
+func (op *operation) versionHeader(vid string) {
+	if vid == "" && op.versioning() != engine.Unversioned {
+		vid = engine.NullVersion
+	}
+	if vid != "" {
+		op.r.fctx.Response.Header.Set("x-amz-version-id", vid)
+	}
+}
+
+// openObject opens the object a GET or HEAD names: its versionId, or the
+// newest. A delete marker answers as S3: 404 NoSuchKey for the newest,
+// 405 MethodNotAllowed by version id, with x-amz-delete-marker.
+func (op *operation) openObject() (*engine.Artifact, error) {
+	vid, _ := op.query("versionId")
+	a, err := op.s.cfg.Engine.OpenVersion(op.ctx, op.tenant, op.bucket, op.key, vid)
+	var dm *engine.DeleteMarkerError
+	if errors.As(err, &dm) {
+		rh := &op.r.fctx.Response.Header
+		rh.Set("x-amz-delete-marker", "true")
+		rh.Set("x-amz-version-id", dm.VersionID)
+		if dm.ByVersion {
+			rh.Set("Last-Modified", dm.Modified.UTC().Format(http.TimeFormat))
+			return nil, ErrMethodNotAllowed
+		}
+		return nil, ErrNoSuchKey
+	}
+	if err != nil {
+		return nil, err
+	}
+	op.versionHeader(a.Info.VersionID)
+	op.retentionHeaders(a)
+	return a, nil
+}
+
+// deleteVersioned serves DeleteObject: with versionId, or on a versioned
+// bucket.
+func (op *operation) deleteVersioned() error {
+	vid, _ := op.query("versionId")
+	cond, err := op.writeCondition(true)
+	if err != nil {
+		return err
+	}
+	res, err := op.s.cfg.Engine.DeleteVersion(op.ctx, op.tenant, op.bucket, op.key, engine.DeleteOptions{Versioning: op.versioning(), VersionID: vid, BypassGovernance: op.bypassGovernance(), Condition: cond})
+	if err != nil {
+		return err
+	}
+	rh := &op.r.fctx.Response.Header
+	if res.DeleteMarker {
+		rh.Set("x-amz-delete-marker", "true")
+	}
+	if res.VersionID != "" {
+		rh.Set("x-amz-version-id", res.VersionID)
+	}
+	return nil
+}
+
+// copySourceVersion returns the versionId of x-amz-copy-source, if any
+// (copySource has checked it).
+func (op *operation) copySourceVersion() string {
+	src := string(op.r.fctx.Request.Header.Peek("x-amz-copy-source"))
+	_, query, _ := strings.Cut(src, "?")
+	for p := range strings.SplitSeq(query, "&") {
+		if v, ok := strings.CutPrefix(p, "versionId="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+type listVersionsResult struct {
+	XMLName             xml.Name       `xml:"ListVersionsResult"`
+	Xmlns               string         `xml:"xmlns,attr"`
+	Name                string         `xml:"Name"`
+	Prefix              string         `xml:"Prefix"`
+	KeyMarker           string         `xml:"KeyMarker"`
+	VersionIDMarker     string         `xml:"VersionIdMarker"`
+	NextKeyMarker       string         `xml:"NextKeyMarker,omitempty"`
+	NextVersionIDMarker string         `xml:"NextVersionIdMarker,omitempty"`
+	MaxKeys             int            `xml:"MaxKeys"`
+	Delimiter           string         `xml:"Delimiter,omitempty"`
+	EncodingType        string         `xml:"EncodingType,omitempty"`
+	IsTruncated         bool           `xml:"IsTruncated"`
+	Entries             []versionEntry // Version and DeleteMarker elements, in listing order
+	CommonPrefixes      []commonPrefix `xml:"CommonPrefixes"`
+}
+
+// versionEntry is a Version, or a DeleteMarker (no ETag, Size or
+// StorageClass).
+type versionEntry struct {
+	XMLName      xml.Name
+	Key          string  `xml:"Key"`
+	VersionID    string  `xml:"VersionId"`
+	IsLatest     bool    `xml:"IsLatest"`
+	LastModified string  `xml:"LastModified"`
+	ETag         *string `xml:"ETag,omitempty"`
+	Size         *int64  `xml:"Size,omitempty"`
+	Owner        owner   `xml:"Owner"`
+	StorageClass string  `xml:"StorageClass,omitempty"`
+}
+
+// listVersions serves ListObjectVersions. An object of an unversioned
+// bucket is its one version, "null".
+func (op *operation) listVersions() error {
+	p, err := op.listParams()
+	if err != nil {
+		return err
+	}
+	keyMarker, _ := op.query("key-marker")
+	idMarker, _ := op.query("version-id-marker")
+	switch {
+	case idMarker != "" && keyMarker == "":
+		return errVersionIDMarker
+	case idMarker != "" && !engine.ValidVersionID(idMarker):
+		return ErrInvalidVersion
+	}
+	page, err := op.s.cfg.Engine.ListVersions(op.ctx, op.tenant, op.bucket, engine.VersionListOptions{
+		Prefix: p.prefix, Delimiter: p.delimiter, KeyMarker: keyMarker, VersionIDMarker: idMarker, Limit: p.maxKeys,
+	})
+	if err != nil {
+		return err
+	}
+	res := listVersionsResult{Xmlns: s3Namespace, Name: op.bucket, MaxKeys: p.maxKeys, EncodingType: p.enc,
+		Prefix: encodeKey(p.prefix, p.urlEnc), Delimiter: encodeKey(p.delimiter, p.urlEnc),
+		KeyMarker: encodeKey(keyMarker, p.urlEnc), VersionIDMarker: idMarker, IsTruncated: page.Truncated}
+	for _, v := range page.Versions {
+		e := versionEntry{XMLName: xml.Name{Local: "Version"}, Key: encodeKey(v.Key, p.urlEnc), VersionID: v.VersionID,
+			IsLatest: v.IsLatest, LastModified: isoTime(v.Modified), Owner: op.owner()}
+		if v.DeleteMarker {
+			e.XMLName.Local = "DeleteMarker"
+		} else {
+			etag, size := `"`+v.ETag+`"`, v.Size
+			e.ETag, e.Size, e.StorageClass = &etag, &size, "STANDARD"
+		}
+		res.Entries = append(res.Entries, e)
+	}
+	for _, pre := range page.Prefixes {
+		res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{Prefix: encodeKey(pre, p.urlEnc)})
+	}
+	if page.Truncated {
+		res.NextKeyMarker = encodeKey(page.NextKey, p.urlEnc)
+		res.NextVersionIDMarker = page.NextVersion
+	}
+	writeXML(op.r.fctx, http.StatusOK, res)
+	return nil
+}
