@@ -231,7 +231,7 @@ func (e *Engine) putInline(ctx context.Context, codec *erasure.Codec, n int, hea
 	for j := range ws {
 		ws[j] = &bufs[j]
 	}
-	res, err := codec.Encode(ctx, bytes.NewReader(head), ws, erasure.EncodeOptions{Hash: digest})
+	res, err := codec.Encode(ctx, bytes.NewReader(head), ws, erasure.EncodeOptions{Hash: digest, Size: int64(len(head))})
 	if err != nil {
 		return nil, 0, fmt.Errorf("engine: put inline: %w", err)
 	}
