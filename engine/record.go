@@ -139,7 +139,9 @@ func unmarshalHead(b []byte) (*record, error) {
 	return r, nil
 }
 
-// unmarshalRecord decodes b, verifying its checksums.
+// unmarshalRecord decodes b, verifying its checksums. The record's Inline
+// aliases b, which the caller must therefore not modify afterwards (every
+// caller decodes a record's Data as a driver returned it, its own copy).
 func unmarshalRecord(b []byte) (*record, error) {
 	if len(b) < 8 {
 		return nil, errBadRecord
@@ -171,11 +173,14 @@ func unmarshalRecord(b []byte) (*record, error) {
 	r.StripeSize = d.varint()
 	r.PG = uint32(d.uvarint())
 	r.Shard = int(d.uvarint())
-	// One copy of the inline shard, the largest field: as a string then
-	// a []byte it was copied twice (a third of a small GET's allocated
-	// bytes, pprof).
+	// The inline shard, the largest field, is not copied: copied as a
+	// string then as a []byte it was a third of the bytes a small GET
+	// allocated (pprof, bench/RESULTS.md).
 	if inline := d.view(); r.IsInline {
-		r.Inline = append([]byte{}, inline...)
+		r.Inline = inline[:len(inline):len(inline)]
+		if r.Inline == nil {
+			r.Inline = []byte{}
+		}
 	}
 	if n := d.uvarint(); n > 0 && n <= maxParts && n <= uint64(len(d.b))/(16+2) {
 		r.Parts = make([]part, n)
