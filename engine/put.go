@@ -228,9 +228,10 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 func (e *Engine) putInline(ctx context.Context, codec *erasure.Codec, n int, head []byte, digest hash.Hash) ([][]byte, int64, error) {
 	bufs := make([]bytes.Buffer, n)
 	ws := make([]io.Writer, n)
-	shardSize := int(codec.Layout(int64(len(head))).ShardSize())
+	sz := int(codec.Layout(int64(len(head))).ShardSize())
+	all := make([]byte, n*sz) // one allocation for all, not a doubling series each
 	for j := range ws {
-		bufs[j].Grow(shardSize) // one allocation each, not a doubling series
+		bufs[j] = *bytes.NewBuffer(all[j*sz : j*sz : (j+1)*sz])
 		ws[j] = &bufs[j]
 	}
 	res, err := codec.Encode(ctx, bytes.NewReader(head), ws, erasure.EncodeOptions{Hash: digest, Size: int64(len(head))})
