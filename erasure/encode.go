@@ -654,3 +654,37 @@ func firstErr(errs []error) error {
 	}
 	return nil
 }
+
+// EncodeBytes encodes data, a whole artifact of 1 byte to less than a
+// stripe held in memory, and returns its shards: out[j] holds exactly the
+// bytes Encode would write to writer j. It works synchronously, with one
+// buffer for all shards: for the small artifacts stored inline, Encode's
+// writer goroutines, queues and stripe buffers cost more than the coding.
+func (c *Codec) EncodeBytes(data []byte) ([][]byte, error) {
+	size := int64(len(data))
+	if size == 0 || size >= c.cfg.StripeSize {
+		return nil, fmt.Errorf("erasure: EncodeBytes of %d bytes: want 1 to %d", size, c.cfg.StripeSize-1)
+	}
+	k, n := c.cfg.Data, c.cfg.Data+c.cfg.Parity
+	bs := int(blockDataSize(size, k))
+	w := ChecksumSize + bs
+	buf := make([]byte, n*w) // zeroed: the padding of the last data block
+	out := make([][]byte, n)
+	blocks := make([][]byte, n)
+	off := 0
+	for j := range n {
+		out[j] = buf[j*w : (j+1)*w : (j+1)*w]
+		blocks[j] = out[j][ChecksumSize:]
+		if j < k {
+			off += copy(blocks[j], data[off:])
+		}
+	}
+	if err := c.rs.Encode(blocks); err != nil {
+		return nil, fmt.Errorf("erasure: encode: %w", err)
+	}
+	for j := range n {
+		sum := checksum(blocks[j])
+		copy(out[j], sum[:])
+	}
+	return out, nil
+}

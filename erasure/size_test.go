@@ -123,3 +123,34 @@ func (m *runtimeMem) read() {
 	runtime.ReadMemStats(&s)
 	m.bytes = s.TotalAlloc
 }
+
+// TestEncodeBytes checks EncodeBytes against Encode, byte for byte.
+func TestEncodeBytes(t *testing.T) {
+	const stripe = 64 << 10
+	for _, k := range []int{1, 2, 3, 4} {
+		for _, m := range []int{0, 1, 2} {
+			c, err := New(Config{Data: k, Parity: m, StripeSize: stripe})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, size := range []int{1, 2, 3, 7, 100, 4095, 4096, 4097, 10_000, stripe - 1} {
+				data := randBytes(uint64(size*10+k), size)
+				got, err := c.EncodeBytes(data)
+				if err != nil {
+					t.Fatalf("%d+%d, %d bytes: EncodeBytes: %v", k, m, size, err)
+				}
+				want := encode(t, c, data)
+				for j := range want.files {
+					if !bytes.Equal(got[j], want.files[j]) {
+						t.Fatalf("%d+%d, %d bytes: shard %d differs from Encode's", k, m, size, j)
+					}
+				}
+			}
+			for _, size := range []int{0, stripe, stripe + 1} {
+				if _, err := c.EncodeBytes(make([]byte, size)); err == nil {
+					t.Errorf("%d+%d: EncodeBytes of %d bytes succeeded, want an error", k, m, size)
+				}
+			}
+		}
+	}
+}
