@@ -17,7 +17,10 @@
 //
 // Encode writes the k+m blocks of a stripe to their writers in parallel, one
 // goroutine per writer, with a small fixed number of stripes in flight, so
-// memory stays at a few stripes whatever the artifact size. A failing writer
+// memory stays at a few stripes whatever the artifact size (stripe buffers
+// are pooled by size class, so a small artifact takes a small one).
+// EncodeBytes is the same encoding, synchronous and in one buffer, for an
+// artifact shorter than a stripe held in memory. A failing writer
 // is dropped and encoding goes on while at least the write quorum of writers
 // remain, and so is one that falls behind a quorum of the others for
 // EncodeOptions.Stall (its Write is not waited for). Decode reads any k
