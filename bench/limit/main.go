@@ -63,6 +63,11 @@ func run(ctx context.Context, args []string) error {
 // serve runs the bare server: the same fasthttp settings as Vaultaire's
 // front end (streamed request bodies, 64 KiB read buffer), nothing else.
 func serve(addr string) error {
+	return newBareServer().ListenAndServe(addr)
+}
+
+// newBareServer returns the bare server.
+func newBareServer() *fasthttp.Server {
 	bodies := map[int][]byte{}
 	h := func(ctx *fasthttp.RequestCtx) {
 		path := ctx.URI().PathOriginal()
@@ -92,13 +97,12 @@ func serve(addr string) error {
 	for _, n := range []int{4 << 10, 1 << 20} {
 		bodies[n] = bytes.Repeat([]byte("x"), n)
 	}
-	s := &fasthttp.Server{
+	return &fasthttp.Server{
 		Handler:                      h,
 		StreamRequestBody:            true,
 		ReadBufferSize:               64 << 10,
 		DisablePreParseMultipartForm: true,
 	}
-	return s.ListenAndServe(addr)
 }
 
 func prepare(ctx context.Context, endpoint, bucket, sizes string) error {
