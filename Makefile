@@ -4,7 +4,7 @@ PKGS    ?= ./...
 BENCH   ?= .
 FUZZTIME ?= 60s
 
-.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients console-test bench bench-compare fuzz chaos lint clean minio
+.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients console-test bench bench-compare bench-limit fuzz chaos lint clean minio
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ bench: ## Go microbenchmarks (benchstat-friendly: make bench > new.txt)
 
 bench-compare: ## Vaultaire vs MinIO side by side on this machine (builds MinIO; writes bench/RESULTS-compare.md)
 	bash bench/compare.sh
+
+bench-limit: ## Vaultaire vs a bare fasthttp server under wrk over presigned URLs: each figure as a share of the machine's limit
+	bash bench/limit.sh
 
 fuzz: ## run every fuzz target for FUZZTIME each (FUZZTIME=60s); plain go test replays their seeds
 	@set -e; for d in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \

@@ -277,12 +277,22 @@ func (e *Engine) put(ctx context.Context, tenant, container, key, vid string, bo
 // putInline encodes head, a whole small body, into n shards, one per drive
 // of the set, kept in memory for the drives' records.
 func (e *Engine) putInline(ctx context.Context, codec *erasure.Codec, n int, head []byte, digest hash.Hash) ([][]byte, int64, error) {
+	if size := int64(len(head)); size > 0 && size < codec.Layout(size).StripeSize {
+		// In memory and synchronous: Encode's goroutines and stripe
+		// buffers cost more than the coding (bench/RESULTS.md).
+		shards, err := codec.EncodeBytes(head)
+		if err != nil {
+			return nil, 0, fmt.Errorf("engine: put inline: %w", err)
+		}
+		digest.Write(head)
+		return shards, size, nil
+	}
 	bufs := make([]bytes.Buffer, n)
 	ws := make([]io.Writer, n)
 	for j := range ws {
 		ws[j] = &bufs[j]
 	}
-	res, err := codec.Encode(ctx, bytes.NewReader(head), ws, erasure.EncodeOptions{Hash: digest})
+	res, err := codec.Encode(ctx, bytes.NewReader(head), ws, erasure.EncodeOptions{Hash: digest, Size: int64(len(head))})
 	if err != nil {
 		return nil, 0, fmt.Errorf("engine: put inline: %w", err)
 	}

@@ -126,7 +126,7 @@ func (c *Codec) newReader(l Layout, first, last int64, open OpenFunc, exclude []
 	}
 	return &reader{
 		c: c, l: l, first: first, last: last, open: open,
-		s:       c.pool.Get().(*stripe),
+		s:       c.getStripe(l.BlockDataSize(0)),
 		streams: make([]*shardStream, n),
 		exclude: exclude,
 		dead:    make([]bool, n),
@@ -144,7 +144,7 @@ func (rd *reader) close() {
 			rd.streams[j] = nil
 		}
 	}
-	rd.c.pool.Put(rd.s)
+	rd.c.putStripe(rd.s)
 	rd.s = nil
 }
 
@@ -342,7 +342,7 @@ func (rd *reader) giveUp(inflight map[int]*blockRead, bad bool) {
 	if !running {
 		return
 	}
-	s := rd.c.pool.Get().(*stripe)
+	s := rd.c.getStripe(rd.l.BlockDataSize(0))
 	s.shape(int64(len(rd.s.data[0])), -1)
 	for j, ok := range rd.ok {
 		if ok {
@@ -419,8 +419,8 @@ func (c *Codec) Verify(ctx context.Context, size int64, j int, open OpenFunc) er
 		return fmt.Errorf("erasure: verify shard %d: %w", j, err)
 	}
 	defer rc.Close()
-	s := c.pool.Get().(*stripe)
-	defer c.pool.Put(s)
+	s := c.getStripe(l.BlockDataSize(0))
+	defer c.putStripe(s)
 	for i := range l.Stripes() {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -17,7 +17,10 @@
 //
 // Encode writes the k+m blocks of a stripe to their writers in parallel, one
 // goroutine per writer, with a small fixed number of stripes in flight, so
-// memory stays at a few stripes whatever the artifact size. A failing writer
+// memory stays at a few stripes whatever the artifact size (stripe buffers
+// are pooled by size class, so a small artifact takes a small one).
+// EncodeBytes is the same encoding, synchronous and in one buffer, for an
+// artifact shorter than a stripe held in memory. A failing writer
 // is dropped and encoding goes on while at least the write quorum of writers
 // remain, and so is one that falls behind a quorum of the others for
 // EncodeOptions.Stall (its Write is not waited for). Decode reads any k
@@ -74,10 +77,20 @@ const DefaultReadStall = 500 * time.Millisecond
 // Codec encodes and decodes artifacts for one shard count and stripe size.
 // It is safe for concurrent use.
 type Codec struct {
-	cfg  Config
-	rs   reedsolomon.Encoder
-	pool sync.Pool // of *stripe, sized for a full stripe
+	cfg Config
+	rs  reedsolomon.Encoder
+	// pools hold stripe buffers by size class: pools[i] blocks of
+	// stripeClasses[i] data bytes, the last one full stripes. A 4 KiB
+	// artifact's stripe needs kilobytes, not the megabytes of a full
+	// stripe: taking a full one after each garbage collection emptied the
+	// pool cost about 10% of the CPU of small PUTs and GETs (zeroing) and
+	// megabytes of heap per request in flight (pprof, bench/RESULTS.md).
+	pools [len(stripeClasses) + 1]sync.Pool
 }
+
+// stripeClasses are the block data sizes, in bytes, of the smaller stripe
+// buffers a Codec keeps besides full ones.
+var stripeClasses = [...]int64{4 << 10, 64 << 10}
 
 // New returns a Codec for c.
 func New(c Config) (*Codec, error) {
@@ -101,7 +114,14 @@ func New(c Config) (*Codec, error) {
 		return nil, fmt.Errorf("erasure: %w", err)
 	}
 	codec := &Codec{cfg: c, rs: rs}
-	codec.pool.New = func() any { return codec.newStripe() }
+	full := blockDataSize(c.StripeSize, c.Data)
+	for i := range codec.pools {
+		bs := full
+		if i < len(stripeClasses) {
+			bs = min(stripeClasses[i], full)
+		}
+		codec.pools[i].New = func() any { return codec.newStripe(bs, i) }
+	}
 	return codec, nil
 }
 
@@ -119,17 +139,33 @@ type stripe struct {
 	data   [][]byte // the data part of each block
 	buf    []byte
 	refs   atomic.Int32
+	max    int64 // the largest block data size buf has room for
+	class  int   // index of the pool it goes back to
 }
 
-func (c *Codec) newStripe() *stripe {
-	bs := blockDataSize(c.cfg.StripeSize, c.cfg.Data)
+func (c *Codec) newStripe(bs int64, class int) *stripe {
 	n := c.cfg.Data + c.cfg.Parity
 	return &stripe{
 		buf:    make([]byte, int64(n)*(ChecksumSize+bs+BlockAlign)),
 		blocks: make([][]byte, n),
 		data:   make([][]byte, n),
+		max:    bs,
+		class:  class,
 	}
 }
+
+// getStripe returns a stripe buffer with room for blocks of bs data bytes
+// (at most a full stripe's).
+func (c *Codec) getStripe(bs int64) *stripe {
+	i := 0
+	for i < len(stripeClasses) && bs > stripeClasses[i] {
+		i++
+	}
+	return c.pools[i].Get().(*stripe)
+}
+
+// putStripe gives s back to its pool.
+func (c *Codec) putStripe(s *stripe) { c.pools[s.class].Put(s) }
 
 // BlockAlign is the alignment, in bytes, that Encode gives the blocks it
 // writes: every block passed to a shard writer starts at a memory address
@@ -163,6 +199,11 @@ type EncodeOptions struct {
 	// Hash, if set, is fed every artifact byte in order (an ETag digest),
 	// concurrently with encoding and writing.
 	Hash hash.Hash
+	// Size, if positive and less than the stripe size, is the number of
+	// bytes r holds: Encode then buffers the lone stripe in a buffer of
+	// its size instead of a full stripe's, and fails if r holds more.
+	// Zero means unknown.
+	Size int64
 	// Stall, if positive, lets Encode drop a writer that holds it up while
 	// a quorum of writers keeps pace. Each writer has Inflight stripes of
 	// buffering; once the encoder has waited Stall for a stripe buffer
@@ -197,6 +238,7 @@ type encodeState struct {
 	stall     time.Duration
 	drop      func(j int)
 	cancel    context.CancelFunc
+	size      int64 // EncodeOptions.Size
 
 	mu   sync.Mutex // guards errs
 	errs []error
@@ -282,7 +324,7 @@ func (c *Codec) Encode(ctx context.Context, r io.Reader, w []io.Writer, opts Enc
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	st := &encodeState{
-		n: n, quorum: quorum, stall: opts.Stall, drop: opts.Drop, cancel: cancel,
+		n: n, quorum: quorum, stall: opts.Stall, drop: opts.Drop, cancel: cancel, size: opts.Size,
 		errs:    make([]error, n),
 		out:     make([]atomic.Bool, n),
 		dropped: make([]atomic.Bool, n),
@@ -359,7 +401,7 @@ func (c *Codec) Encode(ctx context.Context, r io.Reader, w []io.Writer, opts Enc
 		select {
 		case s := <-free:
 			if s != nil {
-				c.pool.Put(s)
+				c.putStripe(s)
 			}
 		default:
 			done = true
@@ -437,6 +479,11 @@ func (st *encodeState) waitWriters(ctx context.Context, exited <-chan int) {
 func (c *Codec) encodeLoop(ctx context.Context, r io.Reader, free chan *stripe, queues []chan *stripe, hashQ chan *stripe, st *encodeState, res *EncodeResult) error {
 	k := c.cfg.Data
 	full := blockDataSize(c.cfg.StripeSize, k)
+	// A lone short stripe of a known size gets a buffer of its size.
+	var lone int64
+	if size := st.size; size > 0 && size < c.cfg.StripeSize {
+		lone = blockDataSize(size, k)
+	}
 	for index := int64(0); ; index++ {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("erasure: encode: %w", context.Cause(ctx))
@@ -445,12 +492,28 @@ func (c *Codec) encodeLoop(ctx context.Context, r io.Reader, free chan *stripe, 
 		if err != nil {
 			return err
 		}
-		if s == nil {
-			s = c.pool.Get().(*stripe)
+		bs, limit := full, c.cfg.StripeSize
+		if index == 0 && lone > 0 {
+			bs, limit = lone, st.size
+		}
+		if s == nil || s.max < bs {
+			if s != nil {
+				c.putStripe(s)
+			}
+			s = c.getStripe(bs)
 		}
 		off := index * (ChecksumSize + full) // of the stripe's blocks in their shards
-		s.shape(full, off)
-		nread, err := readStripe(r, s.data[:k], c.cfg.StripeSize)
+		s.shape(bs, off)
+		nread, err := readStripe(r, s.data[:k], limit)
+		if err == nil && bs < full && nread == limit {
+			// r must end here: the stripe is laid out as the last one.
+			var one [1]byte
+			if m, rerr := ReadFull(r, one[:]); rerr != nil {
+				err = rerr
+			} else if m > 0 {
+				err = fmt.Errorf("erasure: more than EncodeOptions.Size (%d) bytes", limit)
+			}
+		}
 		if err != nil {
 			free <- s
 			return fmt.Errorf("erasure: read stripe %d: %w", index, err)
@@ -459,7 +522,7 @@ func (c *Codec) encodeLoop(ctx context.Context, r io.Reader, free chan *stripe, 
 			free <- s
 			return nil
 		}
-		if nread < c.cfg.StripeSize {
+		if nread < limit {
 			s.reshape(nread, k, off)
 		}
 		s.index, s.n = index, nread
@@ -593,4 +656,38 @@ func firstErr(errs []error) error {
 		}
 	}
 	return nil
+}
+
+// EncodeBytes encodes data, a whole artifact of 1 byte to less than a
+// stripe held in memory, and returns its shards: out[j] holds exactly the
+// bytes Encode would write to writer j. It works synchronously, with one
+// buffer for all shards: for the small artifacts stored inline, Encode's
+// writer goroutines, queues and stripe buffers cost more than the coding.
+func (c *Codec) EncodeBytes(data []byte) ([][]byte, error) {
+	size := int64(len(data))
+	if size == 0 || size >= c.cfg.StripeSize {
+		return nil, fmt.Errorf("erasure: EncodeBytes of %d bytes: want 1 to %d", size, c.cfg.StripeSize-1)
+	}
+	k, n := c.cfg.Data, c.cfg.Data+c.cfg.Parity
+	bs := int(blockDataSize(size, k))
+	w := ChecksumSize + bs
+	buf := make([]byte, n*w) // zeroed: the padding of the last data block
+	out := make([][]byte, n)
+	blocks := make([][]byte, n)
+	off := 0
+	for j := range n {
+		out[j] = buf[j*w : (j+1)*w : (j+1)*w]
+		blocks[j] = out[j][ChecksumSize:]
+		if j < k {
+			off += copy(blocks[j], data[off:])
+		}
+	}
+	if err := c.rs.Encode(blocks); err != nil {
+		return nil, fmt.Errorf("erasure: encode: %w", err)
+	}
+	for j := range n {
+		sum := checksum(blocks[j])
+		copy(out[j], sum[:])
+	}
+	return out, nil
 }

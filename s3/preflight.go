@@ -276,12 +276,16 @@ func (s *Server) authenticate(ctx context.Context, h *fasthttp.RequestHeader, ho
 		tenant = t
 		return secret, err
 	})
-	if q, err := url.ParseQuery(req.RawQuery); err == nil && isPresignV2(q) && len(h.Peek("Authorization")) == 0 {
-		res, err := verifyPresignV2(ctx, h, resource, q, creds, s.cfg.Now())
-		if err != nil {
-			return nil, "", err
+	// The query is parsed into url.Values only for a V2 presigned URL:
+	// parsing every request's was 4% of a small GET's allocations.
+	if hasQueryKey(req.RawQuery, "AWSAccessKeyId") && len(h.Peek("Authorization")) == 0 {
+		if q, err := url.ParseQuery(req.RawQuery); err == nil && isPresignV2(q) {
+			res, err := verifyPresignV2(ctx, h, resource, q, creds, s.cfg.Now())
+			if err != nil {
+				return nil, "", err
+			}
+			return res, tenant, nil
 		}
-		return res, tenant, nil
 	}
 	res, err := sigv4.Verify(ctx, &req, creds, s.cfg.Now())
 	if err != nil {
@@ -294,4 +298,22 @@ type credentials func(ctx context.Context, accessKey string) (string, error)
 
 func (c credentials) Secret(ctx context.Context, accessKey string) (string, error) {
 	return c(ctx, accessKey)
+}
+
+// hasQueryKey reports whether raw, a raw query, has a parameter named key
+// once decoded as url.ParseQuery decodes it, without allocating unless a
+// parameter name is escaped.
+func hasQueryKey(raw, key string) bool {
+	for part := range strings.SplitSeq(raw, "&") {
+		k, _, _ := strings.Cut(part, "=")
+		if strings.ContainsAny(k, "%+") {
+			if d, err := url.QueryUnescape(k); err == nil {
+				k = d
+			}
+		}
+		if k == key {
+			return true
+		}
+	}
+	return false
 }

@@ -98,6 +98,7 @@ type Driver struct {
 	// by the state changes of Probe, so both wait for operations in
 	// flight.
 	mu     sync.RWMutex
+	end    func()      // mu.RUnlock, bound once: begin returned a new closure per call
 	closed atomic.Bool // set under mu held exclusively
 	// offline, set and cleared under mu held exclusively, is why the
 	// drive cannot serve (db is nil then); nil while it is online.
@@ -387,7 +388,7 @@ func (d *Driver) begin(ctx context.Context) (end func(), err error) {
 		d.mu.RUnlock()
 		return nil, fmt.Errorf("%w: %w", driver.ErrOffline, err)
 	}
-	return d.mu.RUnlock, nil
+	return d.end, nil
 }
 
 // Info returns the drive's identity and usage. Usage.Used is approximate

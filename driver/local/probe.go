@@ -54,7 +54,7 @@ func newDriver(c Config) *Driver {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Driver{
+	d := &Driver{
 		dir:     c.Dir,
 		id:      c.ID,
 		cluster: c.ClusterID,
@@ -62,6 +62,8 @@ func newDriver(c Config) *Driver {
 		log:     log.With("drive", string(c.ID), "dir", c.Dir),
 		writers: make(map[*shardWriter]struct{}),
 	}
+	d.end = d.mu.RUnlock
+	return d
 }
 
 // Err returns nil if the drive is online, and otherwise why it is not:

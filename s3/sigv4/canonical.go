@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash"
 	"strings"
+	"sync"
 )
 
 // canonicalRequest builds the SigV4 canonical request.
@@ -125,8 +126,45 @@ func unhex(c byte) byte {
 	return c - 'a' + 10
 }
 
-// signingKey derives the SigV4 signing key.
+// signingKey returns the SigV4 signing key, derived once per secret, day
+// and region: the derivation is four HMACs (eight SHA-256 passes over a
+// block each), more than the rest of a small request's verification
+// hashes. The returned slice is shared and must not be modified.
 func signingKey(secret, date, region string) []byte {
+	ck := keyCacheKey{secret, date, region}
+	keyCache.mu.Lock()
+	k, ok := keyCache.m[ck]
+	keyCache.mu.Unlock()
+	if ok {
+		return k
+	}
+	k = deriveSigningKey(secret, date, region)
+	keyCache.mu.Lock()
+	if keyCache.m == nil || len(keyCache.m) >= keyCacheMax {
+		// Bounded: at most keyCacheMax keys of live secrets; starting
+		// over costs one derivation per key in use.
+		keyCache.m = make(map[keyCacheKey][]byte)
+	}
+	keyCache.m[ck] = k
+	keyCache.mu.Unlock()
+	return k
+}
+
+type keyCacheKey struct{ secret, date, region string }
+
+// keyCacheMax bounds the signing keys kept.
+const keyCacheMax = 1024
+
+// keyCache holds signing keys by secret, date and region. Secrets already
+// live in the process's memory; the cache adds derived keys, valid for a
+// day and one region, never logged.
+var keyCache struct {
+	mu sync.Mutex // guards m
+	m  map[keyCacheKey][]byte
+}
+
+// deriveSigningKey derives the SigV4 signing key.
+func deriveSigningKey(secret, date, region string) []byte {
 	var m mac
 	k := make([]byte, 0, 4+len(secret))
 	k = append(append(k, "AWS4"...), secret...)

@@ -23,7 +23,9 @@ func parseQuery(raw string) (queryParams, error) {
 	if raw == "" {
 		return nil, nil
 	}
-	var q queryParams
+	// Sized once: a presigned URL has at least seven parameters, and
+	// growing the slice by doubling took four allocations.
+	q := make(queryParams, 0, strings.Count(raw, "&")+1)
 	for part := range strings.SplitSeq(raw, "&") {
 		if part == "" {
 			continue
@@ -105,7 +107,8 @@ func (q queryParams) appendCanonical(b []byte, presigned bool) []byte {
 	if len(q) == 0 {
 		return b
 	}
-	sorted := slices.Clone(q)
+	var buf [12]queryParam // on the stack for the usual few parameters
+	sorted := append(buf[:0], q...)
 	slices.SortFunc(sorted, func(a, b queryParam) int {
 		if c := strings.Compare(a.encKey, b.encKey); c != 0 {
 			return c

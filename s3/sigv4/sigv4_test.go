@@ -328,6 +328,18 @@ func BenchmarkVerify(b *testing.B) {
 	}
 }
 
+func BenchmarkVerifyPresigned(b *testing.B) {
+	req := awsPresign(b, newRequest(b, "GET", s3Path("/bucket/photos/2026/a.jpg"), "", nil), 3600, signTime)
+	r, _ := wire(b, req)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := sigv4.Verify(ctx, r, creds, signTime); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // TestLongSecret checks the package's HMAC against the SDK's with a
 // secret longer than a SHA-256 block, which HMAC hashes before use.
 func TestLongSecret(t *testing.T) {
