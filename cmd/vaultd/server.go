@@ -21,6 +21,7 @@ import (
 	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/events"
 	"github.com/vaultaire/vaultaire/internal/clustertls"
+	"github.com/vaultaire/vaultaire/meta"
 	"github.com/vaultaire/vaultaire/metrics"
 	"github.com/vaultaire/vaultaire/s3"
 	"github.com/vaultaire/vaultaire/tenant"
@@ -177,8 +178,8 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		status = func(ctx context.Context) cluster.Status { return singleStatus(ctx, st.Node, store, m, drives) }
 	}
 	rootTenant := "root"
-	if _, _, err := store.CreateTenant(ctx, rootTenant); err != nil && !errors.Is(err, tenant.ErrTenantExists) {
-		return fmt.Errorf("create root tenant: %w", err)
+	if err := ensureRootTenant(ctx, store, rootTenant, log); err != nil {
+		return err
 	}
 
 	// Tenant limits: the root tenant (the operator) is never rate-limited.
@@ -422,4 +423,26 @@ func startPprof(addr string, log *slog.Logger) error {
 	log.Info("pprof listening", "addr", ln.Addr().String())
 	go (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
 	return nil
+}
+
+// ensureRootTenant records the root tenant, which is there already unless
+// this is a new cluster's first start. A cluster without a reachable
+// leader (a restart while a majority is down, or peers flooded) is waited
+// for, not given up on: the node serves once the cluster can commit.
+func ensureRootTenant(ctx context.Context, store *cluster.Store, name string, log *slog.Logger) error {
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		_, _, err := store.CreateTenant(ctx, name)
+		switch {
+		case err == nil || errors.Is(err, tenant.ErrTenantExists):
+			return nil
+		case !errors.Is(err, meta.ErrUnavailable):
+			return fmt.Errorf("create root tenant: %w", err)
+		}
+		log.Warn("waiting for the cluster to elect a leader before serving", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("create root tenant: %w", err)
+		case <-time.After(wait):
+		}
+	}
 }
