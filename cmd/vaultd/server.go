@@ -435,7 +435,7 @@ func ensureRootTenant(ctx context.Context, store *cluster.Store, name string, lo
 		switch {
 		case err == nil || errors.Is(err, tenant.ErrTenantExists):
 			return nil
-		case !errors.Is(err, meta.ErrUnavailable):
+		case !errors.Is(err, meta.ErrUnavailable) && !errors.Is(err, cluster.ErrNotLeader):
 			return fmt.Errorf("create root tenant: %w", err)
 		}
 		log.Warn("waiting for the cluster to elect a leader before serving", "err", err, "retry_in", wait)
