@@ -15,6 +15,7 @@ var (
 	_ engine.UploadLocker   = (*cluster.Store)(nil)
 	_ engine.Topology       = (*cluster.Topology)(nil)
 	_ engine.MapHistory     = (*cluster.Topology)(nil)
+	_ engine.FencedTopology = (*cluster.Topology)(nil)
 	_ s3.Keys               = (*cluster.Store)(nil)
 	_ s3.BucketConfigs      = (*cluster.Store)(nil)
 	_ tenant.Store          = (*cluster.Store)(nil)

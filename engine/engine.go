@@ -79,6 +79,16 @@ type Topology interface {
 	Drive(id placement.DriveID) (driver.Driver, error)
 }
 
+// FencedTopology is an optional interface of a Topology whose drives
+// refuse writes planned under an outdated map (cluster: fenced map
+// epochs). DriveIn returns the Driver of drive id for operations on PG pg
+// planned under map m; the engine resolves every PG's drives through it
+// when the Topology has it, and takes a refused write like any failed
+// drive (the write fails without its quorum, ErrWriteQuorum).
+type FencedTopology interface {
+	DriveIn(m *placement.Map, pg uint32, id placement.DriveID) (driver.Driver, error)
+}
+
 // MapHistory is an optional interface of a Topology that remembers the maps
 // that preceded its current one, for reads until migration (Migrate) has
 // moved the artifacts written under them.
@@ -416,8 +426,13 @@ func (e *Engine) pgDrives(m *placement.Map, pg uint32) ([]driver.Driver, []error
 	set := m.Set(pg)
 	ds := make([]driver.Driver, len(set))
 	errs := make([]error, len(set))
+	ft, fenced := e.cfg.Topology.(FencedTopology)
 	for i, id := range set {
-		ds[i], errs[i] = e.cfg.Topology.Drive(id)
+		if fenced {
+			ds[i], errs[i] = ft.DriveIn(m, pg, id)
+		} else {
+			ds[i], errs[i] = e.cfg.Topology.Drive(id)
+		}
 		if errs[i] == nil && ds[i] == nil {
 			errs[i] = fmt.Errorf("%w: %s", ErrUnknownDrive, id)
 		}

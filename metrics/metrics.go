@@ -66,6 +66,8 @@ type Config struct {
 	// Scrub returns the scrubber's progress on this node's drives
 	// (*engine.Scrubber.Status).
 	Scrub func() []engine.ScrubStatus
+	// Map describes the cluster map and its fence (cluster mode only).
+	Map func() MapSample
 }
 
 // DriveSample describes one drive at scrape time.
@@ -158,6 +160,9 @@ func New(cfg Config) *Metrics {
 	}
 	if cfg.Usage != nil {
 		m.reg.MustRegister(usageCollector{cfg.Usage, m.tenants})
+	}
+	if cfg.Map != nil {
+		m.reg.MustRegister(mapCollector{cfg.Map})
 	}
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		ErrorLog:            errorLog{cfg.Logger},
