@@ -54,7 +54,8 @@ type mapSource interface {
 // concurrent use.
 type Fence struct {
 	src     atomic.Pointer[mapSource]
-	seen    atomic.Uint64 // the highest epoch a write carried
+	leases  atomic.Pointer[Store] // upload leases, for writes under one
+	seen    atomic.Uint64         // the highest epoch a write carried
 	refused atomic.Uint64
 	log     *slog.Logger
 	logRate rate.Sometimes
@@ -73,6 +74,7 @@ func NewFence(log *slog.Logger) *Fence {
 func (f *Fence) Use(s *Store) {
 	var src mapSource = s
 	f.src.Store(&src)
+	f.leases.Store(s)
 }
 
 // Refused returns how many writes f refused since it was made.
@@ -81,6 +83,9 @@ func (f *Fence) Refused() uint64 { return f.refused.Load() }
 // Check returns nil if the write of ctx may go ahead, or an error matching
 // peer.ErrStaleEpoch if its fence is stale.
 func (f *Fence) Check(ctx context.Context) error {
+	if err := f.checkLease(ctx); err != nil {
+		return err
+	}
 	fc, ok := peer.FenceFrom(ctx)
 	if !ok {
 		return nil
@@ -132,6 +137,45 @@ func (f *Fence) Check(ctx context.Context) error {
 		return f.refuse(fc, fmt.Sprintf("PG %d moved since epoch %d (current %d)", fc.PG, e, cur.Epoch))
 	}
 	return nil
+}
+
+// checkLease refuses a write made under a multipart upload's lease (a
+// peer.Lease in ctx) once that lease is no longer the upload's: this
+// node first applies the Raft index that granted it (waiting up to
+// fenceCatchUp), then compares the holder's token.
+func (f *Fence) checkLease(ctx context.Context) error {
+	l, ok := peer.LeaseFrom(ctx)
+	if !ok {
+		return nil
+	}
+	s := f.leases.Load()
+	if s == nil {
+		return nil
+	}
+	deadline := time.Now().Add(fenceCatchUp)
+	for s.fsm.applied.Load() < l.Index {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return f.refuseLease(l, fmt.Sprintf("this node has not applied the lease's index %d", l.Index))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cur, ok := s.fsm.lease(l.Upload)
+	if !ok || cur.Token != l.Token {
+		holder := "nobody"
+		if ok {
+			holder = cur.Node
+		}
+		return f.refuseLease(l, "the lease is now held by "+holder)
+	}
+	return nil
+}
+
+func (f *Fence) refuseLease(l peer.Lease, why string) error {
+	f.refused.Add(1)
+	f.logRate.Do(func() {
+		f.log.Warn("cluster: refused a write under a lost upload lease", "upload", l.Upload, "why", why)
+	})
+	return fmt.Errorf("%w: upload %s lease (index %d): %s", peer.ErrStaleEpoch, l.Upload, l.Index, why)
 }
 
 // refuse counts and logs a refused write.

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/driver/drivertest"
@@ -216,5 +217,70 @@ func TestFenceLaggingNode(t *testing.T) {
 	_, _, err := d.PutRecord(peer.WithFence(ctx, peer.Fence{Epoch: 2, PG: fx.kept}), driver.Record{Key: "old", Version: driver.Version{1}})
 	if !errors.Is(err, peer.ErrStaleEpoch) {
 		t.Fatalf("write under epoch 2 after one under 3 on a node at 2: %v, want ErrStaleEpoch", err)
+	}
+}
+
+// TestFenceRefusesLostLease: writes made under a multipart upload's lease
+// (Store.FenceUpload) land while the lease is this node's, and are
+// refused (and counted) once another node took it over after expiry or it
+// was released: a node paused past its lease cannot overwrite the next
+// holder's work.
+func TestFenceRefusesLostLease(t *testing.T) {
+	fx := newFenceFixture(t, false)
+	s, ctx := fx.s, t.Context()
+	put := func(d driver.Driver, wctx context.Context, key string) error {
+		_, _, err := d.PutRecord(wctx, driver.Record{Key: key, Version: driver.Version{1}, Data: []byte("v")})
+		return err
+	}
+	for _, tt := range []struct {
+		name string
+		lose func(t *testing.T, id string, release func())
+	}{
+		{"taken over after expiry", func(t *testing.T, id string, _ func()) {
+			err := s.applyCmd(ctx, cmdAcquireLease, acquireLeaseCmd{Upload: id, Node: "other", Token: "t2",
+				TTL: int64(uploadLeaseTTL), Now: time.Now().Add(uploadLeaseTTL + time.Second).UnixNano()})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"released", func(t *testing.T, _ string, release func()) { release() }},
+	} {
+		for _, via := range []struct {
+			name string
+			d    driver.Driver
+		}{{"rpc", fx.client}, {"local", fx.f.Wrap(fx.mem)}} {
+			t.Run(tt.name+"/"+via.name, func(t *testing.T) {
+				id := "upload-" + tt.name + via.name
+				_, unlock, err := s.LockUpload(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				lctx := s.FenceUpload(ctx, id)
+				if _, ok := peer.LeaseFrom(lctx); !ok {
+					t.Fatal("FenceUpload of a held lease put no lease in the ctx")
+				}
+				if err := put(via.d, lctx, id+"-held"); err != nil {
+					t.Fatalf("write under the held lease: %v", err)
+				}
+				tt.lose(t, id, unlock)
+				before := fx.f.Refused()
+				err = put(via.d, lctx, id+"-lost")
+				if !errors.Is(err, peer.ErrStaleEpoch) {
+					t.Fatalf("write under the lost lease: %v, want ErrStaleEpoch", err)
+				}
+				if _, err := fx.mem.GetRecord(ctx, id+"-lost"); !errors.Is(err, driver.ErrNotFound) {
+					t.Fatalf("refused record stored: %v", err)
+				}
+				if fx.f.Refused() != before+1 {
+					t.Fatalf("refused count %d, want %d", fx.f.Refused(), before+1)
+				}
+			})
+		}
+	}
+	// A lease granted at an index this node has not applied (its Raft
+	// state lags) is refused after fenceCatchUp.
+	lag := peer.WithLease(ctx, peer.Lease{Upload: "u", Token: "t", Index: s.fsm.applied.Load() + 1000})
+	if err := put(fx.f.Wrap(fx.mem), lag, "lagging"); !errors.Is(err, peer.ErrStaleEpoch) {
+		t.Fatalf("write under a lease this node has not seen: %v, want ErrStaleEpoch", err)
 	}
 }

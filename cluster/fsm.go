@@ -236,7 +236,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		if err := json.Unmarshal(body, &c); err != nil {
 			return decodeErr(t, err)
 		}
-		return f.acquireLease(c)
+		return f.acquireLease(c, l.Index)
 	case cmdReleaseLease:
 		var c releaseLeaseCmd
 		if err := json.Unmarshal(body, &c); err != nil {

@@ -235,6 +235,15 @@ type UploadLocker interface {
 	LockUpload(ctx context.Context, id string) (held func() bool, unlock func(), err error)
 }
 
+// UploadFencer is an optional interface of an UploadLocker whose drives
+// fence writes by lease (cluster): FenceUpload returns ctx carrying this
+// node's current lease of upload id, and the engine makes the writes of
+// an operation under the lease with it, so that a node paused past its
+// lease cannot overwrite what the next holder did.
+type UploadFencer interface {
+	FenceUpload(ctx context.Context, id string) context.Context
+}
+
 // uploadLock serialises the record changes of one multipart upload on this
 // node. Across nodes Config.UploadLocker serialises them.
 type uploadLock struct {
@@ -246,6 +255,9 @@ type uploadLock struct {
 type uploadHold struct {
 	held   func() bool // nil: the local lock only, held until unlock
 	unlock func()
+	// ctx is the caller's ctx, carrying the lease for the writes made
+	// under it with an UploadFencer.
+	ctx context.Context
 }
 
 // check fails, wrapping ErrMetadataUnavailable, if the cluster lock may
@@ -262,14 +274,17 @@ func (h *uploadHold) check() error {
 func (e *Engine) lockUpload(ctx context.Context, id string) (*uploadHold, error) {
 	unlockLocal := e.lockLocal(id)
 	if e.cfg.UploadLocker == nil {
-		return &uploadHold{unlock: unlockLocal}, nil
+		return &uploadHold{unlock: unlockLocal, ctx: ctx}, nil
 	}
 	held, unlock, err := e.cfg.UploadLocker.LockUpload(ctx, id)
 	if err != nil {
 		unlockLocal()
 		return nil, fmt.Errorf("engine: lock upload: %w", err)
 	}
-	return &uploadHold{held: held, unlock: func() { unlock(); unlockLocal() }}, nil
+	if f, ok := e.cfg.UploadLocker.(UploadFencer); ok {
+		ctx = f.FenceUpload(ctx, id)
+	}
+	return &uploadHold{held: held, unlock: func() { unlock(); unlockLocal() }, ctx: ctx}, nil
 }
 
 // lockLocal locks id on this node and returns its unlock.

@@ -90,8 +90,9 @@
 // map epoch and the placement group written) sends it as X-Vault-Epoch
 // and X-Vault-PG; the Server puts it back into the request's ctx, so the
 // drives it serves (in vaultd, wrapped by cluster.Fence) can refuse a
-// write planned under an outdated map, with ErrStaleEpoch. peer only
-// carries the two numbers; it does not judge them.
+// write planned under an outdated map, with ErrStaleEpoch. Likewise a
+// Lease (WithLease: a multipart upload's lease) travels as X-Vault-Lease.
+// peer only carries them; it does not judge them.
 //
 // # Authentication
 //

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 )
 
 // ErrStaleEpoch means the peer refused a write because it was planned under
@@ -40,12 +42,58 @@ func FenceFrom(ctx context.Context) (Fence, bool) {
 	return f, ok
 }
 
-// setFence puts the Fence of ctx, if any, into h.
+// Lease is what a write made under a multipart upload's cluster-wide
+// lease carries, for the receiver to refuse it once the lease has passed
+// to another node or ended: the upload, the holder's token and the Raft
+// index at which the lease was granted (the receiver judges it only after
+// applying that index). Like Fence, peer only carries it (X-Vault-Lease).
+type Lease struct {
+	Upload string
+	Token  string
+	Index  uint64
+}
+
+type leaseKey struct{}
+
+// WithLease returns ctx carrying l (see WithFence).
+func WithLease(ctx context.Context, l Lease) context.Context {
+	return context.WithValue(ctx, leaseKey{}, l)
+}
+
+// LeaseFrom returns the Lease ctx carries, if any.
+func LeaseFrom(ctx context.Context) (Lease, bool) {
+	l, ok := ctx.Value(leaseKey{}).(Lease)
+	return l, ok
+}
+
+// setFence puts the Fence and Lease of ctx, if any, into h.
 func setFence(ctx context.Context, h http.Header) {
 	if f, ok := FenceFrom(ctx); ok {
 		h.Set(hdrEpoch, strconv.FormatUint(f.Epoch, 10))
 		h.Set(hdrPG, strconv.FormatUint(uint64(f.PG), 10))
 	}
+	if l, ok := LeaseFrom(ctx); ok {
+		h.Set(hdrLease, strconv.FormatUint(l.Index, 10)+" "+url.QueryEscape(l.Token)+" "+url.QueryEscape(l.Upload))
+	}
+}
+
+// leaseOf parses the Lease header of r.
+func leaseOf(r *http.Request) (l Lease, ok bool, err error) {
+	v := r.Header.Get(hdrLease)
+	if v == "" {
+		return Lease{}, false, nil
+	}
+	f := strings.Split(v, " ")
+	if len(f) != 3 {
+		return Lease{}, false, errors.New("malformed " + hdrLease)
+	}
+	idx, err1 := strconv.ParseUint(f[0], 10, 64)
+	tok, err2 := url.QueryUnescape(f[1])
+	up, err3 := url.QueryUnescape(f[2])
+	if err1 != nil || err2 != nil || err3 != nil || up == "" {
+		return Lease{}, false, errors.New("malformed " + hdrLease)
+	}
+	return Lease{Upload: up, Token: tok, Index: idx}, true, nil
 }
 
 // fenceOf parses the Fence headers of r: ok false without them, an error

@@ -134,6 +134,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case ok:
 		r = r.WithContext(WithFence(r.Context(), f))
 	}
+	switch l, ok, err := leaseOf(r); {
+	case err != nil:
+		badRequest(w, "%v", err)
+		return
+	case ok:
+		r = r.WithContext(WithLease(r.Context(), l))
+	}
 	s.mux.ServeHTTP(w, r)
 }
 

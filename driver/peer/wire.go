@@ -24,6 +24,7 @@ const (
 	hdrSum         = "X-Vault-Xxh3"
 	hdrEpoch       = "X-Vault-Epoch" // the writer's map epoch (fence.go)
 	hdrPG          = "X-Vault-PG"    // the placement group it writes into
+	hdrLease       = "X-Vault-Lease" // "index token upload": the upload lease it writes under
 )
 
 // Error codes carried in X-Vault-Error. They reach the wire: append only.
