@@ -18,8 +18,8 @@
 // upload's operations across nodes, and fence their writes:
 // engine.UploadFencer) and an engine.Coordinator (the
 // leader-only migrator and scanner loops, engine.RunMigrator and
-// engine.RunScanner); a Topology is an engine.Topology and
-// engine.MapHistory. cmd/vaultd wires them; contract_test.go checks at
+// engine.RunScanner); a Topology is an engine.Topology,
+// engine.MapHistory and engine.FencedTopology. cmd/vaultd wires them; contract_test.go checks at
 // compile time that they still fit. It imports tenant (the tenant types and errors its Store returns),
 // meta (ContainerInfo and the container store errors it shares with
 // engine), placement, driver, driver/peer and internal packages; never
