@@ -151,7 +151,7 @@ func (t *Topology) Status(ctx context.Context, members []Member) Status {
 	if m == nil {
 		return st
 	}
-	st.Map = MapStatus{Epoch: uint64(m.Epoch), Policy: m.Policy.String(), PGs: m.PGCount(), Drives: len(m.Drives)}
+	st.Map = MapStatusOf(m)
 	for _, o := range t.store.OlderMaps() {
 		st.Map.Older = append(st.Map.Older, uint64(o.Epoch))
 	}

@@ -18,28 +18,68 @@ import (
 )
 
 // runCluster is `vaultd cluster SUBCOMMAND`: it asks a node's admin API
-// about the cluster with the root credentials.
+// about the cluster, or to change it, with the root credentials.
+//
+//	vaultd cluster status [--json]
+//	vaultd cluster set-erasure K+M [--width W]
 func runCluster(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	const want = "status or set-erasure"
 	if len(args) == 0 {
-		return errors.New("cluster: want status")
+		return errors.New("cluster: want " + want)
 	}
 	sub, args := args[0], args[1:]
-	if sub != "status" {
-		return fmt.Errorf("cluster: unknown subcommand %q (want status)", sub)
-	}
 	fs := flag.NewFlagSet("vaultd cluster "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	endpoint := fs.String("endpoint", envOr(getenv, "VAULT_ENDPOINT", "http://127.0.0.1:9000"), "any node's S3 endpoint")
 	data := fs.String("data", "./data", "data directory to read generated root credentials from when the environment has none")
 	asJSON := fs.Bool("json", false, "print JSON")
+	var (
+		width      *int
+		npos       int // positional arguments wanted
+		positional []string
+	)
+	switch sub {
+	case "status":
+	case "set-erasure":
+		width = fs.Int("width", 0, "stripe width for new writes, 1 to 16 PGs (stored and shown; striping is not implemented yet); 0 keeps the current one")
+		npos = 1
+	default:
+		return fmt.Errorf("cluster: unknown subcommand %q (want %s)", sub, want)
+	}
+	// Positional arguments may come before or after the flags.
+	for len(args) > 0 && !strings.HasPrefix(args[0], "-") && len(positional) < npos {
+		positional, args = append(positional, args[0]), args[1:]
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("cluster %s: unexpected argument %q", sub, fs.Arg(0))
+	positional = append(positional, fs.Args()...)
+	if len(positional) != npos {
+		if len(positional) > npos {
+			return fmt.Errorf("cluster %s: unexpected argument %q", sub, positional[npos])
+		}
+		return fmt.Errorf("cluster %s: missing argument (vaultd cluster set-erasure K+M [--width W])", sub)
 	}
 	c, err := newAdminClient(getenv, *endpoint, *data)
 	if err != nil {
+		return err
+	}
+	switch sub {
+	case "set-erasure":
+		k, m, err := parsePolicy(positional[0])
+		if err != nil {
+			return fmt.Errorf("cluster set-erasure: %w", err)
+		}
+		body, _ := json.Marshal(erasureRequest{Data: k, Parity: m, Width: *width})
+		var ms cluster.MapStatus
+		if err := c.send(ctx, http.MethodPost, "/_vault/admin/cluster/erasure", body, &ms); err != nil {
+			return fmt.Errorf("cluster set-erasure on %s: %w", *endpoint, err)
+		}
+		if *asJSON {
+			return printJSON(stdout, ms)
+		}
+		_, err = fmt.Fprintf(stdout, "map epoch %d: erasure %s, stripe width %d (stored; striping across PGs is not implemented yet), %d PGs over %d drives; older data is re-encoded in the background\n",
+			ms.Epoch, ms.Policy, ms.Width, ms.PGs, ms.Drives)
 		return err
 	}
 	var st cluster.Status
@@ -47,14 +87,34 @@ func runCluster(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("cluster status from %s: %w", *endpoint, err)
 	}
 	if *asJSON {
-		out, err := json.MarshalIndent(st, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(stdout, "%s\n", out)
-		return err
+		return printJSON(stdout, st)
 	}
 	return writeClusterStatus(stdout, &st)
+}
+
+// printJSON prints v indented.
+func printJSON(w io.Writer, v any) error {
+	out, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", out)
+	return err
+}
+
+// parsePolicy parses "K+M".
+func parsePolicy(s string) (k, m int, err error) {
+	ks, ms, ok := strings.Cut(s, "+")
+	if ok {
+		k, err = strconv.Atoi(ks)
+		if err == nil {
+			m, err = strconv.Atoi(ms)
+		}
+	}
+	if !ok || err != nil || k < 1 || m < 0 {
+		return 0, 0, fmt.Errorf("erasure policy %q: want K+M, K data and M parity shards (K >= 1, M >= 0), such as 4+2", s)
+	}
+	return k, m, nil
 }
 
 // writeClusterStatus prints st as a readable report.
@@ -87,7 +147,12 @@ func writeClusterStatus(w io.Writer, st *cluster.Status) error {
 
 	fmt.Fprintln(tw, "\nMAP")
 	fmt.Fprintf(tw, "epoch:\t%d\n", st.Map.Epoch)
-	fmt.Fprintf(tw, "policy:\t%s\n", dash(st.Map.Policy))
+	how := "follows the drive count"
+	if st.Map.PolicySet {
+		how = "set by the operator"
+	}
+	fmt.Fprintf(tw, "policy:\t%s (%s)\n", dash(st.Map.Policy), how)
+	fmt.Fprintf(tw, "stripe width:\t%d (stored for new writes; striping across PGs is not implemented yet)\n", max(st.Map.Width, 1))
 	fmt.Fprintf(tw, "PGs:\t%d over %d drives\n", st.Map.PGs, st.Map.Drives)
 	older := "none"
 	if len(st.Map.Older) > 0 {

@@ -229,7 +229,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		st := status(ctx)
 		st.Scrub = scrubStatus(scrub.Status())
 		return st
-	}}
+	}, f.clustered()}
 	if f.clustered() {
 		mctx, stopMigrator := context.WithCancel(ctx)
 		defer stopMigrator()
