@@ -145,7 +145,12 @@ func TestClusterPausedWriterFenced(t *testing.T) {
 	}
 	t.Logf("new map seen by the running nodes %v after the pause", time.Since(paused).Round(time.Millisecond))
 	if err := vp.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
+		select {
+		case <-vn.proc.exited:
+			t.Fatalf("SIGCONT %s: %v: it exited while stopped: %v", vn.name, err, vn.proc.err)
+		case <-time.After(time.Second):
+		}
+		t.Fatalf("SIGCONT %s: %v", vn.name, err)
 	}
 	fmt.Fprintf(&vn.stderr, "=== %s: SIGCONT\n", time.Now().Format(time.StampMilli))
 	go func() {
