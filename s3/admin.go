@@ -192,9 +192,6 @@ func (op *operation) clusterControl() error {
 	if err := op.s.authorizeRoot(op.ctx, op.r); err != nil {
 		return err
 	}
-	if string(op.r.fctx.Method()) != http.MethodPost {
-		return ErrMethodNotAllowed
-	}
 	cc, ok := op.s.cfg.Admin.(ClusterControl)
 	if !ok {
 		return ErrNotClustered

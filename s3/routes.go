@@ -312,7 +312,7 @@ var vaultRoutes = []route{
 	{name: "Admin", match: path("/_vault/admin/cluster"), serve: (*operation).clusterStatus},
 	{name: "AdminCluster", mutation: true, match: func(t *target) bool {
 		op, ok := strings.CutPrefix(t.path, "/_vault/admin/cluster/")
-		return ok && oneName(op)
+		return ok && oneName(op) && t.method == http.MethodPost
 	}, serve: (*operation).clusterControl},
 	{name: "Admin", match: func(*target) bool { return true }, serve: fails(errNoAdminResource)},
 }
