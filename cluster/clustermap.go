@@ -52,6 +52,9 @@ func (f *fsm) putNode(n NodeInfo) error {
 	if n.Name == "" {
 		return errors.New("cluster: node without a name")
 	}
+	if f.removed[n.Name] {
+		return fmt.Errorf("%w: node %s was removed from the cluster", ErrRefused, n.Name)
+	}
 	if old, ok := f.nodes[n.Name]; ok {
 		// A node keeps the drives it registered: a restart that
 		// advertised fewer drives must not drop shards from the map.
@@ -183,6 +186,9 @@ func (s *Store) AllContainers(ctx context.Context) ([]meta.ContainerInfo, error)
 // over all registered drives. It is what the leader does for each node it
 // sees in gossip; it is idempotent.
 func (s *Store) RegisterNode(ctx context.Context, n NodeInfo) error {
+	if s.fsm.isRemoved(n.Name) {
+		return nil // removed: gossip may show it until it stops
+	}
 	sortDrives(n.Drives)
 	if old, ok := s.fsm.node(n.Name); !ok || !old.equal(n) {
 		if err := s.applyCmd(ctx, cmdPutNode, n); err != nil {
@@ -209,11 +215,16 @@ type erasureChoice struct {
 	width  int
 }
 
-// mapDrives returns every registered drive, sorted by ID.
+// mapDrives returns every registered drive not being drained, sorted by
+// ID.
 func (s *Store) mapDrives() []placement.Drive {
 	var drives []placement.Drive
+	draining := s.fsm.drainingDrives()
 	for _, n := range s.fsm.nodeList() {
 		for _, d := range n.Drives {
+			if slices.Contains(draining, d.ID) {
+				continue
+			}
 			drives = append(drives, placement.Drive{ID: placement.DriveID(d.ID), Node: placement.NodeID(n.Name), Zone: d.Zone, Class: driveClass(d.Class)})
 		}
 	}

@@ -18,6 +18,8 @@ type Status struct {
 	Members      []MemberStatus `json:"members"`      // sorted by name
 	Map          MapStatus      `json:"map"`
 	Drives       []DriveStatus  `json:"drives"` // sorted by ID
+	// Drain is the progress of the drains in progress, if any.
+	Drain *DrainStatus `json:"drain,omitempty"`
 	// Scrub is the scrubber's progress on the answering node's own
 	// drives (each node scrubs its local drives), sorted by drive.
 	Scrub []ScrubStatus `json:"scrub,omitempty"`

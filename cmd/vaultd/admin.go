@@ -79,9 +79,33 @@ type erasureRequest struct {
 	Width  int `json:"width"` // 0 keeps the current width
 }
 
+// drainRequest is the body of POST /_vault/admin/cluster/drain.
+type drainRequest struct {
+	Node  string `json:"node"`
+	Drive string `json:"drive"`
+	Undo  bool   `json:"undo"`
+}
+
+// removeRequest is the body of POST /_vault/admin/cluster/remove.
+type removeRequest struct {
+	Node  string `json:"node"`
+	Force bool   `json:"force"`
+}
+
+// decodeStrict decodes a JSON object into v, refusing unknown fields.
+func decodeStrict(body []byte, v any, want string) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil || dec.More() {
+		return &s3.Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "Want " + want + "."}
+	}
+	return nil
+}
+
 // ClusterControl serves the cluster commands of the admin API:
 // "erasure" (vaultd cluster set-erasure) answers with the new map's
-// cluster.MapStatus.
+// cluster.MapStatus, "drain" with the cluster.DrainStatus, "remove" with
+// {}.
 func (a statusAdmin) ClusterControl(ctx context.Context, op string, body []byte) (any, error) {
 	if !a.clustered {
 		return nil, s3.ErrNotClustered
@@ -89,16 +113,33 @@ func (a statusAdmin) ClusterControl(ctx context.Context, op string, body []byte)
 	switch op {
 	case "erasure":
 		var req erasureRequest
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil || dec.More() {
-			return nil, &s3.Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: `Want {"data": K, "parity": M, "width": W}.`}
+		if err := decodeStrict(body, &req, `{"data": K, "parity": M, "width": W}`); err != nil {
+			return nil, err
 		}
 		m, err := a.store.SetErasure(ctx, placement.Policy{Data: req.Data, Parity: req.Parity}, req.Width)
 		if err != nil {
 			return nil, clusterError(err)
 		}
 		return cluster.MapStatusOf(m), nil
+	case "drain":
+		var req drainRequest
+		if err := decodeStrict(body, &req, `{"node": NAME, "drive": ID, "undo": false}`); err != nil {
+			return nil, err
+		}
+		ds, err := a.store.Drain(ctx, req.Node, req.Drive, req.Undo)
+		if err != nil {
+			return nil, clusterError(err)
+		}
+		return ds, nil
+	case "remove":
+		var req removeRequest
+		if err := decodeStrict(body, &req, `{"node": NAME, "force": false}`); err != nil {
+			return nil, err
+		}
+		if err := a.store.RemoveNode(ctx, req.Node, req.Force); err != nil {
+			return nil, clusterError(err)
+		}
+		return struct{}{}, nil
 	default:
 		return nil, &s3.Error{Status: http.StatusNotFound, Code: "NotFound", Message: fmt.Sprintf("No cluster operation %q.", op)}
 	}

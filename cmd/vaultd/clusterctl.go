@@ -22,8 +22,10 @@ import (
 //
 //	vaultd cluster status [--json]
 //	vaultd cluster set-erasure K+M [--width W]
+//	vaultd cluster drain NODE | --drive ID [--undo]
+//	vaultd cluster remove NODE [--force]
 func runCluster(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const want = "status or set-erasure"
+	const want = "status, set-erasure, drain or remove"
 	if len(args) == 0 {
 		return errors.New("cluster: want " + want)
 	}
@@ -34,15 +36,24 @@ func runCluster(ctx context.Context, args []string, getenv func(string) string, 
 	data := fs.String("data", "./data", "data directory to read generated root credentials from when the environment has none")
 	asJSON := fs.Bool("json", false, "print JSON")
 	var (
-		width      *int
-		npos       int // positional arguments wanted
-		positional []string
+		width        *int
+		drive        *string
+		undo, force  *bool
+		npos, minpos int // positional arguments wanted, at most and at least
+		positional   []string
 	)
 	switch sub {
 	case "status":
 	case "set-erasure":
 		width = fs.Int("width", 0, "stripe width for new writes, 1 to 16 PGs (stored and shown; striping is not implemented yet); 0 keeps the current one")
+		npos, minpos = 1, 1
+	case "drain":
+		drive = fs.String("drive", "", "drain only this drive (NODE may then be left out)")
+		undo = fs.Bool("undo", false, "stop draining: plan the drives back into the map")
 		npos = 1
+	case "remove":
+		force = fs.Bool("force", false, "remove a node that is not drained (a dead node whose data was rebuilt elsewhere)")
+		npos, minpos = 1, 1
 	default:
 		return fmt.Errorf("cluster: unknown subcommand %q (want %s)", sub, want)
 	}
@@ -54,11 +65,11 @@ func runCluster(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	positional = append(positional, fs.Args()...)
-	if len(positional) != npos {
-		if len(positional) > npos {
-			return fmt.Errorf("cluster %s: unexpected argument %q", sub, positional[npos])
-		}
-		return fmt.Errorf("cluster %s: missing argument (vaultd cluster set-erasure K+M [--width W])", sub)
+	if len(positional) > npos {
+		return fmt.Errorf("cluster %s: unexpected argument %q", sub, positional[npos])
+	}
+	if len(positional) < minpos || sub == "drain" && len(positional) == 0 && *drive == "" {
+		return fmt.Errorf("cluster %s: missing argument (vaultd cluster set-erasure K+M [--width W] | drain NODE [--drive ID] | remove NODE [--force])", sub)
 	}
 	c, err := newAdminClient(getenv, *endpoint, *data)
 	if err != nil {
@@ -80,6 +91,29 @@ func runCluster(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		_, err = fmt.Fprintf(stdout, "map epoch %d: erasure %s, stripe width %d (stored; striping across PGs is not implemented yet), %d PGs over %d drives; older data is re-encoded in the background\n",
 			ms.Epoch, ms.Policy, ms.Width, ms.PGs, ms.Drives)
+		return err
+	case "drain":
+		node := ""
+		if len(positional) > 0 {
+			node = positional[0]
+		}
+		body, _ := json.Marshal(drainRequest{Node: node, Drive: *drive, Undo: *undo})
+		var ds cluster.DrainStatus
+		if err := c.send(ctx, http.MethodPost, "/_vault/admin/cluster/drain", body, &ds); err != nil {
+			return fmt.Errorf("cluster drain on %s: %w", *endpoint, err)
+		}
+		if *asJSON {
+			return printJSON(stdout, ds)
+		}
+		_, err = fmt.Fprintf(stdout, "draining %s: %d PG slots left to move; follow with vaultd cluster status, then vaultd cluster remove NODE\n",
+			dash(strings.Join(ds.Drives, ", ")), ds.PGsLeft)
+		return err
+	case "remove":
+		body, _ := json.Marshal(removeRequest{Node: positional[0], Force: *force})
+		if err := c.send(ctx, http.MethodPost, "/_vault/admin/cluster/remove", body, nil); err != nil {
+			return fmt.Errorf("cluster remove on %s: %w", *endpoint, err)
+		}
+		_, err = fmt.Fprintf(stdout, "removed %s from the cluster map and (by the leader) from Raft; stop its process\n", positional[0])
 		return err
 	}
 	var st cluster.Status
@@ -163,6 +197,13 @@ func writeClusterStatus(w io.Writer, st *cluster.Status) error {
 		older = strings.Join(es, ", ") + " (still read, not yet migrated)"
 	}
 	fmt.Fprintf(tw, "older epochs:\t%s\n", older)
+	if d := st.Drain; d != nil {
+		state := "in progress"
+		if d.PGsLeft == 0 {
+			state = "done: the drained nodes can be removed"
+		}
+		fmt.Fprintf(tw, "draining:\t%s: %d PG slots and %s left, %s\n", strings.Join(d.Drives, ", "), d.PGsLeft, humanBytes(d.BytesLeft), state)
+	}
 
 	fmt.Fprintf(tw, "\nDRIVES (%d)\n", len(st.Drives))
 	fmt.Fprintln(tw, "ID\tNODE\tZONE\tCLASS\tSTATE\tUSED\tFREE\tERROR")

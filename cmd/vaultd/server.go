@@ -143,7 +143,8 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	if f.clustered() {
 		fence.Use(store)
 		mapM = func() metrics.MapSample {
-			s := metrics.MapSample{FenceRefused: fence.Refused()}
+			d := store.Drains()
+			s := metrics.MapSample{FenceRefused: fence.Refused(), DrainDrives: len(d.Drives), DrainPGsLeft: d.PGsLeft}
 			if m := store.Map(); m != nil {
 				s.Epoch = uint64(m.Epoch)
 			}
