@@ -40,7 +40,13 @@
 // data into the current map and drops an older map (Store.DropMap) once
 // nothing lives only there and the current map has been current for
 // engine.MapSettle. A voter dead in gossip for DeadVoterAfter is
-// replaced by a live non-voter. Nodes are never removed from the map.
+// replaced by a live non-voter. A node leaves the map only by the
+// operator: drained (Store.Drain, vaultd cluster drain: its drives are
+// left out of the next map and the migrator moves their data), then
+// removed (Store.RemoveNode, vaultd cluster remove: out of the nodes, the
+// map and Raft); see drain.go. The erasure policy follows the drive count
+// (placement.DefaultPolicy) until an operator sets one (Store.SetErasure,
+// vaultd cluster set-erasure), which new maps then keep (Map.Chosen).
 //
 // # Fenced map epochs
 //
