@@ -274,7 +274,14 @@ func (s *Store) replan(ctx context.Context, choice *erasureChoice) error {
 		if cur != nil {
 			pgs, epoch = cur.PGCount(), cur.Epoch+1
 		}
-		m, err := placement.NewMap(drives, pol, pgs, epoch)
+		var m *placement.Map
+		if cur != nil && cur.Policy == pol {
+			// Same policy: move as few (PG, slot) entries as keep the
+			// map balanced (placement.Plan), not a reshuffle.
+			m, err = placement.Plan(cur, drives, epoch)
+		} else {
+			m, err = placement.NewMap(drives, pol, pgs, epoch)
+		}
 		if err != nil {
 			if choice != nil {
 				return fmt.Errorf("%w: erasure %s over the cluster's %d drives: %w", ErrRefused, pol, len(drives), err)
