@@ -17,7 +17,8 @@ import (
 	"github.com/vaultaire/vaultaire/s3"
 )
 
-// TestClusterDrainAndRemove: four nodes with data; `vaultd cluster drain
+// TestClusterDrainAndRemove: four nodes with data, erasure 2+2 set by the
+// operator; `vaultd cluster drain
 // n4` while a bounded client loop writes and reads through n1..n3 and
 // verifies every byte (only retryable 503s allowed); n4 is SIGKILLed in
 // the middle of the drain and restarted, and the drain still finishes
@@ -94,6 +95,11 @@ func TestClusterDrainAndRemove(t *testing.T) {
 	}
 	if out, err = vaultd("cluster", "remove", "n4"); err == nil || !strings.Contains(err.Error(), "is not drained") {
 		t.Fatalf("remove of an undrained node: %v (%s)", err, out)
+	}
+	// Under an operator's policy the drain's map is planned from the
+	// current one (placement.Plan): only n4's entries move.
+	if out, err = vaultd("cluster", "set-erasure", "2+2"); err != nil {
+		t.Fatalf("set-erasure 2+2: %v (%s)", err, out)
 	}
 	if out, err = vaultd("cluster", "drain", "n4"); err != nil {
 		t.Fatalf("drain n4: %v (%s)", err, out)
