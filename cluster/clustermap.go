@@ -52,6 +52,9 @@ func (f *fsm) putNode(n NodeInfo) error {
 	if n.Name == "" {
 		return errors.New("cluster: node without a name")
 	}
+	if f.removed[n.Name] {
+		return fmt.Errorf("%w: node %s was removed from the cluster", ErrRefused, n.Name)
+	}
 	if old, ok := f.nodes[n.Name]; ok {
 		// A node keeps the drives it registered: a restart that
 		// advertised fewer drives must not drop shards from the map.
@@ -183,6 +186,9 @@ func (s *Store) AllContainers(ctx context.Context) ([]meta.ContainerInfo, error)
 // over all registered drives. It is what the leader does for each node it
 // sees in gossip; it is idempotent.
 func (s *Store) RegisterNode(ctx context.Context, n NodeInfo) error {
+	if s.fsm.isRemoved(n.Name) {
+		return nil // removed: gossip may show it until it stops
+	}
 	sortDrives(n.Drives)
 	if old, ok := s.fsm.node(n.Name); !ok || !old.equal(n) {
 		if err := s.applyCmd(ctx, cmdPutNode, n); err != nil {
@@ -195,43 +201,134 @@ func (s *Store) RegisterNode(ctx context.Context, n NodeInfo) error {
 // updateMap installs a map over every registered drive if the current
 // map lacks any of them.
 func (s *Store) updateMap(ctx context.Context) error {
+	return s.replan(ctx, nil)
+}
+
+// ErrRefused means the cluster refused an operator's change (set-erasure,
+// and later drain and removal) as impossible with its drives; the message
+// says why. The admin API answers it as a client error.
+var ErrRefused = errors.New("cluster: refused")
+
+// erasureChoice is an operator's erasure policy and stripe width.
+type erasureChoice struct {
+	policy placement.Policy
+	width  int
+}
+
+// mapDrives returns every registered drive not being drained, sorted by
+// ID.
+func (s *Store) mapDrives() []placement.Drive {
+	var drives []placement.Drive
+	draining := s.fsm.drainingDrives()
+	for _, n := range s.fsm.nodeList() {
+		for _, d := range n.Drives {
+			if slices.Contains(draining, d.ID) {
+				continue
+			}
+			drives = append(drives, placement.Drive{ID: placement.DriveID(d.ID), Node: placement.NodeID(n.Name), Zone: d.Zone, Class: driveClass(d.Class)})
+		}
+	}
+	slices.SortFunc(drives, func(a, b placement.Drive) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	return drives
+}
+
+// replan installs a new map if the current one does not cover exactly the
+// registered drives or (with choice) does not have the chosen policy and
+// width. The policy is the operator's once chosen (Map.Chosen), else
+// placement.DefaultPolicy for the drive count. A choice the drives cannot
+// hold is refused (ErrRefused).
+func (s *Store) replan(ctx context.Context, choice *erasureChoice) error {
 	for try := 0; try < 3; try++ {
 		cur := s.fsm.currentMap()
-		var drives []placement.Drive
-		for _, n := range s.fsm.nodeList() {
-			for _, d := range n.Drives {
-				drives = append(drives, placement.Drive{ID: placement.DriveID(d.ID), Node: placement.NodeID(n.Name), Zone: d.Zone, Class: driveClass(d.Class)})
+		drives := s.mapDrives()
+		if len(drives) == 0 {
+			if choice != nil {
+				return fmt.Errorf("%w: no drives registered yet", ErrRefused)
+			}
+			return nil
+		}
+		var (
+			pol    placement.Policy
+			width  int
+			chosen bool
+			err    error
+		)
+		switch {
+		case choice != nil:
+			pol, width, chosen = choice.policy, choice.width, true
+		case cur != nil && cur.Chosen:
+			pol, width, chosen = cur.Policy, cur.Width, true
+		default:
+			if pol, err = placement.DefaultPolicy(len(drives)); err != nil {
+				return err
+			}
+			if cur != nil {
+				width = cur.Width
 			}
 		}
-		if len(drives) == 0 {
+		if cur != nil && slices.Equal(cur.Drives, drives) && cur.Policy == pol && cur.Width == width && cur.Chosen == chosen {
 			return nil
-		}
-		slices.SortFunc(drives, func(a, b placement.Drive) int { return strings.Compare(string(a.ID), string(b.ID)) })
-		if cur != nil && slices.Equal(cur.Drives, drives) {
-			return nil
-		}
-		pol, err := placement.DefaultPolicy(len(drives))
-		if err != nil {
-			return err
 		}
 		pgs := placement.DefaultPGCount
 		epoch := placement.Epoch(1)
 		if cur != nil {
 			pgs, epoch = cur.PGCount(), cur.Epoch+1
 		}
-		m, err := placement.NewMap(drives, pol, pgs, epoch)
+		var m *placement.Map
+		if cur != nil && cur.Policy == pol {
+			// Same policy: move as few (PG, slot) entries as keep the
+			// map balanced (placement.Plan), not a reshuffle.
+			m, err = placement.Plan(cur, drives, epoch)
+		} else {
+			m, err = placement.NewMap(drives, pol, pgs, epoch)
+		}
 		if err != nil {
+			if choice != nil {
+				return fmt.Errorf("%w: erasure %s over the cluster's %d drives: %w", ErrRefused, pol, len(drives), err)
+			}
 			return fmt.Errorf("cluster: plan map: %w", err)
+		}
+		m.Chosen, m.Width = chosen, width
+		if err := m.Validate(); err != nil {
+			if choice != nil {
+				return fmt.Errorf("%w: %w", ErrRefused, err)
+			}
+			return err
 		}
 		err = s.applyCmd(ctx, cmdSetMap, setMapCmd{Map: m})
 		if !errors.Is(err, errStaleMap) {
 			if err == nil {
-				s.log.Info("cluster: new map", "epoch", m.Epoch, "policy", m.Policy.String(), "drives", len(m.Drives))
+				s.log.Info("cluster: new map", "epoch", m.Epoch, "policy", m.Policy.String(), "width", m.Width, "chosen", m.Chosen, "drives", len(m.Drives))
 			}
 			return err
 		}
 	}
 	return fmt.Errorf("cluster: map kept changing while planning: %w", errStaleMap)
+}
+
+// SetErasure makes pol the erasure policy of new writes and width their
+// stripe width (0 keeps the current width), with a new map epoch over the
+// same drives; the engine's migrator then re-encodes what older maps hold
+// in the background, as after growth. The choice is kept as drives join.
+// It fails wrapping ErrRefused if the drives cannot hold pol (fewer drives
+// than k+m) or the width is out of range. Width is stored and shown only:
+// the engine does not stripe across PGs yet.
+func (s *Store) SetErasure(ctx context.Context, pol placement.Policy, width int) (*placement.Map, error) {
+	if err := pol.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	if width < 0 || width > placement.MaxWidth {
+		return nil, fmt.Errorf("%w: stripe width %d not in 1..%d", ErrRefused, width, placement.MaxWidth)
+	}
+	if width == 0 {
+		if cur := s.fsm.currentMap(); cur != nil {
+			width = cur.Width
+		}
+	}
+	if err := s.replan(ctx, &erasureChoice{policy: pol, width: width}); err != nil {
+		return nil, err
+	}
+	return s.fsm.currentMap(), nil
 }
 
 // driveClass maps an advertised class to the map's; unknown means local.

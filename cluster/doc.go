@@ -15,10 +15,11 @@
 // (LookupKey), an s3.BucketConfigs (bucket configuration documents), an
 // engine.ContainerStore, an engine.UploadLocker (LockUpload: the
 // per-upload leases of uploadlease.go, which serialise a multipart
-// upload's operations across nodes) and an engine.Coordinator (the
+// upload's operations across nodes, and fence their writes:
+// engine.UploadFencer) and an engine.Coordinator (the
 // leader-only migrator and scanner loops, engine.RunMigrator and
-// engine.RunScanner); a Topology is an engine.Topology and
-// engine.MapHistory. cmd/vaultd wires them; contract_test.go checks at
+// engine.RunScanner); a Topology is an engine.Topology,
+// engine.MapHistory and engine.FencedTopology. cmd/vaultd wires them; contract_test.go checks at
 // compile time that they still fit. It imports tenant (the tenant types and errors its Store returns),
 // meta (ContainerInfo and the container store errors it shares with
 // engine), placement, driver, driver/peer and internal packages; never
@@ -39,7 +40,24 @@
 // data into the current map and drops an older map (Store.DropMap) once
 // nothing lives only there and the current map has been current for
 // engine.MapSettle. A voter dead in gossip for DeadVoterAfter is
-// replaced by a live non-voter. Nodes are never removed from the map.
+// replaced by a live non-voter. A node leaves the map only by the
+// operator: drained (Store.Drain, vaultd cluster drain: its drives are
+// left out of the next map and the migrator moves their data), then
+// removed (Store.RemoveNode, vaultd cluster remove: out of the nodes, the
+// map and Raft); see drain.go. The erasure policy follows the drive count
+// (placement.DefaultPolicy) until an operator sets one (Store.SetErasure,
+// vaultd cluster set-erasure), which new maps then keep (Map.Chosen).
+//
+// # Fenced map epochs
+//
+// Map epochs and upload leases are fenced (fence.go): the engine's writes
+// carry the epoch of the map they were planned under and the PG they
+// write into (Topology.DriveIn), and those under a multipart upload's
+// lease carry the lease (Store.FenceUpload); every node's drives are
+// wrapped by a Fence that refuses, with peer.ErrStaleEpoch, a write
+// whose PG has moved since its epoch or whose lease has passed on, and
+// counts it. A node paused across a map change or past its lease cannot
+// overwrite anything once the receiving nodes know.
 //
 // # Writes and reads
 //

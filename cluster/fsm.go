@@ -38,6 +38,9 @@ const (
 	cmdSetConfig       cmdType = 12 // bucketconfig.go
 	cmdAcquireLease    cmdType = 13 // uploadlease.go
 	cmdReleaseLease    cmdType = 14
+	// 15..19 left for other work in flight; drain.go:
+	cmdDrain      cmdType = 20
+	cmdRemoveNode cmdType = 21
 )
 
 // errAccessKeyExists is returned by Apply when a proposed access key is
@@ -134,6 +137,8 @@ type fsm struct {
 	maps       []*placement.Map                         // every map in epoch order; the last is current
 	configs    map[configKey]map[string][]byte          // container → kind → document (bucketconfig.go)
 	leases     map[string]uploadLease                   // upload id → its lease (uploadlease.go)
+	draining   map[string]bool                          // drive IDs being drained (drain.go)
+	removed    map[string]bool                          // names of removed nodes (drain.go)
 }
 
 func newFSM() *fsm {
@@ -240,7 +245,19 @@ func (f *fsm) Apply(l *raft.Log) any {
 		if err := json.Unmarshal(body, &c); err != nil {
 			return decodeErr(t, err)
 		}
-		return f.acquireLease(c)
+		return f.acquireLease(c, l.Index)
+	case cmdDrain:
+		var c drainCmd
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.drain(c)
+	case cmdRemoveNode:
+		var c removeNodeCmd
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.removeNode(c)
 	case cmdReleaseLease:
 		var c releaseLeaseCmd
 		if err := json.Unmarshal(body, &c); err != nil {
@@ -351,13 +368,15 @@ const snapshotVersion = 3
 // sorted so that equal states give byte-identical snapshots.
 type snapshotData struct {
 	Version    int                  `json:"version"`
-	Tenants    []tenantState        `json:"tenants"`    // sorted by name
-	Containers []meta.ContainerInfo `json:"containers"` // sorted by tenant, then name
-	Nodes      []NodeInfo           `json:"nodes"`      // sorted by name (version 2)
-	Maps       []*placement.Map     `json:"maps"`       // in epoch order (version 2)
-	Applied    uint64               `json:"applied"`    // fsm.applied when taken (version 2)
-	Configs    []bucketConfig       `json:"configs"`    // sorted by tenant, container, kind (version 3)
-	Leases     []uploadLease        `json:"leases"`     // sorted by upload (absent before version 3)
+	Tenants    []tenantState        `json:"tenants"`            // sorted by name
+	Containers []meta.ContainerInfo `json:"containers"`         // sorted by tenant, then name
+	Nodes      []NodeInfo           `json:"nodes"`              // sorted by name (version 2)
+	Maps       []*placement.Map     `json:"maps"`               // in epoch order (version 2)
+	Applied    uint64               `json:"applied"`            // fsm.applied when taken (version 2)
+	Configs    []bucketConfig       `json:"configs"`            // sorted by tenant, container, kind (version 3)
+	Leases     []uploadLease        `json:"leases"`             // sorted by upload (absent before version 3)
+	Draining   []string             `json:"draining,omitempty"` // sorted drive IDs (drain.go)
+	Removed    []string             `json:"removed,omitempty"`  // sorted node names (drain.go)
 }
 
 // Snapshot captures the state. It runs on raft's FSM goroutine, never
@@ -389,6 +408,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	d.Applied = f.applied.Load()
 	d.Configs = f.configList()
 	d.Leases = f.leaseList()
+	d.Draining, d.Removed = setList(f.draining), setList(f.removed)
 	b, err := json.Marshal(d)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: encode snapshot: %w", err)
@@ -447,6 +467,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	f.tenants, f.keys, f.containers, f.nodes, f.maps, f.configs = n.tenants, n.keys, n.containers, n.nodes, n.maps, n.configs
 	f.leases = leaseMap(d.Leases)
+	f.draining, f.removed = setOf(d.Draining), setOf(d.Removed)
 	f.applied.Store(d.Applied)
 	f.mu.Unlock()
 	f.restores.Add(1)

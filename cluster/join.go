@@ -74,6 +74,9 @@ func (s *Store) reconcileOnce(ctx context.Context, members []Member, deadSince m
 			continue
 		}
 		delete(deadSince, m.Name)
+		if s.fsm.isRemoved(m.Name) {
+			continue // removed: gossip shows it until it stops
+		}
 		alive[m.Name] = m
 		sv, inRaft := servers[m.Name]
 		if m.RaftAddr != "" && m.Name != s.cfg.NodeID && (!inRaft || string(sv.Address) != m.RaftAddr) {
@@ -88,6 +91,18 @@ func (s *Store) reconcileOnce(ctx context.Context, members []Member, deadSince m
 		if err := s.RegisterNode(ctx, nodeOf(m)); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	// Removed nodes leave the Raft configuration.
+	for id, sv := range servers {
+		if id == s.cfg.NodeID || !s.fsm.isRemoved(id) {
+			continue
+		}
+		s.log.Info("cluster: removing a removed node from raft", "node", id)
+		if err := s.raft.RemoveServer(sv.ID, 0, 10*time.Second).Error(); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s from raft: %w", id, err))
+			continue
+		}
+		delete(servers, id)
 	}
 	// Promote a live non-voter in place of a voter dead for long.
 	for id, sv := range servers {

@@ -1,6 +1,10 @@
 package cluster
 
-import "time"
+import (
+	"time"
+
+	"github.com/vaultaire/vaultaire/placement"
+)
 
 // Status is one node's view of the cluster, as `vaultd cluster status`
 // prints it and the admin API (GET /_vault/admin/cluster) returns it.
@@ -14,6 +18,8 @@ type Status struct {
 	Members      []MemberStatus `json:"members"`      // sorted by name
 	Map          MapStatus      `json:"map"`
 	Drives       []DriveStatus  `json:"drives"` // sorted by ID
+	// Drain is the progress of the drains in progress, if any.
+	Drain *DrainStatus `json:"drain,omitempty"`
 	// Scrub is the scrubber's progress on the answering node's own
 	// drives (each node scrubs its local drives), sorted by drive.
 	Scrub []ScrubStatus `json:"scrub,omitempty"`
@@ -56,8 +62,14 @@ type MemberStatus struct {
 type MapStatus struct {
 	Epoch  uint64 `json:"epoch"`
 	Policy string `json:"policy"` // "k+m"
-	PGs    int    `json:"pgs"`
-	Drives int    `json:"drives"`
+	// PolicySet says an operator chose Policy (set-erasure); otherwise
+	// it follows the drive count (placement.DefaultPolicy).
+	PolicySet bool `json:"policy_set,omitempty"`
+	// Width is the stripe width for new writes (1: unstriped). Stored
+	// and shown only: the engine does not stripe across PGs yet.
+	Width  int `json:"width"`
+	PGs    int `json:"pgs"`
+	Drives int `json:"drives"`
 	// Older lists the epochs of earlier maps still consulted by reads,
 	// newest first (their data has not been migrated).
 	Older []uint64 `json:"older_epochs,omitempty"`
@@ -75,4 +87,9 @@ type DriveStatus struct {
 	Used  uint64 `json:"used_bytes"`
 	Free  uint64 `json:"free_bytes"`
 	Total uint64 `json:"total_bytes"`
+}
+
+// MapStatusOf summarises m.
+func MapStatusOf(m *placement.Map) MapStatus {
+	return MapStatus{Epoch: uint64(m.Epoch), Policy: m.Policy.String(), PolicySet: m.Chosen, Width: max(m.Width, 1), PGs: m.PGCount(), Drives: len(m.Drives)}
 }

@@ -112,6 +112,14 @@ func (t *Topology) Drive(id placement.DriveID) (driver.Driver, error) {
 		return nil, fmt.Errorf("%w: %s (no cluster map yet)", ErrUnknownDrive, id)
 	}
 	dr, ok := m.Drive(id)
+	for _, o := range t.store.OlderMaps() {
+		if ok {
+			break
+		}
+		// A drained drive is only in older maps until migration moved
+		// its data off: reads and the migrator still need it.
+		dr, ok = o.Drive(id)
+	}
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownDrive, id)
 	}
@@ -151,7 +159,7 @@ func (t *Topology) Status(ctx context.Context, members []Member) Status {
 	if m == nil {
 		return st
 	}
-	st.Map = MapStatus{Epoch: uint64(m.Epoch), Policy: m.Policy.String(), PGs: m.PGCount(), Drives: len(m.Drives)}
+	st.Map = MapStatusOf(m)
 	for _, o := range t.store.OlderMaps() {
 		st.Map.Older = append(st.Map.Older, uint64(o.Epoch))
 	}
@@ -177,5 +185,15 @@ func (t *Topology) Status(ctx context.Context, members []Member) Status {
 	}
 	wg.Wait()
 	slices.SortFunc(st.Drives, func(a, b DriveStatus) int { return strings.Compare(a.ID, b.ID) })
+	if ds := t.store.Drains(); len(ds.Drives) > 0 {
+		for _, id := range ds.Drives {
+			if d, err := t.Drive(placement.DriveID(id)); err == nil {
+				if info, err := d.Info(pctx); err == nil {
+					ds.BytesLeft += info.Usage.Used
+				}
+			}
+		}
+		st.Drain = &ds
+	}
 	return st
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vaultaire/vaultaire/driver/peer"
 	"github.com/vaultaire/vaultaire/meta"
 )
 
@@ -26,9 +27,13 @@ import (
 // moment it proposed the command (by its monotonic clock), so a lease is
 // never held twice as long as the nodes' wall clocks differ by less than
 // uploadLeaseMargin (10 s; NTP keeps them within milliseconds). The engine
-// checks the lease before each destructive step; a node paused between
-// that check and the step's end for longer than the margin can still
-// overlap with the next holder (fenced epochs, issue 14.7, close that).
+// checks the lease before each destructive step. A node paused between
+// that check and the step's end for longer than the margin could overlap
+// with the next holder; its writes are fenced instead: FenceUpload puts
+// the lease (upload, token, granting Raft index) into the ctx of the
+// writes made under it, and every node's drives (Fence, fence.go) refuse
+// a write whose lease is no longer the upload's current one once they
+// have applied the granting index.
 const (
 	uploadLeaseTTL    = 30 * time.Second
 	uploadLeaseMargin = 10 * time.Second // the bound assumed on clock skew
@@ -48,7 +53,8 @@ type uploadLease struct {
 	Upload  string `json:"upload"`
 	Node    string `json:"node"`
 	Token   string `json:"token"`
-	Expires int64  `json:"expires"` // unix nanos, by the acquirer's clock
+	Expires int64  `json:"expires"`         // unix nanos, by the acquirer's clock
+	Index   uint64 `json:"index,omitempty"` // the Raft index that granted it: writes under it carry it (fence.go)
 }
 
 type (
@@ -70,7 +76,7 @@ type (
 // (at c.Now). A node may take over its own lease (a retry, or a new
 // operation after a release that failed): its local lock serialises its
 // own operations. Called with f.mu held.
-func (f *fsm) acquireLease(c acquireLeaseCmd) error {
+func (f *fsm) acquireLease(c acquireLeaseCmd, index uint64) error {
 	if c.Upload == "" || c.Node == "" || c.TTL <= 0 {
 		return errors.New("cluster: malformed upload lease")
 	}
@@ -85,7 +91,7 @@ func (f *fsm) acquireLease(c acquireLeaseCmd) error {
 	if f.leases == nil {
 		f.leases = make(map[string]uploadLease)
 	}
-	f.leases[c.Upload] = uploadLease{Upload: c.Upload, Node: c.Node, Token: c.Token, Expires: c.Now + c.TTL}
+	f.leases[c.Upload] = uploadLease{Upload: c.Upload, Node: c.Node, Token: c.Token, Expires: c.Now + c.TTL, Index: index}
 	return nil
 }
 
@@ -97,6 +103,14 @@ func (f *fsm) releaseLease(c releaseLeaseCmd) error {
 	}
 	delete(f.leases, c.Upload)
 	return nil
+}
+
+// lease returns upload's lease, if any.
+func (f *fsm) lease(upload string) (uploadLease, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	l, ok := f.leases[upload]
+	return l, ok
 }
 
 // leaseHeld reports whether node holds upload's lease with token.
@@ -171,4 +185,16 @@ func (s *Store) LockUpload(ctx context.Context, id string) (held func() bool, un
 		}
 		backoff = min(2*backoff, 400*time.Millisecond)
 	}
+}
+
+// FenceUpload returns ctx carrying this node's lease of upload id
+// (engine.UploadFencer), so that the drives of every node refuse the
+// writes made under it once the lease has passed to another node or been
+// released (fence.go). Without a lease of this node it returns ctx.
+func (s *Store) FenceUpload(ctx context.Context, id string) context.Context {
+	l, ok := s.fsm.lease(id)
+	if !ok || l.Node != s.cfg.NodeID {
+		return ctx
+	}
+	return peer.WithLease(ctx, peer.Lease{Upload: id, Token: l.Token, Index: l.Index})
 }

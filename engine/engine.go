@@ -80,6 +80,16 @@ type Topology interface {
 	Drive(id placement.DriveID) (driver.Driver, error)
 }
 
+// FencedTopology is an optional interface of a Topology whose drives
+// refuse writes planned under an outdated map (cluster: fenced map
+// epochs). DriveIn returns the Driver of drive id for operations on PG pg
+// planned under map m; the engine resolves every PG's drives through it
+// when the Topology has it, and takes a refused write like any failed
+// drive (the write fails without its quorum, ErrWriteQuorum).
+type FencedTopology interface {
+	DriveIn(m *placement.Map, pg uint32, id placement.DriveID) (driver.Driver, error)
+}
+
 // MapHistory is an optional interface of a Topology that remembers the maps
 // that preceded its current one, for reads until migration (Migrate) has
 // moved the artifacts written under them.
@@ -226,6 +236,15 @@ type UploadLocker interface {
 	LockUpload(ctx context.Context, id string) (held func() bool, unlock func(), err error)
 }
 
+// UploadFencer is an optional interface of an UploadLocker whose drives
+// fence writes by lease (cluster): FenceUpload returns ctx carrying this
+// node's current lease of upload id, and the engine makes the writes of
+// an operation under the lease with it, so that a node paused past its
+// lease cannot overwrite what the next holder did.
+type UploadFencer interface {
+	FenceUpload(ctx context.Context, id string) context.Context
+}
+
 // uploadLock serialises the record changes of one multipart upload on this
 // node. Across nodes Config.UploadLocker serialises them.
 type uploadLock struct {
@@ -237,6 +256,9 @@ type uploadLock struct {
 type uploadHold struct {
 	held   func() bool // nil: the local lock only, held until unlock
 	unlock func()
+	// ctx is the caller's ctx, carrying the lease for the writes made
+	// under it with an UploadFencer.
+	ctx context.Context
 }
 
 // check fails, wrapping ErrMetadataUnavailable, if the cluster lock may
@@ -253,14 +275,17 @@ func (h *uploadHold) check() error {
 func (e *Engine) lockUpload(ctx context.Context, id string) (*uploadHold, error) {
 	unlockLocal := e.lockLocal(id)
 	if e.cfg.UploadLocker == nil {
-		return &uploadHold{unlock: unlockLocal}, nil
+		return &uploadHold{unlock: unlockLocal, ctx: ctx}, nil
 	}
 	held, unlock, err := e.cfg.UploadLocker.LockUpload(ctx, id)
 	if err != nil {
 		unlockLocal()
 		return nil, fmt.Errorf("engine: lock upload: %w", err)
 	}
-	return &uploadHold{held: held, unlock: func() { unlock(); unlockLocal() }}, nil
+	if f, ok := e.cfg.UploadLocker.(UploadFencer); ok {
+		ctx = f.FenceUpload(ctx, id)
+	}
+	return &uploadHold{held: held, unlock: func() { unlock(); unlockLocal() }, ctx: ctx}, nil
 }
 
 // lockLocal locks id on this node and returns its unlock.
@@ -417,8 +442,13 @@ func (e *Engine) pgDrives(m *placement.Map, pg uint32) ([]driver.Driver, []error
 	set := m.Set(pg)
 	ds := make([]driver.Driver, len(set))
 	errs := make([]error, len(set))
+	ft, fenced := e.cfg.Topology.(FencedTopology)
 	for i, id := range set {
-		ds[i], errs[i] = e.cfg.Topology.Drive(id)
+		if fenced {
+			ds[i], errs[i] = ft.DriveIn(m, pg, id)
+		} else {
+			ds[i], errs[i] = e.cfg.Topology.Drive(id)
+		}
 		if errs[i] == nil && ds[i] == nil {
 			errs[i] = fmt.Errorf("%w: %s", ErrUnknownDrive, id)
 		}

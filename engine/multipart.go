@@ -306,6 +306,7 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 		return PartInfo{}, err
 	}
 	defer hold.unlock()
+	ctx = hold.ctx // writes under the lease carry it
 	if _, _, err := e.activeUpload(ctx, tenant, container, key, uploadID); err != nil {
 		e.deleteShards(ctx, drives, shard, committed)
 		return PartInfo{}, err

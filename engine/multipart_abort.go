@@ -53,6 +53,7 @@ func (e *Engine) AbortUpload(ctx context.Context, tenant, container, key, upload
 		return err
 	}
 	defer hold.unlock()
+	ctx = hold.ctx // writes under the lease carry it
 	up, drives, err := e.upload(ctx, tenant, container, key, uploadID)
 	if err != nil {
 		return err
@@ -175,6 +176,7 @@ func (e *Engine) sweepUpload(ctx context.Context, tenant, container, key, id str
 		return err
 	}
 	defer hold.unlock()
+	ctx = hold.ctx // writes under the lease carry it
 	mk, drives, err := e.uploadRecord(ctx, tenant, container, key, id)
 	if errors.Is(err, ErrNoSuchUpload) {
 		return nil

@@ -84,6 +84,7 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 		return ArtifactInfo{}, err
 	}
 	defer hold.unlock()
+	ctx = hold.ctx // writes under the lease carry it
 	up, drives, err := e.upload(ctx, tenant, container, key, uploadID)
 	if err != nil {
 		return ArtifactInfo{}, err

@@ -69,6 +69,8 @@ type Config struct {
 	// Remotes returns what this node's remote drives sent to their
 	// backends.
 	Remotes func() []RemoteSample
+	// Map describes the cluster map and its fence (cluster mode only).
+	Map func() MapSample
 }
 
 // DriveSample describes one drive at scrape time.
@@ -164,6 +166,9 @@ func New(cfg Config) *Metrics {
 	}
 	if cfg.Usage != nil {
 		m.reg.MustRegister(usageCollector{cfg.Usage, m.tenants})
+	}
+	if cfg.Map != nil {
+		m.reg.MustRegister(mapCollector{cfg.Map})
 	}
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		ErrorLog:            errorLog{cfg.Logger},

@@ -18,7 +18,19 @@ type Map struct {
 	// holds shard i of every stripe in that PG: slots 0..k-1 data, k..k+m-1
 	// parity.
 	PGs [][]DriveID
+	// Chosen says an operator set Policy (vaultd cluster set-erasure): a
+	// map planned after this one keeps it instead of DefaultPolicy's for
+	// the drive count. Absent (false) in maps of older versions.
+	Chosen bool `json:",omitempty"`
+	// Width is the stripe width an operator chose for new writes: the
+	// number of PGs a large artifact's stripes are spread over (0 means
+	// 1, unstriped). It is stored and shown, but the engine does not
+	// stripe across PGs yet (issue 14.1).
+	Width int `json:",omitempty"`
 }
+
+// MaxWidth is the largest stripe width a Map may carry.
+const MaxWidth = 16
 
 // NewMap builds a map with pgCount placement groups over drives, choosing
 // each PG's drive set as described in the package comment. pgCount must be
@@ -66,6 +78,9 @@ func (m *Map) Validate() error {
 	}
 	if err := checkPGCount(len(m.PGs)); err != nil {
 		return err
+	}
+	if m.Width < 0 || m.Width > MaxWidth {
+		return fmt.Errorf("%w: stripe width %d not in 0..%d", ErrInvalidMap, m.Width, MaxWidth)
 	}
 	if err := checkDrives(m.Drives); err != nil {
 		return err

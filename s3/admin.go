@@ -34,6 +34,16 @@ type ClusterAdmin interface {
 	ClusterStatus(ctx context.Context) (any, error)
 }
 
+// ClusterControl is an optional interface of an Admin whose node runs in
+// a cluster: POST /_vault/admin/cluster/OP (root only, a JSON body of at
+// most 4 KiB) calls ClusterControl with OP and the body and answers with
+// its result as JSON. It must fail with this package's *Error values for
+// requests it refuses (an unknown OP, a bad body, a change the cluster
+// cannot make), or errors the error table maps.
+type ClusterControl interface {
+	ClusterControl(ctx context.Context, op string, body []byte) (any, error)
+}
+
 // NewTenant is a created tenant with its first key pair. It is the JSON
 // that `vaultd tenant create --json` prints.
 type NewTenant struct {
@@ -188,6 +198,29 @@ func (op *operation) clusterStatus() error {
 		return err
 	}
 	return writeJSON(op.r, http.StatusOK, st)
+}
+
+// clusterControl serves POST /_vault/admin/cluster/OP.
+func (op *operation) clusterControl() error {
+	if err := op.s.authorizeRoot(op.ctx, op.r); err != nil {
+		return err
+	}
+	cc, ok := op.s.cfg.Admin.(ClusterControl)
+	if !ok {
+		return ErrNotClustered
+	}
+	r := op.r
+	const maxBody = 4 << 10
+	body, err := io.ReadAll(io.LimitReader(r.auth.Body(r.bodyStream(op.s)), maxBody+1))
+	r.bodyDone = err == nil && len(body) <= maxBody
+	if !r.bodyDone {
+		return ErrInvalidRequest
+	}
+	out, err := cc.ClusterControl(op.ctx, strings.TrimPrefix(op.path, "/_vault/admin/cluster/"), body)
+	if err != nil {
+		return err
+	}
+	return writeJSON(r, http.StatusOK, out)
 }
 
 func writeJSON(r *request, status int, v any) error {

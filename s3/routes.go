@@ -332,6 +332,10 @@ var vaultRoutes = []route{
 	{name: "AdminDeleteTenant", mutation: true, match: tenants(http.MethodDelete, oneName), serve: asRoot(deleteTenant)},
 	{name: "Admin", match: tenants("", func(string) bool { return true }), serve: asRoot(func(*operation, string) error { return ErrMethodNotAllowed })},
 	{name: "Admin", match: path("/_vault/admin/cluster"), serve: (*operation).clusterStatus},
+	{name: "AdminCluster", mutation: true, match: func(t *target) bool {
+		op, ok := strings.CutPrefix(t.path, "/_vault/admin/cluster/")
+		return ok && oneName(op) && t.method == http.MethodPost
+	}, serve: (*operation).clusterControl},
 	{name: "Admin", match: func(*target) bool { return true }, serve: fails(errNoAdminResource)},
 }
 

@@ -112,6 +112,7 @@ var routeCases = []struct {
 	{"DELETE", "/_vault/admin/tenants/t", "", false, "AdminDeleteTenant", true},
 	{"POST", "/_vault/admin/tenants/t", "", false, "Admin", false},
 	{"GET", "/_vault/admin/cluster", "", false, "Admin", false},
+	{"POST", "/_vault/admin/cluster/erasure", "", false, "AdminCluster", true},
 	{"GET", "/_vault/nothing", "", false, "Admin", false},
 }
 

@@ -1,7 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -60,10 +65,94 @@ func (a adminAdapter) Tenants(ctx context.Context) ([]s3.TenantInfo, error) {
 	return out, nil
 }
 
-// statusAdmin adds the cluster status to the admin API.
+// statusAdmin adds the cluster status to the admin API, and in cluster
+// mode the cluster's controls (s3.ClusterControl).
 type statusAdmin struct {
 	adminAdapter
-	status func(context.Context) cluster.Status
+	status    func(context.Context) cluster.Status
+	clustered bool
+}
+
+// erasureRequest is the body of POST /_vault/admin/cluster/erasure.
+type erasureRequest struct {
+	Data   int `json:"data"`
+	Parity int `json:"parity"`
+	Width  int `json:"width"` // 0 keeps the current width
+}
+
+// drainRequest is the body of POST /_vault/admin/cluster/drain.
+type drainRequest struct {
+	Node  string `json:"node"`
+	Drive string `json:"drive"`
+	Undo  bool   `json:"undo"`
+}
+
+// removeRequest is the body of POST /_vault/admin/cluster/remove.
+type removeRequest struct {
+	Node  string `json:"node"`
+	Force bool   `json:"force"`
+}
+
+// decodeStrict decodes a JSON object into v, refusing unknown fields.
+func decodeStrict(body []byte, v any, want string) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil || dec.More() {
+		return &s3.Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: "Want " + want + "."}
+	}
+	return nil
+}
+
+// ClusterControl serves the cluster commands of the admin API:
+// "erasure" (vaultd cluster set-erasure) answers with the new map's
+// cluster.MapStatus, "drain" with the cluster.DrainStatus, "remove" with
+// {}.
+func (a statusAdmin) ClusterControl(ctx context.Context, op string, body []byte) (any, error) {
+	if !a.clustered {
+		return nil, s3.ErrNotClustered
+	}
+	switch op {
+	case "erasure":
+		var req erasureRequest
+		if err := decodeStrict(body, &req, `{"data": K, "parity": M, "width": W}`); err != nil {
+			return nil, err
+		}
+		m, err := a.store.SetErasure(ctx, placement.Policy{Data: req.Data, Parity: req.Parity}, req.Width)
+		if err != nil {
+			return nil, clusterError(err)
+		}
+		return cluster.MapStatusOf(m), nil
+	case "drain":
+		var req drainRequest
+		if err := decodeStrict(body, &req, `{"node": NAME, "drive": ID, "undo": false}`); err != nil {
+			return nil, err
+		}
+		ds, err := a.store.Drain(ctx, req.Node, req.Drive, req.Undo)
+		if err != nil {
+			return nil, clusterError(err)
+		}
+		return ds, nil
+	case "remove":
+		var req removeRequest
+		if err := decodeStrict(body, &req, `{"node": NAME, "force": false}`); err != nil {
+			return nil, err
+		}
+		if err := a.store.RemoveNode(ctx, req.Node, req.Force); err != nil {
+			return nil, clusterError(err)
+		}
+		return struct{}{}, nil
+	default:
+		return nil, &s3.Error{Status: http.StatusNotFound, Code: "NotFound", Message: fmt.Sprintf("No cluster operation %q.", op)}
+	}
+}
+
+// clusterError turns a refusal of the cluster into a client error that
+// says why; other errors go to the s3 error table.
+func clusterError(err error) error {
+	if errors.Is(err, cluster.ErrRefused) {
+		return &s3.Error{Status: http.StatusBadRequest, Code: "InvalidArgument", Message: err.Error()}
+	}
+	return err
 }
 
 // ClusterStatus returns this node's view of the cluster.
@@ -77,7 +166,7 @@ func singleStatus(ctx context.Context, node string, store *cluster.Store, m *pla
 	ri := store.RaftInfo()
 	st := cluster.Status{
 		Node: node, Term: ri.Term, CommitIndex: ri.Commit, AppliedIndex: ri.Applied,
-		Map: cluster.MapStatus{Epoch: uint64(m.Epoch), Policy: m.Policy.String(), PGs: m.PGCount(), Drives: len(m.Drives)},
+		Map: cluster.MapStatusOf(m),
 	}
 	if ri.State == "leader" {
 		st.Leader = node

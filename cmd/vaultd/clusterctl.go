@@ -18,28 +18,102 @@ import (
 )
 
 // runCluster is `vaultd cluster SUBCOMMAND`: it asks a node's admin API
-// about the cluster with the root credentials.
+// about the cluster, or to change it, with the root credentials.
+//
+//	vaultd cluster status [--json]
+//	vaultd cluster set-erasure K+M [--width W]
+//	vaultd cluster drain NODE | --drive ID [--undo]
+//	vaultd cluster remove NODE [--force]
 func runCluster(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	const want = "status, set-erasure, drain or remove"
 	if len(args) == 0 {
-		return errors.New("cluster: want status")
+		return errors.New("cluster: want " + want)
 	}
 	sub, args := args[0], args[1:]
-	if sub != "status" {
-		return fmt.Errorf("cluster: unknown subcommand %q (want status)", sub)
-	}
 	fs := flag.NewFlagSet("vaultd cluster "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	endpoint := fs.String("endpoint", envOr(getenv, "VAULT_ENDPOINT", "http://127.0.0.1:9000"), "any node's S3 endpoint")
 	data := fs.String("data", "./data", "data directory to read generated root credentials from when the environment has none")
 	asJSON := fs.Bool("json", false, "print JSON")
+	var (
+		width        *int
+		drive        *string
+		undo, force  *bool
+		npos, minpos int // positional arguments wanted, at most and at least
+		positional   []string
+	)
+	switch sub {
+	case "status":
+	case "set-erasure":
+		width = fs.Int("width", 0, "stripe width for new writes, 1 to 16 PGs (stored and shown; striping is not implemented yet); 0 keeps the current one")
+		npos, minpos = 1, 1
+	case "drain":
+		drive = fs.String("drive", "", "drain only this drive (NODE may then be left out)")
+		undo = fs.Bool("undo", false, "stop draining: plan the drives back into the map")
+		npos = 1
+	case "remove":
+		force = fs.Bool("force", false, "remove a node that is not drained (a dead node whose data was rebuilt elsewhere)")
+		npos, minpos = 1, 1
+	default:
+		return fmt.Errorf("cluster: unknown subcommand %q (want %s)", sub, want)
+	}
+	// Positional arguments may come before or after the flags.
+	for len(args) > 0 && !strings.HasPrefix(args[0], "-") && len(positional) < npos {
+		positional, args = append(positional, args[0]), args[1:]
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("cluster %s: unexpected argument %q", sub, fs.Arg(0))
+	positional = append(positional, fs.Args()...)
+	if len(positional) > npos {
+		return fmt.Errorf("cluster %s: unexpected argument %q", sub, positional[npos])
+	}
+	if len(positional) < minpos || sub == "drain" && len(positional) == 0 && *drive == "" {
+		return fmt.Errorf("cluster %s: missing argument (vaultd cluster set-erasure K+M [--width W] | drain NODE [--drive ID] | remove NODE [--force])", sub)
 	}
 	c, err := newAdminClient(getenv, *endpoint, *data)
 	if err != nil {
+		return err
+	}
+	switch sub {
+	case "set-erasure":
+		k, m, err := parsePolicy(positional[0])
+		if err != nil {
+			return fmt.Errorf("cluster set-erasure: %w", err)
+		}
+		body, _ := json.Marshal(erasureRequest{Data: k, Parity: m, Width: *width})
+		var ms cluster.MapStatus
+		if err := c.send(ctx, http.MethodPost, "/_vault/admin/cluster/erasure", body, &ms); err != nil {
+			return fmt.Errorf("cluster set-erasure on %s: %w", *endpoint, err)
+		}
+		if *asJSON {
+			return printJSON(stdout, ms)
+		}
+		_, err = fmt.Fprintf(stdout, "map epoch %d: erasure %s, stripe width %d (stored; striping across PGs is not implemented yet), %d PGs over %d drives; older data is re-encoded in the background\n",
+			ms.Epoch, ms.Policy, ms.Width, ms.PGs, ms.Drives)
+		return err
+	case "drain":
+		node := ""
+		if len(positional) > 0 {
+			node = positional[0]
+		}
+		body, _ := json.Marshal(drainRequest{Node: node, Drive: *drive, Undo: *undo})
+		var ds cluster.DrainStatus
+		if err := c.send(ctx, http.MethodPost, "/_vault/admin/cluster/drain", body, &ds); err != nil {
+			return fmt.Errorf("cluster drain on %s: %w", *endpoint, err)
+		}
+		if *asJSON {
+			return printJSON(stdout, ds)
+		}
+		_, err = fmt.Fprintf(stdout, "draining %s: %d PG slots left to move; follow with vaultd cluster status, then vaultd cluster remove NODE\n",
+			dash(strings.Join(ds.Drives, ", ")), ds.PGsLeft)
+		return err
+	case "remove":
+		body, _ := json.Marshal(removeRequest{Node: positional[0], Force: *force})
+		if err := c.send(ctx, http.MethodPost, "/_vault/admin/cluster/remove", body, nil); err != nil {
+			return fmt.Errorf("cluster remove on %s: %w", *endpoint, err)
+		}
+		_, err = fmt.Fprintf(stdout, "removed %s from the cluster map and (by the leader) from Raft; stop its process\n", positional[0])
 		return err
 	}
 	var st cluster.Status
@@ -47,14 +121,34 @@ func runCluster(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("cluster status from %s: %w", *endpoint, err)
 	}
 	if *asJSON {
-		out, err := json.MarshalIndent(st, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(stdout, "%s\n", out)
-		return err
+		return printJSON(stdout, st)
 	}
 	return writeClusterStatus(stdout, &st)
+}
+
+// printJSON prints v indented.
+func printJSON(w io.Writer, v any) error {
+	out, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", out)
+	return err
+}
+
+// parsePolicy parses "K+M".
+func parsePolicy(s string) (k, m int, err error) {
+	ks, ms, ok := strings.Cut(s, "+")
+	if ok {
+		k, err = strconv.Atoi(ks)
+		if err == nil {
+			m, err = strconv.Atoi(ms)
+		}
+	}
+	if !ok || err != nil || k < 1 || m < 0 {
+		return 0, 0, fmt.Errorf("erasure policy %q: want K+M, K data and M parity shards (K >= 1, M >= 0), such as 4+2", s)
+	}
+	return k, m, nil
 }
 
 // writeClusterStatus prints st as a readable report.
@@ -87,7 +181,12 @@ func writeClusterStatus(w io.Writer, st *cluster.Status) error {
 
 	fmt.Fprintln(tw, "\nMAP")
 	fmt.Fprintf(tw, "epoch:\t%d\n", st.Map.Epoch)
-	fmt.Fprintf(tw, "policy:\t%s\n", dash(st.Map.Policy))
+	how := "follows the drive count"
+	if st.Map.PolicySet {
+		how = "set by the operator"
+	}
+	fmt.Fprintf(tw, "policy:\t%s (%s)\n", dash(st.Map.Policy), how)
+	fmt.Fprintf(tw, "stripe width:\t%d (stored for new writes; striping across PGs is not implemented yet)\n", max(st.Map.Width, 1))
 	fmt.Fprintf(tw, "PGs:\t%d over %d drives\n", st.Map.PGs, st.Map.Drives)
 	older := "none"
 	if len(st.Map.Older) > 0 {
@@ -98,6 +197,13 @@ func writeClusterStatus(w io.Writer, st *cluster.Status) error {
 		older = strings.Join(es, ", ") + " (still read, not yet migrated)"
 	}
 	fmt.Fprintf(tw, "older epochs:\t%s\n", older)
+	if d := st.Drain; d != nil {
+		state := "in progress"
+		if d.PGsLeft == 0 {
+			state = "done: the drained nodes can be removed"
+		}
+		fmt.Fprintf(tw, "draining:\t%s: %d PG slots and %s left, %s\n", strings.Join(d.Drives, ", "), d.PGsLeft, humanBytes(d.BytesLeft), state)
+	}
 
 	fmt.Fprintf(tw, "\nDRIVES (%d)\n", len(st.Drives))
 	fmt.Fprintln(tw, "ID\tNODE\tZONE\tCLASS\tSTATE\tUSED\tFREE\tERROR")

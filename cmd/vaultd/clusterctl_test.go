@@ -32,7 +32,7 @@ var testStatus = cluster.Status{
 		{Name: "n2", State: "alive", Gossip: "127.0.0.1:9203", S3Addr: "127.0.0.1:9200", RaftAddr: "127.0.0.1:9201", RPCAddr: "127.0.0.1:9202", Drives: 2},
 		{Name: "n3", State: "dead", Gossip: "127.0.0.1:9303", Drives: 2},
 	},
-	Map: cluster.MapStatus{Epoch: 3, Policy: "4+2", PGs: 256, Drives: 6, Older: []uint64{2, 1}},
+	Map: cluster.MapStatus{Epoch: 3, Policy: "4+2", PolicySet: true, Width: 8, PGs: 256, Drives: 6, Older: []uint64{2, 1}},
 	Drives: []cluster.DriveStatus{
 		{ID: "n1-d0", Node: "n1", Class: "hdd", State: "ok", Used: 1536, Free: 3 << 30, Total: 3<<30 + 1536},
 		{ID: "n3-d1", Node: "n3", Zone: "z2", Class: "ssd", State: "offline", Error: "dial tcp 127.0.0.1:9302: connection refused", Used: 512, Free: 5 << 40},
@@ -61,7 +61,8 @@ n3  127.0.0.1:9301  nonvoter
 
 MAP
 epoch:         3
-policy:        4+2
+policy:        4+2 (set by the operator)
+stripe width:  8 (stored for new writes; striping across PGs is not implemented yet)
 PGs:           256 over 6 drives
 older epochs:  2, 1 (still read, not yet migrated)
 
@@ -88,7 +89,8 @@ ID  ADDRESS  SUFFRAGE  LEADER
 
 MAP
 epoch:         0
-policy:        -
+policy:        - (follows the drive count)
+stripe width:  1 (stored for new writes; striping across PGs is not implemented yet)
 PGs:           0 over 0 drives
 older epochs:  none
 
@@ -222,7 +224,12 @@ func TestClusterStatusCommand(t *testing.T) {
 			env(map[string]string{"VAULT_ROOT_ACCESS_KEY": "ROOTKEY", "VAULT_ROOT_SECRET_KEY": "not-the-secret"}), "AccessDenied"},
 		{"single node", []string{"cluster", "status", "--endpoint", single.URL}, rootEnv, "not in cluster mode"},
 		{"no credentials", []string{"cluster", "status", "--endpoint", node.URL, "--data", t.TempDir()}, env(nil), "no root credentials"},
-		{"no subcommand", []string{"cluster"}, rootEnv, "want status"},
+		{"no subcommand", []string{"cluster"}, rootEnv, "want status, set-erasure, drain or remove"},
+		{"drain without a node or drive", []string{"cluster", "drain", "--endpoint", "http://127.0.0.1:1"}, rootEnv, "missing argument"},
+		{"remove without a node", []string{"cluster", "remove", "--force", "--endpoint", "http://127.0.0.1:1"}, rootEnv, "missing argument"},
+		{"set-erasure without a policy", []string{"cluster", "set-erasure", "--endpoint", node.URL}, rootEnv, "missing argument"},
+		{"set-erasure two policies", []string{"cluster", "set-erasure", "4+2", "2+1", "--endpoint", node.URL}, rootEnv, `unexpected argument "2+1"`},
+		{"set-erasure bad policy", []string{"cluster", "set-erasure", "four+2", "--endpoint", node.URL}, rootEnv, "want K+M"},
 		{"unknown subcommand", []string{"cluster", "join"}, rootEnv, `unknown subcommand "join"`},
 		{"stray argument", []string{"cluster", "status", "n1"}, rootEnv, `unexpected argument "n1"`},
 	} {

@@ -98,9 +98,13 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		rpcSrv   *http.Server
 		storeRPC atomic.Pointer[http.Handler]
 		rpcLn    net.Listener
+		fence    *cluster.Fence                   // refuses writes planned under a stale map
+		served   map[driver.DriveID]driver.Driver // drives as peers and the engine reach them: fenced
 	)
 	if f.clustered() {
-		peerSrv, err := peer.NewServer(peer.ServerConfig{Drives: localDrives(drives), Secret: secret, Logger: log.With("component", "rpc"), AuthenticatedConns: true})
+		fence = cluster.NewFence(log.With("component", "fence"))
+		served = fence.WrapAll(drives)
+		peerSrv, err := peer.NewServer(peer.ServerConfig{Drives: localDrives(served), Secret: secret, Logger: log.With("component", "rpc"), AuthenticatedConns: true})
 		if err != nil {
 			return err
 		}
@@ -136,8 +140,18 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		drivesM func(context.Context) []metrics.DriveSample
 		members func() map[string]int
 		gossip  *cluster.Membership // cluster mode
+		mapM    func() metrics.MapSample
 	)
 	if f.clustered() {
+		fence.Use(store)
+		mapM = func() metrics.MapSample {
+			d := store.Drains()
+			s := metrics.MapSample{FenceRefused: fence.Refused(), DrainDrives: len(d.Drives), DrainPGsLeft: d.PGsLeft}
+			if m := store.Map(); m != nil {
+				s.Epoch = uint64(m.Epoch)
+			}
+			return s
+		}
 		h := store.RPCHandler()
 		storeRPC.Store(&h)
 		ms, err := startGossip(ctx, f, st, store.Nodes(), secret, log)
@@ -153,7 +167,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		if err := store.WaitReady(ctx); err != nil {
 			return err
 		}
-		ct := cluster.NewTopology(store, drives, secret, log.With("component", "topology"))
+		ct := cluster.NewTopology(store, served, secret, log.With("component", "topology"))
 		ct.WatchMembers(ms.Members) // a node gossip reports down is not waited on
 		topo = ct
 		status = func(ctx context.Context) cluster.Status { return ct.Status(ctx, ms.Members()) }
@@ -235,7 +249,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		st := status(ctx)
 		st.Scrub = scrubStatus(scrub.Status())
 		return st
-	}}
+	}, f.clustered()}
 	if f.clustered() {
 		mctx, stopMigrator := context.WithCancel(ctx)
 		defer stopMigrator()
@@ -252,7 +266,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	defer evlog.Close() // after the S3 server drained, so the last requests are logged
 	mx := metrics.New(metrics.Config{
 		Logger: log.With("component", "metrics"),
-		Engine: eng.Stats, Drives: drivesM, Members: members, Scrub: scrub.Status, Remotes: remoteSamples(drives),
+		Engine: eng.Stats, Drives: drivesM, Members: members, Scrub: scrub.Status, Remotes: remoteSamples(drives), Map: mapM,
 		Raft: func() metrics.RaftSample {
 			ri := store.RaftInfo()
 			return metrics.RaftSample{State: ri.State, Term: ri.Term, CommitIndex: ri.Commit, AppliedIndex: ri.Applied,

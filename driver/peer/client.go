@@ -147,6 +147,7 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 	if err != nil {
 		return nil, err
 	}
+	setFence(ctx, req.Header)
 	rpcauth.Sign(req, c.secret, c.now())
 	return req, nil
 }

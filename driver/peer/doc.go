@@ -74,6 +74,7 @@
 //	foreign_drive  500  driver.ErrForeignDrive
 //	unexpected_eof 502  io.ErrUnexpectedEOF (shard read trailer only)
 //	no_space       507  driver.ErrNoSpace (the drive is full)
+//	stale_epoch    409  ErrStaleEpoch and driver.ErrOffline: a fenced write
 //	no_drive       404  driver.ErrOffline: the peer does not serve that drive
 //	unauthorized   401  ErrUnauthorized and driver.ErrOffline
 //	bad_request    400  plain error
@@ -82,6 +83,16 @@
 // A peer that cannot be reached, drops the connection, or answers without a
 // code is driver.ErrOffline. When the caller's ctx is done the ctx error is
 // returned instead.
+//
+// # Fencing
+//
+// A request made within a ctx carrying a Fence (WithFence: the writer's
+// map epoch and the placement group written) sends it as X-Vault-Epoch
+// and X-Vault-PG; the Server puts it back into the request's ctx, so the
+// drives it serves (in vaultd, wrapped by cluster.Fence) can refuse a
+// write planned under an outdated map, with ErrStaleEpoch. Likewise a
+// Lease (WithLease: a multipart upload's lease) travels as X-Vault-Lease.
+// peer only carries them; it does not judge them.
 //
 // # Authentication
 //

@@ -127,6 +127,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, codeUnauthorized, http.StatusUnauthorized, "not authenticated")
 		return
 	}
+	switch f, ok, err := fenceOf(r); {
+	case err != nil:
+		badRequest(w, "%v", err)
+		return
+	case ok:
+		r = r.WithContext(WithFence(r.Context(), f))
+	}
+	switch l, ok, err := leaseOf(r); {
+	case err != nil:
+		badRequest(w, "%v", err)
+		return
+	case ok:
+		r = r.WithContext(WithLease(r.Context(), l))
+	}
 	s.mux.ServeHTTP(w, r)
 }
 

@@ -22,6 +22,9 @@ const (
 	hdrPrevVersion = "X-Vault-Prev-Version"
 	hdrLength      = "X-Vault-Length"
 	hdrSum         = "X-Vault-Xxh3"
+	hdrEpoch       = "X-Vault-Epoch" // the writer's map epoch (fence.go)
+	hdrPG          = "X-Vault-PG"    // the placement group it writes into
+	hdrLease       = "X-Vault-Lease" // "index token upload": the upload lease it writes under
 )
 
 // Error codes carried in X-Vault-Error. They reach the wire: append only.
@@ -38,6 +41,7 @@ const (
 	codeBadRequest    = "bad_request"
 	codeInternal      = "internal"
 	codeNoSpace       = "no_space"
+	codeStaleEpoch    = "stale_epoch"
 )
 
 // errorCodes maps sentinel errors to codes and statuses, in the order they
@@ -47,6 +51,7 @@ var errorCodes = []struct {
 	code   string
 	status int
 }{
+	{ErrStaleEpoch, codeStaleEpoch, http.StatusConflict},
 	{driver.ErrNotFound, codeNotFound, http.StatusNotFound},
 	{driver.ErrStale, codeStale, http.StatusConflict},
 	{driver.ErrInvalidName, codeInvalidName, http.StatusBadRequest},
@@ -95,6 +100,8 @@ func newRemoteError(code, msg string) error {
 		e.is = []error{ErrUnauthorized, driver.ErrOffline}
 	case codeNoDrive:
 		e.is = []error{driver.ErrOffline}
+	case codeStaleEpoch:
+		e.is = []error{ErrStaleEpoch, driver.ErrOffline}
 	case codeBadRequest, codeInternal:
 	default:
 		for _, c := range errorCodes {

@@ -1,0 +1,256 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// Drain and removal (issue 14.3).
+//
+// Draining a drive (or every drive of a node) takes it out of every map
+// planned from then on: the leader plans a new epoch over the other
+// drives, and the engine's migrator moves everything the drained drives
+// hold into the new map's sets, as after growth, and drops the older maps
+// once nothing lives only there. A drain is done when no kept map places
+// a PG on a drained drive (DrainStatus.PGsLeft is 0). It is refused
+// (ErrRefused) when the remaining drives cannot hold the erasure set: an
+// operator's policy (set-erasure) needs k+m drives; the default policy
+// shrinks with the drive count, down to one drive. A drain survives
+// restarts and leader changes (it is replicated state), and the migrator
+// resumes where it stopped. Undo (undrain) plans the drives back in.
+//
+// Removing a node takes it out of the registered nodes and so out of
+// every map planned after, and the leader removes it from the Raft
+// configuration (Reconcile); its name is remembered so that gossip, where
+// it stays until it is stopped, does not bring it back. Without force, a
+// node is removed only when drained: none of its drives is in a kept
+// map. Force removes a dead node whose data the migrator has rebuilt
+// elsewhere from the other shards.
+
+// drainCmd marks drives draining (or, with Undo, no longer).
+type drainCmd struct {
+	Drives []string `json:"drives"`
+	Undo   bool     `json:"undo,omitempty"`
+}
+
+// removeNodeCmd removes a node.
+type removeNodeCmd struct {
+	Name  string `json:"name"`
+	Force bool   `json:"force,omitempty"`
+}
+
+// driveNode returns the name of the node that registered drive id.
+func (f *fsm) driveNode(id string) (string, bool) {
+	for _, n := range f.nodes {
+		if slices.ContainsFunc(n.Drives, func(d MemberDrive) bool { return d.ID == id }) {
+			return n.Name, true
+		}
+	}
+	return "", false
+}
+
+func (f *fsm) drain(c drainCmd) error {
+	if len(c.Drives) == 0 {
+		return errors.New("cluster: drain without drives")
+	}
+	for _, id := range c.Drives {
+		if _, ok := f.driveNode(id); !ok {
+			return fmt.Errorf("%w: drive %s is not registered", ErrRefused, id)
+		}
+	}
+	for _, id := range c.Drives {
+		if c.Undo {
+			delete(f.draining, id)
+			continue
+		}
+		if f.draining == nil {
+			f.draining = make(map[string]bool)
+		}
+		f.draining[id] = true
+	}
+	return nil
+}
+
+// inKeptMap reports whether any kept map places a PG on drive id. Called
+// with f.mu held.
+func (f *fsm) inKeptMap(id string) bool {
+	for _, m := range f.maps {
+		if _, ok := m.Drive(placement.DriveID(id)); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *fsm) removeNode(c removeNodeCmd) error {
+	n, ok := f.nodes[c.Name]
+	if !ok {
+		return fmt.Errorf("%w: node %s is not registered", ErrRefused, c.Name)
+	}
+	if !c.Force {
+		for _, d := range n.Drives {
+			if !f.draining[d.ID] {
+				return fmt.Errorf("%w: node %s: drive %s is not drained (vaultd cluster drain %s first, or --force for a dead node)", ErrRefused, c.Name, d.ID, c.Name)
+			}
+			if f.inKeptMap(d.ID) {
+				return fmt.Errorf("%w: node %s: drive %s still holds data of a kept map (the drain is not finished)", ErrRefused, c.Name, d.ID)
+			}
+		}
+	}
+	delete(f.nodes, c.Name)
+	for _, d := range n.Drives {
+		delete(f.draining, d.ID)
+	}
+	if f.removed == nil {
+		f.removed = make(map[string]bool)
+	}
+	f.removed[c.Name] = true
+	return nil
+}
+
+// isRemoved reports whether node name was removed.
+func (f *fsm) isRemoved(name string) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.removed[name]
+}
+
+// drainingDrives returns the draining drives, sorted.
+func (f *fsm) drainingDrives() []string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]string, 0, len(f.draining))
+	for id := range f.draining {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// setList returns the keys of a set, sorted, for a snapshot.
+func setList(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// setOf is setList's inverse.
+func setOf(l []string) map[string]bool {
+	m := make(map[string]bool, len(l))
+	for _, k := range l {
+		m[k] = true
+	}
+	return m
+}
+
+// DrainStatus is the progress of the drains in progress.
+type DrainStatus struct {
+	Drives []string `json:"drives"` // draining, sorted
+	// PGsLeft counts the PG slots of kept maps (current and older) on
+	// draining drives: the data not yet moved off. 0 means done.
+	PGsLeft int `json:"pgs_left"`
+	// BytesLeft is what the draining drives still hold, as they report
+	// it (status only; 0 in Store.Drains).
+	BytesLeft uint64 `json:"bytes_left"`
+}
+
+// Drains returns the progress of the drains in progress (BytesLeft aside).
+func (s *Store) Drains() DrainStatus {
+	ds := DrainStatus{Drives: s.fsm.drainingDrives()}
+	if len(ds.Drives) == 0 {
+		return ds
+	}
+	maps := append(s.fsm.olderMaps(), s.fsm.currentMap())
+	for _, m := range maps {
+		if m == nil {
+			continue
+		}
+		for pg := range uint32(m.PGCount()) {
+			for _, id := range m.Set(pg) {
+				if slices.Contains(ds.Drives, string(id)) {
+					ds.PGsLeft++
+				}
+			}
+		}
+	}
+	return ds
+}
+
+// Drain drains node's drives, or only drive if it is not "" (then node
+// may be ""), and plans a map without them; undo plans them back in. It
+// fails wrapping ErrRefused if a drive is unknown or the remaining drives
+// cannot hold the erasure set.
+func (s *Store) Drain(ctx context.Context, node, drive string, undo bool) (DrainStatus, error) {
+	var ids []string
+	switch {
+	case drive != "":
+		owner, ok := func() (string, bool) { s.fsm.mu.RLock(); defer s.fsm.mu.RUnlock(); return s.fsm.driveNode(drive) }()
+		if !ok || (node != "" && owner != node) {
+			return DrainStatus{}, fmt.Errorf("%w: drive %s is not a drive of %s", ErrRefused, drive, cmpOr(node, "any registered node"))
+		}
+		ids = []string{drive}
+	default:
+		n, ok := s.fsm.node(node)
+		if !ok {
+			return DrainStatus{}, fmt.Errorf("%w: node %q is not registered", ErrRefused, node)
+		}
+		for _, d := range n.Drives {
+			ids = append(ids, d.ID)
+		}
+	}
+	if !undo {
+		// Would the rest hold the erasure set?
+		draining := s.fsm.drainingDrives()
+		var rest []placement.Drive
+		for _, d := range s.mapDrives() {
+			if !slices.Contains(ids, string(d.ID)) && !slices.Contains(draining, string(d.ID)) {
+				rest = append(rest, d)
+			}
+		}
+		cur := s.fsm.currentMap()
+		switch {
+		case len(rest) == 0:
+			return DrainStatus{}, fmt.Errorf("%w: draining %s would leave no drive", ErrRefused, strings.Join(ids, ", "))
+		case cur != nil && cur.Chosen && len(rest) < cur.Policy.SetSize():
+			return DrainStatus{}, fmt.Errorf("%w: draining %s would leave %d drives; the erasure policy %s needs %d (set-erasure a smaller one first)",
+				ErrRefused, strings.Join(ids, ", "), len(rest), cur.Policy, cur.Policy.SetSize())
+		}
+	}
+	if err := s.applyCmd(ctx, cmdDrain, drainCmd{Drives: ids, Undo: undo}); err != nil {
+		return DrainStatus{}, err
+	}
+	if err := s.updateMap(ctx); err != nil {
+		return DrainStatus{}, err
+	}
+	return s.Drains(), nil
+}
+
+// RemoveNode removes a drained node (or, with force, any node) from the
+// cluster: from the registered nodes and the map at once, from Raft by
+// the leader's next Reconcile. It fails wrapping ErrRefused if the node is
+// not drained and force is false.
+func (s *Store) RemoveNode(ctx context.Context, name string, force bool) error {
+	if name == s.cfg.NodeID && !force {
+		// Not a rule of the FSM: only the answering node knows itself.
+		return fmt.Errorf("%w: node %s answers this request; ask another node", ErrRefused, name)
+	}
+	if err := s.applyCmd(ctx, cmdRemoveNode, removeNodeCmd{Name: name, Force: force}); err != nil {
+		return err
+	}
+	return s.updateMap(ctx)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

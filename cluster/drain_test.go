@@ -1,0 +1,135 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// drainStore is a store with nodes a (3 drives), b (3) and c (2).
+func drainStore(t *testing.T) *Store {
+	t.Helper()
+	s := newStore(t)
+	for _, n := range []struct {
+		name   string
+		drives int
+	}{{"a", 3}, {"b", 3}, {"c", 2}} {
+		var ds []MemberDrive
+		for i := range n.drives {
+			ds = append(ds, MemberDrive{ID: fmt.Sprintf("%s-d%d", n.name, i), Class: "local"})
+		}
+		if err := s.RegisterNode(t.Context(), NodeInfo{Name: n.name, Drives: ds}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := s.Map(); len(m.Drives) != 8 {
+		t.Fatalf("map over %d drives, want 8", len(m.Drives))
+	}
+	return s
+}
+
+func mapHasNode(m *placement.Map, node string) bool {
+	return slices.ContainsFunc(m.Drives, func(d placement.Drive) bool { return string(d.Node) == node })
+}
+
+// TestDrainAndRemove: draining a node plans a map without its drives;
+// progress counts the PG slots older maps still have on them until the
+// migrator drops those maps; a node is removed only once drained (or with
+// force), after which it is in no map and does not come back by
+// registering again.
+func TestDrainAndRemove(t *testing.T) {
+	s := drainStore(t)
+	ctx := t.Context()
+	if err := s.RemoveNode(ctx, "c", false); !errors.Is(err, ErrRefused) {
+		t.Fatalf("remove of an undrained node: %v, want ErrRefused", err)
+	}
+	before := s.Map()
+	ds, err := s.Drain(ctx, "c", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := s.Map()
+	if cur.Epoch != before.Epoch+1 || mapHasNode(cur, "c") || len(cur.Drives) != 6 {
+		t.Fatalf("after drain: epoch %d over %d drives (c in it: %v), want epoch %d over 6 without c", cur.Epoch, len(cur.Drives), mapHasNode(cur, "c"), before.Epoch+1)
+	}
+	if !slices.Equal(ds.Drives, []string{"c-d0", "c-d1"}) || ds.PGsLeft == 0 {
+		t.Fatalf("drain status %+v, want c's two drives with PGs left", ds)
+	}
+	if err := s.RemoveNode(ctx, "c", false); !errors.Is(err, ErrRefused) {
+		t.Fatalf("remove before the drain finished: %v, want ErrRefused", err)
+	}
+	// The migrator drops the older maps once their data moved.
+	for _, m := range s.OlderMaps() {
+		if err := s.DropMap(ctx, m.Epoch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ds := s.Drains(); ds.PGsLeft != 0 {
+		t.Fatalf("after the older maps were dropped: %+v, want 0 PGs left", ds)
+	}
+	if err := s.RemoveNode(ctx, "c", false); err != nil {
+		t.Fatalf("remove of a drained node: %v", err)
+	}
+	if _, ok := s.Node("c"); ok {
+		t.Fatal("removed node still registered")
+	}
+	if ds := s.Drains(); len(ds.Drives) != 0 {
+		t.Fatalf("drains after removal: %+v, want none", ds)
+	}
+	// Gossip still shows it until it stops: registering is ignored.
+	epoch := s.Map().Epoch
+	if err := s.RegisterNode(ctx, NodeInfo{Name: "c", Drives: []MemberDrive{{ID: "c-d0"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Node("c"); ok || s.Map().Epoch != epoch || mapHasNode(s.Map(), "c") {
+		t.Fatal("a removed node came back by registering")
+	}
+	// Force removes a node that was not drained; the map leaves it.
+	if err := s.RemoveNode(ctx, "b", true); err != nil {
+		t.Fatal(err)
+	}
+	if mapHasNode(s.Map(), "b") || len(s.Map().Drives) != 3 {
+		t.Fatalf("after a forced removal: %d drives (b in the map: %v)", len(s.Map().Drives), mapHasNode(s.Map(), "b"))
+	}
+}
+
+// TestDrainRefusals: a drain that would leave fewer drives than the
+// operator's erasure set, or none, or names an unknown node or drive, is
+// refused without a new map; undo plans drives back in.
+func TestDrainRefusals(t *testing.T) {
+	s := drainStore(t)
+	ctx := t.Context()
+	if _, err := s.SetErasure(ctx, placement.Policy{Data: 4, Parity: 3}, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ node, drive string }{
+		{"b", ""},     // 5 drives left for 4+3
+		{"x", ""},     // unknown node
+		{"", "nope"},  // unknown drive
+		{"a", "b-d0"}, // a drive of another node
+	} {
+		epoch := s.Map().Epoch
+		if _, err := s.Drain(ctx, tc.node, tc.drive, false); !errors.Is(err, ErrRefused) {
+			t.Errorf("Drain(%q, %q) = %v, want ErrRefused", tc.node, tc.drive, err)
+		}
+		if s.Map().Epoch != epoch || len(s.Drains().Drives) != 0 {
+			t.Errorf("refused Drain(%q, %q) changed the map or the drains", tc.node, tc.drive)
+		}
+	}
+	// One drive is fine (7 left for 4+3); a second is not.
+	if _, err := s.Drain(ctx, "", "c-d1", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Drain(ctx, "c", "c-d0", false); !errors.Is(err, ErrRefused) {
+		t.Fatalf("second drive: %v, want ErrRefused", err)
+	}
+	if _, err := s.Drain(ctx, "", "c-d1", true); err != nil {
+		t.Fatal(err)
+	}
+	if m := s.Map(); len(m.Drives) != 8 || len(s.Drains().Drives) != 0 {
+		t.Fatalf("after undo: %d drives, drains %v; want 8 and none", len(m.Drives), s.Drains().Drives)
+	}
+}

@@ -1,0 +1,177 @@
+package main
+
+// End-to-end test of drain and removal (issue 14.3). Skipped with -short.
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/vaultaire/vaultaire/cluster"
+	"github.com/vaultaire/vaultaire/s3"
+)
+
+// TestClusterDrainAndRemove: four nodes with data, erasure 2+2 set by the
+// operator; `vaultd cluster drain
+// n4` while a bounded client loop writes and reads through n1..n3 and
+// verifies every byte (only retryable 503s allowed); n4 is SIGKILLed in
+// the middle of the drain and restarted, and the drain still finishes
+// (no kept map has a PG on n4); `vaultd cluster remove n4` then takes it
+// out of the map and Raft; with n4 stopped, everything written before and
+// during the drain reads back identical through every remaining node.
+func TestClusterDrainAndRemove(t *testing.T) {
+	c := startCluster(t, 4)
+	c.waitFormed(t, 90*time.Second)
+	ctx := t.Context()
+	root := s3.NewTenant{Name: "root", AccessKey: c.root.AccessKeyID, SecretKey: c.root.SecretAccessKey}
+	const bucket = "drain"
+	if _, err := c.s3Client(0, root).CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	before := newArtifacts("before/", 42)
+	putAll(t, c.s3Client(3, root), bucket, before)
+
+	getenv := func(k string) string {
+		return map[string]string{"VAULT_ROOT_ACCESS_KEY": c.root.AccessKeyID, "VAULT_ROOT_SECRET_KEY": c.root.SecretAccessKey}[k]
+	}
+	vaultd := func(args ...string) (string, error) {
+		var out, errb bytes.Buffer
+		err := run(ctx, append(args, "--endpoint", "http://"+c.nodes[0].s3), getenv, &out, &errb)
+		return out.String() + errb.String(), err
+	}
+
+	// The client loop: writes and reads through n1..n3, verifying.
+	var (
+		mu      sync.Mutex // guards the following
+		written []e2eArtifact
+		errs    []string
+		n503    int
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() {
+			cl := c.s3Client(w, root)
+			for n := 0; n < 400; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				a := newArtifact(fmt.Sprintf("during/%d-%04d", w, n), []int{1 << 10, 300 << 10, 2 << 20}[n%3])
+				err := a.put(ctx, cl, bucket)
+				if err == nil {
+					err = a.check(ctx, cl, bucket)
+				}
+				if err == nil {
+					err = before[n%len(before)].check(ctx, cl, bucket)
+				}
+				mu.Lock()
+				switch {
+				case err == nil:
+					written = append(written, a)
+				case httpStatus(err) == 503:
+					n503++
+				default:
+					errs = append(errs, err.Error())
+				}
+				mu.Unlock()
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+	defer func() { close(stop); wg.Wait() }()
+
+	// Refusals first: a chosen policy the rest cannot hold.
+	out, err := vaultd("cluster", "drain", "nobody")
+	if err == nil || !strings.Contains(err.Error(), `node "nobody" is not registered`) {
+		t.Fatalf("drain of an unknown node: %v (%s)", err, out)
+	}
+	if out, err = vaultd("cluster", "remove", "n4"); err == nil || !strings.Contains(err.Error(), "is not drained") {
+		t.Fatalf("remove of an undrained node: %v (%s)", err, out)
+	}
+	// Under an operator's policy the drain's map is planned from the
+	// current one (placement.Plan): only n4's entries move.
+	if out, err = vaultd("cluster", "set-erasure", "2+2"); err != nil {
+		t.Fatalf("set-erasure 2+2: %v (%s)", err, out)
+	}
+	if out, err = vaultd("cluster", "drain", "n4"); err != nil {
+		t.Fatalf("drain n4: %v (%s)", err, out)
+	}
+	t.Logf("vaultd cluster drain n4: %s", strings.TrimSpace(out))
+
+	// Mid-drain: SIGKILL n4 and restart it.
+	st, err := c.status(ctx, 0)
+	if err != nil || st.Drain == nil {
+		t.Fatalf("status after drain: %+v, %v; want a drain in progress", st.Drain, err)
+	}
+	t.Logf("drain just started: %d PG slots, %d bytes left", st.Drain.PGsLeft, st.Drain.BytesLeft)
+	killedMid := st.Drain.PGsLeft > 0
+	c.nodes[3].kill(t)
+	time.Sleep(2 * time.Second)
+	c.nodes[3].start(t)
+	c.nodes[3].waitHealthy(t, 60*time.Second)
+
+	start := time.Now()
+	st, err = waitStatus(t, c, 0, 240*time.Second, func(st cluster.Status) string {
+		if st.Drain == nil || st.Drain.PGsLeft > 0 || len(st.Map.Older) > 0 {
+			return fmt.Sprintf("drain %+v, older maps %v", st.Drain, st.Map.Older)
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatalf("drain did not finish: %v", err)
+	}
+	t.Logf("drain finished %v after the restart (n4 killed mid-drain: %v)", time.Since(start).Round(time.Second), killedMid)
+	text, _ := vaultd("cluster", "status")
+	if !strings.Contains(text, "done: the drained nodes can be removed") {
+		t.Errorf("status does not say the drain is done:\n%s", text)
+	}
+	m, err := scrapeMetrics(ctx, "http://"+c.nodes[0].s3+"/_vault/metrics")
+	if err != nil || m["vaultaire_drain_drives"] != 2 || m["vaultaire_drain_pgs_left"] != 0 {
+		t.Errorf("metrics: drain_drives %v, drain_pgs_left %v (%v); want 2 and 0", m["vaultaire_drain_drives"], m["vaultaire_drain_pgs_left"], err)
+	}
+	if out, err = vaultd("cluster", "remove", "n4"); err != nil {
+		t.Fatalf("remove n4: %v (%s)", err, out)
+	}
+	close(stop)
+	wg.Wait()
+	stop = make(chan struct{})
+	c.nodes[3].kill(t)
+
+	// Out of the map and Raft; the others serve everything.
+	if _, err := waitStatus(t, c, 0, 60*time.Second, func(st cluster.Status) string {
+		for _, s := range st.Servers {
+			if s.ID == "n4" {
+				return "n4 still in raft"
+			}
+		}
+		for _, d := range st.Drives {
+			if d.Node == "n4" {
+				return "n4 still in the map"
+			}
+		}
+		if st.Drain != nil {
+			return fmt.Sprintf("drain still listed: %+v", st.Drain)
+		}
+		return ""
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("client loop: %d artifacts written and verified, %d retryable 503s, %d other errors", len(written), n503, len(errs))
+	if len(errs) > 0 {
+		t.Errorf("client loop errors other than 503: %s", strings.Join(errs[:min(5, len(errs))], "; "))
+	}
+	all := append(before, written...)
+	for i := range 3 {
+		checkAll(t, c.s3Client(i, root), bucket, all)
+	}
+}
