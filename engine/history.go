@@ -93,6 +93,8 @@ func (e *Engine) readSet(ctx context.Context, m *placement.Map, tenant, containe
 			placed[j] = r
 		}
 	}
+	dropUnreadableInline(placed, len(drives)-answered, m.Policy.ReadQuorum())
+	dropUnreadableInline(all, len(drives)-answered, m.Policy.ReadQuorum())
 	return location{m: m, pg: pg, drives: drives, recs: placed, raw: all, answered: each}, nil
 }
 
@@ -219,4 +221,24 @@ func (e *Engine) olderSetsHold(ctx context.Context, cur *placement.Map, tenant, 
 		}
 	}
 	return false
+}
+
+// dropUnreadableInline removes from recs the live inline versions that
+// fewer than k drives hold even counting the unanswered ones: an inline
+// artifact's bytes are in its records, so such a version cannot be
+// decoded, was never acknowledged (a write quorum is at least k) nor
+// served, and is the remains of a failed write (kept: new versions are
+// not rolled back) that must not hide the version before it.
+func dropUnreadableInline(recs []*record, unanswered, k int) {
+	count := map[driver.Version]int{}
+	for _, r := range recs {
+		if r != nil {
+			count[r.Version]++
+		}
+	}
+	for j, r := range recs {
+		if r != nil && r.IsInline && !r.Deleted && count[r.Version]+unanswered < k {
+			recs[j] = nil
+		}
+	}
 }

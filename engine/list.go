@@ -191,16 +191,19 @@ func (e *Engine) list(ctx context.Context, tenant, container string, opts ListOp
 		if !found {
 			break
 		}
-		var newest *record
+		var heads []*record
 		for _, c := range cursors {
 			if len(c.buf) == 0 || c.buf[0].Key != minKey {
 				continue
 			}
-			if r, err := unmarshalHead(c.buf[0].Data); err == nil && (newest == nil || r.Version.Compare(newest.Version) > 0) {
-				newest = r
+			if r, err := unmarshalHead(c.buf[0].Data); err == nil {
+				heads = append(heads, r)
 			}
 			c.buf = c.buf[1:]
 		}
+		// As a read chooses (chooseVersion): the remains of a failed
+		// write do not hide the version a read serves.
+		newest := chooseVersion(heads, m.Policy.ReadQuorum())
 		if newest == nil || newest.Deleted {
 			continue
 		}

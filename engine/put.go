@@ -215,6 +215,9 @@ func (e *Engine) Put(ctx context.Context, tenant, container, key string, body io
 	rec.Version, rec.Modified = version, now.UnixNano()
 	replaced, err := e.artifactWrite(tenant, container, key, drives, wq).latest(ctx, &rec, inlineShards, ok)
 	if err != nil {
+		// Records that landed may still be served (rolled forward by a
+		// read): keep the shard files they name.
+		stored = errors.Is(err, errRecordsLeft)
 		return ArtifactInfo{}, err
 	}
 	stored = true
