@@ -93,8 +93,9 @@ func (e *Engine) readSet(ctx context.Context, m *placement.Map, tenant, containe
 			placed[j] = r
 		}
 	}
-	dropUnreadableInline(placed, len(drives)-answered, m.Policy.ReadQuorum())
-	dropUnreadableInline(all, len(drives)-answered, m.Policy.ReadQuorum())
+	for _, j := range dropUnreadableInline(placed, len(drives)-answered, m.Policy.ReadQuorum()) {
+		all[j] = nil // nor is it a record of another placement
+	}
 	return location{m: m, pg: pg, drives: drives, recs: placed, raw: all, answered: each}, nil
 }
 
@@ -228,17 +229,21 @@ func (e *Engine) olderSetsHold(ctx context.Context, cur *placement.Map, tenant, 
 // artifact's bytes are in its records, so such a version cannot be
 // decoded, was never acknowledged (a write quorum is at least k) nor
 // served, and is the remains of a failed write (kept: new versions are
-// not rolled back) that must not hide the version before it.
-func dropUnreadableInline(recs []*record, unanswered, k int) {
+// not rolled back) that must not hide the version before it. (An empty
+// artifact decodes from nothing.) It returns the slots it cleared.
+func dropUnreadableInline(recs []*record, unanswered, k int) []int {
 	count := map[driver.Version]int{}
 	for _, r := range recs {
 		if r != nil {
 			count[r.Version]++
 		}
 	}
+	var dropped []int
 	for j, r := range recs {
-		if r != nil && r.IsInline && !r.Deleted && count[r.Version]+unanswered < k {
+		if r != nil && r.IsInline && !r.Deleted && r.Size > 0 && count[r.Version]+unanswered < k {
 			recs[j] = nil
+			dropped = append(dropped, j)
 		}
 	}
+	return dropped
 }
