@@ -56,13 +56,6 @@ type recordWrite struct {
 	// is collected, and a drive that refused the record as stale holds
 	// another record and does not count towards the quorum.
 	keepShards bool
-	// own marks a write that counts only the drives that took it towards
-	// its quorum, not those that refused it as stale: a new version
-	// (latest), which on meeting a newer one is written again, newer
-	// still. The newer version a stale refusal stands for may be the
-	// remains of a write that is rolled back after all (an inline one
-	// short of k drives), and the version before both would then be back.
-	own bool
 	// forward marks a write that is never rolled back, also short of its
 	// quorum (a new version, a read's write-back, a heal): what landed
 	// stays, and a straggler landing late stays too.
@@ -100,7 +93,7 @@ type recordPut struct {
 // took reports whether a drive took a record write or (unless keepShards)
 // refused it as stale: either way its outcome is final.
 func (w *recordWrite) took(p recordPut) bool {
-	return p.err == nil || !w.keepShards && !w.own && errors.Is(p.err, driver.ErrStale)
+	return p.err == nil || !w.keepShards && errors.Is(p.err, driver.ErrStale)
 }
 
 // write puts rec on the drives where ok is set and finishes the write:
@@ -124,21 +117,26 @@ const maxStaleRetries = 3
 // newer version of key than rec, the engine's clock is moved past it and
 // rec is written again with a newer version, so the write that returns
 // last is the one readers see, whatever the clocks say. rec's Version and
-// Modified change accordingly. A newer version from the past (a
-// concurrent write that landed first) is met the same way: a drive that
-// refuses a new version as stale does not count towards its quorum (own),
-// so the write is written again, newer, and of concurrent writes the one
-// that completes last wins (as in S3), not the one that started last;
-// after maxStaleRetries it fails with ErrWriteQuorum. Callers take rec's
-// version right before calling, once the body is stored.
+// Modified change accordingly. Only a version from the future (by this
+// node's clock) causes this. A drive that refused it as stale counts
+// towards its quorum: the newer version there is final, as new versions
+// are not rolled back (except an inline one on fewer than k drives, a
+// known gap: see TestStaleRefusalStays). Callers take rec's version
+// right before calling, once the body is stored, so of concurrent writes
+// the one that completes last wins (as in S3), not the one that started
+// last.
 func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, ok []bool) (replaced *record, err error) {
 	e := w.e
-	w.forward, w.own = true, true
+	w.forward = true
 	res, settle := w.put(ctx, rec, inline, ok)
 	defer func() { settle(err == nil) }()
 	for try := 0; try < maxStaleRetries; try++ {
 		newest, stale := w.newestAbove(ctx, res, rec.Version)
-		if !stale {
+		if !stale || int64(binary.BigEndian.Uint64(newest[:8])) <= e.cfg.Now().UnixNano() {
+			// Nothing newer, or a version from the past: a concurrent
+			// write that completed first. Written again with the same
+			// data, this one could name shard files that write already
+			// collected as those of the version it replaced.
 			break
 		}
 		e.observe(newest)
