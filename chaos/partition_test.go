@@ -18,8 +18,9 @@ import (
 )
 
 // TestPartitions is issue 16.4: three nodes, each in its own network
-// namespace on a bridge, under the crash suite's workload (six
-// clients, without multipart uploads, 4 s per request). Each iteration injects one fault, in turn: a random
+// namespace on a bridge, under the crash suite's workload (six clients,
+// without multipart uploads, 4 s per request). Each iteration injects
+// one fault, in turn: a random
 // node cut off from the others both ways; the leader cut off; a one-way
 // cut (a node's packets to one peer are dropped, the peer's still
 // arrive); flapping (a random node cut off and reconnected five times,
@@ -36,20 +37,25 @@ import (
 // as if called at that moment (TestStaleMetadataOnCutOffNode shows it
 // alone). Object reads and writes get no allowance.
 //
-// 10 iterations by default, 150 with VAULT_CHAOS_LONG=1 (make chaos),
+// 5 iterations by default (one of each fault kind, about a minute: what
+// CI runs in make test), 150 with VAULT_CHAOS_LONG=1 (make chaos),
 // VAULT_CHAOS_ITERS to choose. It needs root for the namespaces and skips
-// without.
+// with a message without.
 //
-// Known open anomaly: object reads and writes are not yet linearizable
-// under partitions (about 1 iteration in 20, with the leader isolated or a
-// flapping link: a write seen, then unseen; an acknowledged DeleteObjects
-// whose old copy is read later). Until the engine fixes it, the suite runs
-// only on demand (make chaos, or VAULT_CHAOS_PARTITIONS=1), not in CI.
+// It found one anomaly in the engine (before the fix: 1 in 120
+// iterations, in iteration 13 of a run of 80, a flapping link: a GET
+// answered "absent" after an acknowledged PUT had been read back): object
+// writes were not linearizable under partitions. Two causes, each with its
+// engine test: a read served a version held by fewer than a write quorum
+// of drives (the remains of a write in flight) that the failing write
+// then rolled back (engine.TestReadServesOnlyWhatStays); and a write
+// counted drives that refused it as stale towards its quorum, after which
+// the newer version there was rolled back, bringing back the version
+// before both (engine.TestStaleRefusalStays). A read now writes the
+// version it serves back to a write quorum first, and a new version's
+// records are never rolled back.
 func TestPartitions(t *testing.T) {
-	if os.Getenv("VAULT_CHAOS_LONG") != "1" && os.Getenv("VAULT_CHAOS_PARTITIONS") != "1" {
-		t.Skip("partition suite: known open anomaly (objects not linearizable under partitions); run with make chaos or VAULT_CHAOS_PARTITIONS=1")
-	}
-	iters := iterations(t, 10, 150)
+	iters := iterations(t, 5, 150)
 	rng := mrand.New(mrand.NewPCG(seed(t), 4))
 	nn := newNetns(t, 3)
 	nn.faults = newFaultWindows()

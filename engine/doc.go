@@ -128,10 +128,27 @@
 //
 // For a policy of k data and m parity shards the write quorum is k (k+1 when
 // k == m, so two disjoint write quorums cannot both succeed) and the read
-// quorum is k. A Put that cannot commit shards and records on a write quorum
-// of drives fails with ErrWriteQuorum; its shards are removed, but records
-// that did land may make the artifact visible later, as with any distributed
-// store's ambiguous failure. A read that cannot reach k drives fails with
+// quorum is k. A Put that cannot commit shards on a write quorum of drives
+// fails with ErrWriteQuorum and leaves nothing. One whose records then miss
+// the write quorum also fails with ErrWriteQuorum, an ambiguous failure:
+// the records that landed stay (new versions are never rolled back, and
+// their shard files are kept), so the version may still become visible, as
+// with any distributed store. The one exception is an inline version on
+// fewer than k drives, which no read can decode: it is rolled back, as its
+// records replaced the only copies of the version before.
+//
+// Reads are linearizable (the partition suite checks it): a read serves
+// the newest version unless an older one is on k of the drives that
+// answered (then the newest is the remains of a failed write), and before
+// returning it makes sure m+1 drives hold that version or a newer one,
+// writing its record back to the drives that lack it (ABD's write-back;
+// WriteBacks in Stats). From then on every read quorum meets it and no
+// older version can be on k drives, so no later read returns an older one.
+// A read that cannot get it there fails with ErrReadQuorum rather than
+// answer either version. A new version that meets a newer one on some
+// drive (ErrStale) is written again with a newer version, so of concurrent
+// writes the one that completes last wins; a stale refusal never counts
+// towards its quorum. A read that cannot reach k drives fails with
 // ErrReadQuorum; it never returns bytes it could not verify.
 //
 // Requests wait for a quorum, not for the slowest drive. Record reads and

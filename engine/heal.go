@@ -202,7 +202,9 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 		}
 	}
 	if len(repaired) > 0 {
-		if err := e.artifactWrite(tenant, container, key, a.drives, len(repaired)).write(ctx, a.rec, inline, needRecord); err != nil {
+		w := e.artifactWrite(tenant, container, key, a.drives, len(repaired))
+		w.forward = true // copies of the version served: never taken back (recordwrite.go)
+		if err := w.write(ctx, a.rec, inline, needRecord); err != nil {
 			return nil, fmt.Errorf("engine: heal: %w", err)
 		}
 		e.st.repairs.Add(1)

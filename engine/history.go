@@ -93,6 +93,9 @@ func (e *Engine) readSet(ctx context.Context, m *placement.Map, tenant, containe
 			placed[j] = r
 		}
 	}
+	for _, j := range dropUnreadableInline(placed, len(drives)-answered, m.Policy.ReadQuorum()) {
+		all[j] = nil // nor is it a record of another placement
+	}
 	return location{m: m, pg: pg, drives: drives, recs: placed, raw: all, answered: each}, nil
 }
 
@@ -219,4 +222,26 @@ func (e *Engine) olderSetsHold(ctx context.Context, cur *placement.Map, tenant, 
 		}
 	}
 	return false
+}
+
+// dropUnreadableInline removes from recs the live inline versions that
+// fewer than k drives hold, or a newer version, even counting the
+// unanswered ones: an inline artifact's bytes are in its records, so such
+// a version cannot be
+// decoded, was never acknowledged (a write quorum is at least k) nor
+// served, and is the remains of a failed write (kept: new versions are
+// not rolled back) that must not hide the version before it. (An empty
+// artifact decodes from nothing.) It returns the slots it cleared.
+func dropUnreadableInline(recs []*record, unanswered, k int) []int {
+	all := slices.Clone(recs)
+	var dropped []int
+	for j, r := range recs {
+		// Drives holding a newer version count: they may have held this
+		// one (acknowledged on k or more) until a newer write replaced it.
+		if r != nil && r.IsInline && !r.Deleted && r.Size > 0 && atOrAbove(all, r.Version)+unanswered < k {
+			recs[j] = nil
+			dropped = append(dropped, j)
+		}
+	}
+	return dropped
 }

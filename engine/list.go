@@ -211,7 +211,7 @@ func (e *Engine) list(ctx context.Context, tenant, container string, opts ListOp
 // resolving each index key to its newest record, tombstones included.
 type merger struct {
 	e           *Engine
-	parity      int
+	parity, k   int    // the policy's m and k (its read quorum)
 	base        string // the container's index prefix
 	prefix      string // base + the listing's prefix
 	cursors     []*cursor
@@ -222,7 +222,7 @@ type merger struct {
 func (e *Engine) newMerger(tenant, container, prefix, after string) *merger {
 	m := e.cfg.Topology.Map()
 	base := indexPrefix(tenant, container)
-	g := &merger{e: e, parity: m.Policy.Parity, base: base, prefix: base + prefix}
+	g := &merger{e: e, parity: m.Policy.Parity, k: m.Policy.ReadQuorum(), base: base, prefix: base + prefix}
 	for _, dr := range m.Drives {
 		d, err := e.cfg.Topology.Drive(dr.ID)
 		if err != nil || d == nil {
@@ -258,17 +258,19 @@ func (g *merger) next(ctx context.Context) (key string, newest *record, ok bool,
 		if !found {
 			return "", nil, false, nil
 		}
-		newest = nil
+		var heads []*record
 		for _, c := range g.cursors {
 			if len(c.buf) == 0 || c.buf[0].Key != minKey {
 				continue
 			}
-			if r, err := unmarshalHead(c.buf[0].Data); err == nil && (newest == nil || r.Version.Compare(newest.Version) > 0) {
-				newest = r
+			if r, err := unmarshalHead(c.buf[0].Data); err == nil {
+				heads = append(heads, r)
 			}
 			c.buf = c.buf[1:]
 		}
-		if newest != nil {
+		// As a read chooses (chooseVersion): the remains of a failed
+		// write do not hide the version a read serves.
+		if newest = chooseVersion(heads, g.k); newest != nil {
 			return minKey[len(g.base):], newest, true, nil
 		}
 	}

@@ -264,6 +264,9 @@ func (e *Engine) put(ctx context.Context, tenant, container, key, vid string, bo
 	}
 	replaced, err := e.artifactWrite(tenant, container, ikey, drives, wq).latest(ctx, &rec, inlineShards, ok)
 	if err != nil {
+		// Records that landed may still be served (rolled forward by a
+		// read): keep the shard files they name.
+		stored = errors.Is(err, errRecordsLeft)
 		return ArtifactInfo{}, err
 	}
 	stored = true

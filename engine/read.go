@@ -79,13 +79,138 @@ func (e *Engine) Open(ctx context.Context, tenant, container, key string) (*Arti
 	if newest != nil {
 		e.observe(newest.Version)
 	}
-	if newest == nil || newest.Deleted {
-		return nil, deletedErr(newest)
+	if newest == nil {
+		return nil, ErrNoSuchArtifact
 	}
-	if newest.Pointer {
+	if newest.Deleted || newest.Pointer {
+		// A deletion or a version pointer (version.go) is written back
+		// like any version before it is acted on.
+		if err := e.writeBack(ctx, tenant, container, key, loc, newest, nil); err != nil {
+			return nil, err
+		}
+		if newest.Deleted {
+			return nil, deletedErr(newest)
+		}
 		return e.openVersion(ctx, tenant, container, key, pointerTarget(newest), true)
 	}
-	return e.artifactAt(tenant, container, key, loc, newest)
+	a, err := e.artifactAt(tenant, container, key, loc, newest)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.writeBack(ctx, tenant, container, key, loc, newest, a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// reusedInline returns the inline shards for writing rec back when at
+// least want drives of mask hold an older record of the same bytes in the
+// same slot (a metadata-only change, UpdateMetadata: same size and ETag,
+// the MD5 of the bytes), and narrows mask to those drives; or nil. Then
+// the write-back needs no decode, which a version on fewer than k drives
+// could not do.
+func reusedInline(loc location, rec *record, mask []bool, want int) [][]byte {
+	inline := make([][]byte, len(loc.drives))
+	n := 0
+	for j, m := range mask {
+		r := loc.raw[j]
+		if m && r != nil && r.IsInline && !r.Deleted && r.Inline != nil && r.Shard == j && r.PG == rec.PG &&
+			r.Data == rec.Data && r.Parity == rec.Parity && r.Size == rec.Size && r.ETag == rec.ETag {
+			inline[j] = r.Inline
+			n++
+		}
+	}
+	if n < want {
+		return nil
+	}
+	for j := range mask {
+		mask[j] = mask[j] && inline[j] != nil
+	}
+	return inline
+}
+
+// atOrAbove counts the records of recs of version v or newer.
+func atOrAbove(recs []*record, v driver.Version) int {
+	n := 0
+	for _, r := range recs {
+		if r != nil && r.Version.Compare(v) >= 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// writeBack makes the version a read is about to serve, rec (of a, nil
+// for a tombstone), durable before the read returns it (ABD's write-back
+// phase): unless m+1 of loc's drives already hold rec's version or a newer
+// one, it writes rec's record to the drives of loc that hold an older one
+// or none, until they do. A version on fewer drives may be the remains of
+// a write that failed or is still in flight; serving it without the
+// write-back let a later read, answered by other drives, serve the older
+// version again (a value seen, then unseen). Once m+1 drives hold it or
+// newer, every read quorum meets one of them and no older version can be
+// on k drives, so chooseVersion never prefers one, and nothing takes a
+// new version's records back (recordwrite.go). It fails with ErrReadQuorum
+// if that cannot be reached: the read cannot tell whether the version was
+// acknowledged, so it answers neither it nor the older one.
+// An artifact found in an older map's set is not written back (migration
+// moves it; no write goes to those sets).
+func (e *Engine) writeBack(ctx context.Context, tenant, container, key string, loc location, rec *record, a *Artifact) error {
+	cur := e.cfg.Topology.Map()
+	if loc.m.Epoch < cur.Epoch {
+		return nil
+	}
+	// A version on m+1 drives (or newer ones there) can no longer be
+	// passed over: any k drives meet one of them, and no older version
+	// can be on k drives (chooseVersion). Where fewer drives answered,
+	// every one of them holding it is the most a read can do (policies
+	// with k <= m, drives lost): it serves what a read quorum agrees on.
+	answered := 0
+	for _, a := range loc.answered {
+		if a {
+			answered++
+		}
+	}
+	need := min(loc.m.Policy.Parity+1, answered)
+	have := atOrAbove(loc.raw, rec.Version)
+	if have >= need {
+		return nil
+	}
+	if _, held := loc.holding(rec.Version); held >= loc.m.Policy.ReadQuorum() && len(e.olderMaps(cur)) > 0 {
+		// While older maps are migrated, a version on k drives of the
+		// current set may be migration's copy of one an older set holds
+		// (the same version, the same bytes): migration writes the rest
+		// in its own order, and rolling its copy back leaves the older
+		// set serving the very same version.
+		return nil
+	}
+	mask := make([]bool, len(loc.drives))
+	for j, d := range loc.drives {
+		mask[j] = d != nil && (loc.raw[j] == nil || loc.raw[j].Version.Compare(rec.Version) < 0)
+	}
+	var inline [][]byte
+	if a != nil && rec.IsInline {
+		inline = reusedInline(loc, rec, mask, need-have)
+	}
+	if a != nil && rec.IsInline && inline == nil {
+		// Each drive keeps its own shard inside its record: encode them
+		// again from the verified bytes.
+		var buf bytes.Buffer
+		if err := a.WriteRange(ctx, &buf, 0, a.Info.Size); err != nil {
+			return fmt.Errorf("engine: write back %s: %w", key, err)
+		}
+		var err error
+		if inline, _, err = e.putInline(ctx, a.codec, len(loc.drives), buf.Bytes(), nil); err != nil {
+			return fmt.Errorf("engine: write back %s: %w", key, err)
+		}
+	}
+	w := e.artifactWrite(tenant, container, key, loc.drives, need-have)
+	w.forward = true
+	if err := w.write(ctx, rec, inline, mask); err != nil {
+		return fmt.Errorf("%w: version on %d of %d drives, %d needed, write back: %w", ErrReadQuorum, have, len(loc.drives), need, err)
+	}
+	e.st.writeBacks.Add(1)
+	return nil
 }
 
 // artifactAt returns the artifact of version newest, a live record placed

@@ -19,8 +19,21 @@ import (
 // under last-writer-wins and the outcome is final). Then, and only then,
 // the shard files it made unreachable are removed (collect): those of the
 // versions it replaced and, where a newer version had already landed, its
-// own. A write short of its quorum is rolled back and removes nothing, so
-// the version it tried to replace stays readable.
+// own.
+//
+// A write short of its quorum either is rolled back (the records of an
+// upload, of a migration's copy) or, if forward, stays where it landed:
+// a new version (latest) and a read's write-back (writeBack). A new
+// version's records are never taken back because a read may already have
+// served them: a read serves a version only once it is on a write quorum
+// of drives (ABD: it writes it back there first, see read.go), and a
+// version's record can then only be replaced by newer ones, never reverted
+// to an older one. Taking a record back after such a read made the read's
+// answer vanish (a value seen, then unseen), and made a stale refusal that
+// another write had counted towards its quorum vanish with it (an
+// acknowledged write whose older version came back): the partition
+// suite's anomaly. The data of a new version whose write failed is kept
+// (errRecordsLeft) for a read that rolls it forward.
 //
 // Every record write of the engine goes through recordWrite: a put, a
 // delete, a completed multipart upload (latest), an upload's or part's
@@ -47,7 +60,21 @@ type recordWrite struct {
 	// record it replaces may have been moved under a version key, whose
 	// record now names its shard files, so none is collected.
 	keepReplaced bool
+	// forward marks a write that is never rolled back, also short of its
+	// quorum (a new version, a read's write-back, a heal): what landed
+	// stays, and a straggler landing late stays too.
+	forward bool
 }
+
+// errRecordsLeft is wrapped (with ErrWriteQuorum) by a forward write that
+// failed after some of its records landed, or may land late: the version
+// may still be served (a read rolls it forward), so the caller must keep
+// the data its records name.
+var errRecordsLeft = errors.New("engine: records of the failed write were left in place")
+
+// errLate marks a drive of a record write that did not answer in time: its
+// record may still land.
+var errLate = errors.New("engine: drive did not answer in time")
 
 // artifactWrite returns the record write of key's artifact records.
 func (e *Engine) artifactWrite(tenant, container, key string, drives []driver.Driver, wq int) *recordWrite {
@@ -95,18 +122,25 @@ const maxStaleRetries = 3
 // rec is written again with a newer version, so the write that returns
 // last is the one readers see, whatever the clocks say. rec's Version and
 // Modified change accordingly. Only a version from the future (by this
-// node's clock) causes this. Callers take rec's version right before
-// calling, once the body is stored, so of concurrent writes the one that
-// completes last wins (as in S3), not the one that started last.
+// node's clock) causes this. A drive that refused it as stale counts
+// towards its quorum: the newer version there is final, as new versions
+// are not rolled back (except an inline one on fewer than k drives, a
+// known gap: see TestStaleRefusalStays). Callers take rec's version
+// right before calling, once the body is stored, so of concurrent writes
+// the one that completes last wins (as in S3), not the one that started
+// last.
 func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, ok []bool) (replaced *record, err error) {
 	e := w.e
+	w.forward = true
 	res, settle := w.put(ctx, rec, inline, ok)
 	defer func() { settle(err == nil) }()
 	for try := 0; try < maxStaleRetries; try++ {
 		newest, stale := w.newestAbove(ctx, res, rec.Version)
 		if !stale || int64(binary.BigEndian.Uint64(newest[:8])) <= e.cfg.Now().UnixNano() {
 			// Nothing newer, or a version from the past: a concurrent
-			// write that completed later, which may win.
+			// write that completed first. Written again with the same
+			// data, this one could name shard files that write already
+			// collected as those of the version it replaced.
 			break
 		}
 		e.observe(newest)
@@ -128,6 +162,19 @@ func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, 
 		res = again
 	}
 	replaced = replacedByMajority(res)
+	if rec.IsInline && !rec.Deleted {
+		// An inline version's bytes are its records: on fewer than k
+		// drives it cannot be decoded, so no read served it, and the
+		// records it replaced hold the only copy of the version before
+		// (whose own inline shards they are): put those back.
+		took := 0
+		for _, r := range res {
+			if r.err == nil {
+				took++
+			}
+		}
+		w.forward = took >= rec.Data
+	}
 	return replaced, w.finish(ctx, rec, res)
 }
 
@@ -224,6 +271,14 @@ func (w *recordWrite) tally(res []recordPut) error {
 // unreachable (none for keepShards).
 func (w *recordWrite) finish(ctx context.Context, rec *record, res []recordPut) error {
 	if err := w.tally(res); err != nil {
+		if w.forward {
+			for _, r := range res {
+				if r.err == nil || errors.Is(r.err, errLate) {
+					return fmt.Errorf("%w (%w)", err, errRecordsLeft) // took, or may land late
+				}
+			}
+			return err
+		}
 		w.rollback(ctx, rec, res)
 		return err
 	}
@@ -234,9 +289,12 @@ func (w *recordWrite) finish(ctx context.Context, rec *record, res []recordPut) 
 }
 
 // rollback undoes a record write that did not reach quorum: each drive that
-// took rec gets back the record it replaced, so a failed overwrite leaves
-// the previous version exactly as readable as before.
+// took rec gets back the record it replaced. A forward write is not
+// rolled back.
 func (w *recordWrite) rollback(ctx context.Context, rec *record, res []recordPut) {
+	if w.forward {
+		return
+	}
 	ctx = context.WithoutCancel(ctx)
 	var wg sync.WaitGroup
 	for j, r := range res {
@@ -340,8 +398,11 @@ func (w *recordWrite) put(ctx context.Context, rec *record, inline [][]byte, ok 
 		func(ctx context.Context, j int) recordPut { return w.putOne(ctx, &attempt, j, inline) },
 		func(p recordPut) bool { return p.err == nil || errors.Is(p.err, driver.ErrStale) }, late)
 	for j := range res {
-		if !done[j] {
-			res[j] = recordPut{err: fmt.Errorf("%w: drive did not answer in time", ErrWriteQuorum)}
+		switch {
+		case !ok[j] || w.drives[j] == nil:
+			res[j] = recordPut{err: fmt.Errorf("%w: not written to this drive", ErrWriteQuorum)}
+		case !done[j]:
+			res[j] = recordPut{err: fmt.Errorf("%w: %w", ErrWriteQuorum, errLate)}
 		}
 	}
 	return res, settle

@@ -17,6 +17,7 @@ type Stats struct {
 	HealQueue      int     // artifacts waiting to be healed
 	HealFailures   uint64  // heal attempts by RunHealer that failed (the artifact stays queued)
 	HealDropped    uint64  // artifacts not queued because the heal queue was full
+	WriteBacks     uint64  // reads that wrote the version they served back to a write quorum first
 }
 
 // stats are the counters behind Stats.
@@ -27,6 +28,7 @@ type stats struct {
 	repairs, shards      atomic.Uint64
 	healFailures         atomic.Uint64
 	healDropped          atomic.Uint64
+	writeBacks           atomic.Uint64
 }
 
 func (s *stats) encoded(d time.Duration) {
@@ -55,6 +57,7 @@ func (e *Engine) Stats() Stats {
 		HealQueue:      queued,
 		HealFailures:   e.st.healFailures.Load(),
 		HealDropped:    e.st.healDropped.Load(),
+		WriteBacks:     e.st.writeBacks.Load(),
 	}
 }
 
