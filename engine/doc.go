@@ -145,10 +145,10 @@
 // WriteBacks in Stats). From then on every read quorum meets it and no
 // older version can be on k drives, so no later read returns an older one.
 // A read that cannot get it there fails with ErrReadQuorum rather than
-// answer either version. A new version that meets a newer one on some
-// drive (ErrStale) is written again with a newer version, so of concurrent
-// writes the one that completes last wins; a stale refusal never counts
-// towards its quorum. A read that cannot reach k drives fails with
+// answer either version. A drive that refuses a new version as stale (a
+// newer one is there) counts towards its quorum: that newer version is
+// never rolled back (except an inline one on fewer than k drives, a known
+// gap). A read that cannot reach k drives fails with
 // ErrReadQuorum; it never returns bytes it could not verify.
 //
 // Requests wait for a quorum, not for the slowest drive. Record reads and
