@@ -138,6 +138,14 @@ func (op *operation) configs() (BucketConfigs, error) {
 	return op.s.cfg.Configs, nil
 }
 
+// writeDoc answers 200 with a bucket configuration document as stored
+// (the XML of a Put…, re-marshalled when it was checked).
+func writeDoc(op *operation, doc []byte) {
+	op.r.fctx.SetStatusCode(http.StatusOK)
+	op.r.fctx.SetContentType("application/xml")
+	op.r.fctx.Response.SetBodyRaw(append([]byte(xml.Header), doc...))
+}
+
 func (op *operation) putBucketCors() error {
 	cs, err := op.configs()
 	if err != nil {
@@ -169,11 +177,8 @@ func (op *operation) putBucketCors() error {
 }
 
 func (op *operation) getBucketCors() error {
-	cs, err := op.configs()
+	cs, err := op.bucketConfigs()
 	if err != nil {
-		return err
-	}
-	if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
 		return err
 	}
 	doc, ok, err := cs.BucketConfig(op.ctx, op.tenant, op.bucket, corsKind)
@@ -183,18 +188,13 @@ func (op *operation) getBucketCors() error {
 	if !ok {
 		return errNoSuchCORS
 	}
-	op.r.fctx.SetStatusCode(http.StatusOK)
-	op.r.fctx.SetContentType("application/xml")
-	op.r.fctx.Response.SetBodyRaw(append([]byte(xml.Header), doc...))
+	writeDoc(op, doc)
 	return nil
 }
 
 func (op *operation) deleteBucketCors() error {
-	cs, err := op.configs()
+	cs, err := op.bucketConfigs()
 	if err != nil {
-		return err
-	}
-	if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
 		return err
 	}
 	if err := cs.DeleteBucketConfig(op.ctx, op.tenant, op.bucket, corsKind); err != nil {

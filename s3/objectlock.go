@@ -142,11 +142,8 @@ func (op *operation) putObjectLockConfiguration() error {
 }
 
 func (op *operation) getObjectLockConfiguration() error {
-	cs, err := op.configs()
+	cs, err := op.bucketConfigs()
 	if err != nil {
-		return err
-	}
-	if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
 		return err
 	}
 	doc, ok, err := cs.BucketConfig(op.ctx, op.tenant, op.bucket, objectLockKind)
@@ -156,9 +153,7 @@ func (op *operation) getObjectLockConfiguration() error {
 	if !ok {
 		return errNoLockConfig
 	}
-	op.r.fctx.SetStatusCode(http.StatusOK)
-	op.r.fctx.SetContentType("application/xml")
-	op.r.fctx.Response.SetBodyRaw(append([]byte(xml.Header), doc...))
+	writeDoc(op, doc)
 	return nil
 }
 

@@ -63,11 +63,8 @@ func (op *operation) putBucketVersioning() error {
 }
 
 func (op *operation) getBucketVersioning() error {
-	cs, err := op.configs()
+	cs, err := op.bucketConfigs()
 	if err != nil {
-		return err
-	}
-	if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
 		return err
 	}
 	doc, ok, err := cs.BucketConfig(op.ctx, op.tenant, op.bucket, versioningKind)
@@ -77,9 +74,7 @@ func (op *operation) getBucketVersioning() error {
 	if !ok {
 		doc, _ = xml.Marshal(versioningConfiguration{Xmlns: s3Namespace})
 	}
-	op.r.fctx.SetStatusCode(http.StatusOK)
-	op.r.fctx.SetContentType("application/xml")
-	op.r.fctx.Response.SetBodyRaw(append([]byte(xml.Header), doc...))
+	writeDoc(op, doc)
 	return nil
 }
 
