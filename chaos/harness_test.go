@@ -332,8 +332,17 @@ type testCluster struct {
 	logDir string
 }
 
+// handedOut are the ports freeAddrs returned in this test binary: a later
+// call never hands one out again, though its listener was closed and the
+// node not started yet.
+var handedOut = struct {
+	sync.Mutex
+	ports map[string]bool
+}{ports: map[string]bool{}}
+
 // freeAddrs returns n distinct free loopback addresses below the
-// ephemeral port range, free for TCP and (udp) UDP.
+// ephemeral port range, free for TCP and (udp) UDP, none returned before
+// in this test binary (handedOut).
 func freeAddrs(t *testing.T, n int, udp bool) []string {
 	t.Helper()
 	var addrs []string
@@ -348,6 +357,13 @@ func freeAddrs(t *testing.T, n int, udp bool) []string {
 			t.Fatal("no free ports")
 		}
 		addr := fmt.Sprintf("127.0.0.1:%d", 20_000+mrand.IntN(12_000))
+		handedOut.Lock()
+		taken := handedOut.ports[addr]
+		handedOut.ports[addr] = true
+		handedOut.Unlock()
+		if taken {
+			continue
+		}
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue

@@ -236,9 +236,19 @@ type e2eCluster struct {
 	root   aws.Credentials
 }
 
+// handedOut are the ports e2eAddrs returned in this test binary: a later
+// call (another node's, or a gossip port after the Raft ones) never hands
+// one out again, though its listener was closed and the node not started
+// yet.
+var handedOut = struct {
+	sync.Mutex
+	ports map[string]bool
+}{ports: map[string]bool{}}
+
 // e2eAddrs returns n distinct free loopback addresses. All listeners stay
-// open until every address is picked, so they differ; a gossip address
-// must also be free for UDP, which memberlist uses on the same port.
+// open until every address is picked, so they differ, and no address is
+// returned twice in one test binary (handedOut); a gossip address must
+// also be free for UDP, which memberlist uses on the same port.
 func e2eAddrs(t *testing.T, n int, udp bool) []string {
 	t.Helper()
 	var addrs []string
@@ -256,6 +266,13 @@ func e2eAddrs(t *testing.T, n int, udp bool) []string {
 			t.Fatal("no free ports")
 		}
 		addr := fmt.Sprintf("127.0.0.1:%d", 20_000+mrand.IntN(12_000))
+		handedOut.Lock()
+		taken := handedOut.ports[addr]
+		handedOut.ports[addr] = true
+		handedOut.Unlock()
+		if taken {
+			continue
+		}
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue
