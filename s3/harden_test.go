@@ -203,7 +203,8 @@ func TestMain(m *testing.M) {
 // floodClient opens the number of anonymous slow-body connections given
 // in VAULTAIRE_FLOOD_N to addr, each declaring an 8 MiB body it never
 // sends, prints "opened N", then reads every answer, prints
-// "answered-closed M" (403 and the server's close), and keeps its ends
+// "answered-closed M" (403, or 429/503 from the connection caps, and the
+// server's close), and keeps its ends
 // open until stdin closes.
 func floodClient(addr string) {
 	n, err := strconv.Atoi(os.Getenv("VAULTAIRE_FLOOD_N"))
@@ -215,6 +216,13 @@ func floodClient(addr string) {
 	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	lim.Cur = lim.Max
 	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	// Each child floods from its own loopback address
+	// (VAULTAIRE_FLOOD_SRC), as separate attackers would, so that the
+	// server's per-address cap leaves the tenant's 127.0.0.1 alone.
+	dialer := net.Dialer{Timeout: 10 * time.Second}
+	if src := os.Getenv("VAULTAIRE_FLOOD_SRC"); src != "" {
+		dialer.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+	}
 	conns := make([]net.Conn, n)
 	var wg sync.WaitGroup
 	// 16 dialers, each opening one connection per 8 ms: about 2,000 new
@@ -225,7 +233,7 @@ func floodClient(addr string) {
 			defer tick.Stop()
 			for i := w; i < n; i += 16 {
 				<-tick.C
-				conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+				conn, err := dialer.Dial("tcp", addr)
 				if err != nil {
 					continue
 				}
@@ -249,7 +257,9 @@ func floodClient(addr string) {
 			continue
 		}
 		c.SetReadDeadline(deadline)
-		if b, err := io.ReadAll(c); err == nil && strings.HasPrefix(string(b), "HTTP/1.1 403 ") {
+		// 403 for an anonymous request, 429 or 503 from the connection
+		// caps (Config.MaxConnsPerIP, MaxConns); each then closed.
+		if b, err := io.ReadAll(c); err == nil && (strings.HasPrefix(string(b), "HTTP/1.1 403 ") || strings.HasPrefix(string(b), "HTTP/1.1 429 ") || strings.HasPrefix(string(b), "HTTP/1.1 503 ")) {
 			answered++
 		}
 	}
@@ -301,9 +311,10 @@ func TestAnonymousFloodDoesNotStarveTenants(t *testing.T) {
 		out   *bufio.Scanner
 	}
 	var kids []child
-	for range children {
+	for i := range children {
 		cmd := exec.CommandContext(ctx, os.Args[0])
-		cmd.Env = append(os.Environ(), floodHelperEnv+"="+strings.TrimPrefix(e.endpoint, "http://"), fmt.Sprintf("VAULTAIRE_FLOOD_N=%d", perChild))
+		cmd.Env = append(os.Environ(), floodHelperEnv+"="+strings.TrimPrefix(e.endpoint, "http://"), fmt.Sprintf("VAULTAIRE_FLOOD_N=%d", perChild),
+			fmt.Sprintf("VAULTAIRE_FLOOD_SRC=127.0.0.%d", 2+i))
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -401,7 +412,7 @@ func TestAnonymousFloodDoesNotStarveTenants(t *testing.T) {
 	// their lingering close ended.
 	time.Sleep(lingerWait)
 	fds := openFDs(t) - base
-	t.Logf("%d anonymous connections opened, %d answered 403 and closed by the server; the server has %d descriptors above its baseline", opened, answered, fds)
+	t.Logf("%d anonymous connections opened, %d answered (403, or 429/503 over the connection caps) and closed by the server; the server has %d descriptors above its baseline", opened, answered, fds)
 	if opened < children*perChild*99/100 || answered != opened {
 		t.Errorf("%d of %d connections opened, %d answered and closed", opened, children*perChild, answered)
 	}

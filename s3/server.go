@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -94,6 +95,16 @@ type Config struct {
 	// authorization.credentials), otherwise they are unauthenticated.
 	Metrics      http.Handler
 	MetricsToken string
+
+	// MaxConns caps the client connections open at once and MaxConnsPerIP
+	// those from one IPv4 address; a connection over a cap is answered 503
+	// or 429 and closed before its headers are read. Zero derives them
+	// from the process's RLIMIT_NOFILE: half of it for all clients (the
+	// other half stays for drives, peers and logs) and an eighth per
+	// address, so no one client can exhaust the node's descriptors.
+	// Negative means unlimited. IPv6 clients are capped only by MaxConns.
+	MaxConns      int
+	MaxConnsPerIP int
 }
 
 // Validate checks c and fills in defaults.
@@ -137,7 +148,36 @@ func (c *Config) Validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.MaxConns == 0 || c.MaxConnsPerIP == 0 {
+		all, perIP := connLimits()
+		if c.MaxConns == 0 {
+			c.MaxConns = all
+		}
+		if c.MaxConnsPerIP == 0 {
+			c.MaxConnsPerIP = perIP
+		}
+	}
 	return nil
+}
+
+// connLimits returns the default MaxConns and MaxConnsPerIP: half and an
+// eighth of RLIMIT_NOFILE (at least 512 and 64), or unlimited when the
+// limit cannot be read or is itself unlimited.
+func connLimits() (all, perIP int) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 { // RLIM_INFINITY included
+		return -1, -1
+	}
+	return max(int(lim.Cur)/2, 512), max(int(lim.Cur)/8, 64)
+}
+
+// fasthttpLimit turns a MaxConns-style setting into fasthttp's, where 0
+// means its default (unlimited for MaxConnsPerIP, 256 Ki for Concurrency).
+func fasthttpLimit(n int) int {
+	if n < 0 {
+		return 0
+	}
+	return n
 }
 
 // Server serves the S3 API.
@@ -173,6 +213,8 @@ func New(c Config) (*Server, error) {
 		ErrorHandler:                  s.parseError,
 		// fasthttp's errors quote the request otherwise, credentials too.
 		SecureErrorLogMessage: true,
+		Concurrency:           fasthttpLimit(c.MaxConns),
+		MaxConnsPerIP:         fasthttpLimit(c.MaxConnsPerIP),
 	}
 	return s, nil
 }

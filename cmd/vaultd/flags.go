@@ -32,6 +32,9 @@ type serverFlags struct {
 	scrubRate     byteSize      // at most this many bytes/s scrubbed per drive
 	eventsParquet bool
 	maxBuckets    int // per tenant; negative: no cap
+	// Client connection caps (s3.Config.MaxConns, MaxConnsPerIP): 0
+	// derives them from RLIMIT_NOFILE, negative is unlimited.
+	maxConns, maxConnsPerIP int
 
 	remoteSpecs []remoteSpec // parsed --remote (remote.go)
 }
@@ -58,6 +61,8 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.events, "events", "", "directory of the access-event and transaction logs (default: events/ under the first data directory)")
 	fs.DurationVar(&f.scanInterval, "scan-interval", engine.ScanEvery, "how often the leader (a single node: the node) scans every container for artifacts a drive misses and queues them for healing")
 	fs.IntVar(&f.maxBuckets, "max-buckets", cluster.DefaultMaxContainers, "most buckets one tenant may hold (-1: no cap); in a cluster, the cap of the node a CreateBucket reaches applies")
+	fs.IntVar(&f.maxConns, "max-conns", 0, "most client connections open at once (0: half of the open-file limit; -1: no cap); more are answered 503 and closed")
+	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 0, "most client connections from one IPv4 address (0: an eighth of the open-file limit; -1: no cap); more are answered 429 and closed")
 	fs.DurationVar(&f.healInterval, "heal-interval", engine.DefaultHealInterval, "how often the healer repairs the queued artifacts (failed repairs are retried with backoff)")
 	fs.DurationVar(&f.probeInterval, "probe-interval", defaultProbeInterval, "how often each local drive is health-checked; a failed drive goes offline, a recovered or replaced (empty) one comes back")
 	fs.DurationVar(&f.scrubPeriod, "scrub-period", engine.DefaultScrubPeriod, "time for one scrub pass, which verifies the checksums of every shard on this node's drives and repairs what fails")

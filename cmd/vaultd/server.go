@@ -285,7 +285,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		Engine: eng, Keys: store, Configs: store, Root: root, RootTenant: rootTenant, Admin: admin,
 		Domain: f.domain, Region: f.region, Node: st.Node, Logger: log.With("component", "s3"),
 		Limiter: limiter, Quota: usage, Observer: s3.Observers{mx, evlog}, Metrics: mx.Handler(),
-		MetricsToken: getenv("VAULT_METRICS_TOKEN"),
+		MetricsToken: getenv("VAULT_METRICS_TOKEN"), MaxConns: f.maxConns, MaxConnsPerIP: f.maxConnsPerIP,
 	})
 	if err != nil {
 		return err
