@@ -480,7 +480,7 @@ func TestClusterLifecycle(t *testing.T) {
 		t.Fatalf("n2 GetBucketLifecycleConfiguration = %+v, %v", got, err)
 	}
 	var want []string
-	for i := range 6 {
+	for i := range 12 {
 		put(t, c.s3Client(i%3, tn), "life", fmt.Sprintf("exp/%d", i), "x", "")
 		put(t, c.s3Client(i%3, tn), "life", fmt.Sprintf("keep/%d", i), "x", "")
 		want = append(want, fmt.Sprintf("keep/%d", i))
@@ -510,7 +510,7 @@ func TestClusterLifecycle(t *testing.T) {
 		t.Fatalf("later: %s", s)
 	}
 	wantLog := map[string]int{"LifecycleAbortIncompleteMultipartUpload life/up/a": 1}
-	for i := range 6 {
+	for i := range 12 {
 		wantLog[fmt.Sprintf("LifecycleExpiration life/exp/%d", i)] = 1
 	}
 	var dirs []string
@@ -523,4 +523,14 @@ func TestClusterLifecycle(t *testing.T) {
 		}
 		return ""
 	})
+	// One node, the leader, did it all.
+	var acted []string
+	for i, d := range dirs {
+		if len(txnActions(t, d)) > 0 {
+			acted = append(acted, c.nodes[i].name)
+		}
+	}
+	if len(acted) != 1 {
+		t.Fatalf("nodes whose workers acted: %q, want one (the leader)", acted)
+	}
 }
