@@ -2,6 +2,7 @@ package s3
 
 import (
 	"encoding/xml"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -235,7 +236,7 @@ func (op *operation) putObjectRetention() error {
 	}
 	vid, _ := op.query("versionId")
 	if err := op.s.cfg.Engine.SetRetention(op.ctx, op.tenant, op.bucket, op.key, vid, r, op.bypassGovernance()); err != nil {
-		return err
+		return op.markerByVersion(err)
 	}
 	op.r.fctx.SetStatusCode(http.StatusOK)
 	return nil
@@ -270,7 +271,7 @@ func (op *operation) putObjectLegalHold() error {
 	}
 	vid, _ := op.query("versionId")
 	if err := op.s.cfg.Engine.SetLegalHold(op.ctx, op.tenant, op.bucket, op.key, vid, d.Status == "ON"); err != nil {
-		return err
+		return op.markerByVersion(err)
 	}
 	op.r.fctx.SetStatusCode(http.StatusOK)
 	return nil
@@ -287,6 +288,19 @@ func (op *operation) getObjectLegalHold() error {
 	}
 	writeXML(op.r.fctx, http.StatusOK, legalHoldDoc{Xmlns: s3Namespace, Status: status})
 	return nil
+}
+
+// markerByVersion answers a change naming a delete marker by version id
+// as S3 does: 405 MethodNotAllowed with x-amz-delete-marker.
+func (op *operation) markerByVersion(err error) error {
+	var dm *engine.DeleteMarkerError
+	if errors.As(err, &dm) && dm.ByVersion {
+		rh := &op.r.fctx.Response.Header
+		rh.Set("x-amz-delete-marker", "true")
+		rh.Set("x-amz-version-id", dm.VersionID)
+		return ErrMethodNotAllowed
+	}
+	return err
 }
 
 // lockedObject opens the version a Get{Retention,LegalHold} names in a
