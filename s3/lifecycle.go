@@ -24,12 +24,6 @@ const (
 	lifecycleStateKind = "lifecycle-state"
 )
 
-// errCopyFromMarker refuses a CopyObject whose source versionId names a
-// delete marker, as AWS does.
-var errCopyFromMarker = withMessage(ErrInvalidRequest, "The source of a copy request may not specifically refer to a delete marker by version id.")
-
-var errNoSuchLifecycle = &Error{http.StatusNotFound, "NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"}
-
 // The operations of the lifecycle worker's actions, as the access and
 // transaction logs name them.
 const (

@@ -202,8 +202,8 @@ var headerRules = []headerRule{
 	{header: "x-amz-server-side-encryption", err: errSSENotImplemented},
 	{header: "x-amz-server-side-encryption-", err: errSSENotImplemented},
 	{header: "x-amz-copy-source-server-side-encryption-", err: errSSENotImplemented},
-	// PutObject and CopyObject take object lock headers (objectlock.go).
-	{header: "x-amz-object-lock-", ops: []string{"CreateMultipartUpload"}, err: errObjectLockNotImplemented},
+	// PutObject, CopyObject and CreateMultipartUpload take object lock
+	// headers (objectlock.go).
 	{header: "x-amz-website-redirect-location", ops: objectWrites, err: ErrNotImplemented, allowed: emptyOK},
 	// If-Match and If-None-Match are answered by GetObject and HeadObject
 	// and, as conditional writes, by PutObject, CopyObject,
