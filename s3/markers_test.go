@@ -49,3 +49,40 @@ func TestDeleteMarkerByVersion(t *testing.T) {
 		t.Fatalf("versions after: %+v, %v", v, err)
 	}
 }
+
+// TestDeleteObjectsETag: a DeleteObjects entry with an ETag deletes only
+// if the object's newest version has it, as AWS; a mismatch is that
+// entry's PreconditionFailed and leaves the object.
+func TestDeleteObjectsETag(t *testing.T) {
+	e := startServer(t)
+	ctx := t.Context()
+	c := e.client("ALICEKEY", "alicesecret")
+	b := aws.String("etags")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: b}); err != nil {
+		t.Fatal(err)
+	}
+	etags := map[string]string{}
+	for _, k := range []string{"match", "mismatch", "plain"} {
+		p, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String(k), Body: strings.NewReader("body of " + k)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		etags[k] = aws.ToString(p.ETag)
+	}
+	out, err := c.DeleteObjects(ctx, &awss3.DeleteObjectsInput{Bucket: b, Delete: &types.Delete{Objects: []types.ObjectIdentifier{
+		{Key: aws.String("match"), ETag: aws.String(etags["match"])},
+		{Key: aws.String("mismatch"), ETag: aws.String(etags["match"])},
+		{Key: aws.String("plain")},
+		{Key: aws.String("absent"), ETag: aws.String(etags["match"])},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Errors) != 1 || aws.ToString(out.Errors[0].Key) != "mismatch" || aws.ToString(out.Errors[0].Code) != "PreconditionFailed" || len(out.Deleted) != 3 {
+		t.Fatalf("DeleteObjects: deleted %d, errors %+v", len(out.Deleted), out.Errors)
+	}
+	l, err := c.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: b})
+	if err != nil || len(l.Contents) != 1 || aws.ToString(l.Contents[0].Key) != "mismatch" {
+		t.Fatalf("left: %+v, %v", l.Contents, err)
+	}
+}
