@@ -74,8 +74,12 @@
 // One line per request that changed stored state, as
 // s3.RequestEvent.Mutation decides: a successful PutObject, CopyObject,
 // DeleteObject, DeleteObjects, CompleteMultipartUpload, CreateBucket,
-// DeleteBucket, or an Admin* operation that changes tenants, keys or
-// limits. It is written by its own goroutine with group commit: it takes
+// DeleteBucket, an Admin* operation that changes tenants, keys or
+// limits, or an action of the lifecycle worker (LifecycleExpiration,
+// LifecycleNoncurrentVersionExpiration, LifecycleExpiredObjectDeleteMarker,
+// LifecycleAbortIncompleteMultipartUpload: the tenant, bucket, key and the
+// version deleted or the delete marker added; request_id is the worker's
+// own). It is written by its own goroutine with group commit: it takes
 // everything queued, writes it, fsyncs, and repeats.
 //
 //	time         string  when the request arrived, RFC 3339 with nanoseconds, UTC

@@ -26,6 +26,7 @@ type deleteRequest struct {
 	Objects []struct {
 		Key       string `xml:"Key"`
 		VersionID string `xml:"VersionId"`
+		ETag      string `xml:"ETag"` // delete only if the newest version has it, as If-Match
 	} `xml:"Object"`
 }
 
@@ -78,7 +79,7 @@ func (op *operation) deleteObjects() error {
 			wg.Go(func() {
 				defer func() { <-sem }()
 				dels[i], errs[i] = op.s.cfg.Engine.DeleteVersion(op.ctx, op.tenant, op.bucket, o.Key,
-					engine.DeleteOptions{Versioning: versioning, VersionID: o.VersionID, BypassGovernance: bypass})
+					engine.DeleteOptions{Versioning: versioning, VersionID: o.VersionID, BypassGovernance: bypass, Condition: etagCondition(o.ETag)})
 			})
 		}
 		wg.Wait()
@@ -164,4 +165,19 @@ func (k *keepAliveStream) Close() error {
 		k.result()
 	}
 	return nil
+}
+
+// etagCondition is the condition of a DeleteObjects entry's ETag: as
+// DeleteObject's If-Match, the newest version must have it (a missing key
+// matches); nil without one.
+func etagCondition(etag string) engine.Condition {
+	if etag == "" {
+		return nil
+	}
+	return func(cur *engine.ArtifactInfo) error {
+		if cur != nil && !strongMatch(etag, cur.ETag) {
+			return ErrPreconditionFailed
+		}
+		return nil
+	}
 }

@@ -54,6 +54,14 @@
 // and a version's retention in the engine, which refuses to delete a
 // protected version (AccessDenied, whoever asks).
 //
+// Lifecycle (lifecycle.go): Put/Get/DeleteBucketLifecycle keep a bucket's
+// LifecycleConfiguration (checked by package lifecycle) as its
+// "lifecycle" configuration document. LifecycleStore gives a
+// lifecycle.Worker the buckets, versions, tags and uploads, expires and
+// deletes through the engine (object lock still refuses), and observes
+// each action as a request of an operation named Lifecycle*, so that it
+// reaches the access and transaction logs.
+//
 // Browser form uploads (POST Object on a bucket, postobject.go) are routed
 // from their headers like any request but authenticated from their form:
 // the fields before the file (bounded in size) carry a SigV4-signed policy

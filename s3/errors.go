@@ -111,6 +111,12 @@ var (
 	errMalformedPOST   = &Error{http.StatusBadRequest, "MalformedPOSTRequest", "The body of your POST request is not well-formed multipart/form-data."}
 )
 
+// Lifecycle and delete-marker errors, as AWS answers them.
+var (
+	errNoSuchLifecycle = &Error{http.StatusNotFound, "NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"}
+	errCopyFromMarker  = &Error{http.StatusBadRequest, "InvalidRequest", "The source of a copy request may not specifically refer to a delete marker by version id."}
+)
+
 // CORS errors, as AWS answers them.
 var (
 	errNoSuchCORS       = &Error{http.StatusNotFound, "NoSuchCORSConfiguration", "The CORS configuration does not exist"}

@@ -29,6 +29,9 @@ func (op *operation) createUpload() error {
 		return err
 	}
 	opts := engine.PutOptions{ContentType: string(h.ContentType()), Metadata: withTags(op.objectMetadata(), tags)}
+	if opts.Metadata, err = op.uploadLock(opts.Metadata); err != nil {
+		return err
+	}
 	if opts.ContentType == "" {
 		opts.ContentType = "binary/octet-stream"
 	}
@@ -235,7 +238,7 @@ func (op *operation) completeUpload(uploadID string) error {
 		}
 	}
 	op.versionHeader(info.VersionID)
-	if err := op.defaultRetention(info); err != nil {
+	if err := op.completedRetention(info); err != nil {
 		return err
 	}
 	res := completeResult{

@@ -43,7 +43,8 @@ func TestMutationMeansStateChanged(t *testing.T) {
 			tags, _ := st.LocalBucketConfig("alice", cn.Name, "tagging")
 			vers, _ := st.LocalBucketConfig("alice", cn.Name, "versioning")
 			lock, _ := st.LocalBucketConfig("alice", cn.Name, "objectlock")
-			fmt.Fprintf(&b, "%s (cors %q, tags %q, versioning %q, lock %q):", cn.Name, cors, tags, vers, lock)
+			life, _ := st.LocalBucketConfig("alice", cn.Name, "lifecycle")
+			fmt.Fprintf(&b, "%s (cors %q, tags %q, versioning %q, lock %q, lifecycle %q):", cn.Name, cors, tags, vers, lock, life)
 			for _, a := range res.Versions {
 				fmt.Fprintf(&b, " %s@%s=%s/%v", a.Key, a.VersionID, a.ETag, a.IsLatest)
 				if o, err := e.eng.OpenVersion(ctx, "alice", cn.Name, a.Key, a.VersionID); err == nil {
@@ -147,6 +148,19 @@ func TestMutationMeansStateChanged(t *testing.T) {
 			return nil
 		}},
 		{"DeleteBucketCors", func() error { _, err := c.DeleteBucketCors(ctx, &awss3.DeleteBucketCorsInput{Bucket: bk}); return err }},
+		{"PutBucketLifecycleConfiguration", func() error {
+			_, err := c.PutBucketLifecycleConfiguration(ctx, &awss3.PutBucketLifecycleConfigurationInput{Bucket: bk, LifecycleConfiguration: &types.BucketLifecycleConfiguration{
+				Rules: []types.LifecycleRule{{Status: types.ExpirationStatusEnabled, Filter: &types.LifecycleRuleFilter{Prefix: aws.String("tmp/")}, Expiration: &types.LifecycleExpiration{Days: aws.Int32(30)}}}}})
+			return err
+		}},
+		{"GetBucketLifecycleConfiguration", func() error {
+			_, err := c.GetBucketLifecycleConfiguration(ctx, &awss3.GetBucketLifecycleConfigurationInput{Bucket: bk})
+			return err
+		}},
+		{"DeleteBucketLifecycle", func() error {
+			_, err := c.DeleteBucketLifecycle(ctx, &awss3.DeleteBucketLifecycleInput{Bucket: bk})
+			return err
+		}},
 		{"PutBucketTagging", func() error {
 			_, err := c.PutBucketTagging(ctx, &awss3.PutBucketTaggingInput{Bucket: bk, Tagging: tagSet("k", "v")})
 			return err

@@ -505,6 +505,10 @@ func (op *operation) copyObject() error {
 		return ErrInvalidArgument
 	}
 	if a, err := op.s.cfg.Engine.OpenVersion(op.ctx, op.tenant, srcBucket, srcKey, opts.SourceVersionID); err != nil {
+		var dm *engine.DeleteMarkerError
+		if errors.As(err, &dm) && dm.ByVersion {
+			return errCopyFromMarker
+		}
 		return err
 	} else {
 		get := func(name string) string { return string(h.Peek("x-amz-copy-source-" + name)) }

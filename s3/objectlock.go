@@ -2,7 +2,9 @@ package s3
 
 import (
 	"encoding/xml"
+	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -235,7 +237,7 @@ func (op *operation) putObjectRetention() error {
 	}
 	vid, _ := op.query("versionId")
 	if err := op.s.cfg.Engine.SetRetention(op.ctx, op.tenant, op.bucket, op.key, vid, r, op.bypassGovernance()); err != nil {
-		return err
+		return op.markerByVersion(err)
 	}
 	op.r.fctx.SetStatusCode(http.StatusOK)
 	return nil
@@ -270,7 +272,7 @@ func (op *operation) putObjectLegalHold() error {
 	}
 	vid, _ := op.query("versionId")
 	if err := op.s.cfg.Engine.SetLegalHold(op.ctx, op.tenant, op.bucket, op.key, vid, d.Status == "ON"); err != nil {
-		return err
+		return op.markerByVersion(err)
 	}
 	op.r.fctx.SetStatusCode(http.StatusOK)
 	return nil
@@ -287,6 +289,19 @@ func (op *operation) getObjectLegalHold() error {
 	}
 	writeXML(op.r.fctx, http.StatusOK, legalHoldDoc{Xmlns: s3Namespace, Status: status})
 	return nil
+}
+
+// markerByVersion answers a change naming a delete marker by version id
+// as S3 does: 405 MethodNotAllowed with x-amz-delete-marker.
+func (op *operation) markerByVersion(err error) error {
+	var dm *engine.DeleteMarkerError
+	if errors.As(err, &dm) && dm.ByVersion {
+		rh := &op.r.fctx.Response.Header
+		rh.Set("x-amz-delete-marker", "true")
+		rh.Set("x-amz-version-id", dm.VersionID)
+		return ErrMethodNotAllowed
+	}
+	return err
 }
 
 // lockedObject opens the version a Get{Retention,LegalHold} names in a
@@ -312,4 +327,66 @@ func (op *operation) defaultRetention(info engine.ArtifactInfo) error {
 	m, _ := modeOf(d.Mode)
 	return op.s.cfg.Engine.SetRetention(op.ctx, op.tenant, op.bucket, op.key, info.VersionID,
 		engine.Retention{Mode: m, Until: time.Now().AddDate(d.Years, 0, d.Days)}, false)
+}
+
+// uploadLockEntry is the reserved metadata entry in which a
+// CreateMultipartUpload keeps the retention and legal hold its
+// x-amz-object-lock-* headers ask for, until Complete applies them:
+// mode, retain-until date (RFC 3339) and legal hold, space-separated.
+const uploadLockEntry = engine.ReservedMetadataPrefix + "upload-lock"
+
+// uploadLock checks a CreateMultipartUpload's object lock headers and
+// returns meta with what they ask for kept for Complete.
+func (op *operation) uploadLock(meta map[string]string) (map[string]string, error) {
+	h := &op.r.fctx.Request.Header
+	if len(h.Peek("x-amz-object-lock-mode")) == 0 && len(h.Peek("x-amz-object-lock-retain-until-date")) == 0 && len(h.Peek("x-amz-object-lock-legal-hold")) == 0 {
+		return meta, nil
+	}
+	r, err := op.writeRetention()
+	if err != nil || r == nil {
+		return meta, err
+	}
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	hold := "OFF"
+	if r.LegalHold {
+		hold = "ON"
+	}
+	until := "-"
+	if r.Mode != engine.RetentionNone {
+		until = r.Until.UTC().Format(time.RFC3339Nano)
+	}
+	meta[uploadLockEntry] = strings.Join([]string{strconv.Itoa(int(r.Mode)), until, hold}, " ")
+	return meta, nil
+}
+
+// completedRetention gives the version a multipart completion made the
+// retention and legal hold its CreateMultipartUpload asked for, or else
+// the bucket's default retention.
+func (op *operation) completedRetention(info engine.ArtifactInfo) error {
+	req, ok := info.Metadata[uploadLockEntry]
+	if !ok || info.VersionID == "" {
+		return op.defaultRetention(info)
+	}
+	f := strings.Fields(req)
+	if len(f) != 3 {
+		return op.defaultRetention(info)
+	}
+	mode, _ := strconv.Atoi(f[0])
+	if r := engine.RetentionMode(mode); r != engine.RetentionNone {
+		until, err := time.Parse(time.RFC3339Nano, f[1])
+		if err != nil {
+			return err
+		}
+		if err := op.s.cfg.Engine.SetRetention(op.ctx, op.tenant, op.bucket, op.key, info.VersionID, engine.Retention{Mode: r, Until: until}, false); err != nil {
+			return err
+		}
+	} else if err := op.defaultRetention(info); err != nil {
+		return err
+	}
+	if f[2] == "ON" {
+		return op.s.cfg.Engine.SetLegalHold(op.ctx, op.tenant, op.bucket, op.key, info.VersionID, true)
+	}
+	return nil
 }

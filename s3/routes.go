@@ -94,6 +94,9 @@ var routes = []route{
 	{name: "PutBucketCors", mutation: true, match: on(bucketLevel, http.MethodPut, q("cors")), serve: (*operation).putBucketCors},
 	{name: "GetBucketCors", match: on(bucketLevel, http.MethodGet, q("cors")), serve: (*operation).getBucketCors},
 	{name: "DeleteBucketCors", mutation: true, match: on(bucketLevel, http.MethodDelete, q("cors")), serve: (*operation).deleteBucketCors},
+	{name: "PutBucketLifecycleConfiguration", mutation: true, match: on(bucketLevel, http.MethodPut, q("lifecycle")), serve: (*operation).putBucketLifecycle},
+	{name: "GetBucketLifecycleConfiguration", match: on(bucketLevel, http.MethodGet, q("lifecycle")), serve: (*operation).getBucketLifecycle},
+	{name: "DeleteBucketLifecycle", mutation: true, match: on(bucketLevel, http.MethodDelete, q("lifecycle")), serve: (*operation).deleteBucketLifecycle},
 	{name: "PutObjectLockConfiguration", mutation: true, match: on(bucketLevel, http.MethodPut, q("object-lock")), serve: (*operation).putObjectLockConfiguration},
 	{name: "GetObjectLockConfiguration", match: on(bucketLevel, http.MethodGet, q("object-lock")), serve: (*operation).getObjectLockConfiguration},
 	{name: "PutObjectRetention", mutation: true, match: on(objectLevel, http.MethodPut, q("retention")), serve: (*operation).putObjectRetention},
@@ -199,8 +202,8 @@ var headerRules = []headerRule{
 	{header: "x-amz-server-side-encryption", err: errSSENotImplemented},
 	{header: "x-amz-server-side-encryption-", err: errSSENotImplemented},
 	{header: "x-amz-copy-source-server-side-encryption-", err: errSSENotImplemented},
-	// PutObject and CopyObject take object lock headers (objectlock.go).
-	{header: "x-amz-object-lock-", ops: []string{"CreateMultipartUpload"}, err: errObjectLockNotImplemented},
+	// PutObject, CopyObject and CreateMultipartUpload take object lock
+	// headers (objectlock.go).
 	{header: "x-amz-website-redirect-location", ops: objectWrites, err: ErrNotImplemented, allowed: emptyOK},
 	// If-Match and If-None-Match are answered by GetObject and HeadObject
 	// and, as conditional writes, by PutObject, CopyObject,
@@ -258,6 +261,8 @@ func served(sub string, t *target) bool {
 		return t.key != "" && (t.method == http.MethodGet || t.method == http.MethodPut)
 	case "cors":
 		return t.key == "" || t.method == http.MethodOptions
+	case "lifecycle":
+		return t.key == ""
 	case "tagging":
 		return t.method == http.MethodGet || t.method == http.MethodPut || t.method == http.MethodDelete
 	case "attributes":
@@ -383,6 +388,9 @@ var mutations = func() map[string]bool {
 	m := make(map[string]bool)
 	for _, r := range slices.Concat(routes, vaultRoutes) {
 		m[r.name] = m[r.name] || r.mutation
+	}
+	for _, n := range lifecycleOperations {
+		m[n] = true
 	}
 	return m
 }()

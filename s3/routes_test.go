@@ -47,6 +47,10 @@ var routeCases = []struct {
 	{"PUT", "/b", "cors", false, "PutBucketCors", true},
 	{"GET", "/b", "cors", false, "GetBucketCors", false},
 	{"DELETE", "/b", "cors", false, "DeleteBucketCors", true},
+	{"PUT", "/b", "lifecycle", false, "PutBucketLifecycleConfiguration", true},
+	{"GET", "/b", "lifecycle", false, "GetBucketLifecycleConfiguration", false},
+	{"DELETE", "/b", "lifecycle", false, "DeleteBucketLifecycle", true},
+	{"GET", "/b/k", "lifecycle", false, "Unknown", false},
 	{"PUT", "/b", "versioning", false, "PutBucketVersioning", true},
 	{"PUT", "/b", "object-lock", false, "PutObjectLockConfiguration", true},
 	{"GET", "/b", "object-lock", false, "GetObjectLockConfiguration", false},
@@ -183,8 +187,9 @@ var awsCodes = map[string][]int{
 	"NoSuchVersion": {404}, "IllegalVersioningConfigurationException": {400}, "InvalidBucketState": {409},
 	"ObjectLockConfigurationNotFoundError": {404},
 	// Not AWS's: drives too full to take the write (HTTP's 507, as MinIO).
-	"InsufficientStorage":     {507},
-	"NoSuchCORSConfiguration": {404},
+	"InsufficientStorage":          {507},
+	"NoSuchCORSConfiguration":      {404},
+	"NoSuchLifecycleConfiguration": {404},
 	// What AWS answers a CORS preflight it refuses (not in the error list).
 	"AccessForbidden": {403}, "BadRequest": {400},
 	// The admin API.

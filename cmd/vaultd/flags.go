@@ -35,6 +35,10 @@ type serverFlags struct {
 	// Client connection caps (s3.Config.MaxConns, MaxConnsPerIP): 0
 	// derives them from RLIMIT_NOFILE, negative is unlimited.
 	maxConns, maxConnsPerIP int
+	// Bucket lifecycle: a pass every lifecycleInterval, at most
+	// lifecycleRate actions per second; lifecycleDay is a test setting.
+	lifecycleInterval, lifecycleDay time.Duration
+	lifecycleRate                   float64
 
 	remoteSpecs []remoteSpec // parsed --remote (remote.go)
 }
@@ -63,6 +67,9 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.IntVar(&f.maxBuckets, "max-buckets", cluster.DefaultMaxContainers, "most buckets one tenant may hold (-1: no cap); in a cluster, the cap of the node a CreateBucket reaches applies")
 	fs.IntVar(&f.maxConns, "max-conns", 0, "most client connections open at once (0: half of the open-file limit; -1: no cap); more are answered 503 and closed")
 	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 0, "most client connections from one IPv4 address (0: an eighth of the open-file limit; -1: no cap); more are answered 429 and closed")
+	fs.DurationVar(&f.lifecycleInterval, "lifecycle-interval", time.Hour, "how often the leader (a single node: the node) applies the buckets' lifecycle rules (expiry, noncurrent versions, incomplete uploads)")
+	fs.DurationVar(&f.lifecycleDay, "lifecycle-day", 24*time.Hour, "TEST SETTING: the length of a lifecycle \"day\" (e.g. 2s makes a rule of 1 day expire objects after about 2s); leave at 24h in production")
+	fs.Float64Var(&f.lifecycleRate, "lifecycle-rate", 50, "most lifecycle actions (and listing pages) per second")
 	fs.DurationVar(&f.healInterval, "heal-interval", engine.DefaultHealInterval, "how often the healer repairs the queued artifacts (failed repairs are retried with backoff)")
 	fs.DurationVar(&f.probeInterval, "probe-interval", defaultProbeInterval, "how often each local drive is health-checked; a failed drive goes offline, a recovered or replaced (empty) one comes back")
 	fs.DurationVar(&f.scrubPeriod, "scrub-period", engine.DefaultScrubPeriod, "time for one scrub pass, which verifies the checksums of every shard on this node's drives and repairs what fails")
@@ -85,10 +92,13 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	if err := f.parseRemotes(); err != nil {
 		return nil, err
 	}
-	for flag, d := range map[string]time.Duration{"--scan-interval": f.scanInterval, "--heal-interval": f.healInterval, "--probe-interval": f.probeInterval, "--scrub-period": f.scrubPeriod} {
+	for flag, d := range map[string]time.Duration{"--scan-interval": f.scanInterval, "--heal-interval": f.healInterval, "--probe-interval": f.probeInterval, "--scrub-period": f.scrubPeriod, "--lifecycle-interval": f.lifecycleInterval, "--lifecycle-day": f.lifecycleDay} {
 		if d <= 0 {
 			return nil, fmt.Errorf("%s %v: want a positive duration", flag, d)
 		}
+	}
+	if f.lifecycleRate <= 0 {
+		return nil, fmt.Errorf("--lifecycle-rate %v: want a positive number of actions per second", f.lifecycleRate)
 	}
 	if f.scrubRate <= 0 {
 		return nil, fmt.Errorf("--scrub-rate %d: want a positive number of bytes per second", f.scrubRate)

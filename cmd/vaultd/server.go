@@ -21,6 +21,7 @@ import (
 	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/events"
 	"github.com/vaultaire/vaultaire/internal/clustertls"
+	"github.com/vaultaire/vaultaire/lifecycle"
 	"github.com/vaultaire/vaultaire/meta"
 	"github.com/vaultaire/vaultaire/metrics"
 	"github.com/vaultaire/vaultaire/s3"
@@ -290,6 +291,25 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
+	lc, err := lifecycle.New(lifecycle.Config{
+		Store: srv.LifecycleStore(func(ctx context.Context) ([]string, error) {
+			ts, err := store.Tenants(ctx)
+			names := make([]string, len(ts))
+			for i, t := range ts {
+				names[i] = t.Name
+			}
+			return names, err
+		}),
+		Day: f.lifecycleDay, Interval: f.lifecycleInterval, Rate: f.lifecycleRate,
+		Active: sweeps, Logger: log.With("component", "lifecycle"),
+	})
+	if err != nil {
+		return err
+	}
+	lctx, stopLifecycle := context.WithCancel(ctx)
+	lcDone := make(chan struct{})
+	go func() { defer close(lcDone); lc.Run(lctx) }()
+	defer func() { stopLifecycle(); <-lcDone }()
 	ln, err := net.Listen("tcp", f.s3Addr)
 	if err != nil {
 		return err
