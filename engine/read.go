@@ -517,11 +517,19 @@ func (a *Artifact) writeStriped(ctx context.Context, w io.Writer, off, length in
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	out := make([]chan result, len(spans))
+	free := make(chan []byte, stripeReadAhead) // the window's buffers, reused
+	for range stripeReadAhead {
+		free <- nil // allocated on first use
+	}
 	launch := func(i int) {
 		out[i] = make(chan result, 1)
 		sp := spans[i]
+		b := <-free
+		if int64(cap(b)) < sp.n {
+			b = make([]byte, 0, sp.n)
+		}
 		wg.Go(func() {
-			buf := bytes.NewBuffer(make([]byte, 0, sp.n))
+			buf := bytes.NewBuffer(b[:0])
 			began := time.Now()
 			res, err := a.codec.Decode(ctx, buf, sp.size, sp.lo, sp.n, a.partOpen(sp.p))
 			a.e.st.decoded(time.Since(began))
@@ -541,6 +549,7 @@ func (a *Artifact) writeStriped(ctx context.Context, w io.Writer, off, length in
 		if _, err := w.Write(r.buf); err != nil {
 			return err
 		}
+		free <- r.buf
 	}
 	return nil
 }

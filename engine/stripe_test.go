@@ -64,7 +64,7 @@ func (r *rig) homeRecord(t testing.TB, key string) *record {
 	return rec
 }
 
-const stripeTestStripe = 32 << 10 // a part is stripeChunkStripes of them: 256 KiB, above DefaultInlineMax
+const stripeTestStripe = 64 << 10 // a part is stripeChunkStripes of them: 256 KiB, above DefaultInlineMax
 
 func newStripeRig(t testing.TB, width int) *rig {
 	return newRig(t, rigOptions{drives: 6, stripeSize: stripeTestStripe, noSync: true,
