@@ -116,7 +116,7 @@ func TestClusterStriping(t *testing.T) {
 		t.Fatalf("get: %d bytes, err %v, sha256 equal %v", n, err, bytes.Equal(h.Sum(nil), a.sum[:]))
 	}
 	t.Logf("256 MiB get in %v", time.Since(began).Round(time.Millisecond))
-	const off, length = 8<<20 - 17, 40<<20 + 33 // across several 8 MiB parts
+	const off, length = 8<<20 - 17, 40<<20 + 33 // across several 4 MiB parts
 	rg, err := c.s3Client(0, root).GetObject(pctx, &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(a.key),
 		Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+length-1))})
 	if err != nil {
