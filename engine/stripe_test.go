@@ -384,3 +384,34 @@ func TestStripedScrub(t *testing.T) {
 		t.Fatalf("scrubber counted no corrupt shard: %+v", s.Status())
 	}
 }
+
+// TestStripedVersions: with versioning, striped versions of a key (one
+// first written unversioned, adopted as a version) read back each, and
+// deleting them for good removes every part's shard files.
+func TestStripedVersions(t *testing.T) {
+	r := newStripeRig(t, 8)
+	size := 5*stripeChunkStripes*stripeTestStripe + 11
+	v0 := randBytes(20, size)
+	r.put(t, "k", v0, int64(size)) // unversioned: adopted as the null version
+	v1 := randBytes(21, size)
+	i1 := r.vput(t, "k", v1, VersioningEnabled)
+	v2 := randBytes(22, size)
+	i2 := r.vput(t, "k", v2, VersioningEnabled)
+	for _, c := range []struct {
+		vid  string
+		want []byte
+	}{{"", v2}, {i2.VersionID, v2}, {i1.VersionID, v1}, {"null", v0}} {
+		if got, err := r.vget(t, "k", c.vid); err != nil || !bytes.Equal(got, c.want) {
+			t.Fatalf("version %q: %d bytes, err %v", c.vid, len(got), err)
+		}
+	}
+	for _, vid := range []string{"null", i1.VersionID, i2.VersionID} {
+		if _, err := r.e.DeleteVersion(t.Context(), "t", "c", "k", DeleteOptions{Versioning: VersioningEnabled, VersionID: vid}); err != nil {
+			t.Fatalf("delete version %s: %v", vid, err)
+		}
+	}
+	r.e.WaitBackground()
+	if _, total := drivesWithShards(r.shardFiles(t)); total != 0 {
+		t.Fatalf("%d shard files left after deleting every version", total)
+	}
+}
