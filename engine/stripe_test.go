@@ -3,6 +3,8 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -413,5 +415,45 @@ func TestStripedVersions(t *testing.T) {
 	r.e.WaitBackground()
 	if _, total := drivesWithShards(r.shardFiles(t)); total != 0 {
 		t.Fatalf("%d shard files left after deleting every version", total)
+	}
+}
+
+// TestStripedMemory streams 256 MiB through a striped Put and Get and
+// checks that the live heap stays bounded by the window (stripeReadAhead
+// parts and their encoders or decoders), whatever the size.
+func TestStripedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 384 MiB")
+	}
+	const size = 256 << 20
+	r := newRig(t, rigOptions{drives: 6, noSync: true, policy: placement.Policy{Data: 2, Parity: 1}, width: 8}) // 1 MiB stripes
+	stop := heapPeak()
+	info, err := r.e.Put(t.Context(), "t", "c", "huge", &patternReader{n: size, state: 88172645463325252}, PutOptions{Size: size})
+	putPeak := stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := r.homeRecord(t, "huge"); !rec.striped() || len(rec.Parts) != size/(stripeChunkStripes<<20) {
+		t.Fatalf("record width %d with %d parts, want striped in %d", rec.Width, len(rec.Parts), size/(stripeChunkStripes<<20))
+	}
+	a, err := r.e.Open(t.Context(), "t", "c", "huge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := md5.New()
+	stop = heapPeak()
+	err = a.WriteRange(t.Context(), h, 0, size)
+	getPeak := stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != info.ETag {
+		t.Fatalf("Get: md5 %s, want %s", got, info.ETag)
+	}
+	t.Logf("256 MiB striped Put: peak live heap growth %.1f MiB; Get: %.1f MiB (window %d parts of %d MiB)",
+		float64(putPeak)/(1<<20), float64(getPeak)/(1<<20), stripeReadAhead, stripeChunkStripes)
+	const limit = 48 << 20 // the window's parts, their coders, uncollected garbage
+	if putPeak > limit || getPeak > limit {
+		t.Fatalf("heap grew by %d (put) / %d (get) bytes, want under %d", putPeak, getPeak, limit)
 	}
 }
