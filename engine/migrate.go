@@ -197,7 +197,7 @@ func (e *Engine) move(ctx context.Context, tenant, container, key string, cur *p
 		}
 	}
 	if rec.striped() && !rec.IsInline {
-		setStriping(&moved, cur, stripeWidth(cur)) // striped again, over the current map's PGs (stripe.go)
+		e.setStriping(&moved, cur, stripeWidth(cur)) // striped again, over the current map's PGs (stripe.go)
 	}
 	if rec.IsInline {
 		var body bytes.Buffer

@@ -204,7 +204,7 @@ func (e *Engine) put(ctx context.Context, tenant, container, key, vid string, bo
 	} else if width := stripeWidth(m); width > 1 && (opts.Size < 0 || opts.Size > stripeChunkStripes*e.cfg.StripeSize) {
 		// Large: striped over width PGs (stripe.go); the key's own
 		// PG's drives hold the records.
-		setStriping(&rec, m, width)
+		e.setStriping(&rec, m, width)
 		ok = present(drives) // the records; no shard of the put need be on them
 		rec.Parts, dropStriped, err = e.putStriped(ctx, codec, m, &rec, tenant, container, key, io.MultiReader(bytes.NewReader(head), body), opts.Size, maxSize, wq, digest)
 		for _, p := range rec.Parts {

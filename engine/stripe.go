@@ -100,13 +100,76 @@ func stripedIn(r *record, m *placement.Map) bool {
 	return !r.striped() || r.Layout == layoutOf(m, r.Seed, r.Width, r.PGCount)
 }
 
-// setStriping makes rec, about to be written under m, striped with m's
-// width and a fresh seed; a no-op for a width of 1.
-func setStriping(rec *record, m *placement.Map, width int) {
+// seedChoices is how many random seeds balancedSeeds weighs for a map,
+// and keptSeeds how many of the best it keeps.
+const (
+	seedChoices = 16384
+	keptSeeds   = 32
+)
+
+// seedCache holds the balanced seeds of the last map and width striped
+// under.
+type seedCache struct {
+	mu    sync.Mutex
+	m     *placement.Map
+	width int
+	seeds []uint64
+}
+
+// balancedSeeds returns seeds whose width PGs spread a striped artifact
+// most evenly over m's drives: the fewest slots on the busiest drive,
+// then on the busiest node. W PGs drawn at random put half again the mean
+// load on the busiest drive (12 drives, 4+2, W=8), and the busiest drive
+// bounds the throughput of the whole artifact (BenchmarkStriped); the
+// best of seedChoices seeds balances it exactly there. The search (a few
+// tens of ms) runs once per map and width; the seed alone still gives
+// the PGs, so locations stay computed.
+func (e *Engine) balancedSeeds(m *placement.Map, width int) []uint64 {
+	c := &e.seeds
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == m && c.width == width {
+		return c.seeds
+	}
+	node := make(map[placement.DriveID]placement.NodeID, len(m.Drives))
+	for _, d := range m.Drives {
+		node[d.ID] = d.Node
+	}
+	drives := make(map[placement.DriveID]int, len(m.Drives))
+	nodes := make(map[placement.NodeID]int)
+	bestScore := -1
+	var best []uint64
+	for range seedChoices {
+		seed := rand.Uint64()
+		clear(drives)
+		clear(nodes)
+		busiest, busiestNode := 0, 0
+		for _, pg := range stripePGs(seed, width, m.PGCount()) {
+			for _, id := range m.Set(pg) {
+				drives[id]++
+				nodes[node[id]]++
+				busiest, busiestNode = max(busiest, drives[id]), max(busiestNode, nodes[node[id]])
+			}
+		}
+		switch score := busiest<<16 | busiestNode; {
+		case bestScore < 0 || score < bestScore:
+			best, bestScore = append(best[:0], seed), score
+		case score == bestScore && len(best) < keptSeeds:
+			best = append(best, seed)
+		}
+	}
+	c.m, c.width, c.seeds = m, width, best
+	return best
+}
+
+// setStriping makes rec, about to be written under m, striped with width
+// PGs and one of m's balanced seeds; a no-op for a width of 1.
+func (e *Engine) setStriping(rec *record, m *placement.Map, width int) {
 	if width <= 1 {
 		return
 	}
-	rec.Seed, rec.Width, rec.PGCount = rand.Uint64(), width, m.PGCount()
+	seeds := e.balancedSeeds(m, width)
+	rec.Seed, rec.Width, rec.PGCount = seeds[rand.IntN(len(seeds))], width, m.PGCount()
 	rec.Layout = layoutOf(m, rec.Seed, rec.Width, rec.PGCount)
 }
 
