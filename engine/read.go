@@ -513,9 +513,11 @@ func (a *Artifact) writeStriped(ctx context.Context, w io.Writer, off, length in
 		err error
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		cancel() // stops the parts still decoding, then waits for them
+		wg.Wait()
+	}()
 	out := make([]chan result, len(spans))
 	free := make(chan []byte, stripeReadAhead) // the window's buffers, reused
 	for range stripeReadAhead {

@@ -314,6 +314,9 @@ func (e *Engine) putStriped(ctx context.Context, codec *erasure.Codec, m *placem
 			break
 		}
 	}
+	if err != nil {
+		cancel() // the body failed: stop the parts in flight
+	}
 	wg.Wait()
 	if err == nil {
 		err = werr

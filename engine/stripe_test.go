@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -455,5 +456,48 @@ func TestStripedMemory(t *testing.T) {
 	const limit = 48 << 20 // the window's parts, their coders, uncollected garbage
 	if putPeak > limit || getPeak > limit {
 		t.Fatalf("heap grew by %d (put) / %d (get) bytes, want under %d", putPeak, getPeak, limit)
+	}
+}
+
+// TestStripedPutFails: a striped Put that fails (a body shorter or longer
+// than its length, a wrong Content-MD5, parts' drive sets short of a
+// write quorum) stores nothing: no version, no shard file on any drive.
+func TestStripedPutFails(t *testing.T) {
+	size := 10*stripeChunkStripes*stripeTestStripe + 3
+	data := randBytes(30, size)
+	tests := []struct {
+		name    string
+		body    []byte
+		opts    PutOptions
+		offline int // drives set offline first
+		want    error
+	}{
+		{"short body", data[:size/2], PutOptions{Size: int64(size)}, 0, ErrIncompleteBody},
+		{"long body", data, PutOptions{Size: int64(size - 1)}, 0, ErrIncompleteBody},
+		{"too large", data, PutOptions{Size: -1, MaxSize: int64(size / 2)}, 0, ErrTooLarge},
+		{"bad digest", data, PutOptions{Size: int64(size), MD5: make([]byte, 16)}, 0, ErrBadDigest},
+		{"drives offline", data, PutOptions{Size: int64(size)}, 4, ErrWriteQuorum},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newStripeRig(t, 8)
+			for _, f := range r.faulty[:tt.offline] {
+				f.SetOffline(true)
+			}
+			_, err := r.e.Put(t.Context(), "t", "c", "k", bytes.NewReader(tt.body), tt.opts)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Put: %v, want %v", err, tt.want)
+			}
+			for _, f := range r.faulty {
+				f.SetOffline(false)
+			}
+			r.e.WaitBackground()
+			if _, err := r.e.Open(t.Context(), "t", "c", "k"); !errors.Is(err, ErrNoSuchArtifact) {
+				t.Fatalf("Open after a failed put: %v, want ErrNoSuchArtifact", err)
+			}
+			if _, total := drivesWithShards(r.shardFiles(t)); total != 0 {
+				t.Fatalf("%d shard files left by a failed put", total)
+			}
+		})
 	}
 }
