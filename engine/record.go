@@ -26,7 +26,7 @@ type record struct {
 	Data        int    // k
 	Parity      int    // m
 	StripeSize  int64  // bytes
-	PG          uint32 // placement group holding the shard files
+	PG          uint32 // the key's placement group: its drives hold the records and, unless striped, the shard files
 	Shard       int    // index of the shard this drive holds
 	Inline      []byte // this drive's whole shard file when the artifact is stored inline; nil otherwise
 	IsInline    bool
