@@ -123,8 +123,10 @@ func TestStripedPutGet(t *testing.T) {
 			if n < tt.minDrives {
 				t.Fatalf("shard files on %d drives, want at least %d", n, tt.minDrives)
 			}
-			if want := 3 * len(rec.Parts); total != want {
-				t.Fatalf("%d shard files, want %d (3 per part, %d parts)", total, want, len(rec.Parts))
+			// 3 per part; a lane dropped as too slow (a loaded machine)
+			// leaves a part on a write quorum of 2, for the healer.
+			if total < 2*len(rec.Parts) || total > 3*len(rec.Parts) {
+				t.Fatalf("%d shard files, want 2 to 3 per part, %d parts", total, len(rec.Parts))
 			}
 			got, err := r.get("k", 0, -1)
 			if err != nil || !bytes.Equal(got, data) {
@@ -172,8 +174,8 @@ func TestStripedOverwrite(t *testing.T) {
 	r.put(t, "k", data, int64(size))
 	r.e.WaitBackground()
 	rec := r.homeRecord(t, "k")
-	if _, total := drivesWithShards(r.shardFiles(t)); total != 3*len(rec.Parts) {
-		t.Fatalf("%d shard files after overwrite, want %d", total, 3*len(rec.Parts))
+	if _, total := drivesWithShards(r.shardFiles(t)); total < 2*len(rec.Parts) || total > 3*len(rec.Parts) {
+		t.Fatalf("%d shard files after overwrite, want 2 to 3 for each of %d parts", total, len(rec.Parts))
 	}
 	if got, err := r.get("k", 0, -1); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("get: err %v", err)
@@ -321,8 +323,8 @@ func TestStripedMigrate(t *testing.T) {
 	if rec, err := unmarshalRecord(raw.Data); err != nil || rec.Width != 8 || !stripedIn(rec, m2) {
 		t.Fatalf("migrated record %+v, %v: want striped over m2's PGs", rec, err)
 	}
-	if n := files(); n != 3*11 {
-		t.Fatalf("%d shard files after migration, want %d (11 parts × 3)", n, 3*11)
+	if n := files(); n < 2*11 || n > 3*11 {
+		t.Fatalf("%d shard files after migration, want 2 to 3 for each of 11 parts", n)
 	}
 }
 
@@ -499,5 +501,41 @@ func TestStripedPutFails(t *testing.T) {
 				t.Fatalf("%d shard files left by a failed put", total)
 			}
 		})
+	}
+}
+
+// TestStripedRangeReadsOnlyItsParts: with every shard file of the parts
+// after the first removed, a range inside the first part still reads (it
+// opens no other part) and one reaching the second fails with
+// ErrReadQuorum rather than return bytes it could not verify.
+func TestStripedRangeReadsOnlyItsParts(t *testing.T) {
+	r := newStripeRig(t, 8)
+	chunk := stripeChunkStripes * stripeTestStripe
+	data := randBytes(40, 6*chunk)
+	r.put(t, "k", data, int64(len(data)))
+	rec := r.homeRecord(t, "k")
+	gone := map[string]bool{}
+	for _, p := range rec.Parts[1:] {
+		gone[shardName("t", "c", "k", p.DataID)] = true
+	}
+	removed := 0
+	for _, files := range r.shardFiles(t) {
+		for _, f := range files {
+			if gone[filepath.Base(f)] {
+				if err := os.Remove(f); err != nil {
+					t.Fatal(err)
+				}
+				removed++
+			}
+		}
+	}
+	if removed < 2*(len(rec.Parts)-1) {
+		t.Fatalf("removed %d shard files, want at least %d", removed, 2*(len(rec.Parts)-1))
+	}
+	if got, err := r.get("k", 10, int64(chunk-10)); err != nil || !bytes.Equal(got, data[10:chunk]) {
+		t.Fatalf("range inside the first part: %d bytes, %v", len(got), err)
+	}
+	if _, err := r.get("k", int64(chunk-10), 20); !errors.Is(err, ErrReadQuorum) {
+		t.Fatalf("range into the second part: %v, want ErrReadQuorum", err)
 	}
 }
