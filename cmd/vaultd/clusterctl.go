@@ -45,7 +45,7 @@ func runCluster(ctx context.Context, args []string, getenv func(string) string, 
 	switch sub {
 	case "status":
 	case "set-erasure":
-		width = fs.Int("width", 0, "stripe width for new writes: artifacts larger than 8 stripes are spread over this many PGs (1 to 16; 1 unstriped); 0 keeps the current one")
+		width = fs.Int("width", 0, "stripe width for new writes: artifacts larger than 4 stripes (4 MiB by default) are spread over this many PGs (1 to 16; 1 unstriped); 0 keeps the current one")
 		npos, minpos = 1, 1
 	case "drain":
 		drive = fs.String("drive", "", "drain only this drive (NODE may then be left out)")
