@@ -311,8 +311,8 @@ func (s *Store) replan(ctx context.Context, choice *erasureChoice) error {
 // same drives; the engine's migrator then re-encodes what older maps hold
 // in the background, as after growth. The choice is kept as drives join.
 // It fails wrapping ErrRefused if the drives cannot hold pol (fewer drives
-// than k+m) or the width is out of range. Width is stored and shown only:
-// the engine does not stripe across PGs yet.
+// than k+m) or the width is out of range. The engine stripes large
+// artifacts written under the map over width PGs.
 func (s *Store) SetErasure(ctx context.Context, pol placement.Policy, width int) (*placement.Map, error) {
 	if err := pol.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)

@@ -65,8 +65,8 @@ type MapStatus struct {
 	// PolicySet says an operator chose Policy (set-erasure); otherwise
 	// it follows the drive count (placement.DefaultPolicy).
 	PolicySet bool `json:"policy_set,omitempty"`
-	// Width is the stripe width for new writes (1: unstriped). Stored
-	// and shown only: the engine does not stripe across PGs yet.
+	// Width is the stripe width for new writes (1: unstriped): the
+	// number of PGs a large artifact's parts are spread over (engine).
 	Width  int `json:"width"`
 	PGs    int `json:"pgs"`
 	Drives int `json:"drives"`

@@ -19,6 +19,45 @@
 // most Config.InlineMax bytes skip shard files: each drive's shard is kept
 // inside that drive's record, so a small read is one lookup per drive.
 //
+// # Striping across placement groups
+//
+// A map with a stripe width W > 1 (placement.Map.Width, `vaultd cluster
+// set-erasure K+M --width W`) spreads each large plain Put over W PGs, as
+// 3FS does, so one artifact is written and read by many drive sets at
+// once (stripe.go). A body of more than stripeChunkStripes stripes (4 MiB
+// with the default 1 MiB stripe) is cut into parts of that many stripes,
+// each erasure-coded on its own with its own shard files (the record's
+// Parts, as a multipart artifact's); part i goes to PG
+// stripePGs(seed)[i mod W], W distinct PGs a random seed draws from the
+// map's PGs. The record, written to the key's own PG's drives as always,
+// keeps the seed, W and the PG count (record format 2), so the parts'
+// locations are computed, not stored: record.partPG is the one rule for
+// which PG holds part i and Engine.partDrives for which drives; slot j of
+// every part is on drive j of its PG's set, the slot of the record that
+// names it on the key's own set. A Put writes, and a read decodes,
+// stripeReadAhead parts at a time, in parallel, in a bounded window
+// (memory: that many parts per request); a range reads only the parts it
+// covers. Smaller bodies, inline ones, multipart uploads and maps of
+// width 0 or 1 keep the single-PG layout (record format 1, which still
+// reads: format 2 is written only for striped records). Multipart parts
+// are not striped yet: each stays in the upload's PG.
+//
+// Map changes: the record also keeps a fingerprint (Layout) of the drive
+// sets, in the map it was written under, of the W PGs. A record counts as
+// placed for a map (placedIn) only if that map gives those PGs the same
+// sets, so when a map change moves any part's PG, the record stops being
+// placed for the current map even if the key's own set kept its drives:
+// reads find it in the older map (MapHistory) that still places it,
+// Residue counts it, and MigrateAll moves it like any artifact of an
+// older map, re-encoding every part into the current map, striped again;
+// no per-PG scan of other PGs' shard files is needed, as every part is
+// reached from its record. Heal verifies and rebuilds slot j of every
+// part on the part's own drive; the scrubber of the drive holding slot
+// j's record verifies slot j of every part, wherever it is, so each shard
+// is verified once per period; deletes, overwrites and migration remove
+// each part's shard files from the drives of the map that places the
+// record (the current one or the newest older one that does).
+//
 // Get reads the records of the PG's drives in parallel and takes the newest
 // version. Deleted artifacts are tombstone records with a newer version, so
 // drives that missed a write or a delete still resolve to the right answer.
@@ -199,6 +238,8 @@
 //     (chooseVersion), quorum record reads, and reading an Artifact's bytes.
 //   - history.go: where a key's records are (locate) across the current
 //     and older maps.
+//   - stripe.go: striping across PGs: which PG and drives hold a part
+//     (partPG, partDrives), the striped Put (putStriped).
 //   - recordwrite.go: recordWrite, the one quorum write of metadata
 //     records: put, finish (tally, then roll back or collect), the
 //     last-writer-wins retry for new versions (latest).

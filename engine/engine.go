@@ -219,6 +219,8 @@ type Engine struct {
 	healMu sync.Mutex              // guards the following fields
 	heal   map[HealItem]*healEntry // artifacts seen degraded, waiting to be healed
 
+	seeds seedCache // balanced stripe seeds of the current map (stripe.go)
+
 	uploadMu    sync.Mutex             // guards uploadLocks
 	uploadLocks map[string]*uploadLock // by upload id: serialises part commits, completion and abort
 }

@@ -36,6 +36,8 @@ type rigOptions struct {
 	drives     int
 	stripeSize int64
 	noSync     bool
+	policy     placement.Policy // zero: placement.DefaultPolicy(drives)
+	width      int              // the map's stripe width (stripe.go); 0: unstriped
 }
 
 func newRig(t testing.TB, o rigOptions) *rig {
@@ -65,10 +67,14 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.policy.Data > 0 {
+		pol = o.policy
+	}
 	m, err := placement.NewMap(pdrives, pol, placement.DefaultPGCount, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.Width = o.width
 	topo, err := NewStatic(m, drives)
 	if err != nil {
 		t.Fatal(err)

@@ -127,6 +127,10 @@ func fuzzRecords() []*record {
 			PG: 77, Shard: 3, Inline: []byte("shard"), IsInline: true},
 		{Version: v, Size: 10 << 20, ETag: "0123456789abcdef0123456789abcdef-2", ContentType: "video/mp4", Data: 4, Parity: 2,
 			StripeSize: 1 << 20, PG: 1 << 20, Shard: 5, Parts: []part{{DataID: [16]byte{1}, Size: 5 << 20, ETag: "aa"}, {DataID: [16]byte{2}, Size: 5 << 20}}},
+		// Striped (format 2, stripe.go).
+		{Version: v, Size: 12 << 20, ETag: "0123456789abcdef0123456789abcdef", Data: 2, Parity: 1, StripeSize: 1 << 20, PG: 9, Shard: 1,
+			Parts: []part{{DataID: [16]byte{3}, Size: 4 << 20}, {DataID: [16]byte{4}, Size: 4 << 20}, {DataID: [16]byte{5}, Size: 4 << 20}},
+			Seed:  1<<63 + 5, Width: 8, PGCount: 256, Layout: 0xfeedface},
 	}
 }
 

@@ -158,7 +158,12 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 				ws[j] = bufs[j]
 				continue
 			}
-			sw, err := a.drives[j].CreateShard(ctx, a.partShard(p))
+			pd := a.partDrive(p, j) // a striped part's own drive (stripe.go)
+			if pd == nil {
+				needRecord[j], unwritable[j] = false, true
+				continue
+			}
+			sw, err := pd.CreateShard(ctx, a.partShard(p))
 			if err != nil {
 				e.log.Warn("heal: drive not writable", "pg", a.rec.PG, "shard", j, "err", err)
 				needRecord[j], unwritable[j] = false, true

@@ -25,9 +25,10 @@ type location struct {
 }
 
 // placedIn reports whether r, read from slot j of pg's set in m, was
-// written for that slot.
+// written for that slot and, striped, its parts' PGs have the drive sets
+// they were written to (stripedIn).
 func placedIn(r *record, m *placement.Map, pg uint32, j int) bool {
-	return r.Data == m.Policy.Data && r.Parity == m.Policy.Parity && r.PG == pg && r.Shard == j
+	return r.Data == m.Policy.Data && r.Parity == m.Policy.Parity && r.PG == pg && r.Shard == j && stripedIn(r, m)
 }
 
 // holding returns the record of l that serves version v and how many of
@@ -64,9 +65,18 @@ func sameData(a, b *record) bool {
 }
 
 // sameSet reports whether l reads exactly what m's set for pg would: same
-// policy, PG and drives in the same order.
+// policy, PG and drives in the same order, and the same records placed
+// (a striped record's parts may be placed in one map and not the other).
 func (l location) sameSet(m *placement.Map, pg uint32) bool {
-	return l.m.Policy == m.Policy && l.pg == pg && slices.Equal(l.m.Set(l.pg), m.Set(pg))
+	if l.m.Policy != m.Policy || l.pg != pg || !slices.Equal(l.m.Set(l.pg), m.Set(pg)) {
+		return false
+	}
+	for j, r := range l.raw {
+		if r != nil && r.striped() && placedIn(r, l.m, l.pg, j) != placedIn(r, m, pg, j) {
+			return false
+		}
+	}
+	return true
 }
 
 // readSet reads key's records from the drive set of key's PG in m. It

@@ -166,7 +166,7 @@ func (e *Engine) migrate(ctx context.Context, tenant, container, key string, ext
 // it, into pg's set of the current map cur.
 func (e *Engine) move(ctx context.Context, tenant, container, key string, cur *placement.Map, pg uint32, src location, rec *record) error {
 	pol := cur.Policy
-	drives, derrs := e.pgDrives(cur, pg)
+	drives, _ := e.pgDrives(cur, pg)
 	n, wq := pol.SetSize(), pol.WriteQuorum()
 	moved := record{
 		Version: rec.Version, Deleted: rec.Deleted, Size: rec.Size, ETag: rec.ETag,
@@ -190,10 +190,14 @@ func (e *Engine) move(ctx context.Context, tenant, container, key string, cur *p
 	var inline [][]byte
 	var shards []driver.Shard // the new shard files, per part
 	var commits [][]bool      // per part, the drives holding its new shard file
+	var partDrives [][]driver.Driver
 	drop := func() {
 		for i, s := range shards {
-			e.deleteShards(ctx, drives, s, commits[i])
+			e.deleteShards(ctx, partDrives[i], s, commits[i])
 		}
+	}
+	if rec.striped() && !rec.IsInline {
+		e.setStriping(&moved, cur, stripeWidth(cur)) // striped again, over the current map's PGs (stripe.go)
 	}
 	if rec.IsInline {
 		var body bytes.Buffer
@@ -218,10 +222,11 @@ func (e *Engine) move(ctx context.Context, tenant, container, key string, cur *p
 		}
 	} else {
 		var off int64
-		for _, pt := range rec.Parts {
+		for i, pt := range rec.Parts {
 			var dataID [16]byte
 			rand.Read(dataID[:])
-			shard := shardOf(tenant, container, key, pg, dataID)
+			drives, derrs := e.partDrives(cur, &moved, i)
+			shard := shardOf(tenant, container, key, moved.partPG(i), dataID)
 			committed := make([]bool, n)
 			digest, release := newETagHash(true)
 			body := a.Reader(ctx, off, pt.Size)
@@ -233,7 +238,7 @@ func (e *Engine) move(ctx context.Context, tenant, container, key string, cur *p
 				drop()
 				return err
 			}
-			shards, commits = append(shards, shard), append(commits, committed)
+			shards, commits, partDrives = append(shards, shard), append(commits, committed), append(partDrives, drives)
 			if size != pt.Size || !etagMatches(pt.ETag, sum) {
 				drop()
 				return fmt.Errorf("%w: a part's bytes read do not match its size or ETag", ErrBadDigest)
@@ -256,7 +261,7 @@ func (e *Engine) move(ctx context.Context, tenant, container, key string, cur *p
 		for j := range unused {
 			unused[j] = commits[i][j] && !ok[j]
 		}
-		e.deleteShards(ctx, drives, s, unused)
+		e.deleteShards(ctx, partDrives[i], s, unused)
 	}
 	return nil
 }
@@ -433,10 +438,8 @@ func (e *Engine) removeRecord(ctx context.Context, id placement.DriveID, tenant,
 		if keep(r) {
 			return false, nil
 		}
-		for _, p := range r.Parts {
-			if err := d.DeleteShard(ctx, shardOf(tenant, container, key, r.PG, p.DataID)); err != nil && !errors.Is(err, driver.ErrNotFound) {
-				return false, err
-			}
+		if err := e.deletePartShards(ctx, tenant, container, key, r, r.Shard, d, nil); err != nil {
+			return false, err
 		}
 	}
 	err = d.DeleteRecord(ctx, ikey, raw.Version)

@@ -184,9 +184,13 @@ func (e *Engine) put(ctx context.Context, tenant, container, key, vid string, bo
 	shard := shardOf(tenant, container, key, pg, dataID)
 	committed := make([]bool, pol.SetSize()) // the drives holding the put's shard file
 	stored := false
+	var dropStriped func() // removes a striped put's shard files
 	defer func() {
 		if !stored {
 			e.deleteShards(ctx, drives, shard, committed)
+			if dropStriped != nil {
+				dropStriped()
+			}
 		}
 	}()
 	digest, release := newETagHash(!inline)
@@ -197,6 +201,15 @@ func (e *Engine) put(ctx context.Context, tenant, container, key, vid string, bo
 		inlineShards, rec.Size, err = e.putInline(ctx, codec, len(drives), head, digest)
 		rec.IsInline = true
 		ok = present(drives)
+	} else if width := stripeWidth(m); width > 1 && (opts.Size < 0 || opts.Size > stripeChunkStripes*e.cfg.StripeSize) {
+		// Large: striped over width PGs (stripe.go); the key's own
+		// PG's drives hold the records.
+		e.setStriping(&rec, m, width)
+		ok = present(drives) // the records; no shard of the put need be on them
+		rec.Parts, dropStriped, err = e.putStriped(ctx, codec, m, &rec, tenant, container, key, io.MultiReader(bytes.NewReader(head), body), opts.Size, maxSize, wq, digest)
+		for _, p := range rec.Parts {
+			rec.Size += p.Size
+		}
 	} else {
 		rec.Size, err = e.putStreamed(ctx, codec, drives, derrs, shard, io.MultiReader(bytes.NewReader(head), body), opts.Size, maxSize, wq, digest, committed)
 		if err == nil {

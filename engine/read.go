@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
@@ -58,6 +59,10 @@ type Artifact struct {
 	// rkey is the record key it was read from: the key, or a version key
 	// of it (version.go).
 	rkey string
+	// stripe holds, for a striped artifact, the drives of each PG its
+	// parts are in other than rec.PG, as the map it was found in places
+	// them (stripe.go).
+	stripe map[uint32][]driver.Driver
 }
 
 // Open reads the newest version of key's metadata from its drives. It fails
@@ -234,7 +239,17 @@ func (e *Engine) artifactAt(tenant, container, key string, loc location, newest 
 	if err != nil {
 		return nil, err
 	}
+	var stripe map[uint32][]driver.Driver
+	if newest.striped() {
+		stripe = make(map[uint32][]driver.Driver, newest.Width)
+		for p := range min(len(newest.Parts), newest.Width) {
+			if pg := newest.partPG(p); pg != newest.PG {
+				stripe[pg], _ = e.partDrives(loc.m, newest, p)
+			}
+		}
+	}
 	return &Artifact{
+		stripe:  stripe,
 		Info:    e.info(tenant, container, key, newest),
 		e:       e,
 		rec:     newest,
@@ -367,6 +382,15 @@ func (a *Artifact) partOpen(p int) erasure.OpenFunc {
 			end := min(off+length, int64(len(h.Inline)))
 			return io.NopCloser(bytes.NewReader(h.Inline[off:end])), nil
 		}
+		if pg := a.rec.partPG(p); pg != a.rec.PG {
+			// A striped part in another PG: its drives hold no record;
+			// the set is the one written to (stripedIn), so slot j's
+			// drive holds shard j.
+			if d := a.stripe[pg][j]; d != nil {
+				return d.ReadShard(ctx, a.partShard(p), off, length)
+			}
+			return nil, errArtifactIncomplete
+		}
 		if a.drives[j] == nil || a.stray[j] {
 			return nil, errArtifactIncomplete
 		}
@@ -375,8 +399,17 @@ func (a *Artifact) partOpen(p int) erasure.OpenFunc {
 	}
 }
 
+// partDrive returns the drive holding slot j of part p (nil if the
+// topology cannot provide it).
+func (a *Artifact) partDrive(p, j int) driver.Driver {
+	if pg := a.rec.partPG(p); pg != a.rec.PG {
+		return a.stripe[pg][j]
+	}
+	return a.drives[j]
+}
+
 func (a *Artifact) partShard(p int) driver.Shard {
-	return shardOf(a.Info.Tenant, a.Info.Container, a.Info.Key, a.rec.PG, a.rec.Parts[p].DataID)
+	return shardOf(a.Info.Tenant, a.Info.Container, a.Info.Key, a.rec.partPG(p), a.rec.Parts[p].DataID)
 }
 
 // PartCount returns how many parts a multipart artifact was assembled
@@ -428,7 +461,13 @@ func (a *Artifact) WriteRange(ctx context.Context, w io.Writer, off, length int6
 	}
 	var err error
 	var start int64 // offset of the current part in the artifact
+	if a.rec.striped() {
+		err = a.writeStriped(ctx, w, off, length, &degraded)
+	}
 	for p, size := range a.segments() {
+		if a.rec.striped() {
+			break
+		}
 		lo, hi := max(off, start), min(off+length, start+size)
 		if lo < hi {
 			var res erasure.DecodeResult
@@ -449,6 +488,72 @@ func (a *Artifact) WriteRange(ctx context.Context, w io.Writer, off, length int6
 		return fmt.Errorf("%w: %w", ErrReadQuorum, err)
 	}
 	return err
+}
+
+// writeStriped is WriteRange of a striped artifact: the parts the range
+// covers are decoded up to stripeReadAhead at a time, in parallel (they
+// are on different drive sets), each into a buffer of its own, and
+// written to w in order; memory stays stripeReadAhead parts.
+func (a *Artifact) writeStriped(ctx context.Context, w io.Writer, off, length int64, degraded *bool) error {
+	type span struct {
+		p           int
+		size, lo, n int64 // the part's size, and the range of it read
+	}
+	var spans []span
+	var start int64
+	for p, size := range a.segments() {
+		if lo, hi := max(off, start), min(off+length, start+size); lo < hi {
+			spans = append(spans, span{p, size, lo - start, hi - lo})
+		}
+		start += size
+	}
+	type result struct {
+		buf []byte
+		bad bool
+		err error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel() // stops the parts still decoding, then waits for them
+		wg.Wait()
+	}()
+	out := make([]chan result, len(spans))
+	free := make(chan []byte, stripeReadAhead) // the window's buffers, reused
+	for range stripeReadAhead {
+		free <- nil // allocated on first use
+	}
+	launch := func(i int) {
+		out[i] = make(chan result, 1)
+		sp := spans[i]
+		b := <-free
+		if int64(cap(b)) < sp.n {
+			b = make([]byte, 0, sp.n)
+		}
+		wg.Go(func() {
+			buf := bytes.NewBuffer(b[:0])
+			began := time.Now()
+			res, err := a.codec.Decode(ctx, buf, sp.size, sp.lo, sp.n, a.partOpen(sp.p))
+			a.e.st.decoded(time.Since(began))
+			out[i] <- result{buf.Bytes(), len(res.Bad) > 0, err}
+		})
+	}
+	next := 0
+	for i := range spans {
+		for ; next < len(spans) && next < i+stripeReadAhead; next++ {
+			launch(next)
+		}
+		r := <-out[i]
+		*degraded = *degraded || r.bad
+		if r.err != nil {
+			return r.err
+		}
+		if _, err := w.Write(r.buf); err != nil {
+			return err
+		}
+		free <- r.buf
+	}
+	return nil
 }
 
 // Reader returns bytes [off, off+length) of the artifact as a stream. The

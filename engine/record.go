@@ -26,7 +26,7 @@ type record struct {
 	Data        int    // k
 	Parity      int    // m
 	StripeSize  int64  // bytes
-	PG          uint32 // placement group holding the shard files
+	PG          uint32 // the key's placement group: its drives hold the records and, unless striped, the shard files
 	Shard       int    // index of the shard this drive holds
 	Inline      []byte // this drive's whole shard file when the artifact is stored inline; nil otherwise
 	IsInline    bool
@@ -41,6 +41,16 @@ type record struct {
 	// one for a plain Put, one per part for a multipart upload, none when
 	// inline. Each is encoded on its own and has its own shard files.
 	Parts []part
+	// Striping (format 2, stripe.go): with Width > 1 part i's shard files
+	// are in PG stripePGs(r)[i mod Width], drawn from the PGCount PGs of
+	// the map written under by Seed, not in PG; Layout fingerprints
+	// those PGs' drive sets then, so that a map that moves any of them
+	// no longer counts the record as placed (placedIn) and migration
+	// moves it. Width 0 or 1: every part is in PG (format 1).
+	Seed    uint64
+	Width   int
+	PGCount int
+	Layout  uint64
 }
 
 // part is one separately encoded piece of an artifact.
@@ -58,10 +68,13 @@ type part struct {
 // inline data. Formats are append-only: a new field gets a new format number
 // and older formats keep decoding. The flags byte's bits 4 (Marker) and 8
 // (Pointer) came later within format 1: records without them read as
-// before.
+// before. Format 2 appends the striping fields (Seed, Width, PGCount,
+// Layout) after the parts; it is written only for striped records, so an
+// unstriped record is byte for byte what format 1 wrote.
 const (
-	recordMagic  = 'V'
-	recordFormat = 1
+	recordMagic         = 'V'
+	recordFormat        = 1
+	recordFormatStriped = 2
 )
 
 var errBadRecord = errors.New("engine: malformed record")
@@ -88,7 +101,11 @@ func (r *record) marshal() []byte {
 	head = binary.AppendVarint(head, r.Size)
 	head = appendString(head, r.ETag)
 	head = binary.AppendVarint(head, r.Modified)
-	b = append(b, recordMagic, recordFormat)
+	format := byte(recordFormat)
+	if r.Width > 1 {
+		format = recordFormatStriped
+	}
+	b = append(b, recordMagic, format)
 	b = binary.AppendUvarint(b, uint64(len(head)))
 	b = append(b, head...)
 	b = binary.BigEndian.AppendUint64(b, xxh3.Hash(b))
@@ -111,6 +128,12 @@ func (r *record) marshal() []byte {
 		b = binary.AppendVarint(b, p.Size)
 		b = appendString(b, p.ETag)
 	}
+	if format == recordFormatStriped {
+		b = binary.BigEndian.AppendUint64(b, r.Seed)
+		b = binary.AppendUvarint(b, uint64(r.Width))
+		b = binary.AppendUvarint(b, uint64(r.PGCount))
+		b = binary.BigEndian.AppendUint64(b, r.Layout)
+	}
 	return binary.BigEndian.AppendUint64(b, xxh3.Hash(b))
 }
 
@@ -120,7 +143,7 @@ func splitHead(b []byte, r *record) (decoder, error) {
 	if len(b) < 3 || b[0] != recordMagic {
 		return decoder{}, errBadRecord
 	}
-	if b[1] != recordFormat {
+	if b[1] != recordFormat && b[1] != recordFormatStriped {
 		return decoder{}, fmt.Errorf("%w: unknown format %d", errBadRecord, b[1])
 	}
 	n, w := binary.Uvarint(b[2:])
@@ -208,6 +231,15 @@ func unmarshalRecord(b []byte) (*record, error) {
 	} else if n != 0 {
 		d.err = errBadRecord
 	}
+	if body[1] == recordFormatStriped {
+		r.Seed = d.u64()
+		w, pgs := d.uvarint(), d.uvarint()
+		r.Layout = d.u64()
+		if d.err == nil && (w < 2 || w > maxWidth || pgs < w || pgs > 1<<20) {
+			d.err = errBadRecord
+		}
+		r.Width, r.PGCount = int(w), int(pgs)
+	}
 	if d.err != nil || len(d.b) != 0 {
 		return nil, errBadRecord
 	}
@@ -236,6 +268,13 @@ func (d *decoder) bytes(n int) []byte {
 	v := d.b[:n]
 	d.b = d.b[n:]
 	return v
+}
+
+func (d *decoder) u64() uint64 {
+	if v := d.bytes(8); v != nil {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
 }
 
 func (d *decoder) byte() byte {

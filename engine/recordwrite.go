@@ -334,17 +334,17 @@ func (w *recordWrite) collect(ctx context.Context, rec *record, res []recordPut)
 		default:
 			continue
 		}
-		for _, p := range gone.Parts {
-			if gone != rec && gone.PG == rec.PG && slices.ContainsFunc(rec.Parts, func(q part) bool { return q.DataID == p.DataID }) {
-				continue // still rec's data (a rewrite, or a re-versioned write)
-			}
-			wg.Go(func() {
-				err := w.drives[j].DeleteShard(ctx, shardOf(w.tenant, w.container, w.key, gone.PG, p.DataID))
-				if err != nil && !errors.Is(err, driver.ErrNotFound) {
-					w.e.log.Warn("shard delete failed", "pg", gone.PG, "shard", j, "err", err)
-				}
-			})
+		// A striped record's parts in other PGs are deleted from their
+		// own drives (deletePartShards, stripe.go).
+		keep := func(p part) bool {
+			// still rec's data (a rewrite, or a re-versioned write)
+			return gone != rec && gone.PG == rec.PG && slices.ContainsFunc(rec.Parts, func(q part) bool { return q.DataID == p.DataID })
 		}
+		wg.Go(func() {
+			if err := w.e.deletePartShards(ctx, w.tenant, w.container, w.key, gone, j, w.drives[j], keep); err != nil {
+				w.e.log.Warn("shard delete failed", "pg", gone.PG, "shard", j, "err", err)
+			}
+		})
 	}
 	wg.Wait()
 }

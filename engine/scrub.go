@@ -291,10 +291,27 @@ func (s *Scrubber) scrubRecord(ctx context.Context, id placement.DriveID, d driv
 			return io.NopCloser(bytes.NewReader(inline[off:min(off+length, int64(len(inline)))])), nil
 		}})
 	} else {
-		for _, p := range rec.Parts {
-			sh := shardOf(tenant, container, key, rec.PG, p.DataID)
+		// A striped record's parts in other PGs are verified from their
+		// own drives, by the scrubber of the drive holding the slot's
+		// record (stripe.go): so every shard is verified once a period.
+		var sm *placement.Map
+		if rec.striped() {
+			sm = s.e.stripeMap(rec)
+		}
+		for i, p := range rec.Parts {
+			pg, pd := rec.partPG(i), d
+			if pg != rec.PG {
+				if sm == nil {
+					continue // the map placing it is gone: migration's
+				}
+				ds, _ := s.e.partDrives(sm, rec, i)
+				if pd = ds[rec.Shard]; pd == nil {
+					continue // unreachable now: the next pass
+				}
+			}
+			sh := shardOf(tenant, container, key, pg, p.DataID)
 			segs = append(segs, segment{p.Size, func(ctx context.Context, off, length int64) (io.ReadCloser, error) {
-				return d.ReadShard(ctx, sh, off, length)
+				return pd.ReadShard(ctx, sh, off, length)
 			}})
 		}
 	}

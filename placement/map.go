@@ -24,8 +24,7 @@ type Map struct {
 	Chosen bool `json:",omitempty"`
 	// Width is the stripe width an operator chose for new writes: the
 	// number of PGs a large artifact's stripes are spread over (0 means
-	// 1, unstriped). It is stored and shown, but the engine does not
-	// stripe across PGs yet (issue 14.1).
+	// 1, unstriped); the engine keeps each artifact's width in its record.
 	Width int `json:",omitempty"`
 }
 

@@ -45,7 +45,7 @@ func runCluster(ctx context.Context, args []string, getenv func(string) string, 
 	switch sub {
 	case "status":
 	case "set-erasure":
-		width = fs.Int("width", 0, "stripe width for new writes, 1 to 16 PGs (stored and shown; striping is not implemented yet); 0 keeps the current one")
+		width = fs.Int("width", 0, "stripe width for new writes: artifacts larger than 4 stripes (4 MiB by default) are spread over this many PGs (1 to 16; 1 unstriped); 0 keeps the current one")
 		npos, minpos = 1, 1
 	case "drain":
 		drive = fs.String("drive", "", "drain only this drive (NODE may then be left out)")
@@ -89,7 +89,7 @@ func runCluster(ctx context.Context, args []string, getenv func(string) string, 
 		if *asJSON {
 			return printJSON(stdout, ms)
 		}
-		_, err = fmt.Fprintf(stdout, "map epoch %d: erasure %s, stripe width %d (stored; striping across PGs is not implemented yet), %d PGs over %d drives; older data is re-encoded in the background\n",
+		_, err = fmt.Fprintf(stdout, "map epoch %d: erasure %s, stripe width %d, %d PGs over %d drives; older data is re-encoded in the background\n",
 			ms.Epoch, ms.Policy, ms.Width, ms.PGs, ms.Drives)
 		return err
 	case "drain":
@@ -186,7 +186,7 @@ func writeClusterStatus(w io.Writer, st *cluster.Status) error {
 		how = "set by the operator"
 	}
 	fmt.Fprintf(tw, "policy:\t%s (%s)\n", dash(st.Map.Policy), how)
-	fmt.Fprintf(tw, "stripe width:\t%d (stored for new writes; striping across PGs is not implemented yet)\n", max(st.Map.Width, 1))
+	fmt.Fprintf(tw, "stripe width:\t%d (large artifacts written now are striped over this many PGs)\n", max(st.Map.Width, 1))
 	fmt.Fprintf(tw, "PGs:\t%d over %d drives\n", st.Map.PGs, st.Map.Drives)
 	older := "none"
 	if len(st.Map.Older) > 0 {

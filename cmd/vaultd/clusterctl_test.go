@@ -62,7 +62,7 @@ n3  127.0.0.1:9301  nonvoter
 MAP
 epoch:         3
 policy:        4+2 (set by the operator)
-stripe width:  8 (stored for new writes; striping across PGs is not implemented yet)
+stripe width:  8 (large artifacts written now are striped over this many PGs)
 PGs:           256 over 6 drives
 older epochs:  2, 1 (still read, not yet migrated)
 
@@ -90,7 +90,7 @@ ID  ADDRESS  SUFFRAGE  LEADER
 MAP
 epoch:         0
 policy:        - (follows the drive count)
-stripe width:  1 (stored for new writes; striping across PGs is not implemented yet)
+stripe width:  1 (large artifacts written now are striped over this many PGs)
 PGs:           0 over 0 drives
 older epochs:  none
 

@@ -72,7 +72,7 @@ func TestClusterSetErasure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"policy:        2+1 (set by the operator)", "stripe width:  8 (stored for new writes; striping across PGs is not implemented yet)"} {
+	for _, want := range []string{"policy:        2+1 (set by the operator)", "stripe width:  8 (large artifacts written now are striped over this many PGs)"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("cluster status lacks %q:\n%s", want, text)
 		}

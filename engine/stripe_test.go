@@ -1,0 +1,541 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// shardFiles returns the shard files each drive of r holds, by drive, as
+// found on disk (not through the engine).
+func (r *rig) shardFiles(t testing.TB) [][]string {
+	t.Helper()
+	out := make([][]string, len(r.dirs))
+	for i, dir := range r.dirs {
+		root := filepath.Join(dir, "shards")
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.Type().IsRegular() {
+				out[i] = append(out[i], path)
+			}
+			return nil
+		})
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// drivesWithShards counts the drives holding at least one shard file.
+func drivesWithShards(files [][]string) (n, total int) {
+	for _, f := range files {
+		if len(f) > 0 {
+			n++
+		}
+		total += len(f)
+	}
+	return n, total
+}
+
+// homeRecord returns key's record on slot 0 of its PG.
+func (r *rig) homeRecord(t testing.TB, key string) *record {
+	t.Helper()
+	m := r.e.mapOf()
+	drives, _ := r.e.pgDrives(m, m.PGOf("t", "c", key))
+	raw, err := drives[0].GetRecord(t.Context(), indexPrefix("t", "c")+key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := unmarshalRecord(raw.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+const stripeTestStripe = 64 << 10 // a part is stripeChunkStripes of them: 256 KiB, above DefaultInlineMax
+
+func newStripeRig(t testing.TB, width int) *rig {
+	return newRig(t, rigOptions{drives: 6, stripeSize: stripeTestStripe, noSync: true,
+		policy: placement.Policy{Data: 2, Parity: 1}, width: width})
+}
+
+// TestStripedPutGet: a body larger than one part is spread over width
+// PGs (shard files on at least 5 of 6 drives, where one PG has 3), reads
+// back whole and by ranges across part boundaries; a smaller body, or a
+// map of width 1, keeps the single-PG layout (3 drives, format 1).
+func TestStripedPutGet(t *testing.T) {
+	chunk := stripeChunkStripes * stripeTestStripe
+	tests := []struct {
+		name      string
+		width     int
+		size      int
+		unknown   bool // Size -1
+		striped   bool
+		minDrives int
+	}{
+		{"small", 8, chunk - 100, false, false, 3},
+		{"one part exactly", 8, chunk, false, false, 3},
+		{"large", 8, 10*chunk + 1234, false, true, 5},
+		{"parts exactly", 8, 9 * chunk, false, true, 5},
+		{"unknown size", 8, 10*chunk + 7, true, true, 5},
+		{"width 1", 1, 10*chunk + 1234, false, false, 3},
+		{"width 2", 2, 10*chunk + 1234, false, true, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newStripeRig(t, tt.width)
+			data := randBytes(uint64(tt.size), tt.size)
+			size := int64(tt.size)
+			if tt.unknown {
+				size = -1
+			}
+			info := r.put(t, "k", data, size)
+			if info.ETag != md5hex(data) {
+				t.Fatalf("ETag %s, want %s", info.ETag, md5hex(data))
+			}
+			rec := r.homeRecord(t, "k")
+			if rec.striped() != tt.striped {
+				t.Fatalf("record width %d, striped %v, want striped %v", rec.Width, rec.striped(), tt.striped)
+			}
+			if tt.striped && rec.Width != tt.width {
+				t.Fatalf("record width %d, want %d", rec.Width, tt.width)
+			}
+			files := r.shardFiles(t)
+			n, total := drivesWithShards(files)
+			if !tt.striped && n != 3 {
+				t.Fatalf("unstriped: shard files on %d drives, want 3", n)
+			}
+			if n < tt.minDrives {
+				t.Fatalf("shard files on %d drives, want at least %d", n, tt.minDrives)
+			}
+			// 3 per part; a lane dropped as too slow (a loaded machine)
+			// leaves a part on a write quorum of 2, for the healer.
+			if total < 2*len(rec.Parts) || total > 3*len(rec.Parts) {
+				t.Fatalf("%d shard files, want 2 to 3 per part, %d parts", total, len(rec.Parts))
+			}
+			got, err := r.get("k", 0, -1)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("get: %d bytes, equal %v, err %v", len(got), bytes.Equal(got, data), err)
+			}
+			for _, rg := range [][2]int{{0, 1}, {chunk - 10, 20}, {chunk, chunk}, {3*chunk - 1, 2*chunk + 2}, {tt.size - 5, 5}, {7, tt.size - 7}} {
+				off, n := rg[0], rg[1]
+				if off < 0 || off+n > tt.size {
+					continue
+				}
+				got, err := r.get("k", int64(off), int64(n))
+				if err != nil || !bytes.Equal(got, data[off:off+n]) {
+					t.Fatalf("range %d+%d: %d bytes, err %v", off, n, len(got), err)
+				}
+			}
+			// A copy is striped too, and reads back.
+			if _, err := r.e.Copy(t.Context(), "t", "c", "k", "c", "k2", CopyOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := r.get("k2", 0, -1); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("copy: %d bytes, err %v", len(got), err)
+			}
+			// Deleting both (and so replacing their records) removes
+			// every part's shard files, wherever they are.
+			for _, k := range []string{"k", "k2"} {
+				if err := r.e.Delete(t.Context(), "t", "c", k); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.e.WaitBackground()
+			if _, total := drivesWithShards(r.shardFiles(t)); total != 0 {
+				t.Fatalf("%d shard files left after delete", total)
+			}
+		})
+	}
+}
+
+// TestStripedOverwrite: overwriting a striped artifact removes the older
+// version's parts from every PG they were in.
+func TestStripedOverwrite(t *testing.T) {
+	r := newStripeRig(t, 8)
+	size := 6*stripeChunkStripes*stripeTestStripe + 3
+	r.put(t, "k", randBytes(1, size), int64(size))
+	data := randBytes(2, size)
+	r.put(t, "k", data, int64(size))
+	r.e.WaitBackground()
+	rec := r.homeRecord(t, "k")
+	if _, total := drivesWithShards(r.shardFiles(t)); total < 2*len(rec.Parts) || total > 3*len(rec.Parts) {
+		t.Fatalf("%d shard files after overwrite, want 2 to 3 for each of %d parts", total, len(rec.Parts))
+	}
+	if got, err := r.get("k", 0, -1); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("get: err %v", err)
+	}
+}
+
+// TestStripedHeal: a shard file lost on a drive outside the key's own
+// PG (a part striped elsewhere) is read around and rebuilt by Heal on
+// that drive.
+func TestStripedHeal(t *testing.T) {
+	r := newStripeRig(t, 8)
+	size := 10*stripeChunkStripes*stripeTestStripe + 99
+	data := randBytes(3, size)
+	r.put(t, "k", data, int64(size))
+	m := r.e.mapOf()
+	home := m.Set(m.PGOf("t", "c", "k"))
+	files := r.shardFiles(t)
+	lost := ""
+	for i, f := range files {
+		if len(f) > 0 && !slices.Contains(home, r.ids[i]) {
+			lost = f[0]
+			break
+		}
+	}
+	if lost == "" {
+		t.Fatal("no shard file outside the key's own PG")
+	}
+	if err := os.Remove(lost); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.get("k", 0, -1)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("degraded get: err %v", err)
+	}
+	if _, err := r.e.Heal(t.Context(), "t", "c", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(lost); err != nil {
+		t.Fatalf("lost shard not rebuilt: %v", err)
+	}
+	// The rebuilt file serves: with another drive of that part's set
+	// gone, the part still decodes only if it is right.
+	got, err = r.get("k", 0, -1)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("get after heal: err %v", err)
+	}
+}
+
+// TestStripedRecordFormat: a striped record round-trips in format 2; an
+// unstriped one is still written, byte for byte, in format 1.
+func TestStripedRecordFormat(t *testing.T) {
+	plain := record{Size: 5, ETag: "x", Data: 2, Parity: 1, StripeSize: 4096, PG: 7, Parts: []part{{Size: 5}}}
+	if b := plain.marshal(); b[1] != 1 {
+		t.Fatalf("unstriped record written in format %d", b[1])
+	}
+	st := plain
+	st.Seed, st.Width, st.PGCount, st.Layout = 42, 8, 256, 99
+	b := st.marshal()
+	if b[1] != 2 {
+		t.Fatalf("striped record written in format %d", b[1])
+	}
+	got, err := unmarshalRecord(b)
+	if err != nil || got.Seed != 42 || got.Width != 8 || got.PGCount != 256 || got.Layout != 99 {
+		t.Fatalf("decoded %+v, %v", got, err)
+	}
+	// A width past the maximum is refused.
+	st.Width = maxWidth + 1
+	if _, err := unmarshalRecord(st.marshal()); err == nil {
+		t.Fatal("width 17 decoded")
+	}
+}
+
+// TestStripedMigrate: a map change that keeps the key's own PG's drive
+// set but moves the drives of the PGs its parts are striped over (here:
+// the same drives in other slots, so reading the old files through the
+// new map would decode the wrong shards) leaves the artifact readable
+// from the older map, counts it as residue, and MigrateAll moves every
+// part into the new map's sets; the older parts' shard files are removed
+// and, once the history is dropped, it reads back from the new map alone.
+func TestStripedMigrate(t *testing.T) {
+	r := newMigRig(t)
+	pol := placement.Policy{Data: 2, Parity: 1}
+	m1 := r.newMap(t, 6, pol, 16, 1)
+	m1.Width = 8
+	home := m1.PGOf("t", "c", "big")
+	m2 := &placement.Map{Epoch: 2, Policy: pol, Drives: m1.Drives, Width: 8}
+	for pg := range m1.PGCount() {
+		set := slices.Clone(m1.Set(uint32(pg)))
+		if uint32(pg) != home {
+			set = append(set[1:], set[0]) // rotated: same drives, other slots
+		}
+		m2.PGs = append(m2.PGs, set)
+	}
+	if err := m2.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r.useChain([]*placement.Map{m1})
+	chunk := stripeChunkStripes * 64 << 10
+	data := randBytes(9, 10*chunk+5)
+	if _, err := r.e.Put(t.Context(), "t", "c", "big", bytes.NewReader(data), PutOptions{Size: int64(len(data))}); err != nil {
+		t.Fatal(err)
+	}
+	files := func() int {
+		n := 0
+		for _, id := range r.ids {
+			n += len(shardFiles(t, r.dirs[id]))
+		}
+		return n
+	}
+	read := func(e *Engine) []byte {
+		t.Helper()
+		a, err := e.Open(t.Context(), "t", "c", "big")
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		var buf bytes.Buffer
+		if err := a.WriteRange(t.Context(), &buf, 0, a.Info.Size); err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		return buf.Bytes()
+	}
+	r.useChain([]*placement.Map{m1, m2})
+	if got := read(r.e); !bytes.Equal(got, data) {
+		t.Fatal("read under the new map (the older one serving it) differs")
+	}
+	if n, err := r.e.Residue(t.Context(), m1); n == 0 || err != nil {
+		t.Fatalf("Residue(m1) = %d, %v; want the striped record counted", n, err)
+	}
+	sum := migrateAll(t, r.e, 100)
+	if sum.Moved != 1 || sum.Failed != 0 {
+		t.Fatalf("MigrateAll: %+v, want 1 moved", sum)
+	}
+	r.e.WaitBackground()
+	checkResidue(t, r.e, []*placement.Map{m1})
+	r.useChain([]*placement.Map{m2})
+	for _, e := range []*Engine{r.e, r.plain} {
+		if got := read(e); !bytes.Equal(got, data) {
+			t.Fatal("read after migration differs")
+		}
+	}
+	raw, err := r.topo.drives[m2.Set(home)[0]].GetRecord(t.Context(), indexPrefix("t", "c")+"big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := unmarshalRecord(raw.Data); err != nil || rec.Width != 8 || !stripedIn(rec, m2) {
+		t.Fatalf("migrated record %+v, %v: want striped over m2's PGs", rec, err)
+	}
+	if n := files(); n < 2*11 || n > 3*11 {
+		t.Fatalf("%d shard files after migration, want 2 to 3 for each of 11 parts", n)
+	}
+}
+
+// TestStripedScrub: a flipped byte in a shard file of a part striped to
+// a drive outside the key's own PG (whose records are elsewhere) is found
+// by the scrubber and rebuilt; a pass verifies every part's shards once.
+func TestStripedScrub(t *testing.T) {
+	r := newStripeRig(t, 8)
+	size := 10*stripeChunkStripes*stripeTestStripe + 99
+	data := randBytes(4, size)
+	r.put(t, "k", data, int64(size))
+	m := r.e.mapOf()
+	home := m.Set(m.PGOf("t", "c", "k"))
+	victim := ""
+	for i, f := range r.shardFiles(t) {
+		if len(f) > 0 && !slices.Contains(home, r.ids[i]) {
+			victim = f[0]
+			break
+		}
+	}
+	if victim == "" {
+		t.Fatal("no shard file outside the key's own PG")
+	}
+	orig, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := slices.Clone(orig)
+	bad[len(bad)/2] ^= 0x40
+	if err := os.WriteFile(victim, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	drives := map[placement.DriveID]driver.Driver{}
+	for i, id := range r.ids {
+		drives[id] = r.faulty[i]
+	}
+	s, err := r.e.NewScrubber(ScrubConfig{Drives: drives, Period: 2 * time.Second, Rate: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if got, err := os.ReadFile(victim); err == nil && bytes.Equal(got, orig) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if got, err := os.ReadFile(victim); err != nil || !bytes.Equal(got, orig) {
+		t.Fatalf("striped shard not repaired by the scrubber (status %+v)", s.Status())
+	}
+	var corrupt uint64
+	for _, st := range s.Status() {
+		corrupt += st.Corrupt
+	}
+	if corrupt == 0 {
+		t.Fatalf("scrubber counted no corrupt shard: %+v", s.Status())
+	}
+}
+
+// TestStripedVersions: with versioning, striped versions of a key (one
+// first written unversioned, adopted as a version) read back each, and
+// deleting them for good removes every part's shard files.
+func TestStripedVersions(t *testing.T) {
+	r := newStripeRig(t, 8)
+	size := 5*stripeChunkStripes*stripeTestStripe + 11
+	v0 := randBytes(20, size)
+	r.put(t, "k", v0, int64(size)) // unversioned: adopted as the null version
+	v1 := randBytes(21, size)
+	i1 := r.vput(t, "k", v1, VersioningEnabled)
+	v2 := randBytes(22, size)
+	i2 := r.vput(t, "k", v2, VersioningEnabled)
+	for _, c := range []struct {
+		vid  string
+		want []byte
+	}{{"", v2}, {i2.VersionID, v2}, {i1.VersionID, v1}, {"null", v0}} {
+		if got, err := r.vget(t, "k", c.vid); err != nil || !bytes.Equal(got, c.want) {
+			t.Fatalf("version %q: %d bytes, err %v", c.vid, len(got), err)
+		}
+	}
+	for _, vid := range []string{"null", i1.VersionID, i2.VersionID} {
+		if _, err := r.e.DeleteVersion(t.Context(), "t", "c", "k", DeleteOptions{Versioning: VersioningEnabled, VersionID: vid}); err != nil {
+			t.Fatalf("delete version %s: %v", vid, err)
+		}
+	}
+	r.e.WaitBackground()
+	if _, total := drivesWithShards(r.shardFiles(t)); total != 0 {
+		t.Fatalf("%d shard files left after deleting every version", total)
+	}
+}
+
+// TestStripedMemory streams 256 MiB through a striped Put and Get and
+// checks that the live heap stays bounded by the window (stripeReadAhead
+// parts and their encoders or decoders), whatever the size.
+func TestStripedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 384 MiB")
+	}
+	const size = 256 << 20
+	r := newRig(t, rigOptions{drives: 6, noSync: true, policy: placement.Policy{Data: 2, Parity: 1}, width: 8}) // 1 MiB stripes
+	stop := heapPeak()
+	info, err := r.e.Put(t.Context(), "t", "c", "huge", &patternReader{n: size, state: 88172645463325252}, PutOptions{Size: size})
+	putPeak := stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := r.homeRecord(t, "huge"); !rec.striped() || len(rec.Parts) != size/(stripeChunkStripes<<20) {
+		t.Fatalf("record width %d with %d parts, want striped in %d", rec.Width, len(rec.Parts), size/(stripeChunkStripes<<20))
+	}
+	a, err := r.e.Open(t.Context(), "t", "c", "huge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := md5.New()
+	stop = heapPeak()
+	err = a.WriteRange(t.Context(), h, 0, size)
+	getPeak := stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != info.ETag {
+		t.Fatalf("Get: md5 %s, want %s", got, info.ETag)
+	}
+	t.Logf("256 MiB striped Put: peak live heap growth %.1f MiB; Get: %.1f MiB (window %d parts of %d MiB)",
+		float64(putPeak)/(1<<20), float64(getPeak)/(1<<20), stripeReadAhead, stripeChunkStripes)
+	const limit = 48 << 20 // the window's parts, their coders, uncollected garbage
+	if putPeak > limit || getPeak > limit {
+		t.Fatalf("heap grew by %d (put) / %d (get) bytes, want under %d", putPeak, getPeak, limit)
+	}
+}
+
+// TestStripedPutFails: a striped Put that fails (a body shorter or longer
+// than its length, a wrong Content-MD5, parts' drive sets short of a
+// write quorum) stores nothing: no version, no shard file on any drive.
+func TestStripedPutFails(t *testing.T) {
+	size := 10*stripeChunkStripes*stripeTestStripe + 3
+	data := randBytes(30, size)
+	tests := []struct {
+		name    string
+		body    []byte
+		opts    PutOptions
+		offline int // drives set offline first
+		want    error
+	}{
+		{"short body", data[:size/2], PutOptions{Size: int64(size)}, 0, ErrIncompleteBody},
+		{"long body", data, PutOptions{Size: int64(size - 1)}, 0, ErrIncompleteBody},
+		{"too large", data, PutOptions{Size: -1, MaxSize: int64(size / 2)}, 0, ErrTooLarge},
+		{"bad digest", data, PutOptions{Size: int64(size), MD5: make([]byte, 16)}, 0, ErrBadDigest},
+		{"drives offline", data, PutOptions{Size: int64(size)}, 4, ErrWriteQuorum},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newStripeRig(t, 8)
+			for _, f := range r.faulty[:tt.offline] {
+				f.SetOffline(true)
+			}
+			_, err := r.e.Put(t.Context(), "t", "c", "k", bytes.NewReader(tt.body), tt.opts)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Put: %v, want %v", err, tt.want)
+			}
+			for _, f := range r.faulty {
+				f.SetOffline(false)
+			}
+			r.e.WaitBackground()
+			if _, err := r.e.Open(t.Context(), "t", "c", "k"); !errors.Is(err, ErrNoSuchArtifact) {
+				t.Fatalf("Open after a failed put: %v, want ErrNoSuchArtifact", err)
+			}
+			if _, total := drivesWithShards(r.shardFiles(t)); total != 0 {
+				t.Fatalf("%d shard files left by a failed put", total)
+			}
+		})
+	}
+}
+
+// TestStripedRangeReadsOnlyItsParts: with every shard file of the parts
+// after the first removed, a range inside the first part still reads (it
+// opens no other part) and one reaching the second fails with
+// ErrReadQuorum rather than return bytes it could not verify.
+func TestStripedRangeReadsOnlyItsParts(t *testing.T) {
+	r := newStripeRig(t, 8)
+	chunk := stripeChunkStripes * stripeTestStripe
+	data := randBytes(40, 6*chunk)
+	r.put(t, "k", data, int64(len(data)))
+	rec := r.homeRecord(t, "k")
+	gone := map[string]bool{}
+	for _, p := range rec.Parts[1:] {
+		gone[shardName("t", "c", "k", p.DataID)] = true
+	}
+	removed := 0
+	for _, files := range r.shardFiles(t) {
+		for _, f := range files {
+			if gone[filepath.Base(f)] {
+				if err := os.Remove(f); err != nil {
+					t.Fatal(err)
+				}
+				removed++
+			}
+		}
+	}
+	if removed < 2*(len(rec.Parts)-1) {
+		t.Fatalf("removed %d shard files, want at least %d", removed, 2*(len(rec.Parts)-1))
+	}
+	if got, err := r.get("k", 10, int64(chunk-10)); err != nil || !bytes.Equal(got, data[10:chunk]) {
+		t.Fatalf("range inside the first part: %d bytes, %v", len(got), err)
+	}
+	if _, err := r.get("k", int64(chunk-10), 20); !errors.Is(err, ErrReadQuorum) {
+		t.Fatalf("range into the second part: %v, want ErrReadQuorum", err)
+	}
+}
