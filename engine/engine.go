@@ -169,6 +169,12 @@ type Config struct {
 	// commits, completion, abort and sweep across nodes; nil (a single
 	// node) serialises them in this process only.
 	UploadLocker UploadLocker
+	// StoragePolicy, if set, returns a container's storage policy
+	// (PolicyLocal, PolicyHybrid, PolicyTier; "" or unknown means
+	// PolicyLocal). It is called on every operation and must be fast
+	// and safe for concurrent use (cluster: the node's replicated bucket
+	// configuration).
+	StoragePolicy func(tenant, container string) string
 }
 
 // Validate checks c and fills in defaults.
@@ -218,6 +224,8 @@ type Engine struct {
 
 	healMu sync.Mutex              // guards the following fields
 	heal   map[HealItem]*healEntry // artifacts seen degraded, waiting to be healed
+
+	layoutCache
 
 	uploadMu    sync.Mutex             // guards uploadLocks
 	uploadLocks map[string]*uploadLock // by upload id: serialises part commits, completion and abort
@@ -314,7 +322,7 @@ func New(c Config) (*Engine, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: c, log: c.Logger, heal: make(map[HealItem]*healEntry), uploadLocks: make(map[string]*uploadLock)}, nil
+	return &Engine{cfg: c, log: c.Logger, heal: make(map[HealItem]*healEntry), layoutCache: layoutCache{layouts: make(map[layoutKey]*placement.Map)}, uploadLocks: make(map[string]*uploadLock)}, nil
 }
 
 type codecKey struct {

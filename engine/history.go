@@ -109,7 +109,7 @@ func (e *Engine) olderMaps(cur *placement.Map) []*placement.Map {
 	var ms []*placement.Map
 	for _, m := range h.OlderMaps() {
 		if m != nil && m.Epoch < cur.Epoch {
-			ms = append(ms, m)
+			ms = append(ms, e.layoutMap(m, cur.Layout))
 		}
 	}
 	return ms
@@ -143,7 +143,7 @@ func (e *Engine) olderMaps(cur *placement.Map) []*placement.Map {
 // unless the current set, read once more, now holds a record (a write that
 // landed meanwhile).
 func (e *Engine) locate(ctx context.Context, tenant, container, key string) (location, *record, error) {
-	cur := e.cfg.Topology.Map()
+	cur := e.mapFor(tenant, container)
 	loc, err := e.readSet(ctx, cur, tenant, container, key)
 	if err != nil {
 		return location{}, nil, err

@@ -112,7 +112,7 @@ func (e *Engine) migrate(ctx context.Context, tenant, container, key string, ext
 	unlock := e.lockLocal("migrate\x00" + ikey) // upload ids are hex: no collision
 	defer unlock()
 	var res MigrateResult
-	cur := e.cfg.Topology.Map()
+	cur := e.mapFor(tenant, container)
 	pg := pgOf(cur, tenant, container, key)
 	loc, newest, err := e.locate(ctx, tenant, container, key)
 	if err != nil {

@@ -27,6 +27,9 @@ type Map struct {
 	// 1, unstriped). It is stored and shown, but the engine does not
 	// stripe across PGs yet (issue 14.1).
 	Width int `json:",omitempty"`
+	// Layout is set on the maps ForLayout derives for a container's
+	// storage policy; empty on the cluster map itself.
+	Layout Layout `json:",omitempty"`
 }
 
 // MaxWidth is the largest stripe width a Map may carry.
