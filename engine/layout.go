@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"context"
+	"fmt"
 	"sync"
 
 	"github.com/vaultaire/vaultaire/placement"
@@ -24,12 +26,7 @@ func (e *Engine) layoutOf(tenant, container string) placement.Layout {
 	if e.cfg.StoragePolicy == nil {
 		return placement.LayoutLocal
 	}
-	switch e.cfg.StoragePolicy(tenant, container) {
-	case PolicyHybrid:
-		return placement.LayoutHybrid
-	default:
-		return placement.LayoutLocal
-	}
+	return layoutOfPolicy(e.cfg.StoragePolicy(tenant, container))
 }
 
 // mapFor returns the map every operation on a container's artifacts uses:
@@ -83,4 +80,43 @@ type layoutKey struct {
 type layoutCache struct {
 	layoutMu sync.Mutex // guards layouts
 	layouts  map[layoutKey]*placement.Map
+}
+
+// layoutOfPolicy is layoutOf for a policy name.
+func layoutOfPolicy(policy string) placement.Layout {
+	if policy == PolicyHybrid {
+		return placement.LayoutHybrid
+	}
+	return placement.LayoutLocal
+}
+
+// CheckPolicyChange reports whether a container's storage policy may
+// become policy: a change that moves where new writes go (to or from
+// PolicyHybrid) is refused with ErrContainerNotEmpty while the container
+// holds any artifact record (tombstones included) or multipart upload,
+// since its artifacts would stay on the old layout's sets, where reads no
+// longer look. PolicyLocal and PolicyTier write alike, so a change
+// between them is always allowed.
+func (e *Engine) CheckPolicyChange(ctx context.Context, tenant, container, policy string) error {
+	if err := e.checkContainer(ctx, tenant, container); err != nil {
+		return err
+	}
+	if e.layoutOf(tenant, container) == layoutOfPolicy(policy) {
+		return nil
+	}
+	res, err := e.List(ctx, tenant, container, ListOptions{Limit: 1, all: true})
+	if err != nil {
+		return err
+	}
+	if len(res.Artifacts) > 0 {
+		return fmt.Errorf("%w: %s: storage policy %s places shards elsewhere; set it before the first write", ErrContainerNotEmpty, container, policy)
+	}
+	ups, _, err := e.ListUploads(ctx, tenant, container, "", "", "", 1)
+	if err != nil {
+		return err
+	}
+	if len(ups) > 0 {
+		return fmt.Errorf("%w: %s: multipart uploads in progress; storage policy %s places shards elsewhere", ErrContainerNotEmpty, container, policy)
+	}
+	return nil
 }

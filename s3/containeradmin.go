@@ -3,11 +3,14 @@ package s3
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/vaultaire/vaultaire/engine"
 )
 
 // ContainerAdmin is an optional interface of an Admin that keeps
@@ -18,8 +21,9 @@ import (
 //
 // Both are root only. SetStoragePolicy must fail with ErrNoSuchBucket (or
 // an error the error table maps to it) for a container that does not
-// exist, and with ErrNoRemoteDrives for hybrid or tier when the cluster has
-// no remote drive. Implementations must be safe for concurrent use.
+// exist, with ErrNoRemoteDrives for hybrid or tier when the cluster has
+// no remote drive, and with engine.ErrContainerNotEmpty for a change of
+// layout (to or from hybrid) of a container that holds anything. Implementations must be safe for concurrent use.
 type ContainerAdmin interface {
 	ContainerList(ctx context.Context) ([]ContainerStatus, error)
 	SetStoragePolicy(ctx context.Context, tenant, container, policy string) error
@@ -103,6 +107,9 @@ func setStoragePolicy(op *operation, ca ContainerAdmin) error {
 		return errInvalidStoragePolicy
 	}
 	if err := ca.SetStoragePolicy(op.ctx, tenant, name, req.Policy); err != nil {
+		if errors.Is(err, engine.ErrContainerNotEmpty) {
+			return withMessage(ErrBucketNotEmpty, "The bucket holds artifacts or multipart uploads: a storage policy that places shards elsewhere (to or from hybrid) must be set before the first write.")
+		}
 		return err
 	}
 	r.fctx.SetStatusCode(http.StatusNoContent)

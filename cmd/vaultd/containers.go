@@ -48,6 +48,7 @@ func containerPolicy(store *cluster.Store) func(tenant, container string) string
 type containerAdmin struct {
 	statusAdmin
 	topo engine.Topology
+	eng  *engine.Engine
 }
 
 var _ s3.ContainerAdmin = containerAdmin{}
@@ -81,7 +82,7 @@ func (a containerAdmin) SetStoragePolicy(ctx context.Context, tenant, container,
 			return s3.ErrNoRemoteDrives
 		}
 	}
-	if _, err := a.store.Container(ctx, tenant, container); err != nil {
+	if err := a.eng.CheckPolicyChange(ctx, tenant, container, policy); err != nil {
 		return err
 	}
 	doc, err := json.Marshal(storagePolicyDoc{Policy: policy})

@@ -256,6 +256,16 @@ func TestStoragePolicyHybridMinIO(t *testing.T) {
 	// A local container: nothing reaches the remote buckets.
 	putAll("plain")
 	check("local container", "plain")
+	// A container holding artifacts keeps its layout: hybrid is refused,
+	// tier (which writes like local) is not.
+	if _, err := vaultctl(ctx, ep, "container", "set-policy", "plain", "hybrid"); err == nil || !strings.Contains(err.Error(), "BucketNotEmpty") {
+		t.Errorf("set-policy hybrid on a container with artifacts: %v, want BucketNotEmpty", err)
+	}
+	for _, p := range []string{"tier", "local"} {
+		if _, err := vaultctl(ctx, ep, "container", "set-policy", "plain", p); err != nil {
+			t.Errorf("set-policy %s on a container with artifacts: %v", p, err)
+		}
+	}
 	for _, b := range []string{"cold1", "cold2"} {
 		if got := remoteBucketKeys(t, bc, b); !slices.Equal(got, before[b]) {
 			t.Errorf("a local container's writes reached remote bucket %s: %v, before %v", b, got, before[b])

@@ -283,7 +283,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		},
 	})
 	srv, err := s3.New(s3.Config{
-		Engine: eng, Keys: store, Configs: store, Root: root, RootTenant: rootTenant, Admin: containerAdmin{admin, topo},
+		Engine: eng, Keys: store, Configs: store, Root: root, RootTenant: rootTenant, Admin: containerAdmin{admin, topo, eng},
 		Domain: f.domain, Region: f.region, Node: st.Node, Logger: log.With("component", "s3"),
 		Limiter: limiter, Quota: usage, Observer: s3.Observers{mx, evlog}, Metrics: mx.Handler(),
 		MetricsToken: getenv("VAULT_METRICS_TOKEN"),
