@@ -113,6 +113,10 @@ var routeCases = []struct {
 	{"POST", "/_vault/admin/tenants/t", "", false, "Admin", false},
 	{"GET", "/_vault/admin/cluster", "", false, "Admin", false},
 	{"POST", "/_vault/admin/cluster/erasure", "", false, "AdminCluster", true},
+	{"GET", "/_vault/admin/containers", "", false, "Admin", false},
+	{"PUT", "/_vault/admin/containers/t/b/policy", "", false, "AdminSetStoragePolicy", true},
+	{"PUT", "/_vault/admin/containers/t/policy", "", false, "Admin", false},
+	{"GET", "/_vault/admin/containers/t/b/policy", "", false, "Admin", false},
 	{"GET", "/_vault/nothing", "", false, "Admin", false},
 }
 
