@@ -157,7 +157,7 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 		return loc, newest, nil
 	}
 	read := []location{loc}
-	for _, m := range e.olderMaps(cur) {
+	for _, m := range e.fallbackMaps(tenant, container, cur) {
 		pg := pgOf(m, tenant, container, key)
 		if slices.ContainsFunc(read, func(l location) bool { return l.sameSet(m, pg) }) {
 			continue // read already, with the same placement
@@ -203,12 +203,13 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 	return loc, nil, nil
 }
 
-// olderSetsHold reports whether the set of an older map (MapHistory) may
+// olderSetsHold reports whether the set of an older map (MapHistory), or
+// for a PolicyTier container the remote layout's (fallbackMaps), may
 // still hold a live version of key: one of its drives holds one placed
 // there, or did not answer. A tombstone in the current set must stay while
 // this holds, or purging it would bring the older version back.
 func (e *Engine) olderSetsHold(ctx context.Context, cur *placement.Map, tenant, container, key string) bool {
-	for _, m := range e.olderMaps(cur) {
+	for _, m := range e.fallbackMaps(tenant, container, cur) { // a tiered version too
 		pg := pgOf(m, tenant, container, key)
 		drives, _ := e.pgDrives(m, pg)
 		recs, answered := e.readRecords(ctx, drives, indexPrefix(tenant, container)+key)

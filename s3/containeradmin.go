@@ -17,7 +17,7 @@ import (
 // containers' storage policies:
 //
 //	GET /_vault/admin/containers                     every tenant's containers, as []ContainerStatus
-//	PUT /_vault/admin/containers/TENANT/NAME/policy  {"policy":"local"|"hybrid"|"tier"}, answers 204
+//	PUT /_vault/admin/containers/TENANT/NAME/policy  a StoragePolicy, answers 204
 //
 // Both are root only. SetStoragePolicy must fail with ErrNoSuchBucket (or
 // an error the error table maps to it) for a container that does not
@@ -26,17 +26,36 @@ import (
 // layout (to or from hybrid) of a container that holds anything. Implementations must be safe for concurrent use.
 type ContainerAdmin interface {
 	ContainerList(ctx context.Context) ([]ContainerStatus, error)
-	SetStoragePolicy(ctx context.Context, tenant, container, policy string) error
+	SetStoragePolicy(ctx context.Context, tenant, container string, p StoragePolicy) error
 }
+
+// StoragePolicy is a container's storage policy as the admin API takes
+// and shows it. A tier policy with neither threshold set moves artifacts
+// after DefaultTierAfterDays.
+type StoragePolicy struct {
+	Policy string `json:"policy"` // "local" (the default), "hybrid" or "tier"
+	// TierAfterDays and TierMinBytes are tier's thresholds: artifacts
+	// last modified at least this many days ago, or of at least this many
+	// bytes, move to the remote drives (0: not this threshold).
+	TierAfterDays int   `json:"tier_after_days,omitempty"`
+	TierMinBytes  int64 `json:"tier_min_bytes,omitempty"`
+}
+
+// DefaultTierAfterDays is the age threshold of a tier policy that names
+// no threshold.
+const DefaultTierAfterDays = 30
+
+// TierOperation is the operation name of the events (metrics, access and
+// transaction logs) of an artifact the tier policy moved to remote drives:
+// a background mutation, not a request.
+const TierOperation = "TierArtifact"
 
 // ContainerStatus describes one container for the admin API.
 type ContainerStatus struct {
 	Tenant  string    `json:"tenant"`
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
-	// Policy is the storage policy: "local" (the default), "hybrid" or
-	// "tier".
-	Policy string `json:"policy"`
+	StoragePolicy
 }
 
 // StoragePolicies are the storage policies SetStoragePolicy accepts.
@@ -44,7 +63,7 @@ var StoragePolicies = []string{"local", "hybrid", "tier"}
 
 // Errors of the containers admin API.
 var (
-	errInvalidStoragePolicy = &Error{http.StatusBadRequest, "InvalidArgument", `Want {"policy": "local", "hybrid" or "tier"}.`}
+	errInvalidStoragePolicy = &Error{http.StatusBadRequest, "InvalidArgument", `Want {"policy": "local", "hybrid" or "tier"}, and for tier optional non-negative "tier_after_days" and "tier_min_bytes".`}
 	// ErrNoRemoteDrives refuses a storage policy that needs remote drives
 	// on a cluster without any.
 	ErrNoRemoteDrives = &Error{http.StatusConflict, "InvalidRequest", "Storage policies hybrid and tier need remote drives, and the cluster has none: start a node with --remote NAME=URL first."}
@@ -98,15 +117,17 @@ func setStoragePolicy(op *operation, ca ContainerAdmin) error {
 	if !r.bodyDone {
 		return errInvalidStoragePolicy
 	}
-	var req struct {
-		Policy string `json:"policy"`
-	}
+	var req StoragePolicy
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || !validStoragePolicy(req.Policy) {
+	if err := dec.Decode(&req); err != nil || !validStoragePolicy(req.Policy) || req.TierAfterDays < 0 || req.TierMinBytes < 0 ||
+		req.Policy != "tier" && (req.TierAfterDays != 0 || req.TierMinBytes != 0) {
 		return errInvalidStoragePolicy
 	}
-	if err := ca.SetStoragePolicy(op.ctx, tenant, name, req.Policy); err != nil {
+	if req.Policy == "tier" && req.TierAfterDays == 0 && req.TierMinBytes == 0 {
+		req.TierAfterDays = DefaultTierAfterDays
+	}
+	if err := ca.SetStoragePolicy(op.ctx, tenant, name, req); err != nil {
 		if errors.Is(err, engine.ErrContainerNotEmpty) {
 			return withMessage(ErrBucketNotEmpty, "The bucket holds artifacts or multipart uploads: a storage policy that places shards elsewhere (to or from hybrid) must be set before the first write.")
 		}

@@ -389,5 +389,6 @@ var mutations = func() map[string]bool {
 	for _, r := range slices.Concat(routes, vaultRoutes) {
 		m[r.name] = m[r.name] || r.mutation
 	}
+	m[TierOperation] = true // no route: the tier policy's background moves
 	return m
 }()

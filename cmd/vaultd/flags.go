@@ -28,6 +28,7 @@ type serverFlags struct {
 	scanInterval  time.Duration // how often the leader scans for missing records
 	healInterval  time.Duration // how often the healer works through its queue
 	probeInterval time.Duration // how often each local drive is health-checked
+	tierInterval  time.Duration // how often the tier storage policy runs
 	scrubPeriod   time.Duration // a full scrub pass over each local drive
 	scrubRate     byteSize      // at most this many bytes/s scrubbed per drive
 	eventsParquet bool
@@ -59,6 +60,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.DurationVar(&f.scanInterval, "scan-interval", engine.ScanEvery, "how often the leader (a single node: the node) scans every container for artifacts a drive misses and queues them for healing")
 	fs.IntVar(&f.maxBuckets, "max-buckets", cluster.DefaultMaxContainers, "most buckets one tenant may hold (-1: no cap); in a cluster, the cap of the node a CreateBucket reaches applies")
 	fs.DurationVar(&f.healInterval, "heal-interval", engine.DefaultHealInterval, "how often the healer repairs the queued artifacts (failed repairs are retried with backoff)")
+	fs.DurationVar(&f.tierInterval, "tier-interval", time.Hour, "how often the leader (a single node: the node) moves the artifacts of tier containers past their thresholds to remote drives")
 	fs.DurationVar(&f.probeInterval, "probe-interval", defaultProbeInterval, "how often each local drive is health-checked; a failed drive goes offline, a recovered or replaced (empty) one comes back")
 	fs.DurationVar(&f.scrubPeriod, "scrub-period", engine.DefaultScrubPeriod, "time for one scrub pass, which verifies the checksums of every shard on this node's drives and repairs what fails")
 	f.scrubRate = engine.DefaultScrubRate
@@ -80,7 +82,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	if err := f.parseRemotes(); err != nil {
 		return nil, err
 	}
-	for flag, d := range map[string]time.Duration{"--scan-interval": f.scanInterval, "--heal-interval": f.healInterval, "--probe-interval": f.probeInterval, "--scrub-period": f.scrubPeriod} {
+	for flag, d := range map[string]time.Duration{"--scan-interval": f.scanInterval, "--heal-interval": f.healInterval, "--probe-interval": f.probeInterval, "--tier-interval": f.tierInterval, "--scrub-period": f.scrubPeriod} {
 		if d <= 0 {
 			return nil, fmt.Errorf("%s %v: want a positive duration", flag, d)
 		}
