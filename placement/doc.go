@@ -109,7 +109,7 @@
 // same epoch, drives and PG hashing and its own policy and table, built by
 // the same rendezvous walk over the drives of the classes the layout uses
 // (local: local drives; hybrid: k local data slots then p remote parity
-// slots, k <= p × local nodes; remote: remote drives). The derived tables
+// slots, k <= p × local nodes (a single node: its drives); remote: remote drives). The derived tables
 // are computed at lookup (and cached by the engine), not stored in the
 // map, so the Raft log, Plan, Split and Delta are unchanged; a map without
 // remote drives is its own local layout, so clusters without remote drives

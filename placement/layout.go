@@ -37,14 +37,18 @@ const (
 //     DefaultPolicy(local drives).
 //   - LayoutHybrid: p = min(max(m.Policy.Parity, 1), remote drives)
 //     parity shards on remote drives (slots k..k+p-1) and
-//     k = min(m.Policy.Data, local drives, p × local nodes) data shards on
-//     local drives (slots 0..k-1, node and zone caps as in NewMap). The
-//     node cap is then at most p, so losing a whole node (or any p local
-//     drives of a set) loses no data; reads need only the data shards, so
-//     they never touch a remote drive while the local ones answer. With
-//     4 local drives on one node and 2 remote drives that is 2+2 (the
-//     remote shards alone rebuild the artifact); with 3 nodes of 2 drives
-//     and 2 remote drives, 4+2.
+//     k = min(m.Policy.Data, local drives, p × local failure domains)
+//     data shards on local drives (slots 0..k-1, node and zone caps as in
+//     NewMap). The failure domains are the nodes, or a single node's
+//     drives. With several nodes the node cap is then at most p, so
+//     losing a whole node (or any p local drives of a set) loses no data;
+//     reads need only the data shards, so they never touch a remote drive
+//     while the local ones answer; and since k > p whenever there are
+//     more local drives than remote ones, the write quorum (k) is met by
+//     the local drives alone while the remote is down. With 4 local
+//     drives on one node and 2 remote drives that is 4+2; with 3 nodes of
+//     2 drives and 2 remote drives, 4+2; with 3 nodes and 1 remote drive,
+//     3+1.
 //   - LayoutRemote: DefaultPolicy(remote drives) over the remote drives.
 //
 // The result's Layout field is l (or empty when it is m itself); it must
@@ -90,14 +94,19 @@ func (m *Map) ForLayout(l Layout) (*Map, error) {
 		if len(remote) == 0 || len(local) == 0 {
 			return nil, fmt.Errorf("%w: layout hybrid needs local and remote drives, map has %d local and %d remote", ErrTooFewDrives, len(local), len(remote))
 		}
-		// k <= p × nodes: the node caps then put at most p data shards
-		// of a set on one node, so losing a whole node leaves k shards.
+		// k <= p × failure domains: the node caps then put at most p
+		// data shards of a set on one node, so losing a whole node
+		// leaves k shards. A single node's domains are its drives.
 		nodes := map[NodeID]bool{}
 		for _, d := range local {
 			nodes[d.Node] = true
 		}
+		domains := len(nodes)
+		if domains == 1 {
+			domains = len(local)
+		}
 		p := min(max(m.Policy.Parity, 1), len(remote))
-		k := min(m.Policy.Data, len(local), p*len(nodes))
+		k := min(m.Policy.Data, len(local), p*domains)
 		lt, err := classTable(local, k, m.PGCount(), m.Epoch)
 		if err != nil {
 			return nil, err

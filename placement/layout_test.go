@@ -31,7 +31,7 @@ func TestForLayout(t *testing.T) {
 		local, hybrid, remote Policy // zero: the layout is refused
 		maxHybridLocalPerNode int
 	}{
-		{"single node 4+2 remotes", 1, 4, 2, Policy{2, 2}, Policy{2, 2}, Policy{1, 1}, 2},
+		{"single node 4+2 remotes", 1, 4, 2, Policy{2, 2}, Policy{4, 2}, Policy{1, 1}, 4},
 		{"3 nodes × 2 + 2 remotes", 3, 2, 2, Policy{4, 2}, Policy{4, 2}, Policy{1, 1}, 2},
 		{"3 nodes × 2 + 1 remote", 3, 2, 1, Policy{4, 2}, Policy{3, 1}, Policy{1, 0}, 1},
 		{"no remotes", 2, 3, 0, Policy{4, 2}, Policy{}, Policy{}, 0},

@@ -302,6 +302,19 @@ func TestStoragePolicyHybridMinIO(t *testing.T) {
 	m.kill()
 	check("hybrid, remote down", "hot")
 	check("local, remote down", "plain")
+	// Writes go on: one node's hybrid is 4+2, whose write quorum (4) the
+	// local drives meet.
+	for _, b := range []string{"plain", "hot"} {
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		_, err := cl.PutObject(wctx, &awss3.PutObjectInput{Bucket: aws.String(b), Key: aws.String("art-1"), Body: strings.NewReader("outage")})
+		cancel()
+		if err != nil {
+			t.Errorf("PUT to %s with the remote down: %v", b, err)
+		}
+	}
+	bodies["art-1"] = []byte("outage")
+	check("hybrid, written with the remote down", "hot")
+	check("local, written with the remote down", "plain")
 }
 
 // localFilesHolding returns how many of samples some file under dirs
