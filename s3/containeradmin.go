@@ -61,14 +61,6 @@ type ContainerStatus struct {
 // StoragePolicies are the storage policies SetStoragePolicy accepts.
 var StoragePolicies = []string{"local", "hybrid", "tier"}
 
-// Errors of the containers admin API.
-var (
-	errInvalidStoragePolicy = &Error{http.StatusBadRequest, "InvalidArgument", `Want {"policy": "local", "hybrid" or "tier"}, and for tier optional non-negative "tier_after_days" and "tier_min_bytes".`}
-	// ErrNoRemoteDrives refuses a storage policy that needs remote drives
-	// on a cluster without any.
-	ErrNoRemoteDrives = &Error{http.StatusConflict, "InvalidRequest", "Storage policies hybrid and tier need remote drives, and the cluster has none: start a node with --remote NAME=URL first."}
-)
-
 const containersPath = "/_vault/admin/containers"
 
 // containerPolicyPath splits /_vault/admin/containers/TENANT/NAME/policy.

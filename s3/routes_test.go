@@ -292,7 +292,8 @@ func statusOf(name string) int {
 
 // internalErrors are the sentinels of the packages below s3 that are
 // meant to answer InternalError: a fault of the server, not the request.
-var internalErrors = []string{"engine.ErrUnknownDrive", "engine.ErrHealIncomplete"} // the healer's, never a request's
+var internalErrors = []string{"engine.ErrUnknownDrive", "engine.ErrHealIncomplete", // the healer's, never a request's
+	"engine.ErrNotTiered"} // the tier pass's, never a request's
 
 // TestErrorTableCoversSentinels checks that every exported error sentinel
 // of engine and sigv4 has a row in errorTable, or is listed in
