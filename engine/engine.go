@@ -175,6 +175,11 @@ type Config struct {
 	// and safe for concurrent use (cluster: the node's replicated bucket
 	// configuration).
 	StoragePolicy func(tenant, container string) string
+	// Tiered, if set, reports whether a container may hold artifacts the
+	// tier policy moved to remote drives: its policy is or once was
+	// PolicyTier. Reads by key of such a container fall back to the
+	// remote layout; nil means "when its policy is PolicyTier".
+	Tiered func(tenant, container string) bool
 }
 
 // Validate checks c and fills in defaults.

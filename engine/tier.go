@@ -41,16 +41,26 @@ func (e *Engine) tierMap() *placement.Map {
 }
 
 // fallbackMaps are the maps a read by key tries after the container's
-// current one: the older maps (MapHistory), then, for a PolicyTier
-// container, the remote layout its tiered artifacts live in.
+// current one: the older maps (MapHistory), then, for a container that
+// is or was PolicyTier (Config.Tiered), the remote layout its tiered
+// artifacts live in.
 func (e *Engine) fallbackMaps(tenant, container string, cur *placement.Map) []*placement.Map {
 	ms := e.olderMaps(cur)
-	if e.cfg.StoragePolicy != nil && e.cfg.StoragePolicy(tenant, container) == PolicyTier {
+	if e.tiered(tenant, container) {
 		if rm := e.tierMap(); rm != nil {
 			ms = append(ms, rm)
 		}
 	}
 	return ms
+}
+
+// tiered reports whether a container may hold tiered artifacts
+// (Config.Tiered).
+func (e *Engine) tiered(tenant, container string) bool {
+	if e.cfg.Tiered != nil {
+		return e.cfg.Tiered(tenant, container)
+	}
+	return e.cfg.StoragePolicy != nil && e.cfg.StoragePolicy(tenant, container) == PolicyTier
 }
 
 // ErrNotTiered reports an artifact TierArtifact left where it was: gone,

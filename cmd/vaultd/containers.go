@@ -25,13 +25,21 @@ import (
 // storagePolicyDoc as JSON. A container without one is "local".
 const storagePolicyKind = "storagepolicy"
 
+// policyDoc is the stored document: the policy, and whether the
+// container was ever tier (then it may hold tiered artifacts, which reads
+// must keep finding after the policy changes).
+type policyDoc struct {
+	s3.StoragePolicy
+	Tiered bool `json:"tiered,omitempty"`
+}
+
 // storedPolicy returns a container's storage policy from this node's
 // replicated state (Policy "" for none).
-func storedPolicy(store *cluster.Store, tenant, container string) s3.StoragePolicy {
-	var d s3.StoragePolicy
+func storedPolicy(store *cluster.Store, tenant, container string) policyDoc {
+	var d policyDoc
 	if raw, ok := store.LocalBucketConfig(tenant, container, storagePolicyKind); ok {
 		if json.Unmarshal(raw, &d) != nil {
-			return s3.StoragePolicy{}
+			return policyDoc{}
 		}
 	}
 	return d
@@ -41,6 +49,15 @@ func storedPolicy(store *cluster.Store, tenant, container string) s3.StoragePoli
 // engine.Config.StoragePolicy.
 func containerPolicy(store *cluster.Store) func(tenant, container string) string {
 	return func(tenant, container string) string { return storedPolicy(store, tenant, container).Policy }
+}
+
+// containerTiered reports whether a container's policy is or was tier:
+// engine.Config.Tiered.
+func containerTiered(store *cluster.Store) func(tenant, container string) bool {
+	return func(tenant, container string) bool {
+		d := storedPolicy(store, tenant, container)
+		return d.Tiered || d.Policy == engine.PolicyTier
+	}
 }
 
 // containerAdmin adds the containers API (s3.ContainerAdmin) to the admin
@@ -69,7 +86,7 @@ func (a containerAdmin) ContainerList(ctx context.Context) ([]s3.ContainerStatus
 			if p.Policy == "" {
 				p.Policy = engine.PolicyLocal
 			}
-			out = append(out, s3.ContainerStatus{Tenant: c.Tenant, Name: c.Name, Created: c.Created, StoragePolicy: p})
+			out = append(out, s3.ContainerStatus{Tenant: c.Tenant, Name: c.Name, Created: c.Created, StoragePolicy: p.StoragePolicy})
 		}
 	}
 	return out, nil
@@ -85,7 +102,8 @@ func (a containerAdmin) SetStoragePolicy(ctx context.Context, tenant, container 
 	if err := a.eng.CheckPolicyChange(ctx, tenant, container, policy); err != nil {
 		return err
 	}
-	doc, err := json.Marshal(p)
+	old := storedPolicy(a.store, tenant, container)
+	doc, err := json.Marshal(policyDoc{p, old.Tiered || old.Policy == engine.PolicyTier || p.Policy == engine.PolicyTier})
 	if err != nil {
 		return err
 	}

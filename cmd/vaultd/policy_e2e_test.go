@@ -525,6 +525,23 @@ func TestStoragePolicyTierMinIO(t *testing.T) {
 			t.Errorf("transaction log has no TierArtifact line for %s:\n%s", k, txn)
 		}
 	}
+	// Back to local: the tiered artifacts stay where they are and read
+	// back; nothing more moves.
+	if _, err := vaultctl(ctx, ep, "container", "set-policy", "arch", "local"); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"big-2", "big-3"} {
+		out, err := cl.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("arch"), Key: aws.String(key)})
+		if err != nil {
+			t.Errorf("GET %s after the policy went back to local: %v", key, err)
+			continue
+		}
+		got, err := io.ReadAll(out.Body)
+		out.Body.Close()
+		if err != nil || !bytes.Equal(got, bodies[key]) {
+			t.Errorf("GET %s after the policy went back to local: %d bytes, %v", key, len(got), err)
+		}
+	}
 	// A tiered key is overwritten and deleted like any other.
 	if _, err := cl.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("arch"), Key: aws.String("big-1"), Body: strings.NewReader("new")}); err != nil {
 		t.Fatal(err)

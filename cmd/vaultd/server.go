@@ -220,7 +220,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	defer func() { stopUsage(); <-usageDone }() // a final flush before the store closes
 
 	ecfg := engine.Config{Topology: topo, Containers: store, Logger: log.With("component", "engine"), OnUsage: usage.Record, HealInterval: f.healInterval,
-		StoragePolicy: containerPolicy(store)}
+		StoragePolicy: containerPolicy(store), Tiered: containerTiered(store)}
 	if f.clustered() {
 		ecfg.UploadLocker = store // multipart uploads are serialised cluster-wide
 	}
