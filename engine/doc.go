@@ -38,12 +38,26 @@
 // (so with remote drives present the default no longer places shards on
 // them; without remote drives it is the cluster map itself), hybrid puts
 // the k data shards on local drives and the parity shards on remote
-// drives, and tier writes like local. Put, reads, heal, scan, list,
+// drives, and tier writes like local; TierContainer (run by cmd/vaultd
+// every --tier-interval) moves the artifacts past the container's age or
+// size threshold to the remote layout (tier.go). Put, reads, heal, scan, list,
 // multipart and migration all take their map from mapFor, and the older
 // maps of a MapHistory are derived with the same layout. A policy change
 // that moves where writes go (to or from hybrid) is refused while the
 // container holds anything (CheckPolicyChange): its artifacts would stay
 // on the other layout's sets.
+//
+// A tiered artifact (TierArtifact) is copied with its version, ETag,
+// metadata and modification time into its PG of the remote layout
+// (placement.LayoutRemote, re-encoded with that layout's policy), and then
+// its records and shard files are removed from the local set. Reads by
+// key of a container that is or was tier (Config.Tiered) try the remote
+// layout after the current and older maps (fallbackMaps), as they try an
+// older map: a key the local set holds no record of is served from there.
+// A later put or delete of the key goes to the local set and hides the
+// tiered version; a tombstone over it is kept (not purged) while the
+// remote layout holds the version, and the hidden remote copy is not yet
+// collected.
 //
 // Reads are local first. Shards are read data shards first, k at a time,
 // and a shard that fails or whose block is late by the codec's ReadStall
