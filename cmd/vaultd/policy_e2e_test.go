@@ -233,6 +233,9 @@ func TestStoragePolicyHybridMinIO(t *testing.T) {
 	check := func(when, bucket string) {
 		t.Helper()
 		for key, want := range bodies {
+			if key == "mp" && bucket != "hot" {
+				continue // uploaded to hot only
+			}
 			out, err := cl.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 			if err != nil {
 				t.Errorf("%s: GET %s/%s: %v", when, bucket, key, err)
@@ -284,6 +287,26 @@ func TestStoragePolicyHybridMinIO(t *testing.T) {
 		t.Errorf("container list: %v, want hot hybrid and plain local", got)
 	}
 	putAll("hot")
+	// A multipart upload places like a put.
+	mpBody := bytes.Repeat([]byte("multipart hybrid "), (5<<20+1000)/17+1)[:5<<20+1000]
+	cu, err := cl.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String("hot"), Key: aws.String("mp")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done []types.CompletedPart
+	for i, part := range [][]byte{mpBody[:5<<20], mpBody[5<<20:]} {
+		up, err := cl.UploadPart(ctx, &awss3.UploadPartInput{Bucket: aws.String("hot"), Key: aws.String("mp"), UploadId: cu.UploadId,
+			PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(part)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done = append(done, types.CompletedPart{ETag: up.ETag, PartNumber: aws.Int32(int32(i + 1))})
+	}
+	if _, err := cl.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: aws.String("hot"), Key: aws.String("mp"), UploadId: cu.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: done}}); err != nil {
+		t.Fatal(err)
+	}
+	bodies["mp"] = mpBody
 	// The parity shards went to the remote buckets.
 	for _, b := range []string{"cold1", "cold2"} {
 		if got := remoteBucketKeys(t, bc, b); len(got) <= len(before[b]) {
