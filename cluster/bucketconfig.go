@@ -19,7 +19,7 @@ const MaxConfigSize = 64 << 10
 
 // configKinds are the kinds of configuration documents the FSM accepts.
 // Append only: the names reach the log.
-var configKinds = []string{"cors", "tagging", "versioning", "objectlock", "lifecycle", "lifecycle-state"}
+var configKinds = []string{"cors", "tagging", "versioning", "objectlock", "lifecycle", "lifecycle-state", "storagepolicy"}
 
 // setConfigCmd sets (Doc non-nil) or deletes (Doc nil) one document.
 type setConfigCmd struct {

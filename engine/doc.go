@@ -64,6 +64,48 @@
 // Shards are read from the data drives first; a missing or corrupt shard is
 // rebuilt from parity and the artifact is queued for healing.
 //
+// # Storage policies and drive classes
+//
+// A container has a storage policy (Config.StoragePolicy; cluster keeps it
+// as the container's "storagepolicy" bucket configuration): PolicyLocal
+// (the default), PolicyHybrid or PolicyTier. The policy picks a
+// placement.Layout, and mapFor (layout.go) is the one function that turns
+// (tenant, container) into the map every operation on the container's
+// artifacts uses: Map.ForLayout of the current cluster map, cached per
+// map. That map has the cluster map's epoch and PG hashing but its own
+// policy and PG → drive sets: local keeps every shard on local drives
+// (so with remote drives present the default no longer places shards on
+// them; without remote drives it is the cluster map itself), hybrid puts
+// the k data shards on local drives and the parity shards on remote
+// drives, and tier writes like local; TierContainer (run by cmd/vaultd
+// every --tier-interval) moves the artifacts past the container's age or
+// size threshold to the remote layout (tier.go). Put, reads, heal, scan, list,
+// multipart and migration all take their map from mapFor, and the older
+// maps of a MapHistory are derived with the same layout. A policy change
+// that moves where writes go (to or from hybrid) is refused while the
+// container holds anything (CheckPolicyChange): its artifacts would stay
+// on the other layout's sets.
+//
+// A tiered artifact (TierArtifact) is copied with its version, ETag,
+// metadata and modification time into its PG of the remote layout
+// (placement.LayoutRemote, re-encoded with that layout's policy), and then
+// its records and shard files are removed from the local set. Reads by
+// key of a container that is or was tier (Config.Tiered) try the remote
+// layout after the current and older maps (fallbackMaps), as they try an
+// older map: a key the local set holds no record of is served from there.
+// A later put or delete of the key goes to the local set and hides the
+// tiered version; a tombstone over it is kept (not purged) while the
+// remote layout holds the version, and the hidden remote copy is not yet
+// collected.
+//
+// Reads are local first. Shards are read data shards first, k at a time,
+// and a shard that fails or whose block is late by the codec's ReadStall
+// (the hedge delay, 500 ms by default) gets a replacement read from
+// parity. Under hybrid the data shards are the local ones, so a read while
+// the local drives answer sends nothing to a remote drive (records of
+// remote drives are answered from their in-memory index), and one whose
+// local drive is slow or lost reads remote parity after the hedge delay.
+//
 // # Healing
 //
 // Three things find what needs repair, and Heal repairs it: reads queue an

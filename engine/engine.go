@@ -169,6 +169,17 @@ type Config struct {
 	// commits, completion, abort and sweep across nodes; nil (a single
 	// node) serialises them in this process only.
 	UploadLocker UploadLocker
+	// StoragePolicy, if set, returns a container's storage policy
+	// (PolicyLocal, PolicyHybrid, PolicyTier; "" or unknown means
+	// PolicyLocal). It is called on every operation and must be fast
+	// and safe for concurrent use (cluster: the node's replicated bucket
+	// configuration).
+	StoragePolicy func(tenant, container string) string
+	// Tiered, if set, reports whether a container may hold artifacts the
+	// tier policy moved to remote drives: its policy is or once was
+	// PolicyTier. Reads by key of such a container fall back to the
+	// remote layout; nil means "when its policy is PolicyTier".
+	Tiered func(tenant, container string) bool
 }
 
 // Validate checks c and fills in defaults.
@@ -220,6 +231,7 @@ type Engine struct {
 	heal   map[HealItem]*healEntry // artifacts seen degraded, waiting to be healed
 
 	seeds seedCache // balanced stripe seeds of the current map (stripe.go)
+	layoutCache
 
 	uploadMu    sync.Mutex             // guards uploadLocks
 	uploadLocks map[string]*uploadLock // by upload id: serialises part commits, completion and abort
@@ -316,7 +328,7 @@ func New(c Config) (*Engine, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: c, log: c.Logger, heal: make(map[HealItem]*healEntry), uploadLocks: make(map[string]*uploadLock)}, nil
+	return &Engine{cfg: c, log: c.Logger, heal: make(map[HealItem]*healEntry), layoutCache: layoutCache{layouts: make(map[layoutKey]*placement.Map)}, uploadLocks: make(map[string]*uploadLock)}, nil
 }
 
 type codecKey struct {

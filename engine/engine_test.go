@@ -38,6 +38,8 @@ type rigOptions struct {
 	noSync     bool
 	policy     placement.Policy // zero: placement.DefaultPolicy(drives)
 	width      int              // the map's stripe width (stripe.go); 0: unstriped
+	remote     int              // the last this many drives are of class remote
+	storage    string           // every container's storage policy (layout.go); "": local
 }
 
 func newRig(t testing.TB, o rigOptions) *rig {
@@ -61,6 +63,9 @@ func newRig(t testing.TB, o rigOptions) *rig {
 		r.faulty = append(r.faulty, f)
 		r.ids = append(r.ids, id)
 		pdrives[i] = placement.Drive{ID: id, Node: "n1", Class: "local"}
+		if i >= o.drives-o.remote {
+			pdrives[i].Class = driver.ClassRemote
+		}
 		drives[id] = f
 	}
 	pol, err := placement.DefaultPolicy(o.drives)
@@ -79,7 +84,11 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.e, err = New(Config{Topology: topo, Containers: &MemContainers{}, StripeSize: o.stripeSize})
+	cfg := Config{Topology: topo, Containers: &MemContainers{}, StripeSize: o.stripeSize}
+	if o.storage != "" {
+		cfg.StoragePolicy = func(string, string) string { return o.storage }
+	}
+	r.e, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

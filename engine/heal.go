@@ -229,7 +229,7 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 // all of them hold it, it is older than TombstoneGrace and no older map's
 // set (MapHistory) may still hold a version it hides.
 func (e *Engine) purgeTombstone(ctx context.Context, tenant, container, key string) error {
-	m := e.cfg.Topology.Map()
+	m := e.mapFor(tenant, container)
 	drives, _ := e.pgDrives(m, pgOf(m, tenant, container, key))
 	ikey := indexPrefix(tenant, container) + key
 	recs, answered := e.readRecords(ctx, drives, ikey)

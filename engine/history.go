@@ -119,7 +119,7 @@ func (e *Engine) olderMaps(cur *placement.Map) []*placement.Map {
 	var ms []*placement.Map
 	for _, m := range h.OlderMaps() {
 		if m != nil && m.Epoch < cur.Epoch {
-			ms = append(ms, m)
+			ms = append(ms, e.layoutMap(m, cur.Layout))
 		}
 	}
 	return ms
@@ -153,7 +153,7 @@ func (e *Engine) olderMaps(cur *placement.Map) []*placement.Map {
 // unless the current set, read once more, now holds a record (a write that
 // landed meanwhile).
 func (e *Engine) locate(ctx context.Context, tenant, container, key string) (location, *record, error) {
-	cur := e.cfg.Topology.Map()
+	cur := e.mapFor(tenant, container)
 	loc, err := e.readSet(ctx, cur, tenant, container, key)
 	if err != nil {
 		return location{}, nil, err
@@ -167,7 +167,7 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 		return loc, newest, nil
 	}
 	read := []location{loc}
-	for _, m := range e.olderMaps(cur) {
+	for _, m := range e.fallbackMaps(tenant, container, cur) {
 		pg := pgOf(m, tenant, container, key)
 		if slices.ContainsFunc(read, func(l location) bool { return l.sameSet(m, pg) }) {
 			continue // read already, with the same placement
@@ -213,12 +213,13 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 	return loc, nil, nil
 }
 
-// olderSetsHold reports whether the set of an older map (MapHistory) may
+// olderSetsHold reports whether the set of an older map (MapHistory), or
+// for a PolicyTier container the remote layout's (fallbackMaps), may
 // still hold a live version of key: one of its drives holds one placed
 // there, or did not answer. A tombstone in the current set must stay while
 // this holds, or purging it would bring the older version back.
 func (e *Engine) olderSetsHold(ctx context.Context, cur *placement.Map, tenant, container, key string) bool {
-	for _, m := range e.olderMaps(cur) {
+	for _, m := range e.fallbackMaps(tenant, container, cur) { // a tiered version too
 		pg := pgOf(m, tenant, container, key)
 		drives, _ := e.pgDrives(m, pg)
 		recs, answered := e.readRecords(ctx, drives, indexPrefix(tenant, container)+key)

@@ -220,7 +220,7 @@ type merger struct {
 
 // newMerger starts a walk of the keys under prefix sorting after after.
 func (e *Engine) newMerger(tenant, container, prefix, after string) *merger {
-	m := e.cfg.Topology.Map()
+	m := e.mapFor(tenant, container)
 	base := indexPrefix(tenant, container)
 	g := &merger{e: e, parity: m.Policy.Parity, k: m.Policy.ReadQuorum(), base: base, prefix: base + prefix}
 	for _, dr := range m.Drives {

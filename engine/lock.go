@@ -174,7 +174,7 @@ func (e *Engine) changeVersion(ctx context.Context, tenant, container, key, vid 
 	case rec.Marker:
 		return &DeleteMarkerError{VersionID: vid, Modified: time.Unix(0, rec.Modified), ByVersion: true}
 	}
-	m := e.cfg.Topology.Map()
+	m := e.mapFor(tenant, container)
 	if !loc.sameSet(m, pgOf(m, tenant, container, key)) {
 		return fmt.Errorf("%w: the version is being migrated", ErrMetadataUnavailable)
 	}

@@ -112,7 +112,7 @@ func (e *Engine) migrate(ctx context.Context, tenant, container, key string, ext
 	unlock := e.lockLocal("migrate\x00" + ikey) // upload ids are hex: no collision
 	defer unlock()
 	var res MigrateResult
-	cur := e.cfg.Topology.Map()
+	cur := e.mapFor(tenant, container)
 	pg := pgOf(cur, tenant, container, key)
 	loc, newest, err := e.locate(ctx, tenant, container, key)
 	if err != nil {
@@ -121,7 +121,7 @@ func (e *Engine) migrate(ctx context.Context, tenant, container, key string, ext
 	if newest != nil {
 		res.Version, res.Deleted = newest.Version, newest.Deleted
 	}
-	res.AtHome = newest == nil || loc.sameSet(cur, pg)
+	res.AtHome = newest == nil || loc.sameSet(cur, pg) || loc.m.Layout == placement.LayoutRemote // tiered (tier.go)
 	if !res.AtHome {
 		from, moving := loc.m.Epoch, newest.Version
 		merr := e.move(ctx, tenant, container, key, cur, pg, loc, newest)

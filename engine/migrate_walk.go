@@ -223,6 +223,7 @@ func (e *Engine) recordHome(ctx context.Context, cur *placement.Map, id placemen
 	if err != nil {
 		return false, nil
 	}
+	cur = e.layoutMap(cur, e.layoutOf(tenant, container)) // the container's storage policy
 	pg := pgOf(cur, tenant, container, key)
 	j := slices.Index(cur.Set(pg), id)
 	return j >= 0 && placedIn(r, cur, pg, j), nil

@@ -159,7 +159,7 @@ func (e *Engine) CreateUpload(ctx context.Context, tenant, container, key string
 	if err := e.checkContainer(ctx, tenant, container); err != nil {
 		return "", err
 	}
-	m := e.cfg.Topology.Map()
+	m := e.mapFor(tenant, container)
 	pg := m.PGOf(tenant, container, key)
 	drives, _ := e.pgDrives(m, pg)
 	version, now := e.newVersion()
@@ -197,7 +197,7 @@ func (e *Engine) upload(ctx context.Context, tenant, container, key, id string) 
 
 // uploadRecord is upload without the name and container checks.
 func (e *Engine) uploadRecord(ctx context.Context, tenant, container, key, id string) (*record, []driver.Driver, error) {
-	m := e.cfg.Topology.Map()
+	m := e.mapFor(tenant, container)
 	drives, _ := e.pgDrives(m, m.PGOf(tenant, container, key))
 	rec, err := e.readNewest(ctx, drives, uploadKey(tenant, container, key, id), m.Policy.ReadQuorum())
 	if errors.Is(err, driver.ErrNotFound) {

@@ -137,7 +137,7 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
-	m := e.cfg.Topology.Map()
+	m := e.mapFor(tenant, container)
 	drives := e.allDrives(m)
 	base := uploadPrefix(tenant, container)
 	start := ""

@@ -143,7 +143,7 @@ func (e *Engine) put(ctx context.Context, tenant, container, key, vid string, bo
 	if err := e.checkContainer(ctx, tenant, container); err != nil {
 		return ArtifactInfo{}, err
 	}
-	m := e.cfg.Topology.Map()
+	m := e.mapFor(tenant, container)
 	pol := m.Policy
 	pg := pgOf(m, tenant, container, key)
 	drives, derrs := e.pgDrives(m, pg)
@@ -475,7 +475,7 @@ func (e *Engine) Delete(ctx context.Context, tenant, container, key string) erro
 // tombstone writes the deletion of key, whether or not its container
 // exists (sweepContainer removes what a deleted container left).
 func (e *Engine) tombstone(ctx context.Context, tenant, container, key string) error {
-	m := e.cfg.Topology.Map()
+	m := e.mapFor(tenant, container)
 	pg := pgOf(m, tenant, container, key)
 	drives, _ := e.pgDrives(m, pg)
 	version, now := e.newVersion()

@@ -161,7 +161,7 @@ func atOrAbove(recs []*record, v driver.Version) int {
 // An artifact found in an older map's set is not written back (migration
 // moves it; no write goes to those sets).
 func (e *Engine) writeBack(ctx context.Context, tenant, container, key string, loc location, rec *record, a *Artifact) error {
-	cur := e.cfg.Topology.Map()
+	cur := e.mapFor(tenant, container)
 	if loc.m.Epoch < cur.Epoch {
 		return nil
 	}
@@ -257,7 +257,7 @@ func (e *Engine) artifactAt(tenant, container, key string, loc location, newest 
 		stray:   stray,
 		drives:  loc.drives,
 		codec:   codec,
-		older:   loc.m.Epoch < e.cfg.Topology.Map().Epoch,
+		older:   loc.m.Epoch < e.mapFor(tenant, container).Epoch,
 		rkey:    key,
 	}, nil
 }

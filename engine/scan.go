@@ -28,7 +28,7 @@ func (e *Engine) Scan(ctx context.Context, tenant, container, after string, limi
 	if limit <= 0 {
 		limit = 1000
 	}
-	m := e.cfg.Topology.Map()
+	m := e.mapFor(tenant, container)
 	base := indexPrefix(tenant, container)
 	type dcur struct {
 		id placement.DriveID

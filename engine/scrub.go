@@ -296,7 +296,7 @@ func (s *Scrubber) scrubRecord(ctx context.Context, id placement.DriveID, d driv
 		// record (stripe.go): so every shard is verified once a period.
 		var sm *placement.Map
 		if rec.striped() {
-			sm = s.e.stripeMap(rec)
+			sm = s.e.stripeMap(tenant, container, rec)
 		}
 		for i, p := range rec.Parts {
 			pg, pd := rec.partPG(i), d

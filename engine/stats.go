@@ -18,6 +18,8 @@ type Stats struct {
 	HealFailures   uint64  // heal attempts by RunHealer that failed (the artifact stays queued)
 	HealDropped    uint64  // artifacts not queued because the heal queue was full
 	WriteBacks     uint64  // reads that wrote the version they served back to a write quorum first
+	TierMoved      uint64  // artifacts the tier policy moved to remote drives (TierArtifact)
+	TierBytes      uint64  // their bytes (before erasure coding)
 }
 
 // stats are the counters behind Stats.
@@ -29,6 +31,7 @@ type stats struct {
 	healFailures         atomic.Uint64
 	healDropped          atomic.Uint64
 	writeBacks           atomic.Uint64
+	tierMoved, tierBytes atomic.Uint64
 }
 
 func (s *stats) encoded(d time.Duration) {
@@ -58,6 +61,8 @@ func (e *Engine) Stats() Stats {
 		HealFailures:   e.st.healFailures.Load(),
 		HealDropped:    e.st.healDropped.Load(),
 		WriteBacks:     e.st.writeBacks.Load(),
+		TierMoved:      e.st.tierMoved.Load(),
+		TierBytes:      e.st.tierBytes.Load(),
 	}
 }
 

@@ -181,12 +181,19 @@ func (e *Engine) partDrives(m *placement.Map, rec *record, p int) ([]driver.Driv
 
 // stripeMap returns the newest map, the current one first then the
 // MapHistory, in which striped rec is placed, or nil if none is (the
-// history no longer reaches it).
-func (e *Engine) stripeMap(rec *record) *placement.Map {
-	cur := e.cfg.Topology.Map()
-	for _, m := range append([]*placement.Map{cur}, e.olderMaps(cur)...) {
-		if stripedIn(rec, m) {
-			return m
+// history no longer reaches it). The maps are the container's layout
+// (mapFor), then the remote layout, where tiered records live.
+func (e *Engine) stripeMap(tenant, container string, rec *record) *placement.Map {
+	cur := e.mapFor(tenant, container)
+	curs := []*placement.Map{cur}
+	if raw := e.cfg.Topology.Map(); raw != nil && raw.HasRemote() && cur.Layout != placement.LayoutRemote {
+		curs = append(curs, e.layoutMap(raw, placement.LayoutRemote))
+	}
+	for _, c := range curs {
+		for _, m := range append([]*placement.Map{c}, e.olderMaps(c)...) {
+			if stripedIn(rec, m) {
+				return m
+			}
 		}
 	}
 	return nil
@@ -207,7 +214,7 @@ func (e *Engine) deletePartShards(ctx context.Context, tenant, container, key st
 		d := home
 		if pg != rec.PG {
 			if m == nil {
-				if m = e.stripeMap(rec); m == nil {
+				if m = e.stripeMap(tenant, container, rec); m == nil {
 					e.log.Warn("striped part's map is gone: shard files left", "pg", pg, "shard", j)
 					return nil
 				}

@@ -539,3 +539,44 @@ func TestStripedRangeReadsOnlyItsParts(t *testing.T) {
 		t.Fatalf("range into the second part: %v, want ErrReadQuorum", err)
 	}
 }
+
+// TestStripedHybrid: a striped artifact of a hybrid container keeps every
+// part's data shards on local drives and its parity shards on the remote
+// ones, reads back, and leaves no shard file anywhere once deleted (the
+// parts' PGs are found in the container's layout, not the cluster map's).
+func TestStripedHybrid(t *testing.T) {
+	r := newRig(t, rigOptions{drives: 8, remote: 2, stripeSize: stripeTestStripe, noSync: true, width: 4, storage: PolicyHybrid})
+	m := r.e.mapFor("t", "c")
+	if m.Layout != placement.LayoutHybrid || m.Policy.Parity != 2 {
+		t.Fatalf("layout %q policy %s, want hybrid with 2 parity shards", m.Layout, m.Policy)
+	}
+	data := randBytes(7, 3<<20)
+	r.put(t, "big", data, int64(len(data)))
+	if got, err := r.get("big", 0, -1); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes (%v), not the %d written", len(got), err, len(data))
+	}
+	files := r.shardFiles(t)
+	pgs := map[string]bool{}
+	remote := 0
+	for i, f := range files {
+		if i >= 6 {
+			remote += len(f)
+		}
+		for _, path := range f {
+			pgs[filepath.Base(filepath.Dir(filepath.Dir(path)))] = true
+		}
+	}
+	_, total := drivesWithShards(files)
+	if len(pgs) < 2 {
+		t.Fatalf("shard files in %d PGs, want the artifact striped over several", len(pgs))
+	}
+	if total == 0 || remote*3 != total { // 4+2: a third of every part's shards are parity
+		t.Fatalf("%d of %d shard files on the remote drives, want a third (the parity shards)", remote, total)
+	}
+	if err := r.e.Delete(t.Context(), "t", "c", "big"); err != nil {
+		t.Fatal(err)
+	}
+	if _, total := drivesWithShards(r.shardFiles(t)); total != 0 {
+		t.Fatalf("%d shard files left after the delete", total)
+	}
+}

@@ -255,7 +255,7 @@ func (e *Engine) adopt(ctx context.Context, tenant, container, key, vid string) 
 	if cur == nil || cur.Deleted || cur.Pointer {
 		return false, nil
 	}
-	m := e.cfg.Topology.Map()
+	m := e.mapFor(tenant, container)
 	pg := pgOf(m, tenant, container, key)
 	if !cur.IsInline && cur.PG == pg && loc.sameSet(m, pg) {
 		drives, _ := e.pgDrives(m, pg)
@@ -293,7 +293,7 @@ func (e *Engine) adopt(ctx context.Context, tenant, container, key, vid string) 
 // marker). collect removes the shard files of a plain record it replaces
 // (a null version superseded); otherwise they are kept (adopt moved them).
 func (e *Engine) point(ctx context.Context, tenant, container, key, vid string, size int64, etag string, modified time.Time, marker, collect bool) error {
-	m := e.cfg.Topology.Map()
+	m := e.mapFor(tenant, container)
 	pg := pgOf(m, tenant, container, key)
 	drives, _ := e.pgDrives(m, pg)
 	v, _ := e.newVersion()
@@ -739,7 +739,7 @@ func (e *Engine) CompleteUploadVersion(ctx context.Context, tenant, container, k
 	// The completion marker goes: settling it later would see the key's
 	// pointer, not the artifact, and drop what part records a failed
 	// cleanup left together with their data, which the version now uses.
-	m := e.cfg.Topology.Map()
+	m := e.mapFor(tenant, container)
 	drives, _ := e.pgDrives(m, pgOf(m, tenant, container, key))
 	e.deleteRecord(ctx, drives, uploadKey(tenant, container, key, uploadID), driver.Version{})
 	info.VersionID = vid

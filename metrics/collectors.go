@@ -30,6 +30,8 @@ var (
 	healQueueDesc      = desc("heal_queue", "Artifacts waiting to be healed.")
 	healFailuresDesc   = desc("heal_failures_total", "Heal attempts that failed; the artifact stays queued and is retried with backoff.")
 	healDroppedDesc    = desc("heal_queue_dropped_total", "Artifacts not queued for healing because the queue was full (the next scan finds them again).")
+	tierMovedDesc      = desc("tier_moved_total", "Artifacts the tier storage policy moved to remote drives.")
+	tierBytesDesc      = desc("tier_moved_bytes_total", "Bytes (before erasure coding) of the artifacts the tier storage policy moved to remote drives.")
 )
 
 // engineCollector reports engine.Stats.
@@ -37,7 +39,7 @@ type engineCollector struct{ stats func() engine.Stats }
 
 func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{encodeSecondsDesc, encodesDesc, decodeSecondsDesc, decodesDesc,
-		degradedReadsDesc, repairsDesc, repairedShardsDesc, healQueueDesc, healFailuresDesc, healDroppedDesc} {
+		degradedReadsDesc, repairsDesc, repairedShardsDesc, healQueueDesc, healFailuresDesc, healDroppedDesc, tierMovedDesc, tierBytesDesc} {
 		ch <- d
 	}
 }
@@ -56,6 +58,8 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(repairedShardsDesc, float64(s.RepairedShards))
 	counter(healFailuresDesc, float64(s.HealFailures))
 	counter(healDroppedDesc, float64(s.HealDropped))
+	counter(tierMovedDesc, float64(s.TierMoved))
+	counter(tierBytesDesc, float64(s.TierBytes))
 	ch <- prometheus.MustNewConstMetric(healQueueDesc, prometheus.GaugeValue, float64(s.HealQueue))
 }
 

@@ -36,6 +36,8 @@
 //	heal_queue                       gauge, artifacts waiting to be healed
 //	heal_failures_total              counter, heal attempts that failed (the artifact stays queued, retried with backoff)
 //	heal_queue_dropped_total         counter, artifacts not queued because the heal queue was full
+//	tier_moved_total                 counter, artifacts the tier storage policy moved to remote drives
+//	tier_moved_bytes_total           counter, their bytes before erasure coding
 //
 // From Config.Drives (DriveSample):
 //

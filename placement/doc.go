@@ -100,5 +100,18 @@
 // one entry at a time as Plan balances later joins and leaves.
 // [PGCountFor] says how many PGs a cluster should have: DefaultPGCount up to
 // a few hundred drives, then enough for SlotsPerDrive entries per drive
-// (16,384 PGs for 12,000 drives under 12+4).
+// (16,384 PGs for 12,000 drives under 12+4).//
+// # Drive classes and layouts
+//
+// Each Drive has a class, local or remote (an S3-compatible bucket). The
+// map's own table (PGs) mixes every drive. Containers place through a
+// [Layout] instead: [Map.ForLayout] derives, per layout, a map with the
+// same epoch, drives and PG hashing and its own policy and table, built by
+// the same rendezvous walk over the drives of the classes the layout uses
+// (local: local drives; hybrid: k local data slots then p remote parity
+// slots, k <= p × local nodes (a single node: its drives); remote: remote drives). The derived tables
+// are computed at lookup (and cached by the engine), not stored in the
+// map, so the Raft log, Plan, Split and Delta are unchanged; a map without
+// remote drives is its own local layout, so clusters without remote drives
+// place exactly as before.
 package placement

@@ -26,6 +26,9 @@ type Map struct {
 	// number of PGs a large artifact's stripes are spread over (0 means
 	// 1, unstriped); the engine keeps each artifact's width in its record.
 	Width int `json:",omitempty"`
+	// Layout is set on the maps ForLayout derives for a container's
+	// storage policy; empty on the cluster map itself.
+	Layout Layout `json:",omitempty"`
 }
 
 // MaxWidth is the largest stripe width a Map may carry.

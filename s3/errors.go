@@ -137,6 +137,11 @@ var (
 	errNoAdminResource = &Error{http.StatusNotFound, "NotFound", "No such admin resource."}
 	errInvalidLimits   = &Error{http.StatusBadRequest, "InvalidArgument", "Want a JSON object of non-negative limits."}
 	errRootRate        = &Error{http.StatusBadRequest, "InvalidArgument", "The root tenant is never rate-limited: it is the operator's, and runs this admin API."}
+	// errInvalidStoragePolicy refuses a malformed storage policy (ContainerAdmin).
+	errInvalidStoragePolicy = &Error{http.StatusBadRequest, "InvalidArgument", `Want {"policy": "local", "hybrid" or "tier"}, and for tier optional non-negative "tier_after_days" and "tier_min_bytes".`}
+	// ErrNoRemoteDrives refuses a storage policy that needs remote drives
+	// on a cluster without any.
+	ErrNoRemoteDrives = &Error{http.StatusBadRequest, "InvalidRequest", "Storage policies hybrid and tier need remote drives, and the cluster has none: start a node with --remote NAME=URL first."}
 )
 
 // withMessage returns e with a message saying more than its own.

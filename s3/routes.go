@@ -336,6 +336,11 @@ var vaultRoutes = []route{
 	})},
 	{name: "AdminDeleteTenant", mutation: true, match: tenants(http.MethodDelete, oneName), serve: asRoot(deleteTenant)},
 	{name: "Admin", match: tenants("", func(string) bool { return true }), serve: asRoot(func(*operation, string) error { return ErrMethodNotAllowed })},
+	{name: "Admin", match: func(t *target) bool { return t.path == containersPath && t.method == http.MethodGet }, serve: containerAdmin(listContainers)},
+	{name: "AdminSetStoragePolicy", mutation: true, match: func(t *target) bool {
+		_, _, ok := containerPolicyPath(t.path)
+		return ok && t.method == http.MethodPut
+	}, serve: containerAdmin(setStoragePolicy)},
 	{name: "Admin", match: path("/_vault/admin/cluster"), serve: (*operation).clusterStatus},
 	{name: "AdminCluster", mutation: true, match: func(t *target) bool {
 		op, ok := strings.CutPrefix(t.path, "/_vault/admin/cluster/")
@@ -392,5 +397,6 @@ var mutations = func() map[string]bool {
 	for _, n := range lifecycleOperations {
 		m[n] = true
 	}
+	m[TierOperation] = true // no route: the tier policy's background moves
 	return m
 }()

@@ -117,6 +117,10 @@ var routeCases = []struct {
 	{"POST", "/_vault/admin/tenants/t", "", false, "Admin", false},
 	{"GET", "/_vault/admin/cluster", "", false, "Admin", false},
 	{"POST", "/_vault/admin/cluster/erasure", "", false, "AdminCluster", true},
+	{"GET", "/_vault/admin/containers", "", false, "Admin", false},
+	{"PUT", "/_vault/admin/containers/t/b/policy", "", false, "AdminSetStoragePolicy", true},
+	{"PUT", "/_vault/admin/containers/t/policy", "", false, "Admin", false},
+	{"GET", "/_vault/admin/containers/t/b/policy", "", false, "Admin", false},
 	{"GET", "/_vault/nothing", "", false, "Admin", false},
 }
 
@@ -293,7 +297,8 @@ func statusOf(name string) int {
 
 // internalErrors are the sentinels of the packages below s3 that are
 // meant to answer InternalError: a fault of the server, not the request.
-var internalErrors = []string{"engine.ErrUnknownDrive", "engine.ErrHealIncomplete"} // the healer's, never a request's
+var internalErrors = []string{"engine.ErrUnknownDrive", "engine.ErrHealIncomplete", // the healer's, never a request's
+	"engine.ErrNotTiered"} // the tier pass's, never a request's
 
 // TestErrorTableCoversSentinels checks that every exported error sentinel
 // of engine and sigv4 has a row in errorTable, or is listed in

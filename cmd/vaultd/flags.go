@@ -28,6 +28,7 @@ type serverFlags struct {
 	scanInterval  time.Duration // how often the leader scans for missing records
 	healInterval  time.Duration // how often the healer works through its queue
 	probeInterval time.Duration // how often each local drive is health-checked
+	tierInterval  time.Duration // how often the tier storage policy runs
 	scrubPeriod   time.Duration // a full scrub pass over each local drive
 	scrubRate     byteSize      // at most this many bytes/s scrubbed per drive
 	eventsParquet bool
@@ -71,6 +72,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.DurationVar(&f.lifecycleDay, "lifecycle-day", 24*time.Hour, "TEST SETTING: the length of a lifecycle \"day\" (e.g. 2s makes a rule of 1 day expire objects after about 2s); leave at 24h in production")
 	fs.Float64Var(&f.lifecycleRate, "lifecycle-rate", 50, "most lifecycle actions (and listing pages) per second")
 	fs.DurationVar(&f.healInterval, "heal-interval", engine.DefaultHealInterval, "how often the healer repairs the queued artifacts (failed repairs are retried with backoff)")
+	fs.DurationVar(&f.tierInterval, "tier-interval", time.Hour, "how often the leader (a single node: the node) moves the artifacts of tier containers past their thresholds to remote drives")
 	fs.DurationVar(&f.probeInterval, "probe-interval", defaultProbeInterval, "how often each local drive is health-checked; a failed drive goes offline, a recovered or replaced (empty) one comes back")
 	fs.DurationVar(&f.scrubPeriod, "scrub-period", engine.DefaultScrubPeriod, "time for one scrub pass, which verifies the checksums of every shard on this node's drives and repairs what fails")
 	f.scrubRate = engine.DefaultScrubRate
@@ -92,7 +94,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	if err := f.parseRemotes(); err != nil {
 		return nil, err
 	}
-	for flag, d := range map[string]time.Duration{"--scan-interval": f.scanInterval, "--heal-interval": f.healInterval, "--probe-interval": f.probeInterval, "--scrub-period": f.scrubPeriod, "--lifecycle-interval": f.lifecycleInterval, "--lifecycle-day": f.lifecycleDay} {
+	for flag, d := range map[string]time.Duration{"--scan-interval": f.scanInterval, "--heal-interval": f.healInterval, "--probe-interval": f.probeInterval, "--tier-interval": f.tierInterval, "--scrub-period": f.scrubPeriod, "--lifecycle-interval": f.lifecycleInterval, "--lifecycle-day": f.lifecycleDay} {
 		if d <= 0 {
 			return nil, fmt.Errorf("%s %v: want a positive duration", flag, d)
 		}

@@ -46,6 +46,8 @@ const usage = `usage:
   vaultd tenant add-key NAME [--json] [--endpoint URL]
   vaultd tenant list [--json] [--endpoint URL]
   vaultd tenant delete NAME [--endpoint URL]
+  vaultd container list [--json] [--endpoint URL]
+  vaultd container set-policy [--tenant NAME] BUCKET local|hybrid|tier [--endpoint URL]
   vaultd cluster status [--json] [--endpoint URL]
   vaultd cluster set-erasure K+M [--width W] [--json] [--endpoint URL]
   vaultd cluster drain NODE | --drive ID [--undo] [--json] [--endpoint URL]
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServer(ctx, args[1:], getenv, stdout, stderr)
 	case "tenant":
 		return runTenant(ctx, args[1:], getenv, stdout, stderr)
+	case "container":
+		return runContainer(ctx, args[1:], getenv, stdout, stderr)
 	case "cluster":
 		return runCluster(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -166,6 +167,13 @@ func remoteDrives(t *testing.T, url, direct, rak, rsk string, down, up func()) {
 	cl := remoteTestClient("http://"+n.s3Addr, root["VAULT_ROOT_ACCESS_KEY"], root["VAULT_ROOT_SECRET_KEY"])
 	if _, err := cl.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("hot")}); err != nil {
 		t.Fatal(err)
+	}
+	// Remote drives hold shards of hybrid containers only (the default,
+	// local, keeps every shard on local drives).
+	ctlEnv := map[string]string{"VAULT_ENDPOINT": "http://" + n.s3Addr}
+	maps.Copy(ctlEnv, root)
+	if err := run(ctx, []string{"container", "set-policy", "hot", "hybrid"}, func(k string) string { return ctlEnv[k] }, io.Discard, io.Discard); err != nil {
+		t.Fatalf("container set-policy hot hybrid: %v", err)
 	}
 	sizes := []int{0, 1000, 100 << 10, 300 << 10, 3<<20 + 7, 20 << 20}
 	bodies := map[string][]byte{}

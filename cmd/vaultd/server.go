@@ -220,7 +220,8 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	go func() { defer close(usageDone); usage.Run(uctx) }()
 	defer func() { stopUsage(); <-usageDone }() // a final flush before the store closes
 
-	ecfg := engine.Config{Topology: topo, Containers: store, Logger: log.With("component", "engine"), OnUsage: usage.Record, HealInterval: f.healInterval}
+	ecfg := engine.Config{Topology: topo, Containers: store, Logger: log.With("component", "engine"), OnUsage: usage.Record, HealInterval: f.healInterval,
+		StoragePolicy: containerPolicy(store), Tiered: containerTiered(store)}
 	if f.clustered() {
 		ecfg.UploadLocker = store // multipart uploads are serialised cluster-wide
 	}
@@ -282,8 +283,11 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 			return out
 		},
 	})
+	tctx, stopTier := context.WithCancel(ctx)
+	defer stopTier()
+	go runTier(tctx, eng, store, f.tierInterval, sweeps, s3.Observers{mx, evlog}, st.Node, log.With("component", "tier"))
 	srv, err := s3.New(s3.Config{
-		Engine: eng, Keys: store, Configs: store, Root: root, RootTenant: rootTenant, Admin: admin,
+		Engine: eng, Keys: store, Configs: store, Root: root, RootTenant: rootTenant, Admin: containerAdmin{admin, topo, eng},
 		Domain: f.domain, Region: f.region, Node: st.Node, Logger: log.With("component", "s3"),
 		Limiter: limiter, Quota: usage, Observer: s3.Observers{mx, evlog}, Metrics: mx.Handler(),
 		MetricsToken: getenv("VAULT_METRICS_TOKEN"), MaxConns: f.maxConns, MaxConnsPerIP: f.maxConnsPerIP,
