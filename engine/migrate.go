@@ -163,8 +163,12 @@ func (e *Engine) migrate(ctx context.Context, tenant, container, key string, ext
 }
 
 // move copies rec, the newest version of key as the older set src holds
-// it, into pg's set of the current map cur.
+// it, into pg's set of the current map cur: only the changed slots' shard
+// files when it can (moveShards), else re-encoded whole.
 func (e *Engine) move(ctx context.Context, tenant, container, key string, cur *placement.Map, pg uint32, src location, rec *record) error {
+	if err := e.moveShards(ctx, tenant, container, key, cur, pg, src, rec); !errors.Is(err, errNotShardMove) {
+		return err // moved slot by slot (migrate_shard.go), or failed doing so
+	}
 	pol := cur.Policy
 	drives, derrs := e.pgDrives(cur, pg)
 	n, wq := pol.SetSize(), pol.WriteQuorum()
