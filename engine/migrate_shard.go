@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/erasure"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
@@ -82,7 +83,7 @@ func (e *Engine) moveShards(ctx context.Context, tenant, container, key string, 
 			continue
 		}
 		wg.Go(func() {
-			copied[j] = e.copyShards(ctx, tenant, container, key, pg, served.Parts, src.drives[j], drives[j]) == nil
+			copied[j] = e.copyShards(ctx, tenant, container, key, pg, served, j, src.drives[j], drives[j]) == nil
 		})
 	}
 	wg.Wait()
@@ -126,32 +127,118 @@ func (e *Engine) moveShards(ctx context.Context, tenant, container, key string, 
 	return nil
 }
 
-// copyShards copies the shard files of parts (of key, in pg) from drive
-// from to drive to, committing each only when read whole.
-func (e *Engine) copyShards(ctx context.Context, tenant, container, key string, pg uint32, parts []part, from, to driver.Driver) error {
-	for _, p := range parts {
+// copyShards copies shard j of each of rec's parts (of key, in pg) from
+// drive from to drive to, each verified block by block as it streams
+// through (erasure.Codec.Verify) and committed only if intact: a corrupt
+// or torn source is not spread, and the slot is left to Heal.
+func (e *Engine) copyShards(ctx context.Context, tenant, container, key string, pg uint32, rec *record, j int, from, to driver.Driver) error {
+	codec, err := e.codec(rec.Data, rec.Parity, rec.StripeSize)
+	if err != nil {
+		return err
+	}
+	for _, p := range rec.Parts {
 		s := shardOf(tenant, container, key, pg, p.DataID)
-		if err := copyShard(ctx, s, from, to); err != nil {
-			return fmt.Errorf("engine: copy shard %s/%s part of %d bytes: %w", tenant, container, p.Size, err)
+		if err := copyShard(ctx, codec, p.Size, j, s, from, to); err != nil {
+			return fmt.Errorf("engine: copy shard %d of %s/%s (a part of %d bytes): %w", j, tenant, container, p.Size, err)
 		}
 	}
 	return nil
 }
 
-// copyShard copies shard file s from drive from to drive to.
-func copyShard(ctx context.Context, s driver.Shard, from, to driver.Driver) error {
-	rc, err := from.ReadShard(ctx, s, 0, -1)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
+// copyShard copies shard file s, shard j of a part of size bytes, from
+// drive from to drive to, verifying it on the way.
+func copyShard(ctx context.Context, codec *erasure.Codec, size int64, j int, s driver.Shard, from, to driver.Driver) error {
 	w, err := to.CreateShard(ctx, s)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(w, rc); err != nil {
+	open := func(ctx context.Context, _ int, off, length int64) (io.ReadCloser, error) {
+		rc, err := from.ReadShard(ctx, s, off, length)
+		if err != nil {
+			return nil, err
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{io.TeeReader(rc, w), rc}, nil
+	}
+	if err := codec.Verify(ctx, size, j, open); err != nil {
 		w.Abort()
 		return err
 	}
 	return w.Commit(ctx)
+}
+
+// copyLacking gives the drives of loc, the current set (cur, pg) serving
+// newest, that answered without it their shard by copying the shard files
+// from the drive that held the same slot of the same PG under the same
+// policy in an older map and still holds the version there (its record
+// says which shard it holds), then writing their record. It returns the
+// slots it completed and marks them in loc.recs; the others are left to
+// Heal (completeSet), which rebuilds from k others. It must run before
+// cleanOlder removes the old holders.
+func (e *Engine) copyLacking(ctx context.Context, tenant, container, key string, cur *placement.Map, pg uint32, loc location, newest *record) []int {
+	if newest.Deleted || newest.IsInline || len(newest.Parts) == 0 {
+		return nil
+	}
+	ikey := indexPrefix(tenant, container) + key
+	set := cur.Set(pg)
+	copied := make([]bool, len(set))
+	var wg sync.WaitGroup
+	for j, r := range loc.recs {
+		has := r != nil && r.Version == newest.Version && sameData(r, newest)
+		if has || !loc.answered[j] || loc.drives[j] == nil {
+			continue
+		}
+		wg.Go(func() {
+			for _, m := range e.olderMaps(cur) {
+				if m.Policy != cur.Policy || pgOf(m, tenant, container, key) != pg || m.Set(pg)[j] == set[j] {
+					continue
+				}
+				from, err := e.cfg.Topology.Drive(m.Set(pg)[j])
+				if err != nil {
+					continue
+				}
+				raw, err := from.GetRecord(ctx, ikey)
+				if err != nil {
+					continue
+				}
+				old, err := unmarshalRecord(raw.Data)
+				if err != nil || old.Version != newest.Version || !sameData(old, newest) || !placedIn(old, m, pg, j) {
+					continue
+				}
+				if e.copyShards(ctx, tenant, container, key, pg, newest, j, from, loc.drives[j]) == nil {
+					copied[j] = true
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if !slices.Contains(copied, true) {
+		return nil
+	}
+	moved := *newest
+	moved.Inline = nil
+	w := e.artifactWrite(tenant, container, key, loc.drives, 0)
+	res := w.putAll(ctx, &moved, nil, copied)
+	w.collect(ctx, &moved, res)
+	var done []int
+	failed := make([]bool, len(set))
+	for j, r := range res {
+		switch {
+		case !copied[j]:
+		case r.err == nil:
+			done = append(done, j)
+			placed := moved
+			placed.Shard = j
+			loc.recs[j] = &placed
+		default:
+			failed[j] = true
+		}
+	}
+	for _, p := range newest.Parts {
+		e.deleteShards(ctx, loc.drives, shardOf(tenant, container, key, pg, p.DataID), failed)
+	}
+	return done
 }
