@@ -78,9 +78,9 @@ func (w *countingWriter) Commit(ctx context.Context) error {
 // from k others and everything still reads back.
 func TestMigrateMovesShardsOnJoin(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		offline bool
-	}{{"copy", false}, {"old holder offline", true}} {
+		name             string
+		offline, corrupt bool
+	}{{"copy", false, false}, {"old holder offline", true, false}, {"old holder reads corrupt", false, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
 			topo := &histTopo{drives: map[placement.DriveID]*drivertest.Faulty{}}
@@ -154,6 +154,9 @@ func TestMigrateMovesShardsOnJoin(t *testing.T) {
 				// An old drive that gives up slots to the new ones.
 				topo.drives[moves[0].From].SetOffline(true)
 			}
+			if tc.corrupt {
+				topo.drives[moves[0].From].SetCorruptReads(true)
+			}
 			topo.use(next, base)
 			var st MigrateStats
 			if tc.offline {
@@ -174,6 +177,7 @@ func TestMigrateMovesShardsOnJoin(t *testing.T) {
 			} else if st = migrateAll(t, e, 50); st.Failed != 0 {
 				t.Fatalf("MigrateAll: %+v", st)
 			}
+			topo.drives[moves[0].From].SetCorruptReads(false)
 			if tc.offline {
 				topo.drives[moves[0].From].SetOffline(false)
 				if again := migrateAll(t, e, 50); again.Failed != 0 || again.Copied != 0 || again.Healed != 0 {
@@ -198,6 +202,13 @@ func TestMigrateMovesShardsOnJoin(t *testing.T) {
 					t.Fatalf("read %s after the join = %d bytes, %v; want the %d bytes put", key, len(got), err, len(want))
 				}
 			}
+			// Every shard of the current sets is intact: nothing copied
+			// corrupt.
+			for key := range data {
+				if healed, err := e.Heal(ctx, "t", "c", key); err != nil || len(healed) != 0 {
+					t.Errorf("Heal(%s) after the migration rewrote shards %v (%v); want none", key, healed, err)
+				}
+			}
 			ideal := float64(stored) * 2 / 14
 			ratio, readRatio := float64(movedBytes)/ideal, float64(migrationReads)/ideal
 			t.Logf("%d artifacts, %d shard bytes stored; %d of %d entries moved (ideal %.1f); migration wrote %d shard bytes, ideal %.0f → %.2fx, and read %.2fx (re-encoding whole artifacts would write ≈ %.2fx: %d artifacts in changed PGs); %+v",
@@ -208,10 +219,10 @@ func TestMigrateMovesShardsOnJoin(t *testing.T) {
 			}
 			// Copied from the old holders: each moved shard read once. (Heal
 			// would verify all k+m shards and decode k for each.)
-			if !tc.offline && (readRatio > 1.25 || st.Copied == 0 || st.Healed != 0) {
+			if !tc.offline && !tc.corrupt && (readRatio > 1.25 || st.Copied == 0 || st.Healed != 0) {
 				t.Errorf("migration read %.2fx the ideal share (copied %d keys, healed %d), want <= 1.25x, all copied", readRatio, st.Copied, st.Healed)
 			}
-			if tc.offline && st.Healed == 0 {
+			if (tc.offline || tc.corrupt) && st.Healed == 0 {
 				t.Errorf("with an old holder offline nothing was rebuilt (%+v)", st)
 			}
 		})
