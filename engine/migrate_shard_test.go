@@ -15,10 +15,12 @@ import (
 )
 
 // countingDriver counts the shard bytes committed to a drive and read
-// from it.
+// from it; with corrupt set, it inverts the 100th byte of every shard it
+// reads (records stay intact).
 type countingDriver struct {
 	driver.Driver
 	written, read *atomic.Int64
+	corrupt       *atomic.Bool
 }
 
 func (c countingDriver) ReadShard(ctx context.Context, s driver.Shard, off, length int64) (io.ReadCloser, error) {
@@ -26,17 +28,23 @@ func (c countingDriver) ReadShard(ctx context.Context, s driver.Shard, off, leng
 	if err != nil {
 		return nil, err
 	}
-	return &countingReader{ReadCloser: rc, read: c.read}, nil
+	return &countingReader{ReadCloser: rc, read: c.read, corrupt: c.corrupt.Load(), off: off}, nil
 }
 
 type countingReader struct {
 	io.ReadCloser
-	read *atomic.Int64
+	read    *atomic.Int64
+	corrupt bool
+	off     int64
 }
 
 func (r *countingReader) Read(p []byte) (int, error) {
 	n, err := r.ReadCloser.Read(p)
 	r.read.Add(int64(n))
+	if i := 100 - r.off; r.corrupt && i >= 0 && i < int64(n) {
+		p[i] ^= 0xff
+	}
+	r.off += int64(n)
 	return n, err
 }
 
@@ -85,13 +93,14 @@ func TestMigrateMovesShardsOnJoin(t *testing.T) {
 			ctx := t.Context()
 			topo := &histTopo{drives: map[placement.DriveID]*drivertest.Faulty{}}
 			written := map[placement.DriveID]*atomic.Int64{}
+			corrupt := map[placement.DriveID]*atomic.Bool{}
 			var shardReads atomic.Int64
 			var all []placement.Drive
 			for n := range 7 {
 				for d := range 2 {
 					id := placement.DriveID(fmt.Sprintf("n%d-d%d", n, d))
-					written[id] = &atomic.Int64{}
-					topo.drives[id] = drivertest.NewFaulty(countingDriver{&drivertest.Mem{MemID: driver.DriveID(id)}, written[id], &shardReads})
+					written[id], corrupt[id] = &atomic.Int64{}, &atomic.Bool{}
+					topo.drives[id] = drivertest.NewFaulty(countingDriver{&drivertest.Mem{MemID: driver.DriveID(id)}, written[id], &shardReads, corrupt[id]})
 					all = append(all, placement.Drive{ID: id, Node: placement.NodeID(fmt.Sprintf("n%d", n)), Class: driver.ClassLocal})
 				}
 			}
@@ -155,7 +164,7 @@ func TestMigrateMovesShardsOnJoin(t *testing.T) {
 				topo.drives[moves[0].From].SetOffline(true)
 			}
 			if tc.corrupt {
-				topo.drives[moves[0].From].SetCorruptReads(true)
+				corrupt[moves[0].From].Store(true)
 			}
 			topo.use(next, base)
 			var st MigrateStats
@@ -177,7 +186,7 @@ func TestMigrateMovesShardsOnJoin(t *testing.T) {
 			} else if st = migrateAll(t, e, 50); st.Failed != 0 {
 				t.Fatalf("MigrateAll: %+v", st)
 			}
-			topo.drives[moves[0].From].SetCorruptReads(false)
+			corrupt[moves[0].From].Store(false)
 			if tc.offline {
 				topo.drives[moves[0].From].SetOffline(false)
 				if again := migrateAll(t, e, 50); again.Failed != 0 || again.Copied != 0 || again.Healed != 0 {
