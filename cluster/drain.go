@@ -160,9 +160,15 @@ type DrainStatus struct {
 	// BytesLeft is what the draining drives still hold, as they report
 	// it (status only; 0 in Store.Drains).
 	BytesLeft uint64 `json:"bytes_left"`
+	// BytesPerSecond is the rate BytesLeft fell at over the last minutes
+	// and ETASeconds the time left at that rate (Topology.DrainProgress);
+	// -1 when unknown, ETASeconds 0 when no PG slot is left.
+	BytesPerSecond float64 `json:"bytes_per_second"`
+	ETASeconds     float64 `json:"eta_seconds"`
 }
 
-// Drains returns the progress of the drains in progress (BytesLeft aside).
+// Drains returns the progress of the drains in progress (BytesLeft, the
+// rate and ETA aside: see Topology.DrainProgress).
 func (s *Store) Drains() DrainStatus {
 	ds := DrainStatus{Drives: s.fsm.drainingDrives()}
 	if len(ds.Drives) == 0 {

@@ -34,6 +34,8 @@ type Topology struct {
 
 	members atomic.Pointer[func() []Member] // gossip's view, set by WatchMembers
 	down    atomic.Pointer[downNodes]       // cached from members
+
+	drain drainRate // DrainProgress's samples
 }
 
 // downNodes is the set of nodes gossip reports not alive, as of at.
@@ -185,15 +187,6 @@ func (t *Topology) Status(ctx context.Context, members []Member) Status {
 	}
 	wg.Wait()
 	slices.SortFunc(st.Drives, func(a, b DriveStatus) int { return strings.Compare(a.ID, b.ID) })
-	if ds := t.store.Drains(); len(ds.Drives) > 0 {
-		for _, id := range ds.Drives {
-			if d, err := t.Drive(placement.DriveID(id)); err == nil {
-				if info, err := d.Info(pctx); err == nil {
-					ds.BytesLeft += info.Usage.Used
-				}
-			}
-		}
-		st.Drain = &ds
-	}
+	st.Drain = t.DrainProgress(ctx)
 	return st
 }

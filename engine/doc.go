@@ -178,10 +178,16 @@
 // fall back: one started under an older map whose set moved fails after
 // the change, as completing it into the older set could leave it hidden.
 //
-// Migration moves the artifacts and lets the older maps go. Migrate takes
-// one key: if an older set serves its newest version, it copies it into
-// the current set, decoded and re-encoded with the current policy onto new
-// shard files (a multipart artifact part by part, an inline one inline),
+// Migration moves the artifacts and lets the older maps go, moving only
+// what the map change moved when it can (migrate_shard.go): when the
+// policy and PG stay and only some slots get new drives (placement.Plan),
+// a slot's shard files are copied from the drive that held that slot,
+// verified block by block on the way, and its record written; a slot whose
+// old holder cannot give them is rebuilt from k others (Heal). So adding a
+// node moves about its share of the bytes, each read once. Otherwise
+// Migrate takes one key: if an older set serves its newest version, it
+// copies it into the current set, decoded and re-encoded with the current
+// policy onto new shard files (a multipart artifact part by part, an inline one inline),
 // keeping its version, modification time, size, ETag, content type and
 // metadata, and writes the records with that same version by a plain
 // record write, so a version written meanwhile stays the newer one and
@@ -296,8 +302,8 @@
 //     (completion markers, settle, revert), multipart_abort.go (abort and
 //     the upload sweeper).
 //   - heal.go, scan.go, scrub.go: repair, and finding what needs it.
-//   - migrate.go (moving one key), migrate_walk.go (walking the older maps'
-//     keys, Residue).
+//   - migrate.go (moving one key), migrate_shard.go (moving only the changed
+//     slots), migrate_walk.go (walking the older maps' keys, Residue).
 //   - rebalance.go: the leader's loops, RunMigrator and RunScanner, over
 //     the Coordinator interface the metadata store satisfies.
 //   - static.go (a fixed Topology), stats.go, etag.go.

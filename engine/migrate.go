@@ -44,6 +44,10 @@ type MigrateResult struct {
 	// drive lacked the version or held an older one or an older map's
 	// placement of it.
 	Healed []int
+	// Copied lists the shards of the current set whose drive lacked the
+	// version and got its shard files copied from the drive that held the
+	// same slot in an older map (no decoding; Healed rebuilds the rest).
+	Copied []int
 }
 
 // errNotWritten marks a drive a record write skipped.
@@ -156,6 +160,9 @@ func (e *Engine) migrate(ctx context.Context, tenant, container, key string, ext
 			return res, fmt.Errorf("%w: migrate %s/%s: the current set holds the version on %d drives, need %d; left as it is", ErrReadQuorum, tenant, container, held, cur.Policy.ReadQuorum())
 		}
 	}
+	// Slots the current set lacks take their shard files from the old
+	// holder first (before cleanOlder removes it); Heal rebuilds the rest.
+	res.Copied = e.copyLacking(ctx, tenant, container, key, cur, pg, loc, newest)
 	res.Removed, err = e.cleanOlder(ctx, tenant, container, key, cur, pg, extra, false)
 	var herr error
 	res.Healed, herr = e.completeSet(ctx, tenant, container, key, loc, newest)
@@ -163,8 +170,12 @@ func (e *Engine) migrate(ctx context.Context, tenant, container, key string, ext
 }
 
 // move copies rec, the newest version of key as the older set src holds
-// it, into pg's set of the current map cur.
+// it, into pg's set of the current map cur: only the changed slots' shard
+// files when it can (moveShards), else re-encoded whole.
 func (e *Engine) move(ctx context.Context, tenant, container, key string, cur *placement.Map, pg uint32, src location, rec *record) error {
+	if err := e.moveShards(ctx, tenant, container, key, cur, pg, src, rec); !errors.Is(err, errNotShardMove) {
+		return err // moved slot by slot (migrate_shard.go), or failed doing so
+	}
 	pol := cur.Policy
 	drives, _ := e.pgDrives(cur, pg)
 	n, wq := pol.SetSize(), pol.WriteQuorum()

@@ -280,6 +280,7 @@ func migrateAll(t *testing.T, e *Engine, limit int) MigrateStats {
 		sum.Moved += st.Moved
 		sum.Removed += st.Removed
 		sum.Healed += st.Healed
+		sum.Copied += st.Copied
 		sum.Failed += st.Failed
 		if after = st.Next; after == "" {
 			return sum

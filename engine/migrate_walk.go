@@ -18,6 +18,7 @@ type MigrateStats struct {
 	Moved   int // keys copied into the current map's set
 	Removed int // records removed from drives of older maps' sets
 	Healed  int // keys whose current set was completed
+	Copied  int // keys whose current set got shard files copied from an older map's holder
 	Failed  int // keys Migrate failed on: left where they were, readable as before
 	// Next is the after of the call that continues the walk; "" once it
 	// has covered every key.
@@ -162,6 +163,9 @@ func (e *Engine) walkOlder(ctx context.Context, prefix, after string, limit int)
 			st.Moved++
 		}
 		st.Removed += res.Removed
+		if len(res.Copied) > 0 {
+			st.Copied++
+		}
 		if len(res.Healed) > 0 {
 			st.Healed++
 		}

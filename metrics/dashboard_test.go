@@ -33,6 +33,9 @@ func exported(t *testing.T) map[string]bool {
 		Usage:   func() []metrics.TenantUsage { return []metrics.TenantUsage{{Tenant: "alice"}} },
 		Scrub:   func() []engine.ScrubStatus { return []engine.ScrubStatus{{Drive: "d0"}} },
 		Remotes: func() []metrics.RemoteSample { return []metrics.RemoteSample{{Drive: "remote-cold", Online: true}} },
+		Map: func() metrics.MapSample {
+			return metrics.MapSample{Epoch: 3, DrainDrives: 2, DrainRate: -1, DrainETA: -1}
+		},
 	})
 	for _, code := range []string{"", "SlowDown", "QuotaExceeded"} {
 		m.ObserveRequest(&s3.RequestEvent{Operation: "PutObject", Status: 200, Tenant: "alice", ErrorCode: code, Latency: time.Millisecond})

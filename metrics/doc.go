@@ -61,6 +61,16 @@
 //
 //	gossip_members{state}            gauge
 //
+// From Config.Map (MapSample, cluster mode):
+//
+//	map_epoch                        gauge, epoch of the current cluster map
+//	fence_refused_writes_total       counter, writes refused as planned under a stale map epoch
+//	drain_drives                     gauge, drives being drained
+//	drain_pgs_left                   gauge, PG slots of kept maps still on draining drives (0: done)
+//	drain_bytes_left                 gauge, bytes the draining drives still hold
+//	drain_bytes_per_second           gauge, rate the bytes left fell at lately; -1 unknown
+//	drain_eta_seconds                gauge, time left at that rate; -1 unknown, 0 done
+//
 // From Config.Scrub (engine.ScrubStatus), for this node's own drives:
 //
 //	scrub_bytes_total{drive}         counter, shard bytes verified

@@ -203,6 +203,9 @@ func writeClusterStatus(w io.Writer, st *cluster.Status) error {
 			state = "done: the drained nodes can be removed"
 		}
 		fmt.Fprintf(tw, "draining:\t%s: %d PG slots and %s left, %s\n", strings.Join(d.Drives, ", "), d.PGsLeft, humanBytes(d.BytesLeft), state)
+		if d.PGsLeft > 0 {
+			fmt.Fprintf(tw, "drain rate:\t%s\n", drainRateText(d))
+		}
 	}
 
 	fmt.Fprintf(tw, "\nDRIVES (%d)\n", len(st.Drives))
@@ -266,4 +269,16 @@ func humanBytes(n uint64) string {
 		i++
 	}
 	return fmt.Sprintf("%.1f %ciB", v, units[i])
+}
+
+// drainRateText says how fast a drain goes and when it should end.
+func drainRateText(d *cluster.DrainStatus) string {
+	if d.BytesPerSecond < 0 {
+		return "unknown yet (measured over the next seconds; ask again)"
+	}
+	eta := "unknown"
+	if d.ETASeconds >= 0 {
+		eta = (time.Duration(d.ETASeconds) * time.Second).Round(time.Second).String()
+	}
+	return fmt.Sprintf("%s/s, about %s left", humanBytes(uint64(d.BytesPerSecond)), eta)
 }

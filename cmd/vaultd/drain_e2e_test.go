@@ -119,7 +119,11 @@ func TestClusterDrainAndRemove(t *testing.T) {
 	c.nodes[3].waitHealthy(t, 60*time.Second)
 
 	start := time.Now()
+	var rated *cluster.DrainStatus // a status in the drain that gave a rate
 	st, err = waitStatus(t, c, 0, 240*time.Second, func(st cluster.Status) string {
+		if d := st.Drain; d != nil && d.PGsLeft > 0 && d.BytesPerSecond > 0 && rated == nil {
+			rated = d
+		}
 		if st.Drain == nil || st.Drain.PGsLeft > 0 || len(st.Map.Older) > 0 {
 			return fmt.Sprintf("drain %+v, older maps %v", st.Drain, st.Map.Older)
 		}
@@ -134,8 +138,18 @@ func TestClusterDrainAndRemove(t *testing.T) {
 		t.Errorf("status does not say the drain is done:\n%s", text)
 	}
 	m, err := scrapeMetrics(ctx, "http://"+c.nodes[0].s3+"/_vault/metrics")
-	if err != nil || m["vaultaire_drain_drives"] != 2 || m["vaultaire_drain_pgs_left"] != 0 {
-		t.Errorf("metrics: drain_drives %v, drain_pgs_left %v (%v); want 2 and 0", m["vaultaire_drain_drives"], m["vaultaire_drain_pgs_left"], err)
+	if err != nil || m["vaultaire_drain_drives"] != 2 || m["vaultaire_drain_pgs_left"] != 0 || m["vaultaire_drain_eta_seconds"] != 0 {
+		t.Errorf("metrics: drain_drives %v, drain_pgs_left %v, drain_eta_seconds %v (%v); want 2, 0 and 0",
+			m["vaultaire_drain_drives"], m["vaultaire_drain_pgs_left"], m["vaultaire_drain_eta_seconds"], err)
+	}
+	if _, ok := m["vaultaire_drain_bytes_left"]; !ok {
+		t.Error("metrics: no vaultaire_drain_bytes_left")
+	}
+	if rated != nil {
+		if rated.ETASeconds <= 0 || rated.BytesLeft == 0 {
+			t.Errorf("a drain in progress with a rate of %.0f B/s: ETA %v s, %d bytes left; want both > 0", rated.BytesPerSecond, rated.ETASeconds, rated.BytesLeft)
+		}
+		t.Logf("drain rate seen: %.0f B/s, %d bytes and %d PG slots left, ETA %.0f s", rated.BytesPerSecond, rated.BytesLeft, rated.PGsLeft, rated.ETASeconds)
 	}
 	if out, err = vaultd("cluster", "remove", "n4"); err != nil {
 		t.Fatalf("remove n4: %v (%s)", err, out)

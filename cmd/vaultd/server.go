@@ -145,14 +145,6 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	)
 	if f.clustered() {
 		fence.Use(store)
-		mapM = func() metrics.MapSample {
-			d := store.Drains()
-			s := metrics.MapSample{FenceRefused: fence.Refused(), DrainDrives: len(d.Drives), DrainPGsLeft: d.PGsLeft}
-			if m := store.Map(); m != nil {
-				s.Epoch = uint64(m.Epoch)
-			}
-			return s
-		}
 		h := store.RPCHandler()
 		storeRPC.Store(&h)
 		ms, err := startGossip(ctx, f, st, store.Nodes(), secret, log)
@@ -169,7 +161,9 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 		ct := cluster.NewTopology(store, served, secret, log.With("component", "topology"))
-		ct.WatchMembers(ms.Members) // a node gossip reports down is not waited on
+		ct.WatchMembers(ms.Members)             // a node gossip reports down is not waited on
+		go ct.SampleDrains(ctx, 10*time.Second) // a drain's rate and ETA for status and metrics
+		mapM = func() metrics.MapSample { return mapSample(ctx, store, ct, fence.Refused()) }
 		topo = ct
 		status = func(ctx context.Context) cluster.Status { return ct.Status(ctx, ms.Members()) }
 		drivesM = func(ctx context.Context) []metrics.DriveSample { return driveSamples(ct.Status(ctx, nil).Drives) }
@@ -483,4 +477,19 @@ func ensureRootTenant(ctx context.Context, store *cluster.Store, name string, lo
 		case <-time.After(wait):
 		}
 	}
+}
+
+// mapSample is the cluster map and drain progress for the metrics.
+func mapSample(ctx context.Context, store *cluster.Store, ct *cluster.Topology, refused uint64) metrics.MapSample {
+	s := metrics.MapSample{FenceRefused: refused, DrainRate: -1, DrainETA: -1}
+	if m := store.Map(); m != nil {
+		s.Epoch = uint64(m.Epoch)
+	}
+	if d := ct.DrainProgress(ctx); d != nil {
+		s.DrainDrives, s.DrainPGsLeft, s.DrainBytesLeft = len(d.Drives), d.PGsLeft, d.BytesLeft
+		s.DrainRate, s.DrainETA = d.BytesPerSecond, d.ETASeconds
+	} else {
+		s.DrainETA = 0
+	}
+	return s
 }
