@@ -22,6 +22,8 @@ import (
 // new set. The unchanged slots are not touched. A changed slot whose old
 // holder cannot give its files is left to Heal (Migrate's completeSet),
 // which rebuilds it from k others once the new set serves the version.
+// Striped records (stripe.go) are not moved so: their parts live in other
+// PGs, which move re-encodes and stripes again.
 
 // errNotShardMove says a move is not a shard-level one: move re-encodes.
 var errNotShardMove = errors.New("engine: not a shard-level move")
@@ -32,7 +34,7 @@ var errNotShardMove = errors.New("engine: not a shard-level move")
 // and no drive in both sets at different slots (its one file name would
 // have to hold two shards).
 func shardMovable(cur *placement.Map, pg uint32, src location, rec *record) ([]int, error) {
-	if rec.Deleted || rec.IsInline || len(rec.Parts) == 0 || src.pg != pg || src.m.Policy != cur.Policy ||
+	if rec.Deleted || rec.IsInline || rec.striped() || len(rec.Parts) == 0 || src.pg != pg || src.m.Policy != cur.Policy ||
 		rec.Data != cur.Policy.Data || rec.Parity != cur.Policy.Parity || rec.PG != pg {
 		return nil, errNotShardMove
 	}
@@ -178,7 +180,7 @@ func copyShard(ctx context.Context, codec *erasure.Codec, size int64, j int, s d
 // Heal (completeSet), which rebuilds from k others. It must run before
 // cleanOlder removes the old holders.
 func (e *Engine) copyLacking(ctx context.Context, tenant, container, key string, cur *placement.Map, pg uint32, loc location, newest *record) []int {
-	if newest.Deleted || newest.IsInline || len(newest.Parts) == 0 {
+	if newest.Deleted || newest.IsInline || newest.striped() || len(newest.Parts) == 0 {
 		return nil
 	}
 	ikey := indexPrefix(tenant, container) + key
