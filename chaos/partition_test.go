@@ -53,14 +53,21 @@ import (
 // the newer version there was rolled back, bringing back the version
 // before both (engine.TestStaleRefusalStays). A read now writes the
 // version it serves back to a write quorum first, and a new version's
-// records are never rolled back.
+// records are never rolled back. A third (1 in 5 iterations on the merged
+// tree, the leader cut off: a Copy acknowledged, then read as absent):
+// Heal deleted a record newer than the version it repaired as the remains
+// of a failed write while that write was still in flight, and it was then
+// acknowledged (engine.TestHealKeepsWriteInFlight); Heal now leaves young
+// ones alone.
 func TestPartitions(t *testing.T) {
 	// Run only on demand (make chaos, or VAULT_CHAOS_PARTITIONS=1), not in
-	// CI: after the fixes above, the first CI run of the merged tree still
-	// found one anomaly in 5 iterations (a write acknowledged while the
-	// leader was being cut off, then read as absent), open in issue 16.
+	// CI: with the Heal fix, 40 iterations of "isolate leader" found no
+	// object anomaly but one metadata one, open in issue 16: a tenant
+	// created through one node (acknowledged) and then missing from the
+	// tenant listing of another node that was not cut off, while the
+	// cluster re-formed after the cut.
 	if os.Getenv("VAULT_CHAOS_LONG") != "1" && os.Getenv("VAULT_CHAOS_PARTITIONS") != "1" {
-		t.Skip("partition suite: known open anomaly (issue 16); run with make chaos or VAULT_CHAOS_PARTITIONS=1")
+		t.Skip("partition suite: known open metadata anomaly (issue 16); run with make chaos or VAULT_CHAOS_PARTITIONS=1")
 	}
 	iters := iterations(t, 5, 150)
 	rng := mrand.New(mrand.NewPCG(seed(t), 4))

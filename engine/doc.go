@@ -116,8 +116,9 @@
 // drives, spread over a period (a month by default) and capped in bytes per
 // second, and repairs what fails at once. RunHealer works through the
 // queue; an artifact it cannot repair yet (a drive that needs it is offline
-// or refuses writes: ErrHealIncomplete) stays queued and is retried with an
-// exponential backoff. The queue is bounded: what does not fit is found
+// or refuses writes, or holds a newer record younger than InFlightGrace,
+// whose write may still be in flight and acknowledged: ErrHealIncomplete)
+// stays queued and is retried with an exponential backoff. The queue is bounded: what does not fit is found
 // again by the next scan or scrub pass.
 //
 // # Multipart uploads across nodes and usage

@@ -16,6 +16,12 @@ import (
 // and lands late is still refused as stale.
 const TombstoneGrace = 15 * time.Minute
 
+// InFlightGrace is how long Heal leaves a record newer than the version it
+// repairs in place: the write that made it may still be in flight on other
+// drives and acknowledged. Remains of a failed write older than that are
+// removed.
+const InFlightGrace = 15 * time.Minute
+
 // ErrHealIncomplete is returned (wrapped) by Heal when a drive of the set
 // that needs repair could not be checked or written (it is offline or
 // fails writes); the artifact stays in the heal queue for a retry.
@@ -103,7 +109,13 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 		}
 	}
 	// A record newer than the current version is the remains of a failed
-	// write: remove it so the current one can be written back. One written
+	// write, or of a write still in flight that may yet be acknowledged
+	// (its other drives slow or cut off): one younger than InFlightGrace
+	// is left alone (the drive counts as not repaired, and the artifact
+	// stays queued); an older one is removed so the current version can be
+	// written back. Removing a young one turned an acknowledged write's
+	// records back to the version before it (TestHealKeepsWriteInFlight).
+	// One written
 	// for another placement (the drive is also in the current map's set and
 	// the artifact was found in an older map's) is not this set's to
 	// remove: leave that drive alone. So is, when healing in an older map's
@@ -127,6 +139,10 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 		}
 		if other {
 			needRecord[j] = false
+			continue
+		}
+		if e.cfg.Now().Sub(versionTime(got.Version)) < InFlightGrace {
+			needRecord[j], unwritable[j] = false, true
 			continue
 		}
 		if err := d.DeleteRecord(ctx, ikey, got.Version); err != nil && !errors.Is(err, driver.ErrNotFound) {
