@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -428,5 +429,56 @@ func TestVotersAndPromotion(t *testing.T) {
 	}
 	if _, _, err := nodes[5].store.CreateTenant(t.Context(), "after-promotion"); err != nil {
 		t.Errorf("write through the promoted node: %v", err)
+	}
+}
+
+// TestListingsSyncOrFail: a follower lists tenants and containers only
+// once it has caught up with the leader; when it cannot (here: every sync
+// slot taken, as under a flood of listings, or the leader unreachable), the
+// listing fails with meta.ErrUnavailable instead of answering from a state
+// that may miss a creation acknowledged through another node (the chaos
+// suites saw a follower's tenant listing miss a CreateTenant).
+func TestListingsSyncOrFail(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a 3-node raft cluster")
+	}
+	nodes, _ := startStores(t, 3)
+	ctx := t.Context()
+	var leader, follower *Store
+	for _, nd := range nodes {
+		if nd.store.raft.State() == raft.Leader {
+			leader = nd.store
+		} else {
+			follower = nd.store
+		}
+	}
+	if leader == nil || follower == nil {
+		t.Fatal("no leader and follower")
+	}
+	if _, _, err := leader.CreateTenant(ctx, "lister"); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Store{leader, follower} {
+		ts, err := s.Tenants(ctx)
+		if err != nil || !slices.ContainsFunc(ts, func(x tenant.Tenant) bool { return x.Name == "lister" }) {
+			t.Fatalf("Tenants = %v, %v; want it to list lister", ts, err)
+		}
+	}
+	for range cap(follower.syncs) {
+		follower.syncs <- struct{}{}
+	}
+	defer func() {
+		for range cap(follower.syncs) {
+			<-follower.syncs
+		}
+	}()
+	if _, err := follower.Tenants(ctx); !errors.Is(err, meta.ErrUnavailable) {
+		t.Fatalf("follower unable to sync: Tenants err = %v, want meta.ErrUnavailable", err)
+	}
+	if _, err := follower.Containers(ctx, "lister"); !errors.Is(err, meta.ErrUnavailable) {
+		t.Fatalf("follower unable to sync: Containers err = %v, want meta.ErrUnavailable", err)
+	}
+	if _, err := leader.Tenants(ctx); err != nil {
+		t.Fatalf("leader: Tenants: %v", err)
 	}
 }

@@ -445,9 +445,13 @@ func (s *Store) DeleteTenant(ctx context.Context, name string) error {
 	return s.applyCmd(ctx, cmdDeleteTenant, deleteTenantCmd{Name: name})
 }
 
-// Tenants returns all tenants sorted by name.
+// Tenants returns all tenants sorted by name, including every tenant whose
+// creation returned before the call, through any node (syncForList), or
+// fails with meta.ErrUnavailable.
 func (s *Store) Tenants(ctx context.Context) ([]tenant.Tenant, error) {
-	s.syncWithLeader(ctx)
+	if err := s.syncForList(ctx); err != nil {
+		return nil, err
+	}
 	return s.fsm.tenantList(), nil
 }
 
@@ -533,10 +537,13 @@ func (s *Store) Container(ctx context.Context, tenant, name string) (meta.Contai
 	return c, nil
 }
 
-// Containers returns a tenant's containers sorted by name; an unknown
-// tenant has none.
+// Containers returns a tenant's containers sorted by name, including
+// every one whose creation returned before the call (syncForList), or
+// fails with meta.ErrUnavailable; an unknown tenant has none.
 func (s *Store) Containers(ctx context.Context, tenant string) ([]meta.ContainerInfo, error) {
-	s.syncWithLeader(ctx)
+	if err := s.syncForList(ctx); err != nil {
+		return nil, err
+	}
 	return s.fsm.containerList(tenant), nil
 }
 
