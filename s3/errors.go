@@ -102,6 +102,7 @@ var (
 	errPostNoKey       = &Error{http.StatusBadRequest, "InvalidArgument", "Bucket POST must contain a field named 'key'.  If it is specified, please check the order of the fields."}
 	errPostFields      = &Error{http.StatusBadRequest, "MaxPostPreDataLengthExceededError", "Your POST request fields preceding the upload file were too large."}
 	errPostPolicy      = &Error{http.StatusBadRequest, "InvalidPolicyDocument", "Invalid Policy: Invalid JSON."}
+	errPublicNameTaken = &Error{http.StatusConflict, "OperationAborted", "Another account's bucket of this name is already public: public bucket names are unique across accounts."}
 	errPostAnonymous   = &Error{http.StatusForbidden, "AccessDenied", "Bucket POST must contain a policy and its signature: anonymous uploads are not allowed."}
 	errPostExpired     = &Error{http.StatusForbidden, "AccessDenied", "Invalid according to Policy: Policy expired."}
 	errPostAlgorithm   = &Error{http.StatusBadRequest, "InvalidArgument", "Only the AWS4-HMAC-SHA256 algorithm is supported for POST policies."}
@@ -158,6 +159,7 @@ var errorTable = []struct {
 	{engine.ErrConditionConflict, errConditionConflict},
 	{engine.ErrNoSuchContainer, ErrNoSuchBucket},
 	{engine.ErrContainerExists, ErrBucketAlreadyOwned},
+	{engine.ErrPublicNameTaken, errPublicNameTaken},
 	{engine.ErrTooManyContainers, ErrTooManyBuckets},
 	{engine.ErrContainerNotEmpty, ErrBucketNotEmpty},
 	{engine.ErrNoSuchArtifact, ErrNoSuchKey},

@@ -211,7 +211,10 @@ func (s *Server) preflight(ctx context.Context, h *fasthttp.RequestHeader) *pref
 	if pf.vhost {
 		resource = "/" + pf.bucket + path
 	}
-	if pf.auth, pf.tenant, pf.err = s.authenticate(ctx, h, host, path, query, resource); pf.err != nil {
+	if owner, ok := s.anonymousTenant(h, pf, query); ok {
+		a := anonymousAuth
+		pf.auth, pf.tenant = &a, owner
+	} else if pf.auth, pf.tenant, pf.err = s.authenticate(ctx, h, host, path, query, resource); pf.err != nil {
 		return pf
 	}
 	if s.cfg.Limiter != nil {

@@ -297,7 +297,7 @@ func (op *operation) dispatch(rt *route) error {
 	if isACL && op.bucket != "" && validBucketName(op.bucket) && len(op.key) <= engine.MaxKeyLen {
 		return rt.serve(op)
 	}
-	if err := op.checkACLHeaders(); err != nil {
+	if err := op.checkACLHeaders(rt.name == "CreateBucket"); err != nil {
 		return err
 	}
 	if err := refusedHeader(rt, &op.r.fctx.Request.Header); err != nil {
