@@ -219,3 +219,107 @@ func TestPublicReadBucket(t *testing.T) {
 	_, err = alice.PutObjectAcl(ctx, &awss3.PutObjectAclInput{Bucket: aws.String("site"), Key: aws.String("index.html"), ACL: types.ObjectCannedACLPublicRead})
 	wantCode(t, "PutObjectAcl public-read", err, "NotImplemented")
 }
+
+// TestBucketPolicy: the supported policy (anonymous s3:GetObject) is
+// stored, read back and deleted; it makes anonymous GETs work and claims
+// the name across tenants as public-read does; anything beyond the subset
+// is NotImplemented, bad JSON MalformedPolicy, with nothing stored.
+func TestBucketPolicy(t *testing.T) {
+	e, _ := startConfigServerWith(t, nil)
+	ctx := t.Context()
+	alice := e.client("ALICEKEY", "alicesecret")
+	bob := e.client("BOBKEY", "bobsecret")
+	b := aws.String("pol")
+	for _, c := range []*awss3.Client{alice, bob} {
+		if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := alice.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String("a/k"), Body: strings.NewReader("data")}); err != nil {
+		t.Fatal(err)
+	}
+	obj := e.endpoint + "/pol/a/k"
+	_, err := alice.GetBucketPolicy(ctx, &awss3.GetBucketPolicyInput{Bucket: b})
+	wantCode(t, "GetBucketPolicy unset", err, "NoSuchBucketPolicy")
+	_, err = alice.GetBucketPolicyStatus(ctx, &awss3.GetBucketPolicyStatusInput{Bucket: b})
+	wantCode(t, "GetBucketPolicyStatus unset", err, "NoSuchBucketPolicy")
+
+	stmt := func(s string) string { return `{"Version":"2012-10-17","Statement":[` + s + `]}` }
+	good := stmt(`{"Sid":"pub","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::pol/*"}`)
+	for _, c := range []struct{ doc, code string }{
+		{`not json`, "MalformedPolicy"},
+		{`{"Version":"2012-10-17"}`, "MalformedPolicy"},
+		{stmt(`{"Effect":"Allow","Principal":"*","Action":"s3:GetObject"}`), "MalformedPolicy"},
+		{stmt(`{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::pol/*"}`), "NotImplemented"},
+		{stmt(`{"Effect":"Allow","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::pol/*"}`), "NotImplemented"},
+		{stmt(`{"Effect":"Allow","Principal":"*","Action":["s3:GetObject","s3:ListBucket"],"Resource":"arn:aws:s3:::pol/*"}`), "NotImplemented"},
+		{stmt(`{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::pol/*"}`), "NotImplemented"},
+		{stmt(`{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::bob:root"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::pol/*"}`), "NotImplemented"},
+		{stmt(`{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::other/*"}`), "NotImplemented"},
+		{stmt(`{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::pol/a/*"}`), "NotImplemented"},
+		{stmt(`{"Effect":"Allow","Principal":"*","NotAction":"s3:PutObject","Resource":"arn:aws:s3:::pol/*"}`), "NotImplemented"},
+		{stmt(`{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::pol/*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}`), "NotImplemented"},
+	} {
+		_, err := alice.PutBucketPolicy(ctx, &awss3.PutBucketPolicyInput{Bucket: b, Policy: aws.String(c.doc)})
+		wantCode(t, "PutBucketPolicy "+c.doc, err, c.code)
+	}
+	_, err = alice.GetBucketPolicy(ctx, &awss3.GetBucketPolicyInput{Bucket: b})
+	wantCode(t, "GetBucketPolicy after refused puts", err, "NoSuchBucketPolicy")
+	if st, _ := anonymous(t, http.MethodGet, obj, nil, ""); st != 403 {
+		t.Fatalf("anonymous GET before the policy: %d", st)
+	}
+
+	if _, err := alice.PutBucketPolicy(ctx, &awss3.PutBucketPolicyInput{Bucket: b, Policy: aws.String(good)}); err != nil {
+		t.Fatalf("PutBucketPolicy: %v", err)
+	}
+	got, err := alice.GetBucketPolicy(ctx, &awss3.GetBucketPolicyInput{Bucket: b})
+	if err != nil || aws.ToString(got.Policy) != good {
+		t.Fatalf("GetBucketPolicy: %v %q", err, aws.ToString(got.Policy))
+	}
+	ps, err := alice.GetBucketPolicyStatus(ctx, &awss3.GetBucketPolicyStatusInput{Bucket: b})
+	if err != nil || !aws.ToBool(ps.PolicyStatus.IsPublic) {
+		t.Fatalf("GetBucketPolicyStatus: %v", err)
+	}
+	if st, body := anonymous(t, http.MethodGet, obj, nil, ""); st != 200 || body != "data" {
+		t.Fatalf("anonymous GET with the policy: %d %q", st, body)
+	}
+	for _, d := range []struct{ method, url, body string }{
+		{http.MethodPut, obj, "evil"}, {http.MethodDelete, obj, ""}, {http.MethodGet, e.endpoint + "/pol?list-type=2", ""},
+		{http.MethodGet, e.endpoint + "/pol?policy", ""}, {http.MethodDelete, e.endpoint + "/pol?policy", ""},
+	} {
+		if st, _ := anonymous(t, d.method, d.url, nil, d.body); st != 403 {
+			t.Errorf("anonymous %s %s with the policy: %d, want 403", d.method, d.url, st)
+		}
+	}
+	// Bob's bucket of the name can claim neither way.
+	bobPolicy := strings.ReplaceAll(good, "pol/", "pol/")
+	_, err = bob.PutBucketPolicy(ctx, &awss3.PutBucketPolicyInput{Bucket: b, Policy: aws.String(bobPolicy)})
+	wantCode(t, "bob's policy on alice's public name", err, "OperationAborted")
+	_, err = bob.PutBucketAcl(ctx, &awss3.PutBucketAclInput{Bucket: b, ACL: types.BucketCannedACLPublicRead})
+	wantCode(t, "bob's public-read on alice's public name", err, "OperationAborted")
+	// Both public-read and the policy: public until both are gone.
+	if _, err := alice.PutBucketAcl(ctx, &awss3.PutBucketAclInput{Bucket: b, ACL: types.BucketCannedACLPublicRead}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.DeleteBucketPolicy(ctx, &awss3.DeleteBucketPolicyInput{Bucket: b}); err != nil {
+		t.Fatalf("DeleteBucketPolicy: %v", err)
+	}
+	if st, _ := anonymous(t, http.MethodGet, obj, nil, ""); st != 200 {
+		t.Fatalf("anonymous GET, public-read without the policy: %d", st)
+	}
+	if _, err := alice.PutBucketAcl(ctx, &awss3.PutBucketAclInput{Bucket: b, ACL: types.BucketCannedACLPrivate}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := anonymous(t, http.MethodGet, obj, nil, ""); st != 403 {
+		t.Fatalf("anonymous GET after the policy's delete and private: %d", st)
+	}
+	_, err = alice.GetBucketPolicy(ctx, &awss3.GetBucketPolicyInput{Bucket: b})
+	wantCode(t, "GetBucketPolicy after delete", err, "NoSuchBucketPolicy")
+	// Released: bob's policy now claims the name.
+	if _, err := bob.PutBucketPolicy(ctx, &awss3.PutBucketPolicyInput{Bucket: b, Policy: aws.String(good)}); err != nil {
+		t.Fatalf("bob's policy after alice released the name: %v", err)
+	}
+	if st, _ := anonymous(t, http.MethodGet, obj, nil, ""); st != 404 {
+		t.Fatalf("anonymous GET of a key bob's bucket lacks: %d, want 404", st)
+	}
+}
