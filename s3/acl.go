@@ -8,15 +8,17 @@ import (
 
 // Access control lists.
 //
-// Every bucket and object belongs to its tenant alone: the only ACL there
-// is grants FULL_CONTROL to the owner. So the canned ACLs that mean just
+// Every bucket and object belongs to its tenant: the ACL grants
+// FULL_CONTROL to the owner, and a bucket's may add READ for everyone
+// (below). So the canned ACLs that mean just
 // that for a single-account owner (private, bucket-owner-full-control,
 // bucket-owner-read) are accepted wherever S3 takes x-amz-acl, and an
 // AccessControlPolicy that grants the owner FULL_CONTROL and nothing else
 // is accepted by PutBucketAcl and PutObjectAcl. Anything granting more
-// (public-read, x-amz-grant-*, grants to others) is NotImplemented rather
-// than silently ignored: the client would believe its data shared.
-
+// (other canned ACLs, x-amz-grant-*, grants to others, public-read on an
+// object) is NotImplemented rather than silently ignored: the client
+// would believe its data shared.
+//
 // A bucket may also be public-read (canned, or the owner's FULL_CONTROL
 // plus READ for the AllUsers group): anonymous GET and HEAD of its objects
 // are then served as its owner (anonymous.go). Public bucket names are one
