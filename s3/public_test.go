@@ -116,6 +116,12 @@ func TestPublicReadBucket(t *testing.T) {
 	if st, _ := anonymous(t, http.MethodHead, obj, nil, ""); st != 200 {
 		t.Fatalf("anonymous HEAD: %d", st)
 	}
+	// A missing key is not told apart from a forbidden one (no listing).
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		if st, _ := anonymous(t, m, e.endpoint+"/pub/nosuch", nil, ""); st != 403 {
+			t.Fatalf("anonymous %s of a missing key: %d, want 403", m, st)
+		}
+	}
 	if st, body := anonymous(t, http.MethodGet, obj+"?x-id=GetObject", nil, ""); st != 200 || body != "alice's k" {
 		t.Fatalf("anonymous GET ?x-id=GetObject: %d %q", st, body)
 	}
@@ -319,7 +325,13 @@ func TestBucketPolicy(t *testing.T) {
 	if _, err := bob.PutBucketPolicy(ctx, &awss3.PutBucketPolicyInput{Bucket: b, Policy: aws.String(good)}); err != nil {
 		t.Fatalf("bob's policy after alice released the name: %v", err)
 	}
-	if st, _ := anonymous(t, http.MethodGet, obj, nil, ""); st != 404 {
-		t.Fatalf("anonymous GET of a key bob's bucket lacks: %d, want 404", st)
+	if st, _ := anonymous(t, http.MethodGet, obj, nil, ""); st != 403 {
+		t.Fatalf("anonymous GET of a key bob's bucket lacks: %d, want 403", st)
+	}
+	if _, err := bob.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String("a/k"), Body: strings.NewReader("bob's")}); err != nil {
+		t.Fatal(err)
+	}
+	if st, body := anonymous(t, http.MethodGet, obj, nil, ""); st != 200 || body != "bob's" {
+		t.Fatalf("anonymous GET from bob's public bucket: %d %q", st, body)
 	}
 }
