@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/vaultaire/vaultaire/s3"
 )
 
 // anonymous sends an unsigned request and returns its status and body.
@@ -48,7 +50,7 @@ func anonymous(t *testing.T, method, url string, hdr map[string]string, body str
 // own bucket of that name public, and that bucket is never reached
 // anonymously.
 func TestPublicReadBucket(t *testing.T) {
-	e, _ := startConfigServerWith(t, nil)
+	e, _ := startConfigServerWith(t, func(c *s3.Config) { c.Domain = "s3.test" })
 	ctx := t.Context()
 	alice := e.client("ALICEKEY", "alicesecret")
 	bob := e.client("BOBKEY", "bobsecret")
@@ -124,6 +126,16 @@ func TestPublicReadBucket(t *testing.T) {
 	}
 	if st, body := anonymous(t, http.MethodGet, obj+"?x-id=GetObject", nil, ""); st != 200 || body != "alice's k" {
 		t.Fatalf("anonymous GET ?x-id=GetObject: %d %q", st, body)
+	}
+	// Virtual-host style finds the same bucket, and only it.
+	if st, body := anonymous(t, http.MethodGet, e.endpoint+"/k", map[string]string{"Host": "pub.s3.test"}, ""); st != 200 || body != "alice's k" {
+		t.Fatalf("anonymous virtual-host GET: %d %q", st, body)
+	}
+	if st, _ := anonymous(t, http.MethodGet, e.endpoint+"/k", map[string]string{"Host": "pub2.s3.test"}, ""); st != 403 {
+		t.Fatalf("anonymous virtual-host GET of bob's private bucket: %d", st)
+	}
+	if st, _ := anonymous(t, http.MethodGet, e.endpoint+"/", map[string]string{"Host": "pub.s3.test"}, ""); st != 403 {
+		t.Fatalf("anonymous virtual-host listing: %d", st)
 	}
 	denied := []struct{ method, url, body string }{
 		{http.MethodPut, obj, "evil"},
