@@ -35,7 +35,7 @@ func (s *Server) anonymousTenant(h *fasthttp.RequestHeader, pf *preflight, query
 	if pf.route == nil || (pf.route.name != "GetObject" && pf.route.name != "HeadObject") || pf.key == "" {
 		return "", false
 	}
-	if len(h.Peek("Authorization")) > 0 || len(h.Peek("x-amz-security-token")) > 0 || hasBody(h) {
+	if hasHeader(h, "Authorization") || hasHeader(h, "x-amz-security-token") || hasBody(h) {
 		return "", false
 	}
 	for part := range strings.SplitSeq(query, "&") {

@@ -169,6 +169,8 @@ func TestPublicReadBucket(t *testing.T) {
 	for _, h := range []map[string]string{
 		{"Authorization": "AWS4-HMAC-SHA256 Credential=ALICEKEY/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00"},
 		{"Authorization": "garbage"},
+		{"Authorization": ""},
+		{"x-amz-security-token": ""},
 		{"x-amz-security-token": "tok"},
 	} {
 		if st, _ := anonymous(t, http.MethodGet, obj, h, ""); st != 403 && st != 400 {
