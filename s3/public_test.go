@@ -1,10 +1,13 @@
 package s3_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -347,5 +350,51 @@ func TestBucketPolicy(t *testing.T) {
 	}
 	if st, body := anonymous(t, http.MethodGet, obj, nil, ""); st != 200 || body != "bob's" {
 		t.Fatalf("anonymous GET from bob's public bucket: %d %q", st, body)
+	}
+}
+
+// refuseTenant is a Limiter that counts every tenant's requests and
+// refuses one tenant's.
+type refuseTenant struct {
+	mu     sync.Mutex
+	refuse string
+	seen   map[string]int
+}
+
+func (l *refuseTenant) Allow(_ context.Context, tenant string) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seen[tenant]++
+	return time.Second, tenant != l.refuse
+}
+
+// TestAnonymousReadsLimitedAsOwner: anonymous reads of a public bucket
+// are counted and rate-limited as its owner's requests.
+func TestAnonymousReadsLimitedAsOwner(t *testing.T) {
+	lim := &refuseTenant{seen: map[string]int{}}
+	e, _ := startConfigServerWith(t, func(c *s3.Config) { c.Limiter = lim })
+	ctx := t.Context()
+	alice := e.client("ALICEKEY", "alicesecret")
+	if _, err := alice.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("lim"), ACL: types.BucketCannedACLPublicRead}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("lim"), Key: aws.String("k"), Body: strings.NewReader("x")}); err != nil {
+		t.Fatal(err)
+	}
+	lim.mu.Lock()
+	before := lim.seen["alice"]
+	lim.mu.Unlock()
+	if st, _ := anonymous(t, http.MethodGet, e.endpoint+"/lim/k", nil, ""); st != 200 {
+		t.Fatalf("anonymous GET: %d", st)
+	}
+	lim.mu.Lock()
+	counted := lim.seen["alice"] - before
+	lim.refuse = "alice"
+	lim.mu.Unlock()
+	if counted != 1 {
+		t.Fatalf("the anonymous GET counted %d times against its owner, want 1", counted)
+	}
+	if st, body := anonymous(t, http.MethodGet, e.endpoint+"/lim/k", nil, ""); st != 503 || !strings.Contains(body, "SlowDown") {
+		t.Fatalf("anonymous GET while the owner is limited: %d %q, want 503 SlowDown", st, body)
 	}
 }
