@@ -19,7 +19,17 @@ const MaxConfigSize = 64 << 10
 
 // configKinds are the kinds of configuration documents the FSM accepts.
 // Append only: the names reach the log.
-var configKinds = []string{"cors", "tagging", "versioning", "objectlock", "lifecycle", "lifecycle-state", "storagepolicy"}
+var configKinds = []string{"cors", "tagging", "versioning", "objectlock", "lifecycle", "lifecycle-state", "storagepolicy", "acl", "policy"}
+
+// publicKinds are the kinds whose presence makes a container public
+// (anonymously readable: a public-read ACL, a policy allowing anonymous
+// GetObject). A public container's name is claimed across tenants: the
+// FSM refuses a public kind for a container when another tenant's
+// container of the name has one, so the name alone (all an unsigned
+// request has) finds one tenant. The claim is the document itself:
+// deleting it, or the container, releases the name in the same command,
+// and snapshots carry it.
+var publicKinds = []string{"acl", "policy"}
 
 // setConfigCmd sets (Doc non-nil) or deletes (Doc nil) one document.
 type setConfigCmd struct {
@@ -52,6 +62,11 @@ func (f *fsm) setConfig(c setConfigCmd) error {
 		return fmt.Errorf("%w: %s/%s", meta.ErrNoSuchContainer, c.Tenant, c.Container)
 	}
 	k := configKey{c.Tenant, c.Container}
+	if !c.Delete && slices.Contains(publicKinds, c.Kind) {
+		if t, ok := f.publicOwner(c.Container); ok && t != c.Tenant {
+			return fmt.Errorf("%w: %s", meta.ErrPublicNameTaken, c.Container)
+		}
+	}
 	if c.Delete {
 		delete(f.configs[k], c.Kind)
 		if len(f.configs[k]) == 0 {
@@ -127,6 +142,31 @@ func (s *Store) BucketConfig(ctx context.Context, tenant, container, kind string
 // answering node has applied them, so it is current for those nodes.
 func (s *Store) LocalBucketConfig(tenant, container, kind string) ([]byte, bool) {
 	return s.fsm.config(tenant, container, kind)
+}
+
+// publicOwner returns the tenant whose container of the name is public.
+// The caller holds f.mu.
+func (f *fsm) publicOwner(name string) (string, bool) {
+	for t, cs := range f.containers {
+		if _, ok := cs[name]; !ok {
+			continue
+		}
+		for _, kind := range publicKinds {
+			if _, ok := f.configs[configKey{t, name}][kind]; ok {
+				return t, true
+			}
+		}
+	}
+	return "", false
+}
+
+// PublicBucketOwner returns, from this node's state alone, the tenant
+// whose container of the name is public (has an "acl" or "policy"
+// document), if any: at most one is.
+func (s *Store) PublicBucketOwner(name string) (string, bool) {
+	s.fsm.mu.RLock()
+	defer s.fsm.mu.RUnlock()
+	return s.fsm.publicOwner(name)
 }
 
 // ContainerTenants returns, from this node's state alone, the tenants

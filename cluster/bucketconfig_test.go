@@ -172,3 +172,78 @@ func TestBucketConfigEverywhere(t *testing.T) {
 		noConfig(t, nd.store, "acme", "box")
 	}
 }
+
+// wantPublic checks every node's PublicBucketOwner of a name.
+func wantPublic(t *testing.T, stores []*Store, name, owner string) {
+	t.Helper()
+	for i, s := range stores {
+		got, ok := s.PublicBucketOwner(name)
+		if got != owner || ok != (owner != "") {
+			t.Fatalf("node %d: PublicBucketOwner(%s) = %q, %v; want %q", i, name, got, ok, owner)
+		}
+	}
+}
+
+// TestPublicBucketClaim: an "acl" or "policy" document claims its
+// container's name across tenants on every node; another tenant's claim is
+// refused with ErrPublicNameTaken (through a follower too); deleting the
+// documents or the container releases the name, so a stale claim never points at another tenant's later container.
+func TestPublicBucketClaim(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a 3-node raft cluster")
+	}
+	nodes, _ := startStores(t, 3)
+	ctx := t.Context()
+	var stores []*Store
+	for _, nd := range nodes {
+		stores = append(stores, nd.store)
+	}
+	for _, tn := range []string{"acme", "zeta"} {
+		if _, _, err := stores[0].CreateTenant(ctx, tn); err != nil {
+			t.Fatal(err)
+		}
+		if err := stores[1].CreateContainer(ctx, meta.ContainerInfo{Tenant: tn, Name: "box"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantPublic(t, stores, "box", "")
+	if err := stores[1].PutBucketConfig(ctx, "acme", "box", "acl", []byte("public-read")); err != nil {
+		t.Fatal(err)
+	}
+	wantPublic(t, stores, "box", "acme")
+	if err := stores[2].PutBucketConfig(ctx, "acme", "box", "policy", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	for i, kind := range []string{"acl", "policy"} {
+		if err := stores[i].PutBucketConfig(ctx, "zeta", "box", kind, []byte("x")); !errors.Is(err, meta.ErrPublicNameTaken) {
+			t.Fatalf("zeta's %s on acme's public name via node %d: %v", kind, i, err)
+		}
+	}
+	if err := stores[0].PutBucketConfig(ctx, "zeta", "box", "cors", []byte("x")); err != nil {
+		t.Fatalf("a non-public kind on the same name: %v", err)
+	}
+	if err := stores[0].DeleteBucketConfig(ctx, "acme", "box", "acl"); err != nil {
+		t.Fatal(err)
+	}
+	wantPublic(t, stores, "box", "acme") // the policy still claims it
+	if err := stores[1].DeleteBucketConfig(ctx, "acme", "box", "policy"); err != nil {
+		t.Fatal(err)
+	}
+	wantPublic(t, stores, "box", "")
+	if err := stores[2].PutBucketConfig(ctx, "zeta", "box", "acl", []byte("public-read")); err != nil {
+		t.Fatalf("zeta's claim after acme released the name: %v", err)
+	}
+	wantPublic(t, stores, "box", "zeta")
+	if err := stores[0].DeleteContainer(ctx, "zeta", "box"); err != nil {
+		t.Fatal(err)
+	}
+	wantPublic(t, stores, "box", "")
+	if err := stores[0].CreateContainer(ctx, meta.ContainerInfo{Tenant: "zeta", Name: "box"}); err != nil {
+		t.Fatal(err)
+	}
+	wantPublic(t, stores, "box", "") // a later container of the name is private
+	if err := stores[0].PutBucketConfig(ctx, "acme", "box", "acl", []byte("public-read")); err != nil {
+		t.Fatal(err)
+	}
+	wantPublic(t, stores, "box", "acme")
+}

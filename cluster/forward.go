@@ -64,6 +64,7 @@ var wireErrors = []struct {
 	{"ContainerExists", meta.ErrContainerExists},
 	{"NoSuchContainer", meta.ErrNoSuchContainer},
 	{"InvalidLimits", tenant.ErrInvalidLimits},
+	{"PublicNameTaken", meta.ErrPublicNameTaken},
 }
 
 type applyAnswer struct {

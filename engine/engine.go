@@ -25,6 +25,7 @@ import (
 // to protocol errors.
 var (
 	ErrNoSuchContainer   = meta.ErrNoSuchContainer
+	ErrPublicNameTaken   = meta.ErrPublicNameTaken
 	ErrContainerExists   = meta.ErrContainerExists
 	ErrTooManyContainers = meta.ErrTooManyContainers
 	ErrContainerNotEmpty = errors.New("engine: container not empty")

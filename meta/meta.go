@@ -34,4 +34,8 @@ var (
 	// ErrUnavailable is returned (wrapped) by a store that cannot commit
 	// a change now, such as a cluster without a Raft quorum.
 	ErrUnavailable = errors.New("meta: metadata store unavailable")
+	// ErrPublicNameTaken refuses making a container public (anonymously
+	// readable) when another tenant's container of that name already is:
+	// public names are one namespace across tenants.
+	ErrPublicNameTaken = errors.New("meta: another tenant's public container has this name")
 )

@@ -8,22 +8,38 @@ import (
 
 // Access control lists.
 //
-// Every bucket and object belongs to its tenant alone: the only ACL there
-// is grants FULL_CONTROL to the owner. So the canned ACLs that mean just
+// Every bucket and object belongs to its tenant: the ACL grants
+// FULL_CONTROL to the owner, and a bucket's may add READ for everyone
+// (below). So the canned ACLs that mean just
 // that for a single-account owner (private, bucket-owner-full-control,
 // bucket-owner-read) are accepted wherever S3 takes x-amz-acl, and an
 // AccessControlPolicy that grants the owner FULL_CONTROL and nothing else
 // is accepted by PutBucketAcl and PutObjectAcl. Anything granting more
-// (public-read, x-amz-grant-*, grants to others) is NotImplemented rather
-// than silently ignored: the client would believe its data shared.
+// (other canned ACLs, x-amz-grant-*, grants to others, public-read on an
+// object) is NotImplemented rather than silently ignored: the client
+// would believe its data shared.
+//
+// A bucket may also be public-read (canned, or the owner's FULL_CONTROL
+// plus READ for the AllUsers group): anonymous GET and HEAD of its objects
+// are then served as its owner (anonymous.go). Public bucket names are one
+// namespace across tenants, claimed in the cluster's replicated state
+// (document kind "acl"), so a second tenant's public-read of the same name
+// is refused with 409 OperationAborted. Objects cannot be public-read.
+
+const (
+	aclKind       = "acl"
+	publicReadACL = "public-read"
+	allUsersURI   = "http://acs.amazonaws.com/groups/global/AllUsers"
+)
 
 // ownerOnlyACLs are the canned ACLs that grant nothing beyond the owner.
 var ownerOnlyACLs = []string{"private", "bucket-owner-full-control", "bucket-owner-read"}
 
-// checkACLHeaders refuses ACL headers that grant more than the owner has.
-func (op *operation) checkACLHeaders() error {
+// checkACLHeaders refuses ACL headers that grant more than the owner has;
+// bucket is true where public-read is taken too (CreateBucket, PutBucketAcl).
+func (op *operation) checkACLHeaders(bucket bool) error {
 	h := &op.r.fctx.Request.Header
-	if v := string(h.Peek("x-amz-acl")); v != "" && !ownerOnlyACL(v) {
+	if v := string(h.Peek("x-amz-acl")); v != "" && !ownerOnlyACL(v) && !(bucket && publicRead(v)) {
 		return errACLNotImplemented
 	}
 	for k := range h.All() {
@@ -32,6 +48,15 @@ func (op *operation) checkACLHeaders() error {
 		}
 	}
 	return nil
+}
+
+func publicRead(v string) bool {
+	return strings.EqualFold(strings.TrimSpace(v), publicReadACL)
+}
+
+// cannedPublicRead reports whether the request's x-amz-acl is public-read.
+func (op *operation) cannedPublicRead() bool {
+	return publicRead(string(op.r.fctx.Request.Header.Peek("x-amz-acl")))
 }
 
 func ownerOnlyACL(v string) bool {
@@ -96,7 +121,18 @@ func (op *operation) getACL() error {
 	if err := op.aclTarget(); err != nil {
 		return err
 	}
-	writeXML(op.r.fctx, http.StatusOK, op.ownerPolicy())
+	p := op.ownerPolicy()
+	if op.key == "" && op.s.cfg.Configs != nil {
+		if _, ok, err := op.s.cfg.Configs.BucketConfig(op.ctx, op.tenant, op.bucket, aclKind); err != nil {
+			return err
+		} else if ok {
+			p.Grants = append(p.Grants, grant{
+				Grantee:    grantee{XMLNSXSI: xsiNamespace, Type: "Group", URI: allUsersURI},
+				Permission: "READ",
+			})
+		}
+	}
+	writeXML(op.r.fctx, http.StatusOK, p)
 	return nil
 }
 
@@ -104,10 +140,11 @@ func (op *operation) getACL() error {
 // canned or as a policy, is what the target has already.
 func (op *operation) putACL() error {
 	h := &op.r.fctx.Request.Header
-	if err := op.checkACLHeaders(); err != nil {
+	if err := op.checkACLHeaders(op.key == ""); err != nil {
 		return err
 	}
 	canned := len(h.Peek("x-amz-acl")) > 0
+	public := canned && op.cannedPublicRead()
 	if canned {
 		if err := op.drainBody(0); err != nil {
 			return errUnexpectedContent
@@ -123,17 +160,53 @@ func (op *operation) putACL() error {
 		if len(req.Grants) == 0 {
 			return errACLNotImplemented
 		}
+		owner := false
 		for _, g := range req.Grants {
-			if g.Permission != "FULL_CONTROL" || g.Grantee.Type != "CanonicalUser" || g.Grantee.ID != op.tenant {
+			switch {
+			case g.Permission == "FULL_CONTROL" && g.Grantee.Type == "CanonicalUser" && g.Grantee.ID == op.tenant:
+				owner = true
+			case op.key == "" && g.Permission == "READ" && g.Grantee.Type == "Group" && g.Grantee.URI == allUsersURI:
+				public = true
+			default:
 				return errACLNotImplemented
 			}
+		}
+		if !owner {
+			return errACLNotImplemented
 		}
 	}
 	if err := op.aclTarget(); err != nil {
 		return err
 	}
+	if op.key == "" {
+		if err := op.setPublicRead(public); err != nil {
+			return err
+		}
+	}
 	op.r.fctx.SetStatusCode(http.StatusOK)
 	return nil
+}
+
+// setPublicRead makes the bucket public-read (claiming its name across
+// tenants, or failing with engine.ErrPublicNameTaken) or private again
+// (releasing the claim).
+func (op *operation) setPublicRead(public bool) error {
+	cs := op.s.cfg.Configs
+	if cs == nil {
+		if public {
+			return errACLNotImplemented
+		}
+		return nil
+	}
+	if public {
+		return cs.PutBucketConfig(op.ctx, op.tenant, op.bucket, aclKind, []byte(publicReadACL))
+	}
+	if _, ok := cs.LocalBucketConfig(op.tenant, op.bucket, aclKind); !ok {
+		if _, ok, err := cs.BucketConfig(op.ctx, op.tenant, op.bucket, aclKind); err != nil || !ok {
+			return err
+		}
+	}
+	return cs.DeleteBucketConfig(op.ctx, op.tenant, op.bucket, aclKind)
 }
 
 // aclTarget checks that the bucket, or the object, of an ACL request exists.

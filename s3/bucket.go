@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -113,11 +114,31 @@ func (op *operation) createBucket() error {
 	if err != nil {
 		return err
 	}
+	public := op.cannedPublicRead()
+	if public {
+		if op.s.cfg.Configs == nil {
+			return errACLNotImplemented
+		}
+		if pb, ok := op.s.cfg.Configs.(PublicBuckets); ok {
+			if t, ok := pb.PublicBucketOwner(op.bucket); ok && t != op.tenant {
+				return errPublicNameTaken
+			}
+		}
+	}
 	if err := op.s.cfg.Engine.CreateContainer(op.ctx, op.tenant, op.bucket); err != nil {
 		return err
 	}
 	if err := locked(); err != nil {
 		return err
+	}
+	if public {
+		if err := op.setPublicRead(true); err != nil {
+			// Claimed by another tenant meanwhile: no half-made bucket.
+			if derr := op.s.cfg.Engine.DeleteContainer(context.WithoutCancel(op.ctx), op.tenant, op.bucket); derr != nil {
+				slog.Warn("s3: removing a bucket whose public-read failed", "bucket", op.bucket, "err", derr)
+			}
+			return err
+		}
 	}
 	op.r.fctx.Response.Header.Set("Location", "/"+op.bucket)
 	op.r.fctx.SetStatusCode(http.StatusOK)

@@ -33,7 +33,13 @@
 // and the web console's static files under /_vault/console/ (package
 // console; unauthenticated) and /_vault/admin/... (root credentials only).
 //
-// The one unauthenticated S3 route is the CORS preflight (OPTIONS on a
+// Unsigned requests are refused but for two cases. A plain GetObject or
+// HeadObject (no credentials of any kind, no body, no query but x-id) of
+// a public bucket (public-read ACL or a bucket policy allowing anonymous
+// s3:GetObject; acl.go, policy.go) is served as the bucket's owner,
+// counted and rate-limited to it (anonymous.go): public bucket names are
+// claimed across tenants in the replicated state, so the name finds one
+// tenant. The other is the CORS preflight (OPTIONS on a
 // bucket or object, cors.go), which browsers send without credentials: it
 // takes no body, is not rate-limited (it has no tenant) and is answered
 // from this node's replicated state alone. Bucket names are unique per

@@ -97,18 +97,23 @@ var (
 
 // POST Object (browser form upload) errors, as AWS answers them.
 var (
-	errPostNotForm     = &Error{http.StatusPreconditionFailed, "PreconditionFailed", "Bucket POST must be of the enclosure-type multipart/form-data"}
-	errPostNoFile      = &Error{http.StatusBadRequest, "InvalidArgument", "POST requires exactly one file upload per request."}
-	errPostNoKey       = &Error{http.StatusBadRequest, "InvalidArgument", "Bucket POST must contain a field named 'key'.  If it is specified, please check the order of the fields."}
-	errPostFields      = &Error{http.StatusBadRequest, "MaxPostPreDataLengthExceededError", "Your POST request fields preceding the upload file were too large."}
-	errPostPolicy      = &Error{http.StatusBadRequest, "InvalidPolicyDocument", "Invalid Policy: Invalid JSON."}
-	errPostAnonymous   = &Error{http.StatusForbidden, "AccessDenied", "Bucket POST must contain a policy and its signature: anonymous uploads are not allowed."}
-	errPostExpired     = &Error{http.StatusForbidden, "AccessDenied", "Invalid according to Policy: Policy expired."}
-	errPostAlgorithm   = &Error{http.StatusBadRequest, "InvalidArgument", "Only the AWS4-HMAC-SHA256 algorithm is supported for POST policies."}
-	errPostFieldAbsent = &Error{http.StatusBadRequest, "InvalidArgument", "Bucket POST must contain the fields x-amz-credential, x-amz-algorithm, x-amz-date and x-amz-signature with a policy."}
-	errPostStatus      = &Error{http.StatusBadRequest, "InvalidArgument", "success_action_status must be 200, 201 or 204."}
-	errPostRedirect    = &Error{http.StatusBadRequest, "InvalidArgument", "success_action_redirect must be an absolute http or https URL."}
-	errMalformedPOST   = &Error{http.StatusBadRequest, "MalformedPOSTRequest", "The body of your POST request is not well-formed multipart/form-data."}
+	errPostNotForm          = &Error{http.StatusPreconditionFailed, "PreconditionFailed", "Bucket POST must be of the enclosure-type multipart/form-data"}
+	errPostNoFile           = &Error{http.StatusBadRequest, "InvalidArgument", "POST requires exactly one file upload per request."}
+	errPostNoKey            = &Error{http.StatusBadRequest, "InvalidArgument", "Bucket POST must contain a field named 'key'.  If it is specified, please check the order of the fields."}
+	errPostFields           = &Error{http.StatusBadRequest, "MaxPostPreDataLengthExceededError", "Your POST request fields preceding the upload file were too large."}
+	errPostPolicy           = &Error{http.StatusBadRequest, "InvalidPolicyDocument", "Invalid Policy: Invalid JSON."}
+	errPublicNameTaken      = &Error{http.StatusConflict, "OperationAborted", "Another account's bucket of this name is already public: public bucket names are unique across accounts."}
+	errMalformedPolicy      = &Error{http.StatusBadRequest, "MalformedPolicy", "Policies must be valid JSON with a Statement."}
+	errPolicyTooLarge       = &Error{http.StatusBadRequest, "MalformedPolicy", "Policies cannot exceed 20 KB."}
+	errNoSuchBucketPolicy   = &Error{http.StatusNotFound, "NoSuchBucketPolicy", "The bucket policy does not exist"}
+	errPolicyNotImplemented = &Error{http.StatusNotImplemented, "NotImplemented", `Only policies allowing anonymous s3:GetObject are supported: Effect "Allow", Principal "*", Action "s3:GetObject", Resource "arn:aws:s3:::BUCKET/*", no Condition.`}
+	errPostAnonymous        = &Error{http.StatusForbidden, "AccessDenied", "Bucket POST must contain a policy and its signature: anonymous uploads are not allowed."}
+	errPostExpired          = &Error{http.StatusForbidden, "AccessDenied", "Invalid according to Policy: Policy expired."}
+	errPostAlgorithm        = &Error{http.StatusBadRequest, "InvalidArgument", "Only the AWS4-HMAC-SHA256 algorithm is supported for POST policies."}
+	errPostFieldAbsent      = &Error{http.StatusBadRequest, "InvalidArgument", "Bucket POST must contain the fields x-amz-credential, x-amz-algorithm, x-amz-date and x-amz-signature with a policy."}
+	errPostStatus           = &Error{http.StatusBadRequest, "InvalidArgument", "success_action_status must be 200, 201 or 204."}
+	errPostRedirect         = &Error{http.StatusBadRequest, "InvalidArgument", "success_action_redirect must be an absolute http or https URL."}
+	errMalformedPOST        = &Error{http.StatusBadRequest, "MalformedPOSTRequest", "The body of your POST request is not well-formed multipart/form-data."}
 )
 
 // Lifecycle and delete-marker errors, as AWS answers them.
@@ -158,6 +163,7 @@ var errorTable = []struct {
 	{engine.ErrConditionConflict, errConditionConflict},
 	{engine.ErrNoSuchContainer, ErrNoSuchBucket},
 	{engine.ErrContainerExists, ErrBucketAlreadyOwned},
+	{engine.ErrPublicNameTaken, errPublicNameTaken},
 	{engine.ErrTooManyContainers, ErrTooManyBuckets},
 	{engine.ErrContainerNotEmpty, ErrBucketNotEmpty},
 	{engine.ErrNoSuchArtifact, ErrNoSuchKey},

@@ -44,7 +44,9 @@ func TestMutationMeansStateChanged(t *testing.T) {
 			vers, _ := st.LocalBucketConfig("alice", cn.Name, "versioning")
 			lock, _ := st.LocalBucketConfig("alice", cn.Name, "objectlock")
 			life, _ := st.LocalBucketConfig("alice", cn.Name, "lifecycle")
-			fmt.Fprintf(&b, "%s (cors %q, tags %q, versioning %q, lock %q, lifecycle %q):", cn.Name, cors, tags, vers, lock, life)
+			acl, _ := st.LocalBucketConfig("alice", cn.Name, "acl")
+			pol, _ := st.LocalBucketConfig("alice", cn.Name, "policy")
+			fmt.Fprintf(&b, "%s (cors %q, tags %q, versioning %q, lock %q, lifecycle %q, acl %q, policy %q):", cn.Name, cors, tags, vers, lock, life, acl, pol)
 			for _, a := range res.Versions {
 				fmt.Fprintf(&b, " %s@%s=%s/%v", a.Key, a.VersionID, a.ETag, a.IsLatest)
 				if o, err := e.eng.OpenVersion(ctx, "alice", cn.Name, a.Key, a.VersionID); err == nil {
@@ -146,6 +148,19 @@ func TestMutationMeansStateChanged(t *testing.T) {
 				return fmt.Errorf("preflight: %s", resp.Status)
 			}
 			return nil
+		}},
+		{"PutBucketPolicy", func() error {
+			_, err := c.PutBucketPolicy(ctx, &awss3.PutBucketPolicyInput{Bucket: bk, Policy: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::state/*"}]}`)})
+			return err
+		}},
+		{"GetBucketPolicy", func() error { _, err := c.GetBucketPolicy(ctx, &awss3.GetBucketPolicyInput{Bucket: bk}); return err }},
+		{"GetBucketPolicyStatus", func() error {
+			_, err := c.GetBucketPolicyStatus(ctx, &awss3.GetBucketPolicyStatusInput{Bucket: bk})
+			return err
+		}},
+		{"DeleteBucketPolicy", func() error {
+			_, err := c.DeleteBucketPolicy(ctx, &awss3.DeleteBucketPolicyInput{Bucket: bk})
+			return err
 		}},
 		{"DeleteBucketCors", func() error { _, err := c.DeleteBucketCors(ctx, &awss3.DeleteBucketCorsInput{Bucket: bk}); return err }},
 		{"PutBucketLifecycleConfiguration", func() error {

@@ -3,6 +3,7 @@ package s3
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/url"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/s3/sigv4"
 )
 
@@ -74,6 +76,7 @@ type preflight struct {
 	vhost       bool
 	auth        *sigv4.Result
 	tenant      string
+	anonymous   bool          // an unsigned read of a public bucket (anonymous.go)
 	retryAfter  time.Duration // refused by the Limiter
 	err         error
 	at          time.Time // when it was decided
@@ -211,7 +214,10 @@ func (s *Server) preflight(ctx context.Context, h *fasthttp.RequestHeader) *pref
 	if pf.vhost {
 		resource = "/" + pf.bucket + path
 	}
-	if pf.auth, pf.tenant, pf.err = s.authenticate(ctx, h, host, path, query, resource); pf.err != nil {
+	if owner, ok := s.anonymousTenant(h, pf, query); ok {
+		a := anonymousAuth
+		pf.auth, pf.tenant, pf.anonymous = &a, owner, true
+	} else if pf.auth, pf.tenant, pf.err = s.authenticate(ctx, h, host, path, query, resource); pf.err != nil {
 		return pf
 	}
 	if s.cfg.Limiter != nil {
@@ -245,7 +251,12 @@ func (s *Server) serve(ctx context.Context, r *request, cancel context.CancelFun
 		bctx, stop := context.WithTimeout(context.Background(), s.cfg.BodyTimeout)
 		r.shapeIn, r.stopIn = func(n int) error { return bw.WaitIn(bctx, op.tenant, n) }, stop
 	}
-	return op.dispatch(pf.route)
+	err := op.dispatch(pf.route)
+	if pf.anonymous && errors.Is(err, engine.ErrNoSuchArtifact) {
+		// As S3 without s3:ListBucket: a missing key is not told apart.
+		return ErrAccessDenied
+	}
+	return err
 }
 
 // authenticate verifies a request's signature from its headers and

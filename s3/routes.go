@@ -91,6 +91,10 @@ var routes = []route{
 	{name: "GetObjectAcl", match: acl(objectLevel, http.MethodGet), serve: (*operation).getACL},
 	{name: "PutObjectAcl", match: acl(objectLevel, http.MethodPut), serve: (*operation).putACL},
 
+	{name: "PutBucketPolicy", mutation: true, match: on(bucketLevel, http.MethodPut, q("policy")), serve: (*operation).putBucketPolicy},
+	{name: "GetBucketPolicy", match: on(bucketLevel, http.MethodGet, q("policy")), serve: (*operation).getBucketPolicy},
+	{name: "DeleteBucketPolicy", mutation: true, match: on(bucketLevel, http.MethodDelete, q("policy")), serve: (*operation).deleteBucketPolicy},
+	{name: "GetBucketPolicyStatus", match: on(bucketLevel, http.MethodGet, q("policyStatus")), serve: (*operation).getBucketPolicyStatus},
 	{name: "PutBucketCors", mutation: true, match: on(bucketLevel, http.MethodPut, q("cors")), serve: (*operation).putBucketCors},
 	{name: "GetBucketCors", match: on(bucketLevel, http.MethodGet, q("cors")), serve: (*operation).getBucketCors},
 	{name: "DeleteBucketCors", mutation: true, match: on(bucketLevel, http.MethodDelete, q("cors")), serve: (*operation).deleteBucketCors},
@@ -261,8 +265,10 @@ func served(sub string, t *target) bool {
 		return t.key != "" && (t.method == http.MethodGet || t.method == http.MethodPut)
 	case "cors":
 		return t.key == "" || t.method == http.MethodOptions
-	case "lifecycle":
+	case "lifecycle", "policy":
 		return t.key == ""
+	case "policyStatus":
+		return t.key == "" && t.method == http.MethodGet
 	case "tagging":
 		return t.method == http.MethodGet || t.method == http.MethodPut || t.method == http.MethodDelete
 	case "attributes":
@@ -297,7 +303,7 @@ func (op *operation) dispatch(rt *route) error {
 	if isACL && op.bucket != "" && validBucketName(op.bucket) && len(op.key) <= engine.MaxKeyLen {
 		return rt.serve(op)
 	}
-	if err := op.checkACLHeaders(); err != nil {
+	if err := op.checkACLHeaders(rt.name == "CreateBucket"); err != nil {
 		return err
 	}
 	if err := refusedHeader(rt, &op.r.fctx.Request.Header); err != nil {

@@ -47,6 +47,11 @@ var routeCases = []struct {
 	{"PUT", "/b", "cors", false, "PutBucketCors", true},
 	{"GET", "/b", "cors", false, "GetBucketCors", false},
 	{"DELETE", "/b", "cors", false, "DeleteBucketCors", true},
+	{"PUT", "/b", "policy", false, "PutBucketPolicy", true},
+	{"GET", "/b", "policy", false, "GetBucketPolicy", false},
+	{"DELETE", "/b", "policy", false, "DeleteBucketPolicy", true},
+	{"GET", "/b", "policyStatus", false, "GetBucketPolicyStatus", false},
+	{"GET", "/b/k", "policy", false, "Unknown", false},
 	{"PUT", "/b", "lifecycle", false, "PutBucketLifecycleConfiguration", true},
 	{"GET", "/b", "lifecycle", false, "GetBucketLifecycleConfiguration", false},
 	{"DELETE", "/b", "lifecycle", false, "DeleteBucketLifecycle", true},
@@ -194,6 +199,7 @@ var awsCodes = map[string][]int{
 	"InsufficientStorage":          {507},
 	"NoSuchCORSConfiguration":      {404},
 	"NoSuchLifecycleConfiguration": {404},
+	"OperationAborted":             {409}, "MalformedPolicy": {400}, "NoSuchBucketPolicy": {404},
 	// What AWS answers a CORS preflight it refuses (not in the error list).
 	"AccessForbidden": {403}, "BadRequest": {400},
 	// The admin API.
