@@ -67,6 +67,7 @@ func (f *fsm) setConfig(c setConfigCmd) error {
 			return fmt.Errorf("%w: %s", meta.ErrPublicNameTaken, c.Container)
 		}
 	}
+	defer f.notePublic(c.Tenant, c.Container)
 	if c.Delete {
 		delete(f.configs[k], c.Kind)
 		if len(f.configs[k]) == 0 {
@@ -79,6 +80,22 @@ func (f *fsm) setConfig(c setConfigCmd) error {
 	}
 	f.configs[k][c.Kind] = slices.Clone(c.Doc)
 	return nil
+}
+
+// notePublic brings f.public up to date for one container after its
+// documents changed: the name maps to the tenant while the container has
+// a public document, and stops mapping to it otherwise. The caller holds
+// f.mu for writing.
+func (f *fsm) notePublic(tenant, name string) {
+	for _, kind := range publicKinds {
+		if _, ok := f.configs[configKey{tenant, name}][kind]; ok {
+			f.public[name] = tenant
+			return
+		}
+	}
+	if f.public[name] == tenant {
+		delete(f.public, name)
+	}
 }
 
 func (f *fsm) config(tenant, container, kind string) ([]byte, bool) {
@@ -144,20 +161,12 @@ func (s *Store) LocalBucketConfig(tenant, container, kind string) ([]byte, bool)
 	return s.fsm.config(tenant, container, kind)
 }
 
-// publicOwner returns the tenant whose container of the name is public.
-// The caller holds f.mu.
+// publicOwner returns the tenant whose container of the name is public:
+// one map lookup (f.public), since unauthenticated requests call it. The
+// caller holds f.mu.
 func (f *fsm) publicOwner(name string) (string, bool) {
-	for t, cs := range f.containers {
-		if _, ok := cs[name]; !ok {
-			continue
-		}
-		for _, kind := range publicKinds {
-			if _, ok := f.configs[configKey{t, name}][kind]; ok {
-				return t, true
-			}
-		}
-	}
-	return "", false
+	t, ok := f.public[name]
+	return t, ok
 }
 
 // PublicBucketOwner returns, from this node's state alone, the tenant

@@ -3,9 +3,11 @@ package cluster
 import (
 	"bytes"
 	"errors"
+	"io"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -246,4 +248,59 @@ func TestPublicBucketClaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantPublic(t, stores, "box", "acme")
+}
+
+// TestFSMPublicIndex: the public-name index (one lookup per anonymous
+// request) follows every change of the documents behind it: set, delete,
+// the container's deletion and a snapshot restore.
+func TestFSMPublicIndex(t *testing.T) {
+	f := newFSM()
+	apply := func(ct cmdType, p any) any {
+		return f.Apply(&raft.Log{Type: raft.LogCommand, Data: mustEncode(t, ct, p)})
+	}
+	for _, tn := range []string{"acme", "zeta"} {
+		apply(cmdCreateTenant, createTenantCmd{Name: tn, Key: newKey(time.Time{})})
+		if r := apply(cmdCreateContainer, createContainerCmd{Tenant: tn, Name: "pics"}); r != nil {
+			t.Fatal(r)
+		}
+	}
+	owner := func(f *fsm) string {
+		t, _ := f.publicOwner("pics")
+		return t
+	}
+	if r := apply(cmdSetConfig, setConfigCmd{Tenant: "acme", Container: "pics", Kind: "acl", Doc: []byte("public-read")}); r != nil {
+		t.Fatal(r)
+	}
+	if r := apply(cmdSetConfig, setConfigCmd{Tenant: "acme", Container: "pics", Kind: "policy", Doc: []byte("{}")}); r != nil {
+		t.Fatal(r)
+	}
+	if got := owner(f); got != "acme" {
+		t.Fatalf("owner after acl and policy: %q, want acme", got)
+	}
+	g := newFSM()
+	if err := g.Restore(io.NopCloser(bytes.NewReader(snapshotBytes(t, f)))); err != nil {
+		t.Fatal(err)
+	}
+	if got := owner(g); got != "acme" {
+		t.Fatalf("owner after restore: %q, want acme", got)
+	}
+	apply(cmdSetConfig, setConfigCmd{Tenant: "acme", Container: "pics", Kind: "acl", Delete: true})
+	if got := owner(f); got != "acme" {
+		t.Fatalf("owner with the policy left: %q, want acme", got)
+	}
+	if r := apply(cmdSetConfig, setConfigCmd{Tenant: "zeta", Container: "pics", Kind: "acl", Doc: []byte("public-read")}); !errors.Is(r.(error), meta.ErrPublicNameTaken) {
+		t.Fatalf("zeta claiming acme's public name: %v", r)
+	}
+	if r := apply(cmdDeleteContainer, deleteContainerCmd{Tenant: "acme", Name: "pics"}); r != nil {
+		t.Fatal(r)
+	}
+	if got := owner(f); got != "" {
+		t.Fatalf("owner after the container's deletion: %q, want none", got)
+	}
+	if r := apply(cmdSetConfig, setConfigCmd{Tenant: "zeta", Container: "pics", Kind: "acl", Doc: []byte("public-read")}); r != nil {
+		t.Fatal(r)
+	}
+	if got := owner(f); got != "zeta" {
+		t.Fatalf("owner after zeta's claim: %q, want zeta", got)
+	}
 }

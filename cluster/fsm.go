@@ -136,6 +136,7 @@ type fsm struct {
 	nodes      map[string]NodeInfo                      // name → registered node
 	maps       []*placement.Map                         // every map in epoch order; the last is current
 	configs    map[configKey]map[string][]byte          // container → kind → document (bucketconfig.go)
+	public     map[string]string                        // public container name → its tenant, derived from configs (bucketconfig.go)
 	leases     map[string]uploadLease                   // upload id → its lease (uploadlease.go)
 	draining   map[string]bool                          // drive IDs being drained (drain.go)
 	removed    map[string]bool                          // names of removed nodes (drain.go)
@@ -148,6 +149,7 @@ func newFSM() *fsm {
 		containers: make(map[string]map[string]meta.ContainerInfo),
 		nodes:      make(map[string]NodeInfo),
 		configs:    make(map[configKey]map[string][]byte),
+		public:     make(map[string]string),
 	}
 }
 
@@ -354,6 +356,7 @@ func (f *fsm) deleteContainer(c deleteContainerCmd) error {
 	}
 	delete(cs, c.Name)
 	delete(f.configs, configKey{c.Tenant, c.Name})
+	f.notePublic(c.Tenant, c.Name)
 	if len(cs) == 0 {
 		delete(f.containers, c.Tenant)
 	}
@@ -466,6 +469,10 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.tenants, f.keys, f.containers, f.nodes, f.maps, f.configs = n.tenants, n.keys, n.containers, n.nodes, n.maps, n.configs
+	f.public = make(map[string]string)
+	for k := range f.configs {
+		f.notePublic(k.tenant, k.container)
+	}
 	f.leases = leaseMap(d.Leases)
 	f.draining, f.removed = setOf(d.Draining), setOf(d.Removed)
 	f.applied.Store(d.Applied)
