@@ -27,8 +27,8 @@ cluster-clean: ## stop the cluster and remove ./cluster-data
 
 test: ## what CI runs: vet, the full suite, the race detector on the short suite, then aws cli + boto3 end to end
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 $(PKGS)
-	$(GO) test -count=1 -race -short $(PKGS)
+	$(GO) test -count=1 -timeout 30m $(PKGS)
+	$(GO) test -count=1 -timeout 30m -race -short $(PKGS)
 	bash scripts/e2e.sh
 
 test-e2e: ## a real vaultd driven by the aws cli and boto3
