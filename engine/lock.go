@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"strconv"
 	"time"
 )
@@ -72,6 +73,11 @@ func retentionOf(meta map[string]string) Retention {
 // RetentionOf returns the retention an opened version carries.
 func (a *Artifact) RetentionOf() Retention { return retentionOf(a.rec.Metadata) }
 
+// MaxRetainUntil is the latest retain-until date a version can carry (the
+// largest time in int64 nanoseconds, in April 2262). Callers refuse later
+// dates; setIn stores a later one as this, never as a wrapped date.
+var MaxRetainUntil = time.Unix(0, math.MaxInt64)
+
 // setIn writes r into meta, a copy the caller owns.
 func (r Retention) setIn(meta map[string]string) {
 	delete(meta, lockModeKey)
@@ -84,7 +90,11 @@ func (r Retention) setIn(meta map[string]string) {
 		meta[lockModeKey] = "c"
 	}
 	if r.Mode != RetentionNone {
-		meta[lockUntilKey] = strconv.FormatInt(r.Until.UnixNano(), 10)
+		until := r.Until
+		if until.After(MaxRetainUntil) { // UnixNano would wrap into the past
+			until = MaxRetainUntil
+		}
+		meta[lockUntilKey] = strconv.FormatInt(until.UnixNano(), 10)
 	}
 	if r.LegalHold {
 		meta[legalHoldKey] = "1"

@@ -159,6 +159,17 @@ func (op *operation) getObjectLockConfiguration() error {
 	return nil
 }
 
+// retainUntil parses a retain-until date: RFC 3339, in the future, and no
+// later than engine.MaxRetainUntil (a later one would be stored wrapped
+// into the past, unlocking the version at once).
+func retainUntil(v string) (time.Time, bool) {
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil || !t.After(time.Now()) || t.After(engine.MaxRetainUntil) {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
 // writeRetention returns the retention a PutObject or CopyObject asks for
 // with x-amz-object-lock-* headers, or the bucket's default, or nil.
 func (op *operation) writeRetention() (*engine.Retention, error) {
@@ -182,8 +193,8 @@ func (op *operation) writeRetention() (*engine.Retention, error) {
 	switch {
 	case mode != "" || until != "":
 		m, ok := modeOf(mode)
-		t, err := time.Parse(time.RFC3339, until)
-		if !ok || err != nil || !t.After(time.Now()) {
+		t, tok := retainUntil(until)
+		if !ok || !tok {
 			return nil, ErrInvalidArgument
 		}
 		r.Mode, r.Until = m, t
@@ -229,8 +240,8 @@ func (op *operation) putObjectRetention() error {
 	var r engine.Retention
 	if d.Mode != "" || d.RetainUntilDate != "" {
 		m, ok := modeOf(d.Mode)
-		t, err := time.Parse(time.RFC3339, d.RetainUntilDate)
-		if !ok || err != nil || !t.After(time.Now()) {
+		t, tok := retainUntil(d.RetainUntilDate)
+		if !ok || !tok {
 			return ErrMalformedXML
 		}
 		r.Mode, r.Until = m, t

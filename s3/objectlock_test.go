@@ -143,3 +143,33 @@ func TestObjectLock(t *testing.T) {
 		Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionModeGovernance, RetainUntilDate: aws.Time(until)}})
 	wantVStatus(t, "retention in a bucket without object lock", err, 400, "InvalidRequest", "", "")
 }
+
+// TestRetainUntilBeyond2262: a retain-until date later than the engine can
+// store (int64 nanoseconds end in April 2262) is refused on PutObject and
+// PutObjectRetention; before the fix such a COMPLIANCE date was stored
+// wrapped into 1715 and the version could be deleted at once (probe H1).
+func TestRetainUntilBeyond2262(t *testing.T) {
+	e := startConfigServer(t)
+	ctx := t.Context()
+	c := e.client("ALICEKEY", "alicesecret")
+	b := aws.String("far")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: b, ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	far := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
+	_, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String("k"), Body: strings.NewReader("x"),
+		ObjectLockMode: types.ObjectLockModeCompliance, ObjectLockRetainUntilDate: &far})
+	wantVStatus(t, "PutObject retained until 2300", err, 400, "InvalidArgument", "", "")
+
+	soon := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second)
+	put, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String("k"), Body: strings.NewReader("x"),
+		ObjectLockMode: types.ObjectLockModeCompliance, ObjectLockRetainUntilDate: &soon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.PutObjectRetention(ctx, &awss3.PutObjectRetentionInput{Bucket: b, Key: aws.String("k"), VersionId: put.VersionId,
+		Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionModeCompliance, RetainUntilDate: &far}})
+	wantVStatus(t, "extending the retention to 2300", err, 400, "MalformedXML", "", "")
+	_, err = c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: b, Key: aws.String("k"), VersionId: put.VersionId})
+	wantVStatus(t, "delete of the COMPLIANCE version", err, 403, "AccessDenied", "", "")
+}
