@@ -438,6 +438,13 @@ func (op *operation) postObject() error {
 	if len(meta) > 0 {
 		opts.Metadata = meta
 	}
+	// As a PutObject: a version in a versioned bucket, the bucket's default
+	// retention in a locked one (probe H2: a POST wrote an unversioned,
+	// unlocked object over a locked null version).
+	if opts.Retention, err = op.writeRetention(); err != nil {
+		return err
+	}
+	opts.Versioning = op.versioning()
 	limit, err := op.admitUpload(-1, 1)
 	if err != nil {
 		return err

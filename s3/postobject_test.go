@@ -331,3 +331,42 @@ func TestPostObjectCORS(t *testing.T) {
 		}
 	}
 }
+
+// TestPostObjectVersionedLocked: a POST into a bucket with object lock is
+// a versioned write that takes the bucket's default retention, like a
+// PutObject; it never replaces a version (probe H2: POSTs wrote
+// unversioned, unlocked objects, and a second POST destroyed the first).
+func TestPostObjectVersionedLocked(t *testing.T) {
+	e := startConfigServer(t)
+	ctx := t.Context()
+	c := e.client("ALICEKEY", "alicesecret")
+	b := aws.String("vault")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: b, ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObjectLockConfiguration(ctx, &awss3.PutObjectLockConfigurationInput{Bucket: b, ObjectLockConfiguration: &types.ObjectLockConfiguration{
+		ObjectLockEnabled: types.ObjectLockEnabledEnabled,
+		Rule:              &types.ObjectLockRule{DefaultRetention: &types.DefaultRetention{Mode: types.ObjectLockRetentionModeCompliance, Days: aws.Int32(1)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, body := range []string{"first", "second"} {
+		if status, _, resp := postForm(t, e.endpoint+"/vault", signedForm(t, "vault", "k", time.Now()), "f.txt", strings.NewReader(body)); status != http.StatusNoContent {
+			t.Fatalf("POST %d: status %d: %s", i, status, resp)
+		}
+	}
+	vs, err := c.ListObjectVersions(ctx, &awss3.ListObjectVersionsInput{Bucket: b})
+	if err != nil || len(vs.Versions) != 2 {
+		t.Fatalf("ListObjectVersions: %+v, %v; want both POSTs' versions", vs, err)
+	}
+	for _, v := range vs.Versions {
+		if aws.ToString(v.VersionId) == "null" {
+			t.Fatalf("a POST wrote the null version: %+v", v)
+		}
+		r, err := c.GetObjectRetention(ctx, &awss3.GetObjectRetentionInput{Bucket: b, Key: aws.String("k"), VersionId: v.VersionId})
+		if err != nil || r.Retention.Mode != types.ObjectLockRetentionModeCompliance {
+			t.Fatalf("retention of POSTed version %s: %+v, %v; want the default COMPLIANCE", aws.ToString(v.VersionId), r, err)
+		}
+		_, err = c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: b, Key: aws.String("k"), VersionId: v.VersionId})
+		wantVStatus(t, "delete of a POSTed COMPLIANCE version", err, 403, "AccessDenied", "", "")
+	}
+}
