@@ -87,7 +87,7 @@ func (op *operation) getObjectAttributes() error {
 		}
 		marker = n
 	}
-	a, err := op.s.cfg.Engine.Open(op.ctx, op.tenant, op.bucket, op.key)
+	a, err := op.openObject() // versionId too (probe M4), delete markers as GET
 	if err != nil {
 		return err
 	}

@@ -88,3 +88,34 @@ func TestGetObjectAttributes(t *testing.T) {
 		t.Fatalf("no x-amz-object-attributes: %d %s", status, body)
 	}
 }
+
+// TestGetObjectAttributesVersion: with a versionId, GetObjectAttributes
+// answers for that version, not the current one (probe M4), with its
+// x-amz-version-id.
+func TestGetObjectAttributesVersion(t *testing.T) {
+	e := startConfigServer(t)
+	c := e.client("ALICEKEY", "alicesecret")
+	ctx := t.Context()
+	b := aws.String("vattrs")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: b}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutBucketVersioning(ctx, &awss3.PutBucketVersioningInput{Bucket: b, VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, body := range []string{"old", "newer body"} {
+		put, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String("k"), Body: strings.NewReader(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, aws.ToString(put.VersionId))
+	}
+	for i, want := range []int64{3, 10} {
+		out, err := c.GetObjectAttributes(ctx, &awss3.GetObjectAttributesInput{Bucket: b, Key: aws.String("k"), VersionId: aws.String(ids[i]),
+			ObjectAttributes: []types.ObjectAttributes{types.ObjectAttributesObjectSize}})
+		if err != nil || aws.ToInt64(out.ObjectSize) != want || aws.ToString(out.VersionId) != ids[i] {
+			t.Fatalf("version %d: %+v, %v; want size %d, version %s", i, out, err, want, ids[i])
+		}
+	}
+}
