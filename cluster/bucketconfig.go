@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -38,6 +39,12 @@ type setConfigCmd struct {
 	Kind      string `json:"kind"`
 	Doc       []byte `json:"doc,omitempty"`
 	Delete    bool   `json:"delete,omitempty"`
+	// If, when set, makes the write conditional on the container's
+	// document of another kind being, when the command is applied, what
+	// the writer read: IfDoc, or absent when IfAbsent.
+	IfKind   string `json:"if_kind,omitempty"`
+	IfDoc    []byte `json:"if_doc,omitempty"`
+	IfAbsent bool   `json:"if_absent,omitempty"`
 }
 
 // bucketConfig is one stored document, as in a snapshot.
@@ -62,6 +69,12 @@ func (f *fsm) setConfig(c setConfigCmd) error {
 		return fmt.Errorf("%w: %s/%s", meta.ErrNoSuchContainer, c.Tenant, c.Container)
 	}
 	k := configKey{c.Tenant, c.Container}
+	if c.IfKind != "" {
+		cur, ok := f.configs[k][c.IfKind]
+		if ok == c.IfAbsent || ok && !bytes.Equal(cur, c.IfDoc) {
+			return fmt.Errorf("%w: %s/%s: %s", meta.ErrConfigChanged, c.Tenant, c.Container, c.IfKind)
+		}
+	}
 	if !c.Delete && slices.Contains(publicKinds, c.Kind) {
 		if t, ok := f.publicOwner(c.Container); ok && t != c.Tenant {
 			return fmt.Errorf("%w: %s", meta.ErrPublicNameTaken, c.Container)
@@ -133,6 +146,20 @@ func (s *Store) PutBucketConfig(ctx context.Context, tenant, container, kind str
 		doc = []byte{}
 	}
 	return s.applyCmd(ctx, cmdSetConfig, setConfigCmd{Tenant: tenant, Container: container, Kind: kind, Doc: doc})
+}
+
+// PutBucketConfigIf is PutBucketConfig applied only if the container's
+// document of kind ifKind is then ifDoc (absent when ifDoc is nil), as
+// the caller read it; otherwise it fails with meta.ErrConfigChanged. Two
+// documents whose rules depend on each other (versioning and object lock)
+// are written so, so that writes racing through two nodes cannot both
+// pass checks made against each other's old state.
+func (s *Store) PutBucketConfigIf(ctx context.Context, tenant, container, kind string, doc []byte, ifKind string, ifDoc []byte) error {
+	if doc == nil {
+		doc = []byte{}
+	}
+	return s.applyCmd(ctx, cmdSetConfig, setConfigCmd{Tenant: tenant, Container: container, Kind: kind, Doc: doc,
+		IfKind: ifKind, IfDoc: ifDoc, IfAbsent: ifDoc == nil})
 }
 
 // DeleteBucketConfig removes a container's document of a kind; removing

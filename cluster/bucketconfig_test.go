@@ -304,3 +304,51 @@ func TestFSMPublicIndex(t *testing.T) {
 		t.Fatalf("owner after zeta's claim: %q, want zeta", got)
 	}
 }
+
+// TestFSMConditionalConfig: a conditional configuration write applies only
+// while the other document is what the writer read (or still absent), so
+// "suspend versioning" and "enable object lock" racing through two nodes
+// cannot both pass checks made against each other's old state (probe H4).
+func TestFSMConditionalConfig(t *testing.T) {
+	f := newFSM()
+	apply := func(ct cmdType, p any) error {
+		r, _ := f.Apply(&raft.Log{Type: raft.LogCommand, Data: mustEncode(t, ct, p)}).(error)
+		return r
+	}
+	apply(cmdCreateTenant, createTenantCmd{Name: "acme", Key: newKey(time.Time{})})
+	if err := apply(cmdCreateContainer, createContainerCmd{Tenant: "acme", Name: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	enabled, suspended := []byte("Enabled"), []byte("Suspended")
+	set := func(kind string, doc []byte, ifKind string, ifDoc []byte) error {
+		return apply(cmdSetConfig, setConfigCmd{Tenant: "acme", Container: "b", Kind: kind, Doc: doc, IfKind: ifKind, IfDoc: ifDoc, IfAbsent: ifKind != "" && ifDoc == nil})
+	}
+	if err := set("versioning", enabled, "objectlock", nil); err != nil {
+		t.Fatalf("versioning while lock absent: %v", err)
+	}
+	// Both read the other's old state: lock absent, versioning Enabled.
+	// The suspension lands first; the lock, conditional on Enabled, fails.
+	if err := set("versioning", suspended, "objectlock", nil); err != nil {
+		t.Fatalf("suspend while lock absent: %v", err)
+	}
+	if err := set("objectlock", []byte("on"), "versioning", enabled); !errors.Is(err, meta.ErrConfigChanged) {
+		t.Fatalf("lock conditional on a versioning state that changed: %v, want ErrConfigChanged", err)
+	}
+	if _, ok := f.config("acme", "b", "objectlock"); ok {
+		t.Fatal("the refused lock was stored")
+	}
+	// The other order: the lock lands; a suspension conditional on the
+	// lock being absent fails.
+	if err := set("versioning", enabled, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := set("objectlock", []byte("on"), "versioning", enabled); err != nil {
+		t.Fatalf("lock while versioning Enabled: %v", err)
+	}
+	if err := set("versioning", suspended, "objectlock", nil); !errors.Is(err, meta.ErrConfigChanged) {
+		t.Fatalf("suspend conditional on no lock, with a lock: %v, want ErrConfigChanged", err)
+	}
+	if d, _ := f.config("acme", "b", "versioning"); string(d) != "Enabled" {
+		t.Fatalf("versioning %q after the refused suspension, want Enabled", d)
+	}
+}

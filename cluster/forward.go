@@ -65,6 +65,7 @@ var wireErrors = []struct {
 	{"NoSuchContainer", meta.ErrNoSuchContainer},
 	{"InvalidLimits", tenant.ErrInvalidLimits},
 	{"PublicNameTaken", meta.ErrPublicNameTaken},
+	{"ConfigChanged", meta.ErrConfigChanged},
 }
 
 type applyAnswer struct {

@@ -26,6 +26,7 @@ import (
 var (
 	ErrNoSuchContainer   = meta.ErrNoSuchContainer
 	ErrPublicNameTaken   = meta.ErrPublicNameTaken
+	ErrConfigChanged     = meta.ErrConfigChanged
 	ErrContainerExists   = meta.ErrContainerExists
 	ErrTooManyContainers = meta.ErrTooManyContainers
 	ErrContainerNotEmpty = errors.New("engine: container not empty")

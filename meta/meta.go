@@ -38,4 +38,8 @@ var (
 	// readable) when another tenant's container of that name already is:
 	// public names are one namespace across tenants.
 	ErrPublicNameTaken = errors.New("meta: another tenant's public container has this name")
+	// ErrConfigChanged refuses a conditional configuration write whose
+	// condition (another document of the container, as the writer read
+	// it) no longer holds when the write is applied.
+	ErrConfigChanged = errors.New("meta: the configuration changed since it was read")
 )

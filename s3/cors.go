@@ -21,6 +21,10 @@ type BucketConfigs interface {
 	LocalBucketConfig(tenant, bucket, kind string) ([]byte, bool)
 	// PutBucketConfig sets a document; DeleteBucketConfig removes it.
 	PutBucketConfig(ctx context.Context, tenant, bucket, kind string, doc []byte) error
+	// PutBucketConfigIf is PutBucketConfig applied only if the bucket's
+	// document of kind ifKind is then ifDoc (absent when nil); else it
+	// fails with engine.ErrConfigChanged.
+	PutBucketConfigIf(ctx context.Context, tenant, bucket, kind string, doc []byte, ifKind string, ifDoc []byte) error
 	DeleteBucketConfig(ctx context.Context, tenant, bucket, kind string) error
 	// ContainerTenants returns, from this node's state, the tenants that
 	// own a bucket of the name.

@@ -103,6 +103,7 @@ var (
 	errPostFields           = &Error{http.StatusBadRequest, "MaxPostPreDataLengthExceededError", "Your POST request fields preceding the upload file were too large."}
 	errPostPolicy           = &Error{http.StatusBadRequest, "InvalidPolicyDocument", "Invalid Policy: Invalid JSON."}
 	errPublicNameTaken      = &Error{http.StatusConflict, "OperationAborted", "Another account's bucket of this name is already public: public bucket names are unique across accounts."}
+	errConfigConflict       = &Error{http.StatusConflict, "OperationAborted", "A conflicting conditional operation is currently in progress against this resource. Please try again."}
 	errMalformedPolicy      = &Error{http.StatusBadRequest, "MalformedPolicy", "Policies must be valid JSON with a Statement."}
 	errPolicyTooLarge       = &Error{http.StatusBadRequest, "MalformedPolicy", "Policies cannot exceed 20 KB."}
 	errNoSuchBucketPolicy   = &Error{http.StatusNotFound, "NoSuchBucketPolicy", "The bucket policy does not exist"}
@@ -164,6 +165,7 @@ var errorTable = []struct {
 	{engine.ErrNoSuchContainer, ErrNoSuchBucket},
 	{engine.ErrContainerExists, ErrBucketAlreadyOwned},
 	{engine.ErrPublicNameTaken, errPublicNameTaken},
+	{engine.ErrConfigChanged, errConfigConflict},
 	{engine.ErrTooManyContainers, ErrTooManyBuckets},
 	{engine.ErrContainerNotEmpty, ErrBucketNotEmpty},
 	{engine.ErrNoSuchArtifact, ErrNoSuchKey},

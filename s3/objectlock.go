@@ -102,8 +102,9 @@ func (op *operation) lockOnCreate() (after func() error, err error) {
 		if err := cs.PutBucketConfig(op.ctx, op.tenant, op.bucket, versioningKind, doc); err != nil {
 			return err
 		}
+		vdoc := doc
 		doc, _ = xml.Marshal(objectLockConfiguration{Xmlns: s3Namespace, ObjectLockEnabled: "Enabled"})
-		return cs.PutBucketConfig(op.ctx, op.tenant, op.bucket, objectLockKind, doc)
+		return cs.PutBucketConfigIf(op.ctx, op.tenant, op.bucket, objectLockKind, doc, versioningKind, vdoc)
 	}, nil
 }
 
@@ -128,15 +129,20 @@ func (op *operation) putObjectLockConfiguration() error {
 	if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
 		return err
 	}
-	if op.versioning() != engine.VersioningEnabled {
-		return errInvalidBucketState
-	}
 	c.Xmlns = s3Namespace
 	doc, err := xml.Marshal(c)
 	if err != nil {
 		return err
 	}
-	if err := cs.PutBucketConfig(op.ctx, op.tenant, op.bucket, objectLockKind, doc); err != nil {
+	// Needs versioning Enabled, as the write finds it in Raft.
+	err = op.putConfigChecked(cs, objectLockKind, doc, versioningKind, func(v []byte, ok bool) error {
+		var vc versioningConfiguration
+		if !ok || xml.Unmarshal(v, &vc) != nil || vc.Status != "Enabled" {
+			return errInvalidBucketState
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	op.r.fctx.SetStatusCode(http.StatusOK)

@@ -48,14 +48,19 @@ func (op *operation) putBucketVersioning() error {
 	if _, err := op.s.cfg.Engine.Container(op.ctx, op.tenant, op.bucket); err != nil {
 		return err
 	}
-	if c.Status != "Enabled" && op.s.objectLock(op.tenant, op.bucket) != nil {
-		return errInvalidBucketState
-	}
 	doc, err := xml.Marshal(versioningConfiguration{Xmlns: s3Namespace, Status: c.Status})
 	if err != nil {
 		return err
 	}
-	if err := cs.PutBucketConfig(op.ctx, op.tenant, op.bucket, versioningKind, doc); err != nil {
+	// Object lock needs versioning Enabled: checked against the lock
+	// document as the write finds it in Raft, not as this node saw it.
+	err = op.putConfigChecked(cs, versioningKind, doc, objectLockKind, func(_ []byte, locked bool) error {
+		if locked && c.Status != "Enabled" {
+			return errInvalidBucketState
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	op.r.fctx.SetStatusCode(http.StatusOK)
@@ -97,6 +102,33 @@ func (s *Server) versioningOf(tenant, bucket string) engine.Versioning {
 }
 
 // versioning is the request bucket's versioning state.
+// putConfigChecked writes the bucket's document of kind, allowed by check
+// given the bucket's document of kind dep (and whether it has one), with
+// the condition that dep is still that document when the write is
+// applied. A write racing a change of dep (through another node) is
+// checked again against the new dep, up to three times, then answered
+// 409 OperationAborted.
+func (op *operation) putConfigChecked(cs BucketConfigs, kind string, doc []byte, dep string, check func(depDoc []byte, ok bool) error) error {
+	for range 3 {
+		cur, ok, err := cs.BucketConfig(op.ctx, op.tenant, op.bucket, dep)
+		if err != nil {
+			return err
+		}
+		if err := check(cur, ok); err != nil {
+			return err
+		}
+		var ifDoc []byte
+		if ok {
+			ifDoc = append([]byte{}, cur...)
+		}
+		err = cs.PutBucketConfigIf(op.ctx, op.tenant, op.bucket, kind, doc, dep, ifDoc)
+		if !errors.Is(err, engine.ErrConfigChanged) {
+			return err
+		}
+	}
+	return errConfigConflict
+}
+
 func (op *operation) versioning() engine.Versioning { return op.s.versioningOf(op.tenant, op.bucket) }
 
 // versionHeader sets x-amz-version-id for a version written or read; an
