@@ -320,15 +320,44 @@ func (s *Store) SetErasure(ctx context.Context, pol placement.Policy, width int)
 	if width < 0 || width > placement.MaxWidth {
 		return nil, fmt.Errorf("%w: stripe width %d not in 1..%d", ErrRefused, width, placement.MaxWidth)
 	}
-	if width == 0 {
-		if cur := s.fsm.currentMap(); cur != nil {
-			width = cur.Width
+	cur := s.fsm.currentMap()
+	if width == 0 && cur != nil {
+		width = cur.Width
+	}
+	if cur != nil {
+		if err := survivesOneDomain(pol, cur.Drives); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 	}
 	if err := s.replan(ctx, &erasureChoice{policy: pol, width: width}); err != nil {
 		return nil, err
 	}
 	return s.fsm.currentMap(), nil
+}
+
+// survivesOneDomain refuses an operator's policy that the loss of one
+// failure domain would break: no parity with more than one drive (a single
+// drive's failure loses data), or, with several domains (nodes; each
+// remote drive is its own), more shards of a set on one domain than there
+// are parity shards, as placement spreads a set evenly over the domains.
+func survivesOneDomain(pol placement.Policy, drives []placement.Drive) error {
+	if pol.Parity == 0 && len(drives) > 1 {
+		return fmt.Errorf("policy %s has no parity: losing any one of the %d drives would lose data", pol, len(drives))
+	}
+	domains := map[string]bool{}
+	for _, d := range drives {
+		if d.Class == driver.ClassRemote {
+			domains["remote:"+string(d.ID)] = true
+		} else {
+			domains["node:"+string(d.Node)] = true
+		}
+	}
+	if n := len(domains); n > 1 {
+		if per := (pol.SetSize() + n - 1) / n; per > pol.Parity {
+			return fmt.Errorf("policy %s over %d nodes puts up to %d shards of a stripe on one node, more than its %d parity: losing that node would make data unreadable", pol, n, per, pol.Parity)
+		}
+	}
+	return nil
 }
 
 // driveClass maps an advertised class to the map's; unknown means local.

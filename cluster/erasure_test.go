@@ -55,6 +55,8 @@ func TestSetErasure(t *testing.T) {
 		{"no data shards", placement.Policy{Data: 0, Parity: 2}, 0},
 		{"width too large", placement.Policy{Data: 2, Parity: 1}, placement.MaxWidth + 1},
 		{"negative width", placement.Policy{Data: 2, Parity: 1}, -1},
+		{"no parity over several drives", placement.Policy{Data: 6, Parity: 0}, 0},
+		{"more shards on one node than parity", placement.Policy{Data: 3, Parity: 1}, 0}, // 2 nodes: 2 shards on one
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := s.Map()
