@@ -160,6 +160,15 @@ func (e *Engine) changeVersion(ctx context.Context, tenant, container, key, vid 
 	if err := e.checkContainer(ctx, tenant, container); err != nil {
 		return err
 	}
+	// The key's cluster-wide lock, as a versioned delete by id takes it:
+	// the per-node pointer lock alone let a retention change and a delete
+	// of the same version through two nodes both succeed, and the version
+	// came back without its data (probe H3).
+	hold, err := e.lockKey(ctx, tenant, container, key)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrConditionConflict, err)
+	}
+	defer hold.unlock()
 	defer e.lockPointer(tenant, container, key)()
 	ikey := key
 	_, cur, err := e.locate(ctx, tenant, container, key)

@@ -366,6 +366,17 @@ func (e *Engine) DeleteVersion(ctx context.Context, tenant, container, key strin
 	}
 	vid := opts.VersionID
 	res := DeleteResult{VersionID: vid}
+	// A version's deletion holds the key's cluster-wide lock (a
+	// conditional one holds it already), as retention and legal-hold
+	// changes do (lock.go): of the two racing through two nodes, the
+	// second sees the first.
+	if opts.Condition == nil {
+		hold, err := e.lockKey(ctx, tenant, container, key)
+		if err != nil {
+			return DeleteResult{}, fmt.Errorf("%w: %w", ErrConditionConflict, err)
+		}
+		defer hold.unlock()
+	}
 	// The key's pointer lock covers the version's deletion too: a
 	// retention change (lock.go) cannot rewrite a version being deleted.
 	defer e.lockPointer(tenant, container, key)()

@@ -2,12 +2,14 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -433,5 +435,59 @@ func TestRetention(t *testing.T) {
 				t.Fatalf("delete of a GOVERNANCE version with the bypass: %v", err)
 			}
 		})
+	}
+}
+
+// namesLocker is an UploadLocker that records the names it locks.
+type namesLocker struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (l *namesLocker) LockUpload(_ context.Context, id string) (func() bool, func(), error) {
+	l.mu.Lock()
+	l.names = append(l.names, id)
+	l.mu.Unlock()
+	return func() bool { return true }, func() {}, nil
+}
+
+// TestVersionChangesTakeKeyLock: retention and legal-hold changes and a
+// version's deletion by id hold the key's cluster-wide lock, not only the
+// per-node pointer lock, so the two racing through two nodes are
+// serialised (probe H3: both succeeded, and the version came back without
+// its data); without the lock they fail as a conflict and change nothing.
+func TestVersionChangesTakeKeyLock(t *testing.T) {
+	r := newRig(t, rigOptions{drives: 4})
+	ctx := t.Context()
+	info, err := r.e.Put(ctx, "t", "c", "k", bytes.NewReader([]byte("v1")), PutOptions{Size: 2, Versioning: VersioningEnabled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.vput(t, "k", []byte("v2"), VersioningEnabled)
+	until := time.Now().Add(time.Hour)
+	r.e.cfg.UploadLocker = refusingLocker{}
+	if err := r.e.SetRetention(ctx, "t", "c", "k", info.VersionID, Retention{Mode: RetentionGovernance, Until: until}, false); !errors.Is(err, ErrConditionConflict) {
+		t.Fatalf("SetRetention without the key lock: %v, want ErrConditionConflict", err)
+	}
+	if err := r.e.SetLegalHold(ctx, "t", "c", "k", info.VersionID, true); !errors.Is(err, ErrConditionConflict) {
+		t.Fatalf("SetLegalHold without the key lock: %v, want ErrConditionConflict", err)
+	}
+	if _, err := r.e.DeleteVersion(ctx, "t", "c", "k", DeleteOptions{Versioning: VersioningEnabled, VersionID: info.VersionID}); !errors.Is(err, ErrConditionConflict) {
+		t.Fatalf("DeleteVersion without the key lock: %v, want ErrConditionConflict", err)
+	}
+	rec := &namesLocker{}
+	r.e.cfg.UploadLocker = rec
+	if a, err := r.e.OpenVersion(ctx, "t", "c", "k", info.VersionID); err != nil || a.RetentionOf() != (Retention{}) {
+		t.Fatalf("version after the refused changes: %v; want it whole and unlocked", err)
+	}
+	if err := r.e.SetLegalHold(ctx, "t", "c", "k", info.VersionID, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.e.DeleteVersion(ctx, "t", "c", "k", DeleteOptions{Versioning: VersioningEnabled, VersionID: info.VersionID}); err != nil {
+		t.Fatal(err)
+	}
+	want := keyLockName("t", "c", "k")
+	if len(rec.names) != 2 || rec.names[0] != want || rec.names[1] != want {
+		t.Fatalf("locks taken %q, want the key's lock %q twice", rec.names, want)
 	}
 }
