@@ -341,6 +341,9 @@ func (s *Store) SetErasure(ctx context.Context, pol placement.Policy, width int)
 // remote drive is its own), more shards of a set on one domain than there
 // are parity shards, as placement spreads a set evenly over the domains.
 func survivesOneDomain(pol placement.Policy, drives []placement.Drive) error {
+	if pol.SetSize() > len(drives) {
+		return nil // planning refuses it, naming the drives it needs
+	}
 	if pol.Parity == 0 && len(drives) > 1 {
 		return fmt.Errorf("policy %s has no parity: losing any one of the %d drives would lose data", pol, len(drives))
 	}

@@ -187,7 +187,10 @@ func flaky(t *testing.T, s server) {
 	check("same driver", d)
 	// Reads through the flaky proxy too: ranged GETs are retried and cut
 	// streams resumed.
-	p.Set(faultproxy.Faults{ErrorRate: 0.3, ResetRate: 0.1, CutRate: 0.1})
+	// (Lighter than the writes' faults: each read must succeed within the
+	// driver's 8 attempts, and at 30% errors plus 10% resets a few hundred
+	// reads could, rarely, see 8 failures in a row: CI saw it once.)
+	p.Set(faultproxy.Faults{ErrorRate: 0.2, ResetRate: 0.05, CutRate: 0.1})
 	check("same driver, flaky reads", d)
 	p.Set(faultproxy.Faults{})
 	d.Close()
