@@ -18,6 +18,9 @@ import (
 // together hold MaxConns, the next one is answered 503; a closed
 // connection frees its place.
 func TestConnectionCaps(t *testing.T) {
+	if raceEnabled {
+		t.Skip("fasthttp's per-address connection counting races with its Shutdown (the reason MaxConnsPerIP is off by default)")
+	}
 	const perIP, all = 6, 10
 	e := startServerWith(t, func(c *s3.Config) { c.MaxConnsPerIP, c.MaxConns = perIP, all })
 	addr := strings.TrimPrefix(e.endpoint, "http://")
@@ -95,8 +98,8 @@ func TestConnectionCapDefaults(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.MaxConns <= 0 || c.MaxConnsPerIP <= 0 || c.MaxConnsPerIP >= c.MaxConns {
-		t.Fatalf("derived caps: MaxConns %d, MaxConnsPerIP %d; want 0 < per-IP < all", c.MaxConns, c.MaxConnsPerIP)
+	if c.MaxConns <= 0 || c.MaxConnsPerIP != -1 {
+		t.Fatalf("derived caps: MaxConns %d, MaxConnsPerIP %d; want MaxConns > 0, per-IP off", c.MaxConns, c.MaxConnsPerIP)
 	}
 	c = seen
 	c.MaxConns, c.MaxConnsPerIP = -1, -1

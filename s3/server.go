@@ -98,11 +98,13 @@ type Config struct {
 
 	// MaxConns caps the client connections open at once and MaxConnsPerIP
 	// those from one IPv4 address; a connection over a cap is answered 503
-	// or 429 and closed before its headers are read. Zero derives them
-	// from the process's RLIMIT_NOFILE: half of it for all clients (the
-	// other half stays for drives, peers and logs) and an eighth per
-	// address, so no one client can exhaust the node's descriptors.
-	// Negative means unlimited. IPv6 clients are capped only by MaxConns.
+	// or 429 and closed before its headers are read. A zero MaxConns is
+	// derived from the process's RLIMIT_NOFILE: half of it for all clients
+	// (the other half stays for drives, peers and logs). MaxConnsPerIP is
+	// off unless set (zero or negative): fasthttp's per-address counting
+	// races with its Shutdown (found by the race detector), so it is an
+	// operator's choice, not a default. IPv6 clients are capped only by
+	// MaxConns.
 	MaxConns      int
 	MaxConnsPerIP int
 }
@@ -148,14 +150,11 @@ func (c *Config) Validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.MaxConns == 0 || c.MaxConnsPerIP == 0 {
-		all, perIP := connLimits()
-		if c.MaxConns == 0 {
-			c.MaxConns = all
-		}
-		if c.MaxConnsPerIP == 0 {
-			c.MaxConnsPerIP = perIP
-		}
+	if c.MaxConns == 0 {
+		c.MaxConns, _ = connLimits()
+	}
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = -1
 	}
 	return nil
 }
