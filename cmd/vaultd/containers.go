@@ -123,16 +123,9 @@ func runContainer(ctx context.Context, args []string, getenv func(string) string
 	tenantName := fs.String("tenant", "root", "set-policy: the tenant owning the container")
 	afterDays := fs.Int("after-days", 0, "set-policy tier: move artifacts last modified at least this many days ago (0: not by age)")
 	largerThan := fs.String("larger-than", "0", "set-policy tier: move artifacts of at least this size, such as 1GiB (0: not by size); with neither threshold, 30 days")
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
 	c, err := newAdminClient(getenv, *endpoint, *data)
 	if err != nil {

@@ -108,17 +108,9 @@ func runTenant(ctx context.Context, args []string, getenv func(string) string, s
 	bytesOut := fs.String("bytes-out", "0", "set-rate: most response body bytes per second per node, such as 10MiB (0: unlimited)")
 	quotaBytes := fs.String("bytes", "0", "set-quota: most bytes stored, such as 10GiB (0: unlimited)")
 	quotaArtifacts := fs.Int64("artifacts", 0, "set-quota: most artifacts stored (0: unlimited)")
-	// Accept flags before and after the tenant name.
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
 	c, err := newAdminClient(getenv, *endpoint, *data)
 	if err != nil {
@@ -231,4 +223,20 @@ func envOr(getenv func(string) string, name, def string) string {
 		return v
 	}
 	return def
+}
+
+// parseInterspersed parses fs from args, accepting flags before, between
+// and after the positional arguments, which it returns in order.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
