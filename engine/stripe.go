@@ -201,8 +201,9 @@ func (e *Engine) stripeMap(tenant, container string, rec *record) *placement.Map
 
 // deletePartShards removes the shard files of slot j of every part of rec,
 // a record read from home (slot j of rec.PG's set): on home for the parts
-// in rec.PG, on the part's own drive for the others. Parts whose map the
-// history no longer has are left (logged): nothing can find them.
+// in rec.PG, on the part's own drive for the others, reached without a
+// map fence. Parts whose map the history no longer has are left (logged):
+// nothing can find them.
 func (e *Engine) deletePartShards(ctx context.Context, tenant, container, key string, rec *record, j int, home driver.Driver, skip func(part) bool) error {
 	var m *placement.Map
 	var errs []error
@@ -219,11 +220,18 @@ func (e *Engine) deletePartShards(ctx context.Context, tenant, container, key st
 					return nil
 				}
 			}
-			ds, _ := e.partDrives(m, rec, p)
-			if j >= len(ds) || ds[j] == nil {
+			// Unfenced: the file's name holds rec's own random data id, so
+			// no newer write can own it, and a fence would refuse every
+			// delete planned under a map whose PG has moved since, which is
+			// when the migrator replaces rec (its parts would stay forever).
+			set := m.Set(pg)
+			if j >= len(set) {
 				continue
 			}
-			d = ds[j]
+			var err error
+			if d, err = e.cfg.Topology.Drive(set[j]); err != nil || d == nil {
+				continue // a drive gone from the topology: nothing reaches its files
+			}
 		}
 		err := d.DeleteShard(ctx, shardOf(tenant, container, key, pg, pt.DataID))
 		if err != nil && !errors.Is(err, driver.ErrNotFound) {

@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -579,4 +580,143 @@ func TestStripedHybrid(t *testing.T) {
 	if _, total := drivesWithShards(r.shardFiles(t)); total != 0 {
 		t.Fatalf("%d shard files left after the delete", total)
 	}
+}
+
+// TestStripedPolicyChangeCleans: a set-erasure change (another k+m over
+// the same drives) moves striped artifacts, and the older layout's part
+// shard files go with them, in both directions, however many of the
+// record's own drives stay in its new set (probe F1 of session 7: with
+// 4+2 on 6 drives every drive is in every set, so the parts of the
+// replaced records were never visited and stayed on disk).
+func TestStripedPolicyChangeCleans(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		from, to placement.Policy
+	}{
+		{"4+2 to 2+1", placement.Policy{Data: 4, Parity: 2}, placement.Policy{Data: 2, Parity: 1}},
+		{"2+1 to 4+2", placement.Policy{Data: 2, Parity: 1}, placement.Policy{Data: 4, Parity: 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newMigRig(t)
+			// Through a fence as cluster's: a mutation planned under a map
+			// in which its PG's set differs from the current one is refused.
+			fenced, err := New(Config{Topology: fencedTopo{r.topo}, Containers: &MemContainers{}, StripeSize: 64 << 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := fenced.CreateContainer(t.Context(), "t", "c"); err != nil {
+				t.Fatal(err)
+			}
+			r.e = fenced
+			m1 := r.newMap(t, 6, tc.from, 16, 1)
+			m1.Width = 8
+			m2 := r.newMap(t, 6, tc.to, 16, 2)
+			m2.Width = 8
+			r.useChain([]*placement.Map{m1})
+			chunk := stripeChunkStripes * 64 << 10
+			objects := map[string][]byte{}
+			for i := range 3 {
+				key := fmt.Sprintf("big%d", i)
+				objects[key] = randBytes(uint64(20+i), 6*chunk+1000*i+7)
+				if _, err := r.e.Put(t.Context(), "t", "c", key, bytes.NewReader(objects[key]), PutOptions{Size: int64(len(objects[key]))}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			files := func() int {
+				n := 0
+				for _, id := range r.ids {
+					n += len(shardFiles(t, r.dirs[id]))
+				}
+				return n
+			}
+			if n, want := files(), 3*7*tc.from.SetSize(); n != want {
+				t.Fatalf("%d shard files before the change, want %d", n, want)
+			}
+			r.useChain([]*placement.Map{m1, m2})
+			sum := migrateAll(t, r.e, 100)
+			if sum.Moved != 3 || sum.Failed != 0 {
+				t.Fatalf("MigrateAll: %+v, want 3 moved", sum)
+			}
+			r.e.WaitBackground()
+			checkResidue(t, r.e, []*placement.Map{m1})
+			if again := migrateAll(t, r.e, 100); again.Failed != 0 {
+				t.Fatalf("a second pass: %+v, want nothing failed", again)
+			}
+			r.useChain([]*placement.Map{m2})
+			for key, data := range objects {
+				a, err := r.e.Open(t.Context(), "t", "c", key)
+				if err != nil {
+					t.Fatalf("open %s: %v", key, err)
+				}
+				var buf bytes.Buffer
+				if err := a.WriteRange(t.Context(), &buf, 0, a.Info.Size); err != nil || !bytes.Equal(buf.Bytes(), data) {
+					t.Fatalf("read %s after the change: %v, equal %v", key, err, bytes.Equal(buf.Bytes(), data))
+				}
+			}
+			if n, want := files(), 3*7*tc.to.SetSize(); n != want {
+				t.Fatalf("%d shard files after the change, want %d (the older layout's parts left behind)", n, want)
+			}
+			for key := range objects {
+				if err := r.e.Delete(t.Context(), "t", "c", key); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.e.WaitBackground()
+			if n := files(); n != 0 {
+				t.Fatalf("%d shard files after deleting every object, want 0", n)
+			}
+		})
+	}
+}
+
+// fencedTopo resolves drives for a map as cluster's Topology does with
+// its Fence: a mutation planned under a map m, for PG pg, is refused
+// (driver.ErrOffline) when pg's drive set in m differs from its set in
+// the current map.
+type fencedTopo struct{ *histTopo }
+
+func (f fencedTopo) DriveIn(m *placement.Map, pg uint32, id placement.DriveID) (driver.Driver, error) {
+	d, err := f.Drive(id)
+	if err != nil {
+		return nil, err
+	}
+	return fencedDrive{Driver: d, stale: func() bool {
+		cur := f.Map()
+		return cur != nil && cur.Epoch != m.Epoch && (int(pg) >= cur.PGCount() || !slices.Equal(cur.Set(pg), m.Set(pg)))
+	}}, nil
+}
+
+type fencedDrive struct {
+	driver.Driver
+	stale func() bool
+}
+
+var errFencedTest = fmt.Errorf("%w: stale map epoch (test fence)", driver.ErrOffline)
+
+func (d fencedDrive) CreateShard(ctx context.Context, s driver.Shard) (driver.ShardWriter, error) {
+	if d.stale() {
+		return nil, errFencedTest
+	}
+	return d.Driver.CreateShard(ctx, s)
+}
+
+func (d fencedDrive) DeleteShard(ctx context.Context, s driver.Shard) error {
+	if d.stale() {
+		return errFencedTest
+	}
+	return d.Driver.DeleteShard(ctx, s)
+}
+
+func (d fencedDrive) PutRecord(ctx context.Context, r driver.Record) (driver.Record, bool, error) {
+	if d.stale() {
+		return driver.Record{}, false, errFencedTest
+	}
+	return d.Driver.PutRecord(ctx, r)
+}
+
+func (d fencedDrive) DeleteRecord(ctx context.Context, key string, v driver.Version) error {
+	if d.stale() {
+		return errFencedTest
+	}
+	return d.Driver.DeleteRecord(ctx, key, v)
 }
