@@ -232,6 +232,14 @@ func (c *Client) roundTrip(ctx context.Context, op, method, path string, q url.V
 	if err != nil {
 		return nil, nil, c.errorf(op, err)
 	}
+	// The call is given up at the CallTimeout (or ctx's deadline, if
+	// sooner): the peer must not apply it after that (a request held in
+	// a partition and retransmitted once it heals).
+	expires := c.now().Add(c.callTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(expires) {
+		expires = d
+	}
+	req.Header.Set(hdrExpires, strconv.FormatInt(expires.UnixNano(), 10))
 	if body != nil {
 		req.Header.Set("Content-Type", "application/octet-stream")
 	}

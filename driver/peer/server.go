@@ -82,6 +82,7 @@ type Server struct {
 	auth   *rpcauth.Verifier
 	log    *slog.Logger
 	mux    *http.ServeMux
+	now    func() time.Time
 }
 
 // NewServer returns a Server for c.
@@ -103,6 +104,7 @@ func NewServer(c ServerConfig) (*Server, error) {
 		auth:   newVerifier(c),
 		log:    c.Logger,
 		mux:    http.NewServeMux(),
+		now:    c.Now,
 	}
 	s.mux.HandleFunc("GET /v1/drives/{id}/info", s.withDrive(s.info))
 	s.mux.HandleFunc("POST /v1/drives/{id}/shards/{pg}/{name}", s.withDrive(s.putShard))
@@ -127,6 +129,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, codeUnauthorized, http.StatusUnauthorized, "not authenticated")
 		return
 	}
+	if r.Method != http.MethodGet && s.expired(r) {
+		// The sender gave this call up (its CallTimeout): applied now, a
+		// write it counted as failed would land late, after the write it
+		// belonged to had failed and reads had passed it over (a request
+		// held by a partition and retransmitted once it healed).
+		writeError(w, codeOffline, http.StatusServiceUnavailable, "call arrived after the sender gave it up")
+		return
+	}
 	switch f, ok, err := fenceOf(r); {
 	case err != nil:
 		badRequest(w, "%v", err)
@@ -142,6 +152,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(WithLease(r.Context(), l))
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// expired reports whether r carries a time (X-Vault-Expires) at which
+// its sender gave it up that has passed by this node's clock.
+func (s *Server) expired(r *http.Request) bool {
+	v := r.Header.Get(hdrExpires)
+	if v == "" {
+		return false
+	}
+	ns, err := strconv.ParseInt(v, 10, 64)
+	return err == nil && s.now().UnixNano() > ns
 }
 
 // withDrive resolves the {id} path value to a drive.

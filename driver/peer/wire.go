@@ -25,6 +25,10 @@ const (
 	hdrEpoch       = "X-Vault-Epoch" // the writer's map epoch (fence.go)
 	hdrPG          = "X-Vault-PG"    // the placement group it writes into
 	hdrLease       = "X-Vault-Lease" // "index token upload": the upload lease it writes under
+	// hdrExpires is when the sender gives the call up (unix nanoseconds,
+	// its clock): a record write or delete arriving later is refused,
+	// not applied (Server.ServeHTTP).
+	hdrExpires = "X-Vault-Expires"
 )
 
 // Error codes carried in X-Vault-Error. They reach the wire: append only.
