@@ -64,6 +64,16 @@ type recordWrite struct {
 	// quorum (a new version, a read's write-back, a heal): what landed
 	// stays, and a straggler landing late stays too.
 	forward bool
+	// seen, if set, receives the records a latest write met: those it
+	// replaced and those of the drives that refused it as stale (a
+	// version pointer's write checks them, version.go point).
+	seen *metRecords
+}
+
+// metRecords are the records a write met on its drives.
+type metRecords struct {
+	replaced []*record // taken over by the write
+	refused  []*record // newer ones that refused it as stale
 }
 
 // errRecordsLeft is wrapped (with ErrWriteQuorum) by a forward write that
@@ -162,6 +172,20 @@ func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, 
 		res = again
 	}
 	replaced = replacedByMajority(res)
+	if w.seen != nil {
+		for j, r := range res {
+			switch {
+			case r.err == nil && r.prev != nil:
+				w.seen.replaced = append(w.seen.replaced, r.prev)
+			case errors.Is(r.err, driver.ErrStale):
+				if got, err := w.drives[j].GetRecord(ctx, w.ikey); err == nil {
+					if o, err := unmarshalRecord(got.Data); err == nil {
+						w.seen.refused = append(w.seen.refused, o)
+					}
+				}
+			}
+		}
+	}
 	if rec.IsInline && !rec.Deleted {
 		// An inline version's bytes are its records: on fewer than k
 		// drives it cannot be decoded, so no read served it, and the
