@@ -79,17 +79,28 @@ func holdingProxy(t *testing.T, addr string, release <-chan struct{}) (string, <
 func TestLateRecordWriteRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		late    bool // release the held request only after the client gave up
+		late    bool          // release the held request only after the client gave up
+		skew    time.Duration // the client's clock ahead of the server's
 		applied bool
 	}{
-		{"released after the sender gave up", true, false},
-		{"released in time", false, true},
+		{"released after the sender gave up", true, 0, false},
+		{"released in time", false, 0, true},
+		// Clocks that differ: the server compares offsets, not times.
+		{"released after the sender gave up, its clock 30 s ahead", true, 30 * time.Second, false},
+		{"released in time, its clock 30 s behind", false, -30 * time.Second, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			release := make(chan struct{})
 			addr, answered := holdingProxy(t, f.addr, release)
-			c, err := NewClient(ClientConfig{Addr: addr, Drive: testDrive, Secret: testSecret,
+			now := func() time.Time { return time.Now().Add(tc.skew) }
+			// A call from the same host that arrives at once: the server
+			// learns the offset of the client's clock.
+			direct := f.client(t, func(c *ClientConfig) { c.Now = now })
+			if _, err := direct.Info(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			c, err := NewClient(ClientConfig{Addr: addr, Drive: testDrive, Secret: testSecret, Now: now,
 				CallTimeout: 500 * time.Millisecond, ProgressTimeout: 500 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
@@ -127,5 +138,44 @@ func TestLateRecordWriteRefused(t *testing.T) {
 				t.Fatalf("late record write answered %d, want 503", status)
 			}
 		})
+	}
+}
+
+// TestArrivalsClockStep: a sender whose clock steps back (every request
+// now looks late by the step) is refused only until the server has seen
+// relearnAfter late requests over twice their timeout and none on time;
+// then its offset is learnt again and its calls are applied. Drift below
+// 1 ms/s never makes a request late.
+func TestArrivalsClockStep(t *testing.T) {
+	var a arrivals
+	const timeout = 500 * time.Millisecond
+	t0 := time.Unix(1_000_000, 0)
+	if a.late("h", t0, t0.Add(time.Millisecond), timeout) {
+		t.Fatal("first request late")
+	}
+	// An hour later the clocks drifted apart by 1 s: on time.
+	if now := t0.Add(time.Hour); a.late("h", now.Add(-time.Second), now, timeout) {
+		t.Fatal("a request after 1 s of drift in an hour refused as late")
+	}
+	// The sender's clock steps back by 10 s.
+	start := t0.Add(2 * time.Hour)
+	refused := 0
+	for i := range 40 {
+		now := start.Add(time.Duration(i) * 100 * time.Millisecond)
+		if a.late("h", now.Add(-10*time.Second), now, timeout) {
+			refused++
+		} else {
+			break
+		}
+	}
+	if refused < relearnAfter-1 || refused > 20 {
+		t.Fatalf("after a clock step, %d requests refused before the offset was learnt again, want about %d", refused, relearnAfter)
+	}
+	now := start.Add(10 * time.Second)
+	if a.late("h", now.Add(-10*time.Second), now, timeout) {
+		t.Fatal("refused after the offset was learnt again")
+	}
+	if !a.late("h", now.Add(-11*time.Second), now, timeout) {
+		t.Fatal("a request 1 s late (timeout 500 ms) after relearning was applied")
 	}
 }

@@ -83,6 +83,9 @@ type Server struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 	now    func() time.Time
+	// arrivals tells calls that arrive after their sender gave them up
+	// (late.go).
+	arrivals arrivals
 }
 
 // NewServer returns a Server for c.
@@ -129,11 +132,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, codeUnauthorized, http.StatusUnauthorized, "not authenticated")
 		return
 	}
-	if r.Method != http.MethodGet && s.expired(r) {
-		// The sender gave this call up (its CallTimeout): applied now, a
-		// write it counted as failed would land late, after the write it
-		// belonged to had failed and reads had passed it over (a request
-		// held by a partition and retransmitted once it healed).
+	if s.lateRequest(r) {
 		writeError(w, codeOffline, http.StatusServiceUnavailable, "call arrived after the sender gave it up")
 		return
 	}
@@ -152,17 +151,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(WithLease(r.Context(), l))
 	}
 	s.mux.ServeHTTP(w, r)
-}
-
-// expired reports whether r carries a time (X-Vault-Expires) at which
-// its sender gave it up that has passed by this node's clock.
-func (s *Server) expired(r *http.Request) bool {
-	v := r.Header.Get(hdrExpires)
-	if v == "" {
-		return false
-	}
-	ns, err := strconv.ParseInt(v, 10, 64)
-	return err == nil && s.now().UnixNano() > ns
 }
 
 // withDrive resolves the {id} path value to a drive.
