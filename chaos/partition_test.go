@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/vaultaire/vaultaire/driver/peer"
 )
 
 // TestPartitions is issue 16.4: three nodes, each in its own network
@@ -58,15 +60,26 @@ import (
 // Heal deleted a record newer than the version it repaired as the remains
 // of a failed write while that write was still in flight, and it was then
 // acknowledged (engine.TestHealKeepsWriteInFlight); Heal now leaves young
-// ones alone.
+// ones alone. A fourth (seed 729666808, "isolate n3"; verify, after the
+// cut: GET through n3 answered NoSuchKey, and the listing through n3 right
+// after showed the key, 1 MiB): a PUT through n3 as the cut began
+// committed its shards, but its record writes to n1 and n2 were held by
+// the cut; the PUT failed (the client timed out: outcome unknown), reads
+// answered NoSuchKey from the tombstone on four drives, and TCP delivered
+// the held record writes once the cut healed, between verify's GETs and
+// its listing: the failed version appeared. Linearizable for the key
+// (porcupine allows an unknown write to take effect late) but not the
+// quiescent state verify expects. A peer now refuses a call that arrives
+// after its sender gave it up (driver/peer late.go;
+// engine.TestLateRecordWriteStaysFailed), and verify waits until every
+// call the cut held has landed or expired.
 func TestPartitions(t *testing.T) {
 	// Run only on demand (make chaos, or VAULT_CHAOS_PARTITIONS=1), not in
-	// CI: after the Heal fix and the listing fix, 55 iterations found one
-	// object anomaly (seed 729666808, "isolate n3": through the isolated
-	// n3 a 1 MiB key was listed, then GET answered NoSuchKey), open in
-	// issue 16.
+	// CI: it needs root for the namespaces, and it has last found a
+	// metadata anomaly (bucket existence answered from a lagging node's
+	// state) that is not fixed yet.
 	if os.Getenv("VAULT_CHAOS_LONG") != "1" && os.Getenv("VAULT_CHAOS_PARTITIONS") != "1" {
-		t.Skip("partition suite: a known open anomaly (issue 16); run with make chaos or VAULT_CHAOS_PARTITIONS=1")
+		t.Skip("partition suite: on demand (issue 16); run with make chaos or VAULT_CHAOS_PARTITIONS=1")
 	}
 	iters := iterations(t, 5, 150)
 	rng := mrand.New(mrand.NewPCG(seed(t), 4))
@@ -168,12 +181,19 @@ func TestPartitions(t *testing.T) {
 			sum.faults++
 		}
 		must(nn.heal())
+		healed := time.Now()
 		if err := c.waitFormed(t.Context(), 3, 2*time.Minute); err != nil {
 			t.Fatalf("iteration %d (%s): after healing: %v", it, fault, err)
 		}
 		time.Sleep(300 * time.Millisecond)
 		close(stop)
 		wg.Wait()
+		// Quiescence: a node-to-node call held by the cut is delivered
+		// once it heals (TCP retransmits it) and applied unless its
+		// sender gave it up (peer.DefaultCallTimeout after sending it). A
+		// write whose outcome the client never learnt may so still land
+		// after the cut; verify reads and lists once none can.
+		time.Sleep(time.Until(healed.Add(peer.DefaultCallTimeout + time.Second)))
 		w.verify(t, clients)
 		w.anomalies = append(w.anomalies, h.check(t, fmt.Sprintf("partition/it%04d", it))...)
 		for _, a := range w.anomalies {

@@ -44,9 +44,12 @@ import (
 // Deleting the current version by id re-points the key at the newest one
 // left. The decisions about a key's pointer (which version is current,
 // and its write) are serialised per key on a node (lockPointer); writes
-// of one key through two nodes at once can still leave the pointer on a
-// version other than the newest, or on one just deleted (the key then
-// reads as missing), until the key's next write or delete.
+// of one key through two nodes at once converge on the newest version
+// (point: a pointer write that met a pointer to a newer version, or was
+// refused by a newer pointer to an older one, writes again), so GET and
+// the listings' latest agree; a pointer can still be left on a version
+// deleted by id at the same moment (the key then reads as missing) until
+// the key's next write or delete.
 //
 // Version ids are the hex of the version's first record version (time
 // then random bytes), or "null". ListVersions reads every version of one
@@ -289,10 +292,88 @@ func (e *Engine) adopt(ctx context.Context, tenant, container, key, vid string) 
 	return true, nil
 }
 
+// claim is the version a pointer names, with what the pointer keeps of it.
+type claim struct {
+	vid      string
+	size     int64
+	etag     string
+	modified time.Time
+	marker   bool
+}
+
+// newer reports whether c is listed before o: newer by time, then by id
+// (groupVersions' order).
+func (c claim) newer(o claim) bool {
+	if !c.modified.Equal(o.modified) {
+		return c.modified.After(o.modified)
+	}
+	return c.vid > o.vid
+}
+
+func claimOf(r *record) claim {
+	return claim{vid: pointerTarget(r), size: r.Size, etag: r.ETag, modified: time.Unix(0, r.Modified), marker: r.Deleted}
+}
+
+// maxPointerWrites bounds the pointer writes of one point.
+const maxPointerWrites = 4
+
 // point writes key's pointer to version vid (a deleted one for a delete
 // marker). collect removes the shard files of a plain record it replaces
 // (a null version superseded); otherwise they are kept (adopt moved them).
+//
+// Pointer writes of one key through two nodes race: each node serialises
+// its own (lockPointer), and the pointer record written last wins, which
+// may name the older of two versions written at once (GET then read it
+// while listings named the newer one latest). So the pointer must name
+// the newest of the versions its racing writes claim, as listings order
+// them (newer by time, then by id): a write that replaced a pointer to a
+// newer version that still exists points there instead, and one that a
+// newer pointer to an older version refused as stale is written again.
+// Of two racing writes, one always sees the other (their write quorums
+// share a drive, where one landed first), and writes again until it sees
+// nothing newer.
 func (e *Engine) point(ctx context.Context, tenant, container, key, vid string, size int64, etag string, modified time.Time, marker, collect bool) error {
+	want := claim{vid: vid, size: size, etag: etag, modified: modified, marker: marker}
+	for range maxPointerWrites {
+		seen, err := e.writePointer(ctx, tenant, container, key, want, collect)
+		if err != nil {
+			return err
+		}
+		collect = false // what a rewrite replaces is a pointer
+		next, again := want, false
+		for _, r := range seen.refused {
+			e.observe(r.Version)
+			if c := claimOf(r); r.Pointer && c.vid != want.vid && !c.newer(want) && !again {
+				// A newer pointer to an older version: write again,
+				// newer, unless this version was deleted meanwhile
+				// (a deletion by id re-points to an older one).
+				again = e.versionLive(ctx, tenant, container, key, want.vid)
+			}
+		}
+		for _, r := range seen.replaced {
+			if c := claimOf(r); r.Pointer && c.newer(next) && e.versionLive(ctx, tenant, container, key, c.vid) {
+				next, again = c, true // it replaced a pointer to a newer version
+			}
+		}
+		if !again {
+			return nil
+		}
+		want = next
+	}
+	return nil
+}
+
+// versionLive reports whether version vid of key is stored and not
+// deleted (as far as a read finds).
+func (e *Engine) versionLive(ctx context.Context, tenant, container, key, vid string) bool {
+	_, v, err := e.locate(ctx, tenant, container, versionKey(key, vid))
+	return err == nil && v != nil && !v.Deleted
+}
+
+// writePointer writes key's pointer record naming c once, and returns
+// the records the write met (recordWrite.seen).
+func (e *Engine) writePointer(ctx context.Context, tenant, container, key string, c claim, collect bool) (metRecords, error) {
+	vid, size, etag, modified, marker := c.vid, c.size, c.etag, c.modified, c.marker
 	m := e.mapFor(tenant, container)
 	pg := pgOf(m, tenant, container, key)
 	drives, _ := e.pgDrives(m, pg)
@@ -307,13 +388,15 @@ func (e *Engine) point(ctx context.Context, tenant, container, key, vid string, 
 	}
 	w := e.artifactWrite(tenant, container, key, drives, m.Policy.WriteQuorum())
 	w.keepReplaced = !collect
+	var seen metRecords
+	w.seen = &seen
 	replaced, err := w.latest(ctx, &rec, nil, present(drives))
 	if err != nil {
-		return fmt.Errorf("engine: version pointer: %w", err)
+		return metRecords{}, fmt.Errorf("engine: version pointer: %w", err)
 	}
 	rb, ra := liveSize(replaced)
 	e.usage(tenant, -rb, -ra)
-	return nil
+	return seen, nil
 }
 
 // DeleteOptions describes a DeleteVersion.

@@ -232,6 +232,13 @@ func (c *Client) roundTrip(ctx context.Context, op, method, path string, q url.V
 	if err != nil {
 		return nil, nil, c.errorf(op, err)
 	}
+	// The call is given up at the CallTimeout (or ctx's deadline, if
+	// sooner): the peer must not apply it after that (late.go).
+	timeout := c.callTimeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
+		timeout = max(time.Until(d), 1)
+	}
+	req.Header.Set(hdrTimeout, strconv.FormatInt(int64(timeout), 10))
 	if body != nil {
 		req.Header.Set("Content-Type", "application/octet-stream")
 	}

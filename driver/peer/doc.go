@@ -59,6 +59,14 @@
 // download. A long shard streams as long as it keeps moving. A peer that
 // misses a deadline (paused, partitioned, its drive hung) fails the call
 // with driver.ErrOffline, so the engine's quorum logic goes on without it.
+// A call's request carries how long its sender waits for it
+// (X-Vault-Timeout: the CallTimeout, or less to the ctx's deadline); a
+// Server refuses a request other than a GET that arrives after that (503
+// offline) rather than apply it: a record write the engine counted as
+// failed must not land afterwards, as one held by a partition and
+// retransmitted by TCP once it healed did (the partition suite's "listed,
+// then NoSuchKey"). The nodes' clocks need not agree: the Server learns
+// each sending host's offset (late.go).
 //
 // # Errors
 //

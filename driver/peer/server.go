@@ -82,6 +82,10 @@ type Server struct {
 	auth   *rpcauth.Verifier
 	log    *slog.Logger
 	mux    *http.ServeMux
+	now    func() time.Time
+	// arrivals tells calls that arrive after their sender gave them up
+	// (late.go).
+	arrivals arrivals
 }
 
 // NewServer returns a Server for c.
@@ -103,6 +107,7 @@ func NewServer(c ServerConfig) (*Server, error) {
 		auth:   newVerifier(c),
 		log:    c.Logger,
 		mux:    http.NewServeMux(),
+		now:    c.Now,
 	}
 	s.mux.HandleFunc("GET /v1/drives/{id}/info", s.withDrive(s.info))
 	s.mux.HandleFunc("POST /v1/drives/{id}/shards/{pg}/{name}", s.withDrive(s.putShard))
@@ -125,6 +130,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("peer: refused unauthenticated request",
 			"remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "reason", err.Error())
 		writeError(w, codeUnauthorized, http.StatusUnauthorized, "not authenticated")
+		return
+	}
+	if s.lateRequest(r) {
+		writeError(w, codeOffline, http.StatusServiceUnavailable, "call arrived after the sender gave it up")
 		return
 	}
 	switch f, ok, err := fenceOf(r); {

@@ -25,6 +25,10 @@ const (
 	hdrEpoch       = "X-Vault-Epoch" // the writer's map epoch (fence.go)
 	hdrPG          = "X-Vault-PG"    // the placement group it writes into
 	hdrLease       = "X-Vault-Lease" // "index token upload": the upload lease it writes under
+	// hdrTimeout is how long after sending it (X-Vault-Time) the sender
+	// gives the call up, in nanoseconds: a write arriving later is
+	// refused, not applied (late.go).
+	hdrTimeout = "X-Vault-Timeout"
 )
 
 // Error codes carried in X-Vault-Error. They reach the wire: append only.
