@@ -109,7 +109,27 @@ type Config struct {
 	// SnapshotEvery when dead or sparse log objects hold at least this
 	// many bytes. 0: DefaultCompactMinReclaim.
 	CompactMinReclaim int64
+
+	// Fence, if set, is asked before every request that changes the
+	// bucket (PUT, DELETE, multipart upload); an error refuses the write
+	// with ErrFenced and driver.ErrOffline, and Info fails likewise. It
+	// must be cheap (it runs per request) and safe for concurrent use. In
+	// a cluster it says whether this node still owns the drive (see the
+	// package doc, "Ownership and fencing").
+	Fence Fencer
 }
+
+// Fencer says whether a Driver may still write its bucket: Fence returns
+// nil if so.
+type Fencer interface {
+	Fence(ctx context.Context) error
+}
+
+// FenceFunc adapts a function to a Fencer.
+type FenceFunc func(ctx context.Context) error
+
+// Fence calls f.
+func (f FenceFunc) Fence(ctx context.Context) error { return f(ctx) }
 
 // ParseURL parses "https://host[:port]/bucket[/prefix]?region=R" into the
 // endpoint, region, bucket and prefix of a Config. Optional parameters:
@@ -331,7 +351,7 @@ func newDriver(c Config) (*Driver, error) {
 	d.be = &backend{
 		s3: newClient(&d.cfg, &d.cnt), bucket: c.Bucket, sem: make(chan struct{}, c.MaxConcurrent),
 		br: newBreaker(c.BreakerThreshold, c.BreakerCooldown, c.BreakerMaxCooldown), timeout: c.OpTimeout,
-		cnt: &d.cnt, closed: d.closing,
+		cnt: &d.cnt, closed: d.closing, fence: c.Fence,
 	}
 	d.bg.Go(d.probeLoop)
 	d.bg.Go(d.compactLoop)
@@ -656,6 +676,11 @@ func (d *Driver) Info(ctx context.Context) (driver.Info, error) {
 	}
 	if d.be.br.isOpen() {
 		return driver.Info{}, fmt.Errorf("driver/remote: info: %w: %w", driver.ErrOffline, errBreakerOpen)
+	}
+	if d.cfg.Fence != nil {
+		if err := d.cfg.Fence.Fence(ctx); err != nil {
+			return driver.Info{}, fmt.Errorf("driver/remote: info: %w: %w: %w", driver.ErrOffline, ErrFenced, err)
+		}
 	}
 	d.mu.RLock()
 	used := d.recBytes + d.shBytes
