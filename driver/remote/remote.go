@@ -364,6 +364,11 @@ func (d *Driver) Err() error {
 		if d.be.br.isOpen() {
 			return errBreakerOpen
 		}
+		if d.cfg.Fence != nil {
+			if err := d.cfg.Fence.Fence(context.Background()); err != nil {
+				return fmt.Errorf("%w: %w", ErrFenced, err)
+			}
+		}
 		return nil
 	}
 	d.loadMu.Lock()
