@@ -11,7 +11,8 @@ import (
 // TestRemoteDriveAdoption: a remote drive is registered on the node that
 // declared it, in its own failure domain; another node declaring it does
 // not take it by registering; AdoptDrive moves it through Raft, bumping
-// the owner epoch, and the deposed owner's fence refuses from then on.
+// the owner epoch, and the deposed owner's fence refuses from then on, as
+// does the owner's once it is cut off from the Raft leader.
 func TestRemoteDriveAdoption(t *testing.T) {
 	if testing.Short() {
 		t.Skip("forms a 2-node raft cluster")
@@ -90,4 +91,22 @@ func TestRemoteDriveAdoption(t *testing.T) {
 	if d, _ := n1.store.Map().Drive("remote-x"); d.Node != "n2" {
 		t.Errorf("map attaches remote-x to %s, want n2", d.Node)
 	}
+
+	// Cut off from the cluster (n1 gone: no leader), the owner cannot know
+	// whether it was deposed: its fence refuses within OwnerLease.
+	if err := n2.store.OwnerFence("remote-x", 2); err != nil {
+		t.Fatalf("adopter's fence before n1 stops: %v", err)
+	}
+	n1.store.Close()
+	stopped := time.Now()
+	for n2.store.OwnerFence("remote-x", 2) == nil {
+		if time.Since(stopped) > OwnerLease+5*time.Second {
+			t.Fatalf("n2's fence still passes %v after the cluster lost its leader", time.Since(stopped))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := n2.store.OwnerFence("remote-x", 2); !errors.Is(err, ErrNotOwner) {
+		t.Errorf("cut-off owner's fence: %v, want ErrNotOwner", err)
+	}
+	t.Logf("n2's fence refused %v after n1 stopped", time.Since(stopped).Round(time.Millisecond))
 }
