@@ -62,16 +62,21 @@ type adoptDriveCmd struct {
 }
 
 // remoteOwner returns the node a remote drive is registered on and its
-// entry, under f.mu. At most one node holds a remote drive.
-func (f *fsm) remoteOwner(id string) (string, MemberDrive, bool) {
+// entry, under f.mu. At most one node holds a remote drive (should a bug
+// break that, the first by name is the owner, so Apply stays
+// deterministic).
+func (f *fsm) remoteOwner(id string) (owner string, entry MemberDrive, found bool) {
 	for name, n := range f.nodes {
+		if found && name > owner {
+			continue
+		}
 		for _, d := range n.Drives {
 			if d.ID == id && driveClass(d.Class) == driver.ClassRemote {
-				return name, d, true
+				owner, entry, found = name, d, true
 			}
 		}
 	}
-	return "", MemberDrive{}, false
+	return owner, entry, found
 }
 
 // ownRemotes rewrites the remote drives n advertises against the state,

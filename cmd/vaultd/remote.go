@@ -338,10 +338,8 @@ func (l *lateDrive) ListRecords(ctx context.Context, prefix, after string, limit
 // claimPoll is how often claimRemotes looks at the map and gossip again.
 const claimPoll = 250 * time.Millisecond
 
-// claimRemotes opens this node's remote drives (the lateDrives among
-// drives) once it owns each in the cluster map; see the file comment. It
-// fails if a drive's owner is alive in gossip (unless force) or ctx ends.
-func claimRemotes(ctx context.Context, store *cluster.Store, members func() []cluster.Member, node string, drives map[placement.DriveID]driver.Driver, force bool, log *slog.Logger) error {
+// lateDrives returns the lateDrives among drives, by id.
+func lateDrives(drives map[placement.DriveID]driver.Driver) []*lateDrive {
 	var lates []*lateDrive
 	for _, d := range drives {
 		if l, ok := d.(*lateDrive); ok {
@@ -349,6 +347,13 @@ func claimRemotes(ctx context.Context, store *cluster.Store, members func() []cl
 		}
 	}
 	slices.SortFunc(lates, func(a, b *lateDrive) int { return strings.Compare(string(a.id), string(b.id)) })
+	return lates
+}
+
+// claimRemotes opens this node's remote drives (lates) once it owns each
+// in the cluster map; see the file comment. It fails if a drive's owner is
+// alive in gossip (unless force) or ctx ends.
+func claimRemotes(ctx context.Context, store *cluster.Store, members func() []cluster.Member, node string, lates []*lateDrive, force bool, log *slog.Logger) error {
 	for _, l := range lates {
 		if err := claimRemote(ctx, store, members, node, l, force, log); err != nil {
 			return err

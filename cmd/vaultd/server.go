@@ -85,6 +85,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer closeDrives()
+	lates := lateDrives(drives)                                         // cluster mode: remote drives claimRemotes opens
 	if drives, err = wrapFaults(ctx, getenv, drives, log); err != nil { // test-only, see faults.go
 		return err
 	}
@@ -160,7 +161,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		if err := store.WaitReady(ctx); err != nil {
 			return err
 		}
-		if err := claimRemotes(ctx, store, ms.Members, st.Node, drives, f.adoptForce, log.With("component", "remote")); err != nil {
+		if err := claimRemotes(ctx, store, ms.Members, st.Node, lates, f.adoptForce, log.With("component", "remote")); err != nil {
 			return err
 		}
 		ct := cluster.NewTopology(store, served, secret, log.With("component", "topology"))
