@@ -85,7 +85,8 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer closeDrives()
-	lates := lateDrives(drives)                                         // cluster mode: remote drives claimRemotes opens
+	// In cluster mode, the remote drives claimRemotes opens once owned.
+	lates := lateDrives(drives)
 	if drives, err = wrapFaults(ctx, getenv, drives, log); err != nil { // test-only, see faults.go
 		return err
 	}
