@@ -13,7 +13,8 @@ package main
 // --remote-adopt-force, and followed by a wait of cluster.OwnerLease plus
 // the drive's call timeout, so that the deposed owner has stopped writing
 // before this node reads the bucket (see driver/remote, "Ownership and
-// fencing"). Every write of the driver passes cluster.Store.OwnerFence.
+// fencing"); an adopter never formats the bucket (remote.Config.Existing).
+// Every write of the driver passes cluster.Store.OwnerFence.
 // The drive's format.json names the cluster by an id derived from the
 // cluster secret (clusterDriveID), the same on every node.
 
@@ -237,10 +238,11 @@ func (l *lateDrive) get() (*remote.Driver, error) {
 	return nil, fmt.Errorf("remote drive %s: %w: %w", l.id, driver.ErrOffline, errNotClaimed)
 }
 
-// open opens the driver with fence, once.
-func (l *lateDrive) open(ctx context.Context, fence remote.Fencer) error {
+// open opens the driver with fence, once; existing: the drive must be
+// formatted already (adoption).
+func (l *lateDrive) open(ctx context.Context, fence remote.Fencer, existing bool) error {
 	cfg := l.cfg
-	cfg.Fence = fence
+	cfg.Fence, cfg.Existing = fence, existing
 	d, err := remote.Attach(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("--remote %s: %w", l.id, err)
@@ -376,7 +378,7 @@ func claimRemote(ctx context.Context, store *cluster.Store, members func() []clu
 		switch {
 		case ok && owner == node:
 			log.Info("remote drive: attached to this node", "drive", id, "owner_epoch", epoch)
-			return l.open(ctx, ownerFence(store, id, epoch))
+			return l.open(ctx, ownerFence(store, id, epoch), false)
 		case ok:
 			state, known, joined := gossipState(members(), node, owner)
 			switch {
@@ -404,7 +406,7 @@ func claimRemote(ctx context.Context, store *cluster.Store, members func() []clu
 						return ctx.Err()
 					case <-time.After(wait):
 					}
-					return l.open(ctx, ownerFence(store, id, newEpoch))
+					return l.open(ctx, ownerFence(store, id, newEpoch), true)
 				}
 			}
 		default:

@@ -132,7 +132,9 @@
 // therefore waits OwnerLease + OpTimeout after its adoption committed
 // before it opens the drive (reading the bucket, replaying the log) and
 // writes: by then the deposed owner's last write has landed, and the
-// adopter's index includes everything the old owner acknowledged. The
+// adopter's index includes everything the old owner acknowledged. An
+// adopter opens with Config.Existing: a bucket prefix without format.json
+// (a mistyped URL) is refused, not formatted as an empty drive. The
 // bound relies on both nodes measuring durations alike (monotonic clocks,
 // no bound on wall-clock skew needed) and on the backend not applying a
 // request long after the client gave up on it. vaultd refuses to adopt

@@ -119,3 +119,30 @@ func TestFenceStopsWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestExistingRefusesToFormat: an adopter (Config.Existing) on a prefix
+// without format.json fails and writes nothing, rather than formatting an
+// empty drive in place of the one it was told to adopt.
+func TestExistingRefusesToFormat(t *testing.T) {
+	s := startMinIO(t)
+	b := s.bucket(t)
+	cfg := s.config("", b, "adopted")
+	cfg.Existing = true
+	if d, err := remote.Open(t.Context(), cfg); err == nil {
+		d.Close()
+		t.Fatal("Open with Existing on an empty prefix succeeded")
+	} else if !strings.Contains(err.Error(), "refusing to format") {
+		t.Errorf("Open with Existing on an empty prefix: %v, want a refusal to format", err)
+	}
+	out, err := s.client("").ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: &b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(out.Contents); n != 0 {
+		t.Errorf("the refused Open left %d objects (%s ...)", n, aws.ToString(out.Contents[0].Key))
+	}
+	cfg.Existing = false
+	open(t, cfg).Close()
+	cfg.Existing = true
+	open(t, cfg) // formatted now: adoptable
+}

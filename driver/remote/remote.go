@@ -110,6 +110,11 @@ type Config struct {
 	// many bytes. 0: DefaultCompactMinReclaim.
 	CompactMinReclaim int64
 
+	// Existing makes Open and Attach refuse a prefix without format.json
+	// instead of formatting it: a node adopting a drive expects to find
+	// it, and an empty bucket there is a configuration mistake.
+	Existing bool
+
 	// Fence, if set, is asked before every request that changes the
 	// bucket (PUT, DELETE, multipart upload); an error refuses the write
 	// with ErrFenced and driver.ErrOffline, and Info fails likewise. It
@@ -500,6 +505,8 @@ func (d *Driver) checkFormat(ctx context.Context) error {
 	fkey := d.key("format.json")
 	size, err := d.be.head(ctx, fkey)
 	switch {
+	case errors.Is(err, driver.ErrNotFound) && d.cfg.Existing:
+		return fmt.Errorf("%s is missing: this is not the drive %s (wrong bucket or prefix?); refusing to format it", fkey, d.cfg.ID)
 	case errors.Is(err, driver.ErrNotFound):
 		// A prefix holding anything else is not ours to format.
 		if objs, err := d.be.list(ctx, d.cfg.Prefix); err != nil {
