@@ -55,6 +55,7 @@ func (f *fsm) putNode(n NodeInfo) error {
 	if f.removed[n.Name] {
 		return fmt.Errorf("%w: node %s was removed from the cluster", ErrRefused, n.Name)
 	}
+	f.ownRemotes(&n) // a remote drive moves between nodes only by adoption
 	if old, ok := f.nodes[n.Name]; ok {
 		// A node keeps the drives it registered: a restart that
 		// advertised fewer drives must not drop shards from the map.
@@ -189,6 +190,9 @@ func (s *Store) RegisterNode(ctx context.Context, n NodeInfo) error {
 	if s.fsm.isRemoved(n.Name) {
 		return nil // removed: gossip may show it until it stops
 	}
+	s.fsm.mu.RLock()
+	s.fsm.ownRemotes(&n) // as putNode will: compare what it would store
+	s.fsm.mu.RUnlock()
 	sortDrives(n.Drives)
 	if old, ok := s.fsm.node(n.Name); !ok || !old.equal(n) {
 		if err := s.applyCmd(ctx, cmdPutNode, n); err != nil {

@@ -48,6 +48,18 @@
 // (placement.DefaultPolicy) until an operator sets one (Store.SetErasure,
 // vaultd cluster set-erasure), which new maps then keep (Map.Chosen).
 //
+// # Remote drives
+//
+// A remote drive (an S3 bucket, driver/remote) is registered like a local
+// one, from the declaring node's gossip, as class remote in a zone of its
+// own, attached to that node; others reach it through that node's RPC
+// (Topology.Drive). It carries an owner epoch; registration never moves
+// it to another node: only Store.AdoptDrive does, through Raft, checking
+// and bumping the epoch, and the owner's driver writes only while
+// Store.OwnerFence passes (this node, that epoch, Raft heard from within
+// OwnerLease). See remotedrive.go and driver/remote's "Ownership and
+// fencing".
+//
 // # Fenced map epochs
 //
 // Map epochs and upload leases are fenced (fence.go): the engine's writes

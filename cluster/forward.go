@@ -66,6 +66,7 @@ var wireErrors = []struct {
 	{"InvalidLimits", tenant.ErrInvalidLimits},
 	{"PublicNameTaken", meta.ErrPublicNameTaken},
 	{"ConfigChanged", meta.ErrConfigChanged},
+	{"DriveMoved", ErrDriveMoved}, // remotedrive.go
 }
 
 type applyAnswer struct {

@@ -260,6 +260,12 @@ func (f *fsm) Apply(l *raft.Log) any {
 			return decodeErr(t, err)
 		}
 		return f.removeNode(c)
+	case cmdAdoptDrive: // remotedrive.go
+		var c adoptDriveCmd
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.adoptDrive(c)
 	case cmdReleaseLease:
 		var c releaseLeaseCmd
 		if err := json.Unmarshal(body, &c); err != nil {

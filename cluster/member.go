@@ -71,6 +71,10 @@ type MemberDrive struct {
 	ID    string // unique in the cluster
 	Class string // "local" or "remote", as placement.Drive.Class
 	Zone  string // failure domain; may be empty
+	// Epoch is a remote drive's owner epoch in the cluster map (0 in
+	// gossip, which does not carry it): bumped each time another node
+	// adopts the drive (remotedrive.go).
+	Epoch uint64 `json:",omitempty"`
 }
 
 // Member is what a node advertises by gossip, plus its state as seen by

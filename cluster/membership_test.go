@@ -425,7 +425,7 @@ func TestMemberMetaInvalid(t *testing.T) {
 		{{ID: "bad\xff"}},
 	} {
 		if _, err := encodeMeta(Member{Drives: ds}, false); err == nil {
-			t.Errorf("encodeMeta(%q) succeeded, want an error", ds)
+			t.Errorf("encodeMeta(%+v) succeeded, want an error", ds)
 		}
 	}
 	if _, _, err := decodeMeta(nil); err == nil {

@@ -106,10 +106,17 @@ func (t *Topology) OlderMaps() []*placement.Map { return t.store.OlderMaps() }
 
 // Drive returns the Driver of drive id.
 func (t *Topology) Drive(id placement.DriveID) (driver.Driver, error) {
-	if d, ok := t.local[id]; ok {
-		return d, nil
-	}
 	m := t.store.Map()
+	if d, ok := t.local[id]; ok {
+		// A remote drive another node adopted is reached through that
+		// node, like any peer drive: this node's driver is fenced.
+		if m == nil {
+			return d, nil
+		}
+		if dr, ok := m.Drive(id); !ok || dr.Class != driver.ClassRemote || string(dr.Node) == t.store.cfg.NodeID {
+			return d, nil
+		}
+	}
 	if m == nil {
 		return nil, fmt.Errorf("%w: %s (no cluster map yet)", ErrUnknownDrive, id)
 	}

@@ -22,7 +22,8 @@ import (
 // starts must present the same directories in the same order. A drive
 // that cannot be opened is returned offline (local.Attach) rather than
 // keeping the node from starting; runProbes brings it in when it recovers.
-func openDrives(ctx context.Context, f *serverFlags, log *slog.Logger) (map[placement.DriveID]driver.Driver, *placement.Map, *nodeState, func(), error) {
+// secret is the cluster secret in cluster mode, else nil (remote.go).
+func openDrives(ctx context.Context, f *serverFlags, secret []byte, log *slog.Logger) (map[placement.DriveID]driver.Driver, *placement.Map, *nodeState, func(), error) {
 	var dirs []string
 	for _, d := range strings.Split(f.data, ",") {
 		if d = strings.TrimSpace(d); d == "" {
@@ -90,7 +91,7 @@ func openDrives(ctx context.Context, f *serverFlags, log *slog.Logger) (map[plac
 		drives[id] = d
 		pdrives = append(pdrives, placement.Drive{ID: id, Node: placement.NodeID(st.Node), Class: driver.ClassLocal})
 	}
-	if pdrives, err = attachRemotes(ctx, f.remoteSpecs, &st, drives, pdrives, &closers, log); err != nil {
+	if pdrives, err = attachRemotes(ctx, f.remoteSpecs, &st, secret, drives, pdrives, &closers, log); err != nil {
 		closeAll()
 		return nil, nil, nil, nil, err
 	}

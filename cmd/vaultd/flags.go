@@ -42,6 +42,7 @@ type serverFlags struct {
 	lifecycleRate                   float64
 
 	remoteSpecs []remoteSpec // parsed --remote (remote.go)
+	adoptForce  bool         // --remote-adopt-force (remote.go)
 }
 
 func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
@@ -81,10 +82,11 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert; reloaded on SIGHUP")
 	fs.StringVar(&f.s3HTTP, "s3-http", "", "with --tls-cert: also serve S3 over plain HTTP on this address (for health checks; it serves every request, so bind it where only trusted clients reach)")
 	fs.BoolVar(&f.eventsParquet, "events-parquet", false, "also convert each rotated access and transaction log file into a Parquet file beside it")
-	fs.Func("remote", "remote S3 drive NAME=https://host[:port]/bucket[/prefix]?region=R (repeatable; single node; keys from VAULT_REMOTE_<NAME>_ACCESS_KEY/_SECRET_KEY or the mode-0600 JSON file VAULT_REMOTE_<NAME>_CREDENTIALS)", func(v string) error {
+	fs.Func("remote", "remote S3 drive NAME=https://host[:port]/bucket[/prefix]?region=R (repeatable; in a cluster attached to this node, reached by the others through it; keys from VAULT_REMOTE_<NAME>_ACCESS_KEY/_SECRET_KEY or the mode-0600 JSON file VAULT_REMOTE_<NAME>_CREDENTIALS)", func(v string) error {
 		f.remotes = append(f.remotes, v)
 		return nil
 	})
+	fs.BoolVar(&f.adoptForce, "remote-adopt-force", false, "cluster mode: adopt this node's --remote drives even from a node gossip shows alive (it is fenced through Raft and stops writing; use when that node is stuck, not gone)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

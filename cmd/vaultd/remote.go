@@ -1,19 +1,41 @@
 package main
 
 // Remote drives (--remote NAME=URL): an S3-compatible bucket as a drive of
-// class "remote" (driver/remote), on a single node for now.
+// class "remote" (driver/remote), in a failure domain of its own.
+//
+// On a single node the drive is opened with the others. In a cluster it is
+// advertised by gossip and registered in the cluster map attached to this
+// node (cluster/remotedrive.go), and the other nodes reach it through this
+// node's RPC like any peer drive. Its driver is opened only once this node
+// owns it in the map (claimRemotes): at once if the map attaches it here
+// (first declaration, restart), else by adoption from the node it is
+// attached to, refused while gossip shows that node alive unless
+// --remote-adopt-force, and followed by a wait of cluster.OwnerLease plus
+// the drive's call timeout, so that the deposed owner has stopped writing
+// before this node reads the bucket (see driver/remote, "Ownership and
+// fencing"); an adopter never formats the bucket (remote.Config.Existing).
+// Every write of the driver passes cluster.Store.OwnerFence.
+// The drive's format.json names the cluster by an id derived from the
+// cluster secret (clusterDriveID), the same on every node.
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"time"
 
+	"github.com/vaultaire/vaultaire/cluster"
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/driver/remote"
 	"github.com/vaultaire/vaultaire/metrics"
@@ -33,13 +55,13 @@ var remoteName = regexp.MustCompile(`^[a-z0-9][a-z0-9_]{0,31}$`)
 
 // parseRemotes parses the --remote flags into f.remoteSpecs.
 func (f *serverFlags) parseRemotes() error {
-	specs, err := parseRemoteFlags(f.remotes, f.clustered())
+	specs, err := parseRemoteFlags(f.remotes)
 	f.remoteSpecs = specs
 	return err
 }
 
 // parseRemoteFlags parses --remote values: NAME=https://host[:port]/bucket[/prefix]?region=R.
-func parseRemoteFlags(flags []string, clustered bool) ([]remoteSpec, error) {
+func parseRemoteFlags(flags []string) ([]remoteSpec, error) {
 	var out []remoteSpec
 	for _, v := range flags {
 		name, raw, ok := strings.Cut(v, "=")
@@ -55,9 +77,6 @@ func parseRemoteFlags(flags []string, clustered bool) ([]remoteSpec, error) {
 			return nil, fmt.Errorf("--remote %s given twice", name)
 		}
 		out = append(out, remoteSpec{name: name, cfg: cfg})
-	}
-	if len(out) > 0 && clustered {
-		return nil, errors.New("--remote is not yet available in cluster mode (single node only)")
 	}
 	return out, nil
 }
@@ -142,16 +161,29 @@ func checkRemotes(st *nodeState, specs []remoteSpec) error {
 	return nil
 }
 
+// remoteZone is the failure domain of remote drive name: its own.
+func remoteZone(name string) string { return "remote:" + name }
+
 // attachRemotes opens each remote drive (offline if its backend cannot be
 // reached now: the driver loads it in the background) and adds it to
 // drives and pdrives, as a drive of class remote in a failure domain (zone)
-// of its own, attached to this node.
-func attachRemotes(ctx context.Context, specs []remoteSpec, st *nodeState, drives map[placement.DriveID]driver.Driver, pdrives []placement.Drive, closers *[]func() error, log *slog.Logger) ([]placement.Drive, error) {
+// of its own, attached to this node. In cluster mode (clusterSecret set)
+// it adds a lateDrive instead, opened by claimRemotes once this node owns
+// the drive.
+func attachRemotes(ctx context.Context, specs []remoteSpec, st *nodeState, clusterSecret []byte, drives map[placement.DriveID]driver.Driver, pdrives []placement.Drive, closers *[]func() error, log *slog.Logger) ([]placement.Drive, error) {
 	for _, s := range specs {
 		id := remoteDriveID(s.name)
 		cfg := s.cfg
 		cfg.ID, cfg.ClusterID = driver.DriveID(id), st.ClusterID
 		cfg.Logger = log.With("component", "remote", "remote", s.name)
+		pdrives = append(pdrives, placement.Drive{ID: id, Node: placement.NodeID(st.Node), Zone: remoteZone(s.name), Class: driver.ClassRemote})
+		if clusterSecret != nil {
+			cfg.ClusterID = clusterDriveID(clusterSecret)
+			ld := &lateDrive{id: id, cfg: cfg}
+			*closers = append(*closers, ld.Close)
+			drives[id] = ld
+			continue
+		}
 		d, err := remote.Attach(ctx, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("--remote %s: %w", s.name, err)
@@ -161,9 +193,251 @@ func attachRemotes(ctx context.Context, specs []remoteSpec, st *nodeState, drive
 		}
 		*closers = append(*closers, d.Close)
 		drives[id] = d
-		pdrives = append(pdrives, placement.Drive{ID: id, Node: placement.NodeID(st.Node), Zone: "remote:" + s.name, Class: driver.ClassRemote})
 	}
 	return pdrives, nil
+}
+
+// clusterDriveID is the cluster id a cluster's remote drives record in
+// their format.json: the same on every node, so that any node can adopt
+// them. It is derived from the cluster secret, one way (HMAC-SHA256,
+// 128 bits shown), so the bucket learns nothing of the secret.
+func clusterDriveID(secret []byte) string {
+	h := hmac.New(sha256.New, secret)
+	h.Write([]byte("vaultaire remote drive cluster id"))
+	return "c" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// remoteMembers returns the gossip advertisement of the remote drives.
+func remoteMembers(specs []remoteSpec) []cluster.MemberDrive {
+	var out []cluster.MemberDrive
+	for _, s := range specs {
+		out = append(out, cluster.MemberDrive{ID: string(remoteDriveID(s.name)), Class: string(driver.ClassRemote), Zone: remoteZone(s.name)})
+	}
+	return out
+}
+
+// lateDrive is a remote drive in cluster mode until claimRemotes opened
+// its driver: every call fails with driver.ErrOffline until then. It lets
+// the RPC server, the fence and the topology hold the drive from the
+// start.
+type lateDrive struct {
+	id  placement.DriveID
+	cfg remote.Config // without Fence
+	d   atomic.Pointer[remote.Driver]
+}
+
+var _ driver.Driver = (*lateDrive)(nil)
+
+// errNotClaimed is the cause of calls to a lateDrive not opened yet.
+var errNotClaimed = errors.New("remote drive not claimed by this node yet")
+
+func (l *lateDrive) get() (*remote.Driver, error) {
+	if d := l.d.Load(); d != nil {
+		return d, nil
+	}
+	return nil, fmt.Errorf("remote drive %s: %w: %w", l.id, driver.ErrOffline, errNotClaimed)
+}
+
+// open opens the driver with fence, once; existing: the drive must be
+// formatted already (adoption).
+func (l *lateDrive) open(ctx context.Context, fence remote.Fencer, existing bool) error {
+	cfg := l.cfg
+	cfg.Fence, cfg.Existing = fence, existing
+	d, err := remote.Attach(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("--remote %s: %w", l.id, err)
+	}
+	if err := d.Err(); err != nil {
+		cfg.Logger.Error("starting with a remote drive offline", "drive", l.id, "endpoint", cfg.Endpoint, "bucket", cfg.Bucket, "err", err)
+	}
+	if !l.d.CompareAndSwap(nil, d) {
+		d.Close()
+	}
+	return nil
+}
+
+// Close closes the driver if it was opened.
+func (l *lateDrive) Close() error {
+	if d := l.d.Load(); d != nil {
+		return d.Close()
+	}
+	return nil
+}
+
+// Probe probes the driver (runProbes).
+func (l *lateDrive) Probe(ctx context.Context) error {
+	d, err := l.get()
+	if err != nil {
+		return err
+	}
+	return d.Probe(ctx)
+}
+
+func (l *lateDrive) Info(ctx context.Context) (driver.Info, error) {
+	d, err := l.get()
+	if err != nil {
+		return driver.Info{}, err
+	}
+	return d.Info(ctx)
+}
+
+func (l *lateDrive) CreateShard(ctx context.Context, s driver.Shard) (driver.ShardWriter, error) {
+	d, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return d.CreateShard(ctx, s)
+}
+
+func (l *lateDrive) ReadShard(ctx context.Context, s driver.Shard, off, length int64) (io.ReadCloser, error) {
+	d, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return d.ReadShard(ctx, s, off, length)
+}
+
+func (l *lateDrive) DeleteShard(ctx context.Context, s driver.Shard) error {
+	d, err := l.get()
+	if err != nil {
+		return err
+	}
+	return d.DeleteShard(ctx, s)
+}
+
+func (l *lateDrive) PutRecord(ctx context.Context, r driver.Record) (driver.Record, bool, error) {
+	d, err := l.get()
+	if err != nil {
+		return driver.Record{}, false, err
+	}
+	return d.PutRecord(ctx, r)
+}
+
+func (l *lateDrive) GetRecord(ctx context.Context, key string) (driver.Record, error) {
+	d, err := l.get()
+	if err != nil {
+		return driver.Record{}, err
+	}
+	return d.GetRecord(ctx, key)
+}
+
+func (l *lateDrive) DeleteRecord(ctx context.Context, key string, v driver.Version) error {
+	d, err := l.get()
+	if err != nil {
+		return err
+	}
+	return d.DeleteRecord(ctx, key, v)
+}
+
+func (l *lateDrive) ListRecords(ctx context.Context, prefix, after string, limit int) ([]driver.Record, error) {
+	d, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return d.ListRecords(ctx, prefix, after, limit)
+}
+
+// claimPoll is how often claimRemotes looks at the map and gossip again.
+const claimPoll = 250 * time.Millisecond
+
+// lateDrives returns the lateDrives among drives, by id.
+func lateDrives(drives map[placement.DriveID]driver.Driver) []*lateDrive {
+	var lates []*lateDrive
+	for _, d := range drives {
+		if l, ok := d.(*lateDrive); ok {
+			lates = append(lates, l)
+		}
+	}
+	slices.SortFunc(lates, func(a, b *lateDrive) int { return strings.Compare(string(a.id), string(b.id)) })
+	return lates
+}
+
+// claimRemotes opens this node's remote drives (lates) once it owns each
+// in the cluster map; see the file comment. It fails if a drive's owner is
+// alive in gossip (unless force) or ctx ends.
+func claimRemotes(ctx context.Context, store *cluster.Store, members func() []cluster.Member, node string, lates []*lateDrive, force bool, log *slog.Logger) error {
+	for _, l := range lates {
+		if err := claimRemote(ctx, store, members, node, l, force, log); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func claimRemote(ctx context.Context, store *cluster.Store, members func() []cluster.Member, node string, l *lateDrive, force bool, log *slog.Logger) error {
+	id := string(l.id)
+	waiting := ""
+	note := func(why string) {
+		if why != waiting {
+			log.Info("remote drive: waiting to claim it", "drive", id, "why", why)
+			waiting = why
+		}
+	}
+	for {
+		owner, epoch, ok := store.DriveOwner(id)
+		switch {
+		case ok && owner == node:
+			log.Info("remote drive: attached to this node", "drive", id, "owner_epoch", epoch)
+			return l.open(ctx, ownerFence(store, id, epoch), false)
+		case ok:
+			state, known, joined := gossipState(members(), node, owner)
+			switch {
+			case known && state == cluster.MemberAlive && !force:
+				return fmt.Errorf("--remote %s: the drive is attached to node %s, which gossip shows alive: stop that node (or remove it) first, or pass --remote-adopt-force if it is stuck; two nodes must not write one bucket", id, owner)
+			case known && state == cluster.MemberSuspect && !force:
+				note("owner " + owner + " is suspect in gossip")
+			case !known && !joined && !force:
+				note("gossip has not joined the cluster yet")
+			default:
+				newEpoch, err := store.AdoptDrive(ctx, id, owner, node, epoch)
+				switch {
+				case errors.Is(err, cluster.ErrDriveMoved):
+					continue // another adoption won; look again
+				case err != nil:
+					note(err.Error()) // not registered yet, no leader: retry
+				default:
+					wait := cluster.OwnerLease + l.cfg.OpTimeout
+					if l.cfg.OpTimeout == 0 {
+						wait = cluster.OwnerLease + remote.DefaultOpTimeout
+					}
+					log.Warn("remote drive adopted; waiting for the previous owner's fence to expire before opening it", "drive", id, "from", owner, "owner_epoch", newEpoch, "wait", wait)
+					select {
+					case <-ctx.Done():
+						return ctx.Err()
+					case <-time.After(wait):
+					}
+					return l.open(ctx, ownerFence(store, id, newEpoch), true)
+				}
+			}
+		default:
+			note("not registered in the cluster map yet")
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("--remote %s: %w", id, ctx.Err())
+		case <-time.After(claimPoll):
+		}
+	}
+}
+
+// gossipState returns node owner's state in members, whether it is known,
+// and whether this node's gossip has joined others (one other member
+// alive): only then is an unknown owner taken as gone.
+func gossipState(members []cluster.Member, self, owner string) (state cluster.MemberState, known, joined bool) {
+	for _, m := range members {
+		if m.Name == owner {
+			state, known = m.State, true
+		}
+		if m.Name != self && m.State == cluster.MemberAlive {
+			joined = true
+		}
+	}
+	return state, known, joined
+}
+
+// ownerFence is the fence of remote drive id claimed at owner epoch epoch.
+func ownerFence(store *cluster.Store, id string, epoch uint64) remote.Fencer {
+	return remote.FenceFunc(func(context.Context) error { return store.OwnerFence(id, epoch) })
 }
 
 // scrubbed returns the drives the node's scrubber reads: its local ones. A
@@ -185,12 +459,15 @@ func scrubbed(drives map[placement.DriveID]driver.Driver, m *placement.Map) map[
 func remoteSamples(drives map[placement.DriveID]driver.Driver) func() []metrics.RemoteSample {
 	type named struct {
 		id string
-		d  *remote.Driver
+		d  func() *remote.Driver // nil while a lateDrive is not open
 	}
 	var rs []named
 	for id, d := range drives {
-		if r, ok := d.(*remote.Driver); ok {
-			rs = append(rs, named{string(id), r})
+		switch r := d.(type) {
+		case *remote.Driver:
+			rs = append(rs, named{string(id), func() *remote.Driver { return r }})
+		case *lateDrive:
+			rs = append(rs, named{string(id), r.d.Load})
 		}
 	}
 	if len(rs) == 0 {
@@ -200,9 +477,14 @@ func remoteSamples(drives map[placement.DriveID]driver.Driver) func() []metrics.
 	return func() []metrics.RemoteSample {
 		out := make([]metrics.RemoteSample, 0, len(rs))
 		for _, r := range rs {
-			s := r.d.Stats()
+			d := r.d()
+			if d == nil {
+				out = append(out, metrics.RemoteSample{Drive: r.id})
+				continue
+			}
+			s := d.Stats()
 			out = append(out, metrics.RemoteSample{
-				Drive: r.id, Online: r.d.Err() == nil,
+				Drive: r.id, Online: d.Err() == nil,
 				Requests: map[string]uint64{"PUT": s.Puts, "POST": s.Posts, "GET": s.Gets, "LIST": s.Lists, "HEAD": s.Heads, "DELETE": s.Deletes},
 				Sent:     s.BytesSent, Received: s.BytesRecv, Retries: s.Retries, Failures: s.Failures, Opens: s.Opens,
 			})

@@ -289,29 +289,28 @@ func TestRemoteFlags(t *testing.T) {
 	group := filepath.Join(dir, "group.json")
 	os.WriteFile(group, []byte(`{"access_key":"AK","secret_key":"SK"}`), 0o640)
 	tests := []struct {
-		name      string
-		flags     []string
-		clustered bool
-		env       map[string]string
-		wantErr   string // "" = ok
-		wantAK    string
+		name    string
+		flags   []string
+		env     map[string]string
+		wantErr string // "" = ok
+		wantAK  string
 	}{
-		{"env", []string{"b2=https://s3.example.com/bkt?region=x"}, false, map[string]string{"VAULT_REMOTE_B2_ACCESS_KEY": "AK", "VAULT_REMOTE_B2_SECRET_KEY": "SK"}, "", "AK"},
-		{"file", []string{"Lyve=https://h/b"}, false, map[string]string{"VAULT_REMOTE_LYVE_CREDENTIALS": good}, "", "AK"},
-		{"no credentials", []string{"b2=https://h/b"}, false, nil, "no credentials", ""},
-		{"half credentials", []string{"b2=https://h/b"}, false, map[string]string{"VAULT_REMOTE_B2_ACCESS_KEY": "AK"}, "set both", ""},
-		{"file readable by group", []string{"b2=https://h/b"}, false, map[string]string{"VAULT_REMOTE_B2_CREDENTIALS": group}, "chmod 600", ""},
-		{"file without secret", []string{"b2=https://h/b"}, false, map[string]string{"VAULT_REMOTE_B2_CREDENTIALS": bad}, "want {", ""},
-		{"missing file", []string{"b2=https://h/b"}, false, map[string]string{"VAULT_REMOTE_B2_CREDENTIALS": dir + "/nope"}, "no such file", ""},
-		{"no name", []string{"https://h/b"}, false, nil, "want NAME=", ""},
-		{"bad name", []string{"a.b=https://h/b"}, false, nil, "want NAME=", ""},
-		{"twice", []string{"a=https://h/b", "A=https://h/c"}, false, nil, "given twice", ""},
-		{"secret in URL", []string{"a=https://AK:SECRETKEY@h/b"}, false, nil, "credentials do not belong", ""},
-		{"cluster mode", []string{"a=https://h/b"}, true, nil, "cluster mode", ""},
+		{"env", []string{"b2=https://s3.example.com/bkt?region=x"}, map[string]string{"VAULT_REMOTE_B2_ACCESS_KEY": "AK", "VAULT_REMOTE_B2_SECRET_KEY": "SK"}, "", "AK"},
+		{"file", []string{"Lyve=https://h/b"}, map[string]string{"VAULT_REMOTE_LYVE_CREDENTIALS": good}, "", "AK"},
+		{"no credentials", []string{"b2=https://h/b"}, nil, "no credentials", ""},
+		{"half credentials", []string{"b2=https://h/b"}, map[string]string{"VAULT_REMOTE_B2_ACCESS_KEY": "AK"}, "set both", ""},
+		{"file readable by group", []string{"b2=https://h/b"}, map[string]string{"VAULT_REMOTE_B2_CREDENTIALS": group}, "chmod 600", ""},
+		{"file without secret", []string{"b2=https://h/b"}, map[string]string{"VAULT_REMOTE_B2_CREDENTIALS": bad}, "want {", ""},
+		{"missing file", []string{"b2=https://h/b"}, map[string]string{"VAULT_REMOTE_B2_CREDENTIALS": dir + "/nope"}, "no such file", ""},
+		{"no name", []string{"https://h/b"}, nil, "want NAME=", ""},
+		{"bad name", []string{"a.b=https://h/b"}, nil, "want NAME=", ""},
+		{"twice", []string{"a=https://h/b", "A=https://h/c"}, nil, "given twice", ""},
+		{"secret in URL", []string{"a=https://AK:SECRETKEY@h/b"}, nil, "credentials do not belong", ""},
+		{"a second remote", []string{"a=https://h/b", "c=https://h/c/p"}, map[string]string{"VAULT_REMOTE_C_ACCESS_KEY": "CK", "VAULT_REMOTE_C_SECRET_KEY": "CS", "VAULT_REMOTE_A_ACCESS_KEY": "AK", "VAULT_REMOTE_A_SECRET_KEY": "SK"}, "", "AK"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			specs, err := parseRemoteFlags(tt.flags, tt.clustered)
+			specs, err := parseRemoteFlags(tt.flags)
 			if err == nil {
 				err = loadRemoteCredentials(specs, func(k string) string { return tt.env[k] })
 			}

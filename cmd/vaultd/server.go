@@ -80,11 +80,13 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 	}
-	drives, m, st, closeDrives, err := openDrives(ctx, f, log)
+	drives, m, st, closeDrives, err := openDrives(ctx, f, secret, log)
 	if err != nil {
 		return err
 	}
 	defer closeDrives()
+	// In cluster mode, the remote drives claimRemotes opens once owned.
+	lates := lateDrives(drives)
 	if drives, err = wrapFaults(ctx, getenv, drives, log); err != nil { // test-only, see faults.go
 		return err
 	}
@@ -158,6 +160,9 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		go store.Reconcile(rctx, ms.Members)
 		log.Info("waiting until this node is part of a cluster with a map")
 		if err := store.WaitReady(ctx); err != nil {
+			return err
+		}
+		if err := claimRemotes(ctx, store, ms.Members, st.Node, lates, f.adoptForce, log.With("component", "remote")); err != nil {
 			return err
 		}
 		ct := cluster.NewTopology(store, served, secret, log.With("component", "topology"))
@@ -374,6 +379,7 @@ func startGossip(ctx context.Context, f *serverFlags, st *nodeState, known []clu
 	for _, id := range st.Drives {
 		self.Drives = append(self.Drives, cluster.MemberDrive{ID: id, Class: string(driver.ClassLocal), Zone: f.zone})
 	}
+	self.Drives = append(self.Drives, remoteMembers(f.remoteSpecs)...)
 	ms, err := cluster.StartMembership(ctx, cluster.MembershipConfig{
 		Name: st.Node, BindAddr: f.gossip, Self: self, Secret: secret, Logger: log.With("component", "gossip"),
 	})

@@ -203,6 +203,24 @@ type backend struct {
 	cnt     *counters
 	closed  <-chan struct{}
 	lastOK  atomic.Int64 // unix nanoseconds of the last answered call
+	fence   Fencer       // Config.Fence; nil: none
+}
+
+// ErrFenced marks a write refused because Config.Fence said this driver may
+// no longer write the bucket (another node owns the drive). It comes
+// wrapped with driver.ErrOffline.
+var ErrFenced = errors.New("driver/remote: fenced: this node may not write the drive")
+
+// write is call for a request that changes the bucket: Config.Fence is
+// asked first, so the request is sent within the call timeout of a
+// passed check, or not at all.
+func (b *backend) write(ctx context.Context, what string, fn func(ctx context.Context) error) error {
+	if b.fence != nil {
+		if err := b.fence.Fence(ctx); err != nil {
+			return fmt.Errorf("%w: %s: %w: %w", driver.ErrOffline, what, ErrFenced, err)
+		}
+	}
+	return b.call(ctx, what, fn)
 }
 
 // errBreakerOpen is the cause of calls refused while the breaker is open.
@@ -291,7 +309,7 @@ func isNotFound(err error) bool {
 }
 
 func (b *backend) put(ctx context.Context, key string, body []byte) error {
-	return b.call(ctx, "put "+key, func(ctx context.Context) error {
+	return b.write(ctx, "put "+key, func(ctx context.Context) error {
 		_, err := b.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.bucket, Key: &key, Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body)))})
 		return err
 	})
@@ -326,7 +344,7 @@ func (b *backend) head(ctx context.Context, key string) (int64, error) {
 }
 
 func (b *backend) delete(ctx context.Context, key string) error {
-	return b.call(ctx, "delete "+key, func(ctx context.Context) error {
+	return b.write(ctx, "delete "+key, func(ctx context.Context) error {
 		_, err := b.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.bucket, Key: &key})
 		return err
 	})

@@ -101,5 +101,44 @@
 // may still have reached the bucket (a PUT whose answer was lost), so after
 // a restart an unacknowledged mutation can appear, as with a local drive's
 // interrupted write; the engine treats such writes as failed and cleans up.
-// Only one Driver instance may write a bucket prefix at a time.
+// Only one Driver instance may write a bucket prefix at a time: see below.
+//
+// # Ownership and fencing
+//
+// Two writers on one prefix would corrupt it: each replays only what it
+// found at Open, and one's compaction deletes log objects the other's
+// index points into. In a cluster a remote drive is therefore owned by one
+// node at a time, and the driver is given a Config.Fence that it asks
+// before every request that changes the bucket (each PUT, DELETE and
+// multipart request); when the fence refuses, the request is not sent and
+// the call fails with ErrFenced wrapped in driver.ErrOffline (so the
+// engine treats the drive as unavailable), and Info fails likewise. The
+// fence costs no request: it reads the node's memory.
+//
+// vaultd's fence is the owner record the cluster map holds for the drive
+// (cluster.Store.OwnerFence): the node the drive is attached to and an
+// owner epoch, 1 when it was first declared. Registering a node never
+// moves a remote drive; adoption (another node started with the same
+// --remote after the owner was lost) is a Raft command that checks the
+// current owner and epoch and bumps the epoch, so of two racing adopters
+// one wins. The check passes while the map still attaches the drive to
+// this node at the epoch it claimed it with and this node's Raft state is
+// fresh: it is the leader (which steps down within its 500 ms lease
+// without a quorum), or a follower that heard from the leader within
+// cluster.OwnerLease (5 s). So a deposed owner stops writing once it
+// applies the adoption, and one cut off from the cluster (which cannot
+// know it was deposed) within OwnerLease. A write that passed the check
+// is sent within the call timeout (OpTimeout) or abandoned. The adopter
+// therefore waits OwnerLease + OpTimeout after its adoption committed
+// before it opens the drive (reading the bucket, replaying the log) and
+// writes: by then the deposed owner's last write has landed, and the
+// adopter's index includes everything the old owner acknowledged. An
+// adopter opens with Config.Existing: a bucket prefix without format.json
+// (a mistyped URL) is refused, not formatted as an empty drive. The
+// bound relies on both nodes measuring durations alike (monotonic clocks,
+// no bound on wall-clock skew needed) and on the backend not applying a
+// request long after the client gave up on it. vaultd refuses to adopt
+// while gossip shows the owner alive, unless forced (--remote-adopt-force);
+// a forced adoption is safe by the same argument, the owner being deposed
+// through Raft.
 package remote

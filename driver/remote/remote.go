@@ -109,7 +109,32 @@ type Config struct {
 	// SnapshotEvery when dead or sparse log objects hold at least this
 	// many bytes. 0: DefaultCompactMinReclaim.
 	CompactMinReclaim int64
+
+	// Existing makes Open and Attach refuse a prefix without format.json
+	// instead of formatting it: a node adopting a drive expects to find
+	// it, and an empty bucket there is a configuration mistake.
+	Existing bool
+
+	// Fence, if set, is asked before every request that changes the
+	// bucket (PUT, DELETE, multipart upload); an error refuses the write
+	// with ErrFenced and driver.ErrOffline, and Info fails likewise. It
+	// must be cheap (it runs per request) and safe for concurrent use. In
+	// a cluster it says whether this node still owns the drive (see the
+	// package doc, "Ownership and fencing").
+	Fence Fencer
 }
+
+// Fencer says whether a Driver may still write its bucket: Fence returns
+// nil if so.
+type Fencer interface {
+	Fence(ctx context.Context) error
+}
+
+// FenceFunc adapts a function to a Fencer.
+type FenceFunc func(ctx context.Context) error
+
+// Fence calls f.
+func (f FenceFunc) Fence(ctx context.Context) error { return f(ctx) }
 
 // ParseURL parses "https://host[:port]/bucket[/prefix]?region=R" into the
 // endpoint, region, bucket and prefix of a Config. Optional parameters:
@@ -331,7 +356,7 @@ func newDriver(c Config) (*Driver, error) {
 	d.be = &backend{
 		s3: newClient(&d.cfg, &d.cnt), bucket: c.Bucket, sem: make(chan struct{}, c.MaxConcurrent),
 		br: newBreaker(c.BreakerThreshold, c.BreakerCooldown, c.BreakerMaxCooldown), timeout: c.OpTimeout,
-		cnt: &d.cnt, closed: d.closing,
+		cnt: &d.cnt, closed: d.closing, fence: c.Fence,
 	}
 	d.bg.Go(d.probeLoop)
 	d.bg.Go(d.compactLoop)
@@ -343,6 +368,11 @@ func (d *Driver) Err() error {
 	if d.loaded.Load() {
 		if d.be.br.isOpen() {
 			return errBreakerOpen
+		}
+		if d.cfg.Fence != nil {
+			if err := d.cfg.Fence.Fence(context.Background()); err != nil {
+				return fmt.Errorf("%w: %w", ErrFenced, err)
+			}
 		}
 		return nil
 	}
@@ -475,6 +505,8 @@ func (d *Driver) checkFormat(ctx context.Context) error {
 	fkey := d.key("format.json")
 	size, err := d.be.head(ctx, fkey)
 	switch {
+	case errors.Is(err, driver.ErrNotFound) && d.cfg.Existing:
+		return fmt.Errorf("%s is missing: this is not the drive %s (wrong bucket or prefix?); refusing to format it", fkey, d.cfg.ID)
 	case errors.Is(err, driver.ErrNotFound):
 		// A prefix holding anything else is not ours to format.
 		if objs, err := d.be.list(ctx, d.cfg.Prefix); err != nil {
@@ -656,6 +688,11 @@ func (d *Driver) Info(ctx context.Context) (driver.Info, error) {
 	}
 	if d.be.br.isOpen() {
 		return driver.Info{}, fmt.Errorf("driver/remote: info: %w: %w", driver.ErrOffline, errBreakerOpen)
+	}
+	if d.cfg.Fence != nil {
+		if err := d.cfg.Fence.Fence(ctx); err != nil {
+			return driver.Info{}, fmt.Errorf("driver/remote: info: %w: %w: %w", driver.ErrOffline, ErrFenced, err)
+		}
 	}
 	d.mu.RLock()
 	used := d.recBytes + d.shBytes

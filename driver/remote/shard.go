@@ -81,7 +81,7 @@ func (w *shardWriter) uploadPart(ctx context.Context) error {
 	d := w.d
 	if w.uploadID == "" {
 		w.obj = d.objKey(w.s)
-		err := d.be.call(ctx, "create upload "+w.obj, func(ctx context.Context) error {
+		err := d.be.write(ctx, "create upload "+w.obj, func(ctx context.Context) error {
 			resp, err := d.be.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &d.cfg.Bucket, Key: &w.obj})
 			if err == nil {
 				w.uploadID = aws.ToString(resp.UploadId)
@@ -94,7 +94,7 @@ func (w *shardWriter) uploadPart(ctx context.Context) error {
 	}
 	num := int32(len(w.parts) + 1)
 	var etag *string
-	err := d.be.call(ctx, "upload part "+w.obj, func(ctx context.Context) error {
+	err := d.be.write(ctx, "upload part "+w.obj, func(ctx context.Context) error {
 		resp, err := d.be.s3.UploadPart(ctx, &s3.UploadPartInput{Bucket: &d.cfg.Bucket, Key: &w.obj, UploadId: &w.uploadID,
 			PartNumber: &num, Body: bytes.NewReader(w.buf), ContentLength: aws.Int64(int64(len(w.buf)))})
 		if err == nil {
@@ -166,7 +166,7 @@ func (w *shardWriter) complete(ctx context.Context) error {
 			return err
 		}
 	}
-	err := d.be.call(ctx, "complete upload "+w.obj, func(ctx context.Context) error {
+	err := d.be.write(ctx, "complete upload "+w.obj, func(ctx context.Context) error {
 		_, err := d.be.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &d.cfg.Bucket, Key: &w.obj,
 			UploadId: &w.uploadID, MultipartUpload: &types.CompletedMultipartUpload{Parts: w.parts}})
 		return err

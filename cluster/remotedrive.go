@@ -1,0 +1,169 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/vaultaire/vaultaire/driver"
+)
+
+// Remote drives in the cluster map.
+//
+// A remote drive (driver/remote, class "remote") is advertised by gossip
+// like a local one, by the node that declares it (vaultd server --remote),
+// and registered in the map attached to that node; every other node
+// reaches it through that node's RPC, as any peer drive. Its registered
+// entry (MemberDrive) carries an owner epoch, 1 at first registration.
+// Exactly one node owns it: a node advertising a remote drive the map
+// attaches to another node does not get it by registering (putNode drops
+// it from the advertisement); only AdoptDrive moves it, through Raft,
+// checking and bumping the owner epoch, so two adoptions racing cannot
+// both win (the loser gets ErrDriveMoved).
+//
+// The owner's driver checks OwnerFence before every write to the bucket:
+// the drive must still be attached to this node at the epoch it was
+// claimed with, and this node's Raft state must be fresh (the leader, or
+// a follower that heard from the leader within OwnerLease). A node that
+// lost the drive to an adoption, or that is cut off from the cluster and
+// so cannot know, stops writing within OwnerLease; the adopter waits
+// OwnerLease plus the driver's call timeout after its adoption committed
+// before it reads the bucket and writes (vaultd), so the deposed owner's
+// last write has landed (or been abandoned) by then.
+
+// cmdAdoptDrive moves a remote drive to another node. It is numbered
+// apart from the commands other work adds in fsm.go.
+const cmdAdoptDrive cmdType = 28
+
+// OwnerLease is how long a follower that has not heard from the Raft
+// leader keeps writing to the remote drives it owns (OwnerFence).
+const OwnerLease = 5 * time.Second
+
+// ErrNotOwner means a remote drive is not (or no longer) attached to this
+// node at the epoch this node claimed it with, or this node cannot tell
+// because its Raft state is stale: it must not write to the drive.
+var ErrNotOwner = errors.New("cluster: not the remote drive's owner")
+
+// ErrDriveMoved means an adoption named an owner or owner epoch the
+// remote drive no longer has: another adoption won.
+var ErrDriveMoved = errors.New("cluster: remote drive attached elsewhere")
+
+// adoptDriveCmd moves remote drive Drive from node From to node To with
+// owner epoch Epoch, which must be the current one + 1.
+type adoptDriveCmd struct {
+	Drive string `json:"drive"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Epoch uint64 `json:"epoch"`
+}
+
+// remoteOwner returns the node a remote drive is registered on and its
+// entry, under f.mu. At most one node holds a remote drive (should a bug
+// break that, the first by name is the owner, so Apply stays
+// deterministic).
+func (f *fsm) remoteOwner(id string) (owner string, entry MemberDrive, found bool) {
+	for name, n := range f.nodes {
+		if found && name > owner {
+			continue
+		}
+		for _, d := range n.Drives {
+			if d.ID == id && driveClass(d.Class) == driver.ClassRemote {
+				owner, entry, found = name, d, true
+			}
+		}
+	}
+	return owner, entry, found
+}
+
+// ownRemotes rewrites the remote drives n advertises against the state,
+// under f.mu: a remote drive attached to another node is dropped (only
+// adoptDrive moves it), one attached to n keeps its owner epoch, a new one
+// gets epoch 1. Gossip does not carry epochs.
+func (f *fsm) ownRemotes(n *NodeInfo) {
+	out := make([]MemberDrive, 0, len(n.Drives))
+	for _, d := range n.Drives {
+		if driveClass(d.Class) == driver.ClassRemote {
+			owner, cur, ok := f.remoteOwner(d.ID)
+			switch {
+			case ok && owner != n.Name:
+				continue
+			case ok:
+				d.Epoch = cur.Epoch
+			default:
+				d.Epoch = max(d.Epoch, 1)
+			}
+		}
+		out = append(out, d)
+	}
+	n.Drives = out
+}
+
+func (f *fsm) adoptDrive(c adoptDriveCmd) error {
+	owner, cur, ok := f.remoteOwner(c.Drive)
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: remote drive %s is not in the cluster map", ErrRefused, c.Drive)
+	case owner != c.From || cur.Epoch+1 != c.Epoch:
+		return fmt.Errorf("%w: remote drive %s is attached to %s at owner epoch %d, not %s at %d", ErrDriveMoved, c.Drive, owner, cur.Epoch, c.From, c.Epoch-1)
+	case f.removed[c.To]:
+		return fmt.Errorf("%w: node %s was removed from the cluster", ErrRefused, c.To)
+	}
+	to, ok := f.nodes[c.To]
+	if !ok {
+		return fmt.Errorf("%w: node %s is not registered yet", ErrRefused, c.To)
+	}
+	from := f.nodes[c.From]
+	from.Drives = slices.DeleteFunc(slices.Clone(from.Drives), func(d MemberDrive) bool { return d.ID == c.Drive })
+	cur.Epoch = c.Epoch
+	to.Drives = append(slices.DeleteFunc(slices.Clone(to.Drives), func(d MemberDrive) bool { return d.ID == c.Drive }), cur)
+	sortDrives(to.Drives)
+	f.nodes[c.From], f.nodes[c.To] = from, to
+	return nil
+}
+
+// DriveOwner returns the node remote drive id is attached to in the
+// cluster map and its owner epoch.
+func (s *Store) DriveOwner(id string) (node string, epoch uint64, ok bool) {
+	s.fsm.mu.RLock()
+	defer s.fsm.mu.RUnlock()
+	node, d, ok := s.fsm.remoteOwner(id)
+	return node, d.Epoch, ok
+}
+
+// AdoptDrive attaches remote drive id, now attached to node from at owner
+// epoch epoch, to node to with owner epoch epoch+1, and installs a map in
+// which other nodes reach it through to. It fails wrapping ErrDriveMoved
+// if the drive has moved meanwhile. The caller decides whether from is gone
+// (vaultd refuses while gossip shows it alive, unless forced) and must not
+// write to the drive before the deposed owner's fence has expired
+// (OwnerLease plus its driver's call timeout). It returns the new epoch.
+func (s *Store) AdoptDrive(ctx context.Context, id, from, to string, epoch uint64) (uint64, error) {
+	c := adoptDriveCmd{Drive: id, From: from, To: to, Epoch: epoch + 1}
+	if err := s.applyCmd(ctx, cmdAdoptDrive, c); err != nil {
+		return 0, fmt.Errorf("cluster: adopt remote drive %s from %s: %w", id, from, err)
+	}
+	s.log.Info("cluster: remote drive adopted", "drive", id, "from", from, "to", to, "owner_epoch", c.Epoch)
+	return c.Epoch, s.updateMap(ctx)
+}
+
+// OwnerFence returns nil while this node owns remote drive id at owner
+// epoch epoch and its Raft state is fresh: it is the leader, or a follower
+// that heard from the leader within OwnerLease. Else it fails wrapping
+// ErrNotOwner. It reads only memory.
+func (s *Store) OwnerFence(id string, epoch uint64) error {
+	node, cur, ok := s.DriveOwner(id)
+	if !ok || node != s.cfg.NodeID || cur != epoch {
+		return fmt.Errorf("%w: drive %s is attached to %q at owner epoch %d; this node %s claimed it at %d", ErrNotOwner, id, node, cur, s.cfg.NodeID, epoch)
+	}
+	if s.raft.State() == raft.Leader {
+		return nil // a leader that lost its quorum steps down within its lease
+	}
+	if lc := s.raft.LastContact(); lc.IsZero() || time.Since(lc) > OwnerLease {
+		return fmt.Errorf("%w: drive %s: no word from the Raft leader for over %v", ErrNotOwner, id, OwnerLease)
+	}
+	return nil
+}
