@@ -472,16 +472,20 @@ func (w *soakNode) verify(t *testing.T, p *faultproxy.Proxy, res *soakResult) {
 	t.Logf("the remote drives sent %v GETs to the backend", res.remoteGetsEnd-res.remoteGetsBefore)
 
 	// The breakers opened, and closed again once the backend is back.
-	if opens := w.sum(t, remoteOpensSeries) - res.opensBefore; opens < 2 {
+	opens := w.sum(t, remoteOpensSeries) - res.opensBefore
+	if opens < 2 {
 		t.Errorf("the breakers opened %v times, want each remote drive's at least once", opens)
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	stopped := time.Now()
+	deadline := stopped.Add(60 * time.Second)
 	for w.sum(t, remoteOnline) != 2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("remote drives not online 60s after the faults stopped")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	t.Logf("remote drives: breaker opened %v times; %v retried attempts, %v calls given up; both online %v after the faults stopped",
+		opens, w.sum(t, `vaultaire_remote_retries_total{drive="%s"}`), w.sum(t, `vaultaire_remote_failures_total{drive="%s"}`), time.Since(stopped).Round(time.Millisecond))
 
 	// Every acknowledged write reads back; so do the others, as one of
 	// the states they may have left.
