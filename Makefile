@@ -3,8 +3,9 @@ GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 FUZZTIME ?= 60s
+SOAK    ?= 5m
 
-.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients console-test bench bench-compare bench-limit fuzz chaos lint clean minio
+.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients console-test bench bench-compare bench-limit fuzz chaos lint clean minio remote-soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -48,6 +49,9 @@ test-race: ## the short suite under the race detector
 
 minio: ## build the pinned MinIO that driver/remote's tests run against (cached in ~/.cache/vaultaire/minio; 5-6 min the first time)
 	bash scripts/minio.sh
+
+remote-soak: ## 5 minutes of PUT/GET/DELETE through a node whose remote drives (two buckets of a real MinIO, make minio) answer 30% 503s and reset 10% of connections, with a hang and an outage every minute (SOAK=5m)
+	VAULT_REMOTE_SOAK=$(SOAK) $(GO) test -count=1 -timeout 30m -v -run '^TestRemoteFaultWorkload$$' ./cmd/vaultd/
 
 bench: ## Go microbenchmarks (benchstat-friendly: make bench > new.txt)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count=1 $(PKGS)

@@ -95,8 +95,11 @@
 // older map: a key the local set holds no record of is served from there.
 // A later put or delete of the key goes to the local set and hides the
 // tiered version; a tombstone over it is kept (not purged) while the
-// remote layout holds the version, and the hidden remote copy is not yet
-// collected.
+// remote layout holds the version, and the next TierContainer pass
+// removes the hidden remote copy (collectTiered). The versions of a
+// versioned key are tiered one by one under their version keys, current
+// and noncurrent, keeping their ids; pointers and delete markers stay
+// local.
 //
 // Reads are local first. Shards are read data shards first, k at a time,
 // and a shard that fails or whose block is late by the codec's ReadStall

@@ -176,8 +176,11 @@ func runContainer(ctx context.Context, args []string, getenv func(string) string
 
 // runTier applies the tier storage policy every interval until ctx ends:
 // each container whose policy is tier has the artifacts past its
-// thresholds moved to the remote drives (engine.TierContainer). Each move
-// is an event (s3.TierOperation) for the metrics and the transaction log.
+// thresholds moved to the remote drives (engine.TierContainer; each
+// version of a versioned key by itself), and the hidden remote copies of
+// artifacts overwritten or deleted since are removed. Each move is an
+// event (s3.TierOperation, with the version id) for the metrics and the
+// transaction log.
 // In a cluster only the Raft leader (lead) runs the passes.
 func runTier(ctx context.Context, eng *engine.Engine, store *cluster.Store, interval time.Duration, lead func() bool, obs s3.Observer, node string, log *slog.Logger) {
 	t := time.NewTicker(interval)
@@ -210,13 +213,16 @@ func runTier(ctx context.Context, eng *engine.Engine, store *cluster.Store, inte
 				rule := engine.TierRule{Age: time.Duration(p.TierAfterDays) * 24 * time.Hour, MinSize: p.TierMinBytes}
 				st, err := eng.TierContainer(ctx, c.Tenant, c.Name, rule, func(a engine.ArtifactInfo) {
 					obs.ObserveRequest(&s3.RequestEvent{Time: time.Now(), Node: node, Tenant: c.Tenant, Operation: s3.TierOperation,
-						Bucket: c.Name, Key: a.Key, ObjectSize: a.Size, ETag: a.ETag, Status: http.StatusOK})
+						Bucket: c.Name, Key: a.Key, VersionID: a.VersionID, ObjectSize: a.Size, ETag: a.ETag, Status: http.StatusOK})
 				})
 				if err != nil {
 					log.Warn("tier: pass", "tenant", c.Tenant, "container", c.Name, "failed", st.Failed, "err", err)
 				}
 				if st.Moved > 0 {
 					log.Info("tier: moved artifacts to remote drives", "tenant", c.Tenant, "container", c.Name, "artifacts", st.Moved, "bytes", st.Bytes)
+				}
+				if st.Collected > 0 {
+					log.Info("tier: removed hidden remote copies of overwritten or deleted artifacts", "tenant", c.Tenant, "container", c.Name, "artifacts", st.Collected, "bytes", st.CollectedBytes)
 				}
 			}
 		}
