@@ -125,6 +125,31 @@ func (e *Engine) olderMaps(cur *placement.Map) []*placement.Map {
 	return ms
 }
 
+// otherLayouts returns cur's map under the storage layouts other than
+// its own that a container's writes use (local and hybrid), when the
+// cluster has remote drives and cur is of the current epoch. A write picks
+// its map when it starts (mapFor); one that started before its container's
+// storage policy changed commits under the policy it started with, so its
+// artifact is placed for the other layout: reads, clean-up and migration
+// look there too, as they look in the older maps, and migration moves it
+// into the container's layout (probe F2 of session 7).
+func (e *Engine) otherLayouts(cur *placement.Map) []*placement.Map {
+	raw := e.cfg.Topology.Map()
+	if raw == nil || cur == nil || raw.Epoch != cur.Epoch || !raw.HasRemote() {
+		return nil
+	}
+	var ms []*placement.Map
+	for _, l := range []placement.Layout{placement.LayoutLocal, placement.LayoutHybrid} {
+		if l == cur.Layout {
+			continue
+		}
+		if m := e.layoutMap(raw, l); m != nil && m != cur && m.Layout == l {
+			ms = append(ms, m)
+		}
+	}
+	return ms
+}
+
 // locate finds the set that serves key and the version it serves (nil if
 // none: the key does not exist).
 //

@@ -378,7 +378,8 @@ func (e *Engine) writeMoved(ctx context.Context, w *recordWrite, set []placement
 }
 
 // cleanOlder removes key's records, and the shard files they name, from
-// the drives of its sets in the older maps and from extra, all but those
+// the drives of its sets in the older maps and the other layouts
+// (otherLayouts) and from extra, all but those
 // of its set in cur; if keepPlaced, live records placed for the older
 // set a drive is in stay. It returns how many it removed; a drive it
 // could not clean is an error.
@@ -391,7 +392,7 @@ func (e *Engine) cleanOlder(ctx context.Context, tenant, container, key string, 
 			ids = append(ids, id)
 		}
 	}
-	for _, m := range e.olderMaps(cur) {
+	for _, m := range append(e.otherLayouts(cur), e.olderMaps(cur)...) {
 		opg := pgOf(m, tenant, container, key)
 		for j, id := range m.Set(opg) {
 			add(id)

@@ -185,7 +185,7 @@ func (e *Engine) partDrives(m *placement.Map, rec *record, p int) ([]driver.Driv
 // (mapFor), then the remote layout, where tiered records live.
 func (e *Engine) stripeMap(tenant, container string, rec *record) *placement.Map {
 	cur := e.mapFor(tenant, container)
-	curs := []*placement.Map{cur}
+	curs := append([]*placement.Map{cur}, e.otherLayouts(cur)...)
 	if raw := e.cfg.Topology.Map(); raw != nil && raw.HasRemote() && cur.Layout != placement.LayoutRemote {
 		curs = append(curs, e.layoutMap(raw, placement.LayoutRemote))
 	}

@@ -48,11 +48,12 @@ func (e *Engine) tierMap() *placement.Map {
 }
 
 // fallbackMaps are the maps a read by key tries after the container's
-// current one: the older maps (MapHistory), then, for a container that
+// current one: the current map under the other layouts (otherLayouts),
+// the older maps (MapHistory), then, for a container that
 // is or was PolicyTier (Config.Tiered), the remote layout its tiered
 // artifacts live in.
 func (e *Engine) fallbackMaps(tenant, container string, cur *placement.Map) []*placement.Map {
-	ms := e.olderMaps(cur)
+	ms := append(e.otherLayouts(cur), e.olderMaps(cur)...)
 	if e.tiered(tenant, container) {
 		if rm := e.tierMap(); rm != nil {
 			ms = append(ms, rm)
