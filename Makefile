@@ -5,7 +5,7 @@ BENCH   ?= .
 FUZZTIME ?= 60s
 SOAK    ?= 5m
 
-.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients console-test bench bench-compare bench-limit fuzz chaos lint clean minio remote-soak
+.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients console-test bench bench-compare bench-limit fuzz chaos lint clean minio remote-soak bench-remote
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ test-race: ## the short suite under the race detector
 
 minio: ## build the pinned MinIO that driver/remote's tests run against (cached in ~/.cache/vaultaire/minio; 5-6 min the first time)
 	bash scripts/minio.sh
+
+bench-remote: ## the remote-drive figures of bench/RESULTS.md: hybrid vs local throughput and p99 with a 2 s backend (TestRemoteInStripe, 1.5 GiB; make minio first)
+	VAULT_BENCH_REMOTE=1 $(GO) test -count=1 -timeout 30m -v -run '^(TestRemoteInStripe|TestEngineEconomy)$$' ./driver/remote/
 
 remote-soak: ## 5 minutes of PUT/GET/DELETE through a node whose remote drives (two buckets of a real MinIO, make minio) answer 30% 503s and reset 10% of connections, with a hang and an outage every minute (SOAK=5m)
 	VAULT_REMOTE_SOAK=$(SOAK) $(GO) test -count=1 -timeout 30m -v -run '^TestRemoteFaultWorkload$$' ./cmd/vaultd/
