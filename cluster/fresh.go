@@ -104,26 +104,41 @@ func (s *Store) Fresh(ctx context.Context) error {
 }
 
 // syncFresh brings this node up to the leader's applied state: a leader
-// confirms it still leads, a follower asks the leader for its applied
-// index and waits to apply as far (bounded by syncTimeout).
+// confirms it still leads and applies its log, a follower asks the leader
+// for its applied index and waits to apply as far (each bounded by
+// syncTimeout). A node resumed from a pause may be between leaders for a
+// moment (its election timer fired, or it was the leader and is deposed):
+// it retries, for up to noLeaderWait, as forwarded writes do.
 func (s *Store) syncFresh(ctx context.Context) error {
-	if s.raft.State() == raft.Leader {
-		// A new leader may not have applied what its predecessor
-		// acknowledged yet: everything in its log is, or will be,
-		// committed once it is confirmed as leader.
-		last := s.raft.LastIndex()
-		if err := s.raft.VerifyLeader().Error(); err != nil {
-			return fmt.Errorf("%w: %w: %w", meta.ErrUnavailable, ErrNotLeader, err)
+	giveUp := time.Now().Add(noLeaderWait)
+	for {
+		err := s.syncOnce(ctx)
+		if err == nil {
+			return nil
 		}
-		ctx, cancel := context.WithTimeout(ctx, syncTimeout)
-		defer cancel()
-		if err := s.waitApplied(ctx, last); err != nil {
+		if time.Now().After(giveUp) {
 			return fmt.Errorf("%w: %w", meta.ErrUnavailable, err)
 		}
-		return nil
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", meta.ErrUnavailable, err)
+		case <-time.After(forwardRetry):
+		}
 	}
-	if err := s.syncIndex(ctx); err != nil {
-		return fmt.Errorf("%w: %w", meta.ErrUnavailable, err)
+}
+
+func (s *Store) syncOnce(ctx context.Context) error {
+	if s.raft.State() != raft.Leader {
+		return s.syncIndex(ctx)
 	}
-	return nil
+	// A new leader may not have applied what its predecessor
+	// acknowledged yet: everything in its log is, or will be, committed
+	// once it is confirmed as leader.
+	last := s.raft.LastIndex()
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	return s.waitApplied(ctx, last)
 }
