@@ -66,6 +66,7 @@ var wireErrors = []struct {
 	{"InvalidLimits", tenant.ErrInvalidLimits},
 	{"PublicNameTaken", meta.ErrPublicNameTaken},
 	{"ConfigChanged", meta.ErrConfigChanged},
+	{"Refused", ErrRefused},
 }
 
 type applyAnswer struct {
