@@ -246,14 +246,26 @@ func (e *Engine) putVersioned(ctx context.Context, tenant, container, key string
 // by a multipart completion), its version vid: the record moves to the
 // version key, sharing its shard files (copied instead when inline or
 // placed under an older map), and the key gets a pointer to it. It
-// reports whether there was one.
-func (e *Engine) adopt(ctx context.Context, tenant, container, key, vid string) (bool, error) {
+// returns the version id the record got, "" if there was none. A version
+// vid under retention or legal hold is never replaced: the record
+// becomes a new version of its own instead (a locked null version and a
+// plain record both exist after a write under a stale versioning state,
+// probe H2/H5; nothing is lost, nothing locked is overwritten).
+func (e *Engine) adopt(ctx context.Context, tenant, container, key, vid string) (string, error) {
 	loc, cur, err := e.locate(ctx, tenant, container, key)
 	if err != nil {
-		return false, fmt.Errorf("engine: version %s: %w", container, err)
+		return "", fmt.Errorf("engine: version %s: %w", container, err)
 	}
 	if cur == nil || cur.Deleted || cur.Pointer {
-		return false, nil
+		return "", nil
+	}
+	_, old, err := e.locate(ctx, tenant, container, versionKey(key, vid))
+	if err != nil {
+		return "", fmt.Errorf("engine: version %s: %w", container, err)
+	}
+	if old != nil && !old.Deleted && retentionOf(old.Metadata).protects(e.cfg.Now(), false) {
+		nv, _ := e.newVersion()
+		vid = versionIDOf(nv)
 	}
 	m := e.mapFor(tenant, container)
 	pg := pgOf(m, tenant, container, key)
@@ -264,14 +276,14 @@ func (e *Engine) adopt(ctx context.Context, tenant, container, key, vid string) 
 		rec.Version, _ = e.newVersion()
 		replaced, err := e.artifactWrite(tenant, container, versionKey(key, vid), drives, m.Policy.WriteQuorum()).latest(ctx, &rec, nil, present(drives))
 		if err != nil {
-			return false, fmt.Errorf("engine: version %s: %w", container, err)
+			return "", fmt.Errorf("engine: version %s: %w", container, err)
 		}
 		rb, ra := liveSize(replaced)
 		e.usage(tenant, rec.Size-rb, 1-ra)
 	} else {
 		a, err := e.artifactAt(tenant, container, key, loc, cur)
 		if err != nil {
-			return false, err
+			return "", err
 		}
 		r := a.Reader(ctx, 0, a.Info.Size)
 		_, err = e.put(ctx, tenant, container, key, vid, r, PutOptions{
@@ -279,14 +291,14 @@ func (e *Engine) adopt(ctx context.Context, tenant, container, key, vid string) 
 		})
 		r.Close()
 		if err != nil {
-			return false, fmt.Errorf("engine: version %s: %w", container, err)
+			return "", fmt.Errorf("engine: version %s: %w", container, err)
 		}
 	}
 	defer e.lockPointer(tenant, container, key)()
 	if err := e.point(ctx, tenant, container, key, vid, cur.Size, cur.ETag, time.Unix(0, cur.Modified), false, false); err != nil {
-		return false, err
+		return "", err
 	}
-	return true, nil
+	return vid, nil
 }
 
 // point writes key's pointer to version vid (a deleted one for a delete
@@ -744,8 +756,12 @@ func (e *Engine) CompleteUploadVersion(ctx context.Context, tenant, container, k
 	if err != nil {
 		return ArtifactInfo{}, err
 	}
-	if _, err := e.adopt(ctx, tenant, container, key, vid); err != nil {
+	got, err := e.adopt(ctx, tenant, container, key, vid)
+	if err != nil {
 		return ArtifactInfo{}, err
+	}
+	if got != "" {
+		vid = got // a fresh id if vid was a locked null version
 	}
 	// The completion marker goes: settling it later would see the key's
 	// pointer, not the artifact, and drop what part records a failed

@@ -491,3 +491,52 @@ func TestVersionChangesTakeKeyLock(t *testing.T) {
 		t.Fatalf("locks taken %q, want the key's lock %q twice", rec.names, want)
 	}
 }
+
+// TestAdoptKeepsLockedNullVersion: a plain record written over a
+// versioned key (an unversioned write under a stale versioning state)
+// is adopted by the next versioned write. When the key's null version is
+// under retention or legal hold, it is not replaced: the plain record
+// becomes a version of its own, and every version keeps its bytes.
+func TestAdoptKeepsLockedNullVersion(t *testing.T) {
+	for _, lock := range []string{"compliance", "legalhold"} {
+		t.Run(lock, func(t *testing.T) {
+			r := newRig(t, rigOptions{drives: 6})
+			ctx := t.Context()
+			r.vput(t, "k", []byte("v0 null"), Unversioned)
+			r.vput(t, "k", []byte("v1"), VersioningEnabled) // v0 becomes the stored null version
+			var err error
+			if lock == "compliance" {
+				err = r.e.SetRetention(ctx, "t", "c", "k", NullVersion, Retention{Mode: RetentionCompliance, Until: time.Now().Add(time.Hour)}, false)
+			} else {
+				err = r.e.SetLegalHold(ctx, "t", "c", "k", NullVersion, true)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.vput(t, "k", []byte("v2 stale"), Unversioned) // a plain record over the pointer
+			r.vput(t, "k", []byte("v3"), VersioningEnabled) // adopts it
+			if got, err := r.vget(t, "k", NullVersion); err != nil || string(got) != "v0 null" {
+				t.Fatalf("null version: %q, %v; want the locked %q", got, err, "v0 null")
+			}
+			if got, err := r.vget(t, "k", ""); err != nil || string(got) != "v3" {
+				t.Fatalf("current: %q, %v; want v3", got, err)
+			}
+			res, err := r.e.ListVersions(ctx, "t", "c", VersionListOptions{Prefix: "k"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var bodies []string
+			for _, v := range res.Versions {
+				b, err := r.vget(t, "k", v.VersionID)
+				if err != nil {
+					t.Fatalf("version %s: %v", v.VersionID, err)
+				}
+				bodies = append(bodies, string(b))
+			}
+			slices.Sort(bodies)
+			if want := []string{"v0 null", "v1", "v2 stale", "v3"}; !slices.Equal(bodies, want) {
+				t.Fatalf("versions hold %q, want %q", bodies, want)
+			}
+		})
+	}
+}
