@@ -648,6 +648,10 @@ func TestListVersionsManyVersions(t *testing.T) {
 	if got := strip(all(10, "m", deleted)); !slices.Equal(got, want[i:]) {
 		t.Fatalf("resumed after the deleted %s: %d versions, want %d", deleted, len(got), len(want[i:]))
 	}
+	// A marker past 2262 (ids hold unsigned nanoseconds) lists all of m.
+	if got := strip(all(10, "m", strings.Repeat("f", 32))); !slices.Equal(got, want) {
+		t.Fatalf("resumed after ffff...: %d versions, want all %d", len(got), len(want))
+	}
 	// Resumed after the null version: m is done.
 	if got := strip(all(10, "m", NullVersion)); len(got) != 0 {
 		t.Fatalf("resumed after null: %v", got)
