@@ -768,12 +768,44 @@ func (e *Engine) versionsPage(ctx context.Context, tenant, container, key string
 	if more {
 		out = out[:need]
 	}
+	// Without a pointer naming it, the latest is the newest: the first
+	// listed, if none lies at or above the bound.
+	firstIsNewest := !bounded
+	if latest == "" && bounded && len(out) > 0 {
+		above, err := e.versionAbove(ctx, tenant, container, base, bound)
+		if err != nil {
+			return nil, false, err
+		}
+		firstIsNewest = !above && (null == nil || posOf(*null).before(bound))
+	}
 	for i := range out {
-		if out[i].VersionID == latest || latest == "" && !bounded && i == 0 {
+		if out[i].VersionID == latest || latest == "" && firstIsNewest && i == 0 {
 			out[i].IsLatest = true
 		}
 	}
 	return out, more, nil
+}
+
+// versionAbove reports whether a live id of base (a key and NUL) lists
+// before bound or at it (is not older).
+func (e *Engine) versionAbove(ctx context.Context, tenant, container, base string, bound listPos) (bool, error) {
+	g := e.newMerger(tenant, container, base, base+fmt.Sprintf("%016x", bound.t))
+	for _, c := range g.cursors {
+		c.limit = 16
+	}
+	for {
+		k, rec, ok, err := g.next(ctx)
+		if err != nil || !ok {
+			return false, err
+		}
+		vid := k[len(base):]
+		if vid == NullVersion || !ValidVersionID(vid) || rec.Deleted {
+			continue
+		}
+		if !(listPos{vidTime(vid), vid}).before(bound) {
+			return true, g.finish()
+		}
+	}
 }
 
 // versionWindow reads the version records of base (a key and NUL) after
