@@ -180,6 +180,18 @@ func (s *Store) BucketConfig(ctx context.Context, tenant, container, kind string
 	return d, ok, nil
 }
 
+// FreshBucketConfig is BucketConfig for a write that acts on the
+// document (versioning, object lock): it reflects every change that
+// returned on any node before the call, also on a node that was paused
+// or cut off meanwhile (Fresh), or fails wrapping meta.ErrUnavailable.
+func (s *Store) FreshBucketConfig(ctx context.Context, tenant, container, kind string) ([]byte, bool, error) {
+	if err := s.Fresh(ctx); err != nil {
+		return nil, false, err
+	}
+	d, ok := s.fsm.config(tenant, container, kind)
+	return d, ok, nil
+}
+
 // LocalBucketConfig is BucketConfig from this node's state alone, never
 // asking the leader: for lookups unauthenticated requests cause (CORS
 // preflights) and per-request ones. Set and delete return only once every

@@ -12,7 +12,9 @@
 //
 // cluster implements the interfaces its consumers declare and imports
 // none of them: a Store is a tenant.Store (limits and usage), an s3.Keys
-// (LookupKey), an s3.BucketConfigs (bucket configuration documents), an
+// (LookupKey), an s3.BucketConfigs (bucket configuration documents;
+// FreshBucketConfig serves writes from a state proven current by a
+// leader read index at most once a second, fresh.go), an
 // engine.ContainerStore, an engine.UploadLocker (LockUpload: the
 // per-upload leases of uploadlease.go, which serialise a multipart
 // upload's operations across nodes, and fence their writes:

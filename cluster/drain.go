@@ -63,6 +63,11 @@ func (f *fsm) drain(c drainCmd) error {
 			return fmt.Errorf("%w: drive %s is not registered", ErrRefused, id)
 		}
 	}
+	if !c.Undo {
+		if err := f.drainHolds(c.Drives); err != nil {
+			return err
+		}
+	}
 	for _, id := range c.Drives {
 		if c.Undo {
 			delete(f.draining, id)
@@ -72,6 +77,35 @@ func (f *fsm) drain(c drainCmd) error {
 			f.draining = make(map[string]bool)
 		}
 		f.draining[id] = true
+	}
+	return nil
+}
+
+// drainHolds checks that the drives left once ids drain too (registered,
+// not draining) can hold the erasure set: the operator's policy needs
+// its k+m drives, the default one shrinks down to one drive. It runs in
+// the FSM, so that of two drains proposed at once through two nodes,
+// each allowed alone, the second applied is refused (probe M3: both were
+// recorded and no map could be planned). Called with f.mu held.
+func (f *fsm) drainHolds(ids []string) error {
+	rest := 0
+	for _, n := range f.nodes {
+		for _, d := range n.Drives {
+			if !f.draining[d.ID] && !slices.Contains(ids, d.ID) {
+				rest++
+			}
+		}
+	}
+	var cur *placement.Map
+	if len(f.maps) > 0 {
+		cur = f.maps[len(f.maps)-1]
+	}
+	switch {
+	case rest == 0:
+		return fmt.Errorf("%w: draining %s would leave no drive", ErrRefused, strings.Join(ids, ", "))
+	case cur != nil && cur.Chosen && rest < cur.Policy.SetSize():
+		return fmt.Errorf("%w: draining %s would leave %d drives; the erasure policy %s needs %d (set-erasure a smaller one first)",
+			ErrRefused, strings.Join(ids, ", "), rest, cur.Policy, cur.Policy.SetSize())
 	}
 	return nil
 }
@@ -212,24 +246,8 @@ func (s *Store) Drain(ctx context.Context, node, drive string, undo bool) (Drain
 			ids = append(ids, d.ID)
 		}
 	}
-	if !undo {
-		// Would the rest hold the erasure set?
-		draining := s.fsm.drainingDrives()
-		var rest []placement.Drive
-		for _, d := range s.mapDrives() {
-			if !slices.Contains(ids, string(d.ID)) && !slices.Contains(draining, string(d.ID)) {
-				rest = append(rest, d)
-			}
-		}
-		cur := s.fsm.currentMap()
-		switch {
-		case len(rest) == 0:
-			return DrainStatus{}, fmt.Errorf("%w: draining %s would leave no drive", ErrRefused, strings.Join(ids, ", "))
-		case cur != nil && cur.Chosen && len(rest) < cur.Policy.SetSize():
-			return DrainStatus{}, fmt.Errorf("%w: draining %s would leave %d drives; the erasure policy %s needs %d (set-erasure a smaller one first)",
-				ErrRefused, strings.Join(ids, ", "), len(rest), cur.Policy, cur.Policy.SetSize())
-		}
-	}
+	// Whether the rest holds the erasure set is checked by the FSM
+	// (drainHolds), against the drains applied before this one.
 	if err := s.applyCmd(ctx, cmdDrain, drainCmd{Drives: ids, Undo: undo}); err != nil {
 		return DrainStatus{}, err
 	}

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/vaultaire/vaultaire/placement"
 )
@@ -131,5 +133,60 @@ func TestDrainRefusals(t *testing.T) {
 	}
 	if m := s.Map(); len(m.Drives) != 8 || len(s.Drains().Drives) != 0 {
 		t.Fatalf("after undo: %d drives, drains %v; want 8 and none", len(m.Drives), s.Drains().Drives)
+	}
+}
+
+// TestDrainRaceThroughTwoNodes: with policy 2+2 over three nodes of two
+// drives, draining one node is allowed and draining two is not. Two
+// drains sent at once through two nodes: exactly one is recorded, the
+// other is refused with ErrRefused (across the forwarding wire), and the
+// map is planned over the four drives left. A drain command whose node
+// checked before the other drain was applied is refused by the FSM
+// itself (probe M3: both were recorded and the map could not be
+// planned).
+func TestDrainRaceThroughTwoNodes(t *testing.T) {
+	nodes, _ := startStores(t, 3)
+	ctx := t.Context()
+	if _, err := nodes[0].store.SetErasure(ctx, placement.Policy{Data: 2, Parity: 2}, 0); err != nil {
+		t.Fatal(err)
+	}
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() {
+			nd := nodes[i+1]
+			_, errs[i] = nd.store.Drain(ctx, nd.member.Name, "", false)
+		})
+	}
+	wg.Wait()
+	won := slices.IndexFunc(errs, func(err error) bool { return err == nil })
+	if won < 0 || !errors.Is(errs[1-won], ErrRefused) {
+		t.Fatalf("concurrent drains of n2 and n3: %v, want one success and one ErrRefused", errs)
+	}
+	winner, loser := nodes[won+1], nodes[2-won]
+	for _, nd := range nodes {
+		st := nd.store
+		deadline := time.Now().Add(10 * time.Second)
+		for len(st.Drains().Drives) != 2 || len(st.Map().Drives) != 4 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: drains %v, map over %d drives; want %s's 2 drives draining and a map over 4", nd.member.Name, st.Drains().Drives, len(st.Map().Drives), winner.member.Name)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if mapHasNode(st.Map(), winner.member.Name) {
+			t.Fatalf("%s: the map still places on the drained %s", nd.member.Name, winner.member.Name)
+		}
+	}
+	// The loser's command, as a node sends it whose check ran before the
+	// winner's drain was applied.
+	var ids []string
+	for _, d := range loser.member.Drives {
+		ids = append(ids, d.ID)
+	}
+	if err := loser.store.applyCmd(ctx, cmdDrain, drainCmd{Drives: ids}); !errors.Is(err, ErrRefused) {
+		t.Fatalf("a second drain applied after the first: %v, want ErrRefused", err)
+	}
+	if d := nodes[0].store.Drains().Drives; len(d) != 2 {
+		t.Fatalf("drains after the refused command: %v, want only %s's", d, winner.member.Name)
 	}
 }

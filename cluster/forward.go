@@ -67,6 +67,7 @@ var wireErrors = []struct {
 	{"PublicNameTaken", meta.ErrPublicNameTaken},
 	{"ConfigChanged", meta.ErrConfigChanged},
 	{"DriveMoved", ErrDriveMoved}, // remotedrive.go
+	{"Refused", ErrRefused},
 }
 
 type applyAnswer struct {
@@ -359,11 +360,15 @@ func (s *Store) serveAwait(w http.ResponseWriter, r *http.Request) {
 // has applied the log up to index. It is best effort by design: a node
 // that is down or cut off cannot be waited for without making a deletion
 // impossible while any node is away. Such a node is behind by at most
-// what it missed while away, and syncs on its next lookup miss.
+// what it missed while away, and syncs on its next lookup miss. When a
+// node does not confirm, spread lasts at least freshWindow, so that the
+// node's last sync cannot still make it fresh (fresh.go) once the caller
+// returns.
 func (s *Store) spread(ctx context.Context, index uint64) {
 	if s.verifier == nil {
 		return // a single node: nothing to wait for
 	}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, spreadWait+time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -374,6 +379,12 @@ func (s *Store) spread(ctx context.Context, index uint64) {
 		wg.Go(func() {
 			if err := s.awaitNode(ctx, n.RPCAddr, index); err != nil {
 				s.log.Warn("cluster: a node did not confirm a removal", "node", n.Name, "index", index, "err", err)
+				t := time.NewTimer(time.Until(start.Add(freshWindow)))
+				defer t.Stop()
+				select {
+				case <-ctx.Done():
+				case <-t.C:
+				}
 			}
 		})
 	}

@@ -128,6 +128,7 @@ type Store struct {
 	sealer   cipher.AEAD       // seals key secrets in the log; nil without a secret
 	httpc    *http.Client      // forwards writes to the leader
 	syncs    chan struct{}     // bounds concurrent syncWithLeader calls
+	fresh    freshness         // when this node last proved itself current (fresh.go)
 
 	closeOnce sync.Once
 	closeErr  error

@@ -36,10 +36,11 @@ type rigOptions struct {
 	drives     int
 	stripeSize int64
 	noSync     bool
-	policy     placement.Policy // zero: placement.DefaultPolicy(drives)
-	width      int              // the map's stripe width (stripe.go); 0: unstriped
-	remote     int              // the last this many drives are of class remote
-	storage    string           // every container's storage policy (layout.go); "": local
+	policy     placement.Policy                  // zero: placement.DefaultPolicy(drives)
+	width      int                               // the map's stripe width (stripe.go); 0: unstriped
+	remote     int                               // the last this many drives are of class remote
+	storage    string                            // every container's storage policy (layout.go); "": local
+	wrap       func(driver.Driver) driver.Driver // if set, wraps each drive (after the fault injector)
 }
 
 func newRig(t testing.TB, o rigOptions) *rig {
@@ -67,6 +68,9 @@ func newRig(t testing.TB, o rigOptions) *rig {
 			pdrives[i].Class = driver.ClassRemote
 		}
 		drives[id] = f
+		if o.wrap != nil {
+			drives[id] = o.wrap(f)
+		}
 	}
 	pol, err := placement.DefaultPolicy(o.drives)
 	if err != nil {

@@ -37,8 +37,17 @@ type cursor struct {
 	d      driver.Driver
 	buf    []driver.Record
 	after  string // index key to continue after
+	limit  int    // records per ListRecords; 0 means listBatch
 	done   bool
 	failed error
+}
+
+// batch is how many records the cursor asks its drive for at a time.
+func (c *cursor) batch() int {
+	if c.limit > 0 {
+		return c.limit
+	}
+	return listBatch
 }
 
 // needsFill reports whether the cursor's buffer is empty and its drive
@@ -54,7 +63,7 @@ type batch struct {
 // next reads the cursor's next batch. It does not change the cursor (it
 // may still run, as a straggler, once the listing moved on).
 func (c *cursor) next(ctx context.Context, prefix string) batch {
-	recs, err := c.d.ListRecords(ctx, prefix, c.after, listBatch)
+	recs, err := c.d.ListRecords(ctx, prefix, c.after, c.batch())
 	return batch{recs, err}
 }
 
@@ -73,7 +82,7 @@ func (c *cursor) apply(b batch) {
 		return
 	}
 	c.buf = recs
-	if len(recs) < listBatch {
+	if len(recs) < c.batch() {
 		c.done = true
 	}
 	if len(recs) > 0 {

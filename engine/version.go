@@ -52,8 +52,11 @@ import (
 // the key's next write or delete.
 //
 // Version ids are the hex of the version's first record version (time
-// then random bytes), or "null". ListVersions reads every version of one
-// key into memory at a time.
+// then random bytes), or "null". ListVersions lists a key's versions
+// newest first by that time (the null version by its modification
+// time); a key with more than maxGroupRead versions is paged by seeking
+// backwards in time windows, so a page reads about as many records as
+// it lists, however many versions the key has.
 
 // Versioning is a container's versioning state.
 type Versioning uint8
@@ -249,14 +252,26 @@ func (e *Engine) putVersioned(ctx context.Context, tenant, container, key string
 // by a multipart completion), its version vid: the record moves to the
 // version key, sharing its shard files (copied instead when inline or
 // placed under an older map), and the key gets a pointer to it. It
-// reports whether there was one.
-func (e *Engine) adopt(ctx context.Context, tenant, container, key, vid string) (bool, error) {
+// returns the version id the record got, "" if there was none. A version
+// vid under retention or legal hold is never replaced: the record
+// becomes a new version of its own instead (a locked null version and a
+// plain record both exist after a write under a stale versioning state,
+// probe H2/H5; nothing is lost, nothing locked is overwritten).
+func (e *Engine) adopt(ctx context.Context, tenant, container, key, vid string) (string, error) {
 	loc, cur, err := e.locate(ctx, tenant, container, key)
 	if err != nil {
-		return false, fmt.Errorf("engine: version %s: %w", container, err)
+		return "", fmt.Errorf("engine: version %s: %w", container, err)
 	}
 	if cur == nil || cur.Deleted || cur.Pointer {
-		return false, nil
+		return "", nil
+	}
+	_, old, err := e.locate(ctx, tenant, container, versionKey(key, vid))
+	if err != nil {
+		return "", fmt.Errorf("engine: version %s: %w", container, err)
+	}
+	if old != nil && !old.Deleted && retentionOf(old.Metadata).protects(e.cfg.Now(), false) {
+		nv, _ := e.newVersion()
+		vid = versionIDOf(nv)
 	}
 	m := e.mapFor(tenant, container)
 	pg := pgOf(m, tenant, container, key)
@@ -267,14 +282,14 @@ func (e *Engine) adopt(ctx context.Context, tenant, container, key, vid string) 
 		rec.Version, _ = e.newVersion()
 		replaced, err := e.artifactWrite(tenant, container, versionKey(key, vid), drives, m.Policy.WriteQuorum()).latest(ctx, &rec, nil, present(drives))
 		if err != nil {
-			return false, fmt.Errorf("engine: version %s: %w", container, err)
+			return "", fmt.Errorf("engine: version %s: %w", container, err)
 		}
 		rb, ra := liveSize(replaced)
 		e.usage(tenant, rec.Size-rb, 1-ra)
 	} else {
 		a, err := e.artifactAt(tenant, container, key, loc, cur)
 		if err != nil {
-			return false, err
+			return "", err
 		}
 		r := a.Reader(ctx, 0, a.Info.Size)
 		_, err = e.put(ctx, tenant, container, key, vid, r, PutOptions{
@@ -282,14 +297,14 @@ func (e *Engine) adopt(ctx context.Context, tenant, container, key, vid string) 
 		})
 		r.Close()
 		if err != nil {
-			return false, fmt.Errorf("engine: version %s: %w", container, err)
+			return "", fmt.Errorf("engine: version %s: %w", container, err)
 		}
 	}
 	defer e.lockPointer(tenant, container, key)()
 	if err := e.point(ctx, tenant, container, key, vid, cur.Size, cur.ETag, time.Unix(0, cur.Modified), false, false); err != nil {
-		return false, err
+		return "", err
 	}
-	return true, nil
+	return vid, nil
 }
 
 // claim is the version a pointer names, with what the pointer keeps of it.
@@ -602,6 +617,9 @@ func (e *Engine) ListVersions(ctx context.Context, tenant, container string, opt
 		after, resumeKey = justBefore(opts.KeyMarker), opts.KeyMarker
 	}
 	gr := &groupReader{g: e.newMerger(tenant, container, opts.Prefix, after)}
+	for _, c := range gr.g.cursors {
+		c.limit = min(limit+maxGroupRead+1, listBatch) // a small page needs no more
+	}
 	var res VersionListResult
 	count := 0
 walk:
@@ -627,13 +645,27 @@ walk:
 				continue
 			}
 		}
-		own, vers, err := gr.group(ctx, key)
+		marker := ""
+		if key == resumeKey {
+			marker = opts.VersionIDMarker
+		}
+		own, vers, complete, err := gr.groupUpTo(ctx, key, maxGroupRead)
 		if err != nil {
 			return VersionListResult{}, err
 		}
-		vs := groupVersions(key, own, vers)
-		if key == resumeKey {
-			vs = resumeAfter(vs, opts.VersionIDMarker)
+		var vs []VersionInfo
+		more := false
+		if complete {
+			vs = groupVersions(key, own, vers)
+			if marker != "" {
+				vs = resumeAfter(vs, marker)
+			}
+		} else {
+			// Many versions: this page's few are found by seeking.
+			gr.skipTo(key + "\x00" + maxKeySentinel)
+			if vs, more, err = e.versionsPage(ctx, tenant, container, key, own, marker, limit-count); err != nil {
+				return VersionListResult{}, err
+			}
 		}
 		for _, v := range vs {
 			if count == limit {
@@ -643,6 +675,10 @@ walk:
 			res.Versions = append(res.Versions, v)
 			res.NextKey, res.NextVersion = v.Key, v.VersionID
 			count++
+		}
+		if more {
+			res.Truncated = true
+			break
 		}
 	}
 	if err := gr.g.finish(); err != nil {
@@ -680,23 +716,231 @@ func justBefore(s string) string {
 	return s[:len(s)-1] + string([]byte{s[len(s)-1] - 1}) + maxKeySentinel
 }
 
-// resumeAfter drops the versions up to and including vid. A vid no longer
-// listed is placed by its time (a "null" one: the whole key is done).
+// resumeAfter drops the versions up to and including vid (vs in listing
+// order). A vid no longer listed is placed by its time (a "null" one: the
+// whole key is done).
 func resumeAfter(vs []VersionInfo, vid string) []VersionInfo {
 	if i := slices.IndexFunc(vs, func(v VersionInfo) bool { return v.VersionID == vid }); i >= 0 {
 		return vs[i+1:]
 	}
-	b, err := hex.DecodeString(vid)
-	if err != nil || len(b) < 8 {
+	if vid == NullVersion {
 		return nil
 	}
-	t := time.Unix(0, int64(binary.BigEndian.Uint64(b[:8])))
+	bound := listPos{vidTime(vid), vid}
 	for i, v := range vs {
-		if v.Modified.Before(t) || v.Modified.Equal(t) && v.VersionID < vid {
+		if posOf(v).before(bound) {
 			return vs[i:]
 		}
 	}
 	return nil
+}
+
+// Versions of a key are listed newest first by their position: a version
+// id's own time (its first 8 bytes, the time of the version's first
+// write) then the id, the null version by its modification time. Ids
+// sort by time in the index, so a page of a key with many versions is
+// found by seeking (versionsPage) instead of reading them all; a key with
+// up to maxGroupRead versions is read whole, as before.
+
+// maxGroupRead is how many version records of one key a listing reads in
+// one go; a key with more is paged by seeking.
+var maxGroupRead = 256
+
+// listPos is a version's position in a listing: newer is greater.
+type listPos struct {
+	t   uint64 // unix nanoseconds
+	vid string
+}
+
+// before reports whether p lists after q (is older).
+func (p listPos) before(q listPos) bool {
+	if p.t != q.t {
+		return p.t < q.t
+	}
+	return p.vid < q.vid
+}
+
+// vidTime is the time in a version id (the unsigned nanoseconds of its
+// first 8 bytes: an id past 2262 stays after every real one).
+func vidTime(vid string) uint64 {
+	b, err := hex.DecodeString(vid)
+	if err != nil || len(b) < 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b[:8])
+}
+
+func posOf(v VersionInfo) listPos {
+	if v.VersionID == NullVersion {
+		return listPos{uint64(max(v.Modified.UnixNano(), 0)), v.VersionID}
+	}
+	return listPos{vidTime(v.VersionID), v.VersionID}
+}
+
+// versionsPage returns up to need versions of key, newest first, after
+// version marker ("" for the newest), and whether more follow, reading
+// about as many records as it returns: the null version (key's own
+// record own, or its version key), then the ids below the marker in
+// windows of time growing backwards from it (1 s, 2 s, 4 s, ...), each
+// read in index order keeping only its newest records.
+func (e *Engine) versionsPage(ctx context.Context, tenant, container, key string, own *record, marker string, need int) ([]VersionInfo, bool, error) {
+	var null *VersionInfo
+	latest := ""
+	switch {
+	case own != nil && own.Pointer:
+		latest = pointerTarget(own)
+	case own != nil && !own.Deleted:
+		latest = NullVersion
+		null = &VersionInfo{Key: key, VersionID: NullVersion, Size: own.Size, ETag: own.ETag, Modified: time.Unix(0, own.Modified)}
+	}
+	if null == nil {
+		_, r, err := e.locate(ctx, tenant, container, versionKey(key, NullVersion))
+		if err != nil {
+			return nil, false, fmt.Errorf("engine: list versions: %w", err)
+		}
+		if r != nil && !r.Deleted {
+			null = &VersionInfo{Key: key, VersionID: NullVersion, Size: r.Size, ETag: r.ETag, Modified: time.Unix(0, r.Modified), DeleteMarker: r.Marker, stored: true}
+		}
+	}
+	bound, bounded := listPos{}, false
+	switch {
+	case marker == NullVersion && null == nil:
+		return nil, false, nil // as resumeAfter: the key is done
+	case marker == NullVersion:
+		bound, bounded = posOf(*null), true
+	case marker != "":
+		bound, bounded = listPos{vidTime(marker), marker}, true
+	}
+	// The ids below the bound, newest first: need+1 of them tell whether
+	// more follow.
+	want := need + 1
+	var ids []VersionInfo
+	hiTime := uint64(e.cfg.Now().Add(time.Minute).UnixNano()) // clocks of other nodes may run ahead
+	if bounded {
+		hiTime = bound.t
+	}
+	base := key + "\x00"
+	span := uint64(time.Second)
+	upper := "" // the next window ends at this index key (inclusive); "" means none
+	for len(ids) < want {
+		lo := ""
+		if hiTime > span {
+			lo = base + fmt.Sprintf("%016x", hiTime-span)
+		}
+		win, err := e.versionWindow(ctx, tenant, container, base, lo, upper, bound, bounded, want-len(ids))
+		if err != nil {
+			return nil, false, err
+		}
+		ids = append(ids, win...)
+		if lo == "" {
+			break
+		}
+		upper = lo // the windows before covered what sorts after it
+		span *= 2
+	}
+	// Merge the null version in by its position.
+	out := ids
+	if null != nil && (!bounded || posOf(*null).before(bound)) {
+		i := slices.IndexFunc(ids, func(v VersionInfo) bool { return posOf(v).before(posOf(*null)) })
+		if i < 0 {
+			i = len(ids)
+		}
+		out = slices.Insert(slices.Clone(ids), i, *null)
+	}
+	more := len(out) > need
+	if more {
+		out = out[:need]
+	}
+	// Without a pointer naming it, the latest is the newest: the first
+	// listed, if none lies at or above the bound.
+	firstIsNewest := !bounded
+	if latest == "" && bounded && len(out) > 0 {
+		above, err := e.versionAbove(ctx, tenant, container, base, bound)
+		if err != nil {
+			return nil, false, err
+		}
+		firstIsNewest = !above && (null == nil || posOf(*null).before(bound))
+	}
+	for i := range out {
+		if out[i].VersionID == latest || latest == "" && firstIsNewest && i == 0 {
+			out[i].IsLatest = true
+		}
+	}
+	return out, more, nil
+}
+
+// versionAbove reports whether a live id of base (a key and NUL) lists
+// before bound or at it (is not older).
+func (e *Engine) versionAbove(ctx context.Context, tenant, container, base string, bound listPos) (bool, error) {
+	g := e.newMerger(tenant, container, base, base+fmt.Sprintf("%016x", bound.t))
+	for _, c := range g.cursors {
+		c.limit = 16
+	}
+	for {
+		k, rec, ok, err := g.next(ctx)
+		if err != nil || !ok {
+			return false, err
+		}
+		vid := k[len(base):]
+		if vid == NullVersion || !ValidVersionID(vid) || rec.Deleted {
+			continue
+		}
+		if !(listPos{vidTime(vid), vid}).before(bound) {
+			return true, g.finish()
+		}
+	}
+}
+
+// versionWindow reads the version records of base (a key and NUL) after
+// index key lo ("" from the first) up to upper ("" for no limit),
+// and returns the newest keep of the live ids among them below bound (if
+// bounded), newest first.
+func (e *Engine) versionWindow(ctx context.Context, tenant, container, base, lo, upper string, bound listPos, bounded bool, keep int) ([]VersionInfo, error) {
+	after := lo
+	if after == "" {
+		after = base
+	}
+	g := e.newMerger(tenant, container, base, after)
+	for _, c := range g.cursors {
+		c.limit = min(keep+1, listBatch) // what lies past the window is read in vain
+	}
+	ring := make([]VersionInfo, 0, keep)
+	start := 0 // ring is full from here on, oldest at start
+	for {
+		k, rec, ok, err := g.next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || upper != "" && k > upper {
+			break
+		}
+		vid := k[len(base):]
+		if vid == NullVersion || !ValidVersionID(vid) {
+			continue
+		}
+		v := VersionInfo{Key: base[:len(base)-1], VersionID: vid, Size: rec.Size, ETag: rec.ETag,
+			Modified: time.Unix(0, rec.Modified), DeleteMarker: rec.Marker, stored: true}
+		if bounded && !posOf(v).before(bound) {
+			break // ids ascend: the rest lie above the bound too
+		}
+		if rec.Deleted {
+			continue
+		}
+		if len(ring) < keep {
+			ring = append(ring, v)
+			continue
+		}
+		ring[start] = v
+		start = (start + 1) % keep
+	}
+	if err := g.finish(); err != nil {
+		return nil, err
+	}
+	out := make([]VersionInfo, 0, len(ring))
+	for i := range ring {
+		out = append(out, ring[(start+len(ring)-1-i)%len(ring)])
+	}
+	return out, nil
 }
 
 // rawVersion is one version key's newest record in a walk.
@@ -727,10 +971,14 @@ func groupVersions(key string, own *record, vers []rawVersion) []VersionInfo {
 			Modified: time.Unix(0, v.rec.Modified), DeleteMarker: v.rec.Marker, stored: true})
 	}
 	slices.SortStableFunc(out, func(a, b VersionInfo) int {
-		if c := b.Modified.Compare(a.Modified); c != 0 {
-			return c
+		pa, pb := posOf(a), posOf(b)
+		switch {
+		case pb.before(pa):
+			return -1
+		case pa.before(pb):
+			return 1
 		}
-		return strings.Compare(b.VersionID, a.VersionID)
+		return 0
 	})
 	i := slices.IndexFunc(out, func(v VersionInfo) bool { return v.VersionID == latest })
 	if i < 0 && len(out) > 0 {
@@ -796,6 +1044,31 @@ func (r *groupReader) group(ctx context.Context, key string) (own *record, vers 
 	}
 }
 
+// groupUpTo is group reading at most max version records: complete
+// reports whether it read the whole group (else the walk is left inside
+// it).
+func (r *groupReader) groupUpTo(ctx context.Context, key string, max int) (own *record, vers []rawVersion, complete bool, err error) {
+	for {
+		p, err := r.read(ctx)
+		if err != nil || p == nil {
+			return own, vers, true, err
+		}
+		if baseKey(p.key) != key {
+			r.peek = p
+			return own, vers, true, nil
+		}
+		if p.key == key {
+			own = p.rec
+			continue
+		}
+		if len(vers) == max {
+			r.peek = p
+			return own, vers, false, nil
+		}
+		vers = append(vers, rawVersion{vid: p.key[len(key)+1:], rec: p.rec})
+	}
+}
+
 // skipTo continues after key.
 func (r *groupReader) skipTo(key string) {
 	if r.peek != nil && r.peek.key <= key {
@@ -827,8 +1100,12 @@ func (e *Engine) CompleteUploadVersion(ctx context.Context, tenant, container, k
 	if err != nil {
 		return ArtifactInfo{}, err
 	}
-	if _, err := e.adopt(ctx, tenant, container, key, vid); err != nil {
+	got, err := e.adopt(ctx, tenant, container, key, vid)
+	if err != nil {
 		return ArtifactInfo{}, err
+	}
+	if got != "" {
+		vid = got // a fresh id if vid was a locked null version
 	}
 	// The completion marker goes: settling it later would see the key's
 	// pointer, not the artifact, and drop what part records a failed

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -490,4 +491,184 @@ func TestVersionChangesTakeKeyLock(t *testing.T) {
 	if len(rec.names) != 2 || rec.names[0] != want || rec.names[1] != want {
 		t.Fatalf("locks taken %q, want the key's lock %q twice", rec.names, want)
 	}
+}
+
+// TestAdoptKeepsLockedNullVersion: a plain record written over a
+// versioned key (an unversioned write under a stale versioning state)
+// is adopted by the next versioned write. When the key's null version is
+// under retention or legal hold, it is not replaced: the plain record
+// becomes a version of its own, and every version keeps its bytes.
+func TestAdoptKeepsLockedNullVersion(t *testing.T) {
+	for _, lock := range []string{"compliance", "legalhold"} {
+		t.Run(lock, func(t *testing.T) {
+			r := newRig(t, rigOptions{drives: 6})
+			ctx := t.Context()
+			r.vput(t, "k", []byte("v0 null"), Unversioned)
+			r.vput(t, "k", []byte("v1"), VersioningEnabled) // v0 becomes the stored null version
+			var err error
+			if lock == "compliance" {
+				err = r.e.SetRetention(ctx, "t", "c", "k", NullVersion, Retention{Mode: RetentionCompliance, Until: time.Now().Add(time.Hour)}, false)
+			} else {
+				err = r.e.SetLegalHold(ctx, "t", "c", "k", NullVersion, true)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.vput(t, "k", []byte("v2 stale"), Unversioned) // a plain record over the pointer
+			r.vput(t, "k", []byte("v3"), VersioningEnabled) // adopts it
+			if got, err := r.vget(t, "k", NullVersion); err != nil || string(got) != "v0 null" {
+				t.Fatalf("null version: %q, %v; want the locked %q", got, err, "v0 null")
+			}
+			if got, err := r.vget(t, "k", ""); err != nil || string(got) != "v3" {
+				t.Fatalf("current: %q, %v; want v3", got, err)
+			}
+			res, err := r.e.ListVersions(ctx, "t", "c", VersionListOptions{Prefix: "k"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var bodies []string
+			for _, v := range res.Versions {
+				b, err := r.vget(t, "k", v.VersionID)
+				if err != nil {
+					t.Fatalf("version %s: %v", v.VersionID, err)
+				}
+				bodies = append(bodies, string(b))
+			}
+			slices.Sort(bodies)
+			if want := []string{"v0 null", "v1", "v2 stale", "v3"}; !slices.Equal(bodies, want) {
+				t.Fatalf("versions hold %q, want %q", bodies, want)
+			}
+		})
+	}
+}
+
+// listCounter counts the index records its drive returns to listings.
+type listCounter struct {
+	driver.Driver
+	n *atomic.Int64
+}
+
+func (c listCounter) ListRecords(ctx context.Context, prefix, after string, limit int) ([]driver.Record, error) {
+	recs, err := c.Driver.ListRecords(ctx, prefix, after, limit)
+	c.n.Add(int64(len(recs)))
+	return recs, err
+}
+
+// TestListVersionsManyVersions: a key with many versions (a null version
+// from before versioning, delete markers, versions deleted by id, and
+// minutes to hours between writes) lists page by page, at every page
+// size, exactly as the versions were written, newest first, with
+// continuous markers, also resumed after a version since deleted; and a
+// page deep inside the key reads a bounded number of index records, not
+// every version of the key (probe M6).
+func TestListVersionsManyVersions(t *testing.T) {
+	old := maxGroupRead
+	maxGroupRead = 16 // keys with more versions are paged by seeking
+	t.Cleanup(func() { maxGroupRead = old })
+	var listed atomic.Int64
+	r := newRig(t, rigOptions{drives: 6, noSync: true, wrap: func(d driver.Driver) driver.Driver { return listCounter{d, &listed} }})
+	ctx := t.Context()
+	now := time.Now().Add(-30 * 24 * time.Hour)
+	r.e.cfg.Now = func() time.Time { return now }
+	tick := func(i int) { now = now.Add(time.Duration(1+i%5*37) * time.Minute) } // uneven gaps
+	const n = 600
+	type ver struct {
+		key, vid string
+		marker   bool
+	}
+	var want []ver // newest last
+	r.vput(t, "a", []byte("a"), VersioningEnabled)
+	r.vput(t, "m", []byte("null"), Unversioned)
+	want = append(want, ver{"m", NullVersion, false})
+	var deleted string
+	for i := range n {
+		tick(i)
+		switch {
+		case i%97 == 50:
+			res, err := r.e.DeleteVersion(ctx, "t", "c", "m", DeleteOptions{Versioning: VersioningEnabled})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, ver{"m", res.VersionID, true})
+		case i%113 == 70:
+			j := len(want) - 3
+			if _, err := r.e.DeleteVersion(ctx, "t", "c", "m", DeleteOptions{Versioning: VersioningEnabled, VersionID: want[j].vid}); err != nil {
+				t.Fatal(err)
+			}
+			deleted = want[j].vid
+			want = slices.Delete(want, j, j+1)
+		default:
+			info := r.vput(t, "m", []byte(fmt.Sprint(i)), VersioningEnabled)
+			want = append(want, ver{"m", info.VersionID, false})
+		}
+	}
+	tick(0)
+	r.vput(t, "z", []byte("z"), VersioningEnabled)
+	slices.Reverse(want)
+	// The full listing: a, m's versions newest first, z.
+	all := func(limit int, keyMarker, idMarker string) []ver {
+		var got []ver
+		for pages := 0; ; pages++ {
+			if pages > 2*n {
+				t.Fatalf("limit %d: more than %d pages", limit, 2*n)
+			}
+			res, err := r.e.ListVersions(ctx, "t", "c", VersionListOptions{Limit: limit, KeyMarker: keyMarker, VersionIDMarker: idMarker})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Versions) > limit || res.Truncated && len(res.Versions) == 0 {
+				t.Fatalf("limit %d: page of %d versions, truncated %v", limit, len(res.Versions), res.Truncated)
+			}
+			for _, v := range res.Versions {
+				if v.Key == "m" && v.IsLatest != (v.VersionID == want[0].vid) {
+					t.Fatalf("limit %d: %s IsLatest %v", limit, v.VersionID, v.IsLatest)
+				}
+				got = append(got, ver{v.Key, v.VersionID, v.DeleteMarker})
+			}
+			if !res.Truncated {
+				return got
+			}
+			if last := res.Versions[len(res.Versions)-1]; res.NextKey != last.Key || res.NextVersion != last.VersionID {
+				t.Fatalf("limit %d: next markers %q %q, want the last listed %q %q", limit, res.NextKey, res.NextVersion, last.Key, last.VersionID)
+			}
+			keyMarker, idMarker = res.NextKey, res.NextVersion
+		}
+	}
+	strip := func(vs []ver) []ver {
+		return slices.DeleteFunc(slices.Clone(vs), func(v ver) bool { return v.key != "m" })
+	}
+	for _, limit := range []int{1, 7, 100, 1000} {
+		got := all(limit, "", "")
+		if len(got) != len(want)+2 || got[0].key != "a" || got[len(got)-1].key != "z" || !slices.Equal(strip(got), want) {
+			t.Fatalf("limit %d: listed %d versions, want %d (first %v, last %v)", limit, len(got), len(want)+2, got[:min(3, len(got))], got[max(0, len(got)-3):])
+		}
+	}
+	// Resumed after a version since deleted: placed by its time.
+	i := slices.IndexFunc(want, func(v ver) bool { return v.vid < deleted && v.vid != NullVersion })
+	if got := strip(all(10, "m", deleted)); !slices.Equal(got, want[i:]) {
+		t.Fatalf("resumed after the deleted %s: %d versions, want %d", deleted, len(got), len(want[i:]))
+	}
+	// A marker past 2262 (ids hold unsigned nanoseconds) lists all of m.
+	if got := strip(all(10, "m", strings.Repeat("f", 32))); !slices.Equal(got, want) {
+		t.Fatalf("resumed after ffff...: %d versions, want all %d", len(got), len(want))
+	}
+	// Resumed after the null version: m is done.
+	if got := strip(all(10, "m", NullVersion)); len(got) != 0 {
+		t.Fatalf("resumed after null: %v", got)
+	}
+	// A page deep inside m reads about a page of records per drive, not
+	// m's versions: the older code read all of them on every drive.
+	mid := want[len(want)/2].vid
+	listed.Store(0)
+	res, err := r.e.ListVersions(ctx, "t", "c", VersionListOptions{Limit: 5, KeyMarker: "m", VersionIDMarker: mid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Versions) != 5 || res.Versions[0].VersionID != want[len(want)/2+1].vid {
+		t.Fatalf("page after %s: %+v", mid, res.Versions)
+	}
+	if got, all := listed.Load(), int64(6*(n+1)); got > all/3 {
+		t.Fatalf("a page of 5 read %d index records; all of m's are %d", got, all)
+	}
+	t.Logf("a page of 5 deep in %d versions read %d index records", n, listed.Load())
 }

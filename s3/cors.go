@@ -19,6 +19,11 @@ type BucketConfigs interface {
 	// LocalBucketConfig is BucketConfig from this node's state alone
 	// (no round trip: it serves unauthenticated requests).
 	LocalBucketConfig(tenant, bucket, kind string) ([]byte, bool)
+	// FreshBucketConfig is BucketConfig for a write acting on the
+	// document: as of every change that returned on any node, also on a
+	// node that was paused or cut off since (it syncs with the leader at
+	// most once a second under load).
+	FreshBucketConfig(ctx context.Context, tenant, bucket, kind string) ([]byte, bool, error)
 	// PutBucketConfig sets a document; DeleteBucketConfig removes it.
 	PutBucketConfig(ctx context.Context, tenant, bucket, kind string, doc []byte) error
 	// PutBucketConfigIf is PutBucketConfig applied only if the bucket's

@@ -68,7 +68,11 @@ func (op *operation) deleteObjects() error {
 	}
 	errs := make([]error, len(req.Objects))
 	dels := make([]engine.DeleteResult, len(req.Objects))
-	versioning, bypass := op.versioning(), op.bypassGovernance()
+	versioning, err := op.versioning()
+	if err != nil {
+		return err
+	}
+	bypass := op.bypassGovernance()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

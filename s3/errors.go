@@ -106,6 +106,7 @@ var (
 	errConfigConflict       = &Error{http.StatusConflict, "OperationAborted", "A conflicting conditional operation is currently in progress against this resource. Please try again."}
 	errMalformedPolicy      = &Error{http.StatusBadRequest, "MalformedPolicy", "Policies must be valid JSON with a Statement."}
 	errPolicyTooLarge       = &Error{http.StatusBadRequest, "MalformedPolicy", "Policies cannot exceed 20 KB."}
+	errPolicyPrincipal      = &Error{http.StatusBadRequest, "MalformedPolicy", `Invalid principal in policy: only Principal "*" (anonymous read) is supported. A tenant reaches only its own buckets (bucket names are per tenant), so a grant naming another tenant or account could not be used.`}
 	errNoSuchBucketPolicy   = &Error{http.StatusNotFound, "NoSuchBucketPolicy", "The bucket policy does not exist"}
 	errPolicyNotImplemented = &Error{http.StatusNotImplemented, "NotImplemented", `Only policies allowing anonymous s3:GetObject are supported: Effect "Allow", Principal "*", Action "s3:GetObject", Resource "arn:aws:s3:::BUCKET/*", no Condition.`}
 	errPostAnonymous        = &Error{http.StatusForbidden, "AccessDenied", "Bucket POST must contain a policy and its signature: anonymous uploads are not allowed."}

@@ -193,7 +193,10 @@ func lockErr(err error) error {
 }
 
 func (l *lifecycleStore) ExpireCurrent(ctx context.Context, c lifecycle.Container, v lifecycle.Version) error {
-	state := l.s.versioningOf(c.Tenant, c.Name)
+	state, err := l.s.versioningOf(ctx, c.Tenant, c.Name)
+	if err != nil {
+		return err
+	}
 	cond := func(cur *engine.ArtifactInfo) error {
 		if cur == nil || cur.ETag != v.ETag {
 			return lifecycle.ErrChanged
@@ -216,7 +219,11 @@ func (l *lifecycleStore) ExpireCurrent(ctx context.Context, c lifecycle.Containe
 }
 
 func (l *lifecycleStore) DeleteVersion(ctx context.Context, c lifecycle.Container, key, vid string) error {
-	res, err := l.s.cfg.Engine.DeleteVersion(ctx, c.Tenant, c.Name, key, engine.DeleteOptions{Versioning: l.s.versioningOf(c.Tenant, c.Name), VersionID: vid})
+	state, err := l.s.versioningOf(ctx, c.Tenant, c.Name)
+	if err != nil {
+		return err
+	}
+	res, err := l.s.cfg.Engine.DeleteVersion(ctx, c.Tenant, c.Name, key, engine.DeleteOptions{Versioning: state, VersionID: vid})
 	if err != nil {
 		return lockErr(err)
 	}

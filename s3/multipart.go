@@ -217,11 +217,15 @@ func (op *operation) completeUpload(uploadID string) error {
 	if err != nil {
 		return err
 	}
+	state, err := op.versioning()
+	if err != nil {
+		return err
+	}
 	var info engine.ArtifactInfo
 	if cond != nil {
-		info, err = op.s.cfg.Engine.CompleteUploadIf(op.ctx, op.tenant, op.bucket, op.key, uploadID, parts, finish, cond, op.versioning())
+		info, err = op.s.cfg.Engine.CompleteUploadIf(op.ctx, op.tenant, op.bucket, op.key, uploadID, parts, finish, cond, state)
 	} else {
-		info, err = op.s.cfg.Engine.CompleteUploadVersion(op.ctx, op.tenant, op.bucket, op.key, uploadID, parts, finish, op.versioning())
+		info, err = op.s.cfg.Engine.CompleteUploadVersion(op.ctx, op.tenant, op.bucket, op.key, uploadID, parts, finish, state)
 	}
 	if err != nil {
 		return err

@@ -164,7 +164,10 @@ func (op *operation) putObject() error {
 	if u.opts.Condition, err = op.writeCondition(false); err != nil {
 		return err
 	}
-	u.opts.Versioning, u.opts.Retention = op.versioning(), retention
+	if u.opts.Versioning, err = op.versioning(); err != nil {
+		return err
+	}
+	u.opts.Retention = retention
 	ctx, cancel := context.WithTimeout(context.Background(), op.s.cfg.BodyTimeout)
 	defer cancel()
 	info, err := op.s.cfg.Engine.Put(ctx, op.tenant, op.bucket, op.key, u.body, u.opts)
@@ -469,7 +472,10 @@ func (op *operation) copyObject() error {
 	if err := op.drainBody(0); err != nil {
 		return err
 	}
-	opts := engine.CopyOptions{SourceVersionID: op.copySourceVersion(), Versioning: op.versioning()}
+	opts := engine.CopyOptions{SourceVersionID: op.copySourceVersion()}
+	if opts.Versioning, err = op.versioning(); err != nil {
+		return err
+	}
 	if opts.Retention, err = op.writeRetention(); err != nil {
 		return err
 	}

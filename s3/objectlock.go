@@ -1,8 +1,10 @@
 package s3
 
 import (
+	"context"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -76,7 +78,25 @@ func (s *Server) objectLock(tenant, bucket string) *objectLockConfiguration {
 	if s.cfg.Configs == nil {
 		return nil
 	}
-	doc, ok := s.cfg.Configs.LocalBucketConfig(tenant, bucket, objectLockKind)
+	return parseObjectLock(s.cfg.Configs.LocalBucketConfig(tenant, bucket, objectLockKind))
+}
+
+// freshObjectLock is objectLock for a write, which acts on it (the
+// default retention a new version gets): as of every change that
+// returned through any node (FreshBucketConfig, as versioningOf).
+func (s *Server) freshObjectLock(ctx context.Context, tenant, bucket string) (*objectLockConfiguration, error) {
+	if s.cfg.Configs == nil {
+		return nil, nil
+	}
+	doc, ok, err := s.cfg.Configs.FreshBucketConfig(ctx, tenant, bucket, objectLockKind)
+	if err != nil {
+		return nil, fmt.Errorf("s3: object lock of %s: %w", bucket, err)
+	}
+	return parseObjectLock(doc, ok), nil
+}
+
+// parseObjectLock parses a stored object lock document (ok: present).
+func parseObjectLock(doc []byte, ok bool) *objectLockConfiguration {
 	if !ok {
 		return nil
 	}
@@ -181,7 +201,10 @@ func retainUntil(v string) (time.Time, bool) {
 func (op *operation) writeRetention() (*engine.Retention, error) {
 	h := &op.r.fctx.Request.Header
 	mode, until, hold := string(h.Peek("x-amz-object-lock-mode")), string(h.Peek("x-amz-object-lock-retain-until-date")), string(h.Peek("x-amz-object-lock-legal-hold"))
-	lock := op.s.objectLock(op.tenant, op.bucket)
+	lock, err := op.s.freshObjectLock(op.ctx, op.tenant, op.bucket)
+	if err != nil {
+		return nil, err
+	}
 	if lock == nil {
 		if mode != "" || until != "" || hold != "" {
 			return nil, errNoBucketLock

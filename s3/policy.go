@@ -17,7 +17,17 @@ import (
 // arn:aws:s3:::BUCKET/* (each a string or a list of them; Sid allowed).
 // Anything else (Deny, Condition, NotAction, NotPrincipal, other actions,
 // principals or resources) is NotImplemented rather than stored and not
-// enforced; a body that is not a JSON policy is MalformedPolicy. A stored
+// enforced; a body that is not a JSON policy is MalformedPolicy.
+//
+// A Principal naming anyone (another tenant, an account ARN, a canonical
+// user, a service) is refused with MalformedPolicy "Invalid principal",
+// as AWS refuses a principal it cannot resolve. A tenant's signed
+// requests reach only its own buckets: bucket names are per tenant (two
+// tenants may each have "photos"), so a grant to tenant B on tenant A's
+// bucket would need a cross-tenant way of addressing it, which does not
+// exist; storing the grant would accept a policy nothing enforces.
+// Sharing across tenants is anonymous read (this policy or public-read),
+// or a key of the owning tenant. A stored
 // policy (document kind "policy") claims the bucket's name across tenants
 // as public-read does (acl.go, anonymous.go).
 
@@ -115,7 +125,7 @@ func checkStatement(st map[string]json.RawMessage, bucket string) error {
 	var star string
 	if json.Unmarshal(st["Principal"], &star) == nil {
 		if star != "*" {
-			return errPolicyNotImplemented
+			return errPolicyPrincipal
 		}
 	} else {
 		var pr map[string]json.RawMessage
@@ -128,7 +138,7 @@ func checkStatement(st map[string]json.RawMessage, bucket string) error {
 				return err
 			}
 			if k != "AWS" || len(l) != 1 || l[0] != "*" {
-				return errPolicyNotImplemented
+				return errPolicyPrincipal // another tenant, an account, a service
 			}
 		}
 		if len(pr) == 0 {

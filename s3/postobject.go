@@ -444,7 +444,9 @@ func (op *operation) postObject() error {
 	if opts.Retention, err = op.writeRetention(); err != nil {
 		return err
 	}
-	opts.Versioning = op.versioning()
+	if opts.Versioning, err = op.versioning(); err != nil {
+		return err
+	}
 	limit, err := op.admitUpload(-1, 1)
 	if err != nil {
 		return err

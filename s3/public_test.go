@@ -277,7 +277,13 @@ func TestBucketPolicy(t *testing.T) {
 		{stmt(`{"Effect":"Allow","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::pol/*"}`), "NotImplemented"},
 		{stmt(`{"Effect":"Allow","Principal":"*","Action":["s3:GetObject","s3:ListBucket"],"Resource":"arn:aws:s3:::pol/*"}`), "NotImplemented"},
 		{stmt(`{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::pol/*"}`), "NotImplemented"},
-		{stmt(`{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::bob:root"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::pol/*"}`), "NotImplemented"},
+		// A principal naming another tenant (or anyone) cannot be
+		// enforced: bucket names are per tenant (policy.go).
+		{stmt(`{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::bob:root"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::pol/*"}`), "MalformedPolicy"},
+		{stmt(`{"Effect":"Allow","Principal":{"AWS":"bob"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::pol/*"}`), "MalformedPolicy"},
+		{stmt(`{"Effect":"Allow","Principal":{"AWS":["*","arn:aws:iam::bob:root"]},"Action":"s3:GetObject","Resource":"arn:aws:s3:::pol/*"}`), "MalformedPolicy"},
+		{stmt(`{"Effect":"Allow","Principal":{"CanonicalUser":"bob"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::pol/*"}`), "MalformedPolicy"},
+		{stmt(`{"Effect":"Allow","Principal":"bob","Action":"s3:GetObject","Resource":"arn:aws:s3:::pol/*"}`), "MalformedPolicy"},
 		{stmt(`{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::other/*"}`), "NotImplemented"},
 		{stmt(`{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::pol/a/*"}`), "NotImplemented"},
 		{stmt(`{"Effect":"Allow","Principal":"*","NotAction":"s3:PutObject","Resource":"arn:aws:s3:::pol/*"}`), "NotImplemented"},

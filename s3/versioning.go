@@ -2,8 +2,10 @@ package s3
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -83,13 +85,33 @@ func (op *operation) getBucketVersioning() error {
 	return nil
 }
 
-// versioningOf returns a bucket's versioning state from this node's copy
-// of the bucket configuration.
-func (s *Server) versioningOf(tenant, bucket string) engine.Versioning {
+// versioningOf returns a bucket's versioning state for a write, which
+// acts on it: as of every change that returned through any node, also on
+// a node that was paused or cut off meanwhile (FreshBucketConfig; probe
+// H5: a resumed node wrote unversioned over a versioned key and a
+// version was lost).
+func (s *Server) versioningOf(ctx context.Context, tenant, bucket string) (engine.Versioning, error) {
+	if s.cfg.Configs == nil {
+		return engine.Unversioned, nil
+	}
+	doc, ok, err := s.cfg.Configs.FreshBucketConfig(ctx, tenant, bucket, versioningKind)
+	if err != nil {
+		return engine.Unversioned, fmt.Errorf("s3: versioning of %s: %w", bucket, err)
+	}
+	return versioningState(doc, ok), nil
+}
+
+// localVersioning is a bucket's versioning state from this node's copy,
+// for what does not act on it (response headers of reads).
+func (s *Server) localVersioning(tenant, bucket string) engine.Versioning {
 	if s.cfg.Configs == nil {
 		return engine.Unversioned
 	}
-	doc, ok := s.cfg.Configs.LocalBucketConfig(tenant, bucket, versioningKind)
+	return versioningState(s.cfg.Configs.LocalBucketConfig(tenant, bucket, versioningKind))
+}
+
+// versioningState is the state a versioning document (ok: present) says.
+func versioningState(doc []byte, ok bool) engine.Versioning {
 	switch {
 	case !ok:
 		return engine.Unversioned
@@ -129,12 +151,14 @@ func (op *operation) putConfigChecked(cs BucketConfigs, kind string, doc []byte,
 	return errConfigConflict
 }
 
-func (op *operation) versioning() engine.Versioning { return op.s.versioningOf(op.tenant, op.bucket) }
+func (op *operation) versioning() (engine.Versioning, error) {
+	return op.s.versioningOf(op.ctx, op.tenant, op.bucket)
+}
 
 // versionHeader sets x-amz-version-id for a version written or read; an
 // object of a versioned bucket stored before versioning is "null".
 func (op *operation) versionHeader(vid string) {
-	if vid == "" && op.versioning() != engine.Unversioned {
+	if vid == "" && op.s.localVersioning(op.tenant, op.bucket) != engine.Unversioned {
 		vid = engine.NullVersion
 	}
 	if vid != "" {
@@ -175,7 +199,11 @@ func (op *operation) deleteVersioned() error {
 	if err != nil {
 		return err
 	}
-	res, err := op.s.cfg.Engine.DeleteVersion(op.ctx, op.tenant, op.bucket, op.key, engine.DeleteOptions{Versioning: op.versioning(), VersionID: vid, BypassGovernance: op.bypassGovernance(), Condition: cond})
+	state, err := op.versioning()
+	if err != nil {
+		return err
+	}
+	res, err := op.s.cfg.Engine.DeleteVersion(op.ctx, op.tenant, op.bucket, op.key, engine.DeleteOptions{Versioning: state, VersionID: vid, BypassGovernance: op.bypassGovernance(), Condition: cond})
 	if err != nil {
 		return err
 	}

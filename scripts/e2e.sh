@@ -84,6 +84,33 @@ check "s3api delete-object adds a delete marker" bash -c "aws --endpoint-url '$e
 check "s3api head-object of a deleted key fails" bash -c "! aws --endpoint-url '$endpoint' s3api head-object --bucket photos --key ver.txt"
 check "anonymous request is AccessDenied" bash -c "curl -s '$endpoint/photos/meta.txt' | grep -q '<Code>AccessDenied</Code>'"
 
+# ACL and policy basics with s3api: owner-only ACLs, public-read, anonymous
+# s3:GetObject by policy; grants to others refused with their S3 error code.
+fails_with() { # fails_with CODE COMMAND...: the command fails and prints the S3 error code
+	local code=$1; shift
+	! "$@" >"$work/fw.out" 2>&1 && grep -q "($code)" "$work/fw.out" || { cat "$work/fw.out"; return 1; }
+}
+pol() { echo "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":$2,\"Action\":\"s3:GetObject\",\"Resource\":\"arn:aws:s3:::$1/*\"}]}"; }
+check "s3api get-bucket-acl: owner FULL_CONTROL" bash -c "[ \"\$(aws --endpoint-url '$endpoint' s3api get-bucket-acl --bucket photos --query 'Grants[].Permission' --output text)\" = FULL_CONTROL ]"
+check "s3api put-object --acl bucket-owner-full-control" awss3 s3api put-object --bucket photos --key acl.txt --body "$work/tree/a/f2" --acl bucket-owner-full-control
+check "s3api put-object-acl private" awss3 s3api put-object-acl --bucket photos --key acl.txt --acl private
+check "s3api get-object-acl: owner FULL_CONTROL" bash -c "[ \"\$(aws --endpoint-url '$endpoint' s3api get-object-acl --bucket photos --key acl.txt --query 'Grants[].Permission' --output text)\" = FULL_CONTROL ]"
+check "s3api put-bucket-acl public-read-write is NotImplemented" fails_with NotImplemented awss3 s3api put-bucket-acl --bucket photos --acl public-read-write
+check "s3api put-bucket-acl --grant-read to another is NotImplemented" fails_with NotImplemented awss3 s3api put-bucket-acl --bucket photos --grant-read id=globex
+check "s3api create-bucket --acl public-read" awss3 s3api create-bucket --bucket cli-public --acl public-read
+check "s3api put-object into the public-read bucket" awss3 s3api put-object --bucket cli-public --key p.txt --body "$work/tree/a/f2"
+check "anonymous GET of a public-read bucket" bash -c "curl -fs '$endpoint/cli-public/p.txt' | cmp - '$work/tree/a/f2'"
+check "anonymous PUT into a public-read bucket is AccessDenied" bash -c "curl -s -X PUT --data x '$endpoint/cli-public/evil' | grep -q '<Code>AccessDenied</Code>'"
+check "s3api put-bucket-acl private" awss3 s3api put-bucket-acl --bucket cli-public --acl private
+check "anonymous GET after private is AccessDenied" bash -c "curl -s '$endpoint/cli-public/p.txt' | grep -q '<Code>AccessDenied</Code>'"
+check "s3api put-bucket-policy naming another tenant is MalformedPolicy" fails_with MalformedPolicy awss3 s3api put-bucket-policy --bucket cli-public --policy "$(pol cli-public '{"AWS":"arn:aws:iam::globex:root"}')"
+check "s3api get-bucket-policy: none stored" fails_with NoSuchBucketPolicy awss3 s3api get-bucket-policy --bucket cli-public
+check "s3api put-bucket-policy anonymous s3:GetObject" awss3 s3api put-bucket-policy --bucket cli-public --policy "$(pol cli-public '"*"')"
+check "s3api get-bucket-policy-status: public" bash -c "[ \"\$(aws --endpoint-url '$endpoint' s3api get-bucket-policy-status --bucket cli-public --query PolicyStatus.IsPublic --output text)\" = True ]"
+check "anonymous GET allowed by the policy" bash -c "curl -fs '$endpoint/cli-public/p.txt' | cmp - '$work/tree/a/f2'"
+check "s3api delete-bucket-policy" awss3 s3api delete-bucket-policy --bucket cli-public
+check "anonymous GET after the policy's deletion is AccessDenied" bash -c "curl -s '$endpoint/cli-public/p.txt' | grep -q '<Code>AccessDenied</Code>'"
+
 check "boto3 suite" python3 scripts/e2e_boto3.py "$endpoint" "$work/acme.json" "$work/globex.json"
 
 kill -TERM "$pid"

@@ -130,6 +130,65 @@ try:
 except urllib.error.HTTPError as e:
     check("anonymous GET is 403 AccessDenied", e.code == 403 and b"AccessDenied" in e.read())
 
+
+def anonymous(method, path, body=None):
+    """An unsigned request: (status, body)."""
+    req = urllib.request.Request(f"{endpoint}{path}", data=body, method=method)
+    try:
+        with urllib.request.urlopen(req, context=urlctx) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+# ACLs: owner-only ones are accepted and returned; grants to others are NotImplemented.
+grants = lambda acl: [(g["Grantee"].get("Type"), g["Permission"]) for g in acl["Grants"]]
+check("bucket ACL is the owner's FULL_CONTROL", grants(a.get_bucket_acl(Bucket="boto-a")) == [("CanonicalUser", "FULL_CONTROL")])
+a.put_bucket_acl(Bucket="boto-a", ACL="private")
+a.put_object(Bucket="boto-a", Key="acl", Body=b"x", ACL="bucket-owner-full-control")
+check("object ACL is the owner's FULL_CONTROL", grants(a.get_object_acl(Bucket="boto-a", Key="acl")) == [("CanonicalUser", "FULL_CONTROL")])
+a.put_object_acl(Bucket="boto-a", Key="acl", ACL="private")
+expect_code("bucket ACL public-read-write", "NotImplemented", a.put_bucket_acl, Bucket="boto-a", ACL="public-read-write")
+expect_code("object ACL public-read", "NotImplemented", a.put_object_acl, Bucket="boto-a", Key="acl", ACL="public-read")
+expect_code("ACL grant to another account", "NotImplemented", a.put_bucket_acl, Bucket="boto-a", GrantRead='id="globex"')
+expect_code("put with a public-read object ACL", "NotImplemented", a.put_object, Bucket="boto-a", Key="acl2", Body=b"x", ACL="public-read")
+expect_code("ACL of a missing key", "NoSuchKey", a.get_object_acl, Bucket="boto-a", Key="nope")
+
+# A public-read bucket serves anonymous GETs, nothing else; back to private, it serves none.
+a.create_bucket(Bucket="boto-pr", ACL="public-read")
+a.put_object(Bucket="boto-pr", Key="p", Body=b"read me")
+check("public-read ACL has the AllUsers READ grant", ("Group", "READ") in grants(a.get_bucket_acl(Bucket="boto-pr")))
+check("anonymous GET of a public-read bucket", anonymous("GET", "/boto-pr/p") == (200, b"read me"))
+check("anonymous PUT into a public-read bucket is 403", anonymous("PUT", "/boto-pr/evil", b"x")[0] == 403)
+check("anonymous listing of a public-read bucket is 403", anonymous("GET", "/boto-pr?list-type=2")[0] == 403)
+b.create_bucket(Bucket="boto-pr")
+expect_code("another tenant's public-read of a public name", "OperationAborted", b.put_bucket_acl, Bucket="boto-pr", ACL="public-read")
+b.delete_bucket(Bucket="boto-pr")
+a.put_bucket_acl(Bucket="boto-pr", ACL="private")
+check("anonymous GET after private is 403", anonymous("GET", "/boto-pr/p")[0] == 403)
+
+# Bucket policy: anonymous s3:GetObject only; a principal naming another tenant is refused.
+def policy(bucket, principal, action="s3:GetObject"):
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": principal, "Action": action, "Resource": f"arn:aws:s3:::{bucket}/*"}]})
+a.create_bucket(Bucket="boto-pol")
+a.put_object(Bucket="boto-pol", Key="p", Body=b"by policy")
+expect_code("policy naming another tenant", "MalformedPolicy", a.put_bucket_policy, Bucket="boto-pol",
+            Policy=policy("boto-pol", {"AWS": "arn:aws:iam::globex:root"}))
+expect_code("policy naming an account id", "MalformedPolicy", a.put_bucket_policy, Bucket="boto-pol", Policy=policy("boto-pol", {"AWS": "123456789012"}))
+expect_code("policy allowing s3:PutObject", "NotImplemented", a.put_bucket_policy, Bucket="boto-pol", Policy=policy("boto-pol", "*", "s3:PutObject"))
+expect_code("policy that is not JSON", "MalformedPolicy", a.put_bucket_policy, Bucket="boto-pol", Policy="{not json")
+expect_code("no policy stored after refusals", "NoSuchBucketPolicy", a.get_bucket_policy, Bucket="boto-pol")
+check("anonymous GET without a policy is 403", anonymous("GET", "/boto-pol/p")[0] == 403)
+a.put_bucket_policy(Bucket="boto-pol", Policy=policy("boto-pol", "*"))
+check("policy read back", json.loads(a.get_bucket_policy(Bucket="boto-pol")["Policy"])["Statement"][0]["Principal"] == "*")
+check("policy status is public", a.get_bucket_policy_status(Bucket="boto-pol")["PolicyStatus"]["IsPublic"] is True)
+check("anonymous GET allowed by the policy", anonymous("GET", "/boto-pol/p") == (200, b"by policy"))
+check("anonymous DELETE with the policy is 403", anonymous("DELETE", "/boto-pol/p")[0] == 403)
+expect_code("tenant b cannot read a's policy bucket signed", "NoSuchBucket", b.get_object, Bucket="boto-pol", Key="p")
+a.delete_bucket_policy(Bucket="boto-pol")
+check("anonymous GET after the policy's deletion is 403", anonymous("GET", "/boto-pol/p")[0] == 403)
+
 if ca:
     # HTTPS: a multipart transfer (12 MB > the 8 MiB threshold), listing,
     # a presigned URL read with the CA, and a client without the CA refused.

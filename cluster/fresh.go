@@ -1,0 +1,144 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/vaultaire/vaultaire/meta"
+)
+
+// Fresh state for writes.
+//
+// A node answers most lookups from its own FSM. For the bucket
+// configuration a write acts on (versioning, object lock) that is not
+// enough: a node paused (SIGSTOP) or cut off while versioning was enabled
+// through another node would, once it resumes, write as if the bucket
+// were still unversioned and destroy a version (probe H5). So a write
+// reads that configuration through Fresh, which answers from local state
+// only while this node has recently proven itself current:
+//
+//   - A sync (a leader read index: syncIndex on a follower, VerifyLeader
+//     on the leader) started at time t brings the FSM up to every write
+//     the leader had applied by then, which includes every write
+//     acknowledged to a client before t. The node is then fresh until
+//     t + freshWindow by its monotonic clock, which keeps running while
+//     the process is stopped: a resumed node is stale and syncs first.
+//   - A configuration change returns only once every node has applied
+//     it, or after at least spreadWait (> freshWindow) from its apply
+//     (spread). A node that did not confirm it synced last before the
+//     change was applied, so its window has closed by the time any client
+//     learns of the change: its next write syncs and sees it.
+//
+// Concurrent callers share one sync; a node under write load syncs at
+// most once per freshWindow (one small RPC to the leader), and a single
+// node without peers never does. A sync that fails (no leader, leader
+// unreachable) fails the write with meta.ErrUnavailable: the client
+// retries, rather than a version being written under a guessed state. A
+// node paused after its check and before its write is not covered (the
+// window of any lease without fencing).
+
+// freshWindow is how long a sync keeps a node fresh. It must stay below
+// spreadWait (see above).
+const freshWindow = time.Second
+
+// freshness tracks when this node last proved itself current.
+type freshness struct {
+	mu    sync.Mutex // guards the following fields
+	until time.Time  // fresh before this (monotonic)
+	call  *freshCall // the sync in progress, if any
+}
+
+// freshCall is one sync in progress; done closes when err is set.
+type freshCall struct {
+	done chan struct{}
+	err  error
+}
+
+// Fresh returns once this node's state reflects every write acknowledged
+// to any client before the call (within freshWindow of a sync), or fails
+// wrapping meta.ErrUnavailable.
+func (s *Store) Fresh(ctx context.Context) error {
+	if s.verifier == nil {
+		return nil // a single node: its state is the state
+	}
+	for {
+		f := &s.fresh
+		f.mu.Lock()
+		if time.Now().Before(f.until) {
+			f.mu.Unlock()
+			return nil
+		}
+		c := f.call
+		if c == nil {
+			c = &freshCall{done: make(chan struct{})}
+			f.call = c
+			f.mu.Unlock()
+			start := time.Now()
+			c.err = s.syncFresh(context.WithoutCancel(ctx))
+			f.mu.Lock()
+			if c.err == nil {
+				f.until = start.Add(freshWindow)
+			}
+			f.call = nil
+			f.mu.Unlock()
+			close(c.done)
+			return c.err
+		}
+		f.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for a sync with the leader: %w", meta.ErrUnavailable, context.Cause(ctx))
+		case <-c.done:
+		}
+		if c.err != nil {
+			return c.err
+		}
+		// The sync started before this call, so it may not cover a write
+		// acknowledged in between: check the window again (it normally
+		// holds, and a sync that outlasted it is redone).
+	}
+}
+
+// syncFresh brings this node up to the leader's applied state: a leader
+// confirms it still leads and applies its log, a follower asks the leader
+// for its applied index and waits to apply as far (each bounded by
+// syncTimeout). A node resumed from a pause may be between leaders for a
+// moment (its election timer fired, or it was the leader and is deposed):
+// it retries, for up to noLeaderWait, as forwarded writes do.
+func (s *Store) syncFresh(ctx context.Context) error {
+	giveUp := time.Now().Add(noLeaderWait)
+	for {
+		err := s.syncOnce(ctx)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(giveUp) {
+			return fmt.Errorf("%w: %w", meta.ErrUnavailable, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", meta.ErrUnavailable, err)
+		case <-time.After(forwardRetry):
+		}
+	}
+}
+
+func (s *Store) syncOnce(ctx context.Context) error {
+	if s.raft.State() != raft.Leader {
+		return s.syncIndex(ctx)
+	}
+	// A new leader may not have applied what its predecessor
+	// acknowledged yet: everything in its log is, or will be, committed
+	// once it is confirmed as leader.
+	last := s.raft.LastIndex()
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	return s.waitApplied(ctx, last)
+}
