@@ -223,7 +223,24 @@ func (l *lifecycleStore) DeleteVersion(ctx context.Context, c lifecycle.Containe
 	if err != nil {
 		return err
 	}
-	res, err := l.s.cfg.Engine.DeleteVersion(ctx, c.Tenant, c.Name, key, engine.DeleteOptions{Versioning: state, VersionID: vid})
+	// Only while it is not the current version: deleting by id the version
+	// that made it noncurrent makes it current again, after the worker
+	// listed it (probe H3 of session 7). The check and the deletion hold
+	// the key's lock.
+	notCurrent := func(cur *engine.ArtifactInfo) error {
+		if cur == nil {
+			return nil // a delete marker is current, or nothing is
+		}
+		id := cur.VersionID
+		if id == "" {
+			id = engine.NullVersion
+		}
+		if id == vid {
+			return lifecycle.ErrChanged
+		}
+		return nil
+	}
+	res, err := l.s.cfg.Engine.DeleteVersion(ctx, c.Tenant, c.Name, key, engine.DeleteOptions{Versioning: state, VersionID: vid, Condition: notCurrent})
 	if err != nil {
 		return lockErr(err)
 	}

@@ -50,6 +50,7 @@ type Node struct {
 	Endpoint string // http://127.0.0.1:port
 	Engine   *engine.Engine
 	Dirs     []string // drive directories
+	Server   *s3.Server
 }
 
 // Start runs a node until the test ends. tweak, if set, adjusts the S3
@@ -103,6 +104,7 @@ func StartWith(t testing.TB, engineTweak func(*engine.Config), tweak func(*s3.Co
 	if err != nil {
 		t.Fatal(err)
 	}
+	n.Server = srv
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
