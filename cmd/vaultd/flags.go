@@ -34,7 +34,8 @@ type serverFlags struct {
 	eventsParquet bool
 	maxBuckets    int // per tenant; negative: no cap
 	// Client connection caps (s3.Config.MaxConns, MaxConnsPerIP): 0
-	// derives them from RLIMIT_NOFILE, negative is unlimited.
+	// derives them (from RLIMIT_NOFILE; per IP, a quarter of the total),
+	// negative is unlimited.
 	maxConns, maxConnsPerIP int
 	// Bucket lifecycle: a pass every lifecycleInterval, at most
 	// lifecycleRate actions per second; lifecycleDay is a test setting.
@@ -67,7 +68,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.DurationVar(&f.scanInterval, "scan-interval", engine.ScanEvery, "how often the leader (a single node: the node) scans every container for artifacts a drive misses and queues them for healing")
 	fs.IntVar(&f.maxBuckets, "max-buckets", cluster.DefaultMaxContainers, "most buckets one tenant may hold (-1: no cap); in a cluster, the cap of the node a CreateBucket reaches applies")
 	fs.IntVar(&f.maxConns, "max-conns", 0, "most client connections open at once (0: half of the open-file limit; -1: no cap); more are answered 503 and closed")
-	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 0, "most client connections from one IPv4 address (0 or -1: no cap); more are answered 429 and closed")
+	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 0, "most client connections from one IPv4 address or IPv6 /64 (0: a quarter of --max-conns; -1: no cap, e.g. behind a load balancer); more are answered 429 SlowDown and closed")
 	fs.DurationVar(&f.lifecycleInterval, "lifecycle-interval", time.Hour, "how often the leader (a single node: the node) applies the buckets' lifecycle rules (expiry, noncurrent versions, incomplete uploads)")
 	fs.DurationVar(&f.lifecycleDay, "lifecycle-day", 24*time.Hour, "TEST SETTING: the length of a lifecycle \"day\" (e.g. 2s makes a rule of 1 day expire objects after about 2s); leave at 24h in production")
 	fs.Float64Var(&f.lifecycleRate, "lifecycle-rate", 50, "most lifecycle actions (and listing pages) per second")
