@@ -35,7 +35,10 @@
 //
 // Paths under /_vault/ are reserved for the node itself: /_vault/health
 // and the web console's static files under /_vault/console/ (package
-// console; unauthenticated) and /_vault/admin/... (root credentials only).
+// console; unauthenticated), /_vault/metrics (Prometheus text; it names
+// tenants, so only the metrics bearer token or root's signature reads it,
+// unless Config.MetricsOpen) and /_vault/admin/... (root credentials
+// only).
 //
 // Unsigned requests are refused but for two cases. A plain GetObject or
 // HeadObject (no credentials of any kind, no body, no query but x-id) of

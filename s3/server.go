@@ -90,11 +90,15 @@ type Config struct {
 	// Quota, if set, admits uploads per tenant (403 QuotaExceeded).
 	Quota Quota
 	// Metrics, if set, serves GET /_vault/metrics. It carries no secrets
-	// but does name tenants; with MetricsToken set, scrapes must send
+	// but names tenants, so a scrape must authenticate: with
 	// "Authorization: Bearer <MetricsToken>" (Prometheus'
-	// authorization.credentials), otherwise they are unauthenticated.
+	// authorization.credentials) when MetricsToken is set, or as any
+	// request signed (SigV4, header or presigned) by Root. Other tenants
+	// are refused (403 AccessDenied). MetricsOpen serves it to anyone,
+	// unauthenticated: an operator's explicit choice.
 	Metrics      http.Handler
 	MetricsToken string
+	MetricsOpen  bool
 
 	// MaxConns caps the client connections open at once and MaxConnsPerIP
 	// those from one source (an IPv4 address, or an IPv6 /64), over all
