@@ -32,7 +32,8 @@ type serverFlags struct {
 	scrubPeriod   time.Duration // a full scrub pass over each local drive
 	scrubRate     byteSize      // at most this many bytes/s scrubbed per drive
 	eventsParquet bool
-	maxBuckets    int // per tenant; negative: no cap
+	metricsOpen   bool // serve /_vault/metrics unauthenticated
+	maxBuckets    int  // per tenant; negative: no cap
 	// Client connection caps (s3.Config.MaxConns, MaxConnsPerIP): 0
 	// derives them (from RLIMIT_NOFILE; per IP, a quarter of the total),
 	// negative is unlimited.
@@ -81,6 +82,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve S3 over HTTPS on --s3 with this PEM certificate (chain); reloaded on SIGHUP")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert; reloaded on SIGHUP")
 	fs.StringVar(&f.s3HTTP, "s3-http", "", "with --tls-cert: also serve S3 over plain HTTP on this address (for health checks; it serves every request, so bind it where only trusted clients reach)")
+	fs.BoolVar(&f.metricsOpen, "metrics-open", false, "serve /_vault/metrics to anyone, unauthenticated (it names tenants); by default a scrape needs the bearer token from VAULT_METRICS_TOKEN, the file VAULT_METRICS_TOKEN_FILE or metrics-token in the first data directory (generated, mode 0600), or root's signature")
 	fs.BoolVar(&f.eventsParquet, "events-parquet", false, "also convert each rotated access and transaction log file into a Parquet file beside it")
 	fs.Func("remote", "remote S3 drive NAME=https://host[:port]/bucket[/prefix]?region=R (repeatable; single node; keys from VAULT_REMOTE_<NAME>_ACCESS_KEY/_SECRET_KEY or the mode-0600 JSON file VAULT_REMOTE_<NAME>_CREDENTIALS)", func(v string) error {
 		f.remotes = append(f.remotes, v)
