@@ -2,12 +2,20 @@ package s3
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // TestCapConnReleasesOnce: closing a counted connection twice frees one
@@ -91,4 +99,49 @@ func TestCapConnReleasesOnce(t *testing.T) {
 	dial()
 	accept("after a close")
 	refused("over the cap after a double close", dial())
+}
+
+// TestCapListenerKeepsTLS: behind the caps, fasthttp still sees a TLS
+// connection as TLS (RequestCtx.IsTLS, which POST Object's redirect
+// scheme follows, and TLSConnectionState).
+func TestCapListenerKeepsTLS(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &capListener{Listener: tls.NewListener(inner, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}),
+		caps: newConnCaps(10, 5, slog.New(slog.DiscardHandler))}
+	srv := &fasthttp.Server{Handler: func(fctx *fasthttp.RequestCtx) {
+		if fctx.IsTLS() && fctx.TLSConnectionState() != nil {
+			fctx.WriteString("tls")
+		}
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	pool := x509.NewCertPool()
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.AddCert(cert)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := hc.Get("https://" + inner.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(body) != "tls" {
+		t.Fatalf("handler behind the caps: %q, %v; want it to see TLS", body, err)
+	}
 }
