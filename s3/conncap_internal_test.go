@@ -145,3 +145,25 @@ func TestCapListenerKeepsTLS(t *testing.T) {
 		t.Fatalf("handler behind the caps: %q, %v; want it to see TLS", body, err)
 	}
 }
+
+// TestSource: connections are counted per IPv4 address and per IPv6 /64;
+// an IPv4-mapped address counts as its IPv4 address; a non-IP address
+// has no source.
+func TestSource(t *testing.T) {
+	for _, tc := range []struct {
+		addr net.Addr
+		want string // "" means no source
+	}{
+		{&net.TCPAddr{IP: net.ParseIP("127.0.0.2"), Port: 80}, "127.0.0.2"},
+		{&net.TCPAddr{IP: net.ParseIP("::ffff:10.0.0.1"), Port: 1}, "10.0.0.1"},
+		{&net.TCPAddr{IP: net.ParseIP("2001:db8:1:2:aaaa::1"), Port: 5}, "2001:db8:1:2::"},
+		{&net.TCPAddr{IP: net.ParseIP("2001:db8:1:2:bbbb::9"), Port: 6}, "2001:db8:1:2::"},
+		{&net.TCPAddr{IP: net.ParseIP("2001:db8:1:3::1"), Port: 6}, "2001:db8:1:3::"},
+		{&net.UnixAddr{Name: "/tmp/s", Net: "unix"}, ""},
+	} {
+		got, ok := source(tc.addr)
+		if (tc.want == "") != !ok || (ok && got.String() != tc.want) {
+			t.Errorf("source(%v) = %v, %v; want %q", tc.addr, got, ok, tc.want)
+		}
+	}
+}
