@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/chromedp/cdproto/browser"
@@ -296,11 +297,15 @@ func TestConsoleBrowser(t *testing.T) {
 		}
 	}
 
-	// Charts from the node's metrics.
-	step("metrics", chromedp.Click(css("#tab-metrics")),
-		truthy(`document.getElementById("metrics-note").textContent.startsWith("Refreshed")`),
-		chromedp.Sleep(3500*time.Millisecond))
-	shot("metrics")
+	// A tenant has no metrics (they name every tenant), and the node
+	// refuses the tenant's signed scrape.
+	noMetrics, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.getElementById("tab-metrics")`))
+	if err != nil || !noMetrics {
+		t.Fatalf("a tenant's console shows a Metrics tab (%v)", err)
+	}
+	if code := signedStatus(t, "http://"+addr+"/_vault/metrics", tenantAK, tenantSK); code != http.StatusForbidden {
+		t.Fatalf("a tenant's signed GET of /_vault/metrics: status %d, want 403", code)
+	}
 
 	// Delete from the console; the S3 API no longer finds it.
 	step("delete", chromedp.Click(css("#tab-buckets")), chromedp.WaitVisible(css(`tr[data-bucket="photos"] a`)),
@@ -316,6 +321,35 @@ func TestConsoleBrowser(t *testing.T) {
 	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "NotFound" {
 		t.Fatalf("HeadObject after the console deleted it: %v", err)
 	}
+
+	// Root: charts from the node's metrics, read with root's signature.
+	step("logout tenant", chromedp.Click(css("#logout")), chromedp.WaitVisible(css("#login")))
+	loginOK(rootAK, rootSK)
+	step("metrics", chromedp.Click(css("#tab-metrics")),
+		truthy(`document.getElementById("metrics-note").textContent.startsWith("Refreshed")`),
+		chromedp.Sleep(3500*time.Millisecond))
+	shot("metrics")
+}
+
+// signedStatus GETs url signed (SigV4) with ak and sk and returns the
+// status.
+func signedStatus(t *testing.T, url, ak, sk string) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const emptySHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	req.Header.Set("x-amz-content-sha256", emptySHA)
+	if err := v4.NewSigner().SignHTTP(t.Context(), aws.Credentials{AccessKeyID: ak, SecretAccessKey: sk}, req, emptySHA, "s3", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func jsString(s string) string { return fmt.Sprintf("%q", s) }

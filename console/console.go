@@ -3,7 +3,9 @@
 // build step and nothing fetched from elsewhere. Serving the assets needs
 // no credentials; everything the console shows comes from the node's own S3
 // and /_vault/admin endpoints, which the browser signs itself with SigV4
-// (WebCrypto HMAC-SHA256) from keys held only in the page's memory.
+// (WebCrypto HMAC-SHA256) from keys held only in the page's memory. The
+// Metrics tab, which names every tenant, is shown to root only, and reads
+// /_vault/metrics signed with root's keys; the node refuses other tenants.
 //
 // It imports only the standard library and fasthttp; s3 imports it to hand
 // /_vault/console/ requests to Serve.

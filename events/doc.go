@@ -44,7 +44,8 @@
 //	time         string  when the request arrived, RFC 3339 with nanoseconds, UTC
 //	node         string  node that served it
 //	request_id   string  as returned to the client in x-amz-request-id
-//	tenant       string  authenticated tenant, "" if none
+//	tenant       string  authenticated tenant, "" if none; for an anonymous
+//	                     read of a public bucket, the bucket's owner
 //	operation    string  S3 operation ("PutObject", "GetObject", ...); "Unknown"
 //	                     before routing; "Admin", "Health", "Metrics" and
 //	                     "Admin*" for /_vault
@@ -60,10 +61,13 @@
 //	                     streamed download, the time to the response headers
 //	client       string  client address, host:port
 //	user_agent   string  User-Agent header
+//	anonymous    bool    true for an unsigned read of a public bucket, whose
+//	                     tenant is the bucket's owner, not the client (lines
+//	                     written before the field existed lack it)
 //
 // Example:
 //
-//	{"time":"2026-01-02T15:04:05.123456789Z","node":"n1","request_id":"4F1A...","tenant":"alice","operation":"GetObject","bucket":"photos","key":"2026/cat.jpg","bytes_in":0,"bytes_out":48213,"object_size":48213,"status":200,"error_code":"","latency_ms":1.734,"client":"10.0.0.7:51234","user_agent":"aws-sdk-go-v2/1.47.7"}
+//	{"time":"2026-01-02T15:04:05.123456789Z","node":"n1","request_id":"4F1A...","tenant":"alice","operation":"GetObject","bucket":"photos","key":"2026/cat.jpg","bytes_in":0,"bytes_out":48213,"object_size":48213,"status":200,"error_code":"","latency_ms":1.734,"client":"10.0.0.7:51234","user_agent":"aws-sdk-go-v2/1.47.7","anonymous":false}
 //
 // Access lines are best effort: when Config.Buffer events are already
 // queued the next one is dropped and counted (Stats), and a warning is

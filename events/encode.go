@@ -52,6 +52,7 @@ func appendAccess(b []byte, ev *s3.RequestEvent) []byte {
 	b = strconv.AppendFloat(append(b, `,"latency_ms":`...), float64(ev.Latency)/float64(time.Millisecond), 'f', -1, 64)
 	b = appendString(append(b, `,"client":`...), ev.RemoteAddr)
 	b = appendString(append(b, `,"user_agent":`...), ev.UserAgent)
+	b = strconv.AppendBool(append(b, `,"anonymous":`...), ev.Anonymous)
 	return append(b, "}\n"...)
 }
 

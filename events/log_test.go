@@ -20,7 +20,7 @@ import (
 // accessFields and txnFields are the documented schemas, in order.
 var (
 	accessFields = []string{"time", "node", "request_id", "tenant", "operation", "bucket", "key",
-		"bytes_in", "bytes_out", "object_size", "status", "error_code", "latency_ms", "client", "user_agent"}
+		"bytes_in", "bytes_out", "object_size", "status", "error_code", "latency_ms", "client", "user_agent", "anonymous"}
 	txnFields = []string{"time", "node", "request_id", "tenant", "operation", "bucket", "key",
 		"version_id", "etag", "object_size"}
 )
@@ -43,6 +43,7 @@ type accessLine struct {
 	LatencyMS  float64   `json:"latency_ms"`
 	Client     string    `json:"client"`
 	UserAgent  string    `json:"user_agent"`
+	Anonymous  bool      `json:"anonymous"`
 }
 
 // txnLine is a transaction-log line as a reader decodes it.

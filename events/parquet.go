@@ -70,6 +70,7 @@ type AccessRow struct {
 	LatencyMS  *float64  `parquet:"latency_ms,optional"`
 	Client     *string   `parquet:"client,optional"`
 	UserAgent  *string   `parquet:"user_agent,optional,dict"`
+	Anonymous  *bool     `parquet:"anonymous,optional"`
 }
 
 // TxnRow is one transaction-log line as a Parquet row, with the same
@@ -112,6 +113,7 @@ type accessJSON struct {
 	LatencyMS  *float64   `json:"latency_ms"`
 	Client     *string    `json:"client"`
 	UserAgent  *string    `json:"user_agent"`
+	Anonymous  *bool      `json:"anonymous"`
 }
 
 type txnJSON struct {
@@ -398,6 +400,7 @@ func accessRow(l *accessJSON) (AccessRow, time.Time, bool) {
 		Tenant: l.Tenant, Operation: l.Operation, Bucket: l.Bucket, Key: l.Key, KeyBase64: l.KeyBase64,
 		BytesIn: l.BytesIn, BytesOut: l.BytesOut, ObjectSize: l.ObjectSize, Status: l.Status,
 		ErrorCode: l.ErrorCode, LatencyMS: l.LatencyMS, Client: l.Client, UserAgent: l.UserAgent,
+		Anonymous: l.Anonymous,
 	}, *l.Time, true
 }
 

@@ -173,7 +173,7 @@ var (
 		"key": "BYTE_ARRAY UTF8 OPTIONAL", "key_base64": "BYTE_ARRAY UTF8 OPTIONAL", "bytes_in": "INT64 INT_64 OPTIONAL",
 		"bytes_out": "INT64 INT_64 OPTIONAL", "object_size": "INT64 INT_64 OPTIONAL", "status": "INT64 INT_64 OPTIONAL",
 		"error_code": "BYTE_ARRAY UTF8 OPTIONAL", "latency_ms": "DOUBLE - OPTIONAL", "client": "BYTE_ARRAY UTF8 OPTIONAL",
-		"user_agent": "BYTE_ARRAY UTF8 OPTIONAL",
+		"user_agent": "BYTE_ARRAY UTF8 OPTIONAL", "anonymous": "BOOLEAN - OPTIONAL",
 	}
 	txnDuckTypes = map[string]string{
 		"time": "INT64 TIMESTAMP_MICROS REQUIRED", "node": "BYTE_ARRAY UTF8 OPTIONAL", "request_id": "BYTE_ARRAY UTF8 OPTIONAL",

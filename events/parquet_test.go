@@ -70,6 +70,7 @@ func accessFixture(t *testing.T) exportFixture[AccessRow] {
 		ev := sampleEvent(i)
 		ev.Time = exportTime(i)
 		ev.Tenant = []string{"alice", "bob"}[i%2]
+		ev.Anonymous = i%5 == 3 // an unsigned read of a public bucket of ev.Tenant's
 		ev.Latency = time.Duration(i+1) * 250 * time.Microsecond
 		switch {
 		case i%3 == 1:
@@ -97,7 +98,7 @@ func accessFixture(t *testing.T) exportFixture[AccessRow] {
 			BytesIn: ptr(ev.BytesIn), BytesOut: ptr(ev.BytesOut), ObjectSize: ptr(ev.ObjectSize),
 			Status: ptr(int64(ev.Status)), ErrorCode: ptr(ev.ErrorCode),
 			LatencyMS: ptr(float64(ev.Latency) / float64(time.Millisecond)),
-			Client:    ptr(ev.RemoteAddr), UserAgent: ptr(ev.UserAgent),
+			Client:    ptr(ev.RemoteAddr), UserAgent: ptr(ev.UserAgent), Anonymous: ptr(ev.Anonymous),
 		}
 		if i == 12 {
 			row.KeyBase64 = ptr(base64.StdEncoding.EncodeToString([]byte(ev.Key)))
@@ -327,6 +328,7 @@ const accessSchema = `message AccessRow {
 	optional double latency_ms;
 	optional binary client (STRING);
 	optional binary user_agent (STRING);
+	optional boolean anonymous;
 }`
 
 const txnSchema = `message TxnRow {

@@ -84,7 +84,7 @@ func TestOperationsLabelled(t *testing.T) {
 	n := testnode.Start(t, func(c *s3.Config) {
 		m := metrics.New(metrics.Config{Engine: c.Engine.Stats})
 		c.Observer = m
-		c.Metrics = m.Handler()
+		c.Metrics, c.MetricsToken = m.Handler(), scrapeToken
 		c.Admin = admin
 	})
 	url := n.Endpoint + "/_vault/metrics"

@@ -1,5 +1,8 @@
 // Package metrics exports a Vaultaire node's Prometheus metrics from its own
 // registry (never the global one), served by Handler at /_vault/metrics.
+// Handler itself does not authenticate: the S3 server in front of it does
+// (s3.Config.MetricsToken, a bearer token, or root's signature), because
+// the series name tenants.
 //
 // Request series are pushed: Metrics implements s3.Observer and counts every
 // RequestEvent on the request's goroutine without blocking. Everything else

@@ -61,7 +61,7 @@ func TestServer(t *testing.T) {
 	n := testnode.Start(t, func(c *s3.Config) {
 		m = metrics.New(metrics.Config{Engine: c.Engine.Stats})
 		c.Observer = m
-		c.Metrics = m.Handler()
+		c.Metrics, c.MetricsToken = m.Handler(), scrapeToken
 		c.Limiter = denyBob{}
 		c.Quota = smallQuota{}
 	})

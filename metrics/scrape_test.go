@@ -26,10 +26,19 @@ func parse(t *testing.T, r io.Reader) scrape {
 	return fams
 }
 
-// scrapeURL GETs url and parses the answer.
+// scrapeToken is the metrics bearer token of the test servers
+// (s3.Config.MetricsToken), which scrapeURL sends.
+const scrapeToken = "metrics-test-token"
+
+// scrapeURL GETs url with the metrics token and parses the answer.
 func scrapeURL(t *testing.T, url string) scrape {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+scrapeToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,14 +113,29 @@ func (op *operation) metrics() error {
 	if m := string(r.fctx.Method()); m != http.MethodGet && m != http.MethodHead {
 		return ErrMethodNotAllowed
 	}
-	if tok := s.cfg.MetricsToken; tok != "" {
-		got := r.fctx.Request.Header.Peek("Authorization")
-		if subtle.ConstantTimeCompare(got, []byte("Bearer "+tok)) != 1 {
-			return ErrAccessDenied
-		}
+	if err := s.authorizeMetrics(op); err != nil {
+		return err
 	}
 	fasthttpadaptor.NewFastHTTPHandler(s.cfg.Metrics)(r.fctx)
 	return nil
+}
+
+// authorizeMetrics admits a scrape of /_vault/metrics (Config.Metrics):
+// any when MetricsOpen; with a Bearer token, only MetricsToken's; else
+// only a request signed by root.
+func (s *Server) authorizeMetrics(op *operation) error {
+	if s.cfg.MetricsOpen {
+		return nil
+	}
+	got := op.r.fctx.Request.Header.Peek("Authorization")
+	if token, ok := bytes.CutPrefix(got, []byte("Bearer ")); ok {
+		want := s.cfg.MetricsToken
+		if want == "" || subtle.ConstantTimeCompare(token, []byte(want)) != 1 {
+			return ErrAccessDenied
+		}
+		return nil
+	}
+	return s.authorizeRoot(op.ctx, op.r)
 }
 
 // asRoot serves a request of the tenants API for root only, with the

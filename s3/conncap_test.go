@@ -3,6 +3,7 @@ package s3_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -14,13 +15,11 @@ import (
 
 // TestConnectionCaps checks Config.MaxConnsPerIP and MaxConns: once an
 // address holds its share of connections, its next one is answered 429
-// and closed while other addresses are still served; once all clients
-// together hold MaxConns, the next one is answered 503; a closed
-// connection frees its place.
+// SlowDown and closed while other addresses are still served; once all
+// clients together hold MaxConns, the next one is answered 503 SlowDown;
+// a closed connection frees its place. It runs under the race detector
+// too (the caps are the server's own, not fasthttp's).
 func TestConnectionCaps(t *testing.T) {
-	if raceEnabled {
-		t.Skip("fasthttp's per-address connection counting races with its Shutdown (the reason MaxConnsPerIP is off by default)")
-	}
 	const perIP, all = 6, 10
 	e := startServerWith(t, func(c *s3.Config) { c.MaxConnsPerIP, c.MaxConns = perIP, all })
 	addr := strings.TrimPrefix(e.endpoint, "http://")
@@ -40,16 +39,31 @@ func TestConnectionCaps(t *testing.T) {
 		return c
 	}
 	// status sends an anonymous health check on c and returns the status
-	// code of the answer, or 0 when the connection closed without one.
+	// code of the answer, or 0 when the connection closed without one. A
+	// refusal must be an S3 SlowDown error with Retry-After, and the
+	// connection must be closed after it.
 	status := func(c net.Conn) int {
 		t.Helper()
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		fmt.Fprintf(c, "GET /_vault/health HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			return 0
 		}
+		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("reading the answer's body: %v", err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			if !strings.Contains(string(body), "<Code>SlowDown</Code>") || resp.Header.Get("Retry-After") == "" {
+				t.Fatalf("refusal %d: body %q, Retry-After %q; want SlowDown and a Retry-After", resp.StatusCode, body, resp.Header.Get("Retry-After"))
+			}
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Fatalf("refusal %d: connection not closed after the answer: %v", resp.StatusCode, err)
+			}
+		}
 		return resp.StatusCode
 	}
 	// held opens n connections from src and checks each is served.
@@ -89,21 +103,36 @@ func TestConnectionCaps(t *testing.T) {
 	}
 }
 
-// TestConnectionCapDefaults checks that zero caps are derived from the
-// open-file limit and negative ones mean unlimited.
+// TestConnectionCapDefaults checks that zero caps are derived (MaxConns
+// from the open-file limit, MaxConnsPerIP a quarter of MaxConns) and
+// negative ones mean unlimited.
 func TestConnectionCapDefaults(t *testing.T) {
 	var seen s3.Config
 	startServerWith(t, func(c *s3.Config) { seen = *c })
-	c := seen
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if c.MaxConns <= 0 || c.MaxConnsPerIP != -1 {
-		t.Fatalf("derived caps: MaxConns %d, MaxConnsPerIP %d; want MaxConns > 0, per-IP off", c.MaxConns, c.MaxConnsPerIP)
-	}
-	c = seen
-	c.MaxConns, c.MaxConnsPerIP = -1, -1
-	if err := c.Validate(); err != nil || c.MaxConns != -1 || c.MaxConnsPerIP != -1 {
-		t.Fatalf("negative caps: %v, MaxConns %d, MaxConnsPerIP %d; want -1 kept", err, c.MaxConns, c.MaxConnsPerIP)
+	for _, tc := range []struct {
+		name               string
+		all, perIP         int
+		wantAll, wantPerIP int // 0: derived, checked below
+	}{
+		{"derived", 0, 0, 0, 0},
+		{"per-IP from MaxConns", 100, 0, 100, 25},
+		{"per-IP at least 1", 3, 0, 3, 1},
+		{"explicit", 100, 7, 100, 7},
+		{"no caps", -1, -1, -1, -1},
+	} {
+		c := seen
+		c.MaxConns, c.MaxConnsPerIP = tc.all, tc.perIP
+		if err := c.Validate(); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if tc.wantAll == 0 {
+			if c.MaxConns <= 0 || c.MaxConnsPerIP != max(c.MaxConns/4, 1) {
+				t.Errorf("%s: MaxConns %d, MaxConnsPerIP %d; want MaxConns > 0 and per-IP a quarter of it", tc.name, c.MaxConns, c.MaxConnsPerIP)
+			}
+			continue
+		}
+		if c.MaxConns != tc.wantAll || c.MaxConnsPerIP != tc.wantPerIP {
+			t.Errorf("%s: MaxConns %d, MaxConnsPerIP %d; want %d, %d", tc.name, c.MaxConns, c.MaxConnsPerIP, tc.wantAll, tc.wantPerIP)
+		}
 	}
 }

@@ -21,7 +21,11 @@
 // read. An admitted body must keep arriving at Config.BodyRateMin bytes
 // per Config.BodyRateWindow; headers must arrive within
 // Config.HeaderTimeout. A request with both Content-Length and
-// Transfer-Encoding is refused (RFC 9112 §6.1).
+// Transfer-Encoding is refused (RFC 9112 §6.1). Client connections are
+// capped in the server's own accept loop (conncap.go), in all
+// (Config.MaxConns) and per source address (Config.MaxConnsPerIP, on by
+// default): one over a cap is answered 429 or 503 SlowDown and closed
+// within two seconds, before any of it is read.
 //
 // Every request is routed once, from its headers, by the route table
 // (routes.go), before the rate limiter: the route names the operation for
@@ -31,7 +35,10 @@
 //
 // Paths under /_vault/ are reserved for the node itself: /_vault/health
 // and the web console's static files under /_vault/console/ (package
-// console; unauthenticated) and /_vault/admin/... (root credentials only).
+// console; unauthenticated), /_vault/metrics (Prometheus text; it names
+// tenants, so only the metrics bearer token or root's signature reads it,
+// unless Config.MetricsOpen) and /_vault/admin/... (root credentials
+// only).
 //
 // Unsigned requests are refused but for two cases. A plain GetObject or
 // HeadObject (no credentials of any kind, no body, no query but x-id) of

@@ -22,7 +22,8 @@ type RequestEvent struct {
 	Time       time.Time     `json:"time"` // when the request arrived
 	Node       string        `json:"node"`
 	RequestID  string        `json:"request_id"`
-	Tenant     string        `json:"tenant,omitempty"`     // "" when not authenticated
+	Tenant     string        `json:"tenant,omitempty"`     // "" when not authenticated; the bucket's owner for an anonymous read
+	Anonymous  bool          `json:"anonymous,omitempty"`  // an unsigned read of a public bucket (anonymous.go), served as Tenant
 	Operation  string        `json:"operation"`            // its route (routes.go), such as "PutObject"; "Unknown" if no route serves it
 	Bucket     string        `json:"bucket,omitempty"`     // container
 	Key        string        `json:"key,omitempty"`        // artifact key; for Admin* operations, the tenant acted on

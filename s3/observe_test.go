@@ -17,6 +17,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/vaultaire/vaultaire/internal/testnode"
 	"github.com/vaultaire/vaultaire/s3"
 )
 
@@ -113,31 +114,73 @@ func TestObserverLimiterQuota(t *testing.T) {
 	}
 }
 
-func TestMetricsToken(t *testing.T) {
+// TestMetricsAuth: /_vault/metrics names tenants, so it is served only
+// to the metrics token, to root's signed requests, or to anyone when the
+// operator opened it explicitly; no credentials, a wrong token, a token
+// when none is configured, and another tenant's signature are refused.
+func TestMetricsAuth(t *testing.T) {
 	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("vaultaire_up 1\n")) })
+	root := testnode.Root
 	for _, tc := range []struct {
-		token, auth string
-		want        int
+		name           string
+		token          string // MetricsToken
+		open           bool   // MetricsOpen
+		bearer         string // Authorization: Bearer ...
+		access, secret string // SigV4 signer
+		want           int
 	}{
-		{"", "", http.StatusOK},
-		{"s3cr3t", "", http.StatusForbidden},
-		{"s3cr3t", "Bearer wrong", http.StatusForbidden},
-		{"s3cr3t", "Bearer s3cr3t", http.StatusOK},
+		{name: "no credentials", want: http.StatusForbidden},
+		{name: "no credentials, token set", token: "s3cr3t", want: http.StatusForbidden},
+		{name: "wrong token", token: "s3cr3t", bearer: "wrong", want: http.StatusForbidden},
+		{name: "token prefix", token: "s3cr3t", bearer: "s3cr3", want: http.StatusForbidden},
+		{name: "a token when none is set", bearer: "s3cr3t", want: http.StatusForbidden},
+		{name: "token", token: "s3cr3t", bearer: "s3cr3t", want: http.StatusOK},
+		{name: "root signed", access: root.AccessKey, secret: root.Secret, want: http.StatusOK},
+		{name: "root signed, token set", token: "s3cr3t", access: root.AccessKey, secret: root.Secret, want: http.StatusOK},
+		{name: "tenant signed", access: "ALICEKEY", secret: "alicesecret", want: http.StatusForbidden},
+		{name: "bad signature", access: root.AccessKey, secret: "not-the-secret", want: http.StatusForbidden},
+		{name: "open", open: true, want: http.StatusOK},
 	} {
-		e := startServerWith(t, func(c *s3.Config) { c.Metrics, c.MetricsToken = metrics, tc.token })
-		req, _ := http.NewRequest(http.MethodGet, e.endpoint+"/_vault/metrics", nil)
-		if tc.auth != "" {
-			req.Header.Set("Authorization", tc.auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != tc.want {
-			t.Errorf("token %q, Authorization %q: %d, want %d", tc.token, tc.auth, resp.StatusCode, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			e := startServerWith(t, func(c *s3.Config) { c.Metrics, c.MetricsToken, c.MetricsOpen = metrics, tc.token, tc.open })
+			var code int
+			var body string
+			if tc.access != "" {
+				code, body = adminDo(t, e.endpoint, http.MethodGet, "/_vault/metrics", tc.access, tc.secret)
+			} else {
+				code, body = metricsScrape(t, e.endpoint, tc.bearer)
+			}
+			if code != tc.want {
+				t.Fatalf("status %d, want %d (body %q)", code, tc.want, body)
+			}
+			if want := code == http.StatusOK; strings.Contains(body, "vaultaire_up") != want {
+				t.Fatalf("body %q: metrics served %v, want %v", body, !want, want)
+			}
+		})
 	}
+}
+
+// metricsScrape GETs endpoint's /_vault/metrics as Prometheus does, with
+// "Authorization: Bearer token" unless token is empty.
+func metricsScrape(t *testing.T, endpoint, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, endpoint+"/_vault/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
 }
 
 // TestBytesOutOfCutOffGet: a GET whose client goes away mid-body is

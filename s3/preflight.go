@@ -137,7 +137,7 @@ func (s *Server) expect(fctx *fasthttp.RequestCtx) int {
 	}
 	s.preflights.delete(h)
 	r := s.begin(fctx)
-	r.ev.Bucket, r.ev.Key, r.ev.Tenant = pf.bucket, pf.key, pf.tenant
+	r.ev.Bucket, r.ev.Key, r.ev.Tenant, r.ev.Anonymous = pf.bucket, pf.key, pf.tenant, pf.anonymous
 	r.ev.Operation = pf.route.name
 	err := pf.err
 	if err == nil {
@@ -237,7 +237,7 @@ func (s *Server) serve(ctx context.Context, r *request, cancel context.CancelFun
 		}
 		return pf.route.serve(&op)
 	}
-	r.ev.Bucket, r.ev.Key, r.ev.Tenant = pf.bucket, pf.key, pf.tenant
+	r.ev.Bucket, r.ev.Key, r.ev.Tenant, r.ev.Anonymous = pf.bucket, pf.key, pf.tenant, pf.anonymous
 	if pf.err != nil {
 		return pf.err
 	}

@@ -90,21 +90,27 @@ type Config struct {
 	// Quota, if set, admits uploads per tenant (403 QuotaExceeded).
 	Quota Quota
 	// Metrics, if set, serves GET /_vault/metrics. It carries no secrets
-	// but does name tenants; with MetricsToken set, scrapes must send
+	// but names tenants, so a scrape must authenticate: with
 	// "Authorization: Bearer <MetricsToken>" (Prometheus'
-	// authorization.credentials), otherwise they are unauthenticated.
+	// authorization.credentials) when MetricsToken is set, or as any
+	// request signed (SigV4, header or presigned) by Root. Other tenants
+	// are refused (403 AccessDenied). MetricsOpen serves it to anyone,
+	// unauthenticated: an operator's explicit choice.
 	Metrics      http.Handler
 	MetricsToken string
+	MetricsOpen  bool
 
 	// MaxConns caps the client connections open at once and MaxConnsPerIP
-	// those from one IPv4 address; a connection over a cap is answered 503
-	// or 429 and closed before its headers are read. A zero MaxConns is
-	// derived from the process's RLIMIT_NOFILE: half of it for all clients
-	// (the other half stays for drives, peers and logs). MaxConnsPerIP is
-	// off unless set (zero or negative): fasthttp's per-address counting
-	// races with its Shutdown (found by the race detector), so it is an
-	// operator's choice, not a default. IPv6 clients are capped only by
-	// MaxConns.
+	// those from one source (an IPv4 address, or an IPv6 /64), over all
+	// the listeners the Server serves; a connection over a cap is answered
+	// 503 or 429 SlowDown and closed before anything of it is read
+	// (conncap.go). A zero MaxConns is derived from the process's
+	// RLIMIT_NOFILE: half of it for all clients (the other half stays for
+	// drives, peers and logs). A zero MaxConnsPerIP is a quarter of
+	// MaxConns (at least 1), or an eighth of RLIMIT_NOFILE when MaxConns
+	// is unlimited. Negative means no cap. Clients behind one proxy or NAT
+	// share a source: raise MaxConnsPerIP (or set it negative) when a load
+	// balancer on one address fronts the node.
 	MaxConns      int
 	MaxConnsPerIP int
 }
@@ -150,11 +156,15 @@ func (c *Config) Validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	all, perIP := connLimits()
 	if c.MaxConns == 0 {
-		c.MaxConns, _ = connLimits()
+		c.MaxConns = all
 	}
 	if c.MaxConnsPerIP == 0 {
-		c.MaxConnsPerIP = -1
+		c.MaxConnsPerIP = perIP
+		if c.MaxConns > 0 {
+			c.MaxConnsPerIP = max(c.MaxConns/4, 1)
+		}
 	}
 	return nil
 }
@@ -170,13 +180,16 @@ func connLimits() (all, perIP int) {
 	return max(int(lim.Cur)/2, 512), max(int(lim.Cur)/8, 64)
 }
 
-// fasthttpLimit turns a MaxConns-style setting into fasthttp's, where 0
-// means its default (unlimited for MaxConnsPerIP, 256 Ki for Concurrency).
-func fasthttpLimit(n int) int {
-	if n < 0 {
+// fasthttpConcurrency is fasthttp's Concurrency for MaxConns n: fasthttp
+// answers 503 itself, in its accept loop and without a deadline, to a
+// connection past it, so it is set well above n, which connCaps enforces
+// (a connection is uncounted on Close, a moment before fasthttp frees its
+// worker). Zero is fasthttp's default, 256 Ki.
+func fasthttpConcurrency(n int) int {
+	if n <= 0 || 2*n <= fasthttp.DefaultConcurrency {
 		return 0
 	}
-	return n
+	return 2 * n
 }
 
 // Server serves the S3 API.
@@ -185,6 +198,7 @@ type Server struct {
 	log        *slog.Logger
 	http       *fasthttp.Server
 	preflights preflights
+	caps       *connCaps // client connections, over all listeners
 }
 
 // New returns a Server for c.
@@ -192,7 +206,7 @@ func New(c Config) (*Server, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: c, log: c.Logger}
+	s := &Server{cfg: c, log: c.Logger, caps: newConnCaps(c.MaxConns, c.MaxConnsPerIP, c.Logger)}
 	s.http = &fasthttp.Server{
 		Handler:                       s.handle,
 		Name:                          "Vaultaire",
@@ -212,14 +226,17 @@ func New(c Config) (*Server, error) {
 		ErrorHandler:                  s.parseError,
 		// fasthttp's errors quote the request otherwise, credentials too.
 		SecureErrorLogMessage: true,
-		Concurrency:           fasthttpLimit(c.MaxConns),
-		MaxConnsPerIP:         fasthttpLimit(c.MaxConnsPerIP),
+		Concurrency:           fasthttpConcurrency(c.MaxConns),
 	}
 	return s, nil
 }
 
-// Serve accepts connections on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
+// Serve accepts connections on ln until Shutdown, within the connection
+// caps (Config.MaxConns, MaxConnsPerIP), which count the connections of
+// every listener s serves together.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.http.Serve(&capListener{Listener: ln, caps: s.caps})
+}
 
 // Shutdown stops accepting connections and waits for in-flight requests to
 // finish or ctx to end.

@@ -137,7 +137,7 @@ func TestClusterDrainAndRemove(t *testing.T) {
 	if !strings.Contains(text, "done: the drained nodes can be removed") {
 		t.Errorf("status does not say the drain is done:\n%s", text)
 	}
-	m, err := scrapeMetrics(ctx, "http://"+c.nodes[0].s3+"/_vault/metrics")
+	m, err := scrapeMetrics(ctx, "http://"+c.nodes[0].s3+"/_vault/metrics", c.root)
 	if err != nil || m["vaultaire_drain_drives"] != 2 || m["vaultaire_drain_pgs_left"] != 0 || m["vaultaire_drain_eta_seconds"] != 0 {
 		t.Errorf("metrics: drain_drives %v, drain_pgs_left %v, drain_eta_seconds %v (%v); want 2, 0 and 0",
 			m["vaultaire_drain_drives"], m["vaultaire_drain_pgs_left"], m["vaultaire_drain_eta_seconds"], err)

@@ -177,7 +177,7 @@ func TestClusterPausedWriterFenced(t *testing.T) {
 	// The refusals were counted by the nodes that knew the new map.
 	var refused float64
 	for _, i := range append(running, 3) {
-		m, err := scrapeMetrics(ctx, "http://"+c.nodes[i].s3+"/_vault/metrics")
+		m, err := scrapeMetrics(ctx, "http://"+c.nodes[i].s3+"/_vault/metrics", c.root)
 		if err != nil {
 			t.Fatalf("%s metrics: %v", c.nodes[i].name, err)
 		}

@@ -32,9 +32,11 @@ type serverFlags struct {
 	scrubPeriod   time.Duration // a full scrub pass over each local drive
 	scrubRate     byteSize      // at most this many bytes/s scrubbed per drive
 	eventsParquet bool
-	maxBuckets    int // per tenant; negative: no cap
+	metricsOpen   bool // serve /_vault/metrics unauthenticated
+	maxBuckets    int  // per tenant; negative: no cap
 	// Client connection caps (s3.Config.MaxConns, MaxConnsPerIP): 0
-	// derives them from RLIMIT_NOFILE, negative is unlimited.
+	// derives them (from RLIMIT_NOFILE; per IP, a quarter of the total),
+	// negative is unlimited.
 	maxConns, maxConnsPerIP int
 	// Bucket lifecycle: a pass every lifecycleInterval, at most
 	// lifecycleRate actions per second; lifecycleDay is a test setting.
@@ -68,7 +70,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.DurationVar(&f.scanInterval, "scan-interval", engine.ScanEvery, "how often the leader (a single node: the node) scans every container for artifacts a drive misses and queues them for healing")
 	fs.IntVar(&f.maxBuckets, "max-buckets", cluster.DefaultMaxContainers, "most buckets one tenant may hold (-1: no cap); in a cluster, the cap of the node a CreateBucket reaches applies")
 	fs.IntVar(&f.maxConns, "max-conns", 0, "most client connections open at once (0: half of the open-file limit; -1: no cap); more are answered 503 and closed")
-	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 0, "most client connections from one IPv4 address (0 or -1: no cap); more are answered 429 and closed")
+	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 0, "most client connections from one IPv4 address or IPv6 /64 (0: a quarter of --max-conns; -1: no cap, e.g. behind a load balancer); more are answered 429 SlowDown and closed")
 	fs.DurationVar(&f.lifecycleInterval, "lifecycle-interval", time.Hour, "how often the leader (a single node: the node) applies the buckets' lifecycle rules (expiry, noncurrent versions, incomplete uploads)")
 	fs.DurationVar(&f.lifecycleDay, "lifecycle-day", 24*time.Hour, "TEST SETTING: the length of a lifecycle \"day\" (e.g. 2s makes a rule of 1 day expire objects after about 2s); leave at 24h in production")
 	fs.Float64Var(&f.lifecycleRate, "lifecycle-rate", 50, "most lifecycle actions (and listing pages) per second")
@@ -81,6 +83,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve S3 over HTTPS on --s3 with this PEM certificate (chain); reloaded on SIGHUP")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert; reloaded on SIGHUP")
 	fs.StringVar(&f.s3HTTP, "s3-http", "", "with --tls-cert: also serve S3 over plain HTTP on this address (for health checks; it serves every request, so bind it where only trusted clients reach)")
+	fs.BoolVar(&f.metricsOpen, "metrics-open", false, "serve /_vault/metrics to anyone, unauthenticated (it names tenants); by default a scrape needs the bearer token from VAULT_METRICS_TOKEN, the file VAULT_METRICS_TOKEN_FILE or metrics-token in the first data directory (generated, mode 0600), or root's signature")
 	fs.BoolVar(&f.eventsParquet, "events-parquet", false, "also convert each rotated access and transaction log file into a Parquet file beside it")
 	fs.Func("remote", "remote S3 drive NAME=https://host[:port]/bucket[/prefix]?region=R (repeatable; in a cluster attached to this node, reached by the others through it; keys from VAULT_REMOTE_<NAME>_ACCESS_KEY/_SECRET_KEY or the mode-0600 JSON file VAULT_REMOTE_<NAME>_CREDENTIALS)", func(v string) error {
 		f.remotes = append(f.remotes, v)

@@ -170,7 +170,7 @@ func (n *healNode) shardFiles(t *testing.T, i int) map[string][]byte {
 // without labels for i < 0) from the node's /_vault/metrics, or -1.
 func (n *healNode) metric(t *testing.T, name string, i int) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + n.s3 + "/_vault/metrics")
+	resp, err := metricsGet(context.Background(), "http://"+n.s3+"/_vault/metrics", aws.Credentials{AccessKeyID: healRootKey, SecretAccessKey: healRootSecret})
 	if err != nil {
 		return -1
 	}
@@ -598,9 +598,10 @@ func startWith(t *testing.T, n *e2eNode, extra ...string) {
 }
 
 // scrapeSum sums the values of the series of family name (all labels) that
-// addr's /_vault/metrics reports, and returns their drive labels.
-func scrapeSum(addr, name string) (float64, []string) {
-	resp, err := http.Get("http://" + addr + "/_vault/metrics")
+// addr's /_vault/metrics reports (read as root), and returns their drive
+// labels.
+func scrapeSum(addr, name string, root aws.Credentials) (float64, []string) {
+	resp, err := metricsGet(context.Background(), "http://"+addr+"/_vault/metrics", root)
 	if err != nil {
 		return -1, nil
 	}
@@ -657,7 +658,7 @@ func TestClusterScrubEachNodeItsDrives(t *testing.T) {
 	// Each node's drives as they stood before anything was found.
 	base := make([]float64, len(c.nodes))
 	for i, n := range c.nodes {
-		base[i], _ = scrapeSum(n.s3, "scrub_corrupt_total")
+		base[i], _ = scrapeSum(n.s3, "scrub_corrupt_total", c.root)
 	}
 	type victim struct {
 		path string
@@ -695,8 +696,8 @@ func TestClusterScrubEachNodeItsDrives(t *testing.T) {
 	}
 	for i, n := range c.nodes {
 		waitFor(t, 90*time.Second, func() string {
-			corrupt, drives := scrapeSum(n.s3, "scrub_corrupt_total")
-			repaired, _ := scrapeSum(n.s3, "scrub_repaired_total")
+			corrupt, drives := scrapeSum(n.s3, "scrub_corrupt_total", c.root)
+			repaired, _ := scrapeSum(n.s3, "scrub_repaired_total", c.root)
 			if corrupt-base[i] < 1 || repaired < 1 {
 				return fmt.Sprintf("%s: scrub_corrupt_total %v (before %v), scrub_repaired_total %v", n.name, corrupt, base[i], repaired)
 			}

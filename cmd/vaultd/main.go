@@ -58,7 +58,9 @@ const usage = `usage:
   vaultd version
 
 Environment: VAULT_ROOT_ACCESS_KEY, VAULT_ROOT_SECRET_KEY (root credentials),
-VAULT_CLUSTER_SECRET (internode authentication, used once nodes cluster).
+VAULT_CLUSTER_SECRET (internode authentication, used once nodes cluster),
+VAULT_METRICS_TOKEN or VAULT_METRICS_TOKEN_FILE (bearer token of /_vault/metrics;
+default: generated into metrics-token in the first data directory).
 `
 
 // run is main without the process: tests call it.

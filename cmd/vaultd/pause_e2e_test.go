@@ -180,7 +180,7 @@ func testPausedNode(t *testing.T, pauseLeader bool) {
 	for {
 		queued, repairs := 0.0, 0.0
 		for i := range c.nodes {
-			m, err := scrapeMetrics(t.Context(), "http://"+c.nodes[i].s3+"/_vault/metrics")
+			m, err := scrapeMetrics(t.Context(), "http://"+c.nodes[i].s3+"/_vault/metrics", c.root)
 			if err != nil {
 				t.Fatalf("%s metrics: %v", c.nodes[i].name, err)
 			}
@@ -224,13 +224,10 @@ func testPausedNode(t *testing.T, pauseLeader bool) {
 	}
 }
 
-// scrapeMetrics returns the unlabelled samples of a Prometheus text page.
-func scrapeMetrics(ctx context.Context, url string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
+// scrapeMetrics returns the unlabelled samples of a node's metrics page
+// at url, read as root.
+func scrapeMetrics(ctx context.Context, url string, root aws.Credentials) (map[string]float64, error) {
+	resp, err := metricsGet(ctx, url, root)
 	if err != nil {
 		return nil, err
 	}

@@ -154,7 +154,7 @@ func remoteBucketKeys(t *testing.T, c *awss3.Client, bucket string) []string {
 // the node's metrics.
 func remoteGets(t *testing.T, endpoint string, drives ...string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(endpoint + "/_vault/metrics")
+	resp, err := metricsGet(t.Context(), endpoint+"/_vault/metrics", aws.Credentials{AccessKeyID: policyRoot["VAULT_ROOT_ACCESS_KEY"], SecretAccessKey: policyRoot["VAULT_ROOT_SECRET_KEY"]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,7 +463,7 @@ func TestStoragePolicyTierMinIO(t *testing.T) {
 		t.Errorf("container list: %v\n%s", err, out)
 	}
 	metric := func(series string) float64 {
-		resp, err := http.Get(ep + "/_vault/metrics")
+		resp, err := metricsGet(t.Context(), ep+"/_vault/metrics", aws.Credentials{AccessKeyID: policyRoot["VAULT_ROOT_ACCESS_KEY"], SecretAccessKey: policyRoot["VAULT_ROOT_SECRET_KEY"]})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -227,7 +227,7 @@ func remoteDrives(t *testing.T, url, direct, rak, rsk string, down, up func()) {
 			t.Errorf("bucket %s: no log objects", b)
 		}
 	}
-	resp, err := http.Get("http://" + n.s3Addr + "/_vault/metrics")
+	resp, err := metricsGet(ctx, "http://"+n.s3Addr+"/_vault/metrics", aws.Credentials{AccessKeyID: root["VAULT_ROOT_ACCESS_KEY"], SecretAccessKey: root["VAULT_ROOT_SECRET_KEY"]})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -282,6 +282,18 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 			return out
 		},
 	})
+	mtoken, mfile, mcreated, err := metricsToken(getenv, st.Dirs[0])
+	if err != nil {
+		return err
+	}
+	switch {
+	case f.metricsOpen:
+		log.Warn("serving /_vault/metrics unauthenticated (--metrics-open); it names tenants")
+	case mcreated:
+		log.Info("generated the metrics bearer token; scrapes of /_vault/metrics need it", "file", mfile)
+	case mfile != "":
+		log.Debug("metrics bearer token", "file", mfile)
+	}
 	tctx, stopTier := context.WithCancel(ctx)
 	defer stopTier()
 	go runTier(tctx, eng, store, f.tierInterval, sweeps, s3.Observers{mx, evlog}, st.Node, log.With("component", "tier"))
@@ -289,7 +301,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		Engine: eng, Keys: store, Configs: store, Root: root, RootTenant: rootTenant, Admin: containerAdmin{admin, topo, eng},
 		Domain: f.domain, Region: f.region, Node: st.Node, Logger: log.With("component", "s3"),
 		Limiter: limiter, Quota: usage, Observer: s3.Observers{mx, evlog}, Metrics: mx.Handler(),
-		MetricsToken: getenv("VAULT_METRICS_TOKEN"), MaxConns: f.maxConns, MaxConnsPerIP: f.maxConnsPerIP,
+		MetricsToken: mtoken, MetricsOpen: f.metricsOpen, MaxConns: f.maxConns, MaxConnsPerIP: f.maxConnsPerIP,
 	})
 	if err != nil {
 		return err

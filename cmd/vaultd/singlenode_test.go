@@ -74,10 +74,11 @@ func startSingleNode(t *testing.T) (s3Addr, raftAddr string, root aws.Credential
 	}
 }
 
-// raftGauges reads the Raft term and commit index from the node's metrics.
-func raftGauges(t *testing.T, s3Addr string) (term, commit uint64) {
+// raftGauges reads the Raft term and commit index from the node's metrics
+// (as root).
+func raftGauges(t *testing.T, s3Addr string, root aws.Credentials) (term, commit uint64) {
 	t.Helper()
-	resp, err := http.Get("http://" + s3Addr + "/_vault/metrics")
+	resp, err := metricsGet(t.Context(), "http://"+s3Addr+"/_vault/metrics", root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,13 +159,13 @@ func TestSingleNodeRaftAttack(t *testing.T) {
 	hdr := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("intruder"), Addr: []byte(attacker.LocalAddr())}
 	id, target := raft.ServerID("solo"), raft.ServerAddress(raftAddr)
 
-	term, commit := raftGauges(t, s3Addr)
+	term, commit := raftGauges(t, s3Addr, root)
 	var answered []string
 	// A single leader's entries are all of its own term, so the attacker's
 	// PrevLogTerm is the current term. A usage flush may append meanwhile:
 	// try a few times, reading the index again.
 	for try := range 3 {
-		_, commit = raftGauges(t, s3Addr)
+		_, commit = raftGauges(t, s3Addr, root)
 		var resp raft.AppendEntriesResponse
 		err := attacker.AppendEntries(id, target, &raft.AppendEntriesRequest{
 			RPCHeader: hdr, Term: term + 10 + uint64(try), PrevLogEntry: commit, PrevLogTerm: term,
@@ -195,7 +196,7 @@ func TestSingleNodeRaftAttack(t *testing.T) {
 	// Default raft timeouts (1 s): a node that stepped down would have
 	// held an election of a newer term within a few seconds.
 	time.Sleep(3 * time.Second)
-	if got, _ := raftGauges(t, s3Addr); got != term {
+	if got, _ := raftGauges(t, s3Addr, root); got != term {
 		t.Errorf("raft term = %d after the attack, want %d", got, term)
 	}
 	_, err = client(injectedAK, injectedSK).GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("private"), Key: aws.String("secret.txt")})

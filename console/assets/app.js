@@ -5,7 +5,7 @@
 "use strict";
 (() => {
 const REGION = "us-east-1", PART = 8 << 20, enc = new TextEncoder();
-let session = null; // {ak, sk, root, metricsToken}
+let session = null; // {ak, sk, root}
 
 const $ = (id) => document.getElementById(id);
 function el(tag, attrs, ...kids) {
@@ -91,7 +91,7 @@ async function presign(bucket, key, expires) {
 async function login(ev) {
   ev.preventDefault();
   showError("");
-  const s = { ak: $("ak").value.trim(), sk: $("sk").value, root: false, metricsToken: "" };
+  const s = { ak: $("ak").value.trim(), sk: $("sk").value, root: false };
   try {
     const r = await request("GET", "/_vault/admin/tenants", { session: s });
     if (r.ok) s.root = true;
@@ -101,7 +101,8 @@ async function login(ev) {
   $("sk").value = "";
   $("who").textContent = (s.root ? "root" : "tenant") + " · " + s.ak;
   $("logout").hidden = false;
-  const tabs = s.root ? ["Cluster", "Tenants", "Buckets", "Metrics"] : ["Buckets", "Metrics"];
+  // Metrics name every tenant: root only (the node refuses other tenants).
+  const tabs = s.root ? ["Cluster", "Tenants", "Buckets", "Metrics"] : ["Buckets"];
   $("tabs").replaceChildren(...tabs.map((t) => el("button", { id: "tab-" + t.toLowerCase(), onclick: () => show(t) }, t)));
   $("tabs").hidden = false;
   show(tabs[0]);
@@ -321,13 +322,12 @@ function drawLine(canvas, title, points) {
 views.Metrics = async (main) => {
   const usage = el("canvas", { id: "usage", width: 640, height: 180 }), rate = el("canvas", { id: "rate", width: 640, height: 180 });
   const note = el("p", { class: "note", id: "metrics-note" });
-  const token = el("form", { onsubmit: (ev) => { ev.preventDefault(); session.metricsToken = $("mtoken").value; $("mtoken").value = ""; tick(); } },
-    el("label", {}, "Metrics token (if the node sets VAULT_METRICS_TOKEN; kept in memory)", el("input", { id: "mtoken", type: "password" })), el("button", { type: "submit" }, "Use token"));
-  main.replaceChildren(el("h2", {}, "Usage and request rate"), note, usage, rate, token);
+  main.replaceChildren(el("h2", {}, "Usage and request rate"), note, usage, rate);
   const history = []; let last = null;
   const tick = async () => {
-    const r = await fetch("/_vault/metrics", { cache: "no-store", credentials: "omit", headers: session && session.metricsToken ? { authorization: "Bearer " + session.metricsToken } : {} });
-    if (!r.ok) { note.textContent = `Metrics unavailable (${r.status}): enter the node's metrics token below.`; return; }
+    if (!session || !session.root) return;
+    const r = await request("GET", "/_vault/metrics"); // signed with root's keys
+    if (!r.ok) { note.textContent = `Metrics unavailable: ${(await s3err(r)).message}`; return; }
     note.textContent = "Refreshed " + new Date().toLocaleTimeString() + " from this node's /_vault/metrics.";
     const ms = parseProm(await r.text());
     const stored = ms.filter((m) => m.name === "vaultaire_tenant_stored_bytes");
