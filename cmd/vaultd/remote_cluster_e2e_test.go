@@ -121,7 +121,7 @@ func TestClusterRemoteDrive(t *testing.T) {
 	} else {
 		t.Logf("remote bucket: %d bytes in %d objects for %d bytes written", b, n, total)
 	}
-	if v := remoteMetric(t, c.nodes[2], `vaultaire_remote_requests_total{drive="remote-cold",method="PUT"}`); v < 1 {
+	if v := remoteMetric(t, c.root, c.nodes[2], `vaultaire_remote_requests_total{drive="remote-cold",method="PUT"}`); v < 1 {
 		t.Errorf("n3's remote PUTs: %v, want some", v)
 	}
 
@@ -170,7 +170,7 @@ func TestClusterRemoteDrive(t *testing.T) {
 	if after, _ := inBucket(); after <= before {
 		t.Errorf("writes after the adoption did not reach the remote bucket: %d bytes before, %d after", before, after)
 	}
-	if v := remoteMetric(t, n4, `vaultaire_remote_requests_total{drive="remote-cold",method="PUT"}`); v < 1 {
+	if v := remoteMetric(t, c.root, n4, `vaultaire_remote_requests_total{drive="remote-cold",method="PUT"}`); v < 1 {
 		t.Errorf("n4's remote PUTs: %v, want some", v)
 	}
 
@@ -198,7 +198,7 @@ func TestClusterRemoteDrive(t *testing.T) {
 			t.Fatalf("%s: %v", c.nodes[i].name, err)
 		}
 	}
-	putsN4 := remoteMetric(t, n4, `vaultaire_remote_requests_total{drive="remote-cold",method="PUT"}`)
+	putsN4 := remoteMetric(t, c.root, n4, `vaultaire_remote_requests_total{drive="remote-cold",method="PUT"}`)
 	before, _ = inBucket()
 	more = newArtifacts("after-forced/", 7)
 	putAll(t, c.s3Client(3, root), "hot", more)
@@ -209,13 +209,13 @@ func TestClusterRemoteDrive(t *testing.T) {
 	if after, _ := inBucket(); after <= before {
 		t.Errorf("writes through n4 after the forced adoption did not reach the remote bucket: %d bytes before, %d after", before, after)
 	}
-	if v := remoteMetric(t, n4, `vaultaire_remote_requests_total{drive="remote-cold",method="PUT"}`); v != putsN4 {
+	if v := remoteMetric(t, c.root, n4, `vaultaire_remote_requests_total{drive="remote-cold",method="PUT"}`); v != putsN4 {
 		t.Errorf("the deposed n4 sent %v PUTs to the bucket after it lost the drive, want none", v-putsN4)
 	}
-	if v := remoteMetric(t, n4, `vaultaire_remote_online{drive="remote-cold"}`); v != 0 {
+	if v := remoteMetric(t, c.root, n4, `vaultaire_remote_online{drive="remote-cold"}`); v != 0 {
 		t.Errorf("the deposed n4 reports its remote drive online (%v), want 0 (fenced)", v)
 	}
-	if v := remoteMetric(t, n3, `vaultaire_remote_requests_total{drive="remote-cold",method="PUT"}`); v < 1 {
+	if v := remoteMetric(t, c.root, n3, `vaultaire_remote_requests_total{drive="remote-cold",method="PUT"}`); v < 1 {
 		t.Errorf("n3's remote PUTs after taking the drive back: %v, want some", v)
 	}
 	for _, n := range c.nodes {
@@ -250,16 +250,18 @@ func (c *e2eCluster) formed2(st cluster.Status, drives int) string {
 }
 
 // remoteMetric returns a series of node n's metrics (0 if absent).
-func remoteMetric(t *testing.T, n *e2eNode, series string) float64 {
+func remoteMetric(t *testing.T, root aws.Credentials, n *e2eNode, series string) float64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.s3+"/_vault/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := metricsGet(ctx, "http://"+n.s3+"/_vault/metrics", root)
 	if err != nil {
 		t.Fatalf("%s metrics: %v", n.name, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s metrics: status %d", n.name, resp.StatusCode)
+	}
 	b, _ := io.ReadAll(resp.Body)
 	v, _ := metricValue(string(b), series)
 	return v

@@ -224,12 +224,17 @@ var soakFaults = faultproxy.Faults{ErrorRate: 0.3, ResetRate: 0.1}
 
 func (w *soakNode) metric(t *testing.T, series string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + w.n.s3Addr + "/_vault/metrics")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	resp, err := metricsGet(ctx, "http://"+w.n.s3Addr+"/_vault/metrics", aws.Credentials{AccessKeyID: "SOAKROOTKEY", SecretAccessKey: "soak-root-secret-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("metrics: status %d", resp.StatusCode)
+	}
 	v, ok := metricValue(string(body), series)
 	if !ok {
 		t.Fatalf("metric %s not exposed", series)
