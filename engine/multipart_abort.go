@@ -54,12 +54,12 @@ func (e *Engine) AbortUpload(ctx context.Context, tenant, container, key, upload
 	}
 	defer hold.unlock()
 	ctx = hold.ctx // writes under the lease carry it
-	up, drives, err := e.upload(ctx, tenant, container, key, uploadID)
+	up, at, err := e.upload(ctx, tenant, container, key, uploadID)
 	if err != nil {
 		return err
 	}
 	if isMarker(up) {
-		s, err := e.settle(ctx, tenant, container, key, uploadID, up, drives)
+		s, err := e.settle(ctx, tenant, container, key, uploadID, up, at)
 		if err != nil {
 			return fmt.Errorf("engine: abort upload: %w", err)
 		}
@@ -70,7 +70,7 @@ func (e *Engine) AbortUpload(ctx context.Context, tenant, container, key, upload
 	if err := hold.check(); err != nil {
 		return err
 	}
-	inParts, err := e.abort(ctx, tenant, container, key, uploadID, up, drives)
+	inParts, err := e.abort(ctx, tenant, container, key, uploadID, up, at)
 	if err != nil {
 		return fmt.Errorf("engine: abort upload: %w", err)
 	}
@@ -82,12 +82,13 @@ func (e *Engine) AbortUpload(ctx context.Context, tenant, container, key, upload
 // marker (and that completion's stray artifact records): the part records
 // and the shard files no artifact record of key names, then the upload's
 // record, so that a crash leaves an upload to abort again.
-func (e *Engine) abort(ctx context.Context, tenant, container, key, id string, up *record, drives []driver.Driver) (int64, error) {
+func (e *Engine) abort(ctx context.Context, tenant, container, key, id string, up *record, at uploadAt) (int64, error) {
 	ctx, cancel := cleanupCtx(ctx)
 	defer cancel()
+	drives := at.drives
 	ikey := indexPrefix(tenant, container) + key
 	if isMarker(up) {
-		e.removeStrays(ctx, ikey, drives, up.Version)
+		e.removeStrays(ctx, ikey, e.markerSet(tenant, container, key, at, up).drives, up.Version)
 	}
 	arecs, answered := e.readRecordsK(ctx, drives, ikey, up.Data)
 	if answered < up.Data {
@@ -177,7 +178,7 @@ func (e *Engine) sweepUpload(ctx context.Context, tenant, container, key, id str
 	}
 	defer hold.unlock()
 	ctx = hold.ctx // writes under the lease carry it
-	mk, drives, err := e.uploadRecord(ctx, tenant, container, key, id)
+	mk, at, err := e.findUpload(ctx, tenant, container, key, id)
 	if errors.Is(err, ErrNoSuchUpload) {
 		return nil
 	}
@@ -187,7 +188,7 @@ func (e *Engine) sweepUpload(ctx context.Context, tenant, container, key, id str
 	if !isMarker(mk) {
 		return nil
 	}
-	s, err := e.settle(ctx, tenant, container, key, id, mk, drives)
+	s, err := e.settle(ctx, tenant, container, key, id, mk, at)
 	if err != nil || s.state != completionPending || e.cfg.Now().Sub(versionTime(mk.Version)) < UploadCompletionGrace {
 		return err
 	}
@@ -198,13 +199,13 @@ func (e *Engine) sweepUpload(ctx context.Context, tenant, container, key, id str
 		}
 	}
 	if errors.Is(err, ErrNoSuchContainer) {
-		_, err = e.abort(ctx, tenant, container, key, id, mk, drives)
+		_, err = e.abort(ctx, tenant, container, key, id, mk, at)
 		return err
 	}
 	if err != nil {
 		return err
 	}
-	return e.revert(ctx, tenant, container, key, id, mk, drives)
+	return e.revert(ctx, tenant, container, key, id, mk, at)
 }
 
 // RunUploadSweeper calls SweepUploads every interval (0 means

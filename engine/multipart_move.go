@@ -1,0 +1,168 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// Multipart uploads across map changes.
+//
+// An upload keeps the placement it was created with: its record, its
+// parts' records and their shard files stay in its PG's set of the map
+// current then (findUpload looks there when the current map's set does
+// not hold it), parts uploaded after a map change go there too, under the
+// upload's lease (which the drives' map-epoch fence honours), and Residue
+// counts the upload so that the map is kept until it is completed or
+// aborted. Completing it then cannot write the artifact's record into
+// that older set: reads take the current map's set first, so an older
+// version of the key there would hide it, and migration would remove it.
+// So the completion copies the chosen parts into the key's set of the
+// current map (decoded from the upload's set, encoded with the current
+// policy, keeping each part's boundaries and ETag, striped as a Put
+// would be) before anything is committed, and the artifact's record
+// names the copies. The marker, which stays with the upload, says where
+// (movedKey); the parts' originals are dropped with the part records.
+// Copies left by a completion that failed are unreferenced shard files,
+// as a crashed Put leaves.
+
+// movedKey is the metadata entry of a completion marker whose artifact
+// was written into another map's set than the upload's: "epoch pg" of
+// that map and the key's PG in it.
+const movedKey = "\x00moved"
+
+// uploadEpochKey is the metadata entry of an upload record naming the
+// epoch of the map it was created in, and so lives in.
+const uploadEpochKey = "\x00epoch"
+
+// uploadKeysMeta are the metadata entries of upload records and markers
+// that are the engine's, not the upload's (uploadOf drops them).
+var uploadKeysMeta = []string{partNumbersKey, movedKey, uploadEpochKey}
+
+// artSet is where a completion's artifact record and parts' data are: a
+// PG's drive set and its policy.
+type artSet struct {
+	m      *placement.Map
+	pg     uint32
+	drives []driver.Driver
+	data   int
+	parity int
+}
+
+// uploadSet is the set of the upload at, for a completion in it.
+func uploadSet(at uploadAt, up *record) artSet {
+	return artSet{m: at.m, pg: at.pg, drives: at.drives, data: up.Data, parity: up.Parity}
+}
+
+// completionSet returns where completing the upload at (record up)
+// writes the artifact: the upload's own set, unless a map change placed
+// key elsewhere since (moved reports it), then key's set in the current
+// map.
+func (e *Engine) completionSet(tenant, container, key string, at uploadAt, up *record) (as artSet, moved bool) {
+	cur := e.mapFor(tenant, container)
+	pg := pgOf(cur, tenant, container, key)
+	if at.m.Policy == cur.Policy && at.pg == pg && slices.Equal(at.m.Set(at.pg), cur.Set(pg)) {
+		return uploadSet(at, up), false
+	}
+	drives, _ := e.pgDrives(cur, pg)
+	return artSet{m: cur, pg: pg, drives: drives, data: cur.Policy.Data, parity: cur.Policy.Parity}, true
+}
+
+// markerSet returns where completion marker mk, read from drives (the
+// upload's set, at.m's), wrote its artifact: the upload's set, or the
+// set movedKey names in the map of that epoch (the current one if the
+// history no longer has it: migration moved whatever was there).
+func (e *Engine) markerSet(tenant, container, key string, at uploadAt, mk *record) artSet {
+	v, ok := mk.Metadata[movedKey]
+	if !ok {
+		return uploadSet(at, mk)
+	}
+	f := strings.Fields(v)
+	cur := e.mapFor(tenant, container)
+	m := cur
+	if len(f) == 2 {
+		epoch, _ := strconv.ParseUint(f[0], 10, 64)
+		for _, o := range append([]*placement.Map{cur}, e.olderMaps(cur)...) {
+			if uint64(o.Epoch) == epoch {
+				m = o
+				break
+			}
+		}
+	}
+	pg := pgOf(m, tenant, container, key)
+	drives, _ := e.pgDrives(m, pg)
+	return artSet{m: m, pg: pg, drives: drives, data: m.Policy.Data, parity: m.Policy.Parity}
+}
+
+// copyParts copies the data of parts (part records of the upload up, in
+// the set at) into as, the key's set of the current map, part by part:
+// decoded from at's drives, encoded with as's policy (striped over the
+// map's PGs like a Put when its stripe width is over 1, rec's striping
+// set by it), each copy checked against the part's size and ETag. It
+// returns the copies' parts, in order, and drop, which deletes every
+// shard file it committed; on error it has called it.
+func (e *Engine) copyParts(ctx context.Context, tenant, container, key string, at uploadAt, up *record, parts []*record, as artSet, rec *record) ([]part, func(), error) {
+	src := record{Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: at.pg}
+	for _, p := range parts {
+		src.Parts = append(src.Parts, p.Parts[0])
+		src.Size += p.Size
+	}
+	recs := make([]*record, len(at.drives))
+	answered := make([]bool, len(at.drives))
+	for j := range recs {
+		r := src
+		r.Shard = j
+		recs[j], answered[j] = &r, true
+	}
+	a, err := e.artifactAt(tenant, container, key, location{m: at.m, pg: at.pg, drives: at.drives, recs: recs, raw: recs, answered: answered}, &src)
+	if err != nil {
+		return nil, nil, err
+	}
+	codec, err := e.codec(as.data, as.parity, rec.StripeSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	type placed struct {
+		drives    []driver.Driver
+		shard     driver.Shard
+		committed []bool
+	}
+	var done []placed
+	drop := func() {
+		for _, p := range done {
+			e.deleteShards(ctx, p.drives, p.shard, p.committed)
+		}
+	}
+	wq := max(as.data, as.parity+1)
+	var out []part
+	var off int64
+	for i, pt := range src.Parts {
+		var id [16]byte
+		rand.Read(id[:])
+		drives, derrs := e.partDrives(as.m, rec, i)
+		p := placed{drives: drives, shard: shardOf(tenant, container, key, rec.partPG(i), id), committed: make([]bool, len(drives))}
+		done = append(done, p)
+		digest, release := newETagHash(true)
+		body := a.Reader(ctx, off, pt.Size)
+		size, err := e.putShards(ctx, codec, drives, derrs, p.shard, body, wq, digest, p.committed)
+		body.Close()
+		sum := digest.Sum(nil)
+		release()
+		if err == nil && (size != pt.Size || !etagMatches(pt.ETag, sum)) {
+			err = fmt.Errorf("%w: part %d's bytes read do not match its size or ETag", ErrBadDigest, i+1)
+		}
+		if err != nil {
+			drop()
+			return nil, nil, fmt.Errorf("engine: complete upload: copy part into map epoch %d: %w", as.m.Epoch, err)
+		}
+		out = append(out, part{DataID: id, Size: pt.Size, ETag: pt.ETag})
+		off += pt.Size
+	}
+	return out, drop, nil
+}
