@@ -209,8 +209,11 @@
 // store's leader only (Coordinator), calls MigrateAll until a pass ends
 // with nothing failed, then drops from the history (through Raft) each
 // older map whose Residue is 0: no read needs it any more. Multipart
-// uploads in progress keep their placement and are not migrated; Residue
-// does not count them.
+// uploads in progress keep their placement and are not migrated: parts
+// uploaded after a map change still go to the upload's set (under its
+// lease, which the drives' map-epoch fence honours), Residue counts the
+// upload so that its map stays, and completing it copies the chosen parts
+// into the key's current set (multipart_move.go).
 //
 // # Quorum
 //

@@ -22,8 +22,10 @@ import (
 // Multipart uploads.
 //
 // An upload and each of its parts are records in the index of the drives
-// of the final key's placement group, under their own key spaces (which
-// sort apart from artifacts, so listings never see them):
+// of the final key's placement group in the map current at its creation
+// (which it keeps across map changes: multipart_move.go), under their own
+// key spaces (which sort apart from artifacts, so listings never see
+// them):
 //
 //	upload: "\x01U\x00" tenant "\x00" container "\x00" key "\x00" uploadID
 //	part:   "\x01P\x00" tenant "\x00" container "\x00" uploadID "\x00" %05d
