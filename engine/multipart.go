@@ -181,6 +181,11 @@ func (e *Engine) CreateUpload(ctx context.Context, tenant, container, key string
 		Version: version, ContentType: opts.ContentType, Metadata: meta, Modified: now.UnixNano(),
 		Data: m.Policy.Data, Parity: m.Policy.Parity, StripeSize: e.cfg.StripeSize, PG: pg,
 	}
+	// Striped like a Put: the seed drawn here places part n in the
+	// ((n-1) mod width)'th of its PGs (PutPart), where the completed
+	// artifact's record wants it when parts 1, 2, ... are completed in
+	// order.
+	e.setStriping(&rec, m, stripeWidth(m))
 	if err := e.recordWriteAt(uploadKey(tenant, container, key, uploadID), tenant, container, key, drives, m.Policy.WriteQuorum()).write(ctx, &rec, nil, present(drives)); err != nil {
 		return "", fmt.Errorf("engine: create upload: %w", err)
 	}
@@ -215,10 +220,12 @@ type uploadAt struct {
 }
 
 // moved reports whether writes to the upload's set would go to drives
-// other than cur's set of the same PG: the upload is in an older map, and
-// a map change moved its PG (or changed the PG count or the policy).
-func (at uploadAt) moved(cur *placement.Map) bool {
-	return at.m.Epoch < cur.Epoch && (at.m.Policy != cur.Policy || at.m.PGCount() != cur.PGCount() || !slices.Equal(at.m.Set(at.pg), cur.Set(at.pg)))
+// other than cur's set of the same PG: the upload (record up) is in an
+// older map, and a map change moved its PG or one its parts are striped
+// over (or changed the PG count or the policy).
+func (at uploadAt) moved(cur *placement.Map, up *record) bool {
+	return at.m.Epoch < cur.Epoch && (at.m.Policy != cur.Policy || at.m.PGCount() != cur.PGCount() || !slices.Equal(at.m.Set(at.pg), cur.Set(at.pg)) ||
+		!stripedIn(up, cur))
 }
 
 // findUpload reads an upload's record from the set it was created in: the
@@ -322,7 +329,7 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 	}
 	drives := at.drives
 	var hold *uploadHold
-	if at.moved(e.mapFor(tenant, container)) {
+	if at.moved(e.mapFor(tenant, container), up) {
 		// The upload lives in an older map's set, which drives now fence
 		// against writes under that map except those made under the
 		// upload's lease (cluster.Fence): stream the part under it too.
@@ -337,17 +344,21 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 	if err != nil {
 		return PartInfo{}, err
 	}
-	derrs := make([]error, len(drives))
-	for j, d := range drives {
-		if d == nil {
-			derrs[j] = ErrUnknownDrive
-		}
+	// The part's record goes to the upload's set; its data to the PG
+	// the upload's striping gives part n (the same set, unstriped).
+	prec := record{
+		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
+		Seed: up.Seed, Width: up.Width, PGCount: up.PGCount, Layout: up.Layout,
 	}
+	if up.striped() {
+		prec.Offset = (n - 1) % up.Width
+	}
+	ddrives, derrs := e.partDrives(at.m, &prec, 0)
 	var dataID [16]byte
 	rand.Read(dataID[:])
-	shard := shardOf(tenant, container, key, up.PG, dataID)
+	shard := shardOf(tenant, container, key, prec.partPG(0), dataID)
 	wq := max(up.Data, up.Parity+1)
-	committed := make([]bool, len(drives))
+	committed := make([]bool, len(ddrives))
 	limit := int64(MaxPartSize)
 	if opts.MaxSize > 0 {
 		limit = min(limit, opts.MaxSize)
@@ -357,7 +368,7 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 	}
 	digest, release := newETagHash(true)
 	defer release()
-	size, err := e.putShards(ctx, codec, drives, derrs, shard, io.LimitReader(body, limit+1), wq, digest, committed)
+	size, err := e.putShards(ctx, codec, ddrives, derrs, shard, io.LimitReader(body, limit+1), wq, digest, committed)
 	if err != nil {
 		return PartInfo{}, fmt.Errorf("engine: put part %d: %w", n, err)
 	}
@@ -378,46 +389,48 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 		}
 	}
 	if err != nil {
-		e.deleteShards(ctx, drives, shard, committed)
+		e.deleteShards(ctx, ddrives, shard, committed)
 		return PartInfo{}, err
 	}
 	// The upload may have completed or been aborted while the data
 	// streamed: check again under its lock, and commit the part under it.
 	if hold == nil {
 		if hold, err = e.lockUpload(ctx, uploadID); err != nil {
-			e.deleteShards(ctx, drives, shard, committed)
+			e.deleteShards(ctx, ddrives, shard, committed)
 			return PartInfo{}, err
 		}
 		defer hold.unlock()
 		ctx = hold.ctx // writes under the lease carry it
 	}
 	if _, _, err := e.activeUpload(ctx, tenant, container, key, uploadID); err != nil {
-		e.deleteShards(ctx, drives, shard, committed)
+		e.deleteShards(ctx, ddrives, shard, committed)
 		return PartInfo{}, err
 	}
 	pkey := partKey(tenant, container, uploadID, n)
 	if err := e.checkReplaceable(ctx, tenant, container, key, pkey, drives, up.Data); err != nil {
-		e.deleteShards(ctx, drives, shard, committed)
+		e.deleteShards(ctx, ddrives, shard, committed)
 		return PartInfo{}, err
 	}
 	if err := hold.check(); err != nil {
-		e.deleteShards(ctx, drives, shard, committed)
+		e.deleteShards(ctx, ddrives, shard, committed)
 		return PartInfo{}, err
 	}
 	version, now := e.newVersion()
 	etag := hex.EncodeToString(sum)
-	rec := record{
-		Version: version, Size: size, ETag: etag, Modified: now.UnixNano(),
-		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
-		Parts: []part{{DataID: dataID, Size: size, ETag: etag}}, Metadata: meta,
+	rec := prec
+	rec.Version, rec.Size, rec.ETag, rec.Modified = version, size, etag, now.UnixNano()
+	rec.Parts, rec.Metadata = []part{{DataID: dataID, Size: size, ETag: etag}}, meta
+	mask := committed // slot j's record where slot j's shard is
+	if rec.striped() {
+		mask = present(drives) // the records; the shards are in another PG
 	}
 	w := e.recordWriteAt(pkey, tenant, container, key, drives, wq)
-	res, settle := w.put(ctx, &rec, nil, committed)
+	res, settle := w.put(ctx, &rec, nil, mask)
 	replaced := replacedOf(res)
 	err = w.finish(ctx, &rec, res)
 	settle(err == nil)
 	if err != nil {
-		e.deleteShards(ctx, drives, shard, committed)
+		e.deleteShards(ctx, ddrives, shard, committed)
 		return PartInfo{}, err
 	}
 	rb, _ := liveSize(replaced)

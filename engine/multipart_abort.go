@@ -102,15 +102,17 @@ func (e *Engine) abort(ctx context.Context, tenant, container, key, id string, u
 	return size, nil
 }
 
-// dropPart deletes the shard files of part record p whose data ids keep
-// does not hold.
+// dropPart deletes the shard files of part record p, read from drives
+// (the upload's set), whose data ids keep does not hold: on those drives,
+// or on the drives of the PG its striping puts them in (deletePartShards).
 func (e *Engine) dropPart(ctx context.Context, tenant, container, key string, drives []driver.Driver, p *record, keep map[[16]byte]bool) {
-	for _, pt := range p.Parts {
-		if keep[pt.DataID] {
-			continue
+	e.fanCleanup(ctx, present(drives), func(ctx context.Context, j int) error {
+		err := e.deletePartShards(ctx, tenant, container, key, p, j, drives[j], func(pt part) bool { return keep[pt.DataID] })
+		if err != nil {
+			e.log.Warn("part shard delete failed", "pg", p.partPG(0), "shard", j, "err", err)
 		}
-		e.deleteShards(ctx, drives, shardOf(tenant, container, key, p.PG, pt.DataID), present(drives))
-	}
+		return err
+	})
 }
 
 // deleteRecord removes ikey's record of version v (of any version if v is

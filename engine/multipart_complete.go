@@ -140,6 +140,11 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 		Version: version, ContentType: u.ContentType, Metadata: u.Metadata, Modified: now.UnixNano(),
 		Data: as.data, Parity: as.parity, StripeSize: up.StripeSize, PG: as.pg,
 	}
+	if moved {
+		e.setStriping(&rec, as.m, stripeWidth(as.m)) // striped anew in the current map
+	} else {
+		rec.Seed, rec.Width, rec.PGCount, rec.Layout = up.Seed, up.Width, up.PGCount, up.Layout
+	}
 	etags := md5.New()
 	for _, cp := range parts {
 		p, ok := recs[cp.Number]
@@ -182,13 +187,20 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 			rec.Metadata = merged
 		}
 	}
+	// A part not where the artifact's record places it (every part if
+	// the artifact moved to another map; with striping, a part
+	// completed at another index than its number's) is copied there.
 	dropCopies := func() {}
-	if moved {
-		chosen := make([]*record, len(parts))
-		for i, cp := range parts {
-			chosen[i] = recs[cp.Number]
-		}
-		copies, drop, err := e.copyParts(ctx, tenant, container, key, at, up, chosen, as, &rec)
+	chosen := make([]*record, len(parts))
+	need := make([]bool, len(parts))
+	copying := false
+	for i, cp := range parts {
+		chosen[i] = recs[cp.Number]
+		need[i] = moved || chosen[i].partPG(0) != rec.partPG(i)
+		copying = copying || need[i]
+	}
+	if copying {
+		copies, drop, err := e.copyParts(ctx, tenant, container, key, at, chosen, need, as, &rec)
 		if err != nil {
 			return ArtifactInfo{}, err
 		}
@@ -206,12 +218,13 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 		meta[uploadEpochKey] = v // a reverted marker is the upload again
 	}
 	if moved {
-		meta[movedKey] = fmt.Sprintf("%d %d", as.m.Epoch, as.pg)
+		meta[movedKey] = fmt.Sprintf("%d %d %d %d %d %d", as.m.Epoch, as.pg, rec.Seed, rec.Width, rec.PGCount, rec.Layout)
 	}
 	mk := record{
 		Version: version, ETag: rec.ETag, Size: rec.Size, Parts: rec.Parts,
 		ContentType: u.ContentType, Metadata: meta, Modified: up.Modified,
 		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
+		Seed: up.Seed, Width: up.Width, PGCount: up.PGCount, Layout: up.Layout, // placed as the upload
 	}
 	ukey := uploadKey(tenant, container, key, uploadID)
 	if err := hold.check(); err != nil {
@@ -399,6 +412,7 @@ func (e *Engine) revert(ctx context.Context, tenant, container, key, id string, 
 	up := record{
 		Version: version, ContentType: u.ContentType, Metadata: meta, Modified: mk.Modified,
 		Data: mk.Data, Parity: mk.Parity, StripeSize: mk.StripeSize, PG: mk.PG,
+		Seed: mk.Seed, Width: mk.Width, PGCount: mk.PGCount, Layout: mk.Layout,
 	}
 	return e.putQuorum(ctx, uploadKey(tenant, container, key, id), drives, &up, max(mk.Data, mk.Parity+1))
 }
@@ -411,19 +425,20 @@ func (e *Engine) revert(ctx context.Context, tenant, container, key, id string, 
 // Parity answered are not waited for (fanOut); it fails with
 // ErrReadQuorum if the drives that answered cannot tell.
 func (e *Engine) partsLost(ctx context.Context, tenant, container, key string, mk *record, as artSet) (bool, error) {
-	drives := as.drives
-	live := 0
-	for _, d := range drives {
-		if d != nil {
-			live++
-		}
-	}
+	art := as.record(mk.Parts)
 	type probe struct {
 		found bool
 		err   error
 	}
-	for _, p := range mk.Parts {
-		shard := shardOf(tenant, container, key, as.pg, p.DataID)
+	for i, p := range mk.Parts {
+		drives, _ := e.partDrives(as.m, art, i)
+		live := 0
+		for _, d := range drives {
+			if d != nil {
+				live++
+			}
+		}
+		shard := shardOf(tenant, container, key, art.partPG(i), p.DataID)
 		res, done := fanOut(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, max(1, live-as.parity),
 			func(ctx context.Context, j int) probe {
 				rc, err := drives[j].ReadShard(ctx, shard, 0, 0)

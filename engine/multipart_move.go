@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -53,11 +52,20 @@ type artSet struct {
 	drives []driver.Driver
 	data   int
 	parity int
+	stripe record // the artifact's striping (Seed, Width, PGCount, Layout)
+}
+
+// record returns a record of as holding parts, for their locations.
+func (as artSet) record(parts []part) *record {
+	r := as.stripe
+	r.PG, r.Data, r.Parity, r.Parts = as.pg, as.data, as.parity, parts
+	return &r
 }
 
 // uploadSet is the set of the upload at, for a completion in it.
 func uploadSet(at uploadAt, up *record) artSet {
-	return artSet{m: at.m, pg: at.pg, drives: at.drives, data: up.Data, parity: up.Parity}
+	return artSet{m: at.m, pg: at.pg, drives: at.drives, data: up.Data, parity: up.Parity,
+		stripe: record{Seed: up.Seed, Width: up.Width, PGCount: up.PGCount, Layout: up.Layout}}
 }
 
 // completionSet returns where completing the upload at (record up)
@@ -67,7 +75,7 @@ func uploadSet(at uploadAt, up *record) artSet {
 func (e *Engine) completionSet(tenant, container, key string, at uploadAt, up *record) (as artSet, moved bool) {
 	cur := e.mapFor(tenant, container)
 	pg := pgOf(cur, tenant, container, key)
-	if at.m.Policy == cur.Policy && at.pg == pg && slices.Equal(at.m.Set(at.pg), cur.Set(pg)) {
+	if at.pg == pg && !at.moved(cur, up) {
 		return uploadSet(at, up), false
 	}
 	drives, _ := e.pgDrives(cur, pg)
@@ -86,7 +94,14 @@ func (e *Engine) markerSet(tenant, container, key string, at uploadAt, mk *recor
 	f := strings.Fields(v)
 	cur := e.mapFor(tenant, container)
 	m := cur
-	if len(f) == 2 {
+	var stripe record
+	if len(f) == 6 {
+		stripe.Seed, _ = strconv.ParseUint(f[2], 10, 64)
+		stripe.Width, _ = strconv.Atoi(f[3])
+		stripe.PGCount, _ = strconv.Atoi(f[4])
+		stripe.Layout, _ = strconv.ParseUint(f[5], 10, 64)
+	}
+	if len(f) >= 2 {
 		epoch, _ := strconv.ParseUint(f[0], 10, 64)
 		for _, o := range append([]*placement.Map{cur}, e.olderMaps(cur)...) {
 			if uint64(o.Epoch) == epoch {
@@ -97,33 +112,18 @@ func (e *Engine) markerSet(tenant, container, key string, at uploadAt, mk *recor
 	}
 	pg := pgOf(m, tenant, container, key)
 	drives, _ := e.pgDrives(m, pg)
-	return artSet{m: m, pg: pg, drives: drives, data: m.Policy.Data, parity: m.Policy.Parity}
+	return artSet{m: m, pg: pg, drives: drives, data: m.Policy.Data, parity: m.Policy.Parity, stripe: stripe}
 }
 
-// copyParts copies the data of parts (part records of the upload up, in
-// the set at) into as, the key's set of the current map, part by part:
-// decoded from at's drives, encoded with as's policy (striped over the
-// map's PGs like a Put when its stripe width is over 1, rec's striping
-// set by it), each copy checked against the part's size and ETag. It
-// returns the copies' parts, in order, and drop, which deletes every
-// shard file it committed; on error it has called it.
-func (e *Engine) copyParts(ctx context.Context, tenant, container, key string, at uploadAt, up *record, parts []*record, as artSet, rec *record) ([]part, func(), error) {
-	src := record{Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: at.pg}
-	for _, p := range parts {
-		src.Parts = append(src.Parts, p.Parts[0])
-		src.Size += p.Size
-	}
-	recs := make([]*record, len(at.drives))
-	answered := make([]bool, len(at.drives))
-	for j := range recs {
-		r := src
-		r.Shard = j
-		recs[j], answered[j] = &r, true
-	}
-	a, err := e.artifactAt(tenant, container, key, location{m: at.m, pg: at.pg, drives: at.drives, recs: recs, raw: recs, answered: answered}, &src)
-	if err != nil {
-		return nil, nil, err
-	}
+// copyParts copies the data of the parts (part records of the upload in
+// the set at) that need says into as, the key's set of the current map
+// or the upload's own, where rec, the artifact's record (its striping
+// set), places part i: decoded from their own drives, encoded with as's
+// policy, each copy checked against the part's size and ETag. It returns
+// the artifact's parts, in order (the copies, and the others as they
+// are), and drop, which deletes every shard file it committed; on error
+// it has called it.
+func (e *Engine) copyParts(ctx context.Context, tenant, container, key string, at uploadAt, parts []*record, need []bool, as artSet, rec *record) ([]part, func(), error) {
 	codec, err := e.codec(as.data, as.parity, rec.StripeSize)
 	if err != nil {
 		return nil, nil, err
@@ -140,29 +140,49 @@ func (e *Engine) copyParts(ctx context.Context, tenant, container, key string, a
 		}
 	}
 	wq := max(as.data, as.parity+1)
-	var out []part
-	var off int64
-	for i, pt := range src.Parts {
+	out := make([]part, len(parts))
+	answered := make([]bool, len(at.drives))
+	for j := range answered {
+		answered[j] = true
+	}
+	for i, src := range parts {
+		pt := src.Parts[0]
+		out[i] = pt
+		if !need[i] {
+			continue
+		}
+		// The part's record, as every drive of the upload's set holds it,
+		// reads its data wherever its striping put it (artifactAt).
+		recs := make([]*record, len(at.drives))
+		for j := range recs {
+			r := *src
+			r.Shard = j
+			recs[j] = &r
+		}
+		a, err := e.artifactAt(tenant, container, key, location{m: at.m, pg: at.pg, drives: at.drives, recs: recs, raw: recs, answered: answered}, src)
+		if err != nil {
+			drop()
+			return nil, nil, err
+		}
 		var id [16]byte
 		rand.Read(id[:])
 		drives, derrs := e.partDrives(as.m, rec, i)
 		p := placed{drives: drives, shard: shardOf(tenant, container, key, rec.partPG(i), id), committed: make([]bool, len(drives))}
 		done = append(done, p)
 		digest, release := newETagHash(true)
-		body := a.Reader(ctx, off, pt.Size)
+		body := a.Reader(ctx, 0, pt.Size)
 		size, err := e.putShards(ctx, codec, drives, derrs, p.shard, body, wq, digest, p.committed)
 		body.Close()
 		sum := digest.Sum(nil)
 		release()
 		if err == nil && (size != pt.Size || !etagMatches(pt.ETag, sum)) {
-			err = fmt.Errorf("%w: part %d's bytes read do not match its size or ETag", ErrBadDigest, i+1)
+			err = fmt.Errorf("%w: a part's bytes read do not match its size or ETag", ErrBadDigest)
 		}
 		if err != nil {
 			drop()
-			return nil, nil, fmt.Errorf("engine: complete upload: copy part into map epoch %d: %w", as.m.Epoch, err)
+			return nil, nil, fmt.Errorf("engine: complete upload: copy part %d into map epoch %d pg %d: %w", i+1, as.m.Epoch, rec.partPG(i), err)
 		}
-		out = append(out, part{DataID: id, Size: pt.Size, ETag: pt.ETag})
-		off += pt.Size
+		out[i] = part{DataID: id, Size: pt.Size, ETag: pt.ETag}
 	}
 	return out, drop, nil
 }

@@ -70,7 +70,7 @@ func (r *record) partPG(p int) uint32 {
 	if !r.striped() {
 		return r.PG
 	}
-	return stripePGs(r.Seed, r.Width, r.PGCount)[p%r.Width]
+	return stripePGs(r.Seed, r.Width, r.PGCount)[(p+r.Offset)%r.Width]
 }
 
 // layoutOf fingerprints the drive sets, in m, of the PGs a record striped
