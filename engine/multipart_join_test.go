@@ -53,6 +53,13 @@ func TestMultipartAcrossMapChange(t *testing.T) {
 				return []placement.DriveID{"d04", "d05", s[2], s[3]}
 			})
 		},
+	}, {
+		name: "striped over 4 PGs, 2+2 on 4 drives to 4+2 on 6",
+		maps: func(t *testing.T, r *migRig) (*placement.Map, *placement.Map) {
+			old, cur := r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1), r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 2)
+			old.Width, cur.Width = 4, 4
+			return old, cur
+		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newMigRig(t)
@@ -60,7 +67,7 @@ func TestMultipartAcrossMapChange(t *testing.T) {
 			old, cur := tc.maps(t, r)
 			r.useChain([]*placement.Map{old})
 			const key = "mp/join"
-			if _, err := r.e.Put(ctx, "t", "c", key, bytes.NewReader(randBytes(9, 300_000)), PutOptions{Size: 300_000}); err != nil {
+			if _, err := r.e.Put(ctx, "t", "c", key, bytes.NewReader(randBytes(9, 200_000)), PutOptions{Size: 200_000}); err != nil {
 				t.Fatal(err)
 			}
 			id, err := r.e.CreateUpload(ctx, "t", "c", key, PutOptions{ContentType: "application/x-join"})
@@ -142,6 +149,9 @@ func TestMultipartAcrossMapChange(t *testing.T) {
 					break
 				}
 				if time.Now().After(deadline) {
+					for _, id := range r.ids {
+						t.Logf("%s: %v", id, shardFiles(t, r.dirs[id]))
+					}
 					t.Fatalf("%d shard files on the drives, want %d (3 parts on %d drives)", total, wantFiles, cur.Policy.SetSize())
 				}
 				time.Sleep(20 * time.Millisecond)
