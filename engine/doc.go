@@ -37,10 +37,15 @@
 // names it on the key's own set. A Put writes, and a read decodes,
 // stripeReadAhead parts at a time, in parallel, in a bounded window
 // (memory: that many parts per request); a range reads only the parts it
-// covers. Smaller bodies, inline ones, multipart uploads and maps of
-// width 0 or 1 keep the single-PG layout (record format 1, which still
-// reads: format 2 is written only for striped records). Multipart parts
-// are not striped yet: each stays in the upload's PG.
+// covers. Smaller bodies, inline ones and maps of width 0 or 1 keep the
+// single-PG layout (record format 1, which still reads: format 2 is
+// written only for striped records). A multipart upload under a map of
+// width over 1 is striped too: its record draws the seed, part n's shard
+// files go to the ((n-1) mod W)'th PG (its part record says so with an
+// Offset, format 3), where the artifact's record places the part if
+// parts 1, 2, ... are completed in order; a part completed at another
+// index is copied to its place by CompleteUpload. Such a part may be up
+// to 5 GiB: reads decode it in pieces of stripeChunkStripes stripes.
 //
 // Map changes: the record also keeps a fingerprint (Layout) of the drive
 // sets, in the map it was written under, of the W PGs. A record counts as

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"bytes"
+	"io"
+	"runtime"
 	"os"
 	"slices"
 	"testing"
@@ -59,6 +61,21 @@ func TestStripedMultipart(t *testing.T) {
 			off := int64(MinPartSize - 1000)
 			if got, err := r.get(key, off, 5000); err != nil || !bytes.Equal(got, want[off:off+5000]) {
 				t.Fatalf("range across parts: %d bytes, %v", len(got), err)
+			}
+			// A part larger than a Put's is read in pieces of one: the
+			// window's buffers stay a few of those, not a few parts.
+			a, err := r.e.Open(ctx, "t", "c", key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			if err := a.WriteRange(ctx, io.Discard, 0, a.Info.Size); err != nil {
+				t.Fatal(err)
+			}
+			runtime.ReadMemStats(&after)
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
+				t.Fatalf("reading %d bytes allocated %d bytes, want at most 4 MiB (a window of %d pieces of %d bytes)", a.Info.Size, alloc, stripeReadAhead, stripeChunkStripes*stripeTestStripe)
 			}
 			rec := r.homeRecord(t, key)
 			pgs := map[uint32]bool{}
