@@ -3,8 +3,8 @@ package engine
 import (
 	"bytes"
 	"io"
-	"runtime"
 	"os"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
