@@ -356,8 +356,20 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 	ddrives, derrs := e.partDrives(at.m, &prec, 0)
 	var dataID [16]byte
 	rand.Read(dataID[:])
-	shard := shardOf(tenant, container, key, prec.partPG(0), dataID)
 	wq := max(up.Data, up.Parity+1)
+	pkey := partKey(tenant, container, uploadID, n)
+	if prec.striped() {
+		// Its shard files go to another PG than its record: a stripe
+		// intent lets the collector find them if a crash stops the
+		// part before its record (stripe_gc.go).
+		base, unintend, err := e.writeIntent(ctx, at.m, &prec, tenant, container, key, pkey, wq)
+		if err != nil {
+			return PartInfo{}, err
+		}
+		defer unintend() // after the record, or the shard files' deletion
+		dataID = intentDataID(base, 0)
+	}
+	shard := shardOf(tenant, container, key, prec.partPG(0), dataID)
 	committed := make([]bool, len(ddrives))
 	limit := int64(MaxPartSize)
 	if opts.MaxSize > 0 {
@@ -406,7 +418,6 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 		e.deleteShards(ctx, ddrives, shard, committed)
 		return PartInfo{}, err
 	}
-	pkey := partKey(tenant, container, uploadID, n)
 	if err := e.checkReplaceable(ctx, tenant, container, key, pkey, drives, up.Data); err != nil {
 		e.deleteShards(ctx, ddrives, shard, committed)
 		return PartInfo{}, err

@@ -255,7 +255,7 @@ type stripedPart struct {
 // go; drop and done remove it. A crash before either leaves it, for the
 // collector to delete the parts if no record names them.
 func (e *Engine) putStriped(ctx context.Context, codec *erasure.Codec, m *placement.Map, rec *record, tenant, container, key string, body io.Reader, size, maxSize int64, wq int, digest hash.Hash) (parts []part, drop, done func(), err error) {
-	base, unintend, err := e.writeIntent(ctx, m, rec, tenant, container, key, wq)
+	base, unintend, err := e.writeIntent(ctx, m, rec, tenant, container, key, "", wq)
 	if err != nil {
 		return nil, nil, nil, err
 	}

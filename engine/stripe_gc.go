@@ -44,6 +44,7 @@ const intentKeys = "\x01S\x00"
 const (
 	intentKeyMeta  = "\x00key"
 	intentBaseMeta = "\x00base"
+	intentRefMeta  = "\x00ref" // the index key of a multipart part's record
 )
 
 func intentKey(tenant, container string, base [16]byte) string {
@@ -65,7 +66,11 @@ func intentDataID(base [16]byte, i int) [16]byte {
 // writeIntent writes the stripe intent of a striped Put of key (record
 // rec, striped under m) to rec's PG's drives, needing wq of them, and
 // returns its base and unintend, which removes it.
-func (e *Engine) writeIntent(ctx context.Context, m *placement.Map, rec *record, tenant, container, key string, wq int) ([16]byte, func(), error) {
+//
+// A striped multipart part (PutPart) writes one too, for its one part
+// (data id intentDataID(base, 0)), with ref its part record's index key:
+// a record there also names it.
+func (e *Engine) writeIntent(ctx context.Context, m *placement.Map, rec *record, tenant, container, key, ref string, wq int) ([16]byte, func(), error) {
 	var base [16]byte
 	rand.Read(base[:])
 	drives, _ := e.pgDrives(m, rec.PG)
@@ -73,8 +78,11 @@ func (e *Engine) writeIntent(ctx context.Context, m *placement.Map, rec *record,
 	in := record{
 		Version: version, Modified: now.UnixNano(),
 		Data: rec.Data, Parity: rec.Parity, StripeSize: rec.StripeSize, PG: rec.PG,
-		Seed: rec.Seed, Width: rec.Width, PGCount: rec.PGCount, Layout: rec.Layout,
+		Seed: rec.Seed, Width: rec.Width, PGCount: rec.PGCount, Layout: rec.Layout, Offset: rec.Offset,
 		Metadata: map[string]string{intentKeyMeta: key, intentBaseMeta: hex.EncodeToString(base[:])},
+	}
+	if ref != "" {
+		in.Metadata[intentRefMeta] = ref
 	}
 	ikey := intentKey(tenant, container, base)
 	if err := e.putQuorum(ctx, ikey, drives, &in, wq); err != nil {
@@ -165,7 +173,7 @@ func (e *Engine) collectIntent(ctx context.Context, tenant, container, ikey stri
 	var base [16]byte
 	copy(base[:], b)
 	first := intentDataID(base, 0)
-	named, err := e.anyRecordNames(ctx, tenant, container, key, first)
+	named, err := e.anyRecordNames(ctx, tenant, container, key, in.Metadata[intentRefMeta], first)
 	if err != nil {
 		return err
 	}
@@ -193,9 +201,10 @@ func (e *Engine) collectIntent(ctx context.Context, tenant, container, ikey stri
 }
 
 // anyRecordNames reports whether a record of key, or of one of its
-// versions, on the drives of key's set in any map of the history, names
-// data id id. Every drive must answer.
-func (e *Engine) anyRecordNames(ctx context.Context, tenant, container, key string, id [16]byte) (bool, error) {
+// versions, or under index key ref (if not ""), on the drives of key's
+// set in any map of the history, names data id id. Every drive must
+// answer.
+func (e *Engine) anyRecordNames(ctx context.Context, tenant, container, key, ref string, id [16]byte) (bool, error) {
 	cur := e.mapFor(tenant, container)
 	ikey := indexPrefix(tenant, container) + key
 	names := func(data []byte, d driver.Driver, k string, truncated bool) (bool, error) {
@@ -226,14 +235,19 @@ func (e *Engine) anyRecordNames(ctx context.Context, tenant, container, key stri
 			if d == nil {
 				return false, fmt.Errorf("%w: drive of shard %d: %w", ErrReadQuorum, j, errs[j])
 			}
-			raw, err := d.GetRecord(ctx, ikey)
-			switch {
-			case err == nil:
-				if ok, err := names(raw.Data, d, ikey, false); ok || err != nil {
-					return ok, err
+			for _, k := range []string{ikey, ref} {
+				if k == "" {
+					continue
 				}
-			case !errors.Is(err, driver.ErrNotFound):
-				return false, err
+				raw, err := d.GetRecord(ctx, k)
+				switch {
+				case err == nil:
+					if ok, err := names(raw.Data, d, k, false); ok || err != nil {
+						return ok, err
+					}
+				case !errors.Is(err, driver.ErrNotFound):
+					return false, err
+				}
 			}
 			after := ""
 			for {

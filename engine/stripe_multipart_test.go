@@ -44,6 +44,11 @@ func TestStripedMultipart(t *testing.T) {
 				}
 				etags[n] = pi.ETag
 			}
+			for _, f := range r.faulty { // a part's stripe intent goes once its record is written
+				if recs, err := f.ListRecords(ctx, intentKeys, "", 10); err != nil || len(recs) != 0 {
+					t.Fatalf("%d stripe intents left after the parts, %v", len(recs), err)
+				}
+			}
 			var cps []CompletePart
 			var want []byte
 			for _, n := range tc.use {
