@@ -46,6 +46,12 @@
 // parts 1, 2, ... are completed in order; a part completed at another
 // index is copied to its place by CompleteUpload. Such a part may be up
 // to 5 GiB: reads decode it in pieces of stripeChunkStripes stripes.
+// A striped write's shard files land in other PGs before the record that
+// names them, so it first writes a stripe intent (stripe_gc.go) to the
+// key's PG, removed once the record is written: CollectStripeOrphans,
+// run by RunScanner, deletes the parts of a write that crashed in
+// between, once its intent is older than InFlightGrace and no record
+// names them.
 //
 // Map changes: the record also keeps a fingerprint (Layout) of the drive
 // sets, in the map it was written under, of the W PGs. A record counts as
@@ -296,7 +302,8 @@
 //   - history.go: where a key's records are (locate) across the current
 //     and older maps.
 //   - stripe.go: striping across PGs: which PG and drives hold a part
-//     (partPG, partDrives), the striped Put (putStriped).
+//     (partPG, partDrives), the striped Put (putStriped); stripe_gc.go:
+//     stripe intents and CollectStripeOrphans.
 //   - recordwrite.go: recordWrite, the one quorum write of metadata
 //     records: put, finish (tally, then roll back or collect), the
 //     last-writer-wins retry for new versions (latest).
@@ -309,7 +316,8 @@
 //   - lock.go: versions' retention and legal hold (object lock).
 //   - multipart.go (create, parts), multipart_list.go, multipart_complete.go
 //     (completion markers, settle, revert), multipart_abort.go (abort and
-//     the upload sweeper).
+//     the upload sweeper), multipart_move.go (uploads across map changes,
+//     copying parts at completion).
 //   - heal.go, scan.go, scrub.go: repair, and finding what needs it.
 //   - migrate.go (moving one key), migrate_shard.go (moving only the changed
 //     slots), migrate_walk.go (walking the older maps' keys, Residue).
