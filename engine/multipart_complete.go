@@ -81,6 +81,15 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 			return ArtifactInfo{}, ErrInvalidPartOrder
 		}
 	}
+	// Parts to copy (multipart_move.go) are copied before the lock, whose
+	// lease is short; used below if the parts are still those.
+	pre := e.copyAhead(ctx, tenant, container, key, uploadID, parts)
+	preUsed := false
+	defer func() {
+		if pre != nil && !preUsed {
+			pre.drop()
+		}
+	}()
 	hold, err := e.lockUpload(ctx, uploadID)
 	if err != nil {
 		return ArtifactInfo{}, err
@@ -140,9 +149,12 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 		Version: version, ContentType: u.ContentType, Metadata: u.Metadata, Modified: now.UnixNano(),
 		Data: as.data, Parity: as.parity, StripeSize: up.StripeSize, PG: as.pg,
 	}
-	if moved {
+	switch {
+	case pre.fits(at, as):
+		rec.Seed, rec.Width, rec.PGCount, rec.Layout = pre.stripe.Seed, pre.stripe.Width, pre.stripe.PGCount, pre.stripe.Layout
+	case moved:
 		e.setStriping(&rec, as.m, stripeWidth(as.m)) // striped anew in the current map
-	} else {
+	default:
 		rec.Seed, rec.Width, rec.PGCount, rec.Layout = up.Seed, up.Width, up.PGCount, up.Layout
 	}
 	etags := md5.New()
@@ -199,7 +211,9 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 		need[i] = moved || chosen[i].partPG(0) != rec.partPG(i)
 		copying = copying || need[i]
 	}
-	if copying {
+	if copying && pre.fits(at, as) && slices.EqualFunc(pre.src, chosen, func(id [16]byte, p *record) bool { return id == p.Parts[0].DataID }) {
+		rec.Parts, dropCopies, preUsed = pre.parts, pre.drop, true
+	} else if copying {
 		copies, drop, err := e.copyParts(ctx, tenant, container, key, at, chosen, need, as, &rec)
 		if err != nil {
 			return ArtifactInfo{}, err

@@ -186,3 +186,64 @@ func (e *Engine) copyParts(ctx context.Context, tenant, container, key string, a
 	}
 	return out, drop, nil
 }
+
+// preCopy is the copying of parts a completion does before it takes the
+// upload's lock (copyAhead): copying can take longer than the lease.
+type preCopy struct {
+	at     uploadAt
+	as     artSet
+	stripe record     // the artifact record's striping the copies are placed by
+	src    [][16]byte // the chosen parts' data ids
+	parts  []part     // the artifact's parts: the copies, and the others
+	drop   func()     // deletes the copies
+}
+
+// fits reports whether p was made for the upload at and the artifact set
+// as: the upload's map, and the artifact's map and PG, are still those.
+func (p *preCopy) fits(at uploadAt, as artSet) bool {
+	return p != nil && p.at.m.Epoch == at.m.Epoch && p.at.pg == at.pg && p.as.m.Epoch == as.m.Epoch && p.as.pg == as.pg
+}
+
+// copyAhead copies, without the upload's lock, the parts a completion of
+// the upload with parts would copy (CompleteUpload): nil if there are
+// none or anything is amiss, which the completion, under the lock, then
+// finds and answers. The completion uses the copies only if it chooses
+// the same parts' data under the same maps; else it drops them.
+func (e *Engine) copyAhead(ctx context.Context, tenant, container, key, uploadID string, parts []CompletePart) *preCopy {
+	up, at, err := e.activeUpload(ctx, tenant, container, key, uploadID)
+	if err != nil {
+		return nil
+	}
+	_, recs, err := e.allParts(ctx, tenant, container, uploadID, at.drives, up.Data)
+	if err != nil {
+		return nil
+	}
+	as, moved := e.completionSet(tenant, container, key, at, up)
+	rec := record{Data: as.data, Parity: as.parity, StripeSize: up.StripeSize, PG: as.pg}
+	if moved {
+		e.setStriping(&rec, as.m, stripeWidth(as.m))
+	} else {
+		rec.Seed, rec.Width, rec.PGCount, rec.Layout = up.Seed, up.Width, up.PGCount, up.Layout
+	}
+	chosen := make([]*record, len(parts))
+	need := make([]bool, len(parts))
+	src := make([][16]byte, len(parts))
+	copying := false
+	for i, cp := range parts {
+		p, ok := recs[cp.Number]
+		if !ok || strings.Trim(cp.ETag, `"`) != p.ETag || len(p.Parts) != 1 {
+			return nil
+		}
+		chosen[i], src[i] = p, p.Parts[0].DataID
+		need[i] = moved || p.partPG(0) != rec.partPG(i)
+		copying = copying || need[i]
+	}
+	if !copying {
+		return nil
+	}
+	out, drop, err := e.copyParts(ctx, tenant, container, key, at, chosen, need, as, &rec)
+	if err != nil {
+		return nil
+	}
+	return &preCopy{at: at, as: as, stripe: rec, src: src, parts: out, drop: drop}
+}
