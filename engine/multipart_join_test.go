@@ -67,7 +67,7 @@ func TestMultipartAcrossMapChange(t *testing.T) {
 			old, cur := tc.maps(t, r)
 			r.useChain([]*placement.Map{old})
 			const key = "mp/join"
-			if _, err := r.e.Put(ctx, "t", "c", key, bytes.NewReader(randBytes(9, 200_000)), PutOptions{Size: 200_000}); err != nil {
+			if _, err := r.e.Put(ctx, "t", "c", key, bytes.NewReader(randBytes(9, 300_000)), PutOptions{Size: 300_000}); err != nil {
 				t.Fatal(err)
 			}
 			id, err := r.e.CreateUpload(ctx, "t", "c", key, PutOptions{ContentType: "application/x-join"})
