@@ -30,7 +30,10 @@ import (
 // middle of a map change cannot land bytes in a PG slot it no longer owns
 // once the receiving node has seen the new map. The writer's quorum logic
 // takes a refused drive as unavailable: the write fails (S3 503) and is
-// retried by the client under the new map.
+// retried by the client under the new map. Writes under a multipart
+// upload's lease (checkLease) to a map still kept pass even if their PG
+// moved: an upload stays in the set it was created in until it is
+// completed or aborted, and the lease serialises them.
 //
 // A write planned under the current map, or under an older one in which
 // its PG's drive set is what it is now, passes: a map change fails only
@@ -128,9 +131,15 @@ func (f *Fence) Check(ctx context.Context) error {
 			break
 		}
 	}
+	_, leased := peer.LeaseFrom(ctx) // checked above: still the upload's lease
 	switch {
 	case then == nil:
 		return f.refuse(fc, fmt.Sprintf("map epoch %d is no longer kept (current %d)", e, cur.Epoch))
+	case leased:
+		// A multipart upload keeps its placement until it is completed
+		// or aborted, and its map stays kept meanwhile (engine Residue
+		// counts it): writes to it under its current lease go ahead.
+		return nil
 	case then.PGCount() != cur.PGCount() || int(fc.PG) >= cur.PGCount():
 		return f.refuse(fc, fmt.Sprintf("placement groups changed since epoch %d (current %d)", e, cur.Epoch))
 	case !slices.Equal(then.Set(fc.PG), cur.Set(fc.PG)):

@@ -37,10 +37,21 @@
 // names it on the key's own set. A Put writes, and a read decodes,
 // stripeReadAhead parts at a time, in parallel, in a bounded window
 // (memory: that many parts per request); a range reads only the parts it
-// covers. Smaller bodies, inline ones, multipart uploads and maps of
-// width 0 or 1 keep the single-PG layout (record format 1, which still
-// reads: format 2 is written only for striped records). Multipart parts
-// are not striped yet: each stays in the upload's PG.
+// covers. Smaller bodies, inline ones and maps of width 0 or 1 keep the
+// single-PG layout (record format 1, which still reads: format 2 is
+// written only for striped records). A multipart upload under a map of
+// width over 1 is striped too: its record draws the seed, part n's shard
+// files go to the ((n-1) mod W)'th PG (its part record says so with an
+// Offset, format 3), where the artifact's record places the part if
+// parts 1, 2, ... are completed in order; a part completed at another
+// index is copied to its place by CompleteUpload. Such a part may be up
+// to 5 GiB: reads decode it in pieces of stripeChunkStripes stripes.
+// A striped write's shard files land in other PGs before the record that
+// names them, so it first writes a stripe intent (stripe_gc.go) to the
+// key's PG, removed once the record is written: CollectStripeOrphans,
+// run by RunScanner, deletes the parts of a write that crashed in
+// between, once its intent is older than InFlightGrace and no record
+// names them.
 //
 // Map changes: the record also keeps a fingerprint (Layout) of the drive
 // sets, in the map it was written under, of the W PGs. A record counts as
@@ -212,8 +223,11 @@
 // store's leader only (Coordinator), calls MigrateAll until a pass ends
 // with nothing failed, then drops from the history (through Raft) each
 // older map whose Residue is 0: no read needs it any more. Multipart
-// uploads in progress keep their placement and are not migrated; Residue
-// does not count them.
+// uploads in progress keep their placement and are not migrated: parts
+// uploaded after a map change still go to the upload's set (under its
+// lease, which the drives' map-epoch fence honours), Residue counts the
+// upload so that its map stays, and completing it copies the chosen parts
+// into the key's current set (multipart_move.go).
 //
 // # Quorum
 //
@@ -298,7 +312,8 @@
 //   - history.go: where a key's records are (locate) across the current
 //     and older maps.
 //   - stripe.go: striping across PGs: which PG and drives hold a part
-//     (partPG, partDrives), the striped Put (putStriped).
+//     (partPG, partDrives), the striped Put (putStriped); stripe_gc.go:
+//     stripe intents and CollectStripeOrphans.
 //   - recordwrite.go: recordWrite, the one quorum write of metadata
 //     records: put, finish (tally, then roll back or collect), the
 //     last-writer-wins retry for new versions (latest).
@@ -311,7 +326,8 @@
 //   - lock.go: versions' retention and legal hold (object lock).
 //   - multipart.go (create, parts), multipart_list.go, multipart_complete.go
 //     (completion markers, settle, revert), multipart_abort.go (abort and
-//     the upload sweeper).
+//     the upload sweeper), multipart_move.go (uploads across map changes,
+//     copying parts at completion).
 //   - heal.go, scan.go, scrub.go: repair, and finding what needs it.
 //   - migrate.go (moving one key), migrate_shard.go (moving only the changed
 //     slots), migrate_walk.go (walking the older maps' keys, Residue).

@@ -63,8 +63,9 @@ const (
 // Driver for each drive in it. Implementations must be safe for concurrent
 // use.
 //
-// Every write (Put, Delete, Copy's destination, multipart uploads) goes to
-// the drive set of the current map. When the map changes (a node joins:
+// Every write (Put, Delete, Copy's destination, a new multipart upload)
+// goes to the drive set of the current map; an upload's parts go to the
+// set it was created in (multipart_move.go). When the map changes (a node joins:
 // drives are added, the epoch grows, the policy and PG → drive sets may
 // change), artifacts written under an older map stay on that map's sets
 // until data migration moves them. A Topology that also implements

@@ -131,6 +131,10 @@ func fuzzRecords() []*record {
 		{Version: v, Size: 12 << 20, ETag: "0123456789abcdef0123456789abcdef", Data: 2, Parity: 1, StripeSize: 1 << 20, PG: 9, Shard: 1,
 			Parts: []part{{DataID: [16]byte{3}, Size: 4 << 20}, {DataID: [16]byte{4}, Size: 4 << 20}, {DataID: [16]byte{5}, Size: 4 << 20}},
 			Seed:  1<<63 + 5, Width: 8, PGCount: 256, Layout: 0xfeedface},
+		// A striped multipart part (format 3, multipart.go).
+		{Version: v, Size: 5 << 20, ETag: "0123456789abcdef0123456789abcdef", Data: 2, Parity: 1, StripeSize: 1 << 20, PG: 9, Shard: 2,
+			Parts: []part{{DataID: [16]byte{6}, Size: 5 << 20, ETag: "0123456789abcdef0123456789abcdef"}},
+			Seed:  7, Width: 8, PGCount: 256, Layout: 0xfeedface, Offset: 5},
 	}
 }
 

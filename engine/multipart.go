@@ -2,24 +2,30 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/placement"
 )
 
 // Multipart uploads.
 //
 // An upload and each of its parts are records in the index of the drives
-// of the final key's placement group, under their own key spaces (which
-// sort apart from artifacts, so listings never see them):
+// of the final key's placement group in the map current at its creation
+// (which it keeps across map changes: multipart_move.go), under their own
+// key spaces (which sort apart from artifacts, so listings never see
+// them):
 //
 //	upload: "\x01U\x00" tenant "\x00" container "\x00" key "\x00" uploadID
 //	part:   "\x01P\x00" tenant "\x00" container "\x00" uploadID "\x00" %05d
@@ -166,10 +172,20 @@ func (e *Engine) CreateUpload(ctx context.Context, tenant, container, key string
 	var id [16]byte
 	rand.Read(id[:])
 	uploadID := hex.EncodeToString(id[:])
+	meta := maps.Clone(opts.Metadata)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta[uploadEpochKey] = strconv.FormatUint(uint64(m.Epoch), 10) // the map it lives in (findUpload)
 	rec := record{
-		Version: version, ContentType: opts.ContentType, Metadata: opts.Metadata, Modified: now.UnixNano(),
+		Version: version, ContentType: opts.ContentType, Metadata: meta, Modified: now.UnixNano(),
 		Data: m.Policy.Data, Parity: m.Policy.Parity, StripeSize: e.cfg.StripeSize, PG: pg,
 	}
+	// Striped like a Put: the seed drawn here places part n in the
+	// ((n-1) mod width)'th of its PGs (PutPart), where the completed
+	// artifact's record wants it when parts 1, 2, ... are completed in
+	// order.
+	e.setStriping(&rec, m, stripeWidth(m))
 	if err := e.recordWriteAt(uploadKey(tenant, container, key, uploadID), tenant, container, key, drives, m.Policy.WriteQuorum()).write(ctx, &rec, nil, present(drives)); err != nil {
 		return "", fmt.Errorf("engine: create upload: %w", err)
 	}
@@ -180,46 +196,107 @@ func (e *Engine) CreateUpload(ctx context.Context, tenant, container, key string
 	return uploadID, nil
 }
 
-// upload reads an upload's record from its placement group: an upload in
-// progress or the marker of a completion (isMarker).
-func (e *Engine) upload(ctx context.Context, tenant, container, key, id string) (*record, []driver.Driver, error) {
+// upload reads an upload's record from the set it lives in (findUpload):
+// an upload in progress or the marker of a completion (isMarker).
+func (e *Engine) upload(ctx context.Context, tenant, container, key, id string) (*record, uploadAt, error) {
 	if err := validKey(key); err != nil {
-		return nil, nil, err
+		return nil, uploadAt{}, err
 	}
 	if err := e.checkContainer(ctx, tenant, container); err != nil {
-		return nil, nil, err
+		return nil, uploadAt{}, err
 	}
 	if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
-		return nil, nil, ErrNoSuchUpload
+		return nil, uploadAt{}, ErrNoSuchUpload
 	}
-	return e.uploadRecord(ctx, tenant, container, key, id)
+	return e.findUpload(ctx, tenant, container, key, id)
 }
 
-// uploadRecord is upload without the name and container checks.
-func (e *Engine) uploadRecord(ctx context.Context, tenant, container, key, id string) (*record, []driver.Driver, error) {
-	m := e.mapFor(tenant, container)
-	drives, _ := e.pgDrives(m, m.PGOf(tenant, container, key))
-	rec, err := e.readNewest(ctx, drives, uploadKey(tenant, container, key, id), m.Policy.ReadQuorum())
-	if errors.Is(err, driver.ErrNotFound) {
-		return nil, nil, ErrNoSuchUpload
+// uploadAt is where an upload's records and parts' shard files live: the
+// set of its PG in the map current when it was created.
+type uploadAt struct {
+	m      *placement.Map // that map: the current one, or an older one (MapHistory)
+	pg     uint32
+	drives []driver.Driver // pg's set in m
+}
+
+// moved reports whether writes to the upload's set would go to drives
+// other than cur's set of the same PG: the upload (record up) is in an
+// older map, and a map change moved its PG or one its parts are striped
+// over (or changed the PG count or the policy).
+func (at uploadAt) moved(cur *placement.Map, up *record) bool {
+	return at.m.Epoch < cur.Epoch && (at.m.Policy != cur.Policy || at.m.PGCount() != cur.PGCount() || !slices.Equal(at.m.Set(at.pg), cur.Set(at.pg)) ||
+		!stripedIn(up, cur))
+}
+
+// findUpload reads an upload's record from the set it was created in: the
+// set of key's PG in the map its record names (uploadEpochKey), or, for
+// a record that names none or a map no longer kept, the first set holding
+// a record of it placed there, the current map's first, then the older
+// maps' (MapHistory). An upload keeps its placement until it is completed
+// or aborted, and Residue keeps its map in the history until then. A set
+// that does not answer with a read quorum is passed over; ErrReadQuorum
+// if no set holds the upload and one did not answer, else
+// ErrNoSuchUpload.
+func (e *Engine) findUpload(ctx context.Context, tenant, container, key, id string) (*record, uploadAt, error) {
+	cur := e.mapFor(tenant, container)
+	ukey := uploadKey(tenant, container, key, id)
+	maps := append([]*placement.Map{cur}, e.olderMaps(cur)...)
+	read := func(m *placement.Map) (*record, uploadAt, error) {
+		pg := m.PGOf(tenant, container, key)
+		drives, _ := e.pgDrives(m, pg)
+		k := m.Policy.ReadQuorum()
+		recs, answered := e.readRecordsK(ctx, drives, ukey, k)
+		if answered < k {
+			return nil, uploadAt{}, fmt.Errorf("%w: upload: map epoch %d pg %d: %d of %d drives answered, need %d", ErrReadQuorum, m.Epoch, pg, answered, len(drives), k)
+		}
+		for j, r := range recs {
+			if r != nil && !placedIn(r, m, pg, j) {
+				recs[j] = nil // another map's placement of a drive in both sets
+			}
+		}
+		return chooseVersion(recs, k), uploadAt{m: m, pg: pg, drives: drives}, nil
 	}
-	if err != nil {
-		return nil, nil, err
+	var unread error
+	for _, m := range maps {
+		rec, at, err := read(m)
+		if err != nil {
+			unread = cmp.Or(unread, err)
+			continue
+		}
+		if rec == nil {
+			continue
+		}
+		if rec.Deleted {
+			return nil, uploadAt{}, ErrNoSuchUpload
+		}
+		// A drive whose slot a map change kept holds the record placed
+		// for both maps: the record says which one it was made in.
+		if epoch, err := strconv.ParseUint(rec.Metadata[uploadEpochKey], 10, 64); err == nil && placement.Epoch(epoch) != m.Epoch {
+			for _, o := range maps {
+				if o.Epoch != placement.Epoch(epoch) {
+					continue
+				}
+				if orec, oat, err := read(o); err == nil && orec != nil && !orec.Deleted {
+					return orec, oat, nil
+				}
+			}
+		}
+		return rec, at, nil
 	}
-	if len(drives) != rec.Data+rec.Parity {
-		return nil, nil, fmt.Errorf("%w: upload placed with %d+%d, map has %d drives", ErrReadQuorum, rec.Data, rec.Parity, len(drives))
+	if unread != nil {
+		return nil, uploadAt{}, unread
 	}
-	return rec, drives, nil
+	return nil, uploadAt{}, ErrNoSuchUpload
 }
 
 // activeUpload is upload for operations on an upload in progress: a
 // completed one (or one being completed) is ErrNoSuchUpload.
-func (e *Engine) activeUpload(ctx context.Context, tenant, container, key, id string) (*record, []driver.Driver, error) {
-	up, drives, err := e.upload(ctx, tenant, container, key, id)
+func (e *Engine) activeUpload(ctx context.Context, tenant, container, key, id string) (*record, uploadAt, error) {
+	up, at, err := e.upload(ctx, tenant, container, key, id)
 	if err == nil && isMarker(up) {
 		err = ErrNoSuchUpload
 	}
-	return up, drives, err
+	return up, at, err
 }
 
 // readNewest reads the newest record under ikey from drives, needing k
@@ -246,25 +323,54 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 	if opts.Size > MaxPartSize {
 		return PartInfo{}, fmt.Errorf("%w: %d bytes", ErrTooLarge, opts.Size)
 	}
-	up, drives, err := e.activeUpload(ctx, tenant, container, key, uploadID)
+	up, at, err := e.activeUpload(ctx, tenant, container, key, uploadID)
 	if err != nil {
 		return PartInfo{}, err
+	}
+	drives := at.drives
+	var hold *uploadHold
+	if at.moved(e.mapFor(tenant, container), up) {
+		// The upload lives in an older map's set, which drives now fence
+		// against writes under that map except those made under the
+		// upload's lease (cluster.Fence): stream the part under it too.
+		// Parts of such an upload are written one at a time.
+		if hold, err = e.lockUpload(ctx, uploadID); err != nil {
+			return PartInfo{}, err
+		}
+		defer hold.unlock()
+		ctx = hold.ctx
 	}
 	codec, err := e.codec(up.Data, up.Parity, up.StripeSize)
 	if err != nil {
 		return PartInfo{}, err
 	}
-	derrs := make([]error, len(drives))
-	for j, d := range drives {
-		if d == nil {
-			derrs[j] = ErrUnknownDrive
-		}
+	// The part's record goes to the upload's set; its data to the PG
+	// the upload's striping gives part n (the same set, unstriped).
+	prec := record{
+		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
+		Seed: up.Seed, Width: up.Width, PGCount: up.PGCount, Layout: up.Layout,
 	}
+	if up.striped() {
+		prec.Offset = (n - 1) % up.Width
+	}
+	ddrives, derrs := e.partDrives(at.m, &prec, 0)
 	var dataID [16]byte
 	rand.Read(dataID[:])
-	shard := shardOf(tenant, container, key, up.PG, dataID)
 	wq := max(up.Data, up.Parity+1)
-	committed := make([]bool, len(drives))
+	pkey := partKey(tenant, container, uploadID, n)
+	if prec.striped() {
+		// Its shard files go to another PG than its record: a stripe
+		// intent lets the collector find them if a crash stops the
+		// part before its record (stripe_gc.go).
+		base, unintend, err := e.writeIntent(ctx, at.m, &prec, tenant, container, key, pkey, wq)
+		if err != nil {
+			return PartInfo{}, err
+		}
+		defer unintend() // after the record, or the shard files' deletion
+		dataID = intentDataID(base, 0)
+	}
+	shard := shardOf(tenant, container, key, prec.partPG(0), dataID)
+	committed := make([]bool, len(ddrives))
 	limit := int64(MaxPartSize)
 	if opts.MaxSize > 0 {
 		limit = min(limit, opts.MaxSize)
@@ -274,7 +380,7 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 	}
 	digest, release := newETagHash(true)
 	defer release()
-	size, err := e.putShards(ctx, codec, drives, derrs, shard, io.LimitReader(body, limit+1), wq, digest, committed)
+	size, err := e.putShards(ctx, codec, ddrives, derrs, shard, io.LimitReader(body, limit+1), wq, digest, committed)
 	if err != nil {
 		return PartInfo{}, fmt.Errorf("engine: put part %d: %w", n, err)
 	}
@@ -295,45 +401,47 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 		}
 	}
 	if err != nil {
-		e.deleteShards(ctx, drives, shard, committed)
+		e.deleteShards(ctx, ddrives, shard, committed)
 		return PartInfo{}, err
 	}
 	// The upload may have completed or been aborted while the data
 	// streamed: check again under its lock, and commit the part under it.
-	hold, err := e.lockUpload(ctx, uploadID)
-	if err != nil {
-		e.deleteShards(ctx, drives, shard, committed)
-		return PartInfo{}, err
+	if hold == nil {
+		if hold, err = e.lockUpload(ctx, uploadID); err != nil {
+			e.deleteShards(ctx, ddrives, shard, committed)
+			return PartInfo{}, err
+		}
+		defer hold.unlock()
+		ctx = hold.ctx // writes under the lease carry it
 	}
-	defer hold.unlock()
-	ctx = hold.ctx // writes under the lease carry it
 	if _, _, err := e.activeUpload(ctx, tenant, container, key, uploadID); err != nil {
-		e.deleteShards(ctx, drives, shard, committed)
+		e.deleteShards(ctx, ddrives, shard, committed)
 		return PartInfo{}, err
 	}
-	pkey := partKey(tenant, container, uploadID, n)
 	if err := e.checkReplaceable(ctx, tenant, container, key, pkey, drives, up.Data); err != nil {
-		e.deleteShards(ctx, drives, shard, committed)
+		e.deleteShards(ctx, ddrives, shard, committed)
 		return PartInfo{}, err
 	}
 	if err := hold.check(); err != nil {
-		e.deleteShards(ctx, drives, shard, committed)
+		e.deleteShards(ctx, ddrives, shard, committed)
 		return PartInfo{}, err
 	}
 	version, now := e.newVersion()
 	etag := hex.EncodeToString(sum)
-	rec := record{
-		Version: version, Size: size, ETag: etag, Modified: now.UnixNano(),
-		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
-		Parts: []part{{DataID: dataID, Size: size, ETag: etag}}, Metadata: meta,
+	rec := prec
+	rec.Version, rec.Size, rec.ETag, rec.Modified = version, size, etag, now.UnixNano()
+	rec.Parts, rec.Metadata = []part{{DataID: dataID, Size: size, ETag: etag}}, meta
+	mask := committed // slot j's record where slot j's shard is
+	if rec.striped() {
+		mask = present(drives) // the records; the shards are in another PG
 	}
 	w := e.recordWriteAt(pkey, tenant, container, key, drives, wq)
-	res, settle := w.put(ctx, &rec, nil, committed)
+	res, settle := w.put(ctx, &rec, nil, mask)
 	replaced := replacedOf(res)
 	err = w.finish(ctx, &rec, res)
 	settle(err == nil)
 	if err != nil {
-		e.deleteShards(ctx, drives, shard, committed)
+		e.deleteShards(ctx, ddrives, shard, committed)
 		return PartInfo{}, err
 	}
 	rb, _ := liveSize(replaced)

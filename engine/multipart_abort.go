@@ -54,12 +54,12 @@ func (e *Engine) AbortUpload(ctx context.Context, tenant, container, key, upload
 	}
 	defer hold.unlock()
 	ctx = hold.ctx // writes under the lease carry it
-	up, drives, err := e.upload(ctx, tenant, container, key, uploadID)
+	up, at, err := e.upload(ctx, tenant, container, key, uploadID)
 	if err != nil {
 		return err
 	}
 	if isMarker(up) {
-		s, err := e.settle(ctx, tenant, container, key, uploadID, up, drives)
+		s, err := e.settle(ctx, tenant, container, key, uploadID, up, at)
 		if err != nil {
 			return fmt.Errorf("engine: abort upload: %w", err)
 		}
@@ -70,7 +70,7 @@ func (e *Engine) AbortUpload(ctx context.Context, tenant, container, key, upload
 	if err := hold.check(); err != nil {
 		return err
 	}
-	inParts, err := e.abort(ctx, tenant, container, key, uploadID, up, drives)
+	inParts, err := e.abort(ctx, tenant, container, key, uploadID, up, at)
 	if err != nil {
 		return fmt.Errorf("engine: abort upload: %w", err)
 	}
@@ -82,12 +82,13 @@ func (e *Engine) AbortUpload(ctx context.Context, tenant, container, key, upload
 // marker (and that completion's stray artifact records): the part records
 // and the shard files no artifact record of key names, then the upload's
 // record, so that a crash leaves an upload to abort again.
-func (e *Engine) abort(ctx context.Context, tenant, container, key, id string, up *record, drives []driver.Driver) (int64, error) {
+func (e *Engine) abort(ctx context.Context, tenant, container, key, id string, up *record, at uploadAt) (int64, error) {
 	ctx, cancel := cleanupCtx(ctx)
 	defer cancel()
+	drives := at.drives
 	ikey := indexPrefix(tenant, container) + key
 	if isMarker(up) {
-		e.removeStrays(ctx, ikey, drives, up.Version)
+		e.removeStrays(ctx, ikey, e.markerSet(tenant, container, key, at, up).drives, up.Version)
 	}
 	arecs, answered := e.readRecordsK(ctx, drives, ikey, up.Data)
 	if answered < up.Data {
@@ -101,15 +102,17 @@ func (e *Engine) abort(ctx context.Context, tenant, container, key, id string, u
 	return size, nil
 }
 
-// dropPart deletes the shard files of part record p whose data ids keep
-// does not hold.
+// dropPart deletes the shard files of part record p, read from drives
+// (the upload's set), whose data ids keep does not hold: on those drives,
+// or on the drives of the PG its striping puts them in (deletePartShards).
 func (e *Engine) dropPart(ctx context.Context, tenant, container, key string, drives []driver.Driver, p *record, keep map[[16]byte]bool) {
-	for _, pt := range p.Parts {
-		if keep[pt.DataID] {
-			continue
+	e.fanCleanup(ctx, present(drives), func(ctx context.Context, j int) error {
+		err := e.deletePartShards(ctx, tenant, container, key, p, j, drives[j], func(pt part) bool { return keep[pt.DataID] })
+		if err != nil {
+			e.log.Warn("part shard delete failed", "pg", p.partPG(0), "shard", j, "err", err)
 		}
-		e.deleteShards(ctx, drives, shardOf(tenant, container, key, p.PG, pt.DataID), present(drives))
-	}
+		return err
+	})
 }
 
 // deleteRecord removes ikey's record of version v (of any version if v is
@@ -177,7 +180,7 @@ func (e *Engine) sweepUpload(ctx context.Context, tenant, container, key, id str
 	}
 	defer hold.unlock()
 	ctx = hold.ctx // writes under the lease carry it
-	mk, drives, err := e.uploadRecord(ctx, tenant, container, key, id)
+	mk, at, err := e.findUpload(ctx, tenant, container, key, id)
 	if errors.Is(err, ErrNoSuchUpload) {
 		return nil
 	}
@@ -187,7 +190,7 @@ func (e *Engine) sweepUpload(ctx context.Context, tenant, container, key, id str
 	if !isMarker(mk) {
 		return nil
 	}
-	s, err := e.settle(ctx, tenant, container, key, id, mk, drives)
+	s, err := e.settle(ctx, tenant, container, key, id, mk, at)
 	if err != nil || s.state != completionPending || e.cfg.Now().Sub(versionTime(mk.Version)) < UploadCompletionGrace {
 		return err
 	}
@@ -198,13 +201,13 @@ func (e *Engine) sweepUpload(ctx context.Context, tenant, container, key, id str
 		}
 	}
 	if errors.Is(err, ErrNoSuchContainer) {
-		_, err = e.abort(ctx, tenant, container, key, id, mk, drives)
+		_, err = e.abort(ctx, tenant, container, key, id, mk, at)
 		return err
 	}
 	if err != nil {
 		return err
 	}
-	return e.revert(ctx, tenant, container, key, id, mk, drives)
+	return e.revert(ctx, tenant, container, key, id, mk, at)
 }
 
 // RunUploadSweeper calls SweepUploads every interval (0 means

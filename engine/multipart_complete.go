@@ -43,9 +43,11 @@ func isMarker(up *record) bool { return up.ETag != "" }
 // uploadOf describes an upload record, or a marker as the upload it was.
 func uploadOf(key, id string, up *record) Upload {
 	meta := up.Metadata
-	if _, ok := meta[partNumbersKey]; ok {
+	if slices.ContainsFunc(uploadKeysMeta, func(k string) bool { _, ok := meta[k]; return ok }) {
 		meta = maps.Clone(meta)
-		delete(meta, partNumbersKey)
+		for _, k := range uploadKeysMeta {
+			delete(meta, k)
+		}
 		if len(meta) == 0 {
 			meta = nil
 		}
@@ -79,18 +81,28 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 			return ArtifactInfo{}, ErrInvalidPartOrder
 		}
 	}
+	// Parts to copy (multipart_move.go) are copied before the lock, whose
+	// lease is short; used below if the parts are still those.
+	pre := e.copyAhead(ctx, tenant, container, key, uploadID, parts)
+	preUsed := false
+	defer func() {
+		if pre != nil && !preUsed {
+			pre.drop()
+		}
+	}()
 	hold, err := e.lockUpload(ctx, uploadID)
 	if err != nil {
 		return ArtifactInfo{}, err
 	}
 	defer hold.unlock()
 	ctx = hold.ctx // writes under the lease carry it
-	up, drives, err := e.upload(ctx, tenant, container, key, uploadID)
+	up, at, err := e.upload(ctx, tenant, container, key, uploadID)
 	if err != nil {
 		return ArtifactInfo{}, err
 	}
+	drives := at.drives
 	if isMarker(up) {
-		s, err := e.settle(ctx, tenant, container, key, uploadID, up, drives)
+		s, err := e.settle(ctx, tenant, container, key, uploadID, up, at)
 		if err != nil {
 			return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
 		}
@@ -106,7 +118,7 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 		// Pending: the completion never became visible, or it did and its
 		// artifact was deleted since (which deleted the parts' data) and
 		// the tombstone purged. Complete again only in the first case.
-		lost, err := e.partsLost(ctx, tenant, container, key, up, drives)
+		lost, err := e.partsLost(ctx, tenant, container, key, up, e.markerSet(tenant, container, key, at, up))
 		if err != nil {
 			return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
 		}
@@ -114,7 +126,7 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 			if err := hold.check(); err != nil {
 				return ArtifactInfo{}, err
 			}
-			inParts, err := e.abort(ctx, tenant, container, key, uploadID, up, drives)
+			inParts, err := e.abort(ctx, tenant, container, key, uploadID, up, at)
 			if err != nil {
 				return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
 			}
@@ -129,9 +141,21 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 	u := uploadOf(key, uploadID, up)
 	e.observe(up.Version) // the marker must be newer than the upload record
 	version, now := e.newVersion()
+	// Where the artifact goes: the upload's set, or if a map change
+	// placed the key elsewhere since, the key's current set, which gets
+	// copies of the parts (multipart_move.go).
+	as, moved := e.completionSet(tenant, container, key, at, up)
 	rec := record{
 		Version: version, ContentType: u.ContentType, Metadata: u.Metadata, Modified: now.UnixNano(),
-		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
+		Data: as.data, Parity: as.parity, StripeSize: up.StripeSize, PG: as.pg,
+	}
+	switch {
+	case pre.fits(at, as):
+		rec.Seed, rec.Width, rec.PGCount, rec.Layout = pre.stripe.Seed, pre.stripe.Width, pre.stripe.PGCount, pre.stripe.Layout
+	case moved:
+		e.setStriping(&rec, as.m, stripeWidth(as.m)) // striped anew in the current map
+	default:
+		rec.Seed, rec.Width, rec.PGCount, rec.Layout = up.Seed, up.Width, up.PGCount, up.Layout
 	}
 	etags := md5.New()
 	for _, cp := range parts {
@@ -175,6 +199,27 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 			rec.Metadata = merged
 		}
 	}
+	// A part not where the artifact's record places it (every part if
+	// the artifact moved to another map; with striping, a part
+	// completed at another index than its number's) is copied there.
+	dropCopies := func() {}
+	chosen := make([]*record, len(parts))
+	need := make([]bool, len(parts))
+	copying := false
+	for i, cp := range parts {
+		chosen[i] = recs[cp.Number]
+		need[i] = moved || chosen[i].partPG(0) != rec.partPG(i)
+		copying = copying || need[i]
+	}
+	if copying && pre.fits(at, as) && slices.EqualFunc(pre.src, chosen, func(id [16]byte, p *record) bool { return id == p.Parts[0].DataID }) {
+		rec.Parts, dropCopies, preUsed = pre.parts, pre.drop, true
+	} else if copying {
+		copies, drop, err := e.copyParts(ctx, tenant, container, key, at, chosen, need, as, &rec)
+		if err != nil {
+			return ArtifactInfo{}, err
+		}
+		rec.Parts, dropCopies = copies, drop
+	}
 	wq := max(up.Data, up.Parity+1)
 	// Step 1: the marker. From here on the upload takes no part, and a
 	// crash is settled by whoever touches the upload next.
@@ -183,18 +228,29 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 		meta = map[string]string{}
 	}
 	meta[partNumbersKey] = strings.Join(numbers, ",")
+	if v, ok := up.Metadata[uploadEpochKey]; ok {
+		meta[uploadEpochKey] = v // a reverted marker is the upload again
+	}
+	if moved {
+		meta[movedKey] = fmt.Sprintf("%d %d %d %d %d %d", as.m.Epoch, as.pg, rec.Seed, rec.Width, rec.PGCount, rec.Layout)
+	}
 	mk := record{
 		Version: version, ETag: rec.ETag, Size: rec.Size, Parts: rec.Parts,
 		ContentType: u.ContentType, Metadata: meta, Modified: up.Modified,
 		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
+		Seed: up.Seed, Width: up.Width, PGCount: up.PGCount, Layout: up.Layout, // placed as the upload
 	}
 	ukey := uploadKey(tenant, container, key, uploadID)
 	if err := hold.check(); err != nil {
+		dropCopies()
 		return ArtifactInfo{}, err
 	}
 	if err := e.putQuorum(ctx, ukey, drives, &mk, wq); err != nil {
+		dropCopies() // the marker was rolled back: nothing names them
 		return ArtifactInfo{}, fmt.Errorf("engine: complete upload: marker: %w", err)
 	}
+	// From here on the marker names the copies: a failure leaves them
+	// for the settle (or, never completed, as unreferenced files).
 	// Step 2: the artifact.
 	gctx, gcancel := cleanupCtx(ctx)
 	defer gcancel()
@@ -203,12 +259,12 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 		// it (a pending completion is completed again or reverted).
 		return ArtifactInfo{}, err
 	}
-	replaced, err := e.artifactWrite(tenant, container, key, drives, wq).latest(ctx, &rec, nil, present(drives))
+	replaced, err := e.artifactWrite(tenant, container, key, as.drives, max(as.data, as.parity+1)).latest(ctx, &rec, nil, present(as.drives))
 	if err != nil {
 		// The write was rolled back: make the upload an upload in progress
 		// again, unless a crash-like failure left the artifact visible
 		// after all, which the settle then finishes.
-		if rerr := e.revert(gctx, tenant, container, key, uploadID, &mk, drives); rerr != nil {
+		if rerr := e.revert(gctx, tenant, container, key, uploadID, &mk, at); rerr != nil {
 			e.log.Warn("complete upload: marker left for the sweeper", "err", rerr)
 		}
 		return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
@@ -280,18 +336,20 @@ type settled struct {
 // the unused parts' shard files; for one overwritten since, also the
 // marker. A pending completion is left as it is, for the caller to
 // complete again, abort or revert.
-func (e *Engine) settle(ctx context.Context, tenant, container, key, id string, mk *record, drives []driver.Driver) (settled, error) {
+func (e *Engine) settle(ctx context.Context, tenant, container, key, id string, mk *record, at uploadAt) (settled, error) {
+	drives := at.drives
+	as := e.markerSet(tenant, container, key, at, mk) // where the artifact was written
 	ikey := indexPrefix(tenant, container) + key
-	arecs, answered := e.readRecordsK(ctx, drives, ikey, mk.Data)
-	if answered < mk.Data {
-		return settled{}, fmt.Errorf("%w: settle upload: %d of %d drives answered", ErrReadQuorum, answered, len(drives))
+	arecs, answered := e.readRecordsK(ctx, as.drives, ikey, as.data)
+	if answered < as.data {
+		return settled{}, fmt.Errorf("%w: settle upload: %d of %d drives answered", ErrReadQuorum, answered, len(as.drives))
 	}
-	cur := chooseVersion(arecs, mk.Data)
-	s := settled{cur: cur, all: answered == len(drives)}
+	cur := chooseVersion(arecs, as.data)
+	s := settled{cur: cur, all: answered == len(as.drives)}
 	switch {
-	case cur != nil && !cur.Deleted && cur.PG == mk.PG && slices.EqualFunc(cur.Parts, mk.Parts, func(p, q part) bool { return p.DataID == q.DataID }):
+	case cur != nil && !cur.Deleted && cur.PG == as.pg && slices.EqualFunc(cur.Parts, mk.Parts, func(p, q part) bool { return p.DataID == q.DataID }):
 		s.state = completionDone
-		e.rollForward(ctx, tenant, container, key, drives, cur, arecs)
+		e.rollForward(ctx, tenant, container, key, as.drives, cur, arecs)
 	case cur != nil && cur.Version.Compare(mk.Version) > 0:
 		s.state = completionGone
 	default:
@@ -337,27 +395,38 @@ func (e *Engine) rollForward(ctx context.Context, tenant, container, key string,
 // partsLost) is aborted. It needs every drive to answer: drives that
 // did not could hold enough of the artifact's record to serve it once
 // back, and an upload in progress may replace (and delete) parts.
-func (e *Engine) revert(ctx context.Context, tenant, container, key, id string, mk *record, drives []driver.Driver) error {
-	s, err := e.settle(ctx, tenant, container, key, id, mk, drives)
+func (e *Engine) revert(ctx context.Context, tenant, container, key, id string, mk *record, at uploadAt) error {
+	drives := at.drives
+	as := e.markerSet(tenant, container, key, at, mk)
+	s, err := e.settle(ctx, tenant, container, key, id, mk, at)
 	if err != nil || s.state != completionPending {
 		return err
 	}
 	if !s.all {
 		return fmt.Errorf("%w: revert upload: not every drive answered", ErrReadQuorum)
 	}
-	if lost, err := e.partsLost(ctx, tenant, container, key, mk, drives); err != nil || lost {
+	if lost, err := e.partsLost(ctx, tenant, container, key, mk, as); err != nil || lost {
 		if lost {
-			_, err = e.abort(ctx, tenant, container, key, id, mk, drives)
+			_, err = e.abort(ctx, tenant, container, key, id, mk, at)
 		}
 		return err
 	}
-	e.removeStrays(ctx, indexPrefix(tenant, container)+key, drives, mk.Version)
+	e.removeStrays(ctx, indexPrefix(tenant, container)+key, as.drives, mk.Version)
 	u := uploadOf(key, id, mk)
 	e.observe(mk.Version)
 	version, _ := e.newVersion()
+	meta := u.Metadata
+	if v, ok := mk.Metadata[uploadEpochKey]; ok {
+		meta = maps.Clone(meta)
+		if meta == nil {
+			meta = map[string]string{}
+		}
+		meta[uploadEpochKey] = v
+	}
 	up := record{
-		Version: version, ContentType: u.ContentType, Metadata: u.Metadata, Modified: mk.Modified,
+		Version: version, ContentType: u.ContentType, Metadata: meta, Modified: mk.Modified,
 		Data: mk.Data, Parity: mk.Parity, StripeSize: mk.StripeSize, PG: mk.PG,
+		Seed: mk.Seed, Width: mk.Width, PGCount: mk.PGCount, Layout: mk.Layout,
 	}
 	return e.putQuorum(ctx, uploadKey(tenant, container, key, id), drives, &up, max(mk.Data, mk.Parity+1))
 }
@@ -369,20 +438,22 @@ func (e *Engine) revert(ctx context.Context, tenant, container, key, id string, 
 // in parallel, and those that miss the straggler grace once all but
 // Parity answered are not waited for (fanOut); it fails with
 // ErrReadQuorum if the drives that answered cannot tell.
-func (e *Engine) partsLost(ctx context.Context, tenant, container, key string, mk *record, drives []driver.Driver) (bool, error) {
-	live := 0
-	for _, d := range drives {
-		if d != nil {
-			live++
-		}
-	}
+func (e *Engine) partsLost(ctx context.Context, tenant, container, key string, mk *record, as artSet) (bool, error) {
+	art := as.record(mk.Parts)
 	type probe struct {
 		found bool
 		err   error
 	}
-	for _, p := range mk.Parts {
-		shard := shardOf(tenant, container, key, mk.PG, p.DataID)
-		res, done := fanOut(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, max(1, live-mk.Parity),
+	for i, p := range mk.Parts {
+		drives, _ := e.partDrives(as.m, art, i)
+		live := 0
+		for _, d := range drives {
+			if d != nil {
+				live++
+			}
+		}
+		shard := shardOf(tenant, container, key, art.partPG(i), p.DataID)
+		res, done := fanOut(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, max(1, live-as.parity),
 			func(ctx context.Context, j int) probe {
 				rc, err := drives[j].ReadShard(ctx, shard, 0, 0)
 				if err == nil {
@@ -404,10 +475,10 @@ func (e *Engine) partsLost(ctx context.Context, tenant, container, key string, m
 				first = r.err
 			}
 		}
-		if missing > len(drives)-mk.Data {
+		if missing > len(drives)-as.data {
 			return true, nil
 		}
-		if present+missing < live && present < mk.Data {
+		if present+missing < live && present < as.data {
 			if first == nil {
 				first = fmt.Errorf("%w: %d of %d drives answered", ErrReadQuorum, present+missing, len(drives))
 			}

@@ -71,7 +71,8 @@ func (e *Engine) listNewest(ctx context.Context, drives []driver.Driver, prefix,
 
 // ListParts returns up to limit parts of an upload numbered above after.
 func (e *Engine) ListParts(ctx context.Context, tenant, container, key, uploadID string, after, limit int) ([]PartInfo, bool, error) {
-	up, drives, err := e.activeUpload(ctx, tenant, container, key, uploadID)
+	up, at, err := e.activeUpload(ctx, tenant, container, key, uploadID)
+	drives := at.drives
 	if err != nil {
 		return nil, false, err
 	}

@@ -184,7 +184,7 @@ func (e *Engine) put(ctx context.Context, tenant, container, key, vid string, bo
 	shard := shardOf(tenant, container, key, pg, dataID)
 	committed := make([]bool, pol.SetSize()) // the drives holding the put's shard file
 	stored := false
-	var dropStriped func() // removes a striped put's shard files
+	var dropStriped, doneStriped func() // remove a striped put's shard files; its stripe intent
 	defer func() {
 		if !stored {
 			e.deleteShards(ctx, drives, shard, committed)
@@ -206,7 +206,7 @@ func (e *Engine) put(ctx context.Context, tenant, container, key, vid string, bo
 		// PG's drives hold the records.
 		e.setStriping(&rec, m, width)
 		ok = present(drives) // the records; no shard of the put need be on them
-		rec.Parts, dropStriped, err = e.putStriped(ctx, codec, m, &rec, tenant, container, key, io.MultiReader(bytes.NewReader(head), body), opts.Size, maxSize, wq, digest)
+		rec.Parts, dropStriped, doneStriped, err = e.putStriped(ctx, codec, m, &rec, tenant, container, key, io.MultiReader(bytes.NewReader(head), body), opts.Size, maxSize, wq, digest)
 		for _, p := range rec.Parts {
 			rec.Size += p.Size
 		}
@@ -283,6 +283,9 @@ func (e *Engine) put(ctx context.Context, tenant, container, key, vid string, bo
 		return ArtifactInfo{}, err
 	}
 	stored = true
+	if doneStriped != nil {
+		doneStriped()
+	}
 	rb, ra := liveSize(replaced)
 	e.usage(tenant, rec.Size-rb, 1-ra)
 	info := e.info(tenant, container, key, &rec)

@@ -491,9 +491,11 @@ func (a *Artifact) WriteRange(ctx context.Context, w io.Writer, off, length int6
 }
 
 // writeStriped is WriteRange of a striped artifact: the parts the range
-// covers are decoded up to stripeReadAhead at a time, in parallel (they
-// are on different drive sets), each into a buffer of its own, and
-// written to w in order; memory stays stripeReadAhead parts.
+// covers (cut into pieces of stripeChunkStripes stripes, as a striped
+// multipart upload's parts may be larger) are decoded up to
+// stripeReadAhead at a time, in parallel (they are on different drive
+// sets), each into a buffer of its own, and written to w in order; memory
+// stays stripeReadAhead pieces.
 func (a *Artifact) writeStriped(ctx context.Context, w io.Writer, off, length int64, degraded *bool) error {
 	type span struct {
 		p           int
@@ -501,9 +503,12 @@ func (a *Artifact) writeStriped(ctx context.Context, w io.Writer, off, length in
 	}
 	var spans []span
 	var start int64
+	chunk := stripeChunkStripes * a.rec.StripeSize // a multipart part may be larger: read in pieces of a Put's part
 	for p, size := range a.segments() {
-		if lo, hi := max(off, start), min(off+length, start+size); lo < hi {
-			spans = append(spans, span{p, size, lo - start, hi - lo})
+		for lo, hi := max(off, start), min(off+length, start+size); lo < hi; {
+			end := min(hi, start+((lo-start)/chunk+1)*chunk)
+			spans = append(spans, span{p, size, lo - start, end - lo})
+			lo = end
 		}
 		start += size
 	}

@@ -146,7 +146,9 @@ const (
 // interval (ScanEvery if 0) on the leader (Scan) and queues what a drive
 // missed for the healer (RunHealer), so that shards lost while a drive was
 // down or replaced are rebuilt even if nobody reads them. It runs in every
-// mode: a single node is always its own leader. It returns when ctx ends.
+// mode: a single node is always its own leader. At most every
+// collectEvery it also collects the parts of striped Puts that crashed
+// (CollectStripeOrphans). It returns when ctx ends.
 func (e *Engine) RunScanner(ctx context.Context, c Coordinator, interval time.Duration, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -156,11 +158,22 @@ func (e *Engine) RunScanner(ctx context.Context, c Coordinator, interval time.Du
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var collected time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if c.IsLeader() && time.Since(collected) >= collectEvery {
+			collected = time.Now()
+			st, err := e.CollectStripeOrphans(ctx)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("scan: collect stripe orphans incomplete; will retry", "err", err)
+			}
+			if st.Collected > 0 {
+				log.Info("scan: collected the parts of crashed striped puts", "puts", st.Collected, "shards", st.Shards)
+			}
 		}
 		// A single node has no cluster map in the store (its engine
 		// has a static one) but leads its own Raft: it scans too.

@@ -51,6 +51,12 @@ type record struct {
 	Width   int
 	PGCount int
 	Layout  uint64
+	// Offset (format 3) shifts the parts along the seed's PGs: part i
+	// is in the (i+Offset) mod Width'th. Only the record of a multipart
+	// upload's part n has one, (n-1) mod Width, so that parts 1, 2, ...
+	// completed in order are where the artifact's record (Offset 0)
+	// places them (multipart_move.go).
+	Offset int
 }
 
 // part is one separately encoded piece of an artifact.
@@ -70,11 +76,13 @@ type part struct {
 // (Pointer) came later within format 1: records without them read as
 // before. Format 2 appends the striping fields (Seed, Width, PGCount,
 // Layout) after the parts; it is written only for striped records, so an
-// unstriped record is byte for byte what format 1 wrote.
+// unstriped record is byte for byte what format 1 wrote. Format 3 appends
+// Offset to format 2, for the striped records of multipart parts only.
 const (
 	recordMagic         = 'V'
 	recordFormat        = 1
 	recordFormatStriped = 2
+	recordFormatOffset  = 3 // format 2, then the Offset
 )
 
 var errBadRecord = errors.New("engine: malformed record")
@@ -104,6 +112,9 @@ func (r *record) marshal() []byte {
 	format := byte(recordFormat)
 	if r.Width > 1 {
 		format = recordFormatStriped
+		if r.Offset != 0 {
+			format = recordFormatOffset
+		}
 	}
 	b = append(b, recordMagic, format)
 	b = binary.AppendUvarint(b, uint64(len(head)))
@@ -128,11 +139,14 @@ func (r *record) marshal() []byte {
 		b = binary.AppendVarint(b, p.Size)
 		b = appendString(b, p.ETag)
 	}
-	if format == recordFormatStriped {
+	if format >= recordFormatStriped {
 		b = binary.BigEndian.AppendUint64(b, r.Seed)
 		b = binary.AppendUvarint(b, uint64(r.Width))
 		b = binary.AppendUvarint(b, uint64(r.PGCount))
 		b = binary.BigEndian.AppendUint64(b, r.Layout)
+	}
+	if format == recordFormatOffset {
+		b = binary.AppendUvarint(b, uint64(r.Offset))
 	}
 	return binary.BigEndian.AppendUint64(b, xxh3.Hash(b))
 }
@@ -143,7 +157,7 @@ func splitHead(b []byte, r *record) (decoder, error) {
 	if len(b) < 3 || b[0] != recordMagic {
 		return decoder{}, errBadRecord
 	}
-	if b[1] != recordFormat && b[1] != recordFormatStriped {
+	if b[1] != recordFormat && b[1] != recordFormatStriped && b[1] != recordFormatOffset {
 		return decoder{}, fmt.Errorf("%w: unknown format %d", errBadRecord, b[1])
 	}
 	n, w := binary.Uvarint(b[2:])
@@ -231,7 +245,7 @@ func unmarshalRecord(b []byte) (*record, error) {
 	} else if n != 0 {
 		d.err = errBadRecord
 	}
-	if body[1] == recordFormatStriped {
+	if body[1] >= recordFormatStriped {
 		r.Seed = d.u64()
 		w, pgs := d.uvarint(), d.uvarint()
 		r.Layout = d.u64()
@@ -239,6 +253,13 @@ func unmarshalRecord(b []byte) (*record, error) {
 			d.err = errBadRecord
 		}
 		r.Width, r.PGCount = int(w), int(pgs)
+	}
+	if body[1] == recordFormatOffset {
+		if o := d.uvarint(); d.err == nil && (o == 0 || o >= uint64(r.Width)) {
+			d.err = errBadRecord
+		} else {
+			r.Offset = int(o)
+		}
 	}
 	if d.err != nil || len(d.b) != 0 {
 		return nil, errBadRecord

@@ -421,8 +421,12 @@ func (w *recordWrite) collect(ctx context.Context, rec *record, res []recordPut)
 			// still rec's data (a rewrite, or a re-versioned write)
 			return gone != rec && gone.PG == rec.PG && slices.ContainsFunc(rec.Parts, func(q part) bool { return q.DataID == p.DataID })
 		}
+		slot := j
+		if gone != rec {
+			slot = gone.Shard // the slot it was written for: another map's set may have placed the drive elsewhere
+		}
 		wg.Go(func() {
-			if err := w.e.deletePartShards(ctx, w.tenant, w.container, w.key, gone, j, w.drives[j], keep); err != nil {
+			if err := w.e.deletePartShards(ctx, w.tenant, w.container, w.key, gone, slot, w.drives[j], keep); err != nil {
 				w.e.log.Warn("shard delete failed", "pg", gone.PG, "shard", j, "err", err)
 			}
 		})

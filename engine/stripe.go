@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	crand "crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -70,7 +69,7 @@ func (r *record) partPG(p int) uint32 {
 	if !r.striped() {
 		return r.PG
 	}
-	return stripePGs(r.Seed, r.Width, r.PGCount)[p%r.Width]
+	return stripePGs(r.Seed, r.Width, r.PGCount)[(p+r.Offset)%r.Width]
 }
 
 // layoutOf fingerprints the drive sets, in m, of the PGs a record striped
@@ -255,9 +254,19 @@ type stripedPart struct {
 // own PG's drives (putShards, a write quorum each), the MD5 of the whole
 // body computed in order alongside. Memory is stripeReadAhead parts. A
 // body longer than size (if known, else than maxSize) fails with
-// ErrIncompleteBody (ErrTooLarge). It returns the parts and drop, which
-// removes every shard file committed; on error it has called it.
-func (e *Engine) putStriped(ctx context.Context, codec *erasure.Codec, m *placement.Map, rec *record, tenant, container, key string, body io.Reader, size, maxSize int64, wq int, digest hash.Hash) (parts []part, drop func(), err error) {
+// ErrIncompleteBody (ErrTooLarge). It returns the parts, drop, which
+// removes every shard file committed, and done, to call once the record
+// naming the parts is written; on error it has called drop.
+//
+// Before the first part it writes a stripe intent (see
+// CollectStripeOrphans) to rec's own PG's drives, naming where the parts
+// go; drop and done remove it. A crash before either leaves it, for the
+// collector to delete the parts if no record names them.
+func (e *Engine) putStriped(ctx context.Context, codec *erasure.Codec, m *placement.Map, rec *record, tenant, container, key string, body io.Reader, size, maxSize int64, wq int, digest hash.Hash) (parts []part, drop, done func(), err error) {
+	base, unintend, err := e.writeIntent(ctx, m, rec, tenant, container, key, "", wq)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	limit := maxSize
 	if size >= 0 {
 		limit = size
@@ -269,6 +278,7 @@ func (e *Engine) putStriped(ctx context.Context, codec *erasure.Codec, m *placem
 		for _, pp := range placed {
 			e.deleteShards(ctx, pp.drives, pp.shard, pp.committed)
 		}
+		unintend()
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -307,8 +317,7 @@ func (e *Engine) putStriped(ctx context.Context, codec *erasure.Codec, m *placem
 			break
 		}
 		digest.Write(buf[:got])
-		var id [16]byte
-		crand.Read(id[:])
+		id := intentDataID(base, i)
 		parts = append(parts, part{DataID: id, Size: int64(got)})
 		drives, derrs := e.partDrives(m, rec, i)
 		pp := &stripedPart{drives: drives, shard: shardOf(tenant, container, key, rec.partPG(i), id), committed: make([]bool, len(drives))}
@@ -338,7 +347,7 @@ func (e *Engine) putStriped(ctx context.Context, codec *erasure.Codec, m *placem
 	}
 	if err != nil {
 		drop()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return parts, drop, nil
+	return parts, drop, unintend, nil
 }

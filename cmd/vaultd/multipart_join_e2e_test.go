@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -31,13 +30,6 @@ import (
 func TestClusterMultipartAcrossJoin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts vaultd processes")
-	}
-	if os.Getenv("VAULT_E2E_MULTIPART_JOIN") == "" {
-		// Known failure (issue 14.5, open): after the join the upload's
-		// record is looked for in the current map's set only
-		// (engine.uploadRecord), so UploadPart answers 503 "upload placed
-		// with 4+2, map has 8 drives". Set VAULT_E2E_MULTIPART_JOIN=1 to run.
-		t.Skip("issue 14.5: uploads are not found after a map change; VAULT_E2E_MULTIPART_JOIN=1 runs it")
 	}
 	c := prepareCluster(t, 4)
 	for _, n := range c.nodes[:3] {

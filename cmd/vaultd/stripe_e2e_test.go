@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/vaultaire/vaultaire/cluster"
 	"github.com/vaultaire/vaultaire/s3"
@@ -46,7 +47,9 @@ func countShardFiles(t *testing.T, dir string) int {
 // TestClusterStriping: three nodes with two drives each, `vaultd cluster
 // set-erasure 2+1 --width 8`: one 256 MiB artifact has shard files on at
 // least 5 of the 6 drives (one PG's set is 3), and reads back identical,
-// whole through another node and by a range across parts.
+// whole through another node and by a range across parts; so does a
+// multipart upload of eight 5 MiB parts; deleting either leaves no shard
+// file.
 func TestClusterStriping(t *testing.T) {
 	c := startCluster(t, 3)
 	st := c.waitFormed(t, 60*time.Second)
@@ -127,4 +130,76 @@ func TestClusterStriping(t *testing.T) {
 	if err != nil || !bytes.Equal(part, body[off:off+length]) {
 		t.Fatalf("range get: %d bytes, err %v, equal %v", len(part), err, bytes.Equal(part, body[off:off+length]))
 	}
+	if _, err := c.s3Client(0, root).DeleteObject(pctx, &awss3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(a.key)}); err != nil {
+		t.Fatal(err)
+	}
+	shardFilesLeft := func() ([]int, int) {
+		var counts []int
+		drives := 0
+		for _, n := range c.nodes {
+			for _, dir := range n.dirs {
+				k := countShardFiles(t, dir)
+				counts = append(counts, k)
+				if k > 0 {
+					drives++
+				}
+			}
+		}
+		return counts, drives
+	}
+	waitNoShards := func(when string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			counts, drives := shardFilesLeft()
+			if drives == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: shard files left %v", when, counts)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitNoShards("after deleting the striped put")
+
+	// A multipart upload is striped too (issue 14.1): eight 5 MiB parts,
+	// uploaded through every node, completed through another.
+	const mpKey = "multipart/striped"
+	up, err := c.s3Client(0, root).CreateMultipartUpload(pctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(mpKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var whole []byte
+	var done []types.CompletedPart
+	for n := range int32(8) {
+		b := newArtifact(fmt.Sprint("part", n), 5<<20).body()
+		whole = append(whole, b...)
+		pr, err := c.s3Client(int(n)%3, root).UploadPart(pctx, &awss3.UploadPartInput{Bucket: aws.String(bucket), Key: aws.String(mpKey),
+			UploadId: up.UploadId, PartNumber: aws.Int32(n + 1), Body: bytes.NewReader(b)})
+		if err != nil {
+			t.Fatalf("part %d: %v", n+1, err)
+		}
+		done = append(done, types.CompletedPart{PartNumber: aws.Int32(n + 1), ETag: pr.ETag})
+	}
+	if _, err := c.s3Client(2, root).CompleteMultipartUpload(pctx, &awss3.CompleteMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(mpKey),
+		UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: done}}); err != nil {
+		t.Fatalf("complete: %v", err)
+	}
+	if counts, drives := shardFilesLeft(); drives < 5 {
+		t.Fatalf("multipart: shard files on %d of 6 drives (%v), want at least 5", drives, counts)
+	}
+	mg, err := c.s3Client(1, root).GetObject(pctx, &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(mpKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := io.ReadAll(mg.Body)
+	mg.Body.Close()
+	if err != nil || !bytes.Equal(mb, whole) {
+		t.Fatalf("multipart get: %d bytes, err %v, equal %v", len(mb), err, bytes.Equal(mb, whole))
+	}
+	if _, err := c.s3Client(0, root).DeleteObject(pctx, &awss3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(mpKey)}); err != nil {
+		t.Fatal(err)
+	}
+	waitNoShards("after deleting the striped multipart artifact")
 }

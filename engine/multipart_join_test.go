@@ -1,0 +1,161 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// migrateUntilClean runs MigrateAll passes until one has no error.
+func migrateUntilClean(t *testing.T, e *Engine) {
+	t.Helper()
+	for range 5 {
+		after, clean := "", true
+		for {
+			st, err := e.MigrateAll(t.Context(), after, 1000)
+			clean = clean && err == nil
+			if after = st.Next; after == "" {
+				break
+			}
+		}
+		if clean {
+			return
+		}
+	}
+	t.Fatal("MigrateAll: no clean pass in 5")
+}
+
+// TestMultipartAcrossMapChange: an upload created, and given parts, under
+// one map keeps working after a map change moved its key's set: parts are
+// uploaded and replaced into the upload's own set, Residue keeps the older
+// map while the upload lives, Complete copies the parts into the key's
+// current set (winning over the version migration moved there), a retried
+// Complete answers the same artifact, and once migrated the older map
+// holds nothing and no shard file of the upload's parts is left.
+func TestMultipartAcrossMapChange(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		maps func(t *testing.T, r *migRig) (old, cur *placement.Map)
+	}{{
+		name: "2+2 on 4 drives to 4+2 on 6",
+		maps: func(t *testing.T, r *migRig) (*placement.Map, *placement.Map) {
+			return r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1), r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 2)
+		},
+	}, {
+		name: "same policy, every set moved",
+		maps: func(t *testing.T, r *migRig) (*placement.Map, *placement.Map) {
+			old := r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1)
+			return old, r.remap(t, old, 6, 2, func(s []placement.DriveID) []placement.DriveID {
+				return []placement.DriveID{"d04", "d05", s[2], s[3]}
+			})
+		},
+	}, {
+		name: "striped over 4 PGs, 2+2 on 4 drives to 4+2 on 6",
+		maps: func(t *testing.T, r *migRig) (*placement.Map, *placement.Map) {
+			old, cur := r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1), r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 2)
+			old.Width, cur.Width = 4, 4
+			return old, cur
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newMigRig(t)
+			ctx := t.Context()
+			old, cur := tc.maps(t, r)
+			r.useChain([]*placement.Map{old})
+			const key = "mp/join"
+			if _, err := r.e.Put(ctx, "t", "c", key, bytes.NewReader(randBytes(9, 300_000)), PutOptions{Size: 300_000}); err != nil {
+				t.Fatal(err)
+			}
+			id, err := r.e.CreateUpload(ctx, "t", "c", key, PutOptions{ContentType: "application/x-join"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts := map[int][]byte{1: randBytes(1, MinPartSize), 2: randBytes(2, MinPartSize)}
+			put := func(n int, b []byte) PartInfo {
+				t.Helper()
+				pi, err := r.e.PutPart(ctx, "t", "c", key, id, n, bytes.NewReader(b), PutOptions{Size: int64(len(b))})
+				if err != nil {
+					t.Fatalf("PutPart(%d): %v", n, err)
+				}
+				return pi
+			}
+			put(1, parts[1])
+			put(2, parts[2])
+
+			r.useChain([]*placement.Map{old, cur})
+			migrateUntilClean(t, r.e) // moves the key's older version into its current set
+			if n, err := r.e.Residue(ctx, old); err != nil || n == 0 {
+				t.Fatalf("Residue(old map) with an upload open in it = %d, %v; want > 0", n, err)
+			}
+			parts[2] = randBytes(3, MinPartSize) // replaced after the change
+			put(2, parts[2])
+			parts[3] = randBytes(4, 1000)
+			put(3, parts[3])
+			listed, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 100)
+			if err != nil || len(listed) != 3 {
+				t.Fatalf("ListParts = %d parts, %v; want 3", len(listed), err)
+			}
+			var cps []CompletePart
+			for _, p := range listed {
+				cps = append(cps, CompletePart{Number: p.Number, ETag: p.ETag})
+			}
+			info, err := r.e.CompleteUpload(ctx, "t", "c", key, id, cps, nil)
+			if err != nil {
+				t.Fatalf("CompleteUpload: %v", err)
+			}
+			want := bytes.Join([][]byte{parts[1], parts[2], parts[3]}, nil)
+			check := func(when string) {
+				t.Helper()
+				a, err := r.e.Open(ctx, "t", "c", key)
+				if err != nil {
+					t.Fatalf("%s: Open: %v", when, err)
+				}
+				var got bytes.Buffer
+				if err := a.WriteRange(ctx, &got, 0, a.Info.Size); err != nil || !bytes.Equal(got.Bytes(), want) {
+					t.Fatalf("%s: read %d bytes, %v; want the %d bytes of parts 1-3", when, got.Len(), err, len(want))
+				}
+				if a.Info.ETag != info.ETag || !strings.HasSuffix(a.Info.ETag, "-3") || a.PartCount() != 3 {
+					t.Fatalf("%s: ETag %s, %d parts; want %s, 3", when, a.Info.ETag, a.PartCount(), info.ETag)
+				}
+			}
+			check("after Complete")
+			again, err := r.e.CompleteUpload(ctx, "t", "c", key, id, cps, nil)
+			if err != nil || again.ETag != info.ETag {
+				t.Fatalf("retried CompleteUpload = %s, %v; want %s", again.ETag, err, info.ETag)
+			}
+			if err := r.e.AbortUpload(ctx, "t", "c", key, id); !errors.Is(err, ErrNoSuchUpload) {
+				t.Fatalf("AbortUpload after Complete = %v, want ErrNoSuchUpload", err)
+			}
+			migrateUntilClean(t, r.e)
+			if n, err := r.e.Residue(ctx, old); err != nil || n != 0 {
+				t.Fatalf("Residue(old map) after Complete and migration = %d, %v; want 0", n, err)
+			}
+			r.useChain([]*placement.Map{cur}) // the older map dropped
+			check("after the older map is dropped")
+			// Only the artifact's shard files remain: one per part on
+			// each drive of its set.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				total := 0
+				for _, id := range r.ids {
+					total += len(shardFiles(t, r.dirs[id]))
+				}
+				wantFiles := 3 * cur.Policy.SetSize()
+				if total == wantFiles {
+					break
+				}
+				if time.Now().After(deadline) {
+					for _, id := range r.ids {
+						t.Logf("%s: %v", id, shardFiles(t, r.dirs[id]))
+					}
+					t.Fatalf("%d shard files on the drives, want %d (3 parts on %d drives)", total, wantFiles, cur.Policy.SetSize())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}

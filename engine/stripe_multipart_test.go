@@ -1,0 +1,138 @@
+package engine
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestStripedMultipart: with a stripe width over 1, an upload's parts are
+// striped over the map's PGs like a Put's (part n in the ((n-1) mod W)'th
+// of the upload's PGs), so the completed artifact's shard files are on
+// more drives than one PG has; it reads back identical, whole and across
+// part boundaries; Heal rebuilds a drive's slots of every part; parts completed at another index than their number's
+// are copied to where the artifact's record places them, and the parts
+// left out are dropped; deleting it removes every shard file.
+func TestStripedMultipart(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		width int
+		use   []int // part numbers completed, of 1-4
+	}{
+		{"width 8, parts in order", 8, []int{1, 2, 3, 4}},
+		{"width 8, part 2 left out", 8, []int{1, 3, 4}},
+		{"width 1", 1, []int{1, 2, 3, 4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newStripeRig(t, tc.width)
+			ctx := t.Context()
+			const key = "striped/mp"
+			id, err := r.e.CreateUpload(ctx, "t", "c", key, PutOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bodies := map[int][]byte{1: randBytes(11, MinPartSize), 2: randBytes(12, MinPartSize), 3: randBytes(13, MinPartSize+12345), 4: randBytes(14, 70_000)}
+			etags := map[int]string{}
+			for n := 1; n <= 4; n++ {
+				pi, err := r.e.PutPart(ctx, "t", "c", key, id, n, bytes.NewReader(bodies[n]), PutOptions{Size: int64(len(bodies[n]))})
+				if err != nil {
+					t.Fatalf("PutPart(%d): %v", n, err)
+				}
+				etags[n] = pi.ETag
+			}
+			for _, f := range r.faulty { // a part's stripe intent goes once its record is written
+				if recs, err := f.ListRecords(ctx, intentKeys, "", 10); err != nil || len(recs) != 0 {
+					t.Fatalf("%d stripe intents left after the parts, %v", len(recs), err)
+				}
+			}
+			var cps []CompletePart
+			var want []byte
+			for _, n := range tc.use {
+				cps = append(cps, CompletePart{Number: n, ETag: etags[n]})
+				want = append(want, bodies[n]...)
+			}
+			if _, err := r.e.CompleteUpload(ctx, "t", "c", key, id, cps, nil); err != nil {
+				t.Fatalf("CompleteUpload: %v", err)
+			}
+			got, err := r.get(key, 0, int64(len(want)))
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("read %d bytes, %v; want the %d bytes of parts %v", len(got), err, len(want), tc.use)
+			}
+			// A range across the first part boundary.
+			off := int64(MinPartSize - 1000)
+			if got, err := r.get(key, off, 5000); err != nil || !bytes.Equal(got, want[off:off+5000]) {
+				t.Fatalf("range across parts: %d bytes, %v", len(got), err)
+			}
+			// A part larger than a Put's is read in pieces of one: the
+			// window's buffers stay a few of those, not a few parts.
+			a, err := r.e.Open(ctx, "t", "c", key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			if err := a.WriteRange(ctx, io.Discard, 0, a.Info.Size); err != nil {
+				t.Fatal(err)
+			}
+			runtime.ReadMemStats(&after)
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
+				t.Fatalf("reading %d bytes allocated %d bytes, want at most 4 MiB (a window of %d pieces of %d bytes)", a.Info.Size, alloc, stripeReadAhead, stripeChunkStripes*stripeTestStripe)
+			}
+			rec := r.homeRecord(t, key)
+			pgs := map[uint32]bool{}
+			for i := range rec.Parts {
+				pgs[rec.partPG(i)] = true
+			}
+			drives, _ := drivesWithShards(r.shardFiles(t))
+			wantFiles := len(tc.use) * 3 // 2+1
+			if tc.width > 1 {
+				if !rec.striped() || len(pgs) != len(tc.use) || drives < 5 {
+					t.Fatalf("striped %v over %d PGs, shard files on %d drives; want %d PGs, at least 5 of 6 drives", rec.striped(), len(pgs), drives, len(tc.use))
+				}
+			} else if rec.striped() || len(pgs) != 1 || drives != 3 {
+				t.Fatalf("striped %v over %d PGs, shard files on %d drives; want 1 PG on 3 drives", rec.striped(), len(pgs), drives)
+			}
+			waitShardFiles(t, r, wantFiles, "after Complete (parts left out dropped)")
+			// Heal follows the parts to their PGs: a drive that lost
+			// every shard file gets its slots of each part back.
+			files := r.shardFiles(t)
+			lost := slices.IndexFunc(files, func(f []string) bool { return len(f) > 0 })
+			for _, f := range files[lost] {
+				if err := os.Remove(f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := r.e.Heal(ctx, "t", "c", key); err != nil {
+				t.Fatalf("Heal: %v", err)
+			}
+			if got := len(r.shardFiles(t)[lost]); got != len(files[lost]) {
+				t.Fatalf("after Heal drive %d holds %d shard files, want %d", lost, got, len(files[lost]))
+			}
+			if err := r.e.Delete(ctx, "t", "c", key); err != nil {
+				t.Fatal(err)
+			}
+			waitShardFiles(t, r, 0, "after Delete")
+		})
+	}
+}
+
+// waitShardFiles waits for r's drives to hold want shard files in all.
+func waitShardFiles(t *testing.T, r *rig, want int, when string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		files := r.shardFiles(t)
+		_, total := drivesWithShards(files)
+		if total == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d shard files on the drives, want %d: %v", when, total, want, slices.Concat(files...))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
