@@ -184,7 +184,8 @@ func (e *Engine) put(ctx context.Context, tenant, container, key, vid string, bo
 	shard := shardOf(tenant, container, key, pg, dataID)
 	committed := make([]bool, pol.SetSize()) // the drives holding the put's shard file
 	stored := false
-	var dropStriped, doneStriped func() // remove a striped put's shard files; its stripe intent
+	var dropStriped func()      // remove a striped put's shard files
+	var doneStriped func() bool // remove its stripe intent; true if a part missed a drive
 	defer func() {
 		if !stored {
 			e.deleteShards(ctx, drives, shard, committed)
@@ -283,8 +284,8 @@ func (e *Engine) put(ctx context.Context, tenant, container, key, vid string, bo
 		return ArtifactInfo{}, err
 	}
 	stored = true
-	if doneStriped != nil {
-		doneStriped()
+	if doneStriped != nil && doneStriped() {
+		e.queueHeal(HealItem{tenant, container, ikey})
 	}
 	rb, ra := liveSize(replaced)
 	e.usage(tenant, rec.Size-rb, 1-ra)

@@ -262,7 +262,7 @@ type stripedPart struct {
 // CollectStripeOrphans) to rec's own PG's drives, naming where the parts
 // go; drop and done remove it. A crash before either leaves it, for the
 // collector to delete the parts if no record names them.
-func (e *Engine) putStriped(ctx context.Context, codec *erasure.Codec, m *placement.Map, rec *record, tenant, container, key string, body io.Reader, size, maxSize int64, wq int, digest hash.Hash) (parts []part, drop, done func(), err error) {
+func (e *Engine) putStriped(ctx context.Context, codec *erasure.Codec, m *placement.Map, rec *record, tenant, container, key string, body io.Reader, size, maxSize int64, wq int, digest hash.Hash) (parts []part, drop func(), done func() (degraded bool), err error) {
 	base, unintend, err := e.writeIntent(ctx, m, rec, tenant, container, key, "", wq)
 	if err != nil {
 		return nil, nil, nil, err
@@ -349,5 +349,17 @@ func (e *Engine) putStriped(ctx context.Context, codec *erasure.Codec, m *placem
 		drop()
 		return nil, nil, nil, err
 	}
-	return parts, drop, unintend, nil
+	// A part committed on its write quorum but not on every drive of its
+	// set is degraded, and the key's own records, on every drive, do not
+	// show it to the scanner: done says so, for the caller to queue a heal
+	// once the record is stored (probe H2 of session 7: a missing part
+	// shard waited for a read or the monthly scrub, and losing a node
+	// meanwhile made the artifact unreadable).
+	degraded := false
+	for _, pp := range placed {
+		for j, d := range pp.drives {
+			degraded = degraded || d == nil || !pp.committed[j]
+		}
+	}
+	return parts, drop, func() bool { unintend(); return degraded }, nil
 }

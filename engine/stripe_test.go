@@ -720,3 +720,53 @@ func (d fencedDrive) DeleteRecord(ctx context.Context, key string, v driver.Vers
 	}
 	return d.Driver.DeleteRecord(ctx, key, v)
 }
+
+// TestStripedPutMissedDriveQueuesHeal: a striped Put acknowledged with a
+// part's shard missing on one drive of its set (the write quorum took it)
+// queues the key for healing at once, and the heal restores every shard
+// (probe H2 of session 7: the key's records were on every drive, so
+// nothing but a read or the monthly scrub would ever find the gap, and
+// losing a node meanwhile made the artifact unreadable). A Put that missed
+// nothing queues nothing.
+func TestStripedPutMissedDriveQueuesHeal(t *testing.T) {
+	r := newStripeRig(t, 8)
+	size := 10*stripeChunkStripes*stripeTestStripe + 99
+	r.put(t, "whole", randBytes(5, size), int64(size))
+	if due := r.e.dueHeals(time.Now().Add(time.Hour)); len(due) != 0 {
+		t.Fatalf("a Put that missed nothing queued %v", due)
+	}
+	_, full := drivesWithShards(r.shardFiles(t))
+	m := r.e.mapOf()
+	home := m.Set(m.PGOf("t", "c", "k"))
+	bad := -1
+	for i, id := range r.ids {
+		if !slices.Contains(home, id) {
+			bad = i
+			break
+		}
+	}
+	if bad < 0 {
+		t.Fatal("every drive is in the key's own PG")
+	}
+	r.faulty[bad].SetFailWritesAfter(0)
+	data := randBytes(6, size)
+	r.put(t, "k", data, int64(size))
+	r.faulty[bad].SetFailWritesAfter(-1)
+	_, total := drivesWithShards(r.shardFiles(t))
+	if total >= 2*full {
+		t.Fatalf("%d shard files, want fewer than %d: the fault did not cost the put a shard", total, 2*full)
+	}
+	due := r.e.dueHeals(time.Now().Add(time.Hour))
+	if !slices.Contains(due, HealItem{"t", "c", "k"}) {
+		t.Fatalf("heal queue %v, want the degraded key queued", due)
+	}
+	if _, err := r.e.Heal(t.Context(), "t", "c", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, total := drivesWithShards(r.shardFiles(t)); total != 2*full {
+		t.Fatalf("%d shard files after the heal, want %d", total, 2*full)
+	}
+	if got, err := r.get("k", 0, -1); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read after heal: %v", err)
+	}
+}
