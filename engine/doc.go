@@ -251,11 +251,9 @@
 // older version can be on k drives, so no later read returns an older one.
 // A read that cannot get it there fails with ErrReadQuorum rather than
 // answer either version. A drive that refuses a new version as stale (a
-// newer one is there) counts towards its quorum if that newer version is
-// never rolled back; a live inline one may be (on fewer than k drives),
-// so a refusal for it does not count, and a write naming no shard files
-// (a small put, a delete, a version pointer) is written again above it.
-// A read that cannot reach k drives fails with
+// newer one is there) counts towards its quorum: that newer version is
+// never rolled back (except an inline one on fewer than k drives, a known
+// gap: see TestStaleRefusalStays). A read that cannot reach k drives fails with
 // ErrReadQuorum; it never returns bytes it could not verify. A record
 // write that a peer receives only after the writer gave it up (held by a
 // partition) is refused there, not applied (driver/peer), so a failed
