@@ -58,6 +58,15 @@
 //     transaction and one fsync (group commit).
 //   - DeleteShard fsyncs the directory the file was removed from.
 //
+// # Memory
+//
+// bbolt reads index.db through a read-only shared memory map, and every page
+// a call reads stays mapped, counting in the process's resident set: with
+// small inline artifacts the whole index would end up resident. A drive
+// unmaps the index's pages (MADV_DONTNEED, which leaves them in the page
+// cache) once its calls may have mapped about 8 MiB since the last time,
+// or a second later, and a long listing does so as it goes; see trim.go.
+//
 // # Usage accounting
 //
 // Info reports Usage.Used as the bytes of committed shard files, counted by

@@ -89,6 +89,10 @@ type Driver struct {
 
 	// shardBytes approximates the bytes of committed shard files.
 	shardBytes atomic.Int64
+	// lastTrim is when index pages were last unmapped (UnixNano) and
+	// touched how many bytes calls may have mapped since (trim.go).
+	lastTrim atomic.Int64
+	touched  atomic.Int64
 
 	// syncedDirs holds the shard directories known to be durably linked
 	// into their parents (string → struct{}).
