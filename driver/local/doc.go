@@ -67,6 +67,16 @@
 // cache) once its calls may have mapped about 8 MiB since the last time,
 // or a second later, and a long listing does so as it goes; see trim.go.
 //
+// # Free index pages
+//
+// bbolt never shrinks index.db: pages freed by deletes, overwrites and the
+// copy-on-write of every commit are reused by later commits but stay
+// allocated meanwhile. Once enough have been freed (256 KiB and 1/64 of the
+// index), the drive punches holes in them (fallocate PUNCH_HOLE; the file
+// keeps its size) in short rounds that hold writers off for at most 50 ms,
+// at most every second, so deleted data frees disk space; see reclaim.go.
+// A file system that cannot punch holes keeps them allocated.
+//
 // # Usage accounting
 //
 // Info reports Usage.Used as the bytes of committed shard files, counted by

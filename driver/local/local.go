@@ -93,6 +93,15 @@ type Driver struct {
 	// touched how many bytes calls may have mapped since (trim.go).
 	lastTrim atomic.Int64
 	touched  atomic.Int64
+	// State of returning free index pages to the file system
+	// (reclaim.go): the index's size at the last commit, the free pages
+	// already returned, when the next reclaim may run (UnixNano), whether
+	// one is scheduled, and whether the file system cannot.
+	indexSize   atomic.Int64
+	punched     atomic.Int64
+	nextReclaim atomic.Int64
+	reclaiming  atomic.Bool
+	noPunch     atomic.Bool
 
 	// syncedDirs holds the shard directories known to be durably linked
 	// into their parents (string → struct{}).

@@ -46,6 +46,7 @@ func (d *Driver) PutRecord(ctx context.Context, r driver.Record) (prev driver.Re
 	}
 	defer end()
 	defer d.maybeTrim() // runs before end, the index still open
+	defer d.maybeReclaim()
 	key := []byte(r.Key)
 	d.touch(faultWindow + len(key) + 2*(driver.VersionSize+len(r.Data))) // the leaf, read and rewritten
 	val := make([]byte, driver.VersionSize+len(r.Data))
@@ -69,6 +70,7 @@ func (d *Driver) PutRecord(ctx context.Context, r driver.Record) (prev driver.Re
 			}
 			prev, ok = p, true
 		}
+		d.indexSize.Store(b.Tx().Size())
 		return b.Put(key, val)
 	})
 	if err == nil {
@@ -120,6 +122,7 @@ func (d *Driver) DeleteRecord(ctx context.Context, key string, v driver.Version)
 	}
 	defer end()
 	defer d.maybeTrim() // runs before end, the index still open
+	defer d.maybeReclaim()
 	k := []byte(key)
 	var opErr error
 	err = d.update(func(b *bolt.Bucket) error {
@@ -140,6 +143,7 @@ func (d *Driver) DeleteRecord(ctx context.Context, key string, v driver.Version)
 			opErr = driver.ErrStale
 			return nil
 		}
+		d.indexSize.Store(b.Tx().Size())
 		return b.Delete(k)
 	})
 	if err == nil {

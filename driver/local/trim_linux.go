@@ -1,6 +1,10 @@
 package local
 
 import (
+	"errors"
+	"fmt"
+	"os"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -17,4 +21,19 @@ func dropMapped(addr uintptr, n int) error {
 		return errno
 	}
 	return nil
+}
+
+// punchHole deallocates n bytes of f's blocks at off, keeping its size.
+func punchHole(f *os.File, off, n int64) error {
+	err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+		return fmt.Errorf("%w: %w", errNoPunch, err)
+	}
+	return err
+}
+
+// isHole reports whether f holds no data in [off, off+n).
+func isHole(f *os.File, off, n int64) bool {
+	next, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
+	return err == nil && next >= off+n || errors.Is(err, unix.ENXIO)
 }
