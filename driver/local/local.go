@@ -84,8 +84,10 @@ type Driver struct {
 	noSync  bool
 	log     *slog.Logger
 	db      *bolt.DB
-	index   os.FileInfo // index.db as opened, to notice it being replaced
-	commit  committer   // groups record mutations into shared transactions
+	// pageSize is db's page size, set with db.
+	pageSize int64
+	index    os.FileInfo // index.db as opened, to notice it being replaced
+	commit   committer   // groups record mutations into shared transactions
 
 	// shardBytes approximates the bytes of committed shard files.
 	shardBytes atomic.Int64
@@ -183,6 +185,9 @@ func (d *Driver) open(ctx context.Context) error {
 	}
 	d.db = db
 	d.commit.db = db
+	// Info reads the mapping without bbolt's mmap lock: safe only before
+	// anyone else uses db.
+	d.pageSize = int64(db.Info().PageSize)
 	if d.index, err = os.Stat(filepath.Join(d.dir, indexFile)); err != nil {
 		return fmt.Errorf("open index: %w", err)
 	}

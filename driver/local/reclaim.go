@@ -31,8 +31,7 @@ func (d *Driver) maybeReclaim() {
 		d.punched.CompareAndSwap(done, free)
 		done = free
 	}
-	ps := int64(d.db.Info().PageSize)
-	newFree := (free - done) * ps
+	newFree := (free - done) * d.pageSize
 	if newFree < reclaimMin || newFree*reclaimFrac < d.indexSize.Load() {
 		return
 	}
@@ -108,7 +107,7 @@ func (d *Driver) punchFree() (punched int64, more bool, err error) {
 		d.mu.Unlock()
 		return 0, false, nil
 	}
-	db := d.db
+	db, ps := d.db, d.pageSize
 	tx, err := db.Begin(true)
 	d.mu.Unlock()
 	if err != nil {
@@ -120,7 +119,6 @@ func (d *Driver) punchFree() (punched int64, more bool, err error) {
 		return 0, false, err
 	}
 	defer f.Close()
-	ps := int64(db.Info().PageSize)
 	high := int(tx.Size() / ps)
 	deadline := time.Now().Add(reclaimRoundTime)
 	var runs int
