@@ -102,6 +102,7 @@ type Driver struct {
 	indexSize   atomic.Int64
 	punched     atomic.Int64
 	nextReclaim atomic.Int64
+	reclaimFrom atomic.Int64 // page where the next round's walk starts
 	reclaiming  atomic.Bool
 	noPunch     atomic.Bool
 

@@ -122,7 +122,7 @@ func (d *Driver) punchFree() (punched int64, more bool, err error) {
 	high := int(tx.Size() / ps)
 	deadline := time.Now().Add(reclaimRoundTime)
 	var runs int
-	var runStart, runLen int64
+	var runStart, runLen, resume int64
 	flush := func() error {
 		if runLen == 0 {
 			return nil
@@ -132,8 +132,10 @@ func (d *Driver) punchFree() (punched int64, more bool, err error) {
 		if isHole(f, off, n) {
 			return nil // punched by an earlier round
 		}
-		if runs >= reclaimRoundRuns || time.Now().After(deadline) {
+		// Each round punches at least once, so rounds always progress.
+		if runs > 0 && (runs >= reclaimRoundRuns || time.Now().After(deadline)) {
 			more = true
+			resume = runStart
 			return nil
 		}
 		runs++
@@ -144,8 +146,15 @@ func (d *Driver) punchFree() (punched int64, more bool, err error) {
 		return nil
 	}
 	// Pages 0 and 1 are the meta pages. Walk node by node: a node's
-	// overflow pages are not free, and their headers are data.
-	for id := 2; id < high && !more; {
+	// overflow pages are not free, and their headers are data. A round
+	// continues where the last one stopped (a node boundary or a free
+	// page, as both are where a walk steps), so a long index is covered
+	// in rounds rather than walked from the start each time.
+	start := d.reclaimFrom.Load()
+	if start < 2 || start >= int64(high) {
+		start = 2
+	}
+	for id := int(start); id < high && !more; {
 		info, err := tx.Page(id)
 		if err != nil {
 			return punched, false, fmt.Errorf("page %d: %w", id, err)
@@ -169,7 +178,10 @@ func (d *Driver) punchFree() (punched int64, more bool, err error) {
 	if err := flush(); err != nil {
 		return punched, false, err
 	}
-	if !more {
+	if more {
+		d.reclaimFrom.Store(resume)
+	} else {
+		d.reclaimFrom.Store(2)
 		st := db.Stats()
 		d.punched.Store(int64(st.FreePageN + st.PendingPageN))
 	}
