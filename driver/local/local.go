@@ -103,6 +103,7 @@ type Driver struct {
 	punched     atomic.Int64
 	nextReclaim atomic.Int64
 	reclaimFrom atomic.Int64 // page where the next round's walk starts
+	passFree    atomic.Int64 // free pages when the current pass began
 	reclaiming  atomic.Bool
 	noPunch     atomic.Bool
 

@@ -153,6 +153,11 @@ func (d *Driver) punchFree() (punched int64, more bool, err error) {
 	start := d.reclaimFrom.Load()
 	if start < 2 || start >= int64(high) {
 		start = 2
+		// A pass over the whole index begins: what is free now is what
+		// it returns. Pages freed behind the walk meanwhile count as
+		// new for the next pass.
+		st := db.Stats()
+		d.passFree.Store(int64(st.FreePageN + st.PendingPageN))
 	}
 	for id := int(start); id < high && !more; {
 		info, err := tx.Page(id)
@@ -182,8 +187,7 @@ func (d *Driver) punchFree() (punched int64, more bool, err error) {
 		d.reclaimFrom.Store(resume)
 	} else {
 		d.reclaimFrom.Store(2)
-		st := db.Stats()
-		d.punched.Store(int64(st.FreePageN + st.PendingPageN))
+		d.punched.Store(d.passFree.Load())
 	}
 	// The walk read the header of every node through the mapping.
 	return punched, more, dropMapped(db.Info().Data, int(tx.Size()))
