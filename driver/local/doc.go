@@ -71,7 +71,7 @@
 //
 // bbolt never shrinks index.db: pages freed by deletes, overwrites and the
 // copy-on-write of every commit are reused by later commits but stay
-// allocated meanwhile. Once enough have been freed (256 KiB and 1/64 of the
+// allocated meanwhile. Once enough have been freed (1 MiB and 1/32 of the
 // index), the drive punches holes in them (fallocate PUNCH_HOLE; the file
 // keeps its size) in short rounds that hold writers off for at most 50 ms,
 // at most every second, so deleted data frees disk space; see reclaim.go.
