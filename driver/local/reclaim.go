@@ -44,6 +44,18 @@ func (d *Driver) maybeReclaim() {
 	d.scheduleReclaim(time.Until(time.Unix(0, d.nextReclaim.Load())))
 }
 
+// pendingFree returns the bytes of free (and pending) index pages not
+// returned by the last complete pass.
+func (d *Driver) pendingFree() int64 {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.closed.Load() || d.offline != nil || d.db == nil {
+		return 0
+	}
+	st := d.db.Stats()
+	return (int64(st.FreePageN+st.PendingPageN) - d.punched.Load()) * d.pageSize
+}
+
 // scheduleReclaim runs reclaim after wait unless one is scheduled.
 func (d *Driver) scheduleReclaim(wait time.Duration) {
 	if d.reclaiming.CompareAndSwap(false, true) {
@@ -67,6 +79,9 @@ func (d *Driver) reclaim() {
 		d.log.Warn("returning free index pages failed", "err", err)
 	case more:
 		d.scheduleReclaim(reclaimRoundGap)
+	case d.pendingFree() >= reclaimMin:
+		// Pages freed behind the pass: another, even if no write comes.
+		d.scheduleReclaim(reclaimInterval)
 	}
 	if n > 0 {
 		d.log.Debug("free index pages returned", "bytes", n)
