@@ -10,6 +10,9 @@
 #
 # Environment (defaults in brackets):
 #   DURATION [10s]  WARMUP [2s]  CONCURRENCY [16]  LIST_OBJECTS [10000]
+#   OPS         run each workload for this many measured operations instead
+#               of DURATION: the same work on both sides, so peak RSS (which
+#               grows with what a server holds) compares like with like
 #   WORKLOADS ["put:4KiB get:4KiB put:1MiB get:1MiB put:64MiB get:64MiB mixed:1MiB list:4KiB multipart:64MiB"]
 #   MINIO_BIN   use this minio binary instead of building one
 #   MINIO_VERSION [latest]   TOOLS_DIR  keep built tools here between runs
@@ -98,7 +101,8 @@ extra=()
 [ "${VERIFY:-}" = 1 ] && extra+=(--verify)
 for w in $WORKLOADS; do
 	wl=${w%%:*} size=${w#*:}
-	args=("$wl" --size "$size" --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP" --json --quiet "${extra[@]}")
+	if [ -n "${OPS:-}" ]; then span=(--ops "$OPS"); else span=(--duration "$DURATION"); fi
+	args=("$wl" --size "$size" --concurrency "$CONCURRENCY" "${span[@]}" --warmup "$WARMUP" --json --quiet "${extra[@]}")
 	[ "$wl" = list ] && args+=(--objects "$LIST_OBJECTS")
 	start_servers
 	for side in vaultd minio; do
@@ -114,6 +118,7 @@ done
 stop_servers
 
 # --- report --------------------------------------------------------------
+if [ -n "${OPS:-}" ]; then spandesc="--ops $OPS"; else spandesc="--duration $DURATION"; fi
 python3 - "$work" "$OUT" <<PY
 import json, os, sys
 work, out = sys.argv[1], sys.argv[2]
@@ -152,8 +157,8 @@ MinIO: \`$minio_version\` (go install), single node, 4 drive directories (\`MINI
 Both on the same disk under one temp directory; the client (\`vaultd bench\`, AWS SDK for Go v2, SigV4 signed payloads)
 shares the $(nproc) cores with the server under test; only one server is under load at a time; both are restarted on empty drives before each workload.
 
-Command: \`DURATION=$DURATION WARMUP=$WARMUP CONCURRENCY=$CONCURRENCY LIST_OBJECTS=$LIST_OBJECTS bench/compare.sh\`
-(each run: \`vaultd bench WORKLOAD --size SIZE --concurrency $CONCURRENCY --duration $DURATION --warmup $WARMUP${extra[*]:+ ${extra[*]}}\`).
+Command: \`${OPS:+OPS=$OPS }DURATION=$DURATION WARMUP=$WARMUP CONCURRENCY=$CONCURRENCY LIST_OBJECTS=$LIST_OBJECTS bench/compare.sh\`
+(each run: \`vaultd bench WORKLOAD --size SIZE --concurrency $CONCURRENCY $spandesc --warmup $WARMUP${extra[*]:+ ${extra[*]}}\`).
 
 Ratio = Vaultaire / MinIO for throughput (higher is better) and MinIO / Vaultaire for p99 latency
 (higher is better for Vaultaire). Peak RSS is the server's VmHWM during the run (reset before it).

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/vaultaire/vaultaire/driver/peer"
 )
 
 // rpcPurpose is the rpcauth handshake purpose of internode RPC
@@ -77,5 +79,7 @@ func rpcTransport(secret []byte, cfg *tls.Config) *http.Transport {
 		MaxIdleConnsPerHost:   128,
 		IdleConnTimeout:       90 * time.Second,
 		DisableCompression:    true,
+		WriteBufferSize:       peer.TransportBufferSize, // fewer writes per shard upload
+		ReadBufferSize:        peer.TransportBufferSize,
 	}
 }

@@ -58,6 +58,25 @@
 //     transaction and one fsync (group commit).
 //   - DeleteShard fsyncs the directory the file was removed from.
 //
+// # Memory
+//
+// bbolt reads index.db through a read-only shared memory map, and every page
+// a call reads stays mapped, counting in the process's resident set: with
+// small inline artifacts the whole index would end up resident. A drive
+// unmaps the index's pages (MADV_DONTNEED, which leaves them in the page
+// cache) once its calls may have mapped about 8 MiB since the last time,
+// or a second later, and a long listing does so as it goes; see trim.go.
+//
+// # Free index pages
+//
+// bbolt never shrinks index.db: pages freed by deletes, overwrites and the
+// copy-on-write of every commit are reused by later commits but stay
+// allocated meanwhile. Once enough have been freed (1 MiB and 1/32 of the
+// index), the drive punches holes in them (fallocate PUNCH_HOLE; the file
+// keeps its size) in short rounds that hold writers off for at most 50 ms,
+// at most every second, so deleted data frees disk space; see reclaim.go.
+// A file system that cannot punch holes keeps them allocated.
+//
 // # Usage accounting
 //
 // Info reports Usage.Used as the bytes of committed shard files, counted by

@@ -84,11 +84,28 @@ type Driver struct {
 	noSync  bool
 	log     *slog.Logger
 	db      *bolt.DB
-	index   os.FileInfo // index.db as opened, to notice it being replaced
-	commit  committer   // groups record mutations into shared transactions
+	// pageSize is db's page size, set with db.
+	pageSize int64
+	index    os.FileInfo // index.db as opened, to notice it being replaced
+	commit   committer   // groups record mutations into shared transactions
 
 	// shardBytes approximates the bytes of committed shard files.
 	shardBytes atomic.Int64
+	// lastTrim is when index pages were last unmapped (UnixNano) and
+	// touched how many bytes calls may have mapped since (trim.go).
+	lastTrim atomic.Int64
+	touched  atomic.Int64
+	// State of returning free index pages to the file system
+	// (reclaim.go): the index's size at the last commit, the free pages
+	// already returned, when the next reclaim may run (UnixNano), whether
+	// one is scheduled, and whether the file system cannot.
+	indexSize   atomic.Int64
+	punched     atomic.Int64
+	nextReclaim atomic.Int64
+	reclaimFrom atomic.Int64 // page where the next round's walk starts
+	passFree    atomic.Int64 // free pages when the current pass began
+	reclaiming  atomic.Bool
+	noPunch     atomic.Bool
 
 	// syncedDirs holds the shard directories known to be durably linked
 	// into their parents (string → struct{}).
@@ -170,6 +187,9 @@ func (d *Driver) open(ctx context.Context) error {
 	}
 	d.db = db
 	d.commit.db = db
+	// Info reads the mapping without bbolt's mmap lock: safe only before
+	// anyone else uses db.
+	d.pageSize = int64(db.Info().PageSize)
 	if d.index, err = os.Stat(filepath.Join(d.dir, indexFile)); err != nil {
 		return fmt.Errorf("open index: %w", err)
 	}

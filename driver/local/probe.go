@@ -214,7 +214,7 @@ func (d *Driver) reopen(ctx context.Context) error {
 		}
 		return d.offline
 	}
-	d.db, d.commit.db, d.index = n.db, n.db, n.index
+	d.db, d.commit.db, d.index, d.pageSize = n.db, n.db, n.index, n.pageSize
 	d.shardBytes.Store(n.shardBytes.Load())
 	d.syncedDirs.Clear()
 	d.offline = nil

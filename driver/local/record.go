@@ -45,7 +45,10 @@ func (d *Driver) PutRecord(ctx context.Context, r driver.Record) (prev driver.Re
 		return driver.Record{}, false, fmt.Errorf("driver/local: put record: %w", err)
 	}
 	defer end()
+	defer d.maybeTrim() // runs before end, the index still open
+	defer d.maybeReclaim()
 	key := []byte(r.Key)
+	d.touch(faultWindow + len(key) + 2*(driver.VersionSize+len(r.Data))) // the leaf, read and rewritten
 	val := make([]byte, driver.VersionSize+len(r.Data))
 	copy(val, r.Version[:])
 	copy(val[driver.VersionSize:], r.Data)
@@ -67,6 +70,7 @@ func (d *Driver) PutRecord(ctx context.Context, r driver.Record) (prev driver.Re
 			}
 			prev, ok = p, true
 		}
+		d.indexSize.Store(b.Tx().Size())
 		return b.Put(key, val)
 	})
 	if err == nil {
@@ -88,9 +92,11 @@ func (d *Driver) GetRecord(ctx context.Context, key string) (driver.Record, erro
 		return driver.Record{}, fmt.Errorf("driver/local: get record: %w", err)
 	}
 	defer end()
+	defer d.maybeTrim() // runs before end, the index still open
 	var r driver.Record
 	err = d.db.View(func(tx *bolt.Tx) error {
 		val := tx.Bucket(recordsBucket).Get([]byte(key))
+		d.touch(faultWindow + len(val))
 		if val == nil {
 			return driver.ErrNotFound
 		}
@@ -115,11 +121,14 @@ func (d *Driver) DeleteRecord(ctx context.Context, key string, v driver.Version)
 		return fmt.Errorf("driver/local: delete record: %w", err)
 	}
 	defer end()
+	defer d.maybeTrim() // runs before end, the index still open
+	defer d.maybeReclaim()
 	k := []byte(key)
 	var opErr error
 	err = d.update(func(b *bolt.Bucket) error {
 		opErr = nil
 		old := b.Get(k)
+		d.touch(faultWindow + len(old))
 		switch {
 		case old == nil:
 			opErr = driver.ErrNotFound
@@ -134,6 +143,7 @@ func (d *Driver) DeleteRecord(ctx context.Context, key string, v driver.Version)
 			opErr = driver.ErrStale
 			return nil
 		}
+		d.indexSize.Store(b.Tx().Size())
 		return b.Delete(k)
 	})
 	if err == nil {
@@ -156,6 +166,7 @@ func (d *Driver) ListRecords(ctx context.Context, prefix, after string, limit in
 		return nil, fmt.Errorf("driver/local: list records: %w", err)
 	}
 	defer end()
+	defer d.maybeTrim() // runs before end, the index still open
 	p, a := []byte(prefix), []byte(after)
 	start := p
 	if bytes.Compare(a, p) > 0 {
@@ -170,7 +181,17 @@ func (d *Driver) ListRecords(ctx context.Context, prefix, after string, limit in
 		} else {
 			k, v = c.Seek(start)
 		}
+		d.touch(faultWindow)
+		scanned := 0
 		for ; k != nil && len(out) < limit && bytes.HasPrefix(k, p); k, v = c.Next() {
+			// A long listing unmaps what it has read as it goes, so
+			// that one call does not map a whole index at once.
+			if scanned += itemCost + len(k) + len(v); scanned >= trimBytes {
+				if err := d.dropIndexPages(tx); err != nil {
+					return fmt.Errorf("unmap index pages: %w", err)
+				}
+				scanned = 0
+			}
 			if bytes.Equal(k, a) {
 				continue
 			}
@@ -180,6 +201,7 @@ func (d *Driver) ListRecords(ctx context.Context, prefix, after string, limit in
 			}
 			out = append(out, r)
 		}
+		d.touch(scanned)
 		return nil
 	})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -522,7 +523,8 @@ func TestLargeShardBoundedMemory(t *testing.T) {
 
 func BenchmarkWriteShard1MiB(b *testing.B) {
 	f := newFixture(b)
-	c := f.client(b, nil)
+	var writes atomic.Int64
+	c := f.client(b, func(cc *ClientConfig) { cc.HTTP = countingClient(&writes) })
 	ctx := b.Context()
 	data := make([]byte, 1<<20)
 	b.SetBytes(int64(len(data)))
@@ -542,6 +544,7 @@ func BenchmarkWriteShard1MiB(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64(writes.Load())/float64(b.N), "writes/op")
 }
 
 func BenchmarkReadShard1MiB(b *testing.B) {
