@@ -201,6 +201,16 @@ func TestCrashConsistency(t *testing.T) {
 		close(stop)
 		wg.Wait()
 		if it == migrateAt {
+			var aerr error
+			for try := range 30 {
+				if aerr = w.abortUploads(t.Context(), clients[try%len(clients)]); aerr == nil {
+					break
+				}
+				time.Sleep(2 * time.Second)
+			}
+			if aerr != nil {
+				t.Fatalf("iteration %d: abort the uploads left open: %v", it, aerr)
+			}
 			if err := c.waitFormed(t.Context(), len(c.nodes), 5*time.Minute); err != nil {
 				t.Fatalf("iteration %d: after the migration: %v", it, err)
 			}

@@ -240,6 +240,29 @@ func (w *workload) multipartUpload(ctx context.Context, rng *mrand.Rand, cl *aws
 	w.h.add(input{key: "obj:" + key, kind: opWrite, value: v, what: "Complete", node: nodeName}, output{outcome: classify(err)}, call)
 }
 
+// abortUploads aborts the data bucket's incomplete multipart uploads, as
+// a client's upload manager or an AbortIncompleteMultipartUpload rule
+// would: an upload left open by a killed node keeps its map in the
+// history (its parts live in that map's set), so migration cannot finish
+// while it lives.
+func (w *workload) abortUploads(ctx context.Context, cl *awss3.Client) error {
+	p := awss3.NewListMultipartUploadsPaginator(cl, &awss3.ListMultipartUploadsInput{Bucket: &w.bucket})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		for _, u := range page.Uploads {
+			_, err := cl.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: &w.bucket, Key: u.Key, UploadId: u.UploadId})
+			var nsu *types.NoSuchUpload
+			if err != nil && !errors.As(err, &nsu) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func (w *workload) bucketOp(ctx context.Context, rng *mrand.Rand, cl *awss3.Client, nodeName string) {
 	name := w.buckets[rng.IntN(len(w.buckets))]
 	in := input{key: "bucket:" + name, node: nodeName}
