@@ -112,7 +112,7 @@ func (s *Store) catchUp(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		if time.Now().After(giveUp) {
+		if time.Now().After(giveUp) || s.raft.State() == raft.Shutdown {
 			return fmt.Errorf("%w: catch up with the leader: %w", meta.ErrUnavailable, err)
 		}
 		select {
