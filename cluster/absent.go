@@ -63,6 +63,11 @@ func (s *Store) syncAbsent(ctx context.Context) error {
 		if err := waitAbsent(ctx, prior); err != nil {
 			return err
 		}
+		if prior.err != nil {
+			// It gave up after this call arrived: no later one would
+			// do better now, and the caller's wait stays bounded.
+			return prior.err
+		}
 	}
 	m.mu.Lock()
 	if c := m.call; c != nil {
