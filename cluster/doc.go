@@ -94,8 +94,13 @@
 // leader answers with the entry's index and the FSM's error as a code, and
 // the follower returns only after its own FSM applied that index, so a
 // client sees its own writes on every node. Another client's write may be
-// seen on another node a moment later. Without a reachable leader a write
-// fails after a few seconds with meta.ErrUnavailable. Without a
+// seen on another node a moment later, except that a node never answers
+// that something is absent (no such container, tenant or access key)
+// before it has caught up with the leader (absent.go), and listings sync
+// first too: a creation acknowledged through any node is never denied
+// afterwards; a node that cannot catch up answers meta.ErrUnavailable.
+// Without a reachable leader a write fails after a few seconds with
+// meta.ErrUnavailable. Without a
 // cluster secret (a single node) there is no forwarding.
 //
 // # Starting a node

@@ -40,7 +40,7 @@ const (
 	// or paused (see spread).
 	spreadWait     = 2 * time.Second
 	syncTimeout    = 2 * time.Second
-	maxSyncs       = 32      // concurrent syncWithLeader calls; more answer from local state
+	maxSyncs       = 32      // concurrent syncWithLeader/syncForList calls; more answer from local state (fail for listings)
 	maxCommandSize = 4 << 20 // bytes; a map of 4096 PGs × 16 drives fits
 	forwardRetry   = 50 * time.Millisecond
 	// noLeaderWait bounds how long a write waits for a reachable leader
@@ -254,9 +254,10 @@ func (s *Store) serveIndex(w http.ResponseWriter, r *http.Request) {
 }
 
 // syncWithLeader brings this follower's FSM up to what the leader has
-// applied, so that a tenant, key or container created through any node is
-// seen here once its creation returned. It is called on lookup misses: it
-// reports whether this node is now at least as current as the leader was
+// applied, so that a bucket configuration document set through any node
+// is seen here once its Put returned. It is called on configuration
+// misses (tenant, key and container misses use the stricter syncAbsent,
+// absent.go): it reports whether this node is now at least as current as the leader was
 // (so a miss should be looked up again); on any failure (no leader, leader
 // unreachable, too many concurrent syncs) it gives up and the caller
 // answers from local state.

@@ -32,6 +32,13 @@ type storeNode struct {
 // every store reconciles against it.
 func startStores(t *testing.T, n int) ([]*storeNode, *fakeMembers) {
 	t.Helper()
+	return startStoresWith(t, n, nil)
+}
+
+// startStoresWith is startStores with opt, if set, adjusting each node's
+// configuration before it opens.
+func startStoresWith(t *testing.T, n int, opt func(*Config)) ([]*storeNode, *fakeMembers) {
+	t.Helper()
 	secret := []byte("join-test-secret-0123456789")
 	view := &fakeMembers{}
 	var nodes []*storeNode
@@ -41,6 +48,9 @@ func startStores(t *testing.T, n int) ([]*storeNode, *fakeMembers) {
 		c.Bootstrap = i == 0
 		c.DeadVoterAfter = 500 * time.Millisecond
 		c.Secret = secret
+		if opt != nil {
+			opt(&c)
+		}
 		ln, err := ListenRPC("127.0.0.1:0", secret, nil)
 		if err != nil {
 			t.Fatal(err)

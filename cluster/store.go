@@ -83,6 +83,9 @@ type Config struct {
 	// tune, if set, adjusts the raft configuration (tests shorten timeouts
 	// and trailing logs with it).
 	tune func(*raft.Config)
+	// wrapTrans, if set, wraps the raft transport (tests delay a
+	// follower's log replication with it).
+	wrapTrans func(transport) transport
 }
 
 // Validate checks c and fills in defaults.
@@ -123,6 +126,8 @@ type Store struct {
 	raft  *raft.Raft
 	trans transport
 	logs  logStore // the raft log and stable store (logstore.go)
+
+	absent absentSyncs // syncs of lookup misses (absent.go)
 
 	verifier *rpcauth.Verifier // checks forwarded writes; nil without a secret
 	sealer   cipher.AEAD       // seals key secrets in the log; nil without a secret
@@ -202,6 +207,9 @@ func Open(ctx context.Context, c Config) (_ *Store, err error) {
 		_, s.trans = raft.NewInmemTransportWithTimeout(raft.ServerAddress(advertise.String()), transportTimeout)
 	}
 
+	if c.wrapTrans != nil {
+		s.trans = c.wrapTrans(s.trans)
+	}
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(c.NodeID)
 	rc.Logger = hlog.Named("raft")
@@ -456,10 +464,15 @@ func (s *Store) Tenants(ctx context.Context) ([]tenant.Tenant, error) {
 	return s.fsm.tenantList(), nil
 }
 
-// Tenant returns one tenant, or tenant.ErrNoSuchTenant.
+// Tenant returns one tenant, or tenant.ErrNoSuchTenant once this node
+// has caught up with every write acknowledged before the call (absent.go),
+// or fails with meta.ErrUnavailable.
 func (s *Store) Tenant(ctx context.Context, name string) (tenant.Tenant, error) {
 	t, ok := s.fsm.tenant(name)
-	if !ok && s.syncWithLeader(ctx) {
+	if !ok {
+		if err := s.syncAbsent(ctx); err != nil {
+			return tenant.Tenant{}, fmt.Errorf("tenant %s: %w", name, err)
+		}
 		t, ok = s.fsm.tenant(name)
 	}
 	if !ok {
@@ -490,10 +503,14 @@ func (s *Store) DeleteKey(ctx context.Context, tenant, accessKey string) error {
 }
 
 // LookupKey returns the tenant and secret of an access key, or
-// tenant.ErrUnknownAccessKey.
+// tenant.ErrUnknownAccessKey once this node has caught up (absent.go), or
+// fails with meta.ErrUnavailable.
 func (s *Store) LookupKey(ctx context.Context, accessKey string) (name, secret string, err error) {
 	name, key, ok := s.fsm.lookupKey(accessKey)
-	if !ok && s.syncWithLeader(ctx) {
+	if !ok {
+		if err := s.syncAbsent(ctx); err != nil {
+			return "", "", fmt.Errorf("look up access key: %w", err)
+		}
 		name, key, ok = s.fsm.lookupKey(accessKey)
 	}
 	if !ok {
@@ -526,10 +543,16 @@ func (s *Store) DeleteContainer(ctx context.Context, tenant, name string) error 
 	return s.applyCmd(ctx, cmdDeleteContainer, deleteContainerCmd{Tenant: tenant, Name: name})
 }
 
-// Container returns one container, or meta.ErrNoSuchContainer.
+// Container returns one container, or meta.ErrNoSuchContainer once this
+// node has caught up with every write acknowledged before the call
+// (absent.go: a lagging follower never answers a false NoSuchBucket), or
+// fails with meta.ErrUnavailable.
 func (s *Store) Container(ctx context.Context, tenant, name string) (meta.ContainerInfo, error) {
 	c, ok := s.fsm.container(tenant, name)
-	if !ok && s.syncWithLeader(ctx) {
+	if !ok {
+		if err := s.syncAbsent(ctx); err != nil {
+			return meta.ContainerInfo{}, fmt.Errorf("container %s/%s: %w", tenant, name, err)
+		}
 		c, ok = s.fsm.container(tenant, name)
 	}
 	if !ok {

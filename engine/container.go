@@ -20,6 +20,8 @@ func (e *Engine) CreateContainer(ctx context.Context, tenant, name string) error
 	start := e.cfg.Now()
 	if _, err := e.cfg.Containers.Container(ctx, tenant, name); err == nil {
 		return fmt.Errorf("%w: %s", ErrContainerExists, name)
+	} else if !errors.Is(err, ErrNoSuchContainer) {
+		return err // unknown whether it exists: never sweep then
 	}
 	// A new container starts empty, whatever an earlier one of the same
 	// name (of this tenant, or of a deleted tenant of the same name) left.
@@ -47,6 +49,8 @@ func (e *Engine) sweepContainer(ctx context.Context, tenant, name string, cutoff
 	for {
 		if _, err := e.cfg.Containers.Container(ctx, tenant, name); err == nil {
 			return nil
+		} else if !errors.Is(err, ErrNoSuchContainer) {
+			return fmt.Errorf("engine: sweep container %s: %w", name, err)
 		}
 		res, err := e.list(ctx, tenant, name, ListOptions{After: after, Limit: 1000, all: true})
 		if err != nil {

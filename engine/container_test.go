@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -86,5 +87,33 @@ func TestCreateContainerSweepSparesLiveContainers(t *testing.T) {
 	}
 	if got, err := r.get("k", 0, -1); err != nil || string(got) != "live" {
 		t.Fatalf("k = %q, %v after a refused create", got, err)
+	}
+}
+
+// unknownContainers is a ContainerStore that cannot tell whether a
+// container exists, as a cluster node that lags and cannot catch up with
+// the leader (it answers meta.ErrUnavailable, never a false absent).
+type unknownContainers struct{ ContainerStore }
+
+func (unknownContainers) Container(_ context.Context, tenant, name string) (ContainerInfo, error) {
+	return ContainerInfo{}, fmt.Errorf("%w: container %s/%s: cannot catch up", ErrMetadataUnavailable, tenant, name)
+}
+
+// TestCreateContainerUnknownExistenceSparesArtifacts: when the container
+// store cannot say whether a container exists, CreateContainer fails with
+// ErrMetadataUnavailable (503) and sweeps nothing: the container may
+// exist (created through another node) and hold artifacts.
+func TestCreateContainerUnknownExistenceSparesArtifacts(t *testing.T) {
+	r := newRig(t, rigOptions{drives: 4})
+	r.put(t, "k", []byte("live"), -1)
+	real := r.e.cfg.Containers
+	r.e.cfg.Containers = unknownContainers{real}
+	err := r.e.CreateContainer(t.Context(), "t", "c")
+	r.e.cfg.Containers = real
+	if !errors.Is(err, ErrMetadataUnavailable) {
+		t.Fatalf("CreateContainer with existence unknown: %v, want ErrMetadataUnavailable", err)
+	}
+	if got, err := r.get("k", 0, -1); err != nil || string(got) != "live" {
+		t.Fatalf("k = %q, %v after a create with existence unknown", got, err)
 	}
 }
