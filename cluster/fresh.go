@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/vaultaire/vaultaire/meta"
 )
 
@@ -78,7 +76,7 @@ func (s *Store) Fresh(ctx context.Context) error {
 			f.call = c
 			f.mu.Unlock()
 			start := time.Now()
-			c.err = s.syncFresh(context.WithoutCancel(ctx))
+			c.err = s.catchUp(context.WithoutCancel(ctx)) // absent.go: the one catch-up with the leader
 			f.mu.Lock()
 			if c.err == nil {
 				f.until = start.Add(freshWindow)
@@ -101,44 +99,4 @@ func (s *Store) Fresh(ctx context.Context) error {
 		// acknowledged in between: check the window again (it normally
 		// holds, and a sync that outlasted it is redone).
 	}
-}
-
-// syncFresh brings this node up to the leader's applied state: a leader
-// confirms it still leads and applies its log, a follower asks the leader
-// for its applied index and waits to apply as far (each bounded by
-// syncTimeout). A node resumed from a pause may be between leaders for a
-// moment (its election timer fired, or it was the leader and is deposed):
-// it retries, for up to noLeaderWait, as forwarded writes do.
-func (s *Store) syncFresh(ctx context.Context) error {
-	giveUp := time.Now().Add(noLeaderWait)
-	for {
-		err := s.syncOnce(ctx)
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(giveUp) {
-			return fmt.Errorf("%w: %w", meta.ErrUnavailable, err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: %w", meta.ErrUnavailable, err)
-		case <-time.After(forwardRetry):
-		}
-	}
-}
-
-func (s *Store) syncOnce(ctx context.Context) error {
-	if s.raft.State() != raft.Leader {
-		return s.syncIndex(ctx)
-	}
-	// A new leader may not have applied what its predecessor
-	// acknowledged yet: everything in its log is, or will be, committed
-	// once it is confirmed as leader.
-	last := s.raft.LastIndex()
-	if err := s.raft.VerifyLeader().Error(); err != nil {
-		return fmt.Errorf("%w: %w", ErrNotLeader, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
-	defer cancel()
-	return s.waitApplied(ctx, last)
 }
