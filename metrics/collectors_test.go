@@ -172,6 +172,9 @@ func TestProviders(t *testing.T) {
 		Usage: func() []metrics.TenantUsage {
 			return []metrics.TenantUsage{{Tenant: "alice", Bytes: 1 << 30, Artifacts: 42}, {Tenant: "bob", Bytes: 0, Artifacts: 0}}
 		},
+		Conns: func() s3.ConnStats {
+			return s3.ConnStats{Open: 9, RefusedPerSource: 4, RefusedTotal: 2, Unanswered: 1}
+		},
 	})
 	start := time.Now()
 	s := scrapeHandler(t, m.Handler())
@@ -221,6 +224,11 @@ func TestProviders(t *testing.T) {
 		{"vaultaire_tenant_stored_bytes", []string{"tenant", "alice"}, 1 << 30},
 		{"vaultaire_tenant_artifacts", []string{"tenant", "alice"}, 42},
 		{"vaultaire_tenant_stored_bytes", []string{"tenant", "bob"}, 0},
+
+		{"vaultaire_connections_open", nil, 9},
+		{"vaultaire_connections_refused_total", []string{"cap", "per_ip"}, 4},
+		{"vaultaire_connections_refused_total", []string{"cap", "total"}, 2},
+		{"vaultaire_connections_refused_unanswered_total", nil, 1},
 	} {
 		if got := s.must(t, c.name, c.kv...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.kv, got, c.want)

@@ -36,6 +36,7 @@ func exported(t *testing.T) map[string]bool {
 		Map: func() metrics.MapSample {
 			return metrics.MapSample{Epoch: 3, DrainDrives: 2, DrainRate: -1, DrainETA: -1}
 		},
+		Conns: func() s3.ConnStats { return s3.ConnStats{Open: 1} },
 	})
 	for _, code := range []string{"", "SlowDown", "QuotaExceeded"} {
 		m.ObserveRequest(&s3.RequestEvent{Operation: "PutObject", Status: 200, Tenant: "alice", ErrorCode: code, Latency: time.Millisecond})

@@ -74,6 +74,12 @@
 //	drain_bytes_per_second           gauge, rate the bytes left fell at lately; -1 unknown
 //	drain_eta_seconds                gauge, time left at that rate; -1 unknown, 0 done
 //
+// From Config.Conns (s3.ConnStats, the S3 listeners' connection caps):
+//
+//	connections_open                 gauge, client connections open
+//	connections_refused_total{cap}   counter, connections refused over the per_ip cap (429 SlowDown) or the total cap (503)
+//	connections_refused_unanswered_total  counter, refused connections closed without an answer (too many refusals answered at once)
+//
 // From Config.Scrub (engine.ScrubStatus), for this node's own drives:
 //
 //	scrub_bytes_total{drive}         counter, shard bytes verified

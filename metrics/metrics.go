@@ -71,6 +71,9 @@ type Config struct {
 	Remotes func() []RemoteSample
 	// Map describes the cluster map and its fence (cluster mode only).
 	Map func() MapSample
+	// Conns counts the S3 listeners' client connections, open and
+	// refused over the connection caps (*s3.Server.ConnStats).
+	Conns func() s3.ConnStats
 }
 
 // DriveSample describes one drive at scrape time.
@@ -169,6 +172,9 @@ func New(cfg Config) *Metrics {
 	}
 	if cfg.Map != nil {
 		m.reg.MustRegister(mapCollector{cfg.Map})
+	}
+	if cfg.Conns != nil {
+		m.reg.MustRegister(connCollector{cfg.Conns})
 	}
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		ErrorLog:            errorLog{cfg.Logger},

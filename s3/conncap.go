@@ -44,6 +44,10 @@ type connCaps struct {
 	muted          atomic.Int64  // refusals not logged since the last one logged
 	refusing       chan struct{} // a token per refusal in progress
 
+	// Refusals so far: over the per-source cap, over the total cap, and
+	// those of either closed unanswered (maxRefusing answers in progress).
+	refusedSource, refusedAll, unanswered atomic.Uint64
+
 	mu       sync.Mutex         // guards the two fields below
 	n        int                // connections open
 	bySource map[netip.Addr]int // connections open per source
@@ -92,6 +96,23 @@ func (k *connCaps) admit(src netip.Addr, hasSrc bool) int {
 	return 0
 }
 
+// ConnStats counts a Server's client connections (Server.ConnStats).
+type ConnStats struct {
+	Open int // connections open now, over every listener
+	// Connections refused over the per-source cap (429) and over the
+	// total cap (503) since the Server started; Unanswered of them were
+	// closed without an answer because maxRefusing answers were under way.
+	RefusedPerSource, RefusedTotal, Unanswered uint64
+}
+
+func (k *connCaps) stats() ConnStats {
+	k.mu.Lock()
+	open := k.n
+	k.mu.Unlock()
+	return ConnStats{Open: open, RefusedPerSource: k.refusedSource.Load(),
+		RefusedTotal: k.refusedAll.Load(), Unanswered: k.unanswered.Load()}
+}
+
 // release uncounts a connection admit counted.
 func (k *connCaps) release(src netip.Addr, hasSrc bool) {
 	k.mu.Lock()
@@ -122,6 +143,11 @@ func refusal(status int, msg string) []byte {
 // refusals are in progress. A TLS connection's handshake runs in the
 // answer's write, under the same deadline.
 func (k *connCaps) refuse(c net.Conn, status int) {
+	if status == http.StatusTooManyRequests {
+		k.refusedSource.Add(1)
+	} else {
+		k.refusedAll.Add(1)
+	}
 	if k.logLimit.Allow() {
 		k.log.Warn("connection refused", "client", c.RemoteAddr().String(), "status", status,
 			"max_conns", k.all, "max_conns_per_ip", k.perSource, "not_logged_since", k.muted.Swap(0))
@@ -131,6 +157,7 @@ func (k *connCaps) refuse(c net.Conn, status int) {
 	select {
 	case k.refusing <- struct{}{}:
 	default:
+		k.unanswered.Add(1)
 		c.Close()
 		return
 	}

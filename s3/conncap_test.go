@@ -17,8 +17,9 @@ import (
 // address holds its share of connections, its next one is answered 429
 // SlowDown and closed while other addresses are still served; once all
 // clients together hold MaxConns, the next one is answered 503 SlowDown;
-// a closed connection frees its place. It runs under the race detector
-// too (the caps are the server's own, not fasthttp's).
+// a closed connection frees its place; Server.ConnStats counts all of it.
+// It runs under the race detector too (the caps are the server's own,
+// not fasthttp's).
 func TestConnectionCaps(t *testing.T) {
 	const perIP, all = 6, 10
 	e := startServerWith(t, func(c *s3.Config) { c.MaxConnsPerIP, c.MaxConns = perIP, all })
@@ -87,6 +88,9 @@ func TestConnectionCaps(t *testing.T) {
 	held("127.0.0.3", all-perIP) // another address is still served, up to MaxConns
 	if got := status(dial("127.0.0.4")); got != http.StatusServiceUnavailable {
 		t.Fatalf("connection %d in all: status %d, want 503", all+1, got)
+	}
+	if got, want := e.srv.ConnStats(), (s3.ConnStats{Open: all, RefusedPerSource: 1, RefusedTotal: 1}); got != want {
+		t.Fatalf("ConnStats %+v, want %+v", got, want)
 	}
 	// Closing one of 127.0.0.2's connections frees a place for it.
 	a[0].Close()

@@ -31,6 +31,7 @@ type env struct {
 	endpoint string
 	eng      *engine.Engine
 	dirs     []string // drive directories
+	srv      *s3.Server
 }
 
 var root = testnode.Root
@@ -45,7 +46,7 @@ func startServer(t testing.TB) *env {
 func startServerWith(t testing.TB, tweak func(*s3.Config)) *env {
 	t.Helper()
 	n := testnode.Start(t, tweak)
-	return &env{endpoint: n.Endpoint, eng: n.Engine, dirs: n.Dirs}
+	return &env{endpoint: n.Endpoint, eng: n.Engine, dirs: n.Dirs, srv: n.Server}
 }
 
 func (e *env) client(access, secret string) *awss3.Client {

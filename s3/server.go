@@ -231,6 +231,9 @@ func New(c Config) (*Server, error) {
 	return s, nil
 }
 
+// ConnStats counts the client connections s holds and refused.
+func (s *Server) ConnStats() ConnStats { return s.caps.stats() }
+
 // Serve accepts connections on ln until Shutdown, within the connection
 // caps (Config.MaxConns, MaxConnsPerIP), which count the connections of
 // every listener s serves together.

@@ -265,8 +265,11 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("events: %w", err)
 	}
 	defer evlog.Close() // after the S3 server drained, so the last requests are logged
+	// srv is set below, before it serves: scrapes come through it.
+	var srv *s3.Server
 	mx := metrics.New(metrics.Config{
 		Logger: log.With("component", "metrics"),
+		Conns:  func() s3.ConnStats { return srv.ConnStats() },
 		Engine: eng.Stats, Drives: drivesM, Members: members, Scrub: scrub.Status, Remotes: remoteSamples(drives), Map: mapM,
 		Raft: func() metrics.RaftSample {
 			ri := store.RaftInfo()
@@ -297,7 +300,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	tctx, stopTier := context.WithCancel(ctx)
 	defer stopTier()
 	go runTier(tctx, eng, store, f.tierInterval, sweeps, s3.Observers{mx, evlog}, st.Node, log.With("component", "tier"))
-	srv, err := s3.New(s3.Config{
+	srv, err = s3.New(s3.Config{
 		Engine: eng, Keys: store, Configs: store, Root: root, RootTenant: rootTenant, Admin: containerAdmin{admin, topo, eng},
 		Domain: f.domain, Region: f.region, Node: st.Node, Logger: log.With("component", "s3"),
 		Limiter: limiter, Quota: usage, Observer: s3.Observers{mx, evlog}, Metrics: mx.Handler(),
