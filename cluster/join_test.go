@@ -48,6 +48,15 @@ func startStoresWith(t *testing.T, n int, opt func(*Config)) ([]*storeNode, *fak
 		c.Bootstrap = i == 0
 		c.DeadVoterAfter = 500 * time.Millisecond
 		c.Secret = secret
+		// Three Raft peers in one process on a loaded machine: testConfig's
+		// 100 ms heartbeat lost leadership mid-commit at load average 20
+		// ("leadership lost while committing log"); these margins hold.
+		c.tune = func(rc *raft.Config) {
+			rc.HeartbeatTimeout = 500 * time.Millisecond
+			rc.ElectionTimeout = 500 * time.Millisecond
+			rc.LeaderLeaseTimeout = 250 * time.Millisecond
+			rc.CommitTimeout = 5 * time.Millisecond
+		}
 		if opt != nil {
 			opt(&c)
 		}
