@@ -449,9 +449,9 @@ func (a *Artifact) segments() []int64 {
 	return sizes
 }
 
-// WriteRange writes bytes [off, off+length) of the artifact to w, verifying
-// every block. A degraded read succeeds and queues the artifact for healing.
-func (a *Artifact) WriteRange(ctx context.Context, w io.Writer, off, length int64) error {
+// writeRange is WriteRange (relayout_read.go) from the drives a was
+// opened on.
+func (a *Artifact) writeRange(ctx context.Context, w io.Writer, off, length int64) error {
 	if off < 0 || length < 0 || off+length > a.Info.Size {
 		return fmt.Errorf("%w: %d+%d of %d bytes", ErrInvalidRange, off, length, a.Info.Size)
 	}
