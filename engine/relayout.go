@@ -64,12 +64,13 @@ type RelayoutOptions struct {
 type RelayoutStats struct {
 	Keys int // index keys looked at: each version of a versioned key is one
 	// Misplaced counts the keys a drive holds a record of placed for
-	// another layout than the container's, and MisplacedBytes the sizes
-	// of their live versions: what the walk moves (or, with Count,
+	// another layout than the container's (versions, and the versioned
+	// keys' pointers, delete markers and tombstones), and MisplacedBytes
+	// the sizes of the versions: what the walk moves (or, with Count,
 	// would move).
 	Misplaced      int
 	MisplacedBytes int64
-	Moved          int   // live versions moved into the container's layout
+	Moved          int   // versions moved into the container's layout (not counting pointers, markers, tombstones)
 	Bytes          int64 // their sizes
 	Failed         int   // keys that could not be moved: left readable where they were, tried again next pass
 	// Next is the After of the call that continues the walk; "" once it
@@ -161,7 +162,7 @@ func (e *Engine) RelayoutContainer(ctx context.Context, tenant, container string
 		}
 		key := minKey[len(prefix):]
 		var holders []placement.DriveID
-		misplaced, size := false, int64(0)
+		misplaced, live, size := false, false, int64(0)
 		for _, s := range srcs {
 			if len(s.c.buf) == 0 || s.c.buf[0].Key != minKey {
 				continue
@@ -176,8 +177,8 @@ func (e *Engine) RelayoutContainer(ctx context.Context, tenant, container string
 			}
 			if away {
 				misplaced = true
-				if !r.Deleted {
-					size = max(size, r.Size)
+				if !r.Deleted && !r.Pointer && !r.Marker {
+					live, size = true, max(size, r.Size)
 				}
 			}
 		}
@@ -207,7 +208,7 @@ func (e *Engine) RelayoutContainer(ctx context.Context, tenant, container string
 			e.log.Warn("relayout failed", "tenant", tenant, "container", container, "err", err)
 			continue
 		}
-		if res.Moved && !res.Deleted {
+		if res.Moved && live {
 			st.Moved++
 			st.Bytes += size
 			e.st.relayoutMoved.Add(1)

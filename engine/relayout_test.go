@@ -193,8 +193,10 @@ func TestRelayoutContainer(t *testing.T) {
 		if err, _ := readErr.Load().(error); err != nil {
 			t.Fatal(err)
 		}
-		if sum.Moved < 7 || sum.Moved > 9 || sum.Misplaced < keys-1 {
-			t.Errorf("walk to %s: %+v, want the 9 live versions (or all but the overwritten one) moved", to, sum)
+		// 8 versions (the overwritten one was written in the new layout
+		// at once, unless the walk had moved it already).
+		if sum.Moved < 7 || sum.Moved > 8 || sum.Misplaced < keys-1 {
+			t.Errorf("walk to %s: %+v, want the 8 versions (or all but the overwritten one) moved", to, sum)
 		}
 		after := r.e.Stats()
 		if got := after.RelayoutMoved - before.RelayoutMoved; got != uint64(sum.Moved) || after.RelayoutBytes-before.RelayoutBytes != uint64(sum.Bytes) {

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/vaultaire/vaultaire/s3"
+)
+
+// TestRelayoutMinIO: a single node with 4 local drives and 2 remote
+// drives (two buckets of one real MinIO). A local container holding
+// artifacts (plain, inline, empty, multipart-completed, two versions of a
+// versioned key) gets `vaultd container set-policy hybrid`, which was
+// refused with BucketNotEmpty: it is refused only while an upload is in
+// progress, then committed at once, and the leader's re-layout walk,
+// shown by `vaultd container list`, moves every version into the hybrid
+// layout: the remote drives then hold the parity (their used bytes grow
+// by half the data, 4+2), every version reads back byte-identical, also
+// with the MinIO killed (the data shards are local), and the moves are
+// counted in the metrics and the transaction log. Back to local, the walk
+// empties the remote drives of the container again.
+func TestRelayoutMinIO(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts MinIO and a server")
+	}
+	m := startMinIO(t)
+	bc := remoteTestClient(m.endpoint, m.ak, m.sk)
+	ctx := t.Context()
+	for _, b := range []string{"cold1", "cold2"} {
+		if _, err := bc.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	env := map[string]string{
+		"VAULT_REMOTE_COLD1_ACCESS_KEY": m.ak, "VAULT_REMOTE_COLD1_SECRET_KEY": m.sk,
+		"VAULT_REMOTE_COLD2_ACCESS_KEY": m.ak, "VAULT_REMOTE_COLD2_SECRET_KEY": m.sk,
+	}
+	maps.Copy(env, policyRoot)
+	local := []string{dir + "/a", dir + "/b", dir + "/c", dir + "/d"}
+	n, err := startRemoteNode(t, []string{"--data", strings.Join(local, ","), "--relayout-interval", "200ms",
+		"--remote", "cold1=" + m.endpoint + "/cold1?region=us-east-1",
+		"--remote", "cold2=" + m.endpoint + "/cold2?region=us-east-1"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := "http://" + n.s3Addr
+	cl := remoteTestClient(ep, policyRoot["VAULT_ROOT_ACCESS_KEY"], policyRoot["VAULT_ROOT_SECRET_KEY"])
+	const bucket = "data"
+	if _, err := cl.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	metrics := func() string {
+		t.Helper()
+		resp, err := metricsGet(t.Context(), ep+"/_vault/metrics", aws.Credentials{AccessKeyID: policyRoot["VAULT_ROOT_ACCESS_KEY"], SecretAccessKey: policyRoot["VAULT_ROOT_SECRET_KEY"]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		exp, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(exp)
+	}
+	// remoteUsed sums the used bytes of the remote drives.
+	remoteUsed := func() float64 {
+		t.Helper()
+		var sum float64
+		found := 0
+		for line := range strings.SplitSeq(metrics(), "\n") {
+			if strings.HasPrefix(line, "vaultaire_drive_used_bytes{") && strings.Contains(line, `drive="remote-`) {
+				f, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+				if err != nil {
+					t.Fatalf("metrics line %q: %v", line, err)
+				}
+				sum += f
+				found++
+			}
+		}
+		if found != 2 {
+			t.Fatalf("%d remote drives in vaultaire_drive_used_bytes, want 2", found)
+		}
+		return sum
+	}
+	baseline := remoteUsed()
+
+	type version struct{ key, vid string }
+	bodies := map[version][]byte{}
+	var total int64
+	for i, size := range []int{0, 1000, 100 << 10, 300 << 10, 3<<20 + 7, 9 << 20} {
+		key := fmt.Sprintf("art-%d", i)
+		body := bytes.Repeat([]byte{byte(i + 1), byte(i * 7), 3, 250, byte(i)}, size/5+1)[:size]
+		if _, err := cl.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body)}); err != nil {
+			t.Fatalf("PUT %s: %v", key, err)
+		}
+		bodies[version{key, ""}] = body
+		total += int64(size)
+	}
+	mp := bytes.Repeat([]byte("multipart relayout "), (5<<20+1000)/19+1)[:5<<20+1000]
+	cu, err := cl.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String("mp")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []types.CompletedPart
+	for i, p := range [][]byte{mp[:5<<20], mp[5<<20:]} {
+		up, err := cl.UploadPart(ctx, &awss3.UploadPartInput{Bucket: aws.String(bucket), Key: aws.String("mp"), UploadId: cu.UploadId, PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(p)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, types.CompletedPart{ETag: up.ETag, PartNumber: aws.Int32(int32(i + 1))})
+	}
+	// An upload in progress blocks the change of layout.
+	if _, err := vaultctl(ctx, ep, "container", "set-policy", bucket, "hybrid"); err == nil || !strings.Contains(err.Error(), "BucketNotEmpty") {
+		t.Errorf("set-policy hybrid with an upload in progress: %v, want BucketNotEmpty", err)
+	}
+	if _, err := cl.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String("mp"), UploadId: cu.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}}); err != nil {
+		t.Fatal(err)
+	}
+	bodies[version{"mp", ""}] = mp
+	total += int64(len(mp))
+	if _, err := cl.PutBucketVersioning(ctx, &awss3.PutBucketVersioningInput{Bucket: aws.String(bucket),
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, size := range []int{700 << 10, 200 << 10} {
+		body := bytes.Repeat([]byte{byte(100 + i), 9, 8}, size/3+1)[:size]
+		out, err := cl.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("ver"), Body: bytes.NewReader(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies[version{"ver", aws.ToString(out.VersionId)}] = body
+		total += int64(size)
+	}
+	bodies[version{"ver", ""}] = bodies[version{"ver", func() string {
+		for v := range bodies {
+			if v.key == "ver" && v.vid != "" && len(bodies[v]) == 200<<10 {
+				return v.vid
+			}
+		}
+		return ""
+	}()}]
+
+	check := func(when string) {
+		t.Helper()
+		for v, want := range bodies {
+			in := &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(v.key)}
+			if v.vid != "" {
+				in.VersionId = aws.String(v.vid)
+			}
+			out, err := cl.GetObject(ctx, in)
+			if err != nil {
+				t.Errorf("%s: GET %s %s: %v", when, v.key, v.vid, err)
+				continue
+			}
+			got, err := io.ReadAll(out.Body)
+			out.Body.Close()
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s: GET %s %s: %d bytes (want %d), %v", when, v.key, v.vid, len(got), len(want), err)
+			}
+		}
+	}
+	relayout := func(policy string) s3.RelayoutStatus {
+		t.Helper()
+		if _, err := vaultctl(ctx, ep, "container", "set-policy", bucket, policy); err != nil {
+			t.Fatalf("set-policy %s on a container holding artifacts: %v", policy, err)
+		}
+		check("right after set-policy " + policy)
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			out, err := vaultctl(ctx, ep, "container", "list", "--json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cs []s3.ContainerStatus
+			if err := json.Unmarshal([]byte(out), &cs); err != nil {
+				t.Fatalf("container list --json: %v: %q", err, out)
+			}
+			for _, c := range cs {
+				if c.Name != bucket {
+					continue
+				}
+				if c.Policy != policy || c.Relayout == nil || c.Relayout.Layout != policy {
+					t.Fatalf("container list: %+v %+v, want policy %s and its re-layout", c, c.Relayout, policy)
+				}
+				if c.Relayout.Done {
+					return *c.Relayout
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the re-layout to %s is not done after 3 min:\n%s", policy, out)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	// To hybrid.
+	st := relayout("hybrid")
+	if st.Moved != len(bodies)-1 || st.MovedBytes != total || st.ArtifactsLeft != 0 || st.BytesLeft != 0 {
+		t.Errorf("re-layout to hybrid: %+v, want %d versions of %d bytes moved, nothing left", st, len(bodies)-1, total)
+	}
+	if out, err := vaultctl(ctx, ep, "container", "list"); err != nil || !strings.Contains(out, "hybrid: done, 9 moved") {
+		t.Errorf("container list: %v\n%s", err, out)
+	}
+	exp := metrics()
+	if v, _ := metricValue(exp, "vaultaire_relayout_moved_total"); v != float64(len(bodies)-1) {
+		t.Errorf("vaultaire_relayout_moved_total = %v, want %d", v, len(bodies)-1)
+	}
+	if v, _ := metricValue(exp, "vaultaire_relayout_moved_bytes_total"); v != float64(total) {
+		t.Errorf("vaultaire_relayout_moved_bytes_total = %v, want %d", v, total)
+	}
+	// 4+2: the parity on the remote drives is half the data (and the
+	// inline artifacts' records).
+	if used := remoteUsed() - baseline; used < 0.45*float64(total) {
+		t.Errorf("after the re-layout to hybrid the remote drives hold %v bytes more, want at least half of %d", used, total)
+	}
+	check("after the re-layout to hybrid")
+	m.kill()
+	check("hybrid with the MinIO killed")
+	m.start()
+	var txn []byte
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		txn, _ = os.ReadFile(filepath.Join(local[0], "events", "txn.log"))
+		if bytes.Count(txn, []byte(`"operation":"RelayoutArtifact"`)) >= len(bodies)-1 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := bytes.Count(txn, []byte(`"operation":"RelayoutArtifact","bucket":"data"`)); got != len(bodies)-1 {
+		t.Errorf("transaction log has %d RelayoutArtifact lines, want %d:\n%s", got, len(bodies)-1, txn)
+	}
+
+	// Back to local: the remote drives hold nothing of the container.
+	st = relayout("local")
+	if st.Moved != len(bodies)-1 || st.MovedBytes != total {
+		t.Errorf("re-layout to local: %+v, want %d versions of %d bytes moved", st, len(bodies)-1, total)
+	}
+	if used := remoteUsed(); used != baseline {
+		t.Errorf("after the re-layout back to local the remote drives use %v bytes, %v before the container had any", used, baseline)
+	}
+	check("after the re-layout back to local")
+}
