@@ -49,6 +49,10 @@ type RelayoutOptions struct {
 	After string
 	// Limit is how many index keys the call looks at; 0 means 1,000.
 	Limit int
+	// MaxBytes, if above 0, ends the call once it moved this many bytes
+	// (its Next continues the walk): a caller committing its progress
+	// does so at least that often.
+	MaxBytes int64
 	// Count only counts the keys to move (Misplaced, MisplacedBytes),
 	// moving nothing.
 	Count bool
@@ -217,6 +221,9 @@ func (e *Engine) RelayoutContainer(ctx context.Context, tenant, container string
 				k, vid, _ := strings.Cut(key, "\x00")
 				opts.Moved(ArtifactInfo{Tenant: tenant, Container: container, Key: k, VersionID: vid, Version: res.Version, Size: size})
 			}
+		}
+		if opts.MaxBytes > 0 && st.Bytes >= opts.MaxBytes {
+			break
 		}
 	}
 	return done()

@@ -26,8 +26,12 @@ type relayoutState struct {
 }
 
 // relayoutBatch is how many index keys one step of the walk looks at
-// before its progress is committed (one Raft entry).
-const relayoutBatch = 100
+// before its progress is committed (one Raft entry); a step also ends
+// once it moved relayoutBatchSeconds' worth of bytes at the rate limit.
+const (
+	relayoutBatch        = 100
+	relayoutBatchSeconds = 2
+)
 
 // runRelayout moves the artifacts of containers whose storage policy
 // changed layout (to or from hybrid) into the new layout, every interval
@@ -35,7 +39,7 @@ const relayoutBatch = 100
 // re-layout not done, a pass counts what is left, then walks the
 // container (engine.RelayoutContainer) a batch at a time at most
 // bytesPerSec, committing its cursor and counts to the policy document
-// after each batch, conditionally (PutBucketConfigIf): a policy change
+// after each batch (relayoutBatch keys, or relayoutBatchSeconds of moves), conditionally (PutBucketConfigIf): a policy change
 // meanwhile wins, and the next round starts the walk it asks for. A pass
 // that moved everything marks the re-layout done; one with failures is
 // followed by another. Each version moved is an event
@@ -77,7 +81,7 @@ func runRelayout(ctx context.Context, eng *engine.Engine, store *cluster.Store, 
 				continue
 			}
 			for _, c := range cs {
-				if err := relayoutContainer(ctx, eng, store, c.Tenant, c.Name, wait, lead, obs, node, log); err != nil && ctx.Err() == nil {
+				if err := relayoutContainer(ctx, eng, store, c.Tenant, c.Name, relayoutBatchSeconds*bytesPerSec, wait, lead, obs, node, log); err != nil && ctx.Err() == nil {
 					log.Warn("relayout: pass", "tenant", c.Tenant, "container", c.Name, "err", err)
 				}
 			}
@@ -87,7 +91,7 @@ func runRelayout(ctx context.Context, eng *engine.Engine, store *cluster.Store, 
 
 // relayoutContainer runs one pass (or what is left of it) of a
 // container's re-layout, if it has one not done.
-func relayoutContainer(ctx context.Context, eng *engine.Engine, store *cluster.Store, tenant, container string, wait func(context.Context, int64) error, lead func() bool, obs s3.Observer, node string, log *slog.Logger) error {
+func relayoutContainer(ctx context.Context, eng *engine.Engine, store *cluster.Store, tenant, container string, batchBytes int64, wait func(context.Context, int64) error, lead func() bool, obs s3.Observer, node string, log *slog.Logger) error {
 	raw, ok := store.LocalBucketConfig(tenant, container, storagePolicyKind)
 	if !ok {
 		return nil
@@ -140,7 +144,7 @@ func relayoutContainer(ctx context.Context, eng *engine.Engine, store *cluster.S
 	}
 	for ctx.Err() == nil && (lead == nil || lead()) {
 		st, err := eng.RelayoutContainer(ctx, tenant, container, engine.RelayoutOptions{
-			After: rs.Next, Limit: relayoutBatch, Wait: wait,
+			After: rs.Next, Limit: relayoutBatch, MaxBytes: batchBytes, Wait: wait,
 			Moved: func(a engine.ArtifactInfo) {
 				obs.ObserveRequest(&s3.RequestEvent{Time: time.Now(), Node: node, Tenant: tenant, Operation: s3.RelayoutOperation,
 					Bucket: container, Key: a.Key, VersionID: a.VersionID, ObjectSize: a.Size, Status: http.StatusOK})

@@ -51,9 +51,14 @@ func TestRelayoutMinIO(t *testing.T) {
 	}
 	maps.Copy(env, policyRoot)
 	local := []string{dir + "/a", dir + "/b", dir + "/c", dir + "/d"}
-	n, err := startRemoteNode(t, []string{"--data", strings.Join(local, ","), "--relayout-interval", "200ms",
-		"--remote", "cold1=" + m.endpoint + "/cold1?region=us-east-1",
-		"--remote", "cold2=" + m.endpoint + "/cold2?region=us-east-1"}, env)
+	// At 2 MiB/s the walk to hybrid takes seconds: the node is restarted
+	// part way through it.
+	args := func(rate string) []string {
+		return []string{"--data", strings.Join(local, ","), "--relayout-interval", "200ms", "--relayout-rate", rate,
+			"--remote", "cold1=" + m.endpoint + "/cold1?region=us-east-1",
+			"--remote", "cold2=" + m.endpoint + "/cold2?region=us-east-1"}
+	}
+	n, err := startRemoteNode(t, args("2MiB"), env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,32 +179,44 @@ func TestRelayoutMinIO(t *testing.T) {
 			}
 		}
 	}
-	relayout := func(policy string) s3.RelayoutStatus {
+	// status returns the container's re-layout from `vaultd container
+	// list --json`, checking the policy.
+	status := func(policy string) (s3.RelayoutStatus, string) {
+		t.Helper()
+		out, err := vaultctl(ctx, ep, "container", "list", "--json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cs []s3.ContainerStatus
+		if err := json.Unmarshal([]byte(out), &cs); err != nil {
+			t.Fatalf("container list --json: %v: %q", err, out)
+		}
+		for _, c := range cs {
+			if c.Name != bucket {
+				continue
+			}
+			if c.Policy != policy || c.Relayout == nil || c.Relayout.Layout != policy {
+				t.Fatalf("container list: %+v %+v, want policy %s and its re-layout", c, c.Relayout, policy)
+			}
+			return *c.Relayout, out
+		}
+		t.Fatalf("container list: no %s: %s", bucket, out)
+		return s3.RelayoutStatus{}, out
+	}
+	setPolicy := func(policy string) {
 		t.Helper()
 		if _, err := vaultctl(ctx, ep, "container", "set-policy", bucket, policy); err != nil {
 			t.Fatalf("set-policy %s on a container holding artifacts: %v", policy, err)
 		}
 		check("right after set-policy " + policy)
+	}
+	waitDone := func(policy string) s3.RelayoutStatus {
+		t.Helper()
 		deadline := time.Now().Add(3 * time.Minute)
 		for {
-			out, err := vaultctl(ctx, ep, "container", "list", "--json")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var cs []s3.ContainerStatus
-			if err := json.Unmarshal([]byte(out), &cs); err != nil {
-				t.Fatalf("container list --json: %v: %q", err, out)
-			}
-			for _, c := range cs {
-				if c.Name != bucket {
-					continue
-				}
-				if c.Policy != policy || c.Relayout == nil || c.Relayout.Layout != policy {
-					t.Fatalf("container list: %+v %+v, want policy %s and its re-layout", c, c.Relayout, policy)
-				}
-				if c.Relayout.Done {
-					return *c.Relayout
-				}
+			st, out := status(policy)
+			if st.Done {
+				return st
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("the re-layout to %s is not done after 3 min:\n%s", policy, out)
@@ -207,21 +224,45 @@ func TestRelayoutMinIO(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
+	versions := len(bodies) - 1 // "ver" is there twice: newest, and by its version id
 
-	// To hybrid.
-	st := relayout("hybrid")
-	if st.Moved != len(bodies)-1 || st.MovedBytes != total || st.ArtifactsLeft != 0 || st.BytesLeft != 0 {
-		t.Errorf("re-layout to hybrid: %+v, want %d versions of %d bytes moved, nothing left", st, len(bodies)-1, total)
+	// To hybrid, the node restarted part way: once the walk committed
+	// some moves and has versions left, the node stops and starts again
+	// (faster), and the walk goes on from the committed cursor.
+	setPolicy("hybrid")
+	var before s3.RelayoutStatus
+	for deadline := time.Now().Add(time.Minute); ; {
+		st, out := status("hybrid")
+		if st.Done {
+			t.Fatalf("the re-layout to hybrid was done before the restart: slow it down:\n%s", out)
+		}
+		if st.Counted && st.Moved > 0 && st.ArtifactsLeft >= 2 {
+			before = st
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress of the re-layout to hybrid after 1 min:\n%s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	if out, err := vaultctl(ctx, ep, "container", "list"); err != nil || !strings.Contains(out, "hybrid: done, 9 moved") {
+	if err := n.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err = startRemoteNode(t, args("64MiB"), env); err != nil {
+		t.Fatal(err)
+	}
+	ep = "http://" + n.s3Addr
+	cl = remoteTestClient(ep, policyRoot["VAULT_ROOT_ACCESS_KEY"], policyRoot["VAULT_ROOT_SECRET_KEY"])
+	st := waitDone("hybrid")
+	after, _ := metricValue(metrics(), "vaultaire_relayout_moved_total")
+	// The moves committed before the restart and those after it are
+	// every version, but for those of the batch the stop cut (moved, not
+	// committed: the walk finds them in place).
+	if st.ArtifactsLeft != 0 || st.BytesLeft != 0 || st.Moved > versions || after < 1 || st.Moved-int(after) < before.Moved {
+		t.Errorf("re-layout to hybrid: %+v; %d moved before the restart, %v after; want %d versions in all, some after the restart", st, before.Moved, after, versions)
+	}
+	if out, err := vaultctl(ctx, ep, "container", "list"); err != nil || !strings.Contains(out, "hybrid: done") {
 		t.Errorf("container list: %v\n%s", err, out)
-	}
-	exp := metrics()
-	if v, _ := metricValue(exp, "vaultaire_relayout_moved_total"); v != float64(len(bodies)-1) {
-		t.Errorf("vaultaire_relayout_moved_total = %v, want %d", v, len(bodies)-1)
-	}
-	if v, _ := metricValue(exp, "vaultaire_relayout_moved_bytes_total"); v != float64(total) {
-		t.Errorf("vaultaire_relayout_moved_bytes_total = %v, want %d", v, total)
 	}
 	// 4+2: the parity on the remote drives is half the data (and the
 	// inline artifacts' records).
@@ -236,19 +277,27 @@ func TestRelayoutMinIO(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		txn, _ = os.ReadFile(filepath.Join(local[0], "events", "txn.log"))
-		if bytes.Count(txn, []byte(`"operation":"RelayoutArtifact"`)) >= len(bodies)-1 {
+		if bytes.Count(txn, []byte(`"operation":"RelayoutArtifact"`)) >= st.Moved {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if got := bytes.Count(txn, []byte(`"operation":"RelayoutArtifact","bucket":"data"`)); got != len(bodies)-1 {
-		t.Errorf("transaction log has %d RelayoutArtifact lines, want %d:\n%s", got, len(bodies)-1, txn)
+	if got := bytes.Count(txn, []byte(`"operation":"RelayoutArtifact","bucket":"data"`)); got < st.Moved || got > versions {
+		t.Errorf("transaction log has %d RelayoutArtifact lines, want %d to %d:\n%s", got, st.Moved, versions, txn)
 	}
 
 	// Back to local: the remote drives hold nothing of the container.
-	st = relayout("local")
-	if st.Moved != len(bodies)-1 || st.MovedBytes != total {
-		t.Errorf("re-layout to local: %+v, want %d versions of %d bytes moved", st, len(bodies)-1, total)
+	setPolicy("local")
+	st = waitDone("local")
+	if st.Moved != versions || st.MovedBytes != total {
+		t.Errorf("re-layout to local: %+v, want %d versions of %d bytes moved", st, versions, total)
+	}
+	exp := metrics()
+	if v, _ := metricValue(exp, "vaultaire_relayout_moved_total"); v != after+float64(versions) {
+		t.Errorf("vaultaire_relayout_moved_total = %v, want %v", v, after+float64(versions))
+	}
+	if v, _ := metricValue(exp, "vaultaire_relayout_moved_bytes_total"); v < float64(total) {
+		t.Errorf("vaultaire_relayout_moved_bytes_total = %v, want at least %d", v, total)
 	}
 	if used := remoteUsed(); used != baseline {
 		t.Errorf("after the re-layout back to local the remote drives use %v bytes, %v before the container had any", used, baseline)
