@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/vaultaire/vaultaire/cluster"
 	"github.com/vaultaire/vaultaire/s3"
 )
 
@@ -303,4 +306,130 @@ func TestRelayoutMinIO(t *testing.T) {
 		t.Errorf("after the re-layout back to local the remote drives use %v bytes, %v before the container had any", used, baseline)
 	}
 	check("after the re-layout back to local")
+}
+
+// TestClusterRelayout: a 3-node cluster with one remote drive (a real
+// MinIO bucket, declared on n3). A container holding artifacts written
+// through every node is set to hybrid through a follower's admin API; the
+// Raft leader alone walks it (the nodes' moved counters sum to the
+// artifacts, on one node), every node's `container list` shows it done,
+// the parity (3+1: a third of the data) is then in the bucket, and every
+// artifact reads back byte-identical through every node.
+func TestClusterRelayout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts MinIO and a 3-node cluster")
+	}
+	c := prepareCluster(t, 3)
+	m := startMinIO(t)
+	ctx := t.Context()
+	mc := remoteTestClient(m.endpoint, m.ak, m.sk)
+	if _, err := mc.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("cold")}); err != nil {
+		t.Fatal(err)
+	}
+	n3 := c.nodes[2]
+	n3.env = append(n3.env[:len(n3.env):len(n3.env)], "VAULT_REMOTE_COLD_ACCESS_KEY="+m.ak, "VAULT_REMOTE_COLD_SECRET_KEY="+m.sk)
+	n3.extra = []string{"--remote", "cold=" + m.endpoint + "/cold/drive?timeout=5s"}
+	for _, n := range c.nodes {
+		n.extra = append(n.extra, "--relayout-interval", "300ms")
+		n.start(t)
+	}
+	for _, n := range c.nodes {
+		n.waitHealthy(t, 60*time.Second)
+	}
+	st, err := c.waitView(t, 60*time.Second, func(st cluster.Status) string { return c.formed2(st, 7) })
+	if err != nil {
+		c.fatalWithStatus(t, "cluster with the remote drive not formed: %v", err)
+	}
+	root := s3.NewTenant{Name: "root", AccessKey: c.root.AccessKeyID, SecretKey: c.root.SecretAccessKey}
+	if _, err := c.s3Client(0, root).CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("data")}); err != nil {
+		t.Fatal(err)
+	}
+	var written []e2eArtifact
+	var total int64
+	for i := range c.nodes {
+		arts := newArtifacts(fmt.Sprintf("via-n%d/", i+1), 7)
+		putAll(t, c.s3Client(i, root), "data", arts)
+		written = append(written, arts...)
+		for _, a := range arts {
+			total += int64(a.size)
+		}
+	}
+	inBucket := func() int64 {
+		var n int64
+		p := awss3.NewListObjectsV2Paginator(mc, &awss3.ListObjectsV2Input{Bucket: aws.String("cold"), Prefix: aws.String("drive/")})
+		for p.HasMorePages() {
+			out, err := p.NextPage(ctx)
+			if err != nil {
+				t.Fatalf("list the remote bucket: %v", err)
+			}
+			for _, o := range out.Contents {
+				if k := aws.ToString(o.Key); strings.HasPrefix(k, "drive/log/") || strings.HasPrefix(k, "drive/obj/") {
+					n += aws.ToInt64(o.Size)
+				}
+			}
+		}
+		return n
+	}
+	before := inBucket()
+	// The migrator moves what older maps' drives hold into the
+	// container's layout too: wait until it dropped the maps of the
+	// cluster's forming, so the walk alone moves the artifacts.
+	if st, err = c.waitView(t, 2*time.Minute, func(st cluster.Status) string {
+		if len(st.Map.Older) > 0 {
+			return fmt.Sprintf("older map epochs %v kept", st.Map.Older)
+		}
+		return c.formed2(st, 7)
+	}); err != nil {
+		c.fatalWithStatus(t, "older maps not dropped: %v", err)
+	}
+
+	// Through a follower.
+	follower := slices.IndexFunc(c.nodes, func(n *e2eNode) bool { return n.name != st.Leader })
+	ctlEnv := map[string]string{"VAULT_ENDPOINT": "http://" + c.nodes[follower].s3, "VAULT_ROOT_ACCESS_KEY": c.root.AccessKeyID, "VAULT_ROOT_SECRET_KEY": c.root.SecretAccessKey}
+	if err := run(ctx, []string{"container", "set-policy", "data", "hybrid"}, func(k string) string { return ctlEnv[k] }, io.Discard, io.Discard); err != nil {
+		t.Fatalf("container set-policy data hybrid on a container holding artifacts: %v", err)
+	}
+	checkAll(t, c.s3Client(follower, root), "data", written)
+	var done s3.RelayoutStatus
+	for i, n := range c.nodes {
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			var cs []s3.ContainerStatus
+			if err := c.admin(i).do(ctx, http.MethodGet, "/_vault/admin/containers", &cs); err != nil {
+				t.Fatalf("%s: container list: %v", n.name, err)
+			}
+			i := slices.IndexFunc(cs, func(c s3.ContainerStatus) bool { return c.Name == "data" })
+			if i >= 0 && cs[i].Relayout != nil && cs[i].Relayout.Done {
+				if r := cs[i].Relayout; r.Layout != "hybrid" || r.Moved != len(written) || r.MovedBytes != total || r.ArtifactsLeft != 0 {
+					t.Errorf("%s: container list: re-layout %+v, want %d artifacts of %d bytes moved to hybrid, none left", n.name, r, len(written), total)
+				}
+				done = *cs[i].Relayout
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: re-layout not done after 3 min: %+v", n.name, cs)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	var sum float64
+	movers := 0
+	for _, n := range c.nodes {
+		if v := remoteMetric(t, c.root, n, "vaultaire_relayout_moved_total"); v > 0 {
+			sum += v
+			movers++
+		}
+	}
+	if sum != float64(len(written)) || movers != 1 {
+		t.Errorf("vaultaire_relayout_moved_total: %v on %d nodes, want %d on the leader alone", sum, movers, len(written))
+	}
+	// 3+1: the parity is a third of the data (and block checksums).
+	if got := inBucket() - before; got < total*3/10 {
+		t.Errorf("after the re-layout the remote bucket holds %d bytes more, want the parity of %d bytes (at least %d)", got, total, total*3/10)
+	} else {
+		t.Logf("remote bucket: %d bytes more for %d bytes of artifacts; the walk moved %d of %d", got, total, done.Moved, len(written))
+	}
+	for i := range c.nodes {
+		checkAll(t, c.s3Client(i, root), "data", written)
+	}
 }
