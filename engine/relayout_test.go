@@ -246,3 +246,52 @@ func TestRelayoutContainer(t *testing.T) {
 		t.Errorf("a local drive holds no shard file on local: %v", files)
 	}
 }
+
+// TestReadFollowsRelayout: an artifact opened before a re-layout moved it
+// (and removed the shard files it was opened on) reads its bytes from the
+// set now serving it; one overwritten meanwhile fails rather than return
+// the newer version's bytes.
+func TestReadFollowsRelayout(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		size      int
+		overwrite bool
+	}{
+		{"moved", 3 << 20, false},
+		{"moved, striped", 20*stripeChunkStripes*stripeTestStripe + 5, false},
+		{"overwritten, then moved", 3 << 20, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{drives: 6, remote: 2, noSync: true, stripeSize: stripeTestStripe, width: 4})
+			var policy atomic.Value
+			policy.Store(PolicyLocal)
+			r.e.cfg.StoragePolicy = func(string, string) string { return policy.Load().(string) }
+			data := randBytes(41, tc.size)
+			r.put(t, "k", data, int64(len(data)))
+			a, err := r.e.Open(t.Context(), "t", "c", "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			policy.Store(PolicyHybrid)
+			if tc.overwrite {
+				r.put(t, "k", randBytes(42, tc.size), int64(tc.size))
+			}
+			// An overwrite replaces the old layout's records on the drives
+			// of both sets itself, and the walk cleans what is left.
+			if st := relayoutWalk(t, r.e, RelayoutOptions{}); st.Misplaced != 1 && !tc.overwrite {
+				t.Fatalf("walk: %+v, want the key moved", st)
+			}
+			r.e.WaitBackground()
+			var buf bytes.Buffer
+			err = a.WriteRange(t.Context(), &buf, 0, int64(tc.size))
+			switch {
+			case tc.overwrite && !errors.Is(err, ErrReadQuorum):
+				t.Fatalf("read of the replaced version: %v (%d bytes), want ErrReadQuorum", err, buf.Len())
+			case tc.overwrite && bytes.Contains(buf.Bytes(), randBytes(42, tc.size)[:1<<10]):
+				t.Fatal("the read of the replaced version returned the new version's bytes")
+			case !tc.overwrite && (err != nil || !bytes.Equal(buf.Bytes(), data)):
+				t.Fatalf("read of the moved version: %v, %d bytes (want %d), equal %v", err, buf.Len(), len(data), bytes.Equal(buf.Bytes(), data))
+			}
+		})
+	}
+}
