@@ -23,6 +23,9 @@ import (
 type relayoutState struct {
 	s3.RelayoutStatus
 	Next string `json:"next,omitempty"` // the key the walk continues after (engine.RelayoutOptions.After)
+	// Found counts the keys the pass in progress found to move: a pass
+	// that found none (and failed none) ends the re-layout.
+	Found int `json:"found,omitempty"`
 }
 
 // relayoutBatch is how many index keys one step of the walk looks at
@@ -41,7 +44,8 @@ const (
 // bytesPerSec, committing its cursor and counts to the policy document
 // after each batch (relayoutBatch keys, or relayoutBatchSeconds of moves), conditionally (PutBucketConfigIf): a policy change
 // meanwhile wins, and the next round starts the walk it asks for. A pass
-// that moved everything marks the re-layout done; one with failures is
+// that found nothing to move (after one that moved everything, normally)
+// marks the re-layout done; one that moved or failed anything is
 // followed by another. Each version moved is an event
 // (s3.RelayoutOperation) for the metrics and the transaction log. In a
 // cluster only the Raft leader (lead) walks.
@@ -136,7 +140,7 @@ func relayoutContainer(ctx context.Context, eng *engine.Engine, store *cluster.S
 				break
 			}
 		}
-		rs.Counted, rs.ArtifactsLeft, rs.BytesLeft, rs.Next, rs.Failed = true, left.Misplaced, left.MisplacedBytes, "", 0
+		rs.Counted, rs.ArtifactsLeft, rs.BytesLeft, rs.Next, rs.Failed, rs.Found = true, left.Misplaced, left.MisplacedBytes, "", 0, 0
 		if ok, err := save(); !ok {
 			return err
 		}
@@ -159,11 +163,16 @@ func relayoutContainer(ctx context.Context, eng *engine.Engine, store *cluster.S
 		rs.ArtifactsLeft = max(0, rs.ArtifactsLeft-st.Misplaced+st.Failed)
 		rs.BytesLeft = max(0, rs.BytesLeft-st.MisplacedBytes)
 		rs.Failed += st.Failed
+		rs.Found += st.Misplaced
 		if err != nil && st.Failed == 0 {
 			rs.Failed++ // a drive not listed: its keys wait for another pass
 		}
 		if st.Next == "" {
-			if rs.Failed == 0 {
+			// A pass that moved something is followed by one that must
+			// find nothing: it also moves what writes that picked the old
+			// layout before the change committed after the first pass
+			// went by.
+			if rs.Failed == 0 && rs.Found == 0 {
 				rs.Done, rs.ArtifactsLeft, rs.BytesLeft = true, 0, 0
 				log.Info("relayout: done", "tenant", tenant, "container", container, "layout", rs.Layout, "moved", rs.Moved, "bytes", rs.MovedBytes)
 			} else {
