@@ -93,9 +93,15 @@
 // size threshold to the remote layout (tier.go). Put, reads, heal, scan, list,
 // multipart and migration all take their map from mapFor, and the older
 // maps of a MapHistory are derived with the same layout. A policy change
-// that moves where writes go (to or from hybrid) is refused while the
-// container holds anything (CheckPolicyChange): its artifacts would stay
-// on the other layout's sets.
+// that moves where writes go (to or from hybrid) takes effect at once for
+// new writes; the artifacts the container holds stay readable on the
+// other layout's sets (locate tries them, otherLayouts) until
+// RelayoutContainer, which cmd/vaultd's leader runs after the change,
+// moves them into the new layout (relayout.go). A read whose shards such
+// a move (or migration, or a tier move) removed under it goes on from the
+// set now serving the same version (Artifact.WriteRange). The change is
+// refused while the container has a multipart upload in progress
+// (CheckPolicyChange).
 //
 // A tiered artifact (TierArtifact) is copied with its version, ETag,
 // metadata and modification time into its PG of the remote layout

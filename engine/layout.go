@@ -91,12 +91,15 @@ func layoutOfPolicy(policy string) placement.Layout {
 }
 
 // CheckPolicyChange reports whether a container's storage policy may
-// become policy: a change that moves where new writes go (to or from
-// PolicyHybrid) is refused with ErrContainerNotEmpty while the container
-// holds any artifact record (tombstones included) or multipart upload,
-// since its artifacts would stay on the old layout's sets, where reads no
-// longer look. PolicyLocal and PolicyTier write alike, so a change
-// between them is always allowed.
+// become policy. A change that moves where new writes go (to or from
+// PolicyHybrid) is allowed on a container holding artifacts: they stay
+// readable where they are (reads try the other layout, otherLayouts) and
+// RelayoutContainer moves them into the new layout (relayout.go). It is
+// refused with ErrContainerNotEmpty while the container has a multipart
+// upload in progress: an upload is looked up in the sets of the layout
+// its container has now (findUpload), so one begun under the old layout
+// would answer NoSuchUpload; complete or abort it first. PolicyLocal and
+// PolicyTier write alike, so a change between them is always allowed.
 func (e *Engine) CheckPolicyChange(ctx context.Context, tenant, container, policy string) error {
 	if err := e.checkContainer(ctx, tenant, container); err != nil {
 		return err
@@ -104,19 +107,12 @@ func (e *Engine) CheckPolicyChange(ctx context.Context, tenant, container, polic
 	if e.layoutOf(tenant, container) == layoutOfPolicy(policy) {
 		return nil
 	}
-	res, err := e.List(ctx, tenant, container, ListOptions{Limit: 1, all: true})
-	if err != nil {
-		return err
-	}
-	if len(res.Artifacts) > 0 {
-		return fmt.Errorf("%w: %s: storage policy %s places shards elsewhere; set it before the first write", ErrContainerNotEmpty, container, policy)
-	}
 	ups, _, err := e.ListUploads(ctx, tenant, container, "", "", "", 1)
 	if err != nil {
 		return err
 	}
 	if len(ups) > 0 {
-		return fmt.Errorf("%w: %s: multipart uploads in progress; storage policy %s places shards elsewhere", ErrContainerNotEmpty, container, policy)
+		return fmt.Errorf("%w: %s: multipart uploads in progress; storage policy %s places shards elsewhere: complete or abort them first", ErrContainerNotEmpty, container, policy)
 	}
 	return nil
 }

@@ -54,7 +54,7 @@ type Artifact struct {
 	drives []driver.Driver
 	codec  *erasure.Codec
 	// older reports that the artifact was found in an older map's set
-	// (MapHistory), not the current one's.
+	// (MapHistory) or another layout's, not the current one's.
 	older bool
 	// rkey is the record key it was read from: the key, or a version key
 	// of it (version.go).
@@ -239,6 +239,7 @@ func (e *Engine) artifactAt(tenant, container, key string, loc location, newest 
 	if err != nil {
 		return nil, err
 	}
+	cur := e.mapFor(tenant, container)
 	var stripe map[uint32][]driver.Driver
 	if newest.striped() {
 		stripe = make(map[uint32][]driver.Driver, newest.Width)
@@ -257,7 +258,7 @@ func (e *Engine) artifactAt(tenant, container, key string, loc location, newest 
 		stray:   stray,
 		drives:  loc.drives,
 		codec:   codec,
-		older:   loc.m.Epoch < e.mapFor(tenant, container).Epoch,
+		older:   loc.m.Epoch < cur.Epoch || loc.m.Layout != cur.Layout, // another layout's set: a re-layout moves it (relayout.go)
 		rkey:    key,
 	}, nil
 }
@@ -449,9 +450,9 @@ func (a *Artifact) segments() []int64 {
 	return sizes
 }
 
-// WriteRange writes bytes [off, off+length) of the artifact to w, verifying
-// every block. A degraded read succeeds and queues the artifact for healing.
-func (a *Artifact) WriteRange(ctx context.Context, w io.Writer, off, length int64) error {
+// writeRange is WriteRange (relayout_read.go) from the drives a was
+// opened on.
+func (a *Artifact) writeRange(ctx context.Context, w io.Writer, off, length int64) error {
 	if off < 0 || length < 0 || off+length > a.Info.Size {
 		return fmt.Errorf("%w: %d+%d of %d bytes", ErrInvalidRange, off, length, a.Info.Size)
 	}

@@ -20,6 +20,8 @@ type Stats struct {
 	WriteBacks     uint64  // reads that wrote the version they served back to a write quorum first
 	TierMoved      uint64  // artifacts the tier policy moved to remote drives (TierArtifact)
 	TierBytes      uint64  // their bytes (before erasure coding)
+	RelayoutMoved  uint64  // artifact versions a storage policy change moved to the container's new layout (RelayoutContainer)
+	RelayoutBytes  uint64  // their bytes (before erasure coding)
 }
 
 // stats are the counters behind Stats.
@@ -32,6 +34,8 @@ type stats struct {
 	healDropped          atomic.Uint64
 	writeBacks           atomic.Uint64
 	tierMoved, tierBytes atomic.Uint64
+	relayoutMoved        atomic.Uint64
+	relayoutBytes        atomic.Uint64
 }
 
 func (s *stats) encoded(d time.Duration) {
@@ -63,6 +67,8 @@ func (e *Engine) Stats() Stats {
 		WriteBacks:     e.st.writeBacks.Load(),
 		TierMoved:      e.st.tierMoved.Load(),
 		TierBytes:      e.st.tierBytes.Load(),
+		RelayoutMoved:  e.st.relayoutMoved.Load(),
+		RelayoutBytes:  e.st.relayoutBytes.Load(),
 	}
 }
 

@@ -32,6 +32,8 @@ var (
 	healDroppedDesc    = desc("heal_queue_dropped_total", "Artifacts not queued for healing because the queue was full (the next scan finds them again).")
 	tierMovedDesc      = desc("tier_moved_total", "Artifacts the tier storage policy moved to remote drives.")
 	tierBytesDesc      = desc("tier_moved_bytes_total", "Bytes (before erasure coding) of the artifacts the tier storage policy moved to remote drives.")
+	relayoutMovedDesc  = desc("relayout_moved_total", "Artifact versions moved into their container's layout after its storage policy changed (to or from hybrid).")
+	relayoutBytesDesc  = desc("relayout_moved_bytes_total", "Bytes (before erasure coding) of the artifact versions moved into their container's new layout.")
 )
 
 // engineCollector reports engine.Stats.
@@ -39,7 +41,7 @@ type engineCollector struct{ stats func() engine.Stats }
 
 func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{encodeSecondsDesc, encodesDesc, decodeSecondsDesc, decodesDesc,
-		degradedReadsDesc, repairsDesc, repairedShardsDesc, healQueueDesc, healFailuresDesc, healDroppedDesc, tierMovedDesc, tierBytesDesc} {
+		degradedReadsDesc, repairsDesc, repairedShardsDesc, healQueueDesc, healFailuresDesc, healDroppedDesc, tierMovedDesc, tierBytesDesc, relayoutMovedDesc, relayoutBytesDesc} {
 		ch <- d
 	}
 }
@@ -60,6 +62,8 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(healDroppedDesc, float64(s.HealDropped))
 	counter(tierMovedDesc, float64(s.TierMoved))
 	counter(tierBytesDesc, float64(s.TierBytes))
+	counter(relayoutMovedDesc, float64(s.RelayoutMoved))
+	counter(relayoutBytesDesc, float64(s.RelayoutBytes))
 	ch <- prometheus.MustNewConstMetric(healQueueDesc, prometheus.GaugeValue, float64(s.HealQueue))
 }
 

@@ -41,6 +41,8 @@
 //	heal_queue_dropped_total         counter, artifacts not queued because the heal queue was full
 //	tier_moved_total                 counter, artifacts the tier storage policy moved to remote drives
 //	tier_moved_bytes_total           counter, their bytes before erasure coding
+//	relayout_moved_total             counter, artifact versions moved into their container's new layout after a storage policy change (to or from hybrid)
+//	relayout_moved_bytes_total       counter, their bytes before erasure coding
 //
 // From Config.Drives (DriveSample):
 //

@@ -23,7 +23,11 @@ import (
 // an error the error table maps to it) for a container that does not
 // exist, with ErrNoRemoteDrives for hybrid or tier when the cluster has
 // no remote drive, and with engine.ErrContainerNotEmpty for a change of
-// layout (to or from hybrid) of a container that holds anything. Implementations must be safe for concurrent use.
+// layout (to or from hybrid) of a container with a multipart upload in
+// progress. A change of layout of a container holding artifacts is
+// committed at once and its artifacts are moved into the new layout in
+// the background; ContainerList shows how far (ContainerStatus.Relayout).
+// Implementations must be safe for concurrent use.
 type ContainerAdmin interface {
 	ContainerList(ctx context.Context) ([]ContainerStatus, error)
 	SetStoragePolicy(ctx context.Context, tenant, container string, p StoragePolicy) error
@@ -50,12 +54,39 @@ const DefaultTierAfterDays = 30
 // a background mutation, not a request.
 const TierOperation = "TierArtifact"
 
+// RelayoutOperation is the operation name of the events of an artifact
+// version moved into its container's layout after a storage policy
+// change (to or from hybrid): a background mutation, not a request.
+const RelayoutOperation = "RelayoutArtifact"
+
+// RelayoutStatus is how far the move of a container's artifacts into the
+// layout of its storage policy got, after a change of layout.
+type RelayoutStatus struct {
+	Layout string `json:"layout"` // the layout moved into: "local" or "hybrid"
+	Done   bool   `json:"done"`   // every artifact is in it
+	// Counted reports that a pass counted what is left; ArtifactsLeft
+	// and BytesLeft are then the artifact versions (and their bytes)
+	// still to move.
+	Counted       bool  `json:"counted"`
+	ArtifactsLeft int   `json:"artifacts_left"`
+	BytesLeft     int64 `json:"bytes_left"`
+	// Moved and MovedBytes sum what the walk moved since the change;
+	// Failed counts the versions the current pass could not move (tried
+	// again next pass).
+	Moved      int   `json:"moved"`
+	MovedBytes int64 `json:"moved_bytes"`
+	Failed     int   `json:"failed,omitempty"`
+}
+
 // ContainerStatus describes one container for the admin API.
 type ContainerStatus struct {
 	Tenant  string    `json:"tenant"`
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
 	StoragePolicy
+	// Relayout, after a change of the policy's layout, says how far the
+	// move of the container's artifacts into the new layout got.
+	Relayout *RelayoutStatus `json:"relayout,omitempty"`
 }
 
 // StoragePolicies are the storage policies SetStoragePolicy accepts.
@@ -121,7 +152,7 @@ func setStoragePolicy(op *operation, ca ContainerAdmin) error {
 	}
 	if err := ca.SetStoragePolicy(op.ctx, tenant, name, req); err != nil {
 		if errors.Is(err, engine.ErrContainerNotEmpty) {
-			return withMessage(ErrBucketNotEmpty, "The bucket holds artifacts or multipart uploads: a storage policy that places shards elsewhere (to or from hybrid) must be set before the first write.")
+			return withMessage(ErrBucketNotEmpty, "The bucket has multipart uploads in progress: complete or abort them before setting a storage policy that places shards elsewhere (to or from hybrid).")
 		}
 		return err
 	}

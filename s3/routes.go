@@ -403,6 +403,7 @@ var mutations = func() map[string]bool {
 	for _, n := range lifecycleOperations {
 		m[n] = true
 	}
-	m[TierOperation] = true // no route: the tier policy's background moves
+	m[TierOperation] = true     // no route: the tier policy's background moves
+	m[RelayoutOperation] = true // nor the moves of a storage policy change
 	return m
 }()

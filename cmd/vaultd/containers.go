@@ -31,6 +31,10 @@ const storagePolicyKind = "storagepolicy"
 type policyDoc struct {
 	s3.StoragePolicy
 	Tiered bool `json:"tiered,omitempty"`
+	// Relayout is the move of the container's artifacts into the
+	// policy's layout after a change of layout (runRelayout), nil if the
+	// layout never changed while the container could hold artifacts.
+	Relayout *relayoutState `json:"relayout,omitempty"`
 }
 
 // storedPolicy returns a container's storage policy from this node's
@@ -86,7 +90,12 @@ func (a containerAdmin) ContainerList(ctx context.Context) ([]s3.ContainerStatus
 			if p.Policy == "" {
 				p.Policy = engine.PolicyLocal
 			}
-			out = append(out, s3.ContainerStatus{Tenant: c.Tenant, Name: c.Name, Created: c.Created, StoragePolicy: p.StoragePolicy})
+			cs := s3.ContainerStatus{Tenant: c.Tenant, Name: c.Name, Created: c.Created, StoragePolicy: p.StoragePolicy}
+			if p.Relayout != nil {
+				r := p.Relayout.RelayoutStatus
+				cs.Relayout = &r
+			}
+			out = append(out, cs)
 		}
 	}
 	return out, nil
@@ -103,7 +112,13 @@ func (a containerAdmin) SetStoragePolicy(ctx context.Context, tenant, container 
 		return err
 	}
 	old := storedPolicy(a.store, tenant, container)
-	doc, err := json.Marshal(policyDoc{p, old.Tiered || old.Policy == engine.PolicyTier || p.Policy == engine.PolicyTier})
+	next := policyDoc{StoragePolicy: p, Tiered: old.Tiered || old.Policy == engine.PolicyTier || p.Policy == engine.PolicyTier, Relayout: old.Relayout}
+	if to := engine.PolicyLayout(policy); to != engine.PolicyLayout(old.Policy) {
+		// The layout changes: new writes take the new one at once, and
+		// the leader's runRelayout moves what the container holds.
+		next.Relayout = &relayoutState{RelayoutStatus: s3.RelayoutStatus{Layout: string(to)}}
+	}
+	doc, err := json.Marshal(next)
 	if err != nil {
 		return err
 	}
@@ -144,7 +159,7 @@ func runContainer(ctx context.Context, args []string, getenv func(string) string
 			return json.NewEncoder(stdout).Encode(cs)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TENANT\tNAME\tCREATED\tPOLICY")
+		fmt.Fprintln(tw, "TENANT\tNAME\tCREATED\tPOLICY\tRELAYOUT")
 		for _, x := range cs {
 			p := x.Policy
 			if p == engine.PolicyTier {
@@ -157,7 +172,7 @@ func runContainer(ctx context.Context, args []string, getenv func(string) string
 				}
 				p += " (" + strings.Join(th, " or ") + ")"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", x.Tenant, x.Name, x.Created.UTC().Format(time.RFC3339), p)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", x.Tenant, x.Name, x.Created.UTC().Format(time.RFC3339), p, relayoutText(x.Relayout))
 		}
 		return tw.Flush()
 	case "set-policy":

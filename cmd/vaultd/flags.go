@@ -29,6 +29,8 @@ type serverFlags struct {
 	healInterval  time.Duration // how often the healer works through its queue
 	probeInterval time.Duration // how often each local drive is health-checked
 	tierInterval  time.Duration // how often the tier storage policy runs
+	relayoutEvery time.Duration // how often the leader looks for containers to re-lay out
+	relayoutRate  byteSize      // at most this many bytes/s re-laid out
 	scrubPeriod   time.Duration // a full scrub pass over each local drive
 	scrubRate     byteSize      // at most this many bytes/s scrubbed per drive
 	eventsParquet bool
@@ -76,6 +78,9 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.Float64Var(&f.lifecycleRate, "lifecycle-rate", 50, "most lifecycle actions (and listing pages) per second")
 	fs.DurationVar(&f.healInterval, "heal-interval", engine.DefaultHealInterval, "how often the healer repairs the queued artifacts (failed repairs are retried with backoff)")
 	fs.DurationVar(&f.tierInterval, "tier-interval", time.Hour, "how often the leader (a single node: the node) moves the artifacts of tier containers past their thresholds to remote drives")
+	fs.DurationVar(&f.relayoutEvery, "relayout-interval", 10*time.Second, "how often the leader (a single node: the node) looks for containers whose storage policy changed layout (to or from hybrid) and moves their artifacts into the new layout")
+	f.relayoutRate = 64 << 20
+	fs.Var(&f.relayoutRate, "relayout-rate", "most bytes per second (before erasure coding) a storage policy change moves into the new layout (e.g. 64MiB)")
 	fs.DurationVar(&f.probeInterval, "probe-interval", defaultProbeInterval, "how often each local drive is health-checked; a failed drive goes offline, a recovered or replaced (empty) one comes back")
 	fs.DurationVar(&f.scrubPeriod, "scrub-period", engine.DefaultScrubPeriod, "time for one scrub pass, which verifies the checksums of every shard on this node's drives and repairs what fails")
 	f.scrubRate = engine.DefaultScrubRate
@@ -99,13 +104,16 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	if err := f.parseRemotes(); err != nil {
 		return nil, err
 	}
-	for flag, d := range map[string]time.Duration{"--scan-interval": f.scanInterval, "--heal-interval": f.healInterval, "--probe-interval": f.probeInterval, "--tier-interval": f.tierInterval, "--scrub-period": f.scrubPeriod, "--lifecycle-interval": f.lifecycleInterval, "--lifecycle-day": f.lifecycleDay} {
+	for flag, d := range map[string]time.Duration{"--scan-interval": f.scanInterval, "--heal-interval": f.healInterval, "--probe-interval": f.probeInterval, "--tier-interval": f.tierInterval, "--relayout-interval": f.relayoutEvery, "--scrub-period": f.scrubPeriod, "--lifecycle-interval": f.lifecycleInterval, "--lifecycle-day": f.lifecycleDay} {
 		if d <= 0 {
 			return nil, fmt.Errorf("%s %v: want a positive duration", flag, d)
 		}
 	}
 	if f.lifecycleRate <= 0 {
 		return nil, fmt.Errorf("--lifecycle-rate %v: want a positive number of actions per second", f.lifecycleRate)
+	}
+	if f.relayoutRate <= 0 {
+		return nil, fmt.Errorf("--relayout-rate %v: want a positive number of bytes per second", f.relayoutRate)
 	}
 	if f.scrubRate <= 0 {
 		return nil, fmt.Errorf("--scrub-rate %d: want a positive number of bytes per second", f.scrubRate)

@@ -300,6 +300,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	tctx, stopTier := context.WithCancel(ctx)
 	defer stopTier()
 	go runTier(tctx, eng, store, f.tierInterval, sweeps, s3.Observers{mx, evlog}, st.Node, log.With("component", "tier"))
+	go runRelayout(tctx, eng, store, f.relayoutEvery, int64(f.relayoutRate), sweeps, s3.Observers{mx, evlog}, st.Node, log.With("component", "relayout"))
 	srv, err = s3.New(s3.Config{
 		Engine: eng, Keys: store, Configs: store, Root: root, RootTenant: rootTenant, Admin: containerAdmin{admin, topo, eng},
 		Domain: f.domain, Region: f.region, Node: st.Node, Logger: log.With("component", "s3"),
