@@ -162,10 +162,15 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		if err := store.WaitReady(ctx); err != nil {
 			return err
 		}
-		if err := claimRemotes(ctx, store, ms.Members, st.Node, lates, f.adoptForce, log.With("component", "remote")); err != nil {
+		standbys, err := claimRemotes(ctx, store, ms.Members, st.Node, lates, f.adoptForce, log.With("component", "remote"))
+		if err != nil {
 			return err
 		}
+		for _, sb := range standbys {
+			defer sb.Close()
+		}
 		ct := cluster.NewTopology(store, served, secret, log.With("component", "topology"))
+		ct.UseStandbys(standbyDrives(standbys)) // remote drives others own, read while their node is down
 		ct.WatchMembers(ms.Members)             // a node gossip reports down is not waited on
 		go ct.SampleDrains(ctx, 10*time.Second) // a drain's rate and ETA for status and metrics
 		mapM = func() metrics.MapSample { return mapSample(ctx, store, ct, fence.Refused()) }

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/vaultaire/vaultaire/cluster"
+	"github.com/vaultaire/vaultaire/s3"
+)
+
+// remoteCluster is a 3-node cluster of two local drives per node in which
+// every node is started with the same two --remote drives (two prefixes
+// of one MinIO bucket, "cold"): n1, started first, owns them; n2 and n3
+// are standbys. A hybrid container "hot" is 4+2 there, both parity
+// shards on the remote drives.
+type remoteCluster struct {
+	*e2eCluster
+	m    *minioServer
+	mc   *awss3.Client
+	root s3.NewTenant
+}
+
+// remoteDriveNames are the remote drives of a remoteCluster.
+var remoteDriveNames = []string{"colda", "coldb"}
+
+func startRemoteCluster(t *testing.T) *remoteCluster {
+	t.Helper()
+	c := prepareCluster(t, 3)
+	m := startMinIO(t)
+	ctx := t.Context()
+	mc := remoteTestClient(m.endpoint, m.ak, m.sk)
+	if _, err := mc.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("cold")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.nodes {
+		n.env = n.env[:len(n.env):len(n.env)]
+		for _, name := range remoteDriveNames {
+			up := strings.ToUpper(name)
+			n.env = append(n.env, "VAULT_REMOTE_"+up+"_ACCESS_KEY="+m.ak, "VAULT_REMOTE_"+up+"_SECRET_KEY="+m.sk)
+			n.extra = append(n.extra, "--remote", name+"="+m.endpoint+"/cold/"+name+"?timeout=5s")
+		}
+		n.extra = append(n.extra, "--heal-interval", "1s")
+	}
+	// n1 registers first and so owns both remote drives.
+	c.nodes[0].start(t)
+	c.nodes[0].waitHealthy(t, 60*time.Second)
+	for _, n := range c.nodes[1:] {
+		n.start(t)
+	}
+	for _, n := range c.nodes[1:] {
+		n.waitHealthy(t, 90*time.Second)
+	}
+	if _, err := c.waitView(t, 60*time.Second, func(st cluster.Status) string {
+		if why := c.formed2(st, 8); why != "" {
+			return why
+		}
+		return remotesOn("n1")(st)
+	}); err != nil {
+		c.fatalWithStatus(t, "remote drives not registered on n1: %v", err)
+	}
+	for _, n := range c.nodes[1:] {
+		if !strings.Contains(n.stderr.String(), "this node is a standby") {
+			t.Fatalf("%s started with the remote drives n1 owns but its log does not say it is a standby", n.name)
+		}
+	}
+	rc := &remoteCluster{e2eCluster: c, m: m, mc: mc,
+		root: s3.NewTenant{Name: "root", AccessKey: c.root.AccessKeyID, SecretKey: c.root.SecretAccessKey}}
+	if _, err := c.s3Client(0, rc.root).CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("hot")}); err != nil {
+		t.Fatal(err)
+	}
+	ctlEnv := map[string]string{"VAULT_ENDPOINT": "http://" + c.nodes[1].s3, "VAULT_ROOT_ACCESS_KEY": c.root.AccessKeyID, "VAULT_ROOT_SECRET_KEY": c.root.SecretAccessKey}
+	if err := run(ctx, []string{"container", "set-policy", "hot", "hybrid"}, func(k string) string { return ctlEnv[k] }, io.Discard, io.Discard); err != nil {
+		t.Fatalf("container set-policy hot hybrid: %v", err)
+	}
+	return rc
+}
+
+// remotesOn checks that every remote drive is in the map, attached to
+// node, and answers.
+func remotesOn(node string) func(cluster.Status) string {
+	return func(st cluster.Status) string {
+		for _, name := range remoteDriveNames {
+			id := string(remoteDriveID(name))
+			found := false
+			for _, d := range st.Drives {
+				if d.ID != id {
+					continue
+				}
+				found = true
+				switch {
+				case d.Node != node || d.Class != "remote":
+					return fmt.Sprintf("%s: node %s class %s, want %s remote", id, d.Node, d.Class, node)
+				case d.State != "ok":
+					return fmt.Sprintf("%s on %s: %s %s", id, d.Node, d.State, d.Error)
+				}
+			}
+			if !found {
+				return "no " + id + " in the map"
+			}
+		}
+		return ""
+	}
+}
+
+// bucketObjects returns the keys and sizes of the objects under the
+// remote drives' prefixes.
+func (rc *remoteCluster) bucketObjects(t *testing.T) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	p := awss3.NewListObjectsV2Paginator(rc.mc, &awss3.ListObjectsV2Input{Bucket: aws.String("cold")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(t.Context())
+		if err != nil {
+			t.Fatalf("list the remote bucket: %v", err)
+		}
+		for _, o := range page.Contents {
+			out[aws.ToString(o.Key)] = aws.ToInt64(o.Size)
+		}
+	}
+	return out
+}
+
+// waitDown waits until gossip on node i reports node name not alive.
+func (rc *remoteCluster) waitDown(t *testing.T, i int, name string) {
+	t.Helper()
+	if _, err := waitStatus(t, rc.e2eCluster, i, 60*time.Second, func(st cluster.Status) string {
+		for _, mb := range st.Members {
+			if mb.Name == name && mb.State != "alive" {
+				return ""
+			}
+		}
+		return name + " still alive in " + rc.nodes[i].name + "'s gossip"
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkThrough reads every artifact back through node i, waiting up to a
+// minute for the first to succeed (a Raft election after a kill).
+func (rc *remoteCluster) checkThrough(t *testing.T, i int, arts []e2eArtifact) {
+	t.Helper()
+	cl := rc.s3Client(i, rc.root)
+	if _, err := retry(t.Context(), 60*time.Second, func(ctx context.Context) error { return arts[0].check(ctx, cl, "hot") }); err != nil {
+		t.Fatalf("through %s: %v", rc.nodes[i].name, err)
+	}
+	checkAll(t, cl, "hot", arts)
+}
+
+// TestClusterRemoteOwnerLost (issue 13, criterion 2): a 3-node cluster
+// with one remote backend holding two remote drives, both owned by n1 and
+// declared on every node; a hybrid container is 4+2 with both parity
+// shards on the remote. Small and striped artifacts read back
+// byte-identical after losing a non-owner node's two drives (n3, SIGKILL),
+// and after losing the owner node n1 (SIGKILL), whose two local drives and
+// whose remote drives go with it: n2 and n3 read the remote shards from
+// the bucket directly (read-only standbys), and the bucket is not written
+// while they do.
+func TestClusterRemoteOwnerLost(t *testing.T) {
+	began := time.Now()
+	defer func() { t.Logf("TestClusterRemoteOwnerLost took %v", time.Since(began).Round(time.Millisecond)) }()
+	rc := startRemoteCluster(t)
+	arts := newArtifacts("small/", 14)
+	arts = append(arts, newArtifact("large/9m", 9<<20), newArtifact("large/5m", 5<<20+12345))
+	putAll(t, rc.s3Client(1, rc.root), "hot", arts)
+	for i := range rc.nodes {
+		checkAll(t, rc.s3Client(i, rc.root), "hot", arts)
+	}
+	for _, name := range remoteDriveNames {
+		n := 0
+		for k := range rc.bucketObjects(t) {
+			if strings.HasPrefix(k, name+"/log/") || strings.HasPrefix(k, name+"/obj/") {
+				n++
+			}
+		}
+		if n == 0 {
+			t.Fatalf("no shard data under cold/%s/: the hybrid container's parity is not on the remote", name)
+		}
+	}
+
+	// A non-owner node's two drives lost: the remote drives are read
+	// through their owner.
+	n1, n3 := rc.nodes[0], rc.nodes[2]
+	n3.kill(t)
+	rc.waitDown(t, 0, "n3")
+	for _, i := range []int{0, 1} {
+		rc.checkThrough(t, i, arts)
+	}
+	n3.start(t)
+	n3.waitHealthy(t, 90*time.Second)
+	if _, err := rc.waitView(t, 60*time.Second, func(st cluster.Status) string {
+		if why := rc.membersReady(st); why != "" {
+			return why
+		}
+		return remotesOn("n1")(st)
+	}); err != nil {
+		rc.fatalWithStatus(t, "n3 back: %v", err)
+	}
+
+	// The owner lost: two local drives of every stripe at most, and the
+	// only node that can write the remote drives. The standbys read them.
+	before := rc.bucketObjects(t)
+	n1.kill(t)
+	rc.waitDown(t, 1, "n1")
+	rc.waitDown(t, 2, "n1")
+	for _, i := range []int{1, 2} {
+		rc.checkThrough(t, i, arts)
+	}
+	standby := 0
+	for _, n := range rc.nodes[1:] {
+		if strings.Contains(n.stderr.String(), "reading its bucket directly") {
+			standby++
+		}
+	}
+	if standby == 0 {
+		t.Errorf("neither n2 nor n3 read the remote drives from the bucket, yet every artifact read back")
+	}
+	if after := rc.bucketObjects(t); !maps.Equal(before, after) {
+		t.Errorf("the bucket changed while its owner was down (%d objects before, %d after): a standby wrote to it", len(before), len(after))
+	}
+}
