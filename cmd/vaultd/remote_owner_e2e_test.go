@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/vaultaire/vaultaire/cluster"
+	"github.com/vaultaire/vaultaire/driver/faulty"
 	"github.com/vaultaire/vaultaire/s3"
 )
 
@@ -225,4 +227,76 @@ func TestClusterRemoteOwnerLost(t *testing.T) {
 	if after := rc.bucketObjects(t); !maps.Equal(before, after) {
 		t.Errorf("the bucket changed while its owner was down (%d objects before, %d after): a standby wrote to it", len(before), len(after))
 	}
+}
+
+// TestRemoteHealAfterOutage (issue 13, criterion 3): a hybrid container
+// on one node (4 local drives, 2 remote drives in a real MinIO, 4+2, the
+// parity on the remote) takes writes while the MinIO is down: each PUT
+// succeeds at the local quorum or fails cleanly with 503, and what
+// succeeded reads back. When the MinIO returns, heal fills the remote
+// drives' missing shards and records: then, with two local drives
+// offline, every artifact (written before and during the outage) reads
+// back byte-identical, which needs both remote parity shards of every
+// stripe.
+func TestRemoteHealAfterOutage(t *testing.T) {
+	began := time.Now()
+	defer func() { t.Logf("TestRemoteHealAfterOutage took %v", time.Since(began).Round(time.Millisecond)) }()
+	m := startMinIO(t)
+	ctx := t.Context()
+	mc := remoteTestClient(m.endpoint, m.ak, m.sk)
+	for _, b := range []string{"cold1", "cold2"} {
+		if _, err := mc.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			t.Fatal(err)
+		}
+		up := strings.ToUpper(b)
+		t.Setenv("VAULT_REMOTE_"+up+"_ACCESS_KEY", m.ak)
+		t.Setenv("VAULT_REMOTE_"+up+"_SECRET_KEY", m.sk)
+	}
+	n := newDiskNode(t, "--scan-interval", "2s", "--heal-interval", "300ms", "--probe-interval", "300ms",
+		"--remote", "cold1="+m.endpoint+"/cold1?timeout=3s", "--remote", "cold2="+m.endpoint+"/cold2?timeout=3s")
+	n.start(t)
+	cl := n.client()
+	if _, err := cl.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("hot")}); err != nil {
+		t.Fatal(err)
+	}
+	ctlEnv := map[string]string{"VAULT_ENDPOINT": "http://" + n.s3, "VAULT_ROOT_ACCESS_KEY": healRootKey, "VAULT_ROOT_SECRET_KEY": healRootSecret}
+	if err := run(ctx, []string{"container", "set-policy", "hot", "hybrid"}, func(k string) string { return ctlEnv[k] }, io.Discard, io.Discard); err != nil {
+		t.Fatalf("container set-policy hot hybrid: %v", err)
+	}
+	before := newArtifacts("before/", 7)
+	putAll(t, cl, "hot", before)
+
+	m.kill()
+	var during []e2eArtifact
+	for _, a := range append(newArtifacts("during/", 14), newArtifact("during/large", 6<<20+3)) {
+		switch err := a.put(ctx, cl, "hot"); {
+		case err == nil:
+			during = append(during, a)
+		case httpStatus(err) == 503:
+			t.Logf("PUT %s while the remote is down: 503 (%s)", a.key, errorCode(err))
+		default:
+			t.Errorf("PUT %s while the remote is down: %v, want success or 503", a.key, err)
+		}
+	}
+	if len(during) == 0 {
+		t.Fatalf("no PUT succeeded while the remote was down: the local drives alone are a write quorum of a hybrid 4+2")
+	}
+	all := append(slices.Clone(before), during...)
+	checkAll(t, cl, "hot", all)
+
+	m.start()
+	waitFor(t, 120*time.Second, func() string {
+		if q := n.metric(t, "heal_queue", -1); q != 0 {
+			return fmt.Sprintf("heal queue %v", q)
+		}
+		if r := n.metric(t, "repairs_total", -1); r < float64(len(during)) {
+			return fmt.Sprintf("repairs_total %v, want at least %d (one per artifact written during the outage)", r, len(during))
+		}
+		return ""
+	})
+	off := faulty.Plan{Rules: []faulty.Rule{{Op: faulty.OpAll, Fault: faulty.Offline}}}
+	n.setFaults(t, map[string]faulty.Plan{"n1-d0": off, "n1-d1": off})
+	checkAll(t, cl, "hot", all)
+	n.setFaults(t, map[string]faulty.Plan{"n1-d2": off, "n1-d3": off})
+	checkAll(t, cl, "hot", all)
 }
