@@ -486,8 +486,9 @@ func scrubbed(drives map[placement.DriveID]driver.Driver, m *placement.Map) map[
 }
 
 // remoteSamples returns the metrics provider of the remote drives among
-// drives (nil when there are none, which leaves the series out).
-func remoteSamples(drives map[placement.DriveID]driver.Driver) func() []metrics.RemoteSample {
+// drives (nil when there are none, which leaves the series out). A drive
+// this node is a standby of reports its standby's driver once opened.
+func remoteSamples(drives map[placement.DriveID]driver.Driver, standbys []*standbyDrive) func() []metrics.RemoteSample {
 	type named struct {
 		id string
 		d  func() *remote.Driver // nil while a lateDrive is not open
@@ -498,7 +499,16 @@ func remoteSamples(drives map[placement.DriveID]driver.Driver) func() []metrics.
 		case *remote.Driver:
 			rs = append(rs, named{string(id), func() *remote.Driver { return r }})
 		case *lateDrive:
-			rs = append(rs, named{string(id), r.d.Load})
+			sb := standbyDrives(standbys)[id]
+			rs = append(rs, named{string(id), func() *remote.Driver {
+				if d := r.d.Load(); d != nil {
+					return d
+				}
+				if s, ok := sb.(*standbyDrive); ok {
+					return s.opened()
+				}
+				return nil
+			}})
 		}
 	}
 	if len(rs) == 0 {
@@ -532,8 +542,8 @@ type standbyDrive struct {
 	id  placement.DriveID
 	cfg remote.Config
 
-	mu sync.Mutex // guards d
-	d  *remote.Driver
+	mu sync.Mutex // serialises opening d
+	d  atomic.Pointer[remote.Driver]
 }
 
 var _ driver.Driver = (*standbyDrive)(nil)
@@ -557,25 +567,32 @@ func standbyDrives(sbs []*standbyDrive) map[placement.DriveID]driver.Driver {
 // get opens the driver on first use (offline until the bucket answers:
 // it loads in the background then).
 func (s *standbyDrive) get(ctx context.Context) (*remote.Driver, error) {
+	if d := s.d.Load(); d != nil {
+		return d, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.d == nil {
-		d, err := remote.Attach(ctx, s.cfg)
-		if err != nil {
-			return nil, fmt.Errorf("remote drive %s standby: %w", s.id, err)
-		}
-		s.cfg.Logger.Warn("remote drive: its owner is down; reading its bucket directly (read-only)", "drive", s.id)
-		s.d = d
+	if d := s.d.Load(); d != nil {
+		return d, nil
 	}
-	return s.d, nil
+	s.cfg.Logger.Warn("remote drive: its owner is down; reading its bucket directly (read-only)", "drive", s.id)
+	d, err := remote.Attach(ctx, s.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("remote drive %s standby: %w", s.id, err)
+	}
+	s.d.Store(d)
+	return d, nil
 }
+
+// opened returns the driver if it was opened, else nil.
+func (s *standbyDrive) opened() *remote.Driver { return s.d.Load() }
 
 // Close closes the driver if it was opened.
 func (s *standbyDrive) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.d != nil {
-		return s.d.Close()
+	if d := s.d.Load(); d != nil {
+		return d.Close()
 	}
 	return nil
 }

@@ -25,9 +25,9 @@ import (
 // shards on the remote drives.
 type remoteCluster struct {
 	*e2eCluster
-	m    *minioServer
-	mc   *awss3.Client
-	root s3.NewTenant
+	m          *minioServer
+	mc         *awss3.Client
+	rootTenant s3.NewTenant
 }
 
 // remoteDriveNames are the remote drives of a remoteCluster.
@@ -74,8 +74,8 @@ func startRemoteCluster(t *testing.T) *remoteCluster {
 		}
 	}
 	rc := &remoteCluster{e2eCluster: c, m: m, mc: mc,
-		root: s3.NewTenant{Name: "root", AccessKey: c.root.AccessKeyID, SecretKey: c.root.SecretAccessKey}}
-	if _, err := c.s3Client(0, rc.root).CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("hot")}); err != nil {
+		rootTenant: s3.NewTenant{Name: "root", AccessKey: c.root.AccessKeyID, SecretKey: c.root.SecretAccessKey}}
+	if _, err := c.s3Client(0, rc.rootTenant).CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("hot")}); err != nil {
 		t.Fatal(err)
 	}
 	ctlEnv := map[string]string{"VAULT_ENDPOINT": "http://" + c.nodes[1].s3, "VAULT_ROOT_ACCESS_KEY": c.root.AccessKeyID, "VAULT_ROOT_SECRET_KEY": c.root.SecretAccessKey}
@@ -149,7 +149,7 @@ func (rc *remoteCluster) waitDown(t *testing.T, i int, name string) {
 // minute for the first to succeed (a Raft election after a kill).
 func (rc *remoteCluster) checkThrough(t *testing.T, i int, arts []e2eArtifact) {
 	t.Helper()
-	cl := rc.s3Client(i, rc.root)
+	cl := rc.s3Client(i, rc.rootTenant)
 	if _, err := retry(t.Context(), 60*time.Second, func(ctx context.Context) error { return arts[0].check(ctx, cl, "hot") }); err != nil {
 		t.Fatalf("through %s: %v", rc.nodes[i].name, err)
 	}
@@ -171,9 +171,9 @@ func TestClusterRemoteOwnerLost(t *testing.T) {
 	rc := startRemoteCluster(t)
 	arts := newArtifacts("small/", 14)
 	arts = append(arts, newArtifact("large/9m", 9<<20), newArtifact("large/5m", 5<<20+12345))
-	putAll(t, rc.s3Client(1, rc.root), "hot", arts)
+	putAll(t, rc.s3Client(1, rc.rootTenant), "hot", arts)
 	for i := range rc.nodes {
-		checkAll(t, rc.s3Client(i, rc.root), "hot", arts)
+		checkAll(t, rc.s3Client(i, rc.rootTenant), "hot", arts)
 	}
 	for _, name := range remoteDriveNames {
 		n := 0
@@ -223,6 +223,27 @@ func TestClusterRemoteOwnerLost(t *testing.T) {
 	}
 	if standby == 0 {
 		t.Errorf("neither n2 nor n3 read the remote drives from the bucket, yet every artifact read back")
+	}
+	// The standbys' requests to the bucket are counted under the drives:
+	// reads and listings, never a write.
+	var reads float64
+	for _, n := range rc.nodes[1:] {
+		for _, name := range remoteDriveNames {
+			for _, method := range []string{"GET", "LIST", "PUT", "POST", "DELETE"} {
+				v := remoteMetric(t, rc.root, n, fmt.Sprintf(`vaultaire_remote_requests_total{drive="%s",method="%s"}`, remoteDriveID(name), method))
+				switch method {
+				case "GET", "LIST":
+					reads += v
+				default:
+					if v != 0 {
+						t.Errorf("standby %s sent %v %s requests to drive %s, want none", n.name, v, method, name)
+					}
+				}
+			}
+		}
+	}
+	if reads == 0 {
+		t.Errorf("the standbys' metrics count no GET or LIST request of the remote drives")
 	}
 	if after := rc.bucketObjects(t); !maps.Equal(before, after) {
 		t.Errorf("the bucket changed while its owner was down (%d objects before, %d after): a standby wrote to it", len(before), len(after))

@@ -138,12 +138,13 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	defer store.Close()
 
 	var (
-		topo    engine.Topology
-		status  func(context.Context) cluster.Status // this node's view, for `vaultd cluster status`
-		drivesM func(context.Context) []metrics.DriveSample
-		members func() map[string]int
-		gossip  *cluster.Membership // cluster mode
-		mapM    func() metrics.MapSample
+		topo     engine.Topology
+		status   func(context.Context) cluster.Status // this node's view, for `vaultd cluster status`
+		drivesM  func(context.Context) []metrics.DriveSample
+		members  func() map[string]int
+		gossip   *cluster.Membership // cluster mode
+		standbys []*standbyDrive     // cluster mode: remote drives other nodes own (remote.go)
+		mapM     func() metrics.MapSample
 	)
 	if f.clustered() {
 		fence.Use(store)
@@ -162,7 +163,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		if err := store.WaitReady(ctx); err != nil {
 			return err
 		}
-		standbys, err := claimRemotes(ctx, store, ms.Members, st.Node, lates, f.adoptForce, log.With("component", "remote"))
+		standbys, err = claimRemotes(ctx, store, ms.Members, st.Node, lates, f.adoptForce, log.With("component", "remote"))
 		if err != nil {
 			return err
 		}
@@ -272,7 +273,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	defer evlog.Close() // after the S3 server drained, so the last requests are logged
 	mx := metrics.New(metrics.Config{
 		Logger: log.With("component", "metrics"),
-		Engine: eng.Stats, Drives: drivesM, Members: members, Scrub: scrub.Status, Remotes: remoteSamples(drives), Map: mapM,
+		Engine: eng.Stats, Drives: drivesM, Members: members, Scrub: scrub.Status, Remotes: remoteSamples(drives, standbys), Map: mapM,
 		Raft: func() metrics.RaftSample {
 			ri := store.RaftInfo()
 			return metrics.RaftSample{State: ri.State, Term: ri.Term, CommitIndex: ri.Commit, AppliedIndex: ri.Applied,
