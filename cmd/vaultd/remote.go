@@ -187,7 +187,9 @@ func attachRemotes(ctx context.Context, specs []remoteSpec, st *nodeState, clust
 		cfg.Logger = log.With("component", "remote", "remote", s.name)
 		pdrives = append(pdrives, placement.Drive{ID: id, Node: placement.NodeID(st.Node), Zone: remoteZone(s.name), Class: driver.ClassRemote})
 		if clusterSecret != nil {
-			cfg.ClusterID = clusterDriveID(clusterSecret)
+			// A drive this node formatted while it ran alone moves
+			// with it into the cluster (remote.Config.Restamp).
+			cfg.ClusterID, cfg.Restamp = clusterDriveID(clusterSecret), st.ClusterID
 			ld := &lateDrive{id: id, cfg: cfg}
 			*closers = append(*closers, ld.Close)
 			drives[id] = ld
@@ -550,7 +552,7 @@ var _ driver.Driver = (*standbyDrive)(nil)
 
 func newStandby(l *lateDrive) *standbyDrive {
 	cfg := l.cfg
-	cfg.ReadOnly, cfg.Fence = true, nil
+	cfg.ReadOnly, cfg.Fence, cfg.Restamp = true, nil, ""
 	cfg.Logger = cfg.Logger.With("standby", true)
 	return &standbyDrive{id: l.id, cfg: cfg}
 }

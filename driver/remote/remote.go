@@ -60,6 +60,13 @@ type Config struct {
 	// another drive id.
 	ID        driver.DriveID
 	ClusterID string
+	// Restamp, if set, is a cluster id this Driver may take over: a
+	// format.json naming it (and ID) is rewritten to name ClusterID (the
+	// write passes Fence) instead of being refused. vaultd sets it to the
+	// node's own id, so that a single node's remote drive moves with the
+	// node into a cluster; no other writer can hold a drive stamped with
+	// it. A ReadOnly Driver never restamps.
+	Restamp string
 	// Logger receives operational messages. Nil discards them.
 	Logger *slog.Logger
 
@@ -587,6 +594,13 @@ func (d *Driver) checkFormat(ctx context.Context) error {
 	switch {
 	case f.Version != formatVersion:
 		return fmt.Errorf("%s: unsupported format version %d", fkey, f.Version)
+	case f.ClusterID != d.cfg.ClusterID && f.ClusterID == d.cfg.Restamp && f.DriveID == d.cfg.ID && !d.cfg.ReadOnly:
+		b, _ := json.Marshal(format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID})
+		if err := d.be.put(ctx, fkey, b); err != nil {
+			return fmt.Errorf("%s: restamp from cluster %q: %w", fkey, f.ClusterID, err)
+		}
+		d.log.Warn("remote drive: format.json re-stamped for this cluster", "from", f.ClusterID, "to", d.cfg.ClusterID)
+		return nil
 	case f.ClusterID != d.cfg.ClusterID:
 		return fmt.Errorf("%s: cluster id %q, configured %q: %w", fkey, f.ClusterID, d.cfg.ClusterID, driver.ErrForeignDrive)
 	case f.DriveID != d.cfg.ID:
