@@ -24,7 +24,13 @@ package main
 // the owner is lost. Adoption, to write to the drive again, is a restart
 // of a node with the --remote (or a new one) once the owner is gone.
 // The drive's format.json names the cluster by an id derived from the
-// cluster secret (clusterDriveID), the same on every node.
+// cluster secret (clusterDriveID), the same on every node. A drive the
+// node formatted while it ran alone (format.json naming the node's own
+// cluster id from node.json) is re-stamped with the cluster's when the
+// node, its owner, opens it in cluster mode (remote.Config.Restamp): a
+// single node's remote drive moves with the node into a cluster. A drive
+// stamped by another cluster or another single node stays refused: no
+// fence stops that one's writer.
 
 import (
 	"context"
