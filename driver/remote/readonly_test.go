@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -208,4 +209,51 @@ func listKeys(t *testing.T, s server, b, prefix string) []string {
 		keys = append(keys, *o.Key)
 	}
 	return keys
+}
+
+// TestReadOnlyRefreshesShared: concurrent reads of a read-only Driver
+// share their refreshes of the index: 64 reads at once cost a handful of
+// LIST requests, not two each, and every one sees a record the owner
+// acknowledged before the reads began.
+func TestReadOnlyRefreshesShared(t *testing.T) {
+	s := startMinIO(t)
+	b := s.bucket(t)
+	cfg := s.config("", b, "drive")
+	cfg.CompactInterval = -1
+	owner := open(t, cfg)
+	ctx := t.Context()
+	rcfg := cfg
+	rcfg.ReadOnly = true
+	reader := open(t, rcfg)
+	if _, _, err := owner.PutRecord(ctx, driver.Record{Key: "k", Version: driver.Version{15: 2}, Data: []byte("new")}); err != nil {
+		t.Fatal(err)
+	}
+	before := reader.Stats()
+	const reads = 64
+	errs := make(chan error, reads)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range reads {
+		wg.Go(func() {
+			<-start
+			r, err := reader.GetRecord(ctx, "k")
+			if err == nil && string(r.Data) != "new" {
+				err = fmt.Errorf("record %q, want new", r.Data)
+			}
+			errs <- err
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	st := reader.Stats().Sub(before)
+	t.Logf("%d concurrent reads: %d LIST, %d GET requests", reads, st.Lists, st.Gets)
+	if st.Lists > 8 {
+		t.Errorf("%d concurrent reads sent %d LIST requests; want refreshes shared (at most 8)", reads, st.Lists)
+	}
 }
