@@ -166,6 +166,9 @@ func (rc *remoteCluster) checkThrough(t *testing.T, i int, arts []e2eArtifact) {
 // the bucket directly (read-only standbys), and the bucket is not written
 // while they do.
 func TestClusterRemoteOwnerLost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a 3-node cluster and a MinIO")
+	}
 	began := time.Now()
 	defer func() { t.Logf("TestClusterRemoteOwnerLost took %v", time.Since(began).Round(time.Millisecond)) }()
 	rc := startRemoteCluster(t)
@@ -260,6 +263,9 @@ func TestClusterRemoteOwnerLost(t *testing.T) {
 // back byte-identical, which needs both remote parity shards of every
 // stripe.
 func TestRemoteHealAfterOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a node and a MinIO and waits for heal")
+	}
 	began := time.Now()
 	defer func() { t.Logf("TestRemoteHealAfterOutage took %v", time.Since(began).Round(time.Millisecond)) }()
 	m := startMinIO(t)

@@ -27,6 +27,9 @@ import (
 // drive offline every artifact reads back byte-identical (which needs the
 // remote parity).
 func TestRemoteDriveSingleToCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a node twice and a MinIO")
+	}
 	began := time.Now()
 	defer func() { t.Logf("TestRemoteDriveSingleToCluster took %v", time.Since(began).Round(time.Millisecond)) }()
 	m := startMinIO(t)
