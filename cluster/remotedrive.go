@@ -34,6 +34,12 @@ import (
 // OwnerLease plus the driver's call timeout after its adoption committed
 // before it reads the bucket and writes (vaultd), so the deposed owner's
 // last write has landed (or been abandoned) by then.
+//
+// Other nodes started with the same remote drive are standbys: they
+// never write it, but Topology.Drive reads it through their read-only
+// view of the bucket (Topology.UseStandbys) while gossip reports the
+// owner's node down, so losing the owner loses no access to the shards
+// in the bucket; writes to the drive wait for an adoption.
 
 // cmdAdoptDrive moves a remote drive to another node. It is numbered
 // apart from the commands other work adds in fsm.go.

@@ -32,6 +32,8 @@ type Topology struct {
 	peers map[placement.DriveID]*peer.Client // by drive; replaced when the node's address changes
 	addrs map[placement.DriveID]string
 
+	standbys map[placement.DriveID]driver.Driver // read-only views of remote drives, set by UseStandbys
+
 	members atomic.Pointer[func() []Member] // gossip's view, set by WatchMembers
 	down    atomic.Pointer[downNodes]       // cached from members
 
@@ -77,6 +79,18 @@ func (t *Topology) nodeDown(node string) (MemberState, bool) {
 	}
 	st, ok := d.nodes[node]
 	return st, ok
+}
+
+// UseStandbys gives t read-only views of remote drives other nodes own
+// (this node was started with the same --remote): while gossip reports a
+// remote drive's node down, Drive returns its standby instead of failing,
+// so the shards and records in the bucket stay readable when their owner
+// is lost. A standby must never write the bucket (driver/remote,
+// Config.ReadOnly: its writes fail with driver.ErrOffline, which the
+// engine takes as the drive being unavailable, as it would the owner's
+// node being down). Call it before serving.
+func (t *Topology) UseStandbys(s map[placement.DriveID]driver.Driver) {
+	t.standbys = s
 }
 
 // ErrUnknownDrive means a drive is not in the cluster map, or its node
@@ -133,6 +147,9 @@ func (t *Topology) Drive(id placement.DriveID) (driver.Driver, error) {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownDrive, id)
 	}
 	if st, down := t.nodeDown(string(dr.Node)); down {
+		if sb, ok := t.standbys[id]; ok && dr.Class == driver.ClassRemote {
+			return sb, nil // read from the bucket directly; writes refused
+		}
 		return nil, fmt.Errorf("cluster: drive %s: %w: node %s is %s by gossip", id, driver.ErrOffline, dr.Node, st)
 	}
 	n, ok := t.store.Node(string(dr.Node))

@@ -90,7 +90,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.s3HTTP, "s3-http", "", "with --tls-cert: also serve S3 over plain HTTP on this address (for health checks; it serves every request, so bind it where only trusted clients reach)")
 	fs.BoolVar(&f.metricsOpen, "metrics-open", false, "serve /_vault/metrics to anyone, unauthenticated (it names tenants); by default a scrape needs the bearer token from VAULT_METRICS_TOKEN, the file VAULT_METRICS_TOKEN_FILE or metrics-token in the first data directory (generated, mode 0600), or root's signature")
 	fs.BoolVar(&f.eventsParquet, "events-parquet", false, "also convert each rotated access and transaction log file into a Parquet file beside it")
-	fs.Func("remote", "remote S3 drive NAME=https://host[:port]/bucket[/prefix]?region=R (repeatable; in a cluster attached to this node, reached by the others through it; keys from VAULT_REMOTE_<NAME>_ACCESS_KEY/_SECRET_KEY or the mode-0600 JSON file VAULT_REMOTE_<NAME>_CREDENTIALS)", func(v string) error {
+	fs.Func("remote", "remote S3 drive NAME=https://host[:port]/bucket[/prefix]?region=R (repeatable; in a cluster owned by the first node that declares it, reached by the others through it; a node declaring a drive another live node owns is a read-only standby that serves it while the owner is down; keys from VAULT_REMOTE_<NAME>_ACCESS_KEY/_SECRET_KEY or the mode-0600 JSON file VAULT_REMOTE_<NAME>_CREDENTIALS)", func(v string) error {
 		f.remotes = append(f.remotes, v)
 		return nil
 	})

@@ -15,8 +15,22 @@ package main
 // before this node reads the bucket (see driver/remote, "Ownership and
 // fencing"); an adopter never formats the bucket (remote.Config.Existing).
 // Every write of the driver passes cluster.Store.OwnerFence.
+//
+// A node started with the --remote of a drive the map attaches to another
+// node that gossip shows alive does not adopt it: it becomes a standby
+// (standbyDrive) and the cluster topology reads the drive's bucket
+// through it, read-only (remote.Config.ReadOnly), whenever gossip reports
+// the owner's node down, so the shards in the bucket stay readable when
+// the owner is lost. Adoption, to write to the drive again, is a restart
+// of a node with the --remote (or a new one) once the owner is gone.
 // The drive's format.json names the cluster by an id derived from the
-// cluster secret (clusterDriveID), the same on every node.
+// cluster secret (clusterDriveID), the same on every node. A drive the
+// node formatted while it ran alone (format.json naming the node's own
+// cluster id from node.json) is re-stamped with the cluster's when the
+// node, its owner, opens it in cluster mode (remote.Config.Restamp): a
+// single node's remote drive moves with the node into a cluster. A drive
+// stamped by another cluster or another single node stays refused: no
+// fence stops that one's writer.
 
 import (
 	"context"
@@ -32,6 +46,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -178,7 +193,9 @@ func attachRemotes(ctx context.Context, specs []remoteSpec, st *nodeState, clust
 		cfg.Logger = log.With("component", "remote", "remote", s.name)
 		pdrives = append(pdrives, placement.Drive{ID: id, Node: placement.NodeID(st.Node), Zone: remoteZone(s.name), Class: driver.ClassRemote})
 		if clusterSecret != nil {
-			cfg.ClusterID = clusterDriveID(clusterSecret)
+			// A drive this node formatted while it ran alone moves
+			// with it into the cluster (remote.Config.Restamp).
+			cfg.ClusterID, cfg.Restamp = clusterDriveID(clusterSecret), st.ClusterID
 			ld := &lateDrive{id: id, cfg: cfg}
 			*closers = append(*closers, ld.Close)
 			drives[id] = ld
@@ -353,20 +370,34 @@ func lateDrives(drives map[placement.DriveID]driver.Driver) []*lateDrive {
 }
 
 // claimRemotes opens this node's remote drives (lates) once it owns each
-// in the cluster map; see the file comment. It fails if a drive's owner is
-// alive in gossip (unless force) or ctx ends.
-func claimRemotes(ctx context.Context, store *cluster.Store, members func() []cluster.Member, node string, lates []*lateDrive, force bool, log *slog.Logger) error {
+// in the cluster map; see the file comment. A drive whose owner gossip
+// shows alive is not claimed (unless force): it is returned as a standby.
+// It fails if ctx ends.
+func claimRemotes(ctx context.Context, store *cluster.Store, members func() []cluster.Member, node string, lates []*lateDrive, force bool, log *slog.Logger) ([]*standbyDrive, error) {
+	var standbys []*standbyDrive
 	for _, l := range lates {
-		if err := claimRemote(ctx, store, members, node, l, force, log); err != nil {
-			return err
+		sb, err := claimRemote(ctx, store, members, node, l, force, log)
+		if err != nil {
+			for _, s := range standbys {
+				s.Close()
+			}
+			return nil, err
+		}
+		if sb != nil {
+			standbys = append(standbys, sb)
 		}
 	}
-	return nil
+	return standbys, nil
 }
 
-func claimRemote(ctx context.Context, store *cluster.Store, members func() []cluster.Member, node string, l *lateDrive, force bool, log *slog.Logger) error {
+// claimUnknownWait is how long claimRemote waits for gossip to learn of
+// a drive's owner, once it knows other nodes, before taking it as gone.
+const claimUnknownWait = 10 * time.Second
+
+func claimRemote(ctx context.Context, store *cluster.Store, members func() []cluster.Member, node string, l *lateDrive, force bool, log *slog.Logger) (*standbyDrive, error) {
 	id := string(l.id)
 	waiting := ""
+	var unknownSince time.Time
 	note := func(why string) {
 		if why != waiting {
 			log.Info("remote drive: waiting to claim it", "drive", id, "why", why)
@@ -378,16 +409,24 @@ func claimRemote(ctx context.Context, store *cluster.Store, members func() []clu
 		switch {
 		case ok && owner == node:
 			log.Info("remote drive: attached to this node", "drive", id, "owner_epoch", epoch)
-			return l.open(ctx, ownerFence(store, id, epoch), false)
+			return nil, l.open(ctx, ownerFence(store, id, epoch), false)
 		case ok:
 			state, known, joined := gossipState(members(), node, owner)
+			if known || !joined {
+				unknownSince = time.Time{}
+			} else if unknownSince.IsZero() {
+				unknownSince = time.Now()
+			}
 			switch {
 			case known && state == cluster.MemberAlive && !force:
-				return fmt.Errorf("--remote %s: the drive is attached to node %s, which gossip shows alive: stop that node (or remove it) first, or pass --remote-adopt-force if it is stuck; two nodes must not write one bucket", id, owner)
+				log.Info("remote drive: attached to another node, alive; this node is a standby: it reads the bucket directly while that node is down and never writes it (restart it with --remote-adopt-force to take the drive over)", "drive", id, "owner", owner, "owner_epoch", epoch)
+				return newStandby(l), nil
 			case known && state == cluster.MemberSuspect && !force:
 				note("owner " + owner + " is suspect in gossip")
 			case !known && !joined && !force:
 				note("gossip has not joined the cluster yet")
+			case !known && !force && time.Since(unknownSince) < claimUnknownWait:
+				note("gossip does not know owner " + owner + " yet")
 			default:
 				newEpoch, err := store.AdoptDrive(ctx, id, owner, node, epoch)
 				switch {
@@ -403,10 +442,10 @@ func claimRemote(ctx context.Context, store *cluster.Store, members func() []clu
 					log.Warn("remote drive adopted; waiting for the previous owner's fence to expire before opening it", "drive", id, "from", owner, "owner_epoch", newEpoch, "wait", wait)
 					select {
 					case <-ctx.Done():
-						return ctx.Err()
+						return nil, ctx.Err()
 					case <-time.After(wait):
 					}
-					return l.open(ctx, ownerFence(store, id, newEpoch), true)
+					return nil, l.open(ctx, ownerFence(store, id, newEpoch), true)
 				}
 			}
 		default:
@@ -414,7 +453,7 @@ func claimRemote(ctx context.Context, store *cluster.Store, members func() []clu
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("--remote %s: %w", id, ctx.Err())
+			return nil, fmt.Errorf("--remote %s: %w", id, ctx.Err())
 		case <-time.After(claimPoll):
 		}
 	}
@@ -455,8 +494,9 @@ func scrubbed(drives map[placement.DriveID]driver.Driver, m *placement.Map) map[
 }
 
 // remoteSamples returns the metrics provider of the remote drives among
-// drives (nil when there are none, which leaves the series out).
-func remoteSamples(drives map[placement.DriveID]driver.Driver) func() []metrics.RemoteSample {
+// drives (nil when there are none, which leaves the series out). A drive
+// this node is a standby of reports its standby's driver once opened.
+func remoteSamples(drives map[placement.DriveID]driver.Driver, standbys []*standbyDrive) func() []metrics.RemoteSample {
 	type named struct {
 		id string
 		d  func() *remote.Driver // nil while a lateDrive is not open
@@ -467,7 +507,16 @@ func remoteSamples(drives map[placement.DriveID]driver.Driver) func() []metrics.
 		case *remote.Driver:
 			rs = append(rs, named{string(id), func() *remote.Driver { return r }})
 		case *lateDrive:
-			rs = append(rs, named{string(id), r.d.Load})
+			sb := standbyDrives(standbys)[id]
+			rs = append(rs, named{string(id), func() *remote.Driver {
+				if d := r.d.Load(); d != nil {
+					return d
+				}
+				if s, ok := sb.(*standbyDrive); ok {
+					return s.opened()
+				}
+				return nil
+			}})
 		}
 	}
 	if len(rs) == 0 {
@@ -491,4 +540,114 @@ func remoteSamples(drives map[placement.DriveID]driver.Driver) func() []metrics.
 		}
 		return out
 	}
+}
+
+// standbyDrive is a read-only view of a remote drive another node owns
+// (remote.Config.ReadOnly), opened on its first read: a standby costs no
+// request and no memory while the owner serves the drive. Writes fail with
+// driver.ErrOffline without opening it.
+type standbyDrive struct {
+	id  placement.DriveID
+	cfg remote.Config
+
+	mu sync.Mutex // serialises opening d
+	d  atomic.Pointer[remote.Driver]
+}
+
+var _ driver.Driver = (*standbyDrive)(nil)
+
+func newStandby(l *lateDrive) *standbyDrive {
+	cfg := l.cfg
+	cfg.ReadOnly, cfg.Fence, cfg.Restamp = true, nil, ""
+	cfg.Logger = cfg.Logger.With("standby", true)
+	return &standbyDrive{id: l.id, cfg: cfg}
+}
+
+// standbyDrives returns sbs by drive id.
+func standbyDrives(sbs []*standbyDrive) map[placement.DriveID]driver.Driver {
+	out := map[placement.DriveID]driver.Driver{}
+	for _, s := range sbs {
+		out[s.id] = s
+	}
+	return out
+}
+
+// get opens the driver on first use (offline until the bucket answers:
+// it loads in the background then).
+func (s *standbyDrive) get(ctx context.Context) (*remote.Driver, error) {
+	if d := s.d.Load(); d != nil {
+		return d, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.d.Load(); d != nil {
+		return d, nil
+	}
+	s.cfg.Logger.Warn("remote drive: its owner is down; reading its bucket directly (read-only)", "drive", s.id)
+	d, err := remote.Attach(ctx, s.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("remote drive %s standby: %w", s.id, err)
+	}
+	s.d.Store(d)
+	return d, nil
+}
+
+// opened returns the driver if it was opened, else nil.
+func (s *standbyDrive) opened() *remote.Driver { return s.d.Load() }
+
+// Close closes the driver if it was opened.
+func (s *standbyDrive) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.d.Load(); d != nil {
+		return d.Close()
+	}
+	return nil
+}
+
+// errStandby is the cause of writes refused by a standbyDrive.
+var errStandby = errors.New("remote drive standby: read-only while its owner's node is down")
+
+func (s *standbyDrive) refuse() error {
+	return fmt.Errorf("remote drive %s: %w: %w", s.id, driver.ErrOffline, errStandby)
+}
+
+func (s *standbyDrive) Info(context.Context) (driver.Info, error) { return driver.Info{}, s.refuse() }
+
+func (s *standbyDrive) CreateShard(context.Context, driver.Shard) (driver.ShardWriter, error) {
+	return nil, s.refuse()
+}
+
+func (s *standbyDrive) DeleteShard(context.Context, driver.Shard) error { return s.refuse() }
+
+func (s *standbyDrive) PutRecord(context.Context, driver.Record) (driver.Record, bool, error) {
+	return driver.Record{}, false, s.refuse()
+}
+
+func (s *standbyDrive) DeleteRecord(context.Context, string, driver.Version) error {
+	return s.refuse()
+}
+
+func (s *standbyDrive) ReadShard(ctx context.Context, sh driver.Shard, off, length int64) (io.ReadCloser, error) {
+	d, err := s.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return d.ReadShard(ctx, sh, off, length)
+}
+
+func (s *standbyDrive) GetRecord(ctx context.Context, key string) (driver.Record, error) {
+	d, err := s.get(ctx)
+	if err != nil {
+		return driver.Record{}, err
+	}
+	return d.GetRecord(ctx, key)
+}
+
+func (s *standbyDrive) ListRecords(ctx context.Context, prefix, after string, limit int) ([]driver.Record, error) {
+	d, err := s.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return d.ListRecords(ctx, prefix, after, limit)
 }

@@ -23,8 +23,9 @@ import (
 // every node, are byte-identical and their parity shards land in the
 // bucket. n3 is killed; n4, started with the same --remote, adopts the
 // drive (after the fence wait) and every artifact reads back through every
-// live node; n4 writes to it; n3 restarted with its --remote is refused
-// while n4, the owner now, is alive.
+// live node; n4 writes to it; n3 restarted with its --remote is a
+// read-only standby while n4, the owner now, is alive, and takes the drive
+// back only when forced.
 func TestClusterRemoteDrive(t *testing.T) {
 	began := time.Now()
 	defer func() { t.Logf("TestClusterRemoteDrive took %v", time.Since(began).Round(time.Millisecond)) }()
@@ -174,21 +175,24 @@ func TestClusterRemoteDrive(t *testing.T) {
 		t.Errorf("n4's remote PUTs: %v, want some", v)
 	}
 
-	// The deposed owner restarted with its --remote is refused: n4 owns
-	// the drive and is alive.
+	// The deposed owner restarted with its --remote does not take the
+	// drive from the live n4: it becomes a standby, which never writes.
 	n3.start(t)
-	select {
-	case <-n3.proc.exited:
-		if out := n3.stderr.String(); !strings.Contains(out, "which gossip shows alive") {
-			t.Errorf("n3 exited (%v) without saying why the drive is not its own:\n%s", n3.proc.err, tail(out, 4<<10))
-		}
-	case <-time.After(60 * time.Second):
-		t.Errorf("n3 restarted with --remote cold while n4 owns the drive: still running after 60s")
+	n3.waitHealthy(t, 90*time.Second)
+	if out := n3.stderr.String(); !strings.Contains(out, "this node is a standby") {
+		t.Errorf("n3 restarted with --remote cold while n4 owns the drive, and its log does not say it is a standby:\n%s", tail(out, 4<<10))
+	}
+	if _, err := waitStatus(t, c, 2, 60*time.Second, remoteOn("n4")); err != nil {
+		t.Fatalf("n3: %v", err)
+	}
+	if v := remoteMetric(t, c.root, n3, `vaultaire_remote_requests_total{drive="remote-cold",method="PUT"}`); v != 0 {
+		t.Errorf("the standby n3 sent %v PUTs to the bucket, want none", v)
 	}
 
 	// Forced, n3 takes the drive back from the live n4, which is fenced
 	// through Raft: it reports the drive offline and sends the bucket
 	// nothing more, while writes through it reach the drive through n3.
+	n3.kill(t)
 	n3.extra = append(n3.extra, "--remote-adopt-force")
 	n3.start(t)
 	n3.waitHealthy(t, 90*time.Second)

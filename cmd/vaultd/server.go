@@ -138,12 +138,13 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	defer store.Close()
 
 	var (
-		topo    engine.Topology
-		status  func(context.Context) cluster.Status // this node's view, for `vaultd cluster status`
-		drivesM func(context.Context) []metrics.DriveSample
-		members func() map[string]int
-		gossip  *cluster.Membership // cluster mode
-		mapM    func() metrics.MapSample
+		topo     engine.Topology
+		status   func(context.Context) cluster.Status // this node's view, for `vaultd cluster status`
+		drivesM  func(context.Context) []metrics.DriveSample
+		members  func() map[string]int
+		gossip   *cluster.Membership // cluster mode
+		standbys []*standbyDrive     // cluster mode: remote drives other nodes own (remote.go)
+		mapM     func() metrics.MapSample
 	)
 	if f.clustered() {
 		fence.Use(store)
@@ -162,10 +163,15 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		if err := store.WaitReady(ctx); err != nil {
 			return err
 		}
-		if err := claimRemotes(ctx, store, ms.Members, st.Node, lates, f.adoptForce, log.With("component", "remote")); err != nil {
+		standbys, err = claimRemotes(ctx, store, ms.Members, st.Node, lates, f.adoptForce, log.With("component", "remote"))
+		if err != nil {
 			return err
 		}
+		for _, sb := range standbys {
+			defer sb.Close()
+		}
 		ct := cluster.NewTopology(store, served, secret, log.With("component", "topology"))
+		ct.UseStandbys(standbyDrives(standbys)) // remote drives others own, read while their node is down
 		ct.WatchMembers(ms.Members)             // a node gossip reports down is not waited on
 		go ct.SampleDrains(ctx, 10*time.Second) // a drain's rate and ETA for status and metrics
 		mapM = func() metrics.MapSample { return mapSample(ctx, store, ct, fence.Refused()) }
@@ -270,7 +276,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	mx := metrics.New(metrics.Config{
 		Logger: log.With("component", "metrics"),
 		Conns:  func() s3.ConnStats { return srv.ConnStats() },
-		Engine: eng.Stats, Drives: drivesM, Members: members, Scrub: scrub.Status, Remotes: remoteSamples(drives), Map: mapM,
+		Engine: eng.Stats, Drives: drivesM, Members: members, Scrub: scrub.Status, Remotes: remoteSamples(drives, standbys), Map: mapM,
 		Raft: func() metrics.RaftSample {
 			ri := store.RaftInfo()
 			return metrics.RaftSample{State: ri.State, Term: ri.Term, CommitIndex: ri.Commit, AppliedIndex: ri.Applied,

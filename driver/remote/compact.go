@@ -51,6 +51,9 @@ type CompactStats struct {
 // at least CompactMinReclaim bytes; Compact itself always snapshots when
 // anything was written since the last snapshot.
 func (d *Driver) Compact(ctx context.Context) (CompactStats, error) {
+	if err := d.refuseWrite("compact"); err != nil {
+		return CompactStats{}, err
+	}
 	if err := d.begin(ctx); err != nil {
 		return CompactStats{}, fmt.Errorf("driver/remote: compact: %w", err)
 	}
@@ -224,7 +227,7 @@ func (d *Driver) moveOps(ctx context.Context, key string, size int64) ([]*op, er
 
 // compactLoop runs compaction every CompactInterval until Close.
 func (d *Driver) compactLoop() {
-	if d.cfg.CompactInterval < 0 {
+	if d.cfg.CompactInterval < 0 || d.cfg.ReadOnly {
 		return
 	}
 	t := time.NewTicker(d.cfg.CompactInterval)

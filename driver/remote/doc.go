@@ -141,4 +141,16 @@
 // while gossip shows the owner alive, unless forced (--remote-adopt-force);
 // a forced adoption is safe by the same argument, the owner being deposed
 // through Raft.
+//
+// # Readers
+//
+// Any number of read-only Drivers (Config.ReadOnly) may open the prefix
+// beside its one writer: they never send a PUT, POST or DELETE, never
+// format or compact, and refresh their index from the bucket before every
+// read (one LIST of the log objects written since, shared by concurrent
+// reads; the whole index again after a compaction), so a read answers as
+// the owner's index stood at some moment after the read began and never
+// with bytes the owner had replaced or deleted before it (readonly.go
+// gives the argument). vaultd's standby nodes use them to serve a remote
+// drive whose owner node is down.
 package remote

@@ -15,6 +15,9 @@ func (d *Driver) PutRecord(ctx context.Context, r driver.Record) (driver.Record,
 	if err := driver.ValidateKey(r.Key); err != nil {
 		return driver.Record{}, false, fmt.Errorf("driver/remote: put record: %w", err)
 	}
+	if err := d.refuseWrite("put record"); err != nil {
+		return driver.Record{}, false, err
+	}
 	if err := d.begin(ctx); err != nil {
 		return driver.Record{}, false, fmt.Errorf("driver/remote: put record: %w", err)
 	}
@@ -34,6 +37,9 @@ func (d *Driver) GetRecord(ctx context.Context, key string) (driver.Record, erro
 	if err := d.begin(ctx); err != nil {
 		return driver.Record{}, fmt.Errorf("driver/remote: get record: %w", err)
 	}
+	if err := d.fresh(ctx); err != nil {
+		return driver.Record{}, fmt.Errorf("driver/remote: get record: %w", err)
+	}
 	d.mu.RLock()
 	it, ok := d.records.Get(recItem{key: key})
 	d.mu.RUnlock()
@@ -48,6 +54,9 @@ func (d *Driver) GetRecord(ctx context.Context, key string) (driver.Record, erro
 func (d *Driver) DeleteRecord(ctx context.Context, key string, v driver.Version) error {
 	if err := driver.ValidateKey(key); err != nil {
 		return fmt.Errorf("driver/remote: delete record: %w", err)
+	}
+	if err := d.refuseWrite("delete record"); err != nil {
+		return err
 	}
 	if err := d.begin(ctx); err != nil {
 		return fmt.Errorf("driver/remote: delete record: %w", err)
@@ -65,6 +74,9 @@ func (d *Driver) ListRecords(ctx context.Context, prefix, after string, limit in
 		return nil, fmt.Errorf("driver/remote: list records: limit %d is not positive", limit)
 	}
 	if err := d.begin(ctx); err != nil {
+		return nil, fmt.Errorf("driver/remote: list records: %w", err)
+	}
+	if err := d.fresh(ctx); err != nil {
 		return nil, fmt.Errorf("driver/remote: list records: %w", err)
 	}
 	start := max(prefix, after)

@@ -60,6 +60,13 @@ type Config struct {
 	// another drive id.
 	ID        driver.DriveID
 	ClusterID string
+	// Restamp, if set, is a cluster id this Driver may take over: a
+	// format.json naming it (and ID) is rewritten to name ClusterID (the
+	// write passes Fence) instead of being refused. vaultd sets it to the
+	// node's own id, so that a single node's remote drive moves with the
+	// node into a cluster; no other writer can hold a drive stamped with
+	// it. A ReadOnly Driver never restamps.
+	Restamp string
 	// Logger receives operational messages. Nil discards them.
 	Logger *slog.Logger
 
@@ -122,6 +129,15 @@ type Config struct {
 	// a cluster it says whether this node still owns the drive (see the
 	// package doc, "Ownership and fencing").
 	Fence Fencer
+
+	// ReadOnly opens the drive as a reader next to its owner (see
+	// readonly.go): the bucket is never written (no format, no orphan
+	// removal, no compaction; every write fails with ErrReadOnly and
+	// driver.ErrOffline), it must hold format.json (Existing), and every
+	// read first brings the index up to date with the bucket, so it
+	// answers as the owner's index did at some moment after the call
+	// began.
+	ReadOnly bool
 }
 
 // Fencer says whether a Driver may still write its bucket: Fence returns
@@ -295,6 +311,12 @@ type Driver struct {
 	recBytes int64
 	shBytes  int64
 
+	rmu       sync.Mutex // guards rnext and rbusy: a reader's refreshes (readonly.go)
+	rnext     *round     // the refresh reads wait for that has not begun
+	rbusy     bool       // a refreshLoop runs
+	refreshes atomic.Uint64
+	reloads   atomic.Uint64
+
 	compactMu  sync.Mutex // serialises compactions
 	pendingDel []string   // log objects to delete on the next compaction (under compactMu)
 
@@ -340,6 +362,10 @@ func newDriver(c Config) (*Driver, error) {
 	if err := c.setDefaults(); err != nil {
 		return nil, err
 	}
+	if c.ReadOnly {
+		c.Existing = true
+		c.Fence = FenceFunc(func(context.Context) error { return ErrReadOnly })
+	}
 	var inst [4]byte
 	rand.Read(inst[:])
 	d := &Driver{
@@ -347,11 +373,9 @@ func newDriver(c Config) (*Driver, error) {
 		log:      c.Logger.With("drive", string(c.ID), "bucket", c.Bucket, "prefix", c.Prefix),
 		instance: hex.EncodeToString(inst[:]),
 		closing:  make(chan struct{}),
-		records:  btree.NewG(32, recLess),
-		shards:   map[driver.Shard]shardLoc{},
-		segs:     map[string]*segment{},
 		loadErr:  errors.New("not loaded yet"),
 	}
+	d.resetIndex()
 	d.closeCtx, d.closeCancel = context.WithCancel(context.Background())
 	d.be = &backend{
 		s3: newClient(&d.cfg, &d.cnt), bucket: c.Bucket, sem: make(chan struct{}, c.MaxConcurrent),
@@ -369,7 +393,7 @@ func (d *Driver) Err() error {
 		if d.be.br.isOpen() {
 			return errBreakerOpen
 		}
-		if d.cfg.Fence != nil {
+		if d.cfg.Fence != nil && !d.cfg.ReadOnly {
 			if err := d.cfg.Fence.Fence(context.Background()); err != nil {
 				return fmt.Errorf("%w: %w", ErrFenced, err)
 			}
@@ -420,13 +444,42 @@ func (d *Driver) load(ctx context.Context) (err error) {
 	if err := d.checkFormat(ctx); err != nil {
 		return err
 	}
-	snaps, err := d.be.list(ctx, d.key("snap/"))
+	d.resetIndex() // what an earlier attempt read
+	maxSeq, nlogs, err := d.loadIndex(ctx)
 	if err != nil {
 		return err
 	}
+	if !d.cfg.ReadOnly {
+		if maxSeq, err = d.removeOrphans(ctx, maxSeq); err != nil {
+			return err
+		}
+	}
+	d.seq.Store(maxSeq)
+	d.applied = maxSeq
+	d.loadErr = nil
+	d.loaded.Store(true)
+	d.log.Info("remote drive opened", "log_objects", nlogs, "records", d.records.Len(), "shards", len(d.shards), "shard_bytes", d.shBytes, "read_only", d.cfg.ReadOnly)
+	return nil
+}
+
+// loadIndex reads the index from the bucket into d's (empty) index: the
+// newest snapshot, then the log objects after it in sequence order. It
+// returns the highest sequence it saw and the number of log objects.
+//
+// The log objects are listed before the snapshots: a compaction writes a
+// snapshot before it deletes the log objects the snapshot covers, so a log
+// object missing from the listing is covered by a snapshot the second
+// listing shows. An object deleted between the listing and its GET
+// (a newer snapshot covers it) fails the load with driver.ErrNotFound;
+// the caller loads again.
+func (d *Driver) loadIndex(ctx context.Context) (uint64, int, error) {
 	logs, err := d.be.list(ctx, d.key("log/"))
 	if err != nil {
-		return err
+		return 0, 0, err
+	}
+	snaps, err := d.be.list(ctx, d.key("snap/"))
+	if err != nil {
+		return 0, 0, err
 	}
 	var maxSeq uint64
 	for _, o := range logs {
@@ -443,7 +496,7 @@ func (d *Driver) load(ctx context.Context) (err error) {
 			continue
 		}
 		if err := d.loadSnapshot(ctx, snaps[i]); err != nil {
-			return err
+			return 0, 0, err
 		}
 		d.snapSeq, d.snapKey = seq, snaps[i].Key
 		maxSeq = max(maxSeq, seq)
@@ -454,13 +507,19 @@ func (d *Driver) load(ctx context.Context) (err error) {
 			continue
 		}
 		if _, err := d.replay(ctx, o); err != nil {
-			return err
+			return 0, 0, err
 		}
 		d.since++
 	}
+	return maxSeq, len(logs), nil
+}
+
+// removeOrphans deletes the objects under obj/ that the index does not
+// reference and returns maxSeq raised to their sequences.
+func (d *Driver) removeOrphans(ctx context.Context, maxSeq uint64) (uint64, error) {
 	objs, err := d.be.list(ctx, d.key("obj/"))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	referenced := map[string]bool{}
 	for _, l := range d.shards {
@@ -479,12 +538,15 @@ func (d *Driver) load(ctx context.Context) (err error) {
 			}
 		}
 	}
-	d.seq.Store(maxSeq)
-	d.applied = maxSeq
-	d.loadErr = nil
-	d.loaded.Store(true)
-	d.log.Info("remote drive opened", "log_objects", len(logs), "records", d.records.Len(), "shards", len(d.shards), "shard_bytes", d.shBytes)
-	return nil
+	return maxSeq, nil
+}
+
+// resetIndex empties the index.
+func (d *Driver) resetIndex() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.records, d.shards, d.segs = btree.NewG(32, recLess), map[driver.Shard]shardLoc{}, map[string]*segment{}
+	d.applied, d.snapSeq, d.snapKey, d.since, d.recBytes, d.shBytes = 0, 0, "", 0, 0, 0
 }
 
 // seqOf extracts the sequence number of a log or shard object key
@@ -532,6 +594,13 @@ func (d *Driver) checkFormat(ctx context.Context) error {
 	switch {
 	case f.Version != formatVersion:
 		return fmt.Errorf("%s: unsupported format version %d", fkey, f.Version)
+	case f.ClusterID != d.cfg.ClusterID && f.ClusterID == d.cfg.Restamp && f.DriveID == d.cfg.ID && !d.cfg.ReadOnly:
+		b, _ := json.Marshal(format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID})
+		if err := d.be.put(ctx, fkey, b); err != nil {
+			return fmt.Errorf("%s: restamp from cluster %q: %w", fkey, f.ClusterID, err)
+		}
+		d.log.Warn("remote drive: format.json re-stamped for this cluster", "from", f.ClusterID, "to", d.cfg.ClusterID)
+		return nil
 	case f.ClusterID != d.cfg.ClusterID:
 		return fmt.Errorf("%s: cluster id %q, configured %q: %w", fkey, f.ClusterID, d.cfg.ClusterID, driver.ErrForeignDrive)
 	case f.DriveID != d.cfg.ID:
@@ -688,6 +757,9 @@ func (d *Driver) Info(ctx context.Context) (driver.Info, error) {
 	}
 	if d.be.br.isOpen() {
 		return driver.Info{}, fmt.Errorf("driver/remote: info: %w: %w", driver.ErrOffline, errBreakerOpen)
+	}
+	if d.cfg.ReadOnly {
+		return driver.Info{}, fmt.Errorf("driver/remote: info: %w: %w", driver.ErrOffline, ErrReadOnly)
 	}
 	if d.cfg.Fence != nil {
 		if err := d.cfg.Fence.Fence(ctx); err != nil {

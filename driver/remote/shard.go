@@ -22,6 +22,9 @@ func (d *Driver) CreateShard(ctx context.Context, s driver.Shard) (driver.ShardW
 	if err := s.Validate(); err != nil {
 		return nil, fmt.Errorf("driver/remote: create shard %04x: %w", s.PG, err)
 	}
+	if err := d.refuseWrite("create shard"); err != nil {
+		return nil, err
+	}
 	if err := d.begin(ctx); err != nil {
 		return nil, fmt.Errorf("driver/remote: create shard %04x/%s: %w", s.PG, s.Name, err)
 	}
@@ -231,6 +234,9 @@ func (d *Driver) ReadShard(ctx context.Context, s driver.Shard, off, length int6
 	if err := d.begin(ctx); err != nil {
 		return nil, fmt.Errorf("driver/remote: read shard %04x/%s: %w", s.PG, s.Name, err)
 	}
+	if err := d.fresh(ctx); err != nil {
+		return nil, fmt.Errorf("driver/remote: read shard %04x/%s: %w", s.PG, s.Name, err)
+	}
 	d.mu.RLock()
 	loc, ok := d.shards[s]
 	d.mu.RUnlock()
@@ -280,6 +286,9 @@ func (r *shortReader) Read(p []byte) (int, error) {
 func (d *Driver) DeleteShard(ctx context.Context, s driver.Shard) error {
 	if err := s.Validate(); err != nil {
 		return fmt.Errorf("driver/remote: delete shard %04x: %w", s.PG, err)
+	}
+	if err := d.refuseWrite("delete shard"); err != nil {
+		return err
 	}
 	if err := d.begin(ctx); err != nil {
 		return fmt.Errorf("driver/remote: delete shard %04x/%s: %w", s.PG, s.Name, err)

@@ -1,0 +1,338 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/vaultaire/vaultaire/cluster"
+	"github.com/vaultaire/vaultaire/driver/faulty"
+	"github.com/vaultaire/vaultaire/s3"
+)
+
+// remoteCluster is a 3-node cluster of two local drives per node in which
+// every node is started with the same two --remote drives (two prefixes
+// of one MinIO bucket, "cold"): n1, started first, owns them; n2 and n3
+// are standbys. A hybrid container "hot" is 4+2 there, both parity
+// shards on the remote drives.
+type remoteCluster struct {
+	*e2eCluster
+	m          *minioServer
+	mc         *awss3.Client
+	rootTenant s3.NewTenant
+}
+
+// remoteDriveNames are the remote drives of a remoteCluster.
+var remoteDriveNames = []string{"colda", "coldb"}
+
+func startRemoteCluster(t *testing.T) *remoteCluster {
+	t.Helper()
+	c := prepareCluster(t, 3)
+	m := startMinIO(t)
+	ctx := t.Context()
+	mc := remoteTestClient(m.endpoint, m.ak, m.sk)
+	if _, err := mc.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("cold")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.nodes {
+		n.env = n.env[:len(n.env):len(n.env)]
+		for _, name := range remoteDriveNames {
+			up := strings.ToUpper(name)
+			n.env = append(n.env, "VAULT_REMOTE_"+up+"_ACCESS_KEY="+m.ak, "VAULT_REMOTE_"+up+"_SECRET_KEY="+m.sk)
+			n.extra = append(n.extra, "--remote", name+"="+m.endpoint+"/cold/"+name+"?timeout=5s")
+		}
+		n.extra = append(n.extra, "--heal-interval", "1s")
+	}
+	// n1 registers first and so owns both remote drives.
+	c.nodes[0].start(t)
+	c.nodes[0].waitHealthy(t, 60*time.Second)
+	for _, n := range c.nodes[1:] {
+		n.start(t)
+	}
+	for _, n := range c.nodes[1:] {
+		n.waitHealthy(t, 90*time.Second)
+	}
+	if _, err := c.waitView(t, 60*time.Second, func(st cluster.Status) string {
+		if why := c.formed2(st, 8); why != "" {
+			return why
+		}
+		return remotesOn("n1")(st)
+	}); err != nil {
+		c.fatalWithStatus(t, "remote drives not registered on n1: %v", err)
+	}
+	for _, n := range c.nodes[1:] {
+		if !strings.Contains(n.stderr.String(), "this node is a standby") {
+			t.Fatalf("%s started with the remote drives n1 owns but its log does not say it is a standby", n.name)
+		}
+	}
+	rc := &remoteCluster{e2eCluster: c, m: m, mc: mc,
+		rootTenant: s3.NewTenant{Name: "root", AccessKey: c.root.AccessKeyID, SecretKey: c.root.SecretAccessKey}}
+	if _, err := c.s3Client(0, rc.rootTenant).CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("hot")}); err != nil {
+		t.Fatal(err)
+	}
+	ctlEnv := map[string]string{"VAULT_ENDPOINT": "http://" + c.nodes[1].s3, "VAULT_ROOT_ACCESS_KEY": c.root.AccessKeyID, "VAULT_ROOT_SECRET_KEY": c.root.SecretAccessKey}
+	if err := run(ctx, []string{"container", "set-policy", "hot", "hybrid"}, func(k string) string { return ctlEnv[k] }, io.Discard, io.Discard); err != nil {
+		t.Fatalf("container set-policy hot hybrid: %v", err)
+	}
+	return rc
+}
+
+// remotesOn checks that every remote drive is in the map, attached to
+// node, and answers.
+func remotesOn(node string) func(cluster.Status) string {
+	return func(st cluster.Status) string {
+		for _, name := range remoteDriveNames {
+			id := string(remoteDriveID(name))
+			found := false
+			for _, d := range st.Drives {
+				if d.ID != id {
+					continue
+				}
+				found = true
+				switch {
+				case d.Node != node || d.Class != "remote":
+					return fmt.Sprintf("%s: node %s class %s, want %s remote", id, d.Node, d.Class, node)
+				case d.State != "ok":
+					return fmt.Sprintf("%s on %s: %s %s", id, d.Node, d.State, d.Error)
+				}
+			}
+			if !found {
+				return "no " + id + " in the map"
+			}
+		}
+		return ""
+	}
+}
+
+// bucketObjects returns the keys and sizes of the objects under the
+// remote drives' prefixes.
+func (rc *remoteCluster) bucketObjects(t *testing.T) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	p := awss3.NewListObjectsV2Paginator(rc.mc, &awss3.ListObjectsV2Input{Bucket: aws.String("cold")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(t.Context())
+		if err != nil {
+			t.Fatalf("list the remote bucket: %v", err)
+		}
+		for _, o := range page.Contents {
+			out[aws.ToString(o.Key)] = aws.ToInt64(o.Size)
+		}
+	}
+	return out
+}
+
+// waitDown waits until gossip on node i reports node name not alive.
+func (rc *remoteCluster) waitDown(t *testing.T, i int, name string) {
+	t.Helper()
+	if _, err := waitStatus(t, rc.e2eCluster, i, 60*time.Second, func(st cluster.Status) string {
+		for _, mb := range st.Members {
+			if mb.Name == name && mb.State != "alive" {
+				return ""
+			}
+		}
+		return name + " still alive in " + rc.nodes[i].name + "'s gossip"
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkThrough reads every artifact back through node i, waiting up to a
+// minute for the first to succeed (a Raft election after a kill).
+func (rc *remoteCluster) checkThrough(t *testing.T, i int, arts []e2eArtifact) {
+	t.Helper()
+	cl := rc.s3Client(i, rc.rootTenant)
+	if _, err := retry(t.Context(), 60*time.Second, func(ctx context.Context) error { return arts[0].check(ctx, cl, "hot") }); err != nil {
+		t.Fatalf("through %s: %v", rc.nodes[i].name, err)
+	}
+	checkAll(t, cl, "hot", arts)
+}
+
+// TestClusterRemoteOwnerLost (issue 13, criterion 2): a 3-node cluster
+// with one remote backend holding two remote drives, both owned by n1 and
+// declared on every node; a hybrid container is 4+2 with both parity
+// shards on the remote. Small and striped artifacts read back
+// byte-identical after losing a non-owner node's two drives (n3, SIGKILL),
+// and after losing the owner node n1 (SIGKILL), whose two local drives and
+// whose remote drives go with it: n2 and n3 read the remote shards from
+// the bucket directly (read-only standbys), and the bucket is not written
+// while they do.
+func TestClusterRemoteOwnerLost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a 3-node cluster and a MinIO")
+	}
+	began := time.Now()
+	defer func() { t.Logf("TestClusterRemoteOwnerLost took %v", time.Since(began).Round(time.Millisecond)) }()
+	rc := startRemoteCluster(t)
+	arts := newArtifacts("small/", 14)
+	arts = append(arts, newArtifact("large/9m", 9<<20), newArtifact("large/5m", 5<<20+12345))
+	putAll(t, rc.s3Client(1, rc.rootTenant), "hot", arts)
+	for i := range rc.nodes {
+		checkAll(t, rc.s3Client(i, rc.rootTenant), "hot", arts)
+	}
+	for _, name := range remoteDriveNames {
+		n := 0
+		for k := range rc.bucketObjects(t) {
+			if strings.HasPrefix(k, name+"/log/") || strings.HasPrefix(k, name+"/obj/") {
+				n++
+			}
+		}
+		if n == 0 {
+			t.Fatalf("no shard data under cold/%s/: the hybrid container's parity is not on the remote", name)
+		}
+	}
+
+	// A non-owner node's two drives lost: the remote drives are read
+	// through their owner.
+	n1, n3 := rc.nodes[0], rc.nodes[2]
+	n3.kill(t)
+	rc.waitDown(t, 0, "n3")
+	for _, i := range []int{0, 1} {
+		rc.checkThrough(t, i, arts)
+	}
+	n3.start(t)
+	n3.waitHealthy(t, 90*time.Second)
+	if _, err := rc.waitView(t, 60*time.Second, func(st cluster.Status) string {
+		if why := rc.membersReady(st); why != "" {
+			return why
+		}
+		return remotesOn("n1")(st)
+	}); err != nil {
+		rc.fatalWithStatus(t, "n3 back: %v", err)
+	}
+
+	// The owner lost: two local drives of every stripe at most, and the
+	// only node that can write the remote drives. The standbys read them.
+	before := rc.bucketObjects(t)
+	n1.kill(t)
+	rc.waitDown(t, 1, "n1")
+	rc.waitDown(t, 2, "n1")
+	for _, i := range []int{1, 2} {
+		rc.checkThrough(t, i, arts)
+	}
+	standby := 0
+	for _, n := range rc.nodes[1:] {
+		if strings.Contains(n.stderr.String(), "reading its bucket directly") {
+			standby++
+		}
+	}
+	if standby == 0 {
+		t.Errorf("neither n2 nor n3 read the remote drives from the bucket, yet every artifact read back")
+	}
+	// The standbys' requests to the bucket are counted under the drives:
+	// reads and listings, never a write.
+	var reads float64
+	for _, n := range rc.nodes[1:] {
+		for _, name := range remoteDriveNames {
+			for _, method := range []string{"GET", "LIST", "PUT", "POST", "DELETE"} {
+				v := remoteMetric(t, rc.root, n, fmt.Sprintf(`vaultaire_remote_requests_total{drive="%s",method="%s"}`, remoteDriveID(name), method))
+				switch method {
+				case "GET", "LIST":
+					reads += v
+				default:
+					if v != 0 {
+						t.Errorf("standby %s sent %v %s requests to drive %s, want none", n.name, v, method, name)
+					}
+				}
+			}
+		}
+	}
+	if reads == 0 {
+		t.Errorf("the standbys' metrics count no GET or LIST request of the remote drives")
+	}
+	if after := rc.bucketObjects(t); !maps.Equal(before, after) {
+		t.Errorf("the bucket changed while its owner was down (%d objects before, %d after): a standby wrote to it", len(before), len(after))
+	}
+}
+
+// TestRemoteHealAfterOutage (issue 13, criterion 3): a hybrid container
+// on one node (4 local drives, 2 remote drives in a real MinIO, 4+2, the
+// parity on the remote) takes writes while the MinIO is down: each PUT
+// succeeds at the local quorum or fails cleanly with 503, and what
+// succeeded reads back. When the MinIO returns, heal fills the remote
+// drives' missing shards and records: then, with two local drives
+// offline, every artifact (written before and during the outage) reads
+// back byte-identical, which needs both remote parity shards of every
+// stripe.
+func TestRemoteHealAfterOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a node and a MinIO and waits for heal")
+	}
+	began := time.Now()
+	defer func() { t.Logf("TestRemoteHealAfterOutage took %v", time.Since(began).Round(time.Millisecond)) }()
+	m := startMinIO(t)
+	ctx := t.Context()
+	mc := remoteTestClient(m.endpoint, m.ak, m.sk)
+	for _, b := range []string{"cold1", "cold2"} {
+		if _, err := mc.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			t.Fatal(err)
+		}
+		up := strings.ToUpper(b)
+		t.Setenv("VAULT_REMOTE_"+up+"_ACCESS_KEY", m.ak)
+		t.Setenv("VAULT_REMOTE_"+up+"_SECRET_KEY", m.sk)
+	}
+	n := newDiskNode(t, "--scan-interval", "2s", "--heal-interval", "300ms", "--probe-interval", "300ms",
+		"--remote", "cold1="+m.endpoint+"/cold1?timeout=3s", "--remote", "cold2="+m.endpoint+"/cold2?timeout=3s")
+	n.start(t)
+	cl := n.client()
+	if _, err := cl.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("hot")}); err != nil {
+		t.Fatal(err)
+	}
+	ctlEnv := map[string]string{"VAULT_ENDPOINT": "http://" + n.s3, "VAULT_ROOT_ACCESS_KEY": healRootKey, "VAULT_ROOT_SECRET_KEY": healRootSecret}
+	if err := run(ctx, []string{"container", "set-policy", "hot", "hybrid"}, func(k string) string { return ctlEnv[k] }, io.Discard, io.Discard); err != nil {
+		t.Fatalf("container set-policy hot hybrid: %v", err)
+	}
+	before := newArtifacts("before/", 7)
+	putAll(t, cl, "hot", before)
+
+	m.kill()
+	var during []e2eArtifact
+	for _, a := range append(newArtifacts("during/", 14), newArtifact("during/large", 6<<20+3)) {
+		switch err := a.put(ctx, cl, "hot"); {
+		case err == nil:
+			during = append(during, a)
+		case httpStatus(err) == 503:
+			t.Logf("PUT %s while the remote is down: 503 (%s)", a.key, errorCode(err))
+		default:
+			t.Errorf("PUT %s while the remote is down: %v, want success or 503", a.key, err)
+		}
+	}
+	if len(during) == 0 {
+		t.Fatalf("no PUT succeeded while the remote was down: the local drives alone are a write quorum of a hybrid 4+2")
+	}
+	all := append(slices.Clone(before), during...)
+	checkAll(t, cl, "hot", all)
+
+	// Every write during the outage was queued for healing (the queue is
+	// checked empty only once repairs are counted): at least the
+	// non-empty artifacts need a repair.
+	nonEmpty := 0
+	for _, a := range during {
+		if a.size > 0 {
+			nonEmpty++
+		}
+	}
+	m.start()
+	waitFor(t, 120*time.Second, func() string {
+		if r := n.metric(t, "repairs_total", -1); r < float64(nonEmpty) {
+			return fmt.Sprintf("repairs_total %v, want at least %d (the non-empty artifacts written during the outage)", r, nonEmpty)
+		}
+		if q := n.metric(t, "heal_queue", -1); q != 0 {
+			return fmt.Sprintf("heal queue %v", q)
+		}
+		return ""
+	})
+	off := faulty.Plan{Rules: []faulty.Rule{{Op: faulty.OpAll, Fault: faulty.Offline}}}
+	n.setFaults(t, map[string]faulty.Plan{"n1-d0": off, "n1-d1": off})
+	checkAll(t, cl, "hot", all)
+	n.setFaults(t, map[string]faulty.Plan{"n1-d2": off, "n1-d3": off})
+	checkAll(t, cl, "hot", all)
+}
