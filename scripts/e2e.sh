@@ -112,6 +112,8 @@ check "s3api delete-bucket-policy" awss3 s3api delete-bucket-policy --bucket cli
 check "anonymous GET after the policy's deletion is AccessDenied" bash -c "curl -s '$endpoint/cli-public/p.txt' | grep -q '<Code>AccessDenied</Code>'"
 
 check "boto3 suite" python3 scripts/e2e_boto3.py "$endpoint" "$work/acme.json" "$work/globex.json"
+check "features, boto3 (scripts/e2e_nodes.py)" python3 scripts/e2e_nodes.py "$work/acme.json" "$endpoint"
+check "features, aws cli (scripts/e2e_nodes_cli.sh)" bash scripts/e2e_nodes_cli.sh "$work/acme.json" "$endpoint"
 
 kill -TERM "$pid"
 check "SIGTERM stops the node cleanly" wait "$pid"
