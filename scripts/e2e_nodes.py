@@ -9,9 +9,16 @@ third. Covers versioning (paging with both markers, emptying), object
 lock (COMPLIANCE, GOVERNANCE with bypass, legal hold), tagging,
 lifecycle configuration, conditional writes (two nodes racing
 If-None-Match: *), POST policy uploads, CORS preflight and bucket policy.
+With E2E_VERSIONS_SCALE=1 it also writes 10,000 versions of 100 keys
+(through every node in turn), lists them through another node page by page
+with both markers, and empties the bucket with boto3's "delete all
+versions" loop (a few minutes; not in CI, where s3's TestVersioningScale
+covers the listing with aws-sdk-go-v2).
 Each check prints a FAIL line when it does not hold; exit status 1 if any
 failed.
 """
+import concurrent.futures
+import os
 import datetime
 import json
 import sys
@@ -275,6 +282,43 @@ st, _, _ = raw("GET", f"{ea}/{pb}/y")
 check(f"policy: anonymous GET through a after the deletion is 403 ({st})", st == 403)
 st, _, _ = raw("GET", f"{eb}/{pb}/y")
 check(f"policy: anonymous GET through b after the deletion is 403 ({st})", st == 403)
+
+# ---- 10,000 versions of 100 keys, on demand.
+if os.environ.get("E2E_VERSIONS_SCALE") == "1":
+    sb = bucket("nscale")
+    a.create_bucket(Bucket=sb)
+    a.put_bucket_versioning(Bucket=sb, VersioningConfiguration={"Status": "Enabled"})
+    nkeys, nvers = 100, 100
+
+    def put_versions(k):
+        n = nodes[k % len(nodes)]
+        return [n.put_object(Bucket=sb, Key=f"key-{k:03d}", Body=f"{k}.{v}".encode())["VersionId"] for v in range(nvers)]
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        ids = list(pool.map(put_versions, range(nkeys)))
+    want = [(f"key-{k:03d}", v) for k in range(nkeys) for v in reversed(ids[k])]
+    seen, kw, pages = [], {}, 0
+    while pages < 200:
+        page = b.list_object_versions(Bucket=sb, MaxKeys=1000, **kw)
+        pages += 1
+        seen += [(v["Key"], v["VersionId"]) for v in page.get("Versions", [])]
+        latest = [v["Key"] for v in page.get("Versions", []) if v["IsLatest"]]
+        check(f"scale: page {pages}: one latest version per key", len(latest) == len(set(latest)))
+        if not page.get("IsTruncated"):
+            break
+        kw = {"KeyMarker": page["NextKeyMarker"], "VersionIdMarker": page["NextVersionIdMarker"]}
+    check(f"scale: 10,000 versions listed through b in {pages} pages, in order", seen == want and pages == 10)
+    deleted = 0
+    for page in c.get_paginator("list_object_versions").paginate(Bucket=sb):
+        objs = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        if objs:
+            res = c.delete_objects(Bucket=sb, Delete={"Objects": objs, "Quiet": True})
+            check(f"scale: delete-all-versions page without errors ({res.get('Errors', [])[:2]})", not res.get("Errors"))
+            deleted += len(objs)
+    check(f"scale: the loop deleted {deleted} versions", deleted == nkeys * nvers)
+    left = a.list_object_versions(Bucket=sb)
+    check("scale: emptied, seen through a", not left.get("Versions") and not left.get("DeleteMarkers"))
+    check("scale: the emptied bucket deleted through a", code_of(a.delete_bucket, Bucket=sb) is None)
 
 # ---- clean up what can be (the COMPLIANCE-locked bucket stays, as it must).
 for page in a.get_paginator("list_object_versions").paginate(Bucket=pb):
