@@ -11,7 +11,6 @@ import (
 
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/driver/drivertest"
-	"github.com/vaultaire/vaultaire/driver/local"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
@@ -68,45 +67,34 @@ func (g *gated) PutRecord(ctx context.Context, r driver.Record) (driver.Record, 
 	return g.Faulty.PutRecord(ctx, r)
 }
 
-// gatedSet is an Engine over six local drives (4+2) and key's set in
-// shard order.
+// gatedSet is an Engine over six local drives (4+2, the test rig of
+// engine_test.go with each drive gated) and key's set in shard order.
 func gatedSet(t *testing.T, key string) (*Engine, []*gated) {
 	t.Helper()
-	var pdrives []placement.Drive
-	drives := map[placement.DriveID]driver.Driver{}
-	byID := map[placement.DriveID]*gated{}
-	for i := range 6 {
-		id := placement.DriveID(fmt.Sprintf("d%02d", i))
-		d, err := local.Open(t.Context(), local.Config{Dir: t.TempDir(), ID: driver.DriveID(id), ClusterID: "test", NoSync: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		g := &gated{Faulty: drivertest.NewFaulty(d)}
-		pdrives = append(pdrives, placement.Drive{ID: id, Node: "n1", Class: "local"})
-		drives[id], byID[id] = g, g
-	}
-	m, err := placement.NewMap(pdrives, placement.Policy{Data: 4, Parity: 2}, placement.DefaultPGCount, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo, err := NewStatic(m, drives)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(Config{Topology: topo, Containers: &MemContainers{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.WaitBackground)
-	if err := e.CreateContainer(t.Context(), "t", "c"); err != nil {
-		t.Fatal(err)
-	}
+	byID := map[driver.DriveID]*gated{}
+	r := newRig(t, rigOptions{drives: 6, noSync: true, policy: placement.Policy{Data: 4, Parity: 2},
+		wrap: func(d driver.Driver) driver.Driver {
+			g := &gated{Faulty: d.(*drivertest.Faulty)}
+			byID[driveID(t, d)] = g
+			return g
+		}})
+	t.Cleanup(r.e.WaitBackground)
+	m := r.e.mapOf()
 	var set []*gated
 	for _, id := range m.Set(m.PGOf("t", "c", key)) {
 		set = append(set, byID[id])
 	}
-	return e, set
+	return r.e, set
+}
+
+// driveID returns d's identity.
+func driveID(t *testing.T, d driver.Driver) driver.DriveID {
+	t.Helper()
+	info, err := d.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.ID
 }
 
 // tombstoneWrite starts a delete of key (a new version's record write,
