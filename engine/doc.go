@@ -251,9 +251,23 @@
 // older version can be on k drives, so no later read returns an older one.
 // A read that cannot get it there fails with ErrReadQuorum rather than
 // answer either version. A drive that refuses a new version as stale (a
-// newer one is there) counts towards its quorum: that newer version is
-// never rolled back (except an inline one on fewer than k drives, a known
-// gap: see TestStaleRefusalStays). A read that cannot reach k drives fails with
+// newer one is there) counts towards its quorum if that newer version is
+// never rolled back, that is unless it is a live inline version: those
+// are rolled back when fewer than k drives took them (see Quorum above).
+// A refusal for one does not count, since after the rollback the drive
+// holds the version before again, older than the write: counted, an
+// acknowledged delete was outlived by the version before, and a small PUT
+// was acknowledged with 2 of its k shards (TestStaleRefusalStays). A
+// write naming no shard files (a small PUT, a delete, a pointer) is then
+// written again under a version above the refusing one (at most three
+// times); that version replaces the inline one where it landed, whose
+// rollback then finds a newer version there and leaves it, so the write
+// is on a write quorum whichever way the inline write ends, and as the
+// write still in flight, it may linearize after the newer one. A write
+// naming shard files is not written again (the newer write may have
+// collected its files where it replaced it): short of its quorum it fails
+// with ErrWriteQuorum, its outcome unknown, as any write left short. A
+// read that cannot reach k drives fails with
 // ErrReadQuorum; it never returns bytes it could not verify. A record
 // write that a peer receives only after the writer gave it up (held by a
 // partition) is refused there, not applied (driver/peer), so a failed

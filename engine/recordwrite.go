@@ -132,10 +132,12 @@ func reversionable(rec *record) bool {
 	return len(rec.Parts) == 0 && (rec.IsInline || rec.Deleted || rec.Pointer)
 }
 
-// markUnsettled reads the record of each drive that refused the write as
-// stale and marks the refusals for a rollbackable record (or one it could
-// not read) as unsettled. It reports whether any refusal is unsettled.
-func (w *recordWrite) markUnsettled(ctx context.Context, res []recordPut) bool {
+// markUnsettled reads the record of each drive that refused the write of
+// version v as stale and marks the refusal unsettled unless that record
+// is newer than v and stays (not rollbackable); one it could not read, or
+// found no newer than v (the newer one was rolled back meanwhile), is
+// unsettled too. It reports whether any refusal is unsettled.
+func (w *recordWrite) markUnsettled(ctx context.Context, res []recordPut, v driver.Version) bool {
 	any := false
 	for j := range res {
 		if !errors.Is(res[j].err, driver.ErrStale) {
@@ -147,7 +149,7 @@ func (w *recordWrite) markUnsettled(ctx context.Context, res []recordPut) bool {
 			if err == nil {
 				r, err = unmarshalRecord(got.Data)
 			}
-			res[j].unsettled = err != nil || rollbackable(r)
+			res[j].unsettled = err != nil || got.Version.Compare(v) <= 0 || rollbackable(r)
 		}
 		any = any || res[j].unsettled
 	}
@@ -159,7 +161,7 @@ func (w *recordWrite) markUnsettled(ctx context.Context, res []recordPut) bool {
 func (w *recordWrite) write(ctx context.Context, rec *record, inline [][]byte, ok []bool) error {
 	res, settle := w.put(ctx, rec, inline, ok)
 	if !w.keepShards {
-		w.markUnsettled(ctx, res)
+		w.markUnsettled(ctx, res, rec.Version)
 	}
 	err := w.finish(ctx, rec, res)
 	settle(err == nil)
@@ -199,7 +201,7 @@ func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, 
 		// A refusal for a newer version that may yet be rolled back
 		// does not count (rollbackable); a write naming no shard files
 		// is written again above it instead.
-		unsettled := !w.keepShards && w.markUnsettled(ctx, res) && reversionable(rec)
+		unsettled := !w.keepShards && w.markUnsettled(ctx, res, rec.Version) && reversionable(rec)
 		if !future && !unsettled {
 			// Nothing newer, or a version from the past: a concurrent
 			// write that completed first. Written again with the same
@@ -226,7 +228,7 @@ func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, 
 		res = again
 	}
 	if !w.keepShards {
-		w.markUnsettled(ctx, res)
+		w.markUnsettled(ctx, res, rec.Version)
 	}
 	replaced = replacedByMajority(res)
 	if w.seen != nil {
