@@ -29,6 +29,16 @@ type gated struct {
 	armed   bool
 	pass    bool // the held write lands once released (holdThenLand)
 	release chan struct{}
+	refused driver.Version // refuseAsStale
+}
+
+// refuseAsStale makes the drive refuse record writes of version v as
+// stale without storing them: a newer version was there, and was rolled
+// back before the writer looked.
+func (g *gated) refuseAsStale(v driver.Version) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refused = v
 }
 
 func (g *gated) hold(v driver.Version, release chan struct{}) {
@@ -53,7 +63,11 @@ func (g *gated) PutRecord(ctx context.Context, r driver.Record) (driver.Record, 
 		g.armed = false
 	}
 	release, pass := g.release, g.pass
+	refused := r.Version == g.refused
 	g.mu.Unlock()
+	if refused {
+		return driver.Record{}, false, fmt.Errorf("gated: %w", driver.ErrStale)
+	}
 	if held {
 		select {
 		case <-release:
@@ -302,6 +316,37 @@ func TestStaleRefusalStays(t *testing.T) {
 				t.Fatalf("after an acknowledged delete: %v, want ErrNoSuchArtifact", err)
 			}
 		})
+	}
+}
+
+// TestStaleRefusalRolledBack: two drives refused a delete as stale for a
+// newer version that was rolled back before the delete looked at them:
+// they hold the version before again (a large one, which stays), older
+// than the delete. Counted, the refusals acknowledged the delete with
+// two records, and the version before, on k drives, read back.
+func TestStaleRefusalRolledBack(t *testing.T) {
+	const key = "refused-then-rolled-back"
+	e, set := gatedSet(t, key)
+	old := bytes.Repeat([]byte("o"), 300<<10) // shard files: not inline
+	if _, err := e.Put(t.Context(), "t", "c", key, bytes.NewReader(old), PutOptions{Size: int64(len(old))}); err != nil {
+		t.Fatal(err)
+	}
+	v1, _ := e.newVersion()
+	set[0].refuseAsStale(v1)
+	set[1].refuseAsStale(v1)
+	set[4].SetOffline(true)
+	set[5].SetOffline(true)
+	err := <-tombstoneWrite(t, e, key, v1, []bool{true, true, true, true, true, true})
+	e.WaitBackground()
+	set[4].SetOffline(false)
+	set[5].SetOffline(false)
+	if err != nil {
+		t.Fatalf("the delete, on drives 0 to 3 once written again: %v, want it acknowledged", err)
+	}
+	if a, err := e.Open(t.Context(), "t", "c", key); err == nil {
+		t.Fatalf("after an acknowledged delete: the version before it (%d bytes, %v) reads back", a.Info.Size, a.Info.Version)
+	} else if !errors.Is(err, ErrNoSuchArtifact) {
+		t.Fatalf("after an acknowledged delete: %v, want ErrNoSuchArtifact", err)
 	}
 }
 
