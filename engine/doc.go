@@ -256,10 +256,26 @@
 // WriteBacks in Stats). From then on every read quorum meets it and no
 // older version can be on k drives, so no later read returns an older one.
 // A read that cannot get it there fails with ErrReadQuorum rather than
-// answer either version. A drive that refuses a new version as stale (a
-// newer one is there) counts towards its quorum: that newer version is
-// never rolled back (except an inline one on fewer than k drives, a known
-// gap: see TestStaleRefusalStays). A read that cannot reach k drives fails with
+// answer either version. A drive that refuses a write as stale (a newer
+// version is there) counts towards its quorum only if that newer version
+// stays: the writer reads the drive's record after the refusal, and a live
+// inline one (rolled back when fewer than k drives took it, above), or one
+// no newer than the write (rolled back meanwhile), does not count. After
+// such a rollback the drive holds the version before again, older than the
+// write: counted, an acknowledged delete was outlived by the version
+// before, and a small PUT was acknowledged with 2 of its k shards
+// (TestStaleRefusalStays, TestStaleRefusalRolledBack). A new version
+// naming no shard files (a small PUT, a delete, a pointer) is then written
+// again under a version above the refusing one (at most three times):
+// where it lands it replaces the inline version, whose rollback then finds
+// a newer version and leaves it, so the write stands on a write quorum
+// whichever way the inline write ends; as it was still in flight when the
+// newer write began, it may linearize after it. A new version naming
+// shard files is not written again (the newer write may have collected
+// its files where it replaced it): short of its quorum it fails with
+// ErrWriteQuorum, its outcome unknown, as any write left short; so does a
+// heal (retried later) or a read's write-back (the read fails with
+// ErrReadQuorum). A read that cannot reach k drives fails with
 // ErrReadQuorum; it never returns bytes it could not verify. A record
 // write that a peer receives only after the writer gave it up (held by a
 // partition) is refused there, not applied (driver/peer), so a failed

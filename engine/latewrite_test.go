@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
-	"github.com/vaultaire/vaultaire/driver/local"
 	"github.com/vaultaire/vaultaire/driver/peer"
 	"github.com/vaultaire/vaultaire/placement"
 )
@@ -93,27 +92,9 @@ func TestLateRecordWriteStaysFailed(t *testing.T) {
 	const key = "k2"
 	ikey := indexPrefix("t", "c") + key
 	secret := []byte("0123456789abcdef-late-write-secret")
-	var pdrives []placement.Drive
-	drives := map[placement.DriveID]driver.Driver{}
+	// The test rig's six drives (4+2: every set holds all of them); the
+	// last two are served by the other node's peer server.
 	remote := map[driver.DriveID]driver.Driver{}
-	var refusing []*refusingRecords
-	for i := range 6 {
-		id := placement.DriveID(fmt.Sprintf("d%02d", i))
-		d, err := local.Open(t.Context(), local.Config{Dir: t.TempDir(), ID: driver.DriveID(id), ClusterID: "test", NoSync: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		pdrives = append(pdrives, placement.Drive{ID: id, Node: "n1", Class: "local"})
-		if i >= 4 {
-			remote[driver.DriveID(id)] = d
-			pdrives[i].Node = "n2"
-			continue
-		}
-		rr := &refusingRecords{Driver: d, ikey: ikey}
-		refusing = append(refusing, rr)
-		drives[id] = rr
-	}
 	srv, err := peer.NewServer(peer.ServerConfig{Drives: peer.DriveMap(remote), Secret: secret})
 	if err != nil {
 		t.Fatal(err)
@@ -137,26 +118,21 @@ func TestLateRecordWriteStaysFailed(t *testing.T) {
 		t.Cleanup(c.CloseIdleConnections)
 		return c
 	}
-	for id := range remote {
-		drives[placement.DriveID(id)] = &recordsVia{client(ts.Listener.Addr().String(), id), client(ps.Listener.Addr().String(), id)}
-	}
-	m, err := placement.NewMap(pdrives, placement.Policy{Data: 4, Parity: 2}, placement.DefaultPGCount, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo, err := NewStatic(m, drives)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(Config{Topology: topo, Containers: &MemContainers{}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var refusing []*refusingRecords
+	r := newRig(t, rigOptions{drives: 6, noSync: true, policy: placement.Policy{Data: 4, Parity: 2},
+		wrap: func(d driver.Driver) driver.Driver {
+			id := driveID(t, d)
+			if id == "d04" || id == "d05" {
+				remote[id] = d
+				return &recordsVia{client(ts.Listener.Addr().String(), id), client(ps.Listener.Addr().String(), id)}
+			}
+			rr := &refusingRecords{Driver: d, ikey: ikey}
+			refusing = append(refusing, rr)
+			return rr
+		}})
+	e := r.e
 	t.Cleanup(e.WaitBackground)
 	ctx := t.Context()
-	if err := e.CreateContainer(ctx, "t", "c"); err != nil {
-		t.Fatal(err)
-	}
 	old := bytes.Repeat([]byte("o"), 1000)
 	if _, err := e.Put(ctx, "t", "c", key, bytes.NewReader(old), PutOptions{Size: int64(len(old))}); err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/driver/drivertest"
-	"github.com/vaultaire/vaultaire/driver/local"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
@@ -30,6 +29,16 @@ type gated struct {
 	armed   bool
 	pass    bool // the held write lands once released (holdThenLand)
 	release chan struct{}
+	refused driver.Version // refuseAsStale
+}
+
+// refuseAsStale makes the drive refuse record writes of version v as
+// stale without storing them: a newer version was there, and was rolled
+// back before the writer looked.
+func (g *gated) refuseAsStale(v driver.Version) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refused = v
 }
 
 func (g *gated) hold(v driver.Version, release chan struct{}) {
@@ -54,7 +63,11 @@ func (g *gated) PutRecord(ctx context.Context, r driver.Record) (driver.Record, 
 		g.armed = false
 	}
 	release, pass := g.release, g.pass
+	refused := r.Version == g.refused
 	g.mu.Unlock()
+	if refused {
+		return driver.Record{}, false, fmt.Errorf("gated: %w", driver.ErrStale)
+	}
 	if held {
 		select {
 		case <-release:
@@ -68,45 +81,34 @@ func (g *gated) PutRecord(ctx context.Context, r driver.Record) (driver.Record, 
 	return g.Faulty.PutRecord(ctx, r)
 }
 
-// gatedSet is an Engine over six local drives (4+2) and key's set in
-// shard order.
+// gatedSet is an Engine over six local drives (4+2, the test rig of
+// engine_test.go with each drive gated) and key's set in shard order.
 func gatedSet(t *testing.T, key string) (*Engine, []*gated) {
 	t.Helper()
-	var pdrives []placement.Drive
-	drives := map[placement.DriveID]driver.Driver{}
-	byID := map[placement.DriveID]*gated{}
-	for i := range 6 {
-		id := placement.DriveID(fmt.Sprintf("d%02d", i))
-		d, err := local.Open(t.Context(), local.Config{Dir: t.TempDir(), ID: driver.DriveID(id), ClusterID: "test", NoSync: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		g := &gated{Faulty: drivertest.NewFaulty(d)}
-		pdrives = append(pdrives, placement.Drive{ID: id, Node: "n1", Class: "local"})
-		drives[id], byID[id] = g, g
-	}
-	m, err := placement.NewMap(pdrives, placement.Policy{Data: 4, Parity: 2}, placement.DefaultPGCount, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo, err := NewStatic(m, drives)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(Config{Topology: topo, Containers: &MemContainers{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.WaitBackground)
-	if err := e.CreateContainer(t.Context(), "t", "c"); err != nil {
-		t.Fatal(err)
-	}
+	byID := map[driver.DriveID]*gated{}
+	r := newRig(t, rigOptions{drives: 6, noSync: true, policy: placement.Policy{Data: 4, Parity: 2},
+		wrap: func(d driver.Driver) driver.Driver {
+			g := &gated{Faulty: d.(*drivertest.Faulty)}
+			byID[driveID(t, d)] = g
+			return g
+		}})
+	t.Cleanup(r.e.WaitBackground)
+	m := r.e.mapOf()
 	var set []*gated
 	for _, id := range m.Set(m.PGOf("t", "c", key)) {
 		set = append(set, byID[id])
 	}
-	return e, set
+	return r.e, set
+}
+
+// driveID returns d's identity.
+func driveID(t *testing.T, d driver.Driver) driver.DriveID {
+	t.Helper()
+	info, err := d.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.ID
 }
 
 // tombstoneWrite starts a delete of key (a new version's record write,
@@ -202,31 +204,58 @@ func TestReadServesOnlyWhatStays(t *testing.T) {
 // served: the acknowledged write lost. New versions are no longer rolled
 // back, so the refusal stands.
 func TestStaleRefusalStays(t *testing.T) {
-	// Known gap: a newer inline version on fewer than k drives is still
-	// rolled back (its records hold the version before's only inline
-	// shards), and not counting stale refusals for it made concurrent
-	// small PUTs of one key fail (TestConcurrentPutsOneWinner). Run with
-	// newer inline true to see it.
-	for _, newerInline := range []bool{false} {
-		t.Run(fmt.Sprintf("newer inline %v", newerInline), func(t *testing.T) {
+	// Newer inline: a newer inline version on fewer than k drives is
+	// still rolled back (its records hold the version before's only
+	// inline shards), so a refusal for it does not count (rollbackable):
+	// the acknowledged write, which names no shard files (a delete, or a
+	// small PUT), is written again above it. Counted, the small PUT was
+	// acknowledged with 2 of the k = 4 shards it needs, and the version
+	// before came back.
+	for _, tc := range []struct{ newerInline, ackedPut bool }{{false, false}, {true, false}, {true, true}} {
+		newerInline := tc.newerInline
+		t.Run(fmt.Sprintf("newer inline %v, acknowledged %s", newerInline, map[bool]string{false: "delete", true: "small PUT"}[tc.ackedPut]), func(t *testing.T) {
 			const key = "stale-counted"
 			e, set := gatedSet(t, key)
 			ikey := indexPrefix("t", "c") + key
-			// The inline shards of another content, for the newer write.
-			if _, err := e.Put(t.Context(), "t", "c", key, bytes.NewReader([]byte("the newer write")), PutOptions{Size: -1}); err != nil {
-				t.Fatal(err)
+			// The inline records of a content, for a write made by hand.
+			recordsOf := func(content string) []*record {
+				t.Helper()
+				if _, err := e.Put(t.Context(), "t", "c", key, bytes.NewReader([]byte(content)), PutOptions{Size: -1}); err != nil {
+					t.Fatal(err)
+				}
+				var recs []*record
+				for _, g := range set {
+					raw, err := g.GetRecord(t.Context(), ikey)
+					if err != nil {
+						t.Fatal(err)
+					}
+					r, err := unmarshalRecord(raw.Data)
+					if err != nil {
+						t.Fatal(err)
+					}
+					recs = append(recs, r)
+				}
+				return recs
 			}
-			var newerRecs []*record
-			for _, g := range set {
-				raw, err := g.GetRecord(t.Context(), ikey)
-				if err != nil {
-					t.Fatal(err)
+			newerRecs := recordsOf("the newer write")
+			ackedRecs := recordsOf("the acknowledged small PUT")
+			m := e.mapOf()
+			drives, _ := e.pgDrives(m, m.PGOf("t", "c", key))
+			// inlineWrite starts a write of recs' content as version v
+			// to the drives of mask.
+			inlineWrite := func(recs []*record, v driver.Version, mask []bool) <-chan error {
+				rec := *recs[0]
+				rec.Version, rec.Modified = v, time.Now().UnixNano()
+				inline := make([][]byte, len(set))
+				for j, r := range recs {
+					inline[j] = r.Inline
 				}
-				r, err := unmarshalRecord(raw.Data)
-				if err != nil {
-					t.Fatal(err)
-				}
-				newerRecs = append(newerRecs, r)
+				done := make(chan error, 1)
+				go func() {
+					_, err := e.artifactWrite("t", "c", key, drives, m.Policy.WriteQuorum()).latest(context.Background(), &rec, inline, mask)
+					done <- err
+				}()
+				return done
 			}
 			old := []byte("the version before both")
 			if _, err := e.Put(t.Context(), "t", "c", key, bytes.NewReader(old), PutOptions{Size: -1}); err != nil {
@@ -239,33 +268,26 @@ func TestStaleRefusalStays(t *testing.T) {
 			mask := []bool{true, true, true, false, false, false}
 			var newer <-chan error
 			if newerInline {
-				rec := *newerRecs[0]
-				rec.Version, rec.Modified = v2, time.Now().UnixNano()
-				inline := make([][]byte, len(set))
-				for j, r := range newerRecs {
-					inline[j] = r.Inline
-				}
-				m := e.mapOf()
-				drives, _ := e.pgDrives(m, m.PGOf("t", "c", key))
-				done := make(chan error, 1)
-				go func() {
-					_, err := e.artifactWrite("t", "c", key, drives, m.Policy.WriteQuorum()).latest(context.Background(), &rec, inline, mask)
-					done <- err
-				}()
-				newer = done
+				newer = inlineWrite(newerRecs, v2, mask)
 			} else {
 				newer = tombstoneWrite(t, e, key, v2, mask)
 			}
 			waitRecord(t, set[0], key, v2)
 			waitRecord(t, set[1], key, v2)
-			// The write of v1 (a delete) reaches drives 2 and 3, drives 0
-			// and 1 refuse it as stale, 4 and 5 are cut off.
+			// The write of v1 reaches drives 2 and 3, drives 0 and 1
+			// refuse it as stale, 4 and 5 are cut off.
 			set[4].SetOffline(true)
 			set[5].SetOffline(true)
-			acked := <-tombstoneWrite(t, e, key, v1, []bool{true, true, true, true, false, false})
+			first := []bool{true, true, true, true, false, false}
+			var acked error
+			if tc.ackedPut {
+				acked = <-inlineWrite(ackedRecs, v1, first)
+			} else {
+				acked = <-tombstoneWrite(t, e, key, v1, first)
+			}
 			close(release)
 			if acked != nil && !errors.Is(acked, ErrWriteQuorum) {
-				t.Fatalf("the delete (v1) on drives 0 to 3, two of them holding a newer version: %v", acked)
+				t.Fatalf("the write of v1 on drives 0 to 3, two of them holding a newer version: %v", acked)
 			}
 			if err := <-newer; !errors.Is(err, ErrWriteQuorum) {
 				t.Fatalf("the newer write with 2 of 3 drives: %v, want ErrWriteQuorum", err)
@@ -274,14 +296,57 @@ func TestStaleRefusalStays(t *testing.T) {
 			set[4].SetOffline(false)
 			set[5].SetOffline(false)
 			if acked != nil {
-				t.Fatalf("the delete (v1): %v, want it acknowledged", acked)
+				t.Fatalf("the write of v1: %v, want it acknowledged", acked)
 			}
-			if a, err := e.Open(t.Context(), "t", "c", key); err == nil {
+			a, err := e.Open(t.Context(), "t", "c", key)
+			switch {
+			case tc.ackedPut && err != nil:
+				t.Fatalf("after an acknowledged small PUT: %v", err)
+			case tc.ackedPut:
+				var buf bytes.Buffer
+				if err := a.WriteRange(t.Context(), &buf, 0, a.Info.Size); err != nil {
+					t.Fatal(err)
+				}
+				if buf.String() != "the acknowledged small PUT" {
+					t.Fatalf("after an acknowledged small PUT: %q reads back", buf.String())
+				}
+			case err == nil:
 				t.Fatalf("after an acknowledged delete: the version before it (%s, %v) reads back", a.Info.ETag, a.Info.Version)
-			} else if !errors.Is(err, ErrNoSuchArtifact) {
+			case !errors.Is(err, ErrNoSuchArtifact):
 				t.Fatalf("after an acknowledged delete: %v, want ErrNoSuchArtifact", err)
 			}
 		})
+	}
+}
+
+// TestStaleRefusalRolledBack: two drives refused a delete as stale for a
+// newer version that was rolled back before the delete looked at them:
+// they hold the version before again (a large one, which stays), older
+// than the delete. Counted, the refusals acknowledged the delete with
+// two records, and the version before, on k drives, read back.
+func TestStaleRefusalRolledBack(t *testing.T) {
+	const key = "refused-then-rolled-back"
+	e, set := gatedSet(t, key)
+	old := bytes.Repeat([]byte("o"), 300<<10) // shard files: not inline
+	if _, err := e.Put(t.Context(), "t", "c", key, bytes.NewReader(old), PutOptions{Size: int64(len(old))}); err != nil {
+		t.Fatal(err)
+	}
+	v1, _ := e.newVersion()
+	set[0].refuseAsStale(v1)
+	set[1].refuseAsStale(v1)
+	set[4].SetOffline(true)
+	set[5].SetOffline(true)
+	err := <-tombstoneWrite(t, e, key, v1, []bool{true, true, true, true, true, true})
+	e.WaitBackground()
+	set[4].SetOffline(false)
+	set[5].SetOffline(false)
+	if err != nil {
+		t.Fatalf("the delete, on drives 0 to 3 once written again: %v, want it acknowledged", err)
+	}
+	if a, err := e.Open(t.Context(), "t", "c", key); err == nil {
+		t.Fatalf("after an acknowledged delete: the version before it (%d bytes, %v) reads back", a.Info.Size, a.Info.Version)
+	} else if !errors.Is(err, ErrNoSuchArtifact) {
+		t.Fatalf("after an acknowledged delete: %v, want ErrNoSuchArtifact", err)
 	}
 }
 

@@ -102,18 +102,67 @@ type recordPut struct {
 	err     error
 	prev    *record       // the record replaced, if any
 	prevRaw driver.Record // as stored, to roll back to
+	// unsettled marks a stale refusal by a record that may yet be
+	// rolled back (rollbackable): it does not count towards the quorum.
+	unsettled bool
 }
 
 // took reports whether a drive took a record write or (unless keepShards)
-// refused it as stale: either way its outcome is final.
+// refused it as stale for a newer version that stays: either way its
+// outcome is final.
 func (w *recordWrite) took(p recordPut) bool {
-	return p.err == nil || !w.keepShards && errors.Is(p.err, driver.ErrStale)
+	return p.err == nil || !w.keepShards && errors.Is(p.err, driver.ErrStale) && !p.unsettled
+}
+
+// rollbackable reports whether r, found on a drive, may still be taken
+// back there: a live inline version is rolled back when fewer than k
+// drives took it (latest), since the records it replaced hold the only
+// copy of the version before. Every other new version stays once written
+// (forward). A write refused as stale for such a record must not count
+// the refusal: once the record is rolled back the drive holds the version
+// before again, older than the write (a delete counted as done that the
+// version before then outlived; an inline version acknowledged with
+// fewer than k shards: TestStaleRefusalStays).
+func rollbackable(r *record) bool { return r.IsInline && !r.Deleted }
+
+// reversionable reports whether rec names no shard files (inline, a
+// tombstone or a pointer): written again under a newer version it cannot
+// name files that a concurrent write collected.
+func reversionable(rec *record) bool {
+	return len(rec.Parts) == 0 && (rec.IsInline || rec.Deleted || rec.Pointer)
+}
+
+// markUnsettled reads the record of each drive that refused the write of
+// version v as stale and marks the refusal unsettled unless that record
+// is newer than v and stays (not rollbackable); one it could not read, or
+// found no newer than v (the newer one was rolled back meanwhile), is
+// unsettled too. It reports whether any refusal is unsettled.
+func (w *recordWrite) markUnsettled(ctx context.Context, res []recordPut, v driver.Version) bool {
+	any := false
+	for j := range res {
+		if !errors.Is(res[j].err, driver.ErrStale) {
+			continue
+		}
+		if !res[j].unsettled {
+			got, err := w.drives[j].GetRecord(ctx, w.ikey)
+			var r *record
+			if err == nil {
+				r, err = unmarshalRecord(got.Data)
+			}
+			res[j].unsettled = err != nil || got.Version.Compare(v) <= 0 || rollbackable(r)
+		}
+		any = any || res[j].unsettled
+	}
+	return any
 }
 
 // write puts rec on the drives where ok is set and finishes the write:
 // it fails with ErrWriteQuorum, rolled back, unless w.wq drives took it.
 func (w *recordWrite) write(ctx context.Context, rec *record, inline [][]byte, ok []bool) error {
 	res, settle := w.put(ctx, rec, inline, ok)
+	if !w.keepShards {
+		w.markUnsettled(ctx, res, rec.Version)
+	}
 	err := w.finish(ctx, rec, res)
 	settle(err == nil)
 	return err
@@ -132,10 +181,12 @@ const maxStaleRetries = 3
 // rec is written again with a newer version, so the write that returns
 // last is the one readers see, whatever the clocks say. rec's Version and
 // Modified change accordingly. Only a version from the future (by this
-// node's clock) causes this. A drive that refused it as stale counts
-// towards its quorum: the newer version there is final, as new versions
-// are not rolled back (except an inline one on fewer than k drives, a
-// known gap: see TestStaleRefusalStays). Callers take rec's version
+// node's clock) causes this, or a newer live inline version, which may
+// yet be rolled back (rollbackable), when rec names no shard files. A
+// drive that refused it as stale counts towards its quorum if the newer
+// version there is final (new versions are not rolled back, but for an
+// inline one on fewer than k drives), else not
+// (TestStaleRefusalStays). Callers take rec's version
 // right before calling, once the body is stored, so of concurrent writes
 // the one that completes last wins (as in S3), not the one that started
 // last.
@@ -146,7 +197,12 @@ func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, 
 	defer func() { settle(err == nil) }()
 	for try := 0; try < maxStaleRetries; try++ {
 		newest, stale := w.newestAbove(ctx, res, rec.Version)
-		if !stale || int64(binary.BigEndian.Uint64(newest[:8])) <= e.cfg.Now().UnixNano() {
+		future := stale && int64(binary.BigEndian.Uint64(newest[:8])) > e.cfg.Now().UnixNano()
+		// A refusal for a newer version that may yet be rolled back
+		// does not count (rollbackable); a write naming no shard files
+		// is written again above it instead.
+		unsettled := !w.keepShards && w.markUnsettled(ctx, res, rec.Version) && reversionable(rec)
+		if !future && !unsettled {
 			// Nothing newer, or a version from the past: a concurrent
 			// write that completed first. Written again with the same
 			// data, this one could name shard files that write already
@@ -170,6 +226,9 @@ func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, 
 			}
 		}
 		res = again
+	}
+	if !w.keepShards {
+		w.markUnsettled(ctx, res, rec.Version)
 	}
 	replaced = replacedByMajority(res)
 	if w.seen != nil {
