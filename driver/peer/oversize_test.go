@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
 )
@@ -45,7 +46,10 @@ func TestClientOversizedResponse(t *testing.T) {
 				}
 			}))
 			t.Cleanup(srv.Close)
-			c, err := NewClient(ClientConfig{Addr: srv.Listener.Addr().String(), Drive: testDrive, Secret: testSecret})
+			// Generous deadlines: the call must fail on the size, not on
+			// the time a 64 MiB body takes under -race on a loaded machine.
+			c, err := NewClient(ClientConfig{Addr: srv.Listener.Addr().String(), Drive: testDrive, Secret: testSecret,
+				CallTimeout: 2 * time.Minute, ProgressTimeout: time.Minute})
 			if err != nil {
 				t.Fatal(err)
 			}
