@@ -74,13 +74,12 @@ import (
 // engine.TestLateRecordWriteStaysFailed), and verify waits until every
 // call the cut held has landed or expired.
 func TestPartitions(t *testing.T) {
-	// Run only on demand (make chaos, or VAULT_CHAOS_PARTITIONS=1), not in
-	// CI: it needs root for the namespaces, and each anomaly it found so far
-	// came after a run of clean iterations (the last, bucket existence
-	// answered from a lagging node's state, is fixed: cluster/absent.go),
-	// so it needs a long run clean before it gates CI.
-	if os.Getenv("VAULT_CHAOS_LONG") != "1" && os.Getenv("VAULT_CHAOS_PARTITIONS") != "1" {
-		t.Skip("partition suite: on demand (issue 16); run with make chaos or VAULT_CHAOS_PARTITIONS=1")
+	// In make test: 5 iterations (about a minute). It was on demand until
+	// a long run was clean, since each anomaly it found came after a run
+	// of clean iterations; session 8's 150 iterations (270 faults, 37,748
+	// operations) found none. It needs root for the namespaces.
+	if testing.Short() && os.Getenv("VAULT_CHAOS_PARTITIONS") != "1" {
+		t.Skip("partition suite: not with -short (VAULT_CHAOS_PARTITIONS=1 to run it)")
 	}
 	iters := iterations(t, 5, 150)
 	rng := mrand.New(mrand.NewPCG(seed(t), 4))
