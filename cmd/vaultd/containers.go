@@ -17,6 +17,7 @@ import (
 	"github.com/vaultaire/vaultaire/bench"
 	"github.com/vaultaire/vaultaire/cluster"
 	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/meta"
 	"github.com/vaultaire/vaultaire/s3"
 )
 
@@ -198,6 +199,32 @@ func runContainer(ctx context.Context, args []string, getenv func(string) string
 // transaction log.
 // In a cluster only the Raft leader (lead) runs the passes.
 func runTier(ctx context.Context, eng *engine.Engine, store *cluster.Store, interval time.Duration, lead func() bool, obs s3.Observer, node string, log *slog.Logger) {
+	everyContainer(ctx, store, interval, lead, "tier", log, func(c meta.ContainerInfo) {
+		p := storedPolicy(store, c.Tenant, c.Name)
+		if p.Policy != engine.PolicyTier {
+			return
+		}
+		rule := engine.TierRule{Age: time.Duration(p.TierAfterDays) * 24 * time.Hour, MinSize: p.TierMinBytes}
+		st, err := eng.TierContainer(ctx, c.Tenant, c.Name, rule, func(a engine.ArtifactInfo) {
+			obs.ObserveRequest(&s3.RequestEvent{Time: time.Now(), Node: node, Tenant: c.Tenant, Operation: s3.TierOperation,
+				Bucket: c.Name, Key: a.Key, VersionID: a.VersionID, ObjectSize: a.Size, ETag: a.ETag, Status: http.StatusOK})
+		})
+		if err != nil {
+			log.Warn("tier: pass", "tenant", c.Tenant, "container", c.Name, "failed", st.Failed, "err", err)
+		}
+		if st.Moved > 0 {
+			log.Info("tier: moved artifacts to remote drives", "tenant", c.Tenant, "container", c.Name, "artifacts", st.Moved, "bytes", st.Bytes)
+		}
+		if st.Collected > 0 {
+			log.Info("tier: removed hidden remote copies of overwritten or deleted artifacts", "tenant", c.Tenant, "container", c.Name, "artifacts", st.Collected, "bytes", st.CollectedBytes)
+		}
+	})
+}
+
+// everyContainer calls fn for every container of every tenant, every
+// interval until ctx ends; in a cluster only while this node is the Raft
+// leader (lead). name prefixes its log lines.
+func everyContainer(ctx context.Context, store *cluster.Store, interval time.Duration, lead func() bool, name string, log *slog.Logger, fn func(meta.ContainerInfo)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -211,34 +238,20 @@ func runTier(ctx context.Context, eng *engine.Engine, store *cluster.Store, inte
 		}
 		ts, err := store.Tenants(ctx)
 		if err != nil {
-			log.Warn("tier: list tenants", "err", err)
+			log.Warn(name+": list tenants", "err", err)
 			continue
 		}
 		for _, tn := range ts {
 			cs, err := store.Containers(ctx, tn.Name)
 			if err != nil {
-				log.Warn("tier: list containers", "tenant", tn.Name, "err", err)
+				log.Warn(name+": list containers", "tenant", tn.Name, "err", err)
 				continue
 			}
 			for _, c := range cs {
-				p := storedPolicy(store, c.Tenant, c.Name)
-				if p.Policy != engine.PolicyTier {
-					continue
+				if ctx.Err() != nil {
+					return
 				}
-				rule := engine.TierRule{Age: time.Duration(p.TierAfterDays) * 24 * time.Hour, MinSize: p.TierMinBytes}
-				st, err := eng.TierContainer(ctx, c.Tenant, c.Name, rule, func(a engine.ArtifactInfo) {
-					obs.ObserveRequest(&s3.RequestEvent{Time: time.Now(), Node: node, Tenant: c.Tenant, Operation: s3.TierOperation,
-						Bucket: c.Name, Key: a.Key, VersionID: a.VersionID, ObjectSize: a.Size, ETag: a.ETag, Status: http.StatusOK})
-				})
-				if err != nil {
-					log.Warn("tier: pass", "tenant", c.Tenant, "container", c.Name, "failed", st.Failed, "err", err)
-				}
-				if st.Moved > 0 {
-					log.Info("tier: moved artifacts to remote drives", "tenant", c.Tenant, "container", c.Name, "artifacts", st.Moved, "bytes", st.Bytes)
-				}
-				if st.Collected > 0 {
-					log.Info("tier: removed hidden remote copies of overwritten or deleted artifacts", "tenant", c.Tenant, "container", c.Name, "artifacts", st.Collected, "bytes", st.CollectedBytes)
-				}
+				fn(c)
 			}
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vaultaire/vaultaire/cluster"
 	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/meta"
 	"github.com/vaultaire/vaultaire/s3"
 )
 
@@ -62,35 +63,11 @@ func runRelayout(ctx context.Context, eng *engine.Engine, store *cluster.Store, 
 		}
 		return nil
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	everyContainer(ctx, store, interval, lead, "relayout", log, func(c meta.ContainerInfo) {
+		if err := relayoutContainer(ctx, eng, store, c.Tenant, c.Name, relayoutBatchSeconds*bytesPerSec, wait, lead, obs, node, log); err != nil && ctx.Err() == nil {
+			log.Warn("relayout: pass", "tenant", c.Tenant, "container", c.Name, "err", err)
 		}
-		if lead != nil && !lead() {
-			continue
-		}
-		ts, err := store.Tenants(ctx)
-		if err != nil {
-			log.Warn("relayout: list tenants", "err", err)
-			continue
-		}
-		for _, tn := range ts {
-			cs, err := store.Containers(ctx, tn.Name)
-			if err != nil {
-				log.Warn("relayout: list containers", "tenant", tn.Name, "err", err)
-				continue
-			}
-			for _, c := range cs {
-				if err := relayoutContainer(ctx, eng, store, c.Tenant, c.Name, relayoutBatchSeconds*bytesPerSec, wait, lead, obs, node, log); err != nil && ctx.Err() == nil {
-					log.Warn("relayout: pass", "tenant", c.Tenant, "container", c.Name, "err", err)
-				}
-			}
-		}
-	}
+	})
 }
 
 // relayoutContainer runs one pass (or what is left of it) of a
