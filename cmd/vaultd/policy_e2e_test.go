@@ -184,23 +184,8 @@ func TestStoragePolicyHybridMinIO(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts MinIO and a server")
 	}
-	m := startMinIO(t)
-	bc := remoteTestClient(m.endpoint, m.ak, m.sk)
+	m, bc, env, local := coldMinIO(t)
 	ctx := t.Context()
-	for _, b := range []string{"cold1", "cold2"} {
-		if _, err := bc.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := t.TempDir()
-	env := map[string]string{
-		"VAULT_REMOTE_COLD1_ACCESS_KEY": m.ak, "VAULT_REMOTE_COLD1_SECRET_KEY": m.sk,
-		"VAULT_REMOTE_COLD2_ACCESS_KEY": m.ak, "VAULT_REMOTE_COLD2_SECRET_KEY": m.sk,
-	}
-	for k, v := range policyRoot {
-		env[k] = v
-	}
-	local := []string{dir + "/a", dir + "/b", dir + "/c", dir + "/d"}
 	n, err := startRemoteNode(t, []string{"--data", strings.Join(local, ","),
 		"--remote", "cold1=" + m.endpoint + "/cold1?region=us-east-1",
 		"--remote", "cold2=" + m.endpoint + "/cold2?region=us-east-1"}, env)
@@ -380,21 +365,8 @@ func TestStoragePolicyTierMinIO(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts MinIO and a server")
 	}
-	m := startMinIO(t)
-	bc := remoteTestClient(m.endpoint, m.ak, m.sk)
+	m, _, env, local := coldMinIO(t)
 	ctx := t.Context()
-	for _, b := range []string{"cold1", "cold2"} {
-		if _, err := bc.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := t.TempDir()
-	env := map[string]string{
-		"VAULT_REMOTE_COLD1_ACCESS_KEY": m.ak, "VAULT_REMOTE_COLD1_SECRET_KEY": m.sk,
-		"VAULT_REMOTE_COLD2_ACCESS_KEY": m.ak, "VAULT_REMOTE_COLD2_SECRET_KEY": m.sk,
-	}
-	maps.Copy(env, policyRoot)
-	local := []string{dir + "/a", dir + "/b", dir + "/c", dir + "/d"}
 	n, err := startRemoteNode(t, []string{"--data", strings.Join(local, ","), "--tier-interval", "300ms",
 		"--remote", "cold1=" + m.endpoint + "/cold1?region=us-east-1",
 		"--remote", "cold2=" + m.endpoint + "/cold2?region=us-east-1"}, env)

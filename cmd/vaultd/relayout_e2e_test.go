@@ -39,21 +39,8 @@ func TestRelayoutMinIO(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts MinIO and a server")
 	}
-	m := startMinIO(t)
-	bc := remoteTestClient(m.endpoint, m.ak, m.sk)
+	m, _, env, local := coldMinIO(t)
 	ctx := t.Context()
-	for _, b := range []string{"cold1", "cold2"} {
-		if _, err := bc.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := t.TempDir()
-	env := map[string]string{
-		"VAULT_REMOTE_COLD1_ACCESS_KEY": m.ak, "VAULT_REMOTE_COLD1_SECRET_KEY": m.sk,
-		"VAULT_REMOTE_COLD2_ACCESS_KEY": m.ak, "VAULT_REMOTE_COLD2_SECRET_KEY": m.sk,
-	}
-	maps.Copy(env, policyRoot)
-	local := []string{dir + "/a", dir + "/b", dir + "/c", dir + "/d"}
 	// At 2 MiB/s the walk to hybrid takes seconds: the node is restarted
 	// part way through it.
 	args := func(rate string) []string {
@@ -432,4 +419,26 @@ func TestClusterRelayout(t *testing.T) {
 	for i := range c.nodes {
 		checkAll(t, c.s3Client(i, root), "data", written)
 	}
+}
+
+// coldMinIO starts a MinIO with the buckets cold1 and cold2, and returns
+// it, a client of it, the environment of a node whose --remote drives
+// cold1 and cold2 are those buckets (with policyRoot's keys), and four
+// local drive directories.
+func coldMinIO(t *testing.T) (m *minioServer, bc *awss3.Client, env map[string]string, local []string) {
+	t.Helper()
+	m = startMinIO(t)
+	bc = remoteTestClient(m.endpoint, m.ak, m.sk)
+	for _, b := range []string{"cold1", "cold2"} {
+		if _, err := bc.CreateBucket(t.Context(), &awss3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env = map[string]string{
+		"VAULT_REMOTE_COLD1_ACCESS_KEY": m.ak, "VAULT_REMOTE_COLD1_SECRET_KEY": m.sk,
+		"VAULT_REMOTE_COLD2_ACCESS_KEY": m.ak, "VAULT_REMOTE_COLD2_SECRET_KEY": m.sk,
+	}
+	maps.Copy(env, policyRoot)
+	dir := t.TempDir()
+	return m, bc, env, []string{dir + "/a", dir + "/b", dir + "/c", dir + "/d"}
 }
