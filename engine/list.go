@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/placement"
 )
 
 // ListOptions selects a page of a container listing.
@@ -40,6 +42,33 @@ type cursor struct {
 	limit  int    // records per ListRecords; 0 means listBatch
 	done   bool
 	failed error
+}
+
+// driveCursor is a cursor over one drive's index in a walk that merges
+// several drives' indexes (migration, re-layout, tier collection).
+type driveCursor struct {
+	id placement.DriveID
+	c  *cursor
+}
+
+// smallestKey fills every cursor of *srcs and returns the smallest index
+// key any of them holds next; found is false when all are exhausted. A
+// cursor whose listing failed is dropped from *srcs and reported to drop
+// (with ctx's error when ctx ended: the caller checks ctx after).
+func smallestKey(ctx context.Context, srcs *[]driveCursor, prefix string, drop func(id placement.DriveID, err error)) (minKey string, found bool) {
+	for i := 0; i < len(*srcs); i++ {
+		s := (*srcs)[i]
+		if s.c.fill(ctx, prefix); s.c.failed != nil {
+			drop(s.id, s.c.failed)
+			*srcs = slices.Delete(*srcs, i, i+1)
+			i--
+			continue
+		}
+		if len(s.c.buf) > 0 && (!found || s.c.buf[0].Key < minKey) {
+			minKey, found = s.c.buf[0].Key, true
+		}
+	}
+	return minKey, found
 }
 
 // batch is how many records the cursor asks its drive for at a time.

@@ -84,11 +84,7 @@ func (e *Engine) walkOlder(ctx context.Context, prefix, after string, limit int)
 	}
 	var st MigrateStats
 	cur := e.cfg.Topology.Map()
-	type source struct {
-		id placement.DriveID
-		c  *cursor
-	}
-	var srcs []source
+	var srcs []driveCursor
 	var unlisted []error // drives whose keys this walk misses
 	for _, id := range olderDrives(e.olderMaps(cur)) {
 		d, err := e.cfg.Topology.Drive(id)
@@ -96,7 +92,7 @@ func (e *Engine) walkOlder(ctx context.Context, prefix, after string, limit int)
 			unlisted = append(unlisted, err)
 			continue
 		}
-		srcs = append(srcs, source{id, &cursor{d: d, after: after}})
+		srcs = append(srcs, driveCursor{id, &cursor{d: d, after: after}})
 	}
 	var failed error
 	done := func() (MigrateStats, error) {
@@ -113,23 +109,11 @@ func (e *Engine) walkOlder(ctx context.Context, prefix, after string, limit int)
 		if err := ctx.Err(); err != nil {
 			return st, fmt.Errorf("engine: migrate: %w", err)
 		}
-		var minKey string
-		found := false
-		for i := 0; i < len(srcs); i++ {
-			s := srcs[i]
-			s.c.fill(ctx, prefix)
-			if s.c.failed != nil {
-				if err := ctx.Err(); err != nil {
-					return st, fmt.Errorf("engine: migrate: %w", err)
-				}
-				unlisted = append(unlisted, fmt.Errorf("drive %s: %w", s.id, s.c.failed))
-				srcs = slices.Delete(srcs, i, i+1)
-				i--
-				continue
-			}
-			if len(s.c.buf) > 0 && (!found || s.c.buf[0].Key < minKey) {
-				minKey, found = s.c.buf[0].Key, true
-			}
+		minKey, found := smallestKey(ctx, &srcs, prefix, func(id placement.DriveID, err error) {
+			unlisted = append(unlisted, fmt.Errorf("drive %s: %w", id, err))
+		})
+		if err := ctx.Err(); err != nil {
+			return st, fmt.Errorf("engine: migrate: %w", err)
 		}
 		if !found {
 			st.Next = ""

@@ -113,11 +113,7 @@ func (e *Engine) RelayoutContainer(ctx context.Context, tenant, container string
 		return st, nil
 	}
 	prefix := indexPrefix(tenant, container)
-	type source struct {
-		id placement.DriveID
-		c  *cursor
-	}
-	var srcs []source
+	var srcs []driveCursor
 	var unlisted []error
 	for _, dr := range raw.Drives {
 		d, err := e.cfg.Topology.Drive(dr.ID)
@@ -125,7 +121,7 @@ func (e *Engine) RelayoutContainer(ctx context.Context, tenant, container string
 			unlisted = append(unlisted, fmt.Errorf("drive %s: %w", dr.ID, errors.Join(err, driver.ErrOffline)))
 			continue
 		}
-		srcs = append(srcs, source{dr.ID, &cursor{d: d, after: prefix + opts.After}})
+		srcs = append(srcs, driveCursor{dr.ID, &cursor{d: d, after: prefix + opts.After}})
 	}
 	var failed error
 	done := func() (RelayoutStats, error) {
@@ -142,23 +138,11 @@ func (e *Engine) RelayoutContainer(ctx context.Context, tenant, container string
 		if err := ctx.Err(); err != nil {
 			return st, fmt.Errorf("engine: relayout %s: %w", container, err)
 		}
-		var minKey string
-		found := false
-		for i := 0; i < len(srcs); i++ {
-			s := srcs[i]
-			s.c.fill(ctx, prefix)
-			if s.c.failed != nil {
-				if err := ctx.Err(); err != nil {
-					return st, fmt.Errorf("engine: relayout %s: %w", container, err)
-				}
-				unlisted = append(unlisted, fmt.Errorf("drive %s: %w", s.id, s.c.failed))
-				srcs = slices.Delete(srcs, i, i+1)
-				i--
-				continue
-			}
-			if len(s.c.buf) > 0 && (!found || s.c.buf[0].Key < minKey) {
-				minKey, found = s.c.buf[0].Key, true
-			}
+		minKey, found := smallestKey(ctx, &srcs, prefix, func(id placement.DriveID, err error) {
+			unlisted = append(unlisted, fmt.Errorf("drive %s: %w", id, err))
+		})
+		if err := ctx.Err(); err != nil {
+			return st, fmt.Errorf("engine: relayout %s: %w", container, err)
 		}
 		if !found {
 			st.Next = ""

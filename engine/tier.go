@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
@@ -232,11 +231,7 @@ func (e *Engine) collectTiered(ctx context.Context, tenant, container string, st
 		return nil
 	}
 	prefix := indexPrefix(tenant, container)
-	type source struct {
-		id placement.DriveID
-		c  *cursor
-	}
-	var srcs []source
+	var srcs []driveCursor
 	var first error
 	fail := func(err error) {
 		st.Failed++
@@ -253,22 +248,12 @@ func (e *Engine) collectTiered(ctx context.Context, tenant, container string, st
 			fail(fmt.Errorf("engine: tier %s: collect: drive %s: %w", container, dr.ID, err))
 			continue
 		}
-		srcs = append(srcs, source{dr.ID, &cursor{d: d, after: prefix}})
+		srcs = append(srcs, driveCursor{dr.ID, &cursor{d: d, after: prefix}})
 	}
 	for ctx.Err() == nil {
-		minKey, found := "", false
-		for i := 0; i < len(srcs); i++ {
-			s := srcs[i]
-			if s.c.fill(ctx, prefix); s.c.failed != nil {
-				fail(fmt.Errorf("engine: tier %s: collect: list drive %s: %w", container, s.id, s.c.failed))
-				srcs = slices.Delete(srcs, i, i+1)
-				i--
-				continue
-			}
-			if len(s.c.buf) > 0 && (!found || s.c.buf[0].Key < minKey) {
-				minKey, found = s.c.buf[0].Key, true
-			}
-		}
+		minKey, found := smallestKey(ctx, &srcs, prefix, func(id placement.DriveID, err error) {
+			fail(fmt.Errorf("engine: tier %s: collect: list drive %s: %w", container, id, err))
+		})
 		if !found {
 			break
 		}
