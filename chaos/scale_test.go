@@ -349,14 +349,14 @@ func (r *scaleRun) verifyAll(ctx context.Context, phase string, i int) {
 // loop is the client loop of one phase: three workers, each writing new
 // artifacts (some striped) through the nodes named by via, reading each
 // back, and reading a random range of an earlier artifact, until stop is
-// closed or 300 rounds each. It returns once the workers have stopped.
+// closed or 120 rounds each (at most 0.7 GB written). It returns once the workers have stopped.
 func (r *scaleRun) loop(ctx context.Context, phase string, via []int, stop <-chan struct{}) func() {
 	var wg sync.WaitGroup
-	sizes := []int64{4 << 10, 300 << 10, 2 << 20, 9 << 20}
+	sizes := []int64{4 << 10, 64 << 10, 1 << 20, 6 << 20} // the last striped
 	for w := range 3 {
 		wg.Go(func() {
 			rng := mrand.New(mrand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
-			for n := range 300 {
+			for n := range 120 {
 				select {
 				case <-stop:
 					return
@@ -384,7 +384,7 @@ func (r *scaleRun) loop(ctx context.Context, phase string, via []int, stop <-cha
 				r.mu.Lock()
 				r.loopOps += 3
 				r.mu.Unlock()
-				time.Sleep(100 * time.Millisecond)
+				time.Sleep(250 * time.Millisecond)
 			}
 		})
 	}
@@ -402,8 +402,9 @@ func (r *scaleRun) checkFatal(phase string) {
 	}
 }
 
-// shardFiles maps each drive directory of the given nodes to its shard
-// files: path under the drive (shards/<pg>/<nn>/<name>, the same for a
+// shardFiles maps each data directory of the given nodes to its shard
+// files (vaultd keeps a drive under <dir>/drive, driver/local its shards
+// under shards/): path under shards/ (<pg>/<nn>/<name>, the same for a
 // shard wherever it lives) → size.
 func shardFiles(t *testing.T, nodes []*node) map[string]map[string]int64 {
 	t.Helper()
@@ -411,7 +412,7 @@ func shardFiles(t *testing.T, nodes []*node) map[string]map[string]int64 {
 	for _, n := range nodes {
 		for _, dir := range n.dirs {
 			files := map[string]int64{}
-			root := filepath.Join(dir, "shards")
+			root := filepath.Join(dir, "drive", "shards")
 			err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
 				if errors.Is(err, fs.ErrNotExist) {
 					return nil // removed while walking: gone
@@ -429,7 +430,7 @@ func shardFiles(t *testing.T, nodes []*node) map[string]map[string]int64 {
 				if err != nil {
 					return err
 				}
-				rel, _ := filepath.Rel(dir, p)
+				rel, _ := filepath.Rel(root, p)
 				files[rel] = info.Size()
 				return nil
 			})
@@ -443,25 +444,92 @@ func shardFiles(t *testing.T, nodes []*node) map[string]map[string]int64 {
 }
 
 // movedBytes is what a map change moved: the bytes of shard files that
-// are on a drive after and were not on it before, of shards that existed
-// before somewhere (so that what the client loop wrote meanwhile is not
-// counted).
+// are on a drive after and were not on it before. A shard moved slot by
+// slot keeps its file name; an artifact re-encoded gets new names on
+// every drive of its new sets, all of which counts. The client loop's
+// artifacts of the phase are deleted (dropLoop) and their files gone
+// (settled) before after is taken: what is left new is movement.
 func movedBytes(before, after map[string]map[string]int64) int64 {
+	moved, _ := movedSplit(before, after)
+	return moved
+}
+
+// movedSplit is movedBytes, and of it the bytes under file names no drive
+// had before: artifacts re-encoded rather than moved shard by shard.
+func movedSplit(before, after map[string]map[string]int64) (moved, reencoded int64) {
 	existed := map[string]bool{}
 	for _, files := range before {
 		for rel := range files {
 			existed[rel] = true
 		}
 	}
-	var moved int64
 	for dir, files := range after {
 		for rel, size := range files {
-			if _, had := before[dir][rel]; !had && existed[rel] {
+			if _, had := before[dir][rel]; !had {
 				moved += size
+				if !existed[rel] {
+					reencoded += size
+				}
 			}
 		}
 	}
-	return moved
+	return moved, reencoded
+}
+
+// settled returns the nodes' shard files once the bytes of files new
+// since before have stopped falling (deleted artifacts' files and older
+// copies collected) for 10 seconds, or after 3 minutes: files not yet
+// collected count as moved, so waiting less only makes the figure worse.
+func settled(t *testing.T, nodes []*node, before map[string]map[string]int64) map[string]map[string]int64 {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	after := shardFiles(t, nodes)
+	last, still := movedBytes(before, after), time.Now()
+	for time.Now().Before(deadline) && time.Since(still) < 10*time.Second {
+		time.Sleep(2 * time.Second)
+		after = shardFiles(t, nodes)
+		if m := movedBytes(before, after); m < last {
+			last, still = m, time.Now()
+		}
+	}
+	return after
+}
+
+// dropLoop deletes through node i the artifacts the client loop wrote in
+// phase tag (they were verified), checks that each then reads as
+// NoSuchKey, and forgets them: their shard files are not movement.
+func (r *scaleRun) dropLoop(ctx context.Context, phase, tag string, i int) {
+	r.t.Helper()
+	cl, name := r.c.s3Client(i, r.timeout), r.c.nodes[i].name
+	prefix := "loop/" + tag + "/"
+	r.mu.Lock()
+	var drop []scaleObject
+	r.objs = slices.DeleteFunc(r.objs, func(o scaleObject) bool {
+		if strings.HasPrefix(o.key, prefix) {
+			drop = append(drop, o)
+			return true
+		}
+		return false
+	})
+	r.mu.Unlock()
+	for _, o := range drop {
+		if err := r.do(ctx, func(ctx context.Context) error {
+			_, err := cl.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String(r.bucket), Key: aws.String(o.key)})
+			return err
+		}); err != nil {
+			r.failed(phase+" delete", name, o, "DELETE", err)
+			continue
+		}
+		err := r.do(ctx, func(ctx context.Context) error {
+			_, err := cl.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String(r.bucket), Key: aws.String(o.key)})
+			return err
+		})
+		if httpStatus(err) != 404 {
+			r.failed(phase+" delete", name, o, "HEAD after DELETE", fmt.Errorf("%v, want 404", err))
+		}
+	}
+	r.checkFatal(phase + " delete")
+	r.t.Logf("%s: the client loop's %d artifacts of the phase deleted through %s", phase, len(drop), name)
 }
 
 func totalBytes(m map[string]map[string]int64, dirs ...string) int64 {
@@ -529,9 +597,10 @@ func (r *scaleRun) waitStatus(ctx context.Context, i int, timeout time.Duration,
 //     the drain finishes; `vaultd cluster remove n4`.
 //
 // After each phase every acknowledged artifact reads back identical and
-// the listing agrees; at the end through every remaining node. Moved
-// bytes are the bytes of shard files that appeared on a drive and whose
-// shard existed before the phase (found on disk). The ideal is, for a
+// the listing agrees; at the end through every remaining node. Then the
+// loop's artifacts of the phase are deleted, and moved bytes are the
+// bytes of shard files that appeared on a drive during the phase (found
+// on disk: see movedBytes). The ideal is, for a
 // join, S × d_new/d_after (S: shard bytes on every drive before, d_new
 // the joining node's drives, d_after the drives after: the new node's
 // fair share, the least a balanced map can move) and, for a drain, the
@@ -613,6 +682,7 @@ func TestScaleGrowDrain(t *testing.T) {
 	type result struct {
 		phase         string
 		moved, ideal  int64
+		reencoded     int64
 		took          time.Duration
 		before, after int64
 	}
@@ -621,7 +691,8 @@ func TestScaleGrowDrain(t *testing.T) {
 		t.Helper()
 		results = append(results, res)
 		ratio := float64(res.moved) / float64(res.ideal)
-		t.Logf("%s: moved %d bytes, ideal %d: %.3fx (shard bytes before %d, after %d), %v", res.phase, res.moved, res.ideal, ratio, res.before, res.after, res.took.Round(time.Second))
+		t.Logf("%s: moved %d bytes (%d of them re-encoded under new shard names), ideal %d: %.3fx (shard bytes before %d, after %d), %v",
+			res.phase, res.moved, res.reencoded, res.ideal, ratio, res.before, res.after, res.took.Round(time.Second))
 		if res.ideal <= 0 || ratio > 1.25 {
 			t.Errorf("%s: moved %d bytes, %.3fx the ideal %d; want at most 1.25x", res.phase, res.moved, ratio, res.ideal)
 		}
@@ -649,11 +720,13 @@ func TestScaleGrowDrain(t *testing.T) {
 	close(stop)
 	wait()
 	r.checkFatal("join")
-	after := shardFiles(t, c.nodes)
-	judge(result{phase: "join n4 (3→4 nodes)", moved: movedBytes(before, after), took: took,
-		ideal: totalBytes(before) * 2 / 8, before: totalBytes(before), after: totalBytes(after)})
 	r.verifyAll(ctx, "join", 3)
 	r.checkFatal("join")
+	r.dropLoop(ctx, "join", "join", 0)
+	after := settled(t, c.nodes, before)
+	moved, reencoded := movedSplit(before, after)
+	judge(result{phase: "join n4 (3→4 nodes)", moved: moved, reencoded: reencoded, took: took,
+		ideal: totalBytes(before) * 2 / 8, before: totalBytes(before), after: totalBytes(after)})
 
 	// drain drains node d while the loop runs through via, following the
 	// drain with `vaultd cluster status`; with kill, it SIGKILLs node d once
@@ -760,12 +833,14 @@ func TestScaleGrowDrain(t *testing.T) {
 			t.Fatalf("%s: after remove: %v", phase, err)
 		}
 		r.checkFatal(phase)
-		after := shardFiles(t, kept)
 		t.Logf("%s: status showed the drain in progress %d times, with a rate %d times; killed mid-drain: %v", phase, inProgress, rated, killed)
-		judge(result{phase: phase, moved: movedBytes(before, after), ideal: onDrained, took: took,
-			before: totalBytes(all), after: totalBytes(after)})
 		r.verifyAll(ctx, phase, via[len(via)-1])
 		r.checkFatal(phase)
+		r.dropLoop(ctx, phase, tag, ctl)
+		after := settled(t, kept, before)
+		moved, reencoded := movedSplit(before, after)
+		judge(result{phase: phase, moved: moved, reencoded: reencoded, ideal: onDrained, took: took,
+			before: totalBytes(all), after: totalBytes(after)})
 	}
 	// Phase 2: drain and remove n2 (4→3 nodes), the loop through n1, n3, n4.
 	drain("drain n2 (4→3 nodes)", "drain-n2", 1, []int{0, 2, 3}, false)
@@ -790,7 +865,7 @@ func TestScaleGrowDrain(t *testing.T) {
 	t.Logf("summary: %d bytes loaded in %d artifacts; %d artifacts acknowledged in all (%d client-loop operations); errors by kind: %s; %v in all",
 		loaded, len(load), len(r.objs), r.loopOps, strings.Join(kinds, ", "), time.Since(began).Round(time.Second))
 	for _, res := range results {
-		t.Logf("summary: %-36s moved %5.0f MiB, ideal %5.0f MiB: %.3fx, %v", res.phase, float64(res.moved)/(1<<20), float64(res.ideal)/(1<<20),
-			float64(res.moved)/float64(res.ideal), res.took.Round(time.Second))
+		t.Logf("summary: %-36s moved %5.0f MiB (%5.0f MiB re-encoded), ideal %5.0f MiB: %.3fx, %v", res.phase, float64(res.moved)/(1<<20),
+			float64(res.reencoded)/(1<<20), float64(res.ideal)/(1<<20), float64(res.moved)/float64(res.ideal), res.took.Round(time.Second))
 	}
 }
