@@ -86,8 +86,9 @@ chaos-disk: ## long disk-fault campaign: DISK_ROUNDS random rounds on the engine
 	$(GO) test -count=1 -timeout 30m -v -run '^(TestFaultsHookRefused|TestDiskFullEndToEnd|TestDriveGoneEndToEnd|TestFsyncEIOEndToEnd|TestRealFullDiskEndToEnd|TestBandwidthCapEndToEnd|TestClusterDiskFullEndToEnd)$$' ./cmd/vaultd/
 
 SCALE_BYTES ?= 1GiB
-scale-test: ## issue 14 at scale: 3 real nodes loaded with SCALE_BYTES (1GiB) of mixed striped and multipart artifacts, a 4th joins, one is drained and removed, another drained with a SIGKILL mid-drain, under a verifying client loop; moved bytes vs ideal
-	VAULT_SCALE_TEST=1 VAULT_SCALE_BYTES=$(SCALE_BYTES) $(GO) test -count=1 -timeout 4h -v -run '^TestScaleGrowDrain$$' ./chaos/
+SCALE_WIDTH ?= 8
+scale-test: ## issue 14 at scale: 3 real nodes loaded with SCALE_BYTES (1GiB) of mixed striped (SCALE_WIDTH 8) and multipart artifacts, a 4th joins, one is drained and removed, another drained with a SIGKILL mid-drain, under a verifying client loop; moved bytes vs ideal
+	VAULT_SCALE_TEST=1 VAULT_SCALE_BYTES=$(SCALE_BYTES) VAULT_SCALE_WIDTH=$(SCALE_WIDTH) $(GO) test -count=1 -timeout 4h -v -run '^TestScaleGrowDrain$$' ./chaos/
 
 lint: ## gofmt and go vet must be clean
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
