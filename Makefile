@@ -5,7 +5,7 @@ BENCH   ?= .
 FUZZTIME ?= 60s
 SOAK    ?= 5m
 
-.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients console-test bench bench-compare bench-limit fuzz chaos lint clean minio remote-soak bench-remote
+.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients console-test bench bench-compare bench-limit fuzz chaos lint clean minio remote-soak bench-remote scale-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -84,6 +84,11 @@ chaos-disk: ## long disk-fault campaign: DISK_ROUNDS random rounds on the engine
 	$(GO) test -count=1 -timeout 30m -run '^TestFullDisk$$' ./driver/local/
 	VAULT_DISK_E2E_ROUNDS=$(DISK_E2E_ROUNDS) $(GO) test -count=1 -timeout 120m -v -run '^TestDiskChaosEndToEnd$$' ./cmd/vaultd/
 	$(GO) test -count=1 -timeout 30m -v -run '^(TestFaultsHookRefused|TestDiskFullEndToEnd|TestDriveGoneEndToEnd|TestFsyncEIOEndToEnd|TestRealFullDiskEndToEnd|TestBandwidthCapEndToEnd|TestClusterDiskFullEndToEnd)$$' ./cmd/vaultd/
+
+SCALE_BYTES ?= 1GiB
+SCALE_WIDTH ?= 8
+scale-test: ## issue 14 at scale: 3 real nodes loaded with SCALE_BYTES (1GiB) of mixed striped (SCALE_WIDTH 8) and multipart artifacts, a 4th joins, one is drained and removed, another drained with a SIGKILL mid-drain, under a verifying client loop; moved bytes vs ideal
+	VAULT_SCALE_TEST=1 VAULT_SCALE_BYTES=$(SCALE_BYTES) VAULT_SCALE_WIDTH=$(SCALE_WIDTH) $(GO) test -count=1 -timeout 4h -v -run '^TestScaleGrowDrain$$' ./chaos/
 
 lint: ## gofmt and go vet must be clean
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -16,6 +16,13 @@
 //     both, flapping, or pauses the leader (SIGSTOP), under the same
 //     workload and checks.
 //
+//   - TestScaleGrowDrain (VAULT_SCALE_TEST=1, make scale-test; size
+//     VAULT_SCALE_BYTES, 1 GiB by default) loads three nodes with striped,
+//     multipart, medium and small artifacts, then adds a fourth, drains and
+//     removes one, and drains another SIGKILLed mid-drain, each under a
+//     client loop that verifies every byte and tolerates only retryable
+//     503s; it compares the shard bytes each change moved with the ideal.
+//
 //   - TestStaleMetadataOnCutOffNode and TestRaftWALTailTruncationRestart
 //     are the minimal repros of two findings (see their comments).
 //
