@@ -150,9 +150,9 @@ func remoteBucketKeys(t *testing.T, c *awss3.Client, bucket string) []string {
 	return keys
 }
 
-// remoteGets returns the GET requests each remote drive sent so far, from
-// the node's metrics.
-func remoteGets(t *testing.T, endpoint string, drives ...string) map[string]float64 {
+// rootMetrics scrapes endpoint's /_vault/metrics signed with policyRoot's
+// keys.
+func rootMetrics(t *testing.T, endpoint string) string {
 	t.Helper()
 	resp, err := metricsGet(t.Context(), endpoint+"/_vault/metrics", aws.Credentials{AccessKeyID: policyRoot["VAULT_ROOT_ACCESS_KEY"], SecretAccessKey: policyRoot["VAULT_ROOT_SECRET_KEY"]})
 	if err != nil {
@@ -163,9 +163,17 @@ func remoteGets(t *testing.T, endpoint string, drives ...string) map[string]floa
 	if err != nil {
 		t.Fatal(err)
 	}
+	return string(exp)
+}
+
+// remoteGets returns the GET requests each remote drive sent so far, from
+// the node's metrics.
+func remoteGets(t *testing.T, endpoint string, drives ...string) map[string]float64 {
+	t.Helper()
+	exp := rootMetrics(t, endpoint)
 	out := map[string]float64{}
 	for _, d := range drives {
-		v, ok := metricValue(string(exp), `vaultaire_remote_requests_total{drive="`+d+`",method="GET"}`)
+		v, ok := metricValue(exp, `vaultaire_remote_requests_total{drive="`+d+`",method="GET"}`)
 		if !ok {
 			t.Fatalf("no GET counter of remote drive %s in the metrics", d)
 		}

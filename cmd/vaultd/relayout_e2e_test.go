@@ -58,19 +58,7 @@ func TestRelayoutMinIO(t *testing.T) {
 	if _, err := cl.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatal(err)
 	}
-	metrics := func() string {
-		t.Helper()
-		resp, err := metricsGet(t.Context(), ep+"/_vault/metrics", aws.Credentials{AccessKeyID: policyRoot["VAULT_ROOT_ACCESS_KEY"], SecretAccessKey: policyRoot["VAULT_ROOT_SECRET_KEY"]})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		exp, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(exp)
-	}
+	metrics := func() string { return rootMetrics(t, ep) }
 	// remoteUsed sums the used bytes of the remote drives.
 	remoteUsed := func() float64 {
 		t.Helper()
@@ -342,19 +330,7 @@ func TestClusterRelayout(t *testing.T) {
 		}
 	}
 	inBucket := func() int64 {
-		var n int64
-		p := awss3.NewListObjectsV2Paginator(mc, &awss3.ListObjectsV2Input{Bucket: aws.String("cold"), Prefix: aws.String("drive/")})
-		for p.HasMorePages() {
-			out, err := p.NextPage(ctx)
-			if err != nil {
-				t.Fatalf("list the remote bucket: %v", err)
-			}
-			for _, o := range out.Contents {
-				if k := aws.ToString(o.Key); strings.HasPrefix(k, "drive/log/") || strings.HasPrefix(k, "drive/obj/") {
-					n += aws.ToInt64(o.Size)
-				}
-			}
-		}
+		n, _ := remoteShardBytes(t, mc, "cold", "drive/")
 		return n
 	}
 	before := inBucket()

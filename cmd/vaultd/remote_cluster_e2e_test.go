@@ -99,24 +99,7 @@ func TestClusterRemoteDrive(t *testing.T) {
 	}
 	// Hybrid over 3 nodes and one remote drive is 3+1: the parity shard,
 	// a third of the data's size, is in the bucket.
-	inBucket := func() (int64, int) {
-		var bytes int64
-		var n int
-		p := awss3.NewListObjectsV2Paginator(mc, &awss3.ListObjectsV2Input{Bucket: aws.String("cold"), Prefix: aws.String("drive/")})
-		for p.HasMorePages() {
-			out, err := p.NextPage(ctx)
-			if err != nil {
-				t.Fatalf("list the remote bucket: %v", err)
-			}
-			for _, o := range out.Contents {
-				if k := aws.ToString(o.Key); strings.HasPrefix(k, "drive/log/") || strings.HasPrefix(k, "drive/obj/") {
-					bytes += aws.ToInt64(o.Size)
-					n++
-				}
-			}
-		}
-		return bytes, n
-	}
+	inBucket := func() (int64, int) { return remoteShardBytes(t, mc, "cold", "drive/") }
 	if b, n := inBucket(); b < total/4 {
 		t.Errorf("remote bucket holds %d bytes in %d objects; want the parity of %d bytes written (at least %d)", b, n, total, total/4)
 	} else {
@@ -269,4 +252,25 @@ func remoteMetric(t *testing.T, root aws.Credentials, n *e2eNode, series string)
 	b, _ := io.ReadAll(resp.Body)
 	v, _ := metricValue(string(b), series)
 	return v
+}
+
+// remoteShardBytes sums the sizes of the record log and shard objects a
+// remote drive keeps under prefix of bucket (its log/ and obj/ objects),
+// and counts them.
+func remoteShardBytes(t *testing.T, mc *awss3.Client, bucket, prefix string) (bytes int64, objects int) {
+	t.Helper()
+	p := awss3.NewListObjectsV2Paginator(mc, &awss3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		out, err := p.NextPage(t.Context())
+		if err != nil {
+			t.Fatalf("list the remote bucket: %v", err)
+		}
+		for _, o := range out.Contents {
+			if k := aws.ToString(o.Key); strings.HasPrefix(k, prefix+"log/") || strings.HasPrefix(k, prefix+"obj/") {
+				bytes += aws.ToInt64(o.Size)
+				objects++
+			}
+		}
+	}
+	return bytes, objects
 }
