@@ -266,8 +266,10 @@
 // before, and a small PUT was acknowledged with 2 of its k shards
 // (TestStaleRefusalStays, TestStaleRefusalRolledBack). A new version
 // naming no shard files (a small PUT, a delete, a pointer) is then written
-// again under a version above the refusing one (at most three times):
-// where it lands it replaces the inline version, whose rollback then finds
+// again under a version above the refusing one (at most eight times,
+// after a random wait that doubles each time, so that many writers of one
+// key thin out: TestContendedSmallPutsAllSucceed): where it lands it
+// replaces the inline version, whose rollback then finds
 // a newer version and leaves it, so the write stands on a write quorum
 // whichever way the inline write ends; as it was still in flight when the
 // newer write began, it may linearize after it. A new version naming

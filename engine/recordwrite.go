@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
 )
@@ -169,8 +171,18 @@ func (w *recordWrite) write(ctx context.Context, rec *record, inline [][]byte, o
 }
 
 // maxStaleRetries bounds how often latest re-versions a write that met a
-// newer version.
-const maxStaleRetries = 3
+// newer version. Writes of one key racing each other (many clients
+// putting small objects under one key) each re-version on meeting a newer
+// live inline version, so a write may lose several rounds; each retry
+// first waits a random while that doubles with every round (staleBackoff),
+// so the race thins out instead of repeating in step.
+const maxStaleRetries = 8
+
+// staleBackoff is how long latest waits before its retry number try
+// (from 0): a random duration below 1 ms << try, at most 64 ms.
+func staleBackoff(try int) time.Duration {
+	return rand.N(time.Millisecond << min(try, 6))
+}
 
 // latest is write for a new version of an artifact (a put, a delete, a
 // completed multipart upload). The record it reports replaced is the one
@@ -208,6 +220,9 @@ func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, 
 			// data, this one could name shard files that write already
 			// collected as those of the version it replaced.
 			break
+		}
+		if !sleep(ctx, staleBackoff(try)) {
+			break // finished below as it stands: short of its quorum, it fails
 		}
 		e.observe(newest)
 		first := rec.Version
