@@ -462,8 +462,6 @@ func (e *Engine) DeleteVersion(ctx context.Context, tenant, container, key strin
 		}
 		return e.deleteMarker(ctx, tenant, container, key, opts.Versioning)
 	}
-	vid := opts.VersionID
-	res := DeleteResult{VersionID: vid}
 	// A version's deletion holds the key's cluster-wide lock (a
 	// conditional one holds it already), as retention and legal-hold
 	// changes do (lock.go): of the two racing through two nodes, the
@@ -478,37 +476,171 @@ func (e *Engine) DeleteVersion(ctx context.Context, tenant, container, key strin
 	// The key's pointer lock covers the version's deletion too: a
 	// retention change (lock.go) cannot rewrite a version being deleted.
 	defer e.lockPointer(tenant, container, key)()
+	res, plain, err := e.removeVersion(ctx, tenant, container, key, opts.VersionID, opts.BypassGovernance)
+	if err != nil || !res.removed {
+		return res.DeleteResult, err
+	}
+	return res.DeleteResult, e.repointAfter(ctx, tenant, container, key, map[string]bool{opts.VersionID: true}, plain)
+}
+
+// DeleteVersions deletes versions vids of key, each as DeleteVersion
+// with that version id would (DeleteObjects' entries naming versions of
+// one key), with one error per version. It takes the key's cluster-wide
+// lock once for all of them (a lock is two Raft applies: one per version
+// made a DeleteObjects of many versions of one key slow, and under load
+// its entries failed to get the lock), taking it again only if it runs
+// out during a long batch; it deletes the key's current version last,
+// so that a reader meets the newest version left as long as with a
+// single delete, and makes the newest version left current once, at the
+// end, instead of after each deletion (each reads every version of the
+// key).
+func (e *Engine) DeleteVersions(ctx context.Context, tenant, container, key string, vids []string, bypass bool) ([]DeleteResult, []error) {
+	res := make([]DeleteResult, len(vids))
+	errs := make([]error, len(vids))
+	failRest := func(err error) ([]DeleteResult, []error) {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return res, errs
+	}
+	for i, vid := range vids {
+		res[i].VersionID = vid
+		if !ValidVersionID(vid) {
+			errs[i] = ErrInvalidVersion
+		}
+	}
+	if err := validKey(key); err != nil {
+		return failRest(err)
+	}
+	if err := e.checkContainer(ctx, tenant, container); err != nil {
+		return failRest(err)
+	}
+	hold, err := e.lockKey(ctx, tenant, container, key)
+	if err != nil {
+		return failRest(fmt.Errorf("%w: %w", ErrConditionConflict, err))
+	}
+	defer func() { hold.unlock() }()
 	_, cur, err := e.locate(ctx, tenant, container, key)
 	if err != nil {
-		return DeleteResult{}, fmt.Errorf("engine: delete version: %w", err)
+		return failRest(fmt.Errorf("engine: delete version: %w", err))
+	}
+	current := ""
+	switch {
+	case cur == nil || cur.Deleted && !cur.Pointer:
+	case cur.Pointer:
+		current = pointerTarget(cur)
+	default:
+		current = NullVersion // the key's own plain record
+	}
+	order := make([]int, 0, len(vids))
+	for i, vid := range vids {
+		if vid != current {
+			order = append(order, i)
+		}
+	}
+	for i, vid := range vids {
+		if vid == current {
+			order = append(order, i)
+		}
+	}
+	deleted := make(map[string]bool)
+	plain := false
+	for _, i := range order {
+		if errs[i] != nil {
+			continue
+		}
+		if hold.check() != nil {
+			// A long batch outlived the lock's lease: take it again.
+			hold.unlock()
+			if hold, err = e.lockKey(ctx, tenant, container, key); err != nil {
+				hold = &uploadHold{unlock: func() {}}
+				for _, j := range order {
+					if errs[j] == nil && !deleted[vids[j]] {
+						errs[j] = fmt.Errorf("%w: %w", ErrConditionConflict, err)
+					}
+				}
+				break
+			}
+		}
+		unlock := e.lockPointer(tenant, container, key)
+		r, p, err := e.removeVersion(ctx, tenant, container, key, vids[i], bypass)
+		unlock()
+		res[i], errs[i] = r.DeleteResult, err
+		if r.removed {
+			deleted[vids[i]] = true
+			plain = plain || p
+		}
+	}
+	if len(deleted) == 0 {
+		return res, errs
+	}
+	defer e.lockPointer(tenant, container, key)()
+	if err := e.repointAfter(ctx, tenant, container, key, deleted, plain); err != nil {
+		// The versions are gone but the key may still name one of them
+		// as current: as a single delete would, the entries fail.
+		for _, i := range order {
+			if deleted[vids[i]] {
+				errs[i] = err
+			}
+		}
+	}
+	return res, errs
+}
+
+// removed is what removeVersion did: the result to report, and whether it
+// deleted a version (one missing or already deleted succeeds without).
+type removed struct {
+	DeleteResult
+	removed bool
+}
+
+// removeVersion deletes version vid of key, the key's lock and pointer
+// lock held; plain reports that it was the key's own plain record (the
+// null version, current). A missing version succeeds; one protected by
+// retention or a legal hold fails with ErrLocked.
+func (e *Engine) removeVersion(ctx context.Context, tenant, container, key, vid string, bypass bool) (res removed, plain bool, err error) {
+	res.VersionID = vid
+	_, cur, err := e.locate(ctx, tenant, container, key)
+	if err != nil {
+		return res, false, fmt.Errorf("engine: delete version: %w", err)
 	}
 	target, v := versionKey(key, vid), cur
 	if vid == NullVersion && cur != nil && !cur.Deleted && !cur.Pointer {
 		target = key // the null version is the key's own plain record
 	} else if _, v, err = e.locate(ctx, tenant, container, target); err != nil {
-		return DeleteResult{}, fmt.Errorf("engine: delete version: %w", err)
+		return res, false, fmt.Errorf("engine: delete version: %w", err)
 	}
 	if v == nil || v.Deleted {
-		return res, nil
+		return res, false, nil
 	}
 	res.DeleteMarker = v.Marker
-	if retentionOf(v.Metadata).protects(e.cfg.Now(), opts.BypassGovernance) {
-		return DeleteResult{}, fmt.Errorf("%w: %s version %s", ErrLocked, key, vid)
+	if retentionOf(v.Metadata).protects(e.cfg.Now(), bypass) {
+		return removed{}, false, fmt.Errorf("%w: %s version %s", ErrLocked, key, vid)
 	}
 	if err := e.tombstone(ctx, tenant, container, target); err != nil {
-		return DeleteResult{}, err
+		return removed{}, false, err
 	}
-	// Whether the version was current is decided after it is gone and
-	// under the key's pointer lock, so that of two deletes racing on this
-	// node the second sees the first's deletion.
-	_, cur, err = e.locate(ctx, tenant, container, key)
+	res.removed = true
+	return res, target == key, nil
+}
+
+// repointAfter makes key's newest version left current once versions of
+// it were deleted (deleted, by id; plain: its own plain record among
+// them), if its current version was one of them. Whether it was is
+// decided after they are gone and under the key's pointer lock, so that
+// of two deletes racing on this node the second sees the first's
+// deletion.
+func (e *Engine) repointAfter(ctx context.Context, tenant, container, key string, deleted map[string]bool, plain bool) error {
+	_, cur, err := e.locate(ctx, tenant, container, key)
 	if err != nil {
-		return DeleteResult{}, fmt.Errorf("engine: delete version: %w", err)
+		return fmt.Errorf("engine: delete version: %w", err)
 	}
-	if cur == nil || cur.Pointer && pointerTarget(cur) == vid || target == key {
-		return res, e.repoint(ctx, tenant, container, key)
+	if cur == nil || cur.Pointer && deleted[pointerTarget(cur)] || plain {
+		return e.repoint(ctx, tenant, container, key)
 	}
-	return res, nil
+	return nil
 }
 
 // lockPointer serialises, on this node, the decisions about key's

@@ -672,3 +672,80 @@ func TestListVersionsManyVersions(t *testing.T) {
 	}
 	t.Logf("a page of 5 deep in %d versions read %d index records", n, listed.Load())
 }
+
+// TestDeleteVersionsOneLock: DeleteVersions (DeleteObjects' entries naming
+// versions of one key) takes the key's cluster-wide lock once for all of
+// them, not once per version (two Raft applies each in a cluster), and
+// ends as the deletes one by one would: the deleted versions gone, a
+// protected one kept with ErrLocked, a missing one succeeding, an
+// invalid id refused, and the newest version left current.
+func TestDeleteVersionsOneLock(t *testing.T) {
+	r := newRig(t, rigOptions{drives: 4})
+	ctx := t.Context()
+	const n = 40
+	var vids []string
+	var bodies [][]byte
+	for i := range n {
+		bodies = append(bodies, randBytes(uint64(i), 100+i))
+		if i == 5 {
+			info, err := r.e.Put(ctx, "t", "c", "k", bytes.NewReader(bodies[i]), PutOptions{Size: int64(len(bodies[i])), Versioning: VersioningEnabled,
+				Retention: &Retention{Mode: RetentionCompliance, Until: time.Now().Add(time.Hour)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			vids = append(vids, info.VersionID)
+			continue
+		}
+		vids = append(vids, r.vput(t, "k", bodies[i], VersioningEnabled).VersionID)
+	}
+	other := r.vput(t, "other", []byte("stays"), VersioningEnabled)
+	// Every version but the two oldest, newest first (as a client deleting
+	// what it listed), one twice, one missing, one invalid.
+	var del []string
+	for i := n - 1; i >= 2; i-- {
+		del = append(del, vids[i])
+	}
+	missing := vids[n-1][:len(vids[n-1])-4] + "abcd"
+	del = append(del, vids[n-1], missing, "not-a-version")
+	rec := &namesLocker{}
+	r.e.cfg.UploadLocker = rec
+	res, errs := r.e.DeleteVersions(ctx, "t", "c", "k", del, false)
+	r.e.cfg.UploadLocker = nil
+	if want := keyLockName("t", "c", "k"); len(rec.names) != 1 || rec.names[0] != want {
+		t.Fatalf("locks taken %q, want the key's lock %q once", rec.names, want)
+	}
+	for i, vid := range del {
+		var want error
+		switch vid {
+		case vids[5]:
+			want = ErrLocked
+		case "not-a-version":
+			want = ErrInvalidVersion
+		}
+		if !errors.Is(errs[i], want) || (want == nil) != (errs[i] == nil) {
+			t.Errorf("entry %d (%s): %v, want %v", i, vid, errs[i], want)
+		}
+		if errs[i] == nil && res[i].VersionID != vid {
+			t.Errorf("entry %d: result names version %q, want %q", i, res[i].VersionID, vid)
+		}
+	}
+	// Left: the two oldest and the protected one, the protected one current.
+	want := []string{fmt.Sprintf("%s:%d*", vids[5], len(bodies[5])), fmt.Sprintf("%s:%d", vids[1], len(bodies[1])), fmt.Sprintf("%s:%d", vids[0], len(bodies[0]))}
+	if got := r.versionsOf(t, "k"); !slices.Equal(got, want) {
+		t.Fatalf("versions left %q, want %q", got, want)
+	}
+	if got, err := r.vget(t, "k", ""); err != nil || !bytes.Equal(got, bodies[5]) {
+		t.Fatalf("current version after the batch: %d bytes, %v; want the protected version's", len(got), err)
+	}
+	if got, err := r.vget(t, "other", other.VersionID); err != nil || string(got) != "stays" {
+		t.Fatalf("another key's version: %q, %v", got, err)
+	}
+	// The older ones: the protected version stays current.
+	_, errs = r.e.DeleteVersions(ctx, "t", "c", "k", []string{vids[0], vids[1]}, false)
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("deleting the last unprotected versions: %v", errs)
+	}
+	if got, err := r.vget(t, "k", ""); err != nil || !bytes.Equal(got, bodies[5]) {
+		t.Fatalf("current version: %d bytes, %v; want the protected version's", len(got), err)
+	}
+}

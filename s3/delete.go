@@ -21,13 +21,15 @@ const (
 )
 
 type deleteRequest struct {
-	XMLName xml.Name `xml:"Delete"`
-	Quiet   bool     `xml:"Quiet"`
-	Objects []struct {
-		Key       string `xml:"Key"`
-		VersionID string `xml:"VersionId"`
-		ETag      string `xml:"ETag"` // delete only if the newest version has it, as If-Match
-	} `xml:"Object"`
+	XMLName xml.Name         `xml:"Delete"`
+	Quiet   bool             `xml:"Quiet"`
+	Objects []objectToDelete `xml:"Object"`
+}
+
+type objectToDelete struct {
+	Key       string `xml:"Key"`
+	VersionID string `xml:"VersionId"`
+	ETag      string `xml:"ETag"` // delete only if the newest version has it, as If-Match
 }
 
 type deleteResult struct {
@@ -78,12 +80,24 @@ func (op *operation) deleteObjects() error {
 		defer close(done)
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, deleteParallelism)
-		for i, o := range req.Objects {
+		for _, g := range groupVersions(req.Objects) {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				dels[i], errs[i] = op.s.cfg.Engine.DeleteVersion(op.ctx, op.tenant, op.bucket, o.Key,
-					engine.DeleteOptions{Versioning: versioning, VersionID: o.VersionID, BypassGovernance: bypass, Condition: etagCondition(o.ETag)})
+				if len(g) == 1 {
+					i, o := g[0], req.Objects[g[0]]
+					dels[i], errs[i] = op.s.cfg.Engine.DeleteVersion(op.ctx, op.tenant, op.bucket, o.Key,
+						engine.DeleteOptions{Versioning: versioning, VersionID: o.VersionID, BypassGovernance: bypass, Condition: etagCondition(o.ETag)})
+					return
+				}
+				vids := make([]string, len(g))
+				for n, i := range g {
+					vids[n] = req.Objects[i].VersionID
+				}
+				ds, es := op.s.cfg.Engine.DeleteVersions(op.ctx, op.tenant, op.bucket, req.Objects[g[0]].Key, vids, bypass)
+				for n, i := range g {
+					dels[i], errs[i] = ds[n], es[n]
+				}
 			})
 		}
 		wg.Wait()
@@ -169,6 +183,29 @@ func (k *keepAliveStream) Close() error {
 		k.result()
 	}
 	return nil
+}
+
+// groupVersions groups the entries of a DeleteObjects request (by index)
+// for deletion: the entries naming a version (and no ETag condition) of
+// one key form one group, deleted under one lock of the key
+// (engine.DeleteVersions); every other entry is a group of its own.
+func groupVersions(objs []objectToDelete) [][]int {
+	var groups [][]int
+	byKey := make(map[string]int) // key -> its group of versions
+	for i, o := range objs {
+		if o.VersionID == "" || o.ETag != "" {
+			groups = append(groups, []int{i})
+			continue
+		}
+		g, ok := byKey[o.Key]
+		if !ok {
+			g = len(groups)
+			byKey[o.Key] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], i)
+	}
+	return groups
 }
 
 // etagCondition is the condition of a DeleteObjects entry's ETag: as
