@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/vaultaire/vaultaire/placement"
 )
 
 // TestStripedMultipart: with a stripe width over 1, an upload's parts are
@@ -87,16 +89,27 @@ func TestStripedMultipart(t *testing.T) {
 			for i := range rec.Parts {
 				pgs[rec.partPG(i)] = true
 			}
-			drives, _ := drivesWithShards(r.shardFiles(t))
 			wantFiles := len(tc.use) * 3 // 2+1
+			waitShardFiles(t, r, wantFiles, "after Complete (parts left out dropped)")
+			drives, _ := drivesWithShards(r.shardFiles(t))
+			// The parts' files are on the drives of their PGs' sets: all
+			// of them (the first parts' PGs are spread over the drives;
+			// which sets the PGs of parts left out would have added
+			// depends on the upload's seed, so only the union is checked).
+			m := r.e.mapOf()
+			union := map[placement.DriveID]bool{}
+			for pg := range pgs {
+				for _, id := range m.Set(pg) {
+					union[id] = true
+				}
+			}
 			if tc.width > 1 {
-				if !rec.striped() || len(pgs) != len(tc.use) || drives < 5 {
-					t.Fatalf("striped %v over %d PGs, shard files on %d drives; want %d PGs, at least 5 of 6 drives", rec.striped(), len(pgs), drives, len(tc.use))
+				if !rec.striped() || len(pgs) != len(tc.use) || drives != len(union) || len(tc.use) == 4 && drives < 5 {
+					t.Fatalf("striped %v over %d PGs, shard files on %d drives, the PGs' sets span %d; want %d PGs, files on every drive of their sets (at least 5 of 6 with 4 parts)", rec.striped(), len(pgs), drives, len(union), len(tc.use))
 				}
 			} else if rec.striped() || len(pgs) != 1 || drives != 3 {
 				t.Fatalf("striped %v over %d PGs, shard files on %d drives; want 1 PG on 3 drives", rec.striped(), len(pgs), drives)
 			}
-			waitShardFiles(t, r, wantFiles, "after Complete (parts left out dropped)")
 			// Heal follows the parts to their PGs: a drive that lost
 			// every shard file gets its slots of each part back.
 			files := r.shardFiles(t)
