@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -55,6 +56,11 @@ import (
 // requests: its Fence refuses every write, on top of the calls refusing
 // them up front, and Info fails with driver.ErrOffline (the drive cannot
 // take writes through it).
+//
+// A reader that got no read for Config.ReaderIdle (a standby whose owner
+// is back) drops its in-memory index, never while a read is looking it
+// up or a refresh runs; the next read's refresh, finding nothing applied,
+// reads it again from the newest snapshot and the log objects after it.
 
 // ErrReadOnly marks a write refused by a read-only Driver (Config.ReadOnly).
 // It comes wrapped with driver.ErrOffline.
@@ -77,11 +83,20 @@ type round struct {
 
 // fresh returns once a refresh of the index that began after the call
 // finished (a read-only Driver), at once otherwise.
-func (d *Driver) fresh(ctx context.Context) error {
+// The caller calls done once it has looked up what it needs in the
+// index: until then the index is not dropped (idleLoop).
+func (d *Driver) fresh(ctx context.Context) (done func(), err error) {
 	if !d.cfg.ReadOnly {
-		return nil
+		return func() {}, nil
 	}
 	d.rmu.Lock()
+	d.rreads++
+	d.rlast = time.Now()
+	done = func() {
+		d.rmu.Lock()
+		d.rreads--
+		d.rmu.Unlock()
+	}
 	r := d.rnext
 	if r == nil {
 		r = &round{done: make(chan struct{})}
@@ -94,10 +109,53 @@ func (d *Driver) fresh(ctx context.Context) error {
 	d.rmu.Unlock()
 	select {
 	case <-r.done:
-		return r.err
+		err = r.err
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	if err != nil {
+		done()
+		return func() {}, err
+	}
+	return done, nil
+}
+
+// idleLoop drops a reader's index once no read came for
+// Config.ReaderIdle, until Close.
+func (d *Driver) idleLoop() {
+	t := time.NewTicker(max(d.cfg.ReaderIdle/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-d.closing:
+			return
+		case now := <-t.C:
+			d.dropIdle(now)
+		}
+	}
+}
+
+// dropIdle empties a reader's index if no read is in progress or began
+// within Config.ReaderIdle of now, and no refresh runs: a standby whose
+// owner is back would otherwise keep a copy of the whole index for
+// nothing. The next read's refresh, finding nothing applied, reads the
+// index again from the newest snapshot and the log objects after it.
+func (d *Driver) dropIdle(now time.Time) bool {
+	d.rmu.Lock()
+	defer d.rmu.Unlock()
+	if d.rreads > 0 || d.rbusy || d.rnext != nil || now.Sub(d.rlast) < d.cfg.ReaderIdle {
+		return false
+	}
+	d.mu.RLock()
+	empty := d.applied == 0 && d.records.Len() == 0 && len(d.shards) == 0
+	d.mu.RUnlock()
+	if empty {
+		return false
+	}
+	d.resetIndex()
+	d.drops.Add(1)
+	d.log.Info("remote drive: standby index dropped after no read", "idle", d.cfg.ReaderIdle)
+	return true
 }
 
 // refreshLoop runs round r, then the rounds reads queued meanwhile, one
@@ -185,6 +243,10 @@ func (d *Driver) reloadAll(ctx context.Context) error {
 func (d *Driver) Refreshes() (refreshes, reloads uint64) {
 	return d.refreshes.Load(), d.reloads.Load()
 }
+
+// Drops returns how many times a read-only Driver dropped its index after
+// Config.ReaderIdle without a read.
+func (d *Driver) Drops() uint64 { return d.drops.Load() }
 
 // listAfter returns the objects under prefix whose keys sort after
 // startAfter, in key order.

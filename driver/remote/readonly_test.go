@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
@@ -255,5 +256,84 @@ func TestReadOnlyRefreshesShared(t *testing.T) {
 	t.Logf("%d concurrent reads: %d LIST, %d GET requests", reads, st.Lists, st.Gets)
 	if st.Lists > 8 {
 		t.Errorf("%d concurrent reads sent %d LIST requests; want refreshes shared (at most 8)", reads, st.Lists)
+	}
+}
+
+// TestReadOnlyDropsIdleIndex: a reader that got no read for ReaderIdle
+// (a standby whose owner is back) drops its in-memory index, and the next
+// read, finding nothing applied, reads it again from the bucket: what the
+// owner wrote before and after the drop (a snapshot and the log objects
+// after it) reads back exactly.
+func TestReadOnlyDropsIdleIndex(t *testing.T) {
+	s := startMinIO(t)
+	cfg := s.config("", s.bucket(t), "drive")
+	cfg.CompactInterval = -1
+	owner := open(t, cfg)
+	ctx := t.Context()
+	ver := func(n byte) driver.Version { var v driver.Version; v[len(v)-1] = n; return v }
+	put := func(key string, v byte) {
+		t.Helper()
+		if _, _, err := owner.PutRecord(ctx, driver.Record{Key: key, Version: ver(v), Data: []byte(fmt.Sprint(key, v))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 {
+		put(fmt.Sprintf("k%02d", i), 1)
+	}
+	if _, err := owner.Compact(ctx); err != nil { // a snapshot
+		t.Fatal(err)
+	}
+	put("k00", 2)
+	rcfg := cfg
+	rcfg.ReadOnly = true
+	rcfg.ReaderIdle = 300 * time.Millisecond
+	reader := open(t, rcfg)
+	check := func(step string, want map[string]byte) {
+		t.Helper()
+		recs, err := reader.ListRecords(ctx, "k", "", 100)
+		if err != nil || len(recs) != len(want) {
+			t.Fatalf("%s: listed %d records, %v; want %d", step, len(recs), err, len(want))
+		}
+		for _, r := range recs {
+			if v := want[r.Key]; r.Version != ver(v) || string(r.Data) != fmt.Sprint(r.Key, v) {
+				t.Fatalf("%s: record %s version %x %q; want version %d", step, r.Key, r.Version, r.Data, v)
+			}
+		}
+	}
+	want := map[string]byte{}
+	for i := range 20 {
+		want[fmt.Sprintf("k%02d", i)] = 1
+	}
+	want["k00"] = 2
+	check("opened", want)
+	// Reads keep it; idle, it goes.
+	for range 4 {
+		time.Sleep(100 * time.Millisecond)
+		check("read within the idle time", want)
+	}
+	if n := reader.Drops(); n != 0 {
+		t.Fatalf("the index was dropped %d times while reads came every 100 ms", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for reader.Drops() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the reader kept its index 10 s without a read, ReaderIdle 300 ms")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	put("k01", 3)
+	put("k20", 1)
+	if err := owner.DeleteRecord(ctx, "k02", ver(1)); err != nil {
+		t.Fatal(err)
+	}
+	want["k01"], want["k20"] = 3, 1
+	delete(want, "k02")
+	_, reloads := reader.Refreshes()
+	check("after the drop", want)
+	if _, r := reader.Refreshes(); r != reloads+1 {
+		t.Fatalf("reloads %d after the drop, want %d (the first read reloads from the snapshot)", r, reloads+1)
+	}
+	if got, err := reader.GetRecord(ctx, "k00"); err != nil || got.Version != ver(2) {
+		t.Fatalf("k00 after the drop: %x, %v; want version 2", got.Version, err)
 	}
 }

@@ -37,9 +37,11 @@ func (d *Driver) GetRecord(ctx context.Context, key string) (driver.Record, erro
 	if err := d.begin(ctx); err != nil {
 		return driver.Record{}, fmt.Errorf("driver/remote: get record: %w", err)
 	}
-	if err := d.fresh(ctx); err != nil {
+	done, err := d.fresh(ctx)
+	if err != nil {
 		return driver.Record{}, fmt.Errorf("driver/remote: get record: %w", err)
 	}
+	defer done()
 	d.mu.RLock()
 	it, ok := d.records.Get(recItem{key: key})
 	d.mu.RUnlock()
@@ -76,9 +78,11 @@ func (d *Driver) ListRecords(ctx context.Context, prefix, after string, limit in
 	if err := d.begin(ctx); err != nil {
 		return nil, fmt.Errorf("driver/remote: list records: %w", err)
 	}
-	if err := d.fresh(ctx); err != nil {
+	done, err := d.fresh(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("driver/remote: list records: %w", err)
 	}
+	defer done()
 	start := max(prefix, after)
 	var out []driver.Record
 	d.mu.RLock()

@@ -138,7 +138,15 @@ type Config struct {
 	// answers as the owner's index did at some moment after the call
 	// began.
 	ReadOnly bool
+	// ReaderIdle is how long a ReadOnly Driver keeps its index once no
+	// read came (a standby whose owner is back): it is then dropped and
+	// read again from the bucket by the next read. 0 means
+	// DefaultReaderIdle; negative, never dropped.
+	ReaderIdle time.Duration
 }
+
+// DefaultReaderIdle is the default Config.ReaderIdle.
+const DefaultReaderIdle = 10 * time.Minute
 
 // Fencer says whether a Driver may still write its bucket: Fence returns
 // nil if so.
@@ -219,6 +227,9 @@ func (c *Config) setDefaults() error {
 		if *v <= 0 {
 			*v = d
 		}
+	}
+	if c.ReaderIdle == 0 {
+		c.ReaderIdle = DefaultReaderIdle
 	}
 	def(&c.SmallShardMax, DefaultSmallShardMax)
 	def(&c.PartSize, DefaultPartSize)
@@ -311,11 +322,14 @@ type Driver struct {
 	recBytes int64
 	shBytes  int64
 
-	rmu       sync.Mutex // guards rnext and rbusy: a reader's refreshes (readonly.go)
+	rmu       sync.Mutex // guards rnext, rbusy, rreads and rlast: a reader's refreshes (readonly.go)
 	rnext     *round     // the refresh reads wait for that has not begun
 	rbusy     bool       // a refreshLoop runs
+	rreads    int        // reads in progress
+	rlast     time.Time  // when the last read began
 	refreshes atomic.Uint64
 	reloads   atomic.Uint64
+	drops     atomic.Uint64
 
 	compactMu  sync.Mutex // serialises compactions
 	pendingDel []string   // log objects to delete on the next compaction (under compactMu)
@@ -384,6 +398,10 @@ func newDriver(c Config) (*Driver, error) {
 	}
 	d.bg.Go(d.probeLoop)
 	d.bg.Go(d.compactLoop)
+	if c.ReadOnly && c.ReaderIdle > 0 {
+		d.rlast = time.Now()
+		d.bg.Go(d.idleLoop)
+	}
 	return d, nil
 }
 

@@ -234,9 +234,11 @@ func (d *Driver) ReadShard(ctx context.Context, s driver.Shard, off, length int6
 	if err := d.begin(ctx); err != nil {
 		return nil, fmt.Errorf("driver/remote: read shard %04x/%s: %w", s.PG, s.Name, err)
 	}
-	if err := d.fresh(ctx); err != nil {
+	done, err := d.fresh(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("driver/remote: read shard %04x/%s: %w", s.PG, s.Name, err)
 	}
+	defer done()
 	d.mu.RLock()
 	loc, ok := d.shards[s]
 	d.mu.RUnlock()
