@@ -60,9 +60,12 @@
 // placed for the current map even if the key's own set kept its drives:
 // reads find it in the older map (MapHistory) that still places it,
 // Residue counts it, and MigrateAll moves it like any artifact of an
-// older map, re-encoding every part into the current map, striped again;
-// no per-PG scan of other PGs' shard files is needed, as every part is
-// reached from its record. Heal verifies and rebuilds slot j of every
+// older map: slot by slot when the policy and PG count stay (each part's
+// changed slots copied from their old holders, the same files kept
+// elsewhere, the record written again with the new fingerprint:
+// moveStriped, migrate_striped.go), else re-encoding every part into the
+// current map, striped again; no per-PG scan of other PGs' shard files is
+// needed, as every part is reached from its record. Heal verifies and rebuilds slot j of every
 // part on the part's own drive; the scrubber of the drive holding slot
 // j's record verifies slot j of every part, wherever it is, so each shard
 // is verified once per period; deletes, overwrites and migration remove

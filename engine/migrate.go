@@ -152,7 +152,7 @@ func (e *Engine) migrate(ctx context.Context, tenant, container, key string, ext
 		// placed for no set in the history (or deletions): remove those.
 		// A live one placed for an older set stays: its drive may only
 		// have missed the read.
-		res.Removed, err = e.cleanOlder(ctx, tenant, container, key, cur, pg, extra, true)
+		res.Removed, err = e.cleanOlder(ctx, tenant, container, key, cur, pg, extra, true, nil)
 		return res, err
 	}
 	res.Version, res.Deleted = newest.Version, newest.Deleted
@@ -164,7 +164,7 @@ func (e *Engine) migrate(ctx context.Context, tenant, container, key string, ext
 	// Slots the current set lacks take their shard files from the old
 	// holder first (before cleanOlder removes it); Heal rebuilds the rest.
 	res.Copied = e.copyLacking(ctx, tenant, container, key, cur, pg, loc, newest)
-	res.Removed, err = e.cleanOlder(ctx, tenant, container, key, cur, pg, extra, false)
+	res.Removed, err = e.cleanOlder(ctx, tenant, container, key, cur, pg, extra, false, newest)
 	var herr error
 	res.Healed, herr = e.completeSet(ctx, tenant, container, key, loc, newest)
 	return res, errors.Join(err, herr)
@@ -384,7 +384,7 @@ func (e *Engine) writeMoved(ctx context.Context, w *recordWrite, set []placement
 // of its set in cur; if keepPlaced, live records placed for the older
 // set a drive is in stay. It returns how many it removed; a drive it
 // could not clean is an error.
-func (e *Engine) cleanOlder(ctx context.Context, tenant, container, key string, cur *placement.Map, pg uint32, extra []placement.DriveID, keepPlaced bool) (int, error) {
+func (e *Engine) cleanOlder(ctx context.Context, tenant, container, key string, cur *placement.Map, pg uint32, extra []placement.DriveID, keepPlaced bool, newest *record) (int, error) {
 	home := cur.Set(pg)
 	var ids []placement.DriveID
 	placements := map[placement.DriveID][]func(*record) bool{} // per drive: is r placed for an older set of it
@@ -407,13 +407,22 @@ func (e *Engine) cleanOlder(ctx context.Context, tenant, container, key string, 
 		return keepPlaced && !r.Deleted && slices.ContainsFunc(placements[id], func(placed func(*record) bool) bool { return placed(r) })
 	}
 	ikey := indexPrefix(tenant, container) + key
+	// A striped version moved slot by slot keeps the files of the slots
+	// that did not move (moveStriped): the older layout's record names
+	// them too.
+	var keepFile func(r *record, pt part) bool
+	if newest != nil && newest.striped() {
+		keepFile = func(r *record, pt part) bool {
+			return keepStripedFile(e.stripeMap(tenant, container, r), cur, newest, r, pt, r.Shard)
+		}
+	}
 	var mu sync.Mutex // guards removed and errs
 	removed := 0
 	var errs []error
 	var wg sync.WaitGroup
 	for _, id := range ids {
 		wg.Go(func() {
-			ok, err := e.removeRecord(ctx, id, tenant, container, key, ikey, func(r *record) bool { return keep(id, r) })
+			ok, err := e.removeRecord(ctx, id, tenant, container, key, ikey, func(r *record) bool { return keep(id, r) }, keepFile)
 			mu.Lock()
 			defer mu.Unlock()
 			if ok {
@@ -425,6 +434,11 @@ func (e *Engine) cleanOlder(ctx context.Context, tenant, container, key string, 
 		})
 	}
 	wg.Wait()
+	if newest != nil && newest.striped() && !keepPlaced {
+		if err := e.cleanOlderParts(ctx, tenant, container, key, cur, newest); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 0 {
 		return removed, fmt.Errorf("engine: migrate %s/%s: clean older sets: %w", tenant, container, errors.Join(errs...))
 	}
@@ -433,7 +447,7 @@ func (e *Engine) cleanOlder(ctx context.Context, tenant, container, key string, 
 
 // removeRecord removes key's record from drive id, after the shard files
 // it names, unless keep says to keep it, and reports whether it did.
-func (e *Engine) removeRecord(ctx context.Context, id placement.DriveID, tenant, container, key, ikey string, keep func(*record) bool) (bool, error) {
+func (e *Engine) removeRecord(ctx context.Context, id placement.DriveID, tenant, container, key, ikey string, keep func(*record) bool, keepFile func(r *record, pt part) bool) (bool, error) {
 	d, err := e.cfg.Topology.Drive(id)
 	if err != nil {
 		return false, err
@@ -451,7 +465,11 @@ func (e *Engine) removeRecord(ctx context.Context, id placement.DriveID, tenant,
 		if keep(r) {
 			return false, nil
 		}
-		if err := e.deletePartShards(ctx, tenant, container, key, r, r.Shard, d, nil); err != nil {
+		var skip func(part) bool
+		if keepFile != nil && r.striped() {
+			skip = func(pt part) bool { return keepFile(r, pt) }
+		}
+		if err := e.deletePartShards(ctx, tenant, container, key, r, r.Shard, d, skip); err != nil {
 			return false, err
 		}
 	}

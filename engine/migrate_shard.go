@@ -22,8 +22,8 @@ import (
 // new set. The unchanged slots are not touched. A changed slot whose old
 // holder cannot give its files is left to Heal (Migrate's completeSet),
 // which rebuilds it from k others once the new set serves the version.
-// Striped records (stripe.go) are not moved so: their parts live in other
-// PGs, which move re-encodes and stripes again.
+// Striped records (stripe.go) move slot by slot too, part by part
+// (moveStriped, migrate_striped.go).
 
 // errNotShardMove says a move is not a shard-level one: move re-encodes.
 var errNotShardMove = errors.New("engine: not a shard-level move")
@@ -61,6 +61,9 @@ func shardMovable(cur *placement.Map, pg uint32, src location, rec *record) ([]i
 // so or fewer than k slots of the new set would hold it: move then
 // re-encodes it. Writes go through cur's (fenced) drives.
 func (e *Engine) moveShards(ctx context.Context, tenant, container, key string, cur *placement.Map, pg uint32, src location, rec *record) error {
+	if rec.striped() {
+		return e.moveStriped(ctx, tenant, container, key, cur, pg, src, rec) // migrate_striped.go
+	}
 	changed, err := shardMovable(cur, pg, src, rec)
 	if err != nil {
 		return err

@@ -152,7 +152,7 @@ func (e *Engine) tierKey(ctx context.Context, tenant, container, key string) (in
 	// meanwhile stays.
 	var errs []error
 	for _, id := range loc.m.Set(loc.pg) {
-		if _, err := e.removeRecord(ctx, id, tenant, container, key, ikey, func(r *record) bool { return r.Version != rec.Version }); err != nil {
+		if _, err := e.removeRecord(ctx, id, tenant, container, key, ikey, func(r *record) bool { return r.Version != rec.Version }, nil); err != nil {
 			errs = append(errs, fmt.Errorf("drive %s: %w", id, err))
 		}
 	}
@@ -304,7 +304,7 @@ func (e *Engine) collectKey(ctx context.Context, tenant, container, key string, 
 			}
 			gone = r
 			return false
-		})
+		}, nil)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("drive %s: %w", id, err))
