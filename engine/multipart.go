@@ -434,6 +434,12 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 	mask := committed // slot j's record where slot j's shard is
 	if rec.striped() {
 		mask = present(drives) // the records; the shards are in another PG
+		if slices.Contains(committed, false) {
+			// No record says which slot missed the shard: the part
+			// says so, and its completion queues the artifact for
+			// Heal (a striped Put queues itself).
+			rec.Metadata = withEntries(meta, map[string]string{partMissedKey: "1"})
+		}
 	}
 	w := e.recordWriteAt(pkey, tenant, container, key, drives, wq)
 	res, settle := w.put(ctx, &rec, nil, mask)

@@ -37,6 +37,11 @@ const UploadCompletionGrace = 15 * time.Minute
 // it cannot collide with the upload's own metadata.
 const partNumbersKey = "\x00parts"
 
+// partMissedKey is the metadata entry of a striped part's record whose
+// shard files missed a drive of their PG's set (a write quorum took
+// them): completing the upload queues the artifact for Heal.
+const partMissedKey = "\x00missed"
+
 // isMarker reports whether an upload record is a completion marker.
 func isMarker(up *record) bool { return up.ETag != "" }
 
@@ -181,7 +186,7 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 		chosen := make([]PartInfo, len(parts))
 		for i, cp := range parts {
 			p := recs[cp.Number]
-			chosen[i] = PartInfo{Number: cp.Number, Size: p.Size, ETag: p.ETag, Modified: time.Unix(0, p.Modified), Metadata: p.Metadata}
+			chosen[i] = PartInfo{Number: cp.Number, Size: p.Size, ETag: p.ETag, Modified: time.Unix(0, p.Modified), Metadata: withoutReserved(p.Metadata)}
 		}
 		extra, err := finish(u, chosen)
 		if err == nil && metadataSize(extra)+metadataSize(rec.Metadata) > MaxMetadataSize {
@@ -278,6 +283,12 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 	}
 	rb, ra := liveSize(replaced)
 	e.usage(tenant, rec.Size-inParts-rb, -ra)
+	for i, p := range chosen {
+		if !need[i] && p.Metadata[partMissedKey] != "" {
+			e.queueHeal(HealItem{tenant, container, key}) // a part's shard missed a drive
+			break
+		}
+	}
 	// Step 3: forget the part records, and the data of unused parts. The
 	// marker stays, for retries (CompletedUploadRetention).
 	keep := map[[16]byte]bool{}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"runtime"
@@ -148,4 +149,79 @@ func waitShardFiles(t *testing.T, r *rig, want int, when string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestStripedPartMissedDriveQueuesHeal: a striped upload's part whose
+// shard files missed a drive of their PG (a write quorum took them) is
+// marked so, and completing the upload queues the artifact for Heal, which
+// restores the missing files (no record says which slot missed them, so a
+// read would not notice); an upload that missed nothing queues nothing.
+func TestStripedPartMissedDriveQueuesHeal(t *testing.T) {
+	r := newStripeRig(t, 8)
+	ctx := t.Context()
+	bodies := [][]byte{randBytes(21, MinPartSize), randBytes(22, MinPartSize), randBytes(23, MinPartSize), randBytes(24, 90_000)}
+	upload := func(key string) {
+		t.Helper()
+		id, err := r.e.CreateUpload(ctx, "t", "c", key, PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cps []CompletePart
+		for i, b := range bodies {
+			pi, err := r.e.PutPart(ctx, "t", "c", key, id, i+1, bytes.NewReader(b), PutOptions{Size: int64(len(b))})
+			if err != nil {
+				t.Fatalf("PutPart(%d): %v", i+1, err)
+			}
+			if len(pi.Metadata) != 0 {
+				t.Fatalf("part %d answers metadata %q", i+1, pi.Metadata)
+			}
+			cps = append(cps, CompletePart{Number: i + 1, ETag: pi.ETag})
+		}
+		if _, err := r.e.CompleteUpload(ctx, "t", "c", key, id, cps, nil); err != nil {
+			t.Fatalf("CompleteUpload: %v", err)
+		}
+	}
+	upload("whole")
+	if due := r.e.dueHeals(time.Now().Add(time.Hour)); len(due) != 0 {
+		t.Fatalf("an upload that missed nothing queued %v", due)
+	}
+	full := len(bodies) * 3 // 2+1
+	want := slices.Concat(bodies...)
+	m := r.e.mapOf()
+	// A drive outside the key's own PG (its records) fails every write
+	// while the parts go in: the first that costs a part a shard file.
+	for i, id := range r.ids {
+		key := fmt.Sprintf("k%d", i)
+		if slices.Contains(m.Set(m.PGOf("t", "c", key)), id) {
+			continue
+		}
+		before := countFiles(r.shardFiles(t))
+		r.faulty[i].SetFailWritesAfter(0)
+		upload(key)
+		r.faulty[i].SetFailWritesAfter(-1)
+		r.e.WaitBackground()
+		if got := countFiles(r.shardFiles(t)) - before; got >= full {
+			continue // this drive held no slot of the parts' PGs
+		}
+		due := r.e.dueHeals(time.Now().Add(time.Hour))
+		if !slices.Contains(due, HealItem{"t", "c", key}) {
+			t.Fatalf("heal queue %v, want %s queued: a part missed drive %s", due, key, id)
+		}
+		if _, err := r.e.Heal(ctx, "t", "c", key); err != nil {
+			t.Fatal(err)
+		}
+		if got := countFiles(r.shardFiles(t)) - before; got != full {
+			t.Fatalf("%d shard files of %s after the heal, want %d", got, key, full)
+		}
+		if got, err := r.get(key, 0, -1); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("read after heal: %d bytes, %v", len(got), err)
+		}
+		return
+	}
+	t.Fatal("no drive outside the key's PG held a slot of its parts' PGs")
+}
+
+func countFiles(files [][]string) int {
+	_, total := drivesWithShards(files)
+	return total
 }
