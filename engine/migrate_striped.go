@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 
@@ -87,11 +88,6 @@ func (e *Engine) moveStriped(ctx context.Context, tenant, container, key string,
 	// Slot j of every part was committed where the home set's slot j
 	// holds the record (a striped write records only those slots).
 	holds := func(j int) bool { return src.recs[j] != nil && sameData(src.recs[j], served) }
-	type copyJob struct {
-		p, j     int
-		from, to driver.Driver
-		shard    driver.Shard
-	}
 	var jobs []copyJob
 	have := make([][]bool, len(served.Parts)) // per part and slot: the current map's drive holds the file
 	for p, pt := range served.Parts {
@@ -107,7 +103,7 @@ func (e *Engine) moveStriped(ctx context.Context, tenant, container, key string,
 				have[p][j] = true
 				continue
 			}
-			if oldDrives[j] != nil && newDrives[j] != nil {
+			if newDrives[j] != nil { // an old holder gone fails its copy: rebuilt below
 				jobs = append(jobs, copyJob{p, j, oldDrives[j], newDrives[j], shardOf(tenant, container, key, q, pt.DataID)})
 			}
 		}
@@ -123,13 +119,31 @@ func (e *Engine) moveStriped(ctx context.Context, tenant, container, key string,
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			copied[i] = copyShard(ctx, codec, served.Parts[c.p].Size, c.j, c.shard, c.from, c.to) == nil
+			copied[i] = c.from != nil && copyShard(ctx, codec, served.Parts[c.p].Size, c.j, c.shard, c.from, c.to) == nil
 		})
 	}
 	wg.Wait()
 	for i, c := range jobs {
 		if copied[i] {
 			have[c.p][c.j] = true
+		}
+	}
+	// A slot whose old holder could not give its file (a node down
+	// mid-drain) is rebuilt from k others of its part's old set, so the
+	// record can still name every part there; else a single dead holder
+	// would fail the slot for every part in it and re-encode them all.
+	rebuilt := e.rebuildSlots(ctx, tenant, container, key, cur, src, served, jobs2slots(jobs, copied))
+	for p, slots := range rebuilt {
+		for _, j := range slots {
+			have[p][j] = true
+		}
+	}
+	for p, slots := range rebuilt {
+		q := served.partPG(p)
+		newDrives, _ := e.pgDrives(cur, q)
+		for _, j := range slots {
+			jobs = append(jobs, copyJob{p, j, nil, newDrives[j], shardOf(tenant, container, key, q, served.Parts[p].DataID)})
+			copied = append(copied, true)
 		}
 	}
 	// The home set's slots that hold every part get the record.
@@ -172,7 +186,7 @@ func (e *Engine) moveStriped(ctx context.Context, tenant, container, key string,
 	// The copied files' old holders: the new layout does not use them.
 	ctx = context.WithoutCancel(ctx)
 	for i, c := range jobs {
-		if !copied[i] || !ok[c.j] {
+		if !copied[i] || !ok[c.j] || c.from == nil {
 			continue
 		}
 		// Unfenced, as deletePartShards: the old holder left the PG.
@@ -240,4 +254,74 @@ func (e *Engine) cleanOlderParts(ctx context.Context, tenant, container, key str
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// copyJob is one shard file moveStriped copies: part p's shard j, from
+// its old holder (nil: rebuilt) to its new one.
+type copyJob struct {
+	p, j     int
+	from, to driver.Driver
+	shard    driver.Shard
+}
+
+// jobs2slots returns, per part, the slots whose copy failed.
+func jobs2slots(jobs []copyJob, copied []bool) map[int][]int {
+	failed := map[int][]int{}
+	for i, c := range jobs {
+		if !copied[i] {
+			failed[c.p] = append(failed[c.p], c.j)
+		}
+	}
+	return failed
+}
+
+// rebuildSlots rebuilds, for each part p of rec (as placed in src's map)
+// with slots in failed, those slots' shard files onto cur's drives of the
+// part's PG from k other slots of its old set (each block verified by its
+// checksum, as Heal does: a slot without the file is passed over). It returns, per part, the
+// slots it rebuilt; a part it could not rebuild is left out (the slots
+// then fail the record, and the artifact is re-encoded or retried).
+func (e *Engine) rebuildSlots(ctx context.Context, tenant, container, key string, cur *placement.Map, src location, rec *record, failed map[int][]int) map[int][]int {
+	if len(failed) == 0 {
+		return nil
+	}
+	codec, err := e.codec(rec.Data, rec.Parity, rec.StripeSize)
+	if err != nil {
+		return nil
+	}
+	out := map[int][]int{}
+	for p, slots := range failed {
+		q := rec.partPG(p)
+		shard := shardOf(tenant, container, key, q, rec.Parts[p].DataID)
+		oldDrives, _ := e.pgDrives(src.m, q)
+		newDrives, _ := e.pgDrives(cur, q)
+		ws := map[int]io.Writer{}
+		sws := map[int]driver.ShardWriter{}
+		for _, j := range slots {
+			if newDrives[j] == nil {
+				continue
+			}
+			sw, err := newDrives[j].CreateShard(ctx, shard)
+			if err != nil {
+				continue
+			}
+			ws[j], sws[j] = sw, sw
+		}
+		if len(ws) == 0 {
+			continue
+		}
+		_, err := codec.Rebuild(ctx, rec.Parts[p].Size, func(ctx context.Context, j int, off, length int64) (io.ReadCloser, error) {
+			if slices.Contains(slots, j) || oldDrives[j] == nil {
+				return nil, errArtifactIncomplete
+			}
+			return oldDrives[j].ReadShard(ctx, shard, off, length)
+		}, ws)
+		for j, sw := range sws {
+			if err == nil && sw.Commit(ctx) == nil {
+				out[p] = append(out[p], j)
+			}
+			sw.Abort()
+		}
+	}
+	return out
 }
