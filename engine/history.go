@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -176,7 +177,8 @@ func (e *Engine) otherLayouts(cur *placement.Map) []*placement.Map {
 // record (a map with no history, or history that no longer reaches the
 // artifact's map) fails with ErrReadQuorum: the map moved the artifact,
 // unless the current set, read once more, now holds a record (a write that
-// landed meanwhile).
+// landed meanwhile), or the record is placed for an older set that could
+// not decode it (remainsOfFallback): then the key is absent.
 func (e *Engine) locate(ctx context.Context, tenant, container, key string) (location, *record, error) {
 	cur := e.mapFor(tenant, container)
 	loc, err := e.readSet(ctx, cur, tenant, container, key)
@@ -221,7 +223,7 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 	if newest != nil {
 		return loc, newest, nil
 	}
-	if r := chooseVersion(loc.raw, cur.Policy.ReadQuorum()); r != nil && !r.Deleted {
+	if r := chooseVersion(loc.raw, cur.Policy.ReadQuorum()); r != nil && !r.Deleted && !e.remainsOfFallback(loc, r, tenant, container, key) {
 		// A write under the current map may have landed since its set
 		// was read, replacing the older set's records on drives of both:
 		// read the current set again.
@@ -236,6 +238,31 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 		return location{}, nil, fmt.Errorf("%w: the map moved this artifact: placed with %d+%d in pg %d, map epoch %d has %s in pg %d", ErrReadQuorum, r.Data, r.Parity, r.PG, cur.Epoch, cur.Policy, loc.pg)
 	}
 	return loc, nil, nil
+}
+
+// remainsOfFallback reports whether r, a live record read from loc (the
+// current set) but placed for another set, is placed for the set of one
+// of the fallback maps, all of which locate read without finding a
+// version to serve: that set holds r's version on too few drives to
+// decode it even counting the drives that did not answer
+// (dropUnreadableInline), so r is the remains of an inline write that
+// failed there and was never acknowledged nor served, not an artifact
+// the map moved. (Its rollback failed: the drives had moved on to a newer
+// map epoch and fenced it.) The key is absent; migration removes the
+// remains (removeRemains).
+func (e *Engine) remainsOfFallback(loc location, r *record, tenant, container, key string) bool {
+	j := slices.Index(loc.raw, r)
+	if j < 0 || !r.IsInline {
+		return false
+	}
+	id := loc.m.Set(loc.pg)[j]
+	for _, m := range e.fallbackMaps(tenant, container, loc.m) {
+		pg := pgOf(m, tenant, container, key)
+		if i := slices.Index(m.Set(pg), id); i >= 0 && placedIn(r, m, pg, i) {
+			return true
+		}
+	}
+	return false
 }
 
 // olderSetsHold reports whether the set of an older map (MapHistory), or
@@ -280,4 +307,49 @@ func dropUnreadableInline(recs []*record, unanswered, k int) []int {
 		}
 	}
 	return dropped
+}
+
+// removeRemains removes, from the sets of cur's fallback maps (the
+// history), key's live inline records that their own set cannot decode
+// (dropUnreadableInline, every drive of the set read) and that are older
+// than InFlightGrace: the remains of a failed inline write whose rollback
+// was fenced (remainsOfFallback). Younger ones stay, as Heal leaves them:
+// the write may still be in flight and reach its quorum; a later pass
+// removes them, and until then they count in Residue, keeping their map.
+// Each is deleted only if the drive still holds that version (a
+// conditional delete), through the unfenced drive: the map it was
+// written for has moved. It returns how many records it removed.
+func (e *Engine) removeRemains(ctx context.Context, tenant, container, key string, cur *placement.Map) (int, error) {
+	ikey := indexPrefix(tenant, container) + key
+	removed := 0
+	var errs []error
+	for _, m := range e.fallbackMaps(tenant, container, cur) {
+		pg := pgOf(m, tenant, container, key)
+		drives, _ := e.pgDrives(m, pg)
+		raws, answered := e.readRecords(ctx, drives, ikey)
+		placed := make([]*record, len(raws))
+		for j, r := range raws {
+			if r != nil && placedIn(r, m, pg, j) {
+				placed[j] = r
+			}
+		}
+		for _, j := range dropUnreadableInline(placed, len(drives)-answered, m.Policy.ReadQuorum()) {
+			r := raws[j]
+			if e.cfg.Now().Sub(versionTime(r.Version)) < InFlightGrace {
+				continue
+			}
+			d, err := e.cfg.Topology.Drive(m.Set(pg)[j])
+			if err != nil || d == nil {
+				continue
+			}
+			switch err := d.DeleteRecord(ctx, ikey, r.Version); {
+			case err == nil:
+				removed++
+			case errors.Is(err, driver.ErrNotFound), errors.Is(err, driver.ErrStale):
+			default:
+				errs = append(errs, fmt.Errorf("engine: remove the remains of a failed write from drive %s: %w", m.Set(pg)[j], err))
+			}
+		}
+	}
+	return removed, errors.Join(errs...)
 }

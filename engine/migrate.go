@@ -153,7 +153,9 @@ func (e *Engine) migrate(ctx context.Context, tenant, container, key string, ext
 		// A live one placed for an older set stays: its drive may only
 		// have missed the read.
 		res.Removed, err = e.cleanOlder(ctx, tenant, container, key, cur, pg, extra, true, nil)
-		return res, err
+		n, rerr := e.removeRemains(ctx, tenant, container, key, cur)
+		res.Removed += n
+		return res, errors.Join(err, rerr)
 	}
 	res.Version, res.Deleted = newest.Version, newest.Deleted
 	if !newest.Deleted {
