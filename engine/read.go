@@ -482,7 +482,11 @@ func (a *Artifact) writeRange(ctx context.Context, w io.Writer, off, length int6
 		}
 		start += size
 	}
-	if degraded && ctx.Err() == nil {
+	// A read that completed saw what it saw, even if its ctx ended right
+	// after (Reader's Close cancels it as soon as the last byte is taken:
+	// small GETs never queued their artifact; TestReadQueuesHealWhenClosedAtOnce).
+	// One cut short may have counted its own cancellation as a bad shard.
+	if degraded && (err == nil || ctx.Err() == nil) {
 		a.e.queueHeal(HealItem{a.Info.Tenant, a.Info.Container, a.Info.Key})
 	}
 	if errors.Is(err, erasure.ErrTooFewShards) {

@@ -1,0 +1,53 @@
+package engine
+
+import (
+	"bytes"
+	"io"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestReadQueuesHealWhenClosedAtOnce: a GET streams through Reader, and
+// the S3 layer closes it as soon as the last byte is sent, which cancels
+// the read's context. A degraded artifact read so must still be queued
+// for Heal: the read completed, so what it saw holds. (It was not, when
+// the cancel came before the read's last check: TestClusterPausedNode saw
+// small objects written during a pause never healed, and unreadable once
+// another node died.)
+func TestReadQueuesHealWhenClosedAtOnce(t *testing.T) {
+	r := newRig(t, rigOptions{drives: 4})
+	ctx := t.Context()
+	for _, size := range []int{4 << 10, 300 << 10} {
+		key := "degraded-" + string(rune('a'+size%26))
+		data := randBytes(uint64(size), size)
+		r.put(t, key, data, int64(size))
+		// One drive of the key's set loses its record: reads are degraded.
+		f := r.faultyOf(key, 1)
+		ikey := indexPrefix("t", "c") + key
+		raw, err := f.GetRecord(ctx, ikey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.DeleteRecord(ctx, ikey, raw.Version); err != nil {
+			t.Fatal(err)
+		}
+		item := HealItem{"t", "c", key}
+		for i := range 30 {
+			a, err := r.e.Open(ctx, "t", "c", key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rd := a.Reader(ctx, 0, int64(size))
+			got := make([]byte, size)
+			if _, err := io.ReadFull(rd, got); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("read %d: %v", i, err)
+			}
+			rd.Close() // at once, as the S3 layer does
+			if !slices.Contains(r.e.dueHeals(time.Now().Add(time.Hour)), item) {
+				t.Fatalf("size %d, read %d: a degraded read closed once complete did not queue the artifact for Heal", size, i)
+			}
+			r.e.unqueueHeal(item)
+		}
+	}
+}
