@@ -195,30 +195,7 @@ func TestMigrateMovesShardsOnJoin(t *testing.T) {
 				}
 			}
 			migrationReads := shardReads.Load()
-			var movedBytes int64
-			target := map[placement.DriveID]bool{}
-			for _, m := range moves {
-				target[m.To] = true
-			}
-			for id, w := range written {
-				n := w.Load()
-				movedBytes += n
-				if n > 0 && !target[id] && !tc.offline {
-					t.Errorf("drive %s got %d shard bytes though no slot moved to it", id, n)
-				}
-			}
-			for key, want := range data {
-				if got, err := read(ctx, e, key, 0, -1); err != nil || !bytes.Equal(got, want) {
-					t.Fatalf("read %s after the join = %d bytes, %v; want the %d bytes put", key, len(got), err, len(want))
-				}
-			}
-			// Every shard of the current sets is intact: nothing copied
-			// corrupt.
-			for key := range data {
-				if healed, err := e.Heal(ctx, "t", "c", key); err != nil || len(healed) != 0 {
-					t.Errorf("Heal(%s) after the migration rewrote shards %v (%v); want none", key, healed, err)
-				}
-			}
+			movedBytes := checkJoined(t, e, moves, written, data, !tc.offline)
 			ideal := float64(stored) * 2 / 14
 			ratio, readRatio := float64(movedBytes)/ideal, float64(migrationReads)/ideal
 			t.Logf("%d artifacts, %d shard bytes stored; %d of %d entries moved (ideal %.1f); migration wrote %d shard bytes, ideal %.0f → %.2fx, and read %.2fx (re-encoding whole artifacts would write ≈ %.2fx: %d artifacts in changed PGs); %+v",
@@ -311,4 +288,38 @@ func TestMigrateMovesHalfASet(t *testing.T) {
 	if frac := float64(moved) / float64(stored); frac > 0.55 {
 		t.Errorf("migration wrote %.2f of the stored bytes, want about 0.5 (only the changed slots)", frac)
 	}
+}
+
+// checkJoined checks an engine after a join's migration: the shard bytes
+// written per drive (written) went only to the drives that got a slot
+// (moves; unless onlyTargets is false: an old holder was offline and
+// Heal rebuilt elsewhere), every artifact of data reads back identical,
+// and every shard of the current sets is intact (Heal rewrites nothing:
+// nothing was copied corrupt). It returns the shard bytes written.
+func checkJoined(t *testing.T, e *Engine, moves []placement.Move, written map[placement.DriveID]*atomic.Int64, data map[string][]byte, onlyTargets bool) int64 {
+	t.Helper()
+	ctx := t.Context()
+	var movedBytes int64
+	target := map[placement.DriveID]bool{}
+	for _, m := range moves {
+		target[m.To] = true
+	}
+	for id, w := range written {
+		n := w.Load()
+		movedBytes += n
+		if n > 0 && !target[id] && onlyTargets {
+			t.Errorf("drive %s got %d shard bytes though no slot moved to it", id, n)
+		}
+	}
+	for key, want := range data {
+		if got, err := read(ctx, e, key, 0, -1); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("read %s after the join = %d bytes, %v; want the %d bytes put", key, len(got), err, len(want))
+		}
+	}
+	for key := range data {
+		if healed, err := e.Heal(ctx, "t", "c", key); err != nil || len(healed) != 0 {
+			t.Errorf("Heal(%s) after the migration rewrote shards %v (%v); want none", key, healed, err)
+		}
+	}
+	return movedBytes
 }

@@ -129,28 +129,7 @@ func TestMigrateMovesStripedShardsOnJoin(t *testing.T) {
 				t.Fatalf("MigrateAll: %+v", st)
 			}
 			migrationReads := shardReads.Load()
-			target := map[placement.DriveID]bool{}
-			for _, mv := range moves {
-				target[mv.To] = true
-			}
-			var movedBytes int64
-			for id, w := range written {
-				n := w.Load()
-				movedBytes += n
-				if n > 0 && !target[id] && !tc.offline {
-					t.Errorf("drive %s got %d shard bytes though no slot moved to it", id, n)
-				}
-			}
-			for key, want := range data {
-				if got, err := read(ctx, e, key, 0, -1); err != nil || !bytes.Equal(got, want) {
-					t.Fatalf("read %s after the join = %d bytes, %v; want the %d bytes put", key, len(got), err, len(want))
-				}
-			}
-			for key := range data {
-				if healed, err := e.Heal(ctx, "t", "c", key); err != nil || len(healed) != 0 {
-					t.Errorf("Heal(%s) after the migration rewrote shards %v (%v); want none", key, healed, err)
-				}
-			}
+			movedBytes := checkJoined(t, e, moves, written, data, !tc.offline)
 			usedAfter := used()
 			ideal := float64(stored) * 2 / 14
 			ratio := float64(movedBytes) / ideal
