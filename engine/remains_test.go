@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -48,7 +49,7 @@ func TestMapHistoryUnreadableRemains(t *testing.T) {
 	cur := &placement.Map{Epoch: 2, Policy: placement.Policy{Data: 2, Parity: 2}, Drives: r.pdrives}
 	other := r.ids[0]
 	for _, id := range r.ids {
-		if !slicesContains(set[:3], id) {
+		if !slices.Contains(set[:3], id) {
 			other = id
 			break
 		}
@@ -88,11 +89,3 @@ func TestMapHistoryUnreadableRemains(t *testing.T) {
 	}
 }
 
-func slicesContains(s []placement.DriveID, id placement.DriveID) bool {
-	for _, x := range s {
-		if x == id {
-			return true
-		}
-	}
-	return false
-}
