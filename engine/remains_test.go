@@ -88,4 +88,3 @@ func TestMapHistoryUnreadableRemains(t *testing.T) {
 		t.Fatalf("residue of the old map after Migrate: %d records, %v; want 0 (the map can go)", n, err)
 	}
 }
-
