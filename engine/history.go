@@ -176,9 +176,13 @@ func (e *Engine) otherLayouts(cur *placement.Map) []*placement.Map {
 // A current set holding no record of its own but another placement's live
 // record (a map with no history, or history that no longer reaches the
 // artifact's map) fails with ErrReadQuorum: the map moved the artifact,
-// unless the current set, read once more, now holds a record (a write that
-// landed meanwhile), or the record is placed for an older set that could
-// not decode it (remainsOfFallback): then the key is absent.
+// unless the record is placed for an older set that cannot decode it
+// (remainsOfFallback): then the key is absent.
+//
+// When no set serves a version after older sets were read, or the current
+// set held another placement's live record, the current set is read once
+// more and serves what it now holds: a migration or a write may have
+// landed between the reads (TestLocateRacingMigration).
 func (e *Engine) locate(ctx context.Context, tenant, container, key string) (location, *record, error) {
 	cur := e.mapFor(tenant, container)
 	loc, err := e.readSet(ctx, cur, tenant, container, key)
@@ -223,18 +227,25 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 	if newest != nil {
 		return loc, newest, nil
 	}
-	if r := chooseVersion(loc.raw, cur.Policy.ReadQuorum()); r != nil && !r.Deleted && !e.remainsOfFallback(loc, r, tenant, container, key) {
-		// A write under the current map may have landed since its set
-		// was read, replacing the older set's records on drives of both:
+	if r := chooseVersion(loc.raw, cur.Policy.ReadQuorum()); len(read) > 1 || (r != nil && !r.Deleted) {
+		// Migration may have moved the key between the reads of the
+		// current set and of the older ones (it writes the current set,
+		// then empties the older ones), or a write under the current map
+		// landed meanwhile, replacing older records on drives of both:
 		// read the current set again.
-		if again, err := e.readSet(ctx, cur, tenant, container, key); err == nil {
-			if v := chooseVersion(again.recs, cur.Policy.ReadQuorum()); v != nil {
-				if !v.Deleted {
-					v, _ = again.holding(v.Version)
-				}
-				return again, v, nil
-			}
+		again, err := e.readSet(ctx, cur, tenant, container, key)
+		if err != nil {
+			return location{}, nil, err
 		}
+		if v := chooseVersion(again.recs, cur.Policy.ReadQuorum()); v != nil {
+			if !v.Deleted {
+				v, _ = again.holding(v.Version)
+			}
+			return again, v, nil
+		}
+		loc = again
+	}
+	if r := chooseVersion(loc.raw, cur.Policy.ReadQuorum()); r != nil && !r.Deleted && !e.remainsOfFallback(ctx, loc, r, tenant, container, key) {
 		return location{}, nil, fmt.Errorf("%w: the map moved this artifact: placed with %d+%d in pg %d, map epoch %d has %s in pg %d", ErrReadQuorum, r.Data, r.Parity, r.PG, cur.Epoch, cur.Policy, loc.pg)
 	}
 	return loc, nil, nil
@@ -242,15 +253,19 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 
 // remainsOfFallback reports whether r, a live record read from loc (the
 // current set) but placed for another set, is placed for the set of one
-// of the fallback maps, all of which locate read without finding a
-// version to serve: that set holds r's version on too few drives to
-// decode it even counting the drives that did not answer
-// (dropUnreadableInline), so r is the remains of an inline write that
-// failed there and was never acknowledged nor served, not an artifact
-// the map moved. (Its rollback failed: the drives had moved on to a newer
-// map epoch and fenced it.) The key is absent; migration removes the
-// remains (removeRemains).
-func (e *Engine) remainsOfFallback(loc location, r *record, tenant, container, key string) bool {
+// of the fallback maps that, read now (after loc), holds no version to
+// serve: r's version is on too few of its drives to decode even counting
+// the drives that did not answer (dropUnreadableInline), so r is the
+// remains of an inline write that failed there and was never
+// acknowledged nor served, not an artifact the map moved. (Its rollback
+// failed: the drives had moved on to a newer map epoch and fenced it.)
+// The key is absent; migration removes the remains (removeRemains).
+//
+// That set is read after loc, not trusted from an earlier read: a move
+// by migration keeps one of the two sets serving at every moment, so
+// with the current set read serving nothing, an older set read
+// afterwards serves the artifact if it exists.
+func (e *Engine) remainsOfFallback(ctx context.Context, loc location, r *record, tenant, container, key string) bool {
 	j := slices.Index(loc.raw, r)
 	if j < 0 || !r.IsInline {
 		return false
@@ -258,9 +273,11 @@ func (e *Engine) remainsOfFallback(loc location, r *record, tenant, container, k
 	id := loc.m.Set(loc.pg)[j]
 	for _, m := range e.fallbackMaps(tenant, container, loc.m) {
 		pg := pgOf(m, tenant, container, key)
-		if i := slices.Index(m.Set(pg), id); i >= 0 && placedIn(r, m, pg, i) {
-			return true
+		if i := slices.Index(m.Set(pg), id); i < 0 || !placedIn(r, m, pg, i) {
+			continue
 		}
+		old, err := e.readSet(ctx, m, tenant, container, key)
+		return err == nil && chooseVersion(old.recs, m.Policy.ReadQuorum()) == nil
 	}
 	return false
 }

@@ -1,9 +1,12 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,5 +89,106 @@ func TestMapHistoryUnreadableRemains(t *testing.T) {
 	}
 	if n, err := r.e.Residue(ctx, old); err != nil || n != 0 {
 		t.Fatalf("residue of the old map after Migrate: %d records, %v; want 0 (the map can go)", n, err)
+	}
+}
+
+// migratingKey marks the ctx of the Migrate a test runs from inside a
+// read (TestLocateRacingMigration), so its own reads pass the hook.
+type migratingKey struct{}
+
+// TestLocateRacingMigration: migration moves an artifact between a
+// read's look at the current map's set and its look at the older map's
+// set. The read must still serve it, not answer "no such key" (CI's
+// TestClusterGrow: a 100 KiB artifact, inline, read through the third
+// node while the leader migrated to the 4+2 map).
+func TestLocateRacingMigration(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		maps func(t *testing.T, r *histRig) (old, cur *placement.Map)
+		// nth is the old set's drives' GetRecord call that is the read
+		// of the old set: the second where the current set shares them.
+		nth  int32
+		data []byte
+	}{{
+		// The old set's drives are in the new set, in other slots: the
+		// current set's first read sees the old placement's records,
+		// which the move then replaces.
+		name: "shared drives, inline",
+		maps: func(t *testing.T, r *histRig) (*placement.Map, *placement.Map) {
+			return r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1), r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 2)
+		},
+		nth:  2,
+		data: bytes.Repeat([]byte("inline "), 1000),
+	}, {
+		name: "shared drives, shard files",
+		maps: func(t *testing.T, r *histRig) (*placement.Map, *placement.Map) {
+			return r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1), r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 2)
+		},
+		nth:  2,
+		data: bytes.Repeat([]byte("not inline "), 20000),
+	}, {
+		// The new set has none of the old set's drives: the current
+		// set's first read sees nothing, and the move's clean-up then
+		// empties the old set.
+		name: "disjoint sets",
+		maps: func(t *testing.T, r *histRig) (*placement.Map, *placement.Map) {
+			old := r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1)
+			cur := &placement.Map{Epoch: 2, Policy: placement.Policy{Data: 2, Parity: 2}, Drives: r.pdrives}
+			for range 16 {
+				cur.PGs = append(cur.PGs, slices.Clone(r.ids[2:6]))
+			}
+			if err := cur.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			return old, cur
+		},
+		nth:  1,
+		data: bytes.Repeat([]byte("inline "), 1000),
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newHistRig(t)
+			ctx := t.Context()
+			old, cur := tc.maps(t, r)
+			r.topo.use(old)
+			const key = "racing"
+			r.put(t, key, tc.data)
+			r.topo.use(cur, old)
+			ikey := indexPrefix("t", "c") + key
+
+			var started atomic.Bool
+			done := make(chan struct{})
+			var migrateErr error
+			for _, id := range old.Set(old.PGOf("t", "c", key)) {
+				var calls atomic.Int32
+				r.topo.drives[id].SetBeforeGetRecord(func(ctx context.Context, k string) {
+					if k != ikey || ctx.Value(migratingKey{}) != nil || calls.Add(1) != tc.nth {
+						return
+					}
+					// The read's look at the old set: migrate first.
+					if started.CompareAndSwap(false, true) {
+						res, err := r.e.Migrate(context.WithValue(context.WithoutCancel(ctx), migratingKey{}, true), "t", "c", key)
+						if err == nil && !res.Moved {
+							err = fmt.Errorf("migrate did not move it: %+v", res)
+						}
+						migrateErr = err
+						close(done)
+					}
+					<-done
+				})
+			}
+			got, err := read(ctx, r.e, key, 0, -1)
+			if !started.Load() {
+				t.Fatal("the read never looked at the old set: the test did not interleave the migration")
+			}
+			if migrateErr != nil {
+				t.Fatalf("Migrate: %v", migrateErr)
+			}
+			if err != nil {
+				t.Fatalf("read during the migration: %v", err)
+			}
+			if !bytes.Equal(got, tc.data) {
+				t.Fatalf("read %d bytes, not the %d written", len(got), len(tc.data))
+			}
+		})
 	}
 }

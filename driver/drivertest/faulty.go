@@ -32,6 +32,7 @@ type Faulty struct {
 	failAfter atomic.Int64 // n+1 of SetFailWritesAfter(n); 0 disables
 	latency   atomic.Int64 // nanoseconds
 	hang      atomic.Bool
+	onGet     atomic.Pointer[func(ctx context.Context, key string)]
 }
 
 var _ driver.Driver = (*Faulty)(nil)
@@ -75,6 +76,17 @@ func (f *Faulty) SetLatency(d time.Duration) { f.latency.Store(int64(d)) }
 // Calls already waiting return once it is turned off. ShardWriter.Abort
 // still reaches the wrapped Driver at once.
 func (f *Faulty) SetHang(on bool) { f.hang.Store(on) }
+
+// SetBeforeGetRecord makes every GetRecord call fn with its ctx and key
+// first, before any other fault; nil removes it. Tests use it to
+// interleave other work between the reads of one operation.
+func (f *Faulty) SetBeforeGetRecord(fn func(ctx context.Context, key string)) {
+	if fn == nil {
+		f.onGet.Store(nil)
+		return
+	}
+	f.onGet.Store(&fn)
+}
 
 // hung blocks while the hang fault is on and ctx is not done.
 func (f *Faulty) hung(ctx context.Context) error {
@@ -247,6 +259,9 @@ func corruptRecord(r *driver.Record) {
 
 // GetRecord gets a record from the wrapped Driver.
 func (f *Faulty) GetRecord(ctx context.Context, key string) (driver.Record, error) {
+	if fn := f.onGet.Load(); fn != nil {
+		(*fn)(ctx, key)
+	}
 	if err := f.before(ctx); err != nil {
 		return driver.Record{}, fmt.Errorf("drivertest: faulty: get record: %w", err)
 	}
