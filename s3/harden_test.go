@@ -506,6 +506,32 @@ func TestSlowHeadersCutOff(t *testing.T) {
 	}
 }
 
+// TestSilentConnClosedSilently: a connection that never sends a byte (a
+// client's spare connection, dialled and left in its pool) is closed after
+// HeaderTimeout without an answer, which the client would otherwise read
+// as the answer to a request it sends on it later ("Unsolicited response
+// received on idle HTTP channel" in CI's logs). A connection cut off
+// inside its headers still gets RequestTimeout (TestSlowHeadersCutOff).
+func TestSilentConnClosedSilently(t *testing.T) {
+	e := startServerWith(t, func(c *s3.Config) { c.HeaderTimeout = 300 * time.Millisecond })
+	conn := dial(t, e.endpoint)
+	start := time.Now()
+	got, closed := readAnswer(t, conn, 5*time.Second)
+	if took := time.Since(start); !closed || took > 2*time.Second {
+		t.Fatalf("closed %v after %v, want closed within about 300 ms", closed, took)
+	}
+	if got != "" {
+		t.Errorf("a connection that sent nothing got the answer %q, want none", got)
+	}
+	// The server still serves new connections.
+	conn = dial(t, e.endpoint)
+	io.WriteString(conn, "GET /b/k HTTP/1.1\r\nHost: x\r\n")
+	got, _ = readAnswer(t, conn, 5*time.Second)
+	if !strings.Contains(got, "<Code>RequestTimeout</Code>") {
+		t.Errorf("headers cut short: %q, want RequestTimeout", got)
+	}
+}
+
 // TestBrokenBodyIs400: an upload whose HTTP framing breaks mid-body (bad
 // chunk size, connection closed early) is the client's error, not a 500.
 func TestBrokenBodyIs400(t *testing.T) {

@@ -264,6 +264,15 @@ func redact(msg string) string {
 // large a header, or a body that stopped arriving before the handler)
 // with an S3 error; fasthttp closes the connection.
 func (s *Server) parseError(fctx *fasthttp.RequestCtx, err error) {
+	_, headed := s.preflights.take(&fctx.Request.Header) // and forget it
+	if nothingRead(headed, err) {
+		// A connection that sent nothing (a client's spare connection,
+		// dialled and never used) timed out: close it without an answer,
+		// which its client would read as the answer to the request it may
+		// be sending on it right now ("unsolicited response").
+		fctx.Conn().Close()
+		return
+	}
 	e := ErrInvalidRequest
 	var ne net.Error
 	switch {
@@ -274,12 +283,27 @@ func (s *Server) parseError(fctx *fasthttp.RequestCtx, err error) {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		e = ErrIncompleteBody // the connection ended inside the first body bytes
 	}
-	s.preflights.delete(&fctx.Request.Header)
 	id := newRequestID()
 	s.log.Debug("unreadable request", "id", id, "err", redact(err.Error()))
 	fctx.Response.Header.DisableNormalizing()
 	fctx.Response.Header.Set("x-amz-request-id", id)
 	writeXML(fctx, e.Status, errorBody{Code: e.Code, Message: e.Message, RequestID: id})
+}
+
+// nothingRead reports whether err, from fasthttp reading a request, means
+// that not a byte of one arrived before the header timeout: fasthttp
+// passes the connection's timeout on bare then, and wraps it ("error when
+// reading request headers") once some header bytes arrived. A body that
+// stopped arriving before the handler also ends in a bare timeout, but
+// after headerReceived (headed) kept the request's preflight.
+// TestSilentConnClosedSilently, TestSlowHeadersCutOff and
+// TestStalledBodyCutOff check this on every fasthttp upgrade.
+func nothingRead(headed bool, err error) bool {
+	if errors.As(err, new(fasthttp.ErrNothingRead)) {
+		return true
+	}
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout() && !headed
 }
 
 // writeError writes err as an S3 XML error response.
