@@ -97,14 +97,19 @@ func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
 // BenchmarkStriped: one stream PUTs then GETs a large artifact through
 // 12 drives capped at 40 MiB/s each, 4+2, unstriped (width 1: one PG's 6
 // drives) and striped over 8 PGs. VAULT_STRIPE_BENCH_MIB sets the size
-// (default 512). Run each case in its own process for a meaningful peak
-// RSS (bench/RESULTS.md):
+// (default 512), VAULT_STRIPE_WRITE_AHEAD a Put's window of parts in
+// flight (default stripeWriteAhead). Run each case in its own process for
+// a meaningful peak RSS (bench/RESULTS.md):
 //
 //	go test ./engine -run '^$' -bench 'BenchmarkStriped/width=8' -benchtime 1x
 func BenchmarkStriped(b *testing.B) {
 	size := int64(512) << 20
 	if s, err := strconv.Atoi(os.Getenv("VAULT_STRIPE_BENCH_MIB")); err == nil && s > 0 {
 		size = int64(s) << 20
+	}
+	if w, err := strconv.Atoi(os.Getenv("VAULT_STRIPE_WRITE_AHEAD")); err == nil && w > 0 && w <= maxStripeWriteAhead {
+		defer func(old int) { stripeWriteAhead = old }(stripeWriteAhead)
+		stripeWriteAhead = w
 	}
 	const bw = 40 << 20
 	for _, width := range []int{1, 8} {

@@ -271,8 +271,9 @@ func (e *Engine) anyRecordNames(ctx context.Context, tenant, container, key, ref
 }
 
 // deleteIntentParts deletes the shard files of the parts of intent in's
-// Put, in order, until stripeReadAhead parts in a row are on no drive (a
-// Put writes that many at once), and returns how many it deleted.
+// Put, in order, until maxStripeWriteAhead parts in a row are on no drive
+// (a Put writes at most that many at once), and returns how many it
+// deleted.
 func (e *Engine) deleteIntentParts(ctx context.Context, tenant, container, key string, in *record, base [16]byte) (int, error) {
 	sm := e.stripeMap(tenant, container, in)
 	if sm == nil {
@@ -280,7 +281,7 @@ func (e *Engine) deleteIntentParts(ctx context.Context, tenant, container, key s
 		return 0, nil
 	}
 	deleted, missing := 0, 0
-	for i := 0; missing < stripeReadAhead && int64(i) <= MaxArtifactSize/(stripeChunkStripes*max(in.StripeSize, 1)); i++ {
+	for i := 0; missing < maxStripeWriteAhead && int64(i) <= MaxArtifactSize/(stripeChunkStripes*max(in.StripeSize, 1)); i++ {
 		drives, _ := e.partDrives(sm, in, i)
 		shard := shardOf(tenant, container, key, in.partPG(i), intentDataID(base, i))
 		found := false
