@@ -231,8 +231,9 @@ func (at uploadAt) moved(cur *placement.Map, up *record) bool {
 // findUpload reads an upload's record from the set it was created in: the
 // set of key's PG in the map its record names (uploadEpochKey), or, for
 // a record that names none or a map no longer kept, the first set holding
-// a record of it placed there, the current map's first, then the older
-// maps' (MapHistory). An upload keeps its placement until it is completed
+// a record of it placed there, the current map's first, then the
+// container's other layouts' (otherLayouts), then the older maps'
+// (MapHistory). An upload keeps its placement until it is completed
 // or aborted, and Residue keeps its map in the history until then. A set
 // that does not answer with a read quorum is passed over; ErrReadQuorum
 // if no set holds the upload and one did not answer, else
@@ -240,7 +241,11 @@ func (at uploadAt) moved(cur *placement.Map, up *record) bool {
 func (e *Engine) findUpload(ctx context.Context, tenant, container, key, id string) (*record, uploadAt, error) {
 	cur := e.mapFor(tenant, container)
 	ukey := uploadKey(tenant, container, key, id)
-	maps := append([]*placement.Map{cur}, e.olderMaps(cur)...)
+	// The container's other layouts too: an upload created just before
+	// its storage policy changed lives in the layout it started with
+	// (probe F1 of session 10: it answered NoSuchUpload and, listed but
+	// impossible to abort, refused every later set-policy).
+	maps := append(append([]*placement.Map{cur}, e.otherLayouts(cur)...), e.olderMaps(cur)...)
 	read := func(m *placement.Map) (*record, uploadAt, error) {
 		pg := m.PGOf(tenant, container, key)
 		drives, _ := e.pgDrives(m, pg)

@@ -295,3 +295,65 @@ func TestReadFollowsRelayout(t *testing.T) {
 		})
 	}
 }
+
+// TestUploadAcrossPolicyChange: an upload created just before its
+// container's storage policy changed (between set-policy's check for
+// uploads in progress and the policy taking effect, or on a node that had
+// not applied it yet) lives in the layout it started with. It takes more
+// parts, completes (read back whole) or aborts (its shard files gone),
+// and leaves nothing that refuses the next set-policy (probe F1 of
+// session 10: every call on it answered NoSuchUpload while it stayed
+// listed, and set-policy was refused for ever).
+func TestUploadAcrossPolicyChange(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		walk, abort bool
+	}{{"complete", false, false}, {"complete after a re-layout walk", true, false}, {"abort", false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{drives: 6, remote: 2, noSync: true, stripeSize: stripeTestStripe, width: 4})
+			var policy atomic.Value
+			policy.Store(PolicyLocal)
+			r.e.cfg.StoragePolicy = func(string, string) string { return policy.Load().(string) }
+			ctx := t.Context()
+			b := randBytes(77, MinPartSize+3000)
+			id, err := r.e.CreateUpload(ctx, "t", "c", "mp", PutOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p1, err := r.e.PutPart(ctx, "t", "c", "mp", id, 1, bytes.NewReader(b[:MinPartSize]), PutOptions{Size: MinPartSize})
+			if err != nil {
+				t.Fatal(err)
+			}
+			policy.Store(PolicyHybrid)
+			if tc.walk {
+				relayoutWalk(t, r.e, RelayoutOptions{})
+			}
+			p2, err := r.e.PutPart(ctx, "t", "c", "mp", id, 2, bytes.NewReader(b[MinPartSize:]), PutOptions{Size: 3000})
+			if err != nil {
+				t.Fatalf("PutPart 2 after the policy change: %v", err)
+			}
+			if tc.abort {
+				if err := r.e.AbortUpload(ctx, "t", "c", "mp", id); err != nil {
+					t.Fatalf("AbortUpload after the policy change: %v", err)
+				}
+				r.e.WaitBackground()
+				if _, total := drivesWithShards(r.shardFiles(t)); total != 0 {
+					t.Errorf("%d shard files left after the abort", total)
+				}
+			} else {
+				if _, err := r.e.CompleteUpload(ctx, "t", "c", "mp", id, []CompletePart{{1, p1.ETag}, {2, p2.ETag}}, nil); err != nil {
+					t.Fatalf("CompleteUpload after the policy change: %v", err)
+				}
+				if got, err := r.get("mp", 0, -1); err != nil || !bytes.Equal(got, b) {
+					t.Fatalf("read back %d bytes, %v; want the %d uploaded", len(got), err, len(b))
+				}
+			}
+			if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 0 {
+				t.Errorf("ListUploads afterwards: %d uploads, %v; want none", len(ups), err)
+			}
+			if err := r.e.CheckPolicyChange(ctx, "t", "c", PolicyLocal); err != nil {
+				t.Errorf("set-policy local afterwards refused: %v", err)
+			}
+		})
+	}
+}
