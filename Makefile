@@ -5,7 +5,7 @@ BENCH   ?= .
 FUZZTIME ?= 60s
 SOAK    ?= 5m
 
-.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients console-test bench bench-compare bench-limit fuzz chaos lint clean minio remote-soak bench-remote scale-test
+.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients console-test bench bench-compare bench-limit fuzz chaos lint clean minio remote-soak remote-probes bench-remote scale-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -55,6 +55,10 @@ bench-remote: ## the remote-drive figures of bench/RESULTS.md: hybrid vs local t
 
 remote-soak: ## 5 minutes of PUT/GET/DELETE through a node whose remote drives (two buckets of a real MinIO, make minio) answer 30% 503s and reset 10% of connections, with a hang and an outage every minute (SOAK=5m)
 	VAULT_REMOTE_SOAK=$(SOAK) $(GO) test -count=1 -timeout 30m -v -run '^TestRemoteFaultWorkload$$' ./cmd/vaultd/
+
+remote-probes: ## the remote-drive fault probes (make minio first; about 8 minutes): a paused owner resumed after adoption writes nothing (F3), standbys through owner faults, set-policy re-layout under load
+	VAULT_PROBE=1 $(GO) test -count=1 -timeout 30m -v -run '^(TestProbePausedOwnerResumed|TestProbeStandbyStale)$$' ./cmd/vaultd/
+	VAULT_PROBE=1 $(GO) test -count=1 -timeout 10m -v -run '^TestProbeRelayoutUnderLoad$$' ./engine/
 
 bench: ## Go microbenchmarks (benchstat-friendly: make bench > new.txt)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count=1 $(PKGS)

@@ -58,8 +58,8 @@
 // (Topology.Drive). It carries an owner epoch; registration never moves
 // it to another node: only Store.AdoptDrive does, through Raft, checking
 // and bumping the epoch, and the owner's driver writes only while
-// Store.OwnerFence passes (this node, that epoch, Raft heard from within
-// OwnerLease). See remotedrive.go and driver/remote's "Ownership and
+// Store.OwnerFence passes (this node, that epoch, in a state synced with
+// the Raft leader less than OwnerLease ago by the monotonic clock). See remotedrive.go and driver/remote's "Ownership and
 // fencing".
 //
 // # Fenced map epochs

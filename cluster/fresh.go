@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -45,15 +46,16 @@ const freshWindow = time.Second
 
 // freshness tracks when this node last proved itself current.
 type freshness struct {
-	mu    sync.Mutex // guards the following fields
-	until time.Time  // fresh before this (monotonic)
-	call  *freshCall // the sync in progress, if any
+	mu     sync.Mutex // guards the following fields
+	synced time.Time  // the start of the last successful sync (monotonic); zero: never
+	call   *freshCall // the sync in progress, if any
 }
 
 // freshCall is one sync in progress; done closes when err is set.
 type freshCall struct {
-	done chan struct{}
-	err  error
+	started time.Time
+	done    chan struct{}
+	err     error
 }
 
 // Fresh returns once this node's state reflects every write acknowledged
@@ -63,40 +65,65 @@ func (s *Store) Fresh(ctx context.Context) error {
 	if s.verifier == nil {
 		return nil // a single node: its state is the state
 	}
+	return s.syncedWithin(ctx, freshWindow)
+}
+
+// syncedWithin returns once a sync with the leader that started less than
+// window ago has succeeded, joining the sync in progress or starting one,
+// or fails wrapping meta.ErrUnavailable.
+func (s *Store) syncedWithin(ctx context.Context, window time.Duration) error {
+	asked := time.Now()
 	for {
-		f := &s.fresh
-		f.mu.Lock()
-		if time.Now().Before(f.until) {
-			f.mu.Unlock()
+		if s.syncAge() < window {
 			return nil
 		}
-		c := f.call
-		if c == nil {
-			c = &freshCall{done: make(chan struct{})}
-			f.call = c
-			f.mu.Unlock()
-			start := time.Now()
-			c.err = s.catchUp(context.WithoutCancel(ctx)) // absent.go: the one catch-up with the leader
-			f.mu.Lock()
-			if c.err == nil {
-				f.until = start.Add(freshWindow)
-			}
-			f.call = nil
-			f.mu.Unlock()
-			close(c.done)
-			return c.err
-		}
-		f.mu.Unlock()
+		c := s.syncCall()
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w: waiting for a sync with the leader: %w", meta.ErrUnavailable, context.Cause(ctx))
 		case <-c.done:
 		}
-		if c.err != nil {
+		if c.err != nil || !c.started.Before(asked) {
 			return c.err
 		}
 		// The sync started before this call, so it may not cover a write
 		// acknowledged in between: check the window again (it normally
 		// holds, and a sync that outlasted it is redone).
 	}
+}
+
+// syncAge is how long ago the last successful sync started (by the
+// monotonic clock, which runs on while the process is stopped).
+func (s *Store) syncAge() time.Duration {
+	s.fresh.mu.Lock()
+	defer s.fresh.mu.Unlock()
+	if s.fresh.synced.IsZero() {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Since(s.fresh.synced)
+}
+
+// syncCall returns the sync in progress, starting one if there is none.
+// The sync runs on its own (catchUp is bounded by noLeaderWait), so a
+// caller that gives up does not cut it short for the others.
+func (s *Store) syncCall() *freshCall {
+	f := &s.fresh
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.call != nil {
+		return f.call
+	}
+	c := &freshCall{started: time.Now(), done: make(chan struct{})}
+	f.call = c
+	go func() {
+		err := s.catchUp(context.Background()) // absent.go: the one catch-up with the leader
+		f.mu.Lock()
+		if err == nil && c.started.After(f.synced) {
+			f.synced = c.started
+		}
+		c.err, f.call = err, nil
+		f.mu.Unlock()
+		close(c.done)
+	}()
+	return c
 }

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/vaultaire/vaultaire/driver"
 )
 
@@ -27,13 +25,14 @@ import (
 //
 // The owner's driver checks OwnerFence before every write to the bucket:
 // the drive must still be attached to this node at the epoch it was
-// claimed with, and this node's Raft state must be fresh (the leader, or
-// a follower that heard from the leader within OwnerLease). A node that
-// lost the drive to an adoption, or that is cut off from the cluster and
-// so cannot know, stops writing within OwnerLease; the adopter waits
-// OwnerLease plus the driver's call timeout after its adoption committed
-// before it reads the bucket and writes (vaultd), so the deposed owner's
-// last write has landed (or been abandoned) by then.
+// claimed with, in a state this node synced with the Raft leader less
+// than OwnerLease ago (by its monotonic clock, which runs on while the
+// process is stopped). A node that lost the drive to an adoption, or that
+// is cut off from the cluster or was paused and so cannot know, stops
+// writing within OwnerLease; the adopter waits OwnerLease plus the
+// driver's call timeout after its adoption committed before it reads the
+// bucket and writes (vaultd), so the deposed owner's last write has
+// landed (or been abandoned) by then.
 //
 // Other nodes started with the same remote drive are standbys: they
 // never write it, but Topology.Drive reads it through their read-only
@@ -45,8 +44,8 @@ import (
 // apart from the commands other work adds in fsm.go.
 const cmdAdoptDrive cmdType = 28
 
-// OwnerLease is how long a follower that has not heard from the Raft
-// leader keeps writing to the remote drives it owns (OwnerFence).
+// OwnerLease is how long after its last sync with the Raft leader began a
+// node keeps writing to the remote drives it owns (OwnerFence).
 const OwnerLease = 5 * time.Second
 
 // ErrNotOwner means a remote drive is not (or no longer) attached to this
@@ -157,19 +156,56 @@ func (s *Store) AdoptDrive(ctx context.Context, id, from, to string, epoch uint6
 }
 
 // OwnerFence returns nil while this node owns remote drive id at owner
-// epoch epoch and its Raft state is fresh: it is the leader, or a follower
-// that heard from the leader within OwnerLease. Else it fails wrapping
-// ErrNotOwner. It reads only memory.
-func (s *Store) OwnerFence(id string, epoch uint64) error {
+// epoch epoch and has proven its Raft state current within OwnerLease:
+// a sync with the leader (a leader read index on a follower, VerifyLeader
+// on the leader; fresh.go) that started less than OwnerLease ago by the
+// monotonic clock has succeeded, and the state it brought this node up to
+// still attaches the drive here at that epoch. Else it fails wrapping
+// ErrNotOwner.
+//
+// Why that is enough: an adoption acknowledged before the sync started is
+// in the state the sync brought, so the check refuses; one acknowledged
+// after it started finds this node's permission ending less than
+// OwnerLease after the adoption, and the adopter waits OwnerLease plus the
+// driver's call timeout before it writes. The monotonic clock runs on while
+// the process is stopped, so a node resumed after a pause (SIGSTOP, a VM
+// freeze) finds its permission expired and must sync first: a deposed
+// leader's VerifyLeader then fails, a deposed follower learns of the
+// adoption. Being the Raft leader proves nothing by itself: a paused leader
+// keeps believing it leads until it next counts its followers.
+//
+// Past OwnerLease the call syncs first (joining the sync in progress), so
+// it may wait up to the leader's reply or ctx's end; past ownerRenew it
+// starts a sync in the background and answers from the current permission,
+// so a drive under steady writes never waits on one.
+func (s *Store) OwnerFence(ctx context.Context, id string, epoch uint64) error {
+	if err := s.ownsDrive(id, epoch); err != nil {
+		return err
+	}
+	if s.verifier == nil {
+		return nil // a single node: nobody else can adopt the drive
+	}
+	switch age := s.syncAge(); {
+	case age >= OwnerLease:
+		if err := s.syncedWithin(ctx, OwnerLease); err != nil {
+			return fmt.Errorf("%w: drive %s: cannot confirm ownership with the Raft leader: %w", ErrNotOwner, id, err)
+		}
+	case age >= ownerRenew:
+		s.syncCall()
+	}
+	return s.ownsDrive(id, epoch)
+}
+
+// ownerRenew is the age of the last sync past which OwnerFence starts
+// another in the background.
+const ownerRenew = time.Second
+
+// ownsDrive checks this node's state attaches remote drive id to it at
+// owner epoch epoch.
+func (s *Store) ownsDrive(id string, epoch uint64) error {
 	node, cur, ok := s.DriveOwner(id)
 	if !ok || node != s.cfg.NodeID || cur != epoch {
 		return fmt.Errorf("%w: drive %s is attached to %q at owner epoch %d; this node %s claimed it at %d", ErrNotOwner, id, node, cur, s.cfg.NodeID, epoch)
-	}
-	if s.raft.State() == raft.Leader {
-		return nil // a leader that lost its quorum steps down within its lease
-	}
-	if lc := s.raft.LastContact(); lc.IsZero() || time.Since(lc) > OwnerLease {
-		return fmt.Errorf("%w: drive %s: no word from the Raft leader for over %v", ErrNotOwner, id, OwnerLease)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -45,7 +46,7 @@ func TestRemoteDriveAdoption(t *testing.T) {
 	if node, epoch, ok := n2.store.DriveOwner("remote-x"); !ok || node != "n1" || epoch != 1 {
 		t.Fatalf("DriveOwner = %q, %d, %v; want n1, 1, true", node, epoch, ok)
 	}
-	if err := n1.store.OwnerFence("remote-x", 1); err != nil {
+	if err := n1.store.OwnerFence(t.Context(), "remote-x", 1); err != nil {
 		t.Fatalf("owner's fence: %v", err)
 	}
 
@@ -62,7 +63,7 @@ func TestRemoteDriveAdoption(t *testing.T) {
 			t.Errorf("n2 registered with %d drives %+v, want its 2 local ones", len(n.Drives), n.Drives)
 		}
 	}
-	if err := n2.store.OwnerFence("remote-x", 1); !errors.Is(err, ErrNotOwner) {
+	if err := n2.store.OwnerFence(t.Context(), "remote-x", 1); !errors.Is(err, ErrNotOwner) {
 		t.Errorf("n2's fence before adoption: %v, want ErrNotOwner", err)
 	}
 
@@ -77,10 +78,10 @@ func TestRemoteDriveAdoption(t *testing.T) {
 	}
 	waitFor("remote-x attached to n2 in n1's map", onNode(n1.store, "n2"))
 	waitFor("remote-x attached to n2 in n2's map", onNode(n2.store, "n2"))
-	if err := n1.store.OwnerFence("remote-x", 1); !errors.Is(err, ErrNotOwner) {
+	if err := n1.store.OwnerFence(t.Context(), "remote-x", 1); !errors.Is(err, ErrNotOwner) {
 		t.Errorf("deposed owner's fence: %v, want ErrNotOwner", err)
 	}
-	if err := n2.store.OwnerFence("remote-x", 2); err != nil {
+	if err := n2.store.OwnerFence(t.Context(), "remote-x", 2); err != nil {
 		t.Errorf("adopter's fence: %v", err)
 	}
 	// The deposed owner still advertising it does not get it back.
@@ -94,19 +95,83 @@ func TestRemoteDriveAdoption(t *testing.T) {
 
 	// Cut off from the cluster (n1 gone: no leader), the owner cannot know
 	// whether it was deposed: its fence refuses within OwnerLease.
-	if err := n2.store.OwnerFence("remote-x", 2); err != nil {
+	if err := n2.store.OwnerFence(t.Context(), "remote-x", 2); err != nil {
 		t.Fatalf("adopter's fence before n1 stops: %v", err)
 	}
 	n1.store.Close()
 	stopped := time.Now()
-	for n2.store.OwnerFence("remote-x", 2) == nil {
+	// Each check is bounded as the driver's call is: past OwnerLease the
+	// fence waits for a sync with a leader that is not there.
+	fence := func() error {
+		ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+		defer cancel()
+		return n2.store.OwnerFence(ctx, "remote-x", 2)
+	}
+	for fence() == nil {
 		if time.Since(stopped) > OwnerLease+5*time.Second {
 			t.Fatalf("n2's fence still passes %v after the cluster lost its leader", time.Since(stopped))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err := n2.store.OwnerFence("remote-x", 2); !errors.Is(err, ErrNotOwner) {
+	if err := fence(); !errors.Is(err, ErrNotOwner) {
 		t.Errorf("cut-off owner's fence: %v, want ErrNotOwner", err)
 	}
 	t.Logf("n2's fence refused %v after n1 stopped", time.Since(stopped).Round(time.Millisecond))
+}
+
+// TestOwnerFenceAfterPause: a remote drive's owner that is the Raft leader
+// and has not synced with its followers for OwnerLease (as after a
+// SIGSTOP: the monotonic clock runs on) must prove it still leads before
+// it writes. While its followers answer, the fence syncs and passes; once
+// they are gone it refuses at once, though raft still calls it the leader
+// for up to its lease (a resumed leader's view), which the fence of
+// session 10 trusted.
+func TestOwnerFenceAfterPause(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a 2-node raft cluster")
+	}
+	nodes, view := startStores(t, 2)
+	n1, n2 := nodes[0], nodes[1]
+	m1 := n1.member
+	m1.Drives = append(m1.Drives, MemberDrive{ID: "remote-x", Class: string(driver.ClassRemote), Zone: "remote:x"})
+	view.set(m1)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if node, _, ok := n1.store.DriveOwner("remote-x"); ok && node == "n1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("remote-x never attached to n1")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !n1.store.IsLeader() {
+		t.Fatal("n1 is not the Raft leader")
+	}
+	pause := func() {
+		n1.store.fresh.mu.Lock()
+		n1.store.fresh.synced = time.Now().Add(-OwnerLease - time.Second)
+		n1.store.fresh.mu.Unlock()
+	}
+	fence := func() error {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		return n1.store.OwnerFence(ctx, "remote-x", 1)
+	}
+
+	pause()
+	if err := fence(); err != nil {
+		t.Fatalf("fence after a pause, followers answering: %v", err)
+	}
+	if age := n1.store.syncAge(); age > OwnerLease {
+		t.Fatalf("the fence passed without syncing: last sync %v ago", age)
+	}
+
+	pause()
+	n2.store.Close()
+	leader := n1.store.IsLeader()
+	if err := fence(); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("fence after a pause, followers gone (raft leader when asked: %v): %v, want ErrNotOwner", leader, err)
+	}
+	t.Logf("raft called n1 the leader when its fence was asked: %v", leader)
 }

@@ -476,7 +476,7 @@ func gossipState(members []cluster.Member, self, owner string) (state cluster.Me
 
 // ownerFence is the fence of remote drive id claimed at owner epoch epoch.
 func ownerFence(store *cluster.Store, id string, epoch uint64) remote.Fencer {
-	return remote.FenceFunc(func(context.Context) error { return store.OwnerFence(id, epoch) })
+	return remote.FenceFunc(func(ctx context.Context) error { return store.OwnerFence(ctx, id, epoch) })
 }
 
 // scrubbed returns the drives the node's scrubber reads: its local ones. A

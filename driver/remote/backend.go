@@ -53,6 +53,37 @@ type counters struct {
 	puts, posts, gets, lists, heads, deletes, sent, recv, retries, failures atomic.Uint64
 }
 
+// fencedTransport asks Config.Fence again right before each attempt of a
+// request that changes the bucket (anything but GET and HEAD) is sent: the
+// check in backend.write comes before the wait for a request slot and the
+// SDK's retries with backoff, and a process paused (SIGSTOP) in between
+// must not send once its permission has expired. A refused attempt is not
+// sent, not retried, and not counted.
+type fencedTransport struct {
+	next  http.RoundTripper
+	fence Fencer
+}
+
+func (t *fencedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if err := t.fence.Fence(r.Context()); err != nil {
+			if r.Body != nil {
+				r.Body.Close()
+			}
+			return nil, &fencedError{err: err}
+		}
+	}
+	return t.next.RoundTrip(r)
+}
+
+// fencedError is an attempt fencedTransport refused; the SDK's retryer
+// does not retry it.
+type fencedError struct{ err error }
+
+func (e *fencedError) Error() string        { return ErrFenced.Error() + ": " + e.err.Error() }
+func (e *fencedError) Unwrap() []error      { return []error{ErrFenced, e.err} }
+func (e *fencedError) RetryableError() bool { return false }
+
 // countingTransport counts requests and body bytes of every attempt.
 type countingTransport struct {
 	next http.RoundTripper
@@ -174,7 +205,11 @@ func newClient(c *Config, cnt *counters) *s3.Client {
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
 	}
-	hc := &http.Client{Transport: &countingTransport{next: tr, c: cnt}}
+	var rt http.RoundTripper = &countingTransport{next: tr, c: cnt}
+	if c.Fence != nil {
+		rt = &fencedTransport{next: rt, fence: c.Fence}
+	}
+	hc := &http.Client{Transport: rt}
 	return s3.New(s3.Options{
 		BaseEndpoint:               aws.String(c.Endpoint),
 		Region:                     c.Region,
@@ -279,6 +314,9 @@ func (b *backend) outcome(ctx context.Context, what string, trial bool, err erro
 	case ctx.Err() != nil:
 		b.br.release(trial)
 		return fmt.Errorf("%s: %w", what, ctx.Err())
+	case errors.Is(err, ErrFenced):
+		b.br.release(trial) // not the backend's fault
+		return fmt.Errorf("%w: %s: %w", driver.ErrOffline, what, err)
 	}
 	b.cnt.failures.Add(1)
 	b.br.failure(trial)

@@ -110,9 +110,11 @@
 // index points into. In a cluster a remote drive is therefore owned by one
 // node at a time, and the driver is given a Config.Fence that it asks
 // before every request that changes the bucket (each PUT, DELETE and
-// multipart request); when the fence refuses, the request is not sent and
-// the call fails with ErrFenced wrapped in driver.ErrOffline (so the
-// engine treats the drive as unavailable), and Info fails likewise. The
+// multipart request), and again right before each attempt of it is sent
+// (after the wait for a request slot and between the SDK's retries); when
+// the fence refuses, the request is not sent and the call fails with
+// ErrFenced wrapped in driver.ErrOffline (so the engine treats the drive
+// as unavailable; the breaker is not fed), and Info fails likewise. The
 // fence costs no request: it reads the node's memory.
 //
 // vaultd's fence is the owner record the cluster map holds for the drive
@@ -122,25 +124,32 @@
 // --remote after the owner was lost) is a Raft command that checks the
 // current owner and epoch and bumps the epoch, so of two racing adopters
 // one wins. The check passes while the map still attaches the drive to
-// this node at the epoch it claimed it with and this node's Raft state is
-// fresh: it is the leader (which steps down within its 500 ms lease
-// without a quorum), or a follower that heard from the leader within
-// cluster.OwnerLease (5 s). So a deposed owner stops writing once it
-// applies the adoption, and one cut off from the cluster (which cannot
-// know it was deposed) within OwnerLease. A write that passed the check
-// is sent within the call timeout (OpTimeout) or abandoned. The adopter
-// therefore waits OwnerLease + OpTimeout after its adoption committed
-// before it opens the drive (reading the bucket, replaying the log) and
-// writes: by then the deposed owner's last write has landed, and the
-// adopter's index includes everything the old owner acknowledged. An
-// adopter opens with Config.Existing: a bucket prefix without format.json
-// (a mistyped URL) is refused, not formatted as an empty drive. The
-// bound relies on both nodes measuring durations alike (monotonic clocks,
-// no bound on wall-clock skew needed) and on the backend not applying a
-// request long after the client gave up on it. vaultd refuses to adopt
-// while gossip shows the owner alive, unless forced (--remote-adopt-force);
-// a forced adoption is safe by the same argument, the owner being deposed
-// through Raft.
+// this node at the epoch it claimed it with, in a state this node
+// brought up to the leader's with a sync (a leader read index; on the
+// leader, VerifyLeader) that began less than cluster.OwnerLease (5 s) ago
+// by the monotonic clock. An adoption acknowledged before that sync began
+// is in the state and refused; one acknowledged after it finds the
+// permission ending within OwnerLease. The monotonic clock runs on while
+// a process is stopped, so an owner resumed after a pause (SIGSTOP, a VM
+// freeze) must sync again before it sends: a deposed leader's VerifyLeader
+// fails, a deposed follower learns of the adoption (session 10's probe
+// saw a resumed owner that was the Raft leader write for a moment: being
+// the leader proved nothing). A write that passed the check is sent within
+// the call timeout (OpTimeout) or abandoned. The adopter therefore waits
+// OwnerLease + OpTimeout after its adoption committed before it opens the
+// drive (reading the bucket, replaying the log) and writes: by then the
+// deposed owner's last write has landed, and the adopter's index includes
+// everything the old owner acknowledged. An adopter opens with
+// Config.Existing: a bucket prefix without format.json (a mistyped URL) is
+// refused, not formatted as an empty drive. The bound relies on both nodes
+// measuring durations alike (monotonic clocks, no bound on wall-clock skew
+// needed), on the backend not applying a request long after the client
+// gave up on it, and on the process not being paused in the instants
+// between the last check and the request's bytes reaching the socket (no
+// fence short of the backend's own conditional writes closes that). vaultd
+// refuses to adopt while gossip shows the owner alive, unless forced
+// (--remote-adopt-force); a forced adoption is safe by the same argument,
+// the owner being deposed through Raft.
 //
 // # Readers
 //

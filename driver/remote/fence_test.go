@@ -120,6 +120,63 @@ func TestFenceStopsWrites(t *testing.T) {
 	}
 }
 
+// TestFenceAskedAtSend: the fence is asked again right before a write
+// request is sent (after the wait for a request slot and between retries),
+// so a permission that expires after the driver's first check stops the
+// request: nothing is sent, the call fails with ErrFenced and
+// driver.ErrOffline at once (no retries), and the breaker stays closed.
+func TestFenceAskedAtSend(t *testing.T) {
+	s := startMinIO(t)
+	b := s.bucket(t)
+	var asks, refuseAfter atomic.Int64 // refuse every ask past refuseAfter (0: none)
+	cfg := s.config("", b, "drive")
+	cfg.CompactInterval = -1
+	cfg.BreakerThreshold = 1
+	cfg.Fence = remote.FenceFunc(func(context.Context) error {
+		n := asks.Add(1)
+		if r := refuseAfter.Load(); r > 0 && n > r {
+			return errors.New("permission expired")
+		}
+		return nil
+	})
+	a := open(t, cfg)
+	ctx := t.Context()
+	ver := func(n byte) driver.Version { var v driver.Version; v[len(v)-1] = n; return v }
+	if _, _, err := a.PutRecord(ctx, driver.Record{Key: "k1", Version: ver(1), Data: []byte("one")}); err != nil {
+		t.Fatal(err)
+	}
+
+	before := a.Stats()
+	first := asks.Load()
+	refuseAfter.Store(first + 1) // the driver's own check passes, the one at send does not
+	_, _, err := a.PutRecord(ctx, driver.Record{Key: "k2", Version: ver(2), Data: []byte("two")})
+	if !errors.Is(err, remote.ErrFenced) || !errors.Is(err, driver.ErrOffline) {
+		t.Fatalf("PutRecord refused at send: %v, want ErrFenced and driver.ErrOffline", err)
+	}
+	if n := asks.Load() - first; n != 2 {
+		t.Errorf("fence asked %d times for one refused write, want 2 (the driver's check, the send; no retry)", n)
+	}
+	if after := a.Stats(); after.Puts != before.Puts || after.Retries != before.Retries {
+		t.Errorf("refused at send, yet %d PUT and %d retries were counted", after.Puts-before.Puts, after.Retries-before.Retries)
+	}
+	refuseAfter.Store(0)
+	if err := a.Err(); err != nil {
+		t.Fatalf("drive offline after a fenced send (breaker fed?): %v", err)
+	}
+	if _, _, err := a.PutRecord(ctx, driver.Record{Key: "k3", Version: ver(3), Data: []byte("three")}); err != nil {
+		t.Fatalf("PutRecord once permitted again: %v", err)
+	}
+	bcfg := cfg
+	bcfg.Fence = nil
+	nb := open(t, bcfg)
+	if _, err := nb.GetRecord(ctx, "k2"); !errors.Is(err, driver.ErrNotFound) {
+		t.Errorf("the write refused at send: k2 %v, want ErrNotFound", err)
+	}
+	if r, err := nb.GetRecord(ctx, "k3"); err != nil || string(r.Data) != "three" {
+		t.Errorf("k3 = %q, %v; want three", r.Data, err)
+	}
+}
+
 // TestExistingRefusesToFormat: an adopter (Config.Existing) on a prefix
 // without format.json fails and writes nothing, rather than formatting an
 // empty drive in place of the one it was told to adopt.
