@@ -32,6 +32,20 @@ func placedIn(r *record, m *placement.Map, pg uint32, j int) bool {
 	return r.Data == m.Policy.Data && r.Parity == m.Policy.Parity && r.PG == pg && r.Shard == j && stripedIn(r, m)
 }
 
+// newerElsewhere reports whether a drive of l holds a record newer than
+// version v that is placed for another set: a write under the container's
+// other storage layout (otherLayouts) replaced v's records on the drives
+// both layouts' sets share, so v's records on the others are remains, not
+// the key's newest state; locate then reads the other sets.
+func (l location) newerElsewhere(v driver.Version) bool {
+	for j, r := range l.raw {
+		if r != nil && l.recs[j] == nil && r.Version.Compare(v) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // holding returns the record of l that serves version v and how many of
 // its drives hold it: of the records of v, one of the largest group that
 // names the same data (sameData), first in shard order on a tie, or nil.
@@ -156,18 +170,24 @@ func (e *Engine) otherLayouts(cur *placement.Map) []*placement.Map {
 //
 // The current map's set is read first and must answer with a read quorum,
 // or locate fails with ErrReadQuorum. Its newest version (chooseVersion)
-// wins if it is a tombstone or is held by k of its drives: deletes and
-// overwrites only ever write to the current set. Otherwise the older maps
-// of a MapHistory are tried, newest first, each needing a read quorum of
-// its own set:
+// wins if it is a tombstone or is held by k of its drives, and none of its
+// drives holds a newer record placed for another set (newerElsewhere):
+// deletes and overwrites write to the current set, except those that
+// started under the container's other storage layout. Otherwise the
+// other layout's set and the older maps of a MapHistory are tried
+// (fallbackMaps), newest first, each needing a read quorum of its own set:
 //
 //   - if the current set holds none of the key's records, the first older
 //     set holding any (a version or a tombstone) serves it;
 //   - if the current set holds a live version on fewer than k drives (a
 //     set that kept some of the old drives in the same slots, so their
 //     records are placed in both), the first older set holding that same
-//     version on k drives serves it; failing that the current set does, as
-//     without history.
+//     version on k drives serves it, or a newer version (or its
+//     tombstone): the current set's version is then the remains of one
+//     that a write under another storage layout replaced on the drives the
+//     two layouts share (otherLayouts: a write that started before its
+//     container's policy changed; probe F4 of session 10). Failing that
+//     the current set serves its version, as without history.
 //
 // A version counts as held by the drives whose records of it name the
 // same data (holding), so a set that migration is part way through is
@@ -194,7 +214,7 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 	if newest != nil && !newest.Deleted {
 		newest, held = loc.holding(newest.Version)
 	}
-	if newest != nil && (newest.Deleted || held >= cur.Policy.ReadQuorum()) {
+	if newest != nil && (newest.Deleted || held >= cur.Policy.ReadQuorum()) && !loc.newerElsewhere(newest.Version) {
 		return loc, newest, nil
 	}
 	read := []location{loc}
@@ -222,6 +242,8 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 			return old, v, nil
 		case v.Version == newest.Version && held >= m.Policy.ReadQuorum():
 			return old, v, nil
+		case v.Version.Compare(newest.Version) > 0 && (v.Deleted || held >= m.Policy.ReadQuorum()):
+			return old, v, nil // newer than the current set's remains (otherLayouts)
 		}
 	}
 	if newest != nil {

@@ -105,3 +105,65 @@ func TestPolicyChangeRacingPut(t *testing.T) {
 		})
 	}
 }
+
+// TestOverwriteUnderOtherLayout: a key written under one storage layout,
+// overwritten while its container's policy was the other (the write
+// replaces the records on the drives both layouts share, not on the
+// drives only the first uses), and read after the policy flipped back:
+// the read serves the overwrite, not the first version's remains on the
+// unshared drives, whose shard files the overwrite removed. Before, the
+// read answered ErrReadQuorum (probe F4 of session 10: GETs and copies
+// failing while set-policy flipped).
+func TestOverwriteUnderOtherLayout(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		size    int
+		deleted bool // the first version deleted before the overwrite
+	}{
+		{"plain", 100 << 10, false},
+		{"inline", 700, false},
+		{"striped", 20*stripeChunkStripes*stripeTestStripe + 17, false},
+		{"plain after a delete", 100 << 10, true},
+		{"striped after a delete", 20*stripeChunkStripes*stripeTestStripe + 17, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{drives: 6, remote: 2, noSync: true, stripeSize: stripeTestStripe, width: 4})
+			var policy atomic.Value
+			policy.Store(PolicyHybrid)
+			r.e.cfg.StoragePolicy = func(string, string) string { return policy.Load().(string) }
+			first, second := randBytes(41, tc.size), randBytes(42, tc.size)
+			r.put(t, "k", first, int64(len(first)))
+			if tc.deleted {
+				if err := r.e.Delete(t.Context(), "t", "c", "k"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			policy.Store(PolicyLocal)
+			r.put(t, "k", second, int64(len(second)))
+			r.e.WaitBackground()
+			policy.Store(PolicyHybrid)
+			if got, err := r.get("k", 0, -1); err != nil || !bytes.Equal(got, second) {
+				t.Fatalf("read after the policy flipped back: %d bytes, %v; want the overwrite's %d (first's: %v)", len(got), err, len(second), bytes.Equal(got, first))
+			}
+			if res, err := r.e.List(t.Context(), "t", "c", ListOptions{}); err != nil || len(res.Artifacts) != 1 || res.Artifacts[0].Size != int64(len(second)) {
+				t.Fatalf("list after the policy flipped back: %+v, %v; want k with %d bytes", res.Artifacts, err, len(second))
+			}
+			if _, err := r.e.Migrate(t.Context(), "t", "c", "k"); err != nil {
+				t.Fatalf("Migrate: %v", err)
+			}
+			if got, err := r.get("k", 0, -1); err != nil || !bytes.Equal(got, second) {
+				t.Fatalf("read after migration: %d bytes, %v", len(got), err)
+			}
+			if err := r.e.Delete(t.Context(), "t", "c", "k"); err != nil {
+				t.Fatal(err)
+			}
+			r.e.WaitBackground()
+			if _, err := r.get("k", 0, -1); !errors.Is(err, ErrNoSuchArtifact) {
+				t.Fatalf("read after delete: %v, want ErrNoSuchArtifact", err)
+			}
+			if _, n := drivesWithShards(r.shardFiles(t)); n != 0 {
+				t.Fatalf("%d shard files left after the delete", n)
+			}
+		})
+	}
+}

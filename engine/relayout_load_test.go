@@ -21,7 +21,7 @@ import (
 // everything leaves no record or shard file on any drive.
 func TestProbeRelayoutUnderLoad(t *testing.T) {
 	if os.Getenv("VAULT_PROBE") != "1" {
-		t.Skip("on demand (VAULT_PROBE=1): reproduces open finding F4 of session 10: reads and copies fail with read quorum during re-layout walks (fails until fixed)")
+		t.Skip("on demand (VAULT_PROBE=1, about 40 s; make remote-probes): finding F4 of session 10, reads and copies failing during re-layout walks (fixed in session 11: locate serves a newer version from the other layout, TestOverwriteUnderOtherLayout)")
 	}
 	r := newRig(t, rigOptions{drives: 6, remote: 2, noSync: true, stripeSize: stripeTestStripe, width: 4})
 	var policy atomic.Value
@@ -473,12 +473,14 @@ func TestProbeRelayoutUnderLoad(t *testing.T) {
 	files := r.shardFiles(t)
 	for i, f := range files {
 		recs, err := r.faulty[i].ListRecords(ctx, indexPrefix("t", "c"), "", 1000)
-		if len(f) != 0 || len(recs) != 0 || err != nil {
-			var names []string
-			for _, rec := range recs[:min(len(recs), 5)] {
-				names = append(names, rec.Key)
+		var live []string // deletions stay as tombstones, as without re-layout
+		for _, dr := range recs {
+			if rec, derr := unmarshalRecord(dr.Data); derr != nil || !rec.Deleted {
+				live = append(live, dr.Key)
 			}
-			t.Errorf("MEDIUM leak: drive %s holds %d shard files and %d records after deleting everything: %v %v", r.ids[i], len(f), len(recs), names, err)
+		}
+		if len(f) != 0 || len(live) != 0 || err != nil {
+			t.Errorf("MEDIUM leak: drive %s holds %d shard files and %d live records after deleting everything: %v %v", r.ids[i], len(f), len(live), live[:min(len(live), 5)], err)
 		}
 	}
 }
