@@ -94,9 +94,10 @@ var errNotWritten = errors.New("engine: record not written")
 // Runs of Migrate for one key are serialised within an Engine; the
 // cluster must not run them for one key on two nodes at once, and must
 // run them with the newest map (the Raft leader's). Multipart uploads in
-// progress are not migrated: an upload keeps its placement (Residue
-// counts it), and completing it under a map that moved its set copies its
-// parts into the current one (multipart_move.go).
+// progress are not migrated: an upload keeps its placement while its map
+// is kept (Residue does not count it, so not after the map is dropped),
+// and completing it under a map that moved its set copies its parts into
+// the current one (multipart_move.go).
 func (e *Engine) Migrate(ctx context.Context, tenant, container, key string) (MigrateResult, error) {
 	if err := validKey(key); err != nil {
 		return MigrateResult{}, err

@@ -17,9 +17,12 @@ import (
 // parts' records and their shard files stay in its PG's set of the map
 // current then (findUpload looks there when the current map's set does
 // not hold it), parts uploaded after a map change go there too, under the
-// upload's lease (which the drives' map-epoch fence honours), and Residue
-// counts the upload so that the map is kept until it is completed or
-// aborted. Completing it then cannot write the artifact's record into
+// upload's lease (which the drives' map-epoch fence honours). Residue does
+// not count uploads (counting them kept maps for ever for half-created
+// uploads), so an upload only survives while its map is kept: once
+// migration has moved the artifacts and the map is dropped, the upload
+// answers NoSuchUpload (issue 14 plans to move uploads with migration).
+// Completing it while the map is kept cannot write the artifact's record into
 // that older set: reads take the current map's set first, so an older
 // version of the key there would hide it, and migration would remove it.
 // So the completion copies the chosen parts into the key's set of the
