@@ -405,6 +405,9 @@ func newDriver(c Config) (*Driver, error) {
 	return d, nil
 }
 
+// errFenceWait bounds how long Err waits on Config.Fence.
+const errFenceWait = 200 * time.Millisecond
+
 // Err returns why the drive is offline, or nil.
 func (d *Driver) Err() error {
 	if d.loaded.Load() {
@@ -412,7 +415,11 @@ func (d *Driver) Err() error {
 			return errBreakerOpen
 		}
 		if d.cfg.Fence != nil && !d.cfg.ReadOnly {
-			if err := d.cfg.Fence.Fence(context.Background()); err != nil {
+			// Err is a status (metrics, logs): it does not wait long on a
+			// fence that has to confirm its permission first.
+			ctx, cancel := context.WithTimeout(context.Background(), errFenceWait)
+			defer cancel()
+			if err := d.cfg.Fence.Fence(ctx); err != nil {
 				return fmt.Errorf("%w: %w", ErrFenced, err)
 			}
 		}
