@@ -139,7 +139,10 @@ type node struct {
 
 func (n *node) args() []string {
 	a := []string{"server", "--name", n.name, "--data", strings.Join(n.dirs, ","),
-		"--s3", n.s3, "--raft", n.raft, "--rpc", n.rpc, "--gossip", n.gossip, "--log-level", "info"}
+		"--s3", n.s3, "--raft", n.raft, "--rpc", n.rpc, "--gossip", n.gossip, "--log-level", "info",
+		// Uploads a crash or a test left behind hold an older map for
+		// seconds, not vaultd's 15 minutes (tests wait for maps to drop).
+		"--upload-hold", "15s"}
 	if n.join != "" {
 		a = append(a, "--join", n.join)
 	}

@@ -168,6 +168,12 @@ type Config struct {
 	// before erasure coding. It is called on the request's goroutine and
 	// must not block.
 	OnUsage func(tenant string, bytes, artifacts int64)
+	// UploadHold is how long after its last part (or its creation) a
+	// multipart upload in progress keeps the older map it lives in:
+	// Residue counts it meanwhile, so migration does not drop the map
+	// under it. 0 means DefaultUploadHold; negative, uploads never keep a
+	// map.
+	UploadHold time.Duration
 	// UploadLocker, if set, serialises each multipart upload's part
 	// commits, completion, abort and sweep across nodes; nil (a single
 	// node) serialises them in this process only.

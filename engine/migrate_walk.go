@@ -1,12 +1,14 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/placement"
@@ -224,14 +226,21 @@ func (e *Engine) recordHome(ctx context.Context, cur *placement.Map, id placemen
 // read needs it. It fails if a drive of m cannot be listed. It reads the
 // whole index of every drive of m (and the records the listing cut, such
 // as inline ones, whole). Multipart uploads in progress are not migrated
-// and do not count: an upload keeps its placement (findUpload) while m is
-// kept, and once m is dropped it answers ErrNoSuchUpload and must be
-// restarted. (Counting them kept m, and with it joins and drains, until
-// every upload in it ended, which uploads a crash left half-created never
-// did: the crash suite waited for ever.)
+// but keep their placement until completed or aborted (findUpload): each
+// such upload record on m's drives not placed for the current map counts
+// too while the upload is active (its last part, or its creation, within
+// Config.UploadHold), so that m stays while an upload goes on in it. An
+// upload idle for longer stops counting, so one that a crash or a client
+// left behind holds a join or drain up to UploadHold, not for ever (the
+// crash suite of session 7 waited for ever); once m is dropped it answers
+// ErrNoSuchUpload. Completion markers do not count (a marker in a dropped
+// map only makes a retried Complete answer ErrNoSuchUpload).
 func (e *Engine) Residue(ctx context.Context, m *placement.Map) (int, error) {
-	return e.residue(ctx, m, "", firstArtifactKey)
+	return e.residue(ctx, m, "", firstArtifactKey, uploadKeys)
 }
+
+// uploadKeys is the index prefix of every upload record (uploadKey).
+const uploadKeys = "\x01U\x00"
 
 // ContainerResidue is Residue for one container of tenant.
 func (e *Engine) ContainerResidue(ctx context.Context, m *placement.Map, tenant, container string) (int, error) {
@@ -241,12 +250,12 @@ func (e *Engine) ContainerResidue(ctx context.Context, m *placement.Map, tenant,
 	if err := validContainer(container); err != nil {
 		return 0, err
 	}
-	return e.residue(ctx, m, indexPrefix(tenant, container), "")
+	return e.residue(ctx, m, indexPrefix(tenant, container), "", uploadPrefix(tenant, container))
 }
 
 // residue counts the artifact records under prefix after after and the
 // upload records under uprefix.
-func (e *Engine) residue(ctx context.Context, m *placement.Map, prefix, after string) (int, error) {
+func (e *Engine) residue(ctx context.Context, m *placement.Map, prefix, after, uprefix string) (int, error) {
 	cur := e.cfg.Topology.Map()
 	var mu sync.Mutex // guards n and errs
 	n := 0
@@ -254,7 +263,12 @@ func (e *Engine) residue(ctx context.Context, m *placement.Map, prefix, after st
 	var wg sync.WaitGroup
 	for _, dr := range m.Drives {
 		wg.Go(func() {
-			c, err := e.driveResidue(ctx, cur, dr.ID, prefix, after)
+			c, err := e.driveResidue(ctx, cur, dr.ID, prefix, after, splitIndexKey)
+			if err == nil {
+				var u int
+				u, err = e.driveResidue(ctx, cur, dr.ID, uprefix, "", splitUploadKey)
+				c += u
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			n += c
@@ -270,9 +284,24 @@ func (e *Engine) residue(ctx context.Context, m *placement.Map, prefix, after st
 	return n, nil
 }
 
-// driveResidue counts the artifact records under prefix after after on
-// drive id that are not placed for cur.
-func (e *Engine) driveResidue(ctx context.Context, cur *placement.Map, id placement.DriveID, prefix, after string) (int, error) {
+// splitUploadKey splits an upload record's index key (uploadKey) into
+// its tenant, container and key; ok is false for other keys.
+func splitUploadKey(ikey string) (tenant, container, key string, ok bool) {
+	rest, ok := strings.CutPrefix(ikey, uploadKeys)
+	if !ok {
+		return "", "", "", false
+	}
+	f := strings.SplitN(rest, "\x00", 4)
+	if len(f) != 4 || f[2] == "" {
+		return "", "", "", false
+	}
+	return f[0], f[1], f[2], true
+}
+
+// driveResidue counts the records under prefix after after on drive id
+// that split names (artifact or upload records) and that are not placed
+// for cur; upload records only if in progress (not completion markers).
+func (e *Engine) driveResidue(ctx context.Context, cur *placement.Map, id placement.DriveID, prefix, after string, split func(string) (string, string, string, bool)) (int, error) {
 	d, err := e.cfg.Topology.Drive(id)
 	if err != nil {
 		return 0, err
@@ -284,10 +313,16 @@ func (e *Engine) driveResidue(ctx context.Context, cur *placement.Map, id placem
 			return n, err
 		}
 		for _, raw := range recs {
-			if _, _, _, ok := splitIndexKey(raw.Key); !ok {
+			tenant, container, key, ok := split(raw.Key)
+			if !ok {
 				continue
 			}
-			home, err := e.recordHome(ctx, cur, id, d, raw)
+			var home bool
+			if raw.Key < firstArtifactKey {
+				home, err = e.uploadHome(ctx, cur, id, d, raw, tenant, container, key)
+			} else {
+				home, err = e.recordHome(ctx, cur, id, d, raw)
+			}
 			if err != nil {
 				return n, err
 			}
@@ -297,6 +332,74 @@ func (e *Engine) driveResidue(ctx context.Context, cur *placement.Map, id placem
 		}
 		if len(recs) < listBatch {
 			return n, nil
+		}
+		after = recs[len(recs)-1].Key
+	}
+}
+
+// uploadHome is recordHome for an upload record: also true for a
+// completion marker, or a record gone or undecodable (nothing to keep a
+// map for).
+func (e *Engine) uploadHome(ctx context.Context, cur *placement.Map, id placement.DriveID, d driver.Driver, raw driver.Record, tenant, container, key string) (bool, error) {
+	data := raw.Data
+	if raw.Truncated {
+		whole, err := d.GetRecord(ctx, raw.Key)
+		if errors.Is(err, driver.ErrNotFound) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		data = whole.Data
+	}
+	r, err := unmarshalRecord(data)
+	if err != nil || r.Deleted || isMarker(r) {
+		return true, nil
+	}
+	cur = e.layoutMap(cur, e.layoutOf(tenant, container))
+	pg := cur.PGOf(tenant, container, key)
+	if j := slices.Index(cur.Set(pg), id); j >= 0 && placedIn(r, cur, pg, j) {
+		return true, nil
+	}
+	hold := cmp.Or(e.cfg.UploadHold, DefaultUploadHold)
+	if hold < 0 {
+		return true, nil
+	}
+	uploadID := raw.Key[strings.LastIndexByte(raw.Key, 0)+1:]
+	last, err := lastPartTime(ctx, d, tenant, container, uploadID, time.Unix(0, r.Modified))
+	if err != nil {
+		return false, err
+	}
+	return e.cfg.Now().Sub(last) > hold, nil
+}
+
+// DefaultUploadHold is Config.UploadHold's default.
+const DefaultUploadHold = 15 * time.Minute
+
+// lastPartTime returns the newest of since and the times of upload id's
+// part records on drive d.
+func lastPartTime(ctx context.Context, d driver.Driver, tenant, container, id string, since time.Time) (time.Time, error) {
+	prefix, after := partPrefix(tenant, container, id), ""
+	for {
+		recs, err := d.ListRecords(ctx, prefix, after, listBatch)
+		if err != nil {
+			return since, err
+		}
+		for _, raw := range recs {
+			data := raw.Data
+			if raw.Truncated {
+				whole, err := d.GetRecord(ctx, raw.Key)
+				if err != nil {
+					continue // gone meanwhile, or unreadable: no activity to count
+				}
+				data = whole.Data
+			}
+			if p, err := unmarshalRecord(data); err == nil && !p.Deleted && time.Unix(0, p.Modified).After(since) {
+				since = time.Unix(0, p.Modified)
+			}
+		}
+		if len(recs) < listBatch {
+			return since, nil
 		}
 		after = recs[len(recs)-1].Key
 	}

@@ -31,9 +31,9 @@ func migrateUntilClean(t *testing.T, e *Engine) {
 
 // TestMultipartAcrossMapChange: an upload created, and given parts, under
 // one map keeps working after a map change moved its key's set: parts are
-// uploaded and replaced into the upload's own set while the older map is
-// kept, Complete copies the parts into the key's
-// current set (winning over the version migration moved there), a retried
+// uploaded and replaced into the upload's own set, Residue keeps the older
+// map while the upload goes on (not once it is idle past UploadHold),
+// Complete copies the parts into the key's current set (winning over the version migration moved there), a retried
 // Complete answers the same artifact, and once migrated the older map
 // holds nothing and no shard file of the upload's parts is left.
 func TestMultipartAcrossMapChange(t *testing.T) {
@@ -87,7 +87,18 @@ func TestMultipartAcrossMapChange(t *testing.T) {
 			put(2, parts[2])
 
 			r.useChain([]*placement.Map{old, cur})
-			migrateUntilClean(t, r.e)            // moves the key's older version into its current set
+			migrateUntilClean(t, r.e) // moves the key's older version into its current set
+			if n, err := r.e.Residue(ctx, old); err != nil || n == 0 {
+				t.Fatalf("Residue(old map) with an upload going on in it = %d, %v; want > 0", n, err)
+			}
+			// Idle past UploadHold (a client or a crash left it), the
+			// upload no longer keeps the map.
+			r.skew.Store(int64(DefaultUploadHold + time.Minute))
+			n, err := r.e.Residue(ctx, old)
+			r.skew.Store(0)
+			if err != nil || n != 0 {
+				t.Fatalf("Residue(old map) with the upload idle past UploadHold = %d, %v; want 0", n, err)
+			}
 			parts[2] = randBytes(3, MinPartSize) // replaced after the change
 			put(2, parts[2])
 			parts[3] = randBytes(4, 1000)

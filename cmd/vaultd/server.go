@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -226,7 +227,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	defer func() { stopUsage(); <-usageDone }() // a final flush before the store closes
 
 	ecfg := engine.Config{Topology: topo, Containers: store, Logger: log.With("component", "engine"), OnUsage: usage.Record, HealInterval: f.healInterval,
-		StoragePolicy: containerPolicy(store), Tiered: containerTiered(store)}
+		StoragePolicy: containerPolicy(store), Tiered: containerTiered(store), UploadHold: cmp.Or(f.uploadHold, -1)}
 	if f.clustered() {
 		ecfg.UploadLocker = store // multipart uploads are serialised cluster-wide
 	}
