@@ -22,6 +22,9 @@ import (
 // the unmoved files lost). With an old holder offline, its slots are
 // rebuilt instead and everything still reads back.
 func TestMigrateMovesStripedShardsOnJoin(t *testing.T) {
+	if raceEnabled && testing.Short() {
+		t.Skip("24 striped artifacts moved twice: over 2 minutes under the race detector; the full run without it covers this, TestMigrateMovesShardsOnJoin the migration's concurrency")
+	}
 	for _, tc := range []struct {
 		name    string
 		offline bool
