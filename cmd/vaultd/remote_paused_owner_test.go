@@ -39,6 +39,27 @@ func TestProbePausedOwnerResumed(t *testing.T) {
 	rc := startRemoteCluster(t)
 	ctx := t.Context()
 	n1, n2 := rc.nodes[0], rc.nodes[1]
+	if os.Getenv("VAULT_PROBE_FOLLOWER") == "1" {
+		// The owner as a Raft follower: restarted, n1 keeps its remote
+		// drives (registration never moves them) and another node leads.
+		for attempt := 0; ; attempt++ {
+			n1.kill(t)
+			n1.start(t)
+			n1.waitHealthy(t, 120*time.Second)
+			st, err := waitStatus(t, rc.e2eCluster, 0, 30*time.Second, func(st cluster.Status) string {
+				if st.Leader == "" {
+					return "no leader"
+				}
+				return ""
+			})
+			if err == nil && st.Leader != "n1" {
+				break
+			}
+			if attempt == 4 {
+				t.Fatalf("n1 still leads after %d restarts (%v)", attempt+1, err)
+			}
+		}
+	}
 	c1 := rc.s3Client(0, rc.rootTenant)
 	if st, err := rc.status(ctx, 0); err == nil {
 		t.Logf("raft leader: %v", st.Leader)
@@ -227,6 +248,13 @@ func TestProbePausedOwnerResumed(t *testing.T) {
 			got, err := p13get(ctx, cl, k)
 			if err != nil {
 				t.Errorf("via %s: %s: %v", rc.nodes[i].name, k, err)
+				shown := 0
+				for _, line := range strings.Split(rc.nodes[i].stderr.String(), "\n") {
+					if strings.Contains(line, "request failed") && strings.Contains(line, "quorum") && shown < 2 {
+						t.Logf("%s: %s", rc.nodes[i].name, line[:min(len(line), 1500)])
+						shown++
+					}
+				}
 				continue
 			}
 			if string(got) != string(p13body(k, r.gen, r.size)) {
