@@ -56,8 +56,9 @@ bench-remote: ## the remote-drive figures of bench/RESULTS.md: hybrid vs local t
 remote-soak: ## 5 minutes of PUT/GET/DELETE through a node whose remote drives (two buckets of a real MinIO, make minio) answer 30% 503s and reset 10% of connections, with a hang and an outage every minute (SOAK=5m)
 	VAULT_REMOTE_SOAK=$(SOAK) $(GO) test -count=1 -timeout 30m -v -run '^TestRemoteFaultWorkload$$' ./cmd/vaultd/
 
-remote-probes: ## the remote-drive fault probes (make minio first; about 8 minutes): a paused owner resumed after adoption writes nothing (F3), standbys through owner faults, set-policy re-layout under load
+remote-probes: ## the remote-drive fault probes (make minio first; about 10 minutes): a paused owner, leader then follower, resumed after adoption writes nothing; standbys through owner faults; set-policy re-layout under load
 	VAULT_PROBE=1 $(GO) test -count=1 -timeout 30m -v -run '^(TestProbePausedOwnerResumed|TestProbeStandbyStale)$$' ./cmd/vaultd/
+	VAULT_PROBE=1 VAULT_PROBE_FOLLOWER=1 $(GO) test -count=1 -timeout 30m -v -run '^TestProbePausedOwnerResumed$$' ./cmd/vaultd/
 	VAULT_PROBE=1 $(GO) test -count=1 -timeout 10m -v -run '^TestProbeRelayoutUnderLoad$$' ./engine/
 
 bench: ## Go microbenchmarks (benchstat-friendly: make bench > new.txt)
