@@ -122,10 +122,9 @@ func TestRemoteDriveAdoption(t *testing.T) {
 // TestOwnerFenceAfterPause: a remote drive's owner that is the Raft leader
 // and has not synced with its followers for OwnerLease (as after a
 // SIGSTOP: the monotonic clock runs on) must prove it still leads before
-// it writes. While its followers answer, the fence syncs and passes; once
-// they are gone it refuses at once, though raft still calls it the leader
-// for up to its lease (a resumed leader's view), which the fence of
-// session 10 trusted.
+// it writes. While its followers answer, the fence syncs and passes (the
+// fence of session 10 passed without syncing: raft called n1 the leader);
+// once they are gone it refuses.
 func TestOwnerFenceAfterPause(t *testing.T) {
 	if testing.Short() {
 		t.Skip("forms a 2-node raft cluster")
@@ -148,10 +147,23 @@ func TestOwnerFenceAfterPause(t *testing.T) {
 	if !n1.store.IsLeader() {
 		t.Fatal("n1 is not the Raft leader")
 	}
+	// pause ages n1's last sync as a pause of OwnerLease would, once no
+	// sync is in flight (one that began before the "pause" and ends after
+	// it is evidence from before it: in a real pause its start would be
+	// as old).
 	pause := func() {
-		n1.store.fresh.mu.Lock()
-		n1.store.fresh.synced = time.Now().Add(-OwnerLease - time.Second)
-		n1.store.fresh.mu.Unlock()
+		f := &n1.store.fresh
+		for {
+			f.mu.Lock()
+			c := f.call
+			if c == nil {
+				f.synced = time.Now().Add(-OwnerLease - time.Second)
+				f.mu.Unlock()
+				return
+			}
+			f.mu.Unlock()
+			<-c.done
+		}
 	}
 	fence := func() error {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
@@ -167,8 +179,17 @@ func TestOwnerFenceAfterPause(t *testing.T) {
 		t.Fatalf("the fence passed without syncing: last sync %v ago", age)
 	}
 
-	pause()
 	n2.store.Close()
+	// n2's transport may answer a last heartbeat while it closes: wait
+	// until n1 itself can no longer confirm its leadership.
+	deadline = time.Now().Add(10 * time.Second)
+	for n1.store.raft.VerifyLeader().Error() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("n1 still confirms its leadership 10 s after its only follower closed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	pause()
 	leader := n1.store.IsLeader()
 	if err := fence(); !errors.Is(err, ErrNotOwner) {
 		t.Fatalf("fence after a pause, followers gone (raft leader when asked: %v): %v, want ErrNotOwner", leader, err)
