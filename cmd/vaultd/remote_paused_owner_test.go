@@ -266,13 +266,13 @@ func TestProbePausedOwnerResumed(t *testing.T) {
 				t.Errorf("HIGH: via %s: %s reads %d bytes, neither the last acknowledged gen %d nor the failed one after it", rc.nodes[i].name, k, len(got), r.gen)
 			}
 		}
-		for i := range 6 {
-			k := fmt.Sprintf("adopt%02d", i)
-			if got, err := p13get(ctx, cl, k); err != nil || string(got) != string(p13body(k, 2, 3000+i*100000)) {
+		for j := range 6 {
+			k := fmt.Sprintf("adopt%02d", j)
+			if got, err := p13get(ctx, cl, k); err != nil || string(got) != string(p13body(k, 2, 3000+j*100000)) {
 				t.Errorf("HIGH: %s via %s: %d bytes, %v", k, rc.nodes[i].name, len(got), err)
 			}
-			k = fmt.Sprintf("base%02d", i)
-			if got, err := p13get(ctx, cl, k); err != nil || string(got) != string(p13body(k, 1, 3000+i*100000)) {
+			k = fmt.Sprintf("base%02d", j)
+			if got, err := p13get(ctx, cl, k); err != nil || string(got) != string(p13body(k, 1, 3000+j*100000)) {
 				t.Errorf("HIGH: %s via %s: %d bytes, %v", k, rc.nodes[i].name, len(got), err)
 			}
 		}
