@@ -19,7 +19,6 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"github.com/vaultaire/vaultaire/cluster"
 	"github.com/vaultaire/vaultaire/s3"
 )
 
@@ -27,41 +26,7 @@ import (
 // without the hybrid container.
 func p14StartRemote(t *testing.T, extra ...string) *remoteCluster {
 	t.Helper()
-	c := prepareCluster(t, 3)
-	m := startMinIO(t)
-	ctx := t.Context()
-	mc := remoteTestClient(m.endpoint, m.ak, m.sk)
-	if _, err := mc.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("cold")}); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range c.nodes {
-		n.env = n.env[:len(n.env):len(n.env)]
-		for _, name := range remoteDriveNames {
-			up := strings.ToUpper(name)
-			n.env = append(n.env, "VAULT_REMOTE_"+up+"_ACCESS_KEY="+m.ak, "VAULT_REMOTE_"+up+"_SECRET_KEY="+m.sk)
-			n.extra = append(n.extra, "--remote", name+"="+m.endpoint+"/cold/"+name+"?timeout=5s")
-		}
-		n.extra = append(n.extra, "--heal-interval", "1s")
-		n.extra = append(n.extra, extra...)
-	}
-	c.nodes[0].start(t)
-	c.nodes[0].waitHealthy(t, 60*time.Second)
-	for _, n := range c.nodes[1:] {
-		n.start(t)
-	}
-	for _, n := range c.nodes[1:] {
-		n.waitHealthy(t, 90*time.Second)
-	}
-	if _, err := c.waitView(t, 60*time.Second, func(st cluster.Status) string {
-		if why := c.formed2(st, 8); why != "" {
-			return why
-		}
-		return remotesOn("n1")(st)
-	}); err != nil {
-		c.fatalWithStatus(t, "remote drives not registered on n1: %v", err)
-	}
-	return &remoteCluster{e2eCluster: c, m: m, mc: mc,
-		rootTenant: s3.NewTenant{Name: "root", AccessKey: c.root.AccessKeyID, SecretKey: c.root.SecretAccessKey}}
+	return startRemoteNodes(t, extra...)
 }
 
 // p14state is what a key may read as: gen 0 = absent.

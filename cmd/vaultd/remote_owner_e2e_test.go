@@ -35,46 +35,13 @@ var remoteDriveNames = []string{"colda", "coldb"}
 
 func startRemoteCluster(t *testing.T) *remoteCluster {
 	t.Helper()
-	c := prepareCluster(t, 3)
-	m := startMinIO(t)
-	ctx := t.Context()
-	mc := remoteTestClient(m.endpoint, m.ak, m.sk)
-	if _, err := mc.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("cold")}); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range c.nodes {
-		n.env = n.env[:len(n.env):len(n.env)]
-		for _, name := range remoteDriveNames {
-			up := strings.ToUpper(name)
-			n.env = append(n.env, "VAULT_REMOTE_"+up+"_ACCESS_KEY="+m.ak, "VAULT_REMOTE_"+up+"_SECRET_KEY="+m.sk)
-			n.extra = append(n.extra, "--remote", name+"="+m.endpoint+"/cold/"+name+"?timeout=5s")
-		}
-		n.extra = append(n.extra, "--heal-interval", "1s")
-	}
-	// n1 registers first and so owns both remote drives.
-	c.nodes[0].start(t)
-	c.nodes[0].waitHealthy(t, 60*time.Second)
-	for _, n := range c.nodes[1:] {
-		n.start(t)
-	}
-	for _, n := range c.nodes[1:] {
-		n.waitHealthy(t, 90*time.Second)
-	}
-	if _, err := c.waitView(t, 60*time.Second, func(st cluster.Status) string {
-		if why := c.formed2(st, 8); why != "" {
-			return why
-		}
-		return remotesOn("n1")(st)
-	}); err != nil {
-		c.fatalWithStatus(t, "remote drives not registered on n1: %v", err)
-	}
+	rc := startRemoteNodes(t)
+	c, ctx := rc.e2eCluster, t.Context()
 	for _, n := range c.nodes[1:] {
 		if !strings.Contains(n.stderr.String(), "this node is a standby") {
 			t.Fatalf("%s started with the remote drives n1 owns but its log does not say it is a standby", n.name)
 		}
 	}
-	rc := &remoteCluster{e2eCluster: c, m: m, mc: mc,
-		rootTenant: s3.NewTenant{Name: "root", AccessKey: c.root.AccessKeyID, SecretKey: c.root.SecretAccessKey}}
 	if _, err := c.s3Client(0, rc.rootTenant).CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("hot")}); err != nil {
 		t.Fatal(err)
 	}
@@ -335,4 +302,46 @@ func TestRemoteHealAfterOutage(t *testing.T) {
 	checkAll(t, cl, "hot", all)
 	n.setFaults(t, map[string]faulty.Plan{"n1-d2": off, "n1-d3": off})
 	checkAll(t, cl, "hot", all)
+}
+
+// startRemoteNodes starts three nodes declaring the remote drives of one
+// MinIO bucket, with extra flags on every node; n1 registers first and so
+// owns them.
+func startRemoteNodes(t *testing.T, extra ...string) *remoteCluster {
+	t.Helper()
+	c := prepareCluster(t, 3)
+	m := startMinIO(t)
+	ctx := t.Context()
+	mc := remoteTestClient(m.endpoint, m.ak, m.sk)
+	if _, err := mc.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("cold")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.nodes {
+		n.env = n.env[:len(n.env):len(n.env)]
+		for _, name := range remoteDriveNames {
+			up := strings.ToUpper(name)
+			n.env = append(n.env, "VAULT_REMOTE_"+up+"_ACCESS_KEY="+m.ak, "VAULT_REMOTE_"+up+"_SECRET_KEY="+m.sk)
+			n.extra = append(n.extra, "--remote", name+"="+m.endpoint+"/cold/"+name+"?timeout=5s")
+		}
+		n.extra = append(n.extra, "--heal-interval", "1s")
+		n.extra = append(n.extra, extra...)
+	}
+	c.nodes[0].start(t)
+	c.nodes[0].waitHealthy(t, 60*time.Second)
+	for _, n := range c.nodes[1:] {
+		n.start(t)
+	}
+	for _, n := range c.nodes[1:] {
+		n.waitHealthy(t, 90*time.Second)
+	}
+	if _, err := c.waitView(t, 60*time.Second, func(st cluster.Status) string {
+		if why := c.formed2(st, 8); why != "" {
+			return why
+		}
+		return remotesOn("n1")(st)
+	}); err != nil {
+		c.fatalWithStatus(t, "remote drives not registered on n1: %v", err)
+	}
+	return &remoteCluster{e2eCluster: c, m: m, mc: mc,
+		rootTenant: s3.NewTenant{Name: "root", AccessKey: c.root.AccessKeyID, SecretKey: c.root.SecretAccessKey}}
 }
