@@ -198,16 +198,9 @@ func splitIndexKey(ikey string) (tenant, container, key string, ok bool) {
 // failed read is an error; an undecodable record is not at home.
 func (e *Engine) recordHome(ctx context.Context, cur *placement.Map, id placement.DriveID, d driver.Driver, raw driver.Record) (bool, error) {
 	tenant, container, key, _ := splitIndexKey(raw.Key)
-	data := raw.Data
-	if raw.Truncated {
-		whole, err := d.GetRecord(ctx, raw.Key)
-		if errors.Is(err, driver.ErrNotFound) {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		data = whole.Data
+	data, found, err := wholeRecord(ctx, d, raw)
+	if !found || err != nil {
+		return !found && err == nil, err // gone meanwhile: nowhere, so at home
 	}
 	r, err := unmarshalRecord(data)
 	if err != nil {
@@ -337,20 +330,29 @@ func (e *Engine) driveResidue(ctx context.Context, cur *placement.Map, id placem
 	}
 }
 
+// wholeRecord returns raw's data, read whole from d if the listing cut it;
+// found is false if the record is gone meanwhile.
+func wholeRecord(ctx context.Context, d driver.Driver, raw driver.Record) (data []byte, found bool, err error) {
+	if !raw.Truncated {
+		return raw.Data, true, nil
+	}
+	whole, err := d.GetRecord(ctx, raw.Key)
+	if errors.Is(err, driver.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return whole.Data, true, nil
+}
+
 // uploadHome is recordHome for an upload record: also true for a
 // completion marker, or a record gone or undecodable (nothing to keep a
 // map for).
 func (e *Engine) uploadHome(ctx context.Context, cur *placement.Map, id placement.DriveID, d driver.Driver, raw driver.Record, tenant, container, key string) (bool, error) {
-	data := raw.Data
-	if raw.Truncated {
-		whole, err := d.GetRecord(ctx, raw.Key)
-		if errors.Is(err, driver.ErrNotFound) {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		data = whole.Data
+	data, found, err := wholeRecord(ctx, d, raw)
+	if !found || err != nil {
+		return !found && err == nil, err // gone meanwhile: nowhere, so at home
 	}
 	r, err := unmarshalRecord(data)
 	if err != nil || r.Deleted || isMarker(r) {
