@@ -43,6 +43,8 @@ func p14put(ctx context.Context, cl *awss3.Client, key string, body []byte, time
 	return err
 }
 
+// p14makeFollower restarts n1 until another node leads and the remote
+// drives are back on n1 (registration never moves them).
 func p14makeFollower(t *testing.T, rc *remoteCluster) {
 	n1 := rc.nodes[0]
 	for attempt := 0; ; attempt++ {

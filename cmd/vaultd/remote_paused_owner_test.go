@@ -42,23 +42,7 @@ func TestProbePausedOwnerResumed(t *testing.T) {
 	if os.Getenv("VAULT_PROBE_FOLLOWER") == "1" {
 		// The owner as a Raft follower: restarted, n1 keeps its remote
 		// drives (registration never moves them) and another node leads.
-		for attempt := 0; ; attempt++ {
-			n1.kill(t)
-			n1.start(t)
-			n1.waitHealthy(t, 120*time.Second)
-			st, err := waitStatus(t, rc.e2eCluster, 0, 30*time.Second, func(st cluster.Status) string {
-				if st.Leader == "" {
-					return "no leader"
-				}
-				return ""
-			})
-			if err == nil && st.Leader != "n1" {
-				break
-			}
-			if attempt == 4 {
-				t.Fatalf("n1 still leads after %d restarts (%v)", attempt+1, err)
-			}
-		}
+		p14makeFollower(t, rc)
 	}
 	c1 := rc.s3Client(0, rc.rootTenant)
 	if st, err := rc.status(ctx, 0); err == nil {
