@@ -7,7 +7,8 @@ package main
 // advertised by gossip and registered in the cluster map attached to this
 // node (cluster/remotedrive.go), and the other nodes reach it through this
 // node's RPC like any peer drive. Its driver is opened only once this node
-// owns it in the map (claimRemotes): at once if the map attaches it here
+// owns it in the map (claimRemotes, which runs while the node serves and
+// claims every drive at once; until then the drive is offline here): at once if the map attaches it here
 // (first declaration, restart), else by adoption from the node it is
 // attached to, refused while gossip shows that node alive unless
 // --remote-adopt-force, and followed by a wait of cluster.OwnerLease plus
@@ -370,31 +371,47 @@ func lateDrives(drives map[placement.DriveID]driver.Driver) []*lateDrive {
 }
 
 // claimRemotes opens this node's remote drives (lates) once it owns each
-// in the cluster map; see the file comment. A drive whose owner gossip
-// shows alive is not claimed (unless force): it is returned as a standby.
-// It fails if ctx ends.
-func claimRemotes(ctx context.Context, store *cluster.Store, members func() []cluster.Member, node string, lates []*lateDrive, force bool, log *slog.Logger) ([]*standbyDrive, error) {
-	var standbys []*standbyDrive
+// in the cluster map; see the file comment. It runs while the node serves:
+// the drives are claimed concurrently, so the fence waits of several
+// adoptions overlap, and until a drive is open its lateDrive answers
+// driver.ErrOffline (the engine reads around it, and the topology reads
+// the bucket through the drive's standby while the map still attaches it
+// to a node gossip reports down). A drive whose owner gossip shows alive
+// is not claimed (unless force): this node stays its standby. It returns
+// when every drive is open or left to its owner, or ctx ends; a drive not
+// opened for another reason is logged and left offline.
+func claimRemotes(ctx context.Context, store *cluster.Store, members func() []cluster.Member, node string, lates []*lateDrive, force bool, log *slog.Logger) {
+	var wg sync.WaitGroup
 	for _, l := range lates {
-		sb, err := claimRemote(ctx, store, members, node, l, force, log)
-		if err != nil {
-			for _, s := range standbys {
-				s.Close()
+		wg.Go(func() {
+			if err := claimRemote(ctx, store, members, node, l, force, log); err != nil && ctx.Err() == nil {
+				log.Error("remote drive not opened; it stays offline on this node until a restart", "drive", l.id, "err", err)
 			}
-			return nil, err
-		}
-		if sb != nil {
-			standbys = append(standbys, sb)
-		}
+		})
 	}
-	return standbys, nil
+	wg.Wait()
+}
+
+// standbysOf returns a standby (a read-only view, opened on first use) of
+// each remote drive in lates, by drive id. The topology uses one only
+// while the map attaches its drive to another node that gossip reports
+// down (cluster.Topology.UseStandbys).
+func standbysOf(lates []*lateDrive) []*standbyDrive {
+	out := make([]*standbyDrive, 0, len(lates))
+	for _, l := range lates {
+		out = append(out, newStandby(l))
+	}
+	return out
 }
 
 // claimUnknownWait is how long claimRemote waits for gossip to learn of
 // a drive's owner, once it knows other nodes, before taking it as gone.
 const claimUnknownWait = 10 * time.Second
 
-func claimRemote(ctx context.Context, store *cluster.Store, members func() []cluster.Member, node string, l *lateDrive, force bool, log *slog.Logger) (*standbyDrive, error) {
+// claimRemote opens l once this node owns it (adopting it if its owner is
+// gone or force), or returns nil without opening it when a live node owns
+// it. It fails if opening fails or ctx ends.
+func claimRemote(ctx context.Context, store *cluster.Store, members func() []cluster.Member, node string, l *lateDrive, force bool, log *slog.Logger) error {
 	id := string(l.id)
 	waiting := ""
 	var unknownSince time.Time
@@ -409,7 +426,7 @@ func claimRemote(ctx context.Context, store *cluster.Store, members func() []clu
 		switch {
 		case ok && owner == node:
 			log.Info("remote drive: attached to this node", "drive", id, "owner_epoch", epoch)
-			return nil, l.open(ctx, ownerFence(store, id, epoch), false)
+			return l.open(ctx, ownerFence(store, id, epoch), false)
 		case ok:
 			state, known, joined := gossipState(members(), node, owner)
 			if known || !joined {
@@ -420,7 +437,7 @@ func claimRemote(ctx context.Context, store *cluster.Store, members func() []clu
 			switch {
 			case known && state == cluster.MemberAlive && !force:
 				log.Info("remote drive: attached to another node, alive; this node is a standby: it reads the bucket directly while that node is down and never writes it (restart it with --remote-adopt-force to take the drive over)", "drive", id, "owner", owner, "owner_epoch", epoch)
-				return newStandby(l), nil
+				return nil
 			case known && state == cluster.MemberSuspect && !force:
 				note("owner " + owner + " is suspect in gossip")
 			case !known && !joined && !force:
@@ -442,10 +459,14 @@ func claimRemote(ctx context.Context, store *cluster.Store, members func() []clu
 					log.Warn("remote drive adopted; waiting for the previous owner's fence to expire before opening it", "drive", id, "from", owner, "owner_epoch", newEpoch, "wait", wait)
 					select {
 					case <-ctx.Done():
-						return nil, ctx.Err()
+						return ctx.Err()
 					case <-time.After(wait):
 					}
-					return nil, l.open(ctx, ownerFence(store, id, newEpoch), true)
+					if err := l.open(ctx, ownerFence(store, id, newEpoch), true); err != nil {
+						return err
+					}
+					log.Info("remote drive: opened after its adoption", "drive", id, "owner_epoch", newEpoch)
+					return nil
 				}
 			}
 		default:
@@ -453,7 +474,7 @@ func claimRemote(ctx context.Context, store *cluster.Store, members func() []clu
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("--remote %s: %w", id, ctx.Err())
+			return fmt.Errorf("--remote %s: %w", id, ctx.Err())
 		case <-time.After(claimPoll):
 		}
 	}

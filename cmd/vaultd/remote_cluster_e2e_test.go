@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -131,15 +132,16 @@ func TestClusterRemoteDrive(t *testing.T) {
 	adoptStart := time.Now()
 	n4.start(t)
 	n4.waitHealthy(t, 90*time.Second)
-	t.Logf("n4 serving %v after its start (the fence wait included)", time.Since(adoptStart).Round(time.Millisecond))
-	if !strings.Contains(n4.stderr.String(), "remote drive adopted") {
-		t.Errorf("n4's log does not show the adoption")
-	}
+	t.Logf("n4 serving %v after its start", time.Since(adoptStart).Round(time.Millisecond))
 	live := []int{0, 1, 3}
 	for _, i := range live {
 		if _, err := waitStatus(t, c, i, 60*time.Second, remoteOn("n4")); err != nil {
 			t.Fatalf("%s: %v", c.nodes[i].name, err)
 		}
+	}
+	t.Logf("the remote drive on n4 and answering %v after its start (the fence wait included)", time.Since(adoptStart).Round(time.Millisecond))
+	if !strings.Contains(n4.stderr.String(), "remote drive adopted") {
+		t.Errorf("n4's log does not show the adoption")
 	}
 	for _, i := range live {
 		checkAll(t, c.s3Client(i, root), "hot", written)
@@ -162,8 +164,13 @@ func TestClusterRemoteDrive(t *testing.T) {
 	// drive from the live n4: it becomes a standby, which never writes.
 	n3.start(t)
 	n3.waitHealthy(t, 90*time.Second)
-	if out := n3.stderr.String(); !strings.Contains(out, "this node is a standby") {
-		t.Errorf("n3 restarted with --remote cold while n4 owns the drive, and its log does not say it is a standby:\n%s", tail(out, 4<<10))
+	if _, err := retry(ctx, 30*time.Second, func(context.Context) error {
+		if !strings.Contains(n3.stderr.String(), "this node is a standby") {
+			return errors.New("its log does not say it is a standby")
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("n3 restarted with --remote cold while n4 owns the drive: %v\n%s", err, tail(n3.stderr.String(), 4<<10))
 	}
 	if _, err := waitStatus(t, c, 2, 60*time.Second, remoteOn("n4")); err != nil {
 		t.Fatalf("n3: %v", err)

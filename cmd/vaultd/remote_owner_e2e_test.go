@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -38,8 +39,15 @@ func startRemoteCluster(t *testing.T) *remoteCluster {
 	rc := startRemoteNodes(t)
 	c, ctx := rc.e2eCluster, t.Context()
 	for _, n := range c.nodes[1:] {
-		if !strings.Contains(n.stderr.String(), "this node is a standby") {
-			t.Fatalf("%s started with the remote drives n1 owns but its log does not say it is a standby", n.name)
+		// Remote drives are claimed while the node serves: the standby
+		// line may follow the banner.
+		if _, err := retry(ctx, 30*time.Second, func(context.Context) error {
+			if !strings.Contains(n.stderr.String(), "this node is a standby") {
+				return errors.New("its log does not say it is a standby")
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("%s started with the remote drives n1 owns: %v", n.name, err)
 		}
 	}
 	if _, err := c.s3Client(0, rc.rootTenant).CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("hot")}); err != nil {
@@ -218,6 +226,63 @@ func TestClusterRemoteOwnerLost(t *testing.T) {
 	if after := rc.bucketObjects(t); !maps.Equal(before, after) {
 		t.Errorf("the bucket changed while its owner was down (%d objects before, %d after): a standby wrote to it", len(before), len(after))
 	}
+
+	// n2 restarted with the remote drives while their owner n1 is dead
+	// adopts both. It serves S3 meanwhile, and the two fence waits overlap
+	// (session 11's probe: claims ran one after the other before the node
+	// served, about 45 s per drive at defaults).
+	n2 := rc.nodes[1]
+	n2.kill(t)
+	mark := n2.stderr.Len()
+	n2.start(t)
+	n2.waitHealthy(t, 90*time.Second)
+	served := time.Now()
+	rc.checkThrough(t, 1, arts)
+	var adopted, opened []time.Time
+	if _, err := retry(t.Context(), 90*time.Second, func(context.Context) error {
+		log := n2.stderr.String()[mark:]
+		adopted, opened = logTimes(t, log, "remote drive adopted; waiting"), logTimes(t, log, "opened after its adoption")
+		if len(opened) < len(remoteDriveNames) {
+			return fmt.Errorf("%d of %d remote drives opened after adoption", len(opened), len(remoteDriveNames))
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("n2: %v\n%s", err, tail(n2.stderr.String()[mark:], 8<<10))
+	}
+	if !served.Before(opened[0]) {
+		t.Errorf("n2 served S3 at %v, after its first adopted drive opened (%v): the claims held up serving", served.Format(time.StampMilli), opened[0].Format(time.StampMilli))
+	}
+	if len(adopted) != len(remoteDriveNames) || adopted[len(adopted)-1].After(opened[0]) {
+		t.Errorf("n2 adopted its drives at %v and opened them at %v: the adoptions did not wait together", adopted, opened)
+	}
+	if _, err := waitStatus(t, rc.e2eCluster, 2, 60*time.Second, remotesOn("n2")); err != nil {
+		rc.fatalWithStatus(t, "n3's view after n2 adopted the remote drives: %v", err)
+	}
+	more := newArtifacts("after-adoption/", 5)
+	putAll(t, rc.s3Client(2, rc.rootTenant), "hot", more)
+	rc.checkThrough(t, 1, append(arts, more...))
+	if after := rc.bucketObjects(t); len(after) <= len(before) {
+		t.Errorf("writes after n2 adopted the remote drives did not reach the bucket (%d objects before, %d after)", len(before), len(after))
+	}
+}
+
+// logTimes returns the time= of each line of a text log that contains
+// substr, in order.
+func logTimes(t *testing.T, log, substr string) []time.Time {
+	t.Helper()
+	var out []time.Time
+	for line := range strings.Lines(log) {
+		if !strings.Contains(line, substr) {
+			continue
+		}
+		f, _, _ := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+		at, err := time.Parse(time.RFC3339Nano, f)
+		if err != nil {
+			t.Fatalf("log line without a time: %q: %v", line, err)
+		}
+		out = append(out, at)
+	}
+	return out
 }
 
 // TestRemoteHealAfterOutage (issue 13, criterion 3): a hybrid container

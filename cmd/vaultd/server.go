@@ -144,7 +144,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		drivesM  func(context.Context) []metrics.DriveSample
 		members  func() map[string]int
 		gossip   *cluster.Membership // cluster mode
-		standbys []*standbyDrive     // cluster mode: remote drives other nodes own (remote.go)
+		standbys []*standbyDrive     // cluster mode: read-only views of the remote drives, used while another node owns one and is down (remote.go)
 		mapM     func() metrics.MapSample
 	)
 	if f.clustered() {
@@ -164,15 +164,13 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		if err := store.WaitReady(ctx); err != nil {
 			return err
 		}
-		standbys, err = claimRemotes(ctx, store, ms.Members, st.Node, lates, f.adoptForce, log.With("component", "remote"))
-		if err != nil {
-			return err
-		}
+		standbys = standbysOf(lates)
 		for _, sb := range standbys {
 			defer sb.Close()
 		}
+		go claimRemotes(rctx, store, ms.Members, st.Node, lates, f.adoptForce, log.With("component", "remote"))
 		ct := cluster.NewTopology(store, served, secret, log.With("component", "topology"))
-		ct.UseStandbys(standbyDrives(standbys)) // remote drives others own, read while their node is down
+		ct.UseStandbys(standbyDrives(standbys)) // remote drives another node owns, read while that node is down
 		ct.WatchMembers(ms.Members)             // a node gossip reports down is not waited on
 		go ct.SampleDrains(ctx, 10*time.Second) // a drain's rate and ETA for status and metrics
 		mapM = func() metrics.MapSample { return mapSample(ctx, store, ct, fence.Refused()) }
