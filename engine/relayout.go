@@ -150,7 +150,8 @@ func (e *Engine) RelayoutContainer(ctx context.Context, tenant, container string
 		}
 		key := minKey[len(prefix):]
 		var holders []placement.DriveID
-		misplaced, live, size := false, false, int64(0)
+		var awayVers []driver.Version // the live versions held placed for another layout
+		misplaced, size := false, int64(0)
 		for _, s := range srcs {
 			if len(s.c.buf) == 0 || s.c.buf[0].Key != minKey {
 				continue
@@ -166,7 +167,8 @@ func (e *Engine) RelayoutContainer(ctx context.Context, tenant, container string
 			if away {
 				misplaced = true
 				if !r.Deleted && !r.Pointer && !r.Marker {
-					live, size = true, max(size, r.Size)
+					awayVers = append(awayVers, r.Version)
+					size = max(size, r.Size)
 				}
 			}
 		}
@@ -196,7 +198,7 @@ func (e *Engine) RelayoutContainer(ctx context.Context, tenant, container string
 			e.log.Warn("relayout failed", "tenant", tenant, "container", container, "err", err)
 			continue
 		}
-		if res.Moved && live {
+		if movedIn(res, awayVers) {
 			st.Moved++
 			st.Bytes += size
 			e.st.relayoutMoved.Add(1)
@@ -211,6 +213,28 @@ func (e *Engine) RelayoutContainer(ctx context.Context, tenant, container string
 		}
 	}
 	return done()
+}
+
+// movedIn reports whether migrate's result res moved a live version into
+// the container's layout, given away, the live versions the walk found
+// held placed for another layout. Either migrate copied the version from
+// the other layout's set (Moved), or the container's set served it
+// already (AtHome) and migrate completed the set with it (Healed,
+// Copied): layouts of one k+m whose sets share drives at the same slot
+// indices (local and hybrid 4+2 on 6 local and 2 remote drives share the
+// data slots) hold records placed for both on the shared drives, so the
+// container's set reads k of them at once and only the other slots'
+// shards move, rebuilt there. Completing the set counts only for a
+// version found away: not for a set a lost drive left short while the
+// other layout held only remains of an older version.
+func movedIn(res MigrateResult, away []driver.Version) bool {
+	if len(away) == 0 {
+		return false
+	}
+	if res.Moved {
+		return true
+	}
+	return res.AtHome && !res.Deleted && len(res.Healed)+len(res.Copied) > 0 && slices.Contains(away, res.Version)
 }
 
 // prefixBefore returns a key that sorts just before key, so that a walk

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
@@ -353,6 +354,111 @@ func TestUploadAcrossPolicyChange(t *testing.T) {
 			}
 			if err := r.e.CheckPolicyChange(ctx, "t", "c", PolicyLocal); err != nil {
 				t.Errorf("set-policy local afterwards refused: %v", err)
+			}
+		})
+	}
+}
+
+// TestRelayoutSharedSlots: on the README's example cluster (6 local
+// drives, 2 remote) the local and hybrid layouts are both 4+2 and a key's
+// sets share their data slots (the same local drives at the same slot
+// indices); hybrid only puts the parity slots on the remote drives. A
+// flip of the policy then moves each version's parity shards alone: the
+// shared drives' records are placed for both layouts, so the new set
+// serves the version at once and migration rebuilds its parity there
+// (AtHome) rather than copying it (probe of session 14: the walk said
+// Moved 0). The walk must count every live version it moved, leave the
+// old parity drives holding nothing of the key, and the bytes must read
+// back identical; a second walk finds nothing to move.
+func TestRelayoutSharedSlots(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		flips []string // the first is the policy the artifacts are written under
+	}{
+		{"local, hybrid, local", []string{PolicyLocal, PolicyHybrid, PolicyLocal}},
+		{"hybrid, local, hybrid", []string{PolicyHybrid, PolicyLocal, PolicyHybrid}},
+		{"hybrid, tier", []string{PolicyHybrid, PolicyTier}}, // then "plain" is tiered: it stays on the remote layout
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{drives: 8, remote: 2, noSync: true, stripeSize: stripeTestStripe, width: 4, policy: placement.Policy{Data: 4, Parity: 2}})
+			var policy atomic.Value
+			policy.Store(tc.flips[0])
+			r.e.cfg.StoragePolicy = func(string, string) string { return policy.Load().(string) }
+			ctx := t.Context()
+			local := r.e.layoutMap(r.e.mapOf(), placement.LayoutLocal)
+			hybrid := r.e.layoutMap(r.e.mapOf(), placement.LayoutHybrid)
+			if local.Policy != hybrid.Policy {
+				t.Fatalf("local %v, hybrid %v: want one k+m", local.Policy, hybrid.Policy)
+			}
+			bodies := map[string][]byte{
+				"inline":  randBytes(11, 1000),
+				"plain":   randBytes(12, 200<<10),
+				"striped": randBytes(13, 20*stripeChunkStripes*stripeTestStripe+17),
+			}
+			var size int64
+			for k, b := range bodies {
+				r.put(t, k, b, int64(len(b)))
+				size += int64(len(b))
+				ls, hs := local.Set(pgOf(local, "t", "c", k)), hybrid.Set(pgOf(hybrid, "t", "c", k))
+				if k != "striped" && !slices.Equal(ls[:4], hs[:4]) {
+					t.Fatalf("%s: local set %v, hybrid set %v: want the data slots shared", k, ls, hs)
+				}
+			}
+			for _, to := range tc.flips[1:] {
+				policy.Store(to)
+				cur := r.e.mapFor("t", "c")
+				st := relayoutWalk(t, r.e, RelayoutOptions{})
+				if st.Misplaced != len(bodies) || st.Moved != len(bodies) || st.Bytes != size || st.Failed != 0 {
+					t.Errorf("walk to %s: %+v, want %d versions (%d bytes) misplaced and moved", to, st, len(bodies), size)
+				}
+				r.e.WaitBackground()
+				for k, want := range bodies {
+					pg := pgOf(cur, "t", "c", k)
+					set := cur.Set(pg)
+					for i, id := range r.ids {
+						raw, err := r.faulty[i].GetRecord(ctx, indexPrefix("t", "c")+k)
+						j := slices.Index(set, id)
+						switch {
+						case j < 0 && !errors.Is(err, driver.ErrNotFound):
+							t.Errorf("walk to %s: %s: drive %s, not in its %s set %v, holds a record (%v)", to, k, id, to, set, err)
+						case j >= 0 && err != nil:
+							t.Errorf("walk to %s: %s: drive %s of its set: %v", to, k, id, err)
+						case j >= 0:
+							if rec, err := unmarshalRecord(raw.Data); err != nil || !placedIn(rec, cur, pg, j) {
+								t.Errorf("walk to %s: %s: drive %s (slot %d) holds a record not placed for %s (%v)", to, k, id, j, to, err)
+							}
+						}
+					}
+					if got, err := r.get(k, 0, -1); err != nil || !bytes.Equal(got, want) {
+						t.Errorf("walk to %s: read %s: %d bytes (want %d), equal %v, %v", to, k, len(got), len(want), bytes.Equal(got, want), err)
+					}
+				}
+				if again := relayoutWalk(t, r.e, RelayoutOptions{}); again.Misplaced != 0 || again.Moved != 0 || again.Keys != len(bodies) {
+					t.Errorf("a second walk to %s: %+v, want nothing left", to, again)
+				}
+			}
+			if policy.Load() != PolicyTier {
+				return
+			}
+			if _, err := r.e.TierArtifact(ctx, "t", "c", "plain"); err != nil {
+				t.Fatalf("TierArtifact: %v", err)
+			}
+			if st := relayoutWalk(t, r.e, RelayoutOptions{}); st.Misplaced != 0 || st.Moved != 0 {
+				t.Errorf("walk over a tiered artifact: %+v, want nothing moved", st)
+			}
+			rm := r.e.tierMap()
+			pg := pgOf(rm, "t", "c", "plain")
+			for j, id := range rm.Set(pg) {
+				raw, err := r.faulty[slices.Index(r.ids, id)].GetRecord(ctx, indexPrefix("t", "c")+"plain")
+				if err != nil {
+					t.Fatalf("tiered plain: drive %s (slot %d) of the remote set: %v", id, j, err)
+				}
+				if rec, err := unmarshalRecord(raw.Data); err != nil || !placedIn(rec, rm, pg, j) {
+					t.Errorf("tiered plain: drive %s (slot %d) holds a record not placed for the remote layout (%v)", id, j, err)
+				}
+			}
+			if got, err := r.get("plain", 0, -1); err != nil || !bytes.Equal(got, bodies["plain"]) {
+				t.Errorf("read the tiered plain: %d bytes, %v", len(got), err)
 			}
 		})
 	}
