@@ -103,9 +103,10 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 			unwritable[j] = true
 			continue
 		}
+		needRecord[j] = a.holders[j] == nil // also for a record naming no data: a version pointer
 		for p := range segs {
 			needData[p][j] = !intact[j][p]
-			needRecord[j] = needRecord[j] || !intact[j][p] || a.holders[j] == nil
+			needRecord[j] = needRecord[j] || !intact[j][p]
 		}
 	}
 	// A record newer than the current version is the remains of a failed

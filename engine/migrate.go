@@ -48,6 +48,10 @@ type MigrateResult struct {
 	// version and got its shard files copied from the drive that held the
 	// same slot in an older map (no decoding; Healed rebuilds the rest).
 	Copied []int
+	// Incomplete reports that the current set does not hold the live
+	// version on every drive (one offline, a heal that failed): the older
+	// sets' copies of it were kept for a later pass.
+	Incomplete bool
 }
 
 // errNotWritten marks a drive a record write skipped.
@@ -165,12 +169,31 @@ func (e *Engine) migrate(ctx context.Context, tenant, container, key string, ext
 		}
 	}
 	// Slots the current set lacks take their shard files from the old
-	// holder first (before cleanOlder removes it); Heal rebuilds the rest.
+	// holder first; Heal rebuilds the rest. Only then do the older sets'
+	// copies go, and those of the version only once the current set holds
+	// it on every drive: removing them earlier (a set completed around an
+	// offline drive, a heal that failed) would leave the version with less
+	// redundancy than it had, none at all when the sets share k drives
+	// (layouts of one k+m). Kept, they are looked at again on the next
+	// pass, and their map is not dropped meanwhile (Residue).
 	res.Copied = e.copyLacking(ctx, tenant, container, key, cur, pg, loc, newest)
-	res.Removed, err = e.cleanOlder(ctx, tenant, container, key, cur, pg, extra, false, newest)
 	var herr error
 	res.Healed, herr = e.completeSet(ctx, tenant, container, key, loc, newest)
+	res.Incomplete = !newest.Deleted && holdingAll(loc, newest, res.Healed) < len(loc.drives)
+	res.Removed, err = e.cleanOlder(ctx, tenant, container, key, cur, pg, extra, res.Incomplete, newest)
 	return res, errors.Join(err, herr)
+}
+
+// holdingAll returns how many drives of loc, the current set, hold newest
+// once the slots in healed were rewritten.
+func holdingAll(loc location, newest *record, healed []int) int {
+	n := 0
+	for j, r := range loc.recs {
+		if r != nil && r.Version == newest.Version && sameData(r, newest) || slices.Contains(healed, j) {
+			n++
+		}
+	}
+	return n
 }
 
 // move copies rec, the newest version of key as the older set src holds

@@ -463,3 +463,85 @@ func TestRelayoutSharedSlots(t *testing.T) {
 		})
 	}
 }
+
+// TestRelayoutKeepsOldCopiesUntilSetComplete: a flip from hybrid to local
+// (both 4+2, the data slots shared) while the local layout's two parity
+// drives are offline must not remove the remote parity: the new set holds
+// each version on its 4 shared drives only, and removing the old parity
+// would leave the version with no redundancy until the drives return
+// (helper finding of session 12: migrate cleaned the other layout's
+// copies before, and regardless of, completing the current set). Once
+// the drives are back, the walk completes the set and then removes them.
+func TestRelayoutKeepsOldCopiesUntilSetComplete(t *testing.T) {
+	for _, tc := range []struct {
+		key  string
+		body []byte
+	}{{"inline", randBytes(21, 900)}, {"plain", randBytes(22, 300<<10)}} {
+		t.Run(tc.key, func(t *testing.T) { testRelayoutKeepsOldCopies(t, tc.key, tc.body) })
+	}
+}
+
+func testRelayoutKeepsOldCopies(t *testing.T, k string, want []byte) {
+	r := newRig(t, rigOptions{drives: 8, remote: 2, noSync: true, policy: placement.Policy{Data: 4, Parity: 2}})
+	var policy atomic.Value
+	policy.Store(PolicyHybrid)
+	r.e.cfg.StoragePolicy = func(string, string) string { return policy.Load().(string) }
+	ctx := t.Context()
+	hybrid := r.e.layoutMap(r.e.mapOf(), placement.LayoutHybrid)
+	local := r.e.layoutMap(r.e.mapOf(), placement.LayoutLocal)
+	r.put(t, k, want, int64(len(want)))
+	// holders returns how many drives of set hold a record of k.
+	holders := func(set []placement.DriveID) (n int) {
+		for _, id := range set {
+			if _, err := r.faulty[slices.Index(r.ids, id)].GetRecord(ctx, indexPrefix("t", "c")+k); err == nil {
+				n++
+			}
+		}
+		return n
+	}
+	hs, ls := hybrid.Set(pgOf(hybrid, "t", "c", k)), local.Set(pgOf(local, "t", "c", k))
+	var newParity []int // the local set's drives outside the hybrid set
+	for _, id := range ls {
+		if !slices.Contains(hs, id) {
+			newParity = append(newParity, slices.Index(r.ids, id))
+		}
+	}
+	if len(newParity) != 2 {
+		t.Fatalf("local set %v, hybrid set %v: want 2 drives apart", ls, hs)
+	}
+	for _, i := range newParity {
+		r.faulty[i].SetOffline(true)
+	}
+	policy.Store(PolicyLocal)
+	for range 3 {
+		r.e.RelayoutContainer(ctx, "t", "c", RelayoutOptions{}) // drives not listed: an error, the walk goes on
+	}
+	r.e.WaitBackground()
+	if n := holders(hs); n != len(hs) {
+		t.Errorf("with the local parity drives offline, %d of the hybrid set's %d drives hold a record after the flip; want the old parity kept", n, len(hs))
+	}
+	if got, err := r.get(k, 0, -1); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("read with the local parity drives offline: %d bytes, %v", len(got), err)
+	}
+	for _, i := range newParity {
+		r.faulty[i].SetOffline(false)
+	}
+	if st := relayoutWalk(t, r.e, RelayoutOptions{}); st.Moved != 1 {
+		t.Errorf("walk with every drive back: %+v, want 1 moved", st)
+	}
+	r.e.WaitBackground()
+	if n := holders(ls); n != len(ls) {
+		t.Errorf("%d of the local set's %d drives hold a record", n, len(ls))
+	}
+	for _, id := range r.ids {
+		if slices.Contains(ls, id) {
+			continue
+		}
+		if _, err := r.faulty[slices.Index(r.ids, id)].GetRecord(ctx, indexPrefix("t", "c")+k); !errors.Is(err, driver.ErrNotFound) {
+			t.Errorf("drive %s outside the local set still holds a record (%v)", id, err)
+		}
+	}
+	if got, err := r.get(k, 0, -1); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("read: %d bytes, %v", len(got), err)
+	}
+}
