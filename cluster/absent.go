@@ -129,18 +129,30 @@ func (s *Store) catchUp(ctx context.Context) error {
 }
 
 // catchUpOnce is one attempt of catchUp: a follower syncs with the
-// leader's applied index (syncIndex); the leader confirms it still leads
-// and applies everything in its log, which holds every entry a
-// predecessor may have acknowledged.
+// leader's read index (syncIndex); the leader applies its own.
 func (s *Store) catchUpOnce(ctx context.Context) error {
 	if s.raft.State() != raft.Leader {
 		return s.syncIndex(ctx)
 	}
-	last := s.raft.LastIndex()
-	if err := s.raft.VerifyLeader().Error(); err != nil {
-		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+	last, err := s.leaderIndex()
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
 	return s.waitApplied(ctx, last)
+}
+
+// leaderIndex is this node's read index as the leader: its last log
+// index, taken before it confirms it still leads. Every write
+// acknowledged to a client before the call is in the log up to there: a
+// new leader holds its predecessor's committed entries before it has
+// applied them, or even knows them committed, so its applied index (what
+// serveIndex answered before session 12) can miss one.
+func (s *Store) leaderIndex() (uint64, error) {
+	last := s.raft.LastIndex()
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrNotLeader, err)
+	}
+	return last, nil
 }

@@ -235,19 +235,16 @@ func newForwardClient(secret []byte) *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: t}
 }
 
-// serveIndex answers a follower's syncWithLeader: once this node has
-// confirmed it is still the leader, its applied index covers every write
-// acknowledged to any client. (raft's AppliedIndex is updated after the
-// FSM goroutine may already have answered a write, so the FSM's own index
-// counts too.)
+// serveIndex answers a follower's syncIndex with this node's read index
+// (leaderIndex).
 func (s *Store) serveIndex(w http.ResponseWriter, r *http.Request) {
 	var a applyAnswer
 	if s.raft.State() != raft.Leader {
 		a.Code, a.Message = encodeErr(ErrNotLeader)
-	} else if err := s.raft.VerifyLeader().Error(); err != nil {
-		a.Code, a.Message = encodeErr(fmt.Errorf("%w: %w", ErrNotLeader, err))
+	} else if idx, err := s.leaderIndex(); err != nil {
+		a.Code, a.Message = encodeErr(err)
 	} else {
-		a.Index = max(s.raft.AppliedIndex(), s.fsm.applied.Load())
+		a.Index = idx
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(a)
@@ -277,8 +274,8 @@ func (s *Store) syncWithLeader(ctx context.Context) bool {
 // syncForList makes this node's state at least as current as every write
 // acknowledged before the call, for listings (tenants, containers), which
 // have no miss to catch up on: a follower syncs with the leader, waiting
-// up to syncTimeout for a sync slot; the leader confirms it still leads.
-// When it cannot, the listing fails with meta.ErrUnavailable rather than
+// up to syncTimeout for a sync slot; the leader confirms it still leads
+// and applies its log as far as it holds it (catchUpOnce). When it cannot, the listing fails with meta.ErrUnavailable rather than
 // answer from a state that may miss an acknowledged creation (the chaos
 // suites saw a tenant listing on a connected follower miss a CreateTenant
 // acknowledged through the new leader). A single node has nothing to do.
@@ -287,8 +284,8 @@ func (s *Store) syncForList(ctx context.Context) error {
 		return nil
 	}
 	if s.raft.State() == raft.Leader {
-		if err := s.raft.VerifyLeader().Error(); err != nil {
-			return fmt.Errorf("%w: %w: %w", meta.ErrUnavailable, ErrNotLeader, err)
+		if err := s.catchUpOnce(ctx); err != nil {
+			return fmt.Errorf("%w: %w", meta.ErrUnavailable, err)
 		}
 		return nil
 	}
@@ -306,8 +303,8 @@ func (s *Store) syncForList(ctx context.Context) error {
 	return nil
 }
 
-// syncIndex asks the leader for its applied index and waits until this
-// node has applied as far.
+// syncIndex asks the leader for its read index (leaderIndex) and waits
+// until this node has applied as far.
 func (s *Store) syncIndex(ctx context.Context) error {
 	id, _ := s.Leader()
 	n, ok := s.fsm.node(id)

@@ -54,6 +54,15 @@ func TestMultipartAcrossMapChange(t *testing.T) {
 			})
 		},
 	}, {
+		name: "1+1 on 2 drives, both drained, to 2+2 on 4 others",
+		maps: func(t *testing.T, r *migRig) (*placement.Map, *placement.Map) {
+			cur, err := placement.NewMap(r.pdrives[2:6], placement.Policy{Data: 2, Parity: 2}, 16, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1), cur
+		},
+	}, {
 		name: "striped over 4 PGs, 2+2 on 4 drives to 4+2 on 6",
 		maps: func(t *testing.T, r *migRig) (*placement.Map, *placement.Map) {
 			old, cur := r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1), r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 2)
@@ -87,6 +96,11 @@ func TestMultipartAcrossMapChange(t *testing.T) {
 			put(2, parts[2])
 
 			r.useChain([]*placement.Map{old, cur})
+			// Listed from the older map's drives too: they may have
+			// left the current map (drained).
+			if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 1 || ups[0].ID != id {
+				t.Fatalf("ListUploads after the map change = %+v, %v; want upload %s", ups, err, id)
+			}
 			migrateUntilClean(t, r.e) // moves the key's older version into its current set
 			if n, err := r.e.Residue(ctx, old); err != nil || n == 0 {
 				t.Fatalf("Residue(old map) with an upload going on in it = %d, %v; want > 0", n, err)

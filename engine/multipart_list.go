@@ -139,7 +139,7 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 		limit = 1000
 	}
 	m := e.mapFor(tenant, container)
-	drives := e.allDrives(m)
+	drives, own := e.uploadDrives(m)
 	base := uploadPrefix(tenant, container)
 	start := ""
 	if after != "" {
@@ -150,7 +150,7 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 	}
 	var ups []Upload
 	for {
-		raws, recs, truncated, err := e.listNewest(ctx, drives, base+prefix, start, limit, len(drives)-m.Policy.Parity)
+		raws, recs, truncated, err := e.listNewest(ctx, drives, base+prefix, start, limit, own-m.Policy.Parity)
 		if err != nil {
 			return nil, false, err
 		}
@@ -169,6 +169,34 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 			return ups, false, nil
 		}
 	}
+}
+
+// uploadDrives returns the drives that may hold upload records of a
+// container whose map is m: those of m, then those only the older maps
+// and the other layouts have (an upload holds the map it started under,
+// Residue, and a drained drive leaves the current map before its uploads
+// end), and how many are m's. A listing needs m's drives less its parity
+// to answer; the others count as they answer within the straggler grace
+// (fanOut).
+func (e *Engine) uploadDrives(m *placement.Map) (drives []driver.Driver, own int) {
+	drives = e.allDrives(m)
+	own = len(drives)
+	seen := map[placement.DriveID]bool{}
+	for _, dr := range m.Drives {
+		seen[dr.ID] = true
+	}
+	for _, o := range append(e.olderMaps(m), e.otherLayouts(m)...) {
+		for _, dr := range o.Drives {
+			if seen[dr.ID] {
+				continue
+			}
+			seen[dr.ID] = true
+			if d, err := e.cfg.Topology.Drive(dr.ID); err == nil && d != nil {
+				drives = append(drives, d)
+			}
+		}
+	}
+	return drives, own
 }
 
 // allDrives returns the drives of m the topology provides.
