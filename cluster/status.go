@@ -73,6 +73,11 @@ type MapStatus struct {
 	// Older lists the epochs of earlier maps still consulted by reads,
 	// newest first (their data has not been migrated).
 	Older []uint64 `json:"older_epochs,omitempty"`
+	// UploadsHolding counts the multipart uploads in progress that keep
+	// the older maps (engine.UploadsHolding): a join or drain is not done
+	// before they complete, abort, or go idle for the upload hold. -1:
+	// not known (a drive could not be listed).
+	UploadsHolding int `json:"uploads_holding,omitempty"`
 }
 
 // DriveStatus is a drive of the map with its health as probed by the

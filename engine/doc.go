@@ -221,10 +221,14 @@
 // of the two sets at read quorum throughout, so a crash leaves the
 // artifact readable; a copy short of write quorum is rolled back. Once
 // the current set serves the key (also a deletion, copied as a tombstone
-// if an older set held it), Migrate removes the key's records and shard
-// files from the older sets' drives outside the current set, whatever
-// their versions, and gives current drives that missed the version what
-// they lack. MigrateAll (or MigrateContainer) walks, a bounded page at a
+// if an older set held it), Migrate gives current drives that missed the
+// version what they lack, then removes the key's records and shard files
+// from the older sets' drives outside the current set, whatever their
+// versions, except the live version's own copies while the current set
+// does not hold it on every drive (one offline, a heal that failed): those
+// stay, counted by Residue, until a later pass finds the set complete, so
+// that migration never leaves a version with less redundancy than it had
+// (MigrateResult.Incomplete). MigrateAll (or MigrateContainer) walks, a bounded page at a
 // time, every key with a record on an older map's drive, which also finds
 // the leftovers of keys deleted or overwritten under the current map, and
 // Residue counts the records a map's drives hold that are not placed for

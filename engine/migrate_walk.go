@@ -232,6 +232,39 @@ func (e *Engine) Residue(ctx context.Context, m *placement.Map) (int, error) {
 	return e.residue(ctx, m, "", firstArtifactKey, uploadKeys)
 }
 
+// UploadsHolding returns how many multipart uploads in progress keep map
+// m in the history: those whose records on m's drives Residue counts
+// (placed for m and not for the current map, active within
+// Config.UploadHold). A join or drain waits for them; `vaultd cluster
+// status` says so. It lists only the upload records of m's drives, which
+// are few.
+func (e *Engine) UploadsHolding(ctx context.Context, m *placement.Map) (int, error) {
+	cur := e.cfg.Topology.Map()
+	var mu sync.Mutex // guards ups and errs
+	ups := map[string]bool{}
+	var errs []error
+	var wg sync.WaitGroup
+	for _, dr := range m.Drives {
+		wg.Go(func() {
+			_, err := e.driveResidue(ctx, cur, dr.ID, uploadKeys, "", splitUploadKey, func(ikey string) {
+				mu.Lock()
+				defer mu.Unlock()
+				ups[ikey] = true
+			})
+			if err != nil {
+				mu.Lock()
+				defer mu.Unlock()
+				errs = append(errs, fmt.Errorf("drive %s: %w", dr.ID, err))
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return len(ups), fmt.Errorf("%w: uploads holding map epoch %d: %w", ErrReadQuorum, m.Epoch, errors.Join(errs...))
+	}
+	return len(ups), nil
+}
+
 // uploadKeys is the index prefix of every upload record (uploadKey).
 const uploadKeys = "\x01U\x00"
 
@@ -256,10 +289,10 @@ func (e *Engine) residue(ctx context.Context, m *placement.Map, prefix, after, u
 	var wg sync.WaitGroup
 	for _, dr := range m.Drives {
 		wg.Go(func() {
-			c, err := e.driveResidue(ctx, cur, dr.ID, prefix, after, splitIndexKey)
+			c, err := e.driveResidue(ctx, cur, dr.ID, prefix, after, splitIndexKey, nil)
 			if err == nil {
 				var u int
-				u, err = e.driveResidue(ctx, cur, dr.ID, uprefix, "", splitUploadKey)
+				u, err = e.driveResidue(ctx, cur, dr.ID, uprefix, "", splitUploadKey, nil)
 				c += u
 			}
 			mu.Lock()
@@ -294,7 +327,7 @@ func splitUploadKey(ikey string) (tenant, container, key string, ok bool) {
 // driveResidue counts the records under prefix after after on drive id
 // that split names (artifact or upload records) and that are not placed
 // for cur; upload records only if in progress (not completion markers).
-func (e *Engine) driveResidue(ctx context.Context, cur *placement.Map, id placement.DriveID, prefix, after string, split func(string) (string, string, string, bool)) (int, error) {
+func (e *Engine) driveResidue(ctx context.Context, cur *placement.Map, id placement.DriveID, prefix, after string, split func(string) (string, string, string, bool), away func(ikey string)) (int, error) {
 	d, err := e.cfg.Topology.Drive(id)
 	if err != nil {
 		return 0, err
@@ -321,6 +354,9 @@ func (e *Engine) driveResidue(ctx context.Context, cur *placement.Map, id placem
 			}
 			if !home {
 				n++
+				if away != nil {
+					away(raw.Key)
+				}
 			}
 		}
 		if len(recs) < listBatch {

@@ -237,3 +237,24 @@ func localDriveSamples(ctx context.Context, node string, m *placement.Map, drive
 	}
 	return out
 }
+
+// uploadsHolding counts the multipart uploads in progress that keep the
+// older maps in the history (engine.UploadsHolding), for the status: 0
+// when there are none, -1 when a drive could not be listed within a few
+// seconds.
+func uploadsHolding(ctx context.Context, eng *engine.Engine, older []*placement.Map) int {
+	if len(older) == 0 {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	total := 0
+	for _, m := range older {
+		n, err := eng.UploadsHolding(ctx, m)
+		if err != nil {
+			return -1
+		}
+		total += n
+	}
+	return total
+}

@@ -195,12 +195,21 @@ func writeClusterStatus(w io.Writer, st *cluster.Status) error {
 			es[i] = strconv.FormatUint(e, 10)
 		}
 		older = strings.Join(es, ", ") + " (still read, not yet migrated)"
+		switch n := st.Map.UploadsHolding; {
+		case n > 0:
+			older += fmt.Sprintf("; %d multipart upload(s) in progress hold them until completed, aborted, or idle for the upload hold (--upload-hold)", n)
+		case n < 0:
+			older += "; multipart uploads holding them: unknown (a drive did not answer)"
+		}
 	}
 	fmt.Fprintf(tw, "older epochs:\t%s\n", older)
 	if d := st.Drain; d != nil {
 		state := "in progress"
-		if d.PGsLeft == 0 {
+		switch {
+		case d.PGsLeft == 0:
 			state = "done: the drained nodes can be removed"
+		case st.Map.UploadsHolding > 0:
+			state = fmt.Sprintf("in progress, waiting for %d multipart upload(s) in progress (see older epochs)", st.Map.UploadsHolding)
 		}
 		fmt.Fprintf(tw, "draining:\t%s: %d PG slots and %s left, %s\n", strings.Join(d.Drives, ", "), d.PGsLeft, humanBytes(d.BytesLeft), state)
 		if d.PGsLeft > 0 {

@@ -98,6 +98,15 @@ DRIVES (0)
 ID  NODE  ZONE  CLASS  STATE  USED  FREE  ERROR
 `
 
+// drainingStatus is testStatus with drive n3-d1 draining, its last PGs
+// held by two multipart uploads in progress.
+func drainingStatus() cluster.Status {
+	st := testStatus
+	st.Map.UploadsHolding = 2
+	st.Drain = &cluster.DrainStatus{Drives: []string{"n3-d1"}, PGsLeft: 12, ETASeconds: -1}
+	return st
+}
+
 func TestWriteClusterStatus(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -106,6 +115,11 @@ func TestWriteClusterStatus(t *testing.T) {
 	}{
 		{"three nodes, one dead", testStatus, testStatusText},
 		{"nothing known", cluster.Status{Node: "n1"}, emptyStatusText},
+		{"a drain waiting for uploads", drainingStatus(), strings.Replace(testStatusText,
+			"older epochs:  2, 1 (still read, not yet migrated)\n",
+			"older epochs:  2, 1 (still read, not yet migrated); 2 multipart upload(s) in progress hold them until completed, aborted, or idle for the upload hold (--upload-hold)\n"+
+				"draining:      n3-d1: 12 PG slots and 0 B left, in progress, waiting for 2 multipart upload(s) in progress (see older epochs)\n"+
+				"drain rate:    0 B/s, about unknown left\n", 1)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer

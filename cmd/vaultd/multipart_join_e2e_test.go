@@ -103,6 +103,8 @@ func TestClusterMultipartAcrossJoin(t *testing.T) {
 	time.Sleep(engine.MapSettle + 10*time.Second)
 	if st, err := waitStatus(t, c, 0, 10*time.Second, func(cluster.Status) string { return "" }); err != nil || len(st.Map.Older) == 0 {
 		t.Fatalf("older maps %v (%v) %v after the join, with the upload open in one: want them kept", st.Map.Older, err, engine.MapSettle+10*time.Second)
+	} else if st.Map.UploadsHolding != 1 {
+		t.Errorf("n1's status: %d uploads holding the older maps, want 1 (the one open)", st.Map.UploadsHolding)
 	}
 
 	// Part 2 replaced by two concurrent uploads through n3 and n4.
@@ -163,6 +165,9 @@ func TestClusterMultipartAcrossJoin(t *testing.T) {
 	if _, err := waitStatus(t, c, 0, 180*time.Second, func(st cluster.Status) string {
 		if len(st.Map.Older) > 0 {
 			return fmt.Sprintf("older maps %v still in use", st.Map.Older)
+		}
+		if st.Map.UploadsHolding != 0 {
+			return fmt.Sprintf("%d uploads holding no older map", st.Map.UploadsHolding)
 		}
 		return ""
 	}); err != nil {

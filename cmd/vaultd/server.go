@@ -254,6 +254,9 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	admin := statusAdmin{adminAdapter{store}, func(ctx context.Context) cluster.Status {
 		st := status(ctx)
 		st.Scrub = scrubStatus(scrub.Status())
+		if f.clustered() {
+			st.Map.UploadsHolding = uploadsHolding(ctx, eng, store.OlderMaps())
+		}
 		return st
 	}, f.clustered()}
 	if f.clustered() {
