@@ -232,21 +232,29 @@ func (e *Engine) Residue(ctx context.Context, m *placement.Map) (int, error) {
 	return e.residue(ctx, m, "", firstArtifactKey, uploadKeys)
 }
 
-// UploadsHolding returns how many multipart uploads in progress keep map
-// m in the history: those whose records on m's drives Residue counts
-// (placed for m and not for the current map, active within
-// Config.UploadHold). A join or drain waits for them; `vaultd cluster
-// status` says so. It lists only the upload records of m's drives, which
-// are few.
-func (e *Engine) UploadsHolding(ctx context.Context, m *placement.Map) (int, error) {
+// UploadsHolding returns how many multipart uploads in progress keep the
+// older maps in the history: those whose records on the maps' drives
+// Residue counts (placed for an older map and not for the current one,
+// active within Config.UploadHold), each once. A join or drain waits for
+// them; `vaultd cluster status` says so. It lists only the upload records
+// of the drives, which are few.
+func (e *Engine) UploadsHolding(ctx context.Context, older []*placement.Map) (int, error) {
 	cur := e.cfg.Topology.Map()
+	var ids []placement.DriveID
+	for _, m := range older {
+		for _, dr := range m.Drives {
+			if !slices.Contains(ids, dr.ID) {
+				ids = append(ids, dr.ID)
+			}
+		}
+	}
 	var mu sync.Mutex // guards ups and errs
 	ups := map[string]bool{}
 	var errs []error
 	var wg sync.WaitGroup
-	for _, dr := range m.Drives {
+	for _, id := range ids {
 		wg.Go(func() {
-			_, err := e.driveResidue(ctx, cur, dr.ID, uploadKeys, "", splitUploadKey, func(ikey string) {
+			_, err := e.driveResidue(ctx, cur, id, uploadKeys, "", splitUploadKey, func(ikey string) {
 				mu.Lock()
 				defer mu.Unlock()
 				ups[ikey] = true
@@ -254,13 +262,13 @@ func (e *Engine) UploadsHolding(ctx context.Context, m *placement.Map) (int, err
 			if err != nil {
 				mu.Lock()
 				defer mu.Unlock()
-				errs = append(errs, fmt.Errorf("drive %s: %w", dr.ID, err))
+				errs = append(errs, fmt.Errorf("drive %s: %w", id, err))
 			}
 		})
 	}
 	wg.Wait()
 	if len(errs) > 0 {
-		return len(ups), fmt.Errorf("%w: uploads holding map epoch %d: %w", ErrReadQuorum, m.Epoch, errors.Join(errs...))
+		return len(ups), fmt.Errorf("%w: uploads holding the older maps: %w", ErrReadQuorum, errors.Join(errs...))
 	}
 	return len(ups), nil
 }

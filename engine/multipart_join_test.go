@@ -105,14 +105,14 @@ func TestMultipartAcrossMapChange(t *testing.T) {
 			if n, err := r.e.Residue(ctx, old); err != nil || n == 0 {
 				t.Fatalf("Residue(old map) with an upload going on in it = %d, %v; want > 0", n, err)
 			}
-			if n, err := r.e.UploadsHolding(ctx, old); err != nil || n != 1 {
+			if n, err := r.e.UploadsHolding(ctx, []*placement.Map{old}); err != nil || n != 1 {
 				t.Fatalf("UploadsHolding(old map) = %d, %v; want 1", n, err)
 			}
 			// Idle past UploadHold (a client or a crash left it), the
 			// upload no longer keeps the map.
 			r.skew.Store(int64(DefaultUploadHold + time.Minute))
 			n, err := r.e.Residue(ctx, old)
-			held, herr := r.e.UploadsHolding(ctx, old)
+			held, herr := r.e.UploadsHolding(ctx, []*placement.Map{old})
 			r.skew.Store(0)
 			if err != nil || n != 0 || herr != nil || held != 0 {
 				t.Fatalf("with the upload idle past UploadHold: Residue(old map) = %d, %v, UploadsHolding = %d, %v; want 0", n, err, held, herr)

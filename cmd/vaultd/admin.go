@@ -248,13 +248,9 @@ func uploadsHolding(ctx context.Context, eng *engine.Engine, older []*placement.
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	total := 0
-	for _, m := range older {
-		n, err := eng.UploadsHolding(ctx, m)
-		if err != nil {
-			return -1
-		}
-		total += n
+	n, err := eng.UploadsHolding(ctx, older)
+	if err != nil {
+		return -1
 	}
-	return total
+	return n
 }
