@@ -14,6 +14,7 @@ var (
 	_ engine.Coordinator    = (*cluster.Store)(nil)
 	_ engine.UploadLocker   = (*cluster.Store)(nil)
 	_ engine.UploadFencer   = (*cluster.Store)(nil)
+	_ engine.UploadLeases   = (*cluster.Store)(nil)
 	_ engine.Topology       = (*cluster.Topology)(nil)
 	_ engine.MapHistory     = (*cluster.Topology)(nil)
 	_ engine.FencedTopology = (*cluster.Topology)(nil)

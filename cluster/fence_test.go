@@ -284,3 +284,42 @@ func TestFenceRefusesLostLease(t *testing.T) {
 		t.Fatalf("write under a lease this node has not seen: %v, want ErrStaleEpoch", err)
 	}
 }
+
+// TestUploadLeaseRenewed: a lease held longer than its ttl stays with its
+// holder (renewed with the same token), writes under it still pass the
+// fence, another node cannot take it meanwhile, and it is free once
+// unlocked. Before session 12 a lease was trusted for ttl-margin (20 s)
+// from its acquisition and never renewed: a part streamed for longer into
+// an upload a map change left in an older set always failed.
+func TestUploadLeaseRenewed(t *testing.T) {
+	ttl, margin := uploadLeaseTTL, uploadLeaseMargin
+	uploadLeaseTTL, uploadLeaseMargin = 1500*time.Millisecond, 300*time.Millisecond
+	defer func() { uploadLeaseTTL, uploadLeaseMargin = ttl, margin }()
+	fx := newFenceFixture(t, false)
+	s, ctx := fx.s, t.Context()
+	held, unlock, err := s.LockUpload(ctx, "long")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	lctx := s.FenceUpload(ctx, "long")
+	take := func() error {
+		return s.applyCmd(ctx, cmdAcquireLease, acquireLeaseCmd{Upload: "long", Node: "other", Token: "t2", TTL: int64(uploadLeaseTTL), Now: time.Now().UnixNano()})
+	}
+	for i := range 8 { // 4 ttls
+		time.Sleep(uploadLeaseTTL / 2)
+		if !held() {
+			t.Fatalf("%v after LockUpload: held() is false; want the lease renewed", time.Duration(i+1)*uploadLeaseTTL/2)
+		}
+		if err := take(); !errors.Is(err, errUploadLeased) {
+			t.Fatalf("another node's acquire %v after LockUpload: %v, want errUploadLeased", time.Duration(i+1)*uploadLeaseTTL/2, err)
+		}
+	}
+	if _, _, err := fx.client.PutRecord(lctx, driver.Record{Key: "long-write", Version: driver.Version{1}, Data: []byte("v")}); err != nil {
+		t.Fatalf("write under the renewed lease: %v", err)
+	}
+	unlock()
+	if err := take(); err != nil {
+		t.Fatalf("another node's acquire after unlock: %v", err)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	mrand "math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver/peer"
@@ -34,9 +36,21 @@ import (
 // writes made under it, and every node's drives (Fence, fence.go) refuse
 // a write whose lease is no longer the upload's current one once they
 // have applied the granting index.
-const (
+//
+// A holder renews its lease (the same token, a new expiry) every third of
+// the time it trusts it, until it unlocks: an operation may take longer
+// than the ttl (a large part streamed into an upload that a map change
+// left in an older set, a completion copying many parts), and it must not
+// lose the lease to its own duration. A holder paused or cut off for
+// longer than the ttl stops renewing; another node may then take the
+// lease, and the holder, resumed, finds its trust expired (held) and its
+// writes fenced.
+var (
 	uploadLeaseTTL    = 30 * time.Second
 	uploadLeaseMargin = 10 * time.Second // the bound assumed on clock skew
+)
+
+const (
 	// uploadLeaseWait bounds how long LockUpload retries a lease held by
 	// another node before failing as unavailable.
 	uploadLeaseWait = 5 * time.Second
@@ -159,14 +173,23 @@ func (s *Store) LockUpload(ctx context.Context, id string) (held func() bool, un
 		// says whether the lease is ours (whatever the error, which may
 		// be an outcome unknown to the forwarder).
 		if s.fsm.leaseHeld(id, node, token) {
-			valid := start.Add(uploadLeaseTTL - uploadLeaseMargin)
-			held = func() bool { return time.Now().Before(valid) }
+			var valid atomic.Pointer[time.Time]
+			until := start.Add(uploadLeaseTTL - uploadLeaseMargin)
+			valid.Store(&until)
+			held = func() bool { return time.Now().Before(*valid.Load()) }
+			stop, renewed := make(chan struct{}), make(chan struct{})
+			go s.renewLease(id, node, token, &valid, stop, renewed)
+			var once sync.Once
 			unlock = func() {
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), uploadLeaseTimeout)
-				defer cancel()
-				if err := s.applyCmd(rctx, cmdReleaseLease, releaseLeaseCmd{Upload: id, Node: node, Token: token}); err != nil {
-					s.cfg.Logger.Debug("upload lease release failed; it expires", "upload", id, "err", err)
-				}
+				once.Do(func() {
+					close(stop)
+					<-renewed // no renewal after the release
+					rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), uploadLeaseTimeout)
+					defer cancel()
+					if err := s.applyCmd(rctx, cmdReleaseLease, releaseLeaseCmd{Upload: id, Node: node, Token: token}); err != nil {
+						s.cfg.Logger.Debug("upload lease release failed; it expires", "upload", id, "err", err)
+					}
+				})
 			}
 			return held, unlock, nil
 		}
@@ -185,6 +208,49 @@ func (s *Store) LockUpload(ctx context.Context, id string) (held func() bool, un
 		}
 		backoff = min(2*backoff, 400*time.Millisecond)
 	}
+}
+
+// renewLease renews this node's lease of upload id (token) every third of
+// the time it is trusted, moving valid on after each renewal that kept it,
+// until stop is closed or the lease is lost (another node took it after it
+// expired: the renewals failed for longer than the ttl). It closes done
+// when it returns.
+func (s *Store) renewLease(id, node, token string, valid *atomic.Pointer[time.Time], stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	every := (uploadLeaseTTL - uploadLeaseMargin) / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), every)
+		err := s.applyCmd(ctx, cmdAcquireLease, acquireLeaseCmd{Upload: id, Node: node, Token: token, TTL: int64(uploadLeaseTTL), Now: start.UnixNano()})
+		cancel()
+		l, ok := s.fsm.lease(id)
+		switch {
+		case ok && l.Node == node && l.Token == token && err == nil:
+			until := start.Add(uploadLeaseTTL - uploadLeaseMargin)
+			valid.Store(&until)
+		case ok && (l.Node != node || l.Token != token):
+			s.cfg.Logger.Warn("upload lease lost to another holder while held; the operation under it fails", "upload", id, "holder", l.Node)
+			return
+		default:
+			// Not renewed this time (no leader, a timeout): the trust
+			// runs out unless a later renewal succeeds.
+			s.cfg.Logger.Debug("upload lease renewal failed", "upload", id, "err", err)
+		}
+	}
+}
+
+// UploadLeased reports whether a node holds upload id's lease now, by this
+// node's clock (engine.UploadLeases).
+func (s *Store) UploadLeased(id string) bool {
+	l, ok := s.fsm.lease(id)
+	return ok && l.Expires > time.Now().UnixNano()
 }
 
 // FenceUpload returns ctx carrying this node's lease of upload id

@@ -268,6 +268,15 @@ type UploadFencer interface {
 	FenceUpload(ctx context.Context, id string) context.Context
 }
 
+// UploadLeases is an optional interface of an UploadLocker: UploadLeased
+// reports whether some node holds upload id's lease now (an operation on
+// it is going on: a part streaming into an upload a map change left in
+// an older set holds it throughout). Residue counts such an upload as
+// active however long ago its last part was.
+type UploadLeases interface {
+	UploadLeased(id string) bool
+}
+
 // uploadLock serialises the record changes of one multipart upload on this
 // node. Across nodes Config.UploadLocker serialises them.
 type uploadLock struct {

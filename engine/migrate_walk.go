@@ -416,7 +416,11 @@ func (e *Engine) uploadHome(ctx context.Context, cur *placement.Map, id placemen
 	if err != nil {
 		return false, err
 	}
-	return e.cfg.Now().Sub(last) > hold, nil
+	if e.cfg.Now().Sub(last) <= hold {
+		return false, nil
+	}
+	l, ok := e.cfg.UploadLocker.(UploadLeases)
+	return !ok || !l.UploadLeased(uploadID), nil // a part still streaming holds it
 }
 
 // DefaultUploadHold is Config.UploadHold's default.

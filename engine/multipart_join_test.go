@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -9,6 +10,16 @@ import (
 
 	"github.com/vaultaire/vaultaire/placement"
 )
+
+// leasedLocker is an UploadLocker (and UploadLeases) by which upload id's
+// lease is held by some node, as a part streaming into it holds it.
+type leasedLocker struct{ id string }
+
+func (l leasedLocker) LockUpload(context.Context, string) (func() bool, func(), error) {
+	return func() bool { return true }, func() {}, nil
+}
+
+func (l leasedLocker) UploadLeased(id string) bool { return id == l.id }
 
 // migrateUntilClean runs MigrateAll passes until one has no error.
 func migrateUntilClean(t *testing.T, e *Engine) {
@@ -113,9 +124,16 @@ func TestMultipartAcrossMapChange(t *testing.T) {
 			r.skew.Store(int64(DefaultUploadHold + time.Minute))
 			n, err := r.e.Residue(ctx, old)
 			held, herr := r.e.UploadsHolding(ctx, []*placement.Map{old})
+			// ... unless its lease is held: a part is streaming into it.
+			r.e.cfg.UploadLocker = leasedLocker{id}
+			leased, lerr := r.e.Residue(ctx, old)
+			r.e.cfg.UploadLocker = nil
 			r.skew.Store(0)
 			if err != nil || n != 0 || herr != nil || held != 0 {
 				t.Fatalf("with the upload idle past UploadHold: Residue(old map) = %d, %v, UploadsHolding = %d, %v; want 0", n, err, held, herr)
+			}
+			if lerr != nil || leased == 0 {
+				t.Fatalf("with the upload's lease held past UploadHold: Residue(old map) = %d, %v; want > 0", leased, lerr)
 			}
 			parts[2] = randBytes(3, MinPartSize) // replaced after the change
 			put(2, parts[2])
