@@ -149,7 +149,7 @@ func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
 	seen := 0
 	var first error
 	for {
-		raws, recs, truncated, err := e.listNewest(ctx, drives, base, after, 1000, own-m.Policy.Parity)
+		raws, recs, truncated, err := e.listNewest(ctx, drives, own, base, after, 1000, len(m.Drives)-m.Policy.Parity)
 		if err != nil {
 			return seen, fmt.Errorf("engine: sweep uploads: %w", err)
 		}

@@ -203,3 +203,47 @@ func TestMultipartAcrossMapChange(t *testing.T) {
 		})
 	}
 }
+
+// TestListUploadsQuorumIsTheCurrentMaps: the older maps' drives are listed
+// for uploads started under them, but never stand in for the current
+// map's: with more than its parity offline, a listing fails rather than
+// answer without an upload in progress whose record only those hold.
+func TestListUploadsQuorumIsTheCurrentMaps(t *testing.T) {
+	r := newMigRig(t)
+	ctx := t.Context()
+	// The older map: 1+1 on d00, d01; the current one: 2+2 on d02..d05.
+	old := r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1)
+	cur, err := placement.NewMap(r.pdrives[2:6], placement.Policy{Data: 2, Parity: 2}, 16, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.useChain([]*placement.Map{old, cur})
+	off := func(on bool, ids ...placement.DriveID) {
+		for _, id := range ids {
+			r.topo.drives[id].SetOffline(on)
+		}
+	}
+	// The upload's record lands on d03, d04, d05 only.
+	off(true, "d02")
+	id, err := r.e.CreateUpload(ctx, "t", "c", "k", PutOptions{})
+	if err != nil {
+		t.Fatalf("CreateUpload with d02 offline: %v", err)
+	}
+	off(false, "d02")
+	if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 1 || ups[0].ID != id {
+		t.Fatalf("ListUploads, every drive up: %+v, %v; want upload %s", ups, err, id)
+	}
+	// Only d02 (which missed the record) and the older d00, d01 answer.
+	off(true, "d03", "d04", "d05")
+	if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); !errors.Is(err, ErrReadQuorum) {
+		t.Errorf("ListUploads with 3 of the current map's 4 drives offline: %+v, %v; want ErrReadQuorum", ups, err)
+	}
+	if n, err := r.e.SweepUploads(ctx); !errors.Is(err, ErrReadQuorum) {
+		t.Errorf("SweepUploads with 3 of the current map's 4 drives offline: %d, %v; want ErrReadQuorum", n, err)
+	}
+	off(false, "d03", "d04", "d05")
+	off(true, "d00", "d01")
+	if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 1 {
+		t.Errorf("ListUploads with the older map's drives offline: %+v, %v; want the upload", ups, err)
+	}
+}

@@ -16,20 +16,23 @@ import (
 // merged across drives (newest version per key), in key order. Each drive
 // is asked for limit+1 records, which is enough: a key among the first
 // limit of the union is among the first limit of every drive holding it.
-// It needs k drives to answer and does not wait for those slower than the
-// straggler grace once k did (fanOut); see List for why the merge of any
-// read quorum holds every key's newest version.
-func (e *Engine) listNewest(ctx context.Context, drives []driver.Driver, prefix, after string, limit int, k int) ([]driver.Record, []*record, bool, error) {
+// It needs k of the first own drives to answer (the others, an older
+// map's, are merged as they answer but never make up for a missing one of
+// these) and does not wait for those slower than the straggler grace once
+// k did (fanOut); see List for why the merge of any read quorum holds
+// every key's newest version.
+func (e *Engine) listNewest(ctx context.Context, drives []driver.Driver, own int, prefix, after string, limit int, k int) ([]driver.Record, []*record, bool, error) {
 	type listed struct {
-		recs []driver.Record
-		err  error
+		recs  []driver.Record
+		err   error
+		count bool // one of the first own drives
 	}
 	res, done := fanOut(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, k,
 		func(ctx context.Context, j int) listed {
 			recs, err := drives[j].ListRecords(ctx, prefix, after, limit+1)
-			return listed{recs, err}
+			return listed{recs, err, j < own}
 		},
-		func(l listed) bool { return l.err == nil }, nil)
+		func(l listed) bool { return l.err == nil && l.count }, nil)
 	type entry struct {
 		raw driver.Record
 		rec *record
@@ -40,7 +43,9 @@ func (e *Engine) listNewest(ctx context.Context, drives []driver.Driver, prefix,
 		if !done[j] || l.err != nil {
 			continue
 		}
-		answered++
+		if l.count {
+			answered++
+		}
 		for _, raw := range l.recs {
 			// Listed data may be cut after the record's head.
 			r, err := unmarshalRecord(raw.Data)
@@ -56,7 +61,7 @@ func (e *Engine) listNewest(ctx context.Context, drives []driver.Driver, prefix,
 		}
 	}
 	if answered < k {
-		return nil, nil, false, fmt.Errorf("%w: list: %d of %d drives answered", ErrReadQuorum, answered, len(drives))
+		return nil, nil, false, fmt.Errorf("%w: list: %d of %d drives answered", ErrReadQuorum, answered, own)
 	}
 	keys := slices.Sorted(maps.Keys(newest))
 	truncated := len(keys) > limit
@@ -84,7 +89,7 @@ func (e *Engine) ListParts(ctx context.Context, tenant, container, key, uploadID
 		start = partKey(tenant, container, uploadID, after)
 	}
 	prefix := partPrefix(tenant, container, uploadID)
-	raws, recs, truncated, err := e.listNewest(ctx, drives, prefix, start, limit, up.Data)
+	raws, recs, truncated, err := e.listNewest(ctx, drives, len(drives), prefix, start, limit, up.Data)
 	if err != nil {
 		return nil, false, err
 	}
@@ -104,7 +109,7 @@ func (e *Engine) allParts(ctx context.Context, tenant, container, uploadID strin
 	prefix := partPrefix(tenant, container, uploadID)
 	after := ""
 	for {
-		page, precs, truncated, err := e.listNewest(ctx, drives, prefix, after, 1000, k)
+		page, precs, truncated, err := e.listNewest(ctx, drives, len(drives), prefix, after, 1000, k)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -150,7 +155,7 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 	}
 	var ups []Upload
 	for {
-		raws, recs, truncated, err := e.listNewest(ctx, drives, base+prefix, start, limit, own-m.Policy.Parity)
+		raws, recs, truncated, err := e.listNewest(ctx, drives, own, base+prefix, start, limit, len(m.Drives)-m.Policy.Parity)
 		if err != nil {
 			return nil, false, err
 		}
@@ -176,8 +181,8 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 // and the other layouts have (an upload holds the map it started under,
 // Residue, and a drained drive leaves the current map before its uploads
 // end), and how many are m's. A listing needs m's drives less its parity
-// to answer; the others count as they answer within the straggler grace
-// (fanOut).
+// to answer; the others are merged as they answer within the straggler
+// grace (fanOut) but never stand in for one of m's (listNewest).
 func (e *Engine) uploadDrives(m *placement.Map) (drives []driver.Driver, own int) {
 	drives = e.allDrives(m)
 	own = len(drives)

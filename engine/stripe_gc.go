@@ -113,7 +113,7 @@ func (e *Engine) CollectStripeOrphans(ctx context.Context) (CollectStats, error)
 	after := ""
 	var first error
 	for {
-		raws, recs, truncated, err := e.listNewest(ctx, drives, intentKeys, after, 1000, max(1, len(drives)-m.Policy.Parity))
+		raws, recs, truncated, err := e.listNewest(ctx, drives, len(drives), intentKeys, after, 1000, max(1, len(drives)-m.Policy.Parity))
 		if err != nil {
 			return st, fmt.Errorf("engine: collect stripe orphans: %w", err)
 		}
