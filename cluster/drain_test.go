@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
@@ -95,6 +96,15 @@ func TestDrainAndRemove(t *testing.T) {
 	}
 	if mapHasNode(s.Map(), "b") || len(s.Map().Drives) != 3 {
 		t.Fatalf("after a forced removal: %d drives (b in the map: %v)", len(s.Map().Drives), mapHasNode(s.Map(), "b"))
+	}
+	// Its drives are only in the older map now, and lost for good: the
+	// topology says so, so that migration stops waiting for them.
+	topo := NewTopology(s, nil, []byte("secret"), nil)
+	if _, err := topo.Drive("b-d0"); !errors.Is(err, driver.ErrRemoved) {
+		t.Errorf("Drive(b-d0) of the removed node: %v, want driver.ErrRemoved", err)
+	}
+	if _, err := topo.Drive("a-d0"); errors.Is(err, driver.ErrRemoved) {
+		t.Errorf("Drive(a-d0): %v", err)
 	}
 }
 

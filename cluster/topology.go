@@ -146,6 +146,11 @@ func (t *Topology) Drive(id placement.DriveID) (driver.Driver, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownDrive, id)
 	}
+	if dr.Class != driver.ClassRemote && t.store.fsm.isRemoved(string(dr.Node)) {
+		// Only in older maps now; its data is lost or moved (a remote
+		// drive's bucket is not: another node adopts it).
+		return nil, fmt.Errorf("cluster: drive %s: %w: node %s was removed", id, driver.ErrRemoved, dr.Node)
+	}
 	if st, down := t.nodeDown(string(dr.Node)); down {
 		if sb, ok := t.standbys[id]; ok && dr.Class == driver.ClassRemote {
 			return sb, nil // read from the bucket directly; writes refused

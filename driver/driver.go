@@ -39,6 +39,11 @@ var (
 	// ErrOffline means the drive cannot serve requests (unreachable, failed,
 	// closed).
 	ErrOffline = errors.New("driver: offline")
+	// ErrRemoved means the drive left the cluster for good (its node was
+	// removed, `vaultd cluster remove`): nothing it held will be read
+	// again. A cluster topology returns it for such a drive of an older
+	// map, so that migration stops waiting for it.
+	ErrRemoved = errors.New("driver: drive removed from the cluster")
 	// ErrCorrupt means stored bytes failed an integrity check.
 	ErrCorrupt = errors.New("driver: corrupt")
 	// ErrForeignDrive means the drive is formatted for another cluster.

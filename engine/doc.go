@@ -226,9 +226,16 @@
 // from the older sets' drives outside the current set, whatever their
 // versions, except the live version's own copies while the current set
 // does not hold it on every drive (one offline, a heal that failed): those
-// stay, counted by Residue, until a later pass finds the set complete, so
-// that migration never leaves a version with less redundancy than it had
-// (MigrateResult.Incomplete). MigrateAll (or MigrateContainer) walks, a bounded page at a
+// stay, counted by Residue, until a later pass finds the set complete
+// (MigrateResult.Incomplete). Where the sets share drives, writing the
+// current set replaces the older set's copies there, so a move that
+// would leave the version with fewer spare shards than the older set
+// gives it (a drive of the current set offline) is put off until a pass
+// finds the set whole (errMoveDeferred, writeMoved): migration never
+// leaves a version with less redundancy than it had. A drive of an older
+// map whose node was removed from the cluster (driver.ErrRemoved) is
+// neither listed nor cleaned: what only it held is lost, and waiting for
+// it would keep its maps for ever. MigrateAll (or MigrateContainer) walks, a bounded page at a
 // time, every key with a record on an older map's drive, which also finds
 // the leftovers of keys deleted or overwritten under the current map, and
 // Residue counts the records a map's drives hold that are not placed for

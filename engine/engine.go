@@ -79,7 +79,10 @@ type Topology interface {
 	// Drive returns the Driver of drive id, or an error wrapping
 	// ErrUnknownDrive, or driver.ErrOffline for a drive known to be
 	// unreachable (its node is down): either way the engine treats the
-	// drive as offline and does not wait for it.
+	// drive as offline and does not wait for it. An error wrapping
+	// driver.ErrRemoved says the drive left the cluster for good: the
+	// migrator and Residue then count an older map's copies on it as
+	// lost rather than waiting for it (MigrateAll).
 	Drive(id placement.DriveID) (driver.Driver, error)
 }
 

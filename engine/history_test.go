@@ -21,8 +21,19 @@ import (
 type histTopo struct {
 	drives map[placement.DriveID]*drivertest.Faulty
 
-	mu   sync.Mutex       // guards maps
-	maps []*placement.Map // the current map, then older ones newest first
+	mu      sync.Mutex                 // guards maps and removed
+	maps    []*placement.Map           // the current map, then older ones newest first
+	removed map[placement.DriveID]bool // drives whose node left the cluster (driver.ErrRemoved)
+}
+
+// remove makes drive id one of a node removed from the cluster.
+func (h *histTopo) remove(id placement.DriveID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.removed == nil {
+		h.removed = map[placement.DriveID]bool{}
+	}
+	h.removed[id] = true
 }
 
 var (
@@ -46,6 +57,12 @@ func (h *histTopo) OlderMaps() []*placement.Map {
 }
 
 func (h *histTopo) Drive(id placement.DriveID) (driver.Driver, error) {
+	h.mu.Lock()
+	gone := h.removed[id]
+	h.mu.Unlock()
+	if gone {
+		return nil, fmt.Errorf("%w: %s", driver.ErrRemoved, id)
+	}
 	d, ok := h.drives[id]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownDrive, id)

@@ -57,6 +57,13 @@ type MigrateResult struct {
 // errNotWritten marks a drive a record write skipped.
 var errNotWritten = errors.New("engine: record not written")
 
+// errMoveDeferred means a move was put off because the current set could
+// not take the version on every drive, and taking it would have replaced
+// the older set's copies on shared drives, leaving fewer spare shards
+// than before (writeMoved); the next pass tries again, and the older map
+// is kept meanwhile.
+var errMoveDeferred = fmt.Errorf("engine: move deferred until the current set is whole: %w", ErrWriteQuorum)
+
 // Migrate makes the current map's set of key hold its newest version and
 // the older maps' sets (MapHistory) hold nothing of it.
 //
@@ -365,6 +372,14 @@ func (e *Engine) writeMoved(ctx context.Context, w *recordWrite, set []placement
 		}
 	}
 	newHeld, _ := write(fresh)
+	if held, whole := setHolding(ok, shared, res, w); !rec.Deleted && len(rest) > 0 && !whole && held-kNew < oldHeld-kOld {
+		// Replacing src's copies on the shared drives now would leave the
+		// version with fewer spare shards than it has, the current set
+		// missing a drive (offline, failed): wait for a pass that finds
+		// the set whole (or the older set no better off).
+		w.rollback(ctx, rec, res)
+		return fmt.Errorf("%w: %d of its %d drives can take the version (%d spare shards, %d now)", errMoveDeferred, held, n, held-kNew, oldHeld-kOld)
+	}
 	for i, j := range rest {
 		if rec.Deleted || newHeld >= kNew {
 			// A tombstone anywhere in the current set hides the key, and
@@ -402,6 +417,19 @@ func (e *Engine) writeMoved(ctx context.Context, w *recordWrite, set []placement
 	}
 	w.collect(ctx, rec, res)
 	return nil
+}
+
+// setHolding returns how many drives of the current set took the moved
+// version (res) or hold the older set's copy of it (shared), which they
+// are about to take, and whether that is all of them; ok marks those that
+// hold its shard files.
+func setHolding(ok, shared []bool, res []recordPut, w *recordWrite) (held int, whole bool) {
+	for j := range ok {
+		if ok[j] && (shared[j] || w.took(res[j])) {
+			held++
+		}
+	}
+	return held, held == len(ok)
 }
 
 // cleanOlder removes key's records, and the shard files they name, from
@@ -475,6 +503,9 @@ func (e *Engine) cleanOlder(ctx context.Context, tenant, container, key string, 
 // it names, unless keep says to keep it, and reports whether it did.
 func (e *Engine) removeRecord(ctx context.Context, id placement.DriveID, tenant, container, key, ikey string, keep func(*record) bool, keepFile func(r *record, pt part) bool) (bool, error) {
 	d, err := e.cfg.Topology.Drive(id)
+	if errors.Is(err, driver.ErrRemoved) {
+		return false, nil // gone with the drive
+	}
 	if err != nil {
 		return false, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -90,6 +91,9 @@ func (e *Engine) walkOlder(ctx context.Context, prefix, after string, limit int)
 	var unlisted []error // drives whose keys this walk misses
 	for _, id := range olderDrives(e.olderMaps(cur)) {
 		d, err := e.cfg.Topology.Drive(id)
+		if errors.Is(err, driver.ErrRemoved) {
+			continue // what only it held is lost; the rest is listed elsewhere
+		}
 		if err != nil {
 			unlisted = append(unlisted, err)
 			continue
@@ -160,7 +164,11 @@ func (e *Engine) walkOlder(ctx context.Context, prefix, after string, limit int)
 			if failed == nil {
 				failed = err
 			}
-			e.log.Warn("migrate failed", "tenant", tenant, "container", container, "err", err)
+			lvl := slog.LevelWarn
+			if errors.Is(err, errMoveDeferred) {
+				lvl = slog.LevelDebug // a drive offline: one line per pass is enough
+			}
+			e.log.Log(ctx, lvl, "migrate failed", "tenant", tenant, "container", container, "err", err)
 		}
 	}
 	return done()
@@ -337,6 +345,9 @@ func splitUploadKey(ikey string) (tenant, container, key string, ok bool) {
 // for cur; upload records only if in progress (not completion markers).
 func (e *Engine) driveResidue(ctx context.Context, cur *placement.Map, id placement.DriveID, prefix, after string, split func(string) (string, string, string, bool), away func(ikey string)) (int, error) {
 	d, err := e.cfg.Topology.Drive(id)
+	if errors.Is(err, driver.ErrRemoved) {
+		return 0, nil // nothing on it will be read again
+	}
 	if err != nil {
 		return 0, err
 	}

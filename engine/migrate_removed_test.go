@@ -1,0 +1,150 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// TestMigrateAfterForcedRemoval: a join (2+2 on 4 drives to 4+2 on 6)
+// whose new drive d05 dies for good before migration finished, and is
+// then removed (`vaultd cluster remove --force`: a map of the 5 drives
+// left). The older maps name d05, which the topology now reports
+// removed: migration must move everything readable into the new map and
+// leave both older maps with a Residue of 0, so they can be dropped,
+// instead of waiting for d05 for ever.
+func TestMigrateAfterForcedRemoval(t *testing.T) {
+	r := newMigRig(t)
+	ctx := t.Context()
+	old := r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1)
+	join := r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 2)
+	r.useChain([]*placement.Map{old})
+	want := map[string][]byte{}
+	for i := range 12 {
+		k := fmt.Sprintf("k%02d", i)
+		want[k] = randBytes(uint64(i+1), []int{900, 70 << 10, 300 << 10}[i%3])
+		r.put(t, k, want[k])
+	}
+	r.useChain([]*placement.Map{old, join})
+	r.topo.drives["d05"].SetOffline(true)
+	pass := func() error {
+		var errs []error
+		after := ""
+		for {
+			st, err := r.e.MigrateAll(ctx, after, 1000)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if after = st.Next; after == "" {
+				return errors.Join(errs...)
+			}
+		}
+	}
+	for range 2 {
+		if err := pass(); err != nil {
+			t.Logf("pass with d05 offline: %v", err)
+		}
+	}
+	r.topo.remove("d05")
+	removed, err := placement.NewMap(r.pdrives[:5], placement.Policy{Data: 2, Parity: 2}, 16, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.useChain([]*placement.Map{old, join, removed})
+	var clean bool
+	for i := range 3 {
+		err := pass()
+		if clean = err == nil; clean {
+			break
+		}
+		t.Logf("pass %d after the removal: %v", i+1, err)
+	}
+	if !clean {
+		t.Fatalf("no clean migration pass after d05 was removed")
+	}
+	for _, m := range []*placement.Map{old, join} {
+		if n, err := r.e.Residue(ctx, m); err != nil || n != 0 {
+			t.Errorf("Residue(epoch %d) after the removal = %d, %v; want 0, nil", m.Epoch, n, err)
+		}
+	}
+	r.useChain([]*placement.Map{removed}) // both dropped
+	for k, b := range want {
+		if got, err := read(ctx, r.e, k, 0, -1); err != nil || !bytes.Equal(got, b) {
+			t.Errorf("%s after the older maps were dropped: %d bytes (want %d), %v", k, len(got), len(b), err)
+		}
+	}
+}
+
+// TestMigrateWaitsForWholeSet: a join (2+2 on 4 drives to 4+2 on 6, so
+// the sets share every older drive) while a new drive is offline. Moving
+// then would replace the 2+2 copies on the shared drives by a 4+2 set
+// short of a shard: one spare shard instead of two. The move waits (the
+// older map is kept, Residue counts the key), reads go on, and once the
+// drive is back the next pass moves everything onto a whole set.
+func TestMigrateWaitsForWholeSet(t *testing.T) {
+	r := newMigRig(t)
+	ctx := t.Context()
+	old := r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1)
+	cur := r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 2)
+	r.useChain([]*placement.Map{old})
+	want := map[string][]byte{}
+	for i := range 12 {
+		k := fmt.Sprintf("k%02d", i)
+		want[k] = randBytes(uint64(i+1), []int{0, 900, 70 << 10, 300 << 10}[i%4])
+		r.put(t, k, want[k])
+	}
+	r.useChain([]*placement.Map{old, cur})
+	pass := func() (MigrateStats, error) {
+		var total MigrateStats
+		var errs []error
+		after := ""
+		for {
+			st, err := r.e.MigrateAll(ctx, after, 1000)
+			total.Moved += st.Moved
+			total.Failed += st.Failed
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if after = st.Next; after == "" {
+				return total, errors.Join(errs...)
+			}
+		}
+	}
+	readAll := func(when string) {
+		t.Helper()
+		for k, b := range want {
+			if got, err := read(ctx, r.e, k, 0, -1); err != nil || !bytes.Equal(got, b) {
+				t.Errorf("%s: %s: %d bytes (want %d), %v", when, k, len(got), len(b), err)
+			}
+		}
+	}
+	r.topo.drives["d05"].SetOffline(true)
+	st, err := pass()
+	if !errors.Is(err, errMoveDeferred) || st.Moved != 0 || st.Failed != len(want) {
+		t.Errorf("pass with d05 offline: %+v, %v; want every key deferred", st, err)
+	}
+	if n, err := r.e.Residue(ctx, old); err != nil || n == 0 {
+		t.Errorf("Residue(old) with d05 offline = %d, %v; want > 0 (the older copies kept)", n, err)
+	}
+	readAll("d05 offline")
+	r.topo.drives["d05"].SetOffline(false)
+	if st, err := pass(); err != nil || st.Moved != len(want) {
+		t.Fatalf("pass with d05 back: %+v, %v; want every key moved", st, err)
+	}
+	if n, err := r.e.Residue(ctx, old); err != nil || n != 0 {
+		t.Errorf("Residue(old) after the pass = %d, %v; want 0", n, err)
+	}
+	r.useChain([]*placement.Map{cur})
+	readAll("the older map dropped")
+	for k := range want {
+		pg := pgOf(cur, "t", "c", k)
+		for j, id := range cur.Set(pg) {
+			if _, err := r.topo.drives[id].GetRecord(ctx, indexPrefix("t", "c")+k); err != nil {
+				t.Errorf("%s: drive %s (slot %d) of the current set: %v", k, id, j, err)
+			}
+		}
+	}
+}
