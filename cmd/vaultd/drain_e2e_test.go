@@ -189,3 +189,68 @@ func TestClusterDrainAndRemove(t *testing.T) {
 		checkAll(t, c.s3Client(i, root), bucket, all)
 	}
 }
+
+// TestClusterForceRemoveDead: a node lost for good (SIGKILL, never
+// restarted) is taken out with `vaultd cluster remove --force`, erasure
+// 2+2 set by the operator. The older map still names its drives;
+// migration moves every artifact onto the remaining drives (rebuilding
+// the lost slots) and then drops that map, instead of waiting for the
+// removed drives for ever (session 13's probe: the older maps stayed, and
+// with them every later removal was refused as unfinished).
+func TestClusterForceRemoveDead(t *testing.T) {
+	c := startCluster(t, 4)
+	c.waitFormed(t, 90*time.Second)
+	ctx := t.Context()
+	root := s3.NewTenant{Name: "root", AccessKey: c.root.AccessKeyID, SecretKey: c.root.SecretAccessKey}
+	getenv := func(k string) string {
+		return map[string]string{"VAULT_ROOT_ACCESS_KEY": c.root.AccessKeyID, "VAULT_ROOT_SECRET_KEY": c.root.SecretAccessKey}[k]
+	}
+	vaultd := func(args ...string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if err := run(ctx, append(args[:1:1], append([]string{args[1], "--endpoint", "http://" + c.nodes[0].s3}, args[2:]...)...), getenv, &out, &errb); err != nil {
+			t.Fatalf("vaultd %s: %v (%s%s)", strings.Join(args, " "), err, out.String(), errb.String())
+		}
+	}
+	noOlder := func(st cluster.Status) string {
+		if len(st.Map.Older) > 0 {
+			return fmt.Sprintf("older map epochs %v still kept", st.Map.Older)
+		}
+		return ""
+	}
+	vaultd("cluster", "set-erasure", "2+2")
+	if _, err := waitStatus(t, c, 0, 90*time.Second, noOlder); err != nil {
+		t.Fatal(err)
+	}
+	const bucket = "dead"
+	if _, err := c.s3Client(0, root).CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	arts := newArtifacts("before/", 24)
+	putAll(t, c.s3Client(1, root), bucket, arts)
+	c.nodes[3].kill(t)
+	if _, err := waitStatus(t, c, 0, 60*time.Second, func(st cluster.Status) string {
+		for _, m := range st.Members {
+			if m.Name == "n4" && m.State == "alive" {
+				return "n4 still alive in gossip"
+			}
+		}
+		return ""
+	}); err != nil {
+		t.Fatal(err)
+	}
+	vaultd("cluster", "remove", "--force", "n4")
+	more := newArtifacts("after/", 6)
+	putAll(t, c.s3Client(2, root), bucket, more)
+	if _, err := waitStatus(t, c, 0, 120*time.Second, func(st cluster.Status) string {
+		if st.Map.Drives != 6 {
+			return fmt.Sprintf("%d drives in the map, want 6", st.Map.Drives)
+		}
+		return noOlder(st)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		checkAll(t, c.s3Client(i, root), bucket, append(arts, more...))
+	}
+}

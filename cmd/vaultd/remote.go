@@ -8,14 +8,17 @@ package main
 // node (cluster/remotedrive.go), and the other nodes reach it through this
 // node's RPC like any peer drive. Its driver is opened only once this node
 // owns it in the map (claimRemotes, which runs while the node serves and
-// claims every drive at once; until then the drive is offline here): at once if the map attaches it here
-// (first declaration, restart), else by adoption from the node it is
+// claims every drive at once; until then the drive refuses writes here
+// and reads through its standby): at once if the map attaches it here
+// since its first declaration, else by adoption from the node it is
 // attached to, refused while gossip shows that node alive unless
 // --remote-adopt-force, and followed by a wait of cluster.OwnerLease plus
 // the drive's call timeout, so that the deposed owner has stopped writing
-// before this node reads the bucket (see driver/remote, "Ownership and
-// fencing"); an adopter never formats the bucket (remote.Config.Existing).
-// Every write of the driver passes cluster.Store.OwnerFence.
+// before this node writes the bucket (see driver/remote, "Ownership and
+// fencing"). An adopter restarted waits again (the adoption may be
+// recent), and never formats the bucket (remote.Config.Existing), so a
+// mistyped URL cannot become an empty drive. Every write of the driver
+// passes cluster.Store.OwnerFence.
 //
 // A node started with the --remote of a drive the map attaches to another
 // node that gossip shows alive does not adopt it: it becomes a standby
@@ -242,6 +245,10 @@ type lateDrive struct {
 	id  placement.DriveID
 	cfg remote.Config // without Fence
 	d   atomic.Pointer[remote.Driver]
+	// sb, if set, serves reads until d is open (a fence wait after an
+	// adoption): the map names this node, so no other node's standby
+	// reads the bucket for it meanwhile.
+	sb *standbyDrive
 }
 
 var _ driver.Driver = (*lateDrive)(nil)
@@ -254,6 +261,19 @@ func (l *lateDrive) get() (*remote.Driver, error) {
 		return d, nil
 	}
 	return nil, fmt.Errorf("remote drive %s: %w: %w", l.id, driver.ErrOffline, errNotClaimed)
+}
+
+// reader returns the driver reads go to: the open driver, else the
+// standby if l has one.
+func (l *lateDrive) reader(ctx context.Context) (driver.Driver, error) {
+	d, err := l.get()
+	if err == nil {
+		return d, nil
+	}
+	if l.sb == nil {
+		return nil, err
+	}
+	return l.sb.get(ctx)
 }
 
 // open opens the driver with fence, once; existing: the drive must be
@@ -308,7 +328,7 @@ func (l *lateDrive) CreateShard(ctx context.Context, s driver.Shard) (driver.Sha
 }
 
 func (l *lateDrive) ReadShard(ctx context.Context, s driver.Shard, off, length int64) (io.ReadCloser, error) {
-	d, err := l.get()
+	d, err := l.reader(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +352,7 @@ func (l *lateDrive) PutRecord(ctx context.Context, r driver.Record) (driver.Reco
 }
 
 func (l *lateDrive) GetRecord(ctx context.Context, key string) (driver.Record, error) {
-	d, err := l.get()
+	d, err := l.reader(ctx)
 	if err != nil {
 		return driver.Record{}, err
 	}
@@ -348,7 +368,7 @@ func (l *lateDrive) DeleteRecord(ctx context.Context, key string, v driver.Versi
 }
 
 func (l *lateDrive) ListRecords(ctx context.Context, prefix, after string, limit int) ([]driver.Record, error) {
-	d, err := l.get()
+	d, err := l.reader(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -395,11 +415,13 @@ func claimRemotes(ctx context.Context, store *cluster.Store, members func() []cl
 // standbysOf returns a standby (a read-only view, opened on first use) of
 // each remote drive in lates, by drive id. The topology uses one only
 // while the map attaches its drive to another node that gossip reports
-// down (cluster.Topology.UseStandbys).
+// down (cluster.Topology.UseStandbys); the drive's lateDrive reads
+// through it until it is open (lateDrive.sb).
 func standbysOf(lates []*lateDrive) []*standbyDrive {
 	out := make([]*standbyDrive, 0, len(lates))
 	for _, l := range lates {
-		out = append(out, newStandby(l))
+		l.sb = newStandby(l)
+		out = append(out, l.sb)
 	}
 	return out
 }
@@ -424,9 +446,16 @@ func claimRemote(ctx context.Context, store *cluster.Store, members func() []clu
 	for {
 		owner, epoch, ok := store.DriveOwner(id)
 		switch {
-		case ok && owner == node:
+		case ok && owner == node && epoch <= 1:
+			// Declared here first: formatted here if its prefix is empty.
 			log.Info("remote drive: attached to this node", "drive", id, "owner_epoch", epoch)
 			return l.open(ctx, ownerFence(store, id, epoch), false)
+		case ok && owner == node:
+			// Adopted by this node before a restart: formatted already
+			// (an empty prefix is a mistyped URL, never a new drive), and
+			// the adoption may be recent, so the previous owner's fence
+			// gets its whole wait again.
+			return openAdopted(ctx, store, id, epoch, l, "remote drive: attached to this node by an adoption; waiting for the previous owner's fence to expire before opening it", log)
 		case ok:
 			state, known, joined := gossipState(members(), node, owner)
 			if known || !joined {
@@ -452,21 +481,7 @@ func claimRemote(ctx context.Context, store *cluster.Store, members func() []clu
 				case err != nil:
 					note(err.Error()) // not registered yet, no leader: retry
 				default:
-					wait := cluster.OwnerLease + l.cfg.OpTimeout
-					if l.cfg.OpTimeout == 0 {
-						wait = cluster.OwnerLease + remote.DefaultOpTimeout
-					}
-					log.Warn("remote drive adopted; waiting for the previous owner's fence to expire before opening it", "drive", id, "from", owner, "owner_epoch", newEpoch, "wait", wait)
-					select {
-					case <-ctx.Done():
-						return ctx.Err()
-					case <-time.After(wait):
-					}
-					if err := l.open(ctx, ownerFence(store, id, newEpoch), true); err != nil {
-						return err
-					}
-					log.Info("remote drive: opened after its adoption", "drive", id, "owner_epoch", newEpoch)
-					return nil
+					return openAdopted(ctx, store, id, newEpoch, l, "remote drive adopted; waiting for the previous owner's fence to expire before opening it", log.With("from", owner))
 				}
 			}
 		default:
@@ -478,6 +493,28 @@ func claimRemote(ctx context.Context, store *cluster.Store, members func() []clu
 		case <-time.After(claimPoll):
 		}
 	}
+}
+
+// openAdopted opens l, a drive this node adopted at owner epoch epoch,
+// once the previous owner's fence has expired (OwnerLease plus the
+// driver's call timeout after the adoption): it must be formatted already.
+// Until then l reads through its standby and refuses writes.
+func openAdopted(ctx context.Context, store *cluster.Store, id string, epoch uint64, l *lateDrive, why string, log *slog.Logger) error {
+	wait := cluster.OwnerLease + l.cfg.OpTimeout
+	if l.cfg.OpTimeout == 0 {
+		wait = cluster.OwnerLease + remote.DefaultOpTimeout
+	}
+	log.Warn(why, "drive", id, "owner_epoch", epoch, "wait", wait)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(wait):
+	}
+	if err := l.open(ctx, ownerFence(store, id, epoch), true); err != nil {
+		return err
+	}
+	log.Info("remote drive: opened after its adoption", "drive", id, "owner_epoch", epoch)
+	return nil
 }
 
 // gossipState returns node owner's state in members, whether it is known,

@@ -264,6 +264,54 @@ func TestClusterRemoteOwnerLost(t *testing.T) {
 	if after := rc.bucketObjects(t); len(after) <= len(before) {
 		t.Errorf("writes after n2 adopted the remote drives did not reach the bucket (%d objects before, %d after)", len(before), len(after))
 	}
+
+	// n2 restarted after its adoption (n1 still dead): the adoption may be
+	// recent, so it waits the previous owner's fence out again rather
+	// than opening the drives at once, and reads the bucket meanwhile:
+	// every artifact, whose stripes need the remote parity with n1's
+	// drives gone, reads back through n2 and n3 during the wait (session
+	// 13's probes: it opened at once, with formatting allowed; and during
+	// a fence wait nobody read the drives, since the map names a live node).
+	all := append(arts, more...)
+	n2.kill(t)
+	mark = n2.stderr.Len()
+	restarted := time.Now()
+	n2.start(t)
+	n2.waitHealthy(t, 90*time.Second)
+	var waiting []time.Time
+	if _, err := retry(t.Context(), 30*time.Second, func(context.Context) error {
+		waiting = logTimes(t, n2.stderr.String()[mark:], "attached to this node by an adoption; waiting")
+		if len(waiting) < len(remoteDriveNames) {
+			return fmt.Errorf("%d of %d drives waiting", len(waiting), len(remoteDriveNames))
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("n2 restarted after its adoption: %v\n%s", err, tail(n2.stderr.String()[mark:], 8<<10))
+	}
+	for _, i := range []int{1, 2} {
+		checkAll(t, rc.s3Client(i, rc.rootTenant), "hot", all)
+	}
+	if early := logTimes(t, n2.stderr.String()[mark:], "opened after its adoption"); len(early) > 0 {
+		t.Errorf("a drive opened at %v, before the reads during the fence wait ended: they proved nothing", early[0].Format(time.StampMilli))
+	}
+	if _, err := retry(t.Context(), 60*time.Second, func(context.Context) error {
+		opened = logTimes(t, n2.stderr.String()[mark:], "opened after its adoption")
+		if len(opened) < len(remoteDriveNames) {
+			return fmt.Errorf("%d of %d remote drives opened after the restart", len(opened), len(remoteDriveNames))
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("n2: %v\n%s", err, tail(n2.stderr.String()[mark:], 8<<10))
+	}
+	fence := cluster.OwnerLease + 5*time.Second // the drives' ?timeout=5s
+	for _, at := range opened {
+		if d := at.Sub(restarted); d < fence {
+			t.Errorf("n2 restarted after its adoption opened a drive %v after its start, within the previous owner's fence (%v)", d.Round(time.Millisecond), fence)
+		}
+	}
+	again := newArtifacts("after-restart/", 3)
+	putAll(t, rc.s3Client(1, rc.rootTenant), "hot", again)
+	rc.checkThrough(t, 2, append(all, again...))
 }
 
 // logTimes returns the time= of each line of a text log that contains
