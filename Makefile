@@ -57,7 +57,7 @@ remote-soak: ## 5 minutes of PUT/GET/DELETE through a node whose remote drives (
 	VAULT_REMOTE_SOAK=$(SOAK) $(GO) test -count=1 -timeout 30m -v -run '^TestRemoteFaultWorkload$$' ./cmd/vaultd/
 
 remote-probes: ## the remote-drive fault probes (make minio first; about 10 minutes): a paused owner, leader then follower, resumed after adoption writes nothing; standbys through owner faults; set-policy re-layout under load
-	VAULT_PROBE=1 $(GO) test -count=1 -timeout 30m -v -run '^(TestProbePausedOwnerResumed|TestProbeStandbyStale)$$' ./cmd/vaultd/
+	VAULT_PROBE=1 $(GO) test -count=1 -timeout 30m -v -run '^(TestProbePausedOwnerResumed|TestProbeStandbyStale|TestClusterRemoteAdopterMistyped)$$' ./cmd/vaultd/
 	VAULT_PROBE=1 VAULT_PROBE_FOLLOWER=1 $(GO) test -count=1 -timeout 30m -v -run '^TestProbePausedOwnerResumed$$' ./cmd/vaultd/
 	VAULT_PROBE=1 $(GO) test -count=1 -timeout 10m -v -run '^TestProbeRelayoutUnderLoad$$' ./engine/
 

@@ -426,6 +426,10 @@ func standbysOf(lates []*lateDrive) []*standbyDrive {
 	return out
 }
 
+// adoptCheckPause spaces an adopter's checks of a bucket that did not hold
+// its drive (holdsDrive): each costs the provider a request or two.
+const adoptCheckPause = 10 * time.Second
+
 // claimUnknownWait is how long claimRemote waits for gossip to learn of
 // a drive's owner, once it knows other nodes, before taking it as gone.
 const claimUnknownWait = 10 * time.Second
@@ -474,6 +478,21 @@ func claimRemote(ctx context.Context, store *cluster.Store, members func() []clu
 			case !known && !force && time.Since(unknownSince) < claimUnknownWait:
 				note("gossip does not know owner " + owner + " yet")
 			default:
+				if err := l.holdsDrive(ctx); err != nil {
+					// A mistyped URL or keys (or the backend down): adopting
+					// would take the drive from the standbys, which read it,
+					// to a node that cannot. Looked at again in a while.
+					if why := err.Error(); why != waiting {
+						log.Error("remote drive: its bucket does not answer as this drive, so it is not adopted (check --remote and its keys)", "drive", id, "owner", owner, "err", err)
+						waiting = why
+					}
+					select {
+					case <-ctx.Done():
+						return fmt.Errorf("--remote %s: %w", id, ctx.Err())
+					case <-time.After(adoptCheckPause):
+					}
+					continue
+				}
 				newEpoch, err := store.AdoptDrive(ctx, id, owner, node, epoch)
 				switch {
 				case errors.Is(err, cluster.ErrDriveMoved):
@@ -493,6 +512,20 @@ func claimRemote(ctx context.Context, store *cluster.Store, members func() []clu
 		case <-time.After(claimPoll):
 		}
 	}
+}
+
+// holdsDrive checks, read-only, that l's bucket and prefix hold the drive
+// (its format.json names it) and answer: what an adopter checks before it
+// takes the drive in the map.
+func (l *lateDrive) holdsDrive(ctx context.Context) error {
+	if l.sb == nil {
+		return nil // no standby view (not in cluster mode)
+	}
+	d, err := l.sb.get(ctx)
+	if err != nil {
+		return err
+	}
+	return d.Probe(ctx)
 }
 
 // openAdopted opens l, a drive this node adopted at owner epoch epoch,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -457,4 +458,94 @@ func startRemoteNodes(t *testing.T, extra ...string) *remoteCluster {
 	}
 	return &remoteCluster{e2eCluster: c, m: m, mc: mc,
 		rootTenant: s3.NewTenant{Name: "root", AccessKey: c.root.AccessKeyID, SecretKey: c.root.SecretAccessKey}}
+}
+
+// TestClusterRemoteAdopterMistyped: with the owner n1 dead, n2 restarted
+// with a mistyped URL for drive colda must not adopt it (session 13's
+// probe: it adopted first and checked after, so colda sat in the map on
+// a node that could not read it, and the standbys no longer read it:
+// half of the artifacts failed through n3). It checks the bucket first,
+// read-only, and leaves colda to n1, whose standbys keep reading it; it
+// writes nothing under the mistyped prefix. Restarted with the right
+// URL, it adopts colda too. Slow (a MinIO, two fence waits): run by
+// `make remote-probes` (VAULT_PROBE=1).
+func TestClusterRemoteAdopterMistyped(t *testing.T) {
+	if os.Getenv("VAULT_PROBE") != "1" {
+		t.Skip("a multi-process remote-drive probe: make remote-probes (VAULT_PROBE=1)")
+	}
+	rc := startRemoteCluster(t)
+	arts := newArtifacts("small/", 14)
+	arts = append(arts, newArtifact("large/9m", 9<<20), newArtifact("large/5m", 5<<20+12345))
+	putAll(t, rc.s3Client(1, rc.rootTenant), "hot", arts)
+	rc.nodes[0].kill(t)
+	rc.waitDown(t, 1, "n1")
+	rc.waitDown(t, 2, "n1")
+	rc.checkThrough(t, 2, arts)
+
+	n2 := rc.nodes[1]
+	n2.kill(t)
+	good := slices.Clone(n2.extra)
+	n2.extra = slices.Clone(good)
+	typoed := false
+	for i, a := range n2.extra {
+		if strings.HasPrefix(a, "colda=") {
+			n2.extra[i] = strings.Replace(a, "/cold/colda?", "/cold/typo-colda?", 1)
+			typoed = n2.extra[i] != a
+		}
+	}
+	if !typoed {
+		t.Fatalf("no colda URL to mistype in %q", n2.extra)
+	}
+	mark := n2.stderr.Len()
+	n2.start(t)
+	n2.waitHealthy(t, 90*time.Second)
+	if _, err := retry(t.Context(), 60*time.Second, func(context.Context) error {
+		log := n2.stderr.String()[mark:]
+		switch {
+		case !strings.Contains(log, "its bucket does not answer as this drive"):
+			return errors.New("colda's bucket not refused yet")
+		case len(logTimes(t, log, "opened after its adoption")) < 1:
+			return errors.New("coldb not adopted and opened yet")
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("n2 with a mistyped colda URL: %v\n%s", err, tail(n2.stderr.String()[mark:], 8<<10))
+	}
+	if _, err := waitStatus(t, rc.e2eCluster, 2, 30*time.Second, func(st cluster.Status) string {
+		for _, d := range st.Drives {
+			switch d.ID {
+			case string(remoteDriveID("colda")):
+				if d.Node != "n1" {
+					return "colda attached to " + d.Node + ", want n1 (not adopted)"
+				}
+			case string(remoteDriveID("coldb")):
+				if d.Node != "n2" {
+					return "coldb attached to " + d.Node + ", want n2"
+				}
+			}
+		}
+		return ""
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// n3's standby reads colda; n2's own view of it has the mistyped URL,
+	// so reads through n2 that need colda fail until it is fixed.
+	checkAll(t, rc.s3Client(2, rc.rootTenant), "hot", arts)
+	for k := range rc.bucketObjects(t) {
+		if strings.HasPrefix(k, "typo-colda/") {
+			t.Errorf("n2 wrote %s under the mistyped prefix", k)
+		}
+	}
+
+	n2.kill(t)
+	n2.extra = good
+	mark = n2.stderr.Len()
+	n2.start(t)
+	n2.waitHealthy(t, 90*time.Second)
+	if _, err := waitStatus(t, rc.e2eCluster, 2, 90*time.Second, remotesOn("n2")); err != nil {
+		rc.fatalWithStatus(t, "n2 restarted with the right URL: %v", err)
+	}
+	more := newArtifacts("after/", 4)
+	putAll(t, rc.s3Client(2, rc.rootTenant), "hot", more)
+	rc.checkThrough(t, 1, append(arts, more...))
 }
