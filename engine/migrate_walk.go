@@ -79,6 +79,11 @@ func (e *Engine) MigrateAll(ctx context.Context, after string, limit int) (Migra
 	return e.walkOlder(ctx, "", max(after, firstArtifactKey), limit)
 }
 
+// migrateWarnings is how many failed keys a walk logs as warnings; the
+// rest go to debug (a drive offline fails every key of its sets, each
+// pass).
+const migrateWarnings = 10
+
 // walkOlder migrates the keys under index prefix after index key after
 // that the older maps' drives hold records of; Next is an index key.
 func (e *Engine) walkOlder(ctx context.Context, prefix, after string, limit int) (MigrateStats, error) {
@@ -165,8 +170,8 @@ func (e *Engine) walkOlder(ctx context.Context, prefix, after string, limit int)
 				failed = err
 			}
 			lvl := slog.LevelWarn
-			if errors.Is(err, errMoveDeferred) {
-				lvl = slog.LevelDebug // a drive offline: one line per pass is enough
+			if errors.Is(err, errMoveDeferred) || st.Failed > migrateWarnings {
+				lvl = slog.LevelDebug // the pass's error names the count and the first
 			}
 			e.log.Log(ctx, lvl, "migrate failed", "tenant", tenant, "container", container, "err", err)
 		}
