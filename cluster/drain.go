@@ -64,7 +64,7 @@ func (f *fsm) drain(c drainCmd) error {
 		}
 	}
 	if !c.Undo {
-		if err := f.drainHolds(c.Drives); err != nil {
+		if err := f.drainHolds("draining", c.Drives); err != nil {
 			return err
 		}
 	}
@@ -87,7 +87,7 @@ func (f *fsm) drain(c drainCmd) error {
 // the FSM, so that of two drains proposed at once through two nodes,
 // each allowed alone, the second applied is refused (probe M3: both were
 // recorded and no map could be planned). Called with f.mu held.
-func (f *fsm) drainHolds(ids []string) error {
+func (f *fsm) drainHolds(verb string, ids []string) error {
 	rest := 0
 	for _, n := range f.nodes {
 		for _, d := range n.Drives {
@@ -102,10 +102,10 @@ func (f *fsm) drainHolds(ids []string) error {
 	}
 	switch {
 	case rest == 0:
-		return fmt.Errorf("%w: draining %s would leave no drive", ErrRefused, strings.Join(ids, ", "))
+		return fmt.Errorf("%w: %s %s would leave no drive", ErrRefused, verb, strings.Join(ids, ", "))
 	case cur != nil && cur.Chosen && rest < cur.Policy.SetSize():
-		return fmt.Errorf("%w: draining %s would leave %d drives; the erasure policy %s needs %d (set-erasure a smaller one first)",
-			ErrRefused, strings.Join(ids, ", "), rest, cur.Policy, cur.Policy.SetSize())
+		return fmt.Errorf("%w: %s %s would leave %d drives; the erasure policy %s needs %d (set-erasure a smaller one first)",
+			ErrRefused, verb, strings.Join(ids, ", "), rest, cur.Policy, cur.Policy.SetSize())
 	}
 	return nil
 }
@@ -125,6 +125,18 @@ func (f *fsm) removeNode(c removeNodeCmd) error {
 	n, ok := f.nodes[c.Name]
 	if !ok {
 		return fmt.Errorf("%w: node %s is not registered", ErrRefused, c.Name)
+	}
+	if c.Force {
+		// A drained node's drives are out of the map already; a forced
+		// removal takes the rest out now, so the drives left must hold
+		// the erasure set, as for a drain.
+		ids := make([]string, 0, len(n.Drives))
+		for _, d := range n.Drives {
+			ids = append(ids, d.ID)
+		}
+		if err := f.drainHolds("removing node "+c.Name+" with", ids); err != nil {
+			return err
+		}
 	}
 	if !c.Force {
 		for _, d := range n.Drives {

@@ -144,6 +144,24 @@ func TestDrainRefusals(t *testing.T) {
 	if m := s.Map(); len(m.Drives) != 8 || len(s.Drains().Drives) != 0 {
 		t.Fatalf("after undo: %d drives, drains %v; want 8 and none", len(m.Drives), s.Drains().Drives)
 	}
+	// A forced removal is held to the same rule: a (3 drives) out of
+	// 4+3 over 8 would leave 5. Refused whole: a is still registered and
+	// in the map (probe 16: the node was removed, the map not replanned,
+	// its drives reported removed while the current map placed PGs on
+	// them).
+	epoch := s.Map().Epoch
+	if err := s.RemoveNode(ctx, "a", true); !errors.Is(err, ErrRefused) {
+		t.Fatalf("remove --force a, leaving 5 drives for 4+3: %v, want ErrRefused", err)
+	}
+	if _, ok := s.Node("a"); !ok || s.Map().Epoch != epoch || !mapHasNode(s.Map(), "a") {
+		t.Fatalf("a refused forced removal changed the cluster: a registered %v, epoch %d (was %d)", ok, s.Map().Epoch, epoch)
+	}
+	if _, err := s.SetErasure(ctx, placement.Policy{Data: 4, Parity: 2}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveNode(ctx, "c", true); err != nil || len(s.Map().Drives) != 6 {
+		t.Fatalf("remove --force c, leaving 6 drives for 4+2: %v, %d drives in the map", err, len(s.Map().Drives))
+	}
 }
 
 // TestDrainRaceThroughTwoNodes: with policy 2+2 over three nodes of two

@@ -122,7 +122,11 @@ func (e *Engine) migratePass(ctx context.Context, c Coordinator, log *slog.Logge
 		total.Moved += st.Moved
 		total.Removed += st.Removed
 		total.Failed += st.Failed
-		if after = st.Next; after == "" || err != nil {
+		// A batch with failed keys (a move deferred while a drive is
+		// offline, a key unreadable) does not stop the pass: the keys
+		// after it move now, the pass is not clean, and the failed ones
+		// are tried again on the next.
+		if after = st.Next; after == "" {
 			break
 		}
 	}
