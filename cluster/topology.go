@@ -135,6 +135,7 @@ func (t *Topology) Drive(id placement.DriveID) (driver.Driver, error) {
 		return nil, fmt.Errorf("%w: %s (no cluster map yet)", ErrUnknownDrive, id)
 	}
 	dr, ok := m.Drive(id)
+	current := ok
 	for _, o := range t.store.OlderMaps() {
 		if ok {
 			break
@@ -146,7 +147,7 @@ func (t *Topology) Drive(id placement.DriveID) (driver.Driver, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownDrive, id)
 	}
-	if dr.Class != driver.ClassRemote && t.store.fsm.isRemoved(string(dr.Node)) {
+	if !current && dr.Class != driver.ClassRemote && t.store.fsm.isRemoved(string(dr.Node)) {
 		// Only in older maps now; its data is lost or moved (a remote
 		// drive's bucket is not: another node adopts it).
 		return nil, fmt.Errorf("cluster: drive %s: %w: node %s was removed", id, driver.ErrRemoved, dr.Node)
