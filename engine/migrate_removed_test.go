@@ -2,12 +2,35 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"testing"
 
 	"github.com/vaultaire/vaultaire/placement"
 )
+
+// walkPass walks every key once with MigrateAll, going on past failed
+// batches as a migrator pass does, and returns the totals and the errors.
+func walkPass(ctx context.Context, e *Engine) (MigrateStats, error) {
+	var total MigrateStats
+	var errs []error
+	after := ""
+	for {
+		st, err := e.MigrateAll(ctx, after, 1000)
+		total.Keys += st.Keys
+		total.Moved += st.Moved
+		total.Failed += st.Failed
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if after = st.Next; after == "" {
+			return total, errors.Join(errs...)
+		}
+	}
+}
 
 // TestMigrateAfterForcedRemoval: a join (2+2 on 4 drives to 4+2 on 6)
 // whose new drive d05 dies for good before migration finished, and is
@@ -31,17 +54,8 @@ func TestMigrateAfterForcedRemoval(t *testing.T) {
 	r.useChain([]*placement.Map{old, join})
 	r.topo.drives["d05"].SetOffline(true)
 	pass := func() error {
-		var errs []error
-		after := ""
-		for {
-			st, err := r.e.MigrateAll(ctx, after, 1000)
-			if err != nil {
-				errs = append(errs, err)
-			}
-			if after = st.Next; after == "" {
-				return errors.Join(errs...)
-			}
-		}
+		_, err := walkPass(ctx, r.e)
+		return err
 	}
 	for range 2 {
 		if err := pass(); err != nil {
@@ -97,22 +111,7 @@ func TestMigrateWaitsForWholeSet(t *testing.T) {
 		r.put(t, k, want[k])
 	}
 	r.useChain([]*placement.Map{old, cur})
-	pass := func() (MigrateStats, error) {
-		var total MigrateStats
-		var errs []error
-		after := ""
-		for {
-			st, err := r.e.MigrateAll(ctx, after, 1000)
-			total.Moved += st.Moved
-			total.Failed += st.Failed
-			if err != nil {
-				errs = append(errs, err)
-			}
-			if after = st.Next; after == "" {
-				return total, errors.Join(errs...)
-			}
-		}
-	}
+	pass := func() (MigrateStats, error) { return walkPass(ctx, r.e) }
 	readAll := func(when string) {
 		t.Helper()
 		for k, b := range want {
@@ -146,5 +145,50 @@ func TestMigrateWaitsForWholeSet(t *testing.T) {
 				t.Errorf("%s: drive %s (slot %d) of the current set: %v", k, id, j, err)
 			}
 		}
+	}
+}
+
+// TestMigratePassGoesOnAfterFailedBatch: with one drive of the current
+// map offline, the moves into its sets are deferred and fail their batch.
+// The pass goes on to the next batches (probe 16: it stopped at the first
+// failed batch, so every pass began again at the start and keys after the
+// first batch whose new set lacks the offline drive never moved), and is
+// not clean.
+func TestMigratePassGoesOnAfterFailedBatch(t *testing.T) {
+	r := newMigRig(t)
+	ctx := t.Context()
+	old := r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1)
+	cur := r.newMap(t, 6, placement.Policy{Data: 2, Parity: 2}, 32, 2)
+	r.useChain([]*placement.Map{old})
+	const n = 1300
+	for i := range n {
+		r.put(t, fmt.Sprintf("k%05d", i), randBytes(uint64(i), 64))
+	}
+	r.useChain([]*placement.Map{old, cur})
+	r.topo.drives["d05"].SetOffline(true)
+	c := &fakeCoordinator{topo: r.topo}
+	c.leader.Store(true)
+	if r.e.migratePass(ctx, c, slog.New(slog.DiscardHandler)) {
+		t.Errorf("a pass with deferred moves was clean")
+	}
+	// keys after the first batch whose current set does not hold d05
+	movable, stillOld := 0, 0
+	for i := 1000; i < n; i++ {
+		k := fmt.Sprintf("k%05d", i)
+		if slices.Contains(cur.Set(cur.PGOf("t", "c", k)), "d05") {
+			continue
+		}
+		movable++
+		res, err := r.e.Migrate(ctx, "t", "c", k)
+		if err != nil {
+			t.Fatalf("Migrate(%s): %v", k, err)
+		}
+		if res.Moved {
+			stillOld++
+		}
+	}
+	t.Logf("keys after the first batch not touching d05: %d; left in the old map by the pass: %d", movable, stillOld)
+	if stillOld > 0 {
+		t.Errorf("%d of %d movable keys after the first batch were never migrated while d05 was offline", stillOld, movable)
 	}
 }
