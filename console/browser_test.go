@@ -263,7 +263,7 @@ func TestConsoleBrowser(t *testing.T) {
 
 	// Metadata, a presigned link fetched outside the browser, a download.
 	step("metadata", chromedp.Click(css(`tr[data-key="small.txt"] button.meta`)),
-		chromedp.WaitVisible(css("#metadata")), truthy(`document.getElementById("metadata").textContent.includes("etag")`))
+		chromedp.WaitVisible(css("#metadata")), truthy(`(document.getElementById("metadata")?.textContent ?? "").includes("etag")`))
 	shot("objects")
 	step("link", chromedp.Click(css(`tr[data-key="small.txt"] button.link`)), chromedp.WaitVisible(css("#presigned")))
 	presigned := get("presigned", chromedp.Value(css("#presigned")))
@@ -326,7 +326,7 @@ func TestConsoleBrowser(t *testing.T) {
 	step("logout tenant", chromedp.Click(css("#logout")), chromedp.WaitVisible(css("#login")))
 	loginOK(rootAK, rootSK)
 	step("metrics", chromedp.Click(css("#tab-metrics")),
-		truthy(`document.getElementById("metrics-note").textContent.startsWith("Refreshed")`),
+		truthy(`(document.getElementById("metrics-note")?.textContent ?? "").startsWith("Refreshed")`),
 		chromedp.Sleep(3500*time.Millisecond))
 	shot("metrics")
 }
