@@ -165,20 +165,21 @@ func (s *Store) LockUpload(ctx context.Context, id string) (held func() bool, un
 	token := rand.Text()
 	node := s.cfg.NodeID
 	giveUp := time.Now().Add(uploadLeaseWait)
+	ttl, margin := uploadLeaseTTL, uploadLeaseMargin // read once: the renewal goroutine outlives the call
 	backoff := 10 * time.Millisecond
 	for {
 		start := time.Now()
-		err = s.applyCmd(ctx, cmdAcquireLease, acquireLeaseCmd{Upload: id, Node: node, Token: token, TTL: int64(uploadLeaseTTL), Now: start.UnixNano()})
+		err = s.applyCmd(ctx, cmdAcquireLease, acquireLeaseCmd{Upload: id, Node: node, Token: token, TTL: int64(ttl), Now: start.UnixNano()})
 		// apply returns once this node applied the command: its state
 		// says whether the lease is ours (whatever the error, which may
 		// be an outcome unknown to the forwarder).
 		if s.fsm.leaseHeld(id, node, token) {
 			var valid atomic.Pointer[time.Time]
-			until := start.Add(uploadLeaseTTL - uploadLeaseMargin)
+			until := start.Add(ttl - margin)
 			valid.Store(&until)
 			held = func() bool { return time.Now().Before(*valid.Load()) }
 			stop, renewed := make(chan struct{}), make(chan struct{})
-			go s.renewLease(id, node, token, &valid, stop, renewed)
+			go s.renewLease(id, node, token, ttl, margin, &valid, stop, renewed)
 			var once sync.Once
 			unlock = func() {
 				once.Do(func() {
@@ -211,13 +212,15 @@ func (s *Store) LockUpload(ctx context.Context, id string) (held func() bool, un
 }
 
 // renewLease renews this node's lease of upload id (token) every third of
-// the time it is trusted, moving valid on after each renewal that kept it,
+// the time it is trusted (ttl less margin, as LockUpload read them: a
+// test may change the package's values once the call returned), moving
+// valid on after each renewal that kept it,
 // until stop is closed or the lease is lost (another node took it after it
 // expired: the renewals failed for longer than the ttl). It closes done
 // when it returns.
-func (s *Store) renewLease(id, node, token string, valid *atomic.Pointer[time.Time], stop <-chan struct{}, done chan<- struct{}) {
+func (s *Store) renewLease(id, node, token string, ttl, margin time.Duration, valid *atomic.Pointer[time.Time], stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	every := (uploadLeaseTTL - uploadLeaseMargin) / 3
+	every := (ttl - margin) / 3
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -228,12 +231,12 @@ func (s *Store) renewLease(id, node, token string, valid *atomic.Pointer[time.Ti
 		}
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), every)
-		err := s.applyCmd(ctx, cmdAcquireLease, acquireLeaseCmd{Upload: id, Node: node, Token: token, TTL: int64(uploadLeaseTTL), Now: start.UnixNano()})
+		err := s.applyCmd(ctx, cmdAcquireLease, acquireLeaseCmd{Upload: id, Node: node, Token: token, TTL: int64(ttl), Now: start.UnixNano()})
 		cancel()
 		l, ok := s.fsm.lease(id)
 		switch {
 		case ok && l.Node == node && l.Token == token && err == nil:
-			until := start.Add(uploadLeaseTTL - uploadLeaseMargin)
+			until := start.Add(ttl - margin)
 			valid.Store(&until)
 		case ok && (l.Node != node || l.Token != token):
 			s.cfg.Logger.Warn("upload lease lost to another holder while held; the operation under it fails", "upload", id, "holder", l.Node)
