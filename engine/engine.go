@@ -242,7 +242,8 @@ type Engine struct {
 	healMu sync.Mutex              // guards the following fields
 	heal   map[HealItem]*healEntry // artifacts seen degraded, waiting to be healed
 
-	seeds seedCache // balanced stripe seeds of the current map (stripe.go)
+	seeds seedCache  // balanced stripe seeds of the current map (stripe.go)
+	parts partBudget // extra parts striped requests may have in flight (stripe.go)
 	layoutCache
 
 	uploadMu    sync.Mutex             // guards uploadLocks
@@ -349,7 +350,7 @@ func New(c Config) (*Engine, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: c, log: c.Logger, heal: make(map[HealItem]*healEntry), layoutCache: layoutCache{layouts: make(map[layoutKey]*placement.Map)}, uploadLocks: make(map[string]*uploadLock)}, nil
+	return &Engine{cfg: c, log: c.Logger, heal: make(map[HealItem]*healEntry), layoutCache: layoutCache{layouts: make(map[layoutKey]*placement.Map)}, uploadLocks: make(map[string]*uploadLock), parts: make(partBudget, stripeBudgetParts)}, nil
 }
 
 type codecKey struct {

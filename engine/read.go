@@ -498,9 +498,10 @@ func (a *Artifact) writeRange(ctx context.Context, w io.Writer, off, length int6
 // writeStriped is WriteRange of a striped artifact: the parts the range
 // covers (cut into pieces of stripeChunkStripes stripes, as a striped
 // multipart upload's parts may be larger) are decoded up to
-// stripeReadAhead at a time, in parallel (they are on different drive
+// stripeReadAhead at a time (up to stripeReadBurst while the engine's
+// budget of extra parts lasts), in parallel (they are on different drive
 // sets), each into a buffer of its own, and written to w in order; memory
-// stays stripeReadAhead pieces.
+// stays that many pieces.
 func (a *Artifact) writeStriped(ctx context.Context, w io.Writer, off, length int64, degraded *bool) error {
 	type span struct {
 		p           int
@@ -529,8 +530,14 @@ func (a *Artifact) writeStriped(ctx context.Context, w io.Writer, off, length in
 		wg.Wait()
 	}()
 	out := make([]chan result, len(spans))
-	free := make(chan []byte, stripeReadAhead) // the window's buffers, reused
-	for range stripeReadAhead {
+	window := stripeReadAhead
+	if len(spans) > window {
+		extra := a.e.parts.take(stripeReadBurst - window)
+		defer a.e.parts.give(extra)
+		window += extra
+	}
+	free := make(chan []byte, window) // the window's buffers, reused
+	for range window {
 		free <- nil // allocated on first use
 	}
 	launch := func(i int) {
@@ -550,7 +557,7 @@ func (a *Artifact) writeStriped(ctx context.Context, w io.Writer, off, length in
 	}
 	next := 0
 	for i := range spans {
-		for ; next < len(spans) && next < i+stripeReadAhead; next++ {
+		for ; next < len(spans) && next < i+window; next++ {
 			launch(next)
 		}
 		r := <-out[i]

@@ -38,21 +38,60 @@ const stripeChunkStripes = 4
 const maxWidth = placement.MaxWidth
 
 // stripeReadAhead is how many parts of a striped artifact a read decodes
-// at once, in parallel, from different drive sets.
-const stripeReadAhead = 4
+// at once, in parallel, from different drive sets; stripeReadBurst how
+// many it may while the engine's shared budget of extra parts lasts.
+const (
+	stripeReadAhead = 4
+	stripeReadBurst = 8
+)
 
 // stripeWriteAhead is how many parts a striped Put writes at once, in
-// parallel, to different drive sets (and so how many parts in a row a
-// crashed Put can have left: deleteIntentParts). In BenchmarkStriped
-// (width 8, drives capped at 40 MiB/s) a window of 4 wrote at 1.4x the
-// unstriped rate, 8 at 1.8-1.9x and 12 at 1.95-2.1x, with a peak RSS of
-// 77, 112 and 142 MiB (bench/RESULTS.md): 8 is the memory's sweet spot.
-// A variable only so that the benchmark can compare windows; never larger
+// parallel, to different drive sets, and stripeWriteBurst how many it may
+// while the engine's shared budget of extra parts (partBudget) lasts; the
+// burst bounds how many parts in a row a crashed Put can have left
+// (deleteIntentParts). In BenchmarkStriped (width 8, drives capped at
+// 40 MiB/s) a window of 4 wrote at 1.4x the unstriped rate, 8 at
+// 1.8-1.9x and 12 at 1.95-2.1x, with a peak RSS of 77, 112 and 142 MiB
+// (bench/RESULTS.md): every Put gets 8, and a lone stream 12.
+// Variables only so that the benchmark can compare windows; never larger
 // than maxStripeWriteAhead, which the collector relies on.
-var stripeWriteAhead = 8
+var (
+	stripeWriteAhead = 8
+	stripeWriteBurst = 12
+)
 
-// maxStripeWriteAhead bounds stripeWriteAhead.
+// maxStripeWriteAhead bounds stripeWriteBurst.
 const maxStripeWriteAhead = 16
+
+// stripeBudgetParts is how many parts, beyond their own windows, all the
+// striped requests of an engine may have in flight together: a lone
+// stream reaches its burst, and many streams at once cost no more memory
+// than their base windows plus this (16 parts of 4 MiB).
+const stripeBudgetParts = 16
+
+// partBudget is an engine's shared budget of extra parts in flight (a
+// counting semaphore). A nil budget has none to give.
+type partBudget chan struct{}
+
+// take takes up to n parts of the budget, without waiting, and returns how
+// many it took; the caller gives them back.
+func (b partBudget) take(n int) int {
+	for i := range n {
+		select {
+		case b <- struct{}{}:
+		default:
+			return i
+		}
+	}
+	return max(n, 0)
+}
+
+// give returns n parts taken.
+func (b partBudget) give(n int) {
+	for range n {
+		<-b
+	}
+}
 
 // stripeWidth returns the stripe width new writes use under m: the map's
 // Width, at most its PG count; 1 means unstriped.
@@ -264,7 +303,8 @@ type stripedPart struct {
 // Seed and Width set): it cuts body into parts of stripeChunkStripes
 // stripes and writes up to stripeWriteAhead of them at once, each to its
 // own PG's drives (putShards, a write quorum each), the MD5 of the whole
-// body computed in order alongside. Memory is stripeWriteAhead parts. A
+// body computed in order alongside; up to stripeWriteBurst while the
+// engine's budget of extra parts lasts. Memory is that many parts. A
 // body longer than size (if known, else than maxSize) fails with
 // ErrIncompleteBody (ErrTooLarge). It returns the parts, drop, which
 // removes every shard file committed, and done, to call once the record
@@ -295,6 +335,9 @@ func (e *Engine) putStriped(ctx context.Context, codec *erasure.Codec, m *placem
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	window := min(stripeWriteAhead, maxStripeWriteAhead)
+	extra := e.parts.take(min(stripeWriteBurst, maxStripeWriteAhead) - window)
+	defer e.parts.give(extra)
+	window += extra
 	free := make(chan []byte, window)
 	for range window {
 		free <- nil // allocated on first use

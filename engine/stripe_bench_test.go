@@ -97,8 +97,9 @@ func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
 // BenchmarkStriped: one stream PUTs then GETs a large artifact through
 // 12 drives capped at 40 MiB/s each, 4+2, unstriped (width 1: one PG's 6
 // drives) and striped over 8 PGs. VAULT_STRIPE_BENCH_MIB sets the size
-// (default 512), VAULT_STRIPE_WRITE_AHEAD a Put's window of parts in
-// flight (default stripeWriteAhead). Run each case in its own process for
+// (default 512), VAULT_STRIPE_WRITE_AHEAD a fixed window of a Put's parts
+// in flight (default: stripeWriteAhead, up to stripeWriteBurst from the
+// shared budget). Run each case in its own process for
 // a meaningful peak RSS (bench/RESULTS.md):
 //
 //	go test ./engine -run '^$' -bench 'BenchmarkStriped/width=8' -benchtime 1x
@@ -108,8 +109,8 @@ func BenchmarkStriped(b *testing.B) {
 		size = int64(s) << 20
 	}
 	if w, err := strconv.Atoi(os.Getenv("VAULT_STRIPE_WRITE_AHEAD")); err == nil && w > 0 && w <= maxStripeWriteAhead {
-		defer func(old int) { stripeWriteAhead = old }(stripeWriteAhead)
-		stripeWriteAhead = w
+		defer func(ahead, burst int) { stripeWriteAhead, stripeWriteBurst = ahead, burst }(stripeWriteAhead, stripeWriteBurst)
+		stripeWriteAhead, stripeWriteBurst = w, w
 	}
 	const bw = 40 << 20
 	for _, width := range []int{1, 8} {

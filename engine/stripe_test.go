@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -423,8 +424,8 @@ func TestStripedVersions(t *testing.T) {
 }
 
 // TestStripedMemory streams 256 MiB through a striped Put and Get and
-// checks that the live heap stays bounded by the window (stripeReadAhead
-// parts and their encoders or decoders), whatever the size.
+// checks that the live heap stays bounded by the window (a lone stream's
+// burst of parts and their encoders or decoders), whatever the size.
 func TestStripedMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes 384 MiB")
@@ -455,14 +456,14 @@ func TestStripedMemory(t *testing.T) {
 		t.Fatalf("Get: md5 %s, want %s", got, info.ETag)
 	}
 	t.Logf("256 MiB striped Put: peak live heap growth %.1f MiB (window %d parts of %d MiB); Get: %.1f MiB (window %d)",
-		float64(putPeak)/(1<<20), stripeWriteAhead, stripeChunkStripes, float64(getPeak)/(1<<20), stripeReadAhead)
+		float64(putPeak)/(1<<20), stripeWriteBurst, stripeChunkStripes, float64(getPeak)/(1<<20), stripeReadBurst)
 	// The window's parts, their coders, uncollected garbage: about twice
 	// the window's bytes.
 	part := uint64(stripeChunkStripes) << 20
-	if putLimit := 2 * uint64(stripeWriteAhead) * part; putPeak > putLimit {
+	if putLimit := 2 * uint64(stripeWriteBurst) * part; putPeak > putLimit {
 		t.Fatalf("Put: heap grew by %d bytes, want under %d", putPeak, putLimit)
 	}
-	if getLimit := 3 * uint64(stripeReadAhead) * part; getPeak > getLimit {
+	if getLimit := 3 * uint64(stripeReadBurst) * part; getPeak > getLimit {
 		t.Fatalf("Get: heap grew by %d bytes, want under %d", getPeak, getLimit)
 	}
 }
@@ -505,6 +506,75 @@ func TestStripedPutFails(t *testing.T) {
 			}
 			if _, total := drivesWithShards(r.shardFiles(t)); total != 0 {
 				t.Fatalf("%d shard files left by a failed put", total)
+			}
+			if n := len(r.e.parts); n != 0 {
+				t.Fatalf("a failed put kept %d parts of the shared budget", n)
+			}
+		})
+	}
+}
+
+// budgetProbe reads or takes bytes and notes the most parts of e's shared
+// budget taken at any of its calls: a striped request's burst shows while
+// it reads its body or writes its output.
+type budgetProbe struct {
+	e    *Engine
+	r    io.Reader
+	most int
+}
+
+func (p *budgetProbe) Read(b []byte) (int, error) {
+	p.most = max(p.most, len(p.e.parts))
+	return p.r.Read(b)
+}
+
+func (p *budgetProbe) Write(b []byte) (int, error) {
+	p.most = max(p.most, len(p.e.parts))
+	return len(b), nil
+}
+
+// TestStripedBurst: a lone striped Put or Get takes its burst from the
+// engine's shared budget of extra parts and gives it back; with the budget
+// spent by others it runs on its own window, and takes none.
+func TestStripedBurst(t *testing.T) {
+	size := 30*stripeChunkStripes*stripeTestStripe + 5
+	data := randBytes(31, size)
+	for _, tt := range []struct {
+		name             string
+		spent            int // parts of the budget others hold
+		wantPut, wantGet int // parts of the budget held during the Put, the Get
+	}{
+		{"alone", 0, stripeWriteBurst - stripeWriteAhead, stripeReadBurst - stripeReadAhead},
+		{"budget nearly spent", stripeBudgetParts - 1, stripeBudgetParts, stripeBudgetParts},
+		{"budget spent", stripeBudgetParts, stripeBudgetParts, stripeBudgetParts},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newStripeRig(t, 8)
+			if got := r.e.parts.take(tt.spent); got != tt.spent {
+				t.Fatalf("took %d parts of the budget, want %d", got, tt.spent)
+			}
+			in := &budgetProbe{e: r.e, r: bytes.NewReader(data)}
+			info, err := r.e.Put(t.Context(), "t", "c", "k", in, PutOptions{Size: int64(size)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := r.e.Open(t.Context(), "t", "c", "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := md5.New()
+			out := &budgetProbe{e: r.e}
+			if err := a.WriteRange(t.Context(), io.MultiWriter(h, out), 0, int64(size)); err != nil {
+				t.Fatal(err)
+			}
+			if got := hex.EncodeToString(h.Sum(nil)); got != info.ETag {
+				t.Fatalf("read back md5 %s, want %s", got, info.ETag)
+			}
+			if in.most != tt.wantPut || out.most != tt.wantGet {
+				t.Fatalf("budget held during the Put %d, the Get %d; want %d and %d", in.most, out.most, tt.wantPut, tt.wantGet)
+			}
+			if n := len(r.e.parts); n != tt.spent {
+				t.Fatalf("budget held after: %d parts, want the %d others hold", n, tt.spent)
 			}
 		})
 	}
