@@ -32,6 +32,26 @@ func walkPass(ctx context.Context, e *Engine) (MigrateStats, error) {
 	}
 }
 
+// joinRig returns a rig holding 12 keys of the given sizes (in turn)
+// written under 2+2 on 4 drives, then joined to 4+2 on 6 (so the sets
+// share every older drive): the older map, the joined one, and the keys'
+// bytes.
+func joinRig(t *testing.T, sizes []int) (*migRig, *placement.Map, *placement.Map, map[string][]byte) {
+	t.Helper()
+	r := newMigRig(t)
+	old := r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1)
+	join := r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 2)
+	r.useChain([]*placement.Map{old})
+	want := map[string][]byte{}
+	for i := range 12 {
+		k := fmt.Sprintf("k%02d", i)
+		want[k] = randBytes(uint64(i+1), sizes[i%len(sizes)])
+		r.put(t, k, want[k])
+	}
+	r.useChain([]*placement.Map{old, join})
+	return r, old, join, want
+}
+
 // TestMigrateAfterForcedRemoval: a join (2+2 on 4 drives to 4+2 on 6)
 // whose new drive d05 dies for good before migration finished, and is
 // then removed (`vaultd cluster remove --force`: a map of the 5 drives
@@ -40,18 +60,8 @@ func walkPass(ctx context.Context, e *Engine) (MigrateStats, error) {
 // leave both older maps with a Residue of 0, so they can be dropped,
 // instead of waiting for d05 for ever.
 func TestMigrateAfterForcedRemoval(t *testing.T) {
-	r := newMigRig(t)
 	ctx := t.Context()
-	old := r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1)
-	join := r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 2)
-	r.useChain([]*placement.Map{old})
-	want := map[string][]byte{}
-	for i := range 12 {
-		k := fmt.Sprintf("k%02d", i)
-		want[k] = randBytes(uint64(i+1), []int{900, 70 << 10, 300 << 10}[i%3])
-		r.put(t, k, want[k])
-	}
-	r.useChain([]*placement.Map{old, join})
+	r, old, join, want := joinRig(t, []int{900, 70 << 10, 300 << 10})
 	r.topo.drives["d05"].SetOffline(true)
 	pass := func() error {
 		_, err := walkPass(ctx, r.e)
@@ -99,18 +109,8 @@ func TestMigrateAfterForcedRemoval(t *testing.T) {
 // older map is kept, Residue counts the key), reads go on, and once the
 // drive is back the next pass moves everything onto a whole set.
 func TestMigrateWaitsForWholeSet(t *testing.T) {
-	r := newMigRig(t)
 	ctx := t.Context()
-	old := r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1)
-	cur := r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 2)
-	r.useChain([]*placement.Map{old})
-	want := map[string][]byte{}
-	for i := range 12 {
-		k := fmt.Sprintf("k%02d", i)
-		want[k] = randBytes(uint64(i+1), []int{0, 900, 70 << 10, 300 << 10}[i%4])
-		r.put(t, k, want[k])
-	}
-	r.useChain([]*placement.Map{old, cur})
+	r, old, cur, want := joinRig(t, []int{0, 900, 70 << 10, 300 << 10})
 	pass := func() (MigrateStats, error) { return walkPass(ctx, r.e) }
 	readAll := func(when string) {
 		t.Helper()
