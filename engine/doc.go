@@ -34,10 +34,11 @@
 // locations are computed, not stored: record.partPG is the one rule for
 // which PG holds part i and Engine.partDrives for which drives; slot j of
 // every part is on drive j of its PG's set, the slot of the record that
-// names it on the key's own set. A Put writes, and a read decodes,
-// stripeReadAhead parts at a time, in parallel, in a bounded window
-// (memory: that many parts per request); a range reads only the parts it
-// covers. Smaller bodies, inline ones and maps of width 0 or 1 keep the
+// names it on the key's own set. A Put writes stripeWriteAhead parts at a
+// time, and a read decodes stripeReadAhead, in parallel, in a bounded
+// window, each growing to its burst while the engine's shared budget of
+// extra parts lasts (memory: that many parts per request, and the budget
+// for all of them); a range reads only the parts it covers. Smaller bodies, inline ones and maps of width 0 or 1 keep the
 // single-PG layout (record format 1, which still reads: format 2 is
 // written only for striped records). A multipart upload under a map of
 // width over 1 is striped too: its record draws the seed, part n's shard

@@ -201,20 +201,24 @@ func readAll(ctx context.Context, e *Engine, key string) ([]byte, error) {
 // answer the completed artifact with the multipart ETag; an
 // acknowledged completion must survive either.
 func TestCompleteUploadCrash(t *testing.T) {
-	for _, tc := range []struct {
+	cases := []struct {
 		drives int
 		abort  bool
 	}{
 		{4, true}, {4, false}, {6, true}, {6, false},
-	} {
+	}
+	// Every crash point of every case; under the race detector's short
+	// run (ten times slower: 7 of CI's minutes) two of the cases, every
+	// third point, the full run without it keeping every one.
+	step := int64(1)
+	if raceEnabled && testing.Short() {
+		cases, step = []struct {
+			drives int
+			abort  bool
+		}{{4, true}, {6, false}}, 3
+	}
+	for _, tc := range cases {
 		t.Run(fmt.Sprintf("drives=%d/abort=%v", tc.drives, tc.abort), func(t *testing.T) {
-			// Every crash point; under the race detector's short run
-			// (ten times slower: 7 of CI's minutes) every third, the full
-			// run without it keeping every one.
-			step := int64(1)
-			if raceEnabled && testing.Short() {
-				step = 3
-			}
 			for n := int64(0); ; n += step {
 				if done := completeCrashTrial(t, tc.drives, n, tc.abort); done {
 					if n < 10 {
@@ -539,7 +543,11 @@ func TestCompleteRetryAfterDeletePurged(t *testing.T) {
 // a second Abort removes it, or gone with every part record.
 func TestAbortUploadCrash(t *testing.T) {
 	ctx := t.Context()
-	for n := int64(0); ; n++ {
+	step := int64(1) // every crash point; every third under the race detector's short run
+	if raceEnabled && testing.Short() {
+		step = 3
+	}
+	for n := int64(0); ; n += step {
 		c := newMemCluster(t, 4)
 		cp := &crashPoint{}
 		cp.arm(1 << 40)

@@ -279,31 +279,14 @@ func TestClusterRemoteOwnerLost(t *testing.T) {
 	restarted := time.Now()
 	n2.start(t)
 	n2.waitHealthy(t, 90*time.Second)
-	var waiting []time.Time
-	if _, err := retry(t.Context(), 30*time.Second, func(context.Context) error {
-		waiting = logTimes(t, n2.stderr.String()[mark:], "attached to this node by an adoption; waiting")
-		if len(waiting) < len(remoteDriveNames) {
-			return fmt.Errorf("%d of %d drives waiting", len(waiting), len(remoteDriveNames))
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("n2 restarted after its adoption: %v\n%s", err, tail(n2.stderr.String()[mark:], 8<<10))
-	}
+	waitLog(t, n2, mark, "attached to this node by an adoption; waiting", len(remoteDriveNames), 30*time.Second)
 	for _, i := range []int{1, 2} {
 		checkAll(t, rc.s3Client(i, rc.rootTenant), "hot", all)
 	}
 	if early := logTimes(t, n2.stderr.String()[mark:], "opened after its adoption"); len(early) > 0 {
 		t.Errorf("a drive opened at %v, before the reads during the fence wait ended: they proved nothing", early[0].Format(time.StampMilli))
 	}
-	if _, err := retry(t.Context(), 60*time.Second, func(context.Context) error {
-		opened = logTimes(t, n2.stderr.String()[mark:], "opened after its adoption")
-		if len(opened) < len(remoteDriveNames) {
-			return fmt.Errorf("%d of %d remote drives opened after the restart", len(opened), len(remoteDriveNames))
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("n2: %v\n%s", err, tail(n2.stderr.String()[mark:], 8<<10))
-	}
+	opened = waitLog(t, n2, mark, "opened after its adoption", len(remoteDriveNames), 60*time.Second)
 	fence := cluster.OwnerLease + 5*time.Second // the drives' ?timeout=5s
 	for _, at := range opened {
 		if d := at.Sub(restarted); d < fence {
@@ -313,6 +296,23 @@ func TestClusterRemoteOwnerLost(t *testing.T) {
 	again := newArtifacts("after-restart/", 3)
 	putAll(t, rc.s3Client(1, rc.rootTenant), "hot", again)
 	rc.checkThrough(t, 2, append(all, again...))
+}
+
+// waitLog waits up to limit for n lines containing substr in node's log
+// after byte mark, and returns their times; it fails the test with the
+// log's tail if they do not come.
+func waitLog(t *testing.T, node *e2eNode, mark int, substr string, n int, limit time.Duration) []time.Time {
+	t.Helper()
+	var at []time.Time
+	if _, err := retry(t.Context(), limit, func(context.Context) error {
+		if at = logTimes(t, node.stderr.String()[mark:], substr); len(at) < n {
+			return fmt.Errorf("%d of %d log lines %q", len(at), n, substr)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("%s: %v\n%s", node.name, err, tail(node.stderr.String()[mark:], 8<<10))
+	}
+	return at
 }
 
 // logTimes returns the time= of each line of a text log that contains
