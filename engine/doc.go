@@ -317,7 +317,12 @@
 // Every drive keeps a sorted index of the records it holds. List merges the
 // drives' indexes, resolving each key to its newest version and hiding
 // tombstones; it reads a page at a time from each drive and never holds a
-// whole container in memory.
+// whole container in memory. A listing (List, ListVersions, ListUploads,
+// the upload sweep) is complete when the drives that answered hold at
+// least k drives of every PG's set (pgsCovered): each key's newest record
+// is on a write quorum of its set, which any k of the set meet. So a wide
+// map lists on with a whole node down, and a listing that cannot cover
+// every PG fails with ErrReadQuorum rather than answer a partial page.
 //
 // # Versions
 //

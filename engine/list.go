@@ -130,25 +130,34 @@ func (c *cursor) skipTo(after string) {
 }
 
 // fill refills the buffers of the cursors that ran dry, in parallel
-// (fanOut). With up to spare more drives allowed to be left out, it
-// returns once all but spare of them answered and the others had the
-// straggler grace; a cursor whose drive did not answer by then is dropped
-// from the listing (failed), and its late answer ignored.
-func (e *Engine) fill(ctx context.Context, cursors []*cursor, prefix string, spare int) {
-	need := 0
-	for _, c := range cursors {
-		if c.needsFill() {
-			need++
-		}
+// (fanOutUntil). It returns once enough(answered) reports true and the
+// others had the straggler grace, where answered[j] says whether cursor j
+// is still in the listing: it has not failed, and either did not need a
+// batch or its drive answered this one. A cursor whose drive did not
+// answer by then is dropped from the listing (failed), and its late
+// answer ignored. enough must not retain answered.
+func (e *Engine) fill(ctx context.Context, cursors []*cursor, prefix string, enough func(answered []bool) bool) {
+	needs := make([]bool, len(cursors))
+	need := false
+	for j, c := range cursors {
+		needs[j] = c.needsFill()
+		need = need || needs[j]
 	}
-	if need == 0 {
+	if !need {
 		return
 	}
-	res, done := fanOut(ctx, e, len(cursors), func(j int) bool { return cursors[j].needsFill() }, max(1, need-max(spare, 0)),
+	answered := make([]bool, len(cursors))
+	res, done := fanOutUntil(ctx, e, len(cursors), func(j int) bool { return needs[j] },
+		func(_ int, accepted []bool) bool {
+			for j, c := range cursors {
+				answered[j] = c.failed == nil && (!needs[j] || accepted[j])
+			}
+			return enough(answered)
+		},
 		func(ctx context.Context, j int) batch { return cursors[j].next(ctx, prefix) },
 		func(b batch) bool { return b.err == nil }, nil)
 	for j, c := range cursors {
-		if !c.needsFill() {
+		if !needs[j] {
 			continue
 		}
 		if !done[j] {
@@ -159,22 +168,79 @@ func (e *Engine) fill(ctx context.Context, cursors []*cursor, prefix string, spa
 	}
 }
 
+// atMostMissing returns a fill quorum met once at most spare cursors are
+// not in the listing (failed before, or not answered yet): the rule of a
+// walk that compares drives but needs no listing to be complete (Scan).
+func atMostMissing(spare int) func(answered []bool) bool {
+	return func(answered []bool) bool {
+		missing := 0
+		for _, a := range answered {
+			if !a {
+				missing++
+			}
+		}
+		return missing <= spare
+	}
+}
+
+// pgsCovered reports whether a listing of m's drives that answered holds
+// the newest record of every key m places: whether, for every PG of m, at
+// least k (m.Policy.ReadQuorum) drives of its set answered (answered
+// holds their IDs). A key's newest record (version or tombstone) was
+// written to a write quorum of max(k, m+1) drives of its set of k+m, and
+// k + max(k, m+1) > k+m, so one of those k drives holds it (see List).
+// Drives of m in no PG (those of another class, in a storage-policy
+// layout's map) do not count. A map whose every PG spans all its drives
+// (few drives) is covered exactly when at most Parity of its drives are
+// missing, the rule of a whole-map quorum.
+func pgsCovered(m *placement.Map, answered map[placement.DriveID]bool) bool {
+	spare := m.Policy.SetSize() - m.Policy.ReadQuorum() // m: missing drives a set may have
+	missing := 0
+	for _, d := range m.Drives {
+		if !answered[d.ID] {
+			missing++
+		}
+	}
+	if missing <= spare {
+		return true // no set can miss more
+	}
+	for _, set := range m.PGs {
+		lost := 0
+		for _, id := range set {
+			if !answered[id] {
+				lost++
+			}
+		}
+		if lost > spare {
+			return false
+		}
+	}
+	return true
+}
+
 // List returns a page of tenant's container: the artifacts and common
 // prefixes after opts.After, in key order. It merges the sorted indexes of
-// every drive, holding one batch per drive in memory.
+// every drive of the container's map (mapFor), holding one batch per drive
+// in memory.
 //
 // It does not wait for every drive: each batch is read from all drives in
-// parallel, and once all but Parity of them (counting those unavailable
-// or dropped before) answered, the others get the straggler grace and are
-// then dropped from this listing. That stays correct: a key lives in one
-// set of k+m drives, and its newest version (or tombstone) was written to
-// a write quorum of at least max(k, m+1) of them; with at most m drives
-// left out, at least k of its set answered, and k + max(k, m+1) > k+m, so
-// some drive that answered holds the newest version, which the merge
-// picks by version. This holds for every policy: max(k, m+1) >= m+1, so
+// parallel, and once the drives that answered (less those unavailable or
+// dropped before) cover every PG of the map, that is, hold at least k
+// drives of each PG's set of k+m (pgsCovered), the others get the
+// straggler grace and are then dropped from this listing. A listing whose
+// drives no longer cover every PG fails with ErrReadQuorum rather than
+// answer a page that may miss keys. That stays correct: a key lives in
+// one PG's set of k+m drives, and its newest version (or tombstone) was
+// written to a write quorum of at least max(k, m+1) of them; with at
+// least k of that set answered, and k + max(k, m+1) > k+m, some drive
+// that answered holds the newest version, which the merge picks by
+// version. This holds for every policy: max(k, m+1) >= m+1, so
 // k + max(k, m+1) >= k+m+1 (for placement.DefaultPolicy: 1+0: 1+1 > 1,
 // 1+1: 1+2 > 2, 2+2: 2+3 > 4, 4+2: 4+4 > 6, 4+4: 4+5 > 8, k+4 with k >= 5:
-// 2k > k+4).
+// 2k > k+4). So on a map of many drives a listing survives the loss of
+// any drives that leave each set k, such as a whole node whose drives
+// are at most m of every set; on a map whose every set spans all its
+// drives the rule is at most m drives missing, as for one set.
 func (e *Engine) List(ctx context.Context, tenant, container string, opts ListOptions) (ListResult, error) {
 	if err := e.checkContainer(ctx, tenant, container); err != nil {
 		return ListResult{}, err
@@ -248,28 +314,43 @@ func (e *Engine) list(ctx context.Context, tenant, container string, opts ListOp
 // merging every drive's index (see List for the quorum argument) and
 // resolving each index key to its newest record, tombstones included.
 type merger struct {
-	e           *Engine
-	parity, k   int    // the policy's m and k (its read quorum)
-	base        string // the container's index prefix
-	prefix      string // base + the listing's prefix
-	cursors     []*cursor
-	unavailable int // drives the topology could not provide
+	e       *Engine
+	m       *placement.Map // the container's map, whose PGs the drives must cover
+	k       int            // the policy's read quorum
+	base    string         // the container's index prefix
+	prefix  string         // base + the listing's prefix
+	cursors []*cursor
+	ids     []placement.DriveID // ids[i] is the drive cursors[i] walks
 }
 
 // newMerger starts a walk of the keys under prefix sorting after after.
+// A drive the topology cannot provide gets no cursor: it counts as not
+// answering.
 func (e *Engine) newMerger(tenant, container, prefix, after string) *merger {
 	m := e.mapFor(tenant, container)
 	base := indexPrefix(tenant, container)
-	g := &merger{e: e, parity: m.Policy.Parity, k: m.Policy.ReadQuorum(), base: base, prefix: base + prefix}
+	g := &merger{e: e, m: m, k: m.Policy.ReadQuorum(), base: base, prefix: base + prefix}
 	for _, dr := range m.Drives {
 		d, err := e.cfg.Topology.Drive(dr.ID)
 		if err != nil || d == nil {
-			g.unavailable++
 			continue
 		}
 		g.cursors = append(g.cursors, &cursor{d: d, after: base + after})
+		g.ids = append(g.ids, dr.ID)
 	}
 	return g
+}
+
+// covered reports whether the cursors with answered[i] cover every PG of
+// the map (pgsCovered).
+func (g *merger) covered(answered []bool) bool {
+	ids := make(map[placement.DriveID]bool, len(g.ids))
+	for i, a := range answered {
+		if a {
+			ids[g.ids[i]] = true
+		}
+	}
+	return pgsCovered(g.m, ids)
 }
 
 // next returns the next key (without the container's prefix) and its
@@ -281,13 +362,7 @@ func (g *merger) next(ctx context.Context) (key string, newest *record, ok bool,
 		}
 		var minKey string
 		found := false
-		dropped := 0
-		for _, c := range g.cursors {
-			if c.failed != nil {
-				dropped++
-			}
-		}
-		g.e.fill(ctx, g.cursors, g.prefix, g.parity-g.unavailable-dropped)
+		g.e.fill(ctx, g.cursors, g.prefix, g.covered)
 		for _, c := range g.cursors {
 			if len(c.buf) > 0 && (!found || c.buf[0].Key < minKey) {
 				minKey, found = c.buf[0].Key, true
@@ -321,19 +396,24 @@ func (g *merger) skipTo(key string) {
 	}
 }
 
-// finish fails with ErrReadQuorum if more drives than the policy's
-// parity were left out of the walk.
+// finish fails with ErrReadQuorum if the drives left in the walk (not
+// unavailable, not dropped) do not cover every PG of the map: then the
+// walk may have missed keys.
 func (g *merger) finish() error {
-	unavailable := g.unavailable
+	answered := make([]bool, len(g.cursors))
 	var errs []error
-	for _, c := range g.cursors {
+	for i, c := range g.cursors {
+		answered[i] = c.failed == nil
 		if c.failed != nil {
-			unavailable++
 			errs = append(errs, c.failed)
 		}
 	}
-	if unavailable > g.parity {
-		return fmt.Errorf("%w: list: %d drives unavailable: %w", ErrReadQuorum, unavailable, errors.Join(errs...))
+	if !g.covered(answered) {
+		err := fmt.Errorf("%w: list: %d of %d drives unavailable, a PG has fewer than %d of its set", ErrReadQuorum, len(g.m.Drives)-len(g.cursors)+len(errs), len(g.m.Drives), g.k)
+		if len(errs) > 0 {
+			err = fmt.Errorf("%w: %w", err, errors.Join(errs...))
+		}
+		return err
 	}
 	return nil
 }

@@ -143,13 +143,13 @@ const DefaultUploadSweepInterval = time.Hour
 // could not settle is tried again on the next call.
 func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
 	m := e.cfg.Topology.Map()
-	drives, own := e.uploadDrives(m)
+	drives := e.uploadDrives(m)
 	const base = "\x01U\x00"
 	after := ""
 	seen := 0
 	var first error
 	for {
-		raws, recs, truncated, err := e.listNewest(ctx, drives, own, base, after, 1000, len(m.Drives)-m.Policy.Parity)
+		raws, recs, truncated, err := e.listCovering(ctx, m, drives, base, after, 1000)
 		if err != nil {
 			return seen, fmt.Errorf("engine: sweep uploads: %w", err)
 		}

@@ -20,32 +20,67 @@ import (
 // map's, are merged as they answer but never make up for a missing one of
 // these) and does not wait for those slower than the straggler grace once
 // k did (fanOut); see List for why the merge of any read quorum holds
-// every key's newest version.
+// every key's newest version. It suits drives that are one set; a listing
+// of a whole map's drives uses listCovering.
 func (e *Engine) listNewest(ctx context.Context, drives []driver.Driver, own int, prefix, after string, limit int, k int) ([]driver.Record, []*record, bool, error) {
+	return e.listMerged(ctx, drives, prefix, after, limit, func(answered []bool) (bool, string) {
+		n := 0
+		for _, a := range answered[:min(own, len(answered))] {
+			if a {
+				n++
+			}
+		}
+		return n >= k, fmt.Sprintf("%d of %d drives answered", n, own)
+	})
+}
+
+// listCovering is listNewest over the drives of the map m (drives[i]
+// is m.Drives[i], nil where the topology lacks it) followed by other
+// drives (an older map's, another layout's), which are merged as they
+// answer but never stand in for one of m's: it needs the drives of m
+// that answered to cover every PG of m (pgsCovered, see List).
+func (e *Engine) listCovering(ctx context.Context, m *placement.Map, drives []driver.Driver, prefix, after string, limit int) ([]driver.Record, []*record, bool, error) {
+	return e.listMerged(ctx, drives, prefix, after, limit, func(answered []bool) (bool, string) {
+		ids := make(map[placement.DriveID]bool, len(m.Drives))
+		for i, dr := range m.Drives {
+			if i < len(answered) && answered[i] {
+				ids[dr.ID] = true
+			}
+		}
+		return pgsCovered(m, ids), fmt.Sprintf("%d of %d drives answered, a PG has fewer than %d of its set", len(ids), len(m.Drives), m.Policy.ReadQuorum())
+	})
+}
+
+// listMerged is listNewest with the quorum given by enough: it stops
+// waiting (but for the straggler grace) once enough(answered) holds,
+// where answered[j] says whether drives[j] answered, and fails with
+// ErrReadQuorum and enough's reason if it does not hold in the end.
+func (e *Engine) listMerged(ctx context.Context, drives []driver.Driver, prefix, after string, limit int, enough func(answered []bool) (bool, string)) ([]driver.Record, []*record, bool, error) {
 	type listed struct {
-		recs  []driver.Record
-		err   error
-		count bool // one of the first own drives
+		recs []driver.Record
+		err  error
 	}
-	res, done := fanOut(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, k,
+	res, done := fanOutUntil(ctx, e, len(drives), func(j int) bool { return drives[j] != nil },
+		func(_ int, accepted []bool) bool {
+			ok, _ := enough(accepted)
+			return ok
+		},
 		func(ctx context.Context, j int) listed {
 			recs, err := drives[j].ListRecords(ctx, prefix, after, limit+1)
-			return listed{recs, err, j < own}
+			return listed{recs, err}
 		},
-		func(l listed) bool { return l.err == nil && l.count }, nil)
+		func(l listed) bool { return l.err == nil }, nil)
 	type entry struct {
 		raw driver.Record
 		rec *record
 	}
 	newest := map[string]entry{}
-	answered := 0
+	answered := make([]bool, len(drives))
 	for j, l := range res {
 		if !done[j] || l.err != nil {
 			continue
 		}
-		if l.count {
-			answered++
-		}
+		answered[j] = true
 		for _, raw := range l.recs {
 			// Listed data may be cut after the record's head.
 			r, err := unmarshalRecord(raw.Data)
@@ -60,8 +95,8 @@ func (e *Engine) listNewest(ctx context.Context, drives []driver.Driver, own int
 			}
 		}
 	}
-	if answered < k {
-		return nil, nil, false, fmt.Errorf("%w: list: %d of %d drives answered", ErrReadQuorum, answered, own)
+	if ok, why := enough(answered); !ok {
+		return nil, nil, false, fmt.Errorf("%w: list: %s", ErrReadQuorum, why)
 	}
 	keys := slices.Sorted(maps.Keys(newest))
 	truncated := len(keys) > limit
@@ -144,7 +179,7 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 		limit = 1000
 	}
 	m := e.mapFor(tenant, container)
-	drives, own := e.uploadDrives(m)
+	drives := e.uploadDrives(m)
 	base := uploadPrefix(tenant, container)
 	start := ""
 	if after != "" {
@@ -155,7 +190,7 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 	}
 	var ups []Upload
 	for {
-		raws, recs, truncated, err := e.listNewest(ctx, drives, own, base+prefix, start, limit, len(m.Drives)-m.Policy.Parity)
+		raws, recs, truncated, err := e.listCovering(ctx, m, drives, base+prefix, start, limit)
 		if err != nil {
 			return nil, false, err
 		}
@@ -177,18 +212,21 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 }
 
 // uploadDrives returns the drives that may hold upload records of a
-// container whose map is m: those of m, then those only the older maps
-// and the other layouts have (an upload holds the map it started under,
-// Residue, and a drained drive leaves the current map before its uploads
-// end), and how many are m's. A listing needs m's drives less its parity
-// to answer; the others are merged as they answer within the straggler
-// grace (fanOut) but never stand in for one of m's (listNewest).
-func (e *Engine) uploadDrives(m *placement.Map) (drives []driver.Driver, own int) {
-	drives = e.allDrives(m)
-	own = len(drives)
+// container whose map is m: those of m, drives[i] for m.Drives[i] (nil
+// where the topology lacks it), then those only the older maps and the
+// other layouts have (an upload holds the map it started under, Residue,
+// and a drained drive leaves the current map before its uploads end). A
+// listing needs m's drives that answer to cover every PG of m
+// (listCovering); the others are merged as they answer within the
+// straggler grace (fanOutUntil) but never stand in for one of m's.
+func (e *Engine) uploadDrives(m *placement.Map) []driver.Driver {
+	drives := make([]driver.Driver, len(m.Drives))
 	seen := map[placement.DriveID]bool{}
-	for _, dr := range m.Drives {
+	for i, dr := range m.Drives {
 		seen[dr.ID] = true
+		if d, err := e.cfg.Topology.Drive(dr.ID); err == nil && d != nil {
+			drives[i] = d
+		}
 	}
 	for _, o := range append(e.olderMaps(m), e.otherLayouts(m)...) {
 		for _, dr := range o.Drives {
@@ -201,7 +239,7 @@ func (e *Engine) uploadDrives(m *placement.Map) (drives []driver.Driver, own int
 			}
 		}
 	}
-	return drives, own
+	return drives
 }
 
 // allDrives returns the drives of m the topology provides.

@@ -65,7 +65,17 @@ type fanResult[T any] struct {
 // late (if not nil) is called with its result on a goroutine the Engine
 // owns. call must honour ctx.
 func fanOut[T any](ctx context.Context, e *Engine, n int, run func(j int) bool, need int, call func(ctx context.Context, j int) T, good func(T) bool, late func(j int, v T)) ([]T, []bool) {
+	return fanOutUntil(ctx, e, n, run, func(ok int, _ []bool) bool { return ok == need }, call, good, late)
+}
+
+// fanOutUntil is fanOut with the quorum given by enough rather than a
+// count: the straggler grace starts once enough(ok, accepted) reports true,
+// where ok is how many calls returned a value good accepts and accepted[j]
+// says whether call j did. enough is asked each time a call returns an
+// accepted value, on the caller's goroutine, and must not retain accepted.
+func fanOutUntil[T any](ctx context.Context, e *Engine, n int, run func(j int) bool, enough func(ok int, accepted []bool) bool, call func(ctx context.Context, j int) T, good func(T) bool, late func(j int, v T)) ([]T, []bool) {
 	res := make([]T, n)
+	accepted := make([]bool, n)
 	done := make([]bool, n)
 	ch := make(chan fanResult[T], n) // never blocks a sender
 	started := 0
@@ -86,7 +96,9 @@ wait:
 			got++
 			res[r.j], done[r.j] = r.v, true
 			if good(r.v) {
-				if ok++; ok == need && got < started {
+				ok++
+				accepted[r.j] = true
+				if grace == nil && got < started && enough(ok, accepted) {
 					t := time.NewTimer(straggle(time.Since(began)))
 					defer t.Stop()
 					grace = t.C

@@ -53,14 +53,10 @@ func (e *Engine) Scan(ctx context.Context, tenant, container, after string, limi
 		// misses the straggler grace (up to Parity of them) is dropped from
 		// this scan as not listed, rather than hold it (see Engine.fill).
 		cursors := make([]*cursor, len(curs))
-		dropped := 0
 		for i, c := range curs {
 			cursors[i] = c.c
-			if c.c.failed != nil {
-				dropped++
-			}
 		}
-		e.fill(ctx, cursors, base, m.Policy.Parity-dropped)
+		e.fill(ctx, cursors, base, atMostMissing(m.Policy.Parity))
 		for _, c := range curs {
 			if len(c.c.buf) > 0 && (!found || c.c.buf[0].Key < minKey) {
 				minKey, found = c.c.buf[0].Key, true
