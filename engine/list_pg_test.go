@@ -201,13 +201,13 @@ func (r *pgRig) checkUploads(t *testing.T, ctx context.Context, limit int, want 
 	return nil
 }
 
-// TestListPerPGQuorum checks that List, ListUploads and SweepUploads
-// answer completely once every PG has k drives of its set answering,
-// however many drives of the whole map are missing (a wide map with a
-// node down or hung), and fail with ErrReadQuorum (or, waiting for hung
-// drives, at their deadline), never with a partial answer, once a PG has
-// fewer; a map whose sets span all its drives
-// keeps the rule of at most Parity drives missing.
+// TestListPerPGQuorum checks that List, ListUploads, SweepUploads and
+// CollectStripeOrphans answer completely once every PG has k drives of its
+// set answering, however many drives of the whole map are missing (a wide
+// map with a node down or hung), and fail with ErrReadQuorum (or, waiting
+// for hung drives, at their deadline), never with a partial answer, once
+// a PG has fewer; a map whose sets span all its drives keeps the rule of
+// at most Parity drives missing.
 func TestListPerPGQuorum(t *testing.T) {
 	type fault int
 	const (
@@ -319,6 +319,8 @@ func TestListPerPGQuorum(t *testing.T) {
 			}
 			_, err := r.e.SweepUploads(ctx)
 			check("SweepUploads", err)
+			_, err = r.e.CollectStripeOrphans(ctx)
+			check("CollectStripeOrphans", err)
 		})
 	}
 }

@@ -143,7 +143,7 @@ const DefaultUploadSweepInterval = time.Hour
 // could not settle is tried again on the next call.
 func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
 	m := e.cfg.Topology.Map()
-	drives := e.uploadDrives(m)
+	drives := e.recordDrives(m)
 	const base = "\x01U\x00"
 	after := ""
 	seen := 0

@@ -179,7 +179,7 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 		limit = 1000
 	}
 	m := e.mapFor(tenant, container)
-	drives := e.uploadDrives(m)
+	drives := e.recordDrives(m)
 	base := uploadPrefix(tenant, container)
 	start := ""
 	if after != "" {
@@ -211,15 +211,16 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 	}
 }
 
-// uploadDrives returns the drives that may hold upload records of a
-// container whose map is m: those of m, drives[i] for m.Drives[i] (nil
-// where the topology lacks it), then those only the older maps and the
-// other layouts have (an upload holds the map it started under, Residue,
-// and a drained drive leaves the current map before its uploads end). A
-// listing needs m's drives that answer to cover every PG of m
-// (listCovering); the others are merged as they answer within the
-// straggler grace (fanOutUntil) but never stand in for one of m's.
-func (e *Engine) uploadDrives(m *placement.Map) []driver.Driver {
+// recordDrives returns the drives that may hold the upload records (or
+// stripe intents) of a container whose map is m: those of m, drives[i]
+// for m.Drives[i] (nil where the topology lacks it), then those only the
+// older maps and the other layouts have (an upload holds the map it
+// started under, Residue, and a drained drive leaves the current map
+// before its uploads end). A listing needs m's drives that answer to
+// cover every PG of m (listCovering); the others are merged as they
+// answer within the straggler grace (fanOutUntil) but never stand in for
+// one of m's.
+func (e *Engine) recordDrives(m *placement.Map) []driver.Driver {
 	drives := make([]driver.Driver, len(m.Drives))
 	seen := map[placement.DriveID]bool{}
 	for i, dr := range m.Drives {
@@ -237,17 +238,6 @@ func (e *Engine) uploadDrives(m *placement.Map) []driver.Driver {
 			if d, err := e.cfg.Topology.Drive(dr.ID); err == nil && d != nil {
 				drives = append(drives, d)
 			}
-		}
-	}
-	return drives
-}
-
-// allDrives returns the drives of m the topology provides.
-func (e *Engine) allDrives(m *placement.Map) []driver.Driver {
-	var drives []driver.Driver
-	for _, dr := range m.Drives {
-		if d, err := e.cfg.Topology.Drive(dr.ID); err == nil && d != nil {
-			drives = append(drives, d)
 		}
 	}
 	return drives

@@ -109,11 +109,11 @@ func (e *Engine) CollectStripeOrphans(ctx context.Context) (CollectStats, error)
 	if m == nil {
 		return st, nil
 	}
-	drives := e.allDrives(m)
+	drives := e.recordDrives(m)
 	after := ""
 	var first error
 	for {
-		raws, recs, truncated, err := e.listNewest(ctx, drives, len(drives), intentKeys, after, 1000, max(1, len(drives)-m.Policy.Parity))
+		raws, recs, truncated, err := e.listCovering(ctx, m, drives, intentKeys, after, 1000)
 		if err != nil {
 			return st, fmt.Errorf("engine: collect stripe orphans: %w", err)
 		}
