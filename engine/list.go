@@ -316,6 +316,7 @@ func (e *Engine) list(ctx context.Context, tenant, container string, opts ListOp
 type merger struct {
 	e       *Engine
 	m       *placement.Map // the container's map, whose PGs the drives must cover
+	tier    *placement.Map // the remote layout's map of a tiered container (its PGs too), or nil
 	k       int            // the policy's read quorum
 	base    string         // the container's index prefix
 	prefix  string         // base + the listing's prefix
@@ -330,6 +331,13 @@ func (e *Engine) newMerger(tenant, container, prefix, after string) *merger {
 	m := e.mapFor(tenant, container)
 	base := indexPrefix(tenant, container)
 	g := &merger{e: e, m: m, k: m.Policy.ReadQuorum(), base: base, prefix: base + prefix}
+	if e.tiered(tenant, container) {
+		// Tiered artifacts' records are on the remote layout's sets, whose
+		// drives are among m's (m.Drives holds every drive of the map)
+		// but in none of its PGs: without them answering, a listing
+		// would leave those artifacts out where a read fails.
+		g.tier = e.tierMap()
+	}
 	for _, dr := range m.Drives {
 		d, err := e.cfg.Topology.Drive(dr.ID)
 		if err != nil || d == nil {
@@ -342,7 +350,8 @@ func (e *Engine) newMerger(tenant, container, prefix, after string) *merger {
 }
 
 // covered reports whether the cursors with answered[i] cover every PG of
-// the map (pgsCovered).
+// the map, and of the remote layout's map for a tiered container
+// (pgsCovered).
 func (g *merger) covered(answered []bool) bool {
 	ids := make(map[placement.DriveID]bool, len(g.ids))
 	for i, a := range answered {
@@ -350,7 +359,7 @@ func (g *merger) covered(answered []bool) bool {
 			ids[g.ids[i]] = true
 		}
 	}
-	return pgsCovered(g.m, ids)
+	return pgsCovered(g.m, ids) && (g.tier == nil || pgsCovered(g.tier, ids))
 }
 
 // next returns the next key (without the container's prefix) and its

@@ -370,3 +370,51 @@ func TestPGsCovered(t *testing.T) {
 		}
 	}
 }
+
+// TestListTieredNeedsRemote: a tier container's tiered artifacts keep
+// their records on the remote layout's sets, whose drives are in none of
+// the local map's PGs. A listing must cover those sets too: with one
+// remote drive of two offline (the remote layout is 1+1) it is complete;
+// with both offline it fails with ErrReadQuorum instead of answering
+// without the tiered artifacts, which no read could serve either.
+func TestListTieredNeedsRemote(t *testing.T) {
+	r := newRig(t, rigOptions{drives: 6, remote: 2, noSync: true})
+	r.e.cfg.StoragePolicy = func(string, string) string { return PolicyTier }
+	ctx := t.Context()
+	var want []string
+	for i := range 6 {
+		k := fmt.Sprintf("k%d", i)
+		r.put(t, k, randBytes(uint64(i), 3000), 3000)
+		want = append(want, k)
+		if i%2 == 0 {
+			if _, err := r.e.TierArtifact(ctx, "t", "c", k); err != nil {
+				t.Fatalf("TierArtifact(%s): %v", k, err)
+			}
+		}
+	}
+	list := func() ([]string, error) {
+		res, err := r.e.List(ctx, "t", "c", ListOptions{})
+		var keys []string
+		for _, a := range res.Artifacts {
+			keys = append(keys, a.Key)
+		}
+		return keys, err
+	}
+	remotes := r.faulty[len(r.faulty)-2:]
+	for _, tt := range []struct {
+		name    string
+		offline int // remote drives offline
+		ok      bool
+	}{{"remotes up", 0, true}, {"one remote offline", 1, true}, {"both remotes offline", 2, false}} {
+		for i, f := range remotes {
+			f.SetOffline(i < tt.offline)
+		}
+		keys, err := list()
+		switch {
+		case tt.ok && (err != nil || !slices.Equal(keys, want)):
+			t.Errorf("%s: listed %v, %v; want %v", tt.name, keys, err, want)
+		case !tt.ok && !errors.Is(err, ErrReadQuorum):
+			t.Errorf("%s: listed %v, %v; want ErrReadQuorum", tt.name, keys, err)
+		}
+	}
+}
