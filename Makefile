@@ -5,7 +5,7 @@ BENCH   ?= .
 FUZZTIME ?= 60s
 SOAK    ?= 5m
 
-.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients console-test bench bench-compare bench-limit fuzz chaos lint clean minio remote-soak remote-probes bench-remote scale-test
+.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients console-test bench bench-compare bench-limit fuzz chaos lint clean minio remote-soak remote-probes test-long bench-remote scale-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ test-short: ## quick tests only (skips the 1 GiB and 10,000-key tests)
 
 test-race: ## the short suite under the race detector
 	$(GO) test -race -short $(PKGS)
+
+test-long: ## the long end-to-end tests CI leaves out (make minio first; about 3 minutes): a dead node force-removed from a 4-node cluster, remote drives adopted and forced back in a 3-node cluster, DeleteObjects of 1,000 keys under its tight bound
+	VAULT_E2E_LONG=1 $(GO) test -count=1 -timeout 30m -v -run '^(TestClusterForceRemoveDead|TestClusterRemoteDrive|TestClusterDeleteObjects1000)$$' ./cmd/vaultd/
 
 minio: ## build the pinned MinIO that driver/remote's tests run against (cached in ~/.cache/vaultaire/minio; 5-6 min the first time)
 	bash scripts/minio.sh

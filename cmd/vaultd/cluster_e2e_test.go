@@ -297,6 +297,16 @@ func e2eAddrs(t *testing.T, n int, udp bool) []string {
 // the others join through its gossip address. It returns once every node
 // serves S3. All processes are killed when the test ends, and their output
 // is logged if it failed or VAULT_E2E_LOGS is set.
+// longE2E skips a long multi-process test unless VAULT_E2E_LONG=1 (make
+// test-long): such tests repeat, end to end, what faster tests in CI
+// already check piece by piece, and CI has a time budget.
+func longE2E(t *testing.T) {
+	t.Helper()
+	if os.Getenv("VAULT_E2E_LONG") != "1" {
+		t.Skip("a long end-to-end test: VAULT_E2E_LONG=1 (make test-long) runs it")
+	}
+}
+
 func startCluster(t *testing.T, n int) *e2eCluster {
 	t.Helper()
 	c := prepareCluster(t, n)

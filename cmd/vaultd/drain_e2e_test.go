@@ -198,6 +198,7 @@ func TestClusterDrainAndRemove(t *testing.T) {
 // removed drives for ever (session 13's probe: the older maps stayed, and
 // with them every later removal was refused as unfinished).
 func TestClusterForceRemoveDead(t *testing.T) {
+	longE2E(t)
 	c := startCluster(t, 4)
 	c.waitFormed(t, 90*time.Second)
 	ctx := t.Context()

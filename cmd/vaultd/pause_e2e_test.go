@@ -32,7 +32,7 @@ type pauseOp struct {
 }
 
 // TestClusterPausedNode: with one of three nodes stopped by SIGSTOP for
-// 30 s, writes and reads through the other two keep succeeding, with a
+// 20 s, writes and reads through the other two keep succeeding, with a
 // p99 latency under 2 s from 5 s after the pause (by then gossip has
 // marked the node down; before, the peer deadlines bound the wait). After
 // SIGCONT the node serves again, and the cluster heals what it missed:
@@ -49,7 +49,7 @@ func TestClusterPausedNode(t *testing.T) {
 
 func testPausedNode(t *testing.T, pauseLeader bool) {
 	const (
-		pause  = 30 * time.Second
+		pause  = 20 * time.Second
 		settle = 5 * time.Second // from the pause: latencies count after this
 		p99Max = 2 * time.Second
 		// From +12 s gossip has long marked the node dead (at about +6 s),

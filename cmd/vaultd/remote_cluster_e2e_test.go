@@ -28,6 +28,7 @@ import (
 // read-only standby while n4, the owner now, is alive, and takes the drive
 // back only when forced.
 func TestClusterRemoteDrive(t *testing.T) {
+	longE2E(t)
 	began := time.Now()
 	defer func() { t.Logf("TestClusterRemoteDrive took %v", time.Since(began).Round(time.Millisecond)) }()
 	c := prepareCluster(t, 3)

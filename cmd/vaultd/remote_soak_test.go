@@ -42,15 +42,12 @@ import (
 //   - each remote drive's circuit breaker opened and closed again
 //     (vaultaire_remote_breaker_opens_total, vaultaire_remote_online).
 //
-// It runs about 30 seconds (one cycle; 20 under the race detector, which
-// also slows GETs beyond the latency bound, so that is not asserted
-// there); VAULT_REMOTE_SOAK=5m (make remote-soak) runs it that long, with
+// It runs about 20 seconds (one cycle; the race detector slows GETs
+// beyond the latency bound, so that is not asserted there);
+// VAULT_REMOTE_SOAK=5m (make remote-soak) runs it that long, with
 // a cycle a minute, against MinIO only.
 func TestRemoteFaultWorkload(t *testing.T) {
-	dur, cycle := 30*time.Second, 30*time.Second
-	if raceEnabled {
-		dur, cycle = 20*time.Second, 20*time.Second // 5s of faults, then the hang and the outage
-	}
+	dur, cycle := 20*time.Second, 20*time.Second // 5s of faults, then the hang and the outage
 	soak := os.Getenv("VAULT_REMOTE_SOAK")
 	if soak != "" {
 		d, err := time.ParseDuration(soak)
