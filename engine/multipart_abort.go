@@ -98,7 +98,23 @@ func (e *Engine) abort(ctx context.Context, tenant, container, key, id string, u
 	if err != nil {
 		return 0, err
 	}
-	e.deleteRecord(ctx, drives, uploadKey(tenant, container, key, id), driver.Version{})
+	// A tombstone, not a delete: a drive of the set that missed the abort
+	// (offline) keeps the upload's record, which would otherwise be the
+	// newest once it is back and bring the upload back (probe of session
+	// 13). SweepUploads removes the tombstone, and any such record, after
+	// CompletedUploadRetention.
+	version, now := e.newVersion()
+	tomb := record{
+		Version: version, Deleted: true, Modified: now.UnixNano(),
+		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
+		Seed: up.Seed, Width: up.Width, PGCount: up.PGCount, Layout: up.Layout,
+	}
+	if v, ok := up.Metadata[uploadEpochKey]; ok {
+		tomb.Metadata = map[string]string{uploadEpochKey: v}
+	}
+	if err := e.putQuorum(ctx, uploadKey(tenant, container, key, id), drives, &tomb, max(up.Data, up.Parity+1)); err != nil {
+		return 0, err
+	}
 	return size, nil
 }
 
@@ -133,8 +149,9 @@ func (e *Engine) deleteRecord(ctx context.Context, drives []driver.Driver, ikey 
 // SweepUploads.
 const DefaultUploadSweepInterval = time.Hour
 
-// SweepUploads walks the multipart upload records of every container and
-// settles the completion markers: it finishes the clean-up of completions
+// SweepUploads walks the multipart upload records of every container,
+// removes aborted uploads' tombstones older than CompletedUploadRetention,
+// and settles the completion markers: it finishes the clean-up of completions
 // that crashed, removes the markers of completions overwritten since or
 // older than CompletedUploadRetention, and turns a marker whose completion
 // never became visible back into an upload in progress once it is older
@@ -155,6 +172,15 @@ func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
 		}
 		for i, raw := range raws {
 			after = raw.Key
+			if recs[i].Deleted {
+				// An aborted upload's tombstone: past the retention, it
+				// goes from every drive, with any record of the upload a
+				// drive that missed the abort still holds.
+				if e.cfg.Now().Sub(versionTime(recs[i].Version)) > CompletedUploadRetention {
+					e.deleteRecord(ctx, drives, raw.Key, driver.Version{})
+				}
+				continue
+			}
 			if !isMarker(recs[i]) {
 				continue
 			}

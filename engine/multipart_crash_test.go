@@ -151,6 +151,23 @@ func (c *memCluster) records(t *testing.T, prefix string) []driver.Record {
 	return all
 }
 
+// liveRecords returns the records of c's drives under prefix that are not
+// tombstones (an aborted upload leaves one until the sweep removes it).
+func (c *memCluster) liveRecords(t *testing.T, prefix string) []driver.Record {
+	t.Helper()
+	var live []driver.Record
+	for _, raw := range c.records(t, prefix) {
+		r, err := unmarshalRecord(raw.Data)
+		if err != nil {
+			t.Fatalf("record %q: %v", raw.Key, err)
+		}
+		if !r.Deleted {
+			live = append(live, raw)
+		}
+	}
+	return live
+}
+
 // mpUpload is a multipart upload whose parts are stored: parts 1 and 2
 // are completed, part 3 is left out.
 type mpUpload struct {
@@ -424,7 +441,7 @@ func TestAbortKeepsLegacyCompletion(t *testing.T) {
 	if got, err := readAll(ctx, e, "k"); err != nil || !bytes.Equal(got, u.want) {
 		t.Fatalf("read after Abort: %d bytes, %v", len(got), err)
 	}
-	if recs := c.records(t, "\x01"); len(recs) != 0 {
+	if recs := c.liveRecords(t, "\x01"); len(recs) != 0 {
 		t.Fatalf("%d upload records left after Abort", len(recs))
 	}
 }
@@ -540,7 +557,8 @@ func TestCompleteRetryAfterDeletePurged(t *testing.T) {
 
 // TestAbortUploadCrash kills AbortUpload after every possible number of
 // durable changes: after a restart the upload is either still there, and
-// a second Abort removes it, or gone with every part record.
+// a second Abort removes it, or gone with every part record; the sweep
+// past the retention leaves no record of it.
 func TestAbortUploadCrash(t *testing.T) {
 	ctx := t.Context()
 	step := int64(1) // every crash point; every third under the race detector's short run
@@ -563,8 +581,26 @@ func TestAbortUploadCrash(t *testing.T) {
 		if err := e2.AbortUpload(ctx, "t", "c", "k", u.id); err != nil && !errors.Is(err, ErrNoSuchUpload) {
 			t.Fatalf("n=%d: Abort after restart: %v", n, err)
 		}
+		// The upload is gone: no part record is left, and an upload
+		// record a drive still holds (the crash came while the
+		// tombstone was written) is older than the tombstone that a read
+		// quorum holds, until the sweep removes both.
+		if recs := c.liveRecords(t, "\x01P\x00"); len(recs) != 0 {
+			t.Fatalf("n=%d: %d part records left after the second Abort, first %q", n, len(recs), recs[0].Key)
+		}
+		if ups, _, err := e2.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 0 {
+			t.Fatalf("n=%d: ListUploads after the second Abort = %+v, %v", n, ups, err)
+		}
+		if _, _, err := e2.ListParts(ctx, "t", "c", "k", u.id, 0, 10); !errors.Is(err, ErrNoSuchUpload) {
+			t.Fatalf("n=%d: ListParts after the second Abort: %v, want ErrNoSuchUpload", n, err)
+		}
+		c.now.Store(int64(CompletedUploadRetention + time.Hour))
+		if _, err := e2.SweepUploads(ctx); err != nil {
+			t.Fatalf("n=%d: SweepUploads: %v", n, err)
+		}
+		e2.WaitBackground()
 		if recs := c.records(t, "\x01"); len(recs) != 0 {
-			t.Fatalf("n=%d: %d upload and part records left after the second Abort, first %q", n, len(recs), recs[0].Key)
+			t.Fatalf("n=%d: %d upload and part records left after the sweep past the retention, first %q", n, len(recs), recs[0].Key)
 		}
 		if finished {
 			return
