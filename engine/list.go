@@ -225,9 +225,12 @@ func pgsCovered(m *placement.Map, answered map[placement.DriveID]bool) bool {
 //
 // It does not wait for every drive: each batch is read from all drives in
 // parallel, and once the drives that answered (less those unavailable or
-// dropped before) cover every PG of the map, that is, hold at least k
-// drives of each PG's set of k+m (pgsCovered), the others get the
-// straggler grace and are then dropped from this listing. A listing whose
+// dropped before) cover every PG of every map a key of the container may
+// be placed in (the container's map, the other storage layout's, the
+// older maps kept during a migration, the remote layout of a tiered
+// container: listSet), that is, hold at least k drives of each PG's set
+// of k+m (pgsCovered), the others get the straggler grace and are then
+// dropped from this listing. A listing whose
 // drives no longer cover every PG fails with ErrReadQuorum rather than
 // answer a page that may miss keys. That stays correct: a key lives in
 // one PG's set of k+m drives, and its newest version (or tombstone) was
@@ -315,43 +318,33 @@ func (e *Engine) list(ctx context.Context, tenant, container string, opts ListOp
 // resolving each index key to its newest record, tombstones included.
 type merger struct {
 	e       *Engine
-	m       *placement.Map // the container's map, whose PGs the drives must cover
-	tier    *placement.Map // the remote layout's map of a tiered container (its PGs too), or nil
-	k       int            // the policy's read quorum
-	base    string         // the container's index prefix
-	prefix  string         // base + the listing's prefix
+	set     listSet // the maps whose PGs the drives must cover, and their drives
+	k       int     // the container's policy's read quorum
+	base    string  // the container's index prefix
+	prefix  string  // base + the listing's prefix
 	cursors []*cursor
 	ids     []placement.DriveID // ids[i] is the drive cursors[i] walks
 }
 
-// newMerger starts a walk of the keys under prefix sorting after after.
-// A drive the topology cannot provide gets no cursor: it counts as not
-// answering.
+// newMerger starts a walk of the keys under prefix sorting after after,
+// over the drives of every map a key of the container may be placed in
+// (listMaps). A drive the topology cannot provide gets no cursor: it
+// counts as not answering.
 func (e *Engine) newMerger(tenant, container, prefix, after string) *merger {
 	m := e.mapFor(tenant, container)
 	base := indexPrefix(tenant, container)
-	g := &merger{e: e, m: m, k: m.Policy.ReadQuorum(), base: base, prefix: base + prefix}
-	if e.tiered(tenant, container) {
-		// Tiered artifacts' records are on the remote layout's sets, whose
-		// drives are among m's (m.Drives holds every drive of the map)
-		// but in none of its PGs: without them answering, a listing
-		// would leave those artifacts out where a read fails.
-		g.tier = e.tierMap()
-	}
-	for _, dr := range m.Drives {
-		d, err := e.cfg.Topology.Drive(dr.ID)
-		if err != nil || d == nil {
-			continue
+	g := &merger{e: e, set: e.listSetOf(append([]*placement.Map{m}, e.fallbackMaps(tenant, container, m)...)), k: m.Policy.ReadQuorum(), base: base, prefix: base + prefix}
+	for i, d := range g.set.drives {
+		if d != nil {
+			g.cursors = append(g.cursors, &cursor{d: d, after: base + after})
+			g.ids = append(g.ids, g.set.ids[i])
 		}
-		g.cursors = append(g.cursors, &cursor{d: d, after: base + after})
-		g.ids = append(g.ids, dr.ID)
 	}
 	return g
 }
 
 // covered reports whether the cursors with answered[i] cover every PG of
-// the map, and of the remote layout's map for a tiered container
-// (pgsCovered).
+// every map of the walk (listSet.covers).
 func (g *merger) covered(answered []bool) bool {
 	ids := make(map[placement.DriveID]bool, len(g.ids))
 	for i, a := range answered {
@@ -359,7 +352,57 @@ func (g *merger) covered(answered []bool) bool {
 			ids[g.ids[i]] = true
 		}
 	}
-	return pgsCovered(g.m, ids) && (g.tier == nil || pgsCovered(g.tier, ids))
+	return g.set.covers(ids)
+}
+
+// listSet is what a listing walks: the maps a key it lists may be placed
+// in (the container's map first, then those reads fall back to: the
+// other storage layout's, the older maps kept during a migration, the
+// remote layout of a tiered container) and every drive of those maps
+// once, drives[i] for ids[i], nil where the topology lacks it. A listing
+// is complete once the drives that answered cover every PG of every one
+// of the maps: a key's newest record was written to a write quorum of
+// its set in the map it is placed in, whichever that is (see List).
+type listSet struct {
+	maps   []*placement.Map
+	ids    []placement.DriveID
+	drives []driver.Driver
+}
+
+// listSetOf returns the listSet of maps.
+func (e *Engine) listSetOf(maps []*placement.Map) listSet {
+	var s listSet
+	seen := map[placement.DriveID]bool{}
+	for _, m := range maps {
+		if m == nil {
+			continue
+		}
+		s.maps = append(s.maps, m)
+		for _, dr := range m.Drives {
+			if seen[dr.ID] {
+				continue
+			}
+			seen[dr.ID] = true
+			d, err := e.cfg.Topology.Drive(dr.ID)
+			if err != nil {
+				d = nil
+			}
+			s.ids = append(s.ids, dr.ID)
+			s.drives = append(s.drives, d)
+		}
+	}
+	return s
+}
+
+// covers reports whether the drives in answered cover every PG of every
+// map of s (pgsCovered).
+func (s listSet) covers(answered map[placement.DriveID]bool) bool {
+	for _, m := range s.maps {
+		if !pgsCovered(m, answered) {
+			return false
+		}
+	}
+	return true
 }
 
 // next returns the next key (without the container's prefix) and its
@@ -418,7 +461,7 @@ func (g *merger) finish() error {
 		}
 	}
 	if !g.covered(answered) {
-		err := fmt.Errorf("%w: list: %d of %d drives unavailable, a PG has fewer than %d of its set", ErrReadQuorum, len(g.m.Drives)-len(g.cursors)+len(errs), len(g.m.Drives), g.k)
+		err := fmt.Errorf("%w: list: %d of %d drives unavailable, a PG has fewer than k of its set", ErrReadQuorum, len(g.set.ids)-len(g.cursors)+len(errs), len(g.set.ids))
 		if len(errs) > 0 {
 			err = fmt.Errorf("%w: %w", err, errors.Join(errs...))
 		}

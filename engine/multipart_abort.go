@@ -160,13 +160,13 @@ const DefaultUploadSweepInterval = time.Hour
 // could not settle is tried again on the next call.
 func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
 	m := e.cfg.Topology.Map()
-	drives := e.recordDrives(m)
+	ls := e.recordSet(m)
 	const base = "\x01U\x00"
 	after := ""
 	seen := 0
 	var first error
 	for {
-		raws, recs, truncated, err := e.listCovering(ctx, m, drives, base, after, 1000)
+		raws, recs, truncated, err := e.listCovering(ctx, ls, base, after, 1000)
 		if err != nil {
 			return seen, fmt.Errorf("engine: sweep uploads: %w", err)
 		}
@@ -177,7 +177,7 @@ func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
 				// goes from every drive, with any record of the upload a
 				// drive that missed the abort still holds.
 				if e.cfg.Now().Sub(versionTime(recs[i].Version)) > CompletedUploadRetention {
-					e.deleteRecord(ctx, drives, raw.Key, driver.Version{})
+					e.deleteRecord(ctx, ls.drives, raw.Key, driver.Version{})
 				}
 				continue
 			}

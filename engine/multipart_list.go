@@ -34,20 +34,17 @@ func (e *Engine) listNewest(ctx context.Context, drives []driver.Driver, own int
 	})
 }
 
-// listCovering is listNewest over the drives of the map m (drives[i]
-// is m.Drives[i], nil where the topology lacks it) followed by other
-// drives (an older map's, another layout's), which are merged as they
-// answer but never stand in for one of m's: it needs the drives of m
-// that answered to cover every PG of m (pgsCovered, see List).
-func (e *Engine) listCovering(ctx context.Context, m *placement.Map, drives []driver.Driver, prefix, after string, limit int) ([]driver.Record, []*record, bool, error) {
-	return e.listMerged(ctx, drives, prefix, after, limit, func(answered []bool) (bool, string) {
-		ids := make(map[placement.DriveID]bool, len(m.Drives))
-		for i, dr := range m.Drives {
-			if i < len(answered) && answered[i] {
-				ids[dr.ID] = true
+// listCovering is listNewest over the drives of a listSet: it needs the
+// drives that answered to cover every PG of each of its maps (see List).
+func (e *Engine) listCovering(ctx context.Context, ls listSet, prefix, after string, limit int) ([]driver.Record, []*record, bool, error) {
+	return e.listMerged(ctx, ls.drives, prefix, after, limit, func(answered []bool) (bool, string) {
+		ids := make(map[placement.DriveID]bool, len(ls.ids))
+		for i, a := range answered {
+			if a {
+				ids[ls.ids[i]] = true
 			}
 		}
-		return pgsCovered(m, ids), fmt.Sprintf("%d of %d drives answered, a PG has fewer than %d of its set", len(ids), len(m.Drives), m.Policy.ReadQuorum())
+		return ls.covers(ids), fmt.Sprintf("%d of %d drives answered, a PG has fewer than k of its set", len(ids), len(ls.ids))
 	})
 }
 
@@ -179,7 +176,7 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 		limit = 1000
 	}
 	m := e.mapFor(tenant, container)
-	drives := e.recordDrives(m)
+	ls := e.recordSet(m)
 	base := uploadPrefix(tenant, container)
 	start := ""
 	if after != "" {
@@ -190,7 +187,7 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 	}
 	var ups []Upload
 	for {
-		raws, recs, truncated, err := e.listCovering(ctx, m, drives, base+prefix, start, limit)
+		raws, recs, truncated, err := e.listCovering(ctx, ls, base+prefix, start, limit)
 		if err != nil {
 			return nil, false, err
 		}
@@ -211,34 +208,10 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 	}
 }
 
-// recordDrives returns the drives that may hold the upload records (or
-// stripe intents) of a container whose map is m: those of m, drives[i]
-// for m.Drives[i] (nil where the topology lacks it), then those only the
-// older maps and the other layouts have (an upload holds the map it
-// started under, Residue, and a drained drive leaves the current map
-// before its uploads end). A listing needs m's drives that answer to
-// cover every PG of m (listCovering); the others are merged as they
-// answer within the straggler grace (fanOutUntil) but never stand in for
-// one of m's.
-func (e *Engine) recordDrives(m *placement.Map) []driver.Driver {
-	drives := make([]driver.Driver, len(m.Drives))
-	seen := map[placement.DriveID]bool{}
-	for i, dr := range m.Drives {
-		seen[dr.ID] = true
-		if d, err := e.cfg.Topology.Drive(dr.ID); err == nil && d != nil {
-			drives[i] = d
-		}
-	}
-	for _, o := range append(e.olderMaps(m), e.otherLayouts(m)...) {
-		for _, dr := range o.Drives {
-			if seen[dr.ID] {
-				continue
-			}
-			seen[dr.ID] = true
-			if d, err := e.cfg.Topology.Drive(dr.ID); err == nil && d != nil {
-				drives = append(drives, d)
-			}
-		}
-	}
-	return drives
+// recordSet returns the listSet of the upload records (or stripe
+// intents) of a container whose map is m: m's, then the other layouts'
+// and the older maps' (an upload holds the map it started under, Residue,
+// and a drained drive leaves the current map before its uploads end).
+func (e *Engine) recordSet(m *placement.Map) listSet {
+	return e.listSetOf(append(append([]*placement.Map{m}, e.otherLayouts(m)...), e.olderMaps(m)...))
 }

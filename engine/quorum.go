@@ -65,14 +65,15 @@ type fanResult[T any] struct {
 // late (if not nil) is called with its result on a goroutine the Engine
 // owns. call must honour ctx.
 func fanOut[T any](ctx context.Context, e *Engine, n int, run func(j int) bool, need int, call func(ctx context.Context, j int) T, good func(T) bool, late func(j int, v T)) ([]T, []bool) {
-	return fanOutUntil(ctx, e, n, run, func(ok int, _ []bool) bool { return ok == need }, call, good, late)
+	return fanOutUntil(ctx, e, n, run, func(ok int, _ []bool) bool { return ok > 0 && ok == need }, call, good, late)
 }
 
 // fanOutUntil is fanOut with the quorum given by enough rather than a
 // count: the straggler grace starts once enough(ok, accepted) reports true,
 // where ok is how many calls returned a value good accepts and accepted[j]
-// says whether call j did. enough is asked each time a call returns an
-// accepted value, on the caller's goroutine, and must not retain accepted.
+// says whether call j did. enough is asked before the first call returns
+// and each time a call returns an accepted value, on the caller's
+// goroutine, and must not retain accepted.
 func fanOutUntil[T any](ctx context.Context, e *Engine, n int, run func(j int) bool, enough func(ok int, accepted []bool) bool, call func(ctx context.Context, j int) T, good func(T) bool, late func(j int, v T)) ([]T, []bool) {
 	res := make([]T, n)
 	accepted := make([]bool, n)
@@ -89,6 +90,15 @@ func fanOutUntil[T any](ctx context.Context, e *Engine, n int, run func(j int) b
 	began := time.Now()
 	var grace <-chan time.Time
 	got, ok := 0, 0
+	// enough may already hold with no call back (a listing whose only
+	// cursor needing a batch is on a drive that hangs, the others
+	// covering every set without it: probe of session 14, which waited
+	// for the request's deadline): the grace starts at once.
+	if started > 0 && enough(0, accepted) {
+		t := time.NewTimer(maxStraggle) // the most a straggler gets: no answer to measure it by
+		defer t.Stop()
+		grace = t.C
+	}
 wait:
 	for got < started {
 		select {

@@ -109,11 +109,11 @@ func (e *Engine) CollectStripeOrphans(ctx context.Context) (CollectStats, error)
 	if m == nil {
 		return st, nil
 	}
-	drives := e.recordDrives(m)
+	ls := e.recordSet(m)
 	after := ""
 	var first error
 	for {
-		raws, recs, truncated, err := e.listCovering(ctx, m, drives, intentKeys, after, 1000)
+		raws, recs, truncated, err := e.listCovering(ctx, ls, intentKeys, after, 1000)
 		if err != nil {
 			return st, fmt.Errorf("engine: collect stripe orphans: %w", err)
 		}
