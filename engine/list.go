@@ -225,12 +225,13 @@ func pgsCovered(m *placement.Map, answered map[placement.DriveID]bool) bool {
 //
 // It does not wait for every drive: each batch is read from all drives in
 // parallel, and once the drives that answered (less those unavailable or
-// dropped before) cover every PG of every map a key of the container may
-// be placed in (the container's map, the other storage layout's, the
-// older maps kept during a migration, the remote layout of a tiered
-// container: listSet), that is, hold at least k drives of each PG's set
-// of k+m (pgsCovered), the others get the straggler grace and are then
-// dropped from this listing. A listing whose
+// dropped before) cover every PG of the container's map (and of the
+// remote layout's map of a tiered container: listSet), that is, hold at
+// least k drives of each PG's set of k+m (pgsCovered), the others get the
+// straggler grace and are then dropped from this listing. The drives of
+// the maps a key may still be placed in besides (an older map's during a
+// migration, the other storage layout's) are walked too, merged as they
+// answer. A listing whose
 // drives no longer cover every PG fails with ErrReadQuorum rather than
 // answer a page that may miss keys. That stays correct: a key lives in
 // one PG's set of k+m drives, and its newest version (or tombstone) was
@@ -328,12 +329,19 @@ type merger struct {
 
 // newMerger starts a walk of the keys under prefix sorting after after,
 // over the drives of every map a key of the container may be placed in
-// (listMaps). A drive the topology cannot provide gets no cursor: it
+// (listSet). A drive the topology cannot provide gets no cursor: it
 // counts as not answering.
 func (e *Engine) newMerger(tenant, container, prefix, after string) *merger {
 	m := e.mapFor(tenant, container)
 	base := indexPrefix(tenant, container)
-	g := &merger{e: e, set: e.listSetOf(append([]*placement.Map{m}, e.fallbackMaps(tenant, container, m)...)), k: m.Policy.ReadQuorum(), base: base, prefix: base + prefix}
+	cover := []*placement.Map{m}
+	if e.tiered(tenant, container) {
+		// Tiered artifacts' records are on the remote layout's sets, in
+		// none of m's PGs: without them, a listing would leave those
+		// artifacts out where a read fails.
+		cover = append(cover, e.tierMap())
+	}
+	g := &merger{e: e, set: e.listSetOf(cover, e.fallbackMaps(tenant, container, m)), k: m.Policy.ReadQuorum(), base: base, prefix: base + prefix}
 	for i, d := range g.set.drives {
 		if d != nil {
 			g.cursors = append(g.cursors, &cursor{d: d, after: base + after})
@@ -344,7 +352,7 @@ func (e *Engine) newMerger(tenant, container, prefix, after string) *merger {
 }
 
 // covered reports whether the cursors with answered[i] cover every PG of
-// every map of the walk (listSet.covers).
+// the maps the walk must cover (listSet.covers).
 func (g *merger) covered(answered []bool) bool {
 	ids := make(map[placement.DriveID]bool, len(g.ids))
 	for i, a := range answered {
@@ -355,29 +363,38 @@ func (g *merger) covered(answered []bool) bool {
 	return g.set.covers(ids)
 }
 
-// listSet is what a listing walks: the maps a key it lists may be placed
-// in (the container's map first, then those reads fall back to: the
-// other storage layout's, the older maps kept during a migration, the
-// remote layout of a tiered container) and every drive of those maps
-// once, drives[i] for ids[i], nil where the topology lacks it. A listing
-// is complete once the drives that answered cover every PG of every one
-// of the maps: a key's newest record was written to a write quorum of
-// its set in the map it is placed in, whichever that is (see List).
+// listSet is what a listing walks: every drive, once, of the maps whose
+// PGs it must cover (the container's map, and the remote layout's of a
+// tiered container, whose artifacts' records live there) and of the maps
+// a key may still be placed in besides (the other storage layout's, the
+// older maps kept during a migration); drives[i] for ids[i], nil where
+// the topology lacks it. A listing is complete once the drives that
+// answered cover every PG of the maps to cover; the others' drives are
+// merged as they answer but not waited for. Requiring the older maps and
+// the other layout too would close a corner (a key still placed there,
+// with more than their parity of its set down while every current set
+// has k, is left out, as reads cannot serve it either), at a price: an
+// older map is kept until a migration pass over it is clean, so one node
+// down after a join (its drives in an older map's sets) would make every
+// listing answer 503 until it returns (session 14, TestClusterThreeNodes).
 type listSet struct {
-	maps   []*placement.Map
+	cover  []*placement.Map
 	ids    []placement.DriveID
 	drives []driver.Driver
 }
 
-// listSetOf returns the listSet of maps.
-func (e *Engine) listSetOf(maps []*placement.Map) listSet {
+// listSetOf returns the listSet covering cover and walking also the
+// drives of more.
+func (e *Engine) listSetOf(cover, more []*placement.Map) listSet {
 	var s listSet
 	seen := map[placement.DriveID]bool{}
-	for _, m := range maps {
+	for i, m := range append(slices.Clip(cover), more...) {
 		if m == nil {
 			continue
 		}
-		s.maps = append(s.maps, m)
+		if i < len(cover) {
+			s.cover = append(s.cover, m)
+		}
 		for _, dr := range m.Drives {
 			if seen[dr.ID] {
 				continue
@@ -395,9 +412,9 @@ func (e *Engine) listSetOf(maps []*placement.Map) listSet {
 }
 
 // covers reports whether the drives in answered cover every PG of every
-// map of s (pgsCovered).
+// map s must cover (pgsCovered).
 func (s listSet) covers(answered map[placement.DriveID]bool) bool {
-	for _, m := range s.maps {
+	for _, m := range s.cover {
 		if !pgsCovered(m, answered) {
 			return false
 		}

@@ -207,8 +207,8 @@ func TestMultipartAcrossMapChange(t *testing.T) {
 // TestListUploadsQuorumIsTheCurrentMaps: the older maps' drives are listed
 // for uploads started under them, but never stand in for the current
 // map's: with more than its parity offline, a listing fails rather than
-// answer without an upload in progress whose record only those hold; and
-// an older map's sets must be covered as well.
+// answer without an upload in progress whose record only those hold; with
+// the older map's drives offline, listings still answer.
 func TestListUploadsQuorumIsTheCurrentMaps(t *testing.T) {
 	r := newMigRig(t)
 	ctx := t.Context()
@@ -243,15 +243,14 @@ func TestListUploadsQuorumIsTheCurrentMaps(t *testing.T) {
 		t.Errorf("SweepUploads with 3 of the current map's 4 drives offline: %d, %v; want ErrReadQuorum", n, err)
 	}
 	off(false, "d03", "d04", "d05")
-	// The older map's sets must be covered too (k of each): an upload
-	// started under it lives there only (probe of session 14: listings
-	// answered without the keys an older map's set held).
-	off(true, "d00")
+	// An older map's sets need not be covered: it is kept until a clean
+	// migration pass, and one node down after a join would otherwise
+	// fail every listing until it returns (session 14).
+	off(true, "d00", "d01")
 	if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 1 {
-		t.Errorf("ListUploads with one of the older map's drives offline: %+v, %v; want the upload", ups, err)
+		t.Errorf("ListUploads with the older map's drives offline: %+v, %v; want the upload", ups, err)
 	}
-	off(true, "d01")
-	if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); !errors.Is(err, ErrReadQuorum) {
-		t.Errorf("ListUploads with the older map's drives offline: %+v, %v; want ErrReadQuorum", ups, err)
+	if res, err := r.e.List(ctx, "t", "c", ListOptions{}); err != nil {
+		t.Errorf("List with the older map's drives offline: %+v, %v; want an answer", res, err)
 	}
 }

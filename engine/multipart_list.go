@@ -35,7 +35,8 @@ func (e *Engine) listNewest(ctx context.Context, drives []driver.Driver, own int
 }
 
 // listCovering is listNewest over the drives of a listSet: it needs the
-// drives that answered to cover every PG of each of its maps (see List).
+// drives that answered to cover every PG of each map it must cover (see
+// List).
 func (e *Engine) listCovering(ctx context.Context, ls listSet, prefix, after string, limit int) ([]driver.Record, []*record, bool, error) {
 	return e.listMerged(ctx, ls.drives, prefix, after, limit, func(answered []bool) (bool, string) {
 		ids := make(map[placement.DriveID]bool, len(ls.ids))
@@ -209,9 +210,10 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 }
 
 // recordSet returns the listSet of the upload records (or stripe
-// intents) of a container whose map is m: m's, then the other layouts'
-// and the older maps' (an upload holds the map it started under, Residue,
-// and a drained drive leaves the current map before its uploads end).
+// intents) of a container whose map is m: covering m, walking also the
+// other layouts' and the older maps' drives (an upload holds the map it
+// started under, Residue, and a drained drive leaves the current map
+// before its uploads end).
 func (e *Engine) recordSet(m *placement.Map) listSet {
-	return e.listSetOf(append(append([]*placement.Map{m}, e.otherLayouts(m)...), e.olderMaps(m)...))
+	return e.listSetOf([]*placement.Map{m}, append(e.otherLayouts(m), e.olderMaps(m)...))
 }
