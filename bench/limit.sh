@@ -15,7 +15,8 @@
 #   DURATION [5s]  CONNECTIONS [16]  THREADS [2]  LATENCY_DURATION [3s]
 #   WORKLOADS ["get:4096 put:4096 get:1048576 put:1048576"]
 #   OUT   also write the table to this file
-#   PPROF=DIR  write vaultd CPU and heap profiles of each Vaultaire run to DIR
+#   PPROF=DIR  write vaultd CPU and heap profiles and a 3 s execution trace
+#              of each Vaultaire run to DIR
 # Needs wrk (Debian package wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -98,10 +99,15 @@ for w in $WORKLOADS; do
 			curl -s -o "$PPROF/cpu-$method-$size.pprof" \
 				"http://127.0.0.1:$pport/debug/pprof/profile?seconds=$((${DURATION%s} - 1))" &
 			ppid=$!
+			# An execution trace of 3 s in the middle: where requests
+			# wait (go tool trace -pprof=sync|syscall|sched FILE).
+			(sleep 2 && curl -s -o "$PPROF/trace-$method-$size.out" \
+				"http://127.0.0.1:$pport/debug/pprof/trace?seconds=3") &
+			ppid="$ppid $!"
 		fi
 		runwrk "$method-$size-$side" "$method" "$size" "$u" "$CONNECTIONS" "$THREADS" "$DURATION"
 		if [ -n "$ppid" ]; then
-			wait "$ppid" || true
+			wait $ppid || true
 			curl -s -o "$PPROF/allocs-$method-$size.pprof" "http://127.0.0.1:$pport/debug/pprof/allocs"
 		fi
 		if [ "$size" -le 65536 ]; then

@@ -342,6 +342,7 @@ func (e *Engine) newMerger(tenant, container, prefix, after string) *merger {
 		cover = append(cover, e.tierMap())
 	}
 	g := &merger{e: e, set: e.listSetOf(cover, e.fallbackMaps(tenant, container, m)), k: m.Policy.ReadQuorum(), base: base, prefix: base + prefix}
+	g.set.wholeIfLayouts(e, m)
 	for i, d := range g.set.drives {
 		if d != nil {
 			g.cursors = append(g.cursors, &cursor{d: d, after: base + after})
@@ -379,8 +380,25 @@ func (g *merger) covered(answered []bool) bool {
 // listing answer 503 until it returns (session 14, TestClusterThreeNodes).
 type listSet struct {
 	cover  []*placement.Map
+	whole  *placement.Map // if set, at most its parity of its drives may be missing (wholeIfLayouts)
 	ids    []placement.DriveID
 	drives []driver.Driver
+}
+
+// wholeIfLayouts keeps, in a cluster with remote drives (where a
+// container's keys may still be placed for its other storage layout
+// after a policy change, until the re-layout walk moves them), the rule
+// listings had before the per-PG one as well: at most m's parity of m's
+// drives (every drive of the cluster) missing. The per-PG rule covers the
+// container's layout only, and the other layout's sets hold drives (the
+// remote ones) in none of its PGs: without the whole-map rule, a listing
+// of a container flipped from hybrid to local answered without the keys
+// its hybrid sets still held once the remote drives and two local ones
+// were down (probe of session 14), where it used to answer 503.
+func (s *listSet) wholeIfLayouts(e *Engine, m *placement.Map) {
+	if len(e.otherLayouts(m)) > 0 {
+		s.whole = m
+	}
 }
 
 // listSetOf returns the listSet covering cover and walking also the
@@ -412,8 +430,20 @@ func (e *Engine) listSetOf(cover, more []*placement.Map) listSet {
 }
 
 // covers reports whether the drives in answered cover every PG of every
-// map s must cover (pgsCovered).
+// map s must cover (pgsCovered), and leave at most whole's parity of its
+// drives out.
 func (s listSet) covers(answered map[placement.DriveID]bool) bool {
+	if s.whole != nil {
+		missing := 0
+		for _, d := range s.whole.Drives {
+			if !answered[d.ID] {
+				missing++
+			}
+		}
+		if missing > s.whole.Policy.Parity {
+			return false
+		}
+	}
 	for _, m := range s.cover {
 		if !pgsCovered(m, answered) {
 			return false

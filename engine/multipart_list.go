@@ -215,5 +215,7 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 // started under, Residue, and a drained drive leaves the current map
 // before its uploads end).
 func (e *Engine) recordSet(m *placement.Map) listSet {
-	return e.listSetOf([]*placement.Map{m}, append(e.otherLayouts(m), e.olderMaps(m)...))
+	s := e.listSetOf([]*placement.Map{m}, append(e.otherLayouts(m), e.olderMaps(m)...))
+	s.wholeIfLayouts(e, m)
+	return s
 }
