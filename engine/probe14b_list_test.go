@@ -1,0 +1,184 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync/atomic"
+	"testing"
+
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/driver/drivertest"
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// p14Rig is an Engine over in-memory fault-injecting drives: local
+// drives l00.. (one node each) then remote drives r00.., with a storage
+// policy the test switches.
+type p14Rig struct {
+	e      *Engine
+	m      *placement.Map
+	faulty map[placement.DriveID]*drivertest.Faulty
+	policy atomic.Value // string
+}
+
+func newP14Rig(t *testing.T, locals, remotes int, pol placement.Policy, width int) *p14Rig {
+	t.Helper()
+	r := &p14Rig{faulty: map[placement.DriveID]*drivertest.Faulty{}}
+	r.policy.Store(PolicyLocal)
+	var pdrives []placement.Drive
+	ds := map[placement.DriveID]driver.Driver{}
+	add := func(id placement.DriveID, node placement.NodeID, class driver.Class) {
+		f := drivertest.NewFaulty(&drivertest.Mem{MemID: id, ClusterID: "test"})
+		r.faulty[id], ds[id] = f, f
+		pdrives = append(pdrives, placement.Drive{ID: id, Node: node, Class: class})
+	}
+	for i := range locals {
+		add(placement.DriveID(fmt.Sprintf("l%02d", i)), placement.NodeID(fmt.Sprintf("n%d", i)), driver.ClassLocal)
+	}
+	for i := range remotes {
+		add(placement.DriveID(fmt.Sprintf("r%02d", i)), placement.NodeID(fmt.Sprintf("rn%d", i)), driver.ClassRemote)
+	}
+	if pol.Data == 0 {
+		var err error
+		if pol, err = placement.DefaultPolicy(len(pdrives)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := placement.NewMap(pdrives, pol, placement.DefaultPGCount, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Width = width
+	r.m = m
+	topo, err := NewStatic(m, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.e, err = New(Config{Topology: topo, Containers: &MemContainers{}, StripeSize: 64 << 10,
+		StoragePolicy: func(string, string) string { return r.policy.Load().(string) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, f := range r.faulty {
+			f.SetHang(false)
+			f.SetOffline(false)
+		}
+		r.e.WaitBackground()
+	})
+	if err := r.e.CreateContainer(t.Context(), "t", "c"); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (r *p14Rig) offline(on bool, ids ...placement.DriveID) {
+	for _, id := range ids {
+		r.faulty[id].SetOffline(on)
+	}
+}
+
+func (r *p14Rig) listKeys(t *testing.T, limit int) ([]string, error) {
+	t.Helper()
+	var keys []string
+	after := ""
+	for {
+		res, err := r.e.List(t.Context(), "t", "c", ListOptions{After: after, Limit: limit})
+		if err != nil {
+			return keys, err
+		}
+		for _, a := range res.Artifacts {
+			keys = append(keys, a.Key)
+		}
+		if !res.Truncated {
+			return keys, nil
+		}
+		after = res.Next
+	}
+}
+
+func probeGate(t *testing.T) {
+	t.Helper()
+	if os.Getenv("VAULT_PROBE") != "1" {
+		t.Skip("probe: VAULT_PROBE=1")
+	}
+}
+
+// TestProbe14bListHybridToLocalFlip: a container written under the hybrid
+// policy (sets of 4 local + 2 remote drives, write quorum 4) switches to
+// the local policy (CheckPolicyChange allows it; the artifacts stay in
+// their hybrid sets until RelayoutContainer). Its listing now walks the
+// local layout's map, whose PGs name only local drives: pgsCovered never
+// asks whether the hybrid sets the artifacts still live in have k drives
+// answering. With a key's four record holders down (its two remote drives,
+// a remote backend outage, and the two local drives that took its write)
+// the local sets still have 4 of 6, so List answers without an error and
+// without the key. Before the per-PG rule (whole map less parity: 4
+// drives missing > 2) it failed with ErrReadQuorum.
+func TestProbe14bListHybridToLocalFlip(t *testing.T) {
+	probeGate(t)
+	r := newP14Rig(t, 6, 2, placement.Policy{}, 0)
+	ctx := t.Context()
+	r.policy.Store(PolicyHybrid)
+	hm := r.e.mapFor("t", "c")
+	if hm.Layout != placement.LayoutHybrid {
+		t.Fatalf("hybrid layout map: %s", hm.Layout)
+	}
+	for i := range 8 {
+		key := fmt.Sprintf("a%02d", i)
+		if _, err := r.e.Put(ctx, "t", "c", key, bytes.NewReader([]byte(key)), PutOptions{Size: int64(len(key))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const key = "victim"
+	set := hm.Set(hm.PGOf("t", "c", key))
+	var locals, remotes []placement.DriveID
+	for _, id := range set {
+		if r.m.Drives[slices.IndexFunc(r.m.Drives, func(d placement.Drive) bool { return d.ID == id })].Class == driver.ClassRemote {
+			remotes = append(remotes, id)
+		} else {
+			locals = append(locals, id)
+		}
+	}
+	t.Logf("hybrid policy %s set %v (locals %v remotes %v), write quorum %d", hm.Policy, set, locals, remotes, hm.Policy.WriteQuorum())
+	// Two local drives of the set are down during the write: it commits on
+	// the write quorum of the other two local drives and the two remotes.
+	r.offline(true, locals[:2]...)
+	data := []byte("acknowledged hybrid artifact")
+	if _, err := r.e.Put(ctx, "t", "c", key, bytes.NewReader(data), PutOptions{Size: int64(len(data))}); err != nil {
+		t.Fatalf("Put(%s) with 2 of its set down: %v", key, err)
+	}
+	r.offline(false, locals[:2]...)
+	r.e.WaitBackground()
+
+	r.policy.Store(PolicyLocal)
+	if err := r.e.CheckPolicyChange(ctx, "t", "c", PolicyLocal); err != nil {
+		t.Fatalf("CheckPolicyChange: %v", err)
+	}
+	lm := r.e.mapFor("t", "c")
+	t.Logf("local layout policy %s", lm.Policy)
+
+	keys, err := r.listKeys(t, 1000)
+	if err != nil || !slices.Contains(keys, key) {
+		t.Fatalf("all drives up: List = %v, %v; want %s listed", keys, err, key)
+	}
+
+	// The holders go down: the remotes (backend outage) and the two
+	// local drives that took the write.
+	down := append(slices.Clone(locals[2:]), remotes...)
+	r.offline(true, down...)
+	keys, err = r.listKeys(t, 1000)
+	_, herr := r.e.Head(ctx, "t", "c", key)
+	t.Logf("holders %v down: List = %v, err %v; Head(%s) err %v", down, keys, err, key, herr)
+	if err == nil && !slices.Contains(keys, key) {
+		t.Errorf("List answered without error but omits %s, an acknowledged artifact (Head: %v): the listing's coverage ignores the other layout's sets", key, herr)
+	}
+	r.offline(false, down...)
+	if _, err := r.e.Head(ctx, "t", "c", key); err != nil {
+		t.Errorf("Head(%s) with every drive back: %v", key, err)
+	}
+	_ = errors.Is
+}
