@@ -262,3 +262,60 @@ func TestProbe14bListPolicyGrowthHistory(t *testing.T) {
 		t.Errorf("List answered without error but omits %s (Head: %v): an older map's set lost more than its parity", key, herr)
 	}
 }
+
+// TestProbe14bListResurrectsAfterFlip: a key written under the local
+// layout (all six local drives hold v1) is deleted after the container
+// went hybrid, while two local drives of its hybrid set are down: the
+// tombstone is on its write quorum, 2 local + 2 remote. With one remote
+// drive not answering (the hybrid set keeps 5 of 6, well within the
+// per-PG rule and the old one), the merger sees 3 tombstones and 4
+// records of v1 (the local layout's copies, on drives outside the key's
+// hybrid set or that missed the delete): chooseVersion (k = 4) picks v1,
+// "held by k", over the newer tombstone. The merger counts records no
+// matter which set they are placed for; a read (readSet) counts only
+// records placed in the set it reads.
+func TestProbe14bListResurrectsAfterFlip(t *testing.T) {
+	probeGate(t)
+	r := newP14Rig(t, 6, 2, placement.Policy{}, 0)
+	ctx := t.Context()
+	const key = "ghost"
+	data := []byte("written under local, deleted under hybrid")
+	if _, err := r.e.Put(ctx, "t", "c", key, bytes.NewReader(data), PutOptions{Size: int64(len(data))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.e.CheckPolicyChange(ctx, "t", "c", PolicyHybrid); err != nil {
+		t.Fatal(err)
+	}
+	r.policy.Store(PolicyHybrid)
+	hm := r.e.mapFor("t", "c")
+	set := hm.Set(hm.PGOf("t", "c", key))
+	var locals, remotes []placement.DriveID
+	for _, id := range set {
+		if id[0] == 'r' {
+			remotes = append(remotes, id)
+		} else {
+			locals = append(locals, id)
+		}
+	}
+	r.offline(true, locals[:2]...)
+	if err := r.e.Delete(ctx, "t", "c", key); err != nil {
+		t.Fatalf("Delete with 2 of its hybrid set down: %v", err)
+	}
+	r.offline(false, locals[:2]...)
+	r.e.WaitBackground()
+	if _, err := r.e.Head(ctx, "t", "c", key); !errors.Is(err, ErrNoSuchArtifact) {
+		t.Fatalf("Head after delete, all up: %v, want ErrNoSuchArtifact", err)
+	}
+	keys, err := r.listKeys(t, 1000)
+	t.Logf("all up: List = %v, %v", keys, err)
+	if slices.Contains(keys, key) {
+		t.Errorf("all drives up: List shows deleted %s", key)
+	}
+	r.offline(true, remotes[0])
+	keys, err = r.listKeys(t, 1000)
+	_, herr := r.e.Head(ctx, "t", "c", key)
+	t.Logf("%s offline: List = %v, %v; Head: %v", remotes[0], keys, err, herr)
+	if err == nil && slices.Contains(keys, key) {
+		t.Errorf("one remote drive offline: List shows %s, deleted (Head: %v): a deleted key resurrected by the other layout's records", key, herr)
+	}
+}
