@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/driver/drivertest"
@@ -22,6 +23,7 @@ type p14Rig struct {
 	m      *placement.Map
 	faulty map[placement.DriveID]*drivertest.Faulty
 	policy atomic.Value // string
+	skew   atomic.Int64 // nanoseconds added to the clock
 }
 
 func newP14Rig(t *testing.T, locals, remotes int, pol placement.Policy, width int) *p14Rig {
@@ -58,7 +60,8 @@ func newP14Rig(t *testing.T, locals, remotes int, pol placement.Policy, width in
 		t.Fatal(err)
 	}
 	r.e, err = New(Config{Topology: topo, Containers: &MemContainers{}, StripeSize: 64 << 10,
-		StoragePolicy: func(string, string) string { return r.policy.Load().(string) }})
+		StoragePolicy: func(string, string) string { return r.policy.Load().(string) },
+		Now:           func() time.Time { return time.Now().Add(time.Duration(r.skew.Load())) }})
 	if err != nil {
 		t.Fatal(err)
 	}
