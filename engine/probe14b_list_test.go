@@ -123,7 +123,15 @@ func probeGate(t *testing.T) {
 // drives missing > 2) it failed with ErrReadQuorum.
 func TestProbe14bListHybridToLocalFlip(t *testing.T) {
 	probeGate(t)
-	r := newP14Rig(t, 6, 2, placement.Policy{}, 0)
+	for _, cfg := range []struct{ locals, remotes int }{{6, 2}, {8, 4}} {
+		t.Run(fmt.Sprintf("%dlocal+%dremote", cfg.locals, cfg.remotes), func(t *testing.T) {
+			probeHybridToLocal(t, cfg.locals, cfg.remotes)
+		})
+	}
+}
+
+func probeHybridToLocal(t *testing.T, nlocal, nremote int) {
+	r := newP14Rig(t, nlocal, nremote, placement.Policy{}, 0)
 	ctx := t.Context()
 	r.policy.Store(PolicyHybrid)
 	hm := r.e.mapFor("t", "c")
@@ -140,27 +148,29 @@ func TestProbe14bListHybridToLocalFlip(t *testing.T) {
 	set := hm.Set(hm.PGOf("t", "c", key))
 	var locals, remotes []placement.DriveID
 	for _, id := range set {
-		if r.m.Drives[slices.IndexFunc(r.m.Drives, func(d placement.Drive) bool { return d.ID == id })].Class == driver.ClassRemote {
+		if id[0] == 'r' {
 			remotes = append(remotes, id)
 		} else {
 			locals = append(locals, id)
 		}
 	}
-	t.Logf("hybrid policy %s set %v (locals %v remotes %v), write quorum %d", hm.Policy, set, locals, remotes, hm.Policy.WriteQuorum())
-	// Two local drives of the set are down during the write: it commits on
-	// the write quorum of the other two local drives and the two remotes.
-	r.offline(true, locals[:2]...)
+	wq := hm.Policy.WriteQuorum()
+	skip := len(set) - wq // local drives of the set down during the write
+	t.Logf("hybrid policy %s set %v (locals %v remotes %v), write quorum %d", hm.Policy, set, locals, remotes, wq)
+	// Some local drives of the set are down during the write: it commits
+	// on its write quorum, the other local drives and the remotes.
+	r.offline(true, locals[:skip]...)
 	data := []byte("acknowledged hybrid artifact")
 	if _, err := r.e.Put(ctx, "t", "c", key, bytes.NewReader(data), PutOptions{Size: int64(len(data))}); err != nil {
-		t.Fatalf("Put(%s) with 2 of its set down: %v", key, err)
+		t.Fatalf("Put(%s) with %d of its set down: %v", key, skip, err)
 	}
-	r.offline(false, locals[:2]...)
+	r.offline(false, locals[:skip]...)
 	r.e.WaitBackground()
 
-	r.policy.Store(PolicyLocal)
 	if err := r.e.CheckPolicyChange(ctx, "t", "c", PolicyLocal); err != nil {
 		t.Fatalf("CheckPolicyChange: %v", err)
 	}
+	r.policy.Store(PolicyLocal)
 	lm := r.e.mapFor("t", "c")
 	t.Logf("local layout policy %s", lm.Policy)
 
@@ -169,9 +179,9 @@ func TestProbe14bListHybridToLocalFlip(t *testing.T) {
 		t.Fatalf("all drives up: List = %v, %v; want %s listed", keys, err, key)
 	}
 
-	// The holders go down: the remotes (backend outage) and the two
-	// local drives that took the write.
-	down := append(slices.Clone(locals[2:]), remotes...)
+	// The holders go down: the remotes (a backend outage) and the local
+	// drives that took the write.
+	down := append(slices.Clone(locals[skip:]), remotes...)
 	r.offline(true, down...)
 	keys, err = r.listKeys(t, 1000)
 	_, herr := r.e.Head(ctx, "t", "c", key)
@@ -179,11 +189,18 @@ func TestProbe14bListHybridToLocalFlip(t *testing.T) {
 	if err == nil && !slices.Contains(keys, key) {
 		t.Errorf("List answered without error but omits %s, an acknowledged artifact (Head: %v): the listing's coverage ignores the other layout's sets", key, herr)
 	}
+	vres, verr := r.e.ListVersions(ctx, "t", "c", VersionListOptions{})
+	found := false
+	for _, v := range vres.Versions {
+		found = found || v.Key == key
+	}
+	if verr == nil && !found {
+		t.Errorf("ListVersions answered without error but omits %s", key)
+	}
 	r.offline(false, down...)
 	if _, err := r.e.Head(ctx, "t", "c", key); err != nil {
 		t.Errorf("Head(%s) with every drive back: %v", key, err)
 	}
-	_ = errors.Is
 }
 
 // TestProbe14bListPolicyGrowthHistory: a cluster of six drives (4+2,
