@@ -2,7 +2,7 @@ package engine
 
 import (
 	"bytes"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/vaultaire/vaultaire/placement"
@@ -79,4 +79,3 @@ func (r *p14Rig) homeRec(t *testing.T, m *placement.Map, key string) *record {
 	t.Fatalf("no record of %s", key)
 	return nil
 }
-
