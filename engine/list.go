@@ -508,7 +508,7 @@ func (g *merger) finish() error {
 		}
 	}
 	if !g.covered(answered) {
-		err := fmt.Errorf("%w: list: %d of %d drives unavailable, a PG has fewer than k of its set", ErrReadQuorum, len(g.set.ids)-len(g.cursors)+len(errs), len(g.set.ids))
+		err := fmt.Errorf("%w: list: %d of %d drives unavailable, too few of some set (or, with remote drives, of the whole map) answered", ErrReadQuorum, len(g.set.ids)-len(g.cursors)+len(errs), len(g.set.ids))
 		if len(errs) > 0 {
 			err = fmt.Errorf("%w: %w", err, errors.Join(errs...))
 		}

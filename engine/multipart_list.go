@@ -45,7 +45,7 @@ func (e *Engine) listCovering(ctx context.Context, ls listSet, prefix, after str
 				ids[ls.ids[i]] = true
 			}
 		}
-		return ls.covers(ids), fmt.Sprintf("%d of %d drives answered, a PG has fewer than k of its set", len(ids), len(ls.ids))
+		return ls.covers(ids), fmt.Sprintf("%d of %d drives answered, too few of some set (or, with remote drives, of the whole map) answered", len(ids), len(ls.ids))
 	})
 }
 

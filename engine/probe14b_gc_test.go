@@ -19,7 +19,7 @@ import (
 // completed artifact's record is: it decides the Put never completed and
 // deletes every part's shard files of an acknowledged artifact.
 func TestProbe14bCollectorAfterFlip(t *testing.T) {
-	probeGate(t)
+	// (held up in the probe of session 14: kept as a regression test)
 	for _, dir := range []struct{ from, to string }{{PolicyLocal, PolicyHybrid}, {PolicyHybrid, PolicyLocal}} {
 		t.Run(dir.from+"->"+dir.to, func(t *testing.T) {
 			r := newP14Rig(t, 6, 2, placement.Policy{}, 4)

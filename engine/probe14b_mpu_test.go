@@ -16,7 +16,7 @@ import (
 // upload list as in progress again, and does aborting it harm the
 // completed artifact?
 func TestProbe14bCompletedUploadResurfaces(t *testing.T) {
-	probeGate(t)
+	// (held up in the probe of session 14: kept as a regression test)
 	r := newP14Rig(t, 6, 0, placement.Policy{}, 0)
 	ctx := t.Context()
 	const key = "mpu"
