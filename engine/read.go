@@ -523,6 +523,12 @@ func (a *Artifact) writeStriped(ctx context.Context, w io.Writer, off, length in
 		bad bool
 		err error
 	}
+	window := stripeReadAhead
+	if len(spans) > window {
+		extra := a.e.parts.take(stripeReadBurst - window)
+		defer a.e.parts.give(extra) // after the parts in flight have stopped (deferred below)
+		window += extra
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
@@ -530,12 +536,6 @@ func (a *Artifact) writeStriped(ctx context.Context, w io.Writer, off, length in
 		wg.Wait()
 	}()
 	out := make([]chan result, len(spans))
-	window := stripeReadAhead
-	if len(spans) > window {
-		extra := a.e.parts.take(stripeReadBurst - window)
-		defer a.e.parts.give(extra)
-		window += extra
-	}
 	free := make(chan []byte, window) // the window's buffers, reused
 	for range window {
 		free <- nil // allocated on first use
