@@ -39,18 +39,7 @@ func TestProbe14bListPagingFuzz(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Chosen = true
-	topo, err := NewStatic(m, ds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(Config{Topology: topo, Containers: &MemContainers{}, StripeSize: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.WaitBackground)
-	if err := e.CreateContainer(ctx, "t", "c"); err != nil {
-		t.Fatal(err)
-	}
+	e := staticEngine(t, m, ds)
 	rng := rand.New(rand.NewPCG(14, 2))
 	setOff := func(down []placement.DriveID) {
 		for _, id := range ids {

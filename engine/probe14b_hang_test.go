@@ -60,18 +60,7 @@ func TestProbe14bListHangMidWalk(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Chosen = true
-	topo, err := NewStatic(m, ds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(Config{Topology: topo, Containers: &MemContainers{}, StripeSize: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.WaitBackground)
-	if err := e.CreateContainer(ctx, "t", "c"); err != nil {
-		t.Fatal(err)
-	}
+	e := staticEngine(t, m, ds)
 	const n = 1500
 	for i := range n {
 		k := fmt.Sprintf("k%04d", i)
@@ -106,4 +95,24 @@ func TestProbe14bListHangMidWalk(t *testing.T) {
 	if lerr == nil && count != n {
 		t.Errorf("listed %d keys, want %d", count, n)
 	}
+}
+
+// staticEngine returns an Engine over m and the drives ds, with one
+// container "c" of tenant "t", waiting for its background work at the
+// end of the test.
+func staticEngine(t *testing.T, m *placement.Map, ds map[placement.DriveID]driver.Driver) *Engine {
+	t.Helper()
+	topo, err := NewStatic(m, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{Topology: topo, Containers: &MemContainers{}, StripeSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.WaitBackground)
+	if err := e.CreateContainer(t.Context(), "t", "c"); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
