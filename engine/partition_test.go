@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,10 +31,37 @@ type gated struct {
 	pass    bool // the held write lands once released (holdThenLand)
 	release chan struct{}
 	refused driver.Version // refuseAsStale
+	// getHeld and getEntered gate the next GetRecord (holdGet).
+	getHeld, getEntered chan struct{}
 }
 
-// refuseAsStale makes the drive refuse record writes of version v as
-// stale without storing them: a newer version was there, and was rolled
+// holdGet makes the drive's next GetRecord signal entered, then wait
+// until release is closed: a writer paused between its attempt and its
+// look at the drives that refused it.
+func (g *gated) holdGet(entered, release chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.getEntered, g.getHeld = entered, release
+}
+
+func (g *gated) GetRecord(ctx context.Context, key string) (driver.Record, error) {
+	g.mu.Lock()
+	entered, release := g.getEntered, g.getHeld
+	g.getEntered, g.getHeld = nil, nil
+	g.mu.Unlock()
+	if release != nil {
+		close(entered)
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return driver.Record{}, ctx.Err()
+		}
+	}
+	return g.Faulty.GetRecord(ctx, key)
+}
+
+// refuseAsStale makes the drive refuse the next record write of version v
+// as stale without storing it: a newer version was there, and was rolled
 // back before the writer looked.
 func (g *gated) refuseAsStale(v driver.Version) {
 	g.mu.Lock()
@@ -64,6 +92,9 @@ func (g *gated) PutRecord(ctx context.Context, r driver.Record) (driver.Record, 
 	}
 	release, pass := g.release, g.pass
 	refused := r.Version == g.refused
+	if refused {
+		g.refused = driver.Version{}
+	}
 	g.mu.Unlock()
 	if refused {
 		return driver.Record{}, false, fmt.Errorf("gated: %w", driver.ErrStale)
@@ -207,10 +238,13 @@ func TestStaleRefusalStays(t *testing.T) {
 	// Newer inline: a newer inline version on fewer than k drives is
 	// still rolled back (its records hold the version before's only
 	// inline shards), so a refusal for it does not count (rollbackable):
-	// the acknowledged write, which names no shard files (a delete, or a
-	// small PUT), is written again above it. Counted, the small PUT was
-	// acknowledged with 2 of the k = 4 shards it needs, and the version
-	// before came back.
+	// the small PUT, whose first attempt is on fewer than k drives (no
+	// read can have served it), is written again above it. Counted, the
+	// small PUT was acknowledged with 2 of the k = 4 shards it needs, and
+	// the version before came back. The delete's first attempt, on 2
+	// drives, may have been served (a read that meets it newest writes it
+	// back): it is not written again under a newer version
+	// (TestWriteTakesEffectOnce) and fails, the version before standing.
 	for _, tc := range []struct{ newerInline, ackedPut bool }{{false, false}, {true, false}, {true, true}} {
 		newerInline := tc.newerInline
 		t.Run(fmt.Sprintf("newer inline %v, acknowledged %s", newerInline, map[bool]string{false: "delete", true: "small PUT"}[tc.ackedPut]), func(t *testing.T) {
@@ -258,9 +292,11 @@ func TestStaleRefusalStays(t *testing.T) {
 				return done
 			}
 			old := []byte("the version before both")
-			if _, err := e.Put(t.Context(), "t", "c", key, bytes.NewReader(old), PutOptions{Size: -1}); err != nil {
+			oldInfo, err := e.Put(t.Context(), "t", "c", key, bytes.NewReader(old), PutOptions{Size: -1})
+			if err != nil {
 				t.Fatal(err)
 			}
+			oldETag := oldInfo.ETag
 			v1, _ := e.newVersion() // the write to be acknowledged
 			v2, _ := e.newVersion() // a newer one, landing first on drives 0 and 1
 			release := make(chan struct{})
@@ -295,11 +331,21 @@ func TestStaleRefusalStays(t *testing.T) {
 			e.WaitBackground()
 			set[4].SetOffline(false)
 			set[5].SetOffline(false)
-			if acked != nil {
+			failed := newerInline && !tc.ackedPut
+			switch {
+			case failed && acked == nil:
+				t.Fatal("the delete met a newer version in flight on 2 drives and was acknowledged; want it failed, not written again")
+			case !failed && acked != nil:
 				t.Fatalf("the write of v1: %v, want it acknowledged", acked)
 			}
 			a, err := e.Open(t.Context(), "t", "c", key)
 			switch {
+			case failed && err != nil:
+				t.Fatalf("after the failed delete: %v, want the version before", err)
+			case failed:
+				if a.Info.ETag != oldETag {
+					t.Fatalf("after the failed delete: etag %s, want the version before's %s", a.Info.ETag, oldETag)
+				}
 			case tc.ackedPut && err != nil:
 				t.Fatalf("after an acknowledged small PUT: %v", err)
 			case tc.ackedPut:
@@ -434,5 +480,112 @@ func TestHealKeepsWriteInFlight(t *testing.T) {
 			etag = a.Info.ETag
 		}
 		t.Fatalf("after the acknowledged delete: %v (etag %q), want ErrNoSuchArtifact: heal took the delete back", err, etag)
+	}
+}
+
+// TestWriteTakesEffectOnce is the partition suite's anomaly of session 14
+// (CI seed 842107483: a Copy whose client gave up was read, overwritten by
+// acknowledged PUTs, then read again). A write that met a refusal for a
+// newer version that may yet be rolled back was written again under a
+// newer version although its first attempt had landed on k drives: a read
+// had served it meanwhile, another write was acknowledged over it, and the
+// second attempt then put the same write above that one. A write takes
+// effect once: an attempt a read may have served is never written again
+// under another version.
+func TestWriteTakesEffectOnce(t *testing.T) {
+	const key = "takes-effect-once"
+	e, set := gatedSet(t, key)
+	put := func(content string) {
+		t.Helper()
+		if _, err := e.Put(t.Context(), "t", "c", key, strings.NewReader(content), PutOptions{Size: -1}); err != nil {
+			t.Fatalf("PUT %q: %v", content, err)
+		}
+	}
+	read := func() string {
+		t.Helper()
+		a, err := e.Open(t.Context(), "t", "c", key)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		var buf bytes.Buffer
+		if err := a.WriteRange(t.Context(), &buf, 0, a.Info.Size); err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		return buf.String()
+	}
+	inlineRecs := func(content string) []*record {
+		t.Helper()
+		put(content)
+		var recs []*record
+		for _, g := range set {
+			raw, err := g.GetRecord(t.Context(), indexPrefix("t", "c")+key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := unmarshalRecord(raw.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, r)
+		}
+		return recs
+	}
+	m := e.mapOf()
+	drives, _ := e.pgDrives(m, m.PGOf("t", "c", key))
+	write := func(recs []*record, v driver.Version, mask []bool) <-chan error {
+		rec := *recs[0]
+		rec.Version, rec.Modified = v, time.Now().UnixNano()
+		inline := make([][]byte, len(recs))
+		for j, r := range recs {
+			inline[j] = r.Inline
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := e.artifactWrite("t", "c", key, drives, m.Policy.WriteQuorum()).latest(context.Background(), &rec, inline, mask)
+			done <- err
+		}()
+		return done
+	}
+	newerRecs, copyRecs := inlineRecs("a newer write, in flight"), inlineRecs("the copy")
+	put("the version before")
+
+	vCopy, _ := e.newVersion()
+	vNewer, _ := e.newVersion()
+	// The newer write lands on drive 5 and hangs on drive 0.
+	failNewer := make(chan struct{})
+	defer func() { close(failNewer) }()
+	set[0].hold(vNewer, failNewer)
+	newer := write(newerRecs, vNewer, []bool{true, false, false, false, false, true})
+	waitRecord(t, set[5], key, vNewer)
+	// The copy lands on drives 0 to 4 (k = 4 of them, its write quorum),
+	// drive 5 refuses it for the newer version; the copy's writer pauses
+	// before it looks at drive 5.
+	entered, resume := make(chan struct{}), make(chan struct{})
+	set[5].holdGet(entered, resume)
+	copied := write(copyRecs, vCopy, []bool{true, true, true, true, true, true})
+	<-entered
+	if got := read(); got != "the copy" {
+		t.Fatalf("read with the copy on 5 drives: %q, want the copy", got)
+	}
+	// The PUT misses drive 5, which keeps the newer write in flight: a
+	// refusal that stays unsettled when the copy looks.
+	set[5].SetOffline(true)
+	put("an acknowledged PUT after that read")
+	set[5].SetOffline(false)
+	close(resume)
+	if err := <-copied; err != nil && !errors.Is(err, ErrWriteQuorum) {
+		t.Fatalf("the copy: %v", err)
+	}
+	if got := read(); got != "an acknowledged PUT after that read" {
+		t.Fatalf("after a read served the copy and a PUT acknowledged after that read: %q reads back (the copy took effect twice)", got)
+	}
+	close(failNewer)
+	failNewer = make(chan struct{})
+	if err := <-newer; !errors.Is(err, ErrWriteQuorum) {
+		t.Fatalf("the newer write on 1 of 6 drives: %v, want ErrWriteQuorum", err)
+	}
+	e.WaitBackground()
+	if got := read(); got != "an acknowledged PUT after that read" {
+		t.Fatalf("after the newer write failed: %q reads back", got)
 	}
 }

@@ -136,11 +136,13 @@ func reversionable(rec *record) bool {
 
 // markUnsettled reads the record of each drive that refused the write of
 // version v as stale and marks the refusal unsettled unless that record
-// is newer than v and stays (not rollbackable); one it could not read, or
+// is newer than v and stays: it is not rollbackable, or it is on k drives
+// of the set, so its write is kept (latest); one it could not read, or
 // found no newer than v (the newer one was rolled back meanwhile), is
 // unsettled too. It reports whether any refusal is unsettled.
 func (w *recordWrite) markUnsettled(ctx context.Context, res []recordPut, v driver.Version) bool {
 	any := false
+	var held map[driver.Version]int // the versions on the set's drives, read once if needed
 	for j := range res {
 		if !errors.Is(res[j].err, driver.ErrStale) {
 			continue
@@ -151,7 +153,21 @@ func (w *recordWrite) markUnsettled(ctx context.Context, res []recordPut, v driv
 			if err == nil {
 				r, err = unmarshalRecord(got.Data)
 			}
-			res[j].unsettled = err != nil || got.Version.Compare(v) <= 0 || rollbackable(r)
+			switch {
+			case err != nil || got.Version.Compare(v) <= 0:
+				res[j].unsettled = true
+			case rollbackable(r):
+				if held == nil {
+					held = map[driver.Version]int{}
+					recs, _ := w.e.readRecordsK(ctx, w.drives, w.ikey, r.Data)
+					for _, o := range recs {
+						if o != nil {
+							held[o.Version]++
+						}
+					}
+				}
+				res[j].unsettled = held[r.Version] < r.Data
+			}
 		}
 		any = any || res[j].unsettled
 	}
@@ -206,32 +222,67 @@ func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, 
 	e := w.e
 	w.forward = true
 	res, settle := w.put(ctx, rec, inline, ok)
-	defer func() { settle(err == nil) }()
+	settles := []func(bool){settle}
+	defer func() {
+		for _, s := range settles {
+			s(err == nil)
+		}
+	}()
 	for try := 0; try < maxStaleRetries; try++ {
 		newest, stale := w.newestAbove(ctx, res, rec.Version)
 		future := stale && int64(binary.BigEndian.Uint64(newest[:8])) > e.cfg.Now().UnixNano()
 		// A refusal for a newer version that may yet be rolled back
 		// does not count (rollbackable); a write naming no shard files
-		// is written again above it instead.
+		// is written again instead.
 		unsettled := !w.keepShards && w.markUnsettled(ctx, res, rec.Version) && reversionable(rec)
-		if !future && !unsettled {
+		if !future && (!unsettled || w.tally(res) == nil) {
 			// Nothing newer, or a version from the past: a concurrent
 			// write that completed first. Written again with the same
 			// data, this one could name shard files that write already
-			// collected as those of the version it replaced.
+			// collected as those of the version it replaced. Or it has
+			// its quorum without the unsettled refusals.
 			break
+		}
+		if future && landed(res) >= w.wq {
+			break // on a write quorum itself: a read serves it, not the version from the future
 		}
 		if !sleep(ctx, staleBackoff(try)) {
 			break // finished below as it stands: short of its quorum, it fails
+		}
+		if servable(rec, res) {
+			// A read may have served this attempt already: written
+			// again under a newer version, the write could take effect
+			// twice, above a write acknowledged after that read
+			// (TestWriteTakesEffectOnce). Only the same version is
+			// written again, to the drives whose refusal is unsettled:
+			// where the newer version was rolled back meanwhile, it
+			// lands now.
+			if future {
+				break
+			}
+			retry := make([]bool, len(res))
+			for j := range res {
+				retry[j] = res[j].unsettled
+			}
+			again, settleAgain := w.put(ctx, rec, inline, retry)
+			settles = append(settles, settleAgain)
+			for j := range again {
+				if retry[j] {
+					res[j] = again[j]
+				}
+			}
+			continue
 		}
 		e.observe(newest)
 		first := rec.Version
 		v, now := e.newVersion()
 		rec.Version, rec.Modified = v, now.UnixNano()
 		// Records of the first attempt that land late are rolled back.
-		settle(false)
+		for _, s := range settles {
+			s(false)
+		}
 		again, settleAgain := w.put(ctx, rec, inline, ok)
-		settle = settleAgain
+		settles = []func(bool){settleAgain}
 		for j := range again {
 			// A drive that took the first attempt now reports that
 			// attempt as replaced: what it really replaced is what the
@@ -274,6 +325,35 @@ func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, 
 		w.forward = took >= rec.Data
 	}
 	return replaced, w.finish(ctx, rec, res)
+}
+
+// landed counts the drives that took a write whose results are res.
+func landed(res []recordPut) int {
+	n := 0
+	for _, r := range res {
+		if r.err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// servable reports whether a read may have served, or may yet serve, the
+// attempt of rec whose results are res: a live inline version once k
+// drives hold it (it cannot be decoded from fewer), any other record
+// (a tombstone, a pointer, an empty version) once one drive does. A
+// drive that did not answer in time may hold it too.
+func servable(rec *record, res []recordPut) bool {
+	n := 0
+	for _, r := range res {
+		if r.err == nil || errors.Is(r.err, errLate) {
+			n++
+		}
+	}
+	if rec.IsInline && !rec.Deleted && !rec.Pointer && !rec.Marker && rec.Size > 0 {
+		return n >= rec.Data
+	}
+	return n > 0
 }
 
 // replacedByMajority returns the version a write replaced on a strict
