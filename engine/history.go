@@ -112,16 +112,70 @@ func (e *Engine) readSet(ctx context.Context, m *placement.Map, tenant, containe
 	if k := m.Policy.ReadQuorum(); answered < k {
 		return location{}, fmt.Errorf("%w: map epoch %d pg %d: %d of %d drives answered, need %d", ErrReadQuorum, m.Epoch, pg, answered, len(drives), k)
 	}
+	return setLocation(m, pg, drives, all, each), nil
+}
+
+// setLocation returns the location of pg's set in m from what its drives
+// (drives, in shard order; nil when not needed) hold of a key: all[j] is
+// slot j's record (nil if none) and each[j] whether slot j answered. Of
+// the records, those placed for the set (placedIn) are its own, less the
+// live inline versions too few of its drives hold to decode
+// (dropUnreadableInline), which count for no placement. It keeps all.
+func setLocation(m *placement.Map, pg uint32, drives []driver.Driver, all []*record, each []bool) location {
 	placed := make([]*record, len(all))
+	unanswered := 0
 	for j, r := range all {
 		if r != nil && placedIn(r, m, pg, j) {
 			placed[j] = r
 		}
+		if !each[j] {
+			unanswered++
+		}
 	}
-	for _, j := range dropUnreadableInline(placed, len(drives)-answered, m.Policy.ReadQuorum()) {
+	for _, j := range dropUnreadableInline(placed, unanswered, m.Policy.ReadQuorum()) {
 		all[j] = nil // nor is it a record of another placement
 	}
-	return location{m: m, pg: pg, drives: drives, recs: placed, raw: all, answered: each}, nil
+	return location{m: m, pg: pg, drives: drives, recs: placed, raw: all, answered: each}
+}
+
+// serves returns the version l's set serves on its own and how many of its
+// drives hold it: its newest version (chooseVersion), and for a live one
+// the records that name the same data on the most drives (holding).
+func (l location) serves() (*record, int) {
+	v := chooseVersion(l.recs, l.m.Policy.ReadQuorum())
+	if v == nil || v.Deleted {
+		return v, 0
+	}
+	return l.holding(v.Version)
+}
+
+// settles reports whether v, the version l (the current set) serves,
+// held by held drives, is the key's without reading another set: a
+// tombstone or a version held by k, with no newer record on l's drives
+// placed for another set (newerElsewhere).
+func (l location) settles(v *record, held int) bool {
+	return v != nil && (v.Deleted || held >= l.m.Policy.ReadQuorum()) && !l.newerElsewhere(v.Version)
+}
+
+// supersedes reports whether v, the version l (an older map's or the
+// other layout's set) serves, held by held drives, is served in place of
+// newest, what the current set serves (nil if nothing): when the current
+// set serves nothing, when l holds the same version on k drives, or
+// when v is newer and a tombstone or held by k (the current set's
+// version is then the remains of one a write under the other layout
+// replaced: otherLayouts).
+func (l location) supersedes(v *record, held int, newest *record) bool {
+	k := l.m.Policy.ReadQuorum()
+	switch {
+	case v == nil:
+		return false
+	case newest == nil:
+		return true
+	case v.Version == newest.Version:
+		return held >= k
+	default:
+		return v.Version.Compare(newest.Version) > 0 && (v.Deleted || held >= k)
+	}
 }
 
 // olderMaps returns the Topology's older maps (MapHistory) that precede
@@ -209,12 +263,8 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 	if err != nil {
 		return location{}, nil, err
 	}
-	newest := chooseVersion(loc.recs, cur.Policy.ReadQuorum())
-	held := 0
-	if newest != nil && !newest.Deleted {
-		newest, held = loc.holding(newest.Version)
-	}
-	if newest != nil && (newest.Deleted || held >= cur.Policy.ReadQuorum()) && !loc.newerElsewhere(newest.Version) {
+	newest, held := loc.serves()
+	if loc.settles(newest, held) {
 		return loc, newest, nil
 	}
 	read := []location{loc}
@@ -231,19 +281,8 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 			return location{}, nil, err
 		}
 		read = append(read, old)
-		v := chooseVersion(old.recs, m.Policy.ReadQuorum())
-		held := 0
-		if v != nil && !v.Deleted {
-			v, held = old.holding(v.Version)
-		}
-		switch {
-		case v == nil:
-		case newest == nil:
+		if v, held := old.serves(); old.supersedes(v, held, newest) {
 			return old, v, nil
-		case v.Version == newest.Version && held >= m.Policy.ReadQuorum():
-			return old, v, nil
-		case v.Version.Compare(newest.Version) > 0 && (v.Deleted || held >= m.Policy.ReadQuorum()):
-			return old, v, nil // newer than the current set's remains (otherLayouts)
 		}
 	}
 	if newest != nil {
@@ -259,10 +298,7 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 		if err != nil {
 			return location{}, nil, err
 		}
-		if v := chooseVersion(again.recs, cur.Policy.ReadQuorum()); v != nil {
-			if !v.Deleted {
-				v, _ = again.holding(v.Version)
-			}
+		if v, _ := again.serves(); v != nil {
 			return again, v, nil
 		}
 		loc = again

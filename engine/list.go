@@ -316,15 +316,18 @@ func (e *Engine) list(ctx context.Context, tenant, container string, opts ListOp
 
 // merger walks the index keys of a container under a prefix, in order,
 // merging every drive's index (see List for the quorum argument) and
-// resolving each index key to its newest record, tombstones included.
+// resolving each index key to the record a read serves (choose),
+// tombstones included.
 type merger struct {
-	e       *Engine
-	set     listSet // the maps whose PGs the drives must cover, and their drives
-	k       int     // the container's policy's read quorum
-	base    string  // the container's index prefix
-	prefix  string  // base + the listing's prefix
-	cursors []*cursor
-	ids     []placement.DriveID // ids[i] is the drive cursors[i] walks
+	e                 *Engine
+	set               listSet // the maps whose PGs the drives must cover, and their drives
+	k                 int     // the container's policy's read quorum
+	tenant, container string
+	maps              []*placement.Map // where a read looks for a key (locate): the container's map, then its fallbackMaps
+	base              string           // the container's index prefix
+	prefix            string           // base + the listing's prefix
+	cursors           []*cursor
+	ids               []placement.DriveID // ids[i] is the drive cursors[i] walks
 }
 
 // newMerger starts a walk of the keys under prefix sorting after after,
@@ -341,7 +344,9 @@ func (e *Engine) newMerger(tenant, container, prefix, after string) *merger {
 		// artifacts out where a read fails.
 		cover = append(cover, e.tierMap())
 	}
-	g := &merger{e: e, set: e.listSetOf(cover, e.fallbackMaps(tenant, container, m)), k: m.Policy.ReadQuorum(), base: base, prefix: base + prefix}
+	maps := append([]*placement.Map{m}, e.fallbackMaps(tenant, container, m)...)
+	g := &merger{e: e, set: e.listSetOf(cover, maps[1:]), k: m.Policy.ReadQuorum(), tenant: tenant, container: container,
+		maps: maps, base: base, prefix: base + prefix}
 	g.set.wholeIfLayouts(e, m)
 	for i, d := range g.set.drives {
 		if d != nil {
@@ -471,21 +476,87 @@ func (g *merger) next(ctx context.Context) (key string, newest *record, ok bool,
 			return "", nil, false, nil
 		}
 		var heads []*record
-		for _, c := range g.cursors {
+		var from []int // heads[i] is the head of cursors[from[i]]'s record
+		var raws []driver.Record
+		for i, c := range g.cursors {
 			if len(c.buf) == 0 || c.buf[0].Key != minKey {
 				continue
 			}
 			if r, err := unmarshalHead(c.buf[0].Data); err == nil {
-				heads = append(heads, r)
+				heads, from, raws = append(heads, r), append(from, i), append(raws, c.buf[0])
 			}
 			c.buf = c.buf[1:]
 		}
-		// As a read chooses (chooseVersion): the remains of a failed
-		// write do not hide the version a read serves.
-		if newest = chooseVersion(heads, g.k); newest != nil {
+		if newest = g.choose(ctx, minKey, heads, from, raws); newest != nil {
 			return minKey[len(g.base):], newest, true, nil
 		}
 	}
+}
+
+// choose returns the record a read of index key ikey serves (locate), of
+// heads, the heads of the records raws (as listed) that the cursors
+// from[i] hold of it. Heads of one version are that version (each set
+// serves it or none does). Otherwise, as locate: each map's set holds the
+// records placed for it (setLocation), read whole (those the listing cut
+// are read again from their drives, waiting for every one: a drive that
+// fails counts as not answering); the current set's version wins if it
+// settles the key, else the first other set's version that supersedes
+// it, else the current set's. A key no set serves (placed for none of the
+// maps, a map that moved it: locate fails then) keeps what the heads
+// alone choose (chooseVersion), so that the listing does not hide it.
+func (g *merger) choose(ctx context.Context, ikey string, heads []*record, from []int, raws []driver.Record) *record {
+	if !slices.ContainsFunc(heads, func(r *record) bool { return r.Version != heads[0].Version }) {
+		return chooseVersion(heads, g.k)
+	}
+	cut := make([]driver.Driver, len(raws))
+	for i, raw := range raws {
+		if raw.Truncated {
+			cut[i] = g.cursors[from[i]].d
+		}
+	}
+	var whole []*record
+	var each []bool
+	if slices.ContainsFunc(cut, func(d driver.Driver) bool { return d != nil }) {
+		whole, each = g.e.readRecordsQuorum(ctx, cut, ikey, len(cut)+1)
+	}
+	recs := make(map[placement.DriveID]*record, len(raws))
+	answered := make(map[placement.DriveID]bool, len(g.cursors))
+	for i, c := range g.cursors {
+		answered[g.ids[i]] = c.failed == nil
+	}
+	for i, raw := range raws {
+		id, r := g.ids[from[i]], (*record)(nil)
+		if raw.Truncated {
+			r, answered[id] = whole[i], each[i]
+		} else if r, _ = unmarshalRecord(raw.Data); r == nil {
+			answered[id] = false // corrupt: as readRecords reads it
+		}
+		recs[id] = r
+	}
+	key := ikey[len(g.base):]
+	var newest *record
+	for i, m := range g.maps {
+		pg := pgOf(m, g.tenant, g.container, key)
+		set := m.Set(pg)
+		all, ok := make([]*record, len(set)), make([]bool, len(set))
+		for j, id := range set {
+			all[j], ok[j] = recs[id], answered[id]
+		}
+		l := setLocation(m, pg, nil, all, ok)
+		v, held := l.serves()
+		switch {
+		case i == 0 && l.settles(v, held):
+			return v
+		case i == 0:
+			newest = v
+		case l.supersedes(v, held, newest):
+			return v
+		}
+	}
+	if newest != nil {
+		return newest
+	}
+	return chooseVersion(heads, g.k)
 }
 
 // skipTo continues the walk after key.

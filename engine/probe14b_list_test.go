@@ -284,58 +284,93 @@ func TestProbe14bListPolicyGrowthHistory(t *testing.T) {
 }
 
 // TestProbe14bListResurrectsAfterFlip: a key written under the local
-// layout (all six local drives hold v1) is deleted after the container
-// went hybrid, while two local drives of its hybrid set are down: the
-// tombstone is on its write quorum, 2 local + 2 remote. With one remote
-// drive not answering (the hybrid set keeps 5 of 6, well within the
-// per-PG rule and the old one), the merger sees 3 tombstones and 4
-// records of v1 (the local layout's copies, on drives outside the key's
-// hybrid set or that missed the delete): chooseVersion (k = 4) picks v1,
-// "held by k", over the newer tombstone. The merger counts records no
-// matter which set they are placed for; a read (readSet) counts only
-// records placed in the set it reads.
+// layout (every local drive holds v1) is deleted after the container went
+// hybrid, while two local drives of its hybrid set are down: the
+// tombstone is on its write quorum, 2 local + 2 remote drives. With a
+// remote drive not answering (well within the per-PG rule and the
+// whole-map one), the merger saw 3 tombstones and 4 records of v1 (the
+// local layout's copies, on drives outside the key's hybrid set or that
+// missed the delete), and chooseVersion (k = 4) picked v1, "held by k",
+// over the newer tombstone: List showed the key, Head said
+// ErrNoSuchArtifact. A listing now chooses as a read does
+// (merger.choose): by the set each record is placed for, the current
+// set's first. (Fixed after probe F3: a regression test now.) A key
+// overwritten the same way stays listed with its new version. A body
+// large enough that the listing cuts its inline records
+// (driver.ListDataMax) has them read whole; ListVersions agrees.
 func TestProbe14bListResurrectsAfterFlip(t *testing.T) {
-	probeGate(t)
-	r := newP14Rig(t, 6, 2, placement.Policy{}, 0)
-	ctx := t.Context()
-	const key = "ghost"
-	data := []byte("written under local, deleted under hybrid")
-	if _, err := r.e.Put(ctx, "t", "c", key, bytes.NewReader(data), PutOptions{Size: int64(len(data))}); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.e.CheckPolicyChange(ctx, "t", "c", PolicyHybrid); err != nil {
-		t.Fatal(err)
-	}
-	r.policy.Store(PolicyHybrid)
-	hm := r.e.mapFor("t", "c")
-	set := hm.Set(hm.PGOf("t", "c", key))
-	var locals, remotes []placement.DriveID
-	for _, id := range set {
-		if id[0] == 'r' {
-			remotes = append(remotes, id)
-		} else {
-			locals = append(locals, id)
-		}
-	}
-	r.offline(true, locals[:2]...)
-	if err := r.e.Delete(ctx, "t", "c", key); err != nil {
-		t.Fatalf("Delete with 2 of its hybrid set down: %v", err)
-	}
-	r.offline(false, locals[:2]...)
-	r.e.WaitBackground()
-	if _, err := r.e.Head(ctx, "t", "c", key); !errors.Is(err, ErrNoSuchArtifact) {
-		t.Fatalf("Head after delete, all up: %v, want ErrNoSuchArtifact", err)
-	}
-	keys, err := r.listKeys(t, 1000)
-	t.Logf("all up: List = %v, %v", keys, err)
-	if slices.Contains(keys, key) {
-		t.Errorf("all drives up: List shows deleted %s", key)
-	}
-	r.offline(true, remotes[0])
-	keys, err = r.listKeys(t, 1000)
-	_, herr := r.e.Head(ctx, "t", "c", key)
-	t.Logf("%s offline: List = %v, %v; Head: %v", remotes[0], keys, err, herr)
-	if err == nil && slices.Contains(keys, key) {
-		t.Errorf("one remote drive offline: List shows %s, deleted (Head: %v): a deleted key resurrected by the other layout's records", key, herr)
+	for _, size := range []int{
+		41,
+		16 << 10, // inline records over ListDataMax: the listing cuts them
+	} {
+		t.Run(fmt.Sprintf("%dB", size), func(t *testing.T) {
+			r := newP14Rig(t, 6, 2, placement.Policy{}, 0)
+			ctx := t.Context()
+			const gone, kept = "ghost", "kept"
+			put := func(key string, size int) {
+				t.Helper()
+				data := bytes.Repeat([]byte("g"), size)
+				if _, err := r.e.Put(ctx, "t", "c", key, bytes.NewReader(data), PutOptions{Size: int64(len(data))}); err != nil {
+					t.Fatalf("Put(%s): %v", key, err)
+				}
+			}
+			put(gone, size)
+			put(kept, size)
+			if err := r.e.CheckPolicyChange(ctx, "t", "c", PolicyHybrid); err != nil {
+				t.Fatal(err)
+			}
+			r.policy.Store(PolicyHybrid)
+			hm := r.e.mapFor("t", "c")
+			if hm.Layout != placement.LayoutHybrid {
+				t.Fatalf("hybrid layout map: %s", hm.Layout)
+			}
+			// downFor returns some local drives of key's hybrid set (as
+			// many as a write may miss) and one of its remote drives.
+			downFor := func(key string) (locals []placement.DriveID, remote placement.DriveID) {
+				set := hm.Set(hm.PGOf("t", "c", key))
+				for _, id := range set {
+					if id[0] == 'r' {
+						remote = id
+					} else if len(locals) < len(set)-hm.Policy.WriteQuorum() {
+						locals = append(locals, id)
+					}
+				}
+				return locals, remote
+			}
+			locals, remote := downFor(gone)
+			r.offline(true, locals...)
+			if err := r.e.Delete(ctx, "t", "c", gone); err != nil {
+				t.Fatalf("Delete(%s) with %v of its hybrid set down: %v", gone, locals, err)
+			}
+			r.offline(false, locals...)
+			keptLocals, _ := downFor(kept)
+			r.offline(true, keptLocals...)
+			put(kept, size+1)
+			r.offline(false, keptLocals...)
+			r.e.WaitBackground()
+			for _, down := range [][]placement.DriveID{nil, {remote}} {
+				r.offline(true, down...)
+				if _, err := r.e.Head(ctx, "t", "c", gone); !errors.Is(err, ErrNoSuchArtifact) {
+					t.Errorf("%v offline: Head(%s) = %v, want ErrNoSuchArtifact", down, gone, err)
+				}
+				res, err := r.e.List(ctx, "t", "c", ListOptions{})
+				var got []string
+				for _, a := range res.Artifacts {
+					got = append(got, fmt.Sprintf("%s:%d", a.Key, a.Size))
+				}
+				if want := []string{fmt.Sprintf("%s:%d", kept, size+1)}; err != nil || !slices.Equal(got, want) {
+					t.Errorf("%v offline: List = %v, %v; want %v", down, got, err, want)
+				}
+				vres, err := r.e.ListVersions(ctx, "t", "c", VersionListOptions{})
+				got = got[:0]
+				for _, v := range vres.Versions {
+					got = append(got, fmt.Sprintf("%s:%d", v.Key, v.Size))
+				}
+				if want := []string{fmt.Sprintf("%s:%d", kept, size+1)}; err != nil || !slices.Equal(got, want) {
+					t.Errorf("%v offline: ListVersions = %v, %v; want %v", down, got, err, want)
+				}
+				r.offline(false, down...)
+			}
+		})
 	}
 }
