@@ -498,8 +498,8 @@ func (g *merger) next(ctx context.Context) (key string, newest *record, ok bool,
 // from[i] hold of it. Heads of one version are that version (each set
 // serves it or none does). Otherwise, as locate: each map's set holds the
 // records placed for it (setLocation), read whole (those the listing cut
-// are read again from their drives, waiting for every one: a drive that
-// fails counts as not answering); the current set's version wins if it
+// are read again from their drives; one that fails, or hangs past the
+// straggler grace after the first answer, counts as not answering); the current set's version wins if it
 // settles the key, else the first other set's version that supersedes
 // it, else the current set's. A key no set serves (placed for none of the
 // maps, a map that moved it: locate fails then) keeps what the heads
@@ -517,7 +517,7 @@ func (g *merger) choose(ctx context.Context, ikey string, heads []*record, from 
 	var whole []*record
 	var each []bool
 	if slices.ContainsFunc(cut, func(d driver.Driver) bool { return d != nil }) {
-		whole, each = g.e.readRecordsQuorum(ctx, cut, ikey, len(cut)+1)
+		whole, each = g.e.readRecordsQuorum(ctx, cut, ikey, 1)
 	}
 	recs := make(map[placement.DriveID]*record, len(raws))
 	answered := make(map[placement.DriveID]bool, len(g.cursors))

@@ -107,6 +107,7 @@ type recordPut struct {
 	// unsettled marks a stale refusal by a record that may yet be
 	// rolled back (rollbackable): it does not count towards the quorum.
 	unsettled bool
+	checked   bool // markUnsettled looked at this refusal
 }
 
 // took reports whether a drive took a record write or (unless keepShards)
@@ -139,7 +140,10 @@ func reversionable(rec *record) bool {
 // is newer than v and stays: it is not rollbackable, or it is on k drives
 // of the set, so its write is kept (latest); one it could not read, or
 // found no newer than v (the newer one was rolled back meanwhile), is
-// unsettled too. It reports whether any refusal is unsettled.
+// unsettled too. It looks at each refusal once: a settled one stays so
+// (the newer version stays, or gives way only to newer ones), and an
+// unsettled one is put again (latest), its new outcome looked at anew.
+// It reports whether any refusal is unsettled.
 func (w *recordWrite) markUnsettled(ctx context.Context, res []recordPut, v driver.Version) bool {
 	any := false
 	var held map[driver.Version]int // the versions on the set's drives, read once if needed
@@ -147,7 +151,8 @@ func (w *recordWrite) markUnsettled(ctx context.Context, res []recordPut, v driv
 		if !errors.Is(res[j].err, driver.ErrStale) {
 			continue
 		}
-		if !res[j].unsettled {
+		if !res[j].checked {
+			res[j].checked = true
 			got, err := w.drives[j].GetRecord(ctx, w.ikey)
 			var r *record
 			if err == nil {
@@ -186,13 +191,17 @@ func (w *recordWrite) write(ctx context.Context, rec *record, inline [][]byte, o
 	return err
 }
 
-// maxStaleRetries bounds how often latest re-versions a write that met a
+// staleRetryFor bounds how long latest writes again a write that met a
 // newer version. Writes of one key racing each other (many clients
-// putting small objects under one key) each re-version on meeting a newer
-// live inline version, so a write may lose several rounds; each retry
-// first waits a random while that doubles with every round (staleBackoff),
-// so the race thins out instead of repeating in step.
-const maxStaleRetries = 8
+// putting small objects under one key) each meet newer live inline
+// versions that may yet be rolled back: one no read can have served yet
+// is re-versioned, one a read may have served waits for those versions
+// to stay or go, writing its own version again. A write may so lose
+// several rounds; each retry first waits a random while that doubles
+// with every round (staleBackoff), so the race thins out instead of
+// repeating in step. Twice the straggler grace lets a racing write that
+// waits for a straggler decide.
+const staleRetryFor = 2 * maxStraggle
 
 // staleBackoff is how long latest waits before its retry number try
 // (from 0): a random duration below 1 ms << try, at most 64 ms.
@@ -228,7 +237,8 @@ func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, 
 			s(err == nil)
 		}
 	}()
-	for try := 0; try < maxStaleRetries; try++ {
+	began := time.Now()
+	for try := 0; time.Since(began) < staleRetryFor; try++ {
 		newest, stale := w.newestAbove(ctx, res, rec.Version)
 		future := stale && int64(binary.BigEndian.Uint64(newest[:8])) > e.cfg.Now().UnixNano()
 		// A refusal for a newer version that may yet be rolled back
