@@ -230,8 +230,8 @@ func staleBackoff(try int) time.Duration {
 func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, ok []bool) (replaced *record, err error) {
 	e := w.e
 	w.forward = true
-	res, settle := w.put(ctx, rec, inline, ok)
-	settles := []func(bool){settle}
+	res, settle, waitLate := w.putLate(ctx, rec, inline, ok)
+	settles, waits := []func(bool){settle}, []func(context.Context) map[int]recordPut{waitLate}
 	defer func() {
 		for _, s := range settles {
 			s(err == nil)
@@ -274,8 +274,12 @@ func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, 
 			for j := range res {
 				retry[j] = res[j].unsettled
 			}
-			again, settleAgain := w.put(ctx, rec, inline, retry)
-			settles = append(settles, settleAgain)
+			// Fewer drives than the write quorum: a round gets the
+			// straggler grace, not until one that hangs answers.
+			rctx, cancel := context.WithTimeout(ctx, maxStraggle)
+			again, settleAgain, waitAgain := w.putLate(rctx, rec, inline, retry)
+			cancel()
+			settles, waits = append(settles, settleAgain), append(waits, waitAgain)
 			for j := range again {
 				if retry[j] {
 					res[j] = again[j]
@@ -291,8 +295,8 @@ func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, 
 		for _, s := range settles {
 			s(false)
 		}
-		again, settleAgain := w.put(ctx, rec, inline, ok)
-		settles = []func(bool){settleAgain}
+		again, settleAgain, waitAgain := w.putLate(ctx, rec, inline, ok)
+		settles, waits = []func(bool){settleAgain}, []func(context.Context) map[int]recordPut{waitAgain}
 		for j := range again {
 			// A drive that took the first attempt now reports that
 			// attempt as replaced: what it really replaced is what the
@@ -325,14 +329,24 @@ func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, 
 		// An inline version's bytes are its records: on fewer than k
 		// drives it cannot be decoded, so no read served it, and the
 		// records it replaced hold the only copy of the version before
-		// (whose own inline shards they are): put those back.
-		took := 0
-		for _, r := range res {
-			if r.err == nil {
-				took++
+		// (whose own inline shards they are): put those back. Drives
+		// that had not answered may have taken it since: if with them it
+		// may be on k, a read may serve it and another write count it
+		// (markUnsettled), so their answers are waited for before it is
+		// rolled back (probe of session 15: an acknowledged delete lost).
+		if took := landed(res); took < rec.Data && took+lateOf(res) >= rec.Data {
+			// Also when the client gave up: what the drives hold decides.
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), staleRetryFor)
+			for _, wait := range waits {
+				for j, p := range wait(wctx) {
+					if errors.Is(res[j].err, errLate) && p.err == nil {
+						res[j] = p
+					}
+				}
 			}
+			cancel()
 		}
-		w.forward = took >= rec.Data
+		w.forward = landed(res) >= rec.Data
 	}
 	return replaced, w.finish(ctx, rec, res)
 }
@@ -342,6 +356,18 @@ func landed(res []recordPut) int {
 	n := 0
 	for _, r := range res {
 		if r.err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// lateOf counts the drives of a write whose results are res that had not
+// answered in time: their records may land yet.
+func lateOf(res []recordPut) int {
+	n := 0
+	for _, r := range res {
+		if errors.Is(r.err, errLate) {
 			n++
 		}
 	}
@@ -360,10 +386,23 @@ func servable(rec *record, res []recordPut) bool {
 			n++
 		}
 	}
-	if rec.IsInline && !rec.Deleted && !rec.Pointer && !rec.Marker && rec.Size > 0 {
+	if rec.IsInline && !rec.Deleted && !rec.Pointer && !rec.Marker && rec.Size > 0 && !sameBytesAsReplaced(rec, res) {
 		return n >= rec.Data
 	}
 	return n > 0
+}
+
+// sameBytesAsReplaced reports whether a drive that took rec replaced an
+// inline record of the same bytes (a change of metadata only): a read's
+// write-back then takes the replaced records' shards (reusedInline), so
+// a read may serve rec from one drive (probe of session 15).
+func sameBytesAsReplaced(rec *record, res []recordPut) bool {
+	for _, r := range res {
+		if p := r.prev; r.err == nil && p != nil && p.IsInline && !p.Deleted && p.Size == rec.Size && p.ETag == rec.ETag {
+			return true
+		}
+	}
+	return false
 }
 
 // replacedByMajority returns the version a write replaced on a strict
@@ -483,6 +522,11 @@ func (w *recordWrite) rollback(ctx context.Context, rec *record, res []recordPut
 	if w.forward {
 		return
 	}
+	w.undo(ctx, rec, res)
+}
+
+// undo gives each drive that took rec the record it replaced.
+func (w *recordWrite) undo(ctx context.Context, rec *record, res []recordPut) {
 	ctx = context.WithoutCancel(ctx)
 	var wg sync.WaitGroup
 	for j, r := range res {
@@ -564,13 +608,26 @@ func (w *recordWrite) putAll(ctx context.Context, rec *record, inline [][]byte, 
 // straggler that lands afterwards then has the shards it made unreachable
 // collected if kept, else it is rolled back.
 func (w *recordWrite) put(ctx context.Context, rec *record, inline [][]byte, ok []bool) (res []recordPut, settle func(kept bool)) {
+	res, settle, _ = w.putLate(ctx, rec, inline, ok)
+	return res, settle
+}
+
+// putLate is put also returning waitLate, which waits (until ctx ends) for
+// the drives that had not answered when put returned and reports what
+// each of them answered: a caller deciding whether to keep the write
+// looks at the records that landed late too.
+func (w *recordWrite) putLate(ctx context.Context, rec *record, inline [][]byte, ok []bool) (res []recordPut, settle func(kept bool), waitLate func(ctx context.Context) map[int]recordPut) {
 	e, n := w.e, len(w.drives)
-	attempt := *rec // as written: the caller may re-version rec
+	lateCh := make(chan fanResult[recordPut], n) // never blocks a sender
+	attempt := *rec                              // as written: the caller may re-version rec
 	settled := make(chan struct{})
-	var kept bool
+	var kept, forward bool
 	var once sync.Once
-	settle = func(k bool) { once.Do(func() { kept = k; close(settled) }) }
+	// w.forward as the write is settled: latest decides it as it ends,
+	// while stragglers of an earlier attempt may be landing.
+	settle = func(k bool) { once.Do(func() { kept, forward = k, w.forward; close(settled) }) }
 	late := func(j int, p recordPut) {
+		lateCh <- fanResult[recordPut]{j, p}
 		<-settled
 		one := make([]recordPut, n)
 		for i := range one {
@@ -580,8 +637,9 @@ func (w *recordWrite) put(ctx context.Context, rec *record, inline [][]byte, ok 
 		cctx, cancel := cleanupCtx(ctx)
 		defer cancel()
 		switch {
+		case !kept && !forward:
+			w.undo(cctx, &attempt, one)
 		case !kept:
-			w.rollback(cctx, &attempt, one)
 		case !w.keepShards && !w.keepReplaced:
 			w.collect(cctx, &attempt, one)
 		}
@@ -597,7 +655,25 @@ func (w *recordWrite) put(ctx context.Context, rec *record, inline [][]byte, ok 
 			res[j] = recordPut{err: fmt.Errorf("%w: %w", ErrWriteQuorum, errLate)}
 		}
 	}
-	return res, settle
+	pending := 0
+	for j := range res {
+		if errors.Is(res[j].err, errLate) {
+			pending++
+		}
+	}
+	waitLate = func(ctx context.Context) map[int]recordPut {
+		got := map[int]recordPut{}
+		for len(got) < pending {
+			select {
+			case r := <-lateCh:
+				got[r.j] = r.v
+			case <-ctx.Done():
+				return got
+			}
+		}
+		return got
+	}
+	return res, settle, waitLate
 }
 
 // putOne writes shard j's copy of rec to drive j.
