@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/placement"
 )
 
 // partRefs returns the data ids that the live artifact records in recs
@@ -172,20 +175,22 @@ func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
 		}
 		for i, raw := range raws {
 			after = raw.Key
+			f := strings.SplitN(raw.Key[len(base):], "\x00", 4)
+			if len(f) != 4 {
+				continue
+			}
 			if recs[i].Deleted {
 				// An aborted upload's tombstone: past the retention, it
 				// goes from every drive, with any record of the upload a
 				// drive that missed the abort still holds.
 				if e.cfg.Now().Sub(versionTime(recs[i].Version)) > CompletedUploadRetention {
-					e.deleteRecord(ctx, ls.drives, raw.Key, driver.Version{})
+					if err := e.purgeAborted(ctx, ls.drives, raw.Key, f[0], f[1], f[2], f[3], recs[i]); err != nil && first == nil {
+						first = fmt.Errorf("engine: sweep aborted upload %s: %w", f[3], err)
+					}
 				}
 				continue
 			}
 			if !isMarker(recs[i]) {
-				continue
-			}
-			f := strings.SplitN(raw.Key[len(base):], "\x00", 4)
-			if len(f) != 4 {
 				continue
 			}
 			seen++
@@ -197,6 +202,70 @@ func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
 			return seen, first
 		}
 	}
+}
+
+// purgeAborted removes the tombstone tomb of an aborted upload (ikey,
+// tenant, container, key, id) from drives, with what a drive that missed
+// the abort still holds of the upload: its record and its parts' records
+// and shard files. The records of the upload go first, the tombstones
+// only once every drive answered: a drive away now would keep a live
+// record that, the tombstones gone, brought the aborted upload back
+// (listed, taking parts). Else it is left for the next sweep.
+func (e *Engine) purgeAborted(ctx context.Context, drives []driver.Driver, ikey, tenant, container, key, id string, tomb *record) error {
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	recs, each := e.readRecordsEach(ctx, drives, ikey)
+	for j, d := range drives {
+		if d == nil || !each[j] {
+			return fmt.Errorf("%w: a drive did not answer; the tombstone stays", ErrReadQuorum)
+		}
+	}
+	if slices.ContainsFunc(recs, func(r *record) bool { return r != nil && !r.Deleted }) {
+		// A drive missed the abort: its parts' records and shard files
+		// are dropped as the abort dropped the others', in the set the
+		// upload lived in, sparing the data an artifact of key names.
+		if at, ok := e.abortedSet(tenant, container, key, tomb); ok {
+			arecs, answered := e.readRecordsK(ctx, at.drives, indexPrefix(tenant, container)+key, tomb.Data)
+			if answered < tomb.Data {
+				return fmt.Errorf("%w: %d of %d drives answered", ErrReadQuorum, answered, len(at.drives))
+			}
+			if _, err := e.dropParts(ctx, tenant, container, key, id, at.drives, tomb.Data, partRefs(arecs)); err != nil {
+				return err
+			}
+		}
+		for j, r := range recs {
+			if r != nil && !r.Deleted {
+				if err := drives[j].DeleteRecord(ctx, ikey, r.Version); err != nil && !errors.Is(err, driver.ErrNotFound) {
+					return err
+				}
+			}
+		}
+	}
+	e.deleteRecord(ctx, drives, ikey, driver.Version{})
+	return nil
+}
+
+// abortedSet returns the set an aborted upload lived in, from its
+// tombstone: its PG in the map of the epoch the tombstone names (the
+// current one if none), if the history still has that map.
+func (e *Engine) abortedSet(tenant, container, key string, tomb *record) (uploadAt, bool) {
+	cur := e.mapFor(tenant, container)
+	m := cur
+	if v, ok := tomb.Metadata[uploadEpochKey]; ok {
+		m = nil
+		for _, o := range append(append([]*placement.Map{cur}, e.otherLayouts(cur)...), e.olderMaps(cur)...) {
+			if strconv.FormatUint(uint64(o.Epoch), 10) == v {
+				m = o
+				break
+			}
+		}
+		if m == nil {
+			return uploadAt{}, false
+		}
+	}
+	pg := m.PGOf(tenant, container, key)
+	drives, _ := e.pgDrives(m, pg)
+	return uploadAt{m: m, pg: pg, drives: drives}, true
 }
 
 func (e *Engine) sweepUpload(ctx context.Context, tenant, container, key, id string) error {
