@@ -501,7 +501,8 @@ func (g *merger) next(ctx context.Context) (key string, newest *record, ok bool,
 // are read again from their drives; one that fails, or hangs past the
 // straggler grace after the first answer, counts as not answering); the current set's version wins if it
 // settles the key, else the first other set's version that supersedes
-// it, else the current set's. A key no set serves (placed for none of the
+// it (the search ending at a set short of a read quorum), else the
+// current set's. A key no set serves (placed for none of the
 // maps, a map that moved it: locate fails then) keeps what the heads
 // alone choose (chooseVersion), so that the listing does not hide it.
 func (g *merger) choose(ctx context.Context, ikey string, heads []*record, from []int, raws []driver.Record) *record {
@@ -542,6 +543,9 @@ func (g *merger) choose(ctx context.Context, ikey string, heads []*record, from 
 		for j, id := range set {
 			all[j], ok[j] = recs[id], answered[id]
 		}
+		if i > 0 && answeredOf(ok) < m.Policy.ReadQuorum() {
+			break // as locate: a set short of a read quorum ends the search
+		}
 		l := setLocation(m, pg, nil, all, ok)
 		v, held := l.serves()
 		switch {
@@ -557,6 +561,17 @@ func (g *merger) choose(ctx context.Context, ikey string, heads []*record, from 
 		return newest
 	}
 	return chooseVersion(heads, g.k)
+}
+
+// answeredOf counts the drives each marks as answering.
+func answeredOf(each []bool) int {
+	n := 0
+	for _, a := range each {
+		if a {
+			n++
+		}
+	}
+	return n
 }
 
 // skipTo continues the walk after key.
