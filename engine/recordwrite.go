@@ -219,7 +219,10 @@ func staleBackoff(try int) time.Duration {
 // last is the one readers see, whatever the clocks say. rec's Version and
 // Modified change accordingly. Only a version from the future (by this
 // node's clock) causes this, or a newer live inline version, which may
-// yet be rolled back (rollbackable), when rec names no shard files. A
+// yet be rolled back (rollbackable), when rec names no shard files; and
+// only while no read can have served rec's attempt (servable): after
+// that, rec is written again under its own version, so that a write
+// takes effect once (TestWriteTakesEffectOnce). A
 // drive that refused it as stale counts towards its quorum if the newer
 // version there is final (new versions are not rolled back, but for an
 // inline one on fewer than k drives), else not
@@ -291,7 +294,9 @@ func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, 
 		first := rec.Version
 		v, now := e.newVersion()
 		rec.Version, rec.Modified = v, now.UnixNano()
-		// Records of the first attempt that land late are rolled back.
+		// The earlier attempts are settled as not kept, but a latest
+		// write is forward: their records that land late stay, on fewer
+		// than k drives (not servable), where this attempt replaces them.
 		for _, s := range settles {
 			s(false)
 		}
