@@ -168,6 +168,7 @@ func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
 	after := ""
 	seen := 0
 	var first error
+	away := false // a drive did not answer a purge: no more purges this pass
 	for {
 		raws, recs, truncated, err := e.listCovering(ctx, ls, base, after, 1000)
 		if err != nil {
@@ -183,8 +184,10 @@ func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
 				// An aborted upload's tombstone: past the retention, it
 				// goes from every drive, with any record of the upload a
 				// drive that missed the abort still holds.
-				if e.cfg.Now().Sub(versionTime(recs[i].Version)) > CompletedUploadRetention {
-					if err := e.purgeAborted(ctx, ls.drives, raw.Key, f[0], f[1], f[2], f[3], recs[i]); err != nil && first == nil {
+				if !away && e.cfg.Now().Sub(versionTime(recs[i].Version)) > CompletedUploadRetention {
+					err := e.purgeAborted(ctx, ls.drives, raw.Key, f[0], f[1], f[2], f[3], recs[i])
+					away = errors.Is(err, errDriveAway)
+					if err != nil && first == nil {
 						first = fmt.Errorf("engine: sweep aborted upload %s: %w", f[3], err)
 					}
 				}
@@ -217,7 +220,7 @@ func (e *Engine) purgeAborted(ctx context.Context, drives []driver.Driver, ikey,
 	recs, each := e.readRecordsEach(ctx, drives, ikey)
 	for j, d := range drives {
 		if d == nil || !each[j] {
-			return fmt.Errorf("%w: a drive did not answer; the tombstone stays", ErrReadQuorum)
+			return errDriveAway
 		}
 	}
 	if slices.ContainsFunc(recs, func(r *record) bool { return r != nil && !r.Deleted }) {
@@ -244,6 +247,10 @@ func (e *Engine) purgeAborted(ctx context.Context, drives []driver.Driver, ikey,
 	e.deleteRecord(ctx, drives, ikey, driver.Version{})
 	return nil
 }
+
+// errDriveAway is purgeAborted's error when a drive did not answer (up to
+// the clean-up timeout): the sweep purges nothing more in that pass.
+var errDriveAway = fmt.Errorf("%w: a drive did not answer; aborted uploads' tombstones stay", ErrReadQuorum)
 
 // abortedSet returns the set an aborted upload lived in, from its
 // tombstone: its PG in the map of the epoch the tombstone names (the
