@@ -156,9 +156,22 @@ func (s *Store) addServer(m Member, voter bool) error {
 func (s *Store) WaitReady(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
+	start, told := time.Now(), time.Now()
 	for {
-		if id, _ := s.Leader(); id != "" && s.fsm.currentMap() != nil && s.caughtUp(s.raft.CommitIndex()) {
+		id, _ := s.Leader()
+		hasMap, commit := s.fsm.currentMap() != nil, s.raft.CommitIndex()
+		if id != "" && hasMap && s.caughtUp(commit) {
 			return nil
+		}
+		if time.Since(told) >= notReadyEvery {
+			// Why this node does not serve yet, for an operator (and a
+			// test's log) to tell a missing leader from a lagging FSM.
+			told = time.Now()
+			ri := s.RaftInfo()
+			s.log.Warn("cluster: not ready yet", "waited", time.Since(start).Round(time.Second),
+				"leader", id, "state", ri.State, "term", ri.Term, "map", hasMap,
+				"commit", commit, "raft_applied", s.raft.AppliedIndex(), "fsm_applied", s.fsm.applied.Load(),
+				"last_contact", ri.LastContact.Round(time.Millisecond), "voters", ri.Voters, "nonvoters", ri.NonVoters)
 		}
 		select {
 		case <-ctx.Done():
@@ -167,6 +180,9 @@ func (s *Store) WaitReady(ctx context.Context) error {
 		}
 	}
 }
+
+// notReadyEvery is how often WaitReady says why it still waits.
+const notReadyEvery = 10 * time.Second
 
 // raftStatus fills the Raft part of a Status.
 func (s *Store) raftStatus(st *Status) {
