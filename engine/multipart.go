@@ -219,6 +219,11 @@ type uploadAt struct {
 	drives []driver.Driver // pg's set in m
 }
 
+// same reports whether at and o are the same set of the same map.
+func (at uploadAt) same(o uploadAt) bool {
+	return at.m.Epoch == o.m.Epoch && at.m.Layout == o.m.Layout && at.pg == o.pg
+}
+
 // moved reports whether writes to the upload's set would go to drives
 // other than cur's set of the same PG: the upload (record up) is in an
 // older map, and a map change moved its PG or one its parts are striped
@@ -344,6 +349,12 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 		}
 		defer hold.unlock()
 		ctx = hold.ctx
+		// Read again under the lease: the migrator may have moved the
+		// upload into the current map meanwhile (MoveUploads).
+		if up, at, err = e.activeUpload(ctx, tenant, container, key, uploadID); err != nil {
+			return PartInfo{}, err
+		}
+		drives = at.drives
 	}
 	codec, err := e.codec(up.Data, up.Parity, up.StripeSize)
 	if err != nil {
@@ -419,7 +430,12 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 		defer hold.unlock()
 		ctx = hold.ctx // writes under the lease carry it
 	}
-	if _, _, err := e.activeUpload(ctx, tenant, container, key, uploadID); err != nil {
+	if _, now, err := e.activeUpload(ctx, tenant, container, key, uploadID); err != nil || !now.same(at) {
+		if err == nil {
+			// The migrator moved the upload while the part streamed into
+			// its older set (MoveUploads): the client sends it again.
+			err = fmt.Errorf("%w: the upload moved into the current map; send the part again", ErrMetadataUnavailable)
+		}
 		e.deleteShards(ctx, ddrives, shard, committed)
 		return PartInfo{}, err
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,47 +42,52 @@ func migrateUntilClean(t *testing.T, e *Engine) {
 	t.Fatal("MigrateAll: no clean pass in 5")
 }
 
+// mapChanges are the map changes the multipart tests move an upload
+// across: the older map, then the current one.
+var mapChanges = []struct {
+	name string
+	maps func(t *testing.T, r *migRig) (old, cur *placement.Map)
+}{{
+	name: "2+2 on 4 drives to 4+2 on 6",
+	maps: func(t *testing.T, r *migRig) (*placement.Map, *placement.Map) {
+		return r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1), r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 2)
+	},
+}, {
+	name: "same policy, every set moved",
+	maps: func(t *testing.T, r *migRig) (*placement.Map, *placement.Map) {
+		old := r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1)
+		return old, r.remap(t, old, 6, 2, func(s []placement.DriveID) []placement.DriveID {
+			return []placement.DriveID{"d04", "d05", s[2], s[3]}
+		})
+	},
+}, {
+	name: "1+1 on 2 drives, both drained, to 2+2 on 4 others",
+	maps: func(t *testing.T, r *migRig) (*placement.Map, *placement.Map) {
+		cur, err := placement.NewMap(r.pdrives[2:6], placement.Policy{Data: 2, Parity: 2}, 16, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1), cur
+	},
+}, {
+	name: "striped over 4 PGs, 2+2 on 4 drives to 4+2 on 6",
+	maps: func(t *testing.T, r *migRig) (*placement.Map, *placement.Map) {
+		old, cur := r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1), r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 2)
+		old.Width, cur.Width = 4, 4
+		return old, cur
+	},
+}}
+
 // TestMultipartAcrossMapChange: an upload created, and given parts, under
 // one map keeps working after a map change moved its key's set: parts are
 // uploaded and replaced into the upload's own set, Residue keeps the older
 // map while the upload goes on (not once it is idle past UploadHold),
-// Complete copies the parts into the key's current set (winning over the version migration moved there), a retried
-// Complete answers the same artifact, and once migrated the older map
-// holds nothing and no shard file of the upload's parts is left.
+// Complete copies the parts into the key's current set (winning over the
+// version migration moved there), a retried Complete answers the same
+// artifact, and once migrated the older map holds nothing and no shard
+// file of the upload's parts is left.
 func TestMultipartAcrossMapChange(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		maps func(t *testing.T, r *migRig) (old, cur *placement.Map)
-	}{{
-		name: "2+2 on 4 drives to 4+2 on 6",
-		maps: func(t *testing.T, r *migRig) (*placement.Map, *placement.Map) {
-			return r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1), r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 2)
-		},
-	}, {
-		name: "same policy, every set moved",
-		maps: func(t *testing.T, r *migRig) (*placement.Map, *placement.Map) {
-			old := r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1)
-			return old, r.remap(t, old, 6, 2, func(s []placement.DriveID) []placement.DriveID {
-				return []placement.DriveID{"d04", "d05", s[2], s[3]}
-			})
-		},
-	}, {
-		name: "1+1 on 2 drives, both drained, to 2+2 on 4 others",
-		maps: func(t *testing.T, r *migRig) (*placement.Map, *placement.Map) {
-			cur, err := placement.NewMap(r.pdrives[2:6], placement.Policy{Data: 2, Parity: 2}, 16, 2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1), cur
-		},
-	}, {
-		name: "striped over 4 PGs, 2+2 on 4 drives to 4+2 on 6",
-		maps: func(t *testing.T, r *migRig) (*placement.Map, *placement.Map) {
-			old, cur := r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1), r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 2)
-			old.Width, cur.Width = 4, 4
-			return old, cur
-		},
-	}} {
+	for _, tc := range mapChanges {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newMigRig(t)
 			ctx := t.Context()
@@ -252,5 +259,187 @@ func TestListUploadsQuorumIsTheCurrentMaps(t *testing.T) {
 	}
 	if res, err := r.e.List(ctx, "t", "c", ListOptions{}); err != nil {
 		t.Errorf("List with the older map's drives offline: %+v, %v; want an answer", res, err)
+	}
+}
+
+// TestUploadMovesWithMigration: an upload in progress in an older map's
+// set moves into its key's set of the current map (MoveUploads) whether
+// or not its client is active, with its parts' ETags, sizes and its
+// content type; the older map then holds nothing of it and can be
+// dropped; parts are added and the upload completed through the current
+// map alone; and nothing of the older set's copies is left.
+func TestUploadMovesWithMigration(t *testing.T) {
+	for _, tc := range mapChanges {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newMigRig(t)
+			ctx := t.Context()
+			old, cur := tc.maps(t, r)
+			r.useChain([]*placement.Map{old})
+			const key = "mp/moved"
+			id, err := r.e.CreateUpload(ctx, "t", "c", key, PutOptions{ContentType: "application/x-moved", Metadata: map[string]string{"color": "blue"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts := map[int][]byte{1: randBytes(11, MinPartSize), 2: randBytes(12, MinPartSize), 3: randBytes(13, MinPartSize)}
+			etags := map[int]string{}
+			put := func(n int, b []byte) {
+				t.Helper()
+				pi, err := r.e.PutPart(ctx, "t", "c", key, id, n, bytes.NewReader(b), PutOptions{Size: int64(len(b))})
+				if err != nil {
+					t.Fatalf("PutPart(%d): %v", n, err)
+				}
+				etags[n] = pi.ETag
+			}
+			put(1, parts[1])
+			put(2, parts[2])
+			put(3, parts[3])
+
+			r.useChain([]*placement.Map{old, cur})
+			st, err := r.e.MoveUploads(ctx)
+			if err != nil || st.Uploads != 1 || st.Moved != 1 || st.Parts != 3 || st.Bytes != 3*MinPartSize {
+				t.Fatalf("MoveUploads = %+v, %v; want 1 upload moved with its 3 parts", st, err)
+			}
+			// Active (its last part just now), it no longer holds the map.
+			if n, err := r.e.Residue(ctx, old); err != nil || n != 0 {
+				t.Fatalf("Residue(old map) after the move = %d, %v; want 0", n, err)
+			}
+			if st, err := r.e.MoveUploads(ctx); err != nil || st.Uploads != 0 {
+				t.Fatalf("MoveUploads again = %+v, %v; want nothing left to move", st, err)
+			}
+			r.useChain([]*placement.Map{cur}) // the older map dropped
+			ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10)
+			if err != nil || len(ups) != 1 || ups[0].ID != id || ups[0].ContentType != "application/x-moved" || ups[0].Metadata["color"] != "blue" {
+				t.Fatalf("ListUploads after the move = %+v, %v; want upload %s with its type and metadata", ups, err, id)
+			}
+			listed, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 100)
+			if err != nil || len(listed) != 3 {
+				t.Fatalf("ListParts after the move = %+v, %v; want 3 parts", listed, err)
+			}
+			for _, p := range listed {
+				if p.ETag != etags[p.Number] || p.Size != MinPartSize {
+					t.Fatalf("part %d after the move: ETag %s, %d bytes; want %s, %d", p.Number, p.ETag, p.Size, etags[p.Number], MinPartSize)
+				}
+			}
+			parts[2] = randBytes(14, MinPartSize) // replaced after the move
+			put(2, parts[2])
+			parts[4] = randBytes(15, 1000)
+			put(4, parts[4])
+			var cps []CompletePart
+			for n := 1; n <= 4; n++ {
+				cps = append(cps, CompletePart{Number: n, ETag: etags[n]})
+			}
+			info, err := r.e.CompleteUpload(ctx, "t", "c", key, id, cps, nil)
+			if err != nil {
+				t.Fatalf("CompleteUpload after the move: %v", err)
+			}
+			a, err := r.e.Open(ctx, "t", "c", key)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			want := bytes.Join([][]byte{parts[1], parts[2], parts[3], parts[4]}, nil)
+			var got bytes.Buffer
+			if err := a.WriteRange(ctx, &got, 0, a.Info.Size); err != nil || !bytes.Equal(got.Bytes(), want) {
+				t.Fatalf("read %d bytes, %v; want the %d bytes of parts 1-4", got.Len(), err, len(want))
+			}
+			if a.Info.ETag != info.ETag || a.Info.ContentType != "application/x-moved" {
+				t.Fatalf("ETag %s, type %q; want %s, application/x-moved", a.Info.ETag, a.Info.ContentType, info.ETag)
+			}
+			// Only the artifact's shard files remain (one per part on
+			// each drive of its sets), and no drive outside the key's
+			// current set holds a record of the upload.
+			home := cur.Set(cur.PGOf("t", "c", key))
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				total := 0
+				for _, did := range r.ids {
+					total += len(shardFiles(t, r.dirs[did]))
+				}
+				wantFiles := 4 * cur.Policy.SetSize()
+				if total == wantFiles {
+					break
+				}
+				if time.Now().After(deadline) {
+					for _, did := range r.ids {
+						t.Logf("%s: %v", did, shardFiles(t, r.dirs[did]))
+					}
+					t.Fatalf("%d shard files on the drives, want %d (4 parts on %d drives)", total, wantFiles, cur.Policy.SetSize())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			for _, did := range r.ids {
+				if slices.Contains(home, did) {
+					continue
+				}
+				recs, err := r.topo.drives[did].ListRecords(ctx, "\x01", "", 1000)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, rec := range recs {
+					if strings.Contains(rec.Key, id) {
+						t.Errorf("drive %s, outside the key's current set, still holds %q", did, rec.Key)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestPartStreamingWhileUploadMoves: a part that streamed into the
+// upload's older set while the migrator moved the upload is refused
+// (the client sends it again), not acknowledged into a set nobody reads.
+func TestPartStreamingWhileUploadMoves(t *testing.T) {
+	r := newMigRig(t)
+	ctx := t.Context()
+	old, cur := mapChanges[2].maps(t, r) // to other drives
+	r.useChain([]*placement.Map{old})
+	const key = "mp/racing"
+	id, err := r.e.CreateUpload(ctx, "t", "c", key, PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := randBytes(21, MinPartSize)
+	if _, err := r.e.PutPart(ctx, "t", "c", key, id, 1, bytes.NewReader(body), PutOptions{Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	type result struct {
+		pi  PartInfo
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		pi, err := r.e.PutPart(ctx, "t", "c", key, id, 2, pr, PutOptions{Size: int64(len(body))})
+		done <- result{pi, err}
+	}()
+	if _, err := pw.Write(body[:1<<20]); err != nil { // the part is streaming into the older set
+		t.Fatal(err)
+	}
+	r.useChain([]*placement.Map{old, cur})
+	if st, err := r.e.MoveUploads(ctx); err != nil || st.Moved != 1 {
+		t.Fatalf("MoveUploads while a part streams = %+v, %v; want the upload moved", st, err)
+	}
+	if _, err := pw.Write(body[1<<20:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	res := <-done
+	listed, _, lerr := r.e.ListParts(ctx, "t", "c", key, id, 0, 100)
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	switch {
+	case res.err == nil && (len(listed) != 2 || listed[1].ETag != res.pi.ETag):
+		t.Fatalf("part 2 acknowledged (ETag %s) but the moved upload lists %+v", res.pi.ETag, listed)
+	case res.err != nil && !errors.Is(res.err, ErrMetadataUnavailable):
+		t.Fatalf("part 2 = %v; want ErrMetadataUnavailable (send it again)", res.err)
+	case res.err != nil && len(listed) != 1:
+		t.Fatalf("part 2 refused, but the upload lists %+v", listed)
+	}
+	// Sent again, it lands in the current set.
+	if _, err := r.e.PutPart(ctx, "t", "c", key, id, 2, bytes.NewReader(body), PutOptions{Size: int64(len(body))}); err != nil {
+		t.Fatalf("PutPart(2) again: %v", err)
+	}
+	if listed, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 100); err != nil || len(listed) != 2 {
+		t.Fatalf("ListParts = %+v, %v; want 2 parts", listed, err)
 	}
 }

@@ -45,9 +45,10 @@ var (
 )
 
 // RunMigrator moves data written under older maps into the current map
-// (MigrateAll) and drops each older map from c's history once nothing
-// lives only there (Residue is 0) and the current map has been current
-// for MapSettle. It runs on every node and acts only on the leader, so
+// (MigrateAll), then, once the map has settled, the multipart uploads in
+// progress there (MoveUploads), and drops each older map from c's
+// history once nothing lives only there (Residue is 0) and the current
+// map has been current for MapSettle. It runs on every node and acts only on the leader, so
 // that no key is migrated by two nodes at once; a new leader starts a new
 // pass. It returns when ctx ends.
 func (e *Engine) RunMigrator(ctx context.Context, c Coordinator, log *slog.Logger) {
@@ -84,6 +85,14 @@ func (e *Engine) RunMigrator(ctx context.Context, c Coordinator, log *slog.Logge
 		// while proves that nothing new went to an older map.
 		if passStart.Sub(since) < mapSettle {
 			continue
+		}
+		// Every node writes with the current map by now: the uploads
+		// still in progress in older maps' sets move into it, so that
+		// the older maps can go however long their clients pause.
+		if ust, err := e.MoveUploads(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("migrate: move uploads", "moved", ust.Moved, "failed", ust.Failed, "err", err)
+		} else if ust.Moved > 0 {
+			log.Info("migrate: moved multipart uploads into the current map", "uploads", ust.Moved, "parts", ust.Parts, "bytes", ust.Bytes)
 		}
 		for _, m := range c.OlderMaps() {
 			n, err := e.Residue(ctx, m)

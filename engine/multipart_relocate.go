@@ -1,0 +1,351 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// Moving uploads in progress with migration.
+//
+// An upload keeps the set of the map it was created in (multipart_move.go)
+// while that map is kept. Once the current map has settled, the migrator
+// moves every upload still living in an older map's set into its key's
+// set of the current map (MoveUploads), so that the older map can be
+// dropped without losing it, however long its client pauses, and a
+// drained node can leave. Under the upload's lease, which every part
+// commit also takes, moveUpload:
+//
+//  1. copies each part's data into the current set (decoded from the
+//     old set, encoded with the current policy, checked against the
+//     part's size and ETag, striped as the new upload record says part n
+//     goes: copyParts), then writes the part's record there;
+//  2. writes the upload's record there, naming the current epoch; from
+//     now on findUpload finds the upload in the current set;
+//  3. removes what the older sets hold of it: the part records, the
+//     parts' shard files, then the upload's records (dropUploadElsewhere).
+//
+// A crash before step 2 leaves part records in the current set that no
+// upload record names there: findUpload still finds the old set, and the
+// next pass moves the upload again, replacing them with newer versions
+// (the first copies' shard files are left unreferenced, as a crashed Put
+// leaves its own). A crash after step 2 leaves older records that the
+// next pass's walk finds and removes.
+
+// UploadMoveStats counts what MoveUploads did.
+type UploadMoveStats struct {
+	Uploads int   // uploads found in older maps' sets
+	Moved   int   // uploads moved into the current map's set
+	Parts   int   // parts copied
+	Bytes   int64 // bytes of the parts copied
+	Failed  int   // uploads left for another pass
+}
+
+// MoveUploads moves the multipart uploads in progress whose records are on
+// the drives of the older maps (MapHistory) and not placed for the current
+// map into their key's set of the current map, each under its lease
+// (moveUpload), and removes what older sets hold of uploads moved before a
+// crash. A cluster calls it once a map has been current for MapSettle, so
+// that every node writes with that map. It returns the first error; an
+// upload that failed is tried again on the next call.
+func (e *Engine) MoveUploads(ctx context.Context) (UploadMoveStats, error) {
+	var st UploadMoveStats
+	cur := e.cfg.Topology.Map()
+	older := e.olderMaps(cur)
+	if cur == nil || len(older) == 0 {
+		return st, nil
+	}
+	type upload struct{ tenant, container, key, id string }
+	var ups []upload
+	seen := map[string]bool{}
+	var errs []error
+	for _, id := range olderDrives(older) {
+		d, err := e.cfg.Topology.Drive(id)
+		if errors.Is(err, driver.ErrRemoved) {
+			continue
+		}
+		if err == nil {
+			err = e.listUploadRecords(ctx, d, func(raw driver.Record, r *record, tenant, container, key, uploadID string) {
+				if seen[raw.Key] || r.Deleted || isMarker(r) {
+					return
+				}
+				m := e.layoutMap(cur, e.layoutOf(tenant, container))
+				pg := m.PGOf(tenant, container, key)
+				if j := slices.Index(m.Set(pg), id); j >= 0 && placedIn(r, m, pg, j) {
+					return
+				}
+				seen[raw.Key] = true
+				ups = append(ups, upload{tenant, container, key, uploadID})
+			})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("drive %s: %w", id, err))
+		}
+	}
+	st.Uploads = len(ups)
+	for _, u := range ups {
+		if err := ctx.Err(); err != nil {
+			return st, fmt.Errorf("engine: move uploads: %w", err)
+		}
+		res, err := e.moveUpload(ctx, u.tenant, u.container, u.key, u.id)
+		st.Parts += res.Parts
+		st.Bytes += res.Bytes
+		if res.Moved > 0 {
+			st.Moved++
+		}
+		if err != nil {
+			st.Failed++
+			errs = append(errs, fmt.Errorf("upload %s: %w", u.id, err))
+		}
+	}
+	if len(errs) > 0 {
+		return st, fmt.Errorf("engine: move uploads: %w", errors.Join(errs...))
+	}
+	return st, nil
+}
+
+// listUploadRecords calls fn with every upload record on d that decodes.
+func (e *Engine) listUploadRecords(ctx context.Context, d driver.Driver, fn func(raw driver.Record, r *record, tenant, container, key, id string)) error {
+	return e.eachRecord(ctx, d, uploadKeys, func(raw driver.Record, r *record) error {
+		if tenant, container, key, ok := splitUploadKey(raw.Key); ok {
+			fn(raw, r, tenant, container, key, raw.Key[strings.LastIndexByte(raw.Key, 0)+1:])
+		}
+		return nil
+	})
+}
+
+// moveUpload moves upload id of key, if it is in progress in an older
+// map's set, into key's set of the current map, then removes what older
+// sets hold of it (see "Moving uploads in progress with migration"). It
+// holds the upload's lease throughout: no part commits meanwhile.
+func (e *Engine) moveUpload(ctx context.Context, tenant, container, key, id string) (UploadMoveStats, error) {
+	var st UploadMoveStats
+	hold, err := e.lockUpload(ctx, id)
+	if err != nil {
+		return st, err
+	}
+	defer hold.unlock()
+	ctx = hold.ctx // writes to the older set under the lease carry it
+	up, at, err := e.findUpload(ctx, tenant, container, key, id)
+	if errors.Is(err, ErrNoSuchUpload) {
+		return st, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	cur := e.mapFor(tenant, container)
+	pg := cur.PGOf(tenant, container, key)
+	drives, _ := e.pgDrives(cur, pg)
+	switch {
+	case isMarker(up):
+		return st, nil // a completion's marker stays where it is
+	case at.same(uploadAt{m: cur, pg: pg}):
+		// Moved before: a crash may have left older sets' records.
+	case at.m.Epoch < cur.Epoch && at.moved(cur, up):
+		if st, err = e.copyUpload(ctx, hold, tenant, container, key, id, up, at, cur, pg, drives); err != nil {
+			return st, err
+		}
+	default:
+		return st, nil // in another layout's set, or one no map change moved
+	}
+	if err := hold.check(); err != nil {
+		return st, err
+	}
+	return st, e.dropUploadElsewhere(ctx, tenant, container, key, id, cur, pg)
+}
+
+// copyUpload is steps 1 and 2 of moveUpload: it writes the parts (copied)
+// and the record of upload up, found in at, into pg's set drives of cur.
+func (e *Engine) copyUpload(ctx context.Context, hold *uploadHold, tenant, container, key, id string, up *record, at uploadAt, cur *placement.Map, pg uint32, drives []driver.Driver) (UploadMoveStats, error) {
+	var st UploadMoveStats
+	_, parts, err := e.allParts(ctx, tenant, container, id, at.drives, up.Data)
+	if err != nil {
+		return st, err
+	}
+	moved := *up
+	moved.Data, moved.Parity, moved.PG = cur.Policy.Data, cur.Policy.Parity, pg
+	moved.Seed, moved.Width, moved.PGCount, moved.Layout, moved.Offset = 0, 0, 0, 0, 0
+	e.setStriping(&moved, cur, stripeWidth(cur))
+	moved.Metadata = maps.Clone(up.Metadata)
+	if moved.Metadata == nil {
+		moved.Metadata = map[string]string{}
+	}
+	moved.Metadata[uploadEpochKey] = strconv.FormatUint(uint64(cur.Epoch), 10)
+	as := artSet{m: cur, pg: pg, drives: drives, data: cur.Policy.Data, parity: cur.Policy.Parity}
+	wq := cur.Policy.WriteQuorum()
+	for _, n := range slices.Sorted(maps.Keys(parts)) {
+		p := parts[n]
+		if len(p.Parts) != 1 {
+			return st, fmt.Errorf("engine: move upload: part %d has %d data parts", n, len(p.Parts))
+		}
+		rec := record{
+			Data: moved.Data, Parity: moved.Parity, StripeSize: p.StripeSize, PG: pg,
+			Seed: moved.Seed, Width: moved.Width, PGCount: moved.PGCount, Layout: moved.Layout,
+		}
+		if moved.striped() {
+			rec.Offset = (n - 1) % moved.Width // where PutPart puts part n
+		}
+		copied, drop, err := e.copyParts(ctx, tenant, container, key, at, []*record{p}, []bool{true}, as, &rec)
+		if err != nil {
+			return st, fmt.Errorf("engine: move upload: %w", err)
+		}
+		rec.Version, _ = e.newVersion()
+		rec.Size, rec.ETag, rec.Modified, rec.Metadata, rec.Parts = p.Size, p.ETag, p.Modified, p.Metadata, copied
+		err = hold.check()
+		if err == nil {
+			err = e.recordWriteAt(partKey(tenant, container, id, n), tenant, container, key, drives, wq).write(ctx, &rec, nil, present(drives))
+		}
+		if err != nil {
+			drop()
+			return st, fmt.Errorf("engine: move upload: part %d: %w", n, err)
+		}
+		st.Parts++
+		st.Bytes += p.Size
+	}
+	moved.Version, _ = e.newVersion()
+	if err := hold.check(); err != nil {
+		return st, err
+	}
+	if err := e.recordWriteAt(uploadKey(tenant, container, key, id), tenant, container, key, drives, wq).write(ctx, &moved, nil, present(drives)); err != nil {
+		return st, fmt.Errorf("engine: move upload: %w", err)
+	}
+	st.Moved = 1
+	e.log.Info("moved a multipart upload into the current map", "tenant", tenant, "container", container,
+		"upload", id, "from_epoch", at.m.Epoch, "epoch", cur.Epoch, "parts", st.Parts, "bytes", st.Bytes)
+	return st, nil
+}
+
+// dropUploadElsewhere removes, from the drives of key's sets in the older
+// maps and the other layouts, the records of upload id not placed in pg's
+// set of cur (where moveUpload put it): its parts' records, then their
+// shard files, then its own records, so that a crash leaves an upload
+// record for the next pass to find. A drive it could not clean is an
+// error; a drive removed from the cluster is passed over.
+func (e *Engine) dropUploadElsewhere(ctx context.Context, tenant, container, key, id string, cur *placement.Map, pg uint32) error {
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	home := cur.Set(pg)
+	var ids []placement.DriveID
+	var sets []*placement.Map // the maps whose sets a removed part may be placed in
+	for _, m := range append(e.otherLayouts(cur), e.olderMaps(cur)...) {
+		sets = append(sets, m)
+		for _, id := range m.Set(m.PGOf(tenant, container, key)) {
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	// stray reports whether r, on drive id, is not the moved upload's.
+	stray := func(id placement.DriveID, r *record) bool {
+		j := slices.Index(home, id)
+		return j < 0 || !placedIn(r, cur, pg, j)
+	}
+	var errs []error
+	type oldPart struct {
+		rec    *record
+		drives []driver.Driver // the set it is placed in
+	}
+	olds := map[[16]byte]oldPart{} // by data id: each part's shard files once
+	for _, did := range ids {
+		d, err := e.cfg.Topology.Drive(did)
+		if errors.Is(err, driver.ErrRemoved) {
+			continue
+		}
+		if err == nil {
+			err = e.eachRecord(ctx, d, partPrefix(tenant, container, id), func(raw driver.Record, r *record) error {
+				if !stray(did, r) {
+					return nil
+				}
+				if err := d.DeleteRecord(ctx, raw.Key, raw.Version); err != nil && !errors.Is(err, driver.ErrNotFound) && !errors.Is(err, driver.ErrStale) {
+					return err
+				}
+				if r.Deleted || len(r.Parts) != 1 {
+					return nil
+				}
+				if _, ok := olds[r.Parts[0].DataID]; ok {
+					return nil
+				}
+				for _, m := range sets {
+					if r.PG < uint32(m.PGCount()) && placedIn(r, m, r.PG, r.Shard) && slices.Index(m.Set(r.PG), did) == r.Shard {
+						drives, _ := e.pgDrives(m, r.PG)
+						olds[r.Parts[0].DataID] = oldPart{r, drives}
+						break
+					}
+				}
+				return nil
+			})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("drive %s: %w", did, err))
+		}
+	}
+	for _, o := range olds {
+		e.dropPart(ctx, tenant, container, key, o.drives, o.rec, nil)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("engine: move upload %s: clean older sets: %w", id, errors.Join(errs...))
+	}
+	ukey := uploadKey(tenant, container, key, id)
+	for _, did := range ids {
+		d, err := e.cfg.Topology.Drive(did)
+		if errors.Is(err, driver.ErrRemoved) {
+			continue
+		}
+		if err == nil {
+			var raw driver.Record
+			raw, err = d.GetRecord(ctx, ukey)
+			if err == nil {
+				if r, derr := unmarshalRecord(raw.Data); derr != nil || stray(did, r) {
+					err = d.DeleteRecord(ctx, ukey, raw.Version)
+				}
+			}
+			if errors.Is(err, driver.ErrNotFound) || errors.Is(err, driver.ErrStale) {
+				err = nil
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("drive %s: %w", did, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("engine: move upload %s: clean older sets: %w", id, errors.Join(errs...))
+	}
+	return nil
+}
+
+// eachRecord calls fn with every record under prefix on d that decodes,
+// read whole, stopping at fn's first error.
+func (e *Engine) eachRecord(ctx context.Context, d driver.Driver, prefix string, fn func(raw driver.Record, r *record) error) error {
+	after := ""
+	for {
+		raws, err := d.ListRecords(ctx, prefix, after, listBatch)
+		if err != nil {
+			return err
+		}
+		for _, raw := range raws {
+			data, found, err := wholeRecord(ctx, d, raw)
+			if err != nil {
+				return err
+			}
+			r, derr := unmarshalRecord(data)
+			if !found || derr != nil {
+				continue
+			}
+			raw.Data = data
+			if err := fn(raw, r); err != nil {
+				return err
+			}
+		}
+		if len(raws) < listBatch {
+			return nil
+		}
+		after = raws[len(raws)-1].Key
+	}
+}
