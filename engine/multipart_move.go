@@ -17,12 +17,14 @@ import (
 // parts' records and their shard files stay in its PG's set of the map
 // current then (findUpload looks there when the current map's set does
 // not hold it), parts uploaded after a map change go there too, under the
-// upload's lease (which the drives' map-epoch fence honours). Residue does
-// not count uploads (counting them kept maps for ever for half-created
-// uploads), so an upload only survives while its map is kept: once
-// migration has moved the artifacts and the map is dropped, the upload
-// answers NoSuchUpload (issue 14 plans to move uploads with migration).
-// Completing it while the map is kept cannot write the artifact's record into
+// upload's lease (which the drives' map-epoch fence honours), until the
+// migrator moves the upload into the current map (MoveUploads,
+// multipart_relocate.go). Residue counts it meanwhile while it is active
+// (Config.UploadHold): an upload the migrator cannot move and whose client
+// went away stops holding the map, and answers NoSuchUpload once the map
+// is dropped.
+//
+// Completing it before it moves cannot write the artifact's record into
 // that older set: reads take the current map's set first, so an older
 // version of the key there would hide it, and migration would remove it.
 // So the completion copies the chosen parts into the key's set of the

@@ -197,7 +197,7 @@ func writeClusterStatus(w io.Writer, st *cluster.Status) error {
 		older = strings.Join(es, ", ") + " (still read, not yet migrated)"
 		switch n := st.Map.UploadsHolding; {
 		case n > 0:
-			older += fmt.Sprintf("; %d multipart upload(s) in progress hold them until completed, aborted, or idle for the upload hold (--upload-hold)", n)
+			older += fmt.Sprintf("; %d multipart upload(s) in progress hold them until moved, completed, aborted, or idle for the upload hold (--upload-hold)", n)
 		case n < 0:
 			older += "; multipart uploads holding them: unknown (a drive did not answer)"
 		}

@@ -117,7 +117,7 @@ func TestWriteClusterStatus(t *testing.T) {
 		{"nothing known", cluster.Status{Node: "n1"}, emptyStatusText},
 		{"a drain waiting for uploads", drainingStatus(), strings.Replace(testStatusText,
 			"older epochs:  2, 1 (still read, not yet migrated)\n",
-			"older epochs:  2, 1 (still read, not yet migrated); 2 multipart upload(s) in progress hold them until completed, aborted, or idle for the upload hold (--upload-hold)\n"+
+			"older epochs:  2, 1 (still read, not yet migrated); 2 multipart upload(s) in progress hold them until moved, completed, aborted, or idle for the upload hold (--upload-hold)\n"+
 				"draining:      n3-d1: 12 PG slots and 0 B left, in progress, waiting for 2 multipart upload(s) in progress (see older epochs)\n"+
 				"drain rate:    0 B/s, about unknown left\n", 1)},
 	} {

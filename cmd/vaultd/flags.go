@@ -30,7 +30,7 @@ type serverFlags struct {
 	probeInterval time.Duration // how often each local drive is health-checked
 	tierInterval  time.Duration // how often the tier storage policy runs
 	relayoutEvery time.Duration // how often the leader looks for containers to re-lay out
-	uploadHold    time.Duration // how long an idle multipart upload keeps an older map
+	uploadHold    time.Duration // how long an unmoved multipart upload keeps an older map
 	relayoutRate  byteSize      // at most this many bytes/s re-laid out
 	scrubPeriod   time.Duration // a full scrub pass over each local drive
 	scrubRate     byteSize      // at most this many bytes/s scrubbed per drive
@@ -77,7 +77,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.DurationVar(&f.lifecycleInterval, "lifecycle-interval", time.Hour, "how often the leader (a single node: the node) applies the buckets' lifecycle rules (expiry, noncurrent versions, incomplete uploads)")
 	fs.DurationVar(&f.lifecycleDay, "lifecycle-day", 24*time.Hour, "TEST SETTING: the length of a lifecycle \"day\" (e.g. 2s makes a rule of 1 day expire objects after about 2s); leave at 24h in production")
 	fs.Float64Var(&f.lifecycleRate, "lifecycle-rate", 50, "most lifecycle actions (and listing pages) per second")
-	fs.DurationVar(&f.uploadHold, "upload-hold", engine.DefaultUploadHold, "how long after its last part a multipart upload keeps the older cluster map it lives in, holding up the end of a join or drain (an upload idle for longer answers NoSuchUpload once migration has dropped that map; 0 or less: uploads never hold a map)")
+	fs.DurationVar(&f.uploadHold, "upload-hold", engine.DefaultUploadHold, "how long after its last part a multipart upload that migration could not move keeps the older cluster map it lives in, holding up the end of a join or drain (an upload idle for longer answers NoSuchUpload once migration has dropped that map; 0 or less: uploads never hold a map)")
 	fs.DurationVar(&f.healInterval, "heal-interval", engine.DefaultHealInterval, "how often the healer repairs the queued artifacts (failed repairs are retried with backoff)")
 	fs.DurationVar(&f.tierInterval, "tier-interval", time.Hour, "how often the leader (a single node: the node) moves the artifacts of tier containers past their thresholds to remote drives")
 	fs.DurationVar(&f.relayoutEvery, "relayout-interval", 10*time.Second, "how often the leader (a single node: the node) looks for containers whose storage policy changed layout (to or from hybrid) and moves their artifacts into the new layout")

@@ -25,18 +25,17 @@ import (
 // then replaced by two concurrent uploads through n3 and the new n4 (part
 // commits are serialized cluster-wide per upload: the listed ETag must be
 // one of the two bodies, whole), part 3 is written through n4, and the
-// upload is completed through n3. The object reads back identical through
-// every node, before and after the leader has migrated everything into the
-// new map and dropped the older ones.
+// upload is completed through n3. Before those, once the new map has
+// settled, the leader has moved the open upload into it and dropped the
+// older maps. The object reads back identical through every node.
 func TestClusterMultipartAcrossJoin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts vaultd processes")
 	}
 	c := prepareCluster(t, 4)
 	for _, n := range c.nodes {
-		// The upload idles while the fourth node starts and the map
-		// changes: it must keep its map that long (the harness's 15 s
-		// would let migration drop it).
+		// An upload active within this long held its map before the
+		// migrator moved uploads: it no longer holds it.
 		n.extra = append(n.extra, "--upload-hold", "10m")
 	}
 	for _, n := range c.nodes[:3] {
@@ -97,14 +96,20 @@ func TestClusterMultipartAcrossJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("map epoch %d (%s) → %d (%s)", before.Map.Epoch, before.Map.Policy, after.Map.Epoch, after.Map.Policy)
-	// Nothing but the upload keeps the older maps: migration would drop
-	// them MapSettle after the change. The upload, idle for less than its
-	// --upload-hold, holds them (engine.Residue counts it).
-	time.Sleep(engine.MapSettle + 10*time.Second)
-	if st, err := waitStatus(t, c, 0, 10*time.Second, func(cluster.Status) string { return "" }); err != nil || len(st.Map.Older) == 0 {
-		t.Fatalf("older maps %v (%v) %v after the join, with the upload open in one: want them kept", st.Map.Older, err, engine.MapSettle+10*time.Second)
-	} else if st.Map.UploadsHolding != 1 {
-		t.Errorf("n1's status: %d uploads holding the older maps, want 1 (the one open)", st.Map.UploadsHolding)
+	// Once the map has settled, the leader's migrator moves the upload
+	// into the current map (engine.MoveUploads) and drops the older maps
+	// while the upload is still open: it is neither lost nor holding them
+	// (its --upload-hold would have held them 10 minutes).
+	if _, err := waitStatus(t, c, 0, engine.MapSettle+120*time.Second, func(st cluster.Status) string {
+		if len(st.Map.Older) > 0 || st.Map.UploadsHolding != 0 {
+			return fmt.Sprintf("older maps %v, %d uploads holding them", st.Map.Older, st.Map.UploadsHolding)
+		}
+		return ""
+	}); err != nil {
+		t.Fatalf("with the upload open, the older maps: %v", err)
+	}
+	if lp, err := cl(3).ListParts(ctx, &awss3.ListPartsInput{Bucket: aws.String(bucket), Key: aws.String(key), UploadId: id}); err != nil || len(lp.Parts) != 2 {
+		t.Fatalf("ListParts through n4 after the older maps went: %+v, %v; want parts 1 and 2", lp, err)
 	}
 
 	// Part 2 replaced by two concurrent uploads through n3 and n4.
