@@ -31,7 +31,7 @@ func startConfigServer(t *testing.T) *env {
 
 // startConfigServerWith is startConfigServer with a hook to adjust the S3
 // config; it returns the store too.
-func startConfigServerWith(t *testing.T, tweak func(*s3.Config)) (*env, *cluster.Store) {
+func startConfigServerWith(t testing.TB, tweak func(*s3.Config)) (*env, *cluster.Store) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,13 +35,47 @@ type xmlTarget struct {
 	partETag string
 }
 
-// xmlOps are the requests a fuzzed body is sent as, by selector byte.
-var xmlOps = []string{"CompleteMultipartUpload", "DeleteObjects", "AdminSetRate", "AdminSetQuota", "CreateBucket"}
+// xmlOps are the requests a fuzzed body is sent as, by selector byte:
+// the five with their own checks (send), then the configuration PUTs
+// (configOps).
+var xmlOps = []string{"CompleteMultipartUpload", "DeleteObjects", "AdminSetRate", "AdminSetQuota", "CreateBucket",
+	"PutBucketLifecycle", "PutBucketCors", "PutBucketTagging", "PutObjectTagging", "PutBucketVersioning", "PutBucketAcl",
+	"PutObjectAcl", "PutObjectLockConfiguration", "PutObjectRetention", "PutObjectLegalHold", "PutBucketPolicy"}
+
+// configOp is a configuration PUT: its path (with the subresource), and
+// whether a DELETE of that path resets what an accepted body set (else
+// send puts reset, if any, back).
+type configOp struct {
+	path   string
+	delete bool
+	reset  string // a body that puts the default back, when there is no DELETE
+}
+
+// configOps are the configuration PUTs by name. Their bodies set what a
+// GET of the same path returns: a refused body must leave it unchanged.
+var configOps = map[string]configOp{
+	"PutBucketLifecycle":         {path: "/fxb?lifecycle=", delete: true},
+	"PutBucketCors":              {path: "/fxb?cors=", delete: true},
+	"PutBucketTagging":           {path: "/fxb?tagging=", delete: true},
+	"PutObjectTagging":           {path: "/fxb/keep?tagging=", delete: true},
+	"PutBucketVersioning":        {path: "/fxb?versioning="}, // once enabled, it stays (as on AWS)
+	"PutBucketAcl":               {path: "/fxb?acl=", reset: aclPrivate},
+	"PutObjectAcl":               {path: "/fxb/keep?acl=", reset: aclPrivate},
+	"PutObjectLockConfiguration": {path: "/fxb?object-lock="}, // fxb was made without object lock: always refused
+	"PutObjectRetention":         {path: "/fxb/keep?retention="},
+	"PutObjectLegalHold":         {path: "/fxb/keep?legal-hold="},
+	"PutBucketPolicy":            {path: "/fxb?policy=", delete: true},
+}
+
+// aclPrivate is the owner-only ACL the ACL PUTs are reset to.
+const aclPrivate = `<AccessControlPolicy><Owner><ID>alice</ID></Owner><AccessControlList><Grant>` +
+	`<Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser"><ID>alice</ID></Grantee>` +
+	`<Permission>FULL_CONTROL</Permission></Grant></AccessControlList></AccessControlPolicy>`
 
 func newXMLTarget(t testing.TB) *xmlTarget {
 	t.Helper()
 	x := &xmlTarget{admin: &limitsAdmin{}, http: &http.Client{Timeout: 30 * time.Second}}
-	x.e = startServerWith(t, func(c *s3.Config) { c.Admin = x.admin })
+	x.e, _ = startConfigServerWith(t, func(c *s3.Config) { c.Admin = x.admin })
 	x.c = x.e.client("ALICEKEY", "alicesecret")
 	ctx := context.Background()
 	if _, err := x.c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("fxb")}); err != nil {
@@ -84,24 +119,10 @@ func (x *xmlTarget) exists(t testing.TB, key string) bool {
 	return err == nil
 }
 
-// send sends body, signed with its payload hash, as xmlOps[op] and checks
-// the answer: never a server error, a refusal is an S3 error document
-// with a 4xx code, and a refused body changed nothing.
-func (x *xmlTarget) send(t testing.TB, op int, body []byte) {
+// do sends a request signed with its payload hash and returns the status
+// and body of the answer.
+func (x *xmlTarget) do(t testing.TB, access aws.Credentials, method, path string, body []byte) (int, []byte) {
 	t.Helper()
-	method, path, access := http.MethodPost, "/fxb/done?uploadId="+x.uploadID, aliceCreds
-	switch xmlOps[op] {
-	case "DeleteObjects":
-		path = "/fxb?delete="
-	case "AdminSetRate", "AdminSetQuota":
-		method, path = http.MethodPut, "/_vault/admin/tenants/alice/rate"
-		if xmlOps[op] == "AdminSetQuota" {
-			path = "/_vault/admin/tenants/alice/quota"
-		}
-		access = aws.Credentials{AccessKeyID: root.AccessKey, SecretAccessKey: root.Secret}
-	case "CreateBucket":
-		method, path = http.MethodPut, "/fxnew"
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, x.e.endpoint+path, bytes.NewReader(body))
@@ -116,14 +137,43 @@ func (x *xmlTarget) send(t testing.TB, op int, body []byte) {
 	}
 	resp, err := x.http.Do(req)
 	if err != nil {
-		t.Fatalf("%s: %v", xmlOps[op], err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	got, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil {
-		t.Fatalf("%s: reading the response: %v", xmlOps[op], err)
+		t.Fatalf("%s %s: reading the response: %v", method, path, err)
 	}
-	status := resp.StatusCode
+	return resp.StatusCode, got
+}
+
+// send sends body, signed with its payload hash, as xmlOps[op] and checks
+// the answer: never a server error, a refusal is an S3 error document
+// with a 4xx code, and a refused body changed nothing.
+func (x *xmlTarget) send(t testing.TB, op int, body []byte) {
+	t.Helper()
+	method, path, access := http.MethodPost, "/fxb/done?uploadId="+x.uploadID, aliceCreds
+	cfg, isConfig := configOps[xmlOps[op]]
+	var before []byte // a configuration's GET before the PUT
+	switch xmlOps[op] {
+	case "DeleteObjects":
+		path = "/fxb?delete="
+	case "AdminSetRate", "AdminSetQuota":
+		method, path = http.MethodPut, "/_vault/admin/tenants/alice/rate"
+		if xmlOps[op] == "AdminSetQuota" {
+			path = "/_vault/admin/tenants/alice/quota"
+		}
+		access = aws.Credentials{AccessKeyID: root.AccessKey, SecretAccessKey: root.Secret}
+	case "CreateBucket":
+		method, path = http.MethodPut, "/fxnew"
+	default:
+		method, path = http.MethodPut, cfg.path
+		before = x.config(t, cfg.path)
+	}
+	status, got := x.do(t, access, method, path, body)
+	if isConfig && status == http.StatusNotImplemented && bytes.Contains(got, []byte("<Code>NotImplemented</Code>")) {
+		status = http.StatusBadRequest // a valid document asking for what is not served (a policy's Deny)
+	}
 	if status >= 500 {
 		t.Fatalf("%s of %.200q: %d %.300s", xmlOps[op], body, status, got)
 	}
@@ -138,6 +188,22 @@ func (x *xmlTarget) send(t testing.TB, op int, body []byte) {
 		if status < 400 {
 			t.Fatalf("%s of %.200q: %d %.300s", xmlOps[op], body, status, got)
 		}
+	}
+	if isConfig {
+		after := x.config(t, cfg.path)
+		switch {
+		case refused && !bytes.Equal(before, after):
+			t.Fatalf("a refused %s (%d) of %.200q changed the configuration from %.300s to %.300s", xmlOps[op], status, body, before, after)
+		case !refused && cfg.delete:
+			if st, got := x.do(t, aliceCreds, http.MethodDelete, cfg.path, nil); st >= 300 {
+				t.Fatalf("resetting after %s: DELETE %s: %d %.300s", xmlOps[op], cfg.path, st, got)
+			}
+		case !refused && cfg.reset != "":
+			if st, got := x.do(t, aliceCreds, http.MethodPut, cfg.path, []byte(cfg.reset)); st >= 300 {
+				t.Fatalf("resetting after %s: PUT %s: %d %.300s", xmlOps[op], cfg.path, st, got)
+			}
+		}
+		return
 	}
 	switch xmlOps[op] {
 	case "CompleteMultipartUpload":
@@ -199,9 +265,23 @@ func (x *xmlTarget) send(t testing.TB, op int, body []byte) {
 	}
 }
 
+// config returns the status and body of a GET of a configuration's path.
+func (x *xmlTarget) config(t testing.TB, path string) []byte {
+	t.Helper()
+	status, got := x.do(t, aliceCreds, http.MethodGet, path, nil)
+	if status >= 500 {
+		t.Fatalf("GET %s: %d %.300s", path, status, got)
+	}
+	got = requestIDs.ReplaceAll(got, nil) // differ per request
+	return append([]byte(strconv.Itoa(status)+" "), got...)
+}
+
+// requestIDs matches the request ids of error documents.
+var requestIDs = regexp.MustCompile(`<(RequestId|HostId)>[^<]*</(RequestId|HostId)>`)
+
 // FuzzXMLBody sends fuzzed request bodies, correctly signed, to a real
-// server as CompleteMultipartUpload, DeleteObjects, CreateBucket and the
-// admin limits PUTs. No body may get a server error or an answer without
+// server as CompleteMultipartUpload, DeleteObjects, CreateBucket, the
+// admin limits PUTs and every configuration PUT (configOps). No body may get a server error or an answer without
 // an S3 error code, and a refused body must change nothing (see send).
 // Its seeds are in testdata/fuzz/FuzzXMLBody.
 func FuzzXMLBody(f *testing.F) {

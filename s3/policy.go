@@ -17,7 +17,8 @@ import (
 // arn:aws:s3:::BUCKET/* (each a string or a list of them; Sid allowed).
 // Anything else (Deny, Condition, NotAction, NotPrincipal, other actions,
 // principals or resources) is NotImplemented rather than stored and not
-// enforced; a body that is not a JSON policy is MalformedPolicy.
+// enforced; a body that is not a JSON policy (or has elements the policy
+// grammar does not) is MalformedPolicy.
 //
 // A Principal naming anyone (another tenant, an account ARN, a canonical
 // user, a service) is refused with MalformedPolicy "Invalid principal",
@@ -67,7 +68,7 @@ func checkPolicy(doc []byte, bucket string) error {
 	}
 	for k := range p {
 		if k != "Version" && k != "Statement" && k != "Id" {
-			return errPolicyNotImplemented
+			return errMalformedPolicy // the policy grammar has no other element
 		}
 	}
 	if v, ok := p["Version"]; ok {
@@ -103,8 +104,10 @@ func checkStatement(st map[string]json.RawMessage, bucket string) error {
 	for k := range st {
 		switch k {
 		case "Sid", "Effect", "Principal", "Action", "Resource":
+		case "Condition", "NotAction", "NotPrincipal", "NotResource":
+			return errPolicyNotImplemented
 		default:
-			return errPolicyNotImplemented // Condition, NotAction, NotPrincipal, NotResource, …
+			return errMalformedPolicy // the policy grammar has no other element
 		}
 	}
 	for _, k := range []string{"Effect", "Principal", "Action", "Resource"} {
