@@ -248,6 +248,8 @@ type Engine struct {
 
 	uploadMu    sync.Mutex             // guards uploadLocks
 	uploadLocks map[string]*uploadLock // by upload id: serialises part commits, completion and abort
+
+	moveRetries sync.Map // upload id -> moveRetry: when MoveUploads tries a failed move again
 }
 
 // UploadLocker serialises the operations on one multipart upload across

@@ -443,3 +443,38 @@ func TestPartStreamingWhileUploadMoves(t *testing.T) {
 		t.Fatalf("ListParts = %+v, %v; want 2 parts", listed, err)
 	}
 }
+
+// TestUploadMoveBacksOff: an upload whose move failed is not tried again
+// on every pass (each try copies its parts), but after a wait that grows.
+func TestUploadMoveBacksOff(t *testing.T) {
+	r := newMigRig(t)
+	ctx := t.Context()
+	old, cur := mapChanges[2].maps(t, r) // 1+1 on d00, d01 to 2+2 on d02..d05
+	r.useChain([]*placement.Map{old})
+	const key = "mp/backoff"
+	id, err := r.e.CreateUpload(ctx, "t", "c", key, PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := randBytes(31, 1000)
+	if _, err := r.e.PutPart(ctx, "t", "c", key, id, 1, bytes.NewReader(body), PutOptions{Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
+	}
+	r.useChain([]*placement.Map{old, cur})
+	for _, id := range []placement.DriveID{"d02", "d03", "d04"} { // the current set cannot take writes
+		r.topo.drives[id].SetOffline(true)
+	}
+	if st, err := r.e.MoveUploads(ctx); err == nil || st.Moved != 0 || st.Failed != 1 {
+		t.Fatalf("MoveUploads with 3 of the current set's 4 drives offline = %+v, %v; want it failed", st, err)
+	}
+	for _, id := range []placement.DriveID{"d02", "d03", "d04"} {
+		r.topo.drives[id].SetOffline(false)
+	}
+	if st, _ := r.e.MoveUploads(ctx); st.Moved != 0 || st.Failed != 1 {
+		t.Fatalf("MoveUploads right after the failure = %+v; want it left for later", st)
+	}
+	r.skew.Store(int64(moveRetryFirst + time.Second))
+	if st, err := r.e.MoveUploads(ctx); err != nil || st.Moved != 1 {
+		t.Fatalf("MoveUploads after the wait = %+v, %v; want the upload moved", st, err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/placement"
@@ -94,6 +95,13 @@ func (e *Engine) MoveUploads(ctx context.Context) (UploadMoveStats, error) {
 		if err := ctx.Err(); err != nil {
 			return st, fmt.Errorf("engine: move uploads: %w", err)
 		}
+		var retry moveRetry
+		if v, ok := e.moveRetries.Load(u.id); ok {
+			if retry = v.(moveRetry); e.cfg.Now().Before(retry.at) {
+				st.Failed++
+				continue // failed lately: not copied again every pass
+			}
+		}
 		res, err := e.moveUpload(ctx, u.tenant, u.container, u.key, u.id)
 		st.Parts += res.Parts
 		st.Bytes += res.Bytes
@@ -103,6 +111,10 @@ func (e *Engine) MoveUploads(ctx context.Context) (UploadMoveStats, error) {
 		if err != nil {
 			st.Failed++
 			errs = append(errs, fmt.Errorf("upload %s: %w", u.id, err))
+			wait := min(moveRetryFirst<<min(retry.failures, 16), moveRetryMax)
+			e.moveRetries.Store(u.id, moveRetry{at: e.cfg.Now().Add(wait), failures: retry.failures + 1})
+		} else {
+			e.moveRetries.Delete(u.id)
 		}
 	}
 	if len(errs) > 0 {
@@ -110,6 +122,20 @@ func (e *Engine) MoveUploads(ctx context.Context) (UploadMoveStats, error) {
 	}
 	return st, nil
 }
+
+// moveRetry is when MoveUploads tries a failed move of an upload again,
+// and how many times it failed in a row: the wait doubles from
+// moveRetryFirst up to moveRetryMax, so an upload whose parts cannot be
+// read is not copied again on every pass.
+type moveRetry struct {
+	at       time.Time
+	failures int
+}
+
+const (
+	moveRetryFirst = 10 * time.Second
+	moveRetryMax   = 10 * time.Minute
+)
 
 // listUploadRecords calls fn with every upload record on d that decodes.
 func (e *Engine) listUploadRecords(ctx context.Context, d driver.Driver, fn func(raw driver.Record, r *record, tenant, container, key, id string)) error {
