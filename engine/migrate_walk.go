@@ -428,7 +428,7 @@ func (e *Engine) uploadHome(ctx context.Context, cur *placement.Map, id placemen
 		return true, nil
 	}
 	uploadID := raw.Key[strings.LastIndexByte(raw.Key, 0)+1:]
-	last, err := lastPartTime(ctx, d, tenant, container, uploadID, time.Unix(0, r.Modified))
+	last, err := lastPartTime(ctx, d, tenant, container, partsID(uploadID, r), time.Unix(0, r.Modified))
 	if err != nil {
 		return false, err
 	}

@@ -28,7 +28,7 @@ import (
 // them):
 //
 //	upload: "\x01U\x00" tenant "\x00" container "\x00" key "\x00" uploadID
-//	part:   "\x01P\x00" tenant "\x00" container "\x00" uploadID "\x00" %05d
+//	part:   "\x01P\x00" tenant "\x00" container "\x00" uploadID ["." gen] "\x00" %05d
 //
 // A part is erasure-coded into shard files exactly like an artifact's data,
 // named after the final key and a random data id. Completing an upload
@@ -373,7 +373,7 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 	var dataID [16]byte
 	rand.Read(dataID[:])
 	wq := max(up.Data, up.Parity+1)
-	pkey := partKey(tenant, container, uploadID, n)
+	pkey := partKey(tenant, container, partsID(uploadID, up), n)
 	if prec.striped() {
 		// Its shard files go to another PG than its record: a stripe
 		// intent lets the collector find them if a crash stops the

@@ -28,7 +28,7 @@ func partRefs(recs []*record) map[[16]byte]bool {
 	return keep
 }
 
-// dropParts deletes every part record of an upload and the shard files of
+// dropParts deletes every part record of an upload (its partsID id) and the shard files of
 // the parts whose data ids keep does not hold, and returns the bytes the
 // parts held. Each record goes before its shard files: a crash in between
 // leaves unreferenced files, never a record naming deleted ones.
@@ -97,7 +97,7 @@ func (e *Engine) abort(ctx context.Context, tenant, container, key, id string, u
 	if answered < up.Data {
 		return 0, fmt.Errorf("%w: %d of %d drives answered", ErrReadQuorum, answered, len(drives))
 	}
-	size, err := e.dropParts(ctx, tenant, container, key, id, drives, up.Data, partRefs(arecs))
+	size, err := e.dropParts(ctx, tenant, container, key, partsID(id, up), drives, up.Data, partRefs(arecs))
 	if err != nil {
 		return 0, err
 	}
@@ -112,8 +112,8 @@ func (e *Engine) abort(ctx context.Context, tenant, container, key, id string, u
 		Data: up.Data, Parity: up.Parity, StripeSize: up.StripeSize, PG: up.PG,
 		Seed: up.Seed, Width: up.Width, PGCount: up.PGCount, Layout: up.Layout,
 	}
-	if v, ok := up.Metadata[uploadEpochKey]; ok {
-		tomb.Metadata = map[string]string{uploadEpochKey: v}
+	if m := withPlacement(nil, up); len(m) > 0 {
+		tomb.Metadata = m
 	}
 	if err := e.putQuorum(ctx, uploadKey(tenant, container, key, id), drives, &tomb, max(up.Data, up.Parity+1)); err != nil {
 		return 0, err
@@ -232,7 +232,7 @@ func (e *Engine) purgeAborted(ctx context.Context, drives []driver.Driver, ikey,
 			if answered < tomb.Data {
 				return fmt.Errorf("%w: %d of %d drives answered", ErrReadQuorum, answered, len(at.drives))
 			}
-			if _, err := e.dropParts(ctx, tenant, container, key, id, at.drives, tomb.Data, partRefs(arecs)); err != nil {
+			if _, err := e.dropParts(ctx, tenant, container, key, partsID(id, tomb), at.drives, tomb.Data, partRefs(arecs)); err != nil {
 				return err
 			}
 		}

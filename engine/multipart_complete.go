@@ -139,7 +139,7 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 			return ArtifactInfo{}, ErrNoSuchUpload
 		}
 	}
-	raws, recs, err := e.allParts(ctx, tenant, container, uploadID, drives, up.Data)
+	raws, recs, err := e.allParts(ctx, tenant, container, partsID(uploadID, up), drives, up.Data)
 	if err != nil {
 		return ArtifactInfo{}, err
 	}
@@ -233,9 +233,7 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 		meta = map[string]string{}
 	}
 	meta[partNumbersKey] = strings.Join(numbers, ",")
-	if v, ok := up.Metadata[uploadEpochKey]; ok {
-		meta[uploadEpochKey] = v // a reverted marker is the upload again
-	}
+	meta = withPlacement(meta, up) // a reverted marker is the upload again
 	if moved {
 		meta[movedKey] = fmt.Sprintf("%d %d %d %d %d %d", as.m.Epoch, as.pg, rec.Seed, rec.Width, rec.PGCount, rec.Layout)
 	}
@@ -368,7 +366,7 @@ func (e *Engine) settle(ctx context.Context, tenant, container, key, id string, 
 	}
 	ctx, cancel := cleanupCtx(ctx)
 	defer cancel()
-	if _, err := e.dropParts(ctx, tenant, container, key, id, drives, mk.Data, partRefs(arecs)); err != nil {
+	if _, err := e.dropParts(ctx, tenant, container, key, partsID(id, mk), drives, mk.Data, partRefs(arecs)); err != nil {
 		return settled{}, err
 	}
 	if s.state == completionGone || e.cfg.Now().Sub(versionTime(mk.Version)) > CompletedUploadRetention {
@@ -426,14 +424,7 @@ func (e *Engine) revert(ctx context.Context, tenant, container, key, id string, 
 	u := uploadOf(key, id, mk)
 	e.observe(mk.Version)
 	version, _ := e.newVersion()
-	meta := u.Metadata
-	if v, ok := mk.Metadata[uploadEpochKey]; ok {
-		meta = maps.Clone(meta)
-		if meta == nil {
-			meta = map[string]string{}
-		}
-		meta[uploadEpochKey] = v
-	}
+	meta := withPlacement(u.Metadata, mk)
 	up := record{
 		Version: version, ContentType: u.ContentType, Metadata: meta, Modified: mk.Modified,
 		Data: mk.Data, Parity: mk.Parity, StripeSize: mk.StripeSize, PG: mk.PG,

@@ -119,9 +119,9 @@ func (e *Engine) ListParts(ctx context.Context, tenant, container, key, uploadID
 	}
 	start := ""
 	if after > 0 {
-		start = partKey(tenant, container, uploadID, after)
+		start = partKey(tenant, container, partsID(uploadID, up), after)
 	}
-	prefix := partPrefix(tenant, container, uploadID)
+	prefix := partPrefix(tenant, container, partsID(uploadID, up))
 	raws, recs, truncated, err := e.listNewest(ctx, drives, len(drives), prefix, start, limit, up.Data)
 	if err != nil {
 		return nil, false, err
@@ -135,7 +135,8 @@ func (e *Engine) ListParts(ctx context.Context, tenant, container, key, uploadID
 	return parts, truncated, nil
 }
 
-// allParts returns every part record of an upload, by part number.
+// allParts returns every part record of an upload (under its partsID
+// uploadID), by part number.
 func (e *Engine) allParts(ctx context.Context, tenant, container, uploadID string, drives []driver.Driver, k int) (map[int]driver.Record, map[int]*record, error) {
 	raws := map[int]driver.Record{}
 	recs := map[int]*record{}

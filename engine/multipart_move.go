@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -45,9 +46,48 @@ const movedKey = "\x00moved"
 // epoch of the map it was created in, and so lives in.
 const uploadEpochKey = "\x00epoch"
 
+// partsGenKey is the metadata entry of an upload record whose parts'
+// records are under a generation of its part keys (partsID): the epoch
+// of the map the migrator moved the upload into (MoveUploads). So a
+// moved upload's part records never share a key with those it was moved
+// from, which a drive in both sets holds until they are removed: writing
+// one never replaces the other.
+const partsGenKey = "\x00pgen"
+
 // uploadKeysMeta are the metadata entries of upload records and markers
 // that are the engine's, not the upload's (uploadOf drops them).
-var uploadKeysMeta = []string{partNumbersKey, movedKey, uploadEpochKey}
+var uploadKeysMeta = []string{partNumbersKey, movedKey, uploadEpochKey, partsGenKey}
+
+// partsID is the id under which upload id, whose record (or marker, or
+// tombstone) is r, keeps its part records (partKey).
+func partsID(id string, r *record) string {
+	if g := r.Metadata[partsGenKey]; g != "" {
+		return id + "." + g
+	}
+	return id
+}
+
+// withPlacement returns meta with the entries of upload record r that say
+// where the upload lives (uploadEpochKey, partsGenKey), for the records
+// that follow r: its marker, its tombstone, the upload a marker reverts
+// to. meta is copied first if it gets an entry.
+func withPlacement(meta map[string]string, r *record) map[string]string {
+	copied := false
+	for _, k := range []string{uploadEpochKey, partsGenKey} {
+		v, ok := r.Metadata[k]
+		if !ok {
+			continue
+		}
+		if !copied {
+			meta, copied = maps.Clone(meta), true
+			if meta == nil {
+				meta = map[string]string{}
+			}
+		}
+		meta[k] = v
+	}
+	return meta
+}
 
 // artSet is where a completion's artifact record and parts' data are: a
 // PG's drive set and its policy.
@@ -219,7 +259,7 @@ func (e *Engine) copyAhead(ctx context.Context, tenant, container, key, uploadID
 	if err != nil {
 		return nil
 	}
-	_, recs, err := e.allParts(ctx, tenant, container, uploadID, at.drives, up.Data)
+	_, recs, err := e.allParts(ctx, tenant, container, partsID(uploadID, up), at.drives, up.Data)
 	if err != nil {
 		return nil
 	}

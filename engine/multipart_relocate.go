@@ -33,12 +33,18 @@ import (
 //  3. removes what the older sets hold of it: the part records, the
 //     parts' shard files, then the upload's records (dropUploadElsewhere).
 //
-// A crash before step 2 leaves part records in the current set that no
-// upload record names there: findUpload still finds the old set, and the
-// next pass moves the upload again, replacing them with newer versions
-// (the first copies' shard files are left unreferenced, as a crashed Put
-// leaves its own). A crash after step 2 leaves older records that the
-// next pass's walk finds and removes.
+// The moved upload's part records are under a new generation of its part
+// keys (partsGenKey), so they never replace the ones they were copied
+// from, which a drive in both sets holds. A move that fails before step 2
+// removes what it wrote; a crash there leaves part records and copies no
+// upload record names (garbage: the upload is still read from its older
+// set, and the next pass moves it again under the same generation,
+// replacing them and their copies). A crash after step 2 leaves older
+// records that the next pass's walk finds and removes. What is left
+// unsolved: writing the upload's record replaces the older one on the
+// drives both sets share, so a write that fails part way (not for a drive
+// away, which it never reached) can leave neither set with a read quorum
+// of it.
 
 // UploadMoveStats counts what MoveUploads did.
 type UploadMoveStats struct {
@@ -108,13 +114,19 @@ func (e *Engine) MoveUploads(ctx context.Context) (UploadMoveStats, error) {
 		if res.Moved > 0 {
 			st.Moved++
 		}
+		var cerr copyError
+		switch {
+		case errors.As(err, &cerr):
+			// Copying failed: not again before a wait (a clean-up that
+			// failed is cheap to try again on the next pass).
+			wait := min(moveRetryFirst<<min(retry.failures, 16), moveRetryMax)
+			e.moveRetries.Store(u.id, moveRetry{at: e.cfg.Now().Add(wait), failures: retry.failures + 1})
+		case err == nil:
+			e.moveRetries.Delete(u.id)
+		}
 		if err != nil {
 			st.Failed++
 			errs = append(errs, fmt.Errorf("upload %s: %w", u.id, err))
-			wait := min(moveRetryFirst<<min(retry.failures, 16), moveRetryMax)
-			e.moveRetries.Store(u.id, moveRetry{at: e.cfg.Now().Add(wait), failures: retry.failures + 1})
-		} else {
-			e.moveRetries.Delete(u.id)
 		}
 	}
 	if len(errs) > 0 {
@@ -122,6 +134,12 @@ func (e *Engine) MoveUploads(ctx context.Context) (UploadMoveStats, error) {
 	}
 	return st, nil
 }
+
+// copyError is moveUpload's error when copying the upload failed (not
+// its clean-up).
+type copyError struct{ error }
+
+func (e copyError) Unwrap() error { return e.error }
 
 // moveRetry is when MoveUploads tries a failed move of an upload again,
 // and how many times it failed in a row: the wait doubles from
@@ -160,40 +178,46 @@ func (e *Engine) moveUpload(ctx context.Context, tenant, container, key, id stri
 	defer hold.unlock()
 	ctx = hold.ctx // writes to the older set under the lease carry it
 	up, at, err := e.findUpload(ctx, tenant, container, key, id)
+	cur := e.mapFor(tenant, container)
+	pg := cur.PGOf(tenant, container, key)
 	if errors.Is(err, ErrNoSuchUpload) {
-		return st, nil
+		// Aborted, or gone with its map: older sets' live records of it
+		// are remains, which would list it again (their parts, under no
+		// upload record, are never read).
+		return st, e.dropUploadElsewhere(ctx, tenant, container, key, id, cur, pg, "", false)
 	}
 	if err != nil {
 		return st, err
 	}
-	cur := e.mapFor(tenant, container)
-	pg := cur.PGOf(tenant, container, key)
 	drives, _ := e.pgDrives(cur, pg)
 	switch {
-	case isMarker(up):
-		return st, nil // a completion's marker stays where it is
 	case at.same(uploadAt{m: cur, pg: pg}):
-		// Moved before: a crash may have left older sets' records.
+		// Moved before (and maybe completed since): a crash or a drive
+		// away may have left older sets' records.
+	case isMarker(up):
+		return st, nil // completed where it was: the marker stays with its parts
 	case at.m.Epoch < cur.Epoch && at.moved(cur, up):
-		if st, err = e.copyUpload(ctx, hold, tenant, container, key, id, up, at, cur, pg, drives); err != nil {
-			return st, err
+		var moved *record
+		if st, moved, err = e.copyUpload(ctx, hold, tenant, container, key, id, up, at, cur, pg, drives); err != nil {
+			return st, copyError{err}
 		}
+		up = moved
 	default:
 		return st, nil // in another layout's set, or one no map change moved
 	}
 	if err := hold.check(); err != nil {
 		return st, err
 	}
-	return st, e.dropUploadElsewhere(ctx, tenant, container, key, id, cur, pg)
+	return st, e.dropUploadElsewhere(ctx, tenant, container, key, id, cur, pg, partsID(id, up), true)
 }
 
 // copyUpload is steps 1 and 2 of moveUpload: it writes the parts (copied)
 // and the record of upload up, found in at, into pg's set drives of cur.
-func (e *Engine) copyUpload(ctx context.Context, hold *uploadHold, tenant, container, key, id string, up *record, at uploadAt, cur *placement.Map, pg uint32, drives []driver.Driver) (UploadMoveStats, error) {
+func (e *Engine) copyUpload(ctx context.Context, hold *uploadHold, tenant, container, key, id string, up *record, at uploadAt, cur *placement.Map, pg uint32, drives []driver.Driver) (UploadMoveStats, *record, error) {
 	var st UploadMoveStats
-	_, parts, err := e.allParts(ctx, tenant, container, id, at.drives, up.Data)
+	_, parts, err := e.allParts(ctx, tenant, container, partsID(id, up), at.drives, up.Data)
 	if err != nil {
-		return st, err
+		return st, nil, err
 	}
 	moved := *up
 	moved.Data, moved.Parity, moved.PG = cur.Policy.Data, cur.Policy.Parity, pg
@@ -204,12 +228,30 @@ func (e *Engine) copyUpload(ctx context.Context, hold *uploadHold, tenant, conta
 		moved.Metadata = map[string]string{}
 	}
 	moved.Metadata[uploadEpochKey] = strconv.FormatUint(uint64(cur.Epoch), 10)
+	moved.Metadata[partsGenKey] = strconv.FormatUint(uint64(cur.Epoch), 10) // keys apart from the parts copied
 	as := artSet{m: cur, pg: pg, drives: drives, data: cur.Policy.Data, parity: cur.Policy.Parity}
 	wq := cur.Policy.WriteQuorum()
+	// The part records written, undone if the move fails: under their
+	// own generation (partsGenKey) they replaced nothing.
+	type written struct {
+		pkey    string
+		version driver.Version
+		drop    func()
+	}
+	var done []written
+	fail := func(err error) (UploadMoveStats, *record, error) {
+		cctx, cancel := cleanupCtx(ctx)
+		defer cancel()
+		for _, w := range done {
+			e.deleteRecord(cctx, drives, w.pkey, w.version)
+			w.drop()
+		}
+		return st, nil, err
+	}
 	for _, n := range slices.Sorted(maps.Keys(parts)) {
 		p := parts[n]
 		if len(p.Parts) != 1 {
-			return st, fmt.Errorf("engine: move upload: part %d has %d data parts", n, len(p.Parts))
+			return fail(fmt.Errorf("engine: move upload: part %d has %d data parts", n, len(p.Parts)))
 		}
 		rec := record{
 			Data: moved.Data, Parity: moved.Parity, StripeSize: p.StripeSize, PG: pg,
@@ -220,73 +262,103 @@ func (e *Engine) copyUpload(ctx context.Context, hold *uploadHold, tenant, conta
 		}
 		copied, drop, err := e.copyParts(ctx, tenant, container, key, at, []*record{p}, []bool{true}, as, &rec)
 		if err != nil {
-			return st, fmt.Errorf("engine: move upload: %w", err)
+			return fail(fmt.Errorf("engine: move upload: %w", err))
 		}
 		rec.Version, _ = e.newVersion()
 		rec.Size, rec.ETag, rec.Modified, rec.Metadata, rec.Parts = p.Size, p.ETag, p.Modified, p.Metadata, copied
+		pkey := partKey(tenant, container, partsID(id, &moved), n)
 		err = hold.check()
 		if err == nil {
-			err = e.recordWriteAt(partKey(tenant, container, id, n), tenant, container, key, drives, wq).write(ctx, &rec, nil, present(drives))
+			err = e.recordWriteAt(pkey, tenant, container, key, drives, wq).write(ctx, &rec, nil, present(drives))
 		}
 		if err != nil {
 			drop()
-			return st, fmt.Errorf("engine: move upload: part %d: %w", n, err)
+			return fail(fmt.Errorf("engine: move upload: part %d: %w", n, err))
 		}
+		done = append(done, written{pkey, rec.Version, drop})
 		st.Parts++
 		st.Bytes += p.Size
 	}
 	moved.Version, _ = e.newVersion()
 	if err := hold.check(); err != nil {
-		return st, err
+		return fail(err)
 	}
 	if err := e.recordWriteAt(uploadKey(tenant, container, key, id), tenant, container, key, drives, wq).write(ctx, &moved, nil, present(drives)); err != nil {
-		return st, fmt.Errorf("engine: move upload: %w", err)
+		return fail(fmt.Errorf("engine: move upload: %w", err))
 	}
 	st.Moved = 1
 	e.log.Info("moved a multipart upload into the current map", "tenant", tenant, "container", container,
 		"upload", id, "from_epoch", at.m.Epoch, "epoch", cur.Epoch, "parts", st.Parts, "bytes", st.Bytes)
-	return st, nil
+	return st, &moved, nil
 }
 
 // dropUploadElsewhere removes, from the drives of key's sets in the older
-// maps and the other layouts, the records of upload id not placed in pg's
-// set of cur (where moveUpload put it): its parts' records, then their
-// shard files, then its own records, so that a crash leaves an upload
-// record for the next pass to find. A drive it could not clean is an
-// error; a drive removed from the cluster is passed over.
-func (e *Engine) dropUploadElsewhere(ctx context.Context, tenant, container, key, id string, cur *placement.Map, pg uint32) error {
+// maps and the other layouts, the live records of upload id not placed
+// in pg's set of cur (where it lives now, its parts under partsID keep)
+// and, with parts, its part records under every other partsID, then
+// those parts' shard files, then the upload records, so that a crash leaves an upload record for the next pass to
+// find. Without parts (the upload is gone) only the upload records go:
+// parts under no upload record are never read. A drive it could not
+// clean is an error; a drive removed from the cluster is passed over.
+func (e *Engine) dropUploadElsewhere(ctx context.Context, tenant, container, key, id string, cur *placement.Map, pg uint32, keep string, parts bool) error {
 	ctx, cancel := cleanupCtx(ctx)
 	defer cancel()
 	home := cur.Set(pg)
 	var ids []placement.DriveID
-	var sets []*placement.Map // the maps whose sets a removed part may be placed in
-	for _, m := range append(e.otherLayouts(cur), e.olderMaps(cur)...) {
-		sets = append(sets, m)
+	older := append(e.otherLayouts(cur), e.olderMaps(cur)...)
+	for _, m := range older {
 		for _, id := range m.Set(m.PGOf(tenant, container, key)) {
 			if !slices.Contains(ids, id) {
 				ids = append(ids, id)
 			}
 		}
 	}
-	// stray reports whether r, on drive id, is not the moved upload's.
-	stray := func(id placement.DriveID, r *record) bool {
-		j := slices.Index(home, id)
-		return j < 0 || !placedIn(r, cur, pg, j)
+	type stray struct {
+		d       driver.Driver
+		version driver.Version
 	}
+	var strays []stray
+	ukey := uploadKey(tenant, container, key, id)
+	drives := map[placement.DriveID]driver.Driver{}
 	var errs []error
-	type oldPart struct {
-		rec    *record
-		drives []driver.Driver // the set it is placed in
-	}
-	olds := map[[16]byte]oldPart{} // by data id: each part's shard files once
 	for _, did := range ids {
 		d, err := e.cfg.Topology.Drive(did)
 		if errors.Is(err, driver.ErrRemoved) {
 			continue
 		}
+		var raw driver.Record
 		if err == nil {
-			err = e.eachRecord(ctx, d, partPrefix(tenant, container, id), func(raw driver.Record, r *record) error {
-				if !stray(did, r) {
+			drives[did] = d
+			raw, err = d.GetRecord(ctx, ukey)
+		}
+		if errors.Is(err, driver.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("drive %s: %w", did, err))
+			continue
+		}
+		r, derr := unmarshalRecord(raw.Data)
+		if derr == nil && r.Deleted {
+			continue // an abort's tombstone hides what a drive that missed it holds
+		}
+		if j := slices.Index(home, did); derr != nil || j < 0 || !placedIn(r, cur, pg, j) {
+			strays = append(strays, stray{d, raw.Version})
+		}
+	}
+	if parts {
+		type oldPart struct {
+			rec    *record
+			drives []driver.Driver // the set it is placed in
+		}
+		olds := map[[16]byte]oldPart{} // by data id: each part's shard files once
+		// Every generation of the upload's part keys (partsID) but keep:
+		// upload ids have one length, so no other upload's keys match.
+		base := partPrefix(tenant, container, id)
+		base = base[:len(base)-1]
+		for did, d := range drives {
+			err := e.eachRecord(ctx, d, base, func(raw driver.Record, r *record) error {
+				if pid := raw.Key[len(base)-len(id) : strings.LastIndexByte(raw.Key, 0)]; pid == keep {
 					return nil
 				}
 				if err := d.DeleteRecord(ctx, raw.Key, raw.Version); err != nil && !errors.Is(err, driver.ErrNotFound) && !errors.Is(err, driver.ErrStale) {
@@ -298,46 +370,29 @@ func (e *Engine) dropUploadElsewhere(ctx context.Context, tenant, container, key
 				if _, ok := olds[r.Parts[0].DataID]; ok {
 					return nil
 				}
-				for _, m := range sets {
+				for _, m := range older {
 					if r.PG < uint32(m.PGCount()) && placedIn(r, m, r.PG, r.Shard) && slices.Index(m.Set(r.PG), did) == r.Shard {
-						drives, _ := e.pgDrives(m, r.PG)
-						olds[r.Parts[0].DataID] = oldPart{r, drives}
+						set, _ := e.pgDrives(m, r.PG)
+						olds[r.Parts[0].DataID] = oldPart{r, set}
 						break
 					}
 				}
 				return nil
 			})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("drive %s: %w", did, err))
+			}
 		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("drive %s: %w", did, err))
+		for _, o := range olds {
+			e.dropPart(ctx, tenant, container, key, o.drives, o.rec, nil)
 		}
-	}
-	for _, o := range olds {
-		e.dropPart(ctx, tenant, container, key, o.drives, o.rec, nil)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("engine: move upload %s: clean older sets: %w", id, errors.Join(errs...))
 	}
-	ukey := uploadKey(tenant, container, key, id)
-	for _, did := range ids {
-		d, err := e.cfg.Topology.Drive(did)
-		if errors.Is(err, driver.ErrRemoved) {
-			continue
-		}
-		if err == nil {
-			var raw driver.Record
-			raw, err = d.GetRecord(ctx, ukey)
-			if err == nil {
-				if r, derr := unmarshalRecord(raw.Data); derr != nil || stray(did, r) {
-					err = d.DeleteRecord(ctx, ukey, raw.Version)
-				}
-			}
-			if errors.Is(err, driver.ErrNotFound) || errors.Is(err, driver.ErrStale) {
-				err = nil
-			}
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("drive %s: %w", did, err))
+	for _, s := range strays {
+		if err := s.d.DeleteRecord(ctx, ukey, s.version); err != nil && !errors.Is(err, driver.ErrNotFound) && !errors.Is(err, driver.ErrStale) {
+			errs = append(errs, err)
 		}
 	}
 	if len(errs) > 0 {
