@@ -293,6 +293,10 @@ func (s *Server) getShard(w http.ResponseWriter, r *http.Request, d driver.Drive
 			return
 		}
 	}
+	if off < 0 || length < -1 {
+		badRequest(w, "invalid range off %d len %d", off, length) // a driver's refusal would be a 500
+		return
+	}
 	rc, err := d.ReadShard(r.Context(), sh, off, length)
 	if err != nil {
 		s.fail(w, r, err)
