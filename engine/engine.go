@@ -248,6 +248,8 @@ type Engine struct {
 
 	uploadMu    sync.Mutex             // guards uploadLocks
 	uploadLocks map[string]*uploadLock // by upload id: serialises part commits, completion and abort
+
+	mapSeen mapSeen // when this Engine first saw the current map (mapAge)
 }
 
 // UploadLocker serialises the operations on one multipart upload across

@@ -73,6 +73,7 @@ func (e *Engine) RunMigrator(ctx context.Context, c Coordinator, log *slog.Logge
 		if cur.Epoch != epoch {
 			epoch, since = cur.Epoch, time.Now()
 		}
+		e.mapAge(cur.Epoch) // start the clock of pgFenced on every node, not only once leading
 		if !c.IsLeader() || len(c.OlderMaps()) == 0 {
 			continue
 		}
