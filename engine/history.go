@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/placement"
@@ -387,10 +389,15 @@ func dropUnreadableInline(recs []*record, unanswered, k int) []int {
 // removeRemains removes, from the sets of cur's fallback maps (the
 // history), key's live inline records that their own set cannot decode
 // (dropUnreadableInline, every drive of the set read) and that are older
-// than InFlightGrace: the remains of a failed inline write whose rollback
-// was fenced (remainsOfFallback). Younger ones stay, as Heal leaves them:
-// the write may still be in flight and reach its quorum; a later pass
-// removes them, and until then they count in Residue, keeping their map.
+// than InFlightGrace, or whose PG the fence closed (pgFenced): the remains
+// of a failed inline write whose rollback was fenced (remainsOfFallback).
+// Younger ones in an open PG stay, as Heal leaves them: the write may
+// still be in flight and reach its quorum; a later pass removes them, and
+// until then they count in Residue, keeping their map (and every older
+// map naming their drive). In a fenced PG no write under that map can
+// land any more, so waiting InFlightGrace would only hold a drain or a
+// set-erasure for 15 minutes (CI's TestClusterDrainAndRemove: one failed
+// 1 KiB PUT racing set-erasure kept the drain from finishing).
 // Each is deleted only if the drive still holds that version (a
 // conditional delete), through the unfenced drive: the map it was
 // written for has moved. It returns how many records it removed.
@@ -408,9 +415,10 @@ func (e *Engine) removeRemains(ctx context.Context, tenant, container, key strin
 				placed[j] = r
 			}
 		}
+		fenced := e.pgFenced(m.Epoch, pg)
 		for _, j := range dropUnreadableInline(placed, len(drives)-answered, m.Policy.ReadQuorum()) {
 			r := raws[j]
-			if e.cfg.Now().Sub(versionTime(r.Version)) < InFlightGrace {
+			if !fenced && e.cfg.Now().Sub(versionTime(r.Version)) < InFlightGrace {
 				continue
 			}
 			d, err := e.cfg.Topology.Drive(m.Set(pg)[j])
@@ -427,4 +435,48 @@ func (e *Engine) removeRemains(ctx context.Context, tenant, container, key strin
 		}
 	}
 	return removed, errors.Join(errs...)
+}
+
+// pgFenced reports whether the drives refuse every record write to pg
+// planned under the older map of epoch, so that a write under it still in
+// flight cannot land another record: the Topology fences writes
+// (FencedTopology), pg's drive set in that map differs from the current
+// map's (compared on the cluster's maps, as the fence compares them), and
+// the current map has been current here for mapSettle, by when every
+// node has applied it (what RunMigrator assumes before dropping a map).
+func (e *Engine) pgFenced(epoch placement.Epoch, pg uint32) bool {
+	if _, ok := e.cfg.Topology.(FencedTopology); !ok {
+		return false
+	}
+	h, ok := e.cfg.Topology.(MapHistory)
+	cur := e.cfg.Topology.Map()
+	if !ok || cur == nil || epoch >= cur.Epoch || e.mapAge(cur.Epoch) < mapSettle {
+		return false
+	}
+	for _, m := range h.OlderMaps() {
+		if m != nil && m.Epoch == epoch {
+			return m.PGCount() != cur.PGCount() || int(pg) >= cur.PGCount() || !slices.Equal(m.Set(pg), cur.Set(pg))
+		}
+	}
+	return false
+}
+
+// mapSeen is when an Engine first saw the current map's epoch.
+type mapSeen struct {
+	mu    sync.Mutex // guards the following
+	epoch placement.Epoch
+	at    time.Time
+}
+
+// mapAge returns how long epoch has been the current map's epoch as this
+// Engine saw it: since the first call with it (RunMigrator calls it every
+// tick on every node).
+func (e *Engine) mapAge(epoch placement.Epoch) time.Duration {
+	now := e.cfg.Now()
+	e.mapSeen.mu.Lock()
+	defer e.mapSeen.mu.Unlock()
+	if e.mapSeen.epoch != epoch || e.mapSeen.at.IsZero() {
+		e.mapSeen.epoch, e.mapSeen.at = epoch, now
+	}
+	return now.Sub(e.mapSeen.at)
 }

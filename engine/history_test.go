@@ -91,7 +91,8 @@ type histRig struct {
 	e, plain *Engine
 	ids      []placement.DriveID
 	pdrives  []placement.Drive
-	skew     atomic.Int64 // nanoseconds added to the clock
+	skew     atomic.Int64   // nanoseconds added to the clock
+	conts    *MemContainers // the containers of e and plain
 }
 
 func newHistRig(t *testing.T) *histRig {
@@ -105,6 +106,7 @@ func newHistRig(t *testing.T) *histRig {
 	}
 	now := func() time.Time { return time.Now().Add(time.Duration(r.skew.Load())) }
 	containers := &MemContainers{}
+	r.conts = containers
 	var err error
 	r.e, err = New(Config{Topology: r.topo, Containers: containers, StripeSize: 64 << 10, Now: now})
 	if err != nil {

@@ -42,6 +42,9 @@ var (
 	// migrateEvery is how often the leader looks for older maps to empty.
 	migrateEvery = 2 * time.Second
 	mapSettle    = MapSettle
+	// residueLogEvery is how often the migrator says that an older map
+	// is kept because its drives still hold records to move or remove.
+	residueLogEvery = time.Minute
 )
 
 // RunMigrator moves data written under older maps into the current map
@@ -58,8 +61,9 @@ func (e *Engine) RunMigrator(ctx context.Context, c Coordinator, log *slog.Logge
 	t := time.NewTicker(migrateEvery)
 	defer t.Stop()
 	var (
-		epoch placement.Epoch // the current map's epoch as last seen
-		since time.Time       // when this node first saw it
+		epoch placement.Epoch                   // the current map's epoch as last seen
+		since time.Time                         // when this node first saw it
+		told  = map[placement.Epoch]time.Time{} // when a kept older map's residue was last logged
 	)
 	for {
 		select {
@@ -74,6 +78,7 @@ func (e *Engine) RunMigrator(ctx context.Context, c Coordinator, log *slog.Logge
 		if cur.Epoch != epoch {
 			epoch, since = cur.Epoch, time.Now()
 		}
+		e.mapAge(cur.Epoch) // start the clock of pgFenced on every node, not only once leading
 		if !c.IsLeader() || len(c.OlderMaps()) == 0 {
 			continue
 		}
@@ -99,6 +104,12 @@ func (e *Engine) RunMigrator(ctx context.Context, c Coordinator, log *slog.Logge
 			if err != nil || n > 0 {
 				if err != nil && ctx.Err() == nil {
 					log.Warn("migrate: residue of an older map", "epoch", m.Epoch, "err", err)
+				}
+				if n > 0 && time.Since(told[m.Epoch]) >= residueLogEvery {
+					// Why a drain or an erasure change does not finish
+					// (a clean pass that moved nothing says nothing).
+					told[m.Epoch] = time.Now()
+					log.Info("migrate: older map kept: its drives hold records not placed for the current map", "epoch", m.Epoch, "records", n, "current", epoch)
 				}
 				continue
 			}

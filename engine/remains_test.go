@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
@@ -24,15 +25,51 @@ import (
 func TestMapHistoryUnreadableRemains(t *testing.T) {
 	r := newHistRig(t)
 	ctx := t.Context()
-	old := r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 1)
-	r.topo.use(old)
 	const key = "remains"
+	old, kept, ikey := unreadableRemains(t, r, key)
+	if _, err := r.e.Open(ctx, "t", "c", key); !errors.Is(err, ErrNoSuchArtifact) {
+		t.Fatalf("Open of a key whose only version is unreadable remains: %v, want ErrNoSuchArtifact", err)
+	}
+	// Young, they may be a write still in flight: they stay (and keep
+	// the old map), and the key still reads as absent.
+	if _, err := r.e.Migrate(ctx, "t", "c", key); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	if n, err := r.e.Residue(ctx, old); err != nil || n != 3 {
+		t.Fatalf("residue of the old map after a Migrate within InFlightGrace: %d records, %v; want the 3 remains", n, err)
+	}
+	if _, err := r.e.Open(ctx, "t", "c", key); !errors.Is(err, ErrNoSuchArtifact) {
+		t.Fatalf("Open: %v, want ErrNoSuchArtifact", err)
+	}
+	r.skew.Store(int64(InFlightGrace + time.Minute))
+	if _, err := r.e.Migrate(ctx, "t", "c", key); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	for _, id := range kept {
+		if _, err := r.topo.drives[id].GetRecord(context.WithoutCancel(ctx), ikey); err == nil {
+			t.Errorf("drive %s still holds the remains after Migrate", id)
+		}
+	}
+	if n, err := r.e.Residue(ctx, old); err != nil || n != 0 {
+		t.Fatalf("residue of the old map after Migrate: %d records, %v; want 0 (the map can go)", n, err)
+	}
+}
+
+// unreadableRemains leaves on 3 of the 6 drives of an old 4+2 map (epoch
+// 1) the records of an inline write of key that reached fewer than k
+// drives, and makes the current map (epoch 2, 2+2 on 4 drives) one whose
+// set of the key holds those three drives in other slots. It returns the
+// old map, the drives holding the remains and the key's index key.
+func unreadableRemains(t *testing.T, r *histRig, key string) (old *placement.Map, kept []placement.DriveID, ikey string) {
+	t.Helper()
+	ctx := t.Context()
+	old = r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 1)
+	r.topo.use(old)
 	r.put(t, key, []byte("never acknowledged, say"))
 	// The write's remains: its records on 3 of the 6 drives (k is 4).
 	pg := old.PGOf("t", "c", key)
 	set := old.Set(pg)
-	ikey := indexPrefix("t", "c") + key
-	var kept []placement.DriveID
+	ikey = indexPrefix("t", "c") + key
 	for j, id := range set {
 		if j < 3 {
 			kept = append(kept, id)
@@ -64,22 +101,53 @@ func TestMapHistoryUnreadableRemains(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.topo.use(cur, old)
-	if _, err := r.e.Open(ctx, "t", "c", key); !errors.Is(err, ErrNoSuchArtifact) {
-		t.Fatalf("Open of a key whose only version is unreadable remains: %v, want ErrNoSuchArtifact", err)
+	return old, kept, ikey
+}
+
+// fencedHist is a histTopo whose drives fence writes planned under an
+// outdated map (FencedTopology); the test drives do not refuse anything,
+// but the engine knows that the cluster's would.
+type fencedHist struct{ *histTopo }
+
+func (f fencedHist) DriveIn(m *placement.Map, pg uint32, id placement.DriveID) (driver.Driver, error) {
+	return f.Drive(id)
+}
+
+// TestMapHistoryFencedRemains: the remains of TestMapHistoryUnreadableRemains
+// under a Topology that fences writes, in a PG the current map moved:
+// once the current map has been current for mapSettle no write under the
+// old map can land there any more, so migration removes them then rather
+// than after InFlightGrace (CI's TestClusterDrainAndRemove: a failed
+// 1 KiB PUT racing set-erasure kept its map, and every older map with a
+// drive of its, for 15 minutes, and the drain did not finish).
+func TestMapHistoryFencedRemains(t *testing.T) {
+	r := newHistRig(t)
+	ctx := t.Context()
+	const key = "remains"
+	old, kept, ikey := unreadableRemains(t, r, key)
+	now := func() time.Time { return time.Now().Add(time.Duration(r.skew.Load())) }
+	fe, err := New(Config{Topology: fencedHist{r.topo}, Containers: r.conts, StripeSize: 64 << 10, Now: now})
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Young, they may be a write still in flight: they stay (and keep
-	// the old map), and the key still reads as absent.
+	// The map has just become current: a write under the old one may
+	// still be in flight on a node that has not applied it yet.
+	if _, err := fe.Migrate(ctx, "t", "c", key); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	if n, err := fe.Residue(ctx, old); err != nil || n != 3 {
+		t.Fatalf("residue of the old map after a Migrate as the map changed: %d records, %v; want the 3 remains", n, err)
+	}
+	r.skew.Store(int64(mapSettle + time.Second))
+	// Without a fence, still within InFlightGrace: they stay.
 	if _, err := r.e.Migrate(ctx, "t", "c", key); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
 	if n, err := r.e.Residue(ctx, old); err != nil || n != 3 {
-		t.Fatalf("residue of the old map after a Migrate within InFlightGrace: %d records, %v; want the 3 remains", n, err)
+		t.Fatalf("residue of the old map after an unfenced Migrate within InFlightGrace: %d records, %v; want the 3 remains", n, err)
 	}
-	if _, err := r.e.Open(ctx, "t", "c", key); !errors.Is(err, ErrNoSuchArtifact) {
-		t.Fatalf("Open: %v, want ErrNoSuchArtifact", err)
-	}
-	r.skew.Store(int64(InFlightGrace + time.Minute))
-	if _, err := r.e.Migrate(ctx, "t", "c", key); err != nil {
+	// Fenced, the map settled: they go, and the old map can.
+	if _, err := fe.Migrate(ctx, "t", "c", key); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
 	for _, id := range kept {
@@ -87,8 +155,11 @@ func TestMapHistoryUnreadableRemains(t *testing.T) {
 			t.Errorf("drive %s still holds the remains after Migrate", id)
 		}
 	}
-	if n, err := r.e.Residue(ctx, old); err != nil || n != 0 {
+	if n, err := fe.Residue(ctx, old); err != nil || n != 0 {
 		t.Fatalf("residue of the old map after Migrate: %d records, %v; want 0 (the map can go)", n, err)
+	}
+	if _, err := fe.Open(ctx, "t", "c", key); !errors.Is(err, ErrNoSuchArtifact) {
+		t.Fatalf("Open: %v, want ErrNoSuchArtifact", err)
 	}
 }
 
