@@ -250,7 +250,7 @@ type Engine struct {
 	uploadLocks map[string]*uploadLock // by upload id: serialises part commits, completion and abort
 
 	moveRetries sync.Map // upload id -> moveRetry: when MoveUploads tries a failed move again
-	mapSeen mapSeen // when this Engine first saw the current map (mapAge)
+	mapSeen     mapSeen  // when this Engine first saw the current map (mapAge)
 }
 
 // UploadLocker serialises the operations on one multipart upload across
