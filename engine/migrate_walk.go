@@ -240,7 +240,9 @@ func (e *Engine) recordHome(ctx context.Context, cur *placement.Map, id placemen
 // left behind holds a join or drain up to UploadHold, not for ever (the
 // crash suite of session 7 waited for ever); once m is dropped it answers
 // ErrNoSuchUpload. Completion markers do not count (a marker in a dropped
-// map only makes a retried Complete answer ErrNoSuchUpload).
+// map only makes a retried Complete answer ErrNoSuchUpload), but for
+// those of completions made after a map change that are pending
+// (settle): their uploads' parts are there.
 func (e *Engine) Residue(ctx context.Context, m *placement.Map) (int, error) {
 	return e.residue(ctx, m, "", firstArtifactKey, uploadKeys)
 }
@@ -407,21 +409,35 @@ func wholeRecord(ctx context.Context, d driver.Driver, raw driver.Record) (data 
 }
 
 // uploadHome is recordHome for an upload record: also true for a
-// completion marker, or a record gone or undecodable (nothing to keep a
-// map for).
+// completion marker whose completion is not pending, or a record gone or
+// undecodable (nothing to keep a map for).
 func (e *Engine) uploadHome(ctx context.Context, cur *placement.Map, id placement.DriveID, d driver.Driver, raw driver.Record, tenant, container, key string) (bool, error) {
 	data, found, err := wholeRecord(ctx, d, raw)
 	if !found || err != nil {
 		return !found && err == nil, err // gone meanwhile: nowhere, so at home
 	}
 	r, err := unmarshalRecord(data)
-	if err != nil || r.Deleted || isMarker(r) {
+	if err != nil || r.Deleted {
 		return true, nil
 	}
 	cur = e.layoutMap(cur, e.layoutOf(tenant, container))
 	pg := cur.PGOf(tenant, container, key)
 	if j := slices.Index(cur.Set(pg), id); j >= 0 && placedIn(r, cur, pg, j) {
 		return true, nil
+	}
+	if isMarker(r) {
+		if _, ok := r.Metadata[movedKey]; !ok {
+			// Its artifact was written in the upload's set, which
+			// migration moves: markerSet no longer tells.
+			return true, nil
+		}
+		// A completion made after the map change, whose artifact (in
+		// a newer map's set) is not served: it failed and could not
+		// revert. Its upload's parts are in the older set only: the
+		// map stays until the completion is retried or reverted
+		// (SweepUploads) and the upload moved (probe F4 of session 16).
+		pending, err := e.completionPending(ctx, tenant, container, key, raw.Key[strings.LastIndexByte(raw.Key, 0)+1:])
+		return !pending, err
 	}
 	hold := cmp.Or(e.cfg.UploadHold, DefaultUploadHold)
 	if hold < 0 {

@@ -354,14 +354,11 @@ func (e *Engine) settle(ctx context.Context, tenant, container, key, id string, 
 		return settled{}, fmt.Errorf("%w: settle upload: %d of %d drives answered", ErrReadQuorum, answered, len(as.drives))
 	}
 	cur := chooseVersion(arecs, as.data)
-	s := settled{cur: cur, all: answered == len(as.drives)}
-	switch {
-	case cur != nil && !cur.Deleted && cur.PG == as.pg && slices.EqualFunc(cur.Parts, mk.Parts, func(p, q part) bool { return p.DataID == q.DataID }):
-		s.state = completionDone
+	s := settled{cur: cur, all: answered == len(as.drives), state: completionOf(mk, as, cur)}
+	switch s.state {
+	case completionDone:
 		e.rollForward(ctx, tenant, container, key, as.drives, cur, arecs)
-	case cur != nil && cur.Version.Compare(mk.Version) > 0:
-		s.state = completionGone
-	default:
+	case completionPending:
 		return s, nil
 	}
 	ctx, cancel := cleanupCtx(ctx)
@@ -374,6 +371,36 @@ func (e *Engine) settle(ctx context.Context, tenant, container, key, id string, 
 		s.state = completionGone
 	}
 	return s, nil
+}
+
+// completionOf is what the completion of marker mk, whose artifact set is
+// as, came to, cur being the artifact's version as serves (settle).
+func completionOf(mk *record, as artSet, cur *record) completion {
+	switch {
+	case cur != nil && !cur.Deleted && cur.PG == as.pg && slices.EqualFunc(cur.Parts, mk.Parts, func(p, q part) bool { return p.DataID == q.DataID }):
+		return completionDone
+	case cur != nil && cur.Version.Compare(mk.Version) > 0:
+		return completionGone
+	}
+	return completionPending
+}
+
+// completionPending reports whether upload id of key is a completion
+// marker whose completion is pending (settle), reading only.
+func (e *Engine) completionPending(ctx context.Context, tenant, container, key, id string) (bool, error) {
+	mk, at, err := e.findUpload(ctx, tenant, container, key, id)
+	if errors.Is(err, ErrNoSuchUpload) {
+		return false, nil
+	}
+	if err != nil || !isMarker(mk) {
+		return false, err
+	}
+	as := e.markerSet(tenant, container, key, at, mk)
+	arecs, answered := e.readRecordsK(ctx, as.drives, indexPrefix(tenant, container)+key, as.data)
+	if answered < as.data {
+		return false, fmt.Errorf("%w: completion of upload %s: %d of %d drives answered", ErrReadQuorum, id, answered, len(as.drives))
+	}
+	return completionOf(mk, as, chooseVersion(arecs, as.data)) == completionPending, nil
 }
 
 // rollForward writes cur, the artifact's version served, to the drives
