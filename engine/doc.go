@@ -199,9 +199,9 @@
 // needs nothing special; the shard files left on the older set are
 // migration's to collect. Heal keeps a tombstone while an older set still
 // holds a version it hides. Listing merges every drive of the current map,
-// which includes every drive of the older maps. Multipart uploads do not
-// fall back: one started under an older map whose set moved fails after
-// the change, as completing it into the older set could leave it hidden.
+// which includes every drive of the older maps. A multipart upload lives
+// in the set of the map it was created in until the migrator moves it
+// (below).
 //
 // Migration moves the artifacts and lets the older maps go, moving only
 // what the map change moved when it can (migrate_shard.go): when the
@@ -243,12 +243,15 @@
 // the current map. RunMigrator (rebalance.go), acting on the metadata
 // store's leader only (Coordinator), calls MigrateAll until a pass ends
 // with nothing failed, then drops from the history (through Raft) each
-// older map whose Residue is 0: no read needs it any more. Multipart
-// uploads in progress keep their placement and are not migrated: parts
-// uploaded after a map change still go to the upload's set (under its
-// lease, which the drives' map-epoch fence honours), Residue counts the
-// upload so that its map stays, and completing it copies the chosen parts
-// into the key's current set (multipart_move.go).
+// older map whose Residue is 0: no read needs it any more. A multipart
+// upload in progress keeps its placement until then: parts uploaded after
+// a map change still go to the upload's set (under its lease, which the
+// drives' map-epoch fence honours), Residue counts the upload while it is
+// active so that its map stays, and completing it copies the chosen parts
+// into the key's current set (multipart_move.go). Once the map has
+// settled, RunMigrator moves every upload still in an older set into the
+// current one (MoveUploads, multipart_relocate.go), parts and all, so the
+// older map can go however long its client pauses.
 //
 // # Quorum
 //
