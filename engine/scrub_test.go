@@ -23,12 +23,21 @@ func TestScrubberRepairsBitrot(t *testing.T) {
 	for i := range n {
 		r.put(t, fmt.Sprintf("k%03d", i), randBytes(uint64(i), 150_000+i*1000), -1)
 	}
+	// A Put answers once a write quorum has its shards; a drive slower
+	// than the straggler grace (a loaded machine) commits its own a
+	// moment later.
 	var files []string
-	for _, dir := range r.dirs {
-		files = append(files, shardFiles(t, dir)...)
-	}
-	if len(files) != 4*n {
-		t.Fatalf("%d shard files, want %d", len(files), 4*n)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		files = files[:0]
+		for _, dir := range r.dirs {
+			files = append(files, shardFiles(t, dir)...)
+		}
+		if len(files) == 4*n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d shard files, want %d", len(files), 4*n)
+		}
 	}
 	orig := map[string][]byte{}
 	for _, f := range files {

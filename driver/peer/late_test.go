@@ -96,9 +96,13 @@ func TestLateRecordWriteRefused(t *testing.T) {
 			now := func() time.Time { return time.Now().Add(tc.skew) }
 			// A call from the same host that arrives at once: the server
 			// learns the offset of the client's clock.
+			// A few: on a loaded machine one may be held up, and the
+			// server keeps the quickest.
 			direct := f.client(t, func(c *ClientConfig) { c.Now = now })
-			if _, err := direct.Info(t.Context()); err != nil {
-				t.Fatal(err)
+			for range 5 {
+				if _, err := direct.Info(t.Context()); err != nil {
+					t.Fatal(err)
+				}
 			}
 			c, err := NewClient(ClientConfig{Addr: addr, Drive: testDrive, Secret: testSecret, Now: now,
 				CallTimeout: 500 * time.Millisecond, ProgressTimeout: 500 * time.Millisecond})
@@ -113,7 +117,7 @@ func TestLateRecordWriteRefused(t *testing.T) {
 				if err := <-errc; !errors.Is(err, driver.ErrOffline) {
 					t.Fatalf("PutRecord held past its deadline: %v, want driver.ErrOffline", err)
 				}
-				time.Sleep(50 * time.Millisecond) // past the deadline by any rounding
+				time.Sleep(300 * time.Millisecond) // well past the deadline
 				close(release)
 			} else {
 				time.Sleep(100 * time.Millisecond)
