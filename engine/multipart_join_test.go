@@ -189,24 +189,7 @@ func TestMultipartAcrossMapChange(t *testing.T) {
 			check("after the older map is dropped")
 			// Only the artifact's shard files remain: one per part on
 			// each drive of its set.
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				total := 0
-				for _, id := range r.ids {
-					total += len(shardFiles(t, r.dirs[id]))
-				}
-				wantFiles := 3 * cur.Policy.SetSize()
-				if total == wantFiles {
-					break
-				}
-				if time.Now().After(deadline) {
-					for _, id := range r.ids {
-						t.Logf("%s: %v", id, shardFiles(t, r.dirs[id]))
-					}
-					t.Fatalf("%d shard files on the drives, want %d (3 parts on %d drives)", total, wantFiles, cur.Policy.SetSize())
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			probeShardFiles(t, r, 3*cur.Policy.SetSize())
 		})
 	}
 }
@@ -348,24 +331,7 @@ func TestUploadMovesWithMigration(t *testing.T) {
 			// each drive of its sets), and no drive outside the key's
 			// current set holds a record of the upload.
 			home := cur.Set(cur.PGOf("t", "c", key))
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				total := 0
-				for _, did := range r.ids {
-					total += len(shardFiles(t, r.dirs[did]))
-				}
-				wantFiles := 4 * cur.Policy.SetSize()
-				if total == wantFiles {
-					break
-				}
-				if time.Now().After(deadline) {
-					for _, did := range r.ids {
-						t.Logf("%s: %v", did, shardFiles(t, r.dirs[did]))
-					}
-					t.Fatalf("%d shard files on the drives, want %d (4 parts on %d drives)", total, wantFiles, cur.Policy.SetSize())
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			probeShardFiles(t, r, 4*cur.Policy.SetSize())
 			for _, did := range r.ids {
 				if slices.Contains(home, did) {
 					continue

@@ -156,8 +156,7 @@ func probeShardFiles(t *testing.T, r *migRig, want int) {
 			for _, id := range r.ids {
 				t.Logf("%s: %v", id, shardFiles(t, r.dirs[id]))
 			}
-			t.Errorf("%d shard files on the drives, want %d", total, want)
-			return
+			t.Fatalf("%d shard files on the drives, want %d", total, want)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
