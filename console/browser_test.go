@@ -156,7 +156,8 @@ func TestConsoleBrowser(t *testing.T) {
 	consoleError := func() string {
 		ectx, cancel := context.WithTimeout(bctx, 5*time.Second)
 		defer cancel()
-		msg, _ := chromedp.Run(ectx, chromedp.Evaluate[string](`document.getElementById("error").textContent`))
+		msg, _ := chromedp.Run(ectx, chromedp.Evaluate[string](`document.getElementById("error").textContent + `+
+			`((n) => n ? " | note: " + n.textContent : "")(document.querySelector("main .note"))`))
 		return msg
 	}
 	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {

@@ -338,8 +338,11 @@ views.Metrics = async (main) => {
     last = { total, at: now };
     drawLine(rate, "Requests/s on this node", history.length ? history : [0]);
   };
-  await tick();
-  timer = setInterval(() => tick().catch((e) => (note.textContent = e.message)), 3000);
+  // A first read that fails (a busy node, a dropped connection) is said in
+  // the note and tried again with the others, not left as a blank tab.
+  const run = () => tick().catch((e) => (note.textContent = `Metrics unavailable: ${e.message}`));
+  timer = setInterval(run, 3000);
+  await run();
 };
 
 document.addEventListener("DOMContentLoaded", () => {
