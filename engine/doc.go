@@ -220,7 +220,15 @@
 // shard files it named collected. Drives that held nothing of the older
 // set's are written first and the shared ones in an order that keeps one
 // of the two sets at read quorum throughout, so a crash leaves the
-// artifact readable; a copy short of write quorum is rolled back. Once
+// artifact readable; a copy short of write quorum is rolled back. When no
+// order can (every drive of the current set shared, the older set with
+// fewer spare shards than the current set needs drives: a forced removal
+// that changed the policy), each shared drive's new record carries the
+// older record it replaces (record.Prev), whose shard files stay: reads
+// of the older set use it, so that set keeps its read quorum however far
+// the writes got, and Migrate rewrites the records without it, collecting
+// those files, once the current set holds the version on every drive
+// (dropPrevs; until then Residue counts them). Once
 // the current set serves the key (also a deletion, copied as a tombstone
 // if an older set held it), Migrate gives current drives that missed the
 // version what they lack, then removes the key's records and shard files

@@ -135,6 +135,17 @@ func fuzzRecords() []*record {
 		{Version: v, Size: 5 << 20, ETag: "0123456789abcdef0123456789abcdef", Data: 2, Parity: 1, StripeSize: 1 << 20, PG: 9, Shard: 2,
 			Parts: []part{{DataID: [16]byte{6}, Size: 5 << 20, ETag: "0123456789abcdef0123456789abcdef"}},
 			Seed:  7, Width: 8, PGCount: 256, Layout: 0xfeedface, Offset: 5},
+		// Moved onto a set sharing the drive with the older one (format
+		// 4, migrate.go): striped with an Offset, the older placement's
+		// record unstriped; inline, the older one inline too.
+		{Version: v, Size: 5 << 20, ETag: "0123456789abcdef0123456789abcdef", Data: 3, Parity: 2, StripeSize: 1 << 20, PG: 9, Shard: 2,
+			Parts: []part{{DataID: [16]byte{7}, Size: 5 << 20}}, Seed: 7, Width: 8, PGCount: 256, Layout: 0xfeedface, Offset: 5,
+			Prev: &record{Version: v, Size: 5 << 20, ETag: "0123456789abcdef0123456789abcdef", Data: 4, Parity: 2, StripeSize: 1 << 20, PG: 9, Shard: 4,
+				Parts: []part{{DataID: [16]byte{6}, Size: 5 << 20}}}},
+		{Version: v, Size: 5, ETag: "5d41402abc4b2a76b9719d911017c592", Data: 3, Parity: 2, StripeSize: 1 << 20, PG: 77, Shard: 1,
+			Inline: []byte("new"), IsInline: true,
+			Prev: &record{Version: v, Size: 5, ETag: "5d41402abc4b2a76b9719d911017c592", Data: 4, Parity: 2, StripeSize: 1 << 20, PG: 77, Shard: 3,
+				Inline: []byte("old"), IsInline: true}},
 	}
 }
 

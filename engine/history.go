@@ -120,15 +120,30 @@ func (e *Engine) readSet(ctx context.Context, m *placement.Map, tenant, containe
 // setLocation returns the location of pg's set in m from what its drives
 // (drives, in shard order; nil when not needed) hold of a key: all[j] is
 // slot j's record (nil if none) and each[j] whether slot j answered. Of
-// the records, those placed for the set (placedIn) are its own, less the
-// live inline versions too few of its drives hold to decode
-// (dropUnreadableInline), which count for no placement. It keeps all.
+// the records, those placed for the set (placedIn), or whose Prev is, are
+// its own, less the live inline versions too few of its drives hold to
+// decode (dropUnreadableInline), which count for no placement. It keeps
+// all.
 func setLocation(m *placement.Map, pg uint32, drives []driver.Driver, all []*record, each []bool) location {
 	placed := make([]*record, len(all))
 	unanswered := 0
 	for j, r := range all {
-		if r != nil && placedIn(r, m, pg, j) {
+		switch {
+		case r == nil:
+		case placedIn(r, m, pg, j) && r.Prev != nil:
+			// Its own, without the older placement it carries: a
+			// record copied from it (Heal, a write-back) names only
+			// this placement's data.
+			own := *r
+			own.Prev = nil
+			placed[j] = &own
+		case placedIn(r, m, pg, j):
 			placed[j] = r
+		case r.Prev != nil && placedIn(r.Prev, m, pg, j):
+			// Migration is moving the version onto a set this drive
+			// is in too: the older placement's shard files are still
+			// here (writeMoved).
+			placed[j] = r.Prev
 		}
 		if !each[j] {
 			unanswered++
@@ -356,7 +371,7 @@ func (e *Engine) olderSetsHold(ctx context.Context, cur *placement.Map, tenant, 
 			return true
 		}
 		for j, r := range recs {
-			if r != nil && !r.Deleted && placedIn(r, m, pg, j) {
+			if r != nil && !r.Deleted && (placedIn(r, m, pg, j) || r.Prev != nil && placedIn(r.Prev, m, pg, j)) {
 				return true
 			}
 		}

@@ -188,7 +188,48 @@ func (e *Engine) migrate(ctx context.Context, tenant, container, key string, ext
 	res.Healed, herr = e.completeSet(ctx, tenant, container, key, loc, newest)
 	res.Incomplete = !newest.Deleted && holdingAll(loc, newest, res.Healed) < len(loc.drives)
 	res.Removed, err = e.cleanOlder(ctx, tenant, container, key, cur, pg, extra, res.Incomplete, newest)
-	return res, errors.Join(err, herr)
+	var perr error
+	if !res.Incomplete {
+		perr = e.dropPrevs(ctx, tenant, container, key, loc, newest)
+	}
+	return res, errors.Join(err, herr, perr)
+}
+
+// dropPrevs rewrites without Prev the records of loc, the current set
+// holding newest on every drive, that still carry the older placement's
+// record of it (writeMoved); collect then removes that placement's shard
+// files. A drive it cannot rewrite keeps its Prev for a later pass
+// (recordHome, so Residue keeps the older map meanwhile).
+func (e *Engine) dropPrevs(ctx context.Context, tenant, container, key string, loc location, newest *record) error {
+	n := len(loc.drives)
+	mask, inline := make([]bool, n), make([][]byte, n)
+	some := false
+	for j, r := range loc.raw {
+		if r != nil && r.Prev != nil && placedIn(r, loc.m, loc.pg, j) && r.Version == newest.Version && sameData(r, newest) {
+			mask[j], inline[j], some = true, r.Inline, true
+		}
+	}
+	if !some {
+		return nil
+	}
+	rec := *newest
+	rec.Prev = nil
+	if !rec.IsInline {
+		inline = nil
+	}
+	w := e.artifactWrite(tenant, container, key, loc.drives, loc.m.Policy.WriteQuorum())
+	res := w.putAll(ctx, &rec, inline, mask)
+	w.collect(ctx, &rec, res)
+	var errs []error
+	for j := range mask {
+		if mask[j] && res[j].err != nil && !errors.Is(res[j].err, driver.ErrStale) {
+			errs = append(errs, fmt.Errorf("shard %d: %w", j, res[j].err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("engine: migrate %s/%s: drop the older placement: %w", tenant, container, errors.Join(errs...))
+	}
+	return nil
 }
 
 // holdingAll returns how many drives of loc, the current set, hold newest
@@ -380,6 +421,29 @@ func (e *Engine) writeMoved(ctx context.Context, w *recordWrite, set []placement
 		w.rollback(ctx, rec, res)
 		return fmt.Errorf("%w: %d of its %d drives can take the version (%d spare shards, %d now)", errMoveDeferred, held, n, held-kNew, oldHeld-kOld)
 	}
+	if !rec.Deleted && carryPrev(len(rest), newHeld, oldHeld, kNew, kOld) {
+		// Replacing the shared drives' records one at a time (below)
+		// would leave neither set serving the artifact part way: every
+		// drive of the current set is in the older one too, which has
+		// fewer spare shards than the current set needs drives (a forced
+		// removal that changed the policy: NOTE13). Each new record
+		// carries the older placement's record it replaces (Prev), whose
+		// shard files stay, so that the older set serves until the
+		// current one does, whatever point the writes stop at; migrate
+		// drops the Prevs once the current set holds the version on
+		// every drive (dropPrevs).
+		var wg sync.WaitGroup
+		for _, j := range rest {
+			wg.Go(func() {
+				withPrev := *rec
+				withPrev.Prev = src.recs[slices.Index(oldSet, set[j])]
+				res[j] = w.putOne(ctx, &withPrev, j, inline)
+				res[j].carried = withPrev.Prev
+			})
+		}
+		wg.Wait()
+		rest = nil
+	}
 	for i, j := range rest {
 		if rec.Deleted || newHeld >= kNew {
 			// A tombstone anywhere in the current set hides the key, and
@@ -417,6 +481,23 @@ func (e *Engine) writeMoved(ctx context.Context, w *recordWrite, set []placement
 	}
 	w.collect(ctx, rec, res)
 	return nil
+}
+
+// carryPrev reports whether replacing shared drives' records one at a
+// time (writeMoved), newHeld drives of the current set holding the
+// version and oldHeld of the older set, would reach a point where
+// neither set serves it before the current set does.
+func carryPrev(shared, newHeld, oldHeld, kNew, kOld int) bool {
+	for range shared {
+		if newHeld >= kNew {
+			return false
+		}
+		if oldHeld-1 < kOld && newHeld+1 < kNew {
+			return true
+		}
+		newHeld, oldHeld = newHeld+1, oldHeld-1
+	}
+	return false
 }
 
 // setHolding returns how many drives of the current set took the moved
@@ -528,6 +609,11 @@ func (e *Engine) removeRecord(ctx context.Context, id placement.DriveID, tenant,
 		}
 		if err := e.deletePartShards(ctx, tenant, container, key, r, r.Shard, d, skip); err != nil {
 			return false, err
+		}
+		if r.Prev != nil { // an older placement it carried (writeMoved)
+			if err := e.deletePartShards(ctx, tenant, container, key, r.Prev, r.Prev.Shard, d, nil); err != nil {
+				return false, err
+			}
 		}
 	}
 	err = d.DeleteRecord(ctx, ikey, raw.Version)

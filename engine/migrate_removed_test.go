@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"testing"
 
@@ -190,5 +191,143 @@ func TestMigratePassGoesOnAfterFailedBatch(t *testing.T) {
 	t.Logf("keys after the first batch not touching d05: %d; left in the old map by the pass: %d", movable, stillOld)
 	if stillOld > 0 {
 		t.Errorf("%d of %d movable keys after the first batch were never migrated while d05 was offline", stillOld, movable)
+	}
+}
+
+// TestMigrateForcedRemovalNewPolicy: a dead drive force-removed from 4+2
+// on 6 drives leaves 5, where the map's policy becomes 3+2. Every drive
+// of the new set is in the older set too, and the older set has one
+// spare shard: replacing its records one drive at a time would leave
+// neither set a read quorum after the second, so migration used to stop
+// there every pass and the older map stayed for ever (NOTE13). The
+// replaced records now carry the older placement's record, whose shard
+// files stay until the move is done (record.Prev): every key moves, reads
+// hold throughout, and the older map empties.
+func TestMigrateForcedRemovalNewPolicy(t *testing.T) {
+	ctx := t.Context()
+	r := newMigRig(t)
+	old := r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 1)
+	r.useChain([]*placement.Map{old})
+	want := map[string][]byte{}
+	sizes := []int{900, 70 << 10, 300 << 10}
+	for i := range 12 {
+		k := fmt.Sprintf("k%02d", i)
+		want[k] = randBytes(uint64(i+1), sizes[i%len(sizes)])
+		r.put(t, k, want[k])
+	}
+	r.topo.remove("d05")
+	removed, err := placement.NewMap(r.pdrives[:5], placement.Policy{Data: 3, Parity: 2}, 16, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.useChain([]*placement.Map{old, removed})
+	readAll := func(when string) {
+		t.Helper()
+		for k, b := range want {
+			if got, err := read(ctx, r.e, k, 0, -1); err != nil || !bytes.Equal(got, b) {
+				t.Errorf("%s: %s: %d bytes (want %d), %v", when, k, len(got), len(b), err)
+			}
+		}
+	}
+	readAll("before migration")
+	var clean bool
+	for i := range 3 {
+		_, err := walkPass(ctx, r.e)
+		if clean = err == nil; clean {
+			break
+		}
+		t.Logf("pass %d: %v", i+1, err)
+	}
+	if !clean {
+		t.Fatalf("no clean migration pass after d05 was removed")
+	}
+	if n, err := r.e.Residue(ctx, old); err != nil || n != 0 {
+		t.Errorf("Residue(old) = %d, %v; want 0, nil", n, err)
+	}
+	r.useChain([]*placement.Map{removed}) // dropped
+	readAll("the older map dropped")
+	// Only the new placement's shard files are left: one per drive of
+	// each key not inline.
+	files := 0
+	for _, b := range want {
+		if len(b) > DefaultInlineMax {
+			files++
+		}
+	}
+	for id, dir := range r.dirs {
+		if id == "d05" {
+			continue
+		}
+		if n := len(shardFiles(t, dir)); n != files {
+			t.Errorf("%s holds %d shard files, want %d", id, n, files)
+		}
+	}
+}
+
+// TestMigrateCarryingPrevCrash: the move of TestMigrateForcedRemovalNewPolicy
+// stopped after each of its record writes in turn, as by a crash (every
+// drive goes away at once, so nothing is rolled back): the key reads back
+// throughout, from whichever set serves it, and the next pass finishes the
+// move, leaving only the current placement's records and shard files.
+func TestMigrateCarryingPrevCrash(t *testing.T) {
+	for _, size := range []int{900, 300 << 10} {
+		for stop := 1; stop <= 5; stop++ {
+			t.Run(fmt.Sprintf("%d bytes, stop after write %d", size, stop), func(t *testing.T) {
+				ctx := t.Context()
+				r := newMigRig(t)
+				old := r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 1)
+				r.useChain([]*placement.Map{old})
+				want := randBytes(uint64(size+stop), size)
+				r.put(t, "k", want)
+				r.topo.remove("d05")
+				removed, err := placement.NewMap(r.pdrives[:5], placement.Policy{Data: 3, Parity: 2}, 16, 2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.useChain([]*placement.Map{old, removed})
+				var olderFiles []string // the older placement's
+				for _, id := range r.ids[:5] {
+					olderFiles = append(olderFiles, shardFiles(t, r.dirs[id])...)
+				}
+				writes := 0
+				crash := func() {
+					if writes++; writes == stop {
+						for _, id := range r.ids[:5] {
+							r.topo.drives[id].SetOffline(true)
+						}
+					}
+				}
+				r.hook.Store(&crash)
+				_, merr := r.e.Migrate(ctx, "t", "c", "k")
+				r.hook.Store(nil)
+				for _, id := range r.ids[:5] {
+					r.topo.drives[id].SetOffline(false)
+				}
+				if writes < stop {
+					t.Fatalf("the move made %d record writes, want at least %d", writes, stop)
+				}
+				if got, err := read(ctx, r.e, "k", 0, -1); err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("after the crash (migrate: %v): %d bytes (want %d), %v", merr, len(got), len(want), err)
+				}
+				if _, err := walkPass(ctx, r.e); err != nil {
+					t.Fatalf("pass after the crash: %v", err)
+				}
+				if n, err := r.e.Residue(ctx, old); err != nil || n != 0 {
+					t.Fatalf("Residue(old) = %d, %v; want 0, nil", n, err)
+				}
+				r.useChain([]*placement.Map{removed})
+				if got, err := read(ctx, r.e, "k", 0, -1); err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("the older map dropped: %d bytes (want %d), %v", len(got), len(want), err)
+				}
+				// The older placement's shard files are gone. (The
+				// interrupted move's own may be left, unnamed by any
+				// record, as a crashed Put leaves its files.)
+				for _, f := range olderFiles {
+					if _, err := os.Stat(f); err == nil {
+						t.Errorf("the older placement's shard file %s is left", f)
+					}
+				}
+			})
+		}
 	}
 }

@@ -206,7 +206,8 @@ func splitIndexKey(ikey string) (tenant, container, key string, ok bool) {
 }
 
 // recordHome reports whether raw, an artifact's record as drive id (d)
-// lists it, is placed for the key's set in cur. A record the listing cut
+// lists it, is placed for the key's set in cur, and carries no older
+// placement's record (Prev). A record the listing cut
 // is read whole; one gone meanwhile is at home (it is nowhere). Only a
 // failed read is an error; an undecodable record is not at home.
 func (e *Engine) recordHome(ctx context.Context, cur *placement.Map, id placement.DriveID, d driver.Driver, raw driver.Record) (bool, error) {
@@ -222,7 +223,9 @@ func (e *Engine) recordHome(ctx context.Context, cur *placement.Map, id placemen
 	cur = e.layoutMap(cur, e.layoutOf(tenant, container)) // the container's storage policy
 	pg := pgOf(cur, tenant, container, key)
 	j := slices.Index(cur.Set(pg), id)
-	return j >= 0 && placedIn(r, cur, pg, j), nil
+	// A record still carrying an older placement's (writeMoved) has its
+	// move to finish: migrate drops the Prev.
+	return j >= 0 && placedIn(r, cur, pg, j) && r.Prev == nil, nil
 }
 
 // Residue counts the artifact records on the drives of map m that are not

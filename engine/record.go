@@ -57,6 +57,14 @@ type record struct {
 	// completed in order are where the artifact's record (Offset 0)
 	// places them (multipart_move.go).
 	Offset int
+	// Prev (format 4) is, while migration moves the version onto a set
+	// sharing this drive with the older set it leaves, the record this
+	// one replaced there: the older placement's record of the same
+	// version, whose shard files (or inline shard) stay until the move
+	// is done. Reading the older set, the drive serves Prev (setLocation),
+	// so the older set keeps its read quorum however few drives of the
+	// new set hold the version yet (writeMoved). Prev has no Prev.
+	Prev *record
 }
 
 // part is one separately encoded piece of an artifact.
@@ -78,11 +86,16 @@ type part struct {
 // Layout) after the parts; it is written only for striped records, so an
 // unstriped record is byte for byte what format 1 wrote. Format 3 appends
 // Offset to format 2, for the striped records of multipart parts only.
+// Format 4 adds Prev to any of them, only while migration moves a version.
 const (
 	recordMagic         = 'V'
 	recordFormat        = 1
 	recordFormatStriped = 2
 	recordFormatOffset  = 3 // format 2, then the Offset
+	// recordFormatPrev: the fields of the format the record would have
+	// without Prev (1 to 3, a uvarint, then that format's fields after
+	// the parts), then Prev, marshalled, as a length-prefixed string.
+	recordFormatPrev = 4
 )
 
 var errBadRecord = errors.New("engine: malformed record")
@@ -116,6 +129,10 @@ func (r *record) marshal() []byte {
 			format = recordFormatOffset
 		}
 	}
+	sub := format
+	if r.Prev != nil {
+		format = recordFormatPrev
+	}
 	b = append(b, recordMagic, format)
 	b = binary.AppendUvarint(b, uint64(len(head)))
 	b = append(b, head...)
@@ -139,14 +156,22 @@ func (r *record) marshal() []byte {
 		b = binary.AppendVarint(b, p.Size)
 		b = appendString(b, p.ETag)
 	}
-	if format >= recordFormatStriped {
+	if format == recordFormatPrev {
+		b = binary.AppendUvarint(b, uint64(sub))
+	}
+	if sub >= recordFormatStriped {
 		b = binary.BigEndian.AppendUint64(b, r.Seed)
 		b = binary.AppendUvarint(b, uint64(r.Width))
 		b = binary.AppendUvarint(b, uint64(r.PGCount))
 		b = binary.BigEndian.AppendUint64(b, r.Layout)
 	}
-	if format == recordFormatOffset {
+	if sub == recordFormatOffset {
 		b = binary.AppendUvarint(b, uint64(r.Offset))
+	}
+	if format == recordFormatPrev {
+		prev := *r.Prev
+		prev.Prev = nil // one level only
+		b = appendString(b, string(prev.marshal()))
 	}
 	return binary.BigEndian.AppendUint64(b, xxh3.Hash(b))
 }
@@ -157,7 +182,7 @@ func splitHead(b []byte, r *record) (decoder, error) {
 	if len(b) < 3 || b[0] != recordMagic {
 		return decoder{}, errBadRecord
 	}
-	if b[1] != recordFormat && b[1] != recordFormatStriped && b[1] != recordFormatOffset {
+	if b[1] < recordFormat || b[1] > recordFormatPrev {
 		return decoder{}, fmt.Errorf("%w: unknown format %d", errBadRecord, b[1])
 	}
 	n, w := binary.Uvarint(b[2:])
@@ -245,7 +270,13 @@ func unmarshalRecord(b []byte) (*record, error) {
 	} else if n != 0 {
 		d.err = errBadRecord
 	}
-	if body[1] >= recordFormatStriped {
+	sub := body[1]
+	if sub == recordFormatPrev {
+		if sub = byte(d.uvarint()); sub < recordFormat || sub > recordFormatOffset {
+			d.err = errBadRecord
+		}
+	}
+	if sub >= recordFormatStriped && d.err == nil {
 		r.Seed = d.u64()
 		w, pgs := d.uvarint(), d.uvarint()
 		r.Layout = d.u64()
@@ -254,11 +285,21 @@ func unmarshalRecord(b []byte) (*record, error) {
 		}
 		r.Width, r.PGCount = int(w), int(pgs)
 	}
-	if body[1] == recordFormatOffset {
+	if sub == recordFormatOffset && d.err == nil {
 		if o := d.uvarint(); d.err == nil && (o == 0 || o >= uint64(r.Width)) {
 			d.err = errBadRecord
 		} else {
 			r.Offset = int(o)
+		}
+	}
+	if body[1] == recordFormatPrev && d.err == nil {
+		prev := d.view()
+		if d.err == nil && len(prev) > 1 && prev[1] == recordFormatPrev {
+			d.err = errBadRecord // one level only
+		} else if d.err == nil {
+			if r.Prev, err = unmarshalRecord(prev); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if d.err != nil || len(d.b) != 0 {

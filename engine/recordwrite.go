@@ -108,6 +108,9 @@ type recordPut struct {
 	// rolled back (rollbackable): it does not count towards the quorum.
 	unsettled bool
 	checked   bool // markUnsettled looked at this refusal
+	// carried is the older placement's record the record written here
+	// carries (record.Prev, writeMoved): its shard files stay.
+	carried *record
 }
 
 // took reports whether a drive took a record write or (unless keepShards)
@@ -573,19 +576,36 @@ func (w *recordWrite) collect(ctx context.Context, rec *record, res []recordPut)
 		}
 		// A striped record's parts in other PGs are deleted from their
 		// own drives (deletePartShards, stripe.go).
-		keep := func(p part) bool {
-			// still rec's data (a rewrite, or a re-versioned write)
-			return gone != rec && gone.PG == rec.PG && slices.ContainsFunc(rec.Parts, func(q part) bool { return q.DataID == p.DataID })
+		keepOf := func(old *record) func(part) bool {
+			return func(p part) bool {
+				// still rec's data (a rewrite, or a re-versioned write)
+				return gone != rec && old.PG == rec.PG && slices.ContainsFunc(rec.Parts, func(q part) bool { return q.DataID == p.DataID })
+			}
 		}
 		slot := j
 		if gone != rec {
 			slot = gone.Shard // the slot it was written for: another map's set may have placed the drive elsewhere
 		}
-		wg.Go(func() {
-			if err := w.e.deletePartShards(ctx, w.tenant, w.container, w.key, gone, slot, w.drives[j], keep); err != nil {
-				w.e.log.Warn("shard delete failed", "pg", gone.PG, "shard", j, "err", err)
+		// The older placement a replaced record carried (record.Prev)
+		// goes with it, unless the record written carries it on.
+		drop := []*record{gone}
+		if gone != rec && gone.Prev != nil {
+			drop = append(drop, gone.Prev)
+		}
+		for _, old := range drop {
+			if r.carried != nil && old.Version == r.carried.Version && sameData(old, r.carried) {
+				continue
 			}
-		})
+			wg.Go(func() {
+				s := slot
+				if old != gone {
+					s = old.Shard
+				}
+				if err := w.e.deletePartShards(ctx, w.tenant, w.container, w.key, old, s, w.drives[j], keepOf(old)); err != nil {
+					w.e.log.Warn("shard delete failed", "pg", old.PG, "shard", j, "err", err)
+				}
+			})
+		}
 	}
 	wg.Wait()
 }
