@@ -462,30 +462,14 @@ func (e *Engine) uploadHome(ctx context.Context, cur *placement.Map, id placemen
 const DefaultUploadHold = 15 * time.Minute
 
 // lastPartTime returns the newest of since and the times of upload id's
-// part records on drive d.
+// part records on drive d. A part record it cannot read fails it: an
+// upload whose activity is unknown is not taken for idle.
 func lastPartTime(ctx context.Context, d driver.Driver, tenant, container, id string, since time.Time) (time.Time, error) {
-	prefix, after := partPrefix(tenant, container, id), ""
-	for {
-		recs, err := d.ListRecords(ctx, prefix, after, listBatch)
-		if err != nil {
-			return since, err
+	err := eachRecord(ctx, d, partPrefix(tenant, container, id), func(_ driver.Record, p *record) error {
+		if !p.Deleted && time.Unix(0, p.Modified).After(since) {
+			since = time.Unix(0, p.Modified)
 		}
-		for _, raw := range recs {
-			data := raw.Data
-			if raw.Truncated {
-				whole, err := d.GetRecord(ctx, raw.Key)
-				if err != nil {
-					continue // gone meanwhile, or unreadable: no activity to count
-				}
-				data = whole.Data
-			}
-			if p, err := unmarshalRecord(data); err == nil && !p.Deleted && time.Unix(0, p.Modified).After(since) {
-				since = time.Unix(0, p.Modified)
-			}
-		}
-		if len(recs) < listBatch {
-			return since, nil
-		}
-		after = recs[len(recs)-1].Key
-	}
+		return nil
+	})
+	return since, err
 }

@@ -157,7 +157,7 @@ const (
 
 // listUploadRecords calls fn with every upload record on d that decodes.
 func (e *Engine) listUploadRecords(ctx context.Context, d driver.Driver, fn func(raw driver.Record, r *record, tenant, container, key, id string)) error {
-	return e.eachRecord(ctx, d, uploadKeys, func(raw driver.Record, r *record) error {
+	return eachRecord(ctx, d, uploadKeys, func(raw driver.Record, r *record) error {
 		if tenant, container, key, ok := splitUploadKey(raw.Key); ok {
 			fn(raw, r, tenant, container, key, raw.Key[strings.LastIndexByte(raw.Key, 0)+1:])
 		}
@@ -357,7 +357,7 @@ func (e *Engine) dropUploadElsewhere(ctx context.Context, tenant, container, key
 		base := partPrefix(tenant, container, id)
 		base = base[:len(base)-1]
 		for did, d := range drives {
-			err := e.eachRecord(ctx, d, base, func(raw driver.Record, r *record) error {
+			err := eachRecord(ctx, d, base, func(raw driver.Record, r *record) error {
 				if pid := raw.Key[len(base)-len(id) : strings.LastIndexByte(raw.Key, 0)]; pid == keep {
 					return nil
 				}
@@ -403,7 +403,7 @@ func (e *Engine) dropUploadElsewhere(ctx context.Context, tenant, container, key
 
 // eachRecord calls fn with every record under prefix on d that decodes,
 // read whole, stopping at fn's first error.
-func (e *Engine) eachRecord(ctx context.Context, d driver.Driver, prefix string, fn func(raw driver.Record, r *record) error) error {
+func eachRecord(ctx context.Context, d driver.Driver, prefix string, fn func(raw driver.Record, r *record) error) error {
 	after := ""
 	for {
 		raws, err := d.ListRecords(ctx, prefix, after, listBatch)
