@@ -170,6 +170,8 @@ func (e *Engine) RelayoutContainer(ctx context.Context, tenant, container string
 					awayVers = append(awayVers, r.Version)
 					size = max(size, r.Size)
 				}
+			} else if r != nil && r.Prev != nil {
+				misplaced = true // a move not finished (writeMoved): migrate drops the Prev
 			}
 		}
 		st.Next = key
