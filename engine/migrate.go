@@ -340,6 +340,7 @@ func (e *Engine) move(ctx context.Context, tenant, container, key string, cur *p
 		drop()
 		return err
 	}
+	e.dropRemovedSlots(ctx, tenant, container, key, src, rec)
 	// Drives that missed a part got no record: their other parts' shard
 	// files are of no use.
 	for i, s := range shards {
@@ -481,6 +482,28 @@ func (e *Engine) writeMoved(ctx context.Context, w *recordWrite, set []placement
 	}
 	w.collect(ctx, rec, res)
 	return nil
+}
+
+// dropRemovedSlots deletes, once rec (a striped version as the older set
+// src held it) has moved, the shard files of its parts in other PGs at
+// the slots whose home drive was removed from the cluster: no record
+// names them any more (collect and cleanOlder delete a slot's files
+// through the slot's record, which went with its drive), so they would
+// stay for ever. No read of src uses them: a slot counts only where its
+// home drive holds the record.
+func (e *Engine) dropRemovedSlots(ctx context.Context, tenant, container, key string, src location, rec *record) {
+	if !rec.striped() {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	for j, id := range src.m.Set(src.pg) {
+		if _, err := e.cfg.Topology.Drive(id); !errors.Is(err, driver.ErrRemoved) {
+			continue
+		}
+		if err := e.deletePartShards(ctx, tenant, container, key, rec, j, nil, nil); err != nil {
+			e.log.Warn("shard delete failed", "slot", j, "err", err)
+		}
+	}
 }
 
 // carryPrev reports whether replacing shared drives' records one at a

@@ -204,12 +204,19 @@ func TestMigratePassGoesOnAfterFailedBatch(t *testing.T) {
 // files stay until the move is done (record.Prev): every key moves, reads
 // hold throughout, and the older map empties.
 func TestMigrateForcedRemovalNewPolicy(t *testing.T) {
+	for _, width := range []int{1, 4} {
+		t.Run(fmt.Sprintf("width %d", width), func(t *testing.T) { forcedRemovalNewPolicy(t, width) })
+	}
+}
+
+func forcedRemovalNewPolicy(t *testing.T, width int) {
 	ctx := t.Context()
 	r := newMigRig(t)
 	old := r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 1)
+	old.Width = width
 	r.useChain([]*placement.Map{old})
 	want := map[string][]byte{}
-	sizes := []int{900, 70 << 10, 300 << 10}
+	sizes := []int{900, 70 << 10, 300 << 10, 1 << 20} // the largest two striped at width 4
 	for i := range 12 {
 		k := fmt.Sprintf("k%02d", i)
 		want[k] = randBytes(uint64(i+1), sizes[i%len(sizes)])
@@ -220,6 +227,7 @@ func TestMigrateForcedRemovalNewPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	removed.Width = width
 	r.useChain([]*placement.Map{old, removed})
 	readAll := func(when string) {
 		t.Helper()
@@ -246,21 +254,27 @@ func TestMigrateForcedRemovalNewPolicy(t *testing.T) {
 	}
 	r.useChain([]*placement.Map{removed}) // dropped
 	readAll("the older map dropped")
-	// Only the new placement's shard files are left: one per drive of
-	// each key not inline.
-	files := 0
-	for _, b := range want {
-		if len(b) > DefaultInlineMax {
-			files++
-		}
-	}
-	for id, dir := range r.dirs {
-		if id == "d05" {
+	// Only the new placement's shard files are left: a file per drive
+	// and part of each key not inline (a striped key's parts spread over
+	// the drives of their PGs).
+	files, held := 0, 0
+	for k, b := range want {
+		if len(b) <= DefaultInlineMax {
 			continue
 		}
-		if n := len(shardFiles(t, dir)); n != files {
-			t.Errorf("%s holds %d shard files, want %d", id, n, files)
+		a, err := r.e.Open(ctx, "t", "c", k)
+		if err != nil {
+			t.Fatal(err)
 		}
+		files += 5 * len(a.rec.Parts)
+	}
+	for id, dir := range r.dirs {
+		if id != "d05" {
+			held += len(shardFiles(t, dir))
+		}
+	}
+	if held != files {
+		t.Errorf("the drives hold %d shard files, want %d", held, files)
 	}
 }
 

@@ -252,8 +252,8 @@ func (e *Engine) stripeMap(tenant, container string, rec *record) *placement.Map
 // deletePartShards removes the shard files of slot j of every part of rec,
 // a record read from home (slot j of rec.PG's set): on home for the parts
 // in rec.PG, on the part's own drive for the others, reached without a
-// map fence. Parts whose map the history no longer has are left (logged):
-// nothing can find them.
+// map fence; with home nil, only the latter. Parts whose map the history
+// no longer has are left (logged): nothing can find them.
 func (e *Engine) deletePartShards(ctx context.Context, tenant, container, key string, rec *record, j int, home driver.Driver, skip func(part) bool) error {
 	var m *placement.Map
 	var errs []error
@@ -282,6 +282,9 @@ func (e *Engine) deletePartShards(ctx context.Context, tenant, container, key st
 			if d, err = e.cfg.Topology.Drive(set[j]); err != nil || d == nil {
 				continue // a drive gone from the topology: nothing reaches its files
 			}
+		}
+		if d == nil {
+			continue // no home given: only the parts in other PGs
 		}
 		err := d.DeleteShard(ctx, shardOf(tenant, container, key, pg, pt.DataID))
 		if err != nil && !errors.Is(err, driver.ErrNotFound) {
