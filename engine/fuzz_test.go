@@ -33,8 +33,8 @@ func maxDecodeAlloc(n int) uint64 { return 256<<10 + 16*uint64(n) }
 
 // sealRecord frames head and rest as a record with valid checksums, so the
 // fuzzer reaches the field decoding behind them.
-func sealRecord(head, rest []byte) []byte {
-	b := []byte{recordMagic, recordFormat}
+func sealRecord(format byte, head, rest []byte) []byte {
+	b := []byte{recordMagic, format}
 	b = binary.AppendUvarint(b, uint64(len(head)))
 	b = append(b, head...)
 	b = binary.BigEndian.AppendUint64(b, xxh3.Hash(b))
@@ -114,7 +114,9 @@ func FuzzUnmarshalSealedRecord(f *testing.F) {
 	f.Add(head, append(binary.AppendUvarint([]byte{0, 0}, 0), 0, 0, 0, 0, 0, 0x90, 0x4e))
 	f.Add(head, binary.AppendUvarint([]byte{0}, 1<<62))
 	f.Fuzz(func(t *testing.T, head, rest []byte) {
-		checkDecode(t, sealRecord(head, rest))
+		for f := byte(recordFormat); f <= recordFormatPrev; f++ {
+			checkDecode(t, sealRecord(f, head, rest))
+		}
 	})
 }
 
