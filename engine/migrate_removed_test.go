@@ -281,67 +281,89 @@ func forcedRemovalNewPolicy(t *testing.T, width int) {
 // TestMigrateCarryingPrevCrash: the move of TestMigrateForcedRemovalNewPolicy
 // stopped after each of its record writes in turn, as by a crash (every
 // drive goes away at once, so nothing is rolled back): the key reads back
-// throughout, from whichever set serves it, and the next pass finishes the
-// move, leaving only the current placement's records and shard files.
+// from whichever set serves it. Then the next pass finishes the move, or
+// a client overwrites or deletes the key first (replacing records that
+// carry the older one): either way only the current placement is left,
+// none of the older placement's shard files, and the older map empties.
 func TestMigrateCarryingPrevCrash(t *testing.T) {
-	for _, size := range []int{900, 300 << 10} {
-		for stop := 1; stop <= 5; stop++ {
-			t.Run(fmt.Sprintf("%d bytes, stop after write %d", size, stop), func(t *testing.T) {
-				ctx := t.Context()
-				r := newMigRig(t)
-				old := r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 1)
-				r.useChain([]*placement.Map{old})
-				want := randBytes(uint64(size+stop), size)
-				r.put(t, "k", want)
-				r.topo.remove("d05")
-				removed, err := placement.NewMap(r.pdrives[:5], placement.Policy{Data: 3, Parity: 2}, 16, 2)
-				if err != nil {
-					t.Fatal(err)
-				}
-				r.useChain([]*placement.Map{old, removed})
-				var olderFiles []string // the older placement's
-				for _, id := range r.ids[:5] {
-					olderFiles = append(olderFiles, shardFiles(t, r.dirs[id])...)
-				}
-				writes := 0
-				crash := func() {
-					if writes++; writes == stop {
-						for _, id := range r.ids[:5] {
-							r.topo.drives[id].SetOffline(true)
-						}
-					}
-				}
-				r.hook.Store(&crash)
-				_, merr := r.e.Migrate(ctx, "t", "c", "k")
-				r.hook.Store(nil)
-				for _, id := range r.ids[:5] {
-					r.topo.drives[id].SetOffline(false)
-				}
-				if writes < stop {
-					t.Fatalf("the move made %d record writes, want at least %d", writes, stop)
-				}
-				if got, err := read(ctx, r.e, "k", 0, -1); err != nil || !bytes.Equal(got, want) {
-					t.Fatalf("after the crash (migrate: %v): %d bytes (want %d), %v", merr, len(got), len(want), err)
-				}
-				if _, err := walkPass(ctx, r.e); err != nil {
-					t.Fatalf("pass after the crash: %v", err)
-				}
-				if n, err := r.e.Residue(ctx, old); err != nil || n != 0 {
-					t.Fatalf("Residue(old) = %d, %v; want 0, nil", n, err)
-				}
-				r.useChain([]*placement.Map{removed})
-				if got, err := read(ctx, r.e, "k", 0, -1); err != nil || !bytes.Equal(got, want) {
-					t.Fatalf("the older map dropped: %d bytes (want %d), %v", len(got), len(want), err)
-				}
-				// The older placement's shard files are gone. (The
-				// interrupted move's own may be left, unnamed by any
-				// record, as a crashed Put leaves its files.)
-				for _, f := range olderFiles {
-					if _, err := os.Stat(f); err == nil {
-						t.Errorf("the older placement's shard file %s is left", f)
-					}
-				}
-			})
+	for _, then := range []string{"pass", "overwrite", "delete"} {
+		for _, size := range []int{900, 300 << 10} {
+			for stop := 1; stop <= 5; stop++ {
+				t.Run(fmt.Sprintf("%s, %d bytes, stop after write %d", then, size, stop), func(t *testing.T) {
+					carryingPrevCrash(t, then, size, stop)
+				})
+			}
+		}
+	}
+}
+
+func carryingPrevCrash(t *testing.T, then string, size, stop int) {
+	ctx := t.Context()
+	r := newMigRig(t)
+	old := r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 1)
+	r.useChain([]*placement.Map{old})
+	want := randBytes(uint64(size+stop), size)
+	r.put(t, "k", want)
+	r.topo.remove("d05")
+	removed, err := placement.NewMap(r.pdrives[:5], placement.Policy{Data: 3, Parity: 2}, 16, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.useChain([]*placement.Map{old, removed})
+	var olderFiles []string // the older placement's
+	for _, id := range r.ids[:5] {
+		olderFiles = append(olderFiles, shardFiles(t, r.dirs[id])...)
+	}
+	writes := 0
+	crash := func() {
+		if writes++; writes == stop {
+			for _, id := range r.ids[:5] {
+				r.topo.drives[id].SetOffline(true)
+			}
+		}
+	}
+	r.hook.Store(&crash)
+	_, merr := r.e.Migrate(ctx, "t", "c", "k")
+	r.hook.Store(nil)
+	for _, id := range r.ids[:5] {
+		r.topo.drives[id].SetOffline(false)
+	}
+	if writes < stop {
+		t.Fatalf("the move made %d record writes, want at least %d", writes, stop)
+	}
+	if got, err := read(ctx, r.e, "k", 0, -1); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("after the crash (migrate: %v): %d bytes (want %d), %v", merr, len(got), len(want), err)
+	}
+	switch then {
+	case "overwrite":
+		want = randBytes(uint64(size+stop+1), size+1)
+		r.put(t, "k", want)
+	case "delete":
+		if err := r.e.Delete(ctx, "t", "c", "k"); err != nil {
+			t.Fatal(err)
+		}
+		want = nil
+	}
+	if _, err := walkPass(ctx, r.e); err != nil {
+		t.Fatalf("pass after the crash: %v", err)
+	}
+	if n, err := r.e.Residue(ctx, old); err != nil || n != 0 {
+		t.Fatalf("Residue(old) = %d, %v; want 0, nil", n, err)
+	}
+	r.useChain([]*placement.Map{removed})
+	got, err := read(ctx, r.e, "k", 0, -1)
+	switch {
+	case want == nil && !errors.Is(err, ErrNoSuchArtifact):
+		t.Fatalf("the older map dropped: read of the deleted key: %d bytes, %v; want ErrNoSuchArtifact", len(got), err)
+	case want != nil && (err != nil || !bytes.Equal(got, want)):
+		t.Fatalf("the older map dropped: %d bytes (want %d), %v", len(got), len(want), err)
+	}
+	// The older placement's shard files are gone. (The interrupted
+	// move's own may be left, unnamed by any record, as a crashed Put
+	// leaves its files.)
+	for _, f := range olderFiles {
+		if _, err := os.Stat(f); err == nil {
+			t.Errorf("the older placement's shard file %s is left", f)
 		}
 	}
 }
