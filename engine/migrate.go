@@ -219,13 +219,21 @@ func (e *Engine) dropPrevs(ctx context.Context, tenant, container, key string, l
 	}
 	w := e.artifactWrite(tenant, container, key, loc.drives, loc.m.Policy.WriteQuorum())
 	res := w.putAll(ctx, &rec, inline, mask)
-	w.collect(ctx, &rec, res)
 	var errs []error
 	for j := range mask {
-		if mask[j] && res[j].err != nil && !errors.Is(res[j].err, driver.ErrStale) {
+		switch {
+		case !mask[j] || res[j].err == nil:
+		case errors.Is(res[j].err, driver.ErrStale):
+			// A newer version replaced the record meanwhile, and its
+			// write collected the Prev; rec's files may be the newer
+			// version's too (a metadata update, a retention change):
+			// not collected as a stale write's own (review F1).
+			res[j].err = errNotWritten
+		default:
 			errs = append(errs, fmt.Errorf("shard %d: %w", j, res[j].err))
 		}
 	}
+	w.collect(ctx, &rec, res)
 	if len(errs) > 0 {
 		return fmt.Errorf("engine: migrate %s/%s: drop the older placement: %w", tenant, container, errors.Join(errs...))
 	}
@@ -634,7 +642,13 @@ func (e *Engine) removeRecord(ctx context.Context, id placement.DriveID, tenant,
 			return false, err
 		}
 		if r.Prev != nil { // an older placement it carried (writeMoved)
-			if err := e.deletePartShards(ctx, tenant, container, key, r.Prev, r.Prev.Shard, d, nil); err != nil {
+			// Its parts r names too were dealt with above (kept, if
+			// keepFile says so: review F3).
+			prevSkip := namedBy(r.Prev, r)
+			if keepFile != nil && r.Prev.striped() {
+				prevSkip = func(pt part) bool { return namedBy(r.Prev, r)(pt) || keepFile(r.Prev, pt) }
+			}
+			if err := e.deletePartShards(ctx, tenant, container, key, r.Prev, r.Prev.Shard, d, prevSkip); err != nil {
 				return false, err
 			}
 		}

@@ -517,9 +517,7 @@ func (w *recordWrite) finish(ctx context.Context, rec *record, res []recordPut) 
 		w.rollback(ctx, rec, res)
 		return err
 	}
-	if !w.keepShards && !w.keepReplaced {
-		w.collect(ctx, rec, res)
-	}
+	w.collect(ctx, rec, res)
 	return nil
 }
 
@@ -560,35 +558,41 @@ func (w *recordWrite) undo(ctx context.Context, rec *record, res []recordPut) {
 // share. A replaced record may be of rec's own version: Heal rewriting
 // it (the same shard files, kept), or migration replacing an older map's
 // placement of the version with the current map's (other shard files,
-// removed).
+// removed). The older placement a replaced record carried (record.Prev)
+// goes with it, unless the record written carries it on. Nothing of an
+// upload's (keepShards); for a version pointer (keepReplaced) only the
+// replaced records' Prevs: the records themselves live on under their
+// version keys, which carry no Prev.
 func (w *recordWrite) collect(ctx context.Context, rec *record, res []recordPut) {
+	if w.keepShards {
+		return
+	}
 	ctx = context.WithoutCancel(ctx)
 	var wg sync.WaitGroup
 	for j, r := range res {
 		var gone *record
 		switch {
-		case errors.Is(r.err, driver.ErrStale) && !rec.Deleted:
+		case errors.Is(r.err, driver.ErrStale) && !rec.Deleted && !w.keepReplaced:
 			gone = rec
 		case r.err == nil && r.prev != nil && !r.prev.Deleted:
 			gone = r.prev
 		default:
 			continue
 		}
-		// A striped record's parts in other PGs are deleted from their
-		// own drives (deletePartShards, stripe.go).
-		keepOf := func(old *record) func(part) bool {
-			return func(p part) bool {
-				// still rec's data (a rewrite, or a re-versioned write)
-				return gone != rec && old.PG == rec.PG && slices.ContainsFunc(rec.Parts, func(q part) bool { return q.DataID == p.DataID })
+		// What stays of old's files: those rec names (a rewrite, or a
+		// re-versioned write), and for a pointer those of the record it
+		// replaced, which lives on.
+		var stays []*record
+		if gone != rec {
+			stays = append(stays, rec)
+			if w.keepReplaced {
+				stays = append(stays, gone)
 			}
 		}
-		slot := j
-		if gone != rec {
-			slot = gone.Shard // the slot it was written for: another map's set may have placed the drive elsewhere
+		var drop []*record
+		if !w.keepReplaced {
+			drop = append(drop, gone)
 		}
-		// The older placement a replaced record carried (record.Prev)
-		// goes with it, unless the record written carries it on.
-		drop := []*record{gone}
 		if gone != rec && gone.Prev != nil {
 			drop = append(drop, gone.Prev)
 		}
@@ -596,18 +600,33 @@ func (w *recordWrite) collect(ctx context.Context, rec *record, res []recordPut)
 			if r.carried != nil && old.Version == r.carried.Version && sameData(old, r.carried) {
 				continue
 			}
+			slot := old.Shard // the slot it was written for: another map's set may have placed the drive elsewhere
+			if old == rec {
+				slot = j
+			}
+			// A striped record's parts in other PGs are deleted from
+			// their own drives (deletePartShards, stripe.go).
 			wg.Go(func() {
-				s := slot
-				if old != gone {
-					s = old.Shard
-				}
-				if err := w.e.deletePartShards(ctx, w.tenant, w.container, w.key, old, s, w.drives[j], keepOf(old)); err != nil {
+				if err := w.e.deletePartShards(ctx, w.tenant, w.container, w.key, old, slot, w.drives[j], namedBy(old, stays...)); err != nil {
 					w.e.log.Warn("shard delete failed", "pg", old.PG, "shard", j, "err", err)
 				}
 			})
 		}
 	}
 	wg.Wait()
+}
+
+// namedBy returns a deletePartShards skip for old's parts: those one of
+// stays names too, in the same PG.
+func namedBy(old *record, stays ...*record) func(part) bool {
+	return func(p part) bool {
+		for _, k := range stays {
+			if k != nil && k.PG == old.PG && slices.ContainsFunc(k.Parts, func(q part) bool { return q.DataID == p.DataID }) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // putAll writes rec to the drives where ok is set, in parallel, and waits
@@ -665,7 +684,7 @@ func (w *recordWrite) putLate(ctx context.Context, rec *record, inline [][]byte,
 		case !kept && !forward:
 			w.undo(cctx, &attempt, one)
 		case !kept:
-		case !w.keepShards && !w.keepReplaced:
+		default:
 			w.collect(cctx, &attempt, one)
 		}
 	}

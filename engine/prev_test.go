@@ -1,0 +1,265 @@
+package engine
+
+import (
+	"bytes"
+	"os"
+	"testing"
+
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// prevRig: a key written under 4+2 on 6 drives, d05 force-removed, the
+// current map 3+2 on 5 (the carry-Prev case of writeMoved).
+func prevRig(t *testing.T, size int) (*migRig, *placement.Map, *placement.Map, []byte) {
+	t.Helper()
+	r := newMigRig(t)
+	old := r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 1)
+	r.useChain([]*placement.Map{old})
+	want := randBytes(uint64(size), size)
+	r.put(t, "k", want)
+	r.topo.remove("d05")
+	removed, err := placement.NewMap(r.pdrives[:5], placement.Policy{Data: 3, Parity: 2}, 16, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.useChain([]*placement.Map{old, removed})
+	return r, old, removed, want
+}
+
+// carryCrash runs Migrate on "k" stopping (every drive offline) right
+// after its record write number stop, then brings the drives back.
+func carryCrash(t *testing.T, r *migRig, stop int) {
+	t.Helper()
+	writes := 0
+	crash := func() {
+		if writes++; writes == stop {
+			for _, id := range r.ids[:5] {
+				r.topo.drives[id].SetOffline(true)
+			}
+		}
+	}
+	r.hook.Store(&crash)
+	_, err := r.e.Migrate(t.Context(), "t", "c", "k")
+	r.hook.Store(nil)
+	for _, id := range r.ids[:5] {
+		r.topo.drives[id].SetOffline(false)
+	}
+	if writes < stop {
+		t.Fatalf("only %d record writes (migrate: %v)", writes, err)
+	}
+}
+
+// TestDropPrevsStaleKeepsLiveFiles: the interleaving of a
+// migrate pass (its re-locate, then dropPrevs) with a metadata update (a
+// new version naming the same shard files) landing in between. dropPrevs'
+// writes are refused as stale, and collect's stale branch deleted rec's
+// own shard files: the live version's, on every drive (review F1 of
+// session 17; dropPrevs now leaves a stale refusal alone).
+func TestDropPrevsStaleKeepsLiveFiles(t *testing.T) {
+	ctx := t.Context()
+	r, _, _, want := prevRig(t, 300<<10)
+	carryCrash(t, r, 5)                                // every drive holds the moved version with Prev; dropPrevs not run
+	loc, newest, err := r.e.locate(ctx, "t", "c", "k") // migrate's re-locate
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.e.UpdateMetadata(ctx, "t", "c", "k", "", func(ArtifactInfo) (map[string]string, error) {
+		return map[string]string{"x": "y"}, nil
+	}); err != nil {
+		t.Fatalf("UpdateMetadata: %v", err)
+	}
+	if got, err := read(ctx, r.e, "k", 0, -1); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("after the update: %d bytes, %v", len(got), err)
+	}
+	perr := r.e.dropPrevs(ctx, "t", "c", "k", loc, newest) // migrate goes on
+	t.Logf("dropPrevs: %v", perr)
+	if got, err := read(ctx, r.e, "k", 0, -1); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("after dropPrevs met the newer version: %d bytes (want %d), %v", len(got), len(want), err)
+	}
+}
+
+// olderFiles returns the shard files on d00..d04 now.
+func olderFilesOf(t *testing.T, r *migRig) []string {
+	var fs []string
+	for _, id := range r.ids[:5] {
+		fs = append(fs, shardFiles(t, r.dirs[id])...)
+	}
+	return fs
+}
+
+// TestVersionedPutCollectsPrev: after the carry writes (every drive
+// holds the moved version with Prev, dropPrevs not run yet), a versioned
+// PUT adopts the plain record as the null version (sameSet: the version
+// key's record shares the current placement's files) and replaces the
+// plain record with a pointer, collecting nothing (keepReplaced). The
+// Prev-bearing records are gone, so nothing names the older placement's
+// shard files any more: they are left for ever, and Residue lets the
+// older map go.
+func TestVersionedPutCollectsPrev(t *testing.T) {
+	ctx := t.Context()
+	r, old, _, want := prevRig(t, 300<<10)
+	older := olderFilesOf(t, r)
+	carryCrash(t, r, 5)
+	if _, err := r.e.Put(ctx, "t", "c", "k", bytes.NewReader([]byte("v2")), PutOptions{Size: 2, Versioning: VersioningEnabled}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := walkPass(ctx, r.e); err != nil {
+		t.Fatalf("pass: %v", err)
+	}
+	if n, err := r.e.Residue(ctx, old); err != nil || n != 0 {
+		t.Fatalf("Residue(old) = %d, %v", n, err)
+	}
+	a, err := r.e.OpenVersion(ctx, "t", "c", "k", NullVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := a.WriteRange(ctx, &buf, 0, a.Info.Size); err != nil || !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("null version: %d bytes, %v", buf.Len(), err)
+	}
+	left := 0
+	for _, f := range older {
+		if _, err := os.Stat(f); err == nil {
+			left++
+		}
+	}
+	if left > 0 {
+		t.Errorf("%d of the older placement's %d shard files left, named by no record, with the older map droppable", left, len(older))
+	}
+}
+
+// TestDropPrevsStaleVersionedPut: as
+// TestDropPrevsStaleKeepsLiveFiles, the newer version being a
+// versioned PUT: adopt makes the plain record the null version, sharing
+// its shard files, and the pointer refuses dropPrevs' writes as stale.
+func TestDropPrevsStaleVersionedPut(t *testing.T) {
+	ctx := t.Context()
+	r, _, _, want := prevRig(t, 300<<10)
+	carryCrash(t, r, 5)
+	loc, newest, err := r.e.locate(ctx, "t", "c", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.e.Put(ctx, "t", "c", "k", bytes.NewReader([]byte("v2")), PutOptions{Size: 2, Versioning: VersioningEnabled}); err != nil {
+		t.Fatal(err)
+	}
+	perr := r.e.dropPrevs(ctx, "t", "c", "k", loc, newest)
+	t.Logf("dropPrevs: %v", perr)
+	a, err := r.e.OpenVersion(ctx, "t", "c", "k", NullVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := a.WriteRange(ctx, &buf, 0, a.Info.Size); err != nil || !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("the null version after dropPrevs met the pointer: %d bytes (want %d), %v", buf.Len(), len(want), err)
+	}
+}
+
+// TestRemoveRecordPrevKeepsFiles: removeRecord deletes a
+// record's own files sparing those keepFile says the current version
+// still uses (keepStripedFile: a version moved slot by slot shares its
+// data ids), but deletes the Prev's files with no skip at all. A Prev
+// written by a slot-by-slot striped move (moveStriped → writeMoved carry)
+// names the very same files (same PG, same data ids), so removing such a
+// record from a drive leaving the home set deletes the files keepFile
+// protects. Shown directly: a striped record carrying itself as Prev,
+// keepFile keeping everything.
+func TestRemoveRecordPrevKeepsFiles(t *testing.T) {
+	ctx := t.Context()
+	r := newMigRig(t)
+	m := r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 1)
+	m.Width = 4
+	r.useChain([]*placement.Map{m})
+	r.put(t, "k", randBytes(7, 1<<20))
+	pg := pgOf(m, "t", "c", "k")
+	id := m.Set(pg)[0]
+	d := r.topo.drives[id]
+	ikey := indexPrefix("t", "c") + "k"
+	raw, err := d.GetRecord(ctx, ikey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := unmarshalRecord(raw.Data)
+	if err != nil || !rec.striped() {
+		t.Fatalf("record: %v striped=%v", err, rec != nil && rec.striped())
+	}
+	prev := *rec
+	withPrev := *rec
+	withPrev.Prev = &prev
+	if _, _, err := d.PutRecord(ctx, driver.Record{Key: ikey, Version: rec.Version, Data: withPrev.marshal()}); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		n := 0
+		for _, id := range r.ids {
+			n += len(shardFiles(t, r.dirs[id]))
+		}
+		return n
+	}
+	before := count()
+	if _, err := r.e.removeRecord(ctx, id, "t", "c", "k", ikey, func(*record) bool { return false }, func(*record, part) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	if after := count(); after != before {
+		t.Errorf("keepFile kept every file, yet removeRecord deleted %d of %d shard files (the Prev's, unskipped)", before-after, before)
+	}
+}
+
+func TestRecordPrevRoundTrip(t *testing.T) {
+	base := record{Version: driver.Version{1, 2}, Size: 10, ETag: "e", Modified: 5, Data: 3, Parity: 2, StripeSize: 1 << 16, PG: 3, Shard: 1,
+		Parts: []part{{DataID: [16]byte{9}, Size: 10, ETag: "p"}}, Metadata: map[string]string{"a": "b"}}
+	striped := base
+	striped.Width, striped.PGCount, striped.Seed, striped.Layout = 4, 16, 77, 88
+	offset := striped
+	offset.Offset = 2
+	inline := base
+	inline.IsInline, inline.Parts, inline.Inline = true, nil, []byte("xyz")
+	for _, outer := range []record{base, striped, offset, inline} {
+		for _, prev := range []record{base, striped, offset, inline} {
+			o := outer
+			p := prev
+			p.Shard = 4
+			o.Prev = &p
+			b := o.marshal()
+			if b[1] != recordFormatPrev {
+				t.Fatalf("format %d", b[1])
+			}
+			got, err := unmarshalRecord(b)
+			if err != nil {
+				t.Fatalf("unmarshal: %v", err)
+			}
+			if got.Prev == nil || got.Prev.Shard != 4 || got.Width != o.Width || got.Offset != o.Offset || got.Prev.Width != p.Width || got.Prev.Offset != p.Offset || string(got.Prev.Inline) != string(p.Inline) || string(got.Inline) != string(o.Inline) {
+				t.Errorf("round trip: %+v", got)
+			}
+			if !bytes.Equal(got.marshal(), b) {
+				t.Errorf("re-marshal differs")
+			}
+			h, err := unmarshalHead(b[:40])
+			if err != nil || h.Version != o.Version {
+				t.Errorf("head of a cut format-4 record: %v", err)
+			}
+			// nested Prev: forged by hand
+			inner := o.marshal()
+			o2 := outer
+			o2.Prev = &p
+			bb := o2.marshal()
+			_ = inner
+			_ = bb
+		}
+	}
+	// without Prev: unchanged formats
+	if b := base.marshal(); b[1] != recordFormat {
+		t.Errorf("base format %d", b[1])
+	}
+	// nested: Prev marshalled with its own Prev is cut to one level by marshal
+	p2 := base
+	p1 := base
+	p1.Prev = &p2
+	o := base
+	o.Prev = &p1
+	got, err := unmarshalRecord(o.marshal())
+	if err != nil || got.Prev == nil || got.Prev.Prev != nil {
+		t.Errorf("nested via marshal: %v %+v", err, got)
+	}
+}
