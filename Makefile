@@ -48,7 +48,7 @@ test-race: ## the short suite under the race detector
 	$(GO) test -race -short $(PKGS)
 
 test-long: ## the long end-to-end tests CI leaves out (make minio first; about 3 minutes): a dead node force-removed from a 4-node cluster, remote drives adopted and forced back in a 3-node cluster, DeleteObjects of 1,000 keys under its tight bound
-	VAULT_E2E_LONG=1 $(GO) test -count=1 -timeout 30m -v -run '^(TestClusterForceRemoveDead|TestClusterRemoteDrive|TestClusterDeleteObjects1000)$$' ./cmd/vaultd/
+	VAULT_E2E_LONG=1 $(GO) test -count=1 -timeout 30m -v -run '^(TestClusterForceRemoveDead|TestClusterRemoveLeader|TestClusterRemoteDrive|TestClusterDeleteObjects1000)$$' ./cmd/vaultd/
 
 minio: ## build the pinned MinIO that driver/remote's tests run against (cached in ~/.cache/vaultaire/minio; 5-6 min the first time)
 	bash scripts/minio.sh

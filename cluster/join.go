@@ -29,13 +29,25 @@ const reconcileEvery = time.Second
 // the Raft configuration (as a voter while there are fewer than MaxVoters,
 // else as a non-voter) and registered in the cluster map with its drives;
 // a voter dead for longer than DeadVoterAfter is replaced by a live
-// non-voter, if there is one. It returns when ctx ends.
+// non-voter, if there is one. A leader that was itself removed hands the
+// leadership over instead. It returns when ctx ends.
 func (s *Store) Reconcile(ctx context.Context, members func() []Member) {
 	t := time.NewTicker(reconcileEvery)
 	defer t.Stop()
 	deadSince := map[string]time.Time{}
 	for {
-		if s.raft.State() == raft.Leader {
+		switch {
+		case s.raft.State() == raft.Leader && s.fsm.isRemoved(s.cfg.NodeID):
+			// This node was removed while leading: hand the leadership
+			// over, so that a leader the others can reach (they forward
+			// through the registered nodes' addresses, which no longer
+			// list this one) takes it out of Raft. Followers' writes
+			// stalled until this process stopped (probe F3 of session 17).
+			s.log.Info("cluster: this node was removed: handing the leadership over")
+			if err := s.raft.LeadershipTransfer().Error(); err != nil && ctx.Err() == nil {
+				s.log.Warn("cluster: leadership transfer", "err", err)
+			}
+		case s.raft.State() == raft.Leader:
 			if err := s.reconcileOnce(ctx, members(), deadSince); err != nil && ctx.Err() == nil {
 				s.log.Warn("cluster: reconcile", "err", err)
 			}

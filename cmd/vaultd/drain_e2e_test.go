@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -270,4 +271,79 @@ func forceRemoveDead(t *testing.T, policy string) {
 	for i := range 3 {
 		checkAll(t, c.s3Client(i, root), bucket, append(arts, more...))
 	}
+}
+
+// TestClusterRemoveLeader: the operator drains the node that happens to
+// lead Raft and removes it through another node, its process still
+// running. The removed leader hands the leadership over, so metadata
+// writes through the other nodes go on (probe F3 of session 17: every
+// CreateBucket through a follower answered 503 until the removed node's
+// process stopped, as followers forward to the registered nodes'
+// addresses, which no longer list it).
+func TestClusterRemoveLeader(t *testing.T) {
+	longE2E(t)
+	c := startCluster(t, 4)
+	c.waitFormed(t, 90*time.Second)
+	ctx := t.Context()
+	root := s3.NewTenant{Name: "root", AccessKey: c.root.AccessKeyID, SecretKey: c.root.SecretAccessKey}
+	getenv := func(k string) string {
+		return map[string]string{"VAULT_ROOT_ACCESS_KEY": c.root.AccessKeyID, "VAULT_ROOT_SECRET_KEY": c.root.SecretAccessKey}[k]
+	}
+	vaultd := func(via int, args ...string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if err := run(ctx, append(args[:1:1], append([]string{args[1], "--endpoint", "http://" + c.nodes[via].s3}, args[2:]...)...), getenv, &out, &errb); err != nil {
+			t.Fatalf("vaultd %s: %v (%s%s)", strings.Join(args, " "), err, out.String(), errb.String())
+		}
+	}
+	settled := func(drives int) func(st cluster.Status) string {
+		return func(st cluster.Status) string {
+			if st.Map.Drives != drives || len(st.Map.Older) > 0 {
+				return fmt.Sprintf("%d drives in the map (want %d), older epochs %v", st.Map.Drives, drives, st.Map.Older)
+			}
+			return ""
+		}
+	}
+	vaultd(0, "cluster", "set-erasure", "2+2")
+	if _, err := waitStatus(t, c, 0, 90*time.Second, settled(8)); err != nil {
+		t.Fatal(err)
+	}
+	const bucket = "lead"
+	if _, err := c.s3Client(0, root).CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	arts := newArtifacts("before/", 12)
+	putAll(t, c.s3Client(1, root), bucket, arts)
+	st, err := c.status(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := slices.IndexFunc(c.nodes, func(n *e2eNode) bool { return n.name == st.Leader })
+	if leader < 0 {
+		t.Fatalf("no leader in %+v", st)
+	}
+	via := (leader + 1) % len(c.nodes)
+	vaultd(via, "cluster", "drain", c.nodes[leader].name)
+	if _, err := waitStatus(t, c, via, 3*time.Minute, settled(6)); err != nil {
+		t.Fatal(err)
+	}
+	vaultd(via, "cluster", "remove", c.nodes[leader].name)
+	// The removed node still runs: the operator has not stopped it yet.
+	for n := range 8 {
+		for _, i := range []int{via, (via + 1) % len(c.nodes)} {
+			if i == leader {
+				continue
+			}
+			b := fmt.Sprintf("after-%d-%s", n, c.nodes[i].name)
+			if _, err := c.s3Client(i, root).CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+				t.Errorf("CreateBucket %s through %s, %s removed and still running: %v", b, c.nodes[i].name, c.nodes[leader].name, err)
+			}
+		}
+		time.Sleep(2 * time.Second)
+	}
+	if st, err := c.status(ctx, via); err != nil || st.Leader == "" || st.Leader == c.nodes[leader].name {
+		t.Errorf("leader after the removal: %q, %v; want another node", st.Leader, err)
+	}
+	c.nodes[leader].kill(t)
+	checkAll(t, c.s3Client(via, root), bucket, arts)
 }
