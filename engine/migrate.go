@@ -488,6 +488,18 @@ func (e *Engine) writeMoved(ctx context.Context, w *recordWrite, set []placement
 		w.rollback(ctx, rec, only(false))
 		return err
 	}
+	if served != nil && sameData(rec, served) {
+		// rec names the older set's own files (a slot-by-slot move): a
+		// drive that refused it as stale holds a newer version (a
+		// metadata update), whose write collected what it made
+		// unreachable. rec's files are not the move's to delete (review
+		// F5 of session 17: the live version's were, on every drive).
+		for j := range res {
+			if errors.Is(res[j].err, driver.ErrStale) {
+				res[j].err = errNotWritten
+			}
+		}
+	}
 	w.collect(ctx, rec, res)
 	return nil
 }

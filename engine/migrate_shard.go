@@ -227,12 +227,21 @@ func (e *Engine) copyLacking(ctx context.Context, tenant, container, key string,
 	moved.Inline = nil
 	w := e.artifactWrite(tenant, container, key, loc.drives, 0)
 	res := w.putAll(ctx, &moved, nil, copied)
+	stale := make([]bool, len(set))
+	for j := range res {
+		if stale[j] = errors.Is(res[j].err, driver.ErrStale); stale[j] {
+			// A newer version landed meanwhile; moved's files may be its
+			// too (a metadata update): neither collected nor deleted
+			// (as writeMoved).
+			res[j].err = errNotWritten
+		}
+	}
 	w.collect(ctx, &moved, res)
 	var done []int
 	failed := make([]bool, len(set))
 	for j, r := range res {
 		switch {
-		case !copied[j]:
+		case !copied[j] || stale[j]:
 		case r.err == nil:
 			done = append(done, j)
 			placed := moved

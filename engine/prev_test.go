@@ -2,7 +2,9 @@ package engine
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/vaultaire/vaultaire/driver"
@@ -261,5 +263,152 @@ func TestRecordPrevRoundTrip(t *testing.T) {
 	got, err := unmarshalRecord(o.marshal())
 	if err != nil || got.Prev == nil || got.Prev.Prev != nil {
 		t.Errorf("nested via marshal: %v %+v", err, got)
+	}
+}
+
+// TestMoveStripedPrevRemovedKeepsFiles: F3 end to end. A striped
+// key under 2+2 (width 4) moves slot by slot to B (one other PG's slot 0
+// changes) with two home drives offline: the two live home drives carry
+// Prev (same files). Then map C moves home slot 0 to another drive. With
+// every drive back, a migration pass moves B to C, completes it and
+// cleanOlder removes the record from the old home slot 0 drive:
+// removeRecord spares (keepFile) the record's own part files that C still
+// uses, but deletes the Prev's, the very same files.
+func TestMoveStripedPrevRemovedKeepsFiles(t *testing.T) {
+	for _, offline := range []bool{false, true} {
+		t.Run(fmt.Sprintf("home drives offline %v", offline), func(t *testing.T) { moveStripedPrevRemoved(t, offline) })
+	}
+}
+
+func moveStripedPrevRemoved(t *testing.T, offline bool) {
+	ctx := t.Context()
+	r := newMigRig(t)
+	a := r.newMap(t, 6, placement.Policy{Data: 2, Parity: 2}, 16, 1)
+	a.Width = 4
+	r.useChain([]*placement.Map{a})
+	want := randBytes(11, 1<<20)
+	r.put(t, "k", want)
+	home := pgOf(a, "t", "c", "k")
+	hs := slices.Clone(a.Set(home))
+	ar, err := r.e.Open(ctx, "t", "c", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var other uint32 = home
+	for p := range ar.rec.Parts {
+		if q := ar.rec.partPG(p); q != home {
+			other = q
+			break
+		}
+	}
+	swap0 := func(s []placement.DriveID, not []placement.DriveID) []placement.DriveID {
+		for _, id := range r.ids {
+			if !slices.Contains(s, id) && !slices.Contains(not, id) {
+				s[0] = id
+				return s
+			}
+		}
+		t.Fatal("no drive to swap in")
+		return s
+	}
+	pgIdx := 0
+	b := r.remap(t, a, 6, 2, func(s []placement.DriveID) []placement.DriveID {
+		defer func() { pgIdx++ }()
+		if uint32(pgIdx) == other {
+			return swap0(s, hs[2:])
+		}
+		return s
+	})
+	b.Width = 4
+	r.useChain([]*placement.Map{a, b})
+	r.topo.drives[hs[2]].SetOffline(offline)
+	r.topo.drives[hs[3]].SetOffline(offline)
+	res, err := r.e.Migrate(ctx, "t", "c", "k")
+	t.Logf("A→B: %+v, %v", res, err)
+	pgIdx = 0
+	c := r.remap(t, b, 6, 3, func(s []placement.DriveID) []placement.DriveID {
+		defer func() { pgIdx++ }()
+		if uint32(pgIdx) == home {
+			return swap0(s, nil)
+		}
+		return s
+	})
+	c.Width = 4
+	r.useChain([]*placement.Map{a, b, c})
+	r.topo.drives[hs[2]].SetOffline(false)
+	r.topo.drives[hs[3]].SetOffline(false)
+	for i := range 2 {
+		_, err := walkPass(ctx, r.e)
+		t.Logf("pass %d: %v", i+1, err)
+	}
+	art, err := r.e.Open(ctx, "t", "c", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := 0
+	for p := range art.rec.Parts {
+		for j := range 4 {
+			d := art.partDrive(p, j)
+			if d == nil {
+				continue
+			}
+			rc, err := d.ReadShard(ctx, art.partShard(p), 0, 1)
+			if err != nil {
+				missing++
+				t.Errorf("part %d (pg %d) slot %d: %v", p, art.rec.partPG(p), j, err)
+				continue
+			}
+			rc.Close()
+		}
+	}
+	if got, err := read(ctx, r.e, "k", 0, -1); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("read: %d bytes, %v", len(got), err)
+	}
+	t.Logf("missing shard files of the current version: %d", missing)
+}
+
+// TestMoveStripedStaleKeepsLiveFiles (pre-existing pattern, the
+// F1 fix does not cover it): a slot-by-slot striped move writes a record
+// naming the files the older set already serves (same PG, same data ids).
+// A metadata update (a newer version naming those files too) landing
+// after migrate's locate and before the move's record writes makes them
+// stale; writeMoved's collect deletes rec's own files: the live ones.
+func TestMoveStripedStaleKeepsLiveFiles(t *testing.T) {
+	ctx := t.Context()
+	r := newMigRig(t)
+	old := r.newMap(t, 6, placement.Policy{Data: 2, Parity: 2}, 16, 1)
+	old.Width = 4
+	r.useChain([]*placement.Map{old})
+	want := randBytes(11, 1<<20)
+	r.put(t, "k", want)
+	home := pgOf(old, "t", "c", "k")
+	hs := slices.Clone(old.Set(home))
+	cur := r.remap(t, old, 6, 2, func(s []placement.DriveID) []placement.DriveID {
+		if slices.Equal(s, hs) {
+			return s
+		}
+		for _, id := range r.ids {
+			if !slices.Contains(s, id) {
+				s[0] = id
+				break
+			}
+		}
+		return s
+	})
+	cur.Width = 4
+	r.useChain([]*placement.Map{old, cur})
+	loc, newest, err := r.e.locate(ctx, "t", "c", "k") // migrate's
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.e.UpdateMetadata(ctx, "t", "c", "k", "", func(ArtifactInfo) (map[string]string, error) {
+		return map[string]string{"x": "y"}, nil
+	}); err != nil {
+		t.Fatalf("UpdateMetadata: %v", err)
+	}
+	merr := r.e.move(ctx, "t", "c", "k", cur, pgOf(cur, "t", "c", "k"), loc, newest)
+	t.Logf("move: %v", merr)
+	if got, err := read(ctx, r.e, "k", 0, -1); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("after the move met the newer version: %d bytes (want %d), %v", len(got), len(want), err)
 	}
 }
