@@ -269,19 +269,40 @@ func (s *Store) Drain(ctx context.Context, node, drive string, undo bool) (Drain
 	return s.Drains(), nil
 }
 
-// RemoveNode removes a drained node (or, with force, any node) from the
-// cluster: from the registered nodes and the map at once, from Raft by
-// the leader's next Reconcile. It fails wrapping ErrRefused if the node is
-// not drained and force is false.
+// RemoveNode removes a drained node (or, with force, a node gossip
+// reports dead) from the cluster: from the registered nodes and the map
+// at once, from Raft by the leader's next Reconcile. It fails wrapping
+// ErrRefused if the node is not drained and force is false, or if force
+// is set and the node is alive in this node's gossip view.
 func (s *Store) RemoveNode(ctx context.Context, name string, force bool) error {
 	if name == s.cfg.NodeID && !force {
 		// Not a rule of the FSM: only the answering node knows itself.
 		return fmt.Errorf("%w: node %s answers this request; ask another node", ErrRefused, name)
 	}
+	if force && s.aliveInGossip(name) {
+		// --force writes the node's data off: for a dead node only. A
+		// live one would lose intact copies (probe F4 of session 17).
+		return fmt.Errorf("%w: node %s is alive: drain it and remove it without --force, or stop its process first", ErrRefused, name)
+	}
 	if err := s.applyCmd(ctx, cmdRemoveNode, removeNodeCmd{Name: name, Force: force}); err != nil {
 		return err
 	}
 	return s.updateMap(ctx)
+}
+
+// aliveInGossip reports whether node name is alive in this node's gossip
+// view (false when this node runs no gossip).
+func (s *Store) aliveInGossip(name string) bool {
+	members := s.gossip.Load()
+	if members == nil {
+		return false
+	}
+	for _, m := range (*members)() {
+		if m.Name == name && m.State == MemberAlive {
+			return true
+		}
+	}
+	return false
 }
 
 func cmpOr(a, b string) string {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -90,7 +91,19 @@ func TestDrainAndRemove(t *testing.T) {
 	if _, ok := s.Node("c"); ok || s.Map().Epoch != epoch || mapHasNode(s.Map(), "c") {
 		t.Fatal("a removed node came back by registering")
 	}
-	// Force removes a node that was not drained; the map leaves it.
+	// Force refuses a node gossip sees alive (its data is intact: drain
+	// it), and removes one gossip reports dead though not drained; the
+	// map leaves it.
+	bState := MemberAlive
+	members := func() []Member { return []Member{{Name: "a", State: MemberAlive}, {Name: "b", State: bState}} }
+	s.gossip.Store(&members)
+	if err := s.RemoveNode(ctx, "b", true); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "is alive") {
+		t.Fatalf("forced removal of a node alive in gossip: %v, want ErrRefused saying it is alive", err)
+	}
+	if !mapHasNode(s.Map(), "b") {
+		t.Fatal("a refused forced removal took the node out of the map")
+	}
+	bState = MemberDead
 	if err := s.RemoveNode(ctx, "b", true); err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,7 @@ const reconcileEvery = time.Second
 // non-voter, if there is one. A leader that was itself removed hands the
 // leadership over instead. It returns when ctx ends.
 func (s *Store) Reconcile(ctx context.Context, members func() []Member) {
+	s.gossip.Store(&members)
 	t := time.NewTicker(reconcileEvery)
 	defer t.Stop()
 	deadSince := map[string]time.Time{}

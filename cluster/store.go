@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -134,6 +135,9 @@ type Store struct {
 	httpc    *http.Client      // forwards writes to the leader
 	syncs    chan struct{}     // bounds concurrent syncWithLeader calls
 	fresh    freshness         // when this node last proved itself current (fresh.go)
+	// gossip is the gossip members as this node sees them (Reconcile
+	// sets it); RemoveNode refuses to force out a node alive there.
+	gossip atomic.Pointer[func() []Member]
 
 	closeOnce sync.Once
 	closeErr  error
