@@ -266,9 +266,7 @@ func (s *Store) replan(ctx context.Context, choice *erasureChoice) error {
 			if pol, err = placement.DefaultPolicy(len(drives)); err != nil {
 				return err
 			}
-			if cur != nil {
-				width = cur.Width
-			}
+			width = placement.DefaultWidth(len(drives), pol)
 		}
 		if cur != nil && slices.Equal(cur.Drives, drives) && cur.Policy == pol && cur.Width == width && cur.Chosen == chosen {
 			return nil

@@ -124,3 +124,24 @@ func TestJoinMovesLittle(t *testing.T) {
 		t.Fatalf("%d entries moved, want at most 1.6x the ideal %.1f and under half of a reshuffle (%d)", moved, ideal, movedNew)
 	}
 }
+
+// TestDefaultWidthFollowsDrives: without an operator's choice the stripe
+// width follows the drive count (placement.DefaultWidth): none while one
+// set spans the drives, then as many PGs as disjoint sets fit: 36 drives
+// at the default 12+4 stripe over 2 PGs, 48 over 3.
+func TestDefaultWidthFollowsDrives(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	for i, want := range []int{0, 0, 2, 3} { // after 12, 24, 36, 48 drives
+		var ds []MemberDrive
+		for j := range 12 {
+			ds = append(ds, MemberDrive{ID: fmt.Sprintf("n%d-d%d", i, j), Class: "local"})
+		}
+		if err := s.RegisterNode(ctx, NodeInfo{Name: fmt.Sprintf("n%d", i), Drives: ds}); err != nil {
+			t.Fatal(err)
+		}
+		if m := s.Map(); len(m.Drives) != 12*(i+1) || m.Chosen || m.Width != want {
+			t.Fatalf("%d drives: width %d (chosen %v), want %d", len(m.Drives), m.Width, m.Chosen, want)
+		}
+	}
+}

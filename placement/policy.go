@@ -97,3 +97,16 @@ func DefaultPolicy(n int) (Policy, error) {
 		return Policy{Data: 12, Parity: 4}, nil
 	}
 }
+
+// DefaultWidth is the stripe width of a map of n drives under p when the
+// operator chose none: as many PGs as p's sets fit disjointly in the
+// drives, up to MaxWidth, so that a large artifact is written and read
+// by every drive once there are several sets' worth of them. It is 0 (no
+// striping) while one set spans at least half the drives, as under
+// DefaultPolicy up to 31 drives.
+func DefaultWidth(n int, p Policy) int {
+	if p.SetSize() <= 0 || n/p.SetSize() < 2 {
+		return 0
+	}
+	return min(MaxWidth, n/p.SetSize())
+}

@@ -118,3 +118,29 @@ func TestPolicyString(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultWidth: no striping while one set spans half the drives or
+// more; then as many PGs as disjoint sets fit, up to MaxWidth.
+func TestDefaultWidth(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		p    Policy
+		want int
+	}{
+		{1, Policy{1, 0}, 0}, {3, Policy{1, 1}, 0}, {4, Policy{1, 1}, 2}, {6, Policy{4, 2}, 0},
+		{12, Policy{4, 2}, 2}, {16, Policy{12, 4}, 0}, {31, Policy{12, 4}, 0}, {32, Policy{12, 4}, 2},
+		{48, Policy{12, 4}, 3}, {255, Policy{12, 4}, 15}, {256, Policy{12, 4}, 16}, {12000, Policy{12, 4}, MaxWidth},
+		{10, Policy{0, 0}, 0},
+	} {
+		if got := DefaultWidth(tc.n, tc.p); got != tc.want {
+			t.Errorf("DefaultWidth(%d, %v) = %d, want %d", tc.n, tc.p, got, tc.want)
+		}
+	}
+	// Under the default policy: none up to 31 drives.
+	for n := 1; n <= 40; n++ {
+		p, _ := DefaultPolicy(n)
+		if got, want := DefaultWidth(n, p), map[bool]int{true: 0, false: 2}[n < 32]; got != want {
+			t.Errorf("DefaultWidth(%d, DefaultPolicy) = %d, want %d", n, got, want)
+		}
+	}
+}
