@@ -146,6 +146,7 @@ func Open(ctx context.Context, c Config) (*Driver, error) {
 		}
 		return nil, fmt.Errorf("driver/local: open %s: %w", c.Dir, err)
 	}
+	registerTrim(d)
 	d.log.Info("drive opened", "shard_bytes", d.shardBytes.Load())
 	return d, nil
 }
@@ -357,6 +358,7 @@ func (d *Driver) syncDir(dir string) error {
 // and closes the index. Afterwards every method returns driver.ErrOffline.
 // Readers returned by ReadShard stay usable until closed.
 func (d *Driver) Close() error {
+	unregisterTrim(d)
 	d.mu.Lock()
 	if d.closed.Load() {
 		d.mu.Unlock()

@@ -1,6 +1,9 @@
 package local
 
 import (
+	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,14 +26,49 @@ const (
 	// bytes: a sparse leaf (after deletes) can hold a record or two per
 	// 4 KiB page.
 	itemCost = 4 << 10
+	// trimGrowth is how much the process's file-backed resident memory
+	// must have grown since the last trim for a trim to run: a drive's
+	// count of what its calls may have mapped is a guess that lookups of
+	// pages already mapped (a hot key) inflate, and each trim costs a
+	// page-table walk and the faults that map the pages again.
+	trimGrowth = 1 << 20
 )
+
+// trims are the process's drives, trimmed together: whether to trim is
+// decided by the file-backed memory the process holds resident, which
+// counts every drive's mapping (and the executable's pages) at once.
+var trims struct {
+	mu     sync.Mutex
+	drives map[*Driver]struct{}
+	base   int64        // fileResident() after the last trim, -1 if unknown
+	count  atomic.Int64 // drives trimmed (tests)
+}
+
+// registerTrim adds d to the drives trimmed together; unregisterTrim
+// takes it out before it closes.
+func registerTrim(d *Driver) {
+	trims.mu.Lock()
+	defer trims.mu.Unlock()
+	if trims.drives == nil {
+		trims.drives = map[*Driver]struct{}{}
+	}
+	trims.drives[d] = struct{}{}
+}
+
+func unregisterTrim(d *Driver) {
+	trims.mu.Lock()
+	defer trims.mu.Unlock()
+	delete(trims.drives, d)
+}
 
 // touch records that a call may have mapped n bytes of index.db.
 func (d *Driver) touch(n int) { d.touched.Add(int64(n)) }
 
-// maybeTrim calls trimIndex if the calls since the last trim may have
-// mapped trimBytes, or anything trimInterval ago. It must be called between
-// begin and end (d.db open). Only one caller trims at a time.
+// maybeTrim trims the process's drives if the calls since d's last trim
+// may have mapped trimBytes, or anything trimInterval ago, and the
+// process's file-backed resident memory grew by trimGrowth since the last
+// trim. It must be called between begin and end (d.db open). Only one
+// caller trims at a time.
 func (d *Driver) maybeTrim() {
 	t := d.touched.Load()
 	if t <= 0 {
@@ -45,6 +83,31 @@ func (d *Driver) maybeTrim() {
 		return // another caller is trimming
 	}
 	d.touched.Add(-t)
+	if !trims.mu.TryLock() {
+		return // another drive is trimming them all
+	}
+	defer trims.mu.Unlock()
+	if rss := fileResident(); rss >= 0 && rss-trims.base < trimGrowth {
+		return // nothing much mapped since: the pages were mapped already
+	}
+	for o := range trims.drives {
+		if o == d { // its call holds d.mu already
+			d.trim()
+			continue
+		}
+		end, err := o.begin(context.Background())
+		if err != nil {
+			continue // closing or offline
+		}
+		o.trim()
+		end()
+	}
+	trims.base = fileResident()
+}
+
+// trim unmaps the index's pages; it must be called between begin and end.
+func (d *Driver) trim() {
+	trims.count.Add(1)
 	if err := d.db.View(func(tx *bolt.Tx) error { return d.dropIndexPages(tx) }); err != nil {
 		d.log.Warn("unmapping index pages failed", "err", err)
 	}

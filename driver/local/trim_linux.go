@@ -1,9 +1,12 @@
 package local
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,4 +39,34 @@ func punchHole(f *os.File, off, n int64) error {
 func isHole(f *os.File, off, n int64) bool {
 	next, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
 	return err == nil && next >= off+n || errors.Is(err, unix.ENXIO)
+}
+
+// statm is /proc/self/statm, opened once and read with pread.
+var statm struct {
+	once sync.Once
+	f    *os.File
+}
+
+// fileResident returns the bytes of file-backed and shared memory the
+// process holds resident (statm's third field: RssFile plus RssShmem),
+// or -1 if it cannot tell.
+func fileResident() int64 {
+	statm.once.Do(func() { statm.f, _ = os.Open("/proc/self/statm") })
+	if statm.f == nil {
+		return -1
+	}
+	var buf [128]byte
+	n, err := statm.f.ReadAt(buf[:], 0)
+	if n == 0 && err != nil {
+		return -1
+	}
+	fields := bytes.Fields(buf[:n])
+	if len(fields) < 3 {
+		return -1
+	}
+	pages, err := strconv.ParseInt(string(fields[2]), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return pages * int64(os.Getpagesize())
 }

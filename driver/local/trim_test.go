@@ -130,3 +130,30 @@ func TestIndexPagesUnmapped(t *testing.T) {
 	}
 	t.Logf("index.db %d KiB, at most %d KiB of it resident", fi.Size()>>10, peak)
 }
+
+// TestHotLookupsDoNotTrim checks that lookups of pages already mapped (one
+// hot key read over and over) do not unmap the index: each such lookup
+// counts faultWindow towards a trim, but the process maps nothing new.
+func TestHotLookupsDoNotTrim(t *testing.T) {
+	d := open(t, testConfig(t, true))
+	r := driver.Record{Key: "t\x00b\x00hot", Data: bytes.Repeat([]byte{7}, 2048)}
+	r.Version[15] = 1
+	if _, _, err := d.PutRecord(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	const lookups = 5000 // would count 5000 × faultWindow: 156 trims of 8 MiB
+	before := trims.count.Load()
+	for i := range lookups {
+		got, err := d.GetRecord(t.Context(), r.Key)
+		if err != nil {
+			t.Fatalf("GetRecord %d: %v", i, err)
+		}
+		if !bytes.Equal(got.Data, r.Data) {
+			t.Fatalf("GetRecord %d: data differs", i)
+		}
+	}
+	// A couple of trims may follow the test binary mapping its own pages.
+	if n := trims.count.Load() - before; n > 4 {
+		t.Errorf("%d lookups of one key trimmed %d times, want at most 4", lookups, n)
+	}
+}
