@@ -400,6 +400,22 @@ func (a *Artifact) partOpen(p int) erasure.OpenFunc {
 	}
 }
 
+// inlineShards returns the shards of an inline artifact of size bytes
+// held in one stripe, nil for a drive without a record, for DecodeBytes;
+// ok is false for any other artifact.
+func (a *Artifact) inlineShards(size int64) (shards [][]byte, ok bool) {
+	if !a.rec.IsInline || size <= 0 || size >= a.rec.StripeSize || len(a.holders) != a.rec.Data+a.rec.Parity {
+		return nil, false
+	}
+	shards = make([][]byte, len(a.holders))
+	for j, h := range a.holders {
+		if h != nil {
+			shards[j] = h.Inline
+		}
+	}
+	return shards, true
+}
+
 // partDrive returns the drive holding slot j of part p (nil if the
 // topology cannot provide it).
 func (a *Artifact) partDrive(p, j int) driver.Driver {
@@ -473,7 +489,11 @@ func (a *Artifact) writeRange(ctx context.Context, w io.Writer, off, length int6
 		if lo < hi {
 			var res erasure.DecodeResult
 			began := time.Now()
-			res, err = a.codec.Decode(ctx, w, size, lo-start, hi-lo, a.partOpen(p))
+			if shards, ok := a.inlineShards(size); ok {
+				res, err = a.codec.DecodeBytes(w, shards, size, lo-start, hi-lo)
+			} else {
+				res, err = a.codec.Decode(ctx, w, size, lo-start, hi-lo, a.partOpen(p))
+			}
 			a.e.st.decoded(time.Since(began))
 			degraded = degraded || len(res.Bad) > 0
 			if err != nil {

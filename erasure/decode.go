@@ -440,3 +440,64 @@ func (c *Codec) Verify(ctx context.Context, size int64, j int, open OpenFunc) er
 	}
 	return nil
 }
+
+// DecodeBytes is Decode of an artifact of size bytes (1 to StripeSize-1:
+// one stripe, as EncodeBytes makes) whose shards are held in memory:
+// shards[j] is shard j's whole content, nil if missing. It verifies the
+// checksum of each block it uses and rebuilds missing or corrupt data
+// blocks from parity, synchronously: for the small artifacts stored
+// inline, Decode's per-shard goroutines and timers cost more than the
+// decoding. It never modifies shards.
+func (c *Codec) DecodeBytes(w io.Writer, shards [][]byte, size, off, length int64) (DecodeResult, error) {
+	if size <= 0 || size >= c.cfg.StripeSize {
+		return DecodeResult{}, fmt.Errorf("erasure: DecodeBytes of %d bytes: want 1 to %d", size, c.cfg.StripeSize-1)
+	}
+	if off < 0 || length < 0 || off+length > size {
+		return DecodeResult{}, fmt.Errorf("erasure: range %d+%d outside size %d", off, length, size)
+	}
+	k, n := c.cfg.Data, c.cfg.Data+c.cfg.Parity
+	if len(shards) != n {
+		return DecodeResult{}, fmt.Errorf("erasure: DecodeBytes of %d shards, want %d", len(shards), n)
+	}
+	bs := blockDataSize(size, k)
+	data := make([][]byte, n)
+	var res DecodeResult
+	valid, missingData := 0, false
+	for j := 0; j < n && valid < k; j++ {
+		blk := shards[j]
+		if int64(len(blk)) != ChecksumSize+bs {
+			res.Bad = append(res.Bad, j)
+			missingData = missingData || j < k
+			continue
+		}
+		if sum := checksum(blk[ChecksumSize:]); !bytes.Equal(sum[:], blk[:ChecksumSize]) {
+			res.Bad = append(res.Bad, j)
+			missingData = missingData || j < k
+			continue
+		}
+		data[j] = blk[ChecksumSize:]
+		valid++
+	}
+	if valid < k {
+		return res, fmt.Errorf("%w: %d of %d needed", ErrTooFewShards, valid, k)
+	}
+	if missingData {
+		// Rebuilt blocks are allocated (their slots are nil), so the
+		// caller's shards are only read.
+		if err := c.rs.ReconstructData(data); err != nil {
+			return res, fmt.Errorf("erasure: reconstruct: %w", err)
+		}
+	}
+	for j := range k {
+		lo := int64(j) * bs
+		hi := min(lo+bs, size)
+		a, b := max(lo, off), min(hi, off+length)
+		if a >= b {
+			continue
+		}
+		if _, err := w.Write(data[j][a-lo : b-lo]); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}

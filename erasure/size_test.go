@@ -3,8 +3,10 @@ package erasure
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -150,6 +152,92 @@ func TestEncodeBytes(t *testing.T) {
 				if _, err := c.EncodeBytes(make([]byte, size)); err == nil {
 					t.Errorf("%d+%d: EncodeBytes of %d bytes succeeded, want an error", k, m, size)
 				}
+			}
+		}
+	}
+}
+
+// TestDecodeBytes checks DecodeBytes against the data for every range
+// shape, with shards missing or corrupt up to the parity, and that it
+// fails with ErrTooFewShards beyond, reporting the bad shards as Decode
+// does.
+func TestDecodeBytes(t *testing.T) {
+	const stripe = 64 << 10
+	for _, tc := range []struct{ k, m int }{{1, 0}, {2, 2}, {3, 1}, {4, 2}} {
+		c, err := New(Config{Data: tc.k, Parity: tc.m, StripeSize: stripe})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := tc.k + tc.m
+		for _, size := range []int{1, 3, 100, 4096, 10_001, stripe - 1} {
+			data := randBytes(uint64(size+n), size)
+			shards, err := c.EncodeBytes(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Each case damages shards: nil (missing), cut short, or one
+			// byte flipped (a checksum mismatch).
+			type damage struct {
+				j    int
+				kind string
+			}
+			cases := [][]damage{nil, {{0, "nil"}}, {{tc.k - 1, "flip"}}, {{0, "short"}, {n - 1, "nil"}}}
+			for ci, dmg := range cases {
+				if len(dmg) > tc.m {
+					continue
+				}
+				in := make([][]byte, n)
+				copy(in, shards)
+				for _, d := range dmg {
+					switch d.kind {
+					case "nil":
+						in[d.j] = nil
+					case "short":
+						in[d.j] = in[d.j][:len(in[d.j])-1]
+					case "flip":
+						b := bytes.Clone(in[d.j])
+						b[len(b)-1] ^= 1
+						in[d.j] = b
+					}
+				}
+				for _, r := range [][2]int{{0, size}, {0, 1}, {size - 1, 1}, {size / 3, size / 2}, {size, 0}} {
+					var out bytes.Buffer
+					res, err := c.DecodeBytes(&out, in, int64(size), int64(r[0]), int64(r[1]))
+					if err != nil {
+						t.Fatalf("%d+%d, %d bytes, case %d, range %v: %v", tc.k, tc.m, size, ci, r, err)
+					}
+					if !bytes.Equal(out.Bytes(), data[r[0]:r[0]+r[1]]) {
+						t.Fatalf("%d+%d, %d bytes, case %d, range %v: wrong bytes", tc.k, tc.m, size, ci, r)
+					}
+					for _, j := range res.Bad {
+						if !slices.ContainsFunc(dmg, func(d damage) bool { return d.j == j }) {
+							t.Fatalf("%d+%d, %d bytes, case %d: Bad %v names an intact shard", tc.k, tc.m, size, ci, res.Bad)
+						}
+					}
+					if len(dmg) > 0 && dmg[0].j < tc.k && !slices.Contains(res.Bad, dmg[0].j) {
+						t.Fatalf("%d+%d, %d bytes, case %d: Bad %v misses damaged data shard %d", tc.k, tc.m, size, ci, res.Bad, dmg[0].j)
+					}
+				}
+			}
+			// One shard more than the parity missing: too few.
+			in := make([][]byte, n)
+			copy(in, shards)
+			for j := 0; j <= tc.m; j++ {
+				in[j] = nil
+			}
+			if _, err := c.DecodeBytes(io.Discard, in, int64(size), 0, int64(size)); !errors.Is(err, ErrTooFewShards) {
+				t.Fatalf("%d+%d, %d bytes, %d shards missing: %v, want ErrTooFewShards", tc.k, tc.m, size, tc.m+1, err)
+			}
+			// The caller's shards are never written.
+			for j := range shards {
+				if sum := checksum(shards[j][ChecksumSize:]); !bytes.Equal(sum[:], shards[j][:ChecksumSize]) {
+					t.Fatalf("%d+%d, %d bytes: shard %d modified", tc.k, tc.m, size, j)
+				}
+			}
+		}
+		for _, bad := range []struct{ size, off, length int64 }{{0, 0, 0}, {stripe, 0, 1}, {10, 5, 6}, {10, -1, 2}} {
+			if _, err := c.DecodeBytes(io.Discard, make([][]byte, n), bad.size, bad.off, bad.length); err == nil {
+				t.Errorf("%d+%d: DecodeBytes(size %d, %d+%d) succeeded, want an error", tc.k, tc.m, bad.size, bad.off, bad.length)
 			}
 		}
 	}
