@@ -597,17 +597,19 @@ func (a *Artifact) writeStriped(ctx context.Context, w io.Writer, off, length in
 // caller must Close it; closing early stops the read.
 func (a *Artifact) Reader(ctx context.Context, off, length int64) io.ReadCloser {
 	ctx, cancel := context.WithCancel(ctx)
-	pr, pw := io.Pipe()
+	bp := newBlockPipe()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pw.CloseWithError(a.WriteRange(ctx, pw, off, length))
+		bp.CloseWithError(a.WriteRange(ctx, bp, off, length))
 	}()
-	return &pipeReader{PipeReader: pr, cancel: cancel, done: done}
+	return &pipeReader{blockPipe: bp, cancel: cancel, done: done}
 }
 
+// pipeReader is the read side of an artifact's Reader; its WriteTo
+// (blockPipe's) passes the decoded blocks on whole.
 type pipeReader struct {
-	*io.PipeReader
+	*blockPipe
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -615,7 +617,7 @@ type pipeReader struct {
 // Close stops the read, also one waiting on a drive, and waits for its
 // goroutine to end.
 func (p *pipeReader) Close() error {
-	err := p.PipeReader.Close()
+	err := p.blockPipe.Close()
 	p.cancel()
 	<-p.done
 	return err

@@ -450,6 +450,14 @@ type cancelOnClose struct {
 	cancel context.CancelFunc
 }
 
+// WriteTo is the stream's own WriteTo (an artifact's Reader has one).
+func (c *cancelOnClose) WriteTo(w io.Writer) (int64, error) {
+	if wt, ok := c.ReadCloser.(io.WriterTo); ok {
+		return wt.WriteTo(w)
+	}
+	return io.Copy(w, struct{ io.Reader }{c.ReadCloser})
+}
+
 func (c *cancelOnClose) Close() error {
 	err := c.ReadCloser.Close()
 	c.cancel()

@@ -137,6 +137,35 @@ func (c *sentCounter) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo passes the stream to w in the stream's own pieces when it can
+// (an artifact's decoded blocks: a few large socket writes, not one per
+// write buffer), counting and shaping them as Read does; fasthttp prefers
+// it to Read.
+func (c *sentCounter) WriteTo(w io.Writer) (int64, error) {
+	wt, ok := c.Reader.(io.WriterTo)
+	if !ok {
+		return io.Copy(w, struct{ io.Reader }{c}) // Read's path, without this method
+	}
+	return wt.WriteTo(sentWriter{w: w, c: c})
+}
+
+// sentWriter is a sentCounter's view of the writer its WriteTo writes to.
+type sentWriter struct {
+	w io.Writer
+	c *sentCounter
+}
+
+func (s sentWriter) Write(p []byte) (int, error) {
+	if s.c.shape != nil {
+		if err := s.c.shape(len(p)); err != nil {
+			return 0, err
+		}
+	}
+	n, err := s.w.Write(p)
+	s.c.n += int64(n)
+	return n, err
+}
+
 func (c *sentCounter) Close() error {
 	if c.stop != nil {
 		c.stop()
