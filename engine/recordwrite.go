@@ -597,6 +597,9 @@ func (w *recordWrite) collect(ctx context.Context, rec *record, res []recordPut)
 			drop = append(drop, gone.Prev)
 		}
 		for _, old := range drop {
+			if len(old.Parts) == 0 {
+				continue // inline, a tombstone or a pointer: no shard files
+			}
 			if r.carried != nil && old.Version == r.carried.Version && sameData(old, r.carried) {
 				continue
 			}
