@@ -218,17 +218,15 @@ func (e *Engine) dropPrevs(ctx context.Context, tenant, container, key string, l
 		inline = nil
 	}
 	w := e.artifactWrite(tenant, container, key, loc.drives, loc.m.Policy.WriteQuorum())
+	// A drive that refused it as stale holds a newer version, whose write
+	// collected the Prev; rec's files may be that version's too (a
+	// metadata update): copied keeps them (review F1 of session 17).
+	w.copied = true
 	res := w.putAll(ctx, &rec, inline, mask)
 	var errs []error
 	for j := range mask {
 		switch {
-		case !mask[j] || res[j].err == nil:
-		case errors.Is(res[j].err, driver.ErrStale):
-			// A newer version replaced the record meanwhile, and its
-			// write collected the Prev; rec's files may be the newer
-			// version's too (a metadata update, a retention change):
-			// not collected as a stale write's own (review F1).
-			res[j].err = errNotWritten
+		case !mask[j] || res[j].err == nil, errors.Is(res[j].err, driver.ErrStale):
 		default:
 			errs = append(errs, fmt.Errorf("shard %d: %w", j, res[j].err))
 		}
@@ -488,18 +486,11 @@ func (e *Engine) writeMoved(ctx context.Context, w *recordWrite, set []placement
 		w.rollback(ctx, rec, only(false))
 		return err
 	}
-	if served != nil && sameData(rec, served) {
-		// rec names the older set's own files (a slot-by-slot move): a
-		// drive that refused it as stale holds a newer version (a
-		// metadata update), whose write collected what it made
-		// unreachable. rec's files are not the move's to delete (review
-		// F5 of session 17: the live version's were, on every drive).
-		for j := range res {
-			if errors.Is(res[j].err, driver.ErrStale) {
-				res[j].err = errNotWritten
-			}
-		}
-	}
+	// rec names the older set's own files (a slot-by-slot move), not
+	// files of the move's: a drive that refused it as stale holds a newer
+	// version (a metadata update) that may name them (review F5 of session
+	// 17: the live version's were deleted, on every drive).
+	w.copied = served != nil && sameData(rec, served)
 	w.collect(ctx, rec, res)
 	return nil
 }

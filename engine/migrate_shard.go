@@ -226,15 +226,14 @@ func (e *Engine) copyLacking(ctx context.Context, tenant, container, key string,
 	moved := *newest
 	moved.Inline = nil
 	w := e.artifactWrite(tenant, container, key, loc.drives, 0)
+	// A drive that refused it as stale holds a newer version, which may
+	// name moved's files too (a metadata update): neither collected nor
+	// deleted (as writeMoved).
+	w.copied = true
 	res := w.putAll(ctx, &moved, nil, copied)
 	stale := make([]bool, len(set))
 	for j := range res {
-		if stale[j] = errors.Is(res[j].err, driver.ErrStale); stale[j] {
-			// A newer version landed meanwhile; moved's files may be its
-			// too (a metadata update): neither collected nor deleted
-			// (as writeMoved).
-			res[j].err = errNotWritten
-		}
+		stale[j] = errors.Is(res[j].err, driver.ErrStale)
 	}
 	w.collect(ctx, &moved, res)
 	var done []int

@@ -62,6 +62,12 @@ type recordWrite struct {
 	// record it replaces may have been moved under a version key, whose
 	// record now names its shard files, so none is collected.
 	keepReplaced bool
+	// copied marks the rewrite of a stored version's record (a
+	// migration's copy, the drop of its older placement): rec names shard
+	// files that were there before the write, which a newer version (a
+	// metadata update) may name too. A drive that refused it as stale
+	// keeps them: they are not the stale write's own to collect.
+	copied bool
 	// forward marks a write that is never rolled back, also short of its
 	// quorum (a new version, a read's write-back, a heal): what landed
 	// stays, and a straggler landing late stays too.
@@ -572,7 +578,7 @@ func (w *recordWrite) collect(ctx context.Context, rec *record, res []recordPut)
 	for j, r := range res {
 		var gone *record
 		switch {
-		case errors.Is(r.err, driver.ErrStale) && !rec.Deleted && !w.keepReplaced:
+		case errors.Is(r.err, driver.ErrStale) && !rec.Deleted && !w.keepReplaced && !w.copied:
 			gone = rec
 		case r.err == nil && r.prev != nil && !r.prev.Deleted:
 			gone = r.prev
