@@ -34,14 +34,17 @@ func placedIn(r *record, m *placement.Map, pg uint32, j int) bool {
 	return r.Data == m.Policy.Data && r.Parity == m.Policy.Parity && r.PG == pg && r.Shard == j && stripedIn(r, m)
 }
 
-// newerElsewhere reports whether a drive of l holds a record newer than
-// version v that is placed for another set: a write under the container's
+// newerThan reports whether a drive of l holds a record newer than
+// version v, placed for l's set or another: a write under the container's
 // other storage layout (otherLayouts) replaced v's records on the drives
-// both layouts' sets share, so v's records on the others are remains, not
-// the key's newest state; locate then reads the other sets.
-func (l location) newerElsewhere(v driver.Version) bool {
-	for j, r := range l.raw {
-		if r != nil && l.recs[j] == nil && r.Version.Compare(v) > 0 {
+// both layouts' sets share, or a write to an older map's set that serves
+// the key (a metadata update goes to the drives holding the version)
+// landed on a drive both sets share before migration, planned earlier,
+// moved v into l's set; v may then not be the key's newest state, and
+// locate reads the other sets.
+func (l location) newerThan(v driver.Version) bool {
+	for _, r := range l.raw {
+		if r != nil && r.Version.Compare(v) > 0 {
 			return true
 		}
 	}
@@ -167,21 +170,29 @@ func (l location) serves() (*record, int) {
 }
 
 // settles reports whether v, the version l (the current set) serves,
-// held by held drives, is the key's without reading another set: a
-// tombstone or a version held by k, with no newer record on l's drives
-// placed for another set (newerElsewhere).
+// held by held drives, is the key's without reading another set: it is
+// whole (a tombstone or a version held by k) and no drive of l holds a
+// newer record (newerThan).
 func (l location) settles(v *record, held int) bool {
-	return v != nil && (v.Deleted || held >= l.m.Policy.ReadQuorum()) && !l.newerElsewhere(v.Version)
+	return l.whole(v, held) && !l.newerThan(v.Version)
+}
+
+// whole reports whether l serves v, held by held drives, on its own: a
+// tombstone, or a version held by k.
+func (l location) whole(v *record, held int) bool {
+	return v != nil && (v.Deleted || held >= l.m.Policy.ReadQuorum())
 }
 
 // supersedes reports whether v, the version l (an older map's or the
 // other layout's set) serves, held by held drives, is served in place of
-// newest, what the current set serves (nil if nothing): when the current
-// set serves nothing, when l holds the same version on k drives, or
-// when v is newer and a tombstone or held by k (the current set's
-// version is then the remains of one a write under the other layout
-// replaced: otherLayouts).
-func (l location) supersedes(v *record, held int, newest *record) bool {
+// newest, what cur (the current set) serves, held by curHeld (newest nil
+// if nothing): when the current set serves nothing; when l holds the same
+// version on k drives and the current set does not; or when v is newer
+// and a tombstone or held by k (the current set's version is then the
+// remains of one a write under the other layout replaced: otherLayouts;
+// or the version before an update to the older set, which migration
+// moved into the current set after the update: newerThan).
+func (l location) supersedes(v *record, held int, cur location, newest *record, curHeld int) bool {
 	k := l.m.Policy.ReadQuorum()
 	switch {
 	case v == nil:
@@ -189,7 +200,7 @@ func (l location) supersedes(v *record, held int, newest *record) bool {
 	case newest == nil:
 		return true
 	case v.Version == newest.Version:
-		return held >= k
+		return held >= k && !cur.whole(newest, curHeld)
 	default:
 		return v.Version.Compare(newest.Version) > 0 && (v.Deleted || held >= k)
 	}
@@ -242,7 +253,7 @@ func (e *Engine) otherLayouts(cur *placement.Map) []*placement.Map {
 // The current map's set is read first and must answer with a read quorum,
 // or locate fails with ErrReadQuorum. Its newest version (chooseVersion)
 // wins if it is a tombstone or is held by k of its drives, and none of its
-// drives holds a newer record placed for another set (newerElsewhere):
+// drives holds a newer record (newerThan):
 // deletes and overwrites write to the current set, except those that
 // started under the container's other storage layout. Otherwise the
 // other layout's set and the older maps of a MapHistory are tried
@@ -280,8 +291,8 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 	if err != nil {
 		return location{}, nil, err
 	}
-	newest, held := loc.serves()
-	if loc.settles(newest, held) {
+	newest, curHeld := loc.serves()
+	if loc.settles(newest, curHeld) {
 		return loc, newest, nil
 	}
 	read := []location{loc}
@@ -298,7 +309,7 @@ func (e *Engine) locate(ctx context.Context, tenant, container, key string) (loc
 			return location{}, nil, err
 		}
 		read = append(read, old)
-		if v, held := old.serves(); old.supersedes(v, held, newest) {
+		if v, held := old.serves(); old.supersedes(v, held, loc, newest, curHeld) {
 			return old, v, nil
 		}
 	}

@@ -536,6 +536,8 @@ func (g *merger) choose(ctx context.Context, ikey string, heads []*record, from 
 	}
 	key := ikey[len(g.base):]
 	var newest *record
+	var cur location // the current set's
+	curHeld := 0
 	for i, m := range g.maps {
 		pg := pgOf(m, g.tenant, g.container, key)
 		set := m.Set(pg)
@@ -552,8 +554,8 @@ func (g *merger) choose(ctx context.Context, ikey string, heads []*record, from 
 		case i == 0 && l.settles(v, held):
 			return v
 		case i == 0:
-			newest = v
-		case l.supersedes(v, held, newest):
+			newest, cur, curHeld = v, l, held
+		case l.supersedes(v, held, cur, newest, curHeld):
 			return v
 		}
 	}

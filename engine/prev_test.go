@@ -421,3 +421,65 @@ func TestMoveStripedStaleKeepsLiveFiles(t *testing.T) {
 		t.Fatalf("after the move met the newer version: %d bytes (want %d), %v", len(got), len(want), err)
 	}
 }
+
+// TestMoveAfterUpdateServesUpdate: a metadata update goes to the drives
+// holding the version, here the older map's set (migration has not moved
+// the key yet). A move planned before the update (migrate's locate came
+// first) then writes the version before it to the current set, slot by
+// slot (two of the 2+1 set's slots changed). The current set then holds
+// the older version on k drives and the update on one (the drive both
+// sets share): a read must serve the acknowledged update, found in the
+// older set, not the older version (it did: the current set settled).
+func TestMoveAfterUpdateServesUpdate(t *testing.T) {
+	ctx := t.Context()
+	r := newMigRig(t)
+	old := r.newMap(t, 6, placement.Policy{Data: 2, Parity: 1}, 16, 1)
+	r.useChain([]*placement.Map{old})
+	want := randBytes(12, 300<<10)
+	r.put(t, "k", want)
+	home := pgOf(old, "t", "c", "k")
+	hs := slices.Clone(old.Set(home))
+	cur := r.remap(t, old, 6, 2, func(s []placement.DriveID) []placement.DriveID {
+		if !slices.Equal(s, hs) {
+			return s
+		}
+		// Two of its three slots to drives outside it: the current set
+		// cannot serve the version yet, so migrate moves it (slot by slot).
+		free := slices.DeleteFunc(slices.Clone(r.ids[:6]), func(id placement.DriveID) bool { return slices.Contains(hs, id) })
+		s[0], s[1] = free[0], free[1]
+		return s
+	})
+	r.useChain([]*placement.Map{old, cur})
+	loc, newest, err := r.e.locate(ctx, "t", "c", "k") // migrate's
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.e.UpdateMetadata(ctx, "t", "c", "k", "", func(ArtifactInfo) (map[string]string, error) {
+		return map[string]string{"x": "y"}, nil
+	}); err != nil {
+		t.Fatalf("UpdateMetadata: %v", err)
+	}
+	merr := r.e.move(ctx, "t", "c", "k", cur, pgOf(cur, "t", "c", "k"), loc, newest)
+	t.Logf("move: %v", merr)
+	art, err := r.e.Open(ctx, "t", "c", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if art.Info.Metadata["x"] != "y" {
+		t.Fatalf("read the version before the update: %v", art.Info.Metadata)
+	}
+	// A pass moves the update too; then the older map may go.
+	if _, err := walkPass(ctx, r.e); err != nil {
+		t.Fatalf("pass: %v", err)
+	}
+	if n, err := r.e.Residue(ctx, old); err != nil || n != 0 {
+		t.Fatalf("Residue(old) = %d, %v", n, err)
+	}
+	r.useChain([]*placement.Map{cur})
+	if art, err = r.e.Open(ctx, "t", "c", "k"); err != nil || art.Info.Metadata["x"] != "y" {
+		t.Fatalf("after the older map went: %v, %v", art.Info.Metadata, err)
+	}
+	if got, err := read(ctx, r.e, "k", 0, -1); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read: %d bytes (want %d), %v", len(got), len(want), err)
+	}
+}
