@@ -1,0 +1,86 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// TestRemovedNodeRestart: a node removed from the cluster (drained, then
+// `cluster remove`) that is started again learns from its peers that its
+// name was removed and fails with ErrRemoved, with its Raft state (Open
+// waited for a leader for ever: probe F6 of session 17) and with empty
+// drives under the same name (WaitReady waited to be added for ever).
+// A node that was not removed is told so.
+func TestRemovedNodeRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a 3-node raft cluster")
+	}
+	cfgs := map[string]Config{}
+	nodes, view := startStoresWith(t, 3, func(c *Config) { cfgs[c.NodeID] = *c })
+	ctx := t.Context()
+	n1 := nodes[0].store
+	if _, err := n1.Drain(ctx, "n3", "", false); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range n1.OlderMaps() { // as the migrator does once the data moved
+		if err := n1.DropMap(ctx, m.Epoch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n1.RemoveNode(ctx, "n3", false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, func() string {
+		cf := n1.raft.GetConfiguration()
+		if err := cf.Error(); err != nil {
+			return err.Error()
+		}
+		for _, sv := range cf.Configuration().Servers {
+			if sv.ID == "n3" {
+				return "n3 still in the raft configuration"
+			}
+		}
+		return ""
+	})
+	if err := nodes[1].store.checkRemoved(ctx, nil); err != nil {
+		t.Fatalf("n2, not removed, asked its peers: %v", err)
+	}
+	if err := nodes[2].store.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("with its raft state", func(t *testing.T) {
+		octx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		start := time.Now()
+		s, err := Open(octx, cfgs["n3"])
+		if err == nil {
+			s.Close()
+		}
+		t.Logf("Open of removed n3: %v", err)
+		if !errors.Is(err, ErrRemoved) || !strings.Contains(err.Error(), "node n3 was removed") || !strings.Contains(err.Error(), "new name") {
+			t.Fatalf("Open of removed n3 after %v: %v; want ErrRemoved saying n3 was removed and to use a new name", time.Since(start).Round(time.Millisecond), err)
+		}
+	})
+
+	t.Run("with empty drives", func(t *testing.T) {
+		c := cfgs["n3"]
+		c.Dir, c.Bootstrap, c.RaftAddr = t.TempDir(), false, freeAddr(t)
+		s := open(t, c) // no state: returns at once, to wait to be added
+		members := view.get
+		s.gossip.Store(&members) // as Reconcile does
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := s.WaitReady(wctx); !errors.Is(err, ErrRemoved) {
+			t.Fatalf("WaitReady of a new n3: %v, want ErrRemoved", err)
+		}
+		if st := s.raft.State(); st == raft.Leader {
+			t.Fatalf("new n3 is %v", st)
+		}
+	})
+}
