@@ -32,7 +32,7 @@ var testStatus = cluster.Status{
 		{Name: "n2", State: "alive", Gossip: "127.0.0.1:9203", S3Addr: "127.0.0.1:9200", RaftAddr: "127.0.0.1:9201", RPCAddr: "127.0.0.1:9202", Drives: 2},
 		{Name: "n3", State: "dead", Gossip: "127.0.0.1:9303", Drives: 2},
 	},
-	Map: cluster.MapStatus{Epoch: 3, Policy: "4+2", PolicySet: true, Width: 8, PGs: 256, Drives: 6, Older: []uint64{2, 1}},
+	Map: cluster.MapStatus{Epoch: 3, Policy: "4+2", PolicySet: true, Width: 8, WidthSet: true, PGs: 256, Drives: 6, Older: []uint64{2, 1}},
 	Drives: []cluster.DriveStatus{
 		{ID: "n1-d0", Node: "n1", Class: "hdd", State: "ok", Used: 1536, Free: 3 << 30, Total: 3<<30 + 1536},
 		{ID: "n3-d1", Node: "n3", Zone: "z2", Class: "ssd", State: "offline", Error: "dial tcp 127.0.0.1:9302: connection refused", Used: 512, Free: 5 << 40},
@@ -62,7 +62,7 @@ n3  127.0.0.1:9301  nonvoter
 MAP
 epoch:         3
 policy:        4+2 (set by the operator)
-stripe width:  8 (large artifacts written now are striped over this many PGs)
+stripe width:  8 (set by the operator; large artifacts written now are striped over this many PGs)
 PGs:           256 over 6 drives
 older epochs:  2, 1 (still read, not yet migrated)
 
@@ -90,7 +90,7 @@ ID  ADDRESS  SUFFRAGE  LEADER
 MAP
 epoch:         0
 policy:        - (follows the drive count)
-stripe width:  1 (large artifacts written now are striped over this many PGs)
+stripe width:  1 (follows the drive count; large artifacts written now are striped over this many PGs)
 PGs:           0 over 0 drives
 older epochs:  none
 
