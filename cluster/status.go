@@ -91,10 +91,13 @@ type DriveStatus struct {
 	Zone  string `json:"zone,omitempty"`
 	Class string `json:"class"`
 	State string `json:"state"` // "ok" or "offline"
-	Error string `json:"error,omitempty"`
-	Used  uint64 `json:"used_bytes"`
-	Free  uint64 `json:"free_bytes"`
-	Total uint64 `json:"total_bytes"`
+	// Draining says the drive is being drained (it is in no map planned
+	// since, and listed until its node is removed).
+	Draining bool   `json:"draining,omitempty"`
+	Error    string `json:"error,omitempty"`
+	Used     uint64 `json:"used_bytes"`
+	Free     uint64 `json:"free_bytes"`
+	Total    uint64 `json:"total_bytes"`
 }
 
 // MapStatusOf summarises m.

@@ -112,8 +112,8 @@ func runCluster(ctx context.Context, args []string, getenv func(string) string, 
 		if *asJSON {
 			return printJSON(stdout, ds)
 		}
-		_, err = fmt.Fprintf(stdout, "draining %s: %d PG slots left to move; follow with vaultd cluster status, then vaultd cluster remove NODE\n",
-			dash(strings.Join(ds.Drives, ", ")), ds.PGsLeft)
+		_, err = fmt.Fprintf(stdout, "draining %s: new writes avoid them, and their data moves off in the background; follow with vaultd cluster status, then vaultd cluster remove NODE\n",
+			dash(strings.Join(ds.Drives, ", ")))
 		return err
 	case "remove":
 		body, _ := json.Marshal(removeRequest{Node: positional[0], Force: *force})
@@ -232,14 +232,7 @@ func writeClusterStatus(w io.Writer, st *cluster.Status) error {
 	}
 	fmt.Fprintf(tw, "older epochs:\t%s\n", older)
 	if d := st.Drain; d != nil {
-		state := "in progress"
-		switch {
-		case d.PGsLeft == 0:
-			state = "done: the drained nodes can be removed"
-		case st.Map.UploadsHolding > 0:
-			state = fmt.Sprintf("in progress, waiting for %d multipart upload(s) in progress (see older epochs)", st.Map.UploadsHolding)
-		}
-		fmt.Fprintf(tw, "draining:\t%s: %d PG slots and %s left, %s\n", strings.Join(d.Drives, ", "), d.PGsLeft, humanBytes(d.BytesLeft), state)
+		fmt.Fprintf(tw, "draining:\t%s: %s\n", strings.Join(d.Drives, ", "), drainText(d, st.Map.UploadsHolding))
 		if d.PGsLeft > 0 {
 			fmt.Fprintf(tw, "drain rate:\t%s\n", drainRateText(d))
 		}
@@ -248,7 +241,11 @@ func writeClusterStatus(w io.Writer, st *cluster.Status) error {
 	fmt.Fprintf(tw, "\nDRIVES (%d)\n", len(st.Drives))
 	fmt.Fprintln(tw, "ID\tNODE\tZONE\tCLASS\tSTATE\tUSED\tFREE\tERROR")
 	for _, d := range st.Drives {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Node, dash(d.Zone), dash(d.Class), d.State,
+		state := d.State
+		if d.Draining {
+			state += ", draining"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Node, dash(d.Zone), dash(d.Class), state,
 			humanBytes(d.Used), humanBytes(d.Free), d.Error)
 	}
 	if len(st.Scrub) > 0 {
@@ -308,14 +305,46 @@ func humanBytes(n uint64) string {
 	return fmt.Sprintf("%.1f %ciB", v, units[i])
 }
 
+// drainText says what a drain has left and where it stands. The PG
+// slots are no measure of progress (they fall only when a whole older
+// map is dropped, at the end), so it gives the bytes and the maps.
+func drainText(d *cluster.DrainStatus, uploadsHolding int) string {
+	if d.PGsLeft == 0 {
+		return "done: the drained nodes can be removed"
+	}
+	var left string
+	switch n := len(d.Unreachable); {
+	case n == len(d.Drives):
+		left = "what they hold is unknown (unreachable)"
+	case n > 0:
+		left = fmt.Sprintf("at least %s left (%s unreachable)", humanBytes(d.BytesLeft), strings.Join(d.Unreachable, ", "))
+	default:
+		left = humanBytes(d.BytesLeft) + " left"
+	}
+	state := "in progress"
+	if uploadsHolding > 0 {
+		state = fmt.Sprintf("in progress, waiting for %d multipart upload(s) in progress (see older epochs)", uploadsHolding)
+	}
+	return fmt.Sprintf("%s in %d kept map epoch(s), %s", left, d.MapsLeft, state)
+}
+
 // drainRateText says how fast a drain goes and when it should end.
 func drainRateText(d *cluster.DrainStatus) string {
+	if len(d.Unreachable) > 0 {
+		nodes := strings.Join(d.UnreachableNodes, " ")
+		return fmt.Sprintf("none: %s of node %s unreachable (down?); the drain waits for them, and if %s is gone for good only `vaultd cluster remove --force %s` ends it (its data is rebuilt from the other shards)",
+			strings.Join(d.Unreachable, ", "), dash(strings.Join(d.UnreachableNodes, ", ")), dash(nodes), dash(nodes))
+	}
 	if d.BytesPerSecond < 0 {
 		return "unknown yet (measured over the next seconds; ask again)"
+	}
+	rate := humanBytes(uint64(d.BytesPerSecond)) + "/s"
+	if d.Finishing {
+		return rate + "; finishing: the last artifacts move, then the older map epochs are released"
 	}
 	eta := "unknown"
 	if d.ETASeconds >= 0 {
 		eta = (time.Duration(d.ETASeconds) * time.Second).Round(time.Second).String()
 	}
-	return fmt.Sprintf("%s/s, about %s left", humanBytes(uint64(d.BytesPerSecond)), eta)
+	return fmt.Sprintf("%s, about %s left", rate, eta)
 }
