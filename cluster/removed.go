@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,51 +69,66 @@ func (s *Store) removedErr(peer string) error {
 
 // checkRemoved returns an ErrRemoved error if this node's own state, or
 // any peer it can reach (peerRPCs, with logged from loggedNodes), says
-// this node was removed; nil otherwise.
-func (s *Store) checkRemoved(ctx context.Context, logged map[string]string) error {
+// this node was removed; nil otherwise. refused names the peers whose
+// RPC handshake failed (another cluster secret?), sorted.
+func (s *Store) checkRemoved(ctx context.Context, logged map[string]string) (refused []string, err error) {
 	if s.fsm.isRemoved(s.cfg.NodeID) {
-		return s.removedErr("this node's own state")
+		return nil, s.removedErr("this node's own state")
 	}
 	if s.verifier == nil {
-		return nil // a single node has no peers to remove it
+		return nil, nil // a single node has no peers to remove it
 	}
 	ctx, cancel := context.WithTimeout(ctx, removedAskTimeout)
 	defer cancel()
 	var (
 		wg sync.WaitGroup
-		mu sync.Mutex // guards by
+		mu sync.Mutex // guards by and refused
 		by string
 	)
 	for name, addr := range s.peerRPCs(logged) {
 		wg.Go(func() {
-			if removed, err := s.askRemoved(ctx, addr); err == nil && removed {
-				mu.Lock()
-				if by == "" || name < by {
-					by = name // the same answer whichever peer is fastest
-				}
-				mu.Unlock()
+			removed, err := s.askRemoved(ctx, addr)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && removed && (by == "" || name < by):
+				by = name // the same answer whichever peer is fastest
+			case errors.Is(err, errRPCHandshake):
+				refused = append(refused, name)
 			}
 		})
 	}
 	wg.Wait()
+	slices.Sort(refused)
 	if by != "" {
-		return s.removedErr("node " + by)
+		return refused, s.removedErr("node " + by)
 	}
-	return nil
+	return refused, nil
 }
 
 // watchRemoved runs checkRemoved every removedCheckEvery until ctx ends;
 // the channel yields its error when this node learns it was removed.
+// Peers that refuse the RPC handshake are logged, every
+// removedWarnEvery.
 func (s *Store) watchRemoved(ctx context.Context) <-chan error {
 	out := make(chan error, 1)
 	go func() {
 		t := time.NewTicker(removedCheckEvery)
 		defer t.Stop()
 		logged := s.loggedNodes() // the log does not grow while no leader is known
+		var warned time.Time
 		for {
-			if err := s.checkRemoved(ctx, logged); err != nil {
+			refused, err := s.checkRemoved(ctx, logged)
+			if err != nil {
 				out <- err
 				return
+			}
+			if len(refused) > 0 && time.Since(warned) >= removedWarnEvery {
+				// A node with Raft state and another secret waits here,
+				// before gossip, and Raft only says it hears no leader.
+				warned = time.Now()
+				s.log.Warn("cluster: peers refused this node's internode handshake: is the cluster secret (VAULT_CLUSTER_SECRET) the same as the cluster's, and the internode CA if one is set?",
+					"peers", strings.Join(refused, ","))
 			}
 			select {
 			case <-ctx.Done():

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -47,8 +48,8 @@ func TestRemovedNodeRestart(t *testing.T) {
 		}
 		return ""
 	})
-	if err := nodes[1].store.checkRemoved(ctx, nil); err != nil {
-		t.Fatalf("n2, not removed, asked its peers: %v", err)
+	if refused, err := nodes[1].store.checkRemoved(ctx, nil); err != nil || len(refused) > 0 {
+		t.Fatalf("n2, not removed, asked its peers: %v (refused by %v)", err, refused)
 	}
 	if err := nodes[2].store.Close(); err != nil {
 		t.Fatal(err)
@@ -83,4 +84,30 @@ func TestRemovedNodeRestart(t *testing.T) {
 			t.Fatalf("new n3 is %v", st)
 		}
 	})
+}
+
+// TestWrongSecretWaitSaysSo: a node under another cluster secret than its
+// peers' that waits to be part of the cluster (with Raft state it waits
+// in Open, before gossip) logs that the peers refused its handshake,
+// naming the secret, instead of only Raft's silence.
+func TestWrongSecretWaitSaysSo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("forms a raft cluster")
+	}
+	nodes, _ := startStoresWith(t, 1, nil)
+	var logs lockedBuffer
+	c := testConfig(t, t.TempDir())
+	c.NodeID, c.Bootstrap, c.Secret = "n9", false, []byte("another-secret-0123456789abc")
+	c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	s := open(t, c)
+	members := func() []Member { return []Member{nodes[0].member} }
+	s.gossip.Store(&members)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.WaitReady(ctx); err == nil {
+		t.Fatal("a node under another secret became ready")
+	}
+	if out := logs.String(); !strings.Contains(out, "peers refused this node's internode handshake: is the cluster secret (VAULT_CLUSTER_SECRET) the same") || !strings.Contains(out, "peers=n1") {
+		t.Fatalf("log without the hint:\n%s", out)
+	}
 }
