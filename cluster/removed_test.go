@@ -16,13 +16,20 @@ import (
 // name was removed and fails with ErrRemoved, with its Raft state (Open
 // waited for a leader for ever: probe F6 of session 17) and with empty
 // drives under the same name (WaitReady waited to be added for ever).
-// A node that was not removed is told so.
+// A node that was not removed is told so; a removed node still running
+// says in its log that it was removed.
 func TestRemovedNodeRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("forms a 3-node raft cluster")
 	}
 	cfgs := map[string]Config{}
-	nodes, view := startStoresWith(t, 3, func(c *Config) { cfgs[c.NodeID] = *c })
+	var n3log lockedBuffer
+	nodes, view := startStoresWith(t, 3, func(c *Config) {
+		if c.NodeID == "n3" {
+			c.Logger = slog.New(slog.NewTextHandler(&n3log, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		}
+		cfgs[c.NodeID] = *c
+	})
 	ctx := t.Context()
 	n1 := nodes[0].store
 	if _, err := n1.Drain(ctx, "n3", "", false); err != nil {
@@ -45,6 +52,13 @@ func TestRemovedNodeRestart(t *testing.T) {
 			if sv.ID == "n3" {
 				return "n3 still in the raft configuration"
 			}
+		}
+		return ""
+	})
+	// n3, still running, applied its removal: it says so in its log.
+	waitFor(t, 10*time.Second, func() string {
+		if !strings.Contains(n3log.String(), "this node was removed from the cluster: stop its process") {
+			return "n3 does not say it was removed"
 		}
 		return ""
 	})
