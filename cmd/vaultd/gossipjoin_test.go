@@ -1,10 +1,12 @@
 package main
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -95,5 +97,41 @@ func TestStartGossipWrongSecret(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "level=WARN msg=\"gossip: join failed: the peers could not decrypt our messages or we theirs: is VAULT_CLUSTER_SECRET the same as the cluster's?") {
 		t.Errorf("log without the hint:\n%s", logs.String())
+	}
+}
+
+// TestClusterWrongSecretExits: a node started with another cluster secret
+// than the node it joins warns that the secrets may differ and exits
+// non-zero after secretGiveUp (about 80 s: long, VAULT_E2E_LONG=1).
+func TestClusterWrongSecretExits(t *testing.T) {
+	longE2E(t)
+	c := prepareCluster(t, 2)
+	c.nodes[0].start(t)
+	c.nodes[0].waitHealthy(t, 60*time.Second)
+	n2 := c.nodes[1]
+	for i, e := range n2.env {
+		if strings.HasPrefix(e, "VAULT_CLUSTER_SECRET=") {
+			n2.env = append(slices.Clone(n2.env[:i]), n2.env[i+1:]...)
+			break
+		}
+	}
+	n2.env = append(n2.env, "VAULT_CLUSTER_SECRET=another-secret-"+rand.Text())
+	n2.start(t)
+	select {
+	case <-n2.proc.exited:
+	case <-time.After(secretGiveUp + 45*time.Second):
+		t.Fatalf("n2 under another secret still runs:\n%s", tail(n2.stderr.String(), 4000))
+	}
+	out := n2.stderr.String()
+	for _, want := range []string{
+		"gossip: join failed: the peers could not decrypt our messages or we theirs: is VAULT_CLUSTER_SECRET the same as the cluster's?",
+		"vaultd: cluster: waiting to be part of a cluster with a map: gossip: every peer answered under another cluster secret for 1m0s",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("n2's stderr lacks %q:\n%s", want, tail(out, 4000))
+		}
+	}
+	if n2.proc.err == nil {
+		t.Errorf("n2 under another secret exited with status 0")
 	}
 }
