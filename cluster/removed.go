@@ -39,8 +39,10 @@ var ErrRemoved = errors.New("cluster: removed")
 
 const (
 	nodePath = "/v1/cluster/node" // ?name=N
-	// removedCheckEvery is how often a waiting node asks its peers
-	// whether it was removed; removedAskTimeout bounds one round.
+	// removedFirstCheck is how long a node waits before it first asks
+	// its peers whether it was removed, removedCheckEvery how often it
+	// asks again; removedAskTimeout bounds one round.
+	removedFirstCheck = time.Second
 	removedCheckEvery = 3 * time.Second
 	removedAskTimeout = 2 * time.Second
 )
@@ -113,6 +115,11 @@ func (s *Store) checkRemoved(ctx context.Context, logged map[string]string) (ref
 func (s *Store) watchRemoved(ctx context.Context) <-chan error {
 	out := make(chan error, 1)
 	go func() {
+		select { // a node that finds its leader at once asks nothing
+		case <-ctx.Done():
+			return
+		case <-time.After(removedFirstCheck):
+		}
 		t := time.NewTicker(removedCheckEvery)
 		defer t.Stop()
 		logged := s.loggedNodes() // the log does not grow while no leader is known
