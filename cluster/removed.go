@@ -122,7 +122,7 @@ func (s *Store) watchRemoved(ctx context.Context) <-chan error {
 		}
 		t := time.NewTicker(removedCheckEvery)
 		defer t.Stop()
-		logged := s.loggedNodes() // the log does not grow while no leader is known
+		logged := s.loggedNodes() // once: what the log gains later, the state and gossip have too
 		var warned time.Time
 		for {
 			refused, err := s.checkRemoved(ctx, logged)
