@@ -187,9 +187,14 @@ func (s *Store) WaitReady(ctx context.Context) error {
 	defer stop()
 	removed := s.watchRemoved(wctx) // the leader ignores a removed node
 	for {
+		if s.fsm.isRemoved(s.cfg.NodeID) {
+			// Its own state says so: restarted before the leader took
+			// it out of Raft, it would otherwise be ready at once.
+			return s.removedErr("this node's own state")
+		}
 		id, _ := s.Leader()
 		hasMap, commit := s.fsm.currentMap() != nil, s.raft.CommitIndex()
-		if id != "" && hasMap && s.caughtUp(commit) {
+		if id != "" && hasMap && s.caughtUp(commit) && !s.fsm.isRemoved(s.cfg.NodeID) {
 			return nil
 		}
 		if time.Since(told) >= notReadyEvery {

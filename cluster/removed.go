@@ -69,14 +69,12 @@ func (s *Store) removedErr(peer string) error {
 		ErrRemoved, s.cfg.NodeID, peer)
 }
 
-// checkRemoved returns an ErrRemoved error if this node's own state, or
-// any peer it can reach (peerRPCs, with logged from loggedNodes), says
-// this node was removed; nil otherwise. refused names the peers whose
+// checkRemoved returns an ErrRemoved error if any peer this node can
+// reach (peerRPCs, with logged from loggedNodes) says this node was
+// removed; nil otherwise (the waits check this node's own state each time
+// round). refused names the peers whose
 // RPC handshake failed (another cluster secret?), sorted.
 func (s *Store) checkRemoved(ctx context.Context, logged map[string]string) (refused []string, err error) {
-	if s.fsm.isRemoved(s.cfg.NodeID) {
-		return nil, s.removedErr("this node's own state")
-	}
 	if s.verifier == nil {
 		return nil, nil // a single node has no peers to remove it
 	}

@@ -62,6 +62,14 @@ func TestRemovedNodeRestart(t *testing.T) {
 		}
 		return ""
 	})
+	// Its own state says so: waiting to be ready ends at once, whether or
+	// not the leader has taken it out of Raft yet (vaultd's restart of
+	// it raced the leader and served on).
+	rctx, rcancel := context.WithTimeout(ctx, removedFirstCheck/2)
+	defer rcancel()
+	if err := nodes[2].store.WaitReady(rctx); !errors.Is(err, ErrRemoved) || !strings.Contains(err.Error(), "this node's own state") {
+		t.Fatalf("WaitReady of removed n3, still running: %v, want ErrRemoved at once from its own state", err)
+	}
 	if refused, err := nodes[1].store.checkRemoved(ctx, nil); err != nil || len(refused) > 0 {
 		t.Fatalf("n2, not removed, asked its peers: %v (refused by %v)", err, refused)
 	}

@@ -332,6 +332,9 @@ func (s *Store) waitLeader(ctx context.Context) error {
 	defer stop()
 	removed := s.watchRemoved(wctx) // no leader ever answers a removed node
 	for {
+		if s.fsm.isRemoved(s.cfg.NodeID) {
+			return s.removedErr("this node's own state")
+		}
 		if id, _ := s.Leader(); id != "" {
 			return nil
 		}
