@@ -213,12 +213,6 @@ func (s *Store) updateMap(ctx context.Context) error {
 // says why. The admin API answers it as a client error.
 var ErrRefused = errors.New("cluster: refused")
 
-// erasureChoice is an operator's erasure policy and stripe width.
-type erasureChoice struct {
-	policy placement.Policy
-	width  int
-}
-
 // mapDrives returns every registered drive not being drained, sorted by
 // ID.
 func (s *Store) mapDrives() []placement.Drive {
@@ -239,9 +233,10 @@ func (s *Store) mapDrives() []placement.Drive {
 // replan installs a new map if the current one does not cover exactly the
 // registered drives or (with choice) does not have the chosen policy and
 // width. The policy is the operator's once chosen (Map.Chosen), else
-// placement.DefaultPolicy for the drive count. A choice the drives cannot
-// hold is refused (ErrRefused).
-func (s *Store) replan(ctx context.Context, choice *erasureChoice) error {
+// placement.DefaultPolicy for the drive count; the width likewise the
+// operator's once set (Map.WidthSet), else placement.DefaultWidth. A
+// choice the drives cannot hold is refused (ErrRefused).
+func (s *Store) replan(ctx context.Context, choice *ErasureChange) error {
 	for try := 0; try < 3; try++ {
 		cur := s.fsm.currentMap()
 		drives := s.mapDrives()
@@ -252,23 +247,36 @@ func (s *Store) replan(ctx context.Context, choice *erasureChoice) error {
 			return nil
 		}
 		var (
-			pol    placement.Policy
-			width  int
-			chosen bool
-			err    error
+			pol     placement.Policy
+			width   int
+			widthBy placement.WidthSource
+			chosen  bool
+			err     error
 		)
 		switch {
-		case choice != nil:
-			pol, width, chosen = choice.policy, choice.width, true
+		case choice != nil && choice.Policy != nil:
+			pol, chosen = *choice.Policy, true
 		case cur != nil && cur.Chosen:
-			pol, width, chosen = cur.Policy, cur.Width, true
+			pol, chosen = cur.Policy, true
 		default:
 			if pol, err = placement.DefaultPolicy(len(drives)); err != nil {
 				return err
 			}
-			width = placement.DefaultWidth(len(drives), pol)
 		}
-		if cur != nil && slices.Equal(cur.Drives, drives) && cur.Policy == pol && cur.Width == width && cur.Chosen == chosen {
+		switch {
+		case choice != nil && choice.Width > 0:
+			width, widthBy = choice.Width, placement.WidthOperator
+		case choice != nil && choice.DefaultWidth:
+			width, widthBy = placement.DefaultWidth(len(drives), pol), placement.WidthDefault
+		case cur != nil && cur.WidthSet():
+			width, widthBy = cur.Width, cur.WidthBy
+		default:
+			width, widthBy = placement.DefaultWidth(len(drives), pol), placement.WidthDefault
+			if cur != nil && cur.WidthBy == placement.WidthLegacy && !chosen {
+				widthBy = placement.WidthLegacy // the same meaning: no new epoch for it
+			}
+		}
+		if cur != nil && slices.Equal(cur.Drives, drives) && cur.Policy == pol && cur.Width == width && cur.Chosen == chosen && cur.WidthBy == widthBy {
 			return nil
 		}
 		pgs := placement.DefaultPGCount
@@ -290,7 +298,7 @@ func (s *Store) replan(ctx context.Context, choice *erasureChoice) error {
 			}
 			return fmt.Errorf("cluster: plan map: %w", err)
 		}
-		m.Chosen, m.Width = chosen, width
+		m.Chosen, m.Width, m.WidthBy = chosen, width, widthBy
 		if err := m.Validate(); err != nil {
 			if choice != nil {
 				return fmt.Errorf("%w: %w", ErrRefused, err)
@@ -300,7 +308,7 @@ func (s *Store) replan(ctx context.Context, choice *erasureChoice) error {
 		err = s.applyCmd(ctx, cmdSetMap, setMapCmd{Map: m})
 		if !errors.Is(err, errStaleMap) {
 			if err == nil {
-				s.log.Info("cluster: new map", "epoch", m.Epoch, "policy", m.Policy.String(), "width", m.Width, "chosen", m.Chosen, "drives", len(m.Drives))
+				s.log.Info("cluster: new map", "epoch", m.Epoch, "policy", m.Policy.String(), "width", m.Width, "chosen", m.Chosen, "width_by", string(m.WidthBy), "drives", len(m.Drives))
 			}
 			return err
 		}
@@ -309,29 +317,63 @@ func (s *Store) replan(ctx context.Context, choice *erasureChoice) error {
 }
 
 // SetErasure makes pol the erasure policy of new writes and width their
-// stripe width (0 keeps the current width), with a new map epoch over the
-// same drives; the engine's migrator then re-encodes what older maps hold
-// in the background, as after growth. The choice is kept as drives join.
-// It fails wrapping ErrRefused if the drives cannot hold pol (fewer drives
-// than k+m) or the width is out of range. The engine stripes large
-// artifacts written under the map over width PGs.
+// stripe width (0 keeps the current width if an operator set it, else
+// it is placement.DefaultWidth for the drives and pol), with a new map
+// epoch over the same drives: ChangeErasure with both.
 func (s *Store) SetErasure(ctx context.Context, pol placement.Policy, width int) (*placement.Map, error) {
-	if err := pol.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	return s.ChangeErasure(ctx, ErasureChange{Policy: &pol, Width: width})
+}
+
+// SetWidth makes width the stripe width of new writes and keeps the
+// policy; width 0 returns to placement.DefaultWidth for the drive count:
+// ChangeErasure with a width alone.
+func (s *Store) SetWidth(ctx context.Context, width int) (*placement.Map, error) {
+	return s.ChangeErasure(ctx, ErasureChange{Width: width, DefaultWidth: width == 0})
+}
+
+// ErasureChange is an operator's change of the erasure policy or the
+// stripe width of new writes (vaultd cluster set-erasure).
+type ErasureChange struct {
+	// Policy, if set, becomes the policy, kept as drives join and
+	// leave (Map.Chosen); nil keeps the current one, the operator's or
+	// the default that follows the drive count.
+	Policy *placement.Policy
+	// Width, 1 to placement.MaxWidth, becomes the stripe width, kept as
+	// drives join and leave; 0 keeps the width if an operator set it,
+	// else it follows the drive count and policy (placement.DefaultWidth).
+	Width int
+	// DefaultWidth (with Width 0) returns the width to
+	// placement.DefaultWidth, which then follows the drive count.
+	DefaultWidth bool
+}
+
+// ChangeErasure applies c with a new map epoch over the same drives (none
+// if nothing changes); the engine's migrator then re-encodes what older
+// maps hold in the background, as after growth, and stripes large
+// artifacts written under the new map over its width. It fails wrapping
+// ErrRefused if c changes nothing, if the drives cannot hold the policy
+// (fewer drives than k+m, no parity, more shards of a set on one node than
+// parity) or if the width is out of range.
+func (s *Store) ChangeErasure(ctx context.Context, c ErasureChange) (*placement.Map, error) {
+	switch {
+	case c.Width < 0 || c.Width > placement.MaxWidth:
+		return nil, fmt.Errorf("%w: stripe width %d not in 1..%d (0 or auto: the default for the drive count)", ErrRefused, c.Width, placement.MaxWidth)
+	case c.DefaultWidth && c.Width != 0:
+		return nil, fmt.Errorf("%w: stripe width %d and the default width at once", ErrRefused, c.Width)
+	case c.Policy == nil && c.Width == 0 && !c.DefaultWidth:
+		return nil, fmt.Errorf("%w: neither an erasure policy nor a stripe width to set", ErrRefused)
 	}
-	if width < 0 || width > placement.MaxWidth {
-		return nil, fmt.Errorf("%w: stripe width %d not in 1..%d", ErrRefused, width, placement.MaxWidth)
-	}
-	cur := s.fsm.currentMap()
-	if width == 0 && cur != nil {
-		width = cur.Width
-	}
-	if cur != nil {
-		if err := survivesOneDomain(pol, cur.Drives); err != nil {
+	if c.Policy != nil {
+		if err := c.Policy.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 		}
+		if cur := s.fsm.currentMap(); cur != nil {
+			if err := survivesOneDomain(*c.Policy, cur.Drives); err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+			}
+		}
 	}
-	if err := s.replan(ctx, &erasureChoice{policy: pol, width: width}); err != nil {
+	if err := s.replan(ctx, &c); err != nil {
 		return nil, err
 	}
 	return s.fsm.currentMap(), nil

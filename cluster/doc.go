@@ -46,9 +46,13 @@
 // operator: drained (Store.Drain, vaultd cluster drain: its drives are
 // left out of the next map and the migrator moves their data), then
 // removed (Store.RemoveNode, vaultd cluster remove: out of the nodes, the
-// map and Raft); see drain.go. The erasure policy follows the drive count
+// map and Raft); see drain.go. A removed node's name is never admitted
+// again: started again, such a node learns it from its peers and fails
+// with ErrRemoved (removed.go). The erasure policy follows the drive count
 // (placement.DefaultPolicy) until an operator sets one (Store.SetErasure,
-// vaultd cluster set-erasure), which new maps then keep (Map.Chosen).
+// vaultd cluster set-erasure), which new maps then keep (Map.Chosen); the
+// stripe width likewise follows placement.DefaultWidth until an operator
+// sets one (Store.ChangeErasure, set-erasure --width; Map.WidthSet).
 //
 // # Remote drives
 //

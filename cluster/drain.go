@@ -201,16 +201,32 @@ func setOf(l []string) map[string]bool {
 type DrainStatus struct {
 	Drives []string `json:"drives"` // draining, sorted
 	// PGsLeft counts the PG slots of kept maps (current and older) on
-	// draining drives: the data not yet moved off. 0 means done.
+	// draining drives. 0 means done. It is no measure of progress: it
+	// falls only when the migrator drops a whole older map, at the end
+	// (BytesLeft falls as data moves).
 	PGsLeft int `json:"pgs_left"`
-	// BytesLeft is what the draining drives still hold, as they report
-	// it (status only; 0 in Store.Drains).
+	// MapsLeft counts the kept maps with a PG slot on a draining drive:
+	// the drain is done when the migrator has dropped them all.
+	MapsLeft int `json:"maps_left"`
+	// BytesLeft is what the reachable draining drives still hold, as
+	// they report it (status only; 0 in Store.Drains). It never reaches
+	// 0 before the end: a drive's index stays until its maps are dropped.
 	BytesLeft uint64 `json:"bytes_left"`
+	// Unreachable lists the draining drives that did not answer (their
+	// node down?), and UnreachableNodes their nodes, sorted: BytesLeft
+	// leaves them out and no rate is given. A drive that stays
+	// unreachable holds the drain until its node is removed with force.
+	Unreachable      []string `json:"unreachable,omitempty"`
+	UnreachableNodes []string `json:"unreachable_nodes,omitempty"`
 	// BytesPerSecond is the rate BytesLeft fell at over the last minutes
 	// and ETASeconds the time left at that rate (Topology.DrainProgress);
 	// -1 when unknown, ETASeconds 0 when no PG slot is left.
 	BytesPerSecond float64 `json:"bytes_per_second"`
 	ETASeconds     float64 `json:"eta_seconds"`
+	// Finishing says the data has all but moved (ETASeconds under
+	// finishingETA) while kept maps still place PGs on the drives: the
+	// last artifacts move, then the older maps are released.
+	Finishing bool `json:"finishing,omitempty"`
 }
 
 // Drains returns the progress of the drains in progress (BytesLeft, the
@@ -225,15 +241,49 @@ func (s *Store) Drains() DrainStatus {
 		if m == nil {
 			continue
 		}
+		slots := 0
 		for pg := range uint32(m.PGCount()) {
 			for _, id := range m.Set(pg) {
 				if slices.Contains(ds.Drives, string(id)) {
-					ds.PGsLeft++
+					slots++
 				}
 			}
 		}
+		if slots > 0 {
+			ds.PGsLeft += slots
+			ds.MapsLeft++
+		}
 	}
 	return ds
+}
+
+// registeredDrive returns drive id as its node registered it.
+func (s *Store) registeredDrive(id string) (placement.Drive, bool) {
+	s.fsm.mu.RLock()
+	defer s.fsm.mu.RUnlock()
+	for _, n := range s.fsm.nodes {
+		for _, d := range n.Drives {
+			if d.ID == id {
+				return placement.Drive{ID: placement.DriveID(id), Node: placement.NodeID(n.Name), Zone: d.Zone, Class: driveClass(d.Class)}, true
+			}
+		}
+	}
+	return placement.Drive{}, false
+}
+
+// nodesOf returns the sorted names of the nodes that registered drives
+// ids.
+func (s *Store) nodesOf(ids []string) []string {
+	s.fsm.mu.RLock()
+	defer s.fsm.mu.RUnlock()
+	var out []string
+	for _, id := range ids {
+		if n, ok := s.fsm.driveNode(id); ok && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Drain drains node's drives, or only drive if it is not "" (then node

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/driver/drivertest"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
@@ -229,5 +230,39 @@ func TestDrainRaceThroughTwoNodes(t *testing.T) {
 	}
 	if d := nodes[0].store.Drains().Drives; len(d) != 2 {
 		t.Fatalf("drains after the refused command: %v, want only %s's", d, winner.member.Name)
+	}
+}
+
+// TestDrainProgressShowsDrives: during a drain the status lists the
+// draining drives (the current map no longer has them), marked; progress
+// counts the kept maps that still place data on them; a draining drive
+// that does not answer is listed as unreachable with its node, instead of
+// counting 0 bytes (probe F5 of session 17).
+func TestDrainProgressShowsDrives(t *testing.T) {
+	s := drainStore(t)
+	ctx := t.Context()
+	// c-d0 is this node's; c-d1 is a peer's that cannot be reached.
+	mem := &drivertest.Mem{MemID: "c-d0"}
+	topo := NewTopology(s, map[placement.DriveID]driver.Driver{"c-d0": mem}, []byte("secret-0123456789abcdef"), nil)
+	if _, err := s.Drain(ctx, "c", "", false); err != nil {
+		t.Fatal(err)
+	}
+	ds := topo.DrainProgress(ctx)
+	if ds == nil || ds.MapsLeft != 1 || ds.PGsLeft == 0 {
+		t.Fatalf("drain of c: %+v, want one kept map with PG slots on c", ds)
+	}
+	if !slices.Equal(ds.Unreachable, []string{"c-d1"}) || !slices.Equal(ds.UnreachableNodes, []string{"c"}) || ds.BytesPerSecond != -1 {
+		t.Fatalf("drain of c: unreachable %v of nodes %v, rate %v; want c-d1 of c, no rate", ds.Unreachable, ds.UnreachableNodes, ds.BytesPerSecond)
+	}
+	st := topo.Status(ctx, nil)
+	got := map[string]DriveStatus{}
+	for _, d := range st.Drives {
+		got[d.ID] = d
+	}
+	if len(st.Drives) != 8 || !got["c-d0"].Draining || !got["c-d1"].Draining || got["a-d0"].Draining || got["c-d0"].State != "ok" || got["c-d1"].State != "offline" || got["c-d0"].Node != "c" {
+		t.Fatalf("status drives %+v; want all 8, c-d0 (ok) and c-d1 (offline) marked draining", st.Drives)
+	}
+	if !slices.IsSortedFunc(st.Drives, func(a, b DriveStatus) int { return strings.Compare(a.ID, b.ID) }) {
+		t.Errorf("status drives not sorted: %+v", st.Drives)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
@@ -16,6 +17,13 @@ const (
 	drainSamples = 256
 	// drainMinSpan is the shortest span of samples a rate is given for.
 	drainMinSpan = time.Second
+	// finishingETA is the ETA under which a drain not done is said to be
+	// finishing: the bytes left are mostly the drives' indexes, which stay
+	// until the older maps are dropped (once the new map has been current
+	// on every node for a while), so the ETA would show a few seconds for
+	// as long as that takes (probe F5 of session 17: "about 0s left" for
+	// 10-20 s).
+	finishingETA = 10 * time.Second
 )
 
 // drainSample is the bytes and PG slots left at one time.
@@ -36,18 +44,28 @@ type drainRate struct {
 	samples []drainSample // oldest first
 }
 
-// observe records ds (Drives, PGsLeft and BytesLeft set) as of now and
-// sets its BytesPerSecond and ETASeconds from the samples within
-// drainWindow: -1 when unknown (fewer than drainMinSpan of samples, or no
-// bytes moved in the window); ETASeconds is 0 once no PG slot is left.
+// observe records ds (Drives, PGsLeft, BytesLeft and Unreachable set) as
+// of now and sets its BytesPerSecond, ETASeconds and Finishing from the
+// samples within drainWindow: -1 when unknown (fewer than drainMinSpan of
+// samples, no bytes moved in the window, or a drive unreachable, whose
+// bytes are not counted); ETASeconds is 0 once no PG slot is left.
 func (r *drainRate) observe(ds *DrainStatus, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ds.BytesPerSecond, ds.ETASeconds = -1, -1
+	ds.BytesPerSecond, ds.ETASeconds, ds.Finishing = -1, -1, false
 	if key := strings.Join(ds.Drives, ","); key != r.drives {
 		r.drives, r.samples = key, nil
 	}
 	if len(ds.Drives) == 0 {
+		return
+	}
+	if ds.PGsLeft == 0 {
+		ds.ETASeconds = 0
+	}
+	if len(ds.Unreachable) > 0 && ds.PGsLeft > 0 {
+		// The bytes left leave a drive out: no rate from them, and none
+		// mixed with them once it is back.
+		r.samples = nil
 		return
 	}
 	// Keep the newest sample older than the window, so a rate spans the
@@ -60,9 +78,6 @@ func (r *drainRate) observe(ds *DrainStatus, now time.Time) {
 	if len(r.samples) > drainSamples {
 		r.samples = r.samples[len(r.samples)-drainSamples:]
 	}
-	if ds.PGsLeft == 0 {
-		ds.ETASeconds = 0
-	}
 	first := r.samples[0]
 	span := now.Sub(first.at)
 	if span < drainMinSpan || first.bytes <= ds.BytesLeft {
@@ -71,14 +86,15 @@ func (r *drainRate) observe(ds *DrainStatus, now time.Time) {
 	ds.BytesPerSecond = float64(first.bytes-ds.BytesLeft) / span.Seconds()
 	if ds.PGsLeft > 0 {
 		ds.ETASeconds = float64(ds.BytesLeft) / ds.BytesPerSecond
+		ds.Finishing = ds.ETASeconds < finishingETA.Seconds()
 	}
 }
 
 // DrainProgress returns the drains in progress, or nil if there are none:
-// the PG slots left, the bytes the draining drives still hold (probed
-// with Info within ctx; an unreachable drive counts 0), and the rate and
-// ETA estimated from this Topology's earlier calls (SampleDrains makes
-// them regular).
+// the PG slots and maps left, the bytes the draining drives still hold
+// (probed with Info within ctx; the drives that do not answer are listed
+// as unreachable, with their nodes), and the rate and ETA estimated from
+// this Topology's earlier calls (SampleDrains makes them regular).
 func (t *Topology) DrainProgress(ctx context.Context) *DrainStatus {
 	ds := t.store.Drains()
 	if len(ds.Drives) == 0 {
@@ -88,12 +104,18 @@ func (t *Topology) DrainProgress(ctx context.Context) *DrainStatus {
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	for _, id := range ds.Drives {
-		if d, err := t.Drive(placement.DriveID(id)); err == nil {
-			if info, err := d.Info(pctx); err == nil {
+		d, err := t.Drive(placement.DriveID(id))
+		if err == nil {
+			var info driver.Info
+			if info, err = d.Info(pctx); err == nil {
 				ds.BytesLeft += info.Usage.Used
 			}
 		}
+		if err != nil && ds.PGsLeft > 0 { // once done, no map reaches them: nothing to say
+			ds.Unreachable = append(ds.Unreachable, id)
+		}
 	}
+	ds.UnreachableNodes = t.store.nodesOf(ds.Unreachable)
 	t.drain.observe(&ds, time.Now())
 	return &ds
 }

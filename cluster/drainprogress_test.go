@@ -65,3 +65,35 @@ func TestDrainRate(t *testing.T) {
 		})
 	}
 }
+
+// TestDrainFinishingAndUnreachable: a drain whose bytes left would be gone
+// in under finishingETA, though kept maps still place PGs on the drives
+// (the indexes stay until the older maps are dropped), is finishing, not
+// "about 0s left"; a drain with a drive that does not answer has no rate
+// (its bytes are not counted), and its samples do not mix with the next.
+func TestDrainFinishingAndUnreachable(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	d := []string{"d1", "d2"}
+	var r drainRate
+	obs := func(after time.Duration, bytes uint64, unreachable []string) DrainStatus {
+		ds := DrainStatus{Drives: d, PGsLeft: 512, BytesLeft: bytes, Unreachable: unreachable}
+		r.observe(&ds, t0.Add(after))
+		return ds
+	}
+	obs(0, 100<<20, nil)
+	if ds := obs(10*time.Second, 50<<20, nil); ds.Finishing || ds.ETASeconds != 10 {
+		t.Fatalf("half moved at 5 MiB/s: %+v, want ETA 10 s, not finishing", ds)
+	}
+	if ds := obs(20*time.Second, 600<<10, nil); !ds.Finishing || ds.ETASeconds >= finishingETA.Seconds() {
+		t.Fatalf("the index left: %+v, want finishing", ds)
+	}
+	if ds := obs(30*time.Second, 600<<10, nil); !ds.Finishing {
+		t.Fatalf("10 s later, still the index: %+v, want finishing", ds)
+	}
+	if ds := obs(40*time.Second, 0, []string{"d2"}); ds.BytesPerSecond != -1 || ds.ETASeconds != -1 || ds.Finishing {
+		t.Fatalf("d2 unreachable: %+v, want no rate, no ETA, not finishing", ds)
+	}
+	if ds := obs(45*time.Second, 600<<10, nil); ds.BytesPerSecond != -1 {
+		t.Fatalf("d2 back: %+v; want the rate measured afresh, not from samples without it", ds)
+	}
+}

@@ -145,3 +145,105 @@ func TestDefaultWidthFollowsDrives(t *testing.T) {
 		}
 	}
 }
+
+// TestSetWidthAlone: `set-erasure --width W` without K+M (probe F8 of
+// session 17: refused) keeps the policy, the default one included, and
+// makes a new map epoch whose width survives joins; width 0 returns to
+// placement.DefaultWidth, which then follows the drive count; a width
+// out of range, or no change at all, is refused without a new map.
+func TestSetWidthAlone(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	join := func(name string, drives int) {
+		t.Helper()
+		var ds []MemberDrive
+		for i := range drives {
+			ds = append(ds, MemberDrive{ID: fmt.Sprintf("%s-d%d", name, i), Class: "local"})
+		}
+		if err := s.RegisterNode(ctx, NodeInfo{Name: name, Drives: ds}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	join("a", 6)
+	before := s.Map()
+	m, err := s.SetWidth(ctx, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Epoch != before.Epoch+1 || m.Policy != before.Policy || m.Chosen || m.Width != 8 || !m.WidthSet() {
+		t.Fatalf("after --width 8: epoch %d %s chosen %v width %d set %v; want epoch %d, %s still by default, width 8 set",
+			m.Epoch, m.Policy, m.Chosen, m.Width, m.WidthSet(), before.Epoch+1, before.Policy)
+	}
+	if st := MapStatusOf(m); st.PolicySet || !st.WidthSet || st.Width != 8 {
+		t.Fatalf("status %+v, want the default policy and width 8 set by the operator", st)
+	}
+	if again, err := s.SetWidth(ctx, 8); err != nil || again.Epoch != m.Epoch {
+		t.Fatalf("--width 8 again: epoch %d, %v; want no new epoch", again.Epoch, err)
+	}
+	// A join: the default policy follows the drive count, the width stays.
+	join("b", 2)
+	want, _ := placement.DefaultPolicy(8)
+	if m := s.Map(); m.Policy != want || m.Chosen || m.Width != 8 || !m.WidthSet() {
+		t.Fatalf("after a join to 8 drives: %s chosen %v width %d set %v; want %s by default, width 8 set", m.Policy, m.Chosen, m.Width, m.WidthSet(), want)
+	}
+	// A policy without a width keeps the operator's width.
+	join("c", 1)
+	if m, err := s.SetErasure(ctx, placement.Policy{Data: 2, Parity: 1}, 0); err != nil || m.Width != 8 || !m.Chosen {
+		t.Fatalf("set-erasure 2+1 after --width 8: %v, %v; want width 8 kept", m, err)
+	}
+	// Width 0: back to the default (9 drives / 3 = 3), which follows joins.
+	prev := s.Map().Epoch
+	if m, err := s.SetWidth(ctx, 0); err != nil || m.Epoch != prev+1 || m.Width != 3 || m.WidthSet() || m.Policy != (placement.Policy{Data: 2, Parity: 1}) {
+		t.Fatalf("--width auto: %+v, %v; want epoch %d, 2+1 kept, width 3 by default", m, err, prev+1)
+	}
+	join("d", 3)
+	if m := s.Map(); m.Width != 4 || m.WidthSet() {
+		t.Fatalf("after a join to 12 drives: width %d set %v, want 4 by default", m.Width, m.WidthSet())
+	}
+	for _, c := range []ErasureChange{{Width: placement.MaxWidth + 1}, {Width: -1}, {}, {Width: 4, DefaultWidth: true}} {
+		before := s.Map()
+		if _, err := s.ChangeErasure(ctx, c); !errors.Is(err, ErrRefused) {
+			t.Errorf("ChangeErasure(%+v) = %v, want ErrRefused", c, err)
+		}
+		if s.Map() != before {
+			t.Errorf("a refused ChangeErasure(%+v) made map epoch %d", c, s.Map().Epoch)
+		}
+	}
+}
+
+// TestLegacyMapWidth: a map written before Map.WidthBy keeps its meaning:
+// the width an operator chose with a policy is kept, a default map's
+// follows the drive count, and neither makes a new epoch for the field.
+func TestLegacyMapWidth(t *testing.T) {
+	for _, tc := range []struct {
+		chosen bool
+		want   bool
+	}{{true, true}, {false, false}} {
+		m := &placement.Map{Chosen: tc.chosen, Width: 4}
+		if got := m.WidthSet(); got != tc.want {
+			t.Errorf("legacy map chosen %v: WidthSet %v, want %v", tc.chosen, got, tc.want)
+		}
+	}
+	s := newStore(t)
+	ctx := t.Context()
+	var ds []MemberDrive
+	for i := range 6 {
+		ds = append(ds, MemberDrive{ID: fmt.Sprintf("d%d", i), Class: "local"})
+	}
+	if err := s.RegisterNode(ctx, NodeInfo{Name: "a", Drives: ds}); err != nil {
+		t.Fatal(err)
+	}
+	// Make the current map look like an older version's.
+	cur := *s.Map()
+	cur.WidthBy = placement.WidthLegacy
+	cur.Epoch++
+	if err := s.applyCmd(ctx, cmdSetMap, setMapCmd{Map: &cur}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.updateMap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m := s.Map(); m.Epoch != cur.Epoch {
+		t.Fatalf("a legacy default map was replanned to epoch %d (width_by %q) with nothing changed", m.Epoch, m.WidthBy)
+	}
+}

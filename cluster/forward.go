@@ -118,6 +118,7 @@ func (s *Store) RPCHandler() http.Handler {
 	mux.HandleFunc("POST "+applyPath, s.serveApply)
 	mux.HandleFunc("GET "+indexPath, s.serveIndex)
 	mux.HandleFunc("GET "+awaitPath, s.serveAwait)
+	mux.HandleFunc("GET "+nodePath, s.serveNode) // removed.go
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.verifier == nil {
 			http.Error(w, "cluster mode is off", http.StatusNotFound)

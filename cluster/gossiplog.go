@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"log"
 	"log/slog"
 	"strings"
@@ -69,11 +70,16 @@ func (w *gossipWriter) Write(p []byte) (int, error) {
 		if !ok {
 			continue
 		}
+		var attrs []any
 		if suppressed > 0 {
-			w.log.Log(context.Background(), level, msg, "suppressed", suppressed)
-		} else {
-			w.log.Log(context.Background(), level, msg)
+			attrs = append(attrs, "suppressed", suppressed)
 		}
+		if decryptFailed(errors.New(msg)) {
+			// A node joining with another secret than the cluster's
+			// (probe F7 of session 17) looks like this on the nodes it asks.
+			attrs = append(attrs, "hint", "a node under another cluster secret (VAULT_CLUSTER_SECRET) talks to this gossip port?")
+		}
+		w.log.Log(context.Background(), level, msg, attrs...)
 	}
 	return len(p), nil
 }

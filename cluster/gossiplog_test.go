@@ -76,7 +76,8 @@ func TestGossipGarbageLog(t *testing.T) {
 
 // TestGossipLogLimit: a kind of warning is logged at most once per
 // gossipLogEvery, the next one with the count suppressed; other kinds and
-// Info lines are not held back.
+// Info lines are not held back; a message that could not be decrypted
+// says a cluster secret may differ.
 func TestGossipLogLimit(t *testing.T) {
 	var buf lockedBuffer
 	now := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
@@ -86,6 +87,7 @@ func TestGossipLogLimit(t *testing.T) {
 		w.Write([]byte("[INFO] memberlist: Marking n2 as failed\n"))
 	}
 	w.Write([]byte("[WARN] memberlist: Got ping for unexpected node\n"))
+	w.Write([]byte("[ERR] memberlist: failed to receive: No installed keys could decrypt the message from=127.0.0.1:3\n"))
 	now = now.Add(gossipLogEvery)
 	w.Write([]byte("[ERR] memberlist: Decrypt packet failed: bad from=127.0.0.1:2\n"))
 	out := buf.String()
@@ -97,6 +99,8 @@ func TestGossipLogLimit(t *testing.T) {
 		{`level=WARN msg="Decrypt packet failed: bad from=127.0.0.1:2" suppressed=4`, 1},
 		{`level=INFO msg="Marking n2 as failed"`, 5},
 		{`level=WARN msg="Got ping for unexpected node"`, 1},
+		// A node under another secret: the nodes it asks say so too.
+		{`level=WARN msg="failed to receive: No installed keys could decrypt the message from=127.0.0.1:3" hint="a node under another cluster secret (VAULT_CLUSTER_SECRET) talks to this gossip port?"`, 1},
 		{"level=ERROR", 0},
 	} {
 		if got := strings.Count(out, want.text); got != want.n {

@@ -24,6 +24,10 @@ const DeadVoterAfter = 30 * time.Second
 // cluster map.
 const reconcileEvery = time.Second
 
+// removedWarnEvery is how often a node still running after its removal
+// says so in its log.
+const removedWarnEvery = 30 * time.Second
+
 // Reconcile makes Raft and the cluster map agree with gossip. It runs on
 // every node but acts only on the leader: every alive member is added to
 // the Raft configuration (as a voter while there are fewer than MaxVoters,
@@ -36,8 +40,16 @@ func (s *Store) Reconcile(ctx context.Context, members func() []Member) {
 	t := time.NewTicker(reconcileEvery)
 	defer t.Stop()
 	deadSince := map[string]time.Time{}
+	var warned time.Time // when a removed node last said so
 	for {
 		switch {
+		case s.raft.State() != raft.Leader && s.fsm.isRemoved(s.cfg.NodeID):
+			// Still running after its removal: it serves from a state
+			// the cluster no longer sends it. Say so until it stops.
+			if time.Since(warned) >= removedWarnEvery {
+				warned = time.Now()
+				s.log.Warn("cluster: this node was removed from the cluster: stop its process; its name cannot be used again (start the machine under a new name with empty drives to re-add it)")
+			}
 		case s.raft.State() == raft.Leader && s.fsm.isRemoved(s.cfg.NodeID):
 			// This node was removed while leading: hand the leadership
 			// over, so that a leader the others can reach (they forward
@@ -165,15 +177,24 @@ func (s *Store) addServer(m Member, voter bool) error {
 // WaitReady returns once this node can serve: a leader is known, the
 // cluster map exists, and the local FSM has applied everything this node
 // knows to be committed. A joining node waits here until the leader has
-// added it. It returns ctx's error if ctx ends first.
+// added it. It returns ctx's error if ctx ends first, and an ErrRemoved
+// error if this node's name was removed from the cluster (removed.go).
 func (s *Store) WaitReady(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	start, told := time.Now(), time.Now()
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	removed := s.watchRemoved(wctx) // the leader ignores a removed node
 	for {
+		if s.fsm.isRemoved(s.cfg.NodeID) {
+			// Its own state says so: restarted before the leader took
+			// it out of Raft, it would otherwise be ready at once.
+			return s.removedErr("this node's own state")
+		}
 		id, _ := s.Leader()
 		hasMap, commit := s.fsm.currentMap() != nil, s.raft.CommitIndex()
-		if id != "" && hasMap && s.caughtUp(commit) {
+		if id != "" && hasMap && s.caughtUp(commit) && !s.fsm.isRemoved(s.cfg.NodeID) {
 			return nil
 		}
 		if time.Since(told) >= notReadyEvery {
@@ -189,6 +210,8 @@ func (s *Store) WaitReady(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("cluster: waiting to be part of a cluster with a map: %w", context.Cause(ctx))
+		case err := <-removed:
+			return err
 		case <-t.C:
 		}
 	}

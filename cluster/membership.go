@@ -10,6 +10,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +38,19 @@ var (
 	// ErrMembershipClosed is returned by a Membership after Close or
 	// Leave.
 	ErrMembershipClosed = errors.New("cluster: membership closed")
+
+	// ErrSecretMismatch is Join's error when every address it tried
+	// answered with gossip this node could not decrypt, or could not
+	// decrypt this node's: they run under another cluster secret.
+	ErrSecretMismatch = errors.New("cluster: the cluster secret differs from the peers'")
 )
+
+// decryptFailed reports whether err is memberlist's failure to decrypt
+// a message (it has no sentinel: security.go says "no installed keys
+// could decrypt the message").
+func decryptFailed(err error) bool {
+	return err != nil && strings.Contains(strings.ToLower(err.Error()), "no installed keys could decrypt")
+}
 
 // MembershipConfig configures StartMembership.
 type MembershipConfig struct {
@@ -246,15 +259,17 @@ func (m *Membership) Addr() string {
 
 // Join contacts the gossip nodes at addrs (host:port) and merges state
 // with every one that answers, which makes this node known to the whole
-// cluster. It returns how many answered, and an error if none did.
-// Addresses are tried in order; ctx is checked between them and each
-// attempt is bounded by memberlist's TCP timeout.
+// cluster. It returns how many answered, and an error if none did; the
+// error wraps ErrSecretMismatch if every address failed to decrypt (a
+// wrong secret never heals by retrying). Addresses are tried in order;
+// ctx is checked between them and each attempt is bounded by
+// memberlist's TCP timeout.
 func (m *Membership) Join(ctx context.Context, addrs []string) (int, error) {
 	if len(addrs) == 0 {
 		return 0, errors.New("cluster: join: no addresses")
 	}
 	var errs []error
-	n := 0
+	n, mismatches := 0, 0
 	for _, a := range addrs {
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, err)
@@ -271,11 +286,18 @@ func (m *Membership) Join(ctx context.Context, addrs []string) (int, error) {
 			if errors.As(err, &me) && len(me.WrappedErrors()) == 1 {
 				err = me.WrappedErrors()[0]
 			}
+			if decryptFailed(err) {
+				mismatches++
+				err = fmt.Errorf("%w (does %s run under another cluster secret?)", err, a)
+			}
 			errs = append(errs, err)
 			m.log.Debug("gossip join failed", "addr", a, "err", err)
 		}
 	}
-	if n == 0 {
+	switch {
+	case n == 0 && mismatches == len(addrs):
+		return 0, fmt.Errorf("cluster: join %v: %w: %w", addrs, ErrSecretMismatch, errors.Join(errs...))
+	case n == 0:
 		return 0, fmt.Errorf("cluster: join %v: %w", addrs, errors.Join(errs...))
 	}
 	return n, nil

@@ -299,10 +299,18 @@ func TestMembershipWrongSecret(t *testing.T) {
 	n1 := startMember(t, "n1", "127.0.0.1:0", testSecret, advertised("n1", 0), nil)
 	other := []byte("another-cluster-secret-987654321")
 	n2 := startMember(t, "n2", "127.0.0.1:0", other, advertised("n2", 0), nil)
-	if got, err := n2.Join(t.Context(), []string{n1.Addr()}); err == nil {
-		t.Errorf("Join with another secret = %d, nil; want an error", got)
-	} else {
-		t.Logf("Join with another secret: %v", err)
+	// Every address under another secret: ErrSecretMismatch, so that
+	// vaultd can say what is wrong (probe F7 of session 17: only
+	// memberlist's "no installed keys could decrypt the message").
+	if got, err := n2.Join(t.Context(), []string{n1.Addr()}); !errors.Is(err, ErrSecretMismatch) || !strings.Contains(err.Error(), "cluster secret") {
+		t.Errorf("Join with another secret = %d, %v; want ErrSecretMismatch", got, err)
+	}
+	// One under another secret, one down: not every peer differs, but
+	// the one that does is named.
+	down := freeAddr(t)
+	if got, err := n2.Join(t.Context(), []string{n1.Addr(), down}); err == nil || errors.Is(err, ErrSecretMismatch) ||
+		!strings.Contains(err.Error(), "does "+n1.Addr()+" run under another cluster secret?") {
+		t.Errorf("Join of another secret's node and a down one = %d, %v; want an error naming the other secret, not ErrSecretMismatch", got, err)
 	}
 	if _, err := n2.Join(t.Context(), nil); err == nil {
 		t.Error("Join with no addresses succeeded")

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -35,6 +36,11 @@ func ListenRPC(addr string, secret []byte, log *slog.Logger) (net.Listener, erro
 	return ln, nil
 }
 
+// errRPCHandshake marks a dial to a peer's RPC listener that connected
+// but failed the TLS or rpcauth handshake: another cluster secret (or
+// internode CA) than the peer's, most likely.
+var errRPCHandshake = errors.New("cluster: rpc handshake")
+
 // rpcDial dials a peer's RPC listener and opens the tunnel: TLS with cfg
 // (nil only in benchmarks), then the rpcauth handshake.
 func rpcDial(secret []byte, cfg *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -47,7 +53,7 @@ func rpcDial(secret []byte, cfg *tls.Config) func(ctx context.Context, network, 
 		tc, err := clientHandshake(ctx, c, cfg, secret, rpcPurpose)
 		if err != nil {
 			c.Close()
-			return nil, fmt.Errorf("cluster: rpc handshake with %s: %w", addr, err)
+			return nil, fmt.Errorf("%w with %s: %w", errRPCHandshake, addr, err)
 		}
 		return tc, nil
 	}

@@ -67,9 +67,12 @@ type MapStatus struct {
 	PolicySet bool `json:"policy_set,omitempty"`
 	// Width is the stripe width for new writes (1: unstriped): the
 	// number of PGs a large artifact's parts are spread over (engine).
-	Width  int `json:"width"`
-	PGs    int `json:"pgs"`
-	Drives int `json:"drives"`
+	Width int `json:"width"`
+	// WidthSet says an operator chose Width (set-erasure --width);
+	// otherwise it follows the drive count (placement.DefaultWidth).
+	WidthSet bool `json:"width_set,omitempty"`
+	PGs      int  `json:"pgs"`
+	Drives   int  `json:"drives"`
 	// Older lists the epochs of earlier maps still consulted by reads,
 	// newest first (their data has not been migrated).
 	Older []uint64 `json:"older_epochs,omitempty"`
@@ -88,13 +91,16 @@ type DriveStatus struct {
 	Zone  string `json:"zone,omitempty"`
 	Class string `json:"class"`
 	State string `json:"state"` // "ok" or "offline"
-	Error string `json:"error,omitempty"`
-	Used  uint64 `json:"used_bytes"`
-	Free  uint64 `json:"free_bytes"`
-	Total uint64 `json:"total_bytes"`
+	// Draining says the drive is being drained (it is in no map planned
+	// since, and listed until its node is removed).
+	Draining bool   `json:"draining,omitempty"`
+	Error    string `json:"error,omitempty"`
+	Used     uint64 `json:"used_bytes"`
+	Free     uint64 `json:"free_bytes"`
+	Total    uint64 `json:"total_bytes"`
 }
 
 // MapStatusOf summarises m.
 func MapStatusOf(m *placement.Map) MapStatus {
-	return MapStatus{Epoch: uint64(m.Epoch), Policy: m.Policy.String(), PolicySet: m.Chosen, Width: max(m.Width, 1), PGs: m.PGCount(), Drives: len(m.Drives)}
+	return MapStatus{Epoch: uint64(m.Epoch), Policy: m.Policy.String(), PolicySet: m.Chosen, Width: max(m.Width, 1), WidthSet: m.WidthSet(), PGs: m.PGCount(), Drives: len(m.Drives)}
 }

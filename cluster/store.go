@@ -323,17 +323,26 @@ func (s *Store) caughtUp(index uint64) bool {
 	return true
 }
 
-// waitLeader returns once a leader is known, or with ctx's error.
+// waitLeader returns once a leader is known, with ctx's error, or with an
+// ErrRemoved error once this node learns it was removed (removed.go).
 func (s *Store) waitLeader(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	removed := s.watchRemoved(wctx) // no leader ever answers a removed node
 	for {
+		if s.fsm.isRemoved(s.cfg.NodeID) {
+			return s.removedErr("this node's own state")
+		}
 		if id, _ := s.Leader(); id != "" {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("cluster: waiting for a leader: %w", context.Cause(ctx))
+		case err := <-removed:
+			return err
 		case <-t.C:
 		}
 	}

@@ -195,12 +195,24 @@ func (t *Topology) Status(ctx context.Context, members []Member) Status {
 	for _, o := range t.store.OlderMaps() {
 		st.Map.Older = append(st.Map.Older, uint64(o.Epoch))
 	}
-	st.Drives = make([]DriveStatus, len(m.Drives))
+	// The current map's drives, and the draining ones, which it no
+	// longer has but which still hold data until the drain is done.
+	drives := slices.Clone(m.Drives)
+	draining := t.store.fsm.drainingDrives()
+	for _, id := range draining {
+		if _, ok := m.Drive(placement.DriveID(id)); !ok {
+			if dr, ok := t.store.registeredDrive(id); ok {
+				drives = append(drives, dr)
+			}
+		}
+	}
+	st.Drives = make([]DriveStatus, len(drives))
 	var wg sync.WaitGroup
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	for i, dr := range m.Drives {
-		st.Drives[i] = DriveStatus{ID: string(dr.ID), Node: string(dr.Node), Zone: dr.Zone, Class: string(dr.Class), State: "ok"}
+	for i, dr := range drives {
+		st.Drives[i] = DriveStatus{ID: string(dr.ID), Node: string(dr.Node), Zone: dr.Zone, Class: string(dr.Class), State: "ok",
+			Draining: slices.Contains(draining, string(dr.ID))}
 		wg.Go(func() {
 			ds := &st.Drives[i]
 			d, err := t.Drive(dr.ID)

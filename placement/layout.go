@@ -139,7 +139,7 @@ func (m *Map) ForLayout(l Layout) (*Map, error) {
 		}
 		pgs[pg] = slots[start:len(slots):len(slots)]
 	}
-	return &Map{Epoch: m.Epoch, Policy: pol, Drives: m.Drives, PGs: pgs, Chosen: m.Chosen, Width: m.Width, Layout: l}, nil
+	return &Map{Epoch: m.Epoch, Policy: pol, Drives: m.Drives, PGs: pgs, Chosen: m.Chosen, Width: m.Width, WidthBy: m.WidthBy, Layout: l}, nil
 }
 
 // classTable picks size drives of drives for each of pgCount PGs as NewMap

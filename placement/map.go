@@ -26,6 +26,9 @@ type Map struct {
 	// number of PGs a large artifact's stripes are spread over (0 means
 	// 1, unstriped); the engine keeps each artifact's width in its record.
 	Width int `json:",omitempty"`
+	// WidthBy says where Width comes from, and so whether a map planned
+	// after this one keeps it (WidthSet).
+	WidthBy WidthSource `json:",omitempty"`
 	// Layout is set on the maps ForLayout derives for a container's
 	// storage policy; empty on the cluster map itself.
 	Layout Layout `json:",omitempty"`
@@ -33,6 +36,29 @@ type Map struct {
 
 // MaxWidth is the largest stripe width a Map may carry.
 const MaxWidth = 16
+
+// WidthSource is where a Map's Width comes from. Its values reach disk:
+// append only.
+type WidthSource string
+
+const (
+	// WidthLegacy is the source of maps written before WidthSource: the
+	// width is the operator's, kept, when Policy is Chosen, else
+	// DefaultWidth's.
+	WidthLegacy WidthSource = ""
+	// WidthOperator: an operator set the width (vaultd cluster
+	// set-erasure --width W); maps planned after keep it.
+	WidthOperator WidthSource = "operator"
+	// WidthDefault: the width is DefaultWidth for the drive count and the
+	// policy, and follows them in maps planned after.
+	WidthDefault WidthSource = "default"
+)
+
+// WidthSet reports whether m's width was set by an operator, so that maps
+// planned after m keep it.
+func (m *Map) WidthSet() bool {
+	return m.WidthBy == WidthOperator || m.WidthBy == WidthLegacy && m.Chosen
+}
 
 // NewMap builds a map with pgCount placement groups over drives, choosing
 // each PG's drive set as described in the package comment. pgCount must be

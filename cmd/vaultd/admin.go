@@ -75,9 +75,13 @@ type statusAdmin struct {
 
 // erasureRequest is the body of POST /_vault/admin/cluster/erasure.
 type erasureRequest struct {
+	// Data and Parity are the policy K+M; both 0 keep the current one.
 	Data   int `json:"data"`
 	Parity int `json:"parity"`
 	Width  int `json:"width"` // 0 keeps the current width
+	// DefaultWidth returns the width to the default for the drive count
+	// (--width auto or 0).
+	DefaultWidth bool `json:"default_width,omitempty"`
 }
 
 // drainRequest is the body of POST /_vault/admin/cluster/drain.
@@ -114,10 +118,14 @@ func (a statusAdmin) ClusterControl(ctx context.Context, op string, body []byte)
 	switch op {
 	case "erasure":
 		var req erasureRequest
-		if err := decodeStrict(body, &req, `{"data": K, "parity": M, "width": W}`); err != nil {
+		if err := decodeStrict(body, &req, `{"data": K, "parity": M, "width": W, "default_width": false}`); err != nil {
 			return nil, err
 		}
-		m, err := a.store.SetErasure(ctx, placement.Policy{Data: req.Data, Parity: req.Parity}, req.Width)
+		c := cluster.ErasureChange{Width: req.Width, DefaultWidth: req.DefaultWidth}
+		if req.Data != 0 || req.Parity != 0 {
+			c.Policy = &placement.Policy{Data: req.Data, Parity: req.Parity}
+		}
+		m, err := a.store.ChangeErasure(ctx, c)
 		if err != nil {
 			return nil, clusterError(err)
 		}

@@ -21,7 +21,7 @@ import (
 // about the cluster, or to change it, with the root credentials.
 //
 //	vaultd cluster status [--json]
-//	vaultd cluster set-erasure K+M [--width W]
+//	vaultd cluster set-erasure [K+M] [--width W|auto]
 //	vaultd cluster drain NODE | --drive ID [--undo]
 //	vaultd cluster remove NODE [--force]
 func runCluster(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -36,7 +36,7 @@ func runCluster(ctx context.Context, args []string, getenv func(string) string, 
 	data := fs.String("data", "./data", "data directory to read generated root credentials from when the environment has none")
 	asJSON := fs.Bool("json", false, "print JSON")
 	var (
-		width        *int
+		width        *string
 		drive        *string
 		undo, force  *bool
 		npos, minpos int // positional arguments wanted, at most and at least
@@ -45,8 +45,8 @@ func runCluster(ctx context.Context, args []string, getenv func(string) string, 
 	switch sub {
 	case "status":
 	case "set-erasure":
-		width = fs.Int("width", 0, "stripe width for new writes: artifacts larger than 4 stripes (4 MiB by default) are spread over this many PGs (1 to 16; 1 unstriped); 0 keeps the current one")
-		npos, minpos = 1, 1
+		width = fs.String("width", "", "stripe width for new writes: artifacts larger than 4 stripes (4 MiB by default) are spread over this many PGs (1 to 16; 1 unstriped), kept as drives join and leave; auto (or 0): the default, which follows the drive count; without --width the width is kept if the operator set it")
+		npos = 1
 	case "drain":
 		drive = fs.String("drive", "", "drain only this drive (NODE may then be left out)")
 		undo = fs.Bool("undo", false, "stop draining: plan the drives back into the map")
@@ -57,19 +57,21 @@ func runCluster(ctx context.Context, args []string, getenv func(string) string, 
 	default:
 		return fmt.Errorf("cluster: unknown subcommand %q (want %s)", sub, want)
 	}
-	// Positional arguments may come before or after the flags.
-	for len(args) > 0 && !strings.HasPrefix(args[0], "-") && len(positional) < npos {
+	// Positional arguments may come before, between or after the flags.
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if args = fs.Args(); len(args) == 0 {
+			break
+		}
 		positional, args = append(positional, args[0]), args[1:]
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	positional = append(positional, fs.Args()...)
 	if len(positional) > npos {
 		return fmt.Errorf("cluster %s: unexpected argument %q", sub, positional[npos])
 	}
-	if len(positional) < minpos || sub == "drain" && len(positional) == 0 && *drive == "" {
-		return fmt.Errorf("cluster %s: missing argument (vaultd cluster set-erasure K+M [--width W] | drain NODE [--drive ID] | remove NODE [--force])", sub)
+	if len(positional) < minpos || sub == "drain" && len(positional) == 0 && *drive == "" || sub == "set-erasure" && len(positional) == 0 && *width == "" {
+		return fmt.Errorf("cluster %s: missing argument (vaultd cluster set-erasure [K+M] [--width W|auto] | drain NODE [--drive ID] | remove NODE [--force])", sub)
 	}
 	c, err := newAdminClient(getenv, *endpoint, *data)
 	if err != nil {
@@ -77,11 +79,16 @@ func runCluster(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	switch sub {
 	case "set-erasure":
-		k, m, err := parsePolicy(positional[0])
-		if err != nil {
+		var req erasureRequest
+		if len(positional) > 0 {
+			if req.Data, req.Parity, err = parsePolicy(positional[0]); err != nil {
+				return fmt.Errorf("cluster set-erasure: %w", err)
+			}
+		}
+		if req.Width, req.DefaultWidth, err = parseWidth(*width); err != nil {
 			return fmt.Errorf("cluster set-erasure: %w", err)
 		}
-		body, _ := json.Marshal(erasureRequest{Data: k, Parity: m, Width: *width})
+		body, _ := json.Marshal(req)
 		var ms cluster.MapStatus
 		if err := c.send(ctx, http.MethodPost, "/_vault/admin/cluster/erasure", body, &ms); err != nil {
 			return fmt.Errorf("cluster set-erasure on %s: %w", *endpoint, err)
@@ -89,8 +96,8 @@ func runCluster(ctx context.Context, args []string, getenv func(string) string, 
 		if *asJSON {
 			return printJSON(stdout, ms)
 		}
-		_, err = fmt.Fprintf(stdout, "map epoch %d: erasure %s, stripe width %d, %d PGs over %d drives; older data is re-encoded in the background\n",
-			ms.Epoch, ms.Policy, ms.Width, ms.PGs, ms.Drives)
+		_, err = fmt.Fprintf(stdout, "map epoch %d: erasure %s (%s), stripe width %d (%s), %d PGs over %d drives; older data is re-encoded in the background\n",
+			ms.Epoch, ms.Policy, chosenBy(ms.PolicySet), ms.Width, chosenBy(ms.WidthSet), ms.PGs, ms.Drives)
 		return err
 	case "drain":
 		node := ""
@@ -105,8 +112,8 @@ func runCluster(ctx context.Context, args []string, getenv func(string) string, 
 		if *asJSON {
 			return printJSON(stdout, ds)
 		}
-		_, err = fmt.Fprintf(stdout, "draining %s: %d PG slots left to move; follow with vaultd cluster status, then vaultd cluster remove NODE\n",
-			dash(strings.Join(ds.Drives, ", ")), ds.PGsLeft)
+		_, err = fmt.Fprintf(stdout, "draining %s: new writes avoid them, and their data moves off in the background; follow with vaultd cluster status, then vaultd cluster remove NODE\n",
+			dash(strings.Join(ds.Drives, ", ")))
 		return err
 	case "remove":
 		body, _ := json.Marshal(removeRequest{Node: positional[0], Force: *force})
@@ -134,6 +141,31 @@ func printJSON(w io.Writer, v any) error {
 	}
 	_, err = fmt.Fprintf(w, "%s\n", out)
 	return err
+}
+
+// parseWidth parses set-erasure's --width: "" sets nothing, "auto" or
+// "0" the default width, a number that width (the node refuses one out
+// of range, saying which it takes).
+func parseWidth(s string) (width int, auto bool, err error) {
+	switch s {
+	case "":
+		return 0, false, nil
+	case "auto", "0":
+		return 0, true, nil
+	}
+	w, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, false, fmt.Errorf("--width %q: want 1 to 16, or auto (0) for the default, which follows the drive count", s)
+	}
+	return w, false, nil
+}
+
+// chosenBy says who chose a policy or width.
+func chosenBy(set bool) string {
+	if set {
+		return "set by the operator"
+	}
+	return "follows the drive count"
 }
 
 // parsePolicy parses "K+M".
@@ -181,12 +213,8 @@ func writeClusterStatus(w io.Writer, st *cluster.Status) error {
 
 	fmt.Fprintln(tw, "\nMAP")
 	fmt.Fprintf(tw, "epoch:\t%d\n", st.Map.Epoch)
-	how := "follows the drive count"
-	if st.Map.PolicySet {
-		how = "set by the operator"
-	}
-	fmt.Fprintf(tw, "policy:\t%s (%s)\n", dash(st.Map.Policy), how)
-	fmt.Fprintf(tw, "stripe width:\t%d (large artifacts written now are striped over this many PGs)\n", max(st.Map.Width, 1))
+	fmt.Fprintf(tw, "policy:\t%s (%s)\n", dash(st.Map.Policy), chosenBy(st.Map.PolicySet))
+	fmt.Fprintf(tw, "stripe width:\t%d (%s; large artifacts written now are striped over this many PGs)\n", max(st.Map.Width, 1), chosenBy(st.Map.WidthSet))
 	fmt.Fprintf(tw, "PGs:\t%d over %d drives\n", st.Map.PGs, st.Map.Drives)
 	older := "none"
 	if len(st.Map.Older) > 0 {
@@ -204,14 +232,7 @@ func writeClusterStatus(w io.Writer, st *cluster.Status) error {
 	}
 	fmt.Fprintf(tw, "older epochs:\t%s\n", older)
 	if d := st.Drain; d != nil {
-		state := "in progress"
-		switch {
-		case d.PGsLeft == 0:
-			state = "done: the drained nodes can be removed"
-		case st.Map.UploadsHolding > 0:
-			state = fmt.Sprintf("in progress, waiting for %d multipart upload(s) in progress (see older epochs)", st.Map.UploadsHolding)
-		}
-		fmt.Fprintf(tw, "draining:\t%s: %d PG slots and %s left, %s\n", strings.Join(d.Drives, ", "), d.PGsLeft, humanBytes(d.BytesLeft), state)
+		fmt.Fprintf(tw, "draining:\t%s: %s\n", strings.Join(d.Drives, ", "), drainText(d, st.Map.UploadsHolding))
 		if d.PGsLeft > 0 {
 			fmt.Fprintf(tw, "drain rate:\t%s\n", drainRateText(d))
 		}
@@ -220,7 +241,11 @@ func writeClusterStatus(w io.Writer, st *cluster.Status) error {
 	fmt.Fprintf(tw, "\nDRIVES (%d)\n", len(st.Drives))
 	fmt.Fprintln(tw, "ID\tNODE\tZONE\tCLASS\tSTATE\tUSED\tFREE\tERROR")
 	for _, d := range st.Drives {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Node, dash(d.Zone), dash(d.Class), d.State,
+		state := d.State
+		if d.Draining {
+			state += ", draining"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Node, dash(d.Zone), dash(d.Class), state,
 			humanBytes(d.Used), humanBytes(d.Free), d.Error)
 	}
 	if len(st.Scrub) > 0 {
@@ -280,14 +305,46 @@ func humanBytes(n uint64) string {
 	return fmt.Sprintf("%.1f %ciB", v, units[i])
 }
 
+// drainText says what a drain has left and where it stands. The PG
+// slots are no measure of progress (they fall only when a whole older
+// map is dropped, at the end), so it gives the bytes and the maps.
+func drainText(d *cluster.DrainStatus, uploadsHolding int) string {
+	if d.PGsLeft == 0 {
+		return "done: the drained nodes can be removed"
+	}
+	var left string
+	switch n := len(d.Unreachable); {
+	case n == len(d.Drives):
+		left = "what they hold is unknown (unreachable)"
+	case n > 0:
+		left = fmt.Sprintf("at least %s left (%s unreachable)", humanBytes(d.BytesLeft), strings.Join(d.Unreachable, ", "))
+	default:
+		left = humanBytes(d.BytesLeft) + " left"
+	}
+	state := "in progress"
+	if uploadsHolding > 0 {
+		state = fmt.Sprintf("in progress, waiting for %d multipart upload(s) in progress (see older epochs)", uploadsHolding)
+	}
+	return fmt.Sprintf("%s in %d kept map epoch(s), %s", left, d.MapsLeft, state)
+}
+
 // drainRateText says how fast a drain goes and when it should end.
 func drainRateText(d *cluster.DrainStatus) string {
+	if len(d.Unreachable) > 0 {
+		nodes := strings.Join(d.UnreachableNodes, " ")
+		return fmt.Sprintf("none: %s of node %s unreachable (down?); the drain waits for them, and if %s is gone for good only `vaultd cluster remove --force %s` ends it (its data is rebuilt from the other shards)",
+			strings.Join(d.Unreachable, ", "), dash(strings.Join(d.UnreachableNodes, ", ")), dash(nodes), dash(nodes))
+	}
 	if d.BytesPerSecond < 0 {
 		return "unknown yet (measured over the next seconds; ask again)"
+	}
+	rate := humanBytes(uint64(d.BytesPerSecond)) + "/s"
+	if d.Finishing {
+		return rate + "; finishing: the last artifacts move, then the older map epochs are released"
 	}
 	eta := "unknown"
 	if d.ETASeconds >= 0 {
 		eta = (time.Duration(d.ETASeconds) * time.Second).Round(time.Second).String()
 	}
-	return fmt.Sprintf("%s/s, about %s left", humanBytes(uint64(d.BytesPerSecond)), eta)
+	return fmt.Sprintf("%s, about %s left", rate, eta)
 }

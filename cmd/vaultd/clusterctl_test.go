@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ var testStatus = cluster.Status{
 		{Name: "n2", State: "alive", Gossip: "127.0.0.1:9203", S3Addr: "127.0.0.1:9200", RaftAddr: "127.0.0.1:9201", RPCAddr: "127.0.0.1:9202", Drives: 2},
 		{Name: "n3", State: "dead", Gossip: "127.0.0.1:9303", Drives: 2},
 	},
-	Map: cluster.MapStatus{Epoch: 3, Policy: "4+2", PolicySet: true, Width: 8, PGs: 256, Drives: 6, Older: []uint64{2, 1}},
+	Map: cluster.MapStatus{Epoch: 3, Policy: "4+2", PolicySet: true, Width: 8, WidthSet: true, PGs: 256, Drives: 6, Older: []uint64{2, 1}},
 	Drives: []cluster.DriveStatus{
 		{ID: "n1-d0", Node: "n1", Class: "hdd", State: "ok", Used: 1536, Free: 3 << 30, Total: 3<<30 + 1536},
 		{ID: "n3-d1", Node: "n3", Zone: "z2", Class: "ssd", State: "offline", Error: "dial tcp 127.0.0.1:9302: connection refused", Used: 512, Free: 5 << 40},
@@ -62,7 +63,7 @@ n3  127.0.0.1:9301  nonvoter
 MAP
 epoch:         3
 policy:        4+2 (set by the operator)
-stripe width:  8 (large artifacts written now are striped over this many PGs)
+stripe width:  8 (set by the operator; large artifacts written now are striped over this many PGs)
 PGs:           256 over 6 drives
 older epochs:  2, 1 (still read, not yet migrated)
 
@@ -90,7 +91,7 @@ ID  ADDRESS  SUFFRAGE  LEADER
 MAP
 epoch:         0
 policy:        - (follows the drive count)
-stripe width:  1 (large artifacts written now are striped over this many PGs)
+stripe width:  1 (follows the drive count; large artifacts written now are striped over this many PGs)
 PGs:           0 over 0 drives
 older epochs:  none
 
@@ -103,7 +104,9 @@ ID  NODE  ZONE  CLASS  STATE  USED  FREE  ERROR
 func drainingStatus() cluster.Status {
 	st := testStatus
 	st.Map.UploadsHolding = 2
-	st.Drain = &cluster.DrainStatus{Drives: []string{"n3-d1"}, PGsLeft: 12, ETASeconds: -1}
+	st.Drain = &cluster.DrainStatus{Drives: []string{"n3-d1"}, PGsLeft: 12, MapsLeft: 2, BytesLeft: 300 << 20, BytesPerSecond: 1 << 20, ETASeconds: 300}
+	st.Drives = slices.Clone(st.Drives)
+	st.Drives[1].Draining = true
 	return st
 }
 
@@ -115,11 +118,18 @@ func TestWriteClusterStatus(t *testing.T) {
 	}{
 		{"three nodes, one dead", testStatus, testStatusText},
 		{"nothing known", cluster.Status{Node: "n1"}, emptyStatusText},
-		{"a drain waiting for uploads", drainingStatus(), strings.Replace(testStatusText,
+		{"a drain waiting for uploads", drainingStatus(), strings.NewReplacer(
 			"older epochs:  2, 1 (still read, not yet migrated)\n",
 			"older epochs:  2, 1 (still read, not yet migrated); 2 multipart upload(s) in progress hold them until moved, completed, aborted, or idle for the upload hold (--upload-hold)\n"+
-				"draining:      n3-d1: 12 PG slots and 0 B left, in progress, waiting for 2 multipart upload(s) in progress (see older epochs)\n"+
-				"drain rate:    0 B/s, about unknown left\n", 1)},
+				"draining:      n3-d1: 300.0 MiB left in 2 kept map epoch(s), in progress, waiting for 2 multipart upload(s) in progress (see older epochs)\n"+
+				"drain rate:    1.0 MiB/s, about 5m0s left\n",
+			// The draining drive is listed, marked (probe F5: it was left out).
+			"ID     NODE  ZONE  CLASS  STATE    USED     FREE     ERROR\n"+
+				"n1-d0  n1    -     hdd    ok       1.5 KiB  3.0 GiB\n"+
+				"n3-d1  n3    z2    ssd    offline  512 B",
+			"ID     NODE  ZONE  CLASS  STATE              USED     FREE     ERROR\n"+
+				"n1-d0  n1    -     hdd    ok                 1.5 KiB  3.0 GiB\n"+
+				"n3-d1  n3    z2    ssd    offline, draining  512 B").Replace(testStatusText)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
@@ -155,6 +165,46 @@ func (c credTable) Secret(ctx context.Context, accessKey string) (string, error)
 		return s, nil
 	}
 	return "", sigv4.ErrUnknownAccessKey
+}
+
+// TestDrainText: what status says of a drain in each state (probe F5 of
+// session 17: "512 PG slots left" for the whole drain, "about 0s left"
+// while not done, "0 B left, rate unknown yet" for ever for a dead node).
+func TestDrainText(t *testing.T) {
+	drives := []string{"n4-d0", "n4-d1"}
+	for _, tc := range []struct {
+		name       string
+		d          cluster.DrainStatus
+		want, rate string
+	}{
+		{"moving", cluster.DrainStatus{Drives: drives, PGsLeft: 512, MapsLeft: 1, BytesLeft: 150 << 20, BytesPerSecond: 5 << 20, ETASeconds: 30},
+			"150.0 MiB left in 1 kept map epoch(s), in progress", "5.0 MiB/s, about 30s left"},
+		{"rate unknown yet", cluster.DrainStatus{Drives: drives, PGsLeft: 512, MapsLeft: 3, BytesLeft: 150 << 20, BytesPerSecond: -1, ETASeconds: -1},
+			"150.0 MiB left in 3 kept map epoch(s), in progress", "unknown yet (measured over the next seconds; ask again)"},
+		{"finishing", cluster.DrainStatus{Drives: drives, PGsLeft: 512, MapsLeft: 1, BytesLeft: 647 << 10, BytesPerSecond: 5 << 20, ETASeconds: 0.1, Finishing: true},
+			"647.0 KiB left in 1 kept map epoch(s), in progress", "5.0 MiB/s; finishing: the last artifacts move, then the older map epochs are released"},
+		{"node dead", cluster.DrainStatus{Drives: drives, PGsLeft: 512, MapsLeft: 1, Unreachable: drives, UnreachableNodes: []string{"n4"}, BytesPerSecond: -1, ETASeconds: -1},
+			"what they hold is unknown (unreachable) in 1 kept map epoch(s), in progress",
+			"none: n4-d0, n4-d1 of node n4 unreachable (down?); the drain waits for them, and if n4 is gone for good only `vaultd cluster remove --force n4` ends it (its data is rebuilt from the other shards)"},
+		{"one drive unreachable", cluster.DrainStatus{Drives: drives, PGsLeft: 512, MapsLeft: 1, BytesLeft: 1 << 20, Unreachable: drives[1:], UnreachableNodes: []string{"n4"}, BytesPerSecond: -1, ETASeconds: -1},
+			"at least 1.0 MiB left (n4-d1 unreachable) in 1 kept map epoch(s), in progress", "none: n4-d1 of node n4 unreachable"},
+		{"done", cluster.DrainStatus{Drives: drives}, "done: the drained nodes can be removed", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := drainText(&tc.d, 0); got != tc.want {
+				t.Errorf("drainText = %q, want %q", got, tc.want)
+			}
+			if tc.rate == "" {
+				return
+			}
+			if got := drainRateText(&tc.d); !strings.HasPrefix(got, tc.rate) {
+				t.Errorf("drainRateText = %q, want it to start %q", got, tc.rate)
+			}
+			if got := drainRateText(&tc.d); strings.Contains(got, "about 0s") {
+				t.Errorf("drainRateText = %q: a 0 s ETA for a drain not done", got)
+			}
+		})
+	}
 }
 
 // fakeClusterNode serves GET /_vault/admin/cluster as a node would, but

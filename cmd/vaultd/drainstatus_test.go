@@ -9,7 +9,8 @@ import (
 )
 
 // TestClusterStatusDrainLine checks what `vaultd cluster status` says of
-// a drain: bytes and PG slots left, and the rate and ETA once known.
+// a drain: bytes and kept maps left (not PG slots, which fall only at the
+// end), and the rate and ETA once known.
 func TestClusterStatusDrainLine(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -17,10 +18,10 @@ func TestClusterStatusDrainLine(t *testing.T) {
 		want []string
 		not  []string
 	}{
-		{"rate unknown", cluster.DrainStatus{Drives: []string{"n4-a"}, PGsLeft: 12, BytesLeft: 3 << 20, BytesPerSecond: -1, ETASeconds: -1},
-			[]string{"12 PG slots and 3.0 MiB left, in progress", "drain rate:", "unknown yet"}, nil},
-		{"rate and ETA", cluster.DrainStatus{Drives: []string{"n4-a", "n4-b"}, PGsLeft: 12, BytesLeft: 300 << 20, BytesPerSecond: 2 << 20, ETASeconds: 150},
-			[]string{"n4-a, n4-b: 12 PG slots and 300.0 MiB left", "2.0 MiB/s, about 2m30s left"}, nil},
+		{"rate unknown", cluster.DrainStatus{Drives: []string{"n4-a"}, PGsLeft: 12, MapsLeft: 1, BytesLeft: 3 << 20, BytesPerSecond: -1, ETASeconds: -1},
+			[]string{"3.0 MiB left in 1 kept map epoch(s), in progress", "drain rate:", "unknown yet"}, []string{"PG slots"}},
+		{"rate and ETA", cluster.DrainStatus{Drives: []string{"n4-a", "n4-b"}, PGsLeft: 12, MapsLeft: 2, BytesLeft: 300 << 20, BytesPerSecond: 2 << 20, ETASeconds: 150},
+			[]string{"n4-a, n4-b: 300.0 MiB left in 2 kept map epoch(s)", "2.0 MiB/s, about 2m30s left"}, []string{"PG slots"}},
 		{"done", cluster.DrainStatus{Drives: []string{"n4-a"}, BytesPerSecond: 1000, ETASeconds: 0},
 			[]string{"done: the drained nodes can be removed"}, []string{"drain rate:"}},
 	} {

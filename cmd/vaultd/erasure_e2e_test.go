@@ -65,14 +65,14 @@ func TestClusterSetErasure(t *testing.T) {
 	if err != nil {
 		t.Fatalf("set-erasure 2+1 --width 8: %v (%s)", err, out)
 	}
-	if want := fmt.Sprintf("map epoch %d: erasure 2+1, stripe width 8", st.Map.Epoch+1); !strings.Contains(out, want) {
+	if want := fmt.Sprintf("map epoch %d: erasure 2+1 (set by the operator), stripe width 8 (set by the operator)", st.Map.Epoch+1); !strings.Contains(out, want) {
 		t.Fatalf("set-erasure printed %q, want it to contain %q", out, want)
 	}
 	text, err := vaultd("cluster", "status")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"policy:        2+1 (set by the operator)", "stripe width:  8 (large artifacts written now are striped over this many PGs)"} {
+	for _, want := range []string{"policy:        2+1 (set by the operator)", "stripe width:  8 (set by the operator; large artifacts written now are striped over this many PGs)"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("cluster status lacks %q:\n%s", want, text)
 		}

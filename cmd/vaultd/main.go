@@ -4,7 +4,7 @@
 //	vaultd tenant create NAME        create a tenant and print its key pair
 //	vaultd tenant list | delete NAME manage tenants through a node's admin API
 //	vaultd cluster status            show a cluster node's view of the cluster
-//	vaultd cluster set-erasure K+M   set the erasure policy (and --width) of new writes
+//	vaultd cluster set-erasure [K+M] [--width W]  set the erasure policy or stripe width of new writes
 //	vaultd cluster drain | remove    move data off a node or drive; take a drained node out
 //	vaultd bench WORKLOAD            load-test any S3 endpoint (see vaultd bench -h)
 //	vaultd events tail [-f] [--txn]  show a node's access or transaction log
@@ -49,7 +49,7 @@ const usage = `usage:
   vaultd container list [--json] [--endpoint URL]
   vaultd container set-policy [--tenant NAME] BUCKET local|hybrid|tier [--endpoint URL]
   vaultd cluster status [--json] [--endpoint URL]
-  vaultd cluster set-erasure K+M [--width W] [--json] [--endpoint URL]
+  vaultd cluster set-erasure [K+M] [--width W|auto] [--json] [--endpoint URL]
   vaultd cluster drain NODE | --drive ID [--undo] [--json] [--endpoint URL]
   vaultd cluster remove NODE [--force] [--endpoint URL]
   vaultd bench put|get|mixed|list|multipart --endpoint URL [--size 4KiB] [--concurrency 16] [--duration 10s] [--json]

@@ -151,7 +151,11 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		fence.Use(store)
 		h := store.RPCHandler()
 		storeRPC.Store(&h)
-		ms, err := startGossip(ctx, f, st, store.Nodes(), secret, log)
+		// A join every peer answers under another secret ends the wait
+		// for readiness (secretWatch) instead of retrying for ever.
+		jctx, giveUp := context.WithCancelCause(ctx)
+		defer giveUp(nil)
+		ms, err := startGossip(ctx, f, st, store.Nodes(), secret, &secretWatch{giveUpAfter: secretGiveUp, giveUp: giveUp}, log)
 		if err != nil {
 			return err
 		}
@@ -161,7 +165,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		defer stopReconcile()
 		go store.Reconcile(rctx, ms.Members)
 		log.Info("waiting until this node is part of a cluster with a map")
-		if err := store.WaitReady(ctx); err != nil {
+		if err := store.WaitReady(jctx); err != nil {
 			return err
 		}
 		standbys = standbysOf(lates)
@@ -394,11 +398,49 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	return nil
 }
 
+// secretGiveUp is how long a node keeps joining while every peer answers
+// under another cluster secret.
+const secretGiveUp = time.Minute
+
+// secretWatch decides what failed gossip joins mean. A join that every
+// peer answered under another cluster secret (cluster.ErrSecretMismatch)
+// cannot succeed by retrying: the secret is read once, at start, so only
+// a restart with the right VAULT_CLUSTER_SECRET mends it. Once every
+// attempt for giveUpAfter failed so, giveUp is called with the reason,
+// and the node exits saying so rather than wait for ever (probe F7 of
+// session 17). Any other failure (a peer down, a timeout) starts the
+// count again: a peer that is merely down may come back.
+type secretWatch struct {
+	giveUpAfter time.Duration
+	giveUp      context.CancelCauseFunc
+
+	since time.Time // first of the current run of mismatches; zero if none
+}
+
+// failed records a failed join at now and returns the hint to log with
+// it ("" if none); it calls giveUp once the mismatches last giveUpAfter.
+func (w *secretWatch) failed(err error, now time.Time) string {
+	if !errors.Is(err, cluster.ErrSecretMismatch) {
+		w.since = time.Time{}
+		return ""
+	}
+	if w.since.IsZero() {
+		w.since = now
+	}
+	const hint = "the peers could not decrypt our messages or we theirs: is VAULT_CLUSTER_SECRET the same as the cluster's?"
+	if left := w.giveUpAfter - now.Sub(w.since); left > 0 {
+		return fmt.Sprintf("%s (giving up in %v)", hint, left.Round(time.Second))
+	}
+	w.giveUp(fmt.Errorf("gossip: every peer answered under another cluster secret for %v: %s: %w", w.giveUpAfter, hint, err))
+	return hint + " (giving up)"
+}
+
 // startGossip starts this node's gossip membership and joins through the
 // --join nodes and the nodes the cluster map knows (so that a restarted
 // node finds its peers without --join), retrying in the background until
-// one answers.
-func startGossip(ctx context.Context, f *serverFlags, st *nodeState, known []cluster.NodeInfo, secret []byte, log *slog.Logger) (*cluster.Membership, error) {
+// one answers or, while every peer answers under another secret, until
+// watch gives up.
+func startGossip(ctx context.Context, f *serverFlags, st *nodeState, known []cluster.NodeInfo, secret []byte, watch *secretWatch, log *slog.Logger) (*cluster.Membership, error) {
 	self := cluster.Member{Name: st.Node, S3Addr: f.s3Addr, RaftAddr: f.raftAddr, RPCAddr: f.rpc}
 	for _, id := range st.Drives {
 		self.Drives = append(self.Drives, cluster.MemberDrive{ID: id, Class: string(driver.ClassLocal), Zone: f.zone})
@@ -429,6 +471,10 @@ func startGossip(ctx context.Context, f *serverFlags, st *nodeState, known []clu
 		defer cancel()
 		n, err := ms.Join(jctx, seeds)
 		if err != nil || n == 0 {
+			if hint := watch.failed(err, time.Now()); hint != "" {
+				log.Warn("gossip: join failed: "+hint, "seeds", strings.Join(seeds, ","), "err", err)
+				return false
+			}
 			log.Warn("gossip: join failed; retrying", "seeds", strings.Join(seeds, ","), "err", err)
 			return false
 		}
