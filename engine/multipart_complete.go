@@ -419,7 +419,12 @@ func (e *Engine) rollForward(ctx context.Context, tenant, container, key string,
 	}
 	ctx, cancel := cleanupCtx(ctx)
 	defer cancel()
-	if err := e.artifactWrite(tenant, container, key, drives, 1).write(ctx, cur, nil, ok); err != nil {
+	// Without the older placement a migration's record may carry (Prev):
+	// it names the files of the slot it was read from, not of the drives
+	// written (review F4b of session 17).
+	fwd := *cur
+	fwd.Prev = nil
+	if err := e.artifactWrite(tenant, container, key, drives, 1).write(ctx, &fwd, nil, ok); err != nil {
 		e.log.Debug("complete upload: artifact record not rolled forward; healing will", "err", err)
 	}
 }

@@ -483,3 +483,33 @@ func TestMoveAfterUpdateServesUpdate(t *testing.T) {
 		t.Fatalf("read: %d bytes (want %d), %v", len(got), len(want), err)
 	}
 }
+
+// TestRollForwardDropsPrev: a completion's roll-forward writes the served
+// record to the drives lacking it; a Prev that record carries names the
+// files of the slot it was read from, so the records written carry none
+// (review F4b of session 17).
+func TestRollForwardDropsPrev(t *testing.T) {
+	ctx := t.Context()
+	r := newRig(t, rigOptions{drives: 4})
+	r.put(t, "k", randBytes(13, 300<<10), -1)
+	m := r.e.mapOf()
+	drives, _ := r.e.pgDrives(m, m.PGOf("t", "c", "k"))
+	ikey := indexPrefix("t", "c") + "k"
+	recs, _ := r.e.readRecordsEach(ctx, drives, ikey)
+	cur := *recs[0]
+	prev := *recs[0]
+	cur.Prev = &prev
+	cur.Version = successor(cur.Version)
+	behind := slices.Clone(recs)
+	behind[2], behind[3] = nil, nil // lacking it: rolled forward there
+	r.e.rollForward(ctx, "t", "c", "k", drives, &cur, behind)
+	after, _ := r.e.readRecordsEach(ctx, drives, ikey)
+	for _, j := range []int{2, 3} {
+		if after[j] == nil || after[j].Version != cur.Version {
+			t.Fatalf("drive %d: not rolled forward: %+v", j, after[j])
+		}
+		if after[j].Prev != nil {
+			t.Errorf("drive %d: rolled-forward record carries a Prev (of slot %d)", j, after[j].Prev.Shard)
+		}
+	}
+}
