@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -442,5 +444,74 @@ func TestUploadMoveBacksOff(t *testing.T) {
 	r.skew.Store(int64(moveRetryFirst + time.Second))
 	if st, err := r.e.MoveUploads(ctx); err != nil || st.Moved != 1 {
 		t.Fatalf("MoveUploads after the wait = %+v, %v; want the upload moved", st, err)
+	}
+}
+
+// overlapLocker is an UploadLocker that lets every caller in and records
+// how many held a lock at once.
+type overlapLocker struct {
+	mu       sync.Mutex
+	cur, top int
+}
+
+func (l *overlapLocker) LockUpload(context.Context, string) (func() bool, func(), error) {
+	l.mu.Lock()
+	l.cur++
+	l.top = max(l.top, l.cur)
+	l.mu.Unlock()
+	var once sync.Once
+	return func() bool { return true }, func() {
+		once.Do(func() {
+			l.mu.Lock()
+			l.cur--
+			l.mu.Unlock()
+		})
+	}, nil
+}
+
+// TestMoveUploadsAtOnce: MoveUploads moves several uploads at a time
+// (each under its lease throughout its copy), every one of them whole.
+func TestMoveUploadsAtOnce(t *testing.T) {
+	r := newMigRig(t)
+	ctx := t.Context()
+	old, cur := mapChanges[0].maps(t, r)
+	r.useChain([]*placement.Map{old})
+	const uploads = 6
+	ids := make([]string, uploads)
+	data := make([][]byte, uploads)
+	for i := range uploads {
+		key := fmt.Sprintf("mp/%d", i)
+		id, err := r.e.CreateUpload(ctx, "t", "c", key, PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i], data[i] = id, randBytes(uint64(40+i), MinPartSize)
+		if _, err := r.e.PutPart(ctx, "t", "c", key, id, 1, bytes.NewReader(data[i]), PutOptions{Size: MinPartSize}); err != nil {
+			t.Fatalf("PutPart(%s): %v", key, err)
+		}
+	}
+	lk := &overlapLocker{}
+	r.e.cfg.UploadLocker = lk
+	r.useChain([]*placement.Map{old, cur})
+	st, err := r.e.MoveUploads(ctx)
+	if err != nil || st.Uploads != uploads || st.Moved != uploads || st.Parts != uploads {
+		t.Fatalf("MoveUploads = %+v, %v; want %d uploads moved with a part each", st, err, uploads)
+	}
+	if lk.top < 2 || lk.top > moveUploadsAtOnce {
+		t.Errorf("at most %d uploads moved at once, want 2 to %d", lk.top, moveUploadsAtOnce)
+	}
+	r.useChain([]*placement.Map{cur}) // the older map dropped
+	for i := range uploads {
+		key := fmt.Sprintf("mp/%d", i)
+		parts, _, err := r.e.ListParts(ctx, "t", "c", key, ids[i], 0, 10)
+		if err != nil || len(parts) != 1 {
+			t.Fatalf("ListParts(%s) = %+v, %v", key, parts, err)
+		}
+		if _, err := r.e.CompleteUpload(ctx, "t", "c", key, ids[i], []CompletePart{{Number: 1, ETag: parts[0].ETag}}, nil); err != nil {
+			t.Fatalf("CompleteUpload(%s): %v", key, err)
+		}
+		if got, err := read(ctx, r.e, key, 0, -1); err != nil || !bytes.Equal(got, data[i]) {
+			t.Fatalf("%s after the move: %d bytes, %v", key, len(got), err)
+		}
 	}
 }
