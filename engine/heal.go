@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
@@ -62,6 +63,7 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 	needData := make([][]bool, len(segs))
 	needRecord := make([]bool, n)
 	unwritable := make([]bool, n) // drives that needed repair and did not get it
+	dataOnly := make([]bool, n)   // drives whose shard files are rebuilt but whose record stays (a Prev's)
 	for j, d := range a.drives {
 		unwritable[j] = d == nil
 	}
@@ -135,6 +137,13 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 		if got.Version == a.rec.Version {
 			if a.older && err == nil && (other || !sameData(r, a.rec)) {
 				needRecord[j] = false
+				if r.Prev != nil && a.holders[j] != nil && !a.rec.IsInline {
+					// A carry in progress (record.Prev): this set's data on
+					// the drive is the Prev's shard files, which the
+					// drive's record keeps. Damaged ones are rebuilt in
+					// place; the record stays as it is.
+					dataOnly[j] = slices.ContainsFunc(needData, func(d []bool) bool { return d[j] })
+				}
 			}
 			continue
 		}
@@ -153,7 +162,7 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 	// Rebuilt shards come from the other drives only.
 	for j := range needRecord {
 		for p := range segs {
-			if needData[p][j] {
+			if needData[p][j] && (needRecord[j] || dataOnly[j]) {
 				a.holders[j] = nil
 			}
 		}
@@ -167,7 +176,7 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 		bufs := make(map[int]*bytes.Buffer)
 		sws := make(map[int]driver.ShardWriter)
 		for j := range n {
-			if !needData[p][j] || !needRecord[j] {
+			if !needData[p][j] || !needRecord[j] && !dataOnly[j] {
 				continue
 			}
 			if a.rec.IsInline {
@@ -177,13 +186,13 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 			}
 			pd := a.partDrive(p, j) // a striped part's own drive (stripe.go)
 			if pd == nil {
-				needRecord[j], unwritable[j] = false, true
+				needRecord[j], dataOnly[j], unwritable[j] = false, false, true
 				continue
 			}
 			sw, err := pd.CreateShard(ctx, a.partShard(p))
 			if err != nil {
 				e.log.Warn("heal: drive not writable", "pg", a.rec.PG, "shard", j, "err", err)
-				needRecord[j], unwritable[j] = false, true
+				needRecord[j], dataOnly[j], unwritable[j] = false, false, true
 				continue
 			}
 			sws[j], ws[j] = sw, sw
@@ -202,7 +211,7 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 			if err == nil {
 				if cerr := sw.Commit(ctx); cerr != nil {
 					e.log.Warn("heal: shard commit failed", "pg", a.rec.PG, "shard", j, "err", cerr)
-					needRecord[j], unwritable[j] = false, true
+					needRecord[j], dataOnly[j], unwritable[j] = false, false, true
 				}
 			}
 			sw.Abort()
@@ -216,19 +225,21 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 	}
 	var repaired, failed []int
 	for j, need := range needRecord {
-		if need {
+		if need || dataOnly[j] {
 			repaired = append(repaired, j)
 		}
 		if unwritable[j] {
 			failed = append(failed, j)
 		}
 	}
-	if len(repaired) > 0 {
-		w := e.artifactWrite(tenant, container, key, a.drives, len(repaired))
+	if records := answeredOf(needRecord); records > 0 {
+		w := e.artifactWrite(tenant, container, key, a.drives, records)
 		w.forward = true // copies of the version served: never taken back (recordwrite.go)
 		if err := w.write(ctx, a.rec, inline, needRecord); err != nil {
 			return nil, fmt.Errorf("engine: heal: %w", err)
 		}
+	}
+	if len(repaired) > 0 {
 		e.st.repairs.Add(1)
 		e.st.shards.Add(uint64(len(repaired)))
 		e.log.Info("healed artifact", "pg", a.rec.PG, "shards", repaired)

@@ -513,3 +513,46 @@ func TestRollForwardDropsPrev(t *testing.T) {
 		}
 	}
 }
+
+// TestHealRebuildsPrevFiles: while a carry is interrupted (the older set
+// serving through the Prevs of the records already written), a Prev's
+// shard file lost on its drive is rebuilt in place by Heal: the drive's
+// record is the newer placement's (not rewritten), the older set's data
+// there is the Prev's file (review F4a of session 17: Heal skipped the
+// drive, reported nothing and left the older set without a spare).
+func TestHealRebuildsPrevFiles(t *testing.T) {
+	ctx := t.Context()
+	r, _, _, want := prevRig(t, 300<<10)
+	carryCrash(t, r, 2)
+	ikey := indexPrefix("t", "c") + "k"
+	var d driver.Driver
+	var prev *record
+	for _, id := range r.ids[:5] {
+		raw, err := r.topo.drives[id].GetRecord(ctx, ikey)
+		if err != nil {
+			continue
+		}
+		rec, err := unmarshalRecord(raw.Data)
+		if err == nil && rec.Prev != nil {
+			d, prev = r.topo.drives[id], rec.Prev
+			break
+		}
+	}
+	if prev == nil {
+		t.Fatal("no record carries a Prev after the interrupted carry")
+	}
+	name := shardOf("t", "c", "k", prev.PG, prev.Parts[0].DataID)
+	if err := d.DeleteShard(ctx, name); err != nil {
+		t.Fatalf("delete the Prev's shard file: %v", err)
+	}
+	healed, err := r.e.Heal(ctx, "t", "c", "k")
+	t.Logf("Heal: %v, %v", healed, err)
+	rc, err := d.ReadShard(ctx, name, 0, 1)
+	if err != nil {
+		t.Fatalf("the Prev's shard file after Heal: %v", err)
+	}
+	rc.Close()
+	if got, err := read(ctx, r.e, "k", 0, -1); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read: %d bytes, %v", len(got), err)
+	}
+}
