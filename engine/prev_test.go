@@ -525,21 +525,35 @@ func TestHealRebuildsPrevFiles(t *testing.T) {
 	r, _, _, want := prevRig(t, 300<<10)
 	carryCrash(t, r, 2)
 	ikey := indexPrefix("t", "c") + "k"
+	// The carry's writes run in parallel: more than two may have landed
+	// before the crash. Put the older records back on all but two drives,
+	// so that the current set (3+2) serves nothing and the older one
+	// serves, through the two Prevs.
 	var d driver.Driver
 	var prev *record
+	carried := 0
 	for _, id := range r.ids[:5] {
 		raw, err := r.topo.drives[id].GetRecord(ctx, ikey)
 		if err != nil {
 			continue
 		}
 		rec, err := unmarshalRecord(raw.Data)
-		if err == nil && rec.Prev != nil {
-			d, prev = r.topo.drives[id], rec.Prev
-			break
+		if err != nil || rec.Prev == nil {
+			continue
 		}
+		if carried++; carried > 2 {
+			if _, _, err := r.topo.drives[id].PutRecord(ctx, driver.Record{Key: ikey, Version: raw.Version, Data: rec.Prev.marshal()}); err != nil {
+				t.Fatalf("put the older record back on %s: %v", id, err)
+			}
+			continue
+		}
+		d, prev = r.topo.drives[id], rec.Prev
 	}
-	if prev == nil {
-		t.Fatal("no record carries a Prev after the interrupted carry")
+	if carried < 2 {
+		t.Fatalf("%d records carry a Prev after the interrupted carry, want at least 2", carried)
+	}
+	if a, err := r.e.Open(ctx, "t", "c", "k"); err != nil || !a.older {
+		t.Fatalf("Open after the interrupted carry: older set serving %v, %v; want the older set", err == nil && a.older, err)
 	}
 	name := shardOf("t", "c", "k", prev.PG, prev.Parts[0].DataID)
 	if err := d.DeleteShard(ctx, name); err != nil {
