@@ -1218,3 +1218,17 @@ func waitStatus(t *testing.T, c *e2eCluster, i int, timeout time.Duration, ready
 	})
 	return st, err
 }
+
+// cli returns a runner of the vaultd command line against node i's S3
+// endpoint with the root credentials: its output (stdout then stderr)
+// and error.
+func (c *e2eCluster) cli(ctx context.Context, i int) func(args ...string) (string, error) {
+	getenv := func(k string) string {
+		return map[string]string{"VAULT_ROOT_ACCESS_KEY": c.root.AccessKeyID, "VAULT_ROOT_SECRET_KEY": c.root.SecretAccessKey}[k]
+	}
+	return func(args ...string) (string, error) {
+		var out, errb bytes.Buffer
+		err := run(ctx, append(args, "--endpoint", "http://"+c.nodes[i].s3), getenv, &out, &errb)
+		return out.String() + errb.String(), err
+	}
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"strings"
 	"testing"
 	"time"
@@ -21,14 +20,7 @@ func TestClusterDrainDeadNodeStatus(t *testing.T) {
 	c := startCluster(t, 3)
 	c.waitFormed(t, 60*time.Second)
 	ctx := t.Context()
-	getenv := func(k string) string {
-		return map[string]string{"VAULT_ROOT_ACCESS_KEY": c.root.AccessKeyID, "VAULT_ROOT_SECRET_KEY": c.root.SecretAccessKey}[k]
-	}
-	vaultd := func(args ...string) (string, error) {
-		var out, errb bytes.Buffer
-		err := run(ctx, append(args, "--endpoint", "http://"+c.nodes[0].s3), getenv, &out, &errb)
-		return out.String() + errb.String(), err
-	}
+	vaultd := c.cli(ctx, 0)
 	c.nodes[2].kill(t)
 	if out, err := vaultd("cluster", "drain", "n3"); err != nil {
 		t.Fatalf("drain n3: %v (%s)", err, out)

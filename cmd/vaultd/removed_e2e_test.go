@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -22,14 +21,11 @@ func TestClusterRemovedNodeRestartExits(t *testing.T) {
 	c := startCluster(t, 3)
 	c.waitFormed(t, 60*time.Second)
 	ctx := t.Context()
-	getenv := func(k string) string {
-		return map[string]string{"VAULT_ROOT_ACCESS_KEY": c.root.AccessKeyID, "VAULT_ROOT_SECRET_KEY": c.root.SecretAccessKey}[k]
-	}
+	cli := c.cli(ctx, 0)
 	vaultd := func(args ...string) {
 		t.Helper()
-		var out, errb bytes.Buffer
-		if err := run(ctx, append(args, "--endpoint", "http://"+c.nodes[0].s3), getenv, &out, &errb); err != nil {
-			t.Fatalf("vaultd %s: %v (%s%s)", strings.Join(args, " "), err, out.String(), errb.String())
+		if out, err := cli(args...); err != nil {
+			t.Fatalf("vaultd %s: %v (%s)", strings.Join(args, " "), err, out)
 		}
 	}
 	vaultd("cluster", "drain", "n3")
