@@ -68,6 +68,11 @@ func (b *blockPipe) CloseWithError(err error) error {
 // is none.
 func (b *blockPipe) next() ([]byte, error) {
 	select {
+	case <-b.closed: // first: no block is taken after Close
+		return nil, io.ErrClosedPipe
+	default:
+	}
+	select {
 	case p := <-b.blocks:
 		return p, nil
 	case <-b.wdone:
