@@ -186,6 +186,22 @@ func (e *Engine) UpdateMetadata(ctx context.Context, tenant, container, key, vid
 	if err != nil {
 		return ArtifactInfo{}, err
 	}
+	if _, fenced := e.cfg.Topology.(FencedTopology); a.older && !fenced {
+		// An older map's set holds the version. Written there, the update
+		// could be undone by a move planned before it, which writes the
+		// version before it into the current set and then clears the
+		// older set (review H1 of session 18). Move the key first: migrate
+		// waits for a move of it in progress (one Engine migrates a key at
+		// a time, and unfenced, this node is the only one). In a cluster
+		// the drives fence a write to a set its map moved: the update
+		// fails, to be retried once the key has moved.
+		if _, err := e.migrate(ctx, tenant, container, a.rkey, nil); err != nil {
+			return ArtifactInfo{}, fmt.Errorf("engine: update metadata: move the key into the current map first: %w", err)
+		}
+		if a, err = e.OpenVersion(ctx, tenant, container, key, vid); err != nil {
+			return ArtifactInfo{}, err
+		}
+	}
 	meta, err := update(a.Info)
 	if err != nil {
 		return ArtifactInfo{}, err

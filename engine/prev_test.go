@@ -422,9 +422,30 @@ func TestMoveStripedStaleKeepsLiveFiles(t *testing.T) {
 	}
 }
 
-// TestMoveAfterUpdateServesUpdate: a metadata update goes to the drives
+// updateInPlace writes a successor of key's version with metadata meta to
+// the drives holding the version, wherever they are: UpdateMetadata's
+// write as it was before it moved a key found in an older set first (a
+// writer to an older set that a move planned before it races).
+func updateInPlace(t *testing.T, e *Engine, key string, meta map[string]string) {
+	t.Helper()
+	a, err := e.Open(t.Context(), "t", "c", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := *a.rec
+	rec.Metadata, rec.Version = meta, successor(a.rec.Version)
+	ok := make([]bool, len(a.drives))
+	for j, h := range a.holders {
+		ok[j] = h != nil && a.drives[j] != nil
+	}
+	if err := e.artifactWrite("t", "c", a.rkey, a.drives, max(rec.Data, rec.Parity+1)).write(t.Context(), &rec, nil, ok); err != nil {
+		t.Fatalf("update in place: %v", err)
+	}
+}
+
+// TestMoveAfterUpdateServesUpdate: a metadata update written to the drives
 // holding the version, here the older map's set (migration has not moved
-// the key yet). A move planned before the update (migrate's locate came
+// the key yet; UpdateMetadata itself now moves it first, updateInPlace). A move planned before the update (migrate's locate came
 // first) then writes the version before it to the current set, slot by
 // slot (two of the 2+1 set's slots changed). The current set then holds
 // the older version on k drives and the update on one (the drive both
@@ -454,11 +475,7 @@ func TestMoveAfterUpdateServesUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.e.UpdateMetadata(ctx, "t", "c", "k", "", func(ArtifactInfo) (map[string]string, error) {
-		return map[string]string{"x": "y"}, nil
-	}); err != nil {
-		t.Fatalf("UpdateMetadata: %v", err)
-	}
+	updateInPlace(t, r.e, "k", map[string]string{"x": "y"})
 	merr := r.e.move(ctx, "t", "c", "k", cur, pgOf(cur, "t", "c", "k"), loc, newest)
 	t.Logf("move: %v", merr)
 	art, err := r.e.Open(ctx, "t", "c", "k")

@@ -2,24 +2,20 @@ package engine
 
 import (
 	"bytes"
-	"os"
 	"slices"
 	"testing"
 
 	"github.com/vaultaire/vaultaire/placement"
 )
 
-// TestProbeMoveAfterUpdateDisjoint (review H1 of session 18, OPEN: fails
-// today, hence gated by VAULT_PROBE=1): TestMoveAfterUpdateServesUpdate
-// with the home set moved to three drives outside it (old and current sets
-// disjoint). The metadata update goes to the older set, the move planned
-// before it writes the version before it to the current set, which then
-// settles; migrate's clean-up of the older set deletes the update, which
-// is lost for good. Older than session 18 (fails at 2d0917b^ too).
-func TestProbeMoveAfterUpdateDisjoint(t *testing.T) {
-	if os.Getenv("VAULT_PROBE") == "" {
-		t.Skip()
-	}
+// TestUpdateMetadataMovesFirst (review H1 of session 18): the home set
+// moved to three drives outside it (older and current sets disjoint). A
+// metadata update written to the older set, then the move planned before
+// it writing the version before it to the current set, which settles:
+// migrate's clean-up of the older set deleted the update, lost for good.
+// UpdateMetadata of a key found in an older set now moves the key first
+// and updates it in the current set (unfenced: one node).
+func TestUpdateMetadataMovesFirst(t *testing.T) {
 	ctx := t.Context()
 	r := newMigRig(t)
 	old := r.newMap(t, 6, placement.Policy{Data: 2, Parity: 1}, 16, 1)
