@@ -113,7 +113,11 @@ func TestRemoteDriveSingleToCluster(t *testing.T) {
 	if got := formatID(); got == single || got != clusterDriveID([]byte(env["VAULT_CLUSTER_SECRET"])) {
 		t.Errorf("format.json names cluster %q (the single node's was %q), want the cluster's %q", got, single, clusterDriveID([]byte(env["VAULT_CLUSTER_SECRET"])))
 	}
-	cl = remoteTestClient("http://"+n.s3Addr, root.AccessKeyID, root.SecretAccessKey)
+	// Reads below need the remote drive's parity with a local drive
+	// offline: under CI's load the backend can be slow enough for a read
+	// to answer 503 (retryable) three times in a row (session 18), so the
+	// client retries longer than the SDK's default 3 attempts.
+	cl = awss3.New(remoteTestClient("http://"+n.s3Addr, root.AccessKeyID, root.SecretAccessKey).Options(), func(o *awss3.Options) { o.RetryMaxAttempts = 10 })
 	more := newArtifacts("cluster/", 7)
 	putAll(t, cl, "hot", more)
 	all := append(arts, more...)
