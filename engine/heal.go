@@ -363,9 +363,10 @@ const (
 // (Heal fails, for example with ErrHealIncomplete because a drive that
 // needs it is offline or refuses writes) stays queued and is retried after
 // an exponential backoff (Config.HealInterval doubling up to
-// Config.HealBackoffMax); Stats counts the failures. The queue is bounded
-// (Config.HealQueue): what does not fit is found again by the next scan or
-// scrub pass.
+// Config.HealBackoffMax); Stats counts the failures. Once a heal that had
+// failed succeeds (a drive is back), every queued artifact is retried at
+// the next round. The queue is bounded (Config.HealQueue): what does not
+// fit is found again by the next scan or scrub pass.
 func (e *Engine) RunHealer(ctx context.Context) {
 	t := time.NewTicker(e.cfg.HealInterval)
 	defer t.Stop()
@@ -375,10 +376,12 @@ func (e *Engine) RunHealer(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		recovered := false
 		for _, it := range e.dueHeals(time.Now()) {
 			if ctx.Err() != nil {
 				return
 			}
+			failedBefore := e.healFailures(it) > 0
 			hctx, cancel := context.WithTimeout(ctx, time.Minute)
 			shards, err := e.Heal(hctx, it.Tenant, it.Container, it.Key)
 			cancel()
@@ -386,9 +389,39 @@ func (e *Engine) RunHealer(ctx context.Context) {
 			case err != nil && ctx.Err() == nil:
 				e.healFailed(it, time.Now())
 				e.log.Debug("heal failed; will retry", "container", it.Container, "err", err)
+			case err == nil && failedBefore:
+				recovered = true
+				fallthrough
 			case len(shards) > 0:
 				e.log.Debug("healed", "container", it.Container, "shards", shards)
 			}
 		}
+		if recovered {
+			// A heal that had failed went through: a drive is back. The
+			// other artifacts waiting out their backoff (queued while it
+			// was away, by puts, reads and scans) are retried at once,
+			// not up to HealBackoffMax later.
+			e.retryHealsNow()
+		}
+	}
+}
+
+// healFailures is how many heals of it failed in a row (0 if not queued).
+func (e *Engine) healFailures(it HealItem) int {
+	e.healMu.Lock()
+	defer e.healMu.Unlock()
+	if h, ok := e.heal[it]; ok {
+		return h.failures
+	}
+	return 0
+}
+
+// retryHealsNow makes every queued artifact due: their failure counts
+// stand, so one that fails again waits as long as it would have.
+func (e *Engine) retryHealsNow() {
+	e.healMu.Lock()
+	defer e.healMu.Unlock()
+	for _, h := range e.heal {
+		h.next = time.Time{}
 	}
 }

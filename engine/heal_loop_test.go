@@ -3,7 +3,9 @@ package engine
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 )
@@ -105,5 +107,55 @@ func TestHealBackoff(t *testing.T) {
 		if got := healBackoff(time.Second, time.Minute, tc.n); got != tc.want {
 			t.Errorf("healBackoff(1s, 1m, %d) = %v, want %v", tc.n, got, tc.want)
 		}
+	}
+}
+
+// TestHealerRetriesAllWhenADriveReturns: artifacts put while a drive was
+// offline are queued at once and fail to heal, their retry delays growing
+// towards HealBackoffMax. Once one heal that had failed goes through (the
+// drive is back), the others are retried at the next round, not after
+// their backoff.
+func TestHealerRetriesAllWhenADriveReturns(t *testing.T) {
+	r := newRig(t, rigOptions{drives: 4, stripeSize: 64 << 10})
+	r.e.cfg.HealInterval = 20 * time.Millisecond
+	r.e.cfg.HealBackoffMax = time.Hour
+	r.faulty[0].SetOffline(true)
+	var items []HealItem
+	for i := 0; len(items) < 3 && i < 100; i++ {
+		key := fmt.Sprintf("k%02d", i)
+		r.put(t, key, randBytes(uint64(i), 100_000), -1)
+		if slices.Contains(r.e.mapOf().Set(r.e.mapOf().PGOf("t", "c", key)), r.ids[0]) {
+			items = append(items, HealItem{"t", "c", key})
+		}
+	}
+	if len(items) < 3 {
+		t.Fatal("fewer than 3 keys on the offline drive")
+	}
+	now := time.Now()
+	for i, it := range items {
+		if _, err := r.e.Heal(t.Context(), it.Tenant, it.Container, it.Key); err == nil {
+			t.Fatalf("heal %s with its drive offline succeeded", it.Key)
+		}
+		if !slices.Contains(r.e.Degraded(), it) {
+			t.Fatalf("%s not queued after its put and a failed heal", it.Key)
+		}
+		// The first is due again soon; the others have failed long
+		// enough to wait the full hour.
+		for range 1 + 30*min(i, 1) {
+			r.e.healFailed(it, now)
+		}
+	}
+	r.faulty[0].SetOffline(false)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); r.e.RunHealer(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(r.e.Degraded()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if q := r.e.Degraded(); len(q) > 0 {
+		t.Fatalf("healer left %v queued after the drive returned", q)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/vaultaire/vaultaire/driver/drivertest"
 )
 
 // TestReadQueuesHealWhenClosedAtOnce: a GET streams through Reader, and
@@ -49,5 +51,58 @@ func TestReadQueuesHealWhenClosedAtOnce(t *testing.T) {
 			}
 			r.e.unqueueHeal(item)
 		}
+	}
+}
+
+// TestPutQueuesHealWhenShort: a put acknowledged on a write quorum but not
+// on every drive of its set (a drive offline, or failing its shard write)
+// has one spare fewer: it is queued for healing at once, not left for a
+// read or the scanner to find (CI: a put under load left a shard behind,
+// and a node paused next made the artifact unreadable). A put on every
+// drive queues nothing.
+func TestPutQueuesHealWhenShort(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		size   int
+		fault  func(*drivertest.Faulty)
+		queued bool
+	}{
+		{"inline whole", 4 << 10, nil, false},
+		{"streamed whole", 300 << 10, nil, false},
+		{"inline drive offline", 4 << 10, func(f *drivertest.Faulty) {
+			f.SetOffline(true)
+		}, true},
+		{"streamed drive offline", 300 << 10, func(f *drivertest.Faulty) {
+			f.SetOffline(true)
+		}, true},
+		{"streamed shard write fails", 300 << 10, func(f *drivertest.Faulty) {
+			f.SetFailWritesAfter(0)
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{drives: 4})
+			key := "short"
+			if tc.fault != nil {
+				tc.fault(r.faultyOf(key, 2))
+			}
+			data := randBytes(7, tc.size)
+			r.put(t, key, data, int64(tc.size))
+			item := HealItem{"t", "c", key}
+			if got := slices.Contains(r.e.dueHeals(time.Now().Add(time.Hour)), item); got != tc.queued {
+				t.Fatalf("queued for heal after the put: %v, want %v", got, tc.queued)
+			}
+			if !tc.queued {
+				return
+			}
+			f := r.faultyOf(key, 2)
+			f.SetOffline(false)
+			f.SetFailWritesAfter(-1)
+			if _, err := r.e.Heal(t.Context(), "t", "c", key); err != nil {
+				t.Fatalf("heal: %v", err)
+			}
+			if slices.Contains(r.e.dueHeals(time.Now().Add(time.Hour)), item) {
+				t.Fatal("still queued after a complete heal")
+			}
+		})
 	}
 }

@@ -276,7 +276,8 @@ func (e *Engine) put(ctx context.Context, tenant, container, key, vid string, bo
 	if vid != "" {
 		ikey = versionKey(key, vid)
 	}
-	replaced, err := e.artifactWrite(tenant, container, ikey, drives, wq).latest(ctx, &rec, inlineShards, ok)
+	w := e.artifactWrite(tenant, container, ikey, drives, wq)
+	replaced, err := w.latest(ctx, &rec, inlineShards, ok)
 	if err != nil {
 		// Records that landed may still be served (rolled forward by a
 		// read): keep the shard files they name.
@@ -284,7 +285,11 @@ func (e *Engine) put(ctx context.Context, tenant, container, key, vid string, bo
 		return ArtifactInfo{}, err
 	}
 	stored = true
-	if doneStriped != nil && doneStriped() {
+	if w.short || doneStriped != nil && doneStriped() {
+		// Acknowledged on a quorum with a shard or record left behind
+		// (a drive offline, failing, or too slow to commit in time):
+		// one spare fewer until healed, so the healer is told now,
+		// not when a read or the scanner next meets it.
 		e.queueHeal(HealItem{tenant, container, ikey})
 	}
 	rb, ra := liveSize(replaced)

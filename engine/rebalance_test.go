@@ -146,6 +146,14 @@ func TestRunScanner(t *testing.T) {
 	if missed == 0 {
 		t.Fatal("no key has the offline drive in its set")
 	}
+	// The puts queued what they left behind (put.go); emptied here, the
+	// queue must be refilled by the scanner alone.
+	if n := len(r.e.Degraded()); n != missed {
+		t.Fatalf("the puts queued %d artifacts for healing, want the %d that missed a drive", n, missed)
+	}
+	for _, it := range r.e.Degraded() {
+		r.e.unqueueHeal(it)
+	}
 	c := &fakeCoordinator{containers: []ContainerInfo{{Tenant: "t", Name: "c"}, {Tenant: "t", Name: "d"}}}
 
 	runFor(t, 300*time.Millisecond, func(ctx context.Context) { r.e.RunScanner(ctx, c, 20*time.Millisecond, nil) })

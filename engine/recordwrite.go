@@ -76,6 +76,10 @@ type recordWrite struct {
 	// replaced and those of the drives that refused it as stale (a
 	// version pointer's write checks them, version.go point).
 	seen *metRecords
+	// short is set by latest when a drive of the write neither took the
+	// version nor holds a newer one: the artifact is degraded (a drive
+	// offline, slow or failing), and its put queues it for healing.
+	short bool
 }
 
 // metRecords are the records a write met on its drives.
@@ -361,6 +365,9 @@ func (w *recordWrite) latest(ctx context.Context, rec *record, inline [][]byte, 
 			cancel()
 		}
 		w.forward = landed(res) >= rec.Data
+	}
+	for _, r := range res {
+		w.short = w.short || r.err != nil && !errors.Is(r.err, driver.ErrStale)
 	}
 	return replaced, w.finish(ctx, rec, res)
 }
