@@ -38,16 +38,20 @@ import (
 //   - client errors in the mix get their 4xx (NoSuchKey, BadDigest,
 //     InvalidRange, NoSuchBucket) and nothing is ever answered 500;
 //   - GETs are served from the local drives: they all succeed, also while
-//     the backend hangs or is down, and send no GET to the backend;
+//     the backend hangs or is down (the GETs the backend sees are heal's,
+//     logged, usually none);
+//   - the backend saw the faults: each cycle's faults last until the
+//     remote drives sent it enough requests to draw resets and errors;
 //   - each remote drive's circuit breaker opened and closed again
 //     (vaultaire_remote_breaker_opens_total, vaultaire_remote_online).
 //
-// It runs about 20 seconds (one cycle; the race detector slows GETs
+// It runs about 20 seconds (one cycle, longer while the faults wait for
+// requests; the race detector slows GETs
 // beyond the latency bound, so that is not asserted there);
 // VAULT_REMOTE_SOAK=5m (make remote-soak) runs it that long, with
 // a cycle a minute, against MinIO only.
 func TestRemoteFaultWorkload(t *testing.T) {
-	dur, cycle := 20*time.Second, 20*time.Second // 5s of faults, then the hang and the outage
+	dur, cycle := 20*time.Second, 20*time.Second // 5s of faults (or more: faultsEnough), then the hang and the outage
 	soak := os.Getenv("VAULT_REMOTE_SOAK")
 	if soak != "" {
 		d, err := time.ParseDuration(soak)
@@ -206,6 +210,9 @@ type soakResult struct {
 	remoteGetsBefore, remoteGetsEnd float64
 	opensBefore                     float64
 	proxy                           faultproxy.Counts
+	faultDraws, faultResets         int64    // requests the backend saw under soakFaults, the resets among them
+	faultErrors                     int64    // and the errors
+	faultsShort                     []string // fault phases that ended before faultsEnough
 	errs                            []string
 }
 
@@ -218,6 +225,26 @@ const (
 )
 
 var soakFaults = faultproxy.Faults{ErrorRate: 0.3, ResetRate: 0.1}
+
+// A fault phase lasts until the backend has seen at least
+// minFaultDraws requests under soakFaults, at least one of them reset
+// and one answered an error, or faultsMax more than its scheduled time.
+const (
+	minFaultDraws = 20
+	faultsMax     = 90 * time.Second
+)
+
+// draws is how many requests the proxy answered by the rates of its
+// faults (forwarded, or a fault other than the outage's refusal).
+func draws(c faultproxy.Counts) int64 {
+	return c.Forwarded + c.Resets + c.Errors + c.Throttled
+}
+
+// faultsEnough reports whether the backend saw enough faults between the
+// counts from and to.
+func faultsEnough(from, to faultproxy.Counts) bool {
+	return draws(to)-draws(from) >= minFaultDraws && to.Resets > from.Resets && to.Errors > from.Errors
+}
 
 func (w *soakNode) metric(t *testing.T, series string) float64 {
 	t.Helper()
@@ -264,37 +291,65 @@ func (w *soakNode) run(t *testing.T, p *faultproxy.Proxy, dur, cycle time.Durati
 	}
 	res.keys["fixed"] = &keyModel{states: []keyState{{true, fixed}}}
 
+	var mu sync.Mutex // guards res
 	var phase atomic.Int32
 	start := time.Now()
-	end := start.Add(dur)
+	stop := make(chan struct{}) // closed when the schedule is over: the workers stop
 	var wg sync.WaitGroup
-	// The fault schedule: the last 15s of each cycle are 5s of a hung
-	// backend, then 10s of outage.
+	// The fault schedule, each cycle: the faults for cycle-15s, and then
+	// until the backend has seen enough of them (faultsEnough), then 5s
+	// of a hung backend and 10s of outage. The remote drives send the
+	// backend little: each commits a log object at a time (group commit),
+	// shards of up to 1 MiB ride in it, and GETs are served by the local
+	// drives (hybrid: data local, parity remote), so 5s of faults can be
+	// ten requests or fewer under load, none of them reset.
 	wg.Go(func() {
-		p.Set(soakFaults)
-		for c := start; c.Before(end); c = c.Add(cycle) {
-			steps := []struct {
-				at    time.Time
-				phase int32
-				f     faultproxy.Faults
-			}{
-				{c.Add(cycle - 15*time.Second), phaseHang, faultproxy.Faults{Hang: true}},
-				{c.Add(cycle - 10*time.Second), phaseOutage, faultproxy.Faults{Outage: true}},
-				{c.Add(cycle), phaseFaults, soakFaults},
+		defer close(stop)
+		sleep := func(d time.Duration) bool {
+			select {
+			case <-time.After(d):
+				return true
+			case <-ctx.Done():
+				return false
 			}
-			for _, s := range steps {
-				select {
-				case <-time.After(time.Until(s.at)):
-				case <-ctx.Done():
+		}
+		for first := true; first || time.Since(start) < dur; first = false {
+			from := p.Counts()
+			phase.Store(phaseFaults)
+			p.Set(soakFaults)
+			if !sleep(cycle - 15*time.Second) {
+				return
+			}
+			for giveUp := time.Now().Add(faultsMax); !faultsEnough(from, p.Counts()); {
+				if time.Now().After(giveUp) {
+					mu.Lock()
+					res.faultsShort = append(res.faultsShort, fmt.Sprintf("cycle at %v: %v of faults, then %v more", time.Since(start).Round(time.Second), cycle-15*time.Second, faultsMax))
+					mu.Unlock()
+					break
+				}
+				if !sleep(100 * time.Millisecond) {
 					return
 				}
-				phase.Store(s.phase)
-				p.Set(s.f)
+			}
+			drew := p.Counts()
+			mu.Lock()
+			res.faultDraws += draws(drew) - draws(from)
+			res.faultResets += drew.Resets - from.Resets
+			res.faultErrors += drew.Errors - from.Errors
+			mu.Unlock()
+			phase.Store(phaseHang)
+			p.Set(faultproxy.Faults{Hang: true})
+			if !sleep(5 * time.Second) {
+				return
+			}
+			phase.Store(phaseOutage)
+			p.Set(faultproxy.Faults{Outage: true})
+			if !sleep(10 * time.Second) {
+				return
 			}
 		}
 	})
 
-	var mu sync.Mutex // guards res
 	fail := func(format string, args ...any) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -315,7 +370,12 @@ func (w *soakNode) run(t *testing.T, p *faultproxy.Proxy, dur, cycle time.Durati
 				maps.Copy(res.keys, models)
 				mu.Unlock()
 			}()
-			for seq := 0; seq < 1_000_000 && time.Now().Before(end) && ctx.Err() == nil; seq++ {
+			for seq := 0; seq < 1_000_000 && ctx.Err() == nil; seq++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
 				atomic.AddInt64(&res.ops, 1)
 				key := fmt.Sprintf("w%d/k%02d", wk, rng.IntN(keysPerWorker))
 				m := models[key]
@@ -452,9 +512,12 @@ func (w *soakNode) verify(t *testing.T, p *faultproxy.Proxy, res *soakResult) {
 	statusess := w.statuses.counts()
 	t.Logf("workload: %d operations: %d PUTs (%d acknowledged), %d DELETEs, %d GETs (%d while the backend hung, slowest %v), %d client-error probes; answers by status %v",
 		res.ops, res.puts, res.putsAcked, res.dels, res.gets, res.hangGets, time.Duration(res.hangGetMax), res.probes, statusess)
-	t.Logf("proxy: %+v", res.proxy)
-	if res.proxy.Errors == 0 || res.proxy.Resets == 0 || res.proxy.Refused == 0 {
-		t.Errorf("the proxy injected too few faults: %+v", res.proxy)
+	t.Logf("proxy: %+v; under the faults: %d requests, %d reset, %d answered an error", res.proxy, res.faultDraws, res.faultResets, res.faultErrors)
+	for _, c := range res.faultsShort {
+		t.Errorf("the backend saw too few requests under the faults (want %d, one reset and one error at least) in the %s: do the remote drives still send their writes?", minFaultDraws, c)
+	}
+	if res.faultResets == 0 || res.faultErrors == 0 || res.proxy.Refused == 0 {
+		t.Errorf("the proxy injected too few faults: %d resets and %d errors under the faults, %d refused in the outages", res.faultResets, res.faultErrors, res.proxy.Refused)
 	}
 	if res.putsAcked < res.puts/2 {
 		t.Errorf("only %d of %d PUTs acknowledged: a hybrid write needs the local drives only", res.putsAcked, res.puts)
@@ -474,8 +537,11 @@ func (w *soakNode) verify(t *testing.T, p *faultproxy.Proxy, res *soakResult) {
 	if time.Duration(res.hangGetMax) >= remoteCallTimeout && !raceEnabled {
 		t.Errorf("a GET while the backend hung took %v: it waited on the remote (its call timeout is %v)", time.Duration(res.hangGetMax), remoteCallTimeout)
 	}
-	// (What GETs the backend saw are heal verifying the remote shards of
-	// artifacts whose remote writes failed.)
+	// The workload's GETs need no remote shard: inline artifacts are
+	// decoded from the records (a remote drive answers those from memory)
+	// and the data shards of the others are local. What GETs the backend
+	// saw are heal verifying the remote shards of artifacts whose remote
+	// writes failed; 0 is usual.
 	t.Logf("the remote drives sent %v GETs to the backend", res.remoteGetsEnd-res.remoteGetsBefore)
 
 	// The breakers opened, and closed again once the backend is back.
