@@ -356,6 +356,11 @@ func prepareCluster(t *testing.T, n int) *e2eCluster {
 		for _, node := range c.nodes {
 			node.kill(t)
 		}
+		if t.Failed() {
+			for _, node := range c.nodes {
+				t.Logf("==== %s: log (stderr), digest ====\n%s", node.name, logDigest(node.stderr.String()))
+			}
+		}
 		if t.Failed() || os.Getenv("VAULT_E2E_LOGS") != "" {
 			for _, node := range c.nodes {
 				t.Logf("==== %s stdout ====\n%s", node.name, tail(node.stdout.String(), 16<<10))

@@ -322,8 +322,10 @@ func (w *soakNode) run(t *testing.T, p *faultproxy.Proxy, dur, cycle time.Durati
 			}
 			for giveUp := time.Now().Add(faultsMax); !faultsEnough(from, p.Counts()); {
 				if time.Now().After(giveUp) {
+					to := p.Counts()
 					mu.Lock()
-					res.faultsShort = append(res.faultsShort, fmt.Sprintf("cycle at %v: %v of faults, then %v more", time.Since(start).Round(time.Second), cycle-15*time.Second, faultsMax))
+					res.faultsShort = append(res.faultsShort, fmt.Sprintf("%v of faults from %v: %d requests, %d reset, %d answered an error",
+						cycle-15*time.Second+faultsMax, time.Since(start).Round(time.Second), draws(to)-draws(from), to.Resets-from.Resets, to.Errors-from.Errors))
 					mu.Unlock()
 					break
 				}
@@ -514,7 +516,7 @@ func (w *soakNode) verify(t *testing.T, p *faultproxy.Proxy, res *soakResult) {
 		res.ops, res.puts, res.putsAcked, res.dels, res.gets, res.hangGets, time.Duration(res.hangGetMax), res.probes, statusess)
 	t.Logf("proxy: %+v; under the faults: %d requests, %d reset, %d answered an error", res.proxy, res.faultDraws, res.faultResets, res.faultErrors)
 	for _, c := range res.faultsShort {
-		t.Errorf("the backend saw too few requests under the faults (want %d, one reset and one error at least) in the %s: do the remote drives still send their writes?", minFaultDraws, c)
+		t.Errorf("the faults never drew enough (%d requests, one reset and one error at least): %s", minFaultDraws, c)
 	}
 	if res.faultResets == 0 || res.faultErrors == 0 || res.proxy.Refused == 0 {
 		t.Errorf("the proxy injected too few faults: %d resets and %d errors under the faults, %d refused in the outages", res.faultResets, res.faultErrors, res.proxy.Refused)

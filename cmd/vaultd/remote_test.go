@@ -60,6 +60,9 @@ func startRemoteNode(t *testing.T, args []string, env map[string]string) (*remot
 		if err := n.stop(); err != nil {
 			t.Errorf("server exit: %v", err)
 		}
+		if t.Failed() {
+			t.Logf("==== vaultd on %s: log (stderr) ====\n%s", n.s3Addr, logDigest(n.err.String()))
+		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
 	for {
