@@ -510,7 +510,8 @@ func TestHostileKeys(t *testing.T) {
 	for _, dir := range r.dirs {
 		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			rel, _ := filepath.Rel(dir, p)
-			ok := rel == "." || rel == "format.json" || rel == "index.db" || rel == "tmp" || rel == "shards" || strings.HasPrefix(rel, "shards/")
+			seg, _ := filepath.Match("wal-[0-9]*.log", rel) // the record log
+			ok := rel == "." || rel == "format.json" || rel == "index.db" || seg || rel == "tmp" || rel == "shards" || strings.HasPrefix(rel, "shards/")
 			if !ok {
 				t.Errorf("unexpected path %s in drive", rel)
 			}

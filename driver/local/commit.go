@@ -1,54 +1,114 @@
 package local
 
 import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// committer runs record mutations in bbolt read-write transactions, grouping
-// the mutations of concurrent callers into one transaction and one fsync
-// (group commit).
+// committer runs record mutations, grouping the mutations of concurrent
+// callers into one batch and one fsync (group commit).
 //
 // bbolt's own DB.Batch also groups, but it waits DB.MaxBatchDelay (10ms by
 // default) before committing even a lone call, which caps a sequential
 // writer at about 100 records a second. Here the first caller commits at
 // once; callers arriving meanwhile queue up and the first of them commits the
-// whole queue as soon as the running transaction ends. No caller commits more
-// than one transaction on behalf of others.
+// whole queue as soon as the running batch ends. No caller commits more than
+// one batch on behalf of others.
 //
-// Durability: a caller is woken only after the transaction holding its
-// mutation has been committed, and bbolt's commit returns after fdatasync
-// of the data pages and then of the meta page (unless NoSync). So one
-// batch costs one commit's fsyncs per drive, however many callers share it.
+// With a record log (wal.go; every drive Open makes has one) a batch is
+// committed by appending it to the log, one fdatasync; its mutations are
+// then served from memory (mem) until a flush, running beside later
+// batches, writes them into index.db in one bbolt transaction. Without one
+// (tests of the committer alone), a batch is a bbolt transaction.
+//
+// Durability: a caller is woken only after the batch holding its mutation
+// is on stable storage: its log frame fdatasynced, or its bbolt
+// transaction committed, which returns after fdatasync of the data pages
+// and then of the meta page (unless NoSync).
 type committer struct {
-	db *bolt.DB
+	db  *bolt.DB
+	log *wal // nil: batches are bbolt transactions
 
-	// committed, if set (tests), is called after each transaction commit,
+	// committed, if set (tests), is called after each batch commit,
 	// fsyncs included, with the number of mutations it held and its
 	// error, before any of their callers is woken.
 	committed func(ops int, err error)
 	// single, if set (benchmarks), commits each mutation alone: the
 	// behaviour without group commit, to measure what grouping buys.
 	single bool
+	// indexSize, if set, receives index.db's size after each bbolt commit.
+	indexSize *atomic.Int64
 
 	mu      sync.Mutex // guards the following fields
 	queue   []*commitOp
-	leading bool // a caller is committing a transaction
+	leading bool // a caller is committing a batch
+
+	// The leader's state (only the leader reads or writes it, except mem
+	// and flushing, which readers read under memMu).
+	seq      uint64 // the last frame logged
+	memBytes int    // of mem's keys and values
+	idle     bool   // set by flushNow: flush whatever is held
+	// onIdle, if set, is called (in its own goroutine) once no batch
+	// has come for flushIdle while mutations are held: it should run a
+	// flushNow batch.
+	onIdle    func()
+	idleTimer *time.Timer
+	// afterFlush, if set, is called in its own goroutine after each
+	// flush that committed: the pages it freed may be reclaimed.
+	afterFlush func()
+	flushed    chan struct{} // closed when the running flush ends; nil if none
+	flushErr   error         // the last flush's failure, if it failed
+	// flushRes is the running flush's outcome, set before flushed is
+	// closed.
+	flushRes error
+
+	memMu sync.RWMutex
+	// mem holds the mutations logged but not in a flush; flushing those
+	// of the flush running, if any (not changed while it runs). A reader
+	// looks in mem, then flushing, then index.db, taking both maps
+	// before opening its bbolt transaction: a flush clears flushing only
+	// once index.db holds it.
+	mem, flushing map[string]mutation
+}
+
+// Flush thresholds: a flush starts once the mutations held in memory reach
+// flushOps or flushBytes, or the log segment flushLog; a batch waits for the running flush once they
+// reach four times that. (Variables for tests.)
+var (
+	flushOps   = 4096
+	flushBytes = 4 << 20
+	flushLog   = int64(64 << 20) // a segment's frames: bounds replay and disk
+	flushIdle  = time.Second
+)
+
+// kv is what a mutation reads and changes: the records bucket, or a batch
+// over the record log.
+type kv interface {
+	Get(key []byte) []byte
+	Put(key, val []byte) error
+	Delete(key []byte) error
 }
 
 // commitOp is one caller's mutation.
 type commitOp struct {
-	fn   func(*bolt.Bucket) error
+	fn   func(kv) error
 	err  error         // result, set before wake is signalled
 	done bool          // fn has been committed or has failed
 	wake chan struct{} // signalled when done, or to hand leadership over
 }
 
-// do runs fn on the records bucket and returns once the transaction holding
-// it has been committed. fn may run more than once and must return an error
-// only for failures that should fail the whole transaction.
-func (c *committer) do(fn func(*bolt.Bucket) error) error {
+// do runs fn on the records and returns once the batch holding it has been
+// committed. fn may run more than once and must return an error only for
+// failures that should fail the whole batch.
+func (c *committer) do(fn func(kv) error) error {
 	op := &commitOp{fn: fn, wake: make(chan struct{}, 1)}
 	c.mu.Lock()
 	c.queue = append(c.queue, op)
@@ -69,7 +129,11 @@ func (c *committer) do(fn func(*bolt.Bucket) error) error {
 	}
 	c.mu.Unlock()
 
-	c.run(ops)
+	if c.log != nil {
+		c.runLogged(ops)
+	} else {
+		c.run(ops)
+	}
 
 	c.mu.Lock()
 	if len(c.queue) > 0 {
@@ -90,6 +154,7 @@ func (c *committer) run(ops []*commitOp) {
 				return err
 			}
 		}
+		c.noteSize(tx)
 		return nil
 	})
 	if c.committed != nil {
@@ -110,8 +175,323 @@ func (c *committer) run(ops []*commitOp) {
 			}
 		}
 	}
+	wakeAll(ops)
+}
+
+func wakeAll(ops []*commitOp) {
 	for _, op := range ops {
 		op.done = true
 		op.wake <- struct{}{}
 	}
+}
+
+func (c *committer) noteSize(tx *bolt.Tx) {
+	if c.indexSize != nil {
+		c.indexSize.Store(tx.Size())
+	}
+}
+
+// batch is the view of the records a logged batch's mutations run on: its
+// own mutations over mem, flushing and index.db as of the batch's start.
+type batch struct {
+	muts    map[string]int // key → index in order
+	order   []mutation
+	mem, fl map[string]mutation
+	base    *bolt.Bucket
+}
+
+func (b *batch) Get(key []byte) []byte {
+	if i, ok := b.muts[string(key)]; ok {
+		return b.order[i].val
+	}
+	if m, ok := lookup(b.mem, b.fl, string(key)); ok {
+		return m.val
+	}
+	return b.base.Get(key)
+}
+
+func (b *batch) Put(key, val []byte) error {
+	switch {
+	case len(key) == 0:
+		return bolt.ErrKeyRequired
+	case len(key) > bolt.MaxKeySize:
+		return bolt.ErrKeyTooLarge
+	case int64(len(val)) > bolt.MaxValueSize:
+		return bolt.ErrValueTooLarge
+	}
+	b.set(mutation{key: string(key), val: val}) // the caller's, never changed after (as for bbolt)
+	return nil
+}
+
+func (b *batch) Delete(key []byte) error {
+	b.set(mutation{key: string(key), del: true})
+	return nil
+}
+
+func (b *batch) set(m mutation) {
+	if i, ok := b.muts[m.key]; ok {
+		b.order[i] = m
+		return
+	}
+	b.muts[m.key] = len(b.order)
+	b.order = append(b.order, m)
+}
+
+// lookup finds key in mem, then in flushing.
+func lookup(mem, flushing map[string]mutation, key string) (mutation, bool) {
+	if m, ok := mem[key]; ok {
+		return m, true
+	}
+	m, ok := flushing[key]
+	return m, ok
+}
+
+// get returns what the log holds for key and not index.db: found reports
+// whether it holds anything, and m whether that is a value or a delete.
+// The maps it looked in are returned too; the caller opens its bbolt
+// transaction only after the call (see mem).
+func (c *committer) get(key string) (m mutation, found bool) {
+	c.memMu.RLock()
+	defer c.memMu.RUnlock()
+	return lookup(c.mem, c.flushing, key)
+}
+
+// span returns the mutations held in memory for keys with prefix p that
+// sort at or after start, sorted, mem's over flushing's.
+func (c *committer) span(p, start []byte) []mutation {
+	c.memMu.RLock()
+	defer c.memMu.RUnlock()
+	if len(c.mem)+len(c.flushing) == 0 {
+		return nil
+	}
+	var out []mutation
+	seen := make(map[string]bool)
+	for _, m := range []map[string]mutation{c.mem, c.flushing} {
+		for k, v := range m {
+			if seen[k] || !strings.HasPrefix(k, string(p)) || k < string(start) {
+				continue
+			}
+			seen[k] = true
+			out = append(out, v)
+		}
+	}
+	slices.SortFunc(out, func(a, b mutation) int { return strings.Compare(a.key, b.key) })
+	return out
+}
+
+// runLogged commits ops as one frame of the record log and wakes their
+// callers, then starts a flush if enough is held in memory.
+func (c *committer) runLogged(ops []*commitOp) {
+	if c.flushed != nil {
+		select {
+		case <-c.flushed:
+			c.waitFlush() // ended: take its outcome
+		default:
+		}
+	}
+	if c.memBytes >= 4*flushBytes || len(c.mem) >= 4*flushOps {
+		c.waitFlush() // the flush is behind: hold the writers back
+	}
+	err := c.logBatch(ops)
+	if err != nil && len(ops) > 1 && !c.failed(err) {
+		// One op failed the batch: the others go one by one.
+		for _, op := range ops {
+			op.err = c.logBatch([]*commitOp{op})
+		}
+	} else {
+		for _, op := range ops {
+			op.err = err
+		}
+	}
+	wakeAll(ops)
+	if c.flushed == nil && (c.memBytes >= flushBytes || len(c.mem) >= flushOps || c.log.off >= flushLog || c.idle && len(c.mem) > 0) {
+		c.startFlush()
+	}
+	c.idle = false
+	if c.onIdle != nil && len(c.mem) > 0 {
+		// Quiet for flushIdle: what is held is flushed, so that an idle
+		// drive holds nothing in memory and its log is empty.
+		if c.idleTimer == nil {
+			c.idleTimer = time.AfterFunc(flushIdle, c.onIdle)
+		} else {
+			c.idleTimer.Reset(flushIdle)
+		}
+	}
+}
+
+// flushNow makes the next batch (even one changing nothing) start a flush.
+func (c *committer) flushNow(kv) error {
+	c.idle = true // the caller leads: see do
+	return nil
+}
+
+// failed reports whether err is the log's or the index's own failure, not
+// a mutation's.
+func (c *committer) failed(err error) bool {
+	var le *logError
+	return errors.As(err, &le)
+}
+
+// logError is a failure of the record log or of reading the index: it
+// fails every mutation of the batch alike.
+type logError struct{ err error }
+
+func (e *logError) Error() string { return e.err.Error() }
+func (e *logError) Unwrap() error { return e.err }
+
+// logBatch runs ops on a batch view and logs what they changed.
+func (c *committer) logBatch(ops []*commitOp) error {
+	c.memMu.RLock()
+	b := &batch{muts: make(map[string]int, len(ops)), mem: c.mem, fl: c.flushing}
+	c.memMu.RUnlock()
+	tx, err := c.db.Begin(false)
+	if err != nil {
+		return &logError{fmt.Errorf("read index: %w", err)}
+	}
+	b.base = tx.Bucket(recordsBucket)
+	for _, op := range ops {
+		if err := op.fn(b); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
+	tx.Rollback()
+	if len(b.order) == 0 {
+		return nil // nothing changed (a refused or missing record)
+	}
+	if c.flushErr != nil && c.memBytes >= 4*flushBytes {
+		return &logError{fmt.Errorf("index flush failing: %w", c.flushErr)}
+	}
+	err = c.log.append(c.seq+1, b.order)
+	if c.committed != nil {
+		c.committed(len(ops), err)
+	}
+	if err != nil {
+		return &logError{err}
+	}
+	c.seq++
+	c.memMu.Lock()
+	for _, m := range b.order {
+		if old, ok := c.mem[m.key]; ok {
+			c.memBytes -= len(old.key) + len(old.val)
+		}
+		c.mem[m.key] = m
+		c.memBytes += len(m.key) + len(m.val)
+	}
+	c.memMu.Unlock()
+	return nil
+}
+
+// startFlush moves mem to flushing, starts a new log segment and writes
+// flushing into index.db in the background.
+func (c *committer) startFlush() {
+	seq := c.seq
+	if err := c.log.startSegment(seq + 1); err != nil {
+		// Appends go on in the segment they were in; the flush
+		// cannot drop it, but index.db may still take the records.
+		c.flushErr = err
+	}
+	c.memMu.Lock()
+	c.flushing, c.mem = c.mem, make(map[string]mutation)
+	c.memMu.Unlock()
+	c.memBytes = 0
+	done := make(chan struct{})
+	c.flushed = done
+	fl := c.flushing
+	go func() {
+		c.flushRes = c.flush(fl, seq)
+		ok := c.flushRes == nil
+		close(done)
+		if ok && c.afterFlush != nil {
+			go c.afterFlush() // not here: drain waits for this goroutine holding the drive's lock
+		}
+	}()
+}
+
+// waitFlush waits for the running flush, if any, to end, and takes back
+// what it failed to write into index.db.
+func (c *committer) waitFlush() {
+	if c.flushed == nil {
+		return
+	}
+	<-c.flushed
+	c.flushed = nil
+	c.flushErr = c.flushRes
+	c.memMu.Lock()
+	defer c.memMu.Unlock()
+	if c.flushing == nil {
+		return
+	}
+	// The flush failed: its mutations go back under the newer ones.
+	for k, m := range c.flushing {
+		if _, ok := c.mem[k]; !ok {
+			c.mem[k] = m
+			c.memBytes += len(m.key) + len(m.val)
+		}
+	}
+	c.flushing = nil
+}
+
+// flush writes fl, the mutations of the frames up to seq, into index.db in
+// one transaction, then drops them from memory and the log segments that
+// index.db now holds.
+func (c *committer) flush(fl map[string]mutation, seq uint64) error {
+	keys := make([]string, 0, len(fl))
+	for k := range fl {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // bbolt fills pages best in key order
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		if err := applyMutations(tx, keys, fl, seq); err != nil {
+			return err
+		}
+		c.noteSize(tx)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("flush record log: %w", err)
+	}
+	c.memMu.Lock()
+	c.flushing = nil
+	c.memMu.Unlock()
+	c.log.dropBefore()
+	return nil
+}
+
+// applyMutations writes the mutations fl of keys into the records bucket
+// of tx and notes seq as the last frame index.db holds.
+func applyMutations(tx *bolt.Tx, keys []string, fl map[string]mutation, seq uint64) error {
+	b := tx.Bucket(recordsBucket)
+	for _, k := range keys {
+		m := fl[k]
+		var err error
+		if m.del {
+			err = b.Delete([]byte(k))
+		} else {
+			err = b.Put([]byte(k), m.val)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	meta, err := tx.CreateBucketIfNotExists(metaBucket)
+	if err != nil {
+		return err
+	}
+	return meta.Put(walSeqKey, binary.BigEndian.AppendUint64(nil, seq))
+}
+
+// drain waits for the running flush and flushes what is left, with no
+// caller in flight (Close, a drive going offline): index.db then holds
+// every logged mutation and the log is empty.
+func (c *committer) drain() error {
+	c.waitFlush()
+	if len(c.mem) > 0 {
+		c.startFlush()
+		c.waitFlush()
+		if c.flushErr != nil {
+			return c.flushErr
+		}
+	}
+	return nil
 }

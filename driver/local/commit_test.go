@@ -37,7 +37,7 @@ func TestCommitterIsolatesFailures(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			errs[i] = c.do(func(b *bolt.Bucket) error {
+			errs[i] = c.do(func(b kv) error {
 				if i%10 == 3 {
 					return errBad
 				}

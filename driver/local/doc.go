@@ -7,6 +7,7 @@
 //
 //	format.json                      {"version":1,"cluster_id":...,"drive_id":...}
 //	index.db                         bbolt database: the sorted record index
+//	wal-<seq>.log                    the record log in front of index.db
 //	shards/<pg>/<nn>/<name>          committed shard files
 //	tmp/<random>                     shard writes in progress
 //
@@ -53,9 +54,17 @@
 //     name and fsyncs the directory holding it; directories it had to create
 //     are fsynced into their parents first. A crash before the rename leaves
 //     a file in tmp/, which the next Open removes, so nothing is visible.
-//   - PutRecord and DeleteRecord return after the bbolt transaction holding
-//     them has been committed and fsynced. Concurrent calls share one
-//     transaction and one fsync (group commit).
+//   - PutRecord and DeleteRecord return after the record log frame holding
+//     them (wal-*.log, wal.go) has been written and fdatasynced; concurrent
+//     calls share one frame and one fdatasync (group commit). The records
+//     are served from memory until a flush, running beside later writes,
+//     writes them into index.db in one bbolt transaction (committed and
+//     fsynced); that happens once 4,096 records or 4 MiB are held, a log
+//     segment reaches 64 MiB, the drive is quiet for a second, or it is
+//     closed. Open replays the frames index.db does not hold yet, in order,
+//     up to the first torn or corrupt one (never acknowledged: frames are
+//     acknowledged in order). A log segment is filled with zeros ahead of
+//     its frames, so an append's fdatasync writes no file-system metadata.
 //   - DeleteShard fsyncs the directory the file was removed from.
 //
 // # Memory

@@ -205,6 +205,9 @@ func (d *Driver) open(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("init index: %w", err)
 	}
+	if err := d.commit.openLog(d.dir, d.noSync); err != nil {
+		return err
+	}
 
 	if err := d.cleanTmp(); err != nil {
 		return err
@@ -369,6 +372,12 @@ func (d *Driver) Close() error {
 
 	errs := d.abortWriters()
 	if d.db != nil {
+		if err := d.commit.drain(); err != nil {
+			errs = append(errs, fmt.Errorf("driver/local: close index: %w", err))
+		}
+		if err := d.commit.log.close(); err != nil {
+			errs = append(errs, fmt.Errorf("driver/local: close record log: %w", err))
+		}
 		if err := d.db.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("driver/local: close index: %w", err))
 		}

@@ -63,6 +63,9 @@ func newDriver(c Config) *Driver {
 		writers: make(map[*shardWriter]struct{}),
 	}
 	d.end = d.mu.RUnlock
+	d.commit.onIdle = d.flushIdle
+	d.commit.afterFlush = d.afterFlush
+	d.commit.indexSize = &d.indexSize
 	return d
 }
 
@@ -180,6 +183,12 @@ func (d *Driver) setOffline(err error) {
 	}
 	d.offline = err
 	db := d.db
+	// What the log holds and index.db not is replayed from the log by
+	// the next open.
+	if db != nil {
+		d.commit.waitFlush()
+		d.commit.log.close()
+	}
 	d.db, d.commit.db = nil, nil
 	d.mu.Unlock()
 	d.abortWriters()
@@ -204,6 +213,7 @@ func (d *Driver) reopen(ctx context.Context) error {
 	defer d.mu.Unlock()
 	if d.closed.Load() {
 		if err == nil {
+			n.commit.log.close()
 			n.db.Close()
 		}
 		return driver.ErrOffline
@@ -215,6 +225,8 @@ func (d *Driver) reopen(ctx context.Context) error {
 		return d.offline
 	}
 	d.db, d.commit.db, d.index, d.pageSize = n.db, n.db, n.index, n.pageSize
+	d.commit.log, d.commit.seq, d.commit.mem, d.commit.memBytes = n.commit.log, n.commit.seq, n.commit.mem, 0
+	d.commit.flushing, d.commit.flushed, d.commit.flushErr = nil, nil, nil
 	d.shardBytes.Store(n.shardBytes.Load())
 	d.syncedDirs.Clear()
 	d.offline = nil

@@ -227,6 +227,10 @@ func TestProbeReadOnly(t *testing.T) {
 	c := testConfig(t, false)
 	d := open(t, c)
 	checkServes(t, d)
+	// Held in the record log only (no flush yet) as the drive goes.
+	if _, _, err := d.PutRecord(t.Context(), driver.Record{Key: "logged", Version: driver.Version{1}, Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
 	if err := roMount(c.Dir); err != nil {
 		t.Skipf("cannot bind-mount read-only here: %v", err)
 	}
@@ -250,6 +254,9 @@ func TestProbeReadOnly(t *testing.T) {
 		t.Fatalf("Probe after the remount: %v", err)
 	}
 	// What the drive held before is still there.
+	if r, err := d.GetRecord(t.Context(), "logged"); err != nil || string(r.Data) != "x" {
+		t.Fatalf("record held in the log when the drive went offline: %q, %v", r.Data, err)
+	}
 	rc, err := d.ReadShard(t.Context(), probeShard, 0, -1)
 	if err != nil {
 		t.Fatal(err)

@@ -56,7 +56,7 @@ func (d *Driver) PutRecord(ctx context.Context, r driver.Record) (prev driver.Re
 	// error returned from the batch function would roll back the other
 	// calls sharing the transaction and make bbolt retry them.
 	var opErr error
-	err = d.update(func(b *bolt.Bucket) error {
+	err = d.update(func(b kv) error {
 		prev, ok, opErr = driver.Record{}, false, nil // the function may run twice
 		if old := b.Get(key); old != nil {
 			p, err := decode(key, old)
@@ -70,7 +70,6 @@ func (d *Driver) PutRecord(ctx context.Context, r driver.Record) (prev driver.Re
 			}
 			prev, ok = p, true
 		}
-		d.indexSize.Store(b.Tx().Size())
 		return b.Put(key, val)
 	})
 	if err == nil {
@@ -94,6 +93,15 @@ func (d *Driver) GetRecord(ctx context.Context, key string) (driver.Record, erro
 	defer end()
 	defer d.maybeTrim() // runs before end, the index still open
 	var r driver.Record
+	if m, ok := d.commit.get(key); ok { // logged, not yet in index.db
+		if m.del {
+			return driver.Record{}, fmt.Errorf("driver/local: get record: %w", driver.ErrNotFound)
+		}
+		if r, err = decode([]byte(key), m.val); err != nil {
+			return driver.Record{}, fmt.Errorf("driver/local: get record: %w", err)
+		}
+		return r, nil
+	}
 	err = d.db.View(func(tx *bolt.Tx) error {
 		val := tx.Bucket(recordsBucket).Get([]byte(key))
 		d.touch(faultWindow + len(val))
@@ -125,7 +133,7 @@ func (d *Driver) DeleteRecord(ctx context.Context, key string, v driver.Version)
 	defer d.maybeReclaim()
 	k := []byte(key)
 	var opErr error
-	err = d.update(func(b *bolt.Bucket) error {
+	err = d.update(func(b kv) error {
 		opErr = nil
 		old := b.Get(k)
 		d.touch(faultWindow + len(old))
@@ -143,7 +151,6 @@ func (d *Driver) DeleteRecord(ctx context.Context, key string, v driver.Version)
 			opErr = driver.ErrStale
 			return nil
 		}
-		d.indexSize.Store(b.Tx().Size())
 		return b.Delete(k)
 	})
 	if err == nil {
@@ -173,6 +180,7 @@ func (d *Driver) ListRecords(ctx context.Context, prefix, after string, limit in
 		start = a
 	}
 	var out []driver.Record
+	logged := d.commit.span(p, start) // before the transaction: see committer.mem
 	err = d.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(recordsBucket).Cursor()
 		var k, v []byte
@@ -183,25 +191,47 @@ func (d *Driver) ListRecords(ctx context.Context, prefix, after string, limit in
 		}
 		d.touch(faultWindow)
 		scanned := 0
-		for ; k != nil && len(out) < limit && bytes.HasPrefix(k, p); k, v = c.Next() {
-			// A long listing unmaps what it has read as it goes, so
-			// that one call does not map a whole index at once.
-			if scanned += itemCost + len(k) + len(v); scanned >= trimBytes {
-				if err := d.dropIndexPages(tx); err != nil {
-					return fmt.Errorf("unmap index pages: %w", err)
-				}
-				scanned = 0
+		defer func() { d.touch(scanned) }()
+		for len(out) < limit {
+			if k != nil && !bytes.HasPrefix(k, p) {
+				k = nil
 			}
-			if bytes.Equal(k, a) {
+			var key, val []byte
+			switch {
+			case len(logged) > 0 && (k == nil || logged[0].key <= string(k)):
+				// The log's version of the key, over index.db's.
+				m := logged[0]
+				logged = logged[1:]
+				if k != nil && m.key == string(k) {
+					k, v = c.Next()
+				}
+				if m.del {
+					continue
+				}
+				key, val = []byte(m.key), m.val
+			case k != nil:
+				key, val = k, v
+				k, v = c.Next()
+				// A long listing unmaps what it has read as it goes, so
+				// that one call does not map a whole index at once.
+				if scanned += itemCost + len(key) + len(val); scanned >= trimBytes {
+					if err := d.dropIndexPages(tx); err != nil {
+						return fmt.Errorf("unmap index pages: %w", err)
+					}
+					scanned = 0
+				}
+			default:
+				return nil
+			}
+			if bytes.Equal(key, a) {
 				continue
 			}
-			r, err := decodeCut(k, v, driver.ListDataMax)
+			r, err := decodeCut(key, val, driver.ListDataMax)
 			if err != nil {
 				return err
 			}
 			out = append(out, r)
 		}
-		d.touch(scanned)
 		return nil
 	})
 	if err != nil {
@@ -214,6 +244,30 @@ func (d *Driver) ListRecords(ctx context.Context, prefix, after string, limit in
 // shared with concurrent callers, and returns once it is committed (and
 // fsynced unless NoSync). fn may run more than once and must return an error
 // only for failures that should fail the whole transaction.
-func (d *Driver) update(fn func(*bolt.Bucket) error) error {
+func (d *Driver) update(fn func(kv) error) error {
 	return d.commit.do(fn)
+}
+
+// flushIdle writes what the record log holds into index.db, for a drive
+// that went quiet (committer.onIdle).
+func (d *Driver) flushIdle() {
+	end, err := d.begin(context.Background())
+	if err != nil {
+		return // closed or offline: Close flushed, or the next open replays
+	}
+	defer end()
+	if err := d.commit.do(d.commit.flushNow); err != nil {
+		d.log.Warn("record log flush failed", "err", err)
+	}
+}
+
+// afterFlush looks for index pages to reclaim once a flush freed some
+// (committer.afterFlush).
+func (d *Driver) afterFlush() {
+	end, err := d.begin(context.Background())
+	if err != nil {
+		return
+	}
+	defer end()
+	d.maybeReclaim()
 }
