@@ -33,6 +33,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"os"
 	"slices"
@@ -259,7 +260,7 @@ func probe19(t *testing.T, mode string) {
 	cl0 := cls[0].plain
 	// lateBucket sorts after the others: the migrator walks keys in
 	// order, so its keys move last.
-	const bucket, lockBucket, lateBucket = "p19", "p19lock", "zz-late"
+	const bucket, lockBucket, lateBucket, versBucket = "p19", "p19lock", "zz-late", "p19vers"
 	if _, err := cl0.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatal(err)
 	}
@@ -269,11 +270,18 @@ func probe19(t *testing.T, mode string) {
 	if _, err := cl0.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(lateBucket)}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := cl0.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(versBucket)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl0.PutBucketVersioning(ctx, &awss3.PutBucketVersioningInput{Bucket: aws.String(versBucket),
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}}); err != nil {
+		t.Fatal(err)
+	}
 
 	// Seed: filler (so that the move lasts), the keys of A and C, the
 	// older versions and open uploads of B.
 	const (
-		nTag, nHold, nCopy, nOver, nMPU, nMPUNew, nLate = 90, 24, 24, 30, 16, 4, 6
+		nTag, nHold, nCopy, nOver, nMPU, nMPUNew, nLate, nVers = 90, 24, 24, 30, 16, 4, 6, 12
 	)
 	// PROBE19_FILLER artifacts (default 90, about 40 MiB) make the move
 	// last longer.
@@ -304,6 +312,22 @@ func probe19(t *testing.T, mode string) {
 		if _, err := cl0.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(p19Body(key, 0))}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// C2: versioned keys; every acknowledged version id is remembered.
+	type version struct {
+		gen int
+		id  string
+	}
+	var versMu sync.Mutex // guards versAcked
+	versAcked := map[string][]version{}
+	vers := newP19Gens()
+	for i := range nVers {
+		key := fmt.Sprintf("vers/%04d", i)
+		out, err := cl0.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(versBucket), Key: aws.String(key), Body: bytes.NewReader(p19Body(key, 0))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		versAcked[key] = []version{{0, aws.ToString(out.VersionId)}}
 	}
 	var holdKeys []string
 	for i := range nHold {
@@ -419,9 +443,9 @@ func probe19(t *testing.T, mode string) {
 		}
 	}
 	var (
-		wg                                            sync.WaitGroup
-		tagT, holdT, copyT, overT, mpuT, mpuNT, lateT p19Tally
-		tags, holds, copies, lates                    = newP19Gens(), newP19Gens(), newP19Gens(), newP19Gens()
+		wg                                                   sync.WaitGroup
+		tagT, holdT, copyT, overT, mpuT, mpuNT, lateT, versT p19Tally
+		tags, holds, copies, lates                           = newP19Gens(), newP19Gens(), newP19Gens(), newP19Gens()
 	)
 	pause := func() { time.Sleep(30 * time.Millisecond) }
 	// A1: tagging, three workers (one per node), disjoint keys.
@@ -522,6 +546,33 @@ func probe19(t *testing.T, mode string) {
 					return err
 				}) {
 					over.ack(key, gen)
+				}
+				pause()
+			}
+		}
+	})
+	// C2: overwrites in a versioned bucket.
+	wg.Go(func() {
+		for gen := 1; gen <= 400 && !stopped(); gen++ {
+			for i := range nVers {
+				if stopped() {
+					break
+				}
+				key := fmt.Sprintf("vers/%04d", i)
+				body := p19Body(key, gen)
+				vers.try(key, gen)
+				var id string
+				if versT.do(ctx, cls[(i+gen+1)%3], func(ctx context.Context, cl *awss3.Client) error {
+					out, err := cl.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(versBucket), Key: aws.String(key), Body: bytes.NewReader(body)})
+					if err == nil {
+						id = aws.ToString(out.VersionId)
+					}
+					return err
+				}) {
+					vers.ack(key, gen)
+					versMu.Lock()
+					versAcked[key] = append(versAcked[key], version{gen, id})
+					versMu.Unlock()
 				}
 				pause()
 			}
@@ -718,6 +769,47 @@ func probe19(t *testing.T, mode string) {
 				overT.lose("%s: %s reads gen %d (-1: none of 0..%d; %d bytes), acked %d, last tried %d", who, key, got, tried, len(b), acked, tried)
 			}
 		}
+		for i := range nVers {
+			key := fmt.Sprintf("vers/%04d", i)
+			acked, tried := vers.get(key)
+			rc, cancel := readCtx()
+			b, err := getAll(rc, cl, versBucket, key)
+			cancel()
+			if err != nil {
+				versT.lose("%s: GET %s: %v (acked gen %d)", who, key, err, acked)
+				continue
+			}
+			got := -1
+			for g := tried; g >= 0; g-- {
+				if bytes.Equal(b, p19Body(key, g)) {
+					got = g
+					break
+				}
+			}
+			if got < acked {
+				versT.lose("%s: %s (versioned) reads gen %d, acked %d, last tried %d", who, key, got, acked, tried)
+			}
+			if n != 0 {
+				continue
+			}
+			// Through n1 only: every acknowledged version still reads.
+			versMu.Lock()
+			list := slices.Clone(versAcked[key])
+			versMu.Unlock()
+			for _, v := range list {
+				rc, cancel := readCtx()
+				out, err := cl.GetObject(rc, &awss3.GetObjectInput{Bucket: aws.String(versBucket), Key: aws.String(key), VersionId: aws.String(v.id)})
+				var b []byte
+				if err == nil {
+					b, err = io.ReadAll(out.Body)
+					out.Body.Close()
+				}
+				cancel()
+				if err != nil || !bytes.Equal(b, p19Body(key, v.gen)) {
+					versT.lose("%s: %s version %s (gen %d, acknowledged): %d bytes, %v", who, key, v.id, v.gen, len(b), err)
+				}
+			}
+		}
 		for i, u := range mpus {
 			tally := &mpuT
 			if i >= nMPU {
@@ -773,10 +865,11 @@ func probe19(t *testing.T, mode string) {
 	t.Logf("B  Complete (upload made before the move): %s", &mpuT)
 	t.Logf("B' Complete (upload made during the move): %s", &mpuNT)
 	t.Logf("C  overwrite PUT: %s", &overT)
+	t.Logf("C2 overwrite PUT, versioned: %s", &versT)
 	for _, x := range []struct {
 		name string
 		t    *p19Tally
-	}{{"A1 tagging", &tagT}, {"A2 legal hold", &holdT}, {"A3 copy in place", &copyT}, {"A4 tagging late keys", &lateT}, {"B complete", &mpuT}, {"B' complete", &mpuNT}, {"C overwrite", &overT}} {
+	}{{"A1 tagging", &tagT}, {"A2 legal hold", &holdT}, {"A3 copy in place", &copyT}, {"A4 tagging late keys", &lateT}, {"B complete", &mpuT}, {"B' complete", &mpuNT}, {"C overwrite", &overT}, {"C2 versioned overwrite", &versT}} {
 		x.t.mu.Lock()
 		if x.t.lost > 0 {
 			t.Errorf("%s: %d acknowledged writes lost or reverted: %s", x.name, x.t.lost, strings.Join(x.t.lostWhat, "; "))
