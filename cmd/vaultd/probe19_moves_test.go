@@ -7,7 +7,7 @@ package main
 // acknowledged value" is well defined:
 //
 //   A. metadata-only updates of keys written before the move:
-//      PutObjectTagging (engine.UpdateMetadata), PutObjectLegalHold on an
+//      PutObjectTagging (engine.UpdateMetadata), PutObjectLegalHold and PutObjectRetention on an
 //      object-lock bucket (engine.SetRetention's path), and CopyObject in
 //      place with REPLACE metadata;
 //   B. CompleteMultipartUpload of uploads created (parts written) before
@@ -289,7 +289,7 @@ func probe19(t *testing.T, mode string) {
 	// Seed: filler (so that the move lasts), the keys of A and C, the
 	// older versions and open uploads of B.
 	const (
-		nTag, nHold, nCopy, nOver, nMPU, nMPUNew, nLate, nVers = 90, 24, 24, 30, 16, 4, 6, 12
+		nTag, nHold, nCopy, nOver, nMPU, nMPUNew, nLate, nVers, nRet = 90, 24, 24, 30, 16, 4, 6, 12, 12
 	)
 	// PROBE19_FILLER artifacts (default 90, about 40 MiB) make the move
 	// last longer.
@@ -336,6 +336,17 @@ func probe19(t *testing.T, mode string) {
 			t.Fatal(err)
 		}
 		versAcked[key] = []version{{0, aws.ToString(out.VersionId)}}
+	}
+	// A5: retention (GOVERNANCE), extended by a minute per generation.
+	retBase := time.Now().Add(24 * time.Hour).Truncate(time.Second).UTC()
+	retUntil := func(gen int) time.Time { return retBase.Add(time.Duration(gen) * time.Minute) }
+	rets := newP19Gens()
+	for i := range nRet {
+		key := fmt.Sprintf("ret/%04d", i)
+		if _, err := cl0.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(lockBucket), Key: aws.String(key), Body: strings.NewReader(key),
+			ObjectLockMode: types.ObjectLockModeGovernance, ObjectLockRetainUntilDate: aws.Time(retUntil(0))}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var holdKeys []string
 	for i := range nHold {
@@ -451,9 +462,9 @@ func probe19(t *testing.T, mode string) {
 		}
 	}
 	var (
-		wg                                                   sync.WaitGroup
-		tagT, holdT, copyT, overT, mpuT, mpuNT, lateT, versT p19Tally
-		tags, holds, copies, lates                           = newP19Gens(), newP19Gens(), newP19Gens(), newP19Gens()
+		wg                                                         sync.WaitGroup
+		tagT, holdT, copyT, overT, mpuT, mpuNT, lateT, versT, retT p19Tally
+		tags, holds, copies, lates                                 = newP19Gens(), newP19Gens(), newP19Gens(), newP19Gens()
 	)
 	pause := func() { time.Sleep(30 * time.Millisecond) }
 	// A1: tagging, three workers (one per node), disjoint keys.
@@ -490,6 +501,26 @@ func probe19(t *testing.T, mode string) {
 					return err
 				}) {
 					lates.ack(key, gen)
+				}
+				pause()
+			}
+		}
+	})
+	// A5: retention extensions.
+	wg.Go(func() {
+		for gen := 1; gen <= 400 && !stopped(); gen++ {
+			for i := range nRet {
+				if stopped() {
+					break
+				}
+				key := fmt.Sprintf("ret/%04d", i)
+				rets.try(key, gen)
+				if retT.do(ctx, cls[(i+gen+2)%3], func(ctx context.Context, cl *awss3.Client) error {
+					_, err := cl.PutObjectRetention(ctx, &awss3.PutObjectRetentionInput{Bucket: aws.String(lockBucket), Key: aws.String(key),
+						Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionModeGovernance, RetainUntilDate: aws.Time(retUntil(gen))}})
+					return err
+				}) {
+					rets.ack(key, gen)
 				}
 				pause()
 			}
@@ -741,6 +772,21 @@ func probe19(t *testing.T, mode string) {
 				holdT.lose("%s: %s legal hold on=%v, acked gen %d (on=%v), nothing tried after", who, key, on, acked, acked%2 == 1)
 			}
 		}
+		for i := range nRet {
+			key := fmt.Sprintf("ret/%04d", i)
+			acked, tried := rets.get(key)
+			rc, cancel := readCtx()
+			out, err := cl.GetObjectRetention(rc, &awss3.GetObjectRetentionInput{Bucket: aws.String(lockBucket), Key: aws.String(key)})
+			cancel()
+			if err != nil || out.Retention == nil {
+				retT.lose("%s: GetObjectRetention %s: %v (acked gen %d)", who, key, err, acked)
+				continue
+			}
+			got := int(aws.ToTime(out.Retention.RetainUntilDate).Sub(retBase) / time.Minute)
+			if got < acked || got > tried {
+				retT.lose("%s: %s retained until gen %d (%v), acked %d, last tried %d", who, key, got, aws.ToTime(out.Retention.RetainUntilDate), acked, tried)
+			}
+		}
 		for i := range nCopy {
 			key := fmt.Sprintf("copy/%04d", i)
 			acked, tried := copies.get(key)
@@ -870,6 +916,7 @@ func probe19(t *testing.T, mode string) {
 	t.Logf("A2 PutObjectLegalHold: %s", &holdT)
 	t.Logf("A3 CopyObject in place REPLACE: %s", &copyT)
 	t.Logf("A4 PutObjectTagging, keys moved last: %s", &lateT)
+	t.Logf("A5 PutObjectRetention: %s", &retT)
 	t.Logf("B  Complete (upload made before the move): %s", &mpuT)
 	t.Logf("B' Complete (upload made during the move): %s", &mpuNT)
 	t.Logf("C  overwrite PUT: %s", &overT)
@@ -877,7 +924,7 @@ func probe19(t *testing.T, mode string) {
 	for _, x := range []struct {
 		name string
 		t    *p19Tally
-	}{{"A1 tagging", &tagT}, {"A2 legal hold", &holdT}, {"A3 copy in place", &copyT}, {"A4 tagging late keys", &lateT}, {"B complete", &mpuT}, {"B' complete", &mpuNT}, {"C overwrite", &overT}, {"C2 versioned overwrite", &versT}} {
+	}{{"A1 tagging", &tagT}, {"A2 legal hold", &holdT}, {"A3 copy in place", &copyT}, {"A4 tagging late keys", &lateT}, {"A5 retention", &retT}, {"B complete", &mpuT}, {"B' complete", &mpuNT}, {"C overwrite", &overT}, {"C2 versioned overwrite", &versT}} {
 		x.t.mu.Lock()
 		if x.t.lost > 0 {
 			t.Errorf("%s: %d acknowledged writes lost or reverted: %s", x.name, x.t.lost, strings.Join(x.t.lostWhat, "; "))
