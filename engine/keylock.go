@@ -186,20 +186,9 @@ func (e *Engine) UpdateMetadata(ctx context.Context, tenant, container, key, vid
 	if err != nil {
 		return ArtifactInfo{}, err
 	}
-	if _, fenced := e.cfg.Topology.(FencedTopology); a.older && !fenced {
-		// An older map's set holds the version. Written there, the update
-		// could be undone by a move planned before it, which writes the
-		// version before it into the current set and then clears the
-		// older set (review H1 of session 18). Move the key first: migrate
-		// waits for a move of it in progress (one Engine migrates a key at
-		// a time, and unfenced, this node is the only one). In a cluster
-		// the drives fence a write to a set its map moved: the update
-		// fails, to be retried once the key has moved.
-		if _, err := e.migrate(ctx, tenant, container, a.rkey, nil); err != nil {
-			return ArtifactInfo{}, fmt.Errorf("engine: update metadata: move the key into the current map first: %w", err)
-		}
-		if a, err = e.OpenVersion(ctx, tenant, container, key, vid); err != nil {
-			return ArtifactInfo{}, err
+	if a.older {
+		if a, err = e.moveFirst(ctx, tenant, container, key, vid, a.rkey); err != nil {
+			return ArtifactInfo{}, fmt.Errorf("engine: update metadata: %w", err)
 		}
 	}
 	meta, err := update(a.Info)
@@ -236,6 +225,23 @@ func (e *Engine) UpdateMetadata(ctx context.Context, tenant, container, key, vid
 	info := e.info(tenant, container, key, &rec)
 	info.VersionID = a.Info.VersionID
 	return info, nil
+}
+
+// moveFirst moves the version record rkey of key, found in an older map's
+// set, into the current map, and opens version vid again there. A
+// metadata update (tags, retention, legal hold) written into the older set
+// could be undone by a move planned before it, which writes the version
+// before it into the current set and then clears the older set (review H1
+// of session 18); in a cluster the drives fence such a write anyway, and
+// the update answered 503 until the migrator reached the key, for as long
+// as a whole drain or join (probe 19). migrate waits for a move of the key
+// in progress on this node; the leader's migrator moving it at the same
+// time writes the same version, which the update then supersedes.
+func (e *Engine) moveFirst(ctx context.Context, tenant, container, key, vid, rkey string) (*Artifact, error) {
+	if _, err := e.migrate(ctx, tenant, container, rkey, nil); err != nil {
+		return nil, fmt.Errorf("move the key into the current map first: %w", err)
+	}
+	return e.OpenVersion(ctx, tenant, container, key, vid)
 }
 
 // successor returns v plus one, as a 128-bit big-endian number.

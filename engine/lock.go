@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/vaultaire/vaultaire/placement"
 	"maps"
 	"math"
 	"strconv"
@@ -183,19 +184,31 @@ func (e *Engine) changeVersion(ctx context.Context, tenant, container, key, vid 
 	case vid != "" && !(vid == NullVersion && cur != nil && !cur.Deleted && !cur.Pointer):
 		ikey = versionKey(key, vid)
 	}
-	loc, rec, err := e.locate(ctx, tenant, container, ikey)
-	if err != nil {
-		return fmt.Errorf("engine: retention: %w", err)
-	}
-	switch {
-	case rec == nil || rec.Deleted:
-		return ErrNoSuchVersion
-	case rec.Marker:
-		return &DeleteMarkerError{VersionID: vid, Modified: time.Unix(0, rec.Modified), ByVersion: true}
-	}
-	m := e.mapFor(tenant, container)
-	if !loc.sameSet(m, pgOf(m, tenant, container, key)) {
-		return fmt.Errorf("%w: the version is being migrated", ErrMetadataUnavailable)
+	var loc location
+	var rec *record
+	var m *placement.Map
+	for moved := false; ; moved = true {
+		if loc, rec, err = e.locate(ctx, tenant, container, ikey); err != nil {
+			return fmt.Errorf("engine: retention: %w", err)
+		}
+		switch {
+		case rec == nil || rec.Deleted:
+			return ErrNoSuchVersion
+		case rec.Marker:
+			return &DeleteMarkerError{VersionID: vid, Modified: time.Unix(0, rec.Modified), ByVersion: true}
+		}
+		m = e.mapFor(tenant, container)
+		if loc.sameSet(m, pgOf(m, tenant, container, key)) {
+			break
+		}
+		if moved {
+			return fmt.Errorf("%w: the version is being migrated", ErrMetadataUnavailable)
+		}
+		// In an older map's set: moved into the current one first, as
+		// UpdateMetadata does (moveFirst says why).
+		if _, err := e.migrate(ctx, tenant, container, ikey, nil); err != nil {
+			return fmt.Errorf("engine: retention: move the key into the current map first: %w", err)
+		}
 	}
 	next, err := change(retentionOf(rec.Metadata))
 	if err != nil {

@@ -123,9 +123,12 @@ func (e *Engine) Migrate(ctx context.Context, tenant, container, key string) (Mi
 // when they are not in key's current set.
 func (e *Engine) migrate(ctx context.Context, tenant, container, key string, extra []placement.DriveID) (MigrateResult, error) {
 	ikey := indexPrefix(tenant, container) + key
-	// Only the Raft leader migrates (RunMigrator), so a key is not
-	// migrated by two nodes at once and the local lock suffices (a
-	// leadership change mid-pass is the remaining window).
+	// The Raft leader migrates (RunMigrator), and any node moves a key
+	// it updates the metadata of (moveFirst): two nodes can so move one
+	// key at once, as across a leadership change mid-pass. Both copy
+	// the same version; a newer one written meanwhile refuses the older
+	// copy as stale (TestUpdateMetadataMovesFirst). The local lock
+	// serialises the moves of one node.
 	unlock := e.lockLocal("migrate\x00" + ikey) // upload ids are hex: no collision
 	defer unlock()
 	var res MigrateResult
