@@ -319,6 +319,17 @@ func (c *committer) runLogged(ops []*commitOp) {
 	}
 }
 
+// logBroken returns why the record log takes no more frames, or nil.
+// It must be called between begin and end (the log open).
+func (c *committer) logBroken() error {
+	if c.log != nil {
+		if b := c.log.broken.Load(); b != nil {
+			return fmt.Errorf("record log: %w", *b)
+		}
+	}
+	return nil
+}
+
 // flushNow makes the next batch (even one changing nothing) start a flush.
 func (c *committer) flushNow(kv) error {
 	c.idle = true // the caller leads: see do

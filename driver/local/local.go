@@ -141,6 +141,7 @@ func Open(ctx context.Context, c Config) (*Driver, error) {
 	}
 	d := newDriver(c)
 	if err := d.open(ctx); err != nil {
+		d.commit.log.close()
 		if d.db != nil {
 			d.db.Close()
 		}
@@ -205,7 +206,7 @@ func (d *Driver) open(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("init index: %w", err)
 	}
-	if err := d.commit.openLog(d.dir, d.noSync); err != nil {
+	if err := d.commit.openLog(d.dir, d.noSync, d.log); err != nil {
 		return err
 	}
 

@@ -33,6 +33,7 @@ func Attach(ctx context.Context, c Config) (*Driver, error) {
 	}
 	d := newDriver(c)
 	if err := d.open(ctx); err != nil {
+		d.commit.log.close()
 		if d.db != nil {
 			d.db.Close()
 			d.db = nil
@@ -130,6 +131,9 @@ func (d *Driver) check() error {
 	if !os.SameFile(fi, d.index) {
 		return fmt.Errorf("%s was replaced behind the drive's back", indexFile)
 	}
+	if err := d.commit.logBroken(); err != nil {
+		return err // reopened, the log is replayed afresh
+	}
 	return d.writeProbe()
 }
 
@@ -206,8 +210,11 @@ func (d *Driver) reopen(ctx context.Context) error {
 	n := newDriver(Config{Dir: d.dir, ID: d.id, ClusterID: d.cluster, NoSync: d.noSync})
 	n.log = d.log
 	err := n.open(ctx)
-	if err != nil && n.db != nil {
-		n.db.Close()
+	if err != nil {
+		n.commit.log.close()
+		if n.db != nil {
+			n.db.Close()
+		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

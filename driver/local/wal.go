@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
@@ -44,12 +46,14 @@ import (
 // directory entry fsynced before any frame in it is acknowledged.
 
 const (
-	walPrefix  = "wal-"
-	walSuffix  = ".log"
-	walHeader  = 16       // crc, length, seq
-	walMaxBody = 64 << 20 // a frame larger than this is corrupt
-	walPut     = 1
-	walDelete  = 2
+	walPrefix = "wal-"
+	walSuffix = ".log"
+	walHeader = 16 // crc, length, seq
+	// walMaxFrame bounds a frame (its length is 32 bits): a batch
+	// larger than this is logged one mutation at a time.
+	walMaxFrame = 1 << 30
+	walPut      = 1
+	walDelete   = 2
 	// walChunk is how far ahead of its frames a segment is filled with
 	// zeros: an append then overwrites allocated blocks within the file's
 	// size, and its fdatasync writes no file-system metadata (appending
@@ -82,11 +86,12 @@ type mutation struct {
 type wal struct {
 	dir    string
 	noSync bool
-	f      *os.File // the segment appended to
-	off    int64    // where the next frame goes in f
-	size   int64    // f's size: zeros from off on
-	buf    []byte   // frame being encoded
-	segs   []string // segment files, oldest first, the last being f's
+	f      *os.File              // the segment appended to
+	off    int64                 // where the next frame goes in f
+	size   int64                 // f's size: zeros from off on
+	broken atomic.Pointer[error] // set when a failed frame could not be cut off
+	buf    []byte                // frame being encoded
+	segs   []string              // segment files, oldest first, the last being f's
 }
 
 // segName is the file name of the segment whose first frame is seq.
@@ -115,61 +120,128 @@ func listSegments(dir string) ([]string, error) {
 	return segs, nil
 }
 
+// errTorn marks the end of a segment's frames: a torn, corrupt or
+// zero (preallocated) frame, or the end of the file.
+var errTorn = errors.New("torn frame")
+
+// replayStop says where a replay stopped before the end of the log: in
+// which segment, at what offset, with how many bytes after it there.
+type replayStop struct {
+	seg       string
+	off, left int64
+	why       string
+}
+
 // replayLog reads the frames after seq from the segments in dir and calls
 // apply with each frame's mutations, in order. It returns the seq of the
 // last frame applied (seq if none). It stops at the end of the log or at
-// the first frame that is torn, corrupt or out of sequence.
-func replayLog(dir string, segs []string, seq uint64, apply func(seq uint64, muts []mutation) error) (uint64, error) {
+// the first frame that is torn, corrupt or out of sequence: stop, if not
+// nil, says where, if non-zero bytes follow (an unacknowledged write in
+// flight at a crash leaves a torn frame; corruption mid-log loses the
+// frames after it). A read error fails the replay: the frames it could
+// not read may have been acknowledged.
+func replayLog(dir string, segs []string, seq uint64, apply func(seq uint64, muts []mutation) error) (uint64, *replayStop, error) {
 	for _, name := range segs {
 		f, err := os.Open(filepath.Join(dir, name))
 		if err != nil {
-			return seq, fmt.Errorf("replay record log: %w", err)
+			return seq, nil, fmt.Errorf("replay record log: %w", err)
 		}
-		r := bufio.NewReaderSize(f, 256<<10)
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return seq, nil, fmt.Errorf("replay record log: %w", err)
+		}
+		r := &frameReader{r: bufio.NewReaderSize(f, 256<<10), left: fi.Size()}
+		var stop *replayStop
 		for {
-			fseq, muts, err := readFrame(r)
+			at := fi.Size() - r.left
+			fseq, muts, err := r.next()
+			if errors.Is(err, errTorn) {
+				if r.left > 0 && !zeroTail(f, at) {
+					stop = &replayStop{seg: name, off: at, left: fi.Size() - at, why: err.Error()}
+				}
+				break // the end of this segment's frames
+			}
 			if err != nil {
-				break // the end of this segment, or a torn frame
+				f.Close()
+				return seq, nil, fmt.Errorf("replay record log %s at %d: %w", name, at, err)
 			}
 			if fseq <= seq {
 				continue // index.db holds it
 			}
 			if fseq != seq+1 {
 				f.Close()
-				return seq, nil // out of sequence: nothing after it was acknowledged
+				// Out of sequence: nothing after it was acknowledged.
+				return seq, &replayStop{seg: name, off: at, left: fi.Size() - at, why: fmt.Sprintf("frame %d after %d", fseq, seq)}, nil
 			}
 			if err := apply(fseq, muts); err != nil {
 				f.Close()
-				return seq, err
+				return seq, nil, err
 			}
 			seq = fseq
 		}
 		f.Close()
+		if stop != nil {
+			return seq, stop, nil
+		}
 	}
-	return seq, nil
+	return seq, nil, nil
 }
 
-// readFrame reads one frame from r.
-func readFrame(r io.Reader) (uint64, []mutation, error) {
+// zeroTail reports whether f holds only zeros from off on (the
+// preallocated end of a segment).
+func zeroTail(f *os.File, off int64) bool {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := f.ReadAt(buf, off)
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return false
+			}
+		}
+		off += int64(n)
+		if err != nil {
+			return errors.Is(err, io.EOF)
+		}
+	}
+}
+
+// frameReader reads the frames of a segment with left bytes to go.
+type frameReader struct {
+	r    io.Reader
+	left int64
+}
+
+// next reads one frame: its seq and mutations, errTorn at the end of the
+// frames, or a read error.
+func (fr *frameReader) next() (uint64, []mutation, error) {
 	var h [walHeader]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
+	if fr.left < walHeader {
+		return 0, nil, fmt.Errorf("%w: %d bytes at the end", errTorn, fr.left)
+	}
+	if _, err := io.ReadFull(fr.r, h[:]); err != nil {
 		return 0, nil, err
 	}
+	fr.left -= walHeader
 	sum := binary.LittleEndian.Uint32(h[0:])
-	n := binary.LittleEndian.Uint32(h[4:])
-	if n < 8 || n-8 > walMaxBody {
-		return 0, nil, errors.New("bad frame length")
+	n := int64(binary.LittleEndian.Uint32(h[4:]))
+	if n < 8 || n-8 > fr.left {
+		return 0, nil, fmt.Errorf("%w: length %d", errTorn, n)
 	}
 	body := make([]byte, n-8)
-	if _, err := io.ReadFull(r, body); err != nil {
+	if _, err := io.ReadFull(fr.r, body); err != nil {
 		return 0, nil, err
 	}
+	fr.left -= n - 8
 	crc := crc32.Update(crc32.Checksum(h[4:], crcTable), crcTable, body)
 	if crc != sum {
-		return 0, nil, errors.New("bad frame checksum")
+		return 0, nil, fmt.Errorf("%w: checksum", errTorn)
 	}
 	muts, err := decodeMutations(body)
-	return binary.LittleEndian.Uint64(h[8:]), muts, err
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %w", errTorn, err)
+	}
+	return binary.LittleEndian.Uint64(h[8:]), muts, nil
 }
 
 func decodeMutations(b []byte) ([]mutation, error) {
@@ -225,10 +297,19 @@ func (w *wal) startSegment(seq uint64) error {
 	return nil
 }
 
+// errFrameTooLarge fails a batch whose frame would exceed walMaxFrame.
+var errFrameTooLarge = errors.New("record log: batch larger than a frame")
+
 // append writes the frame of muts numbered seq to the log and returns once
-// it is on stable storage. On error the frame is not part of the log: the
-// next one is written over it.
+// it is on stable storage. On error the frame is not part of the log: it
+// is cut off (truncated away, durably), so that the next frame, which
+// takes its seq, is the only one of that seq. If even that fails the log
+// is broken: every append fails until the drive is reopened (Probe takes
+// it offline: see broken), and the replay then decides.
 func (w *wal) append(seq uint64, muts []mutation) error {
+	if b := w.broken.Load(); b != nil {
+		return fmt.Errorf("record log: broken by an earlier failure: %w", *b)
+	}
 	b := append(w.buf[:0], make([]byte, walHeader)...)
 	for _, m := range muts {
 		if m.del {
@@ -243,20 +324,43 @@ func (w *wal) append(seq uint64, muts []mutation) error {
 		b = binary.AppendUvarint(b, uint64(len(m.val)))
 		b = append(b, m.val...)
 	}
-	binary.LittleEndian.PutUint32(b[4:], uint32(len(b)-8))
-	binary.LittleEndian.PutUint64(b[8:], seq)
-	binary.LittleEndian.PutUint32(b[0:], crc32.Checksum(b[4:], crcTable))
 	if cap(b) <= 1<<20 {
 		w.buf = b
 	}
+	if len(b) > walMaxFrame {
+		return errFrameTooLarge
+	}
+	binary.LittleEndian.PutUint32(b[4:], uint32(len(b)-8))
+	binary.LittleEndian.PutUint64(b[8:], seq)
+	binary.LittleEndian.PutUint32(b[0:], crc32.Checksum(b[4:], crcTable))
+	if err := w.write(b); err != nil {
+		terr := w.f.Truncate(w.off)
+		if terr == nil && !w.noSync {
+			terr = fdatasync(w.f)
+		}
+		if terr != nil {
+			broken := fmt.Errorf("%w (cutting the failed frame off: %w)", err, terr)
+			w.broken.Store(&broken)
+		}
+		w.size = w.off
+		return err
+	}
+	w.off += int64(len(b))
+	w.size = max(w.size, w.off)
+	return nil
+}
+
+// write writes frame b at w.off, zero-filling ahead first if it reaches
+// past the filled part, and fdatasyncs it.
+func (w *wal) write(b []byte) error {
 	if end := w.off + int64(len(b)); end > w.size {
 		// Zeros ahead again; this frame's fdatasync makes them durable.
 		grow := max(walChunk, end-w.size)
 		if err := zeroFill(w.f, w.size, grow); err == nil {
 			w.size += grow
 		} else if err := w.f.Truncate(w.size); err != nil {
-			// No room ahead (a full disk): the frame is appended
-			// past the end, unless that fails too.
+			// No room ahead (a full disk): the frame goes past the
+			// end (append sets size after it), unless that fails too.
 			return fmt.Errorf("record log: extend: %w", err)
 		}
 	}
@@ -264,13 +368,15 @@ func (w *wal) append(seq uint64, muts []mutation) error {
 		return fmt.Errorf("record log: write: %w", err)
 	}
 	if !w.noSync {
-		if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
+		if err := fdatasync(w.f); err != nil {
 			return fmt.Errorf("record log: fdatasync: %w", err)
 		}
 	}
-	w.off += int64(len(b))
 	return nil
 }
+
+// fdatasync syncs f's data (a variable for tests that make it fail).
+var fdatasync = func(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }
 
 // zeroFill writes n zero bytes to f at off.
 func zeroFill(f *os.File, off, n int64) error {
@@ -303,7 +409,7 @@ func (w *wal) dropBefore() {
 
 // close closes the segment appended to.
 func (w *wal) close() error {
-	if w.f == nil {
+	if w == nil || w.f == nil {
 		return nil
 	}
 	err := w.f.Close()
@@ -323,7 +429,7 @@ func syncDirPath(dir string) error {
 
 // openLog replays the record log into index.db (the frames after the one
 // index.db last took) and starts a fresh segment for c's batches.
-func (c *committer) openLog(dir string, noSync bool) error {
+func (c *committer) openLog(dir string, noSync bool, log *slog.Logger) error {
 	var seq uint64
 	if err := c.db.View(func(tx *bolt.Tx) error {
 		if m := tx.Bucket(metaBucket); m != nil {
@@ -340,7 +446,7 @@ func (c *committer) openLog(dir string, noSync bool) error {
 		return err
 	}
 	logged := make(map[string]mutation)
-	last, err := replayLog(dir, segs, seq, func(_ uint64, muts []mutation) error {
+	last, stop, err := replayLog(dir, segs, seq, func(_ uint64, muts []mutation) error {
 		for _, m := range muts {
 			logged[m.key] = m
 		}
@@ -348,6 +454,12 @@ func (c *committer) openLog(dir string, noSync bool) error {
 	})
 	if err != nil {
 		return err
+	}
+	if stop != nil {
+		// A write in flight at a crash leaves a torn frame, never
+		// acknowledged; a frame corrupted on the disk loses those after it.
+		log.Warn("record log replay stopped before the end of the log: a torn frame of a write in flight at a crash, or corruption",
+			"segment", stop.seg, "offset", stop.off, "bytes_after", stop.left, "why", stop.why, "replayed_through", last)
 	}
 	if last > seq {
 		keys := slices.Sorted(maps.Keys(logged))
