@@ -66,6 +66,9 @@ type committer struct {
 	afterFlush func()
 	flushed    chan struct{} // closed when the running flush ends; nil if none
 	flushErr   error         // the last flush's failure, if it failed
+	// flushRetry is when a flush may start again after one failed: not
+	// at every batch, each starting a log segment.
+	flushRetry time.Time
 	// flushRes is the running flush's outcome, set before flushed is
 	// closed.
 	flushRes error
@@ -304,7 +307,8 @@ func (c *committer) runLogged(ops []*commitOp) {
 		}
 	}
 	wakeAll(ops)
-	if c.flushed == nil && (c.memBytes >= flushBytes || len(c.mem) >= flushOps || c.log.off >= flushLog || c.idle && len(c.mem) > 0) {
+	due := c.memBytes >= flushBytes || len(c.mem) >= flushOps || c.log.off >= flushLog || c.idle && len(c.mem) > 0
+	if c.flushed == nil && due && !time.Now().Before(c.flushRetry) {
 		c.startFlush()
 	}
 	c.idle = false
@@ -370,7 +374,7 @@ func (c *committer) logBatch(ops []*commitOp) error {
 	if len(b.order) == 0 {
 		return nil // nothing changed (a refused or missing record)
 	}
-	if c.flushErr != nil && c.memBytes >= 4*flushBytes {
+	if c.flushErr != nil && (c.memBytes >= 4*flushBytes || c.log.off >= 4*flushLog) {
 		return &logError{fmt.Errorf("index flush failing: %w", c.flushErr)}
 	}
 	err = c.log.append(c.seq+1, b.order)
@@ -428,6 +432,9 @@ func (c *committer) waitFlush() {
 	<-c.flushed
 	c.flushed = nil
 	c.flushErr = c.flushRes
+	if c.flushErr != nil {
+		c.flushRetry = time.Now().Add(time.Second)
+	}
 	c.memMu.Lock()
 	defer c.memMu.Unlock()
 	if c.flushing == nil {
