@@ -2,6 +2,7 @@ package bench_test
 
 import (
 	"bytes"
+	"errors"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -34,10 +35,16 @@ func measureDisk(t *testing.T, dirs []string) diskUse {
 	var u diskUse
 	for _, dir := range dirs {
 		err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed during the walk (a record log segment after a flush)
+			}
 			if err != nil || !e.Type().IsRegular() {
 				return err
 			}
 			fi, err := e.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
