@@ -102,3 +102,63 @@ func TestBlockPipe(t *testing.T) {
 		}
 	})
 }
+
+// TestBlockPipeConsumedThenClosed: a reader that takes a block whole and
+// then closes (fasthttp reads a body's Content-Length, then closes the
+// stream) leaves the block's Write successful. The Write used to return
+// ErrClosedPipe when it woke to both the take and the close (select picks
+// at random), so the read looked cut short, and a degraded GET was not
+// queued for Heal (TestReadQueuesHealWhenClosedAtOnce).
+func TestBlockPipeConsumedThenClosed(t *testing.T) {
+	for _, viaWriteTo := range []bool{false, true} {
+		failed := 0
+		const rounds = 2000
+		for range rounds {
+			bp := newBlockPipe()
+			wrote := make(chan error, 1)
+			block := randBytes(4, 4<<10)
+			go func() {
+				n, err := bp.Write(block)
+				if err == nil && n != len(block) {
+					err = io.ErrShortWrite
+				}
+				wrote <- err
+			}()
+			if viaWriteTo {
+				// Read side stops once the block is sent on: a LimitedWriter.
+				var buf bytes.Buffer
+				lw := &limitedWriter{w: &buf, n: len(block)}
+				if _, err := bp.WriteTo(lw); !errors.Is(err, errLimit) {
+					t.Fatalf("WriteTo: %v", err)
+				}
+			} else if _, err := io.ReadFull(bp, make([]byte, len(block))); err != nil {
+				t.Fatal(err)
+			}
+			bp.Close()
+			if err := <-wrote; err != nil {
+				failed++
+			}
+		}
+		if failed > 0 {
+			t.Errorf("WriteTo %v: %d of %d writes whose block was taken whole failed once the reader closed", viaWriteTo, failed, rounds)
+		}
+	}
+}
+
+var errLimit = errors.New("limit reached")
+
+// limitedWriter takes n bytes, then fails the Write after the one that
+// reached n: it stops WriteTo once n bytes were written.
+type limitedWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	m, err := l.w.Write(p)
+	l.n -= m
+	if err == nil && l.n <= 0 {
+		err = errLimit
+	}
+	return m, err
+}
