@@ -51,8 +51,8 @@ func (b *blockPipe) Write(p []byte) (int, error) {
 		// closing, and select picks at random among ready cases: p was
 		// consumed, so the write succeeded. Counting it failed made a
 		// read closed once complete look cut short, and a degraded one
-		// was not queued for Heal (1 read in 30 under the race detector,
-		// TestReadQueuesHealWhenClosedAtOnce).
+		// was not queued for Heal (about 0.3% of such reads under the
+		// race detector, TestReadQueuesHealWhenClosedAtOnce).
 		select {
 		case <-b.taken:
 			return len(p), nil
