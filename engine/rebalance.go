@@ -28,6 +28,18 @@ type Coordinator interface {
 	AllContainers(ctx context.Context) ([]ContainerInfo, error)
 }
 
+// Settler is an optional interface of a Coordinator that records, per
+// container, the epoch from which on the older maps may hold its
+// artifacts (ContainerInfo.Settled); cluster.Store implements it. A
+// listing must cover the sets of the older maps from that epoch on
+// (List). SettleContainers raises every container's to at least epoch;
+// RunMigrator calls it on the leader after a migration pass over every
+// container that began once the map of epoch epoch had settled and ended
+// clean: no key of any container is left only in an older map then.
+type Settler interface {
+	SettleContainers(ctx context.Context, epoch placement.Epoch) error
+}
+
 // Migration timing.
 const (
 	// MapSettle is how long a map must have been current on the leader
@@ -48,7 +60,9 @@ var (
 )
 
 // RunMigrator moves data written under older maps into the current map
-// (MigrateAll), then, once the map has settled, the multipart uploads in
+// (MigrateAll), then, once the map has settled and a pass that began
+// after that ended clean, marks every container settled at the current
+// epoch (Settler, if c is one), moves the multipart uploads in
 // progress there (MoveUploads), and drops each older map from c's
 // history once nothing lives only there (Residue is 0) and the current
 // map has been current for MapSettle. It runs on every node and acts only on the leader, so
@@ -90,6 +104,13 @@ func (e *Engine) RunMigrator(ctx context.Context, c Coordinator, log *slog.Logge
 		// while proves that nothing new went to an older map.
 		if passStart.Sub(since) < mapSettle {
 			continue
+		}
+		// Every key of every container is in the current map: listings
+		// need no older map's sets from now on (Settler).
+		if st, ok := c.(Settler); ok {
+			if err := st.SettleContainers(ctx, epoch); err != nil && ctx.Err() == nil {
+				log.Warn("migrate: settle containers", "epoch", epoch, "err", err)
+			}
 		}
 		// Every node writes with the current map by now: the uploads
 		// still in progress in older maps' sets move into it, so that
@@ -142,6 +163,7 @@ func (e *Engine) migratePass(ctx context.Context, c Coordinator, log *slog.Logge
 		total.Moved += st.Moved
 		total.Removed += st.Removed
 		total.Failed += st.Failed
+		total.Incomplete += st.Incomplete
 		// A batch with failed keys (a move deferred while a drive is
 		// offline, a key unreadable) does not stop the pass: the keys
 		// after it move now, the pass is not clean, and the failed ones
@@ -150,10 +172,12 @@ func (e *Engine) migratePass(ctx context.Context, c Coordinator, log *slog.Logge
 			break
 		}
 	}
-	if total.Moved > 0 || total.Removed > 0 || total.Failed > 0 {
-		log.Info("migrate: pass done", "keys", total.Keys, "moved", total.Moved, "removed", total.Removed, "failed", total.Failed)
+	if total.Moved > 0 || total.Removed > 0 || total.Failed > 0 || total.Incomplete > 0 {
+		log.Info("migrate: pass done", "keys", total.Keys, "moved", total.Moved, "removed", total.Removed, "failed", total.Failed, "incomplete", total.Incomplete)
 	}
-	return clean && total.Failed == 0
+	// A key whose current set lacks its version on some drive keeps its
+	// older copies (Migrate): the pass moved it, but not for good.
+	return clean && total.Failed == 0 && total.Incomplete == 0
 }
 
 // Scanning: ScanEvery is the default interval at which the leader walks
