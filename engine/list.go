@@ -234,10 +234,13 @@ func pgsCovered(m *placement.Map, answered map[placement.DriveID]bool) bool {
 // dropped before) cover every PG of the container's map (and of the
 // remote layout's map of a tiered container: listSet), that is, hold at
 // least k drives of each PG's set of k+m (pgsCovered), the others get the
-// straggler grace and are then dropped from this listing. The drives of
-// the maps a key may still be placed in besides (an older map's during a
-// migration, the other storage layout's) are walked too, merged as they
-// answer. A listing whose
+// straggler grace and are then dropped from this listing. The sets of
+// the older maps kept during a migration that may still hold keys of the
+// container (those of its settled epoch or later: ContainerInfo.Settled,
+// Settler) must be covered too, each with its own k. The drives of the
+// other maps a key may still be placed in (the older maps the container
+// is settled past, the other storage layout's) are walked too, merged as
+// they answer. A listing whose
 // drives no longer cover every PG fails with ErrReadQuorum rather than
 // answer a page that may miss keys. That stays correct: a key lives in
 // one PG's set of k+m drives, and its newest version (or tombstone) was

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/vaultaire/vaultaire/placement"
@@ -107,11 +108,7 @@ func (e *Engine) RunMigrator(ctx context.Context, c Coordinator, log *slog.Logge
 		}
 		// Every key of every container is in the current map: listings
 		// need no older map's sets from now on (Settler).
-		if st, ok := c.(Settler); ok {
-			if err := st.SettleContainers(ctx, epoch); err != nil && ctx.Err() == nil {
-				log.Warn("migrate: settle containers", "epoch", epoch, "err", err)
-			}
-		}
+		settleContainers(ctx, c, epoch, log)
 		// Every node writes with the current map by now: the uploads
 		// still in progress in older maps' sets move into it, so that
 		// the older maps can go however long their clients pause.
@@ -141,6 +138,26 @@ func (e *Engine) RunMigrator(ctx context.Context, c Coordinator, log *slog.Logge
 			log.Info("migrate: older map emptied and dropped", "epoch", m.Epoch, "current", epoch)
 		}
 	}
+}
+
+// settleContainers marks every container settled at epoch (Settler), if
+// c records it and some container is not yet: a Raft entry only when it
+// changes something, though the migrator comes here at every clean pass
+// while an older map is kept.
+func settleContainers(ctx context.Context, c Coordinator, epoch placement.Epoch, log *slog.Logger) {
+	st, ok := c.(Settler)
+	if !ok {
+		return
+	}
+	cs, err := c.AllContainers(ctx)
+	if err == nil && !slices.ContainsFunc(cs, func(ci ContainerInfo) bool { return ci.Settled < uint64(epoch) }) {
+		return
+	}
+	if err := st.SettleContainers(ctx, epoch); err != nil && ctx.Err() == nil {
+		log.Warn("migrate: settle containers", "epoch", epoch, "err", err)
+		return
+	}
+	log.Info("migrate: every container settled: listings need no older map", "epoch", epoch)
 }
 
 // migratePass walks every key of the older maps once. It reports whether

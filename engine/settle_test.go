@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,15 +13,25 @@ import (
 )
 
 // keepingCoordinator is a fakeCoordinator that keeps every older map
-// (DropMap fails, as while an upload holds it) and settles containers in
-// a MemContainers (Settler).
+// (DropMap fails, as while an upload holds it) and settles the containers
+// of tenant "t" in a MemContainers (Settler), counting the calls.
 type keepingCoordinator struct {
 	*fakeCoordinator
-	Settler
+	mem     *MemContainers
+	settles *atomic.Int64
 }
 
 func (keepingCoordinator) DropMap(context.Context, placement.Epoch) error {
 	return errors.New("test: older maps are kept")
+}
+
+func (c keepingCoordinator) AllContainers(ctx context.Context) ([]ContainerInfo, error) {
+	return c.mem.Containers(ctx, "t")
+}
+
+func (c keepingCoordinator) SettleContainers(ctx context.Context, epoch placement.Epoch) error {
+	c.settles.Add(1)
+	return c.mem.SettleContainers(ctx, epoch)
 }
 
 // TestRunMigratorSettlesContainers: a container created before a map
@@ -94,7 +105,7 @@ func TestRunMigratorSettlesContainers(t *testing.T) {
 	}
 	checkOldDown(ErrReadQuorum)
 
-	c := keepingCoordinator{&fakeCoordinator{topo: r.topo}, containers.(Settler)}
+	c := keepingCoordinator{&fakeCoordinator{topo: r.topo}, containers.(*MemContainers), new(atomic.Int64)}
 	run := func(d time.Duration) {
 		t.Helper()
 		runFor(t, d, func(ctx context.Context) { r.e.RunMigrator(ctx, c, nil) })
@@ -131,6 +142,12 @@ func TestRunMigratorSettlesContainers(t *testing.T) {
 		t.Fatalf("the older map was dropped; the test needs it kept")
 	}
 	checkOldDown(nil)
+	// Later clean passes change nothing: no more Raft entries.
+	n := c.settles.Load()
+	run(3 * mapSettle)
+	if got := c.settles.Load(); got != n {
+		t.Errorf("clean passes with every container settled called SettleContainers %d more times, want 0", got-n)
+	}
 }
 
 var _ Settler = keepingCoordinator{}
