@@ -98,7 +98,8 @@ func (e *Engine) RunMigrator(ctx context.Context, c Coordinator, log *slog.Logge
 			continue
 		}
 		passStart := time.Now()
-		if !e.migratePass(ctx, c, log) || c.Map().Epoch != epoch {
+		clean, whole := e.migratePass(ctx, c, log)
+		if !clean || c.Map().Epoch != epoch {
 			continue
 		}
 		// Only a pass that began after every node had the map for a
@@ -106,9 +107,11 @@ func (e *Engine) RunMigrator(ctx context.Context, c Coordinator, log *slog.Logge
 		if passStart.Sub(since) < mapSettle {
 			continue
 		}
-		// Every key of every container is in the current map: listings
-		// need no older map's sets from now on (Settler).
-		settleContainers(ctx, c, epoch, log)
+		if whole {
+			// Every key of every container is in the current map:
+			// listings need no older map's sets from now on (Settler).
+			settleContainers(ctx, c, epoch, log)
+		}
 		// Every node writes with the current map by now: the uploads
 		// still in progress in older maps' sets move into it, so that
 		// the older maps can go however long their clients pause.
@@ -161,13 +164,16 @@ func settleContainers(ctx context.Context, c Coordinator, epoch placement.Epoch,
 }
 
 // migratePass walks every key of the older maps once. It reports whether
-// the pass completed without errors.
-func (e *Engine) migratePass(ctx context.Context, c Coordinator, log *slog.Logger) bool {
+// the pass completed without errors (clean), and whether it also left no
+// key with its older copies kept because the current set lacks its
+// version on some drive (whole: MigrateResult.Incomplete; such a key is
+// in the current set on fewer drives than a write quorum, maybe).
+func (e *Engine) migratePass(ctx context.Context, c Coordinator, log *slog.Logger) (clean, whole bool) {
 	after, clean := "", true
 	var total MigrateStats
 	for {
 		if ctx.Err() != nil || !c.IsLeader() {
-			return false
+			return false, false
 		}
 		st, err := e.MigrateAll(ctx, after, migrateBatch)
 		if err != nil {
@@ -192,9 +198,8 @@ func (e *Engine) migratePass(ctx context.Context, c Coordinator, log *slog.Logge
 	if total.Moved > 0 || total.Removed > 0 || total.Failed > 0 || total.Incomplete > 0 {
 		log.Info("migrate: pass done", "keys", total.Keys, "moved", total.Moved, "removed", total.Removed, "failed", total.Failed, "incomplete", total.Incomplete)
 	}
-	// A key whose current set lacks its version on some drive keeps its
-	// older copies (Migrate): the pass moved it, but not for good.
-	return clean && total.Failed == 0 && total.Incomplete == 0
+	clean = clean && total.Failed == 0
+	return clean, clean && total.Incomplete == 0
 }
 
 // Scanning: ScanEvery is the default interval at which the leader walks

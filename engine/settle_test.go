@@ -41,7 +41,8 @@ func (c keepingCoordinator) SettleContainers(ctx context.Context, epoch placemen
 // at the current epoch and its listings answer with the older map's
 // drives offline, every key in them, though the older map is still kept.
 // A follower settles nothing, nor does a pass that began before the map
-// settled, or one that could not list an older map's drive.
+// settled, one that could not list an older map's drive, or one that left
+// keys with their older copies (a current drive offline).
 func TestRunMigratorSettlesContainers(t *testing.T) {
 	every, settle := migrateEvery, mapSettle
 	migrateEvery, mapSettle = 20*time.Millisecond, 300*time.Millisecond
@@ -115,12 +116,22 @@ func TestRunMigratorSettlesContainers(t *testing.T) {
 	if got := settled("c"); got != 0 {
 		t.Fatalf("a follower settled c at %d", got)
 	}
-	// The leader, before the map settled: its passes move the keys but
-	// prove nothing (a node may still write with the older map).
+	// The leader, before the map settled: its passes prove nothing (a
+	// node may still write with the older map). A drive of the current
+	// map is offline from its first pass on (see below).
+	off(true, "d05")
 	c.leader.Store(true)
 	run(mapSettle / 2)
 	if got := settled("c"); got != 0 {
 		t.Fatalf("the leader settled c at %d before the map settled", got)
+	}
+	// With a drive of the current map offline: the keys move onto the
+	// other three (a write quorum) but keep their older copies
+	// (MigrateResult.Incomplete), so nothing is settled either.
+	run(3 * mapSettle)
+	off(false, "d05")
+	if got := settled("c"); got != 0 {
+		t.Fatalf("passes that left keys incomplete (d05 offline) settled c at %d", got)
 	}
 	// The leader, with a drive of the older map offline: every pass is
 	// unclean (its keys cannot be listed), so nothing is settled.
