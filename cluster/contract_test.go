@@ -15,6 +15,7 @@ var (
 	_ engine.UploadLocker   = (*cluster.Store)(nil)
 	_ engine.UploadFencer   = (*cluster.Store)(nil)
 	_ engine.UploadLeases   = (*cluster.Store)(nil)
+	_ engine.Settler        = (*cluster.Store)(nil)
 	_ engine.Topology       = (*cluster.Topology)(nil)
 	_ engine.MapHistory     = (*cluster.Topology)(nil)
 	_ engine.FencedTopology = (*cluster.Topology)(nil)

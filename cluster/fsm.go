@@ -266,6 +266,12 @@ func (f *fsm) Apply(l *raft.Log) any {
 			return decodeErr(t, err)
 		}
 		return f.adoptDrive(c)
+	case cmdSettleContainers: // settle.go
+		var c settleContainersCmd
+		if err := json.Unmarshal(body, &c); err != nil {
+			return decodeErr(t, err)
+		}
+		return f.settleContainers(c)
 	case cmdReleaseLease:
 		var c releaseLeaseCmd
 		if err := json.Unmarshal(body, &c); err != nil {
@@ -351,7 +357,8 @@ func (f *fsm) createContainer(c createContainerCmd) error {
 	if c.Max > 0 && len(cs) >= c.Max {
 		return fmt.Errorf("%w: %s has %d (the cap)", meta.ErrTooManyContainers, c.Tenant, len(cs))
 	}
-	cs[c.Name] = meta.ContainerInfo{Tenant: c.Tenant, Name: c.Name, Created: c.Created}
+	// Settled: settle.go.
+	cs[c.Name] = meta.ContainerInfo{Tenant: c.Tenant, Name: c.Name, Created: c.Created, Settled: uint64(f.currentEpoch())}
 	return nil
 }
 
@@ -378,7 +385,7 @@ const snapshotVersion = 3
 type snapshotData struct {
 	Version    int                  `json:"version"`
 	Tenants    []tenantState        `json:"tenants"`            // sorted by name
-	Containers []meta.ContainerInfo `json:"containers"`         // sorted by tenant, then name
+	Containers []meta.ContainerInfo `json:"containers"`         // sorted by tenant, then name; Settled absent (0) before settle.go
 	Nodes      []NodeInfo           `json:"nodes"`              // sorted by name (version 2)
 	Maps       []*placement.Map     `json:"maps"`               // in epoch order (version 2)
 	Applied    uint64               `json:"applied"`            // fsm.applied when taken (version 2)

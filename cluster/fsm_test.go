@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/vaultaire/vaultaire/placement"
 )
 
 // memSink is a raft.SnapshotSink in memory.
@@ -63,6 +65,7 @@ func commandLog(t *testing.T) [][]byte {
 		add(cmdDeleteContainer, deleteContainerCmd{Tenant: fmt.Sprintf("t%02d", i%5), Name: fmt.Sprintf("c%d", i%9)})
 		add(cmdDeleteKey, deleteKeyCmd{Tenant: name, AccessKey: keys[i/2].AccessKey})
 		add(cmdDeleteTenant, deleteTenantCmd{Name: fmt.Sprintf("t%02d", i%11)})
+		add(cmdSettleContainers, settleContainersCmd{Epoch: placement.Epoch(i % 2)}) // 1 fails: no map
 	}
 	log = append(log, []byte{200, '{', '}'}, []byte{byte(cmdCreateTenant), 'x'}, nil)
 	return log

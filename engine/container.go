@@ -28,7 +28,13 @@ func (e *Engine) CreateContainer(ctx context.Context, tenant, name string) error
 	if err := e.sweepContainer(ctx, tenant, name, start); err != nil {
 		return err
 	}
-	return e.cfg.Containers.CreateContainer(ctx, ContainerInfo{Tenant: tenant, Name: name, Created: e.cfg.Now()})
+	c := ContainerInfo{Tenant: tenant, Name: name, Created: e.cfg.Now()}
+	if m := e.cfg.Topology.Map(); m != nil {
+		// Its keys are written with this map or a later one (a store
+		// may record the epoch of its own current map instead: cluster).
+		c.Settled = uint64(m.Epoch)
+	}
+	return e.cfg.Containers.CreateContainer(ctx, c)
 }
 
 // sweepContainer deletes the artifacts modified before cutoff that are
@@ -52,7 +58,7 @@ func (e *Engine) sweepContainer(ctx context.Context, tenant, name string, cutoff
 		} else if !errors.Is(err, ErrNoSuchContainer) {
 			return fmt.Errorf("engine: sweep container %s: %w", name, err)
 		}
-		res, err := e.list(ctx, tenant, name, ListOptions{After: after, Limit: 1000, all: true})
+		res, err := e.list(ctx, tenant, name, ListOptions{After: after, Limit: 1000, all: true, sweep: true})
 		if err != nil {
 			return fmt.Errorf("engine: sweep container %s: %w", name, err)
 		}

@@ -198,8 +198,9 @@
 // current set always wins, so deleting or overwriting such an artifact
 // needs nothing special; the shard files left on the older set are
 // migration's to collect. Heal keeps a tombstone while an older set still
-// holds a version it hides. Listing merges every drive of the current map,
-// which includes every drive of the older maps. A multipart upload lives
+// holds a version it hides. Listing merges the drives of the current map
+// and of the older maps, and needs an older map's sets covered while the
+// container may still have keys there (see Listing). A multipart upload lives
 // in the set of the map it was created in until the migrator moves it
 // (below).
 //
@@ -251,7 +252,11 @@
 // the current map. RunMigrator (rebalance.go), acting on the metadata
 // store's leader only (Coordinator), calls MigrateAll until a pass ends
 // with nothing failed, then drops from the history (through Raft) each
-// older map whose Residue is 0: no read needs it any more. A multipart
+// older map whose Residue is 0: no read needs it any more. After such a
+// clean pass begun once the map settled it first marks every container
+// settled at the current epoch (Settler), so that listings stop needing
+// the older maps' sets though the maps themselves may be kept a while
+// (an upload holding them, a drive down at the Residue count). A multipart
 // upload in progress keeps its placement until then: parts uploaded after
 // a map change still go to the upload's set (under its lease, which the
 // drives' map-epoch fence honours), Residue counts the upload while it is
@@ -334,6 +339,15 @@
 // is on a write quorum of its set, which any k of the set meet. So a wide
 // map lists on with a whole node down, and a listing that cannot cover
 // every PG fails with ErrReadQuorum rather than answer a partial page.
+// List and ListVersions also cover the sets of the older maps (MapHistory)
+// that may still hold keys of the container: those of its settled epoch
+// (ContainerInfo.Settled) or later. A container is settled at the epoch
+// it was created under, and RunMigrator raises every container to the
+// current epoch after a clean migration pass that began once the map
+// settled (Settler): from then on a node down in an older map's sets no
+// longer fails its listings, while before it a key only such a set holds
+// is never left out of a page (probe F2 of session 14). Upload listings
+// and sweeps cover the current map only.
 //
 // # Versions
 //

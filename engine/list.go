@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -20,6 +21,11 @@ type ListOptions struct {
 	// all lists version keys and deleted version pointers too (a
 	// container's sweep and emptiness check).
 	all bool
+	// sweep walks the older maps' sets without requiring them: the
+	// container does not exist (sweepContainer), so nothing says whether
+	// they hold its keys, and a CreateContainer must not fail while an
+	// older map's drives are down (session 14, TestClusterThreeNodes).
+	sweep bool
 }
 
 // ListResult is one page of a listing, in ascending byte order of key.
@@ -228,10 +234,13 @@ func pgsCovered(m *placement.Map, answered map[placement.DriveID]bool) bool {
 // dropped before) cover every PG of the container's map (and of the
 // remote layout's map of a tiered container: listSet), that is, hold at
 // least k drives of each PG's set of k+m (pgsCovered), the others get the
-// straggler grace and are then dropped from this listing. The drives of
-// the maps a key may still be placed in besides (an older map's during a
-// migration, the other storage layout's) are walked too, merged as they
-// answer. A listing whose
+// straggler grace and are then dropped from this listing. The sets of
+// the older maps kept during a migration that may still hold keys of the
+// container (those of its settled epoch or later: ContainerInfo.Settled,
+// Settler) must be covered too, each with its own k. The drives of the
+// other maps a key may still be placed in (the older maps the container
+// is settled past, the other storage layout's) are walked too, merged as
+// they answer. A listing whose
 // drives no longer cover every PG fails with ErrReadQuorum rather than
 // answer a page that may miss keys. That stays correct: a key lives in
 // one PG's set of k+m drives, and its newest version (or tombstone) was
@@ -268,7 +277,11 @@ func (e *Engine) list(ctx context.Context, tenant, container string, opts ListOp
 			after = after[:len(opts.Prefix)+i+len(opts.Delimiter)] + maxKeySentinel
 		}
 	}
-	g := e.newMerger(tenant, container, opts.Prefix, after)
+	settled := noOlderCover
+	if !opts.sweep {
+		settled = e.settledOf(ctx, tenant, container)
+	}
+	g := e.newMergerFrom(tenant, container, opts.Prefix, after, settled)
 	var res ListResult
 	count := 0
 	for {
@@ -332,9 +345,22 @@ type merger struct {
 
 // newMerger starts a walk of the keys under prefix sorting after after,
 // over the drives of every map a key of the container may be placed in
-// (listSet). A drive the topology cannot provide gets no cursor: it
-// counts as not answering.
-func (e *Engine) newMerger(tenant, container, prefix, after string) *merger {
+// (listSet), that must cover the older maps' sets the container's keys
+// may still live in (settledOf). A drive the topology cannot provide gets
+// no cursor: it counts as not answering.
+func (e *Engine) newMerger(ctx context.Context, tenant, container, prefix, after string) *merger {
+	return e.newMergerFrom(tenant, container, prefix, after, e.settledOf(ctx, tenant, container))
+}
+
+// noOlderCover is the settled epoch of a walk that needs none of the older
+// maps' sets covered: a sweep of a container that does not exist.
+const noOlderCover = placement.Epoch(math.MaxUint64)
+
+// newMergerFrom is newMerger for a container settled at epoch settled: the
+// walk must cover the sets of the older maps (MapHistory) of that epoch
+// or later too (noOlderCover: none), as those may still hold keys of the
+// container that no set of the current map holds.
+func (e *Engine) newMergerFrom(tenant, container, prefix, after string, settled placement.Epoch) *merger {
 	m := e.mapFor(tenant, container)
 	base := indexPrefix(tenant, container)
 	cover := []*placement.Map{m}
@@ -343,6 +369,14 @@ func (e *Engine) newMerger(tenant, container, prefix, after string) *merger {
 		// none of m's PGs: without them, a listing would leave those
 		// artifacts out where a read fails.
 		cover = append(cover, e.tierMap())
+	}
+	for _, om := range e.olderMaps(m) {
+		if om.Epoch >= settled {
+			// A key written under om, not moved yet: its newest record
+			// is on a write quorum of om's set only (probe F2 of
+			// session 14).
+			cover = append(cover, om)
+		}
 	}
 	maps := append([]*placement.Map{m}, e.fallbackMaps(tenant, container, m)...)
 	g := &merger{e: e, set: e.listSetOf(cover, maps[1:]), k: m.Policy.ReadQuorum(), tenant: tenant, container: container,
@@ -355,6 +389,17 @@ func (e *Engine) newMerger(tenant, container, prefix, after string) *merger {
 		}
 	}
 	return g
+}
+
+// settledOf returns the epoch from which on the older maps may hold keys
+// of tenant's container (ContainerInfo.Settled): 0, every older map, if
+// the store does not know it or cannot say now.
+func (e *Engine) settledOf(ctx context.Context, tenant, container string) placement.Epoch {
+	c, err := e.cfg.Containers.Container(ctx, tenant, container)
+	if err != nil {
+		return 0
+	}
+	return placement.Epoch(c.Settled)
 }
 
 // covered reports whether the cursors with answered[i] cover every PG of
@@ -370,19 +415,29 @@ func (g *merger) covered(answered []bool) bool {
 }
 
 // listSet is what a listing walks: every drive, once, of the maps whose
-// PGs it must cover (the container's map, and the remote layout's of a
-// tiered container, whose artifacts' records live there) and of the maps
-// a key may still be placed in besides (the other storage layout's, the
-// older maps kept during a migration); drives[i] for ids[i], nil where
-// the topology lacks it. A listing is complete once the drives that
-// answered cover every PG of the maps to cover; the others' drives are
-// merged as they answer but not waited for. Requiring the older maps and
-// the other layout too would close a corner (a key still placed there,
-// with more than their parity of its set down while every current set
-// has k, is left out, as reads cannot serve it either), at a price: an
-// older map is kept until a migration pass over it is clean, so one node
-// down after a join (its drives in an older map's sets) would make every
-// listing answer 503 until it returns (session 14, TestClusterThreeNodes).
+// PGs it must cover (the container's map, the remote layout's of a
+// tiered container, whose artifacts' records live there, and the older
+// maps kept during a migration that may still hold the container's keys)
+// and of the maps a key may still be placed in besides (the other storage
+// layout's, the older maps that hold none of the container's keys);
+// drives[i] for ids[i], nil where the topology lacks it. A listing is
+// complete once the drives that answered cover every PG of the maps to
+// cover; the others' drives are merged as they answer but not waited
+// for.
+//
+// Which older maps to cover: those of the container's settled epoch
+// (ContainerInfo.Settled) or later. Without them, a key still placed in
+// an older map's set, with more than that set's parity down while every
+// current set has k, was left out (probe F2 of session 14). Requiring
+// every older map instead cost availability: an older map is kept until
+// a migration pass over it is clean and Residue finds it empty, so one
+// node down after a join (its drives in an older map's sets) made every
+// listing answer 503 until it returned (session 14,
+// TestClusterThreeNodes). A container is settled at the epoch it was
+// created under, and the migrator raises it to the current epoch after a
+// clean pass that began once the current map settled (RunMigrator,
+// Settler); so only a container created before a map change whose keys
+// may still be moving answers 503 while an older set is short.
 type listSet struct {
 	cover  []*placement.Map
 	whole  *placement.Map // if set, at most its parity of its drives may be missing (wholeIfLayouts)
@@ -596,7 +651,7 @@ func (g *merger) finish() error {
 		}
 	}
 	if !g.covered(answered) {
-		err := fmt.Errorf("%w: list: %d of %d drives unavailable, too few of some set (or, with remote drives, of the whole map) answered", ErrReadQuorum, len(g.set.ids)-len(g.cursors)+len(errs), len(g.set.ids))
+		err := fmt.Errorf("%w: list: %d of %d drives unavailable, too few of some set (of the current map, or of an older map the container's keys may still be in, or, with remote drives, of the whole map) answered", ErrReadQuorum, len(g.set.ids)-len(g.cursors)+len(errs), len(g.set.ids))
 		if len(errs) > 0 {
 			err = fmt.Errorf("%w: %w", err, errors.Join(errs...))
 		}

@@ -169,7 +169,7 @@ func TestMigratePassGoesOnAfterFailedBatch(t *testing.T) {
 	r.topo.drives["d05"].SetOffline(true)
 	c := &fakeCoordinator{topo: r.topo}
 	c.leader.Store(true)
-	if r.e.migratePass(ctx, c, slog.New(slog.DiscardHandler)) {
+	if clean, _ := r.e.migratePass(ctx, c, slog.New(slog.DiscardHandler)); clean {
 		t.Errorf("a pass with deferred moves was clean")
 	}
 	// keys after the first batch whose current set does not hold d05

@@ -23,6 +23,9 @@ type MigrateStats struct {
 	Healed  int // keys whose current set was completed
 	Copied  int // keys whose current set got shard files copied from an older map's holder
 	Failed  int // keys Migrate failed on: left where they were, readable as before
+	// Incomplete counts keys Migrate left with their older copies
+	// (MigrateResult.Incomplete) without failing.
+	Incomplete int
 	// Next is the after of the call that continues the walk; "" once it
 	// has covered every key.
 	Next string
@@ -163,6 +166,9 @@ func (e *Engine) walkOlder(ctx context.Context, prefix, after string, limit int)
 		}
 		if len(res.Healed) > 0 {
 			st.Healed++
+		}
+		if res.Incomplete && err == nil {
+			st.Incomplete++
 		}
 		if err != nil {
 			st.Failed++

@@ -212,9 +212,10 @@ func probeHybridToLocal(t *testing.T, nlocal, nremote int) {
 // whole-map rule, at most Parity = 4 missing, agreed), so List answers
 // without the key; Head says ErrReadQuorum. The List doc's quorum
 // argument holds for the current map's sets only: an older map's sets
-// have their own, smaller parity.
+// have their own, smaller parity. (Fixed: a listing covers the older
+// maps' sets from the container's settled epoch on, List; a regression
+// test now.)
 func TestProbe14bListPolicyGrowthHistory(t *testing.T) {
-	probeGate(t)
 	ctx := t.Context()
 	topo := &histTopo{drives: map[placement.DriveID]*drivertest.Faulty{}}
 	var pdrives []placement.Drive
@@ -280,6 +281,27 @@ func TestProbe14bListPolicyGrowthHistory(t *testing.T) {
 	t.Logf("holders %v down: List = %v, %v; Head: %v", holders, keys, lerr, herr)
 	if lerr == nil && !slices.Contains(keys, key) {
 		t.Errorf("List answered without error but omits %s (Head: %v): an older map's set lost more than its parity", key, herr)
+	}
+	if !errors.Is(lerr, ErrReadQuorum) {
+		t.Errorf("List with the key's older set short: %v, want ErrReadQuorum", lerr)
+	}
+	vres, verr := e.ListVersions(ctx, "t", "c", VersionListOptions{})
+	if !errors.Is(verr, ErrReadQuorum) {
+		t.Errorf("ListVersions with the key's older set short: %d versions, %v; want ErrReadQuorum", len(vres.Versions), verr)
+	}
+	// A sweep of a container that does not exist (CreateContainer's)
+	// does not need the older sets.
+	if err := e.CreateContainer(ctx, "t", "fresh"); err != nil {
+		t.Errorf("CreateContainer with an older set short: %v", err)
+	}
+	// The new container was created under the current map: its
+	// listings need no older map.
+	if _, err := e.List(ctx, "t", "fresh", ListOptions{}); err != nil {
+		t.Errorf("List of a container created under the current map, an older set short: %v", err)
+	}
+	off(false, holders...)
+	if got := listed(t, e); got[key].Key != key {
+		t.Errorf("holders back: %s not listed", key)
 	}
 }
 

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/vaultaire/vaultaire/placement"
@@ -28,6 +29,18 @@ type Coordinator interface {
 	AllContainers(ctx context.Context) ([]ContainerInfo, error)
 }
 
+// Settler is an optional interface of a Coordinator that records, per
+// container, the epoch from which on the older maps may hold its
+// artifacts (ContainerInfo.Settled); cluster.Store implements it. A
+// listing must cover the sets of the older maps from that epoch on
+// (List). SettleContainers raises every container's to at least epoch;
+// RunMigrator calls it on the leader after a migration pass over every
+// container that began once the map of epoch epoch had settled and ended
+// clean: no key of any container is left only in an older map then.
+type Settler interface {
+	SettleContainers(ctx context.Context, epoch placement.Epoch) error
+}
+
 // Migration timing.
 const (
 	// MapSettle is how long a map must have been current on the leader
@@ -48,7 +61,9 @@ var (
 )
 
 // RunMigrator moves data written under older maps into the current map
-// (MigrateAll), then, once the map has settled, the multipart uploads in
+// (MigrateAll), then, once the map has settled and a pass that began
+// after that ended clean, marks every container settled at the current
+// epoch (Settler, if c is one), moves the multipart uploads in
 // progress there (MoveUploads), and drops each older map from c's
 // history once nothing lives only there (Residue is 0) and the current
 // map has been current for MapSettle. It runs on every node and acts only on the leader, so
@@ -83,13 +98,19 @@ func (e *Engine) RunMigrator(ctx context.Context, c Coordinator, log *slog.Logge
 			continue
 		}
 		passStart := time.Now()
-		if !e.migratePass(ctx, c, log) || c.Map().Epoch != epoch {
+		clean, whole := e.migratePass(ctx, c, log)
+		if !clean || c.Map().Epoch != epoch {
 			continue
 		}
 		// Only a pass that began after every node had the map for a
 		// while proves that nothing new went to an older map.
 		if passStart.Sub(since) < mapSettle {
 			continue
+		}
+		if whole {
+			// Every key of every container is in the current map:
+			// listings need no older map's sets from now on (Settler).
+			settleContainers(ctx, c, epoch, log)
 		}
 		// Every node writes with the current map by now: the uploads
 		// still in progress in older maps' sets move into it, so that
@@ -122,14 +143,37 @@ func (e *Engine) RunMigrator(ctx context.Context, c Coordinator, log *slog.Logge
 	}
 }
 
+// settleContainers marks every container settled at epoch (Settler), if
+// c records it and some container is not yet: a Raft entry only when it
+// changes something, though the migrator comes here at every clean pass
+// while an older map is kept.
+func settleContainers(ctx context.Context, c Coordinator, epoch placement.Epoch, log *slog.Logger) {
+	st, ok := c.(Settler)
+	if !ok {
+		return
+	}
+	cs, err := c.AllContainers(ctx)
+	if err == nil && !slices.ContainsFunc(cs, func(ci ContainerInfo) bool { return ci.Settled < uint64(epoch) }) {
+		return
+	}
+	if err := st.SettleContainers(ctx, epoch); err != nil && ctx.Err() == nil {
+		log.Warn("migrate: settle containers", "epoch", epoch, "err", err)
+		return
+	}
+	log.Info("migrate: every container settled: listings need no older map", "epoch", epoch)
+}
+
 // migratePass walks every key of the older maps once. It reports whether
-// the pass completed without errors.
-func (e *Engine) migratePass(ctx context.Context, c Coordinator, log *slog.Logger) bool {
+// the pass completed without errors (clean), and whether it also left no
+// key with its older copies kept because the current set lacks its
+// version on some drive (whole: MigrateResult.Incomplete; such a key is
+// in the current set on fewer drives than a write quorum, maybe).
+func (e *Engine) migratePass(ctx context.Context, c Coordinator, log *slog.Logger) (clean, whole bool) {
 	after, clean := "", true
 	var total MigrateStats
 	for {
 		if ctx.Err() != nil || !c.IsLeader() {
-			return false
+			return false, false
 		}
 		st, err := e.MigrateAll(ctx, after, migrateBatch)
 		if err != nil {
@@ -142,6 +186,7 @@ func (e *Engine) migratePass(ctx context.Context, c Coordinator, log *slog.Logge
 		total.Moved += st.Moved
 		total.Removed += st.Removed
 		total.Failed += st.Failed
+		total.Incomplete += st.Incomplete
 		// A batch with failed keys (a move deferred while a drive is
 		// offline, a key unreadable) does not stop the pass: the keys
 		// after it move now, the pass is not clean, and the failed ones
@@ -150,10 +195,11 @@ func (e *Engine) migratePass(ctx context.Context, c Coordinator, log *slog.Logge
 			break
 		}
 	}
-	if total.Moved > 0 || total.Removed > 0 || total.Failed > 0 {
-		log.Info("migrate: pass done", "keys", total.Keys, "moved", total.Moved, "removed", total.Removed, "failed", total.Failed)
+	if total.Moved > 0 || total.Removed > 0 || total.Failed > 0 || total.Incomplete > 0 {
+		log.Info("migrate: pass done", "keys", total.Keys, "moved", total.Moved, "removed", total.Removed, "failed", total.Failed, "incomplete", total.Incomplete)
 	}
-	return clean && total.Failed == 0
+	clean = clean && total.Failed == 0
+	return clean, clean && total.Incomplete == 0
 }
 
 // Scanning: ScanEvery is the default interval at which the leader walks

@@ -93,6 +93,22 @@ func (s *MemContainers) Container(ctx context.Context, tenant, name string) (Con
 	return c, nil
 }
 
+// SettleContainers raises every container's Settled to at least epoch
+// (Settler).
+func (s *MemContainers) SettleContainers(ctx context.Context, epoch placement.Epoch) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, c := range s.m {
+		if c.Settled < uint64(epoch) {
+			c.Settled = uint64(epoch)
+			s.m[k] = c
+		}
+	}
+	return nil
+}
+
+var _ Settler = (*MemContainers)(nil)
+
 // Containers returns tenant's containers sorted by name.
 func (s *MemContainers) Containers(ctx context.Context, tenant string) ([]ContainerInfo, error) {
 	s.mu.Lock()

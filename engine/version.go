@@ -748,7 +748,7 @@ func (e *Engine) ListVersions(ctx context.Context, tenant, container string, opt
 	default:
 		after, resumeKey = justBefore(opts.KeyMarker), opts.KeyMarker
 	}
-	gr := &groupReader{g: e.newMerger(tenant, container, opts.Prefix, after)}
+	gr := &groupReader{g: e.newMerger(ctx, tenant, container, opts.Prefix, after)}
 	for _, c := range gr.g.cursors {
 		c.limit = min(limit+maxGroupRead+1, listBatch) // a small page needs no more
 	}
@@ -824,7 +824,7 @@ walk:
 
 // keyVersions returns key's live versions, newest first.
 func (e *Engine) keyVersions(ctx context.Context, tenant, container, key string) ([]VersionInfo, error) {
-	gr := &groupReader{g: e.newMerger(tenant, container, key, justBefore(key))}
+	gr := &groupReader{g: e.newMerger(ctx, tenant, container, key, justBefore(key))}
 	k, ok, err := gr.peekKey(ctx)
 	if err != nil || !ok || k != key {
 		return nil, err
@@ -1004,7 +1004,7 @@ func (e *Engine) versionsPage(ctx context.Context, tenant, container, key string
 // versionAbove reports whether a live id of base (a key and NUL) lists
 // before bound or at it (is not older).
 func (e *Engine) versionAbove(ctx context.Context, tenant, container, base string, bound listPos) (bool, error) {
-	g := e.newMerger(tenant, container, base, base+fmt.Sprintf("%016x", bound.t))
+	g := e.newMerger(ctx, tenant, container, base, base+fmt.Sprintf("%016x", bound.t))
 	for _, c := range g.cursors {
 		c.limit = 16
 	}
@@ -1032,7 +1032,7 @@ func (e *Engine) versionWindow(ctx context.Context, tenant, container, base, lo,
 	if after == "" {
 		after = base
 	}
-	g := e.newMerger(tenant, container, base, after)
+	g := e.newMerger(ctx, tenant, container, base, after)
 	for _, c := range g.cursors {
 		c.limit = min(keep+1, listBatch) // what lies past the window is read in vain
 	}

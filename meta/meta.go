@@ -22,6 +22,15 @@ type ContainerInfo struct {
 	Tenant  string
 	Name    string
 	Created time.Time
+	// Settled is the epoch of the cluster map from which on the older
+	// maps a cluster keeps during a migration may hold the container's
+	// artifacts: the maps of lower epochs hold none of them (the
+	// container was created under the map of that epoch, or a clean
+	// migration pass after that map settled moved them all out). 0 means
+	// unknown: every older map may. A listing must cover the sets of the
+	// older maps from Settled on, as well as the current map's, or it may
+	// leave out a key that only such a set holds (engine.List).
+	Settled uint64 `json:",omitempty"`
 }
 
 // Errors of a metadata store, possibly wrapped; test them with errors.Is.

@@ -1,0 +1,183 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vaultaire/vaultaire/placement"
+)
+
+// keepingCoordinator is a fakeCoordinator that keeps every older map
+// (DropMap fails, as while an upload holds it) and settles the containers
+// of tenant "t" in a MemContainers (Settler), counting the calls.
+type keepingCoordinator struct {
+	*fakeCoordinator
+	mem     *MemContainers
+	settles *atomic.Int64
+}
+
+func (keepingCoordinator) DropMap(context.Context, placement.Epoch) error {
+	return errors.New("test: older maps are kept")
+}
+
+func (c keepingCoordinator) AllContainers(ctx context.Context) ([]ContainerInfo, error) {
+	return c.mem.Containers(ctx, "t")
+}
+
+func (c keepingCoordinator) SettleContainers(ctx context.Context, epoch placement.Epoch) error {
+	c.settles.Add(1)
+	return c.mem.SettleContainers(ctx, epoch)
+}
+
+// TestRunMigratorSettlesContainers: a container created before a map
+// change needs the older map's sets in its listings (its keys may be only
+// there: probe F2 of session 14) until the leader's migrator has run a
+// clean pass that began once the current map settled; then it is settled
+// at the current epoch and its listings answer with the older map's
+// drives offline, every key in them, though the older map is still kept.
+// A follower settles nothing, nor does a pass that began before the map
+// settled, one that could not list an older map's drive, or one that left
+// keys with their older copies (a current drive offline).
+func TestRunMigratorSettlesContainers(t *testing.T) {
+	every, settle := migrateEvery, mapSettle
+	migrateEvery, mapSettle = 20*time.Millisecond, 300*time.Millisecond
+	t.Cleanup(func() { migrateEvery, mapSettle = every, settle })
+
+	r := newMigRig(t)
+	ctx := t.Context()
+	// The older map: 1+1 on d00, d01; the current one: 2+2 on d02..d05.
+	old := r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1)
+	cur, err := placement.NewMap(r.pdrives[2:6], placement.Policy{Data: 2, Parity: 2}, 16, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.useChain([]*placement.Map{old})
+	s := newStored()
+	var want []string
+	for i := range 6 {
+		key := fmt.Sprintf("old%d", i)
+		s.put(t, r, key, randBytes(uint64(i), 1000))
+		want = append(want, key)
+	}
+	r.useChain([]*placement.Map{old, cur})
+	if err := r.e.CreateContainer(ctx, "t", "later"); err != nil {
+		t.Fatal(err)
+	}
+	containers := r.e.cfg.Containers
+	settled := func(name string) uint64 {
+		t.Helper()
+		c, err := containers.Container(ctx, "t", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Settled
+	}
+	if got := settled("later"); got != uint64(cur.Epoch) {
+		t.Errorf("a container created under epoch %d settled at %d", cur.Epoch, got)
+	}
+	off := func(on bool, ids ...placement.DriveID) {
+		for _, id := range ids {
+			r.topo.drives[id].SetOffline(on)
+		}
+	}
+	list := func(container string) ([]string, error) {
+		res, err := r.e.List(ctx, "t", container, ListOptions{})
+		var keys []string
+		for _, a := range res.Artifacts {
+			keys = append(keys, a.Key)
+		}
+		return keys, err
+	}
+	checkOldDown := func(wantC error) {
+		t.Helper()
+		off(true, "d00", "d01")
+		defer off(false, "d00", "d01")
+		if keys, err := list("c"); !errors.Is(err, wantC) || (wantC == nil && !slices.Equal(keys, want)) {
+			t.Errorf("List(c) with the older map's drives offline = %v, %v; want %v, error %v", keys, err, want, wantC)
+		}
+		if keys, err := list("later"); err != nil || len(keys) != 0 {
+			t.Errorf("List(later) with the older map's drives offline = %v, %v; want an empty answer", keys, err)
+		}
+	}
+	checkOldDown(ErrReadQuorum)
+
+	c := keepingCoordinator{&fakeCoordinator{topo: r.topo}, containers.(*MemContainers), new(atomic.Int64)}
+	run := func(d time.Duration) {
+		t.Helper()
+		runFor(t, d, func(ctx context.Context) { r.e.RunMigrator(ctx, c, nil) })
+	}
+	// A follower: nothing moves, nothing is settled.
+	run(2 * mapSettle)
+	if got := settled("c"); got != 0 {
+		t.Fatalf("a follower settled c at %d", got)
+	}
+	// The leader, before the map settled: its passes prove nothing (a
+	// node may still write with the older map). A drive of the current
+	// map is offline from its first pass on (see below).
+	off(true, "d05")
+	c.leader.Store(true)
+	run(mapSettle / 2)
+	if got := settled("c"); got != 0 {
+		t.Fatalf("the leader settled c at %d before the map settled", got)
+	}
+	// With a drive of the current map offline: the keys move onto the
+	// other three (a write quorum) but keep their older copies
+	// (MigrateResult.Incomplete), so nothing is settled either.
+	run(3 * mapSettle)
+	off(false, "d05")
+	if got := settled("c"); got != 0 {
+		t.Fatalf("passes that left keys incomplete (d05 offline) settled c at %d", got)
+	}
+	// The leader, with a drive of the older map offline: every pass is
+	// unclean (its keys cannot be listed), so nothing is settled.
+	off(true, "d01")
+	run(3 * mapSettle)
+	off(false, "d01")
+	if got := settled("c"); got != 0 {
+		t.Fatalf("passes that could not list d01 settled c at %d", got)
+	}
+	// With every drive back, a clean pass settles every container.
+	deadline := time.Now().Add(30 * time.Second)
+	for settled("c") != uint64(cur.Epoch) && time.Now().Before(deadline) {
+		run(3 * mapSettle)
+	}
+	if got := settled("c"); got != uint64(cur.Epoch) {
+		t.Fatalf("after clean passes: c settled at %d, want %d", got, cur.Epoch)
+	}
+	if len(r.topo.OlderMaps()) != 1 {
+		t.Fatalf("the older map was dropped; the test needs it kept")
+	}
+	checkOldDown(nil)
+	// Later clean passes change nothing: no more Raft entries.
+	n := c.settles.Load()
+	run(3 * mapSettle)
+	if got := c.settles.Load(); got != n {
+		t.Errorf("clean passes with every container settled called SettleContainers %d more times, want 0", got-n)
+	}
+}
+
+var _ Settler = keepingCoordinator{}
+
+// TestMemContainersSettle: SettleContainers raises, never lowers.
+func TestMemContainersSettle(t *testing.T) {
+	ctx := t.Context()
+	var s MemContainers
+	for _, c := range []ContainerInfo{{Tenant: "t", Name: "a"}, {Tenant: "t", Name: "b", Settled: 5}} {
+		if err := s.CreateContainer(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SettleContainers(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]uint64{"a": 3, "b": 5} {
+		if c, err := s.Container(ctx, "t", name); err != nil || c.Settled != want {
+			t.Errorf("Container(%s) = %+v, %v; want settled %d", name, c, err, want)
+		}
+	}
+}
