@@ -143,11 +143,15 @@ func TestSpace(t *testing.T) {
 		}
 		ideal := logical * ratioMax
 		// Give the drives' background reclaim of free index pages
-		// (driver/local) time to run: wait until the figure stops falling.
+		// (driver/local) time to run, and their record logs time to be
+		// flushed into index.db (a second after the writes stop; the
+		// log's segments are transient, up to a few MiB per drive): wait
+		// until the figure stops falling and the logs are empty.
+		const logsFlushed = 1 << 20
 		u := measureDisk(t, n.Dirs)
-		for still, deadline := 0, time.Now().Add(5*time.Minute); still < 3 && time.Now().Before(deadline); {
+		for still, deadline := 0, time.Now().Add(5*time.Minute); (still < 3 || u.other >= logsFlushed) && time.Now().Before(deadline); {
 			time.Sleep(time.Second)
-			if v := measureDisk(t, n.Dirs); v.total() < u.total() {
+			if v := measureDisk(t, n.Dirs); v.total() < u.total() || v.other < u.other {
 				u, still = v, 0
 			} else {
 				still++
@@ -193,15 +197,21 @@ func TestSpace(t *testing.T) {
 	}
 	put(odd)
 	refilled := report("deleted half written again", all)
-	// Bounds this layout meets (bench/RESULTS.md, issue 18 item 5, has
-	// the figures and why the issue's 1.02x and 1.05x are not reached).
+	// The issue's targets (issue 18 item 5; bench/RESULTS.md has the
+	// figures). At the small scale a drive's fixed slack weighs ten times
+	// more: it may keep up to reclaimMin (1 MiB, driver/local) of free
+	// index pages allocated, 4 MiB of the 4 drives, 6% of this ideal.
+	slack := 0.0
+	if small < 4000 {
+		slack = 0.02
+	}
 	for _, c := range []struct {
 		stage      string
 		got, limit float64
 	}{
-		{"loaded", loaded, 1.06},
-		{"overwritten and deleted half", churned, 1.08},
-		{"deleted half written again", refilled, 1.08},
+		{"loaded", loaded, 1.02 + slack},
+		{"overwritten and deleted half", churned, 1.05 + slack},
+		{"deleted half written again", refilled, 1.05 + slack},
 	} {
 		if c.got > c.limit {
 			t.Errorf("%s: %.4fx the ideal, want at most %.2fx", c.stage, c.got, c.limit)

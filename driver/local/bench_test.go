@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"sync/atomic"
 	"testing"
 
@@ -132,4 +133,75 @@ func BenchmarkPutRecord4KiBConcurrent16(b *testing.B) {
 			b.ReportMetric(float64(commits.Load())/float64(b.N), "commits/op")
 		})
 	}
+}
+
+// benchIndex fills a drive with n records of 0.5–32 KiB (the inline shards
+// of 1–64 KiB artifacts in a 2+2 set), flushed into index.db, for each page
+// size, and runs f on it.
+func benchIndex(b *testing.B, n int, f func(b *testing.B, d *Driver, keys []string)) {
+	for _, ps := range []int{4096, 1024} {
+		b.Run(fmt.Sprintf("page%d", ps), func(b *testing.B) {
+			old := indexPageSize
+			indexPageSize = ps
+			defer func() { indexPageSize = old }()
+			dir := b.TempDir()
+			cfg := Config{Dir: dir, ID: "bench", ClusterID: "bench", NoSync: true}
+			d, err := Open(b.Context(), cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rnd := rand.New(rand.NewPCG(1, 2))
+			keys := make([]string, n)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("t1/bucket/%08x", rnd.Uint32())
+				data := make([]byte, 512+rnd.IntN(32<<10-512))
+				r := driver.Record{Key: keys[i], Version: driver.Version{15: 1}, Data: data}
+				if _, _, err := d.PutRecord(b.Context(), r); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := d.Close(); err != nil { // flushes the record log
+				b.Fatal(err)
+			}
+			if d, err = Open(b.Context(), cfg); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { d.Close() })
+			rnd.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+			b.ReportAllocs()
+			f(b, d, keys)
+		})
+	}
+}
+
+// BenchmarkGetRecordIndex reads records at random from a flushed index
+// (a small GET's record lookup).
+func BenchmarkGetRecordIndex(b *testing.B) {
+	benchIndex(b, 20000, func(b *testing.B, d *Driver, keys []string) {
+		i := 0
+		for b.Loop() {
+			if _, err := d.GetRecord(b.Context(), keys[i%len(keys)]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}
+
+// BenchmarkListRecordsIndex lists 100 records at a time from random
+// points of a flushed index.
+func BenchmarkListRecordsIndex(b *testing.B) {
+	benchIndex(b, 20000, func(b *testing.B, d *Driver, keys []string) {
+		i := 0
+		for b.Loop() {
+			rs, err := d.ListRecords(b.Context(), "t1/bucket/", keys[i%len(keys)], 100)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(rs) == 0 && keys[i%len(keys)] < "t1/bucket/f" {
+				b.Fatal("empty listing")
+			}
+			i++
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"maps"
@@ -456,5 +457,57 @@ func writeShard(t testing.TB, d driver.Driver, s driver.Shard, data []byte) {
 	}
 	if err := w.Commit(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestIndexKeepsItsPageSize: a drive formatted with another index page size
+// (4 KiB before 1 KiB became the default) opens with it and keeps it, and
+// its records stay readable and writable.
+func TestIndexKeepsItsPageSize(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, ID: "d1", ClusterID: "c"}
+	old := indexPageSize
+	indexPageSize = 4096
+	d, err := Open(ctx, cfg)
+	indexPageSize = old
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		r := driver.Record{Key: fmt.Sprintf("t/c/k%02d", i), Version: driver.Version{15: 1}, Data: bytes.Repeat([]byte{byte(i)}, 3000)}
+		if _, _, err := d.PutRecord(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d, err = Open(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if got := d.db.Info().PageSize; got != 4096 {
+		t.Fatalf("reopened index has %d-byte pages, want the 4096 it was created with", got)
+	}
+	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "t/c/new", Version: driver.Version{15: 1}, Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		r, err := d.GetRecord(ctx, fmt.Sprintf("t/c/k%02d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(r.Data, bytes.Repeat([]byte{byte(i)}, 3000)) {
+			t.Fatalf("record %d changed", i)
+		}
+	}
+	fresh, err := Open(ctx, Config{Dir: t.TempDir(), ID: "d2", ClusterID: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if got := fresh.db.Info().PageSize; got != indexPageSize {
+		t.Fatalf("new index has %d-byte pages, want %d", got, indexPageSize)
 	}
 }

@@ -22,30 +22,54 @@ const (
 	reclaimFrac     = 32
 	reclaimInterval = time.Second
 	reclaimDuty     = 100
+	// reclaimCheck is how often maybeReclaim may look (a stat of
+	// index.db).
+	reclaimCheck = 100 * time.Millisecond
 )
 
-// maybeReclaim schedules a reclaim if enough index pages have been freed
-// since the last one. It must be called between begin and end (d.db open).
+// maybeReclaim is checkReclaim at most every reclaimCheck, for callers
+// as frequent as record writes. It must be called between begin and end.
 func (d *Driver) maybeReclaim() {
+	now, last := time.Now().UnixNano(), d.lastCheck.Load()
+	if now-last < int64(reclaimCheck) || !d.lastCheck.CompareAndSwap(last, now) {
+		return
+	}
+	d.checkReclaim()
+}
+
+// checkReclaim schedules a reclaim if enough index pages have been freed
+// since the last one. It must be called between begin and end (d.db open).
+func (d *Driver) checkReclaim() {
 	if d.noPunch.Load() || d.reclaiming.Load() {
 		return
 	}
 	st := d.db.Stats()
-	free := int64(st.FreePageN + st.PendingPageN) // pending pages become free
-	done := d.punched.Load()
-	if free < done { // punched pages were reused
-		d.punched.CompareAndSwap(done, free)
-		done = free
+	free := int64(st.FreePageN+st.PendingPageN) * d.pageSize // pending pages become free
+	if free < reclaimMin {
+		return
 	}
-	newFree := (free - done) * d.pageSize
-	if newFree < reclaimMin || newFree*reclaimFrac < d.indexSize.Load() {
+	size := d.indexSize.Load()
+	if n := d.unreturned(free, size); n < reclaimMin || n*reclaimFrac < size {
 		return
 	}
 	d.scheduleReclaim(time.Until(time.Unix(0, d.nextReclaim.Load())))
 }
 
-// pendingFree returns the bytes of free (and pending) index pages not
-// returned by the last complete pass.
+// unreturned returns the bytes of index.db's free pages still allocated
+// and not left so by the last complete pass: the blocks the file holds
+// beyond its live pages (size less the free bytes), less d.residue.
+//
+// The free pages themselves cannot tell: a page punched by one pass can be
+// reused by a commit and freed again by the next, allocated once more.
+func (d *Driver) unreturned(free, size int64) int64 {
+	a := allocatedBytes(d.db.Path())
+	if a < 0 {
+		return free
+	}
+	return a - (size - free) - d.residue.Load()
+}
+
+// pendingFree returns unreturned for the index as it is now.
 func (d *Driver) pendingFree() int64 {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
@@ -53,7 +77,7 @@ func (d *Driver) pendingFree() int64 {
 		return 0
 	}
 	st := d.db.Stats()
-	return (int64(st.FreePageN+st.PendingPageN) - d.punched.Load()) * d.pageSize
+	return d.unreturned(int64(st.FreePageN+st.PendingPageN)*d.pageSize, d.indexSize.Load())
 }
 
 // scheduleReclaim runs reclaim after wait unless one is scheduled.
@@ -87,6 +111,10 @@ func (d *Driver) reclaim() {
 		d.log.Debug("free index pages returned", "bytes", n)
 	}
 }
+
+// punchBlock is the file-system block size punchFree assumes: it punches
+// runs of free pages only where they cover whole blocks.
+const punchBlock = 4096
 
 // errNoPunch marks a file system that cannot punch holes.
 var errNoPunch = errors.New("punching holes not supported")
@@ -148,9 +176,12 @@ func (d *Driver) punchFree() (punched int64, more bool, err error) {
 		if runLen == 0 {
 			return nil
 		}
-		off, n := runStart*ps, runLen*ps
+		// Whole blocks only: punching part of one (index pages smaller
+		// than a block) would zero it, a write at every pass.
+		off := (runStart*ps + punchBlock - 1) / punchBlock * punchBlock
+		n := (runStart+runLen)*ps/punchBlock*punchBlock - off
 		runLen = 0
-		if isHole(f, off, n) {
+		if n <= 0 || isHole(f, off, n) {
 			return nil // punched by an earlier round
 		}
 		// Each round punches at least once, so rounds always progress.
@@ -208,7 +239,16 @@ func (d *Driver) punchFree() (punched int64, more bool, err error) {
 		d.reclaimFrom.Store(resume)
 	} else {
 		d.reclaimFrom.Store(2)
-		d.punched.Store(d.passFree.Load())
+		// What the pass left allocated (parts of blocks; the pages
+		// freed behind the walk do not count) is the residue the next
+		// pass is measured from.
+		st := db.Stats()
+		free := int64(st.FreePageN) * ps
+		left := int64(0)
+		if a := allocatedBytes(db.Path()); a >= 0 {
+			left = a - (tx.Size() - free) - max(int64(st.FreePageN)-d.passFree.Load(), 0)*ps
+		}
+		d.residue.Store(max(left, 0))
 	}
 	// The walk read the header of every node through the mapping.
 	return punched, more, dropMapped(db.Info().Data, int(tx.Size()))

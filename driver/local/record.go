@@ -269,5 +269,5 @@ func (d *Driver) afterFlush() {
 		return
 	}
 	defer end()
-	d.maybeReclaim()
+	d.checkReclaim()
 }

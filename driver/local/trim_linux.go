@@ -35,6 +35,16 @@ func punchHole(f *os.File, off, n int64) error {
 	return err
 }
 
+// allocatedBytes returns the bytes of blocks the file at path holds, or -1 if
+// it cannot tell.
+func allocatedBytes(path string) int64 {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil {
+		return -1
+	}
+	return st.Blocks * 512
+}
+
 // isHole reports whether f holds no data in [off, off+n).
 func isHole(f *os.File, off, n int64) bool {
 	next, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)

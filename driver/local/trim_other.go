@@ -8,6 +8,9 @@ import "os"
 // mappings are not those of Linux.
 func dropMapped(uintptr, int) error { return nil }
 
+// allocatedBytes cannot tell here.
+func allocatedBytes(string) int64 { return -1 }
+
 // punchHole is not supported here: free index pages stay allocated.
 func punchHole(*os.File, int64, int64) error { return errNoPunch }
 

@@ -31,6 +31,24 @@ func setFlush(t *testing.T, ops, bytes int) {
 	t.Cleanup(func() { flushOps, flushBytes = oldOps, oldBytes })
 }
 
+// flushHeld writes what d's record log holds into index.db and waits for
+// the flush to end.
+func flushHeld(t testing.TB, d *Driver) {
+	t.Helper()
+	d.flushIdle()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		d.commit.memMu.Lock()
+		n := len(d.commit.mem) + len(d.commit.flushing)
+		d.commit.memMu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("record log still holds %d records 10 s after a flush began", n)
+		}
+	}
+}
+
 // crash closes d's files as a killed process would leave them: nothing
 // held in memory is flushed into index.db.
 func crash(t *testing.T, d *Driver) {
