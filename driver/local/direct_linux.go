@@ -2,7 +2,6 @@ package local
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"syscall"
 
@@ -58,7 +57,10 @@ func writev(f *os.File, off int64, a, b []byte) error {
 		return fmt.Errorf("pwritev %s: %w", f.Name(), werr)
 	}
 	if n != len(a)+len(b) {
-		return io.ErrShortWrite
+		// The file system took part of it: out of space (the next
+		// write would say ENOSPC; an O_DIRECT write cannot go on from
+		// an unaligned offset to hear it).
+		return fmt.Errorf("pwritev %s: %d of %d bytes written: %w", f.Name(), n, len(a)+len(b), unix.ENOSPC)
 	}
 	return nil
 }

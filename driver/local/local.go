@@ -121,6 +121,11 @@ type Driver struct {
 	reclaiming  atomic.Bool
 	noPunch     atomic.Bool
 
+	// When the file system's free space was last looked at (UnixNano)
+	// and whether it was below spaceReserve (space.go).
+	spaceAt  atomic.Int64
+	spaceLow atomic.Bool
+
 	// syncedDirs holds the shard directories known to be durably linked
 	// into their parents (string → struct{}).
 	syncedDirs sync.Map

@@ -2,7 +2,9 @@ package local
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -10,6 +12,7 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
 )
@@ -68,6 +71,7 @@ func TestFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
+	setReserve(t, d, 0) // the file system's own ENOSPC, as when others fill it
 
 	keep := bytes.Repeat([]byte("kept shard "), 6000)
 	if err := putProbeShard(ctx, d, keep); err != nil {
@@ -145,4 +149,82 @@ func TestFullDisk(t *testing.T) {
 	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "big", Version: driver.Version{2}, Data: make([]byte, 1<<20)}); err != nil {
 		t.Fatalf("large record after space was freed: %v", err)
 	}
+}
+
+// TestFullDriveDeletes fills a drive through its own writes, as S3 PUTs do,
+// until it refuses them, then deletes: the tombstones, record deletes and
+// shard deletes must all succeed and free the space, and writes work
+// again. Without the reserve (spaceReserve) the drive filled the file
+// system and refused the deletes too: a store full of data could not be
+// emptied (session 20, aws s3 rm answered InsufficientStorage).
+func TestFullDriveDeletes(t *testing.T) {
+	mnt := mountTmpfs(t, 8<<20)
+	ctx := t.Context()
+	d, err := Open(ctx, Config{Dir: filepath.Join(mnt, "drive"), ID: "d0", ClusterID: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	setReserve(t, d, 2<<20)
+	var shards []driver.Shard
+	var keys []string
+	for i := 0; ; i++ {
+		if i > 1000 {
+			t.Fatal("8 MiB took 1000 artifacts of 64 KiB")
+		}
+		s := driver.Shard{PG: 1, Name: fmt.Sprintf("%016x", i)}
+		key := fmt.Sprintf("t/c/k%04d", i)
+		_, _, rerr := d.PutRecord(ctx, driver.Record{Key: key, Version: stamp(), Data: make([]byte, 2<<10)})
+		err := rerr
+		if err == nil {
+			keys = append(keys, key)
+			err = putShard(ctx, d, s, make([]byte, 64<<10))
+		}
+		if errors.Is(err, driver.ErrNoSpace) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		shards = append(shards, s)
+		time.Sleep(spaceCheck / 4) // as writes come, a few within each look at the free space
+	}
+	if len(shards) < 10 {
+		t.Fatalf("only %d artifacts of 64 KiB fit in 8 MiB", len(shards))
+	}
+	// The records go into index.db and the record log starts a new
+	// segment, whose first frame needs fresh blocks.
+	flushHeld(t, d)
+	for _, key := range keys {
+		if _, _, err := d.PutRecord(ctx, driver.Record{Key: key, Version: stamp(), Data: []byte("tombstone")}); err != nil {
+			t.Fatalf("tombstone over %s on a full drive: %v", key, err)
+		}
+	}
+	for _, s := range shards {
+		if err := d.DeleteShard(ctx, s); err != nil {
+			t.Fatalf("delete shard %s on a full drive: %v", s.Name, err)
+		}
+	}
+	for _, key := range keys {
+		if err := d.DeleteRecord(ctx, key, driver.Version{}); err != nil {
+			t.Fatalf("delete record %s on a full drive: %v", key, err)
+		}
+	}
+	time.Sleep(2 * spaceCheck)
+	if err := putShard(ctx, d, driver.Shard{PG: 1, Name: "ffffffffffffffff"}, make([]byte, 64<<10)); err != nil {
+		t.Fatalf("write once the deletes freed space: %v", err)
+	}
+}
+
+// putShard writes and commits shard s.
+func putShard(ctx context.Context, d *Driver, s driver.Shard, data []byte) error {
+	w, err := d.CreateShard(ctx, s)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		w.Abort()
+		return err
+	}
+	return w.Commit(ctx)
 }

@@ -56,9 +56,15 @@ func (d *Driver) PutRecord(ctx context.Context, r driver.Record) (prev driver.Re
 	// error returned from the batch function would roll back the other
 	// calls sharing the transaction and make bbolt retry them.
 	var opErr error
+	low := d.lowOnSpace()
 	err = d.update(func(b kv) error {
 		prev, ok, opErr = driver.Record{}, false, nil // the function may run twice
-		if old := b.Get(key); old != nil {
+		old := b.Get(key)
+		if low && len(val) > max(len(old), smallRecord) {
+			opErr = fmt.Errorf("%w: less than %d MiB free, kept for deletes", driver.ErrNoSpace, spaceReserve>>20)
+			return nil
+		}
+		if old != nil {
 			p, err := decode(key, old)
 			if err != nil {
 				opErr = err

@@ -41,6 +41,9 @@ func (d *Driver) CreateShard(ctx context.Context, s driver.Shard) (driver.ShardW
 		return nil, fmt.Errorf("driver/local: create shard %04x/%s: %w", s.PG, s.Name, err)
 	}
 	defer end()
+	if d.lowOnSpace() {
+		return nil, fmt.Errorf("driver/local: create shard %04x/%s: %w: less than %d MiB free, kept for deletes", s.PG, s.Name, driver.ErrNoSpace, spaceReserve>>20)
+	}
 	direct := !d.noSync && oDirect != 0
 	tmp := filepath.Join(d.dir, tmpDir)
 	f, err := createTemp(tmp, direct)
@@ -177,6 +180,10 @@ func (w *shardWriter) Write(p []byte) (int, error) {
 	}
 	if err := w.ctx.Err(); err != nil {
 		w.err = w.errorf("write", err)
+		return 0, w.err
+	}
+	if w.d.lowOnSpace() {
+		w.err = w.errorf("write", fmt.Errorf("%w: less than %d MiB free, kept for deletes", driver.ErrNoSpace, spaceReserve>>20))
 		return 0, w.err
 	}
 	n, err := w.write(p)
