@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,7 +77,7 @@ type committer struct {
 	// looks in mem, then flushing, then index.db, taking both maps
 	// before opening its bbolt transaction: a flush clears flushing only
 	// once index.db holds it.
-	mem, flushing map[string]mutation
+	mem, flushing *held
 }
 
 // Flush thresholds: a flush starts once the mutations held in memory reach
@@ -199,7 +197,7 @@ func (c *committer) noteSize(tx *bolt.Tx) {
 type batch struct {
 	muts    map[string]int // key → index in order
 	order   []mutation
-	mem, fl map[string]mutation
+	mem, fl *held
 	base    *bolt.Bucket
 }
 
@@ -241,12 +239,11 @@ func (b *batch) set(m mutation) {
 }
 
 // lookup finds key in mem, then in flushing.
-func lookup(mem, flushing map[string]mutation, key string) (mutation, bool) {
-	if m, ok := mem[key]; ok {
+func lookup(mem, flushing *held, key string) (mutation, bool) {
+	if m, ok := mem.get(key); ok {
 		return m, true
 	}
-	m, ok := flushing[key]
-	return m, ok
+	return flushing.get(key)
 }
 
 // get returns what the log holds for key and not index.db: found reports
@@ -260,25 +257,55 @@ func (c *committer) get(key string) (m mutation, found bool) {
 }
 
 // span returns the mutations held in memory for keys with prefix p that
-// sort at or after start, sorted, mem's over flushing's.
-func (c *committer) span(p, start []byte) []mutation {
+// sort at or after start, sorted, mem's over flushing's: at least those
+// a listing of limit records can reach. Each list is cut after limit puts
+// that are not overridden (flushing's by mem's), and the whole at the
+// lower cut: limit records of the listing lie at or before it.
+func (c *committer) span(p, start []byte, limit int) []mutation {
 	c.memMu.RLock()
 	defer c.memMu.RUnlock()
-	if len(c.mem)+len(c.flushing) == 0 {
+	if c.mem.len()+c.flushing.len() == 0 {
 		return nil
 	}
-	var out []mutation
-	seen := make(map[string]bool)
-	for _, m := range []map[string]mutation{c.mem, c.flushing} {
-		for k, v := range m {
-			if seen[k] || !strings.HasPrefix(k, string(p)) || k < string(start) {
-				continue
+	take := func(h *held, over *held, upTo string, cut bool) (out []mutation, last string, stopped bool) {
+		puts := 0
+		h.ascend(string(p), string(start), func(m mutation) bool {
+			if cut && m.key > upTo {
+				return false
 			}
-			seen[k] = true
-			out = append(out, v)
+			if _, ok := over.get(m.key); ok {
+				return true // the newer mutation of the key is in over
+			}
+			out = append(out, m)
+			if !m.del {
+				if puts++; puts == limit {
+					last, stopped = m.key, true
+					return false
+				}
+			}
+			return true
+		})
+		return out, last, stopped
+	}
+	mem, k1, cut1 := take(c.mem, nil, "", false)
+	fl, k2, cut2 := take(c.flushing, c.mem, k1, cut1)
+	if len(fl) == 0 {
+		return mem
+	}
+	out := make([]mutation, 0, len(mem)+len(fl))
+	i, j := 0, 0
+	for i < len(mem) || j < len(fl) {
+		if j == len(fl) || i < len(mem) && mem[i].key < fl[j].key {
+			if cut2 && mem[i].key > k2 {
+				break
+			}
+			out = append(out, mem[i])
+			i++
+		} else {
+			out = append(out, fl[j])
+			j++
 		}
 	}
-	slices.SortFunc(out, func(a, b mutation) int { return strings.Compare(a.key, b.key) })
 	return out
 }
 
@@ -292,7 +319,7 @@ func (c *committer) runLogged(ops []*commitOp) {
 		default:
 		}
 	}
-	if c.memBytes >= 4*flushBytes || len(c.mem) >= 4*flushOps {
+	if c.memBytes >= 4*flushBytes || c.mem.len() >= 4*flushOps {
 		c.waitFlush() // the flush is behind: hold the writers back
 	}
 	err := c.logBatch(ops)
@@ -307,12 +334,12 @@ func (c *committer) runLogged(ops []*commitOp) {
 		}
 	}
 	wakeAll(ops)
-	due := c.memBytes >= flushBytes || len(c.mem) >= flushOps || c.log.off >= flushLog || c.idle && len(c.mem) > 0
+	due := c.memBytes >= flushBytes || c.mem.len() >= flushOps || c.log.off >= flushLog || c.idle && c.mem.len() > 0
 	if c.flushed == nil && due && !time.Now().Before(c.flushRetry) {
 		c.startFlush()
 	}
 	c.idle = false
-	if c.onIdle != nil && len(c.mem) > 0 {
+	if c.onIdle != nil && c.mem.len() > 0 {
 		// Quiet for flushIdle: what is held is flushed, so that an idle
 		// drive holds nothing in memory and its log is empty.
 		if c.idleTimer == nil {
@@ -387,10 +414,9 @@ func (c *committer) logBatch(ops []*commitOp) error {
 	c.seq++
 	c.memMu.Lock()
 	for _, m := range b.order {
-		if old, ok := c.mem[m.key]; ok {
+		if old, ok := c.mem.set(m); ok {
 			c.memBytes -= len(old.key) + len(old.val)
 		}
-		c.mem[m.key] = m
 		c.memBytes += len(m.key) + len(m.val)
 	}
 	c.memMu.Unlock()
@@ -407,7 +433,7 @@ func (c *committer) startFlush() {
 		c.flushErr = err
 	}
 	c.memMu.Lock()
-	c.flushing, c.mem = c.mem, make(map[string]mutation)
+	c.flushing, c.mem = c.mem, newHeld()
 	c.memMu.Unlock()
 	c.memBytes = 0
 	done := make(chan struct{})
@@ -441,26 +467,23 @@ func (c *committer) waitFlush() {
 		return
 	}
 	// The flush failed: its mutations go back under the newer ones.
-	for k, m := range c.flushing {
-		if _, ok := c.mem[k]; !ok {
-			c.mem[k] = m
+	c.flushing.all(func(m mutation) {
+		if _, ok := c.mem.get(m.key); !ok {
+			c.mem.set(m)
 			c.memBytes += len(m.key) + len(m.val)
 		}
-	}
+	})
 	c.flushing = nil
 }
 
 // flush writes fl, the mutations of the frames up to seq, into index.db in
 // one transaction, then drops them from memory and the log segments that
 // index.db now holds.
-func (c *committer) flush(fl map[string]mutation, seq uint64) error {
-	keys := make([]string, 0, len(fl))
-	for k := range fl {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys) // bbolt fills pages best in key order
+func (c *committer) flush(fl *held, seq uint64) error {
+	keys := make([]string, 0, fl.len())
+	fl.all(func(m mutation) { keys = append(keys, m.key) }) // in key order: bbolt fills pages best so
 	err := c.db.Update(func(tx *bolt.Tx) error {
-		if err := applyMutations(tx, keys, fl, seq); err != nil {
+		if err := applyMutations(tx, keys, fl.byKey, seq); err != nil {
 			return err
 		}
 		c.noteSize(tx)
@@ -504,7 +527,7 @@ func applyMutations(tx *bolt.Tx, keys []string, fl map[string]mutation, seq uint
 // every logged mutation and the log is empty.
 func (c *committer) drain() error {
 	c.waitFlush()
-	if len(c.mem) > 0 {
+	if c.mem.len() > 0 {
 		c.startFlush()
 		c.waitFlush()
 		if c.flushErr != nil {

@@ -186,7 +186,7 @@ func (d *Driver) ListRecords(ctx context.Context, prefix, after string, limit in
 		start = a
 	}
 	var out []driver.Record
-	logged := d.commit.span(p, start) // before the transaction: see committer.mem
+	logged := d.commit.span(p, start, limit+1) // before the transaction: see committer.mem; +1: the after key is skipped
 	err = d.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(recordsBucket).Cursor()
 		var k, v []byte

@@ -473,7 +473,7 @@ func (c *committer) openLog(dir string, noSync bool, log *slog.Logger) error {
 	}
 	w.dropBefore() // index.db holds every frame of the older segments
 	c.log, c.seq = w, last
-	c.mem, c.memBytes = make(map[string]mutation), 0
+	c.mem, c.memBytes = newHeld(), 0
 	c.flushing, c.flushed, c.flushErr = nil, nil, nil
 	return nil
 }

@@ -38,7 +38,7 @@ func flushHeld(t testing.TB, d *Driver) {
 	d.flushIdle()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 		d.commit.memMu.Lock()
-		n := len(d.commit.mem) + len(d.commit.flushing)
+		n := d.commit.mem.len() + d.commit.flushing.len()
 		d.commit.memMu.Unlock()
 		if n == 0 {
 			return
@@ -100,7 +100,7 @@ func TestRecordLogReplaysAfterCrash(t *testing.T) {
 		}
 		delete(want, k)
 	}
-	if len(d.commit.mem) == 0 {
+	if d.commit.mem.len() == 0 {
 		t.Fatal("nothing held in the log: the test needs an unflushed log")
 	}
 	crash(t, d)
@@ -124,8 +124,8 @@ func TestRecordLogReplaysAfterCrash(t *testing.T) {
 	}
 	defer d.Close()
 	checkRecords(t, d, want)
-	if len(d.commit.mem) != 0 {
-		t.Fatalf("%d records held in memory after the replay, want them in index.db", len(d.commit.mem))
+	if d.commit.mem.len() != 0 {
+		t.Fatalf("%d records held in memory after the replay, want them in index.db", d.commit.mem.len())
 	}
 	// Writes go on after the replay, and a clean close leaves the log empty.
 	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "after", Version: stamp(), Data: []byte("x")}); err != nil {
@@ -157,7 +157,7 @@ func TestRecordLogIdleFlush(t *testing.T) {
 	held := func() int {
 		d.commit.memMu.RLock()
 		defer d.commit.memMu.RUnlock()
-		return len(d.commit.mem) + len(d.commit.flushing)
+		return d.commit.mem.len() + d.commit.flushing.len()
 	}
 	if held() == 0 {
 		t.Fatal("nothing held after the puts")
