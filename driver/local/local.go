@@ -364,6 +364,11 @@ func (d *Driver) syncDir(dir string) error {
 	if d.noSync {
 		return nil
 	}
+	return syncDirPath(dir)
+}
+
+// syncDirPath fsyncs the directory dir.
+func syncDirPath(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return err

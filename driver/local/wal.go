@@ -417,16 +417,6 @@ func (w *wal) close() error {
 	return err
 }
 
-// syncDirPath fsyncs the directory dir.
-func syncDirPath(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
-}
-
 // openLog replays the record log into index.db (the frames after the one
 // index.db last took) and starts a fresh segment for c's batches.
 func (c *committer) openLog(dir string, noSync bool, log *slog.Logger) error {
