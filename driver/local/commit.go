@@ -355,7 +355,7 @@ func (c *committer) runLogged(ops []*commitOp) {
 func (c *committer) logBroken() error {
 	if c.log != nil {
 		if b := c.log.broken.Load(); b != nil {
-			return fmt.Errorf("record log: %w", *b)
+			return fmt.Errorf("%w; the record log takes no more frames", *b)
 		}
 	}
 	return nil
