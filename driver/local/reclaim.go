@@ -203,7 +203,12 @@ func (d *Driver) punchFree() (punched int64, more bool, err error) {
 	// page, as both are where a walk steps), so a long index is covered
 	// in rounds rather than walked from the start each time.
 	start := d.reclaimFrom.Load()
-	if start < 2 || start >= int64(high) {
+	if start <= 2 || start >= int64(high) {
+		// (2 too: where a complete pass leaves the next, not only the
+		// drive's first pass, 0. Counted once per drive, the free pages
+		// of that first pass made every later residue 0, and a drive
+		// whose free pages left share blocks with live ones reclaimed
+		// every second, punching nothing.)
 		start = 2
 		// A pass over the whole index begins: what is free now is what
 		// it returns. Pages freed behind the walk meanwhile count as

@@ -173,3 +173,57 @@ func TestReclaimFreeIndexPages(t *testing.T) {
 		t.Fatalf("index check after reopen: %v", err)
 	}
 }
+
+// TestReclaimQuietsOnceOnlyPartBlocksAreLeft: once a drive has returned
+// what it can (the free pages left share their 4 KiB blocks with live
+// pages, which 1 KiB pages leave after scattered deletes), no reclaim runs
+// while it is idle. A pass measures its residue from the free pages at
+// its start; when that count was not taken again for each pass (only for
+// the drive's first), the pages freed since the first pass were taken for
+// pages freed behind the walk, the residue came out 0, and a reclaim
+// walked the whole index every second, punching nothing.
+func TestReclaimQuietsOnceOnlyPartBlocksAreLeft(t *testing.T) {
+	c := testConfig(t, true)
+	d, err := Open(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	key := func(i int) string { return fmt.Sprintf("t\x00b\x00%08x", uint32(i)*2654435761) }
+	const records = 24000
+	for i := range records {
+		r := driver.Record{Key: key(i), Data: bytes.Repeat([]byte{byte(i)}, 100+i%1500)}
+		r.Version[15] = 1
+		if _, _, err := d.PutRecord(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flushHeld(t, d)
+	for i := range records {
+		if i%4 != 0 {
+			if err := d.DeleteRecord(t.Context(), key(i), driver.Version{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	flushHeld(t, d)
+	// Quiet: no reclaim scheduled or run for 2.5 s (a reclaim sets
+	// nextReclaim when it ends).
+	const quiet = 2500 * time.Millisecond
+	last, since := d.nextReclaim.Load(), time.Now()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if n := d.nextReclaim.Load(); n != last || d.reclaiming.Load() {
+			last, since = n, time.Now()
+		}
+		if time.Since(since) >= quiet {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("idle drive still reclaiming after 60 s: %d KiB taken for unreturned (residue %d KiB), %d KiB allocated",
+				d.pendingFree()>>10, d.residue.Load()>>10, allocated(t, filepath.Join(c.Dir, indexFile))>>10)
+		}
+	}
+	if n := d.pendingFree(); n >= reclaimMin {
+		t.Errorf("quiet with %d KiB taken for unreturned, want under %d KiB", n>>10, reclaimMin>>10)
+	}
+}
