@@ -366,3 +366,60 @@ func TestPunchFreeUnderLoad(t *testing.T) {
 		t.Fatalf("index check: %v", err)
 	}
 }
+
+// TestReclaimRoundBoundsItsWalk: a round of punchFree that finds nothing
+// to punch still stops at reclaimRoundTime (it holds the drive's writers
+// off) and the next round goes on from where it stopped; the rounds
+// together make a complete pass.
+func TestReclaimRoundBoundsItsWalk(t *testing.T) {
+	c := testConfig(t, true)
+	d := open(t, c)
+	d.noPunch.Store(true) // no background reclaim: this test runs the rounds
+	for i := range 3000 {
+		r := driver.Record{Key: fmt.Sprintf("t\x00b\x00%08x", uint32(i)*2654435761), Data: bytes.Repeat([]byte{byte(i)}, 100+i%1500)}
+		if _, _, err := d.PutRecord(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flushHeld(t, d)
+	// Return what can be, in rounds, until a pass completes.
+	for rounds := 0; ; rounds++ {
+		_, more, err := d.punchFree()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !more {
+			break
+		}
+		if rounds > 1000 {
+			t.Fatal("no complete pass in 1000 rounds")
+		}
+	}
+	old := reclaimRoundTime
+	reclaimRoundTime = 0 // every round out of time after its first node
+	t.Cleanup(func() { reclaimRoundTime = old })
+	var rounds int
+	for last := d.reclaimFrom.Load(); ; rounds++ {
+		n, more, err := d.punchFree()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Fatalf("round %d punched %d bytes after a complete pass", rounds, n)
+		}
+		if !more {
+			break
+		}
+		from := d.reclaimFrom.Load()
+		if from <= last && last > 2 {
+			t.Fatalf("round %d went on from page %d, after page %d: no progress", rounds, from, last)
+		}
+		last = from
+		if rounds > 100000 {
+			t.Fatal("no complete pass")
+		}
+	}
+	if pages := d.indexSize.Load() / d.pageSize; rounds < 10 {
+		t.Fatalf("a pass over %d pages with no time per round took %d rounds: the walk is not bounded", pages, rounds)
+	}
+}
