@@ -461,14 +461,14 @@ func writeShard(t testing.TB, d driver.Driver, s driver.Shard, data []byte) {
 }
 
 // TestIndexKeepsItsPageSize: a drive formatted with another index page size
-// (4 KiB before 1 KiB became the default) opens with it and keeps it, and
-// its records stay readable and writable.
+// (1 KiB, which session 20 made the default for a while) opens with it and
+// keeps it, and its records stay readable and writable.
 func TestIndexKeepsItsPageSize(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
 	cfg := Config{Dir: dir, ID: "d1", ClusterID: "c"}
 	old := indexPageSize
-	indexPageSize = 4096
+	indexPageSize = 1024
 	d, err := Open(ctx, cfg)
 	indexPageSize = old
 	if err != nil {
@@ -487,8 +487,8 @@ func TestIndexKeepsItsPageSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if got := d.db.Info().PageSize; got != 4096 {
-		t.Fatalf("reopened index has %d-byte pages, want the 4096 it was created with", got)
+	if got := d.db.Info().PageSize; got != 1024 {
+		t.Fatalf("reopened index has %d-byte pages, want the 1024 it was created with", got)
 	}
 	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "t/c/new", Version: driver.Version{15: 1}, Data: []byte("x")}); err != nil {
 		t.Fatal(err)
