@@ -217,35 +217,7 @@ func probeHybridToLocal(t *testing.T, nlocal, nremote int) {
 // test now.)
 func TestProbe14bListPolicyGrowthHistory(t *testing.T) {
 	ctx := t.Context()
-	topo := &histTopo{drives: map[placement.DriveID]*drivertest.Faulty{}}
-	var pdrives []placement.Drive
-	for i := range 8 {
-		id := placement.DriveID(fmt.Sprintf("d%02d", i))
-		pdrives = append(pdrives, placement.Drive{ID: id, Node: placement.NodeID(fmt.Sprintf("n%d", i)), Class: driver.ClassLocal})
-		topo.drives[id] = drivertest.NewFaulty(&drivertest.Mem{MemID: id, ClusterID: "test"})
-	}
-	old, err := placement.NewMap(pdrives[:6], placement.Policy{Data: 4, Parity: 2}, placement.DefaultPGCount, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cur, err := placement.NewMap(pdrives, placement.Policy{Data: 4, Parity: 4}, placement.DefaultPGCount, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo.use(old)
-	e, err := New(Config{Topology: topo, Containers: &MemContainers{}, StripeSize: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, f := range topo.drives {
-			f.SetOffline(false)
-		}
-		e.WaitBackground()
-	})
-	if err := e.CreateContainer(ctx, "t", "c"); err != nil {
-		t.Fatal(err)
-	}
+	e, topo, old, cur := growthRig(t)
 	const key = "victim"
 	set := old.Set(old.PGOf("t", "c", key))
 	off := func(on bool, ids ...placement.DriveID) {
@@ -302,6 +274,90 @@ func TestProbe14bListPolicyGrowthHistory(t *testing.T) {
 	off(false, holders...)
 	if got := listed(t, e); got[key].Key != key {
 		t.Errorf("holders back: %s not listed", key)
+	}
+}
+
+// growthRig is an engine on 8 drives whose map is about to grow from 6
+// drives at 4+2 (old, in use) to all 8 at 4+4 (cur), with container c of
+// tenant t created under old.
+func growthRig(t *testing.T) (*Engine, *histTopo, *placement.Map, *placement.Map) {
+	t.Helper()
+	topo := &histTopo{drives: map[placement.DriveID]*drivertest.Faulty{}}
+	var pdrives []placement.Drive
+	for i := range 8 {
+		id := placement.DriveID(fmt.Sprintf("d%02d", i))
+		pdrives = append(pdrives, placement.Drive{ID: id, Node: placement.NodeID(fmt.Sprintf("n%d", i)), Class: driver.ClassLocal})
+		topo.drives[id] = drivertest.NewFaulty(&drivertest.Mem{MemID: id, ClusterID: "test"})
+	}
+	old, err := placement.NewMap(pdrives[:6], placement.Policy{Data: 4, Parity: 2}, placement.DefaultPGCount, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := placement.NewMap(pdrives, placement.Policy{Data: 4, Parity: 4}, placement.DefaultPGCount, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo.use(old)
+	e, err := New(Config{Topology: topo, Containers: &MemContainers{}, StripeSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, f := range topo.drives {
+			f.SetOffline(false)
+		}
+		e.WaitBackground()
+	})
+	if err := e.CreateContainer(t.Context(), "t", "c"); err != nil {
+		t.Fatal(err)
+	}
+	return e, topo, old, cur
+}
+
+// TestDeleteVersionRefusedBeforeItDeletes: deleting a key's current
+// version must find the version to make current next, which needs the
+// older map's set of a container not settled yet (F2 of session 14).
+// With that set short, DeleteVersion answered 503 after deleting the
+// version, leaving the key's pointer on it (review 20 M2); it now answers
+// 503 before it changes anything, and works once the set is back.
+func TestDeleteVersionRefusedBeforeItDeletes(t *testing.T) {
+	ctx := t.Context()
+	e, topo, old, cur := growthRig(t)
+	const key = "k"
+	var vids []string
+	put := func() {
+		t.Helper()
+		data := []byte(fmt.Sprintf("version %d", len(vids)))
+		info, err := e.Put(ctx, "t", "c", key, bytes.NewReader(data), PutOptions{Size: int64(len(data)), Versioning: VersioningEnabled})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vids = append(vids, info.VersionID)
+		e.WaitBackground()
+	}
+	put() // under the old map: only its set holds it
+	topo.use(cur, old)
+	put() // under the current map: readable with the old set short
+	set := old.Set(old.PGOf("t", "c", key))
+	for _, id := range set[:3] { // more than the old set's parity
+		topo.drives[id].SetOffline(true)
+	}
+	opts := DeleteOptions{Versioning: VersioningEnabled, VersionID: vids[1]}
+	if _, err := e.DeleteVersion(ctx, "t", "c", key, opts); !errors.Is(err, ErrReadQuorum) {
+		t.Fatalf("DeleteVersion of the current version, the older set short: %v, want ErrReadQuorum", err)
+	}
+	for _, id := range set[:3] {
+		topo.drives[id].SetOffline(false)
+	}
+	if _, err := e.OpenVersion(ctx, "t", "c", key, vids[1]); err != nil {
+		t.Fatalf("the version refused deletion is gone: %v", err)
+	}
+	if _, err := e.DeleteVersion(ctx, "t", "c", key, opts); err != nil {
+		t.Fatalf("DeleteVersion once the set is back: %v", err)
+	}
+	info, err := e.Head(ctx, "t", "c", key)
+	if err != nil || info.VersionID != vids[0] {
+		t.Fatalf("after deleting the current version: %s, %v; want version %s current", info.VersionID, err, vids[0])
 	}
 }
 

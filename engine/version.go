@@ -619,6 +619,15 @@ func (e *Engine) removeVersion(ctx context.Context, tenant, container, key, vid 
 	if retentionOf(v.Metadata).protects(e.cfg.Now(), bypass) {
 		return removed{}, false, fmt.Errorf("%w: %s version %s", ErrLocked, key, vid)
 	}
+	if cur == nil || target == key || cur.Pointer && pointerTarget(cur) == vid {
+		// The current version goes: repointAfter must then find the
+		// next, which a listing of the key's versions may refuse (an
+		// older map's set short, F2 of session 14). Refuse before
+		// anything is deleted, not after (review 20 M2).
+		if _, err := e.keyVersions(ctx, tenant, container, key); err != nil {
+			return removed{}, false, fmt.Errorf("engine: delete version: %w", err)
+		}
+	}
 	if err := e.tombstone(ctx, tenant, container, target); err != nil {
 		return removed{}, false, err
 	}
