@@ -477,8 +477,13 @@ func (e *Engine) DeleteVersion(ctx context.Context, tenant, container, key strin
 	// retention change (lock.go) cannot rewrite a version being deleted.
 	defer e.lockPointer(tenant, container, key)()
 	res, plain, err := e.removeVersion(ctx, tenant, container, key, opts.VersionID, opts.BypassGovernance)
-	if err != nil || !res.removed {
+	switch {
+	case err != nil:
 		return res.DeleteResult, err
+	case !res.removed:
+		// Gone already, maybe by a delete whose repoint failed (an
+		// older map's set short: keyVersions): its retry finishes it.
+		return res.DeleteResult, e.repointNamed(ctx, tenant, container, key, map[string]bool{opts.VersionID: true})
 	}
 	return res.DeleteResult, e.repointAfter(ctx, tenant, container, key, map[string]bool{opts.VersionID: true}, plain)
 }
@@ -546,6 +551,7 @@ func (e *Engine) DeleteVersions(ctx context.Context, tenant, container, key stri
 		}
 	}
 	deleted := make(map[string]bool)
+	gone := make(map[string]bool) // found gone already: see DeleteVersion
 	plain := false
 	for _, i := range order {
 		if errs[i] != nil {
@@ -571,17 +577,27 @@ func (e *Engine) DeleteVersions(ctx context.Context, tenant, container, key stri
 		if r.removed {
 			deleted[vids[i]] = true
 			plain = plain || p
+		} else if err == nil {
+			gone[vids[i]] = true
 		}
 	}
-	if len(deleted) == 0 {
+	if len(deleted)+len(gone) == 0 {
 		return res, errs
 	}
 	defer e.lockPointer(tenant, container, key)()
-	if err := e.repointAfter(ctx, tenant, container, key, deleted, plain); err != nil {
+	if len(deleted) == 0 {
+		err = e.repointNamed(ctx, tenant, container, key, gone)
+	} else {
+		for vid := range deleted {
+			gone[vid] = true
+		}
+		err = e.repointAfter(ctx, tenant, container, key, gone, plain)
+	}
+	if err != nil {
 		// The versions are gone but the key may still name one of them
 		// as current: as a single delete would, the entries fail.
 		for _, i := range order {
-			if deleted[vids[i]] {
+			if gone[vids[i]] && errs[i] == nil {
 				errs[i] = err
 			}
 		}
@@ -633,6 +649,23 @@ func (e *Engine) removeVersion(ctx context.Context, tenant, container, key, vid 
 	}
 	res.removed = true
 	return res, target == key, nil
+}
+
+// repointNamed makes key's newest version left current if the key names
+// one of vids, versions a delete found gone: a delete that removed one and
+// then failed to repoint (keyVersions needs the older maps' sets of a
+// container not settled: List) left the key naming it, and a GET found
+// nothing though older versions were there, until its retry, which found
+// the version gone, did this.
+func (e *Engine) repointNamed(ctx context.Context, tenant, container, key string, vids map[string]bool) error {
+	_, cur, err := e.locate(ctx, tenant, container, key)
+	if err != nil {
+		return fmt.Errorf("engine: delete version: %w", err)
+	}
+	if cur == nil || !cur.Pointer || !vids[pointerTarget(cur)] {
+		return nil
+	}
+	return e.repoint(ctx, tenant, container, key)
 }
 
 // repointAfter makes key's newest version left current once versions of

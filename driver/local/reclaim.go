@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // Returning index.db's free pages to the file system (see punchFree): once
@@ -48,7 +50,7 @@ func (d *Driver) checkReclaim() {
 	if free < reclaimMin {
 		return
 	}
-	size := d.indexSize.Load()
+	size := d.committedSize()
 	if n := d.unreturned(free, size); n < reclaimMin || n*reclaimFrac < size {
 		return
 	}
@@ -77,7 +79,22 @@ func (d *Driver) pendingFree() int64 {
 		return 0
 	}
 	st := d.db.Stats()
-	return d.unreturned(int64(st.FreePageN+st.PendingPageN)*d.pageSize, d.indexSize.Load())
+	return d.unreturned(int64(st.FreePageN+st.PendingPageN)*d.pageSize, d.committedSize())
+}
+
+// committedSize returns index.db's size as of its last commit, from a read
+// transaction. (d.indexSize, noted by the committer inside its
+// transaction, misses the pages the commit itself allocates when it
+// writes the changed nodes: after a flush growing the index by 5 MiB,
+// unreturned counted those 5 MiB of new live pages as free ones not
+// returned.) It must be called between begin and end, or with d.mu held:
+// no reader that punchFree does not wait for.
+func (d *Driver) committedSize() int64 {
+	var size int64
+	if err := d.db.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil }); err != nil {
+		return d.indexSize.Load()
+	}
+	return size
 }
 
 // scheduleReclaim runs reclaim after wait unless one is scheduled.

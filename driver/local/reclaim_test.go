@@ -423,3 +423,33 @@ func TestReclaimRoundBoundsItsWalk(t *testing.T) {
 		t.Fatalf("a pass over %d pages with no time per round took %d rounds: the walk is not bounded", pages, rounds)
 	}
 }
+
+// TestUnreturnedCountsTheLastCommitsGrowth: what a drive takes for free
+// pages not yet returned is measured against index.db's size after its
+// last commit, new pages included. Measured against the size noted inside
+// the flush's transaction (before the commit allocates the nodes it
+// writes), a flush growing the index by megabytes made those megabytes of
+// live pages look unreturned and scheduled reclaims during loads.
+func TestUnreturnedCountsTheLastCommitsGrowth(t *testing.T) {
+	c := testConfig(t, true)
+	d := open(t, c)
+	d.noPunch.Store(true) // no reclaim: the measure is what is tested
+	for i := range 3000 {
+		r := driver.Record{Key: fmt.Sprintf("t\x00b\x00%08x", uint32(i)*2654435761), Data: bytes.Repeat([]byte{byte(i)}, 2000)}
+		if _, _, err := d.PutRecord(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flushHeld(t, d)
+	var size int64
+	if err := d.db.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	st := d.db.Stats()
+	free := int64(st.FreePageN+st.PendingPageN) * d.pageSize
+	want := allocated(t, filepath.Join(c.Dir, indexFile)) - (size - free)
+	if got := d.pendingFree(); got > want+64<<10 || got < want-64<<10 {
+		t.Errorf("unreturned = %d KiB, want %d KiB (index %d KiB allocated, %d KiB in size, %d KiB free)",
+			got>>10, want>>10, allocated(t, filepath.Join(c.Dir, indexFile))>>10, size>>10, free>>10)
+	}
+}
