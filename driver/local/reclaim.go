@@ -7,6 +7,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 // Returning index.db's free pages to the file system (see punchFree): once
@@ -129,9 +130,17 @@ func (d *Driver) reclaim() {
 	}
 }
 
-// punchBlock is the file-system block size punchFree assumes: it punches
-// runs of free pages only where they cover whole blocks.
-const punchBlock = 4096
+// punchBlock returns the block size punchFree punches whole blocks of:
+// the file system's (statfs f_bsize: larger on XFS or ext4 with bigger
+// blocks or bigalloc, where punching part of a block only zeroes it), at
+// least 4 KiB.
+func (d *Driver) punchBlock() int64 {
+	var st unix.Statfs_t
+	if err := unix.Statfs(d.dir, &st); err != nil || st.Bsize < 4096 {
+		return 4096
+	}
+	return int64(st.Bsize)
+}
 
 // errNoPunch marks a file system that cannot punch holes.
 var errNoPunch = errors.New("punching holes not supported")
@@ -178,7 +187,7 @@ func (d *Driver) punchFree() (punched int64, more bool, err error) {
 		d.mu.Unlock()
 		return 0, false, nil
 	}
-	db, ps := d.db, d.pageSize
+	db, ps, blk := d.db, d.pageSize, d.punchBlock()
 	tx, err := db.Begin(true)
 	d.mu.Unlock()
 	if err != nil {
@@ -200,8 +209,8 @@ func (d *Driver) punchFree() (punched int64, more bool, err error) {
 		}
 		// Whole blocks only: punching part of one (index pages smaller
 		// than a block) would zero it, a write at every pass.
-		off := (runStart*ps + punchBlock - 1) / punchBlock * punchBlock
-		n := (runStart+runLen)*ps/punchBlock*punchBlock - off
+		off := (runStart*ps + blk - 1) / blk * blk
+		n := (runStart+runLen)*ps/blk*blk - off
 		runLen = 0
 		if n <= 0 || isHole(f, off, n) {
 			return nil // punched by an earlier round
