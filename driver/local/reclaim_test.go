@@ -160,19 +160,7 @@ func TestReclaimFreeIndexPages(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := bolt.Open(index, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			return err
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("index check after reopen: %v", err)
-	}
+	checkIndex(t, index)
 }
 
 // TestReclaimQuietsOnceOnlyPartBlocksAreLeft: once a drive has returned
@@ -352,19 +340,7 @@ func TestPunchFreeUnderLoad(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := bolt.Open(filepath.Join(c.Dir, indexFile), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			return err
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("index check: %v", err)
-	}
+	checkIndex(t, filepath.Join(c.Dir, indexFile))
 }
 
 // TestReclaimRoundBoundsItsWalk: a round of punchFree that finds nothing
@@ -451,5 +427,23 @@ func TestUnreturnedCountsTheLastCommitsGrowth(t *testing.T) {
 	if got := d.pendingFree(); got > want+64<<10 || got < want-64<<10 {
 		t.Errorf("unreturned = %d KiB, want %d KiB (index %d KiB allocated, %d KiB in size, %d KiB free)",
 			got>>10, want>>10, allocated(t, filepath.Join(c.Dir, indexFile))>>10, size>>10, free>>10)
+	}
+}
+
+// checkIndex runs bbolt's consistency check on the closed index at path.
+func checkIndex(t *testing.T, path string) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return err
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("index check: %v", err)
 	}
 }
