@@ -84,7 +84,7 @@
 // LifecycleAbortIncompleteMultipartUpload: the tenant, bucket, key and the
 // version deleted or the delete marker added; request_id is the worker's
 // own). It is written by its own goroutine with group commit: it takes
-// everything queued, writes it, fsyncs, and repeats.
+// everything queued, writes it, fsyncs, and repeats, at most every 10 ms.
 //
 //	time         string  when the request arrived, RFC 3339 with nanoseconds, UTC
 //	node         string  node that served it
@@ -132,7 +132,7 @@
 //
 // The log is written asynchronously, after the change is made and usually
 // after the client has been answered, so it is not a write-ahead log: a crash can lose the batch that was not yet fsynced
-// (the mutations of the last few milliseconds), and a node that stops
+// (the mutations of the last 10 ms or so), and a node that stops
 // without Close loses what was still queued. A "Dropped" line marks every
 // other loss.
 //
