@@ -158,19 +158,19 @@ func TestFullDisk(t *testing.T) {
 // system and refused the deletes too: a store full of data could not be
 // emptied (session 20, aws s3 rm answered InsufficientStorage).
 func TestFullDriveDeletes(t *testing.T) {
-	mnt := mountTmpfs(t, 8<<20)
+	mnt := mountTmpfs(t, 16<<20)
 	ctx := t.Context()
 	d, err := Open(ctx, Config{Dir: filepath.Join(mnt, "drive"), ID: "d0", ClusterID: "c"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	setReserve(t, d, 2<<20)
+	setReserve(t, d, spaceFloor)
 	var shards []driver.Shard
 	var keys []string
 	for i := 0; ; i++ {
 		if i > 1000 {
-			t.Fatal("8 MiB took 1000 artifacts of 64 KiB")
+			t.Fatal("16 MiB took 1000 artifacts of 64 KiB")
 		}
 		s := driver.Shard{PG: 1, Name: fmt.Sprintf("%016x", i)}
 		key := fmt.Sprintf("t/c/k%04d", i)
@@ -190,7 +190,7 @@ func TestFullDriveDeletes(t *testing.T) {
 		time.Sleep(spaceCheck / 4) // as writes come, a few within each look at the free space
 	}
 	if len(shards) < 10 {
-		t.Fatalf("only %d artifacts of 64 KiB fit in 8 MiB", len(shards))
+		t.Fatalf("only %d artifacts of 64 KiB fit in 16 MiB", len(shards))
 	}
 	// The records go into index.db and the record log starts a new
 	// segment, whose first frame needs fresh blocks.

@@ -16,8 +16,13 @@ import (
 var spaceReserve int64 = 64 << 20
 
 // spaceReserveShare: a file system smaller than spaceReserve times this
-// (a test's tmpfs) keeps 1/spaceReserveShare of itself instead.
+// (a test's tmpfs) keeps 1/spaceReserveShare of itself instead, but at
+// least spaceFloor: what a record log flush needs (a new segment's 1 MiB
+// zero-fill, the index pages of up to flushBytes of records) with room for
+// the writes that pass within a spaceCheck.
 var spaceReserveShare int64 = 16
+
+const spaceFloor = 4 << 20
 
 // spaceCheck is how long a look at the file system's free space is
 // reused: at a GB/s, well under the reserve is written meanwhile.
@@ -42,7 +47,7 @@ func (d *Driver) lowOnSpace() bool {
 		d.spaceLow.Store(false) // cannot tell: the writes themselves will
 		return false
 	}
-	reserve := min(spaceReserve, int64(st.Blocks)*int64(st.Bsize)/spaceReserveShare)
+	reserve := min(spaceReserve, max(int64(st.Blocks)*int64(st.Bsize)/spaceReserveShare, spaceFloor))
 	low := int64(st.Bavail)*int64(st.Bsize) < reserve
 	d.spaceLow.Store(low)
 	return low
