@@ -132,6 +132,18 @@ func (r *histRig) newMap(t *testing.T, n int, p placement.Policy, pgs int, epoch
 	return m
 }
 
+// olderAndCurrent returns the two maps of a migration: the older one, 1+1
+// on d00 and d01 (epoch 1), and the current one, 2+2 on d02..d05 (epoch 2).
+func (r *histRig) olderAndCurrent(t *testing.T) (old, cur *placement.Map) {
+	t.Helper()
+	old = r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1)
+	cur, err := placement.NewMap(r.pdrives[2:6], placement.Policy{Data: 2, Parity: 2}, 16, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return old, cur
+}
+
 // remap returns a map over the first n drives with old's policy and PG
 // count whose PG sets are set(old's set).
 func (r *histRig) remap(t *testing.T, old *placement.Map, n int, epoch placement.Epoch, set func([]placement.DriveID) []placement.DriveID) *placement.Map {

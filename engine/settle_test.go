@@ -50,12 +50,7 @@ func TestRunMigratorSettlesContainers(t *testing.T) {
 
 	r := newMigRig(t)
 	ctx := t.Context()
-	// The older map: 1+1 on d00, d01; the current one: 2+2 on d02..d05.
-	old := r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1)
-	cur, err := placement.NewMap(r.pdrives[2:6], placement.Policy{Data: 2, Parity: 2}, 16, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	old, cur := r.olderAndCurrent(t) // 1+1 on d00, d01; 2+2 on d02..d05
 	r.useChain([]*placement.Map{old})
 	s := newStored()
 	var want []string
