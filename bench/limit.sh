@@ -17,6 +17,10 @@
 #   OUT   also write the table to this file
 #   PPROF=DIR  write vaultd CPU and heap profiles and a 3 s execution trace
 #              of each Vaultaire run to DIR
+#   VAULTD_ENV  extra NAME=value words for vaultd's environment (GOGC=100, say)
+# The table's last column is vaultd's CPU time (user and system, from
+# /proc/PID/stat) per request of the multi-connection run: unlike the
+# rates, it hardly moves when other work shares the machine.
 # Needs wrk (Debian package wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,7 +62,8 @@ if [ -n "${PPROF:-}" ]; then
 	pport=$(freeport)
 	pprof_env=(VAULT_PPROF="127.0.0.1:$pport")
 fi
-env "${pprof_env[@]}" VAULT_ROOT_ACCESS_KEY=$AK VAULT_ROOT_SECRET_KEY=$SK "$work/vaultd" server \
+# shellcheck disable=SC2086 # VAULTD_ENV is a list of words
+env "${pprof_env[@]}" ${VAULTD_ENV:-} VAULT_ROOT_ACCESS_KEY=$AK VAULT_ROOT_SECRET_KEY=$SK "$work/vaultd" server \
 	--data "$work/v1,$work/v2,$work/v3,$work/v4" --s3 "127.0.0.1:$vport" --raft "127.0.0.1:$rport" \
 	--name limit --log-level warn >>"$work/vaultd.log" 2>&1 &
 vpid=$!
@@ -84,6 +89,9 @@ runwrk() {
 		log "wrk $name failed: $(tail -3 "$work/$name.out")"
 }
 
+# cputicks: vaultd's user + system CPU time so far, in clock ticks.
+cputicks() { awk '{print $14 + $15}' "/proc/$vpid/stat"; }
+
 for w in $WORKLOADS; do
 	method=${w%%:*} size=${w#*:}
 	read -r _ geturl puturl < <(awk -v s="$size" '$1 == s' "$work/urls")
@@ -105,7 +113,9 @@ for w in $WORKLOADS; do
 				"http://127.0.0.1:$pport/debug/pprof/trace?seconds=3") &
 			ppid="$ppid $!"
 		fi
+		[ $side = vaultd ] && cputicks >"$work/$method-$size-cpu0"
 		runwrk "$method-$size-$side" "$method" "$size" "$u" "$CONNECTIONS" "$THREADS" "$DURATION"
+		[ $side = vaultd ] && cputicks >"$work/$method-$size-cpu1"
 		if [ -n "$ppid" ]; then
 			wait $ppid || true
 			curl -s -o "$PPROF/allocs-$method-$size.pprof" "http://127.0.0.1:$pport/debug/pprof/allocs"
@@ -117,9 +127,10 @@ for w in $WORKLOADS; do
 	done
 done
 
-python3 - "$work" "$WORKLOADS" "${OUT:-}" <<PY
+hwm=$(awk '/^VmHWM:/ {printf "%.0f MiB", $2 / 1024}' "/proc/$vpid/status")
+python3 - "$work" "$WORKLOADS" "${OUT:-}" "$(getconf CLK_TCK)" <<PY
 import os, re, sys
-work, workloads, out = sys.argv[1], sys.argv[2].split(), sys.argv[3]
+work, workloads, out, tck = sys.argv[1], sys.argv[2].split(), sys.argv[3], int(sys.argv[4])
 unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 def parse(name):
     try: t = open(os.path.join(work, name + ".out")).read()
@@ -133,7 +144,15 @@ def parse(name):
     if e: r["errors"] += sum(int(x) for x in e.groups())
     p = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)
     if p: r["p50"] = float(p.group(1)) * unit[p.group(2)]
+    n = re.search(r"(\d+) requests in", t)
+    if n: r["requests"] = int(n.group(1))
     return r
+def cpu(w, r):
+    try:
+        t0, t1 = (int(open(os.path.join(work, f"{w}-cpu{i}")).read()) for i in (0, 1))
+    except (OSError, ValueError): return "–"
+    if r is None or not r.get("requests"): return "–"
+    return "%.0f µs" % ((t1 - t0) / tck * 1e6 / r["requests"])
 def share(v, b):
     return "–" if not v or not b else "%.0f%%" % (100 * v / b)
 rows = []
@@ -149,17 +168,17 @@ for w in workloads:
         u = "req/s"
     fmt = lambda x: "–" if x is None else f"{x:,.0f} {u}"
     errs = lambda r: "–" if r is None else str(r["errors"])
-    rows.append(f"| {label}, $CONNECTIONS connections | {fmt(fig(v))} | {fmt(fig(b))} | **{share(fig(v), fig(b))}** | {errs(v)} / {errs(b)} |")
+    rows.append(f"| {label}, $CONNECTIONS connections | {fmt(fig(v))} | {fmt(fig(b))} | **{share(fig(v), fig(b))}** | {errs(v)} / {errs(b)} | {cpu(w.replace(':', '-'), v)} |")
     v1, b1 = parse(f"{method}-{size}-vaultd-1"), parse(f"{method}-{size}-bare-1")
     if v1 or b1:
         p = lambda r: "–" if r is None or "p50" not in r else f"{r['p50']:.3f} ms p50"
         # For latency the share is limit/Vaultaire: 100% means as fast as the bare server.
         sh = "–" if not v1 or not b1 or not v1.get("p50") or not b1.get("p50") else "%.0f%%" % (100 * b1["p50"] / v1["p50"])
-        rows.append(f"| {label}, 1 connection (latency) | {p(v1)} | {p(b1)} | {sh} | {errs(v1)} / {errs(b1)} |")
-table = """| workload | Vaultaire | bare fasthttp (limit) | share of limit | errors V / bare |
-|---|---:|---:|---:|---|
+        rows.append(f"| {label}, 1 connection (latency) | {p(v1)} | {p(b1)} | {sh} | {errs(v1)} / {errs(b1)} | |")
+table = """| workload | Vaultaire | bare fasthttp (limit) | share of limit | errors V / bare | vaultd CPU per request |
+|---|---:|---:|---:|---|---:|
 """ + "\n".join(rows) + "\n"
-head = "limit: wrk -t $THREADS -d $DURATION (latency rows: -t 1 -c 1 -d $LATENCY_DURATION), $(nproc) cores, $(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown), $(date -u +%Y-%m-%dT%H:%MZ)\n\n"
+head = "limit: wrk -t $THREADS -d $DURATION (latency rows: -t 1 -c 1 -d $LATENCY_DURATION), $(nproc) cores, $(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown), $(date -u +%Y-%m-%dT%H:%MZ), vaultd peak RSS $hwm\n\n"
 print(head + table)
 if out:
     open(out, "w").write(head + table)
