@@ -346,8 +346,12 @@
 // current epoch after a clean migration pass that began once the map
 // settled (Settler): from then on a node down in an older map's sets no
 // longer fails its listings, while before it a key only such a set holds
-// is never left out of a page (probe F2 of session 14). Upload listings
-// and sweeps cover the current map only.
+// is never left out of a page (probe F2 of session 14). ListUploads
+// covers the same older maps' sets (olderToCover): an upload in progress
+// begun under an older map lives only in its set until MoveUploads moves
+// it, and RunMigrator settles the containers only once no upload failed
+// to move. The upload sweep and the stripe intents' collection cover the
+// current map only (what they miss, the next pass finds).
 //
 // # Versions
 //

@@ -370,14 +370,7 @@ func (e *Engine) newMergerFrom(tenant, container, prefix, after string, settled 
 		// artifacts out where a read fails.
 		cover = append(cover, e.tierMap())
 	}
-	for _, om := range e.olderMaps(m) {
-		if om.Epoch >= settled {
-			// A key written under om, not moved yet: its newest record
-			// is on a write quorum of om's set only (probe F2 of
-			// session 14).
-			cover = append(cover, om)
-		}
-	}
+	cover = append(cover, e.olderToCover(m, settled)...)
 	maps := append([]*placement.Map{m}, e.fallbackMaps(tenant, container, m)...)
 	g := &merger{e: e, set: e.listSetOf(cover, maps[1:]), k: m.Policy.ReadQuorum(), tenant: tenant, container: container,
 		maps: maps, base: base, prefix: base + prefix}
@@ -389,6 +382,24 @@ func (e *Engine) newMergerFrom(tenant, container, prefix, after string, settled 
 		}
 	}
 	return g
+}
+
+// olderToCover returns the older maps (MapHistory) of m whose sets a
+// listing of a container settled at epoch settled must cover: those of
+// that epoch or later (noOlderCover: none). A key written under such a
+// map and not moved yet has its newest record on a write quorum of that
+// map's set only (probe F2 of session 14), and so has an upload in
+// progress begun under it and not moved yet (MoveUploads): without
+// them, a page would leave it out. This is the one place of the rule;
+// see listSet for why the settled epoch and not every older map.
+func (e *Engine) olderToCover(m *placement.Map, settled placement.Epoch) []*placement.Map {
+	var cover []*placement.Map
+	for _, om := range e.olderMaps(m) {
+		if om.Epoch >= settled {
+			cover = append(cover, om)
+		}
+	}
+	return cover
 }
 
 // settledOf returns the epoch from which on the older maps may hold keys

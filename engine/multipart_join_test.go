@@ -200,8 +200,8 @@ func TestMultipartAcrossMapChange(t *testing.T) {
 // for uploads started under them, but never stand in for the current
 // map's: with more than its parity offline, a listing fails rather than
 // answer without an upload in progress whose record only those hold; with
-// the older map's drives offline, upload listings still answer, and so
-// do artifact listings of a container settled at the current epoch.
+// the older map's drives offline, upload and artifact listings of a
+// container settled at the current epoch still answer.
 func TestListUploadsQuorumIsTheCurrentMaps(t *testing.T) {
 	r := newMigRig(t)
 	ctx := t.Context()
@@ -231,26 +231,28 @@ func TestListUploadsQuorumIsTheCurrentMaps(t *testing.T) {
 		t.Errorf("SweepUploads with 3 of the current map's 4 drives offline: %d, %v; want ErrReadQuorum", n, err)
 	}
 	off(false, "d03", "d04", "d05")
-	// An older map's sets need not be covered by an upload listing: it
-	// is kept until a clean migration pass, and one node down after a
-	// join would otherwise fail every listing until it returns (session
-	// 14).
+	// A listing, of artifacts or uploads, needs the older map's sets
+	// while the container's keys or uploads may still be there only
+	// (created before the older map was current: probe F2 of session 14;
+	// TestListUploadsCoversOlderMaps), and not once a clean migration
+	// pass settled it at the current epoch (Settler, RunMigrator): an
+	// older map is kept until then, and one node down after a join
+	// would otherwise fail every listing until it returns (session 14).
 	off(true, "d00", "d01")
-	if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 1 {
-		t.Errorf("ListUploads with the older map's drives offline: %+v, %v; want the upload", ups, err)
-	}
-	// An artifact listing needs them while the container's keys may
-	// still be there (created before the older map was current: probe F2
-	// of session 14), and not once a clean migration pass settled it at
-	// the current epoch (Settler, RunMigrator).
 	if res, err := r.e.List(ctx, "t", "c", ListOptions{}); !errors.Is(err, ErrReadQuorum) {
 		t.Errorf("List of an unsettled container with the older map's drives offline: %+v, %v; want ErrReadQuorum", res, err)
+	}
+	if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); !errors.Is(err, ErrReadQuorum) {
+		t.Errorf("ListUploads of an unsettled container with the older map's drives offline: %+v, %v; want ErrReadQuorum", ups, err)
 	}
 	if err := r.e.cfg.Containers.(Settler).SettleContainers(ctx, cur.Epoch); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := r.e.List(ctx, "t", "c", ListOptions{}); err != nil {
 		t.Errorf("List of a settled container with the older map's drives offline: %+v, %v; want an answer", res, err)
+	}
+	if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 1 {
+		t.Errorf("ListUploads of a settled container with the older map's drives offline: %+v, %v; want the upload", ups, err)
 	}
 }
 

@@ -178,7 +178,7 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 		limit = 1000
 	}
 	m := e.mapFor(tenant, container)
-	ls := e.recordSet(m)
+	ls := e.uploadSet(m, e.settledOf(ctx, tenant, container))
 	base := uploadPrefix(tenant, container)
 	start := ""
 	if after != "" {
@@ -216,7 +216,18 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 // started under, Residue, and a drained drive leaves the current map
 // before its uploads end).
 func (e *Engine) recordSet(m *placement.Map) listSet {
-	s := e.listSetOf([]*placement.Map{m}, append(e.otherLayouts(m), e.olderMaps(m)...))
+	return e.uploadSet(m, noOlderCover)
+}
+
+// uploadSet is recordSet for the upload records of a container settled
+// at epoch settled (settledOf): it covers also the older maps' sets an
+// upload in progress may still live in only (olderToCover), as List
+// does for keys. Without them, a listing with more than an older set's
+// parity down answered without the uploads begun under that map and not
+// moved yet (MoveUploads).
+func (e *Engine) uploadSet(m *placement.Map, settled placement.Epoch) listSet {
+	cover := append([]*placement.Map{m}, e.olderToCover(m, settled)...)
+	s := e.listSetOf(cover, append(e.otherLayouts(m), e.olderMaps(m)...))
 	s.wholeIfLayouts(e, m)
 	return s
 }

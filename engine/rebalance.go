@@ -36,7 +36,9 @@ type Coordinator interface {
 // (List). SettleContainers raises every container's to at least epoch;
 // RunMigrator calls it on the leader after a migration pass over every
 // container that began once the map of epoch epoch had settled and ended
-// clean: no key of any container is left only in an older map then.
+// clean, and a move of the uploads in progress (MoveUploads) after it
+// that failed for none: no key of any container, nor upload in
+// progress, is left only in an older map then.
 type Settler interface {
 	SettleContainers(ctx context.Context, epoch placement.Epoch) error
 }
@@ -62,9 +64,10 @@ var (
 
 // RunMigrator moves data written under older maps into the current map
 // (MigrateAll), then, once the map has settled and a pass that began
-// after that ended clean, marks every container settled at the current
-// epoch (Settler, if c is one), moves the multipart uploads in
-// progress there (MoveUploads), and drops each older map from c's
+// after that ended clean, moves the multipart uploads in progress into
+// the current map (MoveUploads), marks every container settled at the
+// current epoch (Settler, if c is one) if no upload failed to move, and
+// drops each older map from c's
 // history once nothing lives only there (Residue is 0) and the current
 // map has been current for MapSettle. It runs on every node and acts only on the leader, so
 // that no key is migrated by two nodes at once; a new leader starts a new
@@ -107,18 +110,20 @@ func (e *Engine) RunMigrator(ctx context.Context, c Coordinator, log *slog.Logge
 		if passStart.Sub(since) < mapSettle {
 			continue
 		}
-		if whole {
-			// Every key of every container is in the current map:
-			// listings need no older map's sets from now on (Settler).
-			settleContainers(ctx, c, epoch, log)
-		}
 		// Every node writes with the current map by now: the uploads
 		// still in progress in older maps' sets move into it, so that
 		// the older maps can go however long their clients pause.
-		if ust, err := e.MoveUploads(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("migrate: move uploads", "moved", ust.Moved, "failed", ust.Failed, "err", err)
+		ust, uerr := e.MoveUploads(ctx)
+		if uerr != nil && ctx.Err() == nil {
+			log.Warn("migrate: move uploads", "moved", ust.Moved, "failed", ust.Failed, "err", uerr)
 		} else if ust.Moved > 0 {
 			log.Info("migrate: moved multipart uploads into the current map", "uploads", ust.Moved, "parts", ust.Parts, "bytes", ust.Bytes)
+		}
+		if whole && uerr == nil && ust.Failed == 0 {
+			// Every key of every container, and every upload in
+			// progress, is in the current map: listings (ListUploads
+			// too) need no older map's sets from now on (Settler).
+			settleContainers(ctx, c, epoch, log)
 		}
 		for _, m := range c.OlderMaps() {
 			n, err := e.Residue(ctx, m)

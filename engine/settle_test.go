@@ -176,3 +176,56 @@ func TestMemContainersSettle(t *testing.T) {
 		}
 	}
 }
+
+// TestRunMigratorSettlesAfterUploadsMoved: a container is settled (its
+// listings, ListUploads too, stop covering the older maps' sets) only
+// once no upload in progress is left only in an older map's set: a pass
+// whose upload move failed (here, waiting to retry an earlier failure:
+// moveRetries) settles nothing; once the move is let through, the
+// upload moves and the container is settled at the current epoch.
+func TestRunMigratorSettlesAfterUploadsMoved(t *testing.T) {
+	every, settle := migrateEvery, mapSettle
+	migrateEvery, mapSettle = 20*time.Millisecond, 100*time.Millisecond
+	t.Cleanup(func() { migrateEvery, mapSettle = every, settle })
+
+	r := newMigRig(t)
+	ctx := t.Context()
+	old, cur := r.olderAndCurrent(t)
+	id, _ := olderUpload(t, r, old, cur, "mp/held", randBytes(22, 1000))
+	r.e.moveRetries.Store(id, moveRetry{at: r.e.cfg.Now().Add(time.Hour), failures: 1})
+
+	containers := r.e.cfg.Containers
+	settled := func() uint64 {
+		t.Helper()
+		c, err := containers.Container(ctx, "t", "c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Settled
+	}
+	c := keepingCoordinator{&fakeCoordinator{topo: r.topo}, containers.(*MemContainers), new(atomic.Int64)}
+	c.leader.Store(true)
+	run := func(d time.Duration) {
+		t.Helper()
+		runFor(t, d, func(ctx context.Context) { r.e.RunMigrator(ctx, c, nil) })
+	}
+	run(5 * mapSettle)
+	if got := settled(); got != 0 {
+		t.Fatalf("passes that left an upload only in the older map settled c at %d", got)
+	}
+	r.e.moveRetries.Delete(id)
+	deadline := time.Now().Add(30 * time.Second)
+	for settled() != uint64(cur.Epoch) && time.Now().Before(deadline) {
+		run(5 * mapSettle)
+	}
+	if got := settled(); got != uint64(cur.Epoch) {
+		t.Fatalf("after the upload could move: c settled at %d, want %d", got, cur.Epoch)
+	}
+	r.topo.drives["d00"].SetOffline(true)
+	r.topo.drives["d01"].SetOffline(true)
+	defer r.topo.drives["d00"].SetOffline(false)
+	defer r.topo.drives["d01"].SetOffline(false)
+	if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 1 || ups[0].ID != id {
+		t.Errorf("ListUploads once settled, the older set offline: %+v, %v; want upload %s", ups, err, id)
+	}
+}
