@@ -119,8 +119,15 @@ type Driver struct {
 	lastCheck   atomic.Int64
 	reclaimFrom atomic.Int64 // page where the next round's walk starts
 	passFree    atomic.Int64 // free pages when the current pass began
-	reclaiming  atomic.Bool
-	noPunch     atomic.Bool
+	passYoung   atomic.Int64 // free pages the current pass left for the next (seen)
+	followUp    atomic.Bool  // the next pass is the one that returns them
+	// seen marks the pages the last walk over them found free (a bit per
+	// page): only a page free at two walks in a row is punched. Only
+	// punchFree uses it, one call at a time (seenMu).
+	seenMu     sync.Mutex
+	seen       []uint64
+	reclaiming atomic.Bool
+	noPunch    atomic.Bool
 
 	// When the file system's free space was last looked at (UnixNano)
 	// and whether it was below spaceReserve (space.go).

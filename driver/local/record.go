@@ -267,13 +267,16 @@ func (d *Driver) flushIdle() {
 	}
 }
 
-// afterFlush looks for index pages to reclaim once a flush freed some
-// (committer.afterFlush).
+// afterFlush unmaps the index pages a flush read (every node it changed,
+// all of a small index: held resident until the next call trimmed them,
+// up to the whole index after a large flush) and looks for index pages to
+// reclaim once a flush freed some (committer.afterFlush).
 func (d *Driver) afterFlush() {
 	end, err := d.begin(context.Background())
 	if err != nil {
 		return
 	}
 	defer end()
+	d.trim()
 	d.checkReclaim()
 }
