@@ -431,8 +431,8 @@ func (e *Engine) uploadHome(ctx context.Context, cur *placement.Map, id placemen
 	}
 	cur = e.layoutMap(cur, e.layoutOf(tenant, container))
 	pg := cur.PGOf(tenant, container, key)
-	if j := slices.Index(cur.Set(pg), id); j >= 0 && placedIn(r, cur, pg, j) && r.Prev == nil {
-		return true, nil // one still carrying an older placement's (Prev) has its move to finish
+	if j := slices.Index(cur.Set(pg), id); j >= 0 && placedIn(r, cur, pg, j) {
+		return true, nil
 	}
 	if isMarker(r) {
 		if _, ok := r.Metadata[movedKey]; !ok {

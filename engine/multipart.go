@@ -260,22 +260,7 @@ func (e *Engine) findUpload(ctx context.Context, tenant, container, key, id stri
 			return nil, uploadAt{}, fmt.Errorf("%w: upload: map epoch %d pg %d: %d of %d drives answered, need %d", ErrReadQuorum, m.Epoch, pg, answered, len(drives), k)
 		}
 		for j, r := range recs {
-			switch {
-			case r == nil:
-			case placedIn(r, m, pg, j) && r.Prev != nil:
-				// Its own, without the older placement a move carries
-				// (putUploadCarrying): records written from it must not
-				// carry that on.
-				own := *r
-				own.Prev = nil
-				recs[j] = &own
-			case placedIn(r, m, pg, j):
-			case r.Prev != nil && placedIn(r.Prev, m, pg, j):
-				// A move into a set this drive is in too: the record it
-				// replaced here, so that this set keeps serving the
-				// upload however far the move's write got.
-				recs[j] = r.Prev
-			default:
+			if r != nil && !placedIn(r, m, pg, j) {
 				recs[j] = nil // another map's placement of a drive in both sets
 			}
 		}

@@ -2,15 +2,10 @@ package engine
 
 import (
 	"bytes"
-	"context"
 	"errors"
-	"fmt"
 	"slices"
-	"sync/atomic"
 	"testing"
 
-	"github.com/vaultaire/vaultaire/driver"
-	"github.com/vaultaire/vaultaire/driver/drivertest"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
@@ -113,153 +108,5 @@ func TestListUploadsCoversOlderMaps(t *testing.T) {
 	}
 	if got, err := listed(); err != nil || len(got) != 0 {
 		t.Errorf("ListUploads after Complete: %v, %v; want none", got, err)
-	}
-}
-
-// uploadRecordFault is a drive that fails, for one upload's record (ukey),
-// the writes of its moved record (one naming epoch) when failPut is set,
-// and every delete (a rollback's) when failDelete is set: a drive that
-// went away part way through a move's record write and its rollback.
-type uploadRecordFault struct {
-	driver.Driver
-	ukey, epoch         string
-	failPut, failDelete atomic.Bool
-}
-
-func (f *uploadRecordFault) PutRecord(ctx context.Context, r driver.Record) (driver.Record, bool, error) {
-	if f.failPut.Load() && r.Key == f.ukey {
-		if rec, err := unmarshalRecord(r.Data); err == nil && rec.Metadata[uploadEpochKey] == f.epoch {
-			return driver.Record{}, false, fmt.Errorf("test: put the moved upload record: %w", driver.ErrOffline)
-		}
-	}
-	return f.Driver.PutRecord(ctx, r)
-}
-
-func (f *uploadRecordFault) DeleteRecord(ctx context.Context, key string, v driver.Version) error {
-	if f.failDelete.Load() && key == f.ukey {
-		return fmt.Errorf("test: delete the upload record: %w", driver.ErrOffline)
-	}
-	return f.Driver.DeleteRecord(ctx, key, v)
-}
-
-// TestUploadMoveRecordWriteFailsPartWay: moving an upload (MoveUploads)
-// writes its record into the current set, over drives the older set
-// shares. That write lands on two shared drives only, fails on the
-// others (below the current set's write quorum), and its rollback fails
-// on the two it landed on (they went away). The upload must survive:
-// the parts copied into the current set stay (a drive of it kept the
-// moved record, so it may serve the upload); with the current set below
-// its read quorum, the older set still serves it through the older
-// records the moved ones carry (Prev); and it is listed and completes
-// with its part, byte-identical, whether completed right away or after
-// a later move pass (every drive back) finished the move. Once finished,
-// every drive of the current set holds the moved record without Prev and
-// the older map holds nothing of it.
-func TestUploadMoveRecordWriteFailsPartWay(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		maps func(t *testing.T, r *migRig) (old, cur *placement.Map)
-		// below, if set, takes the current set below its read quorum
-		// while leaving the two drives the record landed on.
-		below []placement.DriveID
-	}{{
-		name: "2+1 on 3 drives to 2+2 on 4",
-		maps: func(t *testing.T, r *migRig) (*placement.Map, *placement.Map) {
-			return r.newMap(t, 3, placement.Policy{Data: 2, Parity: 1}, 16, 1), r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 2)
-		},
-	}, {
-		name: "1+1 on 2 drives to 4+2 on 6",
-		maps: func(t *testing.T, r *migRig) (*placement.Map, *placement.Map) {
-			return r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1), r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 2)
-		},
-		below: []placement.DriveID{"d02", "d03", "d04", "d05"},
-	}} {
-		for _, later := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/after another pass %v", tc.name, later), func(t *testing.T) {
-				r := newMigRig(t)
-				ctx := t.Context()
-				old, cur := tc.maps(t, r)
-				const key = "mp/partway"
-				data := randBytes(31, 100<<10)
-				id, part := olderUpload(t, r, old, cur, key, data)
-				ukey := uploadKey("t", "c", key, id)
-				faults := map[placement.DriveID]*uploadRecordFault{}
-				for _, did := range cur.Drives {
-					f := &uploadRecordFault{Driver: r.topo.drives[did.ID], ukey: ukey, epoch: fmt.Sprint(cur.Epoch)}
-					faults[did.ID] = f
-					r.topo.drives[did.ID] = drivertest.NewFaulty(f)
-				}
-				oldSet, curSet := old.Set(old.PGOf("t", "c", key)), cur.Set(cur.PGOf("t", "c", key))
-				var took []placement.DriveID // shared drives the record lands on
-				for _, did := range curSet {
-					if slices.Contains(oldSet, did) && len(took) < 2 {
-						took = append(took, did)
-						faults[did].failDelete.Store(true)
-					} else {
-						faults[did].failPut.Store(true)
-					}
-				}
-				if st, err := r.e.MoveUploads(ctx); err == nil || st.Moved != 0 {
-					t.Fatalf("MoveUploads with the record write failing part way = %+v, %v; want it failed", st, err)
-				}
-				for _, f := range faults {
-					f.failPut.Store(false)
-					f.failDelete.Store(false)
-				}
-				for _, did := range took {
-					raw, err := r.topo.drives[did].GetRecord(ctx, ukey)
-					if err != nil {
-						t.Fatalf("drive %s: %v", did, err)
-					}
-					rec, err := unmarshalRecord(raw.Data)
-					if err != nil || rec.Metadata[uploadEpochKey] != fmt.Sprint(cur.Epoch) {
-						t.Fatalf("drive %s holds a record of epoch %q, %v; want the moved record, epoch %d (the rollback failed)", did, rec.Metadata[uploadEpochKey], err, cur.Epoch)
-					}
-				}
-				listParts := func(what string) {
-					t.Helper()
-					if parts, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10); err != nil || len(parts) != 1 || parts[0].ETag != part.ETag {
-						t.Fatalf("ListParts %s: %+v, %v; want part 1 with ETag %s", what, parts, err, part.ETag)
-					}
-				}
-				if len(tc.below) > 0 {
-					for _, did := range tc.below {
-						r.topo.drives[did].SetOffline(true)
-					}
-					listParts("with the current set below its read quorum")
-					for _, did := range tc.below {
-						r.topo.drives[did].SetOffline(false)
-					}
-				}
-				if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 1 || ups[0].ID != id {
-					t.Fatalf("ListUploads after the failed move: %+v, %v; want upload %s", ups, err, id)
-				}
-				if later {
-					r.e.moveRetries.Delete(id)
-					if _, err := r.e.MoveUploads(ctx); err != nil {
-						t.Fatalf("MoveUploads, every drive back: %v", err)
-					}
-					if n, err := r.e.Residue(ctx, old); err != nil || n != 0 {
-						t.Errorf("Residue(old map) after the move finished = %d, %v; want 0", n, err)
-					}
-					for _, did := range curSet {
-						raw, err := r.topo.drives[did].GetRecord(ctx, ukey)
-						if err != nil {
-							t.Fatalf("drive %s after the move finished: %v", did, err)
-						}
-						if rec, err := unmarshalRecord(raw.Data); err != nil || rec.Prev != nil || rec.Metadata[uploadEpochKey] != fmt.Sprint(cur.Epoch) {
-							t.Errorf("drive %s after the move finished: record of epoch %q carrying a Prev %v, %v; want the moved record (epoch %d) without Prev", did, rec.Metadata[uploadEpochKey], rec.Prev != nil, err, cur.Epoch)
-						}
-					}
-				}
-				listParts("")
-				if _, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part}, nil); err != nil {
-					t.Fatalf("CompleteUpload: %v", err)
-				}
-				if got, err := read(ctx, r.e, key, 0, -1); err != nil || !bytes.Equal(got, data) {
-					t.Fatalf("read after Complete: %d bytes, %v; want the %d bytes put", len(got), err, len(data))
-				}
-			})
-		}
 	}
 }

@@ -41,23 +41,11 @@ import (
 // upload record names (garbage: the upload is still read from its older
 // set, and the next pass moves it again under the same generation,
 // replacing them and their copies). A crash after step 2 leaves older
-// records that the next pass's walk finds and removes.
-//
-// Writing the upload's record in step 2 replaces the older one on the
-// drives both sets share, so, as a moved version's (writeMoved), each
-// such drive's new record carries the older record it replaces (Prev,
-// putUploadCarrying) and findUpload reading the older set serves it:
-// however far the write got, and whether or not its rollback did (a
-// drive away mid-rollback, a crash), the older set keeps its read
-// quorum. A failed write whose rollback did not finish on every drive
-// keeps the parts copied in step 1, as a crash there does: a drive that
-// kept the moved record may make the current set serve the upload, which
-// must then find its parts. The next pass finds the upload again (an
-// older record, or a Prev, is not at home) and, if the current set
-// serves it, writes its record onto every drive of that set (unless an
-// older set holds a newer record of it: a completion or abort made there
-// meanwhile) before step 3, which ends by rewriting the records without
-// their Prevs (dropUploadPrevs); else it moves it again.
+// records that the next pass's walk finds and removes. What is left
+// unsolved: writing the upload's record replaces the older one on the
+// drives both sets share, so a write that fails part way (not for a drive
+// away, which it never reached) can leave neither set with a read quorum
+// of it.
 
 // UploadMoveStats counts what MoveUploads did.
 type UploadMoveStats struct {
@@ -98,8 +86,8 @@ func (e *Engine) MoveUploads(ctx context.Context) (UploadMoveStats, error) {
 				}
 				m := e.layoutMap(cur, e.layoutOf(tenant, container))
 				pg := m.PGOf(tenant, container, key)
-				if j := slices.Index(m.Set(pg), id); j >= 0 && placedIn(r, m, pg, j) && r.Prev == nil {
-					return // at home (one carrying a Prev has its move to finish)
+				if j := slices.Index(m.Set(pg), id); j >= 0 && placedIn(r, m, pg, j) {
+					return
 				}
 				seen[raw.Key] = true
 				ups = append(ups, upload{tenant, container, key, uploadID})
@@ -227,20 +215,7 @@ func (e *Engine) moveUpload(ctx context.Context, tenant, container, key, id stri
 	switch {
 	case at.same(uploadAt{m: cur, pg: pg}):
 		// Moved before (and maybe completed since): a crash or a drive
-		// away may have left older sets' records, and the record write
-		// may have reached only some of the current set's drives (its
-		// rollback failed): it goes onto all of them, carrying what it
-		// replaces, before the older sets' copies go.
-		// Unless a newer record of it lives in an older set: a
-		// completion or abort made there while this set, holding the
-		// record on fewer drives than a read quorum, did not answer.
-		if err := e.uploadNewerElsewhere(ctx, tenant, container, key, id, cur, up.Version); err != nil {
-			return st, err
-		}
-		w := e.recordWriteAt(uploadKey(tenant, container, key, id), tenant, container, key, drives, cur.Policy.WriteQuorum())
-		if err := w.tally(e.putUploadCarrying(ctx, w, up, cur, pg)); err != nil {
-			return st, fmt.Errorf("engine: move upload %s: finish the record write: %w", id, err)
-		}
+		// away may have left older sets' records.
 	case isMarker(up):
 		return st, nil // completed where it was: the marker stays with its parts
 	case at.m.Epoch < cur.Epoch && at.moved(cur, up):
@@ -330,148 +305,13 @@ func (e *Engine) copyUpload(ctx context.Context, hold *uploadHold, tenant, conta
 	if err := hold.check(); err != nil {
 		return fail(err)
 	}
-	w := e.recordWriteAt(uploadKey(tenant, container, key, id), tenant, container, key, drives, wq)
-	res := e.putUploadCarrying(ctx, w, &moved, cur, pg)
-	if err := w.tally(res); err != nil {
-		err = fmt.Errorf("engine: move upload: %w", err)
-		if w.undo(ctx, &moved, res) {
-			return fail(err)
-		}
-		// A drive that took the record kept it (away mid-rollback): the
-		// current set may serve the moved upload (findUpload), so the
-		// parts it names stay, or it would have none. The older set
-		// still serves it through the Prevs; the next pass finishes the
-		// move (moveUpload) or moves it again, replacing these copies.
-		e.log.Warn("engine: move upload: record write failed and was not rolled back everywhere: the copied parts stay", "tenant", tenant, "container", container, "upload", id, "err", err)
-		return st, nil, err
+	if err := e.recordWriteAt(uploadKey(tenant, container, key, id), tenant, container, key, drives, wq).write(ctx, &moved, nil, present(drives)); err != nil {
+		return fail(fmt.Errorf("engine: move upload: %w", err))
 	}
-	w.collect(ctx, &moved, res)
 	st.Moved = 1
 	e.log.Info("moved a multipart upload into the current map", "tenant", tenant, "container", container,
 		"upload", id, "from_epoch", at.m.Epoch, "epoch", cur.Epoch, "parts", st.Parts, "bytes", st.Bytes)
 	return st, &moved, nil
-}
-
-// putUploadCarrying writes rec, an upload's record, by w to every drive
-// of pg's set in cur (w's drives), as writeMoved writes a moved version:
-// a drive holding a record of the upload placed elsewhere (an older
-// map's set it shares with cur's) gets rec carrying that record (Prev),
-// and one already holding a record placed for cur that carries a Prev
-// gets rec carrying it on. So a set whose records this write replaces
-// keeps serving the upload (findUpload reads a Prev placed for the set)
-// however far the write got and whether or not its rollback did: a write
-// that fails part way with its rollback failing too (a drive away, a
-// crash) never leaves the upload without a read quorum in either set.
-// The Prevs go once the move is done (dropUploadPrevs). A drive whose
-// record cannot be read is not written: it would lose the older record
-// without carrying it.
-func (e *Engine) putUploadCarrying(ctx context.Context, w *recordWrite, rec *record, cur *placement.Map, pg uint32) []recordPut {
-	res := make([]recordPut, len(w.drives))
-	var wg sync.WaitGroup
-	for j, d := range w.drives {
-		if d == nil {
-			res[j].err = fmt.Errorf("%w: drive unavailable", ErrWriteQuorum)
-			continue
-		}
-		wg.Go(func() {
-			var carry *record
-			raw, err := d.GetRecord(ctx, w.ikey)
-			switch {
-			case errors.Is(err, driver.ErrNotFound):
-			case err != nil:
-				res[j].err = fmt.Errorf("%w: read the record it would replace: %w", ErrWriteQuorum, err)
-				return
-			default:
-				r, derr := unmarshalRecord(raw.Data)
-				switch {
-				case derr != nil || r.Deleted:
-				case placedIn(r, cur, pg, j):
-					carry = r.Prev
-				default:
-					carry = r
-					carry.Prev = nil
-				}
-			}
-			withPrev := *rec
-			withPrev.Prev = carry
-			res[j] = w.putOne(ctx, &withPrev, j, nil)
-			res[j].carried = carry
-		})
-	}
-	wg.Wait()
-	return res
-}
-
-// uploadNewerElsewhere fails unless no drive of key's sets in the older
-// maps and the other layouts holds a record of upload id newer than v,
-// the version the current set serves; a drive that does not answer is
-// an error too.
-func (e *Engine) uploadNewerElsewhere(ctx context.Context, tenant, container, key, id string, cur *placement.Map, v driver.Version) error {
-	ukey := uploadKey(tenant, container, key, id)
-	seen := map[placement.DriveID]bool{}
-	var errs []error
-	for _, m := range append(e.otherLayouts(cur), e.olderMaps(cur)...) {
-		for _, did := range m.Set(m.PGOf(tenant, container, key)) {
-			if seen[did] {
-				continue
-			}
-			seen[did] = true
-			d, err := e.cfg.Topology.Drive(did)
-			if errors.Is(err, driver.ErrRemoved) {
-				continue
-			}
-			var raw driver.Record
-			if err == nil {
-				raw, err = d.GetRecord(ctx, ukey)
-			}
-			switch {
-			case errors.Is(err, driver.ErrNotFound):
-			case err != nil:
-				errs = append(errs, fmt.Errorf("drive %s: %w", did, err))
-			case raw.Version.Compare(v) > 0:
-				errs = append(errs, fmt.Errorf("drive %s holds a newer record of it than the current set serves", did))
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("engine: move upload %s: %w", id, errors.Join(errs...))
-	}
-	return nil
-}
-
-// dropUploadPrevs rewrites without Prev the records of upload record key
-// ukey on pg's set of cur (drives) that are placed there and still carry
-// an older placement's record (putUploadCarrying), once the move is done.
-// A drive that holds a newer version meanwhile refuses it (stale): that
-// one's write dropped the Prev. A drive it could not rewrite is an error;
-// the next pass tries again (MoveUploads finds the Prev).
-func (e *Engine) dropUploadPrevs(ctx context.Context, ukey string, cur *placement.Map, pg uint32, drives []driver.Driver) error {
-	var errs []error
-	for j, d := range drives {
-		if d == nil {
-			continue
-		}
-		raw, err := d.GetRecord(ctx, ukey)
-		if errors.Is(err, driver.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("shard %d: %w", j, err))
-			continue
-		}
-		r, derr := unmarshalRecord(raw.Data)
-		if derr != nil || r.Prev == nil || !placedIn(r, cur, pg, j) {
-			continue
-		}
-		r.Prev = nil
-		if _, _, err := d.PutRecord(ctx, driver.Record{Key: ukey, Version: raw.Version, Data: r.marshal()}); err != nil && !errors.Is(err, driver.ErrStale) {
-			errs = append(errs, fmt.Errorf("shard %d: %w", j, err))
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("engine: move upload: drop the older placement: %w", errors.Join(errs...))
-	}
-	return nil
 }
 
 // dropUploadElsewhere removes, from the drives of key's sets in the older
@@ -579,12 +419,6 @@ func (e *Engine) dropUploadElsewhere(ctx context.Context, tenant, container, key
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("engine: move upload %s: clean older sets: %w", id, errors.Join(errs...))
-	}
-	if parts {
-		// The older sets hold nothing of it now: the Prevs the current
-		// set's records carried for them go too.
-		curDrives, _ := e.pgDrives(cur, pg)
-		return e.dropUploadPrevs(ctx, ukey, cur, pg, curDrives)
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
@@ -545,13 +544,10 @@ func (w *recordWrite) rollback(ctx context.Context, rec *record, res []recordPut
 	w.undo(ctx, rec, res)
 }
 
-// undo gives each drive that took rec the record it replaced. It reports
-// whether it did on every one of them (a drive that holds a newer
-// version, or nothing, counts as done).
-func (w *recordWrite) undo(ctx context.Context, rec *record, res []recordPut) bool {
+// undo gives each drive that took rec the record it replaced.
+func (w *recordWrite) undo(ctx context.Context, rec *record, res []recordPut) {
 	ctx = context.WithoutCancel(ctx)
 	var wg sync.WaitGroup
-	var failed atomic.Bool
 	for j, r := range res {
 		if r.err != nil {
 			continue
@@ -562,13 +558,11 @@ func (w *recordWrite) undo(ctx context.Context, rec *record, res []recordPut) bo
 				_, _, err = w.drives[j].PutRecord(ctx, r.prevRaw)
 			}
 			if err != nil && !errors.Is(err, driver.ErrStale) && !errors.Is(err, driver.ErrNotFound) {
-				failed.Store(true)
 				w.e.log.Warn("record rollback failed", "shard", j, "err", err)
 			}
 		})
 	}
 	wg.Wait()
-	return !failed.Load()
 }
 
 // collect removes, after a successful record write, the shard files that
