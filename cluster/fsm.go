@@ -266,7 +266,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 			return decodeErr(t, err)
 		}
 		return f.adoptDrive(c)
-	case cmdSettleContainers: // settle.go
+	case cmdSettleContainers, cmdSettleContainersExcept: // settle.go
 		var c settleContainersCmd
 		if err := json.Unmarshal(body, &c); err != nil {
 			return decodeErr(t, err)

@@ -3,7 +3,9 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"slices"
 
+	"github.com/vaultaire/vaultaire/meta"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
@@ -25,13 +27,23 @@ import (
 // proposer's view. Entries and snapshots written before the field existed
 // decode to 0, "every older map", the safe reading.
 
-// cmdSettleContainers raises every container's Settled epoch. It is
-// numbered apart from the commands other work adds in fsm.go.
-const cmdSettleContainers cmdType = 29
+// cmdSettleContainers raises every container's Settled epoch, and
+// cmdSettleContainersExcept every container's but those it names (the
+// migrator leaves out the containers with an upload in progress it could
+// not move). They are numbered apart from the commands other work adds in
+// fsm.go. The second is a command of its own so that a node of a version
+// before it refuses it (an unknown command) rather than settling every
+// container: such a node's listings stay strict, the safe side.
+const (
+	cmdSettleContainers       cmdType = 29
+	cmdSettleContainersExcept cmdType = 30
+)
 
-// settleContainersCmd raises every container's Settled to at least Epoch.
+// settleContainersCmd raises every container's Settled to at least Epoch,
+// but those in Except.
 type settleContainersCmd struct {
-	Epoch placement.Epoch `json:"epoch"`
+	Epoch  placement.Epoch     `json:"epoch"`
+	Except []meta.ContainerRef `json:"except,omitempty"`
 }
 
 // currentEpoch returns the epoch of the newest map, 0 before the first.
@@ -49,6 +61,9 @@ func (f *fsm) settleContainers(c settleContainersCmd) error {
 	}
 	for _, cs := range f.containers {
 		for name, ci := range cs {
+			if slices.Contains(c.Except, meta.ContainerRef{Tenant: ci.Tenant, Name: ci.Name}) {
+				continue
+			}
 			if ci.Settled < uint64(c.Epoch) {
 				ci.Settled = uint64(c.Epoch)
 				cs[name] = ci
@@ -59,13 +74,18 @@ func (f *fsm) settleContainers(c settleContainersCmd) error {
 }
 
 // SettleContainers records that the older maps of epochs below epoch
-// hold no artifact of any container: the caller (the migrator, on the
-// leader) ran a migration pass over every container that began after the
-// map of epoch epoch settled and ended clean. Each container's Settled
-// becomes at least epoch; a container created later has its creation's
-// epoch, which is not lower.
-func (s *Store) SettleContainers(ctx context.Context, epoch placement.Epoch) error {
-	if err := s.applyCmd(ctx, cmdSettleContainers, settleContainersCmd{Epoch: epoch}); err != nil {
+// hold no artifact of any container but those in except: the caller (the
+// migrator, on the leader) ran a migration pass over every container that
+// began after the map of epoch epoch settled and ended clean, and moved
+// the uploads in progress of all but those. Each other container's
+// Settled becomes at least epoch; a container created later has its
+// creation's epoch, which is not lower.
+func (s *Store) SettleContainers(ctx context.Context, epoch placement.Epoch, except []meta.ContainerRef) error {
+	ct := cmdSettleContainers
+	if len(except) > 0 {
+		ct = cmdSettleContainersExcept
+	}
+	if err := s.applyCmd(ctx, ct, settleContainersCmd{Epoch: epoch, Except: except}); err != nil {
 		return fmt.Errorf("cluster: settle containers through epoch %d: %w", epoch, err)
 	}
 	return nil

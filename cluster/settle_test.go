@@ -66,18 +66,28 @@ func TestFSMSettledContainers(t *testing.T) {
 	steps := []struct {
 		name   string
 		settle placement.Epoch // 0: no command
+		except []string        // cmdSettleContainersExcept leaving these out
 		fails  bool
 		want   map[string]uint64
 	}{
-		{"created", 0, false, map[string]uint64{"before-any-map": 0, "at1": 1, "at3": 3, "old-entry": 3}},
-		{"settle 2 raises the lower", 2, false, map[string]uint64{"before-any-map": 2, "at1": 2, "at3": 3, "old-entry": 3}},
-		{"settle 1 lowers nothing", 1, false, map[string]uint64{"before-any-map": 2, "at1": 2, "at3": 3, "old-entry": 3}},
-		{"settle past the current map", 4, true, map[string]uint64{"before-any-map": 2, "at1": 2, "at3": 3, "old-entry": 3}},
-		{"settle 3", 3, false, map[string]uint64{"before-any-map": 3, "at1": 3, "at3": 3, "old-entry": 3}},
+		{"created", 0, nil, false, map[string]uint64{"before-any-map": 0, "at1": 1, "at3": 3, "old-entry": 3}},
+		{"settle 2 but at1", 2, []string{"at1"}, false, map[string]uint64{"before-any-map": 2, "at1": 1, "at3": 3, "old-entry": 3}},
+		{"settle 2 raises the lower", 2, nil, false, map[string]uint64{"before-any-map": 2, "at1": 2, "at3": 3, "old-entry": 3}},
+		{"settle 1 lowers nothing", 1, nil, false, map[string]uint64{"before-any-map": 2, "at1": 2, "at3": 3, "old-entry": 3}},
+		{"settle past the current map", 4, nil, true, map[string]uint64{"before-any-map": 2, "at1": 2, "at3": 3, "old-entry": 3}},
+		{"settle past the current map but at1", 4, []string{"at1"}, true, map[string]uint64{"before-any-map": 2, "at1": 2, "at3": 3, "old-entry": 3}},
+		{"settle 3", 3, nil, false, map[string]uint64{"before-any-map": 3, "at1": 3, "at3": 3, "old-entry": 3}},
 	}
 	for _, st := range steps {
 		if st.settle > 0 {
-			r := apply(cmdSettleContainers, settleContainersCmd{Epoch: st.settle})
+			ct, c := cmdSettleContainers, settleContainersCmd{Epoch: st.settle}
+			if st.except != nil {
+				ct = cmdSettleContainersExcept
+				for _, n := range st.except {
+					c.Except = append(c.Except, meta.ContainerRef{Tenant: "acme", Name: n})
+				}
+			}
+			r := apply(ct, c)
 			if got := r != nil; got != st.fails {
 				t.Errorf("%s: settle %d = %v, want failure %v", st.name, st.settle, r, st.fails)
 			}
@@ -125,7 +135,7 @@ func TestFSMSettledContainers(t *testing.T) {
 }
 
 // TestStoreSettleContainers: SettleContainers through Raft raises every
-// container's Settled as Container reports it.
+// container's Settled but those it leaves out, as Container reports it.
 func TestStoreSettleContainers(t *testing.T) {
 	s := newStore(t)
 	ctx := t.Context()
@@ -155,10 +165,18 @@ func TestStoreSettleContainers(t *testing.T) {
 	if e2 <= e1 {
 		t.Fatalf("a join made epoch %d after %d", e2, e1)
 	}
-	if err := s.SettleContainers(ctx, e2+1); err == nil {
+	if err := s.SettleContainers(ctx, e2+1, nil); err == nil {
 		t.Error("SettleContainers past the current epoch: nil error")
 	}
-	if err := s.SettleContainers(ctx, e2); err != nil {
+	if err := s.SettleContainers(ctx, e2, []meta.ContainerRef{{Tenant: "acme", Name: "bin"}}); err != nil {
+		t.Fatal(err)
+	}
+	for n, want := range map[string]placement.Epoch{"box": e2, "bin": e1} {
+		if c, err := s.Container(ctx, "acme", n); err != nil || c.Settled != uint64(want) {
+			t.Errorf("after SettleContainers(%d) but bin: Container(%s) = %+v, %v; want settled at %d", e2, n, c, err, want)
+		}
+	}
+	if err := s.SettleContainers(ctx, e2, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []string{"box", "bin"} {

@@ -245,7 +245,7 @@ func TestListUploadsQuorumIsTheCurrentMaps(t *testing.T) {
 	if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); !errors.Is(err, ErrReadQuorum) {
 		t.Errorf("ListUploads of an unsettled container with the older map's drives offline: %+v, %v; want ErrReadQuorum", ups, err)
 	}
-	if err := r.e.cfg.Containers.(Settler).SettleContainers(ctx, cur.Epoch); err != nil {
+	if err := r.e.cfg.Containers.(Settler).SettleContainers(ctx, cur.Epoch, nil); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := r.e.List(ctx, "t", "c", ListOptions{}); err != nil {

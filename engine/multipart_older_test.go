@@ -92,7 +92,7 @@ func TestListUploadsCoversOlderMaps(t *testing.T) {
 	if st, err := r.e.MoveUploads(ctx); err != nil || st.Moved != 1 {
 		t.Fatalf("MoveUploads = %+v, %v; want the upload moved", st, err)
 	}
-	if err := r.e.cfg.Containers.(Settler).SettleContainers(ctx, cur.Epoch); err != nil {
+	if err := r.e.cfg.Containers.(Settler).SettleContainers(ctx, cur.Epoch, nil); err != nil {
 		t.Fatal(err)
 	}
 	off(true, "d00", "d01")

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/meta"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
@@ -54,6 +56,26 @@ type UploadMoveStats struct {
 	Parts   int   // parts copied
 	Bytes   int64 // bytes of the parts copied
 	Failed  int   // uploads left for another pass
+	// FailedIn names the containers of the uploads left for another pass,
+	// each once, sorted; Unscanned says some older drive could not be
+	// listed, so any container may have an upload that was not seen.
+	FailedIn  []meta.ContainerRef
+	Unscanned bool
+}
+
+// failedIn notes that an upload of tenant's container was left for
+// another pass.
+func (st *UploadMoveStats) failedIn(tenant, container string) {
+	st.Failed++
+	ref := meta.ContainerRef{Tenant: tenant, Name: container}
+	i, found := slices.BinarySearchFunc(st.FailedIn, ref, compareContainerRef)
+	if !found {
+		st.FailedIn = slices.Insert(st.FailedIn, i, ref)
+	}
+}
+
+func compareContainerRef(a, b meta.ContainerRef) int {
+	return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Name, b.Name))
 }
 
 // MoveUploads moves the multipart uploads in progress whose records are on
@@ -94,6 +116,7 @@ func (e *Engine) MoveUploads(ctx context.Context) (UploadMoveStats, error) {
 			})
 		}
 		if err != nil {
+			st.Unscanned = true
 			errs = append(errs, fmt.Errorf("drive %s: %w", id, err))
 		}
 	}
@@ -112,7 +135,7 @@ func (e *Engine) MoveUploads(ctx context.Context) (UploadMoveStats, error) {
 		if v, ok := e.moveRetries.Load(u.id); ok {
 			if retry = v.(moveRetry); e.cfg.Now().Before(retry.at) {
 				mu.Lock()
-				st.Failed++
+				st.failedIn(u.tenant, u.container)
 				mu.Unlock()
 				continue // failed lately: not copied again every pass
 			}
@@ -139,7 +162,7 @@ func (e *Engine) MoveUploads(ctx context.Context) (UploadMoveStats, error) {
 				st.Moved++
 			}
 			if err != nil {
-				st.Failed++
+				st.failedIn(u.tenant, u.container)
 				errs = append(errs, fmt.Errorf("upload %s: %w", u.id, err))
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vaultaire/vaultaire/meta"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
@@ -33,14 +34,15 @@ type Coordinator interface {
 // container, the epoch from which on the older maps may hold its
 // artifacts (ContainerInfo.Settled); cluster.Store implements it. A
 // listing must cover the sets of the older maps from that epoch on
-// (List). SettleContainers raises every container's to at least epoch;
-// RunMigrator calls it on the leader after a migration pass over every
-// container that began once the map of epoch epoch had settled and ended
-// clean, and a move of the uploads in progress (MoveUploads) after it
-// that failed for none: no key of any container, nor upload in
-// progress, is left only in an older map then.
+// (List). SettleContainers raises every container's but those in except
+// to at least epoch; RunMigrator calls it on the leader after a migration
+// pass over every container that began once the map of epoch epoch had
+// settled and ended clean, and a move of the uploads in progress
+// (MoveUploads) after it, leaving out the containers of the uploads that
+// failed to move: no key of the others, nor upload in progress, is left
+// only in an older map then.
 type Settler interface {
-	SettleContainers(ctx context.Context, epoch placement.Epoch) error
+	SettleContainers(ctx context.Context, epoch placement.Epoch, except []meta.ContainerRef) error
 }
 
 // Migration timing.
@@ -119,11 +121,14 @@ func (e *Engine) RunMigrator(ctx context.Context, c Coordinator, log *slog.Logge
 		} else if ust.Moved > 0 {
 			log.Info("migrate: moved multipart uploads into the current map", "uploads", ust.Moved, "parts", ust.Parts, "bytes", ust.Bytes)
 		}
-		if whole && uerr == nil && ust.Failed == 0 {
+		if whole && !ust.Unscanned && ctx.Err() == nil {
 			// Every key of every container, and every upload in
-			// progress, is in the current map: listings (ListUploads
-			// too) need no older map's sets from now on (Settler).
-			settleContainers(ctx, c, epoch, log)
+			// progress but those that failed to move, is in the
+			// current map: listings (ListUploads too) of the other
+			// containers need no older map's sets from now on
+			// (Settler). One upload that does not move keeps only its
+			// own container's listings covering the older sets.
+			settleContainers(ctx, c, epoch, ust.FailedIn, log)
 		}
 		for _, m := range c.OlderMaps() {
 			n, err := e.Residue(ctx, m)
@@ -152,17 +157,23 @@ func (e *Engine) RunMigrator(ctx context.Context, c Coordinator, log *slog.Logge
 // c records it and some container is not yet: a Raft entry only when it
 // changes something, though the migrator comes here at every clean pass
 // while an older map is kept.
-func settleContainers(ctx context.Context, c Coordinator, epoch placement.Epoch, log *slog.Logger) {
+func settleContainers(ctx context.Context, c Coordinator, epoch placement.Epoch, except []meta.ContainerRef, log *slog.Logger) {
 	st, ok := c.(Settler)
 	if !ok {
 		return
 	}
 	cs, err := c.AllContainers(ctx)
-	if err == nil && !slices.ContainsFunc(cs, func(ci ContainerInfo) bool { return ci.Settled < uint64(epoch) }) {
+	if err == nil && !slices.ContainsFunc(cs, func(ci ContainerInfo) bool {
+		return ci.Settled < uint64(epoch) && !slices.Contains(except, meta.ContainerRef{Tenant: ci.Tenant, Name: ci.Name})
+	}) {
 		return
 	}
-	if err := st.SettleContainers(ctx, epoch); err != nil && ctx.Err() == nil {
+	if err := st.SettleContainers(ctx, epoch, except); err != nil && ctx.Err() == nil {
 		log.Warn("migrate: settle containers", "epoch", epoch, "err", err)
+		return
+	}
+	if len(except) > 0 {
+		log.Warn("migrate: containers settled but those with an upload in progress that did not move: their listings still need the older maps", "epoch", epoch, "unsettled", except)
 		return
 	}
 	log.Info("migrate: every container settled: listings need no older map", "epoch", epoch)

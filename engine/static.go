@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/meta"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
@@ -93,13 +94,13 @@ func (s *MemContainers) Container(ctx context.Context, tenant, name string) (Con
 	return c, nil
 }
 
-// SettleContainers raises every container's Settled to at least epoch
-// (Settler).
-func (s *MemContainers) SettleContainers(ctx context.Context, epoch placement.Epoch) error {
+// SettleContainers raises every container's Settled but those in except
+// to at least epoch (Settler).
+func (s *MemContainers) SettleContainers(ctx context.Context, epoch placement.Epoch, except []meta.ContainerRef) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, c := range s.m {
-		if c.Settled < uint64(epoch) {
+		if c.Settled < uint64(epoch) && !slices.Contains(except, meta.ContainerRef{Tenant: k[0], Name: k[1]}) {
 			c.Settled = uint64(epoch)
 			s.m[k] = c
 		}

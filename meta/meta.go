@@ -33,6 +33,12 @@ type ContainerInfo struct {
 	Settled uint64 `json:",omitempty"`
 }
 
+// ContainerRef names a container: its tenant and its name.
+type ContainerRef struct {
+	Tenant string `json:"tenant"`
+	Name   string `json:"name"`
+}
+
 // Errors of a metadata store, possibly wrapped; test them with errors.Is.
 var (
 	ErrNoSuchContainer = errors.New("meta: no such container")
