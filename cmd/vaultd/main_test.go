@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +87,27 @@ func TestServerStartsAndStops(t *testing.T) {
 	err = run(context.Background(), []string{"server", "--data", dir + "/a", "--s3", s3addr, "--raft", raftaddr}, getenv, &out, &errb)
 	if err == nil || !strings.Contains(err.Error(), "same directories") {
 		t.Fatalf("restart with other --data: %v", err)
+	}
+}
+
+// TestTuneGC: a server collects at defaultGCPercent unless GOGC is set.
+func TestTuneGC(t *testing.T) {
+	for _, tc := range []struct {
+		gogc string
+		want int
+	}{
+		{"", defaultGCPercent},
+		{"50", 100}, // the operator's choice, applied by the runtime, stays
+	} {
+		old := debug.SetGCPercent(100)
+		tuneGC(func(k string) string {
+			if k == "GOGC" {
+				return tc.gogc
+			}
+			return ""
+		})
+		if got := debug.SetGCPercent(old); got != tc.want {
+			t.Errorf("GOGC=%q: collector target %d, want %d", tc.gogc, got, tc.want)
+		}
 	}
 }
