@@ -61,7 +61,7 @@ func (f *fsm) settleContainers(c settleContainersCmd) error {
 	}
 	for _, cs := range f.containers {
 		for name, ci := range cs {
-			if slices.Contains(c.Except, meta.ContainerRef{Tenant: ci.Tenant, Name: ci.Name}) {
+			if slices.Contains(c.Except, ci.Ref()) {
 				continue
 			}
 			if ci.Settled < uint64(c.Epoch) {

@@ -254,9 +254,10 @@
 // with nothing failed, then drops from the history (through Raft) each
 // older map whose Residue is 0: no read needs it any more. After such a
 // clean pass begun once the map settled, and the move of the uploads in
-// progress after it, it marks every container settled at the current epoch
-// but those with an upload that did not move (Settler), so that listings stop needing
-// the older maps' sets though the maps themselves may be kept a while
+// progress after it, it marks every container settled at the current
+// epoch but those with an upload that did not move (Settler), so that
+// listings stop needing the older maps' sets though the maps themselves
+// may be kept a while
 // (an upload holding them, a drive down at the Residue count). A multipart
 // upload in progress keeps its placement until then: parts uploaded after
 // a map change still go to the upload's set (under its lease, which the
@@ -352,8 +353,9 @@
 // begun under an older map lives only in its set until MoveUploads moves
 // it, and RunMigrator settles a container only once none of its uploads
 // failed to move (an upload that does not move keeps its own container's
-// listings covering the older sets, not every container's). The upload sweep and the stripe intents' collection cover the
-// current map only (what they miss, the next pass finds).
+// listings covering the older sets, not every container's). The upload
+// sweep and the stripe intents' collection cover the current map only
+// (what they miss, the next pass finds).
 //
 // # Versions
 //

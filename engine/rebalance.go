@@ -68,10 +68,10 @@ var (
 // (MigrateAll), then, once the map has settled and a pass that began
 // after that ended clean, moves the multipart uploads in progress into
 // the current map (MoveUploads), marks every container settled at the
-// current epoch (Settler, if c is one) if no upload failed to move, and
-// drops each older map from c's
-// history once nothing lives only there (Residue is 0) and the current
-// map has been current for MapSettle. It runs on every node and acts only on the leader, so
+// current epoch but those with an upload that failed to move (Settler, if
+// c is one), and drops each older map from c's history once nothing lives
+// only there (Residue is 0) and the current map has been current for
+// MapSettle. It runs on every node and acts only on the leader, so
 // that no key is migrated by two nodes at once; a new leader starts a new
 // pass. It returns when ctx ends.
 func (e *Engine) RunMigrator(ctx context.Context, c Coordinator, log *slog.Logger) {
@@ -164,7 +164,7 @@ func settleContainers(ctx context.Context, c Coordinator, epoch placement.Epoch,
 	}
 	cs, err := c.AllContainers(ctx)
 	if err == nil && !slices.ContainsFunc(cs, func(ci ContainerInfo) bool {
-		return ci.Settled < uint64(epoch) && !slices.Contains(except, meta.ContainerRef{Tenant: ci.Tenant, Name: ci.Name})
+		return ci.Settled < uint64(epoch) && !slices.Contains(except, ci.Ref())
 	}) {
 		return
 	}

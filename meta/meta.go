@@ -39,6 +39,9 @@ type ContainerRef struct {
 	Name   string `json:"name"`
 }
 
+// Ref returns the name of c.
+func (c ContainerInfo) Ref() ContainerRef { return ContainerRef{Tenant: c.Tenant, Name: c.Name} }
+
 // Errors of a metadata store, possibly wrapped; test them with errors.Is.
 var (
 	ErrNoSuchContainer = errors.New("meta: no such container")
