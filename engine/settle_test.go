@@ -186,13 +186,8 @@ func TestMemContainersSettle(t *testing.T) {
 // moveRetries) settles nothing; once the move is let through, the
 // upload moves and the container is settled at the current epoch.
 func TestRunMigratorSettlesAfterUploadsMoved(t *testing.T) {
-	every, settle := migrateEvery, mapSettle
-	migrateEvery, mapSettle = 20*time.Millisecond, 100*time.Millisecond
-	t.Cleanup(func() { migrateEvery, mapSettle = every, settle })
-
-	r := newMigRig(t)
+	r, old, cur := settleRig(t)
 	ctx := t.Context()
-	old, cur := r.olderAndCurrent(t)
 	id, _ := olderUpload(t, r, old, cur, "mp/held", randBytes(22, 1000))
 	r.e.moveRetries.Store(id, moveRetry{at: r.e.cfg.Now().Add(time.Hour), failures: 1})
 
@@ -242,13 +237,8 @@ func TestRunMigratorSettlesAfterUploadsMoved(t *testing.T) {
 // container's listings answering 503 while a node of an older map was
 // down, the availability loss settling was made to end).
 func TestRunMigratorSettlesAllButTheContainersOfStuckUploads(t *testing.T) {
-	every, settle := migrateEvery, mapSettle
-	migrateEvery, mapSettle = 20*time.Millisecond, 100*time.Millisecond
-	t.Cleanup(func() { migrateEvery, mapSettle = every, settle })
-
-	r := newMigRig(t)
+	r, old, cur := settleRig(t)
 	ctx := t.Context()
-	old, cur := r.olderAndCurrent(t)
 	r.useChain([]*placement.Map{old})
 	if err := r.e.CreateContainer(ctx, "t", "other"); err != nil {
 		t.Fatal(err)
@@ -279,4 +269,17 @@ func TestRunMigratorSettlesAllButTheContainersOfStuckUploads(t *testing.T) {
 	if _, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); !errors.Is(err, ErrReadQuorum) {
 		t.Errorf("ListUploads of container \"c\", whose upload is only in the older set, short: %v; want ErrReadQuorum", err)
 	}
+}
+
+// settleRig is a migration rig with an older 1+1 and a current 2+2 map
+// (olderAndCurrent) whose migrator runs every 20 ms and takes a map as
+// settled after 100 ms.
+func settleRig(t *testing.T) (r *migRig, old, cur *placement.Map) {
+	t.Helper()
+	every, settle := migrateEvery, mapSettle
+	migrateEvery, mapSettle = 20*time.Millisecond, 100*time.Millisecond
+	t.Cleanup(func() { migrateEvery, mapSettle = every, settle })
+	r = newMigRig(t)
+	old, cur = r.olderAndCurrent(t)
+	return r, old, cur
 }
