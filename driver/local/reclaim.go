@@ -274,7 +274,14 @@ func (d *Driver) punchFree() (punched int64, more bool, err error) {
 		d.passYoung.Store(0)
 	}
 	var young int64
+	dropped := int(start) // the walk unmaps what it read every trimBytes
 	for id := int(start); id < high && !more; {
+		if (id-dropped)*int(ps) >= trimBytes {
+			if err := dropMapped(db.Info().Data, int(tx.Size())); err != nil {
+				return punched, false, fmt.Errorf("unmap index pages: %w", err)
+			}
+			dropped = id
+		}
 		info, err := tx.Page(id)
 		if err != nil {
 			return punched, false, fmt.Errorf("page %d: %w", id, err)
