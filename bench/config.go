@@ -109,6 +109,9 @@ type Config struct {
 	// run creates a bucket with a unique name and deletes it at the end.
 	Bucket string
 
+	// Payload is how uploads sign their bodies; default PayloadSigned.
+	Payload Payload
+
 	OpTimeout time.Duration // bound on one operation; default 5m
 	Seed      uint64        // seeds the data pool and key choice; 0 = random
 
@@ -194,6 +197,13 @@ func (c *Config) Validate() error {
 	}
 	if c.OpTimeout == 0 {
 		c.OpTimeout = 5 * time.Minute
+	}
+	switch c.Payload {
+	case "":
+		c.Payload = PayloadSigned
+	case PayloadSigned, PayloadUnsigned, PayloadStreaming:
+	default:
+		return fmt.Errorf("bench: unknown payload mode %q (want signed, unsigned or streaming)", c.Payload)
 	}
 	return nil
 }

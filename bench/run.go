@@ -9,11 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -29,6 +32,7 @@ const cleanupTimeout = 10 * time.Minute
 type runner struct {
 	cfg    Config
 	client *s3.Client
+	stream *streamer // uploads with PayloadStreaming
 	bucket string
 	prefix string // key prefix, ends in "/"
 	pool   *pool
@@ -55,7 +59,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	id := runID()
-	r := &runner{cfg: cfg, client: newClient(cfg), pool: newPool(seed), prefix: "vbench/"}
+	hc := newHTTPClient(cfg)
+	r := &runner{cfg: cfg, client: newClient(cfg, hc), stream: newStreamer(cfg, hc), pool: newPool(seed), prefix: "vbench/"}
 	if cfg.Bucket != "" {
 		r.bucket, r.prefix = cfg.Bucket, "vbench-"+id+"/"
 	} else {
@@ -222,10 +227,41 @@ func (r *runner) opCtx(ctx context.Context) (context.Context, context.CancelFunc
 func (r *runner) putObject(ctx context.Context, key string, gen uint32, size int64) error {
 	ctx, cancel := r.opCtx(ctx)
 	defer cancel()
+	body := r.pool.reader(key, gen, 0, size)
+	if r.cfg.Payload == PayloadStreaming {
+		_, err := r.stream.put(ctx, r.bucket, key, nil, body, size)
+		return err
+	}
 	_, err := r.client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket: &r.bucket, Key: &key, Body: r.pool.reader(key, gen, 0, size), ContentLength: aws.Int64(size),
-	})
+		Bucket: &r.bucket, Key: &key, Body: body, ContentLength: aws.Int64(size),
+	}, r.payloadOption())
 	return err
+}
+
+// uploadPart uploads part num of upload id and returns its ETag.
+func (r *runner) uploadPart(ctx context.Context, key, id string, num int32, body io.Reader, size int64) (*string, error) {
+	if r.cfg.Payload == PayloadStreaming {
+		q := url.Values{"partNumber": {strconv.Itoa(int(num))}, "uploadId": {id}}
+		etag, err := r.stream.put(ctx, r.bucket, key, q, body, size)
+		return &etag, err
+	}
+	out, err := r.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket: &r.bucket, Key: &key, UploadId: &id, PartNumber: &num, Body: body, ContentLength: aws.Int64(size),
+	}, r.payloadOption())
+	if err != nil {
+		return nil, err
+	}
+	return out.ETag, nil
+}
+
+// payloadOption makes an SDK upload send UNSIGNED-PAYLOAD under
+// PayloadUnsigned (it sends the body's hash otherwise over http).
+func (r *runner) payloadOption() func(*s3.Options) {
+	return func(o *s3.Options) {
+		if r.cfg.Payload == PayloadUnsigned {
+			o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+		}
+	}
 }
 
 // cleanup deletes every object under the run's prefix, aborts its multipart
@@ -303,19 +339,25 @@ func (r *runner) deleteObjects(ctx context.Context, objs []types.ObjectIdentifie
 	return nil
 }
 
-// newClient returns an S3 client for cfg: path-style, SigV4, no retries,
-// checksums only where S3 requires them.
-func newClient(cfg Config) *s3.Client {
-	var hc s3.HTTPClient = cfg.HTTPClient
-	if cfg.HTTPClient == nil {
-		conns := cfg.Concurrency * max(cfg.PartConcurrency, 1)
-		hc = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-			t.MaxIdleConns = conns + 16
-			t.MaxIdleConnsPerHost = conns + 16
-			t.DisableCompression = true
-			t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-		})
+// newHTTPClient returns what sends cfg's requests: cfg.HTTPClient, or a
+// transport with an idle connection for every request in flight and no
+// compression.
+func newHTTPClient(cfg Config) s3.HTTPClient {
+	if cfg.HTTPClient != nil {
+		return cfg.HTTPClient
 	}
+	conns := cfg.Concurrency * max(cfg.PartConcurrency, 1)
+	return awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConns = conns + 16
+		t.MaxIdleConnsPerHost = conns + 16
+		t.DisableCompression = true
+		t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	})
+}
+
+// newClient returns an S3 client for cfg sending through hc: path-style,
+// SigV4, no retries, checksums only where S3 requires them.
+func newClient(cfg Config, hc s3.HTTPClient) *s3.Client {
 	return s3.New(s3.Options{
 		BaseEndpoint:               aws.String(cfg.Endpoint),
 		Region:                     cfg.Region,

@@ -21,7 +21,12 @@
 #   DURATION [20s]  CONCURRENCY [16]
 #   WORKLOADS ["put get mixed list multipart multipart-put delete stat"]
 #   SIZE_OBJ [1MiB] (put, get, mixed)  SIZE_SMALL [4KiB] (list, delete, stat)
-#   OBJECTS [256] (get, mixed: what `vaultd bench` prepares for 1 MiB)
+#   OBJECTS [256] (get, mixed: what warp and the harness prepare)
+#   PAYLOAD [streaming] how the harness signs uploads: streaming is what
+#     warp (minio-go over plain http) sends; signed, unsigned (see
+#     `vaultd bench put -h`)
+#   WARMUP [2s] the harness's unmeasured ramp (warp leaves its ramp out of
+#     its steady-state average)
 #   TOOLS_DIR [/tmp/benchtools]  WARP_BIN [$TOOLS_DIR/bin/warp]  WARP_VERSION [v1.3.1]
 #   MINIO_BIN [$TOOLS_DIR/bin/minio]  MINIO [1 if MINIO_BIN exists]  HARNESS [1]
 #   PORT_BASE  use PORT_BASE and PORT_BASE+1 instead of free ports
@@ -35,6 +40,8 @@ WORKLOADS=${WORKLOADS:-"put get mixed list multipart multipart-put delete stat"}
 SIZE_OBJ=${SIZE_OBJ:-1MiB}
 SIZE_SMALL=${SIZE_SMALL:-4KiB}
 OBJECTS=${OBJECTS:-256}
+PAYLOAD=${PAYLOAD:-streaming}
+WARMUP=${WARMUP:-2s}
 TOOLS_DIR=${TOOLS_DIR:-/tmp/benchtools}
 WARP_VERSION=${WARP_VERSION:-v1.3.1}
 WARP_BIN=${WARP_BIN:-$TOOLS_DIR/bin/warp}
@@ -125,9 +132,10 @@ warpargs() {
 }
 harnessargs() {
 	case $1 in
-	put | get | mixed) echo "$1 --size $SIZE_OBJ" ;;
-	list) echo "list --size $SIZE_SMALL --objects 10000 --page 1000" ;;
-	multipart-put) echo "multipart --size 64MiB --part-size 8MiB --part-concurrency 4" ;;
+	put) echo "put --size $SIZE_OBJ --payload $PAYLOAD --warmup $WARMUP" ;;
+	get | mixed) echo "$1 --size $SIZE_OBJ --objects $OBJECTS --payload $PAYLOAD --warmup $WARMUP" ;;
+	list) echo "list --size $SIZE_SMALL --objects 10000 --page 1000 --warmup $WARMUP" ;;
+	multipart-put) echo "multipart --size 64MiB --part-size 8MiB --part-concurrency 4 --payload $PAYLOAD --warmup $WARMUP" ;;
 	esac
 }
 

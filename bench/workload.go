@@ -222,14 +222,11 @@ func (w *worker) multipart(ctx context.Context, key string) error {
 			start := int64(p) * r.cfg.PartSize
 			size := min(r.cfg.PartSize, r.cfg.Size-start)
 			num := int32(p + 1)
-			out, err := r.client.UploadPart(gctx, &s3.UploadPartInput{
-				Bucket: &r.bucket, Key: &key, UploadId: up.UploadId, PartNumber: &num,
-				Body: r.pool.reader(key, 1, start, size), ContentLength: aws.Int64(size),
-			})
+			etag, err := r.uploadPart(gctx, key, *up.UploadId, num, r.pool.reader(key, 1, start, size), size)
 			if err != nil {
 				return err
 			}
-			parts[p] = types.CompletedPart{ETag: out.ETag, PartNumber: &num}
+			parts[p] = types.CompletedPart{ETag: etag, PartNumber: &num}
 			return nil
 		})
 	}

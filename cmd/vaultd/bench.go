@@ -55,6 +55,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	fs.BoolVar(&cfg.Verify, "verify", false, "compare read-back bytes with what was written (errors count as VerifyFailed)")
 	fs.StringVar(&cfg.Bucket, "bucket", "", "use this existing bucket (objects go under a unique prefix) instead of a new one")
 	fs.DurationVar(&cfg.OpTimeout, "op-timeout", 5*time.Minute, "bound on one operation")
+	payload := fs.String("payload", string(bench.PayloadSigned), "how uploads sign their bodies: signed (the body's SHA-256, as the AWS SDKs send over http), unsigned (UNSIGNED-PAYLOAD), streaming (aws-chunked, each 64 KiB chunk signed, as minio-go and warp send over http)")
 	jsonOut := fs.Bool("json", false, "print the result as JSON instead of a table")
 	plotFile := fs.String("plot", "", "draw throughput and latency over time to this .svg or .png file")
 	quiet := fs.Bool("quiet", false, "no progress line on stderr")
@@ -86,6 +87,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if cfg.Mix, err = bench.ParseMix(*mix); err != nil {
 		return err
 	}
+	cfg.Payload = bench.Payload(*payload)
 	if !*quiet {
 		cfg.Progress = stderr
 	}
