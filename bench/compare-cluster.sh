@@ -23,6 +23,7 @@
 #   MINIO_BIN [/tmp/benchtools/bin/minio]  MINIO_DIR [/tmp/m3, removed]
 #   DURATION [10s]  WARMUP [2s]  CONCURRENCY [16]
 #   WORKLOADS ["put:1MiB get:1MiB put:4KiB get:4KiB"]
+#   PAYLOAD [signed]  how uploads sign their bodies (signed, unsigned, streaming)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,7 @@ MINIO_BIN=${MINIO_BIN:-/tmp/benchtools/bin/minio}
 MINIO_DIR=${MINIO_DIR:-/tmp/m3}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
+PAYLOAD=${PAYLOAD:-signed}
 CONCURRENCY=${CONCURRENCY:-16}
 WORKLOADS=${WORKLOADS:-"put:1MiB get:1MiB put:4KiB get:4KiB"}
 MAK=MINIOCLUSTERACCESS MSK=minio-cluster-secret-0123456789
@@ -59,7 +61,7 @@ run() {
 		for p in "$@"; do resetpeak "$p"; done
 		log "$side $wl $size"
 		out=$(AWS_ACCESS_KEY_ID=$ak AWS_SECRET_ACCESS_KEY=$sk timeout 120 bin/vaultd bench "$wl" --endpoint "$ep" \
-			--size "$size" --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP" --json --quiet) ||
+			--size "$size" --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP" --payload "$PAYLOAD" --json --quiet) ||
 			log "$side $wl $size: bench exited $? (errors or no result)"
 		[ -n "$out" ] || out=null
 		rss=""

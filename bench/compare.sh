@@ -17,6 +17,8 @@
 #   MINIO_BIN   use this minio binary instead of building one
 #   MINIO_VERSION [latest]   TOOLS_DIR  keep built tools here between runs
 #   VERIFY=1    add --verify (slower: the client compares every byte read)
+#   PAYLOAD [signed]  how uploads sign their bodies: signed, unsigned or
+#               streaming (what warp sends; see `vaultd bench put -h`)
 #   OUT [bench/RESULTS-compare.md]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +26,7 @@ root=$PWD
 
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
+PAYLOAD=${PAYLOAD:-signed}
 CONCURRENCY=${CONCURRENCY:-16}
 LIST_OBJECTS=${LIST_OBJECTS:-10000}
 WORKLOADS=${WORKLOADS:-"put:4KiB get:4KiB put:1MiB get:1MiB put:64MiB get:64MiB mixed:1MiB list:4KiB multipart:64MiB"}
@@ -102,7 +105,7 @@ extra=()
 for w in $WORKLOADS; do
 	wl=${w%%:*} size=${w#*:}
 	if [ -n "${OPS:-}" ]; then span=(--ops "$OPS"); else span=(--duration "$DURATION"); fi
-	args=("$wl" --size "$size" --concurrency "$CONCURRENCY" "${span[@]}" --warmup "$WARMUP" --json --quiet "${extra[@]}")
+	args=("$wl" --size "$size" --concurrency "$CONCURRENCY" "${span[@]}" --warmup "$WARMUP" --payload "$PAYLOAD" --json --quiet "${extra[@]}")
 	[ "$wl" = list ] && args+=(--objects "$LIST_OBJECTS")
 	start_servers
 	for side in vaultd minio; do
@@ -158,7 +161,7 @@ Both on the same disk under one temp directory; the client (\`vaultd bench\`, AW
 shares the $(nproc) cores with the server under test; only one server is under load at a time; both are restarted on empty drives before each workload.
 
 Command: \`${OPS:+OPS=$OPS }DURATION=$DURATION WARMUP=$WARMUP CONCURRENCY=$CONCURRENCY LIST_OBJECTS=$LIST_OBJECTS bench/compare.sh\`
-(each run: \`vaultd bench WORKLOAD --size SIZE --concurrency $CONCURRENCY $spandesc --warmup $WARMUP${extra[*]:+ ${extra[*]}}\`).
+(each run: \`vaultd bench WORKLOAD --size SIZE --concurrency $CONCURRENCY $spandesc --warmup $WARMUP --payload $PAYLOAD${extra[*]:+ ${extra[*]}}\`).
 
 Ratio = Vaultaire / MinIO for throughput (higher is better) and MinIO / Vaultaire for p99 latency
 (higher is better for Vaultaire). Peak RSS is the server's VmHWM during the run (reset before it).
