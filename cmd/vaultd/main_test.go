@@ -5,7 +5,9 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strings"
 	"testing"
 	"time"
@@ -90,24 +92,70 @@ func TestServerStartsAndStops(t *testing.T) {
 	}
 }
 
-// TestTuneGC: a server collects at defaultGCPercent unless GOGC is set.
-func TestTuneGC(t *testing.T) {
+// TestGCPercentFor: the heap gets gcHeadroom beyond the live heap, or
+// twice the live heap if that is more, within gcMaxPercent.
+func TestGCPercentFor(t *testing.T) {
 	for _, tc := range []struct {
-		gogc string
+		live uint64
 		want int
 	}{
-		{"", defaultGCPercent},
-		{"50", 100}, // the operator's choice, applied by the runtime, stays
+		{0, gcMaxPercent},
+		{1 << 20, gcMaxPercent}, // 1,600 capped
+		{4 << 20, 400},
+		{8 << 20, 200},
+		{11 << 20, 140}, // 145 in steps of 10
+		{16 << 20, 100},
+		{90 << 20, 100},
 	} {
-		old := debug.SetGCPercent(100)
-		tuneGC(func(k string) string {
-			if k == "GOGC" {
-				return tc.gogc
-			}
-			return ""
-		})
-		if got := debug.SetGCPercent(old); got != tc.want {
-			t.Errorf("GOGC=%q: collector target %d, want %d", tc.gogc, got, tc.want)
+		if got := gcPercentFor(tc.live); got != tc.want {
+			t.Errorf("live %d MiB: GOGC %d, want %d", tc.live>>20, got, tc.want)
 		}
+	}
+}
+
+// TestTuneGC: with GOGC unset the target follows the live heap after each
+// collection, down to 100 with a large live heap and up again once it is
+// gone; with GOGC set the operator's target stays.
+func TestTuneGC(t *testing.T) {
+	target := func() int { p := debug.SetGCPercent(100); debug.SetGCPercent(p); return p }
+	old := debug.SetGCPercent(50)
+	defer debug.SetGCPercent(old)
+	tuneGC(func(k string) string {
+		if k == "GOGC" {
+			return "50"
+		}
+		return ""
+	})
+	if got := target(); got != 50 {
+		t.Fatalf("GOGC=50: collector target %d, want 50", got)
+	}
+
+	tuneGC(func(string) string { return "" })
+	// waitFor collects until the target satisfies ok (the hook runs on
+	// the finalizer goroutine after a collection).
+	waitFor := func(what string, ok func(int) bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !ok(target()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: collector target %d", what, target())
+			}
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	liveHeap := func() uint64 {
+		s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	live := make([]byte, 256<<20)
+	waitFor("256 MiB live", func(p int) bool { return p == 100 })
+	runtime.KeepAlive(live)
+	live = nil
+	runs := gcRetunes.Load()
+	waitFor("256 MiB freed", func(p int) bool { return p == gcPercentFor(liveHeap()) && liveHeap() < 128<<20 })
+	if gcRetunes.Load() == runs {
+		t.Error("the target was not retuned after the collections that followed")
 	}
 }

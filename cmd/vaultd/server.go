@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -36,24 +35,6 @@ func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
-}
-
-// defaultGCPercent is the garbage collector's target a server runs with
-// unless GOGC is set. A node's live heap is small (about 4 MiB serving
-// small PUTs), so Go's default of 100 collected every ~70 PUTs, about 40
-// times a second: 20-25% of the CPU of a small request went to the
-// collector and to regrowing the goroutine stacks each collection shrinks
-// (bench/RESULTS.md, session 21). 200 lets the heap grow to three times
-// the live heap between collections, a few MiB more. GOMEMLIMIT, if set,
-// still bounds the heap.
-const defaultGCPercent = 200
-
-// tuneGC sets the collector's target to defaultGCPercent unless the
-// operator chose one with GOGC (which the runtime has applied already).
-func tuneGC(getenv func(string) string) {
-	if getenv("GOGC") == "" {
-		debug.SetGCPercent(defaultGCPercent)
-	}
 }
 
 func runServer(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
