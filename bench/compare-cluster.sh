@@ -24,6 +24,10 @@
 #   DURATION [10s]  WARMUP [2s]  CONCURRENCY [16]
 #   WORKLOADS ["put:1MiB get:1MiB put:4KiB get:4KiB"]
 #   PAYLOAD [signed]  how uploads sign their bodies (signed, unsigned, streaming)
+#   SINGLE [1]  also run each workload against one vaultd on 4 drive
+#               directories (2+2, as bench/compare.sh), restarted the same
+#               way: the side "single" that issue 18's "3 nodes reach 75%
+#               of one node" compares with, from the same run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +36,9 @@ MINIO_DIR=${MINIO_DIR:-/tmp/m3}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 PAYLOAD=${PAYLOAD:-signed}
+SINGLE=${SINGLE:-1}
+SINGLE_DIR=${SINGLE_DIR:-/tmp/v1node}
+SAK=SINGLENODEACCESS SSK=single-node-secret-0123456789
 CONCURRENCY=${CONCURRENCY:-16}
 WORKLOADS=${WORKLOADS:-"put:1MiB get:1MiB put:4KiB get:4KiB"}
 MAK=MINIOCLUSTERACCESS MSK=minio-cluster-secret-0123456789
@@ -45,6 +52,8 @@ cleanup() {
 	mpids=()
 	rm -rf "$MINIO_DIR"
 	scripts/cluster.sh clean >&2 || true
+	[ -n "${spid:-}" ] && { kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null || true; }
+	rm -rf "$SINGLE_DIR"
 }
 trap cleanup EXIT
 
@@ -77,6 +86,29 @@ vstart() {
 	scripts/cluster.sh start 3 >&2
 	# shellcheck disable=SC1091
 	source cluster-data/env
+}
+
+# One vaultd on 4 drive directories (SINGLE=1).
+spid=""
+sstop() {
+	[ -n "$spid" ] && { kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null || true; }
+	spid=""
+	rm -rf "$SINGLE_DIR"
+}
+sstart() {
+	local ok=""
+	sstop
+	mkdir -p "$SINGLE_DIR"/d{1,2,3,4}
+	sync
+	VAULT_ROOT_ACCESS_KEY=$SAK VAULT_ROOT_SECRET_KEY=$SSK bin/vaultd server \
+		--data "$SINGLE_DIR/d1,$SINGLE_DIR/d2,$SINGLE_DIR/d3,$SINGLE_DIR/d4" --s3 127.0.0.1:9790 \
+		--raft 127.0.0.1:9791 --name single --log-level warn >>"$SINGLE_DIR.log" 2>&1 &
+	spid=$!
+	for _ in $(seq 300); do
+		if curl -fs -o /dev/null http://127.0.0.1:9790/_vault/health; then ok=1; break; fi
+		sleep 0.1
+	done
+	[ -n "$ok" ] || { log "single vaultd did not come up"; tail -20 "$SINGLE_DIR.log" >&2; exit 1; }
 }
 
 # --- MinIO -----------------------------------------------------------------
@@ -141,4 +173,9 @@ for w in $WORKLOADS; do
 	first=""
 	run minio http://127.0.0.1:9701 "$MAK" "$MSK" "$w" "${mpids[@]}"
 	mstop
+	if [ "$SINGLE" = 1 ]; then
+		sstart
+		run single http://127.0.0.1:9790 "$SAK" "$SSK" "$w" "$spid"
+		sstop
+	fi
 done
