@@ -145,9 +145,10 @@ func defaultTransport(dial func(ctx context.Context, network, addr string) (net.
 // ReadBufferSize). A shard upload is a chunked request body, each chunk
 // flushed on its own; with net/http's default 4 KiB buffer a chunk went out
 // as a 4 KiB write (the chunk header and the start of the data) plus one
-// for the rest, each its own TLS record and system call. Together with the
-// upload's larger chunks (uploadChunk), a 1 MiB shard upload takes 14
-// writes instead of 98 (TestShardUploadWrites).
+// for the rest, each its own TLS record and system call. Together with
+// chunks as large as the shard writer's Writes (bodyPipe hands them to the
+// transport whole), a 1 MiB shard upload takes 14 writes instead of 98
+// (TestShardUploadWrites).
 const TransportBufferSize = 64 << 10
 
 // CloseIdleConnections closes the Client's idle connections to the peer.

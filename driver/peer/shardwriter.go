@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -27,8 +26,7 @@ func (c *Client) CreateShard(ctx context.Context, s driver.Shard) (driver.ShardW
 		return nil, c.errorf(op, err)
 	}
 	reqCtx, wd, cancel := deadline(ctx)
-	pr, pw := io.Pipe()
-	body := &startReader{r: pr, started: make(chan struct{})}
+	body := newBodyPipe()
 	req, err := c.newRequest(reqCtx, http.MethodPost, shardPath(s), nil, body)
 	if err != nil {
 		cancel()
@@ -42,7 +40,7 @@ func (c *Client) CreateShard(ctx context.Context, s driver.Shard) (driver.ShardW
 		ctx:     ctx,
 		op:      fmt.Sprintf("write shard %d/%s", s.PG, s.Name),
 		req:     req,
-		pw:      pw,
+		pw:      body,
 		cancel:  cancel,
 		reqCtx:  reqCtx,
 		wd:      wd,
@@ -55,56 +53,9 @@ func (c *Client) CreateShard(ctx context.Context, s driver.Shard) (driver.ShardW
 		_, _, err := c.finish(ctx, w.op, req, smallResponse)
 		w.err = stalled(reqCtx, err)
 		// Writes still blocked in the pipe fail now.
-		pr.CloseWithError(errResponded)
+		body.closeRead(errResponded)
 	}()
 	return w, nil
-}
-
-// startReader closes started on the first Read.
-type startReader struct {
-	r       io.Reader
-	once    sync.Once
-	started chan struct{}
-}
-
-func (s *startReader) Read(p []byte) (int, error) {
-	s.once.Do(func() { close(s.started) })
-	return s.r.Read(p)
-}
-
-// uploadChunk is the most a shard upload hands net/http at once. net/http
-// copies a request body with a 32 KiB buffer unless the body is an
-// io.WriterTo, and sends each piece as one chunk of the chunked encoding,
-// flushed on its own (a write, one TLS record or more, a system call).
-// Pieces of up to 256 KiB (a shard of a 1 MiB stripe on 4+2 is one) and
-// TransportBufferSize buffers take a 1 MiB shard from 98 writes to 14
-// (TestShardUploadWrites; BenchmarkWriteShard1MiB reports writes/op).
-const uploadChunk = 256 << 10
-
-var uploadBufs = sync.Pool{New: func() any { return new([uploadChunk]byte) }}
-
-// WriteTo copies the body to w in pieces of up to uploadChunk bytes: as
-// large as the shard writer's Writes, which the pipe hands over whole.
-func (s *startReader) WriteTo(w io.Writer) (int64, error) {
-	buf := uploadBufs.Get().(*[uploadChunk]byte)
-	defer uploadBufs.Put(buf)
-	var total int64
-	for {
-		n, err := s.Read(buf[:])
-		if n > 0 {
-			m, werr := w.Write(buf[:n])
-			total += int64(m)
-			if werr != nil {
-				return total, werr
-			}
-		}
-		if err == io.EOF {
-			return total, nil
-		}
-		if err != nil {
-			return total, err
-		}
-	}
 }
 
 // errResponded fails pipe writes once the peer has answered.
@@ -128,7 +79,7 @@ type shardWriter struct {
 	ctx    context.Context
 	op     string
 	req    *http.Request
-	pw     *io.PipeWriter
+	pw     *bodyPipe          // the request's body
 	cancel context.CancelFunc // cancels the request
 	reqCtx context.Context    // the request's
 	// wd cancels the request when a Write or Commit waits longer than the
@@ -234,7 +185,7 @@ func (w *shardWriter) Commit(ctx context.Context) error {
 	case <-w.started:
 		w.req.Trailer.Set(hdrLength, strconv.FormatInt(w.n, 10))
 		w.req.Trailer.Set(hdrSum, fmt.Sprintf("%016x", w.hash.Sum64()))
-		w.pw.Close()
+		w.pw.closeWrite(nil)
 		sent = true
 	case <-w.done:
 	}
@@ -271,7 +222,7 @@ func (w *shardWriter) abortLocked() {
 		return
 	}
 	w.state = aborted
-	w.pw.CloseWithError(errAborted)
+	w.pw.closeWrite(errAborted)
 	w.cancel()
 	<-w.done
 }
