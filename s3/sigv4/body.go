@@ -248,12 +248,14 @@ func malformed(what string, err error) error {
 
 // readCRLF consumes the CRLF that ends chunk data.
 func (p *PayloadReader) readCRLF() error {
-	var crlf [2]byte
-	if _, err := io.ReadFull(p.br, crlf[:]); err != nil {
-		return malformed("missing CRLF after chunk data", err)
-	}
-	if crlf != [2]byte{'\r', '\n'} {
-		return fmt.Errorf("%w: missing CRLF after chunk data", ErrMalformedChunk)
+	for _, want := range [2]byte{'\r', '\n'} {
+		c, err := p.br.ReadByte()
+		if err != nil {
+			return malformed("missing CRLF after chunk data", err)
+		}
+		if c != want {
+			return fmt.Errorf("%w: missing CRLF after chunk data", ErrMalformedChunk)
+		}
 	}
 	return nil
 }
