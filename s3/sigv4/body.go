@@ -118,7 +118,7 @@ func (res *Result) Body(body io.Reader) *PayloadReader {
 			p.release()
 			return p
 		}
-		for i := 0; i < len(res.seed); i += 2 { // a valid seed: 64 hex digits
+		for i := 0; i+1 < len(res.seed); i += 2 { // a valid seed: 64 hex digits
 			p.prevSig[i/2] = unhex(res.seed[i])<<4 | unhex(res.seed[i+1])
 		}
 		return p
