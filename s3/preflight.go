@@ -265,25 +265,13 @@ func (s *Server) serve(ctx context.Context, r *request, cancel context.CancelFun
 func (s *Server) authenticate(ctx context.Context, h *fasthttp.RequestHeader, host, rawPath, rawQuery, resource string) (*sigv4.Result, string, error) {
 	// The header lines as received: repeated headers are signed with all
 	// their values, and headers sent empty (Content-Type:) are present.
-	// One string holds every name and value (one allocation, not two
-	// per line); the lines slice them.
+	// One pass: fasthttp unfolds obsolete line folding (a value continued
+	// on the next line) in place as it iterates, so a second pass over the
+	// same headers can see other values (review SIGREVIEW: building them
+	// in three passes read past the end and crashed the process).
 	var hl sigv4.HeaderList
-	lines, size := 0, 0
 	for k, v := range h.AllInOrder() {
-		lines, size = lines+1, size+len(k)+len(v)
-	}
-	var sb strings.Builder
-	sb.Grow(size)
-	for k, v := range h.AllInOrder() {
-		sb.Write(k)
-		sb.Write(v)
-	}
-	all := sb.String()
-	hl.Grow(lines)
-	for k, v := range h.AllInOrder() {
-		name := all[:len(k)]
-		hl.Add(name, all[len(k):len(k)+len(v)])
-		all = all[len(k)+len(v):]
+		hl.Add(string(k), string(v))
 	}
 	req := sigv4.Request{
 		Method:      string(h.Method()),
