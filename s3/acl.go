@@ -43,7 +43,7 @@ func (op *operation) checkACLHeaders(bucket bool) error {
 		return errACLNotImplemented
 	}
 	for k := range h.All() {
-		if strings.HasPrefix(strings.ToLower(string(k)), "x-amz-grant-") {
+		if hasPrefixFold(k, "x-amz-grant-") {
 			return errACLNotImplemented
 		}
 	}

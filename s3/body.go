@@ -51,10 +51,9 @@ func (b *rateReader) Read(p []byte) (int, error) {
 	if b.got += int64(n); b.got >= b.min {
 		b.got, b.waited = 0, 0
 	}
-	var ne net.Error
 	switch {
 	case err == nil, err == io.EOF:
-	case errors.As(err, &ne) && ne.Timeout():
+	case isTimeout(err):
 		err = fmt.Errorf("s3: request body: fewer than %d bytes in %v: %w", b.min, b.window, ErrRequestTimeout)
 	default:
 		// The connection ended early or its chunked framing is broken:
@@ -62,6 +61,13 @@ func (b *rateReader) Read(p []byte) (int, error) {
 		err = fmt.Errorf("s3: request body: %w: %w", ErrIncompleteBody, err)
 	}
 	return n, err
+}
+
+// isTimeout reports whether err is a network timeout. (Apart from Read
+// so that its error variable escapes only on this path.)
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // bodyStream returns the request body as received, read under the

@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/xml"
@@ -44,19 +45,32 @@ func joinedHeader(h *fasthttp.RequestHeader, name string) string {
 // stores: x-amz-meta-* and the standard headers, by lowercase name.
 func (op *operation) objectMetadata() map[string]string {
 	h := &op.r.fctx.Request.Header
-	m := map[string]string{}
-	vals := map[string][]string{}
+	var m map[string]string // allocated for the first value: most PUTs have none
+	var vals map[string][]string
 	for k, v := range h.All() {
-		if name := strings.ToLower(string(k)); strings.HasPrefix(name, metaPrefix) {
+		if hasPrefixFold(k, metaPrefix) {
+			if vals == nil {
+				vals = map[string][]string{}
+			}
+			name := strings.ToLower(string(k))
 			vals[name] = append(vals[name], strings.Trim(string(v), " \t"))
 		}
+	}
+	if len(vals) > 0 {
+		m = make(map[string]string, len(vals))
 	}
 	for name, vs := range vals {
 		// All values of a repeated header, as SigV4 signed them and AWS stores them.
 		m[name] = strings.Join(vs, ",")
 	}
 	for _, name := range storedHeaders {
+		if name == "content-encoding" && onlyAWSChunked(h) {
+			continue // transfer framing, nothing to store; no copy
+		}
 		if v := joinedHeader(h, name); v != "" {
+			if m == nil {
+				m = map[string]string{}
+			}
 			m[name] = v
 		}
 	}
@@ -78,6 +92,13 @@ func (op *operation) objectMetadata() map[string]string {
 		return nil
 	}
 	return m
+}
+
+// onlyAWSChunked reports whether the request's Content-Encoding is one
+// "aws-chunked" and nothing else, as minio-go and warp send it.
+func onlyAWSChunked(h *fasthttp.RequestHeader) bool {
+	vs := h.PeekAll("Content-Encoding")
+	return len(vs) == 1 && bytes.EqualFold(bytes.TrimSpace(vs[0]), []byte("aws-chunked"))
 }
 
 // upload is a request body ready to stream into the engine.
@@ -135,7 +156,8 @@ func (op *operation) uploadBody(maxSize, artifacts int64) (*upload, error) {
 // uploaded answers a stored PutObject or UploadPart.
 func (op *operation) uploaded(etag string, u *upload) {
 	op.r.bodyDone = true
-	op.r.fctx.Response.Header.Set("ETag", `"`+etag+`"`)
+	var quoted [80]byte // an MD5 or multipart ETag fits: no concatenated copy
+	op.r.fctx.Response.Header.SetBytesV("ETag", append(append(append(quoted[:0], '"'), etag...), '"'))
 	if u.checksum != "" {
 		op.r.fctx.Response.Header.Set(u.checksum, *u.value)
 	}

@@ -109,6 +109,13 @@ func quotaError(err error) *Error {
 	return withMessage(errQuota, err.Error())
 }
 
+// isQuotaError reports whether err is the Quota's refusal. (Apart from
+// admitUpload so that its error variable escapes only on this path.)
+func isQuotaError(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == errQuota.Code
+}
+
 // admitUpload is admit for an upload of size bytes (-1: unknown) adding
 // artifacts. When the Quota refuses a whole object (artifacts 1) of known
 // size and op.key already holds one, it admits the difference instead:
@@ -117,8 +124,7 @@ func quotaError(err error) *Error {
 // counts the replaced bytes back in.
 func (op *operation) admitUpload(size, artifacts int64) (int64, error) {
 	limit, err := op.admit(size, artifacts)
-	var e *Error
-	if err == nil || artifacts != 1 || size < 0 || !errors.As(err, &e) || e.Code != errQuota.Code {
+	if err == nil || artifacts != 1 || size < 0 || !isQuotaError(err) {
 		return limit, err
 	}
 	old, herr := op.s.cfg.Engine.Head(op.ctx, op.tenant, op.bucket, op.key)

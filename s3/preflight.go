@@ -265,6 +265,10 @@ func (s *Server) serve(ctx context.Context, r *request, cancel context.CancelFun
 func (s *Server) authenticate(ctx context.Context, h *fasthttp.RequestHeader, host, rawPath, rawQuery, resource string) (*sigv4.Result, string, error) {
 	// The header lines as received: repeated headers are signed with all
 	// their values, and headers sent empty (Content-Type:) are present.
+	// One pass: fasthttp unfolds obsolete line folding (a value continued
+	// on the next line) in place as it iterates, so a second pass over the
+	// same headers can see other values (review SIGREVIEW: building them
+	// in three passes read past the end and crashed the process).
 	var hl sigv4.HeaderList
 	for k, v := range h.AllInOrder() {
 		hl.Add(string(k), string(v))

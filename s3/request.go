@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -89,7 +90,9 @@ func (s *Server) end(r *request) {
 		r.sent.shape = func(n int) error { return bw.WaitOut(ctx, tenant, n) }
 		r.sent.stop = cancel
 	}
-	s.log.Debug("request", "id", r.id, "method", string(fctx.Method()), "status", fctx.Response.StatusCode(), "took", time.Since(r.start))
+	if s.log.Enabled(context.Background(), slog.LevelDebug) { // the arguments cost allocations
+		s.log.Debug("request", "id", r.id, "method", string(fctx.Method()), "status", fctx.Response.StatusCode(), "took", time.Since(r.start))
+	}
 	if s.cfg.Observer == nil {
 		return
 	}

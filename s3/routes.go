@@ -221,13 +221,12 @@ var headerRules = []headerRule{
 // route rt breaks, or nil.
 func refusedHeader(rt *route, h *fasthttp.RequestHeader) error {
 	for k, v := range h.All() {
-		name := strings.ToLower(string(k))
-		if !strings.HasPrefix(name, "x-amz-") && !strings.HasPrefix(name, "if-") {
+		if !hasPrefixFold(k, "x-amz-") && !hasPrefixFold(k, "if-") {
 			continue
 		}
 		for i := range headerRules {
 			r := &headerRules[i]
-			if !(name == r.header || strings.HasSuffix(r.header, "-") && strings.HasPrefix(name, r.header)) {
+			if !(len(k) == len(r.header) && hasPrefixFold(k, r.header) || strings.HasSuffix(r.header, "-") && hasPrefixFold(k, r.header)) {
 				continue
 			}
 			if len(r.ops) > 0 && !slices.Contains(r.ops, rt.name) {
@@ -240,6 +239,25 @@ func refusedHeader(rt *route, h *fasthttp.RequestHeader) error {
 		}
 	}
 	return nil
+}
+
+// hasPrefixFold reports whether the header name k begins with prefix,
+// given in lowercase, ignoring ASCII case: no lowercase copy of every
+// header name of every request.
+func hasPrefixFold(k []byte, prefix string) bool {
+	if len(k) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := k[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // resolve returns the route of an S3 request.

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Limits of the aws-chunked decoder.
@@ -36,20 +37,62 @@ const trailerSignatureName = "x-amz-trailer-signature"
 type PayloadReader struct {
 	res *Result
 	r   io.Reader     // the encoded body, for non-chunked modes
-	br  *bufio.Reader // the encoded body, for aws-chunked modes
+	br  *bufio.Reader // the encoded body, for aws-chunked modes, until the end
+
+	chunked bool // aws-chunked mode
 
 	sha hash.Hash // PayloadSignedHash: SHA-256 of the body
 	sum hash.Hash // flexible checksum, or nil
 
-	buf       []byte // verified chunk bytes not yet returned
-	chunk     []byte // backing store of buf, at most MaxChunkSize
-	remaining int64  // unsigned chunk bytes still to read from br
-	afterData bool   // a chunk's data was read; its CRLF was not
-	prevSig   []byte // previous chunk signature, starting with the seed
-	total     int64  // decoded bytes so far, in bytes
-	done      bool   // the final chunk and trailer were verified
+	buf       []byte   // verified chunk bytes not yet returned
+	chunk     *[]byte  // backing store of buf, at most MaxChunkSize; pooled when chunkPoolSize
+	remaining int64    // unsigned chunk bytes still to read from br
+	afterData bool     // a chunk's data was read; its CRLF was not
+	prevSig   [32]byte // previous chunk signature, starting with the seed
+	total     int64    // decoded bytes so far, in bytes
+	done      bool     // the final chunk and trailer were verified
 	trailer   map[string]string
 	err       error
+
+	// Scratch space of sign, here rather than on the stack, where the
+	// hash's interface calls would make it escape to the heap.
+	mac  mac       // computes the chunk and trailer signatures
+	sts  [384]byte // a string to sign: the usual scope fits
+	want [32]byte  // a signature computed
+}
+
+// Buffers of the aws-chunked decoder, reused across requests: a reader's
+// buffers go back to their pools when it returns io.EOF or an error,
+// never while it may still return their bytes. A reader dropped before
+// then leaves its buffers to the garbage collector.
+var (
+	// headerReaders holds *bufio.Reader of MaxChunkHeader bytes.
+	headerReaders sync.Pool
+	// chunkBufs holds *[]byte of chunkPoolSize bytes.
+	chunkBufs sync.Pool
+)
+
+// chunkPoolSize is the size of pooled chunk buffers, in bytes: the chunk
+// size of minio-go (and so of warp). A signed chunk is read straight into
+// the caller's buffer when it fits, so only readers with smaller buffers
+// (io.ReadAll's first 512 bytes, bufio) need one.
+const chunkPoolSize = 64 << 10
+
+// release gives the reader's buffers back to their pools. It is called
+// once the reader will read no more: at io.EOF or a sticky error.
+func (p *PayloadReader) release() {
+	if p.br != nil {
+		p.br.Reset(nil)
+		headerReaders.Put(p.br)
+		p.br = nil
+	}
+	if p.chunk != nil {
+		p.buf = nil
+		if cap(*p.chunk) == chunkPoolSize {
+			chunkBufs.Put(p.chunk)
+		}
+		p.chunk = nil
+	}
 }
 
 // Body returns a reader of the decoded payload of body, the request body as
@@ -62,8 +105,22 @@ func (res *Result) Body(body io.Reader) *PayloadReader {
 		p.sum = a.new()
 	}
 	if res.Mode.chunked() {
-		p.br = bufio.NewReaderSize(body, MaxChunkHeader)
-		p.prevSig, _ = hex.DecodeString(res.seed)
+		if br, ok := headerReaders.Get().(*bufio.Reader); ok {
+			br.Reset(body)
+			p.br = br
+		} else {
+			p.br = bufio.NewReaderSize(body, MaxChunkHeader)
+		}
+		p.chunked = true
+		if res.Mode != PayloadStreamingUnsignedTrailer && len(res.seed) != 2*len(p.prevSig) {
+			// Only Verify makes a Result of a signed streaming mode.
+			p.err = fmt.Errorf("%w: no seed signature", ErrChunkSignature)
+			p.release()
+			return p
+		}
+		for i := 0; i+1 < len(res.seed); i += 2 { // a valid seed: 64 hex digits
+			p.prevSig[i/2] = unhex(res.seed[i])<<4 | unhex(res.seed[i+1])
+		}
 		return p
 	}
 	p.r = body
@@ -93,8 +150,11 @@ func (p *PayloadReader) Read(b []byte) (int, error) {
 	}
 	var n int
 	var err error
-	if p.br != nil {
+	if p.chunked {
 		n, err = p.readChunked(b)
+		if err != nil {
+			p.release()
+		}
 	} else {
 		n, err = p.readPlain(b)
 	}
@@ -148,8 +208,9 @@ func (p *PayloadReader) readChunked(b []byte) (int, error) {
 		if p.done {
 			return 0, io.EOF
 		}
-		if err := p.nextChunk(); err != nil {
-			return 0, err
+		n, err := p.nextChunk(b)
+		if err != nil || n > 0 {
+			return n, err
 		}
 	}
 	if len(p.buf) > 0 {
@@ -187,88 +248,120 @@ func malformed(what string, err error) error {
 
 // readCRLF consumes the CRLF that ends chunk data.
 func (p *PayloadReader) readCRLF() error {
-	var crlf [2]byte
-	if _, err := io.ReadFull(p.br, crlf[:]); err != nil {
-		return malformed("missing CRLF after chunk data", err)
-	}
-	if crlf != [2]byte{'\r', '\n'} {
-		return fmt.Errorf("%w: missing CRLF after chunk data", ErrMalformedChunk)
+	for _, want := range [2]byte{'\r', '\n'} {
+		c, err := p.br.ReadByte()
+		if err != nil {
+			return malformed("missing CRLF after chunk data", err)
+		}
+		if c != want {
+			return fmt.Errorf("%w: missing CRLF after chunk data", ErrMalformedChunk)
+		}
 	}
 	return nil
 }
 
 // nextChunk reads the next chunk header and, for signed modes, the whole
-// chunk, verifying its signature before making it available in p.buf.
-func (p *PayloadReader) nextChunk() error {
+// chunk, verifying its signature before making it available: in b if it
+// fits (n is then its size), else in p.buf (n is 0). Bytes in b are
+// returned (n > 0) only once verified.
+func (p *PayloadReader) nextChunk(b []byte) (n int, err error) {
 	if p.afterData {
 		if err := p.readCRLF(); err != nil {
-			return err
+			return 0, err
 		}
 		p.afterData = false
 	}
 	line, err := p.br.ReadSlice('\n')
 	if err != nil {
 		if err == bufio.ErrBufferFull {
-			return fmt.Errorf("%w: chunk header longer than %d bytes", ErrMalformedChunk, MaxChunkHeader)
+			return 0, fmt.Errorf("%w: chunk header longer than %d bytes", ErrMalformedChunk, MaxChunkHeader)
 		}
-		return malformed("truncated chunk header", err)
+		return 0, malformed("truncated chunk header", err)
 	}
 	line, ok := bytes.CutSuffix(line, []byte("\r\n"))
 	if !ok {
-		return fmt.Errorf("%w: chunk header not ended by CRLF", ErrMalformedChunk)
+		return 0, fmt.Errorf("%w: chunk header not ended by CRLF", ErrMalformedChunk)
 	}
 	sizeHex, ext, hasExt := bytes.Cut(line, []byte(";"))
-	if len(sizeHex) == 0 || len(sizeHex) > 16 || !isHex(string(sizeHex)) {
-		return fmt.Errorf("%w: invalid chunk size", ErrMalformedChunk)
+	if len(sizeHex) == 0 || len(sizeHex) > 16 || !isHex(sizeHex) {
+		return 0, fmt.Errorf("%w: invalid chunk size", ErrMalformedChunk)
 	}
 	size, err := strconv.ParseUint(string(sizeHex), 16, 64)
 	if err != nil || size > MaxChunkSize {
-		return fmt.Errorf("%w: chunk size over %d bytes", ErrMalformedChunk, MaxChunkSize)
+		return 0, fmt.Errorf("%w: chunk size over %d bytes", ErrMalformedChunk, MaxChunkSize)
 	}
 	if p.total+int64(size) > p.res.DecodedLength {
-		return fmt.Errorf("%w: payload longer than x-amz-decoded-content-length %d", ErrMalformedChunk, p.res.DecodedLength)
+		return 0, fmt.Errorf("%w: payload longer than x-amz-decoded-content-length %d", ErrMalformedChunk, p.res.DecodedLength)
 	}
 	signed := p.res.Mode != PayloadStreamingUnsignedTrailer
+	var sigBuf [32]byte
 	var sig []byte
 	if signed {
 		v, ok := bytes.CutPrefix(ext, []byte("chunk-signature="))
-		if !hasExt || !ok || len(v) != 64 || !isHex(string(v)) {
-			return fmt.Errorf("%w: missing or invalid chunk-signature", ErrMalformedChunk)
+		if !hasExt || !ok || len(v) != 64 || !isHex(v) {
+			return 0, fmt.Errorf("%w: missing or invalid chunk-signature", ErrMalformedChunk)
 		}
-		sig = make([]byte, 32)
+		sig = sigBuf[:]
 		hex.Decode(sig, v)
 	} else if hasExt {
-		return fmt.Errorf("%w: unexpected chunk extension in unsigned payload", ErrMalformedChunk)
+		return 0, fmt.Errorf("%w: unexpected chunk extension in unsigned payload", ErrMalformedChunk)
 	}
 
 	if size == 0 {
-		return p.finish(sig)
+		return 0, p.finish(sig)
 	}
 	if !signed {
 		p.remaining = int64(size)
 		p.afterData = true
 		p.total += int64(size)
-		return nil
+		return 0, nil
 	}
-	if cap(p.chunk) < int(size) {
-		p.chunk = make([]byte, size)
+	// Read the chunk where it is going if it fits: no buffer, no copy.
+	data := b
+	if len(b) < int(size) {
+		data = p.chunkBuf(int(size))
 	}
-	data := p.chunk[:size]
+	data = data[:size]
 	if _, err := io.ReadFull(p.br, data); err != nil {
-		return malformed("truncated chunk data", err)
+		return 0, malformed("truncated chunk data", err)
 	}
 	if err := p.readCRLF(); err != nil {
-		return err
+		return 0, err
 	}
 	if err := p.verifyChunk(data, sig); err != nil {
-		return err
+		return 0, err
 	}
 	if p.sum != nil {
 		p.sum.Write(data)
 	}
 	p.total += int64(size)
-	p.buf = data
-	return nil
+	if len(b) < int(size) {
+		p.buf = data
+		return 0, nil
+	}
+	return int(size), nil
+}
+
+// chunkBuf returns the reader's chunk buffer with room for size bytes.
+func (p *PayloadReader) chunkBuf(size int) []byte {
+	if p.chunk != nil && cap(*p.chunk) >= size {
+		return *p.chunk
+	}
+	if size <= chunkPoolSize {
+		if c, ok := chunkBufs.Get().(*[]byte); ok {
+			p.chunk = c
+			return *c
+		}
+		c := make([]byte, chunkPoolSize)
+		p.chunk = &c
+		return c
+	}
+	if p.chunk != nil && cap(*p.chunk) == chunkPoolSize {
+		chunkBufs.Put(p.chunk)
+	}
+	c := make([]byte, size)
+	p.chunk = &c
+	return c
 }
 
 // verifyChunk checks the signature of one chunk, chained from the previous.
@@ -278,28 +371,29 @@ func (p *PayloadReader) verifyChunk(data, sig []byte) error {
 	if !hmac.Equal(sig, want) {
 		return fmt.Errorf("%w at decoded offset %d", ErrChunkSignature, p.total)
 	}
-	p.prevSig = want
+	p.prevSig = [32]byte(want)
 	return nil
 }
 
-// sign computes the signature of a chunk or trailer string to sign.
+// sign computes the signature of a chunk or trailer string to sign. The
+// result is valid until the next call.
 func (p *PayloadReader) sign(alg, extra string, sum []byte) []byte {
 	res := p.res
-	sts := make([]byte, 0, 256)
+	sts := p.sts[:0]
 	sts = append(sts, alg...)
 	sts = append(sts, '\n')
 	sts = append(sts, res.amzDate...)
 	sts = append(sts, '\n')
 	sts = append(sts, res.scope...)
 	sts = append(sts, '\n')
-	sts = hex.AppendEncode(sts, p.prevSig)
+	sts = hex.AppendEncode(sts, p.prevSig[:])
 	sts = append(sts, '\n')
 	if extra != "" {
 		sts = append(sts, extra...)
 		sts = append(sts, '\n')
 	}
 	sts = hex.AppendEncode(sts, sum)
-	return hmacSHA256(res.key, sts)
+	return p.mac.sum(p.want[:0], res.key, sts)
 }
 
 // finish handles the final (zero-size) chunk, the trailer, and the checks

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -190,9 +191,6 @@ func TestBodyChunkedTampered(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
 			}
-			read := func(enc []byte) ([]byte, error) {
-				return io.ReadAll(res.Body(bytes.NewReader(enc)))
-			}
 			chunks, rest := frames(t, enc)
 			if len(chunks) != 3 {
 				t.Fatalf("got %d chunks, want 3", len(chunks))
@@ -218,20 +216,130 @@ func TestBodyChunkedTampered(t *testing.T) {
 				}{"trailer value", bytes.Replace(enc, []byte("x-amz-checksum-crc32:"), []byte("x-amz-checksum-crc32:A"), 1), 3 * chunk})
 			}
 			for _, tt := range tests {
-				got, err := read(tt.enc)
-				if !errors.Is(err, sigv4.ErrMalformedChunk) {
-					t.Errorf("%s: got %v, want ErrMalformedChunk", tt.name, err)
-				}
-				// Well-formed chunks whose signatures do not match (a
-				// flipped signature digit may no longer be hex: framing).
-				if !strings.HasPrefix(tt.name, "signature") && !strings.HasPrefix(tt.name, "final") && !errors.Is(err, sigv4.ErrChunkSignature) {
-					t.Errorf("%s: got %v, want ErrChunkSignature", tt.name, err)
-				}
-				if !bytes.Equal(got, data[:tt.wantData]) {
-					t.Errorf("%s: released %d bytes, want the first %d", tt.name, len(got), tt.wantData)
+				for _, rd := range readers {
+					got, err := rd.read(res.Body(bytes.NewReader(tt.enc)))
+					if !errors.Is(err, sigv4.ErrMalformedChunk) {
+						t.Errorf("%s, %s: got %v, want ErrMalformedChunk", tt.name, rd.name, err)
+					}
+					// Well-formed chunks whose signatures do not match (a
+					// flipped signature digit may no longer be hex: framing).
+					if !strings.HasPrefix(tt.name, "signature") && !strings.HasPrefix(tt.name, "final") && !errors.Is(err, sigv4.ErrChunkSignature) {
+						t.Errorf("%s, %s: got %v, want ErrChunkSignature", tt.name, rd.name, err)
+					}
+					if !bytes.Equal(got, data[:tt.wantData]) {
+						t.Errorf("%s, %s: released %d bytes, want the first %d", tt.name, rd.name, len(got), tt.wantData)
+					}
 				}
 			}
 		})
+	}
+}
+
+// readers read a PayloadReader to its end in the ways that take its
+// different paths: a chunk read straight into the caller's buffer when it
+// fits, or through the reader's own chunk buffer. Each returns the bytes
+// Read reported (never more) and the first error other than io.EOF.
+var readers = []struct {
+	name string
+	read func(r io.Reader) ([]byte, error)
+}{
+	{"ReadAll", io.ReadAll},
+	{"large reads", func(r io.Reader) ([]byte, error) { return readWith(r, 1<<20) }},
+	{"chunk-size reads", func(r io.Reader) ([]byte, error) { return readWith(r, 64<<10) }},
+	{"small reads", func(r io.Reader) ([]byte, error) { return readWith(r, 1000) }},
+}
+
+// readWith reads r to its end with a buffer of n bytes, poisoned before
+// each Read so that bytes Read did not report are never counted.
+func readWith(r io.Reader, n int) ([]byte, error) {
+	var out []byte
+	buf := make([]byte, n)
+	for {
+		for i := range buf {
+			buf[i] = 0xee
+		}
+		m, err := r.Read(buf)
+		out = append(out, buf[:m]...)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+}
+
+// TestBodyChunkedReaders decodes signed streams of several sizes with every
+// reader, many at once: the pooled header readers and chunk buffers must
+// never mix two bodies up, and a reader used after its end (or error)
+// must keep returning that end.
+func TestBodyChunkedReaders(t *testing.T) {
+	type stream struct {
+		res  *sigv4.Result
+		enc  []byte
+		data []byte
+	}
+	var streams []stream
+	for i, size := range []int{1, 4 << 10, 64 << 10, 64<<10 + 1, 200_000} {
+		data := payload(size + i)
+		r, enc, at := streamRequest(t, signedStream, data, nil)
+		res, err := sigv4.Verify(t.Context(), r, creds, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, stream{res, enc, data})
+	}
+	// Interleaved in one goroutine, where a buffer given back too early
+	// is the next one taken: the second reader must not overwrite what
+	// the first still holds.
+	a, b := streams[2], streams[3]
+	ra, rb := a.res.Body(bytes.NewReader(a.enc)), b.res.Body(bytes.NewReader(b.enc))
+	head := make([]byte, 1000)
+	if _, err := io.ReadFull(ra, head); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readWith(rb, 1000); err != nil || !bytes.Equal(got, b.data) {
+		t.Fatalf("second reader: got %d bytes, %v", len(got), err)
+	}
+	if rest, err := readWith(ra, 1000); err != nil || !bytes.Equal(append(head, rest...), a.data) {
+		t.Fatalf("first reader, interleaved: got %d bytes, %v; want its own %d", len(head)+len(rest), err, len(a.data))
+	}
+
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 40 {
+				s := streams[(g+i)%len(streams)]
+				rd := readers[(g+i/len(streams))%len(readers)]
+				body := s.res.Body(bytes.NewReader(s.enc))
+				got, err := rd.read(body)
+				if err != nil || !bytes.Equal(got, s.data) {
+					t.Errorf("%s, %d bytes: got %d bytes, %v", rd.name, len(s.data), len(got), err)
+					return
+				}
+				if n, err := body.Read(make([]byte, 10)); n != 0 || err != io.EOF {
+					t.Errorf("%s: Read after the end = %d, %v; want 0, EOF", rd.name, n, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestBodyChunkedNoSeed checks that a Result of a signed streaming mode
+// that Verify did not make (no seed signature, no key) verifies nothing.
+func TestBodyChunkedNoSeed(t *testing.T) {
+	data := payload(100)
+	r, enc, at := streamRequest(t, signedStream, data, nil)
+	res, err := sigv4.Verify(t.Context(), r, creds, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := sigv4.Result{Mode: res.Mode, DecodedLength: res.DecodedLength}
+	got, err := io.ReadAll(forged.Body(bytes.NewReader(enc)))
+	if len(got) != 0 || !errors.Is(err, sigv4.ErrChunkSignature) {
+		t.Fatalf("got %d bytes, %v; want none and ErrChunkSignature", len(got), err)
 	}
 }
 
@@ -363,5 +471,39 @@ func TestBodyReadError(t *testing.T) {
 				t.Fatalf("got %v, want %v wrapping %v", err, tt.wantErr, broken)
 			}
 		})
+	}
+}
+
+// BenchmarkVerifyStreaming verifies a 4 KiB PUT signed as minio-go signs
+// it over plain HTTP (STREAMING-AWS4-HMAC-SHA256-PAYLOAD: one data chunk
+// and the final empty one) and reads its body to the end, as the S3 front
+// end does for each such request.
+func BenchmarkVerifyStreaming(b *testing.B) {
+	data := payload(4 << 10)
+	r, body, at := streamRequest(b, signedStream, data, nil)
+	ctx := b.Context()
+	dst := make([]byte, 32<<10)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := sigv4.Verify(ctx, r, creds, at)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p := res.Body(bytes.NewReader(body))
+		n := 0
+		for {
+			m, err := p.Read(dst[n:])
+			n += m
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		if n != len(data) {
+			b.Fatalf("read %d bytes, want %d", n, len(data))
+		}
 	}
 }

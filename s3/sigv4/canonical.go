@@ -107,7 +107,7 @@ func isHexByte(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-func isHex(s string) bool {
+func isHex[S string | []byte](s S) bool {
 	for i := 0; i < len(s); i++ {
 		if !isHexByte(s[i]) {
 			return false

@@ -17,6 +17,11 @@
 //     signature, chained from the seed signature. A chunk is buffered (at
 //     most MaxChunkSize bytes) and released only after its signature has been
 //     verified, so a PayloadReader never returns bytes it did not verify.
+//     A chunk that fits in the caller's buffer is read straight into it
+//     (Read reports it only once verified: after an error the buffer may
+//     hold unverified bytes, which Read did not count); smaller reads go
+//     through a chunk buffer, pooled with the header reader and given
+//     back when Read returns io.EOF or an error.
 //     The signed trailer's x-amz-trailer-signature is verified too.
 //   - PayloadStreamingUnsignedTrailer: aws-chunked decoding only.
 //

@@ -38,6 +38,12 @@ func (hl *HeaderList) Add(name, value string) {
 	hl.index = nil
 }
 
+// Grow makes room for n more lines, for a front end that knows how many
+// it will add.
+func (hl *HeaderList) Grow(n int) {
+	hl.lines = slices.Grow(hl.lines, n)
+}
+
 // trimValue trims a header value as SigV4 and HTTP do.
 func trimValue(v string) string { return strings.Trim(v, " \t") }
 

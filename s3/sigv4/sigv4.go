@@ -382,9 +382,12 @@ func (res *Result) setPayloadHeaders(r *Request) error {
 		}
 	}
 	for _, name := range r.HeaderNames {
-		lower := strings.ToLower(name)
-		alg, ok := strings.CutPrefix(lower, "x-amz-checksum-")
-		if !ok || alg == "type" || alg == "algorithm" || alg == "mode" {
+		const prefix = "x-amz-checksum-"
+		if len(name) <= len(prefix) || !strings.EqualFold(name[:len(prefix)], prefix) {
+			continue // most headers: no lowercase copy
+		}
+		alg := strings.ToLower(name[len(prefix):])
+		if alg == "type" || alg == "algorithm" || alg == "mode" {
 			continue
 		}
 		if err := res.setChecksum(alg, r.Header(name)); err != nil {

@@ -366,3 +366,35 @@ func TestVerifyCredentialsError(t *testing.T) {
 		t.Fatalf("got %v, want the backend error", err)
 	}
 }
+
+// TestVerifyRotatedSecret checks that a signing key cached for one secret
+// never verifies a request for another: once a request has verified (its
+// key is cached), the same access key with a new secret refuses it, and
+// accepts only requests signed with the new secret, and the reverse.
+func TestVerifyRotatedSecret(t *testing.T) {
+	const newSecret = "rotated/K7MDENG/bPxRfiCYEXAMPLEKEY"
+	signed := func(secret string) *sigv4.Request {
+		req := newRequest(t, "GET", "/bucket/key", "", nil)
+		awsSign(t, req, secret, sha256Hex(nil), signTime)
+		r, _ := wire(t, req)
+		return r
+	}
+	old, rotated := signed(testSecret), signed(newSecret)
+	for i, tc := range []struct {
+		req    *sigv4.Request
+		secret string
+		ok     bool
+	}{
+		{old, testSecret, true}, // caches the old secret's key
+		{old, newSecret, false},
+		{rotated, newSecret, true}, // caches the new one's
+		{rotated, testSecret, false},
+		{old, testSecret, true},
+		{old, newSecret, false},
+	} {
+		_, err := sigv4.Verify(t.Context(), tc.req, staticCreds{testAccessKey: tc.secret}, signTime)
+		if tc.ok && err != nil || !tc.ok && !errors.Is(err, sigv4.ErrSignatureDoesNotMatch) {
+			t.Errorf("step %d: Verify = %v, want ok %v (else SignatureDoesNotMatch)", i, err, tc.ok)
+		}
+	}
+}
