@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -93,8 +94,8 @@ func (e *Engine) MoveUploads(ctx context.Context) (UploadMoveStats, error) {
 		return st, nil
 	}
 	type upload struct{ tenant, container, key, id string }
-	var ups []upload
-	seen := map[string]bool{}
+	var ups, ended []upload
+	seen, endedSeen := map[string]bool{}, map[string]bool{}
 	var errs []error
 	for _, id := range olderDrives(older) {
 		d, err := e.cfg.Topology.Drive(id)
@@ -103,7 +104,14 @@ func (e *Engine) MoveUploads(ctx context.Context) (UploadMoveStats, error) {
 		}
 		if err == nil {
 			err = e.listUploadRecords(ctx, d, func(raw driver.Record, r *record, tenant, container, key, uploadID string) {
-				if seen[raw.Key] || r.Deleted || isMarker(r) {
+				if seen[raw.Key] {
+					return
+				}
+				if r.Deleted || isMarker(r) {
+					if !endedSeen[raw.Key] {
+						endedSeen[raw.Key] = true
+						ended = append(ended, upload{tenant, container, key, uploadID})
+					}
 					return
 				}
 				m := e.layoutMap(cur, e.layoutOf(tenant, container))
@@ -118,6 +126,17 @@ func (e *Engine) MoveUploads(ctx context.Context) (UploadMoveStats, error) {
 		if err != nil {
 			st.Unscanned = true
 			errs = append(errs, fmt.Errorf("drive %s: %w", id, err))
+		}
+	}
+	// An upload aborted or completed through an older set may have a
+	// failed move's record in a newer one, which findUpload does not
+	// choose against it (errMoveUndecided): moveUpload reconciles them.
+	for _, u := range ended {
+		if seen[uploadKey(u.tenant, u.container, u.key, u.id)] {
+			continue
+		}
+		if _, _, err := e.findUpload(ctx, u.tenant, u.container, u.key, u.id); errors.Is(err, errMoveUndecided) {
+			ups = append(ups, u)
 		}
 	}
 	st.Uploads = len(ups)
@@ -225,6 +244,15 @@ func (e *Engine) moveUpload(ctx context.Context, tenant, container, key, id stri
 	up, at, err := e.findUpload(ctx, tenant, container, key, id)
 	cur := e.mapFor(tenant, container)
 	pg := cur.PGOf(tenant, container, key)
+	if errors.Is(err, errMoveUndecided) {
+		if st, err = e.reconcileUpload(ctx, hold, tenant, container, key, id, cur, pg); err != nil {
+			return st, copyError{err}
+		}
+		return st, nil
+	}
+	if errors.Is(err, ErrReadQuorum) {
+		return st, copyError{err} // not readable now: tried again after a wait
+	}
 	if errors.Is(err, ErrNoSuchUpload) {
 		// Aborted, or gone with its map: older sets' live records of it
 		// are remains, which would list it again (their parts, under no
@@ -259,21 +287,45 @@ func (e *Engine) moveUpload(ctx context.Context, tenant, container, key, id stri
 // copyUpload is steps 1 and 2 of moveUpload: it writes the parts (copied)
 // and the record of upload up, found in at, into pg's set drives of cur.
 func (e *Engine) copyUpload(ctx context.Context, hold *uploadHold, tenant, container, key, id string, up *record, at uploadAt, cur *placement.Map, pg uint32, drives []driver.Driver) (UploadMoveStats, *record, error) {
-	var st UploadMoveStats
-	_, parts, err := e.allParts(ctx, tenant, container, partsID(id, up), at.drives, up.Data)
+	_, recs, err := e.allParts(ctx, tenant, container, partsID(id, up), at.drives, up.Data)
 	if err != nil {
-		return st, nil, err
+		return UploadMoveStats{}, nil, err
 	}
+	parts := map[int]partFrom{}
+	for n, p := range recs {
+		parts[n] = partFrom{p, at}
+	}
+	return e.writeMovedUpload(ctx, hold, tenant, container, key, id, up, at, parts, cur, pg, drives)
+}
+
+// partFrom is a part record and the set it was read from.
+type partFrom struct {
+	rec *record
+	at  uploadAt
+}
+
+// writeMovedUpload writes upload up, found in at, into pg's set drives of cur:
+// each part of parts (copied, but those already in that set under the
+// moved record's keys), then the record. Under the current epoch's
+// generation of part keys (partsGenKey), a part written replaces the one
+// a move tried before wrote.
+func (e *Engine) writeMovedUpload(ctx context.Context, hold *uploadHold, tenant, container, key, id string, up *record, at uploadAt, parts map[int]partFrom, cur *placement.Map, pg uint32, drives []driver.Driver) (UploadMoveStats, *record, error) {
+	var st UploadMoveStats
+	home := uploadAt{m: cur, pg: pg, drives: drives}
 	moved := *up
-	moved.Data, moved.Parity, moved.PG = cur.Policy.Data, cur.Policy.Parity, pg
-	moved.Seed, moved.Width, moved.PGCount, moved.Layout, moved.Offset = 0, 0, 0, 0, 0
-	e.setStriping(&moved, cur, stripeWidth(cur))
+	gen := strconv.FormatUint(uint64(cur.Epoch), 10)
+	inPlace := at.same(home) && up.Metadata[partsGenKey] == gen
+	if !at.same(home) {
+		moved.Data, moved.Parity, moved.PG = cur.Policy.Data, cur.Policy.Parity, pg
+		moved.Seed, moved.Width, moved.PGCount, moved.Layout, moved.Offset = 0, 0, 0, 0, 0
+		e.setStriping(&moved, cur, stripeWidth(cur))
+	} // else a move's record there already: its parts are striped as it says
 	moved.Metadata = maps.Clone(up.Metadata)
 	if moved.Metadata == nil {
 		moved.Metadata = map[string]string{}
 	}
 	moved.Metadata[uploadEpochKey] = strconv.FormatUint(uint64(cur.Epoch), 10)
-	moved.Metadata[partsGenKey] = strconv.FormatUint(uint64(cur.Epoch), 10) // keys apart from the parts copied
+	moved.Metadata[partsGenKey] = gen // keys apart from the parts copied
 	as := artSet{m: cur, pg: pg, drives: drives, data: cur.Policy.Data, parity: cur.Policy.Parity}
 	wq := cur.Policy.WriteQuorum()
 	// The part records written, undone if the move fails: under their
@@ -294,7 +346,10 @@ func (e *Engine) copyUpload(ctx context.Context, hold *uploadHold, tenant, conta
 		return st, nil, err
 	}
 	for _, n := range slices.Sorted(maps.Keys(parts)) {
-		p := parts[n]
+		p, from := parts[n].rec, parts[n].at
+		if inPlace && from.same(home) {
+			continue // in place, under the keys of the moved record
+		}
 		if len(p.Parts) != 1 {
 			return fail(fmt.Errorf("engine: move upload: part %d has %d data parts", n, len(p.Parts)))
 		}
@@ -305,7 +360,7 @@ func (e *Engine) copyUpload(ctx context.Context, hold *uploadHold, tenant, conta
 		if moved.striped() {
 			rec.Offset = (n - 1) % moved.Width // where PutPart puts part n
 		}
-		copied, drop, err := e.copyParts(ctx, tenant, container, key, at, []*record{p}, []bool{true}, as, &rec)
+		copied, drop, err := e.copyParts(ctx, tenant, container, key, from, []*record{p}, []bool{true}, as, &rec)
 		if err != nil {
 			return fail(fmt.Errorf("engine: move upload: %w", err))
 		}
@@ -335,6 +390,161 @@ func (e *Engine) copyUpload(ctx context.Context, hold *uploadHold, tenant, conta
 	e.log.Info("moved a multipart upload into the current map", "tenant", tenant, "container", container,
 		"upload", id, "from_epoch", at.m.Epoch, "epoch", cur.Epoch, "parts", st.Parts, "bytes", st.Bytes)
 	return st, &moved, nil
+}
+
+// reconcileUpload settles an upload whose records findUpload found
+// undecided (errMoveUndecided): a move's record held by fewer than a read
+// quorum of a set, and another set serving the upload. It reads the
+// upload's record from every drive of every set (and fails if one does
+// not answer: a drive away may hold either generation), then keeps what
+// was acknowledged:
+//
+//   - a tombstone in any set: the upload was aborted (an abort that
+//     failed may be done, one acknowledged must stay); every set still
+//     holding it in progress or completing is aborted too;
+//   - else a completion marker a read quorum holds (or the only state
+//     besides tombstones): the upload was completed there, and the
+//     records in progress elsewhere, with their parts, are removed;
+//   - else the upload is in progress: the newest record of each part
+//     number across every set's generation is kept, written into pg's
+//     set of cur with the upload's record (to a write quorum), and the
+//     older sets' remains dropped (dropUploadElsewhere).
+//
+// A failed step leaves every record it did not replace: the next pass
+// finds the upload undecided again.
+func (e *Engine) reconcileUpload(ctx context.Context, hold *uploadHold, tenant, container, key, id string, cur *placement.Map, pg uint32) (UploadMoveStats, error) {
+	var st UploadMoveStats
+	type held struct {
+		rec    *record
+		at     uploadAt
+		strong bool // a read quorum of the set holds rec
+	}
+	var sets []held
+	var aborted bool
+	var completed, base *held // base: the newest record in progress
+	for _, m := range e.uploadMaps(cur) {
+		rec, at, n, err := e.readUploadIn(ctx, m, tenant, container, key, id, math.MaxInt)
+		if err != nil {
+			return st, fmt.Errorf("engine: reconcile upload %s: %w", id, err)
+		}
+		if rec != nil {
+			sets = append(sets, held{rec, at, n >= m.Policy.ReadQuorum()})
+		}
+	}
+	for i := range sets {
+		h := &sets[i]
+		switch {
+		case h.rec.Deleted:
+			aborted = true
+		case isMarker(h.rec):
+			if completed == nil || h.strong && !completed.strong {
+				completed = h
+			}
+		case base == nil || h.rec.Version.Compare(base.rec.Version) > 0:
+			base = h
+		}
+	}
+	if completed != nil && !completed.strong && base != nil {
+		completed = nil // a completion that failed: replaced by the move's record
+	}
+	e.log.Info("reconciling an upload's records after a move that may have failed", "tenant", tenant,
+		"container", container, "upload", id, "sets", len(sets), "aborted", aborted, "completed", completed != nil)
+	switch {
+	case aborted:
+		for _, h := range sets {
+			if h.rec.Deleted {
+				continue
+			}
+			if err := hold.check(); err != nil {
+				return st, err
+			}
+			if _, err := e.abort(ctx, tenant, container, key, id, h.rec, h.at); err != nil {
+				return st, fmt.Errorf("engine: reconcile upload %s: abort in map epoch %d: %w", id, h.at.m.Epoch, err)
+			}
+		}
+		return st, nil
+	case completed != nil:
+		for _, h := range sets {
+			if h.rec.Deleted || isMarker(h.rec) {
+				continue
+			}
+			if err := hold.check(); err != nil {
+				return st, err
+			}
+			if err := e.dropInProgress(ctx, tenant, container, key, id, h.rec, h.at); err != nil {
+				return st, fmt.Errorf("engine: reconcile upload %s: map epoch %d: %w", id, h.at.m.Epoch, err)
+			}
+		}
+		return st, nil
+	case base == nil:
+		return st, fmt.Errorf("engine: reconcile upload %s: %w", id, ErrNoSuchUpload)
+	}
+	// In progress: the newest of each part across the generations.
+	drives, _ := e.pgDrives(cur, pg)
+	home := uploadAt{m: cur, pg: pg, drives: drives}
+	parts := map[int]partFrom{}
+	var replaced []*record // home's parts a newer one from elsewhere replaces
+	for _, h := range sets {
+		if h.rec.Deleted || isMarker(h.rec) {
+			continue
+		}
+		_, recs, err := e.allParts(ctx, tenant, container, partsID(id, h.rec), h.at.drives, h.rec.Data)
+		if err != nil {
+			return st, fmt.Errorf("engine: reconcile upload %s: parts in map epoch %d: %w", id, h.at.m.Epoch, err)
+		}
+		for n, p := range recs {
+			q, ok := parts[n]
+			switch {
+			case !ok:
+				parts[n] = partFrom{p, h.at}
+			case p.Version.Compare(q.rec.Version) > 0:
+				if q.at.same(home) {
+					replaced = append(replaced, q.rec)
+				}
+				parts[n] = partFrom{p, h.at}
+			case h.at.same(home):
+				replaced = append(replaced, p)
+			}
+		}
+	}
+	st, moved, err := e.writeMovedUpload(ctx, hold, tenant, container, key, id, base.rec, base.at, parts, cur, pg, drives)
+	if err != nil {
+		return st, err
+	}
+	for _, p := range replaced {
+		e.dropPart(ctx, tenant, container, key, drives, p, nil) // its record replaced under the same key
+	}
+	if err := hold.check(); err != nil {
+		return st, err
+	}
+	return st, e.dropUploadElsewhere(ctx, tenant, container, key, id, cur, pg, partsID(id, moved), true)
+}
+
+// dropInProgress removes, from the set at, the records of upload id in
+// progress (up, and any other version a drive holds placed there) and the
+// part records and shard files of up's generation, sparing the data an
+// artifact record of key there names: the remains of a move of an upload
+// completed elsewhere.
+func (e *Engine) dropInProgress(ctx context.Context, tenant, container, key, id string, up *record, at uploadAt) error {
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	arecs, answered := e.readRecordsK(ctx, at.drives, indexPrefix(tenant, container)+key, up.Data)
+	if answered < up.Data {
+		return fmt.Errorf("%w: %d of %d drives answered", ErrReadQuorum, answered, len(at.drives))
+	}
+	if _, err := e.dropParts(ctx, tenant, container, key, partsID(id, up), at.drives, up.Data, partRefs(arecs)); err != nil {
+		return err
+	}
+	var errs []error
+	for j, r := range at.recs {
+		if r == nil || r.Deleted || isMarker(r) {
+			continue
+		}
+		if err := at.drives[j].DeleteRecord(ctx, uploadKey(tenant, container, key, id), r.Version); err != nil && !errors.Is(err, driver.ErrNotFound) && !errors.Is(err, driver.ErrStale) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // dropUploadElsewhere removes, from the drives of key's sets in the older

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -91,13 +90,13 @@ func oneCurrentOnly(oldSet []placement.DriveID, x *placement.DriveID) func(place
 // That drive is away (within parity) when part 2 is put, so the part
 // goes to the older set and is acknowledged. With every drive back, the
 // upload must show both parts (the moved record on one drive is the
-// remains of a failed move: the older set's upload wins), the next pass
-// must move it again with part 2, and Complete must assemble both.
+// remains of a failed move), requests on it are refused (ErrReadQuorum:
+// neither set is chosen), the next pass must move it again with part 2,
+// and Complete must assemble both.
 // Before the fix the current set served the stale moved record (part 2
 // hidden, part 1 too: the failed move deleted its copies), and the next
 // pass rolled it forward and deleted the older set's parts.
 func TestFailedMoveOlderSetWins(t *testing.T) {
-	knownOpen(t, "review 21 F1-A")
 	r := newMigRig(t)
 	ctx := t.Context()
 	old := r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1)
@@ -119,7 +118,9 @@ func TestFailedMoveOlderSetWins(t *testing.T) {
 			t.Errorf("ListParts %s: parts %v, %v; want %v", what, got, err, want)
 		}
 	}
-	listed("after the failed move", 1)
+	// Neither set is chosen while the current one holds the moved record
+	// on fewer than its read quorum: retryable, until a pass reconciles.
+	undecided(t, r, key, id, "after the failed move")
 
 	r.topo.drives[x].SetOffline(true)
 	pi2, err := r.e.PutPart(ctx, "t", "c", key, id, 2, bytes.NewReader(data2), PutOptions{Size: int64(len(data2))})
@@ -128,7 +129,7 @@ func TestFailedMoveOlderSetWins(t *testing.T) {
 		t.Fatalf("PutPart 2 with %s (holding the failed move's record) away: %v", x, err)
 	}
 	part2 := CompletePart{Number: 2, ETag: pi2.ETag}
-	listed("with every drive back", 1, 2)
+	undecided(t, r, key, id, "with every drive back")
 	if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 1 || ups[0].ID != id {
 		t.Errorf("ListUploads with every drive back: %+v, %v; want upload %s", ups, err, id)
 	}
@@ -151,10 +152,11 @@ func TestFailedMoveOlderSetWins(t *testing.T) {
 // TestFailedMoveAbortThroughOlderSetStays (review 21 F2): the moved
 // record of a failed move stays on one drive of the current set only.
 // That drive is away when the client aborts, so the abort goes through
-// the older set. Once the drive is back the upload must stay aborted:
-// not listed, no parts, not completable, across move passes.
+// the older set. Once the drive is back, requests on the upload are
+// refused (ErrReadQuorum) until a move pass reconciles the two sets; then
+// the upload must stay aborted: not listed, no parts, not completable,
+// across move passes.
 func TestFailedMoveAbortThroughOlderSetStays(t *testing.T) {
-	knownOpen(t, "review 21 F2")
 	r := newMigRig(t)
 	ctx := t.Context()
 	old := r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1)
@@ -169,6 +171,10 @@ func TestFailedMoveAbortThroughOlderSetStays(t *testing.T) {
 	r.topo.drives[x].SetOffline(false)
 	if err != nil {
 		t.Fatalf("AbortUpload with %s away: %v", x, err)
+	}
+	undecided(t, r, key, id, "after the abort, before a move pass")
+	if st, err := r.e.MoveUploads(ctx); err != nil || st.Moved != 0 {
+		t.Errorf("MoveUploads after the abort = %+v, %v; want the failed move's record aborted, nothing moved", st, err)
 	}
 	for pass := range 2 {
 		if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 0 {
@@ -212,10 +218,10 @@ func TestFailedMoveAbortThroughOlderSetStays(t *testing.T) {
 // cannot tell a failed move from one that reached its write quorum on
 // the two away: the upload is served by neither set, and a part put then
 // is refused (503), not acknowledged into a set the next pass discards.
-// With every drive back, the older set's upload wins, and it moves and
-// completes whole.
+// With every drive back it is still refused (the rule does not depend on
+// how many drives answer), until the next move pass moves it again whole;
+// then it takes parts and completes.
 func TestFailedMoveUndecidedRefuses(t *testing.T) {
-	knownOpen(t, "review 21, UPFIX21")
 	r := newMigRig(t)
 	ctx := t.Context()
 	old := r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1)
@@ -246,12 +252,13 @@ func TestFailedMoveUndecidedRefuses(t *testing.T) {
 	if !errors.Is(lerr, ErrReadQuorum) || !errors.Is(perr, ErrReadQuorum) {
 		t.Errorf("with %v (holding the failed move's record) answering and %v away: ListParts %v, PutPart %v; want ErrReadQuorum", took, others, lerr, perr)
 	}
+	undecided(t, r, key, id, "with every drive back")
+	if st, err := r.e.MoveUploads(ctx); err != nil || st.Moved != 1 || st.Parts != 1 {
+		t.Errorf("next MoveUploads = %+v, %v; want the upload moved again with its part", st, err)
+	}
 	pi2, err := r.e.PutPart(ctx, "t", "c", key, id, 2, bytes.NewReader(data2), PutOptions{Size: int64(len(data2))})
 	if err != nil {
-		t.Fatalf("PutPart 2 with every drive back: %v", err)
-	}
-	if st, err := r.e.MoveUploads(ctx); err != nil || st.Moved != 1 || st.Parts != 2 {
-		t.Errorf("next MoveUploads = %+v, %v; want the upload moved again with its 2 parts", st, err)
+		t.Fatalf("PutPart 2 after the move pass: %v", err)
 	}
 	if _, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part1, {Number: 2, ETag: pi2.ETag}}, nil); err != nil {
 		t.Fatalf("CompleteUpload: %v", err)
@@ -264,13 +271,13 @@ func TestFailedMoveUndecidedRefuses(t *testing.T) {
 // TestFailedMoveCompleteThroughOlderSetStays: the moved record of a
 // failed move stays on one drive of the current set only, which is away
 // when the client completes the upload: the completion goes through the
-// older set (its marker there). Once the drive is back, the completed
-// upload wins over the failed move's record: a retried Complete answers
+// older set (its marker there). Once the drive is back, requests on the
+// upload are refused (ErrReadQuorum) until a move pass reconciles; then
+// the completed upload wins over the failed move's record: a retried Complete answers
 // the artifact, the upload is not listed and takes no parts; and once
 // the sweep removes the marker past the retention, the failed move's
 // record goes with it, so the upload does not come back in progress.
 func TestFailedMoveCompleteThroughOlderSetStays(t *testing.T) {
-	knownOpen(t, "review 21, UPFIX21")
 	r := newMigRig(t)
 	ctx := t.Context()
 	old := r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1)
@@ -301,7 +308,11 @@ func TestFailedMoveCompleteThroughOlderSetStays(t *testing.T) {
 			t.Errorf("read %s: %d bytes, %v; want the %d bytes completed", what, len(got), err, len(data))
 		}
 	}
-	gone("with every drive back")
+	undecided(t, r, key, id, "with every drive back")
+	if st, err := r.e.MoveUploads(ctx); err != nil || st.Moved != 0 {
+		t.Errorf("MoveUploads with every drive back = %+v, %v; want the failed move's record dropped, nothing moved", st, err)
+	}
+	gone("after the move pass reconciled")
 	if again, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part}, nil); err != nil || again.ETag != info.ETag {
 		t.Errorf("CompleteUpload retried: %+v, %v; want ETag %s", again, err, info.ETag)
 	}
@@ -320,15 +331,20 @@ func TestFailedMoveCompleteThroughOlderSetStays(t *testing.T) {
 	gone("after the sweep removed the marker")
 }
 
-// knownOpen skips a test of an open defect of issue 14 (it fails on this
-// code) unless VAULT_KNOWN=1: kept so that a fix can be checked against
-// it. A fix tried in session 21 (findUpload letting an older set win over
-// a moved record held by too few drives) made these pass but took
-// successful moves for failed ones (TestSuccessfulMoveNotTakenForFailed
-// and the tests after it) and was not merged.
-func knownOpen(t *testing.T, what string) {
+// undecided checks that, while a failed move's record and an older set's
+// upload are both there, ListParts, PutPart and CompleteUpload of the
+// upload answer ErrReadQuorum (retryable) and choose neither.
+func undecided(t *testing.T, r *migRig, key, id, what string) {
 	t.Helper()
-	if os.Getenv("VAULT_KNOWN") != "1" {
-		t.Skipf("open defect (%s): fails on this code; VAULT_KNOWN=1 runs it", what)
+	ctx := t.Context()
+	if parts, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10); !errors.Is(err, ErrReadQuorum) {
+		t.Errorf("ListParts %s: %d parts, %v; want ErrReadQuorum", what, len(parts), err)
+	}
+	data := randBytes(49, 1000)
+	if _, err := r.e.PutPart(ctx, "t", "c", key, id, 3, bytes.NewReader(data), PutOptions{Size: int64(len(data))}); !errors.Is(err, ErrReadQuorum) {
+		t.Errorf("PutPart %s: %v; want ErrReadQuorum", what, err)
+	}
+	if _, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{{Number: 3, ETag: "x"}}, nil); !errors.Is(err, ErrReadQuorum) {
+		t.Errorf("CompleteUpload %s: %v; want ErrReadQuorum", what, err)
 	}
 }
