@@ -258,7 +258,7 @@ func (e *Engine) findUpload(ctx context.Context, tenant, container, key, id stri
 	// impossible to abort, refused every later set-policy).
 	maps := e.uploadMaps(cur)
 	read := func(m *placement.Map) (*record, uploadAt, int, error) {
-		return e.readUploadIn(ctx, m, tenant, container, key, id, m.Policy.ReadQuorum())
+		return e.readUploadIn(ctx, maps, m, tenant, container, key, id, m.Policy.ReadQuorum())
 	}
 	for i, m := range maps {
 		rec, at, held, err := read(m)
@@ -278,21 +278,17 @@ func (e *Engine) findUpload(ctx context.Context, tenant, container, key, id stri
 		if rec.Deleted {
 			return nil, uploadAt{}, ErrNoSuchUpload
 		}
-		// A drive whose slot a map change kept holds the record placed
-		// for both maps: the record says which one it was made in.
-		if epoch, err := strconv.ParseUint(rec.Metadata[uploadEpochKey], 10, 64); err == nil && placement.Epoch(epoch) != m.Epoch {
-			for _, o := range maps {
-				if o.Epoch != placement.Epoch(epoch) {
-					continue
-				}
-				if orec, oat, _, err := read(o); err == nil && orec != nil && !orec.Deleted {
-					return orec, oat, nil
-				}
-			}
-		}
 		return rec, at, nil
 	}
 	return nil, uploadAt{}, ErrNoSuchUpload
+}
+
+// madeInOther reports whether upload record r names (uploadEpochKey) a
+// map of maps other than m.
+func madeInOther(r *record, m *placement.Map, maps []*placement.Map) bool {
+	epoch, err := strconv.ParseUint(r.Metadata[uploadEpochKey], 10, 64)
+	return err == nil && placement.Epoch(epoch) != m.Epoch &&
+		slices.ContainsFunc(maps, func(o *placement.Map) bool { return o.Epoch == placement.Epoch(epoch) })
 }
 
 // errMoveUndecided is findUpload's error when an upload's records in two
@@ -307,11 +303,15 @@ func (e *Engine) uploadMaps(cur *placement.Map) []*placement.Map {
 	return append(append([]*placement.Map{cur}, e.otherLayouts(cur)...), e.olderMaps(cur)...)
 }
 
-// readUploadIn reads upload id's record from key's set in m, waiting for
-// need drives (len+1: every drive): the newest record placed there
-// (chooseVersion), where it is, and how many drives hold that version.
-// ErrReadQuorum if fewer than need (at most the set's size) answered.
-func (e *Engine) readUploadIn(ctx context.Context, m *placement.Map, tenant, container, key, id string, need int) (*record, uploadAt, int, error) {
+// readUploadIn reads upload id's record from key's set in m, one of maps
+// (uploadMaps), waiting for need drives (above the set's size: every
+// drive): the newest record placed there (chooseVersion), where it is,
+// and how many drives hold that version. A drive whose slot a map change
+// kept holds a record placed for both maps: the record says which one it
+// was made in (uploadEpochKey), and it counts only there if that map is
+// one of maps. ErrReadQuorum if fewer than need (at most the set's size)
+// answered.
+func (e *Engine) readUploadIn(ctx context.Context, maps []*placement.Map, m *placement.Map, tenant, container, key, id string, need int) (*record, uploadAt, int, error) {
 	pg := m.PGOf(tenant, container, key)
 	drives, _ := e.pgDrives(m, pg)
 	recs, answered := e.readRecordsQuorum(ctx, drives, uploadKey(tenant, container, key, id), need)
@@ -328,7 +328,7 @@ func (e *Engine) readUploadIn(ctx context.Context, m *placement.Map, tenant, con
 		if a {
 			n++
 		}
-		if recs[j] != nil && !placedIn(recs[j], m, pg, j) {
+		if recs[j] != nil && (!placedIn(recs[j], m, pg, j) || madeInOther(recs[j], m, maps)) {
 			recs[j] = nil // another map's placement of a drive in both sets
 		}
 	}

@@ -422,8 +422,9 @@ func (e *Engine) reconcileUpload(ctx context.Context, hold *uploadHold, tenant, 
 	var sets []held
 	var aborted bool
 	var completed, base *held // base: the newest record in progress
-	for _, m := range e.uploadMaps(cur) {
-		rec, at, n, err := e.readUploadIn(ctx, m, tenant, container, key, id, math.MaxInt)
+	maps := e.uploadMaps(cur)
+	for _, m := range maps {
+		rec, at, n, err := e.readUploadIn(ctx, maps, m, tenant, container, key, id, math.MaxInt)
 		if err != nil {
 			return st, fmt.Errorf("engine: reconcile upload %s: %w", id, err)
 		}
