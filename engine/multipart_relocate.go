@@ -383,13 +383,85 @@ func (e *Engine) writeMovedUpload(ctx context.Context, hold *uploadHold, tenant,
 	if err := hold.check(); err != nil {
 		return fail(err)
 	}
-	if err := e.recordWriteAt(uploadKey(tenant, container, key, id), tenant, container, key, drives, wq).write(ctx, &moved, nil, present(drives)); err != nil {
-		return fail(fmt.Errorf("engine: move upload: %w", err))
+	ukey := uploadKey(tenant, container, key, id)
+	before := readRaws(ctx, drives, ukey)
+	if err := e.recordWriteAt(ukey, tenant, container, key, drives, wq).write(ctx, &moved, nil, present(drives)); err != nil {
+		err = fmt.Errorf("engine: move upload: %w", err)
+		if !e.undoLostMove(ctx, drives, ukey, moved.Version, before) {
+			// A drive may hold the moved record: its parts stay, for
+			// the next pass to reconcile (reconcileUpload).
+			return st, nil, err
+		}
+		return fail(err)
 	}
 	st.Moved = 1
 	e.log.Info("moved a multipart upload into the current map", "tenant", tenant, "container", container,
 		"upload", id, "from_epoch", at.m.Epoch, "epoch", cur.Epoch, "parts", st.Parts, "bytes", st.Bytes)
 	return st, &moved, nil
+}
+
+// rawRead is one drive's record of a key read whole: found, or answered
+// that it holds none (ok), or neither.
+type rawRead struct {
+	raw       driver.Record
+	found, ok bool
+}
+
+// readRaws reads ikey's record from each drive, in parallel.
+func readRaws(ctx context.Context, drives []driver.Driver, ikey string) []rawRead {
+	reads := make([]rawRead, len(drives))
+	var wg sync.WaitGroup
+	for j, d := range drives {
+		if d == nil {
+			continue
+		}
+		wg.Go(func() {
+			raw, err := d.GetRecord(ctx, ikey)
+			if err == nil {
+				data, found, werr := wholeRecord(ctx, d, raw)
+				raw.Data, raw.Truncated, err = data, false, werr
+				if err == nil && !found {
+					err = driver.ErrNotFound
+				}
+			}
+			reads[j] = rawRead{raw: raw, found: err == nil, ok: err == nil || errors.Is(err, driver.ErrNotFound)}
+		})
+	}
+	wg.Wait()
+	return reads
+}
+
+// undoLostMove finishes the rollback of a move's upload record (version
+// v under ikey) whose write failed: a drive that answered an error may
+// have taken it (a lost reply), which the write's rollback passes over.
+// Each drive holding v loses it and gets back the record it held before
+// (before), which on a drive both sets share is the older set's record
+// of the upload. It reports whether every drive confirmed it holds no v.
+func (e *Engine) undoLostMove(ctx context.Context, drives []driver.Driver, ikey string, v driver.Version, before []rawRead) bool {
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	now := readRaws(ctx, drives, ikey)
+	confirmed := true
+	for j, r := range now {
+		switch {
+		case drives[j] == nil || r.ok && (!r.found || r.raw.Version != v):
+			continue
+		case !r.ok:
+			confirmed = false
+			continue
+		}
+		if err := drives[j].DeleteRecord(ctx, ikey, v); err != nil && !errors.Is(err, driver.ErrNotFound) {
+			e.log.Warn("move's upload record: rollback failed", "shard", j, "err", err)
+			confirmed = false
+			continue
+		}
+		if before[j].found {
+			if _, _, err := drives[j].PutRecord(ctx, before[j].raw); err != nil && !errors.Is(err, driver.ErrStale) {
+				e.log.Warn("move's upload record: the record it replaced not put back", "shard", j, "err", err)
+			}
+		}
+	}
+	return confirmed
 }
 
 // reconcileUpload settles an upload whose records findUpload found

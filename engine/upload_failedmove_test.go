@@ -19,15 +19,29 @@ import (
 // the writes of its moved record (one naming epoch) when failPut is set,
 // and every delete (a rollback's) when failDelete is set: a drive that
 // went away part way through a move's record write and its rollback.
+// With lostReply set, the moved record's write lands but the drive
+// answers an error (its reply lost), and with readsFailAfter set too,
+// reads of the upload's record fail from then on (failGet).
 type uploadRecordFault struct {
 	driver.Driver
-	ukey, epoch         string
-	failPut, failDelete atomic.Bool
+	ukey, epoch                                             string
+	failPut, failDelete, lostReply, readsFailAfter, failGet atomic.Bool
+}
+
+func (f *uploadRecordFault) GetRecord(ctx context.Context, key string) (driver.Record, error) {
+	if f.failGet.Load() && key == f.ukey {
+		return driver.Record{}, fmt.Errorf("test: get the upload record: %w", driver.ErrOffline)
+	}
+	return f.Driver.GetRecord(ctx, key)
 }
 
 func (f *uploadRecordFault) PutRecord(ctx context.Context, r driver.Record) (driver.Record, bool, error) {
-	if f.failPut.Load() && r.Key == f.ukey {
+	if (f.failPut.Load() || f.lostReply.Load()) && r.Key == f.ukey {
 		if rec, err := unmarshalRecord(r.Data); err == nil && rec.Metadata[uploadEpochKey] == f.epoch {
+			if f.lostReply.Load() {
+				f.Driver.PutRecord(ctx, r)
+				f.failGet.Store(f.readsFailAfter.Load())
+			}
 			return driver.Record{}, false, fmt.Errorf("test: put the moved upload record: %w", driver.ErrOffline)
 		}
 	}
@@ -346,5 +360,76 @@ func undecided(t *testing.T, r *migRig, key, id, what string) {
 	}
 	if _, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{{Number: 3, ETag: "x"}}, nil); !errors.Is(err, ErrReadQuorum) {
 		t.Errorf("CompleteUpload %s: %v; want ErrReadQuorum", what, err)
+	}
+}
+
+// TestFailedMoveLostReplyOnSharedDrives (F4, the shared-drive case): the
+// current set (2+2 on d00..d03) holds the older set's drives (1+1 on d00,
+// d01). The move's record lands on those two but their replies are lost
+// (errors), and the other two refuse it: the write fails with nothing to
+// roll back by its own count, yet the moved record replaced the older
+// set's on both of its drives, where the older set holds nothing any more
+// and the current set holds the moved record on its read quorum, without
+// parts (the failed move removed its copies): part 1 would be hidden, and
+// no pass would look at it again. The move's undo must read those drives
+// again, take the moved record back and put back the older one.
+func TestFailedMoveLostReplyOnSharedDrives(t *testing.T) {
+	lostReplyOnSharedDrives(t, false)
+}
+
+// TestFailedMoveLostReplyUnconfirmedKeepsParts: as
+// TestFailedMoveLostReplyOnSharedDrives, but the two drives do not answer
+// the undo's reads either: the moved record stays on both (the current
+// set's read quorum, the older set left with nothing), so the move's
+// copies of the parts must stay with it, or part 1 is hidden for good.
+func TestFailedMoveLostReplyUnconfirmedKeepsParts(t *testing.T) {
+	lostReplyOnSharedDrives(t, true)
+}
+
+func lostReplyOnSharedDrives(t *testing.T, unconfirmed bool) {
+	r := newMigRig(t)
+	ctx := t.Context()
+	old := r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1)
+	cur := r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 2)
+	const key = "mp/lost"
+	data1 := randBytes(47, MinPartSize)
+	id, part1 := olderUpload(t, r, old, cur, key, data1)
+	oldSet := old.Set(old.PGOf("t", "c", key))
+	faults := map[placement.DriveID]*uploadRecordFault{}
+	for _, did := range cur.Set(cur.PGOf("t", "c", key)) {
+		f := &uploadRecordFault{Driver: r.topo.drives[did], ukey: uploadKey("t", "c", key, id), epoch: fmt.Sprint(cur.Epoch)}
+		faults[did] = f
+		r.topo.drives[did] = drivertest.NewFaulty(f)
+		if slices.Contains(oldSet, did) {
+			f.lostReply.Store(true)
+			f.readsFailAfter.Store(unconfirmed)
+		} else {
+			f.failPut.Store(true)
+		}
+	}
+	if st, err := r.e.MoveUploads(ctx); err == nil || st.Moved != 0 {
+		t.Fatalf("MoveUploads with the record's replies lost = %+v, %v; want it failed", st, err)
+	}
+	for _, f := range faults {
+		f.lostReply.Store(false)
+		f.failPut.Store(false)
+		f.readsFailAfter.Store(false)
+		f.failGet.Store(false)
+	}
+	r.e.moveRetries.Delete(id)
+	if parts, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10); err != nil || len(parts) != 1 || parts[0].ETag != part1.ETag {
+		t.Errorf("ListParts after the failed move: %+v, %v; want part 1", parts, err)
+	}
+	if st, err := r.e.MoveUploads(ctx); err != nil {
+		t.Errorf("next MoveUploads = %+v, %v", st, err)
+	}
+	if n, err := r.e.Residue(ctx, old); err != nil || n != 0 {
+		t.Errorf("Residue(old map) after the next pass = %d, %v; want 0", n, err)
+	}
+	if _, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part1}, nil); err != nil {
+		t.Fatalf("CompleteUpload: %v", err)
+	}
+	if got, err := read(ctx, r.e, key, 0, -1); err != nil || !bytes.Equal(got, data1) {
+		t.Fatalf("read after Complete: %d bytes, %v; want the %d bytes put", len(got), err, len(data1))
 	}
 }
