@@ -44,11 +44,21 @@ import (
 // upload record names (garbage: the upload is still read from its older
 // set, and the next pass moves it again under the same generation,
 // replacing them and their copies). A crash after step 2 leaves older
-// records that the next pass's walk finds and removes. What is left
-// unsolved: writing the upload's record replaces the older one on the
-// drives both sets share, so a write that fails part way (not for a drive
-// away, which it never reached) can leave neither set with a read quorum
-// of it.
+// records that the next pass's walk finds and removes.
+//
+// A move whose record write fails part way (and whose rollback fails, or
+// a crash) leaves the moved record on too few drives of the current set
+// while the older set still serves the upload. findUpload then serves
+// neither (errMoveUndecided, 503): it cannot tell that from a move that
+// succeeded and whose holders lost the record since. The next pass finds
+// the upload (its older records; an older set's marker or tombstone is
+// probed with findUpload) and reconciles the two, reading every drive
+// (reconcileUpload): an abort or completion stays, else the newest of
+// each part across both generations moves. A drive that answered the
+// record write with an error may have taken it (a lost reply): the undo
+// reads it again and puts back the record it replaced (undoLostMove),
+// which on a drive both sets share is the older set's, and the copied
+// parts stay unless every drive says it holds no moved record.
 
 // UploadMoveStats counts what MoveUploads did.
 type UploadMoveStats struct {
