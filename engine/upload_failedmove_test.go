@@ -147,9 +147,11 @@ func TestFailedMoveOlderSetWins(t *testing.T) {
 	if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 1 || ups[0].ID != id {
 		t.Errorf("ListUploads with every drive back: %+v, %v; want upload %s", ups, err, id)
 	}
+	// Part 1's copy, which the failed move kept (its undo could not take
+	// the record back on x), is in place; part 2 is copied.
 	st, err := r.e.MoveUploads(ctx)
-	if err != nil || st.Moved != 1 || st.Parts != 2 {
-		t.Errorf("next MoveUploads = %+v, %v; want the upload moved again with its 2 parts", st, err)
+	if err != nil || st.Moved != 1 || st.Parts != 1 {
+		t.Errorf("next MoveUploads = %+v, %v; want the upload moved again, part 2 copied", st, err)
 	}
 	listed("after the next move pass", 1, 2)
 	if n, err := r.e.Residue(ctx, old); err != nil || n != 0 {
@@ -267,8 +269,8 @@ func TestFailedMoveUndecidedRefuses(t *testing.T) {
 		t.Errorf("with %v (holding the failed move's record) answering and %v away: ListParts %v, PutPart %v; want ErrReadQuorum", took, others, lerr, perr)
 	}
 	undecided(t, r, key, id, "with every drive back")
-	if st, err := r.e.MoveUploads(ctx); err != nil || st.Moved != 1 || st.Parts != 1 {
-		t.Errorf("next MoveUploads = %+v, %v; want the upload moved again with its part", st, err)
+	if st, err := r.e.MoveUploads(ctx); err != nil || st.Moved != 1 {
+		t.Errorf("next MoveUploads = %+v, %v; want the upload moved again", st, err)
 	}
 	pi2, err := r.e.PutPart(ctx, "t", "c", key, id, 2, bytes.NewReader(data2), PutOptions{Size: int64(len(data2))})
 	if err != nil {
