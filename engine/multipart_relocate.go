@@ -564,9 +564,7 @@ func (e *Engine) reconcileUpload(ctx context.Context, hold *uploadHold, tenant, 
 	}
 	// In progress: the newest of each part across the generations.
 	drives, _ := e.pgDrives(cur, pg)
-	home := uploadAt{m: cur, pg: pg, drives: drives}
 	parts := map[int]partFrom{}
-	var replaced []*record // home's parts a newer one from elsewhere replaces
 	for _, h := range sets {
 		if h.rec.Deleted || isMarker(h.rec) {
 			continue
@@ -576,26 +574,16 @@ func (e *Engine) reconcileUpload(ctx context.Context, hold *uploadHold, tenant, 
 			return st, fmt.Errorf("engine: reconcile upload %s: parts in map epoch %d: %w", id, h.at.m.Epoch, err)
 		}
 		for n, p := range recs {
-			q, ok := parts[n]
-			switch {
-			case !ok:
+			if q, ok := parts[n]; !ok || p.Version.Compare(q.rec.Version) > 0 {
 				parts[n] = partFrom{p, h.at}
-			case p.Version.Compare(q.rec.Version) > 0:
-				if q.at.same(home) {
-					replaced = append(replaced, q.rec)
-				}
-				parts[n] = partFrom{p, h.at}
-			case h.at.same(home):
-				replaced = append(replaced, p)
 			}
 		}
 	}
+	// A part written over one of the current set's under the same key
+	// (a copy a failed move left) collects the shard files it replaced.
 	st, moved, err := e.writeMovedUpload(ctx, hold, tenant, container, key, id, base.rec, base.at, parts, cur, pg, drives)
 	if err != nil {
 		return st, err
-	}
-	for _, p := range replaced {
-		e.dropPart(ctx, tenant, container, key, drives, p, nil) // its record replaced under the same key
 	}
 	if err := hold.check(); err != nil {
 		return st, err

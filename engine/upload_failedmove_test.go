@@ -163,6 +163,7 @@ func TestFailedMoveOlderSetWins(t *testing.T) {
 	if got, err := read(ctx, r.e, key, 0, -1); err != nil || !bytes.Equal(got, append(slices.Clone(data1), data2...)) {
 		t.Fatalf("read after Complete: %d bytes, %v; want the %d bytes put", len(got), err, len(data1)+len(data2))
 	}
+	probeShardFiles(t, r, 2*cur.Policy.SetSize()) // nothing of the older set's parts or the failed move's copies left
 }
 
 // TestFailedMoveAbortThroughOlderSetStays (review 21 F2): the moved

@@ -76,6 +76,9 @@ func TestReconcileKeepsNewestPartAcrossGenerations(t *testing.T) {
 	if got, err := read(ctx, r.e, key, 0, -1); err != nil || !bytes.Equal(got, append(slices.Clone(data1), data2b...)) {
 		t.Fatalf("read after Complete: %d bytes, %v; want the %d bytes acknowledged", len(got), err, len(data1)+len(data2b))
 	}
+	// Part 1's copy missed the drive away during the move: nothing else
+	// of the older set's parts, or of part 2 put before the move, is left.
+	probeShardFiles(t, r, 2*cur.Policy.SetSize()-1)
 }
 
 // TestOlderSetServedOnlyWhenCurrentAnswers: an upload not moved yet lives
@@ -105,5 +108,41 @@ func TestOlderSetServedOnlyWhenCurrentAnswers(t *testing.T) {
 	}
 	if parts, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10); err != nil || len(parts) != 1 {
 		t.Errorf("ListParts with the current set back: %d parts, %v; want 1", len(parts), err)
+	}
+}
+
+// TestReconcileReplacesKeptCopy: a failed move keeps its copy of part 1
+// (its undo cannot take the record back on x). With x away, part 1 is put
+// again through the older set. The next pass must keep that part (newer
+// than the copy), written over the copy's record in the current set, and
+// collect the copy's shard files.
+func TestReconcileReplacesKeptCopy(t *testing.T) {
+	r := newMigRig(t)
+	ctx := t.Context()
+	old := r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1)
+	cur := r.newMap(t, 6, placement.Policy{Data: 4, Parity: 2}, 16, 2)
+	const key = "mp/recopy"
+	data1, data1b := randBytes(86, 1000), randBytes(87, 1200)
+	id, _ := olderUpload(t, r, old, cur, key, data1)
+	var x placement.DriveID
+	failedMoveOnto(t, r, cur, key, id, oneCurrentOnly(old.Set(old.PGOf("t", "c", key)), &x))
+	r.topo.drives[x].SetOffline(true)
+	pi1, err := r.e.PutPart(ctx, "t", "c", key, id, 1, bytes.NewReader(data1b), PutOptions{Size: int64(len(data1b))})
+	r.topo.drives[x].SetOffline(false)
+	if err != nil {
+		t.Fatalf("PutPart 1 again with %s away: %v", x, err)
+	}
+	if st, err := r.e.MoveUploads(ctx); err != nil || st.Moved != 1 || st.Parts != 1 {
+		t.Errorf("MoveUploads = %+v, %v; want the upload moved, part 1 copied again", st, err)
+	}
+	if parts, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10); err != nil || len(parts) != 1 || parts[0].ETag != pi1.ETag {
+		t.Errorf("ListParts after the pass: %+v, %v; want part 1 with ETag %s", parts, err, pi1.ETag)
+	}
+	probeShardFiles(t, r, cur.Policy.SetSize())
+	if _, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{{Number: 1, ETag: pi1.ETag}}, nil); err != nil {
+		t.Fatalf("CompleteUpload: %v", err)
+	}
+	if got, err := read(ctx, r.e, key, 0, -1); err != nil || !bytes.Equal(got, data1b) {
+		t.Fatalf("read after Complete: %d bytes, %v; want the %d bytes put last", len(got), err, len(data1b))
 	}
 }
