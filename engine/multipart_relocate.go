@@ -528,18 +528,50 @@ func (e *Engine) reconcileUpload(ctx context.Context, hold *uploadHold, tenant, 
 		}
 	}
 	if completed != nil && !completed.strong && base != nil {
-		completed = nil // a completion that failed: replaced by the move's record
+		// A marker below the read quorum: a Complete that failed, or one
+		// acknowledged whose holders were lost since (review 22 F3). Its
+		// artifact record tells them apart: a completion that happened
+		// stands, and its marker goes back to a write quorum.
+		c, err := e.markerCompletion(ctx, tenant, container, key, completed.rec, completed.at)
+		if err != nil {
+			return st, fmt.Errorf("engine: reconcile upload %s: %w", id, err)
+		}
+		if c == completionPending {
+			completed = nil // a completion that failed: replaced by the move's record
+		} else if err := e.rewriteWeak(ctx, hold, tenant, container, key, id, completed.rec, completed.at); err != nil {
+			return st, fmt.Errorf("engine: reconcile upload %s: marker: %w", id, err)
+		}
 	}
 	e.log.Info("reconciling an upload's records after a move that may have failed", "tenant", tenant,
 		"container", container, "upload", id, "sets", len(sets), "aborted", aborted, "completed", completed != nil)
 	switch {
 	case aborted:
 		for _, h := range sets {
-			if h.rec.Deleted {
-				continue
-			}
 			if err := hold.check(); err != nil {
 				return st, err
+			}
+			if h.rec.Deleted {
+				// An acknowledged abort whose tombstone lost holders
+				// would answer 503 until the sweep (review 22 F5).
+				if !h.strong {
+					if err := e.rewriteWeak(ctx, hold, tenant, container, key, id, h.rec, h.at); err != nil {
+						return st, fmt.Errorf("engine: reconcile upload %s: tombstone in map epoch %d: %w", id, h.at.m.Epoch, err)
+					}
+				}
+				continue
+			}
+			if isMarker(h.rec) {
+				// abort would remove the artifact record of the marker's
+				// version: only a pending completion is aborted (F7).
+				c, err := e.markerCompletion(ctx, tenant, container, key, h.rec, h.at)
+				if err != nil {
+					return st, fmt.Errorf("engine: reconcile upload %s: map epoch %d: %w", id, h.at.m.Epoch, err)
+				}
+				if c != completionPending {
+					e.log.Warn("reconcile upload: a completion that happened in one set, an abort in another: the completion kept",
+						"tenant", tenant, "container", container, "upload", id, "epoch", h.at.m.Epoch)
+					continue
+				}
 			}
 			if _, err := e.abort(ctx, tenant, container, key, id, h.rec, h.at); err != nil {
 				return st, fmt.Errorf("engine: reconcile upload %s: abort in map epoch %d: %w", id, h.at.m.Epoch, err)
@@ -589,6 +621,29 @@ func (e *Engine) reconcileUpload(ctx context.Context, hold *uploadHold, tenant, 
 		return st, err
 	}
 	return st, e.dropUploadElsewhere(ctx, tenant, container, key, id, cur, pg, partsID(id, moved), true)
+}
+
+// markerCompletion is what the completion of marker mk, found in the set
+// at, came to (completionOf), reading the artifact's record from its set;
+// ErrReadQuorum if too few of that set's drives answer.
+func (e *Engine) markerCompletion(ctx context.Context, tenant, container, key string, mk *record, at uploadAt) (completion, error) {
+	as := e.markerSet(tenant, container, key, at, mk)
+	arecs, answered := e.readRecordsK(ctx, as.drives, indexPrefix(tenant, container)+key, as.data)
+	if answered < as.data {
+		return completionPending, fmt.Errorf("%w: completion: %d of %d drives answered", ErrReadQuorum, answered, len(as.drives))
+	}
+	return completionOf(mk, as, chooseVersion(arecs, as.data)), nil
+}
+
+// rewriteWeak writes upload id's record rec (a marker or a tombstone, as
+// read in the set at) again to a write quorum of that set: one held by
+// fewer drives after disks were replaced is not final for findUpload.
+// An equal version replaces what a drive holds, so a holder is unchanged.
+func (e *Engine) rewriteWeak(ctx context.Context, hold *uploadHold, tenant, container, key, id string, rec *record, at uploadAt) error {
+	if err := hold.check(); err != nil {
+		return err
+	}
+	return e.putQuorum(ctx, uploadKey(tenant, container, key, id), at.drives, rec, at.m.Policy.WriteQuorum())
 }
 
 // dropInProgress removes, from the set at, the records of upload id in
