@@ -530,9 +530,19 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 // PutPart is about to replace (and whose shard files it then deletes),
 // names data that an artifact record of key names: the upload was
 // completed by an engine that wrote no completion marker and crashed
-// before forgetting the upload.
+// before forgetting the upload. It observes the versions of the records
+// it reads, so the part's version is issued after theirs.
 func (e *Engine) checkReplaceable(ctx context.Context, tenant, container, key, pkey string, drives []driver.Driver, k int) error {
 	olds, _ := e.readRecordsK(ctx, drives, pkey, k)
+	for _, r := range olds {
+		if r != nil {
+			// The part put next is newer than the one it replaces, even
+			// if that was stamped by a clock ahead of ours (or is a
+			// move's copy keeping its source's version): the
+			// reconcile orders parts by version (review 22 F1).
+			e.observe(r.Version)
+		}
+	}
 	if !slices.ContainsFunc(olds, func(r *record) bool { return r != nil }) {
 		return nil
 	}

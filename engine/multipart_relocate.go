@@ -374,7 +374,11 @@ func (e *Engine) writeMovedUpload(ctx context.Context, hold *uploadHold, tenant,
 		if err != nil {
 			return fail(fmt.Errorf("engine: move upload: %w", err))
 		}
-		rec.Version, _ = e.newVersion()
+		// The copy keeps its source's version: a version of a part is
+		// issued only by the PutPart that made it, so the reconcile's
+		// "newest" never prefers a copy for the mover's clock (review 22
+		// F1), and a later PutPart of n observes it (checkReplaceable).
+		rec.Version = p.Version
 		rec.Size, rec.ETag, rec.Modified, rec.Metadata, rec.Parts = p.Size, p.ETag, p.Modified, p.Metadata, copied
 		pkey := partKey(tenant, container, partsID(id, &moved), n)
 		err = hold.check()
