@@ -106,6 +106,13 @@ func (e *Engine) MoveUploads(ctx context.Context) (UploadMoveStats, error) {
 	type upload struct{ tenant, container, key, id string }
 	var ups, ended []upload
 	seen, endedSeen := map[string]bool{}, map[string]bool{}
+	type movedRec struct {
+		upload
+		m   *placement.Map
+		rec *record
+	}
+	var weak []movedRec
+	weakSeen := map[string]bool{}
 	var errs []error
 	for _, id := range olderDrives(older) {
 		d, err := e.cfg.Topology.Drive(id)
@@ -127,6 +134,13 @@ func (e *Engine) MoveUploads(ctx context.Context) (UploadMoveStats, error) {
 				m := e.layoutMap(cur, e.layoutOf(tenant, container))
 				pg := m.PGOf(tenant, container, key)
 				if j := slices.Index(m.Set(pg), id); j >= 0 && placedIn(r, m, pg, j) {
+					// A move's record on a drive both sets share: the
+					// move may have failed short of the write quorum,
+					// the older set's records gone (review 22 F4).
+					if r.Metadata[partsGenKey] == strconv.FormatUint(uint64(m.Epoch), 10) && !weakSeen[raw.Key] {
+						weakSeen[raw.Key] = true
+						weak = append(weak, movedRec{upload{tenant, container, key, uploadID}, m, r})
+					}
 					return
 				}
 				seen[raw.Key] = true
@@ -147,6 +161,11 @@ func (e *Engine) MoveUploads(ctx context.Context) (UploadMoveStats, error) {
 		}
 		if _, _, err := e.findUpload(ctx, u.tenant, u.container, u.key, u.id); errors.Is(err, errMoveUndecided) {
 			ups = append(ups, u)
+		}
+	}
+	for _, w := range weak {
+		if !seen[uploadKey(w.tenant, w.container, w.key, w.id)] && e.belowWriteQuorum(ctx, w.tenant, w.container, w.key, w.id, w.rec, w.m) {
+			ups = append(ups, w.upload)
 		}
 	}
 	st.Uploads = len(ups)
@@ -276,7 +295,18 @@ func (e *Engine) moveUpload(ctx context.Context, tenant, container, key, id stri
 	switch {
 	case at.same(uploadAt{m: cur, pg: pg}):
 		// Moved before (and maybe completed since): a crash or a drive
-		// away may have left older sets' records.
+		// away may have left older sets' records. A move whose record
+		// write failed may have left it on fewer than the write quorum
+		// (review 22 F4): written again there before anything older
+		// is dropped.
+		if e.belowWriteQuorum(ctx, tenant, container, key, id, up, cur) {
+			// Reconciled as undecided: an older set may hold parts
+			// acknowledged while the record's holders were away.
+			if st, err = e.reconcileUpload(ctx, hold, tenant, container, key, id, cur, pg); err != nil {
+				return st, copyError{err}
+			}
+			return st, nil
+		}
 	case isMarker(up):
 		return st, nil // completed where it was: the marker stays with its parts
 	case at.m.Epoch < cur.Epoch && at.moved(cur, up):
@@ -292,6 +322,20 @@ func (e *Engine) moveUpload(ctx context.Context, tenant, container, key, id stri
 		return st, err
 	}
 	return st, e.dropUploadElsewhere(ctx, tenant, container, key, id, cur, pg, partsID(id, up), true)
+}
+
+// belowWriteQuorum reports whether fewer than the write quorum of key's
+// set in cur hold upload id's record up, which that set serves (reading
+// every drive; one that does not answer counts as not holding it).
+func (e *Engine) belowWriteQuorum(ctx context.Context, tenant, container, key, id string, up *record, cur *placement.Map) bool {
+	drives, _ := e.pgDrives(cur, cur.PGOf(tenant, container, key))
+	held := 0
+	for _, r := range readRaws(ctx, drives, uploadKey(tenant, container, key, id)) {
+		if r.found && r.raw.Version == up.Version {
+			held++
+		}
+	}
+	return held < cur.Policy.WriteQuorum()
 }
 
 // copyUpload is steps 1 and 2 of moveUpload: it writes the parts (copied)
