@@ -262,6 +262,14 @@ func (e *Engine) findUpload(ctx context.Context, tenant, container, key, id stri
 	}
 	for i, m := range maps {
 		rec, at, held, err := read(m)
+		if need := noneQuorum(m); err == nil && rec == nil && i < len(maps)-1 && need > m.Policy.ReadQuorum() {
+			// Nothing here, from the read quorum: a failed move's
+			// record on a read quorum (below the write quorum) may be
+			// on the drives that did not answer, and a later set must
+			// not serve the upload then (review 22 F2). Enough drives
+			// that any read quorum meets one of them.
+			rec, at, held, err = e.readUploadIn(ctx, maps, m, tenant, container, key, id, need)
+		}
 		if err != nil {
 			return nil, uploadAt{}, err
 		}
@@ -289,6 +297,14 @@ func madeInOther(r *record, m *placement.Map, maps []*placement.Map) bool {
 	epoch, err := strconv.ParseUint(r.Metadata[uploadEpochKey], 10, 64)
 	return err == nil && placement.Epoch(epoch) != m.Epoch &&
 		slices.ContainsFunc(maps, func(o *placement.Map) bool { return o.Epoch == placement.Epoch(epoch) })
+}
+
+// noneQuorum is how many drives of a set of m must answer that they hold
+// no record of an upload for findUpload to pass over the set: enough
+// that a record on a read quorum of the set is seen.
+func noneQuorum(m *placement.Map) int {
+	k := m.Policy.ReadQuorum()
+	return max(k, m.Policy.Data+m.Policy.Parity-k+1)
 }
 
 // errMoveUndecided is findUpload's error when an upload's records in two
