@@ -325,13 +325,16 @@ func (e *Engine) moveUpload(ctx context.Context, tenant, container, key, id stri
 }
 
 // belowWriteQuorum reports whether fewer than the write quorum of key's
-// set in cur hold upload id's record up, which that set serves (reading
-// every drive; one that does not answer counts as not holding it).
+// set in cur hold upload id's record up, which that set serves, reading
+// every drive. A drive that does not answer may hold it: the record is
+// below the write quorum only if it is so counting those drives too (a
+// reconcile, which needs every drive, could not run anyway, and a failed
+// one would count the container unsettled).
 func (e *Engine) belowWriteQuorum(ctx context.Context, tenant, container, key, id string, up *record, cur *placement.Map) bool {
 	drives, _ := e.pgDrives(cur, cur.PGOf(tenant, container, key))
 	held := 0
-	for _, r := range readRaws(ctx, drives, uploadKey(tenant, container, key, id)) {
-		if r.found && r.raw.Version == up.Version {
+	for j, r := range readRaws(ctx, drives, uploadKey(tenant, container, key, id)) {
+		if drives[j] != nil && !r.ok || r.found && r.raw.Version == up.Version {
 			held++
 		}
 	}
