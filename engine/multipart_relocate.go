@@ -59,6 +59,17 @@ import (
 // reads it again and puts back the record it replaced (undoLostMove),
 // which on a drive both sets share is the older set's, and the copied
 // parts stay unless every drive says it holds no moved record.
+//
+// A moved record on a read quorum but fewer than the write quorum (a
+// failed move, or a lost reply kept) is served, but findUpload passes
+// over a set only when enough of its drives answer that such a record is
+// seen (noneQuorum), and the next pass reconciles it (belowWriteQuorum;
+// MoveUploads also looks for one on a drive both sets share). A copy of
+// a part keeps the part's version, and a PutPart observes the version of
+// the part it replaces, so the reconcile's "newest part" is the one put
+// last, whatever the nodes' clocks say. A weak marker whose completion
+// happened (its artifact record) stands and is written again to a write
+// quorum, as is a weak tombstone (review 22).
 
 // UploadMoveStats counts what MoveUploads did.
 type UploadMoveStats struct {
@@ -527,17 +538,22 @@ func (e *Engine) undoLostMove(ctx context.Context, drives []driver.Driver, ikey 
 
 // reconcileUpload settles an upload whose records findUpload found
 // undecided (errMoveUndecided): a move's record held by fewer than a read
-// quorum of a set, and another set serving the upload. It reads the
+// quorum of a set, and another set serving the upload; or one that
+// moveUpload found on fewer than the write quorum. It reads the
 // upload's record from every drive of every set (and fails if one does
 // not answer: a drive away may hold either generation), then keeps what
 // was acknowledged:
 //
 //   - a tombstone in any set: the upload was aborted (an abort that
 //     failed may be done, one acknowledged must stay); every set still
-//     holding it in progress or completing is aborted too;
-//   - else a completion marker a read quorum holds (or the only state
-//     besides tombstones): the upload was completed there, and the
-//     records in progress elsewhere, with their parts, are removed;
+//     holding it in progress or completing is aborted too. Weak
+//     tombstones are written again to a write quorum, and a set
+//     holding a marker is aborted only if its completion is pending;
+//   - else a completion marker a read quorum holds, or the only state
+//     besides tombstones, or one below the read quorum whose completion
+//     happened (its artifact record; the marker is then written again to
+//     a write quorum): the upload was completed there, and the records
+//     in progress elsewhere, with their parts, are removed;
 //   - else the upload is in progress: the newest record of each part
 //     number across every set's generation is kept, written into pg's
 //     set of cur with the upload's record (to a write quorum), and the
