@@ -635,8 +635,16 @@ func (e *Engine) reconcileUpload(ctx context.Context, hold *uploadHold, tenant, 
 					return st, fmt.Errorf("engine: reconcile upload %s: map epoch %d: %w", id, h.at.m.Epoch, err)
 				}
 				if c != completionPending {
+					// Its artifact is visible: the completion stands
+					// where it is, its marker to a write quorum so that
+					// findUpload serves it.
 					e.log.Warn("reconcile upload: a completion that happened in one set, an abort in another: the completion kept",
 						"tenant", tenant, "container", container, "upload", id, "epoch", h.at.m.Epoch)
+					if !h.strong {
+						if err := e.rewriteWeak(ctx, hold, tenant, container, key, id, h.rec, h.at); err != nil {
+							return st, fmt.Errorf("engine: reconcile upload %s: marker in map epoch %d: %w", id, h.at.m.Epoch, err)
+						}
+					}
 					continue
 				}
 			}
