@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -98,5 +99,29 @@ func TestReview22bGoneMarkerUncoversRemains(t *testing.T) {
 	}
 	if again, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part1}, nil); err == nil {
 		t.Errorf("CompleteUpload retried: %+v; want ErrNoSuchUpload, not the deleted object made again", again)
+	}
+}
+
+// TestReview22bOlderUploadTwoCurrentAway (review 22b F3, availability):
+// an upload still in the older set (1+1) after a map change, with two of
+// the current 2+2 set's drives away (its parity; k = 2 answer "nothing").
+// Main and round 1 serve the upload from the older set; noneQuorum (3 of
+// 4) now answers 503 for every request on it until a drive returns.
+func TestReview22bOlderUploadTwoCurrentAway(t *testing.T) {
+	r := newMigRig(t)
+	ctx := t.Context()
+	const key = "mp/older-two-away"
+	old, cur := r.olderAndCurrent(t)
+	id, _ := olderUpload(t, r, old, cur, key, randBytes(2303, 1000))
+	curSet := cur.Set(cur.PGOf("t", "c", key))
+	oldSet := old.Set(old.PGOf("t", "c", key))
+	t.Logf("old set %v, current set %v", oldSet, curSet)
+	for _, did := range curSet[2:] {
+		if !slices.Contains(oldSet, did) {
+			r.topo.drives[did].SetOffline(true)
+		}
+	}
+	if parts, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10); err != nil {
+		t.Errorf("ListParts with %v away: %d parts, %v; want the older set's parts", curSet[2:], len(parts), err)
 	}
 }
