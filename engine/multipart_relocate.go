@@ -604,7 +604,20 @@ func (e *Engine) reconcileUpload(ctx context.Context, hold *uploadHold, tenant, 
 			return st, fmt.Errorf("engine: reconcile upload %s: %w", id, err)
 		}
 		if c == completionPending {
-			completed = nil // a completion that failed: replaced by the move's record
+			// No artifact record: a Complete that failed, or one that
+			// happened and whose artifact was deleted since (deleting
+			// its parts' data) and the tombstone purged (review 22b
+			// F1). The parts tell them apart, as for Complete and
+			// revert: the upload is over in the second case.
+			lost, err := e.partsLost(ctx, tenant, container, key, completed.rec, e.markerSet(tenant, container, key, completed.at, completed.rec))
+			if err != nil {
+				return st, fmt.Errorf("engine: reconcile upload %s: %w", id, err)
+			}
+			if lost {
+				aborted = true
+			} else {
+				completed = nil // a completion that failed: replaced by the move's record
+			}
 		} else if err := e.rewriteWeak(ctx, hold, tenant, container, key, id, completed.rec, completed.at); err != nil {
 			return st, fmt.Errorf("engine: reconcile upload %s: marker: %w", id, err)
 		}
