@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -217,6 +216,7 @@ type uploadAt struct {
 	m      *placement.Map // that map: the current one, or an older one (MapHistory)
 	pg     uint32
 	drives []driver.Driver // pg's set in m
+	recs   []*record       // the upload's records placed there, as read (nil where none)
 }
 
 // same reports whether at and o are the same set of the same map.
@@ -239,64 +239,130 @@ func (at uploadAt) moved(cur *placement.Map, up *record) bool {
 // a record of it placed there, the current map's first, then the
 // container's other layouts' (otherLayouts), then the older maps'
 // (MapHistory). An upload keeps its placement until it is completed
-// or aborted, and Residue keeps its map in the history until then. A set
-// that does not answer with a read quorum is passed over; ErrReadQuorum
-// if no set holds the upload and one did not answer, else
-// ErrNoSuchUpload.
+// or aborted, and Residue keeps its map in the history until then.
+//
+// A set serves the upload only if every set before it answered with its
+// read quorum and holds nothing of it: a set that did not answer may hold
+// the upload moved there (MoveUploads), and the older set's records the
+// remains of that move (ErrReadQuorum). A set whose newest record of the
+// upload fewer than its read quorum hold, where a later set serves the
+// upload too (in progress, completed or aborted) or does not answer, is
+// the remains of a failed move, or of a successful one that drives lost
+// since: findUpload chooses neither (errMoveUndecided) and the next
+// moveUpload reconciles them (reconcileUpload).
 func (e *Engine) findUpload(ctx context.Context, tenant, container, key, id string) (*record, uploadAt, error) {
 	cur := e.mapFor(tenant, container)
-	ukey := uploadKey(tenant, container, key, id)
 	// The container's other layouts too: an upload created just before
 	// its storage policy changed lives in the layout it started with
 	// (probe F1 of session 10: it answered NoSuchUpload and, listed but
 	// impossible to abort, refused every later set-policy).
-	maps := append(append([]*placement.Map{cur}, e.otherLayouts(cur)...), e.olderMaps(cur)...)
-	read := func(m *placement.Map) (*record, uploadAt, error) {
-		pg := m.PGOf(tenant, container, key)
-		drives, _ := e.pgDrives(m, pg)
-		k := m.Policy.ReadQuorum()
-		recs, answered := e.readRecordsK(ctx, drives, ukey, k)
-		if answered < k {
-			return nil, uploadAt{}, fmt.Errorf("%w: upload: map epoch %d pg %d: %d of %d drives answered, need %d", ErrReadQuorum, m.Epoch, pg, answered, len(drives), k)
-		}
-		for j, r := range recs {
-			if r != nil && !placedIn(r, m, pg, j) {
-				recs[j] = nil // another map's placement of a drive in both sets
-			}
-		}
-		return chooseVersion(recs, k), uploadAt{m: m, pg: pg, drives: drives}, nil
+	maps := e.uploadMaps(cur)
+	read := func(m *placement.Map) (*record, uploadAt, int, error) {
+		return e.readUploadIn(ctx, maps, m, tenant, container, key, id, m.Policy.ReadQuorum())
 	}
-	var unread error
-	for _, m := range maps {
-		rec, at, err := read(m)
+	for i, m := range maps {
+		rec, at, held, err := read(m)
+		if need := noneQuorum(m); err == nil && rec == nil && i < len(maps)-1 && need > m.Policy.ReadQuorum() {
+			// Nothing here, from the read quorum: a failed move's
+			// record on a read quorum (below the write quorum) may be
+			// on the drives that did not answer, and a later set must
+			// not serve the upload then (review 22 F2). Enough drives
+			// that any read quorum meets one of them.
+			rec, at, held, err = e.readUploadIn(ctx, maps, m, tenant, container, key, id, need)
+		}
 		if err != nil {
-			unread = cmp.Or(unread, err)
-			continue
+			return nil, uploadAt{}, err
 		}
 		if rec == nil {
 			continue
 		}
-		if rec.Deleted {
-			return nil, uploadAt{}, ErrNoSuchUpload
-		}
-		// A drive whose slot a map change kept holds the record placed
-		// for both maps: the record says which one it was made in.
-		if epoch, err := strconv.ParseUint(rec.Metadata[uploadEpochKey], 10, 64); err == nil && placement.Epoch(epoch) != m.Epoch {
-			for _, o := range maps {
-				if o.Epoch != placement.Epoch(epoch) {
-					continue
-				}
-				if orec, oat, err := read(o); err == nil && orec != nil && !orec.Deleted {
-					return orec, oat, nil
+		if held < m.Policy.ReadQuorum() {
+			for _, o := range maps[i+1:] {
+				if orec, _, _, err := read(o); err != nil || orec != nil {
+					return nil, uploadAt{}, fmt.Errorf("%w: map epoch %d pg %d holds %d of %d", errMoveUndecided, m.Epoch, at.pg, held, len(at.drives))
 				}
 			}
 		}
+		if rec.Deleted {
+			return nil, uploadAt{}, ErrNoSuchUpload
+		}
 		return rec, at, nil
 	}
-	if unread != nil {
-		return nil, uploadAt{}, unread
-	}
 	return nil, uploadAt{}, ErrNoSuchUpload
+}
+
+// madeInOther reports whether upload record r names (uploadEpochKey) a
+// map of maps other than m.
+func madeInOther(r *record, m *placement.Map, maps []*placement.Map) bool {
+	epoch, err := strconv.ParseUint(r.Metadata[uploadEpochKey], 10, 64)
+	return err == nil && placement.Epoch(epoch) != m.Epoch &&
+		slices.ContainsFunc(maps, func(o *placement.Map) bool { return o.Epoch == placement.Epoch(epoch) })
+}
+
+// noneQuorum is how many drives of a set of m must answer that they hold
+// no record of an upload for findUpload to pass over the set: enough
+// that a record on a read quorum of the set is seen.
+func noneQuorum(m *placement.Map) int {
+	k := m.Policy.ReadQuorum()
+	return max(k, m.Policy.Data+m.Policy.Parity-k+1)
+}
+
+// errMoveUndecided is findUpload's error when an upload's records in two
+// sets are those of a move that may have failed: retryable (ErrReadQuorum,
+// 503) until moveUpload reconciles them.
+var errMoveUndecided = fmt.Errorf("%w: upload: a set holds its moved record on fewer than its read quorum, another serves it", ErrReadQuorum)
+
+// uploadMaps returns the maps whose sets may hold an upload of a
+// container whose map is cur, in the order findUpload reads them: cur,
+// the container's other layouts, the older maps.
+func (e *Engine) uploadMaps(cur *placement.Map) []*placement.Map {
+	return append(append([]*placement.Map{cur}, e.otherLayouts(cur)...), e.olderMaps(cur)...)
+}
+
+// readUploadIn reads upload id's record from key's set in m, one of maps
+// (uploadMaps), waiting for need drives (above the set's size: every
+// drive): the newest record placed there (chooseVersion), where it is,
+// and how many drives hold that version. A drive whose slot a map change
+// kept holds a record placed for both maps: the record says which one it
+// was made in (uploadEpochKey), and it counts only there if that map is
+// one of maps. ErrReadQuorum if fewer than need (at most the set's size)
+// answered.
+func (e *Engine) readUploadIn(ctx context.Context, maps []*placement.Map, m *placement.Map, tenant, container, key, id string, need int) (*record, uploadAt, int, error) {
+	pg := m.PGOf(tenant, container, key)
+	drives, _ := e.pgDrives(m, pg)
+	recs, answered := e.readRecordsQuorum(ctx, drives, uploadKey(tenant, container, key, id), need)
+	n, want := 0, need
+	if need > len(drives) {
+		want = 0 // every drive the cluster has
+		for _, d := range drives {
+			if d != nil {
+				want++
+			}
+		}
+	}
+	for j, a := range answered {
+		if a {
+			n++
+		}
+		if recs[j] != nil && (!placedIn(recs[j], m, pg, j) || madeInOther(recs[j], m, maps)) {
+			recs[j] = nil // another map's placement of a drive in both sets
+		}
+	}
+	if n < want {
+		return nil, uploadAt{}, 0, fmt.Errorf("%w: upload: map epoch %d pg %d: %d of %d drives answered, need %d", ErrReadQuorum, m.Epoch, pg, n, len(drives), want)
+	}
+	at := uploadAt{m: m, pg: pg, drives: drives, recs: recs}
+	rec := chooseVersion(recs, m.Policy.ReadQuorum())
+	if rec == nil {
+		return nil, at, 0, nil
+	}
+	held := 0
+	for _, r := range recs {
+		if r != nil && r.Version == rec.Version {
+			held++
+		}
+	}
+	return rec, at, held, nil
 }
 
 // activeUpload is upload for operations on an upload in progress: a
@@ -480,9 +546,19 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 // PutPart is about to replace (and whose shard files it then deletes),
 // names data that an artifact record of key names: the upload was
 // completed by an engine that wrote no completion marker and crashed
-// before forgetting the upload.
+// before forgetting the upload. It observes the versions of the records
+// it reads, so the part's version is issued after theirs.
 func (e *Engine) checkReplaceable(ctx context.Context, tenant, container, key, pkey string, drives []driver.Driver, k int) error {
 	olds, _ := e.readRecordsK(ctx, drives, pkey, k)
+	for _, r := range olds {
+		if r != nil {
+			// The part put next is newer than the one it replaces, even
+			// if that was stamped by a clock ahead of ours (or is a
+			// move's copy keeping its source's version): the
+			// reconcile orders parts by version (review 22 F1).
+			e.observe(r.Version)
+		}
+	}
 	if !slices.ContainsFunc(olds, func(r *record) bool { return r != nil }) {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,11 +44,32 @@ import (
 // upload record names (garbage: the upload is still read from its older
 // set, and the next pass moves it again under the same generation,
 // replacing them and their copies). A crash after step 2 leaves older
-// records that the next pass's walk finds and removes. What is left
-// unsolved: writing the upload's record replaces the older one on the
-// drives both sets share, so a write that fails part way (not for a drive
-// away, which it never reached) can leave neither set with a read quorum
-// of it.
+// records that the next pass's walk finds and removes.
+//
+// A move whose record write fails part way (and whose rollback fails, or
+// a crash) leaves the moved record on too few drives of the current set
+// while the older set still serves the upload. findUpload then serves
+// neither (errMoveUndecided, 503): it cannot tell that from a move that
+// succeeded and whose holders lost the record since. The next pass finds
+// the upload (its older records; an older set's marker or tombstone is
+// probed with findUpload) and reconciles the two, reading every drive
+// (reconcileUpload): an abort or completion stays, else the newest of
+// each part across both generations moves. A drive that answered the
+// record write with an error may have taken it (a lost reply): the undo
+// reads it again and puts back the record it replaced (undoLostMove),
+// which on a drive both sets share is the older set's, and the copied
+// parts stay unless every drive says it holds no moved record.
+//
+// A moved record on a read quorum but fewer than the write quorum (a
+// failed move, or a lost reply kept) is served, but findUpload passes
+// over a set only when enough of its drives answer that such a record is
+// seen (noneQuorum), and the next pass reconciles it (belowWriteQuorum;
+// MoveUploads also looks for one on a drive both sets share). A copy of
+// a part keeps the part's version, and a PutPart observes the version of
+// the part it replaces, so the reconcile's "newest part" is the one put
+// last, whatever the nodes' clocks say. A weak marker whose completion
+// happened (its artifact record) stands and is written again to a write
+// quorum, as is a weak tombstone (review 22).
 
 // UploadMoveStats counts what MoveUploads did.
 type UploadMoveStats struct {
@@ -93,8 +115,15 @@ func (e *Engine) MoveUploads(ctx context.Context) (UploadMoveStats, error) {
 		return st, nil
 	}
 	type upload struct{ tenant, container, key, id string }
-	var ups []upload
-	seen := map[string]bool{}
+	var ups, ended []upload
+	seen, endedSeen := map[string]bool{}, map[string]bool{}
+	type movedRec struct {
+		upload
+		m   *placement.Map
+		rec *record
+	}
+	var weak []movedRec
+	weakSeen := map[string]bool{}
 	var errs []error
 	for _, id := range olderDrives(older) {
 		d, err := e.cfg.Topology.Drive(id)
@@ -103,12 +132,26 @@ func (e *Engine) MoveUploads(ctx context.Context) (UploadMoveStats, error) {
 		}
 		if err == nil {
 			err = e.listUploadRecords(ctx, d, func(raw driver.Record, r *record, tenant, container, key, uploadID string) {
-				if seen[raw.Key] || r.Deleted || isMarker(r) {
+				if seen[raw.Key] {
+					return
+				}
+				if r.Deleted || isMarker(r) {
+					if !endedSeen[raw.Key] {
+						endedSeen[raw.Key] = true
+						ended = append(ended, upload{tenant, container, key, uploadID})
+					}
 					return
 				}
 				m := e.layoutMap(cur, e.layoutOf(tenant, container))
 				pg := m.PGOf(tenant, container, key)
 				if j := slices.Index(m.Set(pg), id); j >= 0 && placedIn(r, m, pg, j) {
+					// A move's record on a drive both sets share: the
+					// move may have failed short of the write quorum,
+					// the older set's records gone (review 22 F4).
+					if r.Metadata[partsGenKey] == strconv.FormatUint(uint64(m.Epoch), 10) && !weakSeen[raw.Key] {
+						weakSeen[raw.Key] = true
+						weak = append(weak, movedRec{upload{tenant, container, key, uploadID}, m, r})
+					}
 					return
 				}
 				seen[raw.Key] = true
@@ -118,6 +161,22 @@ func (e *Engine) MoveUploads(ctx context.Context) (UploadMoveStats, error) {
 		if err != nil {
 			st.Unscanned = true
 			errs = append(errs, fmt.Errorf("drive %s: %w", id, err))
+		}
+	}
+	// An upload aborted or completed through an older set may have a
+	// failed move's record in a newer one, which findUpload does not
+	// choose against it (errMoveUndecided): moveUpload reconciles them.
+	for _, u := range ended {
+		if seen[uploadKey(u.tenant, u.container, u.key, u.id)] {
+			continue
+		}
+		if _, _, err := e.findUpload(ctx, u.tenant, u.container, u.key, u.id); errors.Is(err, errMoveUndecided) {
+			ups = append(ups, u)
+		}
+	}
+	for _, w := range weak {
+		if !seen[uploadKey(w.tenant, w.container, w.key, w.id)] && e.belowWriteQuorum(ctx, w.tenant, w.container, w.key, w.id, w.rec, w.m) {
+			ups = append(ups, w.upload)
 		}
 	}
 	st.Uploads = len(ups)
@@ -225,6 +284,15 @@ func (e *Engine) moveUpload(ctx context.Context, tenant, container, key, id stri
 	up, at, err := e.findUpload(ctx, tenant, container, key, id)
 	cur := e.mapFor(tenant, container)
 	pg := cur.PGOf(tenant, container, key)
+	if errors.Is(err, errMoveUndecided) {
+		if st, err = e.reconcileUpload(ctx, hold, tenant, container, key, id, cur, pg); err != nil {
+			return st, copyError{err}
+		}
+		return st, nil
+	}
+	if errors.Is(err, ErrReadQuorum) {
+		return st, copyError{err} // not readable now: tried again after a wait
+	}
 	if errors.Is(err, ErrNoSuchUpload) {
 		// Aborted, or gone with its map: older sets' live records of it
 		// are remains, which would list it again (their parts, under no
@@ -238,7 +306,18 @@ func (e *Engine) moveUpload(ctx context.Context, tenant, container, key, id stri
 	switch {
 	case at.same(uploadAt{m: cur, pg: pg}):
 		// Moved before (and maybe completed since): a crash or a drive
-		// away may have left older sets' records.
+		// away may have left older sets' records. A move whose record
+		// write failed may have left it on fewer than the write quorum
+		// (review 22 F4): written again there before anything older
+		// is dropped.
+		if e.belowWriteQuorum(ctx, tenant, container, key, id, up, cur) {
+			// Reconciled as undecided: an older set may hold parts
+			// acknowledged while the record's holders were away.
+			if st, err = e.reconcileUpload(ctx, hold, tenant, container, key, id, cur, pg); err != nil {
+				return st, copyError{err}
+			}
+			return st, nil
+		}
 	case isMarker(up):
 		return st, nil // completed where it was: the marker stays with its parts
 	case at.m.Epoch < cur.Epoch && at.moved(cur, up):
@@ -256,24 +335,65 @@ func (e *Engine) moveUpload(ctx context.Context, tenant, container, key, id stri
 	return st, e.dropUploadElsewhere(ctx, tenant, container, key, id, cur, pg, partsID(id, up), true)
 }
 
+// belowWriteQuorum reports whether fewer than the write quorum of key's
+// set in cur hold upload id's record up, which that set serves, reading
+// every drive. A drive that does not answer may hold it: the record is
+// below the write quorum only if it is so counting those drives too (a
+// reconcile, which needs every drive, could not run anyway, and a failed
+// one would count the container unsettled).
+func (e *Engine) belowWriteQuorum(ctx context.Context, tenant, container, key, id string, up *record, cur *placement.Map) bool {
+	drives, _ := e.pgDrives(cur, cur.PGOf(tenant, container, key))
+	held := 0
+	for j, r := range readRaws(ctx, drives, uploadKey(tenant, container, key, id)) {
+		if drives[j] != nil && !r.ok || r.found && r.raw.Version == up.Version {
+			held++
+		}
+	}
+	return held < cur.Policy.WriteQuorum()
+}
+
 // copyUpload is steps 1 and 2 of moveUpload: it writes the parts (copied)
 // and the record of upload up, found in at, into pg's set drives of cur.
 func (e *Engine) copyUpload(ctx context.Context, hold *uploadHold, tenant, container, key, id string, up *record, at uploadAt, cur *placement.Map, pg uint32, drives []driver.Driver) (UploadMoveStats, *record, error) {
-	var st UploadMoveStats
-	_, parts, err := e.allParts(ctx, tenant, container, partsID(id, up), at.drives, up.Data)
+	_, recs, err := e.allParts(ctx, tenant, container, partsID(id, up), at.drives, up.Data)
 	if err != nil {
-		return st, nil, err
+		return UploadMoveStats{}, nil, err
 	}
+	parts := map[int]partFrom{}
+	for n, p := range recs {
+		parts[n] = partFrom{p, at}
+	}
+	return e.writeMovedUpload(ctx, hold, tenant, container, key, id, up, at, parts, cur, pg, drives)
+}
+
+// partFrom is a part record and the set it was read from.
+type partFrom struct {
+	rec *record
+	at  uploadAt
+}
+
+// writeMovedUpload writes upload up, found in at, into pg's set drives of cur:
+// each part of parts (copied, but those already in that set under the
+// moved record's keys), then the record. Under the current epoch's
+// generation of part keys (partsGenKey), a part written replaces the one
+// a move tried before wrote.
+func (e *Engine) writeMovedUpload(ctx context.Context, hold *uploadHold, tenant, container, key, id string, up *record, at uploadAt, parts map[int]partFrom, cur *placement.Map, pg uint32, drives []driver.Driver) (UploadMoveStats, *record, error) {
+	var st UploadMoveStats
+	home := uploadAt{m: cur, pg: pg, drives: drives}
 	moved := *up
-	moved.Data, moved.Parity, moved.PG = cur.Policy.Data, cur.Policy.Parity, pg
-	moved.Seed, moved.Width, moved.PGCount, moved.Layout, moved.Offset = 0, 0, 0, 0, 0
-	e.setStriping(&moved, cur, stripeWidth(cur))
+	gen := strconv.FormatUint(uint64(cur.Epoch), 10)
+	inPlace := at.same(home) && up.Metadata[partsGenKey] == gen
+	if !at.same(home) {
+		moved.Data, moved.Parity, moved.PG = cur.Policy.Data, cur.Policy.Parity, pg
+		moved.Seed, moved.Width, moved.PGCount, moved.Layout, moved.Offset = 0, 0, 0, 0, 0
+		e.setStriping(&moved, cur, stripeWidth(cur))
+	} // else a move's record there already: its parts are striped as it says
 	moved.Metadata = maps.Clone(up.Metadata)
 	if moved.Metadata == nil {
 		moved.Metadata = map[string]string{}
 	}
 	moved.Metadata[uploadEpochKey] = strconv.FormatUint(uint64(cur.Epoch), 10)
-	moved.Metadata[partsGenKey] = strconv.FormatUint(uint64(cur.Epoch), 10) // keys apart from the parts copied
+	moved.Metadata[partsGenKey] = gen // keys apart from the parts copied
 	as := artSet{m: cur, pg: pg, drives: drives, data: cur.Policy.Data, parity: cur.Policy.Parity}
 	wq := cur.Policy.WriteQuorum()
 	// The part records written, undone if the move fails: under their
@@ -294,7 +414,10 @@ func (e *Engine) copyUpload(ctx context.Context, hold *uploadHold, tenant, conta
 		return st, nil, err
 	}
 	for _, n := range slices.Sorted(maps.Keys(parts)) {
-		p := parts[n]
+		p, from := parts[n].rec, parts[n].at
+		if inPlace && from.same(home) {
+			continue // in place, under the keys of the moved record
+		}
 		if len(p.Parts) != 1 {
 			return fail(fmt.Errorf("engine: move upload: part %d has %d data parts", n, len(p.Parts)))
 		}
@@ -305,11 +428,15 @@ func (e *Engine) copyUpload(ctx context.Context, hold *uploadHold, tenant, conta
 		if moved.striped() {
 			rec.Offset = (n - 1) % moved.Width // where PutPart puts part n
 		}
-		copied, drop, err := e.copyParts(ctx, tenant, container, key, at, []*record{p}, []bool{true}, as, &rec)
+		copied, drop, err := e.copyParts(ctx, tenant, container, key, from, []*record{p}, []bool{true}, as, &rec)
 		if err != nil {
 			return fail(fmt.Errorf("engine: move upload: %w", err))
 		}
-		rec.Version, _ = e.newVersion()
+		// The copy keeps its source's version: a version of a part is
+		// issued only by the PutPart that made it, so the reconcile's
+		// "newest" never prefers a copy for the mover's clock (review 22
+		// F1), and a later PutPart of n observes it (checkReplaceable).
+		rec.Version = p.Version
 		rec.Size, rec.ETag, rec.Modified, rec.Metadata, rec.Parts = p.Size, p.ETag, p.Modified, p.Metadata, copied
 		pkey := partKey(tenant, container, partsID(id, &moved), n)
 		err = hold.check()
@@ -328,13 +455,310 @@ func (e *Engine) copyUpload(ctx context.Context, hold *uploadHold, tenant, conta
 	if err := hold.check(); err != nil {
 		return fail(err)
 	}
-	if err := e.recordWriteAt(uploadKey(tenant, container, key, id), tenant, container, key, drives, wq).write(ctx, &moved, nil, present(drives)); err != nil {
-		return fail(fmt.Errorf("engine: move upload: %w", err))
+	ukey := uploadKey(tenant, container, key, id)
+	before := readRaws(ctx, drives, ukey)
+	if err := e.recordWriteAt(ukey, tenant, container, key, drives, wq).write(ctx, &moved, nil, present(drives)); err != nil {
+		err = fmt.Errorf("engine: move upload: %w", err)
+		if !e.undoLostMove(ctx, drives, ukey, moved.Version, before) {
+			// A drive may hold the moved record: its parts stay, for
+			// the next pass to reconcile (reconcileUpload).
+			return st, nil, err
+		}
+		return fail(err)
 	}
 	st.Moved = 1
 	e.log.Info("moved a multipart upload into the current map", "tenant", tenant, "container", container,
 		"upload", id, "from_epoch", at.m.Epoch, "epoch", cur.Epoch, "parts", st.Parts, "bytes", st.Bytes)
 	return st, &moved, nil
+}
+
+// rawRead is one drive's record of a key read whole: found, or answered
+// that it holds none (ok), or neither.
+type rawRead struct {
+	raw       driver.Record
+	found, ok bool
+}
+
+// readRaws reads ikey's record from each drive, in parallel.
+func readRaws(ctx context.Context, drives []driver.Driver, ikey string) []rawRead {
+	reads := make([]rawRead, len(drives))
+	var wg sync.WaitGroup
+	for j, d := range drives {
+		if d == nil {
+			continue
+		}
+		wg.Go(func() {
+			raw, err := d.GetRecord(ctx, ikey)
+			if err == nil {
+				data, found, werr := wholeRecord(ctx, d, raw)
+				raw.Data, raw.Truncated, err = data, false, werr
+				if err == nil && !found {
+					err = driver.ErrNotFound
+				}
+			}
+			reads[j] = rawRead{raw: raw, found: err == nil, ok: err == nil || errors.Is(err, driver.ErrNotFound)}
+		})
+	}
+	wg.Wait()
+	return reads
+}
+
+// undoLostMove finishes the rollback of a move's upload record (version
+// v under ikey) whose write failed: a drive that answered an error may
+// have taken it (a lost reply), which the write's rollback passes over.
+// Each drive holding v loses it and gets back the record it held before
+// (before), which on a drive both sets share is the older set's record
+// of the upload. It reports whether every drive confirmed it holds no v.
+func (e *Engine) undoLostMove(ctx context.Context, drives []driver.Driver, ikey string, v driver.Version, before []rawRead) bool {
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	now := readRaws(ctx, drives, ikey)
+	confirmed := true
+	for j, r := range now {
+		switch {
+		case drives[j] == nil || r.ok && (!r.found || r.raw.Version != v):
+			continue
+		case !r.ok:
+			confirmed = false
+			continue
+		}
+		if err := drives[j].DeleteRecord(ctx, ikey, v); err != nil && !errors.Is(err, driver.ErrNotFound) {
+			e.log.Warn("move's upload record: rollback failed", "shard", j, "err", err)
+			confirmed = false
+			continue
+		}
+		if before[j].found {
+			if _, _, err := drives[j].PutRecord(ctx, before[j].raw); err != nil && !errors.Is(err, driver.ErrStale) {
+				e.log.Warn("move's upload record: the record it replaced not put back", "shard", j, "err", err)
+			}
+		}
+	}
+	return confirmed
+}
+
+// reconcileUpload settles an upload whose records findUpload found
+// undecided (errMoveUndecided): a move's record held by fewer than a read
+// quorum of a set, and another set serving the upload; or one that
+// moveUpload found on fewer than the write quorum. It reads the
+// upload's record from every drive of every set (and fails if one does
+// not answer: a drive away may hold either generation), then keeps what
+// was acknowledged:
+//
+//   - a tombstone in any set: the upload was aborted (an abort that
+//     failed may be done, one acknowledged must stay); every set still
+//     holding it in progress or completing is aborted too. Weak
+//     tombstones are written again to a write quorum, and a set
+//     holding a marker is aborted only if its completion is pending;
+//   - else a completion marker a read quorum holds, or the only state
+//     besides tombstones, or one below the read quorum whose completion
+//     happened (its artifact record; the marker is then written again to
+//     a write quorum): the upload was completed there, and the records
+//     in progress elsewhere, with their parts, are removed;
+//   - else the upload is in progress: the newest record of each part
+//     number across every set's generation is kept, written into pg's
+//     set of cur with the upload's record (to a write quorum), and the
+//     older sets' remains dropped (dropUploadElsewhere).
+//
+// A failed step leaves every record it did not replace: the next pass
+// finds the upload undecided again.
+func (e *Engine) reconcileUpload(ctx context.Context, hold *uploadHold, tenant, container, key, id string, cur *placement.Map, pg uint32) (UploadMoveStats, error) {
+	var st UploadMoveStats
+	type held struct {
+		rec    *record
+		at     uploadAt
+		strong bool // a read quorum of the set holds rec
+	}
+	var sets []held
+	var aborted bool
+	var completed, base *held // base: the newest record in progress
+	maps := e.uploadMaps(cur)
+	for _, m := range maps {
+		rec, at, n, err := e.readUploadIn(ctx, maps, m, tenant, container, key, id, math.MaxInt)
+		if err != nil {
+			return st, fmt.Errorf("engine: reconcile upload %s: %w", id, err)
+		}
+		if rec != nil {
+			sets = append(sets, held{rec, at, n >= m.Policy.ReadQuorum()})
+		}
+	}
+	for i := range sets {
+		h := &sets[i]
+		switch {
+		case h.rec.Deleted:
+			aborted = true
+		case isMarker(h.rec):
+			if completed == nil || h.strong && !completed.strong {
+				completed = h
+			}
+		case base == nil || h.rec.Version.Compare(base.rec.Version) > 0:
+			base = h
+		}
+	}
+	if completed != nil && !completed.strong && base != nil {
+		// A marker below the read quorum: a Complete that failed, or one
+		// acknowledged whose holders were lost since (review 22 F3). Its
+		// artifact record tells them apart: a completion that happened
+		// stands, and its marker goes back to a write quorum.
+		c, err := e.markerCompletion(ctx, tenant, container, key, completed.rec, completed.at)
+		if err != nil {
+			return st, fmt.Errorf("engine: reconcile upload %s: %w", id, err)
+		}
+		if c == completionPending {
+			// No artifact record: a Complete that failed, or one that
+			// happened and whose artifact was deleted since (deleting
+			// its parts' data) and the tombstone purged (review 22b
+			// F1). The parts tell them apart, as for Complete and
+			// revert: the upload is over in the second case.
+			lost, err := e.partsLost(ctx, tenant, container, key, completed.rec, e.markerSet(tenant, container, key, completed.at, completed.rec))
+			if err != nil {
+				return st, fmt.Errorf("engine: reconcile upload %s: %w", id, err)
+			}
+			if lost {
+				aborted = true
+			} else {
+				completed = nil // a completion that failed: replaced by the move's record
+			}
+		} else if err := e.rewriteWeak(ctx, hold, tenant, container, key, id, completed.rec, completed.at); err != nil {
+			return st, fmt.Errorf("engine: reconcile upload %s: marker: %w", id, err)
+		}
+	}
+	e.log.Info("reconciling an upload's records after a move that may have failed", "tenant", tenant,
+		"container", container, "upload", id, "sets", len(sets), "aborted", aborted, "completed", completed != nil)
+	switch {
+	case aborted:
+		for _, h := range sets {
+			if err := hold.check(); err != nil {
+				return st, err
+			}
+			if h.rec.Deleted {
+				// An acknowledged abort whose tombstone lost holders
+				// would answer 503 until the sweep (review 22 F5).
+				if !h.strong {
+					if err := e.rewriteWeak(ctx, hold, tenant, container, key, id, h.rec, h.at); err != nil {
+						return st, fmt.Errorf("engine: reconcile upload %s: tombstone in map epoch %d: %w", id, h.at.m.Epoch, err)
+					}
+				}
+				continue
+			}
+			if isMarker(h.rec) {
+				// abort would remove the artifact record of the marker's
+				// version: only a pending completion is aborted (F7).
+				c, err := e.markerCompletion(ctx, tenant, container, key, h.rec, h.at)
+				if err != nil {
+					return st, fmt.Errorf("engine: reconcile upload %s: map epoch %d: %w", id, h.at.m.Epoch, err)
+				}
+				if c != completionPending {
+					// Its artifact is visible: the completion stands
+					// where it is, its marker to a write quorum so that
+					// findUpload serves it.
+					e.log.Warn("reconcile upload: a completion that happened in one set, an abort in another: the completion kept",
+						"tenant", tenant, "container", container, "upload", id, "epoch", h.at.m.Epoch)
+					if !h.strong {
+						if err := e.rewriteWeak(ctx, hold, tenant, container, key, id, h.rec, h.at); err != nil {
+							return st, fmt.Errorf("engine: reconcile upload %s: marker in map epoch %d: %w", id, h.at.m.Epoch, err)
+						}
+					}
+					continue
+				}
+			}
+			if _, err := e.abort(ctx, tenant, container, key, id, h.rec, h.at); err != nil {
+				return st, fmt.Errorf("engine: reconcile upload %s: abort in map epoch %d: %w", id, h.at.m.Epoch, err)
+			}
+		}
+		return st, nil
+	case completed != nil:
+		for _, h := range sets {
+			if h.rec.Deleted || isMarker(h.rec) {
+				continue
+			}
+			if err := hold.check(); err != nil {
+				return st, err
+			}
+			if err := e.dropInProgress(ctx, tenant, container, key, id, h.rec, h.at); err != nil {
+				return st, fmt.Errorf("engine: reconcile upload %s: map epoch %d: %w", id, h.at.m.Epoch, err)
+			}
+		}
+		return st, nil
+	case base == nil:
+		return st, fmt.Errorf("engine: reconcile upload %s: %w", id, ErrNoSuchUpload)
+	}
+	// In progress: the newest of each part across the generations.
+	drives, _ := e.pgDrives(cur, pg)
+	parts := map[int]partFrom{}
+	for _, h := range sets {
+		if h.rec.Deleted || isMarker(h.rec) {
+			continue
+		}
+		_, recs, err := e.allParts(ctx, tenant, container, partsID(id, h.rec), h.at.drives, h.rec.Data)
+		if err != nil {
+			return st, fmt.Errorf("engine: reconcile upload %s: parts in map epoch %d: %w", id, h.at.m.Epoch, err)
+		}
+		for n, p := range recs {
+			if q, ok := parts[n]; !ok || p.Version.Compare(q.rec.Version) > 0 {
+				parts[n] = partFrom{p, h.at}
+			}
+		}
+	}
+	// A part written over one of the current set's under the same key
+	// (a copy a failed move left) collects the shard files it replaced.
+	st, moved, err := e.writeMovedUpload(ctx, hold, tenant, container, key, id, base.rec, base.at, parts, cur, pg, drives)
+	if err != nil {
+		return st, err
+	}
+	if err := hold.check(); err != nil {
+		return st, err
+	}
+	return st, e.dropUploadElsewhere(ctx, tenant, container, key, id, cur, pg, partsID(id, moved), true)
+}
+
+// markerCompletion is what the completion of marker mk, found in the set
+// at, came to (completionOf), reading the artifact's record from its set;
+// ErrReadQuorum if too few of that set's drives answer.
+func (e *Engine) markerCompletion(ctx context.Context, tenant, container, key string, mk *record, at uploadAt) (completion, error) {
+	as := e.markerSet(tenant, container, key, at, mk)
+	arecs, answered := e.readRecordsK(ctx, as.drives, indexPrefix(tenant, container)+key, as.data)
+	if answered < as.data {
+		return completionPending, fmt.Errorf("%w: completion: %d of %d drives answered", ErrReadQuorum, answered, len(as.drives))
+	}
+	return completionOf(mk, as, chooseVersion(arecs, as.data)), nil
+}
+
+// rewriteWeak writes upload id's record rec (a marker or a tombstone, as
+// read in the set at) again to a write quorum of that set: one held by
+// fewer drives after disks were replaced is not final for findUpload.
+// An equal version replaces what a drive holds, so a holder is unchanged.
+func (e *Engine) rewriteWeak(ctx context.Context, hold *uploadHold, tenant, container, key, id string, rec *record, at uploadAt) error {
+	if err := hold.check(); err != nil {
+		return err
+	}
+	return e.putQuorum(ctx, uploadKey(tenant, container, key, id), at.drives, rec, at.m.Policy.WriteQuorum())
+}
+
+// dropInProgress removes, from the set at, the records of upload id in
+// progress (up, and any other version a drive holds placed there) and the
+// part records and shard files of up's generation, sparing the data an
+// artifact record of key there names: the remains of a move of an upload
+// completed elsewhere.
+func (e *Engine) dropInProgress(ctx context.Context, tenant, container, key, id string, up *record, at uploadAt) error {
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	arecs, answered := e.readRecordsK(ctx, at.drives, indexPrefix(tenant, container)+key, up.Data)
+	if answered < up.Data {
+		return fmt.Errorf("%w: %d of %d drives answered", ErrReadQuorum, answered, len(at.drives))
+	}
+	if _, err := e.dropParts(ctx, tenant, container, key, partsID(id, up), at.drives, up.Data, partRefs(arecs)); err != nil {
+		return err
+	}
+	var errs []error
+	for j, r := range at.recs {
+		if r == nil || r.Deleted || isMarker(r) {
+			continue
+		}
+		if err := at.drives[j].DeleteRecord(ctx, uploadKey(tenant, container, key, id), r.Version); err != nil && !errors.Is(err, driver.ErrNotFound) && !errors.Is(err, driver.ErrStale) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // dropUploadElsewhere removes, from the drives of key's sets in the older

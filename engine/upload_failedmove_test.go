@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -20,15 +19,29 @@ import (
 // the writes of its moved record (one naming epoch) when failPut is set,
 // and every delete (a rollback's) when failDelete is set: a drive that
 // went away part way through a move's record write and its rollback.
+// With lostReply set, the moved record's write lands but the drive
+// answers an error (its reply lost), and with readsFailAfter set too,
+// reads of the upload's record fail from then on (failGet).
 type uploadRecordFault struct {
 	driver.Driver
-	ukey, epoch         string
-	failPut, failDelete atomic.Bool
+	ukey, epoch                                             string
+	failPut, failDelete, lostReply, readsFailAfter, failGet atomic.Bool
+}
+
+func (f *uploadRecordFault) GetRecord(ctx context.Context, key string) (driver.Record, error) {
+	if f.failGet.Load() && key == f.ukey {
+		return driver.Record{}, fmt.Errorf("test: get the upload record: %w", driver.ErrOffline)
+	}
+	return f.Driver.GetRecord(ctx, key)
 }
 
 func (f *uploadRecordFault) PutRecord(ctx context.Context, r driver.Record) (driver.Record, bool, error) {
-	if f.failPut.Load() && r.Key == f.ukey {
+	if (f.failPut.Load() || f.lostReply.Load()) && r.Key == f.ukey {
 		if rec, err := unmarshalRecord(r.Data); err == nil && rec.Metadata[uploadEpochKey] == f.epoch {
+			if f.lostReply.Load() {
+				f.Driver.PutRecord(ctx, r)
+				f.failGet.Store(f.readsFailAfter.Load())
+			}
 			return driver.Record{}, false, fmt.Errorf("test: put the moved upload record: %w", driver.ErrOffline)
 		}
 	}
@@ -91,13 +104,13 @@ func oneCurrentOnly(oldSet []placement.DriveID, x *placement.DriveID) func(place
 // That drive is away (within parity) when part 2 is put, so the part
 // goes to the older set and is acknowledged. With every drive back, the
 // upload must show both parts (the moved record on one drive is the
-// remains of a failed move: the older set's upload wins), the next pass
-// must move it again with part 2, and Complete must assemble both.
+// remains of a failed move), requests on it are refused (ErrReadQuorum:
+// neither set is chosen), the next pass must move it again with part 2,
+// and Complete must assemble both.
 // Before the fix the current set served the stale moved record (part 2
 // hidden, part 1 too: the failed move deleted its copies), and the next
 // pass rolled it forward and deleted the older set's parts.
 func TestFailedMoveOlderSetWins(t *testing.T) {
-	knownOpen(t, "review 21 F1-A")
 	r := newMigRig(t)
 	ctx := t.Context()
 	old := r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1)
@@ -119,7 +132,9 @@ func TestFailedMoveOlderSetWins(t *testing.T) {
 			t.Errorf("ListParts %s: parts %v, %v; want %v", what, got, err, want)
 		}
 	}
-	listed("after the failed move", 1)
+	// Neither set is chosen while the current one holds the moved record
+	// on fewer than its read quorum: retryable, until a pass reconciles.
+	undecided(t, r, key, id, "after the failed move")
 
 	r.topo.drives[x].SetOffline(true)
 	pi2, err := r.e.PutPart(ctx, "t", "c", key, id, 2, bytes.NewReader(data2), PutOptions{Size: int64(len(data2))})
@@ -128,13 +143,15 @@ func TestFailedMoveOlderSetWins(t *testing.T) {
 		t.Fatalf("PutPart 2 with %s (holding the failed move's record) away: %v", x, err)
 	}
 	part2 := CompletePart{Number: 2, ETag: pi2.ETag}
-	listed("with every drive back", 1, 2)
+	undecided(t, r, key, id, "with every drive back")
 	if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 1 || ups[0].ID != id {
 		t.Errorf("ListUploads with every drive back: %+v, %v; want upload %s", ups, err, id)
 	}
+	// Part 1's copy, which the failed move kept (its undo could not take
+	// the record back on x), is in place; part 2 is copied.
 	st, err := r.e.MoveUploads(ctx)
-	if err != nil || st.Moved != 1 || st.Parts != 2 {
-		t.Errorf("next MoveUploads = %+v, %v; want the upload moved again with its 2 parts", st, err)
+	if err != nil || st.Moved != 1 || st.Parts != 1 {
+		t.Errorf("next MoveUploads = %+v, %v; want the upload moved again, part 2 copied", st, err)
 	}
 	listed("after the next move pass", 1, 2)
 	if n, err := r.e.Residue(ctx, old); err != nil || n != 0 {
@@ -146,15 +163,17 @@ func TestFailedMoveOlderSetWins(t *testing.T) {
 	if got, err := read(ctx, r.e, key, 0, -1); err != nil || !bytes.Equal(got, append(slices.Clone(data1), data2...)) {
 		t.Fatalf("read after Complete: %d bytes, %v; want the %d bytes put", len(got), err, len(data1)+len(data2))
 	}
+	probeShardFiles(t, r, 2*cur.Policy.SetSize()) // nothing of the older set's parts or the failed move's copies left
 }
 
 // TestFailedMoveAbortThroughOlderSetStays (review 21 F2): the moved
 // record of a failed move stays on one drive of the current set only.
 // That drive is away when the client aborts, so the abort goes through
-// the older set. Once the drive is back the upload must stay aborted:
-// not listed, no parts, not completable, across move passes.
+// the older set. Once the drive is back, requests on the upload are
+// refused (ErrReadQuorum) until a move pass reconciles the two sets; then
+// the upload must stay aborted: not listed, no parts, not completable,
+// across move passes.
 func TestFailedMoveAbortThroughOlderSetStays(t *testing.T) {
-	knownOpen(t, "review 21 F2")
 	r := newMigRig(t)
 	ctx := t.Context()
 	old := r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1)
@@ -169,6 +188,10 @@ func TestFailedMoveAbortThroughOlderSetStays(t *testing.T) {
 	r.topo.drives[x].SetOffline(false)
 	if err != nil {
 		t.Fatalf("AbortUpload with %s away: %v", x, err)
+	}
+	undecided(t, r, key, id, "after the abort, before a move pass")
+	if st, err := r.e.MoveUploads(ctx); err != nil || st.Moved != 0 {
+		t.Errorf("MoveUploads after the abort = %+v, %v; want the failed move's record aborted, nothing moved", st, err)
 	}
 	for pass := range 2 {
 		if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 0 {
@@ -212,10 +235,10 @@ func TestFailedMoveAbortThroughOlderSetStays(t *testing.T) {
 // cannot tell a failed move from one that reached its write quorum on
 // the two away: the upload is served by neither set, and a part put then
 // is refused (503), not acknowledged into a set the next pass discards.
-// With every drive back, the older set's upload wins, and it moves and
-// completes whole.
+// With every drive back it is still refused (the rule does not depend on
+// how many drives answer), until the next move pass moves it again whole;
+// then it takes parts and completes.
 func TestFailedMoveUndecidedRefuses(t *testing.T) {
-	knownOpen(t, "review 21, UPFIX21")
 	r := newMigRig(t)
 	ctx := t.Context()
 	old := r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1)
@@ -246,12 +269,13 @@ func TestFailedMoveUndecidedRefuses(t *testing.T) {
 	if !errors.Is(lerr, ErrReadQuorum) || !errors.Is(perr, ErrReadQuorum) {
 		t.Errorf("with %v (holding the failed move's record) answering and %v away: ListParts %v, PutPart %v; want ErrReadQuorum", took, others, lerr, perr)
 	}
+	undecided(t, r, key, id, "with every drive back")
+	if st, err := r.e.MoveUploads(ctx); err != nil || st.Moved != 1 {
+		t.Errorf("next MoveUploads = %+v, %v; want the upload moved again", st, err)
+	}
 	pi2, err := r.e.PutPart(ctx, "t", "c", key, id, 2, bytes.NewReader(data2), PutOptions{Size: int64(len(data2))})
 	if err != nil {
-		t.Fatalf("PutPart 2 with every drive back: %v", err)
-	}
-	if st, err := r.e.MoveUploads(ctx); err != nil || st.Moved != 1 || st.Parts != 2 {
-		t.Errorf("next MoveUploads = %+v, %v; want the upload moved again with its 2 parts", st, err)
+		t.Fatalf("PutPart 2 after the move pass: %v", err)
 	}
 	if _, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part1, {Number: 2, ETag: pi2.ETag}}, nil); err != nil {
 		t.Fatalf("CompleteUpload: %v", err)
@@ -264,13 +288,13 @@ func TestFailedMoveUndecidedRefuses(t *testing.T) {
 // TestFailedMoveCompleteThroughOlderSetStays: the moved record of a
 // failed move stays on one drive of the current set only, which is away
 // when the client completes the upload: the completion goes through the
-// older set (its marker there). Once the drive is back, the completed
-// upload wins over the failed move's record: a retried Complete answers
+// older set (its marker there). Once the drive is back, requests on the
+// upload are refused (ErrReadQuorum) until a move pass reconciles; then
+// the completed upload wins over the failed move's record: a retried Complete answers
 // the artifact, the upload is not listed and takes no parts; and once
 // the sweep removes the marker past the retention, the failed move's
 // record goes with it, so the upload does not come back in progress.
 func TestFailedMoveCompleteThroughOlderSetStays(t *testing.T) {
-	knownOpen(t, "review 21, UPFIX21")
 	r := newMigRig(t)
 	ctx := t.Context()
 	old := r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1)
@@ -301,7 +325,11 @@ func TestFailedMoveCompleteThroughOlderSetStays(t *testing.T) {
 			t.Errorf("read %s: %d bytes, %v; want the %d bytes completed", what, len(got), err, len(data))
 		}
 	}
-	gone("with every drive back")
+	undecided(t, r, key, id, "with every drive back")
+	if st, err := r.e.MoveUploads(ctx); err != nil || st.Moved != 0 {
+		t.Errorf("MoveUploads with every drive back = %+v, %v; want the failed move's record dropped, nothing moved", st, err)
+	}
+	gone("after the move pass reconciled")
 	if again, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part}, nil); err != nil || again.ETag != info.ETag {
 		t.Errorf("CompleteUpload retried: %+v, %v; want ETag %s", again, err, info.ETag)
 	}
@@ -320,15 +348,91 @@ func TestFailedMoveCompleteThroughOlderSetStays(t *testing.T) {
 	gone("after the sweep removed the marker")
 }
 
-// knownOpen skips a test of an open defect of issue 14 (it fails on this
-// code) unless VAULT_KNOWN=1: kept so that a fix can be checked against
-// it. A fix tried in session 21 (findUpload letting an older set win over
-// a moved record held by too few drives) made these pass but took
-// successful moves for failed ones (TestSuccessfulMoveNotTakenForFailed
-// and the tests after it) and was not merged.
-func knownOpen(t *testing.T, what string) {
+// undecided checks that, while a failed move's record and an older set's
+// upload are both there, ListParts, PutPart and CompleteUpload of the
+// upload answer ErrReadQuorum (retryable) and choose neither.
+func undecided(t *testing.T, r *migRig, key, id, what string) {
 	t.Helper()
-	if os.Getenv("VAULT_KNOWN") != "1" {
-		t.Skipf("open defect (%s): fails on this code; VAULT_KNOWN=1 runs it", what)
+	ctx := t.Context()
+	if parts, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10); !errors.Is(err, ErrReadQuorum) {
+		t.Errorf("ListParts %s: %d parts, %v; want ErrReadQuorum", what, len(parts), err)
+	}
+	data := randBytes(49, 1000)
+	if _, err := r.e.PutPart(ctx, "t", "c", key, id, 3, bytes.NewReader(data), PutOptions{Size: int64(len(data))}); !errors.Is(err, ErrReadQuorum) {
+		t.Errorf("PutPart %s: %v; want ErrReadQuorum", what, err)
+	}
+	if _, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{{Number: 3, ETag: "x"}}, nil); !errors.Is(err, ErrReadQuorum) {
+		t.Errorf("CompleteUpload %s: %v; want ErrReadQuorum", what, err)
+	}
+}
+
+// TestFailedMoveLostReplyOnSharedDrives (F4, the shared-drive case): the
+// current set (2+2 on d00..d03) holds the older set's drives (1+1 on d00,
+// d01). The move's record lands on those two but their replies are lost
+// (errors), and the other two refuse it: the write fails with nothing to
+// roll back by its own count, yet the moved record replaced the older
+// set's on both of its drives, where the older set holds nothing any more
+// and the current set holds the moved record on its read quorum, without
+// parts (the failed move removed its copies): part 1 would be hidden, and
+// no pass would look at it again. The move's undo must read those drives
+// again, take the moved record back and put back the older one.
+func TestFailedMoveLostReplyOnSharedDrives(t *testing.T) {
+	lostReplyOnSharedDrives(t, false)
+}
+
+// TestFailedMoveLostReplyUnconfirmedKeepsParts: as
+// TestFailedMoveLostReplyOnSharedDrives, but the two drives do not answer
+// the undo's reads either: the moved record stays on both (the current
+// set's read quorum, the older set left with nothing), so the move's
+// copies of the parts must stay with it, or part 1 is hidden for good.
+func TestFailedMoveLostReplyUnconfirmedKeepsParts(t *testing.T) {
+	lostReplyOnSharedDrives(t, true)
+}
+
+func lostReplyOnSharedDrives(t *testing.T, unconfirmed bool) {
+	r := newMigRig(t)
+	ctx := t.Context()
+	old := r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1)
+	cur := r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 2)
+	const key = "mp/lost"
+	data1 := randBytes(47, MinPartSize)
+	id, part1 := olderUpload(t, r, old, cur, key, data1)
+	oldSet := old.Set(old.PGOf("t", "c", key))
+	faults := map[placement.DriveID]*uploadRecordFault{}
+	for _, did := range cur.Set(cur.PGOf("t", "c", key)) {
+		f := &uploadRecordFault{Driver: r.topo.drives[did], ukey: uploadKey("t", "c", key, id), epoch: fmt.Sprint(cur.Epoch)}
+		faults[did] = f
+		r.topo.drives[did] = drivertest.NewFaulty(f)
+		if slices.Contains(oldSet, did) {
+			f.lostReply.Store(true)
+			f.readsFailAfter.Store(unconfirmed)
+		} else {
+			f.failPut.Store(true)
+		}
+	}
+	if st, err := r.e.MoveUploads(ctx); err == nil || st.Moved != 0 {
+		t.Fatalf("MoveUploads with the record's replies lost = %+v, %v; want it failed", st, err)
+	}
+	for _, f := range faults {
+		f.lostReply.Store(false)
+		f.failPut.Store(false)
+		f.readsFailAfter.Store(false)
+		f.failGet.Store(false)
+	}
+	r.e.moveRetries.Delete(id)
+	if parts, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10); err != nil || len(parts) != 1 || parts[0].ETag != part1.ETag {
+		t.Errorf("ListParts after the failed move: %+v, %v; want part 1", parts, err)
+	}
+	if st, err := r.e.MoveUploads(ctx); err != nil {
+		t.Errorf("next MoveUploads = %+v, %v", st, err)
+	}
+	if n, err := r.e.Residue(ctx, old); err != nil || n != 0 {
+		t.Errorf("Residue(old map) after the next pass = %d, %v; want 0", n, err)
+	}
+	if _, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part1}, nil); err != nil {
+		t.Fatalf("CompleteUpload: %v", err)
+	}
+	if got, err := read(ctx, r.e, key, 0, -1); err != nil || !bytes.Equal(got, data1) {
+		t.Fatalf("read after Complete: %d bytes, %v; want the %d bytes put", len(got), err, len(data1))
 	}
 }

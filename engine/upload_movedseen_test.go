@@ -16,8 +16,8 @@ import (
 // win over a moved record too few drives hold (holders plus drives that
 // did not answer below the write quorum), and the upload sweep dropping a
 // failed move's remains (dropFailedMove). Their comments tell how that fix
-// failed them. This code passes them, but for
-// TestFailedMoveRemainsSurviveThirdMap (knownOpen), whose defect it has too.
+// failed them. This code passes them all (moveUpload reconciles a failed
+// move's remains in whichever older set they are: reconcileUpload).
 
 // TestSuccessfulMoveNotTakenForFailed: a move that succeeded (its
 // record on exactly the write quorum of the current set, one drive away)
@@ -91,7 +91,6 @@ func TestSuccessfulMoveNotTakenForFailed(t *testing.T) {
 // the marker gone, findUpload serves them and the completed upload comes
 // back in progress.
 func TestFailedMoveRemainsSurviveThirdMap(t *testing.T) {
-	knownOpen(t, "review 21b B2")
 	r := newMigRig(t)
 	ctx := t.Context()
 	old := r.newMap(t, 2, placement.Policy{Data: 1, Parity: 1}, 16, 1)

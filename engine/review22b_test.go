@@ -1,0 +1,134 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestReview22bDeletedCompletionResurrects (review 22b F1): F3's set-up
+// (an upload moved with the older set's clean-up cut short, completed
+// through the current set: 200, marker on curSet[0..2]; two marker
+// holders are disks replaced since), and then the object is deleted
+// (200) and its tombstone purged after TombstoneGrace (15 min, well
+// inside CompletedUploadRetention) before a pass reconciles (in the
+// field: the reconcile needs every drive of every set, so one older-set
+// drive away is enough to delay it). The reconcile's markerCompletion
+// finds no artifact record, takes the completion for pending, and writes
+// the older set's remains back in progress: the acknowledged Complete is
+// undone, the upload is listed again, and a retried Complete brings the
+// deleted object back. Complete's own path checks this case (partsLost);
+// the reconcile does not.
+func TestReview22bDeletedCompletionResurrects(t *testing.T) {
+	r := newMigRig(t)
+	ctx := t.Context()
+	const key = "mp/deleted-completion"
+	data := randBytes(2301, 1000)
+	_, _, id, part1, _, curSet := movedWithRemains(t, r, key, data)
+	if _, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part1}, nil); err != nil {
+		t.Fatalf("CompleteUpload with %s away: %v", curSet[3], err)
+	}
+	r.topo.drives[curSet[3]].SetOffline(false)
+	wipeUploadRecord(t, r, key, id, curSet[0], curSet[1])
+	if err := r.e.Delete(ctx, "t", "c", key); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	r.skew.Store(int64(TombstoneGrace + time.Minute))
+	if _, err := r.e.Heal(ctx, "t", "c", key); err != nil {
+		t.Logf("Heal (tombstone purge): %v", err)
+	}
+	ikey := indexPrefix("t", "c") + key
+	for _, did := range curSet {
+		if raw, err := r.topo.drives[did].GetRecord(ctx, ikey); err == nil {
+			t.Logf("%s still holds the key's record (version %v): purge did not run", did, raw.Version)
+		}
+	}
+	for pass := range 2 {
+		r.e.moveRetries.Delete(id)
+		st, err := r.e.MoveUploads(ctx)
+		t.Logf("pass %d: %+v, %v", pass, st, err)
+	}
+	if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 0 {
+		t.Errorf("ListUploads after the pass: %+v, %v; want none (completed then deleted)", ups, err)
+	}
+	if parts, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10); !errors.Is(err, ErrNoSuchUpload) {
+		t.Errorf("ListParts after the pass: %d parts, %v; want ErrNoSuchUpload (completed)", len(parts), err)
+	}
+	if again, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part1}, nil); err == nil {
+		t.Errorf("CompleteUpload retried: %+v; want ErrNoSuchUpload, not the deleted object made again", again)
+	}
+	if got, err := read(ctx, r.e, key, 0, -1); err == nil {
+		t.Errorf("read after delete: %d bytes (equal to the deleted data: %v); want no such artifact", len(got), bytes.Equal(got, data))
+	}
+}
+
+// TestReview22bGoneMarkerUncoversRemains (review 22b F2, no disk lost):
+// B1's set-up, completed through the current set (200, marker on the
+// write quorum), with oldSet[1] (holding the older set's remains: record
+// and part) away until the object is deleted (200) and the sweep settles
+// the marker (completionGone: it deletes the marker). The current set
+// then holds nothing of the upload, and findUpload serves the older
+// set's remains: the completed upload is in progress again.
+func TestReview22bGoneMarkerUncoversRemains(t *testing.T) {
+	if os.Getenv("VAULT_KNOWN") == "" {
+		t.Skip("known open (review 22b F2, main fails it too): a completion marker the sweep settles uncovers an older set's remains; set VAULT_KNOWN=1 to run")
+	}
+	r := newMigRig(t)
+	ctx := t.Context()
+	const key = "mp/gone-marker"
+	data := randBytes(2302, 1000)
+	_, _, id, part1, oldSet, curSet := movedWithRemains(t, r, key, data)
+	r.topo.drives[oldSet[1]].SetOffline(true)
+	if _, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part1}, nil); err != nil {
+		t.Fatalf("CompleteUpload with %s away: %v", curSet[3], err)
+	}
+	r.topo.drives[curSet[3]].SetOffline(false)
+	st, err := r.e.MoveUploads(ctx)
+	t.Logf("pass with %s away: %+v, %v", oldSet[1], st, err)
+	if err := r.e.Delete(ctx, "t", "c", key); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	n, err := r.e.SweepUploads(ctx)
+	r.e.WaitBackground()
+	t.Logf("sweep: %d, %v", n, err)
+	r.topo.drives[oldSet[1]].SetOffline(false)
+	if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 0 {
+		t.Errorf("ListUploads: %+v, %v; want none (completed then deleted)", ups, err)
+	}
+	if parts, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10); !errors.Is(err, ErrNoSuchUpload) {
+		t.Errorf("ListParts: %d parts, %v; want ErrNoSuchUpload (completed)", len(parts), err)
+	}
+	if again, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part1}, nil); err == nil {
+		t.Errorf("CompleteUpload retried: %+v; want ErrNoSuchUpload, not the deleted object made again", again)
+	}
+}
+
+// TestReview22bOlderUploadTwoCurrentAway (review 22b F3, availability):
+// an upload still in the older set (1+1) after a map change, with two of
+// the current 2+2 set's drives away (its parity; k = 2 answer "nothing").
+// Main and round 1 serve the upload from the older set; noneQuorum (3 of
+// 4) now answers 503 for every request on it until a drive returns.
+func TestReview22bOlderUploadTwoCurrentAway(t *testing.T) {
+	if os.Getenv("VAULT_KNOWN") == "" {
+		t.Skip("accepted trade-off (review 22b F3): an older set serves an upload only once n-k+1 drives of the current set answered; it asserts the earlier availability; set VAULT_KNOWN=1 to run")
+	}
+	r := newMigRig(t)
+	ctx := t.Context()
+	const key = "mp/older-two-away"
+	old, cur := r.olderAndCurrent(t)
+	id, _ := olderUpload(t, r, old, cur, key, randBytes(2303, 1000))
+	curSet := cur.Set(cur.PGOf("t", "c", key))
+	oldSet := old.Set(old.PGOf("t", "c", key))
+	t.Logf("old set %v, current set %v", oldSet, curSet)
+	for _, did := range curSet[2:] {
+		if !slices.Contains(oldSet, did) {
+			r.topo.drives[did].SetOffline(true)
+		}
+	}
+	if parts, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10); err != nil {
+		t.Errorf("ListParts with %v away: %d parts, %v; want the older set's parts", curSet[2:], len(parts), err)
+	}
+}
