@@ -39,15 +39,17 @@ var gcTuning sync.Once
 
 // tuneGC makes the process retune the collector's target after every
 // collection (gcPercentFor), unless the operator chose one with GOGC
-// (which the runtime has applied already).
-func tuneGC(getenv func(string) string) {
+// (which the runtime has applied already). It reports whether the target
+// is tuned.
+func tuneGC(getenv func(string) string) bool {
 	if getenv("GOGC") != "" {
-		return
+		return false
 	}
 	gcTuning.Do(func() {
 		retuneGC()
 		armGCHook()
 	})
+	return true
 }
 
 // gcSentinel is allocated unreachable with a finalizer, which runs once
@@ -64,11 +66,13 @@ func armGCHook() {
 	})
 }
 
-// gcPercent is the target retuneGC set last; gcRetunes counts its runs.
-var gcPercent, gcRetunes atomic.Int64
+// gcRetunes counts retuneGC's runs (tests).
+var gcRetunes atomic.Int64
 
 // retuneGC sets the collector's target for the live heap the last
-// collection measured. It runs on the finalizer goroutine, one at a time.
+// collection measured. It runs on the finalizer goroutine, one at a time,
+// and sets the target every time (a cheap call): a target cached here
+// would go stale if anything else set one.
 func retuneGC() {
 	gcRetunes.Add(1)
 	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
@@ -76,7 +80,5 @@ func retuneGC() {
 	if s[0].Value.Kind() != metrics.KindUint64 {
 		return
 	}
-	if p := gcPercentFor(s[0].Value.Uint64()); gcPercent.Swap(int64(p)) != int64(p) {
-		debug.SetGCPercent(p)
-	}
+	debug.SetGCPercent(gcPercentFor(s[0].Value.Uint64()))
 }
