@@ -73,9 +73,7 @@ func TestReview22bDeletedCompletionResurrects(t *testing.T) {
 // then holds nothing of the upload, and findUpload serves the older
 // set's remains: the completed upload is in progress again.
 func TestReview22bGoneMarkerUncoversRemains(t *testing.T) {
-	if os.Getenv("VAULT_KNOWN") == "" {
-		t.Skip("known open (review 22b F2, main fails it too): a completion marker the sweep settles uncovers an older set's remains; set VAULT_KNOWN=1 to run")
-	}
+	knownOpen(t, "known open (review 22b F2, main fails it too): a completion marker the sweep settles uncovers an older set's remains")
 	r := newMigRig(t)
 	ctx := t.Context()
 	const key = "mp/gone-marker"
@@ -112,9 +110,7 @@ func TestReview22bGoneMarkerUncoversRemains(t *testing.T) {
 // Main and round 1 serve the upload from the older set; noneQuorum (3 of
 // 4) now answers 503 for every request on it until a drive returns.
 func TestReview22bOlderUploadTwoCurrentAway(t *testing.T) {
-	if os.Getenv("VAULT_KNOWN") == "" {
-		t.Skip("accepted trade-off (review 22b F3): an older set serves an upload only once n-k+1 drives of the current set answered; it asserts the earlier availability; set VAULT_KNOWN=1 to run")
-	}
+	knownOpen(t, "accepted trade-off (review 22b F3): an older set serves an upload only once n-k+1 drives of the current set answered; it asserts the earlier availability")
 	r := newMigRig(t)
 	ctx := t.Context()
 	const key = "mp/older-two-away"
@@ -130,5 +126,15 @@ func TestReview22bOlderUploadTwoCurrentAway(t *testing.T) {
 	}
 	if parts, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10); err != nil {
 		t.Errorf("ListParts with %v away: %d parts, %v; want the older set's parts", curSet[2:], len(parts), err)
+	}
+}
+
+// knownOpen skips a test of an open defect or an accepted trade-off of
+// issue 14 (it fails on this code) unless VAULT_KNOWN is set, so that CI
+// stays green while the test documents the case and runs on demand.
+func knownOpen(t *testing.T, what string) {
+	t.Helper()
+	if os.Getenv("VAULT_KNOWN") == "" {
+		t.Skip(what + "; set VAULT_KNOWN=1 to run")
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"testing"
 
@@ -70,20 +69,18 @@ func failedCompleteWeakMarker(t *testing.T, r *migRig, key string, data []byte) 
 	return
 }
 
-// retriedCompleteCompletes checks that the failed Complete, retried, still
-// completes the upload with its acknowledged part (as on main and before
-// 2f168aa), rather than NoSuchUpload.
-func retriedCompleteCompletes(t *testing.T, r *migRig, key, id string, part1 CompletePart, data []byte) {
+// retriedComplete retries the failed Complete and reads the object back:
+// it should complete the upload with its acknowledged part (as on main and
+// before 2f168aa), not answer NoSuchUpload.
+func retriedComplete(t *testing.T, r *migRig, key, id string, part1 CompletePart) ([]byte, error) {
 	t.Helper()
 	ctx := t.Context()
 	parts, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10)
 	t.Logf("ListParts: %d parts, %v", len(parts), err)
 	if _, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part1}, nil); err != nil {
-		t.Fatalf("CompleteUpload retried after the failed one: %v (NoSuchUpload: %v); want it completed: its Complete failed, its part 1 was acknowledged", err, errors.Is(err, ErrNoSuchUpload))
+		return nil, fmt.Errorf("CompleteUpload retried after the failed one: %w", err)
 	}
-	if got, err := read(ctx, r.e, key, 0, -1); err != nil || !bytes.Equal(got, data) {
-		t.Errorf("read: %d bytes, %v", len(got), err)
-	}
+	return read(ctx, r.e, key, 0, -1)
 }
 
 // TestReview22cFailedCompleteRetriedMoveAborts (review 22c F1): a failed
@@ -100,9 +97,7 @@ func retriedCompleteCompletes(t *testing.T, r *migRig, key, id string, part1 Com
 // Before 2f168aa (c76609b) the pass reconciled the upload in progress;
 // on main (4fbfa98^1) the retried Complete completes it.
 func TestReview22cFailedCompleteRetriedMoveAborts(t *testing.T) {
-	if os.Getenv("VAULT_KNOWN") == "" {
-		t.Skip("known open (review 22c G1, from 2f168aa): a reconcile pass that failed after collecting a weak marker's parts makes the next one take the failed Complete for a deleted completion; set VAULT_KNOWN=1 to run")
-	}
+	knownOpen(t, "known open (review 22c G1, from 2f168aa): a reconcile pass that failed after collecting a weak marker's parts makes the next one take the failed Complete for a deleted completion")
 	r := newMigRig(t)
 	ctx := t.Context()
 	const key = "mp/failed-complete-retried-move"
@@ -128,7 +123,10 @@ func TestReview22cFailedCompleteRetriedMoveAborts(t *testing.T) {
 		st, err := r.e.MoveUploads(ctx)
 		t.Logf("pass %d: %+v, %v", pass, st, err)
 	}
-	retriedCompleteCompletes(t, r, key, id, part1, data)
+	got, err := retriedComplete(t, r, key, id, part1)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("after the reconcile passes: %d bytes, %v (NoSuchUpload: %v); want the upload completed with its acknowledged part 1", len(got), err, errors.Is(err, ErrNoSuchUpload))
+	}
 }
 
 // TestReview22cFailedCompleteDisksReplacedAborts (review 22c F1, no
@@ -140,9 +138,7 @@ func TestReview22cFailedCompleteRetriedMoveAborts(t *testing.T) {
 // set's remains, the only whole copy of the acknowledged part 1. Before
 // 2f168aa the reconcile restored the upload in progress from them.
 func TestReview22cFailedCompleteDisksReplacedAborts(t *testing.T) {
-	if os.Getenv("VAULT_KNOWN") == "" {
-		t.Skip("known open (review 22c G2, main too): two replaced disks make partsLost take a failed Complete for a deleted completion; set VAULT_KNOWN=1 to run")
-	}
+	knownOpen(t, "known open (review 22c G2, main too): two replaced disks make partsLost take a failed Complete for a deleted completion")
 	r := newMigRig(t)
 	ctx := t.Context()
 	const key = "mp/failed-complete-disks-replaced"
@@ -162,5 +158,8 @@ func TestReview22cFailedCompleteDisksReplacedAborts(t *testing.T) {
 		st, err := r.e.MoveUploads(ctx)
 		t.Logf("pass %d: %+v, %v", pass, st, err)
 	}
-	retriedCompleteCompletes(t, r, key, id, part1, data)
+	got, err := retriedComplete(t, r, key, id, part1)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("after the reconcile passes: %d bytes, %v (NoSuchUpload: %v); want the upload completed with its acknowledged part 1", len(got), err, errors.Is(err, ErrNoSuchUpload))
+	}
 }
