@@ -39,6 +39,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/vaultaire/vaultaire/cluster"
+	"github.com/vaultaire/vaultaire/internal/testnet"
 )
 
 var (
@@ -335,55 +336,6 @@ type testCluster struct {
 	logDir string
 }
 
-// handedOut are the ports freeAddrs returned in this test binary: a later
-// call never hands one out again, though its listener was closed and the
-// node not started yet.
-var handedOut = struct {
-	sync.Mutex
-	ports map[string]bool
-}{ports: map[string]bool{}}
-
-// freeAddrs returns n distinct free loopback addresses below the
-// ephemeral port range, free for TCP and (udp) UDP, none returned before
-// in this test binary (handedOut).
-func freeAddrs(t *testing.T, n int, udp bool) []string {
-	t.Helper()
-	var addrs []string
-	var closers []io.Closer
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
-	for tries := 0; len(addrs) < n; tries++ {
-		if tries > 10_000 {
-			t.Fatal("no free ports")
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", 20_000+mrand.IntN(12_000))
-		handedOut.Lock()
-		taken := handedOut.ports[addr]
-		handedOut.ports[addr] = true
-		handedOut.Unlock()
-		if taken {
-			continue
-		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		closers = append(closers, ln)
-		if udp {
-			pc, err := net.ListenPacket("udp", addr)
-			if err != nil {
-				continue
-			}
-			closers = append(closers, pc)
-		}
-		addrs = append(addrs, addr)
-	}
-	return addrs
-}
-
 // newCluster prepares n nodes with two drives each (n1 bootstraps, the
 // others join it) without starting them. With nn set, node i runs in
 // namespace i of nn on its own address. Every process is killed when the
@@ -451,8 +403,8 @@ func (c *testCluster) addNode(t *testing.T, bin string) *node {
 		nd.netns = c.net.ns(i)
 		nd.s3, nd.raft, nd.rpc, nd.gossip = ip+":9000", ip+":9001", ip+":9002", ip+":9003"
 	} else {
-		a := freeAddrs(t, 3, false)
-		g := freeAddrs(t, 1, true)
+		a := testnet.Addrs(t, 3, false)
+		g := testnet.Addrs(t, 1, true)
 		nd.s3, nd.raft, nd.rpc, nd.gossip = a[0], a[1], a[2], g[0]
 	}
 	if i > 0 {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/vaultaire/vaultaire/internal/testnet"
 )
 
 var testSecret = []byte("test-cluster-secret-0123456789")
@@ -307,7 +309,7 @@ func TestMembershipWrongSecret(t *testing.T) {
 	}
 	// One under another secret, one down: not every peer differs, but
 	// the one that does is named.
-	down := freeAddr(t)
+	down := testnet.Addr(t)
 	if got, err := n2.Join(t.Context(), []string{n1.Addr(), down}); err == nil || errors.Is(err, ErrSecretMismatch) ||
 		!strings.Contains(err.Error(), "does "+n1.Addr()+" run under another cluster secret?") {
 		t.Errorf("Join of another secret's node and a down one = %d, %v; want an error naming the other secret, not ErrSecretMismatch", got, err)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/vaultaire/vaultaire/internal/testnet"
 )
 
 // TestRemovedNodeRestart: a node removed from the cluster (drained, then
@@ -93,7 +95,7 @@ func TestRemovedNodeRestart(t *testing.T) {
 
 	t.Run("with empty drives", func(t *testing.T) {
 		c := cfgs["n3"]
-		c.Dir, c.Bootstrap, c.RaftAddr = t.TempDir(), false, freeAddr(t)
+		c.Dir, c.Bootstrap, c.RaftAddr = t.TempDir(), false, testnet.Addr(t)
 		s := open(t, c) // no state: returns at once, to wait to be added
 		members := view.get
 		s.gossip.Store(&members) // as Reconcile does

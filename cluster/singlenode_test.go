@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/vaultaire/vaultaire/internal/testnet"
 	"github.com/vaultaire/vaultaire/tenant"
 )
 
@@ -133,7 +134,7 @@ func TestSingleNodeRefusesClusterState(t *testing.T) {
 	c := testConfig(t, t.TempDir())
 	c.Secret = []byte("cluster-state-secret-0123456789")
 	s := open(t, c)
-	if err := s.raft.AddNonvoter("n2", raft.ServerAddress(freeAddr(t)), 0, 5*time.Second).Error(); err != nil {
+	if err := s.raft.AddNonvoter("n2", raft.ServerAddress(testnet.Addr(t)), 0, 5*time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {

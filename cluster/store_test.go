@@ -14,21 +14,10 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/vaultaire/vaultaire/internal/testnet"
 	"github.com/vaultaire/vaultaire/meta"
 	"github.com/vaultaire/vaultaire/tenant"
 )
-
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
 
 // testConfig is a single-node config with short raft timeouts.
 func testConfig(t *testing.T, dir string) Config {
@@ -36,7 +25,7 @@ func testConfig(t *testing.T, dir string) Config {
 	return Config{
 		Dir:       dir,
 		NodeID:    "node1",
-		RaftAddr:  freeAddr(t),
+		RaftAddr:  testnet.Addr(t),
 		Bootstrap: true,
 		Logger:    slog.New(slog.DiscardHandler),
 		tune: func(c *raft.Config) {

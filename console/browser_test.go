@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +21,8 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+
+	"github.com/vaultaire/vaultaire/internal/testnet"
 )
 
 // chromium finds the headless browser: $CHROMIUM, else chromium or
@@ -45,16 +46,6 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startVaultd builds cmd/vaultd and runs it as a single node with the
 // given root keys; it is stopped when the test ends.
 func startVaultd(t *testing.T, rootAK, rootSK string) string {
@@ -65,7 +56,7 @@ func startVaultd(t *testing.T, rootAK, rootSK string) string {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build vaultd: %v\n%s", err, out)
 	}
-	addr, raft := freeAddr(t), freeAddr(t)
+	addr, raft := testnet.Addr(t), testnet.Addr(t)
 	cmd := exec.Command(bin, "server", "--name", "console", "--data", dir+"/a,"+dir+"/b",
 		"--s3", addr, "--raft", raft, "--log-level", "warn")
 	cmd.Env = append(os.Environ(), "VAULT_ROOT_ACCESS_KEY="+rootAK, "VAULT_ROOT_SECRET_KEY="+rootSK)

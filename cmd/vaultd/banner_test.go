@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vaultaire/vaultaire/internal/testnet"
 )
 
 // terminal records the writes of stdout and stderr in the order a
@@ -46,7 +48,7 @@ func (s *termStream) Write(p []byte) (int, error) {
 // lines, once the node serves.
 func TestBanner(t *testing.T) {
 	dir := t.TempDir()
-	s3addr, raftaddr := freePort(t), freePort(t)
+	s3addr, raftaddr := testnet.Addr(t), testnet.Addr(t)
 	getenv := func(string) string { return "" }
 	ctx, cancel := context.WithCancel(context.Background())
 	var tm terminal

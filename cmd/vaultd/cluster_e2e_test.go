@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -36,6 +35,7 @@ import (
 
 	"github.com/vaultaire/vaultaire/cluster"
 	"github.com/vaultaire/vaultaire/internal/rpcauth"
+	"github.com/vaultaire/vaultaire/internal/testnet"
 	"github.com/vaultaire/vaultaire/s3"
 )
 
@@ -239,60 +239,6 @@ type e2eCluster struct {
 	root   aws.Credentials
 }
 
-// handedOut are the ports e2eAddrs returned in this test binary: a later
-// call (another node's, or a gossip port after the Raft ones) never hands
-// one out again, though its listener was closed and the node not started
-// yet.
-var handedOut = struct {
-	sync.Mutex
-	ports map[string]bool
-}{ports: map[string]bool{}}
-
-// e2eAddrs returns n distinct free loopback addresses. All listeners stay
-// open until every address is picked, so they differ, and no address is
-// returned twice in one test binary (handedOut); a gossip address must
-// also be free for UDP, which memberlist uses on the same port.
-func e2eAddrs(t *testing.T, n int, udp bool) []string {
-	t.Helper()
-	var addrs []string
-	var closers []io.Closer
-	defer func() {
-		for _, c := range closers {
-			c.Close()
-		}
-	}()
-	// Ports below Linux's ephemeral range (32768 and up), so that the
-	// nodes' own outgoing connections cannot take a port before the node
-	// that owns it starts.
-	for tries := 0; len(addrs) < n; tries++ {
-		if tries > 10_000 {
-			t.Fatal("no free ports")
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", 20_000+mrand.IntN(12_000))
-		handedOut.Lock()
-		taken := handedOut.ports[addr]
-		handedOut.ports[addr] = true
-		handedOut.Unlock()
-		if taken {
-			continue
-		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		closers = append(closers, ln)
-		if udp {
-			pc, err := net.ListenPacket("udp", addr)
-			if err != nil {
-				continue // port taken for UDP: pick another
-			}
-			closers = append(closers, pc)
-		}
-		addrs = append(addrs, addr)
-	}
-	return addrs
-}
-
 // startCluster starts n nodes with two drives each: node 1 bootstraps,
 // the others join through its gossip address. It returns once every node
 // serves S3. All processes are killed when the test ends, and their output
@@ -335,8 +281,8 @@ func prepareCluster(t *testing.T, n int) *e2eCluster {
 		"VAULT_ROOT_ACCESS_KEY="+c.root.AccessKeyID,
 		"VAULT_ROOT_SECRET_KEY="+c.root.SecretAccessKey,
 	)
-	addrs := e2eAddrs(t, 3*n, false)
-	gossip := e2eAddrs(t, n, true)
+	addrs := testnet.Addrs(t, 3*n, false)
+	gossip := testnet.Addrs(t, n, true)
 	for i := range n {
 		dir := t.TempDir()
 		node := &e2eNode{

@@ -25,6 +25,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/vaultaire/vaultaire/driver/faulty"
+	"github.com/vaultaire/vaultaire/internal/testnet"
 	"github.com/vaultaire/vaultaire/s3"
 )
 
@@ -175,7 +176,7 @@ func TestFaultsHookRefused(t *testing.T) {
 		for k, v := range tc.env {
 			env[k] = v
 		}
-		args := []string{"server", "--name", "n1", "--data", filepath.Join(t.TempDir(), "d0"), "--s3", freePort(t), "--raft", freePort(t)}
+		args := []string{"server", "--name", "n1", "--data", filepath.Join(t.TempDir(), "d0"), "--s3", testnet.Addr(t), "--raft", testnet.Addr(t)}
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		err := run(ctx, args, func(k string) string { return env[k] }, io.Discard, io.Discard)
 		cancel()

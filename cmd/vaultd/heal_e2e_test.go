@@ -26,6 +26,7 @@ import (
 	"github.com/vaultaire/vaultaire/cluster"
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/driver/local"
+	"github.com/vaultaire/vaultaire/internal/testnet"
 	"github.com/vaultaire/vaultaire/s3"
 )
 
@@ -49,7 +50,7 @@ const (
 func newHealNode(t *testing.T, flags ...string) *healNode {
 	t.Helper()
 	base := t.TempDir()
-	n := &healNode{s3: freePort(t), raft: freePort(t), flags: flags}
+	n := &healNode{s3: testnet.Addr(t), raft: testnet.Addr(t), flags: flags}
 	for i := range 4 {
 		n.dirs = append(n.dirs, filepath.Join(base, fmt.Sprintf("d%d", i)))
 	}

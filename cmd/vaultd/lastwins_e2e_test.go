@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/vaultaire/vaultaire/internal/testnet"
 )
 
 // TestConcurrentPutsLastCompletedWins runs a node in-process and races
@@ -19,7 +21,7 @@ import (
 // is what a GET returns afterwards, as on AWS, whichever started first.
 func TestConcurrentPutsLastCompletedWins(t *testing.T) {
 	dir := t.TempDir()
-	s3addr, raftaddr := freePort(t), freePort(t)
+	s3addr, raftaddr := testnet.Addr(t), testnet.Addr(t)
 	getenv := func(k string) string {
 		return map[string]string{"VAULT_ROOT_ACCESS_KEY": "ROOTKEY", "VAULT_ROOT_SECRET_KEY": "rootsecret1"}[k]
 	}

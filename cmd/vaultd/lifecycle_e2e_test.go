@@ -21,6 +21,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/vaultaire/vaultaire/internal/testnet"
 	"github.com/vaultaire/vaultaire/s3"
 )
 
@@ -37,7 +38,7 @@ type lifecycleNode struct {
 func startLifecycleNode(t *testing.T, extra ...string) *lifecycleNode {
 	t.Helper()
 	dir := t.TempDir()
-	n := &lifecycleNode{s3Addr: freePort(t), events: filepath.Join(dir, "a", "events"),
+	n := &lifecycleNode{s3Addr: testnet.Addr(t), events: filepath.Join(dir, "a", "events"),
 		root: aws.Credentials{AccessKeyID: "LIFEROOTKEY", SecretAccessKey: "life-root-secret-1"}}
 	getenv := func(k string) string {
 		return map[string]string{"VAULT_ROOT_ACCESS_KEY": n.root.AccessKeyID, "VAULT_ROOT_SECRET_KEY": n.root.SecretAccessKey}[k]
@@ -45,7 +46,7 @@ func startLifecycleNode(t *testing.T, extra ...string) *lifecycleNode {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb syncBuffer
 	done := make(chan error, 1)
-	args := append([]string{"server", "--name", "solo", "--data", dir + "/a," + dir + "/b", "--s3", n.s3Addr, "--raft", freePort(t), "--log-level", "warn"}, extra...)
+	args := append([]string{"server", "--name", "solo", "--data", dir + "/a," + dir + "/b", "--s3", n.s3Addr, "--raft", testnet.Addr(t), "--log-level", "warn"}, extra...)
 	go func() { done <- run(ctx, args, getenv, &out, &errb) }()
 	t.Cleanup(func() {
 		cancel()

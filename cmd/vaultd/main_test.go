@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"runtime"
 	"runtime/debug"
@@ -11,17 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+	"github.com/vaultaire/vaultaire/internal/testnet"
+)
 
 func TestRunErrors(t *testing.T) {
 	getenv := func(string) string { return "" }
@@ -52,7 +43,7 @@ func TestRunErrors(t *testing.T) {
 // data directories is refused.
 func TestServerStartsAndStops(t *testing.T) {
 	dir := t.TempDir()
-	s3addr, raftaddr := freePort(t), freePort(t)
+	s3addr, raftaddr := testnet.Addr(t), testnet.Addr(t)
 	getenv := func(k string) string {
 		return map[string]string{"VAULT_ROOT_ACCESS_KEY": "ROOTKEY", "VAULT_ROOT_SECRET_KEY": "rootsecret1"}[k]
 	}

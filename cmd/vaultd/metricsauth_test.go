@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
+	"github.com/vaultaire/vaultaire/internal/testnet"
 	"github.com/vaultaire/vaultaire/s3"
 )
 
@@ -52,12 +53,12 @@ func signedReq(ctx context.Context, method, url string, creds aws.Credentials) (
 func startMetricsNode(t *testing.T, env map[string]string, flags ...string) (endpoint, data string, logs *syncBuffer) {
 	t.Helper()
 	dir := t.TempDir()
-	s3Addr := freePort(t)
+	s3Addr := testnet.Addr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	logs = &syncBuffer{}
 	var out syncBuffer
 	done := make(chan error, 1)
-	args := append([]string{"server", "--name", "m", "--data", dir + "/a," + dir + "/b", "--s3", s3Addr, "--raft", freePort(t), "--log-level", "info"}, flags...)
+	args := append([]string{"server", "--name", "m", "--data", dir + "/a," + dir + "/b", "--s3", s3Addr, "--raft", testnet.Addr(t), "--log-level", "info"}, flags...)
 	go func() { done <- run(ctx, args, func(k string) string { return env[k] }, &out, logs) }()
 	t.Cleanup(func() {
 		cancel()

@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/vaultaire/vaultaire/internal/testnet"
 )
 
 // TestMultipartCompleteCrash is issue 11.1's acceptance: a single vaultd is
@@ -146,7 +148,7 @@ func startMultipartNode(t *testing.T) (*e2eNode, *awss3.Client) {
 	bin := e2eBinary(t)
 	root := aws.Credentials{AccessKeyID: "MPROOTACCESSKEY", SecretAccessKey: "mp-root-secret-" + rand.Text()}
 	dir := t.TempDir()
-	addrs := e2eAddrs(t, 2, false)
+	addrs := testnet.Addrs(t, 2, false)
 	node := &e2eNode{
 		name: "mp", s3: addrs[0], raft: addrs[1],
 		dirs: []string{filepath.Join(dir, "a"), filepath.Join(dir, "b"), filepath.Join(dir, "c"), filepath.Join(dir, "d")},

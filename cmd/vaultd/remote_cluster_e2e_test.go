@@ -15,6 +15,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/vaultaire/vaultaire/cluster"
+	"github.com/vaultaire/vaultaire/internal/testnet"
 	"github.com/vaultaire/vaultaire/s3"
 )
 
@@ -124,7 +125,7 @@ func TestClusterRemoteDrive(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	addrs, gossip := e2eAddrs(t, 3, false), e2eAddrs(t, 1, true)
+	addrs, gossip := testnet.Addrs(t, 3, false), testnet.Addrs(t, 1, true)
 	dir := t.TempDir()
 	n4 := &e2eNode{name: "n4", s3: addrs[0], raft: addrs[1], rpc: addrs[2], gossip: gossip[0], join: c.nodes[0].gossip,
 		dirs: []string{filepath.Join(dir, "a"), filepath.Join(dir, "b")}, bin: n3.bin, env: n3.env,

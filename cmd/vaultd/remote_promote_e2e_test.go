@@ -16,6 +16,7 @@ import (
 
 	"github.com/vaultaire/vaultaire/cluster"
 	"github.com/vaultaire/vaultaire/driver/faulty"
+	"github.com/vaultaire/vaultaire/internal/testnet"
 )
 
 // TestRemoteDriveSingleToCluster (issue 13): a single node with 4 local
@@ -89,7 +90,7 @@ func TestRemoteDriveSingleToCluster(t *testing.T) {
 
 	// The same node, now the first node of a cluster.
 	env["VAULT_CLUSTER_SECRET"] = "promote-cluster-secret-0123456789"
-	cargs := append(args[:len(args):len(args)], "--gossip", freePort(t), "--rpc", freePort(t))
+	cargs := append(args[:len(args):len(args)], "--gossip", testnet.Addr(t), "--rpc", testnet.Addr(t))
 	n, err = startRemoteNode(t, cargs, env)
 	if err != nil {
 		t.Fatal(err)

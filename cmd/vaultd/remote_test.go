@@ -23,6 +23,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/vaultaire/vaultaire/internal/faultproxy"
+	"github.com/vaultaire/vaultaire/internal/testnet"
 	"github.com/vaultaire/vaultaire/internal/testnode"
 )
 
@@ -37,10 +38,10 @@ type remoteNode struct {
 // the test ends), and waits until it serves.
 func startRemoteNode(t *testing.T, args []string, env map[string]string) (*remoteNode, error) {
 	t.Helper()
-	n := &remoteNode{s3Addr: freePort(t), out: &syncBuffer{}, err: &syncBuffer{}}
+	n := &remoteNode{s3Addr: testnet.Addr(t), out: &syncBuffer{}, err: &syncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	full := append([]string{"server", "--name", "solo", "--s3", n.s3Addr, "--raft", freePort(t), "--log-level", "info", "--probe-interval", "200ms"}, args...)
+	full := append([]string{"server", "--name", "solo", "--s3", n.s3Addr, "--raft", testnet.Addr(t), "--log-level", "info", "--probe-interval", "200ms"}, args...)
 	go func() { done <- run(ctx, full, func(k string) string { return env[k] }, n.out, n.err) }()
 	stopped := false
 	var exitErr error
@@ -354,7 +355,7 @@ func startMinIO(t *testing.T) *minioServer {
 		slices.Sort(bins)
 		bin = bins[len(bins)-1]
 	}
-	_, port, _ := net.SplitHostPort(freePort(t))
+	_, port, _ := net.SplitHostPort(testnet.Addr(t))
 	m := &minioServer{t: t, bin: bin, dir: t.TempDir(), port: port, endpoint: "http://127.0.0.1:" + port, ak: "minio-test-root", sk: "minio-test-root-secret"}
 	m.start()
 	t.Cleanup(m.kill)

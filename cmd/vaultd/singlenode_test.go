@@ -18,6 +18,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/hashicorp/raft"
 
+	"github.com/vaultaire/vaultaire/internal/testnet"
 	"github.com/vaultaire/vaultaire/s3"
 )
 
@@ -27,7 +28,7 @@ import (
 func startSingleNode(t *testing.T) (s3Addr, raftAddr string, root aws.Credentials) {
 	t.Helper()
 	dir := t.TempDir()
-	s3Addr, raftAddr = freePort(t), freePort(t)
+	s3Addr, raftAddr = testnet.Addr(t), testnet.Addr(t)
 	root = aws.Credentials{AccessKeyID: "SINGLEROOTKEY", SecretAccessKey: "single-root-secret-1"}
 	getenv := func(k string) string {
 		return map[string]string{"VAULT_ROOT_ACCESS_KEY": root.AccessKeyID, "VAULT_ROOT_SECRET_KEY": root.SecretAccessKey}[k]

@@ -27,6 +27,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/vaultaire/vaultaire/internal/testnet"
 )
 
 // testCA is a throwaway certificate authority for HTTPS tests.
@@ -109,7 +111,7 @@ func startTLSNode(t *testing.T, ca *testCA, serial int64) *tlsNode {
 	t.Helper()
 	dir := t.TempDir()
 	n := &tlsNode{
-		addr: freePort(t), plainAddr: freePort(t),
+		addr: testnet.Addr(t), plainAddr: testnet.Addr(t),
 		certFile: filepath.Join(dir, "cert.pem"), keyFile: filepath.Join(dir, "key.pem"),
 		root:   aws.Credentials{AccessKeyID: "TLSROOTKEY", SecretAccessKey: "tls-root-secret-1"},
 		stdout: &syncBuffer{}, stderr: &syncBuffer{},
@@ -124,7 +126,7 @@ func startTLSNode(t *testing.T, ca *testCA, serial int64) *tlsNode {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"server", "--name", "tls", "--data", dir + "/a," + dir + "/b", "--s3", n.addr, "--raft", freePort(t),
+		done <- run(ctx, []string{"server", "--name", "tls", "--data", dir + "/a," + dir + "/b", "--s3", n.addr, "--raft", testnet.Addr(t),
 			"--tls-cert", n.certFile, "--tls-key", n.keyFile, "--s3-http", n.plainAddr, "--domain", tlsDomain, "--log-level", "info"},
 			getenv, n.stdout, n.stderr)
 	}()
@@ -490,7 +492,7 @@ func TestTLSStartErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
-			args := append([]string{"server", "--data", t.TempDir(), "--s3", freePort(t), "--raft", freePort(t), "--log-level", "error"}, tc.args...)
+			args := append([]string{"server", "--data", t.TempDir(), "--s3", testnet.Addr(t), "--raft", testnet.Addr(t), "--log-level", "error"}, tc.args...)
 			var out, errb bytes.Buffer
 			err := run(ctx, args, func(string) string { return "" }, &out, &errb)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/driver/remote"
+	"github.com/vaultaire/vaultaire/internal/testnet"
 	"github.com/vaultaire/vaultaire/internal/testnode"
 )
 
@@ -57,7 +58,7 @@ func startMinIO(t *testing.T) server {
 	if bin == "" {
 		t.Skip("no MinIO binary: run `make minio` (scripts/minio.sh builds it into ~/.cache/vaultaire/minio, several minutes) or set VAULT_MINIO_BIN")
 	}
-	port := freePort(t)
+	_, port, _ := net.SplitHostPort(testnet.Addr(t))
 	s := server{endpoint: "http://127.0.0.1:" + port, ak: "minioadmin-test", sk: "minioadmin-secret-test"}
 	cmd := exec.Command(bin, "server", "--quiet", "--address", "127.0.0.1:"+port, t.TempDir())
 	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+s.ak, "MINIO_ROOT_PASSWORD="+s.sk, "MINIO_BROWSER=off", "MINIO_CI_CD=1")
@@ -80,17 +81,6 @@ func startMinIO(t *testing.T) server {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
 }
 
 // client returns a plain S3 client of s (endpoint overrides s.endpoint).
