@@ -396,22 +396,35 @@ func (e *Engine) writeMovedUpload(ctx context.Context, hold *uploadHold, tenant,
 	moved.Metadata[partsGenKey] = gen // keys apart from the parts copied
 	as := artSet{m: cur, pg: pg, drives: drives, data: cur.Policy.Data, parity: cur.Policy.Parity}
 	wq := cur.Policy.WriteQuorum()
-	// The part records written, undone if the move fails: under their
-	// own generation (partsGenKey) they replaced nothing.
+	// The part records written, held until the moved record is on its
+	// write quorum, and undone if the move fails. Under their own
+	// generation (partsGenKey) they replace nothing of the older set's,
+	// but a reconcile writes over the current set's records of that
+	// generation: those of a failed Complete's marker, which names their
+	// shard files. Collected before the moved record replaced the
+	// marker, a failed move left the marker with its parts' data gone,
+	// which the next pass took for a completion deleted since, aborting
+	// the upload (review 22c G1); undone, the records come back whole.
 	type written struct {
-		pkey    string
-		version driver.Version
-		drop    func()
+		held *heldWrite
+		drop func()
 	}
 	var done []written
 	fail := func(err error) (UploadMoveStats, *record, error) {
 		cctx, cancel := cleanupCtx(ctx)
 		defer cancel()
 		for _, w := range done {
-			e.deleteRecord(cctx, drives, w.pkey, w.version)
+			w.held.undo(cctx)
 			w.drop()
 		}
 		return st, nil, err
+	}
+	keep := func(collect bool) {
+		cctx, cancel := cleanupCtx(ctx)
+		defer cancel()
+		for _, w := range done {
+			w.held.keep(cctx, collect)
+		}
 	}
 	for _, n := range slices.Sorted(maps.Keys(parts)) {
 		p, from := parts[n].rec, parts[n].at
@@ -439,15 +452,16 @@ func (e *Engine) writeMovedUpload(ctx context.Context, hold *uploadHold, tenant,
 		rec.Version = p.Version
 		rec.Size, rec.ETag, rec.Modified, rec.Metadata, rec.Parts = p.Size, p.ETag, p.Modified, p.Metadata, copied
 		pkey := partKey(tenant, container, partsID(id, &moved), n)
+		var held *heldWrite
 		err = hold.check()
 		if err == nil {
-			err = e.recordWriteAt(pkey, tenant, container, key, drives, wq).write(ctx, &rec, nil, present(drives))
+			held, err = e.recordWriteAt(pkey, tenant, container, key, drives, wq).writeHeld(ctx, &rec, nil, present(drives))
 		}
 		if err != nil {
 			drop()
 			return fail(fmt.Errorf("engine: move upload: part %d: %w", n, err))
 		}
-		done = append(done, written{pkey, rec.Version, drop})
+		done = append(done, written{held, drop})
 		st.Parts++
 		st.Bytes += p.Size
 	}
@@ -461,11 +475,15 @@ func (e *Engine) writeMovedUpload(ctx context.Context, hold *uploadHold, tenant,
 		err = fmt.Errorf("engine: move upload: %w", err)
 		if !e.undoLostMove(ctx, drives, ukey, moved.Version, before) {
 			// A drive may hold the moved record: its parts stay, for
-			// the next pass to reconcile (reconcileUpload).
+			// the next pass to reconcile (reconcileUpload), and so do
+			// the shard files of the records they replaced, which the
+			// marker put back may name.
+			keep(false)
 			return st, nil, err
 		}
 		return fail(err)
 	}
+	keep(true)
 	st.Moved = 1
 	e.log.Info("moved a multipart upload into the current map", "tenant", tenant, "container", container,
 		"upload", id, "from_epoch", at.m.Epoch, "epoch", cur.Epoch, "parts", st.Parts, "bytes", st.Bytes)
@@ -700,7 +718,9 @@ func (e *Engine) reconcileUpload(ctx context.Context, hold *uploadHold, tenant, 
 		}
 	}
 	// A part written over one of the current set's under the same key
-	// (a copy a failed move left) collects the shard files it replaced.
+	// (a copy a failed move left, a failed Complete's part) collects the
+	// shard files it replaced once the upload's record is on its write
+	// quorum (writeMovedUpload).
 	st, moved, err := e.writeMovedUpload(ctx, hold, tenant, container, key, id, base.rec, base.at, parts, cur, pg, drives)
 	if err != nil {
 		return st, err
