@@ -40,11 +40,14 @@ import (
 // The moved upload's part records are under a new generation of its part
 // keys (partsGenKey), so they never replace the ones they were copied
 // from, which a drive in both sets holds. A move that fails before step 2
-// removes what it wrote; a crash there leaves part records and copies no
-// upload record names (garbage: the upload is still read from its older
-// set, and the next pass moves it again under the same generation,
-// replacing them and their copies). A crash after step 2 leaves older
-// records that the next pass's walk finds and removes.
+// removes what it wrote and puts back what it wrote over (a reconcile
+// writes over the current set's records of that generation); the shard
+// files of those are collected only once step 2 is done (review 22c G1).
+// A crash before step 2 leaves part records and copies no upload record
+// names (garbage: the upload is still read from its older set, and the
+// next pass moves it again under the same generation, replacing them and
+// their copies; the shard files they replaced stay). A crash after step
+// 2 leaves older records that the next pass's walk finds and removes.
 //
 // A move whose record write fails part way (and whose rollback fails, or
 // a crash) leaves the moved record on too few drives of the current set
