@@ -235,10 +235,13 @@ func (w *recordWrite) writeHeld(ctx context.Context, rec *record, inline [][]byt
 
 // keep ends a held write that stands: with collect, the shard files it
 // made unreachable are removed, as write does; without, they stay (its
-// caller cannot tell yet whether another record still names them).
+// caller cannot tell yet whether another record still names them), also
+// on a straggler landing later.
 func (h *heldWrite) keep(ctx context.Context, collect bool) {
 	if collect {
 		h.w.collect(ctx, &h.rec, h.res)
+	} else {
+		h.w.keepShards = true // read by a straggler's collect once settled
 	}
 	h.settle(true)
 }
