@@ -474,106 +474,52 @@ func (e *Engine) revert(ctx context.Context, tenant, container, key, id string, 
 // ErrReadQuorum if the drives that answered cannot tell.
 func (e *Engine) partsLost(ctx context.Context, tenant, container, key string, mk *record, as artSet) (bool, error) {
 	art := as.record(mk.Parts)
-	for i := range mk.Parts {
-		c := e.partShards(ctx, tenant, container, key, as, art, i, false)
-		if c.missing > c.drives-as.data {
-			return true, nil
-		}
-		if c.present+c.missing < c.live && c.present < as.data {
-			return false, c.err()
-		}
-	}
-	return false, nil
-}
-
-// partsDeleted reports whether no part of completion marker mk has a
-// shard file left on any drive of its set, every drive answering (a drive
-// removed from the cluster holds none): what the artifact's delete or
-// overwrite leaves once its tombstone is purged, since each drive that
-// takes the newer record collects the shard files of the one it
-// replaces. It is partsLost for the reconcile, which tells a completion
-// that happened and was deleted since (review 22b F1) from a failed one:
-// disks replaced since a failed Complete take its parts below k, but not
-// to nothing (the drive that kept its shard file answers), and the older
-// sets' remains of the upload, which the reconcile moves, hold the parts
-// whole (review 22c G2). It fails with ErrReadQuorum if a drive does not
-// answer and none holds a shard file.
-func (e *Engine) partsDeleted(ctx context.Context, tenant, container, key string, mk *record, as artSet) (bool, error) {
-	art := as.record(mk.Parts)
-	for i := range mk.Parts {
-		c := e.partShards(ctx, tenant, container, key, as, art, i, true)
-		if c.present > 0 {
-			return false, nil
-		}
-		if c.missing < c.drives {
-			return false, c.err()
-		}
-	}
-	return true, nil
-}
-
-// shardCount is what the drives of one part's set answered about its
-// shard file (partShards).
-type shardCount struct {
-	drives, live     int   // drives in the part's set, and those that could be asked
-	present, missing int   // drives holding the shard file, and answering they hold none
-	first            error // the first other answer
-}
-
-// err is the error of a count that cannot tell.
-func (c shardCount) err() error {
-	if c.first == nil {
-		c.first = fmt.Errorf("%w: %d of %d drives answered", ErrReadQuorum, c.present+c.missing, c.drives)
-	}
-	return fmt.Errorf("engine: look for part data: %w", c.first)
-}
-
-// partShards asks the drives of part i of art (a marker's artifact, as
-// placed in as) in parallel whether they hold its shard file. With all
-// it waits for every drive and counts one removed from the cluster as
-// holding none; else it does not wait for those that miss the straggler
-// grace once all but Parity answered (fanOut).
-func (e *Engine) partShards(ctx context.Context, tenant, container, key string, as artSet, art *record, i int, all bool) shardCount {
 	type probe struct {
 		found bool
 		err   error
 	}
-	drives, errs := e.partDrives(as.m, art, i)
-	c := shardCount{drives: len(drives)}
-	for j, d := range drives {
-		switch {
-		case d != nil:
-			c.live++
-		case all && errors.Is(errs[j], driver.ErrRemoved):
-			c.missing++
-		}
-	}
-	want := max(1, c.live-as.parity)
-	if all {
-		want = c.live
-	}
-	shard := shardOf(tenant, container, key, art.partPG(i), art.Parts[i].DataID)
-	res, done := fanOut(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, want,
-		func(ctx context.Context, j int) probe {
-			rc, err := drives[j].ReadShard(ctx, shard, 0, 0)
-			if err == nil {
-				rc.Close()
+	for i, p := range mk.Parts {
+		drives, _ := e.partDrives(as.m, art, i)
+		live := 0
+		for _, d := range drives {
+			if d != nil {
+				live++
 			}
-			return probe{found: err == nil, err: err}
-		},
-		func(probe) bool { return true }, nil)
-	for j, r := range res {
-		switch {
-		case !done[j]:
-		case r.found:
-			c.present++
-		case errors.Is(r.err, driver.ErrNotFound):
-			c.missing++
-		case c.first == nil:
-			c.first = r.err
+		}
+		shard := shardOf(tenant, container, key, art.partPG(i), p.DataID)
+		res, done := fanOut(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, max(1, live-as.parity),
+			func(ctx context.Context, j int) probe {
+				rc, err := drives[j].ReadShard(ctx, shard, 0, 0)
+				if err == nil {
+					rc.Close()
+				}
+				return probe{found: err == nil, err: err}
+			},
+			func(probe) bool { return true }, nil)
+		missing, present := 0, 0
+		var first error
+		for j, r := range res {
+			switch {
+			case !done[j]:
+			case r.found:
+				present++
+			case errors.Is(r.err, driver.ErrNotFound):
+				missing++
+			case first == nil:
+				first = r.err
+			}
+		}
+		if missing > len(drives)-as.data {
+			return true, nil
+		}
+		if present+missing < live && present < as.data {
+			if first == nil {
+				first = fmt.Errorf("%w: %d of %d drives answered", ErrReadQuorum, present+missing, len(drives))
+			}
+			return false, fmt.Errorf("engine: look for part data: %w", first)
 		}
 	}
-	return c
+	return false, nil
 }
 
 // removeStrays deletes ikey's records of version v, the remains of a

@@ -629,15 +629,12 @@ func (e *Engine) reconcileUpload(ctx context.Context, hold *uploadHold, tenant, 
 			// happened and whose artifact was deleted since (deleting
 			// its parts' data) and the tombstone purged (review 22b
 			// F1). The parts tell them apart, as for Complete and
-			// revert: the upload is over in the second case. Only if
-			// no drive holds a shard file of them (partsDeleted): a
-			// failed Complete's parts that replaced disks took below k
-			// are whole in the older set moved here (review 22c G2).
-			deleted, err := e.partsDeleted(ctx, tenant, container, key, completed.rec, e.markerSet(tenant, container, key, completed.at, completed.rec))
+			// revert: the upload is over in the second case.
+			lost, err := e.partsLost(ctx, tenant, container, key, completed.rec, e.markerSet(tenant, container, key, completed.at, completed.rec))
 			if err != nil {
 				return st, fmt.Errorf("engine: reconcile upload %s: %w", id, err)
 			}
-			if deleted {
+			if lost {
 				aborted = true
 			} else {
 				completed = nil // a completion that failed: replaced by the move's record
