@@ -40,11 +40,14 @@ import (
 // The moved upload's part records are under a new generation of its part
 // keys (partsGenKey), so they never replace the ones they were copied
 // from, which a drive in both sets holds. A move that fails before step 2
-// removes what it wrote; a crash there leaves part records and copies no
-// upload record names (garbage: the upload is still read from its older
-// set, and the next pass moves it again under the same generation,
-// replacing them and their copies). A crash after step 2 leaves older
-// records that the next pass's walk finds and removes.
+// removes what it wrote and puts back what it wrote over (a reconcile
+// writes over the current set's records of that generation); the shard
+// files of those are collected only once step 2 is done (review 22c G1).
+// A crash before step 2 leaves part records and copies no upload record
+// names (garbage: the upload is still read from its older set, and the
+// next pass moves it again under the same generation, replacing them and
+// their copies; the shard files they replaced stay). A crash after step
+// 2 leaves older records that the next pass's walk finds and removes.
 //
 // A move whose record write fails part way (and whose rollback fails, or
 // a crash) leaves the moved record on too few drives of the current set
@@ -396,22 +399,35 @@ func (e *Engine) writeMovedUpload(ctx context.Context, hold *uploadHold, tenant,
 	moved.Metadata[partsGenKey] = gen // keys apart from the parts copied
 	as := artSet{m: cur, pg: pg, drives: drives, data: cur.Policy.Data, parity: cur.Policy.Parity}
 	wq := cur.Policy.WriteQuorum()
-	// The part records written, undone if the move fails: under their
-	// own generation (partsGenKey) they replaced nothing.
+	// The part records written, held until the moved record is on its
+	// write quorum, and undone if the move fails. Under their own
+	// generation (partsGenKey) they replace nothing of the older set's,
+	// but a reconcile writes over the current set's records of that
+	// generation: those of a failed Complete's marker, which names their
+	// shard files. Collected before the moved record replaced the
+	// marker, a failed move left the marker with its parts' data gone,
+	// which the next pass took for a completion deleted since, aborting
+	// the upload (review 22c G1); undone, the records come back whole.
 	type written struct {
-		pkey    string
-		version driver.Version
-		drop    func()
+		held *heldWrite
+		drop func()
 	}
 	var done []written
 	fail := func(err error) (UploadMoveStats, *record, error) {
 		cctx, cancel := cleanupCtx(ctx)
 		defer cancel()
 		for _, w := range done {
-			e.deleteRecord(cctx, drives, w.pkey, w.version)
+			w.held.undo(cctx)
 			w.drop()
 		}
 		return st, nil, err
+	}
+	keep := func(collect bool) {
+		cctx, cancel := cleanupCtx(ctx)
+		defer cancel()
+		for _, w := range done {
+			w.held.keep(cctx, collect)
+		}
 	}
 	for _, n := range slices.Sorted(maps.Keys(parts)) {
 		p, from := parts[n].rec, parts[n].at
@@ -439,15 +455,16 @@ func (e *Engine) writeMovedUpload(ctx context.Context, hold *uploadHold, tenant,
 		rec.Version = p.Version
 		rec.Size, rec.ETag, rec.Modified, rec.Metadata, rec.Parts = p.Size, p.ETag, p.Modified, p.Metadata, copied
 		pkey := partKey(tenant, container, partsID(id, &moved), n)
+		var held *heldWrite
 		err = hold.check()
 		if err == nil {
-			err = e.recordWriteAt(pkey, tenant, container, key, drives, wq).write(ctx, &rec, nil, present(drives))
+			held, err = e.recordWriteAt(pkey, tenant, container, key, drives, wq).writeHeld(ctx, &rec, nil, present(drives))
 		}
 		if err != nil {
 			drop()
 			return fail(fmt.Errorf("engine: move upload: part %d: %w", n, err))
 		}
-		done = append(done, written{pkey, rec.Version, drop})
+		done = append(done, written{held, drop})
 		st.Parts++
 		st.Bytes += p.Size
 	}
@@ -461,11 +478,15 @@ func (e *Engine) writeMovedUpload(ctx context.Context, hold *uploadHold, tenant,
 		err = fmt.Errorf("engine: move upload: %w", err)
 		if !e.undoLostMove(ctx, drives, ukey, moved.Version, before) {
 			// A drive may hold the moved record: its parts stay, for
-			// the next pass to reconcile (reconcileUpload).
+			// the next pass to reconcile (reconcileUpload), and so do
+			// the shard files of the records they replaced, which the
+			// marker put back may name.
+			keep(false)
 			return st, nil, err
 		}
 		return fail(err)
 	}
+	keep(true)
 	st.Moved = 1
 	e.log.Info("moved a multipart upload into the current map", "tenant", tenant, "container", container,
 		"upload", id, "from_epoch", at.m.Epoch, "epoch", cur.Epoch, "parts", st.Parts, "bytes", st.Bytes)
@@ -700,7 +721,9 @@ func (e *Engine) reconcileUpload(ctx context.Context, hold *uploadHold, tenant, 
 		}
 	}
 	// A part written over one of the current set's under the same key
-	// (a copy a failed move left) collects the shard files it replaced.
+	// (a copy a failed move left, a failed Complete's part) collects the
+	// shard files it replaced once the upload's record is on its write
+	// quorum (writeMovedUpload).
 	st, moved, err := e.writeMovedUpload(ctx, hold, tenant, container, key, id, base.rec, base.at, parts, cur, pg, drives)
 	if err != nil {
 		return st, err

@@ -204,6 +204,76 @@ func (w *recordWrite) write(ctx context.Context, rec *record, inline [][]byte, o
 	return err
 }
 
+// heldWrite is a record write on its quorum whose outcome its caller
+// decides later (writeHeld): nothing it made unreachable is collected
+// yet, and the records it replaced can be put back.
+type heldWrite struct {
+	w      *recordWrite
+	rec    record // as written
+	res    []recordPut
+	settle func(kept bool)
+}
+
+// writeHeld is write for a record that stands only if a later write does
+// (a moved upload's part, kept once the upload's record is on its
+// quorum): once w.wq drives took rec it returns with nothing collected,
+// and the caller must end it exactly once with keep or undo. A write
+// short of its quorum is rolled back, as by write, and fails. Not for a
+// forward write.
+func (w *recordWrite) writeHeld(ctx context.Context, rec *record, inline [][]byte, ok []bool) (*heldWrite, error) {
+	res, settle := w.put(ctx, rec, inline, ok)
+	if !w.keepShards {
+		w.markUnsettled(ctx, res, rec.Version)
+	}
+	if err := w.tally(res); err != nil {
+		w.rollback(ctx, rec, res)
+		settle(false)
+		return nil, err
+	}
+	return &heldWrite{w: w, rec: *rec, res: res, settle: settle}, nil
+}
+
+// keep ends a held write that stands: with collect, the shard files it
+// made unreachable are removed, as write does; without, they stay (its
+// caller cannot tell yet whether another record still names them), also
+// on a straggler landing later.
+func (h *heldWrite) keep(ctx context.Context, collect bool) {
+	if collect {
+		h.w.collect(ctx, &h.rec, h.res)
+	} else {
+		h.w.keepShards = true // read by a straggler's collect once settled
+	}
+	h.settle(true)
+}
+
+// undo ends a held write that does not stand: each drive that took the
+// record gets back the one it replaced, whose shard files are still
+// there. A drive that answered an error may have taken it (a lost
+// reply): one holding the record as written loses it.
+func (h *heldWrite) undo(ctx context.Context) {
+	h.w.undo(ctx, &h.rec, h.res)
+	h.settle(false)
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	for j, r := range h.res {
+		d := h.w.drives[j]
+		if r.err == nil || d == nil || errors.Is(r.err, driver.ErrStale) {
+			continue
+		}
+		raw, err := d.GetRecord(ctx, h.w.ikey)
+		if err != nil || raw.Version != h.rec.Version {
+			continue
+		}
+		if data, found, err := wholeRecord(ctx, d, raw); err == nil && found {
+			if got, err := unmarshalRecord(data); err == nil && sameData(got, &h.rec) {
+				if err := d.DeleteRecord(ctx, h.w.ikey, raw.Version); err != nil && !errors.Is(err, driver.ErrNotFound) {
+					h.w.e.log.Warn("record rollback failed", "shard", j, "err", err)
+				}
+			}
+		}
+	}
+}
+
 // staleRetryFor bounds how long latest writes again a write that met a
 // newer version. Writes of one key racing each other (many clients
 // putting small objects under one key) each meet newer live inline

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/vaultaire/vaultaire/placement"
 )
 
 // TestReview22bDeletedCompletionResurrects (review 22b F1): F3's set-up
@@ -107,25 +109,47 @@ func TestReview22bGoneMarkerUncoversRemains(t *testing.T) {
 // TestReview22bOlderUploadTwoCurrentAway (review 22b F3, availability):
 // an upload still in the older set (1+1) after a map change, with two of
 // the current 2+2 set's drives away (its parity; k = 2 answer "nothing").
-// Main and round 1 serve the upload from the older set; noneQuorum (3 of
-// 4) now answers 503 for every request on it until a drive returns.
+// Main and round 1 served the upload from the older set; since noneQuorum
+// an older set is served only once n-k+1 = 3 drives of the current set
+// answered that they hold no moved record of it (a move's record on a
+// read quorum but below the write quorum would otherwise be passed over).
+// The accepted trade-off, pinned: 503 (ErrReadQuorum) while two are
+// away, served again, and completed, once one of them is back.
 func TestReview22bOlderUploadTwoCurrentAway(t *testing.T) {
-	knownOpen(t, "accepted trade-off (review 22b F3): an older set serves an upload only once n-k+1 drives of the current set answered; it asserts the earlier availability")
 	r := newMigRig(t)
 	ctx := t.Context()
 	const key = "mp/older-two-away"
+	data := randBytes(2303, 1000)
 	old, cur := r.olderAndCurrent(t)
-	id, _ := olderUpload(t, r, old, cur, key, randBytes(2303, 1000))
+	id, part1 := olderUpload(t, r, old, cur, key, data)
 	curSet := cur.Set(cur.PGOf("t", "c", key))
 	oldSet := old.Set(old.PGOf("t", "c", key))
 	t.Logf("old set %v, current set %v", oldSet, curSet)
+	var away []placement.DriveID
 	for _, did := range curSet[2:] {
 		if !slices.Contains(oldSet, did) {
 			r.topo.drives[did].SetOffline(true)
+			away = append(away, did)
 		}
 	}
-	if parts, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10); err != nil {
-		t.Errorf("ListParts with %v away: %d parts, %v; want the older set's parts", curSet[2:], len(parts), err)
+	if len(away) != cur.Policy.Parity {
+		t.Fatalf("away %v: want %d drives of the current set away, none of the older set", away, cur.Policy.Parity)
+	}
+	if parts, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10); !errors.Is(err, ErrReadQuorum) {
+		t.Errorf("ListParts with %v away: %d parts, %v; want ErrReadQuorum (503: fewer than n-k+1 drives of the current set answered)", away, len(parts), err)
+	}
+	if _, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part1}, nil); !errors.Is(err, ErrReadQuorum) {
+		t.Errorf("CompleteUpload with %v away: %v; want ErrReadQuorum", away, err)
+	}
+	r.topo.drives[away[0]].SetOffline(false)
+	if parts, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10); err != nil || len(parts) != 1 || parts[0].ETag != part1.ETag {
+		t.Fatalf("ListParts with %s back: %+v, %v; want the older set's part 1 (ETag %s)", away[0], parts, err, part1.ETag)
+	}
+	if _, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part1}, nil); err != nil {
+		t.Fatalf("CompleteUpload with %s back: %v", away[0], err)
+	}
+	if got, err := read(ctx, r.e, key, 0, -1); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("read after Complete: %d bytes, %v; want the part's %d bytes", len(got), err, len(data))
 	}
 }
 

@@ -95,14 +95,15 @@ func retriedComplete(t *testing.T, r *migRig, key, id string, part1 CompletePart
 // happened and was deleted: it aborts the upload, deleting the older
 // set's acknowledged part, and a retried Complete answers NoSuchUpload.
 // Before 2f168aa (c76609b) the pass reconciled the upload in progress;
-// on main (4fbfa98^1) the retried Complete completes it.
+// on main (4fbfa98^1) the retried Complete completes it. Fixed: the
+// move's part writes collect what they replaced only once the moved
+// record is on its write quorum, and a failed move puts them back.
 func TestReview22cFailedCompleteRetriedMoveAborts(t *testing.T) {
-	knownOpen(t, "known open (review 22c G1, from 2f168aa): a reconcile pass that failed after collecting a weak marker's parts makes the next one take the failed Complete for a deleted completion")
 	r := newMigRig(t)
 	ctx := t.Context()
 	const key = "mp/failed-complete-retried-move"
 	data := randBytes(2401, 1000)
-	cur, id, part1, curSet, _ := failedCompleteWeakMarker(t, r, key, data)
+	cur, id, part1, curSet, mk := failedCompleteWeakMarker(t, r, key, data)
 	ukey := uploadKey("t", "c", key, id)
 	wipeUploadRecord(t, r, key, id, curSet[0], curSet[1])
 	faults := map[placement.DriveID]*uploadRecordFault{}
@@ -118,10 +119,29 @@ func TestReview22cFailedCompleteRetriedMoveAborts(t *testing.T) {
 	for _, f := range faults {
 		f.failPut.Store(false)
 	}
+	pg := cur.PGOf("t", "c", key)
+	for _, did := range curSet[:3] {
+		for _, p := range mk.Parts {
+			rc, err := r.topo.drives[did].ReadShard(ctx, shardOf("t", "c", key, pg, p.DataID), 0, 0)
+			if err != nil {
+				t.Errorf("after the failed pass, %s has no shard file of the marker's part: %v; want it kept until the moved record replaces the marker", did, err)
+				continue
+			}
+			rc.Close()
+		}
+	}
 	for pass := range 2 {
 		r.e.moveRetries.Delete(id)
 		st, err := r.e.MoveUploads(ctx)
 		t.Logf("pass %d: %+v, %v", pass, st, err)
+	}
+	for _, did := range curSet {
+		for _, p := range mk.Parts {
+			if rc, err := r.topo.drives[did].ReadShard(ctx, shardOf("t", "c", key, pg, p.DataID), 0, 0); err == nil {
+				rc.Close()
+				t.Errorf("after the reconcile, %s still has a shard file of the failed Complete's part; want it collected once the moved record replaced the marker", did)
+			}
+		}
 	}
 	got, err := retriedComplete(t, r, key, id, part1)
 	if err != nil || !bytes.Equal(got, data) {
@@ -138,7 +158,7 @@ func TestReview22cFailedCompleteRetriedMoveAborts(t *testing.T) {
 // set's remains, the only whole copy of the acknowledged part 1. Before
 // 2f168aa the reconcile restored the upload in progress from them.
 func TestReview22cFailedCompleteDisksReplacedAborts(t *testing.T) {
-	knownOpen(t, "known open (review 22c G2, main too): two replaced disks make partsLost take a failed Complete for a deleted completion")
+	knownOpen(t, "known open (review 22c G2, main too): two replaced disks make partsLost take a failed Complete for a deleted completion; a shard-count rule resurrects deleted completions instead (review 23 H1)")
 	r := newMigRig(t)
 	ctx := t.Context()
 	const key = "mp/failed-complete-disks-replaced"
