@@ -169,6 +169,7 @@ func Open(ctx context.Context, c Config) (*Driver, error) {
 	d := newDriver(c)
 	if err := d.open(ctx); err != nil {
 		d.commit.log.close()
+		d.commit.packs.close()
 		if d.db != nil {
 			d.db.Close()
 		}
@@ -228,11 +229,40 @@ func (d *Driver) open(ctx context.Context) error {
 	if err := d.checkFormat(); err != nil {
 		return err
 	}
+	var format2 bool
 	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(recordsBucket)
+		meta, err := tx.CreateBucketIfNotExists(metaBucket)
+		if err != nil {
+			return err
+		}
+		if tx.Bucket(recordsBucket) == nil && packsEnabled {
+			// A new index: large record data goes to pack files.
+			if err := meta.Put(valueFormatKey, []byte{2}); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(extentsBucket); err != nil {
+				return err
+			}
+		}
+		switch v := meta.Get(valueFormatKey); {
+		case v == nil:
+		case len(v) == 1 && v[0] == 2:
+			format2 = true
+		default:
+			return fmt.Errorf("index value format %x: %w", v, driver.ErrCorrupt)
+		}
+		_, err = tx.CreateBucketIfNotExists(recordsBucket)
 		return err
 	}); err != nil {
 		return fmt.Errorf("init index: %w", err)
+	}
+	if format2 {
+		if err := db.View(func(tx *bolt.Tx) (err error) {
+			d.commit.packs, err = openPacks(d.dir, d.noSync, tx)
+			return err
+		}); err != nil {
+			return err
+		}
 	}
 	if err := d.commit.openLog(d.dir, d.noSync, d.log); err != nil {
 		return err
@@ -412,6 +442,7 @@ func (d *Driver) Close() error {
 		if err := d.commit.log.close(); err != nil {
 			errs = append(errs, fmt.Errorf("driver/local: close record log: %w", err))
 		}
+		d.commit.packs.close()
 		if err := d.db.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("driver/local: close index: %w", err))
 		}
@@ -475,7 +506,7 @@ func (d *Driver) Info(ctx context.Context) (driver.Info, error) {
 	}); err != nil {
 		return driver.Info{}, fmt.Errorf("driver/local: info: %w", err)
 	}
-	used := max(d.shardBytes.Load(), 0) + indexSize
+	used := max(d.shardBytes.Load(), 0) + indexSize + d.commit.packs.allocated()
 	bsize := uint64(st.Bsize)
 	return driver.Info{
 		ID:        d.id,
