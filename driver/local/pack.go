@@ -127,7 +127,7 @@ type packs struct {
 	// freeing extents.
 	mu sync.RWMutex
 
-	fmu   sync.Mutex          // guards files
+	fmu   sync.RWMutex        // guards files
 	files map[uint32]*os.File // open packs: the active one and up to maxOpenPacks read
 
 	// usage caches allocated's answer, at most usageAge old.
@@ -241,10 +241,16 @@ const maxOpenPacks = 256
 // file returns the open file of pack id and the function to call once
 // done with it.
 func (p *packs) file(id uint32) (*os.File, func(), error) {
+	p.fmu.RLock()
+	f, ok := p.files[id]
+	p.fmu.RUnlock()
+	if ok {
+		return f, noop, nil
+	}
 	p.fmu.Lock()
 	defer p.fmu.Unlock()
 	if f, ok := p.files[id]; ok {
-		return f, func() {}, nil
+		return f, noop, nil
 	}
 	f, err := os.Open(filepath.Join(p.dir, packName(id)))
 	if err != nil {
@@ -254,8 +260,10 @@ func (p *packs) file(id uint32) (*os.File, func(), error) {
 		return f, func() { f.Close() }, nil
 	}
 	p.files[id] = f
-	return f, func() {}, nil
+	return f, noop, nil
 }
+
+func noop() {}
 
 // read returns the first max bytes (all if max < 0) of the data ref
 // names, checked against its CRC when read whole.
