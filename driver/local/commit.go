@@ -502,15 +502,23 @@ func (c *committer) flush(fl *held, seq uint64) error {
 	keys := make([]string, 0, fl.len())
 	fl.all(func(m mutation) { keys = append(keys, m.key) }) // in key order: bbolt fills pages best so
 	var ch *packChanges
+	beforeCommit := false // failed before bbolt wrote anything
 	err := c.db.Update(func(tx *bolt.Tx) error {
 		var err error
 		if ch, err = applyMutations(tx, keys, fl.byKey, seq, c.packs); err != nil {
+			beforeCommit = true
 			return err
 		}
 		c.noteSize(tx)
 		return nil
 	})
 	if err != nil {
+		// A commit that failed in bbolt's fsyncs may still be on the
+		// disk, with its references: only appends that no commit
+		// wrote are dropped.
+		if c.packs != nil && beforeCommit {
+			c.packs.rollback()
+		}
 		return fmt.Errorf("flush record log: %w", err)
 	}
 	c.freePacks(ch)
@@ -576,6 +584,7 @@ func (c *committer) freePacks(ch *packChanges) {
 	if c.packs == nil || ch == nil {
 		return
 	}
+	c.packs.committed(ch)
 	if err := c.packs.free(ch); err != nil && c.logger != nil {
 		c.logger.Warn("pack space not freed", "err", err)
 	}

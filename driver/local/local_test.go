@@ -85,7 +85,7 @@ func TestFormatRecord(t *testing.T) {
 	if err := json.Unmarshal(b, &f); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"version": 1.0, "cluster_id": "c1", "drive_id": "d1"}
+	want := map[string]any{"version": 2.0, "cluster_id": "c1", "drive_id": "d1"} // 2: packs (pack.go)
 	if !maps.Equal(f, want) {
 		t.Errorf("format.json = %v, want %v", f, want)
 	}

@@ -136,11 +136,14 @@ type packs struct {
 	usageAt time.Time
 
 	// The flush's state.
-	active  uint32
-	end     int64 // the active pack's size: its committed end, then appends
-	f       *os.File
-	w       *bufio.Writer
-	created bool // the active pack was created since the last sync
+	active uint32
+	end    int64 // the active pack's size: its committed end, then appends
+	// What index.db has committed: the active pack and its end.
+	doneActive uint32
+	doneEnd    int64
+	f          *os.File
+	w          *bufio.Writer
+	created    bool // the active pack was created since the last sync
 }
 
 // packName is the file name of pack id.
@@ -162,6 +165,8 @@ func openPacks(dir string, noSync bool, tx *bolt.Tx) (*packs, error) {
 	if v := tx.Bucket(metaBucket).Get(packEndKey); len(v) == 12 {
 		p.active, p.end = binary.BigEndian.Uint32(v), int64(binary.BigEndian.Uint64(v[4:]))
 	}
+	p.end = alignBlock(p.end)
+	p.doneActive, p.doneEnd = p.active, p.end
 	ents, err := os.ReadDir(p.dir)
 	if err != nil {
 		return nil, fmt.Errorf("packs: %w", err)
@@ -184,6 +189,8 @@ func openPacks(dir string, noSync bool, tx *bolt.Tx) (*packs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("packs: open active pack: %w", err)
 	}
+	// Cut at the committed end; a flush starts on a block of its own
+	// (apply), so this rewrites no committed data.
 	if err := f.Truncate(p.end); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("packs: truncate active pack to %d: %w", p.end, err)
@@ -252,7 +259,7 @@ func (p *packs) file(id uint32) (*os.File, func(), error) {
 	if f, ok := p.files[id]; ok {
 		return f, noop, nil
 	}
-	f, err := os.Open(filepath.Join(p.dir, packName(id)))
+	f, err := os.OpenFile(filepath.Join(p.dir, packName(id)), os.O_RDWR, 0) // read, and punch
 	if err != nil {
 		return nil, nil, err
 	}
@@ -285,7 +292,7 @@ func (p *packs) read(ref packRef, max int) (data []byte, truncated bool, err err
 		return nil, false, fmt.Errorf("pack %d at %d: %w: %w", ref.id, ref.off, driver.ErrCorrupt, err)
 	}
 	if !truncated && crc32.Checksum(data, castagnoli) != ref.checksum {
-		return nil, false, fmt.Errorf("pack %d at %d: %w: checksum mismatch", ref.id, ref.off, driver.ErrCorrupt)
+		return nil, false, fmt.Errorf("pack %d at %d: %w: %w", ref.id, ref.off, driver.ErrCorrupt, errChecksum)
 	}
 	return data, truncated, nil
 }
@@ -321,23 +328,29 @@ func (p *packs) decodeCut(key, val []byte, max int) (driver.Record, error) {
 	return driver.Record{}, fmt.Errorf("record value kind %d: %w", val[driver.VersionSize], driver.ErrCorrupt)
 }
 
+// errChecksum is a pack read whose data does not match its CRC.
+var errChecksum = errors.New("checksum mismatch")
+
 // logical returns a stored value as the record log holds it: the Version
-// then the data. A value whose data cannot be read comes back as its
-// Version alone, so that a newer version can still replace it (healing
-// a corrupt record) and it can still be deleted; one too short to hold a
-// Version comes back as it is (driver.ErrCorrupt to decode).
+// then the data. A value whose data is corrupt (its CRC fails) comes back
+// as its Version alone, so that a newer version can still replace it
+// (healing) and it can be deleted: what it held is lost anyway. One
+// whose data could not be read (the pack cannot be opened, an I/O error)
+// comes back too short to decode, so that a mutation over it fails
+// (driver.ErrCorrupt) rather than report a replaced record without its
+// data.
 func (p *packs) logical(val []byte) []byte {
 	if p == nil || val == nil {
 		return val
 	}
 	r, err := p.decodeCut(nil, val, -1)
-	if err != nil {
-		if len(val) < driver.VersionSize {
-			return val
-		}
+	switch {
+	case err == nil:
+		return append(r.Version[:], r.Data...)
+	case errors.Is(err, errChecksum) && len(val) >= driver.VersionSize:
 		return bytes.Clone(val[:driver.VersionSize])
 	}
-	return append(r.Version[:], r.Data...)
+	return []byte{}
 }
 
 // store returns the stored value of a logical one (Version then data),
@@ -428,7 +441,10 @@ func (p *packs) sync() error {
 type packChanges struct {
 	dead []packRef
 	// Worked out in the transaction, done after the commit:
-	punch  map[[2]int64]uint32 // [from, to) → pack id
+	punch map[[3]int64]bool // pack id, [from, to)
+	// The active pack and its end that the transaction commits.
+	active uint32
+	end    int64
 	remove []uint32
 }
 
@@ -439,6 +455,11 @@ func (p *packs) apply(tx *bolt.Tx, added []packRef, ch *packChanges) error {
 	if err := p.sync(); err != nil {
 		return err
 	}
+	// The next flush starts on a block of its own: it never rewrites a
+	// block holding committed data (on a device that may garble a sector
+	// being written when power fails, that could lose committed records;
+	// review 20 H2). The skipped bytes stay a hole.
+	p.end = alignBlock(p.end)
 	ext, err := tx.CreateBucketIfNotExists(extentsBucket)
 	if err != nil {
 		return err
@@ -455,13 +476,13 @@ func (p *packs) apply(tx *bolt.Tx, added []packRef, ch *packChanges) error {
 	for _, r := range ch.dead {
 		dead[string(r.key())] = true
 	}
-	ch.punch = map[[2]int64]uint32{}
+	ch.punch = map[[3]int64]bool{}
 	for _, r := range ch.dead {
 		from, to := p.gap(ext, r, dead)
-		from = (from + packBlock - 1) / packBlock * packBlock
+		from = alignBlock(from)
 		to = to / packBlock * packBlock
 		if from < to {
-			ch.punch[[2]int64{from, to}] = r.id
+			ch.punch[[3]int64{int64(r.id), from, to}] = true
 		}
 	}
 	emptied := map[uint32]bool{}
@@ -476,6 +497,7 @@ func (p *packs) apply(tx *bolt.Tx, added []packRef, ch *packChanges) error {
 			ch.remove = append(ch.remove, r.id)
 		}
 	}
+	ch.active, ch.end = p.active, p.end
 	end := binary.BigEndian.AppendUint32(make([]byte, 0, 12), p.active)
 	return tx.Bucket(metaBucket).Put(packEndKey, binary.BigEndian.AppendUint64(end, uint64(p.end)))
 }
@@ -485,7 +507,7 @@ func (p *packs) apply(tx *bolt.Tx, added []packRef, ch *packChanges) error {
 // start) to the start of the live one after it (or the pack's end).
 // Extents in dead are dead.
 func (p *packs) gap(ext *bolt.Bucket, r packRef, dead map[string]bool) (from, to int64) {
-	to = 1 << 62 // a sealed pack: punching past its end frees nothing more
+	to = 1 << 62 // a sealed pack: up to its end (free clamps it to the file)
 	if r.id == p.active {
 		to = p.end
 	}
@@ -514,6 +536,27 @@ func (p *packs) hasLive(ext *bolt.Bucket, id uint32, dead map[string]bool) bool 
 	return hasExtents(ext, id)
 }
 
+// committed notes that the transaction of ch committed.
+func (p *packs) committed(ch *packChanges) {
+	p.doneActive, p.doneEnd = ch.active, ch.end
+}
+
+// rollback drops what a flush that did not commit appended to the active
+// pack, if it is still the one index.db last committed to (after a seal
+// the new pack is left to the next flush, and removed by a reopen).
+func (p *packs) rollback() {
+	if p.active != p.doneActive {
+		return
+	}
+	p.w.Reset(writerAt{p.f, &p.end})
+	if p.f.Truncate(p.doneEnd) == nil {
+		p.end = p.doneEnd
+	}
+}
+
+// alignBlock rounds n up to a whole number of packBlock.
+func alignBlock(n int64) int64 { return (n + packBlock - 1) / packBlock * packBlock }
+
 // free punches out the dead gaps and removes the emptied packs of a
 // committed flush, with no reader in between.
 func (p *packs) free(ch *packChanges) error {
@@ -523,14 +566,21 @@ func (p *packs) free(ch *packChanges) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var errs []error
-	for span, id := range ch.punch {
+	for span := range ch.punch {
+		id, from, to := uint32(span[0]), span[1], span[2]
 		f, done, err := p.file(id)
 		if err == nil {
-			err = unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, span[0], span[1]-span[0])
+			var fi os.FileInfo
+			if fi, err = f.Stat(); err == nil {
+				to = min(to, alignBlock(fi.Size())) // a sealed pack's tail: not past its end (EFBIG)
+				if from < to {
+					err = unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, from, to-from)
+				}
+			}
 			done()
 		}
 		if err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
-			errs = append(errs, fmt.Errorf("punch pack %d [%d, %d): %w", id, span[0], span[1], err))
+			errs = append(errs, fmt.Errorf("punch pack %d [%d, %d): %w", id, from, to, err))
 		}
 	}
 	for _, id := range ch.remove {
