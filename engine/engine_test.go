@@ -510,8 +510,10 @@ func TestHostileKeys(t *testing.T) {
 	for _, dir := range r.dirs {
 		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			rel, _ := filepath.Rel(dir, p)
-			seg, _ := filepath.Match("wal-[0-9]*.log", rel) // the record log
-			ok := rel == "." || rel == "format.json" || rel == "index.db" || seg || rel == "tmp" || rel == "shards" || strings.HasPrefix(rel, "shards/")
+			seg, _ := filepath.Match("wal-[0-9]*.log", rel)            // the record log
+			pack, _ := filepath.Match("packs/pack-[0-9a-f]*.dat", rel) // large record data
+			ok := rel == "." || rel == "format.json" || rel == "index.db" || seg || rel == "packs" || pack ||
+				rel == "tmp" || rel == "shards" || strings.HasPrefix(rel, "shards/")
 			if !ok {
 				t.Errorf("unexpected path %s in drive", rel)
 			}

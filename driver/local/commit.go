@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,11 @@ import (
 type committer struct {
 	db  *bolt.DB
 	log *wal // nil: batches are bbolt transactions
+	// packs holds the data of large records for an index of value
+	// format 2 (pack.go); nil for format 1, whose values index.db holds
+	// whole. Only flushes (and the replay) write index.db then.
+	packs  *packs
+	logger *slog.Logger
 
 	// committed, if set (tests), is called after each batch commit,
 	// fsyncs included, with the number of mutations it held and its
@@ -199,6 +205,7 @@ type batch struct {
 	order   []mutation
 	mem, fl *held
 	base    *bolt.Bucket
+	packs   *packs // index.db's values are stored values of this (nil: format 1)
 }
 
 func (b *batch) Get(key []byte) []byte {
@@ -208,7 +215,7 @@ func (b *batch) Get(key []byte) []byte {
 	if m, ok := lookup(b.mem, b.fl, string(key)); ok {
 		return m.val
 	}
-	return b.base.Get(key)
+	return b.packs.logical(b.base.Get(key))
 }
 
 func (b *batch) Put(key, val []byte) error {
@@ -384,20 +391,32 @@ func (e *logError) Unwrap() error { return e.err }
 // logBatch runs ops on a batch view and logs what they changed.
 func (c *committer) logBatch(ops []*commitOp) error {
 	c.memMu.RLock()
-	b := &batch{muts: make(map[string]int, len(ops)), mem: c.mem, fl: c.flushing}
+	b := &batch{muts: make(map[string]int, len(ops)), mem: c.mem, fl: c.flushing, packs: c.packs}
 	c.memMu.RUnlock()
+	if c.packs != nil {
+		c.packs.mu.RLock() // until the data of the references the transaction finds is read
+	}
 	tx, err := c.db.Begin(false)
 	if err != nil {
+		if c.packs != nil {
+			c.packs.mu.RUnlock()
+		}
 		return &logError{fmt.Errorf("read index: %w", err)}
 	}
 	b.base = tx.Bucket(recordsBucket)
+	var fnErr error
 	for _, op := range ops {
-		if err := op.fn(b); err != nil {
-			tx.Rollback()
-			return err
+		if fnErr = op.fn(b); fnErr != nil {
+			break
 		}
 	}
 	tx.Rollback()
+	if c.packs != nil {
+		c.packs.mu.RUnlock()
+	}
+	if fnErr != nil {
+		return fnErr
+	}
 	if len(b.order) == 0 {
 		return nil // nothing changed (a refused or missing record)
 	}
@@ -482,16 +501,27 @@ func (c *committer) waitFlush() {
 func (c *committer) flush(fl *held, seq uint64) error {
 	keys := make([]string, 0, fl.len())
 	fl.all(func(m mutation) { keys = append(keys, m.key) }) // in key order: bbolt fills pages best so
+	var ch *packChanges
+	beforeCommit := false // failed before bbolt wrote anything
 	err := c.db.Update(func(tx *bolt.Tx) error {
-		if err := applyMutations(tx, keys, fl.byKey, seq); err != nil {
+		var err error
+		if ch, err = applyMutations(tx, keys, fl.byKey, seq, c.packs); err != nil {
+			beforeCommit = true
 			return err
 		}
 		c.noteSize(tx)
 		return nil
 	})
 	if err != nil {
+		// A commit that failed in bbolt's fsyncs may still be on the
+		// disk, with its references: only appends that no commit
+		// wrote are dropped.
+		if c.packs != nil && beforeCommit {
+			c.packs.rollback()
+		}
 		return fmt.Errorf("flush record log: %w", err)
 	}
+	c.freePacks(ch)
 	c.memMu.Lock()
 	c.flushing = nil
 	c.memMu.Unlock()
@@ -500,26 +530,64 @@ func (c *committer) flush(fl *held, seq uint64) error {
 }
 
 // applyMutations writes the mutations fl of keys into the records bucket
-// of tx and notes seq as the last frame index.db holds.
-func applyMutations(tx *bolt.Tx, keys []string, fl map[string]mutation, seq uint64) error {
+// of tx and notes seq as the last frame index.db holds. With packs (p
+// non-nil) the values are stored as format 2, large data appended to the
+// active pack, and it returns what to free once tx has committed.
+func applyMutations(tx *bolt.Tx, keys []string, fl map[string]mutation, seq uint64, p *packs) (*packChanges, error) {
 	b := tx.Bucket(recordsBucket)
+	ch := &packChanges{}
+	var added []packRef
 	for _, k := range keys {
 		m := fl[k]
+		key := []byte(k)
+		if p != nil {
+			if ref, ok := storedRef(b.Get(key)); ok {
+				ch.dead = append(ch.dead, ref)
+			}
+		}
 		var err error
-		if m.del {
-			err = b.Delete([]byte(k))
-		} else {
-			err = b.Put([]byte(k), m.val)
+		switch {
+		case m.del:
+			err = b.Delete(key)
+		case p == nil:
+			err = b.Put(key, m.val)
+		default:
+			var val []byte
+			var ref *packRef
+			if val, ref, err = p.store(m.val); err != nil {
+				return nil, err
+			}
+			if ref != nil {
+				added = append(added, *ref)
+			}
+			err = b.Put(key, val)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
 	meta, err := tx.CreateBucketIfNotExists(metaBucket)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return meta.Put(walSeqKey, binary.BigEndian.AppendUint64(nil, seq))
+	if p != nil {
+		if err := p.apply(tx, added, ch); err != nil {
+			return nil, err
+		}
+	}
+	return ch, meta.Put(walSeqKey, binary.BigEndian.AppendUint64(nil, seq))
+}
+
+// freePacks frees, after a flush committed, the pack space it killed.
+// A failure leaves the space allocated; nothing is lost.
+func (c *committer) freePacks(ch *packChanges) {
+	if c.packs == nil || ch == nil {
+		return
+	}
+	c.packs.committed(ch)
+	if err := c.packs.free(ch); err != nil && c.logger != nil {
+		c.logger.Warn("pack space not freed", "err", err)
+	}
 }
 
 // drain waits for the running flush and flushes what is left, with no

@@ -8,6 +8,7 @@
 //	format.json                      {"version":1,"cluster_id":...,"drive_id":...}
 //	index.db                         bbolt database: the sorted record index
 //	wal-<seq>.log                    the record log in front of index.db
+//	packs/pack-<id>.dat              the data of large records (pack.go)
 //	shards/<pg>/<nn>/<name>          committed shard files
 //	tmp/<random>                     shard writes in progress
 //
@@ -16,7 +17,11 @@
 // driver.Shard.Validate before anything touches the disk) and <nn> its first
 // two characters. No other caller-provided string ever becomes part of a
 // path: record keys live only inside index.db, as bbolt keys of the bucket
-// "records", each value being the 16-byte Version followed by the data.
+// "records". In an index created before packs (value format 1) each value
+// is the 16-byte Version followed by the data; in one created since
+// (format 2, the meta bucket's "value-format") the Version, a kind byte,
+// then the data, or for data of 4 KiB and more a reference to where a
+// pack file holds it (see pack.go).
 //
 // format.json is written once, atomically, on the first Open; later Opens
 // refuse a drive formatted for another cluster (driver.ErrForeignDrive) or
@@ -66,6 +71,9 @@
 //     acknowledged in order). A log segment is filled with zeros ahead of
 //     its frames, so an append's fdatasync writes no file-system metadata.
 //   - DeleteShard fsyncs the directory the file was removed from.
+//   - A flush moving record data to a pack appends it and fdatasyncs the
+//     pack before the transaction referencing it commits; Open cuts the
+//     active pack back to the end that index.db has committed.
 //
 // # Memory
 //
@@ -90,7 +98,8 @@
 //
 // Info reports Usage.Used as the bytes of committed shard files, counted by
 // a walk of shards/ on Open and kept up to date by Commit and DeleteShard,
-// plus the size of index.db. The shard count is approximate: concurrent
+// plus the size of index.db and the blocks the packs occupy (looked at
+// most every 10 s). The shard count is approximate: concurrent
 // commits replacing the same name, or files changed behind the Driver's back,
 // can make it drift until the next Open.
 package local

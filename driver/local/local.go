@@ -27,8 +27,11 @@ const (
 	tmpDir     = "tmp"
 )
 
-// formatVersion is the version of the on-disk layout written to format.json.
-const formatVersion = 1
+// formatVersion is the version of the on-disk layout written to
+// format.json on a new drive: 2 since pack files (pack.go), which a vaultd
+// from before them refuses to open instead of misreading the index.
+// Drives of version 1 keep their layout (value format 1, no packs).
+const formatVersion = 2
 
 // lockTimeout bounds how long Open waits for another process to release the
 // lock on index.db.
@@ -98,9 +101,11 @@ type Driver struct {
 	log     *slog.Logger
 	db      *bolt.DB
 	// pageSize is db's page size, set with db.
-	pageSize int64
-	index    os.FileInfo // index.db as opened, to notice it being replaced
-	commit   committer   // groups record mutations into shared transactions
+	// formatVer is format.json's version, set by checkFormat.
+	formatVer int
+	pageSize  int64
+	index     os.FileInfo // index.db as opened, to notice it being replaced
+	commit    committer   // groups record mutations into shared transactions
 
 	// shardBytes approximates the bytes of committed shard files.
 	shardBytes atomic.Int64
@@ -169,6 +174,7 @@ func Open(ctx context.Context, c Config) (*Driver, error) {
 	d := newDriver(c)
 	if err := d.open(ctx); err != nil {
 		d.commit.log.close()
+		d.commit.packs.close()
 		if d.db != nil {
 			d.db.Close()
 		}
@@ -228,11 +234,40 @@ func (d *Driver) open(ctx context.Context) error {
 	if err := d.checkFormat(); err != nil {
 		return err
 	}
+	var format2 bool
 	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(recordsBucket)
+		meta, err := tx.CreateBucketIfNotExists(metaBucket)
+		if err != nil {
+			return err
+		}
+		if tx.Bucket(recordsBucket) == nil && d.formatVer >= 2 {
+			// A new index: large record data goes to pack files.
+			if err := meta.Put(valueFormatKey, []byte{2}); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(extentsBucket); err != nil {
+				return err
+			}
+		}
+		switch v := meta.Get(valueFormatKey); {
+		case v == nil:
+		case len(v) == 1 && v[0] == 2:
+			format2 = true
+		default:
+			return fmt.Errorf("index value format %x: %w", v, driver.ErrCorrupt)
+		}
+		_, err = tx.CreateBucketIfNotExists(recordsBucket)
 		return err
 	}); err != nil {
 		return fmt.Errorf("init index: %w", err)
+	}
+	if format2 {
+		if err := db.View(func(tx *bolt.Tx) (err error) {
+			d.commit.packs, err = openPacks(d.dir, d.noSync, tx)
+			return err
+		}); err != nil {
+			return err
+		}
 	}
 	if err := d.commit.openLog(d.dir, d.noSync, d.log); err != nil {
 		return err
@@ -283,19 +318,24 @@ func (d *Driver) checkFormat() error {
 		return fmt.Errorf("%s: %w: %v", formatFile, driver.ErrCorrupt, err)
 	}
 	switch {
-	case f.Version != formatVersion:
-		return fmt.Errorf("%s: unsupported format version %d (want %d)", formatFile, f.Version, formatVersion)
+	case f.Version != 1 && f.Version != formatVersion:
+		return fmt.Errorf("%s: unsupported format version %d (want 1 or %d)", formatFile, f.Version, formatVersion)
 	case f.ClusterID != d.cluster:
 		return fmt.Errorf("%s: cluster id %q, configured %q: %w", formatFile, f.ClusterID, d.cluster, driver.ErrForeignDrive)
 	case f.DriveID != d.id:
 		return fmt.Errorf("%s: drive id mismatch: drive is %q, configured %q", formatFile, f.DriveID, d.id)
 	}
+	d.formatVer = f.Version
 	return nil
 }
 
 // writeFormat writes format.json atomically.
 func (d *Driver) writeFormat() error {
-	b, err := json.Marshal(format{Version: formatVersion, ClusterID: d.cluster, DriveID: d.id})
+	v := formatVersion
+	if !packsEnabled {
+		v = 1
+	}
+	b, err := json.Marshal(format{Version: v, ClusterID: d.cluster, DriveID: d.id})
 	if err != nil {
 		return err
 	}
@@ -412,6 +452,7 @@ func (d *Driver) Close() error {
 		if err := d.commit.log.close(); err != nil {
 			errs = append(errs, fmt.Errorf("driver/local: close record log: %w", err))
 		}
+		d.commit.packs.close()
 		if err := d.db.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("driver/local: close index: %w", err))
 		}
@@ -475,7 +516,7 @@ func (d *Driver) Info(ctx context.Context) (driver.Info, error) {
 	}); err != nil {
 		return driver.Info{}, fmt.Errorf("driver/local: info: %w", err)
 	}
-	used := max(d.shardBytes.Load(), 0) + indexSize
+	used := max(d.shardBytes.Load(), 0) + indexSize + d.commit.packs.allocated()
 	bsize := uint64(st.Bsize)
 	return driver.Info{
 		ID:        d.id,

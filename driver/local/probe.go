@@ -34,6 +34,7 @@ func Attach(ctx context.Context, c Config) (*Driver, error) {
 	d := newDriver(c)
 	if err := d.open(ctx); err != nil {
 		d.commit.log.close()
+		d.commit.packs.close()
 		if d.db != nil {
 			d.db.Close()
 			d.db = nil
@@ -192,6 +193,7 @@ func (d *Driver) setOffline(err error) {
 	if db != nil {
 		d.commit.waitFlush()
 		d.commit.log.close()
+		d.commit.packs.close()
 	}
 	d.db, d.commit.db = nil, nil
 	d.mu.Unlock()
@@ -212,6 +214,7 @@ func (d *Driver) reopen(ctx context.Context) error {
 	err := n.open(ctx)
 	if err != nil {
 		n.commit.log.close()
+		n.commit.packs.close()
 		if n.db != nil {
 			n.db.Close()
 		}
@@ -221,6 +224,7 @@ func (d *Driver) reopen(ctx context.Context) error {
 	if d.closed.Load() {
 		if err == nil {
 			n.commit.log.close()
+			n.commit.packs.close()
 			n.db.Close()
 		}
 		return driver.ErrOffline
@@ -231,7 +235,7 @@ func (d *Driver) reopen(ctx context.Context) error {
 		}
 		return d.offline
 	}
-	d.db, d.commit.db, d.index, d.pageSize = n.db, n.db, n.index, n.pageSize
+	d.db, d.commit.db, d.index, d.pageSize, d.commit.packs = n.db, n.db, n.index, n.pageSize, n.commit.packs
 	d.commit.log, d.commit.seq, d.commit.mem, d.commit.memBytes = n.commit.log, n.commit.seq, n.commit.mem, 0
 	d.commit.flushing, d.commit.flushed, d.commit.flushErr = nil, nil, nil
 	d.shardBytes.Store(n.shardBytes.Load())

@@ -33,6 +33,7 @@ func allocated(t *testing.T, file string) int64 {
 // records left and those written afterwards into the freed pages read back
 // intact, and that the index passes bbolt's consistency check on reopen.
 func TestReclaimFreeIndexPages(t *testing.T) {
+	keepInIndex(t)           // about index.db's pages
 	c := testConfig(t, true) // what is free does not depend on fsyncs
 	d, err := Open(t.Context(), c)
 	if err != nil {
@@ -172,6 +173,7 @@ func TestReclaimFreeIndexPages(t *testing.T) {
 // pages freed behind the walk, the residue came out 0, and a reclaim
 // walked the whole index every second, punching nothing.
 func TestReclaimQuietsOnceOnlyPartBlocksAreLeft(t *testing.T) {
+	keepInIndex(t) // about index.db's pages
 	c := testConfig(t, true)
 	d, err := Open(t.Context(), c)
 	if err != nil {
@@ -223,6 +225,7 @@ func TestReclaimQuietsOnceOnlyPartBlocksAreLeft(t *testing.T) {
 // read; the index then passes bbolt's check and holds what was written
 // last.
 func TestPunchFreeUnderLoad(t *testing.T) {
+	keepInIndex(t)            // about index.db's pages
 	setFlush(t, 256, 256<<10) // many flushes, each freeing pages
 	c := testConfig(t, true)
 	d, err := Open(t.Context(), c)
@@ -348,6 +351,7 @@ func TestPunchFreeUnderLoad(t *testing.T) {
 // off) and the next round goes on from where it stopped; the rounds
 // together make a complete pass.
 func TestReclaimRoundBoundsItsWalk(t *testing.T) {
+	keepInIndex(t) // about index.db's pages
 	c := testConfig(t, true)
 	d := open(t, c)
 	d.noPunch.Store(true) // no background reclaim: this test runs the rounds
@@ -410,6 +414,7 @@ func TestReclaimRoundBoundsItsWalk(t *testing.T) {
 // writes), a flush growing the index by megabytes made those megabytes of
 // live pages look unreturned and scheduled reclaims during loads.
 func TestUnreturnedCountsTheLastCommitsGrowth(t *testing.T) {
+	keepInIndex(t) // about index.db's pages
 	c := testConfig(t, true)
 	d := open(t, c)
 	d.noPunch.Store(true) // no reclaim: the measure is what is tested
@@ -460,6 +465,7 @@ func checkIndex(t *testing.T, path string) {
 // at the end, the bytes punched over the load may exceed the free pages
 // then left by at most a quarter of what was punched.
 func TestReclaimSparesPagesTheNextFlushTakes(t *testing.T) {
+	keepInIndex(t) // about index.db's pages
 	c := testConfig(t, true)
 	d := open(t, c)
 	d.noPunch.Store(true) // no scheduled reclaim: the test runs each pass

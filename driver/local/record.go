@@ -108,6 +108,11 @@ func (d *Driver) GetRecord(ctx context.Context, key string) (driver.Record, erro
 		}
 		return r, nil
 	}
+	p := d.commit.packs
+	if p != nil {
+		p.mu.RLock() // until the data is read (pack.go)
+		defer p.mu.RUnlock()
+	}
 	err = d.db.View(func(tx *bolt.Tx) error {
 		val := tx.Bucket(recordsBucket).Get([]byte(key))
 		d.touch(faultWindow + len(val))
@@ -115,7 +120,7 @@ func (d *Driver) GetRecord(ctx context.Context, key string) (driver.Record, erro
 			return driver.ErrNotFound
 		}
 		var derr error
-		r, derr = decode([]byte(key), val)
+		r, derr = p.decodeCut([]byte(key), val, -1)
 		return derr
 	})
 	if err != nil {
@@ -187,6 +192,11 @@ func (d *Driver) ListRecords(ctx context.Context, prefix, after string, limit in
 	}
 	var out []driver.Record
 	logged := d.commit.span(p, start, limit+1) // before the transaction: see committer.mem; +1: the after key is skipped
+	pk := d.commit.packs
+	if pk != nil {
+		pk.mu.RLock() // until the data is read (pack.go)
+		defer pk.mu.RUnlock()
+	}
 	err = d.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(recordsBucket).Cursor()
 		var k, v []byte
@@ -203,6 +213,7 @@ func (d *Driver) ListRecords(ctx context.Context, prefix, after string, limit in
 				k = nil
 			}
 			var key, val []byte
+			stored := false // val is index.db's, not the log's
 			switch {
 			case len(logged) > 0 && (k == nil || logged[0].key <= string(k)):
 				// The log's version of the key, over index.db's.
@@ -216,7 +227,7 @@ func (d *Driver) ListRecords(ctx context.Context, prefix, after string, limit in
 				}
 				key, val = []byte(m.key), m.val
 			case k != nil:
-				key, val = k, v
+				key, val, stored = k, v, true
 				k, v = c.Next()
 				// A long listing unmaps what it has read as it goes, so
 				// that one call does not map a whole index at once.
@@ -232,7 +243,13 @@ func (d *Driver) ListRecords(ctx context.Context, prefix, after string, limit in
 			if bytes.Equal(key, a) {
 				continue
 			}
-			r, err := decodeCut(key, val, driver.ListDataMax)
+			var r driver.Record
+			var err error
+			if stored {
+				r, err = pk.decodeCut(key, val, driver.ListDataMax)
+			} else {
+				r, err = decodeCut(key, val, driver.ListDataMax)
+			}
 			if err != nil {
 				return err
 			}

@@ -55,6 +55,7 @@ func TestIndexPagesUnmapped(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes a 100 MB index")
 	}
+	keepInIndex(t)
 	c := testConfig(t, true) // the mapping does not depend on fsyncs
 	d := open(t, c)
 	index := filepath.Join(c.Dir, indexFile)

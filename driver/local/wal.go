@@ -420,6 +420,7 @@ func (w *wal) close() error {
 // openLog replays the record log into index.db (the frames after the one
 // index.db last took) and starts a fresh segment for c's batches.
 func (c *committer) openLog(dir string, noSync bool, log *slog.Logger) error {
+	c.logger = log
 	var seq uint64
 	if err := c.db.View(func(tx *bolt.Tx) error {
 		if m := tx.Bucket(metaBucket); m != nil {
@@ -453,9 +454,14 @@ func (c *committer) openLog(dir string, noSync bool, log *slog.Logger) error {
 	}
 	if last > seq {
 		keys := slices.Sorted(maps.Keys(logged))
-		if err := c.db.Update(func(tx *bolt.Tx) error { return applyMutations(tx, keys, logged, last) }); err != nil {
+		var ch *packChanges
+		if err := c.db.Update(func(tx *bolt.Tx) (err error) {
+			ch, err = applyMutations(tx, keys, logged, last, c.packs)
+			return err
+		}); err != nil {
 			return fmt.Errorf("record log: replay %d frames: %w", last-seq, err)
 		}
+		c.freePacks(ch)
 	}
 	w := &wal{dir: dir, noSync: noSync, segs: segs}
 	if err := w.startSegment(last + 1); err != nil {

@@ -59,6 +59,7 @@ func crash(t *testing.T, d *Driver) {
 	d.closed.Store(true)
 	d.commit.waitFlush() // a flush under way is not interrupted; it may or may not end first
 	d.commit.log.close()
+	d.commit.packs.close()
 	if err := d.db.Close(); err != nil {
 		t.Fatal(err)
 	}
