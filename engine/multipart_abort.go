@@ -156,7 +156,9 @@ const DefaultUploadSweepInterval = time.Hour
 // removes aborted uploads' tombstones older than CompletedUploadRetention,
 // and settles the completion markers: it finishes the clean-up of completions
 // that crashed, removes the markers of completions overwritten since or
-// older than CompletedUploadRetention, and turns a marker whose completion
+// older than CompletedUploadRetention (once it has dropped what an older
+// map's set still holds of the upload, and every drive of those sets
+// answered: dropRemains), and turns a marker whose completion
 // never became visible back into an upload in progress once it is older
 // than UploadCompletionGrace (or aborts it if its container is gone). It
 // returns how many markers it looked at and the first error; a marker it
