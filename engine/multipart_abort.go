@@ -336,7 +336,7 @@ func (e *Engine) dropRemains(ctx context.Context, hold *uploadHold, tenant, cont
 	if err := e.dropUploadElsewhere(ctx, tenant, container, key, id, cur, pg, partsID(id, mk), true); err != nil {
 		return err
 	}
-	if e.remainsElsewhere(ctx, tenant, container, key, id, mk) {
+	if e.remainsElsewhere(ctx, tenant, container, key, id, mk, at) {
 		return nil
 	}
 	if err := hold.check(); err != nil {

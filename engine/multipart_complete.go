@@ -372,7 +372,7 @@ func (e *Engine) settle(ctx context.Context, tenant, container, key, id string, 
 	}
 	if s.state == completionGone || e.cfg.Now().Sub(versionTime(mk.Version)) > CompletedUploadRetention {
 		s.state = completionGone
-		if s.remains = e.remainsElsewhere(ctx, tenant, container, key, id, mk); s.remains {
+		if s.remains = e.remainsElsewhere(ctx, tenant, container, key, id, mk, at); s.remains {
 			return s, nil // the marker stays until those are dropped (sweepUpload)
 		}
 		e.deleteRecord(ctx, drives, uploadKey(tenant, container, key, id), driver.Version{})
@@ -388,11 +388,20 @@ func (e *Engine) settle(ctx context.Context, tenant, container, key, id string, 
 // may exist, mk must stay: deleted, it would no longer hide them, and
 // findUpload would serve them as the upload in progress, listed, taking
 // parts, and completed again into an artifact deleted since (review 22b
-// F2). It only reads, like olderSetsHold for a tombstone.
-func (e *Engine) remainsElsewhere(ctx context.Context, tenant, container, key, id string, mk *record) bool {
+// F2). It only reads, like olderSetsHold for a tombstone. A record placed
+// in mk's own set (at) at its drive's slot is not counted: deleting mk
+// deletes it too, on those drives (review 23b R2). Nor is anything for a
+// marker of an upload made in key's set of the current map and never
+// moved (uploadEpochKey the current epoch, no partsGenKey): no older set
+// or other layout's set ever held it (review 23b R1).
+func (e *Engine) remainsElsewhere(ctx context.Context, tenant, container, key, id string, mk *record, at uploadAt) bool {
 	cur := e.mapFor(tenant, container)
 	pg := cur.PGOf(tenant, container, key)
+	if at.same(uploadAt{m: cur, pg: pg}) && mk.Metadata[partsGenKey] == "" && mk.Metadata[uploadEpochKey] == strconv.FormatUint(uint64(cur.Epoch), 10) {
+		return false
+	}
 	home := cur.Set(pg)
+	own := at.m.Set(at.pg)
 	ukey := uploadKey(tenant, container, key, id)
 	seen := map[placement.DriveID]bool{}
 	for _, m := range append(e.otherLayouts(cur), e.olderMaps(cur)...) {
@@ -424,6 +433,9 @@ func (e *Engine) remainsElsewhere(ctx context.Context, tenant, container, key, i
 			}
 			if j := slices.Index(home, did); j >= 0 && placedIn(r, cur, pg, j) {
 				continue // the current set's: not uncovered by deleting mk
+			}
+			if j := slices.Index(own, did); j >= 0 && placedIn(r, at.m, at.pg, j) {
+				continue // mk's own set's: deleted with mk (at.drives)
 			}
 			return true
 		}
