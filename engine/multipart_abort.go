@@ -156,7 +156,9 @@ const DefaultUploadSweepInterval = time.Hour
 // removes aborted uploads' tombstones older than CompletedUploadRetention,
 // and settles the completion markers: it finishes the clean-up of completions
 // that crashed, removes the markers of completions overwritten since or
-// older than CompletedUploadRetention, and turns a marker whose completion
+// older than CompletedUploadRetention (once it has dropped what an older
+// map's set still holds of the upload, and every drive of those sets
+// answered: dropRemains), and turns a marker whose completion
 // never became visible back into an upload in progress once it is older
 // than UploadCompletionGrace (or aborts it if its container is gone). It
 // returns how many markers it looked at and the first error; a marker it
@@ -293,6 +295,9 @@ func (e *Engine) sweepUpload(ctx context.Context, tenant, container, key, id str
 		return nil
 	}
 	s, err := e.settle(ctx, tenant, container, key, id, mk, at)
+	if err == nil && s.remains {
+		return e.dropRemains(ctx, hold, tenant, container, key, id, mk, at)
+	}
 	if err != nil || s.state != completionPending || e.cfg.Now().Sub(versionTime(mk.Version)) < UploadCompletionGrace {
 		return err
 	}
@@ -310,6 +315,37 @@ func (e *Engine) sweepUpload(ctx context.Context, tenant, container, key, id str
 		return err
 	}
 	return e.revert(ctx, tenant, container, key, id, mk, at)
+}
+
+// dropRemains removes, for a marker mk of a completion gone (settle) that
+// lives in key's set of the current map (at), what older sets still hold
+// of the upload (dropUploadElsewhere, as moveUpload does), then the marker
+// once no drive of them may hold any (remainsElsewhere): every drive of
+// those sets answered and holds nothing (review 22b F2). A marker in an
+// older set, or whose remains could not all be dropped, stays for a later
+// sweep; MoveUploads drops the remains too.
+func (e *Engine) dropRemains(ctx context.Context, hold *uploadHold, tenant, container, key, id string, mk *record, at uploadAt) error {
+	cur := e.mapFor(tenant, container)
+	pg := cur.PGOf(tenant, container, key)
+	if !at.same(uploadAt{m: cur, pg: pg}) {
+		return nil
+	}
+	if err := hold.check(); err != nil {
+		return err
+	}
+	if err := e.dropUploadElsewhere(ctx, tenant, container, key, id, cur, pg, partsID(id, mk), true); err != nil {
+		return err
+	}
+	if e.remainsElsewhere(ctx, tenant, container, key, id, mk, at) {
+		return nil
+	}
+	if err := hold.check(); err != nil {
+		return err
+	}
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	e.deleteRecord(ctx, at.drives, uploadKey(tenant, container, key, id), driver.Version{})
+	return nil
 }
 
 // RunUploadSweeper calls SweepUploads every interval (0 means

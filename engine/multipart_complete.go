@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/placement"
 )
 
 // CompletedUploadRetention is how long the marker of a completed upload is
@@ -337,6 +338,9 @@ type settled struct {
 	state completion
 	cur   *record // the artifact's version served, if any
 	all   bool    // every drive answered
+	// remains: the completion is gone but its marker was kept, since an
+	// older set may still hold remains of the upload (remainsElsewhere).
+	remains bool
 }
 
 // settle looks at whether the completion marker mk made it into the
@@ -367,10 +371,76 @@ func (e *Engine) settle(ctx context.Context, tenant, container, key, id string, 
 		return settled{}, err
 	}
 	if s.state == completionGone || e.cfg.Now().Sub(versionTime(mk.Version)) > CompletedUploadRetention {
-		e.deleteRecord(ctx, drives, uploadKey(tenant, container, key, id), driver.Version{})
 		s.state = completionGone
+		if s.remains = e.remainsElsewhere(ctx, tenant, container, key, id, mk, at); s.remains {
+			return s, nil // the marker stays until those are dropped (sweepUpload)
+		}
+		e.deleteRecord(ctx, drives, uploadKey(tenant, container, key, id), driver.Version{})
 	}
 	return s, nil
+}
+
+// remainsElsewhere reports whether a drive of key's sets in the older maps
+// or the other layouts may hold a live record of upload id that is neither
+// its marker mk nor placed in key's set of the current map: it holds one,
+// or did not answer (a removed drive holds nothing). Such a record is the
+// remains of a move whose clean-up failed (dropUploadElsewhere). While it
+// may exist, mk must stay: deleted, it would no longer hide them, and
+// findUpload would serve them as the upload in progress, listed, taking
+// parts, and completed again into an artifact deleted since (review 22b
+// F2). It only reads, like olderSetsHold for a tombstone. A record placed
+// in mk's own set (at) at its drive's slot is not counted: deleting mk
+// deletes it too, on those drives (review 23b R2). Nor is anything for a
+// marker of an upload made in key's set of the current map and never
+// moved (uploadEpochKey the current epoch, no partsGenKey): no older set
+// or other layout's set ever held it (review 23b R1).
+func (e *Engine) remainsElsewhere(ctx context.Context, tenant, container, key, id string, mk *record, at uploadAt) bool {
+	cur := e.mapFor(tenant, container)
+	pg := cur.PGOf(tenant, container, key)
+	if at.same(uploadAt{m: cur, pg: pg}) && mk.Metadata[partsGenKey] == "" && mk.Metadata[uploadEpochKey] == strconv.FormatUint(uint64(cur.Epoch), 10) {
+		return false
+	}
+	home := cur.Set(pg)
+	own := at.m.Set(at.pg)
+	ukey := uploadKey(tenant, container, key, id)
+	seen := map[placement.DriveID]bool{}
+	for _, m := range append(e.otherLayouts(cur), e.olderMaps(cur)...) {
+		for _, did := range m.Set(m.PGOf(tenant, container, key)) {
+			if seen[did] {
+				continue
+			}
+			seen[did] = true
+			d, err := e.cfg.Topology.Drive(did)
+			if errors.Is(err, driver.ErrRemoved) {
+				continue
+			}
+			var raw driver.Record
+			if err == nil {
+				raw, err = d.GetRecord(ctx, ukey)
+			}
+			if errors.Is(err, driver.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return true // away: it may hold them
+			}
+			r, err := unmarshalRecord(raw.Data)
+			if err != nil {
+				return true // dropUploadElsewhere removes it
+			}
+			if r.Deleted || raw.Version == mk.Version {
+				continue // an abort's tombstone, or the marker itself
+			}
+			if j := slices.Index(home, did); j >= 0 && placedIn(r, cur, pg, j) {
+				continue // the current set's: not uncovered by deleting mk
+			}
+			if j := slices.Index(own, did); j >= 0 && placedIn(r, at.m, at.pg, j) {
+				continue // mk's own set's: deleted with mk (at.drives)
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // completionOf is what the completion of marker mk, whose artifact set is

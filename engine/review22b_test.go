@@ -75,7 +75,6 @@ func TestReview22bDeletedCompletionResurrects(t *testing.T) {
 // then holds nothing of the upload, and findUpload serves the older
 // set's remains: the completed upload is in progress again.
 func TestReview22bGoneMarkerUncoversRemains(t *testing.T) {
-	knownOpen(t, "known open (review 22b F2, main fails it too): a completion marker the sweep settles uncovers an older set's remains")
 	r := newMigRig(t)
 	ctx := t.Context()
 	const key = "mp/gone-marker"
@@ -103,6 +102,83 @@ func TestReview22bGoneMarkerUncoversRemains(t *testing.T) {
 	}
 	if again, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part1}, nil); err == nil {
 		t.Errorf("CompleteUpload retried: %+v; want ErrNoSuchUpload, not the deleted object made again", again)
+	}
+}
+
+// TestReview22bGoneMarkerDeletedOnceRemainsDropped (review 22b F2's fix,
+// no leak): the F2 set-up, the completion then gone by a Delete or by
+// CompletedUploadRetention. While the older set's drive is away the sweep
+// keeps the marker (it hides the remains that drive may hold); once the
+// drive is back, the sweep alone drops the remains under the upload's
+// lease and then the marker: no drive holds a record of the upload or of
+// its parts, and the completed upload does not come back.
+func TestReview22bGoneMarkerDeletedOnceRemainsDropped(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		delete bool // gone by a Delete, else by CompletedUploadRetention
+	}{{"deleted", true}, {"expired", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newMigRig(t)
+			ctx := t.Context()
+			key := "mp/gone-marker-" + tc.name
+			data := randBytes(2304, 1000)
+			_, _, id, part1, oldSet, curSet := movedWithRemains(t, r, key, data)
+			r.topo.drives[oldSet[1]].SetOffline(true)
+			if _, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part1}, nil); err != nil {
+				t.Fatalf("CompleteUpload with %s away: %v", curSet[3], err)
+			}
+			r.topo.drives[curSet[3]].SetOffline(false)
+			if _, err := r.e.MoveUploads(ctx); err == nil {
+				t.Fatalf("MoveUploads with %s away: nil error; want the older set's clean-up failing", oldSet[1])
+			}
+			if tc.delete {
+				if err := r.e.Delete(ctx, "t", "c", key); err != nil {
+					t.Fatalf("Delete: %v", err)
+				}
+			} else {
+				r.skew.Store(int64(CompletedUploadRetention + time.Minute))
+			}
+			ukey := uploadKey("t", "c", key, id)
+			records := func(prefix string, ids []placement.DriveID) int {
+				t.Helper()
+				n := 0
+				for _, did := range ids {
+					recs, err := r.topo.drives[did].ListRecords(ctx, prefix, "", 100)
+					if err != nil {
+						t.Fatalf("list %q on %s: %v", prefix, did, err)
+					}
+					n += len(recs)
+				}
+				return n
+			}
+			if _, err := r.e.SweepUploads(ctx); err == nil {
+				t.Errorf("SweepUploads with %s away: nil error; want the older set's remains not dropped", oldSet[1])
+			}
+			r.e.WaitBackground()
+			if got := records(ukey, curSet); got == 0 {
+				t.Fatalf("after a sweep with %s away: no marker on %v; want it kept (it hides the older set's remains)", oldSet[1], curSet)
+			}
+			r.topo.drives[oldSet[1]].SetOffline(false)
+			if _, err := r.e.SweepUploads(ctx); err != nil {
+				t.Fatalf("SweepUploads with every drive back: %v", err)
+			}
+			r.e.WaitBackground()
+			if got, want := records(ukey, r.ids), 0; got != want {
+				t.Errorf("records of the upload on every drive after the sweep: %d, want %d (marker and remains gone)", got, want)
+			}
+			if got, want := records(partPrefix("t", "c", id), r.ids), 0; got != want {
+				t.Errorf("part records of the upload on every drive after the sweep: %d, want %d", got, want)
+			}
+			if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 0 {
+				t.Errorf("ListUploads: %+v, %v; want none", ups, err)
+			}
+			if _, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10); !errors.Is(err, ErrNoSuchUpload) {
+				t.Errorf("ListParts: %v; want ErrNoSuchUpload", err)
+			}
+			if again, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part1}, nil); !errors.Is(err, ErrNoSuchUpload) {
+				t.Errorf("CompleteUpload retried: %+v, %v; want ErrNoSuchUpload", again, err)
+			}
+		})
 	}
 }
 
