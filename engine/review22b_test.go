@@ -48,23 +48,7 @@ func TestReview22bDeletedCompletionResurrects(t *testing.T) {
 			t.Logf("%s still holds the key's record (version %v): purge did not run", did, raw.Version)
 		}
 	}
-	for pass := range 2 {
-		r.e.moveRetries.Delete(id)
-		st, err := r.e.MoveUploads(ctx)
-		t.Logf("pass %d: %+v, %v", pass, st, err)
-	}
-	if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 0 {
-		t.Errorf("ListUploads after the pass: %+v, %v; want none (completed then deleted)", ups, err)
-	}
-	if parts, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10); !errors.Is(err, ErrNoSuchUpload) {
-		t.Errorf("ListParts after the pass: %d parts, %v; want ErrNoSuchUpload (completed)", len(parts), err)
-	}
-	if again, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part1}, nil); err == nil {
-		t.Errorf("CompleteUpload retried: %+v; want ErrNoSuchUpload, not the deleted object made again", again)
-	}
-	if got, err := read(ctx, r.e, key, 0, -1); err == nil {
-		t.Errorf("read after delete: %d bytes (equal to the deleted data: %v); want no such artifact", len(got), bytes.Equal(got, data))
-	}
+	deletedCompletionStaysGone(t, r, key, id, part1, data)
 }
 
 // TestReview22bGoneMarkerUncoversRemains (review 22b F2, no disk lost):
@@ -236,5 +220,31 @@ func knownOpen(t *testing.T, what string) {
 	t.Helper()
 	if os.Getenv("VAULT_KNOWN") == "" {
 		t.Skip(what + "; set VAULT_KNOWN=1 to run")
+	}
+}
+
+// deletedCompletionStaysGone runs two upload move passes over an upload
+// whose Complete succeeded and whose object was deleted since, and checks
+// that it stays gone: not listed, no parts, a retried Complete refused,
+// the object not readable.
+func deletedCompletionStaysGone(t *testing.T, r *migRig, key, id string, part1 CompletePart, data []byte) {
+	t.Helper()
+	ctx := t.Context()
+	for pass := range 2 {
+		r.e.moveRetries.Delete(id)
+		st, err := r.e.MoveUploads(ctx)
+		t.Logf("pass %d: %+v, %v", pass, st, err)
+	}
+	if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 0 {
+		t.Errorf("ListUploads after the pass: %+v, %v; want none (completed then deleted)", ups, err)
+	}
+	if parts, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10); !errors.Is(err, ErrNoSuchUpload) {
+		t.Errorf("ListParts after the pass: %d parts, %v; want ErrNoSuchUpload (completed)", len(parts), err)
+	}
+	if again, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part1}, nil); err == nil {
+		t.Errorf("CompleteUpload retried: %+v; want ErrNoSuchUpload, not the deleted object made again", again)
+	}
+	if got, err := read(ctx, r.e, key, 0, -1); err == nil {
+		t.Errorf("read after delete: %d bytes (equal to the deleted data: %v); want no such artifact", len(got), bytes.Equal(got, data))
 	}
 }

@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -91,23 +90,7 @@ func TestReview23DeletedCompletionOrphanShardResurrects(t *testing.T) {
 	}
 	// Two marker holders are disks replaced since.
 	wipeUploadRecord(t, r, key, id, curSet[0], curSet[1])
-	for pass := range 2 {
-		r.e.moveRetries.Delete(id)
-		st, err := r.e.MoveUploads(ctx)
-		t.Logf("pass %d: %+v, %v", pass, st, err)
-	}
-	if ups, _, err := r.e.ListUploads(ctx, "t", "c", "", "", "", 10); err != nil || len(ups) != 0 {
-		t.Errorf("ListUploads after the pass: %+v, %v; want none (completed then deleted)", ups, err)
-	}
-	if parts, _, err := r.e.ListParts(ctx, "t", "c", key, id, 0, 10); !errors.Is(err, ErrNoSuchUpload) {
-		t.Errorf("ListParts after the pass: %d parts, %v; want ErrNoSuchUpload (completed)", len(parts), err)
-	}
-	if again, err := r.e.CompleteUpload(ctx, "t", "c", key, id, []CompletePart{part1}, nil); err == nil {
-		t.Errorf("CompleteUpload retried: %+v; want ErrNoSuchUpload, not the deleted object made again", again)
-	}
-	if got, err := read(ctx, r.e, key, 0, -1); err == nil {
-		t.Errorf("read after delete: %d bytes (equal to the deleted data: %v); want no such artifact", len(got), bytes.Equal(got, data))
-	}
+	deletedCompletionStaysGone(t, r, key, id, part1, data)
 }
 
 // lateReply is a drive whose record writes under prefix, while armed, land

@@ -4,7 +4,6 @@ package local
 // /work/wt/notes/REVIEWPACK.md.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -14,9 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -299,50 +296,7 @@ func TestReviewPackSurvivesKill(t *testing.T) {
 	for round := range 4 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestReviewPackSurvivesKill$")
 		cmd.Env = append(os.Environ(), "VAULT_REVPACK_CHILD="+dir)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := make(chan string, 1024)
-		go func() {
-			sc := bufio.NewScanner(out)
-			sc.Buffer(make([]byte, 64<<10), 64<<10)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-			close(lines)
-		}()
-		kill := time.After(time.Duration(700+rand.IntN(800)) * time.Millisecond)
-		n := 0
-	read:
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					break read
-				}
-				f := strings.SplitN(l, " ", 3)
-				switch {
-				case len(f) == 3 && f[0] == "B":
-					pending[f[1]] = f[2]
-				case len(f) == 2 && f[0] == "A":
-					acked[f[1]] = pending[f[1]]
-					delete(pending, f[1])
-					n++
-				}
-			case <-kill:
-				cmd.Process.Signal(syscall.SIGKILL)
-				kill = nil
-			}
-		}
-		cmd.Wait()
-		if n < 50 {
-			t.Fatalf("round %d: only %d operations acknowledged before the kill", round, n)
-		}
+		n := killChild(t, cmd, round, pending, acked)
 		revSetPackMax(t, 24<<10)
 		d, err := Open(t.Context(), Config{Dir: dir, ID: "d", ClusterID: "c"})
 		if err != nil {

@@ -467,50 +467,7 @@ func TestRecordLogSurvivesKill(t *testing.T) {
 	for round := range 3 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestRecordLogSurvivesKill$")
 		cmd.Env = append(os.Environ(), "VAULT_WAL_CHILD="+dir)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := make(chan string, 1024)
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-			close(lines)
-		}()
-		kill := time.After(time.Duration(700+rand.IntN(800)) * time.Millisecond)
-		n := 0
-	read:
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					break read
-				}
-				// "B key data" begins an op, "A key" acknowledges it.
-				f := strings.SplitN(l, " ", 3)
-				switch {
-				case len(f) == 3 && f[0] == "B":
-					pending[f[1]] = f[2]
-				case len(f) == 2 && f[0] == "A":
-					acked[f[1]] = pending[f[1]]
-					delete(pending, f[1])
-					n++
-				}
-			case <-kill:
-				cmd.Process.Signal(syscall.SIGKILL)
-				kill = nil
-			}
-		}
-		cmd.Wait()
-		if n < 50 {
-			t.Fatalf("round %d: only %d operations acknowledged before the kill", round, n)
-		}
+		n := killChild(t, cmd, round, pending, acked)
 		d, err := Open(t.Context(), Config{Dir: dir, ID: "d", ClusterID: "c"})
 		if err != nil {
 			t.Fatal(err)
@@ -535,6 +492,60 @@ func TestRecordLogSurvivesKill(t *testing.T) {
 		}
 		t.Logf("round %d: %d operations acknowledged, %d keys checked", round, n, len(acked))
 	}
+}
+
+// killChild starts cmd, a child that prints "B key data" before each
+// operation and "A key" once it is acknowledged, SIGKILLs it after 0.7 to
+// 1.5 s, and records in acked what it acknowledged (and in pending what
+// was in flight). It fails the test if fewer than 50 operations were
+// acknowledged before the kill, and returns how many were.
+func killChild(t *testing.T, cmd *exec.Cmd, round int, pending, acked map[string]string) int {
+	t.Helper()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1024)
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 64<<10), 64<<10)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	kill := time.After(time.Duration(700+rand.IntN(800)) * time.Millisecond)
+	n := 0
+read:
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				break read
+			}
+			f := strings.SplitN(l, " ", 3)
+			switch {
+			case len(f) == 3 && f[0] == "B":
+				pending[f[1]] = f[2]
+			case len(f) == 2 && f[0] == "A":
+				acked[f[1]] = pending[f[1]]
+				delete(pending, f[1])
+				n++
+			}
+		case <-kill:
+			cmd.Process.Signal(syscall.SIGKILL)
+			kill = nil
+		}
+	}
+	cmd.Wait()
+	if n < 50 {
+		t.Fatalf("round %d: only %d operations acknowledged before the kill", round, n)
+	}
+	return n
 }
 
 // walChild is the child of TestRecordLogSurvivesKill: four writers on
