@@ -1,14 +1,13 @@
 package local
 
-// Review of 306eaeb (pack files): tests of the defects found. See
-// /work/wt/notes/REVIEWPACK.md.
+// Review of 306eaeb (pack files, session 23): tests of the defects found,
+// and of crashes and reopens under load.
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -327,43 +326,7 @@ func TestReviewPackSurvivesKill(t *testing.T) {
 func revPackChild(dir string) {
 	flushOps, flushBytes = 16, 32<<10
 	packMax = 24 << 10
-	ctx := context.Background()
-	d, err := Open(ctx, Config{Dir: dir, ID: "d", ClusterID: "c"})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	var mu sync.Mutex
-	say := func(format string, a ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(os.Stdout, format+"\n", a...)
-	}
-	var wg sync.WaitGroup
-	for g := range 4 {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				k := fmt.Sprintf("w%d/k%02d", g, rand.IntN(20))
-				if rand.IntN(5) == 0 {
-					say("B %s ", k)
-					err := d.DeleteRecord(ctx, k, driver.Version{})
-					if err != nil && !errors.Is(err, driver.ErrNotFound) {
-						fmt.Fprintln(os.Stderr, err)
-						os.Exit(2)
-					}
-				} else {
-					data := fmt.Sprintf("%d-%d-%s", g, i, bytes.Repeat([]byte("x"), 3000+rand.IntN(6000)))
-					say("B %s %s", k, data)
-					if _, _, err := d.PutRecord(ctx, driver.Record{Key: k, Version: stamp(), Data: []byte(data)}); err != nil {
-						fmt.Fprintln(os.Stderr, err)
-						os.Exit(2)
-					}
-				}
-				say("A %s", k)
-			}
-		})
-	}
-	wg.Wait()
+	writeUntilKilled(dir, 20, 3000, 6000)
 }
 
 // TestReviewPackStressOfflineReopen: readers, listings, writers, flushes

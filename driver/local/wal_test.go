@@ -553,6 +553,15 @@ read:
 // "A key" once it is acknowledged ("" data: a delete), until killed.
 func walChild(dir string) {
 	flushOps, flushBytes = 64, 16<<10
+	writeUntilKilled(dir, 30, 0, 300)
+}
+
+// writeUntilKilled opens the drive in dir and runs four writers, each on
+// keys keys of its own, putting records of minData to minData+spread
+// bytes (one in five operations a delete) and printing "B key data"
+// before each operation and "A key" once it is acknowledged, until the
+// process is killed.
+func writeUntilKilled(dir string, keys, minData, spread int) {
 	ctx := context.Background()
 	d, err := Open(ctx, Config{Dir: dir, ID: "d", ClusterID: "c"})
 	if err != nil {
@@ -569,7 +578,7 @@ func walChild(dir string) {
 	for g := range 4 {
 		wg.Go(func() {
 			for i := 0; ; i++ {
-				k := fmt.Sprintf("w%d/k%02d", g, rand.IntN(30))
+				k := fmt.Sprintf("w%d/k%02d", g, rand.IntN(keys))
 				if rand.IntN(5) == 0 {
 					say("B %s ", k)
 					err := d.DeleteRecord(ctx, k, driver.Version{})
@@ -578,7 +587,7 @@ func walChild(dir string) {
 						os.Exit(2)
 					}
 				} else {
-					data := fmt.Sprintf("%d-%d-%s", g, i, bytes.Repeat([]byte("x"), rand.IntN(300)))
+					data := fmt.Sprintf("%d-%d-%s", g, i, bytes.Repeat([]byte("x"), minData+rand.IntN(spread)))
 					say("B %s %s", k, data)
 					if _, _, err := d.PutRecord(ctx, driver.Record{Key: k, Version: stamp(), Data: []byte(data)}); err != nil {
 						fmt.Fprintln(os.Stderr, err)
