@@ -515,9 +515,14 @@ func (c *committer) flush(fl *held, seq uint64) error {
 	if err != nil {
 		// A commit that failed in bbolt's fsyncs may still be on the
 		// disk, with its references: only appends that no commit
-		// wrote are dropped.
-		if c.packs != nil && beforeCommit {
-			c.packs.rollback()
+		// wrote are dropped, and such a commit's end counts as
+		// committed, so that no later rollback cuts below it.
+		if c.packs != nil {
+			if beforeCommit {
+				c.packs.rollback()
+			} else if ch != nil {
+				c.packs.committed(ch)
+			}
 		}
 		return fmt.Errorf("flush record log: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -283,12 +284,18 @@ func (p *packs) read(ref packRef, max int) (data []byte, truncated bool, err err
 		beforePackRead()
 	}
 	f, done, err := p.file(ref.id)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = fmt.Errorf("%w: %w", errLost, err)
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("pack %d: %w: %w", ref.id, driver.ErrCorrupt, err)
 	}
 	defer done()
 	data = make([]byte, n)
 	if _, err := f.ReadAt(data, ref.off); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: %w", errLost, err) // the pack is shorter
+		}
 		return nil, false, fmt.Errorf("pack %d at %d: %w: %w", ref.id, ref.off, driver.ErrCorrupt, err)
 	}
 	if !truncated && crc32.Checksum(data, castagnoli) != ref.checksum {
@@ -315,7 +322,7 @@ func (p *packs) decodeCut(key, val []byte, max int) (driver.Record, error) {
 	case valPacked:
 		ref, ok := storedRef(val)
 		if !ok {
-			return driver.Record{}, fmt.Errorf("pack reference of %d bytes: %w", len(val), driver.ErrCorrupt)
+			return driver.Record{}, fmt.Errorf("pack reference of %d bytes: %w: %w", len(val), driver.ErrCorrupt, errLost)
 		}
 		data, truncated, err := p.read(ref, max)
 		if err != nil {
@@ -325,11 +332,16 @@ func (p *packs) decodeCut(key, val []byte, max int) (driver.Record, error) {
 		copy(r.Version[:], val)
 		return r, nil
 	}
-	return driver.Record{}, fmt.Errorf("record value kind %d: %w", val[driver.VersionSize], driver.ErrCorrupt)
+	return driver.Record{}, fmt.Errorf("record value kind %d: %w: %w", val[driver.VersionSize], driver.ErrCorrupt, errLost)
 }
 
-// errChecksum is a pack read whose data does not match its CRC.
-var errChecksum = errors.New("checksum mismatch")
+// errChecksum is a pack read whose data does not match its CRC; errLost
+// one whose data is not there (the pack missing or shorter), or a value
+// that does not parse.
+var (
+	errChecksum = errors.New("checksum mismatch")
+	errLost     = errors.New("data lost")
+)
 
 // logical returns a stored value as the record log holds it: the Version
 // then the data. A value whose data is corrupt (its CRC fails) comes back
@@ -347,7 +359,7 @@ func (p *packs) logical(val []byte) []byte {
 	switch {
 	case err == nil:
 		return append(r.Version[:], r.Data...)
-	case errors.Is(err, errChecksum) && len(val) >= driver.VersionSize:
+	case (errors.Is(err, errChecksum) || errors.Is(err, errLost)) && len(val) >= driver.VersionSize:
 		return bytes.Clone(val[:driver.VersionSize])
 	}
 	return []byte{}
@@ -421,6 +433,18 @@ func (p *packs) sync() error {
 		p.w.Reset(writerAt{p.f, &p.end}) // bufio keeps a failed write's error: start over after what was written
 		return fmt.Errorf("append to pack %d: %w", p.active, err)
 	}
+	// The next appends start on a block of their own: they never rewrite
+	// a block holding committed data (on a device that may garble a
+	// sector being written when power fails, that could lose committed
+	// records; review 20 H2). The file is extended to the block's end now,
+	// before the fdatasync, so that no file system zeroes the rest of
+	// this block later, when the next flush writes past it.
+	if end := alignBlock(p.end); end != p.end {
+		if err := p.f.Truncate(end); err != nil {
+			return fmt.Errorf("extend pack %d: %w", p.active, err)
+		}
+		p.end = end
+	}
 	if p.noSync {
 		return nil
 	}
@@ -455,11 +479,6 @@ func (p *packs) apply(tx *bolt.Tx, added []packRef, ch *packChanges) error {
 	if err := p.sync(); err != nil {
 		return err
 	}
-	// The next flush starts on a block of its own: it never rewrites a
-	// block holding committed data (on a device that may garble a sector
-	// being written when power fails, that could lose committed records;
-	// review 20 H2). The skipped bytes stay a hole.
-	p.end = alignBlock(p.end)
 	ext, err := tx.CreateBucketIfNotExists(extentsBucket)
 	if err != nil {
 		return err
@@ -476,6 +495,16 @@ func (p *packs) apply(tx *bolt.Tx, added []packRef, ch *packChanges) error {
 	for _, r := range ch.dead {
 		dead[string(r.key())] = true
 	}
+	for _, r := range added { // a new extent is never freed, whatever index.db held before
+		delete(dead, string(r.key()))
+	}
+	kept := ch.dead[:0]
+	for _, r := range ch.dead {
+		if dead[string(r.key())] {
+			kept = append(kept, r)
+		}
+	}
+	ch.dead = kept
 	ch.punch = map[[3]int64]bool{}
 	for _, r := range ch.dead {
 		from, to := p.gap(ext, r, dead)

@@ -244,7 +244,7 @@ func TestPackCrashLeftovers(t *testing.T) {
 	}
 	// y starts on the block after x's (a flush never shares a block with
 	// committed data), where the leftovers were cut off.
-	if w := alignBlock(int64(len(want))) + int64(len(logged)); fi.Size() != w {
+	if w := alignBlock(int64(len(want))) + alignBlock(int64(len(logged))); fi.Size() != w {
 		t.Errorf("active pack of %d bytes, want %d: the crash's leftovers kept", fi.Size(), w)
 	}
 }

@@ -140,11 +140,20 @@ func TestReviewPackPutPrevUnreadable(t *testing.T) {
 	f := p.files[1]
 	delete(p.files, 1)
 	p.fmu.Unlock()
+	// A directory in its place: opening it fails (EISDIR) as with
+	// EMFILE or EIO, not ENOENT (a lost pack: its records can be
+	// replaced, TestReviewPack2MissingPackBlocksHeal).
 	path := filepath.Join(c.Dir, packsDir, packName(1))
 	if err := os.Rename(path, path+".away"); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	prev, ok, err := d.PutRecord(ctx, driver.Record{Key: "k", Version: stamp(), Data: patterned("new", 9<<10)})
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Rename(path+".away", path); err != nil {
 		t.Fatal(err)
 	}
