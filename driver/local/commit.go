@@ -513,15 +513,16 @@ func (c *committer) flush(fl *held, seq uint64) error {
 		return nil
 	})
 	if err != nil {
-		// A commit that failed in bbolt's fsyncs may still be on the
-		// disk, with its references: only appends that no commit
-		// wrote are dropped, and such a commit's end counts as
-		// committed, so that no later rollback cuts below it.
+		// A commit that failed once bbolt had written its meta page
+		// (its fsync failing) is visible, and may be on the disk,
+		// with its references: its end counts as committed, so that
+		// no later rollback cuts below it. Only appends that no
+		// commit wrote are dropped.
 		if c.packs != nil {
-			if beforeCommit {
-				c.packs.rollback()
-			} else if ch != nil {
+			if !beforeCommit && ch != nil && c.packs.visible(c.db, ch) {
 				c.packs.committed(ch)
+			} else {
+				c.packs.rollback()
 			}
 		}
 		return fmt.Errorf("flush record log: %w", err)

@@ -285,7 +285,11 @@ func (p *packs) read(ref packRef, max int) (data []byte, truncated bool, err err
 	}
 	f, done, err := p.file(ref.id)
 	if errors.Is(err, fs.ErrNotExist) {
-		err = fmt.Errorf("%w: %w", errLost, err)
+		// Lost only if packs/ itself is there: a directory briefly
+		// unreachable (moved, unmounted) loses nothing.
+		if _, serr := os.Stat(p.dir); serr == nil {
+			err = fmt.Errorf("%w: %w", errLost, err)
+		}
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("pack %d: %w: %w", ref.id, driver.ErrCorrupt, err)
@@ -563,6 +567,22 @@ func (p *packs) gap(ext *bolt.Bucket, r packRef, dead map[string]bool) (from, to
 // looks for, never on an emptied leaf (see apply).
 func (p *packs) hasLive(ext *bolt.Bucket, id uint32, dead map[string]bool) bool {
 	return hasExtents(ext, id)
+}
+
+// visible reports whether index.db, as it reads now, holds the active
+// pack and end that the transaction of ch wrote: a commit that failed
+// after writing its meta page.
+func (p *packs) visible(db *bolt.DB, ch *packChanges) bool {
+	want := binary.BigEndian.AppendUint32(make([]byte, 0, 12), ch.active)
+	want = binary.BigEndian.AppendUint64(want, uint64(ch.end))
+	seen := false
+	db.View(func(tx *bolt.Tx) error {
+		if m := tx.Bucket(metaBucket); m != nil {
+			seen = bytes.Equal(m.Get(packEndKey), want)
+		}
+		return nil
+	})
+	return seen
 }
 
 // committed notes that the transaction of ch committed.
