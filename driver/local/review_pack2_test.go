@@ -47,21 +47,9 @@ func revUncertain(t *testing.T, failB bool) {
 	}
 	ctx := t.Context()
 	const n, size = 4, 64 << 10
-	put := func(gen int) {
-		for i := range n {
-			k := fmt.Sprintf("k%d", i)
-			if _, _, err := d.PutRecord(ctx, driver.Record{Key: k, Version: stamp(), Data: patterned(fmt.Sprint(k, gen), size)}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	put, flush := genPutter(t, d, n, size)
 	cm := &d.commit
 	p := cm.packs
-	flush := func() error {
-		cm.startFlush()
-		cm.waitFlush()
-		return cm.flushErr
-	}
 	put(0)
 	if err := flush(); err != nil {
 		t.Fatal(err)

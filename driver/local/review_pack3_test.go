@@ -30,22 +30,9 @@ import (
 // is ENOENT legitimately only when it is really gone: the directory
 // exists, and no reader can see an emptied pack's removal (packs.mu).
 func TestReviewPack3TransientENOENTNotLost(t *testing.T) {
-	c := testConfig(t, true)
-	d := open(t, c)
+	c, d, old, f := packedNotOpen(t)
 	ctx := t.Context()
-	old := patterned("old", 8<<10)
-	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "k", Version: stamp(), Data: old}); err != nil {
-		t.Fatal(err)
-	}
-	flushHeld(t, d)
 	p := d.commit.packs
-	// Pack 1 is not among the open files (as a sealed pack past
-	// maxOpenPacks, or any pack not read since open); the active pack's
-	// descriptor stays open for appends.
-	p.fmu.Lock()
-	f := p.files[1]
-	delete(p.files, 1)
-	p.fmu.Unlock()
 	dir := filepath.Join(c.Dir, packsDir)
 	if err := os.Rename(dir, dir+".away"); err != nil { // the packs directory unreachable for a moment
 		t.Fatal(err)
@@ -100,21 +87,9 @@ func TestReviewPack3FailedCommitAppendsLeak(t *testing.T) {
 	d := open(t, c)
 	ctx := t.Context()
 	const n, size, retries = 4, 64 << 10, 5
-	put := func(gen int) {
-		for i := range n {
-			k := fmt.Sprintf("k%d", i)
-			if _, _, err := d.PutRecord(ctx, driver.Record{Key: k, Version: stamp(), Data: patterned(fmt.Sprint(k, gen), size)}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	put, flush := genPutter(t, d, n, size)
 	cm := &d.commit
 	p := cm.packs
-	flush := func() error {
-		cm.startFlush()
-		cm.waitFlush()
-		return cm.flushErr
-	}
 	put(0)
 	if err := flush(); err != nil {
 		t.Fatal(err)

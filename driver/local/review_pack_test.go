@@ -125,21 +125,9 @@ func TestReviewPackPunchSameSpanTwoPacks(t *testing.T) {
 // (recordWrite.putOne) then cannot unmarshal prev and its rollback
 // deletes the new record without putting the old one back.
 func TestReviewPackPutPrevUnreadable(t *testing.T) {
-	c := testConfig(t, true)
-	d := open(t, c)
+	c, d, old, f := packedNotOpen(t)
 	ctx := t.Context()
-	old := patterned("old", 8<<10)
-	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "k", Version: stamp(), Data: old}); err != nil {
-		t.Fatal(err)
-	}
-	flushHeld(t, d)
 	p := d.commit.packs
-	// Pack 1 cannot be opened for a moment: dropped from the open
-	// files (kept open for appends) and moved away.
-	p.fmu.Lock()
-	f := p.files[1]
-	delete(p.files, 1)
-	p.fmu.Unlock()
 	// A directory in its place: opening it fails (EISDIR) as with
 	// EMFILE or EIO, not ENOENT (a lost pack: its records can be
 	// replaced, TestReviewPack2MissingPackBlocksHeal).
@@ -412,3 +400,45 @@ func TestReviewPackStressOfflineReopen(t *testing.T) {
 }
 
 func runtimeStack(buf []byte) int { return runtime.Stack(buf, true) }
+
+// packedNotOpen opens a drive holding record "k" (returned as old) in
+// pack 1, flushed, with pack 1 dropped from the open packs (as a sealed
+// pack past maxOpenPacks, or one not read since open), so the next read
+// opens it. f is pack 1's descriptor, for the test to put back.
+func packedNotOpen(t *testing.T) (c Config, d *Driver, old []byte, f *os.File) {
+	t.Helper()
+	c = testConfig(t, true)
+	d = open(t, c)
+	old = patterned("old", 8<<10)
+	if _, _, err := d.PutRecord(t.Context(), driver.Record{Key: "k", Version: stamp(), Data: old}); err != nil {
+		t.Fatal(err)
+	}
+	flushHeld(t, d)
+	p := d.commit.packs
+	p.fmu.Lock()
+	f = p.files[1]
+	delete(p.files, 1)
+	p.fmu.Unlock()
+	return c, d, old, f
+}
+
+// genPutter returns put, writing generation gen of records k0..k(n-1)
+// of size bytes to d, and flush, running one flush of d's record log in
+// the calling goroutine and returning its outcome.
+func genPutter(t *testing.T, d *Driver, n, size int) (put func(gen int), flush func() error) {
+	put = func(gen int) {
+		t.Helper()
+		for i := range n {
+			k := fmt.Sprintf("k%d", i)
+			if _, _, err := d.PutRecord(t.Context(), driver.Record{Key: k, Version: stamp(), Data: patterned(fmt.Sprint(k, gen), size)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	flush = func() error {
+		d.commit.startFlush()
+		d.commit.waitFlush()
+		return d.commit.flushErr
+	}
+	return put, flush
+}
