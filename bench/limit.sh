@@ -16,7 +16,9 @@
 #   WORKLOADS ["get:4096 put:4096 get:1048576 put:1048576"]
 #   OUT   also write the table to this file
 #   PPROF=DIR  write vaultd CPU and heap profiles and a 3 s execution trace
-#              of each Vaultaire run to DIR
+#              of each Vaultaire run to DIR (vaultd then runs with
+#              GODEBUG=tracefpunwindoff=1, without which it refuses traces:
+#              see traceSafe in cmd/vaultd/server.go)
 #   VAULTD_ENV  extra NAME=value words for vaultd's environment (GOGC=100, say)
 # The table's last column is vaultd's CPU time (user and system, from
 # /proc/PID/stat) per request of the multi-connection run: unlike the
@@ -60,7 +62,7 @@ pprof_env=() pport=""
 if [ -n "${PPROF:-}" ]; then
 	mkdir -p "$PPROF"
 	pport=$(freeport)
-	pprof_env=(VAULT_PPROF="127.0.0.1:$pport")
+	pprof_env=(VAULT_PPROF="127.0.0.1:$pport" GODEBUG=tracefpunwindoff=1)
 fi
 # shellcheck disable=SC2086 # VAULTD_ENV is a list of words
 env "${pprof_env[@]}" ${VAULTD_ENV:-} VAULT_ROOT_ACCESS_KEY=$AK VAULT_ROOT_SECRET_KEY=$SK "$work/vaultd" server \

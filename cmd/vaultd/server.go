@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -527,11 +528,37 @@ func startPprof(addr string, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/trace", func(w http.ResponseWriter, r *http.Request) {
+		if !traceSafe(os.Getenv("GODEBUG")) {
+			http.Error(w, "vaultd: execution traces are refused unless vaultd was started with GODEBUG=tracefpunwindoff=1: "+
+				"with frame-pointer unwinding the tracer crashes the process under PUT load (md5-simd's assembly does not keep the frame pointer)",
+				http.StatusServiceUnavailable)
+			return
+		}
+		pprof.Trace(w, r)
+	})
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	log.Info("pprof listening", "addr", ln.Addr().String())
 	go (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
 	return nil
+}
+
+// traceSafe reports whether godebug (GODEBUG's value) turns the execution
+// tracer's frame-pointer unwinding off (tracefpunwindoff=1, the last
+// setting winning, as in the runtime). md5-simd's scalar MD5 assembly
+// (blockScalar, which finishes every ETag it hashes) uses BP as a general
+// register without restoring it, and its caller sends on a channel before
+// returning: a trace event there unwinds a garbage frame pointer and the
+// runtime dies with SIGSEGV in fpTracebackPCs (seen under warp's PUT load).
+// Unwinding from the stack maps instead is slower and safe.
+func traceSafe(godebug string) bool {
+	safe := false
+	for _, kv := range strings.Split(godebug, ",") {
+		if name, val, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && name == "tracefpunwindoff" {
+			safe = val == "1"
+		}
+	}
+	return safe
 }
 
 // ensureRootTenant records the root tenant, which is there already unless
