@@ -69,12 +69,12 @@ env "${pprof_env[@]}" ${VAULTD_ENV:-} VAULT_ROOT_ACCESS_KEY=$AK VAULT_ROOT_SECRE
 	--data "$work/v1,$work/v2,$work/v3,$work/v4" --s3 "127.0.0.1:$vport" --raft "127.0.0.1:$rport" \
 	--name limit --log-level warn >>"$work/vaultd.log" 2>&1 &
 vpid=$!
-"$work/limit" serve --addr "127.0.0.1:$bport" >>"$work/bare.log" 2>&1 &
+sizes=$(for w in $WORKLOADS; do echo "${w#*:}"; done | sort -un | paste -sd,)
+"$work/limit" serve --addr "127.0.0.1:$bport" --sizes "$sizes" >>"$work/bare.log" 2>&1 &
 bpid=$!
 waitfor "http://127.0.0.1:$vport/_vault/health"
 waitfor "http://127.0.0.1:$bport/"
 
-sizes=$(for w in $WORKLOADS; do echo "${w#*:}"; done | sort -un | paste -sd,)
 AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK "$work/limit" prepare \
 	--endpoint "http://127.0.0.1:$vport" --bucket limit --sizes "$sizes" >"$work/urls"
 

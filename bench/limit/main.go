@@ -3,10 +3,10 @@
 // authentication, no storage) and a preparer that creates a bucket and its
 // objects on an S3 endpoint and prints presigned URLs for wrk.
 //
-//	limit serve --addr 127.0.0.1:PORT
+//	limit serve --addr 127.0.0.1:PORT --sizes 4096,1048576
 //	limit prepare --endpoint URL --bucket B --sizes 4096,1048576
 //
-// The bare server answers GET /<anything>/obj-<size> with <size> bytes
+// The bare server answers GET /<anything>/obj-<size>, for each of its sizes, with <size> bytes
 // and PUT with 200 after reading the whole body, as Vaultaire does. prepare
 // reads AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY and prints one line per
 // size: "<size> <presigned GET URL> <presigned PUT URL>".
@@ -44,10 +44,15 @@ func run(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "serve":
 		addr := fs.String("addr", "127.0.0.1:0", "listen address")
+		sizes := fs.String("sizes", "4096,1048576", "object sizes in bytes it serves, comma separated")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		return serve(*addr)
+		ns, err := parseSizes(*sizes)
+		if err != nil {
+			return err
+		}
+		return serve(*addr, ns)
 	case "prepare":
 		endpoint := fs.String("endpoint", "", "S3 endpoint URL")
 		bucket := fs.String("bucket", "limit", "bucket to create")
@@ -62,12 +67,26 @@ func run(ctx context.Context, args []string) error {
 
 // serve runs the bare server: the same fasthttp settings as Vaultaire's
 // front end (streamed request bodies, 64 KiB read buffer), nothing else.
-func serve(addr string) error {
-	return newBareServer().ListenAndServe(addr)
+func serve(addr string, sizes []int) error {
+	return newBareServer(sizes).ListenAndServe(addr)
 }
 
-// newBareServer returns the bare server.
-func newBareServer() *fasthttp.Server {
+// parseSizes parses a comma-separated list of sizes in bytes.
+func parseSizes(list string) ([]int, error) {
+	var ns []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("bad size %q", s)
+		}
+		ns = append(ns, n)
+	}
+	return ns, nil
+}
+
+// newBareServer returns the bare server, answering GETs of the given
+// sizes.
+func newBareServer(sizes []int) *fasthttp.Server {
 	bodies := map[int][]byte{}
 	h := func(ctx *fasthttp.RequestCtx) {
 		path := ctx.URI().PathOriginal()
@@ -94,7 +113,7 @@ func newBareServer() *fasthttp.Server {
 			ctx.Error("not found", fasthttp.StatusNotFound)
 		}
 	}
-	for _, n := range []int{4 << 10, 1 << 20} {
+	for _, n := range sizes {
 		bodies[n] = bytes.Repeat([]byte("x"), n)
 	}
 	return &fasthttp.Server{
@@ -118,12 +137,12 @@ func prepare(ctx context.Context, endpoint, bucket, sizes string) error {
 	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		return fmt.Errorf("prepare: create bucket: %w", err)
 	}
+	ns, err := parseSizes(sizes)
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
 	p := awss3.NewPresignClient(c, func(o *awss3.PresignOptions) { o.Expires = 6 * time.Hour })
-	for _, s := range strings.Split(sizes, ",") {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			return fmt.Errorf("prepare: bad size %q", s)
-		}
+	for _, n := range ns {
 		key := fmt.Sprintf("obj-%d", n)
 		if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(bytes.Repeat([]byte("x"), n))}); err != nil {
 			return fmt.Errorf("prepare: put %s: %w", key, err)

@@ -13,7 +13,7 @@ import (
 // named in the path and reads PUT bodies whole, as bench/limit.sh expects.
 func TestBareServer(t *testing.T) {
 	ln := fasthttputil.NewInmemoryListener()
-	s := newBareServer()
+	s := newBareServer([]int{4 << 10, 1 << 20, 32 << 10})
 	go s.Serve(ln)
 	t.Cleanup(func() { s.Shutdown() })
 	c := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
@@ -24,6 +24,7 @@ func TestBareServer(t *testing.T) {
 	}{
 		{"GET", "/limit/obj-4096?X-Amz-Signature=x", nil, 200, 4096},
 		{"GET", "/limit/obj-1048576", nil, 200, 1 << 20},
+		{"GET", "/limit/obj-32768", nil, 200, 32 << 10},
 		{"GET", "/limit/obj-7", nil, 404, -1},
 		{"PUT", "/limit/obj-4096", bytes.Repeat([]byte("y"), 100_000), 200, 0},
 		{"GET", "/other", nil, 404, -1},
