@@ -21,10 +21,13 @@ type Result struct {
 
 	Started  time.Time `json:"started"`
 	Seconds  float64   `json:"seconds"` // measured time, after warm-up
-	Ops      int64     `json:"ops"`     // successful measured operations
-	Bytes    int64     `json:"bytes"`   // payload bytes of successful operations
+	Ops      int64     `json:"ops"`     // successful operations that ended in the measured time
+	Bytes    int64     `json:"bytes"`   // their payload bytes
 	ErrorOps int64     `json:"error_ops"`
 
+	// Rates count the share of every successful operation that fell in
+	// the measured time (an operation straddling its start or end counts
+	// in proportion), not only those that ended in it.
 	OpsPerSec  float64 `json:"ops_per_sec"`
 	MiBPerSec  float64 `json:"mib_per_sec"`
 	KeysPerSec float64 `json:"keys_per_sec,omitempty"` // list: keys listed per second
@@ -75,6 +78,7 @@ type recorder struct {
 	ops     int64
 	bytes   int64
 	keys    int64
+	moved   struct{ ops, bytes, keys float64 } // the measured window's share of every successful operation (inWindow)
 	errOps  int64
 	latSum  time.Duration
 	errors  map[string]int64
@@ -132,6 +136,42 @@ func (r *recorder) ok(op string, end time.Time, lat time.Duration, bytes, keys i
 	sec.hist.record(lat)
 }
 
+// share adds the fraction f (inWindow) of a successful operation's bytes
+// and keys to what the measured window moved, from which the rates are
+// taken: a run of a few long operations (64 MiB objects, 16 in flight in
+// 10 s: about three per worker) is then not counted in whole waves of
+// operations that happen to end inside the window.
+func (r *recorder) share(f float64, bytes, keys int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.moved.ops += f
+	r.moved.bytes += f * float64(bytes)
+	r.moved.keys += f * float64(keys)
+}
+
+// inWindow returns the fraction of the operation from t0 to end that lies
+// inside the window from "from" to "to" (a zero to: no end), taking its
+// work as spread evenly over its time.
+func inWindow(t0, end, from, to time.Time) float64 {
+	if !end.After(t0) {
+		if !end.Before(from) && (to.IsZero() || !end.After(to)) {
+			return 1
+		}
+		return 0
+	}
+	lo, hi := t0, end
+	if lo.Before(from) {
+		lo = from
+	}
+	if !to.IsZero() && hi.After(to) {
+		hi = to
+	}
+	if !hi.After(lo) {
+		return 0
+	}
+	return float64(hi.Sub(lo)) / float64(end.Sub(t0))
+}
+
 // fail records a failed operation under its error code.
 func (r *recorder) fail(end time.Time, code, msg string) {
 	r.mu.Lock()
@@ -171,10 +211,10 @@ func (r *recorder) result(res *Result, d time.Duration) {
 	res.Seconds = secs
 	res.Ops, res.Bytes, res.ErrorOps = r.ops, r.bytes, r.errOps
 	if secs > 0 {
-		res.OpsPerSec = float64(r.ops) / secs
-		res.MiBPerSec = float64(r.bytes) / secs / (1 << 20)
-		if r.keys > 0 {
-			res.KeysPerSec = float64(r.keys) / secs
+		res.OpsPerSec = r.moved.ops / secs
+		res.MiBPerSec = r.moved.bytes / secs / (1 << 20)
+		if r.moved.keys > 0 {
+			res.KeysPerSec = r.moved.keys / secs
 		}
 	}
 	res.Latency = latencyMS(&r.hist, r.latSum)

@@ -112,9 +112,10 @@ func (r *runner) prepareAndRun(ctx context.Context, res *Result, seed uint64) er
 	// Operations run under ctx alone: at the deadline workers stop starting
 	// new ones and let those in flight finish (bounded by OpTimeout), so
 	// that no request is cut off half-way and leaves work behind on the
-	// server. An operation is measured if it ends inside the measured
-	// window; with an Ops bound, if it also started inside it, so that
-	// exactly Ops operations are measured.
+	// server. An operation is measured (its latency, its error) if it ends
+	// inside the measured window; with an Ops bound, if it also started
+	// inside it, so that exactly Ops operations are measured. The rates
+	// count each successful operation's share of the window (inWindow).
 	var deadline time.Time
 	if cfg.Duration > 0 {
 		deadline = measured.Add(cfg.Duration)
@@ -136,6 +137,11 @@ func (r *runner) prepareAndRun(ctx context.Context, res *Result, seed uint64) er
 				}
 				op, bytes, keys, err := wk.op(ctx)
 				end := time.Now()
+				if err == nil && (cfg.Ops == 0 || startedIn) {
+					if f := inWindow(t0, end, measured, deadline); f > 0 {
+						r.rec.share(f, bytes, keys)
+					}
+				}
 				if end.Before(measured) || (!deadline.IsZero() && end.After(deadline)) || (cfg.Ops > 0 && !startedIn) {
 					continue
 				}
