@@ -23,12 +23,31 @@ import (
 // be Signature Version 4.
 
 // v2Subresources are the query parameters that are part of a V2
-// canonicalized resource.
+// canonicalized resource: those botocore signs (HmacV1Auth's
+// QSAOfInterest, what the aws cli v1 presigns) and every other parameter
+// that selects an operation in the route table (routes.go), so that a
+// URL signed without one cannot be turned into that operation by adding
+// it: the signature then does not match.
 var v2Subresources = []string{
-	"acl", "delete", "lifecycle", "location", "logging", "notification", "partNumber", "policy",
-	"requestPayment", "response-cache-control", "response-content-disposition", "response-content-encoding",
-	"response-content-language", "response-content-type", "response-expires", "torrent", "uploadId",
-	"uploads", "versionId", "versioning", "versions", "website",
+	"accelerate", "acl", "analytics", "attributes", "cors", "defaultObjectAcl", "delete", "encryption",
+	"intelligent-tiering", "inventory", "legal-hold", "lifecycle", "location", "logging", "metrics",
+	"notification", "object-lock", "ownershipControls", "partNumber", "policy", "policyStatus",
+	"publicAccessBlock", "replication", "requestPayment", "response-cache-control",
+	"response-content-disposition", "response-content-encoding", "response-content-language",
+	"response-content-type", "response-expires", "restore", "retention", "select", "select-type",
+	"storageClass", "tagging", "torrent", "uploadId", "uploads", "versionId", "versioning", "versions",
+	"website",
+}
+
+// v2Unsigned are the query parameters a V2 presigned request may carry
+// outside its signature: its own, and those that only narrow or page what
+// the signed operation returns (listings). Any other is refused: the route
+// table may read a parameter the signature does not cover.
+var v2Unsigned = []string{
+	"AWSAccessKeyId", "Expires", "Signature",
+	"continuation-token", "delimiter", "encoding-type", "fetch-owner", "key-marker", "list-type",
+	"marker", "max-keys", "max-parts", "max-uploads", "part-number-marker", "prefix", "start-after",
+	"upload-id-marker", "version-id-marker",
 }
 
 func isPresignV2(q url.Values) bool {
@@ -48,6 +67,11 @@ func verifyPresignV2(ctx context.Context, h *fasthttp.RequestHeader, resource st
 	}
 	if time.Unix(expires, 0).Sub(now) > sigv4.MaxPresignExpiry {
 		return nil, fmt.Errorf("%w: Expires too far ahead", sigv4.ErrAuthQueryMalformed)
+	}
+	for name := range q {
+		if !slices.Contains(v2Subresources, name) && !slices.Contains(v2Unsigned, name) {
+			return nil, fmt.Errorf("%w: query parameter %q is not covered by a Signature Version 2 signature", sigv4.ErrAccessDenied, name)
+		}
 	}
 	access := q.Get("AWSAccessKeyId")
 	secret, err := lookup(ctx, access)
