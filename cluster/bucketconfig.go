@@ -62,8 +62,8 @@ func (f *fsm) setConfig(c setConfigCmd) error {
 	if !slices.Contains(configKinds, c.Kind) {
 		return fmt.Errorf("cluster: unknown configuration kind %q", c.Kind)
 	}
-	if len(c.Doc) > MaxConfigSize {
-		return fmt.Errorf("cluster: %s configuration of %d bytes exceeds %d", c.Kind, len(c.Doc), MaxConfigSize)
+	if err := checkConfigSize(c.Kind, c.Doc); err != nil {
+		return err
 	}
 	if _, ok := f.containers[c.Tenant][c.Container]; !ok {
 		return fmt.Errorf("%w: %s/%s", meta.ErrNoSuchContainer, c.Tenant, c.Container)
@@ -145,7 +145,20 @@ func (s *Store) PutBucketConfig(ctx context.Context, tenant, container, kind str
 	if doc == nil {
 		doc = []byte{}
 	}
+	if err := checkConfigSize(kind, doc); err != nil {
+		return err
+	}
 	return s.applyCmd(ctx, cmdSetConfig, setConfigCmd{Tenant: tenant, Container: container, Kind: kind, Doc: doc})
+}
+
+// checkConfigSize refuses, with meta.ErrConfigTooLarge, a document the
+// state machine would refuse for its size (setConfig): refused there, the
+// error comes back through Raft as one no caller can tell from a failure.
+func checkConfigSize(kind string, doc []byte) error {
+	if len(doc) > MaxConfigSize {
+		return fmt.Errorf("%w: %s configuration of %d bytes exceeds %d", meta.ErrConfigTooLarge, kind, len(doc), MaxConfigSize)
+	}
+	return nil
 }
 
 // PutBucketConfigIf is PutBucketConfig applied only if the container's
@@ -157,6 +170,9 @@ func (s *Store) PutBucketConfig(ctx context.Context, tenant, container, kind str
 func (s *Store) PutBucketConfigIf(ctx context.Context, tenant, container, kind string, doc []byte, ifKind string, ifDoc []byte) error {
 	if doc == nil {
 		doc = []byte{}
+	}
+	if err := checkConfigSize(kind, doc); err != nil {
+		return err
 	}
 	return s.applyCmd(ctx, cmdSetConfig, setConfigCmd{Tenant: tenant, Container: container, Kind: kind, Doc: doc,
 		IfKind: ifKind, IfDoc: ifDoc, IfAbsent: ifDoc == nil})

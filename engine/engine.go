@@ -27,6 +27,7 @@ var (
 	ErrNoSuchContainer   = meta.ErrNoSuchContainer
 	ErrPublicNameTaken   = meta.ErrPublicNameTaken
 	ErrConfigChanged     = meta.ErrConfigChanged
+	ErrConfigTooLarge    = meta.ErrConfigTooLarge
 	ErrContainerExists   = meta.ErrContainerExists
 	ErrTooManyContainers = meta.ErrTooManyContainers
 	ErrContainerNotEmpty = errors.New("engine: container not empty")

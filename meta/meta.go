@@ -60,4 +60,7 @@ var (
 	// condition (another document of the container, as the writer read
 	// it) no longer holds when the write is applied.
 	ErrConfigChanged = errors.New("meta: the configuration changed since it was read")
+	// ErrConfigTooLarge refuses a configuration document larger than the
+	// store keeps.
+	ErrConfigTooLarge = errors.New("meta: configuration document too large")
 )

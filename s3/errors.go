@@ -167,6 +167,7 @@ var errorTable = []struct {
 	{engine.ErrContainerExists, ErrBucketAlreadyOwned},
 	{engine.ErrPublicNameTaken, errPublicNameTaken},
 	{engine.ErrConfigChanged, errConfigConflict},
+	{engine.ErrConfigTooLarge, ErrMalformedXML}, // as an oversized CORS document
 	{engine.ErrTooManyContainers, ErrTooManyBuckets},
 	{engine.ErrContainerNotEmpty, ErrBucketNotEmpty},
 	{engine.ErrNoSuchArtifact, ErrNoSuchKey},
