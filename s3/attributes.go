@@ -85,7 +85,7 @@ func (op *operation) getObjectAttributes() error {
 		if err != nil || n < 0 {
 			return ErrInvalidArgument
 		}
-		marker = n
+		marker = min(n, engine.MaxPartNum) // as ListParts: marker+1 must not wrap
 	}
 	a, err := op.openObject() // versionId too (probe M4), delete markers as GET
 	if err != nil {
