@@ -14,6 +14,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,11 +53,17 @@ const (
 )
 
 // headLimit fails the read of a form's body with errPostFields once more
-// than maxPostHead bytes were read before the file part (file unset).
+// than maxPostHead bytes were read before the file part (file unset), and
+// with ErrRequestTimeout once it is still reading them at until: the
+// fields come before the form is authenticated, so they get no more time
+// than a request's headers (Config.HeaderTimeout), however steadily they
+// trickle in (ATTACK24 F6: 64 KiB at the minimum body rate held a
+// connection for a minute).
 type headLimit struct {
-	r    io.Reader
-	left int64
-	file bool // the file part was reached: no limit
+	r     io.Reader
+	left  int64
+	until time.Time
+	file  bool // the file part was reached: no limit
 }
 
 func (l *headLimit) Read(p []byte) (int, error) {
@@ -65,6 +72,9 @@ func (l *headLimit) Read(p []byte) (int, error) {
 	}
 	if l.left <= 0 {
 		return 0, errPostFields
+	}
+	if time.Now().After(l.until) {
+		return 0, fmt.Errorf("s3: form fields not read within the header timeout: %w", ErrRequestTimeout)
 	}
 	if int64(len(p)) > l.left {
 		p = p[:l.left]
@@ -172,6 +182,49 @@ func refusedField(fields map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// headerFields refuses form fields that are stored as response headers
+// (Content-Type, the other stored headers, x-amz-meta-*) unless each is a
+// valid header: a token for a name, no control character but HTAB in a
+// value. A client's own headers are held to that by the HTTP parser;
+// form fields are not, and a NUL in a stored Content-Type would make
+// every later GET and HEAD of the object a response clients refuse.
+func headerFields(fields map[string]string) error {
+	for name, v := range fields {
+		if name != "content-type" && !slices.Contains(storedHeaders, name) && !strings.HasPrefix(name, metaPrefix) {
+			continue
+		}
+		if !validHeaderName(name) || !validHeaderValue(v) {
+			return withMessage(ErrInvalidArgument, "Form field "+strconv.Quote(name)+" is not a valid HTTP header.")
+		}
+	}
+	return nil
+}
+
+// validHeaderName reports whether name is an HTTP token (RFC 9110 5.6.2).
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue reports whether v has no control character but HTAB
+// (RFC 9110 5.5: field-vchar, obs-text, SP and HTAB).
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // postChecksum returns the flexible checksum a form declares (its
@@ -347,7 +400,7 @@ func (op *operation) postObject() error {
 		return errPostNotForm
 	}
 	body := op.r.bodyStream(op.s)
-	head := &headLimit{r: body, left: maxPostHead}
+	head := &headLimit{r: body, left: maxPostHead, until: time.Now().Add(op.s.cfg.HeaderTimeout)}
 	mr := multipart.NewReader(head, params["boundary"])
 	fields, file, err := readPostFields(mr)
 	if err != nil {
@@ -407,6 +460,9 @@ func (op *operation) postObject() error {
 		default:
 			return errPostStatus
 		}
+	}
+	if err := headerFields(fields); err != nil {
+		return err
 	}
 	opts := engine.PutOptions{Size: -1, ContentType: fields["content-type"], MaxSize: hi}
 	if opts.ContentType == "" {
