@@ -33,12 +33,20 @@ type rateReader struct {
 	// bandwidth (Bandwidth); that wait is the server's, not counted
 	// against the client's minimum rate.
 	shape func(n int) error
+	// until, if set, ends every read by then too: a POST form's fields,
+	// read before the form is authenticated, get no more time than
+	// headers (postObject).
+	until time.Time
 }
 
 func (b *rateReader) Read(p []byte) (int, error) {
 	start := time.Now()
 	if b.conn != nil {
-		b.conn.SetReadDeadline(start.Add(b.window - b.waited)) // a timer update, no system call
+		deadline := start.Add(b.window - b.waited)
+		if !b.until.IsZero() && b.until.Before(deadline) {
+			deadline = b.until
+		}
+		b.conn.SetReadDeadline(deadline) // a timer update, no system call
 	}
 	n, err := b.r.Read(p)
 	b.waited += time.Since(start)

@@ -302,6 +302,19 @@ func checkConditions(conds []policyCondition, fields map[string]string) (lo, hi 
 
 // readPostFields reads the form's fields up to the file part, which it
 // returns with its filename.
+// fieldsErr is the error of a failed read of a form's fields: too many
+// fields, a client too slow (RequestTimeout) or gone (IncompleteBody) as
+// such, anything else a malformed form.
+func fieldsErr(err error) error {
+	switch {
+	case errors.Is(err, errPostFields):
+		return errPostFields
+	case errors.Is(err, ErrRequestTimeout), errors.Is(err, ErrIncompleteBody):
+		return err
+	}
+	return fmt.Errorf("%w: %w", errMalformedPOST, err)
+}
+
 func readPostFields(mr *multipart.Reader) (map[string]string, *multipart.Part, error) {
 	fields := map[string]string{}
 	total := 0
@@ -310,22 +323,16 @@ func readPostFields(mr *multipart.Reader) (map[string]string, *multipart.Part, e
 		if errors.Is(err, io.EOF) {
 			return nil, nil, errPostNoFile
 		}
-		if errors.Is(err, errPostFields) {
-			return nil, nil, errPostFields
-		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: %w", errMalformedPOST, err)
+			return nil, nil, fieldsErr(err)
 		}
 		name := strings.ToLower(p.FormName())
 		if name == "file" {
 			return fields, p, nil
 		}
 		v, err := io.ReadAll(io.LimitReader(p, maxPostField+1))
-		if errors.Is(err, errPostFields) {
-			return nil, nil, errPostFields
-		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: %w", errMalformedPOST, err)
+			return nil, nil, fieldsErr(err)
 		}
 		if total += len(name) + len(v); len(v) > maxPostField || total > maxPostFields {
 			return nil, nil, errPostFields
@@ -401,12 +408,19 @@ func (op *operation) postObject() error {
 	}
 	body := op.r.bodyStream(op.s)
 	head := &headLimit{r: body, left: maxPostHead, until: time.Now().Add(op.s.cfg.HeaderTimeout)}
+	rr, _ := body.(*rateReader)
+	if rr != nil {
+		rr.until = head.until // a read that stalls ends then too (REVIEW24 R1)
+	}
 	mr := multipart.NewReader(head, params["boundary"])
 	fields, file, err := readPostFields(mr)
 	if err != nil {
 		return err
 	}
 	head.file = true
+	if rr != nil {
+		rr.until = time.Time{}
+	}
 	tenant, err := op.authenticatePost(fields)
 	if err != nil {
 		return err
