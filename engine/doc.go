@@ -355,7 +355,12 @@
 // failed to move (an upload that does not move keeps its own container's
 // listings covering the older sets, not every container's). The upload
 // sweep and the stripe intents' collection cover the current map only
-// (what they miss, the next pass finds).
+// (what they miss, the next pass finds). An upload record left, by a
+// drive that missed a completion or an abort, in the set of a map since
+// dropped from the history, on a drive where no kept map places it, is
+// never read by findUpload: ListUploads does not list it, and the sweep
+// removes it with its parts there once nothing serves the upload
+// (strayUpload, sweepStrays).
 //
 // # Versions
 //
