@@ -198,11 +198,13 @@
 // current set always wins, so deleting or overwriting such an artifact
 // needs nothing special; the shard files left on the older set are
 // migration's to collect. Heal keeps a tombstone while an older set still
-// holds a version it hides. Listing merges the drives of the current map
-// and of the older maps, and needs an older map's sets covered while the
-// container may still have keys there (see Listing). A multipart upload lives
-// in the set of the map it was created in until the migrator moves it
-// (below).
+// holds a version it hides, and while a completion marker of an upload
+// of the key remains (markersHold): without it, a completion that
+// happened and was deleted would read as one that never did. Listing
+// merges the drives of the current map and of the older maps, and needs
+// an older map's sets covered while the container may still have keys
+// there (see Listing). A multipart upload lives in the set of the map it
+// was created in until the migrator moves it (below).
 //
 // Migration moves the artifacts and lets the older maps go, moving only
 // what the map change moved when it can (migrate_shard.go): when the
@@ -355,7 +357,12 @@
 // failed to move (an upload that does not move keeps its own container's
 // listings covering the older sets, not every container's). The upload
 // sweep and the stripe intents' collection cover the current map only
-// (what they miss, the next pass finds).
+// (what they miss, the next pass finds). An upload record left, by a
+// drive that missed a completion or an abort, in the set of a map since
+// dropped from the history, on a drive where no kept map places it, is
+// never read by findUpload: ListUploads does not list it, and the sweep
+// removes it with its parts there once nothing serves the upload
+// (strayUpload, sweepStrays).
 //
 // # Versions
 //

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/placement"
 )
 
 // TombstoneGrace is how long a deletion's tombstone is kept after every
@@ -254,8 +255,9 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 }
 
 // purgeTombstone removes key's tombstone from every drive of its set once
-// all of them hold it, it is older than TombstoneGrace and no older map's
-// set (MapHistory) may still hold a version it hides.
+// all of them hold it, it is older than TombstoneGrace, no older map's
+// set (MapHistory) may still hold a version it hides and no drive a
+// completion marker of an upload of key (markersHold).
 func (e *Engine) purgeTombstone(ctx context.Context, tenant, container, key string) error {
 	m := e.mapFor(tenant, container)
 	drives, _ := e.pgDrives(m, pgOf(m, tenant, container, key))
@@ -276,12 +278,58 @@ func (e *Engine) purgeTombstone(ctx context.Context, tenant, container, key stri
 	if e.olderSetsHold(ctx, m, tenant, container, key) {
 		return nil // until migration has moved or removed that version
 	}
+	if e.markersHold(ctx, m, tenant, container, key) {
+		return nil // until the upload sweep has removed those markers
+	}
 	for j, d := range drives {
 		if err := d.DeleteRecord(ctx, ikey, t.Version); err != nil && !errors.Is(err, driver.ErrNotFound) && !errors.Is(err, driver.ErrStale) {
 			return fmt.Errorf("engine: purge tombstone on shard %d: %w", j, err)
 		}
 	}
 	return nil
+}
+
+// markersHold reports whether a drive of key's sets in the maps an upload
+// of key may live in (uploadMaps) may hold a completion marker of an
+// upload of key: it holds one, or did not answer (a removed drive holds
+// nothing). A tombstone of key stays while this holds. Once it is gone, a
+// marker whose completion's artifact the tombstone deleted reads as a
+// completion that never became visible (pending), like that of a
+// Complete that failed, and nothing tells the two apart: a weak marker
+// (holders lost) then has its upload restored in progress by the
+// reconcile, listed and completed again into the deleted object (review
+// 22b F1). With the tombstone kept, the completion reads as gone, and a
+// pending one is always a Complete that failed, whose acknowledged parts
+// the reconcile keeps however few shard files replaced disks left of
+// them (review 22c G2; counting them brought F1 back, review 23 H1).
+func (e *Engine) markersHold(ctx context.Context, cur *placement.Map, tenant, container, key string) bool {
+	prefix := uploadPrefix(tenant, container) + key + "\x00" // upload ids follow: no other key's
+	errFound := errors.New("a marker")
+	seen := map[placement.DriveID]bool{}
+	for _, m := range e.uploadMaps(cur) {
+		for _, did := range m.Set(m.PGOf(tenant, container, key)) {
+			if seen[did] {
+				continue
+			}
+			seen[did] = true
+			d, err := e.cfg.Topology.Drive(did)
+			if errors.Is(err, driver.ErrRemoved) {
+				continue
+			}
+			if err == nil {
+				err = eachRecord(ctx, d, prefix, func(_ driver.Record, r *record) error {
+					if !r.Deleted && isMarker(r) {
+						return errFound
+					}
+					return nil
+				})
+			}
+			if err != nil {
+				return true // a marker, or a drive that may hold one
+			}
+		}
+	}
+	return false
 }
 
 // healEntry is the retry state of a queued artifact.

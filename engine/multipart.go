@@ -299,6 +299,43 @@ func madeInOther(r *record, m *placement.Map, maps []*placement.Map) bool {
 		slices.ContainsFunc(maps, func(o *placement.Map) bool { return o.Epoch == placement.Epoch(epoch) })
 }
 
+// inDroppedMap reports whether upload record r names (uploadEpochKey) a
+// map older than maps[0] that is not one of maps (uploadMaps): one gone
+// from the history. Maps are only ever added, with higher epochs, and
+// dropped, never brought back, so a node whose history lags behind (a
+// Raft log applied late) holds more maps than the present, not fewer: a
+// map dropped for it is dropped for good.
+func inDroppedMap(r *record, maps []*placement.Map) bool {
+	if len(maps) == 0 || maps[0] == nil {
+		return false
+	}
+	epoch, err := strconv.ParseUint(r.Metadata[uploadEpochKey], 10, 64)
+	if err != nil || placement.Epoch(epoch) >= maps[0].Epoch {
+		return false
+	}
+	return !slices.ContainsFunc(maps, func(o *placement.Map) bool { return o.Epoch == placement.Epoch(epoch) })
+}
+
+// strayUpload reports whether upload record r of key, held by drive did,
+// is one findUpload never reads: made in a map gone from the history
+// (inDroppedMap), and where no map of maps (uploadMaps) places it, at
+// did's slot of key's set. What a drive that missed a completion or an
+// abort kept of an upload in an older set is left so when that map goes
+// (review 23b R3): nothing else reads it, and ListUploads would list it
+// for ever, an upload every operation answers ErrNoSuchUpload.
+func strayUpload(r *record, maps []*placement.Map, did placement.DriveID, tenant, container, key string) bool {
+	if r.Deleted || !inDroppedMap(r, maps) {
+		return false
+	}
+	for _, m := range maps {
+		pg := m.PGOf(tenant, container, key)
+		if j := slices.Index(m.Set(pg), did); j >= 0 && placedIn(r, m, pg, j) {
+			return false
+		}
+	}
+	return true
+}
+
 // noneQuorum is how many drives of a set of m must answer that they hold
 // no record of an upload for findUpload to pass over the set: enough
 // that a record on a read quorum of the set is seen.

@@ -161,8 +161,10 @@ const DefaultUploadSweepInterval = time.Hour
 // answered: dropRemains), and turns a marker whose completion
 // never became visible back into an upload in progress once it is older
 // than UploadCompletionGrace (or aborts it if its container is gone). It
-// returns how many markers it looked at and the first error; a marker it
-// could not settle is tried again on the next call.
+// also removes the records a map dropped from the history left where no
+// kept map places them, once nothing serves their upload (sweepStrays).
+// It returns how many markers it looked at and the first error; a marker
+// it could not settle is tried again on the next call.
 func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
 	m := e.cfg.Topology.Map()
 	ls := e.recordSet(m)
@@ -171,8 +173,24 @@ func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
 	seen := 0
 	var first error
 	away := false // a drive did not answer a purge: no more purges this pass
+	// Records of an upload made in a map gone from the history, on a
+	// drive no kept map places them at (strayUpload): looked at once
+	// the page's markers are settled, as one of them may be what still
+	// serves the upload.
+	ms := e.uploadMaps(m)
+	var strays []string
+	pick := func(j int, raw driver.Record, r *record) bool {
+		if inDroppedMap(r, ms) && !slices.Contains(strays, raw.Key) {
+			if f := strings.SplitN(raw.Key[len(base):], "\x00", 4); len(f) == 4 &&
+				strayUpload(r, e.uploadMaps(e.mapFor(f[0], f[1])), ls.ids[j], f[0], f[1], f[2]) {
+				strays = append(strays, raw.Key)
+			}
+		}
+		return true
+	}
 	for {
-		raws, recs, truncated, err := e.listCovering(ctx, ls, base, after, 1000)
+		strays = strays[:0]
+		raws, recs, truncated, err := e.listCoveringPick(ctx, ls, base, after, 1000, pick)
 		if err != nil {
 			return seen, fmt.Errorf("engine: sweep uploads: %w", err)
 		}
@@ -203,10 +221,96 @@ func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
 				first = fmt.Errorf("engine: sweep upload %s: %w", f[3], err)
 			}
 		}
+		for _, ukey := range strays {
+			if truncated && ukey > after {
+				continue // past the page: the next one lists it again
+			}
+			f := strings.SplitN(ukey[len(base):], "\x00", 4)
+			if err := e.sweepStrays(ctx, ls, f[0], f[1], f[2], f[3]); err != nil && first == nil {
+				first = fmt.Errorf("engine: sweep upload %s: records a dropped map left: %w", f[3], err)
+			}
+		}
 		if !truncated || ctx.Err() != nil {
 			return seen, first
 		}
 	}
+}
+
+// sweepStrays removes, under the upload's lease, what the drives of ls
+// hold of upload id where no kept map places it, made in a map gone from
+// the history (strayUpload): its record and, on that drive, its parts'
+// records and their shard files, sparing the data an artifact record of
+// key names (as abort does). Only once findUpload serves nothing of the
+// upload: no upload lives on under those records' keys (a part record
+// of the same key on such a drive may be a replica of a live one's),
+// and nothing ever reads them again but ListUploads, which would list
+// the upload for ever (review 23b R3), or a later map that happens to
+// place them again. A drive that does not answer keeps its records for
+// the next sweep.
+func (e *Engine) sweepStrays(ctx context.Context, ls listSet, tenant, container, key, id string) error {
+	hold, err := e.lockUpload(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer hold.unlock()
+	ctx = hold.ctx // writes under the lease carry it
+	if _, _, err := e.findUpload(ctx, tenant, container, key, id); !errors.Is(err, ErrNoSuchUpload) {
+		return err // served (they stay hidden behind it until it goes), or unknown
+	}
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	ms := e.uploadMaps(e.mapFor(tenant, container))
+	recs, _ := e.readRecordsEach(ctx, ls.drives, uploadKey(tenant, container, key, id))
+	var keep map[[16]byte]bool
+	var errs []error
+	for j, r := range recs {
+		if r == nil || !strayUpload(r, ms, ls.ids[j], tenant, container, key) {
+			continue
+		}
+		if keep == nil {
+			keep = map[[16]byte]bool{}
+			for _, m := range ms {
+				drives, _ := e.pgDrives(m, m.PGOf(tenant, container, key))
+				arecs, answered := e.readRecordsK(ctx, drives, indexPrefix(tenant, container)+key, m.Policy.ReadQuorum())
+				if answered < m.Policy.ReadQuorum() {
+					return fmt.Errorf("%w: map epoch %d: %d of %d drives answered", ErrReadQuorum, m.Epoch, answered, len(drives))
+				}
+				for dataID := range partRefs(arecs) {
+					keep[dataID] = true
+				}
+			}
+		}
+		if err := hold.check(); err != nil {
+			return err
+		}
+		if err := e.dropStray(ctx, ls.drives[j], tenant, container, key, id, r, keep); err != nil {
+			errs = append(errs, fmt.Errorf("drive %s: %w", ls.ids[j], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// dropStray removes upload record r of upload id from drive d, after the
+// part records d holds under r's partsID and their shard files (but the
+// data ids keep holds): each record before its files, the upload's
+// last, so that a crash leaves what the next sweep finds again.
+func (e *Engine) dropStray(ctx context.Context, d driver.Driver, tenant, container, key, id string, r *record, keep map[[16]byte]bool) error {
+	err := eachRecord(ctx, d, partPrefix(tenant, container, partsID(id, r)), func(raw driver.Record, p *record) error {
+		if err := d.DeleteRecord(ctx, raw.Key, raw.Version); err != nil && !errors.Is(err, driver.ErrNotFound) && !errors.Is(err, driver.ErrStale) {
+			return err
+		}
+		if p.Deleted {
+			return nil
+		}
+		return e.deletePartShards(ctx, tenant, container, key, p, p.Shard, d, func(pt part) bool { return keep[pt.DataID] })
+	})
+	if err != nil {
+		return err
+	}
+	if err := d.DeleteRecord(ctx, uploadKey(tenant, container, key, id), r.Version); err != nil && !errors.Is(err, driver.ErrNotFound) && !errors.Is(err, driver.ErrStale) {
+		return err
+	}
+	return nil
 }
 
 // purgeAborted removes the tombstone tomb of an aborted upload (ikey,

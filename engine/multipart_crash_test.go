@@ -513,45 +513,62 @@ func TestSweepRevertsPendingCompletion(t *testing.T) {
 
 // TestCompleteRetryAfterDeletePurged: a completion killed after its
 // artifact's record but before its clean-up, whose artifact is then
-// deleted and the tombstone purged, looks pending; completing it again
-// would name the parts' data the deletion removed, so a retry answers
-// ErrNoSuchUpload instead of making a broken artifact.
+// deleted. Heal keeps the tombstone while the completion's marker is
+// there (markersHold), so a retry sees the completion gone. A tombstone
+// purged anyway (by an engine from before that rule: removed by hand
+// here) makes the completion look pending; completing it again would
+// name the parts' data the deletion removed, so a retry answers
+// ErrNoSuchUpload instead of making a broken artifact (partsLost).
 func TestCompleteRetryAfterDeletePurged(t *testing.T) {
-	ctx := t.Context()
-	c := newMemCluster(t, 4)
-	cp := &crashPoint{}
-	cp.arm(1 << 40)
-	e1 := c.start(t, cp)
-	if err := e1.CreateContainer(ctx, "t", "c"); err != nil {
-		t.Fatal(err)
-	}
-	u := startUpload(t, e1, "k", 4)
-	cp.arm(8) // the marker and the artifact's record on all four drives
-	if _, err := e1.CompleteUpload(ctx, "t", "c", "k", u.id, u.parts, nil); err != nil {
-		t.Fatal(err)
-	}
-	if !cp.crashed() {
-		t.Fatal("the completion's clean-up was not cut off")
-	}
-	e2 := c.start(t, nil)
-	if err := e2.Delete(ctx, "t", "c", "k"); err != nil {
-		t.Fatal(err)
-	}
-	c.now.Store(int64(TombstoneGrace + time.Minute))
-	if _, err := e2.Heal(ctx, "t", "c", "k"); err != nil {
-		t.Fatal(err)
-	}
-	if recs := c.records(t, indexPrefix("t", "c")); len(recs) != 0 {
-		t.Fatalf("tombstone not purged: %d records", len(recs))
-	}
-	if _, err := e2.CompleteUpload(ctx, "t", "c", "k", u.id, u.parts, nil); !errors.Is(err, ErrNoSuchUpload) {
-		t.Fatalf("Complete retried after the artifact was deleted: %v, want ErrNoSuchUpload", err)
-	}
-	if _, err := e2.Open(ctx, "t", "c", "k"); !errors.Is(err, ErrNoSuchArtifact) {
-		t.Fatalf("Open: %v, want ErrNoSuchArtifact", err)
-	}
-	if recs := c.liveRecords(t, "\x01"); len(recs) != 0 { // the abort's tombstone stays until the sweep
-		t.Fatalf("%d upload and part records left", len(recs))
+	for _, purged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("purged=%v", purged), func(t *testing.T) {
+			ctx := t.Context()
+			c := newMemCluster(t, 4)
+			cp := &crashPoint{}
+			cp.arm(1 << 40)
+			e1 := c.start(t, cp)
+			if err := e1.CreateContainer(ctx, "t", "c"); err != nil {
+				t.Fatal(err)
+			}
+			u := startUpload(t, e1, "k", 4)
+			cp.arm(8) // the marker and the artifact's record on all four drives
+			if _, err := e1.CompleteUpload(ctx, "t", "c", "k", u.id, u.parts, nil); err != nil {
+				t.Fatal(err)
+			}
+			if !cp.crashed() {
+				t.Fatal("the completion's clean-up was not cut off")
+			}
+			e2 := c.start(t, nil)
+			if err := e2.Delete(ctx, "t", "c", "k"); err != nil {
+				t.Fatal(err)
+			}
+			c.now.Store(int64(TombstoneGrace + time.Minute))
+			if _, err := e2.Heal(ctx, "t", "c", "k"); err != nil {
+				t.Fatal(err)
+			}
+			tombs := c.records(t, indexPrefix("t", "c"))
+			if len(tombs) != len(c.mems) {
+				t.Fatalf("after Heal with the completion's marker there: %d tombstone records; want one per drive, kept", len(tombs))
+			}
+			if purged {
+				for _, m := range c.mems {
+					for _, raw := range tombs {
+						if err := m.DeleteRecord(ctx, raw.Key, raw.Version); err != nil && !errors.Is(err, driver.ErrNotFound) {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+			if _, err := e2.CompleteUpload(ctx, "t", "c", "k", u.id, u.parts, nil); !errors.Is(err, ErrNoSuchUpload) {
+				t.Fatalf("Complete retried after the artifact was deleted: %v, want ErrNoSuchUpload", err)
+			}
+			if _, err := e2.Open(ctx, "t", "c", "k"); !errors.Is(err, ErrNoSuchArtifact) {
+				t.Fatalf("Open: %v, want ErrNoSuchArtifact", err)
+			}
+			if recs := c.liveRecords(t, "\x01"); len(recs) != 0 { // the abort's tombstone stays until the sweep
+				t.Fatalf("%d upload and part records left", len(recs))
+			}
+		})
 	}
 }
 

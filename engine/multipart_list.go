@@ -23,7 +23,7 @@ import (
 // every key's newest version. It suits drives that are one set; a listing
 // of a whole map's drives uses listCovering.
 func (e *Engine) listNewest(ctx context.Context, drives []driver.Driver, own int, prefix, after string, limit int, k int) ([]driver.Record, []*record, bool, error) {
-	return e.listMerged(ctx, drives, prefix, after, limit, func(answered []bool) (bool, string) {
+	return e.listMerged(ctx, drives, prefix, after, limit, nil, func(answered []bool) (bool, string) {
 		n := 0
 		for _, a := range answered[:min(own, len(answered))] {
 			if a {
@@ -38,7 +38,13 @@ func (e *Engine) listNewest(ctx context.Context, drives []driver.Driver, own int
 // drives that answered to cover every PG of each map it must cover (see
 // List).
 func (e *Engine) listCovering(ctx context.Context, ls listSet, prefix, after string, limit int) ([]driver.Record, []*record, bool, error) {
-	return e.listMerged(ctx, ls.drives, prefix, after, limit, func(answered []bool) (bool, string) {
+	return e.listCoveringPick(ctx, ls, prefix, after, limit, nil)
+}
+
+// listCoveringPick is listCovering merging only the records pick accepts
+// (see listMerged).
+func (e *Engine) listCoveringPick(ctx context.Context, ls listSet, prefix, after string, limit int, pick func(j int, raw driver.Record, r *record) bool) ([]driver.Record, []*record, bool, error) {
+	return e.listMerged(ctx, ls.drives, prefix, after, limit, pick, func(answered []bool) (bool, string) {
 		ids := make(map[placement.DriveID]bool, len(ls.ids))
 		for i, a := range answered {
 			if a {
@@ -53,7 +59,12 @@ func (e *Engine) listCovering(ctx context.Context, ls listSet, prefix, after str
 // waiting (but for the straggler grace) once enough(answered) holds,
 // where answered[j] says whether drives[j] answered, and fails with
 // ErrReadQuorum and enough's reason if it does not hold in the end.
-func (e *Engine) listMerged(ctx context.Context, drives []driver.Driver, prefix, after string, limit int, enough func(answered []bool) (bool, string)) ([]driver.Record, []*record, bool, error) {
+// With pick, a record r that drives[j] listed is merged only if
+// pick(j, raw, r) holds (pick also sees every record listed); a key whose
+// every record pick refused is still returned, in its place in the page
+// (so that the page's end and the next page's start stay those of the
+// records listed), with a nil record.
+func (e *Engine) listMerged(ctx context.Context, drives []driver.Driver, prefix, after string, limit int, pick func(j int, raw driver.Record, r *record) bool, enough func(answered []bool) (bool, string)) ([]driver.Record, []*record, bool, error) {
 	type listed struct {
 		recs []driver.Record
 		err  error
@@ -88,7 +99,13 @@ func (e *Engine) listMerged(ctx context.Context, drives []driver.Driver, prefix,
 			if err != nil {
 				continue
 			}
-			if cur, ok := newest[raw.Key]; !ok || r.Version.Compare(cur.rec.Version) > 0 {
+			if pick != nil && !pick(j, raw, r) {
+				if _, ok := newest[raw.Key]; !ok {
+					newest[raw.Key] = entry{raw: raw} // refused: its key only
+				}
+				continue
+			}
+			if cur, ok := newest[raw.Key]; !ok || cur.rec == nil || r.Version.Compare(cur.rec.Version) > 0 {
 				newest[raw.Key] = entry{raw, r}
 			}
 		}
@@ -187,9 +204,17 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 			start = base + after + "\x00\xff"
 		}
 	}
+	// A record left on a drive no kept map places it at, by a map gone
+	// from the history, is no upload findUpload would serve (review 23b
+	// R3): not listed, as SweepUploads removes it.
+	ms := e.uploadMaps(m)
+	pick := func(j int, raw driver.Record, r *record) bool {
+		key, _, _ := strings.Cut(raw.Key[len(base):], "\x00")
+		return !strayUpload(r, ms, ls.ids[j], tenant, container, key)
+	}
 	var ups []Upload
 	for {
-		raws, recs, truncated, err := e.listCovering(ctx, ls, base+prefix, start, limit)
+		raws, recs, truncated, err := e.listCoveringPick(ctx, ls, base+prefix, start, limit, pick)
 		if err != nil {
 			return nil, false, err
 		}
@@ -198,7 +223,7 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 				return ups, true, nil
 			}
 			start = raw.Key
-			if isMarker(recs[i]) || recs[i].Deleted {
+			if recs[i] == nil || isMarker(recs[i]) || recs[i].Deleted {
 				continue
 			}
 			key, id, _ := strings.Cut(raw.Key[len(base):], "\x00")

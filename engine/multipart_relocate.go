@@ -625,20 +625,16 @@ func (e *Engine) reconcileUpload(ctx context.Context, hold *uploadHold, tenant, 
 			return st, fmt.Errorf("engine: reconcile upload %s: %w", id, err)
 		}
 		if c == completionPending {
-			// No artifact record: a Complete that failed, or one that
-			// happened and whose artifact was deleted since (deleting
-			// its parts' data) and the tombstone purged (review 22b
-			// F1). The parts tell them apart, as for Complete and
-			// revert: the upload is over in the second case.
-			lost, err := e.partsLost(ctx, tenant, container, key, completed.rec, e.markerSet(tenant, container, key, completed.at, completed.rec))
-			if err != nil {
-				return st, fmt.Errorf("engine: reconcile upload %s: %w", id, err)
-			}
-			if lost {
-				aborted = true
-			} else {
-				completed = nil // a completion that failed: replaced by the move's record
-			}
+			// No artifact record, and no newer version or tombstone: a
+			// Complete that failed, replaced by the move's record. One
+			// that happened and whose artifact was deleted since reads
+			// as gone, since a tombstone of the key stays while a
+			// marker of its uploads does (markersHold, review 22b F1).
+			// No count of the parts' shard files tells the two apart
+			// (review 23 H1): disks replaced since lose those of a
+			// failed Complete too, and its acknowledged parts are
+			// whole in the other set's remains (review 22c G2).
+			completed = nil
 		} else if err := e.rewriteWeak(ctx, hold, tenant, container, key, id, completed.rec, completed.at); err != nil {
 			return st, fmt.Errorf("engine: reconcile upload %s: marker: %w", id, err)
 		}
