@@ -41,6 +41,27 @@ func (e *Engine) listCovering(ctx context.Context, ls listSet, prefix, after str
 	return e.listCoveringPick(ctx, ls, prefix, after, limit, nil)
 }
 
+// pickable returns the record a pick function of listMerged looks at:
+// r, or for a record the listing cut after its head (longer than
+// driver.ListDataMax: an upload with much user metadata) the whole record
+// read from d, as a cut head has no metadata, its map epoch among it
+// (review 24b S2: strayUpload could not tell such a record a stray). If
+// that read fails, r.
+func (e *Engine) pickable(ctx context.Context, d driver.Driver, raw driver.Record, r *record) *record {
+	if !raw.Truncated {
+		return r
+	}
+	data, found, err := wholeRecord(ctx, d, raw)
+	if err != nil || !found {
+		return r
+	}
+	whole, err := unmarshalRecord(data)
+	if err != nil || whole.Version != r.Version {
+		return r // changed meanwhile: the listed one stands
+	}
+	return whole
+}
+
 // listCoveringPick is listCovering merging only the records pick accepts
 // (see listMerged).
 func (e *Engine) listCoveringPick(ctx context.Context, ls listSet, prefix, after string, limit int, pick func(j int, raw driver.Record, r *record) bool) ([]driver.Record, []*record, bool, error) {
@@ -99,7 +120,7 @@ func (e *Engine) listMerged(ctx context.Context, drives []driver.Driver, prefix,
 			if err != nil {
 				continue
 			}
-			if pick != nil && !pick(j, raw, r) {
+			if pick != nil && !pick(j, raw, e.pickable(ctx, drives[j], raw, r)) {
 				if _, ok := newest[raw.Key]; !ok {
 					newest[raw.Key] = entry{raw: raw} // refused: its key only
 				}
