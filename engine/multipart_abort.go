@@ -448,8 +448,36 @@ func (e *Engine) dropRemains(ctx context.Context, hold *uploadHold, tenant, cont
 	}
 	ctx, cancel := cleanupCtx(ctx)
 	defer cancel()
-	e.deleteRecord(ctx, at.drives, uploadKey(tenant, container, key, id), driver.Version{})
+	e.dropMarker(ctx, at.drives, uploadKey(tenant, container, key, id), mk)
 	return nil
+}
+
+// dropMarker deletes the marker mk of a completion gone from drives, the
+// set holding it, under ikey, if every drive of the set answers: one away
+// may hold the upload in progress (it missed the Complete), which only
+// the marker hides, and with the marker gone from the others that record
+// would serve the completed, maybe deleted, upload again once the drive
+// is back (review 24b S1). Records older than the marker go first and
+// the marker last, so that a failure leaves the marker hiding what is
+// left. It reports whether the marker was deleted; if not, a later sweep
+// tries again.
+func (e *Engine) dropMarker(ctx context.Context, drives []driver.Driver, ikey string, mk *record) bool {
+	recs, answered := e.readRecordsEach(ctx, drives, ikey)
+	for j, d := range drives {
+		if d != nil && !answered[j] {
+			return false
+		}
+	}
+	for j, r := range recs {
+		if r == nil || r.Version.Compare(mk.Version) >= 0 {
+			continue
+		}
+		if err := drives[j].DeleteRecord(ctx, ikey, r.Version); err != nil && !errors.Is(err, driver.ErrNotFound) && !errors.Is(err, driver.ErrStale) {
+			return false
+		}
+	}
+	e.deleteRecord(ctx, drives, ikey, driver.Version{})
+	return true
 }
 
 // RunUploadSweeper calls SweepUploads every interval (0 means

@@ -375,7 +375,7 @@ func (e *Engine) settle(ctx context.Context, tenant, container, key, id string, 
 		if s.remains = e.remainsElsewhere(ctx, tenant, container, key, id, mk, at); s.remains {
 			return s, nil // the marker stays until those are dropped (sweepUpload)
 		}
-		e.deleteRecord(ctx, drives, uploadKey(tenant, container, key, id), driver.Version{})
+		e.dropMarker(ctx, drives, uploadKey(tenant, container, key, id), mk)
 	}
 	return s, nil
 }

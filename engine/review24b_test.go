@@ -24,7 +24,6 @@ import (
 // anything), so the completed-then-deleted upload is listed in progress
 // again and a retried Complete is not refused.
 func TestReview24bSweepMarkerDropDriveAwayResurrects(t *testing.T) {
-	knownOpen(t, "known open (review 24b S1, HIGH, fb996ab too): the sweep deletes a gone completion's marker with a drive of its set away; that drive's record in progress then serves the completed-then-deleted upload")
 	r := newMigRig(t)
 	ctx := t.Context()
 	const key = "mp/deleted-completion-sweep-away"
@@ -84,7 +83,6 @@ func TestReview24bSweepMarkerDropDriveAwayResurrects(t *testing.T) {
 // and findUpload serves it: the completed-then-deleted upload is listed
 // in progress and a retried Complete is taken.
 func TestReview24bSweepMarkerDropDriveAwayPlain(t *testing.T) {
-	knownOpen(t, "known open (review 24b S1, HIGH, fb996ab too): as above, without a migration")
 	r := newMigRig(t)
 	ctx := t.Context()
 	const key = "mp/deleted-completion-sweep-away-plain"
