@@ -164,6 +164,10 @@ func (e *Engine) CreateUpload(ctx context.Context, tenant, container, key string
 	if err := e.checkContainer(ctx, tenant, container); err != nil {
 		return "", err
 	}
+	info, err := e.cfg.Containers.Container(ctx, tenant, container)
+	if err != nil {
+		return "", err
+	}
 	m := e.mapFor(tenant, container)
 	pg := m.PGOf(tenant, container, key)
 	drives, _ := e.pgDrives(m, pg)
@@ -176,6 +180,7 @@ func (e *Engine) CreateUpload(ctx context.Context, tenant, container, key string
 		meta = map[string]string{}
 	}
 	meta[uploadEpochKey] = strconv.FormatUint(uint64(m.Epoch), 10) // the map it lives in (findUpload)
+	meta[uploadContainerKey] = strconv.FormatInt(info.Created.UnixNano(), 10)
 	rec := record{
 		Version: version, ContentType: opts.ContentType, Metadata: meta, Modified: now.UnixNano(),
 		Data: m.Policy.Data, Parity: m.Policy.Parity, StripeSize: e.cfg.StripeSize, PG: pg,
@@ -207,7 +212,15 @@ func (e *Engine) upload(ctx context.Context, tenant, container, key, id string) 
 	if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
 		return nil, uploadAt{}, ErrNoSuchUpload
 	}
-	return e.findUpload(ctx, tenant, container, key, id)
+	info, err := e.cfg.Containers.Container(ctx, tenant, container)
+	if err != nil {
+		return nil, uploadAt{}, err
+	}
+	up, at, err := e.findUpload(ctx, tenant, container, key, id)
+	if err == nil && !ofContainer(up, info.Created) {
+		return nil, uploadAt{}, ErrNoSuchUpload // a deleted container's (ATTACK24 F3)
+	}
+	return up, at, err
 }
 
 // uploadAt is where an upload's records and parts' shard files live: the

@@ -228,10 +228,16 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 	// A record left on a drive no kept map places it at, by a map gone
 	// from the history, is no upload findUpload would serve (review 23b
 	// R3): not listed, as SweepUploads removes it.
+	// Nor is one of a container deleted before this one was made under
+	// its name (ATTACK24 F3).
 	ms := e.uploadMaps(m)
+	info, err := e.cfg.Containers.Container(ctx, tenant, container)
+	if err != nil {
+		return nil, false, err
+	}
 	pick := func(j int, raw driver.Record, r *record) bool {
 		key, _, _ := strings.Cut(raw.Key[len(base):], "\x00")
-		return !strayUpload(r, ms, ls.ids[j], tenant, container, key)
+		return !strayUpload(r, ms, ls.ids[j], tenant, container, key) && ofContainer(r, info.Created)
 	}
 	var ups []Upload
 	for {

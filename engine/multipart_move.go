@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/placement"
@@ -54,9 +55,24 @@ const uploadEpochKey = "\x00epoch"
 // one never replaces the other.
 const partsGenKey = "\x00pgen"
 
+// uploadContainerKey is the metadata entry of an upload record naming
+// the Created time (Unix nanoseconds) of the container it was created in:
+// a container deleted and made again under the same name is another one,
+// and must not inherit an upload whose record a CreateUpload racing the
+// deletion wrote after DeleteContainer aborted the uploads (ATTACK24 F3).
+// Records without it (older code) belong to any container of the name.
+const uploadContainerKey = "\x00cont"
+
+// ofContainer reports whether upload record r belongs to the container
+// created at created (uploadContainerKey).
+func ofContainer(r *record, created time.Time) bool {
+	v, ok := r.Metadata[uploadContainerKey]
+	return !ok || v == strconv.FormatInt(created.UnixNano(), 10)
+}
+
 // uploadKeysMeta are the metadata entries of upload records and markers
 // that are the engine's, not the upload's (uploadOf drops them).
-var uploadKeysMeta = []string{partNumbersKey, movedKey, uploadEpochKey, partsGenKey}
+var uploadKeysMeta = []string{partNumbersKey, movedKey, uploadEpochKey, partsGenKey, uploadContainerKey}
 
 // partsID is the id under which upload id, whose record (or marker, or
 // tombstone) is r, keeps its part records (partKey).
@@ -73,7 +89,7 @@ func partsID(id string, r *record) string {
 // to. meta is copied first if it gets an entry.
 func withPlacement(meta map[string]string, r *record) map[string]string {
 	copied := false
-	for _, k := range []string{uploadEpochKey, partsGenKey} {
+	for _, k := range []string{uploadEpochKey, partsGenKey, uploadContainerKey} {
 		v, ok := r.Metadata[k]
 		if !ok {
 			continue

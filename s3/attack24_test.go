@@ -207,9 +207,6 @@ func (d *gatedDrive) PutRecord(ctx context.Context, r driver.Record) (driver.Rec
 // deletion and a new tenant of the same name (the operator's reuse of a
 // name), that next bucket is someone else's.
 func TestAttack24UploadOutlivesDeletedBucket(t *testing.T) {
-	if os.Getenv("VAULT_KNOWN") == "" {
-		t.Skip("known open (ATTACK24 F3, MEDIUM): an upload created while its bucket is deleted outlives it; VAULT_KNOWN=1 runs it")
-	}
 	g := &gateTopology{reached: make(chan struct{}), release: make(chan struct{})}
 	n := testnode.StartWith(t, func(c *engine.Config) {
 		g.Topology = c.Topology
