@@ -164,7 +164,11 @@ func (e *Engine) CreateUpload(ctx context.Context, tenant, container, key string
 	if err := e.checkContainer(ctx, tenant, container); err != nil {
 		return "", err
 	}
-	info, err := e.cfg.Containers.Container(ctx, tenant, container)
+	// The stamp comes from the store's synced view: a node lagging
+	// behind a deletion and re-creation of the name would otherwise stamp
+	// the deleted container's time on an upload of the new one (review
+	// 24d R2).
+	info, err := e.syncedContainer(ctx, tenant, container)
 	if err != nil {
 		return "", err
 	}
@@ -212,15 +216,49 @@ func (e *Engine) upload(ctx context.Context, tenant, container, key, id string) 
 	if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
 		return nil, uploadAt{}, ErrNoSuchUpload
 	}
-	info, err := e.cfg.Containers.Container(ctx, tenant, container)
+	up, at, err := e.findUpload(ctx, tenant, container, key, id)
 	if err != nil {
 		return nil, uploadAt{}, err
 	}
-	up, at, err := e.findUpload(ctx, tenant, container, key, id)
-	if err == nil && !ofContainer(up, info.Created) {
-		return nil, uploadAt{}, ErrNoSuchUpload // a deleted container's (ATTACK24 F3)
+	if ok, err := e.inContainer(ctx, up, tenant, container); err != nil || !ok {
+		if err == nil {
+			err = ErrNoSuchUpload // a deleted container's (ATTACK24 F3)
+		}
+		return nil, uploadAt{}, err
 	}
-	return up, at, err
+	return up, at, nil
+}
+
+// syncedContainer returns container's info as the store has it once
+// synced with the cluster (Containers syncs; Container reads the node's
+// own state, which may lag).
+func (e *Engine) syncedContainer(ctx context.Context, tenant, container string) (ContainerInfo, error) {
+	cs, err := e.cfg.Containers.Containers(ctx, tenant)
+	if err != nil {
+		return ContainerInfo{}, err
+	}
+	for _, c := range cs {
+		if c.Name == container {
+			return c, nil
+		}
+	}
+	return ContainerInfo{}, fmt.Errorf("%w: %s/%s", ErrNoSuchContainer, tenant, container)
+}
+
+// inContainer reports whether upload record up belongs to the container
+// of that name as it is now (ofContainer): checked against the node's
+// own state, and if that says no, against the synced one, so that a node
+// lagging behind a re-creation of the name does not refuse the new
+// container's uploads (review 24d R2).
+func (e *Engine) inContainer(ctx context.Context, up *record, tenant, container string) (bool, error) {
+	if info, err := e.cfg.Containers.Container(ctx, tenant, container); err == nil && ofContainer(up, info.Created) {
+		return true, nil
+	}
+	info, err := e.syncedContainer(ctx, tenant, container)
+	if err != nil {
+		return false, err
+	}
+	return ofContainer(up, info.Created), nil
 }
 
 // uploadAt is where an upload's records and parts' shard files live: the

@@ -235,9 +235,19 @@ func (e *Engine) ListUploads(ctx context.Context, tenant, container, prefix, aft
 	if err != nil {
 		return nil, false, err
 	}
+	synced := false // info re-read from the synced store (inContainer)
 	pick := func(j int, raw driver.Record, r *record) bool {
 		key, _, _ := strings.Cut(raw.Key[len(base):], "\x00")
-		return !strayUpload(r, ms, ls.ids[j], tenant, container, key) && ofContainer(r, info.Created)
+		if strayUpload(r, ms, ls.ids[j], tenant, container, key) {
+			return false
+		}
+		if !ofContainer(r, info.Created) && !synced {
+			synced = true
+			if fresh, err := e.syncedContainer(ctx, tenant, container); err == nil {
+				info = fresh
+			}
+		}
+		return ofContainer(r, info.Created)
 	}
 	var ups []Upload
 	for {
