@@ -462,7 +462,9 @@ func (e *Engine) dropRemains(ctx context.Context, hold *uploadHold, tenant, cont
 // left. It reports whether the marker was deleted; if not, a later sweep
 // tries again.
 func (e *Engine) dropMarker(ctx context.Context, drives []driver.Driver, ikey string, mk *record) bool {
-	recs, answered := e.readRecordsEach(ctx, drives, ikey)
+	// One answer, then the straggler grace for the rest: a hung drive
+	// counts as away (review 24c N2), not a wait of cleanupTimeout.
+	recs, answered := e.readRecordsQuorum(ctx, drives, ikey, 1)
 	for j, d := range drives {
 		if d != nil && !answered[j] {
 			return false
@@ -476,7 +478,7 @@ func (e *Engine) dropMarker(ctx context.Context, drives []driver.Driver, ikey st
 			return false
 		}
 	}
-	e.deleteRecord(ctx, drives, ikey, driver.Version{})
+	e.deleteRecord(ctx, drives, ikey, mk.Version) // not a newer record (review 24c N1)
 	return true
 }
 

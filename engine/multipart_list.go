@@ -47,11 +47,19 @@ func (e *Engine) listCovering(ctx context.Context, ls listSet, prefix, after str
 // read from d, as a cut head has no metadata, its map epoch among it
 // (review 24b S2: strayUpload could not tell such a record a stray). If
 // that read fails, r.
-func (e *Engine) pickable(ctx context.Context, d driver.Driver, raw driver.Record, r *record) *record {
-	if !raw.Truncated {
+// A drive gets pickReadTimeout for each such read; one that takes longer
+// (*slow set) is not asked again during the listing (review 24c N3: a
+// drive that hangs after listing would hold the listing).
+func (e *Engine) pickable(ctx context.Context, d driver.Driver, raw driver.Record, r *record, slow *bool) *record {
+	if !raw.Truncated || r.Deleted || *slow {
 		return r
 	}
-	data, found, err := wholeRecord(ctx, d, raw)
+	rctx, cancel := context.WithTimeout(ctx, pickReadTimeout)
+	data, found, err := wholeRecord(rctx, d, raw)
+	cancel()
+	if err != nil && ctx.Err() == nil {
+		*slow = true
+	}
 	if err != nil || !found {
 		return r
 	}
@@ -61,6 +69,9 @@ func (e *Engine) pickable(ctx context.Context, d driver.Driver, raw driver.Recor
 	}
 	return whole
 }
+
+// pickReadTimeout bounds pickable's read of one whole record.
+const pickReadTimeout = 2 * time.Second
 
 // listCoveringPick is listCovering merging only the records pick accepts
 // (see listMerged).
@@ -106,6 +117,7 @@ func (e *Engine) listMerged(ctx context.Context, drives []driver.Driver, prefix,
 	}
 	newest := map[string]entry{}
 	answered := make([]bool, len(drives))
+	slow := make([]bool, len(drives)) // pickable
 	for j, l := range res {
 		if !done[j] || l.err != nil {
 			continue
@@ -120,7 +132,7 @@ func (e *Engine) listMerged(ctx context.Context, drives []driver.Driver, prefix,
 			if err != nil {
 				continue
 			}
-			if pick != nil && !pick(j, raw, e.pickable(ctx, drives[j], raw, r)) {
+			if pick != nil && !pick(j, raw, e.pickable(ctx, drives[j], raw, r, &slow[j])) {
 				if _, ok := newest[raw.Key]; !ok {
 					newest[raw.Key] = entry{raw: raw} // refused: its key only
 				}
