@@ -379,8 +379,7 @@ func (op *operation) setObjectHeaders(info engine.ArtifactInfo, partial bool) {
 // break there breaks, or splits, the response for proxies).
 func (op *operation) checkOverrides() error {
 	for param := range responseOverrides {
-		v, _ := op.query(param)
-		if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
+		if v, _ := op.query(param); !validHeaderValue(v) {
 			return ErrInvalidArgument
 		}
 	}
