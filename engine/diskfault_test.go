@@ -32,10 +32,21 @@ type dfRig struct {
 
 func newDFRig(t testing.TB, seed uint64) *dfRig {
 	t.Helper()
+	pol, err := placement.DefaultPolicy(dfDrives)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newDFRigPolicy(t, seed, pol)
+}
+
+// newDFRigPolicy is newDFRig with one set of pol's k+m drives.
+func newDFRigPolicy(t testing.TB, seed uint64, pol placement.Policy) *dfRig {
+	t.Helper()
 	r := &dfRig{}
-	pdrives := make([]placement.Drive, dfDrives)
+	n := pol.SetSize()
+	pdrives := make([]placement.Drive, n)
 	drives := make(map[placement.DriveID]driver.Driver)
-	for i := range dfDrives {
+	for i := range n {
 		id := placement.DriveID(fmt.Sprintf("d%02d", i))
 		dir := t.TempDir()
 		r.dirs = append(r.dirs, dir)
@@ -48,10 +59,6 @@ func newDFRig(t testing.TB, seed uint64) *dfRig {
 		r.drives = append(r.drives, f)
 		pdrives[i] = placement.Drive{ID: id, Node: "n1", Class: "local"}
 		drives[id] = f
-	}
-	pol, err := placement.DefaultPolicy(dfDrives)
-	if err != nil {
-		t.Fatal(err)
 	}
 	m, err := placement.NewMap(pdrives, pol, placement.DefaultPGCount, 1)
 	if err != nil {
@@ -571,6 +578,68 @@ func TestListUnderDiskFaults(t *testing.T) {
 					if g := got[k]; g.Key != w.Key || g.Size != w.Size || g.ETag != w.ETag {
 						t.Errorf("drive %d faulty: listed %+v, want %+v", j, got[k], w)
 					}
+				}
+			}
+		})
+	}
+}
+
+// TestReadServesOlderWhenNewerFailed: 2+2, two drives failing every
+// record write. A PUT (or DELETE) then lands on the other two drives only
+// and fails; the newer version, on k drives but fewer than a write
+// quorum, cannot be written back, and the older one, on k drives, is
+// served (before, the read answered ErrReadQuorum: the disk chaos seed
+// 1796630012044577042). Once the drives take writes again the newer one
+// is written back and served, and never the older one after it.
+func TestReadServesOlderWhenNewerFailed(t *testing.T) {
+	pol := placement.Policy{Data: 2, Parity: 2}
+	for _, tc := range []struct {
+		name string
+		size int
+		del  bool
+	}{
+		{"shard files", 300 << 10, false},
+		{"inline", 2 << 10, false},
+		{"deletion", 300 << 10, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			r := newDFRigPolicy(t, 1, pol)
+			v1 := bytes.Repeat([]byte("1"), tc.size)
+			v2 := bytes.Repeat([]byte("2"), tc.size)
+			if err := r.putBytes(ctx, "k", v1); err != nil {
+				t.Fatal(err)
+			}
+			r.set([]int{2, 3}, faulty.Rule{Op: faulty.OpPutRecord, Fault: faulty.EIO})
+			var err error
+			if tc.del {
+				err = r.e.Delete(ctx, "t", "c", "k")
+			} else {
+				err = r.putBytes(ctx, "k", v2)
+			}
+			if err == nil {
+				t.Fatal("the write was acknowledged with two of four drives failing record writes")
+			}
+			for i := range 3 {
+				got, err := r.read(ctx, "k")
+				if err != nil {
+					t.Fatalf("read %d with the newer version on two drives: %v, want the older version", i, err)
+				}
+				if !bytes.Equal(got, v1) {
+					t.Fatalf("read %d: %.1q… (%d bytes), want the older version", i, got, len(got))
+				}
+			}
+			r.set(nil)
+			for i := range 3 {
+				got, err := r.read(ctx, "k")
+				switch {
+				case tc.del && errors.Is(err, ErrNoSuchArtifact):
+				case tc.del:
+					t.Fatalf("read %d after the faults: %v (%d bytes), want the deletion written back", i, err, len(got))
+				case err != nil:
+					t.Fatalf("read %d after the faults: %v", i, err)
+				case !bytes.Equal(got, v2):
+					t.Fatalf("read %d after the faults: %.1q… (%d bytes), want the newer version written back", i, got, len(got))
 				}
 			}
 		})
