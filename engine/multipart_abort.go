@@ -179,6 +179,7 @@ func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
 	// serves the upload.
 	ms := e.uploadMaps(m)
 	var strays []string
+	hidden := containerStamps{e: e}
 	pick := func(j int, raw driver.Record, r *record) bool {
 		if inDroppedMap(r, ms) && !slices.Contains(strays, raw.Key) {
 			if f := strings.SplitN(raw.Key[len(base):], "\x00", 4); len(f) == 4 &&
@@ -214,6 +215,11 @@ func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
 				continue
 			}
 			if !isMarker(recs[i]) {
+				if e.cfg.Now().Sub(versionTime(recs[i].Version)) > UploadCompletionGrace && hidden.of(ctx, f[0], f[1], recs[i]) {
+					if err := e.sweepHidden(ctx, f[0], f[1], f[2], f[3]); err != nil && first == nil {
+						first = fmt.Errorf("engine: sweep upload %s of a deleted container: %w", f[3], err)
+					}
+				}
 				continue
 			}
 			seen++
@@ -234,6 +240,77 @@ func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
 			return seen, first
 		}
 	}
+}
+
+// containerStamps answers, for one pass of SweepUploads, whether an
+// upload record belongs to no container as the store has it synced: its
+// container is gone, or was made again since (the record's stamp names
+// another incarnation of the name, ofContainer). It asks the store once
+// per tenant; a tenant it cannot list has no hidden uploads this pass.
+type containerStamps struct {
+	e       *Engine
+	created map[string]map[string]time.Time // tenant → container → Created; nil: unknown
+}
+
+func (c *containerStamps) of(ctx context.Context, tenant, container string, up *record) bool {
+	if c.created == nil {
+		c.created = map[string]map[string]time.Time{}
+	}
+	names, ok := c.created[tenant]
+	if !ok {
+		if cs, err := c.e.cfg.Containers.Containers(ctx, tenant); err == nil {
+			names = make(map[string]time.Time, len(cs))
+			for _, ci := range cs {
+				names[ci.Name] = ci.Created
+			}
+		}
+		c.created[tenant] = names
+	}
+	if names == nil {
+		return false
+	}
+	created, ok := names[container]
+	return !ok || !ofContainer(up, created)
+}
+
+// sweepHidden aborts, under its lease, upload id in progress once the
+// store, synced, confirms it belongs to no container: a CreateUpload
+// that checked its container before a DeleteContainer and wrote its
+// record after the deletion's abort pass (ATTACK24 F3). Nothing can list,
+// complete or abort such an upload, so without this its record, its
+// parts' data and its usage charge would stay for ever (review 24d R1).
+// SweepUploads calls it only for records older than
+// UploadCompletionGrace, far longer than a CreateUpload takes.
+func (e *Engine) sweepHidden(ctx context.Context, tenant, container, key, id string) error {
+	hold, err := e.lockUpload(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer hold.unlock()
+	ctx = hold.ctx // writes under the lease carry it
+	up, at, err := e.findUpload(ctx, tenant, container, key, id)
+	if errors.Is(err, ErrNoSuchUpload) {
+		return nil
+	}
+	if err != nil || isMarker(up) || up.Deleted {
+		return err // a marker is sweepUpload's
+	}
+	info, err := e.syncedContainer(ctx, tenant, container)
+	switch {
+	case err == nil && ofContainer(up, info.Created):
+		return nil
+	case err != nil && !errors.Is(err, ErrNoSuchContainer):
+		return err
+	}
+	if err := hold.check(); err != nil {
+		return err
+	}
+	inParts, err := e.abort(ctx, tenant, container, key, id, up, at)
+	if err != nil {
+		return err
+	}
+	e.usage(tenant, -inParts, -1)
+	return nil
 }
 
 // sweepStrays removes, under the upload's lease, what the drives of ls
@@ -260,7 +337,9 @@ func (e *Engine) sweepStrays(ctx context.Context, ls listSet, tenant, container,
 	ctx, cancel := cleanupCtx(ctx)
 	defer cancel()
 	ms := e.uploadMaps(e.mapFor(tenant, container))
-	recs, _ := e.readRecordsEach(ctx, ls.drives, uploadKey(tenant, container, key, id))
+	// One answer, then the straggler grace: a hung drive is left for the
+	// next sweep, not waited for (as dropMarker, review 24c N2).
+	recs, _ := e.readRecordsQuorum(ctx, ls.drives, uploadKey(tenant, container, key, id), 1)
 	var keep map[[16]byte]bool
 	var errs []error
 	for j, r := range recs {

@@ -78,3 +78,44 @@ func TestSweepStraysSpareServedUpload(t *testing.T) {
 		t.Errorf("ListUploads after the sweeps: %+v, %v; want none", ups, err)
 	}
 }
+
+// TestSweepStraysHungDrive: with one drive of the set hung, the sweep
+// still removes a stray record of an aborted upload from the drive that
+// holds it, within the straggler grace: sweepStrays read the upload's
+// records from every drive and waited for each (cleanupTimeout, 30 s)
+// per stray, as dropMarker did (review 24c N2).
+func TestSweepStraysHungDrive(t *testing.T) {
+	const bound = 8 * time.Second
+	r := newMigRig(t)
+	ctx := t.Context()
+	old := r.newMap(t, 4, placement.Policy{Data: 2, Parity: 2}, 16, 1)
+	cur := r.remap(t, old, 5, 2, func(s []placement.DriveID) []placement.DriveID {
+		s[3] = r.ids[4]
+		return s
+	})
+	const key = "mp/stray-hung"
+	id, _ := olderUpload(t, r, old, cur, key, randBytes(2502, 1000))
+	set := old.Set(old.PGOf("t", "c", key))
+	x := set[3]
+	ukey := uploadKey("t", "c", key, id)
+	r.useChain([]*placement.Map{cur})
+	if err := r.e.AbortUpload(ctx, "t", "c", key, id); err != nil {
+		t.Fatalf("AbortUpload: %v", err)
+	}
+	if _, err := r.topo.drives[x].GetRecord(ctx, ukey); err != nil {
+		t.Fatalf("%s: the stray upload record is not there to sweep: %v", x, err)
+	}
+	hung := r.topo.drives[set[0]]
+	hung.SetHang(true)
+	defer hung.SetHang(false)
+	began := time.Now()
+	if _, err := r.e.SweepUploads(ctx); err != nil {
+		t.Logf("SweepUploads with %s hung: %v", set[0], err)
+	}
+	if took := time.Since(began); took > bound {
+		t.Errorf("SweepUploads with %s hung took %v (bound %v)", set[0], took, bound)
+	}
+	if _, err := r.topo.drives[x].GetRecord(ctx, ukey); err == nil {
+		t.Errorf("%s still holds the stray record of the aborted upload", x)
+	}
+}
