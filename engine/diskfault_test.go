@@ -584,14 +584,17 @@ func TestListUnderDiskFaults(t *testing.T) {
 	}
 }
 
-// TestReadServesOlderWhenNewerFailed: 2+2, two drives failing every
+// TestReadOfFailedWriteWaitsForDrives: 2+2, two drives failing every
 // record write. A PUT (or DELETE) then lands on the other two drives only
-// and fails; the newer version, on k drives but fewer than a write
-// quorum, cannot be written back, and the older one, on k drives, is
-// served (before, the read answered ErrReadQuorum: the disk chaos seed
-// 1796630012044577042). Once the drives take writes again the newer one
-// is written back and served, and never the older one after it.
-func TestReadServesOlderWhenNewerFailed(t *testing.T) {
+// and fails. A read finds the newer version on k drives but fewer than
+// m+1 and cannot write it back: it answers ErrReadQuorum (503), neither
+// the newer version (a later read through the other two drives would
+// unsee it) nor the older one (a read answered by fewer drives, or one
+// while a map history skipped the write-back, may have served the newer
+// one already: review 25, engine/review25_test.go). Once the drives take
+// writes again the newer one is written back and served, and stays.
+// (The disk chaos seed 1796630012044577042 met this case.)
+func TestReadOfFailedWriteWaitsForDrives(t *testing.T) {
 	pol := placement.Policy{Data: 2, Parity: 2}
 	for _, tc := range []struct {
 		name string
@@ -622,11 +625,8 @@ func TestReadServesOlderWhenNewerFailed(t *testing.T) {
 			}
 			for i := range 3 {
 				got, err := r.read(ctx, "k")
-				if err != nil {
-					t.Fatalf("read %d with the newer version on two drives: %v, want the older version", i, err)
-				}
-				if !bytes.Equal(got, v1) {
-					t.Fatalf("read %d: %.1q… (%d bytes), want the older version", i, got, len(got))
+				if !errors.Is(err, ErrReadQuorum) {
+					t.Fatalf("read %d with the newer version on two drives: %v (%d bytes), want ErrReadQuorum", i, err, len(got))
 				}
 			}
 			r.set(nil)

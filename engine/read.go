@@ -87,44 +87,23 @@ func (e *Engine) Open(ctx context.Context, tenant, container, key string) (*Arti
 	if newest == nil {
 		return nil, ErrNoSuchArtifact
 	}
-	return e.openAt(ctx, tenant, container, key, loc, newest)
-}
-
-// openAt opens version rec of key, as locate found it in loc, once it is
-// written back (writeBack). A deletion or a version pointer (version.go)
-// is written back like any version before it is acted on.
-//
-// When the write-back fails (drives failing writes) while k or more
-// drives of loc hold an older version, that version is served instead
-// (heldBefore): rec is then on at most m drives, so it was never
-// acknowledged (a write quorum is more than m) nor written back by a read
-// (m+1), and it is the remains of a failed write. Only a read that k
-// drives alone answered may have served it (writeBack serves what a read
-// quorum agrees on); answering the older version after that is the
-// weaker guarantee such reads already give. The key is queued for the
-// healer, which writes the newer version everywhere once the drives take
-// writes, or removes it after InFlightGrace.
-func (e *Engine) openAt(ctx context.Context, tenant, container, key string, loc location, rec *record) (*Artifact, error) {
-	var a *Artifact
-	if !rec.Deleted && !rec.Pointer {
-		var err error
-		if a, err = e.artifactAt(tenant, container, key, loc, rec); err != nil {
+	if newest.Deleted || newest.Pointer {
+		// A deletion or a version pointer (version.go) is written back
+		// like any version before it is acted on.
+		if err := e.writeBack(ctx, tenant, container, key, loc, newest, nil); err != nil {
 			return nil, err
 		}
-	}
-	if err := e.writeBack(ctx, tenant, container, key, loc, rec, a); err != nil {
-		prev := loc.heldBefore(rec.Version)
-		if prev == nil {
-			return nil, err
+		if newest.Deleted {
+			return nil, deletedErr(newest)
 		}
-		e.enqueueHeal(HealItem{tenant, container, key})
-		return e.openAt(ctx, tenant, container, key, loc, prev)
+		return e.openVersion(ctx, tenant, container, key, pointerTarget(newest), true)
 	}
-	switch {
-	case rec.Deleted:
-		return nil, deletedErr(rec)
-	case rec.Pointer:
-		return e.openVersion(ctx, tenant, container, key, pointerTarget(rec), true)
+	a, err := e.artifactAt(tenant, container, key, loc, newest)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.writeBack(ctx, tenant, container, key, loc, newest, a); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -177,10 +156,8 @@ func atOrAbove(recs []*record, v driver.Version) int {
 // newer, every read quorum meets one of them and no older version can be
 // on k drives, so chooseVersion never prefers one, and nothing takes a
 // new version's records back (recordwrite.go). It fails with ErrReadQuorum
-// if that cannot be reached: unless k drives hold an older version (then
-// rec was never acknowledged and openAt serves that one), the read cannot
-// tell whether rec was acknowledged, so it answers neither it nor the
-// older one.
+// if that cannot be reached: the read cannot tell whether the version was
+// acknowledged, so it answers neither it nor the older one.
 // An artifact found in an older map's set is not written back (migration
 // moves it; no write goes to those sets).
 func (e *Engine) writeBack(ctx context.Context, tenant, container, key string, loc location, rec *record, a *Artifact) error {

@@ -484,7 +484,11 @@ type objState [][]byte
 // random fault classes, or two drives failing writes (ENOSPC, EIO, torn
 // commits). Every PUT and DELETE must succeed or fail with 503 or 507;
 // every GET must succeed (one faulty drive of 2+2, or two failing only
-// writes, leave a read quorum) with bytes the acknowledgements allow. After
+// writes, leave a read quorum) with bytes the acknowledgements allow,
+// except that with two drives failing writes a GET of a key whose last
+// write failed may answer 503: that write may be on two drives, which a
+// read can neither write back to a third nor tell from a version served
+// before (engine TestReadOfFailedWriteWaitsForDrives). After
 // each round the faults are cleared, the scanner, healer and scrubber run,
 // and every object must read from two drives alone, all pairs tried in
 // turn. VAULT_DISK_E2E_ROUNDS sets the rounds (2 by default) and
@@ -551,9 +555,13 @@ func TestDiskChaosEndToEnd(t *testing.T) {
 		}
 		return false
 	}
+	failedWrite := map[string]bool{} // keys whose last write failed, this round, with two drives failing writes
 	checkKey := func(what, key string) {
 		t.Helper()
 		b, absent, err := get(key)
+		if failedWrite[key] && errorCode(err) == "ServiceUnavailable" {
+			return
+		}
 		if err != nil {
 			t.Fatalf("%s: GET %s: %v (status %d)", what, key, err, httpStatus(err))
 		}
@@ -568,6 +576,7 @@ func TestDiskChaosEndToEnd(t *testing.T) {
 		if rng.IntN(3) == 0 {
 			bad, pick = rng.Perm(4)[:2], writeOnly
 		}
+		clear(failedWrite)
 		for _, i := range bad {
 			var p faulty.Plan
 			for range 1 + rng.IntN(3) {
@@ -592,6 +601,7 @@ func TestDiskChaosEndToEnd(t *testing.T) {
 				mrand.NewChaCha8([32]byte{byte(round), byte(op), byte(seed)}).Read(body)
 				err = putBytes(ctx, cl, "chaos", key, body)
 			}
+			failedWrite[key] = err != nil && len(bad) == 2
 			switch code := errorCode(err); {
 			case err == nil:
 				model[key] = objState{body} // nil body: deleted
@@ -616,6 +626,7 @@ func TestDiskChaosEndToEnd(t *testing.T) {
 			passes[i] = n.metric(t, "scrub_passes_total", i)
 		}
 		n.setFaults(t, nil)
+		clear(failedWrite) // the drives take writes again: every GET must succeed
 		waitFor(t, 60*time.Second, func() string {
 			for i, p := range passes {
 				if got := n.metric(t, "scrub_passes_total", i); got < p+2 {
