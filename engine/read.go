@@ -181,12 +181,16 @@ func (e *Engine) writeBack(ctx context.Context, tenant, container, key string, l
 	if have >= need {
 		return nil
 	}
-	if _, held := loc.holding(rec.Version); held >= loc.m.Policy.ReadQuorum() && len(e.olderMaps(cur)) > 0 {
+	if _, held := loc.holding(rec.Version); held >= loc.m.Policy.ReadQuorum() && len(e.olderMaps(cur)) > 0 && loc.heldBefore(rec.Version) == nil {
 		// While older maps are migrated, a version on k drives of the
 		// current set may be migration's copy of one an older set holds
 		// (the same version, the same bytes): migration writes the rest
 		// in its own order, and rolling its copy back leaves the older
-		// set serving the very same version.
+		// set serving the very same version. Not while k drives of the
+		// set hold an older version (k <= m): the version is then as
+		// likely a failed write, and served without the write-back a
+		// read through those k drives would unsee it
+		// (TestWriteBackSkipNeverUnseen).
 		return nil
 	}
 	mask := make([]bool, len(loc.drives))

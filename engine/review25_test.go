@@ -264,3 +264,40 @@ func TestReview25OnePlusThree(t *testing.T) {
 		t.Fatalf("a read all four drives answered serves the version before, after a read three answered served the new one")
 	}
 }
+
+// TestWriteBackSkipNeverUnseen: 2+2, two drives failing record writes, a
+// PUT lands on the other two and fails, while the map history holds an
+// older map. writeBack skipped the write-back of a version on k drives
+// whenever a history existed (for migration's copy of a version an older
+// set holds), so a read every drive answered served the failed PUT on
+// two drives; a read the other two drives answered (the first two slow
+// or away) then served the version before: a value seen, then unseen.
+// The skip now needs no older version held by k drives of the set
+// (heldBefore): then the write-back is tried, fails, and the read answers
+// 503 until the drives take writes.
+func TestWriteBackSkipNeverUnseen(t *testing.T) {
+	ctx := t.Context()
+	r, topo, old := newR25Rig(t, placement.Policy{Data: 2, Parity: 2})
+	v1 := bytes.Repeat([]byte("1"), 300<<10)
+	v2 := bytes.Repeat([]byte("2"), 300<<10)
+	if err := r.putBytes(ctx, "k", v1); err != nil {
+		t.Fatal(err)
+	}
+	topo.setOlder(old)
+	r.set([]int{2, 3}, faulty.Rule{Op: faulty.OpPutRecord, Fault: faulty.EIO})
+	if err := r.putBytes(ctx, "k", v2); err == nil {
+		t.Fatal("the write was acknowledged with two of four drives failing record writes")
+	}
+	got, err := r.read(ctx, "k")
+	served := err == nil && bytes.Equal(got, v2)
+	t.Logf("read with every drive answering: %v, new version served: %v", err, served)
+	r.set([]int{0, 1}, faulty.Rule{Op: faulty.OpAll, Fault: faulty.Offline})
+	got, err = r.read(ctx, "k")
+	t.Logf("read with the new version's two drives away: %v (%d bytes)", err, len(got))
+	if served && err == nil && bytes.Equal(got, v1) {
+		t.Fatal("a read served the failed PUT's version, the next one the version before it")
+	}
+	if err == nil && !bytes.Equal(got, v1) {
+		t.Fatalf("read with the new version's drives away: %d bytes, neither version", len(got))
+	}
+}
