@@ -654,7 +654,10 @@ func (e *Engine) checkReplaceable(ctx context.Context, tenant, container, key, p
 	if answered < k {
 		return fmt.Errorf("%w: put part: %d of %d drives answered", ErrReadQuorum, answered, len(drives))
 	}
-	refs := partRefs(arecs)
+	refs, err := e.keptData(ctx, tenant, container, key, drives, k, arecs)
+	if err != nil {
+		return err
+	}
 	for _, r := range olds {
 		if r != nil && slices.ContainsFunc(r.Parts, func(p part) bool { return refs[p.DataID] }) {
 			return fmt.Errorf("%w: the upload was completed", ErrNoSuchUpload)

@@ -28,6 +28,69 @@ func partRefs(recs []*record) map[[16]byte]bool {
 	return keep
 }
 
+// keptData returns the data ids whose shard files an upload's clean-up
+// must spare: those the key's records arecs (read from drives, a set of
+// k data shards) name (partRefs), and those any version of key names
+// (versionRefs). A completion in a versioned container is adopted as a
+// version (CompleteUploadVersion): its record, naming the parts' data,
+// lives under the version key while the key holds a pointer, so a
+// clean-up sparing only what the key's records name deleted a version's
+// data (review 25b P1).
+func (e *Engine) keptData(ctx context.Context, tenant, container, key string, drives []driver.Driver, k int, arecs []*record) (map[[16]byte]bool, error) {
+	keep := partRefs(arecs)
+	if err := e.versionRefs(ctx, keep, tenant, container, key, drives, k); err != nil {
+		return nil, err
+	}
+	m := e.mapFor(tenant, container)
+	if cur, _ := e.pgDrives(m, pgOf(m, tenant, container, key)); !slices.Equal(cur, drives) {
+		if err := e.versionRefs(ctx, keep, tenant, container, key, cur, m.Policy.ReadQuorum()); err != nil {
+			return nil, err
+		}
+	}
+	return keep, nil
+}
+
+// versionRefs adds to keep the data ids that the live records of key's
+// versions (versionKey) on drives, a set of k data shards, name. Each
+// version was written on a write quorum w of the set, so n-w+1 drives
+// answering show every one; with fewer it fails with ErrReadQuorum and
+// the clean-up deletes nothing. The other drives get the straggler grace.
+func (e *Engine) versionRefs(ctx context.Context, keep map[[16]byte]bool, tenant, container, key string, drives []driver.Driver, k int) error {
+	n := len(drives)
+	need := max(n-max(k, n-k+1)+1, 1)
+	prefix := indexPrefix(tenant, container) + versionKey(key, "")
+	type listed struct {
+		ids [][16]byte
+		ok  bool
+	}
+	res, _ := fanOut(ctx, e, n, func(j int) bool { return drives[j] != nil }, need,
+		func(ctx context.Context, j int) listed {
+			var ids [][16]byte
+			err := eachRecord(ctx, drives[j], prefix, func(_ driver.Record, r *record) error {
+				if !r.Deleted {
+					for _, p := range r.Parts {
+						ids = append(ids, p.DataID)
+					}
+				}
+				return nil
+			})
+			return listed{ids, err == nil}
+		}, func(l listed) bool { return l.ok }, nil)
+	answered := 0
+	for _, l := range res {
+		if l.ok {
+			answered++
+			for _, id := range l.ids {
+				keep[id] = true
+			}
+		}
+	}
+	if answered < need {
+		return fmt.Errorf("%w: versions of %s: %d of %d drives answered", ErrReadQuorum, key, answered, n)
+	}
+	return nil
+}
+
 // dropParts deletes every part record of an upload (its partsID id) and the shard files of
 // the parts whose data ids keep does not hold, and returns the bytes the
 // parts held. Each record goes before its shard files: a crash in between
@@ -97,7 +160,11 @@ func (e *Engine) abort(ctx context.Context, tenant, container, key, id string, u
 	if answered < up.Data {
 		return 0, fmt.Errorf("%w: %d of %d drives answered", ErrReadQuorum, answered, len(drives))
 	}
-	size, err := e.dropParts(ctx, tenant, container, key, partsID(id, up), drives, up.Data, partRefs(arecs))
+	keep, err := e.keptData(ctx, tenant, container, key, drives, up.Data, arecs)
+	if err != nil {
+		return 0, err
+	}
+	size, err := e.dropParts(ctx, tenant, container, key, partsID(id, up), drives, up.Data, keep)
 	if err != nil {
 		return 0, err
 	}
@@ -179,18 +246,24 @@ func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
 	// serves the upload.
 	ms := e.uploadMaps(m)
 	var strays []string
+	strayOn := map[string][]bool{} // per stray: the drives the listing saw it on
 	hidden := containerStamps{e: e}
 	pick := func(j int, raw driver.Record, r *record) bool {
-		if inDroppedMap(r, ms) && !slices.Contains(strays, raw.Key) {
+		if inDroppedMap(r, ms) && (strayOn[raw.Key] == nil || !strayOn[raw.Key][j]) {
 			if f := strings.SplitN(raw.Key[len(base):], "\x00", 4); len(f) == 4 &&
 				strayUpload(r, e.uploadMaps(e.mapFor(f[0], f[1])), ls.ids[j], f[0], f[1], f[2]) {
-				strays = append(strays, raw.Key)
+				if strayOn[raw.Key] == nil {
+					strays = append(strays, raw.Key)
+					strayOn[raw.Key] = make([]bool, len(ls.drives))
+				}
+				strayOn[raw.Key][j] = true
 			}
 		}
 		return true
 	}
 	for {
 		strays = strays[:0]
+		clear(strayOn)
 		raws, recs, truncated, err := e.listCoveringPick(ctx, ls, base, after, 1000, pick)
 		if err != nil {
 			return seen, fmt.Errorf("engine: sweep uploads: %w", err)
@@ -232,7 +305,7 @@ func (e *Engine) SweepUploads(ctx context.Context) (int, error) {
 				continue // past the page: the next one lists it again
 			}
 			f := strings.SplitN(ukey[len(base):], "\x00", 4)
-			if err := e.sweepStrays(ctx, ls, f[0], f[1], f[2], f[3]); err != nil && first == nil {
+			if err := e.sweepStrays(ctx, ls, strayOn[ukey], f[0], f[1], f[2], f[3]); err != nil && first == nil {
 				first = fmt.Errorf("engine: sweep upload %s: records a dropped map left: %w", f[3], err)
 			}
 		}
@@ -324,7 +397,7 @@ func (e *Engine) sweepHidden(ctx context.Context, tenant, container, key, id str
 // the upload for ever (review 23b R3), or a later map that happens to
 // place them again. A drive that does not answer keeps its records for
 // the next sweep.
-func (e *Engine) sweepStrays(ctx context.Context, ls listSet, tenant, container, key, id string) error {
+func (e *Engine) sweepStrays(ctx context.Context, ls listSet, on []bool, tenant, container, key, id string) error {
 	hold, err := e.lockUpload(ctx, id)
 	if err != nil {
 		return err
@@ -337,9 +410,18 @@ func (e *Engine) sweepStrays(ctx context.Context, ls listSet, tenant, container,
 	ctx, cancel := cleanupCtx(ctx)
 	defer cancel()
 	ms := e.uploadMaps(e.mapFor(tenant, container))
-	// One answer, then the straggler grace: a hung drive is left for the
-	// next sweep, not waited for (as dropMarker, review 24c N2).
-	recs, _ := e.readRecordsQuorum(ctx, ls.drives, uploadKey(tenant, container, key, id), 1)
+	// The drives the listing saw the stray on (on), then the straggler
+	// grace: another drive that hangs is not waited for (as dropMarker,
+	// review 24c N2), and one holding the stray gets the clean-up's time
+	// however slow (review 25b L1).
+	recs, _ := e.readRecordsUntil(ctx, ls.drives, uploadKey(tenant, container, key, id), func(ok int, answered []bool) bool {
+		for j, o := range on {
+			if o && !answered[j] {
+				return false
+			}
+		}
+		return ok > 0
+	})
 	var keep map[[16]byte]bool
 	var errs []error
 	for j, r := range recs {
@@ -354,7 +436,11 @@ func (e *Engine) sweepStrays(ctx context.Context, ls listSet, tenant, container,
 				if answered < m.Policy.ReadQuorum() {
 					return fmt.Errorf("%w: map epoch %d: %d of %d drives answered", ErrReadQuorum, m.Epoch, answered, len(drives))
 				}
-				for dataID := range partRefs(arecs) {
+				refs, err := e.keptData(ctx, tenant, container, key, drives, m.Policy.ReadQuorum(), arecs)
+				if err != nil {
+					return err
+				}
+				for dataID := range refs {
 					keep[dataID] = true
 				}
 			}
@@ -417,7 +503,11 @@ func (e *Engine) purgeAborted(ctx context.Context, drives []driver.Driver, ikey,
 			if answered < tomb.Data {
 				return fmt.Errorf("%w: %d of %d drives answered", ErrReadQuorum, answered, len(at.drives))
 			}
-			if _, err := e.dropParts(ctx, tenant, container, key, partsID(id, tomb), at.drives, tomb.Data, partRefs(arecs)); err != nil {
+			keep, err := e.keptData(ctx, tenant, container, key, at.drives, tomb.Data, arecs)
+			if err != nil {
+				return err
+			}
+			if _, err := e.dropParts(ctx, tenant, container, key, partsID(id, tomb), at.drives, tomb.Data, keep); err != nil {
 				return err
 			}
 		}
@@ -491,7 +581,10 @@ func (e *Engine) sweepUpload(ctx context.Context, tenant, container, key, id str
 		}
 	}
 	if errors.Is(err, ErrNoSuchContainer) {
-		_, err = e.abort(ctx, tenant, container, key, id, mk, at)
+		inParts, err := e.abort(ctx, tenant, container, key, id, mk, at)
+		if err == nil {
+			e.usage(tenant, -inParts, -1) // as AbortUpload (review 25b L4)
+		}
 		return err
 	}
 	if err != nil {

@@ -367,7 +367,11 @@ func (e *Engine) settle(ctx context.Context, tenant, container, key, id string, 
 	}
 	ctx, cancel := cleanupCtx(ctx)
 	defer cancel()
-	if _, err := e.dropParts(ctx, tenant, container, key, partsID(id, mk), drives, mk.Data, partRefs(arecs)); err != nil {
+	keep, err := e.keptData(ctx, tenant, container, key, as.drives, as.data, arecs)
+	if err != nil {
+		return settled{}, err
+	}
+	if _, err := e.dropParts(ctx, tenant, container, key, partsID(id, mk), drives, mk.Data, keep); err != nil {
 		return settled{}, err
 	}
 	if s.state == completionGone || e.cfg.Now().Sub(versionTime(mk.Version)) > CompletedUploadRetention {

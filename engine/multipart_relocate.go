@@ -765,7 +765,11 @@ func (e *Engine) dropInProgress(ctx context.Context, tenant, container, key, id 
 	if answered < up.Data {
 		return fmt.Errorf("%w: %d of %d drives answered", ErrReadQuorum, answered, len(at.drives))
 	}
-	if _, err := e.dropParts(ctx, tenant, container, key, partsID(id, up), at.drives, up.Data, partRefs(arecs)); err != nil {
+	keep, err := e.keptData(ctx, tenant, container, key, at.drives, up.Data, arecs)
+	if err != nil {
+		return err
+	}
+	if _, err := e.dropParts(ctx, tenant, container, key, partsID(id, up), at.drives, up.Data, keep); err != nil {
 		return err
 	}
 	var errs []error

@@ -338,7 +338,14 @@ type recordRead struct {
 // answer by then count as not answering. A need above len(drives) waits
 // for every drive.
 func (e *Engine) readRecordsQuorum(ctx context.Context, drives []driver.Driver, key string, need int) ([]*record, []bool) {
-	res, _ := fanOut(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, need,
+	return e.readRecordsUntil(ctx, drives, key, func(ok int, _ []bool) bool { return ok > 0 && ok == need })
+}
+
+// readRecordsUntil is readRecordsQuorum with the quorum given by enough
+// (fanOutUntil): the straggler grace starts once enough(answered,
+// whether each drive answered) holds.
+func (e *Engine) readRecordsUntil(ctx context.Context, drives []driver.Driver, key string, enough func(ok int, answered []bool) bool) ([]*record, []bool) {
+	res, _ := fanOutUntil(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, enough,
 		func(ctx context.Context, j int) recordRead {
 			raw, err := drives[j].GetRecord(ctx, key)
 			switch {

@@ -1251,6 +1251,31 @@ func (r *groupReader) skipTo(key string) {
 	r.g.skipTo(key)
 }
 
+// dropCompletion removes the marker of upload id's completion, adopted
+// as a version, under the upload's lease: through dropMarker, so only
+// once every drive of its set answers, records older than the marker
+// first. A drive that missed the completion holds the upload in
+// progress, which only the marker hides: deleted from the others as a
+// best effort, the marker left that record the newest, and the upload
+// came back, listed and abortable (review 25b P1). A marker left here
+// (a drive away) reads as a completion gone (the key's pointer is newer)
+// and the sweep settles it, sparing the version's data (keptData).
+func (e *Engine) dropCompletion(ctx context.Context, tenant, container, key, id string) {
+	hold, err := e.lockUpload(ctx, id)
+	if err != nil {
+		return
+	}
+	defer hold.unlock()
+	ctx = hold.ctx // writes under the lease carry it
+	mk, at, err := e.findUpload(ctx, tenant, container, key, id)
+	if err != nil || !isMarker(mk) || hold.check() != nil {
+		return
+	}
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	e.dropMarker(ctx, at.drives, uploadKey(tenant, container, key, id), mk)
+}
+
 // CompleteUploadVersion is CompleteUpload into a container whose
 // versioning state is v: the artifact becomes a new version (the null
 // version when suspended). A retry of a completion already made a
@@ -1281,12 +1306,7 @@ func (e *Engine) CompleteUploadVersion(ctx context.Context, tenant, container, k
 	if got != "" {
 		vid = got // a fresh id if vid was a locked null version
 	}
-	// The completion marker goes: settling it later would see the key's
-	// pointer, not the artifact, and drop what part records a failed
-	// cleanup left together with their data, which the version now uses.
-	m := e.mapFor(tenant, container)
-	drives, _ := e.pgDrives(m, pgOf(m, tenant, container, key))
-	e.deleteRecord(ctx, drives, uploadKey(tenant, container, key, uploadID), driver.Version{})
+	e.dropCompletion(ctx, tenant, container, key, uploadID)
 	info.VersionID = vid
 	return info, nil
 }
