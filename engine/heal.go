@@ -464,6 +464,12 @@ func (e *Engine) healFailures(it HealItem) int {
 	return 0
 }
 
+// RetryHeals makes every queued artifact due at the healer's next round
+// (RunHealer): a drive is back (its health probe answers again), and what
+// was queued while it was away need not wait out its backoff, which after
+// a long outage reaches HealBackoffMax.
+func (e *Engine) RetryHeals() { e.retryHealsNow() }
+
 // retryHealsNow makes every queued artifact due: their failure counts
 // stand, so one that fails again waits as long as it would have.
 func (e *Engine) retryHealsNow() {

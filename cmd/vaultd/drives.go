@@ -126,11 +126,13 @@ type prober interface {
 	Probe(ctx context.Context) error
 }
 
-// runProbes health-checks every local drive every interval until ctx
-// ends: a drive that stopped serving goes offline (drive_online 0), an
-// offline one that recovered, or came back empty as a replaced disk,
-// comes back online, to be refilled by the scanner and healer.
-func runProbes(ctx context.Context, drives map[placement.DriveID]driver.Driver, interval time.Duration, log *slog.Logger) {
+// runProbes health-checks every drive that can (local and remote) every
+// interval until ctx ends: a drive that stopped serving goes offline
+// (drive_online 0), an offline one that recovered, or came back empty as
+// a replaced disk, comes back online, to be refilled by the scanner and
+// healer; back is called then (the engine's RetryHeals), so that heals
+// queued during the outage do not wait out their backoff.
+func runProbes(ctx context.Context, drives map[placement.DriveID]driver.Driver, interval time.Duration, back func(), log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	failing := map[placement.DriveID]bool{}
@@ -156,6 +158,7 @@ func runProbes(ctx context.Context, drives map[placement.DriveID]driver.Driver, 
 				log.Warn("drive offline", "drive", id, "err", err)
 			case err == nil && failing[id]:
 				log.Info("drive back online", "drive", id)
+				back()
 			}
 			failing[id] = err != nil
 		}

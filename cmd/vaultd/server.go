@@ -248,7 +248,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	go eng.RunUploadSweeper(hctx, 0, sweeps)
 	go eng.RunScanner(hctx, store, f.scanInterval, log.With("component", "scan"))
-	go runProbes(hctx, drives, f.probeInterval, log.With("component", "probe"))
+	go runProbes(hctx, drives, f.probeInterval, eng.RetryHeals, log.With("component", "probe"))
 	// Each node scrubs its own drives, in every mode.
 	scrub, err := eng.NewScrubber(engine.ScrubConfig{Drives: scrubbed(drives, m), Period: f.scrubPeriod, Rate: int64(f.scrubRate), Logger: log.With("component", "scrub")})
 	if err != nil {
