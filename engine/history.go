@@ -77,21 +77,6 @@ func (l location) holding(v driver.Version) (*record, int) {
 	return best, most
 }
 
-// heldBefore returns the record of the newest version older than v that
-// k or more of l's drives hold (holding), or nil.
-func (l location) heldBefore(v driver.Version) *record {
-	var best *record
-	for _, r := range l.recs {
-		if r == nil || r.Version.Compare(v) >= 0 || best != nil && r.Version.Compare(best.Version) <= 0 {
-			continue
-		}
-		if h, n := l.holding(r.Version); n >= l.m.Policy.ReadQuorum() {
-			best = h
-		}
-	}
-	return best
-}
-
 // sameData reports whether records a and b of one version name the same
 // data: the same shard files, or inline shards encoded alike.
 func sameData(a, b *record) bool {

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/erasure"
+	"github.com/vaultaire/vaultaire/placement"
 )
 
 // ArtifactInfo describes one version of an Artifact.
@@ -181,16 +183,19 @@ func (e *Engine) writeBack(ctx context.Context, tenant, container, key string, l
 	if have >= need {
 		return nil
 	}
-	if _, held := loc.holding(rec.Version); held >= loc.m.Policy.ReadQuorum() && len(e.olderMaps(cur)) > 0 && loc.heldBefore(rec.Version) == nil {
+	if _, held := loc.holding(rec.Version); held >= loc.m.Policy.ReadQuorum() && e.olderSetHolds(ctx, tenant, container, key, cur, loc, rec.Version) {
 		// While older maps are migrated, a version on k drives of the
 		// current set may be migration's copy of one an older set holds
 		// (the same version, the same bytes): migration writes the rest
 		// in its own order, and rolling its copy back leaves the older
-		// set serving the very same version. Not while k drives of the
-		// set hold an older version (k <= m): the version is then as
-		// likely a failed write, and served without the write-back a
-		// read through those k drives would unsee it
-		// (TestWriteBackSkipNeverUnseen).
+		// set serving the very same version. Only then: a version that
+		// no older set holds is a write under the current map (one that
+		// failed, or is in flight), and served without the write-back a
+		// read through other drives would unsee it
+		// (TestWriteBackSkipNeverUnseen, TestReview25cSkipMissesOlderOnFewerThanK);
+		// a write-back of migration's copy would name shard files
+		// migration has not copied yet, and migration would then take
+		// them for copied (TestReview25cWriteBackOfMigrationCopyLosesShards).
 		return nil
 	}
 	mask := make([]bool, len(loc.drives))
@@ -220,6 +225,28 @@ func (e *Engine) writeBack(ctx context.Context, tenant, container, key string, l
 	}
 	e.st.writeBacks.Add(1)
 	return nil
+}
+
+// olderSetHolds reports whether a drive of key's set in an older map
+// (MapHistory), outside loc's set (the current one), holds version v
+// placed for that older set: v is then an artifact migration is moving,
+// not a write under the current map, whose records land only on the
+// current set's drives. It reads with one answer and the straggler
+// grace; a drive that does not answer counts as not holding it.
+func (e *Engine) olderSetHolds(ctx context.Context, tenant, container, key string, cur *placement.Map, loc location, v driver.Version) bool {
+	home := loc.m.Set(loc.pg)
+	for _, m := range e.olderMaps(cur) {
+		pg := pgOf(m, tenant, container, key)
+		drives, _ := e.pgDrives(m, pg)
+		recs, _ := e.readRecordsQuorum(ctx, drives, indexPrefix(tenant, container)+key, 1)
+		set := m.Set(pg)
+		for j, r := range recs {
+			if r != nil && r.Version == v && placedIn(r, m, pg, j) && !slices.Contains(home, set[j]) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // artifactAt returns the artifact of version newest, a live record placed
