@@ -142,7 +142,7 @@ func (e *Engine) CompleteUploadIf(ctx context.Context, tenant, container, key, u
 		return ArtifactInfo{}, fmt.Errorf("%w: %w", ErrConditionConflict, err)
 	}
 	defer hold.unlock()
-	return e.CompleteUploadVersion(ctx, tenant, container, key, uploadID, parts, func(u Upload, ps []PartInfo) (map[string]string, error) {
+	return e.completeUploadVersion(ctx, tenant, container, key, uploadID, parts, func(u Upload, ps []PartInfo) (map[string]string, error) {
 		cur, err := e.current(ctx, tenant, container, key)
 		if err == nil {
 			err = cond(cur)
@@ -157,7 +157,7 @@ func (e *Engine) CompleteUploadIf(ctx context.Context, tenant, container, key, u
 			return nil, nil
 		}
 		return finish(u, ps)
-	}, v)
+	}, v, true)
 }
 
 // UpdateMetadata replaces the metadata of key's newest version with what

@@ -230,7 +230,7 @@ func (e *Engine) putVersioned(ctx context.Context, tenant, container, key string
 	vid := NullVersion
 	if opts.Versioning == VersioningEnabled {
 		// A version written before versioning stays, as "null".
-		if _, err := e.adopt(ctx, tenant, container, key, NullVersion); err != nil {
+		if _, err := e.adopt(ctx, tenant, container, key, NullVersion, false); err != nil {
 			return ArtifactInfo{}, err
 		}
 		vid = newVersionSlot
@@ -257,13 +257,31 @@ func (e *Engine) putVersioned(ctx context.Context, tenant, container, key string
 // becomes a new version of its own instead (a locked null version and a
 // plain record both exist after a write under a stale versioning state,
 // probe H2/H5; nothing is lost, nothing locked is overwritten).
-func (e *Engine) adopt(ctx context.Context, tenant, container, key, vid string) (string, error) {
+func (e *Engine) adopt(ctx context.Context, tenant, container, key, vid string, held bool) (string, error) {
 	loc, cur, err := e.locate(ctx, tenant, container, key)
 	if err != nil {
 		return "", fmt.Errorf("engine: version %s: %w", container, err)
 	}
 	if cur == nil || cur.Deleted || cur.Pointer {
 		return "", nil
+	}
+	if !held {
+		// A plain record is adopted under key's cluster-wide lock, which
+		// a versioned completion holds from writing its plain record to
+		// adopting it (CompleteUploadVersion): two adopts of one record
+		// under two version ids would share its shard files, and deleting
+		// one version would destroy the other's data (review 25d P2).
+		hold, err := e.lockKey(ctx, tenant, container, key)
+		if err != nil {
+			return "", fmt.Errorf("engine: version %s: %w", container, err)
+		}
+		defer hold.unlock()
+		if loc, cur, err = e.locate(ctx, tenant, container, key); err != nil {
+			return "", fmt.Errorf("engine: version %s: %w", container, err)
+		}
+		if cur == nil || cur.Deleted || cur.Pointer {
+			return "", nil
+		}
 	}
 	_, old, err := e.locate(ctx, tenant, container, versionKey(key, vid))
 	if err != nil {
@@ -460,7 +478,7 @@ func (e *Engine) DeleteVersion(ctx context.Context, tenant, container, key strin
 		if opts.Versioning == Unversioned {
 			return DeleteResult{}, e.tombstone(ctx, tenant, container, key)
 		}
-		return e.deleteMarker(ctx, tenant, container, key, opts.Versioning)
+		return e.deleteMarker(ctx, tenant, container, key, opts.Versioning, opts.Condition != nil)
 	}
 	// A version's deletion holds the key's cluster-wide lock (a
 	// conditional one holds it already), as retention and legal-hold
@@ -693,10 +711,10 @@ func (e *Engine) lockPointer(tenant, container, key string) (unlock func()) {
 }
 
 // deleteMarker adds a delete marker as key's newest version.
-func (e *Engine) deleteMarker(ctx context.Context, tenant, container, key string, v Versioning) (DeleteResult, error) {
+func (e *Engine) deleteMarker(ctx context.Context, tenant, container, key string, v Versioning, held bool) (DeleteResult, error) {
 	vid := NullVersion
 	if v == VersioningEnabled {
-		if _, err := e.adopt(ctx, tenant, container, key, NullVersion); err != nil {
+		if _, err := e.adopt(ctx, tenant, container, key, NullVersion, held); err != nil {
 			return DeleteResult{}, err
 		}
 		vid = newVersionSlot
@@ -1281,15 +1299,32 @@ func (e *Engine) dropCompletion(ctx context.Context, tenant, container, key, id 
 // version when suspended). A retry of a completion already made a
 // version answers ErrNoSuchUpload: the completion marker is removed.
 func (e *Engine) CompleteUploadVersion(ctx context.Context, tenant, container, key, uploadID string, parts []CompletePart, finish func(Upload, []PartInfo) (map[string]string, error), v Versioning) (ArtifactInfo, error) {
+	return e.completeUploadVersion(ctx, tenant, container, key, uploadID, parts, finish, v, false)
+}
+
+// completeUploadVersion is CompleteUploadVersion; held says the caller
+// holds key's lock (CompleteUploadIf). The completion holds it from
+// before its plain record is written until that record is adopted as
+// the version: another versioned write of key adopting it meanwhile (as
+// "null") made the completion answer a version id that does not exist,
+// or two version ids share its shard files (review 25d P2, P2b).
+func (e *Engine) completeUploadVersion(ctx context.Context, tenant, container, key, uploadID string, parts []CompletePart, finish func(Upload, []PartInfo) (map[string]string, error), v Versioning, held bool) (ArtifactInfo, error) {
 	if v == Unversioned {
 		return e.CompleteUpload(ctx, tenant, container, key, uploadID, parts, finish)
 	}
 	if err := validKey(key); err != nil {
 		return ArtifactInfo{}, err
 	}
+	if !held {
+		hold, err := e.lockKey(ctx, tenant, container, key)
+		if err != nil {
+			return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
+		}
+		defer hold.unlock()
+	}
 	vid := NullVersion
 	if v == VersioningEnabled {
-		if _, err := e.adopt(ctx, tenant, container, key, NullVersion); err != nil {
+		if _, err := e.adopt(ctx, tenant, container, key, NullVersion, true); err != nil {
 			return ArtifactInfo{}, err
 		}
 		nv, _ := e.newVersion()
@@ -1299,7 +1334,7 @@ func (e *Engine) CompleteUploadVersion(ctx context.Context, tenant, container, k
 	if err != nil {
 		return ArtifactInfo{}, err
 	}
-	got, err := e.adopt(ctx, tenant, container, key, vid)
+	got, err := e.adopt(ctx, tenant, container, key, vid, true)
 	if err != nil {
 		return ArtifactInfo{}, err
 	}
