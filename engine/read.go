@@ -184,15 +184,16 @@ func (e *Engine) writeBack(ctx context.Context, tenant, container, key string, l
 		return nil
 	}
 	if _, held := loc.holding(rec.Version); held >= loc.m.Policy.ReadQuorum() && e.olderSetHolds(ctx, tenant, container, key, cur, loc, rec.Version) {
-		// While older maps are migrated, a version on k drives of the
-		// current set may be migration's copy of one an older set holds
-		// (the same version, the same bytes): migration writes the rest
-		// in its own order, and rolling its copy back leaves the older
-		// set serving the very same version. Only then: a version that
-		// no older set holds is a write under the current map (one that
-		// failed, or is in flight), and served without the write-back a
-		// read through other drives would unsee it
-		// (TestWriteBackSkipNeverUnseen, TestReview25cSkipMissesOlderOnFewerThanK);
+		// While older maps (or another layout) are migrated, a version
+		// on k drives of the current set may be migration's copy of one
+		// an older set holds (the same version, the same bytes):
+		// migration writes the rest in its own order, and rolling its
+		// copy back leaves the older set serving the very same version.
+		// Only then: a version that no older set holds is a write under
+		// the current map (one that failed, or is in flight), and served
+		// without the write-back a read through other drives would unsee
+		// it (TestWriteBackSkipNeverUnseen,
+		// TestReview25cSkipMissesOlderOnFewerThanK);
 		// a write-back of migration's copy would name shard files
 		// migration has not copied yet, and migration would then take
 		// them for copied (TestReview25cWriteBackOfMigrationCopyLosesShards).
@@ -228,20 +229,26 @@ func (e *Engine) writeBack(ctx context.Context, tenant, container, key string, l
 }
 
 // olderSetHolds reports whether a drive of key's set in an older map
-// (MapHistory), outside loc's set (the current one), holds version v
-// placed for that older set: v is then an artifact migration is moving,
-// not a write under the current map, whose records land only on the
-// current set's drives. It reads with one answer and the straggler
-// grace; a drive that does not answer counts as not holding it.
+// (MapHistory) or another layout's (fallbackMaps), outside loc's set (the
+// current one), holds version v placed for that set, or may (it did not
+// answer within the straggler grace after the first answer, or is
+// removed): v is then an artifact migration or relayout is moving, whose
+// shard files may be only there, not a write under the current map, whose
+// records land only on the current set's drives. Counting a drive away as
+// not holding made a read write back migration's copy while its source
+// was away or being replaced, and migration then took the file-less
+// records for copied (review 25e E1).
 func (e *Engine) olderSetHolds(ctx context.Context, tenant, container, key string, cur *placement.Map, loc location, v driver.Version) bool {
 	home := loc.m.Set(loc.pg)
-	for _, m := range e.olderMaps(cur) {
+	for _, m := range e.fallbackMaps(tenant, container, cur) {
 		pg := pgOf(m, tenant, container, key)
 		drives, _ := e.pgDrives(m, pg)
-		recs, _ := e.readRecordsQuorum(ctx, drives, indexPrefix(tenant, container)+key, 1)
-		set := m.Set(pg)
-		for j, r := range recs {
-			if r != nil && r.Version == v && placedIn(r, m, pg, j) && !slices.Contains(home, set[j]) {
+		recs, answered := e.readRecordsQuorum(ctx, drives, indexPrefix(tenant, container)+key, 1)
+		for j, id := range m.Set(pg) {
+			if slices.Contains(home, id) {
+				continue
+			}
+			if !answered[j] || recs[j] != nil && recs[j].Version == v && placedIn(recs[j], m, pg, j) {
 				return true
 			}
 		}
