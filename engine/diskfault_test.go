@@ -42,24 +42,7 @@ func newDFRig(t testing.TB, seed uint64) *dfRig {
 // newDFRigPolicy is newDFRig with one set of pol's k+m drives.
 func newDFRigPolicy(t testing.TB, seed uint64, pol placement.Policy) *dfRig {
 	t.Helper()
-	r := &dfRig{}
-	n := pol.SetSize()
-	pdrives := make([]placement.Drive, n)
-	drives := make(map[placement.DriveID]driver.Driver)
-	for i := range n {
-		id := placement.DriveID(fmt.Sprintf("d%02d", i))
-		dir := t.TempDir()
-		r.dirs = append(r.dirs, dir)
-		d, err := local.Open(context.Background(), local.Config{Dir: dir, ID: driver.DriveID(id), ClusterID: "test", NoSync: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		f := faulty.New(d, seed+uint64(i))
-		r.drives = append(r.drives, f)
-		pdrives[i] = placement.Drive{ID: id, Node: "n1", Class: "local"}
-		drives[id] = f
-	}
+	r, pdrives, drives := newDFDrives(t, seed, pol.SetSize())
 	m, err := placement.NewMap(pdrives, pol, placement.DefaultPGCount, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -77,6 +60,30 @@ func newDFRigPolicy(t testing.TB, seed uint64, pol placement.Policy) *dfRig {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// newDFDrives opens n local drives, each wrapped in driver/faulty: a rig
+// without its engine, the drives as a map needs them and by id.
+func newDFDrives(t testing.TB, seed uint64, n int) (*dfRig, []placement.Drive, map[placement.DriveID]driver.Driver) {
+	t.Helper()
+	r := &dfRig{}
+	pdrives := make([]placement.Drive, n)
+	drives := make(map[placement.DriveID]driver.Driver)
+	for i := range n {
+		id := placement.DriveID(fmt.Sprintf("d%02d", i))
+		dir := t.TempDir()
+		r.dirs = append(r.dirs, dir)
+		d, err := local.Open(context.Background(), local.Config{Dir: dir, ID: driver.DriveID(id), ClusterID: "test", NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		f := faulty.New(d, seed+uint64(i))
+		r.drives = append(r.drives, f)
+		pdrives[i] = placement.Drive{ID: id, Node: "n1", Class: "local"}
+		drives[id] = f
+	}
+	return r, pdrives, drives
 }
 
 // set applies rules to the drives numbered in on and clears the others.

@@ -12,7 +12,6 @@ import (
 
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/driver/faulty"
-	"github.com/vaultaire/vaultaire/driver/local"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
@@ -60,24 +59,7 @@ func (t *r25Topo) setOlder(ms ...*placement.Map) {
 // of a map that a join or drain changed) is the history until dropped.
 func newR25Rig(t *testing.T, pol placement.Policy) (*dfRig, *r25Topo, *placement.Map) {
 	t.Helper()
-	r := &dfRig{}
-	n := pol.SetSize()
-	pdrives := make([]placement.Drive, n)
-	drives := make(map[placement.DriveID]driver.Driver)
-	for i := range n {
-		id := placement.DriveID(fmt.Sprintf("d%02d", i))
-		dir := t.TempDir()
-		r.dirs = append(r.dirs, dir)
-		d, err := local.Open(context.Background(), local.Config{Dir: dir, ID: driver.DriveID(id), ClusterID: "test", NoSync: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		f := faulty.New(d, 1+uint64(i))
-		r.drives = append(r.drives, f)
-		pdrives[i] = placement.Drive{ID: id, Node: "n1", Class: "local"}
-		drives[id] = f
-	}
+	r, pdrives, drives := newDFDrives(t, 1, pol.SetSize())
 	old, err := placement.NewMap(pdrives, pol, placement.DefaultPGCount, 1)
 	if err != nil {
 		t.Fatal(err)
