@@ -159,3 +159,30 @@ func TestHealerRetriesAllWhenADriveReturns(t *testing.T) {
 		t.Fatalf("healer left %v queued after the drive returned", q)
 	}
 }
+
+// TestRetryHealsForgetsFailures: after a drive is back (RetryHeals), an
+// artifact that had failed 30 times during the outage and fails once
+// more (the drive still warming up) is retried after the base interval,
+// not after the backoff the outage reached (HealBackoffMax, an hour here).
+func TestRetryHealsForgetsFailures(t *testing.T) {
+	r := newRig(t, rigOptions{drives: 4})
+	r.e.cfg.HealInterval = time.Second
+	r.e.cfg.HealBackoffMax = time.Hour
+	it := HealItem{"t", "c", "k"}
+	r.e.enqueueHeal(it)
+	now := time.Now()
+	for range 30 {
+		r.e.healFailed(it, now)
+	}
+	if due := r.e.dueHeals(now.Add(time.Minute)); slices.Contains(due, it) {
+		t.Fatal("after 30 failures the artifact is due within a minute: the backoff did not grow")
+	}
+	r.e.RetryHeals()
+	if due := r.e.dueHeals(now); !slices.Contains(due, it) {
+		t.Fatal("RetryHeals: the artifact is not due at once")
+	}
+	r.e.healFailed(it, now)
+	if due := r.e.dueHeals(now.Add(2 * time.Second)); !slices.Contains(due, it) {
+		t.Fatalf("one failure after RetryHeals: not due 2 s later (failures %d)", r.e.healFailures(it))
+	}
+}
