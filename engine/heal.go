@@ -310,7 +310,7 @@ func (e *Engine) markersHold(ctx context.Context, cur *placement.Map, tenant, co
 	errFound := errors.New("a marker")
 	seen := map[placement.DriveID]bool{}
 	for _, m := range e.uploadMaps(cur) {
-		for _, did := range m.Set(m.PGOf(tenant, container, key)) {
+		for _, did := range m.Set(pgOf(m, tenant, container, key)) { // a version key's: its key's set
 			if seen[did] {
 				continue
 			}

@@ -84,7 +84,8 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 
 // completeUpload is CompleteUpload writing the artifact under version key
 // vid of key if vid is set (completionVidKey; completeUploadVersion then
-// points the key at it), under key itself if not. The ArtifactInfo's
+// points the key at it; newVersionSlot: a new version id, the
+// completion's version's), under key itself if not. The ArtifactInfo's
 // VersionID is the version id the artifact is under: vid, or for a
 // retried completion the one its marker names ("" for key itself).
 func (e *Engine) completeUpload(ctx context.Context, tenant, container, key, uploadID string, parts []CompletePart, finish func(Upload, []PartInfo) (map[string]string, error), vid string) (ArtifactInfo, error) {
@@ -127,7 +128,7 @@ func (e *Engine) completeUpload(ctx context.Context, tenant, container, key, upl
 				return ArtifactInfo{}, fmt.Errorf("%w: upload already completed with other parts", ErrInvalidPart)
 			}
 			info := e.info(tenant, container, key, s.cur)
-			info.VersionID = up.Metadata[completionVidKey]
+			info.VersionID, info.Retried = up.Metadata[completionVidKey], true
 			return info, nil
 		case completionGone:
 			return ArtifactInfo{}, ErrNoSuchUpload
@@ -161,6 +162,12 @@ func (e *Engine) completeUpload(ctx context.Context, tenant, container, key, upl
 	u := uploadOf(key, uploadID, up)
 	e.observe(up.Version) // the marker must be newer than the upload record
 	version, now := e.newVersion()
+	if vid == newVersionSlot {
+		// The version id is the completion's own version, as a put's:
+		// listings order versions by their ids' time, pointers by the
+		// modified time, and the two agree.
+		vid = versionIDOf(version)
+	}
 	// Where the artifact goes: the upload's set, or if a map change
 	// placed the key elsewhere since, the key's current set, which gets
 	// copies of the parts (multipart_move.go).

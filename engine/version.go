@@ -1269,6 +1269,31 @@ func (r *groupReader) skipTo(key string) {
 	r.g.skipTo(key)
 }
 
+// pointCompleted points key at version vid, the artifact a versioned
+// completion made (info), as a versioned put does. A retried completion
+// (info.Retried) points only if the key does not point at that version
+// or a newer one already: the first call pointed (a crash before may have
+// kept it from it), and rewriting the pointer to what has since become an
+// older version served it again until point's next round put the newer
+// one back, or for good if that round failed (review 25g G2); nor does a
+// retry collect what its pointer replaces. The caller holds lockPointer.
+func (e *Engine) pointCompleted(ctx context.Context, tenant, container, key, vid string, info ArtifactInfo) error {
+	want := claim{vid: vid, size: info.Size, etag: info.ETag, modified: info.Modified}
+	if info.Retried {
+		_, cur, err := e.locate(ctx, tenant, container, key)
+		if err != nil {
+			return err
+		}
+		if cur != nil && cur.Pointer {
+			if c := claimOf(cur); c.vid == vid || c.newer(want) {
+				return nil
+			}
+		}
+		return e.point(ctx, tenant, container, key, vid, info.Size, info.ETag, info.Modified, false, false)
+	}
+	return e.point(ctx, tenant, container, key, vid, info.Size, info.ETag, info.Modified, false, vid == NullVersion)
+}
+
 // CompleteUploadVersion is CompleteUpload into a container whose
 // versioning state is v: the artifact becomes a new version (the null
 // version when suspended). A retry of a completion already made a
@@ -1299,8 +1324,7 @@ func (e *Engine) completeUploadVersion(ctx context.Context, tenant, container, k
 		if _, err := e.adopt(ctx, tenant, container, key, NullVersion, held); err != nil {
 			return ArtifactInfo{}, err
 		}
-		nv, _ := e.newVersion()
-		vid = versionIDOf(nv)
+		vid = newVersionSlot
 	}
 	info, err := e.completeUpload(ctx, tenant, container, key, uploadID, parts, finish, vid)
 	if err != nil {
@@ -1310,6 +1334,10 @@ func (e *Engine) completeUploadVersion(ctx context.Context, tenant, container, k
 		// A retried completion an older engine made: its marker names no
 		// version, and its artifact is key's own record, adopted as a
 		// version as that engine did.
+		if vid == newVersionSlot {
+			nv, _ := e.newVersion()
+			vid = versionIDOf(nv)
+		}
 		got, err := e.adopt(ctx, tenant, container, key, vid, held)
 		if err != nil {
 			return ArtifactInfo{}, err
@@ -1320,7 +1348,7 @@ func (e *Engine) completeUploadVersion(ctx context.Context, tenant, container, k
 	} else {
 		vid = info.VersionID
 		unlock := e.lockPointer(tenant, container, key)
-		err := e.point(ctx, tenant, container, key, vid, info.Size, info.ETag, info.Modified, false, vid == NullVersion)
+		err := e.pointCompleted(ctx, tenant, container, key, vid, info)
 		unlock()
 		if err != nil {
 			return ArtifactInfo{}, err

@@ -242,8 +242,14 @@ func (op *operation) completeUpload(uploadID string) error {
 		}
 	}
 	op.versionHeader(info.VersionID)
-	if err := op.completedRetention(info); err != nil {
-		return err
+	// A retry answers the first call's version: its retention and legal
+	// hold were that call's to set, and setting them again would turn a
+	// hold back on that was lifted since, or fail on a retention that was
+	// lengthened (review 25g G4).
+	if !info.Retried {
+		if err := op.completedRetention(info); err != nil {
+			return err
+		}
 	}
 	res := completeResult{
 		Xmlns: s3Namespace, Location: fmt.Sprintf("/%s/%s", op.bucket, op.key),
