@@ -303,11 +303,14 @@ func (e *Engine) purgeTombstone(ctx context.Context, tenant, container, key stri
 // the reconcile keeps however few shard files replaced disks left of
 // them (review 22c G2; counting them brought F1 back, review 23 H1).
 func (e *Engine) markersHold(ctx context.Context, cur *placement.Map, tenant, container, key string) bool {
-	prefix := uploadPrefix(tenant, container) + key + "\x00" // upload ids follow: no other key's
+	// A version key's tombstone is held by the markers of its key's
+	// uploads: a versioned completion's artifact is under a version key
+	// (completionVidKey).
+	prefix := uploadPrefix(tenant, container) + baseKey(key) + "\x00" // upload ids follow: no other key's
 	errFound := errors.New("a marker")
 	seen := map[placement.DriveID]bool{}
 	for _, m := range e.uploadMaps(cur) {
-		for _, did := range m.Set(m.PGOf(tenant, container, key)) {
+		for _, did := range m.Set(pgOf(m, tenant, container, key)) { // a version key's: its key's set
 			if seen[did] {
 				continue
 			}

@@ -71,6 +71,9 @@ func retentionOf(meta map[string]string) Retention {
 	return r
 }
 
+// Retention returns the retention and legal hold the version carries.
+func (i ArtifactInfo) Retention() Retention { return retentionOf(i.Metadata) }
+
 // RetentionOf returns the retention an opened version carries.
 func (a *Artifact) RetentionOf() Retention { return retentionOf(a.rec.Metadata) }
 

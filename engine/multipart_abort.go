@@ -31,11 +31,11 @@ func partRefs(recs []*record) map[[16]byte]bool {
 // keptData returns the data ids whose shard files an upload's clean-up
 // must spare: those the key's records arecs (read from drives, a set of
 // k data shards) name (partRefs), and those any version of key names
-// (versionRefs). A completion in a versioned container is adopted as a
-// version (CompleteUploadVersion): its record, naming the parts' data,
-// lives under the version key while the key holds a pointer, so a
-// clean-up sparing only what the key's records name deleted a version's
-// data (review 25b P1).
+// (versionRefs). A completion in a versioned container makes a version
+// (CompleteUploadVersion): its record, naming the parts' data, lives
+// under the version key while the key holds a pointer, so a clean-up
+// sparing only what the key's records name deleted a version's data
+// (review 25b P1).
 func (e *Engine) keptData(ctx context.Context, tenant, container, key string, drives []driver.Driver, k int, arecs []*record) (map[[16]byte]bool, error) {
 	keep := partRefs(arecs)
 	if err := e.versionRefs(ctx, keep, tenant, container, key, drives, k); err != nil {
@@ -154,7 +154,7 @@ func (e *Engine) abort(ctx context.Context, tenant, container, key, id string, u
 	drives := at.drives
 	ikey := indexPrefix(tenant, container) + key
 	if isMarker(up) {
-		e.removeStrays(ctx, ikey, e.markerSet(tenant, container, key, at, up).drives, up.Version)
+		e.removeStrays(ctx, indexPrefix(tenant, container)+artKey(key, up), e.markerSet(tenant, container, key, at, up).drives, up.Version)
 	}
 	arecs, answered := e.readRecordsK(ctx, drives, ikey, up.Data)
 	if answered < up.Data {

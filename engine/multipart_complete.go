@@ -79,6 +79,16 @@ func versionTime(v driver.Version) time.Time {
 // CompletedUploadRetention or until the artifact is overwritten; other
 // parts fail with ErrInvalidPart. finish is not called then.
 func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, uploadID string, parts []CompletePart, finish func(Upload, []PartInfo) (map[string]string, error)) (ArtifactInfo, error) {
+	return e.completeUpload(ctx, tenant, container, key, uploadID, parts, finish, "")
+}
+
+// completeUpload is CompleteUpload writing the artifact under version key
+// vid of key if vid is set (completionVidKey; completeUploadVersion then
+// points the key at it; newVersionSlot: a new version id, the
+// completion's version's), under key itself if not. The ArtifactInfo's
+// VersionID is the version id the artifact is under: vid, or for a
+// retried completion the one its marker names ("" for key itself).
+func (e *Engine) completeUpload(ctx context.Context, tenant, container, key, uploadID string, parts []CompletePart, finish func(Upload, []PartInfo) (map[string]string, error), vid string) (ArtifactInfo, error) {
 	if len(parts) == 0 || len(parts) > MaxPartNum {
 		return ArtifactInfo{}, fmt.Errorf("%w: %d parts", ErrInvalidPart, len(parts))
 	}
@@ -117,13 +127,18 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 			if !markerHas(up, parts) {
 				return ArtifactInfo{}, fmt.Errorf("%w: upload already completed with other parts", ErrInvalidPart)
 			}
-			return e.info(tenant, container, key, s.cur), nil
+			info := e.info(tenant, container, key, s.cur)
+			info.VersionID, info.Retried = up.Metadata[completionVidKey], true
+			return info, nil
 		case completionGone:
 			return ArtifactInfo{}, ErrNoSuchUpload
 		}
 		// Pending: the completion never became visible, or it did and its
 		// artifact was deleted since (which deleted the parts' data) and
-		// the tombstone purged. Complete again only in the first case.
+		// the tombstone purged. Complete again only in the first case,
+		// under the same key as the first attempt: its remains there
+		// are replaced.
+		vid = up.Metadata[completionVidKey]
 		lost, err := e.partsLost(ctx, tenant, container, key, up, e.markerSet(tenant, container, key, at, up))
 		if err != nil {
 			return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
@@ -147,6 +162,12 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 	u := uploadOf(key, uploadID, up)
 	e.observe(up.Version) // the marker must be newer than the upload record
 	version, now := e.newVersion()
+	if vid == newVersionSlot {
+		// The version id is the completion's own version, as a put's:
+		// listings order versions by their ids' time, pointers by the
+		// modified time, and the two agree.
+		vid = versionIDOf(version)
+	}
 	// Where the artifact goes: the upload's set, or if a map change
 	// placed the key elsewhere since, the key's current set, which gets
 	// copies of the parts (multipart_move.go).
@@ -235,6 +256,9 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 	}
 	meta[partNumbersKey] = strings.Join(numbers, ",")
 	meta = withPlacement(meta, up) // a reverted marker is the upload again
+	if vid != "" {
+		meta[completionVidKey] = vid
+	}
 	if moved {
 		meta[movedKey] = fmt.Sprintf("%d %d %d %d %d %d", as.m.Epoch, as.pg, rec.Seed, rec.Width, rec.PGCount, rec.Layout)
 	}
@@ -245,6 +269,7 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 		Seed: up.Seed, Width: up.Width, PGCount: up.PGCount, Layout: up.Layout, // placed as the upload
 	}
 	ukey := uploadKey(tenant, container, key, uploadID)
+	akey := artKey(key, &mk)
 	if err := hold.check(); err != nil {
 		dropCopies()
 		return ArtifactInfo{}, err
@@ -263,7 +288,7 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 		// it (a pending completion is completed again or reverted).
 		return ArtifactInfo{}, err
 	}
-	replaced, err := e.artifactWrite(tenant, container, key, as.drives, max(as.data, as.parity+1)).latest(ctx, &rec, nil, present(as.drives))
+	replaced, err := e.artifactWrite(tenant, container, akey, as.drives, max(as.data, as.parity+1)).latest(ctx, &rec, nil, present(as.drives))
 	if err != nil {
 		// The write was rolled back: make the upload an upload in progress
 		// again, unless a crash-like failure left the artifact visible
@@ -284,7 +309,7 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 	e.usage(tenant, rec.Size-inParts-rb, -ra)
 	for i, p := range chosen {
 		if !need[i] && p.Metadata[partMissedKey] != "" {
-			e.queueHeal(HealItem{tenant, container, key}) // a part's shard missed a drive
+			e.queueHeal(HealItem{tenant, container, akey}) // a part's shard missed a drive
 			break
 		}
 	}
@@ -298,7 +323,9 @@ func (e *Engine) CompleteUpload(ctx context.Context, tenant, container, key, upl
 		e.deleteRecord(gctx, drives, raw.Key, raw.Version)
 		e.dropPart(gctx, tenant, container, key, drives, recs[n], keep)
 	}
-	return e.info(tenant, container, key, &rec), nil
+	info := e.info(tenant, container, key, &rec)
+	info.VersionID = vid
+	return info, nil
 }
 
 // markerHas reports whether a completion marker completed exactly parts.
@@ -352,7 +379,7 @@ type settled struct {
 func (e *Engine) settle(ctx context.Context, tenant, container, key, id string, mk *record, at uploadAt) (settled, error) {
 	drives := at.drives
 	as := e.markerSet(tenant, container, key, at, mk) // where the artifact was written
-	ikey := indexPrefix(tenant, container) + key
+	ikey := indexPrefix(tenant, container) + artKey(key, mk)
 	arecs, answered := e.readRecordsK(ctx, as.drives, ikey, as.data)
 	if answered < as.data {
 		return settled{}, fmt.Errorf("%w: settle upload: %d of %d drives answered", ErrReadQuorum, answered, len(as.drives))
@@ -361,7 +388,7 @@ func (e *Engine) settle(ctx context.Context, tenant, container, key, id string, 
 	s := settled{cur: cur, all: answered == len(as.drives), state: completionOf(mk, as, cur)}
 	switch s.state {
 	case completionDone:
-		e.rollForward(ctx, tenant, container, key, as.drives, cur, arecs)
+		e.rollForward(ctx, tenant, container, artKey(key, mk), as.drives, cur, arecs)
 	case completionPending:
 		return s, nil
 	}
@@ -470,7 +497,7 @@ func (e *Engine) completionPending(ctx context.Context, tenant, container, key, 
 		return false, err
 	}
 	as := e.markerSet(tenant, container, key, at, mk)
-	arecs, answered := e.readRecordsK(ctx, as.drives, indexPrefix(tenant, container)+key, as.data)
+	arecs, answered := e.readRecordsK(ctx, as.drives, indexPrefix(tenant, container)+artKey(key, mk), as.data)
 	if answered < as.data {
 		return false, fmt.Errorf("%w: completion of upload %s: %d of %d drives answered", ErrReadQuorum, id, answered, len(as.drives))
 	}
@@ -526,7 +553,7 @@ func (e *Engine) revert(ctx context.Context, tenant, container, key, id string, 
 		}
 		return err
 	}
-	e.removeStrays(ctx, indexPrefix(tenant, container)+key, as.drives, mk.Version)
+	e.removeStrays(ctx, indexPrefix(tenant, container)+artKey(key, mk), as.drives, mk.Version)
 	u := uploadOf(key, id, mk)
 	e.observe(mk.Version)
 	version, _ := e.newVersion()

@@ -70,9 +70,27 @@ func ofContainer(r *record, created time.Time) bool {
 	return !ok || v == strconv.FormatInt(created.UnixNano(), 10)
 }
 
+// completionVidKey, in a completion marker, names the version id under
+// whose version key the completion writes its artifact: a completion into
+// a versioned container (completeUploadVersion) makes its version there
+// directly and then points the key at it, as a versioned put does, never
+// leaving a plain record at the key for another writer to replace or
+// adopt (review 25f F1, F2). Markers without it wrote the key's own
+// record.
+const completionVidKey = "\x00vid"
+
+// artKey is the key whose records hold the artifact of the completion
+// marker mk records (completionVidKey): a version key of key, or key.
+func artKey(key string, mk *record) string {
+	if vid := mk.Metadata[completionVidKey]; vid != "" {
+		return versionKey(key, vid)
+	}
+	return key
+}
+
 // uploadKeysMeta are the metadata entries of upload records and markers
 // that are the engine's, not the upload's (uploadOf drops them).
-var uploadKeysMeta = []string{partNumbersKey, movedKey, uploadEpochKey, partsGenKey, uploadContainerKey}
+var uploadKeysMeta = []string{partNumbersKey, movedKey, uploadEpochKey, partsGenKey, uploadContainerKey, completionVidKey}
 
 // partsID is the id under which upload id, whose record (or marker, or
 // tombstone) is r, keeps its part records (partKey).

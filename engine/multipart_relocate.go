@@ -735,7 +735,7 @@ func (e *Engine) reconcileUpload(ctx context.Context, hold *uploadHold, tenant, 
 // ErrReadQuorum if too few of that set's drives answer.
 func (e *Engine) markerCompletion(ctx context.Context, tenant, container, key string, mk *record, at uploadAt) (completion, error) {
 	as := e.markerSet(tenant, container, key, at, mk)
-	arecs, answered := e.readRecordsK(ctx, as.drives, indexPrefix(tenant, container)+key, as.data)
+	arecs, answered := e.readRecordsK(ctx, as.drives, indexPrefix(tenant, container)+artKey(key, mk), as.data)
 	if answered < as.data {
 		return completionPending, fmt.Errorf("%w: completion: %d of %d drives answered", ErrReadQuorum, answered, len(as.drives))
 	}

@@ -26,6 +26,11 @@ type ArtifactInfo struct {
 	Modified               time.Time
 	Metadata               map[string]string // user metadata and stored standard headers
 	VersionID              string            // "" unversioned, "null", or a version id (version.go)
+	// Retried is set by a multipart completion that found its upload
+	// completed already (a client's retry): the artifact is the one the
+	// first call made, whose follow-ups (retention, legal hold) were that
+	// call's to apply.
+	Retried bool
 }
 
 func (e *Engine) info(tenant, container, key string, r *record) ArtifactInfo {

@@ -101,10 +101,10 @@ func sweepAt(t *testing.T, r *rig, shift time.Duration) {
 }
 
 // TestReview25dMarkerLeftSettles: the marker kept by a drive away goes
-// at the next sweep once the drive is back (settle: completion gone, the
-// key's pointer newer), with the stale drive's upload and part records;
-// meanwhile the upload is not listed, a retried completion and an abort
-// answer ErrNoSuchUpload and make no second version; the version reads
+// at the sweep past CompletedUploadRetention once the drive is back, with
+// the stale drive's upload and part records; meanwhile the upload is not
+// listed, a retried completion answers the same version (the marker
+// names it: completionVidKey) and makes no second one; the version reads
 // byte for byte throughout.
 func TestReview25dMarkerLeftSettles(t *testing.T) {
 	ctx := t.Context()
@@ -115,16 +115,16 @@ func TestReview25dMarkerLeftSettles(t *testing.T) {
 	if err != nil || len(ups) != 0 {
 		t.Fatalf("ListUploads with the marker left: %+v, %v", ups, err)
 	}
-	// A retry with drive 3 away again: ErrNoSuchUpload, the marker stays.
+	// A retry with drive 3 away again: the same version, the marker stays.
 	r.faulty[3].SetOffline(true)
-	if _, err := r.e.CompleteUploadVersion(ctx, "t", "c", "m", id, []CompletePart{cp}, nil, VersioningEnabled); !errors.Is(err, ErrNoSuchUpload) {
-		t.Fatalf("retried CompleteUploadVersion: %v; want ErrNoSuchUpload", err)
+	if got, err := r.e.CompleteUploadVersion(ctx, "t", "c", "m", id, []CompletePart{cp}, nil, VersioningEnabled); err != nil || got.VersionID != info.VersionID {
+		t.Fatalf("retried CompleteUploadVersion: %+v, %v; want version %s again", got, err, info.VersionID)
 	}
 	r.faulty[3].SetOffline(false)
 	if vs := r.versionsOf(t, "m"); len(vs) != 1 {
 		t.Fatalf("versions after the retry: %v; want one", vs)
 	}
-	sweepAt(t, r, UploadCompletionGrace+time.Minute)
+	sweepAt(t, r, CompletedUploadRetention+time.Hour)
 	noUpload(t, r, "m", id)
 	m := r.e.mapOf()
 	drives, _ := r.e.pgDrives(m, m.PGOf("t", "c", "m"))
@@ -273,7 +273,7 @@ func TestReview25dMarkerLeftOlderMap(t *testing.T) {
 	if err != nil || len(ups) != 0 {
 		t.Fatalf("ListUploads after the map change: %+v, %v", ups, err)
 	}
-	r.skew.Store(int64(UploadCompletionGrace + time.Minute))
+	r.skew.Store(int64(CompletedUploadRetention + time.Hour))
 	if _, err := r.e.SweepUploads(ctx); err != nil {
 		t.Logf("SweepUploads: %v", err)
 	}
@@ -357,9 +357,10 @@ func (f failPartDeletes) DeleteRecord(ctx context.Context, key string, v driver.
 // under no upload record any more: no sweep ever removes it. An
 // unversioned completion's marker is settled (dropParts, then the
 // marker) past CompletedUploadRetention. Leak only (the version's
-// deletion deletes its shard files regardless).
+// deletion deletes its shard files regardless). Fixed: the versioned
+// completion's marker now stays, as an unversioned one's, and the sweep
+// settles it past CompletedUploadRetention (dropParts, then the marker).
 func TestReview25dCompletionLeavesPartRecord(t *testing.T) {
-	knownOpen(t, "review 25d L1 (pre-existing): orphan part record after a versioned completion")
 	ctx := t.Context()
 	var on atomic.Bool
 	n := 0

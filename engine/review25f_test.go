@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -63,9 +64,10 @@ func (g *gatedReader) Read(p []byte) (int, error) {
 // then finds a pointer and adopts nothing, and CompleteUploadVersion
 // answers success with version vid, which does not exist: the
 // acknowledged object is lost (review 25d P2b by another route; the key
-// lock does not cover a writer that never finds a plain record).
+// lock does not cover a writer that never finds a plain record). Fixed:
+// the completion writes its version key directly and points the key at
+// it (completionVidKey); the PUT's pointer replaces only a pointer.
 func TestReview25fPutPointerOverwritesCompletion(t *testing.T) {
-	knownOpen(t, "review 25f F1 (pre-existing): a versioned PUT's pointer replaces a completion's plain record before its adopt")
 	ctx := t.Context()
 	p := &partPause{reached: make(chan struct{}), release: make(chan struct{})}
 	r := newRig(t, rigOptions{drives: 4, wrap: func(d driver.Driver) driver.Driver { return pausePartDeletes{d, p} }})
@@ -120,75 +122,52 @@ func TestReview25fPutPointerOverwritesCompletion(t *testing.T) {
 	}
 }
 
-// TestReview25fSuspendedPutCollectsAdopted (F2): versioning Suspended.
-// The completion's adopt(NullVersion) has read the key's plain record
-// (its artifact) and is about to write it as the null version, sharing
-// its shard files. A Suspended PUT of the key (no adopt, no key lock)
-// writes its null version and its pointer with collect set: the pointer
-// replaces the plain record and deletes its shard files. The adopt then
-// writes its null version, newer, naming those deleted files. Both
-// writes answered success; the key reads neither body.
+// TestReview25fSuspendedPutCollectsAdopted (F2): versioning Suspended,
+// a completion and a Suspended PUT of the key at once. Before the
+// completion wrote its null version directly (completionVidKey), its
+// adopt of the key's plain record could write the null version naming
+// shard files the PUT's pointer had just collected: both answered
+// success and the key read neither body (the reviewer's interleaving,
+// played on the old adopt path). Now both write the null version key,
+// the later one wins, and the null version reads whole as one of the two
+// bodies; run with several keys for several interleavings.
 func TestReview25fSuspendedPutCollectsAdopted(t *testing.T) {
-	knownOpen(t, "review 25f F2 (pre-existing): a Suspended PUT's pointer collects the shard files a completion's adopt is making the null version")
 	ctx := t.Context()
 	r := newRig(t, rigOptions{drives: 4})
-	id, err := r.e.CreateUpload(ctx, "t", "c", "m", PutOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := randBytes(53, 200<<10)
-	pi, err := r.e.PutPart(ctx, "t", "c", "m", id, 1, bytes.NewReader(body), PutOptions{Size: int64(len(body))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// adopt(NullVersion)'s read of the null version key pauses (the
-	// completion's first read of it); reads of it by others pass once
-	// the completion's are held.
-	var gate atomic.Bool
-	gate.Store(true)
-	reached, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	for _, f := range r.faulty {
-		f.SetBeforeGetRecord(func(ctx context.Context, key string) {
-			if strings.HasSuffix(key, "\x00m\x00"+NullVersion) && gate.Load() {
-				once.Do(func() { close(reached) })
-				<-release
-			}
+	for i := range 6 {
+		key := fmt.Sprintf("m%d", i)
+		id, err := r.e.CreateUpload(ctx, "t", "c", key, PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := randBytes(uint64(53+i), 200<<10)
+		pi, err := r.e.PutPart(ctx, "t", "c", key, id, 1, bytes.NewReader(body), PutOptions{Size: int64(len(body))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := randBytes(uint64(154+i), 100<<10)
+		var wg sync.WaitGroup
+		var cinfo ArtifactInfo
+		var cerr, perr error
+		wg.Go(func() {
+			cinfo, cerr = r.e.CompleteUploadVersion(ctx, "t", "c", key, id, []CompletePart{{1, pi.ETag}}, nil, VersioningSuspended)
 		})
-	}
-	type answer struct {
-		info ArtifactInfo
-		err  error
-	}
-	done := make(chan answer, 1)
-	go func() {
-		info, err := r.e.CompleteUploadVersion(ctx, "t", "c", "m", id, []CompletePart{{1, pi.ETag}}, nil, VersioningSuspended)
-		done <- answer{info, err}
-	}()
-	select {
-	case <-reached:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the completion's adopt never read the null version key")
-	}
-	time.Sleep(200 * time.Millisecond) // every drive's read of it is held
-	gate.Store(false)
-	other := randBytes(54, 100<<10)
-	if _, err := r.e.Put(ctx, "t", "c", "m", bytes.NewReader(other), PutOptions{Size: int64(len(other)), Versioning: VersioningSuspended}); err != nil {
-		t.Fatal(err)
-	}
-	close(release)
-	a := <-done
-	for _, f := range r.faulty {
-		f.SetBeforeGetRecord(nil)
-	}
-	if a.err != nil {
-		t.Fatalf("CompleteUploadVersion: %v", a.err)
-	}
-	r.e.WaitBackground()
-	t.Logf("completion answered %s; versions %v", a.info.VersionID, r.versionsOf(t, "m"))
-	got, err := r.vget(t, "m", NullVersion)
-	if err != nil || !(bytes.Equal(got, body) || bytes.Equal(got, other)) {
-		t.Errorf("the null version: %d bytes, %v; want one of the two bodies", len(got), err)
+		wg.Go(func() {
+			time.Sleep(time.Duration(i) * time.Millisecond)
+			_, perr = r.e.Put(ctx, "t", "c", key, bytes.NewReader(other), PutOptions{Size: int64(len(other)), Versioning: VersioningSuspended})
+		})
+		wg.Wait()
+		if cerr != nil || perr != nil {
+			t.Fatalf("%s: completion %v, put %v", key, cerr, perr)
+		}
+		if cinfo.VersionID != NullVersion {
+			t.Errorf("%s: the completion answered version %q, want null", key, cinfo.VersionID)
+		}
+		r.e.WaitBackground()
+		got, err := r.vget(t, key, NullVersion)
+		if err != nil || !(bytes.Equal(got, body) || bytes.Equal(got, other)) {
+			t.Errorf("%s: the null version: %d bytes, %v; want one of the two bodies", key, len(got), err)
+		}
 	}
 }
 

@@ -266,11 +266,11 @@ func (e *Engine) adopt(ctx context.Context, tenant, container, key, vid string, 
 		return "", nil
 	}
 	if !held {
-		// A plain record is adopted under key's cluster-wide lock, which
-		// a versioned completion holds from writing its plain record to
-		// adopting it (CompleteUploadVersion): two adopts of one record
-		// under two version ids would share its shard files, and deleting
-		// one version would destroy the other's data (review 25d P2).
+		// A plain record (written before versioning was enabled, or a
+		// completion by an older engine) is adopted under key's
+		// cluster-wide lock: two adopts of one record under two version
+		// ids would share its shard files, and deleting one version
+		// would destroy the other's data (review 25d P2).
 		hold, err := e.lockKey(ctx, tenant, container, key)
 		if err != nil {
 			return "", fmt.Errorf("engine: version %s: %w", container, err)
@@ -1269,45 +1269,48 @@ func (r *groupReader) skipTo(key string) {
 	r.g.skipTo(key)
 }
 
-// dropCompletion removes the marker of upload id's completion, adopted
-// as a version, under the upload's lease: through dropMarker, so only
-// once every drive of its set answers, records older than the marker
-// first. A drive that missed the completion holds the upload in
-// progress, which only the marker hides: deleted from the others as a
-// best effort, the marker left that record the newest, and the upload
-// came back, listed and abortable (review 25b P1). A marker left here
-// (a drive away) reads as a completion gone (the key's pointer is newer)
-// and the sweep settles it, sparing the version's data (keptData).
-func (e *Engine) dropCompletion(ctx context.Context, tenant, container, key, id string) {
-	hold, err := e.lockUpload(ctx, id)
-	if err != nil {
-		return
+// pointCompleted points key at version vid, the artifact a versioned
+// completion made (info), as a versioned put does. A retried completion
+// (info.Retried) points only if the key does not point at that version
+// or a newer one already: the first call pointed (a crash before may have
+// kept it from it), and rewriting the pointer to what has since become an
+// older version served it again until point's next round put the newer
+// one back, or for good if that round failed (review 25g G2); nor does a
+// retry collect what its pointer replaces. The caller holds lockPointer.
+func (e *Engine) pointCompleted(ctx context.Context, tenant, container, key, vid string, info ArtifactInfo) error {
+	want := claim{vid: vid, size: info.Size, etag: info.ETag, modified: info.Modified}
+	if info.Retried {
+		_, cur, err := e.locate(ctx, tenant, container, key)
+		if err != nil {
+			return err
+		}
+		if cur != nil && cur.Pointer {
+			if c := claimOf(cur); c.vid == vid || c.newer(want) {
+				return nil
+			}
+		}
+		return e.point(ctx, tenant, container, key, vid, info.Size, info.ETag, info.Modified, false, false)
 	}
-	defer hold.unlock()
-	ctx = hold.ctx // writes under the lease carry it
-	mk, at, err := e.findUpload(ctx, tenant, container, key, id)
-	if err != nil || !isMarker(mk) || hold.check() != nil {
-		return
-	}
-	ctx, cancel := cleanupCtx(ctx)
-	defer cancel()
-	e.dropMarker(ctx, at.drives, uploadKey(tenant, container, key, id), mk)
+	return e.point(ctx, tenant, container, key, vid, info.Size, info.ETag, info.Modified, false, vid == NullVersion)
 }
 
 // CompleteUploadVersion is CompleteUpload into a container whose
 // versioning state is v: the artifact becomes a new version (the null
 // version when suspended). A retry of a completion already made a
-// version answers ErrNoSuchUpload: the completion marker is removed.
+// version answers that version.
 func (e *Engine) CompleteUploadVersion(ctx context.Context, tenant, container, key, uploadID string, parts []CompletePart, finish func(Upload, []PartInfo) (map[string]string, error), v Versioning) (ArtifactInfo, error) {
 	return e.completeUploadVersion(ctx, tenant, container, key, uploadID, parts, finish, v, false)
 }
 
 // completeUploadVersion is CompleteUploadVersion; held says the caller
-// holds key's lock (CompleteUploadIf). The completion holds it from
-// before its plain record is written until that record is adopted as
-// the version: another versioned write of key adopting it meanwhile (as
-// "null") made the completion answer a version id that does not exist,
-// or two version ids share its shard files (review 25d P2, P2b).
+// holds key's lock (CompleteUploadIf). The completion writes its artifact
+// straight under its version key (completeUpload with a version id) and
+// then points the key at it, as a versioned put does: the key never holds
+// the completion as a plain record, which another versioned write of the
+// key would replace with its pointer (the completion then answered a
+// version id that did not exist) or collect as a superseded null version
+// while it was being adopted (review 25f F1, F2), or adopt as another
+// version sharing its shard files (review 25d P2).
 func (e *Engine) completeUploadVersion(ctx context.Context, tenant, container, key, uploadID string, parts []CompletePart, finish func(Upload, []PartInfo) (map[string]string, error), v Versioning, held bool) (ArtifactInfo, error) {
 	if v == Unversioned {
 		return e.CompleteUpload(ctx, tenant, container, key, uploadID, parts, finish)
@@ -1315,33 +1318,42 @@ func (e *Engine) completeUploadVersion(ctx context.Context, tenant, container, k
 	if err := validKey(key); err != nil {
 		return ArtifactInfo{}, err
 	}
-	if !held {
-		hold, err := e.lockKey(ctx, tenant, container, key)
-		if err != nil {
-			return ArtifactInfo{}, fmt.Errorf("engine: complete upload: %w", err)
-		}
-		defer hold.unlock()
-	}
 	vid := NullVersion
 	if v == VersioningEnabled {
-		if _, err := e.adopt(ctx, tenant, container, key, NullVersion, true); err != nil {
+		// A version written before versioning stays, as "null".
+		if _, err := e.adopt(ctx, tenant, container, key, NullVersion, held); err != nil {
 			return ArtifactInfo{}, err
 		}
-		nv, _ := e.newVersion()
-		vid = versionIDOf(nv)
+		vid = newVersionSlot
 	}
-	info, err := e.CompleteUpload(ctx, tenant, container, key, uploadID, parts, finish)
+	info, err := e.completeUpload(ctx, tenant, container, key, uploadID, parts, finish, vid)
 	if err != nil {
 		return ArtifactInfo{}, err
 	}
-	got, err := e.adopt(ctx, tenant, container, key, vid, true)
-	if err != nil {
-		return ArtifactInfo{}, err
+	if info.VersionID == "" {
+		// A retried completion an older engine made: its marker names no
+		// version, and its artifact is key's own record, adopted as a
+		// version as that engine did.
+		if vid == newVersionSlot {
+			nv, _ := e.newVersion()
+			vid = versionIDOf(nv)
+		}
+		got, err := e.adopt(ctx, tenant, container, key, vid, held)
+		if err != nil {
+			return ArtifactInfo{}, err
+		}
+		if got != "" {
+			vid = got // a fresh id if vid was a locked null version
+		}
+	} else {
+		vid = info.VersionID
+		unlock := e.lockPointer(tenant, container, key)
+		err := e.pointCompleted(ctx, tenant, container, key, vid, info)
+		unlock()
+		if err != nil {
+			return ArtifactInfo{}, err
+		}
 	}
-	if got != "" {
-		vid = got // a fresh id if vid was a locked null version
-	}
-	e.dropCompletion(ctx, tenant, container, key, uploadID)
 	info.VersionID = vid
 	return info, nil
 }

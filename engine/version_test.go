@@ -284,8 +284,8 @@ func TestVersionHealedAndMultipart(t *testing.T) {
 	if err := r.e.AbortUpload(ctx, "t", "c", "m", id); !errors.Is(err, ErrNoSuchUpload) {
 		t.Fatalf("abort of a completed upload: %v", err)
 	}
-	if _, err := r.e.CompleteUploadVersion(ctx, "t", "c", "m", id, []CompletePart{{1, pi.ETag}}, nil, VersioningEnabled); !errors.Is(err, ErrNoSuchUpload) {
-		t.Fatalf("retried completion: %v", err)
+	if again, err := r.e.CompleteUploadVersion(ctx, "t", "c", "m", id, []CompletePart{{1, pi.ETag}}, nil, VersioningEnabled); err != nil || again.VersionID != info.VersionID {
+		t.Fatalf("retried completion: %+v, %v; want version %s again", again, err, info.VersionID)
 	}
 	r.vput(t, "m", []byte("newer"), VersioningEnabled)
 	r.e.WaitBackground()
