@@ -242,16 +242,8 @@ func (op *operation) completeUpload(uploadID string) error {
 		}
 	}
 	op.versionHeader(info.VersionID)
-	// A retry answers the first call's version: its retention and legal
-	// hold were that call's to set, and setting them again would turn a
-	// hold back on that was lifted since, or fail on a retention that was
-	// lengthened (review 25g G4). A version that has neither did not get
-	// them (the first call failed after the completion: review 25h H1),
-	// and gets them now.
-	if r := info.Retention(); !info.Retried || r.Mode == engine.RetentionNone && !r.LegalHold {
-		if err := op.completedRetention(info); err != nil {
-			return err
-		}
+	if err := op.completedRetention(info); err != nil {
+		return err
 	}
 	res := completeResult{
 		Xmlns: s3Namespace, Location: fmt.Sprintf("/%s/%s", op.bucket, op.key),

@@ -405,16 +405,34 @@ func (op *operation) uploadLock(meta map[string]string) (map[string]string, erro
 // retention and legal hold its CreateMultipartUpload asked for, or else
 // the bucket's default retention.
 func (op *operation) completedRetention(info engine.ArtifactInfo) error {
+	// A retry (info.Retried) answers the first call's version, which may
+	// have failed after the completion, before or between the two steps
+	// below (review 25h H1, 25i I1): a step whose lock the version already
+	// carries is left as it is (a retention lengthened since would refuse
+	// being set again, review 25g G4), one it lacks is applied. A legal
+	// hold the first call set and someone lifted since comes back on a
+	// retry: the request asked for it.
+	cur := info.Retention()
+	retain := !info.Retried || cur.Mode == engine.RetentionNone
+	hold := !info.Retried || !cur.LegalHold
 	req, ok := info.Metadata[uploadLockEntry]
 	if !ok || info.VersionID == "" {
+		if !retain {
+			return nil
+		}
 		return op.defaultRetention(info)
 	}
 	f := strings.Fields(req)
 	if len(f) != 3 {
+		if !retain {
+			return nil
+		}
 		return op.defaultRetention(info)
 	}
 	mode, _ := strconv.Atoi(f[0])
-	if r := engine.RetentionMode(mode); r != engine.RetentionNone {
+	switch r := engine.RetentionMode(mode); {
+	case !retain:
+	case r != engine.RetentionNone:
 		until, err := time.Parse(time.RFC3339Nano, f[1])
 		if err != nil {
 			return err
@@ -422,10 +440,12 @@ func (op *operation) completedRetention(info engine.ArtifactInfo) error {
 		if err := op.s.cfg.Engine.SetRetention(op.ctx, op.tenant, op.bucket, op.key, info.VersionID, engine.Retention{Mode: r, Until: until}, false); err != nil {
 			return err
 		}
-	} else if err := op.defaultRetention(info); err != nil {
-		return err
+	default:
+		if err := op.defaultRetention(info); err != nil {
+			return err
+		}
 	}
-	if f[2] == "ON" {
+	if f[2] == "ON" && hold {
 		return op.s.cfg.Engine.SetLegalHold(op.ctx, op.tenant, op.bucket, op.key, info.VersionID, true)
 	}
 	return nil
