@@ -100,14 +100,14 @@ func (l location) sameSet(m *placement.Map, pg uint32) bool {
 }
 
 // readSet reads key's records from the drive set of key's PG in m. It
-// fails with ErrReadQuorum if fewer than k drives answered. It does not
-// wait for slow drives once k answered (readRecordsQuorum): any k drives
+// fails with ErrReadQuorum if fewer than k drives answered. Any k drives
 // overlap every write quorum, so they hold the newest acknowledged
-// version.
+// version; it waits for slow drives until a write quorum answered
+// (readRecordsConfirm), then only for the straggler grace.
 func (e *Engine) readSet(ctx context.Context, m *placement.Map, tenant, container, key string) (location, error) {
 	pg := pgOf(m, tenant, container, key)
 	drives, _ := e.pgDrives(m, pg)
-	all, each := e.readRecordsQuorum(ctx, drives, indexPrefix(tenant, container)+key, m.Policy.ReadQuorum())
+	all, each := e.readRecordsConfirm(ctx, drives, indexPrefix(tenant, container)+key, m.Policy)
 	answered := 0
 	for _, a := range each {
 		if a {

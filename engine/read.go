@@ -174,9 +174,10 @@ func (e *Engine) writeBack(ctx context.Context, tenant, container, key string, l
 	}
 	// A version on m+1 drives (or newer ones there) can no longer be
 	// passed over: any k drives meet one of them, and no older version
-	// can be on k drives (chooseVersion). Where fewer drives answered,
-	// every one of them holding it is the most a read can do (policies
-	// with k <= m, drives lost): it serves what a read quorum agrees on.
+	// can be on k drives (chooseVersion). Where fewer drives answered
+	// (policies with k <= m, drives away: readSet waited for them up to
+	// confirmWait), every one of them holding it is the most a read can
+	// do: it serves what a read quorum agrees on.
 	answered := 0
 	for _, a := range loc.answered {
 		if a {
@@ -378,6 +379,45 @@ type recordRead struct {
 // for every drive.
 func (e *Engine) readRecordsQuorum(ctx context.Context, drives []driver.Driver, key string, need int) ([]*record, []bool) {
 	return e.readRecordsUntil(ctx, drives, key, func(ok int, _ []bool) bool { return ok > 0 && ok == need })
+}
+
+// confirmWait bounds how long a read that k drives answered waits for
+// the rest of a write quorum (readRecordsConfirm).
+const confirmWait = 5 * time.Second
+
+// readRecordsConfirm is readRecordsQuorum for a read that serves what it
+// finds: it waits for a write quorum, max(k, m+1) answers, not only a read
+// quorum, and once k answered for at most confirmWait more. With k <= m
+// (1+1, 2+2) k drives can all hold a version that is on no others, the
+// remains of a failed write; writeBack makes a version durable on m+1
+// drives before it is served, and can only count the drives that
+// answered: a read answered by k drives alone, the others slow past the
+// straggler grace, served such a version without a write-back, and a
+// later read answered by the others served the version before (REVIEW25
+// F3, F4). Drives that fail answer at once and cost nothing; only one
+// that hangs holds a read up, by confirmWait, and a read it misses still
+// serves what a read quorum agrees on (a drive away cannot be waited for).
+// The calls still running when it returns are cancelled: a read leaves
+// nothing to clean up.
+func (e *Engine) readRecordsConfirm(ctx context.Context, drives []driver.Driver, key string, p placement.Policy) ([]*record, []bool) {
+	k, w := p.ReadQuorum(), p.WriteQuorum()
+	if w <= k {
+		return e.readRecordsQuorum(ctx, drives, key, k)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var bound *time.Timer
+	defer func() {
+		if bound != nil {
+			bound.Stop()
+		}
+	}()
+	return e.readRecordsUntil(cctx, drives, key, func(ok int, _ []bool) bool {
+		if ok >= k && bound == nil {
+			bound = time.AfterFunc(confirmWait, cancel)
+		}
+		return ok >= w
+	})
 }
 
 // readRecordsUntil is readRecordsQuorum with the quorum given by enough
