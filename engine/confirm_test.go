@@ -108,3 +108,39 @@ func TestReadServesWithDrivesAway(t *testing.T) {
 	}
 	r.set(nil)
 }
+
+// TestHealRollsTombstoneForward: 2+2, a DELETE whose tombstone landed on
+// two drives only (the other two failing record writes) failed, and the
+// tombstone, held by k drives and newest, is what reads serve. Heal found
+// no artifact (ErrNoSuchArtifact), dropped the key from its queue and
+// left the other two drives with the deleted version's record and shard
+// files until some read rolled the tombstone forward (REVIEW25 F5). Heal
+// now writes it to every drive of the set, as a read's write-back would.
+func TestHealRollsTombstoneForward(t *testing.T) {
+	ctx := t.Context()
+	r := newDFRigPolicy(t, 1, placement.Policy{Data: 2, Parity: 2})
+	if err := r.putBytes(ctx, "k", bytes.Repeat([]byte("1"), 300<<10)); err != nil {
+		t.Fatal(err)
+	}
+	r.set([]int{2, 3}, faulty.Rule{Op: faulty.OpPutRecord, Fault: faulty.EIO})
+	if err := r.e.Delete(ctx, "t", "c", "k"); err == nil {
+		t.Fatal("the delete was acknowledged on two of 2+2's drives")
+	}
+	r.set(nil)
+	if _, err := r.e.Heal(ctx, "t", "c", "k"); err != nil {
+		t.Fatalf("heal: %v", err)
+	}
+	for i, d := range r.drives {
+		raw, err := d.GetRecord(ctx, indexPrefix("t", "c")+"k")
+		if err != nil {
+			t.Fatalf("drive %d: %v", i, err)
+		}
+		rec, err := unmarshalRecord(raw.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rec.Deleted {
+			t.Errorf("drive %d holds the deleted version after Heal, not the tombstone", i)
+		}
+	}
+}

@@ -44,6 +44,9 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 	item := HealItem{tenant, container, key}
 	a, err := e.openRecord(ctx, tenant, container, key) // a version pointer itself, not its target
 	if errors.Is(err, ErrNoSuchArtifact) {
+		if err := e.healTombstone(ctx, tenant, container, key); err != nil {
+			return nil, err
+		}
 		e.unqueueHeal(item)
 		return nil, e.purgeTombstone(ctx, tenant, container, key)
 	}
@@ -252,6 +255,45 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 	}
 	e.unqueueHeal(item)
 	return repaired, nil
+}
+
+// healTombstone writes key's tombstone, when that is what a read serves
+// from the current map's set, to every drive of the set holding an older
+// record or none, as a read's write-back does (writeBack) but to all of
+// them: a DELETE that failed with its tombstone on k drives is served as
+// deleted, and its other drives kept the deleted version's record and
+// shard files until some read rolled it forward (REVIEW25 F5), and the
+// tombstone, not on every drive, was never purged. A drive that did not
+// answer or refused the write leaves the heal incomplete (ErrHealIncomplete):
+// the key stays queued.
+func (e *Engine) healTombstone(ctx context.Context, tenant, container, key string) error {
+	loc, newest, err := e.locate(ctx, tenant, container, key)
+	if err != nil {
+		return fmt.Errorf("engine: heal %s: %w", container, err)
+	}
+	if newest == nil || !newest.Deleted || loc.m.Epoch < e.mapFor(tenant, container).Epoch {
+		return nil // gone, a live version since, or an older map's set: migration moves it
+	}
+	mask := make([]bool, len(loc.drives))
+	want := 0
+	for j, d := range loc.drives {
+		if d == nil || !loc.answered[j] {
+			return fmt.Errorf("engine: heal %s: pg %d: shard %d did not answer: %w", container, loc.pg, j, ErrHealIncomplete)
+		}
+		if r := loc.raw[j]; r == nil || r.Version.Compare(newest.Version) < 0 {
+			mask[j] = true
+			want++
+		}
+	}
+	if want == 0 {
+		return nil
+	}
+	w := e.artifactWrite(tenant, container, key, loc.drives, want)
+	w.forward = true
+	if err := w.write(ctx, newest, nil, mask); err != nil {
+		return fmt.Errorf("engine: heal %s: pg %d: tombstone on %d drives: %w: %w", container, loc.pg, want, ErrHealIncomplete, err)
+	}
+	return nil
 }
 
 // purgeTombstone removes key's tombstone from every drive of its set once

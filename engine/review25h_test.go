@@ -96,7 +96,6 @@ func TestReview25hRetryAfterFailedFirstCallSkipsLock(t *testing.T) {
 // shard files kept, no record names them): GET serves the older
 // completion and the newer body is gone from every listing.
 func TestReview25hRetryHidesNewerPlainRecord(t *testing.T) {
-	knownOpen(t, "review 25h H2: a retried completion replaces a newer plain record")
 	r := newRig(t, rigOptions{drives: 4})
 	body := randBytes(2612, 200<<10)
 	id, cp, _ := completeOne(t, r, "h2", body, VersioningSuspended)

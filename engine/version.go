@@ -1284,8 +1284,13 @@ func (e *Engine) pointCompleted(ctx context.Context, tenant, container, key, vid
 		if err != nil {
 			return err
 		}
-		if cur != nil && cur.Pointer {
-			if c := claimOf(cur); c.vid == vid || c.newer(want) {
+		// Nothing to do when the key points at it already, or holds
+		// anything newer: a pointer to a newer version or a delete
+		// marker, or a plain record (an unversioned write or delete
+		// under a stale versioning state), which pointing would
+		// replace, its body then named by no record (review 25h H2).
+		if cur != nil {
+			if c := claimOf(cur); cur.Pointer && c.vid == vid || c.newer(want) {
 				return nil
 			}
 		}
