@@ -136,12 +136,42 @@ func (e *Engine) AbortUpload(ctx context.Context, tenant, container, key, upload
 	if err := hold.check(); err != nil {
 		return err
 	}
-	inParts, err := e.abort(ctx, tenant, container, key, uploadID, up, at)
-	if err != nil {
+	if err := e.abortCharged(ctx, tenant, container, key, uploadID, up, at); err != nil {
 		return fmt.Errorf("engine: abort upload: %w", err)
+	}
+	return nil
+}
+
+// abortCharged is abort returning the upload's usage charge (its parts'
+// bytes and the upload itself) to its tenant once it succeeded: every
+// path that discards an upload in progress (AbortUpload, the sweep's
+// for a deleted or re-made container) goes through it.
+func (e *Engine) abortCharged(ctx context.Context, tenant, container, key, id string, up *record, at uploadAt) error {
+	inParts, err := e.abort(ctx, tenant, container, key, id, up, at)
+	if err != nil {
+		return err
 	}
 	e.usage(tenant, -inParts, -1)
 	return nil
+}
+
+// withUpload runs fn under upload id's lease (lockUpload; fn's ctx
+// carries it for the writes) with the upload's record as findUpload
+// serves it; an upload already gone is nothing to do.
+func (e *Engine) withUpload(ctx context.Context, tenant, container, key, id string, fn func(ctx context.Context, hold *uploadHold, up *record, at uploadAt) error) error {
+	hold, err := e.lockUpload(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer hold.unlock()
+	up, at, err := e.findUpload(hold.ctx, tenant, container, key, id)
+	if errors.Is(err, ErrNoSuchUpload) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return fn(hold.ctx, hold, up, at)
 }
 
 // abort removes an upload in progress, or one with a pending completion
@@ -355,35 +385,22 @@ func (c *containerStamps) of(ctx context.Context, tenant, container string, up *
 // SweepUploads calls it only for records older than
 // UploadCompletionGrace, far longer than a CreateUpload takes.
 func (e *Engine) sweepHidden(ctx context.Context, tenant, container, key, id string) error {
-	hold, err := e.lockUpload(ctx, id)
-	if err != nil {
-		return err
-	}
-	defer hold.unlock()
-	ctx = hold.ctx // writes under the lease carry it
-	up, at, err := e.findUpload(ctx, tenant, container, key, id)
-	if errors.Is(err, ErrNoSuchUpload) {
-		return nil
-	}
-	if err != nil || isMarker(up) || up.Deleted {
-		return err // a marker is sweepUpload's
-	}
-	info, err := e.syncedContainer(ctx, tenant, container)
-	switch {
-	case err == nil && ofContainer(up, info.Created):
-		return nil
-	case err != nil && !errors.Is(err, ErrNoSuchContainer):
-		return err
-	}
-	if err := hold.check(); err != nil {
-		return err
-	}
-	inParts, err := e.abort(ctx, tenant, container, key, id, up, at)
-	if err != nil {
-		return err
-	}
-	e.usage(tenant, -inParts, -1)
-	return nil
+	return e.withUpload(ctx, tenant, container, key, id, func(ctx context.Context, hold *uploadHold, up *record, at uploadAt) error {
+		if isMarker(up) || up.Deleted {
+			return nil // a marker is sweepUpload's
+		}
+		info, err := e.syncedContainer(ctx, tenant, container)
+		switch {
+		case err == nil && ofContainer(up, info.Created):
+			return nil
+		case err != nil && !errors.Is(err, ErrNoSuchContainer):
+			return err
+		}
+		if err := hold.check(); err != nil {
+			return err
+		}
+		return e.abortCharged(ctx, tenant, container, key, id, up, at)
+	})
 }
 
 // sweepStrays removes, under the upload's lease, what the drives of ls
@@ -551,46 +568,31 @@ func (e *Engine) abortedSet(tenant, container, key string, tomb *record) (upload
 }
 
 func (e *Engine) sweepUpload(ctx context.Context, tenant, container, key, id string) error {
-	hold, err := e.lockUpload(ctx, id)
-	if err != nil {
-		return err
-	}
-	defer hold.unlock()
-	ctx = hold.ctx // writes under the lease carry it
-	mk, at, err := e.findUpload(ctx, tenant, container, key, id)
-	if errors.Is(err, ErrNoSuchUpload) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if !isMarker(mk) {
-		return nil
-	}
-	s, err := e.settle(ctx, tenant, container, key, id, mk, at)
-	if err == nil && s.remains {
-		return e.dropRemains(ctx, hold, tenant, container, key, id, mk, at)
-	}
-	if err != nil || s.state != completionPending || e.cfg.Now().Sub(versionTime(mk.Version)) < UploadCompletionGrace {
-		return err
-	}
-	_, err = e.cfg.Containers.Container(ctx, tenant, container)
-	if err == nil || errors.Is(err, ErrNoSuchContainer) {
-		if cerr := hold.check(); cerr != nil {
-			return cerr
+	return e.withUpload(ctx, tenant, container, key, id, func(ctx context.Context, hold *uploadHold, mk *record, at uploadAt) error {
+		if !isMarker(mk) {
+			return nil
 		}
-	}
-	if errors.Is(err, ErrNoSuchContainer) {
-		inParts, err := e.abort(ctx, tenant, container, key, id, mk, at)
-		if err == nil {
-			e.usage(tenant, -inParts, -1) // as AbortUpload (review 25b L4)
+		s, err := e.settle(ctx, tenant, container, key, id, mk, at)
+		if err == nil && s.remains {
+			return e.dropRemains(ctx, hold, tenant, container, key, id, mk, at)
 		}
-		return err
-	}
-	if err != nil {
-		return err
-	}
-	return e.revert(ctx, tenant, container, key, id, mk, at)
+		if err != nil || s.state != completionPending || e.cfg.Now().Sub(versionTime(mk.Version)) < UploadCompletionGrace {
+			return err
+		}
+		_, err = e.cfg.Containers.Container(ctx, tenant, container)
+		if err == nil || errors.Is(err, ErrNoSuchContainer) {
+			if cerr := hold.check(); cerr != nil {
+				return cerr
+			}
+		}
+		if errors.Is(err, ErrNoSuchContainer) {
+			return e.abortCharged(ctx, tenant, container, key, id, mk, at) // usage too (review 25b L4)
+		}
+		if err != nil {
+			return err
+		}
+		return e.revert(ctx, tenant, container, key, id, mk, at)
+	})
 }
 
 // dropRemains removes, for a marker mk of a completion gone (settle) that
