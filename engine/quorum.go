@@ -75,6 +75,36 @@ func fanOut[T any](ctx context.Context, e *Engine, n int, run func(j int) bool, 
 // and each time a call returns an accepted value, on the caller's
 // goroutine, and must not retain accepted.
 func fanOutUntil[T any](ctx context.Context, e *Engine, n int, run func(j int) bool, enough func(ok int, accepted []bool) bool, call func(ctx context.Context, j int) T, good func(T) bool, late func(j int, v T)) ([]T, []bool) {
+	return fanOutWait(ctx, e, n, run, untilWait(enough), call, good, late)
+}
+
+// untilWait is fanOutUntil's wait for fanOutWait: the straggler grace,
+// once, from when enough first holds.
+func untilWait(enough func(ok int, accepted []bool) bool) func(ok int, accepted []bool, took time.Duration) time.Duration {
+	held := false // enough held: the grace runs, enough is not asked again
+	return func(ok int, accepted []bool, took time.Duration) time.Duration {
+		if held || !enough(ok, accepted) {
+			return -1
+		}
+		held = true
+		if ok == 0 {
+			// enough may already hold with no call back (a listing
+			// whose only cursor needing a batch is on a drive that
+			// hangs, the others covering every set without it: probe
+			// of session 14, which waited for the request's deadline):
+			// the most a straggler gets, no answer to measure it by.
+			return maxStraggle
+		}
+		return straggle(took)
+	}
+}
+
+// fanOutWait is fanOut with the wait for the remaining calls given by
+// wait(ok, accepted, took), asked as enough is by fanOutUntil, where took
+// is the time since the calls started: a duration from now, or a negative
+// one to wait on. A wait ending sooner than the one already running
+// replaces it; a later one does not.
+func fanOutWait[T any](ctx context.Context, e *Engine, n int, run func(j int) bool, wait func(ok int, accepted []bool, took time.Duration) time.Duration, call func(ctx context.Context, j int) T, good func(T) bool, late func(j int, v T)) ([]T, []bool) {
 	res := make([]T, n)
 	accepted := make([]bool, n)
 	done := make([]bool, n)
@@ -88,16 +118,33 @@ func fanOutUntil[T any](ctx context.Context, e *Engine, n int, run func(j int) b
 		e.goBackground(func() { ch <- fanResult[T]{j, call(ctx, j)} })
 	}
 	began := time.Now()
-	var grace <-chan time.Time
+	var (
+		timer    *time.Timer
+		grace    <-chan time.Time
+		deadline time.Time
+	)
+	arm := func(ok int) {
+		now := time.Now()
+		d := wait(ok, accepted, now.Sub(began))
+		if d < 0 || grace != nil && !now.Add(d).Before(deadline) {
+			return
+		}
+		deadline = now.Add(d)
+		if timer == nil {
+			timer = time.NewTimer(d)
+			grace = timer.C
+		} else {
+			timer.Reset(d) // Go 1.23+: no stale value is received after Reset
+		}
+	}
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	got, ok := 0, 0
-	// enough may already hold with no call back (a listing whose only
-	// cursor needing a batch is on a drive that hangs, the others
-	// covering every set without it: probe of session 14, which waited
-	// for the request's deadline): the grace starts at once.
-	if started > 0 && enough(0, accepted) {
-		t := time.NewTimer(maxStraggle) // the most a straggler gets: no answer to measure it by
-		defer t.Stop()
-		grace = t.C
+	if started > 0 {
+		arm(0)
 	}
 wait:
 	for got < started {
@@ -108,10 +155,8 @@ wait:
 			if good(r.v) {
 				ok++
 				accepted[r.j] = true
-				if grace == nil && got < started && enough(ok, accepted) {
-					t := time.NewTimer(straggle(time.Since(began)))
-					defer t.Stop()
-					grace = t.C
+				if got < started {
+					arm(ok)
 				}
 			}
 		case <-grace:

@@ -387,36 +387,27 @@ const confirmWait = 5 * time.Second
 
 // readRecordsConfirm is readRecordsQuorum for a read that serves what it
 // finds: it waits for a write quorum, max(k, m+1) answers, not only a read
-// quorum, and once k answered for at most confirmWait more. With k <= m
-// (1+1, 2+2) k drives can all hold a version that is on no others, the
-// remains of a failed write; writeBack makes a version durable on m+1
-// drives before it is served, and can only count the drives that
-// answered: a read answered by k drives alone, the others slow past the
-// straggler grace, served such a version without a write-back, and a
-// later read answered by the others served the version before (REVIEW25
-// F3, F4). Drives that fail answer at once and cost nothing; only one
-// that hangs holds a read up, by confirmWait, and a read it misses still
-// serves what a read quorum agrees on (a drive away cannot be waited for).
-// The calls still running when it returns are cancelled: a read leaves
-// nothing to clean up.
+// quorum, and once k answered for at most confirmWait more; the others
+// then get the straggler grace. With k <= m (1+1, 2+2) k drives can all
+// hold a version that is on no others, the remains of a failed write;
+// writeBack makes a version durable on m+1 drives before it is served,
+// and can only count the drives that answered: a read answered by k
+// drives alone, the others slow past the straggler grace, served such a
+// version without a write-back, and a later read answered by the others
+// served the version before (REVIEW25 F3, F4). Drives that fail answer at
+// once and cost nothing; only one that hangs holds a read up, by
+// confirmWait, and a read it misses still serves what a read quorum
+// agrees on (a drive away cannot be waited for).
 func (e *Engine) readRecordsConfirm(ctx context.Context, drives []driver.Driver, key string, p placement.Policy) ([]*record, []bool) {
 	k, w := p.ReadQuorum(), p.WriteQuorum()
-	if w <= k {
-		return e.readRecordsQuorum(ctx, drives, key, k)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var bound *time.Timer
-	defer func() {
-		if bound != nil {
-			bound.Stop()
+	return e.readRecordsWait(ctx, drives, key, func(ok int, _ []bool, took time.Duration) time.Duration {
+		switch {
+		case ok >= w:
+			return straggle(took)
+		case ok >= k:
+			return confirmWait
 		}
-	}()
-	return e.readRecordsUntil(cctx, drives, key, func(ok int, _ []bool) bool {
-		if ok >= k && bound == nil {
-			bound = time.AfterFunc(confirmWait, cancel)
-		}
-		return ok >= w
+		return -1
 	})
 }
 
@@ -424,7 +415,13 @@ func (e *Engine) readRecordsConfirm(ctx context.Context, drives []driver.Driver,
 // (fanOutUntil): the straggler grace starts once enough(answered,
 // whether each drive answered) holds.
 func (e *Engine) readRecordsUntil(ctx context.Context, drives []driver.Driver, key string, enough func(ok int, answered []bool) bool) ([]*record, []bool) {
-	res, _ := fanOutUntil(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, enough,
+	return e.readRecordsWait(ctx, drives, key, untilWait(enough))
+}
+
+// readRecordsWait is readRecordsUntil with the wait for the slower drives
+// given by wait (fanOutWait).
+func (e *Engine) readRecordsWait(ctx context.Context, drives []driver.Driver, key string, wait func(ok int, answered []bool, took time.Duration) time.Duration) ([]*record, []bool) {
+	res, _ := fanOutWait(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, wait,
 		func(ctx context.Context, j int) recordRead {
 			raw, err := drives[j].GetRecord(ctx, key)
 			switch {
