@@ -3,8 +3,10 @@ package s3
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/xml"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"net"
 	"net/http"
@@ -288,9 +290,9 @@ func (op *operation) listObjects(v2 bool) error {
 		res.StartAfter = encodeKey(q("start-after"), urlEnc)
 		after = q("start-after")
 		if tok, ok := op.query("continuation-token"); ok {
-			a, err := base64.RawURLEncoding.DecodeString(tok)
+			a, err := decodeContinuation(tok)
 			if err != nil {
-				return ErrInvalidArgument
+				return err
 			}
 			res.ContinuationToken = tok
 			after = max(after, string(a))
@@ -320,7 +322,7 @@ func (op *operation) listObjects(v2 bool) error {
 	res.IsTruncated = page.Truncated
 	if page.Truncated {
 		if v2 {
-			res.NextContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(page.Next))
+			res.NextContinuationToken = encodeContinuation(page.Next)
 		} else {
 			res.NextMarker = encodeKey(page.Next, urlEnc)
 		}
@@ -331,4 +333,24 @@ func (op *operation) listObjects(v2 bool) error {
 	}
 	writeXML(op.r.fctx, http.StatusOK, res)
 	return nil
+}
+
+// A ListObjectsV2 continuation token is the key to list after with a
+// CRC-32C of it, base64url-encoded: a token this server did not issue
+// (garbage, or cut short) is refused with InvalidArgument, as S3 refuses
+// it, rather than list from wherever its bytes happen to point. It is no
+// secret: start-after lists from any key too.
+var continuationTable = crc32.MakeTable(crc32.Castagnoli)
+
+func encodeContinuation(after string) string {
+	b := binary.BigEndian.AppendUint32([]byte(after), crc32.Checksum([]byte(after), continuationTable))
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeContinuation(tok string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || len(b) < 4 || binary.BigEndian.Uint32(b[len(b)-4:]) != crc32.Checksum(b[:len(b)-4], continuationTable) {
+		return "", withMessage(ErrInvalidArgument, "The continuation token provided is incorrect.")
+	}
+	return string(b[:len(b)-4]), nil
 }

@@ -136,6 +136,24 @@ func checksumDeclaration(h func(string) string) (map[string]string, error) {
 
 // completeChecksum checks the part checksums a CompleteMultipartUpload
 // lists against those stored with the parts and computes the object's.
+// checkWholeChecksum checks the object checksum a CompleteMultipartUpload
+// declared in its x-amz-checksum-* header (whole, nil if none) against
+// sum, the one completeChecksum made from the parts: the same algorithm
+// as the upload's, and the same value (a composite one without its
+// "-<parts>" suffix). An upload without a checksum cannot check one.
+func checkWholeChecksum(sum, whole map[string]string) error {
+	for name, want := range whole {
+		got, ok := sum[name]
+		if !ok {
+			return withMessage(ErrInvalidRequest, fmt.Sprintf("The upload was not created with the %s checksum algorithm.", strings.ToUpper(strings.TrimPrefix(name, checksumPrefix))))
+		}
+		if base, _, composite := strings.Cut(got, "-"); got != want && !(composite && base == want) {
+			return ErrBadDigest
+		}
+	}
+	return nil
+}
+
 func completeChecksum(up engine.Upload, parts []engine.PartInfo, listed []map[string]string) (map[string]string, error) {
 	alg := up.Metadata[checksumAlgorithmHeader]
 	if alg == "" {
@@ -144,6 +162,10 @@ func completeChecksum(up engine.Upload, parts []engine.PartInfo, listed []map[st
 	name := checksumPrefix + alg
 	var values []string
 	for i, p := range parts {
+		if p.Number != i+1 {
+			// S3: parts carrying a checksum are numbered 1, 2, 3, ...
+			return nil, withMessage(ErrInvalidPartOrder, "The parts of an upload with a checksum must be numbered from 1 without gaps.")
+		}
 		v := p.Metadata[name]
 		if v == "" {
 			return nil, withMessage(errPartChecksum, fmt.Sprintf("Part %d was uploaded without the upload's %s checksum.", p.Number, strings.ToUpper(alg)))

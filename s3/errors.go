@@ -90,6 +90,8 @@ var (
 	errIllegalVersioning        = &Error{http.StatusBadRequest, "IllegalVersioningConfigurationException", "The Versioning element must be specified: Status Enabled or Suspended."}
 	errMFADeleteNotImplemented  = &Error{http.StatusNotImplemented, "NotImplemented", "MFA delete is not supported."}
 	errInvalidBucketState       = &Error{http.StatusConflict, "InvalidBucketState", "Object lock needs versioning enabled, for good."}
+	errInvalidStorageClass      = &Error{http.StatusBadRequest, "InvalidStorageClass", "The storage class you specified is not valid."}
+	errNoObjectRetention        = &Error{http.StatusNotFound, "NoSuchObjectLockConfiguration", "The specified object does not have a ObjectLock configuration."}
 	errNoLockConfig             = &Error{http.StatusNotFound, "ObjectLockConfigurationNotFoundError", "Object Lock configuration does not exist for this bucket or object."}
 	errNoBucketLock             = &Error{http.StatusBadRequest, "InvalidRequest", "Bucket is missing Object Lock Configuration"}
 	errLocked                   = &Error{http.StatusForbidden, "AccessDenied", "Access Denied because object protected by object lock."}

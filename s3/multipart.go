@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/vaultaire/vaultaire/engine"
 )
 
@@ -136,15 +138,18 @@ func (op *operation) uploadPartCopy(ctx context.Context, uploadID string, n int)
 	}
 	off, length := int64(0), src.Info.Size
 	if v := string(op.r.fctx.Request.Header.Peek("x-amz-copy-source-range")); v != "" {
+		// "bytes=first-last" within the source, no clamping; anything
+		// else is a bad argument (400 InvalidArgument, as S3 answers),
+		// not a range the object cannot satisfy (416).
+		bad := withMessage(ErrInvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy, within the source object.")
 		var ok bool
 		off, length, ok, err = parseRange(v, src.Info.Size)
 		if err != nil || !ok || strings.HasPrefix(v, "bytes=-") || strings.HasSuffix(v, "-") {
-			return ErrInvalidRange
+			return bad
 		}
-		// A copy range must lie within the source: no clamping.
 		if _, last, _ := strings.Cut(strings.TrimPrefix(v, "bytes="), "-"); last != "" {
 			if b, perr := strconv.ParseInt(last, 10, 64); perr != nil || b >= src.Info.Size {
-				return ErrInvalidRange
+				return bad
 			}
 		}
 	}
@@ -160,6 +165,20 @@ func (op *operation) uploadPartCopy(ctx context.Context, uploadID string, n int)
 	}
 	writeXML(op.r.fctx, http.StatusOK, copyPartResult{Xmlns: s3Namespace, LastModified: isoTime(info.Modified), ETag: `"` + info.ETag + `"`})
 	return nil
+}
+
+// mpObjectSize returns CompleteMultipartUpload's x-amz-mp-object-size,
+// the size the client expects the object to have, or -1 without one.
+func mpObjectSize(h *fasthttp.RequestHeader) (int64, error) {
+	v := h.Peek("x-amz-mp-object-size")
+	if v == nil {
+		return -1, nil
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil || n < 0 {
+		return 0, withMessage(ErrInvalidArgument, "x-amz-mp-object-size must be a non-negative integer.")
+	}
+	return n, nil
 }
 
 type completeRequest struct {
@@ -191,8 +210,23 @@ type completeResult struct {
 }
 
 func (op *operation) completeUpload(uploadID string) error {
+	// An x-amz-checksum-* header of CompleteMultipartUpload is the whole
+	// object's checksum (checked against the one the parts give), not the
+	// XML body's: the body is read without it.
+	var whole map[string]string
+	if op.auth.Checksum != "" && op.auth.ChecksumValue != "" {
+		whole = map[string]string{checksumPrefix + strings.ToLower(op.auth.Checksum): op.auth.ChecksumValue}
+		op.auth.Checksum, op.auth.ChecksumValue = "", ""
+	}
 	var req completeRequest
 	if err := op.readXMLBody(&req); err != nil {
+		return err
+	}
+	if len(req.Parts) == 0 {
+		return withMessage(ErrMalformedXML, "The XML you provided was not well-formed or did not validate against our published schema: CompleteMultipartUpload lists no Part.")
+	}
+	size, err := mpObjectSize(&op.r.fctx.Request.Header)
+	if err != nil {
 		return err
 	}
 	// The parts' bytes were admitted as they were uploaded, and the
@@ -210,8 +244,19 @@ func (op *operation) completeUpload(uploadID string) error {
 	var sum map[string]string
 	finish := func(up engine.Upload, chosen []engine.PartInfo) (map[string]string, error) {
 		var err error
-		sum, err = completeChecksum(up, chosen, listed)
-		return sum, err
+		if size >= 0 {
+			var total int64
+			for _, p := range chosen {
+				total += p.Size
+			}
+			if total != size {
+				return nil, withMessage(ErrInvalidRequest, fmt.Sprintf("The declared object size (x-amz-mp-object-size %d) does not match the size of the parts (%d).", size, total))
+			}
+		}
+		if sum, err = completeChecksum(up, chosen, listed); err != nil {
+			return nil, err
+		}
+		return sum, checkWholeChecksum(sum, whole)
 	}
 	cond, err := op.writeCondition(false)
 	if err != nil {

@@ -290,7 +290,7 @@ func (op *operation) getObjectRetention() error {
 	}
 	r := a.RetentionOf()
 	if r.Mode == engine.RetentionNone {
-		return errNoLockConfig
+		return errNoObjectRetention // the object's, not the bucket's (errNoLockConfig), as S3
 	}
 	writeXML(op.r.fctx, http.StatusOK, retentionDoc{Xmlns: s3Namespace, Mode: modeName(r.Mode), RetainUntilDate: r.Until.UTC().Format(time.RFC3339)})
 	return nil

@@ -81,7 +81,7 @@ func TestObjectLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.GetObjectRetention(ctx, &awss3.GetObjectRetentionInput{Bucket: b, Key: aws.String("c2")})
-	wantVStatus(t, "retention of a copy of a locked version", err, 404, "ObjectLockConfigurationNotFoundError", "", "")
+	wantVStatus(t, "retention of a copy of a locked version", err, 404, "NoSuchObjectLockConfiguration", "", "")
 
 	// GOVERNANCE by default retention: yields to the bypass only.
 	if _, err := c.PutObjectLockConfiguration(ctx, &awss3.PutObjectLockConfigurationInput{Bucket: b, ObjectLockConfiguration: &types.ObjectLockConfiguration{

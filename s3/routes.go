@@ -209,12 +209,27 @@ var headerRules = []headerRule{
 	// PutObject, CopyObject and CreateMultipartUpload take object lock
 	// headers (objectlock.go).
 	{header: "x-amz-website-redirect-location", ops: objectWrites, err: ErrNotImplemented, allowed: emptyOK},
+	// Every object is stored alike (one erasure policy per container's
+	// storage layout): S3's classes are accepted and stored as STANDARD,
+	// as they ask for nothing that would be lost; a class S3 does not
+	// know is refused, as S3 refuses it.
+	{header: "x-amz-storage-class", ops: objectWrites, err: errInvalidStorageClass, allowed: knownStorageClass},
 	// If-Match and If-None-Match are answered by GetObject and HeadObject
 	// and, as conditional writes, by PutObject, CopyObject,
 	// CompleteMultipartUpload and (If-Match) DeleteObject (conditional.go).
 	{header: "if-none-match", ops: []string{"DeleteObject"}, err: errConditionalWrite},
 	{header: "x-amz-if-match-last-modified-time", ops: []string{"DeleteObject"}, err: errConditionalWrite},
 	{header: "x-amz-if-match-size", ops: []string{"DeleteObject"}, err: errConditionalWrite},
+}
+
+// knownStorageClass reports whether v names one of S3's storage classes.
+func knownStorageClass(v string) bool {
+	switch v {
+	case "STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
+		"GLACIER", "DEEP_ARCHIVE", "OUTPOSTS", "GLACIER_IR", "SNOW", "EXPRESS_ONEZONE":
+		return true
+	}
+	return false
 }
 
 // refusedHeader returns the error of the first header rule a request of

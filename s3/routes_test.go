@@ -194,7 +194,7 @@ var awsCodes = map[string][]int{
 	"InvalidTag": {400}, "NoSuchTagSet": {404}, "ConditionalRequestConflict": {409}, "InvalidPolicyDocument": {400},
 	"MaxPostPreDataLengthExceededError": {400}, "MalformedPOSTRequest": {400},
 	"NoSuchVersion": {404}, "IllegalVersioningConfigurationException": {400}, "InvalidBucketState": {409},
-	"ObjectLockConfigurationNotFoundError": {404},
+	"ObjectLockConfigurationNotFoundError": {404}, "NoSuchObjectLockConfiguration": {404}, "InvalidStorageClass": {400},
 	// Not AWS's: drives too full to take the write (HTTP's 507, as MinIO).
 	"InsufficientStorage":          {507},
 	"NoSuchCORSConfiguration":      {404},
