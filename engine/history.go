@@ -102,12 +102,23 @@ func (l location) sameSet(m *placement.Map, pg uint32) bool {
 // readSet reads key's records from the drive set of key's PG in m. It
 // fails with ErrReadQuorum if fewer than k drives answered. Any k drives
 // overlap every write quorum, so they hold the newest acknowledged
-// version; it waits for slow drives until a write quorum answered
-// (readRecordsConfirm), then only for the straggler grace.
+// version. A set of the current epoch, whose versions a read writes back
+// (writeBack), is read until a write quorum answered (readRecordsConfirm);
+// an older map's set, never written back, only until k did and the
+// others had the straggler grace (review 26 G4: waiting there bought
+// nothing and cost each read of an unmigrated key, and migration itself,
+// confirmWait per hung drive).
 func (e *Engine) readSet(ctx context.Context, m *placement.Map, tenant, container, key string) (location, error) {
 	pg := pgOf(m, tenant, container, key)
 	drives, _ := e.pgDrives(m, pg)
-	all, each := e.readRecordsConfirm(ctx, drives, indexPrefix(tenant, container)+key, m.Policy)
+	ikey := indexPrefix(tenant, container) + key
+	var all []*record
+	var each []bool
+	if m.Epoch < e.mapFor(tenant, container).Epoch {
+		all, each = e.readRecordsQuorum(ctx, drives, ikey, m.Policy.ReadQuorum())
+	} else {
+		all, each = e.readRecordsConfirm(ctx, drives, ikey, m.Policy)
+	}
 	answered := 0
 	for _, a := range each {
 		if a {

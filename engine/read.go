@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
@@ -81,6 +82,7 @@ func (e *Engine) Open(ctx context.Context, tenant, container, key string) (*Arti
 	if err := validKey(key); err != nil {
 		return nil, err
 	}
+	ctx = confirmOnce(ctx)
 	if err := e.checkContainer(ctx, tenant, container); err != nil {
 		return nil, err
 	}
@@ -398,9 +400,19 @@ const confirmWait = 5 * time.Second
 // once and cost nothing; only one that hangs holds a read up, by
 // confirmWait, and a read it misses still serves what a read quorum
 // agrees on (a drive away cannot be waited for).
+//
+// A request waits so once (confirmOnce): a read of it that fewer than w
+// drives answered marks the request, and its later reads (a pointer's
+// version after the pointer, locate's older sets and re-read) wait only
+// for k, since the drives missing are away (review 26 G3: a versioned GET
+// with two drives of a 2+2 set hung took twice confirmWait).
 func (e *Engine) readRecordsConfirm(ctx context.Context, drives []driver.Driver, key string, p placement.Policy) ([]*record, []bool) {
 	k, w := p.ReadQuorum(), p.WriteQuorum()
-	return e.readRecordsWait(ctx, drives, key, func(ok int, _ []bool, took time.Duration) time.Duration {
+	waited, _ := ctx.Value(confirmKey{}).(*atomic.Bool)
+	if w <= k || waited != nil && waited.Load() {
+		return e.readRecordsQuorum(ctx, drives, key, k)
+	}
+	recs, each := e.readRecordsWait(ctx, drives, key, func(ok int, _ []bool, took time.Duration) time.Duration {
 		switch {
 		case ok >= w:
 			return straggle(took)
@@ -409,6 +421,33 @@ func (e *Engine) readRecordsConfirm(ctx context.Context, drives []driver.Driver,
 		}
 		return -1
 	})
+	if waited != nil && count(each) < w {
+		waited.Store(true)
+	}
+	return recs, each
+}
+
+// confirmKey is the context key of a request's confirmOnce mark.
+type confirmKey struct{}
+
+// confirmOnce returns ctx marked, unless it is already, as one request's:
+// its reads wait for a write quorum's answers once (readRecordsConfirm).
+func confirmOnce(ctx context.Context) context.Context {
+	if ctx.Value(confirmKey{}) != nil {
+		return ctx
+	}
+	return context.WithValue(ctx, confirmKey{}, new(atomic.Bool))
+}
+
+// count returns how many of bs are true.
+func count(bs []bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
 }
 
 // readRecordsUntil is readRecordsQuorum with the quorum given by enough

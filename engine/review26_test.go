@@ -50,8 +50,11 @@ func TestReview26NullVersionServedWithoutWriteBack(t *testing.T) {
 		t.Logf("Open: %v (%d bytes); expected ErrReadQuorum (write-back impossible)", err, len(got))
 	}
 	got, err := r.readVersion(ctx, "k", NullVersion)
+	if errors.Is(err, ErrReadQuorum) {
+		return // written back as Open does, which the drives refused: served neither
+	}
 	if err != nil {
-		t.Skipf("versionId=null: %v: not served", err)
+		t.Fatalf("versionId=null: %v, want the version or ErrReadQuorum", err)
 	}
 	served := "v1"
 	if bytes.Equal(got, v2) {
@@ -86,8 +89,8 @@ func TestReview26VersionedReadWaitsTwice(t *testing.T) {
 	if err != nil || !bytes.Equal(got, v) {
 		t.Fatalf("read: %v (%d bytes)", err, len(got))
 	}
-	if bound := confirmWait + 2*maxStraggle; took > bound {
-		t.Fatalf("a versioned GET with two drives hung took %v, more than confirmWait + 2 s (%v): each locate waits confirmWait", took.Round(time.Millisecond), bound)
+	if bound := confirmWait + 3*time.Second; took > bound { // twice confirmWait without the fix: a wide margin for a loaded machine
+		t.Fatalf("a versioned GET with two drives hung took %v, more than confirmWait + 3 s (%v): each locate waits confirmWait", took.Round(time.Millisecond), bound)
 	}
 	t.Logf("read in %v", took.Round(time.Millisecond))
 }
@@ -165,7 +168,7 @@ func TestReview26OlderSetWaitsForNothing(t *testing.T) {
 	if err != nil || !bytes.Equal(got, v) {
 		t.Fatalf("read: %v (%d bytes)", err, len(got))
 	}
-	if bound := 2 * maxStraggle; took > bound {
+	if bound := confirmWait - time.Second; took > bound { // the straggler grace (<= 1 s) with the fix, confirmWait without
 		t.Fatalf("a read served from an older map's set (never written back) with one drive hung took %v, more than %v", took.Round(time.Millisecond), bound)
 	}
 	t.Logf("read in %v", took.Round(time.Millisecond))

@@ -179,7 +179,7 @@ func (e *Engine) OpenVersion(ctx context.Context, tenant, container, key, vid st
 	if err := e.checkContainer(ctx, tenant, container); err != nil {
 		return nil, err
 	}
-	return e.openVersion(ctx, tenant, container, key, vid, false)
+	return e.openVersion(confirmOnce(ctx), tenant, container, key, vid, false)
 }
 
 // openVersion opens version vid of key; latest tells that a pointer named
@@ -192,17 +192,39 @@ func (e *Engine) openVersion(ctx context.Context, tenant, container, key, vid st
 			return nil, err
 		}
 		if cur != nil && !cur.Deleted && !cur.Pointer {
+			// Written back as Open does: a read by version id serves
+			// nothing a later read could unsee (review 26 G1).
 			a, err := e.artifactAt(tenant, container, key, loc, cur)
-			if err == nil {
-				a.Info.VersionID = NullVersion
+			if err != nil {
+				return nil, err
 			}
-			return a, err
+			if err := e.writeBack(ctx, tenant, container, key, loc, cur, a); err != nil {
+				return nil, err
+			}
+			a.Info.VersionID = NullVersion
+			return a, nil
 		}
 	}
 	vk := versionKey(key, vid)
 	loc, v, err := e.locate(ctx, tenant, container, vk)
 	if err != nil {
 		return nil, err
+	}
+	var a *Artifact
+	if v != nil && !v.Deleted && !v.Marker {
+		if a, err = e.artifactAt(tenant, container, vk, loc, v); err != nil {
+			return nil, err
+		}
+	}
+	if v != nil {
+		// A version record, a deleted one or a delete marker, is
+		// written back before it is answered, as Open writes back what
+		// it serves: a failed versioned write's version on fewer than
+		// m+1 drives was served by id, and a later read through other
+		// drives answered NoSuchVersion (review 26 G2).
+		if err := e.writeBack(ctx, tenant, container, vk, loc, v, a); err != nil {
+			return nil, err
+		}
 	}
 	switch {
 	case v == nil || v.Deleted:
@@ -212,10 +234,6 @@ func (e *Engine) openVersion(ctx context.Context, tenant, container, key, vid st
 		return nil, ErrNoSuchVersion
 	case v.Marker:
 		return nil, &DeleteMarkerError{VersionID: vid, Modified: time.Unix(0, v.Modified), ByVersion: !latest}
-	}
-	a, err := e.artifactAt(tenant, container, vk, loc, v)
-	if err != nil {
-		return nil, err
 	}
 	a.Info.VersionID = vid
 	return a, nil
