@@ -5,7 +5,7 @@ BENCH   ?= .
 FUZZTIME ?= 60s
 SOAK    ?= 5m
 
-.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients console-test bench bench-compare bench-limit fuzz chaos lint clean minio remote-soak remote-probes test-long bench-remote scale-test
+.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients console-test bench bench-compare bench-limit fuzz chaos lint clean minio remote-soak remote-probes test-long bench-remote scale-test s3-diff
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ bench: ## Go microbenchmarks (benchstat-friendly: make bench > new.txt)
 
 bench-compare: ## Vaultaire vs MinIO side by side on this machine (builds MinIO; writes bench/RESULTS-compare.md)
 	bash bench/compare.sh
+
+s3-diff: ## the same raw S3 requests and boto3 flows against vaultd and MinIO, every difference printed (bench/s3diff; make minio first, or MINIO_BIN)
+	bash bench/s3diff/run.sh
 
 bench-limit: ## Vaultaire vs a bare fasthttp server under wrk over presigned URLs: each figure as a share of the machine's limit
 	bash bench/limit.sh
