@@ -271,3 +271,28 @@ func TestDiff26GarbageContinuationToken(t *testing.T) {
 	}
 	wantCode(t, "ListObjectsV2 with a garbage continuation token", err, "InvalidArgument")
 }
+
+// TestDiff26ChecksumTypeOnGet: GET and HEAD with x-amz-checksum-mode
+// ENABLED of a PutObject stored with a CRC32 answer its type, FULL_OBJECT,
+// beside the checksum, as S3 does (DIFF26 D10); they answered the checksum
+// alone.
+func TestDiff26ChecksumTypeOnGet(t *testing.T) {
+	e := startServer(t)
+	ctx := context.Background()
+	c := e.client("ALICEKEY", "alicesecret")
+	b := aws.String("sumtype")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: b}); err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("checksummed")
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String("k"), Body: bytes.NewReader(data), ChecksumCRC32: aws.String(crc32Base64(data))}); err != nil {
+		t.Fatal(err)
+	}
+	head, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: b, Key: aws.String("k"), ChecksumMode: types.ChecksumModeEnabled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(head.ChecksumCRC32) != crc32Base64(data) || head.ChecksumType != types.ChecksumTypeFullObject {
+		t.Fatalf("HEAD: CRC32 %q type %q, want %q FULL_OBJECT", aws.ToString(head.ChecksumCRC32), head.ChecksumType, crc32Base64(data))
+	}
+}

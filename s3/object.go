@@ -360,11 +360,16 @@ func (op *operation) setObjectHeaders(info engine.ArtifactInfo, partial bool) {
 	rh.Set("X-Content-Type-Options", "nosniff")
 	rh.SetContentType(info.ContentType)
 	withChecksum := !partial && strings.EqualFold(string(op.r.fctx.Request.Header.Peek("x-amz-checksum-mode")), "ENABLED")
+	typed := false // a checksum stored without its type is a PutObject's, of the whole object
 	for k, v := range info.Metadata {
 		if strings.HasPrefix(k, checksumPrefix) && !withChecksum || engine.IsReservedMetadata(k) {
 			continue
 		}
 		rh.Set(k, v)
+		typed = typed || k == checksumTypeHeader
+	}
+	if withChecksum && !typed && storedChecksum(info) != nil {
+		rh.Set(checksumTypeHeader, "FULL_OBJECT")
 	}
 	setTaggingCount(rh, info.Metadata)
 	for param, header := range responseOverrides {
