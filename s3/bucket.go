@@ -335,22 +335,34 @@ func (op *operation) listObjects(v2 bool) error {
 	return nil
 }
 
-// A ListObjectsV2 continuation token is the key to list after with a
-// CRC-32C of it, base64url-encoded: a token this server did not issue
-// (garbage, or cut short) is refused with InvalidArgument, as S3 refuses
-// it, rather than list from wherever its bytes happen to point. It is no
-// secret: start-after lists from any key too.
+// A ListObjectsV2 continuation token is the key to list after and a
+// CRC-32C of it, each base64url-encoded, joined by a dot: a token this
+// server did not issue (garbage, or cut short) is refused with
+// InvalidArgument, as S3 refuses it, rather than list from wherever its
+// bytes happen to point. A node from before this format refuses such a
+// token (the dot is no base64) rather than misread it mid-listing during
+// a rolling upgrade (review 26s R6). It is no secret: start-after lists
+// from any key too.
 var continuationTable = crc32.MakeTable(crc32.Castagnoli)
 
 func encodeContinuation(after string) string {
-	b := binary.BigEndian.AppendUint32([]byte(after), crc32.Checksum([]byte(after), continuationTable))
-	return base64.RawURLEncoding.EncodeToString(b)
+	sum := binary.BigEndian.AppendUint32(nil, crc32.Checksum([]byte(after), continuationTable))
+	return base64.RawURLEncoding.EncodeToString([]byte(after)) + "." + base64.RawURLEncoding.EncodeToString(sum)
 }
 
 func decodeContinuation(tok string) (string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil || len(b) < 4 || binary.BigEndian.Uint32(b[len(b)-4:]) != crc32.Checksum(b[:len(b)-4], continuationTable) {
-		return "", withMessage(ErrInvalidArgument, "The continuation token provided is incorrect.")
+	bad := withMessage(ErrInvalidArgument, "The continuation token provided is incorrect.")
+	k, s, ok := strings.Cut(tok, ".")
+	if !ok {
+		return "", bad
 	}
-	return string(b[:len(b)-4]), nil
+	key, err := base64.RawURLEncoding.DecodeString(k)
+	if err != nil {
+		return "", bad
+	}
+	sum, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(sum) != 4 || binary.BigEndian.Uint32(sum) != crc32.Checksum(key, continuationTable) {
+		return "", bad
+	}
+	return string(key), nil
 }

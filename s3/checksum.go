@@ -134,14 +134,17 @@ func checksumDeclaration(h func(string) string) (map[string]string, error) {
 	return map[string]string{checksumAlgorithmHeader: alg, checksumTypeHeader: typ}, nil
 }
 
-// completeChecksum checks the part checksums a CompleteMultipartUpload
-// lists against those stored with the parts and computes the object's.
 // checkWholeChecksum checks the object checksum a CompleteMultipartUpload
 // declared in its x-amz-checksum-* header (whole, nil if none) against
 // sum, the one completeChecksum made from the parts: the same algorithm
 // as the upload's, and the same value (a composite one without its
-// "-<parts>" suffix). An upload without a checksum cannot check one.
-func checkWholeChecksum(sum, whole map[string]string) error {
+// "-<parts>" suffix). An upload without a checksum cannot check one. A
+// declared x-amz-checksum-type (typ) must be the upload's (S3 answers a
+// mismatch with BadDigest; review 26s R1).
+func checkWholeChecksum(up engine.Upload, sum, whole map[string]string, typ string) error {
+	if want := up.Metadata[checksumTypeHeader]; typ != "" && want != "" && !strings.EqualFold(typ, want) {
+		return withMessage(ErrBadDigest, fmt.Sprintf("The upload was created with checksum type %s, not %s.", want, strings.ToUpper(typ)))
+	}
 	for name, want := range whole {
 		got, ok := sum[name]
 		if !ok {
@@ -154,6 +157,8 @@ func checkWholeChecksum(sum, whole map[string]string) error {
 	return nil
 }
 
+// completeChecksum checks the part checksums a CompleteMultipartUpload
+// lists against those stored with the parts and computes the object's.
 func completeChecksum(up engine.Upload, parts []engine.PartInfo, listed []map[string]string) (map[string]string, error) {
 	alg := up.Metadata[checksumAlgorithmHeader]
 	if alg == "" {

@@ -256,7 +256,7 @@ func (op *operation) completeUpload(uploadID string) error {
 		if sum, err = completeChecksum(up, chosen, listed); err != nil {
 			return nil, err
 		}
-		return sum, checkWholeChecksum(sum, whole)
+		return sum, checkWholeChecksum(up, sum, whole, string(op.r.fctx.Request.Header.Peek(checksumTypeHeader)))
 	}
 	cond, err := op.writeCondition(false)
 	if err != nil {
@@ -275,17 +275,27 @@ func (op *operation) completeUpload(uploadID string) error {
 	if err != nil {
 		return err
 	}
-	op.wrote(info)
 	if sum == nil {
 		// A retried Complete (the upload was completed before) did not
-		// compute the checksum again: answer the stored one.
+		// compute the checksum again: answer the stored one, and hold
+		// what this request declares to it as the first call's finish
+		// did (review 26s R2).
 		sum = map[string]string{}
 		for k, v := range info.Metadata {
 			if strings.HasPrefix(k, checksumPrefix) {
 				sum[k] = v
 			}
 		}
+		if info.Retried {
+			if size >= 0 && size != info.Size {
+				return withMessage(ErrInvalidRequest, fmt.Sprintf("The declared object size (x-amz-mp-object-size %d) does not match the object's (%d).", size, info.Size))
+			}
+			if err := checkWholeChecksum(engine.Upload{Metadata: info.Metadata}, sum, whole, string(op.r.fctx.Request.Header.Peek(checksumTypeHeader))); err != nil {
+				return err
+			}
+		}
 	}
+	op.wrote(info)
 	op.versionHeader(info.VersionID)
 	if err := op.completedRetention(info); err != nil {
 		return err

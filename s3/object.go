@@ -531,7 +531,10 @@ func (op *operation) copyObject() error {
 	}
 	switch d := string(h.Peek("x-amz-metadata-directive")); d {
 	case "", "COPY":
-		if srcBucket == op.bucket && srcKey == op.key && tagDirective != "REPLACE" && opts.SourceVersionID == "" {
+		// A storage class makes a copy onto itself legal (aws s3 cp
+		// --storage-class, rclone settier), as on S3: every class is
+		// stored alike, so it rewrites the object as it is.
+		if srcBucket == op.bucket && srcKey == op.key && tagDirective != "REPLACE" && opts.SourceVersionID == "" && len(h.Peek("x-amz-storage-class")) == 0 {
 			return errCopyToItself
 		}
 	case "REPLACE":

@@ -177,6 +177,8 @@ func refusedField(fields map[string]string) error {
 			return errObjectLockNotImplemented
 		case name == "x-amz-website-redirect-location" && v != "":
 			return ErrNotImplemented
+		case name == "x-amz-storage-class" && !knownStorageClass(v):
+			return errInvalidStorageClass
 		case name == "acl" && !ownerOnlyACL(v), strings.HasPrefix(name, "x-amz-grant-"):
 			return errACLNotImplemented
 		}
