@@ -238,7 +238,7 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 	}
 	if records := answeredOf(needRecord); records > 0 {
 		w := e.artifactWrite(tenant, container, key, a.drives, records)
-		w.forward = true // copies of the version served: never taken back (recordwrite.go)
+		w.replay(a.rec) // copies of the version served: never taken back (recordwrite.go)
 		if err := w.write(ctx, a.rec, inline, needRecord); err != nil {
 			return nil, fmt.Errorf("engine: heal: %w", err)
 		}
@@ -263,9 +263,10 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 // them: a DELETE that failed with its tombstone on k drives is served as
 // deleted, and its other drives kept the deleted version's record and
 // shard files until some read rolled it forward (REVIEW25 F5), and the
-// tombstone, not on every drive, was never purged. A drive that did not
-// answer or refused the write leaves the heal incomplete (ErrHealIncomplete):
-// the key stays queued.
+// tombstone, not on every drive, was never purged. The drives that
+// answered get it even while others are away (review 26b B2); a drive
+// away or refusing the write leaves the heal incomplete
+// (ErrHealIncomplete): the key stays queued.
 func (e *Engine) healTombstone(ctx context.Context, tenant, container, key string) error {
 	loc, newest, err := e.locate(ctx, tenant, container, key)
 	if err != nil {
@@ -275,23 +276,25 @@ func (e *Engine) healTombstone(ctx context.Context, tenant, container, key strin
 		return nil // gone, a live version since, or an older map's set: migration moves it
 	}
 	mask := make([]bool, len(loc.drives))
-	want := 0
+	want, away := 0, 0
 	for j, d := range loc.drives {
-		if d == nil || !loc.answered[j] {
-			return fmt.Errorf("engine: heal %s: pg %d: shard %d did not answer: %w", container, loc.pg, j, ErrHealIncomplete)
-		}
-		if r := loc.raw[j]; r == nil || r.Version.Compare(newest.Version) < 0 {
+		switch r := loc.raw[j]; {
+		case d == nil || !loc.answered[j]:
+			away++ // written when it is back: the key stays queued
+		case r == nil || r.Version.Compare(newest.Version) < 0:
 			mask[j] = true
 			want++
 		}
 	}
-	if want == 0 {
-		return nil
+	if want > 0 {
+		w := e.artifactWrite(tenant, container, key, loc.drives, want)
+		w.replay(newest)
+		if err := w.write(ctx, newest, nil, mask); err != nil {
+			return fmt.Errorf("engine: heal %s: pg %d: tombstone on %d drives: %w: %w", container, loc.pg, want, ErrHealIncomplete, err)
+		}
 	}
-	w := e.artifactWrite(tenant, container, key, loc.drives, want)
-	w.forward = true
-	if err := w.write(ctx, newest, nil, mask); err != nil {
-		return fmt.Errorf("engine: heal %s: pg %d: tombstone on %d drives: %w: %w", container, loc.pg, want, ErrHealIncomplete, err)
+	if away > 0 {
+		return fmt.Errorf("engine: heal %s: pg %d: %d drives did not answer: %w", container, loc.pg, away, ErrHealIncomplete)
 	}
 	return nil
 }

@@ -228,7 +228,7 @@ func (e *Engine) writeBack(ctx context.Context, tenant, container, key string, l
 		}
 	}
 	w := e.artifactWrite(tenant, container, key, loc.drives, need-have)
-	w.forward = true
+	w.replay(rec)
 	if err := w.write(ctx, rec, inline, mask); err != nil {
 		return fmt.Errorf("%w: version on %d of %d drives, %d needed, write back: %w", ErrReadQuorum, have, len(loc.drives), need, err)
 	}
@@ -401,15 +401,19 @@ const confirmWait = 5 * time.Second
 // confirmWait, and a read it misses still serves what a read quorum
 // agrees on (a drive away cannot be waited for).
 //
-// A request waits so once (confirmOnce): a read of it that fewer than w
-// drives answered marks the request, and its later reads (a pointer's
-// version after the pointer, locate's older sets and re-read) wait only
-// for k, since the drives missing are away (review 26 G3: a versioned GET
-// with two drives of a 2+2 set hung took twice confirmWait).
+// Only a read that serves what it finds waits so, and once per request
+// (confirmOnce: Open and OpenVersion mark their ctx): a read of it that
+// fewer than w drives answered marks the request, and its later reads (a
+// pointer's version after the pointer, locate's older sets and re-read)
+// wait only for k, since the drives missing are away (review 26 G3: a
+// versioned GET with two drives of a 2+2 set hung took twice
+// confirmWait). Other lookups (migration's, Heal's, a delete's, a
+// listing's of versions) serve nothing and wait for k as before (review
+// 26b B3: each would have waited confirmWait per key on a hung drive).
 func (e *Engine) readRecordsConfirm(ctx context.Context, drives []driver.Driver, key string, p placement.Policy) ([]*record, []bool) {
 	k, w := p.ReadQuorum(), p.WriteQuorum()
 	waited, _ := ctx.Value(confirmKey{}).(*atomic.Bool)
-	if w <= k || waited != nil && waited.Load() {
+	if w <= k || waited == nil || waited.Load() {
 		return e.readRecordsQuorum(ctx, drives, key, k)
 	}
 	recs, each := e.readRecordsWait(ctx, drives, key, func(ok int, _ []bool, took time.Duration) time.Duration {
@@ -421,7 +425,7 @@ func (e *Engine) readRecordsConfirm(ctx context.Context, drives []driver.Driver,
 		}
 		return -1
 	})
-	if waited != nil && count(each) < w {
+	if count(each) < w {
 		waited.Store(true)
 	}
 	return recs, each
@@ -430,8 +434,8 @@ func (e *Engine) readRecordsConfirm(ctx context.Context, drives []driver.Driver,
 // confirmKey is the context key of a request's confirmOnce mark.
 type confirmKey struct{}
 
-// confirmOnce returns ctx marked, unless it is already, as one request's:
-// its reads wait for a write quorum's answers once (readRecordsConfirm).
+// confirmOnce returns ctx marked, unless it is already, as a serving
+// read's: it waits for a write quorum's answers, once (readRecordsConfirm).
 func confirmOnce(ctx context.Context) context.Context {
 	if ctx.Value(confirmKey{}) != nil {
 		return ctx

@@ -98,6 +98,20 @@ var errRecordsLeft = errors.New("engine: records of the failed write were left i
 // record may still land.
 var errLate = errors.New("engine: drive did not answer in time")
 
+// replay marks w as the write of rec, a version served or acknowledged,
+// to the drives that missed it (Heal, a read's write-back): forward, what
+// lands is never taken back; and for a version pointer keepReplaced, as
+// the pointer writes that adopt a plain record as the null version: such
+// a drive may still hold the key's plain record from before versioning,
+// whose shard files the null version now names (review 26b B1: a delete
+// marker healed onto it deleted the null version's shard there). Where
+// the first pointer write collected a superseded null version
+// (Suspended), the replay leaves its files on that drive as garbage.
+func (w *recordWrite) replay(rec *record) {
+	w.forward = true
+	w.keepReplaced = rec.Pointer
+}
+
 // artifactWrite returns the record write of key's artifact records.
 func (e *Engine) artifactWrite(tenant, container, key string, drives []driver.Driver, wq int) *recordWrite {
 	return e.recordWriteAt(indexPrefix(tenant, container)+key, tenant, container, key, drives, wq)
