@@ -144,3 +144,46 @@ func TestHealRollsTombstoneForward(t *testing.T) {
 		}
 	}
 }
+
+// TestVersionListLatestIsPointerTarget: a versioned PUT that failed after
+// its version record landed on two of 2+2's drives leaves a version no
+// pointer names; GET serves the version before. ListVersions marked the
+// newest listed version latest, the failed one: the listing reads only
+// the records' heads, and a pointer's target is in its metadata. It must
+// mark what GET serves.
+func TestVersionListLatestIsPointerTarget(t *testing.T) {
+	ctx := t.Context()
+	r := newDFRigPolicy(t, 1, placement.Policy{Data: 2, Parity: 2})
+	put := func(b []byte) (ArtifactInfo, error) {
+		return r.e.Put(ctx, "t", "c", "k", bytes.NewReader(b), PutOptions{Size: int64(len(b)), Versioning: VersioningEnabled})
+	}
+	first, err := put(bytes.Repeat([]byte("1"), 300<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.set([]int{2, 3}, faulty.Rule{Op: faulty.OpPutRecord, Fault: faulty.EIO})
+	if _, err := put(bytes.Repeat([]byte("2"), 300<<10)); err == nil {
+		t.Fatal("the write was acknowledged on two of 2+2's drives")
+	}
+	r.set(nil)
+	a, err := r.e.Open(ctx, "t", "c", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Info.VersionID != first.VersionID {
+		t.Fatalf("GET serves %s, want the first, %s", a.Info.VersionID, first.VersionID)
+	}
+	res, err := r.e.ListVersions(ctx, "t", "c", VersionListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest := ""
+	for _, v := range res.Versions {
+		if v.IsLatest {
+			latest += v.VersionID
+		}
+	}
+	if latest != first.VersionID {
+		t.Fatalf("ListVersions marks %q latest, GET serves %s", latest, first.VersionID)
+	}
+}

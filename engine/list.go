@@ -573,7 +573,23 @@ func (g *merger) next(ctx context.Context) (key string, newest *record, ok bool,
 // alone choose (chooseVersion), so that the listing does not hide it.
 func (g *merger) choose(ctx context.Context, ikey string, heads []*record, from []int, raws []driver.Record) *record {
 	if !slices.ContainsFunc(heads, func(r *record) bool { return r.Version != heads[0].Version }) {
-		return chooseVersion(heads, g.k)
+		r := chooseVersion(heads, g.k)
+		if r != nil && r.Pointer {
+			// A pointer's target is in its metadata, past the head: a
+			// version listing marks that version latest, as GET serves
+			// it, not the newest listed (a failed versioned write's
+			// version, which no pointer names).
+			i := slices.Index(heads, r)
+			if !raws[i].Truncated {
+				if full, err := unmarshalRecord(raws[i].Data); err == nil {
+					return full
+				}
+			}
+			if whole, _ := g.e.readRecordsQuorum(ctx, []driver.Driver{g.cursors[from[i]].d}, ikey, 1); whole[0] != nil && whole[0].Version == r.Version {
+				return whole[0]
+			}
+		}
+		return r
 	}
 	cut := make([]driver.Driver, len(raws))
 	for i, raw := range raws {
