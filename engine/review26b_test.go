@@ -51,35 +51,10 @@ func (r *dfRig) missPointer(t *testing.T, ctx context.Context, i int, key string
 // for four drives; with drives 0 and 1 failing shard reads it cannot be
 // read (before bd0cecd Heal left drive 3 alone and it could).
 func TestReview26bHealTombstoneCollectsNullVersion(t *testing.T) {
-	ctx := t.Context()
-	r := newDFRigPolicy(t, 1, placement.Policy{Data: 2, Parity: 2})
-	v0 := bytes.Repeat([]byte("0"), 300<<10)
-	if err := r.putBytes(ctx, "k", v0); err != nil {
-		t.Fatal(err)
-	}
-	raw0, err := r.drives[3].GetRecord(ctx, indexPrefix("t", "c")+"k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.e.DeleteVersion(ctx, "t", "c", "k", DeleteOptions{Versioning: VersioningEnabled}); err != nil {
-		t.Fatal(err)
-	}
-	r.missPointer(t, ctx, 3, "k", raw0.Data)
-	r.set([]int{0, 1}, faulty.Rule{Op: faulty.OpRead, Fault: faulty.EIO})
-	if got, err := r.readVersion(ctx, "k", NullVersion); err != nil || !bytes.Equal(got, v0) {
-		t.Fatalf("null version before heal, drives 0 and 1 failing shard reads: %v (%d bytes)", err, len(got))
-	}
-	r.set(nil)
-	if _, err := r.e.Heal(ctx, "t", "c", "k"); err != nil {
-		t.Logf("heal: %v", err)
-	}
-	r.e.WaitBackground()
-	r.set([]int{0, 1}, faulty.Rule{Op: faulty.OpRead, Fault: faulty.EIO})
-	got, err := r.readVersion(ctx, "k", NullVersion)
-	r.set(nil)
-	if err != nil || !bytes.Equal(got, v0) {
-		t.Fatalf("null version with drives 0 and 1 failing shard reads after Heal(k): %v (%d bytes): healTombstone's write of the deleted pointer collected the replaced plain record's shard file on drive 3, the null version's", err, len(got))
-	}
+	healKeepsNullVersion(t, "healTombstone's write of the deleted pointer", func(ctx context.Context, r *dfRig) error {
+		_, err := r.e.DeleteVersion(ctx, "t", "c", "k", DeleteOptions{Versioning: VersioningEnabled})
+		return err
+	})
 }
 
 // TestReview26bHealPointerCollectsNullVersion: the same through a live
@@ -90,10 +65,25 @@ func TestReview26bHealTombstoneCollectsNullVersion(t *testing.T) {
 // pointer to drive 3 and collects the plain record's shard file there,
 // the null version's.
 func TestReview26bHealPointerCollectsNullVersion(t *testing.T) {
+	healKeepsNullVersion(t, "Heal's write of the pointer", func(ctx context.Context, r *dfRig) error {
+		v1 := bytes.Repeat([]byte("1"), 300<<10)
+		_, err := r.e.Put(ctx, "t", "c", "k", bytes.NewReader(v1), PutOptions{Size: int64(len(v1)), Versioning: VersioningEnabled})
+		return err
+	})
+}
+
+// healKeepsNullVersion writes k unversioned on 2+2, makes the versioned
+// change (which adopts the plain record as the null version and points
+// k), has drive 3 miss the pointer writes (it keeps the plain record),
+// heals k, and checks that the null version still reads with drives 0
+// and 1 failing shard reads: what heals the pointer onto drive 3 (what)
+// must not collect the plain record's shard file there, the null
+// version's.
+func healKeepsNullVersion(t *testing.T, what string, change func(ctx context.Context, r *dfRig) error) {
+	t.Helper()
 	ctx := t.Context()
 	r := newDFRigPolicy(t, 1, placement.Policy{Data: 2, Parity: 2})
 	v0 := bytes.Repeat([]byte("0"), 300<<10)
-	v1 := bytes.Repeat([]byte("1"), 300<<10)
 	if err := r.putBytes(ctx, "k", v0); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +91,7 @@ func TestReview26bHealPointerCollectsNullVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.e.Put(ctx, "t", "c", "k", bytes.NewReader(v1), PutOptions{Size: int64(len(v1)), Versioning: VersioningEnabled}); err != nil {
+	if err := change(ctx, r); err != nil {
 		t.Fatal(err)
 	}
 	r.missPointer(t, ctx, 3, "k", raw0.Data)
@@ -118,7 +108,7 @@ func TestReview26bHealPointerCollectsNullVersion(t *testing.T) {
 	got, err := r.readVersion(ctx, "k", NullVersion)
 	r.set(nil)
 	if err != nil || !bytes.Equal(got, v0) {
-		t.Fatalf("null version with drives 0 and 1 failing shard reads after Heal(k): %v (%d bytes): Heal's write of the pointer collected the replaced plain record's shard file on drive 3, the null version's", err, len(got))
+		t.Fatalf("null version with drives 0 and 1 failing shard reads after Heal(k): %v (%d bytes): %s collected the replaced plain record's shard file on drive 3, the null version's", err, len(got), what)
 	}
 }
 
