@@ -491,6 +491,11 @@ func (e *Engine) PutPart(ctx context.Context, tenant, container, key, uploadID s
 	if err != nil {
 		return PartInfo{}, err
 	}
+	if opts.CheckUpload != nil {
+		if err := opts.CheckUpload(up.Metadata); err != nil {
+			return PartInfo{}, err
+		}
+	}
 	drives := at.drives
 	var hold *uploadHold
 	if at.moved(e.mapFor(tenant, container), up) {

@@ -35,6 +35,10 @@ type PutOptions struct {
 	// to Metadata (for values only known at the end of the body, such as a
 	// trailing checksum); an error fails the Put and stores nothing.
 	AfterBody func() (map[string]string, error)
+	// CheckUpload, if set, is called by PutPart with the metadata of the
+	// upload the part is for, before any of the body is read; an error
+	// fails the part and stores nothing.
+	CheckUpload func(metadata map[string]string) error
 	// Condition, if set, is checked under the key's lock once the body is
 	// stored, and the artifact is written under that lock (keylock.go).
 	Condition Condition

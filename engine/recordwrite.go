@@ -107,9 +107,14 @@ var errLate = errors.New("engine: drive did not answer in time")
 // marker healed onto it deleted the null version's shard there). Where
 // the first pointer write collected a superseded null version
 // (Suspended), the replay leaves its files on that drive as garbage.
+// And copied: a drive refusing it as stale keeps rec's files, which a
+// newer record of the same data there (a tag, retention or metadata
+// update) names (review 26c C1); files Heal rebuilt for a drive that
+// turns out to hold another, newer version stay there as garbage.
 func (w *recordWrite) replay(rec *record) {
 	w.forward = true
 	w.keepReplaced = rec.Pointer
+	w.copied = true
 }
 
 // artifactWrite returns the record write of key's artifact records.

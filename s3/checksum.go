@@ -134,6 +134,21 @@ func checksumDeclaration(h func(string) string) (map[string]string, error) {
 	return map[string]string{checksumAlgorithmHeader: alg, checksumTypeHeader: typ}, nil
 }
 
+// partChecksumAllowed refuses a part of an upload created with checksum
+// algorithm want that carries another algorithm's checksum (got), or
+// none, as S3 does: the part could never be completed into the upload
+// (completeChecksum needs every part's), and the client learns it at the
+// part, not at Complete (DIFF26 D8).
+func partChecksumAllowed(want, got string) error {
+	if want == "" || strings.EqualFold(want, got) {
+		return nil
+	}
+	if got == "" {
+		return withMessage(ErrInvalidRequest, fmt.Sprintf("The upload was created with the %s checksum algorithm: each part must carry its x-amz-checksum-%s.", strings.ToUpper(want), strings.ToLower(want)))
+	}
+	return withMessage(ErrInvalidRequest, fmt.Sprintf("Checksum Type mismatch occurred, expected checksum Type: %s, actual checksum Type: %s", strings.ToLower(want), strings.ToLower(got)))
+}
+
 // checkWholeChecksum checks the object checksum a CompleteMultipartUpload
 // declared in its x-amz-checksum-* header (whole, nil if none) against
 // sum, the one completeChecksum made from the parts: the same algorithm

@@ -296,3 +296,35 @@ func TestDiff26ChecksumTypeOnGet(t *testing.T) {
 		t.Fatalf("HEAD: CRC32 %q type %q, want %q FULL_OBJECT", aws.ToString(head.ChecksumCRC32), head.ChecksumType, crc32Base64(data))
 	}
 }
+
+// TestDiff26PartChecksumAlgorithm: a part of an upload created with CRC32
+// that carries a SHA-256 checksum instead is refused at UploadPart, as S3
+// refuses it (DIFF26 D8); it was stored, and the upload then could not
+// be completed (its part lacks the upload's checksum).
+func TestDiff26PartChecksumAlgorithm(t *testing.T) {
+	e := startServer(t)
+	ctx := context.Background()
+	c := e.client("ALICEKEY", "alicesecret")
+	b := aws.String("partalg")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: b}); err != nil {
+		t.Fatal(err)
+	}
+	key := aws.String("obj")
+	up, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: b, Key: key, ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("part one")
+	_, err = c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: b, Key: key, UploadId: up.UploadId, PartNumber: aws.Int32(1),
+		Body: bytes.NewReader(data), ChecksumAlgorithm: types.ChecksumAlgorithmSha256})
+	wantCode(t, "a SHA-256 part of a CRC32 upload", err, "InvalidRequest")
+	out, err := c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: b, Key: key, UploadId: up.UploadId, PartNumber: aws.Int32(1),
+		Body: bytes.NewReader(data), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})
+	if err != nil {
+		t.Fatalf("a CRC32 part of a CRC32 upload: %v", err)
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: b, Key: key, UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: out.ETag, ChecksumCRC32: out.ChecksumCRC32}}}}); err != nil {
+		t.Fatalf("complete: %v", err)
+	}
+}

@@ -92,6 +92,9 @@ func (op *operation) uploadPart(uploadID string, copySource bool) error {
 	if err != nil {
 		return err
 	}
+	u.opts.CheckUpload = func(meta map[string]string) error {
+		return partChecksumAllowed(meta[checksumAlgorithmHeader], op.auth.Checksum)
+	}
 	info, err := op.s.cfg.Engine.PutPart(ctx, op.tenant, op.bucket, op.key, uploadID, n, u.body, u.opts)
 	if err != nil {
 		return u.quotaErr(err)
