@@ -180,7 +180,7 @@ func (e *Engine) ListParts(ctx context.Context, tenant, container, key, uploadID
 	for i, raw := range raws {
 		var n int
 		fmt.Sscanf(raw.Key[len(prefix):], "%d", &n)
-		parts = append(parts, PartInfo{Number: n, Size: recs[i].Size, ETag: recs[i].ETag, Modified: time.Unix(0, recs[i].Modified)})
+		parts = append(parts, PartInfo{Number: n, Size: recs[i].Size, ETag: recs[i].ETag, Modified: time.Unix(0, recs[i].Modified), Metadata: withoutReserved(recs[i].Metadata)})
 	}
 	return parts, truncated, nil
 }

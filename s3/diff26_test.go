@@ -328,3 +328,36 @@ func TestDiff26PartChecksumAlgorithm(t *testing.T) {
 		t.Fatalf("complete: %v", err)
 	}
 }
+
+// TestDiff26ListPartsChecksums: ListParts of a CRC32 upload answers each
+// part's checksum, as S3 does (DIFF26 D9): a client resuming an upload
+// rebuilds Complete's part list, checksums included, from it.
+func TestDiff26ListPartsChecksums(t *testing.T) {
+	e := startServer(t)
+	ctx := context.Background()
+	c := e.client("ALICEKEY", "alicesecret")
+	b := aws.String("lpsum")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: b}); err != nil {
+		t.Fatal(err)
+	}
+	key := aws.String("obj")
+	up, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: b, Key: key, ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randBytes(3, 1000)
+	if _, err := c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: b, Key: key, UploadId: up.UploadId, PartNumber: aws.Int32(1),
+		Body: bytes.NewReader(data), ChecksumCRC32: aws.String(crc32Base64(data))}); err != nil {
+		t.Fatal(err)
+	}
+	lp, err := c.ListParts(ctx, &awss3.ListPartsInput{Bucket: b, Key: key, UploadId: up.UploadId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lp.Parts) != 1 {
+		t.Fatalf("ListParts: %d parts, want 1", len(lp.Parts))
+	}
+	if got := aws.ToString(lp.Parts[0].ChecksumCRC32); got != crc32Base64(data) {
+		t.Fatalf("ListParts: part 1's CRC32 %q, want %q", got, crc32Base64(data))
+	}
+}

@@ -351,10 +351,15 @@ type listPartsResult struct {
 }
 
 type partEntry struct {
-	PartNumber   int    `xml:"PartNumber"`
-	LastModified string `xml:"LastModified"`
-	ETag         string `xml:"ETag"`
-	Size         int64  `xml:"Size"`
+	PartNumber        int    `xml:"PartNumber"`
+	LastModified      string `xml:"LastModified"`
+	ETag              string `xml:"ETag"`
+	Size              int64  `xml:"Size"`
+	ChecksumCRC32     string `xml:"ChecksumCRC32,omitempty"`
+	ChecksumCRC32C    string `xml:"ChecksumCRC32C,omitempty"`
+	ChecksumCRC64NVME string `xml:"ChecksumCRC64NVME,omitempty"`
+	ChecksumSHA1      string `xml:"ChecksumSHA1,omitempty"`
+	ChecksumSHA256    string `xml:"ChecksumSHA256,omitempty"`
 }
 
 func (op *operation) intQuery(name string, def, maxVal int) (int, error) {
@@ -389,7 +394,13 @@ func (op *operation) listParts(uploadID string) error {
 		Initiator: op.owner(), Owner: op.owner(), StorageClass: "STANDARD",
 		PartNumberMarker: marker, MaxParts: maxParts, IsTruncated: truncated}
 	for _, p := range parts {
-		res.Parts = append(res.Parts, partEntry{PartNumber: p.Number, LastModified: isoTime(p.Modified), ETag: `"` + p.ETag + `"`, Size: p.Size})
+		// The part's checksum, as stored from its upload: a transfer
+		// manager resuming an upload rebuilds Complete's list from these
+		// (DIFF26 D9).
+		m := p.Metadata
+		res.Parts = append(res.Parts, partEntry{PartNumber: p.Number, LastModified: isoTime(p.Modified), ETag: `"` + p.ETag + `"`, Size: p.Size,
+			ChecksumCRC32: m[checksumPrefix+"crc32"], ChecksumCRC32C: m[checksumPrefix+"crc32c"], ChecksumCRC64NVME: m[checksumPrefix+"crc64nvme"],
+			ChecksumSHA1: m[checksumPrefix+"sha1"], ChecksumSHA256: m[checksumPrefix+"sha256"]})
 		res.NextPartNumberMarker = p.Number
 	}
 	writeXML(op.r.fctx, http.StatusOK, res)
