@@ -18,79 +18,160 @@ type op struct {
 	ok     bool
 	err    error
 	done   chan struct{}
+	// queued: in d.queue and not yet taken by a flush (under cmu). A
+	// caller that gives up withdraws its queued ops: they are never
+	// applied, and their bytes leave the queue at once.
+	queued bool
+	cst    int64 // cost, fixed when queued
 }
 
 func (o *op) cost() int64 { return int64(len(o.e.key) + len(o.e.data) + 64) }
 
 // submit queues o for the next log object and waits for its outcome or
-// ctx. A caller that gives up on ctx may still see its mutation applied.
+// ctx. A caller that gives up on ctx before a flush took o has it
+// withdrawn (never applied); once taken, it may still see it applied.
 func (d *Driver) submit(ctx context.Context, o *op) error {
-	d.enqueue(o)
+	if err := d.enqueue(ctx, o); err != nil {
+		return err
+	}
 	select {
 	case <-o.done:
 		return o.err
 	case <-ctx.Done():
+		d.withdraw(o)
 		return ctx.Err()
 	}
 }
 
 // submitAll queues ops together, so that they share log objects, and
-// waits for all of them (or ctx); each op's outcome is in its err.
+// waits for all of them (or ctx: those not taken by a flush yet are
+// withdrawn); each op's outcome is in its err.
 func (d *Driver) submitAll(ctx context.Context, ops []*op) error {
-	d.enqueue(ops...)
+	if err := d.enqueue(ctx, ops...); err != nil {
+		return err
+	}
 	for _, o := range ops {
 		select {
 		case <-o.done:
 		case <-ctx.Done():
+			d.withdraw(ops...)
 			return ctx.Err()
 		}
 	}
 	return nil
 }
 
-// enqueue appends ops to the queue and starts a flusher if none runs.
-func (d *Driver) enqueue(ops ...*op) {
-	select {
-	case <-d.closing:
-		for _, o := range ops {
-			o.done = make(chan struct{})
-			o.err = fmt.Errorf("%w: closed", driver.ErrOffline)
-			close(o.done)
-		}
-		return
-	default:
-	}
-	d.cmu.Lock()
+// enqueue appends ops to the queue and starts a flusher if none runs. If
+// they would take the queue past Config.MaxQueueBytes it first waits for
+// room (a backend that stalls holds its writers, not their bytes in
+// memory without bound), failing with ctx's error if ctx ends first;
+// ops larger than the cap go alone into an empty queue.
+func (d *Driver) enqueue(ctx context.Context, ops ...*op) error {
+	var cost int64
 	for _, o := range ops {
 		o.done = make(chan struct{})
-		d.queue = append(d.queue, o)
-		d.qbytes += o.cost()
+		o.cst = o.cost()
+		cost += o.cst
 	}
+	closed := func() error { return fmt.Errorf("%w: closed", driver.ErrOffline) }
+	d.cmu.Lock()
+	for d.qbytes > 0 && d.qbytes+cost > d.cfg.MaxQueueBytes {
+		if d.room == nil {
+			d.room = make(chan struct{})
+		}
+		room := d.room
+		d.cmu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return fmt.Errorf("driver/remote: write queue full (%d bytes): %w", d.cfg.MaxQueueBytes, ctx.Err())
+		case <-d.closing:
+			return closed()
+		}
+		d.cmu.Lock()
+	}
+	select {
+	case <-d.closing:
+		d.cmu.Unlock()
+		return closed()
+	default:
+	}
+	for _, o := range ops {
+		o.queued = true
+		d.queue = append(d.queue, o)
+	}
+	d.qbytes += cost
 	if !d.flushing {
 		d.flushing = true
 		d.bg.Go(d.flushLoop)
 	}
 	d.cmu.Unlock()
+	return nil
+}
+
+// withdraw takes those of ops that no flush took yet out of the queue:
+// they are never applied, and their callers return their context's
+// error.
+func (d *Driver) withdraw(ops ...*op) {
+	d.cmu.Lock()
+	defer d.cmu.Unlock()
+	for _, o := range ops {
+		if o.queued {
+			o.queued = false
+			d.qbytes -= o.cst
+			o.e.data = nil // the flush skips it: its bytes can go
+		}
+	}
+	d.roomMade()
+}
+
+// QueuedBytes is what the mutations waiting for a log object cost
+// (their keys and data), at most Config.MaxQueueBytes but for one call
+// larger than that alone.
+func (d *Driver) QueuedBytes() int64 {
+	d.cmu.Lock()
+	defer d.cmu.Unlock()
+	return d.qbytes
+}
+
+// roomMade wakes the callers waiting for room in the queue (under cmu).
+func (d *Driver) roomMade() {
+	if d.room != nil {
+		close(d.room)
+		d.room = nil
+	}
 }
 
 // flushLoop writes the queue as log objects, one at a time, until it is
 // empty: whatever queued while a PUT was in flight goes into the next.
+// Withdrawn ops are dropped as they are met.
 func (d *Driver) flushLoop() {
 	for {
 		d.cmu.Lock()
-		if len(d.queue) == 0 {
+		var ops []*op
+		var size int64
+		i := 0
+		for ; i < len(d.queue); i++ {
+			o := d.queue[i]
+			if !o.queued {
+				continue // withdrawn
+			}
+			if len(ops) > 0 && size+o.cst > d.cfg.MaxBatchBytes {
+				break
+			}
+			o.queued = false
+			size += o.cst
+			ops = append(ops, o)
+		}
+		clear(d.queue[:i]) // the array does not keep them (and their bytes) alive
+		d.queue = d.queue[i:]
+		d.qbytes -= size
+		d.roomMade()
+		if len(ops) == 0 {
 			d.flushing = false
 			d.cmu.Unlock()
 			return
 		}
-		n, size := 0, int64(0)
-		for n < len(d.queue) && (n == 0 || size+d.queue[n].cost() <= d.cfg.MaxBatchBytes) {
-			size += d.queue[n].cost()
-			n++
-		}
-		ops := d.queue[:n:n]
-		d.queue = d.queue[n:]
-		d.qbytes -= size
 		d.cmu.Unlock()
 		d.flush(ops)
 	}

@@ -71,8 +71,12 @@
 // The index lives in memory: every record with its data (the engine's
 // metadata records, and the data of artifacts small enough to be inlined
 // in them), and a location (about 100 bytes) per shard. Shard bytes are
-// never held beyond one writer's PartSize buffer and the queued small
-// shards of one group commit (at most MaxBatchBytes).
+// never held beyond one writer's PartSize buffer, the small shards of the
+// group commit in flight (at most MaxBatchBytes) and those queued for the
+// next ones (at most MaxQueueBytes): a call that would pass that cap
+// waits for room or its context, so a backend that stalls holds its
+// writers back rather than their bytes. A caller that gives up before a
+// flush took its mutation withdraws it: it is never applied.
 //
 // # A bad provider
 //

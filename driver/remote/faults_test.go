@@ -399,3 +399,85 @@ func TestClose(t *testing.T) {
 		t.Errorf("Info after Close: %v", err)
 	}
 }
+
+// TestWriteQueueBounded: while the backend hangs, writers that give up
+// leave nothing behind them: the mutations waiting for a log object stay
+// under Config.MaxQueueBytes (a call that would pass it waits for room or
+// its context), and those no flush took yet are withdrawn, never applied
+// once the backend answers again. Before, the queue grew with every call
+// (a stalled backend held every small shard written meanwhile in memory)
+// and all of them landed late.
+func TestWriteQueueBounded(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	p := proxy(t, s.endpoint)
+	c := s.config(p.URL, b, "queue")
+	c.MaxBatchBytes, c.MaxQueueBytes = 64<<10, 256<<10
+	c.OpTimeout, c.AttemptTimeout, c.BreakerThreshold = 30*time.Second, 30*time.Second, 1000
+	d := open(t, c)
+	ctx := t.Context()
+	p.Set(faultproxy.Faults{Hang: true})
+
+	const writers, size = 64, 32 << 10
+	stop := make(chan struct{})
+	peak := make(chan int64)
+	go func() {
+		var most int64
+		for {
+			most = max(most, d.QueuedBytes())
+			select {
+			case <-stop:
+				peak <- most
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make([]error, writers)
+	for i := range writers {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+			defer cancel()
+			_, _, errs[i] = d.PutRecord(cctx, driver.Record{Key: fmt.Sprintf("k%02d", i), Version: version(1), Data: payload(size, uint64(i))})
+		})
+	}
+	wg.Wait()
+	close(stop)
+	most := <-peak
+	for i, err := range errs {
+		if err == nil {
+			t.Fatalf("PutRecord k%02d succeeded with the backend hanging", i)
+		}
+	}
+	if most > c.MaxQueueBytes || most < size {
+		t.Fatalf("queued bytes peaked at %d, want between one record (%d) and MaxQueueBytes (%d)", most, size, c.MaxQueueBytes)
+	}
+	if q := d.QueuedBytes(); q != 0 {
+		t.Fatalf("%d bytes still queued after every writer gave up", q)
+	}
+
+	p.Set(faultproxy.Faults{})
+	// A write behind the one flush in flight while the backend hung (it
+	// lands now): once it is done, that flush is too.
+	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "after", Version: version(1), Data: []byte("x")}); err != nil {
+		t.Fatalf("PutRecord after the backend answers again: %v", err)
+	}
+	d2 := open(t, s.config(p.URL, b, "queue")) // the bucket's view
+	for _, dr := range []*remote.Driver{d, d2} {
+		landed := 0
+		for i := range writers {
+			switch _, err := dr.GetRecord(ctx, fmt.Sprintf("k%02d", i)); {
+			case err == nil:
+				landed++
+			case !errors.Is(err, driver.ErrNotFound):
+				t.Fatal(err)
+			}
+		}
+		// At most the log object in flight when the backend hung: one
+		// batch of MaxBatchBytes.
+		if most := int(c.MaxBatchBytes / size); landed > most {
+			t.Errorf("%d of %d given-up writes landed once the backend answered, want at most the %d of the flush in flight", landed, writers, most)
+		}
+	}
+}

@@ -79,6 +79,10 @@ type Config struct {
 	PartSize int64
 	// MaxBatchBytes caps one log object. 0 means DefaultMaxBatchBytes.
 	MaxBatchBytes int64
+	// MaxQueueBytes caps the mutations queued for the next log objects
+	// (records, small shards' bytes): a call that would pass it waits
+	// for room, or its context. 0 means 2 × MaxBatchBytes.
+	MaxQueueBytes int64
 	// MaxConcurrent caps the requests in flight. 0: DefaultMaxConcurrent.
 	MaxConcurrent int
 	// OpTimeout bounds a call, all its attempts included (for a shard
@@ -234,6 +238,7 @@ func (c *Config) setDefaults() error {
 	def(&c.SmallShardMax, DefaultSmallShardMax)
 	def(&c.PartSize, DefaultPartSize)
 	def(&c.MaxBatchBytes, DefaultMaxBatchBytes)
+	def(&c.MaxQueueBytes, 2*c.MaxBatchBytes)
 	if c.PartSize < MinPartSize {
 		return fmt.Errorf("driver/remote: config: PartSize %d below %d", c.PartSize, MinPartSize)
 	}
@@ -334,9 +339,10 @@ type Driver struct {
 	compactMu  sync.Mutex // serialises compactions
 	pendingDel []string   // log objects to delete on the next compaction (under compactMu)
 
-	cmu      sync.Mutex // guards queue and flushing
+	cmu      sync.Mutex // guards queue, qbytes, room and flushing
 	queue    []*op
-	qbytes   int64
+	qbytes   int64         // the cost of the queued ops not withdrawn
+	room     chan struct{} // closed when qbytes drops; nil if no one waits
 	flushing bool
 }
 
