@@ -42,14 +42,7 @@ var ErrHealIncomplete = errors.New("engine: heal incomplete: a drive could not b
 // set (MapHistory) is repaired in that set; moving it is Migrate's job.
 func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int, error) {
 	item := HealItem{tenant, container, key}
-	a, err := e.openRecord(ctx, tenant, container, key) // a version pointer itself, not its target
-	if errors.Is(err, ErrNoSuchArtifact) {
-		if err := e.healTombstone(ctx, tenant, container, key); err != nil {
-			return nil, err
-		}
-		e.unqueueHeal(item)
-		return nil, e.purgeTombstone(ctx, tenant, container, key)
-	}
+	loc, newest, err := e.locateRecord(ctx, tenant, container, key) // a version pointer itself, not its target
 	if errors.Is(err, ErrNoSuchContainer) {
 		// Its container was removed (and is swept): nothing to heal,
 		// and a queued item would stay for ever (the heal_queue gauge
@@ -57,6 +50,17 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 		e.unqueueHeal(item)
 		return nil, nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	if newest == nil || newest.Deleted {
+		if err := e.healTombstone(ctx, tenant, container, key, loc, newest); err != nil {
+			return nil, err
+		}
+		e.unqueueHeal(item)
+		return nil, e.purgeTombstone(ctx, tenant, container, key)
+	}
+	a, err := e.artifactAt(tenant, container, key, loc, newest)
 	if err != nil {
 		return nil, err
 	}
@@ -257,23 +261,19 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 	return repaired, nil
 }
 
-// healTombstone writes key's tombstone, when that is what a read serves
-// from the current map's set, to every drive of the set holding an older
-// record or none, as a read's write-back does (writeBack) but to all of
-// them: a DELETE that failed with its tombstone on k drives is served as
+// healTombstone writes key's tombstone newest, found by Heal's locate at
+// loc when that is the current map's set, to every drive of the set
+// holding an older record or none, as a read's write-back does
+// (writeBack) but to all of them: a DELETE that failed with its tombstone on k drives is served as
 // deleted, and its other drives kept the deleted version's record and
 // shard files until some read rolled it forward (REVIEW25 F5), and the
 // tombstone, not on every drive, was never purged. The drives that
 // answered get it even while others are away (review 26b B2); a drive
 // away or refusing the write leaves the heal incomplete
 // (ErrHealIncomplete): the key stays queued.
-func (e *Engine) healTombstone(ctx context.Context, tenant, container, key string) error {
-	loc, newest, err := e.locate(ctx, tenant, container, key)
-	if err != nil {
-		return fmt.Errorf("engine: heal %s: %w", container, err)
-	}
-	if newest == nil || !newest.Deleted || loc.m.Epoch < e.mapFor(tenant, container).Epoch {
-		return nil // gone, a live version since, or an older map's set: migration moves it
+func (e *Engine) healTombstone(ctx context.Context, tenant, container, key string, loc location, newest *record) error {
+	if newest == nil || loc.m.Epoch < e.mapFor(tenant, container).Epoch {
+		return nil // gone, or an older map's set: migration moves it
 	}
 	mask := make([]bool, len(loc.drives))
 	want, away := 0, 0

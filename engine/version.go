@@ -141,26 +141,24 @@ func deletedErr(r *record) error {
 	return ErrNoSuchArtifact
 }
 
-// openRecord is Open of the record under key (a version key included)
-// itself: a pointer is not followed. Heal uses it.
-func (e *Engine) openRecord(ctx context.Context, tenant, container, key string) (*Artifact, error) {
+// locateRecord locates the record under key (a version key included)
+// itself, as Open does but not following a pointer: newest is nil when
+// no drive holds one. Heal uses it.
+func (e *Engine) locateRecord(ctx context.Context, tenant, container, key string) (location, *record, error) {
 	if err := validKey(baseKey(key)); err != nil {
-		return nil, err
+		return location{}, nil, err
 	}
 	if err := e.checkContainer(ctx, tenant, container); err != nil {
-		return nil, err
+		return location{}, nil, err
 	}
 	loc, newest, err := e.locate(ctx, tenant, container, key)
 	if err != nil {
-		return nil, err
+		return location{}, nil, err
 	}
 	if newest != nil {
 		e.observe(newest.Version)
 	}
-	if newest == nil || newest.Deleted {
-		return nil, ErrNoSuchArtifact
-	}
-	return e.artifactAt(tenant, container, key, loc, newest)
+	return loc, newest, nil
 }
 
 // OpenVersion is Open of version vid of key; vid "" is the newest.
