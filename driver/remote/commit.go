@@ -18,18 +18,13 @@ type op struct {
 	ok     bool
 	err    error
 	done   chan struct{}
-	// queued: in d.queue and not yet taken by a flush (under cmu). A
-	// caller that gives up withdraws its queued ops: they are never
-	// applied, and their bytes leave the queue at once.
-	queued bool
-	cst    int64 // cost, fixed when queued
 }
 
 func (o *op) cost() int64 { return int64(len(o.e.key) + len(o.e.data) + 64) }
 
 // submit queues o for the next log object and waits for its outcome or
-// ctx. A caller that gives up on ctx before a flush took o has it
-// withdrawn (never applied); once taken, it may still see it applied.
+// ctx. A caller that gives up on ctx once o is queued may still see it
+// applied; one that gives up waiting for room in the queue does not.
 func (d *Driver) submit(ctx context.Context, o *op) error {
 	if err := d.enqueue(ctx, o); err != nil {
 		return err
@@ -38,14 +33,12 @@ func (d *Driver) submit(ctx context.Context, o *op) error {
 	case <-o.done:
 		return o.err
 	case <-ctx.Done():
-		d.withdraw(o)
 		return ctx.Err()
 	}
 }
 
 // submitAll queues ops together, so that they share log objects, and
-// waits for all of them (or ctx: those not taken by a flush yet are
-// withdrawn); each op's outcome is in its err.
+// waits for all of them (or ctx); each op's outcome is in its err.
 func (d *Driver) submitAll(ctx context.Context, ops []*op) error {
 	if err := d.enqueue(ctx, ops...); err != nil {
 		return err
@@ -54,7 +47,6 @@ func (d *Driver) submitAll(ctx context.Context, ops []*op) error {
 		select {
 		case <-o.done:
 		case <-ctx.Done():
-			d.withdraw(ops...)
 			return ctx.Err()
 		}
 	}
@@ -70,8 +62,7 @@ func (d *Driver) enqueue(ctx context.Context, ops ...*op) error {
 	var cost int64
 	for _, o := range ops {
 		o.done = make(chan struct{})
-		o.cst = o.cost()
-		cost += o.cst
+		cost += o.cost()
 	}
 	closed := func() error { return fmt.Errorf("%w: closed", driver.ErrOffline) }
 	d.cmu.Lock()
@@ -96,10 +87,7 @@ func (d *Driver) enqueue(ctx context.Context, ops ...*op) error {
 		return closed()
 	default:
 	}
-	for _, o := range ops {
-		o.queued = true
-		d.queue = append(d.queue, o)
-	}
+	d.queue = append(d.queue, ops...)
 	d.qbytes += cost
 	if !d.flushing {
 		d.flushing = true
@@ -107,22 +95,6 @@ func (d *Driver) enqueue(ctx context.Context, ops ...*op) error {
 	}
 	d.cmu.Unlock()
 	return nil
-}
-
-// withdraw takes those of ops that no flush took yet out of the queue:
-// they are never applied, and their callers return their context's
-// error.
-func (d *Driver) withdraw(ops ...*op) {
-	d.cmu.Lock()
-	defer d.cmu.Unlock()
-	for _, o := range ops {
-		if o.queued {
-			o.queued = false
-			d.qbytes -= o.cst
-			o.e.data = nil // the flush skips it: its bytes can go
-		}
-	}
-	d.roomMade()
 }
 
 // QueuedBytes is what the mutations waiting for a log object cost
@@ -144,34 +116,23 @@ func (d *Driver) roomMade() {
 
 // flushLoop writes the queue as log objects, one at a time, until it is
 // empty: whatever queued while a PUT was in flight goes into the next.
-// Withdrawn ops are dropped as they are met.
 func (d *Driver) flushLoop() {
 	for {
 		d.cmu.Lock()
-		var ops []*op
-		var size int64
-		i := 0
-		for ; i < len(d.queue); i++ {
-			o := d.queue[i]
-			if !o.queued {
-				continue // withdrawn
-			}
-			if len(ops) > 0 && size+o.cst > d.cfg.MaxBatchBytes {
-				break
-			}
-			o.queued = false
-			size += o.cst
-			ops = append(ops, o)
-		}
-		clear(d.queue[:i]) // the array does not keep them (and their bytes) alive
-		d.queue = d.queue[i:]
-		d.qbytes -= size
-		d.roomMade()
-		if len(ops) == 0 {
+		if len(d.queue) == 0 {
 			d.flushing = false
 			d.cmu.Unlock()
 			return
 		}
+		n, size := 0, int64(0)
+		for n < len(d.queue) && (n == 0 || size+d.queue[n].cost() <= d.cfg.MaxBatchBytes) {
+			size += d.queue[n].cost()
+			n++
+		}
+		ops := d.queue[:n:n]
+		d.queue = d.queue[n:]
+		d.qbytes -= size
+		d.roomMade()
 		d.cmu.Unlock()
 		d.flush(ops)
 	}

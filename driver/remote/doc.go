@@ -75,8 +75,7 @@
 // group commit in flight (at most MaxBatchBytes) and those queued for the
 // next ones (at most MaxQueueBytes): a call that would pass that cap
 // waits for room or its context, so a backend that stalls holds its
-// writers back rather than their bytes. A caller that gives up before a
-// flush took its mutation withdraws it: it is never applied.
+// writers back rather than their bytes without bound.
 //
 // # A bad provider
 //

@@ -341,7 +341,7 @@ type Driver struct {
 
 	cmu      sync.Mutex // guards queue, qbytes, room and flushing
 	queue    []*op
-	qbytes   int64         // the cost of the queued ops not withdrawn
+	qbytes   int64         // the cost of the queued ops
 	room     chan struct{} // closed when qbytes drops; nil if no one waits
 	flushing bool
 }
