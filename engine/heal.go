@@ -522,8 +522,7 @@ func (e *Engine) RetryHeals() { e.retryHealsNow() }
 // a drive is back, and the failures counted while it was away say nothing
 // of the next attempt. Kept, one more failure right after (the drive
 // still warming up, a busy machine) put an artifact back at the backoff
-// the outage had reached, minutes (TestRemoteHealAfterOutage waited 240 s
-// for 13 repairs under load and saw 9).
+// the outage had reached, minutes.
 func (e *Engine) retryHealsNow() {
 	e.healMu.Lock()
 	defer e.healMu.Unlock()

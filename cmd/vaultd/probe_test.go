@@ -31,8 +31,8 @@ func (d *probeDrive) Probe(context.Context) error {
 // TestRunProbesCallsBack: runProbes calls back once when a drive whose
 // probe failed answers again (the server passes the engine's
 // RetryHeals, so heals queued during an outage do not wait out their
-// backoff: TestRemoteHealAfterOutage waited 240 s for them under load),
-// and not while it stays healthy or stays down.
+// backoff, minutes after a long one), and not while it stays healthy or
+// stays down.
 func TestRunProbesCallsBack(t *testing.T) {
 	d := &probeDrive{}
 	var backs atomic.Int64
