@@ -199,7 +199,7 @@ func TestDiff26MpObjectSize(t *testing.T) {
 // TestDiff26AttributesPartChecksums: GetObjectAttributes of a multipart
 // object uploaded with CRC32 part checksums lists each part with its
 // ChecksumCRC32 (ObjectPart in the API reference; MinIO does); Vaultaire
-// lists the parts' numbers and sizes only.
+// listed the parts' numbers and sizes only (D3).
 func TestDiff26AttributesPartChecksums(t *testing.T) {
 	e := startServer(t)
 	ctx := context.Background()
