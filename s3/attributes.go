@@ -50,8 +50,14 @@ type attributesParts struct {
 }
 
 type attributesPart struct {
-	PartNumber        int    `xml:"PartNumber"`
-	Size              int64  `xml:"Size"`
+	PartNumber int   `xml:"PartNumber"`
+	Size       int64 `xml:"Size"`
+	checksumValues
+}
+
+// checksumValues are the checksum elements of an answer (a part's, a
+// copy's), one of them set.
+type checksumValues struct {
 	ChecksumCRC32     string `xml:"ChecksumCRC32,omitempty"`
 	ChecksumCRC32C    string `xml:"ChecksumCRC32C,omitempty"`
 	ChecksumCRC64NVME string `xml:"ChecksumCRC64NVME,omitempty"`
@@ -59,19 +65,19 @@ type attributesPart struct {
 	ChecksumSHA256    string `xml:"ChecksumSHA256,omitempty"`
 }
 
-// setChecksum sets the part's checksum of entry name (x-amz-checksum-<alg>).
-func (p *attributesPart) setChecksum(name, v string) {
+// set sets the value of metadata entry name (x-amz-checksum-<alg>).
+func (c *checksumValues) set(name, v string) {
 	switch name {
 	case checksumPrefix + "crc32":
-		p.ChecksumCRC32 = v
+		c.ChecksumCRC32 = v
 	case checksumPrefix + "crc32c":
-		p.ChecksumCRC32C = v
+		c.ChecksumCRC32C = v
 	case checksumPrefix + "crc64nvme":
-		p.ChecksumCRC64NVME = v
+		c.ChecksumCRC64NVME = v
 	case checksumPrefix + "sha1":
-		p.ChecksumSHA1 = v
+		c.ChecksumSHA1 = v
 	case checksumPrefix + "sha256":
-		p.ChecksumSHA256 = v
+		c.ChecksumSHA256 = v
 	}
 }
 
@@ -141,7 +147,7 @@ func (op *operation) getObjectAttributes() error {
 			}
 			_, size, _ := a.PartRange(i)
 			part := attributesPart{PartNumber: i, Size: size}
-			part.setChecksum(name, sums[i-1])
+			part.set(name, sums[i-1])
 			p.Parts = append(p.Parts, part)
 			p.NextPartNumberMarker = i
 		}
