@@ -419,13 +419,13 @@ type listUploadsResult struct {
 	XMLName            xml.Name       `xml:"ListMultipartUploadsResult"`
 	Xmlns              string         `xml:"xmlns,attr"`
 	Bucket             string         `xml:"Bucket"`
-	KeyMarker          string         `xml:"KeyMarker"`
+	KeyMarker          xmlKey         `xml:"KeyMarker"`
 	UploadIDMarker     string         `xml:"UploadIdMarker"`
-	NextKeyMarker      string         `xml:"NextKeyMarker,omitempty"`
+	NextKeyMarker      xmlKey         `xml:"NextKeyMarker,omitempty"`
 	NextUploadIDMarker string         `xml:"NextUploadIdMarker,omitempty"`
 	EncodingType       string         `xml:"EncodingType,omitempty"`
-	Delimiter          string         `xml:"Delimiter,omitempty"`
-	Prefix             string         `xml:"Prefix"`
+	Delimiter          xmlKey         `xml:"Delimiter,omitempty"`
+	Prefix             xmlKey         `xml:"Prefix"`
 	MaxUploads         int            `xml:"MaxUploads"`
 	IsTruncated        bool           `xml:"IsTruncated"`
 	Uploads            []uploadEntry  `xml:"Upload"`
@@ -433,7 +433,7 @@ type listUploadsResult struct {
 }
 
 type uploadEntry struct {
-	Key          string `xml:"Key"`
+	Key          xmlKey `xml:"Key"`
 	UploadID     string `xml:"UploadId"`
 	Initiator    owner  `xml:"Initiator"`
 	Owner        owner  `xml:"Owner"`
