@@ -300,6 +300,7 @@ func (op *operation) completeUpload(uploadID string) error {
 	}
 	op.wrote(info)
 	op.versionHeader(info.VersionID)
+	op.expirationHeader(info)
 	if err := op.completedRetention(info); err != nil {
 		return err
 	}

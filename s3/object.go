@@ -200,6 +200,7 @@ func (op *operation) putObject() error {
 	}
 	op.wrote(info)
 	op.versionHeader(info.VersionID)
+	op.expirationHeader(info)
 	op.uploaded(info.ETag, u)
 	return nil
 }
@@ -374,6 +375,7 @@ func (op *operation) setObjectHeaders(info engine.ArtifactInfo, partial bool) {
 		rh.Set(checksumTypeHeader, "FULL_OBJECT")
 	}
 	setTaggingCount(rh, info.Metadata)
+	op.expirationHeader(info)
 	for param, header := range responseOverrides {
 		if v, ok := op.query(param); ok {
 			rh.Set(header, v)
@@ -651,6 +653,7 @@ func (op *operation) copyObject() error {
 	op.r.ev.Source = srcBucket + "/" + srcKey
 	op.wrote(info)
 	op.versionHeader(info.VersionID)
+	op.expirationHeader(info)
 	if opts.SourceVersionID != "" {
 		op.r.fctx.Response.Header.Set("x-amz-copy-source-version-id", opts.SourceVersionID)
 	}
