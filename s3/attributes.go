@@ -139,15 +139,21 @@ func (op *operation) getObjectAttributes() error {
 	}
 	if n := a.PartCount(); want["ObjectParts"] && n > 0 {
 		p := &attributesParts{MaxParts: maxParts, PartNumberMarker: marker, PartsCount: n}
+		// An object completed before part checksums were kept with it
+		// (session 27) has a checksum but none of its parts': its
+		// parts are listed without them, as they were.
 		name, sums := partChecksums(info.Metadata, n)
-		for i := marker + 1; i <= n && sums != nil; i++ {
+		listed := sums != nil || info.Metadata[checksumAlgorithmHeader] != ""
+		for i := marker + 1; i <= n && listed; i++ {
 			if len(p.Parts) == maxParts {
 				p.IsTruncated = true
 				break
 			}
 			_, size, _ := a.PartRange(i)
 			part := attributesPart{PartNumber: i, Size: size}
-			part.set(name, sums[i-1])
+			if sums != nil {
+				part.set(name, sums[i-1])
+			}
 			p.Parts = append(p.Parts, part)
 			p.NextPartNumberMarker = i
 		}

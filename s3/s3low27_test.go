@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/minio/minio-go/v7"
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/vaultaire/vaultaire/engine"
 )
 
 // TestS3Low27AttributesPartsWithoutChecksum (DIFF26 D3): a multipart
@@ -56,6 +58,41 @@ func TestS3Low27AttributesPartsWithoutChecksum(t *testing.T) {
 	}
 	if p := out.ObjectParts; p == nil || aws.ToInt32(p.TotalPartsCount) != 2 || len(p.Parts) != 0 || aws.ToBool(p.IsTruncated) {
 		t.Fatalf("ObjectParts of a multipart object without checksum: %+v; want PartsCount 2 and no Part", p)
+	}
+}
+
+// TestS3Low27AttributesPartsCompletedBefore: a checksum upload completed
+// before part checksums were kept with the object (here through the
+// engine, without the s3 layer's finish) still lists its parts, without
+// their checksums, as before.
+func TestS3Low27AttributesPartsCompletedBefore(t *testing.T) {
+	e := startServer(t)
+	c := createBucket(t, e, "attrold")
+	id, err := e.eng.CreateUpload(t.Context(), "alice", "attrold", "mp", engine.PutOptions{ContentType: "binary/octet-stream",
+		Metadata: map[string]string{"x-amz-checksum-algorithm": "crc32", "x-amz-checksum-type": "COMPOSITE"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []engine.CompletePart
+	for n, data := range [][]byte{randBytes(1, 5<<20), randBytes(2, 10)} {
+		p, err := e.eng.PutPart(t.Context(), "alice", "attrold", "mp", id, n+1, bytes.NewReader(data), engine.PutOptions{Size: int64(len(data))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, engine.CompletePart{Number: n + 1, ETag: p.ETag})
+	}
+	if _, err := e.eng.CompleteUpload(t.Context(), "alice", "attrold", "mp", id, parts, func(engine.Upload, []engine.PartInfo) (map[string]string, error) {
+		return map[string]string{"x-amz-checksum-crc32": "AAAAAA==-2"}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.GetObjectAttributes(t.Context(), &awss3.GetObjectAttributesInput{Bucket: aws.String("attrold"), Key: aws.String("mp"),
+		ObjectAttributes: []types.ObjectAttributes{types.ObjectAttributesObjectParts}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := out.ObjectParts; p == nil || aws.ToInt32(p.TotalPartsCount) != 2 || len(p.Parts) != 2 || p.Parts[0].ChecksumCRC32 != nil || aws.ToInt64(p.Parts[1].Size) != 10 {
+		t.Fatalf("ObjectParts of a checksum object completed without its parts' checksums: %+v; want its 2 parts, without checksums", p)
 	}
 }
 
