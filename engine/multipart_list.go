@@ -159,10 +159,17 @@ func (e *Engine) listMerged(ctx context.Context, drives []driver.Driver, prefix,
 
 // ListParts returns up to limit parts of an upload numbered above after.
 func (e *Engine) ListParts(ctx context.Context, tenant, container, key, uploadID string, after, limit int) ([]PartInfo, bool, error) {
+	_, parts, truncated, err := e.ListUploadParts(ctx, tenant, container, key, uploadID, after, limit)
+	return parts, truncated, err
+}
+
+// ListUploadParts is ListParts that also returns the upload, as
+// ListUploads describes it (its metadata says how its parts are checked).
+func (e *Engine) ListUploadParts(ctx context.Context, tenant, container, key, uploadID string, after, limit int) (Upload, []PartInfo, bool, error) {
 	up, at, err := e.activeUpload(ctx, tenant, container, key, uploadID)
 	drives := at.drives
 	if err != nil {
-		return nil, false, err
+		return Upload{}, nil, false, err
 	}
 	if limit <= 0 || limit > MaxPartNum {
 		limit = 1000
@@ -174,7 +181,7 @@ func (e *Engine) ListParts(ctx context.Context, tenant, container, key, uploadID
 	prefix := partPrefix(tenant, container, partsID(uploadID, up))
 	raws, recs, truncated, err := e.listNewest(ctx, drives, len(drives), prefix, start, limit, up.Data)
 	if err != nil {
-		return nil, false, err
+		return Upload{}, nil, false, err
 	}
 	parts := make([]PartInfo, 0, len(raws))
 	for i, raw := range raws {
@@ -182,7 +189,7 @@ func (e *Engine) ListParts(ctx context.Context, tenant, container, key, uploadID
 		fmt.Sscanf(raw.Key[len(prefix):], "%d", &n)
 		parts = append(parts, PartInfo{Number: n, Size: recs[i].Size, ETag: recs[i].ETag, Modified: time.Unix(0, recs[i].Modified), Metadata: withoutReserved(recs[i].Metadata)})
 	}
-	return parts, truncated, nil
+	return uploadOf(key, uploadID, up), parts, truncated, nil
 }
 
 // allParts returns every part record of an upload (under its partsID

@@ -520,22 +520,40 @@ type CopyOptions struct {
 	Versioning Versioning
 	// Retention, if set, is the copy's object lock (lock.go).
 	Retention *Retention
+	// Source, if set, is the version to copy as Open or OpenVersion
+	// returned it (the caller checked its conditions on it): Copy reads
+	// it rather than opening srcKey again, so the copy is of that very
+	// version (SourceVersionID is then unused).
+	Source *Artifact
+	// Digest, if set, is written every byte copied as it streams (a
+	// checksum of the copy; its Write must not fail or retain p).
+	// AfterBody is PutOptions.AfterBody: called after the last byte, its
+	// entries are added to the copy's metadata.
+	Digest    io.Writer
+	AfterBody func() (map[string]string, error)
 }
 
 // Copy stores the newest version of srcKey in srcContainer as dstKey in
 // dstContainer, both of tenant. Copying onto itself makes a new version.
 func (e *Engine) Copy(ctx context.Context, tenant, srcContainer, srcKey, dstContainer, dstKey string, opts CopyOptions) (ArtifactInfo, error) {
-	src, err := e.OpenVersion(ctx, tenant, srcContainer, srcKey, opts.SourceVersionID)
-	if err != nil {
-		return ArtifactInfo{}, err
+	src := opts.Source
+	if src == nil {
+		var err error
+		if src, err = e.OpenVersion(ctx, tenant, srcContainer, srcKey, opts.SourceVersionID); err != nil {
+			return ArtifactInfo{}, err
+		}
 	}
 	put := PutOptions{Size: src.Info.Size, ContentType: src.Info.ContentType, Metadata: withoutReserved(src.Info.Metadata),
-		Condition: opts.Condition, Versioning: opts.Versioning, Retention: opts.Retention}
+		Condition: opts.Condition, Versioning: opts.Versioning, Retention: opts.Retention, AfterBody: opts.AfterBody}
 	if opts.ReplaceMetadata {
 		put.ContentType, put.Metadata = opts.ContentType, opts.Metadata
 	}
 	put.Metadata = withEntries(put.Metadata, opts.Reserved)
 	r := src.Reader(ctx, 0, src.Info.Size)
 	defer r.Close()
-	return e.Put(ctx, tenant, dstContainer, dstKey, r, put)
+	var body io.Reader = r
+	if opts.Digest != nil {
+		body = io.TeeReader(r, opts.Digest)
+	}
+	return e.Put(ctx, tenant, dstContainer, dstKey, body, put)
 }

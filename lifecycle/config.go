@@ -357,3 +357,40 @@ func (e *Expiration) date() (time.Time, error) {
 	}
 	return parseDate(*e.Date)
 }
+
+// Expiry returns when the current version of key, of size bytes and last
+// modified at modified, expires under c's enabled Expiration rules (Days
+// or Date), and the ID of the rule that expires it: of the rules that
+// select it, the one that expires it first. tags are the version's tags
+// (a rule filtering on tags needs them). Days are whole days of 24 hours
+// from modified, rounded up to the next midnight UTC, as S3 reports them
+// in x-amz-expiration; the worker acts once that time has come (with its
+// Config.Day). ok is false when no rule expires the version.
+func (c *Configuration) Expiry(key string, size int64, modified time.Time, tags map[string]string) (at time.Time, ruleID string, ok bool) {
+	have := func() (map[string]string, error) { return tags, nil }
+	for i := range c.Rules {
+		r := &c.Rules[i]
+		e := r.Expiration
+		if !r.enabled() || e == nil || (e.Days == nil && e.Date == nil) {
+			continue
+		}
+		if sel, _ := r.matches(key, size, have); !sel {
+			continue
+		}
+		var t time.Time
+		if e.Days != nil {
+			t = modified.UTC().Add(time.Duration(*e.Days) * 24 * time.Hour)
+			if mid := t.Truncate(24 * time.Hour); !mid.Equal(t) {
+				t = mid.Add(24 * time.Hour)
+			}
+		} else if d, err := e.date(); err == nil {
+			t = d
+		} else {
+			continue
+		}
+		if !ok || t.Before(at) {
+			at, ruleID, ok = t, r.ID, true
+		}
+	}
+	return at, ruleID, ok
+}

@@ -13,9 +13,13 @@ import (
 // (ETag, Checksum, ObjectParts, StorageClass, ObjectSize) of an object,
 // without its data. Checksum is the stored whole-object checksum (of a
 // PutObject, or a multipart upload's COMPOSITE or FULL_OBJECT one);
-// ObjectParts lists a multipart object's part numbers and sizes, paged by
-// x-amz-max-parts and x-amz-part-number-marker (per-part checksums are not
-// kept once an upload completes, so parts carry none).
+// ObjectParts gives a multipart object's part count and, for an object
+// of an upload with a checksum algorithm, lists its parts' numbers, sizes
+// and checksums, paged by x-amz-max-parts and x-amz-part-number-marker.
+// Without an additional checksum it lists no Part, as S3: "if an
+// additional checksum ... isn't applied to the object specified in the
+// request, the response doesn't return the Part element"
+// (GetObjectAttributesParts, general purpose buckets; DIFF26 D3).
 
 type attributesResult struct {
 	XMLName      xml.Name         `xml:"GetObjectAttributesResponse"`
@@ -48,6 +52,33 @@ type attributesParts struct {
 type attributesPart struct {
 	PartNumber int   `xml:"PartNumber"`
 	Size       int64 `xml:"Size"`
+	checksumValues
+}
+
+// checksumValues are the checksum elements of an answer (a part's, a
+// copy's), one of them set.
+type checksumValues struct {
+	ChecksumCRC32     string `xml:"ChecksumCRC32,omitempty"`
+	ChecksumCRC32C    string `xml:"ChecksumCRC32C,omitempty"`
+	ChecksumCRC64NVME string `xml:"ChecksumCRC64NVME,omitempty"`
+	ChecksumSHA1      string `xml:"ChecksumSHA1,omitempty"`
+	ChecksumSHA256    string `xml:"ChecksumSHA256,omitempty"`
+}
+
+// set sets the value of metadata entry name (x-amz-checksum-<alg>).
+func (c *checksumValues) set(name, v string) {
+	switch name {
+	case checksumPrefix + "crc32":
+		c.ChecksumCRC32 = v
+	case checksumPrefix + "crc32c":
+		c.ChecksumCRC32C = v
+	case checksumPrefix + "crc64nvme":
+		c.ChecksumCRC64NVME = v
+	case checksumPrefix + "sha1":
+		c.ChecksumSHA1 = v
+	case checksumPrefix + "sha256":
+		c.ChecksumSHA256 = v
+	}
 }
 
 var objectAttributes = []string{"ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"}
@@ -108,13 +139,22 @@ func (op *operation) getObjectAttributes() error {
 	}
 	if n := a.PartCount(); want["ObjectParts"] && n > 0 {
 		p := &attributesParts{MaxParts: maxParts, PartNumberMarker: marker, PartsCount: n}
-		for i := marker + 1; i <= n; i++ {
+		// An object completed before part checksums were kept with it
+		// (session 27) has a checksum but none of its parts': its
+		// parts are listed without them, as they were.
+		name, sums := partChecksums(info.Metadata, n)
+		listed := sums != nil || info.Metadata[checksumAlgorithmHeader] != ""
+		for i := marker + 1; i <= n && listed; i++ {
 			if len(p.Parts) == maxParts {
 				p.IsTruncated = true
 				break
 			}
 			_, size, _ := a.PartRange(i)
-			p.Parts = append(p.Parts, attributesPart{PartNumber: i, Size: size})
+			part := attributesPart{PartNumber: i, Size: size}
+			if sums != nil {
+				part.set(name, sums[i-1])
+			}
+			p.Parts = append(p.Parts, part)
 			p.NextPartNumberMarker = i
 		}
 		res.ObjectParts = p

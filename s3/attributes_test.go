@@ -44,19 +44,23 @@ func TestGetObjectAttributes(t *testing.T) {
 		t.Fatalf("ObjectSize only = %+v, %v", only, err)
 	}
 
-	// A multipart object of three parts.
-	up, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: b, Key: aws.String("mp")})
+	// A multipart object of three parts, with CRC32 part checksums: S3
+	// lists an object's parts only if it has an additional checksum
+	// (TestS3Low27AttributesPartsWithoutChecksum).
+	up, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: b, Key: aws.String("mp"), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sizes := []int{5 << 20, 5 << 20, 7}
 	var parts []types.CompletedPart
 	for i, n := range sizes {
-		pr, err := c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: b, Key: aws.String("mp"), UploadId: up.UploadId, PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(randBytes(uint64(i), n))})
+		data := randBytes(uint64(i), n)
+		pr, err := c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: b, Key: aws.String("mp"), UploadId: up.UploadId, PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(data),
+			ChecksumCRC32: aws.String(crc32Base64(data))})
 		if err != nil {
 			t.Fatal(err)
 		}
-		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: pr.ETag})
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: pr.ETag, ChecksumCRC32: pr.ChecksumCRC32})
 	}
 	done, err := c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String("mp"), UploadId: up.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/s3/sigv4"
@@ -186,15 +187,15 @@ type listBucketResult struct {
 	XMLName               xml.Name       `xml:"ListBucketResult"`
 	Xmlns                 string         `xml:"xmlns,attr"`
 	Name                  string         `xml:"Name"`
-	Prefix                string         `xml:"Prefix"`
-	Marker                *string        `xml:"Marker,omitempty"`
-	NextMarker            string         `xml:"NextMarker,omitempty"`
-	StartAfter            string         `xml:"StartAfter,omitempty"`
+	Prefix                xmlKey         `xml:"Prefix"`
+	Marker                *xmlKey        `xml:"Marker,omitempty"`
+	NextMarker            xmlKey         `xml:"NextMarker,omitempty"`
+	StartAfter            xmlKey         `xml:"StartAfter,omitempty"`
 	ContinuationToken     string         `xml:"ContinuationToken,omitempty"`
 	NextContinuationToken string         `xml:"NextContinuationToken,omitempty"`
 	KeyCount              *int           `xml:"KeyCount,omitempty"`
 	MaxKeys               int            `xml:"MaxKeys"`
-	Delimiter             string         `xml:"Delimiter,omitempty"`
+	Delimiter             xmlKey         `xml:"Delimiter,omitempty"`
 	EncodingType          string         `xml:"EncodingType,omitempty"`
 	IsTruncated           bool           `xml:"IsTruncated"`
 	Contents              []objectEntry  `xml:"Contents"`
@@ -202,7 +203,7 @@ type listBucketResult struct {
 }
 
 type objectEntry struct {
-	Key          string `xml:"Key"`
+	Key          xmlKey `xml:"Key"`
 	LastModified string `xml:"LastModified"`
 	ETag         string `xml:"ETag"`
 	Size         int64  `xml:"Size"`
@@ -211,16 +212,16 @@ type objectEntry struct {
 }
 
 type commonPrefix struct {
-	Prefix string `xml:"Prefix"`
+	Prefix xmlKey `xml:"Prefix"`
 }
 
 // encodeKey applies encoding-type=url as S3 does, the same for every
 // listing: url.QueryEscape (a space becomes '+', '+' becomes %2B) but for
 // '/' and '*', which stay as they are, and '~', which is escaped.
 // Clients decode it with a query unescape.
-func encodeKey(s string, enabled bool) string {
+func encodeKey(s string, enabled bool) xmlKey {
 	if !enabled {
-		return s
+		return xmlKey(s)
 	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
@@ -234,7 +235,70 @@ func encodeKey(s string, enabled bool) string {
 			fmt.Fprintf(&b, "%%%02X", c)
 		}
 	}
-	return b.String()
+	return xmlKey(b.String())
+}
+
+// xmlKey is a key (or prefix, marker, delimiter) in a listing's XML.
+// encoding/xml writes a character that XML 1.0 cannot hold (U+0000 to
+// U+001F but tab, line feed and carriage return; U+FFFE, U+FFFF) as
+// U+FFFD, which silently renamed the key: a GET of the listed name was a
+// 404 (DIFF26 D14). S3 and MinIO write it as a character reference
+// (&#x1;): not well-formed XML 1.0 either, but the key's own name. A
+// client reading it back either gets the key (a lenient parser) or fails
+// the listing (Go's encoding/xml, so aws-sdk-go-v2, which sends no
+// encoding type: "illegal character code U+0001"), never another key;
+// encoding-type=url (boto3, the AWS CLI and minio-go always send it)
+// lists any key.
+type xmlKey string
+
+// MarshalXML writes k as encoding/xml does, but for the characters above.
+func (k xmlKey) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
+	s := string(k)
+	if xmlText(s) {
+		return e.EncodeElement(s, start)
+	}
+	var b strings.Builder
+	for _, r := range s { // an invalid byte is U+FFFD, as encoding/xml writes it
+		switch {
+		case r == '&':
+			b.WriteString("&amp;")
+		case r == '<':
+			b.WriteString("&lt;")
+		case r == '>':
+			b.WriteString("&gt;")
+		case r == '"':
+			b.WriteString("&#34;")
+		case r == '\'':
+			b.WriteString("&#39;")
+		case r < 0x20 || r == 0xFFFE || r == 0xFFFF:
+			fmt.Fprintf(&b, "&#x%X;", r) // tab, LF and CR too, as encoding/xml
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return e.EncodeElement(struct {
+		Text string `xml:",innerxml"`
+	}{b.String()}, start)
+}
+
+// xmlText reports whether encoding/xml writes s as it is: valid UTF-8
+// holding only characters XML 1.0 allows.
+func xmlText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && n == 1 || r == 0xFFFE || r == 0xFFFF {
+				return false
+			}
+			i += n - 1
+			continue
+		}
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+			return false
+		}
+	}
+	return true
 }
 
 // listParams are the parameters common to the object listings.

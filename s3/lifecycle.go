@@ -1,11 +1,14 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/vaultaire/vaultaire/engine"
@@ -103,6 +106,74 @@ func (op *operation) deleteBucketLifecycle() error {
 	}
 	op.r.fctx.SetStatusCode(http.StatusNoContent)
 	return nil
+}
+
+// expirationHeader sets x-amz-expiration on an answer about the current
+// version of an object (HEAD, GET, PUT, CopyObject, Complete) that an
+// enabled Expiration rule of the bucket selects, as S3 does (DIFF26
+// D11): expiry-date="<the midnight GMT it expires at>",
+// rule-id="<the rule's ID>". The rules are this node's copy of the
+// bucket's configuration (no round trip: the header informs, the worker
+// decides); a rule's tag filter is matched against the object's tags,
+// which its metadata holds, so prefix, size and tag filters all apply. A
+// request for a version by versionId gets none: Expiration acts on
+// current versions only.
+func (op *operation) expirationHeader(info engine.ArtifactInfo) {
+	if op.s.cfg.Configs == nil {
+		return
+	}
+	if _, ok := op.query("versionId"); ok {
+		return
+	}
+	c := op.s.lifecycles.get(op.s.cfg.Configs, op.tenant, op.bucket)
+	if c == nil {
+		return
+	}
+	var tags map[string]string
+	if ts := objectTags(info.Metadata); len(ts) > 0 {
+		tags = make(map[string]string, len(ts))
+		for _, t := range ts {
+			tags[t.Key] = t.Value
+		}
+	}
+	at, id, ok := c.Expiry(info.Key, info.Size, info.Modified, tags)
+	if !ok || !validHeaderValue(id) {
+		return
+	}
+	v := `expiry-date="` + at.Format(http.TimeFormat) + `", rule-id="` + strings.ReplaceAll(id, `"`, `\"`) + `"`
+	op.r.fctx.Response.Header.Set("x-amz-expiration", v)
+}
+
+// lifecycleCache keeps each bucket's parsed lifecycle configuration with
+// the document it was parsed from, so that a GET does not parse it again
+// while it is unchanged.
+type lifecycleCache struct {
+	m sync.Map // tenant "\x00" bucket → *parsedLifecycle
+}
+
+type parsedLifecycle struct {
+	doc []byte
+	cfg *lifecycle.Configuration
+}
+
+// get returns the bucket's configuration from this node's state, nil if
+// it has none (or one that does not parse, which Put refused).
+func (lc *lifecycleCache) get(cs BucketConfigs, tenant, bucket string) *lifecycle.Configuration {
+	doc, ok := cs.LocalBucketConfig(tenant, bucket, lifecycleKind)
+	name := tenant + "\x00" + bucket
+	if !ok {
+		lc.m.Delete(name)
+		return nil
+	}
+	if v, ok := lc.m.Load(name); ok && bytes.Equal(v.(*parsedLifecycle).doc, doc) {
+		return v.(*parsedLifecycle).cfg
+	}
+	cfg, err := lifecycle.Parse(doc)
+	if err != nil {
+		return nil
+	}
+	lc.m.Store(name, &parsedLifecycle{doc: doc, cfg: cfg})
+	return cfg
 }
 
 // LifecycleStore returns the lifecycle.Store of the server's buckets;

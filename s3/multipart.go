@@ -300,6 +300,7 @@ func (op *operation) completeUpload(uploadID string) error {
 	}
 	op.wrote(info)
 	op.versionHeader(info.VersionID)
+	op.expirationHeader(info)
 	if err := op.completedRetention(info); err != nil {
 		return err
 	}
@@ -308,6 +309,9 @@ func (op *operation) completeUpload(uploadID string) error {
 		Bucket: op.bucket, Key: op.key, ETag: `"` + info.ETag + `"`,
 	}
 	for k, v := range sum {
+		if engine.IsReservedMetadata(k) {
+			continue
+		}
 		switch k {
 		case checksumPrefix + "crc32":
 			res.ChecksumCRC32 = v
@@ -347,6 +351,8 @@ type listPartsResult struct {
 	NextPartNumberMarker int         `xml:"NextPartNumberMarker"`
 	MaxParts             int         `xml:"MaxParts"`
 	IsTruncated          bool        `xml:"IsTruncated"`
+	ChecksumAlgorithm    string      `xml:"ChecksumAlgorithm,omitempty"`
+	ChecksumType         string      `xml:"ChecksumType,omitempty"`
 	Parts                []partEntry `xml:"Part"`
 }
 
@@ -383,16 +389,19 @@ func (op *operation) listParts(uploadID string) error {
 	if err != nil {
 		return err
 	}
-	parts, truncated, err := op.s.cfg.Engine.ListParts(op.ctx, op.tenant, op.bucket, op.key, uploadID, marker, max(maxParts, 1))
+	up, parts, truncated, err := op.s.cfg.Engine.ListUploadParts(op.ctx, op.tenant, op.bucket, op.key, uploadID, marker, max(maxParts, 1))
 	if err != nil {
 		return err
 	}
 	if maxParts == 0 {
 		parts, truncated = nil, len(parts) > 0
 	}
+	// The upload's checksum algorithm and type, as S3 answers them
+	// (DIFF26 D9).
 	res := listPartsResult{Xmlns: s3Namespace, Bucket: op.bucket, Key: op.key, UploadID: uploadID,
 		Initiator: op.owner(), Owner: op.owner(), StorageClass: "STANDARD",
-		PartNumberMarker: marker, MaxParts: maxParts, IsTruncated: truncated}
+		PartNumberMarker: marker, MaxParts: maxParts, IsTruncated: truncated,
+		ChecksumAlgorithm: strings.ToUpper(up.Metadata[checksumAlgorithmHeader]), ChecksumType: up.Metadata[checksumTypeHeader]}
 	for _, p := range parts {
 		// The part's checksum, as stored from its upload: a transfer
 		// manager resuming an upload rebuilds Complete's list from these
@@ -411,13 +420,13 @@ type listUploadsResult struct {
 	XMLName            xml.Name       `xml:"ListMultipartUploadsResult"`
 	Xmlns              string         `xml:"xmlns,attr"`
 	Bucket             string         `xml:"Bucket"`
-	KeyMarker          string         `xml:"KeyMarker"`
+	KeyMarker          xmlKey         `xml:"KeyMarker"`
 	UploadIDMarker     string         `xml:"UploadIdMarker"`
-	NextKeyMarker      string         `xml:"NextKeyMarker,omitempty"`
+	NextKeyMarker      xmlKey         `xml:"NextKeyMarker,omitempty"`
 	NextUploadIDMarker string         `xml:"NextUploadIdMarker,omitempty"`
 	EncodingType       string         `xml:"EncodingType,omitempty"`
-	Delimiter          string         `xml:"Delimiter,omitempty"`
-	Prefix             string         `xml:"Prefix"`
+	Delimiter          xmlKey         `xml:"Delimiter,omitempty"`
+	Prefix             xmlKey         `xml:"Prefix"`
 	MaxUploads         int            `xml:"MaxUploads"`
 	IsTruncated        bool           `xml:"IsTruncated"`
 	Uploads            []uploadEntry  `xml:"Upload"`
@@ -425,7 +434,7 @@ type listUploadsResult struct {
 }
 
 type uploadEntry struct {
-	Key          string `xml:"Key"`
+	Key          xmlKey `xml:"Key"`
 	UploadID     string `xml:"UploadId"`
 	Initiator    owner  `xml:"Initiator"`
 	Owner        owner  `xml:"Owner"`

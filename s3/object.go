@@ -3,6 +3,7 @@ package s3
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/s3/sigv4"
 )
 
 // storedHeaders are the standard headers kept with an object and returned
@@ -198,6 +200,7 @@ func (op *operation) putObject() error {
 	}
 	op.wrote(info)
 	op.versionHeader(info.VersionID)
+	op.expirationHeader(info)
 	op.uploaded(info.ETag, u)
 	return nil
 }
@@ -372,6 +375,7 @@ func (op *operation) setObjectHeaders(info engine.ArtifactInfo, partial bool) {
 		rh.Set(checksumTypeHeader, "FULL_OBJECT")
 	}
 	setTaggingCount(rh, info.Metadata)
+	op.expirationHeader(info)
 	for param, header := range responseOverrides {
 		if v, ok := op.query(param); ok {
 			rh.Set(header, v)
@@ -495,6 +499,64 @@ type copyObjectResult struct {
 	Xmlns        string   `xml:"xmlns,attr"`
 	LastModified string   `xml:"LastModified"`
 	ETag         string   `xml:"ETag"`
+	ChecksumType string   `xml:"ChecksumType,omitempty"`
+	checksumValues
+}
+
+// copyChecksum prepares the checksum of a CopyObject's copy: S3 computes
+// it from the copied bytes, with the algorithm the request names
+// (x-amz-checksum-algorithm), else the source's, and none for a source
+// without one. It is a FULL_OBJECT checksum (the copy is one part, even
+// of a multipart source), stored as a PutObject's; the source's checksum
+// entries (a composite one, its algorithm and type) are not carried
+// (review 26c C3). It streams: opts.Digest sees the bytes as they are
+// copied, and the value is stored by opts.AfterBody and set in res.
+func copyChecksum(h *fasthttp.RequestHeader, src engine.ArtifactInfo, opts *engine.CopyOptions, res *copyObjectResult) error {
+	alg := strings.ToLower(string(h.Peek(checksumAlgorithmHeader)))
+	if alg == "" {
+		alg = checksumAlgorithm(src.Metadata)
+	}
+	if alg == "" {
+		return nil
+	}
+	sum, err := sigv4.NewChecksum(alg)
+	if err != nil {
+		return withMessage(ErrInvalidRequest, "Value for x-amz-checksum-algorithm header is invalid.")
+	}
+	opts.Digest = sum
+	opts.AfterBody = func() (map[string]string, error) {
+		v := base64.StdEncoding.EncodeToString(sum.Sum(nil))
+		res.ChecksumType = "FULL_OBJECT"
+		res.set(checksumPrefix+alg, v)
+		return map[string]string{checksumPrefix + alg: v}, nil
+	}
+	return nil
+}
+
+// checksumAlgorithm returns the algorithm of the checksum stored with an
+// object ("crc32", ...), "" if it has none.
+func checksumAlgorithm(meta map[string]string) string {
+	for _, alg := range []string{"crc32", "crc32c", "crc64nvme", "sha1", "sha256"} {
+		if _, ok := meta[checksumPrefix+alg]; ok {
+			return alg
+		}
+	}
+	return ""
+}
+
+// withoutChecksums returns an object's metadata as a copy carries it:
+// without reserved entries, nor its checksum's (copyChecksum).
+func withoutChecksums(meta map[string]string) map[string]string {
+	out := make(map[string]string, len(meta))
+	for k, v := range meta {
+		if !strings.HasPrefix(k, checksumPrefix) && !engine.IsReservedMetadata(k) {
+			out[k] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 func (op *operation) copyObject() error {
@@ -547,6 +609,7 @@ func (op *operation) copyObject() error {
 	default:
 		return ErrInvalidArgument
 	}
+	res := copyObjectResult{Xmlns: s3Namespace}
 	if a, err := op.s.cfg.Engine.OpenVersion(op.ctx, op.tenant, srcBucket, srcKey, opts.SourceVersionID); err != nil {
 		var dm *engine.DeleteMarkerError
 		if errors.As(err, &dm) && dm.ByVersion {
@@ -554,6 +617,16 @@ func (op *operation) copyObject() error {
 		}
 		return err
 	} else {
+		// The copy is of the version checked here (not one a
+		// concurrent write put there since), its metadata that
+		// version's but for the checksum, computed as it streams.
+		opts.Source = a
+		if !opts.ReplaceMetadata {
+			opts.ReplaceMetadata, opts.ContentType, opts.Metadata = true, a.Info.ContentType, withoutChecksums(a.Info.Metadata)
+		}
+		if err := copyChecksum(h, a.Info, &opts, &res); err != nil {
+			return err
+		}
 		get := func(name string) string { return string(h.Peek("x-amz-copy-source-" + name)) }
 		if preconditions(get, a.Info.ETag, a.Info.Modified) != 0 {
 			return ErrPreconditionFailed
@@ -580,9 +653,11 @@ func (op *operation) copyObject() error {
 	op.r.ev.Source = srcBucket + "/" + srcKey
 	op.wrote(info)
 	op.versionHeader(info.VersionID)
+	op.expirationHeader(info)
 	if opts.SourceVersionID != "" {
 		op.r.fctx.Response.Header.Set("x-amz-copy-source-version-id", opts.SourceVersionID)
 	}
-	writeXML(op.r.fctx, http.StatusOK, copyObjectResult{Xmlns: s3Namespace, LastModified: isoTime(info.Modified), ETag: `"` + info.ETag + `"`})
+	res.LastModified, res.ETag = isoTime(info.Modified), `"`+info.ETag+`"`
+	writeXML(op.r.fctx, http.StatusOK, res)
 	return nil
 }

@@ -199,6 +199,7 @@ type Server struct {
 	http       *fasthttp.Server
 	preflights preflights
 	caps       *connCaps // client connections, over all listeners
+	lifecycles lifecycleCache
 }
 
 // New returns a Server for c.

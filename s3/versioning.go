@@ -234,13 +234,13 @@ type listVersionsResult struct {
 	XMLName             xml.Name       `xml:"ListVersionsResult"`
 	Xmlns               string         `xml:"xmlns,attr"`
 	Name                string         `xml:"Name"`
-	Prefix              string         `xml:"Prefix"`
-	KeyMarker           string         `xml:"KeyMarker"`
+	Prefix              xmlKey         `xml:"Prefix"`
+	KeyMarker           xmlKey         `xml:"KeyMarker"`
 	VersionIDMarker     string         `xml:"VersionIdMarker"`
-	NextKeyMarker       string         `xml:"NextKeyMarker,omitempty"`
+	NextKeyMarker       xmlKey         `xml:"NextKeyMarker,omitempty"`
 	NextVersionIDMarker string         `xml:"NextVersionIdMarker,omitempty"`
 	MaxKeys             int            `xml:"MaxKeys"`
-	Delimiter           string         `xml:"Delimiter,omitempty"`
+	Delimiter           xmlKey         `xml:"Delimiter,omitempty"`
 	EncodingType        string         `xml:"EncodingType,omitempty"`
 	IsTruncated         bool           `xml:"IsTruncated"`
 	Entries             []versionEntry // Version and DeleteMarker elements, in listing order
@@ -251,7 +251,7 @@ type listVersionsResult struct {
 // StorageClass).
 type versionEntry struct {
 	XMLName      xml.Name
-	Key          string  `xml:"Key"`
+	Key          xmlKey  `xml:"Key"`
 	VersionID    string  `xml:"VersionId"`
 	IsLatest     bool    `xml:"IsLatest"`
 	LastModified string  `xml:"LastModified"`

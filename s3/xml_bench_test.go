@@ -14,7 +14,7 @@ func BenchmarkListXML(b *testing.B) {
 		NextContinuationToken: "a2V5LTAwMDk5OQ"}
 	for i := range n {
 		res.Contents = append(res.Contents, objectEntry{
-			Key: fmt.Sprintf("photos/2026/11/%06d.jpg", i), LastModified: "2026-11-29T12:00:00.000Z",
+			Key: xmlKey(fmt.Sprintf("photos/2026/11/%06d.jpg", i)), LastModified: "2026-11-29T12:00:00.000Z",
 			ETag: `"0123456789abcdef0123456789abcdef"`, Size: int64(i) * 1000, StorageClass: "STANDARD",
 		})
 	}
