@@ -40,11 +40,11 @@ var ownerOnlyACLs = []string{"private", "bucket-owner-full-control", "bucket-own
 func (op *operation) checkACLHeaders(bucket bool) error {
 	h := &op.r.fctx.Request.Header
 	if v := string(h.Peek("x-amz-acl")); v != "" && !ownerOnlyACL(v) && !(bucket && publicRead(v)) {
-		return errACLNotImplemented
+		return errACLNotSupported
 	}
 	for k := range h.All() {
 		if hasPrefixFold(k, "x-amz-grant-") {
-			return errACLNotImplemented
+			return errACLNotSupported
 		}
 	}
 	return nil
@@ -158,7 +158,7 @@ func (op *operation) putACL() error {
 			return ErrAccessDenied
 		}
 		if len(req.Grants) == 0 {
-			return errACLNotImplemented
+			return errACLNotSupported
 		}
 		owner := false
 		for _, g := range req.Grants {
@@ -168,11 +168,11 @@ func (op *operation) putACL() error {
 			case op.key == "" && g.Permission == "READ" && g.Grantee.Type == "Group" && g.Grantee.URI == allUsersURI:
 				public = true
 			default:
-				return errACLNotImplemented
+				return errACLNotSupported
 			}
 		}
 		if !owner {
-			return errACLNotImplemented
+			return errACLNotSupported
 		}
 	}
 	if err := op.aclTarget(); err != nil {
@@ -194,7 +194,7 @@ func (op *operation) setPublicRead(public bool) error {
 	cs := op.s.cfg.Configs
 	if cs == nil {
 		if public {
-			return errACLNotImplemented
+			return errACLNotSupported
 		}
 		return nil
 	}

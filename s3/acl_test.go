@@ -14,7 +14,7 @@ import (
 // TestOwnerOnlyACLs: canned ACLs that mean "the owner only" are accepted
 // where S3 takes them, ACL requests granting the owner FULL_CONTROL alone
 // succeed, the ACLs read back as that, and anything granting more is
-// NotImplemented (501) with nothing stored.
+// AccessControlListNotSupported (400) with nothing stored.
 func TestOwnerOnlyACLs(t *testing.T) {
 	e := startServer(t)
 	ctx := t.Context()
@@ -42,8 +42,8 @@ func TestOwnerOnlyACLs(t *testing.T) {
 	notImplemented := func(what string, err error) {
 		t.Helper()
 		var re *smithyhttp.ResponseError
-		if apiCode(err) != "NotImplemented" || !errors.As(err, &re) || re.HTTPStatusCode() != 501 {
-			t.Errorf("%s: %v, want 501 NotImplemented", what, err)
+		if apiCode(err) != "AccessControlListNotSupported" || !errors.As(err, &re) || re.HTTPStatusCode() != 400 {
+			t.Errorf("%s: %v, want 400 AccessControlListNotSupported", what, err)
 		}
 	}
 	_, err = c.PutObject(ctx, &awss3.PutObjectInput{Bucket: b, Key: aws.String("public"), Body: strings.NewReader("x"), ACL: types.ObjectCannedACLPublicRead})

@@ -120,7 +120,7 @@ func (op *operation) createBucket() error {
 	public := op.cannedPublicRead()
 	if public {
 		if op.s.cfg.Configs == nil {
-			return errACLNotImplemented
+			return errACLNotSupported
 		}
 		if pb, ok := op.s.cfg.Configs.(PublicBuckets); ok {
 			if t, ok := pb.PublicBucketOwner(op.bucket); ok && t != op.tenant {

@@ -74,7 +74,7 @@ var (
 	errInvalidPartNumber        = &Error{http.StatusRequestedRangeNotSatisfiable, "InvalidPartNumber", "The requested partnumber is not satisfiable."}
 	errPartNumberRange          = &Error{http.StatusBadRequest, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive."}
 	errVersionIDMarker          = &Error{http.StatusBadRequest, "InvalidArgument", "A version-id marker cannot be specified without a key marker."}
-	errACLNotImplemented        = &Error{http.StatusNotImplemented, "NotImplemented", "Only an ACL granting the owner FULL_CONTROL, and nothing else, is supported."}
+	errACLNotSupported          = &Error{http.StatusBadRequest, "AccessControlListNotSupported", "The bucket does not allow ACLs: only an ACL granting the owner FULL_CONTROL (and public-read on a bucket) is supported."} // as S3 answers with ACLs disabled, its default since 2023
 	errSSENotImplemented        = &Error{http.StatusNotImplemented, "NotImplemented", "Server-side encryption headers are not supported: objects are stored as sent."}
 	errObjectLockNotImplemented = &Error{http.StatusNotImplemented, "NotImplemented", "Object lock is not supported yet: the object would not be protected."}
 	errConditionalWrite         = &Error{http.StatusNotImplemented, "NotImplemented", "DeleteObject is conditional on If-Match only."}

@@ -180,7 +180,7 @@ func refusedField(fields map[string]string) error {
 		case name == "x-amz-storage-class" && !knownStorageClass(v):
 			return errInvalidStorageClass
 		case name == "acl" && !ownerOnlyACL(v), strings.HasPrefix(name, "x-amz-grant-"):
-			return errACLNotImplemented
+			return errACLNotSupported
 		}
 	}
 	return nil

@@ -251,7 +251,7 @@ func TestPostObject(t *testing.T) {
 		{"malformed policy", url, badPolicy, "f", 10, 400, "InvalidPolicyDocument", "uploads/badpolicy"},
 		{"fields too large", url, form("key", "uploads/huge", "x-ignore-pad", strings.Repeat("p", 70<<10)), "f", 10, 400, "MaxPostPreDataLengthExceededError", "uploads/huge"},
 		{"encryption asked", url, form("key", "uploads/sse", "x-amz-server-side-encryption", "AES256"), "f", 10, 501, "NotImplemented", "uploads/sse"},
-		{"public ACL asked", url, form("key", "uploads/acl", "acl", "public-read"), "f", 10, 501, "NotImplemented", "uploads/acl"},
+		{"public ACL asked", url, form("key", "uploads/acl", "acl", "public-read"), "f", 10, 400, "AccessControlListNotSupported", "uploads/acl"},
 		{"bad success_action_status", url, form("key", "uploads/status", "success_action_status", "302"), "f", 10, 403, "AccessDenied", "uploads/status"},
 	} {
 		status, _, body := postForm(t, tc.url, tc.fields, tc.file, bytes.NewReader(randBytes(5, tc.size)))

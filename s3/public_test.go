@@ -240,7 +240,7 @@ func TestPublicReadBucket(t *testing.T) {
 	}
 	// Objects cannot be public-read.
 	_, err = alice.PutObjectAcl(ctx, &awss3.PutObjectAclInput{Bucket: aws.String("site"), Key: aws.String("index.html"), ACL: types.ObjectCannedACLPublicRead})
-	wantCode(t, "PutObjectAcl public-read", err, "NotImplemented")
+	wantCode(t, "PutObjectAcl public-read", err, "AccessControlListNotSupported")
 }
 
 // TestBucketPolicy: the supported policy (anonymous s3:GetObject) is

@@ -95,8 +95,8 @@ check "s3api get-bucket-acl: owner FULL_CONTROL" bash -c "[ \"\$(aws --endpoint-
 check "s3api put-object --acl bucket-owner-full-control" awss3 s3api put-object --bucket photos --key acl.txt --body "$work/tree/a/f2" --acl bucket-owner-full-control
 check "s3api put-object-acl private" awss3 s3api put-object-acl --bucket photos --key acl.txt --acl private
 check "s3api get-object-acl: owner FULL_CONTROL" bash -c "[ \"\$(aws --endpoint-url '$endpoint' s3api get-object-acl --bucket photos --key acl.txt --query 'Grants[].Permission' --output text)\" = FULL_CONTROL ]"
-check "s3api put-bucket-acl public-read-write is NotImplemented" fails_with NotImplemented awss3 s3api put-bucket-acl --bucket photos --acl public-read-write
-check "s3api put-bucket-acl --grant-read to another is NotImplemented" fails_with NotImplemented awss3 s3api put-bucket-acl --bucket photos --grant-read id=globex
+check "s3api put-bucket-acl public-read-write is AccessControlListNotSupported" fails_with AccessControlListNotSupported awss3 s3api put-bucket-acl --bucket photos --acl public-read-write
+check "s3api put-bucket-acl --grant-read to another is AccessControlListNotSupported" fails_with AccessControlListNotSupported awss3 s3api put-bucket-acl --bucket photos --grant-read id=globex
 check "s3api create-bucket --acl public-read" awss3 s3api create-bucket --bucket cli-public --acl public-read
 check "s3api put-object into the public-read bucket" awss3 s3api put-object --bucket cli-public --key p.txt --body "$work/tree/a/f2"
 check "anonymous GET of a public-read bucket" bash -c "curl -fs '$endpoint/cli-public/p.txt' | cmp - '$work/tree/a/f2'"

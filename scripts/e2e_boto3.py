@@ -141,17 +141,17 @@ def anonymous(method, path, body=None):
         return e.code, e.read()
 
 
-# ACLs: owner-only ones are accepted and returned; grants to others are NotImplemented.
+# ACLs: owner-only ones are accepted and returned; grants to others are AccessControlListNotSupported.
 grants = lambda acl: [(g["Grantee"].get("Type"), g["Permission"]) for g in acl["Grants"]]
 check("bucket ACL is the owner's FULL_CONTROL", grants(a.get_bucket_acl(Bucket="boto-a")) == [("CanonicalUser", "FULL_CONTROL")])
 a.put_bucket_acl(Bucket="boto-a", ACL="private")
 a.put_object(Bucket="boto-a", Key="acl", Body=b"x", ACL="bucket-owner-full-control")
 check("object ACL is the owner's FULL_CONTROL", grants(a.get_object_acl(Bucket="boto-a", Key="acl")) == [("CanonicalUser", "FULL_CONTROL")])
 a.put_object_acl(Bucket="boto-a", Key="acl", ACL="private")
-expect_code("bucket ACL public-read-write", "NotImplemented", a.put_bucket_acl, Bucket="boto-a", ACL="public-read-write")
-expect_code("object ACL public-read", "NotImplemented", a.put_object_acl, Bucket="boto-a", Key="acl", ACL="public-read")
-expect_code("ACL grant to another account", "NotImplemented", a.put_bucket_acl, Bucket="boto-a", GrantRead='id="globex"')
-expect_code("put with a public-read object ACL", "NotImplemented", a.put_object, Bucket="boto-a", Key="acl2", Body=b"x", ACL="public-read")
+expect_code("bucket ACL public-read-write", "AccessControlListNotSupported", a.put_bucket_acl, Bucket="boto-a", ACL="public-read-write")
+expect_code("object ACL public-read", "AccessControlListNotSupported", a.put_object_acl, Bucket="boto-a", Key="acl", ACL="public-read")
+expect_code("ACL grant to another account", "AccessControlListNotSupported", a.put_bucket_acl, Bucket="boto-a", GrantRead='id="globex"')
+expect_code("put with a public-read object ACL", "AccessControlListNotSupported", a.put_object, Bucket="boto-a", Key="acl2", Body=b"x", ACL="public-read")
 expect_code("ACL of a missing key", "NoSuchKey", a.get_object_acl, Bucket="boto-a", Key="nope")
 
 # A public-read bucket serves anonymous GETs, nothing else; back to private, it serves none.
