@@ -134,7 +134,9 @@ func (d *Driver) flushLoop() {
 		d.qbytes -= size
 		d.roomMade()
 		d.cmu.Unlock()
+		d.flushMu.Lock()
 		d.flush(ops)
+		d.flushMu.Unlock()
 	}
 }
 

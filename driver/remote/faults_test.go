@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/driver/remote"
 	"github.com/vaultaire/vaultaire/internal/faultproxy"
@@ -473,6 +475,80 @@ func TestWriteQueueBounded(t *testing.T) {
 		// the queue behind it: the others never entered the queue.
 		if most := int((c.MaxBatchBytes + c.MaxQueueBytes) / size); landed > most {
 			t.Errorf("%d of %d given-up writes landed once the backend answered, want at most the %d in flight or queued", landed, writers, most)
+		}
+	}
+}
+
+// TestProbeFindsLostData: the bucket loses every object of the drive
+// while it is open (a provider incident, a lifecycle rule, a clean-up).
+// The in-memory index still listed them, so reads and scans saw nothing
+// missing and nothing was ever healed (attack 27 F1; a busy drive's probe
+// even sent no HEAD). Probe now checks format.json at least once per
+// ProbeQuiet, finds it gone, writes it again and reloads the index from
+// what the bucket holds: what was lost is missing, as on a replaced disk,
+// for heal to refill; what was written after the loss stays; the drive is
+// offline for that one probe and back at the next; and it reopens.
+func TestProbeFindsLostData(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	c := s.config("", b, "lost")
+	c.ProbeQuiet = 300 * time.Millisecond
+	d := open(t, c)
+	ctx := t.Context()
+	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "before", Version: version(1), Data: []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeShard(ctx, d, shard(1), payload(64<<10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Probe(ctx); err != nil {
+		t.Fatalf("Probe of a healthy drive: %v", err)
+	}
+
+	cl := s.client("")
+	list, err := cl.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b, Prefix: aws.String("lost/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range list.Contents {
+		if _, err := cl.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b, Key: o.Key}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(list.Contents) < 2 {
+		t.Fatalf("%d objects under the prefix before the loss, want format.json and a log object", len(list.Contents))
+	}
+	// Written after the loss (the bucket is there): kept.
+	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "after", Version: version(2), Data: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	// A busy drive's probe sends its HEAD once per ProbeQuiet: due now,
+	// though a call answered just before.
+	time.Sleep(c.ProbeQuiet)
+	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "after2", Version: version(3), Data: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Probe(ctx); !errors.Is(err, driver.ErrOffline) {
+		t.Fatalf("Probe after the bucket lost the drive's objects: %v, want driver.ErrOffline (data lost)", err)
+	}
+	if n := d.Losses(); n != 1 {
+		t.Fatalf("Losses %d, want 1", n)
+	}
+	if err := d.Probe(ctx); err != nil {
+		t.Fatalf("Probe after the reload: %v, want the drive back", err)
+	}
+	d2 := open(t, s.config("", b, "lost")) // reopens: format.json is there again
+	for _, dr := range []*remote.Driver{d, d2} {
+		if _, err := dr.GetRecord(ctx, "before"); !errors.Is(err, driver.ErrNotFound) {
+			t.Errorf("record written before the loss: %v, want driver.ErrNotFound (lost, for heal to refill)", err)
+		}
+		for _, k := range []string{"after", "after2"} {
+			if r, err := dr.GetRecord(ctx, k); err != nil || string(r.Data) != "a" {
+				t.Errorf("record %s written after the loss: %v", k, err)
+			}
+		}
+		if _, err := readAll(ctx, dr, shard(1)); !errors.Is(err, driver.ErrNotFound) {
+			t.Errorf("shard written before the loss: %v, want driver.ErrNotFound", err)
 		}
 	}
 }

@@ -106,6 +106,8 @@ type Config struct {
 	// BreakerCooldown is the first wait before a trial call; it doubles
 	// while trials fail, up to BreakerMaxCooldown. 0: the defaults.
 	BreakerCooldown, BreakerMaxCooldown time.Duration
+	// ProbeQuiet: see the constant. 0: ProbeQuiet.
+	ProbeQuiet time.Duration
 
 	// CompactInterval is how often the background compaction looks at the
 	// log objects (see Compact). 0: DefaultCompactInterval; negative: never.
@@ -263,6 +265,7 @@ func (c *Config) setDefaults() error {
 	dur(&c.MaxBackoff, DefaultMaxBackoff)
 	dur(&c.BreakerCooldown, DefaultBreakerCooldown)
 	dur(&c.BreakerMaxCooldown, DefaultBreakerMaxCooldown)
+	dur(&c.ProbeQuiet, ProbeQuiet)
 	if c.CompactInterval == 0 {
 		c.CompactInterval = DefaultCompactInterval
 	}
@@ -338,6 +341,10 @@ type Driver struct {
 
 	compactMu  sync.Mutex // serialises compactions
 	pendingDel []string   // log objects to delete on the next compaction (under compactMu)
+
+	flushMu    sync.Mutex   // held by each flush, and by lost while it reloads the index
+	formatSeen atomic.Int64 // unix nanoseconds of Probe's last HEAD of format.json that answered
+	lostCount  atomic.Uint64
 
 	cmu      sync.Mutex // guards queue, qbytes, room and flushing
 	queue    []*op
@@ -805,9 +812,10 @@ func (d *Driver) Info(ctx context.Context) (driver.Info, error) {
 
 // Probe checks the backend with a HEAD of format.json (loading the index
 // first if Attach could not) and closes the circuit breaker when it
-// answers. While the breaker is closed and the backend answered a call in
-// the last ProbeQuiet, it sends nothing: a periodic health check costs no
-// requests on a busy drive.
+// answers. While the breaker is closed and the backend answered a call,
+// and the HEAD, in the last ProbeQuiet, it sends nothing: a periodic
+// health check costs a busy drive one request per ProbeQuiet. A backend
+// that answers without format.json lost the drive's data (see lost).
 func (d *Driver) Probe(ctx context.Context) error {
 	select {
 	case <-d.closing:
@@ -817,12 +825,17 @@ func (d *Driver) Probe(ctx context.Context) error {
 	if !d.loaded.Load() {
 		return d.load(ctx)
 	}
-	if !d.be.br.isOpen() && time.Since(time.Unix(0, d.be.lastOK.Load())) < ProbeQuiet {
+	now := time.Now()
+	if q := d.cfg.ProbeQuiet; !d.be.br.isOpen() && now.Sub(time.Unix(0, d.be.lastOK.Load())) < q && now.Sub(time.Unix(0, d.formatSeen.Load())) < q {
 		return nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout)
 	defer cancel()
 	_, err := d.be.s3HeadDirect(cctx, d.key("format.json"))
+	if err != nil && isNotFound(err) && !d.cfg.ReadOnly {
+		d.be.answered(false)
+		return d.lost(ctx)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			d.cnt.failures.Add(1)
@@ -833,10 +846,47 @@ func (d *Driver) Probe(ctx context.Context) error {
 		d.log.Info("remote drive: backend answers again; circuit breaker closed")
 	}
 	d.be.answered(true)
+	d.formatSeen.Store(now.UnixNano())
 	return nil
 }
 
-// ProbeQuiet is how recent an answered call makes Probe skip its HEAD.
+// lost handles a backend that answers but no longer holds the drive's
+// format.json: the bucket lost the drive's objects (a provider incident,
+// a lifecycle rule, someone's clean-up) while the in-memory index still
+// lists them, so reads and scans saw nothing missing and nothing was
+// healed. The drive writes format.json again (it has been this drive's
+// all along) and reloads its index from what the bucket holds, with no
+// flush or compaction meanwhile: what was lost is then missing from the
+// drive as from a replaced disk, and the scanner and the healer refill
+// it. It reports the drive offline this once, so that the probe's next
+// answer brings it back (and the engine's heals are retried).
+func (d *Driver) lost(ctx context.Context) error {
+	d.log.Error("remote drive: format.json is gone from the bucket: its data was lost; writing it again and reloading the index from what the bucket holds, for heal to refill the rest")
+	d.compactMu.Lock()
+	defer d.compactMu.Unlock()
+	d.flushMu.Lock()
+	defer d.flushMu.Unlock()
+	b, _ := json.Marshal(format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID})
+	if err := d.be.put(ctx, d.key("format.json"), b); err != nil {
+		return fmt.Errorf("driver/remote: probe: %w: format.json lost, and writing it again failed: %w", driver.ErrOffline, err)
+	}
+	seq := d.seq.Load()
+	if err := d.reloadAll(ctx); err != nil {
+		return fmt.Errorf("driver/remote: probe: %w: format.json lost, and reloading the index failed: %w", driver.ErrOffline, err)
+	}
+	d.seq.Store(max(seq, d.seq.Load())) // new log objects stay past every earlier one
+	d.lostCount.Add(1)
+	d.log.Warn("remote drive: index reloaded after the loss", "records", d.records.Len(), "shards", len(d.shards))
+	return fmt.Errorf("driver/remote: probe: %w: format.json was gone (data lost); written again and the index reloaded", driver.ErrOffline)
+}
+
+// Losses returns how many times Probe found the drive's format.json gone
+// and reloaded the index (see lost).
+func (d *Driver) Losses() uint64 { return d.lostCount.Load() }
+
+// ProbeQuiet is how recent an answered call, and Probe's last HEAD of
+// format.json, make Probe skip its HEAD: a healthy drive costs one HEAD
+// per ProbeQuiet, which finds the loss of its objects (see lost).
 const ProbeQuiet = 30 * time.Second
 
 // probeLoop loads an offline drive and probes an open breaker, at the
