@@ -95,9 +95,34 @@ func parseRemoteFlags(flags []string) ([]remoteSpec, error) {
 		if slices.ContainsFunc(out, func(s remoteSpec) bool { return s.name == name }) {
 			return nil, fmt.Errorf("--remote %s given twice", name)
 		}
+		for _, o := range out {
+			if overlaps(o.cfg, cfg) {
+				// One drive's objects would be inside the other's: its
+				// format.json refuses the second (offline for good), or the
+				// first's orphan sweep deletes the second's (attack 27 F2, F3).
+				return nil, fmt.Errorf("--remote %s: its bucket and prefix overlap --remote %s's: each remote drive needs a prefix of its own", name, o.name)
+			}
+		}
 		out = append(out, remoteSpec{name: name, cfg: cfg})
 	}
 	return out, nil
+}
+
+// overlaps reports whether two remote drives' bucket prefixes overlap:
+// the same endpoint and bucket, and one prefix within the other (or the
+// same).
+func overlaps(a, b remote.Config) bool {
+	if !strings.EqualFold(a.Endpoint, b.Endpoint) || a.Bucket != b.Bucket {
+		return false
+	}
+	dir := func(p string) string {
+		if p = strings.Trim(p, "/"); p != "" {
+			p += "/"
+		}
+		return p
+	}
+	pa, pb := dir(a.Prefix), dir(b.Prefix)
+	return strings.HasPrefix(pa, pb) || strings.HasPrefix(pb, pa)
 }
 
 // redactRemote hides anything that looks like user information in a

@@ -310,6 +310,11 @@ func TestRemoteFlags(t *testing.T) {
 		{"bad name", []string{"a.b=https://h/b"}, nil, "want NAME=", ""},
 		{"twice", []string{"a=https://h/b", "A=https://h/c"}, nil, "given twice", ""},
 		{"secret in URL", []string{"a=https://AK:SECRETKEY@h/b"}, nil, "credentials do not belong", ""},
+		{"same bucket and prefix", []string{"a=https://h/b", "c=https://h/b/"}, nil, "overlap", ""},
+		{"prefix inside another's", []string{"a=https://h/b", "c=https://h/b/obj"}, nil, "overlap", ""},
+		{"prefix around another's", []string{"a=https://h/b/p/q?region=x", "c=https://h/b/p"}, nil, "overlap", ""},
+		{"sibling prefixes", []string{"a=https://h/b/p", "c=https://h/b/p2"}, map[string]string{"VAULT_REMOTE_C_ACCESS_KEY": "CK", "VAULT_REMOTE_C_SECRET_KEY": "CS", "VAULT_REMOTE_A_ACCESS_KEY": "AK", "VAULT_REMOTE_A_SECRET_KEY": "SK"}, "", "AK"},
+		{"same prefix on two endpoints", []string{"a=https://h/b", "c=https://h2/b"}, map[string]string{"VAULT_REMOTE_C_ACCESS_KEY": "CK", "VAULT_REMOTE_C_SECRET_KEY": "CS", "VAULT_REMOTE_A_ACCESS_KEY": "AK", "VAULT_REMOTE_A_SECRET_KEY": "SK"}, "", "AK"},
 		{"a second remote", []string{"a=https://h/b", "c=https://h/c/p"}, map[string]string{"VAULT_REMOTE_C_ACCESS_KEY": "CK", "VAULT_REMOTE_C_SECRET_KEY": "CS", "VAULT_REMOTE_A_ACCESS_KEY": "AK", "VAULT_REMOTE_A_SECRET_KEY": "SK"}, "", "AK"},
 	}
 	for _, tt := range tests {

@@ -552,3 +552,32 @@ func TestProbeFindsLostData(t *testing.T) {
 		}
 	}
 }
+
+// TestOrphanSweepKeepsOtherObjects: a drive's orphan sweep at Open
+// removes only objects named as its own large shards are: another
+// drive whose prefix lies under its obj/ (a configuration mistake vaultd
+// now refuses, attack 27 F2) kept its format.json and log objects; the
+// sweep deleted them all, and that drive reopened empty.
+func TestOrphanSweepKeepsOtherObjects(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	ctx := t.Context()
+	outer, inner := s.config("", b, "nest"), s.config("", b, "nest/obj")
+	d1, err := remote.Open(ctx, outer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1.Close()
+	d2, err := remote.Open(ctx, inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d2.PutRecord(ctx, driver.Record{Key: "k", Version: version(1), Data: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	d2.Close()
+	open(t, outer) // its sweep runs at Open
+	if r, err := open(t, inner).GetRecord(ctx, "k"); err != nil || string(r.Data) != "v" {
+		t.Fatalf("the inner drive's record after the outer drive's Open: %v", err)
+	}
+}

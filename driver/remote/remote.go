@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -566,6 +567,9 @@ func (d *Driver) removeOrphans(ctx context.Context, maxSeq uint64) (uint64, erro
 		}
 	}
 	for _, o := range objs {
+		if !shardObject.MatchString(strings.TrimPrefix(o.Key, d.cfg.Prefix)) {
+			continue // not a shard object's name: not this drive's to remove (another drive's prefix nested here)
+		}
 		if seq, ok := seqOf(o.Key); ok {
 			maxSeq = max(maxSeq, seq)
 		}
@@ -589,6 +593,10 @@ func (d *Driver) resetIndex() {
 
 // seqOf extracts the sequence number of a log or shard object key
 // (".../<16 hex>-<instance>").
+// shardObject matches the names of large shard objects under the
+// prefix (shard.go objectKey).
+var shardObject = regexp.MustCompile(`^obj/[0-9a-f]{4,8}/[0-9a-f]+-[0-9a-f]{16}-[0-9a-f]{8}$`)
+
 func seqOf(key string) (uint64, bool) {
 	i := strings.LastIndexByte(key, '-')
 	if i < 16 {
