@@ -5,7 +5,7 @@ BENCH   ?= .
 FUZZTIME ?= 60s
 SOAK    ?= 5m
 
-.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients console-test bench bench-compare bench-limit fuzz chaos lint clean minio remote-soak remote-probes test-long bench-remote scale-test s3-diff
+.PHONY: help build run cluster cluster-stop cluster-clean test test-short test-race test-e2e test-clients console-test bench bench-compare bench-limit fuzz chaos lint clean minio remote-soak remote-probes remote-attacks test-long bench-remote scale-test s3-diff
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ bench-remote: ## the remote-drive figures of bench/RESULTS.md: hybrid vs local t
 
 remote-soak: ## 5 minutes of PUT/GET/DELETE through a node whose remote drives (two buckets of a real MinIO, make minio) answer 30% 503s and reset 10% of connections, with a hang and an outage every minute (SOAK=5m)
 	VAULT_REMOTE_SOAK=$(SOAK) $(GO) test -count=1 -timeout 30m -v -run '^TestRemoteFaultWorkload$$' ./cmd/vaultd/
+
+remote-attacks: ## session 27's attack on remote drives (make minio first; about 15 minutes): data lost from a bucket while the node runs, a hung MinIO under load, tier and re-layout races, kills, revoked keys
+	VAULT_ATTACK=1 $(GO) test -count=1 -timeout 40m -v -run '^TestAttack27' ./cmd/vaultd/
 
 remote-probes: ## the remote-drive fault probes (make minio first; about 10 minutes): a paused owner, leader then follower, resumed after adoption writes nothing; standbys through owner faults; set-policy re-layout under load
 	VAULT_PROBE=1 $(GO) test -count=1 -timeout 30m -v -run '^(TestProbePausedOwnerResumed|TestProbeStandbyStale|TestClusterRemoteAdopterMistyped)$$' ./cmd/vaultd/

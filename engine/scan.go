@@ -24,23 +24,39 @@ type ScanStats struct {
 // run by RunHealer, then rebuilds what is missing. Drives that cannot be
 // listed are left out of the comparison, so an unreachable node does not
 // flood the heal queue. Keys found only in older maps are the migrator's.
+// A tier container's keys are compared in the remote layout's sets too,
+// where its tiered artifacts live.
 func (e *Engine) Scan(ctx context.Context, tenant, container, after string, limit int) (ScanStats, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
 	m := e.mapFor(tenant, container)
+	maps := []*placement.Map{m}
+	if rm := e.tierMap(); rm != nil && rm != m && e.tiered(tenant, container) {
+		// A tier container's tiered artifacts live in the remote
+		// layout's sets (tier.go): a remote drive that lost their
+		// records must be found too (attack 27 F1, a tier bucket).
+		maps = append(maps, rm)
+	}
 	base := indexPrefix(tenant, container)
 	type dcur struct {
 		id placement.DriveID
 		c  *cursor
 	}
 	var curs []dcur
-	for _, dr := range m.Drives {
-		d, err := e.cfg.Topology.Drive(dr.ID)
-		if err != nil || d == nil {
-			continue
+	seen := map[placement.DriveID]bool{}
+	for _, mm := range maps {
+		for _, dr := range mm.Drives {
+			if seen[dr.ID] {
+				continue
+			}
+			seen[dr.ID] = true
+			d, err := e.cfg.Topology.Drive(dr.ID)
+			if err != nil || d == nil {
+				continue
+			}
+			curs = append(curs, dcur{dr.ID, &cursor{d: d, after: base + after}})
 		}
-		curs = append(curs, dcur{dr.ID, &cursor{d: d, after: base + after}})
 	}
 	var st ScanStats
 	for st.Keys < limit {
@@ -67,38 +83,55 @@ func (e *Engine) Scan(ctx context.Context, tenant, container, after string, limi
 			return st, nil
 		}
 		key := minKey[len(base):]
-		set := m.Set(pgOf(m, tenant, container, key))
+		sets := make([][]placement.DriveID, len(maps))
+		for i, mm := range maps {
+			sets[i] = mm.Set(pgOf(mm, tenant, container, key))
+		}
 		have := map[placement.DriveID]driver.Version{}
 		listed := map[placement.DriveID]bool{}
-		var newest driver.Version
 		for _, c := range curs {
 			listed[c.id] = c.c.failed == nil
 			if len(c.c.buf) == 0 || c.c.buf[0].Key != minKey {
 				continue
 			}
-			// Only the key's set counts: records elsewhere are older
+			// Only the key's sets count: records elsewhere are older
 			// placements, the migrator's to move.
-			if slices.Contains(set, c.id) {
-				v := c.c.buf[0].Version
-				have[c.id] = v
-				if v.Compare(newest) > 0 {
-					newest = v
-				}
+			if slices.ContainsFunc(sets, func(set []placement.DriveID) bool { return slices.Contains(set, c.id) }) {
+				have[c.id] = c.c.buf[0].Version
 			}
 			c.c.buf = c.c.buf[1:]
 		}
 		st.Keys++
 		st.Next = key
-		if len(have) == 0 {
-			continue
-		}
-		for _, id := range set {
-			if v, ok := have[id]; listed[id] && (!ok || v.Compare(newest) < 0) {
-				e.queueHeal(HealItem{tenant, container, key})
-				st.Queued++
-				break
-			}
+		if slices.ContainsFunc(sets, func(set []placement.DriveID) bool { return missesNewest(set, have, listed) }) {
+			e.queueHeal(HealItem{tenant, container, key})
+			st.Queued++
 		}
 	}
 	return st, nil
+}
+
+// missesNewest reports whether a drive of set that was listed lacks the
+// newest version another drive of set holds (have: the versions the
+// drives hold).
+func missesNewest(set []placement.DriveID, have map[placement.DriveID]driver.Version, listed map[placement.DriveID]bool) bool {
+	var newest driver.Version
+	held := false
+	for _, id := range set {
+		if v, ok := have[id]; ok {
+			held = true
+			if v.Compare(newest) > 0 {
+				newest = v
+			}
+		}
+	}
+	if !held {
+		return false
+	}
+	for _, id := range set {
+		if v, ok := have[id]; listed[id] && (!ok || v.Compare(newest) < 0) {
+			return true
+		}
+	}
+	return false
 }
