@@ -175,7 +175,9 @@ func storedChecksum(info engine.ArtifactInfo) *attributesSum {
 		"sha1": &s.ChecksumSHA1, "sha256": &s.ChecksumSHA256,
 	} {
 		if v, ok := info.Metadata[checksumPrefix+alg]; ok {
-			*field, found = v, true
+			// A COMPOSITE value without its "-<parts>", as S3 answers it here.
+			*field, _, _ = strings.Cut(v, "-")
+			found = true
 		}
 	}
 	if !found {
