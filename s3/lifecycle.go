@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
+	"net/url"
 	"sync"
 	"time"
 
@@ -112,7 +112,7 @@ func (op *operation) deleteBucketLifecycle() error {
 // version of an object (HEAD, GET, PUT, CopyObject, Complete) that an
 // enabled Expiration rule of the bucket selects, as S3 does (DIFF26
 // D11): expiry-date="<the midnight GMT it expires at>",
-// rule-id="<the rule's ID>". The rules are this node's copy of the
+// rule-id="<the rule's ID, URL-encoded>". The rules are this node's copy of the
 // bucket's configuration (no round trip: the header informs, the worker
 // decides); a rule's tag filter is matched against the object's tags,
 // which its metadata holds, so prefix, size and tag filters all apply. A
@@ -137,10 +137,12 @@ func (op *operation) expirationHeader(info engine.ArtifactInfo) {
 		}
 	}
 	at, id, ok := c.Expiry(info.Key, info.Size, info.Modified, tags)
-	if !ok || !validHeaderValue(id) {
+	if !ok {
 		return
 	}
-	v := `expiry-date="` + at.Format(http.TimeFormat) + `", rule-id="` + strings.ReplaceAll(id, `"`, `\"`) + `"`
+	// The rule ID URL-encoded, as S3 documents it (review 27s R3): a
+	// quote, a backslash or a control character cannot break the value.
+	v := `expiry-date="` + at.Format(http.TimeFormat) + `", rule-id="` + url.QueryEscape(id) + `"`
 	op.r.fctx.Response.Header.Set("x-amz-expiration", v)
 }
 
@@ -148,8 +150,12 @@ func (op *operation) expirationHeader(info engine.ArtifactInfo) {
 // the document it was parsed from, so that a GET does not parse it again
 // while it is unchanged.
 type lifecycleCache struct {
-	m sync.Map // tenant "\x00" bucket → *parsedLifecycle
+	mu sync.RWMutex
+	m  map[bucketRef]*parsedLifecycle
 }
+
+// bucketRef names a bucket: a comparable key that costs no allocation.
+type bucketRef struct{ tenant, bucket string }
 
 type parsedLifecycle struct {
 	doc []byte
@@ -157,22 +163,36 @@ type parsedLifecycle struct {
 }
 
 // get returns the bucket's configuration from this node's state, nil if
-// it has none (or one that does not parse, which Put refused).
+// it has none (or one that does not parse, which Put refused). A bucket
+// without one costs no allocation (review 27s R1: every GET, HEAD and PUT
+// asks).
 func (lc *lifecycleCache) get(cs BucketConfigs, tenant, bucket string) *lifecycle.Configuration {
 	doc, ok := cs.LocalBucketConfig(tenant, bucket, lifecycleKind)
-	name := tenant + "\x00" + bucket
-	if !ok {
-		lc.m.Delete(name)
+	ref := bucketRef{tenant, bucket}
+	lc.mu.RLock()
+	v, cached := lc.m[ref]
+	lc.mu.RUnlock()
+	switch {
+	case !ok && !cached:
 		return nil
-	}
-	if v, ok := lc.m.Load(name); ok && bytes.Equal(v.(*parsedLifecycle).doc, doc) {
-		return v.(*parsedLifecycle).cfg
+	case !ok:
+		lc.mu.Lock()
+		delete(lc.m, ref)
+		lc.mu.Unlock()
+		return nil
+	case cached && bytes.Equal(v.doc, doc):
+		return v.cfg
 	}
 	cfg, err := lifecycle.Parse(doc)
 	if err != nil {
 		return nil
 	}
-	lc.m.Store(name, &parsedLifecycle{doc: doc, cfg: cfg})
+	lc.mu.Lock()
+	if lc.m == nil {
+		lc.m = map[bucketRef]*parsedLifecycle{}
+	}
+	lc.m[ref] = &parsedLifecycle{doc: doc, cfg: cfg}
+	lc.mu.Unlock()
 	return cfg
 }
 

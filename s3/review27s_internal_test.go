@@ -18,7 +18,7 @@ func (noLifecycle) LocalBucketConfig(tenant, bucket, kind string) ([]byte, bool)
 // tenant+"\x00"+bucket and boxes it into sync.Map.Delete, every time.
 func TestReview27sExpirationLookupAllocs(t *testing.T) {
 	var lc lifecycleCache
-	cs := noLifecycle{}
+	var cs BucketConfigs = noLifecycle{} // an interface already, as the server holds it
 	tenant, bucket := "alice", "photos-of-2026"
 	got := testing.AllocsPerRun(1000, func() {
 		if lc.get(cs, tenant, bucket) != nil {
