@@ -883,6 +883,7 @@ func (d *Driver) lost(ctx context.Context) error {
 		return fmt.Errorf("driver/remote: probe: %w: format.json lost, and reloading the index failed: %w", driver.ErrOffline, err)
 	}
 	d.seq.Store(max(seq, d.seq.Load())) // new log objects stay past every earlier one
+	d.pendingDel = nil                  // queued against the old index: the reloaded one may read from them (what is dead there, compaction finds again)
 	d.lostCount.Add(1)
 	d.log.Warn("remote drive: index reloaded after the loss", "records", d.records.Len(), "shards", len(d.shards))
 	return fmt.Errorf("driver/remote: probe: %w: format.json was gone (data lost); written again and the index reloaded", driver.ErrOffline)
