@@ -3,7 +3,9 @@ package remote_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,3 +143,157 @@ func TestReview27rLostKeepsPendingDelete(t *testing.T) {
 }
 
 var _ = remote.ProbeQuiet
+
+// TestReview27rLostUnderLoad: the bucket loses everything; then writers
+// (records, small shards, large single-PUT shards) and compactions run
+// while probes find the loss and reload the index. Every write
+// acknowledged after the loss must be in the index afterwards and in a
+// fresh Open's.
+func TestReview27rLostUnderLoad(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	c := s.config("", b, "lostld")
+	c.ProbeQuiet = time.Nanosecond
+	c.CompactInterval = -1
+	c.SmallShardMax = 16 << 10
+	d := open(t, c)
+	ctx := t.Context()
+	for i := range 20 {
+		if _, _, err := d.PutRecord(ctx, driver.Record{Key: fmt.Sprintf("old%02d", i), Version: version(1), Data: []byte("o")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleteUnder(t, s, b, "lostld/", nil)
+
+	const writers, each = 6, 25
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	shards := map[int][]byte{}
+	stop := make(chan struct{})
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				k := fmt.Sprintf("w%d-%02d", w, i)
+				if _, _, err := d.PutRecord(ctx, driver.Record{Key: k, Version: version(2), Data: []byte(k)}); err == nil {
+					mu.Lock()
+					acked[k] = true
+					mu.Unlock()
+				}
+				n := 1000 + w*each + i
+				size := 4 << 10
+				if i%3 == 0 {
+					size = 64 << 10 // its own object
+				}
+				data := payload(size, uint64(n))
+				if err := writeShard(ctx, d, shard(n), data); err == nil {
+					mu.Lock()
+					shards[n] = data
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	var bg sync.WaitGroup
+	bg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			d.Probe(ctx)
+			time.Sleep(2 * time.Millisecond)
+		}
+	})
+	bg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			d.Compact(ctx)
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	wg.Wait()
+	close(stop)
+	bg.Wait()
+	if d.Losses() == 0 {
+		t.Fatalf("no loss found")
+	}
+	t.Logf("losses %d, %d records and %d shards acknowledged", d.Losses(), len(acked), len(shards))
+	if _, err := d.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d2 := open(t, c)
+	for _, dr := range []*remote.Driver{d, d2} {
+		for k := range acked {
+			if r, err := dr.GetRecord(ctx, k); err != nil || string(r.Data) != k {
+				t.Errorf("acknowledged record %s: %v", k, err)
+			}
+		}
+		for n, data := range shards {
+			if got, err := readAll(ctx, dr, shard(n)); err != nil || !bytes.Equal(got, data) {
+				t.Errorf("acknowledged shard %d: %d bytes, %v", n, len(got), err)
+			}
+		}
+		// The records written before the loss may come back: a compaction
+		// that ran before the probe found the loss wrote them into a
+		// snapshot (TestReview27rLostSnapshotListsLostShards).
+	}
+}
+
+// TestReview27rLostSnapshotListsLostShards: the bucket loses the drive's
+// objects; before a probe finds format.json gone, a compaction writes a
+// snapshot of the in-memory index, which still lists every shard at its
+// (lost) location. lost() then reloads from that snapshot: the index
+// lists the lost shards again, their records are there, the scanner (it
+// compares record indexes only) sees nothing missing and nothing heals
+// them: the F1 bug again. The window is the time the loss takes to be
+// found (up to ProbeQuiet plus a probe interval) and any compaction that
+// writes a snapshot in it (SnapshotEvery log objects, or a forced one).
+func TestReview27rLostSnapshotListsLostShards(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	c := s.config("", b, "lostsn")
+	c.ProbeQuiet = time.Nanosecond
+	c.CompactInterval = -1
+	c.SmallShardMax = 16 << 10
+	d := open(t, c)
+	ctx := t.Context()
+	if err := writeShard(ctx, d, shard(1), payload(4<<10, 1)); err != nil { // inline
+		t.Fatal(err)
+	}
+	if err := writeShard(ctx, d, shard(2), payload(64<<10, 2)); err != nil { // its own object
+		t.Fatal(err)
+	}
+	before, err := d.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleteUnder(t, s, b, "lostsn/", nil)
+	_, cerr := d.Compact(ctx) // the snapshot is written whatever follows
+	t.Logf("compaction after the loss: %v", cerr)
+	if err := d.Probe(ctx); !errors.Is(err, driver.ErrOffline) {
+		t.Fatalf("Probe after the loss: %v, want driver.ErrOffline", err)
+	}
+	if err := d.Probe(ctx); err != nil {
+		t.Fatalf("second Probe: %v", err)
+	}
+	after, err := d.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 2} {
+		_, rerr := readAll(ctx, d, shard(n))
+		derr := d.DeleteShard(ctx, shard(n)) // nil: the index listed it
+		if derr == nil {
+			t.Errorf("shard %d after the reload: read %v, but the index lists it (DeleteShard nil): lost bytes reported present, never healed", n, rerr)
+		}
+	}
+	if after.Usage.Used != 0 {
+		t.Errorf("Used %d after the reload (%d before the loss), want 0: the bucket holds no shard", after.Usage.Used, before.Usage.Used)
+	}
+}
