@@ -2,10 +2,12 @@ package remote_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -295,5 +297,61 @@ func TestReview27rLostSnapshotListsLostShards(t *testing.T) {
 	}
 	if after.Usage.Used != 0 {
 		t.Errorf("Used %d after the reload (%d before the loss), want 0: the bucket holds no shard", after.Usage.Used, before.Usage.Used)
+	}
+}
+
+// TestReview27rProbeWaitsForCompaction: lost() takes compactMu with no
+// regard for Probe's context, so a Probe that finds format.json gone
+// while a compaction runs waits for the whole compaction (moves of tens
+// of MiB on a slow backend; a compaction whose submitAll waits for room
+// in a saturated queue, with closeCtx, waits as long as the saturation).
+// vaultd's runProbes probes the node's drives one after another: every
+// drive's health check stalls with it. Here a fence that holds the
+// compaction's snapshot PUT stands in for a slow request.
+func TestReview27rProbeWaitsForCompaction(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	c := s.config("", b, "lostcm")
+	c.ProbeQuiet = time.Nanosecond
+	c.CompactInterval = -1
+	var hold atomic.Bool
+	held, release := make(chan struct{}, 1), make(chan struct{})
+	c.Fence = remote.FenceFunc(func(ctx context.Context) error {
+		if hold.Load() {
+			select {
+			case held <- struct{}{}:
+			default:
+			}
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	d := open(t, c)
+	ctx := t.Context()
+	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "before", Version: version(1), Data: []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	hold.Store(true)
+	compacted := make(chan error, 1)
+	go func() { _, err := d.Compact(ctx); compacted <- err }()
+	<-held // the compaction holds compactMu, its snapshot PUT in flight
+	hold.Store(false)
+	defer func() { close(release); <-compacted }()
+	deleteUnder(t, s, b, "lostcm/", nil)
+
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- d.Probe(pctx) }()
+	select {
+	case err := <-done:
+		t.Logf("Probe returned after %v: %v", time.Since(start), err)
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Probe with a 1 s context still blocked after 5 s behind a compaction (lost() waits on compactMu regardless of ctx)")
 	}
 }
