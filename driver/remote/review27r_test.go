@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/driver/remote"
+	"github.com/vaultaire/vaultaire/internal/faultproxy"
 )
 
 // deleteUnder deletes every object under prefix in bucket b for which
@@ -354,4 +355,56 @@ func TestReview27rProbeWaitsForCompaction(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("Probe with a 1 s context still blocked after 5 s behind a compaction (lost() waits on compactMu regardless of ctx)")
 	}
+}
+
+// TestReview27rQueueStarvesLargeCall: enqueue admits a call only while
+// it fits under MaxQueueBytes and wakes every waiter on each batch the
+// flusher takes, with no order among them. While small writers keep the
+// queue from running low (a backend slower than the writes: the case
+// the cap is for), a call that fits only into a nearly empty queue (a
+// large record, a small shard near SmallShardMax, compaction's batch of
+// moves) is passed by every small one and waits until its context ends,
+// though the drive keeps acknowledging writes all along. Compaction
+// waits with closeCtx, holding compactMu (see
+// TestReview27rProbeWaitsForCompaction).
+func TestReview27rQueueStarvesLargeCall(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	p := proxy(t, s.endpoint)
+	c := s.config(p.URL, b, "starve")
+	c.MaxBatchBytes, c.MaxQueueBytes = 64<<10, 128<<10
+	c.CompactInterval = -1
+	d := open(t, c)
+	ctx := t.Context()
+	p.Set(faultproxy.Faults{Latency: 20 * time.Millisecond})
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var acked atomic.Int64
+	for w := range 16 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, _, err := d.PutRecord(ctx, driver.Record{Key: fmt.Sprintf("s%02d-%05d", w, i), Version: version(1), Data: payload(8<<10, uint64(i))}); err == nil {
+					acked.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	start, before := time.Now(), acked.Load()
+	_, _, err := d.PutRecord(cctx, driver.Record{Key: "large", Version: version(1), Data: payload(120<<10, 9)})
+	took, passed := time.Since(start), acked.Load()-before
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("large PutRecord (120 KiB, cap 128 KiB): %v after %v, while %d small writes were acknowledged", err, took, passed)
+	}
+	t.Logf("large PutRecord took %v; %d small writes acknowledged meanwhile", took, passed)
 }
