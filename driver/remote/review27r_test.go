@@ -408,3 +408,42 @@ func TestReview27rQueueStarvesLargeCall(t *testing.T) {
 	}
 	t.Logf("large PutRecord took %v; %d small writes acknowledged meanwhile", took, passed)
 }
+
+// TestReview27rNestedUnderLog: 11c41f4 keeps the orphan sweep off
+// objects under obj/ that are not named as shard objects, but loadIndex
+// still takes every key under log/ (and snap/) whose name ends in
+// -<16 hex>-<anything> for its own: a drive whose prefix lies under
+// another's log/ (two nodes' --remote flags; vaultd's overlap check only
+// compares one node's flags) has its log objects replayed by the outer
+// drive as its own records, and deleted by the outer drive's compaction.
+func TestReview27rNestedUnderLog(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	ctx := t.Context()
+	ca := s.config("", b, "nest")
+	ca.CompactInterval = -1
+	a := open(t, ca)
+	a.Close()
+	cb := s.config("", b, "nest/log/b")
+	cb.ID = "remote-test-b"
+	cb.CompactInterval = -1
+	db := open(t, cb)
+	if _, _, err := db.PutRecord(ctx, driver.Record{Key: "b-only", Version: version(1), Data: []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	a2 := open(t, ca)
+	if _, err := a2.GetRecord(ctx, "b-only"); err == nil {
+		t.Errorf("the outer drive lists the nested drive's record as its own")
+	}
+	for range 2 {
+		if _, err := a2.Compact(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db2 := open(t, cb)
+	if _, err := db2.GetRecord(ctx, "b-only"); err != nil {
+		t.Errorf("the nested drive's record after the outer drive compacted: %v (its log object deleted by the outer drive)", err)
+	}
+}
