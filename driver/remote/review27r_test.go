@@ -447,3 +447,36 @@ func TestReview27rNestedUnderLog(t *testing.T) {
 		t.Errorf("the nested drive's record after the outer drive compacted: %v (its log object deleted by the outer drive)", err)
 	}
 }
+
+// TestReview27rLostFenced: a deposed owner (its fence refuses) that finds
+// format.json gone writes nothing and reloads nothing.
+func TestReview27rLostFenced(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	c := s.config("", b, "lostfc")
+	c.ProbeQuiet = time.Nanosecond
+	c.CompactInterval = -1
+	var fenced atomic.Bool
+	c.Fence = remote.FenceFunc(func(context.Context) error {
+		if fenced.Load() {
+			return errors.New("deposed")
+		}
+		return nil
+	})
+	d := open(t, c)
+	ctx := t.Context()
+	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "before", Version: version(1), Data: []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	fenced.Store(true)
+	deleteUnder(t, s, b, "lostfc/", nil)
+	if err := d.Probe(ctx); !errors.Is(err, driver.ErrOffline) {
+		t.Fatalf("Probe: %v, want driver.ErrOffline", err)
+	}
+	if n := d.Losses(); n != 0 {
+		t.Errorf("Losses %d, want 0 (fenced: nothing reloaded)", n)
+	}
+	if gone := deleteUnder(t, s, b, "lostfc/", nil); len(gone) != 0 {
+		t.Errorf("a fenced drive wrote %v", gone)
+	}
+}
