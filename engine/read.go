@@ -440,7 +440,21 @@ func confirmOnce(ctx context.Context) context.Context {
 	if ctx.Value(confirmKey{}) != nil {
 		return ctx
 	}
-	return context.WithValue(ctx, confirmKey{}, new(atomic.Bool))
+	return &confirmCtx{Context: ctx}
+}
+
+// confirmCtx is context.WithValue(ctx, confirmKey{}, &waited) in one
+// allocation, not two (every GET and HEAD makes one).
+type confirmCtx struct {
+	context.Context
+	waited atomic.Bool
+}
+
+func (c *confirmCtx) Value(key any) any {
+	if key == (confirmKey{}) {
+		return &c.waited
+	}
+	return c.Context.Value(key)
 }
 
 // count returns how many of bs are true.
