@@ -233,7 +233,7 @@ func unmarshalRecord(b []byte) (*record, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.ContentType = d.string()
+	r.ContentType = d.contentType()
 	// Counts are checked against the bytes left (an entry takes at least
 	// two, a part at least 18), so a hostile count cannot make the decoder
 	// allocate for entries the record does not hold.
@@ -373,6 +373,22 @@ func (d *decoder) varint() int64 {
 }
 
 func (d *decoder) string() string { return string(d.view()) }
+
+// commonContentTypes are content types a record decodes to without a copy:
+// most artifacts carry one (S3's default for a PUT without one first), and
+// each record read made one more allocation for it.
+var commonContentTypes = [...]string{"binary/octet-stream", "application/octet-stream"}
+
+// contentType is string for a content type.
+func (d *decoder) contentType() string {
+	v := d.view()
+	for _, c := range commonContentTypes {
+		if string(v) == c {
+			return c
+		}
+	}
+	return string(v)
+}
 
 // view returns a length-prefixed byte string, aliasing the input.
 func (d *decoder) view() []byte {
