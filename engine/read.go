@@ -748,7 +748,7 @@ func (a *Artifact) writeStriped(ctx context.Context, w io.Writer, off, length in
 // the same WriteRange (checksums verified, heal queued, resumed), its
 // error reported by the stream after the bytes read before it.
 func (a *Artifact) Reader(ctx context.Context, off, length int64) io.ReadCloser {
-	if a.rec.IsInline && length <= syncReadMax {
+	if a.ReadsAtOnce(length) {
 		r := &readDone{b: make([]byte, 0, max(length, 0))}
 		r.err = a.WriteRange(ctx, r, off, length)
 		return r
@@ -761,6 +761,13 @@ func (a *Artifact) Reader(ctx context.Context, off, length int64) io.ReadCloser 
 		bp.CloseWithError(a.WriteRange(ctx, bp, off, length))
 	}()
 	return &pipeReader{blockPipe: bp, cancel: cancel, done: done}
+}
+
+// ReadsAtOnce reports whether Reader reads a range of length bytes before
+// it returns (a short range of an inline artifact): its ctx then need not
+// outlive the call.
+func (a *Artifact) ReadsAtOnce(length int64) bool {
+	return a.rec.IsInline && length <= syncReadMax
 }
 
 // syncReadMax is the longest range of an inline artifact Reader reads at

@@ -448,8 +448,12 @@ func (op *operation) getObject() error {
 		return nil
 	}
 	// The body streams after the handler returns: its own context, ended
-	// when fasthttp closes the stream.
-	ctx, cancel := context.WithTimeout(context.Background(), op.s.cfg.BodyTimeout)
+	// when fasthttp closes the stream; a body read at once (a small
+	// object's) is read under the request's.
+	ctx, cancel := op.ctx, context.CancelFunc(func() {})
+	if !a.ReadsAtOnce(length) {
+		ctx, cancel = context.WithTimeout(context.Background(), op.s.cfg.BodyTimeout)
+	}
 	body := &cancelOnClose{ReadCloser: a.Reader(ctx, off, length), cancel: cancel}
 	// Decode the first bytes before committing to a 200: a read that
 	// cannot start gets a proper error response, not a dropped connection.
