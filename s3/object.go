@@ -348,8 +348,9 @@ var responseOverrides = map[string]string{
 // cover the whole object, so a partial response carries none.
 func (op *operation) setObjectHeaders(info engine.ArtifactInfo, partial bool) {
 	rh := &op.r.fctx.Response.Header
-	rh.Set("ETag", `"`+info.ETag+`"`)
-	rh.Set("Last-Modified", info.Modified.UTC().Format(http.TimeFormat))
+	var buf [80]byte // an ETag or a date fits: no string built for either
+	rh.SetBytesV("ETag", append(append(append(buf[:0], '"'), info.ETag...), '"'))
+	rh.SetBytesV("Last-Modified", info.Modified.UTC().AppendFormat(buf[:0], http.TimeFormat))
 	rh.Set("Accept-Ranges", "bytes")
 	// Objects share the node's origin with the web console: one opened
 	// in a browser renders in a sandbox (no script, no form, an opaque
