@@ -478,7 +478,7 @@ func (e *Engine) readRecordsUntil(ctx context.Context, drives []driver.Driver, k
 // readRecordsWait is readRecordsUntil with the wait for the slower drives
 // given by wait (fanOutWait).
 func (e *Engine) readRecordsWait(ctx context.Context, drives []driver.Driver, key string, wait func(ok int, answered []bool, took time.Duration) time.Duration) ([]*record, []bool) {
-	res, _ := fanOutWait(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, wait,
+	res, returned := fanOutWait(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, wait,
 		func(ctx context.Context, j int) recordRead {
 			raw, err := drives[j].GetRecord(ctx, key)
 			switch {
@@ -497,7 +497,7 @@ func (e *Engine) readRecordsWait(ctx context.Context, drives []driver.Driver, ke
 		},
 		func(r recordRead) bool { return r.answered }, nil)
 	recs := make([]*record, len(drives))
-	answered := make([]bool, len(drives))
+	answered := returned // the caller's: overwritten, not copied
 	for j, r := range res {
 		recs[j], answered[j] = r.rec, r.answered
 	}
