@@ -269,9 +269,27 @@ func (s *Server) authenticate(ctx context.Context, h *fasthttp.RequestHeader, ho
 	// on the next line) in place as it iterates, so a second pass over the
 	// same headers can see other values (review SIGREVIEW: building them
 	// in three passes read past the end and crashed the process).
-	var hl sigv4.HeaderList
+	//
+	// The names and values are copied into one string (a Builder's,
+	// sized for the raw headers), then cut from it: two allocations per
+	// line before, and the list grown as lines came.
+	var sb strings.Builder
+	sb.Grow(len(h.RawHeaders()))
+	var ends [32][2]int // per line, where its name and its value end in sb
+	lines := ends[:0]
 	for k, v := range h.AllInOrder() {
-		hl.Add(string(k), string(v))
+		sb.Write(k)
+		n := sb.Len()
+		sb.Write(v)
+		lines = append(lines, [2]int{n, sb.Len()})
+	}
+	all := sb.String()
+	var hl sigv4.HeaderList
+	hl.Grow(len(lines))
+	start := 0
+	for _, e := range lines {
+		hl.Add(all[start:e[0]], all[e[0]:e[1]])
+		start = e[1]
 	}
 	req := sigv4.Request{
 		Method:      string(h.Method()),
