@@ -75,7 +75,7 @@ func (s *Server) begin(fctx *fasthttp.RequestCtx) *request {
 func (s *Server) handle(fctx *fasthttp.RequestCtx) {
 	r := s.begin(fctx)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
-	pf := s.takePreflight(ctx, &fctx.Request.Header)
+	pf := s.takePreflight(ctx, fctx)
 	err := s.serve(ctx, r, cancel, pf)
 	if err != nil {
 		s.writeError(r, err)
