@@ -221,17 +221,26 @@ func unmarshalHead(b []byte) (*record, error) {
 // aliases b, which the caller must therefore not modify afterwards (every
 // caller decodes a record's Data as a driver returned it, its own copy).
 func unmarshalRecord(b []byte) (*record, error) {
+	r := &record{}
+	if err := unmarshalRecordTo(b, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// unmarshalRecordTo is unmarshalRecord into r, a zero record the caller
+// allocated (readRecordsWait: one allocation for a set's records).
+func unmarshalRecordTo(b []byte, r *record) error {
 	if len(b) < 8 {
-		return nil, errBadRecord
+		return errBadRecord
 	}
 	body, sum := b[:len(b)-8], binary.BigEndian.Uint64(b[len(b)-8:])
 	if xxh3.Hash(body) != sum {
-		return nil, fmt.Errorf("%w: checksum mismatch", errBadRecord)
+		return fmt.Errorf("%w: checksum mismatch", errBadRecord)
 	}
-	r := &record{}
 	d, err := splitHead(body, r)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	r.ContentType = d.contentType()
 	// Counts are checked against the bytes left (an entry takes at least
@@ -298,14 +307,14 @@ func unmarshalRecord(b []byte) (*record, error) {
 			d.err = errBadRecord // one level only
 		} else if d.err == nil {
 			if r.Prev, err = unmarshalRecord(prev); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
 	if d.err != nil || len(d.b) != 0 {
-		return nil, errBadRecord
+		return errBadRecord
 	}
-	return r, nil
+	return nil
 }
 
 func appendString(b []byte, s string) []byte {
