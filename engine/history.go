@@ -410,15 +410,18 @@ func (e *Engine) olderSetsHold(ctx context.Context, cur *placement.Map, tenant, 
 // not rolled back) that must not hide the version before it. (An empty
 // artifact decodes from nothing.) It returns the slots it cleared.
 func dropUnreadableInline(recs []*record, unanswered, k int) []int {
-	all := slices.Clone(recs)
 	var dropped []int
 	for j, r := range recs {
 		// Drives holding a newer version count: they may have held this
 		// one (acknowledged on k or more) until a newer write replaced it.
-		if r != nil && r.IsInline && !r.Deleted && r.Size > 0 && atOrAbove(all, r.Version)+unanswered < k {
-			recs[j] = nil
+		// Counted among all of recs: none is cleared before every one
+		// was counted (no copy of recs made for each read).
+		if r != nil && r.IsInline && !r.Deleted && r.Size > 0 && atOrAbove(recs, r.Version)+unanswered < k {
 			dropped = append(dropped, j)
 		}
+	}
+	for _, j := range dropped {
+		recs[j] = nil
 	}
 	return dropped
 }

@@ -62,10 +62,12 @@ func retentionOf(meta map[string]string) Retention {
 	case "c":
 		r.Mode = RetentionCompliance
 	}
-	if ns, err := strconv.ParseInt(meta[lockUntilKey], 10, 64); err == nil && r.Mode != RetentionNone {
-		r.Until = time.Unix(0, ns)
-	} else {
-		r.Mode = RetentionNone
+	if r.Mode != RetentionNone { // else no date to parse (a parse error allocates: every GET's)
+		if ns, err := strconv.ParseInt(meta[lockUntilKey], 10, 64); err == nil {
+			r.Until = time.Unix(0, ns)
+		} else {
+			r.Mode = RetentionNone
+		}
 	}
 	r.LegalHold = meta[legalHoldKey] == "1"
 	return r

@@ -115,7 +115,20 @@ func fanOutWait[T any](ctx context.Context, e *Engine, n int, run func(j int) bo
 			continue
 		}
 		started++
-		e.goBackground(func() { ch <- fanResult[T]{j, call(ctx, j)} })
+		// goBackground's own goroutine, with one closure where
+		// goBackground and sync.WaitGroup.Go take two (an allocation
+		// per drive of every fan-out): Done as WaitGroup.Go calls it,
+		// not on a panic.
+		e.bg.Add(1)
+		go func() {
+			defer func() {
+				if x := recover(); x != nil {
+					panic(x)
+				}
+				e.bg.Done()
+			}()
+			ch <- fanResult[T]{j, call(ctx, j)}
+		}()
 	}
 	began := time.Now()
 	var (

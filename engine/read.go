@@ -440,7 +440,21 @@ func confirmOnce(ctx context.Context) context.Context {
 	if ctx.Value(confirmKey{}) != nil {
 		return ctx
 	}
-	return context.WithValue(ctx, confirmKey{}, new(atomic.Bool))
+	return &confirmCtx{Context: ctx}
+}
+
+// confirmCtx is context.WithValue(ctx, confirmKey{}, &waited) in one
+// allocation, not two (every GET and HEAD makes one).
+type confirmCtx struct {
+	context.Context
+	waited atomic.Bool
+}
+
+func (c *confirmCtx) Value(key any) any {
+	if key == (confirmKey{}) {
+		return &c.waited
+	}
+	return c.Context.Value(key)
 }
 
 // count returns how many of bs are true.
@@ -464,7 +478,8 @@ func (e *Engine) readRecordsUntil(ctx context.Context, drives []driver.Driver, k
 // readRecordsWait is readRecordsUntil with the wait for the slower drives
 // given by wait (fanOutWait).
 func (e *Engine) readRecordsWait(ctx context.Context, drives []driver.Driver, key string, wait func(ok int, answered []bool, took time.Duration) time.Duration) ([]*record, []bool) {
-	res, _ := fanOutWait(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, wait,
+	slab := make([]record, len(drives)) // slot j's record, decoded in place: one allocation, not one per drive
+	res, returned := fanOutWait(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, wait,
 		func(ctx context.Context, j int) recordRead {
 			raw, err := drives[j].GetRecord(ctx, key)
 			switch {
@@ -474,8 +489,8 @@ func (e *Engine) readRecordsWait(ctx context.Context, drives []driver.Driver, ke
 				e.log.Debug("record read failed", "shard", j, "err", err)
 				return recordRead{}
 			}
-			r, err := unmarshalRecord(raw.Data)
-			if err != nil {
+			r := &slab[j]
+			if err := unmarshalRecordTo(raw.Data, r); err != nil {
 				e.log.Warn("corrupt record", "shard", j, "err", err)
 				return recordRead{}
 			}
@@ -483,7 +498,7 @@ func (e *Engine) readRecordsWait(ctx context.Context, drives []driver.Driver, ke
 		},
 		func(r recordRead) bool { return r.answered }, nil)
 	recs := make([]*record, len(drives))
-	answered := make([]bool, len(drives))
+	answered := returned // the caller's: overwritten, not copied
 	for j, r := range res {
 		recs[j], answered[j] = r.rec, r.answered
 	}
@@ -725,7 +740,20 @@ func (a *Artifact) writeStriped(ctx context.Context, w io.Writer, off, length in
 
 // Reader returns bytes [off, off+length) of the artifact as a stream. The
 // caller must Close it; closing early stops the read.
+//
+// A short range of an inline artifact (at most syncReadMax bytes) is read
+// at once, on the caller's goroutine, into a buffer of its own: its shards
+// are already in memory, and the pipe, goroutine and context of a streamed
+// read were a tenth of a 4 KiB GET's allocations and a switch between
+// goroutines per block (pprof, bench/RESULTS.md session 27). The read is
+// the same WriteRange (checksums verified, heal queued, resumed), its
+// error reported by the stream after the bytes read before it.
 func (a *Artifact) Reader(ctx context.Context, off, length int64) io.ReadCloser {
+	if a.ReadsAtOnce(length) {
+		r := &readDone{b: make([]byte, 0, max(length, 0))}
+		r.err = a.WriteRange(ctx, r, off, length)
+		return r
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	bp := newBlockPipe()
 	done := make(chan struct{})
@@ -734,6 +762,62 @@ func (a *Artifact) Reader(ctx context.Context, off, length int64) io.ReadCloser 
 		bp.CloseWithError(a.WriteRange(ctx, bp, off, length))
 	}()
 	return &pipeReader{blockPipe: bp, cancel: cancel, done: done}
+}
+
+// ReadsAtOnce reports whether Reader reads a range of length bytes before
+// it returns (a short range of an inline artifact): its ctx then need not
+// outlive the call.
+func (a *Artifact) ReadsAtOnce(length int64) bool {
+	return a.rec.IsInline && length <= syncReadMax
+}
+
+// syncReadMax is the longest range of an inline artifact Reader reads at
+// once into a buffer (a copy of the bytes) rather than streams.
+const syncReadMax = 32 << 10 // bytes
+
+// readDone is Reader's stream of a read already done: its bytes, then its
+// error (io.EOF if it succeeded). WriteRange writes the bytes into it.
+type readDone struct {
+	b   []byte // the bytes not yet taken
+	err error  // the read's error
+}
+
+func (r *readDone) Write(p []byte) (int, error) {
+	r.b = append(r.b, p...)
+	return len(p), nil
+}
+
+func (r *readDone) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+// WriteTo writes the bytes to w in one call, then returns the read's error.
+func (r *readDone) WriteTo(w io.Writer) (int64, error) {
+	var n int
+	var err error
+	if len(r.b) > 0 {
+		n, err = w.Write(r.b)
+		r.b = r.b[n:]
+	}
+	if err == nil && !errors.Is(r.err, io.EOF) {
+		err = r.err // as blockPipe's WriteTo
+	}
+	return int64(n), err
+}
+
+// Close drops the bytes not taken: as with a streamed read, a Read after
+// Close fails.
+func (r *readDone) Close() error {
+	r.b, r.err = nil, io.ErrClosedPipe
+	return nil
 }
 
 // pipeReader is the read side of an artifact's Reader; its WriteTo

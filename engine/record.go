@@ -221,19 +221,28 @@ func unmarshalHead(b []byte) (*record, error) {
 // aliases b, which the caller must therefore not modify afterwards (every
 // caller decodes a record's Data as a driver returned it, its own copy).
 func unmarshalRecord(b []byte) (*record, error) {
+	r := &record{}
+	if err := unmarshalRecordTo(b, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// unmarshalRecordTo is unmarshalRecord into r, a zero record the caller
+// allocated (readRecordsWait: one allocation for a set's records).
+func unmarshalRecordTo(b []byte, r *record) error {
 	if len(b) < 8 {
-		return nil, errBadRecord
+		return errBadRecord
 	}
 	body, sum := b[:len(b)-8], binary.BigEndian.Uint64(b[len(b)-8:])
 	if xxh3.Hash(body) != sum {
-		return nil, fmt.Errorf("%w: checksum mismatch", errBadRecord)
+		return fmt.Errorf("%w: checksum mismatch", errBadRecord)
 	}
-	r := &record{}
 	d, err := splitHead(body, r)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	r.ContentType = d.string()
+	r.ContentType = d.contentType()
 	// Counts are checked against the bytes left (an entry takes at least
 	// two, a part at least 18), so a hostile count cannot make the decoder
 	// allocate for entries the record does not hold.
@@ -298,14 +307,14 @@ func unmarshalRecord(b []byte) (*record, error) {
 			d.err = errBadRecord // one level only
 		} else if d.err == nil {
 			if r.Prev, err = unmarshalRecord(prev); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
 	if d.err != nil || len(d.b) != 0 {
-		return nil, errBadRecord
+		return errBadRecord
 	}
-	return r, nil
+	return nil
 }
 
 func appendString(b []byte, s string) []byte {
@@ -373,6 +382,22 @@ func (d *decoder) varint() int64 {
 }
 
 func (d *decoder) string() string { return string(d.view()) }
+
+// commonContentTypes are content types a record decodes to without a copy:
+// most artifacts carry one (S3's default for a PUT without one first), and
+// each record read made one more allocation for it.
+var commonContentTypes = [...]string{"binary/octet-stream", "application/octet-stream"}
+
+// contentType is string for a content type.
+func (d *decoder) contentType() string {
+	v := d.view()
+	for _, c := range commonContentTypes {
+		if string(v) == c {
+			return c
+		}
+	}
+	return string(v)
+}
 
 // view returns a length-prefixed byte string, aliasing the input.
 func (d *decoder) view() []byte {

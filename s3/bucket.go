@@ -42,10 +42,17 @@ func (op *operation) query(name string) (string, bool) {
 	return string(args.Peek(name)), true
 }
 
+// maybeIP reports whether name could parse as an IP address in a bucket
+// name's characters: only digits and dots (an IPv6 address has a colon,
+// refused anyway). net.ParseIP allocates for every name it refuses.
+func maybeIP(name string) bool {
+	return strings.Trim(name, "0123456789.") == ""
+}
+
 // validBucketName applies S3's bucket naming rules.
 func validBucketName(name string) bool {
 	if len(name) < 3 || len(name) > 63 || strings.Contains(name, "..") ||
-		strings.HasPrefix(name, "xn--") || strings.HasSuffix(name, "-s3alias") || net.ParseIP(name) != nil {
+		strings.HasPrefix(name, "xn--") || strings.HasSuffix(name, "-s3alias") || maybeIP(name) && net.ParseIP(name) != nil {
 		return false
 	}
 	for i := 0; i < len(name); i++ {

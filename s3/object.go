@@ -351,8 +351,9 @@ var responseOverrides = map[string]string{
 // cover the whole object, so a partial response carries none.
 func (op *operation) setObjectHeaders(info engine.ArtifactInfo, partial bool) {
 	rh := &op.r.fctx.Response.Header
-	rh.Set("ETag", `"`+info.ETag+`"`)
-	rh.Set("Last-Modified", info.Modified.UTC().Format(http.TimeFormat))
+	var buf [80]byte // an ETag or a date fits: no string built for either
+	rh.SetBytesV("ETag", append(append(append(buf[:0], '"'), info.ETag...), '"'))
+	rh.SetBytesV("Last-Modified", info.Modified.UTC().AppendFormat(buf[:0], http.TimeFormat))
 	rh.Set("Accept-Ranges", "bytes")
 	// Objects share the node's origin with the web console: one opened
 	// in a browser renders in a sandbox (no script, no form, an opaque
@@ -452,8 +453,12 @@ func (op *operation) getObject() error {
 		return nil
 	}
 	// The body streams after the handler returns: its own context, ended
-	// when fasthttp closes the stream.
-	ctx, cancel := context.WithTimeout(context.Background(), op.s.cfg.BodyTimeout)
+	// when fasthttp closes the stream; a body read at once (a small
+	// object's) is read under the request's.
+	ctx, cancel := op.ctx, context.CancelFunc(func() {})
+	if !a.ReadsAtOnce(length) {
+		ctx, cancel = context.WithTimeout(context.Background(), op.s.cfg.BodyTimeout)
+	}
 	body := &cancelOnClose{ReadCloser: a.Reader(ctx, off, length), cancel: cancel}
 	// Decode the first bytes before committing to a 200: a read that
 	// cannot start gets a proper error response, not a dropped connection.

@@ -111,13 +111,15 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 	return fasthttp.RequestConfig{ReadTimeout: time.Duration(windows) * s.cfg.BodyRateWindow}
 }
 
-// takePreflight returns the preflight of the request with header h,
-// deciding it now if headerReceived did not.
-func (s *Server) takePreflight(ctx context.Context, h *fasthttp.RequestHeader) *preflight {
+// takePreflight returns the preflight of fctx's request, deciding it now
+// if headerReceived did not: routed by fctx's query arguments, then
+// parsed once for the route and the handler (op.query), not twice.
+func (s *Server) takePreflight(ctx context.Context, fctx *fasthttp.RequestCtx) *preflight {
+	h := &fctx.Request.Header
 	if pf, ok := s.preflights.take(h); ok {
 		return pf
 	}
-	return s.preflight(ctx, h)
+	return s.preflightArgs(ctx, h, fctx.QueryArgs())
 }
 
 // expect answers "Expect: 100-continue" (sent by the client, or set by
@@ -167,15 +169,24 @@ func framingConflict(h *fasthttp.RequestHeader) bool {
 // preflight routes and authenticates a request from its headers, and asks
 // the Limiter whether it may proceed.
 func (s *Server) preflight(ctx context.Context, h *fasthttp.RequestHeader) *preflight {
+	return s.preflightArgs(ctx, h, nil)
+}
+
+// preflightArgs is preflight with the query's arguments parsed already
+// (the request's own, fctx.QueryArgs, which requestTarget's query
+// mirrors), or nil to parse them here.
+func (s *Server) preflightArgs(ctx context.Context, h *fasthttp.RequestHeader, args *fasthttp.Args) *preflight {
 	host, path, query := requestTarget(h)
 	pf := &preflight{path: path, at: time.Now(), route: methodNotAllowed}
 	if framingConflict(h) {
 		pf.err = errFraming
 		return pf
 	}
-	args := fasthttp.AcquireArgs()
-	defer fasthttp.ReleaseArgs(args)
-	args.Parse(query)
+	if args == nil {
+		args = fasthttp.AcquireArgs()
+		defer fasthttp.ReleaseArgs(args)
+		args.Parse(query)
+	}
 	t := target{method: string(h.Method()), path: path, query: args, copySource: len(h.Peek("x-amz-copy-source")) > 0}
 	// The node's reserved paths; on a virtual-host bucket's host the path
 	// is a key, even one that starts with _vault/.
@@ -269,9 +280,27 @@ func (s *Server) authenticate(ctx context.Context, h *fasthttp.RequestHeader, ho
 	// on the next line) in place as it iterates, so a second pass over the
 	// same headers can see other values (review SIGREVIEW: building them
 	// in three passes read past the end and crashed the process).
-	var hl sigv4.HeaderList
+	//
+	// The names and values are copied into one string (a Builder's,
+	// sized for the raw headers), then cut from it: two allocations per
+	// line before, and the list grown as lines came.
+	var sb strings.Builder
+	sb.Grow(len(h.RawHeaders()))
+	var ends [32][2]int // per line, where its name and its value end in sb
+	lines := ends[:0]
 	for k, v := range h.AllInOrder() {
-		hl.Add(string(k), string(v))
+		sb.Write(k)
+		n := sb.Len()
+		sb.Write(v)
+		lines = append(lines, [2]int{n, sb.Len()})
+	}
+	all := sb.String()
+	var hl sigv4.HeaderList
+	hl.Grow(len(lines))
+	start := 0
+	for _, e := range lines {
+		hl.Add(all[start:e[0]], all[e[0]:e[1]])
+		start = e[1]
 	}
 	req := sigv4.Request{
 		Method:      string(h.Method()),

@@ -5,11 +5,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"log/slog"
 	"net"
-	"strings"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -37,7 +36,29 @@ type request struct {
 func newRequestID() string {
 	var b [8]byte
 	rand.Read(b[:])
-	return strings.ToUpper(hex.EncodeToString(b[:]))
+	// Upper-case hex in one allocation (hex.EncodeToString then
+	// strings.ToUpper took two).
+	const digits = "0123456789ABCDEF"
+	var id [2 * len(b)]byte
+	for i, c := range b {
+		id[2*i], id[2*i+1] = digits[c>>4], digits[c&15]
+	}
+	return string(id[:])
+}
+
+// addrString returns a.String() in one allocation for a TCP address (its
+// String takes two or three).
+func addrString(a net.Addr) string {
+	t, ok := a.(*net.TCPAddr)
+	if !ok || t.Zone != "" {
+		return a.String()
+	}
+	ip, ok := netip.AddrFromSlice(t.IP)
+	if !ok || t.Port < 0 || t.Port > 0xffff {
+		return a.String()
+	}
+	var buf [64]byte
+	return string(netip.AddrPortFrom(ip.Unmap(), uint16(t.Port)).AppendTo(buf[:0]))
 }
 
 // begin starts serving fctx's request.
@@ -47,14 +68,14 @@ func (s *Server) begin(fctx *fasthttp.RequestCtx) *request {
 	fctx.Response.Header.DisableNormalizing()
 	fctx.Response.Header.Set("x-amz-request-id", r.id)
 	r.ev = RequestEvent{Time: r.start, Node: s.cfg.Node, RequestID: r.id, Operation: unknownOperation, ObjectSize: -1,
-		RemoteAddr: fctx.RemoteAddr().String(), UserAgent: string(fctx.UserAgent())}
+		RemoteAddr: addrString(fctx.RemoteAddr()), UserAgent: string(fctx.UserAgent())}
 	return r
 }
 
 func (s *Server) handle(fctx *fasthttp.RequestCtx) {
 	r := s.begin(fctx)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
-	pf := s.takePreflight(ctx, &fctx.Request.Header)
+	pf := s.takePreflight(ctx, fctx)
 	err := s.serve(ctx, r, cancel, pf)
 	if err != nil {
 		s.writeError(r, err)

@@ -103,9 +103,11 @@ func (d *Driver) GetRecord(ctx context.Context, key string) (driver.Record, erro
 		if m.del {
 			return driver.Record{}, fmt.Errorf("driver/local: get record: %w", driver.ErrNotFound)
 		}
-		if r, err = decode([]byte(key), m.val); err != nil {
+		// The key as given, not a copy of it (decode's).
+		if r, err = decode(nil, m.val); err != nil {
 			return driver.Record{}, fmt.Errorf("driver/local: get record: %w", err)
 		}
+		r.Key = key
 		return r, nil
 	}
 	p := d.commit.packs
@@ -120,12 +122,13 @@ func (d *Driver) GetRecord(ctx context.Context, key string) (driver.Record, erro
 			return driver.ErrNotFound
 		}
 		var derr error
-		r, derr = p.decodeCut([]byte(key), val, -1)
+		r, derr = p.decodeCut(nil, val, -1)
 		return derr
 	})
 	if err != nil {
 		return driver.Record{}, fmt.Errorf("driver/local: get record: %w", err)
 	}
+	r.Key = key
 	return r, nil
 }
 

@@ -87,14 +87,20 @@ func parseAuthorization(auth string) (authParams, error) {
 // shared by header and query authentication; errors wrap sentinel.
 func parseAuthParts(cred, signed, sig string, sentinel error) (authParams, error) {
 	var p authParams
-	// The scope is the last four '/'-separated fields; the access key is the rest.
-	parts := strings.Split(cred, "/")
-	if len(parts) < 5 {
-		return p, fmt.Errorf("%w: credential must be key/date/region/service/aws4_request", sentinel)
+	// The scope is the last four '/'-separated fields; the access key is
+	// the rest. Cut by index, not split and joined again (three
+	// allocations of every request).
+	var parts [4]string // date, region, service, terminator
+	rest := cred
+	for i := len(parts) - 1; i >= 0; i-- {
+		j := strings.LastIndexByte(rest, '/')
+		if j < 0 {
+			return p, fmt.Errorf("%w: credential must be key/date/region/service/aws4_request", sentinel)
+		}
+		rest, parts[i] = rest[:j], rest[j+1:]
 	}
-	n := len(parts)
-	p.accessKey = strings.Join(parts[:n-4], "/")
-	p.date, p.region = parts[n-4], parts[n-3]
+	p.accessKey = rest
+	p.date, p.region = parts[0], parts[1]
 	if p.accessKey == "" {
 		return p, fmt.Errorf("%w: empty access key", sentinel)
 	}
@@ -104,13 +110,13 @@ func parseAuthParts(cred, signed, sig string, sentinel error) (authParams, error
 	if p.region == "" {
 		return p, fmt.Errorf("%w: empty region", sentinel)
 	}
-	if parts[n-2] != Service {
-		return p, fmt.Errorf("%w: service must be %q, got %.20q", sentinel, Service, parts[n-2])
+	if parts[2] != Service {
+		return p, fmt.Errorf("%w: service must be %q, got %.20q", sentinel, Service, parts[2])
 	}
-	if parts[n-1] != terminator {
+	if parts[3] != terminator {
 		return p, fmt.Errorf("%w: credential must end with %s", sentinel, terminator)
 	}
-	p.scope = strings.Join(parts[n-4:], "/")
+	p.scope = cred[len(rest)+1:]
 	if signed == "" {
 		return p, fmt.Errorf("%w: empty SignedHeaders", sentinel)
 	}

@@ -8,9 +8,8 @@ import (
 	"sync"
 )
 
-// canonicalRequest builds the SigV4 canonical request.
-func canonicalRequest(r *Request, query queryParams, presigned bool, signed []string, payload string) ([]byte, error) {
-	b := make([]byte, 0, 512)
+// canonicalRequest appends the SigV4 canonical request to b.
+func canonicalRequest(b []byte, r *Request, query queryParams, presigned bool, signed []string, payload string) ([]byte, error) {
 	b = append(b, r.Method...)
 	b = append(b, '\n')
 	b, err := appendCanonicalPath(b, r.RawPath)
@@ -173,6 +172,27 @@ func deriveSigningKey(secret, date, region string) []byte {
 	k = m.sum(k[:0], k, []byte(Service))
 	return m.sum(k[:0], k, []byte(terminator))
 }
+
+// scratch is the working memory of one signature check (Result.check),
+// pooled: the canonical request, the string to sign, the HMAC state and
+// both signatures were six allocations of every request.
+type scratch struct {
+	mac       mac
+	creq, sts []byte
+	want, got [sha256.Size]byte
+}
+
+// scratchMax bounds the buffers a scratch keeps for the next request: a
+// request with a long query or many signed headers (a usual canonical
+// request is under 1 KiB) does not pin its buffers in the pool, and
+// pays for them as before (TestVerifyManyHeaders compares the cost of
+// 750 and 6,000 headers: with 16 KiB kept, 750 headers ran on a kept
+// buffer, 6,000 did not, and the ratio rose toward its bound).
+const scratchMax = 4 << 10 // bytes
+
+var scratches = sync.Pool{New: func() any {
+	return &scratch{creq: make([]byte, 0, 512), sts: make([]byte, 0, 256)}
+}}
 
 func hmacSHA256(key, data []byte) []byte {
 	var m mac

@@ -39,10 +39,37 @@ func parseQuery(raw string) (queryParams, error) {
 		if !ok {
 			return nil, errQueryEscape
 		}
-		q = append(q, queryParam{key: dk, value: dv, encKey: encode(dk), encValue: encode(dv)})
+		ek, ev := k, v
+		if !canonicalRaw(k) {
+			ek = encode(dk)
+		}
+		if !canonicalRaw(v) {
+			ev = encode(dv)
+		}
+		q = append(q, queryParam{key: dk, value: dv, encKey: ek, encValue: ev})
 	}
 	return q, nil
 }
+
+// canonicalRaw reports whether raw, a query key or value as sent, is its
+// own canonical encoding, encode(unescapeQuery(raw)): unreserved
+// characters and upper-case %XX escapes of the others, as SDKs send them
+// (X-Amz-Credential's %2F): then it is not encoded again.
+func canonicalRaw(raw string) bool {
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case isUnreserved(c):
+		case c == '%' && i+2 < len(raw) && isUpperHex(raw[i+1]) && isUpperHex(raw[i+2]) &&
+			!isUnreserved(unhex(raw[i+1])<<4|unhex(raw[i+2])):
+			i += 2
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isUpperHex(c byte) bool { return '0' <= c && c <= '9' || 'A' <= c && c <= 'F' }
 
 func unescapeQuery(s string) (string, bool) {
 	if !strings.ContainsAny(s, "%+") {

@@ -308,23 +308,34 @@ func (res *Result) check(ctx context.Context, r *Request, p authParams, query qu
 		}
 		return fmt.Errorf("sigv4: credentials for %s: %w", p.accessKey, err)
 	}
-	creq, err := canonicalRequest(r, query, presigned, p.signedHeaders, payload)
+	sc := scratches.Get().(*scratch)
+	defer func() {
+		if cap(sc.creq) <= scratchMax && cap(sc.sts) <= scratchMax {
+			scratches.Put(sc)
+		}
+	}()
+	creq, err := canonicalRequest(sc.creq[:0], r, query, presigned, p.signedHeaders, payload)
 	if err != nil {
 		return err
 	}
+	sc.creq = creq
 	sum := sha256.Sum256(creq)
-	sts := make([]byte, 0, len(Algorithm)+len(res.amzDate)+len(p.scope)+3+64)
-	sts = append(sts, Algorithm...)
+	sts := append(sc.sts[:0], Algorithm...)
 	sts = append(sts, '\n')
 	sts = append(sts, res.amzDate...)
 	sts = append(sts, '\n')
 	sts = append(sts, p.scope...)
 	sts = append(sts, '\n')
 	sts = hex.AppendEncode(sts, sum[:])
+	sc.sts = sts
 	key := signingKey(secret, p.date, p.region)
-	want := hmacSHA256(key, sts)
-	got, err := hex.DecodeString(p.signature)
-	if err != nil || !hmac.Equal(got, want) {
+	want := sc.mac.sum(sc.want[:0], key, sts)
+	// p.signature is 64 hex digits (parseAuthParts): decoded in place.
+	got, ok := sc.got[:], len(p.signature) == 2*len(sc.got) && isHex(p.signature)
+	for i := 0; ok && i < len(got); i++ {
+		got[i] = unhex(p.signature[2*i])<<4 | unhex(p.signature[2*i+1])
+	}
+	if !ok || !hmac.Equal(got, want) {
 		return fmt.Errorf("%w: access key %s", ErrSignatureDoesNotMatch, p.accessKey)
 	}
 	res.key = key
