@@ -57,34 +57,53 @@ func (d *Driver) submitAll(ctx context.Context, ops []*op) error {
 // they would take the queue past Config.MaxQueueBytes it first waits for
 // room (a backend that stalls holds its writers, not their bytes in
 // memory without bound), failing with ctx's error if ctx ends first;
-// ops larger than the cap go alone into an empty queue.
+// ops larger than the cap go alone into an empty queue. Callers waiting
+// for room are admitted in arrival order, so a large call (a
+// compaction's batch) is not passed for ever by small ones (review 27r
+// R5).
 func (d *Driver) enqueue(ctx context.Context, ops ...*op) error {
 	var cost int64
 	for _, o := range ops {
 		o.done = make(chan struct{})
 		cost += o.cost()
 	}
-	closed := func() error { return fmt.Errorf("%w: closed", driver.ErrOffline) }
+	fits := func() bool { return d.qbytes == 0 || d.qbytes+cost <= d.cfg.MaxQueueBytes }
 	d.cmu.Lock()
-	for d.qbytes > 0 && d.qbytes+cost > d.cfg.MaxQueueBytes {
-		if d.room == nil {
-			d.room = make(chan struct{})
+	if d.nextTicket != d.serving || !fits() {
+		t := d.nextTicket
+		d.nextTicket++
+		for {
+			d.skipAbandoned()
+			if d.serving == t && fits() {
+				d.serving++
+				d.roomMade() // the next in line looks again
+				break
+			}
+			if d.room == nil {
+				d.room = make(chan struct{})
+			}
+			room := d.room
+			d.cmu.Unlock()
+			var err error
+			select {
+			case <-room:
+			case <-ctx.Done():
+				err = fmt.Errorf("driver/remote: write queue full (%d bytes): %w", d.cfg.MaxQueueBytes, ctx.Err())
+			case <-d.closing:
+				err = fmt.Errorf("%w: closed", driver.ErrOffline)
+			}
+			d.cmu.Lock()
+			if err != nil {
+				d.abandon(t)
+				d.cmu.Unlock()
+				return err
+			}
 		}
-		room := d.room
-		d.cmu.Unlock()
-		select {
-		case <-room:
-		case <-ctx.Done():
-			return fmt.Errorf("driver/remote: write queue full (%d bytes): %w", d.cfg.MaxQueueBytes, ctx.Err())
-		case <-d.closing:
-			return closed()
-		}
-		d.cmu.Lock()
 	}
 	select {
 	case <-d.closing:
 		d.cmu.Unlock()
-		return closed()
+		return fmt.Errorf("%w: closed", driver.ErrOffline)
 	default:
 	}
 	d.queue = append(d.queue, ops...)
@@ -95,6 +114,24 @@ func (d *Driver) enqueue(ctx context.Context, ops ...*op) error {
 	}
 	d.cmu.Unlock()
 	return nil
+}
+
+// abandon gives up ticket t of a caller that stopped waiting (under cmu).
+func (d *Driver) abandon(t uint64) {
+	if d.abandoned == nil {
+		d.abandoned = map[uint64]bool{}
+	}
+	d.abandoned[t] = true
+	d.skipAbandoned()
+	d.roomMade()
+}
+
+// skipAbandoned moves the line past the tickets given up (under cmu).
+func (d *Driver) skipAbandoned() {
+	for d.abandoned[d.serving] {
+		delete(d.abandoned, d.serving)
+		d.serving++
+	}
 }
 
 // QueuedBytes is what the mutations waiting for a log object cost

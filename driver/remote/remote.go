@@ -347,11 +347,16 @@ type Driver struct {
 	formatSeen atomic.Int64 // unix nanoseconds of Probe's last HEAD of format.json that answered
 	lostCount  atomic.Uint64
 
-	cmu      sync.Mutex // guards queue, qbytes, room and flushing
+	cmu      sync.Mutex // guards queue, qbytes, room, the tickets and flushing
 	queue    []*op
 	qbytes   int64         // the cost of the queued ops
-	room     chan struct{} // closed when qbytes drops; nil if no one waits
+	room     chan struct{} // closed when qbytes drops or the line moves; nil if no one waits
 	flushing bool
+	// Callers waiting for room hold tickets, admitted in order:
+	// nextTicket is the next to give, serving the one admitted next,
+	// abandoned those whose caller gave up.
+	nextTicket, serving uint64
+	abandoned           map[uint64]bool
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -862,32 +867,69 @@ func (d *Driver) Probe(ctx context.Context) error {
 // format.json: the bucket lost the drive's objects (a provider incident,
 // a lifecycle rule, someone's clean-up) while the in-memory index still
 // lists them, so reads and scans saw nothing missing and nothing was
-// healed. The drive writes format.json again (it has been this drive's
-// all along) and reloads its index from what the bucket holds, with no
-// flush or compaction meanwhile: what was lost is then missing from the
-// drive as from a replaced disk, and the scanner and the healer refill
-// it. It reports the drive offline this once, so that the probe's next
-// answer brings it back (and the engine's heals are retried).
+// healed (attack 27 F1). After a second HEAD confirms it (a 404 could be
+// a provider's hiccup), with no flush or compaction meanwhile, it deletes
+// the snapshots (one written since the loss is a copy of the stale index:
+// reloaded, it would list what was lost again, review 27r R2), reloads
+// the index from the log objects that remain, and only then writes
+// format.json again (a reload that fails leaves it missing, so the next
+// probe tries again: R1). What only a snapshot named is then missing from
+// the drive, as on a replaced disk, and the scanner and the healer refill
+// it (never the other way round); what was written after the loss stays.
+// It reports the drive offline this once, so that the probe's next answer
+// brings it back (and the engine's heals are retried).
 func (d *Driver) lost(ctx context.Context) error {
-	d.log.Error("remote drive: format.json is gone from the bucket: its data was lost; writing it again and reloading the index from what the bucket holds, for heal to refill the rest")
-	d.compactMu.Lock()
+	fkey := d.key("format.json")
+	select {
+	case <-time.After(lostConfirm):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	hctx, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout)
+	_, err := d.be.s3HeadDirect(hctx, fkey)
+	cancel()
+	if err == nil || !isNotFound(err) {
+		return fmt.Errorf("driver/remote: probe: %w: format.json answered 404, then %v", driver.ErrOffline, err)
+	}
+	d.log.Error("remote drive: format.json is gone from the bucket: its data was lost; reloading the index from what the bucket holds, for heal to refill the rest")
+	for !d.compactMu.TryLock() { // a compaction may run for long: Probe's ctx bounds the wait (R4)
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	defer d.compactMu.Unlock()
 	d.flushMu.Lock()
 	defer d.flushMu.Unlock()
-	b, _ := json.Marshal(format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID})
-	if err := d.be.put(ctx, d.key("format.json"), b); err != nil {
-		return fmt.Errorf("driver/remote: probe: %w: format.json lost, and writing it again failed: %w", driver.ErrOffline, err)
+	fail := func(what string, err error) error {
+		return fmt.Errorf("driver/remote: probe: %w: format.json lost, and %s failed: %w", driver.ErrOffline, what, err)
 	}
-	seq := d.seq.Load()
+	snaps, err := d.be.list(ctx, d.key("snap/"))
+	if err != nil {
+		return fail("listing the snapshots", err)
+	}
+	for _, o := range snaps {
+		if err := d.be.delete(ctx, o.Key); err != nil && !errors.Is(err, driver.ErrNotFound) {
+			return fail("deleting snapshot "+o.Key, err)
+		}
+	}
 	if err := d.reloadAll(ctx); err != nil {
-		return fmt.Errorf("driver/remote: probe: %w: format.json lost, and reloading the index failed: %w", driver.ErrOffline, err)
+		return fail("reloading the index", err)
 	}
-	d.seq.Store(max(seq, d.seq.Load())) // new log objects stay past every earlier one
-	d.pendingDel = nil                  // queued against the old index: the reloaded one may read from them (what is dead there, compaction finds again)
+	d.pendingDel = nil // queued against the old index: the reloaded one may read from them (what is dead there, compaction finds again)
+	b, _ := json.Marshal(format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID})
+	if err := d.be.put(ctx, fkey, b); err != nil {
+		return fail("writing format.json again", err)
+	}
 	d.lostCount.Add(1)
 	d.log.Warn("remote drive: index reloaded after the loss", "records", d.records.Len(), "shards", len(d.shards))
-	return fmt.Errorf("driver/remote: probe: %w: format.json was gone (data lost); written again and the index reloaded", driver.ErrOffline)
+	return fmt.Errorf("driver/remote: probe: %w: format.json was gone (data lost); the index reloaded and format.json written again", driver.ErrOffline)
 }
+
+// lostConfirm is how long lost waits before the HEAD that confirms a
+// missing format.json.
+const lostConfirm = 500 * time.Millisecond
 
 // Losses returns how many times Probe found the drive's format.json gone
 // and reloaded the index (see lost).
