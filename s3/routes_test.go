@@ -180,7 +180,7 @@ func TestRouteTable(t *testing.T) {
 // awsCodes are the S3 error codes AWS documents, with their statuses, and
 // the admin API's own codes.
 var awsCodes = map[string][]int{
-	"AccessDenied": {403}, "InvalidBucketName": {400}, "KeyTooLongError": {400}, "InvalidArgument": {400},
+	"AccessDenied": {403}, "AccessControlListNotSupported": {400}, "InvalidBucketName": {400}, "KeyTooLongError": {400}, "InvalidArgument": {400},
 	"InvalidRequest": {400}, "InvalidDigest": {400}, "MalformedXML": {400}, "MethodNotAllowed": {405},
 	"NotImplemented": {501}, "EntityTooLarge": {400}, "MissingContentLength": {411}, "PreconditionFailed": {412},
 	"InvalidRange": {416}, "InternalError": {500}, "ServiceUnavailable": {503}, "SlowDown": {503},

@@ -65,11 +65,13 @@ func TestVerifyManyHeaders(t *testing.T) {
 	small, large := manyHeaders(t, 750), manyHeaders(t, 6000)
 	// The fastest of interleaved runs, so a burst of load hits both sizes.
 	fastSmall, fastLarge := time.Hour, time.Hour
-	for range 7 {
+	// 15 rounds and a bound of 32x, half the quadratic 64x: under a
+	// load average of 17, seven rounds measured 24.8x and 28.4x.
+	for range 15 {
 		fastSmall = min(fastSmall, refuseTime(t, small))
 		fastLarge = min(fastLarge, refuseTime(t, large))
 	}
-	if ratio := float64(fastLarge) / float64(fastSmall); ratio > 24 {
+	if ratio := float64(fastLarge) / float64(fastSmall); ratio > 32 {
 		t.Fatalf("refusing 6000 signed headers took %v, 750 took %v: %.1fx for 8x the headers (quadratic?)",
 			fastLarge, fastSmall, ratio)
 	}
