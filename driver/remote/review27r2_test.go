@@ -3,12 +3,14 @@ package remote_test
 import (
 	"bytes"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/internal/faultproxy"
 )
 
 // TestReview27r2LostDeletesIntactSnapshot: only format.json goes (a
@@ -73,5 +75,93 @@ func TestReview27r2LostDeletesIntactSnapshot(t *testing.T) {
 	}
 	if len(objs.Contents) == 0 {
 		t.Errorf("the large shard's object, intact in the bucket until then, was deleted by the fresh Open's orphan sweep")
+	}
+}
+
+// TestReview27r2LostResurrects: reloading from the log objects alone
+// (no snapshot) replays a log object that compaction kept (it still
+// holds a live shard) without the later ones that compaction deleted
+// because the snapshot covered them and they held no shard bytes. What
+// those later log objects said — a record overwritten, a record deleted,
+// a shard deleted — is undone: the drive serves the old version of k,
+// the deleted record j and the deleted shard B again. That is not
+// "missing for heal to refill": the scanner sees records present (an old
+// version, or one its peers deleted) and a shard listed.
+func TestReview27r2LostResurrects(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	p := proxy(t, s.endpoint)
+	c := s.config(p.URL, b, "lostrz")
+	c.ProbeQuiet = time.Nanosecond
+	c.CompactInterval = -1
+	c.CompactRatio = 0.01 // keep L1 as it is (no move)
+	c.SmallShardMax = 16 << 10
+	d := open(t, c)
+	ctx := t.Context()
+
+	// L1 = {record k v1, record j, shard A, shard B}: queued together
+	// while the PUT of another log object is in flight.
+	p.Set(faultproxy.Faults{Latency: 300 * time.Millisecond})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	wg.Go(func() {
+		_, _, err := d.PutRecord(ctx, driver.Record{Key: "x", Version: version(1), Data: []byte("x")})
+		errs <- err
+	})
+	time.Sleep(100 * time.Millisecond)
+	wg.Go(func() {
+		_, _, err := d.PutRecord(ctx, driver.Record{Key: "k", Version: version(1), Data: []byte("k1")})
+		errs <- err
+	})
+	wg.Go(func() {
+		_, _, err := d.PutRecord(ctx, driver.Record{Key: "j", Version: version(1), Data: []byte("j1")})
+		errs <- err
+	})
+	wg.Go(func() { errs <- writeShard(ctx, d, shard(1), payload(8<<10, 1)) })
+	wg.Go(func() { errs <- writeShard(ctx, d, shard(2), payload(8<<10, 2)) })
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Set(faultproxy.Faults{})
+	cl := s.client("")
+	list, err := cl.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b, Prefix: aws.String("lostrz/log/")})
+	if err != nil || len(list.Contents) != 2 {
+		t.Fatalf("want 2 log objects (x alone, then the four together): %v, %v", list, err)
+	}
+	// Later log objects: k overwritten, j deleted, shard B deleted.
+	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "k", Version: version(2), Data: []byte("k2")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteRecord(ctx, "j", driver.Version{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteShard(ctx, shard(2)); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // snapshot; then the covered log objects without shard bytes are deleted
+		if _, err := d.Compact(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The loss: format.json only (the rest is intact).
+	deleteUnder(t, s, b, "lostrz/", func(k string) bool { return k != "lostrz/format.json" })
+	if err := d.Probe(ctx); !errors.Is(err, driver.ErrOffline) {
+		t.Fatalf("Probe after the loss: %v, want driver.ErrOffline", err)
+	}
+	if err := d.Probe(ctx); err != nil {
+		t.Fatalf("second Probe: %v", err)
+	}
+	if r, err := d.GetRecord(ctx, "k"); err == nil && r.Version != version(2) {
+		t.Errorf("GetRecord(k) after the reload: version %s %q: the overwritten version is back", r.Version, r.Data)
+	}
+	if r, err := d.GetRecord(ctx, "j"); err == nil {
+		t.Errorf("GetRecord(j) after the reload: %q: the deleted record is back", r.Data)
+	}
+	if _, err := readAll(ctx, d, shard(2)); err == nil {
+		t.Errorf("shard B, deleted, reads again after the reload")
 	}
 }
