@@ -2,8 +2,11 @@ package remote_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,5 +166,75 @@ func TestReview27r2LostResurrects(t *testing.T) {
 	}
 	if _, err := readAll(ctx, d, shard(2)); err == nil {
 		t.Errorf("shard B, deleted, reads again after the reload")
+	}
+}
+
+// TestReview27r2QueueTicketsStress: writers of mixed sizes (some larger
+// than the cap) with short, random deadlines against a slow backend, so
+// that callers give up at every point of the line, including at their
+// turn; then Close while others still wait. Afterwards no ticket is
+// stuck: a new call is admitted at once and the queue drains to 0.
+// (Passes: the line holds.)
+func TestReview27r2QueueTicketsStress(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	p := proxy(t, s.endpoint)
+	c := s.config(p.URL, b, "tickets")
+	c.MaxBatchBytes, c.MaxQueueBytes = 32<<10, 64<<10
+	c.CompactInterval = -1
+	d := open(t, c)
+	ctx := t.Context()
+	p.Set(faultproxy.Faults{Latency: 15 * time.Millisecond})
+	var wg sync.WaitGroup
+	var ok, gaveUp atomic.Int64
+	for w := range 24 {
+		wg.Go(func() {
+			for i := range 40 {
+				size := []int{1 << 10, 8 << 10, 30 << 10, 70 << 10}[(w+i)%4]
+				cctx, cancel := context.WithTimeout(ctx, time.Duration(5+(w*7+i*13)%250)*time.Millisecond)
+				_, _, err := d.PutRecord(cctx, driver.Record{Key: fmt.Sprintf("t%02d-%03d", w, i), Version: version(1), Data: payload(size, uint64(i))})
+				cancel()
+				if err == nil {
+					ok.Add(1)
+				} else {
+					gaveUp.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	p.Set(faultproxy.Faults{})
+	t.Logf("acknowledged %d, gave up %d", ok.Load(), gaveUp.Load())
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, _, err := d.PutRecord(cctx, driver.Record{Key: "after", Version: version(1), Data: payload(100<<10, 1)}); err != nil {
+		t.Fatalf("a call after the storm: %v (a ticket is stuck)", err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for d.QueuedBytes() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if q := d.QueuedBytes(); q != 0 {
+		t.Fatalf("QueuedBytes %d after the storm", q)
+	}
+	// Close while callers wait for room: all return.
+	p.Set(faultproxy.Faults{Latency: 200 * time.Millisecond})
+	done := make(chan struct{})
+	go func() {
+		var wg sync.WaitGroup
+		for w := range 16 {
+			wg.Go(func() {
+				d.PutRecord(ctx, driver.Record{Key: fmt.Sprintf("c%02d", w), Version: version(1), Data: payload(30<<10, 1)})
+			})
+		}
+		wg.Wait()
+		close(done)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	d.Close()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("callers waiting for room did not return after Close")
 	}
 }
