@@ -238,3 +238,45 @@ func TestReview27r2QueueTicketsStress(t *testing.T) {
 		t.Fatal("callers waiting for room did not return after Close")
 	}
 }
+
+// TestReview27r2LostReloadNeverFinishes: with the snapshots deleted,
+// lost() replays every log object that holds a live shard, one GET
+// after another, instead of one snapshot plus the few log objects after
+// it. On a drive with many such log objects and a slow backend the
+// reload outlasts the probe's context (runProbes gives 30 s) every time:
+// each probe fails the same way and the drive never comes back until a
+// restart, though only format.json was gone. Here 80 small shards (one
+// log object each, all live, covered by a snapshot), 60 ms per request,
+// a 2 s probe context.
+func TestReview27r2LostReloadNeverFinishes(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	p := proxy(t, s.endpoint)
+	c := s.config(p.URL, b, "lostslow")
+	c.ProbeQuiet = time.Nanosecond
+	c.CompactInterval = -1
+	c.SmallShardMax = 16 << 10
+	d := open(t, c)
+	ctx := t.Context()
+	for i := range 80 {
+		if err := writeShard(ctx, d, shard(i), payload(4<<10, uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deleteUnder(t, s, b, "lostslow/", func(k string) bool { return k != "lostslow/format.json" })
+	p.Set(faultproxy.Faults{Latency: 60 * time.Millisecond})
+	var errs []error
+	for range 4 {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := d.Probe(pctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		errs = append(errs, err)
+	}
+	t.Fatalf("the drive never came back after losing format.json alone: %v", errs)
+}
