@@ -344,6 +344,7 @@ type Driver struct {
 	pendingDel []string   // log objects to delete on the next compaction (under compactMu)
 
 	flushMu    sync.Mutex   // held by each flush, and by lost while it reloads the index
+	lostMu     sync.Mutex   // one lost at a time
 	formatSeen atomic.Int64 // unix nanoseconds of Probe's last HEAD of format.json that answered
 	lostCount  atomic.Uint64
 
@@ -867,32 +868,77 @@ func (d *Driver) Probe(ctx context.Context) error {
 // format.json: the bucket lost the drive's objects (a provider incident,
 // a lifecycle rule, someone's clean-up) while the in-memory index still
 // lists them, so reads and scans saw nothing missing and nothing was
-// healed (attack 27 F1). After a second HEAD confirms it (a 404 could be
-// a provider's hiccup), with no flush or compaction meanwhile, it deletes
-// the snapshots (one written since the loss is a copy of the stale index:
-// reloaded, it would list what was lost again, review 27r R2), reloads
-// the index from the log objects that remain, and only then writes
-// format.json again (a reload that fails leaves it missing, so the next
-// probe tries again: R1). What only a snapshot named is then missing from
-// the drive, as on a replaced disk, and the scanner and the healer refill
-// it (never the other way round); what was written after the loss stays.
-// It reports the drive offline this once, so that the probe's next answer
-// brings it back (and the engine's heals are retried).
+// healed (attack 27 F1). Once a second HEAD confirms it (a 404 could be a
+// provider's hiccup), it reloads the index from the bucket as Open does,
+// with no flush or compaction meanwhile, and deletes from it, through the
+// log like any deletion, the shards whose objects the bucket no longer
+// lists (a snapshot written since the loss copied the stale index:
+// review 27r R2); only then does it write format.json again, so that a
+// step that fails leaves it missing and the next probe tries again (R1).
+// What was lost is then missing from the drive, as on a replaced disk,
+// and the scanner and the healer refill it; what was written after the
+// loss stays. It reports the drive offline this once, so that the
+// probe's next answer brings it back (and the engine's heals are
+// retried).
 func (d *Driver) lost(ctx context.Context) error {
+	offline := func(format string, a ...any) error {
+		return fmt.Errorf("driver/remote: probe: %w: format.json lost: %s", driver.ErrOffline, fmt.Sprintf(format, a...))
+	}
+	if !d.lostMu.TryLock() {
+		return offline("being handled")
+	}
+	defer d.lostMu.Unlock()
 	fkey := d.key("format.json")
 	select {
 	case <-time.After(lostConfirm):
 	case <-ctx.Done():
-		return ctx.Err()
+		return offline("%v", ctx.Err())
 	}
 	hctx, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout)
 	_, err := d.be.s3HeadDirect(hctx, fkey)
 	cancel()
-	if err == nil || !isNotFound(err) {
-		return fmt.Errorf("driver/remote: probe: %w: format.json answered 404, then %v", driver.ErrOffline, err)
+	switch {
+	case err == nil:
+		return offline("answered 404, then found")
+	case !isNotFound(err):
+		return offline("answered 404, then %v", err)
 	}
 	d.log.Error("remote drive: format.json is gone from the bucket: its data was lost; reloading the index from what the bucket holds, for heal to refill the rest")
-	for !d.compactMu.TryLock() { // a compaction may run for long: Probe's ctx bounds the wait (R4)
+	if err := d.reloadLost(ctx); err != nil {
+		return offline("reloading the index: %v", err)
+	}
+	missing, err := d.missingShards(ctx)
+	if err != nil {
+		return offline("listing the bucket: %v", err)
+	}
+	if len(missing) > 0 {
+		ops := make([]*op, len(missing))
+		for i, sh := range missing {
+			ops[i] = &op{e: entry{op: opShardDel, shard: sh}}
+		}
+		if err := d.submitAll(ctx, ops); err != nil {
+			return offline("deleting %d lost shards from the index: %v", len(missing), err)
+		}
+		for _, o := range ops {
+			if o.err != nil && !errors.Is(o.err, driver.ErrNotFound) {
+				return offline("deleting a lost shard from the index: %v", o.err)
+			}
+		}
+	}
+	b, _ := json.Marshal(format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID})
+	if err := d.be.put(ctx, fkey, b); err != nil {
+		return offline("writing it again: %v", err)
+	}
+	d.lostCount.Add(1)
+	d.log.Warn("remote drive: index reloaded after the loss", "records", d.records.Len(), "shards", len(d.shards), "lost_shards", len(missing))
+	return offline("the index reloaded, %d lost shards deleted from it, format.json written again", len(missing))
+}
+
+// reloadLost reloads the index as Open does, with no flush or compaction
+// meanwhile; a compaction running is waited for only within ctx (review
+// 27r R4).
+func (d *Driver) reloadLost(ctx context.Context) error {
+	for !d.compactMu.TryLock() {
 		select {
 		case <-time.After(50 * time.Millisecond):
 		case <-ctx.Done():
@@ -902,29 +948,35 @@ func (d *Driver) lost(ctx context.Context) error {
 	defer d.compactMu.Unlock()
 	d.flushMu.Lock()
 	defer d.flushMu.Unlock()
-	fail := func(what string, err error) error {
-		return fmt.Errorf("driver/remote: probe: %w: format.json lost, and %s failed: %w", driver.ErrOffline, what, err)
-	}
-	snaps, err := d.be.list(ctx, d.key("snap/"))
-	if err != nil {
-		return fail("listing the snapshots", err)
-	}
-	for _, o := range snaps {
-		if err := d.be.delete(ctx, o.Key); err != nil && !errors.Is(err, driver.ErrNotFound) {
-			return fail("deleting snapshot "+o.Key, err)
-		}
-	}
 	if err := d.reloadAll(ctx); err != nil {
-		return fail("reloading the index", err)
+		return err
 	}
 	d.pendingDel = nil // queued against the old index: the reloaded one may read from them (what is dead there, compaction finds again)
-	b, _ := json.Marshal(format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID})
-	if err := d.be.put(ctx, fkey, b); err != nil {
-		return fail("writing format.json again", err)
+	return nil
+}
+
+// missingShards returns the shards of the index whose object (a log
+// object or the shard's own) the bucket does not list.
+func (d *Driver) missingShards(ctx context.Context) ([]driver.Shard, error) {
+	have := map[string]bool{}
+	for _, p := range []string{"log/", "obj/"} {
+		objs, err := d.be.list(ctx, d.key(p))
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			have[o.Key] = true
+		}
 	}
-	d.lostCount.Add(1)
-	d.log.Warn("remote drive: index reloaded after the loss", "records", d.records.Len(), "shards", len(d.shards))
-	return fmt.Errorf("driver/remote: probe: %w: format.json was gone (data lost); the index reloaded and format.json written again", driver.ErrOffline)
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	var missing []driver.Shard
+	for sh, l := range d.shards {
+		if !have[l.obj] {
+			missing = append(missing, sh)
+		}
+	}
+	return missing, nil
 }
 
 // lostConfirm is how long lost waits before the HEAD that confirms a

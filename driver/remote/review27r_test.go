@@ -232,40 +232,21 @@ func TestReview27rLostUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	d2 := open(t, c)
-	// lost() deletes the snapshots (one written since the loss is a copy
-	// of the stale index: TestReview27rLostSnapshotListsLostShards) and
-	// reloads from the log objects alone, so what a compaction moved into
-	// a snapshot between the loss and its discovery is missing too, for
-	// the engine's heal to refill from the other drives; what the drive
-	// lists must read back whole, and what was lost must not come back.
-	dropped := [2]int{}
-	for i, dr := range []*remote.Driver{d, d2} {
+	for _, dr := range []*remote.Driver{d, d2} {
 		for k := range acked {
-			switch r, err := dr.GetRecord(ctx, k); {
-			case errors.Is(err, driver.ErrNotFound):
-				dropped[i]++
-			case err != nil || string(r.Data) != k:
-				t.Errorf("acknowledged record %s: %q, %v", k, r.Data, err)
+			if r, err := dr.GetRecord(ctx, k); err != nil || string(r.Data) != k {
+				t.Errorf("acknowledged record %s: %v", k, err)
 			}
 		}
 		for n, data := range shards {
-			switch got, err := readAll(ctx, dr, shard(n)); {
-			case errors.Is(err, driver.ErrNotFound):
-				dropped[i]++
-			case err != nil || !bytes.Equal(got, data):
+			if got, err := readAll(ctx, dr, shard(n)); err != nil || !bytes.Equal(got, data) {
 				t.Errorf("acknowledged shard %d: %d bytes, %v", n, len(got), err)
 			}
 		}
-		for j := range 20 {
-			if _, err := dr.GetRecord(ctx, fmt.Sprintf("old%02d", j)); !errors.Is(err, driver.ErrNotFound) {
-				t.Errorf("record old%02d, lost with the bucket's objects, came back: %v", j, err)
-			}
-		}
+		// The records written before the loss may come back: a compaction
+		// that ran before the probe found the loss wrote them into a
+		// snapshot (TestReview27rLostSnapshotListsLostShards).
 	}
-	if dropped[0] != dropped[1] {
-		t.Errorf("the open driver misses %d acknowledged records and shards, a fresh one %d", dropped[0], dropped[1])
-	}
-	t.Logf("%d acknowledged records and shards missing after the reload (compacted into a snapshot since the loss)", dropped[0])
 }
 
 // TestReview27rLostSnapshotListsLostShards: the bucket loses the drive's
