@@ -1,0 +1,121 @@
+package remote_test
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vaultaire/vaultaire/driver"
+)
+
+// holdListProxy is a reverse proxy that, once armed, holds the answer of
+// the first LIST whose prefix ends with suffix: the backend has computed
+// it, the client has not got it yet. listed is closed then; the answer
+// goes on when release is closed.
+type holdListProxy struct {
+	*httptest.Server
+	armed   atomic.Bool
+	once    sync.Once
+	listed  chan struct{}
+	release chan struct{}
+}
+
+func newHoldListProxy(t *testing.T, target, suffix string) *holdListProxy {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &holdListProxy{listed: make(chan struct{}), release: make(chan struct{})}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ModifyResponse = func(r *http.Response) error {
+		q := r.Request.URL.Query()
+		if h.armed.Load() && r.Request.Method == http.MethodGet && q.Get("list-type") == "2" && strings.HasSuffix(q.Get("prefix"), suffix) {
+			hit := false
+			h.once.Do(func() { hit = true })
+			if hit {
+				close(h.listed)
+				select {
+				case <-h.release:
+				case <-time.After(10 * time.Second):
+				}
+			}
+		}
+		return nil
+	}
+	h.Server = httptest.NewServer(rp)
+	t.Cleanup(h.Close)
+	return h
+}
+
+// TestReview27r3LostDeletesNewWrites: lost() lists log/ and obj/ with no
+// lock held (writes and the flusher go on, as they must), then reads the
+// index and calls every shard whose object the listing did not show
+// "lost". A shard written, committed and acknowledged while the listing
+// runs has its object created after the listing saw the prefix: its log
+// object (small shard) or its own obj/ object (large shard) is not in the
+// listing, so lost() deletes it through the log. An acknowledged write is
+// gone, with no copy lost by the bucket: heal must rebuild it from peers
+// (none for a 1+1 remote tier artifact whose other drive is the one
+// written to next). On a big drive the listing takes seconds (N3's
+// scale), so the window is wide, and it is the time right after an
+// incident when the engine writes (heal, new objects) to this drive.
+func TestReview27r3LostDeletesNewWrites(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	p := newHoldListProxy(t, s.endpoint, "/obj/")
+	c := s.config(p.URL, b, "lostnew")
+	c.ProbeQuiet = time.Nanosecond
+	c.CompactInterval = -1
+	c.SmallShardMax = 16 << 10
+	d := open(t, c)
+	ctx := t.Context()
+	if err := writeShard(ctx, d, shard(1), payload(4<<10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	deleteUnder(t, s, b, "lostnew/", func(k string) bool { return k != "lostnew/format.json" })
+	p.armed.Store(true)
+	probed := make(chan error, 1)
+	go func() { probed <- d.Probe(ctx) }()
+	select {
+	case <-p.listed:
+	case err := <-probed:
+		t.Fatalf("Probe returned before listing obj/: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("lost() never listed obj/")
+	}
+	// While lost()'s listing is in flight: two acknowledged writes.
+	small, big := payload(4<<10, 7), payload(64<<10, 8)
+	if err := writeShard(ctx, d, shard(7), small); err != nil { // a new log object
+		t.Fatal(err)
+	}
+	if err := writeShard(ctx, d, shard(8), big); err != nil { // its own obj/ object
+		t.Fatal(err)
+	}
+	close(p.release)
+	if err := <-probed; !errors.Is(err, driver.ErrOffline) {
+		t.Fatalf("Probe after the loss: %v, want driver.ErrOffline", err)
+	}
+	t.Logf("lost(): %v", err2str(d.Probe(ctx)))
+	if got, err := readAll(ctx, d, shard(7)); err != nil || !bytes.Equal(got, small) {
+		t.Errorf("small shard written and acknowledged during lost()'s listing: %d bytes, %v; lost() deleted it", len(got), err)
+	}
+	if got, err := readAll(ctx, d, shard(8)); err != nil || !bytes.Equal(got, big) {
+		t.Errorf("large shard written and acknowledged during lost()'s listing: %d bytes, %v; lost() deleted it", len(got), err)
+	}
+}
+
+func err2str(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
+}
