@@ -119,3 +119,56 @@ func err2str(err error) string {
 	}
 	return err.Error()
 }
+
+// TestReview27r3LostDeletesMovedShard: the same window, hit by
+// compaction instead of a write. reloadLost releases compactMu before
+// missingShards lists the bucket, so a compaction (the background loop,
+// or one whose TryLock raced) can move a live inline shard from a sparse
+// log object, listed and intact, into a new log object the listing does
+// not show. missingShards then reads the moved location and calls the
+// shard lost: data the bucket never lost is deleted by the drive.
+// (CompactRatio 1 makes the one-shard log object "sparse" so that the
+// move is deterministic; at the default 0.5 any log object with half of
+// its shards deleted is moved the same way.)
+func TestReview27r3LostDeletesMovedShard(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	p := newHoldListProxy(t, s.endpoint, "/obj/")
+	c := s.config(p.URL, b, "lostmv")
+	c.ProbeQuiet = time.Nanosecond
+	c.CompactInterval = -1
+	c.CompactRatio = 1
+	c.SmallShardMax = 16 << 10
+	d := open(t, c)
+	ctx := t.Context()
+	data := payload(4<<10, 3)
+	if err := writeShard(ctx, d, shard(3), data); err != nil {
+		t.Fatal(err)
+	}
+	deleteUnder(t, s, b, "lostmv/", func(k string) bool { return k != "lostmv/format.json" })
+	p.armed.Store(true)
+	probed := make(chan error, 1)
+	go func() { probed <- d.Probe(ctx) }()
+	select {
+	case <-p.listed:
+	case err := <-probed:
+		t.Fatalf("Probe returned before listing obj/: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("lost() never listed obj/")
+	}
+	st, err := d.Compact(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("compaction during lost()'s listing: %+v", st)
+	close(p.release)
+	if err := <-probed; !errors.Is(err, driver.ErrOffline) {
+		t.Fatalf("Probe after the loss: %v, want driver.ErrOffline", err)
+	}
+	if err := d.Probe(ctx); err != nil {
+		t.Fatalf("second Probe: %v", err)
+	}
+	if got, err := readAll(ctx, d, shard(3)); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("shard intact in the bucket, moved by compaction during lost()'s listing: %d bytes, %v; lost() deleted it", len(got), err)
+	}
+}
