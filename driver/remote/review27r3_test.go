@@ -172,3 +172,47 @@ func TestReview27r3LostDeletesMovedShard(t *testing.T) {
 		t.Errorf("shard intact in the bucket, moved by compaction during lost()'s listing: %d bytes, %v; lost() deleted it", len(got), err)
 	}
 }
+
+// TestReview27r3LostSecondWaveUnseen: a lifecycle rule that expires the
+// bucket's objects by age (a trigger lost()'s own comment names) takes
+// format.json first — it is the oldest object — and the next-oldest
+// objects (the log objects and large-shard objects of the drive's first
+// days) a little later. lost() handles the first wave and writes
+// format.json again, which makes the canary the *youngest* object: the
+// second wave, real data, goes unnoticed. Probe reports the drive
+// healthy for good while its index lists shards whose objects are gone,
+// so the scanner sees nothing missing and nothing is healed (F1 again),
+// until format.json itself ages out.
+func TestReview27r3LostSecondWaveUnseen(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	c := s.config("", b, "lostw2")
+	c.ProbeQuiet = time.Nanosecond
+	c.CompactInterval = -1
+	c.SmallShardMax = 16 << 10
+	d := open(t, c)
+	ctx := t.Context()
+	big := payload(64<<10, 5)
+	if err := writeShard(ctx, d, shard(5), big); err != nil { // its own object
+		t.Fatal(err)
+	}
+	// Wave 1: format.json.
+	deleteUnder(t, s, b, "lostw2/", func(k string) bool { return k != "lostw2/format.json" })
+	if err := d.Probe(ctx); !errors.Is(err, driver.ErrOffline) {
+		t.Fatalf("Probe after wave 1: %v, want driver.ErrOffline", err)
+	}
+	if err := d.Probe(ctx); err != nil {
+		t.Fatalf("second Probe: %v", err)
+	}
+	// Wave 2: the next-oldest objects, the large shard's among them.
+	gone := deleteUnder(t, s, b, "lostw2/obj/", nil)
+	t.Logf("wave 2: %v", gone)
+	probe := d.Probe(ctx)
+	rc, lerr := d.ReadShard(ctx, shard(5), 0, 0) // no GET: what the index says
+	if lerr == nil {
+		rc.Close()
+	}
+	if probe == nil && lerr == nil {
+		t.Errorf("after the second wave Probe reports the drive healthy and the index still lists shard 5, whose object is gone (read: %v)", err2str(func() error { _, err := readAll(ctx, d, shard(5)); return err }()))
+	}
+}
