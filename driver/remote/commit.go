@@ -11,8 +11,9 @@ import (
 // op is one queued mutation and, once done is closed, its outcome.
 type op struct {
 	e entry // recDel: version is the one asked for (zero: any)
-	// onlyIf, for a shard put by compaction, is where the shard must
-	// still be for the put to apply (errMoved otherwise).
+	// onlyIf, for a shard put by compaction or a shard deletion by
+	// lost, is where the shard must still be for it to apply (errMoved
+	// otherwise).
 	onlyIf *shardLoc
 	prev   driver.Record
 	ok     bool
@@ -250,6 +251,14 @@ func (d *Driver) flush(ops []*op) {
 			if !has {
 				o.err = driver.ErrNotFound
 				continue
+			}
+			if o.onlyIf != nil {
+				// lost()'s deletion of a lost shard: only where it was
+				// lost, not a copy written or moved since.
+				if cur, ok := d.shards[e.shard]; seen || !ok || cur != *o.onlyIf {
+					o.err = errMoved
+					continue
+				}
 			}
 			shards[e.shard] = false
 		default:

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -912,15 +913,15 @@ func (d *Driver) lost(ctx context.Context) error {
 		return offline("listing the bucket: %v", err)
 	}
 	if len(missing) > 0 {
-		ops := make([]*op, len(missing))
-		for i, sh := range missing {
-			ops[i] = &op{e: entry{op: opShardDel, shard: sh}}
+		ops := make([]*op, 0, len(missing))
+		for sh, loc := range missing {
+			ops = append(ops, &op{e: entry{op: opShardDel, shard: sh}, onlyIf: &loc})
 		}
 		if err := d.submitAll(ctx, ops); err != nil {
 			return offline("deleting %d lost shards from the index: %v", len(missing), err)
 		}
 		for _, o := range ops {
-			if o.err != nil && !errors.Is(o.err, driver.ErrNotFound) {
+			if o.err != nil && !errors.Is(o.err, driver.ErrNotFound) && !errors.Is(o.err, errMoved) {
 				return offline("deleting a lost shard from the index: %v", o.err)
 			}
 		}
@@ -955,9 +956,16 @@ func (d *Driver) reloadLost(ctx context.Context) error {
 	return nil
 }
 
-// missingShards returns the shards of the index whose object (a log
-// object or the shard's own) the bucket does not list.
-func (d *Driver) missingShards(ctx context.Context) ([]driver.Shard, error) {
+// missingShards returns the shards of the index, with their locations,
+// whose object (a log object or the shard's own) the bucket does not
+// list. The locations are taken before the listing, so a shard written
+// or moved meanwhile (to an object the listing may not show) has another
+// location by the time it is deleted, and its deletion (onlyIf) leaves
+// it.
+func (d *Driver) missingShards(ctx context.Context) (map[driver.Shard]shardLoc, error) {
+	d.mu.RLock()
+	locs := maps.Clone(d.shards)
+	d.mu.RUnlock()
 	have := map[string]bool{}
 	for _, p := range []string{"log/", "obj/"} {
 		objs, err := d.be.list(ctx, d.key(p))
@@ -968,15 +976,12 @@ func (d *Driver) missingShards(ctx context.Context) ([]driver.Shard, error) {
 			have[o.Key] = true
 		}
 	}
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	var missing []driver.Shard
-	for sh, l := range d.shards {
-		if !have[l.obj] {
-			missing = append(missing, sh)
+	for sh, l := range locs {
+		if have[l.obj] {
+			delete(locs, sh)
 		}
 	}
-	return missing, nil
+	return locs, nil
 }
 
 // lostConfirm is how long lost waits before the HEAD that confirms a
