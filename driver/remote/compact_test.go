@@ -138,7 +138,11 @@ func TestCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("reopened", d2)
-	if n := count(""); n > 12 {
+	// format.json, the snapshot, the log objects the compaction left
+	// (those still mostly live: how many depends on how the concurrent
+	// writes were batched, 7 under -race in CI once against a fixed bound
+	// of 12) and the three written since (shard n+1, the delete, shard 0).
+	if n := count(""); n > logsAfter+5 {
 		var keys []string
 		out, _ := s.client("").ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b, Prefix: aws.String("compact/")})
 		for _, o := range out.Contents {
