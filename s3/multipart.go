@@ -198,18 +198,14 @@ type completeRequest struct {
 }
 
 type completeResult struct {
-	XMLName           xml.Name `xml:"CompleteMultipartUploadResult"`
-	Xmlns             string   `xml:"xmlns,attr"`
-	Location          string   `xml:"Location"`
-	Bucket            string   `xml:"Bucket"`
-	Key               string   `xml:"Key"`
-	ETag              string   `xml:"ETag"`
-	ChecksumCRC32     string   `xml:"ChecksumCRC32,omitempty"`
-	ChecksumCRC32C    string   `xml:"ChecksumCRC32C,omitempty"`
-	ChecksumCRC64NVME string   `xml:"ChecksumCRC64NVME,omitempty"`
-	ChecksumSHA1      string   `xml:"ChecksumSHA1,omitempty"`
-	ChecksumSHA256    string   `xml:"ChecksumSHA256,omitempty"`
-	ChecksumType      string   `xml:"ChecksumType,omitempty"`
+	XMLName  xml.Name `xml:"CompleteMultipartUploadResult"`
+	Xmlns    string   `xml:"xmlns,attr"`
+	Location string   `xml:"Location"`
+	Bucket   string   `xml:"Bucket"`
+	Key      string   `xml:"Key"`
+	ETag     string   `xml:"ETag"`
+	checksumValues
+	ChecksumType string `xml:"ChecksumType,omitempty"`
 }
 
 func (op *operation) completeUpload(uploadID string) error {
@@ -312,18 +308,7 @@ func (op *operation) completeUpload(uploadID string) error {
 		if engine.IsReservedMetadata(k) {
 			continue
 		}
-		switch k {
-		case checksumPrefix + "crc32":
-			res.ChecksumCRC32 = v
-		case checksumPrefix + "crc32c":
-			res.ChecksumCRC32C = v
-		case checksumPrefix + "crc64nvme":
-			res.ChecksumCRC64NVME = v
-		case checksumPrefix + "sha1":
-			res.ChecksumSHA1 = v
-		case checksumPrefix + "sha256":
-			res.ChecksumSHA256 = v
-		}
+		res.set(k, v)
 		res.ChecksumType = info.Metadata[checksumTypeHeader]
 	}
 	writeXML(op.r.fctx, http.StatusOK, res)

@@ -55,6 +55,16 @@ func attack27Skip(t *testing.T) {
 	}
 }
 
+// wantRepairs fails the test unless the node healed at least one
+// artifact: what each loss probe expects of the healer (and reads back
+// with two local drives off after).
+func (n *attack27Node) wantRepairs(t *testing.T, what string) {
+	t.Helper()
+	if r := n.metric(t, "repairs_total", -1); r < 1 {
+		t.Errorf("%s: repairs_total %v, want the lost shards repaired; %s", what, r, n.remoteSummary(t))
+	}
+}
+
 func newAttack27Node(t *testing.T, flags ...string) *attack27Node {
 	t.Helper()
 	m := startMinIO(t)
@@ -187,6 +197,7 @@ func TestAttack27RemoteBucketLost(t *testing.T) {
 		time.Sleep(5 * time.Second)
 		t.Logf("after the loss: %s", n.remoteSummary(t))
 	}
+	n.wantRepairs(t, "a minute after rem1 lost its objects")
 	for l := range strings.SplitSeq(n.healNode.stderr.String(), "\n") {
 		if strings.Contains(l, "remote-r1") || strings.Contains(l, "remote drive") {
 			t.Logf("log: %s", l)
@@ -337,6 +348,7 @@ func TestAttack27RemoteLostWhileDown(t *testing.T) {
 			t.Logf("log: %.300s", l)
 		}
 	}
+	n.wantRepairs(t, "40 s after a restart on emptied buckets")
 	n.setFaults(t, attack27TwoLocalOff)
 	checkAll(t, cl, "hyb", before)
 }
@@ -374,6 +386,7 @@ func TestAttack27RemoteBucketLostRestart(t *testing.T) {
 			t.Logf("log: %.400s", l)
 		}
 	}
+	n.wantRepairs(t, "30 s after a restart with rem1's objects lost")
 	n.setFaults(t, attack27TwoLocalOff)
 	checkAll(t, cl, "hyb", all)
 }
@@ -1185,6 +1198,7 @@ func TestAttack27HealAfterKilledRemote(t *testing.T) {
 		t.Logf("round %d: %d acked so far, heal drained in %v; %s", round, len(all), time.Since(start), n.remoteSummary(t))
 	}
 	time.Sleep(3 * time.Second)
+	n.wantRepairs(t, "after three MinIO kills under load")
 	n.setFaults(t, attack27TwoLocalOff)
 	checkAll(t, cl, "hyb", all)
 }
@@ -1208,6 +1222,7 @@ func TestAttack27RemoteBucketLostDegradedRead(t *testing.T) {
 	n.setFaults(t, nil)
 	time.Sleep(10 * time.Second)
 	t.Logf("after degraded reads: %s", n.remoteSummary(t))
+	n.wantRepairs(t, "after reads with one local drive off")
 	n.setFaults(t, attack27TwoLocalOff)
 	checkAll(t, cl, "hyb", before)
 }
@@ -1228,6 +1243,7 @@ func TestAttack27RemoteRestartedEmpty(t *testing.T) {
 	checkAll(t, cl, "hyb", all)
 	time.Sleep(60 * time.Second)
 	t.Logf("60 s after the wipe: %s", n.remoteSummary(t))
+	n.wantRepairs(t, "60 s after the MinIO restarted empty")
 	n.setFaults(t, attack27TwoLocalOff)
 	checkAll(t, cl, "hyb", all)
 }
@@ -1318,6 +1334,7 @@ func TestAttack27TierRemoteBucketLost(t *testing.T) {
 	checkAll(t, cl, "tie", arts)
 	time.Sleep(45 * time.Second)
 	t.Logf("45 s later: %s", n.remoteSummary(t))
+	n.wantRepairs(t, "45 s after rem1 lost its objects")
 	t.Logf("deleted %d objects of rem2", n.emptyBucket(t, "rem2"))
 	checkAll(t, cl, "tie", arts)
 }
