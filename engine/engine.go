@@ -242,6 +242,9 @@ type Engine struct {
 
 	healMu sync.Mutex              // guards the following fields
 	heal   map[HealItem]*healEntry // artifacts seen degraded, waiting to be healed
+	// blocked indexes the queued artifacts by the drives that kept their
+	// last heal from completing (heal.go, blockHeal and drivesBack).
+	blocked map[placement.DriveID]map[HealItem]struct{}
 
 	seeds seedCache  // balanced stripe seeds of the current map (stripe.go)
 	parts partBudget // extra parts striped requests may have in flight (stripe.go)
@@ -354,7 +357,7 @@ func New(c Config) (*Engine, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: c, log: c.Logger, heal: make(map[HealItem]*healEntry), layoutCache: layoutCache{layouts: make(map[layoutKey]*placement.Map)}, uploadLocks: make(map[string]*uploadLock), parts: make(partBudget, stripeBudgetParts)}, nil
+	return &Engine{cfg: c, log: c.Logger, heal: make(map[HealItem]*healEntry), blocked: make(map[placement.DriveID]map[HealItem]struct{}), layoutCache: layoutCache{layouts: make(map[layoutKey]*placement.Map)}, uploadLocks: make(map[string]*uploadLock), parts: make(partBudget, stripeBudgetParts)}, nil
 }
 
 type codecKey struct {

@@ -244,6 +244,7 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 		w := e.artifactWrite(tenant, container, key, a.drives, records)
 		w.replay(a.rec) // copies of the version served: never taken back (recordwrite.go)
 		if err := w.write(ctx, a.rec, inline, needRecord); err != nil {
+			e.blockHeal(item, slotIDs(loc, trueAt(needRecord)))
 			return nil, fmt.Errorf("engine: heal: %w", err)
 		}
 	}
@@ -251,10 +252,13 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 		e.st.repairs.Add(1)
 		e.st.shards.Add(uint64(len(repaired)))
 		e.log.Info("healed artifact", "pg", a.rec.PG, "shards", repaired)
+		// The drives written are back: what waits for one of them is due.
+		e.drivesBack(slotIDs(loc, repaired))
 	}
 	if len(failed) > 0 {
 		// Keep it for a retry, even if a scrub or migration called Heal.
 		e.enqueueHeal(item)
+		e.blockHeal(item, slotIDs(loc, failed))
 		return repaired, fmt.Errorf("engine: heal %s: pg %d shards %v: %w", container, a.rec.PG, failed, ErrHealIncomplete)
 	}
 	e.unqueueHeal(item)
@@ -286,17 +290,50 @@ func (e *Engine) healTombstone(ctx context.Context, tenant, container, key strin
 			want++
 		}
 	}
+	item := HealItem{tenant, container, key}
 	if want > 0 {
 		w := e.artifactWrite(tenant, container, key, loc.drives, want)
 		w.replay(newest)
 		if err := w.write(ctx, newest, nil, mask); err != nil {
+			e.blockHeal(item, slotIDs(loc, trueAt(mask)))
 			return fmt.Errorf("engine: heal %s: pg %d: tombstone on %d drives: %w: %w", container, loc.pg, want, ErrHealIncomplete, err)
 		}
+		e.drivesBack(slotIDs(loc, trueAt(mask)))
 	}
 	if away > 0 {
+		var ids []placement.DriveID
+		for j, d := range loc.drives {
+			if d == nil || !loc.answered[j] {
+				ids = append(ids, loc.m.Set(loc.pg)[j])
+			}
+		}
+		e.blockHeal(item, ids)
 		return fmt.Errorf("engine: heal %s: pg %d: %d drives did not answer: %w", container, loc.pg, away, ErrHealIncomplete)
 	}
 	return nil
+}
+
+// trueAt returns the indexes of mask's true entries.
+func trueAt(mask []bool) []int {
+	var js []int
+	for j, m := range mask {
+		if m {
+			js = append(js, j)
+		}
+	}
+	return js
+}
+
+// slotIDs names the drives of loc's set at the slots js.
+func slotIDs(loc location, js []int) []placement.DriveID {
+	set := loc.m.Set(loc.pg)
+	ids := make([]placement.DriveID, 0, len(js))
+	for _, j := range js {
+		if j < len(set) {
+			ids = append(ids, set[j])
+		}
+	}
+	return ids
 }
 
 // purgeTombstone removes key's tombstone from every drive of its set once
@@ -384,6 +421,86 @@ func (e *Engine) markersHold(ctx context.Context, cur *placement.Map, tenant, co
 type healEntry struct {
 	failures int       // failed heals in a row
 	next     time.Time // not retried before
+	// blockers are the drives that kept its last heal from completing
+	// (away, refusing writes, too slow), indexed in Engine.blocked; wakes
+	// counts the times one of them came back (drivesBack) and made it due
+	// before its backoff had passed.
+	blockers []placement.DriveID
+	wakes    int
+}
+
+// maxHealWakes bounds how often a drive's return makes one queued
+// artifact due early (drivesBack): a drive that takes other artifacts'
+// repairs but keeps refusing this one's (full, say) would otherwise have
+// it retried, a whole artifact read, at every healer round. Past it, the
+// backoff alone decides, as does a probe's RetryHeals.
+const maxHealWakes = 3
+
+// blockHeal records that the drives ids kept its heal from completing:
+// a heal that later writes to one of them (drivesBack) makes it due at
+// once, not after a backoff that a long outage stretched to
+// HealBackoffMax. (Without it, only a heal that had failed before and
+// now succeeded, or a probe of this node's own drives, retried the
+// queue: after a peer's outage, while fresh artifacts healed first, the
+// ones in backoff waited out their delay.)
+func (e *Engine) blockHeal(it HealItem, ids []placement.DriveID) {
+	e.healMu.Lock()
+	defer e.healMu.Unlock()
+	h, ok := e.heal[it]
+	if !ok {
+		return
+	}
+	e.unblockLocked(it, h)
+	if h.wakes >= maxHealWakes {
+		return
+	}
+	h.blockers = slices.Clone(ids)
+	for _, id := range ids {
+		m := e.blocked[id]
+		if m == nil {
+			m = make(map[HealItem]struct{})
+			e.blocked[id] = m
+		}
+		m[it] = struct{}{}
+	}
+}
+
+// unblockLocked removes its blockers from the index. e.healMu is held.
+func (e *Engine) unblockLocked(it HealItem, h *healEntry) {
+	for _, id := range h.blockers {
+		if m := e.blocked[id]; m != nil {
+			delete(m, it)
+			if len(m) == 0 {
+				delete(e.blocked, id)
+			}
+		}
+	}
+	h.blockers = nil
+}
+
+// drivesBack makes due every queued artifact whose last heal the drives
+// ids kept from completing: a heal has just written to them.
+func (e *Engine) drivesBack(ids []placement.DriveID) {
+	e.healMu.Lock()
+	defer e.healMu.Unlock()
+	if len(e.blocked) == 0 {
+		return
+	}
+	var woken []HealItem
+	for _, id := range ids {
+		for it := range e.blocked[id] {
+			woken = append(woken, it)
+		}
+	}
+	for _, it := range woken {
+		h, ok := e.heal[it]
+		if !ok {
+			continue
+		}
+		e.unblockLocked(it, h)
+		h.next = time.Time{}
+		h.wakes++
+	}
 }
 
 // enqueueHeal adds it to the heal queue unless it is there already (then
@@ -405,7 +522,10 @@ func (e *Engine) enqueueHeal(it HealItem) {
 func (e *Engine) unqueueHeal(it HealItem) {
 	e.healMu.Lock()
 	defer e.healMu.Unlock()
-	delete(e.heal, it)
+	if h, ok := e.heal[it]; ok {
+		e.unblockLocked(it, h)
+		delete(e.heal, it)
+	}
 }
 
 // dueHeals returns the queued artifacts whose retry delay has passed.
@@ -461,7 +581,8 @@ const (
 // an exponential backoff (Config.HealInterval doubling up to
 // Config.HealBackoffMax); Stats counts the failures. Once a heal that had
 // failed succeeds (a drive is back), every queued artifact is retried at
-// the next round. The queue is bounded (Config.HealQueue): what does not
+// the next round; once a heal writes to a drive that kept others' heals
+// from completing, those are (drivesBack). The queue is bounded (Config.HealQueue): what does not
 // fit is found again by the next scan or scrub pass.
 func (e *Engine) RunHealer(ctx context.Context) {
 	t := time.NewTicker(e.cfg.HealInterval)
@@ -527,6 +648,6 @@ func (e *Engine) retryHealsNow() {
 	e.healMu.Lock()
 	defer e.healMu.Unlock()
 	for _, h := range e.heal {
-		h.next, h.failures = time.Time{}, 0
+		h.next, h.failures, h.wakes = time.Time{}, 0, 0
 	}
 }

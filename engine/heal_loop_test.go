@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/vaultaire/vaultaire/placement"
 )
 
 // TestRunHealer: a read that meets a drive which missed an overwrite
@@ -184,5 +186,86 @@ func TestRetryHealsForgetsFailures(t *testing.T) {
 	r.e.healFailed(it, now)
 	if due := r.e.dueHeals(now.Add(2 * time.Second)); !slices.Contains(due, it) {
 		t.Fatalf("one failure after RetryHeals: not due 2 s later (failures %d)", r.e.healFailures(it))
+	}
+}
+
+// TestHealerWakesWhatADriveBlocked: artifacts whose heals failed while a
+// drive was offline wait out a long backoff; once the drive is back and
+// the healer writes to it for another artifact (queued by its put, never
+// failed: so not the "a failed heal went through" signal of
+// TestHealerRetriesAllWhenADriveReturns, nor a probe's RetryHeals), the
+// ones it blocked are retried at the next round, not an hour later.
+func TestHealerWakesWhatADriveBlocked(t *testing.T) {
+	r := newRig(t, rigOptions{drives: 4, stripeSize: 64 << 10})
+	r.e.cfg.HealInterval = 20 * time.Millisecond
+	r.e.cfg.HealBackoffMax = time.Hour
+	r.faulty[0].SetOffline(true)
+	var items []HealItem
+	for i := 0; len(items) < 4 && i < 100; i++ {
+		key := fmt.Sprintf("k%02d", i)
+		r.put(t, key, randBytes(uint64(i), 100_000), -1)
+		if slices.Contains(r.e.mapOf().Set(r.e.mapOf().PGOf("t", "c", key)), r.ids[0]) {
+			items = append(items, HealItem{"t", "c", key})
+		}
+	}
+	if len(items) < 4 {
+		t.Fatal("fewer than 4 keys on the offline drive")
+	}
+	fresh, blocked := items[0], items[1:]
+	now := time.Now()
+	for _, it := range blocked {
+		if _, err := r.e.Heal(t.Context(), it.Tenant, it.Container, it.Key); err == nil {
+			t.Fatalf("heal %s with its drive offline succeeded", it.Key)
+		}
+		for range 30 {
+			r.e.healFailed(it, now)
+		}
+	}
+	if !slices.Contains(r.e.dueHeals(now), fresh) {
+		t.Fatalf("%s, put with a drive offline, is not due", fresh.Key)
+	}
+	r.faulty[0].SetOffline(false)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); r.e.RunHealer(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(r.e.Degraded()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if q := r.e.Degraded(); len(q) > 0 {
+		t.Fatalf("healer left %v queued after the drive returned and took %s's repair", q, fresh.Key)
+	}
+}
+
+// TestHealWakesBounded: a drive that takes other artifacts' repairs but
+// keeps refusing one artifact's makes it due early at most maxHealWakes
+// times; after that its backoff decides.
+func TestHealWakesBounded(t *testing.T) {
+	r := newRig(t, rigOptions{drives: 4})
+	r.e.cfg.HealInterval = time.Second
+	r.e.cfg.HealBackoffMax = time.Hour
+	it := HealItem{"t", "c", "k"}
+	id := r.ids[0]
+	r.e.enqueueHeal(it)
+	now := time.Now()
+	for i := range maxHealWakes + 2 {
+		r.e.blockHeal(it, []placement.DriveID{id})
+		for range 30 {
+			r.e.healFailed(it, now)
+		}
+		r.e.drivesBack([]placement.DriveID{r.ids[1]})
+		if slices.Contains(r.e.dueHeals(now), it) {
+			t.Fatalf("round %d: another drive's return made it due", i)
+		}
+		r.e.drivesBack([]placement.DriveID{id})
+		if due := slices.Contains(r.e.dueHeals(now), it); due != (i < maxHealWakes) {
+			t.Fatalf("round %d: due after its drive came back = %v, want %v", i, due, i < maxHealWakes)
+		}
+	}
+	r.e.unqueueHeal(it)
+	if len(r.e.blocked) != 0 {
+		t.Fatalf("index keeps %v after the artifact left the queue", r.e.blocked)
 	}
 }
