@@ -456,6 +456,14 @@ func (e *Engine) queueHeal(it HealItem) {
 	e.enqueueHeal(it)
 }
 
+// queueHealWritten is queueHeal for an artifact its own write left short
+// of a drive (put.go): its heal checks the shards' presence rather than
+// verifying them in full, unless something else queues it too (addHeal).
+func (e *Engine) queueHealWritten(it HealItem) {
+	e.st.degraded.Add(1)
+	e.addHeal(it, true)
+}
+
 // Degraded returns the artifacts that reads found degraded and that have not
 // been healed since, in no particular order, including those waiting out a
 // retry delay.

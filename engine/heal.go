@@ -41,7 +41,18 @@ var ErrHealIncomplete = errors.New("engine: heal incomplete: a drive could not b
 // heal queue. An artifact that reads find in an older map's
 // set (MapHistory) is repaired in that set; moving it is Migrate's job.
 func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int, error) {
-	item := HealItem{tenant, container, key}
+	return e.healItem(ctx, HealItem{tenant, container, key}, false)
+}
+
+// healItem is Heal. light (the healer's retry of an artifact its put queued:
+// queueHealWritten) checks each drive's shards for presence at their full
+// length (erasure Present: two bytes read) instead of verifying them in
+// full: what a put left behind is a shard or record that did not land, not
+// one that rotted, and a full verify reads the whole artifact from every
+// drive, a remote bucket's included (GET requests and egress), for every
+// write that only missed the straggler grace and landed late.
+func (e *Engine) healItem(ctx context.Context, item HealItem, light bool) ([]int, error) {
+	tenant, container, key := item.Tenant, item.Container, item.Key
 	loc, newest, err := e.locateRecord(ctx, tenant, container, key) // a version pointer itself, not its target
 	if errors.Is(err, ErrNoSuchContainer) {
 		// Its container was removed (and is swept): nothing to heal,
@@ -92,11 +103,15 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 			live++
 		}
 	}
+	check := a.codec.Verify
+	if light {
+		check = a.codec.Present
+	}
 	intact, verified := fanOut(vctx, e, n, func(j int) bool { return a.drives[j] != nil }, max(1, live-a.rec.Parity),
 		func(ctx context.Context, j int) []bool {
 			ok := make([]bool, len(segs))
 			for p, size := range segs {
-				ok[p] = a.codec.Verify(ctx, size, j, a.partOpen(p)) == nil
+				ok[p] = check(ctx, size, j, a.partOpen(p)) == nil
 			}
 			return ok
 		},
@@ -257,7 +272,7 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 	}
 	if len(failed) > 0 {
 		// Keep it for a retry, even if a scrub or migration called Heal.
-		e.enqueueHeal(item)
+		e.addHeal(item, light)
 		e.blockHeal(item, slotIDs(loc, failed))
 		return repaired, fmt.Errorf("engine: heal %s: pg %d shards %v: %w", container, a.rec.PG, failed, ErrHealIncomplete)
 	}
@@ -427,6 +442,9 @@ type healEntry struct {
 	// before its backoff had passed.
 	blockers []placement.DriveID
 	wakes    int
+	// light: only a put queued it, for a shard or record that may not
+	// have landed; a presence check will do (healItem).
+	light bool
 }
 
 // maxHealWakes bounds how often a drive's return makes one queued
@@ -505,18 +523,33 @@ func (e *Engine) drivesBack(ids []placement.DriveID) {
 
 // enqueueHeal adds it to the heal queue unless it is there already (then
 // its retry delay stands) or the queue is full (Config.HealQueue; the
-// scanner finds it again later).
-func (e *Engine) enqueueHeal(it HealItem) {
+// scanner finds it again later). Its heal verifies every shard in full.
+func (e *Engine) enqueueHeal(it HealItem) { e.addHeal(it, false) }
+
+// addHeal is enqueueHeal. light asks the healer for a presence check only
+// (healItem): an artifact a put left short. Queued otherwise too (a read, the
+// scanner or the scrubber met it degraded, or a full heal failed), it is
+// verified in full.
+func (e *Engine) addHeal(it HealItem, light bool) {
 	e.healMu.Lock()
 	defer e.healMu.Unlock()
-	if _, ok := e.heal[it]; ok {
+	if h, ok := e.heal[it]; ok {
+		h.light = h.light && light
 		return
 	}
 	if len(e.heal) >= e.cfg.HealQueue {
 		e.st.healDropped.Add(1)
 		return
 	}
-	e.heal[it] = &healEntry{}
+	e.heal[it] = &healEntry{light: light}
+}
+
+// healLight reports whether it's heal needs only a presence check (addHeal).
+func (e *Engine) healLight(it HealItem) bool {
+	e.healMu.Lock()
+	defer e.healMu.Unlock()
+	h, ok := e.heal[it]
+	return ok && h.light
 }
 
 func (e *Engine) unqueueHeal(it HealItem) {
@@ -600,7 +633,7 @@ func (e *Engine) RunHealer(ctx context.Context) {
 			}
 			failedBefore := e.healFailures(it) > 0
 			hctx, cancel := context.WithTimeout(ctx, time.Minute)
-			shards, err := e.Heal(hctx, it.Tenant, it.Container, it.Key)
+			shards, err := e.healItem(hctx, it, e.healLight(it))
 			cancel()
 			switch {
 			case err != nil && ctx.Err() == nil:

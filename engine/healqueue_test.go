@@ -3,7 +3,11 @@ package engine
 import (
 	"bytes"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,15 +110,99 @@ func TestPutQueuesHealWhenShort(t *testing.T) {
 			if !tc.queued {
 				return
 			}
+			if !r.e.healLight(item) {
+				t.Fatal("queued by its put for a full verify, not a presence check")
+			}
 			f := r.faultyOf(key, 2)
 			f.SetOffline(false)
 			f.SetFailWritesAfter(-1)
-			if _, err := r.e.Heal(t.Context(), "t", "c", key); err != nil {
+			// As the healer does: the presence check finds what the put
+			// left behind and rebuilds it.
+			repaired, err := r.e.healItem(t.Context(), item, r.e.healLight(item))
+			if err != nil {
 				t.Fatalf("heal: %v", err)
+			}
+			if !slices.Contains(repaired, 2) {
+				t.Fatalf("heal repaired shards %v, want 2 among them", repaired)
 			}
 			if slices.Contains(r.e.dueHeals(time.Now().Add(time.Hour)), item) {
 				t.Fatal("still queued after a complete heal")
 			}
+			// Whole again: readable with two other drives offline.
+			r.faultyOf(key, 0).SetOffline(true)
+			r.faultyOf(key, 1).SetOffline(true)
+			if got, err := r.get(key, 0, -1); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("read with drives 0 and 1 offline after the heal: %v", err)
+			}
 		})
+	}
+}
+
+// TestPutHealChecksPresence: the healer's retry of an artifact its put
+// left short checks each shard's presence (two bytes read per drive), not
+// its content: a write that only missed the straggler grace and landed
+// late costs no read of the whole artifact from every drive (a remote
+// bucket's GETs and egress). Queued by a read, the scanner or the
+// scrubber too, it is verified in full.
+func TestPutHealChecksPresence(t *testing.T) {
+	r := newRig(t, rigOptions{drives: 4, stripeSize: 64 << 10})
+	const size = 300 << 10
+	key := "late"
+	data := randBytes(11, size)
+	r.put(t, key, data, size)
+	item := HealItem{"t", "c", key}
+	read := func() int64 {
+		var n int64
+		for _, f := range r.faulty {
+			n += f.ShardBytesRead()
+		}
+		return n
+	}
+	heal := func() (int64, []int) {
+		t.Helper()
+		before := read()
+		repaired, err := r.e.healItem(t.Context(), item, r.e.healLight(item))
+		if err != nil {
+			t.Fatalf("heal: %v", err)
+		}
+		return read() - before, repaired
+	}
+	r.e.queueHealWritten(item) // as a put whose late write then landed
+	if n, repaired := heal(); n > 64 || len(repaired) > 0 {
+		t.Fatalf("presence check of a whole artifact read %d bytes and repaired %v, want a few bytes and nothing", n, repaired)
+	}
+	r.e.queueHealWritten(item)
+	r.e.queueHeal(item) // a read met it degraded too
+	if r.e.healLight(item) {
+		t.Fatal("queued by a read as well: still only a presence check")
+	}
+	if n, _ := heal(); n < size {
+		t.Fatalf("full verify read %d bytes, want at least the artifact's %d", n, size)
+	}
+	// A shard file shorter than it should be (a torn copy) is not present.
+	dir := r.dirOf(key, 1)
+	var shard string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(p, "shards") {
+			shard = p
+		}
+		return nil
+	})
+	if shard == "" {
+		t.Fatalf("no shard file under %s", dir)
+	}
+	fi, err := os.Stat(shard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(shard, fi.Size()-1); err != nil {
+		t.Fatal(err)
+	}
+	r.e.queueHealWritten(item)
+	if _, repaired := heal(); !slices.Contains(repaired, 1) {
+		t.Fatalf("presence check repaired %v, want the truncated shard 1", repaired)
+	}
+	if fi2, err := os.Stat(shard); err != nil || fi2.Size() != fi.Size() {
+		t.Fatalf("shard after the heal: %v, %v (want %d bytes)", fi2, err, fi.Size())
 	}
 }

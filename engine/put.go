@@ -294,7 +294,7 @@ func (e *Engine) put(ctx context.Context, tenant, container, key, vid string, bo
 		// (a drive offline, failing, or too slow to commit in time):
 		// one spare fewer until healed, so the healer is told now,
 		// not when a read or the scanner next meets it.
-		e.queueHeal(HealItem{tenant, container, ikey})
+		e.queueHealWritten(HealItem{tenant, container, ikey})
 	}
 	rb, ra := liveSize(replaced)
 	e.usage(tenant, rec.Size-rb, 1-ra)

@@ -441,6 +441,37 @@ func (c *Codec) Verify(ctx context.Context, size int64, j int, open OpenFunc) er
 	return nil
 }
 
+// Present checks that shard j of an artifact of size bytes is there at its
+// full length: its last byte reads and nothing follows. It reads two bytes,
+// not the shard, and checks no checksum: it tells whether a write landed
+// (shard files are committed whole), not whether the bytes are intact,
+// which Verify and the scrubber do.
+func (c *Codec) Present(ctx context.Context, size int64, j int, open OpenFunc) error {
+	l := c.Layout(size)
+	if j < 0 || j >= l.Shards() {
+		return fmt.Errorf("erasure: check shard %d of %d", j, l.Shards())
+	}
+	if l.Stripes() == 0 {
+		return nil
+	}
+	rc, err := open(ctx, j, l.ShardSize()-1, 2)
+	if err != nil {
+		return fmt.Errorf("erasure: check shard %d: %w", j, err)
+	}
+	defer rc.Close()
+	var b [2]byte
+	n, err := io.ReadFull(rc, b[:])
+	switch {
+	case n == 1 && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)):
+		return nil
+	case n == 2:
+		return fmt.Errorf("erasure: check shard %d: longer than %d bytes", j, l.ShardSize())
+	case err == nil:
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("erasure: check shard %d: shorter than %d bytes: %w", j, l.ShardSize(), err)
+}
+
 // DecodeBytes is Decode of an artifact of size bytes (1 to StripeSize-1:
 // one stripe, as EncodeBytes makes) whose shards are held in memory:
 // shards[j] is shard j's whole content, nil if missing. It verifies the

@@ -395,6 +395,37 @@ func TestVerifyLongShard(t *testing.T) {
 	}
 }
 
+// TestPresent: a shard is present at its full length, or not: missing,
+// one byte short, one byte long. A flipped byte is not Present's to find.
+func TestPresent(t *testing.T) {
+	c, err := New(Config{Data: 2, Parity: 1, StripeSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randBytes(4, 3333)
+	for _, tc := range []struct {
+		name  string
+		shard func(s *shards)
+		ok    bool
+	}{
+		{"intact", func(*shards) {}, true},
+		{"flipped byte", func(s *shards) { s.files[1] = bytes.Clone(s.files[1]); s.files[1][7] ^= 1 }, true},
+		{"missing", func(s *shards) { s.lost = map[int]bool{1: true} }, false},
+		{"empty", func(s *shards) { s.files[1] = nil }, false},
+		{"one byte short", func(s *shards) { s.files[1] = s.files[1][:len(s.files[1])-1] }, false},
+		{"one byte long", func(s *shards) { s.files[1] = append(bytes.Clone(s.files[1]), 0) }, false},
+	} {
+		s := encode(t, c, data)
+		tc.shard(s)
+		if err := c.Present(context.Background(), int64(len(data)), 1, s.open); (err == nil) != tc.ok {
+			t.Errorf("%s: Present = %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+	if err := c.Present(context.Background(), 0, 1, (&shards{lost: map[int]bool{1: true}}).open); err != nil {
+		t.Errorf("an empty artifact has no shard bytes to find: %v", err)
+	}
+}
+
 // endingReader returns its data, the last bytes together with err.
 type endingReader struct {
 	data []byte

@@ -33,7 +33,12 @@ type Faulty struct {
 	latency   atomic.Int64 // nanoseconds
 	hang      atomic.Bool
 	onGet     atomic.Pointer[func(ctx context.Context, key string)]
+	read      atomic.Int64 // bytes returned by ReadShard streams
 }
+
+// ShardBytesRead returns how many bytes ReadShard streams have returned so
+// far through f.
+func (f *Faulty) ShardBytesRead() int64 { return f.read.Load() }
 
 var _ driver.Driver = (*Faulty)(nil)
 
@@ -228,6 +233,7 @@ func (r *faultyReader) Read(p []byte) (int, error) {
 		}
 	}
 	r.off += int64(n)
+	r.f.read.Add(int64(n))
 	return n, err
 }
 
