@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -42,17 +41,33 @@ func (op *operation) query(name string) (string, bool) {
 	return string(args.Peek(name)), true
 }
 
-// maybeIP reports whether name could parse as an IP address in a bucket
-// name's characters: only digits and dots (an IPv6 address has a colon,
-// refused anyway). net.ParseIP allocates for every name it refuses.
-func maybeIP(name string) bool {
-	return strings.Trim(name, "0123456789.") == ""
+// ipFormatted reports whether name is formatted as an IPv4 address, which
+// S3 refuses as a bucket name: four groups of one to three digits joined
+// by dots, as AWS and MinIO match it (so 192.168.05.4 too, which
+// net.ParseIP refuses for its leading zero). An IPv6 address has a colon,
+// refused anyway.
+func ipFormatted(name string) bool {
+	groups, digits := 1, 0
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case '0' <= c && c <= '9':
+			digits++
+			if digits > 3 {
+				return false
+			}
+		case c == '.' && digits > 0:
+			groups, digits = groups+1, 0
+		default:
+			return false
+		}
+	}
+	return groups == 4 && digits > 0
 }
 
 // validBucketName applies S3's bucket naming rules.
 func validBucketName(name string) bool {
 	if len(name) < 3 || len(name) > 63 || strings.Contains(name, "..") ||
-		strings.HasPrefix(name, "xn--") || strings.HasSuffix(name, "-s3alias") || maybeIP(name) && net.ParseIP(name) != nil {
+		strings.HasPrefix(name, "xn--") || strings.HasSuffix(name, "-s3alias") || ipFormatted(name) {
 		return false
 	}
 	for i := 0; i < len(name); i++ {

@@ -78,37 +78,3 @@ func TestReview27pAddrStringRandom(t *testing.T) {
 		}
 	}
 }
-
-// review27pOldValidBucketName is validBucketName as main has it.
-func review27pOldValidBucketName(name string) bool {
-	if len(name) < 3 || len(name) > 63 || strings.Contains(name, "..") ||
-		strings.HasPrefix(name, "xn--") || strings.HasSuffix(name, "-s3alias") || net.ParseIP(name) != nil {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		alnum := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
-		if !alnum && c != '.' && c != '-' || (i == 0 || i == len(name)-1) && !alnum {
-			return false
-		}
-	}
-	return true
-}
-
-// TestReview27pMaybeIPAsMain (11599ee): validBucketName accepts exactly the
-// names main's (net.ParseIP on every name) accepts.
-func TestReview27pMaybeIPAsMain(t *testing.T) {
-	const alphabet = "0123456789.:abf-x"
-	rnd := rand.New(rand.NewPCG(27, 1))
-	for range 200000 {
-		n := 3 + rnd.IntN(14)
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = alphabet[rnd.IntN(len(alphabet))]
-		}
-		name := string(b)
-		if got, want := validBucketName(name), review27pOldValidBucketName(name); got != want {
-			t.Fatalf("validBucketName(%q) = %v, main's = %v", name, got, want)
-		}
-	}
-}
