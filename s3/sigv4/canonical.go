@@ -190,6 +190,22 @@ type scratch struct {
 // buffer, 6,000 did not, and the ratio rose toward its bound).
 const scratchMax = 4 << 10 // bytes
 
+// wipe clears what a check left in sc before it goes back to the pool:
+// the HMAC pads (the signing key XORed with constants), the digest state,
+// both signatures, the canonical request (which may name a session token)
+// and the string to sign. Nothing reads them after the check; wiped, a
+// memory dump or a later bug cannot either.
+func (sc *scratch) wipe() {
+	sc.mac.ipad, sc.mac.opad, sc.mac.inner = [sha256.BlockSize]byte{}, [sha256.BlockSize]byte{}, [sha256.Size]byte{}
+	if sc.mac.h != nil {
+		sc.mac.h.Reset()
+	}
+	sc.want, sc.got = [sha256.Size]byte{}, [sha256.Size]byte{}
+	clear(sc.creq[:cap(sc.creq)])
+	clear(sc.sts[:cap(sc.sts)])
+	sc.creq, sc.sts = sc.creq[:0], sc.sts[:0]
+}
+
 var scratches = sync.Pool{New: func() any {
 	return &scratch{creq: make([]byte, 0, 512), sts: make([]byte, 0, 256)}
 }}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -186,5 +187,33 @@ func TestReview27pCredentialCutAsMain(t *testing.T) {
 	}
 	if accepted < 100 {
 		t.Fatalf("only %d random credentials accepted: the test checks too few", accepted)
+	}
+}
+
+// TestScratchWiped (review 27p L1): a scratch goes back to the pool with
+// nothing of its check left: no HMAC pad (the signing key XORed with a
+// constant), no signature, no canonical request or string to sign.
+func TestScratchWiped(t *testing.T) {
+	sc := &scratch{creq: make([]byte, 0, 512), sts: make([]byte, 0, 256)}
+	key := deriveSigningKey("secret-one", "20261207", "us-east-1")
+	sc.creq = append(sc.creq, "GET\n/k\nX-Amz-Security-Token=session-token\n"...)
+	sc.sts = append(sc.sts, "AWS4-HMAC-SHA256\n20261207T000000Z\n"...)
+	sc.mac.sum(sc.want[:0], key, sc.sts)
+	sc.got[0] = 1
+	sc.wipe()
+	zero := func(name string, b []byte) {
+		if i := slices.IndexFunc(b, func(c byte) bool { return c != 0 }); i >= 0 {
+			t.Errorf("%s keeps a byte at %d after wipe", name, i)
+		}
+	}
+	zero("ipad", sc.mac.ipad[:])
+	zero("opad", sc.mac.opad[:])
+	zero("inner", sc.mac.inner[:])
+	zero("want", sc.want[:])
+	zero("got", sc.got[:])
+	zero("canonical request", sc.creq[:cap(sc.creq)])
+	zero("string to sign", sc.sts[:cap(sc.sts)])
+	if len(sc.creq) != 0 || len(sc.sts) != 0 {
+		t.Errorf("lengths after wipe: %d, %d", len(sc.creq), len(sc.sts))
 	}
 }

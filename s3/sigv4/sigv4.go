@@ -311,6 +311,7 @@ func (res *Result) check(ctx context.Context, r *Request, p authParams, query qu
 	sc := scratches.Get().(*scratch)
 	defer func() {
 		if cap(sc.creq) <= scratchMax && cap(sc.sts) <= scratchMax {
+			sc.wipe()
 			scratches.Put(sc)
 		}
 	}()
