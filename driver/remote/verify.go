@@ -188,6 +188,7 @@ func (d *Driver) verifyConfirm(ctx context.Context, p *verifyPass, start time.Ti
 		}
 		p.snap = ""
 	}
+	p.cands = d.reliedOn(p.cands) // no HEAD for what the drive deleted itself since the view
 	n := 0
 	for ; n < len(p.cands) && n < verifyHeads && time.Since(start) < verifyStepTime; n++ {
 		_, err := d.be.head(ctx, p.cands[n])
@@ -198,18 +199,18 @@ func (d *Driver) verifyConfirm(ctx context.Context, p *verifyPass, start time.Ti
 		}
 	}
 	p.cands = p.cands[n:]
+	n = 0 // objects lost that the index relied on
 	if len(gone) > 0 || snapLost {
 		lostSnap := ""
 		if snapLost {
 			lostSnap = snap
 		}
-		if err := d.verifyLost(ctx, gone, lostSnap); err != nil {
+		var err error
+		if n, err = d.verifyLost(ctx, gone, lostSnap); err != nil {
 			// Asked again, and handled, at the next step.
 			p.cands = append(gone, p.cands...)
 			if snapLost {
-				d.mu.RLock()
-				p.snap = d.snapKey
-				d.mu.RUnlock()
+				p.snap = snap
 			}
 			return fmt.Errorf("driver/remote: probe: %w: objects lost from the bucket: %v", driver.ErrOffline, err)
 		}
@@ -218,39 +219,76 @@ func (d *Driver) verifyConfirm(ctx context.Context, p *verifyPass, start time.Ti
 		d.vpass = nil
 		d.verifyPasses.Add(1)
 	}
-	if len(gone) > 0 || snapLost {
-		return fmt.Errorf("driver/remote: probe: %w: %d objects lost from the bucket (format.json kept): their shards deleted from the index, for heal to refill", driver.ErrOffline, len(gone))
+	if n > 0 {
+		return fmt.Errorf("driver/remote: probe: %w: %d objects lost from the bucket (format.json kept): their shards deleted from the index, for heal to refill", driver.ErrOffline, n)
 	}
 	return nil
 }
 
+// reliedOn returns the keys of keys (log or large-shard objects) the index
+// still relies on, in place.
+func (d *Driver) reliedOn(keys []string) []string {
+	if len(keys) == 0 {
+		return keys
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	objs := map[string]bool{}
+	for _, l := range d.shards {
+		if !l.inline {
+			objs[l.obj] = true
+		}
+	}
+	return slices.DeleteFunc(keys, func(k string) bool { return d.segs[k] == nil && !objs[k] })
+}
+
 // verifyLost handles objects gone from the bucket (HEAD answered 404) and
-// the loss of snapshot lostSnap (if not ""): it deletes from the index the
-// shards in them, where they still are, and writes a snapshot if the
-// index relied on a lost log object or on the lost snapshot.
-func (d *Driver) verifyLost(ctx context.Context, gone []string, lostSnap string) error {
+// the loss of snapshot lostSnap (if not ""). Those the index no longer
+// relies on (compaction took a log object out of it, a shard was replaced
+// or deleted: their objects were deleted by the drive) are not lost. For
+// the others it deletes from the index the shards in them, where they
+// still are, and writes a snapshot if a lost log object or the lost
+// snapshot held index entries. It returns how many objects it found lost.
+func (d *Driver) verifyLost(ctx context.Context, gone []string, lostSnap string) (int, error) {
 	lost := make(map[string]bool, len(gone))
 	for _, k := range gone {
-		lost[k] = true
+		lost[k] = false
 	}
 	var ops []*op
 	logs := 0
 	d.mu.RLock()
 	for sh, l := range d.shards {
-		if lost[l.obj] {
+		if _, ok := lost[l.obj]; ok {
+			lost[l.obj] = true
 			loc := l
 			ops = append(ops, &op{e: entry{op: opShardDel, shard: sh}, onlyIf: &loc})
 		}
 	}
 	for _, k := range gone {
 		if d.segs[k] != nil {
-			logs++ // still relied on: compaction did not take it out
+			lost[k] = true
+			logs++
 		}
 	}
+	if lostSnap != "" && d.snapKey != lostSnap {
+		lostSnap = "" // a compaction replaced it
+	}
 	d.mu.RUnlock()
+	n := 0
+	for _, relied := range lost {
+		if relied {
+			n++
+		}
+	}
+	if lostSnap != "" {
+		n++
+	}
+	if n == 0 {
+		return 0, nil
+	}
 	if len(ops) > 0 {
 		if err := d.submitAll(ctx, ops); err != nil {
-			return fmt.Errorf("deleting %d lost shards from the index: %w", len(ops), err)
+			return 0, fmt.Errorf("deleting %d lost shards from the index: %w", len(ops), err)
 		}
 	}
 	dropped := 0
@@ -259,18 +297,18 @@ func (d *Driver) verifyLost(ctx context.Context, gone []string, lostSnap string)
 		case o.err == nil:
 			dropped++
 		case !errors.Is(o.err, driver.ErrNotFound) && !errors.Is(o.err, errMoved):
-			return fmt.Errorf("deleting a lost shard from the index: %w", o.err)
+			return 0, fmt.Errorf("deleting a lost shard from the index: %w", o.err)
 		}
 	}
 	if logs > 0 || lostSnap != "" {
 		if err := d.resnapshot(ctx, lostSnap); err != nil {
-			return fmt.Errorf("writing the index again: %w", err)
+			return 0, fmt.Errorf("writing the index again: %w", err)
 		}
 	}
-	d.lostObjects.Add(uint64(len(gone)))
+	d.lostObjects.Add(uint64(n))
 	d.log.Warn("remote drive: objects lost from the bucket (format.json kept); their shards deleted from the index, for heal to refill",
-		"objects", len(gone), "log_objects", logs, "shards", dropped, "snapshot_lost", lostSnap != "")
-	return nil
+		"objects", n, "log_objects", logs, "shards", dropped, "snapshot_lost", lostSnap != "")
+	return n, nil
 }
 
 // resnapshot writes a snapshot of the index, under compactMu (waited for
