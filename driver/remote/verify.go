@@ -68,10 +68,17 @@ import (
 const DefaultVerifyEvery = 10 * time.Minute
 
 const (
-	verifyPages    = 20              // LIST pages per step
 	verifyHeads    = 64              // candidate HEADs per step
 	verifyStepTime = 5 * time.Second // a step starts no request after this
 	verifyLagMax   = time.Minute     // see verifyLag
+)
+
+// verifyPages is the LIST pages per step and verifyPageKeys the keys per
+// page (0: the service's default, 1000 on S3); variables so that tests
+// can spread a pass over many steps and pages.
+var (
+	verifyPages    = 20
+	verifyPageKeys int32
 )
 
 // verifyLag is how long after its view a pass starts listing: at most a
@@ -336,6 +343,9 @@ func (d *Driver) resnapshot(ctx context.Context, lostSnap string) error {
 func (b *backend) listPage(ctx context.Context, prefix, startAfter string) ([]object, bool, error) {
 	var resp *s3.ListObjectsV2Output
 	in := &s3.ListObjectsV2Input{Bucket: &b.bucket, Prefix: &prefix}
+	if verifyPageKeys > 0 {
+		in.MaxKeys = aws.Int32(verifyPageKeys)
+	}
 	if startAfter != "" {
 		in.StartAfter = &startAfter
 	}

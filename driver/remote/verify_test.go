@@ -52,8 +52,10 @@ func probeUntil(ctx context.Context, d *remote.Driver, deadline time.Duration, c
 // lost missing (for heal to refill), keeps every other shard and every
 // record (their index entries, held in memory, are written to the bucket
 // again, so a new Driver on the bucket sees them too), and is healthy
-// again.
+// again. A step lists one page of two keys here, so a pass is resumed
+// over many probes.
 func TestVerifyFindsPartialLoss(t *testing.T) {
+	t.Cleanup(remote.SmallVerifySteps(1, 2)) // a pass resumes over many pages and probes
 	s := startVaultd(t)
 	b := s.bucket(t)
 	for _, tc := range []struct {
@@ -162,6 +164,7 @@ func TestVerifyFindsPartialLoss(t *testing.T) {
 // acknowledged write is still readable afterwards, from the drive and
 // from a new Driver on the bucket.
 func TestVerifyRacesWritesAndCompaction(t *testing.T) {
+	t.Cleanup(remote.SmallVerifySteps(2, 10)) // a pass spans many probes, writes and compactions
 	s := startVaultd(t)
 	b := s.bucket(t)
 	c := s.config("", b, "vrace")
