@@ -62,7 +62,9 @@ import (
 // checked under it afterwards, and compactMu is taken only to write the
 // snapshot after a loss. The view holds one string header per object (the
 // strings are the index's): about 5 MB for 300,000 objects, during a
-// pass. A read-only Driver does not verify: it may not write.
+// pass. A read-only Driver does not verify: it may not write; nor does a
+// fenced one (another node owns the drive, and its compaction deletes
+// objects this node's stale index still lists).
 
 // DefaultVerifyEvery is the default Config.VerifyEvery.
 const DefaultVerifyEvery = 10 * time.Minute
@@ -109,7 +111,15 @@ func (d *Driver) Verifications() (passes, lostObjects uint64) {
 // returns an error, wrapping driver.ErrOffline, only when it found and
 // handled a loss, or failed to handle one (retried at the next step).
 func (d *Driver) verifyStep(ctx context.Context) error {
-	if d.cfg.ReadOnly || d.cfg.VerifyEvery < 0 || !d.lostMu.TryLock() {
+	if d.cfg.ReadOnly || d.cfg.VerifyEvery < 0 {
+		return nil
+	}
+	if d.cfg.Fence != nil && d.cfg.Fence.Fence(ctx) != nil {
+		// Another node owns the drive: its compaction deletes objects
+		// this stale index relies on, and this node may not write.
+		return nil
+	}
+	if !d.lostMu.TryLock() {
 		return nil
 	}
 	defer d.lostMu.Unlock()
