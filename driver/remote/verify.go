@@ -168,8 +168,8 @@ func (d *Driver) verifyView(now time.Time) *verifyPass {
 	p := &verifyPass{began: now, gen: d.lostCount.Load()}
 	d.mu.RLock()
 	p.snap = d.snapKey
-	for k, sg := range d.segs {
-		if sg.seq > d.snapSeq || sg.live > 0 {
+	for k := range d.segs {
+		if d.reliesOnLog(k) {
 			p.keys[0] = append(p.keys[0], k)
 		}
 	}
@@ -256,7 +256,15 @@ func (d *Driver) reliedOn(keys []string) []string {
 			objs[l.obj] = true
 		}
 	}
-	return slices.DeleteFunc(keys, func(k string) bool { return d.segs[k] == nil && !objs[k] })
+	return slices.DeleteFunc(keys, func(k string) bool { return !d.reliesOnLog(k) && !objs[k] })
+}
+
+// reliesOnLog reports whether the index relies on log object k: it holds
+// live inline shards, or entries no snapshot covers (under d.mu). One it
+// does not rely on is deleted by compaction, or may be lost harmlessly.
+func (d *Driver) reliesOnLog(k string) bool {
+	sg := d.segs[k]
+	return sg != nil && (sg.seq > d.snapSeq || sg.live > 0)
 }
 
 // verifyLost handles objects gone from the bucket (HEAD answered 404) and
@@ -282,7 +290,7 @@ func (d *Driver) verifyLost(ctx context.Context, gone []string, lostSnap string)
 		}
 	}
 	for _, k := range gone {
-		if d.segs[k] != nil {
+		if d.reliesOnLog(k) {
 			lost[k] = true
 			logs++
 		}
