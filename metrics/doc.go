@@ -100,6 +100,8 @@
 //	remote_retries_total{drive}          counter, attempts after the first of a call
 //	remote_failures_total{drive}         counter, calls given up after their retries
 //	remote_breaker_opens_total{drive}    counter, times the circuit breaker opened
+//	remote_losses_total{drive}           counter, times format.json was gone and the index reloaded
+//	remote_lost_objects_total{drive}     counter, objects found gone while format.json was kept
 //	remote_online{drive}                 gauge, 1 when the backend is usable
 //
 // From Config.Usage (TenantUsage):

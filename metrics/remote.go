@@ -14,6 +14,10 @@ type RemoteSample struct {
 	Retries  uint64            // attempts after the first of a call
 	Failures uint64            // calls that failed after their retries
 	Opens    uint64            // times the circuit breaker opened
+	// Losses counts the times the drive found its format.json gone and
+	// reloaded its index; LostObjects, the objects its verification found
+	// gone while format.json was kept.
+	Losses, LostObjects uint64
 }
 
 // RemoteMethods are the method label values of remote_requests_total:
@@ -28,6 +32,8 @@ var (
 	remoteRetriesDesc  = desc("remote_retries_total", "Retried attempts of a remote drive's calls to its backend.", "drive")
 	remoteFailuresDesc = desc("remote_failures_total", "Calls to its backend a remote drive gave up on after retries.", "drive")
 	remoteOpensDesc    = desc("remote_breaker_opens_total", "Times a remote drive's circuit breaker opened (the drive went offline).", "drive")
+	remoteLossesDesc   = desc("remote_losses_total", "Times a remote drive found its format.json gone from the bucket and reloaded its index from what the bucket holds.", "drive")
+	remoteLostDesc     = desc("remote_lost_objects_total", "Objects a remote drive's verification found gone from the bucket while format.json was kept.", "drive")
 	remoteOnlineDesc   = desc("remote_online", "Whether a remote drive's backend is usable (1) or not (0).", "drive")
 )
 
@@ -35,7 +41,7 @@ var (
 type remoteCollector struct{ remotes func() []RemoteSample }
 
 func (c remoteCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{remoteRequestsDesc, remoteSentDesc, remoteRecvDesc, remoteRetriesDesc, remoteFailuresDesc, remoteOpensDesc, remoteOnlineDesc} {
+	for _, d := range []*prometheus.Desc{remoteRequestsDesc, remoteSentDesc, remoteRecvDesc, remoteRetriesDesc, remoteFailuresDesc, remoteOpensDesc, remoteLossesDesc, remoteLostDesc, remoteOnlineDesc} {
 		ch <- d
 	}
 }
@@ -58,6 +64,8 @@ func (c remoteCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(remoteRetriesDesc, r.Retries)
 		counter(remoteFailuresDesc, r.Failures)
 		counter(remoteOpensDesc, r.Opens)
+		counter(remoteLossesDesc, r.Losses)
+		counter(remoteLostDesc, r.LostObjects)
 		ch <- prometheus.MustNewConstMetric(remoteOnlineDesc, prometheus.GaugeValue, boolValue(r.Online), r.Drive)
 	}
 }

@@ -251,6 +251,15 @@ func remoteDrives(t *testing.T, url, direct, rak, rsk string, down, up func()) {
 			t.Errorf("metric %s = %v (present %v), want at least 1", series, v, ok)
 		}
 	}
+	// Losses of the bucket's objects are counted per drive (none here).
+	for _, series := range []string{
+		`vaultaire_remote_losses_total{drive="remote-cold1"}`,
+		`vaultaire_remote_lost_objects_total{drive="remote-cold1"}`,
+	} {
+		if v, ok := metricValue(string(metrics), series); !ok || v != 0 {
+			t.Errorf("metric %s = %v (present %v), want 0", series, v, ok)
+		}
+	}
 	if bytes.Contains(metrics, []byte(rsk)) {
 		t.Errorf("a remote secret key appears in the metrics")
 	}

@@ -106,6 +106,14 @@
 // interrupted write; the engine treats such writes as failed and cleans up.
 // Only one Driver instance may write a bucket prefix at a time: see below.
 //
+// The bucket can still lose objects behind the driver (a provider
+// incident, a lifecycle rule, an operator's clean-up). Probe finds a lost
+// format.json with its HEAD (lost, in remote.go) and, in steps spread
+// over probes, compares a listing of log/ and obj/ with the index at
+// most once per Config.VerifyEvery (verify.go); either way the shards
+// whose bytes are gone are deleted from the index, so the engine's
+// scanner and healer refill them, as on a replaced disk.
+//
 // # Ownership and fencing
 //
 // Two writers on one prefix would corrupt it: each replays only what it

@@ -110,6 +110,11 @@ type Config struct {
 	BreakerCooldown, BreakerMaxCooldown time.Duration
 	// ProbeQuiet: see the constant. 0: ProbeQuiet.
 	ProbeQuiet time.Duration
+	// VerifyEvery is how often Probe compares the index with a listing of
+	// the bucket, spread over probes, to find objects lost while
+	// format.json was kept (see verify.go). 0: DefaultVerifyEvery;
+	// negative: never.
+	VerifyEvery time.Duration
 
 	// CompactInterval is how often the background compaction looks at the
 	// log objects (see Compact). 0: DefaultCompactInterval; negative: never.
@@ -268,6 +273,9 @@ func (c *Config) setDefaults() error {
 	dur(&c.BreakerCooldown, DefaultBreakerCooldown)
 	dur(&c.BreakerMaxCooldown, DefaultBreakerMaxCooldown)
 	dur(&c.ProbeQuiet, ProbeQuiet)
+	if c.VerifyEvery == 0 {
+		c.VerifyEvery = DefaultVerifyEvery
+	}
 	if c.CompactInterval == 0 {
 		c.CompactInterval = DefaultCompactInterval
 	}
@@ -345,9 +353,14 @@ type Driver struct {
 	pendingDel []string   // log objects to delete on the next compaction (under compactMu)
 
 	flushMu    sync.Mutex   // held by each flush, and by lost while it reloads the index
-	lostMu     sync.Mutex   // one lost at a time
+	lostMu     sync.Mutex   // one lost, or verification step, at a time; guards vpass and vnext
 	formatSeen atomic.Int64 // unix nanoseconds of Probe's last HEAD of format.json that answered
 	lostCount  atomic.Uint64
+
+	vpass        *verifyPass // the verification in progress (verify.go); nil: none
+	vnext        time.Time   // when the next verification may begin
+	verifyPasses atomic.Uint64
+	lostObjects  atomic.Uint64 // objects verification found lost
 
 	cmu      sync.Mutex // guards queue, qbytes, room, the tickets and flushing
 	queue    []*op
@@ -830,7 +843,9 @@ func (d *Driver) Info(ctx context.Context) (driver.Info, error) {
 // answers. While the breaker is closed and the backend answered a call,
 // and the HEAD, in the last ProbeQuiet, it sends nothing: a periodic
 // health check costs a busy drive one request per ProbeQuiet. A backend
-// that answers without format.json lost the drive's data (see lost).
+// that answers without format.json lost the drive's data (see lost); a
+// HEAD that answers is followed by a step of the verification that finds
+// a loss sparing format.json (verify.go).
 func (d *Driver) Probe(ctx context.Context) error {
 	select {
 	case <-d.closing:
@@ -862,7 +877,7 @@ func (d *Driver) Probe(ctx context.Context) error {
 	}
 	d.be.answered(true)
 	d.formatSeen.Store(now.UnixNano())
-	return nil
+	return d.verifyStep(ctx)
 }
 
 // lost handles a backend that answers but no longer holds the drive's
