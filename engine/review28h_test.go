@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/driver/drivertest"
 	"github.com/vaultaire/vaultaire/placement"
 )
 
@@ -210,5 +213,67 @@ func TestReview28hInFlightRecordDriveWakes(t *testing.T) {
 	r.e.drivesBack([]placement.DriveID{id})
 	if slices.Contains(r.e.dueHeals(time.Now()), item) {
 		t.Fatalf("drive %s, never away, holding a write in flight, took another repair: %s due at once, to meet the same young record", id, key)
+	}
+}
+
+// recordRefuser fails PutRecord while refuse is set.
+type recordRefuser struct {
+	driver.Driver
+	refuse atomic.Bool
+}
+
+func (d *recordRefuser) PutRecord(ctx context.Context, r driver.Record) (driver.Record, bool, error) {
+	if d.refuse.Load() {
+		return driver.Record{}, false, fmt.Errorf("review28h: put record: %w", drivertest.ErrInjected)
+	}
+	return d.Driver.PutRecord(ctx, r)
+}
+
+// TestReview28hRecordWriteBlocksDrivesThatTookIt: two drives of the set
+// lost the artifact's record (their shards are intact); Heal writes it
+// to both, one refuses. The record-write failure path registers every
+// drive it wrote to as a blocker (slotIDs of trueAt(needRecord)), the
+// one that took the record too: any later heal that writes to that
+// healthy drive makes the artifact due at once, to fail again at the
+// refusing drive, a whole verify per wake until maxHealWakes is spent on
+// a drive that never kept it from anything.
+func TestReview28hRecordWriteBlocksDrivesThatTookIt(t *testing.T) {
+	var refusers []*recordRefuser
+	r := newRig(t, rigOptions{drives: 4, stripeSize: 64 << 10, wrap: func(d driver.Driver) driver.Driver {
+		w := &recordRefuser{Driver: d}
+		refusers = append(refusers, w)
+		return w
+	}})
+	r.e.cfg.HealInterval = time.Second
+	r.e.cfg.HealBackoffMax = time.Hour
+	key := "records"
+	r.put(t, key, randBytes(9, 200<<10), -1)
+	ikey := indexPrefix("t", "c") + key
+	set := r.e.mapOf().Set(r.e.mapOf().PGOf("t", "c", key))
+	for _, j := range []int{2, 3} {
+		d := r.faultyOf(key, j)
+		got, err := d.GetRecord(t.Context(), ikey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.DeleteRecord(t.Context(), ikey, got.Version); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refusers[slices.Index(r.ids, set[3])].refuse.Store(true)
+	item := HealItem{"t", "c", key}
+	r.e.enqueueHeal(item)
+	if _, err := healerRound(t, r, item); err == nil {
+		t.Fatal("heal with a drive refusing records succeeded")
+	}
+	if _, err := r.faultyOf(key, 2).GetRecord(t.Context(), ikey); err != nil {
+		t.Fatalf("drive of slot 2 did not take the record: %v", err)
+	}
+	for range 30 {
+		r.e.healFailed(item, time.Now())
+	}
+	r.e.drivesBack([]placement.DriveID{set[2]}) // another artifact healed onto it
+	if slices.Contains(r.e.dueHeals(time.Now()), item) {
+		t.Fatalf("drive %s took the record and another repair: %s due at once, although only %s refuses it", set[2], key, set[3])
 	}
 }
