@@ -83,6 +83,7 @@ func (e *Engine) healItem(ctx context.Context, item HealItem, light bool) ([]int
 	needRecord := make([]bool, n)
 	unwritable := make([]bool, n) // drives that needed repair and did not get it
 	dataOnly := make([]bool, n)   // drives whose shard files are rebuilt but whose record stays (a Prev's)
+	inFlight := make([]bool, n)   // unwritable only for a younger write that may land: no drive to wait for
 	for j, d := range a.drives {
 		unwritable[j] = d == nil
 	}
@@ -175,7 +176,7 @@ func (e *Engine) healItem(ctx context.Context, item HealItem, light bool) ([]int
 			continue
 		}
 		if e.cfg.Now().Sub(versionTime(got.Version)) < InFlightGrace {
-			needRecord[j], unwritable[j] = false, true
+			needRecord[j], unwritable[j], inFlight[j] = false, true, true
 			continue
 		}
 		if err := d.DeleteRecord(ctx, ikey, got.Version); err != nil && !errors.Is(err, driver.ErrNotFound) {
@@ -259,7 +260,16 @@ func (e *Engine) healItem(ctx context.Context, item HealItem, light bool) ([]int
 		w := e.artifactWrite(tenant, container, key, a.drives, records)
 		w.replay(a.rec) // copies of the version served: never taken back (recordwrite.go)
 		if err := w.write(ctx, a.rec, inline, needRecord); err != nil {
-			e.blockHeal(item, slotIDs(loc, trueAt(needRecord)))
+			// Blocked by the drives that did not take it (a replay is
+			// never taken back: the others hold it now).
+			var missed []int
+			for _, j := range trueAt(needRecord) {
+				got, gerr := a.drives[j].GetRecord(ctx, ikey)
+				if gerr != nil || got.Version != a.rec.Version {
+					missed = append(missed, j)
+				}
+			}
+			e.blockHeal(item, a.slotDrives(loc, missed))
 			return nil, fmt.Errorf("engine: heal: %w", err)
 		}
 	}
@@ -268,15 +278,21 @@ func (e *Engine) healItem(ctx context.Context, item HealItem, light bool) ([]int
 		e.st.shards.Add(uint64(len(repaired)))
 		e.log.Info("healed artifact", "pg", a.rec.PG, "shards", repaired)
 		// The drives written are back: what waits for one of them is due.
-		e.drivesBack(slotIDs(loc, repaired))
+		e.drivesBack(a.slotDrives(loc, repaired))
 	}
 	if len(failed) > 0 {
 		// Keep it for a retry, even if a scrub or migration called Heal.
 		e.addHeal(item, light)
-		e.blockHeal(item, slotIDs(loc, failed))
+		var blockers []int
+		for _, j := range failed {
+			if !inFlight[j] {
+				blockers = append(blockers, j)
+			}
+		}
+		e.blockHeal(item, a.slotDrives(loc, blockers))
 		return repaired, fmt.Errorf("engine: heal %s: pg %d shards %v: %w", container, a.rec.PG, failed, ErrHealIncomplete)
 	}
-	e.unqueueHeal(item)
+	e.healed(item, light)
 	return repaired, nil
 }
 
@@ -346,6 +362,30 @@ func slotIDs(loc location, js []int) []placement.DriveID {
 	for _, j := range js {
 		if j < len(set) {
 			ids = append(ids, set[j])
+		}
+	}
+	return ids
+}
+
+// slotDrives names the drives of a's slots js: the home set's, and for
+// a striped artifact those of its parts' sets at the same slots, where
+// the part's shard files are (partDrive); a heal blocked or written at
+// slot j may have been so on any of them.
+func (a *Artifact) slotDrives(loc location, js []int) []placement.DriveID {
+	ids := slotIDs(loc, js)
+	if !a.rec.striped() {
+		return ids
+	}
+	for p := range min(len(a.rec.Parts), a.rec.Width) {
+		pg := a.rec.partPG(p)
+		if pg == a.rec.PG {
+			continue
+		}
+		set := loc.m.Set(pg)
+		for _, j := range js {
+			if j < len(set) && !slices.Contains(ids, set[j]) {
+				ids = append(ids, set[j])
+			}
 		}
 	}
 	return ids
@@ -442,6 +482,9 @@ type healEntry struct {
 	// before its backoff had passed.
 	blockers []placement.DriveID
 	wakes    int
+	// woke: a drive came back (drivesBack) since its blockers were
+	// recorded; healFailed then leaves it due, not backed off.
+	woke bool
 	// light: only a put queued it, for a shard or record that may not
 	// have landed; a presence check will do (healItem).
 	light bool
@@ -469,6 +512,7 @@ func (e *Engine) blockHeal(it HealItem, ids []placement.DriveID) {
 		return
 	}
 	e.unblockLocked(it, h)
+	h.woke = false
 	if h.wakes >= maxHealWakes {
 		return
 	}
@@ -518,6 +562,7 @@ func (e *Engine) drivesBack(ids []placement.DriveID) {
 		e.unblockLocked(it, h)
 		h.next = time.Time{}
 		h.wakes++
+		h.woke = true
 	}
 }
 
@@ -550,6 +595,25 @@ func (e *Engine) healLight(it HealItem) bool {
 	defer e.healMu.Unlock()
 	h, ok := e.heal[it]
 	return ok && h.light
+}
+
+// healed unqueues it after a heal of it completed, unless that heal was
+// light and, while it ran, a read, the scanner or the scrubber queued it
+// for a full verify (addHeal cleared light): the presence check cannot
+// have found what they saw (a corrupt shard), so it stays, due at once.
+func (e *Engine) healed(it HealItem, light bool) {
+	e.healMu.Lock()
+	defer e.healMu.Unlock()
+	h, ok := e.heal[it]
+	if !ok {
+		return
+	}
+	if light && !h.light {
+		h.next = time.Time{}
+		return
+	}
+	e.unblockLocked(it, h)
+	delete(e.heal, it)
 }
 
 func (e *Engine) unqueueHeal(it HealItem) {
@@ -585,6 +649,12 @@ func (e *Engine) healFailed(it HealItem, now time.Time) {
 		return
 	}
 	h.failures++
+	if h.woke {
+		// A drive that kept it from completing came back after its heal
+		// had registered it (blockHeal) and before this: retry now.
+		h.woke = false
+		return
+	}
 	h.next = now.Add(healBackoff(e.cfg.HealInterval, e.cfg.HealBackoffMax, h.failures))
 }
 
