@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
@@ -262,14 +263,7 @@ func (e *Engine) healItem(ctx context.Context, item HealItem, light bool) ([]int
 		if err := w.write(ctx, a.rec, inline, needRecord); err != nil {
 			// Blocked by the drives that did not take it (a replay is
 			// never taken back: the others hold it now).
-			var missed []int
-			for _, j := range trueAt(needRecord) {
-				got, gerr := a.drives[j].GetRecord(ctx, ikey)
-				if gerr != nil || got.Version != a.rec.Version {
-					missed = append(missed, j)
-				}
-			}
-			e.blockHeal(item, a.slotDrives(loc, missed))
+			e.blockHeal(item, a.slotDrives(loc, recordsMissing(ctx, a.drives, ikey, a.rec.Version, trueAt(needRecord))))
 			return nil, fmt.Errorf("engine: heal: %w", err)
 		}
 	}
@@ -342,6 +336,31 @@ func (e *Engine) healTombstone(ctx context.Context, tenant, container, key strin
 		return fmt.Errorf("engine: heal %s: pg %d: %d drives did not answer: %w", container, loc.pg, away, ErrHealIncomplete)
 	}
 	return nil
+}
+
+// recordsMissing returns those of the drives js that do not hold key's
+// record at version v, asked in parallel for at most maxStraggle (a drive
+// that does not answer by then counts as missing: a hung drive does not
+// hold up the healer).
+func recordsMissing(ctx context.Context, drives []driver.Driver, key string, v driver.Version, js []int) []int {
+	ctx, cancel := context.WithTimeout(ctx, maxStraggle)
+	defer cancel()
+	has := make([]bool, len(js))
+	var wg sync.WaitGroup
+	for i, j := range js {
+		wg.Go(func() {
+			got, err := drives[j].GetRecord(ctx, key)
+			has[i] = err == nil && got.Version == v
+		})
+	}
+	wg.Wait()
+	var missing []int
+	for i, j := range js {
+		if !has[i] {
+			missing = append(missing, j)
+		}
+	}
+	return missing
 }
 
 // trueAt returns the indexes of mask's true entries.
@@ -589,7 +608,7 @@ func (e *Engine) addHeal(it HealItem, light bool) {
 	e.heal[it] = &healEntry{light: light}
 }
 
-// healLight reports whether it's heal needs only a presence check (addHeal).
+// healLight reports whether its heal needs only a presence check (addHeal).
 func (e *Engine) healLight(it HealItem) bool {
 	e.healMu.Lock()
 	defer e.healMu.Unlock()
@@ -685,8 +704,9 @@ const (
 // Config.HealBackoffMax); Stats counts the failures. Once a heal that had
 // failed succeeds (a drive is back), every queued artifact is retried at
 // the next round; once a heal writes to a drive that kept others' heals
-// from completing, those are (drivesBack). The queue is bounded (Config.HealQueue): what does not
-// fit is found again by the next scan or scrub pass.
+// from completing, those are (drivesBack). The queue is bounded
+// (Config.HealQueue): what does not fit is found again by the next scan
+// or scrub pass.
 func (e *Engine) RunHealer(ctx context.Context) {
 	t := time.NewTicker(e.cfg.HealInterval)
 	defer t.Stop()
