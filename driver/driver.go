@@ -171,9 +171,9 @@ type Driver interface {
 	// file of the same name.
 	CreateShard(ctx context.Context, s Shard) (ShardWriter, error)
 	// ReadShard returns length bytes of shard s starting at off; length -1
-	// means to the end. Reading past the end yields io.ErrUnexpectedEOF or a
-	// short stream; the caller verifies what it reads. The returned reader
-	// must be closed.
+	// means to the end. Reading past the end yields the bytes up to the
+	// end, then io.ErrUnexpectedEOF or the end of the stream; the caller
+	// verifies what it reads. The returned reader must be closed.
 	ReadShard(ctx context.Context, s Shard, off, length int64) (io.ReadCloser, error)
 	// DeleteShard removes shard s. Deleting a missing shard returns
 	// ErrNotFound.

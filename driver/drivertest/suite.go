@@ -194,11 +194,14 @@ func testShardReadRanges(t *testing.T, d driver.Driver) {
 	}
 
 	// Past the end the contract allows io.ErrUnexpectedEOF or a short
-	// stream, but never bytes that are not in the file.
+	// stream, but never bytes that are not in the file, and never fewer
+	// than the file holds from off on (erasure's Present reads the last
+	// byte and one more to tell a shard at its full length).
 	past := []struct {
 		off, length int64
 	}{
 		{size - 5, 10},
+		{size - 1, 2},
 		{size, 1},
 		{size + 10, 5},
 		{size + 10, -1},
@@ -210,7 +213,7 @@ func testShardReadRanges(t *testing.T, d driver.Driver) {
 				t.Fatalf("ReadShard(%d, %d): got err %v, want nil or io.ErrUnexpectedEOF", tt.off, tt.length, err)
 			}
 			want := data[min(tt.off, size):]
-			if !bytes.Equal(got, want) && !(err != nil && bytes.HasPrefix(want, got)) {
+			if !bytes.Equal(got, want) {
 				t.Errorf("ReadShard(%d, %d) returned %d bytes, want the %d bytes to the end", tt.off, tt.length, len(got), len(want))
 			}
 		})
