@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -360,13 +361,6 @@ func TestAttack27RemoteLostWhileDown(t *testing.T) {
 // good; the artifacts written before the loss are never re-protected.
 func TestAttack27RemoteBucketLostRestart(t *testing.T) {
 	attack27Skip(t)
-	if os.Getenv("VAULT_KNOWN") == "" {
-		// Known open (NOTE27): restarted before its probe found the loss,
-		// the drive refuses the prefix at open (format.json missing, log
-		// objects there), deliberately, and stays offline until an
-		// operator acts; three failures then exceed 4+2.
-		t.Skip("known open: VAULT_KNOWN=1 runs it")
-	}
 	n := newAttack27Node(t, "--scan-interval", "1s", "--heal-interval", "200ms", "--probe-interval", "300ms")
 	cl := n.client()
 	before := putHealArtifacts(t, cl, "hyb", "a", 12)
@@ -374,19 +368,39 @@ func TestAttack27RemoteBucketLostRestart(t *testing.T) {
 	after := putHealArtifacts(t, cl, "hyb", "b", 6)
 	all := append(before, after...)
 	n.stop(t)
+	// Restarted before its probe saw the loss, the node refuses the
+	// prefix (format.json missing, log objects there: nothing proves
+	// they are the drive's) and says what to do; the operator, having
+	// checked, restarts once with --remote-reformat.
 	n.start(t)
 	cl = n.client()
 	checkAll(t, cl, "hyb", all)
-	for range 6 {
-		time.Sleep(5 * time.Second)
-		t.Logf("after restart: %s", n.remoteSummary(t))
+	if !strings.Contains(n.healNode.stderr.String(), "--remote-reformat") {
+		t.Errorf("the refusal does not name --remote-reformat; log:\n%.3000s", n.healNode.stderr.String())
 	}
-	for l := range strings.SplitSeq(n.healNode.stderr.String(), "\n") {
-		if strings.Contains(l, "remote-r1") || strings.Contains(l, "remote drive") || strings.Contains(l, "rem1") {
-			t.Logf("log: %.400s", l)
+	n.stop(t)
+	flags := n.flags
+	n.flags = append(slices.Clone(flags), "--remote-reformat", "r1")
+	n.start(t)
+	n.flags = flags
+	cl = n.client()
+	checkAll(t, cl, "hyb", all)
+	waitFor(t, 90*time.Second, func() string {
+		if r := n.metric(t, "repairs_total", -1); r < 1 {
+			return fmt.Sprintf("repairs_total %v; %s", r, n.remoteSummary(t))
 		}
-	}
-	n.wantRepairs(t, "30 s after a restart with rem1's objects lost")
+		return ""
+	})
+	n.wantRepairs(t, "after a restart with --remote-reformat r1")
+	// Every lost shard refilled: readable with two local drives off.
+	time.Sleep(5 * time.Second) // scan passes after the first repair
+	waitFor(t, 120*time.Second, func() string {
+		if q := n.metric(t, "heal_queue", -1); q != 0 {
+			return fmt.Sprintf("heal queue %v; %s", q, n.remoteSummary(t))
+		}
+		return ""
+	})
+	t.Logf("after the reformat: %s", n.remoteSummary(t))
 	n.setFaults(t, attack27TwoLocalOff)
 	checkAll(t, cl, "hyb", all)
 }

@@ -48,6 +48,7 @@ type serverFlags struct {
 
 	remoteSpecs []remoteSpec // parsed --remote (remote.go)
 	adoptForce  bool         // --remote-adopt-force (remote.go)
+	reformat    string       // --remote-reformat (remote.go)
 }
 
 func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
@@ -97,6 +98,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 		return nil
 	})
 	fs.BoolVar(&f.adoptForce, "remote-adopt-force", false, "cluster mode: adopt this node's --remote drives even from a node gossip shows alive (it is fenced through Raft and stops writing; use when that node is stuck, not gone)")
+	fs.StringVar(&f.reformat, "remote-reformat", "", "comma-separated --remote NAMEs whose bucket lost the drive's format.json (the node refuses such a prefix at start): write it again over what the prefix holds and let the healer refill what was lost; for one start, once you checked the bucket and prefix are the drive's")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -76,7 +76,20 @@ var remoteName = regexp.MustCompile(`^[a-z0-9][a-z0-9_]{0,31}$`)
 func (f *serverFlags) parseRemotes() error {
 	specs, err := parseRemoteFlags(f.remotes)
 	f.remoteSpecs = specs
-	return err
+	if err != nil {
+		return err
+	}
+	for name := range strings.SplitSeq(f.reformat, ",") {
+		if name = strings.ToLower(strings.TrimSpace(name)); name == "" {
+			continue
+		}
+		i := slices.IndexFunc(specs, func(s remoteSpec) bool { return s.name == name })
+		if i < 0 {
+			return fmt.Errorf("--remote-reformat %s: no --remote of that name", name)
+		}
+		specs[i].cfg.Reformat = true
+	}
+	return nil
 }
 
 // parseRemoteFlags parses --remote values: NAME=https://host[:port]/bucket[/prefix]?region=R.

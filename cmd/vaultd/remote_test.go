@@ -417,3 +417,35 @@ func metricValue(exposition, series string) (float64, bool) {
 	}
 	return 0, false
 }
+
+// TestRemoteReformatFlag: --remote-reformat names --remote drives (any
+// case, comma-separated) and sets their Reformat; a name no --remote has
+// is an error, not ignored.
+func TestRemoteReformatFlag(t *testing.T) {
+	for _, tc := range []struct {
+		reformat string
+		want     []bool
+		err      string
+	}{
+		{"", []bool{false, false}, ""},
+		{"B", []bool{false, true}, ""},
+		{"a, b", []bool{true, true}, ""},
+		{"c", nil, "no --remote of that name"},
+	} {
+		f, err := parseServerFlags([]string{"--remote", "a=https://h/a", "--remote", "b=https://h/b", "--remote-reformat", tc.reformat}, io.Discard)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("--remote-reformat %q: %v, want an error containing %q", tc.reformat, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("--remote-reformat %q: %v", tc.reformat, err)
+		}
+		for i, s := range f.remoteSpecs {
+			if s.cfg.Reformat != tc.want[i] {
+				t.Errorf("--remote-reformat %q: %s Reformat %v, want %v", tc.reformat, s.name, s.cfg.Reformat, tc.want[i])
+			}
+		}
+	}
+}

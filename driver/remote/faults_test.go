@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -580,4 +581,60 @@ func TestOrphanSweepKeepsOtherObjects(t *testing.T) {
 	if r, err := open(t, inner).GetRecord(ctx, "k"); err != nil || string(r.Data) != "v" {
 		t.Fatalf("the inner drive's record after the outer drive's Open: %v", err)
 	}
+}
+
+// TestReformatAfterLostFormat: the bucket lost the drive's objects,
+// format.json among them, while the node was down (or before its probe
+// saw it). Reopened as a known drive (Existing), the prefix is refused:
+// without format.json nothing proves it is the drive's. With Reformat
+// (vaultd --remote-reformat, the operator's word) Open writes format.json
+// again and loads what the log objects left: records written since are
+// there, the lost ones missing, for the healer to refill.
+func TestReformatAfterLostFormat(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	ctx := t.Context()
+	d := open(t, s.config("", b, "refmt"))
+	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "before", Version: version(1), Data: []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	cl := s.client("")
+	list, err := cl.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &b, Prefix: aws.String("refmt/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range list.Contents {
+		if _, err := cl.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b, Key: o.Key}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "after", Version: version(2), Data: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+
+	c := s.config("", b, "refmt")
+	c.Existing = true
+	if _, err := remote.Open(ctx, c); err == nil || !strings.Contains(err.Error(), "--remote-reformat") {
+		t.Fatalf("Open of a known drive whose format.json is gone: %v, want a refusal naming --remote-reformat", err)
+	}
+	ro := c
+	ro.ReadOnly, ro.Reformat = true, true
+	if _, err := remote.Open(ctx, ro); err == nil {
+		t.Fatal("a read-only standby wrote format.json again")
+	}
+	c.Reformat = true
+	d2 := open(t, c)
+	if _, err := d2.GetRecord(ctx, "before"); !errors.Is(err, driver.ErrNotFound) {
+		t.Errorf("record lost with the bucket's objects: %v, want driver.ErrNotFound (for heal to refill)", err)
+	}
+	if r, err := d2.GetRecord(ctx, "after"); err != nil || string(r.Data) != "a" {
+		t.Errorf("record written after the loss: %q %v", r.Data, err)
+	}
+	if _, err := cl.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b, Key: aws.String("refmt/format.json")}); err != nil {
+		t.Fatalf("format.json after the reformat: %v", err)
+	}
+	d2.Close()
+	c.Reformat = false
+	open(t, c) // a plain start again: format.json is there
 }

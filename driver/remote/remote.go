@@ -135,6 +135,19 @@ type Config struct {
 	// it, and an empty bucket there is a configuration mistake.
 	Existing bool
 
+	// Reformat: the operator states that the bucket lost this drive's
+	// format.json (and maybe more) and that its prefix is the drive's
+	// (vaultd --remote-reformat): Open writes format.json again over
+	// what the prefix holds, instead of refusing a prefix without it,
+	// and loads the index from the log objects left. What the loss took
+	// is then missing from the drive, as on a replaced disk: the engine's
+	// scanner and healer refill it, and verification (verify.go, whose
+	// first pass begins at the first probe) finds the shard objects gone
+	// under surviving log entries. Without format.json the drive's
+	// identity cannot be checked (log objects do not carry it), hence an
+	// operator's word, for one start. Ignored when format.json is there.
+	Reformat bool
+
 	// Fence, if set, is asked before every request that changes the
 	// bucket (PUT, DELETE, multipart upload); an error refuses the write
 	// with ErrFenced and driver.ErrOffline, and Info fails likewise. It
@@ -633,14 +646,18 @@ func (d *Driver) checkFormat(ctx context.Context) error {
 	fkey := d.key("format.json")
 	size, err := d.be.head(ctx, fkey)
 	switch {
+	case errors.Is(err, driver.ErrNotFound) && d.cfg.Reformat && !d.cfg.ReadOnly:
+		d.log.Error("remote drive: format.json is missing; writing it again over what the prefix holds, as --remote-reformat asks: what the bucket lost is refilled by the healer", "object", fkey)
+		b, _ := json.Marshal(format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID})
+		return d.be.put(ctx, fkey, b)
 	case errors.Is(err, driver.ErrNotFound) && d.cfg.Existing:
-		return fmt.Errorf("%s is missing: this is not the drive %s (wrong bucket or prefix?); refusing to format it", fkey, d.cfg.ID)
+		return fmt.Errorf("%s is missing: this is not the drive %s (wrong bucket or prefix?), or the bucket lost it (then restart once with --remote-reformat); refusing to format it", fkey, d.cfg.ID)
 	case errors.Is(err, driver.ErrNotFound):
 		// A prefix holding anything else is not ours to format.
 		if objs, err := d.be.list(ctx, d.cfg.Prefix); err != nil {
 			return err
 		} else if len(objs) > 0 {
-			return fmt.Errorf("%s is missing but the prefix holds %d objects (%s...); refusing to format", fkey, len(objs), objs[0].Key)
+			return fmt.Errorf("%s is missing but the prefix holds %d objects (%s...); refusing to format (if the bucket lost this drive's format.json, restart once with --remote-reformat)", fkey, len(objs), objs[0].Key)
 		}
 		b, _ := json.Marshal(format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID})
 		return d.be.put(ctx, fkey, b)
