@@ -2,8 +2,11 @@ package s3
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/xml"
 	"fmt"
+	"hash"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/vaultaire/vaultaire/engine"
+	"github.com/vaultaire/vaultaire/s3/sigv4"
 )
 
 type initiateResult struct {
@@ -76,6 +80,49 @@ type copyPartResult struct {
 	Xmlns        string   `xml:"xmlns,attr"`
 	LastModified string   `xml:"LastModified"`
 	ETag         string   `xml:"ETag"`
+	checksumValues
+}
+
+// partCopyChecksum computes, as an UploadPartCopy streams, the checksum
+// of the copied bytes with the upload's algorithm, as S3 does: the part
+// is stored with it, as an UploadPart's is, so the completed object has
+// its checksum (boto3's managed copy above its multipart threshold made
+// one without). The algorithm is known once PutPart has looked the
+// upload up (CheckUpload), before the first byte is read.
+type partCopyChecksum struct {
+	name string    // metadata entry, x-amz-checksum-<alg>; "" none
+	h    hash.Hash // nil: the upload has no checksum
+}
+
+func (c *partCopyChecksum) Write(p []byte) (int, error) {
+	if c.h != nil {
+		c.h.Write(p)
+	}
+	return len(p), nil
+}
+
+// wire sets opts to compute the checksum of the part PutPart stores.
+func (c *partCopyChecksum) wire(opts *engine.PutOptions, res *copyPartResult) {
+	opts.CheckUpload = func(meta map[string]string) error {
+		alg := strings.ToLower(meta[checksumAlgorithmHeader])
+		if alg == "" {
+			return nil
+		}
+		h, err := sigv4.NewChecksum(alg)
+		if err != nil {
+			return fmt.Errorf("s3: upload checksum algorithm %q: %w", alg, err)
+		}
+		c.name, c.h = checksumPrefix+alg, h
+		return nil
+	}
+	opts.AfterBody = func() (map[string]string, error) {
+		if c.h == nil {
+			return nil, nil
+		}
+		v := base64.StdEncoding.EncodeToString(c.h.Sum(nil))
+		res.set(c.name, v)
+		return map[string]string{c.name: v}, nil
+	}
 }
 
 func (op *operation) uploadPart(uploadID string, copySource bool) error {
@@ -162,11 +209,16 @@ func (op *operation) uploadPartCopy(ctx context.Context, uploadID string, n int)
 	}
 	r := src.Reader(ctx, off, length)
 	defer r.Close()
-	info, err := op.s.cfg.Engine.PutPart(ctx, op.tenant, op.bucket, op.key, uploadID, n, r, engine.PutOptions{Size: length})
+	res := copyPartResult{Xmlns: s3Namespace}
+	var sum partCopyChecksum
+	opts := engine.PutOptions{Size: length}
+	sum.wire(&opts, &res)
+	info, err := op.s.cfg.Engine.PutPart(ctx, op.tenant, op.bucket, op.key, uploadID, n, io.TeeReader(r, &sum), opts)
 	if err != nil {
 		return err
 	}
-	writeXML(op.r.fctx, http.StatusOK, copyPartResult{Xmlns: s3Namespace, LastModified: isoTime(info.Modified), ETag: `"` + info.ETag + `"`})
+	res.LastModified, res.ETag = isoTime(info.Modified), `"`+info.ETag+`"`
+	writeXML(op.r.fctx, http.StatusOK, res)
 	return nil
 }
 
