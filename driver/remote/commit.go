@@ -70,24 +70,19 @@ func (d *Driver) enqueue(ctx context.Context, ops ...*op) error {
 	}
 	fits := func() bool { return d.qbytes == 0 || d.qbytes+cost <= d.cfg.MaxQueueBytes }
 	d.cmu.Lock()
-	if d.nextTicket != d.serving || !fits() {
-		t := d.nextTicket
-		d.nextTicket++
-		for {
-			d.skipAbandoned()
-			if d.serving == t && fits() {
-				d.serving++
-				d.roomMade() // the next in line looks again
-				break
-			}
-			if d.room == nil {
-				d.room = make(chan struct{})
-			}
-			room := d.room
+	if d.line.Len() > 0 || !fits() {
+		// Wait in line: only the head is woken (roomMade), and looks
+		// whether it fits; a caller that gives up leaves the line at
+		// once, wherever it stands (review 27r2 N4, N5: tickets of
+		// callers gone stayed in a map until the line reached them, and
+		// every wake-up woke every waiter).
+		turn := make(chan struct{}, 1)
+		el := d.line.PushBack(turn)
+		for d.line.Front() != el || !fits() {
 			d.cmu.Unlock()
 			var err error
 			select {
-			case <-room:
+			case <-turn:
 			case <-ctx.Done():
 				err = fmt.Errorf("driver/remote: write queue full (%d bytes): %w", d.cfg.MaxQueueBytes, ctx.Err())
 			case <-d.closing:
@@ -95,11 +90,17 @@ func (d *Driver) enqueue(ctx context.Context, ops ...*op) error {
 			}
 			d.cmu.Lock()
 			if err != nil {
-				d.abandon(t)
+				head := d.line.Front() == el
+				d.line.Remove(el)
+				if head {
+					d.roomMade() // the next in line looks
+				}
 				d.cmu.Unlock()
 				return err
 			}
 		}
+		d.line.Remove(el)
+		d.roomMade() // the next in line looks again: it may fit too
 	}
 	select {
 	case <-d.closing:
@@ -117,24 +118,6 @@ func (d *Driver) enqueue(ctx context.Context, ops ...*op) error {
 	return nil
 }
 
-// abandon gives up ticket t of a caller that stopped waiting (under cmu).
-func (d *Driver) abandon(t uint64) {
-	if d.abandoned == nil {
-		d.abandoned = map[uint64]bool{}
-	}
-	d.abandoned[t] = true
-	d.skipAbandoned()
-	d.roomMade()
-}
-
-// skipAbandoned moves the line past the tickets given up (under cmu).
-func (d *Driver) skipAbandoned() {
-	for d.abandoned[d.serving] {
-		delete(d.abandoned, d.serving)
-		d.serving++
-	}
-}
-
 // QueuedBytes is what the mutations waiting for a log object cost
 // (their keys and data), at most Config.MaxQueueBytes but for one call
 // larger than that alone.
@@ -144,11 +127,14 @@ func (d *Driver) QueuedBytes() int64 {
 	return d.qbytes
 }
 
-// roomMade wakes the callers waiting for room in the queue (under cmu).
+// roomMade wakes the head of the line of callers waiting for room in the
+// queue, if any (under cmu): the queue shrank, or the line moved.
 func (d *Driver) roomMade() {
-	if d.room != nil {
-		close(d.room)
-		d.room = nil
+	if el := d.line.Front(); el != nil {
+		select {
+		case el.Value.(chan struct{}) <- struct{}{}:
+		default: // woken already
+		}
 	}
 }
 

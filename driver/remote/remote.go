@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -375,16 +376,14 @@ type Driver struct {
 	verifyPasses atomic.Uint64
 	lostObjects  atomic.Uint64 // objects verification found lost
 
-	cmu      sync.Mutex // guards queue, qbytes, room, the tickets and flushing
+	cmu      sync.Mutex // guards queue, qbytes, line and flushing
 	queue    []*op
-	qbytes   int64         // the cost of the queued ops
-	room     chan struct{} // closed when qbytes drops or the line moves; nil if no one waits
+	qbytes   int64 // the cost of the queued ops
 	flushing bool
-	// Callers waiting for room hold tickets, admitted in order:
-	// nextTicket is the next to give, serving the one admitted next,
-	// abandoned those whose caller gave up.
-	nextTicket, serving uint64
-	abandoned           map[uint64]bool
+	// line holds the callers waiting for room in the queue, in arrival
+	// order, each as the channel (chan struct{}, buffer 1) roomMade
+	// signals when it is the head and may fit.
+	line list.List
 }
 
 var _ driver.Driver = (*Driver)(nil)
