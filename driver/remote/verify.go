@@ -349,11 +349,22 @@ func (d *Driver) resnapshot(ctx context.Context, lostSnap string) error {
 	}
 	defer d.compactMu.Unlock()
 	d.mu.Lock()
-	if lostSnap != "" && d.snapKey == lostSnap {
+	cleared := lostSnap != "" && d.snapKey == lostSnap
+	if cleared {
 		d.snapKey = "" // gone: nothing to delete, and snapshot writes one
 	}
 	d.mu.Unlock()
-	return d.snapshot(ctx)
+	err := d.snapshot(ctx)
+	if err != nil && cleared {
+		// Still the lost one: the next step finds it lost again and
+		// writes it, instead of taking it for replaced (review 28r).
+		d.mu.Lock()
+		if d.snapKey == "" {
+			d.snapKey = lostSnap
+		}
+		d.mu.Unlock()
+	}
+	return err
 }
 
 // listPage returns one page of the objects under prefix after startAfter,
