@@ -174,12 +174,19 @@ func (d *Driver) verifyView(now time.Time) *verifyPass {
 		}
 	}
 	for _, l := range d.shards {
-		if !l.inline {
+		switch {
+		case !l.inline:
 			p.keys[1] = append(p.keys[1], l.obj)
+		case l.size > 0 && d.segs[l.obj] == nil:
+			// A log object a snapshot points into but Open did not
+			// list: lost while no Driver ran (review 28r). A shard of
+			// no bytes is read without a request: it relies on none.
+			p.keys[0] = append(p.keys[0], l.obj)
 		}
 	}
 	d.mu.RUnlock()
 	slices.Sort(p.keys[0])
+	p.keys[0] = slices.Compact(p.keys[0])
 	slices.Sort(p.keys[1]) // a shard object has one shard: no duplicates
 	return p
 }
@@ -250,9 +257,9 @@ func (d *Driver) reliedOn(keys []string) []string {
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	objs := map[string]bool{}
+	objs := map[string]bool{} // large-shard objects, and log objects shards point into that d.segs lacks
 	for _, l := range d.shards {
-		if !l.inline {
+		if !l.inline || l.size > 0 && d.segs[l.obj] == nil {
 			objs[l.obj] = true
 		}
 	}
