@@ -3,10 +3,13 @@ package remote_test
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -178,5 +181,76 @@ func TestReview28rInlineShardOfUnlistedLogObject(t *testing.T) {
 	}
 	if got, err := d.GetRecord(ctx, "r1"); err != nil || string(got.Data) != "r1" {
 		t.Errorf("record r1: %q, %v", got.Data, err)
+	}
+}
+
+// TestReview28rTransientMissDeletesIntactObject: for one moment the
+// backend neither lists nor finds (HEAD 404) large shard 101's object,
+// then shows it again (a provider's inconsistency: an erasure set below
+// read quorum answers LIST and HEAD without it). Verification takes the
+// single 404 as proof, deletes the shard from the index, and the
+// deletion's orphan removal DELETEs the intact object: a moment's
+// inconsistency becomes the loss of intact bytes. lost() confirms its 404
+// of format.json with a second HEAD; this path does not, and whatever it
+// concludes, the drive must not destroy bytes it only failed to see.
+func TestReview28rTransientMissDeletesIntactObject(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	var hidden atomic.Pointer[string] // the key the backend does not show; nil: none
+	u, err := url.Parse(s.endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		k := hidden.Load()
+		if k == nil || resp.Request.Method != http.MethodGet || resp.Request.URL.Query().Get("list-type") != "2" {
+			return nil
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		re := regexp.MustCompile(`<Contents><Key>` + regexp.QuoteMeta(*k) + `</Key>.*?</Contents>`)
+		body = re.ReplaceAll(body, nil)
+		resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		return nil
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if k := hidden.Load(); k != nil && r.Method == http.MethodHead && strings.HasSuffix(r.URL.Path, "/"+*k) {
+			hidden.Store(nil) // a moment: this one HEAD
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	c := s.config(srv.URL, b, "transient")
+	c.ProbeQuiet = time.Nanosecond
+	c.VerifyEvery = 200 * time.Millisecond
+	c.CompactInterval = -1
+	c.SmallShardMax = 16 << 10
+	d := open(t, c)
+	ctx := t.Context()
+	large := payload(64<<10, 101)
+	objs := newKeys(t, s, b, "transient/obj/", func() error { return writeShard(ctx, d, shard(101), large) })
+	if len(objs) != 1 {
+		t.Fatalf("shard 101's write added objects %v, want one", objs)
+	}
+	hidden.Store(&objs[0])
+	probeUntil(ctx, d, 20*c.VerifyEvery, func() bool { return hidden.Load() == nil })
+	if hidden.Load() != nil {
+		t.Fatal("verification never asked for the hidden object")
+	}
+	probeUntil(ctx, d, 5*c.VerifyEvery, func() bool { return false }) // let it act on what it saw
+	_, lost := d.Verifications()
+	if _, err := s.client("").HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b, Key: aws.String(objs[0])}); err != nil {
+		t.Errorf("shard 101's intact object after a moment's miss (%d objects found lost): %v, want it kept", lost, err)
+	}
+	if got, err := readAll(ctx, d, shard(101)); err != nil || !bytes.Equal(got, large) {
+		t.Logf("the drive: shard 101: %d bytes, %v (dropped from the index: heal refills it)", len(got), err)
 	}
 }
