@@ -184,18 +184,14 @@ func TestReview28rInlineShardOfUnlistedLogObject(t *testing.T) {
 	}
 }
 
-// TestReview28rTransientMissDeletesIntactObject: for one moment the
-// backend neither lists nor finds (HEAD 404) large shard 101's object,
-// then shows it again (a provider's inconsistency: an erasure set below
-// read quorum answers LIST and HEAD without it). Verification takes the
-// single 404 as proof, deletes the shard from the index, and the
-// deletion's orphan removal DELETEs the intact object: a moment's
-// inconsistency becomes the loss of intact bytes. lost() confirms its 404
-// of format.json with a second HEAD; this path does not, and whatever it
-// concludes, the drive must not destroy bytes it only failed to see.
-func TestReview28rTransientMissDeletesIntactObject(t *testing.T) {
-	s := startVaultd(t)
-	b := s.bucket(t)
+// transientMiss opens a drive through a proxy that, for one moment,
+// neither lists nor finds (HEAD 404) large shard 101's object, then shows
+// it again (a provider's inconsistency: an erasure set below read quorum
+// answers LIST and HEAD without it), and probes the drive until well
+// after verification asked for it. It returns the drive, the object's key
+// and the shard's bytes.
+func transientMiss(t *testing.T, s server, b string) (*remote.Driver, string, []byte) {
+	t.Helper()
 	var hidden atomic.Pointer[string] // the key the backend does not show; nil: none
 	u, err := url.Parse(s.endpoint)
 	if err != nil {
@@ -245,12 +241,37 @@ func TestReview28rTransientMissDeletesIntactObject(t *testing.T) {
 	if hidden.Load() != nil {
 		t.Fatal("verification never asked for the hidden object")
 	}
-	probeUntil(ctx, d, 5*c.VerifyEvery, func() bool { return false }) // let it act on what it saw
+	probeUntil(ctx, d, 10*c.VerifyEvery, func() bool { return false }) // let it act on what it saw
+	return d, objs[0], large
+}
+
+// TestReview28rTransientMissDeletesIntactObject: after a moment's miss
+// (see transientMiss), verification takes the single 404 as proof and
+// deletes shard 101 from the index, and the deletion's orphan removal
+// DELETEs the intact object: a moment's inconsistency becomes the loss of
+// intact bytes. Whatever it concludes, the drive must not destroy bytes it
+// only failed to see.
+func TestReview28rTransientMissDeletesIntactObject(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	d, obj, _ := transientMiss(t, s, b)
 	_, lost := d.Verifications()
-	if _, err := s.client("").HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b, Key: aws.String(objs[0])}); err != nil {
+	if _, err := s.client("").HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: &b, Key: aws.String(obj)}); err != nil {
 		t.Errorf("shard 101's intact object after a moment's miss (%d objects found lost): %v, want it kept", lost, err)
 	}
-	if got, err := readAll(ctx, d, shard(101)); err != nil || !bytes.Equal(got, large) {
-		t.Logf("the drive: shard 101: %d bytes, %v (dropped from the index: heal refills it)", len(got), err)
+}
+
+// TestReview28rTransientMissDropsIntactShard: after a moment's miss (see
+// transientMiss), the shard is dropped from the index on one 404 although
+// its object is intact: a false loss (heal refills it, but until then the
+// stripe has one redundancy less). lost() confirms its 404 of format.json
+// with a second HEAD lostConfirm later; verification should too.
+func TestReview28rTransientMissDropsIntactShard(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	d, _, large := transientMiss(t, s, b)
+	_, lost := d.Verifications()
+	if got, err := readAll(t.Context(), d, shard(101)); err != nil || !bytes.Equal(got, large) {
+		t.Errorf("shard 101, intact, after a moment's miss (%d objects found lost): %d bytes, %v, want it kept", lost, len(got), err)
 	}
 }
