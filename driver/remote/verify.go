@@ -33,13 +33,13 @@ import (
 //   - a view key the listing skipped is a candidate, confirmed with a
 //     HEAD: only a 404, answered again lostConfirm later, counts (a found
 //     object was a lagging listing, a single 404 may be a provider's
-//     hiccup), and only while the index still relies on it afterwards. Objects written
-//     during the listing are not in the view; those compaction moved
-//     shards out of or deleted are no longer relied on by then (compaction
-//     takes a log object out of d.segs, and replaced or deleted shards out
-//     of d.shards, before it deletes their objects); objects are never
-//     written again under a name once listed (names carry a sequence and
-//     the instance).
+//     hiccup), and only while the index still relies on it afterwards.
+//     Objects written during the listing are not in the view; those
+//     compaction moved shards out of or deleted are no longer relied on
+//     by then (compaction takes a log object out of d.segs, and replaced
+//     or deleted shards out of d.shards, before it deletes their
+//     objects); objects are never written again under a name once listed
+//     (names carry a sequence and the instance).
 //
 // On a confirmed loss the shards in the lost objects are deleted from the
 // index through the log, each only where it was lost (opShardDel with
