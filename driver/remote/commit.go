@@ -288,8 +288,13 @@ func (d *Driver) flush(ops []*op) {
 	d.segs[key] = &segment{seq: seq, size: int64(len(body))}
 	d.applied = max(d.applied, seq)
 	d.since++
-	for _, e := range entries {
-		if obj := d.apply(e, key, base); obj != "" {
+	for _, o := range applied { // entries[i] is &applied[i].e
+		obj := d.apply(&o.e, key, base)
+		// A shard deleted as lost (onlyIf) leaves its object alone: it
+		// is gone, or a provider failed to show it for a moment and its
+		// bytes are intact; unreferenced now, the next Open removes it
+		// (review 28r).
+		if obj != "" && (o.e.op != opShardDel || o.onlyIf == nil) {
 			orphans = append(orphans, obj)
 		}
 	}

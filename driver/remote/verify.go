@@ -31,14 +31,15 @@ import (
 //     a listing that lags behind writes (an eventually consistent
 //     provider) still shows every object of the view;
 //   - a view key the listing skipped is a candidate, confirmed with a
-//     HEAD: only a 404 counts (a found object was a lagging listing), and
-//     only while the index still relies on it afterwards. Objects written
-//     during the listing are not in the view; those compaction moved
-//     shards out of or deleted are no longer relied on by then (compaction
-//     takes a log object out of d.segs, and replaced or deleted shards out
-//     of d.shards, before it deletes their objects); objects are never
-//     written again under a name once listed (names carry a sequence and
-//     the instance).
+//     HEAD: only a 404, answered again lostConfirm later, counts (a found
+//     object was a lagging listing, a single 404 may be a provider's
+//     hiccup), and only while the index still relies on it afterwards.
+//     Objects written during the listing are not in the view; those
+//     compaction moved shards out of or deleted are no longer relied on
+//     by then (compaction takes a log object out of d.segs, and replaced
+//     or deleted shards out of d.shards, before it deletes their
+//     objects); objects are never written again under a name once listed
+//     (names carry a sequence and the instance).
 //
 // On a confirmed loss the shards in the lost objects are deleted from the
 // index through the log, each only where it was lost (opShardDel with
@@ -97,6 +98,15 @@ type verifyPass struct {
 	after string      // the last key listed in this phase
 	i     int         // keys[phase][:i] are accounted for
 	cands []string    // not listed: to confirm with a HEAD
+	again []suspect   // answered 404 once: asked again lostConfirm later
+}
+
+// suspect is a candidate whose first HEAD answered 404 at at: only a
+// second 404, lostConfirm later, counts (a provider's hiccup is not a
+// loss; lost() confirms format.json's 404 likewise).
+type suspect struct {
+	key string
+	at  time.Time
 }
 
 var verifyPrefix = [2]string{"log/", "obj/"}
@@ -174,12 +184,19 @@ func (d *Driver) verifyView(now time.Time) *verifyPass {
 		}
 	}
 	for _, l := range d.shards {
-		if !l.inline {
+		switch {
+		case !l.inline:
 			p.keys[1] = append(p.keys[1], l.obj)
+		case l.size > 0 && d.segs[l.obj] == nil:
+			// A log object a snapshot points into but Open did not
+			// list: lost while no Driver ran (review 28r). A shard of
+			// no bytes is read without a request: it relies on none.
+			p.keys[0] = append(p.keys[0], l.obj)
 		}
 	}
 	d.mu.RUnlock()
 	slices.Sort(p.keys[0])
+	p.keys[0] = slices.Compact(p.keys[0])
 	slices.Sort(p.keys[1]) // a shard object has one shard: no duplicates
 	return p
 }
@@ -206,11 +223,29 @@ func (d *Driver) verifyConfirm(ctx context.Context, p *verifyPass, start time.Ti
 		p.snap = ""
 	}
 	p.cands = d.reliedOn(p.cands) // no HEAD for what the drive deleted itself since the view
+	heads := 0
+	keep := p.again[:0]
+	for _, s := range p.again {
+		if heads >= verifyHeads || time.Since(start) >= verifyStepTime || time.Since(s.at) < lostConfirm {
+			keep = append(keep, s)
+			continue
+		}
+		heads++
+		_, err := d.be.head(ctx, s.key)
+		switch {
+		case errors.Is(err, driver.ErrNotFound):
+			gone = append(gone, s.key)
+		case err != nil:
+			keep = append(keep, s) // asked again at the next step
+		}
+	}
+	p.again = keep
 	n := 0
-	for ; n < len(p.cands) && n < verifyHeads && time.Since(start) < verifyStepTime; n++ {
+	for ; n < len(p.cands) && heads < verifyHeads && time.Since(start) < verifyStepTime; n++ {
+		heads++
 		_, err := d.be.head(ctx, p.cands[n])
 		if errors.Is(err, driver.ErrNotFound) {
-			gone = append(gone, p.cands[n])
+			p.again = append(p.again, suspect{p.cands[n], time.Now()})
 		} else if err != nil {
 			break // this one is asked again at the next step
 		}
@@ -225,14 +260,16 @@ func (d *Driver) verifyConfirm(ctx context.Context, p *verifyPass, start time.Ti
 		var err error
 		if n, err = d.verifyLost(ctx, gone, lostSnap); err != nil {
 			// Asked again, and handled, at the next step.
-			p.cands = append(gone, p.cands...)
+			for _, k := range gone {
+				p.again = append(p.again, suspect{key: k}) // confirmed: one more 404 will do
+			}
 			if snapLost {
 				p.snap = snap
 			}
 			return fmt.Errorf("driver/remote: probe: %w: objects lost from the bucket: %v", driver.ErrOffline, err)
 		}
 	}
-	if len(p.cands) == 0 && p.snap == "" {
+	if len(p.cands) == 0 && len(p.again) == 0 && p.snap == "" {
 		d.vpass = nil
 		d.verifyPasses.Add(1)
 	}
@@ -250,9 +287,9 @@ func (d *Driver) reliedOn(keys []string) []string {
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	objs := map[string]bool{}
+	objs := map[string]bool{} // large-shard objects, and log objects shards point into that d.segs lacks
 	for _, l := range d.shards {
-		if !l.inline {
+		if !l.inline || l.size > 0 && d.segs[l.obj] == nil {
 			objs[l.obj] = true
 		}
 	}
@@ -349,11 +386,22 @@ func (d *Driver) resnapshot(ctx context.Context, lostSnap string) error {
 	}
 	defer d.compactMu.Unlock()
 	d.mu.Lock()
-	if lostSnap != "" && d.snapKey == lostSnap {
+	cleared := lostSnap != "" && d.snapKey == lostSnap
+	if cleared {
 		d.snapKey = "" // gone: nothing to delete, and snapshot writes one
 	}
 	d.mu.Unlock()
-	return d.snapshot(ctx)
+	err := d.snapshot(ctx)
+	if err != nil && cleared {
+		// Still the lost one: the next step finds it lost again and
+		// writes it, instead of taking it for replaced (review 28r).
+		d.mu.Lock()
+		if d.snapKey == "" {
+			d.snapKey = lostSnap
+		}
+		d.mu.Unlock()
+	}
+	return err
 }
 
 // listPage returns one page of the objects under prefix after startAfter,
