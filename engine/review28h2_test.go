@@ -124,3 +124,49 @@ func TestReview28h2RecordsMissingWaitsForHungDrive(t *testing.T) {
 		t.Fatalf("recordsMissing still waiting for a hung drive 2s after maxStraggle (%v)", maxStraggle)
 	}
 }
+
+// TestReview28h2RecordWriteFailureDropsOtherBlockers: when Heal's record
+// write fails it returns before the failed-slots path, and registers as
+// blockers only the drives that missed the record (recordsMissing): a
+// drive that kept another slot from being repaired (away, so never
+// asked for the record) is not named, and its return and repair by
+// another heal (drivesBack) does not wake the artifact, which waits out
+// its backoff with that slot still missing its shard.
+func TestReview28h2RecordWriteFailureDropsOtherBlockers(t *testing.T) {
+	var refusers []*recordRefuser
+	r := newRig(t, rigOptions{drives: 4, stripeSize: 64 << 10, wrap: func(d driver.Driver) driver.Driver {
+		w := &recordRefuser{Driver: d}
+		refusers = append(refusers, w)
+		return w
+	}})
+	r.e.cfg.HealInterval = time.Second
+	r.e.cfg.HealBackoffMax = time.Hour
+	key := "records"
+	r.put(t, key, randBytes(10, 200<<10), -1)
+	ikey := indexPrefix("t", "c") + key
+	set := r.e.mapOf().Set(r.e.mapOf().PGOf("t", "c", key))
+	d2 := r.faultyOf(key, 2)
+	got, err := d2.GetRecord(t.Context(), ikey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.DeleteRecord(t.Context(), ikey, got.Version); err != nil {
+		t.Fatal(err)
+	}
+	refusers[slices.Index(r.ids, set[2])].refuse.Store(true)
+	f3 := r.faultyOf(key, 3)
+	f3.SetOffline(true)
+	item := HealItem{"t", "c", key}
+	r.e.enqueueHeal(item)
+	if _, err := healerRound(t, r, item); err == nil {
+		t.Fatal("heal with a drive refusing records and one away succeeded")
+	}
+	for range 30 {
+		r.e.healFailed(item, time.Now())
+	}
+	f3.SetOffline(false)
+	r.e.drivesBack([]placement.DriveID{set[3]}) // another artifact healed onto it
+	if !slices.Contains(r.e.dueHeals(time.Now()), item) {
+		t.Fatalf("drive %s, away during the heal, is back and written to: %s not due (blockers %v)", set[3], key, r.e.blocked)
+	}
+}
