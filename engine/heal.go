@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
@@ -84,9 +83,18 @@ func (e *Engine) healItem(ctx context.Context, item HealItem, light bool) ([]int
 	needRecord := make([]bool, n)
 	unwritable := make([]bool, n) // drives that needed repair and did not get it
 	dataOnly := make([]bool, n)   // drives whose shard files are rebuilt but whose record stays (a Prev's)
-	inFlight := make([]bool, n)   // unwritable only for a younger write that may land: no drive to wait for
+	// blockedBy[j]: the drives that kept slot j from being repaired (none
+	// for a younger write in flight: no drive to wait for); wrote[j]: the
+	// drives a shard file of slot j was written to. A striped artifact's
+	// slot j is on its home drive and on each part set's drive at j
+	// (partDrive): only the one that failed, or was written, is named.
+	blockedBy := make([][]placement.DriveID, n)
+	wrote := make([][]placement.DriveID, n)
 	for j, d := range a.drives {
 		unwritable[j] = d == nil
+		if d == nil {
+			blockedBy[j] = slotIDs(loc, []int{j})
+		}
 	}
 	for p := range segs {
 		needData[p] = make([]bool, n)
@@ -128,6 +136,7 @@ func (e *Engine) healItem(ctx context.Context, item HealItem, light bool) ([]int
 		if !verified[j] {
 			e.log.Warn("heal: drive did not answer in time", "pg", a.rec.PG, "shard", j)
 			unwritable[j] = true
+			blockedBy[j] = a.slotDrives(loc, []int{j}) // any of its parts' drives may be the slow one
 			continue
 		}
 		needRecord[j] = a.holders[j] == nil // also for a record naming no data: a version pointer
@@ -177,11 +186,12 @@ func (e *Engine) healItem(ctx context.Context, item HealItem, light bool) ([]int
 			continue
 		}
 		if e.cfg.Now().Sub(versionTime(got.Version)) < InFlightGrace {
-			needRecord[j], unwritable[j], inFlight[j] = false, true, true
+			needRecord[j], unwritable[j] = false, true
 			continue
 		}
 		if err := d.DeleteRecord(ctx, ikey, got.Version); err != nil && !errors.Is(err, driver.ErrNotFound) {
 			needRecord[j], unwritable[j] = false, true
+			blockedBy[j] = slotIDs(loc, []int{j})
 		}
 	}
 	// Rebuilt shards come from the other drives only.
@@ -212,12 +222,14 @@ func (e *Engine) healItem(ctx context.Context, item HealItem, light bool) ([]int
 			pd := a.partDrive(p, j) // a striped part's own drive (stripe.go)
 			if pd == nil {
 				needRecord[j], dataOnly[j], unwritable[j] = false, false, true
+				blockedBy[j] = append(blockedBy[j], a.partDriveID(loc, p, j)...)
 				continue
 			}
 			sw, err := pd.CreateShard(ctx, a.partShard(p))
 			if err != nil {
 				e.log.Warn("heal: drive not writable", "pg", a.rec.PG, "shard", j, "err", err)
 				needRecord[j], dataOnly[j], unwritable[j] = false, false, true
+				blockedBy[j] = append(blockedBy[j], a.partDriveID(loc, p, j)...)
 				continue
 			}
 			sws[j], ws[j] = sw, sw
@@ -237,6 +249,9 @@ func (e *Engine) healItem(ctx context.Context, item HealItem, light bool) ([]int
 				if cerr := sw.Commit(ctx); cerr != nil {
 					e.log.Warn("heal: shard commit failed", "pg", a.rec.PG, "shard", j, "err", cerr)
 					needRecord[j], dataOnly[j], unwritable[j] = false, false, true
+					blockedBy[j] = append(blockedBy[j], a.partDriveID(loc, p, j)...)
+				} else {
+					wrote[j] = append(wrote[j], a.partDriveID(loc, p, j)...)
 				}
 			}
 			sw.Abort()
@@ -263,7 +278,14 @@ func (e *Engine) healItem(ctx context.Context, item HealItem, light bool) ([]int
 		if err := w.write(ctx, a.rec, inline, needRecord); err != nil {
 			// Blocked by the drives that did not take it (a replay is
 			// never taken back: the others hold it now).
-			e.blockHeal(item, a.slotDrives(loc, recordsMissing(ctx, a.drives, ikey, a.rec.Version, trueAt(needRecord))))
+			// So are the drives that kept other slots from being
+			// repaired (away, refusing shard files): they are not
+			// asked for the record.
+			blockers := slotIDs(loc, recordsMissing(ctx, a.drives, ikey, a.rec.Version, trueAt(needRecord)))
+			for _, j := range failed {
+				blockers = append(blockers, blockedBy[j]...)
+			}
+			e.blockHeal(item, uniqueIDs(blockers))
 			return nil, fmt.Errorf("engine: heal: %w", err)
 		}
 	}
@@ -272,18 +294,23 @@ func (e *Engine) healItem(ctx context.Context, item HealItem, light bool) ([]int
 		e.st.shards.Add(uint64(len(repaired)))
 		e.log.Info("healed artifact", "pg", a.rec.PG, "shards", repaired)
 		// The drives written are back: what waits for one of them is due.
-		e.drivesBack(a.slotDrives(loc, repaired))
+		var back []placement.DriveID
+		for _, j := range repaired {
+			if needRecord[j] {
+				back = append(back, slotIDs(loc, []int{j})...)
+			}
+			back = append(back, wrote[j]...)
+		}
+		e.drivesBack(uniqueIDs(back))
 	}
 	if len(failed) > 0 {
 		// Keep it for a retry, even if a scrub or migration called Heal.
 		e.addHeal(item, light)
-		var blockers []int
+		var blockers []placement.DriveID
 		for _, j := range failed {
-			if !inFlight[j] {
-				blockers = append(blockers, j)
-			}
+			blockers = append(blockers, blockedBy[j]...)
 		}
-		e.blockHeal(item, a.slotDrives(loc, blockers))
+		e.blockHeal(item, uniqueIDs(blockers))
 		return repaired, fmt.Errorf("engine: heal %s: pg %d shards %v: %w", container, a.rec.PG, failed, ErrHealIncomplete)
 	}
 	e.healed(item, light)
@@ -341,19 +368,32 @@ func (e *Engine) healTombstone(ctx context.Context, tenant, container, key strin
 // recordsMissing returns those of the drives js that do not hold key's
 // record at version v, asked in parallel for at most maxStraggle (a drive
 // that does not answer by then counts as missing: a hung drive does not
-// hold up the healer).
+// hold up the healer, even one that ignores ctx: its answer is not
+// waited for, as fanOut leaves a straggler).
 func recordsMissing(ctx context.Context, drives []driver.Driver, key string, v driver.Version, js []int) []int {
 	ctx, cancel := context.WithTimeout(ctx, maxStraggle)
 	defer cancel()
-	has := make([]bool, len(js))
-	var wg sync.WaitGroup
-	for i, j := range js {
-		wg.Go(func() {
-			got, err := drives[j].GetRecord(ctx, key)
-			has[i] = err == nil && got.Version == v
-		})
+	type answer struct {
+		i   int
+		has bool
 	}
-	wg.Wait()
+	answers := make(chan answer, len(js)) // a straggler's send never blocks
+	for i, j := range js {
+		go func() {
+			got, err := drives[j].GetRecord(ctx, key)
+			answers <- answer{i, err == nil && got.Version == v}
+		}()
+	}
+	has := make([]bool, len(js))
+wait:
+	for range js {
+		select {
+		case a := <-answers:
+			has[a.i] = a.has
+		case <-ctx.Done():
+			break wait
+		}
+	}
 	var missing []int
 	for i, j := range js {
 		if !has[i] {
@@ -384,6 +424,27 @@ func slotIDs(loc location, js []int) []placement.DriveID {
 		}
 	}
 	return ids
+}
+
+// partDriveID names the drive holding slot j of a's part p (partDrive),
+// none if loc's map has no such slot.
+func (a *Artifact) partDriveID(loc location, p, j int) []placement.DriveID {
+	set := loc.m.Set(a.rec.partPG(p))
+	if j >= len(set) {
+		return nil
+	}
+	return []placement.DriveID{set[j]}
+}
+
+// uniqueIDs returns ids without repeats, in order.
+func uniqueIDs(ids []placement.DriveID) []placement.DriveID {
+	var out []placement.DriveID
+	for _, id := range ids {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // slotDrives names the drives of a's slots js: the home set's, and for
