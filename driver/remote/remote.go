@@ -225,8 +225,16 @@ func ParseURL(raw string) (Config, error) {
 			if c.MaxConcurrent, err = strconv.Atoi(q.Get(k)); err != nil || c.MaxConcurrent <= 0 {
 				return Config{}, fmt.Errorf("remote URL: concurrency %q: want a positive integer", q.Get(k))
 			}
+		case "verify":
+			// How often verification lists the bucket (verify.go); off
+			// turns it off.
+			if v := q.Get(k); v == "off" {
+				c.VerifyEvery = -1
+			} else if c.VerifyEvery, err = time.ParseDuration(v); err != nil || c.VerifyEvery < time.Minute {
+				return Config{}, fmt.Errorf("remote URL: verify %q: want a duration of at least 1m, such as 30m, or off", v)
+			}
 		default:
-			return Config{}, fmt.Errorf("remote URL: unknown parameter %q (region, timeout, concurrency)", k)
+			return Config{}, fmt.Errorf("remote URL: unknown parameter %q (region, timeout, concurrency, verify)", k)
 		}
 	}
 	return c, nil

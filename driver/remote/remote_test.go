@@ -43,6 +43,10 @@ func TestParseURL(t *testing.T) {
 		{in: "https://h/b?sig=x", bad: true},
 		{in: "https://h/b?timeout=-1s", bad: true},
 		{in: "https://h/b?concurrency=0", bad: true},
+		{in: "https://h/b?verify=30m", want: remote.Config{Endpoint: "https://h", Bucket: "b", VerifyEvery: 30 * time.Minute}},
+		{in: "https://h/b?verify=off", want: remote.Config{Endpoint: "https://h", Bucket: "b", VerifyEvery: -1}},
+		{in: "https://h/b?verify=10s", bad: true},
+		{in: "https://h/b?verify=never", bad: true},
 	}
 	for _, tt := range tests {
 		got, err := remote.ParseURL(tt.in)
