@@ -53,6 +53,7 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 // write that only missed the straggler grace and landed late.
 func (e *Engine) healItem(ctx context.Context, item HealItem, light bool) ([]int, error) {
 	tenant, container, key := item.Tenant, item.Container, item.Key
+	gen := e.healGen(item)
 	loc, newest, err := e.locateRecord(ctx, tenant, container, key) // a version pointer itself, not its target
 	if errors.Is(err, ErrNoSuchContainer) {
 		// Its container was removed (and is swept): nothing to heal,
@@ -313,7 +314,7 @@ func (e *Engine) healItem(ctx context.Context, item HealItem, light bool) ([]int
 		e.blockHeal(item, uniqueIDs(blockers))
 		return repaired, fmt.Errorf("engine: heal %s: pg %d shards %v: %w", container, a.rec.PG, failed, ErrHealIncomplete)
 	}
-	e.healed(item, light)
+	e.healed(item, gen)
 	return repaired, nil
 }
 
@@ -568,6 +569,8 @@ type healEntry struct {
 	// light: only a put queued it, for a shard or record that may not
 	// have landed; a presence check will do (healItem).
 	light bool
+	// gen counts the times it was queued again while queued (addHeal).
+	gen uint64
 }
 
 // maxHealWakes bounds how often a drive's return makes one queued
@@ -660,6 +663,7 @@ func (e *Engine) addHeal(it HealItem, light bool) {
 	defer e.healMu.Unlock()
 	if h, ok := e.heal[it]; ok {
 		h.light = h.light && light
+		h.gen++
 		return
 	}
 	if len(e.heal) >= e.cfg.HealQueue {
@@ -677,23 +681,35 @@ func (e *Engine) healLight(it HealItem) bool {
 	return ok && h.light
 }
 
-// healed unqueues it after a heal of it completed, unless that heal was
-// light and, while it ran, a read, the scanner or the scrubber queued it
-// for a full verify (addHeal cleared light): the presence check cannot
-// have found what they saw (a corrupt shard), so it stays, due at once.
-func (e *Engine) healed(it HealItem, light bool) {
+// healed unqueues it after a heal of it completed, unless it was queued
+// again while the heal ran (its generation moved past gen, taken as the
+// heal began): a read, the scanner or the scrubber saw what a light heal
+// cannot find (a corrupt shard: review 28h F1), or a newer write was
+// left short after the heal had located the version before (review 28h2
+// INFO). It then stays, due at once.
+func (e *Engine) healed(it HealItem, gen uint64) {
 	e.healMu.Lock()
 	defer e.healMu.Unlock()
 	h, ok := e.heal[it]
 	if !ok {
 		return
 	}
-	if light && !h.light {
+	if h.gen != gen {
 		h.next = time.Time{}
 		return
 	}
 	e.unblockLocked(it, h)
 	delete(e.heal, it)
+}
+
+// healGen is its queue generation (healEntry.gen), 0 if not queued.
+func (e *Engine) healGen(it HealItem) uint64 {
+	e.healMu.Lock()
+	defer e.healMu.Unlock()
+	if h, ok := e.heal[it]; ok {
+		return h.gen
+	}
+	return 0
 }
 
 func (e *Engine) unqueueHeal(it HealItem) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -267,5 +268,40 @@ func TestHealWakesBounded(t *testing.T) {
 	r.e.unqueueHeal(it)
 	if len(r.e.blocked) != 0 {
 		t.Fatalf("index keeps %v after the artifact left the queue", r.e.blocked)
+	}
+}
+
+// TestHealKeepsWhatWasQueuedMeanwhile: an artifact queued again while its
+// heal ran (a newer PUT left short after the heal had located the version
+// before, a read or scan meeting it degraded) is not unqueued by that
+// heal: it stays, due at once.
+func TestHealKeepsWhatWasQueuedMeanwhile(t *testing.T) {
+	r := newRig(t, rigOptions{drives: 4})
+	key := "k"
+	r.put(t, key, randBytes(3, 100_000), -1)
+	it := HealItem{"t", "c", key}
+	f := r.faultyOf(key, 0)
+	var requeued atomic.Bool
+	f.SetBeforeGetRecord(func(ctx context.Context, k string) {
+		if requeued.CompareAndSwap(false, true) {
+			r.e.queueHealWritten(it) // as a newer PUT left short meanwhile
+		}
+	})
+	r.e.queueHealWritten(it)
+	if _, err := r.e.healItem(t.Context(), it, true); err != nil {
+		t.Fatal(err)
+	}
+	f.SetBeforeGetRecord(nil)
+	if !requeued.Load() {
+		t.Fatal("the heal read no record of drive 0")
+	}
+	if !slices.Contains(r.e.dueHeals(time.Now()), it) {
+		t.Fatal("queued again while its heal ran: unqueued by that heal")
+	}
+	if _, err := r.e.healItem(t.Context(), it, true); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(r.e.Degraded(), it) {
+		t.Fatal("still queued after a heal with nothing queued meanwhile")
 	}
 }
