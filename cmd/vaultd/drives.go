@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
@@ -133,34 +134,42 @@ type prober interface {
 // healer; back is called then (the engine's RetryHeals), so that heals
 // queued during the outage do not wait out their backoff.
 func runProbes(ctx context.Context, drives map[placement.DriveID]driver.Driver, interval time.Duration, back func(), log *slog.Logger) {
+	// Each drive on its own: a remote drive's probe may take seconds
+	// (its HEAD, a verification step: driver/remote verify.go) or hang to
+	// its timeout, which must not delay the other drives' probes.
+	var wg sync.WaitGroup
+	for id, d := range drives {
+		if p, ok := d.(prober); ok {
+			wg.Go(func() { probeLoop(ctx, id, p, interval, back, log) })
+		}
+	}
+	wg.Wait()
+}
+
+// probeLoop is runProbes for one drive.
+func probeLoop(ctx context.Context, id placement.DriveID, p prober, interval time.Duration, back func(), log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	failing := map[placement.DriveID]bool{}
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		for id, d := range drives {
-			p, ok := d.(prober)
-			if !ok {
-				continue
-			}
-			pctx, cancel := context.WithTimeout(ctx, max(interval, 30*time.Second))
-			err := p.Probe(pctx)
-			cancel()
-			if ctx.Err() != nil {
-				return
-			}
-			switch {
-			case err != nil && !failing[id]:
-				log.Warn("drive offline", "drive", id, "err", err)
-			case err == nil && failing[id]:
-				log.Info("drive back online", "drive", id)
-				back()
-			}
-			failing[id] = err != nil
+		pctx, cancel := context.WithTimeout(ctx, max(interval, 30*time.Second))
+		err := p.Probe(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
 		}
+		switch {
+		case err != nil && !failing:
+			log.Warn("drive offline", "drive", id, "err", err)
+		case err == nil && failing:
+			log.Info("drive back online", "drive", id)
+			back()
+		}
+		failing = err != nil
 	}
 }

@@ -68,3 +68,34 @@ func TestRunProbesCallsBack(t *testing.T) {
 		t.Fatalf("drive back: back called %d times, want 1", n)
 	}
 }
+
+// hungProbeDrive is a drive whose probe hangs until its ctx ends.
+type hungProbeDrive struct{ driver.Driver }
+
+func (hungProbeDrive) Probe(ctx context.Context) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestRunProbesHungDrive: a drive whose probe hangs (a remote backend
+// hung, each probe waiting out its timeout of at least 30 s) does not
+// hold up the probes of the node's other drives: each is probed on its
+// own (they were probed one after another, so one hung remote delayed
+// every local drive's probe by 30 s a round).
+func TestRunProbesHungDrive(t *testing.T) {
+	d := &probeDrive{}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runProbes(ctx, map[placement.DriveID]driver.Driver{"hung": hungProbeDrive{}, "d0": d}, 5*time.Millisecond, func() {}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(5 * time.Second)
+	for d.probes.Load() < 5 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := d.probes.Load(); n < 5 {
+		t.Fatalf("%d probes of a healthy drive in 5 s beside a hung one, want at least 5", n)
+	}
+}
