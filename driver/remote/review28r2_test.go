@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -34,6 +35,14 @@ import (
 // its next start. The operator asked to rewrite a *missing* format.json,
 // not to replace one that names another drive.
 func TestReview28r2ReformatOverwritesForeignFormat(t *testing.T) {
+	// 1: one HEAD misses it; 2: two do (a second look is not proof
+	// either: the write must not replace a format.json that is there).
+	for _, misses := range []int32{1, 2} {
+		t.Run(strconv.Itoa(int(misses)), func(t *testing.T) { reformatOverForeign(t, misses) })
+	}
+}
+
+func reformatOverForeign(t *testing.T, misses int32) {
 	s := startVaultd(t)
 	b := s.bucket(t)
 	ctx := t.Context()
@@ -46,7 +55,7 @@ func TestReview28r2ReformatOverwritesForeignFormat(t *testing.T) {
 	db.Close()
 
 	var miss atomic.Int32 // HEADs of format.json still to answer 404
-	miss.Store(1)
+	miss.Store(misses)
 	u, err := url.Parse(s.endpoint)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +76,7 @@ func TestReview28r2ReformatOverwritesForeignFormat(t *testing.T) {
 	d, err := remote.Open(ctx, c)
 	if err == nil {
 		d.Close()
-		t.Errorf("Open of drive-a with Reformat over drive-b's prefix after one HEAD 404 of its format.json: succeeded, want a refusal (format.json is there and names drive-b)")
+		t.Errorf("Open of drive-a with Reformat over drive-b's prefix after %d HEAD 404s of its format.json: succeeded, want a refusal (format.json is there and names drive-b)", misses)
 	}
 	out, err := s.client("").GetObject(ctx, &s3.GetObjectInput{Bucket: &b, Key: aws.String("shared/format.json")})
 	if err != nil {
