@@ -373,6 +373,7 @@ type Driver struct {
 
 	vpass        *verifyPass // the verification in progress (verify.go); nil: none
 	vnext        time.Time   // when the next verification may begin
+	vrewrite     *rewrite    // the snapshot verification writes again on closeCtx; nil: none (under lostMu)
 	verifyPasses atomic.Uint64
 	lostObjects  atomic.Uint64 // objects verification found lost
 

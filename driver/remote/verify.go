@@ -363,7 +363,7 @@ func (d *Driver) verifyLost(ctx context.Context, gone []string, lostSnap string)
 		}
 	}
 	if logs > 0 || lostSnap != "" {
-		if err := d.resnapshot(ctx, lostSnap); err != nil {
+		if err := d.resnapshotOwed(ctx, lostSnap); err != nil {
 			return 0, fmt.Errorf("writing the index again: %w", err)
 		}
 	}
@@ -371,6 +371,50 @@ func (d *Driver) verifyLost(ctx context.Context, gone []string, lostSnap string)
 	d.log.Warn("remote drive: objects lost from the bucket (format.json kept); their shards deleted from the index, for heal to refill",
 		"objects", n, "log_objects", logs, "shards", dropped, "snapshot_lost", lostSnap != "")
 	return n, nil
+}
+
+// rewrite is a snapshot written again after a loss, on closeCtx.
+type rewrite struct {
+	done chan struct{}
+	err  error // once done is closed
+}
+
+// resnapshotOwed runs resnapshot(lostSnap) on closeCtx, or joins the one
+// running, and waits for it within ctx (under lostMu). A rewrite that
+// needs longer than a probe's ctx (a large index over a slow link) goes
+// on past it instead of failing at every step for ever, with the drive
+// reported offline at each and the bucket never holding what the lost
+// objects held (review 28r2). While it runs d.snapKey is "", so the
+// next step does not take the snapshot for lost again.
+func (d *Driver) resnapshotOwed(ctx context.Context, lostSnap string) error {
+	rw := d.vrewrite
+	if rw != nil {
+		select {
+		case <-rw.done:
+			rw = nil // an earlier one, over: this loss asks for another
+		default:
+		}
+	}
+	if rw == nil {
+		select {
+		case <-d.closing:
+			return fmt.Errorf("%w: closed", driver.ErrOffline)
+		default:
+		}
+		rw = &rewrite{done: make(chan struct{})}
+		d.vrewrite = rw
+		d.bg.Go(func() {
+			rw.err = d.resnapshot(d.closeCtx, lostSnap)
+			close(rw.done)
+		})
+	}
+	select {
+	case <-rw.done:
+		d.vrewrite = nil
+		return rw.err
+	case <-ctx.Done():
+		return fmt.Errorf("under way past the probe: %w", ctx.Err())
+	}
 }
 
 // resnapshot writes a snapshot of the index, under compactMu (waited for
