@@ -371,9 +371,14 @@ type Driver struct {
 	formatSeen atomic.Int64 // unix nanoseconds of Probe's last HEAD of format.json that answered
 	lostCount  atomic.Uint64
 
-	vpass        *verifyPass // the verification in progress (verify.go); nil: none
-	vnext        time.Time   // when the next verification may begin
-	vrewrite     *rewrite    // the snapshot verification writes again on closeCtx; nil: none (under lostMu)
+	vpass    *verifyPass // the verification in progress (verify.go); nil: none
+	vnext    time.Time   // when the next verification may begin
+	vrewrite *rewrite    // the snapshot verification writes again on closeCtx; nil: none (under lostMu)
+	// dropped holds the large-shard objects whose shards were deleted
+	// from the index as lost, with when (under lostMu): their objects are
+	// left (review 28r M2); one that a later pass lists was there after
+	// all, and goes (verify.go, review 28r2).
+	dropped      map[string]time.Time
 	verifyPasses atomic.Uint64
 	lostObjects  atomic.Uint64 // objects verification found lost
 
@@ -975,6 +980,7 @@ func (d *Driver) lost(ctx context.Context) error {
 				return offline("deleting a lost shard from the index: %v", o.err)
 			}
 		}
+		d.noteDropped(ops)
 	}
 	b, _ := json.Marshal(format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID})
 	if err := d.be.put(ctx, fkey, b); err != nil {
