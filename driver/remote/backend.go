@@ -311,6 +311,9 @@ func (b *backend) outcome(ctx context.Context, what string, trial bool, err erro
 	case isNotFound(err):
 		b.answered(trial)
 		return fmt.Errorf("%s: %w", what, driver.ErrNotFound)
+	case errors.Is(err, errPrecondition):
+		b.answered(trial)
+		return err
 	case ctx.Err() != nil:
 		b.br.release(trial)
 		return fmt.Errorf("%s: %w", what, ctx.Err())
@@ -351,6 +354,27 @@ func (b *backend) put(ctx context.Context, key string, body []byte) error {
 		_, err := b.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.bucket, Key: &key, Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body)))})
 		return err
 	})
+}
+
+// errPrecondition is a conditional write refused: the object exists.
+var errPrecondition = errors.New("driver/remote: precondition failed")
+
+// putIfAbsent writes key only if no object has that name (If-None-Match:
+// *); errPrecondition if one has. A provider that ignores the header
+// writes it unconditionally.
+func (b *backend) putIfAbsent(ctx context.Context, key string, body []byte) error {
+	err := b.write(ctx, "put "+key, func(ctx context.Context) error {
+		_, err := b.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.bucket, Key: &key, Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))), IfNoneMatch: aws.String("*")})
+		var ae smithy.APIError
+		if errors.As(err, &ae) && (ae.ErrorCode() == "PreconditionFailed" || ae.ErrorCode() == "ConditionalRequestConflict") {
+			return errPrecondition
+		}
+		return err
+	})
+	if errors.Is(err, errPrecondition) {
+		return errPrecondition
+	}
+	return err
 }
 
 // getBytes reads n bytes of key from off (n > 0) into memory.

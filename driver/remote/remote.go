@@ -379,8 +379,14 @@ type Driver struct {
 	formatSeen atomic.Int64 // unix nanoseconds of Probe's last HEAD of format.json that answered
 	lostCount  atomic.Uint64
 
-	vpass        *verifyPass // the verification in progress (verify.go); nil: none
-	vnext        time.Time   // when the next verification may begin
+	vpass    *verifyPass // the verification in progress (verify.go); nil: none
+	vnext    time.Time   // when the next verification may begin
+	vrewrite *rewrite    // the snapshot verification writes again on closeCtx; nil: none (under lostMu)
+	// dropped holds the large-shard objects whose shards were deleted
+	// from the index as lost, with when (under lostMu): their objects are
+	// left (review 28r M2); one that a later pass lists was there after
+	// all, and goes (verify.go, review 28r2).
+	dropped      map[string]time.Time
 	verifyPasses atomic.Uint64
 	lostObjects  atomic.Uint64 // objects verification found lost
 
@@ -652,11 +658,29 @@ func seqOf(key string) (uint64, bool) {
 func (d *Driver) checkFormat(ctx context.Context) error {
 	fkey := d.key("format.json")
 	size, err := d.be.head(ctx, fkey)
+	if errors.Is(err, driver.ErrNotFound) && d.cfg.Reformat && !d.cfg.ReadOnly {
+		// The operator's word is for a format.json the bucket lost, not
+		// for one a flaky provider failed to show once (the flag may be
+		// left on, the URL may name another drive's prefix): a second
+		// HEAD lostConfirm later must miss it too, as lost() asks, and
+		// the write creates it only if it is still absent, so that
+		// another drive's format.json is never replaced (review 28r2).
+		select {
+		case <-time.After(lostConfirm):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if size, err = d.be.head(ctx, fkey); errors.Is(err, driver.ErrNotFound) {
+			d.log.Error("remote drive: format.json is missing; writing it again over what the prefix holds, as --remote-reformat asks: what the bucket lost is refilled by the healer", "object", fkey)
+			b, _ := json.Marshal(format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID})
+			if err := d.be.putIfAbsent(ctx, fkey, b); !errors.Is(err, errPrecondition) {
+				return err
+			}
+			// It was there after all: check it like any other.
+			size, err = d.be.head(ctx, fkey)
+		}
+	}
 	switch {
-	case errors.Is(err, driver.ErrNotFound) && d.cfg.Reformat && !d.cfg.ReadOnly:
-		d.log.Error("remote drive: format.json is missing; writing it again over what the prefix holds, as --remote-reformat asks: what the bucket lost is refilled by the healer", "object", fkey)
-		b, _ := json.Marshal(format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID})
-		return d.be.put(ctx, fkey, b)
 	case errors.Is(err, driver.ErrNotFound) && d.cfg.Existing:
 		return fmt.Errorf("%s is missing: this is not the drive %s (wrong bucket or prefix?), or the bucket lost it (then restart once with --remote-reformat); refusing to format it", fkey, d.cfg.ID)
 	case errors.Is(err, driver.ErrNotFound):
@@ -964,6 +988,7 @@ func (d *Driver) lost(ctx context.Context) error {
 				return offline("deleting a lost shard from the index: %v", o.err)
 			}
 		}
+		d.noteDropped(ops)
 	}
 	b, _ := json.Marshal(format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID})
 	if err := d.be.put(ctx, fkey, b); err != nil {

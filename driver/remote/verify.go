@@ -99,6 +99,7 @@ type verifyPass struct {
 	i     int         // keys[phase][:i] are accounted for
 	cands []string    // not listed: to confirm with a HEAD
 	again []suspect   // answered 404 once: asked again lostConfirm later
+	seen  []string    // objects of d.dropped the listing of obj/ showed
 }
 
 // suspect is a candidate whose first HEAD answered 404 at at: only a
@@ -152,6 +153,9 @@ func (d *Driver) verifyStep(ctx context.Context) error {
 		}
 		v := p.keys[p.phase]
 		for _, o := range objs {
+			if _, ok := d.dropped[o.Key]; ok && p.phase == 1 {
+				p.seen = append(p.seen, o.Key)
+			}
 			for p.i < len(v) && v[p.i] < o.Key {
 				p.cands = append(p.cands, v[p.i])
 				p.i++
@@ -165,6 +169,9 @@ func (d *Driver) verifyStep(ctx context.Context) error {
 			continue
 		}
 		p.cands = append(p.cands, v[p.i:]...)
+		if p.phase == 1 {
+			d.sweepDropped(ctx, p)
+		}
 		p.phase, p.after, p.i = p.phase+1, "", 0
 	}
 	if p.phase < 2 {
@@ -279,6 +286,65 @@ func (d *Driver) verifyConfirm(ctx context.Context, p *verifyPass, start time.Ti
 	return nil
 }
 
+// noteDropped records the large-shard objects of the lost-shard
+// deletions of ops that applied (under lostMu): they are left in the
+// bucket (review 28r M2), and sweepDropped removes those found there.
+func (d *Driver) noteDropped(ops []*op) {
+	now := time.Now()
+	for _, o := range ops {
+		if o.err == nil && o.onlyIf != nil && !o.onlyIf.inline {
+			if d.dropped == nil {
+				d.dropped = map[string]time.Time{}
+			}
+			d.dropped[o.onlyIf.obj] = now
+		}
+	}
+}
+
+// sweepDropped, once p listed obj/, deletes the objects dropped as lost
+// before p began that the listing showed: the loss was a provider's
+// miss, and nothing references them (names are never reused; lost(),
+// which reloads the index, excludes a step; checked under d.mu anyway).
+// Those it did not show are gone indeed: forgotten. A failed DELETE
+// leaves the object for the next pass or Open (review 28r2).
+func (d *Driver) sweepDropped(ctx context.Context, p *verifyPass) {
+	if len(d.dropped) == 0 {
+		return
+	}
+	seen := map[string]bool{}
+	for _, k := range p.seen {
+		seen[k] = true
+	}
+	p.seen = nil
+	var del []string
+	for k, at := range d.dropped {
+		if !at.Before(p.began) {
+			continue // dropped during this pass's listing: the next pass looks
+		}
+		if seen[k] {
+			del = append(del, k)
+		}
+		delete(d.dropped, k)
+	}
+	if len(del) == 0 {
+		return
+	}
+	d.mu.RLock()
+	for _, l := range d.shards {
+		if i := slices.Index(del, l.obj); i >= 0 {
+			del = slices.Delete(del, i, i+1) // referenced again (a reload): not an orphan
+		}
+	}
+	d.mu.RUnlock()
+	for _, k := range del {
+		if err := d.be.delete(ctx, k); err != nil && !errors.Is(err, driver.ErrNotFound) {
+			d.dropped[k] = time.Time{} // asked again at the next pass
+			continue
+		}
+		d.log.Info("remote drive: an object dropped as lost was there after all (a provider's miss); removed, unreferenced", "object", k)
+	}
+}
+
 // reliedOn returns the keys of keys (log or large-shard objects) the index
 // still relies on, in place.
 func (d *Driver) reliedOn(keys []string) []string {
@@ -359,11 +425,13 @@ func (d *Driver) verifyLost(ctx context.Context, gone []string, lostSnap string)
 		case o.err == nil:
 			dropped++
 		case !errors.Is(o.err, driver.ErrNotFound) && !errors.Is(o.err, errMoved):
+			d.noteDropped(ops)
 			return 0, fmt.Errorf("deleting a lost shard from the index: %w", o.err)
 		}
 	}
+	d.noteDropped(ops)
 	if logs > 0 || lostSnap != "" {
-		if err := d.resnapshot(ctx, lostSnap); err != nil {
+		if err := d.resnapshotOwed(ctx, lostSnap); err != nil {
 			return 0, fmt.Errorf("writing the index again: %w", err)
 		}
 	}
@@ -371,6 +439,50 @@ func (d *Driver) verifyLost(ctx context.Context, gone []string, lostSnap string)
 	d.log.Warn("remote drive: objects lost from the bucket (format.json kept); their shards deleted from the index, for heal to refill",
 		"objects", n, "log_objects", logs, "shards", dropped, "snapshot_lost", lostSnap != "")
 	return n, nil
+}
+
+// rewrite is a snapshot written again after a loss, on closeCtx.
+type rewrite struct {
+	done chan struct{}
+	err  error // once done is closed
+}
+
+// resnapshotOwed runs resnapshot(lostSnap) on closeCtx, or joins the one
+// running, and waits for it within ctx (under lostMu). A rewrite that
+// needs longer than a probe's ctx (a large index over a slow link) goes
+// on past it instead of failing at every step for ever, with the drive
+// reported offline at each and the bucket never holding what the lost
+// objects held (review 28r2). While it runs d.snapKey is "", so the
+// next step does not take the snapshot for lost again.
+func (d *Driver) resnapshotOwed(ctx context.Context, lostSnap string) error {
+	rw := d.vrewrite
+	if rw != nil {
+		select {
+		case <-rw.done:
+			rw = nil // an earlier one, over: this loss asks for another
+		default:
+		}
+	}
+	if rw == nil {
+		select {
+		case <-d.closing:
+			return fmt.Errorf("%w: closed", driver.ErrOffline)
+		default:
+		}
+		rw = &rewrite{done: make(chan struct{})}
+		d.vrewrite = rw
+		d.bg.Go(func() {
+			rw.err = d.resnapshot(d.closeCtx, lostSnap)
+			close(rw.done)
+		})
+	}
+	select {
+	case <-rw.done:
+		d.vrewrite = nil
+		return rw.err
+	case <-ctx.Done():
+		return fmt.Errorf("under way past the probe: %w", ctx.Err())
+	}
 }
 
 // resnapshot writes a snapshot of the index, under compactMu (waited for
