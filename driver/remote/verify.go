@@ -211,6 +211,22 @@ func (d *Driver) verifyView(now time.Time) *verifyPass {
 // verifyConfirm HEADs up to verifyHeads candidates of p and handles those
 // lost; once none is left, the pass is over.
 func (d *Driver) verifyConfirm(ctx context.Context, p *verifyPass, start time.Time) error {
+	if rw := d.vrewrite; rw != nil {
+		// A rewrite under way (d.snapKey "" meanwhile): the pass waits
+		// for it, and one that failed put the lost snapshot back as
+		// d.snapKey, which this step asks about again (review 28r3b).
+		select {
+		case <-rw.done:
+			d.vrewrite = nil
+			if rw.err != nil && p.snap == "" {
+				d.mu.RLock()
+				p.snap = d.snapKey
+				d.mu.RUnlock()
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
 	var gone []string
 	snapLost := false
 	snap := p.snap
