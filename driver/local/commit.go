@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,9 +19,19 @@ import (
 // bbolt's own DB.Batch also groups, but it waits DB.MaxBatchDelay (10ms by
 // default) before committing even a lone call, which caps a sequential
 // writer at about 100 records a second. Here the first caller commits at
-// once; callers arriving meanwhile queue up and the first of them commits the
-// whole queue as soon as the running batch ends. No caller commits more than
-// one batch on behalf of others.
+// once, but for one yield of the processor (runtime.Gosched) when it is
+// alone in the queue; callers arriving meanwhile queue up and the first of
+// them commits the whole queue as soon as the running batch ends. No caller
+// commits more than one batch on behalf of others.
+//
+// The yield lets goroutines that are already runnable, such as the other
+// record writes of concurrent puts, join the batch before it is cut: an
+// fdatasync costs 45-50 µs of kernel CPU on the 2-core bench VM however
+// few mutations it carries, and without the yield a lone leader commits
+// one mutation while the others queue behind its fsync. A sequential
+// writer finds nothing runnable and loses a few hundred nanoseconds.
+// Durability is unchanged: a caller is still woken only after the batch
+// holding its mutation is on stable storage.
 //
 // With a record log (wal.go; every drive Open makes has one) a batch is
 // committed by appending it to the log, one fdatasync; its mutations are
@@ -129,6 +140,12 @@ func (c *committer) do(fn func(kv) error) error {
 		c.mu.Lock()
 	}
 	c.leading = true
+	if len(c.queue) == 1 {
+		// Alone: let runnable callers join the batch (see committer).
+		c.mu.Unlock()
+		runtime.Gosched()
+		c.mu.Lock()
+	}
 	ops := c.queue
 	c.queue = nil
 	if c.single && len(ops) > 1 {
