@@ -123,11 +123,30 @@ type commitOp struct {
 	wake chan struct{} // signalled when done, or to hand leadership over
 }
 
+// commitOps recycles commitOps and their wake channels (two allocations
+// per record mutation otherwise).
+var commitOps = sync.Pool{New: func() any { return &commitOp{wake: make(chan struct{}, 1)} }}
+
+// putCommitOp returns op to commitOps once its caller is done with it:
+// no batch holds it any more (a batch's ops are woken, or its leader
+// returns, only after the batch is run), and the signal its own leader
+// sent it (wakeAll) is drained.
+func putCommitOp(op *commitOp) {
+	select {
+	case <-op.wake:
+	default:
+	}
+	*op = commitOp{wake: op.wake}
+	commitOps.Put(op)
+}
+
 // do runs fn on the records and returns once the batch holding it has been
 // committed. fn may run more than once and must return an error only for
 // failures that should fail the whole batch.
 func (c *committer) do(fn func(kv) error) error {
-	op := &commitOp{fn: fn, wake: make(chan struct{}, 1)}
+	op := commitOps.Get().(*commitOp)
+	op.fn = fn
+	defer putCommitOp(op)
 	c.mu.Lock()
 	c.queue = append(c.queue, op)
 	if c.leading {
