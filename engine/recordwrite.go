@@ -669,7 +669,7 @@ func (w *recordWrite) collect(ctx context.Context, rec *record, res []recordPut)
 	if w.keepShards {
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
+	var bg context.Context // ctx without its cancellation, made for the first delete
 	var wg sync.WaitGroup
 	for j, r := range res {
 		var gone *record
@@ -680,6 +680,9 @@ func (w *recordWrite) collect(ctx context.Context, rec *record, res []recordPut)
 			gone = r.prev
 		default:
 			continue
+		}
+		if len(gone.Parts) == 0 && (gone == rec || gone.Prev == nil || len(gone.Prev.Parts) == 0) {
+			continue // inline, a tombstone or a pointer (and its Prev): no shard files
 		}
 		// What stays of old's files: those rec names (a rewrite, or a
 		// re-versioned write), and for a pointer those of the record it
@@ -709,10 +712,13 @@ func (w *recordWrite) collect(ctx context.Context, rec *record, res []recordPut)
 			if old == rec {
 				slot = j
 			}
+			if bg == nil {
+				bg = context.WithoutCancel(ctx)
+			}
 			// A striped record's parts in other PGs are deleted from
 			// their own drives (deletePartShards, stripe.go).
 			wg.Go(func() {
-				if err := w.e.deletePartShards(ctx, w.tenant, w.container, w.key, old, slot, w.drives[j], namedBy(old, stays...)); err != nil {
+				if err := w.e.deletePartShards(bg, w.tenant, w.container, w.key, old, slot, w.drives[j], namedBy(old, stays...)); err != nil {
 					w.e.log.Warn("shard delete failed", "pg", old.PG, "shard", j, "err", err)
 				}
 			})
