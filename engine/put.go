@@ -185,7 +185,8 @@ func (e *Engine) put(ctx context.Context, tenant, container, key, vid string, bo
 
 	var dataID [16]byte
 	rand.Read(dataID[:])
-	var shard driver.Shard // the shard file of a streamed put (a hash: not made for the others)
+	// The shard file of a streamed put (a hash: not made for the others).
+	var shard driver.Shard
 	committed := make([]bool, pol.SetSize()) // the drives holding the put's shard file
 	stored := false
 	var dropStriped func()      // remove a striped put's shard files

@@ -669,8 +669,8 @@ func (w *recordWrite) collect(ctx context.Context, rec *record, res []recordPut)
 	if w.keepShards {
 		return
 	}
-	var bg context.Context // ctx without its cancellation, made for the first delete
-	var wg sync.WaitGroup
+	var wg *sync.WaitGroup // and bg, ctx without its cancellation: made for the first delete
+	var bg context.Context
 	for j, r := range res {
 		var gone *record
 		switch {
@@ -712,19 +712,27 @@ func (w *recordWrite) collect(ctx context.Context, rec *record, res []recordPut)
 			if old == rec {
 				slot = j
 			}
-			if bg == nil {
-				bg = context.WithoutCancel(ctx)
+			if wg == nil {
+				wg, bg = new(sync.WaitGroup), context.WithoutCancel(ctx)
 			}
-			// A striped record's parts in other PGs are deleted from
-			// their own drives (deletePartShards, stripe.go).
-			wg.Go(func() {
-				if err := w.e.deletePartShards(bg, w.tenant, w.container, w.key, old, slot, w.drives[j], namedBy(old, stays...)); err != nil {
-					w.e.log.Warn("shard delete failed", "pg", old.PG, "shard", j, "err", err)
-				}
-			})
+			w.deleteOld(wg, bg, j, old, slot, stays)
 		}
 	}
-	wg.Wait()
+	if wg != nil {
+		wg.Wait()
+	}
+}
+
+// deleteOld deletes, on wg, old's shard files of slot from drive j, but
+// for those one of stays names (collect).
+func (w *recordWrite) deleteOld(wg *sync.WaitGroup, ctx context.Context, j int, old *record, slot int, stays []*record) {
+	// A striped record's parts in other PGs are deleted from
+	// their own drives (deletePartShards, stripe.go).
+	wg.Go(func() {
+		if err := w.e.deletePartShards(ctx, w.tenant, w.container, w.key, old, slot, w.drives[j], namedBy(old, stays...)); err != nil {
+			w.e.log.Warn("shard delete failed", "pg", old.PG, "shard", j, "err", err)
+		}
+	})
 }
 
 // namedBy returns a deletePartShards skip for old's parts: those one of
