@@ -715,7 +715,7 @@ func (w *recordWrite) collect(ctx context.Context, rec *record, res []recordPut)
 			if wg == nil {
 				wg, bg = new(sync.WaitGroup), context.WithoutCancel(ctx)
 			}
-			w.deleteOld(wg, bg, j, old, slot, stays)
+			w.deleteOld(bg, wg, j, old, slot, stays)
 		}
 	}
 	if wg != nil {
@@ -725,7 +725,7 @@ func (w *recordWrite) collect(ctx context.Context, rec *record, res []recordPut)
 
 // deleteOld deletes, on wg, old's shard files of slot from drive j, but
 // for those one of stays names (collect).
-func (w *recordWrite) deleteOld(wg *sync.WaitGroup, ctx context.Context, j int, old *record, slot int, stays []*record) {
+func (w *recordWrite) deleteOld(ctx context.Context, wg *sync.WaitGroup, j int, old *record, slot int, stays []*record) {
 	// A striped record's parts in other PGs are deleted from
 	// their own drives (deletePartShards, stripe.go).
 	wg.Go(func() {
