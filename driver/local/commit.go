@@ -32,10 +32,10 @@ import (
 // flight: 3.6 mutations per fsync without, 5.3 with). A writer alone on
 // the process finds nothing runnable and loses a few hundred nanoseconds;
 // a lone put's record writes to its other drives are runnable, and its
-// fsync here then starts after their CPU work (~10-30 µs; its p50 looked
-// a few percent worse on a loaded VM, within the noise: PERF28 in the
-// session notes). Durability is unchanged: a caller is still woken only after the batch
-// holding its mutation is on stable storage.
+// fsync here then starts after their CPU work (~10-30 µs; its p50 was a
+// median 9% worse on a loaded VM, within the noise: bench/RESULTS.md,
+// session 28). Durability is unchanged: a caller is still woken only
+// after the batch holding its mutation is on stable storage.
 //
 // With a record log (wal.go; every drive Open makes has one) a batch is
 // committed by appending it to the log, one fdatasync; its mutations are
