@@ -132,9 +132,10 @@ func fanOutWait[T any](ctx context.Context, e *Engine, n int, run func(j int) bo
 	}
 	began := time.Now()
 	// The grace's timer is made only when the loop would block with the
-	// grace running: the last answers are often in by the time a quorum
-	// is, and a timer per fan-out (several per request) costs
-	// allocations and the runtime's timer heap.
+	// grace running: no timer (its allocations, the runtime's timer heap)
+	// for a fan-out whose last answers are in with the quorum's. A small
+	// PUT's record write rarely is one (its drives commit in different
+	// batches: bench/RESULTS.md, session 28).
 	var (
 		timer    *time.Timer
 		grace    <-chan time.Time
