@@ -185,7 +185,8 @@ func (e *Engine) put(ctx context.Context, tenant, container, key, vid string, bo
 
 	var dataID [16]byte
 	rand.Read(dataID[:])
-	shard := shardOf(tenant, container, key, pg, dataID)
+	// The shard file of a streamed put (a hash: not made for the others).
+	var shard driver.Shard
 	committed := make([]bool, pol.SetSize()) // the drives holding the put's shard file
 	stored := false
 	var dropStriped func()      // remove a striped put's shard files
@@ -216,6 +217,7 @@ func (e *Engine) put(ctx context.Context, tenant, container, key, vid string, bo
 			rec.Size += p.Size
 		}
 	} else {
+		shard = shardOf(tenant, container, key, pg, dataID)
 		rec.Size, err = e.putStreamed(ctx, codec, drives, derrs, shard, io.MultiReader(bytes.NewReader(head), body), opts.Size, maxSize, wq, digest, committed)
 		if err == nil {
 			rec.Parts = []part{{DataID: dataID, Size: rec.Size}}

@@ -106,8 +106,8 @@ func untilWait(enough func(ok int, accepted []bool) bool) func(ok int, accepted 
 // replaces it; a later one does not.
 func fanOutWait[T any](ctx context.Context, e *Engine, n int, run func(j int) bool, wait func(ok int, accepted []bool, took time.Duration) time.Duration, call func(ctx context.Context, j int) T, good func(T) bool, late func(j int, v T)) ([]T, []bool) {
 	res := make([]T, n)
-	accepted := make([]bool, n)
-	done := make([]bool, n)
+	flags := make([]bool, 2*n) // one allocation for both
+	accepted, done := flags[:n:n], flags[n:]
 	ch := make(chan fanResult[T], n) // never blocks a sender
 	started := 0
 	for j := range n {
@@ -131,22 +131,24 @@ func fanOutWait[T any](ctx context.Context, e *Engine, n int, run func(j int) bo
 		}()
 	}
 	began := time.Now()
+	// The grace's timer is made only when the loop would block with the
+	// grace running: no timer (its allocations, the runtime's timer heap)
+	// for a fan-out whose last answers are in with the quorum's. A small
+	// PUT's record write rarely is one (its drives commit in different
+	// batches: bench/RESULTS.md, session 28).
 	var (
 		timer    *time.Timer
 		grace    <-chan time.Time
-		deadline time.Time
+		deadline time.Time // the grace's end; zero: not running
 	)
 	arm := func(ok int) {
 		now := time.Now()
 		d := wait(ok, accepted, now.Sub(began))
-		if d < 0 || grace != nil && !now.Add(d).Before(deadline) {
+		if d < 0 || !deadline.IsZero() && !now.Add(d).Before(deadline) {
 			return
 		}
 		deadline = now.Add(d)
-		if timer == nil {
-			timer = time.NewTimer(d)
-			grace = timer.C
-		} else {
+		if timer != nil {
 			timer.Reset(d) // Go 1.23+: no stale value is received after Reset
 		}
 	}
@@ -161,21 +163,30 @@ func fanOutWait[T any](ctx context.Context, e *Engine, n int, run func(j int) bo
 	}
 wait:
 	for got < started {
+		var r fanResult[T]
 		select {
-		case r := <-ch:
-			got++
-			res[r.j], done[r.j] = r.v, true
-			if good(r.v) {
-				ok++
-				accepted[r.j] = true
-				if got < started {
-					arm(ok)
-				}
+		case r = <-ch:
+		default:
+			if !deadline.IsZero() && timer == nil {
+				timer = time.NewTimer(time.Until(deadline))
+				grace = timer.C
 			}
-		case <-grace:
-			break wait
-		case <-ctx.Done():
-			break wait
+			select {
+			case r = <-ch:
+			case <-grace:
+				break wait
+			case <-ctx.Done():
+				break wait
+			}
+		}
+		got++
+		res[r.j], done[r.j] = r.v, true
+		if good(r.v) {
+			ok++
+			accepted[r.j] = true
+			if got < started {
+				arm(ok)
+			}
 		}
 	}
 	if left := started - got; left > 0 {

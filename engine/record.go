@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/zeebo/xxh3"
@@ -139,7 +138,13 @@ func (r *record) marshal() []byte {
 	b = binary.BigEndian.AppendUint64(b, xxh3.Hash(b))
 	b = appendString(b, r.ContentType)
 	b = binary.AppendUvarint(b, uint64(len(r.Metadata)))
-	for _, k := range slices.Sorted(maps.Keys(r.Metadata)) {
+	var ks [8]string // the keys, on the stack unless there are more
+	keys := ks[:0]
+	for k := range r.Metadata {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
 		b = appendString(b, k)
 		b = appendString(b, r.Metadata[k])
 	}

@@ -669,8 +669,8 @@ func (w *recordWrite) collect(ctx context.Context, rec *record, res []recordPut)
 	if w.keepShards {
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
-	var wg sync.WaitGroup
+	var wg *sync.WaitGroup // and bg, ctx without its cancellation: made for the first delete
+	var bg context.Context
 	for j, r := range res {
 		var gone *record
 		switch {
@@ -680,6 +680,9 @@ func (w *recordWrite) collect(ctx context.Context, rec *record, res []recordPut)
 			gone = r.prev
 		default:
 			continue
+		}
+		if len(gone.Parts) == 0 && (gone == rec || gone.Prev == nil || len(gone.Prev.Parts) == 0) {
+			continue // inline, a tombstone or a pointer (and its Prev): no shard files
 		}
 		// What stays of old's files: those rec names (a rewrite, or a
 		// re-versioned write), and for a pointer those of the record it
@@ -709,16 +712,27 @@ func (w *recordWrite) collect(ctx context.Context, rec *record, res []recordPut)
 			if old == rec {
 				slot = j
 			}
-			// A striped record's parts in other PGs are deleted from
-			// their own drives (deletePartShards, stripe.go).
-			wg.Go(func() {
-				if err := w.e.deletePartShards(ctx, w.tenant, w.container, w.key, old, slot, w.drives[j], namedBy(old, stays...)); err != nil {
-					w.e.log.Warn("shard delete failed", "pg", old.PG, "shard", j, "err", err)
-				}
-			})
+			if wg == nil {
+				wg, bg = new(sync.WaitGroup), context.WithoutCancel(ctx)
+			}
+			w.deleteOld(bg, wg, j, old, slot, stays)
 		}
 	}
-	wg.Wait()
+	if wg != nil {
+		wg.Wait()
+	}
+}
+
+// deleteOld deletes, on wg, old's shard files of slot from drive j, but
+// for those one of stays names (collect).
+func (w *recordWrite) deleteOld(ctx context.Context, wg *sync.WaitGroup, j int, old *record, slot int, stays []*record) {
+	// A striped record's parts in other PGs are deleted from
+	// their own drives (deletePartShards, stripe.go).
+	wg.Go(func() {
+		if err := w.e.deletePartShards(ctx, w.tenant, w.container, w.key, old, slot, w.drives[j], namedBy(old, stays...)); err != nil {
+			w.e.log.Warn("shard delete failed", "pg", old.PG, "shard", j, "err", err)
+		}
+	})
 }
 
 // namedBy returns a deletePartShards skip for old's parts: those one of

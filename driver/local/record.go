@@ -47,45 +47,76 @@ func (d *Driver) PutRecord(ctx context.Context, r driver.Record) (prev driver.Re
 	defer end()
 	defer d.maybeTrim() // runs before end, the index still open
 	defer d.maybeReclaim()
-	key := []byte(r.Key)
-	d.touch(faultWindow + len(key) + 2*(driver.VersionSize+len(r.Data))) // the leaf, read and rewritten
-	val := make([]byte, driver.VersionSize+len(r.Data))
-	copy(val, r.Version[:])
-	copy(val[driver.VersionSize:], r.Data)
-	// opErr carries the outcome of the comparison out of the batch: an
-	// error returned from the batch function would roll back the other
-	// calls sharing the transaction and make bbolt retry them.
-	var opErr error
-	low := d.lowOnSpace()
-	err = d.update(func(b kv) error {
-		prev, ok, opErr = driver.Record{}, false, nil // the function may run twice
-		old := b.Get(key)
-		if low && len(val) > max(len(old), smallRecord) {
-			opErr = fmt.Errorf("%w: less than %d MiB free, kept for deletes", driver.ErrNoSpace, spaceReserve>>20)
-			return nil
-		}
-		if old != nil {
-			p, err := decode(key, old)
-			if err != nil {
-				opErr = err
-				return nil
-			}
-			if p.Version.Compare(r.Version) > 0 {
-				opErr = driver.ErrStale
-				return nil
-			}
-			prev, ok = p, true
-		}
-		return b.Put(key, val)
-	})
+	d.touch(faultWindow + len(r.Key) + 2*(driver.VersionSize+len(r.Data))) // the leaf, read and rewritten
+	// The key and the stored value in one allocation: the value is
+	// held (the record log's mem) until a flush, the key with it.
+	kl := len(r.Key)
+	buf := make([]byte, kl+driver.VersionSize+len(r.Data))
+	copy(buf, r.Key)
+	copy(buf[kl:], r.Version[:])
+	copy(buf[kl+driver.VersionSize:], r.Data)
+	op := &putRecordOp{key: buf[:kl:kl], val: buf[kl:], version: r.Version, low: d.lowOnSpace()}
+	err = d.update(op.apply)
 	if err == nil {
-		err = opErr
+		err = op.err
 	}
 	if err != nil {
-		return driver.Record{}, false, fmt.Errorf("driver/local: put record version %v: %w", r.Version, noSpace(err))
+		return driver.Record{}, false, &recordError{op: "put", v: r.Version, err: noSpace(err)}
 	}
-	return prev, ok, nil
+	return op.prev, op.ok, nil
 }
+
+// putRecordOp is one PutRecord's mutation and its outcome. err carries
+// the outcome of the comparison out of the batch: an error returned from
+// the batch function would roll back the other calls sharing the
+// transaction and make bbolt retry them.
+type putRecordOp struct {
+	key, val []byte
+	version  driver.Version
+	low      bool // the drive is low on space: only shrinking writes
+	prev     driver.Record
+	ok       bool
+	err      error
+}
+
+func (o *putRecordOp) apply(b kv) error {
+	o.prev, o.ok, o.err = driver.Record{}, false, nil // the function may run twice
+	old := b.Get(o.key)
+	if o.low && len(o.val) > max(len(old), smallRecord) {
+		o.err = fmt.Errorf("%w: less than %d MiB free, kept for deletes", driver.ErrNoSpace, spaceReserve>>20)
+		return nil
+	}
+	if old != nil {
+		p, err := decode(o.key, old)
+		if err != nil {
+			o.err = err
+			return nil
+		}
+		if p.Version.Compare(o.version) > 0 {
+			o.err = driver.ErrStale
+			return nil
+		}
+		o.prev, o.ok = p, true
+	}
+	return b.Put(o.key, o.val)
+}
+
+// recordError is the failure of a record operation of version v: the
+// message fmt.Errorf("driver/local: %s record version %v: %w", ...)
+// would make, formatted only when asked for. A write refused as stale
+// (driver.ErrStale) is routine under concurrent writes of one key, and
+// its caller looks only at what it wraps.
+type recordError struct {
+	op  string
+	v   driver.Version
+	err error
+}
+
+func (e *recordError) Error() string {
+	return "driver/local: " + e.op + " record version " + e.v.String() + ": " + e.err.Error()
+}
+
+func (e *recordError) Unwrap() error { return e.err }
 
 // GetRecord returns the record under key or driver.ErrNotFound.
 func (d *Driver) GetRecord(ctx context.Context, key string) (driver.Record, error) {
@@ -171,7 +202,7 @@ func (d *Driver) DeleteRecord(ctx context.Context, key string, v driver.Version)
 		err = opErr
 	}
 	if err != nil {
-		return fmt.Errorf("driver/local: delete record version %v: %w", v, noSpace(err))
+		return &recordError{op: "delete", v: v, err: noSpace(err)}
 	}
 	return nil
 }
