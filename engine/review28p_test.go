@@ -168,3 +168,51 @@ func TestReview28pCollectAcrossInlineAndStreamed(t *testing.T) {
 		}
 	}
 }
+
+// TestReview28pCollectPartlessWithPrev pins the Prev branch of collect's
+// early skip (af42f2f): a replaced record naming no shard files itself
+// (inline) whose Prev, an older placement, names some still has the
+// Prev's files removed. (No other test covers the branch: with the skip
+// cut to len(gone.Parts) == 0 the engine's Prev tests still pass.)
+func TestReview28pCollectPartlessWithPrev(t *testing.T) {
+	ctx := t.Context()
+	r := newRig(t, rigOptions{drives: 6, stripeSize: 64 << 10, noSync: true})
+	data := randBytes(3, 300_000)
+	r.put(t, "k", data, int64(len(data)))
+	count := func() int {
+		r.e.WaitBackground()
+		n := 0
+		for _, fs := range r.shardFiles(t) {
+			n += len(fs)
+		}
+		return n
+	}
+	if count() == 0 {
+		t.Fatal("no shard files")
+	}
+	m := r.e.mapOf()
+	drives, _ := r.e.pgDrives(m, m.PGOf("t", "c", "k"))
+	res := make([]recordPut, len(drives))
+	var rec *record
+	for j, d := range drives {
+		raw, err := d.GetRecord(ctx, indexPrefix("t", "c")+"k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		older, err := unmarshalRecord(raw.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gone := &record{Version: older.Version, IsInline: true, Size: 1, PG: older.PG, Shard: older.Shard, Prev: older}
+		res[j] = recordPut{prev: gone}
+		if rec == nil {
+			rec = &record{Version: older.Version, IsInline: true, Size: 1, PG: older.PG}
+			rec.Version[15]++
+		}
+	}
+	w := r.e.artifactWrite("t", "c", "k", drives, len(drives))
+	w.collect(ctx, rec, res)
+	if n := count(); n != 0 {
+		t.Fatalf("%d shard files of the replaced record's Prev left", n)
+	}
+}
