@@ -119,21 +119,7 @@ func TestHealBackoff(t *testing.T) {
 // drive is back), the others are retried at the next round, not after
 // their backoff.
 func TestHealerRetriesAllWhenADriveReturns(t *testing.T) {
-	r := newRig(t, rigOptions{drives: 4, stripeSize: 64 << 10})
-	r.e.cfg.HealInterval = 20 * time.Millisecond
-	r.e.cfg.HealBackoffMax = time.Hour
-	r.faulty[0].SetOffline(true)
-	var items []HealItem
-	for i := 0; len(items) < 3 && i < 100; i++ {
-		key := fmt.Sprintf("k%02d", i)
-		r.put(t, key, randBytes(uint64(i), 100_000), -1)
-		if slices.Contains(r.e.mapOf().Set(r.e.mapOf().PGOf("t", "c", key)), r.ids[0]) {
-			items = append(items, HealItem{"t", "c", key})
-		}
-	}
-	if len(items) < 3 {
-		t.Fatal("fewer than 3 keys on the offline drive")
-	}
+	r, items := putWithDriveOffline(t, 3)
 	now := time.Now()
 	for i, it := range items {
 		if _, err := r.e.Heal(t.Context(), it.Tenant, it.Container, it.Key); err == nil {
@@ -197,21 +183,7 @@ func TestRetryHealsForgetsFailures(t *testing.T) {
 // TestHealerRetriesAllWhenADriveReturns, nor a probe's RetryHeals), the
 // ones it blocked are retried at the next round, not an hour later.
 func TestHealerWakesWhatADriveBlocked(t *testing.T) {
-	r := newRig(t, rigOptions{drives: 4, stripeSize: 64 << 10})
-	r.e.cfg.HealInterval = 20 * time.Millisecond
-	r.e.cfg.HealBackoffMax = time.Hour
-	r.faulty[0].SetOffline(true)
-	var items []HealItem
-	for i := 0; len(items) < 4 && i < 100; i++ {
-		key := fmt.Sprintf("k%02d", i)
-		r.put(t, key, randBytes(uint64(i), 100_000), -1)
-		if slices.Contains(r.e.mapOf().Set(r.e.mapOf().PGOf("t", "c", key)), r.ids[0]) {
-			items = append(items, HealItem{"t", "c", key})
-		}
-	}
-	if len(items) < 4 {
-		t.Fatal("fewer than 4 keys on the offline drive")
-	}
+	r, items := putWithDriveOffline(t, 4)
 	fresh, blocked := items[0], items[1:]
 	now := time.Now()
 	for _, it := range blocked {
@@ -304,4 +276,28 @@ func TestHealKeepsWhatWasQueuedMeanwhile(t *testing.T) {
 	if slices.Contains(r.e.Degraded(), it) {
 		t.Fatal("still queued after a heal with nothing queued meanwhile")
 	}
+}
+
+// putWithDriveOffline makes a rig whose healer works every 20 ms with an
+// hour's backoff cap, and puts artifacts with its first drive offline
+// (left offline) until n of them have that drive in their set: each is
+// queued for healing by its put.
+func putWithDriveOffline(t *testing.T, n int) (*rig, []HealItem) {
+	t.Helper()
+	r := newRig(t, rigOptions{drives: 4, stripeSize: 64 << 10})
+	r.e.cfg.HealInterval = 20 * time.Millisecond
+	r.e.cfg.HealBackoffMax = time.Hour
+	r.faulty[0].SetOffline(true)
+	var items []HealItem
+	for i := 0; len(items) < n && i < 100; i++ {
+		key := fmt.Sprintf("k%02d", i)
+		r.put(t, key, randBytes(uint64(i), 100_000), -1)
+		if slices.Contains(r.e.mapOf().Set(r.e.mapOf().PGOf("t", "c", key)), r.ids[0]) {
+			items = append(items, HealItem{"t", "c", key})
+		}
+	}
+	if len(items) < n {
+		t.Fatalf("fewer than %d keys on the offline drive", n)
+	}
+	return r, items
 }
