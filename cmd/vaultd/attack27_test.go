@@ -150,6 +150,25 @@ func (n *attack27Node) remoteSummary(t *testing.T) string {
 var _ = fmt.Sprintf
 var _ = time.Second
 
+// remotesOffline waits up to d for both remote drives to report online
+// (a probe that handles a loss reports its drive offline once) and
+// returns those still offline.
+func (n *attack27Node) remotesOffline(t *testing.T, d time.Duration) []string {
+	t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(300 * time.Millisecond) {
+		text := n.metricsText(t)
+		var off []string
+		for _, id := range []string{"remote-r1", "remote-r2"} {
+			if v, ok := metricValue(text, `vaultaire_drive_online{drive="`+id+`",node="n1"}`); !ok || v != 1 {
+				off = append(off, id)
+			}
+		}
+		if len(off) == 0 || time.Now().After(deadline) {
+			return off
+		}
+	}
+}
+
 // emptyBucket deletes every object of a bucket of the MinIO: the remote
 // drive on it loses its data (a provider incident, a wrong lifecycle rule,
 // an operator's mistake), the backend itself stays up.
@@ -190,7 +209,9 @@ func TestAttack27RemoteBucketLost(t *testing.T) {
 	before := putHealArtifacts(t, cl, "hyb", "a", 12)
 	checkAll(t, cl, "hyb", before)
 
-	t.Logf("deleted %d objects of bucket rem1", n.emptyBucket(t, "rem1"))
+	if k := n.emptyBucket(t, "rem1"); k == 0 {
+		t.Fatal("bucket rem1 held none of the drive's objects: nothing was lost")
+	}
 	after := putHealArtifacts(t, cl, "hyb", "b", 6)
 	all := append(before, after...)
 	checkAll(t, cl, "hyb", all)
@@ -199,6 +220,9 @@ func TestAttack27RemoteBucketLost(t *testing.T) {
 		t.Logf("after the loss: %s", n.remoteSummary(t))
 	}
 	n.wantRepairs(t, "a minute after rem1 lost its objects")
+	if off := n.remotesOffline(t, 15*time.Second); len(off) > 0 {
+		t.Errorf("%v offline after the loss was handled: %s", off, n.remoteSummary(t))
+	}
 	for l := range strings.SplitSeq(n.healNode.stderr.String(), "\n") {
 		if strings.Contains(l, "remote-r1") || strings.Contains(l, "remote drive") {
 			t.Logf("log: %s", l)
@@ -336,7 +360,11 @@ func TestAttack27RemoteLostWhileDown(t *testing.T) {
 	cl := n.client()
 	before := putHealArtifacts(t, cl, "hyb", "a", 12)
 	n.stop(t)
-	t.Logf("deleted %d + %d objects", n.emptyBucket(t, "rem1"), n.emptyBucket(t, "rem2"))
+	for _, b := range []string{"rem1", "rem2"} {
+		if k := n.emptyBucket(t, b); k == 0 {
+			t.Fatalf("bucket %s held none of the drive's objects: nothing was lost", b)
+		}
+	}
 	n.start(t)
 	cl = n.client()
 	checkAll(t, cl, "hyb", before)
@@ -350,6 +378,9 @@ func TestAttack27RemoteLostWhileDown(t *testing.T) {
 		}
 	}
 	n.wantRepairs(t, "40 s after a restart on emptied buckets")
+	if off := n.remotesOffline(t, 15*time.Second); len(off) > 0 {
+		t.Errorf("%v offline after a restart on emptied buckets: %s", off, n.remoteSummary(t))
+	}
 	n.setFaults(t, attack27TwoLocalOff)
 	checkAll(t, cl, "hyb", before)
 }
@@ -1209,6 +1240,9 @@ func TestAttack27HealAfterKilledRemote(t *testing.T) {
 			}
 			return ""
 		})
+		if len(all) == 0 {
+			t.Fatalf("round %d: no write acknowledged around the MinIO kill: nothing to check", round)
+		}
 		t.Logf("round %d: %d acked so far, heal drained in %v; %s", round, len(all), time.Since(start), n.remoteSummary(t))
 	}
 	time.Sleep(3 * time.Second)
@@ -1226,11 +1260,14 @@ func TestAttack27RemoteBucketLostDegradedRead(t *testing.T) {
 	n := newAttack27Node(t, "--scan-interval", "1s", "--heal-interval", "200ms", "--probe-interval", "300ms")
 	cl := n.client()
 	before := putHealArtifacts(t, cl, "hyb", "a", 12)
-	t.Logf("deleted %d objects of bucket rem1", n.emptyBucket(t, "rem1"))
+	if k := n.emptyBucket(t, "rem1"); k == 0 {
+		t.Fatal("bucket rem1 held none of the drive's objects: nothing was lost")
+	}
 	n.setFaults(t, map[string]faulty.Plan{"n1-d1": {Rules: []faulty.Rule{{Op: faulty.OpAll, Fault: faulty.Offline}}}})
 	for _, a := range before {
+		// 4+2: rem1's shard lost and one local drive off leave four.
 		if err := a.check(t.Context(), cl, "hyb"); err != nil {
-			t.Logf("one local off: %v", err)
+			t.Errorf("read with rem1 lost and one local drive off: %v", err)
 		}
 	}
 	n.setFaults(t, nil)
@@ -1258,6 +1295,9 @@ func TestAttack27RemoteRestartedEmpty(t *testing.T) {
 	time.Sleep(60 * time.Second)
 	t.Logf("60 s after the wipe: %s", n.remoteSummary(t))
 	n.wantRepairs(t, "60 s after the MinIO restarted empty")
+	if off := n.remotesOffline(t, 15*time.Second); len(off) > 0 {
+		t.Errorf("%v offline 60 s after the MinIO restarted empty: %s", off, n.remoteSummary(t))
+	}
 	n.setFaults(t, attack27TwoLocalOff)
 	checkAll(t, cl, "hyb", all)
 }
@@ -1344,11 +1384,15 @@ func TestAttack27TierRemoteBucketLost(t *testing.T) {
 		}
 		return ""
 	})
-	t.Logf("deleted %d objects of rem1", n.emptyBucket(t, "rem1"))
+	if k := n.emptyBucket(t, "rem1"); k == 0 {
+		t.Fatal("bucket rem1 held none of the drive's objects: nothing was lost")
+	}
 	checkAll(t, cl, "tie", arts)
 	time.Sleep(45 * time.Second)
 	t.Logf("45 s later: %s", n.remoteSummary(t))
 	n.wantRepairs(t, "45 s after rem1 lost its objects")
-	t.Logf("deleted %d objects of rem2", n.emptyBucket(t, "rem2"))
+	if k := n.emptyBucket(t, "rem2"); k == 0 {
+		t.Fatal("bucket rem2 held none of the drive's objects: nothing was lost")
+	}
 	checkAll(t, cl, "tie", arts)
 }
