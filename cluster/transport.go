@@ -86,8 +86,43 @@ type authStreamLayer struct {
 	evicted  map[net.Conn]struct{}    // pending connections cut short, not yet untracked
 	seq      uint64                   // arrival counter, orders pending
 
+	// served are the connections Accept returned that their user has not
+	// closed yet, tracked only when waitServed: Close closes them and waits
+	// (at most servedCloseWait) for their users to close them in turn.
+	// Raft's NetworkTransport.Close neither stops nor waits for its
+	// handlers of inbound connections, and one in the middle of a
+	// heartbeat when the Store closes the log store under it saves the
+	// new term into a closed store, which panics the process. Under mu.
+	waitServed bool
+	served     map[*servedConn]struct{}
+	servedWG   sync.WaitGroup
+
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// servedCloseWait bounds Close's wait for the users of accepted
+// connections to return: a raft handler finishes the command it is in
+// (a heartbeat: a term and an index saved) once its connection is closed.
+const servedCloseWait = 5 * time.Second
+
+// servedConn is a connection Accept returned, tracked until closed.
+type servedConn struct {
+	net.Conn
+	l    *authStreamLayer
+	once sync.Once
+}
+
+// Close closes the connection and tells the layer its user is done.
+func (c *servedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.served, c)
+		c.l.mu.Unlock()
+		c.l.servedWG.Done()
+	})
+	return err
 }
 
 // pendingConn is a connection in its handshake.
@@ -151,6 +186,10 @@ func newAuthListenerTLS(bind string, advertise net.Addr, secret []byte, purpose 
 		pending:   make(map[net.Conn]pendingConn),
 		bySource:  make(map[string]int),
 		evicted:   make(map[net.Conn]struct{}),
+		served:    make(map[*servedConn]struct{}),
+		// raft's handlers run beside the store Close waits for; an RPC
+		// listener's user (an http.Server) waits for its own handlers
+		waitServed: purpose == raftPurpose,
 	}
 	if id != nil {
 		l.tls, l.dialTLS = id.ServerConfig(), id.ClientConfig()
@@ -348,15 +387,38 @@ func (l *authStreamLayer) untrack(c net.Conn) (evicted bool) {
 func (l *authStreamLayer) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.conns:
-		return c, nil
+		if !l.waitServed {
+			return c, nil
+		}
+		sc := &servedConn{Conn: c, l: l}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		select {
+		case <-l.closed: // Close has run or is waiting: too late to serve
+			c.Close()
+			return nil, l.closedErr()
+		default:
+		}
+		l.served[sc] = struct{}{}
+		l.servedWG.Add(1)
+		return sc, nil
 	case <-l.closed:
-		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.advertise, Err: net.ErrClosed}
+		return nil, l.closedErr()
 	}
+}
+
+// closedErr is Accept's error after Close.
+func (l *authStreamLayer) closedErr() error {
+	return &net.OpError{Op: "accept", Net: "tcp", Addr: l.advertise, Err: net.ErrClosed}
 }
 
 // Close stops listening, closes the connections still in their handshake
 // and waits for the layer's goroutines to end. Connections already returned
-// by Accept or Dial are the caller's. It is safe to call more than once.
+// by Dial are the caller's, and so are those returned by Accept unless
+// waitServed (the raft layer): then Close closes them too and waits, at
+// most servedCloseWait, for their users to close them, so that nothing
+// served on them is still running when Close returns. It is safe to call
+// more than once.
 func (l *authStreamLayer) Close() error {
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
@@ -364,11 +426,34 @@ func (l *authStreamLayer) Close() error {
 		for c := range l.pending {
 			c.Close()
 		}
+		for c := range l.served {
+			c.Conn.Close() // the user's Close, when it returns, is the signal
+		}
 		l.mu.Unlock()
 		l.closeErr = l.ln.Close()
 		l.wg.Wait()
+		if !waitTimeout(&l.servedWG, servedCloseWait) {
+			l.log.Warn("cluster: closed with a handler of an inbound connection still running", "purpose", l.purpose)
+		}
 	})
 	return l.closeErr
+}
+
+// waitTimeout waits for wg at most d and reports whether it finished.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // Addr returns the advertised address.

@@ -597,6 +597,46 @@ func TestTransportClose(t *testing.T) {
 	}
 }
 
+// TestTransportCloseWaitsForServed: Close of the raft layer closes the
+// connections Accept returned and returns only once their users have
+// closed them, so that raft's handler of an inbound connection is not in
+// the middle of a heartbeat (saving a term) when the Store closes the log
+// store after it; one that was panicked the process (CI, stop 37).
+func TestTransportCloseWaitsForServed(t *testing.T) {
+	srv := newTestLayer(t, transportSecret, false)
+	cli := newTestLayer(t, transportSecret, false)
+	c, err := cli.Dial(srv.addr(), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	served := srv.expectAccept(t, 2*time.Second)
+	var finished atomic.Bool
+	readErr := make(chan error, 1)
+	go func() { // a handler: reads commands until its connection fails, then finishes the one in hand
+		_, err := io.Copy(io.Discard, served)
+		readErr <- err
+		time.Sleep(300 * time.Millisecond)
+		finished.Store(true)
+		served.Close()
+	}()
+	start := time.Now()
+	if err := srv.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if !finished.Load() {
+		t.Errorf("Close returned after %v with the handler of an accepted connection still running", time.Since(start))
+	}
+	if d := time.Since(start); d > servedCloseWait {
+		t.Errorf("Close took %v, more than servedCloseWait", d)
+	}
+	select {
+	case <-readErr: // Close closed it under the handler
+	case <-time.After(time.Second):
+		t.Error("the handler's read was not ended by Close")
+	}
+}
+
 func TestTransportDialTimeout(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0") // accepts (in the backlog), never answers
 	if err != nil {
