@@ -20,6 +20,8 @@
 #   PAYLOAD [signed]  how uploads sign their bodies: signed, unsigned or
 #               streaming (what warp sends; see `vaultd bench put -h`)
 #   OUT [bench/RESULTS-compare.md]
+#   JSON_DIR    also keep each run's `vaultd bench --json` output there
+#               (mixed's per-operation latencies are only in it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -116,6 +118,7 @@ for w in $WORKLOADS; do
 			--endpoint "http://127.0.0.1:$port" >"$work/$wl-$size-$side.json" 2>"$work/$wl-$size-$side.err" ||
 			{ log "$wl $size against $side failed:"; tail -5 "$work/$wl-$size-$side.err" >&2; }
 		echo "$(peak "$pid")" >"$work/$wl-$size-$side.rss"
+		if [ -n "${JSON_DIR:-}" ]; then mkdir -p "$JSON_DIR" && cp "$work/$wl-$size-$side.json" "$JSON_DIR/"; fi
 	done
 done
 stop_servers

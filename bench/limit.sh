@@ -15,10 +15,14 @@
 #   DURATION [5s]  CONNECTIONS [16]  THREADS [2]  LATENCY_DURATION [3s]
 #   WORKLOADS ["get:4096 put:4096 get:1048576 put:1048576"]
 #   OUT   also write the table to this file
-#   PPROF=DIR  write vaultd CPU and heap profiles and a 3 s execution trace
-#              of each Vaultaire run to DIR (vaultd then runs with
-#              GODEBUG=tracefpunwindoff=1, without which it refuses traces:
-#              see traceSafe in cmd/vaultd/server.go)
+#   PPROF=DIR  write vaultd CPU and heap profiles of each Vaultaire run to DIR
+#   TRACE=1    with PPROF, also a 3 s execution trace in the middle of each
+#              run (vaultd then runs with GODEBUG=tracefpunwindoff=1, without
+#              which it refuses traces: see traceSafe in cmd/vaultd/server.go).
+#              The tracer then unwinds every event's stack from the stack
+#              maps: about a fifth of vaultd's CPU during a small GET, in
+#              the CPU profile and the CPU per request, so neither is
+#              comparable with a run without it
 #   VAULTD_ENV  extra NAME=value words for vaultd's environment (GOGC=100, say)
 # The table's last column is vaultd's CPU time (user and system, from
 # /proc/PID/stat) per request of the multi-connection run: unlike the
@@ -62,7 +66,8 @@ pprof_env=() pport=""
 if [ -n "${PPROF:-}" ]; then
 	mkdir -p "$PPROF"
 	pport=$(freeport)
-	pprof_env=(VAULT_PPROF="127.0.0.1:$pport" GODEBUG=tracefpunwindoff=1)
+	pprof_env=(VAULT_PPROF="127.0.0.1:$pport")
+	[ "${TRACE:-}" = 1 ] && pprof_env+=(GODEBUG=tracefpunwindoff=1)
 fi
 # shellcheck disable=SC2086 # VAULTD_ENV is a list of words
 env "${pprof_env[@]}" ${VAULTD_ENV:-} VAULT_ROOT_ACCESS_KEY=$AK VAULT_ROOT_SECRET_KEY=$SK "$work/vaultd" server \
@@ -109,11 +114,13 @@ for w in $WORKLOADS; do
 			curl -s -o "$PPROF/cpu-$method-$size.pprof" \
 				"http://127.0.0.1:$pport/debug/pprof/profile?seconds=$((${DURATION%s} - 1))" &
 			ppid=$!
-			# An execution trace of 3 s in the middle: where requests
-			# wait (go tool trace -pprof=sync|syscall|sched FILE).
-			(sleep 2 && curl -s -o "$PPROF/trace-$method-$size.out" \
-				"http://127.0.0.1:$pport/debug/pprof/trace?seconds=3") &
-			ppid="$ppid $!"
+			if [ "${TRACE:-}" = 1 ]; then
+				# An execution trace of 3 s in the middle: where requests
+				# wait (go tool trace -pprof=sync|syscall|sched FILE).
+				(sleep 2 && curl -s -o "$PPROF/trace-$method-$size.out" \
+					"http://127.0.0.1:$pport/debug/pprof/trace?seconds=3") &
+				ppid="$ppid $!"
+			fi
 		fi
 		[ $side = vaultd ] && cputicks >"$work/$method-$size-cpu0"
 		runwrk "$method-$size-$side" "$method" "$size" "$u" "$CONNECTIONS" "$THREADS" "$DURATION"
