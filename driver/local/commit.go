@@ -99,6 +99,12 @@ type committer struct {
 	// before opening its bbolt transaction: a flush clears flushing only
 	// once index.db holds it.
 	mem, flushing *held
+	// cache holds records read from index.db (cache.go); nil until the
+	// log is open, and without a log.
+	cache *recordCache
+	// beforeRemember, if set (tests), is called by remember first, with
+	// the key it is about to cache.
+	beforeRemember func(key string)
 }
 
 // Flush thresholds: a flush starts once the mutations held in memory reach
@@ -569,6 +575,7 @@ func (c *committer) flush(fl *held, seq uint64) error {
 	}
 	c.freePacks(ch)
 	c.memMu.Lock()
+	c.flushedKeys(fl) // with flushing's clearing: see cache.go
 	c.flushing = nil
 	c.memMu.Unlock()
 	c.log.dropBefore()

@@ -130,12 +130,16 @@ func (d *Driver) GetRecord(ctx context.Context, key string) (driver.Record, erro
 	defer end()
 	defer d.maybeTrim() // runs before end, the index still open
 	var r driver.Record
-	if m, ok := d.commit.get(key); ok { // logged, not yet in index.db
+	m, logged, cached, gen := d.commit.lookupCached(key)
+	if logged || cached != nil { // logged, not yet in index.db; or cached (cache.go)
 		if m.del {
 			return driver.Record{}, fmt.Errorf("driver/local: get record: %w", driver.ErrNotFound)
 		}
+		if logged {
+			cached = m.val
+		}
 		// The key as given, not a copy of it (decode's).
-		if r, err = decode(nil, m.val); err != nil {
+		if r, err = decode(nil, cached); err != nil {
 			return driver.Record{}, fmt.Errorf("driver/local: get record: %w", err)
 		}
 		r.Key = key
@@ -158,6 +162,10 @@ func (d *Driver) GetRecord(ctx context.Context, key string) (driver.Record, erro
 	})
 	if err != nil {
 		return driver.Record{}, fmt.Errorf("driver/local: get record: %w", err)
+	}
+	if len(r.Data) <= cacheValueMax {
+		val := make([]byte, 0, driver.VersionSize+len(r.Data))
+		d.commit.remember(key, append(append(val, r.Version[:]...), r.Data...), gen)
 	}
 	r.Key = key
 	return r, nil

@@ -471,5 +471,6 @@ func (c *committer) openLog(dir string, noSync bool, log *slog.Logger) error {
 	c.log, c.seq = w, last
 	c.mem, c.memBytes = newHeld(), 0
 	c.flushing, c.flushed, c.flushErr = nil, nil, nil
+	c.cache = newRecordCache() // empty: index.db may have changed since the last open
 	return nil
 }
