@@ -479,6 +479,9 @@ func (e *Engine) readRecordsUntil(ctx context.Context, drives []driver.Driver, k
 // given by wait (fanOutWait).
 func (e *Engine) readRecordsWait(ctx context.Context, drives []driver.Driver, key string, wait func(ok int, answered []bool, took time.Duration) time.Duration) ([]*record, []bool) {
 	slab := make([]record, len(drives)) // slot j's record, decoded in place: one allocation, not one per drive
+	if recs, answered, ok := peekRecords(drives, key, slab); ok {
+		return recs, answered
+	}
 	res, returned := fanOutWait(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, wait,
 		func(ctx context.Context, j int) recordRead {
 			raw, err := drives[j].GetRecord(ctx, key)
@@ -503,6 +506,56 @@ func (e *Engine) readRecordsWait(ctx context.Context, drives []driver.Driver, ke
 		recs[j], answered[j] = r.rec, r.answered
 	}
 	return recs, answered
+}
+
+// recordPeeker is a drive that can answer some record reads from memory,
+// at once: driver/local, from its record log and its record cache. ok is
+// false when the answer needs I/O (then GetRecord is asked); otherwise
+// rec is the record, or err is driver.ErrNotFound, as GetRecord's.
+type recordPeeker interface {
+	PeekRecord(key string) (rec driver.Record, ok bool, err error)
+}
+
+// peekRecords is readRecordsWait's answer when every drive there is can
+// give its record from memory (a hot key on a node's own drives): no
+// goroutine, channel or timer per drive, as a fan-out whose calls all
+// returned at once would have found. ok is false, and the read fans out
+// to every drive as before, if any drive cannot.
+func peekRecords(drives []driver.Driver, key string, slab []record) (recs []*record, answered []bool, ok bool) {
+	raws := make([]driver.Record, 0, 8)
+	for _, d := range drives {
+		if d == nil {
+			raws = append(raws, driver.Record{})
+			continue
+		}
+		p, isPeeker := d.(recordPeeker)
+		if !isPeeker {
+			return nil, nil, false
+		}
+		raw, ok, err := p.PeekRecord(key)
+		switch {
+		case !ok, err != nil && !errors.Is(err, driver.ErrNotFound):
+			return nil, nil, false
+		case err != nil:
+			raw = driver.Record{} // not found: a nil Data marks it below
+		case raw.Data == nil:
+			raw.Data = []byte{} // found, empty
+		}
+		raws = append(raws, raw)
+	}
+	recs, answered = make([]*record, len(drives)), make([]bool, len(drives))
+	for j, raw := range raws {
+		if drives[j] == nil || raw.Data == nil {
+			answered[j] = drives[j] != nil
+			continue
+		}
+		if err := unmarshalRecordTo(raw.Data, &slab[j]); err != nil {
+			clear(slab) // decoded afresh by the fan-out, which logs it as for any read
+			return nil, nil, false
+		}
+		recs[j], answered[j] = &slab[j], true
+	}
+	return recs, answered, true
 }
 
 // Head returns the newest version's metadata.

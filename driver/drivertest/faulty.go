@@ -278,6 +278,24 @@ func (f *Faulty) GetRecord(ctx context.Context, key string) (driver.Record, erro
 	return r, err
 }
 
+// PeekRecord is the wrapped Driver's PeekRecord (an optional method:
+// driver/local answers record reads from memory with it), while no fault
+// that GetRecord injects is on; otherwise, or if the wrapped Driver has
+// none, it answers nothing (ok false), so that the caller asks GetRecord
+// and meets the fault.
+func (f *Faulty) PeekRecord(key string) (driver.Record, bool, error) {
+	if f.offline.Load() || f.corrupt.Load() || f.hang.Load() || f.latency.Load() != 0 || f.onGet.Load() != nil {
+		return driver.Record{}, false, nil
+	}
+	p, ok := f.Driver.(interface {
+		PeekRecord(key string) (driver.Record, bool, error)
+	})
+	if !ok {
+		return driver.Record{}, false, nil
+	}
+	return p.PeekRecord(key)
+}
+
 // DeleteRecord deletes a record on the wrapped Driver.
 func (f *Faulty) DeleteRecord(ctx context.Context, key string, v driver.Version) error {
 	if err := f.before(ctx); err != nil {

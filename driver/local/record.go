@@ -171,6 +171,35 @@ func (d *Driver) GetRecord(ctx context.Context, key string) (driver.Record, erro
 	return r, nil
 }
 
+// PeekRecord is GetRecord answered from memory alone, at once: from the
+// record log's mutations not yet in index.db, or the record cache
+// (cache.go). ok is false when that cannot answer (the key is in neither;
+// the drive is closed, offline, or being closed or taken offline), and
+// the caller asks GetRecord. It never waits for I/O, nor for d.mu.
+func (d *Driver) PeekRecord(key string) (r driver.Record, ok bool, err error) {
+	if driver.ValidateKey(key) != nil || !d.mu.TryRLock() {
+		return driver.Record{}, false, nil
+	}
+	defer d.mu.RUnlock()
+	if d.closed.Load() || d.offline != nil {
+		return driver.Record{}, false, nil
+	}
+	m, logged, cached, _ := d.commit.lookupCached(key)
+	switch {
+	case logged && m.del:
+		return driver.Record{}, true, fmt.Errorf("driver/local: get record: %w", driver.ErrNotFound)
+	case logged:
+		cached = m.val
+	case cached == nil:
+		return driver.Record{}, false, nil
+	}
+	if r, err = decode(nil, cached); err != nil {
+		return driver.Record{}, false, nil // GetRecord reports it
+	}
+	r.Key = key
+	return r, true, nil
+}
+
 // DeleteRecord removes the record under key if its version is v, or any
 // version if v is zero. It returns after the change is on stable storage.
 func (d *Driver) DeleteRecord(ctx context.Context, key string, v driver.Version) error {

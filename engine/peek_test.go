@@ -1,0 +1,150 @@
+package engine
+
+import (
+	"context"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vaultaire/vaultaire/driver"
+)
+
+// hidePeek is a drive without PeekRecord: every record read of it goes
+// through GetRecord, as before peekRecords.
+type hidePeek struct{ driver.Driver }
+
+// countGets counts the GetRecord calls made through it and forwards
+// PeekRecord.
+type countGets struct {
+	driver.Driver
+	gets *atomic.Int64
+}
+
+func (c countGets) GetRecord(ctx context.Context, key string) (driver.Record, error) {
+	c.gets.Add(1)
+	return c.Driver.GetRecord(ctx, key)
+}
+
+func (c countGets) PeekRecord(key string) (driver.Record, bool, error) {
+	return c.Driver.(recordPeeker).PeekRecord(key)
+}
+
+// TestPeekRecordsMatchesFanOut: what peekRecords answers from the drives'
+// memory equals what the fan-out of GetRecords answers, drive by drive,
+// for a record on every drive, one deleted on a drive, a drive missing
+// from the set, a drive that never had the key (not in memory: the read
+// fans out) and a record that does not decode (the fan-out decides).
+func TestPeekRecordsMatchesFanOut(t *testing.T) {
+	ctx := t.Context()
+	tests := []struct {
+		name      string
+		setup     func(t *testing.T, r *rig, drives []driver.Driver, ikey string) []driver.Driver
+		wantPeeks bool // peekRecords answers without the fan-out
+	}{
+		{"on every drive", func(t *testing.T, r *rig, ds []driver.Driver, _ string) []driver.Driver { return ds }, true},
+		{"deleted on one", func(t *testing.T, r *rig, ds []driver.Driver, ikey string) []driver.Driver {
+			if err := ds[1].DeleteRecord(ctx, ikey, driver.Version{}); err != nil {
+				t.Fatal(err)
+			}
+			return ds
+		}, true},
+		{"a drive missing", func(t *testing.T, r *rig, ds []driver.Driver, _ string) []driver.Driver {
+			ds = slices.Clone(ds)
+			ds[2] = nil
+			return ds
+		}, true},
+		{"never on one", func(t *testing.T, r *rig, ds []driver.Driver, ikey string) []driver.Driver {
+			if err := ds[3].DeleteRecord(ctx, ikey, driver.Version{}); err != nil {
+				t.Fatal(err)
+			}
+			flushDrive(t, ds[3], ikey)
+			return ds
+		}, false},
+		{"undecodable on one", func(t *testing.T, r *rig, ds []driver.Driver, ikey string) []driver.Driver {
+			raw, err := ds[0].GetRecord(ctx, ikey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := raw.Version
+			v[15]++
+			if _, _, err := ds[0].PutRecord(ctx, driver.Record{Key: ikey, Version: v, Data: []byte("not a record")}); err != nil {
+				t.Fatal(err)
+			}
+			return ds
+		}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{drives: 4, noSync: true})
+			r.put(t, "k", []byte("hello, peek"), 11)
+			m := r.e.mapOf()
+			ikey := indexPrefix("t", "c") + "k"
+			ds, _ := r.e.pgDrives(m, pgOf(m, "t", "c", "k"))
+			ds = tc.setup(t, r, ds, ikey)
+			plain := make([]driver.Driver, len(ds))
+			for j, d := range ds {
+				if d != nil {
+					plain[j] = hidePeek{d}
+				}
+			}
+			wait := untilWait(func(ok int, _ []bool) bool { return ok == len(ds) })
+			want, wantEach := r.e.readRecordsWait(ctx, plain, ikey, wait)
+			got, gotEach := r.e.readRecordsWait(ctx, ds, ikey, wait)
+			if !slices.Equal(gotEach, wantEach) {
+				t.Errorf("answered %v, the fan-out %v", gotEach, wantEach)
+			}
+			for j := range want {
+				switch {
+				case (got[j] == nil) != (want[j] == nil):
+					t.Errorf("drive %d: record %v, the fan-out's %v", j, got[j] != nil, want[j] != nil)
+				case got[j] != nil && (got[j].Version != want[j].Version || got[j].ETag != want[j].ETag || got[j].Size != want[j].Size):
+					t.Errorf("drive %d: %+v, the fan-out's %+v", j, *got[j], *want[j])
+				}
+			}
+			_, _, peeked := peekRecords(ds, ikey, make([]record, len(ds)))
+			if peeked != tc.wantPeeks {
+				t.Errorf("peekRecords answered: %v, want %v", peeked, tc.wantPeeks)
+			}
+		})
+	}
+}
+
+// flushDrive waits until d (a drive of a rig: driver/local under a
+// Faulty) no longer holds key's mutation in memory: PeekRecord no longer
+// answers for it.
+func flushDrive(t *testing.T, d driver.Driver, key string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, ok, _ := d.(recordPeeker).PeekRecord(key); !ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the drive still holds the key in memory 10 s on (its idle flush runs after 1 s)")
+		}
+	}
+}
+
+// TestReadPeeksHotKey: a read of a key every drive holds in memory asks
+// no GetRecord; one with a drive that cannot answer so (a fault on it)
+// asks every drive, as before.
+func TestReadPeeksHotKey(t *testing.T) {
+	var gets atomic.Int64
+	r := newRig(t, rigOptions{drives: 4, noSync: true, wrap: func(d driver.Driver) driver.Driver { return countGets{d, &gets} }})
+	r.put(t, "hot", []byte("hot data"), 8)
+	for range 3 {
+		if b, err := r.get("hot", 0, -1); err != nil || string(b) != "hot data" {
+			t.Fatalf("get: %q, %v", b, err)
+		}
+	}
+	if n := gets.Load(); n != 0 {
+		t.Errorf("reads of a key the drives hold in memory made %d GetRecord calls, want 0", n)
+	}
+	r.faultyOf("hot", 2).SetLatency(time.Millisecond)
+	if b, err := r.get("hot", 0, -1); err != nil || string(b) != "hot data" {
+		t.Fatalf("get with a slow drive: %q, %v", b, err)
+	}
+	if n := gets.Load(); n < 4 {
+		t.Errorf("a read with a drive that cannot peek made %d GetRecord calls, want one per drive (4)", n)
+	}
+}
