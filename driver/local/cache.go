@@ -1,5 +1,7 @@
 package local
 
+import "strings"
+
 // The record cache holds the values of records GetRecord read from
 // index.db, so that a key read again (a hot object's GET and HEAD: every
 // read asks each drive of the set) costs a map lookup instead of a bbolt
@@ -24,7 +26,10 @@ package local
 //     commits drops them.
 //
 // index.db's records change only in flushes (and the replay at Open,
-// before the cache exists), so nothing else needs to drop anything.
+// before the cache exists), so nothing else needs to drop anything. A
+// drive brought back online by Probe (probe.go: reopen) is such an Open:
+// its replay, or a replaced disk, changed index.db, so it takes that
+// open's new cache; setOffline drops the old one.
 
 // Cache bounds. Values of more than cacheValueMax bytes are not cached
 // (their reads are rare and each would take a large share); the cache
@@ -53,13 +58,14 @@ func newRecordCache() *recordCache {
 // add caches val under key, evicting entries at random (Go's map order)
 // until it fits.
 func (rc *recordCache) add(key string, val []byte) {
-	if len(val) > cacheValueMax {
+	size := len(key) + len(val) + cacheEntryOverhead
+	if len(val) > cacheValueMax || size > cacheBytes {
 		return
 	}
-	size := len(key) + len(val) + cacheEntryOverhead
-	if old, ok := rc.vals[key]; ok {
-		rc.bytes -= len(key) + len(old) + cacheEntryOverhead
-	}
+	// The old entry goes first: left in the map, the loop below could
+	// evict it after its bytes were taken off, counting them off twice.
+	rc.drop(key)
+	key = strings.Clone(key) // not the caller's string: it may pin a larger one
 	for k, v := range rc.vals {
 		if rc.bytes+size <= cacheBytes {
 			break

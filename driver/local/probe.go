@@ -196,6 +196,9 @@ func (d *Driver) setOffline(err error) {
 		d.commit.packs.close()
 	}
 	d.db, d.commit.db = nil, nil
+	d.commit.memMu.Lock()
+	d.commit.cache = nil // stale once the next open replays the log; reopen takes that open's
+	d.commit.memMu.Unlock()
 	d.mu.Unlock()
 	d.abortWriters()
 	if db != nil {
@@ -238,6 +241,12 @@ func (d *Driver) reopen(ctx context.Context) error {
 	d.db, d.commit.db, d.index, d.pageSize, d.commit.packs = n.db, n.db, n.index, n.pageSize, n.commit.packs
 	d.commit.log, d.commit.seq, d.commit.mem, d.commit.memBytes = n.commit.log, n.commit.seq, n.commit.mem, 0
 	d.commit.flushing, d.commit.flushed, d.commit.flushErr = nil, nil, nil
+	// The new open's record cache (empty), never the one from before the
+	// drive went offline: the replay of the log, or a replaced disk, has
+	// changed index.db since (cache.go).
+	d.commit.memMu.Lock()
+	d.commit.cache = n.commit.cache
+	d.commit.memMu.Unlock()
 	d.shardBytes.Store(n.shardBytes.Load())
 	d.syncedDirs.Clear()
 	d.offline = nil

@@ -163,7 +163,7 @@ func (d *Driver) GetRecord(ctx context.Context, key string) (driver.Record, erro
 	if err != nil {
 		return driver.Record{}, fmt.Errorf("driver/local: get record: %w", err)
 	}
-	if len(r.Data) <= cacheValueMax {
+	if driver.VersionSize+len(r.Data) <= cacheValueMax { // what add takes: no copy made to be refused
 		val := make([]byte, 0, driver.VersionSize+len(r.Data))
 		d.commit.remember(key, append(append(val, r.Version[:]...), r.Data...), gen)
 	}
