@@ -208,3 +208,22 @@ func ValidateKey(key string) error {
 	}
 	return nil
 }
+
+// uncachedKey is the context key of Uncached's mark.
+type uncachedKey struct{}
+
+// Uncached returns ctx marked so that a drive answers record reads made
+// with it from its storage, not from a cache of records it read before
+// (driver/local's record cache), nor from memory without a call
+// (PeekRecord): the reads of a scrubber, and of the repairs and checks it
+// makes, which look for rot on the disk. Marks do not cross the internode
+// RPC; each node scrubs its own drives.
+func Uncached(ctx context.Context) context.Context {
+	return context.WithValue(ctx, uncachedKey{}, true)
+}
+
+// IsUncached reports whether ctx carries Uncached's mark.
+func IsUncached(ctx context.Context) bool {
+	v, _ := ctx.Value(uncachedKey{}).(bool)
+	return v
+}

@@ -148,3 +148,22 @@ func TestReadPeeksHotKey(t *testing.T) {
 		t.Errorf("a read with a drive that cannot peek made %d GetRecord calls, want one per drive (4)", n)
 	}
 }
+
+// TestUncachedReadDoesNotPeek: a record read whose ctx carries
+// driver.Uncached (the scrubber's, and the heals it makes) asks every
+// drive's GetRecord, never its memory.
+func TestUncachedReadDoesNotPeek(t *testing.T) {
+	var gets atomic.Int64
+	r := newRig(t, rigOptions{drives: 4, noSync: true, wrap: func(d driver.Driver) driver.Driver { return countGets{d, &gets} }})
+	r.put(t, "k", []byte("data"), 4)
+	m := r.e.mapOf()
+	ds, _ := r.e.pgDrives(m, pgOf(m, "t", "c", "k"))
+	ikey := indexPrefix("t", "c") + "k"
+	recs, _ := r.e.readRecordsUntil(driver.Uncached(t.Context()), ds, ikey, func(ok int, _ []bool) bool { return ok == len(ds) })
+	if n := gets.Load(); n != int64(len(ds)) {
+		t.Errorf("an uncached read made %d GetRecord calls, want %d", n, len(ds))
+	}
+	if slices.Contains(recs, nil) {
+		t.Errorf("records %v: want one from each drive", recs)
+	}
+}

@@ -479,8 +479,10 @@ func (e *Engine) readRecordsUntil(ctx context.Context, drives []driver.Driver, k
 // given by wait (fanOutWait).
 func (e *Engine) readRecordsWait(ctx context.Context, drives []driver.Driver, key string, wait func(ok int, answered []bool, took time.Duration) time.Duration) ([]*record, []bool) {
 	slab := make([]record, len(drives)) // slot j's record, decoded in place: one allocation, not one per drive
-	if recs, answered, ok := peekRecords(drives, key, slab); ok {
-		return recs, answered
+	if !driver.IsUncached(ctx) {
+		if recs, answered, ok := peekRecords(drives, key, slab); ok {
+			return recs, answered
+		}
 	}
 	res, returned := fanOutWait(ctx, e, len(drives), func(j int) bool { return drives[j] != nil }, wait,
 		func(ctx context.Context, j int) recordRead {

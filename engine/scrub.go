@@ -162,6 +162,7 @@ func (s *Scrubber) Run(ctx context.Context) {
 // runDrive scrubs one drive pass after pass, starting a pass one Period
 // after the previous one started.
 func (s *Scrubber) runDrive(ctx context.Context, id placement.DriveID, d driver.Driver) {
+	ctx = driver.Uncached(ctx) // records read from the disk, where rot is, not a drive's cache
 	log := s.log.With("drive", id)
 	for ctx.Err() == nil {
 		start := time.Now()

@@ -231,3 +231,33 @@ func TestRecordCacheStress(t *testing.T) {
 		t.Errorf("%d reads, %d writes: the stress did not run", reads.Load(), seq.Load())
 	}
 }
+
+// TestRecordCacheUncached: a read whose ctx carries driver.Uncached (the
+// scrubber's) reads index.db, not the cache, and does not fill it.
+func TestRecordCacheUncached(t *testing.T) {
+	ctx := t.Context()
+	d := open(t, testConfig(t, true))
+	v := stamp()
+	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "k", Version: v, Data: []byte("on disk")}); err != nil {
+		t.Fatal(err)
+	}
+	flushHeld(t, d)
+	if _, err := d.GetRecord(driver.Uncached(ctx), "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cached(d, "k"); ok {
+		t.Error("an uncached read filled the cache")
+	}
+	if _, err := d.GetRecord(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	d.commit.memMu.Lock() // what a cached copy no longer matching the disk would look like
+	d.commit.cache.vals["k"] = append(v[:], "in the cache"...)
+	d.commit.memMu.Unlock()
+	if r, err := d.GetRecord(driver.Uncached(ctx), "k"); err != nil || string(r.Data) != "on disk" {
+		t.Errorf("uncached read: %q, %v; want index.db's", r.Data, err)
+	}
+	if r, err := d.GetRecord(ctx, "k"); err != nil || string(r.Data) != "in the cache" {
+		t.Errorf("cached read: %q, %v; want the cache's (the test's setup)", r.Data, err)
+	}
+}

@@ -131,6 +131,10 @@ func (d *Driver) GetRecord(ctx context.Context, key string) (driver.Record, erro
 	defer d.maybeTrim() // runs before end, the index still open
 	var r driver.Record
 	m, logged, cached, gen := d.commit.lookupCached(key)
+	uncached := driver.IsUncached(ctx) // the scrubber's: index.db's bytes, not the cache's
+	if uncached {
+		cached = nil
+	}
 	if logged || cached != nil { // logged, not yet in index.db; or cached (cache.go)
 		if m.del {
 			return driver.Record{}, fmt.Errorf("driver/local: get record: %w", driver.ErrNotFound)
@@ -163,7 +167,7 @@ func (d *Driver) GetRecord(ctx context.Context, key string) (driver.Record, erro
 	if err != nil {
 		return driver.Record{}, fmt.Errorf("driver/local: get record: %w", err)
 	}
-	if driver.VersionSize+len(r.Data) <= cacheValueMax { // what add takes: no copy made to be refused
+	if !uncached && driver.VersionSize+len(r.Data) <= cacheValueMax { // what add takes: no copy made to be refused
 		val := make([]byte, 0, driver.VersionSize+len(r.Data))
 		d.commit.remember(key, append(append(val, r.Version[:]...), r.Data...), gen)
 	}
