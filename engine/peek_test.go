@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"sync/atomic"
@@ -165,5 +166,47 @@ func TestUncachedReadDoesNotPeek(t *testing.T) {
 	}
 	if slices.Contains(recs, nil) {
 		t.Errorf("records %v: want one from each drive", recs)
+	}
+}
+
+// TestPeekedRecordsStayUnwritten: the records peekRecords reads are the
+// drives' own memory, not copies: GETs (whole and ranged), a copy and a
+// heal of an inline artifact read through them leave those bytes as they
+// were.
+func TestPeekedRecordsStayUnwritten(t *testing.T) {
+	ctx := t.Context()
+	r := newRig(t, rigOptions{drives: 4, noSync: true})
+	data := bytes.Repeat([]byte("inline artifact "), 100)
+	r.put(t, "k", data, int64(len(data)))
+	m := r.e.mapOf()
+	ds, _ := r.e.pgDrives(m, pgOf(m, "t", "c", "k"))
+	ikey := indexPrefix("t", "c") + "k"
+	before := make([][]byte, len(ds))
+	for j, d := range ds {
+		rec, ok, err := d.(recordPeeker).PeekRecord(ikey)
+		if !ok || err != nil {
+			t.Fatalf("drive %d does not hold the fresh record in memory: %v, %v", j, ok, err)
+		}
+		before[j] = bytes.Clone(rec.Data)
+	}
+	for _, rg := range [][2]int64{{0, -1}, {5, 100}, {int64(len(data)) - 7, 7}} {
+		if b, err := r.get("k", rg[0], rg[1]); err != nil || !bytes.Equal(b, data[rg[0]:rg[0]+int64(len(b))]) {
+			t.Fatalf("get %v: %v", rg, err)
+		}
+	}
+	if _, err := r.e.Copy(ctx, "t", "c", "k", "c", "k2", CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.e.Heal(ctx, "t", "c", "k"); err != nil {
+		t.Fatal(err)
+	}
+	for j, d := range ds {
+		rec, ok, err := d.(recordPeeker).PeekRecord(ikey)
+		if !ok || err != nil {
+			t.Fatalf("drive %d: %v, %v", j, ok, err)
+		}
+		if !bytes.Equal(rec.Data, before[j]) {
+			t.Errorf("drive %d: the record's bytes in the drive's memory changed under reads", j)
+		}
 	}
 }

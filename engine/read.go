@@ -513,7 +513,9 @@ func (e *Engine) readRecordsWait(ctx context.Context, drives []driver.Driver, ke
 // recordPeeker is a drive that can answer some record reads from memory,
 // at once: driver/local, from its record log and its record cache. ok is
 // false when the answer needs I/O (then GetRecord is asked); otherwise
-// rec is the record, or err is driver.ErrNotFound, as GetRecord's.
+// rec is the record, or err is driver.ErrNotFound, as GetRecord's. rec's
+// Data is the drive's, shared, not a copy: read-only. A record decoded
+// from it aliases it (Inline), which the engine only ever reads.
 type recordPeeker interface {
 	PeekRecord(key string) (rec driver.Record, ok bool, err error)
 }

@@ -180,6 +180,9 @@ func (d *Driver) GetRecord(ctx context.Context, key string) (driver.Record, erro
 // (cache.go). ok is false when that cannot answer (the key is in neither;
 // the drive is closed, offline, or being closed or taken offline), and
 // the caller asks GetRecord. It never waits for I/O, nor for d.mu.
+// Unlike GetRecord's, the record's Data is shared with the drive's
+// memory, not a copy: the caller must never write into it (it may keep
+// it: nothing else writes into it either).
 func (d *Driver) PeekRecord(key string) (r driver.Record, ok bool, err error) {
 	if driver.ValidateKey(key) != nil || !d.mu.TryRLock() {
 		return driver.Record{}, false, nil
@@ -197,10 +200,13 @@ func (d *Driver) PeekRecord(key string) (r driver.Record, ok bool, err error) {
 	case cached == nil:
 		return driver.Record{}, false, nil
 	}
-	if r, err = decode(nil, cached); err != nil {
+	if len(cached) < driver.VersionSize {
 		return driver.Record{}, false, nil // GetRecord reports it
 	}
-	r.Key = key
+	// Not a copy: values held in memory, logged or cached, are never
+	// changed (a write or a cache fill makes a new one).
+	r = driver.Record{Key: key, Data: cached[driver.VersionSize:len(cached):len(cached)]}
+	copy(r.Version[:], cached)
 	return r, true, nil
 }
 
