@@ -227,3 +227,23 @@ func IsUncached(ctx context.Context) bool {
 	v, _ := ctx.Value(uncachedKey{}).(bool)
 	return v
 }
+
+// FillKey is the context key of a read that serves a client's GET or
+// HEAD: a drive may keep the records such reads fetch, for the next
+// (driver/local's record cache), and fills its cache from no other read
+// (a listing's, a delete's or a heal's lookups would only push the hot
+// records out and grow the process). Mark a context with WithFill, or
+// answer FillKey{} with true from a Context's Value (the engine's
+// serving-read context does, without another allocation).
+type FillKey struct{}
+
+// WithFill returns ctx marked as FillKey says.
+func WithFill(ctx context.Context) context.Context {
+	return context.WithValue(ctx, FillKey{}, true)
+}
+
+// Fills reports whether ctx carries FillKey's mark (and not Uncached's).
+func Fills(ctx context.Context) bool {
+	v, _ := ctx.Value(FillKey{}).(bool)
+	return v && !IsUncached(ctx)
+}

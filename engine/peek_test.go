@@ -210,3 +210,41 @@ func TestPeekedRecordsStayUnwritten(t *testing.T) {
 		}
 	}
 }
+
+// TestServingReadFillsDriveCache: a GET of a key the drives no longer hold
+// in memory (flushed) has them cache its record, so that the next is
+// peeked; a heal's lookup of another key fills nothing.
+func TestServingReadFillsDriveCache(t *testing.T) {
+	r := newRig(t, rigOptions{drives: 4, noSync: true})
+	r.put(t, "k", []byte("data"), 4)
+	r.put(t, "gone", []byte("data"), 4)
+	m := r.e.mapOf()
+	peekable := func(key string) int {
+		ds, _ := r.e.pgDrives(m, pgOf(m, "t", "c", key))
+		n := 0
+		for _, d := range ds {
+			if _, ok, _ := d.(recordPeeker).PeekRecord(indexPrefix("t", "c") + key); ok {
+				n++
+			}
+		}
+		return n
+	}
+	for _, key := range []string{"k", "gone"} {
+		ds, _ := r.e.pgDrives(m, pgOf(m, "t", "c", key))
+		for _, d := range ds {
+			flushDrive(t, d, indexPrefix("t", "c")+key)
+		}
+	}
+	if b, err := r.get("k", 0, -1); err != nil || string(b) != "data" {
+		t.Fatalf("get: %q, %v", b, err)
+	}
+	if n := peekable("k"); n != 4 {
+		t.Errorf("after a GET, %d of 4 drives hold the record in memory; want 4", n)
+	}
+	if _, err := r.e.Heal(t.Context(), "t", "c", "gone"); err != nil { // reads the records, writes nothing
+		t.Fatal(err)
+	}
+	if n := peekable("gone"); n != 0 {
+		t.Errorf("after a heal's lookup, %d drives hold the key in memory; want 0", n)
+	}
+}

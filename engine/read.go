@@ -451,8 +451,11 @@ type confirmCtx struct {
 }
 
 func (c *confirmCtx) Value(key any) any {
-	if key == (confirmKey{}) {
+	switch key {
+	case confirmKey{}:
 		return &c.waited
+	case driver.FillKey{}:
+		return true // a serving read: drives may cache what it reads
 	}
 	return c.Context.Value(key)
 }

@@ -46,7 +46,7 @@ func TestRecordCacheFollowsFlushes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := t.Context()
+			ctx := driver.WithFill(t.Context()) // a GET's read: it fills the cache
 			d := open(t, testConfig(t, true))
 			v1 := stamp()
 			if _, _, err := d.PutRecord(ctx, driver.Record{Key: "k", Version: v1, Data: tc.first}); err != nil {
@@ -89,7 +89,7 @@ func TestRecordCacheFollowsFlushes(t *testing.T) {
 // before a flush committed a new value, and read the old one from
 // index.db, does not cache what it read.
 func TestRecordCacheRefusesReadRacingFlush(t *testing.T) {
-	ctx := t.Context()
+	ctx := driver.WithFill(t.Context()) // a GET's read: it fills the cache
 	d := open(t, testConfig(t, true))
 	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "k", Version: stamp(), Data: []byte("old")}); err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func TestRecordCacheBounded(t *testing.T) {
 	old, oldMax := cacheBytes, cacheValueMax
 	cacheBytes, cacheValueMax = 16<<10, 1<<10
 	t.Cleanup(func() { cacheBytes, cacheValueMax = old, oldMax })
-	ctx := t.Context()
+	ctx := driver.WithFill(t.Context()) // a GET's read: it fills the cache
 	d := open(t, testConfig(t, true))
 	for i := range 200 {
 		if _, _, err := d.PutRecord(ctx, driver.Record{Key: fmt.Sprintf("k%03d", i), Version: stamp(), Data: bytes.Repeat([]byte{byte(i)}, 300)}); err != nil {
@@ -163,7 +163,7 @@ func TestRecordCacheBounded(t *testing.T) {
 // key's version go back, nor data that is not its version's.
 func TestRecordCacheStress(t *testing.T) {
 	setFlush(t, 16, 1<<20)
-	ctx := t.Context()
+	ctx := driver.WithFill(t.Context()) // a GET's read: it fills the cache
 	d := open(t, testConfig(t, true))
 	const keys = 8
 	var seq atomic.Uint64
@@ -235,7 +235,7 @@ func TestRecordCacheStress(t *testing.T) {
 // TestRecordCacheUncached: a read whose ctx carries driver.Uncached (the
 // scrubber's) reads index.db, not the cache, and does not fill it.
 func TestRecordCacheUncached(t *testing.T) {
-	ctx := t.Context()
+	ctx := driver.WithFill(t.Context()) // a GET's read: it fills the cache
 	d := open(t, testConfig(t, true))
 	v := stamp()
 	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "k", Version: v, Data: []byte("on disk")}); err != nil {
@@ -259,5 +259,29 @@ func TestRecordCacheUncached(t *testing.T) {
 	}
 	if r, err := d.GetRecord(ctx, "k"); err != nil || string(r.Data) != "in the cache" {
 		t.Errorf("cached read: %q, %v; want the cache's (the test's setup)", r.Data, err)
+	}
+}
+
+// TestRecordCacheFillsOnlyServingReads: only a read marked with
+// driver.WithFill (a GET's or HEAD's) fills the cache; others (a
+// listing's, a delete's, a heal's lookups) read index.db and keep nothing.
+func TestRecordCacheFillsOnlyServingReads(t *testing.T) {
+	ctx := t.Context()
+	d := open(t, testConfig(t, true))
+	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "k", Version: stamp(), Data: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	flushHeld(t, d)
+	if _, err := d.GetRecord(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cached(d, "k"); ok {
+		t.Error("a read not marked as serving filled the cache")
+	}
+	if _, err := d.GetRecord(driver.WithFill(ctx), "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cached(d, "k"); !ok {
+		t.Error("a serving read did not fill the cache")
 	}
 }

@@ -84,6 +84,21 @@
 // cache) once its calls may have mapped about 8 MiB since the last time,
 // or a second later, and a long listing does so as it goes; see trim.go.
 //
+// # Record cache
+//
+// GetRecord keeps the records it read from index.db in a cache (at most
+// 8 MiB of values of up to 64 KiB each, evicted at random), so that a key
+// read again costs a map lookup instead of a bbolt read transaction (and,
+// for data held in a pack, a pread): every GET or HEAD reads the record of
+// each drive of the set. The cache only ever holds what index.db held as
+// of the last flush, behind the record log's mutations, which override it:
+// a read fills it only if no flush committed since the read began, each
+// flush drops the keys it wrote as it commits, and a reopen starts afresh
+// (see cache.go). PeekRecord answers from the record log's memory and the
+// cache alone, never waiting for I/O, so that the engine can read a hot
+// key's records without a goroutine per drive. Reads whose context carries
+// driver.Uncached (the scrubber's) bypass the cache.
+//
 // # Free index pages
 //
 // bbolt never shrinks index.db: pages freed by deletes, overwrites and the

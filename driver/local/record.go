@@ -167,7 +167,7 @@ func (d *Driver) GetRecord(ctx context.Context, key string) (driver.Record, erro
 	if err != nil {
 		return driver.Record{}, fmt.Errorf("driver/local: get record: %w", err)
 	}
-	if !uncached && driver.VersionSize+len(r.Data) <= cacheValueMax { // what add takes: no copy made to be refused
+	if driver.Fills(ctx) && driver.VersionSize+len(r.Data) <= cacheValueMax { // a GET's or HEAD's, and what add takes: no copy made to be refused
 		val := make([]byte, 0, driver.VersionSize+len(r.Data))
 		d.commit.remember(key, append(append(val, r.Version[:]...), r.Data...), gen)
 	}

@@ -34,7 +34,7 @@ func TestReview29cCacheReopenReplayed(t *testing.T) {
 	t.Cleanup(func() { flushIdle = oldIdle })
 	for _, del := range []bool{false, true} {
 		t.Run(fmt.Sprintf("delete=%v", del), func(t *testing.T) {
-			ctx := t.Context()
+			ctx := driver.WithFill(t.Context()) // a GET's read: it fills the cache
 			d := open(t, testConfig(t, true))
 			v1 := stamp()
 			if _, _, err := d.PutRecord(ctx, driver.Record{Key: "k", Version: v1, Data: []byte("old")}); err != nil {
@@ -74,7 +74,7 @@ func TestReview29cCacheReopenReplayed(t *testing.T) {
 // formats the empty directory afresh. The new drive holds no record: a
 // read must not serve the old disk's cached one.
 func TestReview29cCacheReplacedDrive(t *testing.T) {
-	ctx := t.Context()
+	ctx := driver.WithFill(t.Context()) // a GET's read: it fills the cache
 	c := testConfig(t, true)
 	d := open(t, c)
 	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "k", Version: stamp(), Data: []byte("old disk")}); err != nil {
@@ -110,7 +110,7 @@ func TestReview29cCacheReplacedDrive(t *testing.T) {
 // TestReview29cCacheAfterAttachOffline: a drive Attach found offline and
 // a Probe brought online has a record cache like one Open opened.
 func TestReview29cCacheAfterAttachOffline(t *testing.T) {
-	ctx := t.Context()
+	ctx := driver.WithFill(t.Context()) // a GET's read: it fills the cache
 	c := testConfig(t, true)
 	c.Dir = filepath.Join(c.Dir, "drive")
 	if err := os.WriteFile(c.Dir, []byte("not a drive"), 0o600); err != nil {
@@ -209,7 +209,7 @@ func TestReview29cCacheUncertainCommit(t *testing.T) {
 	t.Cleanup(func() { flushIdle = oldIdle })
 	for _, size := range []int{10, 8 << 10} { // inline, packed
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
-			ctx := t.Context()
+			ctx := driver.WithFill(t.Context()) // a GET's read: it fills the cache
 			d := open(t, testConfig(t, true))
 			cm := &d.commit
 			if _, _, err := d.PutRecord(ctx, driver.Record{Key: "k", Version: stamp(), Data: bytes.Repeat([]byte("o"), size)}); err != nil {
@@ -265,7 +265,7 @@ func TestReview29cCacheUncertainCommit(t *testing.T) {
 // reader never sees a key's version go back.
 func TestReview29cCacheStressOffline(t *testing.T) {
 	setFlush(t, 16, 1<<20)
-	ctx := t.Context()
+	ctx := driver.WithFill(t.Context()) // a GET's read: it fills the cache
 	d := open(t, testConfig(t, true))
 	const keys = 8
 	var seq atomic.Uint64
