@@ -86,11 +86,13 @@
 //
 // # Record cache
 //
-// GetRecord keeps the records it read from index.db in a cache (at most
-// 8 MiB of values of up to 64 KiB each, evicted at random), so that a key
-// read again costs a map lookup instead of a bbolt read transaction (and,
-// for data held in a pack, a pread): every GET or HEAD reads the record of
-// each drive of the set. The cache only ever holds what index.db held as
+// GetRecord keeps the records that a client's GET or HEAD read
+// (driver.FillKey) fetched from index.db in a cache (at most 8 MiB of
+// values of up to 64 KiB each, evicted at random), so that a key read
+// again costs a map lookup instead of a bbolt read transaction (and, for
+// data held in a pack, a pread): every GET or HEAD reads the record of
+// each drive of the set. Other reads (listings, deletes, heals) use the
+// cache but do not fill it. The cache only ever holds what index.db held as
 // of the last flush, behind the record log's mutations, which override it:
 // a read fills it only if no flush committed since the read began, each
 // flush drops the keys it wrote as it commits, and a reopen starts afresh
