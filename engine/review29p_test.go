@@ -20,6 +20,52 @@ import (
 // took any GetRecord error for "offline or failing" and skipped the
 // record: the rot was neither counted nor repaired, pass after pass.
 func TestReview29pScrubRepairsPackedRecordRot(t *testing.T) {
+	r, d1, ikey := rotPackedRecord(t)
+
+	drives := map[placement.DriveID]driver.Driver{}
+	for i, id := range r.ids {
+		drives[id] = r.faulty[i]
+	}
+	s, err := r.e.NewScrubber(ScrubConfig{Drives: drives, Period: time.Second, Rate: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(8 * time.Second)
+	for time.Now().Before(deadline) {
+		passes := 0
+		for _, st := range s.Status() {
+			passes += int(min(st.Passes, 2))
+		}
+		if passes >= 8 { // two full passes of every drive
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	var corrupt, repaired uint64
+	for _, st := range s.Status() {
+		corrupt += st.Corrupt
+		repaired += st.Repaired
+	}
+	if corrupt == 0 || repaired == 0 {
+		t.Errorf("scrubber status %+v: %d corrupt, %d repaired; want the rotten record found and repaired", s.Status(), corrupt, repaired)
+	}
+	if _, err := d1.GetRecord(driver.Uncached(t.Context()), ikey); err != nil {
+		t.Errorf("uncached read after the scrub: %v, want the record repaired on the disk", err)
+	}
+}
+
+// rotPackedRecord puts "k", an inline object whose records a pack holds
+// (at least 4 KiB each), flushes its drives, warms their record caches
+// with a GET, and flips a byte of drive 1's pack: its record read from
+// the disk fails (driver.ErrCorrupt) while the cache serves the good copy.
+func rotPackedRecord(t *testing.T) (*rig, driver.Driver, string) {
+	t.Helper()
 	r := newRig(t, rigOptions{drives: 4, noSync: true})
 	body := randBytes(7, 40<<10) // inline; each drive's record holds ~20 KiB: packed
 	r.put(t, "k", body, int64(len(body)))
@@ -64,40 +110,32 @@ func TestReview29pScrubRepairsPackedRecordRot(t *testing.T) {
 		t.Fatalf("cached read: %v (the cache should still hold the good copy)", err)
 	}
 
-	drives := map[placement.DriveID]driver.Driver{}
-	for i, id := range r.ids {
-		drives[id] = r.faulty[i]
-	}
-	s, err := r.e.NewScrubber(ScrubConfig{Drives: drives, Period: time.Second, Rate: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
+	return r, d1, ikey
+}
+
+// TestReview29pHealerRepairsPackedRecordRot: the scrubber queues for the
+// healer what its own Heal could not repair (or repaired only in part:
+// ErrHealIncomplete); the healer's Heal then ran without driver.Uncached
+// and read drive 1's record from its cache (peek or GetRecord), found it
+// whole, and took the artifact off the queue with the rot still on the
+// disk (until the next scrub pass, a Period later).
+func TestReview29pHealerRepairsPackedRecordRot(t *testing.T) {
+	r, d1, ikey := rotPackedRecord(t)
+	r.e.cfg.HealInterval = 20 * time.Millisecond
+	r.e.enqueueHeal(HealItem{"t", "c", "k"}) // as found() does when Heal fails
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
-	go func() { defer close(done); s.Run(ctx) }()
+	go func() { defer close(done); r.e.RunHealer(ctx) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(8 * time.Second)
-	for time.Now().Before(deadline) {
-		passes := 0
-		for _, st := range s.Status() {
-			passes += int(min(st.Passes, 2))
-		}
-		if passes >= 8 { // two full passes of every drive
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); len(r.e.Degraded()) > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
 	}
 	cancel()
 	<-done
-	var corrupt, repaired uint64
-	for _, st := range s.Status() {
-		corrupt += st.Corrupt
-		repaired += st.Repaired
-	}
-	if corrupt == 0 || repaired == 0 {
-		t.Errorf("scrubber status %+v: %d corrupt, %d repaired; want the rotten record found and repaired", s.Status(), corrupt, repaired)
+	if q := r.e.Degraded(); len(q) > 0 {
+		t.Fatalf("heal queue %v: the healer did not finish", q)
 	}
 	if _, err := d1.GetRecord(driver.Uncached(t.Context()), ikey); err != nil {
-		t.Errorf("uncached read after the scrub: %v, want the record repaired on the disk", err)
+		t.Errorf("the healer took the artifact off its queue; drive 1's record on the disk: %v", err)
 	}
 }
