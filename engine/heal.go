@@ -53,6 +53,16 @@ func (e *Engine) Heal(ctx context.Context, tenant, container, key string) ([]int
 // write that only missed the straggler grace and landed late.
 func (e *Engine) healItem(ctx context.Context, item HealItem, light bool) ([]int, error) {
 	tenant, container, key := item.Tenant, item.Container, item.Key
+	if !light {
+		// A full heal looks for rot: the drives' records as their disks
+		// hold them, not as a record cache or the engine's peek does
+		// (driver.Uncached). The scrubber marks its own heals; the
+		// healer's retry of one it queued, or a migration's, did not,
+		// and a cached copy hid the rot it was queued for (review 29p).
+		// Its shards are read whole anyway: a record read more is
+		// nothing beside them.
+		ctx = driver.Uncached(ctx)
+	}
 	gen := e.healGen(item)
 	loc, newest, err := e.locateRecord(ctx, tenant, container, key) // a version pointer itself, not its target
 	if errors.Is(err, ErrNoSuchContainer) {

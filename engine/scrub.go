@@ -257,6 +257,14 @@ func (s *Scrubber) scrubRecord(ctx context.Context, id placement.DriveID, d driv
 		if errors.Is(err, driver.ErrNotFound) {
 			return nil // removed since listed
 		}
+		if errors.Is(err, driver.ErrCorrupt) && !errors.Is(err, driver.ErrOffline) && ctx.Err() == nil {
+			// The record's data does not read back (a pack's CRC, a
+			// value that does not parse): rot the read from the disk
+			// (driver.Uncached) found, repaired from the other drives
+			// (review 29p).
+			s.found(ctx, id, d, r, -1, tenant, container, key, fmt.Errorf("record: %w", err), log)
+			return ctx.Err()
+		}
 		if err != nil {
 			return ctx.Err() // offline or failing: the next pass tries again
 		}
