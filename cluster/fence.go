@@ -198,7 +198,13 @@ func (f *Fence) refuse(fc peer.Fence, why string) error {
 
 // Wrap returns d with its writes fenced by f. The drives a node serves
 // (to its own engine and over the RPC) are wrapped once, by cmd/vaultd.
-func (f *Fence) Wrap(d driver.Driver) driver.Driver { return &fencedDriver{Driver: d, f: f} }
+func (f *Fence) Wrap(d driver.Driver) driver.Driver {
+	fd := &fencedDriver{Driver: d, f: f}
+	if p, ok := d.(peeker); ok {
+		return peekingFenced{fd, p}
+	}
+	return fd
+}
 
 // WrapAll wraps every drive of ds.
 func (f *Fence) WrapAll(ds map[placement.DriveID]driver.Driver) map[placement.DriveID]driver.Driver {
@@ -249,22 +255,24 @@ func (d *fencedDriver) DeleteRecord(ctx context.Context, key string, v driver.Ve
 	return d.Driver.DeleteRecord(ctx, key, v)
 }
 
-// PeekRecord is the drive's, if it has one (reads are not fenced): the
-// engine's read of a hot key on this node's drives then needs no goroutine
-// per drive.
-func (d *fencedDriver) PeekRecord(key string) (driver.Record, bool, error) {
-	return peekRecord(d.Driver, key)
+// peeker is a drive that answers some record reads from memory
+// (driver/local's PeekRecord, which the engine asks before a fan-out).
+// The wrappers here have the method only if the drive they wrap has it:
+// a drive of another node never answers, and the engine peeks only when
+// every drive of a set can (review 29p L2).
+type peeker interface {
+	PeekRecord(key string) (driver.Record, bool, error)
 }
 
-// peekRecord is d's PeekRecord, or a miss if d has none.
-func peekRecord(d driver.Driver, key string) (driver.Record, bool, error) {
-	p, ok := d.(interface {
-		PeekRecord(key string) (driver.Record, bool, error)
-	})
-	if !ok {
-		return driver.Record{}, false, nil
-	}
-	return p.PeekRecord(key)
+// peekingFenced is a fencedDriver of a drive that peeks (reads are not
+// fenced).
+type peekingFenced struct {
+	*fencedDriver
+	p peeker
+}
+
+func (d peekingFenced) PeekRecord(key string) (driver.Record, bool, error) {
+	return d.p.PeekRecord(key)
 }
 
 // fencedWriter checks the fence again at commit: the map may have changed
@@ -309,9 +317,14 @@ func (d *epochDriver) DeleteRecord(ctx context.Context, key string, v driver.Ver
 	return d.Driver.DeleteRecord(peer.WithFence(ctx, d.fc), key, v)
 }
 
-// PeekRecord is the drive's, as fencedDriver's.
-func (d *epochDriver) PeekRecord(key string) (driver.Record, bool, error) {
-	return peekRecord(d.Driver, key)
+// peekingEpoch is an epochDriver of a drive that peeks.
+type peekingEpoch struct {
+	*epochDriver
+	p peeker
+}
+
+func (d peekingEpoch) PeekRecord(key string) (driver.Record, bool, error) {
+	return d.p.PeekRecord(key)
 }
 
 type epochWriter struct {
@@ -331,5 +344,15 @@ func (t *Topology) DriveIn(m *placement.Map, pg uint32, id placement.DriveID) (d
 	if err != nil || d == nil {
 		return d, err
 	}
-	return &epochDriver{Driver: d, fc: peer.Fence{Epoch: uint64(m.Epoch), PG: pg}}, nil
+	return withEpoch(d, peer.Fence{Epoch: uint64(m.Epoch), PG: pg}), nil
+}
+
+// withEpoch returns d with its writes carrying fc (epochDriver), and
+// PeekRecord if d has it.
+func withEpoch(d driver.Driver, fc peer.Fence) driver.Driver {
+	ed := &epochDriver{Driver: d, fc: fc}
+	if p, ok := d.(peeker); ok {
+		return peekingEpoch{ed, p}
+	}
+	return ed
 }

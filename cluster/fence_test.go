@@ -323,3 +323,45 @@ func TestUploadLeaseRenewed(t *testing.T) {
 		t.Fatalf("another node's acquire after unlock: %v", err)
 	}
 }
+
+// peekingMem is a drive that answers record reads from memory, as
+// driver/local's PeekRecord does.
+type peekingMem struct{ *drivertest.Mem }
+
+func (peekingMem) PeekRecord(string) (driver.Record, bool, error) {
+	return driver.Record{Data: []byte("peeked")}, true, nil
+}
+
+// TestFenceWrappersPeekOnlyWhatPeeks: the fence wrappers have PeekRecord
+// exactly when the drive they wrap does, so that a set with a drive of
+// another node (which never peeks) is not peeked at all (review 29p L2).
+func TestFenceWrappersPeekOnlyWhatPeeks(t *testing.T) {
+	f := NewFence(nil)
+	for _, tc := range []struct {
+		name  string
+		d     driver.Driver
+		peeks bool
+	}{
+		{"peeking drive", peekingMem{&drivertest.Mem{MemID: "p"}}, true},
+		{"plain drive", &drivertest.Mem{MemID: "m"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wrapped := map[string]driver.Driver{
+				"fenced": f.Wrap(tc.d),
+				"epoch":  withEpoch(tc.d, peer.Fence{Epoch: 1}),
+			}
+			for name, w := range wrapped {
+				p, ok := w.(peeker)
+				if ok != tc.peeks {
+					t.Errorf("%s wrapper has PeekRecord: %v, want %v", name, ok, tc.peeks)
+					continue
+				}
+				if ok {
+					if r, hit, err := p.PeekRecord("k"); !hit || err != nil || string(r.Data) != "peeked" {
+						t.Errorf("%s wrapper's PeekRecord: %q, %v, %v; want the drive's", name, r.Data, hit, err)
+					}
+				}
+			}
+		})
+	}
+}

@@ -248,3 +248,33 @@ func TestServingReadFillsDriveCache(t *testing.T) {
 		t.Errorf("after a heal's lookup, %d drives hold the key in memory; want 0", n)
 	}
 }
+
+// countPeeks counts the PeekRecord calls made through it.
+type countPeeks struct {
+	driver.Driver
+	peeks *atomic.Int64
+}
+
+func (c countPeeks) PeekRecord(key string) (driver.Record, bool, error) {
+	c.peeks.Add(1)
+	return c.Driver.(recordPeeker).PeekRecord(key)
+}
+
+// TestPeekSkippedWithAPlainDrive: a set with a drive that cannot peek (a
+// drive of another node) is not peeked at all: the fan-out asks every
+// drive anyway (review 29p L2).
+func TestPeekSkippedWithAPlainDrive(t *testing.T) {
+	var peeks atomic.Int64
+	r := newRig(t, rigOptions{drives: 4, noSync: true, wrap: func(d driver.Driver) driver.Driver { return countPeeks{d, &peeks} }})
+	r.put(t, "k", []byte("data"), 4)
+	m := r.e.mapOf()
+	ds, _ := r.e.pgDrives(m, pgOf(m, "t", "c", "k"))
+	ds = slices.Clone(ds)
+	ds[len(ds)-1] = hidePeek{ds[len(ds)-1]}
+	if _, _, ok := peekRecords(ds, indexPrefix("t", "c")+"k", make([]record, len(ds))); ok {
+		t.Error("peekRecords answered for a set with a drive that cannot peek")
+	}
+	if n := peeks.Load(); n != 0 {
+		t.Errorf("%d drives were peeked in a set that cannot be answered from memory", n)
+	}
+}

@@ -529,17 +529,18 @@ type recordPeeker interface {
 // returned at once would have found. ok is false, and the read fans out
 // to every drive as before, if any drive cannot.
 func peekRecords(drives []driver.Driver, key string, slab []record) (recs []*record, answered []bool, ok bool) {
+	for _, d := range drives {
+		if _, isPeeker := d.(recordPeeker); d != nil && !isPeeker {
+			return nil, nil, false // a drive of another node: no peek asked of the others
+		}
+	}
 	raws := make([]driver.Record, 0, 8)
 	for _, d := range drives {
 		if d == nil {
 			raws = append(raws, driver.Record{})
 			continue
 		}
-		p, isPeeker := d.(recordPeeker)
-		if !isPeeker {
-			return nil, nil, false
-		}
-		raw, ok, err := p.PeekRecord(key)
+		raw, ok, err := d.(recordPeeker).PeekRecord(key)
 		switch {
 		case !ok, err != nil && !errors.Is(err, driver.ErrNotFound):
 			return nil, nil, false
