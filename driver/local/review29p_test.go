@@ -18,7 +18,7 @@ import (
 // log, a cached record, a key never read; and it answers nothing for a
 // drive offline, closed, or an invalid key.
 func TestReview29pPeekMatchesGet(t *testing.T) {
-	ctx := t.Context()
+	ctx := driver.WithFill(t.Context()) // a GET's reads: they fill the cache
 	d := open(t, testConfig(t, true))
 	same := func(what, key string, wantOK bool) {
 		t.Helper()
@@ -86,7 +86,7 @@ func TestReview29pPeekMatchesGet(t *testing.T) {
 // nor data not its version's.
 func TestReview29pPeekStressOffline(t *testing.T) {
 	setFlush(t, 16, 1<<20)
-	ctx := t.Context()
+	ctx := driver.WithFill(t.Context()) // reads fill the cache, which peeks then read
 	d := open(t, testConfig(t, true))
 	const keys = 8
 	var seq atomic.Uint64
