@@ -410,7 +410,13 @@ func (c *Client) GetRecord(ctx context.Context, key string) (driver.Record, erro
 	if err := driver.ValidateKey(key); err != nil {
 		return driver.Record{}, c.errorf(op, err)
 	}
-	resp, body, err := c.roundTrip(ctx, op, http.MethodGet, "/records", url.Values{"key": {encodeKey(key)}}, nil, recordResponse)
+	q := url.Values{"key": {encodeKey(key)}}
+	if driver.Fills(ctx) {
+		// A GET's or HEAD's read: the peer's drive may cache the record
+		// (driver.FillKey), as a read on its own node does (review 29q).
+		q.Set("fill", "1")
+	}
+	resp, body, err := c.roundTrip(ctx, op, http.MethodGet, "/records", q, nil, recordResponse)
 	if err != nil {
 		return driver.Record{}, err
 	}

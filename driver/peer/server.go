@@ -405,7 +405,11 @@ func (s *Server) getRecord(w http.ResponseWriter, r *http.Request, d driver.Driv
 		badRequest(w, "%v", err)
 		return
 	}
-	rec, err := d.GetRecord(r.Context(), key)
+	ctx := r.Context()
+	if r.URL.Query().Has("fill") {
+		ctx = driver.WithFill(ctx) // a client's GET or HEAD on the caller's node
+	}
+	rec, err := d.GetRecord(ctx, key)
 	if err != nil {
 		s.fail(w, r, err)
 		return
