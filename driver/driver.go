@@ -216,8 +216,8 @@ type uncachedKey struct{}
 // with it from its storage, not from a cache of records it read before
 // (driver/local's record cache), nor from memory without a call
 // (PeekRecord): the reads of a scrubber, and of the repairs and checks it
-// makes, which look for rot on the disk. Marks do not cross the internode
-// RPC; each node scrubs its own drives.
+// makes, which look for rot on the disk. This mark does not cross the
+// internode RPC; each node scrubs its own drives.
 func Uncached(ctx context.Context) context.Context {
 	return context.WithValue(ctx, uncachedKey{}, true)
 }
@@ -234,7 +234,9 @@ func IsUncached(ctx context.Context) bool {
 // (a listing's, a delete's or a heal's lookups would only push the hot
 // records out and grow the process). Mark a context with WithFill, or
 // answer FillKey{} with true from a Context's Value (the engine's
-// serving-read context does, without another allocation).
+// serving-read context does, without another allocation). The mark
+// crosses the internode RPC (driver/peer's GetRecord), so that a drive
+// of a set is filled by the GETs of every node, not only its own's.
 type FillKey struct{}
 
 // WithFill returns ctx marked as FillKey says.
