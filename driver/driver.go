@@ -239,6 +239,13 @@ func IsUncached(ctx context.Context) bool {
 // of a set is filled by the GETs of every node, not only its own's.
 type FillKey struct{}
 
+// WithoutFill returns ctx marked so that its reads fill no cache, even
+// the serving reads made with it (a background scan's, such as the
+// lifecycle's tag lookups: they would push the hot records out).
+func WithoutFill(ctx context.Context) context.Context {
+	return context.WithValue(ctx, FillKey{}, false)
+}
+
 // WithFill returns ctx marked as FillKey says.
 func WithFill(ctx context.Context) context.Context {
 	return context.WithValue(ctx, FillKey{}, true)

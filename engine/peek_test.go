@@ -213,11 +213,13 @@ func TestPeekedRecordsStayUnwritten(t *testing.T) {
 
 // TestServingReadFillsDriveCache: a GET of a key the drives no longer hold
 // in memory (flushed) has them cache its record, so that the next is
-// peeked; a heal's lookup of another key fills nothing.
+// peeked; a heal's lookup of another key fills nothing, nor an Open
+// marked driver.WithoutFill (the lifecycle scan's).
 func TestServingReadFillsDriveCache(t *testing.T) {
 	r := newRig(t, rigOptions{drives: 4, noSync: true})
 	r.put(t, "k", []byte("data"), 4)
 	r.put(t, "gone", []byte("data"), 4)
+	r.put(t, "scanned", []byte("data"), 4)
 	m := r.e.mapOf()
 	peekable := func(key string) int {
 		ds, _ := r.e.pgDrives(m, pgOf(m, "t", "c", key))
@@ -229,7 +231,7 @@ func TestServingReadFillsDriveCache(t *testing.T) {
 		}
 		return n
 	}
-	for _, key := range []string{"k", "gone"} {
+	for _, key := range []string{"k", "gone", "scanned"} {
 		ds, _ := r.e.pgDrives(m, pgOf(m, "t", "c", key))
 		for _, d := range ds {
 			flushDrive(t, d, indexPrefix("t", "c")+key)
@@ -246,6 +248,12 @@ func TestServingReadFillsDriveCache(t *testing.T) {
 	}
 	if n := peekable("gone"); n != 0 {
 		t.Errorf("after a heal's lookup, %d drives hold the key in memory; want 0", n)
+	}
+	if _, err := r.e.Open(driver.WithoutFill(t.Context()), "t", "c", "scanned"); err != nil { // a lifecycle scan's
+		t.Fatal(err)
+	}
+	if n := peekable("scanned"); n != 0 {
+		t.Errorf("after an Open marked WithoutFill, %d drives hold the key in memory; want 0", n)
 	}
 }
 

@@ -455,6 +455,9 @@ func (c *confirmCtx) Value(key any) any {
 	case confirmKey{}:
 		return &c.waited
 	case driver.FillKey{}:
+		if v, ok := c.Context.Value(key).(bool); ok {
+			return v // driver.WithoutFill's false
+		}
 		return true // a serving read: drives may cache what it reads
 	}
 	return c.Context.Value(key)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vaultaire/vaultaire/driver"
 	"github.com/vaultaire/vaultaire/engine"
 	"github.com/vaultaire/vaultaire/lifecycle"
 )
@@ -264,7 +265,8 @@ func (l *lifecycleStore) Versions(ctx context.Context, c lifecycle.Container, af
 }
 
 func (l *lifecycleStore) Tags(ctx context.Context, c lifecycle.Container, key, vid string) (map[string]string, error) {
-	a, err := l.s.cfg.Engine.OpenVersion(ctx, c.Tenant, c.Name, key, vid)
+	// A scan's lookups, not a client's reads: they fill no drive's cache.
+	a, err := l.s.cfg.Engine.OpenVersion(driver.WithoutFill(ctx), c.Tenant, c.Name, key, vid)
 	if err != nil {
 		return nil, err
 	}

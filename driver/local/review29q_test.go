@@ -21,7 +21,9 @@ import (
 // 322a0f8..04a8063; not fixed here (review 29q M1): the listing would
 // have to return such a record in a form its callers skip or repair.
 func TestReview29qListPastUnreadablePack(t *testing.T) {
-	t.Skip("review 29q M1: not fixed; fails on 04a8063")
+	if os.Getenv("VAULT_KNOWN") == "" {
+		t.Skip("known open (review 29q M1): VAULT_KNOWN=1 runs it; fails on 04a8063")
+	}
 	revSetPackMax(t, 40<<10)
 	c := testConfig(t, true)
 	d := open(t, c)
