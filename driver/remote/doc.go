@@ -108,7 +108,7 @@
 //
 // The bucket can still lose objects behind the driver (a provider
 // incident, a lifecycle rule, an operator's clean-up). Probe finds a lost
-// format.json with its HEAD (lost, in remote.go) and, in steps spread
+// format.json with its HEAD (lost.go) and, in steps spread
 // over probes, compares a listing of log/ and obj/ with the index at
 // most once per Config.VerifyEvery (verify.go); either way the shards
 // whose bytes are gone are deleted from the index, so the engine's
