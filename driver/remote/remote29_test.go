@@ -5,11 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/driver/remote"
 	"github.com/vaultaire/vaultaire/internal/faultproxy"
 )
 
@@ -163,4 +170,159 @@ func TestRemote29LostReloadOutlastsProbes(t *testing.T) {
 			t.Errorf("shard %d, intact in the bucket: %d bytes, %v", i, len(got), err)
 		}
 	}
+}
+
+// writeLarge writes shards from..from+n-1 of size bytes (each its own
+// object), 16 at a time.
+func writeLarge(t *testing.T, d driver.Driver, from, n, size int) {
+	t.Helper()
+	ctx := t.Context()
+	var g errgroup.Group
+	g.SetLimit(16)
+	for i := from; i < from+n; i++ {
+		g.Go(func() error { return writeShard(ctx, d, shard(i), payload(size, uint64(i))) })
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deleteAll deletes every object under prefix (all pages) and returns
+// how many.
+func deleteAll(t *testing.T, s server, b, prefix string) int {
+	t.Helper()
+	ctx := t.Context()
+	cl := s.client("")
+	n := 0
+	pg := s3.NewListObjectsV2Paginator(cl, &s3.ListObjectsV2Input{Bucket: &b, Prefix: aws.String(prefix)})
+	for pg.HasMorePages() {
+		page, err := pg.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var g errgroup.Group
+		g.SetLimit(16)
+		for _, o := range page.Contents {
+			g.Go(func() error {
+				_, err := cl.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b, Key: o.Key})
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		n += len(page.Contents)
+	}
+	return n
+}
+
+// verifySteps probes d (one verification step each), gap apart (at
+// least verifyLag and lostConfirm), the first after the loss taking the
+// pass's view, until it found want objects lost or maxSteps steps were
+// run, and returns the objects found at each step and how long each step
+// took.
+func verifySteps(t *testing.T, d *remote.Driver, gap time.Duration, want uint64, maxSteps int) (found []uint64, took []time.Duration) {
+	t.Helper()
+	ctx := t.Context()
+	_, lost0 := d.Verifications()
+	var last uint64
+	for step := 0; step < maxSteps && last < want; step++ {
+		start := time.Now()
+		d.Probe(ctx)
+		took = append(took, time.Since(start))
+		_, n := d.Verifications()
+		found = append(found, n-lost0-last)
+		last = n - lost0
+		time.Sleep(gap)
+	}
+	return found, took
+}
+
+// TestRemote29VerifyConfirmsInBulk: verification confirms the objects a
+// listing missed with HEADs in parallel and in batches (first HEADs, one
+// wait of lostConfirm, second HEADs of those that answered 404), many
+// per step: 600 lost large-shard objects, 20 ms per request, are
+// confirmed within the step that lists them (1,200 HEADs: 24 s one at a
+// time, more than verifyStepTime). Before, a step sent at most 64 HEADs,
+// one at a time, first and second ones sharing them: about 20 steps for
+// 600 objects, hours for 100,000 at one step per probe.
+func TestRemote29VerifyConfirmsInBulk(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	p := proxy(t, s.endpoint)
+	c := s.config(p.URL, b, "bulk")
+	c.ProbeQuiet = time.Nanosecond
+	c.VerifyEvery = time.Second // verifyLag 250 ms
+	c.CompactInterval = -1
+	c.SmallShardMax = 1 << 10
+	d := open(t, c)
+	const n = 600
+	writeLarge(t, d, 0, n, 2<<10)
+	if got := deleteAll(t, s, b, "bulk/obj/"); got != n {
+		t.Fatalf("deleted %d objects under obj/, want %d", got, n)
+	}
+	p.Set(faultproxy.Faults{Latency: 20 * time.Millisecond})
+	found, took := verifySteps(t, d, 600*time.Millisecond, n, 4)
+	p.Set(faultproxy.Faults{})
+	t.Logf("objects confirmed lost per step: %v; steps took %v", found, took)
+	var total uint64
+	for _, f := range found {
+		total += f
+	}
+	if total != n {
+		t.Fatalf("4 verification steps confirmed %d of %d lost objects (per step %v)", total, n, found)
+	}
+	for i, dt := range took {
+		if dt > 7*time.Second {
+			t.Errorf("step %d took %v, want at most verifyStepTime (5 s) and a HEAD's time", i, dt)
+		}
+	}
+	ctx := t.Context()
+	for _, i := range []int{0, n / 2, n - 1} {
+		if _, err := readAll(ctx, d, shard(i)); !errors.Is(err, driver.ErrNotFound) {
+			t.Errorf("shard %d, lost: %v, want driver.ErrNotFound", i, err)
+		}
+	}
+}
+
+// TestRemote29VerifyMeasure measures how many lost objects a
+// verification step confirms against the in-process vaultd (loopback),
+// with VAULT_R29_MEASURE=<objects> (skipped otherwise), and
+// VAULT_R29_LATENCY=<duration> added to each request if set.
+func TestRemote29VerifyMeasure(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("VAULT_R29_MEASURE"))
+	if n <= 0 {
+		t.Skip("set VAULT_R29_MEASURE=<lost objects> to measure verification's confirmation rate")
+	}
+	s := startVaultd(t)
+	b := s.bucket(t)
+	p := proxy(t, s.endpoint)
+	c := s.config(p.URL, b, "measure")
+	c.ProbeQuiet = time.Nanosecond
+	c.VerifyEvery = time.Second
+	c.CompactInterval = -1
+	c.SmallShardMax = 1 << 10
+	d := open(t, c)
+	start := time.Now()
+	writeLarge(t, d, 0, n, 2<<10)
+	t.Logf("wrote %d large shards in %v", n, time.Since(start).Round(time.Millisecond))
+	if got := deleteAll(t, s, b, "measure/obj/"); got != n {
+		t.Fatalf("deleted %d objects under obj/, want %d", got, n)
+	}
+	lat, _ := time.ParseDuration(os.Getenv("VAULT_R29_LATENCY"))
+	p.Set(faultproxy.Faults{Latency: lat})
+	maxSteps := 2 + n/30
+	found, took := verifySteps(t, d, 600*time.Millisecond, uint64(n), maxSteps)
+	p.Set(faultproxy.Faults{})
+	var total uint64
+	var busy time.Duration
+	for i, f := range found {
+		total += f
+		busy += took[i]
+		t.Logf("step %d: %d objects confirmed lost in %v", i, f, took[i].Round(time.Millisecond))
+	}
+	if total != uint64(n) {
+		t.Fatalf("%d steps confirmed %d of %d lost objects", len(found), total, n)
+	}
+	t.Logf("%d lost objects confirmed in %d steps, %v of steps (latency %v per request)", n, len(found), busy.Round(time.Millisecond), lat)
 }
