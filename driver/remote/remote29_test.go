@@ -24,11 +24,12 @@ import (
 // lost()'s reload lists and reads the bucket (minutes on a large drive);
 // writes to the drive meanwhile must not wait for it (review 27r3 S2:
 // the reload held flushMu throughout, so every flush waited). The
-// reload's LIST of log/ is held here; meanwhile new shards, a record and
-// a rewrite of a lost shard are acknowledged within 3 s each. Once the
-// reload is done: each of those is in the index and in the bucket (a new
-// reader sees them), the shard lost and not rewritten is missing (for
-// heal to refill), what survived in the bucket is intact.
+// reload's LIST of log/ is held here; meanwhile new shards, a record, a
+// rewrite of a lost shard and the deletions of a shard and a record are
+// acknowledged within 3 s each. Once the reload is done: each of those is
+// in the index and in the bucket (a new reader sees them), the shard lost
+// and not rewritten is missing (for heal to refill), what survived in the
+// bucket is intact.
 func TestRemote29LostReloadLetsWritesThrough(t *testing.T) {
 	s := startVaultd(t)
 	b := s.bucket(t)
@@ -46,8 +47,13 @@ func TestRemote29LostReloadLetsWritesThrough(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := d.PutRecord(ctx, driver.Record{Key: "r0", Version: version(1), Data: []byte("r0")}); err != nil {
+	if err := writeShard(ctx, d, shard(4), payload(4<<10, 4)); err != nil { // deleted during the reload
 		t.Fatal(err)
+	}
+	for _, k := range []string{"r0", "r2"} { // r2 deleted during the reload
+		if _, _, err := d.PutRecord(ctx, driver.Record{Key: k, Version: version(1), Data: []byte(k)}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// The loss: format.json and the large shards' objects; the log
 	// objects survive.
@@ -80,6 +86,8 @@ func TestRemote29LostReloadLetsWritesThrough(t *testing.T) {
 		_, _, err := d.PutRecord(ctx, driver.Record{Key: "r1", Version: version(1), Data: []byte("r1")})
 		return err
 	})
+	write("deleting shard 4", func(ctx context.Context) error { return d.DeleteShard(ctx, shard(4)) })
+	write("deleting record r2", func(ctx context.Context) error { return d.DeleteRecord(ctx, "r2", version(1)) })
 	close(p.release)
 	select {
 	case err := <-probed:
@@ -102,6 +110,12 @@ func TestRemote29LostReloadLetsWritesThrough(t *testing.T) {
 			if got, err := dr.GetRecord(ctx, k); err != nil || string(got.Data) != k {
 				t.Errorf("%s: record %s: %q, %v", name, k, got.Data, err)
 			}
+		}
+		if _, err := dr.GetRecord(ctx, "r2"); !errors.Is(err, driver.ErrNotFound) {
+			t.Errorf("%s: record r2, deleted during the reload: %v, want driver.ErrNotFound", name, err)
+		}
+		if _, err := readAll(ctx, dr, shard(4)); !errors.Is(err, driver.ErrNotFound) {
+			t.Errorf("%s: shard 4, deleted during the reload: %v, want driver.ErrNotFound", name, err)
 		}
 		for i, data := range want {
 			got, err := readAll(ctx, dr, shard(i))
