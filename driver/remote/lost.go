@@ -48,11 +48,14 @@ import (
 //   - The shards of that index whose object the listing lacks are the
 //     lost ones: every object that index points to was written before
 //     upTo's log object, so before the listing began.
-//   - Under flushMu and d.mu, briefly (no request), it applies the
-//     journal to its index in order, exactly as replaying those log
-//     objects would, and swaps the index in; a lost shard stays lost only
-//     where the merged index still has it where it was lost (a write
-//     during the reload may have replaced or deleted it).
+//   - Under d.mu, briefly (no request), it applies the journal to its
+//     index in order, exactly as replaying those log objects would, and
+//     swaps the index in; a lost shard stays lost only where the merged
+//     index still has it where it was lost (a write during the reload may
+//     have replaced or deleted it). A flush applies its log object under
+//     d.mu too, before the swap (then it is in the journal) or after it
+//     (then to the new index): once either way, so the swap need not
+//     wait for a flush's PUT in flight.
 //   - It deletes those through the log, each only if the shard is still
 //     there (onlyIf: a write between the swap and the deletion's flush
 //     wins), and then writes format.json again.
@@ -241,8 +244,6 @@ func (d *Driver) reloadUpTo(ctx context.Context, upTo uint64) (map[driver.Shard]
 			missing[sh] = l
 		}
 	}
-	d.flushMu.Lock()
-	defer d.flushMu.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, j := range d.journal {

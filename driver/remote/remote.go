@@ -379,7 +379,7 @@ type Driver struct {
 	compactMu  sync.Mutex // serialises compactions
 	pendingDel []string   // log objects to delete on the next compaction (under compactMu)
 
-	flushMu    sync.Mutex              // held by each flush, and by lost's reload to start its journal and to swap its index in
+	flushMu    sync.Mutex              // held by each flush, and by lost's reload while it starts its journal (lost.go)
 	lostMu     sync.Mutex              // one lost (a probe, then its reload), or verification step, at a time; guards vpass and vnext
 	lrun       atomic.Pointer[lostRun] // the reload after format.json was lost, while it runs (lost.go)
 	formatSeen atomic.Int64            // unix nanoseconds of Probe's last HEAD of format.json that answered

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -339,4 +341,159 @@ func TestRemote29VerifyMeasure(t *testing.T) {
 		t.Fatalf("%d steps confirmed %d of %d lost objects", len(found), total, n)
 	}
 	t.Logf("%d lost objects confirmed in %d steps, %v of steps (latency %v per request)", n, len(found), busy.Round(time.Millisecond), lat)
+}
+
+// TestRemote29LostReloadUnderWrites: while lost()'s reload reads a
+// slow bucket (100 log objects, 10 ms a request), writers put records,
+// write small and large shards, rewrite and delete shards written before
+// the loss, compactions are asked for and probes of 1 s come and go.
+// Afterwards every acknowledged write is in the drive's index and in a
+// reader's of the bucket; the large shards the bucket lost and nobody
+// rewrote are missing; the small ones it kept are intact.
+func TestRemote29LostReloadUnderWrites(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	p := proxy(t, s.endpoint)
+	c := s.config(p.URL, b, "lostload")
+	c.ProbeQuiet = time.Nanosecond
+	c.CompactInterval = -1
+	c.VerifyEvery = -1
+	c.SmallShardMax = 16 << 10
+	d := open(t, c)
+	ctx := t.Context()
+	// want: the bytes each shard must read back (nil: driver.ErrNotFound);
+	// a shard whose write failed is left out (either outcome is right).
+	var mu sync.Mutex
+	want := map[int][]byte{}
+	records := map[string]bool{}
+	for i := range 100 { // small: one log object each, kept by the bucket
+		data := payload(2<<10, uint64(i))
+		if err := writeShard(ctx, d, shard(i), data); err != nil {
+			t.Fatal(err)
+		}
+		want[i] = data
+	}
+	writeLarge(t, d, 200, 10, 32<<10) // lost with obj/
+	for i := 200; i < 210; i++ {
+		want[i] = nil
+	}
+	deleteUnder(t, s, b, "lostload/", func(k string) bool { return k != "lostload/format.json" && !strings.Contains(k, "/obj/") })
+	p.Set(faultproxy.Faults{Latency: 10 * time.Millisecond})
+
+	stop := make(chan struct{})
+	var during atomic.Int64 // writes acknowledged while the reload ran
+	var bg, writers sync.WaitGroup
+	bg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			pctx, cancel := context.WithTimeout(ctx, time.Second)
+			d.Probe(pctx)
+			cancel()
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	bg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			d.Compact(ctx)
+		}
+	})
+	const nw = 4
+	for w := range nw {
+		writers.Go(func() {
+			for i := 0; i < 60 && (i < 20 || d.Losses() == 0); i++ {
+				reloading := d.Losses() == 0
+				ack := func(err error, f func()) {
+					if err != nil {
+						return
+					}
+					mu.Lock()
+					f()
+					mu.Unlock()
+					if reloading {
+						during.Add(1)
+					}
+				}
+				k := fmt.Sprintf("w%d-%02d", w, i)
+				_, _, err := d.PutRecord(ctx, driver.Record{Key: k, Version: version(1), Data: []byte(k)})
+				ack(err, func() { records[k] = true })
+				n, size := 1000+w*100+i, 2<<10
+				if i%3 == 0 {
+					size = 32 << 10 // its own object
+				}
+				data := payload(size, uint64(n))
+				mu.Lock()
+				delete(want, n)
+				mu.Unlock()
+				ack(writeShard(ctx, d, shard(n), data), func() { want[n] = data })
+				old := w*25 + i%25 // a shard written before the loss, each writer its own
+				mu.Lock()
+				delete(want, old)
+				mu.Unlock()
+				if i%2 == 0 {
+					data := payload(2<<10, uint64(old+50000+i))
+					ack(writeShard(ctx, d, shard(old), data), func() { want[old] = data })
+				} else {
+					ack(d.DeleteShard(ctx, shard(old)), func() { want[old] = nil })
+				}
+				if i < 10 && w == 0 { // rewrite lost large shards
+					lost := 200 + i
+					data := payload(32<<10, uint64(lost+70000))
+					mu.Lock()
+					delete(want, lost)
+					mu.Unlock()
+					ack(writeShard(ctx, d, shard(lost), data), func() { want[lost] = data })
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { writers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("writers not done after 60 s")
+	}
+	if !probeUntil(ctx, d, 20*time.Second, func() bool { return d.Losses() == 1 }) {
+		t.Fatalf("the loss was not handled within 20 s of the writers' end: Losses %d", d.Losses())
+	}
+	close(stop)
+	bg.Wait()
+	p.Set(faultproxy.Faults{})
+	if !probeUntil(ctx, d, 10*time.Second, func() bool { return d.Probe(ctx) == nil }) {
+		t.Fatalf("the drive is not back: %v", d.Probe(ctx))
+	}
+	t.Logf("%d writes acknowledged while the reload ran; %d shards, %d records checked", during.Load(), len(want), len(records))
+	if during.Load() == 0 {
+		t.Fatal("no write was acknowledged while the reload ran: the test missed its window")
+	}
+	rcfg := s.config("", b, "lostload")
+	rcfg.ReadOnly = true
+	reader := open(t, rcfg)
+	for name, dr := range map[string]driver.Driver{"the drive": d, "a reader of the bucket": reader} {
+		for k := range records {
+			if got, err := dr.GetRecord(ctx, k); err != nil || string(got.Data) != k {
+				t.Errorf("%s: acknowledged record %s: %q, %v", name, k, got.Data, err)
+			}
+		}
+		for i, data := range want {
+			got, err := readAll(ctx, dr, shard(i))
+			switch {
+			case data == nil:
+				if !errors.Is(err, driver.ErrNotFound) {
+					t.Errorf("%s: shard %d, lost or deleted: %d bytes, %v; want driver.ErrNotFound", name, i, len(got), err)
+				}
+			case err != nil || !bytes.Equal(got, data):
+				t.Errorf("%s: shard %d: %d bytes, %v; want its %d acknowledged bytes", name, i, len(got), err, len(data))
+			}
+		}
+	}
 }
