@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/btree"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/vaultaire/vaultaire/driver"
 )
@@ -599,16 +600,49 @@ func (d *Driver) loadListed(ctx context.Context, logs, snaps []object, upTo uint
 		maxSeq = max(maxSeq, seq)
 		break
 	}
+	var todo []object
 	for _, o := range logs {
-		if seq, ok := seqOf(o.Key); !ok || seq <= d.snapSeq || seq > upTo {
-			continue
+		if seq, ok := seqOf(o.Key); ok && seq > d.snapSeq && seq <= upTo {
+			todo = append(todo, o)
 		}
-		if _, err := d.replay(ctx, o); err != nil {
-			return 0, 0, err
-		}
-		d.since++
+	}
+	if err := d.replayAll(ctx, todo); err != nil {
+		return 0, 0, err
 	}
 	return maxSeq, len(logs), nil
+}
+
+// replayAll applies log objects logs in their order, reading their
+// indexes half of Config.MaxConcurrent at a time (a round of that many
+// at once, so that no more indexes than that are held): a reload of
+// many log objects over a slow link takes a fraction of one GET after
+// another (remote 29).
+func (d *Driver) replayAll(ctx context.Context, logs []object) error {
+	par := max(1, d.cfg.MaxConcurrent/2)
+	for len(logs) > 0 {
+		round := logs[:min(len(logs), par)]
+		logs = logs[len(round):]
+		idx, ns := make([][]entry, len(round)), make([]int, len(round))
+		g, gctx := errgroup.WithContext(ctx)
+		for i, o := range round {
+			g.Go(func() (err error) {
+				idx[i], ns[i], err = d.readIndex(gctx, o)
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		d.mu.Lock()
+		for i, o := range round {
+			for j := range idx[i] {
+				d.apply(&idx[i][j], o.Key, int64(logHeader+ns[i]))
+			}
+			d.since++
+		}
+		d.mu.Unlock()
+	}
+	return nil
 }
 
 // removeOrphans deletes the objects under obj/ that the index does not

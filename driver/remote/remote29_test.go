@@ -138,9 +138,9 @@ func TestRemote29LostReloadLetsWritesThrough(t *testing.T) {
 // slow link it needs longer than one probe's context. It runs on past the
 // probe (on the driver's close context), later probes join it, and the
 // drive comes back (before, the reload ran within each probe's context
-// and was cut at every one: the drive never came back). Here 50 log
-// objects and no snapshot, 100 ms per request (a reload of 5 s or more)
-// and probes of 1 s.
+// and was cut at every one: the drive never came back). Here 150 log
+// objects and no snapshot, 100 ms per request (a reload of 2 s with 8
+// GETs in flight, 15 s one after another) and probes of 1 s.
 func TestRemote29LostReloadOutlastsProbes(t *testing.T) {
 	s := startVaultd(t)
 	b := s.bucket(t)
@@ -152,7 +152,7 @@ func TestRemote29LostReloadOutlastsProbes(t *testing.T) {
 	c.SmallShardMax = 16 << 10
 	d := open(t, c)
 	ctx := t.Context()
-	const n = 50
+	const n = 150
 	for i := range n {
 		if err := writeShard(ctx, d, shard(i), payload(1<<10, uint64(i))); err != nil {
 			t.Fatal(err)
