@@ -30,7 +30,7 @@
 // length in the data section; or the key and size of a large shard's
 // object) and shard deletes. A snapshot has the same format, with record
 // puts and shard locations (object, offset, size) and no data section. Open
-// lists P/snap/ and P/log/, loads the newest snapshot, reads the index of
+// lists P/log/ and P/snap/, loads the newest snapshot, reads the index of
 // each log object after it with one ranged GET (two if it is large; half
 // of MaxConcurrent at a time) and replays them in sequence order,
 // last-writer-wins by Version for records, so the in-memory index is what
