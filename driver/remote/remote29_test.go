@@ -5,6 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -494,6 +498,111 @@ func TestRemote29LostReloadUnderWrites(t *testing.T) {
 			case err != nil || !bytes.Equal(got, data):
 				t.Errorf("%s: shard %d: %d bytes, %v; want its %d acknowledged bytes", name, i, len(got), err, len(data))
 			}
+		}
+	}
+}
+
+// holdBeforeProxy is a reverse proxy that, once armed, holds the first
+// LIST whose prefix ends with suffix before forwarding it: what is
+// written meanwhile, the listing shows. listed is closed when it is
+// held; it goes on when release is closed.
+type holdBeforeProxy struct {
+	*httptest.Server
+	armed   atomic.Bool
+	once    sync.Once
+	listed  chan struct{}
+	release chan struct{}
+}
+
+func newHoldBeforeProxy(t *testing.T, target, suffix string) *holdBeforeProxy {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &holdBeforeProxy{listed: make(chan struct{}), release: make(chan struct{})}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if h.armed.Load() && r.Method == http.MethodGet && q.Get("list-type") == "2" && strings.HasSuffix(q.Get("prefix"), suffix) {
+			hit := false
+			h.once.Do(func() { hit = true })
+			if hit {
+				close(h.listed)
+				select {
+				case <-h.release:
+				case <-time.After(10 * time.Second):
+				}
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+// TestRemote29LostReloadListingSeesNewWrites: the reload's listing of
+// log/ is taken after its journal began, so it may show log objects
+// written since, whose entries the journal also has. The reload must
+// read only the log objects up to the sequence it noted when the
+// journal began: applying such a log object twice (from the bucket, then
+// from the journal) leaves its segment's live bytes at 0, and the next
+// compaction deletes a log object that holds an acknowledged shard.
+func TestRemote29LostReloadListingSeesNewWrites(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	p := newHoldBeforeProxy(t, s.endpoint, "/log/")
+	c := s.config(p.URL, b, "lostlist")
+	c.ProbeQuiet = time.Nanosecond
+	c.CompactInterval = -1
+	c.VerifyEvery = -1
+	c.SmallShardMax = 16 << 10
+	d := open(t, c)
+	ctx := t.Context()
+	if err := writeShard(ctx, d, shard(1), payload(4<<10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	deleteUnder(t, s, b, "lostlist/", func(k string) bool { return k != "lostlist/format.json" })
+	p.armed.Store(true)
+	probed := make(chan error, 1)
+	go func() { probed <- d.Probe(ctx) }()
+	select {
+	case <-p.listed:
+	case err := <-probed:
+		t.Fatalf("Probe returned before the reload listed log/: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("the reload never listed log/")
+	}
+	data := payload(8<<10, 2)
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	err := writeShard(wctx, d, shard(2), data) // a log object the listing will show
+	cancel()
+	if err != nil {
+		t.Fatalf("write during the reload: %v", err)
+	}
+	close(p.release)
+	select {
+	case <-probed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Probe that found the loss did not return")
+	}
+	if !probeUntil(ctx, d, 10*time.Second, func() bool { return d.Losses() == 1 && d.Probe(ctx) == nil }) {
+		t.Fatalf("the drive is not back: Losses %d, Probe %v", d.Losses(), d.Probe(ctx))
+	}
+	for range 2 { // the second run deletes what the first found dead
+		if _, err := d.Compact(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rcfg := s.config("", b, "lostlist")
+	rcfg.ReadOnly = true
+	reader := open(t, rcfg)
+	for name, dr := range map[string]driver.Driver{"the drive": d, "a reader of the bucket": reader} {
+		if got, err := readAll(ctx, dr, shard(2)); err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%s: shard 2, written while the reload listed log/, after two compactions: %d bytes, %v", name, len(got), err)
+		}
+		if got, err := readAll(ctx, dr, shard(1)); err != nil || !bytes.Equal(got, payload(4<<10, 1)) {
+			t.Errorf("%s: shard 1, intact in the bucket: %d bytes, %v", name, len(got), err)
 		}
 	}
 }
