@@ -115,21 +115,19 @@ func (d *Driver) lost(ctx context.Context) error {
 	case !isNotFound(err):
 		return lostOffline("answered 404, then %v", err)
 	}
-	select {
-	case <-d.closing:
-		return lostOffline("closed")
-	default:
-	}
-	d.log.Error("remote drive: format.json is gone from the bucket: its data was lost; reloading the index from what the bucket holds, for heal to refill the rest")
 	r := &lostRun{done: make(chan struct{})}
 	d.lrun.Store(r)
-	handed = true // the reload unlocks lostMu when it is done
-	d.bg.Go(func() {
+	handed = d.goBG(func() { // the reload unlocks lostMu when it is done
 		r.dropped, r.err = d.reloadLost(d.closeCtx)
 		close(r.done)
 		d.lrun.CompareAndSwap(r, nil)
 		d.lostMu.Unlock()
 	})
+	if !handed {
+		d.lrun.CompareAndSwap(r, nil)
+		return lostOffline("closed")
+	}
+	d.log.Error("remote drive: format.json is gone from the bucket: its data was lost; reloading the index from what the bucket holds, for heal to refill the rest")
 	return d.joinLost(ctx, r)
 }
 

@@ -345,6 +345,7 @@ type Driver struct {
 	closeCtx    context.Context // cancelled by Close
 	closeCancel context.CancelFunc
 	bg          sync.WaitGroup
+	bgMu        sync.Mutex // held by goBG while it adds to bg, and by Close while it closes closing
 
 	// loaded is set once the index has been read from the bucket;
 	// until then every call is driver.ErrOffline (loadErr says why).
@@ -1021,9 +1022,30 @@ func (d *Driver) probeLoop() {
 // Close stops the background work. Calls afterwards fail with
 // driver.ErrOffline; writes in progress are aborted by their callers.
 func (d *Driver) Close() error {
-	d.closeOnce.Do(func() { close(d.closing); d.closeCancel() })
+	d.closeOnce.Do(func() {
+		d.bgMu.Lock()
+		close(d.closing)
+		d.bgMu.Unlock()
+		d.closeCancel()
+	})
 	d.bg.Wait()
 	return nil
+}
+
+// goBG runs f in a goroutine Close waits for, unless Close has begun
+// (then it returns false and f does not run): a goroutine is never
+// added to bg while Close waits for it with nothing left (which
+// sync.WaitGroup forbids).
+func (d *Driver) goBG(f func()) bool {
+	d.bgMu.Lock()
+	defer d.bgMu.Unlock()
+	select {
+	case <-d.closing:
+		return false
+	default:
+	}
+	d.bg.Go(f)
+	return true
 }
 
 // cloneData returns a copy of b that is never nil.

@@ -594,17 +594,14 @@ func (d *Driver) resnapshotOwed(ctx context.Context, lostSnap string) error {
 		}
 	}
 	if rw == nil {
-		select {
-		case <-d.closing:
-			return fmt.Errorf("%w: closed", driver.ErrOffline)
-		default:
-		}
 		rw = &rewrite{done: make(chan struct{})}
-		d.vrewrite = rw
-		d.bg.Go(func() {
+		if !d.goBG(func() {
 			rw.err = d.resnapshot(d.closeCtx, lostSnap)
 			close(rw.done)
-		})
+		}) {
+			return fmt.Errorf("%w: closed", driver.ErrOffline)
+		}
+		d.vrewrite = rw
 	}
 	select {
 	case <-rw.done:
