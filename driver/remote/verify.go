@@ -301,7 +301,10 @@ func (d *Driver) verifyConfirm(ctx context.Context, p *verifyPass, start time.Ti
 // asked at the next step).
 func (d *Driver) confirm(ctx context.Context, p *verifyPass, start time.Time) (gone []string) {
 	heads := 0
-	for heads < verifyHeads && time.Since(start) < verifyStepTime {
+	// ctx ended: headAll sends nothing (errNotAsked, not a failure), so
+	// without this check the loop would go round until verifyStepTime
+	// (review 29r).
+	for heads < verifyHeads && time.Since(start) < verifyStepTime && ctx.Err() == nil {
 		asked, failed := 0, false
 		if n := min(len(p.cands), verifyBatch-len(p.again), verifyHeads-heads); n > 0 {
 			batch := p.cands[:n]
