@@ -1,0 +1,74 @@
+package remote_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vaultaire/vaultaire/driver"
+)
+
+// TestReview29rCompactWaitsOutReload: lost()'s reload now holds compactMu
+// for its whole run, in the background, for as long as it takes (minutes
+// on a large drive over a slow link). An exported Compact(ctx) took
+// compactMu with Lock(), so a caller's deadline meant nothing: it hung
+// until the reload ended (here until the held LIST is released). Compact
+// must give up with its ctx.
+func TestReview29rCompactWaitsOutReload(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	p := newHoldListProxy(t, s.endpoint, "/log/")
+	c := s.config(p.URL, b, "r29rc")
+	c.ProbeQuiet = time.Nanosecond
+	c.CompactInterval = -1
+	c.VerifyEvery = -1
+	d := open(t, c)
+	ctx := t.Context()
+	if err := writeShard(ctx, d, shard(1), payload(4<<10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	deleteUnder(t, s, b, "r29rc/", func(k string) bool { return k != "r29rc/format.json" && !strings.Contains(k, "/obj/") })
+	p.armed.Store(true)
+	probed := make(chan error, 1)
+	go func() { probed <- d.Probe(ctx) }()
+	select {
+	case <-p.listed:
+	case err := <-probed:
+		t.Fatalf("Probe returned before the reload listed log/: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("the reload never listed log/")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { _, err := d.Compact(cctx); done <- err }()
+	var took time.Duration
+	var err error
+	select {
+	case err = <-done:
+		took = time.Since(start)
+	case <-time.After(3 * time.Second):
+		took = time.Since(start)
+	}
+	close(p.release)
+	if took >= 3*time.Second {
+		<-done
+		t.Errorf("Compact with a 300 ms ctx during the reload still waiting after %v (compactMu taken without its ctx)", took.Round(time.Millisecond))
+	} else if !errors.Is(err, context.DeadlineExceeded) {
+		t.Logf("Compact during the reload: %v after %v", err, took)
+	}
+	<-probed
+	if !probeUntil(ctx, d, 10*time.Second, func() bool { return d.Losses() == 1 && d.Probe(ctx) == nil }) {
+		t.Fatalf("the drive is not back: Losses %d, Probe %v", d.Losses(), d.Probe(ctx))
+	}
+	if _, err := d.Compact(ctx); err != nil {
+		t.Errorf("Compact after the reload: %v", err)
+	}
+	if got, err := readAll(ctx, d, shard(1)); err != nil || len(got) != 4<<10 {
+		t.Errorf("shard 1 after the reload: %d bytes, %v", len(got), err)
+	}
+	_ = driver.ErrOffline
+}
