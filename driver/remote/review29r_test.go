@@ -72,3 +72,64 @@ func TestReview29rCompactWaitsOutReload(t *testing.T) {
 	}
 	_ = driver.ErrOffline
 }
+
+// TestReview29rCloseDuringReload: Close while lost()'s reload is held in
+// its LIST of log/ (and a write and a joined probe are under way) returns
+// promptly: the reload runs on closeCtx. Then a reopen reads everything
+// acknowledged (a sound check, passes on the branch).
+func TestReview29rCloseDuringReload(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	p := newHoldListProxy(t, s.endpoint, "/log/")
+	c := s.config(p.URL, b, "r29rx")
+	c.ProbeQuiet = time.Nanosecond
+	c.CompactInterval = -1
+	c.VerifyEvery = -1
+	d := open(t, c)
+	ctx := t.Context()
+	if err := writeShard(ctx, d, shard(1), payload(4<<10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	deleteUnder(t, s, b, "r29rx/", func(k string) bool { return k != "r29rx/format.json" && !strings.Contains(k, "/obj/") })
+	p.armed.Store(true)
+	probed := make(chan error, 1)
+	go func() { probed <- d.Probe(context.Background()) }() // no deadline: joined until the run ends
+	select {
+	case <-p.listed:
+	case err := <-probed:
+		t.Fatalf("Probe returned before the reload listed log/: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("the reload never listed log/")
+	}
+	if err := writeShard(ctx, d, shard(2), payload(4<<10, 2)); err != nil {
+		t.Fatalf("write during the reload: %v", err)
+	}
+	closed := make(chan struct{})
+	start := time.Now()
+	go func() { d.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		close(p.release)
+		t.Fatalf("Close during the reload still waiting after %v", time.Since(start))
+	}
+	select {
+	case err := <-probed:
+		if !errors.Is(err, driver.ErrOffline) {
+			t.Errorf("joined probe: %v, want ErrOffline", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the joined probe did not return after Close")
+	}
+	close(p.release)
+	c2 := s.config(s.endpoint, b, "r29rx")
+	c2.CompactInterval = -1
+	c2.VerifyEvery = -1
+	c2.Reformat = true // format.json is still missing: the reload never finished
+	d2 := open(t, c2)
+	for i := 1; i <= 2; i++ {
+		if got, err := readAll(ctx, d2, shard(i)); err != nil || len(got) != 4<<10 {
+			t.Errorf("shard %d after reopen: %d bytes, %v", i, len(got), err)
+		}
+	}
+}
