@@ -89,6 +89,14 @@ type journaled struct {
 // is done and format.json written again, and for that probe: the next
 // one's HEAD brings it back.
 func (d *Driver) lost(ctx context.Context) error {
+	if d.cfg.Fence != nil {
+		if err := d.cfg.Fence.Fence(ctx); err != nil {
+			// Another node owns the drive: the loss is its to handle
+			// (a reload here would read the whole bucket at every probe
+			// and fail at its first write; review 29r), as verifyStep.
+			return lostOffline("%v: %v", ErrFenced, err)
+		}
+	}
 	if !d.lostMu.TryLock() {
 		if r := d.lrun.Load(); r != nil {
 			return d.joinLost(ctx, r)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vaultaire/vaultaire/driver"
+	"github.com/vaultaire/vaultaire/driver/remote"
 )
 
 // TestReview29rCompactWaitsOutReload: lost()'s reload now holds compactMu
@@ -131,5 +133,51 @@ func TestReview29rCloseDuringReload(t *testing.T) {
 		if got, err := readAll(ctx, d2, shard(i)); err != nil || len(got) != 4<<10 {
 			t.Errorf("shard %d after reopen: %d bytes, %v", i, len(got), err)
 		}
+	}
+}
+
+// TestReview29rFencedNodeReloads: a node whose fence refuses (the drive
+// was adopted by another node) must not handle a lost format.json: that
+// is the owner's. verifyStep checks the fence first; lost() did not, so
+// at every probe the deposed node started a background reload of the
+// whole index (minutes of LIST and GET on a large drive, now no longer
+// cut by the probe's deadline), swapped it in, and failed only at its
+// first write (the lost-shard deletions or format.json), to start again
+// at the next probe.
+func TestReview29rFencedNodeReloads(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	p := newHoldListProxy(t, s.endpoint, "/log/")
+	var owned atomic.Bool
+	owned.Store(true)
+	c := s.config(p.URL, b, "r29rf")
+	c.ProbeQuiet = time.Nanosecond
+	c.CompactInterval = -1
+	c.VerifyEvery = -1
+	c.Fence = remote.FenceFunc(func(context.Context) error {
+		if owned.Load() {
+			return nil
+		}
+		return errors.New("adopted by another node")
+	})
+	d := open(t, c)
+	ctx := t.Context()
+	if err := writeShard(ctx, d, shard(1), payload(4<<10, 1)); err != nil {
+		t.Fatal(err)
+	}
+	owned.Store(false)
+	deleteUnder(t, s, b, "r29rf/", func(k string) bool { return k != "r29rf/format.json" })
+	p.armed.Store(true)
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	err := d.Probe(pctx)
+	if !errors.Is(err, driver.ErrOffline) {
+		t.Errorf("fenced Probe with format.json lost: %v, want driver.ErrOffline", err)
+	}
+	select {
+	case <-p.listed:
+		close(p.release)
+		t.Errorf("a fenced node began reloading the index after format.json was lost (Probe: %v)", err)
+	case <-time.After(time.Second):
 	}
 }
