@@ -298,6 +298,7 @@ func (d *Driver) flush(ops []*op) {
 			orphans = append(orphans, obj)
 		}
 	}
+	d.noteJournal(key, seq, int64(len(body)), base, applied)
 	d.mu.Unlock()
 }
 

@@ -61,9 +61,17 @@ func (d *Driver) Compact(ctx context.Context) (CompactStats, error) {
 }
 
 func (d *Driver) compact(ctx context.Context, force bool) (CompactStats, error) {
-	d.compactMu.Lock()
-	defer d.compactMu.Unlock()
 	var st CompactStats
+	// Waited for within ctx: lost()'s reload holds compactMu for its
+	// whole run, minutes on a large drive (review 29r).
+	for !d.compactMu.TryLock() {
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return st, fmt.Errorf("driver/remote: compact: %w", ctx.Err())
+		}
+	}
+	defer d.compactMu.Unlock()
 
 	// Deletions queued by the previous run.
 	pending := d.pendingDel

@@ -30,11 +30,11 @@
 // length in the data section; or the key and size of a large shard's
 // object) and shard deletes. A snapshot has the same format, with record
 // puts and shard locations (object, offset, size) and no data section. Open
-// lists P/snap/ and P/log/, loads the newest snapshot, reads the index of
-// each log object after it with one ranged GET (two if it is large) and
-// replays them in sequence order, last-writer-wins by Version for records,
-// so the in-memory index is what was acknowledged. Shard bytes are not read
-// at Open.
+// lists P/log/ and P/snap/, loads the newest snapshot, reads the index of
+// each log object after it with one ranged GET (two if it is large; half
+// of MaxConcurrent at a time) and replays them in sequence order,
+// last-writer-wins by Version for records, so the in-memory index is what
+// was acknowledged. Shard bytes are not read at Open.
 //
 // # Group commit and request economy
 //
@@ -108,7 +108,7 @@
 //
 // The bucket can still lose objects behind the driver (a provider
 // incident, a lifecycle rule, an operator's clean-up). Probe finds a lost
-// format.json with its HEAD (lost, in remote.go) and, in steps spread
+// format.json with its HEAD (lost.go) and, in steps spread
 // over probes, compares a listing of log/ and obj/ with the index at
 // most once per Config.VerifyEvery (verify.go); either way the shards
 // whose bytes are gone are deleted from the index, so the engine's

@@ -9,7 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
+	"math"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/btree"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/vaultaire/vaultaire/driver"
 )
@@ -344,6 +345,7 @@ type Driver struct {
 	closeCtx    context.Context // cancelled by Close
 	closeCancel context.CancelFunc
 	bg          sync.WaitGroup
+	bgMu        sync.Mutex // held by goBG while it adds to bg, and by Close while it closes closing
 
 	// loaded is set once the index has been read from the bucket;
 	// until then every call is driver.ErrOffline (loadErr says why).
@@ -361,6 +363,11 @@ type Driver struct {
 	since    int // log objects written or replayed past the snapshot
 	recBytes int64
 	shBytes  int64
+	// journaling is set while lost's reload reads the bucket: each
+	// flush then adds what it applied to journal, which the reload
+	// applies to the index it read before swapping it in (lost.go).
+	journaling bool
+	journal    []journaled
 
 	rmu       sync.Mutex // guards rnext, rbusy, rreads and rlast: a reader's refreshes (readonly.go)
 	rnext     *round     // the refresh reads wait for that has not begun
@@ -374,9 +381,10 @@ type Driver struct {
 	compactMu  sync.Mutex // serialises compactions
 	pendingDel []string   // log objects to delete on the next compaction (under compactMu)
 
-	flushMu    sync.Mutex   // held by each flush, and by lost while it reloads the index
-	lostMu     sync.Mutex   // one lost, or verification step, at a time; guards vpass and vnext
-	formatSeen atomic.Int64 // unix nanoseconds of Probe's last HEAD of format.json that answered
+	flushMu    sync.Mutex              // held by each flush, and by lost's reload while it starts its journal (lost.go)
+	lostMu     sync.Mutex              // one lost (a probe, then its reload), or verification step, at a time; guards vpass and vnext
+	lrun       atomic.Pointer[lostRun] // the reload after format.json was lost, while it runs (lost.go)
+	formatSeen atomic.Int64            // unix nanoseconds of Probe's last HEAD of format.json that answered
 	lostCount  atomic.Uint64
 
 	vpass    *verifyPass // the verification in progress (verify.go); nil: none
@@ -566,9 +574,15 @@ func (d *Driver) loadIndex(ctx context.Context) (uint64, int, error) {
 	if err != nil {
 		return 0, 0, err
 	}
+	return d.loadListed(ctx, logs, snaps, math.MaxUint64)
+}
+
+// loadListed is loadIndex from listings of log/ and snap/ taken in that
+// order, ignoring the objects past sequence upTo.
+func (d *Driver) loadListed(ctx context.Context, logs, snaps []object, upTo uint64) (uint64, int, error) {
 	var maxSeq uint64
 	for _, o := range logs {
-		if seq, ok := seqOf(o.Key); ok {
+		if seq, ok := seqOf(o.Key); ok && seq <= upTo {
 			d.segs[o.Key] = &segment{seq: seq, size: o.Size}
 			maxSeq = max(maxSeq, seq)
 		}
@@ -577,7 +591,7 @@ func (d *Driver) loadIndex(ctx context.Context) (uint64, int, error) {
 	// log objects after it are replayed.
 	for i := len(snaps) - 1; i >= 0; i-- {
 		seq, ok := seqOf(snaps[i].Key)
-		if !ok {
+		if !ok || seq > upTo {
 			continue
 		}
 		if err := d.loadSnapshot(ctx, snaps[i]); err != nil {
@@ -587,16 +601,49 @@ func (d *Driver) loadIndex(ctx context.Context) (uint64, int, error) {
 		maxSeq = max(maxSeq, seq)
 		break
 	}
+	var todo []object
 	for _, o := range logs {
-		if seq, ok := seqOf(o.Key); !ok || seq <= d.snapSeq {
-			continue
+		if seq, ok := seqOf(o.Key); ok && seq > d.snapSeq && seq <= upTo {
+			todo = append(todo, o)
 		}
-		if _, err := d.replay(ctx, o); err != nil {
-			return 0, 0, err
-		}
-		d.since++
+	}
+	if err := d.replayAll(ctx, todo); err != nil {
+		return 0, 0, err
 	}
 	return maxSeq, len(logs), nil
+}
+
+// replayAll applies log objects logs in their order, reading their
+// indexes half of Config.MaxConcurrent at a time (a round of that many
+// at once, so that no more indexes than that are held): a reload of
+// many log objects over a slow link takes a fraction of one GET after
+// another (remote 29).
+func (d *Driver) replayAll(ctx context.Context, logs []object) error {
+	par := max(1, d.cfg.MaxConcurrent/2)
+	for len(logs) > 0 {
+		round := logs[:min(len(logs), par)]
+		logs = logs[len(round):]
+		idx, ns := make([][]entry, len(round)), make([]int, len(round))
+		g, gctx := errgroup.WithContext(ctx)
+		for i, o := range round {
+			g.Go(func() (err error) {
+				idx[i], ns[i], err = d.readIndex(gctx, o)
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		d.mu.Lock()
+		for i, o := range round {
+			for j := range idx[i] {
+				d.apply(&idx[i][j], o.Key, int64(logHeader+ns[i]))
+			}
+			d.since++
+		}
+		d.mu.Unlock()
+	}
+	return nil
 }
 
 // removeOrphans deletes the objects under obj/ that the index does not
@@ -928,126 +975,6 @@ func (d *Driver) Probe(ctx context.Context) error {
 	return d.verifyStep(ctx)
 }
 
-// lost handles a backend that answers but no longer holds the drive's
-// format.json: the bucket lost the drive's objects (a provider incident,
-// a lifecycle rule, someone's clean-up) while the in-memory index still
-// lists them, so reads and scans saw nothing missing and nothing was
-// healed (attack 27 F1). Once a second HEAD confirms it (a 404 could be a
-// provider's hiccup), it reloads the index from the bucket as Open does,
-// with no flush or compaction meanwhile, and deletes from it, through the
-// log like any deletion, the shards whose objects the bucket no longer
-// lists (a snapshot written since the loss copied the stale index:
-// review 27r R2); only then does it write format.json again, so that a
-// step that fails leaves it missing and the next probe tries again (R1).
-// What was lost is then missing from the drive, as on a replaced disk,
-// and the scanner and the healer refill it; what was written after the
-// loss stays. It reports the drive offline this once, so that the
-// probe's next answer brings it back (and the engine's heals are
-// retried).
-func (d *Driver) lost(ctx context.Context) error {
-	offline := func(format string, a ...any) error {
-		return fmt.Errorf("driver/remote: probe: %w: format.json lost: %s", driver.ErrOffline, fmt.Sprintf(format, a...))
-	}
-	if !d.lostMu.TryLock() {
-		return offline("being handled")
-	}
-	defer d.lostMu.Unlock()
-	fkey := d.key("format.json")
-	select {
-	case <-time.After(lostConfirm):
-	case <-ctx.Done():
-		return offline("%v", ctx.Err())
-	}
-	hctx, cancel := context.WithTimeout(ctx, d.cfg.OpTimeout)
-	_, err := d.be.s3HeadDirect(hctx, fkey)
-	cancel()
-	switch {
-	case err == nil:
-		return offline("answered 404, then found")
-	case !isNotFound(err):
-		return offline("answered 404, then %v", err)
-	}
-	d.log.Error("remote drive: format.json is gone from the bucket: its data was lost; reloading the index from what the bucket holds, for heal to refill the rest")
-	if err := d.reloadLost(ctx); err != nil {
-		return offline("reloading the index: %v", err)
-	}
-	missing, err := d.missingShards(ctx)
-	if err != nil {
-		return offline("listing the bucket: %v", err)
-	}
-	if len(missing) > 0 {
-		ops := make([]*op, 0, len(missing))
-		for sh, loc := range missing {
-			ops = append(ops, &op{e: entry{op: opShardDel, shard: sh}, onlyIf: &loc})
-		}
-		if err := d.submitAll(ctx, ops); err != nil {
-			return offline("deleting %d lost shards from the index: %v", len(missing), err)
-		}
-		for _, o := range ops {
-			if o.err != nil && !errors.Is(o.err, driver.ErrNotFound) && !errors.Is(o.err, errMoved) {
-				return offline("deleting a lost shard from the index: %v", o.err)
-			}
-		}
-		d.noteDropped(ops)
-	}
-	b, _ := json.Marshal(format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID})
-	if err := d.be.put(ctx, fkey, b); err != nil {
-		return offline("writing it again: %v", err)
-	}
-	d.lostCount.Add(1)
-	d.log.Warn("remote drive: index reloaded after the loss", "records", d.records.Len(), "shards", len(d.shards), "lost_shards", len(missing))
-	return offline("the index reloaded, %d lost shards deleted from it, format.json written again", len(missing))
-}
-
-// reloadLost reloads the index as Open does, with no flush or compaction
-// meanwhile; a compaction running is waited for only within ctx (review
-// 27r R4).
-func (d *Driver) reloadLost(ctx context.Context) error {
-	for !d.compactMu.TryLock() {
-		select {
-		case <-time.After(50 * time.Millisecond):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	defer d.compactMu.Unlock()
-	d.flushMu.Lock()
-	defer d.flushMu.Unlock()
-	if err := d.reloadAll(ctx); err != nil {
-		return err
-	}
-	d.pendingDel = nil // queued against the old index: the reloaded one may read from them (what is dead there, compaction finds again)
-	return nil
-}
-
-// missingShards returns the shards of the index, with their locations,
-// whose object (a log object or the shard's own) the bucket does not
-// list. The locations are taken before the listing, so a shard written
-// or moved meanwhile (to an object the listing may not show) has another
-// location by the time it is deleted, and its deletion (onlyIf) leaves
-// it.
-func (d *Driver) missingShards(ctx context.Context) (map[driver.Shard]shardLoc, error) {
-	d.mu.RLock()
-	locs := maps.Clone(d.shards)
-	d.mu.RUnlock()
-	have := map[string]bool{}
-	for _, p := range []string{"log/", "obj/"} {
-		objs, err := d.be.list(ctx, d.key(p))
-		if err != nil {
-			return nil, err
-		}
-		for _, o := range objs {
-			have[o.Key] = true
-		}
-	}
-	for sh, l := range locs {
-		if have[l.obj] {
-			delete(locs, sh)
-		}
-	}
-	return locs, nil
-}
-
 // lostConfirm is how long lost waits before the HEAD that confirms a
 // missing format.json.
 const lostConfirm = 500 * time.Millisecond
@@ -1095,9 +1022,30 @@ func (d *Driver) probeLoop() {
 // Close stops the background work. Calls afterwards fail with
 // driver.ErrOffline; writes in progress are aborted by their callers.
 func (d *Driver) Close() error {
-	d.closeOnce.Do(func() { close(d.closing); d.closeCancel() })
+	d.closeOnce.Do(func() {
+		d.bgMu.Lock()
+		close(d.closing)
+		d.bgMu.Unlock()
+		d.closeCancel()
+	})
 	d.bg.Wait()
 	return nil
+}
+
+// goBG runs f in a goroutine Close waits for, unless Close has begun
+// (then it returns false and f does not run): a goroutine is never
+// added to bg while Close waits for it with nothing left (which
+// sync.WaitGroup forbids).
+func (d *Driver) goBG(f func()) bool {
+	d.bgMu.Lock()
+	defer d.bgMu.Unlock()
+	select {
+	case <-d.closing:
+		return false
+	default:
+	}
+	d.bg.Go(f)
+	return true
 }
 
 // cloneData returns a copy of b that is never nil.
