@@ -196,7 +196,9 @@ type Driver interface {
 	// limit below 1 is an error. The Data of a listed record holds at most
 	// its first ListDataMax bytes (Truncated says when it was cut), so a
 	// listing's memory never depends on record size; GetRecord returns it
-	// whole.
+	// whole. A record whose data the drive knows lost may be listed with
+	// its Version, no Data and Truncated set: its GetRecord then reports
+	// ErrCorrupt (driver/local, review 29q M1).
 	ListRecords(ctx context.Context, prefix, after string, limit int) ([]Record, error)
 }
 

@@ -329,15 +329,21 @@ func (d *Driver) ListRecords(ctx context.Context, prefix, after string, limit in
 			var err error
 			if stored {
 				r, err = pk.decodeCut(key, val, driver.ListDataMax)
-				if err != nil && errors.Is(err, driver.ErrCorrupt) && len(val) >= driver.VersionSize {
-					// Its data does not read back (a pack extent lost,
-					// cut short or unreadable): listed with its version
-					// and no data, cut, so that a caller needing the data
-					// asks GetRecord, which reports the corruption (the
-					// scrubber then repairs it from the other drives),
-					// and the rest of the page is listed. Failing the
-					// page stopped every scrubber pass there, for good
-					// (review 29q M1).
+				if err != nil && errors.Is(err, driver.ErrCorrupt) && (errors.Is(err, errLost) || errors.Is(err, errChecksum)) && len(val) >= driver.VersionSize {
+					// Its data is lost (a pack extent gone or cut short,
+					// a reference that does not parse) or fails its CRC:
+					// listed with its version and no data, cut, so that
+					// a caller needing the data asks GetRecord, which
+					// reports the corruption (the scrubber then repairs
+					// it from the other drives: a write over it succeeds,
+					// see logical), and the rest of the page is listed.
+					// Failing the page stopped every scrubber pass there,
+					// for good (review 29q M1). A read that failed
+					// otherwise (packs/ briefly unreachable, a pack that
+					// cannot be opened, an I/O error) still fails the
+					// page: nothing is known lost, the engine's listings
+					// would drop the record (its head does not decode)
+					// and a write over it fails anyway (review 29s M1).
 					r, err = driver.Record{Key: string(key), Data: []byte{}, Truncated: true}, nil
 					copy(r.Version[:], val)
 				}
