@@ -548,6 +548,14 @@ func (g *merger) next(ctx context.Context) (key string, newest *record, ok bool,
 			if len(c.buf) == 0 || c.buf[0].Key != minKey {
 				continue
 			}
+			if listedLost(c.buf[0]) {
+				// As a listing that failed on this drive (ListRecords did,
+				// before driver/local listed such records): out of the
+				// walk, which answers only if the others cover every set
+				// (finish), never a key this drive does not hold.
+				c.failed, c.done, c.buf = fmt.Errorf("record %q listed without its data (lost on the drive)", minKey), true, nil
+				continue
+			}
 			if r, err := unmarshalHead(c.buf[0].Data); err == nil {
 				heads, from, raws = append(heads, r), append(from, i), append(raws, c.buf[0])
 			}
@@ -557,6 +565,20 @@ func (g *merger) next(ctx context.Context) (key string, newest *record, ok bool,
 			return minKey[len(g.base):], newest, true, nil
 		}
 	}
+}
+
+// listedLost reports whether a listed record is cut with no head to read:
+// driver/local lists so a record whose data is lost (its pack extent), so
+// that the scrubber finds and repairs it. Listings take it as a failure of
+// that drive's listing, never as a key the drive does not hold: dropped
+// with the drive counted as answering, a container whose records were all
+// listed so looked empty (review 29s).
+func listedLost(raw driver.Record) bool {
+	if !raw.Truncated {
+		return false
+	}
+	_, err := unmarshalHead(raw.Data)
+	return err != nil
 }
 
 // choose returns the record a read of index key ikey serves (locate), of

@@ -119,8 +119,8 @@ func (e *Engine) listMerged(ctx context.Context, drives []driver.Driver, prefix,
 	answered := make([]bool, len(drives))
 	slow := make([]bool, len(drives)) // pickable
 	for j, l := range res {
-		if !done[j] || l.err != nil {
-			continue
+		if !done[j] || l.err != nil || slices.ContainsFunc(l.recs, listedLost) {
+			continue // listedLost: as a listing that failed on this drive
 		}
 		answered[j] = true
 		for _, raw := range l.recs {

@@ -23,30 +23,38 @@ func (l listsCut) ListRecords(ctx context.Context, prefix, after string, limit i
 	return rs, err
 }
 
-// TestReview29sListedCutRecordHidesObject: how the engine's listings take
-// a record listed with no data and Truncated (41ed525, for any
-// driver.ErrCorrupt of a pack read, the packs directory briefly
-// unreachable or a pack that cannot be opened among them: see
-// driver/local's TestReview29sListUnreachablePacksNotLost). The merger
-// decodes the head of the listed data, fails, and drops the record with
-// the drive counted as answering: if the drives holding an object all
-// list it so, List does not show it and DeleteContainer deletes a
-// container that is not empty (before 41ed525 the listing failed). So
-// the driver must list a record so only when its data is known lost.
-// Not a failing test of the fix (the fix is in driver/local): it
-// documents the consumer's behaviour the driver fix relies on.
+// TestReview29sListedCutRecordHidesObject: a record listed with no data
+// and Truncated (driver/local lists so a record whose data is lost) is
+// taken as a failure of that drive's listing, not as a key the drive does
+// not hold. Before, the merger dropped it with the drive counted as
+// answering: with every drive listing the object so, List showed nothing
+// and DeleteContainer deleted a container that was not empty. Now a
+// listing with every drive so fails (read quorum), and with one drive so
+// the others answer: the object is listed and the container is not empty.
 func TestReview29sListedCutRecordHidesObject(t *testing.T) {
-	r := newRig(t, rigOptions{drives: 4, noSync: true, wrap: func(d driver.Driver) driver.Driver { return listsCut{d} }})
-	r.put(t, "k", randBytes(9, 40<<10), 40<<10)
-	res, err := r.e.List(t.Context(), "t", "c", ListOptions{Limit: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.Artifacts) != 0 {
-		t.Skipf("listed %d artifacts: the merger reads a cut record whole now", len(res.Artifacts))
-	}
-	err = r.e.DeleteContainer(t.Context(), "t", "c")
-	if !errors.Is(err, ErrContainerNotEmpty) {
-		t.Logf("DeleteContainer of a container holding k, its records listed cut without data: %v (want ErrContainerNotEmpty): documented, see above", err)
+	for _, tc := range []struct {
+		name string
+		cut  int // drives listing every record cut without data
+	}{{"every drive", 4}, {"one drive", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			wrapped := 0
+			r := newRig(t, rigOptions{drives: 4, noSync: true, wrap: func(d driver.Driver) driver.Driver {
+				if wrapped++; wrapped <= tc.cut {
+					return listsCut{d}
+				}
+				return d
+			}})
+			r.put(t, "k", randBytes(9, 40<<10), 40<<10)
+			res, err := r.e.List(t.Context(), "t", "c", ListOptions{Limit: 10})
+			switch {
+			case tc.cut == 4 && !errors.Is(err, ErrReadQuorum):
+				t.Errorf("List with every drive's record lost: %d artifacts, %v; want ErrReadQuorum", len(res.Artifacts), err)
+			case tc.cut < 4 && (err != nil || len(res.Artifacts) != 1):
+				t.Errorf("List with one drive's record lost: %d artifacts, %v; want k from the others", len(res.Artifacts), err)
+			}
+			if err := r.e.DeleteContainer(t.Context(), "t", "c"); err == nil {
+				t.Error("DeleteContainer deleted a container holding k")
+			}
+		})
 	}
 }
