@@ -141,8 +141,14 @@ func (c *cursor) skipTo(after string) {
 // is still in the listing: it has not failed, and either did not need a
 // batch or its drive answered this one. A cursor whose drive did not
 // answer by then is dropped from the listing (failed), and its late
-// answer ignored. enough must not retain answered.
-func (e *Engine) fill(ctx context.Context, cursors []*cursor, prefix string, enough func(answered []bool) bool) {
+// answer ignored. enough must not retain answered. With lostFails (a
+// walk where a record listed lost fails its drive's listing: merger.next),
+// a batch holding one is no answer to enough, as ListRecords failing was
+// before driver/local listed such records: accepted, it made the quorum,
+// a slower drive was dropped after the grace, and the walk then fell
+// short once the cursor failed at that record (review 29t). So is a
+// cursor that needs no batch but holds one in its buffer still.
+func (e *Engine) fill(ctx context.Context, cursors []*cursor, prefix string, enough func(answered []bool) bool, lostFails bool) {
 	needs := make([]bool, len(cursors))
 	need := false
 	for j, c := range cursors {
@@ -152,16 +158,23 @@ func (e *Engine) fill(ctx context.Context, cursors []*cursor, prefix string, eno
 	if !need {
 		return
 	}
+	var lost []bool // lost[j]: cursor j needs no batch but holds a record listed lost
+	if lostFails {
+		lost = make([]bool, len(cursors))
+		for j, c := range cursors {
+			lost[j] = !needs[j] && slices.ContainsFunc(c.buf, listedLost)
+		}
+	}
 	answered := make([]bool, len(cursors))
 	res, done := fanOutUntil(ctx, e, len(cursors), func(j int) bool { return needs[j] },
 		func(_ int, accepted []bool) bool {
 			for j, c := range cursors {
-				answered[j] = c.failed == nil && (!needs[j] || accepted[j])
+				answered[j] = c.failed == nil && (!needs[j] || accepted[j]) && (lost == nil || !lost[j])
 			}
 			return enough(answered)
 		},
 		func(ctx context.Context, j int) batch { return cursors[j].next(ctx, prefix) },
-		func(b batch) bool { return b.err == nil }, nil)
+		func(b batch) bool { return b.err == nil && !(lostFails && slices.ContainsFunc(b.recs, listedLost)) }, nil)
 	for j, c := range cursors {
 		if !needs[j] {
 			continue
@@ -532,7 +545,7 @@ func (g *merger) next(ctx context.Context) (key string, newest *record, ok bool,
 		}
 		var minKey string
 		found := false
-		g.e.fill(ctx, g.cursors, g.prefix, g.covered)
+		g.e.fill(ctx, g.cursors, g.prefix, g.covered, true)
 		for _, c := range g.cursors {
 			if len(c.buf) > 0 && (!found || c.buf[0].Key < minKey) {
 				minKey, found = c.buf[0].Key, true

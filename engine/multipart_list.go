@@ -110,7 +110,9 @@ func (e *Engine) listMerged(ctx context.Context, drives []driver.Driver, prefix,
 			recs, err := drives[j].ListRecords(ctx, prefix, after, limit+1)
 			return listed{recs, err}
 		},
-		func(l listed) bool { return l.err == nil }, nil)
+		// listedLost: no answer, as below (review 29t: accepted, it made
+		// the quorum and a slower drive was dropped after the grace).
+		func(l listed) bool { return l.err == nil && !slices.ContainsFunc(l.recs, listedLost) }, nil)
 	type entry struct {
 		raw driver.Record
 		rec *record

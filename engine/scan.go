@@ -72,7 +72,7 @@ func (e *Engine) Scan(ctx context.Context, tenant, container, after string, limi
 		for i, c := range curs {
 			cursors[i] = c.c
 		}
-		e.fill(ctx, cursors, base, atMostMissing(m.Policy.Parity))
+		e.fill(ctx, cursors, base, atMostMissing(m.Policy.Parity), false) // a record listed lost has its version: Scan compares those
 		for _, c := range curs {
 			if len(c.c.buf) > 0 && (!found || c.c.buf[0].Key < minKey) {
 				minKey, found = c.c.buf[0].Key, true
