@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -626,6 +627,9 @@ func run(args ...string) error {
 	return nil
 }
 
+// netnsSeq numbers newNetns's calls in this process.
+var netnsSeq atomic.Int64
+
 // newNetns creates n namespaces on a bridge, or skips the test if this
 // process may not create namespaces. Everything is removed when the test
 // ends (after the processes, which are killed by cleanups registered
@@ -638,8 +642,14 @@ func newNetns(t *testing.T, n int) *netns {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("partition suite needs iproute2 (ip): not found")
 	}
+	// Names unique per call, not only per process: deleting a namespace
+	// returns before the kernel has removed its veth pair, so the next
+	// test of the process reusing the names met the last one's
+	// ("RTNETLINK answers: File exists", CI 00:24Z 2026-12-08). At most
+	// 15 characters: vch + 4 digits + 2 + "probe".
+	seq := netnsSeq.Add(1)
 	nn := &netns{
-		prefix: fmt.Sprintf("vch%d", os.Getpid()%100_000),
+		prefix: fmt.Sprintf("vch%04d%c%c", os.Getpid()%10_000, 'a'+seq/26%26, 'a'+seq%26),
 		subnet: fmt.Sprintf("10.%d.%d.", 200+mrand.IntN(50), mrand.IntN(250)),
 		n:      n,
 		cut:    map[[2]int]bool{},
