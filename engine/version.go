@@ -1086,8 +1086,11 @@ func (e *Engine) versionAbove(ctx context.Context, tenant, container, base strin
 	}
 	for {
 		k, rec, ok, err := g.next(ctx)
-		if err != nil || !ok {
+		if err != nil {
 			return false, err
+		}
+		if !ok { // none found: an answer only if enough drives listed
+			return false, g.finish()
 		}
 		vid := k[len(base):]
 		if vid == NullVersion || !ValidVersionID(vid) || rec.Deleted {
