@@ -210,13 +210,14 @@ func chunkAAD(buf *[9]byte, i uint64, final bool) []byte {
 // storedRange maps the plaintext range [off, off+n) (n > 0) to the stored
 // range of the chunks covering it, [soff, soff+sn), and the first chunk's
 // index. The range runs to the end of the last chunk as if it were full,
-// and one byte further: a provider answers a range past the object's end
-// with the bytes there are, so the final chunk comes whole, and a range
-// whose last chunk is full shows whether the object goes on after it (an
-// object never ends with a full chunk: one that does was cut).
+// and encOverhead bytes further: a provider answers a range past the
+// object's end with the bytes there are, so the final chunk comes whole,
+// and a range whose last chunk is full shows that at least a chunk's
+// overhead follows it (an object never ends with a full chunk, nor with
+// less than a whole chunk after one: one that does was cut).
 func storedRange(off, n int64) (soff, sn int64, first uint64) {
 	c0, c1 := off/encChunk, (off+n-1)/encChunk
-	return int64(encHeader) + c0*encFull, (c1-c0+1)*encFull + 1, uint64(c0)
+	return int64(encHeader) + c0*encFull, (c1-c0+1)*encFull + encOverhead, uint64(c0)
 }
 
 // openReader decrypts a stream of whole stored chunks, from chunk first,
@@ -282,10 +283,10 @@ func (r *openReader) chunk() ([]byte, error) {
 	}
 	r.left -= int64(len(pt))
 	if r.left == 0 && !final {
-		// The range ends with a full chunk: the object must go on (the
-		// byte after it was asked for too), or it was cut there.
-		var one [1]byte
-		if m, _ := io.ReadFull(r.src, one[:]); m == 0 {
+		// The range ends with a full chunk: at least a chunk's overhead
+		// must follow (asked for too), or the object was cut there.
+		var next [encOverhead]byte
+		if m, _ := io.ReadFull(r.src, next[:]); m < encOverhead {
 			return nil, errTruncated
 		}
 	}
