@@ -618,3 +618,62 @@ func TestEncPlaintextDrive(t *testing.T) {
 }
 
 var _ = context.Background
+
+// TestEncRequestCount: the same work costs exactly the same requests,
+// method by method, on an encrypted drive as on a plaintext one: format,
+// records, inline, single-PUT and multipart shards, whole and ranged
+// reads, a compaction, a reopen (snapshot and log indexes) and reads after
+// it. Only the bytes sent and received grow, by the chunks' overhead.
+func TestEncRequestCount(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	work := func(c remote.Config) (remote.Stats, remote.Stats) {
+		ctx := t.Context()
+		d := open(t, c)
+		for i, n := range []int{10, 1000, 64 << 10, 64<<10 + 1, 200 << 10, remote.MinPartSize + 7, 2*remote.MinPartSize + 1} {
+			if err := writeShard(ctx, d, encShard(i), marked(n, uint64(i))); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range [][2]int64{{0, -1}, {0, 1}, {int64(n / 2), 1}, {int64(n - 1), 1}, {0, int64(min(n, 4096))}} {
+				rc, err := d.ReadShard(ctx, encShard(i), r[0], r[1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, rc)
+				rc.Close()
+			}
+		}
+		for i := range 30 {
+			if _, _, err := d.PutRecord(ctx, driver.Record{Key: encRecKey(i), Version: version(1), Data: []byte("x")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := d.DeleteShard(ctx, encShard(1)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Compact(ctx); err != nil {
+			t.Fatal(err)
+		}
+		st1 := d.Stats()
+		d.Close()
+		d2 := open(t, c)
+		if _, err := readAll(ctx, d2, encShard(4)); err != nil {
+			t.Fatal(err)
+		}
+		st2 := d2.Stats()
+		d2.Close()
+		return st1, st2
+	}
+	pc := encConfig(s, b, "plain")
+	pc.KEK = nil
+	p1, p2 := work(pc)
+	e1, e2 := work(encConfig(s, b, "enc"))
+	count := func(st remote.Stats) [6]uint64 {
+		return [6]uint64{st.Puts, st.Posts, st.Gets, st.Lists, st.Heads, st.Deletes}
+	}
+	if count(p1) != count(e1) || count(p2) != count(e2) {
+		t.Errorf("requests (PUT, POST, GET, LIST, HEAD, DELETE): plaintext %v then %v at reopen; encrypted %v then %v", count(p1), count(p2), count(e1), count(e2))
+	}
+	t.Logf("requests %v / %v at reopen; bytes sent %d plaintext, %d encrypted (+%.2f%%); received %d, %d", count(p1), count(p2),
+		p1.BytesSent, e1.BytesSent, 100*(float64(e1.BytesSent)/float64(p1.BytesSent)-1), p1.BytesRecv+p2.BytesRecv, e1.BytesRecv+e2.BytesRecv)
+}
