@@ -442,14 +442,33 @@ func (b *backend) getBytes(ctx context.Context, key string, off, n int64) ([]byt
 			return err
 		}
 		defer resp.Body.Close()
-		stored, err := io.ReadAll(io.LimitReader(resp.Body, sn))
-		if err != nil {
+		// Decrypted as it comes: no more than the plaintext is held.
+		r := newOpenReader(io.NopCloser(cutBody{io.LimitReader(resp.Body, sn)}), aead, off, n)
+		out = make([]byte, n)
+		if _, err := io.ReadFull(r, out); err == io.EOF || err == io.ErrUnexpectedEOF {
+			return errTruncated
+		} else if err != nil {
 			return err
 		}
-		out, err = openBytes(aead, stored, off, n)
-		return err
+		return nil
 	})
 	return out, err
+}
+
+// errBodyCut is an answer's body cut before its Content-Length.
+var errBodyCut = errors.New("response body cut short")
+
+// cutBody reports a body cut before its Content-Length (net/http's
+// io.ErrUnexpectedEOF) as errBodyCut, so that decryption does not take
+// it for the object's end: that is a failed call, not a corrupt object.
+type cutBody struct{ io.Reader }
+
+func (b cutBody) Read(p []byte) (int, error) {
+	n, err := b.Reader.Read(p)
+	if err == io.ErrUnexpectedEOF {
+		err = errBodyCut
+	}
+	return n, err
 }
 
 // getRaw reads n bytes of key from off as stored.

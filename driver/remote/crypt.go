@@ -308,26 +308,6 @@ func openChunk(aead cipher.AEAD, i uint64, final bool, c []byte) ([]byte, error)
 	return pt, nil
 }
 
-// openBytes decrypts the stored bytes of the chunks from first (as read by
-// a GET of storedRange) into the plaintext range [off, off+n).
-func openBytes(aead cipher.AEAD, stored []byte, off, n int64) ([]byte, error) {
-	r := newOpenReader(io.NopCloser(bytes.NewReader(stored)), aead, off, n)
-	out := make([]byte, 0, n)
-	for int64(len(out)) < n {
-		if len(r.plain) == 0 {
-			if r.err != nil {
-				return nil, r.err
-			}
-			if r.plain, r.err = r.chunk(); r.err == nil && len(r.plain) == 0 {
-				return nil, errTruncated
-			}
-		}
-		out = append(out, r.plain...)
-		r.plain = nil
-	}
-	return out, nil
-}
-
 // sealReader is the stored form of plaintext pt as an io.ReadSeeker that
 // encrypts a chunk at a time (the SDK reads a body more than once: to
 // sign it, to send it, to retry): the header if header is set, then the

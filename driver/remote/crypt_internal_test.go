@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bytes"
+	"crypto/cipher"
 	"crypto/rand"
 	"errors"
 	"io"
@@ -182,4 +183,24 @@ func BenchmarkEncOpenRange4KiB(b *testing.B) {
 		}
 		off = (off + 20<<10) % (1<<20 - 4<<10)
 	}
+}
+
+// openBytes decrypts the stored bytes of the chunks from first (as read by
+// a GET of storedRange) into the plaintext range [off, off+n).
+func openBytes(aead cipher.AEAD, stored []byte, off, n int64) ([]byte, error) {
+	r := newOpenReader(io.NopCloser(bytes.NewReader(stored)), aead, off, n)
+	out := make([]byte, 0, n)
+	for int64(len(out)) < n {
+		if len(r.plain) == 0 {
+			if r.err != nil {
+				return nil, r.err
+			}
+			if r.plain, r.err = r.chunk(); r.err == nil && len(r.plain) == 0 {
+				return nil, errTruncated
+			}
+		}
+		out = append(out, r.plain...)
+		r.plain = nil
+	}
+	return out, nil
 }
