@@ -464,6 +464,24 @@ func TestEncKEKs(t *testing.T) {
 	if after := hashKeys(t, s, b, "keks/format.json"); !maps(before, after) {
 		t.Fatal("a reader wrote format.json")
 	}
+	rd.Close()
+
+	// format.json lost after the rotation: the newest object's header has
+	// the key wrapped under the new KEK, which alone recovers it.
+	d4 := open(t, only)
+	if _, _, err := d4.PutRecord(ctx, driver.Record{Key: "k2", Version: version(1), Data: []byte("v2")}); err != nil {
+		t.Fatal(err)
+	}
+	d4.Close()
+	if _, err := s.client("").DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b, Key: aws.String("keks/format.json")}); err != nil {
+		t.Fatal(err)
+	}
+	re := only
+	re.Reformat = true
+	d5 := open(t, re)
+	if got, err := readAll(ctx, d5, encShard(1)); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("shard after recovering the rotated key: %v", err)
+	}
 }
 
 func maps(a, b map[string]string) bool {

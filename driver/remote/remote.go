@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -878,8 +879,11 @@ func (d *Driver) installKey(wrapped []byte, kid [kekIDLen]byte) (rewrap bool, er
 
 // recoverKey finds the data key of a drive whose format.json the bucket
 // lost (Reformat): in the header of an object left under log/, snap/ or
-// obj/ (one ranged GET), unwrapped with the KEK or an old one. A prefix
-// holding none gets a new key; one whose objects are plaintext stays so.
+// obj/ (one ranged GET), unwrapped with the KEK or an old one. The newest
+// log object is read first: its header has the data key wrapped as
+// format.json last had it (after a KEK rotation, older objects keep the
+// old wrapping). A prefix holding none gets a new key; one whose objects
+// are plaintext stays so.
 func (d *Driver) recoverKey(ctx context.Context) error {
 	if d.cfg.KEK == nil && len(d.cfg.OldKEKs) == 0 {
 		return nil
@@ -889,6 +893,7 @@ func (d *Driver) recoverKey(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		slices.Reverse(objs)
 		for _, o := range objs {
 			if _, ok := seqOf(o.Key); !ok || o.Size < int64(encHeader) {
 				continue
