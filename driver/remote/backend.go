@@ -3,6 +3,7 @@ package remote
 import (
 	"bytes"
 	"context"
+	"crypto/cipher"
 	"errors"
 	"fmt"
 	"io"
@@ -239,6 +240,47 @@ type backend struct {
 	closed  <-chan struct{}
 	lastOK  atomic.Int64 // unix nanoseconds of the last answered call
 	fence   Fencer       // Config.Fence; nil: none
+	prefix  string       // Config.Prefix
+	// keys is an encrypted drive's keyring (crypt.go), set by Open before
+	// any object but format.json is read or written; nil: plaintext.
+	keys atomic.Pointer[keyring]
+}
+
+// sealed returns the keyring and the AEAD of the object key, or nil if
+// it is stored in the clear (a plaintext drive, or format.json).
+func (b *backend) sealed(key string) (*keyring, cipher.AEAD) {
+	k := b.keys.Load()
+	if k == nil || key == b.prefix+"format.json" {
+		return nil, nil
+	}
+	return k, k.object(strings.TrimPrefix(key, b.prefix))
+}
+
+// sizeOf is the size of the plaintext an object of stored bytes holds.
+func (b *backend) sizeOf(key string, stored int64) int64 {
+	if b.keys.Load() == nil || key == b.prefix+"format.json" {
+		return stored
+	}
+	return plainSize(stored)
+}
+
+// body is the request body storing plaintext p at key.
+func (b *backend) body(key string, p []byte) (io.ReadSeeker, int64) {
+	if k, aead := b.sealed(key); k != nil {
+		r := newSealReader(aead, k.header, p, 0, true)
+		return r, r.Len()
+	}
+	return bytes.NewReader(p), int64(len(p))
+}
+
+// isInvalidRange reports an answer 416: a range the object does not hold.
+func isInvalidRange(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "InvalidRange" {
+		return true
+	}
+	var hs interface{ HTTPStatusCode() int }
+	return errors.As(err, &hs) && hs.HTTPStatusCode() == http.StatusRequestedRangeNotSatisfiable
 }
 
 // ErrFenced marks a write refused because Config.Fence said this driver may
@@ -314,6 +356,9 @@ func (b *backend) outcome(ctx context.Context, what string, trial bool, err erro
 	case errors.Is(err, errPrecondition):
 		b.answered(trial)
 		return err
+	case errors.Is(err, driver.ErrCorrupt):
+		b.answered(trial) // an encrypted object that does not read back
+		return fmt.Errorf("%s: %w", what, err)
 	case ctx.Err() != nil:
 		b.br.release(trial)
 		return fmt.Errorf("%s: %w", what, ctx.Err())
@@ -349,9 +394,11 @@ func isNotFound(err error) bool {
 	return false
 }
 
-func (b *backend) put(ctx context.Context, key string, body []byte) error {
+// put writes key, sealed if the drive is encrypted.
+func (b *backend) put(ctx context.Context, key string, p []byte) error {
 	return b.write(ctx, "put "+key, func(ctx context.Context) error {
-		_, err := b.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.bucket, Key: &key, Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body)))})
+		body, n := b.body(key, p)
+		_, err := b.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.bucket, Key: &key, Body: body, ContentLength: aws.Int64(n)})
 		return err
 	})
 }
@@ -362,9 +409,10 @@ var errPrecondition = errors.New("driver/remote: precondition failed")
 // putIfAbsent writes key only if no object has that name (If-None-Match:
 // *); errPrecondition if one has. A provider that ignores the header
 // writes it unconditionally.
-func (b *backend) putIfAbsent(ctx context.Context, key string, body []byte) error {
+func (b *backend) putIfAbsent(ctx context.Context, key string, p []byte) error {
 	err := b.write(ctx, "put "+key, func(ctx context.Context) error {
-		_, err := b.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.bucket, Key: &key, Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))), IfNoneMatch: aws.String("*")})
+		body, n := b.body(key, p)
+		_, err := b.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.bucket, Key: &key, Body: body, ContentLength: aws.Int64(n), IfNoneMatch: aws.String("*")})
 		var ae smithy.APIError
 		if errors.As(err, &ae) && (ae.ErrorCode() == "PreconditionFailed" || ae.ErrorCode() == "ConditionalRequestConflict") {
 			return errPrecondition
@@ -377,8 +425,54 @@ func (b *backend) putIfAbsent(ctx context.Context, key string, body []byte) erro
 	return err
 }
 
-// getBytes reads n bytes of key from off (n > 0) into memory.
+// getBytes reads n bytes of key from off (n > 0) into memory: of its
+// plaintext, with one GET of the chunks covering them if it is sealed.
 func (b *backend) getBytes(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	k, aead := b.sealed(key)
+	if k == nil {
+		return b.getRaw(ctx, key, off, n)
+	}
+	soff, sn, _ := storedRange(off, n)
+	var out []byte
+	err := b.call(ctx, "get "+key, func(ctx context.Context) error {
+		resp, err := b.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &key, Range: aws.String(fmt.Sprintf("bytes=%d-%d", soff, soff+sn-1))})
+		if isInvalidRange(err) {
+			return errTruncated
+		} else if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		// Decrypted as it comes: no more than the plaintext is held.
+		r := newOpenReader(io.NopCloser(cutBody{io.LimitReader(resp.Body, sn)}), aead, off, n)
+		out = make([]byte, n)
+		if _, err := io.ReadFull(r, out); err == io.EOF || err == io.ErrUnexpectedEOF {
+			return errTruncated
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
+	return out, err
+}
+
+// errBodyCut is an answer's body cut before its Content-Length.
+var errBodyCut = errors.New("response body cut short")
+
+// cutBody reports a body cut before its Content-Length (net/http's
+// io.ErrUnexpectedEOF) as errBodyCut, so that decryption does not take
+// it for the object's end: that is a failed call, not a corrupt object.
+type cutBody struct{ io.Reader }
+
+func (b cutBody) Read(p []byte) (int, error) {
+	n, err := b.Reader.Read(p)
+	if err == io.ErrUnexpectedEOF {
+		err = errBodyCut
+	}
+	return n, err
+}
+
+// getRaw reads n bytes of key from off as stored.
+func (b *backend) getRaw(ctx context.Context, key string, off, n int64) ([]byte, error) {
 	var out []byte
 	err := b.call(ctx, "get "+key, func(ctx context.Context) error {
 		resp, err := b.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.bucket, Key: &key, Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1))})
@@ -399,7 +493,7 @@ func (b *backend) head(ctx context.Context, key string) (int64, error) {
 		if err != nil {
 			return err
 		}
-		size = aws.ToInt64(resp.ContentLength)
+		size = b.sizeOf(key, aws.ToInt64(resp.ContentLength))
 		return nil
 	})
 	return size, err
@@ -433,7 +527,7 @@ func (b *backend) list(ctx context.Context, prefix string) ([]object, error) {
 			return nil, err
 		}
 		for _, o := range resp.Contents {
-			out = append(out, object{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size)})
+			out = append(out, object{Key: aws.ToString(o.Key), Size: b.sizeOf(aws.ToString(o.Key), aws.ToInt64(o.Size))})
 		}
 		if !aws.ToBool(resp.IsTruncated) || resp.NextContinuationToken == nil {
 			return out, nil
@@ -442,13 +536,24 @@ func (b *backend) list(ctx context.Context, prefix string) ([]object, error) {
 	}
 }
 
-// getRange opens a stream of n bytes of key from off; see rangeReader.
+// getRange opens a stream of n bytes of key from off; see rangeReader. A
+// sealed object's stream reads the chunks covering the range with one
+// ranged GET and decrypts them as they come.
 func (b *backend) getRange(ctx context.Context, key string, off, n int64, progress time.Duration) (io.ReadCloser, error) {
-	r := &rangeReader{b: b, ctx: ctx, key: key, off: off, left: n, progress: progress}
+	k, aead := b.sealed(key)
+	if k == nil {
+		r := &rangeReader{b: b, ctx: ctx, key: key, off: off, left: n, progress: progress}
+		if err := r.open(); err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+	soff, sn, _ := storedRange(off, n)
+	r := &rangeReader{b: b, ctx: ctx, key: key, off: soff, left: sn, progress: progress, sealed: true}
 	if err := r.open(); err != nil {
 		return nil, err
 	}
-	return r, nil
+	return newOpenReader(r, aead, off, n), nil
 }
 
 // rangeReader streams a byte range of an object. Each Read must make
@@ -462,6 +567,11 @@ type rangeReader struct {
 	left     int64 // bytes still to read
 	progress time.Duration
 	resumes  int
+	// sealed: the range covers an encrypted object's chunks and may run
+	// past its end (the last chunk is asked for as if full): the answer's
+	// length bounds it, and a range the object does not hold at all (416)
+	// is errTruncated.
+	sealed bool
 
 	body    io.ReadCloser
 	cancel  context.CancelFunc
@@ -495,7 +605,13 @@ func (r *rangeReader) open() error {
 	}
 	if err != nil {
 		cancel()
+		if r.sealed && isInvalidRange(err) {
+			err = errTruncated
+		}
 		return r.b.outcome(r.ctx, "get "+r.key, trial, err)
+	}
+	if r.sealed && resp.ContentLength != nil && *resp.ContentLength >= 0 {
+		r.left = min(r.left, *resp.ContentLength)
 	}
 	r.b.answered(trial)
 	r.body, r.cancel = resp.Body, cancel

@@ -14,6 +14,15 @@
 //	P/snap/<seq>-<instance>                the whole index as of log object <seq> (written by Compact)
 //	P/obj/<pg>/<name>-<seq>-<instance>     large shards, one object each (multipart above PartSize)
 //
+// With Config.KEK, every object but format.json is encrypted (crypt.go:
+// a data key wrapped under the KEK in format.json and in each object's
+// header, 16 KiB AES-256-GCM chunks under a per-object key); the layouts
+// below are then those of the plaintext, and every offset and size the
+// rest of the driver handles is a plaintext one: the backend maps them to
+// the covering chunks, so a read is still one ranged GET. What the
+// provider sees is object names (a large shard's name, its PG and the
+// sequence), sizes and timing.
+//
 // <seq> is 16 hex digits, increasing within an instance and, since an
 // instance starts past every sequence it found in the bucket, across
 // instances; <instance> is random per Open, so two instances never

@@ -2,7 +2,6 @@ package remote
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -207,8 +206,7 @@ func (d *Driver) reloadLost(ctx context.Context) (int, error) {
 		}
 		d.noteDropped(ops)
 	}
-	b, _ := json.Marshal(format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID})
-	if err := d.be.put(ctx, d.key("format.json"), b); err != nil {
+	if err := d.be.put(ctx, d.key("format.json"), d.formatJSON()); err != nil {
 		return 0, fmt.Errorf("writing it again: %w", err)
 	}
 	d.lostCount.Add(1)

@@ -268,7 +268,7 @@ func (b *backend) listAfter(ctx context.Context, prefix, startAfter string) ([]o
 			return nil, err
 		}
 		for _, o := range resp.Contents {
-			out = append(out, object{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size)})
+			out = append(out, object{Key: aws.ToString(o.Key), Size: b.sizeOf(aws.ToString(o.Key), aws.ToInt64(o.Size))})
 		}
 		if !aws.ToBool(resp.IsTruncated) || resp.NextContinuationToken == nil {
 			return out, nil

@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,6 +74,19 @@ type Config struct {
 	Restamp string
 	// Logger receives operational messages. Nil discards them.
 	Logger *slog.Logger
+
+	// KEK, if set, is the 32-byte key-encryption key: a drive formatted
+	// with it is encrypted (crypt.go), everything written under the prefix
+	// but format.json sealed with a random data key that format.json holds
+	// wrapped under KEK. Nil: a new drive is stored in the clear, as
+	// before. A drive formatted without a KEK stays in the clear (a
+	// warning at Open says how to convert it: --remote-reformat); an
+	// encrypted one needs its KEK, or one of OldKEKs, to open. Never logged.
+	KEK []byte
+	// OldKEKs are KEKs a drive's data key may still be wrapped under: one
+	// that opens it is replaced by KEK in format.json (not by a ReadOnly
+	// Driver), so a KEK is rotated by moving it here and setting a new one.
+	OldKEKs [][]byte
 
 	// SmallShardMax: shards of at most this many bytes ride in log objects
 	// (no request of their own). 0 means DefaultSmallShardMax.
@@ -250,6 +264,11 @@ func (c *Config) setDefaults() error {
 	case c.ID == "" || c.ClusterID == "":
 		return errors.New("driver/remote: config: ID and ClusterID are required")
 	}
+	for i, k := range append([][]byte{c.KEK}, c.OldKEKs...) {
+		if (k != nil || i > 0) && len(k) != 32 {
+			return fmt.Errorf("driver/remote: config: a KEK is %d bytes, want 32", len(k))
+		}
+	}
 	if c.Prefix = strings.Trim(c.Prefix, "/"); c.Prefix != "" {
 		c.Prefix += "/"
 	}
@@ -273,6 +292,10 @@ func (c *Config) setDefaults() error {
 	def(&c.MaxQueueBytes, 2*c.MaxBatchBytes)
 	if c.PartSize < MinPartSize {
 		return fmt.Errorf("driver/remote: config: PartSize %d below %d", c.PartSize, MinPartSize)
+	}
+	if c.KEK != nil || len(c.OldKEKs) > 0 {
+		// Every part but the last of an encrypted shard holds whole chunks.
+		c.PartSize = (c.PartSize + encChunk - 1) / encChunk * encChunk
 	}
 	c.SmallShardMax = min(c.SmallShardMax, c.PartSize)
 	if c.MaxConcurrent <= 0 {
@@ -462,7 +485,7 @@ func newDriver(c Config) (*Driver, error) {
 	d.be = &backend{
 		s3: newClient(&d.cfg, &d.cnt), bucket: c.Bucket, sem: make(chan struct{}, c.MaxConcurrent),
 		br: newBreaker(c.BreakerThreshold, c.BreakerCooldown, c.BreakerMaxCooldown), timeout: c.OpTimeout,
-		cnt: &d.cnt, closed: d.closing, fence: c.Fence,
+		cnt: &d.cnt, closed: d.closing, fence: c.Fence, prefix: c.Prefix,
 	}
 	d.bg.Go(d.probeLoop)
 	d.bg.Go(d.compactLoop)
@@ -514,7 +537,23 @@ type format struct {
 	Version   int            `json:"version"`
 	ClusterID string         `json:"cluster_id"`
 	DriveID   driver.DriveID `json:"drive_id"`
+	Enc       *encFormat     `json:"enc,omitempty"` // an encrypted drive's wrapped data key (crypt.go)
 }
+
+// formatJSON is format.json for this drive, with the wrapped data key it
+// holds if it is encrypted (lost() writes the same one again).
+func (d *Driver) formatJSON() []byte {
+	f := format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID}
+	if k := d.be.keys.Load(); k != nil {
+		f.Enc = &k.format
+	}
+	b, _ := json.Marshal(f)
+	return b
+}
+
+// Encrypted reports whether the drive is encrypted at the provider (see
+// crypt.go); false until it is loaded.
+func (d *Driver) Encrypted() bool { return d.be.keys.Load() != nil }
 
 const formatVersion = 1
 
@@ -704,6 +743,7 @@ func seqOf(key string) (uint64, bool) {
 
 func (d *Driver) checkFormat(ctx context.Context) error {
 	fkey := d.key("format.json")
+	d.be.keys.Store(nil)
 	size, err := d.be.head(ctx, fkey)
 	if errors.Is(err, driver.ErrNotFound) && d.cfg.Reformat && !d.cfg.ReadOnly {
 		// The operator's word is for a format.json the bucket lost, not
@@ -719,11 +759,14 @@ func (d *Driver) checkFormat(ctx context.Context) error {
 		}
 		if size, err = d.be.head(ctx, fkey); errors.Is(err, driver.ErrNotFound) {
 			d.log.Error("remote drive: format.json is missing; writing it again over what the prefix holds, as --remote-reformat asks: what the bucket lost is refilled by the healer", "object", fkey)
-			b, _ := json.Marshal(format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID})
-			if err := d.be.putIfAbsent(ctx, fkey, b); !errors.Is(err, errPrecondition) {
+			if err := d.recoverKey(ctx); err != nil {
+				return fmt.Errorf("%s is missing: %w", fkey, err)
+			}
+			if err := d.be.putIfAbsent(ctx, fkey, d.formatJSON()); !errors.Is(err, errPrecondition) {
 				return err
 			}
 			// It was there after all: check it like any other.
+			d.be.keys.Store(nil)
 			size, err = d.be.head(ctx, fkey)
 		}
 	}
@@ -737,8 +780,8 @@ func (d *Driver) checkFormat(ctx context.Context) error {
 		} else if len(objs) > 0 {
 			return fmt.Errorf("%s is missing but the prefix holds %d objects (%s...); refusing to format (if the bucket lost this drive's format.json, restart once with --remote-reformat)", fkey, len(objs), objs[0].Key)
 		}
-		b, _ := json.Marshal(format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID})
-		return d.be.put(ctx, fkey, b)
+		d.newKey()
+		return d.be.put(ctx, fkey, d.formatJSON())
 	case err != nil:
 		return err
 	case size <= 0 || size > 1<<16:
@@ -752,20 +795,154 @@ func (d *Driver) checkFormat(ctx context.Context) error {
 	if err := json.Unmarshal(b, &f); err != nil {
 		return fmt.Errorf("%s: %w: %v", fkey, driver.ErrCorrupt, err)
 	}
+	restamp := false
 	switch {
 	case f.Version != formatVersion:
 		return fmt.Errorf("%s: unsupported format version %d", fkey, f.Version)
 	case f.ClusterID != d.cfg.ClusterID && f.ClusterID == d.cfg.Restamp && f.DriveID == d.cfg.ID && !d.cfg.ReadOnly:
-		b, _ := json.Marshal(format{Version: formatVersion, ClusterID: d.cfg.ClusterID, DriveID: d.cfg.ID})
-		if err := d.be.put(ctx, fkey, b); err != nil {
-			return fmt.Errorf("%s: restamp from cluster %q: %w", fkey, f.ClusterID, err)
-		}
-		d.log.Warn("remote drive: format.json re-stamped for this cluster", "from", f.ClusterID, "to", d.cfg.ClusterID)
-		return nil
+		restamp = true
 	case f.ClusterID != d.cfg.ClusterID:
 		return fmt.Errorf("%s: cluster id %q, configured %q: %w", fkey, f.ClusterID, d.cfg.ClusterID, driver.ErrForeignDrive)
 	case f.DriveID != d.cfg.ID:
 		return fmt.Errorf("%s: drive id %q, configured %q", fkey, f.DriveID, d.cfg.ID)
+	}
+	rewrap, err := d.useKey(f.Enc)
+	if err != nil {
+		return fmt.Errorf("%s: %w", fkey, err)
+	}
+	if f.Enc == nil && d.cfg.KEK != nil {
+		if d.cfg.Reformat && !d.cfg.ReadOnly {
+			return d.convert(ctx, fkey)
+		}
+		d.log.Warn("remote drive: stored in plaintext at the provider (formatted before encryption); to encrypt it, restart once with --remote-reformat naming it: it is formatted afresh, encrypted, and the healer refills it")
+	}
+	switch {
+	case restamp:
+		if err := d.be.put(ctx, fkey, d.formatJSON()); err != nil {
+			return fmt.Errorf("%s: restamp from cluster %q: %w", fkey, f.ClusterID, err)
+		}
+		d.log.Warn("remote drive: format.json re-stamped for this cluster", "from", f.ClusterID, "to", d.cfg.ClusterID)
+	case rewrap:
+		if err := d.be.put(ctx, fkey, d.formatJSON()); err != nil {
+			return fmt.Errorf("%s: rewrap the data key under the KEK: %w", fkey, err)
+		}
+		d.log.Warn("remote drive: data key rewrapped under the current KEK", "from_kek_id", f.Enc.KEKID, "to_kek_id", d.be.keys.Load().format.KEKID)
+	}
+	return nil
+}
+
+// newKey gives a drive being formatted a new data key, wrapped under the
+// KEK: none without a KEK (plaintext).
+func (d *Driver) newKey() {
+	if d.cfg.KEK == nil {
+		d.be.keys.Store(nil)
+		return
+	}
+	dek := make([]byte, 32)
+	rand.Read(dek)
+	d.be.keys.Store(newKeyring(dek, wrapDEK(d.cfg.KEK, dek, d.cfg.ID), kekID(d.cfg.KEK)))
+}
+
+// useKey unwraps the data key of format.json's enc (nil: a plaintext
+// drive) and installs it; rewrap reports one unwrapped under an old KEK
+// and wrapped again under the KEK, for the caller to write (never by a
+// ReadOnly Driver).
+func (d *Driver) useKey(enc *encFormat) (rewrap bool, err error) {
+	if enc == nil {
+		return false, nil
+	}
+	if enc.Scheme != encScheme || enc.Chunk != encChunk {
+		return false, fmt.Errorf("unsupported encryption scheme %q, chunk %d (this build: %q, %d)", enc.Scheme, enc.Chunk, encScheme, encChunk)
+	}
+	kid, err := hex.DecodeString(enc.KEKID)
+	if err != nil || len(kid) != kekIDLen {
+		return false, fmt.Errorf("kek_id %q: %w", enc.KEKID, driver.ErrCorrupt)
+	}
+	return d.installKey(enc.DEK, [kekIDLen]byte(kid))
+}
+
+// installKey unwraps wrapped (under the KEK of id kid) and installs it,
+// wrapped again under the KEK if an old one opened it and the Driver may
+// write (then rewrap).
+func (d *Driver) installKey(wrapped []byte, kid [kekIDLen]byte) (rewrap bool, err error) {
+	dek, old, err := unwrapDEK(&d.cfg, wrapped, hex.EncodeToString(kid[:]))
+	if err != nil {
+		return false, err
+	}
+	if old && d.cfg.KEK != nil && !d.cfg.ReadOnly {
+		d.be.keys.Store(newKeyring(dek, wrapDEK(d.cfg.KEK, dek, d.cfg.ID), kekID(d.cfg.KEK)))
+		return true, nil
+	}
+	d.be.keys.Store(newKeyring(dek, wrapped, kid))
+	return false, nil
+}
+
+// recoverKey finds the data key of a drive whose format.json the bucket
+// lost (Reformat): in the header of an object left under log/, snap/ or
+// obj/ (one ranged GET), unwrapped with the KEK or an old one. The newest
+// log object is read first: its header has the data key wrapped as
+// format.json last had it (after a KEK rotation, older objects keep the
+// old wrapping). A prefix holding none gets a new key; one whose objects
+// are plaintext stays so.
+func (d *Driver) recoverKey(ctx context.Context) error {
+	if d.cfg.KEK == nil && len(d.cfg.OldKEKs) == 0 {
+		return nil
+	}
+	for _, p := range []string{"log/", "snap/", "obj/"} {
+		objs, err := d.be.list(ctx, d.key(p))
+		if err != nil {
+			return err
+		}
+		slices.Reverse(objs)
+		for _, o := range objs {
+			if _, ok := seqOf(o.Key); !ok || o.Size < int64(encHeader) {
+				continue
+			}
+			h, err := d.be.getRaw(ctx, o.Key, 0, int64(encHeader))
+			if err != nil {
+				return err
+			}
+			kid, wrapped, ok := parseEncHeader(h)
+			if !ok {
+				d.log.Warn("remote drive: the objects left are plaintext: format.json is written again without encryption", "object", o.Key)
+				return nil
+			}
+			id, _ := hex.DecodeString(kid)
+			if _, err := d.installKey(append([]byte{}, wrapped...), [kekIDLen]byte(id)); err != nil {
+				return fmt.Errorf("recovering the data key from %s: %w", o.Key, err)
+			}
+			d.log.Warn("remote drive: data key recovered from an object's header", "object", o.Key, "kek_id", kid)
+			return nil
+		}
+	}
+	d.newKey()
+	return nil
+}
+
+// convert formats a plaintext drive afresh, encrypted (Reformat with a
+// KEK): it deletes the drive's objects, then writes format.json with a
+// new data key; the healer refills the drive. A failure leaves the
+// plaintext format.json, and the next Open with Reformat goes on.
+func (d *Driver) convert(ctx context.Context, fkey string) error {
+	d.log.Warn("remote drive: plaintext drive reformatted encrypted, as --remote-reformat asks: its objects are deleted and the healer refills it")
+	for _, p := range []string{"log/", "snap/", "obj/"} {
+		objs, err := d.be.list(ctx, d.key(p))
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			if _, ok := seqOf(o.Key); !ok || p == "obj/" && !shardObject.MatchString(strings.TrimPrefix(o.Key, d.cfg.Prefix)) {
+				continue
+			}
+			if err := d.be.delete(ctx, o.Key); err != nil && !errors.Is(err, driver.ErrNotFound) {
+				return fmt.Errorf("reformat encrypted: %w", err)
+			}
+		}
+	}
+	d.newKey()
+	if err := d.be.put(ctx, fkey, d.formatJSON()); err != nil {
+		d.be.keys.Store(nil)
+		return fmt.Errorf("reformat encrypted: %w", err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package remote_test
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -55,7 +56,7 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("ParseURL(%q) = %+v, want an error", tt.in, got)
 		case tt.bad && strings.Contains(err.Error(), "secret"):
 			t.Errorf("ParseURL(%q): error %q repeats the secret", tt.in, err)
-		case !tt.bad && (err != nil || got != tt.want):
+		case !tt.bad && (err != nil || !reflect.DeepEqual(got, tt.want)):
 			t.Errorf("ParseURL(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
 		}
 	}

@@ -69,7 +69,7 @@ func (w *shardWriter) Write(p []byte) (int, error) {
 		p = p[take:]
 		w.size += int64(take)
 		if len(w.buf) == part && len(p) > 0 {
-			if err := w.uploadPart(w.ctx); err != nil {
+			if err := w.uploadPart(w.ctx, false); err != nil {
 				w.err = err
 				return n - len(p), err
 			}
@@ -79,8 +79,12 @@ func (w *shardWriter) Write(p []byte) (int, error) {
 }
 
 // uploadPart sends the buffer as the next part of the multipart upload,
-// starting the upload first if needed.
-func (w *shardWriter) uploadPart(ctx context.Context) error {
+// starting the upload first if needed; last: the shard ends with it. On
+// an encrypted drive the first part begins with the header, the chunks
+// are numbered on across parts (every part but the last is PartSize
+// bytes, a multiple of the chunk) and the last part ends with the short
+// final chunk.
+func (w *shardWriter) uploadPart(ctx context.Context, last bool) error {
 	d := w.d
 	if w.uploadID == "" {
 		w.obj = d.objKey(w.s)
@@ -98,8 +102,18 @@ func (w *shardWriter) uploadPart(ctx context.Context) error {
 	num := int32(len(w.parts) + 1)
 	var etag *string
 	err := d.be.write(ctx, "upload part "+w.obj, func(ctx context.Context) error {
+		var body io.ReadSeeker = bytes.NewReader(w.buf)
+		n := int64(len(w.buf))
+		if k, aead := d.be.sealed(w.obj); k != nil {
+			var header []byte
+			if num == 1 {
+				header = k.header
+			}
+			r := newSealReader(aead, header, w.buf, uint64(num-1)*uint64(d.cfg.PartSize/encChunk), last)
+			body, n = r, r.Len()
+		}
 		resp, err := d.be.s3.UploadPart(ctx, &s3.UploadPartInput{Bucket: &d.cfg.Bucket, Key: &w.obj, UploadId: &w.uploadID,
-			PartNumber: &num, Body: bytes.NewReader(w.buf), ContentLength: aws.Int64(int64(len(w.buf)))})
+			PartNumber: &num, Body: body, ContentLength: aws.Int64(n)})
 		if err == nil {
 			etag = resp.ETag
 		}
@@ -165,7 +179,7 @@ func (w *shardWriter) Commit(ctx context.Context) error {
 func (w *shardWriter) complete(ctx context.Context) error {
 	d := w.d
 	if len(w.buf) > 0 {
-		if err := w.uploadPart(ctx); err != nil {
+		if err := w.uploadPart(ctx, true); err != nil {
 			return err
 		}
 	}

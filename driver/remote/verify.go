@@ -667,7 +667,7 @@ func (b *backend) listPage(ctx context.Context, prefix, startAfter string) ([]ob
 	}
 	out := make([]object, 0, len(resp.Contents))
 	for _, o := range resp.Contents {
-		out = append(out, object{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size)})
+		out = append(out, object{Key: aws.ToString(o.Key), Size: b.sizeOf(aws.ToString(o.Key), aws.ToInt64(o.Size))})
 	}
 	return out, aws.ToBool(resp.IsTruncated), nil
 }
