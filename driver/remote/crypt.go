@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/vaultaire/vaultaire/driver"
@@ -110,7 +111,7 @@ func unwrapDEK(c *Config, wrapped []byte, want string) (dek []byte, old bool, er
 	if len(wrapped) != wrappedLen {
 		return nil, false, fmt.Errorf("wrapped data key: %d bytes: %w", len(wrapped), driver.ErrCorrupt)
 	}
-	keks := append([][]byte{c.KEK}, c.OldKEKs...)
+	keks := append([]Key{c.KEK}, c.OldKEKs...)
 	var tried []string
 	for i, k := range keks {
 		if k == nil {
@@ -126,6 +127,15 @@ func unwrapDEK(c *Config, wrapped []byte, want string) (dek []byte, old bool, er
 	return nil, false, fmt.Errorf("%w: the drive's data key is wrapped under KEK id %s; no configured KEK unwraps it (tried %s): give its KEK (or list it in the old KEKs)",
 		ErrWrongKEK, want, strings.Join(tried, ", "))
 }
+
+// Key is a secret key (Config.KEK). It prints, formats and logs as
+// "REDACTED", so that a Config printed or logged whole shows no key.
+type Key []byte
+
+func (Key) String() string               { return "REDACTED" }
+func (Key) GoString() string             { return "remote.Key(REDACTED)" }
+func (k Key) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) }
+func (Key) LogValue() slog.Value         { return slog.StringValue("REDACTED") }
 
 // ErrWrongKEK is an encrypted drive whose data key no configured KEK
 // unwraps: it stays offline, untouched.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -431,7 +432,7 @@ func TestEncKEKs(t *testing.T) {
 	}
 
 	rot := c
-	rot.KEK, rot.OldKEKs = testKEK(2), [][]byte{testKEK(1)}
+	rot.KEK, rot.OldKEKs = testKEK(2), []remote.Key{testKEK(1)}
 	d2 := open(t, rot)
 	if id := encKEKID(readFormat(t, s, b, "keks")); id != testKEKID(testKEK(2)) {
 		t.Fatalf("format.json after opening with an old KEK names %q, want the new KEK %q (rewrapped)", id, testKEKID(testKEK(2)))
@@ -580,8 +581,9 @@ func reflectEqual(a, b any) bool {
 }
 
 // TestEncPlaintextDrive: a drive formatted without a KEK (as before
-// encryption) opens with one and stays plaintext; Reformat turns it into
-// an encrypted drive, empty for the healer to refill.
+// encryption) opens with one and stays plaintext (Reformat too, which
+// only concerns a lost format.json); Encrypt turns it into an encrypted
+// drive, empty for the healer to refill.
 func TestEncPlaintextDrive(t *testing.T) {
 	s := startVaultd(t)
 	b := s.bucket(t)
@@ -611,11 +613,18 @@ func TestEncPlaintextDrive(t *testing.T) {
 	if _, ok := readFormat(t, s, b, "plain")["enc"]; ok {
 		t.Fatal("format.json of a plaintext drive gained a key")
 	}
+	ref := c
+	ref.Reformat = true
+	if d := open(t, ref); d.Encrypted() {
+		t.Fatal("Reformat (format.json present) converted a plaintext drive: only Encrypt may")
+	} else {
+		d.Close()
+	}
 	re := c
-	re.Reformat = true
+	re.Encrypt = true
 	d3 := open(t, re)
 	if !d3.Encrypted() {
-		t.Fatal("Reformat with a KEK left the drive plaintext")
+		t.Fatal("Encrypt with a KEK left the drive plaintext")
 	}
 	if _, err := readAll(ctx, d3, encShard(1)); !errors.Is(err, driver.ErrNotFound) {
 		t.Fatalf("after reformat: %v, want driver.ErrNotFound (for the healer)", err)
@@ -694,4 +703,24 @@ func TestEncRequestCount(t *testing.T) {
 	}
 	t.Logf("requests %v / %v at reopen; bytes sent %d plaintext, %d encrypted (+%.2f%%); received %d, %d", count(p1), count(p2),
 		p1.BytesSent, e1.BytesSent, 100*(float64(e1.BytesSent)/float64(p1.BytesSent)-1), p1.BytesRecv+p2.BytesRecv, e1.BytesRecv+e2.BytesRecv)
+}
+
+// TestKEKRedacted: a Config printed or logged whole shows no key.
+func TestKEKRedacted(t *testing.T) {
+	c := remote.Config{Bucket: "b", KEK: testKEK(1), OldKEKs: []remote.Key{testKEK(2)}}
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "cfg", c, "kek", c.KEK)
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "cfg", c, "kek", c.KEK)
+	outs := []string{fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), fmt.Sprintf("%x", c.KEK),
+		fmt.Sprintf("%s", c.OldKEKs), fmt.Sprintf("%q", c.KEK), logged.String()}
+	for _, out := range outs {
+		for _, k := range [][]byte{testKEK(1), testKEK(2)} {
+			if strings.Contains(out, hex.EncodeToString(k)) || strings.Contains(out, string(k)) || strings.Contains(out, fmt.Sprint([]byte(k))) {
+				t.Errorf("a key shows in %q", out)
+			}
+		}
+		if !strings.Contains(out, "REDACTED") {
+			t.Errorf("no REDACTED in %q", out)
+		}
+	}
 }

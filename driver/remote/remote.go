@@ -80,13 +80,19 @@ type Config struct {
 	// but format.json sealed with a random data key that format.json holds
 	// wrapped under KEK. Nil: a new drive is stored in the clear, as
 	// before. A drive formatted without a KEK stays in the clear (a
-	// warning at Open says how to convert it: --remote-reformat); an
+	// warning at Open says how to convert it: Encrypt); an
 	// encrypted one needs its KEK, or one of OldKEKs, to open. Never logged.
-	KEK []byte
+	KEK Key
 	// OldKEKs are KEKs a drive's data key may still be wrapped under: one
 	// that opens it is replaced by KEK in format.json (not by a ReadOnly
 	// Driver), so a KEK is rotated by moving it here and setting a new one.
-	OldKEKs [][]byte
+	OldKEKs []Key
+	// Encrypt: the operator asks that a plaintext drive (formatted before
+	// encryption) be made encrypted (vaultd --remote-encrypt): Open with a
+	// KEK deletes the drive's objects and formats it afresh, encrypted,
+	// for the engine's scanner and healer to refill, as a replaced disk.
+	// Ignored on an encrypted drive, without a KEK and when ReadOnly.
+	Encrypt bool
 
 	// SmallShardMax: shards of at most this many bytes ride in log objects
 	// (no request of their own). 0 means DefaultSmallShardMax.
@@ -264,7 +270,7 @@ func (c *Config) setDefaults() error {
 	case c.ID == "" || c.ClusterID == "":
 		return errors.New("driver/remote: config: ID and ClusterID are required")
 	}
-	for i, k := range append([][]byte{c.KEK}, c.OldKEKs...) {
+	for i, k := range append([]Key{c.KEK}, c.OldKEKs...) {
 		if (k != nil || i > 0) && len(k) != 32 {
 			return fmt.Errorf("driver/remote: config: a KEK is %d bytes, want 32", len(k))
 		}
@@ -811,10 +817,10 @@ func (d *Driver) checkFormat(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", fkey, err)
 	}
 	if f.Enc == nil && d.cfg.KEK != nil {
-		if d.cfg.Reformat && !d.cfg.ReadOnly {
+		if d.cfg.Encrypt && !d.cfg.ReadOnly {
 			return d.convert(ctx, fkey)
 		}
-		d.log.Warn("remote drive: stored in plaintext at the provider (formatted before encryption); to encrypt it, restart once with --remote-reformat naming it: it is formatted afresh, encrypted, and the healer refills it")
+		d.log.Warn("remote drive: stored in plaintext at the provider (formatted before encryption); to encrypt it, restart once with --remote-encrypt naming it: it is formatted afresh, encrypted, and the healer refills it")
 	}
 	switch {
 	case restamp:
@@ -919,12 +925,12 @@ func (d *Driver) recoverKey(ctx context.Context) error {
 	return nil
 }
 
-// convert formats a plaintext drive afresh, encrypted (Reformat with a
+// convert formats a plaintext drive afresh, encrypted (Encrypt with a
 // KEK): it deletes the drive's objects, then writes format.json with a
 // new data key; the healer refills the drive. A failure leaves the
-// plaintext format.json, and the next Open with Reformat goes on.
+// plaintext format.json, and the next Open with Encrypt goes on.
 func (d *Driver) convert(ctx context.Context, fkey string) error {
-	d.log.Warn("remote drive: plaintext drive reformatted encrypted, as --remote-reformat asks: its objects are deleted and the healer refills it")
+	d.log.Warn("remote drive: plaintext drive reformatted encrypted, as --remote-encrypt asks: its objects are deleted and the healer refills it")
 	for _, p := range []string{"log/", "snap/", "obj/"} {
 		objs, err := d.be.list(ctx, d.key(p))
 		if err != nil {
