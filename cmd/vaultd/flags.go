@@ -49,6 +49,7 @@ type serverFlags struct {
 	remoteSpecs []remoteSpec // parsed --remote (remote.go)
 	adoptForce  bool         // --remote-adopt-force (remote.go)
 	reformat    string       // --remote-reformat (remote.go)
+	encrypt     string       // --remote-encrypt (remote.go)
 }
 
 func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
@@ -99,6 +100,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	})
 	fs.BoolVar(&f.adoptForce, "remote-adopt-force", false, "cluster mode: adopt this node's --remote drives even from a node gossip shows alive (it is fenced through Raft and stops writing; use when that node is stuck, not gone)")
 	fs.StringVar(&f.reformat, "remote-reformat", "", "comma-separated --remote NAMEs whose bucket lost the drive's format.json (the node refuses such a prefix at start): write it again over what the prefix holds and let the healer refill what was lost; for one start, once you checked the bucket and prefix are the drive's")
+	fs.StringVar(&f.encrypt, "remote-encrypt", "", "one --remote NAME stored in plaintext (formatted before remote drives were encrypted): delete its objects and format it afresh, encrypted, for the healer to refill as a replaced disk; one drive at a time, the next once the healer is done (heal queue 0); nothing to do on an encrypted drive")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -89,6 +89,16 @@ func (f *serverFlags) parseRemotes() error {
 		}
 		specs[i].cfg.Reformat = true
 	}
+	if name := strings.ToLower(strings.TrimSpace(f.encrypt)); name != "" {
+		// One at a time: a drive converted is empty until the healer has
+		// refilled it, and two at once may be more than the erasure sets
+		// can lose (a tier container's data lives on remote drives only).
+		i := slices.IndexFunc(specs, func(s remoteSpec) bool { return s.name == name })
+		if i < 0 {
+			return fmt.Errorf("--remote-encrypt %s: no --remote of that name (one name: drives are converted one at a time)", name)
+		}
+		specs[i].cfg.Encrypt = true
+	}
 	return nil
 }
 
@@ -226,12 +236,21 @@ func remoteZone(name string) string { return "remote:" + name }
 // drives and pdrives, as a drive of class remote in a failure domain (zone)
 // of its own, attached to this node. In cluster mode (clusterSecret set)
 // it adds a lateDrive instead, opened by claimRemotes once this node owns
-// the drive.
+// the drive. Each drive encrypts what it writes under the node's remote
+// KEK (remotekey.go).
 func attachRemotes(ctx context.Context, specs []remoteSpec, st *nodeState, clusterSecret []byte, drives map[placement.DriveID]driver.Driver, pdrives []placement.Drive, closers *[]func() error, log *slog.Logger) ([]placement.Drive, error) {
+	if len(specs) == 0 {
+		return pdrives, nil
+	}
+	kek, oldKEKs, err := remoteKEKs(st.Dirs[0], clusterSecret, true)
+	if err != nil {
+		return nil, fmt.Errorf("remote drives' key: %w", err)
+	}
 	for _, s := range specs {
 		id := remoteDriveID(s.name)
 		cfg := s.cfg
 		cfg.ID, cfg.ClusterID = driver.DriveID(id), st.ClusterID
+		cfg.KEK, cfg.OldKEKs = kek, oldKEKs
 		cfg.Logger = log.With("component", "remote", "remote", s.name)
 		pdrives = append(pdrives, placement.Drive{ID: id, Node: placement.NodeID(st.Node), Zone: remoteZone(s.name), Class: driver.ClassRemote})
 		if clusterSecret != nil {

@@ -230,6 +230,34 @@ func remoteDrives(t *testing.T, url, direct, rak, rsk string, down, up func()) {
 		if logs == 0 {
 			t.Errorf("bucket %s: no log objects", b)
 		}
+		// The provider holds no plaintext: no object's bytes name a key
+		// (records live in the log objects) or carry an artifact's data.
+		for _, o := range out.Contents {
+			k := aws.ToString(o.Key)
+			if k == prefix+"format.json" {
+				continue
+			}
+			got, err := bc.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(b), Key: o.Key})
+			if err != nil {
+				t.Fatalf("bucket %s: GET %s: %v", b, k, err)
+			}
+			raw, err := io.ReadAll(got.Body)
+			got.Body.Close()
+			if err != nil {
+				t.Fatalf("bucket %s: GET %s: %v", b, k, err)
+			}
+			for key, body := range bodies {
+				if bytes.Contains(raw, []byte(key)) {
+					t.Errorf("bucket %s: object %s holds the key %s in plaintext", b, k, key)
+				}
+				if len(body) >= 4096 && bytes.Contains(raw, body[1024:1024+64]) {
+					t.Errorf("bucket %s: object %s holds %s's bytes in plaintext", b, k, key)
+				}
+			}
+		}
+	}
+	if !strings.Contains(n.out.String(), "remote drives: 2, encrypted; their key is kept in "+filepath.Join(dir, "a", remoteKeyFile)) {
+		t.Errorf("node banner does not say where the remote drives' key is kept:\n%s", n.out.String())
 	}
 	resp, err := metricsGet(ctx, "http://"+n.s3Addr+"/_vault/metrics", aws.Credentials{AccessKeyID: root["VAULT_ROOT_ACCESS_KEY"], SecretAccessKey: root["VAULT_ROOT_SECRET_KEY"]})
 	if err != nil {
@@ -290,6 +318,77 @@ func remoteDrives(t *testing.T, url, direct, rak, rsk string, down, up func()) {
 		if strings.Contains(out, rsk) {
 			t.Errorf("a remote secret key appears in the node's output")
 		}
+	}
+
+	// The remote drives' key lost (remote-key.json): the node starts and
+	// serves everything from its local drives, keeps the remote drives
+	// offline and changes nothing in their buckets; with the key put
+	// back, they serve again.
+	if err := n2.stop(); err != nil {
+		t.Fatal(err)
+	}
+	listed := func() map[string]int64 {
+		t.Helper()
+		objs := map[string]int64{}
+		for _, b := range []string{"cold1", "cold2"} {
+			out, err := bc.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String(b)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range out.Contents {
+				objs[b+"/"+aws.ToString(o.Key)] = aws.ToInt64(o.Size)
+			}
+		}
+		return objs
+	}
+	before := listed()
+	keyFile := filepath.Join(dir, "a", remoteKeyFile)
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	n3, err := startRemoteNode(t, args, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl = remoteTestClient("http://"+n3.s3Addr, root["VAULT_ROOT_ACCESS_KEY"], root["VAULT_ROOT_SECRET_KEY"])
+	check("remote key lost")
+	if !strings.Contains(n3.err.String(), "wrong key-encryption key") {
+		t.Errorf("the node's log does not say the remote drives' key is wrong:\n%s", tail(n3.err.String(), 4<<10))
+	}
+	online := func(n *remoteNode) (float64, bool) {
+		resp, err := metricsGet(ctx, "http://"+n.s3Addr+"/_vault/metrics", aws.Credentials{AccessKeyID: root["VAULT_ROOT_ACCESS_KEY"], SecretAccessKey: root["VAULT_ROOT_SECRET_KEY"]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return metricValue(string(m), `vaultaire_remote_online{drive="remote-cold1"}`)
+	}
+	time.Sleep(time.Second) // a few probes
+	if v, ok := online(n3); !ok || v != 0 {
+		t.Errorf("remote-cold1 online = %v (present %v) with its key lost, want 0", v, ok)
+	}
+	if err := n3.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if after := listed(); !maps.Equal(before, after) {
+		t.Errorf("the remote buckets changed while their key was lost: %d objects before, %d after", len(before), len(after))
+	}
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n4, err := startRemoteNode(t, args, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl = remoteTestClient("http://"+n4.s3Addr, root["VAULT_ROOT_ACCESS_KEY"], root["VAULT_ROOT_SECRET_KEY"])
+	check("remote key back")
+	if v, ok := online(n4); !ok || v != 1 {
+		t.Errorf("remote-cold1 online = %v (present %v) with its key back, want 1", v, ok)
 	}
 }
 

@@ -384,6 +384,13 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	} else {
 		fmt.Fprintf(&banner, "  root secret key: (from VAULT_ROOT_SECRET_KEY or %s)\n", filepath.Join(st.Dirs[0], "root.json"))
 	}
+	switch {
+	case len(f.remoteSpecs) == 0:
+	case f.clustered():
+		fmt.Fprintf(&banner, "  remote drives: %d, encrypted under a key derived from VAULT_CLUSTER_SECRET\n", len(f.remoteSpecs))
+	default:
+		fmt.Fprintf(&banner, "  remote drives: %d, encrypted; their key is kept in %s: back it up, without it their data cannot be read\n", len(f.remoteSpecs), filepath.Join(st.Dirs[0], remoteKeyFile))
+	}
 	banner.WriteString("\n")
 	io.WriteString(stdout, banner.String())
 	select {
