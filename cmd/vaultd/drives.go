@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -92,7 +91,8 @@ func openDrives(ctx context.Context, f *serverFlags, secret []byte, log *slog.Lo
 		drives[id] = d
 		pdrives = append(pdrives, placement.Drive{ID: id, Node: placement.NodeID(st.Node), Class: driver.ClassLocal})
 	}
-	if pdrives, err = attachRemotes(ctx, f.remoteSpecs, &st, secret, drives, pdrives, &closers, log); err != nil {
+	seen := &encryptedSeen{st: &st, path: statePath, saved: exists, log: log}
+	if pdrives, err = attachRemotes(ctx, f.remoteSpecs, seen, secret, drives, pdrives, &closers, log); err != nil {
 		closeAll()
 		return nil, nil, nil, nil, err
 	}
@@ -102,8 +102,7 @@ func openDrives(ctx context.Context, f *serverFlags, secret []byte, log *slog.Lo
 		return nil, nil, nil, nil, err
 	}
 	if !exists {
-		b, _ := json.MarshalIndent(st, "", "  ")
-		if err := writeFileAtomic(statePath, b, 0o644); err != nil {
+		if err := seen.save(); err != nil {
 			closeAll()
 			return nil, nil, nil, nil, err
 		}

@@ -238,7 +238,8 @@ func remoteZone(name string) string { return "remote:" + name }
 // it adds a lateDrive instead, opened by claimRemotes once this node owns
 // the drive. Each drive encrypts what it writes under the node's remote
 // KEK (remotekey.go).
-func attachRemotes(ctx context.Context, specs []remoteSpec, st *nodeState, clusterSecret []byte, drives map[placement.DriveID]driver.Driver, pdrives []placement.Drive, closers *[]func() error, log *slog.Logger) ([]placement.Drive, error) {
+func attachRemotes(ctx context.Context, specs []remoteSpec, seen *encryptedSeen, clusterSecret []byte, drives map[placement.DriveID]driver.Driver, pdrives []placement.Drive, closers *[]func() error, log *slog.Logger) ([]placement.Drive, error) {
+	st := seen.st
 	if len(specs) == 0 {
 		return pdrives, nil
 	}
@@ -251,6 +252,7 @@ func attachRemotes(ctx context.Context, specs []remoteSpec, st *nodeState, clust
 		cfg := s.cfg
 		cfg.ID, cfg.ClusterID = driver.DriveID(id), st.ClusterID
 		cfg.KEK, cfg.OldKEKs = kek, oldKEKs
+		cfg.RequireEncrypted, cfg.OnFormat = seen.known(s.name), seen.onFormat(s.name)
 		cfg.Logger = log.With("component", "remote", "remote", s.name)
 		pdrives = append(pdrives, placement.Drive{ID: id, Node: placement.NodeID(st.Node), Zone: remoteZone(s.name), Class: driver.ClassRemote})
 		if clusterSecret != nil {

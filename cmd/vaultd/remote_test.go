@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -389,6 +390,44 @@ func remoteDrives(t *testing.T, url, direct, rak, rsk string, down, up func()) {
 	check("remote key back")
 	if v, ok := online(n4); !ok || v != 1 {
 		t.Errorf("remote-cold1 online = %v (present %v) with its key back, want 1", v, ok)
+	}
+
+	// node.json keeps the drives seen encrypted; the provider replacing
+	// cold1's format.json with a plaintext one (the same cluster and drive
+	// ids, no data key) gets the drive refused, not written in the clear.
+	if err := n4.stop(); err != nil {
+		t.Fatal(err)
+	}
+	var st nodeState
+	if ok, err := loadJSON(filepath.Join(dir, "a", "node.json"), &st); !ok || err != nil || !slices.Equal(st.EncryptedRemotes, []string{"cold1", "cold2"}) && !slices.Equal(st.EncryptedRemotes, []string{"cold2", "cold1"}) {
+		t.Fatalf("node.json: encrypted remotes %q (%v, %v), want cold1 and cold2", st.EncryptedRemotes, ok, err)
+	}
+	fo, err := bc.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("cold1"), Key: aws.String("format.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var format map[string]any
+	err = json.NewDecoder(fo.Body).Decode(&format)
+	fo.Body.Close()
+	if err != nil || format["enc"] == nil {
+		t.Fatalf("cold1's format.json: %v, %v; want one with a data key", format, err)
+	}
+	delete(format, "enc")
+	plain, _ := json.Marshal(format)
+	if _, err := bc.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("cold1"), Key: aws.String("format.json"), Body: bytes.NewReader(plain)}); err != nil {
+		t.Fatal(err)
+	}
+	n5, err := startRemoteNode(t, args, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl = remoteTestClient("http://"+n5.s3Addr, root["VAULT_ROOT_ACCESS_KEY"], root["VAULT_ROOT_SECRET_KEY"])
+	check("cold1 downgraded")
+	if !strings.Contains(n5.err.String(), "was encrypted but its bucket now holds a plaintext format") {
+		t.Errorf("the node's log does not say cold1 was downgraded:\n%s", tail(n5.err.String(), 4<<10))
+	}
+	if v, ok := online(n5); !ok || v != 0 {
+		t.Errorf("remote-cold1 online = %v (present %v) with a plaintext format.json, want 0", v, ok)
 	}
 }
 

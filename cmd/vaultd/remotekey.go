@@ -7,7 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"slices"
+	"sync"
 
 	"github.com/vaultaire/vaultaire/driver/remote"
 )
@@ -25,6 +28,11 @@ import (
 // A node that ran alone and joins a cluster keeps its remote-key.json: its
 // drives' keys are wrapped under it, and are unwrapped with it (an old KEK)
 // and wrapped again under the cluster's at their next open.
+//
+// The provider holds format.json, which says whether a drive is
+// encrypted: node.json keeps the names of the drives this node has seen
+// encrypted (encryptedSeen), and a drive among them whose bucket says
+// "plaintext" later is refused rather than written in the clear.
 //
 // Losing remote-key.json (single node) or changing the cluster secret
 // makes the drives' data unreadable: they stay offline, their bytes
@@ -75,4 +83,56 @@ func remoteKEKs(dir string, clusterSecret []byte, create bool) (kek remote.Key, 
 		}
 	}
 	return local, nil, nil
+}
+
+// encryptedSeen records in node.json the remote drives this node has
+// seen encrypted. Drives report from their own goroutines (OnFormat), so
+// it serializes its writes of node.json, as does the node's first write.
+type encryptedSeen struct {
+	mu    sync.Mutex
+	st    *nodeState
+	path  string // node.json
+	saved bool   // node.json exists: a new node's is first written once it is whole
+	log   *slog.Logger
+}
+
+// known reports whether name was seen encrypted.
+func (e *encryptedSeen) known(name string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Contains(e.st.EncryptedRemotes, name)
+}
+
+// onFormat returns the remote.Config.OnFormat of drive name.
+func (e *encryptedSeen) onFormat(name string) func(bool) {
+	return func(encrypted bool) {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if !encrypted || slices.Contains(e.st.EncryptedRemotes, name) {
+			return
+		}
+		e.st.EncryptedRemotes = append(e.st.EncryptedRemotes, name)
+		if !e.saved {
+			return // in the node's first write
+		}
+		if err := e.saveLocked(); err != nil {
+			e.log.Error("cannot record an encrypted remote drive in node.json: a plaintext format.json in its bucket would not be refused at the next start", "remote", name, "err", err)
+		}
+	}
+}
+
+// save writes node.json.
+func (e *encryptedSeen) save() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.saveLocked()
+}
+
+func (e *encryptedSeen) saveLocked() error {
+	b, _ := json.MarshalIndent(e.st, "", "  ")
+	if err := writeFileAtomic(e.path, b, 0o644); err != nil {
+		return err
+	}
+	e.saved = true
+	return nil
 }

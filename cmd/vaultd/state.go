@@ -23,6 +23,10 @@ type nodeState struct {
 	PGs       int      `json:"pgs"`
 
 	Remotes []string `json:"remotes,omitempty"` // --remote names, in flag order (remote.go)
+	// EncryptedRemotes are the --remote names this node has seen
+	// encrypted: a bucket that says otherwise later is refused
+	// (remote.Config.RequireEncrypted, remotekey.go).
+	EncryptedRemotes []string `json:"encrypted_remotes,omitempty"`
 }
 
 // rootFile holds generated root credentials when none come from the

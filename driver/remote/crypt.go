@@ -137,6 +137,10 @@ func (Key) GoString() string             { return "remote.Key(REDACTED)" }
 func (k Key) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) }
 func (Key) LogValue() slog.Value         { return slog.StringValue("REDACTED") }
 
+// ErrDowngraded is a drive known to be encrypted (Config.RequireEncrypted)
+// whose bucket now says it is stored in plaintext.
+var ErrDowngraded = errors.New("driver/remote: the drive was encrypted but its bucket now holds a plaintext format (format.json or the objects left were replaced at the provider); refusing to store it in plaintext (to format it afresh, encrypted, for the healer to refill: --remote-encrypt)")
+
 // ErrWrongKEK is an encrypted drive whose data key no configured KEK
 // unwraps: it stays offline, untouched.
 var ErrWrongKEK = errors.New("driver/remote: wrong key-encryption key")

@@ -724,3 +724,84 @@ func TestKEKRedacted(t *testing.T) {
 		}
 	}
 }
+
+// TestEncDowngradeRefused: the provider holds format.json. One that
+// replaced an encrypted drive's format.json (and its objects) with
+// plaintext ones made the next Open run the drive in plaintext, so every
+// later write, the healer's refill of the whole drive included, went to
+// the provider in the clear. A drive known to be encrypted
+// (RequireEncrypted, from OnFormat) refuses that.
+func TestEncDowngradeRefused(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	ctx := t.Context()
+	c := encConfig(s, b, "down")
+	var seen []bool
+	c.OnFormat = func(enc bool) { seen = append(seen, enc) }
+	d := open(t, c)
+	if err := writeShard(ctx, d, encShard(1), marked(100<<10, 5)); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if !slices.Equal(seen, []bool{true}) {
+		t.Fatalf("OnFormat saw %v, want [true]", seen)
+	}
+	// The provider wipes the prefix and writes a plaintext format.json
+	// naming the same cluster and drive.
+	f := readFormat(t, s, b, "down")
+	delete(f, "enc")
+	plain, _ := json.Marshal(f)
+	cl := s.client("")
+	for k := range rawObjects(t, s, b, "down/") {
+		if _, err := cl.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b, Key: aws.String(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putRaw(t, s, b, "down/format.json", plain)
+
+	// Unknown to the caller, it opens as an empty plaintext drive: what
+	// RequireEncrypted is for.
+	trusting := c
+	trusting.OnFormat = nil
+	d2 := open(t, trusting)
+	if d2.Encrypted() {
+		t.Fatal("a plaintext format.json opened encrypted: this test no longer shows the downgrade")
+	}
+	d2.Close()
+
+	c.RequireEncrypted = true
+	before := hashKeys(t, s, b, "down/")
+	if _, err := remote.Open(ctx, c); !errors.Is(err, remote.ErrDowngraded) {
+		t.Fatalf("Open of a drive known encrypted over a plaintext format.json: %v, want ErrDowngraded", err)
+	}
+	re := c
+	re.Reformat = true
+	if _, err := remote.Open(ctx, re); !errors.Is(err, remote.ErrDowngraded) {
+		t.Fatalf("the same with Reformat: %v, want ErrDowngraded", err)
+	}
+	if after := hashKeys(t, s, b, "down/"); !maps(before, after) {
+		t.Fatalf("a refused Open changed the bucket:\nbefore %v\nafter  %v", before, after)
+	}
+	// format.json lost, the prefix holding a plaintext log object: the
+	// key recovery of Reformat must not fall back to plaintext either.
+	if _, err := cl.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b, Key: aws.String("down/format.json")}); err != nil {
+		t.Fatal(err)
+	}
+	putRaw(t, s, b, "down/log/0000000000000009-0123456789abcdef", append([]byte("VLTLOG01"), bytes.Repeat([]byte(" a plaintext log object of the provider's making"), 4)...))
+	mid := hashKeys(t, s, b, "down/")
+	if _, err := remote.Open(ctx, re); !errors.Is(err, remote.ErrDowngraded) {
+		t.Fatalf("Reformat over plaintext objects: %v, want ErrDowngraded", err)
+	}
+	if after := hashKeys(t, s, b, "down/"); !maps(mid, after) {
+		t.Fatalf("a refused Open changed the bucket:\nbefore %v\nafter  %v", mid, after)
+	}
+	// The operator's conversion is still possible: Encrypt formats it
+	// afresh, encrypted.
+	putRaw(t, s, b, "down/format.json", plain)
+	conv := c
+	conv.Encrypt = true
+	d3 := open(t, conv)
+	if !d3.Encrypted() {
+		t.Fatal("Encrypt over a plaintext format.json left the drive plaintext")
+	}
+}

@@ -93,6 +93,17 @@ type Config struct {
 	// for the engine's scanner and healer to refill, as a replaced disk.
 	// Ignored on an encrypted drive, without a KEK and when ReadOnly.
 	Encrypt bool
+	// RequireEncrypted: the drive is known to be encrypted (the caller saw
+	// it so: OnFormat). A format.json without a data key is then refused
+	// (ErrDowngraded) instead of opening the drive in plaintext: the
+	// provider holds format.json, and one that replaced it (and the
+	// objects) with plaintext ones must not make this node write the
+	// drive's data, the healer's refill included, in the clear.
+	RequireEncrypted bool
+	// OnFormat, if set, is called each time Open has checked (or written)
+	// format.json, with whether the drive is encrypted: the caller keeps
+	// that, to set RequireEncrypted at later Opens.
+	OnFormat func(encrypted bool)
 
 	// SmallShardMax: shards of at most this many bytes ride in log objects
 	// (no request of their own). 0 means DefaultSmallShardMax.
@@ -582,6 +593,9 @@ func (d *Driver) load(ctx context.Context) (err error) {
 	if err := d.checkFormat(ctx); err != nil {
 		return err
 	}
+	if d.cfg.OnFormat != nil {
+		d.cfg.OnFormat(d.Encrypted())
+	}
 	d.resetIndex() // what an earlier attempt read
 	maxSeq, nlogs, err := d.loadIndex(ctx)
 	if err != nil {
@@ -812,6 +826,9 @@ func (d *Driver) checkFormat(ctx context.Context) error {
 	case f.DriveID != d.cfg.ID:
 		return fmt.Errorf("%s: drive id %q, configured %q", fkey, f.DriveID, d.cfg.ID)
 	}
+	if f.Enc == nil && d.cfg.RequireEncrypted && !(d.cfg.Encrypt && d.cfg.KEK != nil && !d.cfg.ReadOnly) {
+		return fmt.Errorf("%s: %w", fkey, ErrDowngraded)
+	}
 	rewrap, err := d.useKey(f.Enc)
 	if err != nil {
 		return fmt.Errorf("%s: %w", fkey, err)
@@ -910,6 +927,9 @@ func (d *Driver) recoverKey(ctx context.Context) error {
 			}
 			kid, wrapped, ok := parseEncHeader(h)
 			if !ok {
+				if d.cfg.RequireEncrypted {
+					return fmt.Errorf("the objects left are plaintext (%s): %w", o.Key, ErrDowngraded)
+				}
 				d.log.Warn("remote drive: the objects left are plaintext: format.json is written again without encryption", "object", o.Key)
 				return nil
 			}
