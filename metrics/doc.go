@@ -103,6 +103,7 @@
 //	remote_losses_total{drive}           counter, times format.json was gone and the index reloaded
 //	remote_lost_objects_total{drive}     counter, objects found gone while format.json was kept
 //	remote_online{drive}                 gauge, 1 when the backend is usable
+//	remote_encrypted{drive}              gauge, 1 when what it stores at the provider is encrypted
 //
 // From Config.Usage (TenantUsage):
 //

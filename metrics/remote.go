@@ -6,14 +6,15 @@ import "github.com/prometheus/client_golang/prometheus"
 // to its backend since the node started, as the provider bills it: every
 // HTTP attempt, retries included.
 type RemoteSample struct {
-	Drive    string
-	Online   bool              // the breaker is closed and the drive loaded
-	Requests map[string]uint64 // by method: RemoteMethods
-	Sent     uint64            // request body bytes
-	Received uint64            // response body bytes
-	Retries  uint64            // attempts after the first of a call
-	Failures uint64            // calls that failed after their retries
-	Opens    uint64            // times the circuit breaker opened
+	Drive     string
+	Online    bool              // the breaker is closed and the drive loaded
+	Encrypted bool              // what it writes to its backend is encrypted (driver/remote crypt.go)
+	Requests  map[string]uint64 // by method: RemoteMethods
+	Sent      uint64            // request body bytes
+	Received  uint64            // response body bytes
+	Retries   uint64            // attempts after the first of a call
+	Failures  uint64            // calls that failed after their retries
+	Opens     uint64            // times the circuit breaker opened
 	// Losses counts the times the drive found its format.json gone and
 	// reloaded its index; LostObjects, the objects its verification found
 	// gone while format.json was kept.
@@ -35,13 +36,14 @@ var (
 	remoteLossesDesc   = desc("remote_losses_total", "Times a remote drive found its format.json gone from the bucket and reloaded its index from what the bucket holds.", "drive")
 	remoteLostDesc     = desc("remote_lost_objects_total", "Objects a remote drive's verification found gone from the bucket while format.json was kept.", "drive")
 	remoteOnlineDesc   = desc("remote_online", "Whether a remote drive's backend is usable (1) or not (0).", "drive")
+	remoteEncDesc      = desc("remote_encrypted", "Whether a remote drive encrypts what it stores at its provider (1) or stores it in plaintext (0: formatted before encryption, or not loaded).", "drive")
 )
 
 // remoteCollector reports RemoteSamples.
 type remoteCollector struct{ remotes func() []RemoteSample }
 
 func (c remoteCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{remoteRequestsDesc, remoteSentDesc, remoteRecvDesc, remoteRetriesDesc, remoteFailuresDesc, remoteOpensDesc, remoteLossesDesc, remoteLostDesc, remoteOnlineDesc} {
+	for _, d := range []*prometheus.Desc{remoteRequestsDesc, remoteSentDesc, remoteRecvDesc, remoteRetriesDesc, remoteFailuresDesc, remoteOpensDesc, remoteLossesDesc, remoteLostDesc, remoteOnlineDesc, remoteEncDesc} {
 		ch <- d
 	}
 }
@@ -67,5 +69,6 @@ func (c remoteCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(remoteLossesDesc, r.Losses)
 		counter(remoteLostDesc, r.LostObjects)
 		ch <- prometheus.MustNewConstMetric(remoteOnlineDesc, prometheus.GaugeValue, boolValue(r.Online), r.Drive)
+		ch <- prometheus.MustNewConstMetric(remoteEncDesc, prometheus.GaugeValue, boolValue(r.Encrypted), r.Drive)
 	}
 }

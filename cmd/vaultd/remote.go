@@ -684,7 +684,7 @@ func remoteSamples(drives map[placement.DriveID]driver.Driver, standbys []*stand
 			s := d.Stats()
 			_, lost := d.Verifications()
 			out = append(out, metrics.RemoteSample{
-				Drive: r.id, Online: d.Err() == nil,
+				Drive: r.id, Online: d.Err() == nil, Encrypted: d.Encrypted(),
 				Requests: map[string]uint64{"PUT": s.Puts, "POST": s.Posts, "GET": s.Gets, "LIST": s.Lists, "HEAD": s.Heads, "DELETE": s.Deletes},
 				Sent:     s.BytesSent, Received: s.BytesRecv, Retries: s.Retries, Failures: s.Failures, Opens: s.Opens,
 				Losses: d.Losses(), LostObjects: lost,

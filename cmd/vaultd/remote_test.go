@@ -275,6 +275,8 @@ func remoteDrives(t *testing.T, url, direct, rak, rsk string, down, up func()) {
 		`vaultaire_remote_requests_total{drive="remote-cold2",method="PUT"}`,
 		`vaultaire_remote_sent_bytes_total{drive="remote-cold1"}`,
 		`vaultaire_remote_online{drive="remote-cold2"}`,
+		`vaultaire_remote_encrypted{drive="remote-cold1"}`,
+		`vaultaire_remote_encrypted{drive="remote-cold2"}`,
 	} {
 		if v, ok := metricValue(string(metrics), series); !ok || v < 1 {
 			t.Errorf("metric %s = %v (present %v), want at least 1", series, v, ok)
