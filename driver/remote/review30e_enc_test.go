@@ -269,3 +269,32 @@ func TestReview30eMinIO(t *testing.T) {
 		t.Fatalf("restored: %v", err)
 	}
 }
+
+// TestReview30eDowngradeForge: the downgrade of TestReview30eDowngradeWipe
+// also gives up integrity: the provider writes format.json without enc
+// and one plaintext log object of its own making, and the drive serves the
+// forged record (newer than any other drive's, the engine would take it).
+// Fails: GetRecord returns the forgery.
+func TestReview30eDowngradeForge(t *testing.T) {
+	knownDefect(t)
+	s := startVaultd(t)
+	b := s.bucket(t)
+	c := review30eDrive(t, s, b, "forge")
+	pf := plainFormat(t, s, b, "forge")
+	cl := s.client("")
+	for k := range rawObjects(t, s, b, "forge/") {
+		if _, err := cl.DeleteObject(t.Context(), &s3.DeleteObjectInput{Bucket: &b, Key: aws.String(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putRaw(t, s, b, "forge/format.json", pf)
+	putRaw(t, s, b, "forge/log/0000000000000001-0badc0de", remote.Review30eForgedLog(encRecKey(1), version(99), []byte("forged by the provider")))
+	d, err := remote.Open(t.Context(), c)
+	if err != nil {
+		return // refused: held
+	}
+	defer d.Close()
+	if r, err := d.GetRecord(t.Context(), encRecKey(1)); err == nil {
+		t.Errorf("a drive with a KEK serves a record the provider forged: %q", r.Data)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"testing"
+
+	"github.com/vaultaire/vaultaire/driver"
 )
 
 // TestReview30eSealReaderPasses: a sealReader sends the same bytes on
@@ -44,4 +46,10 @@ func TestReview30eSealReaderPasses(t *testing.T) {
 		}
 		seen[string(s.nonces[i:i+12])] = true
 	}
+}
+
+// Review30eForgedLog is a plaintext log object holding one record put, as
+// a provider can write it (the format is public; XXH3 is no MAC).
+func Review30eForgedLog(key string, v driver.Version, data []byte) []byte {
+	return encodeLog([]*entry{{op: opRecPut, key: key, version: v, data: data}})
 }
