@@ -298,3 +298,45 @@ func TestReview30eDowngradeForge(t *testing.T) {
 		t.Errorf("a drive with a KEK serves a record the provider forged: %q", r.Data)
 	}
 }
+
+// TestReview30eRestampRewrap: a single node's drive (its own KEK) moving
+// into a cluster: one open both re-stamps the cluster id and rewraps the
+// data key under the cluster's KEK; the data reads back under the
+// cluster's KEK alone; a read-only standby with only the cluster's KEK
+// is refused before (untouched) and opens after. Held when run.
+func TestReview30eRestampRewrap(t *testing.T) {
+	s := startVaultd(t)
+	b := s.bucket(t)
+	ctx := t.Context()
+	single := encConfig(s, b, "move")
+	single.KEK, single.ClusterID = testKEK(5), "single"
+	d := open(t, single)
+	data := marked(200<<10, 3)
+	if err := writeShard(ctx, d, encShard(1), data); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	standby := encConfig(s, b, "move")
+	standby.KEK, standby.ClusterID, standby.ReadOnly = testKEK(6), "cluster", true
+	before := hashKeys(t, s, b, "move/")
+	if _, err := remote.Open(ctx, standby); err == nil {
+		t.Fatal("a standby without the single node's key opened the drive")
+	}
+	if !maps(before, hashKeys(t, s, b, "move/")) {
+		t.Fatal("a refused standby changed the bucket")
+	}
+	owner := encConfig(s, b, "move")
+	owner.KEK, owner.OldKEKs, owner.ClusterID, owner.Restamp = testKEK(6), []remote.Key{testKEK(5)}, "cluster", "single"
+	d2 := open(t, owner)
+	f := readFormat(t, s, b, "move")
+	if f["cluster_id"] != "cluster" || encKEKID(f) != testKEKID(testKEK(6)) {
+		t.Fatalf("format.json after restamp+rewrap: %v", f)
+	}
+	if got, err := readAll(ctx, d2, encShard(1)); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("owner: %v", err)
+	}
+	r := open(t, standby)
+	if got, err := readAll(ctx, r, encShard(1)); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("standby after the rewrap: %v", err)
+	}
+}
