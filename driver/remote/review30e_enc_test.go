@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -338,5 +339,43 @@ func TestReview30eRestampRewrap(t *testing.T) {
 	r := open(t, standby)
 	if got, err := readAll(ctx, r, encShard(1)); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("standby after the rewrap: %v", err)
+	}
+}
+
+// TestReview30eConvertBlocksAttach: Encrypt converts a plaintext drive
+// inside Open (checkFormat), one DELETE per object, and vaultd's single
+// node calls Attach before it listens: the node serves nothing until every
+// object of the drive is deleted (a drive of a million objects at 20 ms a
+// DELETE: 5.5 hours). Fails: one DELETE per object during Attach. Fix:
+// batch the deletes (DeleteObjects, 1000 a request) and/or run the
+// conversion after Attach returns, with the drive offline meanwhile.
+func TestReview30eConvertBlocksAttach(t *testing.T) {
+	knownDefect(t)
+	s := startVaultd(t)
+	b := s.bucket(t)
+	ctx := t.Context()
+	plain := s.config("", b, "big")
+	plain.KEK = nil
+	plain.SmallShardMax = 1 << 10
+	d := open(t, plain)
+	const n = 120
+	for i := range n {
+		if err := writeShard(ctx, d, driver.Shard{PG: uint32(i % 7), Name: fmt.Sprintf("%016x", i)}, payload(2<<10, uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Close()
+	c := encConfig(s, b, "big")
+	c.Encrypt = true
+	d2, err := remote.Attach(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	if !d2.Encrypted() {
+		t.Fatal("not converted")
+	}
+	if del := d2.Stats().Deletes; del >= n {
+		t.Errorf("Attach converting a drive of %d objects sent %d DELETEs before returning", n, del)
 	}
 }
