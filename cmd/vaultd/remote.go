@@ -97,9 +97,39 @@ func (f *serverFlags) parseRemotes() error {
 		if i < 0 {
 			return fmt.Errorf("--remote-encrypt %s: no --remote of that name (one name: drives are converted one at a time)", name)
 		}
-		specs[i].cfg.Encrypt = true
+		if !f.clustered() {
+			if err := encryptAllowed(len(specs)); err != nil {
+				return fmt.Errorf("--remote-encrypt %s: %w", name, err)
+			}
+		}
+		specs[i].cfg.Encrypt = true // in a cluster, checked against the map at claim
 	}
 	return nil
+}
+
+// encryptAllowed refuses --remote-encrypt where remote drives number
+// fewer than two: the remote layout (tier containers' artifacts) is then
+// 1+0, the drive holds their only copy, and the conversion's deletions
+// could not be refilled (review 30e).
+func encryptAllowed(remotes int) error {
+	if remotes < 2 {
+		return fmt.Errorf("refused: %d remote drive(s): a tier container's artifacts have no other copy than this drive's, and converting it deletes its objects; add a remote drive first (or move tier containers back to local)", remotes)
+	}
+	return nil
+}
+
+// remoteDriveCount counts the remote drives of m (none without a map).
+func remoteDriveCount(m *placement.Map) int {
+	n := 0
+	if m == nil {
+		return 0
+	}
+	for _, d := range m.Drives {
+		if d.Class == driver.ClassRemote {
+			n++
+		}
+	}
+	return n
 }
 
 // parseRemoteFlags parses --remote values: NAME=https://host[:port]/bucket[/prefix]?region=R.
@@ -243,7 +273,7 @@ func attachRemotes(ctx context.Context, specs []remoteSpec, seen *encryptedSeen,
 	if len(specs) == 0 {
 		return pdrives, nil
 	}
-	kek, oldKEKs, err := remoteKEKs(st.Dirs[0], clusterSecret, true)
+	kek, oldKEKs, err := remoteKEKs(st.Dirs[0], clusterSecret, true, st.EncryptedRemotes)
 	if err != nil {
 		return nil, fmt.Errorf("remote drives' key: %w", err)
 	}
@@ -498,6 +528,12 @@ const claimUnknownWait = 10 * time.Second
 // it. It fails if opening fails or ctx ends.
 func claimRemote(ctx context.Context, store *cluster.Store, members func() []cluster.Member, node string, l *lateDrive, force bool, log *slog.Logger) error {
 	id := string(l.id)
+	if l.cfg.Encrypt {
+		if err := encryptAllowed(remoteDriveCount(store.Map())); err != nil {
+			log.Error("remote drive: --remote-encrypt "+err.Error(), "drive", id)
+			l.cfg.Encrypt = false
+		}
+	}
 	waiting := ""
 	var unknownSince time.Time
 	note := func(why string) {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/vaultaire/vaultaire/driver/remote"
@@ -34,10 +35,10 @@ import (
 // encrypted (encryptedSeen), and a drive among them whose bucket says
 // "plaintext" later is refused rather than written in the clear.
 //
-// Losing remote-key.json (single node) or changing the cluster secret
-// makes the drives' data unreadable: they stay offline, their bytes
-// untouched, until the key is back (or they are reformatted and refilled
-// from the other drives).
+// Losing remote-key.json (single node) makes the node refuse to start
+// until it is restored; changing the cluster secret makes the drives'
+// data unreadable: they stay offline, their bytes untouched, until the
+// old secret is back. Neither can be rotated yet.
 
 // remoteKeyFile is the name of the single-node KEK's file in the first
 // data directory.
@@ -51,8 +52,10 @@ type remoteKeyJSON struct {
 // remoteKEKs returns the KEK remote drives are wrapped under and older
 // KEKs they may still be wrapped under. dir is the node's first data
 // directory; clusterSecret is nil on a single node, where the key file is
-// made if create is set and none exists.
-func remoteKEKs(dir string, clusterSecret []byte, create bool) (kek remote.Key, old []remote.Key, err error) {
+// made if create is set and none exists, unless drives were seen
+// encrypted under it (seenEncrypted): a new key would lock them out for
+// good once the old one is restored, so its absence is an error.
+func remoteKEKs(dir string, clusterSecret []byte, create bool, seenEncrypted []string) (kek remote.Key, old []remote.Key, err error) {
 	path := filepath.Join(dir, remoteKeyFile)
 	var kf remoteKeyJSON
 	ok, err := loadJSON(path, &kf)
@@ -73,6 +76,9 @@ func remoteKEKs(dir string, clusterSecret []byte, create bool) (kek remote.Key, 
 			old = []remote.Key{local}
 		}
 		return kek, old, nil
+	}
+	if local == nil && create && len(seenEncrypted) > 0 {
+		return nil, nil, fmt.Errorf("%s is missing, but remote drives %s were encrypted under the key it held: restore it from your backup (without it their data cannot be read)", path, strings.Join(seenEncrypted, ", "))
 	}
 	if local == nil && create {
 		local = make([]byte, 32)

@@ -1,9 +1,6 @@
 package main
 
-import (
-	"os"
-	"testing"
-)
+import "testing"
 
 // TestReview30eEncryptSoleRemote: with a single remote drive, the remote
 // layout (a tier container's) is DefaultPolicy(1) = 1+0: its artifacts
@@ -15,9 +12,6 @@ import (
 // is tiered, or ask the operator to untier first; this test checks the
 // cheapest form of it, one --remote on a single node.)
 func TestReview30eEncryptSoleRemote(t *testing.T) {
-	if os.Getenv("VAULT_KNOWN") == "" {
-		t.Skip("known defect (review 30e); VAULT_KNOWN=1 runs it")
-	}
 	f := &serverFlags{remotes: []string{"cold=https://h/b/p"}, encrypt: "cold"}
 	if err := f.parseRemotes(); err == nil {
 		t.Errorf("--remote-encrypt of the only remote drive accepted: a remote-layout (tier) container is 1+0 there and its data has no other copy to heal from")

@@ -759,15 +759,16 @@ func TestEncDowngradeRefused(t *testing.T) {
 	}
 	putRaw(t, s, b, "down/format.json", plain)
 
-	// Unknown to the caller, it opens as an empty plaintext drive: what
-	// RequireEncrypted is for.
+	// Even unknown to the caller, a plaintext format.json over an empty
+	// prefix is formatted afresh, encrypted (nothing to keep in plaintext).
 	trusting := c
 	trusting.OnFormat = nil
 	d2 := open(t, trusting)
-	if d2.Encrypted() {
-		t.Fatal("a plaintext format.json opened encrypted: this test no longer shows the downgrade")
+	if !d2.Encrypted() {
+		t.Fatal("a plaintext format.json over an empty prefix opened the drive in plaintext")
 	}
 	d2.Close()
+	putRaw(t, s, b, "down/format.json", plain)
 
 	c.RequireEncrypted = true
 	before := hashKeys(t, s, b, "down/")

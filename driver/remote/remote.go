@@ -837,6 +837,26 @@ func (d *Driver) checkFormat(ctx context.Context) error {
 		if d.cfg.Encrypt && !d.cfg.ReadOnly {
 			return d.convert(ctx, fkey)
 		}
+		if !d.cfg.ReadOnly {
+			// A plaintext format.json over a prefix holding nothing else
+			// has nothing to keep in plaintext: the provider wiped an
+			// encrypted drive and wrote one (review 30e), or a conversion
+			// stopped after its deletes. It is formatted encrypted (with a
+			// restamp, if one was due).
+			objs, _, err := d.be.listPage(ctx, d.cfg.Prefix, "")
+			if err != nil {
+				return err
+			}
+			if !slices.ContainsFunc(objs, func(o object) bool { return o.Key != fkey }) {
+				d.newKey()
+				if err := d.be.put(ctx, fkey, d.formatJSON()); err != nil {
+					d.be.keys.Store(nil)
+					return fmt.Errorf("%s: format the empty drive encrypted: %w", fkey, err)
+				}
+				d.log.Warn("remote drive: its format.json said plaintext over an empty prefix: formatted afresh, encrypted")
+				return nil
+			}
+		}
 		d.log.Warn("remote drive: stored in plaintext at the provider (formatted before encryption); to encrypt it, restart once with --remote-encrypt naming it: it is formatted afresh, encrypted, and the healer refills it")
 	}
 	switch {
@@ -930,6 +950,15 @@ func (d *Driver) recoverKey(ctx context.Context) error {
 				if d.cfg.RequireEncrypted {
 					return fmt.Errorf("the objects left are plaintext (%s): %w", o.Key, ErrDowngraded)
 				}
+				// The newest object may be the provider's: the drive is
+				// plaintext only if no other object is encrypted (review
+				// 30e: a planted plaintext object made recovery write a
+				// plaintext format.json over an encrypted drive).
+				if enc, err := d.anyEncrypted(ctx); err != nil {
+					return err
+				} else if enc != "" {
+					return fmt.Errorf("the newest object %s is plaintext but %s is encrypted: not writing a plaintext format.json over an encrypted drive: %w", o.Key, enc, ErrDowngraded)
+				}
 				d.log.Warn("remote drive: the objects left are plaintext: format.json is written again without encryption", "object", o.Key)
 				return nil
 			}
@@ -943,6 +972,32 @@ func (d *Driver) recoverKey(ctx context.Context) error {
 	}
 	d.newKey()
 	return nil
+}
+
+// anyEncrypted returns an object of the drive's whose header says it is
+// encrypted, among the newest few of log/ and snap/ and some of obj/ (a
+// ranged GET of the header each), or "".
+func (d *Driver) anyEncrypted(ctx context.Context) (string, error) {
+	for _, p := range []string{"log/", "snap/", "obj/"} {
+		objs, _, err := d.be.listPage(ctx, d.key(p), "")
+		if err != nil {
+			return "", err
+		}
+		slices.Reverse(objs)
+		for _, o := range objs[:min(len(objs), 8)] {
+			if _, ok := seqOf(o.Key); !ok || o.Size < int64(encHeader) {
+				continue
+			}
+			h, err := d.be.getRaw(ctx, o.Key, 0, int64(encHeader))
+			if err != nil {
+				return "", err
+			}
+			if _, _, ok := parseEncHeader(h); ok {
+				return o.Key, nil
+			}
+		}
+	}
+	return "", nil
 }
 
 // convert formats a plaintext drive afresh, encrypted (Encrypt with a
