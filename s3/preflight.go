@@ -93,7 +93,7 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 		s.preflights.delete(h) // a leftover of a request fasthttp dropped
 		return fasthttp.RequestConfig{}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	ctx, cancel := newLazyDeadline(time.Now().Add(s.cfg.RequestTimeout))
 	defer cancel()
 	pf := s.preflight(ctx, h)
 	s.preflights.store(h, pf)
@@ -129,7 +129,7 @@ func (s *Server) expect(fctx *fasthttp.RequestCtx) int {
 	h := &fctx.Request.Header
 	pf, ok := s.preflights.load(h)
 	if !ok {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+		ctx, cancel := newLazyDeadline(time.Now().Add(s.cfg.RequestTimeout))
 		pf = s.preflight(ctx, h)
 		cancel()
 		s.preflights.store(h, pf)
@@ -256,10 +256,11 @@ func (s *Server) serve(ctx context.Context, r *request, cancel context.CancelFun
 		return slowDown(r, pf.retryAfter)
 	}
 	op.auth, op.tenant, op.bucket, op.key = pf.auth, pf.tenant, pf.bucket, pf.key
-	if bw, ok := s.cfg.Limiter.(Bandwidth); ok && op.tenant != "" {
+	if bw, ok := s.cfg.Limiter.(Bandwidth); ok && op.tenant != "" && hasBody(&r.fctx.Request.Header) {
 		// Bounded as an upload is (BodyTimeout), not as the request's
-		// other work; end stops it.
-		bctx, stop := context.WithTimeout(context.Background(), s.cfg.BodyTimeout)
+		// other work; end stops it. A request without a body has
+		// nothing to shape; the timer is made only if a wait needs it.
+		bctx, stop := newLazyDeadline(time.Now().Add(s.cfg.BodyTimeout))
 		r.shapeIn, r.stopIn = func(n int) error { return bw.WaitIn(bctx, op.tenant, n) }, stop
 	}
 	err := op.dispatch(pf.route)

@@ -74,7 +74,7 @@ func (s *Server) begin(fctx *fasthttp.RequestCtx) *request {
 
 func (s *Server) handle(fctx *fasthttp.RequestCtx) {
 	r := s.begin(fctx)
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	ctx, cancel := newLazyDeadline(r.start.Add(s.cfg.RequestTimeout))
 	pf := s.takePreflight(ctx, fctx)
 	err := s.serve(ctx, r, cancel, pf)
 	if err != nil {
@@ -105,8 +105,9 @@ func (s *Server) end(r *request) {
 	}
 	if bw, ok := s.cfg.Limiter.(Bandwidth); ok && r.sent != nil && r.ev.Tenant != "" {
 		// The body streams after the handler returned: the waits get
-		// a context of their own, bounded as the stream is.
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.BodyTimeout)
+		// a context of their own, bounded as the stream is (its timer
+		// made only if a wait needs it).
+		ctx, cancel := newLazyDeadline(time.Now().Add(s.cfg.BodyTimeout))
 		tenant := r.ev.Tenant
 		r.sent.shape = func(n int) error { return bw.WaitOut(ctx, tenant, n) }
 		r.sent.stop = cancel
