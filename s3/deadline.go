@@ -15,6 +15,10 @@ import (
 // used (two of the three context.WithTimeout of a small GET, 3% of
 // vaultd's CPU with their timers, bench/RESULTS.md session 30).
 //
+// A lazyDeadline with its deadline set is ready to use; one kept in a
+// longer-lived struct (the request, a response stream) costs no
+// allocation. It must not be copied.
+//
 // Err is exact without Done: it reads the clock, so a wait that only
 // checks Err still stops at the deadline.
 type lazyDeadline struct {
