@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,5 +53,55 @@ func TestBandwidthShapesBodies(t *testing.T) {
 	// 512 KiB at 512 KiB/s with 128 KiB ahead: 0.75 s.
 	if took := time.Since(start); took < 500*time.Millisecond || took > 20*time.Second {
 		t.Errorf("download took %v, want about 0.75 s", took)
+	}
+}
+
+// TestBandwidthWaitsEndAtBodyTimeout: a shaped body is still bounded by
+// the body timeout: an upload or download that the tenant's bandwidth
+// would stretch far past it is cut off at it (the bandwidth waits'
+// contexts carry the deadline, though their timers are made only when
+// a wait needs one: deadline.go).
+func TestBandwidthWaitsEndAtBodyTimeout(t *testing.T) {
+	lim := tenant.NewRateLimiter(nil, 0)
+	var shaped atomic.Bool
+	lim.Bytes = func(string) (int64, int64) {
+		if shaped.Load() {
+			return 16 << 10, 16 << 10 // 512 KiB in about 30 s
+		}
+		return 0, 0
+	}
+	e := startServerWith(t, func(c *s3.Config) {
+		c.Limiter = lim
+		c.BodyTimeout = 700 * time.Millisecond
+	})
+	ctx := t.Context()
+	c := e.client("ALICEKEY", "alicesecret")
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("capped")}); err != nil {
+		t.Fatal(err)
+	}
+	data := randBytes(18, 512<<10)
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("capped"), Key: aws.String("k"), Body: bytes.NewReader(data)}); err != nil {
+		t.Fatalf("unshaped upload: %v", err)
+	}
+	shaped.Store(true)
+
+	start := time.Now()
+	_, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("capped"), Key: aws.String("k2"), Body: bytes.NewReader(data)})
+	if took := time.Since(start); err == nil || took > 10*time.Second {
+		t.Errorf("shaped upload past the body timeout: %v after %v, want an error within a few seconds", err, took)
+	}
+
+	start = time.Now()
+	out, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("capped"), Key: aws.String("k")})
+	if err == nil {
+		var got []byte
+		got, err = io.ReadAll(out.Body)
+		out.Body.Close()
+		if err == nil && len(got) == len(data) {
+			t.Errorf("shaped download read whole")
+		}
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("shaped download past the body timeout: ended after %v (%v), want within a few seconds", took, err)
 	}
 }

@@ -31,6 +31,11 @@ type request struct {
 	sent     *sentCounter      // the response body stream, if any
 	shapeIn  func(n int) error // waits for the tenant's inbound bandwidth (Bandwidth), if any
 	stopIn   func()            // ends shapeIn's context; called by end
+
+	// deadline is the request's context, made by handle and passed to
+	// every call from there as ctx (never read from here): it lives as
+	// long as the request, and so it costs no allocation of its own.
+	deadline lazyDeadline
 }
 
 func newRequestID() string {
@@ -74,14 +79,15 @@ func (s *Server) begin(fctx *fasthttp.RequestCtx) *request {
 
 func (s *Server) handle(fctx *fasthttp.RequestCtx) {
 	r := s.begin(fctx)
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	r.deadline.deadline = r.start.Add(s.cfg.RequestTimeout)
+	ctx := &r.deadline
 	pf := s.takePreflight(ctx, fctx)
-	err := s.serve(ctx, r, cancel, pf)
+	err := s.serve(ctx, r, r.deadline.stop, pf)
 	if err != nil {
 		s.writeError(r, err)
 	}
 	if !r.keepCtx {
-		cancel()
+		r.deadline.stop()
 	}
 	s.end(r)
 }
@@ -105,11 +111,10 @@ func (s *Server) end(r *request) {
 	}
 	if bw, ok := s.cfg.Limiter.(Bandwidth); ok && r.sent != nil && r.ev.Tenant != "" {
 		// The body streams after the handler returned: the waits get
-		// a context of their own, bounded as the stream is.
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.BodyTimeout)
-		tenant := r.ev.Tenant
-		r.sent.shape = func(n int) error { return bw.WaitOut(ctx, tenant, n) }
-		r.sent.stop = cancel
+		// a context of their own, bounded as the stream is (its timer
+		// made only if a wait needs it).
+		r.sent.bw, r.sent.tenant = bw, r.ev.Tenant
+		r.sent.deadline.deadline = time.Now().Add(s.cfg.BodyTimeout)
 	}
 	if s.log.Enabled(context.Background(), slog.LevelDebug) { // the arguments cost allocations
 		s.log.Debug("request", "id", r.id, "method", string(fctx.Method()), "status", fctx.Response.StatusCode(), "took", time.Since(r.start))
@@ -143,18 +148,21 @@ func (s *Server) end(r *request) {
 type sentCounter struct {
 	io.Reader
 	io.Closer
-	n       int64
-	done    func(n int64)     // set by end; called once on Close
-	shape   func(n int) error // set by end: waits for the tenant's outbound bandwidth (Bandwidth)
-	stop    func()            // ends shape's context; called on Close
-	release func()            // if set, called once on Close after Closer
+	n      int64
+	done   func(n int64) // set by end; called once on Close
+	bw     Bandwidth     // set by end: shapes the stream to tenant's outbound bandwidth
+	tenant string
+	// deadline is the context of bw's waits (the stream's own: its
+	// BodyTimeout), stopped on Close; kept here, it costs no allocation.
+	deadline lazyDeadline
+	release  func() // if set, called once on Close after Closer
 }
 
 func (c *sentCounter) Read(p []byte) (int, error) {
 	n, err := c.Reader.Read(p)
 	c.n += int64(n)
-	if n > 0 && c.shape != nil {
-		if serr := c.shape(n); serr != nil {
+	if n > 0 && c.bw != nil {
+		if serr := c.bw.WaitOut(&c.deadline, c.tenant, n); serr != nil {
 			return n, serr
 		}
 	}
@@ -180,8 +188,8 @@ type sentWriter struct {
 }
 
 func (s sentWriter) Write(p []byte) (int, error) {
-	if s.c.shape != nil {
-		if err := s.c.shape(len(p)); err != nil {
+	if s.c.bw != nil {
+		if err := s.c.bw.WaitOut(&s.c.deadline, s.c.tenant, len(p)); err != nil {
 			return 0, err
 		}
 	}
@@ -191,8 +199,8 @@ func (s sentWriter) Write(p []byte) (int, error) {
 }
 
 func (c *sentCounter) Close() error {
-	if c.stop != nil {
-		c.stop()
+	if c.bw != nil {
+		c.deadline.stop()
 	}
 	err := c.Closer.Close()
 	if c.release != nil {

@@ -28,7 +28,7 @@ func checkSkew(t, now time.Time) error {
 // its spelling in the string to sign.
 func headerTime(r *Request) (time.Time, string, error) {
 	if v := r.Header("X-Amz-Date"); v != "" {
-		t, err := time.Parse(timeFormat, v)
+		t, err := parseTime(timeFormat, v)
 		if err != nil {
 			return time.Time{}, "", fmt.Errorf("%w: invalid X-Amz-Date", ErrAccessDenied)
 		}
@@ -104,7 +104,7 @@ func parseAuthParts(cred, signed, sig string, sentinel error) (authParams, error
 	if p.accessKey == "" {
 		return p, fmt.Errorf("%w: empty access key", sentinel)
 	}
-	if _, err := time.Parse(dateFormat, p.date); err != nil || len(p.date) != 8 {
+	if _, err := parseTime(dateFormat, p.date); err != nil || len(p.date) != 8 {
 		return p, fmt.Errorf("%w: invalid credential date %.20q", sentinel, p.date)
 	}
 	if p.region == "" {

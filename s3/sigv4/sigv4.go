@@ -251,7 +251,7 @@ func verifyPresigned(ctx context.Context, r *Request, query queryParams, creds C
 	if err != nil {
 		return nil, err
 	}
-	t, err := time.Parse(timeFormat, vals[2])
+	t, err := parseTime(timeFormat, vals[2])
 	if err != nil {
 		return nil, fmt.Errorf("%w: invalid X-Amz-Date", ErrAuthQueryMalformed)
 	}
