@@ -806,3 +806,42 @@ func TestEncDowngradeRefused(t *testing.T) {
 		t.Fatal("Encrypt over a plaintext format.json left the drive plaintext")
 	}
 }
+
+// TestEncEngineHealsTamperedShard: a byte changed at the provider in an
+// encrypted remote drive's shard object is found by the engine's Heal
+// (its verification reads every drive of the set, remote ones included:
+// remote drives are not scrubbed) and rewritten from the other drives;
+// reads never return the changed bytes.
+func TestEncEngineHealsTamperedShard(t *testing.T) {
+	t.Setenv("VAULT_REMOTE_TEST_KEK", "1")
+	s := startVaultd(t)
+	rig := newRemoteRig(t, s)
+	if !rig.remotes[0].Encrypted() {
+		t.Fatal("the rig's remote drives are not encrypted")
+	}
+	body := marked(8<<20+5, 77) // shards of 2 MiB: objects of their own (above SmallShardMax)
+	if err := rig.put(t, "hyb", "k", body); err != nil {
+		t.Fatal(err)
+	}
+	tampered := 0
+	for k, v := range rawObjects(t, s, rig.buckets[0], "obj/") {
+		putRaw(t, s, rig.buckets[0], k, flip(v, len(v)/2))
+		tampered++
+	}
+	if tampered == 0 {
+		t.Fatal("no shard object in the first remote bucket")
+	}
+	if err := rig.get(t, "hyb", "k", body); err != nil {
+		t.Fatal(err)
+	}
+	repaired, err := rig.eng.Heal(t.Context(), "t", "hyb", "k")
+	if err != nil || len(repaired) == 0 {
+		t.Fatalf("Heal after a remote shard was changed at the provider: repaired %v, %v; want the remote shard rewritten", repaired, err)
+	}
+	if again, err := rig.eng.Heal(t.Context(), "t", "hyb", "k"); err != nil || len(again) != 0 {
+		t.Fatalf("a second Heal: repaired %v, %v; want nothing left to repair", again, err)
+	}
+	if err := rig.get(t, "hyb", "k", body); err != nil {
+		t.Fatal(err)
+	}
+}
