@@ -99,6 +99,7 @@ type encryptedSeen struct {
 	st    *nodeState
 	path  string // node.json
 	saved bool   // node.json exists: a new node's is first written once it is whole
+	dirty bool   // a write of node.json failed: the next OnFormat retries it
 	log   *slog.Logger
 }
 
@@ -114,10 +115,12 @@ func (e *encryptedSeen) onFormat(name string) func(bool) {
 	return func(encrypted bool) {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		if !encrypted || slices.Contains(e.st.EncryptedRemotes, name) {
+		if !encrypted || slices.Contains(e.st.EncryptedRemotes, name) && !e.dirty {
 			return
 		}
-		e.st.EncryptedRemotes = append(e.st.EncryptedRemotes, name)
+		if !slices.Contains(e.st.EncryptedRemotes, name) {
+			e.st.EncryptedRemotes = append(e.st.EncryptedRemotes, name)
+		}
 		if !e.saved {
 			return // in the node's first write
 		}
@@ -137,8 +140,9 @@ func (e *encryptedSeen) save() error {
 func (e *encryptedSeen) saveLocked() error {
 	b, _ := json.MarshalIndent(e.st, "", "  ")
 	if err := writeFileAtomic(e.path, b, 0o644); err != nil {
+		e.dirty = true
 		return err
 	}
-	e.saved = true
+	e.saved, e.dirty = true, false
 	return nil
 }
