@@ -759,16 +759,16 @@ func TestEncDowngradeRefused(t *testing.T) {
 	}
 	putRaw(t, s, b, "down/format.json", plain)
 
-	// Even unknown to the caller, a plaintext format.json over an empty
-	// prefix is formatted afresh, encrypted (nothing to keep in plaintext).
+	// Unknown to the caller, it opens as an empty plaintext drive (a LIST
+	// cannot tell a wiped prefix from one whose listing lags, review
+	// 30e2): what RequireEncrypted is for.
 	trusting := c
 	trusting.OnFormat = nil
 	d2 := open(t, trusting)
-	if !d2.Encrypted() {
-		t.Fatal("a plaintext format.json over an empty prefix opened the drive in plaintext")
+	if d2.Encrypted() {
+		t.Fatal("a plaintext format.json opened encrypted: this test no longer shows the downgrade")
 	}
 	d2.Close()
-	putRaw(t, s, b, "down/format.json", plain)
 
 	c.RequireEncrypted = true
 	before := hashKeys(t, s, b, "down/")

@@ -837,26 +837,6 @@ func (d *Driver) checkFormat(ctx context.Context) error {
 		if d.cfg.Encrypt && !d.cfg.ReadOnly {
 			return d.convert(ctx, fkey)
 		}
-		if !d.cfg.ReadOnly {
-			// A plaintext format.json over a prefix holding nothing else
-			// has nothing to keep in plaintext: the provider wiped an
-			// encrypted drive and wrote one (review 30e), or a conversion
-			// stopped after its deletes. It is formatted encrypted (with a
-			// restamp, if one was due).
-			objs, _, err := d.be.listPage(ctx, d.cfg.Prefix, "")
-			if err != nil {
-				return err
-			}
-			if !slices.ContainsFunc(objs, func(o object) bool { return o.Key != fkey }) {
-				d.newKey()
-				if err := d.be.put(ctx, fkey, d.formatJSON()); err != nil {
-					d.be.keys.Store(nil)
-					return fmt.Errorf("%s: format the empty drive encrypted: %w", fkey, err)
-				}
-				d.log.Warn("remote drive: its format.json said plaintext over an empty prefix: formatted afresh, encrypted")
-				return nil
-			}
-		}
 		d.log.Warn("remote drive: stored in plaintext at the provider (formatted before encryption); to encrypt it, restart once with --remote-encrypt naming it: it is formatted afresh, encrypted, and the healer refills it")
 	}
 	switch {

