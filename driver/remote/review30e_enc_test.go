@@ -53,6 +53,28 @@ func plainFormat(t *testing.T, s server, b, prefix string) []byte {
 	return out
 }
 
+// downgradedDrive formats an encrypted drive under prefix, then does what
+// a hostile provider would: deletes its objects and writes back its
+// format.json without the data key. The config returned has
+// RequireEncrypted set, as vaultd sets it for every drive it has seen
+// encrypted (node.json): only what the node keeps can tell a downgraded
+// drive from one formatted before encryption, or a wiped prefix from a
+// lagging listing (review 30e2).
+func downgradedDrive(t *testing.T, s server, b, prefix string) remote.Config {
+	t.Helper()
+	c := review30eDrive(t, s, b, prefix)
+	c.RequireEncrypted = true
+	pf := plainFormat(t, s, b, prefix)
+	cl := s.client("")
+	for k := range rawObjects(t, s, b, prefix+"/") {
+		if _, err := cl.DeleteObject(t.Context(), &s3.DeleteObjectInput{Bucket: &b, Key: aws.String(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putRaw(t, s, b, prefix+"/format.json", pf)
+	return c
+}
+
 // TestReview30eDowngradeWipe: the provider deletes an encrypted drive's
 // objects and writes format.json back without "enc" (what it was before
 // the drive was converted, or a forgery: the ids are in the clear). A node
@@ -60,23 +82,12 @@ func plainFormat(t *testing.T, s server, b, prefix string) []byte {
 // legacy plaintext drive (a Warn), the healer refills it, and every shard
 // and record key it is given goes to the provider in plaintext. With
 // plaintext log objects the provider can also forge records (XXH3 is no
-// MAC). Fails: Encrypted() false, marker found in the bucket.
+// MAC). Refused now (RequireEncrypted): Open fails or, if it opens, nothing
+// goes out in plaintext.
 func TestReview30eDowngradeWipe(t *testing.T) {
 	s := startVaultd(t)
 	b := s.bucket(t)
-	c := review30eDrive(t, s, b, "down")
-	// Only what the node keeps can tell a wiped encrypted drive from a
-	// plaintext one whose listing lags (review 30e2): vaultd sets this for
-	// every drive it has seen encrypted (node.json).
-	c.RequireEncrypted = true
-	pf := plainFormat(t, s, b, "down")
-	cl := s.client("")
-	for k := range rawObjects(t, s, b, "down/") {
-		if _, err := cl.DeleteObject(t.Context(), &s3.DeleteObjectInput{Bucket: &b, Key: aws.String(k)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	putRaw(t, s, b, "down/format.json", pf)
+	c := downgradedDrive(t, s, b, "down")
 
 	d, err := remote.Open(t.Context(), c)
 	if err != nil {
@@ -281,19 +292,7 @@ func TestReview30eMinIO(t *testing.T) {
 func TestReview30eDowngradeForge(t *testing.T) {
 	s := startVaultd(t)
 	b := s.bucket(t)
-	c := review30eDrive(t, s, b, "forge")
-	// Only what the node keeps can tell a downgraded drive from one
-	// formatted before encryption: vaultd sets this for every drive it
-	// has seen encrypted (node.json).
-	c.RequireEncrypted = true
-	pf := plainFormat(t, s, b, "forge")
-	cl := s.client("")
-	for k := range rawObjects(t, s, b, "forge/") {
-		if _, err := cl.DeleteObject(t.Context(), &s3.DeleteObjectInput{Bucket: &b, Key: aws.String(k)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	putRaw(t, s, b, "forge/format.json", pf)
+	c := downgradedDrive(t, s, b, "forge")
 	putRaw(t, s, b, "forge/log/0000000000000001-0badc0de", remote.Review30eForgedLog(encRecKey(1), version(99), []byte("forged by the provider")))
 	d, err := remote.Open(t.Context(), c)
 	if err != nil {
